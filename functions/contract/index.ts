@@ -1,0 +1,4 @@
+export * from './env';
+export * from './limits';
+export * from './routes';
+export * from './table';

@@ -1,0 +1,25 @@
+/** Limits shared by handlers, the local server, the CDK stack and the tests. */
+export const LIMITS = {
+  /** Largest request body accepted by any handler (API Gateway/Lambda synchronous payload is 6 MB). */
+  maxBodyBytes: 6 * 1024 * 1024,
+  /** Largest ONNX artifact that can be registered. */
+  maxModelBytes: 512 * 1024 * 1024,
+  /** Presigned upload URLs expire after this many seconds. */
+  uploadUrlTtlSeconds: 900,
+  /** Default and maximum page sizes of list routes. */
+  defaultPageSize: 50,
+  maxPageSize: 100,
+  /** Free-text fields. */
+  maxDescriptionLength: 1024,
+  maxTags: 50,
+  maxLabels: 100_000,
+  /** Model and alias names. */
+  namePattern: /^[a-z0-9][a-z0-9\-_.]{0,63}$/,
+  /** Default alias-resolution cache TTL of the predict path. */
+  defaultAliasTtlMs: 5000,
+  /** Default session-cache memory budget as a fraction of the function's memory. */
+  sessionCacheMemoryFraction: 0.5,
+} as const;
+
+/** The alias served when an inference route names no version. */
+export const DEFAULT_ALIAS = 'prod';

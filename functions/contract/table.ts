@@ -1,0 +1,21 @@
+/** DynamoDB single-table schema of the registry (ARCHITECTURE §3). */
+export const TABLE = {
+  partitionKey: 'pk',
+  sortKey: 'sk',
+  /** GSI that lists models: every MODEL item carries gsi1pk = 'MODELS', gsi1sk = name. */
+  modelsIndex: { name: 'gsi1', partitionKey: 'gsi1pk', sortKey: 'gsi1sk' },
+  /** Attribute holding an epoch-seconds expiry (idempotency records, async results). */
+  ttlAttribute: 'expiresAt',
+} as const;
+
+export const keys = {
+  modelPk: (name: string) => `MODEL#${name}`,
+  modelSk: 'MODEL',
+  versionSk: (version: number) => `VERSION#${String(version).padStart(9, '0')}`,
+  versionSkPrefix: 'VERSION#',
+  aliasSk: (alias: string) => `ALIAS#${alias}`,
+  aliasSkPrefix: 'ALIAS#',
+  historySk: (alias: string, iso: string, id: string) => `HISTORY#${alias}#${iso}#${id}`,
+  historySkPrefix: (alias: string) => `HISTORY#${alias}#`,
+  modelsGsiPk: 'MODELS',
+} as const;

@@ -1,0 +1,77 @@
+/**
+ * Domain errors. Each carries the HTTP status and machine code of ARCHITECTURE §2, so handlers map
+ * them without knowing the cause. Anything that is not a MaasError is a 500 with a generic message.
+ */
+export abstract class MaasError extends Error {
+  abstract readonly status: number;
+  abstract readonly code: string;
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class BadRequestError extends MaasError {
+  readonly status = 400;
+  constructor(
+    message: string,
+    readonly code: string = 'BAD_REQUEST',
+  ) {
+    super(message);
+  }
+}
+
+export class NotFoundError extends MaasError {
+  readonly status = 404;
+  constructor(
+    message: string,
+    readonly code: string = 'NOT_FOUND',
+  ) {
+    super(message);
+  }
+}
+
+export class MethodNotAllowedError extends MaasError {
+  readonly status = 405;
+  readonly code = 'METHOD_NOT_ALLOWED';
+}
+
+export class ConflictError extends MaasError {
+  readonly status = 409;
+  constructor(
+    message: string,
+    readonly code: string = 'CONFLICT',
+  ) {
+    super(message);
+  }
+}
+
+export class PreconditionFailedError extends MaasError {
+  readonly status = 412;
+  readonly code = 'PRECONDITION_FAILED';
+}
+
+export class PayloadTooLargeError extends MaasError {
+  readonly status = 413;
+  readonly code = 'PAYLOAD_TOO_LARGE';
+}
+
+/** The artifact is not a loadable ONNX model. */
+export class UnprocessableModelError extends MaasError {
+  readonly status = 422;
+  readonly code = 'INVALID_MODEL';
+}
+
+/** A dependency (DynamoDB, S3) is unavailable; the caller should retry. */
+export class UnavailableError extends MaasError {
+  readonly status = 503;
+  readonly code = 'UNAVAILABLE';
+  constructor(
+    message: string,
+    readonly retryAfterSeconds = 1,
+  ) {
+    super(message);
+  }
+}
+
+export const isMaasError = (e: unknown): e is MaasError => e instanceof MaasError;

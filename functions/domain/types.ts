@@ -1,0 +1,88 @@
+/** Registry and protocol types shared by the domain, the use cases and the adapters. */
+
+export const DATATYPES = [
+  'BOOL',
+  'UINT8',
+  'UINT16',
+  'UINT32',
+  'UINT64',
+  'INT8',
+  'INT16',
+  'INT32',
+  'INT64',
+  'FP16',
+  'FP32',
+  'FP64',
+  'BYTES',
+] as const;
+export type Datatype = (typeof DATATYPES)[number];
+
+/** A tensor as OIP model metadata describes it; -1 marks a dynamic dimension. */
+export interface TensorSpec {
+  readonly name: string;
+  readonly datatype: Datatype;
+  readonly shape: readonly number[];
+}
+
+export interface ModelSignature {
+  readonly inputs: readonly TensorSpec[];
+  readonly outputs: readonly TensorSpec[];
+}
+
+export type VersionStatus = 'PENDING' | 'READY' | 'FAILED' | 'ARCHIVED';
+
+/** Post-processing declared at registration; results are extra named outputs. */
+export interface PostprocessSpec {
+  /** Output tensor the post-processing reads (default: the model's first output). */
+  readonly output?: string;
+  readonly softmax?: boolean;
+  readonly argmax?: boolean;
+  readonly topK?: number;
+}
+
+export interface ModelVersion {
+  readonly name: string;
+  readonly version: number;
+  readonly status: VersionStatus;
+  readonly sha256: string;
+  readonly sizeBytes: number;
+  readonly s3Key: string;
+  readonly signature: ModelSignature;
+  readonly description?: string;
+  readonly tags?: Readonly<Record<string, string>>;
+  readonly labels?: readonly string[];
+  readonly postprocess?: PostprocessSpec;
+  readonly createdAt: string;
+  readonly createdBy?: string;
+  readonly failureReason?: string;
+}
+
+export interface Model {
+  readonly name: string;
+  readonly description?: string;
+  readonly latestVersion: number;
+  readonly aliases: Readonly<Record<string, number>>;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+export interface AliasState {
+  readonly alias: string;
+  readonly version: number;
+  readonly revision: number;
+  readonly updatedAt: string;
+}
+
+export interface HistoryEntry {
+  readonly alias: string;
+  readonly version: number | null;
+  readonly previousVersion: number | null;
+  readonly at: string;
+  readonly actor: string;
+  readonly reason?: string;
+}
+
+export interface Page<T> {
+  readonly items: T[];
+  readonly nextToken?: string;
+}

@@ -1,0 +1,119 @@
+/**
+ * API Gateway HTTP API (payload v2) glue shared by every HTTP handler: body parsing with limits,
+ * JSON responses, the caller's identity, and the one mapping from errors to HTTP answers.
+ */
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { LIMITS } from '../contract/limits';
+import { BadRequestError, isMaasError, PayloadTooLargeError, UnavailableError } from '../domain/errors';
+
+export type HttpEvent = APIGatewayProxyEventV2 & {
+  requestContext: APIGatewayProxyEventV2['requestContext'] & {
+    authorizer?: {
+      iam?: { userArn?: string; userId?: string; callerId?: string };
+      jwt?: { claims?: Record<string, string | number | boolean> };
+    };
+  };
+};
+export type HttpResult = APIGatewayProxyStructuredResultV2;
+
+const JSON_HEADERS = { 'content-type': 'application/json' } as const;
+
+export function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): HttpResult {
+  return { statusCode, headers: { ...JSON_HEADERS, ...headers }, body: JSON.stringify(body) };
+}
+
+/** A body already serialized (the predict path builds its JSON itself). */
+export function rawJson(statusCode: number, body: string): HttpResult {
+  return { statusCode, headers: { ...JSON_HEADERS }, body };
+}
+
+export interface Logger {
+  error(message: string, extra?: Record<string, unknown>): void;
+}
+
+/** Maps any thrown value to an OIP-style error answer; never leaks a stack trace. */
+export function errorResult(err: unknown, logger?: Logger): HttpResult {
+  if (isMaasError(err)) {
+    const headers: Record<string, string> =
+      err instanceof UnavailableError ? { 'retry-after': String(err.retryAfterSeconds) } : {};
+    return json(err.status, { error: err.message, code: err.code }, headers);
+  }
+  if (isDependencyUnavailable(err)) {
+    logger?.error('dependency unavailable', { error: describe(err) });
+    return json(503, { error: 'a dependency is unavailable, retry later', code: 'UNAVAILABLE' }, { 'retry-after': '1' });
+  }
+  logger?.error('unhandled error', { error: describe(err) });
+  return json(500, { error: 'internal error', code: 'INTERNAL' });
+}
+
+function describe(err: unknown): Record<string, unknown> {
+  return err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : { value: String(err) };
+}
+
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND']);
+const THROTTLE_NAMES = new Set([
+  'ProvisionedThroughputExceededException',
+  'ThrottlingException',
+  'RequestLimitExceeded',
+  'ServiceUnavailable',
+  'InternalServerError',
+  'SlowDown',
+  'TimeoutError',
+]);
+
+function isDependencyUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: string }).code;
+  if (code && UNAVAILABLE_CODES.has(code)) return true;
+  if (THROTTLE_NAMES.has(err.name)) return true;
+  const cause = (err as { cause?: unknown }).cause;
+  return cause !== undefined && cause !== err && isDependencyUnavailable(cause);
+}
+
+/** Raw body bytes of the event, honouring `isBase64Encoded`, with the size limit enforced. */
+export function bodyText(event: HttpEvent, maxBytes: number = LIMITS.maxBodyBytes): string {
+  const raw = event.body ?? '';
+  const text = event.isBase64Encoded ? Buffer.from(raw, 'base64').toString('utf8') : raw;
+  const size = event.isBase64Encoded ? Buffer.byteLength(raw, 'base64') : Buffer.byteLength(text, 'utf8');
+  if (size > maxBytes) {
+    throw new PayloadTooLargeError(`request body is ${size} bytes; the limit is ${maxBytes} bytes`);
+  }
+  return text;
+}
+
+/** Parses a JSON object body; malformed JSON or a non-object is a 400. */
+export function parseJsonObject(event: HttpEvent, maxBytes?: number): Record<string, unknown> {
+  const text = bodyText(event, maxBytes);
+  if (text.trim() === '') throw new BadRequestError('request body is empty; a JSON object is required', 'MALFORMED_JSON');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new BadRequestError(`request body is not valid JSON: ${(e as Error).message}`, 'MALFORMED_JSON');
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new BadRequestError('request body must be a JSON object', 'MALFORMED_JSON');
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/** The caller's identity: IAM principal, else JWT subject, else 'anonymous'. */
+export function actorOf(event: HttpEvent): string {
+  const auth = event.requestContext?.authorizer;
+  const iam = auth?.iam;
+  if (iam?.userArn) return iam.userArn;
+  if (iam?.callerId) return iam.callerId;
+  const sub = auth?.jwt?.claims?.sub;
+  if (sub !== undefined) return String(sub);
+  return 'anonymous';
+}
+
+export function pathParam(event: HttpEvent, name: string): string {
+  const value = event.pathParameters?.[name];
+  if (value === undefined || value === '') throw new BadRequestError(`path parameter '${name}' is missing`);
+  return value;
+}
+
+export function queryParam(event: HttpEvent, name: string): string | undefined {
+  return event.queryStringParameters?.[name];
+}

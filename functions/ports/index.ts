@@ -1,0 +1,109 @@
+/**
+ * Ports: what the use cases need from the outside world. Adapters in functions/adapters implement
+ * them with the AWS SDK and onnxruntime-node; tests may implement them with fakes.
+ */
+import type {
+  AliasState,
+  HistoryEntry,
+  Model,
+  ModelSignature,
+  ModelVersion,
+  Page,
+  VersionStatus,
+} from '../domain/types';
+
+export interface NewVersion {
+  readonly name: string;
+  readonly sha256: string;
+  readonly sizeBytes: number;
+  readonly s3Key: string;
+  readonly signature: ModelSignature;
+  readonly status: 'READY' | 'FAILED';
+  readonly description?: string;
+  readonly tags?: Record<string, string>;
+  readonly labels?: string[];
+  readonly postprocess?: ModelVersion['postprocess'];
+  readonly createdBy?: string;
+  readonly failureReason?: string;
+}
+
+export interface AliasMove {
+  readonly name: string;
+  readonly alias: string;
+  /** Target version; null removes the alias. */
+  readonly version: number | null;
+  /** When set, the move only happens if the alias currently points at this version (0 = alias absent). */
+  readonly expectedVersion?: number;
+  /** Current revision observed by the caller; the write is conditional on it (lost-update guard). */
+  readonly expectedRevision?: number;
+  readonly actor: string;
+  readonly reason?: string;
+}
+
+export interface AliasMoveResult {
+  readonly alias: string;
+  readonly version: number | null;
+  readonly previousVersion: number | null;
+  readonly revision: number;
+}
+
+export interface RegistryRepository {
+  /**
+   * Allocates the next version number of `name` (creating the model on first use) and writes the
+   * version in one transaction. When the version is READY and the model has no `prod` alias yet,
+   * the same transaction aliases it `prod`.
+   */
+  createVersion(v: NewVersion): Promise<ModelVersion>;
+  getModel(name: string): Promise<Model | undefined>;
+  listModels(limit: number, nextToken?: string): Promise<Page<Model>>;
+  getVersion(name: string, version: number): Promise<ModelVersion | undefined>;
+  listVersions(name: string, limit: number, nextToken?: string): Promise<Page<ModelVersion>>;
+  updateVersion(
+    name: string,
+    version: number,
+    patch: { description?: string; tags?: Record<string, string>; status?: VersionStatus },
+  ): Promise<ModelVersion>;
+  /** Deletes a version; ConflictError while an alias points at it. */
+  deleteVersion(name: string, version: number): Promise<void>;
+  getAlias(name: string, alias: string): Promise<AliasState | undefined>;
+  /** Moves (or removes) an alias conditionally and appends a history entry, atomically. */
+  moveAlias(move: AliasMove): Promise<AliasMoveResult>;
+  /** Newest first. */
+  aliasHistory(name: string, alias: string, limit: number, nextToken?: string): Promise<Page<HistoryEntry>>;
+  /** Cheap reachability probe for /v2/health/ready. */
+  ping(): Promise<void>;
+}
+
+export interface ArtifactStore {
+  getObject(key: string): Promise<Uint8Array>;
+  putObject(key: string, body: Uint8Array, contentType?: string): Promise<void>;
+  copyObject(fromKey: string, toKey: string): Promise<void>;
+  headObject(key: string): Promise<{ sizeBytes: number } | undefined>;
+  deleteObject(key: string): Promise<void>;
+  presignPut(key: string, expiresInSeconds: number): Promise<string>;
+  readonly bucket: string;
+}
+
+/** Loads an artifact to prove it is a usable ONNX model and read its signature. */
+export interface ModelInspector {
+  /** Throws UnprocessableModelError when the bytes are not a loadable model. */
+  inspect(bytes: Uint8Array): Promise<ModelSignature>;
+}
+
+export type RegistryEvent =
+  | { type: 'ModelVersionRegistered'; detail: { name: string; version: number; sha256: string } }
+  | { type: 'ModelVersionFailed'; detail: { name: string; version: number; reason: string } }
+  | {
+      type: 'AliasMoved';
+      detail: { name: string; alias: string; version: number | null; previousVersion: number | null };
+    };
+
+export interface EventPublisher {
+  publish(event: RegistryEvent): Promise<void>;
+}
+
+export interface Clock {
+  now(): Date;
+}
+
+export const systemClock: Clock = { now: () => new Date() };
