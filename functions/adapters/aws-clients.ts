@@ -5,8 +5,8 @@
  * S3-compatible servers mishandle streamed aws-chunked uploads.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 
 export interface ClientOptions {
   readonly region?: string;
@@ -15,7 +15,8 @@ export interface ClientOptions {
   readonly credentials?: { accessKeyId: string; secretAccessKey: string };
 }
 
-const region = (o: ClientOptions) => o.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1';
+const region = (o: ClientOptions) =>
+  o.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1';
 
 export function dynamoDocumentClient(o: ClientOptions = {}): DynamoDBDocumentClient {
   const client = new DynamoDBClient({

@@ -75,7 +75,10 @@ export interface RouteMatch {
  * Finds the route for a concrete method and path. Returns `undefined` when nothing matches, and
  * `{ methodNotAllowed: true }` when the path exists for another method.
  */
-export function matchRoute(method: string, path: string): RouteMatch | { methodNotAllowed: true } | undefined {
+export function matchRoute(
+  method: string,
+  path: string,
+): RouteMatch | { methodNotAllowed: true } | undefined {
   let pathKnown = false;
   for (const { route, names, regex } of compiled) {
     const m = regex.exec(path);

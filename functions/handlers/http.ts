@@ -40,17 +40,30 @@ export function errorResult(err: unknown, logger?: Logger): HttpResult {
   }
   if (isDependencyUnavailable(err)) {
     logger?.error('dependency unavailable', { error: describe(err) });
-    return json(503, { error: 'a dependency is unavailable, retry later', code: 'UNAVAILABLE' }, { 'retry-after': '1' });
+    return json(
+      503,
+      { error: 'a dependency is unavailable, retry later', code: 'UNAVAILABLE' },
+      { 'retry-after': '1' },
+    );
   }
   logger?.error('unhandled error', { error: describe(err) });
   return json(500, { error: 'internal error', code: 'INTERNAL' });
 }
 
 function describe(err: unknown): Record<string, unknown> {
-  return err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : { value: String(err) };
+  return err instanceof Error
+    ? { name: err.name, message: err.message, stack: err.stack }
+    : { value: String(err) };
 }
 
-const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND']);
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+]);
 const THROTTLE_NAMES = new Set([
   'ProvisionedThroughputExceededException',
   'ThrottlingException',
@@ -84,7 +97,8 @@ export function bodyText(event: HttpEvent, maxBytes: number = LIMITS.maxBodyByte
 /** Parses a JSON object body; malformed JSON or a non-object is a 400. */
 export function parseJsonObject(event: HttpEvent, maxBytes?: number): Record<string, unknown> {
   const text = bodyText(event, maxBytes);
-  if (text.trim() === '') throw new BadRequestError('request body is empty; a JSON object is required', 'MALFORMED_JSON');
+  if (text.trim() === '')
+    throw new BadRequestError('request body is empty; a JSON object is required', 'MALFORMED_JSON');
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);

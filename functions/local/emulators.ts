@@ -54,7 +54,9 @@ export interface RunningDynamo {
 }
 
 /** Starts DynamoDB Local on loopback; resolves once it answers HTTP. `dbPath` undefined = in memory. */
-export async function startDynamoDbLocal(opts: { port?: number; dbPath?: string } = {}): Promise<RunningDynamo> {
+export async function startDynamoDbLocal(
+  opts: { port?: number; dbPath?: string } = {},
+): Promise<RunningDynamo> {
   if (!javaAvailable()) throw new JavaMissingError();
   const port = opts.port ?? (await freePort());
   let path: string | null = null;
@@ -62,7 +64,7 @@ export async function startDynamoDbLocal(opts: { port?: number; dbPath?: string 
     path = resolve(opts.dbPath);
     mkdirSync(path, { recursive: true });
   }
-  const child = spawnDynamoDbLocal({ port, path, sharedDb: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnDynamoDbLocal({ port, path, sharedDb: true, stdio: 'pipe' });
   let output = '';
   child.stdout?.on('data', (d: Buffer) => {
     output += d.toString();
@@ -72,7 +74,9 @@ export async function startDynamoDbLocal(opts: { port?: number; dbPath?: string 
   });
   const endpoint = `http://127.0.0.1:${port}`;
   const exited = new Promise<never>((_, rej) =>
-    child.once('exit', (code) => rej(new Error(`DynamoDB Local exited (code ${code}): ${output.slice(-2000)}`))),
+    child.once('exit', (code) =>
+      rej(new Error(`DynamoDB Local exited (code ${code}): ${output.slice(-2000)}`)),
+    ),
   );
   await Promise.race([waitForHttp(endpoint, 30_000), exited]);
   exited.catch(() => {});
@@ -90,7 +94,11 @@ export interface RunningS3 {
 }
 
 /** Starts s3rver on loopback with `directory` as its store; `buckets` are created up front. */
-export async function startS3rver(opts: { port?: number; directory: string; buckets?: string[] }): Promise<RunningS3> {
+export async function startS3rver(opts: {
+  port?: number;
+  directory: string;
+  buckets?: string[];
+}): Promise<RunningS3> {
   mkdirSync(opts.directory, { recursive: true });
   const port = opts.port ?? (await freePort());
   const server = new S3rver({

@@ -105,7 +105,10 @@ function initializer(t: InitializerSpec) {
   if (t.raw) return { ...base, rawData: t.raw };
   if (t.floats) return { ...base, rawData: new Uint8Array(Float32Array.from(t.floats).buffer) };
   if (t.int64s) {
-    return { ...base, rawData: new Uint8Array(BigInt64Array.from(Array.from(t.int64s, (v) => BigInt(v))).buffer) };
+    return {
+      ...base,
+      rawData: new Uint8Array(BigInt64Array.from(Array.from(t.int64s, (v) => BigInt(v))).buffer),
+    };
   }
   throw new Error(`initializer ${t.name} has no data`);
 }

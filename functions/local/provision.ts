@@ -6,11 +6,14 @@ import {
   ResourceInUseException,
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb';
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { CreateBucketCommand, HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { TABLE } from '../contract/table';
 
-export async function ensureTable(doc: DynamoDBDocumentClient | DynamoDBClient, tableName: string): Promise<void> {
+export async function ensureTable(
+  doc: DynamoDBDocumentClient | DynamoDBClient,
+  tableName: string,
+): Promise<void> {
   const client = doc as DynamoDBClient;
   try {
     await client.send(new DescribeTableCommand({ TableName: tableName }));

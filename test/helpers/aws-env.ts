@@ -3,12 +3,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { DeleteTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { inject } from 'vitest';
 import { dynamoDocumentClient, s3Client } from '../../functions/adapters/aws-clients';
-import { ensureBucket, ensureTable } from '../../functions/local/provision';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../functions/local/emulators';
+import { ensureBucket, ensureTable } from '../../functions/local/provision';
 
 export interface TestAwsEnv {
   readonly dynamoEndpoint: string;
@@ -25,7 +25,8 @@ export interface TestAwsEnv {
 export async function createTestAwsEnv(prefix = 'maas'): Promise<TestAwsEnv> {
   const dynamoEndpoint = inject('dynamoEndpoint');
   const s3Endpoint = inject('s3Endpoint');
-  if (!dynamoEndpoint || !s3Endpoint) throw new Error('emulators are not running: globalSetup did not provide them');
+  if (!dynamoEndpoint || !s3Endpoint)
+    throw new Error('emulators are not running: globalSetup did not provide them');
   const id = randomUUID().slice(0, 8);
   const table = `${prefix}-${id}`;
   const bucket = `${prefix}-${id}`.toLowerCase();
@@ -50,7 +51,9 @@ export async function createTestAwsEnv(prefix = 'maas'): Promise<TestAwsEnv> {
       MAAS_BUCKET: bucket,
     },
     async dispose() {
-      await (doc as unknown as DynamoDBClient).send(new DeleteTableCommand({ TableName: table })).catch(() => {});
+      await (doc as unknown as DynamoDBClient)
+        .send(new DeleteTableCommand({ TableName: table }))
+        .catch(() => {});
     },
   };
 }

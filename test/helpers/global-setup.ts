@@ -17,10 +17,7 @@ declare module 'vitest' {
 
 export default async function setup(project: TestProject) {
   const dir = mkdtempSync(join(tmpdir(), 'maas-test-'));
-  const [dynamo, s3] = await Promise.all([
-    startDynamoDbLocal(),
-    startS3rver({ directory: join(dir, 's3') }),
-  ]);
+  const [dynamo, s3] = await Promise.all([startDynamoDbLocal(), startS3rver({ directory: join(dir, 's3') })]);
   project.provide('dynamoEndpoint', dynamo.endpoint);
   project.provide('s3Endpoint', s3.endpoint);
   return async () => {

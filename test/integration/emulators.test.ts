@@ -16,7 +16,9 @@ describe('test harness', () => {
   it('round-trips an item through DynamoDB Local', async () => {
     const item = { pk: keys.modelPk('harness'), sk: keys.modelSk, latestVersion: 7 };
     await env.doc.send(new PutCommand({ TableName: env.table, Item: item }));
-    const got = await env.doc.send(new GetCommand({ TableName: env.table, Key: { pk: item.pk, sk: item.sk } }));
+    const got = await env.doc.send(
+      new GetCommand({ TableName: env.table, Key: { pk: item.pk, sk: item.sk } }),
+    );
     expect(got.Item).toEqual(item);
   });
 
@@ -27,7 +29,9 @@ describe('test harness', () => {
     const back = await got.Body!.transformToByteArray();
     expect(Buffer.from(back).equals(Buffer.from(bytes))).toBe(true);
     const session = await ort.InferenceSession.create(back);
-    const out = await session.run({ input: new ort.Tensor('float32', new Float32Array([1, 2, 3, 4]), [1, 4]) });
+    const out = await session.run({
+      input: new ort.Tensor('float32', new Float32Array([1, 2, 3, 4]), [1, 4]),
+    });
     const probs = Array.from(out.output!.data as Float32Array);
     expect(probs).toHaveLength(3);
     expect(probs.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
