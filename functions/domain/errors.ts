@@ -75,3 +75,12 @@ export class UnavailableError extends MaasError {
 }
 
 export const isMaasError = (e: unknown): e is MaasError => e instanceof MaasError;
+
+/**
+ * A stored artifact's bytes do not match the sha256 recorded at registration. A server-side integrity failure
+ * the caller cannot fix or outwait: 500 with its own code, and no session is created from the bytes.
+ */
+export class ArtifactIntegrityError extends MaasError {
+  readonly status = 500;
+  readonly code = 'ARTIFACT_INTEGRITY';
+}
