@@ -13,6 +13,8 @@ export const LIMITS = {
   maxDescriptionLength: 1024,
   maxTags: 50,
   maxLabels: 100_000,
+  /** Serialized size of a version's labels (they live in the version's DynamoDB item, max 400 KB). */
+  maxLabelsBytes: 300_000,
   /** Model and alias names. */
   namePattern: /^[a-z0-9][a-z0-9\-_.]{0,63}$/,
   /** Default alias-resolution cache TTL of the predict path. */
