@@ -1,0 +1,184 @@
+/**
+ * Checks an OIP inference request against a model version's signature before the model runs, and decodes it
+ * into domain tensors. Every problem is a `BadRequestError` (400) whose message names the input and what was
+ * expected. Pure.
+ */
+import { BadRequestError } from './errors';
+import { decodeTensor, type OipRequest, type Tensor } from './tensor-codec';
+import { DATATYPES, type Datatype, type ModelSignature, type TensorSpec } from './types';
+
+/** A signature prepared once per version so that each request only does lookups. */
+export interface CompiledSignature {
+  /** Human name of what is served, e.g. `model 'iris' version 3` (used in messages). */
+  readonly label: string;
+  readonly inputs: ReadonlyMap<string, TensorSpec>;
+  readonly inputNames: readonly string[];
+  /** The model's own outputs. */
+  readonly modelOutputs: readonly string[];
+  /** Every output a request may name: model outputs and post-processing outputs. */
+  readonly knownOutputs: ReadonlySet<string>;
+}
+
+/** Prepares `signature` (plus post-processing output names) for repeated validation. */
+export function compileSignature(
+  signature: ModelSignature,
+  label: string,
+  extraOutputs: readonly string[] = [],
+): CompiledSignature {
+  const modelOutputs = signature.outputs.map((o) => o.name);
+  return {
+    label,
+    inputs: new Map(signature.inputs.map((i) => [i.name, i])),
+    inputNames: signature.inputs.map((i) => i.name),
+    modelOutputs,
+    knownOutputs: new Set([...modelOutputs, ...extraOutputs]),
+  };
+}
+
+/** A request that passed validation: decoded feeds and the outputs asked for. */
+export interface ValidatedRequest {
+  readonly id?: string;
+  readonly feeds: Record<string, Tensor>;
+  /** Output names the caller selected (deduplicated, in request order); undefined = all outputs. */
+  readonly outputs?: readonly string[];
+}
+
+const DATATYPE_SET: ReadonlySet<string> = new Set(DATATYPES);
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v);
+
+const fmtShape = (shape: readonly number[]) => `[${shape.join(',')}]`;
+
+function bad(message: string, code: string): never {
+  throw new BadRequestError(message, code);
+}
+
+/** Validates the top-level structure of an OIP request (no signature needed). */
+export function checkRequestShape(body: unknown): OipRequest {
+  if (!isObject(body)) bad('request body must be a JSON object', 'INVALID_REQUEST');
+  if (body.id !== undefined && typeof body.id !== 'string') {
+    bad(`'id' must be a string, got ${typeof body.id}`, 'INVALID_REQUEST');
+  }
+  if (body.parameters !== undefined && !isObject(body.parameters)) {
+    bad(`'parameters' must be an object`, 'INVALID_REQUEST');
+  }
+  const inputs = body.inputs;
+  if (!Array.isArray(inputs) || inputs.length === 0) {
+    bad(`'inputs' must be a non-empty array of {name, shape, datatype, data}`, 'INVALID_REQUEST');
+  }
+  for (let i = 0; i < inputs.length; i++) {
+    const input = inputs[i];
+    if (!isObject(input))
+      bad(`inputs[${i}] must be an object {name, shape, datatype, data}`, 'INVALID_REQUEST');
+    if (typeof input.name !== 'string' || input.name === '') {
+      bad(`inputs[${i}].name must be a non-empty string`, 'INVALID_REQUEST');
+    }
+    const name = input.name;
+    if (typeof input.datatype !== 'string' || !DATATYPE_SET.has(input.datatype)) {
+      bad(
+        `input '${name}': datatype ${JSON.stringify(input.datatype)} is not one of ${DATATYPES.join(', ')}`,
+        'INVALID_DATATYPE',
+      );
+    }
+    const shape = input.shape;
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
+      bad(`input '${name}': shape must be an array of non-negative integers`, 'INVALID_SHAPE');
+    }
+    if (input.data === undefined) bad(`input '${name}': 'data' is missing`, 'INVALID_DATA');
+  }
+  const outputs = body.outputs;
+  if (outputs !== undefined) {
+    if (!Array.isArray(outputs)) bad(`'outputs' must be an array of {name}`, 'INVALID_REQUEST');
+    for (let i = 0; i < outputs.length; i++) {
+      const o = outputs[i];
+      if (!isObject(o) || typeof o.name !== 'string' || o.name === '') {
+        bad(`outputs[${i}] must be an object with a non-empty 'name'`, 'INVALID_REQUEST');
+      }
+    }
+  }
+  return body as unknown as OipRequest;
+}
+
+/** Checks one request input's datatype and shape against the model's input spec. */
+function checkAgainstSpec(
+  label: string,
+  name: string,
+  datatype: Datatype,
+  shape: readonly number[],
+  spec: TensorSpec,
+) {
+  if (datatype !== spec.datatype) {
+    bad(`input '${name}' has datatype ${datatype}; ${label} expects ${spec.datatype}`, 'DATATYPE_MISMATCH');
+  }
+  if (shape.length !== spec.shape.length) {
+    bad(
+      `input '${name}' has shape ${fmtShape(shape)} (rank ${shape.length}); ${label} expects rank ${spec.shape.length} ${fmtShape(spec.shape)} (-1 = any size)`,
+      'SHAPE_MISMATCH',
+    );
+  }
+  for (let d = 0; d < shape.length; d++) {
+    const want = spec.shape[d]!;
+    if (want >= 0 && shape[d] !== want) {
+      bad(
+        `input '${name}' has shape ${fmtShape(shape)}; ${label} expects ${fmtShape(spec.shape)} (dimension ${d} must be ${want})`,
+        'SHAPE_MISMATCH',
+      );
+    }
+  }
+}
+
+/**
+ * Validates `body` against the compiled signature and decodes its inputs. Checks, in order: request structure,
+ * unknown/duplicate input names, datatype, rank, fixed dimensions, missing inputs, requested output names, and
+ * finally each input's data (length = product(shape), element types, ranges, finiteness).
+ */
+export function validateInferenceRequest(body: unknown, sig: CompiledSignature): ValidatedRequest {
+  const req = checkRequestShape(body);
+  const seen = new Set<string>();
+  for (const input of req.inputs) {
+    const spec = sig.inputs.get(input.name);
+    if (!spec) {
+      bad(
+        `input '${input.name}' is not an input of ${sig.label}; expected ${sig.inputNames.map((n) => `'${n}'`).join(', ')}`,
+        'UNKNOWN_INPUT',
+      );
+    }
+    if (seen.has(input.name)) bad(`input '${input.name}' is given more than once`, 'DUPLICATE_INPUT');
+    seen.add(input.name);
+    checkAgainstSpec(sig.label, input.name, input.datatype as Datatype, input.shape, spec);
+  }
+  if (seen.size !== sig.inputNames.length) {
+    const missing = sig.inputNames.filter((n) => !seen.has(n));
+    const specs = missing.map((n) => {
+      const s = sig.inputs.get(n)!;
+      return `'${n}' (${s.datatype} ${fmtShape(s.shape)})`;
+    });
+    bad(
+      `missing input${missing.length > 1 ? 's' : ''} ${specs.join(', ')} required by ${sig.label}`,
+      'MISSING_INPUT',
+    );
+  }
+  let outputs: string[] | undefined;
+  if (req.outputs !== undefined) {
+    outputs = [];
+    for (const o of req.outputs) {
+      if (!sig.knownOutputs.has(o.name)) {
+        bad(
+          `output '${o.name}' is not an output of ${sig.label}; expected one of ${[...sig.knownOutputs].map((n) => `'${n}'`).join(', ')}`,
+          'UNKNOWN_OUTPUT',
+        );
+      }
+      if (!outputs.includes(o.name)) outputs.push(o.name);
+    }
+  }
+  const feeds: Record<string, Tensor> = {};
+  for (const input of req.inputs) {
+    feeds[input.name] = decodeTensor(input.name, input.datatype as Datatype, input.shape, input.data);
+  }
+  return {
+    ...(req.id !== undefined ? { id: req.id } : {}),
+    feeds,
+    ...(outputs ? { outputs } : {}),
+  };
+}
