@@ -1,4 +1,5 @@
 export * from './env';
+export * from './events';
 export * from './limits';
 export * from './routes';
 export * from './table';

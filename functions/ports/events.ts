@@ -1,0 +1,59 @@
+/**
+ * Ports of the event-driven flows: the work queue, the object store of batch jobs and async requests, and
+ * the inference the flows reuse (the predict path's own code, behind an interface the flows can fake).
+ */
+import type { WorkMessage } from '../domain/async';
+
+/** Sends messages to the work queue (SQS in AWS, the in-process queue locally). */
+export interface QueuePublisher {
+  /** Resolves with the queue's message id once the message is durably enqueued. */
+  send(message: WorkMessage): Promise<string>;
+}
+
+/** Objects of batch jobs and async requests (the model bucket). */
+export interface BlobStore {
+  /** The object's bytes, or undefined when it does not exist. */
+  get(key: string): Promise<Uint8Array | undefined>;
+  put(key: string, body: Uint8Array | string, contentType?: string): Promise<void>;
+  delete(key: string): Promise<void>;
+  /** ETag / version id of an object, or undefined when it does not exist. */
+  head(key: string): Promise<{ eTag?: string; versionId?: string; sizeBytes: number } | undefined>;
+}
+
+/** A single OIP answer, or the error of one request of a batch. */
+export type InferOutcome = { ok: true; response: unknown } | { ok: false; error: unknown };
+
+/** Inference as the event flows need it. Implemented over the predict use case (one inference code path). */
+export interface InferenceRunner {
+  /** Resolves `ref` (version number or alias) of `name` to the concrete READY version; NotFoundError otherwise. */
+  resolveVersion(name: string, ref: string): Promise<number>;
+  /** Runs one OIP request; domain errors (400/404/409/422) describe the caller's mistake. */
+  infer(name: string, ref: string, request: unknown): Promise<unknown>;
+  /**
+   * Runs requests of one layout as one ORT run where possible; returns one outcome per request, in order.
+   * A request that fails validation fails alone.
+   */
+  inferMany(name: string, ref: string, requests: readonly unknown[]): Promise<InferOutcome[]>;
+}
+
+/** The part of an AWS Lambda context the flows use (time budget). */
+export interface TimeBudget {
+  getRemainingTimeInMillis(): number;
+}
+
+/** The same work already runs elsewhere (another delivery of the same event holds the lock). */
+export class AlreadyInProgressError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AlreadyInProgressError';
+  }
+}
+
+/**
+ * Runs work at most once per key: the first caller runs it and its (JSON) result is stored; later callers
+ * get the stored result without running it; a caller arriving while it runs gets AlreadyInProgressError.
+ * Work that throws stores nothing, so a retry runs it again.
+ */
+export interface IdempotencyGuard {
+  once<T>(key: Record<string, string>, work: () => Promise<T>, budget?: TimeBudget): Promise<T>;
+}
