@@ -160,7 +160,7 @@ export function validateInferenceRequest(body: unknown, sig: CompiledSignature):
     );
   }
   let outputs: string[] | undefined;
-  if (req.outputs !== undefined) {
+  if (req.outputs !== undefined && req.outputs.length > 0) {
     outputs = [];
     for (const o of req.outputs) {
       if (!sig.knownOutputs.has(o.name)) {

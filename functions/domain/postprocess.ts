@@ -14,7 +14,7 @@
  * Pure.
  */
 import { fromHalfBits, type Tensor } from './tensor-codec';
-import type { ModelSignature, PostprocessSpec } from './types';
+import type { ModelSignature, PostprocessSpec, TensorSpec } from './types';
 
 export const POSTPROCESS_OUTPUTS = {
   softmax: 'softmax',
@@ -212,4 +212,35 @@ export function applyPostprocess(
     }
   }
   return out;
+}
+
+/** OIP metadata of the extra outputs (shapes derived from the source output; -1 = dynamic). */
+export function postprocessOutputSpecs(
+  spec: PostprocessSpec | undefined,
+  labels: readonly string[] | undefined,
+  signature: ModelSignature,
+): TensorSpec[] {
+  const names = postprocessOutputNames(spec, labels);
+  const source = signature.outputs.find((o) => o.name === postprocessSource(spec, signature));
+  if (names.length === 0 || !source) return [];
+  const full = [...source.shape];
+  const rows = full.slice(0, -1);
+  const k = spec?.topK ?? 0;
+  const specOf = (name: string): TensorSpec => {
+    switch (name) {
+      case POSTPROCESS_OUTPUTS.softmax:
+        return { name, datatype: 'FP32', shape: full };
+      case POSTPROCESS_OUTPUTS.argmax:
+        return { name, datatype: 'INT64', shape: rows };
+      case POSTPROCESS_OUTPUTS.label:
+        return { name, datatype: 'BYTES', shape: rows };
+      case POSTPROCESS_OUTPUTS.topkIndices:
+        return { name, datatype: 'INT64', shape: [...rows, k] };
+      case POSTPROCESS_OUTPUTS.topkScores:
+        return { name, datatype: 'FP32', shape: [...rows, k] };
+      default:
+        return { name, datatype: 'BYTES', shape: [...rows, k] };
+    }
+  };
+  return names.map(specOf);
 }
