@@ -1,0 +1,95 @@
+/** ArtifactStore on S3 (or s3rver / LocalStack through the same client). */
+import {
+  CopyObjectCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { NotFoundError } from '../domain/errors';
+import type { ArtifactStore } from '../ports';
+
+export interface S3ArtifactStoreOptions {
+  /** Built with `s3Client()` (checksums when required, path style for emulators). */
+  readonly s3: S3Client;
+  readonly bucket: string;
+}
+
+const isMissing = (e: unknown): boolean => {
+  const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return err?.name === 'NoSuchKey' || err?.name === 'NotFound' || err?.$metadata?.httpStatusCode === 404;
+};
+
+/** Keys are used as given: callers build them with `S3_KEYS` from the contract. */
+export class S3ArtifactStore implements ArtifactStore {
+  readonly bucket: string;
+  private readonly s3: S3Client;
+
+  constructor(opts: S3ArtifactStoreOptions) {
+    this.s3 = opts.s3;
+    this.bucket = opts.bucket;
+  }
+
+  /** The object's bytes; NotFoundError (`ARTIFACT_NOT_FOUND`) when the key does not exist. */
+  async getObject(key: string): Promise<Uint8Array> {
+    try {
+      const out = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      if (!out.Body) throw new NotFoundError(`artifact '${key}' has no body`, 'ARTIFACT_NOT_FOUND');
+      return await out.Body.transformToByteArray();
+    } catch (e) {
+      if (isMissing(e)) throw new NotFoundError(`artifact '${key}' does not exist`, 'ARTIFACT_NOT_FOUND');
+      throw e;
+    }
+  }
+
+  async putObject(key: string, body: Uint8Array, contentType = 'application/octet-stream'): Promise<void> {
+    await this.s3.send(
+      new PutObjectCommand({
+        Bucket: this.bucket,
+        Key: key,
+        // A Buffer with a known length: S3-compatible servers mishandle streamed uploads.
+        Body: Buffer.from(body.buffer, body.byteOffset, body.byteLength),
+        ContentType: contentType,
+      }),
+    );
+  }
+
+  async copyObject(fromKey: string, toKey: string): Promise<void> {
+    try {
+      await this.s3.send(
+        new CopyObjectCommand({
+          Bucket: this.bucket,
+          Key: toKey,
+          CopySource: `${this.bucket}/${fromKey.split('/').map(encodeURIComponent).join('/')}`,
+        }),
+      );
+    } catch (e) {
+      if (isMissing(e)) throw new NotFoundError(`artifact '${fromKey}' does not exist`, 'ARTIFACT_NOT_FOUND');
+      throw e;
+    }
+  }
+
+  /** Size of the object, or `undefined` when it does not exist. */
+  async headObject(key: string): Promise<{ sizeBytes: number } | undefined> {
+    try {
+      const out = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return { sizeBytes: out.ContentLength ?? 0 };
+    } catch (e) {
+      if (isMissing(e)) return undefined;
+      throw e;
+    }
+  }
+
+  async deleteObject(key: string): Promise<void> {
+    await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+  }
+
+  /** A presigned `PUT` URL for `key`, valid for `expiresInSeconds`. */
+  presignPut(key: string, expiresInSeconds: number): Promise<string> {
+    return getSignedUrl(this.s3, new PutObjectCommand({ Bucket: this.bucket, Key: key }), {
+      expiresIn: expiresInSeconds,
+    });
+  }
+}

@@ -1,0 +1,346 @@
+/**
+ * Registry use cases: register a version from an artifact in the bucket, move / roll back / remove
+ * aliases, archive and delete versions, listings, and presigned uploads. Shared by the HTTP handler,
+ * the event-driven registration and the CLI.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { S3_KEYS } from '../contract/env';
+import { LIMITS } from '../contract/limits';
+import {
+  BadRequestError,
+  ConflictError,
+  NotFoundError,
+  PayloadTooLargeError,
+  UnprocessableModelError,
+} from '../domain/errors';
+import {
+  assertPostprocessFits,
+  assertStatusChange,
+  rollbackTarget,
+  validateAliasName,
+  validateModelName,
+} from '../domain/registry';
+import type { HistoryEntry, Model, ModelVersion, Page, PostprocessSpec } from '../domain/types';
+import {
+  type AliasMoveResult,
+  type ArtifactStore,
+  type Clock,
+  type EventPublisher,
+  type ModelInspector,
+  type RegistryEvent,
+  type RegistryRepository,
+  systemClock,
+} from '../ports';
+
+/** Minimal logger (Powertools' Logger fits). */
+export interface RegistryLogger {
+  warn(message: string, extra?: Record<string, unknown>): void;
+}
+
+export interface RegistryDeps {
+  readonly repo: RegistryRepository;
+  readonly store: ArtifactStore;
+  readonly inspector: ModelInspector;
+  readonly events?: EventPublisher;
+  readonly clock?: Clock;
+  /** @default LIMITS.maxModelBytes */
+  readonly maxModelBytes?: number;
+  readonly logger?: RegistryLogger;
+}
+
+export interface RegisterVersionInput {
+  readonly name: string;
+  /** Key of the artifact in the service bucket (`uploads/…`, `incoming/…`). */
+  readonly sourceKey: string;
+  readonly description?: string;
+  readonly tags?: Record<string, string>;
+  readonly labels?: string[];
+  readonly postprocess?: PostprocessSpec;
+  readonly actor?: string;
+}
+
+/**
+ * Registers the artifact at `sourceKey` as the next version of `name`.
+ *
+ * Size is checked with a HEAD first (PayloadTooLargeError, nothing recorded). The bytes are hashed
+ * and inspected; a loadable model is copied to `models/{name}/{sha256}.onnx` *before* its READY
+ * version is written, so a READY version always has its artifact (a crash in between leaves only an
+ * unreferenced object). An artifact that is not a loadable model is recorded as a FAILED version
+ * with `failureReason` — the version number is consumed, which keeps the numbering gap-free and
+ * leaves a trace of the attempt — and UnprocessableModelError (422) is thrown.
+ */
+export async function registerVersion(
+  deps: RegistryDeps,
+  input: RegisterVersionInput,
+): Promise<ModelVersion> {
+  const name = validateModelName(input.name);
+  const maxBytes = deps.maxModelBytes ?? LIMITS.maxModelBytes;
+  const head = await deps.store.headObject(input.sourceKey);
+  if (!head) {
+    throw new BadRequestError(`no artifact at '${input.sourceKey}': upload it first`, 'ARTIFACT_NOT_FOUND');
+  }
+  if (head.sizeBytes > maxBytes) {
+    throw new PayloadTooLargeError(`the artifact is ${head.sizeBytes} bytes; the limit is ${maxBytes} bytes`);
+  }
+  const bytes = await deps.store.getObject(input.sourceKey);
+  if (bytes.byteLength > maxBytes) {
+    throw new PayloadTooLargeError(
+      `the artifact is ${bytes.byteLength} bytes; the limit is ${maxBytes} bytes`,
+    );
+  }
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  const common = {
+    name,
+    sha256,
+    sizeBytes: bytes.byteLength,
+    ...(input.description !== undefined ? { description: input.description } : {}),
+    ...(input.tags !== undefined ? { tags: input.tags } : {}),
+    ...(input.labels !== undefined ? { labels: input.labels } : {}),
+    ...(input.postprocess !== undefined ? { postprocess: input.postprocess } : {}),
+    ...(input.actor !== undefined ? { createdBy: input.actor } : {}),
+  };
+
+  let signature: Awaited<ReturnType<ModelInspector['inspect']>>;
+  try {
+    signature = await deps.inspector.inspect(bytes);
+  } catch (e) {
+    if (!(e instanceof UnprocessableModelError)) throw e;
+    const failed = await deps.repo.createVersion({
+      ...common,
+      s3Key: input.sourceKey,
+      signature: { inputs: [], outputs: [] },
+      status: 'FAILED',
+      failureReason: e.message,
+    });
+    await publish(deps, {
+      type: 'ModelVersionFailed',
+      detail: { name, version: failed.version, reason: e.message },
+    });
+    throw new UnprocessableModelError(`version ${failed.version} of '${name}' is FAILED: ${e.message}`);
+  }
+  assertPostprocessFits(input.postprocess, signature);
+
+  const s3Key = S3_KEYS.model(name, sha256);
+  if (s3Key !== input.sourceKey) await ensureArtifact(deps.store, input.sourceKey, s3Key, bytes.byteLength);
+  const version = await deps.repo.createVersion({ ...common, s3Key, signature, status: 'READY' });
+  await publish(deps, { type: 'ModelVersionRegistered', detail: { name, version: version.version, sha256 } });
+  return version;
+}
+
+/**
+ * Copies the artifact to its content-addressed key unless it is already there. The key is derived
+ * from the sha256 of the bytes, so an existing object of the same size is the same artifact; a copy
+ * that fails while a concurrent registration of the same bytes succeeded is therefore fine.
+ */
+async function ensureArtifact(store: ArtifactStore, fromKey: string, toKey: string, sizeBytes: number) {
+  if ((await store.headObject(toKey))?.sizeBytes === sizeBytes) return;
+  try {
+    await store.copyObject(fromKey, toKey);
+  } catch (e) {
+    if ((await store.headObject(toKey))?.sizeBytes === sizeBytes) return;
+    throw e;
+  }
+}
+
+/** A presigned PUT for a new upload slot `uploads/{name}/{uploadId}.onnx`. */
+export async function createUpload(
+  deps: Pick<RegistryDeps, 'store' | 'clock'>,
+  name: string,
+  ttlSeconds: number = LIMITS.uploadUrlTtlSeconds,
+): Promise<{ uploadId: string; url: string; expiresAt: string }> {
+  validateModelName(name);
+  const uploadId = randomUUID();
+  const url = await deps.store.presignPut(S3_KEYS.upload(name, uploadId), ttlSeconds);
+  const expiresAt = new Date((deps.clock ?? systemClock).now().getTime() + ttlSeconds * 1000).toISOString();
+  return { uploadId, url, expiresAt };
+}
+
+export async function getModel(deps: Pick<RegistryDeps, 'repo'>, name: string): Promise<Model> {
+  const model = await deps.repo.getModel(validateModelName(name));
+  if (!model) throw modelNotFound(name);
+  return model;
+}
+
+export function listModels(
+  deps: Pick<RegistryDeps, 'repo'>,
+  limit: number,
+  nextToken?: string,
+): Promise<Page<Model>> {
+  return deps.repo.listModels(limit, nextToken);
+}
+
+export async function getVersion(
+  deps: Pick<RegistryDeps, 'repo'>,
+  name: string,
+  version: number,
+): Promise<ModelVersion> {
+  const v = await deps.repo.getVersion(validateModelName(name), version);
+  if (!v) {
+    await getModel(deps, name);
+    throw new NotFoundError(`version ${version} of model '${name}' not found`, 'VERSION_NOT_FOUND');
+  }
+  return v;
+}
+
+/** Newest first; 404 for an unknown model. */
+export async function listVersions(
+  deps: Pick<RegistryDeps, 'repo'>,
+  name: string,
+  limit: number,
+  nextToken?: string,
+): Promise<Page<ModelVersion>> {
+  await getModel(deps, name);
+  return deps.repo.listVersions(name, limit, nextToken);
+}
+
+/** Description, tags, and READY -> ARCHIVED (409 otherwise, or while an alias points at the version). */
+export async function updateVersion(
+  deps: Pick<RegistryDeps, 'repo'>,
+  name: string,
+  version: number,
+  patch: { description?: string; tags?: Record<string, string>; status?: 'ARCHIVED' },
+): Promise<ModelVersion> {
+  const current = await getVersion(deps, name, version);
+  if (patch.status !== undefined) assertStatusChange(current, patch.status);
+  return deps.repo.updateVersion(name, version, patch);
+}
+
+/** 409 while an alias points at the version. The artifact stays in the bucket. */
+export async function deleteVersion(
+  deps: Pick<RegistryDeps, 'repo'>,
+  name: string,
+  version: number,
+): Promise<void> {
+  await getVersion(deps, name, version);
+  await deps.repo.deleteVersion(name, version);
+}
+
+export interface MoveAliasInput {
+  readonly name: string;
+  readonly alias: string;
+  readonly version: number;
+  /** The version the alias must point at now (0 = it must not exist); 412 otherwise. */
+  readonly expectedVersion?: number;
+  readonly reason?: string;
+  readonly actor: string;
+}
+
+/** Points `alias` at a READY version (409 otherwise), conditionally on `expectedVersion`. */
+export async function moveAlias(
+  deps: Pick<RegistryDeps, 'repo' | 'events' | 'logger'>,
+  input: MoveAliasInput,
+): Promise<AliasMoveResult> {
+  validateModelName(input.name);
+  validateAliasName(input.alias);
+  const result = await deps.repo.moveAlias({
+    name: input.name,
+    alias: input.alias,
+    version: input.version,
+    ...(input.expectedVersion !== undefined ? { expectedVersion: input.expectedVersion } : {}),
+    ...(input.reason !== undefined ? { reason: input.reason } : {}),
+    actor: input.actor,
+  });
+  await publishMove(deps, input.name, result);
+  return result;
+}
+
+/**
+ * Moves the alias back to the version it pointed at before its latest move (409 when there is none).
+ * The move is conditional on the alias still pointing where the latest history entry says, so a
+ * concurrent move makes the rollback fail with 412 instead of undoing the wrong change.
+ */
+export async function rollbackAlias(
+  deps: Pick<RegistryDeps, 'repo' | 'events' | 'logger'>,
+  input: { name: string; alias: string; actor: string; reason?: string },
+): Promise<AliasMoveResult> {
+  validateModelName(input.name);
+  validateAliasName(input.alias);
+  await getModel(deps, input.name);
+  const page = await deps.repo.aliasHistory(input.name, input.alias, 1);
+  const latest = page.items[0];
+  if (!latest) throw aliasNotFound(input.name, input.alias);
+  const target = rollbackTarget(latest);
+  if (target === undefined) {
+    throw new ConflictError(
+      `alias '${input.alias}' of model '${input.name}' has no earlier version to roll back to`,
+      'NO_ROLLBACK_TARGET',
+    );
+  }
+  const result = await deps.repo.moveAlias({
+    name: input.name,
+    alias: input.alias,
+    version: target,
+    expectedVersion: latest.version ?? 0,
+    reason: input.reason ?? `rollback from ${latest.version ?? 'none'} to ${target}`,
+    actor: input.actor,
+  });
+  await publishMove(deps, input.name, result);
+  return result;
+}
+
+/** Removes the alias (history kept, with a `version: null` entry). */
+export async function deleteAlias(
+  deps: Pick<RegistryDeps, 'repo' | 'events' | 'logger'>,
+  input: { name: string; alias: string; actor: string; reason?: string },
+): Promise<AliasMoveResult> {
+  validateModelName(input.name);
+  validateAliasName(input.alias);
+  const result = await deps.repo.moveAlias({
+    name: input.name,
+    alias: input.alias,
+    version: null,
+    actor: input.actor,
+    ...(input.reason !== undefined ? { reason: input.reason } : {}),
+  });
+  await publishMove(deps, input.name, result);
+  return result;
+}
+
+/** Newest first; 404 for an unknown model or an alias that never existed. */
+export async function aliasHistory(
+  deps: Pick<RegistryDeps, 'repo'>,
+  name: string,
+  alias: string,
+  limit: number,
+  nextToken?: string,
+): Promise<Page<HistoryEntry>> {
+  validateAliasName(alias);
+  await getModel(deps, name);
+  const page = await deps.repo.aliasHistory(name, alias, limit, nextToken);
+  if (nextToken === undefined && page.items.length === 0) throw aliasNotFound(name, alias);
+  return page;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function modelNotFound(name: string): NotFoundError {
+  return new NotFoundError(`model '${name}' not found`, 'MODEL_NOT_FOUND');
+}
+
+function aliasNotFound(name: string, alias: string): NotFoundError {
+  return new NotFoundError(`alias '${alias}' of model '${name}' not found`, 'ALIAS_NOT_FOUND');
+}
+
+async function publishMove(
+  deps: Pick<RegistryDeps, 'events' | 'logger'>,
+  name: string,
+  r: AliasMoveResult,
+): Promise<void> {
+  await publish(deps, {
+    type: 'AliasMoved',
+    detail: { name, alias: r.alias, version: r.version, previousVersion: r.previousVersion },
+  });
+}
+
+/**
+ * Events are notifications of a change already committed: a failure to publish is logged and does
+ * not fail the request (a retry by the caller would register a second version).
+ */
+async function publish(deps: Pick<RegistryDeps, 'events' | 'logger'>, event: RegistryEvent): Promise<void> {
+  if (!deps.events) return;
+  try {
+    await deps.events.publish(event);
+  } catch (e) {
+    deps.logger?.warn('event not published', { event: event.type, error: (e as Error).message });
+  }
+}

@@ -1,0 +1,228 @@
+/**
+ * Registry rules (pure): name and alias validation, version-number and page parameters, request
+ * schemas (zod, strict), opaque pagination tokens, and the rules of status changes, alias moves and
+ * rollbacks. No AWS SDK, no onnxruntime, no Lambda types.
+ */
+import { z } from 'zod';
+import { LIMITS } from '../contract/limits';
+import { BadRequestError, ConflictError } from './errors';
+import type { HistoryEntry, ModelSignature, ModelVersion, PostprocessSpec, VersionStatus } from './types';
+
+/** Validates a model name (`^[a-z0-9][a-z0-9-_.]{0,63}$`); 400 `INVALID_NAME` otherwise. */
+export function validateModelName(name: string): string {
+  if (!LIMITS.namePattern.test(name)) {
+    throw new BadRequestError(
+      `invalid model name '${truncate(name)}': use 1-64 characters a-z 0-9 - _ . starting with a letter or digit`,
+      'INVALID_NAME',
+    );
+  }
+  return name;
+}
+
+/** Validates an alias name: the model-name pattern, but not all digits (those are version numbers). */
+export function validateAliasName(alias: string): string {
+  if (!LIMITS.namePattern.test(alias) || /^[0-9]+$/.test(alias)) {
+    throw new BadRequestError(
+      `invalid alias name '${truncate(alias)}': use 1-64 characters a-z 0-9 - _ . starting with a letter or digit, not only digits`,
+      'INVALID_ALIAS',
+    );
+  }
+  return alias;
+}
+
+/** Parses a version number from a path segment: a positive integer without sign or leading zeros. */
+export function parseVersionNumber(raw: string): number {
+  if (!/^[1-9][0-9]{0,8}$/.test(raw)) {
+    throw new BadRequestError(
+      `invalid version '${truncate(raw)}': a positive integer is required`,
+      'INVALID_VERSION',
+    );
+  }
+  return Number(raw);
+}
+
+/** Parses the `limit` query parameter (1..LIMITS.maxPageSize, default LIMITS.defaultPageSize). */
+export function parseLimit(raw: string | undefined): number {
+  if (raw === undefined || raw === '') return LIMITS.defaultPageSize;
+  if (!/^[0-9]+$/.test(raw) || Number(raw) < 1 || Number(raw) > LIMITS.maxPageSize) {
+    throw new BadRequestError(
+      `invalid limit '${truncate(raw)}': an integer from 1 to ${LIMITS.maxPageSize} is required`,
+      'INVALID_LIMIT',
+    );
+  }
+  return Number(raw);
+}
+
+/** A storage key the pagination token carries (DynamoDB's LastEvaluatedKey, strings and numbers only). */
+export type PageKey = Record<string, string | number>;
+
+/** Encodes a pagination key as an opaque base64url token. */
+export function encodePageToken(key: PageKey): string {
+  return Buffer.from(JSON.stringify(key), 'utf8').toString('base64url');
+}
+
+/**
+ * Decodes a token made by {@link encodePageToken}. `accept` checks that the key belongs to the listing
+ * it is used with (a token of another model or another list is rejected). Garbage is a 400.
+ */
+export function decodePageToken(token: string, accept: (key: PageKey) => boolean): PageKey {
+  const bad = () => new BadRequestError('invalid nextToken', 'INVALID_TOKEN');
+  if (!/^[A-Za-z0-9_-]{1,2048}$/.test(token)) throw bad();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
+  } catch {
+    throw bad();
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw bad();
+  const entries = Object.entries(parsed as Record<string, unknown>);
+  if (entries.length === 0 || entries.some(([, v]) => typeof v !== 'string' && typeof v !== 'number')) {
+    throw bad();
+  }
+  const key = parsed as PageKey;
+  if (!accept(key)) throw bad();
+  return key;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request schemas
+
+const tagsSchema = z
+  .record(z.string().min(1).max(128), z.string().max(256))
+  .refine((t) => Object.keys(t).length <= LIMITS.maxTags, {
+    message: `at most ${LIMITS.maxTags} tags are allowed`,
+  });
+
+const descriptionSchema = z.string().max(LIMITS.maxDescriptionLength);
+
+export const postprocessSchema = z.strictObject({
+  output: z.string().min(1).max(256).optional(),
+  softmax: z.boolean().optional(),
+  argmax: z.boolean().optional(),
+  topK: z.number().int().min(1).max(1000).optional(),
+});
+
+const labelsSchema = z
+  .array(z.string().max(256))
+  .max(LIMITS.maxLabels)
+  .refine((l) => Buffer.byteLength(JSON.stringify(l), 'utf8') <= LIMITS.maxLabelsBytes, {
+    message: `labels must serialize to at most ${LIMITS.maxLabelsBytes} bytes`,
+  });
+
+/** `POST /models/{name}/versions`: exactly one of `uploadId` / `s3Uri`. */
+export const registerVersionBodySchema = z
+  .strictObject({
+    uploadId: z
+      .string()
+      .regex(/^[A-Za-z0-9-]{1,64}$/, 'must be 1-64 characters A-Z a-z 0-9 -')
+      .optional(),
+    s3Uri: z.string().min(1).max(2048).optional(),
+    description: descriptionSchema.optional(),
+    tags: tagsSchema.optional(),
+    labels: labelsSchema.optional(),
+    postprocess: postprocessSchema.optional(),
+  })
+  .refine((b) => (b.uploadId === undefined) !== (b.s3Uri === undefined), {
+    message: 'exactly one of uploadId or s3Uri is required',
+    path: ['uploadId'],
+  });
+export type RegisterVersionBody = z.infer<typeof registerVersionBodySchema>;
+
+/** `PATCH /models/{name}/versions/{v}`: only `ARCHIVED` may be set as status. */
+export const patchVersionBodySchema = z
+  .strictObject({
+    description: descriptionSchema.optional(),
+    tags: tagsSchema.optional(),
+    status: z.literal('ARCHIVED').optional(),
+  })
+  .refine((b) => Object.keys(b).length > 0, { message: 'nothing to change' });
+export type PatchVersionBody = z.infer<typeof patchVersionBodySchema>;
+
+/** `PUT /models/{name}/aliases/{alias}`. `expectedVersion: 0` means "the alias must not exist yet". */
+export const moveAliasBodySchema = z.strictObject({
+  version: z.number().int().min(1),
+  expectedVersion: z.number().int().min(0).optional(),
+  reason: z.string().max(LIMITS.maxDescriptionLength).optional(),
+});
+export type MoveAliasBody = z.infer<typeof moveAliasBodySchema>;
+
+/** `POST /models/{name}/aliases/{alias}/rollback` (body optional). */
+export const rollbackBodySchema = z.strictObject({
+  reason: z.string().max(LIMITS.maxDescriptionLength).optional(),
+});
+
+/** `POST /models/{name}/uploads` (body optional). */
+export const createUploadBodySchema = z.strictObject({});
+
+/** Validates `input` against `schema`; the 400 names the offending field(s). */
+export function parseWith<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const message = result.error.issues
+    .slice(0, 5)
+    .map((issue) => {
+      if (issue.code === 'unrecognized_keys') return `unknown field(s): ${issue.keys.join(', ')}`;
+      const path = issue.path.map(String).join('.');
+      return path ? `${path}: ${issue.message}` : issue.message;
+    })
+    .join('; ');
+  throw new BadRequestError(`invalid request: ${message}`, 'VALIDATION_ERROR');
+}
+
+/** Parses `s3://bucket/key`. */
+export function parseS3Uri(uri: string): { bucket: string; key: string } {
+  const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/(.+)$/.exec(uri);
+  if (!m)
+    throw new BadRequestError(`invalid s3Uri '${truncate(uri)}': expected s3://bucket/key`, 'INVALID_S3_URI');
+  return { bucket: m[1]!, key: m[2]! };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rules
+
+/** An alias may only point at a READY version (409 otherwise). */
+export function assertAliasable(v: Pick<ModelVersion, 'name' | 'version' | 'status'>): void {
+  if (v.status !== 'READY') {
+    throw new ConflictError(
+      `version ${v.version} of model '${v.name}' is ${v.status}; only READY versions can be aliased`,
+      'VERSION_NOT_READY',
+    );
+  }
+}
+
+/** Status changes a PATCH may make: READY -> ARCHIVED (ARCHIVED -> ARCHIVED is a no-op). */
+export function assertStatusChange(
+  v: Pick<ModelVersion, 'name' | 'version' | 'status'>,
+  to: VersionStatus,
+): void {
+  if (to === 'ARCHIVED' && (v.status === 'READY' || v.status === 'ARCHIVED')) return;
+  throw new ConflictError(
+    `version ${v.version} of model '${v.name}' is ${v.status}; it cannot become ${to}`,
+    'INVALID_STATUS_CHANGE',
+  );
+}
+
+/**
+ * Where a rollback takes an alias: the version it pointed at before its latest move. `undefined`
+ * when there is nothing to go back to (no history, or the latest move created the alias).
+ */
+export function rollbackTarget(latest: HistoryEntry | undefined): number | undefined {
+  if (!latest || latest.previousVersion === null) return undefined;
+  return latest.previousVersion;
+}
+
+/** Post-processing must read an output the model has. */
+export function assertPostprocessFits(spec: PostprocessSpec | undefined, signature: ModelSignature): void {
+  if (!spec?.output) return;
+  if (!signature.outputs.some((o) => o.name === spec.output)) {
+    const names = signature.outputs.map((o) => o.name).join(', ');
+    throw new BadRequestError(
+      `postprocess.output '${spec.output}' is not an output of the model (outputs: ${names})`,
+      'VALIDATION_ERROR',
+    );
+  }
+}
+
+function truncate(s: string, n = 80): string {
+  return s.length > n ? `${s.slice(0, n)}…` : s;
+}

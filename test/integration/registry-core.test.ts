@@ -1,0 +1,201 @@
+/**
+ * Registry use cases on DynamoDB Local + s3rver + onnxruntime-node: registration, versions,
+ * automatic `prod`, and concurrency of version allocation and alias moves.
+ */
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoRegistryRepository } from '../../functions/adapters/dynamodb-registry';
+import { OrtModelInspector } from '../../functions/adapters/ort-inspector';
+import { S3ArtifactStore } from '../../functions/adapters/s3-artifact-store';
+import {
+  aliasHistory,
+  moveAlias,
+  type RegistryDeps,
+  registerVersion,
+  rollbackAlias,
+} from '../../functions/app/registry';
+import { S3_KEYS } from '../../functions/contract/env';
+import {
+  PayloadTooLargeError,
+  PreconditionFailedError,
+  UnprocessableModelError,
+} from '../../functions/domain/errors';
+import { buildMlp, buildModel, ElemType } from '../../functions/local/onnx-builder';
+import type { RegistryEvent } from '../../functions/ports';
+import { createTestAwsEnv, type TestAwsEnv } from '../helpers/aws-env';
+
+describe('registry use cases (DynamoDB Local + s3rver + onnxruntime-node)', () => {
+  let env: TestAwsEnv;
+  let deps: RegistryDeps;
+  const events: RegistryEvent[] = [];
+  const mlp = buildMlp({ inFeatures: 4, layers: [8, 3], softmax: true });
+
+  beforeAll(async () => {
+    env = await createTestAwsEnv('reg-core');
+    deps = {
+      repo: new DynamoRegistryRepository({ doc: env.doc, table: env.table }),
+      store: new S3ArtifactStore({ s3: env.s3, bucket: env.bucket }),
+      inspector: new OrtModelInspector(),
+      events: { publish: async (e) => void events.push(e) },
+    };
+  });
+  afterAll(() => env.dispose());
+
+  const upload = async (name: string, bytes: Uint8Array, id = 'u1') => {
+    const key = S3_KEYS.upload(name, id);
+    await deps.store.putObject(key, bytes);
+    return key;
+  };
+
+  it('registers a loadable model: READY, content-addressed copy, signature, prod alias', async () => {
+    const sourceKey = await upload('iris', mlp);
+    const v = await registerVersion(deps, {
+      name: 'iris',
+      sourceKey,
+      description: 'first',
+      tags: { team: 'ml' },
+      labels: ['a', 'b', 'c'],
+      postprocess: { softmax: false, argmax: true },
+      actor: 'arn:aws:iam::1:user/alice',
+    });
+    const sha256 = createHash('sha256').update(mlp).digest('hex');
+    expect(v).toMatchObject({
+      name: 'iris',
+      version: 1,
+      status: 'READY',
+      sha256,
+      sizeBytes: mlp.byteLength,
+      s3Key: `models/iris/${sha256}.onnx`,
+      description: 'first',
+      tags: { team: 'ml' },
+      labels: ['a', 'b', 'c'],
+      postprocess: { softmax: false, argmax: true },
+      createdBy: 'arn:aws:iam::1:user/alice',
+      signature: {
+        inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 4] }],
+        outputs: [{ name: 'output', datatype: 'FP32', shape: [-1, 3] }],
+      },
+    });
+    const copied = await deps.store.getObject(v.s3Key);
+    expect(Buffer.from(copied).equals(Buffer.from(mlp))).toBe(true);
+    expect(await deps.repo.getVersion('iris', 1)).toEqual(v);
+    expect(await deps.repo.getAlias('iris', 'prod')).toMatchObject({
+      alias: 'prod',
+      version: 1,
+      revision: 1,
+    });
+    const model = await deps.repo.getModel('iris');
+    expect(model).toMatchObject({ name: 'iris', latestVersion: 1, aliases: { prod: 1 } });
+    const history = await aliasHistory(deps, 'iris', 'prod', 10);
+    expect(history.items).toEqual([
+      expect.objectContaining({
+        alias: 'prod',
+        version: 1,
+        previousVersion: null,
+        actor: 'arn:aws:iam::1:user/alice',
+      }),
+    ]);
+    expect(events).toContainEqual({
+      type: 'ModelVersionRegistered',
+      detail: { name: 'iris', version: 1, sha256 },
+    });
+
+    // A second READY version does not take prod.
+    const v2 = await registerVersion(deps, { name: 'iris', sourceKey });
+    expect(v2.version).toBe(2);
+    expect((await deps.repo.getModel('iris'))?.aliases).toEqual({ prod: 1 });
+  });
+
+  it('records corrupt bytes as FAILED (number consumed), throws 422, and never aliases them', async () => {
+    const sourceKey = await upload('broken', new Uint8Array([8, 1, 18, 3, 1, 2, 3, 255, 255]));
+    const err = await registerVersion(deps, { name: 'broken', sourceKey }).catch((e) => e);
+    expect(err).toBeInstanceOf(UnprocessableModelError);
+    expect(err.status).toBe(422);
+    const v1 = await deps.repo.getVersion('broken', 1);
+    expect(v1).toMatchObject({ status: 'FAILED', failureReason: expect.any(String) });
+    expect(await deps.repo.getAlias('broken', 'prod')).toBeUndefined();
+    expect(events.some((e) => e.type === 'ModelVersionFailed' && e.detail.name === 'broken')).toBe(true);
+
+    // The next good version is 2 and becomes the first READY one: it gets prod.
+    const good = await upload('broken', mlp, 'u2');
+    const v2 = await registerVersion(deps, { name: 'broken', sourceKey: good });
+    expect(v2).toMatchObject({ version: 2, status: 'READY' });
+    expect((await deps.repo.getModel('broken'))?.aliases).toEqual({ prod: 2 });
+  });
+
+  it('rejects a model whose initializer references an external data file', async () => {
+    const bytes = buildModel({
+      inputs: [{ name: 'x', elemType: ElemType.FLOAT, shape: [2] }],
+      outputs: [{ name: 'y', elemType: ElemType.FLOAT, shape: [2] }],
+      nodes: [{ opType: 'Add', inputs: ['x', 'W'], outputs: ['y'] }],
+      initializers: [{ name: 'W', elemType: ElemType.FLOAT, dims: [2], externalLocation: 'weights.bin' }],
+    });
+    const sourceKey = await upload('external', bytes);
+    const err = await registerVersion(deps, { name: 'external', sourceKey }).catch((e) => e);
+    expect(err).toBeInstanceOf(UnprocessableModelError);
+    expect(err.message).toMatch(/external data/);
+    expect(await deps.repo.getVersion('external', 1)).toMatchObject({ status: 'FAILED' });
+    expect(await deps.repo.getAlias('external', 'prod')).toBeUndefined();
+  });
+
+  it('enforces the size limit before anything is recorded (413)', async () => {
+    const sourceKey = await upload('big', mlp);
+    const err = await registerVersion(
+      { ...deps, maxModelBytes: mlp.byteLength - 1 },
+      { name: 'big', sourceKey },
+    ).catch((e) => e);
+    expect(err).toBeInstanceOf(PayloadTooLargeError);
+    expect(await deps.repo.getModel('big')).toBeUndefined();
+  });
+
+  it('allocates versions 1..50 to 50 concurrent registrations, no duplicates, no gaps', async () => {
+    const sourceKey = await upload('busy', mlp);
+    const results = await Promise.all(
+      Array.from({ length: 50 }, () => registerVersion(deps, { name: 'busy', sourceKey })),
+    );
+    const numbers = results.map((v) => v.version).sort((a, b) => a - b);
+    expect(numbers).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    expect((await deps.repo.getModel('busy'))?.latestVersion).toBe(50);
+    const stored = await deps.repo.listVersions('busy', 100);
+    expect(stored.items.map((v) => v.version)).toEqual(Array.from({ length: 50 }, (_, i) => 50 - i));
+    // Exactly one of them took prod (version 1 is not guaranteed to commit first, but one did).
+    const model = await deps.repo.getModel('busy');
+    expect(Object.keys(model?.aliases ?? {})).toEqual(['prod']);
+    const prodHistory = await deps.repo.aliasHistory('busy', 'prod', 10);
+    expect(prodHistory.items).toHaveLength(1);
+  });
+
+  it('50 concurrent alias moves with the same expectedVersion: one winner, 49 × 412', async () => {
+    const sourceKey = await upload('race', mlp);
+    for (let i = 0; i < 3; i++) await registerVersion(deps, { name: 'race', sourceKey });
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 50 }, (_, i) =>
+        moveAlias(deps, {
+          name: 'race',
+          alias: 'prod',
+          version: 2 + (i % 2),
+          expectedVersion: 1,
+          actor: `user-${i}`,
+        }),
+      ),
+    );
+    const won = outcomes.filter((o) => o.status === 'fulfilled');
+    const lost = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+    expect(won).toHaveLength(1);
+    expect(lost).toHaveLength(49);
+    for (const l of lost) expect(l.reason).toBeInstanceOf(PreconditionFailedError);
+    const winner = (won[0] as PromiseFulfilledResult<{ version: number; revision: number }>).value;
+    expect(winner.revision).toBe(2);
+    expect(await deps.repo.getAlias('race', 'prod')).toMatchObject({ version: winner.version, revision: 2 });
+    const history = await deps.repo.aliasHistory('race', 'prod', 10);
+    expect(history.items.map((h) => [h.version, h.previousVersion])).toEqual([
+      [winner.version, 1],
+      [1, null],
+    ]);
+
+    // Rollback goes back to 1, and the alias set of the versions follows.
+    const back = await rollbackAlias(deps, { name: 'race', alias: 'prod', actor: 'ops' });
+    expect(back).toMatchObject({ alias: 'prod', version: 1, previousVersion: winner.version, revision: 3 });
+    expect((await deps.repo.getModel('race'))?.aliases).toEqual({ prod: 1 });
+  });
+});
