@@ -1,0 +1,120 @@
+import { describe, expect, it } from 'vitest';
+import { BadRequestError } from '../../functions/domain/errors';
+import { compileSignature, validateInferenceRequest } from '../../functions/domain/inference-validation';
+import type { ModelSignature } from '../../functions/domain/types';
+
+const signature: ModelSignature = {
+  inputs: [
+    { name: 'features', datatype: 'FP32', shape: [-1, 4] },
+    { name: 'mask', datatype: 'BOOL', shape: [-1] },
+  ],
+  outputs: [{ name: 'logits', datatype: 'FP32', shape: [-1, 3] }],
+};
+const sig = compileSignature(signature, "model 'iris' version 2", ['softmax']);
+
+const good = () => ({
+  id: 'r1',
+  inputs: [
+    { name: 'features', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] },
+    { name: 'mask', datatype: 'BOOL', shape: [1], data: [true] },
+  ],
+});
+
+function rejection(body: unknown): BadRequestError {
+  try {
+    validateInferenceRequest(body, sig);
+  } catch (e) {
+    expect(e).toBeInstanceOf(BadRequestError);
+    return e as BadRequestError;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('validateInferenceRequest', () => {
+  it('decodes a valid request into feeds', () => {
+    const v = validateInferenceRequest(good(), sig);
+    expect(v.id).toBe('r1');
+    expect(Array.from(v.feeds.features!.data as Float32Array)).toEqual([1, 2, 3, 4]);
+    expect(v.feeds.mask!.shape).toEqual([1]);
+    expect(v.outputs).toBeUndefined();
+  });
+
+  it('keeps the requested outputs (model and post-processing), deduplicated', () => {
+    const v = validateInferenceRequest(
+      { ...good(), outputs: [{ name: 'softmax' }, { name: 'logits' }, { name: 'softmax' }] },
+      sig,
+    );
+    expect(v.outputs).toEqual(['softmax', 'logits']);
+  });
+
+  it('names an unknown input and lists the expected ones', () => {
+    const body = good();
+    body.inputs[1]!.name = 'maks';
+    const e = rejection(body);
+    expect(e.code).toBe('UNKNOWN_INPUT');
+    expect(e.message).toContain("'maks'");
+    expect(e.message).toContain("'mask'");
+  });
+
+  it('names a missing input with its datatype and shape', () => {
+    const body = good();
+    body.inputs.pop();
+    const e = rejection(body);
+    expect(e.code).toBe('MISSING_INPUT');
+    expect(e.message).toContain("'mask' (BOOL [-1])");
+  });
+
+  it('rejects a duplicate input', () => {
+    const body = good();
+    body.inputs.push({ ...body.inputs[1]! });
+    expect(rejection(body).code).toBe('DUPLICATE_INPUT');
+  });
+
+  it('rejects a wrong datatype naming both', () => {
+    const body = good();
+    body.inputs[0]!.datatype = 'FP64';
+    const e = rejection(body);
+    expect(e.code).toBe('DATATYPE_MISMATCH');
+    expect(e.message).toMatch(/'features' has datatype FP64; .* expects FP32/);
+  });
+
+  it('rejects a wrong rank and a wrong fixed dimension', () => {
+    const rank = good();
+    rank.inputs[0]!.shape = [4];
+    expect(rejection(rank).code).toBe('SHAPE_MISMATCH');
+    const dim = good();
+    dim.inputs[0]!.shape = [2, 2];
+    const e = rejection(dim);
+    expect(e.code).toBe('SHAPE_MISMATCH');
+    expect(e.message).toContain('dimension 1 must be 4');
+  });
+
+  it('rejects a data length that does not match the shape', () => {
+    const body = good();
+    body.inputs[0]!.shape = [2, 4];
+    expect(rejection(body).code).toBe('DATA_LENGTH_MISMATCH');
+  });
+
+  it('rejects an unknown output', () => {
+    const e = rejection({ ...good(), outputs: [{ name: 'probs' }] });
+    expect(e.code).toBe('UNKNOWN_OUTPUT');
+    expect(e.message).toContain("'logits'");
+  });
+
+  it.each([
+    [null, 'INVALID_REQUEST'],
+    [[], 'INVALID_REQUEST'],
+    [{ inputs: [] }, 'INVALID_REQUEST'],
+    [{ inputs: {} }, 'INVALID_REQUEST'],
+    [{ id: 3, inputs: good().inputs }, 'INVALID_REQUEST'],
+    [
+      { inputs: [{ name: 'features', datatype: 'FLOAT', shape: [1, 4], data: [1, 2, 3, 4] }] },
+      'INVALID_DATATYPE',
+    ],
+    [{ inputs: [{ name: 'features', datatype: 'FP32', shape: [1, -4], data: [] }] }, 'INVALID_SHAPE'],
+    [{ inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 4] }] }, 'INVALID_DATA'],
+    [{ inputs: good().inputs, outputs: 'logits' }, 'INVALID_REQUEST'],
+  ])('rejects malformed request %j with %s', (body, code) => {
+    expect(rejection(body).code).toBe(code);
+  });
+});
