@@ -1,0 +1,274 @@
+/**
+ * The local HTTP front door: turns node:http requests into API Gateway HTTP API (payload v2) events,
+ * routes them with the contract's route table to the same handler objects Lambda runs, and writes the
+ * handlers' results back as HTTP answers.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { userInfo } from 'node:os';
+import { LIMITS } from '../contract/limits';
+import { type FunctionId, matchRoute, type RouteMatch, routeKey } from '../contract/routes';
+import { MethodNotAllowedError, NotFoundError, PayloadTooLargeError } from '../domain/errors';
+import { errorResult, type HttpEvent, type HttpResult, json } from '../handlers/http';
+
+/** A Lambda HTTP handler as the handler modules export it. */
+// biome-ignore lint/suspicious/noExplicitAny: Lambda handlers take a Context the local server fakes.
+export type LocalHttpHandler = (event: HttpEvent, context?: any) => Promise<HttpResult | string | object>;
+
+export interface LocalServerOptions {
+  /** Handler per function of the route table; a missing one answers 501 NOT_IMPLEMENTED. */
+  readonly handlers: Partial<Record<FunctionId, LocalHttpHandler>>;
+  /** Requests with a larger body are refused with 413 before they are read completely. */
+  readonly maxBodyBytes?: number;
+  /** Identity reported for routes that require IAM auth in AWS (history `actor`). */
+  readonly actor?: string;
+  /** Receives one line per unexpected failure. */
+  readonly onError?: (message: string, err: unknown) => void;
+}
+
+const TEXT_TYPES = [
+  /^text\//,
+  /^application\/(json|xml|javascript|x-www-form-urlencoded|graphql|x-ndjson)\b/,
+  /\+(json|xml)\b/,
+];
+
+/** API Gateway base64-encodes bodies whose content type is not text. */
+export function isTextContentType(contentType: string | undefined): boolean {
+  if (!contentType) return true;
+  const ct = contentType.toLowerCase();
+  return TEXT_TYPES.some((re) => re.test(ct));
+}
+
+const localActor = (): string => {
+  try {
+    return `local:${userInfo().username}`;
+  } catch {
+    return 'local';
+  }
+};
+
+/** Builds the API Gateway v2 event for one request whose route matched. */
+export function toEvent(
+  req: Pick<IncomingMessage, 'method' | 'url' | 'headers' | 'socket'>,
+  body: Buffer,
+  match: RouteMatch,
+  actor: string = localActor(),
+  now: Date = new Date(),
+): HttpEvent {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  const headers: Record<string, string> = {};
+  let cookies: string[] | undefined;
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value === undefined) continue;
+    const lower = name.toLowerCase();
+    if (lower === 'cookie') {
+      cookies = (Array.isArray(value) ? value.join('; ') : value)
+        .split(';')
+        .map((c) => c.trim())
+        .filter(Boolean);
+      continue;
+    }
+    headers[lower] = Array.isArray(value) ? value.join(',') : value;
+  }
+  const queryStringParameters: Record<string, string> = {};
+  for (const key of new Set(url.searchParams.keys())) {
+    queryStringParameters[key] = url.searchParams.getAll(key).join(',');
+  }
+  const text = isTextContentType(headers['content-type']);
+  const method = (req.method ?? 'GET').toUpperCase();
+  const requestId = randomUUID();
+  const sourceIp = req.socket?.remoteAddress ?? '127.0.0.1';
+  const hasBody = body.length > 0;
+  const event: HttpEvent = {
+    version: '2.0',
+    routeKey: routeKey(match.route),
+    rawPath: url.pathname,
+    rawQueryString: url.search.replace(/^\?/, ''),
+    headers,
+    ...(cookies ? { cookies } : {}),
+    ...(Object.keys(queryStringParameters).length ? { queryStringParameters } : {}),
+    ...(Object.keys(match.pathParameters).length ? { pathParameters: { ...match.pathParameters } } : {}),
+    requestContext: {
+      accountId: '000000000000',
+      apiId: 'local',
+      domainName: headers.host ?? 'localhost',
+      domainPrefix: (headers.host ?? 'localhost').split('.')[0] ?? 'localhost',
+      http: {
+        method,
+        path: url.pathname,
+        protocol: 'HTTP/1.1',
+        sourceIp,
+        userAgent: headers['user-agent'] ?? '',
+      },
+      requestId,
+      routeKey: routeKey(match.route),
+      stage: '$default',
+      time: now.toUTCString(),
+      timeEpoch: now.getTime(),
+      ...(match.route.auth === 'iam' ? { authorizer: { iam: { callerId: actor, userArn: actor } } } : {}),
+    },
+    isBase64Encoded: hasBody && !text,
+    ...(hasBody ? { body: text ? body.toString('utf8') : body.toString('base64') } : {}),
+  };
+  return event;
+}
+
+/** Writes a handler's result as API Gateway would (a non-structured result is a 200 JSON body). */
+export function writeResult(res: ServerResponse, result: HttpResult | string | object | undefined): void {
+  const structured =
+    result !== null && typeof result === 'object' && 'statusCode' in result
+      ? (result as HttpResult)
+      : json(200, result ?? null);
+  const status = structured.statusCode ?? 200;
+  const headers: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(structured.headers ?? {})) headers[k.toLowerCase()] = String(v);
+  if (structured.cookies?.length) headers['set-cookie'] = structured.cookies;
+  const raw = structured.body ?? '';
+  const payload = structured.isBase64Encoded ? Buffer.from(raw, 'base64') : Buffer.from(raw, 'utf8');
+  headers['content-length'] = String(payload.length);
+  res.writeHead(status, headers);
+  res.end(payload);
+}
+
+/** Reads the request body, refusing (413) as soon as it exceeds `maxBytes`. */
+function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    return Promise.reject(tooLarge(declared, maxBytes));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    req.on('data', (chunk: Buffer) => {
+      if (done) return;
+      size += chunk.length;
+      if (size > maxBytes) {
+        done = true;
+        chunks.length = 0;
+        reject(tooLarge(size, maxBytes));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (!done) resolve(Buffer.concat(chunks));
+    });
+    req.on('error', (e) => {
+      if (!done) reject(e);
+    });
+  });
+}
+
+const tooLarge = (size: number, limit: number) =>
+  new PayloadTooLargeError(`request body is at least ${size} bytes; the limit is ${limit} bytes`);
+
+/** Creates (but does not start) the local HTTP server. */
+export function createLocalServer(opts: LocalServerOptions): Server {
+  const maxBodyBytes = opts.maxBodyBytes ?? LIMITS.maxBodyBytes;
+  const actor = opts.actor ?? localActor();
+  return createServer((req, res) => {
+    void handle(req, res).catch((err) => {
+      opts.onError?.('request failed', err);
+      if (!res.headersSent) writeResult(res, errorResult(err));
+      else res.destroy();
+    });
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = (req.method ?? 'GET').toUpperCase();
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const match = matchRoute(method, path);
+    if (!match || 'methodNotAllowed' in match) {
+      req.resume();
+      const err = match
+        ? new MethodNotAllowedError(`${method} is not allowed on ${path}`)
+        : new NotFoundError(`no route for ${method} ${path}`);
+      writeResult(res, errorResult(err));
+      return;
+    }
+    let body: Buffer;
+    try {
+      body = await readBody(req, maxBodyBytes);
+    } catch (err) {
+      // Answer now, then drop the connection: the rest of the body is never buffered.
+      res.setHeader('connection', 'close');
+      writeResult(res, errorResult(err));
+      req.unpipe();
+      req.resume();
+      res.on('finish', () => req.socket.destroySoon?.());
+      return;
+    }
+    const handler = opts.handlers[match.route.fn];
+    if (!handler) {
+      writeResult(
+        res,
+        json(501, {
+          error: `${routeKey(match.route)} is not available in the local server yet`,
+          code: 'NOT_IMPLEMENTED',
+        }),
+      );
+      return;
+    }
+    const event = toEvent(req, body, match, actor);
+    let result: HttpResult | string | object;
+    try {
+      result = await handler(event, lambdaContext(match.route.fn, event.requestContext.requestId));
+    } catch (err) {
+      opts.onError?.(`handler ${match.route.fn} threw`, err);
+      result = errorResult(err);
+    }
+    writeResult(res, result);
+  }
+}
+
+function lambdaContext(fn: FunctionId, requestId: string) {
+  const deadline = Date.now() + 30_000;
+  return {
+    callbackWaitsForEmptyEventLoop: false,
+    functionName: `maas-local-${fn}`,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:us-east-1:000000000000:function:maas-local-${fn}`,
+    memoryLimitInMB: '1769',
+    awsRequestId: requestId,
+    logGroupName: `/aws/lambda/maas-local-${fn}`,
+    logStreamName: 'local',
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done: () => {},
+    fail: () => {},
+    succeed: () => {},
+  };
+}
+
+export interface RunningLocalServer {
+  readonly url: string;
+  readonly port: number;
+  readonly server: Server;
+  close(): Promise<void>;
+}
+
+/** Starts the server on `host:port` (port 0 = any free port). */
+export function startLocalServer(
+  opts: LocalServerOptions & { port: number; host?: string },
+): Promise<RunningLocalServer> {
+  const server = createLocalServer(opts);
+  const host = opts.host ?? '127.0.0.1';
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, host, () => {
+      server.off('error', reject);
+      const port = (server.address() as AddressInfo).port;
+      resolve({
+        url: `http://${host}:${port}`,
+        port,
+        server,
+        close: () =>
+          new Promise<void>((res) => {
+            server.close(() => res());
+            server.closeAllConnections();
+          }),
+      });
+    });
+  });
+}

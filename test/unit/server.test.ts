@@ -1,0 +1,147 @@
+import { request } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { HttpEvent, HttpResult } from '../../functions/handlers/http';
+import { json } from '../../functions/handlers/http';
+import { isTextContentType, type RunningLocalServer, startLocalServer } from '../../functions/local/server';
+
+describe('local server', () => {
+  let server: RunningLocalServer;
+  const seen: HttpEvent[] = [];
+
+  beforeAll(async () => {
+    server = await startLocalServer({
+      port: 0,
+      maxBodyBytes: 1024,
+      actor: 'local:tester',
+      handlers: {
+        registry: async (event) => {
+          seen.push(event);
+          if (event.rawPath === '/models/boom') throw new Error('secret stack detail');
+          if (event.pathParameters?.name === 'binary') {
+            return {
+              statusCode: 200,
+              headers: { 'Content-Type': 'application/octet-stream' },
+              body: Buffer.from([0, 255, 7]).toString('base64'),
+              isBase64Encoded: true,
+            } satisfies HttpResult;
+          }
+          return json(201, { echo: event.body ?? null }, { 'x-extra': 'yes' });
+        },
+        predict: async () => ({ live: true }),
+      },
+    });
+  });
+  afterAll(() => server.close());
+
+  const last = () => seen[seen.length - 1]!;
+
+  it('turns a request into an API Gateway v2 event for the route', async () => {
+    const res = await fetch(`${server.url}/models/iris/versions?limit=2&tag=a&tag=b`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-Custom': 'V', cookie: 'a=1; b=2' },
+      body: '{"uploadId":"u1"}',
+    });
+    expect(res.status).toBe(201);
+    expect(res.headers.get('x-extra')).toBe('yes');
+    expect(await res.json()).toEqual({ echo: '{"uploadId":"u1"}' });
+    const e = last();
+    expect(e.version).toBe('2.0');
+    expect(e.routeKey).toBe('POST /models/{name}/versions');
+    expect(e.rawPath).toBe('/models/iris/versions');
+    expect(e.rawQueryString).toBe('limit=2&tag=a&tag=b');
+    expect(e.queryStringParameters).toEqual({ limit: '2', tag: 'a,b' });
+    expect(e.pathParameters).toEqual({ name: 'iris' });
+    expect(e.headers['x-custom']).toBe('V');
+    expect(e.headers['content-type']).toBe('application/json');
+    expect(e.headers.cookie).toBeUndefined();
+    expect(e.cookies).toEqual(['a=1', 'b=2']);
+    expect(e.isBase64Encoded).toBe(false);
+    expect(e.requestContext.http.method).toBe('POST');
+    expect(e.requestContext.http.path).toBe('/models/iris/versions');
+    expect(e.requestContext.http.sourceIp).toMatch(/127\.0\.0\.1/);
+    expect(e.requestContext.requestId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(typeof e.requestContext.timeEpoch).toBe('number');
+    expect(e.requestContext.authorizer?.iam?.userArn).toBe('local:tester');
+  });
+
+  it('base64-encodes non-text bodies and decodes base64 results', async () => {
+    const res = await fetch(`${server.url}/models/binary/uploads`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: new Uint8Array([1, 2, 3]),
+    });
+    expect(res.status).toBe(200);
+    expect(Array.from(new Uint8Array(await res.arrayBuffer()))).toEqual([0, 255, 7]);
+    expect(last().isBase64Encoded).toBe(true);
+    expect(Buffer.from(last().body!, 'base64')).toEqual(Buffer.from([1, 2, 3]));
+    expect(isTextContentType('application/vnd.api+json')).toBe(true);
+    expect(isTextContentType('image/png')).toBe(false);
+  });
+
+  it('answers 404 for unknown paths and 405 for a known path with the wrong method', async () => {
+    const nf = await fetch(`${server.url}/nope`);
+    expect(nf.status).toBe(404);
+    expect(await nf.json()).toEqual({ error: expect.any(String), code: 'NOT_FOUND' });
+    const na = await fetch(`${server.url}/models`, { method: 'DELETE' });
+    expect(na.status).toBe(405);
+    expect(await na.json()).toEqual({ error: expect.any(String), code: 'METHOD_NOT_ALLOWED' });
+  });
+
+  it('answers 501 for routes whose function is not wired', async () => {
+    const res = await fetch(`${server.url}/async/abc`);
+    expect(res.status).toBe(501);
+    expect(await res.json()).toMatchObject({ code: 'NOT_IMPLEMENTED' });
+  });
+
+  it('wraps a non-structured result as 200 JSON', async () => {
+    const res = await fetch(`${server.url}/v2/health/live`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ live: true });
+  });
+
+  it('maps a handler crash to 500 without leaking details', async () => {
+    const res = await fetch(`${server.url}/models/boom`);
+    expect(res.status).toBe(500);
+    const body = await res.text();
+    expect(JSON.parse(body)).toEqual({ error: 'internal error', code: 'INTERNAL' });
+    expect(body).not.toContain('secret');
+  });
+
+  it('refuses a body over the limit with 413 (declared length, before reading it)', async () => {
+    const before = seen.length;
+    const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request(`${server.url}/models/x/versions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-length': 10_000_000 },
+      });
+      req.on('response', (res) => {
+        let text = '';
+        res.on('data', (d) => {
+          text += d;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      });
+      req.on('error', reject);
+      req.write('{"x":"'); // the rest is never sent
+    });
+    expect(status).toBe(413);
+    expect(JSON.parse(body)).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+    expect(seen.length).toBe(before);
+  });
+
+  it('refuses a chunked body once it passes the limit', async () => {
+    const res = await fetch(`${server.url}/models/x/versions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: new ReadableStream({
+        start(c) {
+          c.enqueue(new TextEncoder().encode('x'.repeat(2048)));
+          c.close();
+        },
+      }),
+      duplex: 'half',
+    } as RequestInit);
+    expect(res.status).toBe(413);
+    expect(await res.json()).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+  });
+});
