@@ -1,0 +1,157 @@
+/**
+ * Predict Lambda: the Open Inference Protocol (v2 REST) routes of the route table with fn 'predict' —
+ * health, server and model metadata, model readiness and inference, each model route with and without
+ * `/versions/{ref}`. `createPredictHandler(deps)` is the factory; `handler` is built at module scope from the
+ * environment, and `MAAS_PRELOAD=name@ref,...` sessions are loaded during INIT.
+ */
+import { version as packageVersion } from '../../package.json';
+import { createPredictor, type Predictor, type PredictorDeps } from '../app/predict';
+import { ENV } from '../contract/env';
+import { LIMITS } from '../contract/limits';
+import { matchRoute, ROUTES, routeKey } from '../contract/routes';
+import { MethodNotAllowedError, NotFoundError, UnavailableError } from '../domain/errors';
+import { parseInferenceBody } from '../domain/tensor-codec';
+import type { RegistryRepository } from '../ports/index';
+import { type MaasConfig, ortThreadCount, readConfig } from './config';
+import { bodyText, errorResult, type HttpEvent, type HttpResult, json, type Logger, rawJson } from './http';
+
+export interface PredictHandlerDeps extends PredictorDeps {
+  readonly repo: PredictorDeps['repo'] & Pick<RegistryRepository, 'ping'>;
+  /** Largest accepted request body. @default LIMITS.maxBodyBytes */
+  readonly maxBodyBytes?: number;
+  readonly logger?: Logger;
+  /** A predictor to share (its caches) with other entry points; built from the deps otherwise. */
+  readonly predictor?: Predictor;
+}
+
+/** OIP extensions this server offers, announced by `GET /v2`. */
+export const OIP_EXTENSIONS = ['model_aliases', 'postprocess', 'infer_async', 'batch'] as const;
+
+type Op = 'live' | 'ready' | 'server' | 'metadata' | 'modelReady' | 'infer';
+
+const OPS = new Map<string, Op>();
+for (const r of ROUTES) {
+  if (r.fn !== 'predict') continue;
+  const op: Op =
+    r.path === '/v2/health/live'
+      ? 'live'
+      : r.path === '/v2/health/ready'
+        ? 'ready'
+        : r.path === '/v2'
+          ? 'server'
+          : r.path.endsWith('/infer')
+            ? 'infer'
+            : r.path.endsWith('/ready')
+              ? 'modelReady'
+              : 'metadata';
+  OPS.set(routeKey(r), op);
+}
+
+const SERVER_METADATA = JSON.stringify({ name: 'maas', version: packageVersion, extensions: OIP_EXTENSIONS });
+const LIVE = JSON.stringify({ live: true });
+const READY = JSON.stringify({ ready: true });
+
+/** Structured one-line JSON logs on stderr (CloudWatch picks them up as they are). */
+export const consoleLogger: Logger = {
+  error(message, extra) {
+    console.error(JSON.stringify({ level: 'ERROR', message, ...extra }));
+  },
+};
+
+function resolveRoute(event: HttpEvent): { op: Op; params: Record<string, string | undefined> } {
+  const op = OPS.get(event.routeKey);
+  if (op) return { op, params: event.pathParameters ?? {} };
+  // Events not produced by API Gateway's route matching ($default, hand-built): match the path ourselves.
+  const method = event.requestContext?.http?.method ?? 'GET';
+  const m = matchRoute(method, event.rawPath ?? '/');
+  if (m && 'methodNotAllowed' in m)
+    throw new MethodNotAllowedError(`${method} is not allowed on ${event.rawPath}`);
+  const found = m ? OPS.get(routeKey(m.route)) : undefined;
+  if (!m || !found) throw new NotFoundError(`no route for ${method} ${event.rawPath}`, 'ROUTE_NOT_FOUND');
+  return { op: found, params: m.pathParameters };
+}
+
+/** Builds the predict handler over its ports. */
+export function createPredictHandler(deps: PredictHandlerDeps): (event: HttpEvent) => Promise<HttpResult> {
+  const predictor = deps.predictor ?? createPredictor(deps);
+  const maxBodyBytes = deps.maxBodyBytes ?? LIMITS.maxBodyBytes;
+  const logger = deps.logger ?? consoleLogger;
+  return async (event) => {
+    try {
+      const { op, params } = resolveRoute(event);
+      const name = params.name ?? '';
+      const ref = params.ref;
+      switch (op) {
+        case 'infer': {
+          const body = parseInferenceBody(bodyText(event, maxBodyBytes));
+          return rawJson(200, await predictor.inferJson(name, ref, body));
+        }
+        case 'live':
+          return rawJson(200, LIVE);
+        case 'ready':
+          try {
+            await deps.repo.ping();
+          } catch (e) {
+            logger.error('registry unreachable', { error: (e as Error)?.message });
+            throw new UnavailableError('the model registry is unreachable', 1);
+          }
+          return rawJson(200, READY);
+        case 'server':
+          return rawJson(200, SERVER_METADATA);
+        case 'metadata':
+          return json(200, await predictor.metadata(name, ref));
+        case 'modelReady': {
+          const served = await predictor.resolve(name, ref);
+          return json(200, { name, version: String(served.version.version), ready: true });
+        }
+      }
+    } catch (e) {
+      return errorResult(e, logger);
+    }
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Composition root of the Lambda: clients, caches and sessions at module scope (they survive warm invokes).
+
+async function fromEnvironment(config: MaasConfig) {
+  const [
+    { dynamoDocumentClient, s3Client },
+    { DynamoRegistryRepository },
+    { S3ArtifactStore },
+    { sharedOrtEngine },
+  ] = await Promise.all([
+    import('../adapters/aws-clients'),
+    import('../adapters/dynamodb-registry'),
+    import('../adapters/s3-artifact-store'),
+    import('../adapters/ort-engine'),
+  ]);
+  const deps: PredictHandlerDeps = {
+    repo: new DynamoRegistryRepository({ doc: dynamoDocumentClient(), table: config.table }),
+    store: new S3ArtifactStore({ s3: s3Client(), bucket: config.bucket }),
+    engine: sharedOrtEngine({
+      threads: ortThreadCount(config),
+      memoryBudgetBytes: config.memoryMb * 1024 * 1024 * LIMITS.sessionCacheMemoryFraction,
+    }),
+    aliasTtlMs: config.aliasTtlMs,
+    maxBodyBytes: config.maxBodyBytes,
+  };
+  const predictor = createPredictor(deps);
+  // MAAS_PRELOAD: load during INIT; a failure is logged and the function still starts.
+  await Promise.all(
+    config.preload.map(({ name, ref }) =>
+      predictor.preload(name, ref).catch((e: unknown) => {
+        consoleLogger.error('preload failed', { model: name, ref, error: (e as Error)?.message });
+      }),
+    ),
+  );
+  return createPredictHandler({ ...deps, predictor });
+}
+
+const notConfigured = async (): Promise<HttpResult> =>
+  errorResult(new Error(`${ENV.table} is not set`), consoleLogger);
+
+/** The Lambda entry point (built at INIT from `process.env`). */
+export const handler: (event: HttpEvent) => Promise<HttpResult> = process.env[ENV.table]
+  ? await fromEnvironment(readConfig(process.env))
+  : notConfigured;
