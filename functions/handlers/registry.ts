@@ -1,0 +1,254 @@
+/**
+ * Registry HTTP API (every `/models…` route of ARCHITECTURE §2) on API Gateway HTTP API v2 events.
+ * Thin: parse and validate the request, call a use case, answer JSON; errors map through errorResult.
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { dynamoDocumentClient, s3Client } from '../adapters/aws-clients';
+import { DynamoRegistryRepository } from '../adapters/dynamodb-registry';
+import { OrtModelInspector } from '../adapters/ort-inspector';
+import { S3ArtifactStore } from '../adapters/s3-artifact-store';
+import {
+  aliasHistory,
+  createUpload,
+  deleteAlias,
+  deleteVersion,
+  getModel,
+  getVersion,
+  listModels,
+  listVersions,
+  moveAlias,
+  type RegistryDeps,
+  registerVersion,
+  rollbackAlias,
+  updateVersion,
+} from '../app/registry';
+import { S3_KEYS } from '../contract/env';
+import { LIMITS } from '../contract/limits';
+import { BadRequestError, NotFoundError } from '../domain/errors';
+import {
+  createUploadBodySchema,
+  moveAliasBodySchema,
+  parseLimit,
+  parseS3Uri,
+  parseVersionNumber,
+  parseWith,
+  patchVersionBodySchema,
+  registerVersionBodySchema,
+  rollbackBodySchema,
+  validateAliasName,
+  validateModelName,
+} from '../domain/registry';
+import type { ModelVersion } from '../domain/types';
+import { readConfig } from './config';
+import {
+  actorOf,
+  bodyText,
+  errorResult,
+  type HttpEvent,
+  type Logger as HttpLogger,
+  type HttpResult,
+  json,
+  parseJsonObject,
+  pathParam,
+  queryParam,
+} from './http';
+
+export interface RegistryHandlerDeps extends RegistryDeps {
+  /** @default LIMITS.maxBodyBytes */
+  readonly maxBodyBytes?: number;
+  /** Lifetime of presigned upload URLs. @default LIMITS.uploadUrlTtlSeconds */
+  readonly uploadTtlSeconds?: number;
+  /** Logs unexpected errors (never returned to the caller). */
+  readonly errorLogger?: HttpLogger;
+}
+
+type Route = (event: HttpEvent, deps: RegistryHandlerDeps) => Promise<HttpResult>;
+
+/** The version as the API shows it (the storage key stays internal). */
+export function versionJson(v: ModelVersion): Omit<ModelVersion, 's3Key'> {
+  const { s3Key: _s3Key, ...rest } = v;
+  return rest;
+}
+
+const name = (e: HttpEvent) => validateModelName(pathParam(e, 'name'));
+const version = (e: HttpEvent) => parseVersionNumber(pathParam(e, 'version'));
+const alias = (e: HttpEvent) => validateAliasName(pathParam(e, 'alias'));
+const page = (e: HttpEvent) => {
+  const token = queryParam(e, 'nextToken');
+  return { limit: parseLimit(queryParam(e, 'limit')), ...(token !== undefined ? { nextToken: token } : {}) };
+};
+
+/** A JSON object body, or `{}` when the body is empty (for routes whose body is optional). */
+function optionalBody(e: HttpEvent, maxBytes: number | undefined): Record<string, unknown> {
+  return bodyText(e, maxBytes).trim() === '' ? {} : parseJsonObject(e, maxBytes);
+}
+
+const routes: Record<string, Route> = {
+  'GET /models': async (e, d) => {
+    const p = page(e);
+    const r = await listModels(d, p.limit, p.nextToken);
+    return json(200, { models: r.items, ...(r.nextToken ? { nextToken: r.nextToken } : {}) });
+  },
+
+  'GET /models/{name}': async (e, d) => json(200, await getModel(d, name(e))),
+
+  'POST /models/{name}/uploads': async (e, d) => {
+    const n = name(e);
+    parseWith(createUploadBodySchema, optionalBody(e, d.maxBodyBytes));
+    return json(201, await createUpload(d, n, d.uploadTtlSeconds ?? LIMITS.uploadUrlTtlSeconds));
+  },
+
+  'POST /models/{name}/versions': async (e, d) => {
+    const n = name(e);
+    const body = parseWith(registerVersionBodySchema, parseJsonObject(e, d.maxBodyBytes));
+    let sourceKey: string;
+    if (body.uploadId !== undefined) {
+      sourceKey = S3_KEYS.upload(n, body.uploadId);
+    } else {
+      const { bucket, key } = parseS3Uri(body.s3Uri ?? '');
+      if (bucket !== d.store.bucket) {
+        throw new BadRequestError(
+          `s3Uri must point into the service bucket '${d.store.bucket}', not '${bucket}'`,
+          'INVALID_S3_URI',
+        );
+      }
+      sourceKey = key;
+    }
+    const v = await registerVersion(d, {
+      name: n,
+      sourceKey,
+      ...(body.description !== undefined ? { description: body.description } : {}),
+      ...(body.tags !== undefined ? { tags: body.tags } : {}),
+      ...(body.labels !== undefined ? { labels: body.labels } : {}),
+      ...(body.postprocess !== undefined ? { postprocess: body.postprocess } : {}),
+      actor: actorOf(e),
+    });
+    return json(201, versionJson(v));
+  },
+
+  'GET /models/{name}/versions': async (e, d) => {
+    const n = name(e);
+    const p = page(e);
+    const r = await listVersions(d, n, p.limit, p.nextToken);
+    return json(200, {
+      versions: r.items.map(versionJson),
+      ...(r.nextToken ? { nextToken: r.nextToken } : {}),
+    });
+  },
+
+  'GET /models/{name}/versions/{version}': async (e, d) =>
+    json(200, versionJson(await getVersion(d, name(e), version(e)))),
+
+  'PATCH /models/{name}/versions/{version}': async (e, d) => {
+    const n = name(e);
+    const v = version(e);
+    const body = parseWith(patchVersionBodySchema, parseJsonObject(e, d.maxBodyBytes));
+    return json(200, versionJson(await updateVersion(d, n, v, body)));
+  },
+
+  'DELETE /models/{name}/versions/{version}': async (e, d) => {
+    await deleteVersion(d, name(e), version(e));
+    return { statusCode: 204 };
+  },
+
+  'PUT /models/{name}/aliases/{alias}': async (e, d) => {
+    const n = name(e);
+    const a = alias(e);
+    const body = parseWith(moveAliasBodySchema, parseJsonObject(e, d.maxBodyBytes));
+    const r = await moveAlias(d, {
+      name: n,
+      alias: a,
+      version: body.version,
+      ...(body.expectedVersion !== undefined ? { expectedVersion: body.expectedVersion } : {}),
+      ...(body.reason !== undefined ? { reason: body.reason } : {}),
+      actor: actorOf(e),
+    });
+    return json(200, r);
+  },
+
+  'DELETE /models/{name}/aliases/{alias}': async (e, d) => {
+    const n = name(e);
+    const a = alias(e);
+    return json(200, await deleteAlias(d, { name: n, alias: a, actor: actorOf(e) }));
+  },
+
+  'POST /models/{name}/aliases/{alias}/rollback': async (e, d) => {
+    const n = name(e);
+    const a = alias(e);
+    const body = parseWith(rollbackBodySchema, optionalBody(e, d.maxBodyBytes));
+    return json(
+      200,
+      await rollbackAlias(d, {
+        name: n,
+        alias: a,
+        actor: actorOf(e),
+        ...(body.reason !== undefined ? { reason: body.reason } : {}),
+      }),
+    );
+  },
+
+  'GET /models/{name}/aliases/{alias}/history': async (e, d) => {
+    const n = name(e);
+    const a = alias(e);
+    const p = page(e);
+    const r = await aliasHistory(d, n, a, p.limit, p.nextToken);
+    return json(200, { history: r.items, ...(r.nextToken ? { nextToken: r.nextToken } : {}) });
+  },
+};
+
+/** Route keys this handler serves (the registry rows of the contract's ROUTES). */
+export const REGISTRY_ROUTE_KEYS: readonly string[] = Object.keys(routes);
+
+/** Builds the registry handler around injected adapters (tests, the local server, Lambda). */
+export function createRegistryHandler(deps: RegistryHandlerDeps): (event: HttpEvent) => Promise<HttpResult> {
+  return async (event) => {
+    try {
+      const route = routes[event.routeKey];
+      if (!route) {
+        throw new NotFoundError(
+          `no route for ${event.requestContext?.http?.method ?? ''} ${event.rawPath ?? ''}`.trim(),
+          'ROUTE_NOT_FOUND',
+        );
+      }
+      return await route(event, deps);
+    } catch (err) {
+      return errorResult(err, deps.errorLogger);
+    }
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lambda entry: adapters built once per execution environment, during INIT.
+
+const powertools = new Logger({ serviceName: 'maas-registry' });
+type Extra = Record<string, string | number | boolean | null | undefined | object>;
+const logger = {
+  warn: (message: string, extra?: Record<string, unknown>) =>
+    powertools.warn(message, (extra ?? {}) as Extra),
+  error: (message: string, extra?: Record<string, unknown>) =>
+    powertools.error(message, (extra ?? {}) as Extra),
+};
+
+function buildDefault(): (event: HttpEvent) => Promise<HttpResult> {
+  try {
+    const cfg = readConfig(process.env);
+    return createRegistryHandler({
+      repo: new DynamoRegistryRepository({ doc: dynamoDocumentClient(), table: cfg.table }),
+      store: new S3ArtifactStore({ s3: s3Client(), bucket: cfg.bucket }),
+      inspector: new OrtModelInspector(),
+      maxBodyBytes: cfg.maxBodyBytes,
+      logger,
+      errorLogger: logger,
+    });
+  } catch (e) {
+    // Missing configuration: importing the module (tests, tooling) must not throw; invocations fail.
+    const message = (e as Error).message;
+    return async () => {
+      logger.error('registry handler is not configured', { error: message });
+      return errorResult(new Error(message), logger);
+    };
+  }
+}
+
+/** Lambda handler (API Gateway HTTP API, payload 2.0). */
+export const handler = buildDefault();

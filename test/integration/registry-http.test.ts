@@ -1,0 +1,490 @@
+/**
+ * The registry HTTP handler end to end (APIGW v2 events -> handler -> DynamoDB Local + s3rver +
+ * onnxruntime-node): every route, every 4xx of ARCHITECTURE §2, pagination, archive/delete rules,
+ * alias moves, rollback and history.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoRegistryRepository } from '../../functions/adapters/dynamodb-registry';
+import { OrtModelInspector } from '../../functions/adapters/ort-inspector';
+import { S3ArtifactStore } from '../../functions/adapters/s3-artifact-store';
+import { S3_KEYS } from '../../functions/contract/env';
+import type { HttpEvent, HttpResult } from '../../functions/handlers/http';
+import { createRegistryHandler, type RegistryHandlerDeps } from '../../functions/handlers/registry';
+import { buildMlp, buildModel, ElemType } from '../../functions/local/onnx-builder';
+import { type ApiEventOptions, apiEvent, parseResult } from '../helpers/apigw';
+import { createTestAwsEnv, type TestAwsEnv } from '../helpers/aws-env';
+
+// biome-ignore lint/suspicious/noExplicitAny: response bodies are inspected loosely in assertions
+type Json = Record<string, any>;
+
+describe('registry HTTP API', () => {
+  let env: TestAwsEnv;
+  let deps: RegistryHandlerDeps;
+  let handle: (e: HttpEvent) => Promise<HttpResult>;
+  const mlp = buildMlp({ inFeatures: 4, layers: [8, 3], softmax: true });
+  const ALICE = 'arn:aws:iam::123456789012:user/alice';
+
+  beforeAll(async () => {
+    env = await createTestAwsEnv('reg-http');
+    deps = {
+      repo: new DynamoRegistryRepository({ doc: env.doc, table: env.table }),
+      store: new S3ArtifactStore({ s3: env.s3, bucket: env.bucket }),
+      inspector: new OrtModelInspector(),
+    };
+    handle = createRegistryHandler(deps);
+  });
+  afterAll(() => env.dispose());
+
+  const call = async (method: string, path: string, opts: ApiEventOptions = {}, h = handle) =>
+    parseResult<Json>(await h(apiEvent(method, path, opts)));
+
+  const expectError = (r: { status: number; body: Json }, status: number, code?: string) => {
+    expect(r.status).toBe(status);
+    expect(r.body).toEqual({ error: expect.any(String), code: code ?? expect.any(String) });
+    expect(JSON.stringify(r.body)).not.toMatch(/\n\s+at /);
+  };
+
+  let uploads = 0;
+  /** Puts bytes where an upload would land and returns the uploadId. */
+  const stage = async (name: string, bytes: Uint8Array = mlp) => {
+    const id = `t-${++uploads}`;
+    await deps.store.putObject(S3_KEYS.upload(name, id), bytes);
+    return id;
+  };
+  const register = async (name: string, extra: Json = {}, opts: ApiEventOptions = {}) =>
+    call('POST', `/models/${name}/versions`, { body: { uploadId: await stage(name), ...extra }, ...opts });
+
+  describe('upload and registration', () => {
+    it('presigns an upload URL that accepts a PUT, then registers from the uploadId (201)', async () => {
+      const up = await call('POST', '/models/churn/uploads');
+      expect(up.status).toBe(201);
+      expect(up.body).toEqual({
+        uploadId: expect.any(String),
+        url: expect.any(String),
+        expiresAt: expect.any(String),
+      });
+      expect(up.body.url).toContain(`/uploads/churn/${up.body.uploadId}.onnx`);
+      expect(Date.parse(up.body.expiresAt)).toBeGreaterThan(Date.now());
+
+      const put = await fetch(up.body.url, { method: 'PUT', body: Buffer.from(mlp) });
+      expect(put.status).toBe(200);
+
+      const reg = await call('POST', '/models/churn/versions', {
+        body: { uploadId: up.body.uploadId, description: 'v1', tags: { a: 'b' }, labels: ['x', 'y', 'z'] },
+      });
+      expect(reg.status).toBe(201);
+      expect(reg.body).toMatchObject({
+        name: 'churn',
+        version: 1,
+        status: 'READY',
+        sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+        sizeBytes: mlp.byteLength,
+        description: 'v1',
+        tags: { a: 'b' },
+        labels: ['x', 'y', 'z'],
+        createdBy: 'anonymous',
+        signature: {
+          inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 4] }],
+          outputs: [{ name: 'output', datatype: 'FP32', shape: [-1, 3] }],
+        },
+      });
+      expect(reg.body.s3Key).toBeUndefined();
+      const model = await call('GET', '/models/churn');
+      expect(model.status).toBe(200);
+      expect(model.body).toMatchObject({ name: 'churn', latestVersion: 1, aliases: { prod: 1 } });
+    });
+
+    it('registers from an s3Uri in the service bucket and records the IAM principal as actor', async () => {
+      const key = 'incoming/fraud/model.onnx';
+      await deps.store.putObject(key, mlp);
+      const r = await call('POST', '/models/fraud/versions', {
+        body: { s3Uri: `s3://${env.bucket}/${key}`, postprocess: { softmax: true, topK: 2 } },
+        actor: ALICE,
+      });
+      expect(r.status).toBe(201);
+      expect(r.body).toMatchObject({ version: 1, createdBy: ALICE, postprocess: { softmax: true, topK: 2 } });
+      const h = await call('GET', '/models/fraud/aliases/prod/history');
+      expect(h.body.history[0]).toMatchObject({
+        alias: 'prod',
+        version: 1,
+        previousVersion: null,
+        actor: ALICE,
+      });
+    });
+
+    it('400 for an s3Uri outside the service bucket, malformed s3Uri, or both/neither source', async () => {
+      expectError(
+        await call('POST', '/models/fraud/versions', { body: { s3Uri: 's3://someone-else/x.onnx' } }),
+        400,
+        'INVALID_S3_URI',
+      );
+      expectError(
+        await call('POST', '/models/fraud/versions', { body: { s3Uri: 'http://x/y' } }),
+        400,
+        'INVALID_S3_URI',
+      );
+      expectError(
+        await call('POST', '/models/fraud/versions', {
+          body: { uploadId: 'a', s3Uri: `s3://${env.bucket}/k` },
+        }),
+        400,
+        'VALIDATION_ERROR',
+      );
+      expectError(
+        await call('POST', '/models/fraud/versions', { body: { description: 'x' } }),
+        400,
+        'VALIDATION_ERROR',
+      );
+    });
+
+    it('400 when the upload does not exist', async () => {
+      expectError(
+        await call('POST', '/models/fraud/versions', { body: { uploadId: 'never-uploaded' } }),
+        400,
+        'ARTIFACT_NOT_FOUND',
+      );
+    });
+
+    it('422 for corrupt bytes: a FAILED version with its reason, no READY version, no alias', async () => {
+      const uploadId = await stage('corrupt', new TextEncoder().encode('definitely not onnx'));
+      const r = await call('POST', '/models/corrupt/versions', { body: { uploadId } });
+      expectError(r, 422, 'INVALID_MODEL');
+      const list = await call('GET', '/models/corrupt/versions');
+      expect(list.body.versions).toEqual([
+        expect.objectContaining({ version: 1, status: 'FAILED', failureReason: expect.any(String) }),
+      ]);
+      expect((await call('GET', '/models/corrupt')).body.aliases).toEqual({});
+      // A FAILED version cannot be aliased.
+      expectError(
+        await call('PUT', '/models/corrupt/aliases/prod', { body: { version: 1 } }),
+        409,
+        'VERSION_NOT_READY',
+      );
+    });
+
+    it('422 for a model referencing external data', async () => {
+      const bytes = buildModel({
+        inputs: [{ name: 'x', elemType: ElemType.FLOAT, shape: [2] }],
+        outputs: [{ name: 'y', elemType: ElemType.FLOAT, shape: [2] }],
+        nodes: [{ opType: 'Add', inputs: ['x', 'W'], outputs: ['y'] }],
+        initializers: [
+          { name: 'W', elemType: ElemType.FLOAT, dims: [2], externalLocation: '../../etc/passwd' },
+        ],
+      });
+      const uploadId = await stage('ext', bytes);
+      const r = await call('POST', '/models/ext/versions', { body: { uploadId } });
+      expectError(r, 422, 'INVALID_MODEL');
+      expect(r.body.error).toMatch(/external data/);
+    });
+
+    it('400 when postprocess.output names an output the model does not have (nothing recorded)', async () => {
+      const r = await register('pp', { postprocess: { output: 'nope', argmax: true } });
+      expectError(r, 400, 'VALIDATION_ERROR');
+      expectError(await call('GET', '/models/pp'), 404, 'MODEL_NOT_FOUND');
+    });
+
+    it('413 for an artifact over the size limit and for an oversized request body', async () => {
+      const small = createRegistryHandler({ ...deps, maxModelBytes: 100, maxBodyBytes: 64 });
+      const uploadId = await stage('huge');
+      expectError(
+        await call('POST', '/models/huge/versions', { body: { uploadId } }, small),
+        413,
+        'PAYLOAD_TOO_LARGE',
+      );
+      expectError(
+        await call(
+          'POST',
+          '/models/huge/versions',
+          { body: { uploadId, description: 'x'.repeat(100) } },
+          small,
+        ),
+        413,
+        'PAYLOAD_TOO_LARGE',
+      );
+      expectError(await call('GET', '/models/huge'), 404);
+    });
+  });
+
+  describe('validation (400) and unknown resources (404)', () => {
+    it('400 for malformed JSON, a non-object body, unknown fields and wrong types (naming the field)', async () => {
+      expectError(await call('POST', '/models/m1/versions', { body: '{"uploadId":' }), 400, 'MALFORMED_JSON');
+      expectError(await call('POST', '/models/m1/versions', { body: '[1,2]' }), 400, 'MALFORMED_JSON');
+      expectError(await call('POST', '/models/m1/versions'), 400, 'MALFORMED_JSON');
+      const unknown = await call('POST', '/models/m1/versions', { body: { uploadId: 'a', color: 'red' } });
+      expectError(unknown, 400, 'VALIDATION_ERROR');
+      expect(unknown.body.error).toContain('color');
+      const wrongType = await call('POST', '/models/m1/versions', {
+        body: { uploadId: 'a', tags: { a: 1 } },
+      });
+      expectError(wrongType, 400, 'VALIDATION_ERROR');
+      expect(wrongType.body.error).toContain('tags.a');
+      const wrongPp = await call('POST', '/models/m1/versions', {
+        body: { uploadId: 'a', postprocess: { topK: 'x' } },
+      });
+      expect(wrongPp.body.error).toContain('postprocess.topK');
+      const badAlias = await call('PUT', '/models/m1/aliases/prod', { body: { version: '2' } });
+      expectError(badAlias, 400, 'VALIDATION_ERROR');
+      expect(badAlias.body.error).toContain('version');
+      const badUpload = await call('POST', '/models/m1/uploads', { body: { size: 3 } });
+      expectError(badUpload, 400, 'VALIDATION_ERROR');
+      const badUploadId = await call('POST', '/models/m1/versions', { body: { uploadId: '../../models/x' } });
+      expectError(badUploadId, 400, 'VALIDATION_ERROR');
+    });
+
+    it('400 for bad model names, version numbers, alias names, limits and page tokens', async () => {
+      expectError(await call('GET', '/models/Bad_Name'), 400, 'INVALID_NAME');
+      expectError(await call('GET', `/models/${'a'.repeat(65)}`), 400, 'INVALID_NAME');
+      expectError(await call('POST', '/models/-x/uploads'), 400, 'INVALID_NAME');
+      expectError(await call('GET', '/models/churn/versions/abc'), 400, 'INVALID_VERSION');
+      expectError(await call('GET', '/models/churn/versions/0'), 400, 'INVALID_VERSION');
+      expectError(
+        await call('PUT', '/models/churn/aliases/123', { body: { version: 1 } }),
+        400,
+        'INVALID_ALIAS',
+      );
+      expectError(
+        await call('PUT', '/models/churn/aliases/Prod', { body: { version: 1 } }),
+        400,
+        'INVALID_ALIAS',
+      );
+      expectError(await call('GET', '/models', { query: { limit: '0' } }), 400, 'INVALID_LIMIT');
+      expectError(await call('GET', '/models', { query: { limit: '101' } }), 400, 'INVALID_LIMIT');
+      expectError(
+        await call('GET', '/models/churn/versions', { query: { limit: 'ten' } }),
+        400,
+        'INVALID_LIMIT',
+      );
+      expectError(await call('GET', '/models', { query: { nextToken: 'garbage!' } }), 400, 'INVALID_TOKEN');
+      expectError(
+        await call('GET', '/models', { query: { nextToken: Buffer.from('{"pk":1').toString('base64url') } }),
+        400,
+        'INVALID_TOKEN',
+      );
+      // A token of another listing is rejected too.
+      const foreign = Buffer.from(JSON.stringify({ pk: 'MODEL#fraud', sk: 'VERSION#000000001' })).toString(
+        'base64url',
+      );
+      expectError(
+        await call('GET', '/models/churn/versions', { query: { nextToken: foreign } }),
+        400,
+        'INVALID_TOKEN',
+      );
+    });
+
+    it('404 for unknown models, versions, aliases and routes', async () => {
+      expectError(await call('GET', '/models/nobody'), 404, 'MODEL_NOT_FOUND');
+      expectError(await call('GET', '/models/nobody/versions'), 404, 'MODEL_NOT_FOUND');
+      expectError(await call('GET', '/models/nobody/versions/1'), 404, 'MODEL_NOT_FOUND');
+      expectError(await call('GET', '/models/churn/versions/99'), 404, 'VERSION_NOT_FOUND');
+      expectError(await call('PATCH', '/models/churn/versions/99', { body: { description: 'x' } }), 404);
+      expectError(await call('DELETE', '/models/churn/versions/99'), 404, 'VERSION_NOT_FOUND');
+      expectError(
+        await call('PUT', '/models/churn/aliases/prod', { body: { version: 99 } }),
+        404,
+        'VERSION_NOT_FOUND',
+      );
+      expectError(
+        await call('PUT', '/models/nobody/aliases/prod', { body: { version: 1 } }),
+        404,
+        'MODEL_NOT_FOUND',
+      );
+      expectError(await call('GET', '/models/churn/aliases/staging/history'), 404, 'ALIAS_NOT_FOUND');
+      expectError(await call('DELETE', '/models/churn/aliases/staging'), 404, 'ALIAS_NOT_FOUND');
+      expectError(await call('POST', '/models/churn/aliases/staging/rollback'), 404, 'ALIAS_NOT_FOUND');
+      expectError(await call('DELETE', '/models/nobody/aliases/prod'), 404, 'MODEL_NOT_FOUND');
+      expectError(await call('GET', '/nowhere'), 404, 'ROUTE_NOT_FOUND');
+    });
+  });
+
+  describe('aliases', () => {
+    it('moves with expectedVersion (412 on mismatch), appends history, rolls back, and removes', async () => {
+      for (let i = 0; i < 3; i++) expect((await register('shop')).status).toBe(201);
+      // prod -> 1 automatically; staging does not exist yet.
+      expectError(
+        await call('PUT', '/models/shop/aliases/staging', { body: { version: 2, expectedVersion: 1 } }),
+        412,
+        'PRECONDITION_FAILED',
+      );
+      const created = await call('PUT', '/models/shop/aliases/staging', {
+        body: { version: 2, expectedVersion: 0, reason: 'try 2' },
+        actor: ALICE,
+      });
+      expect(created).toMatchObject({
+        status: 200,
+        body: { alias: 'staging', version: 2, previousVersion: null, revision: 1 },
+      });
+      expectError(
+        await call('PUT', '/models/shop/aliases/prod', { body: { version: 3, expectedVersion: 2 } }),
+        412,
+        'PRECONDITION_FAILED',
+      );
+      const moved = await call('PUT', '/models/shop/aliases/prod', {
+        body: { version: 3, expectedVersion: 1, reason: 'promote 3' },
+        actor: ALICE,
+      });
+      expect(moved.body).toEqual({ alias: 'prod', version: 3, previousVersion: 1, revision: 2 });
+      // Without expectedVersion the move applies to whatever is current.
+      const again = await call('PUT', '/models/shop/aliases/prod', { body: { version: 2 } });
+      expect(again.body).toEqual({ alias: 'prod', version: 2, previousVersion: 3, revision: 3 });
+
+      const history = await call('GET', '/models/shop/aliases/prod/history');
+      expect(history.status).toBe(200);
+      expect(history.body.history).toEqual([
+        { alias: 'prod', version: 2, previousVersion: 3, at: expect.any(String), actor: 'anonymous' },
+        {
+          alias: 'prod',
+          version: 3,
+          previousVersion: 1,
+          at: expect.any(String),
+          actor: ALICE,
+          reason: 'promote 3',
+        },
+        {
+          alias: 'prod',
+          version: 1,
+          previousVersion: null,
+          at: expect.any(String),
+          actor: 'anonymous',
+          reason: expect.any(String),
+        },
+      ]);
+      const ats = history.body.history.map((h: Json) => h.at);
+      expect([...ats].sort().reverse()).toEqual(ats);
+
+      const rb = await call('POST', '/models/shop/aliases/prod/rollback', { body: { reason: 'bad deploy' } });
+      expect(rb.body).toEqual({ alias: 'prod', version: 3, previousVersion: 2, revision: 4 });
+      const latest = (await call('GET', '/models/shop/aliases/prod/history', { query: { limit: '1' } })).body;
+      expect(latest.history).toEqual([
+        expect.objectContaining({ version: 3, previousVersion: 2, reason: 'bad deploy' }),
+      ]);
+      expect(latest.nextToken).toEqual(expect.any(String));
+
+      // staging was created by its only move: nothing to roll back to.
+      expectError(await call('POST', '/models/shop/aliases/staging/rollback'), 409, 'NO_ROLLBACK_TARGET');
+
+      const model = await call('GET', '/models/shop');
+      expect(model.body).toMatchObject({ latestVersion: 3, aliases: { prod: 3, staging: 2 } });
+
+      const removed = await call('DELETE', '/models/shop/aliases/staging', { actor: ALICE });
+      expect(removed.body).toEqual({ alias: 'staging', version: null, previousVersion: 2, revision: 2 });
+      expect((await call('GET', '/models/shop')).body.aliases).toEqual({ prod: 3 });
+      const sh = await call('GET', '/models/shop/aliases/staging/history');
+      expect(sh.body.history[0]).toMatchObject({
+        alias: 'staging',
+        version: null,
+        previousVersion: 2,
+        actor: ALICE,
+      });
+      // Rolling back a removal restores the alias.
+      const restored = await call('POST', '/models/shop/aliases/staging/rollback');
+      expect(restored.body).toMatchObject({ alias: 'staging', version: 2, previousVersion: null });
+    });
+  });
+
+  describe('archive and delete', () => {
+    it('archives READY versions only while unaliased; archived versions cannot be aliased', async () => {
+      for (let i = 0; i < 2; i++) expect((await register('arch')).status).toBe(201);
+      expectError(
+        await call('PATCH', '/models/arch/versions/1', { body: { status: 'ARCHIVED' } }),
+        409,
+        'VERSION_ALIASED',
+      );
+      expectError(
+        await call('PATCH', '/models/arch/versions/2', { body: { status: 'READY' } }),
+        400,
+        'VALIDATION_ERROR',
+      );
+      expectError(await call('PATCH', '/models/arch/versions/2', { body: {} }), 400, 'VALIDATION_ERROR');
+      const patched = await call('PATCH', '/models/arch/versions/2', {
+        body: { status: 'ARCHIVED', description: 'old', tags: { k: 'v' } },
+      });
+      expect(patched.status).toBe(200);
+      expect(patched.body).toMatchObject({
+        version: 2,
+        status: 'ARCHIVED',
+        description: 'old',
+        tags: { k: 'v' },
+      });
+      expect((await call('GET', '/models/arch/versions/2')).body.status).toBe('ARCHIVED');
+      expectError(
+        await call('PUT', '/models/arch/aliases/canary', { body: { version: 2 } }),
+        409,
+        'VERSION_NOT_READY',
+      );
+      // Description and tags stay editable.
+      const desc = await call('PATCH', '/models/arch/versions/1', { body: { description: 'the first' } });
+      expect(desc.body).toMatchObject({ version: 1, status: 'READY', description: 'the first' });
+
+      const failedId = await stage('arch', new Uint8Array([1, 2, 3]));
+      expectError(await call('POST', '/models/arch/versions', { body: { uploadId: failedId } }), 422);
+      expectError(
+        await call('PATCH', '/models/arch/versions/3', { body: { status: 'ARCHIVED' } }),
+        409,
+        'INVALID_STATUS_CHANGE',
+      );
+    });
+
+    it('deletes versions only while no alias points at them (409), then 404', async () => {
+      for (let i = 0; i < 2; i++) expect((await register('del')).status).toBe(201);
+      expect((await call('PUT', '/models/del/aliases/staging', { body: { version: 2 } })).status).toBe(200);
+      expectError(await call('DELETE', '/models/del/versions/1'), 409, 'VERSION_ALIASED');
+      expectError(await call('DELETE', '/models/del/versions/2'), 409, 'VERSION_ALIASED');
+      expect((await call('PUT', '/models/del/aliases/staging', { body: { version: 1 } })).status).toBe(200);
+      const del = await call('DELETE', '/models/del/versions/2');
+      expect(del.status).toBe(204);
+      expectError(await call('GET', '/models/del/versions/2'), 404, 'VERSION_NOT_FOUND');
+      expectError(
+        await call('PUT', '/models/del/aliases/prod', { body: { version: 2 } }),
+        404,
+        'VERSION_NOT_FOUND',
+      );
+      // Numbers are never reused.
+      expect((await register('del')).body.version).toBe(3);
+    });
+  });
+
+  describe('pagination', () => {
+    it('pages through models and versions with limit and nextToken', async () => {
+      const names = ['page-a', 'page-b', 'page-c', 'page-d', 'page-e'];
+      for (const n of names) expect((await register(n)).status).toBe(201);
+      for (let i = 0; i < 4; i++) expect((await register('page-a')).status).toBe(201);
+
+      const seen: string[] = [];
+      let token: string | undefined;
+      let pages = 0;
+      do {
+        const r = await call('GET', '/models', {
+          query: { limit: '2', ...(token ? { nextToken: token } : {}) },
+        });
+        expect(r.status).toBe(200);
+        expect(r.body.models.length).toBeLessThanOrEqual(2);
+        for (const m of r.body.models) {
+          expect(m).toEqual(
+            expect.objectContaining({
+              name: expect.any(String),
+              latestVersion: expect.any(Number),
+              aliases: expect.any(Object),
+            }),
+          );
+          seen.push(m.name);
+        }
+        token = r.body.nextToken;
+        pages++;
+      } while (token && pages < 50);
+      for (const n of names) expect(seen).toContain(n);
+      expect(new Set(seen).size).toBe(seen.length);
+      expect(pages).toBeGreaterThanOrEqual(3);
+
+      const versions: number[] = [];
+      token = undefined;
+      do {
+        const r = await call('GET', '/models/page-a/versions', {
+          query: { limit: '2', ...(token ? { nextToken: token } : {}) },
+        });
+        versions.push(...r.body.versions.map((v: Json) => v.version));
+        token = r.body.nextToken;
+      } while (token);
+      expect(versions).toEqual([5, 4, 3, 2, 1]);
+    });
+  });
+});
