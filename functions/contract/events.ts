@@ -42,8 +42,8 @@ export const QUEUE = {
 export const BATCH = {
   /** Rows per output part; the unit of progress and continuation. */
   rowsPerPart: 500,
-  /** Rows sent to ORT in one run (rows with the same input layout are stacked along dim 0). */
-  ortBatchRows: 64,
+  /** Most rows the predictor stacks into one ORT run (compatible rows are concatenated along dim 0). */
+  ortBatchRows: 256,
   /** Time kept in reserve (ms) at the end of an invocation for writing the part and the continuation. */
   reserveMs: 5_000,
   /** Timeout (seconds) of the function that starts jobs (S3 events). */

@@ -6,6 +6,39 @@ import { z } from 'zod';
 import { BatchCursorSchema } from './batch';
 import { BadRequestError } from './errors';
 
+/**
+ * Basic structure of an OIP request body, checked before an async request is accepted: an object with a
+ * non-empty `inputs` array whose entries have a string `name` and `datatype`, an integer `shape` array and
+ * `data`. The full check against the model's signature happens when the request runs. Throws BadRequestError.
+ */
+export function checkRequestShape(raw: unknown): Record<string, unknown> {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new BadRequestError('an inference request must be a JSON object', 'INVALID_REQUEST');
+  }
+  const inputs = (raw as { inputs?: unknown }).inputs;
+  if (!Array.isArray(inputs) || inputs.length === 0) {
+    throw new BadRequestError("'inputs' must be a non-empty array", 'INVALID_REQUEST');
+  }
+  inputs.forEach((t: unknown, i) => {
+    const o = t as { name?: unknown; datatype?: unknown; shape?: unknown };
+    const ok =
+      t !== null &&
+      typeof t === 'object' &&
+      typeof o.name === 'string' &&
+      typeof o.datatype === 'string' &&
+      Array.isArray(o.shape) &&
+      o.shape.every((d) => Number.isInteger(d) && d >= 0) &&
+      'data' in t;
+    if (!ok) {
+      throw new BadRequestError(
+        `inputs[${i}] must be {"name", "datatype", "shape": [non-negative integers], "data"}`,
+        'INVALID_REQUEST',
+      );
+    }
+  });
+  return raw as Record<string, unknown>;
+}
+
 /** Request ids are UUIDs (lower-case, as `crypto.randomUUID()` makes them). */
 export const REQUEST_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 

@@ -1,6 +1,6 @@
 /**
- * Batch scoring, pure part: the job spec, JSONL line handling, grouping rows into ORT batches, the part
- * layout that makes continuation deterministic, and the status document.
+ * Batch scoring, pure part: the job spec, JSONL line handling, the part layout that makes continuation
+ * deterministic, and the status document. Grouping rows into ORT runs is the predictor's `inferBatch`.
  *
  * A job's rows are cut into fixed parts of `rowsPerPart` rows. Part `i` always covers the same rows, so a
  * part computed twice (duplicate delivery, retry) has the same content and continuation never shifts rows.
@@ -74,19 +74,11 @@ export function partRange(index: number, total: number, rowsPerPart: number): { 
   return { start, end: Math.min(total, start + rowsPerPart) };
 }
 
-/** A tensor of a row, as far as batching needs to know it. */
-interface RowTensor {
-  readonly name: string;
-  readonly datatype: string;
-  readonly shape: readonly number[];
-  readonly data: unknown;
-}
-
-/** A row that parsed as an inference request. */
+/** A row that parsed as JSON; the predictor validates it against the model's signature. */
 export interface ParsedRow {
   readonly ok: true;
   readonly index: number;
-  readonly request: Record<string, unknown> & { inputs: readonly RowTensor[] };
+  readonly request: unknown;
 }
 /** A row rejected before inference; `error`/`code` go to its output line. */
 export interface RejectedRow {
@@ -97,107 +89,20 @@ export interface RejectedRow {
 }
 
 /**
- * Parses one JSONL row as an OIP inference request: valid JSON, an object with a non-empty `inputs` array of
- * `{name, datatype, shape, data}`. Deeper checks (against the model's signature) happen at inference.
+ * Parses one JSONL row with `parse` (the predict path's body parser, which keeps big INT64 literals exact).
+ * A blank line or a parse error rejects the row; everything else is for the predictor to validate.
  */
-export function parseRow(index: number, line: string): ParsedRow | RejectedRow {
+export function parseRow(
+  index: number,
+  line: string,
+  parse: (text: string) => unknown,
+): ParsedRow | RejectedRow {
   if (line.trim() === '') return { ok: false, index, error: 'empty line', code: 'EMPTY_LINE' };
-  let raw: unknown;
   try {
-    raw = JSON.parse(line);
-  } catch (e) {
-    return { ok: false, index, error: `not valid JSON: ${(e as Error).message}`, code: 'MALFORMED_JSON' };
-  }
-  try {
-    return { ok: true, index, request: checkRequestShape(raw) };
+    return { ok: true, index, request: parse(line) };
   } catch (e) {
     return { ok: false, index, ...errorFields(e) };
   }
-}
-
-/**
- * Basic structure of an OIP request body (shared by batch rows and async requests): an object with a
- * non-empty `inputs` array whose entries have a string `name` and `datatype`, an integer `shape` array and
- * `data`. Throws BadRequestError.
- */
-export function checkRequestShape(raw: unknown): ParsedRow['request'] {
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new BadRequestError('an inference request must be a JSON object', 'INVALID_REQUEST');
-  }
-  const inputs = (raw as { inputs?: unknown }).inputs;
-  if (!Array.isArray(inputs) || inputs.length === 0) {
-    throw new BadRequestError("'inputs' must be a non-empty array", 'INVALID_REQUEST');
-  }
-  inputs.forEach((t, i) => {
-    const ok =
-      t !== null &&
-      typeof t === 'object' &&
-      typeof (t as RowTensor).name === 'string' &&
-      typeof (t as RowTensor).datatype === 'string' &&
-      Array.isArray((t as RowTensor).shape) &&
-      (t as RowTensor).shape.every((d) => Number.isInteger(d) && d >= 0) &&
-      'data' in (t as object);
-    if (!ok) {
-      throw new BadRequestError(
-        `inputs[${i}] must be {"name", "datatype", "shape": [non-negative integers], "data"}`,
-        'INVALID_REQUEST',
-      );
-    }
-  });
-  return raw as ParsedRow['request'];
-}
-
-/**
- * The layout of a row: rows with equal layouts can be stacked along dim 0 into one ORT run. Undefined when
- * the row cannot be stacked (a scalar input, inputs disagreeing on dim 0).
- */
-export function rowLayout(request: ParsedRow['request']): { key: string; rows: number } | undefined {
-  let rows: number | undefined;
-  const parts: string[] = [];
-  for (const t of [...request.inputs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-    if (t.shape.length === 0) return undefined;
-    const first = t.shape[0] as number;
-    if (rows === undefined) rows = first;
-    else if (rows !== first) return undefined;
-    parts.push(`${t.name}|${t.datatype}|${t.shape.slice(1).join('x')}`);
-  }
-  if (rows === undefined || rows === 0) return undefined;
-  const outputs = (request as { outputs?: unknown }).outputs;
-  const params = (request as { parameters?: unknown }).parameters;
-  return {
-    key: `${parts.join(';')}#${JSON.stringify(outputs ?? null)}#${JSON.stringify(params ?? null)}`,
-    rows,
-  };
-}
-
-/**
- * Groups parsed rows into ORT batches: rows with the same layout, in input order, at most `maxRows` stacked
- * rows (dim 0) per group. A row that cannot be stacked, or is larger than `maxRows` alone, is its own group.
- * Returns groups of positions into `rows`.
- */
-export function groupRows(rows: readonly ParsedRow[], maxRows: number): number[][] {
-  const groups: number[][] = [];
-  const open = new Map<string, { members: number[]; rows: number }>();
-  rows.forEach((row, pos) => {
-    const layout = rowLayout(row.request);
-    if (!layout || layout.rows >= maxRows) {
-      groups.push([pos]);
-      return;
-    }
-    let g = open.get(layout.key);
-    if (g && g.rows + layout.rows > maxRows) {
-      open.delete(layout.key);
-      g = undefined;
-    }
-    if (!g) {
-      g = { members: [], rows: 0 };
-      open.set(layout.key, g);
-      groups.push(g.members);
-    }
-    g.members.push(pos);
-    g.rows += layout.rows;
-  });
-  return groups;
 }
 
 /** The output line of a failed row. */
@@ -221,6 +126,8 @@ export type BatchState = 'running' | 'done' | 'failed';
 /** `batch/{jobId}/status.json`. */
 export interface BatchStatus {
   readonly jobId: string;
+  /** Which `input.jsonl` (version id or ETag) the status is about. */
+  readonly inputTag?: string;
   readonly state: BatchState;
   readonly total: number;
   readonly succeeded: number;
@@ -248,6 +155,9 @@ export interface BatchCursor {
   readonly version: number;
   readonly nextPart: number;
   readonly startedAt: string;
+  /** Outcomes of the parts before `nextPart`. */
+  readonly succeeded: number;
+  readonly failed: number;
 }
 
 export const BatchCursorSchema = z.object({
@@ -258,6 +168,8 @@ export const BatchCursorSchema = z.object({
   version: z.number().int().positive(),
   nextPart: z.number().int().nonnegative(),
   startedAt: z.string().min(1),
+  succeeded: z.number().int().nonnegative(),
+  failed: z.number().int().nonnegative(),
 });
 
 /**

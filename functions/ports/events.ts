@@ -1,6 +1,6 @@
 /**
- * Ports of the event-driven flows: the work queue, the object store of batch jobs and async requests, and
- * the inference the flows reuse (the predict path's own code, behind an interface the flows can fake).
+ * Ports of the event-driven flows: the work queue, the object store of batch jobs and async requests, the
+ * idempotency guard and the time budget of an invocation. Inference is the predictor of functions/app/predict.ts.
  */
 import type { WorkMessage } from '../domain/async';
 
@@ -18,22 +18,6 @@ export interface BlobStore {
   delete(key: string): Promise<void>;
   /** ETag / version id of an object, or undefined when it does not exist. */
   head(key: string): Promise<{ eTag?: string; versionId?: string; sizeBytes: number } | undefined>;
-}
-
-/** A single OIP answer, or the error of one request of a batch. */
-export type InferOutcome = { ok: true; response: unknown } | { ok: false; error: unknown };
-
-/** Inference as the event flows need it. Implemented over the predict use case (one inference code path). */
-export interface InferenceRunner {
-  /** Resolves `ref` (version number or alias) of `name` to the concrete READY version; NotFoundError otherwise. */
-  resolveVersion(name: string, ref: string): Promise<number>;
-  /** Runs one OIP request; domain errors (400/404/409/422) describe the caller's mistake. */
-  infer(name: string, ref: string, request: unknown): Promise<unknown>;
-  /**
-   * Runs requests of one layout as one ORT run where possible; returns one outcome per request, in order.
-   * A request that fails validation fails alone.
-   */
-  inferMany(name: string, ref: string, requests: readonly unknown[]): Promise<InferOutcome[]>;
 }
 
 /** The part of an AWS Lambda context the flows use (time budget). */

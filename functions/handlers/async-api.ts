@@ -1,0 +1,89 @@
+/**
+ * Async API Lambda: the route table's routes with fn 'async' —
+ * `POST /v2/models/{name}[/versions/{ref}]/infer-async` (202 `{"requestId"}`) and
+ * `GET /async/{requestId}` (`{"status": "pending"|"done"|"failed", "result"?, "error"?}`).
+ */
+import { type AsyncInferenceDeps, getAsyncStatus, submitAsyncInference } from '../app/async-inference';
+import { ENV } from '../contract/env';
+import { matchRoute, ROUTES, routeKey } from '../contract/routes';
+import { MethodNotAllowedError, NotFoundError } from '../domain/errors';
+import { parseInferenceBody } from '../domain/tensor-codec';
+import { readConfig } from './config';
+import { actorOf, bodyText, errorResult, type HttpEvent, type HttpResult, json, type Logger } from './http';
+
+export interface AsyncApiHandlerDeps extends AsyncInferenceDeps {
+  /** Largest accepted request body. @default LIMITS.maxBodyBytes */
+  readonly maxBodyBytes?: number;
+  readonly logger?: Logger;
+}
+
+type Op = 'submit' | 'status';
+const OPS = new Map<string, Op>();
+for (const r of ROUTES) {
+  if (r.fn === 'async') OPS.set(routeKey(r), r.path.endsWith('/infer-async') ? 'submit' : 'status');
+}
+
+function resolveRoute(event: HttpEvent): { op: Op; params: Record<string, string | undefined> } {
+  const op = OPS.get(event.routeKey);
+  if (op) return { op, params: event.pathParameters ?? {} };
+  const method = event.requestContext?.http?.method ?? 'GET';
+  const m = matchRoute(method, event.rawPath ?? '/');
+  if (m && 'methodNotAllowed' in m)
+    throw new MethodNotAllowedError(`${method} is not allowed on ${event.rawPath}`);
+  const found = m ? OPS.get(routeKey(m.route)) : undefined;
+  if (!m || !found) throw new NotFoundError(`no route for ${method} ${event.rawPath}`, 'ROUTE_NOT_FOUND');
+  return { op: found, params: m.pathParameters };
+}
+
+const stderrLogger: Logger = {
+  error(message, extra) {
+    console.error(JSON.stringify({ level: 'ERROR', message, ...extra }));
+  },
+};
+
+export function createAsyncApiHandler(deps: AsyncApiHandlerDeps): (event: HttpEvent) => Promise<HttpResult> {
+  const logger = deps.logger ?? stderrLogger;
+  return async (event) => {
+    try {
+      const { op, params } = resolveRoute(event);
+      if (op === 'submit') {
+        const body = parseInferenceBody(bodyText(event, deps.maxBodyBytes));
+        const accepted = await submitAsyncInference(deps, {
+          name: params.name ?? '',
+          ...(params.ref ? { ref: params.ref } : {}),
+          body,
+          actor: actorOf(event),
+        });
+        return json(202, accepted);
+      }
+      return json(200, await getAsyncStatus(deps, params.requestId ?? ''));
+    } catch (e) {
+      return errorResult(e, logger);
+    }
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Composition root of the Lambda.
+
+async function fromEnvironment(): Promise<(event: HttpEvent) => Promise<HttpResult>> {
+  const config = readConfig(process.env);
+  const [{ s3Client }, { S3BlobStore }, aws] = await Promise.all([
+    import('../adapters/aws-clients'),
+    import('../adapters/s3-blob-store'),
+    import('./event-aws'),
+  ]);
+  return createAsyncApiHandler({
+    blobs: new S3BlobStore(s3Client(), config.bucket),
+    queue: aws.queueFromConfig(config),
+    maxBodyBytes: config.maxBodyBytes,
+  });
+}
+
+const notConfigured = async (): Promise<HttpResult> =>
+  errorResult(new Error(`${ENV.table} is not set`), stderrLogger);
+
+/** The Lambda entry point (built at INIT from `process.env`). */
+export const handler: (event: HttpEvent) => Promise<HttpResult> = process.env[ENV.table]
+  ? await fromEnvironment()
+  : notConfigured;

@@ -1,0 +1,96 @@
+/**
+ * Composition of the event flows (register on upload, batch scoring, async inference) over the real adapters.
+ * Shared by the three event Lambdas (each at module scope), the local server and the integration tests, which
+ * pass their own queue (the in-process one) and event publisher.
+ */
+
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DynamoRegistryRepository } from '../adapters/dynamodb-registry';
+import { DynamoIdempotencyGuard } from '../adapters/idempotency-store';
+import { S3ArtifactStore } from '../adapters/s3-artifact-store';
+import { S3BlobStore } from '../adapters/s3-blob-store';
+import type { AsyncInferenceDeps, AsyncWorkerDeps } from '../app/async-inference';
+import type { BatchScoreDeps } from '../app/batch-score';
+import { createPredictor, type Predictor } from '../app/predict';
+import type { RegisterOnUploadDeps } from '../app/register-on-upload';
+import { type RegistryDeps, registerVersion } from '../app/registry';
+import { BATCH, IDEMPOTENCY } from '../contract/events';
+import type { QueuePublisher } from '../ports/events';
+import type { EventPublisher, ModelInspector } from '../ports/index';
+import type { InferenceEngine } from '../ports/inference';
+
+export interface EventFlowsOptions {
+  readonly table: string;
+  readonly bucket: string;
+  readonly doc: DynamoDBDocumentClient;
+  /** Built with `s3Client()`. */
+  readonly s3: S3Client;
+  readonly queue: QueuePublisher;
+  /** Registry events (EventBridge in AWS); none = not published. */
+  readonly events?: EventPublisher;
+  /** Needed for registration (ORT inspector). */
+  readonly inspector?: ModelInspector;
+  /** Needed for batch scoring and async inference, unless `predictor` is given. */
+  readonly engine?: InferenceEngine;
+  /** A predictor to share (its caches) with other entry points. */
+  readonly predictor?: Predictor;
+  readonly aliasTtlMs?: number;
+}
+
+export interface EventFlows {
+  readonly upload: RegisterOnUploadDeps;
+  readonly batch: BatchScoreDeps;
+  readonly asyncApi: AsyncInferenceDeps;
+  readonly worker: AsyncWorkerDeps;
+}
+
+const missing = (what: string) => () => {
+  throw new Error(`${what} is not configured for this entry point`);
+};
+
+/** Wires the event flows' use cases over the adapters. */
+export function createEventFlows(o: EventFlowsOptions): EventFlows {
+  const repo = new DynamoRegistryRepository({ doc: o.doc, table: o.table });
+  const store = new S3ArtifactStore({ s3: o.s3, bucket: o.bucket });
+  const blobs = new S3BlobStore(o.s3, o.bucket);
+  const guard = (keyPrefix: string) =>
+    new DynamoIdempotencyGuard({ client: o.doc, tableName: o.table, keyPrefix });
+
+  const registryDeps: RegistryDeps | undefined = o.inspector
+    ? { repo, store, inspector: o.inspector, ...(o.events ? { events: o.events } : {}) }
+    : undefined;
+  const predictor =
+    o.predictor ??
+    (o.engine
+      ? createPredictor({
+          repo,
+          store,
+          engine: o.engine,
+          maxBatchRows: BATCH.ortBatchRows,
+          ...(o.aliasTtlMs !== undefined ? { aliasTtlMs: o.aliasTtlMs } : {}),
+        })
+      : undefined);
+  const noPredictor = {
+    resolve: missing('inference'),
+    infer: missing('inference'),
+    inferBatch: missing('inference'),
+  } as unknown as Predictor;
+
+  return {
+    upload: {
+      register: registryDeps ? (input) => registerVersion(registryDeps, input) : missing('registration'),
+      blobs,
+      guard: guard(IDEMPOTENCY.keyPrefix.registerOnUpload),
+    },
+    batch: {
+      blobs,
+      predictor: predictor ?? noPredictor,
+      queue: o.queue,
+      startGuard: guard(IDEMPOTENCY.keyPrefix.batchStart),
+      partGuard: guard(IDEMPOTENCY.keyPrefix.batchPart),
+    },
+    asyncApi: { blobs, queue: o.queue },
+    worker: { blobs, predictor: predictor ?? noPredictor },
+  };
+}

@@ -1,0 +1,135 @@
+/**
+ * S3 events Lambda: `incoming/{name}/…onnx` created -> register a version; `batch/{jobId}/input.jsonl`
+ * created -> start the batch job. Records are handled one by one; when any failed for a reason worth a retry,
+ * the invocation fails after the others are done (S3 -> Lambda retries it; the idempotency guards make the
+ * records already done no-ops).
+ */
+import type { S3Event, S3EventRecord } from 'aws-lambda';
+import { type BatchRunResult, type BatchScoreDeps, startBatchJob } from '../app/batch-score';
+import { type RegisterOnUploadDeps, registerOnUpload, type UploadOutcome } from '../app/register-on-upload';
+import { ENV, S3_KEYS } from '../contract/env';
+import { BATCH_KEYS } from '../contract/events';
+import { LIMITS } from '../contract/limits';
+import { batchJobIdOfInputKey } from '../domain/batch';
+import type { TimeBudget } from '../ports/events';
+import { ortThreadCount, readConfig } from './config';
+import { describeError, type EventLogger, eventConsoleLogger } from './event-log';
+
+export interface S3EventsHandlerDeps {
+  readonly upload: RegisterOnUploadDeps;
+  readonly batch: BatchScoreDeps;
+  readonly logger?: EventLogger;
+}
+
+export type S3RecordOutcome =
+  | ({ readonly kind: 'register'; readonly key: string } & UploadOutcome)
+  | ({ readonly kind: 'batch'; readonly key: string; readonly jobId: string } & BatchRunResult)
+  | { readonly kind: 'ignored'; readonly key: string };
+
+/** S3 event keys are URL-encoded with `+` for spaces. */
+export function decodeS3Key(key: string): string {
+  return decodeURIComponent(key.replace(/\+/g, ' '));
+}
+
+export class S3EventRecordsFailedError extends Error {
+  constructor(readonly failures: { key: string; error: unknown }[]) {
+    super(`${failures.length} S3 event record(s) failed: ${failures.map((f) => f.key).join(', ')}`);
+    this.name = 'S3EventRecordsFailedError';
+  }
+}
+
+const noBudget: TimeBudget = { getRemainingTimeInMillis: () => Number.MAX_SAFE_INTEGER };
+
+export function createS3EventsHandler(
+  deps: S3EventsHandlerDeps,
+): (event: S3Event, context?: TimeBudget) => Promise<S3RecordOutcome[]> {
+  const logger = deps.logger ?? eventConsoleLogger;
+  const one = async (record: S3EventRecord, budget: TimeBudget): Promise<S3RecordOutcome> => {
+    const key = decodeS3Key(record.s3.object.key);
+    if (!record.eventName.startsWith('ObjectCreated')) return { kind: 'ignored', key };
+    const eTag = record.s3.object.eTag;
+    const versionId = record.s3.object.versionId;
+    if (key.startsWith(S3_KEYS.incomingPrefix)) {
+      const outcome = await registerOnUpload(
+        deps.upload,
+        {
+          bucket: record.s3.bucket.name,
+          key,
+          ...(versionId ? { versionId } : {}),
+          ...(eTag ? { eTag } : {}),
+        },
+        budget,
+      );
+      return { kind: 'register', key, ...outcome };
+    }
+    const jobId = batchJobIdOfInputKey(key, S3_KEYS.batchPrefix, BATCH_KEYS.inputFileName);
+    if (jobId) {
+      const tag = versionId ? `version:${versionId}` : eTag ? `etag:${eTag.replaceAll('"', '')}` : undefined;
+      const result = await startBatchJob(deps.batch, jobId, tag, budget);
+      return { kind: 'batch', key, jobId, ...result };
+    }
+    return { kind: 'ignored', key };
+  };
+
+  return async (event, context) => {
+    const budget = context ?? noBudget;
+    const outcomes: S3RecordOutcome[] = [];
+    const failures: { key: string; error: unknown }[] = [];
+    for (const record of event.Records ?? []) {
+      try {
+        const outcome = await one(record, budget);
+        logger.info('s3 event handled', { ...outcome });
+        outcomes.push(outcome);
+      } catch (e) {
+        const key = record.s3?.object?.key ?? '?';
+        logger.error('s3 event failed', { key, ...describeError(e) });
+        failures.push({ key, error: e });
+      }
+    }
+    if (failures.length) throw new S3EventRecordsFailedError(failures);
+    return outcomes;
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Composition root of the Lambda.
+
+async function fromEnvironment(): Promise<
+  (event: S3Event, context?: TimeBudget) => Promise<S3RecordOutcome[]>
+> {
+  const config = readConfig(process.env);
+  const [{ dynamoDocumentClient, s3Client }, { createEventFlows }, { OrtModelInspector }, ort, aws] =
+    await Promise.all([
+      import('../adapters/aws-clients'),
+      import('./event-deps'),
+      import('../adapters/ort-inspector'),
+      import('../adapters/ort-engine'),
+      import('./event-aws'),
+    ]);
+  const flows = createEventFlows({
+    table: config.table,
+    bucket: config.bucket,
+    doc: dynamoDocumentClient(),
+    s3: s3Client(),
+    queue: aws.queueFromConfig(config),
+    ...aws.eventsFromConfig(config),
+    inspector: new OrtModelInspector(),
+    engine: ort.sharedOrtEngine({
+      threads: ortThreadCount(config),
+      memoryBudgetBytes: config.memoryMb * 1024 * 1024 * LIMITS.sessionCacheMemoryFraction,
+    }),
+    aliasTtlMs: config.aliasTtlMs,
+  });
+  return createS3EventsHandler(flows);
+}
+
+const notConfigured = async (): Promise<never> => {
+  throw new Error(`${ENV.table} is not set`);
+};
+
+/** The Lambda entry point (built at INIT from `process.env`). */
+export const handler: (event: S3Event, context?: TimeBudget) => Promise<S3RecordOutcome[]> = process.env[
+  ENV.table
+]
+  ? await fromEnvironment()
+  : notConfigured;

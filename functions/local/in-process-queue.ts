@@ -1,0 +1,289 @@
+/**
+ * Local stand-ins for the event plumbing of AWS: an in-process work queue with SQS semantics, and the hook
+ * that delivers s3rver's object events to the S3 events handler.
+ *
+ * Queue semantics (as SQS + Lambda event source mapping with ReportBatchItemFailures):
+ * - a received message becomes invisible for the visibility timeout; its receive count goes up by one;
+ * - the consumer gets batches of up to `batchSize` visible messages as an SQS event;
+ * - messages answered in `batchItemFailures` (or all of them, when the consumer throws) become visible again
+ *   after the visibility timeout; the others are deleted;
+ * - a message received `maxReceiveCount` times without success is moved to the dead-letter queue instead of
+ *   being delivered again.
+ */
+import { randomUUID } from 'node:crypto';
+import type { S3Event, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type S3rver from 's3rver';
+import { QUEUE } from '../contract/events';
+import type { WorkMessage } from '../domain/async';
+import type { QueuePublisher, TimeBudget } from '../ports/events';
+
+export interface QueuedMessage {
+  readonly messageId: string;
+  readonly body: string;
+  readonly sentAt: number;
+  receiveCount: number;
+  visibleAt: number;
+}
+
+export type QueueConsumer = (event: SQSEvent, context: TimeBudget) => Promise<SQSBatchResponse | undefined>;
+
+export interface InProcessQueueOptions {
+  /** @default QUEUE.maxReceiveCount */
+  readonly maxReceiveCount?: number;
+  /** @default QUEUE.batchSize */
+  readonly batchSize?: number;
+  /** How long a received message stays invisible (ms). @default 1000 */
+  readonly visibilityTimeoutMs?: number;
+  /** Time budget each consumer invocation gets (ms). @default QUEUE.workerTimeoutSeconds * 1000 */
+  readonly invocationBudgetMs?: number;
+  readonly queueName?: string;
+  /** Called when a consumer invocation throws (the batch is then retried as a whole). */
+  readonly onConsumerError?: (error: unknown) => void;
+}
+
+export interface QueueStats {
+  readonly sent: number;
+  readonly deleted: number;
+  readonly deadLettered: number;
+  readonly receives: number;
+  readonly invocations: number;
+}
+
+export class InProcessQueue implements QueuePublisher {
+  readonly deadLetters: QueuedMessage[] = [];
+  private readonly messages: QueuedMessage[] = [];
+  private consumer: QueueConsumer | undefined;
+  private pumping = false;
+  private timer: NodeJS.Timeout | undefined;
+  private idleWaiters: (() => void)[] = [];
+  private counts = { sent: 0, deleted: 0, deadLettered: 0, receives: 0, invocations: 0 };
+  private readonly maxReceiveCount: number;
+  private readonly batchSize: number;
+  private readonly visibilityTimeoutMs: number;
+  private readonly invocationBudgetMs: number;
+  private readonly arn: string;
+
+  constructor(private readonly opts: InProcessQueueOptions = {}) {
+    this.maxReceiveCount = opts.maxReceiveCount ?? QUEUE.maxReceiveCount;
+    this.batchSize = opts.batchSize ?? QUEUE.batchSize;
+    this.visibilityTimeoutMs = opts.visibilityTimeoutMs ?? 1000;
+    this.invocationBudgetMs = opts.invocationBudgetMs ?? QUEUE.workerTimeoutSeconds * 1000;
+    this.arn = `arn:aws:sqs:us-east-1:000000000000:${opts.queueName ?? 'maas-work'}`;
+  }
+
+  /** QueuePublisher: enqueues a work message. */
+  send(message: WorkMessage): Promise<string> {
+    return Promise.resolve(this.sendRaw(JSON.stringify(message)));
+  }
+
+  /** Enqueues any body (e.g. to exercise the consumer with a malformed message). */
+  sendRaw(body: string): string {
+    const messageId = randomUUID();
+    const now = Date.now();
+    this.messages.push({ messageId, body, sentAt: now, receiveCount: 0, visibleAt: now });
+    this.counts.sent++;
+    this.schedule();
+    return messageId;
+  }
+
+  /** Starts delivering messages to `consumer` (the same handler the SQS event source invokes in AWS). */
+  attach(consumer: QueueConsumer): this {
+    this.consumer = consumer;
+    this.schedule();
+    return this;
+  }
+
+  /** Stops delivering; queued messages stay. */
+  detach(): void {
+    this.consumer = undefined;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  get stats(): QueueStats {
+    return { ...this.counts };
+  }
+
+  /** Messages waiting or in flight. */
+  get depth(): number {
+    return this.messages.length;
+  }
+
+  /** Resolves when every message has been deleted or dead-lettered. */
+  drain(): Promise<void> {
+    if (this.messages.length === 0 && !this.pumping) return Promise.resolve();
+    return new Promise((res) => this.idleWaiters.push(res));
+  }
+
+  private schedule(): void {
+    if (!this.consumer || this.pumping) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.messages.length === 0) {
+      const waiters = this.idleWaiters.splice(0);
+      for (const w of waiters) w();
+      return;
+    }
+    const next = Math.min(...this.messages.map((m) => m.visibleAt));
+    this.timer = setTimeout(() => void this.pump(), Math.max(0, next - Date.now()));
+    this.timer.unref?.();
+  }
+
+  private async pump(): Promise<void> {
+    this.timer = undefined;
+    if (this.pumping || !this.consumer) return;
+    this.pumping = true;
+    try {
+      for (;;) {
+        const consumer = this.consumer;
+        if (!consumer) break;
+        const batch = this.receive();
+        if (batch.length === 0) break;
+        await this.deliver(consumer, batch);
+      }
+    } finally {
+      this.pumping = false;
+      this.schedule();
+    }
+  }
+
+  /** Takes up to `batchSize` visible messages, dead-lettering those past their last receive. */
+  private receive(): QueuedMessage[] {
+    const now = Date.now();
+    const batch: QueuedMessage[] = [];
+    for (const m of [...this.messages]) {
+      if (batch.length >= this.batchSize) break;
+      if (m.visibleAt > now) continue;
+      if (m.receiveCount >= this.maxReceiveCount) {
+        this.remove(m);
+        this.deadLetters.push(m);
+        this.counts.deadLettered++;
+        continue;
+      }
+      m.receiveCount++;
+      m.visibleAt = now + this.visibilityTimeoutMs;
+      this.counts.receives++;
+      batch.push(m);
+    }
+    return batch;
+  }
+
+  private async deliver(consumer: QueueConsumer, batch: QueuedMessage[]): Promise<void> {
+    const started = Date.now();
+    const context: TimeBudget = {
+      getRemainingTimeInMillis: () => Math.max(0, this.invocationBudgetMs - (Date.now() - started)),
+    };
+    this.counts.invocations++;
+    let failed: Set<string>;
+    try {
+      const response = await consumer({ Records: batch.map((m) => this.record(m)) }, context);
+      failed = new Set((response?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
+    } catch (e) {
+      this.opts.onConsumerError?.(e);
+      failed = new Set(batch.map((m) => m.messageId));
+    }
+    for (const m of batch) {
+      if (failed.has(m.messageId)) continue;
+      this.remove(m);
+      this.counts.deleted++;
+    }
+  }
+
+  private remove(m: QueuedMessage): void {
+    const i = this.messages.indexOf(m);
+    if (i >= 0) this.messages.splice(i, 1);
+  }
+
+  private record(m: QueuedMessage): SQSRecord {
+    return {
+      messageId: m.messageId,
+      receiptHandle: `${m.messageId}#${m.receiveCount}`,
+      body: m.body,
+      attributes: {
+        ApproximateReceiveCount: String(m.receiveCount),
+        SentTimestamp: String(m.sentAt),
+        SenderId: 'local',
+        ApproximateFirstReceiveTimestamp: String(m.sentAt),
+      },
+      messageAttributes: {},
+      md5OfBody: '',
+      eventSource: 'aws:sqs',
+      eventSourceARN: this.arn,
+      awsRegion: 'us-east-1',
+    };
+  }
+}
+
+/** Which created objects AWS notifies the S3 events function about (also the CDK notification filters). */
+export function isS3EventKey(key: string, prefixes: { incoming: string; batch: string }): boolean {
+  return (
+    (key.startsWith(prefixes.incoming) && key.endsWith('.onnx')) ||
+    (key.startsWith(prefixes.batch) && key.endsWith('/input.jsonl'))
+  );
+}
+
+/** Encodes a raw key as S3 event notifications do (URL-encoded, `+` for spaces). */
+export function encodeS3EventKey(key: string): string {
+  return encodeURIComponent(key).replace(/%2F/g, '/').replace(/%20/g, '+');
+}
+
+export interface S3EventHookOptions {
+  /** Only these keys are delivered (like the bucket's notification filters). */
+  readonly filter: (key: string) => boolean;
+  /** Lambda's asynchronous invocation retries a failed event twice. @default 2 */
+  readonly retries?: number;
+  /** Delay before a retry (ms). @default 1000 */
+  readonly retryDelayMs?: number;
+  readonly onError?: (error: unknown, key: string) => void;
+}
+
+/**
+ * Delivers s3rver's ObjectCreated events to `handler` as AWS would (one event per object, keys URL-encoded,
+ * retried on failure). Returns a function that detaches the hook and a promise of all in-flight deliveries.
+ */
+export function attachS3Events(
+  server: S3rver,
+  handler: (event: S3Event) => Promise<unknown>,
+  opts: S3EventHookOptions,
+): { detach(): void; idle(): Promise<void> } {
+  const inFlight = new Set<Promise<void>>();
+  const emitter = server as unknown as {
+    on(name: 'event', cb: (e: S3Event) => void): void;
+    off(name: 'event', cb: (e: S3Event) => void): void;
+  };
+  const retries = opts.retries ?? 2;
+  const delay = opts.retryDelayMs ?? 1000;
+  const listener = (event: S3Event) => {
+    for (const record of event.Records ?? []) {
+      const key = record.s3.object.key;
+      if (!record.eventName.startsWith('ObjectCreated') || !opts.filter(key)) continue;
+      const awsRecord = {
+        ...record,
+        s3: { ...record.s3, object: { ...record.s3.object, key: encodeS3EventKey(key) } },
+      };
+      const run = (async () => {
+        for (let attempt = 0; ; attempt++) {
+          try {
+            await handler({ Records: [awsRecord] });
+            return;
+          } catch (e) {
+            if (attempt >= retries) {
+              opts.onError?.(e, key);
+              return;
+            }
+            await new Promise((r) => setTimeout(r, delay));
+          }
+        }
+      })();
+      inFlight.add(run);
+      void run.finally(() => inFlight.delete(run));
+    }
+  };
+  emitter.on('event', listener);
+  return {
+    detach: () => emitter.off('event', listener),
+    idle: async () => {
+      while (inFlight.size) await Promise.all([...inFlight]);
+    },
+  };
+}
