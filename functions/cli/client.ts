@@ -1,0 +1,230 @@
+/**
+ * HTTP client of the `maas` CLI: JSON requests to the local service or a deployed stack (SigV4-signed
+ * for `execute-api` when the endpoint is not a local one), and presigned artifact uploads with progress.
+ */
+import { readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { join } from 'node:path';
+import { Sha256 } from '@aws-crypto/sha256-js';
+import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
+import { SignatureV4 } from '@smithy/signature-v4';
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
+
+/** The endpoint used when nothing else names one. */
+export const DEFAULT_ENDPOINT = 'http://127.0.0.1:3000';
+
+/** The server answered with an error (`{"error","code"}`). */
+export class MaasApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly body: unknown,
+  ) {
+    super(message);
+    this.name = 'MaasApiError';
+  }
+}
+
+/** The service could not be reached at all. */
+export class ConnectionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConnectionError';
+  }
+}
+
+/**
+ * Where the CLI sends requests: `--endpoint`, else `MAAS_ENDPOINT`, else the `api` of a running
+ * `maas dev` (`$MAAS_HOME/endpoints.json`), else http://127.0.0.1:3000.
+ */
+export function resolveEndpoint(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  if (explicit) return stripSlash(explicit);
+  if (env.MAAS_ENDPOINT) return stripSlash(env.MAAS_ENDPOINT);
+  try {
+    const file = join(env.MAAS_HOME || '.maas', 'endpoints.json');
+    const api = (JSON.parse(readFileSync(file, 'utf8')) as { api?: unknown }).api;
+    if (typeof api === 'string' && api) return stripSlash(api);
+  } catch {
+    // no running local service recorded
+  }
+  return DEFAULT_ENDPOINT;
+}
+
+const stripSlash = (s: string) => s.replace(/\/+$/, '');
+
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+
+/** Whether requests to `endpoint` are SigV4-signed: every https endpoint that is not on loopback. */
+export function needsSigning(endpoint: string): boolean {
+  const url = new URL(endpoint);
+  return url.protocol === 'https:' && !LOOPBACK.has(url.hostname);
+}
+
+/** The AWS region of an `execute-api` host (`abc.execute-api.eu-west-1.amazonaws.com`), if it names one. */
+export function regionFromHost(hostname: string): string | undefined {
+  return /\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$/.exec(hostname)?.[1];
+}
+
+export interface MaasClientOptions {
+  readonly endpoint: string;
+  /** Signing region. @default --region, AWS_REGION, or the region in the endpoint's host */
+  readonly region?: string;
+  /** @default fromNodeProviderChain() */
+  readonly credentials?: AwsCredentialIdentity | AwsCredentialIdentityProvider;
+  /** Force signing on or off. @default needsSigning(endpoint) */
+  readonly sign?: boolean;
+}
+
+/** A small JSON client for the maas HTTP API. */
+export class MaasClient {
+  readonly endpoint: string;
+  private readonly signer?: SignatureV4;
+
+  constructor(opts: MaasClientOptions) {
+    this.endpoint = stripSlash(opts.endpoint);
+    const url = new URL(this.endpoint);
+    if (opts.sign ?? needsSigning(this.endpoint)) {
+      const region =
+        opts.region ??
+        process.env.AWS_REGION ??
+        process.env.AWS_DEFAULT_REGION ??
+        regionFromHost(url.hostname);
+      if (!region) {
+        throw new Error(`cannot tell the AWS region of ${this.endpoint}: pass --region or set AWS_REGION`);
+      }
+      this.signer = new SignatureV4({
+        service: 'execute-api',
+        region,
+        credentials: opts.credentials ?? fromNodeProviderChain(),
+        sha256: Sha256,
+      });
+    }
+  }
+
+  /** Sends one JSON request; resolves with the parsed answer, rejects with MaasApiError on 4xx/5xx. */
+  async request<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+    const url = new URL(this.endpoint + path);
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    let headers: Record<string, string> = {
+      accept: 'application/json',
+      ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
+    };
+    if (this.signer) headers = await this.signHeaders(method, url, headers, payload);
+    let res: Response;
+    try {
+      res = await fetch(url, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string } }).cause;
+      throw new ConnectionError(
+        `cannot reach ${this.endpoint}${cause?.code ? ` (${cause.code})` : ''}: is \`maas dev\` running, or is --endpoint right?`,
+      );
+    }
+    const text = await res.text();
+    let parsed: unknown;
+    try {
+      parsed = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      parsed = text;
+    }
+    if (!res.ok) {
+      const err = parsed as { error?: unknown; code?: unknown; message?: unknown } | undefined;
+      const message =
+        typeof err?.error === 'string'
+          ? err.error
+          : typeof err?.message === 'string'
+            ? err.message
+            : `${res.status} ${res.statusText}`;
+      throw new MaasApiError(
+        res.status,
+        typeof err?.code === 'string' ? err.code : `HTTP_${res.status}`,
+        message,
+        parsed,
+      );
+    }
+    return parsed as T;
+  }
+
+  private async signHeaders(
+    method: string,
+    url: URL,
+    headers: Record<string, string>,
+    payload: string | undefined,
+  ): Promise<Record<string, string>> {
+    const query: Record<string, string | string[]> = {};
+    for (const key of new Set(url.searchParams.keys())) {
+      const all = url.searchParams.getAll(key);
+      query[key] = all.length === 1 ? (all[0] as string) : all;
+    }
+    const signed = await (this.signer as SignatureV4).sign({
+      method,
+      protocol: url.protocol,
+      hostname: url.hostname,
+      ...(url.port ? { port: Number(url.port) } : {}),
+      path: url.pathname,
+      query,
+      headers: { ...headers, host: url.host },
+      ...(payload !== undefined ? { body: payload } : {}),
+    });
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(signed.headers)) if (k.toLowerCase() !== 'host') out[k] = String(v);
+    return out;
+  }
+}
+
+/**
+ * PUTs `bytes` to a presigned URL in chunks, reporting the bytes sent so far. Rejects with the storage
+ * service's answer when it refuses the upload.
+ */
+export function uploadToPresignedUrl(
+  url: string,
+  bytes: Uint8Array,
+  onProgress?: (sentBytes: number, totalBytes: number) => void,
+  chunkBytes = 256 * 1024,
+): Promise<void> {
+  const target = new URL(url);
+  const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = send(target, {
+      method: 'PUT',
+      headers: { 'content-length': String(bytes.length), 'content-type': 'application/octet-stream' },
+    });
+    req.on('error', (e) => reject(new ConnectionError(`upload to ${target.host} failed: ${e.message}`)));
+    req.on('response', (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        text += d;
+      });
+      res.on('end', () => {
+        const status = res.statusCode ?? 0;
+        if (status >= 200 && status < 300) resolve();
+        else {
+          const code = /<Code>([^<]+)<\/Code>/.exec(text)?.[1] ?? `HTTP_${status}`;
+          const message = /<Message>([^<]+)<\/Message>/.exec(text)?.[1] ?? `upload refused with ${status}`;
+          reject(new MaasApiError(status, code, `upload refused: ${message}`, text));
+        }
+      });
+    });
+    let offset = 0;
+    const writeNext = () => {
+      while (offset < bytes.length) {
+        const end = Math.min(offset + chunkBytes, bytes.length);
+        const chunk = bytes.subarray(offset, end);
+        offset = end;
+        const sent = offset;
+        const ok = req.write(chunk, () => onProgress?.(sent, bytes.length));
+        if (!ok) {
+          req.once('drain', writeNext);
+          return;
+        }
+      }
+      req.end();
+    };
+    if (bytes.length === 0) {
+      onProgress?.(0, 0);
+      req.end();
+    } else writeNext();
+  });
+}

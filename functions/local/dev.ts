@@ -1,0 +1,272 @@
+/**
+ * `maas dev`: the whole service on one machine. Starts DynamoDB Local and s3rver, creates the table and
+ * bucket from the contract, serves every route of the route table with the same handler objects Lambda
+ * runs, feeds S3 object events to the event handlers, registers the bundled sample model on first start
+ * and writes `$MAAS_HOME/endpoints.json` so tools and tests can find the local services.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { dynamoDocumentClient, s3Client } from '../adapters/aws-clients';
+import { ENV, S3_KEYS } from '../contract/env';
+import {
+  JavaMissingError,
+  LOCAL_CREDENTIALS,
+  LOCAL_REGION,
+  type RunningDynamo,
+  type RunningS3,
+  startDynamoDbLocal,
+  startS3rver,
+} from './emulators';
+import { ensureBucket, ensureTable } from './provision';
+import { buildIrisModel, SAMPLE_MODEL } from './sample-model';
+import type { RunningLocalServer } from './server';
+
+/** Table and bucket the local service uses. */
+export const LOCAL_TABLE = 'maas-registry';
+export const LOCAL_BUCKET = 'maas-models';
+/** Default port of the local API (`PORT` or `--port` override it). */
+export const DEFAULT_PORT = 3000;
+/** Name of the file under `$MAAS_HOME` describing the running local services. */
+export const ENDPOINTS_FILE = 'endpoints.json';
+
+/** `$MAAS_HOME`, defaulting to `.maas` in the working directory. */
+export const maasHome = (env: NodeJS.ProcessEnv = process.env): string => resolve(env.MAAS_HOME || '.maas');
+
+/** Contents of `$MAAS_HOME/endpoints.json`. */
+export interface LocalEndpoints {
+  readonly api: string;
+  readonly dynamodb: string;
+  readonly s3: string;
+  readonly bucket: string;
+  readonly table: string;
+  readonly region: string;
+  /** Process id of the dev server. */
+  readonly pid: number;
+  /** Process id of DynamoDB Local (java), when this server started it. */
+  readonly dynamodbPid?: number;
+  readonly inMemory: boolean;
+}
+
+export interface DevOptions {
+  /** Keep no data: DynamoDB Local in memory, s3rver in a temporary directory deleted at stop. */
+  readonly inMemory?: boolean;
+  /** @default PORT or 3000 */
+  readonly port?: number;
+  /** @default 127.0.0.1 */
+  readonly host?: string;
+  /** @default $MAAS_HOME or .maas */
+  readonly home?: string;
+  /** Progress and banner lines. @default console.log */
+  readonly log?: (line: string) => void;
+}
+
+export interface DevServer {
+  readonly endpoints: LocalEndpoints;
+  /** Whether this start registered the sample model (false when it already existed). */
+  readonly sampleRegistered: boolean;
+  /** Stops the HTTP server, background work and both emulators; removes in-memory data. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the local service and resolves once it serves requests. On failure everything started so far
+ * is stopped again before the error propagates (JavaMissingError when Java is missing).
+ */
+export async function startDev(opts: DevOptions = {}): Promise<DevServer> {
+  const log = opts.log ?? ((line: string) => console.log(line));
+  const home = opts.home ? resolve(opts.home) : maasHome();
+  const inMemory = opts.inMemory ?? false;
+  const port = opts.port ?? (process.env.PORT ? Number(process.env.PORT) : DEFAULT_PORT);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid port '${port}'`);
+  const host = opts.host ?? '127.0.0.1';
+  mkdirSync(home, { recursive: true });
+
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stops.splice(0).reverse()) await stop().catch(() => {});
+  };
+
+  try {
+    // DynamoDB: a given endpoint (AWS_ENDPOINT_URL_DYNAMODB) or DynamoDB Local.
+    const givenDynamo = process.env[ENV.endpointDynamodb];
+    const s3Dir = inMemory ? mkdtempSync(join(tmpdir(), 'maas-s3-')) : join(home, 's3');
+    if (inMemory) stops.push(async () => rmSync(s3Dir, { recursive: true, force: true }));
+    const dynamoPromise: Promise<RunningDynamo | undefined> = givenDynamo
+      ? Promise.resolve(undefined)
+      : startDynamoDbLocal(inMemory ? {} : { dbPath: join(home, 'dynamodb') });
+    const [dynamoResult, s3Result] = await Promise.allSettled([
+      dynamoPromise,
+      startS3rver({ directory: s3Dir, buckets: [LOCAL_BUCKET] }),
+    ]);
+    const dynamo: RunningDynamo | undefined =
+      dynamoResult.status === 'fulfilled' ? dynamoResult.value : undefined;
+    const s3: RunningS3 | undefined = s3Result.status === 'fulfilled' ? s3Result.value : undefined;
+    if (s3) stops.push(() => s3.stop());
+    if (dynamo) stops.push(() => dynamo.stop());
+    if (dynamoResult.status === 'rejected') throw dynamoResult.reason;
+    if (s3Result.status === 'rejected') throw s3Result.reason;
+    const dynamoEndpoint = dynamo?.endpoint ?? (givenDynamo as string);
+    const s3Endpoint = (s3 as RunningS3).endpoint;
+
+    // The environment the handler modules read when they load (they are imported below, after this).
+    Object.assign(process.env, {
+      [ENV.endpointDynamodb]: dynamoEndpoint,
+      [ENV.endpointS3]: s3Endpoint,
+      [ENV.region]: LOCAL_REGION,
+      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+      [ENV.table]: LOCAL_TABLE,
+      [ENV.bucket]: LOCAL_BUCKET,
+    });
+    const clientOpts = { region: LOCAL_REGION, credentials: { ...LOCAL_CREDENTIALS } };
+    const doc = dynamoDocumentClient({ ...clientOpts, endpoint: dynamoEndpoint });
+    const s3c = s3Client({ ...clientOpts, endpoint: s3Endpoint });
+    await Promise.all([ensureTable(doc, LOCAL_TABLE), ensureBucket(s3c, LOCAL_BUCKET)]);
+
+    const [{ composeLocal }, { startLocalServer }, { registerVersion }] = await Promise.all([
+      import('./compose'),
+      import('./server'),
+      import('../app/registry'),
+    ]);
+    const services = composeLocal({ doc, s3: s3c, table: LOCAL_TABLE, bucket: LOCAL_BUCKET });
+    stops.push(() => services.close());
+
+    // S3 object events -> the event handlers, as S3 notifications would invoke them in AWS.
+    (s3 as RunningS3).server.on('event', (event) => {
+      for (const subscriber of services.s3EventSubscribers) {
+        subscriber(event).catch((err: unknown) => log(`S3 event handler failed: ${(err as Error)?.message}`));
+      }
+    });
+
+    // Sample model, registered once (a second start over the same data finds it).
+    let sampleRegistered = false;
+    if (!(await services.registry.repo.getModel(SAMPLE_MODEL.name))) {
+      const key = S3_KEYS.upload(SAMPLE_MODEL.name, `sample-${randomUUID()}`);
+      await services.registry.store.putObject(key, buildIrisModel(), 'application/octet-stream');
+      await registerVersion(services.registry, {
+        name: SAMPLE_MODEL.name,
+        sourceKey: key,
+        description: SAMPLE_MODEL.description,
+        labels: [...SAMPLE_MODEL.labels],
+        postprocess: SAMPLE_MODEL.postprocess,
+        actor: 'maas dev',
+      });
+      await services.registry.store.deleteObject(key).catch(() => {});
+      sampleRegistered = true;
+    }
+
+    let server: RunningLocalServer;
+    try {
+      server = await startLocalServer({
+        port,
+        host,
+        handlers: services.handlers,
+        onError: (message, err) => log(`${message}: ${(err as Error)?.message ?? String(err)}`),
+      });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+        throw new Error(`port ${port} is in use: stop what runs there or pick another with --port or PORT`);
+      }
+      throw e;
+    }
+    stops.push(() => server.close());
+
+    const endpoints: LocalEndpoints = {
+      api: server.url,
+      dynamodb: dynamoEndpoint,
+      s3: s3Endpoint,
+      bucket: LOCAL_BUCKET,
+      table: LOCAL_TABLE,
+      region: LOCAL_REGION,
+      pid: process.pid,
+      ...(dynamo?.process.pid !== undefined ? { dynamodbPid: dynamo.process.pid } : {}),
+      inMemory,
+    };
+    const endpointsPath = join(home, ENDPOINTS_FILE);
+    writeFileSync(endpointsPath, `${JSON.stringify(endpoints, null, 2)}\n`);
+    stops.push(async () => rmSync(endpointsPath, { force: true }));
+
+    return {
+      endpoints,
+      sampleRegistered,
+      stop: stopAll,
+    };
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+}
+
+/** The lines `maas dev` prints once it is ready. */
+export function banner(endpoints: LocalEndpoints, home: string, sampleRegistered: boolean): string[] {
+  const api = endpoints.api;
+  const infer = JSON.stringify({
+    inputs: [
+      {
+        name: SAMPLE_MODEL.inputName,
+        shape: [2, 4],
+        datatype: 'FP32',
+        data: [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3],
+      },
+    ],
+  });
+  return [
+    `maas is ready on ${api}`,
+    `  DynamoDB Local ${endpoints.dynamodb}, s3rver ${endpoints.s3}, ${
+      endpoints.inMemory ? 'in memory (nothing is kept)' : `data in ${home}`
+    }`,
+    `  sample model '${SAMPLE_MODEL.name}' ${sampleRegistered ? 'registered' : 'already registered'}`,
+    '',
+    'Try:',
+    `  curl -s ${api}/v2/health/ready`,
+    `  curl -s ${api}/models`,
+    `  curl -s ${api}/v2/models/${SAMPLE_MODEL.name}`,
+    `  curl -s ${api}/v2/models/${SAMPLE_MODEL.name}/infer -H 'content-type: application/json' -d '${infer}'`,
+    `  npx maas predict ${SAMPLE_MODEL.name} --input '[[5.1,3.5,1.4,0.2]]'`,
+    '',
+    'Ctrl-C stops everything.',
+  ];
+}
+
+/**
+ * Runs `maas dev` in the foreground until SIGINT/SIGTERM: starts, prints the banner, stops every child
+ * process on a signal. Resolves with the process exit code.
+ */
+export async function runDev(opts: DevOptions = {}): Promise<number> {
+  const log = opts.log ?? ((line: string) => console.log(line));
+  const home = opts.home ? resolve(opts.home) : maasHome();
+  const started = Date.now();
+  let dev: DevServer;
+  try {
+    dev = await startDev({ ...opts, log });
+  } catch (e) {
+    if (e instanceof JavaMissingError) {
+      console.error(e.message);
+      return 1;
+    }
+    console.error(`maas dev: ${(e as Error)?.message ?? String(e)}`);
+    return 1;
+  }
+  for (const line of banner(dev.endpoints, home, dev.sampleRegistered)) log(line);
+  log(`(started in ${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  return new Promise<number>((resolveExit) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) return;
+      stopping = true;
+      log(`\n${signal}: stopping…`);
+      dev.stop().then(
+        () => {
+          log('stopped');
+          resolveExit(0);
+        },
+        () => resolveExit(1),
+      );
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    process.on('SIGHUP', onSignal);
+  });
+}
