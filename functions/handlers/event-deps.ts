@@ -39,6 +39,8 @@ export interface EventFlowsOptions {
 }
 
 export interface EventFlows {
+  /** The registry use cases' dependencies (when an inspector was given). */
+  readonly registry?: RegistryDeps;
   readonly upload: RegisterOnUploadDeps;
   readonly batch: BatchScoreDeps;
   readonly asyncApi: AsyncInferenceDeps;
@@ -78,6 +80,7 @@ export function createEventFlows(o: EventFlowsOptions): EventFlows {
   } as unknown as Predictor;
 
   return {
+    ...(registryDeps ? { registry: registryDeps } : {}),
     upload: {
       register: registryDeps ? (input) => registerVersion(registryDeps, input) : missing('registration'),
       blobs,

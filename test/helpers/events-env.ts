@@ -1,0 +1,154 @@
+/**
+ * The event flows wired to the suite's emulators (DynamoDB Local + s3rver), real onnxruntime-node, the
+ * in-process queue, and the EventBridge adapter over a recording client (there is no EventBridge emulator):
+ * the same composition the Lambdas and the local server use.
+ */
+
+import type { PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import type { S3Event } from 'aws-lambda';
+import { EventBridgePublisher } from '../../functions/adapters/eventbridge-publisher';
+import { OrtEngine } from '../../functions/adapters/ort-engine';
+import { OrtModelInspector } from '../../functions/adapters/ort-inspector';
+import { createAsyncApiHandler } from '../../functions/handlers/async-api';
+import { createAsyncWorkerHandler } from '../../functions/handlers/async-worker';
+import { createEventFlows, type EventFlows } from '../../functions/handlers/event-deps';
+import type { EventLogger } from '../../functions/handlers/event-log';
+import { createS3EventsHandler } from '../../functions/handlers/s3-events';
+import {
+  encodeS3EventKey,
+  InProcessQueue,
+  type InProcessQueueOptions,
+} from '../../functions/local/in-process-queue';
+import { apiEvent, parseResult } from './apigw';
+import { createTestAwsEnv, type TestAwsEnv } from './aws-env';
+
+/** One PutEvents entry as EventBridge received it. */
+export interface SentEvent {
+  readonly EventBusName?: string;
+  readonly Source?: string;
+  readonly DetailType?: string;
+  readonly detail: Record<string, unknown>;
+}
+
+export interface EventsTestEnv {
+  readonly aws: TestAwsEnv;
+  readonly queue: InProcessQueue;
+  readonly flows: EventFlows;
+  readonly s3Events: ReturnType<typeof createS3EventsHandler>;
+  readonly worker: ReturnType<typeof createAsyncWorkerHandler>;
+  readonly asyncApi: ReturnType<typeof createAsyncApiHandler>;
+  /** What the EventBridge adapter sent. */
+  readonly sentEvents: SentEvent[];
+  /** Log lines of the handlers (kept quiet in the test output). */
+  readonly logs: { level: string; message: string; extra?: Record<string, unknown> }[];
+  /** Puts an object and returns the ObjectCreated event S3 would send for it (ETag from a HEAD). */
+  put(key: string, body: Uint8Array | string): Promise<S3Event>;
+  call<T = Record<string, unknown>>(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: T }>;
+  getText(key: string): Promise<string | undefined>;
+  dispose(): Promise<void>;
+}
+
+export const EVENT_BUS_NAME = 'maas-test-bus';
+
+export async function createEventsTestEnv(queueOptions: InProcessQueueOptions = {}): Promise<EventsTestEnv> {
+  const aws = await createTestAwsEnv('events');
+  const sentEvents: SentEvent[] = [];
+  const eventBridge = {
+    async send(cmd: PutEventsCommand) {
+      for (const e of cmd.input.Entries ?? []) {
+        sentEvents.push({
+          ...(e.EventBusName ? { EventBusName: e.EventBusName } : {}),
+          ...(e.Source ? { Source: e.Source } : {}),
+          ...(e.DetailType ? { DetailType: e.DetailType } : {}),
+          detail: JSON.parse(e.Detail ?? '{}'),
+        });
+      }
+      return { FailedEntryCount: 0, Entries: (cmd.input.Entries ?? []).map(() => ({ EventId: 'id' })) };
+    },
+  };
+  const logs: EventsTestEnv['logs'] = [];
+  const logger: EventLogger = {
+    info: (message, extra) => logs.push({ level: 'INFO', message, ...(extra ? { extra } : {}) }),
+    error: (message, extra) => logs.push({ level: 'ERROR', message, ...(extra ? { extra } : {}) }),
+  };
+  const queue = new InProcessQueue({ visibilityTimeoutMs: 5, ...queueOptions });
+  const engine = new OrtEngine();
+  const flows = createEventFlows({
+    table: aws.table,
+    bucket: aws.bucket,
+    doc: aws.doc,
+    s3: aws.s3,
+    queue,
+    events: new EventBridgePublisher(eventBridge as never, EVENT_BUS_NAME),
+    inspector: new OrtModelInspector(),
+    engine,
+  });
+  const s3Events = createS3EventsHandler({ ...flows, logger });
+  const worker = createAsyncWorkerHandler({ ...flows, logger });
+  const asyncApi = createAsyncApiHandler({ ...flows.asyncApi, logger });
+  queue.attach(worker);
+
+  return {
+    aws,
+    queue,
+    flows,
+    s3Events,
+    worker,
+    asyncApi,
+    sentEvents,
+    logs,
+    async put(key, body) {
+      const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+      await aws.s3.send(new PutObjectCommand({ Bucket: aws.bucket, Key: key, Body: bytes }));
+      const head = await aws.s3.send(new HeadObjectCommand({ Bucket: aws.bucket, Key: key }));
+      return s3Event(aws.bucket, key, head.ETag?.replaceAll('"', ''), bytes.byteLength);
+    },
+    async call(method, path, body) {
+      const r = parseResult(await asyncApi(apiEvent(method, path, body === undefined ? {} : { body })));
+      return { status: r.status, body: r.body as never };
+    },
+    async getText(key) {
+      const bytes = await flows.asyncApi.blobs.get(key);
+      return bytes ? new TextDecoder().decode(bytes) : undefined;
+    },
+    async dispose() {
+      queue.detach();
+      await engine.close();
+      await aws.dispose();
+    },
+  };
+}
+
+/** An ObjectCreated:Put notification as S3 sends it (key URL-encoded). */
+export function s3Event(bucket: string, key: string, eTag?: string, size = 0): S3Event {
+  return {
+    Records: [
+      {
+        eventVersion: '2.1',
+        eventSource: 'aws:s3',
+        awsRegion: 'us-east-1',
+        eventTime: new Date().toISOString(),
+        eventName: 'ObjectCreated:Put',
+        userIdentity: { principalId: 'test' },
+        requestParameters: { sourceIPAddress: '127.0.0.1' },
+        responseElements: { 'x-amz-request-id': 'test', 'x-amz-id-2': 'test' },
+        s3: {
+          s3SchemaVersion: '1.0',
+          configurationId: 'test',
+          bucket: { name: bucket, ownerIdentity: { principalId: 'test' }, arn: `arn:aws:s3:::${bucket}` },
+          object: {
+            key: encodeS3EventKey(key),
+            size,
+            ...(eTag ? { eTag } : {}),
+            sequencer: Date.now().toString(16),
+          },
+        },
+      },
+    ],
+  } as S3Event;
+}
