@@ -60,11 +60,30 @@ export interface DynamoRegistryRepositoryOptions {
 type Item = Record<string, unknown>;
 type TxItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
+interface CancellationReason {
+  Code?: string;
+  /** The item as it was, in wire format, when ReturnValuesOnConditionCheckFailure = ALL_OLD. */
+  Item?: Record<string, { N?: string; S?: string }>;
+}
+
 /** Cancellation reasons of a failed transaction, aligned with its items; undefined for other errors. */
-function cancellationCodes(e: unknown): (string | undefined)[] | undefined {
-  const err = e as { name?: string; CancellationReasons?: { Code?: string }[] };
+function cancellationReasons(e: unknown): CancellationReason[] | undefined {
+  const err = e as { name?: string; CancellationReasons?: CancellationReason[] };
   if (err?.name !== 'TransactionCanceledException') return undefined;
-  return (err.CancellationReasons ?? []).map((r) => r.Code);
+  return err.CancellationReasons ?? [];
+}
+
+/** The counter fields of a MODEL item that failed the version-allocation condition. */
+type ModelCounter = Item & { latestVersion: number; firstReadyVersion?: number };
+
+function modelCounterOf(reason: CancellationReason | undefined): ModelCounter | undefined {
+  const latest = reason?.Code === 'ConditionalCheckFailed' ? reason.Item?.latestVersion?.N : undefined;
+  if (latest === undefined) return undefined;
+  const firstReady = reason?.Item?.firstReadyVersion?.N;
+  return {
+    latestVersion: Number(latest),
+    ...(firstReady !== undefined ? { firstReadyVersion: Number(firstReady) } : {}),
+  };
 }
 
 /** Errors that mean "someone else is writing the same items right now; try again". */
@@ -101,8 +120,12 @@ export class DynamoRegistryRepository implements RegistryRepository {
     // Set when an ALIAS#prod item exists although the model never had a READY version (only
     // possible with data written by other means): then registration must not fail on it forever.
     let prodTaken = false;
+    // The MODEL item as last seen: read, or taken from a failed condition check (ALL_OLD), which
+    // saves a round trip per lost race.
+    let seen: ModelCounter | undefined;
     for (let attempt = 1; ; attempt++) {
-      const model = await this.get(pk, keys.modelSk);
+      const model = seen ?? (await this.get(pk, keys.modelSk));
+      seen = undefined;
       const current = (model?.latestVersion as number | undefined) ?? 0;
       const version = current + 1;
       const now = this.clock.now().toISOString();
@@ -127,6 +150,7 @@ export class DynamoRegistryRepository implements RegistryRepository {
               updatedAt: now,
             },
             ConditionExpression: 'attribute_not_exists(pk)',
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
           },
         });
       } else {
@@ -144,6 +168,7 @@ export class DynamoRegistryRepository implements RegistryRepository {
             Key: { pk, sk: keys.modelSk },
             UpdateExpression: `SET ${sets.join(', ')}`,
             ConditionExpression: 'latestVersion = :cur',
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
             ExpressionAttributeValues: values,
             ...(Object.keys(names).length ? { ExpressionAttributeNames: names } : {}),
           },
@@ -200,8 +225,9 @@ export class DynamoRegistryRepository implements RegistryRepository {
         await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
         return toVersion(versionItem);
       } catch (e) {
-        const codes = cancellationCodes(e);
-        if (autoProd && codes?.[aliasIndex] === 'ConditionalCheckFailed') prodTaken = true;
+        const reasons = cancellationReasons(e);
+        if (autoProd && reasons?.[aliasIndex]?.Code === 'ConditionalCheckFailed') prodTaken = true;
+        seen = modelCounterOf(reasons?.[0]);
         await this.backoffOrThrow(e, attempt, `registering a version of '${v.name}'`);
       }
     }
