@@ -56,7 +56,11 @@ export class DynamoIdempotencyGuard implements IdempotencyGuard {
   }
 
   async once<T>(key: Record<string, string>, work: () => Promise<T>, budget?: TimeBudget): Promise<T> {
-    if (budget) this.config.registerLambdaContext(budget as Context);
+    if (budget) {
+      // Powertools reads 0 ms as "unknown"; an exhausted budget still locks for a moment.
+      const context = { getRemainingTimeInMillis: () => Math.max(1, budget.getRemainingTimeInMillis()) };
+      this.config.registerLambdaContext(context as Context);
+    }
     try {
       return (await this.run(key, work)) as T;
     } catch (e) {
