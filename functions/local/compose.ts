@@ -1,21 +1,27 @@
 /**
  * Composition root of the local service: builds the same handler objects the Lambda functions run, over
- * adapters bound to the local DynamoDB table and S3 bucket, plus the hooks that feed S3 object events to
- * the event handlers. Import it only after the environment points at the local services (handler modules
- * build their Lambda defaults from `process.env` when they are loaded).
+ * adapters bound to the local DynamoDB table and S3 bucket, an in-process work queue in place of SQS, and
+ * the hook that feeds the object store's events to the S3 events handler (as bucket notifications do).
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { S3Event } from 'aws-lambda';
+import type S3rver from 's3rver';
 import { DynamoRegistryRepository } from '../adapters/dynamodb-registry';
 import { sharedOrtEngine } from '../adapters/ort-engine';
 import { OrtModelInspector } from '../adapters/ort-inspector';
 import { S3ArtifactStore } from '../adapters/s3-artifact-store';
 import { createPredictor } from '../app/predict';
 import type { RegistryDeps } from '../app/registry';
+import { S3_KEYS } from '../contract/env';
 import type { FunctionId } from '../contract/routes';
+import { createAsyncApiHandler } from '../handlers/async-api';
+import { createAsyncWorkerHandler } from '../handlers/async-worker';
+import { createEventFlows } from '../handlers/event-deps';
+import type { EventLogger } from '../handlers/event-log';
 import { createPredictHandler } from '../handlers/predict';
 import { createRegistryHandler } from '../handlers/registry';
+import { createS3EventsHandler } from '../handlers/s3-events';
+import { attachS3Events, InProcessQueue, isS3EventKey } from './in-process-queue';
 import type { LocalHttpHandler } from './server';
 
 export interface LocalResources {
@@ -23,39 +29,83 @@ export interface LocalResources {
   readonly s3: S3Client;
   readonly table: string;
   readonly bucket: string;
+  /** Lines about background work (event handling failures). @default console.error */
+  readonly log?: (line: string) => void;
+  /** How long a received work message stays invisible before it is retried. @default 30000 */
+  readonly visibilityTimeoutMs?: number;
 }
 
-/** Receives every S3 event record batch the local object store emits (as S3 would notify Lambda). */
-export type S3EventSubscriber = (event: S3Event) => Promise<void>;
-
 export interface LocalServices {
-  /** HTTP handlers per function of the route table (a missing one answers 501). */
+  /** HTTP handlers per function of the route table. */
   readonly handlers: Partial<Record<FunctionId, LocalHttpHandler>>;
-  /** Called, in order, for each S3 event of the bucket. */
-  readonly s3EventSubscribers: S3EventSubscriber[];
   /** The registry use cases' dependencies (the dev command registers the sample model with them). */
   readonly registry: RegistryDeps;
-  /** Stops background work (queue runners); called before the emulators stop. */
+  /** The in-process stand-in for the SQS work queue. */
+  readonly queue: InProcessQueue;
+  /** Delivers the object store's ObjectCreated events (incoming models, batch inputs) to the S3 events handler. */
+  attachObjectStore(server: S3rver): void;
+  /** Resolves once no S3 event delivery and no queued work is in flight. */
+  idle(): Promise<void>;
+  /** Stops event delivery and the queue; called before the emulators stop. */
   close(): Promise<void>;
 }
 
 /** Builds every local handler over the given table and bucket. */
 export function composeLocal(res: LocalResources): LocalServices {
+  const log = res.log ?? ((line: string) => console.error(line));
   const repo = new DynamoRegistryRepository({ doc: res.doc, table: res.table });
   const store = new S3ArtifactStore({ s3: res.s3, bucket: res.bucket });
-  const registry: RegistryDeps = { repo, store, inspector: new OrtModelInspector() };
+  const inspector = new OrtModelInspector();
+  const registry: RegistryDeps = { repo, store, inspector };
   const engine = sharedOrtEngine({ threads: 1 });
   const predictor = createPredictor({ repo, store, engine });
-  const closers: (() => Promise<void>)[] = [];
+
+  const queue = new InProcessQueue({
+    visibilityTimeoutMs: res.visibilityTimeoutMs ?? 30_000,
+    onConsumerError: (e) => log(`work queue consumer failed: ${(e as Error)?.message ?? String(e)}`),
+  });
+  const flows = createEventFlows({
+    table: res.table,
+    bucket: res.bucket,
+    doc: res.doc,
+    s3: res.s3,
+    queue,
+    inspector,
+    predictor,
+  });
+  const eventLogger: EventLogger = {
+    info: () => {},
+    error: (message, extra) => log(`${message} ${JSON.stringify(extra ?? {})}`),
+  };
+  queue.attach(createAsyncWorkerHandler({ ...flows, logger: eventLogger }));
+  const s3Events = createS3EventsHandler({ ...flows, logger: eventLogger });
+  const hooks: ReturnType<typeof attachS3Events>[] = [];
+
   return {
     handlers: {
       registry: createRegistryHandler(registry),
       predict: createPredictHandler({ repo, store, engine, predictor }),
+      async: createAsyncApiHandler(flows.asyncApi),
     },
-    s3EventSubscribers: [],
     registry,
+    queue,
+    attachObjectStore(server) {
+      hooks.push(
+        attachS3Events(server, (event) => s3Events(event), {
+          filter: (key) =>
+            isS3EventKey(key, { incoming: S3_KEYS.incomingPrefix, batch: S3_KEYS.batchPrefix }),
+          onError: (e, key) => log(`S3 event for ${key} failed: ${(e as Error)?.message ?? String(e)}`),
+        }),
+      );
+    },
+    async idle() {
+      await Promise.all(hooks.map((h) => h.idle()));
+      await queue.drain();
+    },
     async close() {
-      for (const close of closers.reverse()) await close().catch(() => {});
+      for (const h of hooks) h.detach();
+      queue.detach();
+      await Promise.all(hooks.map((h) => h.idle())).catch(() => {});
     },
   };
 }

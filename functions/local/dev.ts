@@ -110,7 +110,19 @@ export async function startDev(opts: DevOptions = {}): Promise<DevServer> {
     const dynamoEndpoint = dynamo?.endpoint ?? (givenDynamo as string);
     const s3Endpoint = (s3 as RunningS3).endpoint;
 
-    // The environment the handler modules read when they load (they are imported below, after this).
+    // The handler factories get their adapters injected. Their modules are loaded before the environment
+    // names the local table, so none of them builds its Lambda default (clients, SQS) at module scope.
+    const saved = process.env[ENV.table];
+    delete process.env[ENV.table];
+    const [{ composeLocal }, { startLocalServer }, { registerVersion }] = await Promise.all([
+      import('./compose'),
+      import('./server'),
+      import('../app/registry'),
+    ]).finally(() => {
+      if (saved !== undefined) process.env[ENV.table] = saved;
+    });
+
+    // The environment of the local service, for anything that reads it (and for child processes).
     Object.assign(process.env, {
       [ENV.endpointDynamodb]: dynamoEndpoint,
       [ENV.endpointS3]: s3Endpoint,
@@ -125,20 +137,16 @@ export async function startDev(opts: DevOptions = {}): Promise<DevServer> {
     const s3c = s3Client({ ...clientOpts, endpoint: s3Endpoint });
     await Promise.all([ensureTable(doc, LOCAL_TABLE), ensureBucket(s3c, LOCAL_BUCKET)]);
 
-    const [{ composeLocal }, { startLocalServer }, { registerVersion }] = await Promise.all([
-      import('./compose'),
-      import('./server'),
-      import('../app/registry'),
-    ]);
-    const services = composeLocal({ doc, s3: s3c, table: LOCAL_TABLE, bucket: LOCAL_BUCKET });
-    stops.push(() => services.close());
-
-    // S3 object events -> the event handlers, as S3 notifications would invoke them in AWS.
-    (s3 as RunningS3).server.on('event', (event) => {
-      for (const subscriber of services.s3EventSubscribers) {
-        subscriber(event).catch((err: unknown) => log(`S3 event handler failed: ${(err as Error)?.message}`));
-      }
+    const services = composeLocal({
+      doc,
+      s3: s3c,
+      table: LOCAL_TABLE,
+      bucket: LOCAL_BUCKET,
+      log,
     });
+    stops.push(() => services.close());
+    // S3 object events -> the S3 events handler, as bucket notifications invoke it in AWS.
+    services.attachObjectStore((s3 as RunningS3).server);
 
     // Sample model, registered once (a second start over the same data finds it).
     let sampleRegistered = false;
