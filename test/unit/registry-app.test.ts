@@ -1,0 +1,228 @@
+/** registerVersion and the alias use cases with in-memory fakes of the ports (no emulators). */
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import {
+  createUpload,
+  type RegistryDeps,
+  registerVersion,
+  rollbackAlias,
+} from '../../functions/app/registry';
+import {
+  BadRequestError,
+  ConflictError,
+  PayloadTooLargeError,
+  UnprocessableModelError,
+} from '../../functions/domain/errors';
+import type { ModelSignature, ModelVersion } from '../../functions/domain/types';
+import type {
+  AliasMove,
+  ArtifactStore,
+  NewVersion,
+  RegistryEvent,
+  RegistryRepository,
+} from '../../functions/ports';
+
+const SIG: ModelSignature = {
+  inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 2] }],
+  outputs: [{ name: 'y', datatype: 'FP32', shape: [-1, 2] }],
+};
+
+class FakeStore implements ArtifactStore {
+  readonly bucket = 'b';
+  readonly copies: [string, string][] = [];
+  constructor(readonly objects: Map<string, Uint8Array>) {}
+  async getObject(key: string) {
+    const o = this.objects.get(key);
+    if (!o) throw new Error('missing');
+    return o;
+  }
+  async putObject(key: string, body: Uint8Array) {
+    this.objects.set(key, body);
+  }
+  async copyObject(from: string, to: string) {
+    this.copies.push([from, to]);
+    this.objects.set(to, await this.getObject(from));
+  }
+  async headObject(key: string) {
+    const o = this.objects.get(key);
+    return o ? { sizeBytes: o.byteLength } : undefined;
+  }
+  async deleteObject(key: string) {
+    this.objects.delete(key);
+  }
+  async presignPut(key: string, ttl: number) {
+    return `https://s3.example/${key}?ttl=${ttl}`;
+  }
+}
+
+function fakes(objects: Record<string, Uint8Array> = {}) {
+  const store = new FakeStore(new Map(Object.entries(objects)));
+  const created: NewVersion[] = [];
+  const moves: AliasMove[] = [];
+  const repo = {
+    async createVersion(v: NewVersion): Promise<ModelVersion> {
+      created.push(v);
+      return { ...v, version: created.length, createdAt: 'now' };
+    },
+    async aliasHistory() {
+      return { items: [{ alias: 'prod', version: 3, previousVersion: 2, at: 't', actor: 'a' }] };
+    },
+    async getModel(name: string) {
+      return { name, latestVersion: 3, aliases: { prod: 3 }, createdAt: 't', updatedAt: 't' };
+    },
+    async moveAlias(m: AliasMove) {
+      moves.push(m);
+      return { alias: m.alias, version: m.version, previousVersion: 3, revision: 5 };
+    },
+  } as unknown as RegistryRepository;
+  const events: RegistryEvent[] = [];
+  return { store, repo, created, moves, events };
+}
+
+const bytes = new Uint8Array([1, 2, 3, 4]);
+const sha = createHash('sha256').update(bytes).digest('hex');
+
+describe('registerVersion', () => {
+  it('hashes, inspects, copies to models/{name}/{sha256}.onnx, then writes READY and publishes', async () => {
+    const f = fakes({ 'uploads/m/u.onnx': bytes });
+    const deps: RegistryDeps = {
+      repo: f.repo,
+      store: f.store,
+      inspector: { inspect: async () => SIG },
+      events: { publish: async (e) => void f.events.push(e) },
+    };
+    const v = await registerVersion(deps, { name: 'm', sourceKey: 'uploads/m/u.onnx', actor: 'bob' });
+    expect(f.store.copies).toEqual([['uploads/m/u.onnx', `models/m/${sha}.onnx`]]);
+    expect(f.created[0]).toMatchObject({
+      name: 'm',
+      status: 'READY',
+      sha256: sha,
+      sizeBytes: 4,
+      s3Key: `models/m/${sha}.onnx`,
+      signature: SIG,
+      createdBy: 'bob',
+    });
+    expect(v.version).toBe(1);
+    expect(f.events).toEqual([
+      { type: 'ModelVersionRegistered', detail: { name: 'm', version: 1, sha256: sha } },
+    ]);
+  });
+
+  it('skips the copy when the content-addressed artifact already exists', async () => {
+    const f = fakes({ 'incoming/m/a.onnx': bytes, [`models/m/${sha}.onnx`]: bytes });
+    const deps = { repo: f.repo, store: f.store, inspector: { inspect: async () => SIG } };
+    await registerVersion(deps, { name: 'm', sourceKey: 'incoming/m/a.onnx' });
+    expect(f.store.copies).toEqual([]);
+  });
+
+  it('records FAILED with the reason and throws 422 when the inspector rejects the bytes', async () => {
+    const f = fakes({ 'uploads/m/u.onnx': bytes });
+    const deps: RegistryDeps = {
+      repo: f.repo,
+      store: f.store,
+      inspector: {
+        inspect: async () => {
+          throw new UnprocessableModelError('protobuf parsing failed');
+        },
+      },
+      events: { publish: async (e) => void f.events.push(e) },
+    };
+    const err = await registerVersion(deps, { name: 'm', sourceKey: 'uploads/m/u.onnx' }).catch((e) => e);
+    expect(err).toBeInstanceOf(UnprocessableModelError);
+    expect(err.message).toContain('protobuf parsing failed');
+    expect(f.created).toEqual([
+      expect.objectContaining({
+        status: 'FAILED',
+        failureReason: 'protobuf parsing failed',
+        s3Key: 'uploads/m/u.onnx',
+      }),
+    ]);
+    expect(f.store.copies).toEqual([]);
+    expect(f.events).toEqual([
+      { type: 'ModelVersionFailed', detail: { name: 'm', version: 1, reason: 'protobuf parsing failed' } },
+    ]);
+  });
+
+  it('records nothing when the inspector fails for another reason', async () => {
+    const f = fakes({ 'uploads/m/u.onnx': bytes });
+    const boom = new Error('out of memory');
+    const deps = {
+      repo: f.repo,
+      store: f.store,
+      inspector: {
+        inspect: async () => {
+          throw boom;
+        },
+      },
+    };
+    await expect(registerVersion(deps, { name: 'm', sourceKey: 'uploads/m/u.onnx' })).rejects.toBe(boom);
+    expect(f.created).toEqual([]);
+  });
+
+  it('413 from the HEAD size before reading; 400 for a missing artifact or a bad name', async () => {
+    const f = fakes({ 'uploads/m/u.onnx': bytes });
+    const deps = { repo: f.repo, store: f.store, inspector: { inspect: async () => SIG }, maxModelBytes: 3 };
+    await expect(registerVersion(deps, { name: 'm', sourceKey: 'uploads/m/u.onnx' })).rejects.toBeInstanceOf(
+      PayloadTooLargeError,
+    );
+    await expect(
+      registerVersion(deps, { name: 'm', sourceKey: 'uploads/m/none.onnx' }),
+    ).rejects.toBeInstanceOf(BadRequestError);
+    await expect(registerVersion(deps, { name: 'M!', sourceKey: 'uploads/m/u.onnx' })).rejects.toBeInstanceOf(
+      BadRequestError,
+    );
+    expect(f.created).toEqual([]);
+  });
+
+  it('does not fail a committed registration when publishing the event fails', async () => {
+    const f = fakes({ 'uploads/m/u.onnx': bytes });
+    const warnings: string[] = [];
+    const deps: RegistryDeps = {
+      repo: f.repo,
+      store: f.store,
+      inspector: { inspect: async () => SIG },
+      events: {
+        publish: async () => {
+          throw new Error('bus down');
+        },
+      },
+      logger: { warn: (m) => void warnings.push(m) },
+    };
+    await expect(registerVersion(deps, { name: 'm', sourceKey: 'uploads/m/u.onnx' })).resolves.toMatchObject({
+      status: 'READY',
+    });
+    expect(warnings).toEqual(['event not published']);
+  });
+});
+
+describe('rollbackAlias', () => {
+  it('moves to the previous version conditionally on the current one', async () => {
+    const f = fakes();
+    const r = await rollbackAlias({ repo: f.repo }, { name: 'm', alias: 'prod', actor: 'ops' });
+    expect(f.moves).toEqual([
+      expect.objectContaining({ name: 'm', alias: 'prod', version: 2, expectedVersion: 3, actor: 'ops' }),
+    ]);
+    expect(r).toMatchObject({ version: 2 });
+  });
+
+  it('409 when the latest move created the alias', async () => {
+    const f = fakes();
+    (f.repo as { aliasHistory: unknown }).aliasHistory = async () => ({
+      items: [{ alias: 'prod', version: 1, previousVersion: null, at: 't', actor: 'a' }],
+    });
+    await expect(
+      rollbackAlias({ repo: f.repo }, { name: 'm', alias: 'prod', actor: 'ops' }),
+    ).rejects.toBeInstanceOf(ConflictError);
+  });
+});
+
+describe('createUpload', () => {
+  it('presigns uploads/{name}/{uploadId}.onnx with the TTL', async () => {
+    const f = fakes();
+    const clock = { now: () => new Date('2026-01-01T00:00:00.000Z') };
+    const r = await createUpload({ store: f.store, clock }, 'm', 60);
+    expect(r.uploadId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(r.url).toBe(`https://s3.example/uploads/m/${r.uploadId}.onnx?ttl=60`);
+    expect(r.expiresAt).toBe('2026-01-01T00:01:00.000Z');
+  });
+});

@@ -1,0 +1,205 @@
+import { describe, expect, it } from 'vitest';
+import { LIMITS } from '../../functions/contract/limits';
+import { ROUTES, routeKey } from '../../functions/contract/routes';
+import { BadRequestError, ConflictError } from '../../functions/domain/errors';
+import {
+  assertAliasable,
+  assertPostprocessFits,
+  assertStatusChange,
+  decodePageToken,
+  encodePageToken,
+  moveAliasBodySchema,
+  parseLimit,
+  parseS3Uri,
+  parseVersionNumber,
+  parseWith,
+  patchVersionBodySchema,
+  registerVersionBodySchema,
+  rollbackTarget,
+  validateAliasName,
+  validateModelName,
+} from '../../functions/domain/registry';
+import { REGISTRY_ROUTE_KEYS } from '../../functions/handlers/registry';
+
+const code = (fn: () => unknown): string | undefined => {
+  try {
+    fn();
+  } catch (e) {
+    return (e as { code?: string }).code;
+  }
+  return undefined;
+};
+
+describe('names', () => {
+  it('accepts model names of the contract pattern and rejects others', () => {
+    for (const ok of ['a', 'iris', 'resnet-50', 'm_1.v2', '0abc', 'a'.repeat(64)]) {
+      expect(validateModelName(ok)).toBe(ok);
+    }
+    for (const bad of ['', 'A', '-a', '.a', 'a/b', 'a b', 'a#b', 'a'.repeat(65), 'ümlaut']) {
+      expect(code(() => validateModelName(bad))).toBe('INVALID_NAME');
+    }
+  });
+
+  it('accepts alias names like model names but not all digits', () => {
+    expect(validateAliasName('prod')).toBe('prod');
+    expect(validateAliasName('v2')).toBe('v2');
+    for (const bad of ['1', '42', 'Prod', '', 'a#b'])
+      expect(code(() => validateAliasName(bad))).toBe('INVALID_ALIAS');
+  });
+});
+
+describe('path and query parameters', () => {
+  it('parses positive version numbers only', () => {
+    expect(parseVersionNumber('1')).toBe(1);
+    expect(parseVersionNumber('123456789')).toBe(123456789);
+    for (const bad of ['0', '-1', '01', '1.5', 'abc', '', '1e3', '1234567890']) {
+      expect(code(() => parseVersionNumber(bad))).toBe('INVALID_VERSION');
+    }
+  });
+
+  it('parses limit in 1..maxPageSize with a default', () => {
+    expect(parseLimit(undefined)).toBe(LIMITS.defaultPageSize);
+    expect(parseLimit('1')).toBe(1);
+    expect(parseLimit(String(LIMITS.maxPageSize))).toBe(LIMITS.maxPageSize);
+    for (const bad of ['0', String(LIMITS.maxPageSize + 1), '-3', 'x', '2.5']) {
+      expect(code(() => parseLimit(bad))).toBe('INVALID_LIMIT');
+    }
+  });
+
+  it('round-trips page tokens and rejects garbage or tokens of another listing', () => {
+    const key = { pk: 'MODEL#a', sk: 'VERSION#000000003' };
+    const token = encodePageToken(key);
+    expect(token).toMatch(/^[A-Za-z0-9_-]+$/);
+    expect(decodePageToken(token, (k) => k.pk === 'MODEL#a')).toEqual(key);
+    expect(code(() => decodePageToken(token, (k) => k.pk === 'MODEL#b'))).toBe('INVALID_TOKEN');
+    const b64 = (s: string) => Buffer.from(s).toString('base64url');
+    for (const bad of [
+      '',
+      '!!!',
+      b64('not json'),
+      b64('[1]'),
+      b64('{}'),
+      b64('{"pk":{"S":"x"}}'),
+      b64('null'),
+    ]) {
+      expect(code(() => decodePageToken(bad, () => true))).toBe('INVALID_TOKEN');
+    }
+  });
+
+  it('parses s3:// URIs', () => {
+    expect(parseS3Uri('s3://my-bucket/uploads/a/b.onnx')).toEqual({
+      bucket: 'my-bucket',
+      key: 'uploads/a/b.onnx',
+    });
+    for (const bad of ['s3://bucket', 'https://bucket/key', 's3:///key', 'bucket/key']) {
+      expect(code(() => parseS3Uri(bad))).toBe('INVALID_S3_URI');
+    }
+  });
+});
+
+describe('request schemas', () => {
+  it('register: exactly one source, strict fields, typed values', () => {
+    expect(parseWith(registerVersionBodySchema, { uploadId: 'abc-1' })).toEqual({ uploadId: 'abc-1' });
+    expect(
+      parseWith(registerVersionBodySchema, {
+        s3Uri: 's3://b/k',
+        description: 'd',
+        tags: { a: 'b' },
+        labels: ['x'],
+        postprocess: { softmax: true, argmax: true, topK: 3, output: 'logits' },
+      }),
+    ).toMatchObject({ s3Uri: 's3://b/k', postprocess: { topK: 3 } });
+    const msg = (body: unknown) => {
+      try {
+        parseWith(registerVersionBodySchema, body);
+      } catch (e) {
+        expect(e).toBeInstanceOf(BadRequestError);
+        return (e as Error).message;
+      }
+      throw new Error('expected a 400');
+    };
+    expect(msg({})).toMatch(/exactly one of uploadId or s3Uri/);
+    expect(msg({ uploadId: 'a', s3Uri: 's3://b/k' })).toMatch(/exactly one/);
+    expect(msg({ uploadId: 'a', extra: 1 })).toMatch(/unknown field\(s\): extra/);
+    expect(msg({ uploadId: 'a', description: 5 })).toMatch(/^invalid request: description:/);
+    expect(msg({ uploadId: 'a', labels: 'x' })).toMatch(/labels/);
+    expect(msg({ uploadId: 'a', postprocess: { topK: 0 } })).toMatch(/postprocess\.topK/);
+    expect(msg({ uploadId: 'a', postprocess: { colour: 'red' } })).toMatch(/colour/);
+    expect(msg({ uploadId: '../x' })).toMatch(/uploadId/);
+    expect(msg({ uploadId: 'a', description: 'x'.repeat(LIMITS.maxDescriptionLength + 1) })).toMatch(
+      /description/,
+    );
+    const manyTags = Object.fromEntries(Array.from({ length: LIMITS.maxTags + 1 }, (_, i) => [`k${i}`, 'v']));
+    expect(msg({ uploadId: 'a', tags: manyTags })).toMatch(/tags/);
+    const bigLabels = Array.from({ length: 2000 }, () => 'l'.repeat(200));
+    expect(msg({ uploadId: 'a', labels: bigLabels })).toMatch(/labels/);
+  });
+
+  it('patch: only ARCHIVED as status, at least one field', () => {
+    expect(parseWith(patchVersionBodySchema, { status: 'ARCHIVED' })).toEqual({ status: 'ARCHIVED' });
+    expect(code(() => parseWith(patchVersionBodySchema, { status: 'READY' }))).toBe('VALIDATION_ERROR');
+    expect(code(() => parseWith(patchVersionBodySchema, {}))).toBe('VALIDATION_ERROR');
+  });
+
+  it('alias move: positive version, expectedVersion >= 0', () => {
+    expect(parseWith(moveAliasBodySchema, { version: 2, expectedVersion: 0 })).toEqual({
+      version: 2,
+      expectedVersion: 0,
+    });
+    for (const bad of [
+      {},
+      { version: 0 },
+      { version: 1.5 },
+      { version: '1' },
+      { version: 1, expectedVersion: -1 },
+    ]) {
+      expect(code(() => parseWith(moveAliasBodySchema, bad))).toBe('VALIDATION_ERROR');
+    }
+  });
+});
+
+describe('rules', () => {
+  const v = (status: 'READY' | 'FAILED' | 'ARCHIVED' | 'PENDING') => ({ name: 'm', version: 1, status });
+
+  it('aliases only READY versions', () => {
+    expect(() => assertAliasable(v('READY'))).not.toThrow();
+    for (const s of ['FAILED', 'ARCHIVED', 'PENDING'] as const) {
+      expect(() => assertAliasable(v(s))).toThrow(ConflictError);
+    }
+  });
+
+  it('archives READY (and ARCHIVED, a no-op) only', () => {
+    expect(() => assertStatusChange(v('READY'), 'ARCHIVED')).not.toThrow();
+    expect(() => assertStatusChange(v('ARCHIVED'), 'ARCHIVED')).not.toThrow();
+    expect(() => assertStatusChange(v('FAILED'), 'ARCHIVED')).toThrow(ConflictError);
+    expect(() => assertStatusChange(v('ARCHIVED'), 'READY')).toThrow(ConflictError);
+  });
+
+  it('rolls back to the previous version of the latest move, if any', () => {
+    const h = (version: number | null, previousVersion: number | null) => ({
+      alias: 'prod',
+      version,
+      previousVersion,
+      at: '2026-01-01T00:00:00.000Z',
+      actor: 'a',
+    });
+    expect(rollbackTarget(undefined)).toBeUndefined();
+    expect(rollbackTarget(h(1, null))).toBeUndefined();
+    expect(rollbackTarget(h(3, 2))).toBe(2);
+    expect(rollbackTarget(h(null, 4))).toBe(4);
+  });
+
+  it('post-processing must read an existing output', () => {
+    const sig = { inputs: [], outputs: [{ name: 'logits', datatype: 'FP32' as const, shape: [-1, 3] }] };
+    expect(() => assertPostprocessFits({ output: 'logits', argmax: true }, sig)).not.toThrow();
+    expect(() => assertPostprocessFits({ argmax: true }, sig)).not.toThrow();
+    expect(() => assertPostprocessFits({ output: 'probs' }, sig)).toThrow(BadRequestError);
+  });
+});
+
+describe('routes', () => {
+  it('the handler serves exactly the registry routes of the contract', () => {
+    const contract = ROUTES.filter((r) => r.fn === 'registry').map(routeKey);
+    expect([...REGISTRY_ROUTE_KEYS].sort()).toEqual([...contract].sort());
+  });
+});
