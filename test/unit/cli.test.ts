@@ -1,0 +1,339 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  DEFAULT_ENDPOINT,
+  MaasClient,
+  needsSigning,
+  regionFromHost,
+  resolveEndpoint,
+  uploadToPresignedUrl,
+} from '../../functions/cli/client';
+import { nest, table } from '../../functions/cli/format';
+import {
+  type CliIo,
+  modelPath,
+  readInput,
+  readLabels,
+  run,
+  shapeOf,
+  toInferenceRequest,
+} from '../../functions/cli/program';
+
+interface Seen {
+  method: string;
+  url: string;
+  headers: IncomingMessage['headers'];
+  body: Buffer;
+}
+
+/** A stand-in HTTP API answering from a table of canned responses. */
+function fakeApi(answers: Record<string, { status: number; body: unknown }>) {
+  const seen: Seen[] = [];
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      seen.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks),
+      });
+      const a = answers[`${req.method} ${new URL(req.url ?? '/', 'http://x').pathname}`];
+      if (!a) {
+        res.writeHead(404, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: 'no such thing', code: 'NOT_FOUND' }));
+        return;
+      }
+      res.writeHead(a.status, { 'content-type': 'application/json' });
+      res.end(a.body === undefined ? '' : JSON.stringify(a.body));
+    });
+  });
+  return {
+    seen,
+    start: () =>
+      new Promise<string>((r) =>
+        server.listen(0, '127.0.0.1', () => r(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)),
+      ),
+    stop: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+function captureIo(env: NodeJS.ProcessEnv = {}): CliIo & { stdout: () => string; stderr: () => string } {
+  let out = '';
+  let err = '';
+  return {
+    out: (t) => {
+      out += t;
+    },
+    err: (t) => {
+      err += t;
+    },
+    env,
+    isTty: false,
+    stdout: () => out,
+    stderr: () => err,
+  };
+}
+
+const argv = (...args: string[]) => ['node', 'maas', ...args];
+
+describe('CLI argument helpers', () => {
+  it('parses model references', () => {
+    expect(modelPath('iris')).toEqual({ name: 'iris', path: '/v2/models/iris' });
+    expect(modelPath('iris@2')).toEqual({ name: 'iris', ref: '2', path: '/v2/models/iris/versions/2' });
+    expect(modelPath('iris@prod').path).toBe('/v2/models/iris/versions/prod');
+    expect(() => modelPath('iris@')).toThrow(/not a model reference/);
+    expect(() => modelPath('@prod')).toThrow(/not a model reference/);
+  });
+
+  it('reads --input inline, from @file and from a bare path', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'maas-cli-'));
+    const file = join(dir, 'in.json');
+    writeFileSync(file, '[[1,2,3,4]]');
+    expect(readInput('[[1,2]]')).toEqual([[1, 2]]);
+    expect(readInput(`@${file}`)).toEqual([[1, 2, 3, 4]]);
+    expect(readInput(file)).toEqual([[1, 2, 3, 4]]);
+    expect(() => readInput('[1,')).toThrow(/not valid JSON/);
+    expect(() => readInput(`@${join(dir, 'missing.json')}`)).toThrow(/cannot read/);
+  });
+
+  it('infers shapes and refuses ragged arrays', () => {
+    expect(
+      shapeOf([
+        [1, 2, 3],
+        [4, 5, 6],
+      ]),
+    ).toEqual([2, 3]);
+    expect(shapeOf([1, 2])).toEqual([2]);
+    expect(() => shapeOf([[1, 2], [3]])).toThrow(/ragged/);
+    expect(() => shapeOf([[1, 2], 3])).toThrow(/ragged/);
+  });
+
+  it('turns rows into an inference request for the model input', () => {
+    const inputs = [{ name: 'features', datatype: 'FP32', shape: [-1, 4] }];
+    expect(
+      toInferenceRequest(
+        [
+          [1, 2, 3, 4],
+          [5, 6, 7, 8],
+        ],
+        inputs,
+      ),
+    ).toEqual({
+      inputs: [{ name: 'features', shape: [2, 4], datatype: 'FP32', data: [1, 2, 3, 4, 5, 6, 7, 8] }],
+    });
+    // one row for a batched model
+    expect(toInferenceRequest([1, 2, 3, 4], inputs)).toEqual({
+      inputs: [{ name: 'features', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }],
+    });
+    expect(toInferenceRequest({ features: [[1, 2, 3, 4]] }, inputs)).toMatchObject({
+      inputs: [{ name: 'features', shape: [1, 4] }],
+    });
+    const full = { inputs: [{ name: 'x', shape: [1], datatype: 'INT64', data: [1] }] };
+    expect(toInferenceRequest(full, inputs)).toBe(full);
+    expect(() => toInferenceRequest({ other: [1] }, inputs)).toThrow(/no input 'other'/);
+    expect(() => toInferenceRequest([1], [...inputs, { name: 'b', datatype: 'FP32', shape: [1] }])).toThrow(
+      /has 2 inputs/,
+    );
+  });
+
+  it('reads labels from the option or a file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'maas-cli-'));
+    writeFileSync(join(dir, 'l.json'), '["a","b"]');
+    writeFileSync(join(dir, 'l.txt'), 'a\nb\n\nc\n');
+    writeFileSync(join(dir, 'bad.json'), '[1,2]');
+    expect(readLabels('x, y,z', undefined)).toEqual(['x', 'y', 'z']);
+    expect(readLabels(undefined, join(dir, 'l.json'))).toEqual(['a', 'b']);
+    expect(readLabels(undefined, join(dir, 'l.txt'))).toEqual(['a', 'b', 'c']);
+    expect(readLabels(undefined, undefined)).toBeUndefined();
+    expect(() => readLabels(undefined, join(dir, 'bad.json'))).toThrow(/JSON array of strings/);
+    expect(() => readLabels('a', join(dir, 'l.txt'))).toThrow(/not both/);
+  });
+
+  it('resolves the endpoint: flag, MAAS_ENDPOINT, endpoints.json, default', () => {
+    const home = mkdtempSync(join(tmpdir(), 'maas-home-'));
+    expect(resolveEndpoint(undefined, { MAAS_HOME: home })).toBe(DEFAULT_ENDPOINT);
+    writeFileSync(join(home, 'endpoints.json'), JSON.stringify({ api: 'http://127.0.0.1:4555' }));
+    expect(resolveEndpoint(undefined, { MAAS_HOME: home })).toBe('http://127.0.0.1:4555');
+    expect(resolveEndpoint(undefined, { MAAS_HOME: home, MAAS_ENDPOINT: 'http://h:1/' })).toBe('http://h:1');
+    expect(resolveEndpoint('https://x.example/', { MAAS_ENDPOINT: 'http://h:1' })).toBe('https://x.example');
+  });
+
+  it('signs only remote https endpoints and reads the region from an execute-api host', () => {
+    expect(needsSigning('https://abc.execute-api.eu-west-1.amazonaws.com')).toBe(true);
+    expect(needsSigning('http://127.0.0.1:3000')).toBe(false);
+    expect(needsSigning('https://localhost:8443')).toBe(false);
+    expect(regionFromHost('abc123.execute-api.eu-west-1.amazonaws.com')).toBe('eu-west-1');
+    expect(regionFromHost('api.example.com')).toBeUndefined();
+  });
+
+  it('formats tables and nests tensors by shape', () => {
+    expect(table(['A', 'BB'], [['xxx', 'y']])).toBe('A    BB\nxxx  y');
+    expect(nest([1, 2, 3, 4, 5, 6], [2, 3])).toEqual([
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
+    expect(nest([0.123456], [1])).toEqual([0.1235]);
+  });
+});
+
+describe('CLI against an HTTP API', () => {
+  const models = {
+    models: [
+      {
+        name: 'iris',
+        latestVersion: 2,
+        aliases: { prod: 1 },
+        createdAt: 't',
+        updatedAt: '2026-01-01T00:00:00.000Z',
+      },
+    ],
+  };
+  const api = fakeApi({
+    'GET /models': { status: 200, body: models },
+    'PUT /models/iris/aliases/prod': {
+      status: 200,
+      body: { alias: 'prod', version: 2, previousVersion: 1, revision: 2 },
+    },
+    'PUT /models/iris/aliases/staging': {
+      status: 412,
+      body: { error: 'alias staging points at 3, not 1', code: 'PRECONDITION_FAILED' },
+    },
+    'GET /v2/models/iris': {
+      status: 200,
+      body: { name: 'iris', inputs: [{ name: 'features', datatype: 'FP32', shape: [-1, 4] }], outputs: [] },
+    },
+    'POST /v2/models/iris/infer': {
+      status: 200,
+      body: {
+        model_name: 'iris',
+        model_version: '1',
+        outputs: [{ name: 'label', datatype: 'BYTES', shape: [1], data: ['setosa'] }],
+      },
+    },
+  });
+  let url: string;
+  beforeAll(async () => {
+    url = await api.start();
+  });
+  afterAll(() => api.stop());
+
+  it('lists models as a table (exit 0) and as raw JSON with --json', async () => {
+    const io = captureIo();
+    expect(await run(argv('--endpoint', url, 'models'), io)).toBe(0);
+    expect(io.stdout()).toMatch(/^NAME\s+LATEST\s+ALIASES/);
+    expect(io.stdout()).toMatch(/iris\s+2\s+prod=1/);
+    const j = captureIo();
+    expect(await run(argv('--endpoint', url, '--json', 'models'), j)).toBe(0);
+    expect(JSON.parse(j.stdout())).toEqual(models);
+  });
+
+  it('sends promote with expectedVersion and reason', async () => {
+    const io = captureIo();
+    expect(
+      await run(argv('--endpoint', url, 'promote', 'iris', '2', '--expect', '1', '--reason', 'better'), io),
+    ).toBe(0);
+    const req = api.seen.at(-1)!;
+    expect(req.method).toBe('PUT');
+    expect(JSON.parse(req.body.toString())).toEqual({ version: 2, expectedVersion: 1, reason: 'better' });
+    expect(io.stdout()).toContain('iris@prod: version 1 -> version 2');
+  });
+
+  it('exits 1 and prints the server message when the server says no', async () => {
+    const io = captureIo();
+    expect(
+      await run(argv('--endpoint', url, 'promote', 'iris', '2', '--alias', 'staging', '--expect', '1'), io),
+    ).toBe(1);
+    expect(io.stderr()).toContain('alias staging points at 3, not 1');
+    expect(io.stderr()).toContain('412 PRECONDITION_FAILED');
+    const nf = captureIo();
+    expect(await run(argv('--endpoint', url, 'versions', 'ghost'), nf)).toBe(1);
+    expect(nf.stderr()).toContain('no such thing');
+  });
+
+  it('exits 1 when the service cannot be reached', async () => {
+    const io = captureIo();
+    expect(await run(argv('--endpoint', 'http://127.0.0.1:1', 'models'), io)).toBe(1);
+    expect(io.stderr()).toContain('cannot reach http://127.0.0.1:1');
+  });
+
+  it('exits 2 on usage errors', async () => {
+    const cases = [
+      argv('bogus'),
+      argv('promote', 'iris'),
+      argv('promote', 'iris', 'two'),
+      argv('predict', 'iris'),
+      argv('--endpoint', url, 'predict', 'iris', '--input', '[1,'),
+      argv('register', '/nonexistent/model.onnx', '--name', 'x'),
+      argv('register', 'x.onnx'),
+      argv(),
+    ];
+    for (const args of cases) {
+      const io = captureIo();
+      expect(await run(args, io), args.join(' ')).toBe(2);
+      expect(io.stderr(), args.join(' ')).toMatch(/error|Usage/);
+    }
+  });
+
+  it('prints help with exit 0', async () => {
+    const io = captureIo();
+    expect(await run(argv('--help'), io)).toBe(0);
+    expect(io.stdout()).toContain('register');
+  });
+
+  it('predicts from rows using the model metadata', async () => {
+    const io = captureIo();
+    expect(await run(argv('--endpoint', url, 'predict', 'iris', '--input', '[5.1,3.5,1.4,0.2]'), io)).toBe(0);
+    const req = api.seen.at(-1)!;
+    expect(req.url).toBe('/v2/models/iris/infer');
+    expect(JSON.parse(req.body.toString())).toEqual({
+      inputs: [{ name: 'features', shape: [1, 4], datatype: 'FP32', data: [5.1, 3.5, 1.4, 0.2] }],
+    });
+    expect(io.stdout()).toContain('label BYTES[1]  ["setosa"]');
+  });
+
+  it('signs requests with SigV4 for execute-api when signing is on', async () => {
+    const client = new MaasClient({
+      endpoint: url,
+      sign: true,
+      region: 'eu-west-1',
+      credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
+    });
+    await client.request('GET', '/models?limit=5');
+    const h = api.seen.at(-1)!.headers;
+    expect(h.authorization).toMatch(
+      /^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/\d{8}\/eu-west-1\/execute-api\/aws4_request, SignedHeaders=[^,]*host[^,]*, Signature=[0-9a-f]{64}$/,
+    );
+    expect(h['x-amz-date']).toMatch(/^\d{8}T\d{6}Z$/);
+    const plain = new MaasClient({ endpoint: url });
+    await plain.request('GET', '/models');
+    expect(api.seen.at(-1)!.headers.authorization).toBeUndefined();
+  });
+
+  it('uploads bytes to a presigned URL in chunks with progress', async () => {
+    const bytes = new Uint8Array(1_000_000).map((_, i) => i % 251);
+    const progress: number[] = [];
+    const put = fakeApi({ 'PUT /upload': { status: 200, body: undefined } });
+    const base = await put.start();
+    try {
+      await uploadToPresignedUrl(
+        `${base}/upload?X-Amz-Signature=abc`,
+        bytes,
+        (sent) => progress.push(sent),
+        100_000,
+      );
+      expect(Buffer.compare(put.seen[0]!.body, Buffer.from(bytes))).toBe(0);
+      expect(progress).toHaveLength(10);
+      expect(progress.at(-1)).toBe(1_000_000);
+      expect([...progress].sort((a, b) => a - b)).toEqual(progress);
+      await expect(uploadToPresignedUrl(`${base}/elsewhere`, bytes)).rejects.toThrow(/upload refused/);
+    } finally {
+      await put.stop();
+    }
+  });
+});
