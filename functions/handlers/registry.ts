@@ -40,6 +40,7 @@ import {
 } from '../domain/registry';
 import type { ModelVersion } from '../domain/types';
 import { readConfig } from './config';
+import { eventsFromConfig } from './event-aws';
 import {
   actorOf,
   bodyText,
@@ -236,6 +237,8 @@ function buildDefault(): (event: HttpEvent) => Promise<HttpResult> {
       repo: new DynamoRegistryRepository({ doc: dynamoDocumentClient(), table: cfg.table }),
       store: new S3ArtifactStore({ s3: s3Client(), bucket: cfg.bucket }),
       inspector: new OrtModelInspector(),
+      // Registry events (ModelVersionRegistered/Failed, AliasMoved) go to EventBridge when MAAS_EVENT_BUS is set.
+      ...eventsFromConfig(cfg),
       maxBodyBytes: cfg.maxBodyBytes,
       logger,
       errorLogger: logger,
