@@ -1,0 +1,272 @@
+/**
+ * EventPipelines: the event-driven side of maas (ARCHITECTURE §2 "Event-driven extensions").
+ *
+ * - S3 notifications (`incoming/*.onnx`, `batch/*\/input.jsonl` created) -> the S3 events function, which
+ *   registers models and starts batch jobs;
+ * - the work queue (SQS, SSE, TLS only) with its dead-letter queue (after QUEUE.maxReceiveCount receives),
+ *   consumed by the worker function with ReportBatchItemFailures (async requests, batch continuations);
+ * - the async API function serving the route table's routes with fn 'async';
+ * - the registry event bus (EventBridge) with example rules, and `MAAS_EVENT_BUS` on the functions that
+ *   publish to it.
+ * Every function gets its own role and only the grants it uses. No business logic here.
+ */
+import { join } from 'node:path';
+import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { ENV, S3_KEYS } from '../../functions/contract/env';
+import { BATCH, BATCH_KEYS, EVENT_BUS, EVENT_HANDLER_ENTRIES, QUEUE } from '../../functions/contract/events';
+import { BUNDLING, type FunctionSizing, REPO_ROOT } from './functions';
+import type { RegistryTable } from './model-registry-table';
+import type { ModelStore } from './model-store';
+import type { OnnxRuntimeLayer } from './onnxruntime-layer';
+
+export interface EventPipelinesProps {
+  readonly store: ModelStore;
+  readonly table: RegistryTable;
+  /** The onnxruntime layer (registration and inference); its runtime and architecture are used by all three. */
+  readonly onnxRuntime: OnnxRuntimeLayer;
+  /** Functions that publish registry events too (the registry API moves aliases): they get MAAS_EVENT_BUS and PutEvents. */
+  readonly publishers?: lambda.Function[];
+  /** S3 events function (registration, batch start). @default 1769 MB, BATCH.functionTimeoutSeconds */
+  readonly s3Events?: FunctionSizing;
+  /** Work queue consumer. @default 1769 MB, QUEUE.workerTimeoutSeconds */
+  readonly worker?: FunctionSizing;
+  /** Async API function. @default 512 MB, 10 s */
+  readonly asyncApi?: FunctionSizing;
+  /** Receives before a work message goes to the dead-letter queue. @default QUEUE.maxReceiveCount */
+  readonly maxReceiveCount?: number;
+  /** Targets of the example rule on `ModelVersionFailed` (e.g. an SNS topic for alerts). @default - none */
+  readonly onModelVersionFailed?: events.IRuleTarget[];
+  /** Days of CloudWatch Logs retention (functions and the registry event log). @default ONE_MONTH */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+/** The queue, bus and functions of the event flows. */
+export class EventPipelines extends Construct {
+  readonly queue: sqs.Queue;
+  readonly deadLetterQueue: sqs.Queue;
+  readonly bus: events.EventBus;
+  /** Every registry event of the bus, archived in {@link eventLog}. */
+  readonly allEventsRule: events.Rule;
+  /** `ModelVersionFailed` events (targets from props). */
+  readonly failedVersionsRule: events.Rule;
+  readonly eventLog: logs.LogGroup;
+  readonly s3EventsFunction: NodejsFunction;
+  readonly workerFunction: NodejsFunction;
+  readonly asyncApiFunction: NodejsFunction;
+
+  constructor(scope: Construct, id: string, props: EventPipelinesProps) {
+    super(scope, id);
+    const retention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+
+    // --- queue + DLQ --------------------------------------------------------------------------------------
+    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.seconds(QUEUE.dlqRetentionSeconds),
+    });
+    Validations.of(this.deadLetterQueue).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason: 'This is the dead-letter queue of the work queue; it has no dead-letter queue of its own.',
+    });
+    this.queue = new sqs.Queue(this, 'WorkQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      visibilityTimeout: Duration.seconds(QUEUE.visibilityTimeoutSeconds),
+      deadLetterQueue: {
+        queue: this.deadLetterQueue,
+        maxReceiveCount: props.maxReceiveCount ?? QUEUE.maxReceiveCount,
+      },
+    });
+
+    // --- event bus ----------------------------------------------------------------------------------------
+    this.bus = new events.EventBus(this, 'Bus', { description: 'maas registry events' });
+    this.eventLog = new logs.LogGroup(this, 'RegistryEventLog', {
+      retention,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    this.allEventsRule = new events.Rule(this, 'AllRegistryEvents', {
+      eventBus: this.bus,
+      description: 'Archives every maas registry event in a log group',
+      eventPattern: { source: [EVENT_BUS.source], detailType: [...EVENT_BUS.detailTypes] },
+      targets: [new targets.CloudWatchLogGroup(this.eventLog)],
+    });
+    this.failedVersionsRule = new events.Rule(this, 'ModelVersionFailedRule', {
+      eventBus: this.bus,
+      description: 'A registered artifact could not be loaded (alerting)',
+      eventPattern: { source: [EVENT_BUS.source], detailType: ['ModelVersionFailed'] },
+      ...(props.onModelVersionFailed?.length ? { targets: props.onModelVersionFailed } : {}),
+    });
+
+    const env = {
+      [ENV.table]: props.table.table.tableName,
+      [ENV.bucket]: props.store.bucket.bucketName,
+      [ENV.queueUrl]: this.queue.queueUrl,
+    };
+
+    // --- S3 events: register on upload, start batch jobs ---------------------------------------------------
+    this.s3EventsFunction = this.makeFunction(
+      'S3Events',
+      EVENT_HANDLER_ENTRIES.s3Events,
+      props,
+      props.s3Events,
+      {
+        memorySize: 1769,
+        timeout: BATCH.functionTimeoutSeconds,
+        environment: { ...env, [ENV.eventBus]: this.bus.eventBusName },
+        description: 'maas S3 events: register incoming models, start batch jobs',
+        layer: true,
+      },
+    );
+    const bucket = props.store.bucket;
+    bucket.addEventNotification(
+      s3.EventType.OBJECT_CREATED,
+      new s3n.LambdaDestination(this.s3EventsFunction),
+      { prefix: S3_KEYS.incomingPrefix, suffix: '.onnx' },
+    );
+    bucket.addEventNotification(
+      s3.EventType.OBJECT_CREATED,
+      new s3n.LambdaDestination(this.s3EventsFunction),
+      { prefix: S3_KEYS.batchPrefix, suffix: `/${BATCH_KEYS.inputFileName}` },
+    );
+    // Registration (versions + idempotency records) writes the table; artifacts are copied into models/.
+    props.table.grantReadWrite(this.s3EventsFunction);
+    props.store.grantReadPrefixes(this.s3EventsFunction, 'incoming', 'models', 'batch');
+    props.store.grantWritePrefixes(this.s3EventsFunction, 'models', 'batch');
+    props.store.grantDeletePrefixes(this.s3EventsFunction, 'batch');
+    props.store.grantList(this.s3EventsFunction);
+    this.queue.grantSendMessages(this.s3EventsFunction);
+    this.bus.grantPutEventsTo(this.s3EventsFunction);
+
+    // --- worker: async requests and batch continuations ------------------------------------------------------
+    this.workerFunction = this.makeFunction(
+      'Worker',
+      EVENT_HANDLER_ENTRIES.asyncWorker,
+      props,
+      props.worker,
+      {
+        memorySize: 1769,
+        timeout: QUEUE.workerTimeoutSeconds,
+        environment: env,
+        description: 'maas work queue consumer: async inference, batch continuation',
+        layer: true,
+      },
+    );
+    this.workerFunction.addEventSource(
+      new SqsEventSource(this.queue, { batchSize: QUEUE.batchSize, reportBatchItemFailures: true }),
+    );
+    // Reads versions; writes idempotency records of batch parts.
+    props.table.grantReadWrite(this.workerFunction);
+    props.store.grantReadPrefixes(this.workerFunction, 'models', 'async', 'batch');
+    props.store.grantWritePrefixes(this.workerFunction, 'async', 'batch');
+    props.store.grantDeletePrefixes(this.workerFunction, 'batch');
+    props.store.grantList(this.workerFunction);
+    this.queue.grantSendMessages(this.workerFunction);
+
+    // --- async API -------------------------------------------------------------------------------------------
+    this.asyncApiFunction = this.makeFunction(
+      'AsyncApi',
+      EVENT_HANDLER_ENTRIES.asyncApi,
+      props,
+      props.asyncApi,
+      {
+        memorySize: 512,
+        timeout: 10,
+        environment: env,
+        description: 'maas async inference API',
+        layer: false,
+      },
+    );
+    props.store.grantReadPrefixes(this.asyncApiFunction, 'async');
+    props.store.grantWritePrefixes(this.asyncApiFunction, 'async');
+    props.store.grantList(this.asyncApiFunction);
+    this.queue.grantSendMessages(this.asyncApiFunction);
+
+    for (const fn of props.publishers ?? []) this.grantPublish(fn);
+    this.acknowledgeNotificationHandler();
+  }
+
+  /** Lets `fn` publish registry events: MAAS_EVENT_BUS and events:PutEvents on this bus only. */
+  grantPublish(fn: lambda.Function): iam.Grant {
+    fn.addEnvironment(ENV.eventBus, this.bus.eventBusName);
+    return this.bus.grantPutEventsTo(fn);
+  }
+
+  private makeFunction(
+    id: string,
+    entry: string,
+    props: EventPipelinesProps,
+    sizing: FunctionSizing = {},
+    defaults: {
+      memorySize: number;
+      timeout: number;
+      environment: Record<string, string>;
+      description: string;
+      layer: boolean;
+    },
+  ): NodejsFunction {
+    const logGroup = new logs.LogGroup(this, `${id}Logs`, {
+      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    const role = new iam.Role(this, `${id}Role`, {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `maas ${id} function`,
+    });
+    logGroup.grantWrite(role);
+    const fn = new NodejsFunction(this, id, {
+      role,
+      entry: join(REPO_ROOT, entry),
+      handler: 'handler',
+      projectRoot: REPO_ROOT,
+      depsLockFilePath: join(REPO_ROOT, 'package-lock.json'),
+      runtime: props.onnxRuntime.runtime,
+      architecture: props.onnxRuntime.architecture,
+      ...(defaults.layer ? { layers: [props.onnxRuntime.layer] } : {}),
+      memorySize: sizing.memorySize ?? defaults.memorySize,
+      timeout: sizing.timeout ?? Duration.seconds(defaults.timeout),
+      ...(sizing.reservedConcurrentExecutions !== undefined
+        ? { reservedConcurrentExecutions: sizing.reservedConcurrentExecutions }
+        : {}),
+      environment: defaults.environment,
+      description: defaults.description,
+      logGroup,
+      bundling: BUNDLING,
+    });
+    Validations.of(fn).acknowledge({
+      id: 'AwsSolutions-L1',
+      reason: `The runtime is pinned to ${props.onnxRuntime.runtime.name} on purpose: the onnxruntime layer declares it as its only compatible runtime and the bundles target it; the three are raised together.`,
+    });
+    return fn;
+  }
+
+  /**
+   * S3 notifications are configured by CDK's BucketNotificationsHandler singleton (a custom resource).
+   * Its role uses the basic execution managed policy and s3:PutBucketNotification on '*', as CDK builds it.
+   */
+  private acknowledgeNotificationHandler(): void {
+    const stack = Stack.of(this);
+    const handler = stack.node.tryFindChild('BucketNotificationsHandler050a0587b7544547bf325f094a3db834');
+    if (!handler) return;
+    Validations.of(handler).acknowledge({
+      id: 'AwsSolutions-IAM4',
+      reason:
+        'CDK-managed custom resource that applies the bucket notification configuration at deploy time; it only writes its own logs.',
+    });
+    Validations.of(handler).acknowledge({
+      id: 'AwsSolutions-IAM5',
+      reason:
+        'CDK-managed custom resource: s3:PutBucketNotification is granted on * by aws-cdk-lib; it runs only during deployment.',
+    });
+  }
+}

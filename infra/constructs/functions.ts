@@ -1,0 +1,164 @@
+/**
+ * MaasFunctions: the predict and registry Lambda functions (NodejsFunction, esbuild local bundling),
+ * both with the onnxruntime layer, each granted only what it uses.
+ */
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction, type NodejsFunctionProps, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { ENV, HANDLER_ENTRIES } from '../../functions/contract/env';
+import { LAYER_PACKAGES } from '../../layers/onnxruntime/build';
+import type { RegistryTable } from './model-registry-table';
+import type { ModelStore } from './model-store';
+import type { OnnxRuntimeLayer } from './onnxruntime-layer';
+
+/** The repository root: entry files in the contract are relative to it. */
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** Sizing of one function. */
+export interface FunctionSizing {
+  /** @default 1769 for predict (one full vCPU), 1024 for registry */
+  readonly memorySize?: number;
+  /** @default 30 seconds for predict, 60 for registry (it downloads and loads the model it validates) */
+  readonly timeout?: Duration;
+  /** Reserved concurrency (caps the function). @default - unreserved */
+  readonly reservedConcurrentExecutions?: number;
+  /**
+   * Provisioned concurrency on a `live` alias of the current version; the API then invokes the alias.
+   * @default - none (no alias, the API invokes $LATEST)
+   */
+  readonly provisionedConcurrentExecutions?: number;
+}
+
+export interface MaasFunctionsProps {
+  readonly store: ModelStore;
+  readonly table: RegistryTable;
+  /** The onnxruntime layer; the functions use its architecture and runtime. */
+  readonly onnxRuntime: OnnxRuntimeLayer;
+  /** @default {} */
+  readonly predict?: FunctionSizing;
+  /** @default {} */
+  readonly registry?: FunctionSizing;
+  /** `name@ref,...` sessions the predict function loads during INIT (`MAAS_PRELOAD`). @default - none */
+  readonly preload?: string;
+  /** Days of CloudWatch Logs retention. @default logs.RetentionDays.ONE_MONTH */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+/**
+ * esbuild options shared by every function: ESM, minified, source maps, Node.js 22; the AWS SDK (provided
+ * by the runtime) and onnxruntime (provided by the layer) stay external. The banner gives bundled CommonJS
+ * dependencies a `require`.
+ */
+export const BUNDLING: NonNullable<NodejsFunctionProps['bundling']> = {
+  format: OutputFormat.ESM,
+  target: 'node22',
+  mainFields: ['module', 'main'],
+  minify: true,
+  sourceMap: true,
+  sourcesContent: false,
+  externalModules: ['@aws-sdk/*', ...LAYER_PACKAGES],
+  banner:
+    "import { createRequire as __maasCreateRequire } from 'node:module';const require = __maasCreateRequire(import.meta.url);",
+  forceDockerBundling: false,
+};
+
+/** A function and what the API should invoke (its `live` alias when provisioned concurrency is set). */
+export interface MaasFunction {
+  readonly fn: NodejsFunction;
+  readonly target: lambda.IFunction;
+}
+
+/** The predict and registry functions. */
+export class MaasFunctions extends Construct {
+  readonly predict: MaasFunction;
+  readonly registry: MaasFunction;
+
+  constructor(scope: Construct, id: string, props: MaasFunctionsProps) {
+    super(scope, id);
+    const common = {
+      [ENV.table]: props.table.table.tableName,
+      [ENV.bucket]: props.store.bucket.bucketName,
+    };
+    this.predict = this.makeFunction('Predict', HANDLER_ENTRIES.predict, props, props.predict ?? {}, {
+      memorySize: 1769,
+      timeout: 30,
+      environment: { ...common, ...(props.preload ? { [ENV.preload]: props.preload } : {}) },
+      description: 'maas inference (Open Inference Protocol v2)',
+    });
+    this.registry = this.makeFunction('Registry', HANDLER_ENTRIES.registry, props, props.registry ?? {}, {
+      memorySize: 1024,
+      timeout: 60,
+      environment: common,
+      description: 'maas model registry',
+    });
+
+    // predict: reads the registry and the content-addressed artifacts.
+    props.table.grantRead(this.predict.fn);
+    props.store.grantReadPrefixes(this.predict.fn, 'models');
+    // registry: owns the table; presigns uploads, copies uploads/incoming into models/, removes uploads.
+    props.table.grantReadWrite(this.registry.fn);
+    props.store.grantReadPrefixes(this.registry.fn, 'models', 'uploads', 'incoming');
+    props.store.grantWritePrefixes(this.registry.fn, 'models', 'uploads');
+    props.store.grantDeletePrefixes(this.registry.fn, 'uploads');
+    props.store.grantList(this.registry.fn);
+  }
+
+  private makeFunction(
+    id: string,
+    entry: string,
+    props: MaasFunctionsProps,
+    sizing: FunctionSizing,
+    defaults: {
+      memorySize: number;
+      timeout: number;
+      environment: Record<string, string>;
+      description: string;
+    },
+  ): MaasFunction {
+    const logGroup = new logs.LogGroup(this, `${id}Logs`, {
+      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    // An own role writing only to the function's log group, instead of AWSLambdaBasicExecutionRole (any log group).
+    const role = new iam.Role(this, `${id}Role`, {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `maas ${id.toLowerCase()} function`,
+    });
+    logGroup.grantWrite(role);
+    const fn = new NodejsFunction(this, id, {
+      role,
+      entry: join(REPO_ROOT, entry),
+      handler: 'handler',
+      projectRoot: REPO_ROOT,
+      depsLockFilePath: join(REPO_ROOT, 'package-lock.json'),
+      runtime: props.onnxRuntime.runtime,
+      architecture: props.onnxRuntime.architecture,
+      layers: [props.onnxRuntime.layer],
+      memorySize: sizing.memorySize ?? defaults.memorySize,
+      timeout: sizing.timeout ?? Duration.seconds(defaults.timeout),
+      ...(sizing.reservedConcurrentExecutions !== undefined
+        ? { reservedConcurrentExecutions: sizing.reservedConcurrentExecutions }
+        : {}),
+      environment: defaults.environment,
+      description: defaults.description,
+      logGroup,
+      bundling: BUNDLING,
+    });
+    Validations.of(fn).acknowledge({
+      id: 'AwsSolutions-L1',
+      reason: `The runtime is pinned to ${props.onnxRuntime.runtime.name} on purpose: the onnxruntime layer declares it as its only compatible runtime and the bundles target it; the three are raised together.`,
+    });
+    if (!sizing.provisionedConcurrentExecutions) return { fn, target: fn };
+    const alias = new lambda.Alias(this, `${id}Live`, {
+      aliasName: 'live',
+      version: fn.currentVersion,
+      provisionedConcurrentExecutions: sizing.provisionedConcurrentExecutions,
+    });
+    return { fn, target: alias };
+  }
+}

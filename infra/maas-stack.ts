@@ -1,0 +1,105 @@
+/**
+ * MaasStack: composes the constructs of `infra/constructs/` (ARCHITECTURE §1); nothing else.
+ */
+import { CfnOutput, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import type { Construct } from 'constructs';
+import type { FunctionId } from '../functions/contract/routes';
+import { EventPipelines } from './constructs/event-pipelines';
+import { type FunctionSizing, MaasFunctions } from './constructs/functions';
+import { type ApiAuthorization, InferenceApi } from './constructs/inference-api';
+import { RegistryTable } from './constructs/model-registry-table';
+import { ModelStore } from './constructs/model-store';
+import { OnnxRuntimeLayer } from './constructs/onnxruntime-layer';
+
+export interface MaasStackProps extends StackProps {
+  /** Lambda architecture of the functions and the onnxruntime layer. @default Architecture.X86_64 */
+  readonly architecture?: lambda.Architecture;
+  /** Predict function sizing (memory, timeout, reserved/provisioned concurrency). @default {} */
+  readonly predict?: FunctionSizing;
+  /** Registry function sizing. @default {} */
+  readonly registry?: FunctionSizing;
+  /** `MAAS_PRELOAD` of the predict function (`name@ref,...`). @default - none */
+  readonly preload?: string;
+  /** @default { type: 'iam' } */
+  readonly authorization?: ApiAuthorization;
+  /** Stage throttling. @default 100 requests/s, burst 200 */
+  readonly throttlingRateLimit?: number;
+  readonly throttlingBurstLimit?: number;
+  /** Removal policy of the bucket and the table. @default RemovalPolicy.RETAIN */
+  readonly dataRemovalPolicy?: RemovalPolicy;
+}
+
+export class MaasStack extends Stack {
+  readonly store: ModelStore;
+  readonly registryTable: RegistryTable;
+  readonly onnxRuntime: OnnxRuntimeLayer;
+  readonly functions: MaasFunctions;
+  readonly api: InferenceApi;
+  readonly events: EventPipelines;
+
+  constructor(scope: Construct, id: string, props: MaasStackProps = {}) {
+    super(scope, id, props);
+    const removalPolicy = props.dataRemovalPolicy ?? RemovalPolicy.RETAIN;
+    this.store = new ModelStore(this, 'ModelStore', { removalPolicy });
+    this.registryTable = new RegistryTable(this, 'RegistryTable', { removalPolicy });
+    this.onnxRuntime = new OnnxRuntimeLayer(this, 'OnnxRuntime', {
+      architecture: props.architecture ?? lambda.Architecture.X86_64,
+    });
+    this.functions = new MaasFunctions(this, 'Functions', {
+      store: this.store,
+      table: this.registryTable,
+      onnxRuntime: this.onnxRuntime,
+      ...(props.predict ? { predict: props.predict } : {}),
+      ...(props.registry ? { registry: props.registry } : {}),
+      ...(props.preload ? { preload: props.preload } : {}),
+    });
+
+    /** The function serving each FunctionId of the route table; routes of absent functions are skipped. */
+    const apiFunctions: Partial<Record<FunctionId, lambda.IFunction>> = {
+      predict: this.functions.predict.target,
+      registry: this.functions.registry.target,
+    };
+
+    // --- event pipelines (infra/constructs/event-pipelines.ts) -------------------------------------------
+    this.events = new EventPipelines(this, 'Events', {
+      store: this.store,
+      table: this.registryTable,
+      onnxRuntime: this.onnxRuntime,
+      publishers: [this.functions.registry.fn],
+    });
+    apiFunctions.async = this.events.asyncApiFunction;
+    // ------------------------------------------------------------------------------------------------------
+
+    this.api = new InferenceApi(this, 'InferenceApi', {
+      functions: apiFunctions,
+      ...(props.authorization ? { authorization: props.authorization } : {}),
+      ...(props.throttlingRateLimit !== undefined ? { throttlingRateLimit: props.throttlingRateLimit } : {}),
+      ...(props.throttlingBurstLimit !== undefined
+        ? { throttlingBurstLimit: props.throttlingBurstLimit }
+        : {}),
+    });
+
+    new CfnOutput(this, 'ApiUrl', { value: this.api.url, description: 'Base URL of the HTTP API' });
+    new CfnOutput(this, 'BucketName', {
+      value: this.store.bucket.bucketName,
+      description: 'Model store bucket',
+    });
+    new CfnOutput(this, 'WorkQueueUrl', {
+      value: this.events.queue.queueUrl,
+      description: 'Work queue (async, batch)',
+    });
+    new CfnOutput(this, 'DeadLetterQueueUrl', {
+      value: this.events.deadLetterQueue.queueUrl,
+      description: 'Dead-letter queue of the work queue',
+    });
+    new CfnOutput(this, 'EventBusName', {
+      value: this.events.bus.eventBusName,
+      description: 'Registry events',
+    });
+    new CfnOutput(this, 'TableName', {
+      value: this.registryTable.table.tableName,
+      description: 'Registry table',
+    });
+  }
+}
