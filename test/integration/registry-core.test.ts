@@ -9,6 +9,8 @@ import { OrtModelInspector } from '../../functions/adapters/ort-inspector';
 import { S3ArtifactStore } from '../../functions/adapters/s3-artifact-store';
 import {
   aliasHistory,
+  deleteAlias,
+  deleteVersion,
   moveAlias,
   type RegistryDeps,
   registerVersion,
@@ -148,7 +150,9 @@ describe('registry use cases (DynamoDB Local + s3rver + onnxruntime-node)', () =
     expect(await deps.repo.getModel('big')).toBeUndefined();
   });
 
-  it('allocates versions 1..50 to 50 concurrent registrations, no duplicates, no gaps', async () => {
+  it('allocates versions 1..50 to 50 concurrent registrations, no duplicates, no gaps', {
+    timeout: 180_000,
+  }, async () => {
     const sourceKey = await upload('busy', mlp);
     const results = await Promise.all(
       Array.from({ length: 50 }, () => registerVersion(deps, { name: 'busy', sourceKey })),
@@ -165,7 +169,9 @@ describe('registry use cases (DynamoDB Local + s3rver + onnxruntime-node)', () =
     expect(prodHistory.items).toHaveLength(1);
   });
 
-  it('50 concurrent alias moves with the same expectedVersion: one winner, 49 × 412', async () => {
+  it('50 concurrent alias moves with the same expectedVersion: one winner, 49 × 412', {
+    timeout: 180_000,
+  }, async () => {
     const sourceKey = await upload('race', mlp);
     for (let i = 0; i < 3; i++) await registerVersion(deps, { name: 'race', sourceKey });
     const outcomes = await Promise.allSettled(
@@ -197,5 +203,63 @@ describe('registry use cases (DynamoDB Local + s3rver + onnxruntime-node)', () =
     const back = await rollbackAlias(deps, { name: 'race', alias: 'prod', actor: 'ops' });
     expect(back).toMatchObject({ alias: 'prod', version: 1, previousVersion: winner.version, revision: 3 });
     expect((await deps.repo.getModel('race'))?.aliases).toEqual({ prod: 1 });
+  });
+
+  it('a delete racing an alias move to the same version: never both succeed', async () => {
+    const sourceKey = await upload('racedel', mlp);
+    for (let i = 0; i < 2; i++) await registerVersion(deps, { name: 'racedel', sourceKey });
+    for (let round = 0; round < 5; round++) {
+      const target = round + 2;
+      if (round > 0) await registerVersion(deps, { name: 'racedel', sourceKey });
+      const [del, mv] = await Promise.allSettled([
+        deleteVersion(deps, 'racedel', target),
+        moveAlias(deps, { name: 'racedel', alias: 'canary', version: target, actor: 'x' }),
+      ]);
+      const stored = await deps.repo.getVersion('racedel', target);
+      const alias = await deps.repo.getAlias('racedel', 'canary');
+      if (del.status === 'fulfilled') {
+        expect(mv.status).toBe('rejected');
+        expect(stored).toBeUndefined();
+        expect(alias?.version).not.toBe(target);
+      } else {
+        expect((del.reason as Error).name).toBe('ConflictError');
+        expect(mv.status).toBe('fulfilled');
+        expect(stored).toBeDefined();
+        expect(alias?.version).toBe(target);
+      }
+      // Move canary away so the next round starts clean.
+      if (alias) await deleteAlias(deps, { name: 'racedel', alias: 'canary', actor: 'x' });
+    }
+  });
+
+  it('re-pointing an alias at its current version bumps the revision and records history', async () => {
+    const sourceKey = await upload('same', mlp);
+    await registerVersion(deps, { name: 'same', sourceKey });
+    const r = await moveAlias(deps, {
+      name: 'same',
+      alias: 'prod',
+      version: 1,
+      expectedVersion: 1,
+      actor: 'x',
+    });
+    expect(r).toEqual({ alias: 'prod', version: 1, previousVersion: 1, revision: 2 });
+    // The alias set of version 1 still holds prod: it cannot be deleted.
+    await expect(deleteVersion(deps, 'same', 1)).rejects.toThrow(/aliased/);
+  });
+
+  it('a failed artifact copy records nothing (no READY version without its artifact)', async () => {
+    const sourceKey = await upload('nocopy', mlp);
+    const failing = {
+      ...deps,
+      store: Object.assign(Object.create(deps.store), {
+        headObject: deps.store.headObject.bind(deps.store),
+        getObject: deps.store.getObject.bind(deps.store),
+        copyObject: async () => {
+          throw new Error('S3 unavailable');
+        },
+      }),
+    };
+    await expect(registerVersion(failing, { name: 'nocopy', sourceKey })).rejects.toThrow('S3 unavailable');
+    expect(await deps.repo.getModel('nocopy')).toBeUndefined();
   });
 });
