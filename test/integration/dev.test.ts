@@ -1,0 +1,285 @@
+/**
+ * `npm start` as a user runs it: the dev server on a free port with its own DynamoDB Local and s3rver
+ * (not the suite's), the sample model over HTTP, a second model registered/promoted/rolled back with the
+ * CLI, Ctrl-C (SIGINT to the process group), no orphaned processes, and a second start over the same data.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../functions/local/emulators';
+import { buildMlp } from '../../functions/local/onnx-builder';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const BIN = join(ROOT, 'bin/maas.js');
+
+/** The environment of a user's shell: nothing that points at the suite's emulators or another stack. */
+function userEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const k of Object.keys(env)) {
+    if (/^(AWS_|MAAS_|VITEST|PORT$)/.test(k)) delete env[k];
+  }
+  return { ...env, ...extra };
+}
+
+interface Started {
+  readonly child: ChildProcess;
+  readonly output: () => string;
+  readonly exited: Promise<number | null>;
+}
+
+function start(command: string, args: string[], env: NodeJS.ProcessEnv): Started {
+  // Own process group, like a terminal's foreground job: Ctrl-C signals the whole group.
+  const child = spawn(command, args, { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+  return { child, output: () => output, exited };
+}
+
+async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs: number,
+  s?: Started,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (s && s.child.exitCode !== null) throw new Error(`${what}: the server exited:\n${s.output()}`);
+    if (Date.now() > deadline) throw new Error(`${what}: timed out\n${s?.output() ?? ''}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Pids still alive in process group `pgid`, plus any of `pids` still alive. */
+function survivors(pgid: number, pids: number[]): string[] {
+  const table = execFileSync('ps', ['-eo', 'pid=,pgid=,stat=,args='], { encoding: 'utf8' });
+  return table
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .filter((l) => {
+      const [pid, group, stat] = l.split(/\s+/);
+      if (stat?.startsWith('Z')) return false; // reaped by nobody yet, but not running
+      return Number(group) === pgid || pids.includes(Number(pid));
+    });
+}
+
+async function stopWithCtrlC(s: Started): Promise<void> {
+  process.kill(-(s.child.pid as number), 'SIGINT');
+  await Promise.race([
+    s.exited,
+    new Promise((_, rej) => setTimeout(() => rej(new Error(`did not stop:\n${s.output()}`)), 30_000)),
+  ]);
+}
+
+function cli(args: string[], env: NodeJS.ProcessEnv): { code: number; stdout: string; stderr: string } {
+  try {
+    const stdout = execFileSync(process.execPath, [BIN, ...args], {
+      cwd: ROOT,
+      env,
+      encoding: 'utf8',
+      stdio: 'pipe',
+    });
+    return { code: 0, stdout, stderr: '' };
+  } catch (e) {
+    const err = e as { status: number; stdout: string; stderr: string };
+    return { code: err.status, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+describe('npm start (maas dev) and the maas CLI', () => {
+  const home = mkdtempSync(join(tmpdir(), 'maas-home-'));
+  let port: number;
+  let env: NodeJS.ProcessEnv;
+  let server: Started | undefined;
+
+  beforeAll(async () => {
+    port = await freePort();
+    env = userEnv({ MAAS_HOME: home, PORT: String(port) });
+  });
+
+  afterAll(async () => {
+    if (server && server.child.exitCode === null) {
+      process.kill(-(server.child.pid as number), 'SIGKILL');
+    }
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it('starts, serves the sample model, registers/promotes/rolls back with the CLI, stops cleanly', async () => {
+    server = start('npm', ['start', '--silent'], env);
+    const endpointsFile = join(home, 'endpoints.json');
+    const endpoints = await waitFor(
+      'endpoints.json',
+      async () => (existsSync(endpointsFile) ? JSON.parse(readFileSync(endpointsFile, 'utf8')) : undefined),
+      120_000,
+      server,
+    );
+    const api = `http://127.0.0.1:${port}`;
+    expect(endpoints).toMatchObject({ api, bucket: expect.any(String), table: expect.any(String) });
+    expect(endpoints.dynamodb).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(endpoints.s3).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(typeof endpoints.dynamodbPid).toBe('number');
+    const ready = await fetch(`${api}/v2/health/ready`);
+    expect(await ready.json()).toEqual({ ready: true });
+    expect(server.output()).toContain(`curl -s ${api}/v2/models/iris/infer`);
+
+    // The sample model over HTTP, exactly as the banner's curl command sends it.
+    const infer = await fetch(`${api}/v2/models/iris/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        inputs: [
+          {
+            name: 'features',
+            shape: [3, 4],
+            datatype: 'FP32',
+            data: [5.1, 3.5, 1.4, 0.2, 6.4, 3.2, 4.5, 1.5, 6.7, 3.0, 5.2, 2.3],
+          },
+        ],
+      }),
+    });
+    expect(infer.status).toBe(200);
+    const answer = (await infer.json()) as {
+      model_version: string;
+      outputs: { name: string; data: unknown[] }[];
+    };
+    expect(answer.model_version).toBe('1');
+    expect(answer.outputs.find((o) => o.name === 'label')?.data).toEqual([
+      'setosa',
+      'versicolor',
+      'virginica',
+    ]);
+
+    // A second model, registered as iris version 2 with the CLI (presigned upload + registration).
+    const file = join(home, 'mlp.onnx');
+    writeFileSync(
+      file,
+      buildMlp({
+        inFeatures: 4,
+        layers: [8, 3],
+        softmax: true,
+        inputName: 'features',
+        outputName: 'probabilities',
+        seed: 7,
+      }),
+    );
+    const cliEnv = userEnv({ MAAS_HOME: home });
+    const reg = cli(
+      [
+        'register',
+        file,
+        '--name',
+        'iris',
+        '--labels',
+        'setosa,versicolor,virginica',
+        '--description',
+        'an MLP',
+      ],
+      cliEnv,
+    );
+    expect(reg.stderr).toBe('');
+    expect(reg.code).toBe(0);
+    expect(reg.stdout).toContain('registered iris version 2 (READY)');
+
+    const versions = cli(['--json', 'versions', 'iris'], cliEnv);
+    expect(versions.code).toBe(0);
+    expect(JSON.parse(versions.stdout).versions.map((v: { version: number }) => v.version)).toEqual([2, 1]);
+
+    const stale = cli(['promote', 'iris', '2', '--expect', '2'], cliEnv);
+    expect(stale.code).toBe(1);
+    expect(stale.stderr).toContain('PRECONDITION_FAILED');
+
+    const promote = cli(['promote', 'iris', '2', '--expect', '1', '--reason', 'try the MLP'], cliEnv);
+    expect(promote.code).toBe(0);
+    expect(promote.stdout).toContain('iris@prod: version 1 -> version 2');
+
+    const predicted = cli(['--json', 'predict', 'iris@2', '--input', '[[5.1,3.5,1.4,0.2]]'], cliEnv);
+    expect(predicted.code).toBe(0);
+    expect(JSON.parse(predicted.stdout).model_version).toBe('2');
+
+    const rollback = cli(['rollback', 'iris'], cliEnv);
+    expect(rollback.code).toBe(0);
+    expect(rollback.stdout).toContain('iris@prod: version 2 -> version 1');
+
+    const history = cli(['--json', 'history', 'iris'], cliEnv);
+    expect(
+      JSON.parse(history.stdout).history.map((h: { previousVersion: number | null; version: number }) => [
+        h.previousVersion,
+        h.version,
+      ]),
+    ).toEqual([
+      [2, 1],
+      [1, 2],
+      [null, 1],
+    ]);
+    const models = cli(['--json', 'models'], cliEnv);
+    expect(JSON.parse(models.stdout).models).toEqual([
+      expect.objectContaining({ name: 'iris', latestVersion: 2, aliases: { prod: 1 } }),
+    ]);
+
+    // Ctrl-C: everything in the job's process group goes away, java included.
+    const pgid = server.child.pid as number;
+    await stopWithCtrlC(server);
+    await waitFor(
+      'no survivors',
+      async () => (survivors(pgid, [endpoints.pid, endpoints.dynamodbPid]).length === 0 ? true : undefined),
+      15_000,
+    ).catch(() => {
+      throw new Error(
+        `orphaned processes:\n${survivors(pgid, [endpoints.pid, endpoints.dynamodbPid]).join('\n')}`,
+      );
+    });
+    expect(existsSync(endpointsFile)).toBe(false);
+    expect(server.output()).toContain('stopped');
+  }, 240_000);
+
+  it('a second start reuses the data and does not register the sample again', async () => {
+    server = start(process.execPath, [BIN, 'dev'], env);
+    await waitFor(
+      'ready',
+      async () => (existsSync(join(home, 'endpoints.json')) ? true : undefined),
+      120_000,
+      server,
+    );
+    const api = `http://127.0.0.1:${port}`;
+    const models = (await (await fetch(`${api}/models`)).json()) as {
+      models: { name: string; latestVersion: number; aliases: Record<string, number> }[];
+    };
+    expect(models.models).toEqual([
+      expect.objectContaining({ name: 'iris', latestVersion: 2, aliases: { prod: 1 } }),
+    ]);
+    expect(server.output()).toContain("sample model 'iris' already registered");
+    // SIGTERM to the server alone (as a service manager sends it): it must stop java itself.
+    const javaPid = JSON.parse(readFileSync(join(home, 'endpoints.json'), 'utf8')).dynamodbPid as number;
+    const pgid = server.child.pid as number;
+    process.kill(pgid, 'SIGTERM');
+    expect(await server.exited).toBe(0);
+    await waitFor(
+      'no survivors',
+      async () => (survivors(pgid, [javaPid]).length === 0 ? true : undefined),
+      15_000,
+    );
+  }, 180_000);
+
+  it('without Java: one clear line and exit code 1', async () => {
+    const noJava = {
+      ...userEnv({ MAAS_HOME: mkdtempSync(join(tmpdir(), 'maas-nojava-')) }),
+      PATH: mkdtempSync(join(tmpdir(), 'empty-path-')),
+    };
+    const s = start(process.execPath, [BIN, 'dev', '--in-memory', '--port', '0'], noJava);
+    expect(await s.exited).toBe(1);
+    const lines = s.output().trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^Java 17\+ is required to run DynamoDB Local: install a JRE/);
+    expect(lines[0]).toContain('AWS_ENDPOINT_URL_DYNAMODB');
+  }, 60_000);
+});
