@@ -1,0 +1,227 @@
+/**
+ * EventPipelines (issue 6.5): S3 notifications, work queue + DLQ with TLS-only policies, the worker's SQS event
+ * source with ReportBatchItemFailures, the async API function, the event bus and its rules, least-privilege
+ * grants, and cdk-nag AwsSolutions with no unacknowledged finding. Bundling is skipped (Template assertions only).
+ */
+import { App, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ENV } from '../../functions/contract/env';
+import { BATCH, EVENT_BUS, QUEUE } from '../../functions/contract/events';
+import { EventPipelines } from '../../infra/constructs/event-pipelines';
+import { MaasFunctions } from '../../infra/constructs/functions';
+import { RegistryTable } from '../../infra/constructs/model-registry-table';
+import { ModelStore } from '../../infra/constructs/model-store';
+import { OnnxRuntimeLayer } from '../../infra/constructs/onnxruntime-layer';
+
+let stack: Stack;
+let pipelines: EventPipelines;
+let functions: MaasFunctions;
+let template: Template;
+
+beforeAll(() => {
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  stack = new Stack(app, 'EventsTest', { env: { account: '123456789012', region: 'eu-west-1' } });
+  const store = new ModelStore(stack, 'Store');
+  const table = new RegistryTable(stack, 'Table');
+  const onnxRuntime = new OnnxRuntimeLayer(stack, 'Ort');
+  functions = new MaasFunctions(stack, 'Functions', { store, table, onnxRuntime });
+  const alerts = new sqs.Queue(stack, 'Alerts', { enforceSSL: true });
+  pipelines = new EventPipelines(stack, 'Events', {
+    store,
+    table,
+    onnxRuntime,
+    publishers: [functions.registry.fn],
+    onModelVersionFailed: [new targets.SqsQueue(alerts)],
+  });
+  template = Template.fromStack(stack);
+});
+
+const ref = (construct: { node: { defaultChild?: unknown } }) =>
+  stack.resolve((construct.node.defaultChild as { logicalId: string }).logicalId) as string;
+
+/** Every IAM statement attached to the role of `fn`. */
+function statementsOf(fn: { role?: { node: { defaultChild?: unknown } } }): Record<string, unknown>[] {
+  const roleId = ref(fn.role as never);
+  const policies = template.findResources('AWS::IAM::Policy', {
+    Properties: { Roles: Match.arrayWith([{ Ref: roleId }]) },
+  });
+  return Object.values(policies).flatMap(
+    (p) =>
+      (p as { Properties: { PolicyDocument: { Statement: Record<string, unknown>[] } } }).Properties
+        .PolicyDocument.Statement,
+  );
+}
+const actionsOf = (statements: Record<string, unknown>[]) =>
+  new Set(statements.flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]) as string[]));
+
+describe('EventPipelines', () => {
+  it('notifies the S3 events function of incoming/*.onnx and batch/*/input.jsonl creations only', () => {
+    template.hasResourceProperties('Custom::S3BucketNotifications', {
+      NotificationConfiguration: {
+        LambdaFunctionConfigurations: [
+          {
+            Events: ['s3:ObjectCreated:*'],
+            Filter: {
+              Key: {
+                FilterRules: [
+                  { Name: 'suffix', Value: '.onnx' },
+                  { Name: 'prefix', Value: 'incoming/' },
+                ],
+              },
+            },
+            LambdaFunctionArn: { 'Fn::GetAtt': [ref(pipelines.s3EventsFunction), 'Arn'] },
+          },
+          {
+            Events: ['s3:ObjectCreated:*'],
+            Filter: {
+              Key: {
+                FilterRules: [
+                  { Name: 'suffix', Value: '/input.jsonl' },
+                  { Name: 'prefix', Value: 'batch/' },
+                ],
+              },
+            },
+            LambdaFunctionArn: { 'Fn::GetAtt': [ref(pipelines.s3EventsFunction), 'Arn'] },
+          },
+        ],
+      },
+    });
+    template.hasResourceProperties('AWS::Lambda::Permission', {
+      Action: 'lambda:InvokeFunction',
+      Principal: 's3.amazonaws.com',
+      FunctionName: { 'Fn::GetAtt': [ref(pipelines.s3EventsFunction), 'Arn'] },
+    });
+  });
+
+  it('has a work queue with a DLQ after maxReceiveCount receives, both encrypted and TLS-only', () => {
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      VisibilityTimeout: QUEUE.visibilityTimeoutSeconds,
+      SqsManagedSseEnabled: true,
+      RedrivePolicy: {
+        deadLetterTargetArn: { 'Fn::GetAtt': [ref(pipelines.deadLetterQueue), 'Arn'] },
+        maxReceiveCount: QUEUE.maxReceiveCount,
+      },
+    });
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      MessageRetentionPeriod: QUEUE.dlqRetentionSeconds,
+      SqsManagedSseEnabled: true,
+    });
+    for (const queue of [pipelines.queue, pipelines.deadLetterQueue]) {
+      template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+        Queues: [{ Ref: ref(queue) }],
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({
+              Effect: 'Deny',
+              Action: 'sqs:*',
+              Principal: { AWS: '*' },
+              Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+            }),
+          ]),
+        },
+      });
+    }
+    // The visibility timeout covers six worker invocations, as AWS recommends for SQS event sources.
+    expect(QUEUE.visibilityTimeoutSeconds).toBeGreaterThanOrEqual(6 * QUEUE.workerTimeoutSeconds);
+  });
+
+  it('feeds the worker from the queue with ReportBatchItemFailures', () => {
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: { 'Fn::GetAtt': [ref(pipelines.queue), 'Arn'] },
+      FunctionName: { Ref: ref(pipelines.workerFunction) },
+      BatchSize: QUEUE.batchSize,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Description: Match.stringLikeRegexp('work queue consumer'),
+      Timeout: QUEUE.workerTimeoutSeconds,
+      Layers: [{ Ref: Match.anyValue() }],
+    });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Description: Match.stringLikeRegexp('S3 events'),
+      Timeout: BATCH.functionTimeoutSeconds,
+    });
+  });
+
+  it('configures table, bucket, queue and bus through the contract env names', () => {
+    const env = (fn: typeof pipelines.s3EventsFunction) => {
+      const props = template.findResources('AWS::Lambda::Function')[ref(fn)] as {
+        Properties: { Environment: { Variables: Record<string, unknown> } };
+      };
+      return props.Properties.Environment.Variables;
+    };
+    for (const fn of [pipelines.s3EventsFunction, pipelines.workerFunction, pipelines.asyncApiFunction]) {
+      expect(Object.keys(env(fn))).toEqual(expect.arrayContaining([ENV.table, ENV.bucket, ENV.queueUrl]));
+      expect(env(fn)[ENV.queueUrl]).toEqual({ Ref: ref(pipelines.queue) });
+    }
+    expect(env(pipelines.s3EventsFunction)[ENV.eventBus]).toEqual({ Ref: ref(pipelines.bus) });
+    expect(env(functions.registry.fn)[ENV.eventBus]).toEqual({ Ref: ref(pipelines.bus) });
+    expect(env(pipelines.workerFunction)[ENV.eventBus]).toBeUndefined();
+  });
+
+  it('has an event bus with a rule archiving every registry event and a ModelVersionFailed rule', () => {
+    template.resourceCountIs('AWS::Events::EventBus', 1);
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventBusName: { Ref: ref(pipelines.bus) },
+      EventPattern: { source: [EVENT_BUS.source], 'detail-type': [...EVENT_BUS.detailTypes] },
+      Targets: [Match.objectLike({ Arn: Match.anyValue() })],
+    });
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventBusName: { Ref: ref(pipelines.bus) },
+      EventPattern: { source: ['maas'], 'detail-type': ['ModelVersionFailed'] },
+      Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('Alerts'), 'Arn'] } })],
+    });
+    expect(pipelines.failedVersionsRule).toBeInstanceOf(events.Rule);
+  });
+
+  it('grants each function only what it uses', () => {
+    const s3Events = statementsOf(pipelines.s3EventsFunction);
+    const worker = statementsOf(pipelines.workerFunction);
+    const api = statementsOf(pipelines.asyncApiFunction);
+    const registry = statementsOf(functions.registry.fn);
+
+    expect([...actionsOf(s3Events)]).toEqual(
+      expect.arrayContaining(['events:PutEvents', 'dynamodb:PutItem', 's3:GetObject']),
+    );
+    expect([...actionsOf(registry)]).toContain('events:PutEvents');
+    // Only the S3 events and registry functions publish registry events; nobody consumes except the worker.
+    expect([...actionsOf(worker)]).not.toContain('events:PutEvents');
+    expect([...actionsOf(api)]).not.toContain('events:PutEvents');
+    expect([...actionsOf(worker)]).toEqual(
+      expect.arrayContaining(['sqs:ReceiveMessage', 'sqs:DeleteMessage']),
+    );
+    for (const statements of [s3Events, api])
+      expect([...actionsOf(statements)]).not.toContain('sqs:ReceiveMessage');
+    // The async API touches neither the table nor the models.
+    expect([...actionsOf(api)].filter((a) => a.startsWith('dynamodb:'))).toEqual([]);
+    const apiResources = JSON.stringify(api.filter((s) => String(s.Action).startsWith('s3:')));
+    expect(apiResources).toContain('async/*');
+    expect(apiResources).not.toContain('models/*');
+    // No statement anywhere grants a bare '*' action or resource.
+    for (const s of [...s3Events, ...worker, ...api]) {
+      expect(s.Action).not.toBe('*');
+      expect(s.Resource).not.toBe('*');
+    }
+    // PutEvents only on this bus.
+    const put = s3Events.find((s) => s.Action === 'events:PutEvents');
+    expect(put?.Resource).toEqual({ 'Fn::GetAtt': [ref(pipelines.bus), 'Arn'] });
+  });
+
+  it('passes cdk-nag AwsSolutions with no unacknowledged finding in the event pipelines', () => {
+    const result = new AwsSolutionsChecks().validateScope(stack);
+    const mine = result.violations
+      .map((v) => ({
+        rule: v.ruleName,
+        paths: v.violatingResources
+          .map((r) => r.constructPath ?? '')
+          .filter((p) => p.startsWith('EventsTest/Events/') || p.includes('BucketNotificationsHandler')),
+      }))
+      .filter((v) => v.paths.length > 0);
+    expect(mine).toEqual([]);
+  });
+});
