@@ -415,7 +415,11 @@ export class DynamoRegistryRepository implements RegistryRepository {
         assertAliasable(toVersion(target));
       }
 
-      const now = this.clock.now().toISOString();
+      // History is ordered by time: never stamp a move earlier than the one it follows, even if
+      // this writer's clock lags the previous writer's.
+      const clockNow = this.clock.now().toISOString();
+      const prevAt = aliasItem?.updatedAt as string | undefined;
+      const now = prevAt !== undefined && prevAt > clockNow ? prevAt : clockNow;
       const nextRevision = revision + 1;
       const items: TxItem[] = [];
       const aliasKey = { pk, sk: keys.aliasSk(move.alias) };

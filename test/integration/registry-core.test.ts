@@ -262,4 +262,59 @@ describe('registry use cases (DynamoDB Local + s3rver + onnxruntime-node)', () =
     await expect(registerVersion(failing, { name: 'nocopy', sourceKey })).rejects.toThrow('S3 unavailable');
     expect(await deps.repo.getModel('nocopy')).toBeUndefined();
   });
+
+  it('concurrent moves without expectedVersion all apply, in one unbroken history chain', {
+    timeout: 180_000,
+  }, async () => {
+    const sourceKey = await upload('chain', mlp);
+    for (let i = 0; i < 4; i++) await registerVersion(deps, { name: 'chain', sourceKey });
+    const n = 20;
+    const results = await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        moveAlias(deps, { name: 'chain', alias: 'staging', version: 1 + (i % 4), actor: `u${i}` }),
+      ),
+    );
+    expect(results.map((r) => r.revision).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: n }, (_, i) => i + 1),
+    );
+    const history = (await deps.repo.aliasHistory('chain', 'staging', 100)).items;
+    expect(history).toHaveLength(n);
+    // Newest first: each entry's previousVersion is the version of the entry before it in time.
+    for (let i = 0; i < history.length - 1; i++) {
+      expect(history[i]?.previousVersion).toBe(history[i + 1]?.version);
+    }
+    expect(history.at(-1)?.previousVersion).toBeNull();
+    const alias = await deps.repo.getAlias('chain', 'staging');
+    expect(alias).toMatchObject({ version: history[0]?.version, revision: n });
+    expect((await deps.repo.getModel('chain'))?.aliases.staging).toBe(history[0]?.version);
+    // Only the current target carries the alias: every other version can be deleted... except prod's.
+    for (const v of [1, 2, 3, 4]) {
+      const aliased = v === alias?.version || v === 1;
+      const outcome = await deleteVersion(deps, 'chain', v).then(
+        () => 'deleted',
+        (e: Error) => e.name,
+      );
+      expect(outcome).toBe(aliased ? 'ConflictError' : 'deleted');
+    }
+  });
+
+  it("keeps history in move order when a writer's clock lags behind", async () => {
+    const sourceKey = await upload('skew', mlp);
+    for (let i = 0; i < 3; i++) await registerVersion(deps, { name: 'skew', sourceKey });
+    const lagging = new DynamoRegistryRepository({
+      doc: env.doc,
+      table: env.table,
+      clock: { now: () => new Date(Date.now() - 3_600_000) },
+    });
+    await deps.repo.moveAlias({ name: 'skew', alias: 'prod', version: 2, actor: 'on-time' });
+    await lagging.moveAlias({ name: 'skew', alias: 'prod', version: 3, actor: 'late' });
+    const history = (await deps.repo.aliasHistory('skew', 'prod', 10)).items;
+    expect(history.map((h) => [h.actor, h.version, h.previousVersion])).toEqual([
+      ['late', 3, 2],
+      ['on-time', 2, 1],
+      [expect.any(String), 1, null],
+    ]);
+    const rolled = await rollbackAlias(deps, { name: 'skew', alias: 'prod', actor: 'ops' });
+    expect(rolled).toMatchObject({ version: 2, previousVersion: 3 });
+  });
 });
