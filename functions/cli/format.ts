@@ -101,15 +101,15 @@ export function formatVersions(answer: { versions: VersionJson[]; nextToken?: st
 export function formatRegistered(v: VersionJson): string {
   return [
     `registered ${v.name} version ${v.version} (${v.status})`,
-    `  sha256     ${v.sha256 ?? '-'}`,
-    `  size       ${size(v.sizeBytes)}`,
-    `  signature  ${signature(v.signature)}`,
+    `  sha256       ${v.sha256 ?? '-'}`,
+    `  size         ${size(v.sizeBytes)}`,
+    `  signature    ${signature(v.signature)}`,
     ...(v.labels
       ? [
-          `  labels     ${v.labels.length} (${v.labels.slice(0, 5).join(', ')}${v.labels.length > 5 ? ', …' : ''})`,
+          `  labels       ${v.labels.length} (${v.labels.slice(0, 5).join(', ')}${v.labels.length > 5 ? ', …' : ''})`,
         ]
       : []),
-    ...(v.postprocess ? [`  postprocess ${JSON.stringify(v.postprocess)}`] : []),
+    ...(v.postprocess ? [`  postprocess  ${JSON.stringify(v.postprocess)}`] : []),
   ].join('\n');
 }
 

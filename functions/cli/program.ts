@@ -3,7 +3,7 @@
  * service or a deployed stack, plus `maas dev`. Exit codes: 0 ok, 1 the server (or the network) said no,
  * 2 usage error.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { Command, CommanderError, Option } from 'commander';
@@ -228,6 +228,24 @@ export function buildProgram(io: CliIo): Command {
         log: (line) => io.out(`${line}\n`),
       });
       program.setOptionValue('__exitCode', code);
+    });
+
+  program
+    .command('export-sample')
+    .description('write the bundled sample model (iris classifier, trained on the spot) as an ONNX file')
+    .argument('<file>', 'where to write it, e.g. iris.onnx')
+    .action(async (file: string) => {
+      const { buildIrisModel, IRIS_LABELS } = await import('../local/sample-model');
+      const bytes = buildIrisModel();
+      try {
+        writeFileSync(file, bytes);
+      } catch (e) {
+        throw new UsageError(
+          `cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        );
+      }
+      const answer = { file, sizeBytes: bytes.length, labels: [...IRIS_LABELS] };
+      print(answer, () => `wrote ${file} (${bytes.length} bytes; labels ${IRIS_LABELS.join(',')})`);
     });
 
   program

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { dynamoDocumentClient, s3Client } from '../adapters/aws-clients';
 import { ENV, S3_KEYS } from '../contract/env';
 import {
@@ -207,6 +207,12 @@ export async function startDev(opts: DevOptions = {}): Promise<DevServer> {
   }
 }
 
+/** `home` relative to the working directory when it lies inside it. */
+const displayPath = (home: string): string => {
+  const rel = relative(process.cwd(), home);
+  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : home;
+};
+
 /** The lines `maas dev` prints once it is ready. */
 export function banner(endpoints: LocalEndpoints, home: string, sampleRegistered: boolean): string[] {
   const api = endpoints.api;
@@ -223,7 +229,7 @@ export function banner(endpoints: LocalEndpoints, home: string, sampleRegistered
   return [
     `maas is ready on ${api}`,
     `  DynamoDB Local ${endpoints.dynamodb}, s3rver ${endpoints.s3}, ${
-      endpoints.inMemory ? 'in memory (nothing is kept)' : `data in ${home}`
+      endpoints.inMemory ? 'in memory (nothing is kept)' : `data in ${displayPath(home)}`
     }`,
     `  sample model '${SAMPLE_MODEL.name}' ${sampleRegistered ? 'registered' : 'already registered'}`,
     '',
