@@ -1,0 +1,114 @@
+/** The registry handler with fakes: error mapping, body encodings and the caller's identity. */
+import { describe, expect, it } from 'vitest';
+import type { ModelVersion } from '../../functions/domain/types';
+import { createRegistryHandler, handler } from '../../functions/handlers/registry';
+import type { AliasMove, ArtifactStore, ModelInspector, RegistryRepository } from '../../functions/ports';
+import { apiEvent, parseResult } from '../helpers/apigw';
+
+const unused = () => {
+  throw new Error('not used by this test');
+};
+const store = {
+  bucket: 'b',
+  getObject: unused,
+  putObject: unused,
+  copyObject: unused,
+  headObject: unused,
+  deleteObject: unused,
+  presignPut: async (key: string) => `https://s3.example/${key}`,
+} as unknown as ArtifactStore;
+const inspector: ModelInspector = { inspect: unused };
+
+function repoWith(overrides: Partial<RegistryRepository>): RegistryRepository {
+  return { ...overrides } as RegistryRepository;
+}
+
+describe('registry handler (fakes)', () => {
+  it('answers 503 with Retry-After when DynamoDB throttles, and a generic 500 for the unexpected', async () => {
+    const throttled = Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
+    const h = createRegistryHandler({
+      repo: repoWith({
+        getModel: async () => {
+          throw throttled;
+        },
+        listModels: async () => {
+          throw new Error('secret internals at line 42');
+        },
+      }),
+      store,
+      inspector,
+    });
+    const r503 = parseResult(await h(apiEvent('GET', '/models/m')));
+    expect(r503.status).toBe(503);
+    expect(r503.headers['retry-after']).toBe('1');
+    expect(r503.body).toEqual({ error: expect.any(String), code: 'UNAVAILABLE' });
+    const r500 = parseResult(await h(apiEvent('GET', '/models')));
+    expect(r500).toMatchObject({ status: 500, body: { error: 'internal error', code: 'INTERNAL' } });
+    expect(JSON.stringify(r500.body)).not.toContain('secret');
+  });
+
+  it('reads base64-encoded bodies and takes the actor from JWT claims when there is no IAM principal', async () => {
+    const moves: AliasMove[] = [];
+    const h = createRegistryHandler({
+      repo: repoWith({
+        moveAlias: async (m) => {
+          moves.push(m);
+          return { alias: m.alias, version: m.version, previousVersion: null, revision: 1 };
+        },
+      }),
+      store,
+      inspector,
+    });
+    const r = parseResult(
+      await h(
+        apiEvent('PUT', '/models/m/aliases/beta', {
+          body: { version: 4, reason: 'why not' },
+          base64: true,
+          jwtClaims: { sub: 'user-7' },
+        }),
+      ),
+    );
+    expect(r).toMatchObject({ status: 200, body: { alias: 'beta', version: 4, revision: 1 } });
+    expect(moves).toEqual([{ name: 'm', alias: 'beta', version: 4, reason: 'why not', actor: 'user-7' }]);
+  });
+
+  it('returns uploads with the configured TTL and hides the storage key of versions', async () => {
+    const version: ModelVersion = {
+      name: 'm',
+      version: 1,
+      status: 'READY',
+      sha256: 'a'.repeat(64),
+      sizeBytes: 1,
+      s3Key: 'models/m/x.onnx',
+      signature: { inputs: [], outputs: [] },
+      createdAt: '2026-01-01T00:00:00.000Z',
+    };
+    const h = createRegistryHandler({
+      repo: repoWith({ getVersion: async () => version }),
+      store,
+      inspector,
+      uploadTtlSeconds: 60,
+      clock: { now: () => new Date('2026-01-01T00:00:00.000Z') },
+    });
+    const up = parseResult(await h(apiEvent('POST', '/models/m/uploads', { body: {} })));
+    expect(up.status).toBe(201);
+    expect(up.body).toMatchObject({ expiresAt: '2026-01-01T00:01:00.000Z' });
+    const v = parseResult(await h(apiEvent('GET', '/models/m/versions/1')));
+    expect(v.body).toEqual({
+      name: 'm',
+      version: 1,
+      status: 'READY',
+      sha256: 'a'.repeat(64),
+      sizeBytes: 1,
+      signature: { inputs: [], outputs: [] },
+      createdAt: '2026-01-01T00:00:00.000Z',
+    });
+  });
+
+  it('the Lambda entry answers a JSON 500 (no stack) when its environment is not configured', async () => {
+    // The premise: the module was imported without MAAS_TABLE.
+    expect(process.env.MAAS_TABLE).toBeUndefined();
+    const r = parseResult(await handler(apiEvent('GET', '/models')));
+    expect(r).toMatchObject({ status: 500, body: { error: 'internal error', code: 'INTERNAL' } });
+  });
+});
