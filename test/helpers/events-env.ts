@@ -15,13 +15,12 @@ import { createAsyncWorkerHandler } from '../../functions/handlers/async-worker'
 import { createEventFlows, type EventFlows } from '../../functions/handlers/event-deps';
 import type { EventLogger } from '../../functions/handlers/event-log';
 import { createS3EventsHandler } from '../../functions/handlers/s3-events';
-import {
-  encodeS3EventKey,
-  InProcessQueue,
-  type InProcessQueueOptions,
-} from '../../functions/local/in-process-queue';
+import { InProcessQueue, type InProcessQueueOptions } from '../../functions/local/in-process-queue';
 import { apiEvent, parseResult } from './apigw';
 import { createTestAwsEnv, type TestAwsEnv } from './aws-env';
+import { s3Event } from './events-fakes';
+
+export { s3Event };
 
 /** One PutEvents entry as EventBridge received it. */
 export interface SentEvent {
@@ -122,33 +121,4 @@ export async function createEventsTestEnv(queueOptions: InProcessQueueOptions = 
       await aws.dispose();
     },
   };
-}
-
-/** An ObjectCreated:Put notification as S3 sends it (key URL-encoded). */
-export function s3Event(bucket: string, key: string, eTag?: string, size = 0): S3Event {
-  return {
-    Records: [
-      {
-        eventVersion: '2.1',
-        eventSource: 'aws:s3',
-        awsRegion: 'us-east-1',
-        eventTime: new Date().toISOString(),
-        eventName: 'ObjectCreated:Put',
-        userIdentity: { principalId: 'test' },
-        requestParameters: { sourceIPAddress: '127.0.0.1' },
-        responseElements: { 'x-amz-request-id': 'test', 'x-amz-id-2': 'test' },
-        s3: {
-          s3SchemaVersion: '1.0',
-          configurationId: 'test',
-          bucket: { name: bucket, ownerIdentity: { principalId: 'test' }, arn: `arn:aws:s3:::${bucket}` },
-          object: {
-            key: encodeS3EventKey(key),
-            size,
-            ...(eTag ? { eTag } : {}),
-            sequencer: Date.now().toString(16),
-          },
-        },
-      },
-    ],
-  } as S3Event;
 }

@@ -1,0 +1,310 @@
+/**
+ * Event handlers over fakes: the worker reports only failing records (ReportBatchItemFailures), the async API
+ * maps its routes and errors, the S3 events handler decodes keys and dispatches, and register-on-upload turns
+ * deterministic failures into outcomes and waits for a concurrent delivery.
+ */
+import { createHash } from 'node:crypto';
+import type { SQSEvent } from 'aws-lambda';
+import { describe, expect, it } from 'vitest';
+import { incomingModelName, registerOnUpload } from '../../functions/app/register-on-upload';
+import { ASYNC_KEYS, QUEUE } from '../../functions/contract/events';
+import { UnavailableError, UnprocessableModelError } from '../../functions/domain/errors';
+import type { ModelVersion } from '../../functions/domain/types';
+import { createAsyncApiHandler } from '../../functions/handlers/async-api';
+import { createAsyncWorkerHandler } from '../../functions/handlers/async-worker';
+import {
+  createS3EventsHandler,
+  decodeS3Key,
+  S3EventRecordsFailedError,
+} from '../../functions/handlers/s3-events';
+import { AlreadyInProgressError, type IdempotencyGuard } from '../../functions/ports/events';
+import { apiEvent, parseResult } from '../helpers/apigw';
+import { MemoryBlobStore, MemoryGuard, RecordingQueue, s3Event } from '../helpers/events-fakes';
+
+const quiet = { info() {}, error() {} };
+const ID = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+const budget = { getRemainingTimeInMillis: () => 60_000 };
+
+function sqsEvent(bodies: { id: string; body: string; receiveCount?: number }[]): SQSEvent {
+  return {
+    Records: bodies.map((b) => ({
+      messageId: b.id,
+      receiptHandle: b.id,
+      body: b.body,
+      attributes: {
+        ApproximateReceiveCount: String(b.receiveCount ?? 1),
+        SentTimestamp: '0',
+        SenderId: 'x',
+        ApproximateFirstReceiveTimestamp: '0',
+      },
+      messageAttributes: {},
+      md5OfBody: '',
+      eventSource: 'aws:sqs',
+      eventSourceARN: 'arn:aws:sqs:us-east-1:1:q',
+      awsRegion: 'us-east-1',
+    })),
+  };
+}
+
+describe('async worker handler', () => {
+  async function setup(infer: (name: string) => Promise<unknown>) {
+    const blobs = new MemoryBlobStore();
+    for (const n of [1, 2, 3]) {
+      await blobs.put(
+        ASYNC_KEYS.request(ID(n)),
+        JSON.stringify({ requestId: ID(n), name: `m${n}`, ref: 'prod', request: { inputs: [] } }),
+      );
+    }
+    const handler = createAsyncWorkerHandler({
+      worker: { blobs, predictor: { infer: (name) => infer(name) as never } },
+      batch: { blobs, queue: new RecordingQueue(), predictor: {} as never },
+      logger: quiet,
+    });
+    return { blobs, handler };
+  }
+  const msg = (n: number) => JSON.stringify({ type: 'async-infer', requestId: ID(n) });
+
+  it('reports only the records that failed for a reason other than the request', async () => {
+    const { blobs, handler } = await setup(async (name) => {
+      if (name === 'm2') throw new UnavailableError('registry down');
+      if (name === 'm3') throw new UnprocessableModelError('bad model');
+      return { model_name: name };
+    });
+    const response = await handler(
+      sqsEvent([
+        { id: 'a', body: msg(1) },
+        { id: 'b', body: msg(2) },
+        { id: 'c', body: msg(3) },
+        { id: 'd', body: 'garbage' },
+      ]),
+      budget,
+    );
+    expect(response.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual(['b', 'd']);
+    expect(JSON.parse(blobs.text(ASYNC_KEYS.result(ID(1))) ?? '')).toMatchObject({ status: 'done' });
+    expect(JSON.parse(blobs.text(ASYNC_KEYS.result(ID(3))) ?? '')).toMatchObject({
+      status: 'failed',
+      code: 'INVALID_MODEL',
+    });
+    expect(blobs.text(ASYNC_KEYS.result(ID(2)))).toBeUndefined();
+  });
+
+  it('answers failed on the last receive, before the message is dead-lettered', async () => {
+    const { blobs, handler } = await setup(async () => {
+      throw new Error('disk on fire');
+    });
+    await handler(sqsEvent([{ id: 'a', body: msg(1), receiveCount: QUEUE.maxReceiveCount - 1 }]), budget);
+    expect(blobs.text(ASYNC_KEYS.result(ID(1)))).toBeUndefined();
+    const last = await handler(
+      sqsEvent([{ id: 'a', body: msg(1), receiveCount: QUEUE.maxReceiveCount }]),
+      budget,
+    );
+    expect(last.batchItemFailures).toEqual([{ itemIdentifier: 'a' }]);
+    const result = JSON.parse(blobs.text(ASYNC_KEYS.result(ID(1))) ?? '');
+    expect(result).toMatchObject({ status: 'failed', code: 'PROCESSING_FAILED' });
+    expect(result.error).not.toMatch(/disk on fire/);
+  });
+
+  it('does not run a request twice once it has a result', async () => {
+    let calls = 0;
+    const { handler } = await setup(async () => {
+      calls++;
+      return {};
+    });
+    await handler(sqsEvent([{ id: 'a', body: msg(1) }]), budget);
+    await handler(sqsEvent([{ id: 'a', body: msg(1) }]), budget);
+    expect(calls).toBe(1);
+  });
+});
+
+describe('async API handler', () => {
+  const setup = () => {
+    const blobs = new MemoryBlobStore();
+    const queue = new RecordingQueue();
+    let n = 0;
+    const handler = createAsyncApiHandler({ blobs, queue, newId: () => ID(++n), logger: quiet });
+    const call = async (method: string, path: string, body?: unknown) =>
+      parseResult(await handler(apiEvent(method, path, body === undefined ? {} : { body })));
+    return { blobs, queue, call };
+  };
+  const body = { inputs: [{ name: 'x', datatype: 'FP32', shape: [1], data: [1] }] };
+
+  it('stores and queues a request, answers 202, then pending/done/failed', async () => {
+    const { blobs, queue, call } = setup();
+    expect(await call('POST', '/v2/models/iris/versions/staging/infer-async', body)).toMatchObject({
+      status: 202,
+      body: { requestId: ID(1) },
+    });
+    expect(queue.sent).toEqual([{ type: 'async-infer', requestId: ID(1) }]);
+    expect(JSON.parse(blobs.text(ASYNC_KEYS.request(ID(1))) ?? '')).toMatchObject({
+      name: 'iris',
+      ref: 'staging',
+      request: body,
+      actor: 'anonymous',
+    });
+    expect((await call('GET', `/async/${ID(1)}`)).body).toEqual({ status: 'pending' });
+    await blobs.put(
+      ASYNC_KEYS.result(ID(1)),
+      JSON.stringify({ status: 'done', result: { ok: 1 }, completedAt: 't' }),
+    );
+    expect((await call('GET', `/async/${ID(1)}`)).body).toEqual({ status: 'done', result: { ok: 1 } });
+  });
+
+  it('answers 400 for bad input, 404 for unknown ids and routes, 413 for large bodies', async () => {
+    const { call, queue } = setup();
+    expect(await call('POST', '/v2/models/iris/infer-async', { inputs: 'x' })).toMatchObject({ status: 400 });
+    expect(await call('POST', '/v2/models/Bad%20Name/infer-async', body)).toMatchObject({
+      status: 400,
+      body: { code: 'INVALID_NAME' },
+    });
+    expect(await call('GET', `/async/${ID(9)}`)).toMatchObject({
+      status: 404,
+      body: { code: 'ASYNC_REQUEST_NOT_FOUND' },
+    });
+    expect(await call('GET', '/async/nope')).toMatchObject({ status: 400 });
+    expect(queue.sent).toEqual([]);
+    const big = {
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [1], data: [1] }],
+      pad: 'x'.repeat(7_000_000),
+    };
+    expect(await call('POST', '/v2/models/iris/infer-async', big)).toMatchObject({ status: 413 });
+  });
+});
+
+describe('S3 events handler', () => {
+  it('decodes keys as S3 encodes them', () => {
+    expect(decodeS3Key('incoming/my+model/a%2Bb.onnx')).toBe('incoming/my model/a+b.onnx');
+  });
+
+  it('dispatches incoming models and batch inputs, ignores other keys, and fails after trying every record', async () => {
+    const registered: string[] = [];
+    const handler = createS3EventsHandler({
+      upload: {
+        register: async (input) => {
+          registered.push(input.sourceKey);
+          if (input.name === 'down') throw new UnavailableError('table unavailable');
+          return { version: 1, sha256: 'ab' } as ModelVersion;
+        },
+        blobs: new MemoryBlobStore(),
+        guard: new MemoryGuard(),
+      },
+      batch: { blobs: new MemoryBlobStore(), queue: new RecordingQueue(), predictor: {} as never },
+      logger: quiet,
+    });
+    const event = {
+      Records: [
+        ...s3Event('b', 'incoming/iris/v 1.onnx', 'e1').Records,
+        ...s3Event('b', 'incoming/down/m.onnx', 'e2').Records,
+        ...s3Event('b', 'models/iris/x.onnx', 'e3').Records,
+        ...s3Event('b', 'batch/j1/input.jsonl', 'e4').Records,
+      ],
+    };
+    const error = await handler(event, budget).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(S3EventRecordsFailedError);
+    expect((error as S3EventRecordsFailedError).failures.map((f) => f.key)).toEqual(['incoming/down/m.onnx']);
+    expect(registered).toEqual(['incoming/iris/v 1.onnx', 'incoming/down/m.onnx']);
+
+    const ok = await handler(
+      { Records: [event.Records[0], event.Records[2], event.Records[3]] as never },
+      budget,
+    );
+    expect(ok.map((o) => o.kind)).toEqual(['register', 'ignored', 'batch']);
+    expect(ok[2]).toMatchObject({ kind: 'batch', jobId: 'j1', state: 'failed' }); // no job.json
+  });
+});
+
+describe('register on upload', () => {
+  const obj = { bucket: 'b', key: 'incoming/iris/m.onnx', eTag: 'abc' };
+
+  it('knows which keys register which model', () => {
+    expect(incomingModelName('incoming/iris/m.onnx')).toBe('iris');
+    expect(incomingModelName('incoming/iris/sub/dir/m.onnx')).toBe('iris');
+    expect(incomingModelName('incoming/m.onnx')).toBeUndefined();
+    expect(incomingModelName('incoming/Iris/m.onnx')).toBeUndefined();
+    expect(incomingModelName('incoming/iris/m.txt')).toBeUndefined();
+    expect(incomingModelName('uploads/iris/m.onnx')).toBeUndefined();
+  });
+
+  it('records an unloadable model once and answers FAILED, without throwing', async () => {
+    let calls = 0;
+    const deps = {
+      register: async (): Promise<ModelVersion> => {
+        calls++;
+        throw new UnprocessableModelError('version 1 of iris is FAILED: not an ONNX model');
+      },
+      blobs: new MemoryBlobStore(),
+      guard: new MemoryGuard(),
+    };
+    for (let i = 0; i < 3; i++) {
+      expect(await registerOnUpload(deps, obj)).toMatchObject({ status: 'FAILED', name: 'iris' });
+    }
+    expect(calls).toBe(1);
+  });
+
+  it('waits for a concurrent delivery holding the lock, then returns its outcome', async () => {
+    let attempts = 0;
+    const guard: IdempotencyGuard = {
+      async once<T>(_key: Record<string, string>, work: () => Promise<T>) {
+        attempts++;
+        if (attempts < 3) throw new AlreadyInProgressError('busy');
+        return work();
+      },
+    };
+    const deps = {
+      register: async () => ({ version: 4, sha256: 'cd' }) as ModelVersion,
+      blobs: new MemoryBlobStore(),
+      guard,
+      lockRetryDelayMs: 1,
+    };
+    expect(await registerOnUpload(deps, obj)).toEqual({
+      status: 'REGISTERED',
+      name: 'iris',
+      version: 4,
+      sha256: 'cd',
+    });
+    expect(attempts).toBe(3);
+    await expect(
+      registerOnUpload(
+        {
+          ...deps,
+          lockRetries: 0,
+          guard: {
+            once: async () => {
+              throw new AlreadyInProgressError('busy');
+            },
+          },
+        },
+        obj,
+      ),
+    ).rejects.toThrow(AlreadyInProgressError);
+  });
+
+  it('keys the idempotency on the version id, else the ETag, else the content hash', async () => {
+    const keys: Record<string, string>[] = [];
+    const guard: IdempotencyGuard = {
+      async once<T>(key: Record<string, string>, work: () => Promise<T>) {
+        keys.push(key);
+        return work();
+      },
+    };
+    const blobs = new MemoryBlobStore();
+    const deps = { register: async () => ({ version: 1, sha256: 'x' }) as ModelVersion, blobs, guard };
+    await registerOnUpload(deps, { ...obj, versionId: 'v9' });
+    await registerOnUpload(deps, obj);
+    await blobs.put('incoming/iris/m.onnx', 'bytes');
+    const { eTag: _e, ...noTag } = obj;
+    await registerOnUpload(deps, noTag);
+    // A store that reports no ETag (some S3-compatible servers): the bytes' sha256.
+    const bare = Object.assign(new MemoryBlobStore(), { head: async () => ({ sizeBytes: 5 }) });
+    await bare.put('incoming/iris/m.onnx', 'bytes');
+    await registerOnUpload({ ...deps, blobs: bare }, noTag);
+    expect(keys.map((k) => k.tag)).toEqual([
+      'version:v9',
+      'etag:abc',
+      `etag:${(await blobs.head(obj.key))?.eTag}`,
+      `sha256:${createHash('sha256').update('bytes').digest('hex')}`,
+    ]);
+    expect(await registerOnUpload(deps, { bucket: 'b', key: 'incoming/iris/gone.onnx' })).toMatchObject({
+      status: 'IGNORED',
+    });
+  });
+});
