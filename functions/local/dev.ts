@@ -89,6 +89,17 @@ export async function startDev(opts: DevOptions = {}): Promise<DevServer> {
   };
 
   try {
+    // The handler factories get their adapters injected. Their modules load (while the emulators start)
+    // before the environment names the local table, so none builds its Lambda default at module scope.
+    const saved = process.env[ENV.table];
+    delete process.env[ENV.table];
+    const modules = Promise.all([import('./compose'), import('./server'), import('../app/registry')]).finally(
+      () => {
+        if (saved !== undefined) process.env[ENV.table] = saved;
+      },
+    );
+    modules.catch(() => {}); // awaited below; an emulator failure may come first
+
     // DynamoDB: a given endpoint (AWS_ENDPOINT_URL_DYNAMODB) or DynamoDB Local.
     const givenDynamo = process.env[ENV.endpointDynamodb];
     const s3Dir = inMemory ? mkdtempSync(join(tmpdir(), 'maas-s3-')) : join(home, 's3');
@@ -110,17 +121,7 @@ export async function startDev(opts: DevOptions = {}): Promise<DevServer> {
     const dynamoEndpoint = dynamo?.endpoint ?? (givenDynamo as string);
     const s3Endpoint = (s3 as RunningS3).endpoint;
 
-    // The handler factories get their adapters injected. Their modules are loaded before the environment
-    // names the local table, so none of them builds its Lambda default (clients, SQS) at module scope.
-    const saved = process.env[ENV.table];
-    delete process.env[ENV.table];
-    const [{ composeLocal }, { startLocalServer }, { registerVersion }] = await Promise.all([
-      import('./compose'),
-      import('./server'),
-      import('../app/registry'),
-    ]).finally(() => {
-      if (saved !== undefined) process.env[ENV.table] = saved;
-    });
+    const [{ composeLocal }, { startLocalServer }, { registerVersion }] = await modules;
 
     // The environment of the local service, for anything that reads it (and for child processes).
     Object.assign(process.env, {
@@ -251,7 +252,6 @@ export function banner(endpoints: LocalEndpoints, home: string, sampleRegistered
 export async function runDev(opts: DevOptions = {}): Promise<number> {
   const log = opts.log ?? ((line: string) => console.log(line));
   const home = opts.home ? resolve(opts.home) : maasHome();
-  const started = Date.now();
   let dev: DevServer;
   try {
     dev = await startDev({ ...opts, log });
@@ -264,7 +264,7 @@ export async function runDev(opts: DevOptions = {}): Promise<number> {
     return 1;
   }
   for (const line of banner(dev.endpoints, home, dev.sampleRegistered)) log(line);
-  log(`(started in ${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  log(`(ready ${process.uptime().toFixed(1)} s after launch)`);
   return new Promise<number>((resolveExit) => {
     let stopping = false;
     const onSignal = (signal: NodeJS.Signals) => {
