@@ -56,6 +56,7 @@ interface Entry {
   readonly session: ort.InferenceSession;
   readonly cost: number;
   inUse: number;
+  lastUsed: number;
   evicted: boolean;
 }
 
@@ -93,6 +94,7 @@ export class OrtEngine implements InferenceEngine {
   private readonly budget: number;
   private readonly sizeFactor: number;
   private used = 0;
+  private tick = 0;
   /** Number of sessions created so far (observability and tests). */
   created = 0;
 
@@ -123,14 +125,16 @@ export class OrtEngine implements InferenceEngine {
     return this.used;
   }
 
-  loadSession(sha256: string, fetch: () => Promise<Uint8Array>): Promise<ModelSession> {
+  cachedSession(sha256: string): ModelSession | undefined {
     const hit = this.sessions.get(sha256);
-    if (hit) {
-      // LRU: move to the most recently used end.
-      this.sessions.delete(sha256);
-      this.sessions.set(sha256, hit);
-      return Promise.resolve(hit.handle);
-    }
+    if (!hit) return undefined;
+    hit.lastUsed = ++this.tick;
+    return hit.handle;
+  }
+
+  loadSession(sha256: string, fetch: () => Promise<Uint8Array>): Promise<ModelSession> {
+    const hit = this.cachedSession(sha256);
+    if (hit) return Promise.resolve(hit);
     let pending = this.loading.get(sha256);
     if (!pending) {
       pending = this.create(sha256, fetch).finally(() => this.loading.delete(sha256));
@@ -153,6 +157,7 @@ export class OrtEngine implements InferenceEngine {
       session,
       cost: bytes.byteLength * this.sizeFactor,
       inUse: 0,
+      lastUsed: ++this.tick,
       evicted: false,
     } as Entry;
     const handle: OrtSession = {
@@ -170,9 +175,13 @@ export class OrtEngine implements InferenceEngine {
 
   /** Drops least recently used sessions until the budget holds (never the one just loaded). */
   private evict(keep: string): void {
-    for (const [sha, entry] of this.sessions) {
-      if (this.used <= this.budget) break;
-      if (sha === keep) continue;
+    while (this.used > this.budget) {
+      let victim: [string, Entry] | undefined;
+      for (const pair of this.sessions) {
+        if (pair[0] !== keep && (!victim || pair[1].lastUsed < victim[1].lastUsed)) victim = pair;
+      }
+      if (!victim) break;
+      const [sha, entry] = victim;
       this.sessions.delete(sha);
       this.used -= entry.cost;
       entry.evicted = true;
@@ -207,6 +216,11 @@ export class OrtEngine implements InferenceEngine {
       if (t) out[name] = fromOrtTensor(name, t);
     }
     return out;
+  }
+
+  /** The onnxruntime session behind a handle (benchmarks and diagnostics run it directly). */
+  ortSession(session: ModelSession): ort.InferenceSession {
+    return (session as OrtSession).entry.session;
   }
 
   /** Releases every cached session. */

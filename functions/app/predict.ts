@@ -78,6 +78,8 @@ export interface ServedVersion {
   readonly ppSource?: string;
   /** `{"model_name":…,"model_version":"3"` — the constant head of every response. */
   readonly responseHead: string;
+  /** What a request without `outputs` gets: model outputs, then post-processing outputs. */
+  readonly allOutputs: readonly string[];
 }
 
 export interface Predictor {
@@ -113,8 +115,22 @@ export function createPredictor(deps: PredictorDeps): Predictor {
   const clock = deps.clock ?? systemClock;
   const ttl = deps.aliasTtlMs ?? LIMITS.defaultAliasTtlMs;
   const maxBatchRows = deps.maxBatchRows ?? 256;
-  const aliases = new Map<string, { version: number; expiresAt: number }>();
-  const versions = new Map<string, ServedVersion>();
+  // name -> alias -> resolution; name -> version number -> served version (nested: no key strings to build).
+  const aliases = new Map<string, Map<string, { version: number; expiresAt: number }>>();
+  const versions = new Map<string, Map<number, ServedVersion>>();
+  let versionCount = 0;
+  let aliasCount = 0;
+
+  /** The served version of `name@ref` when every step is cached (the warm path: no promise, no I/O). */
+  function cached(name: string, ref: string | undefined): ServedVersion | undefined {
+    const byNumber = versions.get(name);
+    if (!byNumber) return undefined;
+    const r = ref ?? DEFAULT_ALIAS;
+    if (VERSION_RE.test(r)) return byNumber.get(Number(r));
+    const a = aliases.get(name)?.get(r);
+    if (!a || a.expiresAt <= clock.now().getTime()) return undefined;
+    return byNumber.get(a.version);
+  }
 
   async function notFound(name: string, what: NotFoundError): Promise<never> {
     const model = await deps.repo.getModel(name);
@@ -136,16 +152,24 @@ export function createPredictor(deps: PredictorDeps): Predictor {
         'INVALID_ALIAS',
       );
     }
-    const key = `${name}\0${ref}`;
     const now = clock.now().getTime();
-    const cached = aliases.get(key);
-    if (cached && cached.expiresAt > now) return cached.version;
+    const hit = aliases.get(name)?.get(ref);
+    if (hit && hit.expiresAt > now) return hit.version;
     const alias = await deps.repo.getAlias(name, ref);
     if (!alias) {
       return notFound(name, new NotFoundError(`model '${name}' has no alias '${ref}'`, 'ALIAS_NOT_FOUND'));
     }
-    if (aliases.size >= MAX_CACHED_ALIASES) aliases.clear();
-    aliases.set(key, { version: alias.version, expiresAt: now + ttl });
+    if (aliasCount >= MAX_CACHED_ALIASES) {
+      aliases.clear();
+      aliasCount = 0;
+    }
+    let byAlias = aliases.get(name);
+    if (!byAlias) {
+      byAlias = new Map();
+      aliases.set(name, byAlias);
+    }
+    if (!byAlias.has(ref)) aliasCount++;
+    byAlias.set(ref, { version: alias.version, expiresAt: now + ttl });
     return alias.version;
   }
 
@@ -154,9 +178,8 @@ export function createPredictor(deps: PredictorDeps): Predictor {
       throw new BadRequestError(`invalid model name '${name.slice(0, 64)}'`, 'INVALID_NAME');
     }
     const number = await versionNumber(name, ref ?? DEFAULT_ALIAS);
-    const key = `${name}\0${number}`;
-    const cached = versions.get(key);
-    if (cached) return cached;
+    const hit = versions.get(name)?.get(number);
+    if (hit) return hit;
     const v = await deps.repo.getVersion(name, number);
     if (!v) {
       return notFound(
@@ -178,9 +201,19 @@ export function createPredictor(deps: PredictorDeps): Predictor {
       extraOutputs,
       ...(ppSource ? { ppSource } : {}),
       responseHead: `{"model_name":${JSON.stringify(name)},"model_version":"${number}"`,
+      allOutputs: [...v.signature.outputs.map((o) => o.name), ...extraOutputs],
     };
-    if (versions.size >= MAX_CACHED_VERSIONS) versions.delete(versions.keys().next().value!);
-    versions.set(key, served);
+    if (versionCount >= MAX_CACHED_VERSIONS) {
+      versions.clear();
+      versionCount = 0;
+    }
+    let byNumber = versions.get(name);
+    if (!byNumber) {
+      byNumber = new Map();
+      versions.set(name, byNumber);
+    }
+    byNumber.set(number, served);
+    versionCount++;
     return served;
   }
 
@@ -206,13 +239,24 @@ export function createPredictor(deps: PredictorDeps): Predictor {
     s: ModelSession,
     req: ValidatedRequest,
   ): Promise<[string, Tensor][]> {
-    const wanted = req.outputs ?? [...served.signature.modelOutputs, ...served.extraOutputs];
+    const wanted = req.outputs ?? served.allOutputs;
     const { fetch, ppWanted } = plan(served, wanted);
     const results = await deps.engine.run(s, req.feeds, fetch);
     return assemble(served, wanted, results, ppWanted);
   }
 
+  const allPlans = new WeakMap<ServedVersion, ReturnType<typeof makePlan>>();
   function plan(served: ServedVersion, wanted: readonly string[]) {
+    if (wanted !== served.allOutputs) return makePlan(served, wanted);
+    let p = allPlans.get(served);
+    if (!p) {
+      p = makePlan(served, wanted);
+      allPlans.set(served, p);
+    }
+    return p;
+  }
+
+  function makePlan(served: ServedVersion, wanted: readonly string[]) {
     const model = served.signature.modelOutputs;
     const fetch: string[] = [];
     let ppWanted: Set<string> | undefined;
@@ -341,7 +385,7 @@ export function createPredictor(deps: PredictorDeps): Predictor {
         data: concatData(parts.map((p) => p.data)),
       };
     }
-    const wanted = first.outputs ?? [...served.signature.modelOutputs, ...served.extraOutputs];
+    const wanted = first.outputs ?? served.allOutputs;
     const { fetch, ppWanted } = plan(served, wanted);
     let results: Record<string, Tensor>;
     try {
@@ -397,8 +441,21 @@ export function createPredictor(deps: PredictorDeps): Predictor {
       const { served, s, req } = await prepare(name, ref, request);
       return toResponse(served, req.id, await execute(served, s, req));
     },
-    async inferJson(name, ref, request) {
-      const { served, s, req } = await prepare(name, ref, request);
+    inferJson(name, ref, request) {
+      try {
+        const served = cached(name, ref);
+        const s = served && deps.engine.cachedSession(served.version.sha256);
+        if (served && s) return runJson(served, s, validateInferenceRequest(request, served.signature));
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      return prepare(name, ref, request).then(({ served, s, req }) => runJson(served, s, req));
+    },
+    inferBatch,
+  };
+
+  async function runJson(served: ServedVersion, s: ModelSession, req: ValidatedRequest): Promise<string> {
+    {
       const outputs = await execute(served, s, req);
       let text = served.responseHead;
       if (req.id !== undefined) text += `,"id":${JSON.stringify(req.id)}`;
@@ -409,9 +466,8 @@ export function createPredictor(deps: PredictorDeps): Predictor {
         text += outputToJsonText(n, t);
       }
       return `${text}]}`;
-    },
-    inferBatch,
-  };
+    }
+  }
 }
 
 function failure(e: unknown): BatchItem {

@@ -408,7 +408,7 @@ export function dataToJsonText(t: Tensor): string {
     case 'FP16':
       return JSON.stringify(dataToJsonValues(t));
     default: {
-      const text = `[${Array.prototype.join.call(d, ',')}]`;
+      const text = `[${(d as Float32Array).join(',')}]`;
       // Float data may hold NaN/±Infinity, which JSON cannot carry: take the careful path only then.
       if (isFloat(t.datatype) && (text.includes('N') || text.includes('I'))) {
         return JSON.stringify(dataToJsonValues(t));

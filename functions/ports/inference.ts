@@ -29,4 +29,6 @@ export interface InferenceEngine {
   ): Promise<Record<string, Tensor>>;
   /** True when a session for `sha256` is cached (loaded and not evicted). */
   has(sha256: string): boolean;
+  /** The cached session of `sha256` without loading (marks it recently used); undefined when not cached. */
+  cachedSession(sha256: string): ModelSession | undefined;
 }

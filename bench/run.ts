@@ -1,0 +1,422 @@
+/**
+ * `npm run bench` — the predict-path benchmark (not a test). On generated models (a tiny classifier and a ~1M
+ * parameter MLP, batch 1 and 32) it measures, in one run:
+ *   (a) raw `session.run` (onnxruntime-node, the predict path's session options);
+ *   (b) the full predict handler from an API Gateway v2 event to its response, caches warm;
+ *   (e) the floor a JSON protocol cannot beat: (a) + `JSON.parse` of the same body + `JSON.stringify` of the
+ *       same response;
+ *   (c) onnxruntime-web (WASM, one thread) on the same model;
+ *   (d) cold start of the esbuild bundle as deployed: a fresh process imports the handler and answers its first
+ *       request against DynamoDB Local + s3rver (registry lookup, artifact fetch, sha256, session) vs a fresh
+ *       process that imports onnxruntime-node, creates the session from a local file and runs once.
+ * `npm run bench -- --json` prints one JSON object instead of the tables.
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+import ort from 'onnxruntime-node';
+import * as ortWeb from 'onnxruntime-web';
+import { dynamoDocumentClient, s3Client } from '../functions/adapters/aws-clients';
+import { DynamoRegistryRepository } from '../functions/adapters/dynamodb-registry';
+import { OrtEngine, sha256Hex } from '../functions/adapters/ort-engine';
+import { OrtModelInspector } from '../functions/adapters/ort-inspector';
+import { S3ArtifactStore } from '../functions/adapters/s3-artifact-store';
+import { registerVersion } from '../functions/app/registry';
+import { BUNDLE_OPTIONS } from '../functions/contract/bundling';
+import { ENV, HANDLER_ENTRIES, S3_KEYS } from '../functions/contract/env';
+import { createPredictHandler } from '../functions/handlers/predict';
+import {
+  LOCAL_CREDENTIALS,
+  LOCAL_REGION,
+  startDynamoDbLocal,
+  startS3rver,
+} from '../functions/local/emulators';
+import { buildMlp, seededRandom } from '../functions/local/onnx-builder';
+import { ensureBucket, ensureTable } from '../functions/local/provision';
+import { apiEvent } from '../test/helpers/apigw';
+
+const ROOT = resolve(fileURLToPath(import.meta.url), '..', '..');
+const asJson = process.argv.includes('--json');
+const say = (...args: unknown[]) => {
+  if (!asJson) console.log(...args);
+};
+const progress = (msg: string) => process.stderr.write(`${msg}\n`);
+
+interface Stats {
+  p50: number;
+  p99: number;
+}
+
+function stats(samples: number[]): Stats {
+  const s = [...samples].sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * (s.length - 1)))]!;
+  return { p50: round(at(0.5)), p99: round(at(0.99)) };
+}
+
+const round = (ms: number) => Math.round(ms * 10000) / 10000;
+const now = () => performance.now();
+
+interface ModelCase {
+  readonly name: string;
+  readonly inFeatures: number;
+  readonly bytes: Uint8Array;
+}
+
+interface CaseResult {
+  model: string;
+  batch: number;
+  raw: Stats;
+  handler: Stats;
+  floor: Stats;
+  wasm: Stats;
+}
+
+async function main() {
+  const started = now();
+  const work = join(ROOT, '.bench', `run-${process.pid}`);
+  mkdirSync(work, { recursive: true });
+  progress('bench: starting DynamoDB Local and s3rver');
+  const bucket = 'maas-bench';
+  const table = 'maas-bench';
+  const [dynamo, s3rver] = await Promise.all([
+    startDynamoDbLocal(),
+    startS3rver({ directory: join(work, 's3'), buckets: [bucket] }),
+  ]);
+  try {
+    const clientOpts = { region: LOCAL_REGION, credentials: { ...LOCAL_CREDENTIALS } };
+    const doc = dynamoDocumentClient({ ...clientOpts, endpoint: dynamo.endpoint });
+    const s3 = s3Client({ ...clientOpts, endpoint: s3rver.endpoint });
+    await Promise.all([ensureTable(doc, table), ensureBucket(s3, bucket)]);
+    const repo = new DynamoRegistryRepository({ doc, table });
+    const store = new S3ArtifactStore({ s3, bucket });
+    const inspector = new OrtModelInspector();
+
+    const models: ModelCase[] = [
+      { name: 'tiny', inFeatures: 4, bytes: buildMlp({ inFeatures: 4, layers: [3], seed: 1 }) },
+      {
+        name: 'mlp',
+        inFeatures: 512,
+        bytes: buildMlp({ inFeatures: 512, layers: [1024, 512, 10], seed: 2 }),
+      },
+    ];
+    for (const m of models) {
+      const key = S3_KEYS.upload(m.name, 'bench');
+      await store.putObject(key, m.bytes);
+      await registerVersion({ repo, store, inspector }, { name: m.name, sourceKey: key });
+    }
+
+    const engine = new OrtEngine({ threads: 1 });
+    const handler = createPredictHandler({ repo, store, engine });
+    ortWeb.env.wasm.numThreads = 1;
+    ortWeb.env.wasm.wasmPaths = `${join(ROOT, 'node_modules', 'onnxruntime-web', 'dist')}/`;
+
+    const results: CaseResult[] = [];
+    for (const m of models) {
+      // (a) and (e) run the very session the handler uses (same weights in the CPU caches).
+      const first = await handler(apiEvent('GET', `/v2/models/${m.name}/ready`));
+      if (first.statusCode !== 200) throw new Error(`model ${m.name} is not ready: ${first.body}`);
+      const served = await engine.loadSession(sha256Hex(m.bytes), () =>
+        store.getObject(S3_KEYS.model(m.name, sha256Hex(m.bytes))),
+      );
+      const rawSession = engine.ortSession(served);
+      const webSession = await ortWeb.InferenceSession.create(m.bytes, { executionProviders: ['wasm'] });
+      for (const batch of [1, 32]) {
+        progress(`bench: ${m.name} batch ${batch}`);
+        results.push(await measureWarm(m, batch, handler, rawSession, webSession));
+      }
+      await webSession.release();
+    }
+    await engine.close();
+
+    progress('bench: cold starts');
+    const cold = await measureCold(work, models[1]!, {
+      AWS_REGION: LOCAL_REGION,
+      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+      AWS_ENDPOINT_URL_S3: s3rver.endpoint,
+      [ENV.table]: table,
+      [ENV.bucket]: bucket,
+    });
+
+    report(results, cold, (now() - started) / 1000);
+  } finally {
+    await Promise.all([dynamo.stop(), s3rver.stop()]);
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function requestBody(m: ModelCase, batch: number): { body: string; data: Float32Array } {
+  const rand = seededRandom(batch * 1000 + m.inFeatures);
+  const values = Array.from({ length: batch * m.inFeatures }, () => Math.round((rand() * 2 - 1) * 1e6) / 1e6);
+  const body = JSON.stringify({
+    id: 'bench',
+    inputs: [{ name: 'input', datatype: 'FP32', shape: [batch, m.inFeatures], data: values }],
+  });
+  return { body, data: Float32Array.from(values) };
+}
+
+async function measureWarm(
+  m: ModelCase,
+  batch: number,
+  handler: ReturnType<typeof createPredictHandler>,
+  rawSession: ort.InferenceSession,
+  webSession: ortWeb.InferenceSession,
+): Promise<CaseResult> {
+  const { body, data } = requestBody(m, batch);
+  const event = apiEvent('POST', `/v2/models/${m.name}/infer`, { body });
+  const feeds = { input: new ort.Tensor('float32', data, [batch, m.inFeatures]) };
+  const webFeeds = { input: new ortWeb.Tensor('float32', data, [batch, m.inFeatures]) };
+  const first = await handler(event);
+  if (first.statusCode !== 200) throw new Error(`handler answered ${first.statusCode}: ${first.body}`);
+  const response = JSON.parse(first.body as string) as unknown;
+
+  const raw = async () => {
+    const t = now();
+    await rawSession.run(feeds);
+    return now() - t;
+  };
+  const floor = async () => {
+    const t = now();
+    JSON.parse(body);
+    await rawSession.run(feeds);
+    JSON.stringify(response);
+    return now() - t;
+  };
+  const full = async () => {
+    const t = now();
+    await handler(event);
+    return now() - t;
+  };
+  const wasm = async () => {
+    const t = now();
+    await webSession.run(webFeeds);
+    return now() - t;
+  };
+
+  const iterations = batch === 1 ? 600 : 200;
+  const warmup = 60;
+  const samples = { raw: [] as number[], floor: [] as number[], full: [] as number[], wasm: [] as number[] };
+  const variants = [
+    ['raw', raw],
+    ['floor', floor],
+    ['full', full],
+  ] as const;
+  // Interleaved, rotating order: background load affects all variants alike.
+  for (let i = 0; i < warmup + iterations; i++) {
+    for (let j = 0; j < variants.length; j++) {
+      const [name, fn] = variants[(i + j) % variants.length]!;
+      const ms = await fn();
+      if (i >= warmup) samples[name].push(ms);
+    }
+  }
+  for (let i = 0; i < warmup + iterations; i++) {
+    const ms = await wasm();
+    if (i >= warmup) samples.wasm.push(ms);
+  }
+  return {
+    model: m.name,
+    batch,
+    raw: stats(samples.raw),
+    handler: stats(samples.full),
+    floor: stats(samples.floor),
+    wasm: stats(samples.wasm),
+  };
+}
+
+interface ColdPhases {
+  bootMs: number;
+  importMs: number;
+  firstMs: number;
+}
+
+interface ColdResult {
+  handlerPhases: ColdPhases;
+  baselinePhases: ColdPhases;
+  handlerMs: number[];
+  baselineMs: number[];
+  handler: number;
+  baseline: number;
+  bundleBytes: number;
+}
+
+/** Bundles the predict handler as deployed (target node20 to run here) and times fresh processes. */
+async function measureCold(work: string, m: ModelCase, awsEnv: Record<string, string>): Promise<ColdResult> {
+  const outdir = join(work, 'bundle');
+  const built = await build({
+    ...BUNDLE_OPTIONS,
+    mainFields: [...BUNDLE_OPTIONS.mainFields],
+    external: [...BUNDLE_OPTIONS.external],
+    target: 'node20',
+    entryPoints: [join(ROOT, HANDLER_ENTRIES.predict)],
+    outdir,
+    metafile: true,
+    logLevel: 'error',
+  });
+  const bundleBytes = Object.entries(built.metafile.outputs)
+    .filter(([k]) => k.endsWith('.mjs'))
+    .reduce((a, [, v]) => a + v.bytes, 0);
+  const bundle = join(outdir, 'predict.mjs');
+  const modelFile = join(work, 'model.onnx');
+  writeFileSync(modelFile, m.bytes);
+  const { body } = requestBody(m, 1);
+  const event = apiEvent('POST', `/v2/models/${m.name}/infer`, { body });
+  writeFileSync(join(work, 'event.json'), JSON.stringify(event));
+  const engineOptions = new OrtEngine({ threads: 1 }).sessionOptions;
+
+  const handlerDriver = join(work, 'cold-handler.mjs');
+  writeFileSync(
+    handlerDriver,
+    `import { readFileSync } from 'node:fs';
+const event = JSON.parse(readFileSync(${JSON.stringify(join(work, 'event.json'))}, 'utf8'));
+const t0 = performance.now();
+const { handler } = await import(${JSON.stringify(bundle)});
+const t1 = performance.now();
+const r = await handler(event);
+const t2 = performance.now();
+if (r.statusCode !== 200) { console.error(r.body); process.exit(1); }
+process.stdout.write(JSON.stringify({ boot: t0, import: t1 - t0, first: t2 - t1 }) + '\\n');
+`,
+  );
+  const baselineDriver = join(work, 'cold-baseline.mjs');
+  writeFileSync(
+    baselineDriver,
+    `const t0 = performance.now();
+const { default: ort } = await import('onnxruntime-node');
+const t1 = performance.now();
+const session = await ort.InferenceSession.create(${JSON.stringify(modelFile)}, ${JSON.stringify(engineOptions)});
+await session.run({ input: new ort.Tensor('float32', new Float32Array(${m.inFeatures}).fill(0.5), [1, ${m.inFeatures}]) });
+const t2 = performance.now();
+process.stdout.write(JSON.stringify({ boot: t0, import: t1 - t0, first: t2 - t1 }) + '\\n');
+`,
+  );
+
+  const env = { ...process.env, ...awsEnv, AWS_LAMBDA_FUNCTION_MEMORY_SIZE: '1769', NODE_NO_WARNINGS: '1' };
+  const phases: Record<string, { boot: number; import: number; first: number }[]> = {};
+  const once = (script: string) =>
+    new Promise<number>((res, rej) => {
+      const t = now();
+      const child = spawn(process.execPath, [script], { cwd: work, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let err = '';
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+      });
+      child.stderr.on('data', (d: Buffer) => {
+        err += d.toString();
+      });
+      child.on('exit', (code) => {
+        if (code !== 0) return rej(new Error(`${script} exited ${code}: ${err.slice(-2000)}`));
+        const list = phases[script] ?? [];
+        list.push(JSON.parse(out));
+        phases[script] = list;
+        res(now() - t);
+      });
+    });
+  const runs = 5;
+  const handlerMs: number[] = [];
+  const baselineMs: number[] = [];
+  await once(baselineDriver); // warms the OS file cache for both
+  await once(handlerDriver);
+  for (let i = 0; i < runs; i++) {
+    handlerMs.push(round(await once(handlerDriver)));
+    baselineMs.push(round(await once(baselineDriver)));
+  }
+  const median = (k: 'boot' | 'import' | 'first', script: string) =>
+    stats((phases[script] ?? []).slice(1).map((p) => p[k])).p50;
+  const phaseOf = (script: string) => ({
+    bootMs: median('boot', script),
+    importMs: median('import', script),
+    firstMs: median('first', script),
+  });
+  return {
+    handlerPhases: phaseOf(handlerDriver),
+    baselinePhases: phaseOf(baselineDriver),
+    handlerMs,
+    baselineMs,
+    handler: stats(handlerMs).p50,
+    baseline: stats(baselineMs).p50,
+    bundleBytes,
+  };
+}
+
+function report(results: CaseResult[], cold: ColdResult, seconds: number) {
+  const mlp1 = results.find((r) => r.model === 'mlp' && r.batch === 1)!;
+  const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
+  const summary = {
+    model: 'mlp 512-1024-512-10 (1.06M parameters), batch 1, p50',
+    handlerOverFloor: ratio(mlp1.handler.p50, mlp1.floor.p50),
+    handlerOverRaw: ratio(mlp1.handler.p50, mlp1.raw.p50),
+    wasmOverNative: ratio(mlp1.wasm.p50, mlp1.raw.p50),
+    coldRatio: ratio(cold.handler, cold.baseline),
+    rawP50Ms: mlp1.raw.p50,
+    rawP99Ms: mlp1.raw.p99,
+    targets: { handlerOverFloor: 1.1, coldRatio: 1.5, wasmOverNative: '> 1' },
+    cases: results.map((r) => ({
+      ...r,
+      handlerOverFloor: ratio(r.handler.p50, r.floor.p50),
+      handlerOverRaw: ratio(r.handler.p50, r.raw.p50),
+      wasmOverNative: ratio(r.wasm.p50, r.raw.p50),
+    })),
+    cold: {
+      handlerFirstResponseMs: cold.handler,
+      ortOnlyFirstRunMs: cold.baseline,
+      handlerRunsMs: cold.handlerMs,
+      ortOnlyRunsMs: cold.baselineMs,
+      bundleBytes: cold.bundleBytes,
+      handlerPhasesMs: cold.handlerPhases,
+      ortOnlyPhasesMs: cold.baselinePhases,
+    },
+    node: process.version,
+    seconds: Math.round(seconds),
+  };
+  if (asJson) {
+    console.log(JSON.stringify(summary));
+    return;
+  }
+  const f = (s: Stats) => `${s.p50.toFixed(3)} / ${s.p99.toFixed(3)}`;
+  say('\nwarm latency, ms (p50 / p99)');
+  say(
+    ['model', 'batch', '(a) raw run', '(b) handler', '(e) floor', '(c) wasm', 'b/e', 'b/a', 'c/a']
+      .map((h) => h.padEnd(16))
+      .join(''),
+  );
+  for (const c of summary.cases) {
+    say(
+      [
+        c.model,
+        String(c.batch),
+        f(c.raw),
+        f(c.handler),
+        f(c.floor),
+        f(c.wasm),
+        String(c.handlerOverFloor),
+        String(c.handlerOverRaw),
+        String(c.wasmOverNative),
+      ]
+        .map((v) => v.padEnd(16))
+        .join(''),
+    );
+  }
+  say(
+    `\ncold start, ms (median of ${cold.handlerMs.length}): handler bundle first response ${cold.handler.toFixed(0)}` +
+      ` vs onnxruntime-only first run ${cold.baseline.toFixed(0)} (bundle ${(cold.bundleBytes / 1024).toFixed(0)} KiB)`,
+  );
+  const ph = (p: ColdPhases) =>
+    `node boot ${p.bootMs.toFixed(0)}, import ${p.importMs.toFixed(0)}, first answer ${p.firstMs.toFixed(0)}`;
+  say(`  handler:          ${ph(cold.handlerPhases)}`);
+  say(`  onnxruntime-only: ${ph(cold.baselinePhases)}`);
+  say('\nratios (mlp, batch 1, p50):');
+  say(`  handlerOverFloor ${summary.handlerOverFloor}  (target <= 1.10)`);
+  say(`  handlerOverRaw   ${summary.handlerOverRaw}`);
+  say(`  wasmOverNative   ${summary.wasmOverNative}  (target > 1: native faster)`);
+  say(`  coldRatio        ${summary.coldRatio}  (target <= 1.5)`);
+  say(`  raw p50 ${summary.rawP50Ms} ms, p99 ${summary.rawP99Ms} ms; ${summary.seconds} s in all`);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
