@@ -33,7 +33,8 @@ export interface FunctionAsset {
   readonly runtime: string;
   readonly architectures: readonly string[];
   readonly environment: Readonly<Record<string, unknown>>;
-  readonly code: AssetInfo;
+  /** Undefined for inline (`ZipFile`) code, e.g. CDK's own custom-resource handlers. */
+  readonly code: AssetInfo | undefined;
   readonly layers: readonly AssetInfo[];
 }
 
@@ -62,7 +63,7 @@ const s3KeyHash = (code: unknown): string | undefined => {
   return typeof key === 'string' ? key.replace(/\.zip$/, '') : undefined;
 };
 
-/** Every Lambda function of the stack with the asset directories of its code and layers. */
+/** Every Lambda function of the stack with the asset directories of its code (if a file asset) and layers. */
 export function functionAssets(outdir: string, stackName: string): FunctionAsset[] {
   const template = JSON.parse(readFileSync(join(outdir, `${stackName}.template.json`), 'utf8')) as Template;
   const assets = JSON.parse(readFileSync(join(outdir, `${stackName}.assets.json`), 'utf8')) as AssetManifest;
@@ -91,7 +92,7 @@ export function functionAssets(outdir: string, stackName: string): FunctionAsset
         runtime: String(p.Runtime),
         architectures: (p.Architectures as string[] | undefined) ?? ['x86_64'],
         environment: (p.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables ?? {},
-        code: asset(s3KeyHash(p.Code), path),
+        code: s3KeyHash(p.Code) === undefined ? undefined : asset(s3KeyHash(p.Code), path),
         layers,
       };
     });

@@ -22,11 +22,13 @@ export function reportSizes(outdir: string): string[] {
         seenLayers.add(layer.hash);
         lines.push(`${stack} layer ${layer.displayName}: ${formatMb(layer.bytes)} unzipped`);
       }
+      if (!fn.code) continue; // inline code (CDK's own custom-resource handlers)
       const entry = fn.handler.split('.')[0] ?? 'index';
       const bundle = statSync(join(fn.code.dir, `${entry}.mjs`), { throwIfNoEntry: false });
-      const bundleText = bundle ? `, ${entry}.mjs ${kb(bundle.size)}` : '';
+      if (!bundle) continue; // not one of ours: CDK custom-resource providers ship plain .js
+      const name = fn.code.displayName.replace(/\/Code$/, '');
       lines.push(
-        `${stack} function ${fn.path.replace(/\/Resource$/, '')}: ${kb(fn.code.bytes)} unzipped${bundleText}`,
+        `${stack} function ${name}: ${entry}.mjs ${kb(bundle.size)}, ${kb(fn.code.bytes)} unzipped with source map`,
       );
     }
   }

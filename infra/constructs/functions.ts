@@ -10,8 +10,8 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, type NodejsFunctionProps, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { BUNDLE_OPTIONS } from '../../functions/contract/bundling';
 import { ENV, HANDLER_ENTRIES } from '../../functions/contract/env';
-import { LAYER_PACKAGES } from '../../layers/onnxruntime/build';
 import type { RegistryTable } from './model-registry-table';
 import type { ModelStore } from './model-store';
 import type { OnnxRuntimeLayer } from './onnxruntime-layer';
@@ -50,20 +50,19 @@ export interface MaasFunctionsProps {
 }
 
 /**
- * esbuild options shared by every function: ESM, minified, source maps, Node.js 22; the AWS SDK (provided
- * by the runtime) and onnxruntime (provided by the layer) stay external. The banner gives bundled CommonJS
- * dependencies a `require`.
+ * NodejsFunction bundling from the contract's esbuild options (functions/contract/bundling.ts), shared
+ * with the benchmark and the smoke tests: ESM, minified, source maps, Node.js 22; onnxruntime stays external
+ * (the layer provides it). Local esbuild only, never Docker.
  */
 export const BUNDLING: NonNullable<NodejsFunctionProps['bundling']> = {
   format: OutputFormat.ESM,
-  target: 'node22',
-  mainFields: ['module', 'main'],
-  minify: true,
-  sourceMap: true,
-  sourcesContent: false,
-  externalModules: ['@aws-sdk/*', ...LAYER_PACKAGES],
-  banner:
-    "import { createRequire as __maasCreateRequire } from 'node:module';const require = __maasCreateRequire(import.meta.url);",
+  target: BUNDLE_OPTIONS.target,
+  mainFields: [...BUNDLE_OPTIONS.mainFields],
+  minify: BUNDLE_OPTIONS.minify,
+  sourceMap: BUNDLE_OPTIONS.sourcemap,
+  sourcesContent: BUNDLE_OPTIONS.sourcesContent,
+  externalModules: [...BUNDLE_OPTIONS.external],
+  banner: BUNDLE_OPTIONS.banner.js,
   forceDockerBundling: false,
 };
 

@@ -10,6 +10,7 @@
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LAYER_EXTERNALS } from '../../functions/contract/bundling';
 
 /** Lambda architectures the layer can be built for. */
 export type LayerArch = 'x86_64' | 'arm64';
@@ -20,8 +21,8 @@ export const ONNXRUNTIME_VERSION = '1.30.0';
 /** Lambda rejects functions whose code plus layers exceed 250 MB unzipped; the layer is kept far below. */
 export const LAYER_MAX_UNZIPPED_BYTES = 60 * 1024 * 1024;
 
-/** The packages the layer ships; every file the predict and registry bundles load at runtime. */
-export const LAYER_PACKAGES = ['onnxruntime-node', 'onnxruntime-common'] as const;
+/** The packages the layer ships: exactly the bundles' layer externals (functions/contract/bundling.ts). */
+export const LAYER_PACKAGES = LAYER_EXTERNALS;
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, '..', '..');
