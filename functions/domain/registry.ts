@@ -53,36 +53,7 @@ export function parseLimit(raw: string | undefined): number {
   return Number(raw);
 }
 
-/** A storage key the pagination token carries (DynamoDB's LastEvaluatedKey, strings and numbers only). */
-export type PageKey = Record<string, string | number>;
-
-/** Encodes a pagination key as an opaque base64url token. */
-export function encodePageToken(key: PageKey): string {
-  return Buffer.from(JSON.stringify(key), 'utf8').toString('base64url');
-}
-
-/**
- * Decodes a token made by {@link encodePageToken}. `accept` checks that the key belongs to the listing
- * it is used with (a token of another model or another list is rejected). Garbage is a 400.
- */
-export function decodePageToken(token: string, accept: (key: PageKey) => boolean): PageKey {
-  const bad = () => new BadRequestError('invalid nextToken', 'INVALID_TOKEN');
-  if (!/^[A-Za-z0-9_-]{1,2048}$/.test(token)) throw bad();
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
-  } catch {
-    throw bad();
-  }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw bad();
-  const entries = Object.entries(parsed as Record<string, unknown>);
-  if (entries.length === 0 || entries.some(([, v]) => typeof v !== 'string' && typeof v !== 'number')) {
-    throw bad();
-  }
-  const key = parsed as PageKey;
-  if (!accept(key)) throw bad();
-  return key;
-}
+export { assertAliasable, decodePageToken, encodePageToken, type PageKey } from './registry-rules';
 
 // ---------------------------------------------------------------------------------------------
 // Request schemas
@@ -179,16 +150,6 @@ export function parseS3Uri(uri: string): { bucket: string; key: string } {
 
 // ---------------------------------------------------------------------------------------------
 // Rules
-
-/** An alias may only point at a READY version (409 otherwise). */
-export function assertAliasable(v: Pick<ModelVersion, 'name' | 'version' | 'status'>): void {
-  if (v.status !== 'READY') {
-    throw new ConflictError(
-      `version ${v.version} of model '${v.name}' is ${v.status}; only READY versions can be aliased`,
-      'VERSION_NOT_READY',
-    );
-  }
-}
 
 /** Status changes a PATCH may make: READY -> ARCHIVED (ARCHIVED -> ARCHIVED is a no-op). */
 export function assertStatusChange(
