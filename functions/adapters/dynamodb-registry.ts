@@ -34,7 +34,7 @@ import {
 import { DEFAULT_ALIAS } from '../contract/limits';
 import { keys, TABLE } from '../contract/table';
 import { ConflictError, NotFoundError, PreconditionFailedError, UnavailableError } from '../domain/errors';
-import { assertAliasable, decodePageToken, encodePageToken, type PageKey } from '../domain/registry';
+import { assertAliasable, decodePageToken, encodePageToken, type PageKey } from '../domain/registry-rules';
 import type { AliasState, HistoryEntry, Model, ModelVersion, Page, VersionStatus } from '../domain/types';
 import {
   type AliasMove,
@@ -86,11 +86,22 @@ function modelCounterOf(reason: CancellationReason | undefined): ModelCounter | 
   };
 }
 
+/** Cancellation codes that a new attempt can overcome (anything else, e.g. ValidationError, cannot). */
+const RETRYABLE_CANCELLATIONS = new Set([
+  'None',
+  'ConditionalCheckFailed',
+  'TransactionConflict',
+  'ThrottlingError',
+  'ProvisionedThroughputExceeded',
+]);
+
 /** Errors that mean "someone else is writing the same items right now; try again". */
-function isContention(e: unknown): boolean {
+export function isContention(e: unknown): boolean {
   const name = (e as { name?: string })?.name;
+  if (name === 'TransactionCanceledException') {
+    return (cancellationReasons(e) ?? []).every((r) => RETRYABLE_CANCELLATIONS.has(r.Code ?? 'None'));
+  }
   return (
-    name === 'TransactionCanceledException' ||
     name === 'TransactionConflictException' ||
     name === 'TransactionInProgressException' ||
     name === 'ConditionalCheckFailedException'

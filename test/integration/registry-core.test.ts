@@ -317,4 +317,24 @@ describe('registry use cases (DynamoDB Local + s3rver + onnxruntime-node)', () =
     const rolled = await rollbackAlias(deps, { name: 'skew', alias: 'prod', actor: 'ops' });
     expect(rolled).toMatchObject({ version: 2, previousVersion: 3 });
   });
+
+  it('surfaces an item DynamoDB rejects (ValidationException) instead of retrying it', async () => {
+    const huge = {
+      inputs: [{ name: 'x'.repeat(450_000), datatype: 'FP32' as const, shape: [1] }],
+      outputs: [],
+    };
+    const err = await deps.repo
+      .createVersion({
+        name: 'huge-item',
+        sha256: 'x',
+        sizeBytes: 1,
+        s3Key: 'k',
+        signature: huge,
+        status: 'READY',
+      })
+      .catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).name).toBe('ValidationException');
+    expect(await deps.repo.getModel('huge-item')).toBeUndefined();
+  });
 });

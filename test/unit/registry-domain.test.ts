@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { isContention } from '../../functions/adapters/dynamodb-registry';
 import { LIMITS } from '../../functions/contract/limits';
 import { ROUTES, routeKey } from '../../functions/contract/routes';
 import { BadRequestError, ConflictError } from '../../functions/domain/errors';
@@ -201,5 +202,22 @@ describe('routes', () => {
   it('the handler serves exactly the registry routes of the contract', () => {
     const contract = ROUTES.filter((r) => r.fn === 'registry').map(routeKey);
     expect([...REGISTRY_ROUTE_KEYS].sort()).toEqual([...contract].sort());
+  });
+});
+
+describe('DynamoDB write retries', () => {
+  const cancelled = (...codes: string[]) =>
+    Object.assign(new Error('cancelled'), {
+      name: 'TransactionCanceledException',
+      CancellationReasons: codes.map((Code) => ({ Code })),
+    });
+
+  it('retries lost races and conflicts, not writes DynamoDB rejects', () => {
+    expect(isContention(cancelled('ConditionalCheckFailed', 'None'))).toBe(true);
+    expect(isContention(cancelled('None', 'TransactionConflict'))).toBe(true);
+    expect(isContention(Object.assign(new Error('x'), { name: 'TransactionConflictException' }))).toBe(true);
+    expect(isContention(cancelled('None', 'ValidationError'))).toBe(false);
+    expect(isContention(Object.assign(new Error('x'), { name: 'ValidationException' }))).toBe(false);
+    expect(isContention(new Error('boom'))).toBe(false);
   });
 });
