@@ -267,20 +267,28 @@ export async function runDev(opts: DevOptions = {}): Promise<number> {
   log(`(ready ${process.uptime().toFixed(1)} s after launch)`);
   return new Promise<number>((resolveExit) => {
     let stopping = false;
-    const onSignal = (signal: NodeJS.Signals) => {
+    const shutdown = (why: string, code: number) => {
       if (stopping) return;
       stopping = true;
-      log(`\n${signal}: stopping…`);
+      log(`\n${why}: stopping…`);
       dev.stop().then(
         () => {
           log('stopped');
-          resolveExit(0);
+          resolveExit(code);
         },
         () => resolveExit(1),
       );
     };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-    process.on('SIGHUP', onSignal);
+    process.on('SIGINT', () => shutdown('SIGINT', 0));
+    process.on('SIGTERM', () => shutdown('SIGTERM', 0));
+    process.on('SIGHUP', () => shutdown('SIGHUP', 0));
+    // A crash must not leave DynamoDB Local running without its parent.
+    process.on('uncaughtException', (err) => {
+      console.error(`maas dev: unexpected error: ${err?.stack ?? String(err)}`);
+      shutdown('error', 1);
+    });
+    process.on('unhandledRejection', (reason) => {
+      console.error(`maas dev: unhandled rejection: ${(reason as Error)?.message ?? String(reason)}`);
+    });
   });
 }

@@ -1,0 +1,178 @@
+/**
+ * The `maas` CLI against the real handlers (local server + DynamoDB Local + s3rver + onnxruntime-node):
+ * presigned upload and registration, labels and post-processing, the refusals it reports, and predict input forms.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CliIo, run } from '../../functions/cli/program';
+import { composeLocal, type LocalServices } from '../../functions/local/compose';
+import { buildMlp } from '../../functions/local/onnx-builder';
+import { buildIrisModel } from '../../functions/local/sample-model';
+import { type RunningLocalServer, startLocalServer } from '../../functions/local/server';
+import { createTestAwsEnv, type TestAwsEnv } from '../helpers/aws-env';
+
+function io(): CliIo & { stdout: () => string; stderr: () => string } {
+  let out = '';
+  let err = '';
+  return {
+    out: (t) => {
+      out += t;
+    },
+    err: (t) => {
+      err += t;
+    },
+    env: {},
+    isTty: false,
+    stdout: () => out,
+    stderr: () => err,
+  };
+}
+
+describe('maas CLI on the local service', () => {
+  let aws: TestAwsEnv;
+  let services: LocalServices;
+  let server: RunningLocalServer;
+  const dir = mkdtempSync(join(tmpdir(), 'maas-cli-it-'));
+  const cli = async (...args: string[]) => {
+    const c = io();
+    const code = await run(['node', 'maas', '--endpoint', server.url, ...args], c);
+    return { code, stdout: c.stdout(), stderr: c.stderr() };
+  };
+
+  beforeAll(async () => {
+    aws = await createTestAwsEnv('cli');
+    services = composeLocal({
+      doc: aws.doc,
+      s3: aws.s3,
+      table: aws.table,
+      bucket: aws.bucket,
+      log: () => {},
+    });
+    server = await startLocalServer({ port: 0, handlers: services.handlers });
+    writeFileSync(join(dir, 'iris.onnx'), buildIrisModel());
+    writeFileSync(
+      join(dir, 'mlp.onnx'),
+      buildMlp({
+        inFeatures: 4,
+        layers: [6, 3],
+        inputName: 'features',
+        outputName: 'probabilities',
+        seed: 3,
+      }),
+    );
+    writeFileSync(join(dir, 'labels.txt'), 'setosa\nversicolor\nvirginica\n');
+    writeFileSync(join(dir, 'not-a-model.onnx'), 'definitely not protobuf');
+    writeFileSync(join(dir, 'rows.json'), '[[5.1,3.5,1.4,0.2],[6.7,3.0,5.2,2.3]]');
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    await services?.close();
+    await aws?.dispose();
+  });
+
+  it('registers a model through a presigned upload, with labels from a file and post-processing', async () => {
+    const r = await cli(
+      'register',
+      join(dir, 'iris.onnx'),
+      '--name',
+      'flowers',
+      '--labels-file',
+      join(dir, 'labels.txt'),
+      '--postprocess',
+      '{"argmax":true}',
+      '--description',
+      'first',
+    );
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('registered flowers version 1 (READY)');
+    expect(r.stdout).toContain('features:FP32[-1,4] -> probabilities:FP32[-1,3]');
+    const v = await cli('--json', 'versions', 'flowers');
+    const [first] = JSON.parse(v.stdout).versions;
+    expect(first).toMatchObject({
+      version: 1,
+      status: 'READY',
+      labels: ['setosa', 'versicolor', 'virginica'],
+      postprocess: { argmax: true },
+      description: 'first',
+    });
+  });
+
+  it('predicts from rows in a file and from inline JSON, by alias and by version', async () => {
+    const byFile = await cli('--json', 'predict', 'flowers', '--input', `@${join(dir, 'rows.json')}`);
+    expect(byFile.code).toBe(0);
+    const answer = JSON.parse(byFile.stdout);
+    expect(answer.model_version).toBe('1');
+    expect(answer.outputs.find((o: { name: string }) => o.name === 'label').data).toEqual([
+      'setosa',
+      'virginica',
+    ]);
+    const inline = await cli('predict', 'flowers@1', '--input', '{"features":[[6.4,3.2,4.5,1.5]]}');
+    expect(inline.code).toBe(0);
+    expect(inline.stdout).toContain('label BYTES[1]  ["versicolor"]');
+  });
+
+  it('reports the server refusing a file that is not a model (exit 1, 422)', async () => {
+    const r = await cli('register', join(dir, 'not-a-model.onnx'), '--name', 'flowers');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/422 INVALID_MODEL/);
+    // the attempt is recorded as a FAILED version, which cannot be promoted
+    const v = await cli('--json', 'versions', 'flowers');
+    expect(JSON.parse(v.stdout).versions[0]).toMatchObject({ version: 2, status: 'FAILED' });
+    const p = await cli('promote', 'flowers', '2');
+    expect(p.code).toBe(1);
+    expect(p.stderr).toMatch(/409/);
+  });
+
+  it('reports invalid post-processing from the server (exit 1, 400) and malformed JSON locally (exit 2)', async () => {
+    const bad = await cli(
+      'register',
+      join(dir, 'mlp.onnx'),
+      '--name',
+      'flowers',
+      '--postprocess',
+      '{"topK":0}',
+    );
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/\(400 /);
+    const malformed = await cli(
+      'register',
+      join(dir, 'mlp.onnx'),
+      '--name',
+      'flowers',
+      '--postprocess',
+      '{topK',
+    );
+    expect(malformed.code).toBe(2);
+    expect(malformed.stderr).toContain('--postprocess is not valid JSON');
+  });
+
+  it('promotes with --expect, rolls back and shows the history', async () => {
+    const reg = await cli('register', join(dir, 'mlp.onnx'), '--name', 'flowers', '--labels', 'a,b,c');
+    expect(reg.code).toBe(0);
+    expect(reg.stdout).toContain('registered flowers version 3 (READY)');
+    expect((await cli('promote', 'flowers', '3', '--expect', '2')).code).toBe(1);
+    const p = await cli('promote', 'flowers', '3', '--expect', '1', '--reason', 'mlp');
+    expect(p.code).toBe(0);
+    expect(p.stdout).toContain('flowers@prod: version 1 -> version 3');
+    const staging = await cli('--json', 'promote', 'flowers', '1', '--alias', 'staging');
+    expect(JSON.parse(staging.stdout)).toMatchObject({ alias: 'staging', version: 1, previousVersion: null });
+    const rb = await cli('rollback', 'flowers');
+    expect(rb.code).toBe(0);
+    expect(rb.stdout).toContain('flowers@prod: version 3 -> version 1');
+    const h = await cli('history', 'flowers');
+    expect(h.stdout.split('\n')[0]).toMatch(/^AT\s+ALIAS\s+FROM\s+TO\s+ACTOR\s+REASON$/);
+    expect(h.stdout).toMatch(/prod\s+1\s+3\s+\S+\s+mlp/);
+    const models = await cli('models');
+    expect(models.stdout).toMatch(/flowers\s+3\s+prod=1 staging=1/);
+  });
+
+  it('reports an unknown model (exit 1, 404)', async () => {
+    const r = await cli('predict', 'nothing-here', '--input', '[[1,2,3,4]]');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/404/);
+  });
+});
