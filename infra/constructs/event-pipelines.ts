@@ -11,9 +11,8 @@
  * Every function gets its own role and only the grants it uses. No business logic here.
  */
 import { join } from 'node:path';
-import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
-import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -91,15 +90,33 @@ export class EventPipelines extends Construct {
 
     // --- event bus ----------------------------------------------------------------------------------------
     this.bus = new events.EventBus(this, 'Bus', { description: 'maas registry events' });
+    // The log group target is wired natively (a logs resource policy for EventBridge) rather than through
+    // targets.CloudWatchLogGroup, which would add a custom-resource Lambda to the stack.
     this.eventLog = new logs.LogGroup(this, 'RegistryEventLog', {
+      logGroupName: `/aws/events/${Stack.of(this).stackName}-registry`,
       retention,
       removalPolicy: RemovalPolicy.DESTROY,
+    });
+    new logs.ResourcePolicy(this, 'RegistryEventLogPolicy', {
+      policyStatements: [
+        new iam.PolicyStatement({
+          principals: [new iam.ServicePrincipal('events.amazonaws.com')],
+          actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+          resources: [this.eventLog.logGroupArn],
+        }),
+      ],
+    });
+    const eventLogArn = Stack.of(this).formatArn({
+      service: 'logs',
+      resource: 'log-group',
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+      resourceName: this.eventLog.logGroupName,
     });
     this.allEventsRule = new events.Rule(this, 'AllRegistryEvents', {
       eventBus: this.bus,
       description: 'Archives every maas registry event in a log group',
       eventPattern: { source: [EVENT_BUS.source], detailType: [...EVENT_BUS.detailTypes] },
-      targets: [new targets.CloudWatchLogGroup(this.eventLog)],
+      targets: [{ bind: () => ({ arn: eventLogArn }) }],
     });
     this.failedVersionsRule = new events.Rule(this, 'ModelVersionFailedRule', {
       eventBus: this.bus,
