@@ -226,6 +226,29 @@ describe('npm start (maas dev) and the maas CLI', () => {
       expect.objectContaining({ name: 'iris', latestVersion: 2, aliases: { prod: 1 } }),
     ]);
 
+    // A batch job through the local bucket's S3 events: output line n answers input line n.
+    const input = join(home, 'input.jsonl');
+    const row = (data: number[]) =>
+      JSON.stringify({ inputs: [{ name: 'features', shape: [1, data.length], datatype: 'FP32', data }] });
+    writeFileSync(
+      input,
+      `${[row([5.1, 3.5, 1.4, 0.2]), row([6.7, 3.0, 5.2]), row([6.7, 3.0, 5.2, 2.3])].join('\n')}\n`,
+    );
+    const out = join(home, 'output.jsonl');
+    const batch = cli(['batch', 'iris', input, '--out', out], cliEnv);
+    expect(batch.code).toBe(0);
+    const lines = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(3);
+    expect(lines[0].outputs.find((o: { name: string }) => o.name === 'label').data).toEqual(['setosa']);
+    expect(lines[1]).toMatchObject({ code: expect.any(String), error: expect.stringContaining('shape') });
+    expect(lines[2].outputs.find((o: { name: string }) => o.name === 'label').data).toEqual(['virginica']);
+    const unknown = cli(['batch', 'no-such-model', input], cliEnv);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('MODEL_NOT_FOUND');
+
     // Ctrl-C: everything in the job's process group goes away, java included.
     const pgid = server.child.pid as number;
     await stopWithCtrlC(server);
