@@ -10,7 +10,15 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import type { ApiAuthorization } from './constructs/inference-api';
 import { MaasStack, type MaasStackProps } from './maas-stack';
 
-const S3_ACCESS_LOGS_BY_POLICY = '@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy';
+/**
+ * Feature flags the app sets unless the context already does: S3 server access logs delivered under a
+ * bucket policy (not the legacy LogDeliveryWrite ACL); CDK custom resources use the runtime's SDK instead of
+ * installing the latest one from npm at deploy time.
+ */
+const DEFAULT_FLAGS: Record<string, unknown> = {
+  '@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy': true,
+  '@aws-cdk/customresources:installLatestAwsSdkDefault': false,
+};
 
 /** Reads the stack's parameters from CDK context; throws on invalid values (synth fails early). */
 export function propsFromContext(app: App): MaasStackProps {
@@ -47,9 +55,9 @@ export function propsFromContext(app: App): MaasStackProps {
 
 /** Builds the app: the stack plus cdk-nag checks. Tests call it with their own context and outdir. */
 export function createApp(app: App = new App()): { app: App; stack: MaasStack } {
-  // Server access logs are delivered under a bucket policy rather than the legacy LogDeliveryWrite ACL.
-  if (app.node.tryGetContext(S3_ACCESS_LOGS_BY_POLICY) === undefined)
-    app.node.setContext(S3_ACCESS_LOGS_BY_POLICY, true);
+  for (const [flag, value] of Object.entries(DEFAULT_FLAGS)) {
+    if (app.node.tryGetContext(flag) === undefined) app.node.setContext(flag, value);
+  }
   const stack = new MaasStack(app, 'Maas', propsFromContext(app));
   Validations.of(app).addPlugins(
     new AwsSolutionsChecks(app, { verbose: true, writeSuppressionsToCloudFormation: true }),

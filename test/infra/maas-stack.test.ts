@@ -1,0 +1,404 @@
+/**
+ * The MaasStack as `cdk synth` builds it (infra/app.ts: context parameters + cdk-nag AwsSolutions): bucket,
+ * table, onnxruntime layer, functions, HTTP API, outputs, least-privilege IAM, and no unacknowledged
+ * cdk-nag finding. Bundling is skipped here (Template assertions only); test/smoke runs the real bundles.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { App, type CfnResource, type Stack, Validations } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ENV } from '../../functions/contract/env';
+import { ASYNC_RESULT_RETENTION_DAYS } from '../../functions/contract/events';
+import { ROUTES } from '../../functions/contract/routes';
+import { TABLE } from '../../functions/contract/table';
+import { createApp, propsFromContext } from '../../infra/app';
+import { MaasStack } from '../../infra/maas-stack';
+import { buildOnnxRuntimeLayer, LAYER_MAX_UNZIPPED_BYTES } from '../../layers/onnxruntime/build';
+
+type Statement = { Effect: string; Action: string | string[]; Resource: unknown; Condition?: unknown };
+
+const NO_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
+const tmp: string[] = [];
+const tempDir = (prefix: string) => {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  tmp.push(dir);
+  return dir;
+};
+
+let stack: MaasStack;
+let template: Template;
+let jwtStack: MaasStack;
+let jwtTemplate: Template;
+
+beforeAll(() => {
+  const { app, stack: s } = createApp(
+    new App({
+      outdir: tempDir('maas-infra-'),
+      context: { ...NO_BUNDLING, memory: '3008', preload: 'iris@prod,mnist@2' },
+    }),
+  );
+  stack = s;
+  app.synth();
+  template = Template.fromStack(stack);
+
+  // Second variant: arm64, JWT instead of IAM, provisioned concurrency on predict.
+  const app2 = new App({
+    outdir: tempDir('maas-infra-jwt-'),
+    context: {
+      ...NO_BUNDLING,
+      arch: 'arm64',
+      authorization: 'jwt',
+      jwtIssuer: 'https://issuer.example.com/pool',
+      jwtAudience: 'client-a, client-b',
+    },
+  });
+  const props = propsFromContext(app2);
+  jwtStack = new MaasStack(app2, 'MaasJwt', { ...props, predict: { provisionedConcurrentExecutions: 2 } });
+  Validations.of(app2).addPlugins(new AwsSolutionsChecks(app2));
+  app2.synth();
+  jwtTemplate = Template.fromStack(jwtStack);
+}, 120_000);
+
+afterAll(() => {
+  for (const dir of tmp) rmSync(dir, { recursive: true, force: true });
+});
+
+const logicalId = (s: Stack, c: { node: { defaultChild?: unknown } }) =>
+  s.resolve(s.getLogicalId(c.node.defaultChild as CfnResource)) as string;
+
+/** Every statement of the IAM policies attached to a role. */
+function statementsOf(t: Template, roleLogicalId: string): Statement[] {
+  const policies = t.findResources('AWS::IAM::Policy', {
+    Properties: { Roles: Match.arrayWith([{ Ref: roleLogicalId }]) },
+  });
+  return Object.values(policies).flatMap(
+    (p) =>
+      (p as { Properties: { PolicyDocument: { Statement: Statement[] } } }).Properties.PolicyDocument
+        .Statement,
+  );
+}
+const list = <T>(v: T | T[]): T[] => (Array.isArray(v) ? v : [v]);
+/** Resources as JSON text, for matching `models/*` etc. inside Fn::Join. */
+const resourceText = (s: Statement) => JSON.stringify(s.Resource);
+
+function roleOf(s: MaasStack, which: 'predict' | 'registry'): string {
+  const role = s.functions[which].fn.role;
+  if (!role) throw new Error('function without role');
+  return logicalId(s, role);
+}
+
+describe('model store bucket', () => {
+  it('is versioned, SSE-S3 encrypted, private, logged, with lifecycle and CORS for presigned PUT', () => {
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      VersioningConfiguration: { Status: 'Enabled' },
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+      },
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      LoggingConfiguration: { DestinationBucketName: Match.anyValue(), LogFilePrefix: 'model-store/' },
+      CorsConfiguration: { CorsRules: [Match.objectLike({ AllowedMethods: ['PUT'] })] },
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([
+          Match.objectLike({ Prefix: 'uploads/', ExpirationInDays: 1, Status: 'Enabled' }),
+          Match.objectLike({
+            Prefix: 'async/',
+            ExpirationInDays: ASYNC_RESULT_RETENTION_DAYS,
+            Status: 'Enabled',
+          }),
+        ]),
+      },
+    });
+  });
+
+  it('is retained on stack deletion and denies non-TLS requests', () => {
+    const bucketId = logicalId(stack, stack.store.bucket);
+    template.hasResource('AWS::S3::Bucket', { DeletionPolicy: 'Retain', Properties: Match.objectLike({}) });
+    expect(template.toJSON().Resources[bucketId].DeletionPolicy).toBe('Retain');
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: bucketId },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Deny',
+            Action: 's3:*',
+            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+          }),
+        ]),
+      },
+    });
+  });
+});
+
+describe('registry table', () => {
+  it('has the contract keys and index, on-demand billing, PITR, KMS encryption, TTL, RETAIN', () => {
+    template.hasResource('AWS::DynamoDB::Table', {
+      DeletionPolicy: 'Retain',
+      Properties: {
+        KeySchema: [
+          { AttributeName: TABLE.partitionKey, KeyType: 'HASH' },
+          { AttributeName: TABLE.sortKey, KeyType: 'RANGE' },
+        ],
+        GlobalSecondaryIndexes: [
+          Match.objectLike({
+            IndexName: TABLE.modelsIndex.name,
+            KeySchema: [
+              { AttributeName: TABLE.modelsIndex.partitionKey, KeyType: 'HASH' },
+              { AttributeName: TABLE.modelsIndex.sortKey, KeyType: 'RANGE' },
+            ],
+          }),
+        ],
+        BillingMode: 'PAY_PER_REQUEST',
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        // SSEEnabled without SSEType = KMS with the AWS-managed key aws/dynamodb.
+        SSESpecification: { SSEEnabled: true },
+        TimeToLiveSpecification: { AttributeName: TABLE.ttlAttribute, Enabled: true },
+        DeletionProtectionEnabled: true,
+      },
+    });
+  });
+});
+
+describe('onnxruntime layer', () => {
+  it('is x86_64 + Node.js 22 by default and arm64 with context arch=arm64', () => {
+    template.hasResourceProperties('AWS::Lambda::LayerVersion', {
+      CompatibleArchitectures: ['x86_64'],
+      CompatibleRuntimes: ['nodejs22.x'],
+    });
+    jwtTemplate.hasResourceProperties('AWS::Lambda::LayerVersion', {
+      CompatibleArchitectures: ['arm64'],
+      CompatibleRuntimes: ['nodejs22.x'],
+    });
+  });
+
+  it.each([
+    ['x86_64', 'x64', 'arm64'],
+    ['arm64', 'arm64', 'x64'],
+  ] as const)('ships only the linux/%s CPU binaries, under 60 MB', (arch, dir, other) => {
+    const built = buildOnnxRuntimeLayer({ arch, outDir: tempDir('maas-layer-'), log: false });
+    const bins = built.files.filter((f) => f.includes('/bin/'));
+    expect(bins.sort()).toEqual([
+      `nodejs/node_modules/onnxruntime-node/bin/napi-v6/linux/${dir}/libonnxruntime.so.1`,
+      `nodejs/node_modules/onnxruntime-node/bin/napi-v6/linux/${dir}/onnxruntime_binding.node`,
+    ]);
+    expect(built.files.some((f) => /darwin|win32|cuda|tensorrt|directml|\.dll$|\.dylib$/i.test(f))).toBe(
+      false,
+    );
+    expect(built.files.some((f) => f.includes(`/linux/${other}/`))).toBe(false);
+    expect(built.files).toContain('nodejs/node_modules/onnxruntime-common/dist/cjs/index.js');
+    expect(built.files).toContain('nodejs/node_modules/onnxruntime-node/dist/index.js');
+    expect(built.unzippedBytes).toBeLessThan(LAYER_MAX_UNZIPPED_BYTES);
+  });
+});
+
+describe('functions', () => {
+  it('predict and registry run Node.js 22 ESM bundles on the layer architecture, with the layer attached', () => {
+    for (const [s, t, arch] of [
+      [stack, template, 'x86_64'],
+      [jwtStack, jwtTemplate, 'arm64'],
+    ] as const) {
+      const layerId = logicalId(s, s.onnxRuntime.layer);
+      for (const which of ['predict', 'registry'] as const) {
+        const fn = t.toJSON().Resources[logicalId(s, s.functions[which].fn)];
+        expect(fn.Properties).toMatchObject({
+          Runtime: 'nodejs22.x',
+          Handler: 'index.handler',
+          Architectures: [arch],
+          Layers: [{ Ref: layerId }],
+        });
+      }
+    }
+  });
+
+  it('get the table, bucket and preload environment; memory from context', () => {
+    const res = template.toJSON().Resources;
+    const tableRef = { Ref: logicalId(stack, stack.registryTable.table) };
+    const bucketRef = { Ref: logicalId(stack, stack.store.bucket) };
+    const predict = res[logicalId(stack, stack.functions.predict.fn)].Properties;
+    const registry = res[logicalId(stack, stack.functions.registry.fn)].Properties;
+    expect(predict.Environment.Variables).toMatchObject({
+      [ENV.table]: tableRef,
+      [ENV.bucket]: bucketRef,
+      [ENV.preload]: 'iris@prod,mnist@2',
+    });
+    expect(registry.Environment.Variables).toMatchObject({ [ENV.table]: tableRef, [ENV.bucket]: bucketRef });
+    expect(registry.Environment.Variables[ENV.preload]).toBeUndefined();
+    expect(predict.MemorySize).toBe(3008);
+  });
+
+  it('provisioned concurrency creates a live alias that the API invokes', () => {
+    jwtTemplate.hasResourceProperties('AWS::Lambda::Alias', {
+      Name: 'live',
+      ProvisionedConcurrencyConfig: { ProvisionedConcurrentExecutions: 2 },
+    });
+    const aliasId = logicalId(jwtStack, jwtStack.functions.predict.target as never);
+    const integrations = jwtTemplate.findResources('AWS::ApiGatewayV2::Integration', {
+      Properties: { IntegrationUri: { Ref: aliasId } },
+    });
+    expect(Object.keys(integrations)).toHaveLength(1);
+  });
+});
+
+describe('least privilege', () => {
+  it('no statement of predict or registry grants an unscoped resource', () => {
+    for (const which of ['predict', 'registry'] as const) {
+      for (const s of statementsOf(template, roleOf(stack, which))) {
+        expect(list(s.Resource as unknown)).not.toContain('*');
+      }
+    }
+  });
+
+  it('predict reads the table and models/* only', () => {
+    const statements = statementsOf(template, roleOf(stack, 'predict'));
+    const tableArn = { 'Fn::GetAtt': [logicalId(stack, stack.registryTable.table), 'Arn'] };
+    const actions = statements.flatMap((s) => list(s.Action));
+    expect(actions.filter((a) => a.startsWith('s3:')).sort()).toEqual(['s3:GetObject']);
+    expect(actions.filter((a) => a.startsWith('dynamodb:'))).not.toEqual(
+      expect.arrayContaining([expect.stringMatching(/Put|Update|Delete|Write/)]),
+    );
+    for (const s of statements.filter((x) => list(x.Action).some((a) => a.startsWith('dynamodb:')))) {
+      expect(list(s.Resource)).toContainEqual(tableArn);
+      expect(resourceText(s)).not.toContain('index/*');
+    }
+    const s3 = statements.filter((x) => list(x.Action).includes('s3:GetObject'));
+    expect(s3).toHaveLength(1);
+    expect(resourceText(s3[0] as Statement)).toContain('/models/*');
+    expect(resourceText(s3[0] as Statement)).not.toMatch(/uploads|incoming|batch|async/);
+  });
+
+  it('registry writes the table and models/ + uploads/, reads incoming/', () => {
+    const statements = statementsOf(template, roleOf(stack, 'registry'));
+    const byAction = (action: string) =>
+      statements
+        .filter((s) => list(s.Action).includes(action))
+        .map(resourceText)
+        .join(' ');
+    expect(byAction('s3:GetObject')).toMatch(/models\/\*.*uploads\/\*.*incoming\/\*/);
+    expect(byAction('s3:PutObject')).toMatch(/models\/\*.*uploads\/\*/);
+    expect(byAction('s3:PutObject')).not.toMatch(/incoming|batch|async/);
+    expect(byAction('s3:DeleteObject')).toMatch(/uploads\/\*/);
+    expect(byAction('s3:DeleteObject')).not.toMatch(/models/);
+    expect(byAction('dynamodb:PutItem')).toContain(logicalId(stack, stack.registryTable.table));
+    expect(byAction('dynamodb:PutItem')).not.toContain('index');
+    const actions = statements.flatMap((s) => list(s.Action));
+    expect(actions.some((a) => a.endsWith('*'))).toBe(false);
+  });
+});
+
+describe('HTTP API', () => {
+  const routesOf = (t: Template) =>
+    Object.values(t.findResources('AWS::ApiGatewayV2::Route')).map(
+      (r) => (r as { Properties: { RouteKey: string; AuthorizationType: string } }).Properties,
+    );
+
+  it('has a route for every predict and registry entry of the route table, and only route-table routes', () => {
+    const keys = routesOf(template).map((r) => r.RouteKey);
+    const all = ROUTES.map((r) => `${r.method} ${r.path}`);
+    for (const r of ROUTES.filter((x) => x.fn !== 'async')) expect(keys).toContain(`${r.method} ${r.path}`);
+    for (const k of keys) expect(all).toContain(k);
+    expect(new Set(keys).size).toBe(keys.length);
+  });
+
+  it('requires IAM on every route but /v2/health/*; JWT when configured', () => {
+    const check = (t: Template, type: string) => {
+      const routes = routesOf(t);
+      expect(routes.length).toBeGreaterThan(2);
+      for (const r of routes) {
+        const health = r.RouteKey.startsWith('GET /v2/health/');
+        expect(r.AuthorizationType, r.RouteKey).toBe(health ? 'NONE' : type);
+      }
+      expect(
+        routes
+          .filter((r) => r.AuthorizationType === 'NONE')
+          .map((r) => r.RouteKey)
+          .sort(),
+      ).toEqual(['GET /v2/health/live', 'GET /v2/health/ready']);
+    };
+    check(template, 'AWS_IAM');
+    check(jwtTemplate, 'JWT');
+    jwtTemplate.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
+      AuthorizerType: 'JWT',
+      JwtConfiguration: { Issuer: 'https://issuer.example.com/pool', Audience: ['client-a', 'client-b'] },
+    });
+  });
+
+  it('has a throttled $default stage with JSON access logs', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      StageName: '$default',
+      AutoDeploy: true,
+      DefaultRouteSettings: { ThrottlingRateLimit: 100, ThrottlingBurstLimit: 200 },
+      AccessLogSettings: {
+        DestinationArn: { 'Fn::GetAtt': [logicalId(stack, stack.api.accessLogs), 'Arn'] },
+        Format: Match.stringLikeRegexp('\\$context.requestId'),
+      },
+    });
+  });
+
+  it('outputs the API URL, bucket and table names', () => {
+    template.hasOutput('ApiUrl', Match.anyValue());
+    template.hasOutput('BucketName', { Value: { Ref: logicalId(stack, stack.store.bucket) } });
+    template.hasOutput('TableName', { Value: { Ref: logicalId(stack, stack.registryTable.table) } });
+  });
+});
+
+describe('cdk-nag AwsSolutions', () => {
+  it('reports no unacknowledged finding on either variant', () => {
+    for (const s of [stack, jwtStack]) {
+      const report = new AwsSolutionsChecks().validateScope(s);
+      expect(
+        report.violations.map((v) => `${v.ruleName}: ${v.violatingResources.map((r) => r.constructPath)}`),
+      ).toEqual([]);
+    }
+  });
+
+  it('acknowledges nothing about public access, TLS or PITR, and authorization only for the health probes', () => {
+    const acks: { path: string; id: string; reason: string }[] = [];
+    for (const c of stack.node.findAll()) {
+      for (const m of c.node.metadata.filter((x) => x.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)) {
+        for (const [id, reason] of Object.entries(m.data as Record<string, unknown>)) {
+          acks.push({
+            path: c.node.path,
+            id: id.replace(/^annotation::/i, ''),
+            reason: JSON.stringify(reason),
+          });
+        }
+      }
+    }
+    expect(acks.length).toBeGreaterThan(0);
+    for (const a of acks) expect(a.reason.length, a.id).toBeGreaterThan(40);
+    const ids = acks.map((a) => a.id);
+    // S2/S10: public access / TLS on S3; SQS4/SNS3: TLS; DDB3: PITR; APIG2: request validation is not auth.
+    for (const forbidden of [
+      'AwsSolutions-S2',
+      'AwsSolutions-S10',
+      'AwsSolutions-SQS4',
+      'AwsSolutions-SNS3',
+      'AwsSolutions-DDB3',
+      'AwsSolutions-COG4',
+    ]) {
+      expect(ids.some((id) => id.startsWith(forbidden))).toBe(false);
+    }
+    const authAcks = acks.filter((a) => a.id.startsWith('AwsSolutions-APIG4'));
+    const healthRoutes = ['GET /v2/health/live', 'GET /v2/health/ready'].map(
+      (k) => stack.api.routes.get(k)?.node.path,
+    );
+    expect(authAcks.map((a) => a.path).sort()).toEqual(healthRoutes.sort());
+  });
+});
+
+describe('context parameters', () => {
+  const ctx = (context: Record<string, string>) => propsFromContext(new App({ context }));
+  it('rejects invalid values before anything is built', () => {
+    expect(() => ctx({ arch: 'x86' })).toThrow(/arch/);
+    expect(() => ctx({ memory: '64' })).toThrow(/memory/);
+    expect(() => ctx({ authorization: 'basic' })).toThrow(/authorization/);
+    expect(() => ctx({ authorization: 'jwt', jwtIssuer: 'https://x' })).toThrow(/jwtAudience/);
+  });
+});
