@@ -10,6 +10,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
 import {
   buildOnnxRuntimeLayer,
+  LAYER_PACKAGES,
   type LayerArch,
   nodeArch,
   ONNXRUNTIME_VERSION,
@@ -45,9 +46,10 @@ export class OnnxRuntimeLayer extends Construct {
     this.runtime = props.runtime ?? lambda.Runtime.NODEJS_22_X;
     const arch = layerArch(this.architecture);
     const layerDir = fileURLToPath(new URL('../../layers/onnxruntime', import.meta.url));
-    // The content depends only on the pinned version, the architecture and the build script.
+    // The content depends only on the pinned version, the architecture, the package list and the build script.
     const script = createHash('sha256')
       .update(readFileSync(`${layerDir}/build.ts`))
+      .update(LAYER_PACKAGES.join(','))
       .digest('hex')
       .slice(0, 16);
     const code = lambda.Code.fromAsset(layerDir, {
