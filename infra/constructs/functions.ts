@@ -99,11 +99,11 @@ export class MaasFunctions extends Construct {
     // predict: reads the registry and the content-addressed artifacts.
     props.table.grantRead(this.predict.fn);
     props.store.grantReadPrefixes(this.predict.fn, 'models');
-    // registry: owns the table; presigns uploads, copies uploads/incoming into models/, removes uploads.
+    // registry: owns the table; presigns upload PUTs, copies uploads/ and incoming/ into models/ (uploads
+    // are left to the bucket's lifecycle rule, so no delete permission).
     props.table.grantReadWrite(this.registry.fn);
     props.store.grantReadPrefixes(this.registry.fn, 'models', 'uploads', 'incoming');
     props.store.grantWritePrefixes(this.registry.fn, 'models', 'uploads');
-    props.store.grantDeletePrefixes(this.registry.fn, 'uploads');
     props.store.grantList(this.registry.fn);
   }
 
