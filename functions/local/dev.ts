@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { dynamoDocumentClient, s3Client } from '../adapters/aws-clients';
@@ -82,6 +83,7 @@ export async function startDev(opts: DevOptions = {}): Promise<DevServer> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid port '${port}'`);
   const host = opts.host ?? '127.0.0.1';
   mkdirSync(home, { recursive: true });
+  await assertPortFree(port, host);
 
   const stops: (() => Promise<void>)[] = [];
   const stopAll = async () => {
@@ -176,7 +178,7 @@ export async function startDev(opts: DevOptions = {}): Promise<DevServer> {
       });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-        throw new Error(`port ${port} is in use: stop what runs there or pick another with --port or PORT`);
+        throw portInUse(port);
       }
       throw e;
     }
@@ -206,6 +208,19 @@ export async function startDev(opts: DevOptions = {}): Promise<DevServer> {
     await stopAll();
     throw e;
   }
+}
+
+const portInUse = (port: number) =>
+  new Error(`port ${port} is in use: stop what runs there or pick another with --port or PORT`);
+
+/** Fails fast, before any emulator starts, when the API port is taken. */
+function assertPortFree(port: number, host: string): Promise<void> {
+  if (port === 0) return Promise.resolve();
+  return new Promise((res, rej) => {
+    const probe = createServer();
+    probe.once('error', (e: NodeJS.ErrnoException) => rej(e.code === 'EADDRINUSE' ? portInUse(port) : e));
+    probe.listen(port, host, () => probe.close(() => res()));
+  });
 }
 
 /** `home` relative to the working directory when it lies inside it. */

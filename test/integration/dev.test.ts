@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -292,6 +293,25 @@ describe('npm start (maas dev) and the maas CLI', () => {
       15_000,
     );
   }, 180_000);
+
+  it('a port in use: one clear line and exit code 1, before any emulator starts', async () => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+    const taken = (blocker.address() as AddressInfo).port;
+    try {
+      const s = start(
+        process.execPath,
+        [BIN, 'dev', '--in-memory', '--port', String(taken)],
+        userEnv({ MAAS_HOME: home }),
+      );
+      expect(await s.exited).toBe(1);
+      expect(s.output().trim()).toBe(
+        `maas dev: port ${taken} is in use: stop what runs there or pick another with --port or PORT`,
+      );
+    } finally {
+      blocker.close();
+    }
+  }, 60_000);
 
   it('without Java: one clear line and exit code 1', async () => {
     const noJava = {
