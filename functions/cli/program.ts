@@ -7,6 +7,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { Command, CommanderError, Option } from 'commander';
+import { version as packageVersion } from '../../package.json';
 import { ConnectionError, MaasApiError, MaasClient, resolveEndpoint, uploadToPresignedUrl } from './client';
 import {
   formatHistory,
@@ -199,6 +200,7 @@ export function buildProgram(io: CliIo): Command {
       'AWS region for SigV4 signing of https endpoints (default: AWS_REGION or the URL)',
     )
     .option('--json', 'print the raw JSON answer')
+    .version(packageVersion, '-V, --version', 'print the version of maas')
     .showHelpAfterError(false)
     .configureOutput({ writeOut: io.out, writeErr: io.err })
     .exitOverride();
