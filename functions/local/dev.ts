@@ -267,43 +267,56 @@ export function banner(endpoints: LocalEndpoints, home: string, sampleRegistered
 export async function runDev(opts: DevOptions = {}): Promise<number> {
   const log = opts.log ?? ((line: string) => console.log(line));
   const home = opts.home ? resolve(opts.home) : maasHome();
-  let dev: DevServer;
+  // Signals are handled from the first moment: one that arrives while starting stops what started.
+  let dev: DevServer | undefined;
+  let pending: { why: string; code: number } | undefined;
+  let stopping = false;
+  let resolveExit: (code: number) => void = () => {};
+  const exit = new Promise<number>((r) => {
+    resolveExit = r;
+  });
+  const shutdown = (why: string, code: number) => {
+    if (!dev) {
+      pending ??= { why, code };
+      return;
+    }
+    if (stopping) return;
+    stopping = true;
+    log(`\n${why}: stopping…`);
+    dev.stop().then(
+      () => {
+        log('stopped');
+        resolveExit(code);
+      },
+      () => resolveExit(1),
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT', 0));
+  process.on('SIGTERM', () => shutdown('SIGTERM', 0));
+  process.on('SIGHUP', () => shutdown('SIGHUP', 0));
+  // A crash must not leave DynamoDB Local running without its parent.
+  process.on('uncaughtException', (err) => {
+    console.error(`maas dev: unexpected error: ${err?.stack ?? String(err)}`);
+    if (dev) shutdown('error', 1);
+    else pending ??= { why: 'error', code: 1 };
+  });
+  process.on('unhandledRejection', (reason) => {
+    console.error(`maas dev: unhandled rejection: ${(reason as Error)?.message ?? String(reason)}`);
+  });
+
   try {
     dev = await startDev({ ...opts, log });
   } catch (e) {
-    if (e instanceof JavaMissingError) {
-      console.error(e.message);
-      return 1;
-    }
-    console.error(`maas dev: ${(e as Error)?.message ?? String(e)}`);
+    console.error(
+      e instanceof JavaMissingError ? e.message : `maas dev: ${(e as Error)?.message ?? String(e)}`,
+    );
     return 1;
+  }
+  if (pending) {
+    shutdown(pending.why, pending.code);
+    return exit;
   }
   for (const line of banner(dev.endpoints, home, dev.sampleRegistered)) log(line);
   log(`(ready ${process.uptime().toFixed(1)} s after launch)`);
-  return new Promise<number>((resolveExit) => {
-    let stopping = false;
-    const shutdown = (why: string, code: number) => {
-      if (stopping) return;
-      stopping = true;
-      log(`\n${why}: stopping…`);
-      dev.stop().then(
-        () => {
-          log('stopped');
-          resolveExit(code);
-        },
-        () => resolveExit(1),
-      );
-    };
-    process.on('SIGINT', () => shutdown('SIGINT', 0));
-    process.on('SIGTERM', () => shutdown('SIGTERM', 0));
-    process.on('SIGHUP', () => shutdown('SIGHUP', 0));
-    // A crash must not leave DynamoDB Local running without its parent.
-    process.on('uncaughtException', (err) => {
-      console.error(`maas dev: unexpected error: ${err?.stack ?? String(err)}`);
-      shutdown('error', 1);
-    });
-    process.on('unhandledRejection', (reason) => {
-      console.error(`maas dev: unhandled rejection: ${(reason as Error)?.message ?? String(reason)}`);
-    });
-  });
+  return exit;
 }
