@@ -6,7 +6,7 @@
  * (a Lambda sandbox serves one request at a time; spinning threads only burn the CPU share).
  */
 import { createHash } from 'node:crypto';
-import ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
 import { ArtifactIntegrityError, BadRequestError } from '../domain/errors';
 import { type Tensor, type TensorData, toHalfBits } from '../domain/tensor-codec';
 import type { Datatype } from '../domain/types';
@@ -69,10 +69,26 @@ export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
+type OrtModule = typeof import('onnxruntime-node');
+let ortModule: OrtModule | undefined;
+let ortLoading: Promise<OrtModule> | undefined;
+
+/**
+ * Loads onnxruntime-node once per process. Loading is lazy and asynchronous so that a cold start can overlap
+ * the native library's load with its first registry and artifact requests.
+ */
+export function loadOnnxRuntime(): Promise<OrtModule> {
+  ortLoading ??= import('onnxruntime-node').then((m) => {
+    ortModule = ((m as { default?: OrtModule }).default ?? m) as OrtModule;
+    return ortModule;
+  });
+  return ortLoading;
+}
+
 function toOrtTensor(t: Tensor): ort.Tensor {
   const type = TO_ORT[t.datatype];
   // Tensor's overloads are keyed by element type; the codec guarantees the data/type pairing.
-  return new ort.Tensor(type, t.data as never, t.shape as number[]);
+  return new ortModule!.Tensor(type, t.data as never, t.shape as number[]);
 }
 
 function fromOrtTensor(name: string, t: ort.Tensor): Tensor {
@@ -111,6 +127,11 @@ export class OrtEngine implements InferenceEngine {
     };
   }
 
+  /** Starts loading onnxruntime in the background (INIT calls it; the first session load awaits it). */
+  warmUp(): void {
+    loadOnnxRuntime().catch(() => {});
+  }
+
   /** The session options every session is created with. */
   get sessionOptions(): Readonly<ort.InferenceSession.SessionOptions> {
     return this.options;
@@ -144,6 +165,8 @@ export class OrtEngine implements InferenceEngine {
   }
 
   private async create(sha256: string, fetch: () => Promise<Uint8Array>): Promise<OrtSession> {
+    const runtimeLoading = loadOnnxRuntime();
+    runtimeLoading.catch(() => {});
     const bytes = await fetch();
     const actual = sha256Hex(bytes);
     if (actual !== sha256) {
@@ -151,7 +174,8 @@ export class OrtEngine implements InferenceEngine {
         `the stored artifact of this model version failed its integrity check (sha256 ${actual.slice(0, 12)}… instead of ${sha256.slice(0, 12)}…); it was not loaded`,
       );
     }
-    const session = await ort.InferenceSession.create(bytes, this.options);
+    const runtime = await runtimeLoading;
+    const session = await runtime.InferenceSession.create(bytes, this.options);
     this.created++;
     const entry = {
       session,

@@ -54,6 +54,15 @@ function bad(message: string, code: string): never {
   throw new BadRequestError(message, code);
 }
 
+function isShape(shape: unknown): boolean {
+  if (!Array.isArray(shape)) return false;
+  for (let i = 0; i < shape.length; i++) {
+    const d = shape[i];
+    if (!Number.isSafeInteger(d) || d < 0) return false;
+  }
+  return true;
+}
+
 /** Validates the top-level structure of an OIP request (no signature needed). */
 export function checkRequestShape(body: unknown): OipRequest {
   if (!isObject(body)) bad('request body must be a JSON object', 'INVALID_REQUEST');
@@ -82,7 +91,7 @@ export function checkRequestShape(body: unknown): OipRequest {
       );
     }
     const shape = input.shape;
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
+    if (!isShape(shape)) {
       bad(`input '${name}': shape must be an array of non-negative integers`, 'INVALID_SHAPE');
     }
     if (input.data === undefined) bad(`input '${name}': 'data' is missing`, 'INVALID_DATA');
@@ -135,8 +144,9 @@ function checkAgainstSpec(
  */
 export function validateInferenceRequest(body: unknown, sig: CompiledSignature): ValidatedRequest {
   const req = checkRequestShape(body);
-  const seen = new Set<string>();
-  for (const input of req.inputs) {
+  const inputs = req.inputs;
+  for (let i = 0; i < inputs.length; i++) {
+    const input = inputs[i]!;
     const spec = sig.inputs.get(input.name);
     if (!spec) {
       bad(
@@ -144,12 +154,15 @@ export function validateInferenceRequest(body: unknown, sig: CompiledSignature):
         'UNKNOWN_INPUT',
       );
     }
-    if (seen.has(input.name)) bad(`input '${input.name}' is given more than once`, 'DUPLICATE_INPUT');
-    seen.add(input.name);
+    for (let j = 0; j < i; j++) {
+      if (inputs[j]!.name === input.name)
+        bad(`input '${input.name}' is given more than once`, 'DUPLICATE_INPUT');
+    }
     checkAgainstSpec(sig.label, input.name, input.datatype as Datatype, input.shape, spec);
   }
-  if (seen.size !== sig.inputNames.length) {
-    const missing = sig.inputNames.filter((n) => !seen.has(n));
+  // Every name is known and distinct, so equal counts mean nothing is missing.
+  if (inputs.length !== sig.inputNames.length) {
+    const missing = sig.inputNames.filter((n) => !inputs.some((input) => input.name === n));
     const specs = missing.map((n) => {
       const s = sig.inputs.get(n)!;
       return `'${n}' (${s.datatype} ${fmtShape(s.shape)})`;
@@ -173,12 +186,9 @@ export function validateInferenceRequest(body: unknown, sig: CompiledSignature):
     }
   }
   const feeds: Record<string, Tensor> = {};
-  for (const input of req.inputs) {
+  for (let i = 0; i < inputs.length; i++) {
+    const input = inputs[i]!;
     feeds[input.name] = decodeTensor(input.name, input.datatype as Datatype, input.shape, input.data);
   }
-  return {
-    ...(req.id !== undefined ? { id: req.id } : {}),
-    feeds,
-    ...(outputs ? { outputs } : {}),
-  };
+  return { id: req.id, feeds, outputs };
 }

@@ -126,13 +126,16 @@ async function fromEnvironment(config: MaasConfig) {
     import('../adapters/s3-artifact-store'),
     import('../adapters/ort-engine'),
   ]);
+  const engine = sharedOrtEngine({
+    threads: ortThreadCount(config),
+    memoryBudgetBytes: config.memoryMb * 1024 * 1024 * LIMITS.sessionCacheMemoryFraction,
+  });
+  // onnxruntime's native library loads while the first request talks to DynamoDB and S3.
+  engine.warmUp();
   const deps: PredictHandlerDeps = {
     repo: new DynamoRegistryRepository({ doc: dynamoDocumentClient(), table: config.table }),
     store: new S3ArtifactStore({ s3: s3Client(), bucket: config.bucket }),
-    engine: sharedOrtEngine({
-      threads: ortThreadCount(config),
-      memoryBudgetBytes: config.memoryMb * 1024 * 1024 * LIMITS.sessionCacheMemoryFraction,
-    }),
+    engine,
     aliasTtlMs: config.aliasTtlMs,
     maxBodyBytes: config.maxBodyBytes,
   };
