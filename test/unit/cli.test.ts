@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { batchStore, newJobId, runBatch } from '../../functions/cli/batch';
 import {
   DEFAULT_ENDPOINT,
   MaasClient,
@@ -335,5 +336,97 @@ describe('CLI against an HTTP API', () => {
     } finally {
       await put.stop();
     }
+  });
+});
+
+describe('batch jobs', () => {
+  /** A bucket stand-in whose "pipeline" writes status (and output) once the input arrives. */
+  function fakeBucket(result: { state: 'done' | 'failed'; afterPolls: number }) {
+    const objects = new Map<string, Uint8Array>();
+    let polls = 0;
+    const store = {
+      bucket: 'b',
+      async put(key: string, body: Uint8Array | string) {
+        objects.set(key, typeof body === 'string' ? Buffer.from(body) : body);
+      },
+      async get(key: string) {
+        if (key.endsWith('/status.json') && objects.has(key.replace('status.json', 'input.jsonl'))) {
+          polls++;
+          const jobId = key.split('/')[1];
+          const state = polls > result.afterPolls ? result.state : 'running';
+          if (state === 'done') objects.set(`batch/${jobId}/output.jsonl`, Buffer.from('{"ok":1}\n'));
+          return Buffer.from(
+            JSON.stringify({
+              jobId,
+              state,
+              total: 1,
+              succeeded: state === 'done' ? 1 : 0,
+              failed: 0,
+              version: 4,
+              ...(state === 'failed' ? { error: 'nope', code: 'MODEL_NOT_FOUND' } : {}),
+            }),
+          );
+        }
+        return objects.get(key);
+      },
+      async delete() {},
+      async head() {
+        return undefined;
+      },
+    };
+    return { store, objects };
+  }
+
+  it('writes job.json then input.jsonl and waits for the output', async () => {
+    const { store, objects } = fakeBucket({ state: 'done', afterPolls: 2 });
+    const seen: string[] = [];
+    const r = await runBatch(
+      store,
+      { jobId: 'j1', model: 'iris', ref: '2', input: Buffer.from('{}\n') },
+      { pollMs: 1, onStatus: (s) => seen.push(s.state) },
+    );
+    expect(JSON.parse(Buffer.from(objects.get('batch/j1/job.json')!).toString())).toEqual({
+      model: 'iris',
+      ref: '2',
+    });
+    expect(r.status).toMatchObject({ state: 'done', version: 4 });
+    expect(Buffer.from(r.output!).toString()).toBe('{"ok":1}\n');
+    expect(seen).toEqual(['running', 'running', 'done']);
+  });
+
+  it('returns a failed job without output and gives up after the timeout', async () => {
+    const failed = await runBatch(
+      fakeBucket({ state: 'failed', afterPolls: 0 }).store,
+      { jobId: 'j2', model: 'x', input: Buffer.from('') },
+      { pollMs: 1 },
+    );
+    expect(failed.status).toMatchObject({ state: 'failed', code: 'MODEL_NOT_FOUND' });
+    expect(failed.output).toBeUndefined();
+    await expect(
+      runBatch(
+        fakeBucket({ state: 'done', afterPolls: 1e9 }).store,
+        { jobId: 'j3', model: 'x', input: Buffer.from('') },
+        { pollMs: 1, timeoutMs: 20 },
+      ),
+    ).rejects.toThrow(/did not finish in time/);
+  });
+
+  it('makes job ids that are one path segment and finds the local bucket only for the local API', () => {
+    expect(newJobId(new Date('2026-11-23T09:30:00.123Z'))).toMatch(/^cli-20261123T093000Z-[0-9a-f]{8}$/);
+    const home = mkdtempSync(join(tmpdir(), 'maas-home-'));
+    writeFileSync(
+      join(home, 'endpoints.json'),
+      JSON.stringify({ api: 'http://127.0.0.1:3000', s3: 'http://127.0.0.1:9', bucket: 'maas-models' }),
+    );
+    expect(batchStore({ endpoint: 'http://127.0.0.1:3000' }, { MAAS_HOME: home })?.bucket).toBe(
+      'maas-models',
+    );
+    expect(
+      batchStore({ endpoint: 'https://x.execute-api.eu-west-1.amazonaws.com' }, { MAAS_HOME: home }),
+    ).toBeUndefined();
+    expect(
+      batchStore({ endpoint: 'https://x', bucket: 'prod-bucket', region: 'eu-west-1' }, { MAAS_HOME: home })
+        ?.bucket,
+    ).toBe('prod-bucket');
   });
 });
