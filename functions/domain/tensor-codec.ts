@@ -120,7 +120,13 @@ export function fromHalfBits(h: number): number {
 }
 
 /** Flattens OIP `data` (flat or nested, row-major) checking that a nested layout matches `shape`. */
-export function flattenData(name: string, shape: readonly number[], data: unknown): readonly unknown[] {
+export function flattenData(
+  name: string,
+  shape: readonly number[],
+  data: unknown,
+): readonly unknown[] | Float64Array {
+  // Numbers read straight from the request text by parseInferenceBody: already flat.
+  if (data instanceof Float64Array) return data;
   if (!Array.isArray(data)) {
     throw new BadRequestError(`input '${name}': 'data' must be an array`, 'INVALID_DATA');
   }
@@ -184,7 +190,7 @@ const INT_RANGES: Partial<Record<Datatype, readonly [number, number]>> = {
 function decodeInts(
   name: string,
   datatype: Datatype,
-  flat: readonly unknown[],
+  flat: readonly unknown[] | Float64Array,
   out: Uint8Array | Uint16Array | Uint32Array | Int8Array | Int16Array | Int32Array,
 ): void {
   const [min, max] = INT_RANGES[datatype]!;
@@ -237,7 +243,11 @@ function decodeBig(name: string, i: number, v: unknown, unsigned: boolean): bigi
  * Decodes flat OIP `data` elements into the typed representation of `datatype`. Floating-point inputs must be
  * finite numbers (and representable: FP32/FP16 overflow is rejected); integers must be in range.
  */
-export function decodeData(name: string, datatype: Datatype, flat: readonly unknown[]): TensorData {
+export function decodeData(
+  name: string,
+  datatype: Datatype,
+  flat: readonly unknown[] | Float64Array,
+): TensorData {
   const n = flat.length;
   switch (datatype) {
     case 'FP32': {
@@ -456,14 +466,18 @@ function containsUnsafeInteger(data: unknown[]): boolean {
 }
 
 /**
- * Parses an inference request body. Malformed JSON is a 400 `MALFORMED_JSON`. When an INT64/UINT64 input
- * carries integer literals beyond 2^53-1, the body is re-read with those literals as decimal strings so that
- * they stay exact (the codec accepts both forms). Bodies without such values are parsed once.
+ * Parses an inference request body. Malformed JSON is a 400 `MALFORMED_JSON`.
+ *
+ * Flat numeric `data` arrays are read straight from the text into `Float64Array`s (see `readNumericData`), so
+ * the large part of a body never becomes JS arrays of boxed values; the rest is parsed by `JSON.parse`. The
+ * result is the same as `JSON.parse` except that those `data` values are `Float64Array`s, which the codec
+ * accepts like arrays. When an INT64/UINT64 input carries integer literals beyond 2^53-1, the body is re-read
+ * with those literals as decimal strings so that they stay exact.
  */
 export function parseInferenceBody(text: string): unknown {
   let body: unknown;
   try {
-    body = JSON.parse(text);
+    body = (text.length >= FAST_PATH_MIN_LENGTH ? parseWithNumericData(text) : undefined) ?? JSON.parse(text);
   } catch (e) {
     throw new BadRequestError(`request body is not valid JSON: ${(e as Error).message}`, 'MALFORMED_JSON');
   }
@@ -471,4 +485,158 @@ export function parseInferenceBody(text: string): unknown {
     body = JSON.parse(text.replace(BIG_LITERAL, (m) => (m.charCodeAt(0) === 34 ? m : `"${m}"`)));
   }
   return body;
+}
+
+const FAST_PATH_MIN_LENGTH = 256;
+const MARKER = '\\u0000maas-data:';
+const POW10 = Array.from({ length: 23 }, (_, i) => 10 ** i);
+
+function skipWs(text: string, i: number): number {
+  for (;;) {
+    const c = text.charCodeAt(i);
+    if (c !== 32 && c !== 10 && c !== 13 && c !== 9) return i;
+    i++;
+  }
+}
+
+/**
+ * Reads the flat array of JSON numbers starting at `text[start] === '['`. Returns the values and the index after
+ * `]`, or undefined when the array is anything else (nested, strings, null, booleans, integers too long to be
+ * exact as doubles, or not valid JSON) — such arrays are left to `JSON.parse`. Values are correctly rounded:
+ * up to 15 significant digits with a decimal exponent within ±22 they are one exact division or
+ * multiplication (Clinger's fast path); anything else goes through `Number()`.
+ */
+export function readNumericData(
+  text: string,
+  start: number,
+): { values: Float64Array; end: number } | undefined {
+  let values = new Float64Array(64);
+  let n = 0;
+  let i = skipWs(text, start + 1);
+  if (text.charCodeAt(i) === 93) return { values: values.subarray(0, 0), end: i + 1 };
+  for (;;) {
+    const tokenStart = i;
+    let c = text.charCodeAt(i);
+    const negative = c === 45;
+    if (negative) c = text.charCodeAt(++i);
+    if (c < 48 || c > 57) return undefined;
+    let mantissa = 0;
+    let digits = 0;
+    if (c === 48) {
+      c = text.charCodeAt(++i);
+      if (c >= 48 && c <= 57) return undefined;
+    } else {
+      while (c >= 48 && c <= 57) {
+        mantissa = mantissa * 10 + (c - 48);
+        digits++;
+        c = text.charCodeAt(++i);
+      }
+    }
+    let scale = 0;
+    let fraction = false;
+    if (c === 46) {
+      fraction = true;
+      c = text.charCodeAt(++i);
+      if (c < 48 || c > 57) return undefined;
+      while (c >= 48 && c <= 57) {
+        mantissa = mantissa * 10 + (c - 48);
+        if (mantissa !== 0) digits++;
+        scale--;
+        c = text.charCodeAt(++i);
+      }
+    }
+    let exponent = 0;
+    let hasExponent = false;
+    if (c === 101 || c === 69) {
+      hasExponent = true;
+      c = text.charCodeAt(++i);
+      let expNegative = false;
+      if (c === 43 || c === 45) {
+        expNegative = c === 45;
+        c = text.charCodeAt(++i);
+      }
+      if (c < 48 || c > 57) return undefined;
+      while (c >= 48 && c <= 57) {
+        if (exponent < 100_000) exponent = exponent * 10 + (c - 48);
+        c = text.charCodeAt(++i);
+      }
+      if (expNegative) exponent = -exponent;
+    }
+    let value: number;
+    const p = scale + exponent;
+    if (digits <= 15 && p >= -22 && p <= 22) {
+      value = p < 0 ? mantissa / POW10[-p]! : mantissa * POW10[p]!;
+      if (negative) value = -value;
+    } else if (!fraction && !hasExponent) {
+      // An integer literal too long for a double: keep it for JSON.parse and the exact 64-bit path.
+      return undefined;
+    } else {
+      value = Number(text.slice(tokenStart, i));
+    }
+    if (n === values.length) {
+      const grown = new Float64Array(n * 2);
+      grown.set(values);
+      values = grown;
+    }
+    values[n++] = value;
+    i = skipWs(text, i);
+    c = text.charCodeAt(i);
+    if (c === 93) return { values: values.subarray(0, n), end: i + 1 };
+    if (c !== 44) return undefined;
+    i = skipWs(text, i + 1);
+  }
+}
+
+/**
+ * JSON.parse with every flat numeric `"data": [...]` array of `inputs` read by `readNumericData`. Returns
+ * undefined (the caller then uses plain JSON.parse) when there is nothing to gain or anything is unusual.
+ */
+function parseWithNumericData(text: string): unknown {
+  const arrays: Float64Array[] = [];
+  let skeleton = '';
+  let copied = 0;
+  let i = 0;
+  for (;;) {
+    const open = text.indexOf('"', i);
+    if (open < 0) break;
+    let close = open + 1;
+    for (;;) {
+      close = text.indexOf('"', close);
+      if (close < 0) return undefined;
+      let backslashes = 0;
+      while (text.charCodeAt(close - 1 - backslashes) === 92) backslashes++;
+      if (backslashes % 2 === 0) break;
+      close++;
+    }
+    i = close + 1;
+    if (close - open !== 5 || !text.startsWith('data', open + 1)) continue;
+    let j = skipWs(text, close + 1);
+    if (text.charCodeAt(j) !== 58) continue;
+    j = skipWs(text, j + 1);
+    if (text.charCodeAt(j) !== 91) continue;
+    const read = readNumericData(text, j);
+    if (!read) continue;
+    skeleton += `${text.slice(copied, j)}"${MARKER}${arrays.length}"`;
+    arrays.push(read.values);
+    copied = read.end;
+    i = read.end;
+  }
+  if (arrays.length === 0) return undefined;
+  skeleton += text.slice(copied);
+  const body = JSON.parse(skeleton) as { inputs?: unknown };
+  // Put each array back where it came from; any marker elsewhere (or a look-alike string) means plain parsing.
+  let placed = 0;
+  const inputs = body?.inputs;
+  if (Array.isArray(inputs)) {
+    const prefix = '\u0000maas-data:';
+    for (const input of inputs) {
+      const data = (input as { data?: unknown } | null)?.data;
+      if (typeof data !== 'string' || !data.startsWith(prefix)) continue;
+      const k = Number(data.slice(prefix.length));
+      if (!(k === placed)) return undefined;
+      (input as { data: unknown }).data = arrays[k];
+      placed++;
+    }
+  }
+  return placed === arrays.length ? body : undefined;
 }

@@ -8,6 +8,7 @@ import {
   fromHalfBits,
   outputToJsonText,
   parseInferenceBody,
+  readNumericData,
   type Tensor,
   toHalfBits,
 } from '../../functions/domain/tensor-codec';
@@ -171,5 +172,76 @@ describe('parseInferenceBody', () => {
   });
   it('answers malformed JSON with MALFORMED_JSON', () => {
     expect(codeOf(() => parseInferenceBody('{"inputs": ['))).toBe('MALFORMED_JSON');
+  });
+});
+
+describe('numeric data read straight from the body', () => {
+  it('reads flat number arrays into Float64Array with the values JSON.parse gives', () => {
+    const values = Array.from({ length: 4000 }, (_, i) =>
+      i % 3 === 0
+        ? Math.fround(Math.sin(i) * 100)
+        : i % 3 === 1
+          ? Math.cos(i) * 10 ** ((i % 30) - 20)
+          : -(i % 997) / 7,
+    );
+    const text = JSON.stringify({
+      inputs: [{ name: 'x', datatype: 'FP64', shape: [values.length], data: values }],
+    });
+    const body = parseInferenceBody(text) as { inputs: { data: unknown }[] };
+    expect(body.inputs[0]!.data).toBeInstanceOf(Float64Array);
+    expect(Array.from(body.inputs[0]!.data as Float64Array)).toEqual(JSON.parse(text).inputs[0].data);
+  });
+
+  it.each([
+    ['[1, 2 ,3 ]', [1, 2, 3]],
+    ['[ ]', []],
+    ['[1E+2,-0.5e-1,0]', [100, -0.05, 0]],
+  ])('accepts %s', (text, expected) => {
+    expect(Array.from(readNumericData(text, 0)!.values)).toEqual(expected);
+  });
+
+  it.each([
+    '[01]',
+    '[1.]',
+    '[-]',
+    '[1e]',
+    '[.5]',
+    '[1,]',
+    '[1 2]',
+    '[[1]]',
+    '[null]',
+    '[true]',
+    '["1"]',
+    '[12345678901234567890]',
+  ])('leaves %s to JSON.parse', (text) => {
+    expect(readNumericData(text, 0)).toBeUndefined();
+  });
+
+  it('keeps everything else as JSON.parse does, including look-alike strings and nested data', () => {
+    const filler = 'x'.repeat(300);
+    const text = JSON.stringify({
+      id: `"data":[1,2] ${filler}`,
+      parameters: { data: [1, 2, 3] },
+      inputs: [
+        {
+          name: 'a',
+          datatype: 'FP32',
+          shape: [2, 2],
+          data: [
+            [1, 2],
+            [3, 4],
+          ],
+        },
+        { name: 'b', datatype: 'BYTES', shape: [1], data: ['data'] },
+      ],
+    });
+    expect(parseInferenceBody(text)).toEqual(JSON.parse(text));
+  });
+
+  it('decodes Float64Array data like arrays, with the same checks', () => {
+    const t = decodeTensor('x', 'INT8', [3], Float64Array.from([1, -2, 3]));
+    expect(Array.from(t.data as Int8Array)).toEqual([1, -2, 3]);
+    expect(codeOf(() => decodeTensor('x', 'INT8', [1], Float64Array.from([300])))).toBe('OUT_OF_RANGE');
+    expect(codeOf(() => decodeTensor('x', 'BOOL', [1], Float64Array.from([1])))).toBe('INVALID_DATA');
   });
 });
