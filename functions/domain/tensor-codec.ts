@@ -190,7 +190,7 @@ const INT_RANGES: Partial<Record<Datatype, readonly [number, number]>> = {
 function decodeInts(
   name: string,
   datatype: Datatype,
-  flat: readonly unknown[] | Float64Array,
+  flat: readonly unknown[],
   out: Uint8Array | Uint16Array | Uint32Array | Int8Array | Int16Array | Int32Array,
 ): void {
   const [min, max] = INT_RANGES[datatype]!;
@@ -248,6 +248,26 @@ export function decodeData(
   datatype: Datatype,
   flat: readonly unknown[] | Float64Array,
 ): TensorData {
+  // Numbers already read into a Float64Array take their own (monomorphic) path.
+  return flat instanceof Float64Array
+    ? decodeNumbers(name, datatype, flat)
+    : decodeValues(name, datatype, flat);
+}
+
+/** Floating-point data from a Float64Array: one native conversion, then a finiteness scan. */
+function decodeNumbers(name: string, datatype: Datatype, flat: Float64Array): TensorData {
+  if (datatype === 'FP32' || datatype === 'FP64') {
+    const out = datatype === 'FP32' ? new Float32Array(flat) : new Float64Array(flat);
+    for (let i = 0; i < out.length; i++) {
+      // ±Infinity (JSON overflow, or beyond the FP32 range after conversion) fails x - x === 0.
+      if (out[i]! - out[i]! !== 0) invalid(name, i, `a finite ${datatype} number`, flat[i], 'NON_FINITE');
+    }
+    return out;
+  }
+  return decodeValues(name, datatype, Array.from(flat));
+}
+
+function decodeValues(name: string, datatype: Datatype, flat: readonly unknown[]): TensorData {
   const n = flat.length;
   switch (datatype) {
     case 'FP32': {
