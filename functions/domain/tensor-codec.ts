@@ -507,7 +507,7 @@ export function parseInferenceBody(text: string): unknown {
   return body;
 }
 
-const FAST_PATH_MIN_LENGTH = 256;
+const FAST_PATH_MIN_LENGTH = 16 * 1024;
 const MARKER = '\\u0000maas-data:';
 const POW10 = Array.from({ length: 23 }, (_, i) => 10 ** i);
 
@@ -530,7 +530,10 @@ export function readNumericData(
   text: string,
   start: number,
 ): { values: Float64Array; end: number } | undefined {
-  let values = new Float64Array(64);
+  // Numbers take at least two characters each with their separator: one allocation covers the array.
+  const close = text.indexOf(']', start);
+  if (close < 0) return undefined;
+  let values = new Float64Array(((close - start) >> 1) + 1);
   let n = 0;
   let i = skipWs(text, start + 1);
   if (text.charCodeAt(i) === 93) return { values: values.subarray(0, 0), end: i + 1 };
