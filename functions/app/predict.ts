@@ -455,18 +455,18 @@ export function createPredictor(deps: PredictorDeps): Predictor {
   };
 
   async function runJson(served: ServedVersion, s: ModelSession, req: ValidatedRequest): Promise<string> {
-    {
-      const outputs = await execute(served, s, req);
-      let text = served.responseHead;
-      if (req.id !== undefined) text += `,"id":${JSON.stringify(req.id)}`;
-      text += ',"outputs":[';
-      for (let i = 0; i < outputs.length; i++) {
-        const [n, t] = outputs[i]!;
-        if (i > 0) text += ',';
-        text += outputToJsonText(n, t);
-      }
-      return `${text}]}`;
+    const wanted = req.outputs ?? served.allOutputs;
+    const { fetch, ppWanted } = plan(served, wanted);
+    const outputs = assemble(served, wanted, await deps.engine.run(s, req.feeds, fetch), ppWanted);
+    let text = served.responseHead;
+    if (req.id !== undefined) text += `,"id":${JSON.stringify(req.id)}`;
+    text += ',"outputs":[';
+    for (let i = 0; i < outputs.length; i++) {
+      const [n, t] = outputs[i]!;
+      if (i > 0) text += ',';
+      text += outputToJsonText(n, t);
     }
+    return `${text}]}`;
   }
 }
 

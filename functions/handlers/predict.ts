@@ -83,7 +83,13 @@ export function createPredictHandler(deps: PredictHandlerDeps): (event: HttpEven
       const ref = params.ref;
       switch (op) {
         case 'infer': {
-          const body = parseInferenceBody(bodyText(event, maxBodyBytes));
+          // A UTF-8 byte is at most 3 per UTF-16 unit: short bodies need no byte count.
+          const raw = event.body;
+          const text =
+            raw !== undefined && !event.isBase64Encoded && raw.length * 3 <= maxBodyBytes
+              ? raw
+              : bodyText(event, maxBodyBytes);
+          const body = parseInferenceBody(text);
           return rawJson(200, await predictor.inferJson(name, ref, body));
         }
         case 'live':
