@@ -9,6 +9,7 @@ import { LIMITS } from '../contract/limits';
 import {
   BadRequestError,
   ConflictError,
+  isMaasError,
   NotFoundError,
   PayloadTooLargeError,
   UnprocessableModelError,
@@ -130,15 +131,21 @@ export async function registerVersion(
 /**
  * Copies the artifact to its content-addressed key unless it is already there. The key is derived
  * from the sha256 of the bytes, so an existing object of the same size is the same artifact; a copy
- * that fails while a concurrent registration of the same bytes succeeded is therefore fine.
+ * that fails while a concurrent registration of the same bytes succeeded is therefore fine. Concurrent
+ * registrations of the same bytes write the same key at once, which object stores may answer with a
+ * transient 5xx: such failures are retried with jittered backoff before giving up.
  */
 async function ensureArtifact(store: ArtifactStore, fromKey: string, toKey: string, sizeBytes: number) {
-  if ((await store.headObject(toKey))?.sizeBytes === sizeBytes) return;
-  try {
-    await store.copyObject(fromKey, toKey);
-  } catch (e) {
-    if ((await store.headObject(toKey))?.sizeBytes === sizeBytes) return;
-    throw e;
+  const attempts = 5;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      if ((await store.headObject(toKey))?.sizeBytes === sizeBytes) return;
+      await store.copyObject(fromKey, toKey);
+      return;
+    } catch (e) {
+      if (isMaasError(e) || attempt >= attempts) throw e;
+      await new Promise((r) => setTimeout(r, 25 * 2 ** attempt * (0.5 + Math.random())));
+    }
   }
 }
 
