@@ -30,6 +30,8 @@ export const BUNDLE_OPTIONS = {
   target: 'node22',
   mainFields: ['module', 'main'],
   minify: true,
+  /** Error class names survive minification, so logs name the real error. */
+  keepNames: true,
   sourcemap: true,
   sourcesContent: false,
   external: [...RUNTIME_EXTERNALS, ...LAYER_EXTERNALS],

@@ -59,6 +59,7 @@ export const BUNDLING: NonNullable<NodejsFunctionProps['bundling']> = {
   target: BUNDLE_OPTIONS.target,
   mainFields: [...BUNDLE_OPTIONS.mainFields],
   minify: BUNDLE_OPTIONS.minify,
+  keepNames: BUNDLE_OPTIONS.keepNames,
   sourceMap: BUNDLE_OPTIONS.sourcemap,
   sourcesContent: BUNDLE_OPTIONS.sourcesContent,
   externalModules: [...BUNDLE_OPTIONS.external],
