@@ -5,11 +5,20 @@
  */
 import { type AsyncInferenceDeps, getAsyncStatus, submitAsyncInference } from '../app/async-inference';
 import { ENV } from '../contract/env';
-import { matchRoute, ROUTES, routeKey } from '../contract/routes';
-import { MethodNotAllowedError, NotFoundError } from '../domain/errors';
+import { ROUTES, routeKey } from '../contract/routes';
 import { parseInferenceBody } from '../domain/tensor-codec';
 import { readConfig } from './config';
-import { actorOf, bodyText, errorResult, type HttpEvent, type HttpResult, json, type Logger } from './http';
+import {
+  actorOf,
+  bodyText,
+  consoleLogger,
+  errorResult,
+  type HttpEvent,
+  type HttpResult,
+  json,
+  type Logger,
+  resolveOperation,
+} from './http';
 
 export interface AsyncApiHandlerDeps extends AsyncInferenceDeps {
   /** Largest accepted request body. @default LIMITS.maxBodyBytes */
@@ -23,29 +32,11 @@ for (const r of ROUTES) {
   if (r.fn === 'async') OPS.set(routeKey(r), r.path.endsWith('/infer-async') ? 'submit' : 'status');
 }
 
-function resolveRoute(event: HttpEvent): { op: Op; params: Record<string, string | undefined> } {
-  const op = OPS.get(event.routeKey);
-  if (op) return { op, params: event.pathParameters ?? {} };
-  const method = event.requestContext?.http?.method ?? 'GET';
-  const m = matchRoute(method, event.rawPath ?? '/');
-  if (m && 'methodNotAllowed' in m)
-    throw new MethodNotAllowedError(`${method} is not allowed on ${event.rawPath}`);
-  const found = m ? OPS.get(routeKey(m.route)) : undefined;
-  if (!m || !found) throw new NotFoundError(`no route for ${method} ${event.rawPath}`, 'ROUTE_NOT_FOUND');
-  return { op: found, params: m.pathParameters };
-}
-
-const stderrLogger: Logger = {
-  error(message, extra) {
-    console.error(JSON.stringify({ level: 'ERROR', message, ...extra }));
-  },
-};
-
 export function createAsyncApiHandler(deps: AsyncApiHandlerDeps): (event: HttpEvent) => Promise<HttpResult> {
-  const logger = deps.logger ?? stderrLogger;
+  const logger = deps.logger ?? consoleLogger;
   return async (event) => {
     try {
-      const { op, params } = resolveRoute(event);
+      const { op, params } = resolveOperation(event, OPS);
       if (op === 'submit') {
         const body = parseInferenceBody(bodyText(event, deps.maxBodyBytes));
         const accepted = await submitAsyncInference(deps, {
@@ -81,7 +72,7 @@ async function fromEnvironment(): Promise<(event: HttpEvent) => Promise<HttpResu
 }
 
 const notConfigured = async (): Promise<HttpResult> =>
-  errorResult(new Error(`${ENV.table} is not set`), stderrLogger);
+  errorResult(new Error(`${ENV.table} is not set`), consoleLogger);
 
 /** The Lambda entry point (built at INIT from `process.env`). */
 export const handler: (event: HttpEvent) => Promise<HttpResult> = process.env[ENV.table]

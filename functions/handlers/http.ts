@@ -4,7 +4,15 @@
  */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { LIMITS } from '../contract/limits';
-import { BadRequestError, isMaasError, PayloadTooLargeError, UnavailableError } from '../domain/errors';
+import { matchRoute, routeKey } from '../contract/routes';
+import {
+  BadRequestError,
+  isMaasError,
+  MethodNotAllowedError,
+  NotFoundError,
+  PayloadTooLargeError,
+  UnavailableError,
+} from '../domain/errors';
 
 export type HttpEvent = APIGatewayProxyEventV2 & {
   requestContext: APIGatewayProxyEventV2['requestContext'] & {
@@ -29,6 +37,33 @@ export function rawJson(statusCode: number, body: string): HttpResult {
 
 export interface Logger {
   error(message: string, extra?: Record<string, unknown>): void;
+}
+
+/** Structured one-line JSON logs on stderr (CloudWatch picks them up as they are). */
+export const consoleLogger: Logger = {
+  error(message, extra) {
+    console.error(JSON.stringify({ level: 'ERROR', message, ...extra }));
+  },
+};
+
+/**
+ * Finds which of a handler's operations an event asks for. API Gateway sets `routeKey` from the contract's
+ * route table; events it did not route (`$default`, hand-built) are matched on their path here.
+ */
+export function resolveOperation<Op>(
+  event: HttpEvent,
+  ops: ReadonlyMap<string, Op>,
+): { op: Op; params: Record<string, string | undefined> } {
+  const op = ops.get(event.routeKey);
+  if (op !== undefined) return { op, params: event.pathParameters ?? {} };
+  const method = event.requestContext?.http?.method ?? 'GET';
+  const m = matchRoute(method, event.rawPath ?? '/');
+  if (m && 'methodNotAllowed' in m)
+    throw new MethodNotAllowedError(`${method} is not allowed on ${event.rawPath}`);
+  const found = m ? ops.get(routeKey(m.route)) : undefined;
+  if (!m || found === undefined)
+    throw new NotFoundError(`no route for ${method} ${event.rawPath}`, 'ROUTE_NOT_FOUND');
+  return { op: found, params: m.pathParameters };
 }
 
 /** Maps any thrown value to an OIP-style error answer; never leaks a stack trace. */
