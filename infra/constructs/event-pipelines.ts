@@ -10,13 +10,12 @@
  *   publish to it.
  * Every function gets its own role and only the grants it uses. No business logic here.
  */
-import { join } from 'node:path';
 import { ArnFormat, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
-import { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
@@ -24,7 +23,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { ENV, S3_KEYS } from '../../functions/contract/env';
 import { BATCH, BATCH_KEYS, EVENT_BUS, EVENT_HANDLER_ENTRIES, QUEUE } from '../../functions/contract/events';
-import { BUNDLING, type FunctionSizing, REPO_ROOT } from './functions';
+import { type FunctionSizing, type MaasNodejsFunctionOptions, maasNodejsFunction } from './functions';
 import type { RegistryTable } from './model-registry-table';
 import type { ModelStore } from './model-store';
 import type { OnnxRuntimeLayer } from './onnxruntime-layer';
@@ -224,47 +223,15 @@ export class EventPipelines extends Construct {
     entry: string,
     props: EventPipelinesProps,
     sizing: FunctionSizing = {},
-    defaults: {
-      memorySize: number;
-      timeout: number;
-      environment: Record<string, string>;
-      description: string;
-      layer: boolean;
-    },
+    defaults: Omit<MaasNodejsFunctionOptions, 'entry' | 'onnxRuntime' | 'sizing' | 'logRetention'>,
   ): NodejsFunction {
-    const logGroup = new logs.LogGroup(this, `${id}Logs`, {
-      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
-      removalPolicy: RemovalPolicy.DESTROY,
+    return maasNodejsFunction(this, id, {
+      ...defaults,
+      entry,
+      sizing,
+      onnxRuntime: props.onnxRuntime,
+      ...(props.logRetention !== undefined ? { logRetention: props.logRetention } : {}),
     });
-    const role = new iam.Role(this, `${id}Role`, {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: `maas ${id} function`,
-    });
-    logGroup.grantWrite(role);
-    const fn = new NodejsFunction(this, id, {
-      role,
-      entry: join(REPO_ROOT, entry),
-      handler: 'handler',
-      projectRoot: REPO_ROOT,
-      depsLockFilePath: join(REPO_ROOT, 'package-lock.json'),
-      runtime: props.onnxRuntime.runtime,
-      architecture: props.onnxRuntime.architecture,
-      ...(defaults.layer ? { layers: [props.onnxRuntime.layer] } : {}),
-      memorySize: sizing.memorySize ?? defaults.memorySize,
-      timeout: sizing.timeout ?? Duration.seconds(defaults.timeout),
-      ...(sizing.reservedConcurrentExecutions !== undefined
-        ? { reservedConcurrentExecutions: sizing.reservedConcurrentExecutions }
-        : {}),
-      environment: defaults.environment,
-      description: defaults.description,
-      logGroup,
-      bundling: BUNDLING,
-    });
-    Validations.of(fn).acknowledge({
-      id: 'AwsSolutions-L1',
-      reason: `The runtime is pinned to ${props.onnxRuntime.runtime.name} on purpose: the onnxruntime layer declares it as its only compatible runtime and the bundles target it; the three are raised together.`,
-    });
-    return fn;
   }
 
   /**

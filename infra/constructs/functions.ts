@@ -67,6 +67,68 @@ export const BUNDLING: NonNullable<NodejsFunctionProps['bundling']> = {
   forceDockerBundling: false,
 };
 
+/** What {@link maasNodejsFunction} needs besides its scope and id. */
+export interface MaasNodejsFunctionOptions {
+  /** Entry file relative to the repository root (from the contract). */
+  readonly entry: string;
+  readonly onnxRuntime: OnnxRuntimeLayer;
+  readonly sizing: FunctionSizing;
+  /** Whether the function loads onnxruntime (the layer is attached). */
+  readonly layer: boolean;
+  readonly memorySize: number;
+  /** Seconds, unless `sizing.timeout` says otherwise. */
+  readonly timeout: number;
+  readonly environment: Record<string, string>;
+  readonly description: string;
+  /** @default logs.RetentionDays.ONE_MONTH */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+/**
+ * One maas Lambda function: NodejsFunction bundled with the contract's options, the layer's runtime and
+ * architecture, its own log group, and a role that may write only there (instead of
+ * AWSLambdaBasicExecutionRole, which reaches every log group).
+ */
+export function maasNodejsFunction(
+  scope: Construct,
+  id: string,
+  o: MaasNodejsFunctionOptions,
+): NodejsFunction {
+  const logGroup = new logs.LogGroup(scope, `${id}Logs`, {
+    retention: o.logRetention ?? logs.RetentionDays.ONE_MONTH,
+    removalPolicy: RemovalPolicy.DESTROY,
+  });
+  const role = new iam.Role(scope, `${id}Role`, {
+    assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+    description: `maas ${id} function`,
+  });
+  logGroup.grantWrite(role);
+  const fn = new NodejsFunction(scope, id, {
+    role,
+    entry: join(REPO_ROOT, o.entry),
+    handler: 'handler',
+    projectRoot: REPO_ROOT,
+    depsLockFilePath: join(REPO_ROOT, 'package-lock.json'),
+    runtime: o.onnxRuntime.runtime,
+    architecture: o.onnxRuntime.architecture,
+    ...(o.layer ? { layers: [o.onnxRuntime.layer] } : {}),
+    memorySize: o.sizing.memorySize ?? o.memorySize,
+    timeout: o.sizing.timeout ?? Duration.seconds(o.timeout),
+    ...(o.sizing.reservedConcurrentExecutions !== undefined
+      ? { reservedConcurrentExecutions: o.sizing.reservedConcurrentExecutions }
+      : {}),
+    environment: o.environment,
+    description: o.description,
+    logGroup,
+    bundling: BUNDLING,
+  });
+  Validations.of(fn).acknowledge({
+    id: 'AwsSolutions-L1',
+    reason: `The runtime is pinned to ${o.onnxRuntime.runtime.name} on purpose: the onnxruntime layer declares it as its only compatible runtime and the bundles target it; the three are raised together.`,
+  });
+  return fn;
+}
+
 /** A function and what the API should invoke (its `live` alias when provisioned concurrency is set). */
 export interface MaasFunction {
   readonly fn: NodejsFunction;
@@ -113,45 +175,15 @@ export class MaasFunctions extends Construct {
     entry: string,
     props: MaasFunctionsProps,
     sizing: FunctionSizing,
-    defaults: {
-      memorySize: number;
-      timeout: number;
-      environment: Record<string, string>;
-      description: string;
-    },
+    defaults: Omit<MaasNodejsFunctionOptions, 'entry' | 'onnxRuntime' | 'sizing' | 'logRetention' | 'layer'>,
   ): MaasFunction {
-    const logGroup = new logs.LogGroup(this, `${id}Logs`, {
-      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
-      removalPolicy: RemovalPolicy.DESTROY,
-    });
-    // An own role writing only to the function's log group, instead of AWSLambdaBasicExecutionRole (any log group).
-    const role = new iam.Role(this, `${id}Role`, {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: `maas ${id.toLowerCase()} function`,
-    });
-    logGroup.grantWrite(role);
-    const fn = new NodejsFunction(this, id, {
-      role,
-      entry: join(REPO_ROOT, entry),
-      handler: 'handler',
-      projectRoot: REPO_ROOT,
-      depsLockFilePath: join(REPO_ROOT, 'package-lock.json'),
-      runtime: props.onnxRuntime.runtime,
-      architecture: props.onnxRuntime.architecture,
-      layers: [props.onnxRuntime.layer],
-      memorySize: sizing.memorySize ?? defaults.memorySize,
-      timeout: sizing.timeout ?? Duration.seconds(defaults.timeout),
-      ...(sizing.reservedConcurrentExecutions !== undefined
-        ? { reservedConcurrentExecutions: sizing.reservedConcurrentExecutions }
-        : {}),
-      environment: defaults.environment,
-      description: defaults.description,
-      logGroup,
-      bundling: BUNDLING,
-    });
-    Validations.of(fn).acknowledge({
-      id: 'AwsSolutions-L1',
-      reason: `The runtime is pinned to ${props.onnxRuntime.runtime.name} on purpose: the onnxruntime layer declares it as its only compatible runtime and the bundles target it; the three are raised together.`,
+    const fn = maasNodejsFunction(this, id, {
+      ...defaults,
+      entry,
+      sizing,
+      onnxRuntime: props.onnxRuntime,
+      layer: true,
+      ...(props.logRetention !== undefined ? { logRetention: props.logRetention } : {}),
     });
     if (!sizing.provisionedConcurrentExecutions) return { fn, target: fn };
     const alias = new lambda.Alias(this, `${id}Live`, {
