@@ -9,10 +9,9 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
 import { type AsyncWorkerDeps, recordLastAttemptFailure, runAsyncInference } from '../app/async-inference';
 import { type BatchScoreDeps, continueBatchJob } from '../app/batch-score';
 import { ENV } from '../contract/env';
-import { LIMITS } from '../contract/limits';
 import { parseWorkMessage } from '../domain/async';
 import type { TimeBudget } from '../ports/events';
-import { ortThreadCount, readConfig } from './config';
+import { ortEngineOptions, readConfig } from './config';
 import { describeError, type EventLogger, eventConsoleLogger } from './event-log';
 
 export interface AsyncWorkerHandlerDeps {
@@ -71,10 +70,7 @@ async function fromEnvironment(): Promise<SqsHandler> {
     doc: dynamoDocumentClient(),
     s3: s3Client(),
     queue: aws.queueFromConfig(config),
-    engine: ort.sharedOrtEngine({
-      threads: ortThreadCount(config),
-      memoryBudgetBytes: config.memoryMb * 1024 * 1024 * LIMITS.sessionCacheMemoryFraction,
-    }),
+    engine: ort.sharedOrtEngine(ortEngineOptions(config)),
     aliasTtlMs: config.aliasTtlMs,
   });
   return createAsyncWorkerHandler(flows);

@@ -60,3 +60,14 @@ export function ortThreadCount(cfg: Pick<MaasConfig, 'ortThreads' | 'memoryMb'>)
   if (cfg.ortThreads && cfg.ortThreads > 0) return cfg.ortThreads;
   return Math.min(6, Math.max(1, Math.floor(cfg.memoryMb / 1769)));
 }
+
+/** Options of the process-wide onnxruntime engine: threads, and a session cache within the memory budget. */
+export function ortEngineOptions(cfg: Pick<MaasConfig, 'ortThreads' | 'memoryMb'>): {
+  threads: number;
+  memoryBudgetBytes: number;
+} {
+  return {
+    threads: ortThreadCount(cfg),
+    memoryBudgetBytes: cfg.memoryMb * 1024 * 1024 * LIMITS.sessionCacheMemoryFraction,
+  };
+}

@@ -9,10 +9,9 @@ import { type BatchRunResult, type BatchScoreDeps, startBatchJob } from '../app/
 import { type RegisterOnUploadDeps, registerOnUpload, type UploadOutcome } from '../app/register-on-upload';
 import { ENV, S3_KEYS } from '../contract/env';
 import { BATCH_KEYS } from '../contract/events';
-import { LIMITS } from '../contract/limits';
 import { batchJobIdOfInputKey } from '../domain/batch';
 import type { TimeBudget } from '../ports/events';
-import { ortThreadCount, readConfig } from './config';
+import { ortEngineOptions, readConfig } from './config';
 import { describeError, type EventLogger, eventConsoleLogger } from './event-log';
 
 export interface S3EventsHandlerDeps {
@@ -114,10 +113,7 @@ async function fromEnvironment(): Promise<
     queue: aws.queueFromConfig(config),
     ...aws.eventsFromConfig(config),
     inspector: new OrtModelInspector(),
-    engine: ort.sharedOrtEngine({
-      threads: ortThreadCount(config),
-      memoryBudgetBytes: config.memoryMb * 1024 * 1024 * LIMITS.sessionCacheMemoryFraction,
-    }),
+    engine: ort.sharedOrtEngine(ortEngineOptions(config)),
     aliasTtlMs: config.aliasTtlMs,
   });
   return createS3EventsHandler(flows);
