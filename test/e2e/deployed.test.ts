@@ -1,0 +1,50 @@
+/**
+ * Opt-in end-to-end test against a deployed stack: `MAAS_E2E_URL=https://… npm test -- test/e2e`.
+ * vitest.config.ts includes this folder only when MAAS_E2E_URL is set, so it is never counted (nor skipped)
+ * in a run without it. Requests are SigV4-signed with the standard AWS credential chain.
+ */
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { MaasClient, uploadToPresignedUrl } from '../../functions/cli/client';
+import { buildIrisModel, IRIS_LABELS } from '../../functions/local/sample-model';
+
+const endpoint = process.env.MAAS_E2E_URL;
+if (!endpoint) throw new Error('MAAS_E2E_URL is not set: this suite runs only against a deployed stack');
+
+describe('deployed stack', () => {
+  const client = new MaasClient({ endpoint });
+  const name = `e2e-iris-${randomUUID().slice(0, 8)}`;
+
+  it('answers health without signing', async () => {
+    const res = await fetch(`${endpoint.replace(/\/$/, '')}/v2/health/live`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ live: true });
+  });
+
+  it('registers a model through a presigned upload and serves it as prod', { timeout: 120_000 }, async () => {
+    const upload = await client.request<{ uploadId: string; url: string }>(
+      'POST',
+      `/models/${name}/uploads`,
+      {},
+    );
+    await uploadToPresignedUrl(upload.url, buildIrisModel(), () => {});
+    const version = await client.request<{ version: number; status: string }>(
+      'POST',
+      `/models/${name}/versions`,
+      {
+        uploadId: upload.uploadId,
+        labels: [...IRIS_LABELS],
+        postprocess: { argmax: true },
+      },
+    );
+    expect(version).toMatchObject({ version: 1, status: 'READY' });
+    const answer = await client.request<{
+      model_version: string;
+      outputs: { name: string; data: unknown[] }[];
+    }>('POST', `/v2/models/${name}/infer`, {
+      inputs: [{ name: 'features', shape: [1, 4], datatype: 'FP32', data: [5.1, 3.5, 1.4, 0.2] }],
+    });
+    expect(answer.model_version).toBe('1');
+    expect(answer.outputs.find((o) => o.name === 'label')?.data).toEqual(['setosa']);
+  });
+});
