@@ -8,7 +8,9 @@
  * - `VERSION#{000000003}`: the immutable version; `aliases` is a string set of the aliases pointing at
  *   it, maintained by every alias move in the same transaction. It lets "delete/archive only while no
  *   alias points here" and "alias only READY versions" be plain condition expressions on this item.
- * - `ALIAS#{alias}`: `version`, `revision` (+1 per move), `updatedAt`.
+ * - `ALIAS#{alias}`: `version`, `revision` (+1 per move), `updatedAt`, and `target`: the serving fields of
+ *   the VERSION item it points at, written by the same transaction, so the predict path resolves an alias in
+ *   one read.
  * - `HISTORY#{alias}#{iso}#{revision-id}`: append-only moves.
  *
  * Version numbers: each registration reads the MODEL item (strongly consistent) and writes, in one
@@ -212,7 +214,7 @@ export class DynamoRegistryRepository implements RegistryRepository {
         items.push({
           Put: {
             TableName: this.table,
-            Item: this.aliasItem(v.name, DEFAULT_ALIAS, version, 1, now),
+            Item: this.aliasItem(v.name, DEFAULT_ALIAS, version, 1, now, versionItem),
             ConditionExpression: 'attribute_not_exists(pk)',
           },
         });
@@ -420,8 +422,9 @@ export class DynamoRegistryRepository implements RegistryRepository {
         );
       }
       if (move.version === null && !aliasItem) throw aliasNotFound(move.name, move.alias);
+      let target: Item | undefined;
       if (move.version !== null) {
-        const target = await this.get(pk, keys.versionSk(move.version));
+        target = await this.get(pk, keys.versionSk(move.version));
         if (!target) throw versionNotFound(move.name, move.version);
         assertAliasable(toVersion(target));
       }
@@ -443,7 +446,7 @@ export class DynamoRegistryRepository implements RegistryRepository {
         items.push({
           Put: {
             TableName: this.table,
-            Item: this.aliasItem(move.name, move.alias, move.version, nextRevision, now),
+            Item: this.aliasItem(move.name, move.alias, move.version, nextRevision, now, target),
             ...aliasCondition,
           },
         });
@@ -600,7 +603,18 @@ export class DynamoRegistryRepository implements RegistryRepository {
     return last ? { items, nextToken: encodePageToken(last) } : { items };
   }
 
-  private aliasItem(name: string, alias: string, version: number, revision: number, now: string): Item {
+  /**
+   * The ALIAS item. `target` (the VERSION item it points at) is copied in as `target` with its serving
+   * fields only, so `getAlias` answers the predict path in one read (see `AliasState.target`).
+   */
+  private aliasItem(
+    name: string,
+    alias: string,
+    version: number,
+    revision: number,
+    now: string,
+    target?: Item,
+  ): Item {
     return {
       pk: keys.modelPk(name),
       sk: keys.aliasSk(alias),
@@ -609,6 +623,7 @@ export class DynamoRegistryRepository implements RegistryRepository {
       version,
       revision,
       updatedAt: now,
+      ...(target ? { target: servingSnapshot(target) } : {}),
     };
   }
 
@@ -643,6 +658,28 @@ function toVersion(item: Item): ModelVersion {
   return v as unknown as ModelVersion;
 }
 
+/** Fields of a VERSION item that never change while an alias points at it (description and tags may). */
+const SERVING_FIELDS = [
+  'name',
+  'version',
+  'status',
+  'sha256',
+  'sizeBytes',
+  's3Key',
+  'signature',
+  'labels',
+  'postprocess',
+  'createdAt',
+] as const;
+
+function servingSnapshot(item: Item): Item {
+  const snapshot: Item = {};
+  for (const k of SERVING_FIELDS) {
+    if (item[k] !== undefined && item[k] !== null) snapshot[k] = item[k];
+  }
+  return snapshot;
+}
+
 function toModel(item: Item): Model {
   return {
     name: item.name as string,
@@ -655,11 +692,13 @@ function toModel(item: Item): Model {
 }
 
 function toAlias(item: Item): AliasState {
+  const target = item.target as Item | undefined;
   return {
     alias: item.alias as string,
     version: item.version as number,
     revision: item.revision as number,
     updatedAt: item.updatedAt as string,
+    ...(target && target.version === item.version ? { target: toVersion(target) } : {}),
   };
 }
 

@@ -138,8 +138,15 @@ export function createPredictor(deps: PredictorDeps): Predictor {
     throw what;
   }
 
-  async function versionNumber(name: string, ref: string): Promise<number> {
-    if (VERSION_RE.test(ref)) return Number(ref);
+  /**
+   * The version number `ref` names; for an alias read from the registry, also the version record the alias
+   * item carries (one DynamoDB read instead of two on a cold resolution).
+   */
+  async function versionNumber(
+    name: string,
+    ref: string,
+  ): Promise<{ number: number; target?: ModelVersion }> {
+    if (VERSION_RE.test(ref)) return { number: Number(ref) };
     if (/^[0-9]+$/.test(ref)) {
       throw new BadRequestError(
         `invalid version '${ref}': a positive integer is required`,
@@ -154,7 +161,7 @@ export function createPredictor(deps: PredictorDeps): Predictor {
     }
     const now = clock.now().getTime();
     const hit = aliases.get(name)?.get(ref);
-    if (hit && hit.expiresAt > now) return hit.version;
+    if (hit && hit.expiresAt > now) return { number: hit.version };
     const alias = await deps.repo.getAlias(name, ref);
     if (!alias) {
       return notFound(name, new NotFoundError(`model '${name}' has no alias '${ref}'`, 'ALIAS_NOT_FOUND'));
@@ -170,17 +177,19 @@ export function createPredictor(deps: PredictorDeps): Predictor {
     }
     if (!byAlias.has(ref)) aliasCount++;
     byAlias.set(ref, { version: alias.version, expiresAt: now + ttl });
-    return alias.version;
+    return alias.target?.version === alias.version
+      ? { number: alias.version, target: alias.target }
+      : { number: alias.version };
   }
 
   async function resolve(name: string, ref?: string): Promise<ServedVersion> {
     if (!LIMITS.namePattern.test(name)) {
       throw new BadRequestError(`invalid model name '${name.slice(0, 64)}'`, 'INVALID_NAME');
     }
-    const number = await versionNumber(name, ref ?? DEFAULT_ALIAS);
+    const { number, target } = await versionNumber(name, ref ?? DEFAULT_ALIAS);
     const hit = versions.get(name)?.get(number);
     if (hit) return hit;
-    const v = await deps.repo.getVersion(name, number);
+    const v = target ?? (await deps.repo.getVersion(name, number));
     if (!v) {
       return notFound(
         name,

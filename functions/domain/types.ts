@@ -71,6 +71,13 @@ export interface AliasState {
   readonly version: number;
   readonly revision: number;
   readonly updatedAt: string;
+  /**
+   * The serving fields of the version the alias points at (name, version, status, sha256, sizeBytes, s3Key,
+   * signature, labels, postprocess, createdAt), written by the same transaction that moved the alias, so one
+   * read resolves an alias to everything the predict path needs. Versions are immutable in these fields and an
+   * aliased version stays READY, so the copy cannot go stale. Absent on items written before it existed.
+   */
+  readonly target?: ModelVersion;
 }
 
 export interface HistoryEntry {

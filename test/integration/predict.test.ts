@@ -3,9 +3,11 @@
  * s3rver -> onnxruntime-node.
  */
 import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoRegistryRepository } from '../../functions/adapters/dynamodb-registry';
 import { createPredictor } from '../../functions/app/predict';
+import { keys } from '../../functions/contract/table';
 import { createPredictHandler } from '../../functions/handlers/predict';
 import { buildMlp } from '../../functions/local/onnx-builder';
 import { version as packageVersion } from '../../package.json';
@@ -148,6 +150,26 @@ describe('every datatype round-trips', () => {
   });
 });
 
+/** The predict path's registry reads, recorded in order. */
+function countingRepo() {
+  const reads: string[] = [];
+  const counting = {
+    getAlias(n: string, a: string) {
+      reads.push(`alias ${a}`);
+      return env.repo.getAlias(n, a);
+    },
+    getVersion(n: string, v: number) {
+      reads.push(`version ${v}`);
+      return env.repo.getVersion(n, v);
+    },
+    getModel(n: string) {
+      reads.push('model');
+      return env.repo.getModel(n);
+    },
+  };
+  return { reads, counting };
+}
+
 describe('routing by alias, number and no ref', () => {
   const x = { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [10, 20] }] };
   it.each([
@@ -195,6 +217,39 @@ describe('routing by alias, number and no ref', () => {
     });
     expect((await env.call('GET', '/v2/models/nope/ready')).status).toBe(404);
     expect((await env.call('GET', '/v2/models/router/versions/7')).status).toBe(404);
+  });
+
+  it('resolves an alias with one registry read: the alias item carries the version it points at', async () => {
+    const { reads, counting } = countingRepo();
+    const predictor = createPredictor({ repo: counting, store: env.store, engine: env.engine });
+    // prod was set by the first registration, staging by an alias move.
+    expect((await predictor.infer('router', undefined, x)).model_version).toBe('1');
+    expect((await predictor.infer('router', 'staging', x)).outputs[0]!.data).toEqual([12, 22]);
+    expect(reads).toEqual(['alias prod', 'alias staging']);
+    const alias = await env.repo.getAlias('router', 'staging');
+    expect(alias?.target).toMatchObject({ name: 'router', version: 2, status: 'READY' });
+    expect(alias?.target?.sha256).toBe((await env.repo.getVersion('router', 2))?.sha256);
+  });
+
+  it('resolves an alias item without the version copy through the version item', async () => {
+    await env.aws.doc.send(
+      new PutCommand({
+        TableName: env.aws.table,
+        Item: {
+          pk: keys.modelPk('router'),
+          sk: keys.aliasSk('legacy'),
+          name: 'router',
+          alias: 'legacy',
+          version: 2,
+          revision: 1,
+          updatedAt: '2026-01-01T00:00:00.000Z',
+        },
+      }),
+    );
+    const { reads, counting } = countingRepo();
+    const predictor = createPredictor({ repo: counting, store: env.store, engine: env.engine });
+    expect((await predictor.infer('router', 'legacy', x)).model_version).toBe('2');
+    expect(reads).toEqual(['alias legacy', 'version 2']);
   });
 
   it('sees an alias move only after the alias TTL', async () => {
