@@ -113,6 +113,8 @@ function isNoSuchKey(e: unknown): boolean {
 /** Creates the predict use case over its ports. */
 export function createPredictor(deps: PredictorDeps): Predictor {
   const clock = deps.clock ?? systemClock;
+  // Milliseconds now; the system clock without a Date per call (the warm path asks on every request).
+  const nowMs = clock === systemClock ? Date.now : () => clock.now().getTime();
   const ttl = deps.aliasTtlMs ?? LIMITS.defaultAliasTtlMs;
   const maxBatchRows = deps.maxBatchRows ?? 256;
   // name -> alias -> resolution; name -> version number -> served version (nested: no key strings to build).
@@ -128,7 +130,7 @@ export function createPredictor(deps: PredictorDeps): Predictor {
     const r = ref ?? DEFAULT_ALIAS;
     if (VERSION_RE.test(r)) return byNumber.get(Number(r));
     const a = aliases.get(name)?.get(r);
-    if (!a || a.expiresAt <= clock.now().getTime()) return undefined;
+    if (!a || a.expiresAt <= nowMs()) return undefined;
     return byNumber.get(a.version);
   }
 
@@ -159,7 +161,7 @@ export function createPredictor(deps: PredictorDeps): Predictor {
         'INVALID_ALIAS',
       );
     }
-    const now = clock.now().getTime();
+    const now = nowMs();
     const hit = aliases.get(name)?.get(ref);
     if (hit && hit.expiresAt > now) return { number: hit.version };
     const alias = await deps.repo.getAlias(name, ref);

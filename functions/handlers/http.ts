@@ -32,7 +32,7 @@ export function json(statusCode: number, body: unknown, headers: Record<string, 
 
 /** A body already serialized (the predict path builds its JSON itself). */
 export function rawJson(statusCode: number, body: string): HttpResult {
-  return { statusCode, headers: { ...JSON_HEADERS }, body };
+  return { statusCode, headers: { 'content-type': JSON_HEADERS['content-type'] }, body };
 }
 
 export interface Logger {

@@ -58,10 +58,8 @@ export const consoleLogger: Logger = {
   },
 };
 
-function resolveRoute(event: HttpEvent): { op: Op; params: Record<string, string | undefined> } {
-  const op = OPS.get(event.routeKey);
-  if (op) return { op, params: event.pathParameters ?? {} };
-  // Events not produced by API Gateway's route matching ($default, hand-built): match the path ourselves.
+/** Matches events not produced by API Gateway's route matching ($default, hand-built) by their path. */
+function matchPath(event: HttpEvent): { op: Op; params: Record<string, string | undefined> } {
   const method = event.requestContext?.http?.method ?? 'GET';
   const m = matchRoute(method, event.rawPath ?? '/');
   if (m && 'methodNotAllowed' in m)
@@ -78,9 +76,12 @@ export function createPredictHandler(deps: PredictHandlerDeps): (event: HttpEven
   const logger = deps.logger ?? consoleLogger;
   return async (event) => {
     try {
-      const { op, params } = resolveRoute(event);
-      const name = params.name ?? '';
-      const ref = params.ref;
+      // API Gateway's routeKey names the route (no path matching, no allocation on the warm path).
+      let op = OPS.get(event.routeKey);
+      let params = event.pathParameters;
+      if (op === undefined) ({ op, params } = matchPath(event));
+      const name = params?.name ?? '';
+      const ref = params?.ref;
       switch (op) {
         case 'infer': {
           // A UTF-8 byte is at most 3 per UTF-16 unit: short bodies need no byte count.
