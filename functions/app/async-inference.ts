@@ -40,7 +40,18 @@ export interface AsyncWorkerDeps {
   readonly maxReceiveCount?: number;
 }
 
-const enc = (v: unknown) => JSON.stringify(v);
+/**
+ * Request bodies arrive parsed by the tensor codec, which reads large flat numeric `data` straight into typed
+ * arrays (and exact 64-bit integers into bigints): store them as the JSON arrays (decimal strings for bigints)
+ * the codec reads back, never as `{"0": …}` objects.
+ */
+const toJson = (_key: string, value: unknown): unknown => {
+  if (typeof value === 'bigint') return value.toString();
+  if (ArrayBuffer.isView(value) && !(value instanceof DataView))
+    return Array.from(value as unknown as ArrayLike<unknown>);
+  return value;
+};
+const enc = (v: unknown) => JSON.stringify(v, toJson);
 const dec = <T>(b: Uint8Array): T => JSON.parse(new TextDecoder().decode(b)) as T;
 
 /** Accepts a request: stored, queued, answered with its id (202). */

@@ -77,6 +77,23 @@ describe('async inference', () => {
     expect(stored).toMatchObject({ name: 'plus10', ref: '2', request: request(1, 2) });
   });
 
+  it('round-trips a large body (numbers the codec reads into typed arrays) through the queue', async () => {
+    const rows = 5000;
+    const data = Array.from({ length: rows * 2 }, (_, i) => i / 4);
+    const big = { inputs: [{ name: 'x', shape: [rows, 2], datatype: 'FP32', data }] };
+    expect(JSON.stringify(big).length).toBeGreaterThan(16 * 1024);
+    const accepted = await env.call<{ requestId: string }>('POST', '/v2/models/plus10/infer-async', big);
+    expect(accepted.status).toBe(202);
+    await env.queue.drain();
+    const done = await env.call<{
+      status: string;
+      result: { outputs: { shape: number[]; data: number[] }[] };
+    }>('GET', `/async/${accepted.body.requestId}`);
+    expect(done.body.status).toBe('done');
+    expect(done.body.result.outputs[0]?.shape).toEqual([rows, 2]);
+    expect(done.body.result.outputs[0]?.data).toEqual(data.map((v) => v + 10));
+  });
+
   it('rejects malformed bodies with 400 and unknown or invalid ids with 404/400', async () => {
     const noInputs = await env.call('POST', '/v2/models/plus10/infer-async', { inputs: [] });
     expect(noInputs).toMatchObject({ status: 400, body: { code: 'INVALID_REQUEST' } });
