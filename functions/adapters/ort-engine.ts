@@ -10,7 +10,7 @@ import type * as ort from 'onnxruntime-node';
 import { ArtifactIntegrityError, BadRequestError } from '../domain/errors';
 import { type Tensor, type TensorData, toHalfBits } from '../domain/tensor-codec';
 import type { Datatype } from '../domain/types';
-import type { InferenceEngine, ModelSession } from '../ports/inference';
+import type { HashedArtifact, InferenceEngine, ModelSession } from '../ports/inference';
 
 export interface OrtEngineOptions {
   /** Intra-op threads per session (see `ortThreadCount()` in handlers/config.ts). @default 1 */
@@ -153,7 +153,7 @@ export class OrtEngine implements InferenceEngine {
     return hit.handle;
   }
 
-  loadSession(sha256: string, fetch: () => Promise<Uint8Array>): Promise<ModelSession> {
+  loadSession(sha256: string, fetch: () => Promise<Uint8Array | HashedArtifact>): Promise<ModelSession> {
     const hit = this.cachedSession(sha256);
     if (hit) return Promise.resolve(hit);
     let pending = this.loading.get(sha256);
@@ -164,11 +164,15 @@ export class OrtEngine implements InferenceEngine {
     return pending;
   }
 
-  private async create(sha256: string, fetch: () => Promise<Uint8Array>): Promise<OrtSession> {
+  private async create(
+    sha256: string,
+    fetch: () => Promise<Uint8Array | HashedArtifact>,
+  ): Promise<OrtSession> {
     const runtimeLoading = loadOnnxRuntime();
     runtimeLoading.catch(() => {});
-    const bytes = await fetch();
-    const actual = sha256Hex(bytes);
+    const fetched = await fetch();
+    const bytes = fetched instanceof Uint8Array ? fetched : fetched.bytes;
+    const actual = fetched instanceof Uint8Array ? sha256Hex(bytes) : fetched.sha256;
     if (actual !== sha256) {
       throw new ArtifactIntegrityError(
         `the stored artifact of this model version failed its integrity check (sha256 ${actual.slice(0, 12)}… instead of ${sha256.slice(0, 12)}…); it was not loaded`,

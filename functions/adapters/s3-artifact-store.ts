@@ -1,6 +1,7 @@
 /** ArtifactStore on S3 (or s3rver / LocalStack through the same client). */
+
+import { createHash } from 'node:crypto';
 import {
-  CopyObjectCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -10,6 +11,7 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { NotFoundError } from '../domain/errors';
 import type { ArtifactStore } from '../ports';
+import type { HashedArtifact } from '../ports/inference';
 
 export interface S3ArtifactStoreOptions {
   /** Built with `s3Client()` (checksums when required, path style for emulators). */
@@ -44,6 +46,40 @@ export class S3ArtifactStore implements ArtifactStore {
     }
   }
 
+  /**
+   * The object's bytes and their sha256, computed chunk by chunk as the body streams in (the digest is ready
+   * when the last byte is). NotFoundError (`ARTIFACT_NOT_FOUND`) when the key does not exist.
+   */
+  async getObjectHashed(key: string): Promise<HashedArtifact> {
+    try {
+      const out = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      if (!out.Body) throw new NotFoundError(`artifact '${key}' has no body`, 'ARTIFACT_NOT_FOUND');
+      const hash = createHash('sha256');
+      const size = out.ContentLength;
+      // Copy into one buffer of the announced size; collect and concatenate when the size is unknown or off.
+      let bytes: Buffer | undefined = size !== undefined ? Buffer.allocUnsafe(size) : undefined;
+      const chunks: Uint8Array[] = [];
+      let received = 0;
+      for await (const chunk of out.Body as AsyncIterable<Uint8Array>) {
+        hash.update(chunk);
+        if (bytes && received + chunk.byteLength <= bytes.byteLength) bytes.set(chunk, received);
+        else if (bytes) {
+          chunks.push(bytes.subarray(0, received), chunk);
+          bytes = undefined;
+        } else chunks.push(chunk);
+        received += chunk.byteLength;
+      }
+      const body =
+        bytes && received === bytes.byteLength
+          ? bytes
+          : Buffer.concat(bytes ? [bytes.subarray(0, received)] : chunks);
+      return { bytes: body, sha256: hash.digest('hex') };
+    } catch (e) {
+      if (isMissing(e)) throw new NotFoundError(`artifact '${key}' does not exist`, 'ARTIFACT_NOT_FOUND');
+      throw e;
+    }
+  }
+
   async putObject(key: string, body: Uint8Array, contentType = 'application/octet-stream'): Promise<void> {
     await this.s3.send(
       new PutObjectCommand({
@@ -54,21 +90,6 @@ export class S3ArtifactStore implements ArtifactStore {
         ContentType: contentType,
       }),
     );
-  }
-
-  async copyObject(fromKey: string, toKey: string): Promise<void> {
-    try {
-      await this.s3.send(
-        new CopyObjectCommand({
-          Bucket: this.bucket,
-          Key: toKey,
-          CopySource: `${this.bucket}/${fromKey.split('/').map(encodeURIComponent).join('/')}`,
-        }),
-      );
-    } catch (e) {
-      if (isMissing(e)) throw new NotFoundError(`artifact '${fromKey}' does not exist`, 'ARTIFACT_NOT_FOUND');
-      throw e;
-    }
   }
 
   /** Size of the object, or `undefined` when it does not exist. */

@@ -45,7 +45,7 @@ import type { InferenceEngine, ModelSession } from '../ports/inference';
 
 export interface PredictorDeps {
   readonly repo: Pick<RegistryRepository, 'getVersion' | 'getAlias' | 'getModel'>;
-  readonly store: Pick<ArtifactStore, 'getObject'>;
+  readonly store: Pick<ArtifactStore, 'getObject' | 'getObjectHashed'>;
   readonly engine: InferenceEngine;
   /** @default systemClock */
   readonly clock?: Clock;
@@ -232,7 +232,8 @@ export function createPredictor(deps: PredictorDeps): Predictor {
     const v = served.version;
     return deps.engine.loadSession(v.sha256, async () => {
       try {
-        return await deps.store.getObject(v.s3Key);
+        // Hashed while it streams in when the store can: verification then costs no pass of its own.
+        return await (deps.store.getObjectHashed?.(v.s3Key) ?? deps.store.getObject(v.s3Key));
       } catch (e) {
         if (isNoSuchKey(e)) {
           throw new ArtifactIntegrityError(

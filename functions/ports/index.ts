@@ -11,6 +11,7 @@ import type {
   Page,
   VersionStatus,
 } from '../domain/types';
+import type { HashedArtifact } from './inference';
 
 export interface NewVersion {
   readonly name: string;
@@ -76,8 +77,12 @@ export interface RegistryRepository {
 
 export interface ArtifactStore {
   getObject(key: string): Promise<Uint8Array>;
+  /**
+   * The object's bytes and their sha256, hashed chunk by chunk while the body arrives (so verifying a large
+   * artifact costs no extra pass after the download). Optional: callers fall back to `getObject`.
+   */
+  getObjectHashed?(key: string): Promise<HashedArtifact>;
   putObject(key: string, body: Uint8Array, contentType?: string): Promise<void>;
-  copyObject(fromKey: string, toKey: string): Promise<void>;
   headObject(key: string): Promise<{ sizeBytes: number } | undefined>;
   deleteObject(key: string): Promise<void>;
   presignPut(key: string, expiresInSeconds: number): Promise<string>;

@@ -11,13 +11,21 @@ export interface ModelSession {
   readonly outputNames: readonly string[];
 }
 
+/** Artifact bytes with the sha256 their fetcher computed while they arrived (see `ArtifactStore.getObjectHashed`). */
+export interface HashedArtifact {
+  readonly bytes: Uint8Array;
+  /** Lower-case hex sha256 of `bytes`. */
+  readonly sha256: string;
+}
+
 export interface InferenceEngine {
   /**
    * Returns the session of artifact `sha256`, loading it on first use: `fetch` is called only when the session
    * is not cached, its bytes are verified against `sha256` before a session is created (mismatch:
-   * `ArtifactIntegrityError`, nothing cached), and concurrent calls for one sha256 share one load.
+   * `ArtifactIntegrityError`, nothing cached), and concurrent calls for one sha256 share one load. A fetch that
+   * hashed the bytes while they arrived returns them with their digest, which is then compared instead.
    */
-  loadSession(sha256: string, fetch: () => Promise<Uint8Array>): Promise<ModelSession>;
+  loadSession(sha256: string, fetch: () => Promise<Uint8Array | HashedArtifact>): Promise<ModelSession>;
   /**
    * Runs the model. Errors onnxruntime raises because of the input (shapes that do not fit together, values
    * an operator rejects) surface as `BadRequestError` with code `INFERENCE_FAILED`.

@@ -6,6 +6,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoRegistryRepository } from '../../functions/adapters/dynamodb-registry';
+import { sha256Hex } from '../../functions/adapters/ort-engine';
 import { createPredictor } from '../../functions/app/predict';
 import { keys } from '../../functions/contract/table';
 import { createPredictHandler } from '../../functions/handlers/predict';
@@ -415,6 +416,19 @@ describe('artifact integrity', () => {
     expect(ok.status).toBe(200);
     expect(ok.body.outputs[0]!.data).toEqual([5, 5]);
     expect(env.engine.has(v.sha256)).toBe(true);
+  });
+});
+
+describe('artifact download', () => {
+  it('hashes the artifact while it streams in: same bytes as getObject, digest of those bytes', async () => {
+    const bytes = buildMlp({ inFeatures: 256, layers: [512, 4], seed: 3 });
+    await env.store.putObject('models/streamed/a.onnx', bytes);
+    const fetched = await env.store.getObjectHashed('models/streamed/a.onnx');
+    expect(Buffer.from(fetched.bytes).equals(Buffer.from(bytes))).toBe(true);
+    expect(fetched.sha256).toBe(sha256Hex(bytes));
+    await expect(env.store.getObjectHashed('models/streamed/missing.onnx')).rejects.toMatchObject({
+      code: 'ARTIFACT_NOT_FOUND',
+    });
   });
 });
 
