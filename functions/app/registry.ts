@@ -64,7 +64,7 @@ export interface RegisterVersionInput {
  * Registers the artifact at `sourceKey` as the next version of `name`.
  *
  * Size is checked with a HEAD first (PayloadTooLargeError, nothing recorded). The bytes are hashed
- * and inspected; a loadable model is copied to `models/{name}/{sha256}.onnx` *before* its READY
+ * and inspected; the inspected bytes of a loadable model are written to `models/{name}/{sha256}.onnx` *before* its READY
  * version is written, so a READY version always has its artifact (a crash in between leaves only an
  * unreferenced object). An artifact that is not a loadable model is recorded as a FAILED version
  * with `failureReason` — the version number is consumed, which keeps the numbering gap-free and
@@ -119,28 +119,29 @@ export async function registerVersion(
     });
     throw new UnprocessableModelError(`version ${failed.version} of '${name}' is FAILED: ${e.message}`);
   }
-  assertPostprocessFits(input.postprocess, signature);
+  assertPostprocessFits(input.postprocess, input.labels, signature);
 
   const s3Key = S3_KEYS.model(name, sha256);
-  if (s3Key !== input.sourceKey) await ensureArtifact(deps.store, input.sourceKey, s3Key, bytes.byteLength);
+  if (s3Key !== input.sourceKey) await ensureArtifact(deps.store, s3Key, bytes);
   const version = await deps.repo.createVersion({ ...common, s3Key, signature, status: 'READY' });
   await publish(deps, { type: 'ModelVersionRegistered', detail: { name, version: version.version, sha256 } });
   return version;
 }
 
 /**
- * Copies the artifact to its content-addressed key unless it is already there. The key is derived
- * from the sha256 of the bytes, so an existing object of the same size is the same artifact; a copy
- * that fails while a concurrent registration of the same bytes succeeded is therefore fine. Concurrent
- * registrations of the same bytes write the same key at once, which object stores may answer with a
- * transient 5xx: such failures are retried with jittered backoff before giving up.
+ * Writes the verified bytes to their content-addressed key unless they are already there. Only the registry
+ * writes under `models/`, always the bytes it hashed, so an existing object of the same size is the same
+ * artifact. The bytes written are the ones hashed and inspected — never a server-side copy of the source key,
+ * which may have been overwritten since it was read. Concurrent registrations of the same bytes write the
+ * same key at once, which object stores may answer with a transient 5xx: such failures are retried with
+ * jittered backoff before giving up.
  */
-async function ensureArtifact(store: ArtifactStore, fromKey: string, toKey: string, sizeBytes: number) {
+async function ensureArtifact(store: ArtifactStore, toKey: string, bytes: Uint8Array) {
   const attempts = 5;
   for (let attempt = 1; ; attempt++) {
     try {
-      if ((await store.headObject(toKey))?.sizeBytes === sizeBytes) return;
-      await store.copyObject(fromKey, toKey);
+      if ((await store.headObject(toKey))?.sizeBytes === bytes.byteLength) return;
+      await store.putObject(toKey, bytes);
       return;
     } catch (e) {
       if (isMaasError(e) || attempt >= attempts) throw e;

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { LIMITS } from '../contract/limits';
 import { BadRequestError, ConflictError } from './errors';
+import { checkPostprocess } from './postprocess';
 import type { HistoryEntry, ModelSignature, ModelVersion, PostprocessSpec, VersionStatus } from './types';
 
 /** Validates a model name (`^[a-z0-9][a-z0-9-_.]{0,63}$`); 400 `INVALID_NAME` otherwise. */
@@ -173,15 +174,21 @@ export function rollbackTarget(latest: HistoryEntry | undefined): number | undef
 }
 
 /** Post-processing must read an output the model has. */
-export function assertPostprocessFits(spec: PostprocessSpec | undefined, signature: ModelSignature): void {
-  if (!spec?.output) return;
-  if (!signature.outputs.some((o) => o.name === spec.output)) {
+/** Rejects (400) a post-processing declaration that cannot work with the model's outputs. */
+export function assertPostprocessFits(
+  spec: PostprocessSpec | undefined,
+  labels: readonly string[] | undefined,
+  signature: ModelSignature,
+): void {
+  if (spec?.output !== undefined && !signature.outputs.some((o) => o.name === spec.output)) {
     const names = signature.outputs.map((o) => o.name).join(', ');
     throw new BadRequestError(
       `postprocess.output '${spec.output}' is not an output of the model (outputs: ${names})`,
       'VALIDATION_ERROR',
     );
   }
+  const problem = checkPostprocess(spec, labels, signature);
+  if (problem) throw new BadRequestError(problem, 'VALIDATION_ERROR');
 }
 
 function truncate(s: string, n = 80): string {

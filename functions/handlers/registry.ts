@@ -65,6 +65,8 @@ export interface RegistryHandlerDeps extends RegistryDeps {
 
 type Route = (event: HttpEvent, deps: RegistryHandlerDeps) => Promise<HttpResult>;
 
+const REGISTRABLE_PREFIXES = [S3_KEYS.uploadsPrefix, S3_KEYS.incomingPrefix] as const;
+
 /** The version as the API shows it (the storage key stays internal). */
 export function versionJson(v: ModelVersion): Omit<ModelVersion, 's3Key'> {
   const { s3Key: _s3Key, ...rest } = v;
@@ -110,6 +112,13 @@ const routes: Record<string, Route> = {
       if (bucket !== d.store.bucket) {
         throw new BadRequestError(
           `s3Uri must point into the service bucket '${d.store.bucket}', not '${bucket}'`,
+          'INVALID_S3_URI',
+        );
+      }
+      // Registration reads only where artifacts are staged: uploads/ (presigned) and incoming/ (drop folder).
+      if (!REGISTRABLE_PREFIXES.some((prefix) => key.startsWith(prefix))) {
+        throw new BadRequestError(
+          `s3Uri must name an object under ${REGISTRABLE_PREFIXES.join(' or ')} of the service bucket, not '${key}'`,
           'INVALID_S3_URI',
         );
       }

@@ -247,14 +247,14 @@ describe('registry use cases (DynamoDB Local + s3rver + onnxruntime-node)', () =
     await expect(deleteVersion(deps, 'same', 1)).rejects.toThrow(/aliased/);
   });
 
-  it('a failed artifact copy records nothing (no READY version without its artifact)', async () => {
+  it('a failed artifact write records nothing (no READY version without its artifact)', async () => {
     const sourceKey = await upload('nocopy', mlp);
     const failing = {
       ...deps,
       store: Object.assign(Object.create(deps.store), {
         headObject: deps.store.headObject.bind(deps.store),
         getObject: deps.store.getObject.bind(deps.store),
-        copyObject: async () => {
+        putObject: async () => {
           throw new Error('S3 unavailable');
         },
       }),

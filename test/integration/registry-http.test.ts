@@ -119,6 +119,13 @@ describe('registry HTTP API', () => {
         'INVALID_S3_URI',
       );
       expectError(
+        await call('POST', '/models/fraud/versions', {
+          body: { s3Uri: `s3://${env.bucket}/batch/j/input.jsonl` },
+        }),
+        400,
+        'INVALID_S3_URI',
+      );
+      expectError(
         await call('POST', '/models/fraud/versions', { body: { s3Uri: 'http://x/y' } }),
         400,
         'INVALID_S3_URI',

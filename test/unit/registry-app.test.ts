@@ -29,7 +29,7 @@ const SIG: ModelSignature = {
 
 class FakeStore implements ArtifactStore {
   readonly bucket = 'b';
-  readonly copies: [string, string][] = [];
+  readonly writes: string[] = [];
   constructor(readonly objects: Map<string, Uint8Array>) {}
   async getObject(key: string) {
     const o = this.objects.get(key);
@@ -37,11 +37,8 @@ class FakeStore implements ArtifactStore {
     return o;
   }
   async putObject(key: string, body: Uint8Array) {
+    this.writes.push(key);
     this.objects.set(key, body);
-  }
-  async copyObject(from: string, to: string) {
-    this.copies.push([from, to]);
-    this.objects.set(to, await this.getObject(from));
   }
   async headObject(key: string) {
     const o = this.objects.get(key);
@@ -83,7 +80,7 @@ const bytes = new Uint8Array([1, 2, 3, 4]);
 const sha = createHash('sha256').update(bytes).digest('hex');
 
 describe('registerVersion', () => {
-  it('hashes, inspects, copies to models/{name}/{sha256}.onnx, then writes READY and publishes', async () => {
+  it('hashes, inspects, writes the bytes to models/{name}/{sha256}.onnx, then writes READY and publishes', async () => {
     const f = fakes({ 'uploads/m/u.onnx': bytes });
     const deps: RegistryDeps = {
       repo: f.repo,
@@ -92,7 +89,8 @@ describe('registerVersion', () => {
       events: { publish: async (e) => void f.events.push(e) },
     };
     const v = await registerVersion(deps, { name: 'm', sourceKey: 'uploads/m/u.onnx', actor: 'bob' });
-    expect(f.store.copies).toEqual([['uploads/m/u.onnx', `models/m/${sha}.onnx`]]);
+    expect(f.store.writes).toEqual([`models/m/${sha}.onnx`]);
+    expect(f.store.objects.get(`models/m/${sha}.onnx`)).toEqual(bytes);
     expect(f.created[0]).toMatchObject({
       name: 'm',
       status: 'READY',
@@ -108,11 +106,27 @@ describe('registerVersion', () => {
     ]);
   });
 
+  it('stores the bytes it verified even when the source is overwritten meanwhile', async () => {
+    const f = fakes({ 'uploads/m/u.onnx': bytes });
+    const inspector = {
+      inspect: async () => {
+        f.store.objects.set('uploads/m/u.onnx', new Uint8Array([9, 9, 9, 9, 9]));
+        return SIG;
+      },
+    };
+    const v = await registerVersion(
+      { repo: f.repo, store: f.store, inspector },
+      { name: 'm', sourceKey: 'uploads/m/u.onnx' },
+    );
+    expect(v.sha256).toBe(sha);
+    expect(f.store.objects.get(`models/m/${sha}.onnx`)).toEqual(bytes);
+  });
+
   it('skips the copy when the content-addressed artifact already exists', async () => {
     const f = fakes({ 'incoming/m/a.onnx': bytes, [`models/m/${sha}.onnx`]: bytes });
     const deps = { repo: f.repo, store: f.store, inspector: { inspect: async () => SIG } };
     await registerVersion(deps, { name: 'm', sourceKey: 'incoming/m/a.onnx' });
-    expect(f.store.copies).toEqual([]);
+    expect(f.store.writes).toEqual([]);
   });
 
   it('records FAILED with the reason and throws 422 when the inspector rejects the bytes', async () => {
@@ -137,7 +151,7 @@ describe('registerVersion', () => {
         s3Key: 'uploads/m/u.onnx',
       }),
     ]);
-    expect(f.store.copies).toEqual([]);
+    expect(f.store.writes).toEqual([]);
     expect(f.events).toEqual([
       { type: 'ModelVersionFailed', detail: { name: 'm', version: 1, reason: 'protobuf parsing failed' } },
     ]);

@@ -192,9 +192,16 @@ describe('rules', () => {
 
   it('post-processing must read an existing output', () => {
     const sig = { inputs: [], outputs: [{ name: 'logits', datatype: 'FP32' as const, shape: [-1, 3] }] };
-    expect(() => assertPostprocessFits({ output: 'logits', argmax: true }, sig)).not.toThrow();
-    expect(() => assertPostprocessFits({ argmax: true }, sig)).not.toThrow();
-    expect(() => assertPostprocessFits({ output: 'probs' }, sig)).toThrow(BadRequestError);
+    expect(() => assertPostprocessFits({ output: 'logits', argmax: true }, undefined, sig)).not.toThrow();
+    expect(() => assertPostprocessFits({ argmax: true }, undefined, sig)).not.toThrow();
+    expect(() => assertPostprocessFits({ output: 'probs' }, undefined, sig)).toThrow(BadRequestError);
+    const text = { inputs: [], outputs: [{ name: 'tokens', datatype: 'BYTES' as const, shape: [-1] }] };
+    expect(() => assertPostprocessFits({ argmax: true }, undefined, text)).toThrow(/numeric output/);
+    expect(() => assertPostprocessFits(undefined, ['a', 'b'], text)).toThrow(/numeric output/);
+    const clash = { inputs: [], outputs: [{ name: 'argmax', datatype: 'FP32' as const, shape: [-1, 3] }] };
+    expect(() => assertPostprocessFits({ argmax: true }, undefined, clash)).toThrow(
+      /already has an output named/,
+    );
   });
 });
 

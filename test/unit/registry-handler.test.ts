@@ -12,7 +12,6 @@ const store = {
   bucket: 'b',
   getObject: unused,
   putObject: unused,
-  copyObject: unused,
   headObject: unused,
   deleteObject: unused,
   presignPut: async (key: string) => `https://s3.example/${key}`,
