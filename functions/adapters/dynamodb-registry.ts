@@ -36,7 +36,13 @@ import {
 import { DEFAULT_ALIAS } from '../contract/limits';
 import { keys, TABLE } from '../contract/table';
 import { ConflictError, NotFoundError, PreconditionFailedError, UnavailableError } from '../domain/errors';
-import { assertAliasable, decodePageToken, encodePageToken, type PageKey } from '../domain/registry-rules';
+import {
+  assertAliasable,
+  decodePageToken,
+  encodePageToken,
+  isPageKeyOf,
+  type PageKey,
+} from '../domain/registry-rules';
 import type { AliasState, HistoryEntry, Model, ModelVersion, Page, VersionStatus } from '../domain/types';
 import {
   type AliasMove,
@@ -46,6 +52,9 @@ import {
   type RegistryRepository,
   systemClock,
 } from '../ports';
+
+/** The table's key attributes: what a page key of a table query carries. */
+const TABLE_KEYS = [TABLE.partitionKey, TABLE.sortKey] as const;
 
 export interface DynamoRegistryRepositoryOptions {
   readonly doc: DynamoDBDocumentClient;
@@ -261,7 +270,7 @@ export class DynamoRegistryRepository implements RegistryRepository {
       },
       limit,
       nextToken,
-      (k) => k.pk === pk && typeof k.sk === 'string' && k.sk.startsWith(keys.versionSkPrefix),
+      (k) => isPageKeyOf(k, TABLE_KEYS) && k.pk === pk && String(k.sk).startsWith(keys.versionSkPrefix),
       toVersion,
     );
   }
@@ -377,7 +386,10 @@ export class DynamoRegistryRepository implements RegistryRepository {
       },
       limit,
       nextToken,
-      (k) => k[idx.partitionKey] === keys.modelsGsiPk && typeof k.pk === 'string' && k.sk === keys.modelSk,
+      (k) =>
+        isPageKeyOf(k, [...TABLE_KEYS, idx.partitionKey, idx.sortKey]) &&
+        k[idx.partitionKey] === keys.modelsGsiPk &&
+        k.sk === keys.modelSk,
       toModel,
     );
   }
@@ -545,7 +557,7 @@ export class DynamoRegistryRepository implements RegistryRepository {
       },
       limit,
       nextToken,
-      (k) => k.pk === pk && typeof k.sk === 'string' && k.sk.startsWith(prefix),
+      (k) => isPageKeyOf(k, TABLE_KEYS) && k.pk === pk && String(k.sk).startsWith(prefix),
       toHistory,
     );
   }

@@ -37,6 +37,15 @@ export function decodePageToken(token: string, accept: (key: PageKey) => boolean
   return key;
 }
 
+/**
+ * True when `key` has exactly the attributes `names`, all strings: a page key of a table query is `{pk, sk}`,
+ * of an index query also the index's keys. Anything else would be refused by DynamoDB itself (a 500, not a 400).
+ */
+export function isPageKeyOf(key: PageKey, names: readonly string[]): boolean {
+  const attrs = Object.keys(key);
+  return attrs.length === names.length && names.every((n) => typeof key[n] === 'string');
+}
+
 /** An alias may only point at a READY version (409 otherwise). */
 export function assertAliasable(v: Pick<ModelVersion, 'name' | 'version' | 'status'>): void {
   if (v.status !== 'READY') {

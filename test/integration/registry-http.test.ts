@@ -267,6 +267,22 @@ describe('registry HTTP API', () => {
         400,
         'INVALID_TOKEN',
       );
+      // Well-formed tokens with attributes DynamoDB would refuse are a 400 too, never a 500.
+      const forged = (key: object) => Buffer.from(JSON.stringify(key)).toString('base64url');
+      expectError(
+        await call('GET', '/models', {
+          query: { nextToken: forged({ pk: 'MODEL#churn', sk: 'MODEL', gsi1pk: 'MODELS' }) },
+        }),
+        400,
+        'INVALID_TOKEN',
+      );
+      expectError(
+        await call('GET', '/models/churn/versions', {
+          query: { nextToken: forged({ pk: 'MODEL#churn', sk: 'VERSION#000000001', extra: 'x' }) },
+        }),
+        400,
+        'INVALID_TOKEN',
+      );
       // A token of another listing is rejected too.
       const foreign = Buffer.from(JSON.stringify({ pk: 'MODEL#fraud', sk: 'VERSION#000000001' })).toString(
         'base64url',
