@@ -66,6 +66,15 @@ const compiled = ROUTES.map((route) => {
   return { route, names, regex: new RegExp(`^${source}$`) };
 });
 
+/** Percent-decodes a path segment; a malformed escape stays as sent (name validation then rejects it). */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
 export interface RouteMatch {
   readonly route: RouteDef;
   readonly pathParameters: Record<string, string>;
@@ -87,7 +96,7 @@ export function matchRoute(
     if (route.method !== method.toUpperCase()) continue;
     const pathParameters: Record<string, string> = {};
     names.forEach((name, i) => {
-      pathParameters[name] = decodeURIComponent(m[i + 1] ?? '');
+      pathParameters[name] = decodeSegment(m[i + 1] ?? '');
     });
     return { route, pathParameters };
   }
