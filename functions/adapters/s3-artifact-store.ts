@@ -24,10 +24,14 @@ const isMissing = (e: unknown): boolean => {
   return err?.name === 'NoSuchKey' || err?.name === 'NotFound' || err?.$metadata?.httpStatusCode === 404;
 };
 
-/** Keys are used as given: callers build them with `S3_KEYS` from the contract. */
-export class S3ArtifactStore implements ArtifactStore {
+/**
+ * The read side of the artifact store: all the predict function needs. Kept apart so that its bundle carries
+ * only the GetObject operation of the S3 client (the bundler drops the other commands and the presigner).
+ * Keys are used as given: callers build them with `S3_KEYS` from the contract.
+ */
+export class S3ArtifactReader implements Pick<ArtifactStore, 'bucket' | 'getObject' | 'getObjectHashed'> {
   readonly bucket: string;
-  private readonly s3: S3Client;
+  protected readonly s3: S3Client;
 
   constructor(opts: S3ArtifactStoreOptions) {
     this.s3 = opts.s3;
@@ -79,7 +83,10 @@ export class S3ArtifactStore implements ArtifactStore {
       throw e;
     }
   }
+}
 
+/** The artifact store on S3: reads (see `S3ArtifactReader`), writes, copies and presigned uploads. */
+export class S3ArtifactStore extends S3ArtifactReader implements ArtifactStore {
   async putObject(key: string, body: Uint8Array, contentType = 'application/octet-stream'): Promise<void> {
     await this.s3.send(
       new PutObjectCommand({

@@ -5,6 +5,10 @@
  * environment, and `MAAS_PRELOAD=name@ref,...` sessions are loaded during INIT.
  */
 import { version as packageVersion } from '../../package.json';
+import { dynamoDocumentClient, s3Client } from '../adapters/aws-clients';
+import { DynamoRegistryRepository } from '../adapters/dynamodb-registry';
+import { sharedOrtEngine } from '../adapters/ort-engine';
+import { S3ArtifactReader } from '../adapters/s3-artifact-store';
 import { createPredictor, type Predictor, type PredictorDeps } from '../app/predict';
 import { ENV } from '../contract/env';
 import { LIMITS } from '../contract/limits';
@@ -120,19 +124,10 @@ export function createPredictHandler(deps: PredictHandlerDeps): (event: HttpEven
 
 // ---------------------------------------------------------------------------------------------------------
 // Composition root of the Lambda: clients, caches and sessions at module scope (they survive warm invokes).
+// The adapters are imported statically: the bundler tree-shakes statically imported modules only (a dynamic
+// import keeps the whole module graph behind it), and onnxruntime itself still loads lazily (loadOnnxRuntime).
 
 async function fromEnvironment(config: MaasConfig) {
-  const [
-    { dynamoDocumentClient, s3Client },
-    { DynamoRegistryRepository },
-    { S3ArtifactStore },
-    { sharedOrtEngine },
-  ] = await Promise.all([
-    import('../adapters/aws-clients'),
-    import('../adapters/dynamodb-registry'),
-    import('../adapters/s3-artifact-store'),
-    import('../adapters/ort-engine'),
-  ]);
   const engine = sharedOrtEngine({
     threads: ortThreadCount(config),
     memoryBudgetBytes: config.memoryMb * 1024 * 1024 * LIMITS.sessionCacheMemoryFraction,
@@ -141,7 +136,7 @@ async function fromEnvironment(config: MaasConfig) {
   engine.warmUp();
   const deps: PredictHandlerDeps = {
     repo: new DynamoRegistryRepository({ doc: dynamoDocumentClient(), table: config.table }),
-    store: new S3ArtifactStore({ s3: s3Client(), bucket: config.bucket }),
+    store: new S3ArtifactReader({ s3: s3Client(), bucket: config.bucket }),
     engine,
     aliasTtlMs: config.aliasTtlMs,
     maxBodyBytes: config.maxBodyBytes,
