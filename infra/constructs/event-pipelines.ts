@@ -14,6 +14,7 @@ import { ArnFormat, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-
 import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -53,6 +54,11 @@ export interface EventPipelinesProps {
 export class EventPipelines extends Construct {
   readonly queue: sqs.Queue;
   readonly deadLetterQueue: sqs.Queue;
+  /**
+   * S3 event deliveries the S3 events function still failed after Lambda's asynchronous retries (the event
+   * itself, with the error): kept here instead of being dropped, to inspect and replay.
+   */
+  readonly failedEventsQueue: sqs.Queue;
   readonly bus: events.EventBus;
   /** Every registry event of the bus, archived in {@link eventLog}. */
   readonly allEventsRule: events.Rule;
@@ -144,6 +150,21 @@ export class EventPipelines extends Construct {
         layer: true,
       },
     );
+    this.failedEventsQueue = new sqs.Queue(this, 'FailedS3Events', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.seconds(QUEUE.dlqRetentionSeconds),
+    });
+    Validations.of(this.failedEventsQueue).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason:
+        'This is the on-failure destination of the S3 events function (a dead-letter queue for S3 events); it has no dead-letter queue of its own.',
+    });
+    this.s3EventsFunction.configureAsyncInvoke({
+      onFailure: new destinations.SqsDestination(this.failedEventsQueue),
+      retryAttempts: 2,
+      maxEventAge: Duration.hours(6),
+    });
     const bucket = props.store.bucket;
     bucket.addEventNotification(
       s3.EventType.OBJECT_CREATED,

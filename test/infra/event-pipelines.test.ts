@@ -98,6 +98,24 @@ describe('EventPipelines', () => {
     });
   });
 
+  it('keeps S3 events that still fail after the asynchronous retries in a TLS-only queue', () => {
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: ref(pipelines.s3EventsFunction) },
+      MaximumRetryAttempts: 2,
+      DestinationConfig: {
+        OnFailure: { Destination: { 'Fn::GetAtt': [ref(pipelines.failedEventsQueue), 'Arn'] } },
+      },
+    });
+    template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+      Queues: [{ Ref: ref(pipelines.failedEventsQueue) }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+  });
+
   it('has a work queue with a DLQ after maxReceiveCount receives, both encrypted and TLS-only', () => {
     template.hasResourceProperties('AWS::SQS::Queue', {
       VisibilityTimeout: QUEUE.visibilityTimeoutSeconds,
