@@ -2,8 +2,12 @@
 export const LIMITS = {
   /** Largest request body accepted by any handler (API Gateway/Lambda synchronous payload is 6 MB). */
   maxBodyBytes: 6 * 1024 * 1024,
-  /** Largest ONNX artifact that can be registered. */
-  maxModelBytes: 512 * 1024 * 1024,
+  /**
+   * Largest ONNX artifact that can be registered. Registration holds the bytes and an onnxruntime session
+   * in memory and, through the HTTP API, must finish within API Gateway's 30 s: 256 MiB fits the registry
+   * function's default 3008 MB with room to spare.
+   */
+  maxModelBytes: 256 * 1024 * 1024,
   /** Presigned upload URLs expire after this many seconds. */
   uploadUrlTtlSeconds: 900,
   /** Default and maximum page sizes of list routes. */

@@ -21,7 +21,7 @@ export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', 
 
 /** Sizing of one function. */
 export interface FunctionSizing {
-  /** @default 1769 for predict (one full vCPU), 1024 for registry */
+  /** @default 1769 for predict (one full vCPU), 3008 for registry (it holds the artifact and a session) */
   readonly memorySize?: number;
   /** @default 30 seconds for predict, 60 for registry (it downloads and loads the model it validates) */
   readonly timeout?: Duration;
@@ -153,7 +153,7 @@ export class MaasFunctions extends Construct {
       description: 'maas inference (Open Inference Protocol v2)',
     });
     this.registry = this.makeFunction('Registry', HANDLER_ENTRIES.registry, props, props.registry ?? {}, {
-      memorySize: 1024,
+      memorySize: 3008,
       timeout: 60,
       environment: common,
       description: 'maas model registry',
