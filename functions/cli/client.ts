@@ -69,7 +69,7 @@ export function regionFromHost(hostname: string): string | undefined {
 
 export interface MaasClientOptions {
   readonly endpoint: string;
-  /** Signing region. @default --region, AWS_REGION, or the region in the endpoint's host */
+  /** Signing region. @default --region, else the region in an execute-api host, else AWS_REGION */
   readonly region?: string;
   /** @default fromNodeProviderChain() */
   readonly credentials?: AwsCredentialIdentity | AwsCredentialIdentityProvider;
@@ -86,11 +86,12 @@ export class MaasClient {
     this.endpoint = stripSlash(opts.endpoint);
     const url = new URL(this.endpoint);
     if (opts.sign ?? needsSigning(this.endpoint)) {
+      // An execute-api host names the region its signature must be for; the environment's region is a fallback.
       const region =
         opts.region ??
+        regionFromHost(url.hostname) ??
         process.env.AWS_REGION ??
-        process.env.AWS_DEFAULT_REGION ??
-        regionFromHost(url.hostname);
+        process.env.AWS_DEFAULT_REGION;
       if (!region) {
         throw new Error(`cannot tell the AWS region of ${this.endpoint}: pass --region or set AWS_REGION`);
       }

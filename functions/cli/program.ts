@@ -197,7 +197,7 @@ export function buildProgram(io: CliIo): Command {
     )
     .option(
       '--region <region>',
-      'AWS region for SigV4 signing of https endpoints (default: AWS_REGION or the URL)',
+      'AWS region for SigV4 signing of https endpoints (default: the region in an execute-api URL, else AWS_REGION)',
     )
     .option('--json', 'print the raw JSON answer')
     .version(packageVersion, '-V, --version', 'print the version of maas')
@@ -208,8 +208,12 @@ export function buildProgram(io: CliIo): Command {
   const globals = (): GlobalOptions => program.opts<GlobalOptions>();
   const client = () => {
     const g = globals();
+    const endpoint = resolveEndpoint(g.endpoint, io.env);
+    if (!URL.canParse(endpoint) || !/^https?:$/.test(new URL(endpoint).protocol)) {
+      throw new UsageError(`--endpoint must be an http(s) URL, got '${endpoint}'`);
+    }
     return new MaasClient({
-      endpoint: resolveEndpoint(g.endpoint, io.env),
+      endpoint,
       ...(g.region ? { region: g.region } : {}),
     });
   };

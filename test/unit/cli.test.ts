@@ -272,6 +272,8 @@ describe('CLI against an HTTP API', () => {
       argv('--endpoint', url, 'predict', 'iris', '--input', '[1,'),
       argv('register', '/nonexistent/model.onnx', '--name', 'x'),
       argv('register', 'x.onnx'),
+      argv('--endpoint', 'not a url', 'models'),
+      argv('--endpoint', 'ftp://example.com', 'models'),
       argv(),
     ];
     for (const args of cases) {
@@ -314,6 +316,22 @@ describe('CLI against an HTTP API', () => {
     const plain = new MaasClient({ endpoint: url });
     await plain.request('GET', '/models');
     expect(api.seen.at(-1)!.headers.authorization).toBeUndefined();
+  });
+
+  it('signs for the region an execute-api host names, even when AWS_REGION differs', async () => {
+    const saved = process.env.AWS_REGION;
+    process.env.AWS_REGION = 'us-east-1';
+    try {
+      const client = new MaasClient({
+        endpoint: 'https://abc123.execute-api.eu-central-1.amazonaws.com',
+        credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
+      });
+      const signer = (client as unknown as { signer: { regionProvider: () => Promise<string> } }).signer;
+      expect(await signer.regionProvider()).toBe('eu-central-1');
+    } finally {
+      if (saved === undefined) delete process.env.AWS_REGION;
+      else process.env.AWS_REGION = saved;
+    }
   });
 
   it('uploads bytes to a presigned URL in chunks with progress', async () => {
