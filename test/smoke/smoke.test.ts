@@ -5,7 +5,7 @@
  * inference against DynamoDB Local + s3rver. What passes here is what `cdk deploy` ships.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
@@ -190,4 +190,37 @@ describe('synthesized Lambda artifacts', () => {
     expect(result.ok && answer?.statusCode === 200).toBe(false);
     expect(JSON.stringify(result.value) + result.stdout + result.stderr).toMatch(/onnxruntime-common/);
   });
+
+  it.each(['libonnxruntime.so.1', 'onnxruntime_binding.node'])(
+    'fail when the native file %s is missing from the layer',
+    async (file) => {
+      const { asset } = fns.predict;
+      const broken = sandboxFunction(join(sandboxRoot, `broken-${file}`), asset);
+      const arch = process.arch === 'arm64' ? 'arm64' : 'x64';
+      const native = join(
+        broken.optDir,
+        'nodejs',
+        'node_modules',
+        'onnxruntime-node',
+        'bin',
+        'napi-v6',
+        'linux',
+        arch,
+      );
+      expect(existsSync(join(native, file))).toBe(true);
+      rmSync(join(native, file));
+      const event = httpEvent(
+        'POST',
+        '/v2/models/{name}/infer',
+        { name },
+        { inputs: [{ name: 'input', shape: [1, 2], datatype: 'FP32', data: [1, 1] }] },
+      );
+      const result = await invoke(broken, runtimeNodeModules, lambdaEnv(asset), event);
+      const answer = result.value as HttpAnswer | undefined;
+      expect(result.ok && answer?.statusCode === 200).toBe(false);
+      expect(JSON.stringify(result.value) + result.stdout + result.stderr).toMatch(
+        /libonnxruntime\.so\.1|onnxruntime_binding\.node/,
+      );
+    },
+  );
 });
