@@ -4,8 +4,9 @@
  *
  * Caches (all per predictor, i.e. module scope in a Lambda sandbox):
  * - alias -> version number, for `aliasTtlMs` (a warm predict normally makes no DynamoDB call);
- * - version number -> version record with its compiled signature: versions are immutable, so they are kept
- *   for the life of the process (bounded by count);
+ * - version number -> version record with its compiled signature (bounded by count). A version's content is
+ *   immutable, so the compiled signature is kept; its status is not (ARCHIVED, deleted), so a version asked
+ *   for by number is re-read at most once per `aliasTtlMs` and stops being served once it is not READY;
  * - sessions live in the InferenceEngine, keyed by artifact sha256.
  *
  * Besides the HTTP handler, batch scoring and async inference reuse it (`infer`, `inferBatch`).
@@ -80,6 +81,8 @@ export interface ServedVersion {
   readonly responseHead: string;
   /** What a request without `outputs` gets: model outputs, then post-processing outputs. */
   readonly allOutputs: readonly string[];
+  /** Until when (epoch ms) the READY status read from the registry is trusted for by-number requests. */
+  statusExpiresAt: number;
 }
 
 export interface Predictor {
@@ -128,7 +131,10 @@ export function createPredictor(deps: PredictorDeps): Predictor {
     const byNumber = versions.get(name);
     if (!byNumber) return undefined;
     const r = ref ?? DEFAULT_ALIAS;
-    if (VERSION_RE.test(r)) return byNumber.get(Number(r));
+    if (VERSION_RE.test(r)) {
+      const served = byNumber.get(Number(r));
+      return served && served.statusExpiresAt > nowMs() ? served : undefined;
+    }
     const a = aliases.get(name)?.get(r);
     if (!a || a.expiresAt <= nowMs()) return undefined;
     return byNumber.get(a.version);
@@ -190,8 +196,11 @@ export function createPredictor(deps: PredictorDeps): Predictor {
     }
     const { number, target } = await versionNumber(name, ref ?? DEFAULT_ALIAS);
     const hit = versions.get(name)?.get(number);
-    if (hit) return hit;
+    // An alias only points at READY versions (archive and delete are refused while aliased): its hit is good.
+    const aliased = ref !== undefined ? !VERSION_RE.test(ref) : true;
+    if (hit && (aliased || hit.statusExpiresAt > nowMs())) return hit;
     const v = target ?? (await deps.repo.getVersion(name, number));
+    if (v?.status !== 'READY') versions.get(name)?.delete(number);
     if (!v) {
       return notFound(
         name,
@@ -204,6 +213,10 @@ export function createPredictor(deps: PredictorDeps): Predictor {
         'VERSION_NOT_READY',
       );
     }
+    if (hit) {
+      hit.statusExpiresAt = nowMs() + ttl;
+      return hit;
+    }
     const extraOutputs = postprocessOutputNames(v.postprocess, v.labels);
     const ppSource = extraOutputs.length > 0 ? postprocessSource(v.postprocess, v.signature) : undefined;
     const served: ServedVersion = {
@@ -213,6 +226,7 @@ export function createPredictor(deps: PredictorDeps): Predictor {
       ...(ppSource ? { ppSource } : {}),
       responseHead: `{"model_name":${JSON.stringify(name)},"model_version":"${number}"`,
       allOutputs: [...v.signature.outputs.map((o) => o.name), ...extraOutputs],
+      statusExpiresAt: nowMs() + ttl,
     };
     if (versionCount >= MAX_CACHED_VERSIONS) {
       versions.clear();

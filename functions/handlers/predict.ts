@@ -12,12 +12,22 @@ import { S3ArtifactReader } from '../adapters/s3-artifact-store';
 import { createPredictor, type Predictor, type PredictorDeps } from '../app/predict';
 import { ENV } from '../contract/env';
 import { LIMITS } from '../contract/limits';
-import { matchRoute, ROUTES, routeKey } from '../contract/routes';
-import { MethodNotAllowedError, NotFoundError, UnavailableError } from '../domain/errors';
+import { ROUTES, routeKey } from '../contract/routes';
+import { UnavailableError } from '../domain/errors';
 import { parseInferenceBody } from '../domain/tensor-codec';
 import type { RegistryRepository } from '../ports/index';
-import { type MaasConfig, ortThreadCount, readConfig } from './config';
-import { bodyText, errorResult, type HttpEvent, type HttpResult, json, type Logger, rawJson } from './http';
+import { type MaasConfig, ortEngineOptions, readConfig } from './config';
+import {
+  bodyText,
+  consoleLogger,
+  errorResult,
+  type HttpEvent,
+  type HttpResult,
+  json,
+  type Logger,
+  rawJson,
+  resolveOperation,
+} from './http';
 
 export interface PredictHandlerDeps extends PredictorDeps {
   readonly repo: PredictorDeps['repo'] & Pick<RegistryRepository, 'ping'>;
@@ -55,24 +65,6 @@ const SERVER_METADATA = JSON.stringify({ name: 'maas', version: packageVersion, 
 const LIVE = JSON.stringify({ live: true });
 const READY = JSON.stringify({ ready: true });
 
-/** Structured one-line JSON logs on stderr (CloudWatch picks them up as they are). */
-export const consoleLogger: Logger = {
-  error(message, extra) {
-    console.error(JSON.stringify({ level: 'ERROR', message, ...extra }));
-  },
-};
-
-/** Matches events not produced by API Gateway's route matching ($default, hand-built) by their path. */
-function matchPath(event: HttpEvent): { op: Op; params: Record<string, string | undefined> } {
-  const method = event.requestContext?.http?.method ?? 'GET';
-  const m = matchRoute(method, event.rawPath ?? '/');
-  if (m && 'methodNotAllowed' in m)
-    throw new MethodNotAllowedError(`${method} is not allowed on ${event.rawPath}`);
-  const found = m ? OPS.get(routeKey(m.route)) : undefined;
-  if (!m || !found) throw new NotFoundError(`no route for ${method} ${event.rawPath}`, 'ROUTE_NOT_FOUND');
-  return { op: found, params: m.pathParameters };
-}
-
 /** Builds the predict handler over its ports. */
 export function createPredictHandler(deps: PredictHandlerDeps): (event: HttpEvent) => Promise<HttpResult> {
   const predictor = deps.predictor ?? createPredictor(deps);
@@ -83,7 +75,7 @@ export function createPredictHandler(deps: PredictHandlerDeps): (event: HttpEven
       // API Gateway's routeKey names the route (no path matching, no allocation on the warm path).
       let op = OPS.get(event.routeKey);
       let params = event.pathParameters;
-      if (op === undefined) ({ op, params } = matchPath(event));
+      if (op === undefined) ({ op, params } = resolveOperation(event, OPS));
       const name = params?.name ?? '';
       const ref = params?.ref;
       switch (op) {
@@ -128,10 +120,7 @@ export function createPredictHandler(deps: PredictHandlerDeps): (event: HttpEven
 // import keeps the whole module graph behind it), and onnxruntime itself still loads lazily (loadOnnxRuntime).
 
 async function fromEnvironment(config: MaasConfig) {
-  const engine = sharedOrtEngine({
-    threads: ortThreadCount(config),
-    memoryBudgetBytes: config.memoryMb * 1024 * 1024 * LIMITS.sessionCacheMemoryFraction,
-  });
+  const engine = sharedOrtEngine(ortEngineOptions(config));
   // onnxruntime's native library loads while the first request talks to DynamoDB and S3.
   engine.warmUp();
   const deps: PredictHandlerDeps = {
@@ -153,10 +142,22 @@ async function fromEnvironment(config: MaasConfig) {
   return createPredictHandler({ ...deps, predictor });
 }
 
-const notConfigured = async (): Promise<HttpResult> =>
-  errorResult(new Error(`${ENV.table} is not set`), consoleLogger);
+/** Answers every request with a JSON 500 (the cause is logged once) when the environment is unusable. */
+function misconfigured(cause: unknown): (event: HttpEvent) => Promise<HttpResult> {
+  consoleLogger.error('the predict function is misconfigured', { error: (cause as Error)?.message });
+  return async () => errorResult(cause, consoleLogger);
+}
+
+async function buildDefault(): Promise<(event: HttpEvent) => Promise<HttpResult>> {
+  if (!process.env[ENV.table]) return misconfigured(new Error(`${ENV.table} is not set`));
+  let config: MaasConfig;
+  try {
+    config = readConfig(process.env);
+  } catch (e) {
+    return misconfigured(e);
+  }
+  return fromEnvironment(config);
+}
 
 /** The Lambda entry point (built at INIT from `process.env`). */
-export const handler: (event: HttpEvent) => Promise<HttpResult> = process.env[ENV.table]
-  ? await fromEnvironment(readConfig(process.env))
-  : notConfigured;
+export const handler: (event: HttpEvent) => Promise<HttpResult> = await buildDefault();

@@ -267,6 +267,27 @@ describe('routing by alias, number and no ref', () => {
   });
 });
 
+describe('version status', () => {
+  it('stops serving a version asked for by number once it is ARCHIVED (after the TTL)', async () => {
+    const x = { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [10, 20] }] };
+    await env.register('retiring', addConstant(1));
+    await env.register('retiring', addConstant(2));
+    const call = () => env.call<InferBody | ErrorBody>('POST', '/v2/models/retiring/versions/2/infer', x);
+    expect((await call()).status).toBe(200);
+    await env.repo.updateVersion('retiring', 2, { status: 'ARCHIVED' });
+    env.now += 1000;
+    expect((await call()).status).toBe(200);
+    env.now += 4001;
+    const refused = await call();
+    expect(refused.status).toBe(409);
+    expect((refused.body as ErrorBody).code).toBe('VERSION_NOT_READY');
+    await env.repo.deleteVersion('retiring', 2);
+    const gone = await call();
+    expect(gone.status).toBe(404);
+    expect((gone.body as ErrorBody).code).toBe('VERSION_NOT_FOUND');
+  });
+});
+
 describe('post-processing', () => {
   const features = {
     inputs: [
