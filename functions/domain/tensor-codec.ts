@@ -492,7 +492,8 @@ function containsUnsafeInteger(data: unknown[]): boolean {
  * the large part of a body never becomes JS arrays of boxed values; the rest is parsed by `JSON.parse`. The
  * result is the same as `JSON.parse` except that those `data` values are `Float64Array`s, which the codec
  * accepts like arrays. When an INT64/UINT64 input carries integer literals beyond 2^53-1, the body is re-read
- * with those literals as decimal strings so that they stay exact.
+ * with those literals as decimal strings so that they stay exact, and only the 64-bit integer inputs take
+ * their `data` from that re-read.
  */
 export function parseInferenceBody(text: string): unknown {
   let body: unknown;
@@ -502,7 +503,13 @@ export function parseInferenceBody(text: string): unknown {
     throw new BadRequestError(`request body is not valid JSON: ${(e as Error).message}`, 'MALFORMED_JSON');
   }
   if (hasUnsafeInt64(body)) {
-    body = JSON.parse(text.replace(BIG_LITERAL, (m) => (m.charCodeAt(0) === 34 ? m : `"${m}"`)));
+    // Only the INT64/UINT64 inputs take the exact re-read: other inputs and `parameters` keep their numbers.
+    const exact = JSON.parse(text.replace(BIG_LITERAL, (m) => (m.charCodeAt(0) === 34 ? m : `"${m}"`))) as {
+      inputs: { data?: unknown }[];
+    };
+    (body as { inputs: { datatype?: unknown; data?: unknown }[] }).inputs.forEach((input, i) => {
+      if (input?.datatype === 'INT64' || input?.datatype === 'UINT64') input.data = exact.inputs[i]?.data;
+    });
   }
   return body;
 }

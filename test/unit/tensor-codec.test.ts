@@ -166,6 +166,15 @@ describe('parseInferenceBody', () => {
     const t = decodeTensor('x', 'INT64', [3], body.inputs[0]!.data);
     expect(Array.from(t.data as BigInt64Array)).toEqual([9223372036854775807n, -9007199254740993n, 1n]);
   });
+  it('re-reads only the 64-bit integer inputs: other inputs and parameters keep their numbers', () => {
+    const body = parseInferenceBody(
+      '{"inputs":[{"name":"f","datatype":"FP64","shape":[1],"data":[12345678901234567]},' +
+        '{"name":"i","datatype":"INT64","shape":[1],"data":[9223372036854775807]}],"parameters":{"seed":12345678901234567}}',
+    ) as { inputs: { data: unknown[] }[]; parameters: { seed: unknown } };
+    expect(body.inputs[0]!.data).toEqual([12345678901234567]);
+    expect(body.inputs[1]!.data).toEqual(['9223372036854775807']);
+    expect(body.parameters.seed).toBe(12345678901234567);
+  });
   it('leaves other bodies untouched', () => {
     const text = '{"inputs":[{"name":"x","datatype":"FP64","shape":[1],"data":[0.12345678901234567]}]}';
     expect(parseInferenceBody(text)).toEqual(JSON.parse(text));
