@@ -142,9 +142,11 @@ async function fromEnvironment(config: MaasConfig) {
   return createPredictHandler({ ...deps, predictor });
 }
 
-/** Answers every request with a JSON 500 (the cause is logged once) when the environment is unusable. */
+/**
+ * Answers every request with a JSON 500 (the cause is logged with each) when the environment is unusable. Nothing
+ * is logged at import: the local server imports this module for its factory without a Lambda environment.
+ */
 function misconfigured(cause: unknown): (event: HttpEvent) => Promise<HttpResult> {
-  consoleLogger.error('the predict function is misconfigured', { error: (cause as Error)?.message });
   return async () => errorResult(cause, consoleLogger);
 }
 
