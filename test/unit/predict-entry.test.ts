@@ -1,0 +1,32 @@
+/**
+ * The predict Lambda entry built from a bad environment: it must start and answer JSON 500s (no stack trace),
+ * not fail INIT.
+ */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { apiEvent, parseResult } from '../helpers/apigw';
+
+const saved = { ...process.env };
+afterEach(() => {
+  process.env = { ...saved };
+  vi.resetModules();
+});
+
+describe('predict Lambda entry', () => {
+  it.each([
+    ['MAAS_TABLE unset', {}],
+    ['MAAS_BUCKET unset', { MAAS_TABLE: 't' }],
+    ['MAAS_ALIAS_TTL_MS not a number', { MAAS_TABLE: 't', MAAS_BUCKET: 'b', MAAS_ALIAS_TTL_MS: 'soon' }],
+  ])('answers a JSON 500 when %s', async (_case, env) => {
+    delete process.env.MAAS_TABLE;
+    delete process.env.MAAS_BUCKET;
+    Object.assign(process.env, env);
+    vi.resetModules();
+    const errors = vi.spyOn(console, 'error').mockImplementation(() => {});
+    const { handler } = await import('../../functions/handlers/predict');
+    const r = parseResult(await handler(apiEvent('GET', '/v2/models/iris')));
+    expect(r).toMatchObject({ status: 500, body: { error: 'internal error', code: 'INTERNAL' } });
+    expect(JSON.stringify(r.body)).not.toMatch(/at .*\.ts/);
+    expect(errors).toHaveBeenCalled();
+    errors.mockRestore();
+  });
+});
