@@ -171,9 +171,9 @@ describe('parseInferenceBody', () => {
       '{"inputs":[{"name":"f","datatype":"FP64","shape":[1],"data":[12345678901234567]},' +
         '{"name":"i","datatype":"INT64","shape":[1],"data":[9223372036854775807]}],"parameters":{"seed":12345678901234567}}',
     ) as { inputs: { data: unknown[] }[]; parameters: { seed: unknown } };
-    expect(body.inputs[0]!.data).toEqual([12345678901234567]);
+    expect(body.inputs[0]!.data).toEqual([Number('12345678901234567')]);
     expect(body.inputs[1]!.data).toEqual(['9223372036854775807']);
-    expect(body.parameters.seed).toBe(12345678901234567);
+    expect(body.parameters.seed).toBe(Number('12345678901234567'));
   });
   it('leaves other bodies untouched', () => {
     const text = '{"inputs":[{"name":"x","datatype":"FP64","shape":[1],"data":[0.12345678901234567]}]}';
