@@ -5,7 +5,9 @@
  * S3-compatible servers mishandle streamed aws-chunked uploads.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { S3Client } from '@aws-sdk/client-s3';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 
 export interface ClientOptions {
@@ -40,5 +42,21 @@ export function s3Client(o: ClientOptions = {}): S3Client {
     forcePathStyle: endpoint !== undefined,
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+}
+
+export function sqsClient(o: ClientOptions = {}): SQSClient {
+  return new SQSClient({
+    region: region(o),
+    ...(o.endpoint ? { endpoint: o.endpoint } : {}),
+    ...(o.credentials ? { credentials: o.credentials } : {}),
+  });
+}
+
+export function eventBridgeClient(o: ClientOptions = {}): EventBridgeClient {
+  return new EventBridgeClient({
+    region: region(o),
+    ...(o.endpoint ? { endpoint: o.endpoint } : {}),
+    ...(o.credentials ? { credentials: o.credentials } : {}),
   });
 }

@@ -1,6 +1,5 @@
 /** The AWS side of the work queue and the registry events, from the configuration (Lambda composition roots). */
-import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import { SQSClient } from '@aws-sdk/client-sqs';
+import { eventBridgeClient, sqsClient } from '../adapters/aws-clients';
 import { EventBridgePublisher } from '../adapters/eventbridge-publisher';
 import { SqsQueuePublisher } from '../adapters/sqs-queue';
 import { ENV } from '../contract/env';
@@ -10,12 +9,10 @@ import type { MaasConfig } from './config';
 
 export function queueFromConfig(config: Pick<MaasConfig, 'queueUrl'>): QueuePublisher {
   if (!config.queueUrl) throw new Error(`${ENV.queueUrl} is not set`);
-  return new SqsQueuePublisher(new SQSClient({}), config.queueUrl);
+  return new SqsQueuePublisher(sqsClient(), config.queueUrl);
 }
 
 /** `{ events }` when an event bus is configured, else nothing (events are then not published). */
 export function eventsFromConfig(config: Pick<MaasConfig, 'eventBus'>): { events?: EventPublisher } {
-  return config.eventBus
-    ? { events: new EventBridgePublisher(new EventBridgeClient({}), config.eventBus) }
-    : {};
+  return config.eventBus ? { events: new EventBridgePublisher(eventBridgeClient(), config.eventBus) } : {};
 }
