@@ -23,6 +23,7 @@ import {
 } from '../domain/registry';
 import type { HistoryEntry, Model, ModelVersion, Page, PostprocessSpec } from '../domain/types';
 import {
+  type AliasMove,
   type AliasMoveResult,
   type ArtifactStore,
   type Clock,
@@ -240,7 +241,7 @@ export async function moveAlias(
 ): Promise<AliasMoveResult> {
   validateModelName(input.name);
   validateAliasName(input.alias);
-  const result = await deps.repo.moveAlias({
+  return applyMove(deps, {
     name: input.name,
     alias: input.alias,
     version: input.version,
@@ -248,8 +249,6 @@ export async function moveAlias(
     ...(input.reason !== undefined ? { reason: input.reason } : {}),
     actor: input.actor,
   });
-  await publishMove(deps, input.name, result);
-  return result;
 }
 
 /**
@@ -274,7 +273,7 @@ export async function rollbackAlias(
       'NO_ROLLBACK_TARGET',
     );
   }
-  const result = await deps.repo.moveAlias({
+  return applyMove(deps, {
     name: input.name,
     alias: input.alias,
     version: target,
@@ -282,8 +281,6 @@ export async function rollbackAlias(
     reason: input.reason ?? `rollback from ${latest.version ?? 'none'} to ${target}`,
     actor: input.actor,
   });
-  await publishMove(deps, input.name, result);
-  return result;
 }
 
 /** Removes the alias (history kept, with a `version: null` entry). */
@@ -293,15 +290,13 @@ export async function deleteAlias(
 ): Promise<AliasMoveResult> {
   validateModelName(input.name);
   validateAliasName(input.alias);
-  const result = await deps.repo.moveAlias({
+  return applyMove(deps, {
     name: input.name,
     alias: input.alias,
     version: null,
     actor: input.actor,
     ...(input.reason !== undefined ? { reason: input.reason } : {}),
   });
-  await publishMove(deps, input.name, result);
-  return result;
 }
 
 /** Newest first; 404 for an unknown model or an alias that never existed. */
@@ -329,15 +324,17 @@ function aliasNotFound(name: string, alias: string): NotFoundError {
   return new NotFoundError(`alias '${alias}' of model '${name}' not found`, 'ALIAS_NOT_FOUND');
 }
 
-async function publishMove(
-  deps: Pick<RegistryDeps, 'events' | 'logger'>,
-  name: string,
-  r: AliasMoveResult,
-): Promise<void> {
+/** Moves (or removes) an alias in the registry, then announces the committed move. */
+async function applyMove(
+  deps: Pick<RegistryDeps, 'repo' | 'events' | 'logger'>,
+  move: AliasMove,
+): Promise<AliasMoveResult> {
+  const r = await deps.repo.moveAlias(move);
   await publish(deps, {
     type: 'AliasMoved',
-    detail: { name, alias: r.alias, version: r.version, previousVersion: r.previousVersion },
+    detail: { name: move.name, alias: r.alias, version: r.version, previousVersion: r.previousVersion },
   });
+  return r;
 }
 
 /**
