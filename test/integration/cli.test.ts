@@ -6,29 +6,13 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CliIo, run } from '../../functions/cli/program';
+import { run } from '../../functions/cli/program';
 import { composeLocal, type LocalServices } from '../../functions/local/compose';
 import { buildMlp } from '../../functions/local/onnx-builder';
 import { buildIrisModel } from '../../functions/local/sample-model';
 import { type RunningLocalServer, startLocalServer } from '../../functions/local/server';
 import { createTestAwsEnv, type TestAwsEnv } from '../helpers/aws-env';
-
-function io(): CliIo & { stdout: () => string; stderr: () => string } {
-  let out = '';
-  let err = '';
-  return {
-    out: (t) => {
-      out += t;
-    },
-    err: (t) => {
-      err += t;
-    },
-    env: {},
-    isTty: false,
-    stdout: () => out,
-    stderr: () => err,
-  };
-}
+import { captureIo } from '../helpers/cli-io';
 
 describe('maas CLI on the local service', () => {
   let aws: TestAwsEnv;
@@ -36,7 +20,7 @@ describe('maas CLI on the local service', () => {
   let server: RunningLocalServer;
   const dir = mkdtempSync(join(tmpdir(), 'maas-cli-it-'));
   const cli = async (...args: string[]) => {
-    const c = io();
+    const c = captureIo();
     const code = await run(['node', 'maas', '--endpoint', server.url, ...args], c);
     return { code, stdout: c.stdout(), stderr: c.stderr() };
   };

@@ -15,7 +15,6 @@ import {
 } from '../../functions/cli/client';
 import { nest, table } from '../../functions/cli/format';
 import {
-  type CliIo,
   modelPath,
   readInput,
   readLabels,
@@ -23,6 +22,7 @@ import {
   shapeOf,
   toInferenceRequest,
 } from '../../functions/cli/program';
+import { captureIo } from '../helpers/cli-io';
 
 interface Seen {
   method: string;
@@ -61,23 +61,6 @@ function fakeApi(answers: Record<string, { status: number; body: unknown }>) {
         server.listen(0, '127.0.0.1', () => r(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)),
       ),
     stop: () => new Promise<void>((r) => server.close(() => r())),
-  };
-}
-
-function captureIo(env: NodeJS.ProcessEnv = {}): CliIo & { stdout: () => string; stderr: () => string } {
-  let out = '';
-  let err = '';
-  return {
-    out: (t) => {
-      out += t;
-    },
-    err: (t) => {
-      err += t;
-    },
-    env,
-    isTty: false,
-    stdout: () => out,
-    stderr: () => err,
   };
 }
 
