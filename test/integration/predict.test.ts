@@ -288,6 +288,17 @@ describe('version status', () => {
   });
 });
 
+/** The classifier's own output, then its post-processing outputs, in the order they are answered. */
+const CLASSIFIER_OUTPUTS = [
+  'output',
+  'softmax',
+  'argmax',
+  'label',
+  'topk_indices',
+  'topk_scores',
+  'topk_labels',
+];
+
 describe('post-processing', () => {
   const features = {
     inputs: [
@@ -299,15 +310,7 @@ describe('post-processing', () => {
     const r = await env.call<InferBody>('POST', '/v2/models/classifier/infer', features);
     expect(r.status).toBe(200);
     const by = Object.fromEntries(r.body.outputs.map((o) => [o.name, o]));
-    expect(Object.keys(by)).toEqual([
-      'output',
-      'softmax',
-      'argmax',
-      'label',
-      'topk_indices',
-      'topk_scores',
-      'topk_labels',
-    ]);
+    expect(Object.keys(by)).toEqual(CLASSIFIER_OUTPUTS);
     const logits = by.output!.data as number[];
     const probs = by.softmax!.data as number[];
     const labels = ['setosa', 'versicolor', 'virginica'];
@@ -337,15 +340,7 @@ describe('post-processing', () => {
 
   it('lists the extra outputs in the model metadata', async () => {
     const meta = await env.call<{ outputs: { name: string }[] }>('GET', '/v2/models/classifier');
-    expect(meta.body.outputs.map((o) => o.name)).toEqual([
-      'output',
-      'softmax',
-      'argmax',
-      'label',
-      'topk_indices',
-      'topk_scores',
-      'topk_labels',
-    ]);
+    expect(meta.body.outputs.map((o) => o.name)).toEqual(CLASSIFIER_OUTPUTS);
   });
 });
 
