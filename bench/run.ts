@@ -20,8 +20,10 @@ import ort from 'onnxruntime-node';
 import * as ortWeb from 'onnxruntime-web';
 import { dynamoDocumentClient, s3Client } from '../functions/adapters/aws-clients';
 import { DynamoRegistryRepository } from '../functions/adapters/dynamodb-registry';
+import { DynamoRegistryReader } from '../functions/adapters/dynamodb-registry-reader';
 import { OrtEngine, sha256Hex } from '../functions/adapters/ort-engine';
 import { OrtModelInspector } from '../functions/adapters/ort-inspector';
+import { S3ArtifactReader } from '../functions/adapters/s3-artifact-reader';
 import { S3ArtifactStore } from '../functions/adapters/s3-artifact-store';
 import { registerVersion } from '../functions/app/registry';
 import { BUNDLE_OPTIONS } from '../functions/contract/bundling';
@@ -108,7 +110,12 @@ async function main() {
     }
 
     const engine = new OrtEngine({ threads: 1 });
-    const handler = createPredictHandler({ repo, store, engine });
+    // The predict Lambda's own readers (its warm path makes no registry call anyway).
+    const handler = createPredictHandler({
+      repo: new DynamoRegistryReader({ ...clientOpts, endpoint: dynamo.endpoint, table }),
+      store: new S3ArtifactReader({ ...clientOpts, endpoint: s3rver.endpoint, bucket }),
+      engine,
+    });
     ortWeb.env.wasm.numThreads = 1;
     ortWeb.env.wasm.wasmPaths = `${join(ROOT, 'node_modules', 'onnxruntime-web', 'dist')}/`;
 

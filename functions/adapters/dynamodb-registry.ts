@@ -52,6 +52,7 @@ import {
   type RegistryRepository,
   systemClock,
 } from '../ports';
+import { type Item, toAlias, toModel, toVersion } from './dynamodb-items';
 
 /** The table's key attributes: what a page key of a table query carries. */
 const TABLE_KEYS = [TABLE.partitionKey, TABLE.sortKey] as const;
@@ -68,7 +69,6 @@ export interface DynamoRegistryRepositoryOptions {
   readonly maxAttempts?: number;
 }
 
-type Item = Record<string, unknown>;
 type TxItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
 interface CancellationReason {
@@ -653,23 +653,6 @@ function aliasSet(item: Item): string[] {
   return a instanceof Set ? [...(a as Set<string>)].sort() : [];
 }
 
-function toVersion(item: Item): ModelVersion {
-  const v: Record<string, unknown> = {
-    name: item.name,
-    version: item.version,
-    status: item.status,
-    sha256: item.sha256,
-    sizeBytes: item.sizeBytes,
-    s3Key: item.s3Key,
-    signature: item.signature,
-    createdAt: item.createdAt,
-  };
-  for (const k of ['description', 'tags', 'labels', 'postprocess', 'createdBy', 'failureReason']) {
-    if (item[k] !== undefined && item[k] !== null) v[k] = item[k];
-  }
-  return v as unknown as ModelVersion;
-}
-
 /** Fields of a VERSION item that never change while an alias points at it (description and tags may). */
 const SERVING_FIELDS = [
   'name',
@@ -690,28 +673,6 @@ function servingSnapshot(item: Item): Item {
     if (item[k] !== undefined && item[k] !== null) snapshot[k] = item[k];
   }
   return snapshot;
-}
-
-function toModel(item: Item): Model {
-  return {
-    name: item.name as string,
-    ...(item.description !== undefined ? { description: item.description as string } : {}),
-    latestVersion: (item.latestVersion as number | undefined) ?? 0,
-    aliases: (item.aliases as Record<string, number> | undefined) ?? {},
-    createdAt: item.createdAt as string,
-    updatedAt: item.updatedAt as string,
-  };
-}
-
-function toAlias(item: Item): AliasState {
-  const target = item.target as Item | undefined;
-  return {
-    alias: item.alias as string,
-    version: item.version as number,
-    revision: item.revision as number,
-    updatedAt: item.updatedAt as string,
-    ...(target && target.version === item.version ? { target: toVersion(target) } : {}),
-  };
 }
 
 function toHistory(item: Item): HistoryEntry {

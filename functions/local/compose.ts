@@ -7,8 +7,10 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type S3rver from 's3rver';
 import { DynamoRegistryRepository } from '../adapters/dynamodb-registry';
+import { DynamoRegistryReader } from '../adapters/dynamodb-registry-reader';
 import { sharedOrtEngine } from '../adapters/ort-engine';
 import { OrtModelInspector } from '../adapters/ort-inspector';
+import { S3ArtifactReader } from '../adapters/s3-artifact-reader';
 import { S3ArtifactStore } from '../adapters/s3-artifact-store';
 import { createPredictor } from '../app/predict';
 import type { RegistryDeps } from '../app/registry';
@@ -21,12 +23,15 @@ import type { EventLogger } from '../handlers/event-log';
 import { createPredictHandler } from '../handlers/predict';
 import { createRegistryHandler } from '../handlers/registry';
 import { createS3EventsHandler } from '../handlers/s3-events';
+import { LOCAL_CREDENTIALS, LOCAL_REGION } from './emulators';
 import { attachS3Events, InProcessQueue, isS3EventKey } from './in-process-queue';
 import type { LocalHttpHandler } from './server';
 
 export interface LocalResources {
   readonly doc: DynamoDBDocumentClient;
   readonly s3: S3Client;
+  /** Endpoints of the same emulators, for the predict path's readers (they use no SDK client). */
+  readonly endpoints: { readonly dynamodb: string; readonly s3: string };
   readonly table: string;
   readonly bucket: string;
   /** Lines about background work (event handling failures). @default console.error */
@@ -58,7 +63,11 @@ export function composeLocal(res: LocalResources): LocalServices {
   const inspector = new OrtModelInspector();
   const registry: RegistryDeps = { repo, store, inspector };
   const engine = sharedOrtEngine({ threads: 1 });
-  const predictor = createPredictor({ repo, store, engine });
+  // The predict path reads the registry and the artifacts as the predict Lambda does.
+  const local = { region: LOCAL_REGION, credentials: { ...LOCAL_CREDENTIALS } };
+  const reader = new DynamoRegistryReader({ ...local, endpoint: res.endpoints.dynamodb, table: res.table });
+  const artifacts = new S3ArtifactReader({ ...local, endpoint: res.endpoints.s3, bucket: res.bucket });
+  const predictor = createPredictor({ repo: reader, store: artifacts, engine });
 
   const queue = new InProcessQueue({
     visibilityTimeoutMs: res.visibilityTimeoutMs ?? 30_000,
@@ -84,7 +93,7 @@ export function composeLocal(res: LocalResources): LocalServices {
   return {
     handlers: {
       registry: createRegistryHandler(registry),
-      predict: createPredictHandler({ repo, store, engine, predictor }),
+      predict: createPredictHandler({ repo: reader, store: artifacts, engine, predictor }),
       async: createAsyncApiHandler(flows.asyncApi),
     },
     registry,

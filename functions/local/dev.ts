@@ -143,6 +143,7 @@ export async function startDev(opts: DevOptions = {}): Promise<DevServer> {
     const services = composeLocal({
       doc,
       s3: s3c,
+      endpoints: { dynamodb: dynamoEndpoint, s3: s3Endpoint },
       table: LOCAL_TABLE,
       bucket: LOCAL_BUCKET,
       log,

@@ -4,21 +4,28 @@
  */
 import { randomUUID } from 'node:crypto';
 import { DynamoRegistryRepository } from '../../functions/adapters/dynamodb-registry';
+import { DynamoRegistryReader } from '../../functions/adapters/dynamodb-registry-reader';
 import { OrtEngine } from '../../functions/adapters/ort-engine';
 import { OrtModelInspector } from '../../functions/adapters/ort-inspector';
+import { S3ArtifactReader } from '../../functions/adapters/s3-artifact-reader';
 import { S3ArtifactStore } from '../../functions/adapters/s3-artifact-store';
 import { moveAlias, type RegisterVersionInput, registerVersion } from '../../functions/app/registry';
 import { S3_KEYS } from '../../functions/contract/env';
 import type { ModelVersion } from '../../functions/domain/types';
 import { createPredictHandler, type PredictHandlerDeps } from '../../functions/handlers/predict';
+import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../functions/local/emulators';
 import { buildModel, ElemType, type ElemTypeCode } from '../../functions/local/onnx-builder';
 import { apiEvent, parseResult } from './apigw';
 import { createTestAwsEnv, type TestAwsEnv } from './aws-env';
 
 export interface PredictTestEnv {
   readonly aws: TestAwsEnv;
+  /** The registry and artifact store of registration (setup). */
   readonly repo: DynamoRegistryRepository;
   readonly store: S3ArtifactStore;
+  /** The predict path's reads of the same table and bucket, as the predict Lambda builds them. */
+  readonly reader: DynamoRegistryReader;
+  readonly artifacts: S3ArtifactReader;
   readonly engine: OrtEngine;
   /** Milliseconds since the epoch of the injected clock; tests move it. */
   now: number;
@@ -45,12 +52,15 @@ export async function createPredictTestEnv(
   const aws = await createTestAwsEnv('predict');
   const repo = new DynamoRegistryRepository({ doc: aws.doc, table: aws.table });
   const store = new S3ArtifactStore({ s3: aws.s3, bucket: aws.bucket });
+  const { reader, artifacts } = predictReaders(aws);
   const engine = new OrtEngine();
   const inspector = new OrtModelInspector();
   const env: PredictTestEnv = {
     aws,
     repo,
     store,
+    reader,
+    artifacts,
     engine,
     now: Date.parse('2026-01-01T00:00:00Z'),
     handler: undefined as unknown as PredictTestEnv['handler'],
@@ -71,14 +81,26 @@ export async function createPredictTestEnv(
     },
   };
   env.handler = createPredictHandler({
-    repo,
-    store,
+    repo: reader,
+    store: artifacts,
     engine,
     clock: { now: () => new Date(env.now) },
     aliasTtlMs: 5000,
     ...overrides,
   });
   return env;
+}
+
+/** The predict path's readers (signed HTTP, no SDK client) bound to the test file's table and bucket. */
+export function predictReaders(aws: TestAwsEnv): {
+  reader: DynamoRegistryReader;
+  artifacts: S3ArtifactReader;
+} {
+  const local = { region: LOCAL_REGION, credentials: { ...LOCAL_CREDENTIALS } };
+  return {
+    reader: new DynamoRegistryReader({ ...local, endpoint: aws.dynamoEndpoint, table: aws.table }),
+    artifacts: new S3ArtifactReader({ ...local, endpoint: aws.s3Endpoint, bucket: aws.bucket }),
+  };
 }
 
 /** OIP datatype -> ONNX element type. */

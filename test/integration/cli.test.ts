@@ -30,6 +30,7 @@ describe('maas CLI on the local service', () => {
     services = composeLocal({
       doc: aws.doc,
       s3: aws.s3,
+      endpoints: { dynamodb: aws.dynamoEndpoint, s3: aws.s3Endpoint },
       table: aws.table,
       bucket: aws.bucket,
       log: () => {},

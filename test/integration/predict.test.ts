@@ -5,11 +5,12 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DynamoRegistryRepository } from '../../functions/adapters/dynamodb-registry';
+import { DynamoRegistryReader } from '../../functions/adapters/dynamodb-registry-reader';
 import { sha256Hex } from '../../functions/adapters/ort-engine';
 import { createPredictor } from '../../functions/app/predict';
 import { keys } from '../../functions/contract/table';
 import { createPredictHandler } from '../../functions/handlers/predict';
+import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../functions/local/emulators';
 import { buildMlp } from '../../functions/local/onnx-builder';
 import { version as packageVersion } from '../../package.json';
 import { apiEvent, parseResult } from '../helpers/apigw';
@@ -74,8 +75,13 @@ describe('server routes', () => {
 
   it('is not ready (503 + Retry-After) when the registry is unreachable', async () => {
     const broken = createPredictHandler({
-      repo: new DynamoRegistryRepository({ doc: env.aws.doc, table: 'no-such-table' }),
-      store: env.store,
+      repo: new DynamoRegistryReader({
+        region: LOCAL_REGION,
+        credentials: { ...LOCAL_CREDENTIALS },
+        endpoint: env.aws.dynamoEndpoint,
+        table: 'no-such-table',
+      }),
+      store: env.artifacts,
       engine: env.engine,
       logger: { error: () => {} },
     });
@@ -157,15 +163,15 @@ function countingRepo() {
   const counting = {
     getAlias(n: string, a: string) {
       reads.push(`alias ${a}`);
-      return env.repo.getAlias(n, a);
+      return env.reader.getAlias(n, a);
     },
     getVersion(n: string, v: number) {
       reads.push(`version ${v}`);
-      return env.repo.getVersion(n, v);
+      return env.reader.getVersion(n, v);
     },
     getModel(n: string) {
       reads.push('model');
-      return env.repo.getModel(n);
+      return env.reader.getModel(n);
     },
   };
   return { reads, counting };
@@ -222,7 +228,7 @@ describe('routing by alias, number and no ref', () => {
 
   it('resolves an alias with one registry read: the alias item carries the version it points at', async () => {
     const { reads, counting } = countingRepo();
-    const predictor = createPredictor({ repo: counting, store: env.store, engine: env.engine });
+    const predictor = createPredictor({ repo: counting, store: env.artifacts, engine: env.engine });
     // prod was set by the first registration, staging by an alias move.
     expect((await predictor.infer('router', undefined, x)).model_version).toBe('1');
     expect((await predictor.infer('router', 'staging', x)).outputs[0]!.data).toEqual([12, 22]);
@@ -248,7 +254,7 @@ describe('routing by alias, number and no ref', () => {
       }),
     );
     const { reads, counting } = countingRepo();
-    const predictor = createPredictor({ repo: counting, store: env.store, engine: env.engine });
+    const predictor = createPredictor({ repo: counting, store: env.artifacts, engine: env.engine });
     expect((await predictor.infer('router', 'legacy', x)).model_version).toBe('2');
     expect(reads).toEqual(['alias legacy', 'version 2']);
   });
@@ -439,10 +445,10 @@ describe('artifact download', () => {
   it('hashes the artifact while it streams in: same bytes as getObject, digest of those bytes', async () => {
     const bytes = buildMlp({ inFeatures: 256, layers: [512, 4], seed: 3 });
     await env.store.putObject('models/streamed/a.onnx', bytes);
-    const fetched = await env.store.getObjectHashed('models/streamed/a.onnx');
+    const fetched = await env.artifacts.getObjectHashed('models/streamed/a.onnx');
     expect(Buffer.from(fetched.bytes).equals(Buffer.from(bytes))).toBe(true);
     expect(fetched.sha256).toBe(sha256Hex(bytes));
-    await expect(env.store.getObjectHashed('models/streamed/missing.onnx')).rejects.toMatchObject({
+    await expect(env.artifacts.getObjectHashed('models/streamed/missing.onnx')).rejects.toMatchObject({
       code: 'ARTIFACT_NOT_FOUND',
     });
   });
@@ -450,7 +456,7 @@ describe('artifact download', () => {
 
 describe('predictor reuse (batch and async paths)', () => {
   it('inferBatch answers each request in order, batching compatible rows, isolating bad ones', async () => {
-    const predictor = createPredictor({ repo: env.repo, store: env.store, engine: env.engine });
+    const predictor = createPredictor({ repo: env.reader, store: env.artifacts, engine: env.engine });
     const req = (id: string, rows: number[][]) => ({
       id,
       inputs: [{ name: 'x', datatype: 'FP32', shape: [rows.length, 2], data: rows }],

@@ -1,0 +1,268 @@
+/**
+ * Signed AWS requests over the AWS SDK v3's own transport parts — the SigV4 signer, the Node.js HTTP handler
+ * (keep-alive), the standard retry strategy and its error classification, and the environment credential
+ * provider — without a generated service client.
+ *
+ * Why: the predict function needs exactly two reads (DynamoDB GetItem, S3 GetObject), and on a cold start the
+ * generated clients cost more than the model they serve: loading the DynamoDB and S3 clients, their endpoint
+ * rule sets, middleware stacks and credential-provider chain takes about 40-55 ms, and their first request
+ * another 25-40 ms (`npm run bench` measures the cold start of the bundle as deployed). Built from these parts,
+ * the same two reads load in under 5 ms. Everything else (registry writes, events, batch) keeps the generated
+ * clients of `aws-clients.ts`.
+ *
+ * Endpoints follow the SDK's environment settings: `AWS_ENDPOINT_URL_<SERVICE>`, then `AWS_ENDPOINT_URL`
+ * (both ignored when `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`), otherwise the regional endpoint of
+ * `AWS_REGION` (FIPS when `AWS_USE_FIPS_ENDPOINT=true`; `amazonaws.com.cn` in China regions).
+ */
+import { fromEnv } from '@aws-sdk/credential-provider-env';
+import {
+  isServerError,
+  isThrottlingError,
+  isTransientError,
+  StandardRetryStrategy,
+} from '@smithy/core/retry';
+import { HttpRequest } from '@smithy/core/transport';
+import { Hash } from '@smithy/hash-node';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { SignatureV4 } from '@smithy/signature-v4';
+import type {
+  AwsCredentialIdentity,
+  AwsCredentialIdentityProvider,
+  HttpResponse,
+  RetryErrorType,
+  SdkError,
+} from '@smithy/types';
+
+/** The services this module talks to, by their signing name. */
+export type AwsService = 'dynamodb' | 's3';
+
+export interface AwsHttpOptions {
+  readonly service: AwsService;
+  /** @default AWS_REGION, then AWS_DEFAULT_REGION, then us-east-1 */
+  readonly region?: string;
+  /** Overrides the endpoint (the local server and the tests pass the emulator's URL). */
+  readonly endpoint?: string;
+  /** @default the Lambda environment's credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) */
+  readonly credentials?: AwsCredentialIdentity | AwsCredentialIdentityProvider;
+  /** Attempts per call, the first included. @default 3 (the SDK's default) */
+  readonly maxAttempts?: number;
+  /** Error codes retried like transient errors, besides those the SDK retries. */
+  readonly retryableCodes?: readonly string[];
+  /** @default one keep-alive handler per process */
+  readonly http?: NodeHttpHandler;
+  /** @default process.env */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+export interface AwsCall {
+  readonly method: 'GET' | 'POST';
+  /** The path, already percent-encoded (S3 keys: `encodeS3Key`). */
+  readonly path: string;
+  /** A host name in place of the endpoint's (S3 virtual-hosted buckets). */
+  readonly hostname?: string;
+  readonly headers?: Record<string, string>;
+  readonly body?: string;
+}
+
+/** An error answer of an AWS service, shaped as the SDK's service exceptions (name = error code). */
+export class AwsServiceError extends Error {
+  readonly $fault: 'client' | 'server';
+  readonly $metadata: { readonly httpStatusCode: number; readonly requestId?: string };
+  readonly $response: { readonly headers: Record<string, string> };
+
+  constructor(code: string, message: string, status: number, headers: Record<string, string>) {
+    super(message);
+    this.name = code;
+    this.$fault = status >= 500 ? 'server' : 'client';
+    const requestId = headers['x-amzn-requestid'] ?? headers['x-amz-request-id'];
+    this.$metadata = { httpStatusCode: status, ...(requestId ? { requestId } : {}) };
+    this.$response = { headers };
+  }
+}
+
+/** Longest error body read to find the error code and message. */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+
+let defaultHttp: NodeHttpHandler | undefined;
+
+/** One keep-alive HTTP handler per process, shared by every client that is not given one. */
+function sharedHttpHandler(): NodeHttpHandler {
+  defaultHttp ??= new NodeHttpHandler({
+    connectionTimeout: 5_000,
+    // A stalled connection fails (and is retried) instead of hanging until the function times out.
+    socketTimeout: 20_000,
+  });
+  return defaultHttp;
+}
+
+const truthy = (v: string | undefined) => v?.toLowerCase() === 'true';
+
+/** The endpoint of `service`: an explicit one, the configured one from the environment, or the regional one. */
+export function resolveAwsEndpoint(
+  service: AwsService,
+  region: string,
+  endpoint: string | undefined,
+  env: NodeJS.ProcessEnv,
+): { readonly url: URL; readonly custom: boolean } {
+  const configured =
+    endpoint ??
+    (truthy(env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS)
+      ? undefined
+      : (env[`AWS_ENDPOINT_URL_${service.toUpperCase()}`] ?? env.AWS_ENDPOINT_URL));
+  if (configured) return { url: new URL(configured), custom: true };
+  const fips = truthy(env.AWS_USE_FIPS_ENDPOINT) ? '-fips' : '';
+  const suffix = region.startsWith('cn-') ? 'amazonaws.com.cn' : 'amazonaws.com';
+  return { url: new URL(`https://${service}${fips}.${region}.${suffix}`), custom: false };
+}
+
+/** Percent-encodes an S3 key for a request path (RFC 3986, `/` kept), as S3's SigV4 canonical URI expects. */
+export function encodeS3Key(key: string): string {
+  return key
+    .split('/')
+    .map((segment) =>
+      encodeURIComponent(segment).replace(
+        /[!'()*]/g,
+        (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+      ),
+    )
+    .join('/');
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Signs and sends requests to one AWS service, with the SDK's standard retries. */
+export class AwsHttpClient {
+  readonly service: AwsService;
+  readonly region: string;
+  /** The endpoint requests go to. */
+  readonly endpoint: URL;
+  /** True when the endpoint was configured (an emulator, LocalStack, a VPC endpoint) rather than derived. */
+  readonly customEndpoint: boolean;
+  private readonly signer: SignatureV4;
+  private readonly http: NodeHttpHandler;
+  private readonly retry: StandardRetryStrategy;
+  private readonly retryableCodes: ReadonlySet<string>;
+
+  constructor(o: AwsHttpOptions) {
+    const env = o.env ?? process.env;
+    this.service = o.service;
+    this.region = o.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1';
+    const { url, custom } = resolveAwsEndpoint(o.service, this.region, o.endpoint, env);
+    this.endpoint = url;
+    this.customEndpoint = custom;
+    this.signer = new SignatureV4({
+      service: o.service,
+      region: this.region,
+      credentials: o.credentials ?? fromEnv(),
+      sha256: Hash.bind(null, 'sha256'),
+      // S3 signs the path as sent (keys arrive encoded once); every other service encodes it again.
+      uriEscapePath: o.service !== 's3',
+    });
+    this.http = o.http ?? sharedHttpHandler();
+    this.retry = new StandardRetryStrategy(o.maxAttempts ?? 3);
+    this.retryableCodes = new Set(o.retryableCodes ?? []);
+  }
+
+  /**
+   * Sends `call` and hands a successful (2xx) response to `read`, which consumes its body. An error answer is
+   * thrown as `AwsServiceError`. Throttling, 5xx, timeouts and connection errors — also while `read` consumes
+   * the body — are retried with the SDK's standard strategy (exponential backoff with jitter, shared retry
+   * capacity); anything else is thrown at once.
+   */
+  async send<T>(call: AwsCall, read: (response: HttpResponse) => Promise<T>): Promise<T> {
+    let token = await this.retry.acquireInitialRetryToken(this.service);
+    for (;;) {
+      let response: HttpResponse | undefined;
+      try {
+        const request = new HttpRequest({
+          method: call.method,
+          protocol: this.endpoint.protocol,
+          hostname: call.hostname ?? this.endpoint.hostname,
+          ...(this.endpoint.port ? { port: Number(this.endpoint.port) } : {}),
+          path: call.path,
+          headers: {
+            host: call.hostname ?? this.endpoint.host,
+            ...call.headers,
+            ...(call.body !== undefined ? { 'content-length': String(Buffer.byteLength(call.body)) } : {}),
+          },
+          ...(call.body !== undefined ? { body: call.body } : {}),
+        });
+        const signed = await this.signer.sign(request);
+        ({ response } = await this.http.handle(signed as HttpRequest));
+        if (response.statusCode < 200 || response.statusCode > 299) throw await serviceError(response);
+        const out = await read(response);
+        this.retry.recordSuccess(token);
+        return out;
+      } catch (e) {
+        discard(response);
+        const errorType = this.classify(e);
+        if (errorType === 'CLIENT_ERROR') throw e;
+        try {
+          token = await this.retry.refreshRetryTokenForRetry(token, { errorType, error: e as SdkError });
+        } catch {
+          throw e;
+        }
+        await sleep(token.getRetryDelay());
+      }
+    }
+  }
+
+  /** The SDK's classification of an error, plus this client's extra retryable codes. */
+  private classify(e: unknown): RetryErrorType {
+    const err = e as SdkError;
+    if (isThrottlingError(err)) return 'THROTTLING';
+    if (isTransientError(err) || this.retryableCodes.has(err?.name)) return 'TRANSIENT';
+    if (isServerError(err)) return 'SERVER_ERROR';
+    return 'CLIENT_ERROR';
+  }
+}
+
+/** Releases the connection of a response whose body will not be read (a no-op once it was read). */
+function discard(response: HttpResponse | undefined): void {
+  const body = response?.body as { destroy?: () => void; readableEnded?: boolean } | undefined;
+  if (body && !body.readableEnded) body.destroy?.();
+}
+
+/** Reads the whole body of a successful response. */
+export async function readBody(response: HttpResponse): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of response.body as AsyncIterable<Buffer>) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
+/** The error code and message of an error answer: AWS JSON (`__type`, `message`) or S3 XML (`<Code>`). */
+async function serviceError(response: HttpResponse): Promise<AwsServiceError> {
+  const headers = response.headers;
+  let text = '';
+  try {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of response.body as AsyncIterable<Buffer>) {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size >= MAX_ERROR_BODY_BYTES) break;
+    }
+    text = Buffer.concat(chunks).toString('utf8');
+  } catch {
+    // The status alone is the error.
+  }
+  let code: string | undefined;
+  let message: string | undefined;
+  if (text.trimStart().startsWith('{')) {
+    try {
+      const body = JSON.parse(text) as { __type?: string; code?: string; message?: string; Message?: string };
+      code = body.__type ?? body.code;
+      message = body.message ?? body.Message;
+    } catch {
+      // Not JSON after all.
+    }
+  } else if (text.includes('<Code>')) {
+    code = /<Code>([^<]*)<\/Code>/.exec(text)?.[1];
+    message = /<Message>([^<]*)<\/Message>/.exec(text)?.[1];
+  }
+  code ??= headers['x-amzn-errortype'];
+  // `com.amazonaws.dynamodb.v20120810#ResourceNotFoundException`, `ThrottlingException:http://...`
+  const name =
+    code?.split('#').pop()?.split(':')[0] || (response.statusCode === 404 ? 'NotFound' : 'UnknownError');
+  return new AwsServiceError(name, message ?? `HTTP ${response.statusCode}`, response.statusCode, headers);
+}

@@ -1,0 +1,269 @@
+/**
+ * The signed-request transport of the predict path (functions/adapters/aws-http.ts) against a local HTTP
+ * server that answers as AWS services do: signing headers, error parsing, and which answers are retried.
+ */
+import { createHash } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import aws4 from 'aws4';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  AwsHttpClient,
+  AwsServiceError,
+  encodeS3Key,
+  readBody,
+  resolveAwsEndpoint,
+} from '../../functions/adapters/aws-http';
+
+type Reply = (req: IncomingMessage, res: ServerResponse, body: string) => void;
+
+let server: Server;
+let endpoint: string;
+let replies: Reply[] = [];
+const seen: { method: string; url: string; headers: IncomingMessage['headers']; body: string }[] = [];
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => {
+      body += c;
+    });
+    req.on('end', () => {
+      seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
+      const reply = replies.shift();
+      if (!reply) {
+        res.writeHead(599).end();
+        return;
+      }
+      reply(req, res, body);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(() => new Promise<void>((r) => server.close(() => r())));
+afterEach(() => {
+  replies = [];
+  seen.length = 0;
+});
+
+const json =
+  (status: number, body: unknown, headers: Record<string, string> = {}): Reply =>
+  (_q, res) => {
+    res
+      .writeHead(status, { 'content-type': 'application/x-amz-json-1.0', ...headers })
+      .end(JSON.stringify(body));
+  };
+const xml =
+  (status: number, code: string, message: string): Reply =>
+  (_q, res) => {
+    res
+      .writeHead(status, { 'content-type': 'application/xml' })
+      .end(
+        `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message></Error>`,
+      );
+  };
+
+const credentials = { accessKeyId: 'AKIDTEST', secretAccessKey: 'secret', sessionToken: 'token-1' };
+
+/**
+ * Recomputes the SigV4 signature of a received request with an independent signer (aws4) over the headers the
+ * request says it signed, and tells whether it matches the one sent.
+ */
+function signatureMatches(req: (typeof seen)[number], service: string, region: string): boolean {
+  const authorization = String(req.headers.authorization);
+  const signed = /SignedHeaders=([^,]+)/.exec(authorization)?.[1]?.split(';') ?? [];
+  const headers: Record<string, string> = {};
+  for (const name of signed) headers[name] = String(req.headers[name]);
+  const opts = {
+    host: String(req.headers.host),
+    method: req.method,
+    path: req.url,
+    service,
+    region,
+    headers,
+    body: req.body,
+    doNotModifyHeaders: true,
+  };
+  aws4.sign(opts, credentials);
+  return (opts.headers as Record<string, string>).Authorization === authorization;
+}
+const client = (extra: Partial<ConstructorParameters<typeof AwsHttpClient>[0]> = {}) =>
+  new AwsHttpClient({ service: 'dynamodb', region: 'eu-west-1', endpoint, credentials, env: {}, ...extra });
+const getItem = (c: AwsHttpClient) =>
+  c.send(
+    {
+      method: 'POST',
+      path: '/',
+      headers: { 'content-type': 'application/x-amz-json-1.0', 'x-amz-target': 'DynamoDB_20120810.GetItem' },
+      body: '{"TableName":"t"}',
+    },
+    async (r) => JSON.parse((await readBody(r)).toString('utf8')) as unknown,
+  );
+
+describe('AwsHttpClient', () => {
+  it('signs with SigV4 for the service and region, with the session token and the payload hash', async () => {
+    replies = [json(200, { Item: { pk: { S: 'a' } } })];
+    expect(await getItem(client())).toEqual({ Item: { pk: { S: 'a' } } });
+    const h = seen[0]!.headers;
+    expect(h.authorization).toMatch(
+      /^AWS4-HMAC-SHA256 Credential=AKIDTEST\/\d{8}\/eu-west-1\/dynamodb\/aws4_request, SignedHeaders=[a-z0-9;-]*host[a-z0-9;-]*x-amz-target[a-z0-9;-]*, Signature=[0-9a-f]{64}$/,
+    );
+    expect(h['x-amz-security-token']).toBe('token-1');
+    expect(h['x-amz-date']).toMatch(/^\d{8}T\d{6}Z$/);
+    expect(h['x-amz-content-sha256']).toBe(createHash('sha256').update('{"TableName":"t"}').digest('hex'));
+    expect(seen[0]!.body).toBe('{"TableName":"t"}');
+    expect(h['content-length']).toBe('17');
+    expect(signatureMatches(seen[0]!, 'dynamodb', 'eu-west-1')).toBe(true);
+  });
+
+  it('signs S3 paths as sent (keys encoded once), as an independent signer does', async () => {
+    const s3 = client({ service: 's3' });
+    for (const key of ["models/we ird/+!'()*~é.onnx", 'models/a/b=c&d.onnx']) {
+      replies.push(json(200, {}));
+      await s3.send({ method: 'GET', path: `/bucket/${encodeS3Key(key)}` }, readBody);
+    }
+    expect(seen.map((r) => decodeURIComponent(r.url))).toEqual([
+      "/bucket/models/we ird/+!'()*~é.onnx",
+      '/bucket/models/a/b=c&d.onnx',
+    ]);
+    for (const r of seen) expect(signatureMatches(r, 's3', 'eu-west-1')).toBe(true);
+    // The check can fail: a request signed with another secret does not match.
+    replies.push(json(200, {}));
+    await client({ service: 's3', credentials: { ...credentials, secretAccessKey: 'other' } }).send(
+      { method: 'GET', path: '/bucket/k' },
+      readBody,
+    );
+    expect(signatureMatches(seen[2]!, 's3', 'eu-west-1')).toBe(false);
+  });
+
+  it('retries a 5xx answer and then succeeds', async () => {
+    replies = [json(503, { __type: 'ServiceUnavailable', message: 'busy' }), json(200, { ok: 1 })];
+    expect(await getItem(client())).toEqual({ ok: 1 });
+    expect(seen).toHaveLength(2);
+  });
+
+  it('retries a throttling error that comes as a 400', async () => {
+    replies = [
+      json(400, {
+        __type: 'com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException',
+        message: 'slow down',
+      }),
+      json(200, { ok: 2 }),
+    ];
+    expect(await getItem(client())).toEqual({ ok: 2 });
+    expect(seen).toHaveLength(2);
+  });
+
+  it('throws a client error at once, named by its code, with its message and status', async () => {
+    replies = [json(400, { __type: 'com.amazon.coral.validate#ValidationException', message: 'bad key' })];
+    const error = await getItem(client()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AwsServiceError);
+    expect(error).toMatchObject({
+      name: 'ValidationException',
+      message: 'bad key',
+      $fault: 'client',
+      $metadata: { httpStatusCode: 400 },
+    });
+    expect(seen).toHaveLength(1);
+  });
+
+  it('gives up after maxAttempts and throws the last answer', async () => {
+    replies = [1, 2, 3].map(() => json(500, { __type: 'InternalServerError', message: 'boom' }));
+    await expect(getItem(client({ maxAttempts: 3 }))).rejects.toMatchObject({
+      name: 'InternalServerError',
+      $fault: 'server',
+      $metadata: { httpStatusCode: 500 },
+    });
+    expect(seen).toHaveLength(3);
+  });
+
+  it('retries codes it is told are transient', async () => {
+    replies = [
+      json(400, { __type: 'TransactionConflictException', message: 'in a transaction' }),
+      json(200, {}),
+    ];
+    expect(await getItem(client({ retryableCodes: ['TransactionConflictException'] }))).toEqual({});
+    replies = [json(400, { __type: 'TransactionConflictException', message: 'in a transaction' })];
+    await expect(getItem(client())).rejects.toMatchObject({ name: 'TransactionConflictException' });
+  });
+
+  it('reads the code of an S3 XML error and of an error named only by header', async () => {
+    replies = [xml(404, 'NoSuchKey', 'The specified key does not exist.')];
+    await expect(getItem(client({ service: 's3' }))).rejects.toMatchObject({
+      name: 'NoSuchKey',
+      message: 'The specified key does not exist.',
+    });
+    replies = [
+      (_q, res) => {
+        res.writeHead(400, { 'x-amzn-errortype': 'AccessDeniedException:http://internal.amazon.com/' }).end();
+      },
+    ];
+    await expect(getItem(client())).rejects.toMatchObject({ name: 'AccessDeniedException' });
+  });
+
+  it('retries when the connection breaks while the body is being read', async () => {
+    const big = 'x'.repeat(256 * 1024);
+    replies = [
+      (_q, res) => {
+        res.writeHead(200, { 'content-length': String(big.length * 2) });
+        res.write(big, () => res.socket?.destroy());
+      },
+      (_q, res) => {
+        res.writeHead(200, { 'content-length': String(big.length) }).end(big);
+      },
+    ];
+    const body = await client().send({ method: 'GET', path: '/obj' }, readBody);
+    expect(body.length).toBe(big.length);
+    expect(seen).toHaveLength(2);
+  });
+
+  it('sends to the host name a call names (S3 virtual-hosted buckets)', async () => {
+    replies = [json(200, {})];
+    await client({ service: 's3' }).send({ method: 'GET', path: '/k', hostname: '127.0.0.1' }, readBody);
+    expect(seen[0]!.headers.host).toBe('127.0.0.1');
+    expect(seen[0]!.url).toBe('/k');
+  });
+});
+
+describe('resolveAwsEndpoint', () => {
+  it('derives the regional endpoint, FIPS and China included', () => {
+    expect(resolveAwsEndpoint('dynamodb', 'eu-west-1', undefined, {}).url.href).toBe(
+      'https://dynamodb.eu-west-1.amazonaws.com/',
+    );
+    expect(
+      resolveAwsEndpoint('s3', 'us-gov-west-1', undefined, { AWS_USE_FIPS_ENDPOINT: 'true' }).url.href,
+    ).toBe('https://s3-fips.us-gov-west-1.amazonaws.com/');
+    expect(resolveAwsEndpoint('s3', 'cn-north-1', undefined, {}).url.href).toBe(
+      'https://s3.cn-north-1.amazonaws.com.cn/',
+    );
+    expect(resolveAwsEndpoint('s3', 'eu-west-1', undefined, {}).custom).toBe(false);
+  });
+
+  it('takes the service endpoint, then the global one, from the environment unless told to ignore them', () => {
+    const env = { AWS_ENDPOINT_URL_S3: 'http://localhost:4569', AWS_ENDPOINT_URL: 'http://localhost:4566' };
+    expect(resolveAwsEndpoint('s3', 'eu-west-1', undefined, env)).toMatchObject({
+      url: new URL('http://localhost:4569'),
+      custom: true,
+    });
+    expect(resolveAwsEndpoint('dynamodb', 'eu-west-1', undefined, env).url.href).toBe(
+      'http://localhost:4566/',
+    );
+    expect(
+      resolveAwsEndpoint('dynamodb', 'eu-west-1', undefined, {
+        ...env,
+        AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: 'true',
+      }).url.href,
+    ).toBe('https://dynamodb.eu-west-1.amazonaws.com/');
+    expect(resolveAwsEndpoint('dynamodb', 'eu-west-1', 'http://127.0.0.1:8000', env).url.href).toBe(
+      'http://127.0.0.1:8000/',
+    );
+  });
+});
+
+describe('encodeS3Key', () => {
+  it('percent-encodes each segment as RFC 3986 and keeps the slashes', () => {
+    expect(encodeS3Key("models/a b/c+d!'()*~é.onnx")).toBe('models/a%20b/c%2Bd%21%27%28%29%2A~%C3%A9.onnx');
+    expect(encodeS3Key('plain/key-1_2.onnx')).toBe('plain/key-1_2.onnx');
+  });
+});
