@@ -6,6 +6,7 @@
  * (a Lambda sandbox serves one request at a time; spinning threads only burn the CPU share).
  */
 import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import type * as ort from 'onnxruntime-node';
 import { ArtifactIntegrityError, BadRequestError } from '../domain/errors';
 import { type Tensor, type TensorData, toHalfBits } from '../domain/tensor-codec';
@@ -72,18 +73,34 @@ export function sha256Hex(bytes: Uint8Array): string {
 type OrtModule = typeof import('onnxruntime-node');
 let ortModule: OrtModule | undefined;
 let ortLoading: Promise<OrtModule> | undefined;
+const requireModule = createRequire(import.meta.url);
 
 /**
- * Loads onnxruntime-node once per process. Loading is lazy and asynchronous so that a cold start can overlap
- * the native library's load with its first registry and artifact requests.
+ * Loads onnxruntime-node once per process. Loading is lazy, and deferred by one turn of the event loop, so that
+ * requests issued right after INIT go out before the native library's (synchronous) load, which then overlaps
+ * with waiting for their answers. `require` (the package is CommonJS; Lambda resolves it from the layer through
+ * NODE_PATH) skips the ES module loader's scan of its sources.
  */
 export function loadOnnxRuntime(): Promise<OrtModule> {
-  ortLoading ??= import('onnxruntime-node').then((m) => {
-    ortModule = ((m as { default?: OrtModule }).default ?? m) as OrtModule;
+  ortLoading ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+    ortModule = requireModule('onnxruntime-node') as OrtModule;
     return ortModule;
   });
   return ortLoading;
 }
+
+/**
+ * The smallest ONNX model: `y = Identity(x)`, FP32 `[1]` (88 bytes, built by `warmUpModel()` of
+ * functions/local/onnx-builder.ts; test/integration/ort-warm-up.test.ts checks the two agree). Creating a session of it initializes what
+ * onnxruntime sets up once per process (its environment, kernel registries, thread pools): about 20-25 ms that
+ * the first real model would otherwise pay on the critical path.
+ */
+export const WARM_UP_MODEL = Uint8Array.from(
+  Buffer.from(
+    'CAgSBG1hYXMaATE6RQoeCgF4EgF5GgpJZGVudGl0eV8wIghJZGVudGl0eToAEgF3Wg8KAXgSCgoICAESBAoCCAFiDwoBeRIKCggIARIECgIIAUIECgAQEQ==',
+    'base64',
+  ),
+);
 
 function toOrtTensor(t: Tensor): ort.Tensor {
   const type = TO_ORT[t.datatype];
@@ -127,9 +144,15 @@ export class OrtEngine implements InferenceEngine {
     };
   }
 
-  /** Starts loading onnxruntime in the background (INIT calls it; the first session load awaits it). */
+  /**
+   * Loads onnxruntime in the background and initializes it with a session of `WARM_UP_MODEL` (INIT calls it;
+   * the first session load awaits the load). Nothing is cached: the warm-up session is released.
+   */
   warmUp(): void {
-    loadOnnxRuntime().catch(() => {});
+    loadOnnxRuntime()
+      .then((runtime) => runtime.InferenceSession.create(WARM_UP_MODEL, this.options))
+      .then((session) => session.release())
+      .catch(() => {});
   }
 
   /** The session options every session is created with. */

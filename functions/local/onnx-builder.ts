@@ -150,6 +150,19 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
+/**
+ * The smallest useful model, `y = Identity(x)` on FP32 `[1]` (88 bytes): the onnxruntime engine creates a session
+ * of it at INIT to initialize the runtime (`WARM_UP_MODEL` in functions/adapters/ort-engine.ts holds these bytes).
+ */
+export function warmUpModel(): Uint8Array {
+  return buildModel({
+    name: 'w',
+    inputs: [{ name: 'x', elemType: ElemType.FLOAT, shape: [1] }],
+    outputs: [{ name: 'y', elemType: ElemType.FLOAT, shape: [1] }],
+    nodes: [{ opType: 'Identity', inputs: ['x'], outputs: ['y'] }],
+  });
+}
+
 /** A dense (Gemm) classifier/regressor: `[batch, inFeatures]` -> `[batch, layers.at(-1)]`, ReLU between layers. */
 export function buildMlp(opts: {
   inFeatures: number;
