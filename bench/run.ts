@@ -213,18 +213,15 @@ async function measureWarm(
     ['raw', raw],
     ['floor', floor],
     ['full', full],
+    ['wasm', wasm],
   ] as const;
-  // Interleaved, rotating order: background load affects all variants alike.
+  // Interleaved, rotating order: background load and frequency drift affect all variants alike.
   for (let i = 0; i < warmup + iterations; i++) {
     for (let j = 0; j < variants.length; j++) {
       const [name, fn] = variants[(i + j) % variants.length]!;
       const ms = await fn();
       if (i >= warmup) samples[name].push(ms);
     }
-  }
-  for (let i = 0; i < warmup + iterations; i++) {
-    const ms = await wasm();
-    if (i >= warmup) samples.wasm.push(ms);
   }
   return {
     model: m.name,
@@ -331,7 +328,7 @@ process.stdout.write(JSON.stringify({ boot: t0, import: t1 - t0, first: t2 - t1 
         res(answeredAt - t);
       });
     });
-  const runs = 7;
+  const runs = 11;
   const handlerMs: number[] = [];
   const baselineMs: number[] = [];
   await once(baselineDriver); // warms the OS file cache for both
