@@ -12,7 +12,8 @@
  *
  * Endpoints follow the SDK's environment settings: `AWS_ENDPOINT_URL_<SERVICE>`, then `AWS_ENDPOINT_URL`
  * (both ignored when `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`), otherwise the regional endpoint of
- * `AWS_REGION` (FIPS when `AWS_USE_FIPS_ENDPOINT=true`; `amazonaws.com.cn` in China regions).
+ * `AWS_REGION` (FIPS with `AWS_USE_FIPS_ENDPOINT=true`, dual-stack with `AWS_USE_DUALSTACK_ENDPOINT=true`, the
+ * China partition's domains in `cn-` regions).
  */
 import { fromEnv } from '@aws-sdk/credential-provider-env';
 import {
@@ -111,8 +112,14 @@ export function resolveAwsEndpoint(
       : (env[`AWS_ENDPOINT_URL_${service.toUpperCase()}`] ?? env.AWS_ENDPOINT_URL));
   if (configured) return { url: new URL(configured), custom: true };
   const fips = truthy(env.AWS_USE_FIPS_ENDPOINT) ? '-fips' : '';
-  const suffix = region.startsWith('cn-') ? 'amazonaws.com.cn' : 'amazonaws.com';
-  return { url: new URL(`https://${service}${fips}.${region}.${suffix}`), custom: false };
+  const dualStack = truthy(env.AWS_USE_DUALSTACK_ENDPOINT);
+  const china = region.startsWith('cn-');
+  const suffix = china ? 'amazonaws.com.cn' : 'amazonaws.com';
+  const host =
+    service === 's3'
+      ? `s3${fips}${dualStack ? '.dualstack' : ''}.${region}.${suffix}`
+      : `dynamodb${fips}.${region}.${dualStack ? (china ? 'api.amazonwebservices.com.cn' : 'api.aws') : suffix}`;
+  return { url: new URL(`https://${host}`), custom: false };
 }
 
 /** Percent-encodes an S3 key for a request path (RFC 3986, `/` kept), as S3's SigV4 canonical URI expects. */

@@ -240,6 +240,21 @@ describe('resolveAwsEndpoint', () => {
     expect(resolveAwsEndpoint('s3', 'eu-west-1', undefined, {}).custom).toBe(false);
   });
 
+  it('derives dual-stack endpoints when asked', () => {
+    const dual = { AWS_USE_DUALSTACK_ENDPOINT: 'true' };
+    const host = (service: 'dynamodb' | 's3', region: string, env: NodeJS.ProcessEnv) =>
+      resolveAwsEndpoint(service, region, undefined, env).url.hostname;
+    expect(host('dynamodb', 'eu-west-1', dual)).toBe('dynamodb.eu-west-1.api.aws');
+    expect(host('dynamodb', 'us-east-1', { ...dual, AWS_USE_FIPS_ENDPOINT: 'true' })).toBe(
+      'dynamodb-fips.us-east-1.api.aws',
+    );
+    expect(host('dynamodb', 'cn-north-1', dual)).toBe('dynamodb.cn-north-1.api.amazonwebservices.com.cn');
+    expect(host('s3', 'eu-west-1', dual)).toBe('s3.dualstack.eu-west-1.amazonaws.com');
+    expect(host('s3', 'us-east-1', { ...dual, AWS_USE_FIPS_ENDPOINT: 'true' })).toBe(
+      's3-fips.dualstack.us-east-1.amazonaws.com',
+    );
+  });
+
   it('takes the service endpoint, then the global one, from the environment unless told to ignore them', () => {
     const env = { AWS_ENDPOINT_URL_S3: 'http://localhost:4569', AWS_ENDPOINT_URL: 'http://localhost:4566' };
     expect(resolveAwsEndpoint('s3', 'eu-west-1', undefined, env)).toMatchObject({
