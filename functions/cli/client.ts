@@ -6,8 +6,8 @@ import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
-import { Sha256 } from '@aws-crypto/sha256-js';
 import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
+import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 
@@ -99,7 +99,7 @@ export class MaasClient {
         service: 'execute-api',
         region,
         credentials: opts.credentials ?? fromNodeProviderChain(),
-        sha256: Sha256,
+        sha256: Hash.bind(null, 'sha256'),
       });
     }
   }
