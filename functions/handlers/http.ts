@@ -114,6 +114,8 @@ function isDependencyUnavailable(err: unknown): boolean {
   const code = (err as { code?: string }).code;
   if (code && UNAVAILABLE_CODES.has(code)) return true;
   if (THROTTLE_NAMES.has(err.name)) return true;
+  // An AWS service's own failure (5xx), as the SDK and aws-http.ts mark it, after their retries.
+  if ((err as { $fault?: string }).$fault === 'server') return true;
   const cause = (err as { cause?: unknown }).cause;
   return cause !== undefined && cause !== err && isDependencyUnavailable(cause);
 }

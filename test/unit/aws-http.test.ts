@@ -14,6 +14,10 @@ import {
   readBody,
   resolveAwsEndpoint,
 } from '../../functions/adapters/aws-http';
+import { DynamoRegistryReader } from '../../functions/adapters/dynamodb-registry-reader';
+import { createPredictHandler } from '../../functions/handlers/predict';
+import type { InferenceEngine } from '../../functions/ports/inference';
+import { apiEvent, parseResult } from '../helpers/apigw';
 
 type Reply = (req: IncomingMessage, res: ServerResponse, body: string) => void;
 
@@ -280,5 +284,43 @@ describe('encodeS3Key', () => {
   it('percent-encodes each segment as RFC 3986 and keeps the slashes', () => {
     expect(encodeS3Key("models/a b/c+d!'()*~é.onnx")).toBe('models/a%20b/c%2Bd%21%27%28%29%2A~%C3%A9.onnx');
     expect(encodeS3Key('plain/key-1_2.onnx')).toBe('plain/key-1_2.onnx');
+  });
+});
+
+describe('the predict handler over a registry that fails', () => {
+  const unused = async () => {
+    throw new Error('not reached');
+  };
+  const handler = () =>
+    createPredictHandler({
+      repo: new DynamoRegistryReader({ table: 't', client: client({ maxAttempts: 2 }) }),
+      store: { getObject: unused },
+      engine: {
+        loadSession: unused,
+        run: unused,
+        has: () => false,
+        cachedSession: () => undefined,
+      } as InferenceEngine,
+      logger: { error: () => {} },
+    });
+  const infer = apiEvent('POST', '/v2/models/m/infer', {
+    body: { inputs: [{ name: 'x', datatype: 'FP32', shape: [1], data: [1] }] },
+  });
+
+  it('answers 503 with Retry-After once the service keeps failing', async () => {
+    replies = [1, 2].map(() => (_q: IncomingMessage, res: ServerResponse) => res.writeHead(502).end());
+    const r = parseResult(await handler()(infer));
+    expect(r).toMatchObject({ status: 503, body: { code: 'UNAVAILABLE' } });
+    expect(r.headers['retry-after']).toBe('1');
+    expect(seen).toHaveLength(2);
+  });
+
+  it("answers a plain 500 for a refusal that is the deployment's fault, without detail", async () => {
+    replies = [
+      json(400, { __type: 'com.amazon.coral.service#AccessDeniedException', message: 'role arn:x' }),
+    ];
+    const r = parseResult(await handler()(infer));
+    expect(r).toMatchObject({ status: 500, body: { error: 'internal error', code: 'INTERNAL' } });
+    expect(JSON.stringify(r.body)).not.toContain('arn');
   });
 });
