@@ -111,9 +111,21 @@ export function resolveAwsEndpoint(
       ? undefined
       : (env[`AWS_ENDPOINT_URL_${service.toUpperCase()}`] ?? env.AWS_ENDPOINT_URL));
   if (configured) return { url: new URL(configured), custom: true };
-  const fips = truthy(env.AWS_USE_FIPS_ENDPOINT) ? '-fips' : '';
+  const fipsOn = truthy(env.AWS_USE_FIPS_ENDPOINT);
   const dualStack = truthy(env.AWS_USE_DUALSTACK_ENDPOINT);
   const china = region.startsWith('cn-');
+  // Regions of the aws and aws-us-gov partitions (us-iso-*, eusc-* and others belong to partitions of their own).
+  const known = china || /^(af|ap|ca|eu|il|me|mx|sa|us)(-gov)?-[a-z]+-\d+$/.test(region);
+  if (!known) {
+    throw new Error(
+      `region '${region}' is outside the aws, aws-cn and aws-us-gov partitions, whose ${service} endpoints this client derives; set AWS_ENDPOINT_URL_${service.toUpperCase()}`,
+    );
+  }
+  if (china && fipsOn)
+    throw new Error(`the aws-cn partition has no FIPS endpoints; unset AWS_USE_FIPS_ENDPOINT`);
+  // GovCloud's regular DynamoDB endpoints are its FIPS endpoints.
+  const fips =
+    fipsOn && !(service === 'dynamodb' && !dualStack && region.startsWith('us-gov-')) ? '-fips' : '';
   const suffix = china ? 'amazonaws.com.cn' : 'amazonaws.com';
   const host =
     service === 's3'
@@ -205,7 +217,12 @@ export class AwsHttpClient {
         const errorType = this.classify(e);
         if (errorType === 'CLIENT_ERROR') throw e;
         try {
-          token = await this.retry.refreshRetryTokenForRetry(token, { errorType, error: e as SdkError });
+          const retryAfterHint = retryAfter(response);
+          token = await this.retry.refreshRetryTokenForRetry(token, {
+            errorType,
+            error: e as SdkError,
+            ...(retryAfterHint ? { retryAfterHint } : {}),
+          });
         } catch {
           throw e;
         }
@@ -216,12 +233,19 @@ export class AwsHttpClient {
 
   /** The SDK's classification of an error, plus this client's extra retryable codes. */
   private classify(e: unknown): RetryErrorType {
+    if (typeof e !== 'object' || e === null) return 'CLIENT_ERROR';
     const err = e as SdkError;
     if (isThrottlingError(err)) return 'THROTTLING';
     if (isTransientError(err) || this.retryableCodes.has(err?.name)) return 'TRANSIENT';
     if (isServerError(err)) return 'SERVER_ERROR';
     return 'CLIENT_ERROR';
   }
+}
+
+/** The time a `retry-after` header (seconds) asks to wait until, as the SDK passes it to its retry strategy. */
+function retryAfter(response: HttpResponse | undefined): Date | undefined {
+  const seconds = Number(response?.headers['retry-after']);
+  return Number.isFinite(seconds) && seconds >= 0 ? new Date(Date.now() + seconds * 1000) : undefined;
 }
 
 /** Releases the connection of a response whose body will not be read (a no-op once it was read). */

@@ -7,6 +7,7 @@
  */
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { keys, TABLE } from '../contract/table';
+import { UnavailableError } from '../domain/errors';
 import type { AliasState, Model, ModelVersion } from '../domain/types';
 import type { RegistryRepository } from '../ports';
 import { AwsHttpClient, type AwsHttpOptions, readBody } from './aws-http';
@@ -19,7 +20,7 @@ export interface DynamoRegistryReaderOptions extends Omit<AwsHttpOptions, 'servi
 }
 
 /** A consistent read of an item that a transaction is writing can be refused; it is safe to retry. */
-const CONTENTION = ['TransactionConflictException'];
+const CONTENTION = ['TransactionConflictException', 'TransactionInProgressException'];
 
 export class DynamoRegistryReader
   implements Pick<RegistryRepository, 'getVersion' | 'getAlias' | 'getModel' | 'ping'>
@@ -54,12 +55,24 @@ export class DynamoRegistryReader
     await this.getItem(keys.modelPk('.ping'), keys.modelSk, false);
   }
 
-  private getItem(pk: string, sk: string, consistent = true): Promise<Item | undefined> {
+  private async getItem(pk: string, sk: string, consistent = true): Promise<Item | undefined> {
     const body = JSON.stringify({
       TableName: this.table,
       Key: { [TABLE.partitionKey]: { S: pk }, [TABLE.sortKey]: { S: sk } },
       ConsistentRead: consistent,
     });
+    try {
+      return await this.send(body);
+    } catch (e) {
+      // Still refused after the retries: the caller may retry later (503), as with the repository's reads.
+      if (CONTENTION.includes((e as { name?: string })?.name ?? '')) {
+        throw new UnavailableError('reading the registry did not succeed under contention; retry');
+      }
+      throw e;
+    }
+  }
+
+  private send(body: string): Promise<Item | undefined> {
     return this.client.send(
       {
         method: 'POST',
@@ -74,6 +87,7 @@ export class DynamoRegistryReader
         const out = JSON.parse((await readBody(response)).toString('utf8')) as {
           Item?: Parameters<typeof unmarshall>[0];
         };
+        // Registry items hold no binary (B/BS) attributes, which this would leave as base64 text.
         return out.Item ? (unmarshall(out.Item) as Item) : undefined;
       },
     );

@@ -145,14 +145,14 @@ export class OrtEngine implements InferenceEngine {
   }
 
   /**
-   * Loads onnxruntime in the background and initializes it with a session of `WARM_UP_MODEL` (INIT calls it;
-   * the first session load awaits the load). Nothing is cached: the warm-up session is released.
+   * Loads onnxruntime and initializes it with a session of `WARM_UP_MODEL` (INIT starts it; the first session
+   * load awaits the load). Resolves when done; rejects when onnxruntime cannot load. Nothing is cached: the
+   * warm-up session is released.
    */
-  warmUp(): void {
-    loadOnnxRuntime()
-      .then((runtime) => runtime.InferenceSession.create(WARM_UP_MODEL, this.options))
-      .then((session) => session.release())
-      .catch(() => {});
+  async warmUp(): Promise<void> {
+    const runtime = await loadOnnxRuntime();
+    const session = await runtime.InferenceSession.create(WARM_UP_MODEL, this.options);
+    await session.release();
   }
 
   /** The session options every session is created with. */

@@ -53,6 +53,14 @@ export async function collectBody(
     : Buffer.concat(bytes ? [bytes.subarray(0, received)] : chunks);
 }
 
+/**
+ * Whether a bucket can be addressed as a host label, by the SDK's rule: lower-case letters, digits and hyphens,
+ * 3-63 long, not shaped like an IP address. Names with dots would not match S3's wildcard certificate, and legacy
+ * names with capitals or underscores are no valid host names: those go by path.
+ */
+export const isVirtualHostable = (bucket: string): boolean =>
+  /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/.test(bucket) && !/^\d+\.\d+\.\d+\.\d+$/.test(bucket);
+
 /** Artifact reads on S3: all the predict function needs of the artifact store. */
 export class S3ArtifactReader implements Pick<ArtifactStore, 'bucket' | 'getObject' | 'getObjectHashed'> {
   readonly bucket: string;
@@ -62,8 +70,7 @@ export class S3ArtifactReader implements Pick<ArtifactStore, 'bucket' | 'getObje
   constructor(o: S3ArtifactReaderOptions) {
     this.bucket = o.bucket;
     this.client = o.client ?? new AwsHttpClient({ ...o, service: 's3' });
-    // Names with dots do not match S3's wildcard certificate as a host label: those go by path.
-    this.virtualHost = !this.client.customEndpoint && !o.bucket.includes('.');
+    this.virtualHost = !this.client.customEndpoint && isVirtualHostable(o.bucket);
   }
 
   /** The object's bytes; NotFoundError (`ARTIFACT_NOT_FOUND`) when the key does not exist. */
@@ -78,16 +85,16 @@ export class S3ArtifactReader implements Pick<ArtifactStore, 'bucket' | 'getObje
   }
 
   private async fetch(key: string, hashed: boolean): Promise<{ bytes: Buffer; sha256?: string }> {
-    const path = encodeS3Key(key);
-    const base = this.client.endpoint.pathname.replace(/\/$/, '');
-    const call: AwsCall = this.virtualHost
-      ? {
-          method: 'GET',
-          hostname: `${this.bucket}.${this.client.endpoint.hostname}`,
-          path: `${base}/${path}`,
-        }
-      : { method: 'GET', path: `${base}/${encodeS3Key(this.bucket)}/${path}` };
     try {
+      const path = encodeS3Key(key);
+      const base = this.client.endpoint.pathname.replace(/\/$/, '');
+      const call: AwsCall = this.virtualHost
+        ? {
+            method: 'GET',
+            hostname: `${this.bucket}.${this.client.endpoint.hostname}`,
+            path: `${base}/${path}`,
+          }
+        : { method: 'GET', path: `${base}/${encodeS3Key(this.bucket)}/${path}` };
       return await this.client.send(call, async (response) => {
         const length = Number(response.headers['content-length']);
         const hash = hashed ? createHash('sha256') : undefined;

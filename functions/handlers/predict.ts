@@ -120,8 +120,13 @@ export function createPredictHandler(deps: PredictHandlerDeps): (event: HttpEven
 
 async function fromEnvironment(config: MaasConfig) {
   const engine = sharedOrtEngine(ortEngineOptions(config));
-  // onnxruntime's native library loads while the first request talks to DynamoDB and S3.
-  engine.warmUp();
+  // onnxruntime loads and initializes in the background, overlapping the first request's DynamoDB and S3 calls.
+  const warm = engine.warmUp().catch((e: unknown) => {
+    consoleLogger.error('onnxruntime warm-up failed', { error: (e as Error)?.message });
+  });
+  // A sandbox initialized ahead of its requests (provisioned concurrency) may be frozen right after INIT: finish
+  // the warm-up inside INIT there, where it costs no request anything.
+  if ((process.env.AWS_LAMBDA_INITIALIZATION_TYPE ?? 'on-demand') !== 'on-demand') await warm;
   const deps: PredictHandlerDeps = {
     // Signed GetItem/GetObject without the generated SDK clients: a fraction of their cold start (aws-http.ts).
     repo: new DynamoRegistryReader({ table: config.table }),
@@ -155,10 +160,10 @@ async function buildDefault(): Promise<(event: HttpEvent) => Promise<HttpResult>
   let config: MaasConfig;
   try {
     config = readConfig(process.env);
+    return await fromEnvironment(config);
   } catch (e) {
     return misconfigured(e);
   }
-  return fromEnvironment(config);
 }
 
 /** The Lambda entry point (built at INIT from `process.env`). */

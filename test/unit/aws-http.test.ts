@@ -15,6 +15,7 @@ import {
   resolveAwsEndpoint,
 } from '../../functions/adapters/aws-http';
 import { DynamoRegistryReader } from '../../functions/adapters/dynamodb-registry-reader';
+import { isVirtualHostable } from '../../functions/adapters/s3-artifact-reader';
 import { createPredictHandler } from '../../functions/handlers/predict';
 import type { InferenceEngine } from '../../functions/ports/inference';
 import { apiEvent, parseResult } from '../helpers/apigw';
@@ -182,6 +183,13 @@ describe('AwsHttpClient', () => {
     expect(seen).toHaveLength(3);
   });
 
+  it("waits as long as a throttled answer's retry-after asks", async () => {
+    replies = [json(503, { __type: 'SlowDown', message: 'wait' }, { 'retry-after': '2' }), json(200, {})];
+    const started = Date.now();
+    expect(await getItem(client())).toEqual({});
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1900);
+  });
+
   it('retries codes it is told are transient', async () => {
     replies = [
       json(400, { __type: 'TransactionConflictException', message: 'in a transaction' }),
@@ -242,6 +250,24 @@ describe('resolveAwsEndpoint', () => {
       'https://s3.cn-north-1.amazonaws.com.cn/',
     );
     expect(resolveAwsEndpoint('s3', 'eu-west-1', undefined, {}).custom).toBe(false);
+  });
+
+  it('derives GovCloud FIPS endpoints as the SDK does, and refuses what it cannot derive', () => {
+    const fips = { AWS_USE_FIPS_ENDPOINT: 'true' };
+    const host = (service: 'dynamodb' | 's3', region: string, env: NodeJS.ProcessEnv) =>
+      resolveAwsEndpoint(service, region, undefined, env).url.hostname;
+    // GovCloud's regular DynamoDB endpoint is already its FIPS endpoint.
+    expect(host('dynamodb', 'us-gov-west-1', fips)).toBe('dynamodb.us-gov-west-1.amazonaws.com');
+    expect(host('dynamodb', 'us-east-1', fips)).toBe('dynamodb-fips.us-east-1.amazonaws.com');
+    expect(host('s3', 'us-gov-east-1', fips)).toBe('s3-fips.us-gov-east-1.amazonaws.com');
+    for (const region of ['us-iso-east-1', 'us-isob-east-1', 'eusc-de-east-1', 'mars-1']) {
+      expect(() => host('dynamodb', region, {})).toThrow(/AWS_ENDPOINT_URL_DYNAMODB/);
+    }
+    expect(() => host('s3', 'cn-north-1', fips)).toThrow(/no FIPS endpoints/);
+    // A configured endpoint serves any region.
+    expect(resolveAwsEndpoint('s3', 'us-iso-east-1', 'https://s3.example', {}).url.hostname).toBe(
+      's3.example',
+    );
   });
 
   it('derives dual-stack endpoints when asked', () => {
@@ -322,5 +348,38 @@ describe('the predict handler over a registry that fails', () => {
     const r = parseResult(await handler()(infer));
     expect(r).toMatchObject({ status: 500, body: { error: 'internal error', code: 'INTERNAL' } });
     expect(JSON.stringify(r.body)).not.toContain('arn');
+  });
+});
+
+describe('DynamoRegistryReader over a table under contention', () => {
+  it('retries a refused consistent read, then answers 503 (UNAVAILABLE) when it stays refused', async () => {
+    const conflict = () =>
+      json(400, { __type: 'com.amazonaws.dynamodb.v20120810#TransactionConflictException' });
+    const reader = new DynamoRegistryReader({
+      table: 't',
+      region: 'eu-west-1',
+      endpoint,
+      credentials,
+      env: {},
+    });
+    replies = [
+      conflict(),
+      json(200, { Item: { pk: { S: 'MODEL#m' }, sk: { S: 'MODEL' }, name: { S: 'm' } } }),
+    ];
+    expect(await reader.getModel('m')).toMatchObject({ name: 'm' });
+    expect(seen).toHaveLength(2);
+    expect(JSON.parse(seen[0]!.body)).toMatchObject({ TableName: 't', ConsistentRead: true });
+    replies = Array.from({ length: 5 }, conflict);
+    await expect(reader.getModel('m')).rejects.toMatchObject({ status: 503, code: 'UNAVAILABLE' });
+    expect(seen).toHaveLength(7);
+  });
+});
+
+describe('isVirtualHostable', () => {
+  it('follows the SDK: lower-case DNS labels only, nothing shaped like an IP address', () => {
+    expect(['models-123', 'abc'].map(isVirtualHostable)).toEqual([true, true]);
+    expect(['my.bucket', 'MyBucket', 'my_bucket', 'ab', '-ab', '192.168.0.1'].map(isVirtualHostable)).toEqual(
+      [false, false, false, false, false, false],
+    );
   });
 });

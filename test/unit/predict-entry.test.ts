@@ -16,9 +16,15 @@ describe('predict Lambda entry', () => {
     ['MAAS_TABLE unset', {}],
     ['MAAS_BUCKET unset', { MAAS_TABLE: 't' }],
     ['MAAS_ALIAS_TTL_MS not a number', { MAAS_TABLE: 't', MAAS_BUCKET: 'b', MAAS_ALIAS_TTL_MS: 'soon' }],
+    [
+      'AWS_REGION outside the partitions the readers know',
+      { MAAS_TABLE: 't', MAAS_BUCKET: 'b', AWS_REGION: 'us-iso-east-1' },
+    ],
   ])('answers a JSON 500 when %s', async (_case, env) => {
     delete process.env.MAAS_TABLE;
     delete process.env.MAAS_BUCKET;
+    for (const name of Object.keys(process.env))
+      if (name.startsWith('AWS_ENDPOINT_URL')) delete process.env[name];
     Object.assign(process.env, env);
     vi.resetModules();
     const errors = vi.spyOn(console, 'error').mockImplementation(() => {});
