@@ -11,7 +11,7 @@ import { type BatchScoreDeps, continueBatchJob } from '../app/batch-score';
 import { ENV } from '../contract/env';
 import { parseWorkMessage } from '../domain/async';
 import type { TimeBudget } from '../ports/events';
-import { ortEngineOptions, readConfig } from './config';
+import { readConfig } from './config';
 import { describeError, type EventLogger, eventConsoleLogger } from './event-log';
 
 export interface AsyncWorkerHandlerDeps {
@@ -58,22 +58,8 @@ export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandl
 
 async function fromEnvironment(): Promise<SqsHandler> {
   const config = readConfig(process.env);
-  const [{ dynamoDocumentClient, s3Client }, { createEventFlows }, ort, aws] = await Promise.all([
-    import('../adapters/aws-clients'),
-    import('./event-deps'),
-    import('../adapters/ort-engine'),
-    import('./event-aws'),
-  ]);
-  const flows = createEventFlows({
-    table: config.table,
-    bucket: config.bucket,
-    doc: dynamoDocumentClient(),
-    s3: s3Client(),
-    queue: aws.queueFromConfig(config),
-    engine: ort.sharedOrtEngine(ortEngineOptions(config)),
-    aliasTtlMs: config.aliasTtlMs,
-  });
-  return createAsyncWorkerHandler(flows);
+  const { eventFlowsFromConfig } = await import('./event-deps');
+  return createAsyncWorkerHandler(eventFlowsFromConfig(config));
 }
 
 const notConfigured: SqsHandler = async () => {

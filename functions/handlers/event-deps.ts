@@ -6,8 +6,10 @@
 
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { dynamoDocumentClient, s3Client } from '../adapters/aws-clients';
 import { DynamoRegistryRepository } from '../adapters/dynamodb-registry';
 import { DynamoIdempotencyGuard } from '../adapters/idempotency-store';
+import { sharedOrtEngine } from '../adapters/ort-engine';
 import { S3ArtifactStore } from '../adapters/s3-artifact-store';
 import { S3BlobStore } from '../adapters/s3-blob-store';
 import type { AsyncInferenceDeps, AsyncWorkerDeps } from '../app/async-inference';
@@ -19,6 +21,8 @@ import { BATCH, IDEMPOTENCY } from '../contract/events';
 import type { QueuePublisher } from '../ports/events';
 import type { EventPublisher, ModelInspector } from '../ports/index';
 import type { InferenceEngine } from '../ports/inference';
+import { type MaasConfig, ortEngineOptions } from './config';
+import { queueFromConfig } from './event-aws';
 
 export interface EventFlowsOptions {
   readonly table: string;
@@ -96,4 +100,24 @@ export function createEventFlows(o: EventFlowsOptions): EventFlows {
     asyncApi: { blobs, queue: o.queue },
     worker: { blobs, predictor: predictor ?? noPredictor },
   };
+}
+
+/**
+ * The flows of an event Lambda (worker, S3 events) from its configuration: the SDK clients, the SQS work queue
+ * and the process-wide onnxruntime engine, plus what only some entries wire (`events`, `inspector`).
+ */
+export function eventFlowsFromConfig(
+  config: MaasConfig,
+  extra: Pick<EventFlowsOptions, 'events' | 'inspector'> = {},
+): EventFlows {
+  return createEventFlows({
+    table: config.table,
+    bucket: config.bucket,
+    doc: dynamoDocumentClient(),
+    s3: s3Client(),
+    queue: queueFromConfig(config),
+    engine: sharedOrtEngine(ortEngineOptions(config)),
+    aliasTtlMs: config.aliasTtlMs,
+    ...extra,
+  });
 }

@@ -11,7 +11,7 @@ import { ENV, S3_KEYS } from '../contract/env';
 import { BATCH_KEYS } from '../contract/events';
 import { batchJobIdOfInputKey } from '../domain/batch';
 import type { TimeBudget } from '../ports/events';
-import { ortEngineOptions, readConfig } from './config';
+import { readConfig } from './config';
 import { describeError, type EventLogger, eventConsoleLogger } from './event-log';
 
 export interface S3EventsHandlerDeps {
@@ -97,26 +97,14 @@ async function fromEnvironment(): Promise<
   (event: S3Event, context?: TimeBudget) => Promise<S3RecordOutcome[]>
 > {
   const config = readConfig(process.env);
-  const [{ dynamoDocumentClient, s3Client }, { createEventFlows }, { OrtModelInspector }, ort, aws] =
-    await Promise.all([
-      import('../adapters/aws-clients'),
-      import('./event-deps'),
-      import('../adapters/ort-inspector'),
-      import('../adapters/ort-engine'),
-      import('./event-aws'),
-    ]);
-  const flows = createEventFlows({
-    table: config.table,
-    bucket: config.bucket,
-    doc: dynamoDocumentClient(),
-    s3: s3Client(),
-    queue: aws.queueFromConfig(config),
-    ...aws.eventsFromConfig(config),
-    inspector: new OrtModelInspector(),
-    engine: ort.sharedOrtEngine(ortEngineOptions(config)),
-    aliasTtlMs: config.aliasTtlMs,
-  });
-  return createS3EventsHandler(flows);
+  const [{ eventFlowsFromConfig }, { OrtModelInspector }, { eventsFromConfig }] = await Promise.all([
+    import('./event-deps'),
+    import('../adapters/ort-inspector'),
+    import('./event-aws'),
+  ]);
+  return createS3EventsHandler(
+    eventFlowsFromConfig(config, { ...eventsFromConfig(config), inspector: new OrtModelInspector() }),
+  );
 }
 
 const notConfigured = async (): Promise<never> => {
