@@ -24,7 +24,8 @@ const MISSING = new Set(['NoSuchKey', 'NotFound']);
 
 export const isMissingObject = (e: unknown): boolean => MISSING.has((e as { name?: string })?.name ?? '');
 
-const missingArtifact = (key: string) =>
+/** The error of an artifact whose key does not exist (404 `ARTIFACT_NOT_FOUND`). */
+export const missingArtifact = (key: string) =>
   new NotFoundError(`artifact '${key}' does not exist`, 'ARTIFACT_NOT_FOUND');
 
 /**

@@ -10,7 +10,7 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { NotFoundError } from '../domain/errors';
 import type { ArtifactStore } from '../ports';
-import { collectBody, isMissingObject } from './s3-artifact-reader';
+import { collectBody, isMissingObject, missingArtifact } from './s3-artifact-reader';
 
 export interface S3ArtifactStoreOptions {
   /** Built with `s3Client()` (checksums when required, path style for emulators). */
@@ -39,8 +39,7 @@ export class S3ArtifactStore implements ArtifactStore {
       if (!out.Body) throw new NotFoundError(`artifact '${key}' has no body`, 'ARTIFACT_NOT_FOUND');
       return await collectBody(out.Body as AsyncIterable<Uint8Array>, out.ContentLength);
     } catch (e) {
-      if (isMissingObject(e))
-        throw new NotFoundError(`artifact '${key}' does not exist`, 'ARTIFACT_NOT_FOUND');
+      if (isMissingObject(e)) throw missingArtifact(key);
       throw e;
     }
   }
