@@ -32,6 +32,7 @@ import { createPredictHandler } from '../functions/handlers/predict';
 import {
   LOCAL_CREDENTIALS,
   LOCAL_REGION,
+  localClientOptions,
   startDynamoDbLocal,
   startS3rver,
 } from '../functions/local/emulators';
@@ -87,9 +88,8 @@ async function main() {
     startS3rver({ directory: join(work, 's3'), buckets: [bucket] }),
   ]);
   try {
-    const clientOpts = { region: LOCAL_REGION, credentials: { ...LOCAL_CREDENTIALS } };
-    const doc = dynamoDocumentClient({ ...clientOpts, endpoint: dynamo.endpoint });
-    const s3 = s3Client({ ...clientOpts, endpoint: s3rver.endpoint });
+    const doc = dynamoDocumentClient(localClientOptions(dynamo.endpoint));
+    const s3 = s3Client(localClientOptions(s3rver.endpoint));
     await Promise.all([ensureTable(doc, table), ensureBucket(s3, bucket)]);
     const repo = new DynamoRegistryRepository({ doc, table });
     const store = new S3ArtifactStore({ s3, bucket });
@@ -112,8 +112,8 @@ async function main() {
     const engine = new OrtEngine({ threads: 1 });
     // The predict Lambda's own readers (its warm path makes no registry call anyway).
     const handler = createPredictHandler({
-      repo: new DynamoRegistryReader({ ...clientOpts, endpoint: dynamo.endpoint, table }),
-      store: new S3ArtifactReader({ ...clientOpts, endpoint: s3rver.endpoint, bucket }),
+      repo: new DynamoRegistryReader({ ...localClientOptions(dynamo.endpoint), table }),
+      store: new S3ArtifactReader({ ...localClientOptions(s3rver.endpoint), bucket }),
       engine,
     });
     ortWeb.env.wasm.numThreads = 1;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { s3Client } from '../adapters/aws-clients';
 import { S3BlobStore } from '../adapters/s3-blob-store';
 import { BATCH_KEYS } from '../contract/events';
-import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../local/emulators';
+import { localClientOptions } from '../local/emulators';
 import type { BlobStore } from '../ports/events';
 
 /** `status.json` as the CLI reads it. */
@@ -48,10 +48,7 @@ export function batchStore(
     return undefined;
   }
   if (!local?.s3 || !local.bucket || local.api !== opts.endpoint) return undefined;
-  return new S3BlobStore(
-    s3Client({ endpoint: local.s3, region: LOCAL_REGION, credentials: { ...LOCAL_CREDENTIALS } }),
-    local.bucket,
-  );
+  return new S3BlobStore(s3Client(localClientOptions(local.s3)), local.bucket);
 }
 
 /** A job id valid as one S3 path segment: `cli-20261123T093000Z-1a2b3c4d`. */

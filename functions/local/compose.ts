@@ -23,7 +23,7 @@ import type { EventLogger } from '../handlers/event-log';
 import { createPredictHandler } from '../handlers/predict';
 import { createRegistryHandler } from '../handlers/registry';
 import { createS3EventsHandler } from '../handlers/s3-events';
-import { LOCAL_CREDENTIALS, LOCAL_REGION } from './emulators';
+import { localClientOptions } from './emulators';
 import { attachS3Events, InProcessQueue, isS3EventKey } from './in-process-queue';
 import type { LocalHttpHandler } from './server';
 
@@ -55,6 +55,17 @@ export interface LocalServices {
   close(): Promise<void>;
 }
 
+/** The predict path's reads of the local table and bucket, made as the predict Lambda makes them. */
+export function localPredictReaders(res: Pick<LocalResources, 'endpoints' | 'table' | 'bucket'>): {
+  reader: DynamoRegistryReader;
+  artifacts: S3ArtifactReader;
+} {
+  return {
+    reader: new DynamoRegistryReader({ ...localClientOptions(res.endpoints.dynamodb), table: res.table }),
+    artifacts: new S3ArtifactReader({ ...localClientOptions(res.endpoints.s3), bucket: res.bucket }),
+  };
+}
+
 /** Builds every local handler over the given table and bucket. */
 export function composeLocal(res: LocalResources): LocalServices {
   const log = res.log ?? ((line: string) => console.error(line));
@@ -63,10 +74,7 @@ export function composeLocal(res: LocalResources): LocalServices {
   const inspector = new OrtModelInspector();
   const registry: RegistryDeps = { repo, store, inspector };
   const engine = sharedOrtEngine({ threads: 1 });
-  // The predict path reads the registry and the artifacts as the predict Lambda does.
-  const local = { region: LOCAL_REGION, credentials: { ...LOCAL_CREDENTIALS } };
-  const reader = new DynamoRegistryReader({ ...local, endpoint: res.endpoints.dynamodb, table: res.table });
-  const artifacts = new S3ArtifactReader({ ...local, endpoint: res.endpoints.s3, bucket: res.bucket });
+  const { reader, artifacts } = localPredictReaders(res);
   const predictor = createPredictor({ repo: reader, store: artifacts, engine });
 
   const queue = new InProcessQueue({

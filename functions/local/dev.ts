@@ -15,6 +15,7 @@ import {
   JavaMissingError,
   LOCAL_CREDENTIALS,
   LOCAL_REGION,
+  localClientOptions,
   type RunningDynamo,
   type RunningS3,
   startDynamoDbLocal,
@@ -135,9 +136,8 @@ export async function startDev(opts: DevOptions = {}): Promise<DevServer> {
       [ENV.table]: LOCAL_TABLE,
       [ENV.bucket]: LOCAL_BUCKET,
     });
-    const clientOpts = { region: LOCAL_REGION, credentials: { ...LOCAL_CREDENTIALS } };
-    const doc = dynamoDocumentClient({ ...clientOpts, endpoint: dynamoEndpoint });
-    const s3c = s3Client({ ...clientOpts, endpoint: s3Endpoint });
+    const doc = dynamoDocumentClient(localClientOptions(dynamoEndpoint));
+    const s3c = s3Client(localClientOptions(s3Endpoint));
     await Promise.all([ensureTable(doc, LOCAL_TABLE), ensureBucket(s3c, LOCAL_BUCKET)]);
 
     const services = composeLocal({

@@ -14,6 +14,15 @@ import S3rver from 's3rver';
 export const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
 export const LOCAL_REGION = 'us-east-1';
 
+/** Options of a client (SDK or the predict path's readers) that talks to the emulator at `endpoint`. */
+export function localClientOptions(endpoint: string): {
+  region: string;
+  endpoint: string;
+  credentials: { accessKeyId: string; secretAccessKey: string };
+} {
+  return { region: LOCAL_REGION, endpoint, credentials: { ...LOCAL_CREDENTIALS } };
+}
+
 export class JavaMissingError extends Error {
   constructor() {
     super(

@@ -7,7 +7,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { inject } from 'vitest';
 import { dynamoDocumentClient, s3Client } from '../../functions/adapters/aws-clients';
-import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../functions/local/emulators';
+import { LOCAL_CREDENTIALS, LOCAL_REGION, localClientOptions } from '../../functions/local/emulators';
 import { ensureBucket, ensureTable } from '../../functions/local/provision';
 
 export interface TestAwsEnv {
@@ -30,9 +30,8 @@ export async function createTestAwsEnv(prefix = 'maas'): Promise<TestAwsEnv> {
   const id = randomUUID().slice(0, 8);
   const table = `${prefix}-${id}`;
   const bucket = `${prefix}-${id}`.toLowerCase();
-  const opts = { region: LOCAL_REGION, credentials: { ...LOCAL_CREDENTIALS } };
-  const doc = dynamoDocumentClient({ ...opts, endpoint: dynamoEndpoint });
-  const s3 = s3Client({ ...opts, endpoint: s3Endpoint });
+  const doc = dynamoDocumentClient(localClientOptions(dynamoEndpoint));
+  const s3 = s3Client(localClientOptions(s3Endpoint));
   await Promise.all([ensureTable(doc, table), ensureBucket(s3, bucket)]);
   return {
     dynamoEndpoint,

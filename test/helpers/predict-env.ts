@@ -4,16 +4,16 @@
  */
 import { randomUUID } from 'node:crypto';
 import { DynamoRegistryRepository } from '../../functions/adapters/dynamodb-registry';
-import { DynamoRegistryReader } from '../../functions/adapters/dynamodb-registry-reader';
+import type { DynamoRegistryReader } from '../../functions/adapters/dynamodb-registry-reader';
 import { OrtEngine } from '../../functions/adapters/ort-engine';
 import { OrtModelInspector } from '../../functions/adapters/ort-inspector';
-import { S3ArtifactReader } from '../../functions/adapters/s3-artifact-reader';
+import type { S3ArtifactReader } from '../../functions/adapters/s3-artifact-reader';
 import { S3ArtifactStore } from '../../functions/adapters/s3-artifact-store';
 import { moveAlias, type RegisterVersionInput, registerVersion } from '../../functions/app/registry';
 import { S3_KEYS } from '../../functions/contract/env';
 import type { ModelVersion } from '../../functions/domain/types';
 import { createPredictHandler, type PredictHandlerDeps } from '../../functions/handlers/predict';
-import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../functions/local/emulators';
+import { localPredictReaders } from '../../functions/local/compose';
 import { buildModel, ElemType, type ElemTypeCode } from '../../functions/local/onnx-builder';
 import { apiEvent, parseResult } from './apigw';
 import { createTestAwsEnv, type TestAwsEnv } from './aws-env';
@@ -52,7 +52,11 @@ export async function createPredictTestEnv(
   const aws = await createTestAwsEnv('predict');
   const repo = new DynamoRegistryRepository({ doc: aws.doc, table: aws.table });
   const store = new S3ArtifactStore({ s3: aws.s3, bucket: aws.bucket });
-  const { reader, artifacts } = predictReaders(aws);
+  const { reader, artifacts } = localPredictReaders({
+    endpoints: { dynamodb: aws.dynamoEndpoint, s3: aws.s3Endpoint },
+    table: aws.table,
+    bucket: aws.bucket,
+  });
   const engine = new OrtEngine();
   const inspector = new OrtModelInspector();
   const env: PredictTestEnv = {
@@ -89,18 +93,6 @@ export async function createPredictTestEnv(
     ...overrides,
   });
   return env;
-}
-
-/** The predict path's readers (signed HTTP, no SDK client) bound to the test file's table and bucket. */
-export function predictReaders(aws: TestAwsEnv): {
-  reader: DynamoRegistryReader;
-  artifacts: S3ArtifactReader;
-} {
-  const local = { region: LOCAL_REGION, credentials: { ...LOCAL_CREDENTIALS } };
-  return {
-    reader: new DynamoRegistryReader({ ...local, endpoint: aws.dynamoEndpoint, table: aws.table }),
-    artifacts: new S3ArtifactReader({ ...local, endpoint: aws.s3Endpoint, bucket: aws.bucket }),
-  };
 }
 
 /** OIP datatype -> ONNX element type. */

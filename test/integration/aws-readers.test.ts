@@ -8,11 +8,9 @@ import { DynamoRegistryReader } from '../../functions/adapters/dynamodb-registry
 import { sha256Hex } from '../../functions/adapters/ort-engine';
 import { S3ArtifactReader } from '../../functions/adapters/s3-artifact-reader';
 import { NotFoundError } from '../../functions/domain/errors';
-import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../functions/local/emulators';
+import { localClientOptions } from '../../functions/local/emulators';
 import { buildMlp } from '../../functions/local/onnx-builder';
 import { addConstant, createPredictTestEnv, type PredictTestEnv } from '../helpers/predict-env';
-
-const local = { region: LOCAL_REGION, credentials: { ...LOCAL_CREDENTIALS } };
 
 describe('DynamoRegistryReader', () => {
   let env: PredictTestEnv;
@@ -50,8 +48,7 @@ describe('DynamoRegistryReader', () => {
   it('pings a reachable table and fails on a missing one with the service error', async () => {
     await expect(env.reader.ping()).resolves.toBeUndefined();
     const missing = new DynamoRegistryReader({
-      ...local,
-      endpoint: env.aws.dynamoEndpoint,
+      ...localClientOptions(env.aws.dynamoEndpoint),
       table: 'no-such-table',
     });
     await expect(missing.ping()).rejects.toMatchObject({
@@ -84,8 +81,7 @@ describe('S3ArtifactReader', () => {
     expect(missingKey).toBeInstanceOf(NotFoundError);
     expect(missingKey).toMatchObject({ code: 'ARTIFACT_NOT_FOUND' });
     const noBucket = new S3ArtifactReader({
-      ...local,
-      endpoint: env.aws.s3Endpoint,
+      ...localClientOptions(env.aws.s3Endpoint),
       bucket: 'no-such-bucket',
     });
     const missingBucket = await noBucket.getObject('models/plain/a.onnx').catch((e: unknown) => e);

@@ -10,7 +10,7 @@ import { sha256Hex } from '../../functions/adapters/ort-engine';
 import { createPredictor } from '../../functions/app/predict';
 import { keys } from '../../functions/contract/table';
 import { createPredictHandler } from '../../functions/handlers/predict';
-import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../functions/local/emulators';
+import { localClientOptions } from '../../functions/local/emulators';
 import { buildMlp } from '../../functions/local/onnx-builder';
 import { version as packageVersion } from '../../package.json';
 import { apiEvent, parseResult } from '../helpers/apigw';
@@ -76,9 +76,7 @@ describe('server routes', () => {
   it('is not ready (503 + Retry-After) when the registry is unreachable', async () => {
     const broken = createPredictHandler({
       repo: new DynamoRegistryReader({
-        region: LOCAL_REGION,
-        credentials: { ...LOCAL_CREDENTIALS },
-        endpoint: env.aws.dynamoEndpoint,
+        ...localClientOptions(env.aws.dynamoEndpoint),
         table: 'no-such-table',
       }),
       store: env.artifacts,
