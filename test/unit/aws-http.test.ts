@@ -90,7 +90,10 @@ function signatureMatches(req: (typeof seen)[number], service: string, region: s
     body: req.body,
     doNotModifyHeaders: true,
   };
-  aws4.sign(opts, credentials);
+  const signer = new aws4.RequestSigner(opts, credentials);
+  // With doNotModifyHeaders aws4 takes the clock, not the request's x-amz-date: sign at the time the request says.
+  (signer as unknown as { datetime: string }).datetime = String(req.headers['x-amz-date']);
+  signer.sign();
   return (opts.headers as Record<string, string>).Authorization === authorization;
 }
 const client = (extra: Partial<ConstructorParameters<typeof AwsHttpClient>[0]> = {}) =>
