@@ -9,7 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ASYNC_KEYS, QUEUE } from '../contract/events';
-import { DEFAULT_ALIAS, LIMITS } from '../contract/limits';
+import { DEFAULT_ALIAS } from '../contract/limits';
 import {
   type AsyncRequestDoc,
   type AsyncResultDoc,
@@ -19,7 +19,8 @@ import {
   checkRequestShape,
 } from '../domain/async';
 import { errorFields } from '../domain/batch';
-import { BadRequestError, isMaasError, NotFoundError } from '../domain/errors';
+import { isMaasError, NotFoundError } from '../domain/errors';
+import { validateModelName } from '../domain/names';
 import type { BlobStore, QueuePublisher } from '../ports/events';
 import { type Clock, systemClock } from '../ports/index';
 import type { Predictor } from './predict';
@@ -59,9 +60,7 @@ export async function submitAsyncInference(
   deps: AsyncInferenceDeps,
   input: { name: string; ref?: string; body: unknown; actor: string },
 ): Promise<{ requestId: string }> {
-  if (!LIMITS.namePattern.test(input.name)) {
-    throw new BadRequestError(`invalid model name '${input.name}'`, 'INVALID_NAME');
-  }
+  validateModelName(input.name);
   const request = checkRequestShape(input.body);
   const requestId = (deps.newId ?? randomUUID)();
   const doc: AsyncRequestDoc = {

@@ -10,8 +10,8 @@
  */
 import { createHash } from 'node:crypto';
 import { S3_KEYS } from '../contract/env';
-import { LIMITS } from '../contract/limits';
 import { isMaasError, UnprocessableModelError } from '../domain/errors';
+import { isModelName } from '../domain/names';
 import type { ModelVersion } from '../domain/types';
 import {
   AlreadyInProgressError,
@@ -59,7 +59,7 @@ export function incomingModelName(key: string): string | undefined {
   const slash = rest.indexOf('/');
   if (slash <= 0 || slash === rest.length - 1) return undefined;
   const name = rest.slice(0, slash);
-  return LIMITS.namePattern.test(name) ? name : undefined;
+  return isModelName(name) ? name : undefined;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

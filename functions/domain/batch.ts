@@ -8,12 +8,13 @@
 import { z } from 'zod';
 import { DEFAULT_ALIAS, LIMITS } from '../contract/limits';
 import { BadRequestError, isMaasError } from './errors';
+import { isModelName } from './names';
 
 /** `batch/{jobId}/job.json`. */
 export const JobSpecSchema = z.object({
-  model: z.string().regex(LIMITS.namePattern, 'model must be a valid model name'),
+  model: z.string().refine(isModelName, 'model must be a valid model name'),
   ref: z
-    .union([z.string().regex(/^[a-z0-9][a-z0-9\-_.]{0,63}$/), z.number().int().positive()])
+    .union([z.string().regex(LIMITS.namePattern), z.number().int().positive()])
     .optional()
     .transform((r) => (r === undefined ? DEFAULT_ALIAS : String(r))),
 });
@@ -163,7 +164,7 @@ export interface BatchCursor {
 export const BatchCursorSchema = z.object({
   jobId: z.string().regex(JOB_ID_PATTERN),
   inputTag: z.string().min(1),
-  model: z.string().regex(LIMITS.namePattern),
+  model: z.string().refine(isModelName),
   ref: z.string().min(1),
   version: z.number().int().positive(),
   nextPart: z.number().int().nonnegative(),

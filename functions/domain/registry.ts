@@ -6,48 +6,18 @@
 import { z } from 'zod';
 import { LIMITS } from '../contract/limits';
 import { BadRequestError, ConflictError } from './errors';
+import { quoted } from './names';
 import { checkPostprocess } from './postprocess';
 import type { HistoryEntry, ModelSignature, ModelVersion, PostprocessSpec, VersionStatus } from './types';
 
-/** Validates a model name (`^[a-z0-9][a-z0-9-_.]{0,63}$`); 400 `INVALID_NAME` otherwise. */
-export function validateModelName(name: string): string {
-  if (!LIMITS.namePattern.test(name)) {
-    throw new BadRequestError(
-      `invalid model name '${truncate(name)}': use 1-64 characters a-z 0-9 - _ . starting with a letter or digit`,
-      'INVALID_NAME',
-    );
-  }
-  return name;
-}
-
-/** Validates an alias name: the model-name pattern, but not all digits (those are version numbers). */
-export function validateAliasName(alias: string): string {
-  if (!LIMITS.namePattern.test(alias) || /^[0-9]+$/.test(alias)) {
-    throw new BadRequestError(
-      `invalid alias name '${truncate(alias)}': use 1-64 characters a-z 0-9 - _ . starting with a letter or digit, not only digits`,
-      'INVALID_ALIAS',
-    );
-  }
-  return alias;
-}
-
-/** Parses a version number from a path segment: a positive integer without sign or leading zeros. */
-export function parseVersionNumber(raw: string): number {
-  if (!/^[1-9][0-9]{0,8}$/.test(raw)) {
-    throw new BadRequestError(
-      `invalid version '${truncate(raw)}': a positive integer is required`,
-      'INVALID_VERSION',
-    );
-  }
-  return Number(raw);
-}
+export { parseVersionNumber, validateAliasName, validateModelName } from './names';
 
 /** Parses the `limit` query parameter (1..LIMITS.maxPageSize, default LIMITS.defaultPageSize). */
 export function parseLimit(raw: string | undefined): number {
   if (raw === undefined || raw === '') return LIMITS.defaultPageSize;
   if (!/^[0-9]+$/.test(raw) || Number(raw) < 1 || Number(raw) > LIMITS.maxPageSize) {
     throw new BadRequestError(
-      `invalid limit '${truncate(raw)}': an integer from 1 to ${LIMITS.maxPageSize} is required`,
+      `invalid limit '${quoted(raw)}': an integer from 1 to ${LIMITS.maxPageSize} is required`,
       'INVALID_LIMIT',
     );
   }
@@ -145,7 +115,7 @@ export function parseWith<S extends z.ZodType>(schema: S, input: unknown): z.inf
 export function parseS3Uri(uri: string): { bucket: string; key: string } {
   const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/(.+)$/.exec(uri);
   if (!m)
-    throw new BadRequestError(`invalid s3Uri '${truncate(uri)}': expected s3://bucket/key`, 'INVALID_S3_URI');
+    throw new BadRequestError(`invalid s3Uri '${quoted(uri)}': expected s3://bucket/key`, 'INVALID_S3_URI');
   return { bucket: m[1]!, key: m[2]! };
 }
 
@@ -189,8 +159,4 @@ export function assertPostprocessFits(
   }
   const problem = checkPostprocess(spec, labels, signature);
   if (problem) throw new BadRequestError(problem, 'VALIDATION_ERROR');
-}
-
-function truncate(s: string, n = 80): string {
-  return s.length > n ? `${s.slice(0, n)}…` : s;
 }
