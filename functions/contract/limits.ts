@@ -25,6 +25,14 @@ export const LIMITS = {
   defaultAliasTtlMs: 5000,
   /** Default session-cache memory budget as a fraction of the function's memory. */
   sessionCacheMemoryFraction: 0.5,
+  /**
+   * API Gateway HTTP API's integration timeout, a hard limit: after it the API answers 503, so a function
+   * whose work is the response must finish within it.
+   */
+  apiIntegrationTimeoutSeconds: 30,
+  /** Lambda's memory range (MB, integers). */
+  lambdaMinMemoryMb: 128,
+  lambdaMaxMemoryMb: 10_240,
 } as const;
 
 /** The alias served when an inference route names no version. */
