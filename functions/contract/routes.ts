@@ -1,6 +1,8 @@
 /**
  * The route table: the one list of HTTP routes shared by the CDK stack (API Gateway HTTP API),
- * the local dev server and the tests. Paths use API Gateway's `{param}` syntax.
+ * the local dev server, the handlers, the CLI and the tests. Paths use API Gateway's `{param}` syntax.
+ * Every route carries an operation id; the model routes of the Open Inference Protocol exist with and
+ * without `/versions/{ref}`, and both variants share one operation id.
  */
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -10,61 +12,100 @@ export type FunctionId = 'predict' | 'registry' | 'async';
 /** `iam` routes require SigV4 (or JWT when the stack is configured so); `none` are public. */
 export type RouteAuth = 'iam' | 'none';
 
+interface OperationSpec {
+  readonly method: HttpMethod;
+  readonly fn: FunctionId;
+  /** @default 'iam' */
+  readonly auth?: RouteAuth;
+  /** The operation's path, then (model routes) the same operation on `/versions/{ref}`. */
+  readonly paths: readonly [string] | readonly [string, string];
+}
+
+/** A model route of the Open Inference Protocol: on the default alias, and on `/versions/{ref}`. */
+const model = <S extends string>(suffix: S) =>
+  [`/v2/models/{name}${suffix}`, `/v2/models/{name}/versions/{ref}${suffix}`] as const;
+
+/** The operations, in route-table order. */
+const OPERATIONS = {
+  serverLive: { method: 'GET', fn: 'predict', auth: 'none', paths: ['/v2/health/live'] },
+  serverReady: { method: 'GET', fn: 'predict', auth: 'none', paths: ['/v2/health/ready'] },
+  serverMetadata: { method: 'GET', fn: 'predict', paths: ['/v2'] },
+  modelMetadata: { method: 'GET', fn: 'predict', paths: model('') },
+  modelReady: { method: 'GET', fn: 'predict', paths: model('/ready') },
+  modelInfer: { method: 'POST', fn: 'predict', paths: model('/infer') },
+  modelInferAsync: { method: 'POST', fn: 'async', paths: model('/infer-async') },
+  asyncResult: { method: 'GET', fn: 'async', paths: ['/async/{requestId}'] },
+
+  listModels: { method: 'GET', fn: 'registry', paths: ['/models'] },
+  getModel: { method: 'GET', fn: 'registry', paths: ['/models/{name}'] },
+  createUpload: { method: 'POST', fn: 'registry', paths: ['/models/{name}/uploads'] },
+  registerVersion: { method: 'POST', fn: 'registry', paths: ['/models/{name}/versions'] },
+  listVersions: { method: 'GET', fn: 'registry', paths: ['/models/{name}/versions'] },
+  getVersion: { method: 'GET', fn: 'registry', paths: ['/models/{name}/versions/{version}'] },
+  updateVersion: { method: 'PATCH', fn: 'registry', paths: ['/models/{name}/versions/{version}'] },
+  deleteVersion: { method: 'DELETE', fn: 'registry', paths: ['/models/{name}/versions/{version}'] },
+  moveAlias: { method: 'PUT', fn: 'registry', paths: ['/models/{name}/aliases/{alias}'] },
+  deleteAlias: { method: 'DELETE', fn: 'registry', paths: ['/models/{name}/aliases/{alias}'] },
+  rollbackAlias: { method: 'POST', fn: 'registry', paths: ['/models/{name}/aliases/{alias}/rollback'] },
+  aliasHistory: { method: 'GET', fn: 'registry', paths: ['/models/{name}/aliases/{alias}/history'] },
+} as const satisfies Record<string, OperationSpec>;
+
+type Operations = typeof OPERATIONS;
+
+/** The id of an operation of the HTTP API (`getVersion`, `modelInfer`…). */
+export type OperationId = keyof Operations;
+
+/** The operations one Lambda function serves. */
+export type OperationOf<F extends FunctionId> = {
+  [Id in OperationId]: Operations[Id]['fn'] extends F ? Id : never;
+}[OperationId];
+
 export interface RouteDef {
   readonly method: HttpMethod;
   readonly path: string;
   readonly fn: FunctionId;
   readonly auth: RouteAuth;
+  /** Shared by the variants of one operation (with and without `/versions/{ref}`). */
+  readonly operationId: OperationId;
 }
 
-const r = (method: HttpMethod, path: string, fn: FunctionId, auth: RouteAuth = 'iam'): RouteDef => ({
-  method,
-  path,
-  fn,
-  auth,
-});
-
-/** Inference routes (Open Inference Protocol v2), each with and without `/versions/{ref}`. */
-const withRef = (method: HttpMethod, suffix: string, fn: FunctionId): RouteDef[] => [
-  r(method, `/v2/models/{name}${suffix}`, fn),
-  r(method, `/v2/models/{name}/versions/{ref}${suffix}`, fn),
-];
-
-export const ROUTES: readonly RouteDef[] = [
-  r('GET', '/v2/health/live', 'predict', 'none'),
-  r('GET', '/v2/health/ready', 'predict', 'none'),
-  r('GET', '/v2', 'predict'),
-  ...withRef('GET', '', 'predict'),
-  ...withRef('GET', '/ready', 'predict'),
-  ...withRef('POST', '/infer', 'predict'),
-  ...withRef('POST', '/infer-async', 'async'),
-  r('GET', '/async/{requestId}', 'async'),
-
-  r('GET', '/models', 'registry'),
-  r('GET', '/models/{name}', 'registry'),
-  r('POST', '/models/{name}/uploads', 'registry'),
-  r('POST', '/models/{name}/versions', 'registry'),
-  r('GET', '/models/{name}/versions', 'registry'),
-  r('GET', '/models/{name}/versions/{version}', 'registry'),
-  r('PATCH', '/models/{name}/versions/{version}', 'registry'),
-  r('DELETE', '/models/{name}/versions/{version}', 'registry'),
-  r('PUT', '/models/{name}/aliases/{alias}', 'registry'),
-  r('DELETE', '/models/{name}/aliases/{alias}', 'registry'),
-  r('POST', '/models/{name}/aliases/{alias}/rollback', 'registry'),
-  r('GET', '/models/{name}/aliases/{alias}/history', 'registry'),
-];
+export const ROUTES: readonly RouteDef[] = (Object.keys(OPERATIONS) as OperationId[]).flatMap(
+  (operationId) => {
+    const spec: OperationSpec = OPERATIONS[operationId];
+    return spec.paths.map((path) => ({
+      method: spec.method,
+      path,
+      fn: spec.fn,
+      auth: spec.auth ?? 'iam',
+      operationId,
+    }));
+  },
+);
 
 /** `routeKey` as API Gateway HTTP API writes it: `GET /models/{name}`. */
 export const routeKey = (route: Pick<RouteDef, 'method' | 'path'>): string => `${route.method} ${route.path}`;
 
+const PARAM = /\{([a-zA-Z]+)\}/g;
+
 const compiled = ROUTES.map((route) => {
   const names: string[] = [];
-  const source = route.path.replace(/\{([a-zA-Z]+)\}/g, (_m, name: string) => {
+  const source = route.path.replace(PARAM, (_m, name: string) => {
     names.push(name);
     return '([^/]+)';
   });
   return { route, names, regex: new RegExp(`^${source}$`) };
 });
+
+/**
+ * The operations of one function by route key (`GET /models/{name}` → `getModel`): what a handler
+ * looks an API Gateway event's `routeKey` up in.
+ */
+export function operationsOf<F extends FunctionId>(fn: F): ReadonlyMap<string, OperationOf<F>> {
+  const ops = new Map<string, OperationOf<F>>();
+  for (const route of ROUTES)
+    if (route.fn === fn) ops.set(routeKey(route), route.operationId as OperationOf<F>);
+  return ops;
+}
 
 /** Percent-decodes a path segment; a malformed escape stays as sent (name validation then rejects it). */
 function decodeSegment(segment: string): string {
@@ -101,4 +142,68 @@ export function matchRoute(
     return { route, pathParameters };
   }
   return pathKnown ? { methodNotAllowed: true } : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Concrete paths from operation ids.
+
+type ParamNames<P extends string> = P extends `${string}{${infer Name}}${infer Rest}`
+  ? Name | ParamNames<Rest>
+  : never;
+type Paths<Id extends OperationId> = Operations[Id]['paths'];
+type RequiredParams<Id extends OperationId> = ParamNames<Paths<Id>[0]>;
+type OptionalParams<Id extends OperationId> = Exclude<ParamNames<Paths<Id>[number]>, RequiredParams<Id>>;
+
+/** One path parameter's value (version numbers may be given as numbers). */
+export type PathParamValue = string | number;
+
+/**
+ * The path parameters of an operation: `{ name, version }` for `getVersion`; `{ name, ref? }` for the
+ * model routes, whose `/versions/{ref}` variant is chosen when `ref` is given.
+ */
+export type PathParams<Id extends OperationId> = { readonly [K in RequiredParams<Id>]: PathParamValue } & {
+  readonly [K in OptionalParams<Id>]?: PathParamValue | undefined;
+};
+
+/** The parameters argument: optional for operations without path parameters (`listModels`). */
+type ParamsArg<Id extends OperationId> = [RequiredParams<Id>] extends [never]
+  ? [params?: PathParams<Id>]
+  : [params: PathParams<Id>];
+
+const byOperation = new Map<OperationId, readonly { route: RouteDef; names: readonly string[] }[]>();
+for (const { route, names } of compiled) {
+  const list = byOperation.get(route.operationId) ?? [];
+  // The variant with the most parameters first: it is chosen when all of them are given.
+  byOperation.set(
+    route.operationId,
+    [...list, { route, names }].sort((a, b) => b.names.length - a.names.length),
+  );
+}
+
+/**
+ * The route an operation takes for these parameters: the variant whose parameters are all given, preferring
+ * the one with most (`/versions/{ref}` when `ref` is given).
+ */
+export function routeFor<Id extends OperationId>(id: Id, ...[params]: ParamsArg<Id>): RouteDef {
+  const given = (params ?? {}) as Record<string, PathParamValue | undefined>;
+  const variants = byOperation.get(id) ?? [];
+  const found = variants.find(({ names }) => names.every((n) => given[n] !== undefined));
+  if (!found) throw new Error(`${id} needs the path parameters ${variants.at(-1)?.names.join(', ')}`);
+  return found.route;
+}
+
+/**
+ * The concrete path of an operation, each parameter percent-encoded as one segment:
+ * `pathFor('getVersion', { name: 'iris', version: 2 })` → `/models/iris/versions/2`;
+ * `pathFor('modelInfer', { name: 'iris', ref: 'prod' })` → `/v2/models/iris/versions/prod/infer`.
+ * An empty parameter is refused (it would not be a path segment).
+ */
+export function pathFor<Id extends OperationId>(id: Id, ...args: ParamsArg<Id>): string {
+  const route = routeFor(id, ...args);
+  const given = (args[0] ?? {}) as Record<string, PathParamValue | undefined>;
+  return route.path.replace(PARAM, (_m, name: string) => {
+    const value = String(given[name]);
+    if (value === '') throw new Error(`${id}: path parameter '${name}' is empty`);
+    return encodeURIComponent(value);
+  });
 }
