@@ -5,7 +5,7 @@
  */
 import { type AsyncInferenceDeps, getAsyncStatus, submitAsyncInference } from '../app/async-inference';
 import { ENV } from '../contract/env';
-import { ROUTES, routeKey } from '../contract/routes';
+import { operationsOf } from '../contract/routes';
 import { parseInferenceBody } from '../domain/tensor-codec';
 import { readConfig } from './config';
 import {
@@ -26,28 +26,28 @@ export interface AsyncApiHandlerDeps extends AsyncInferenceDeps {
   readonly logger?: Logger;
 }
 
-type Op = 'submit' | 'status';
-const OPS = new Map<string, Op>();
-for (const r of ROUTES) {
-  if (r.fn === 'async') OPS.set(routeKey(r), r.path.endsWith('/infer-async') ? 'submit' : 'status');
-}
+/** The route table's async operations by route key. */
+const OPS = operationsOf('async');
 
 export function createAsyncApiHandler(deps: AsyncApiHandlerDeps): (event: HttpEvent) => Promise<HttpResult> {
   const logger = deps.logger ?? consoleLogger;
   return async (event) => {
     try {
       const { op, params } = resolveOperation(event, OPS);
-      if (op === 'submit') {
-        const body = parseInferenceBody(bodyText(event, deps.maxBodyBytes));
-        const accepted = await submitAsyncInference(deps, {
-          name: params.name ?? '',
-          ...(params.ref ? { ref: params.ref } : {}),
-          body,
-          actor: actorOf(event),
-        });
-        return json(202, accepted);
+      switch (op) {
+        case 'modelInferAsync': {
+          const body = parseInferenceBody(bodyText(event, deps.maxBodyBytes));
+          const accepted = await submitAsyncInference(deps, {
+            name: params.name ?? '',
+            ...(params.ref ? { ref: params.ref } : {}),
+            body,
+            actor: actorOf(event),
+          });
+          return json(202, accepted);
+        }
+        case 'asyncResult':
+          return json(200, await getAsyncStatus(deps, params.requestId ?? ''));
       }
-      return json(200, await getAsyncStatus(deps, params.requestId ?? ''));
     } catch (e) {
       return errorResult(e, logger);
     }

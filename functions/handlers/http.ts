@@ -4,7 +4,7 @@
  */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { LIMITS } from '../contract/limits';
-import { matchRoute, routeKey } from '../contract/routes';
+import { matchRoute, type OperationId, routeKey } from '../contract/routes';
 import {
   BadRequestError,
   isMaasError,
@@ -47,10 +47,12 @@ export const consoleLogger: Logger = {
 };
 
 /**
- * Finds which of a handler's operations an event asks for. API Gateway sets `routeKey` from the contract's
- * route table; events it did not route (`$default`, hand-built) are matched on their path here.
+ * Finds which of a handler's operations an event asks for, as its operation id. `ops` are the handler's
+ * operations by route key (`operationsOf(fn)` of the contract). API Gateway sets `routeKey` from the route
+ * table; events it did not route (`$default`, hand-built) are matched on their path here. A path of
+ * another function's operation is a 404, a known path with another method a 405.
  */
-export function resolveOperation<Op>(
+export function resolveOperation<Op extends OperationId>(
   event: HttpEvent,
   ops: ReadonlyMap<string, Op>,
 ): { op: Op; params: Record<string, string | undefined> } {

@@ -11,7 +11,7 @@ import { S3ArtifactReader } from '../adapters/s3-artifact-reader';
 import { createPredictor, type Predictor, type PredictorDeps } from '../app/predict';
 import { ENV } from '../contract/env';
 import { LIMITS } from '../contract/limits';
-import { ROUTES, routeKey } from '../contract/routes';
+import { type OperationOf, operationsOf } from '../contract/routes';
 import { UnavailableError } from '../domain/errors';
 import { parseInferenceBody } from '../domain/tensor-codec';
 import type { RegistryRepository } from '../ports/index';
@@ -40,25 +40,10 @@ export interface PredictHandlerDeps extends PredictorDeps {
 /** OIP extensions this server offers, announced by `GET /v2`. */
 export const OIP_EXTENSIONS = ['model_aliases', 'postprocess', 'infer_async', 'batch'] as const;
 
-type Op = 'live' | 'ready' | 'server' | 'metadata' | 'modelReady' | 'infer';
+type Op = OperationOf<'predict'>;
 
-const OPS = new Map<string, Op>();
-for (const r of ROUTES) {
-  if (r.fn !== 'predict') continue;
-  const op: Op =
-    r.path === '/v2/health/live'
-      ? 'live'
-      : r.path === '/v2/health/ready'
-        ? 'ready'
-        : r.path === '/v2'
-          ? 'server'
-          : r.path.endsWith('/infer')
-            ? 'infer'
-            : r.path.endsWith('/ready')
-              ? 'modelReady'
-              : 'metadata';
-  OPS.set(routeKey(r), op);
-}
+/** The route table's predict operations by route key. */
+const OPS = operationsOf('predict');
 
 const SERVER_METADATA = JSON.stringify({ name: 'maas', version: packageVersion, extensions: OIP_EXTENSIONS });
 const LIVE = JSON.stringify({ live: true });
@@ -78,7 +63,7 @@ export function createPredictHandler(deps: PredictHandlerDeps): (event: HttpEven
       const name = params?.name ?? '';
       const ref = params?.ref;
       switch (op) {
-        case 'infer': {
+        case 'modelInfer': {
           // A UTF-8 byte is at most 3 per UTF-16 unit: short bodies need no byte count.
           const raw = event.body;
           const text =
@@ -88,9 +73,9 @@ export function createPredictHandler(deps: PredictHandlerDeps): (event: HttpEven
           const body = parseInferenceBody(text);
           return rawJson(200, await predictor.inferJson(name, ref, body));
         }
-        case 'live':
+        case 'serverLive':
           return rawJson(200, LIVE);
-        case 'ready':
+        case 'serverReady':
           try {
             await deps.repo.ping();
           } catch (e) {
@@ -98,9 +83,9 @@ export function createPredictHandler(deps: PredictHandlerDeps): (event: HttpEven
             throw new UnavailableError('the model registry is unreachable', 1);
           }
           return rawJson(200, READY);
-        case 'server':
+        case 'serverMetadata':
           return rawJson(200, SERVER_METADATA);
-        case 'metadata':
+        case 'modelMetadata':
           return json(200, await predictor.metadata(name, ref));
         case 'modelReady': {
           const served = await predictor.resolve(name, ref);

@@ -1,5 +1,5 @@
 /**
- * Registry HTTP API (every `/models…` route of ARCHITECTURE §2) on API Gateway HTTP API v2 events.
+ * Registry HTTP API (the route table's `/models…` operations, fn 'registry') on API Gateway HTTP API v2 events.
  * Thin: parse and validate the request, call a use case, answer JSON; errors map through errorResult.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
@@ -24,6 +24,7 @@ import {
 } from '../app/registry';
 import { S3_KEYS } from '../contract/env';
 import { LIMITS } from '../contract/limits';
+import { type OperationOf, operationsOf, ROUTES, routeKey } from '../contract/routes';
 import { BadRequestError, NotFoundError } from '../domain/errors';
 import {
   createUploadBodySchema,
@@ -63,7 +64,7 @@ export interface RegistryHandlerDeps extends RegistryDeps {
   readonly errorLogger?: HttpLogger;
 }
 
-type Route = (event: HttpEvent, deps: RegistryHandlerDeps) => Promise<HttpResult>;
+type Operation = (event: HttpEvent, deps: RegistryHandlerDeps) => Promise<HttpResult>;
 
 const REGISTRABLE_PREFIXES = [S3_KEYS.uploadsPrefix, S3_KEYS.incomingPrefix] as const;
 
@@ -86,22 +87,23 @@ function optionalBody(e: HttpEvent, maxBytes: number | undefined): Record<string
   return bodyText(e, maxBytes).trim() === '' ? {} : parseJsonObject(e, maxBytes);
 }
 
-const routes: Record<string, Route> = {
-  'GET /models': async (e, d) => {
+/** One implementation per registry operation of the route table. */
+const operations: Record<OperationOf<'registry'>, Operation> = {
+  listModels: async (e, d) => {
     const p = page(e);
     const r = await listModels(d, p.limit, p.nextToken);
     return json(200, { models: r.items, ...(r.nextToken ? { nextToken: r.nextToken } : {}) });
   },
 
-  'GET /models/{name}': async (e, d) => json(200, await getModel(d, name(e))),
+  getModel: async (e, d) => json(200, await getModel(d, name(e))),
 
-  'POST /models/{name}/uploads': async (e, d) => {
+  createUpload: async (e, d) => {
     const n = name(e);
     parseWith(createUploadBodySchema, optionalBody(e, d.maxBodyBytes));
     return json(201, await createUpload(d, n, d.uploadTtlSeconds ?? LIMITS.uploadUrlTtlSeconds));
   },
 
-  'POST /models/{name}/versions': async (e, d) => {
+  registerVersion: async (e, d) => {
     const n = name(e);
     const body = parseWith(registerVersionBodySchema, parseJsonObject(e, d.maxBodyBytes));
     let sourceKey: string;
@@ -136,7 +138,7 @@ const routes: Record<string, Route> = {
     return json(201, versionJson(v));
   },
 
-  'GET /models/{name}/versions': async (e, d) => {
+  listVersions: async (e, d) => {
     const n = name(e);
     const p = page(e);
     const r = await listVersions(d, n, p.limit, p.nextToken);
@@ -146,22 +148,21 @@ const routes: Record<string, Route> = {
     });
   },
 
-  'GET /models/{name}/versions/{version}': async (e, d) =>
-    json(200, versionJson(await getVersion(d, name(e), version(e)))),
+  getVersion: async (e, d) => json(200, versionJson(await getVersion(d, name(e), version(e)))),
 
-  'PATCH /models/{name}/versions/{version}': async (e, d) => {
+  updateVersion: async (e, d) => {
     const n = name(e);
     const v = version(e);
     const body = parseWith(patchVersionBodySchema, parseJsonObject(e, d.maxBodyBytes));
     return json(200, versionJson(await updateVersion(d, n, v, body)));
   },
 
-  'DELETE /models/{name}/versions/{version}': async (e, d) => {
+  deleteVersion: async (e, d) => {
     await deleteVersion(d, name(e), version(e));
     return { statusCode: 204 };
   },
 
-  'PUT /models/{name}/aliases/{alias}': async (e, d) => {
+  moveAlias: async (e, d) => {
     const n = name(e);
     const a = alias(e);
     const body = parseWith(moveAliasBodySchema, parseJsonObject(e, d.maxBodyBytes));
@@ -176,13 +177,13 @@ const routes: Record<string, Route> = {
     return json(200, r);
   },
 
-  'DELETE /models/{name}/aliases/{alias}': async (e, d) => {
+  deleteAlias: async (e, d) => {
     const n = name(e);
     const a = alias(e);
     return json(200, await deleteAlias(d, { name: n, alias: a, actor: actorOf(e) }));
   },
 
-  'POST /models/{name}/aliases/{alias}/rollback': async (e, d) => {
+  rollbackAlias: async (e, d) => {
     const n = name(e);
     const a = alias(e);
     const body = parseWith(rollbackBodySchema, optionalBody(e, d.maxBodyBytes));
@@ -197,7 +198,7 @@ const routes: Record<string, Route> = {
     );
   },
 
-  'GET /models/{name}/aliases/{alias}/history': async (e, d) => {
+  aliasHistory: async (e, d) => {
     const n = name(e);
     const a = alias(e);
     const p = page(e);
@@ -206,21 +207,27 @@ const routes: Record<string, Route> = {
   },
 };
 
-/** Route keys this handler serves (the registry rows of the contract's ROUTES). */
-export const REGISTRY_ROUTE_KEYS: readonly string[] = Object.keys(routes);
+/** The route table's registry operations by route key. */
+const OPS = operationsOf('registry');
+
+/** Route keys this handler serves (the routes of the contract's ROUTES it has an operation for). */
+export const REGISTRY_ROUTE_KEYS: readonly string[] = ROUTES.filter((r) =>
+  Object.hasOwn(operations, r.operationId),
+).map(routeKey);
 
 /** Builds the registry handler around injected adapters (tests, the local server, Lambda). */
 export function createRegistryHandler(deps: RegistryHandlerDeps): (event: HttpEvent) => Promise<HttpResult> {
   return async (event) => {
     try {
-      const route = routes[event.routeKey];
-      if (!route) {
+      // Only events API Gateway routed here (by routeKey) name a registry operation.
+      const op = OPS.get(event.routeKey);
+      if (op === undefined) {
         throw new NotFoundError(
           `no route for ${event.requestContext?.http?.method ?? ''} ${event.rawPath ?? ''}`.trim(),
           'ROUTE_NOT_FOUND',
         );
       }
-      return await route(event, deps);
+      return await operations[op](event, deps);
     } catch (err) {
       return errorResult(err, deps.errorLogger);
     }
