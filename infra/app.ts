@@ -7,7 +7,14 @@ import { fileURLToPath } from 'node:url';
 import { App, Validations } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { quoted } from '../functions/domain/names';
 import type { ApiAuthorization } from './constructs/inference-api';
+import {
+  checkJwtAuthorization,
+  checkMemorySize,
+  checkPreload,
+  MaasValidationError,
+} from './constructs/validation';
 import { MaasStack, type MaasStackProps } from './maas-stack';
 
 /**
@@ -20,37 +27,68 @@ const DEFAULT_FLAGS: Record<string, unknown> = {
   '@aws-cdk/customresources:installLatestAwsSdkDefault': false,
 };
 
-/** Reads the stack's parameters from CDK context; throws on invalid values (synth fails early). */
+/**
+ * Reads the stack's parameters from CDK context (`-c key=value`): `arch` (x86_64 | arm64), `memory` (MB of
+ * the predict function), `authorization` (iam | jwt, with `jwtIssuer` and `jwtAudience`) and `preload`
+ * (`name@ref,...`). An invalid value throws a {@link MaasValidationError} naming the `-c` key, so synth
+ * fails before anything is built.
+ */
 export function propsFromContext(app: App): MaasStackProps {
   const ctx = (key: string): string | undefined => {
     const v = app.node.tryGetContext(key);
     return v === undefined || v === null || v === '' ? undefined : String(v);
   };
   const arch = ctx('arch') ?? 'x86_64';
-  if (arch !== 'x86_64' && arch !== 'arm64')
-    throw new Error(`context arch must be x86_64 or arm64, got '${arch}'`);
-  const memoryRaw = ctx('memory');
-  const memory = memoryRaw === undefined ? undefined : Number(memoryRaw);
-  if (memory !== undefined && (!Number.isInteger(memory) || memory < 128 || memory > 10240)) {
-    throw new Error(`context memory must be an integer between 128 and 10240 (MB), got '${memoryRaw}'`);
+  if (arch !== 'x86_64' && arch !== 'arm64') {
+    throw new MaasValidationError(
+      { context: 'arch' },
+      `Invalid context parameter -c arch='${quoted(arch)}': the Lambda architecture is x86_64 or arm64. Pass -c arch=x86_64 (the default) or -c arch=arm64.`,
+    );
   }
-  const authorizationType = ctx('authorization') ?? 'iam';
-  let authorization: ApiAuthorization;
-  if (authorizationType === 'iam') authorization = { type: 'iam' };
-  else if (authorizationType === 'jwt') {
-    const issuer = ctx('jwtIssuer');
-    const audience = ctx('jwtAudience');
-    if (!issuer || !audience) throw new Error('authorization=jwt needs context jwtIssuer and jwtAudience');
-    authorization = { type: 'jwt', issuer, audience: audience.split(',').map((a) => a.trim()) };
-  } else throw new Error(`context authorization must be iam or jwt, got '${authorizationType}'`);
+  const memoryRaw = ctx('memory');
+  const memory =
+    memoryRaw === undefined
+      ? undefined
+      : checkMemorySize(Number(memoryRaw), { context: 'memory' }, memoryRaw);
   const preload = ctx('preload');
+  if (preload) checkPreload(preload, { context: 'preload' });
   return {
     architecture: arch === 'arm64' ? lambda.Architecture.ARM_64 : lambda.Architecture.X86_64,
     ...(memory !== undefined ? { predict: { memorySize: memory } } : {}),
-    authorization,
+    authorization: authorizationFromContext(ctx),
     ...(preload ? { preload } : {}),
     description: 'maas: ONNX models as an Open Inference Protocol service',
   };
+}
+
+/** `-c authorization=iam` (the default) or `-c authorization=jwt -c jwtIssuer=<url> -c jwtAudience=<ids>`. */
+function authorizationFromContext(ctx: (key: string) => string | undefined): ApiAuthorization {
+  const type = ctx('authorization') ?? 'iam';
+  if (type === 'iam') return { type: 'iam' };
+  if (type !== 'jwt') {
+    throw new MaasValidationError(
+      { context: 'authorization' },
+      `Invalid context parameter -c authorization='${quoted(type)}': routes are protected by iam (SigV4) or jwt. Pass -c authorization=iam (the default), or -c authorization=jwt with -c jwtIssuer=<https URL> -c jwtAudience=<clientId>[,<clientId>...].`,
+    );
+  }
+  const issuer = ctx('jwtIssuer');
+  const audience = ctx('jwtAudience');
+  const missing = [issuer ? [] : ['jwtIssuer'], audience ? [] : ['jwtAudience']].flat();
+  if (!issuer || !audience) {
+    throw new MaasValidationError(
+      { context: missing[0] ?? 'jwtIssuer' },
+      `Context parameter -c authorization=jwt needs ${missing.map((k) => `-c ${k}`).join(' and ')}. Pass the identity provider's https URL and the accepted client ids, e.g. -c jwtIssuer=https://cognito-idp.<region>.amazonaws.com/<userPoolId> -c jwtAudience=<clientId>[,<clientId>...].`,
+    );
+  }
+  const jwt = {
+    issuer,
+    audience: audience
+      .split(',')
+      .map((a) => a.trim())
+      .filter(Boolean),
+  };
+  checkJwtAuthorization(jwt, { issuer: { context: 'jwtIssuer' }, audience: { context: 'jwtAudience' } });
+  return { type: 'jwt', ...jwt };
 }
 
 /** Builds the app: the stack plus cdk-nag checks. Tests call it with their own context and outdir. */
@@ -66,5 +104,12 @@ export function createApp(app: App = new App()): { app: App; stack: MaasStack } 
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  createApp().app.synth();
+  try {
+    createApp().app.synth();
+  } catch (e) {
+    // An invalid prop or context parameter: its message says what to change; the stack trace adds nothing.
+    if (!(e instanceof MaasValidationError)) throw e;
+    console.error(`${e.name}: ${e.message}`);
+    process.exitCode = 1;
+  }
 }

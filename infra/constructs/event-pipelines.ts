@@ -1,5 +1,5 @@
 /**
- * EventPipelines: the event-driven side of maas (ARCHITECTURE §2 "Event-driven extensions").
+ * EventPipelines: the event-driven side of maas (docs/ARCHITECTURE.md, "Flows": the event-driven flows).
  *
  * - S3 notifications (`incoming/*.onnx`, `batch/*\/input.jsonl` created) -> the S3 events function, which
  *   registers models and starts batch jobs;
@@ -29,44 +29,64 @@ import type { RegistryTable } from './model-registry-table';
 import type { ModelStore } from './model-store';
 import type { OnnxRuntimeLayer } from './onnxruntime-layer';
 
+/** Props of {@link EventPipelines}. */
 export interface EventPipelinesProps {
+  /** The model store: its notifications start the S3 events function; each function gets prefix-scoped grants. */
   readonly store: ModelStore;
+  /** The registry table (registration, idempotency records of batch parts). */
   readonly table: RegistryTable;
   /** The onnxruntime layer (registration and inference); its runtime and architecture are used by all three. */
   readonly onnxRuntime: OnnxRuntimeLayer;
-  /** Functions that publish registry events too (the registry API moves aliases): they get MAAS_EVENT_BUS and PutEvents. */
-  readonly publishers?: lambda.Function[];
+  /**
+   * Functions that publish registry events too (the registry API moves aliases): they get MAAS_EVENT_BUS and
+   * PutEvents on the bus.
+   * @default - none
+   */
+  readonly publishers?: readonly lambda.Function[];
   /** S3 events function (registration, batch start). @default 1769 MB, BATCH.functionTimeoutSeconds */
   readonly s3Events?: FunctionSizing;
   /** Work queue consumer. @default 1769 MB, QUEUE.workerTimeoutSeconds */
   readonly worker?: FunctionSizing;
-  /** Async API function. @default 512 MB, 10 s */
+  /**
+   * Async API function; it answers the HTTP API, so its timeout is at most 30 seconds (checked at synth).
+   * @default 512 MB, 10 seconds
+   */
   readonly asyncApi?: FunctionSizing;
   /** Receives before a work message goes to the dead-letter queue. @default QUEUE.maxReceiveCount */
   readonly maxReceiveCount?: number;
   /** Targets of the example rule on `ModelVersionFailed` (e.g. an SNS topic for alerts). @default - none */
-  readonly onModelVersionFailed?: events.IRuleTarget[];
+  readonly onModelVersionFailed?: readonly events.IRuleTarget[];
   /** Days of CloudWatch Logs retention (functions and the registry event log). @default ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;
 }
 
-/** The queue, bus and functions of the event flows. */
+/**
+ * The queue, bus and functions of the event flows. Throws a `MaasValidationError` at synth for a memory size
+ * outside Lambda's range or an async API timeout above the API's 30 s.
+ */
 export class EventPipelines extends Construct {
+  /** The work queue (async requests, batch continuations), SSE, TLS only. */
   readonly queue: sqs.Queue;
+  /** Where a work message goes after `maxReceiveCount` receives. */
   readonly deadLetterQueue: sqs.Queue;
   /**
    * S3 event deliveries the S3 events function still failed after Lambda's asynchronous retries (the event
    * itself, with the error): kept here instead of being dropped, to inspect and replay.
    */
   readonly failedEventsQueue: sqs.Queue;
+  /** The registry event bus. */
   readonly bus: events.EventBus;
   /** Every registry event of the bus, archived in {@link eventLog}. */
   readonly allEventsRule: events.Rule;
   /** `ModelVersionFailed` events (targets from props). */
   readonly failedVersionsRule: events.Rule;
+  /** The log group archiving every registry event. */
   readonly eventLog: logs.LogGroup;
+  /** Registers `incoming/*.onnx` uploads and starts batch jobs on `batch/*\/input.jsonl`. */
   readonly s3EventsFunction: NodejsFunction;
+  /** Consumes the work queue. */
   readonly workerFunction: NodejsFunction;
+  /** Serves the route table's routes with fn 'async' (the HTTP API invokes it). */
   readonly asyncApiFunction: NodejsFunction;
 
   constructor(scope: Construct, id: string, props: EventPipelinesProps) {
@@ -127,7 +147,7 @@ export class EventPipelines extends Construct {
       eventBus: this.bus,
       description: 'A registered artifact could not be loaded (alerting)',
       eventPattern: { source: [EVENT_BUS.source], detailType: ['ModelVersionFailed'] },
-      ...(props.onModelVersionFailed?.length ? { targets: props.onModelVersionFailed } : {}),
+      ...(props.onModelVersionFailed?.length ? { targets: [...props.onModelVersionFailed] } : {}),
     });
 
     const env = {
@@ -143,6 +163,8 @@ export class EventPipelines extends Construct {
       props,
       props.s3Events,
       {
+        sizingProp: 's3Events',
+        answersApi: false,
         memorySize: 1769,
         timeout: BATCH.functionTimeoutSeconds,
         environment: { ...env, [ENV.eventBus]: this.bus.eventBusName },
@@ -192,6 +214,8 @@ export class EventPipelines extends Construct {
       props,
       props.worker,
       {
+        sizingProp: 'worker',
+        answersApi: false,
         memorySize: 1769,
         timeout: QUEUE.workerTimeoutSeconds,
         environment: env,
@@ -217,6 +241,8 @@ export class EventPipelines extends Construct {
       props,
       props.asyncApi,
       {
+        sizingProp: 'asyncApi',
+        answersApi: true,
         memorySize: 512,
         timeout: 10,
         environment: env,

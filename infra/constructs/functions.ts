@@ -15,15 +15,26 @@ import { ENV, HANDLER_ENTRIES } from '../../functions/contract/env';
 import type { RegistryTable } from './model-registry-table';
 import type { ModelStore } from './model-store';
 import type { OnnxRuntimeLayer } from './onnxruntime-layer';
+import { checkApiTimeout, checkMemorySize, checkPreload } from './validation';
 
 /** The repository root: entry files in the contract are relative to it. */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** Sizing of one function. */
+/**
+ * Sizing of one function. Checked at synth: memory within Lambda's range, and the timeout of a function
+ * that answers the HTTP API (predict, async API) at most API Gateway's 30 s integration timeout.
+ */
 export interface FunctionSizing {
-  /** @default 1769 for predict (one full vCPU), 3008 for registry (it holds the artifact and a session) */
+  /**
+   * Memory in MB, a whole number from 128 to 10240 (Lambda's range); CPU grows with it (1769 MB is one vCPU).
+   * @default 1769 for predict (one full vCPU), 3008 for registry (it holds the artifact and a session)
+   */
   readonly memorySize?: number;
-  /** @default 30 seconds for predict, 60 for registry (it downloads and loads the model it validates) */
+  /**
+   * Function timeout; for predict and the async API at most 30 seconds (API Gateway HTTP API's
+   * integration timeout).
+   * @default 30 seconds for predict, 60 for registry (it downloads and loads the model it validates)
+   */
   readonly timeout?: Duration;
   /** Reserved concurrency (caps the function). @default - unreserved */
   readonly reservedConcurrentExecutions?: number;
@@ -34,16 +45,23 @@ export interface FunctionSizing {
   readonly provisionedConcurrentExecutions?: number;
 }
 
+/** Props of {@link MaasFunctions}. */
 export interface MaasFunctionsProps {
+  /** The model store: predict reads `models/`; registry also reads `uploads/` and `incoming/`, writes `models/` and `uploads/`. */
   readonly store: ModelStore;
+  /** The registry table: predict reads it, registry reads and writes it. */
   readonly table: RegistryTable;
   /** The onnxruntime layer; the functions use its architecture and runtime. */
   readonly onnxRuntime: OnnxRuntimeLayer;
-  /** @default {} */
+  /** Predict function sizing. @default {} (1769 MB, 30 seconds, unreserved, no provisioned concurrency) */
   readonly predict?: FunctionSizing;
-  /** @default {} */
+  /** Registry function sizing. @default {} (3008 MB, 60 seconds, unreserved, no provisioned concurrency) */
   readonly registry?: FunctionSizing;
-  /** `name@ref,...` sessions the predict function loads during INIT (`MAAS_PRELOAD`). @default - none */
+  /**
+   * Sessions the predict function loads during INIT (`MAAS_PRELOAD`): comma-separated `name` or `name@ref`,
+   * each name a model name and each ref a version number or an alias name (checked at synth).
+   * @default - none
+   */
   readonly preload?: string;
   /** Days of CloudWatch Logs retention. @default logs.RetentionDays.ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;
@@ -71,14 +89,26 @@ export const BUNDLING: NonNullable<NodejsFunctionProps['bundling']> = {
 export interface MaasNodejsFunctionOptions {
   /** Entry file relative to the repository root (from the contract). */
   readonly entry: string;
+  /** The onnxruntime layer, whose runtime and architecture the function uses. */
   readonly onnxRuntime: OnnxRuntimeLayer;
+  /** Sizing from the construct's props; overrides {@link memorySize} and {@link timeout}. */
   readonly sizing: FunctionSizing;
+  /** The props field {@link sizing} comes from (`predict`, `asyncApi`...), named in validation errors. */
+  readonly sizingProp: string;
   /** Whether the function loads onnxruntime (the layer is attached). */
   readonly layer: boolean;
+  /**
+   * Whether the function's work is the HTTP API's response, so that its timeout may not exceed API Gateway's
+   * integration timeout (checked at synth).
+   */
+  readonly answersApi: boolean;
+  /** Default memory in MB, unless `sizing.memorySize` says otherwise. */
   readonly memorySize: number;
-  /** Seconds, unless `sizing.timeout` says otherwise. */
+  /** Default timeout in seconds, unless `sizing.timeout` says otherwise. */
   readonly timeout: number;
-  readonly environment: Record<string, string>;
+  /** Environment variables. */
+  readonly environment: Readonly<Record<string, string>>;
+  /** Function description. */
   readonly description: string;
   /** @default logs.RetentionDays.ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;
@@ -87,13 +117,20 @@ export interface MaasNodejsFunctionOptions {
 /**
  * One maas Lambda function: NodejsFunction bundled with the contract's options, the layer's runtime and
  * architecture, its own log group, and a role that may write only there (instead of
- * AWSLambdaBasicExecutionRole, which reaches every log group).
+ * AWSLambdaBasicExecutionRole, which reaches every log group). Throws a `MaasValidationError` naming
+ * `<sizingProp>.memorySize` or `<sizingProp>.timeout` when the sizing is out of range.
  */
 export function maasNodejsFunction(
   scope: Construct,
   id: string,
   o: MaasNodejsFunctionOptions,
 ): NodejsFunction {
+  const memorySize = checkMemorySize(o.sizing.memorySize ?? o.memorySize, {
+    prop: `${o.sizingProp}.memorySize`,
+    scope,
+  });
+  const timeout = o.sizing.timeout ?? Duration.seconds(o.timeout);
+  if (o.answersApi) checkApiTimeout(timeout, { prop: `${o.sizingProp}.timeout`, scope });
   const logGroup = new logs.LogGroup(scope, `${id}Logs`, {
     retention: o.logRetention ?? logs.RetentionDays.ONE_MONTH,
     removalPolicy: RemovalPolicy.DESTROY,
@@ -112,8 +149,8 @@ export function maasNodejsFunction(
     runtime: o.onnxRuntime.runtime,
     architecture: o.onnxRuntime.architecture,
     ...(o.layer ? { layers: [o.onnxRuntime.layer] } : {}),
-    memorySize: o.sizing.memorySize ?? o.memorySize,
-    timeout: o.sizing.timeout ?? Duration.seconds(o.timeout),
+    memorySize,
+    timeout,
     ...(o.sizing.reservedConcurrentExecutions !== undefined
       ? { reservedConcurrentExecutions: o.sizing.reservedConcurrentExecutions }
       : {}),
@@ -131,28 +168,42 @@ export function maasNodejsFunction(
 
 /** A function and what the API should invoke (its `live` alias when provisioned concurrency is set). */
 export interface MaasFunction {
+  /** The function. */
   readonly fn: NodejsFunction;
+  /** What the API invokes: the `live` alias with provisioned concurrency, else {@link fn} itself. */
   readonly target: lambda.IFunction;
 }
 
-/** The predict and registry functions. */
+/**
+ * The predict and registry functions. Throws a `MaasValidationError` at synth for an invalid `preload`, a
+ * memory size outside Lambda's range, or a predict timeout above the API's 30 s.
+ */
 export class MaasFunctions extends Construct {
+  /** Serves inference (Open Inference Protocol v2) through the HTTP API. */
   readonly predict: MaasFunction;
+  /** Serves the model registry routes of the HTTP API. */
   readonly registry: MaasFunction;
 
   constructor(scope: Construct, id: string, props: MaasFunctionsProps) {
     super(scope, id);
+    if (props.preload !== undefined) checkPreload(props.preload, { prop: 'preload', scope: this });
     const common = {
       [ENV.table]: props.table.table.tableName,
       [ENV.bucket]: props.store.bucket.bucketName,
     };
     this.predict = this.makeFunction('Predict', HANDLER_ENTRIES.predict, props, props.predict ?? {}, {
+      sizingProp: 'predict',
+      answersApi: true,
       memorySize: 1769,
       timeout: 30,
       environment: { ...common, ...(props.preload ? { [ENV.preload]: props.preload } : {}) },
       description: 'maas inference (Open Inference Protocol v2)',
     });
+    // The registry may run past the API's 30 s: API Gateway then answers 503, but the invocation goes on
+    // and a registration under way is still recorded (the version shows up in the listing).
     this.registry = this.makeFunction('Registry', HANDLER_ENTRIES.registry, props, props.registry ?? {}, {
+      sizingProp: 'registry',
+      answersApi: false,
       memorySize: 3008,
       timeout: 60,
       environment: common,

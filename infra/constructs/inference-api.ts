@@ -10,6 +10,7 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { type FunctionId, ROUTES, type RouteDef } from '../../functions/contract/routes';
+import { checkJwtAuthorization } from './validation';
 
 /** How routes with `auth: 'iam'` are protected. */
 export type ApiAuthorization =
@@ -18,23 +19,28 @@ export type ApiAuthorization =
       readonly type: 'jwt';
       /** Token issuer URL, e.g. `https://cognito-idp.<region>.amazonaws.com/<poolId>`. */
       readonly issuer: string;
-      /** Accepted `aud` values (client ids). */
-      readonly audience: string[];
+      /** Accepted `aud` values (client ids); at least one. */
+      readonly audience: readonly string[];
     };
 
+/** Props of {@link InferenceApi}. */
 export interface InferenceApiProps {
   /**
    * The function serving each FunctionId of the route table. Routes whose function is not given are
    * not created (the stack synthesizes with or without the event-driven functions).
    */
   readonly functions: Partial<Record<FunctionId, lambda.IFunction>>;
-  /** @default { type: 'iam' } (SigV4) */
+  /**
+   * How routes with `auth: 'iam'` are protected; a JWT issuer must be an https URL and the audience
+   * non-empty (checked at synth).
+   * @default { type: 'iam' } (SigV4)
+   */
   readonly authorization?: ApiAuthorization;
   /** Stage steady-state requests per second. @default 100 */
   readonly throttlingRateLimit?: number;
   /** Stage burst. @default 200 */
   readonly throttlingBurstLimit?: number;
-  /** @default logs.RetentionDays.ONE_MONTH */
+  /** Days of access-log retention. @default logs.RetentionDays.ONE_MONTH */
   readonly accessLogRetention?: logs.RetentionDays;
 }
 
@@ -62,8 +68,11 @@ const ACCESS_LOG_FORMAT = AccessLogFormat.custom(
  * (SigV4) or, when configured, a JWT authorizer; `auth: 'none'` routes (the OIP health probes) are public.
  */
 export class InferenceApi extends Construct {
+  /** The HTTP API. */
   readonly httpApi: apigw.HttpApi;
+  /** The `$default` stage (auto-deployed, throttled, access-logged). */
   readonly stage: apigw.HttpStage;
+  /** The log group of the stage's JSON access logs. */
   readonly accessLogs: logs.LogGroup;
   /** The routes created, keyed by `METHOD /path`. */
   readonly routes: ReadonlyMap<string, apigw.HttpRoute>;
@@ -71,6 +80,12 @@ export class InferenceApi extends Construct {
   constructor(scope: Construct, id: string, props: InferenceApiProps) {
     super(scope, id);
     const authorization = props.authorization ?? { type: 'iam' };
+    if (authorization.type === 'jwt') {
+      checkJwtAuthorization(authorization, {
+        issuer: { prop: 'authorization.issuer', scope: this },
+        audience: { prop: 'authorization.audience', scope: this },
+      });
+    }
     this.httpApi = new apigw.HttpApi(this, 'Api', {
       description: 'maas: Open Inference Protocol v2 and model registry',
       createDefaultStage: false,
@@ -96,7 +111,7 @@ export class InferenceApi extends Construct {
     const authorizer: apigw.IHttpRouteAuthorizer =
       authorization.type === 'jwt'
         ? new HttpJwtAuthorizer('JwtAuthorizer', authorization.issuer, {
-            jwtAudience: authorization.audience,
+            jwtAudience: [...authorization.audience],
           })
         : new HttpIamAuthorizer();
     const integrations = new Map<FunctionId, HttpLambdaIntegration>();
@@ -140,6 +155,6 @@ function acknowledgePublicProbe(route: apigw.HttpRoute, def: RouteDef): void {
   }
   Validations.of(route).acknowledge({
     id: 'AwsSolutions-APIG4',
-    reason: `${def.method} ${def.path} is the Open Inference Protocol health probe, public by the API contract (ARCHITECTURE §2) so that load balancers and uptime checks can call it; it returns only a liveness/readiness flag and no model or registry data.`,
+    reason: `${def.method} ${def.path} is the Open Inference Protocol health probe, public by the API contract (auth 'none' in the route table of functions/contract/routes.ts) so that load balancers and uptime checks can call it; it returns only a liveness/readiness flag and no model or registry data.`,
   });
 }

@@ -1,0 +1,172 @@
+/**
+ * Synth-time checks of the maas constructs' props and of the app's `-c` context parameters. A value that
+ * could not deploy, or would deploy a service that cannot work, stops `cdk synth` with a
+ * {@link MaasValidationError} that names the setting, the bad value and the fix. Names and refs are checked
+ * by `functions/domain/names.ts`, the same validator the functions use at run time.
+ */
+import { type Duration, Token } from 'aws-cdk-lib';
+import type { IConstruct } from 'constructs';
+import { LIMITS } from '../../functions/contract/limits';
+import { parseVersionRef, quoted, validateModelName } from '../../functions/domain/names';
+
+/** Where a checked value comes from: a construct prop (`predict.memorySize`) or a `-c` context parameter. */
+export type Setting =
+  | {
+      /** Path of the prop in the construct's props, e.g. `predict.memorySize`. */
+      readonly prop: string;
+      /** The construct whose prop it is (its path prefixes the message). */
+      readonly scope: IConstruct;
+    }
+  | {
+      /** The context key, e.g. `memory` for `-c memory=...`. */
+      readonly context: string;
+    };
+
+/** What a valid value looks like, for the message's fix. */
+interface Fix {
+  /** e.g. `a whole number from 128 to 10240 (MB)`. */
+  readonly expected: string;
+  /** A valid prop value as written in TypeScript, e.g. `1769`. */
+  readonly propExample: string;
+  /** A valid `-c` value, e.g. `3008`. @default - no example */
+  readonly contextExample?: string;
+}
+
+/**
+ * A prop or context parameter that fails its check. Thrown from construct constructors and from
+ * `propsFromContext` (infra/app.ts), before anything is synthesized.
+ */
+export class MaasValidationError extends Error {
+  override readonly name = 'MaasValidationError';
+  /** The prop path (`predict.memorySize`) or the context key (`memory`). */
+  readonly setting: string;
+  /** Path of the construct whose prop failed; undefined for a context parameter. */
+  readonly constructPath: string | undefined;
+
+  constructor(setting: Setting, message: string, options?: { readonly cause?: unknown }) {
+    const path = 'prop' in setting ? setting.scope.node.path : undefined;
+    super(path ? `${path}: ${message}` : message, options);
+    this.setting = 'prop' in setting ? setting.prop : setting.context;
+    this.constructPath = path;
+  }
+}
+
+/** How the setting is named in a message: `prop predict.memorySize` or `context parameter -c memory`. */
+function settingName(setting: Setting): string {
+  return 'prop' in setting ? `prop ${setting.prop}` : `context parameter -c ${setting.context}`;
+}
+
+function invalid(setting: Setting, value: string, problem: string, fix: Fix, cause?: unknown): never {
+  const shown = `'${quoted(value)}'`;
+  const message =
+    'prop' in setting
+      ? `invalid ${settingName(setting)} ${shown}: ${problem}. Set ${setting.prop} to ${fix.expected}, e.g. ${fix.propExample}.`
+      : `Invalid ${settingName(setting)}=${shown}: ${problem}. Pass ${fix.expected}${
+          fix.contextExample ? `, e.g. -c ${setting.context}=${fix.contextExample}` : ''
+        }.`;
+  throw new MaasValidationError(setting, message, cause === undefined ? undefined : { cause });
+}
+
+/**
+ * Lambda's memory range: a whole number of MB from 128 to 10240. `raw` is the value as given (a context
+ * parameter's text). Unresolved tokens pass.
+ */
+export function checkMemorySize(memorySize: number, setting: Setting, raw = String(memorySize)): number {
+  if (Token.isUnresolved(memorySize)) return memorySize;
+  const { lambdaMinMemoryMb: min, lambdaMaxMemoryMb: max } = LIMITS;
+  if (!Number.isInteger(memorySize) || memorySize < min || memorySize > max) {
+    invalid(setting, raw, `Lambda's memory size is a whole number of MB from ${min} to ${max}`, {
+      expected: 'a whole number in that range',
+      propExample: '1769 (one full vCPU)',
+      contextExample: '3008',
+    });
+  }
+  return memorySize;
+}
+
+/**
+ * The timeout of a function whose work is the HTTP API's response: at most API Gateway's integration
+ * timeout (30 s), after which the API answers 503 whatever the function does. Unresolved tokens pass.
+ */
+export function checkApiTimeout(timeout: Duration, setting: Setting): Duration {
+  if (timeout.isUnresolved()) return timeout;
+  const limit = LIMITS.apiIntegrationTimeoutSeconds;
+  if (timeout.toMilliseconds() > limit * 1000) {
+    invalid(
+      setting,
+      timeout.toHumanString(),
+      `the function serves the HTTP API, whose integration timeout is ${limit} seconds (an API Gateway limit): past it the API answers 503 while the function keeps running`,
+      { expected: `at most ${limit} seconds`, propExample: `Duration.seconds(${limit})` },
+    );
+  }
+  return timeout;
+}
+
+/**
+ * Checks `MAAS_PRELOAD` (`name@ref,...`): comma-separated entries `name` or `name@ref`, surrounding
+ * whitespace and empty entries ignored (as the predict function reads it); each name a valid model name,
+ * each ref a version number or an alias name, with the messages of `functions/domain/names.ts`.
+ */
+export function checkPreload(preload: string, setting: Setting): string {
+  if (Token.isUnresolved(preload)) return preload;
+  const fix: Fix = {
+    expected:
+      'a comma-separated list of model names, each optionally followed by @ and a version number or an alias name',
+    propExample: "'iris@prod,mnist@2'",
+    contextExample: 'iris@prod,mnist@2',
+  };
+  const entries = preload
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const entry of entries) {
+    const [name = '', ref, ...rest] = entry.split('@');
+    const prefix = entries.length > 1 || entry !== preload ? `entry '${quoted(entry)}': ` : '';
+    if (rest.length > 0) invalid(setting, preload, `${prefix}more than one '@'`, fix);
+    try {
+      validateModelName(name);
+      if (ref !== undefined) parseVersionRef(ref);
+    } catch (e) {
+      invalid(setting, preload, `${prefix}${(e as Error).message}`, fix, e);
+    }
+  }
+  return preload;
+}
+
+/**
+ * A JWT authorizer's issuer (an https URL, from which API Gateway fetches the OpenID configuration) and
+ * audience (at least one client id). Unresolved tokens pass.
+ */
+export function checkJwtAuthorization(
+  jwt: { readonly issuer: string; readonly audience: readonly string[] },
+  settings: { readonly issuer: Setting; readonly audience: Setting },
+): void {
+  if (!Token.isUnresolved(jwt.issuer) && !isHttpsUrl(jwt.issuer)) {
+    invalid(settings.issuer, jwt.issuer, 'the JWT issuer is the https URL of the identity provider', {
+      expected: 'its https URL',
+      propExample: "'https://cognito-idp.<region>.amazonaws.com/<userPoolId>'",
+      contextExample: 'https://cognito-idp.<region>.amazonaws.com/<userPoolId>',
+    });
+  }
+  const audience = jwt.audience.filter((a) => Token.isUnresolved(a) || a.trim() !== '');
+  if (audience.length === 0) {
+    invalid(
+      settings.audience,
+      jwt.audience.join(','),
+      'a JWT authorizer needs at least one audience (client id)',
+      {
+        expected: 'the client ids whose tokens are accepted',
+        propExample: "['<clientId>']",
+        contextExample: '<clientId>[,<clientId>...]',
+      },
+    );
+  }
+}
+
+function isHttpsUrl(s: string): boolean {
+  try {
+    return new URL(s).protocol === 'https:';
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,237 @@
+/**
+ * Synth-time validation of the constructs' props and of the app's `-c` context parameters: an invalid
+ * preload, memory size, API-backed timeout or JWT setting throws a MaasValidationError that names the prop
+ * (or the `-c` key), the bad value and the fix; the edge values that are valid pass. Bundling is skipped.
+ */
+import { App, Duration, Stack } from 'aws-cdk-lib';
+import { describe, expect, it } from 'vitest';
+import { LIMITS } from '../../functions/contract/limits';
+import { createApp, propsFromContext } from '../../infra/app';
+import { EventPipelines } from '../../infra/constructs/event-pipelines';
+import { type FunctionSizing, MaasFunctions } from '../../infra/constructs/functions';
+import { type ApiAuthorization, InferenceApi } from '../../infra/constructs/inference-api';
+import { RegistryTable } from '../../infra/constructs/model-registry-table';
+import { ModelStore } from '../../infra/constructs/model-store';
+import { OnnxRuntimeLayer } from '../../infra/constructs/onnxruntime-layer';
+import { MaasValidationError } from '../../infra/constructs/validation';
+import { MaasStack } from '../../infra/maas-stack';
+
+const NO_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
+
+/** A stack with the store, table and layer the function constructs need. */
+function base() {
+  const stack = new Stack(new App({ context: NO_BUNDLING }), 'ValidationTest');
+  const store = new ModelStore(stack, 'Store');
+  const table = new RegistryTable(stack, 'Table');
+  const onnxRuntime = new OnnxRuntimeLayer(stack, 'Ort');
+  return { stack, store, table, onnxRuntime };
+}
+
+const functions = (props: { predict?: FunctionSizing; registry?: FunctionSizing; preload?: string }) => {
+  const b = base();
+  return new MaasFunctions(b.stack, 'Functions', { ...b, ...props });
+};
+
+const pipelines = (props: {
+  s3Events?: FunctionSizing;
+  worker?: FunctionSizing;
+  asyncApi?: FunctionSizing;
+}) => {
+  const b = base();
+  return new EventPipelines(b.stack, 'Events', { ...b, ...props });
+};
+
+const api = (authorization: ApiAuthorization) =>
+  new InferenceApi(new Stack(new App(), 'ApiTest'), 'Api', { functions: {}, authorization });
+
+/** The error `build` throws; fails the test when it throws none or another kind. */
+function errorOf(build: () => unknown): MaasValidationError {
+  try {
+    build();
+  } catch (e) {
+    expect(e).toBeInstanceOf(MaasValidationError);
+    return e as MaasValidationError;
+  }
+  throw new Error('expected a MaasValidationError, nothing was thrown');
+}
+
+describe('MaasFunctions', () => {
+  it.each([
+    ['Bad Name', /invalid model name 'Bad Name'/],
+    ['iris@prod,mnist@0', /entry 'mnist@0': invalid version '0'/],
+    ['iris@prod,mnist@Prod', /entry 'mnist@Prod': invalid version or alias 'Prod'/],
+    ['iris@', /invalid version or alias ''/],
+    ['iris@prod@2', /more than one '@'/],
+  ])('rejects preload %j, naming the prop, the value and the fix', (preload, problem) => {
+    const e = errorOf(() => functions({ preload }));
+    expect(e.setting).toBe('preload');
+    expect(e.constructPath).toBe('ValidationTest/Functions');
+    expect(e.message).toMatch(problem);
+    expect(e.message).toContain(`invalid prop preload '${preload}'`);
+    expect(e.message).toContain(
+      "Set preload to a comma-separated list of model names, each optionally followed by @ and a version number or an alias name, e.g. 'iris@prod,mnist@2'.",
+    );
+  });
+
+  it('accepts names, version numbers and alias names, with whitespace and empty entries as the function reads them', () => {
+    expect(() => functions({ preload: 'iris, mnist@prod ,resnet-50@12,,bert_v2.onnx@canary' })).not.toThrow();
+  });
+
+  it.each([
+    ['predict', 127],
+    ['predict', 10_241],
+    ['registry', 3008.5],
+    ['registry', 0],
+  ] as const)(
+    'rejects %s.memorySize %d outside Lambda range, naming the prop and the range',
+    (which, memorySize) => {
+      const e = errorOf(() => functions({ [which]: { memorySize } }));
+      expect(e.setting).toBe(`${which}.memorySize`);
+      expect(e.message).toContain(`invalid prop ${which}.memorySize '${memorySize}'`);
+      expect(e.message).toContain('a whole number of MB from 128 to 10240');
+      expect(e.message).toContain(`Set ${which}.memorySize to a whole number in that range`);
+    },
+  );
+
+  it('accepts the ends of Lambda memory range', () => {
+    const fns = functions({
+      predict: { memorySize: LIMITS.lambdaMinMemoryMb },
+      registry: { memorySize: LIMITS.lambdaMaxMemoryMb },
+    });
+    expect(fns.predict.fn).toBeDefined();
+  });
+
+  it('rejects a predict timeout above the API 30 s integration timeout, naming the prop and the fix', () => {
+    const e = errorOf(() => functions({ predict: { timeout: Duration.seconds(31) } }));
+    expect(e.setting).toBe('predict.timeout');
+    expect(e.message).toContain("invalid prop predict.timeout '31 seconds'");
+    expect(e.message).toContain('integration timeout is 30 seconds');
+    expect(e.message).toContain('Set predict.timeout to at most 30 seconds, e.g. Duration.seconds(30).');
+  });
+
+  it('accepts a predict timeout of 30 s, and a registry timeout above it (a registration outlives the API response)', () => {
+    expect(() =>
+      functions({ predict: { timeout: Duration.seconds(30) }, registry: { timeout: Duration.minutes(2) } }),
+    ).not.toThrow();
+  });
+});
+
+describe('EventPipelines', () => {
+  it('rejects an async API timeout above 30 s and an out-of-range memory size, naming the prop', () => {
+    const timeout = errorOf(() => pipelines({ asyncApi: { timeout: Duration.minutes(1) } }));
+    expect(timeout.setting).toBe('asyncApi.timeout');
+    expect(timeout.message).toContain("ValidationTest/Events: invalid prop asyncApi.timeout '1 minute'");
+    expect(timeout.message).toContain('Set asyncApi.timeout to at most 30 seconds');
+    const memory = errorOf(() => pipelines({ worker: { memorySize: 64 } }));
+    expect(memory.setting).toBe('worker.memorySize');
+    expect(memory.message).toContain("invalid prop worker.memorySize '64'");
+  });
+
+  it('accepts an async API timeout of 30 s and long timeouts of the functions not behind the API', () => {
+    expect(() =>
+      pipelines({
+        asyncApi: { timeout: Duration.seconds(30) },
+        worker: { timeout: Duration.minutes(10), memorySize: 10_240 },
+        s3Events: { timeout: Duration.minutes(5) },
+      }),
+    ).not.toThrow();
+  });
+});
+
+describe('InferenceApi', () => {
+  it('rejects a JWT issuer that is no https URL and an empty audience, naming the prop', () => {
+    const issuer = errorOf(() => api({ type: 'jwt', issuer: 'cognito pool', audience: ['a'] }));
+    expect(issuer.setting).toBe('authorization.issuer');
+    expect(issuer.message).toContain("invalid prop authorization.issuer 'cognito pool'");
+    expect(issuer.message).toContain('Set authorization.issuer to its https URL');
+    const audience = errorOf(() => api({ type: 'jwt', issuer: 'https://issuer.example.com', audience: [] }));
+    expect(audience.setting).toBe('authorization.audience');
+    expect(audience.message).toContain('at least one audience');
+  });
+
+  it('accepts an https issuer with an audience', () => {
+    expect(() =>
+      api({ type: 'jwt', issuer: 'https://cognito-idp.eu-west-1.amazonaws.com/pool', audience: ['client'] }),
+    ).not.toThrow();
+  });
+});
+
+describe('MaasStack', () => {
+  it('passes its props to the constructs, which reject them with the prop named', () => {
+    const stack = () => new Stack(new App({ context: NO_BUNDLING }), 'Outer');
+    const e = errorOf(() => new MaasStack(stack(), 'Maas', { predict: { memorySize: 50 } }));
+    expect(e.message).toMatch(/^Outer\/Maas\/Functions: invalid prop predict\.memorySize '50'/);
+    expect(errorOf(() => new MaasStack(stack(), 'Maas', { preload: 'Bad Name' })).setting).toBe('preload');
+  });
+});
+
+describe('context parameters', () => {
+  const ctx = (context: Record<string, string>) => propsFromContext(new App({ context }));
+
+  it.each([
+    [{ memory: '50' }, 'memory', "Invalid context parameter -c memory='50'", 'e.g. -c memory=3008'],
+    [{ memory: 'lots' }, 'memory', "-c memory='lots'", 'a whole number of MB from 128 to 10240'],
+    [
+      { preload: 'Bad Name' },
+      'preload',
+      "Invalid context parameter -c preload='Bad Name': invalid model name 'Bad Name'",
+      'e.g. -c preload=iris@prod,mnist@2',
+    ],
+    [{ arch: 'x86' }, 'arch', "-c arch='x86'", 'Pass -c arch=x86_64 (the default) or -c arch=arm64'],
+    [{ authorization: 'basic' }, 'authorization', "-c authorization='basic'", '-c authorization=jwt with'],
+    [
+      { authorization: 'jwt', jwtIssuer: 'https://x' },
+      'jwtAudience',
+      '-c authorization=jwt needs -c jwtAudience',
+      '-c jwtAudience=<clientId>',
+    ],
+    [
+      { authorization: 'jwt', jwtAudience: 'a' },
+      'jwtIssuer',
+      '-c authorization=jwt needs -c jwtIssuer',
+      '-c jwtIssuer=https://',
+    ],
+    [
+      { authorization: 'jwt', jwtIssuer: 'http://issuer', jwtAudience: 'a' },
+      'jwtIssuer',
+      "Invalid context parameter -c jwtIssuer='http://issuer'",
+      'Pass its https URL',
+    ],
+    [
+      { authorization: 'jwt', jwtIssuer: 'https://issuer', jwtAudience: ' , ' },
+      'jwtAudience',
+      "-c jwtAudience=''",
+      '-c jwtAudience=<clientId>',
+    ],
+  ])('rejects %j naming -c %s, the value and the fix', (context, key, what, fix) => {
+    const e = errorOf(() => ctx(context));
+    expect(e.setting).toBe(key);
+    expect(e.constructPath).toBeUndefined();
+    expect(e.message).toContain(what);
+    expect(e.message).toContain(fix);
+  });
+
+  it('fails createApp (cdk synth) before the stack is built', () => {
+    expect(() => createApp(new App({ context: { ...NO_BUNDLING, memory: '50' } }))).toThrow(
+      /-c memory='50'.*e\.g\. -c memory=3008/,
+    );
+  });
+
+  it('accepts valid values', () => {
+    expect(
+      ctx({
+        arch: 'arm64',
+        memory: '10240',
+        preload: 'iris@prod, mnist@2',
+        authorization: 'jwt',
+        jwtIssuer: 'https://issuer.example.com/pool',
+        jwtAudience: 'a,,b ',
+      }),
+    ).toMatchObject({
+      predict: { memorySize: 10_240 },
+      preload: 'iris@prod, mnist@2',
+      authorization: { type: 'jwt', issuer: 'https://issuer.example.com/pool', audience: ['a', 'b'] },
+    });
+    expect(ctx({ memory: '128' })).toMatchObject({ predict: { memorySize: 128 } });
+  });
+});
