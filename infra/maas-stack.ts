@@ -1,5 +1,6 @@
 /**
- * MaasStack: composes the constructs of `infra/constructs/` (ARCHITECTURE §1); nothing else.
+ * MaasStack: composes the constructs of `infra/constructs/` (docs/ARCHITECTURE.md, "Layers": the CDK
+ * app is the outermost layer and holds no business logic); nothing else.
  */
 import { CfnOutput, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -12,30 +13,46 @@ import { RegistryTable } from './constructs/model-registry-table';
 import { ModelStore } from './constructs/model-store';
 import { OnnxRuntimeLayer } from './constructs/onnxruntime-layer';
 
+/** Props of {@link MaasStack}; invalid values throw a `MaasValidationError` at synth. */
 export interface MaasStackProps extends StackProps {
   /** Lambda architecture of the functions and the onnxruntime layer. @default Architecture.X86_64 */
   readonly architecture?: lambda.Architecture;
-  /** Predict function sizing (memory, timeout, reserved/provisioned concurrency). @default {} */
+  /**
+   * Predict function sizing (memory 128-10240 MB, timeout at most 30 s, reserved/provisioned concurrency).
+   * @default {} (1769 MB, 30 seconds)
+   */
   readonly predict?: FunctionSizing;
-  /** Registry function sizing. @default {} */
+  /** Registry function sizing (memory 128-10240 MB). @default {} (3008 MB, 60 seconds) */
   readonly registry?: FunctionSizing;
-  /** `MAAS_PRELOAD` of the predict function (`name@ref,...`). @default - none */
+  /**
+   * `MAAS_PRELOAD` of the predict function: comma-separated `name` or `name@ref` (a version number or an
+   * alias name), e.g. `iris@prod,mnist@2`.
+   * @default - none
+   */
   readonly preload?: string;
-  /** @default { type: 'iam' } */
+  /** How the API's non-public routes are protected. @default { type: 'iam' } (SigV4) */
   readonly authorization?: ApiAuthorization;
-  /** Stage throttling. @default 100 requests/s, burst 200 */
+  /** Stage steady-state requests per second. @default 100 */
   readonly throttlingRateLimit?: number;
+  /** Stage burst. @default 200 */
   readonly throttlingBurstLimit?: number;
   /** Removal policy of the bucket and the table. @default RemovalPolicy.RETAIN */
   readonly dataRemovalPolicy?: RemovalPolicy;
 }
 
+/** The whole service: model store, registry table, onnxruntime layer, functions, HTTP API, event flows. */
 export class MaasStack extends Stack {
+  /** The bucket of model artifacts and event files. */
   readonly store: ModelStore;
+  /** The registry's DynamoDB table. */
   readonly registryTable: RegistryTable;
+  /** The onnxruntime layer. */
   readonly onnxRuntime: OnnxRuntimeLayer;
+  /** The predict and registry functions. */
   readonly functions: MaasFunctions;
+  /** The HTTP API. */
   readonly api: InferenceApi;
+  /** The work queue, event bus and event-driven functions. */
   readonly events: EventPipelines;
 
   constructor(scope: Construct, id: string, props: MaasStackProps = {}) {

@@ -1,5 +1,6 @@
 /**
- * RegistryTable: the DynamoDB single table of the model registry (ARCHITECTURE §3), schema from the contract.
+ * RegistryTable: the DynamoDB single table of the model registry, schema from the contract (keys and items:
+ * docs/ARCHITECTURE.md, "Data: table keys and S3 layout").
  */
 import { RemovalPolicy } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -7,6 +8,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
 import { TABLE } from '../../functions/contract/table';
 
+/** Props of {@link RegistryTable}. */
 export interface RegistryTableProps {
   /** What happens to the table (and its data) when the stack is deleted. @default RemovalPolicy.RETAIN */
   readonly removalPolicy?: RemovalPolicy;
@@ -33,6 +35,7 @@ const WRITE_ACTIONS = [
  * with the AWS-managed KMS key (`aws/dynamodb`), TTL on `TABLE.ttlAttribute`.
  */
 export class RegistryTable extends Construct {
+  /** The table. */
   readonly table: dynamodb.Table;
 
   constructor(scope: Construct, id: string, props: RegistryTableProps = {}) {

@@ -1,5 +1,6 @@
 /**
- * ModelStore: the S3 bucket of model artifacts and event files (ARCHITECTURE §3), with prefix-scoped grants.
+ * ModelStore: the S3 bucket of model artifacts and event files (its layout: docs/ARCHITECTURE.md, "Data:
+ * table keys and S3 layout"), with prefix-scoped grants.
  */
 import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -8,7 +9,7 @@ import { Construct } from 'constructs';
 import { S3_KEYS } from '../../functions/contract/env';
 import { ASYNC_RESULT_RETENTION_DAYS } from '../../functions/contract/events';
 
-/** The key prefixes of the bucket (ARCHITECTURE §3), without trailing slash. */
+/** The key prefixes of the bucket (docs/ARCHITECTURE.md, "Data: table keys and S3 layout"), without trailing slash. */
 export type StorePrefix = 'models' | 'uploads' | 'incoming' | 'batch' | 'async';
 
 const PREFIX: Record<StorePrefix, string> = {
@@ -19,6 +20,7 @@ const PREFIX: Record<StorePrefix, string> = {
   async: S3_KEYS.asyncPrefix,
 };
 
+/** Props of {@link ModelStore}. */
 export interface ModelStoreProps {
   /**
    * What happens to the bucket (and its access-log bucket) when the stack is deleted.
@@ -32,7 +34,7 @@ export interface ModelStoreProps {
   /** Overwritten or deleted object versions are kept this many days. @default 30 */
   readonly noncurrentVersionExpirationDays?: number;
   /** Origins allowed to PUT artifacts with a presigned URL from a browser. @default ['*'] */
-  readonly corsAllowedOrigins?: string[];
+  readonly corsAllowedOrigins?: readonly string[];
   /** Server access logs go to a separate bucket under this prefix. @default 'model-store/' */
   readonly accessLogsPrefix?: string;
 }
@@ -43,6 +45,7 @@ export interface ModelStoreProps {
  * that expire `uploads/` and `async/`, CORS for presigned PUT uploads.
  */
 export class ModelStore extends Construct {
+  /** The model store bucket. */
   readonly bucket: s3.Bucket;
   /** Receives the server access logs of {@link bucket}. */
   readonly accessLogsBucket: s3.Bucket;
@@ -75,7 +78,7 @@ export class ModelStore extends Construct {
       cors: [
         {
           allowedMethods: [s3.HttpMethods.PUT],
-          allowedOrigins: props.corsAllowedOrigins ?? ['*'],
+          allowedOrigins: [...(props.corsAllowedOrigins ?? ['*'])],
           allowedHeaders: ['*'],
           exposedHeaders: ['ETag'],
           maxAge: 3000,

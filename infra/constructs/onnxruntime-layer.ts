@@ -16,10 +16,11 @@ import {
   ONNXRUNTIME_VERSION,
 } from '../../layers/onnxruntime/build';
 
+/** Props of {@link OnnxRuntimeLayer}. */
 export interface OnnxRuntimeLayerProps {
   /** Target architecture; functions using the layer must use the same. @default Architecture.X86_64 */
   readonly architecture?: lambda.Architecture;
-  /** @default Runtime.NODEJS_22_X */
+  /** The layer's only compatible runtime; functions using the layer must use the same. @default Runtime.NODEJS_22_X */
   readonly runtime?: lambda.Runtime;
 }
 
@@ -36,8 +37,11 @@ export function layerArch(architecture: lambda.Architecture): LayerArch {
  * never used) and hashed by version + architecture, so an unchanged layer is not rebuilt or re-uploaded.
  */
 export class OnnxRuntimeLayer extends Construct {
+  /** The layer version. */
   readonly layer: lambda.LayerVersion;
+  /** The architecture of its binaries. */
   readonly architecture: lambda.Architecture;
+  /** Its compatible runtime. */
   readonly runtime: lambda.Runtime;
 
   constructor(scope: Construct, id: string, props: OnnxRuntimeLayerProps = {}) {
