@@ -28,8 +28,8 @@ import {
   partRange,
   splitLines,
 } from '../domain/batch';
+import { parseInferenceBody } from '../domain/body-parser';
 import { BadRequestError, isMaasError } from '../domain/errors';
-import { parseInferenceBody } from '../domain/tensor-codec';
 import {
   AlreadyInProgressError,
   type BlobStore,

@@ -4,7 +4,8 @@
  * expected. Pure.
  */
 import { BadRequestError } from './errors';
-import { decodeTensor, type OipRequest, type Tensor } from './tensor-codec';
+import { decodeTensor, type OipRequest } from './oip-decode';
+import type { Tensor } from './tensor';
 import { DATATYPES, type Datatype, type ModelSignature, type TensorSpec } from './types';
 
 /** A signature prepared once per version so that each request only does lookups. */

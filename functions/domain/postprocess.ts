@@ -13,7 +13,7 @@
  * `topk_scores` are softmax probabilities when `softmax` is declared, raw source values otherwise.
  * Pure.
  */
-import { fromHalfBits, type Tensor } from './tensor-codec';
+import { fromHalfBits, type Tensor } from './tensor';
 import type { ModelSignature, PostprocessSpec, TensorSpec } from './types';
 
 export const POSTPROCESS_OUTPUTS = {

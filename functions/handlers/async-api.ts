@@ -6,7 +6,7 @@
 import { type AsyncInferenceDeps, getAsyncStatus, submitAsyncInference } from '../app/async-inference';
 import { ENV } from '../contract/env';
 import { operationsOf } from '../contract/routes';
-import { parseInferenceBody } from '../domain/tensor-codec';
+import { parseInferenceBody } from '../domain/body-parser';
 import { readConfig } from './config';
 import {
   actorOf,

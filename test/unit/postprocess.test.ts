@@ -8,7 +8,7 @@ import {
   softmax,
   topK,
 } from '../../functions/domain/postprocess';
-import type { Tensor } from '../../functions/domain/tensor-codec';
+import type { Tensor } from '../../functions/domain/tensor';
 import type { ModelSignature } from '../../functions/domain/types';
 
 const logits: Tensor = { datatype: 'FP32', shape: [2, 3], data: Float32Array.from([1, 3, 2, 0, 0, 5]) };

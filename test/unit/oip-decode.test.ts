@@ -1,0 +1,115 @@
+import { describe, expect, it } from 'vitest';
+import { BadRequestError } from '../../functions/domain/errors';
+import { decodeTensor, flattenData } from '../../functions/domain/oip-decode';
+import { dataToJsonText, dataToJsonValues } from '../../functions/domain/oip-encode';
+import type { Datatype } from '../../functions/domain/types';
+
+const codeOf = (fn: () => unknown): string | undefined => {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(BadRequestError);
+    return (e as BadRequestError).code;
+  }
+  return undefined;
+};
+
+describe('decodeTensor', () => {
+  const cases: [Datatype, unknown[], unknown[]][] = [
+    ['BOOL', [true, false], [true, false]],
+    ['UINT8', [0, 255], [0, 255]],
+    ['UINT16', [0, 65535], [0, 65535]],
+    ['UINT32', [0, 4294967295], [0, 4294967295]],
+    ['UINT64', [0, '18446744073709551615'], [0, '18446744073709551615']],
+    ['INT8', [-128, 127], [-128, 127]],
+    ['INT16', [-32768, 32767], [-32768, 32767]],
+    ['INT32', [-2147483648, 2147483647], [-2147483648, 2147483647]],
+    ['INT64', ['-9223372036854775808', 9007199254740991], ['-9223372036854775808', 9007199254740991]],
+    ['FP16', [1.5, -65504], [1.5, -65504]],
+    ['FP32', [0.5, -2], [0.5, -2]],
+    ['FP64', [0.1, 1e300], [0.1, 1e300]],
+    ['BYTES', ['a', 'héllo'], ['a', 'héllo']],
+  ];
+  it.each(cases)('round-trips %s', (datatype, input, expected) => {
+    const t = decodeTensor('x', datatype, [2], input);
+    expect(dataToJsonValues(t)).toEqual(expected);
+    expect(JSON.parse(dataToJsonText(t))).toEqual(expected);
+  });
+
+  it('accepts nested data in row-major order', () => {
+    const t = decodeTensor(
+      'x',
+      'INT32',
+      [2, 3],
+      [
+        [1, 2, 3],
+        [4, 5, 6],
+      ],
+    );
+    expect(Array.from(t.data as Int32Array)).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
+  it('rejects nested data that does not follow the shape', () => {
+    expect(
+      codeOf(() =>
+        flattenData(
+          'x',
+          [2, 3],
+          [
+            [1, 2],
+            [3, 4],
+            [5, 6],
+          ],
+        ),
+      ),
+    ).toBe('DATA_LENGTH_MISMATCH');
+    expect(
+      codeOf(() =>
+        flattenData(
+          'x',
+          [2, 2],
+          [
+            [1, [2]],
+            [3, 4],
+          ],
+        ),
+      ),
+    ).toBe('DATA_LENGTH_MISMATCH');
+  });
+
+  it('rejects a data length that is not the product of the shape', () => {
+    expect(codeOf(() => decodeTensor('x', 'FP32', [2, 2], [1, 2, 3]))).toBe('DATA_LENGTH_MISMATCH');
+  });
+
+  it.each([
+    ['INT8', 128, 'OUT_OF_RANGE'],
+    ['UINT8', -1, 'OUT_OF_RANGE'],
+    ['INT32', 1.5, 'INVALID_DATA'],
+    ['INT64', '1e3', 'INVALID_DATA'],
+    ['INT64', '9223372036854775808', 'OUT_OF_RANGE'],
+    ['INT64', 2 ** 60, 'OUT_OF_RANGE'],
+    ['UINT64', '-1', 'INVALID_DATA'],
+    ['FP32', 'NaN', 'INVALID_DATA'],
+    ['FP32', null, 'INVALID_DATA'],
+    ['FP32', 1e39, 'NON_FINITE'],
+    ['FP16', 70000, 'NON_FINITE'],
+    ['FP64', Number.POSITIVE_INFINITY, 'NON_FINITE'],
+    ['BOOL', 1, 'INVALID_DATA'],
+    ['BYTES', 3, 'INVALID_DATA'],
+  ] as [Datatype, unknown, string][])('rejects %s value %s with %s', (datatype, value, code) => {
+    expect(codeOf(() => decodeTensor('x', datatype, [1], [value]))).toBe(code);
+  });
+
+  it('names the input and the element in its message', () => {
+    expect(() => decodeTensor('pixels', 'UINT8', [2], [1, 300])).toThrow(/input 'pixels': data\[1\] is 300/);
+  });
+});
+
+describe('numeric data read straight from the body', () => {
+  it('decodes Float64Array data like arrays, with the same checks', () => {
+    const t = decodeTensor('x', 'INT8', [3], Float64Array.from([1, -2, 3]));
+    expect(Array.from(t.data as Int8Array)).toEqual([1, -2, 3]);
+    expect(codeOf(() => decodeTensor('x', 'INT8', [1], Float64Array.from([300])))).toBe('OUT_OF_RANGE');
+    expect(codeOf(() => decodeTensor('x', 'BOOL', [1], Float64Array.from([1])))).toBe('INVALID_DATA');
+  });
+});
