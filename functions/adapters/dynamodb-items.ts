@@ -1,8 +1,18 @@
 /**
- * Registry items of the DynamoDB table (see dynamodb-registry.ts for the layout) read back as domain objects.
- * Pure: shared by the repository (generated SDK client) and the predict path's reader (dynamodb-registry-reader.ts).
+ * Registry items of the DynamoDB table (see dynamodb-registry.ts for the layout): domain records written as items,
+ * and items read back as domain objects. Pure: shared by the repository (generated SDK client) and the predict
+ * path's reader (dynamodb-registry-reader.ts).
  */
-import type { AliasState, Model, ModelVersion } from '../domain/types';
+import { keys } from '../contract/table';
+import type { VersionCounter, VersionState } from '../domain/registry-plans';
+import type {
+  AliasState,
+  HistoryEntry,
+  HistoryRecord,
+  Model,
+  ModelVersion,
+  VersionStatus,
+} from '../domain/types';
 
 /** An item as the SDK's DynamoDB document converter (un)marshalls it. */
 export type Item = Record<string, unknown>;
@@ -44,4 +54,66 @@ export function toAlias(item: Item): AliasState {
     updatedAt: item.updatedAt as string,
     ...(target && target.version === item.version ? { target: toVersion(target) } : {}),
   };
+}
+
+export function toHistory(item: Item): HistoryEntry {
+  return {
+    alias: item.alias as string,
+    version: (item.version as number | null | undefined) ?? null,
+    previousVersion: (item.previousVersion as number | null | undefined) ?? null,
+    at: item.at as string,
+    actor: item.actor as string,
+    ...(typeof item.reason === 'string' ? { reason: item.reason } : {}),
+  };
+}
+
+/** The version counter of a MODEL item. */
+export function toCounter(item: Item): VersionCounter {
+  const firstReady = item.firstReadyVersion as number | undefined;
+  return {
+    latestVersion: (item.latestVersion as number | undefined) ?? 0,
+    ...(firstReady !== undefined ? { firstReadyVersion: firstReady } : {}),
+  };
+}
+
+/** What the archive and delete rules read of a VERSION item: its status and its alias set. */
+export function toVersionState(item: Item): VersionState {
+  const a = item.aliases;
+  return {
+    status: item.status as VersionStatus,
+    aliases: a instanceof Set ? [...(a as Set<string>)].sort() : [],
+  };
+}
+
+/** The VERSION item of a version; `aliases` is the string set of the aliases pointing at it. */
+export function versionItem(v: ModelVersion, aliases: readonly string[] = []): Item {
+  return {
+    pk: keys.modelPk(v.name),
+    sk: keys.versionSk(v.version),
+    ...v,
+    ...(aliases.length ? { aliases: new Set(aliases) } : {}),
+  };
+}
+
+/**
+ * The ALIAS item. Its `target` (the serving fields of the version it points at) lets `getAlias` answer the
+ * predict path in one read (see `AliasState.target`).
+ */
+export function aliasItem(name: string, a: AliasState): Item {
+  return {
+    pk: keys.modelPk(name),
+    sk: keys.aliasSk(a.alias),
+    name,
+    alias: a.alias,
+    version: a.version,
+    revision: a.revision,
+    updatedAt: a.updatedAt,
+    ...(a.target ? { target: a.target } : {}),
+  };
+}
+
+/** A HISTORY item: sorted by time, then by revision; the random suffix keeps two writers' keys apart. */
+export function historyItem(name: string, h: HistoryRecord): Item {
+  const id = `${String(h.revision).padStart(9, '0')}-${Math.random().toString(36).slice(2, 8)}`;
+  return { pk: keys.modelPk(name), sk: keys.historySk(h.alias, h.at, id), name, ...h };
 }

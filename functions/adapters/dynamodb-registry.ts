@@ -1,5 +1,5 @@
 /**
- * RegistryRepository on one DynamoDB table (ARCHITECTURE §3).
+ * RegistryRepository on one DynamoDB table (docs/ARCHITECTURE.md, "Data: table keys and S3 layout").
  *
  * Items of a model share the partition `MODEL#{name}`:
  * - `MODEL`: `latestVersion` (the version counter), `aliases` (map alias -> version, kept in step
@@ -12,6 +12,10 @@
  *   the VERSION item it points at, written by the same transaction, so the predict path resolves an alias in
  *   one read.
  * - `HISTORY#{alias}#{iso}#{revision-id}`: append-only moves.
+ *
+ * The decisions are the domain planners' (../domain/registry-plans): this adapter reads the items a planner
+ * needs, writes its plan as one (transactional or conditional) write whose condition expressions are the
+ * plan's conditions, and plans again on a lost race (./dynamodb-contention retries with backoff).
  *
  * Version numbers: each registration reads the MODEL item (strongly consistent) and writes, in one
  * TransactWriteItems, `latestVersion = n + 1` conditioned on `latestVersion = n` (or on the item not
@@ -33,26 +37,49 @@ import {
   type TransactWriteCommandInput,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { DEFAULT_ALIAS } from '../contract/limits';
 import { keys, TABLE } from '../contract/table';
-import { ConflictError, NotFoundError, PreconditionFailedError, UnavailableError } from '../domain/errors';
 import {
-  assertAliasable,
-  decodePageToken,
-  encodePageToken,
-  isPageKeyOf,
-  type PageKey,
-} from '../domain/registry-rules';
-import type { AliasState, HistoryEntry, Model, ModelVersion, Page, VersionStatus } from '../domain/types';
+  type AliasMovePlan,
+  planAliasMove,
+  planVersionCreation,
+  planVersionUpdate,
+  type VersionCounter,
+  type VersionCreationPlan,
+  versionDeletionRefusal,
+  versionNotFound,
+  versionUpdateRefusal,
+} from '../domain/registry-plans';
+import { decodePageToken, encodePageToken, isPageKeyOf, type PageKey } from '../domain/registry-rules';
+import type {
+  AliasMove,
+  AliasMoveResult,
+  AliasState,
+  HistoryEntry,
+  Model,
+  ModelVersion,
+  NewVersion,
+  Page,
+  VersionPatch,
+} from '../domain/types';
+import { type Clock, type RegistryRepository, systemClock } from '../ports';
 import {
-  type AliasMove,
-  type AliasMoveResult,
-  type Clock,
-  type NewVersion,
-  type RegistryRepository,
-  systemClock,
-} from '../ports';
-import { type Item, toAlias, toModel, toVersion } from './dynamodb-items';
+  ContentionRetry,
+  failedConditionAt,
+  isConditionFailure,
+  itemAtFailedCondition,
+} from './dynamodb-contention';
+import {
+  aliasItem,
+  historyItem,
+  type Item,
+  toAlias,
+  toCounter,
+  toHistory,
+  toModel,
+  toVersion,
+  toVersionState,
+  versionItem,
+} from './dynamodb-items';
 
 /** The table's key attributes: what a page key of a table query carries. */
 const TABLE_KEYS = [TABLE.partitionKey, TABLE.sortKey] as const;
@@ -71,67 +98,17 @@ export interface DynamoRegistryRepositoryOptions {
 
 type TxItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
-interface CancellationReason {
-  Code?: string;
-  /** The item as it was, in wire format, when ReturnValuesOnConditionCheckFailure = ALL_OLD. */
-  Item?: Record<string, { N?: string; S?: string }>;
-}
-
-/** Cancellation reasons of a failed transaction, aligned with its items; undefined for other errors. */
-function cancellationReasons(e: unknown): CancellationReason[] | undefined {
-  const err = e as { name?: string; CancellationReasons?: CancellationReason[] };
-  if (err?.name !== 'TransactionCanceledException') return undefined;
-  return err.CancellationReasons ?? [];
-}
-
-/** The counter fields of a MODEL item that failed the version-allocation condition. */
-type ModelCounter = Item & { latestVersion: number; firstReadyVersion?: number };
-
-function modelCounterOf(reason: CancellationReason | undefined): ModelCounter | undefined {
-  const latest = reason?.Code === 'ConditionalCheckFailed' ? reason.Item?.latestVersion?.N : undefined;
-  if (latest === undefined) return undefined;
-  const firstReady = reason?.Item?.firstReadyVersion?.N;
-  return {
-    latestVersion: Number(latest),
-    ...(firstReady !== undefined ? { firstReadyVersion: Number(firstReady) } : {}),
-  };
-}
-
-/** Cancellation codes that a new attempt can overcome (anything else, e.g. ValidationError, cannot). */
-const RETRYABLE_CANCELLATIONS = new Set([
-  'None',
-  'ConditionalCheckFailed',
-  'TransactionConflict',
-  'ThrottlingError',
-  'ProvisionedThroughputExceeded',
-]);
-
-/** Errors that mean "someone else is writing the same items right now; try again". */
-export function isContention(e: unknown): boolean {
-  const name = (e as { name?: string })?.name;
-  if (name === 'TransactionCanceledException') {
-    return (cancellationReasons(e) ?? []).every((r) => RETRYABLE_CANCELLATIONS.has(r.Code ?? 'None'));
-  }
-  return (
-    name === 'TransactionConflictException' ||
-    name === 'TransactionInProgressException' ||
-    name === 'ConditionalCheckFailedException'
-  );
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 export class DynamoRegistryRepository implements RegistryRepository {
   private readonly doc: DynamoDBDocumentClient;
   private readonly table: string;
   private readonly clock: Clock;
-  private readonly maxAttempts: number;
+  private readonly retry: ContentionRetry;
 
   constructor(opts: DynamoRegistryRepositoryOptions) {
     this.doc = opts.doc;
     this.table = opts.table;
     this.clock = opts.clock ?? systemClock;
-    this.maxAttempts = opts.maxAttempts ?? 200;
+    this.retry = new ContentionRetry(opts.maxAttempts ?? 200);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -141,118 +118,29 @@ export class DynamoRegistryRepository implements RegistryRepository {
     const pk = keys.modelPk(v.name);
     // Set when an ALIAS#prod item exists although the model never had a READY version (only
     // possible with data written by other means): then registration must not fail on it forever.
-    let prodTaken = false;
-    // The MODEL item as last seen: read, or taken from a failed condition check (ALL_OLD), which
+    let defaultAliasTaken = false;
+    // The counter as last seen: read, or taken from a failed condition check (ALL_OLD), which
     // saves a round trip per lost race.
-    let seen: ModelCounter | undefined;
-    for (let attempt = 1; ; attempt++) {
-      const model = seen ?? (await this.get(pk, keys.modelSk));
+    let seen: VersionCounter | undefined;
+    return this.retry.run(`registering a version of '${v.name}'`, async () => {
+      let counter = seen;
       seen = undefined;
-      const current = (model?.latestVersion as number | undefined) ?? 0;
-      const version = current + 1;
-      const now = this.clock.now().toISOString();
-      const autoProd = v.status === 'READY' && model?.firstReadyVersion === undefined && !prodTaken;
-      const firstReady = v.status === 'READY' && model?.firstReadyVersion === undefined;
-
-      const items: TxItem[] = [];
-      if (!model) {
-        items.push({
-          Put: {
-            TableName: this.table,
-            Item: {
-              pk,
-              sk: keys.modelSk,
-              [TABLE.modelsIndex.partitionKey]: keys.modelsGsiPk,
-              [TABLE.modelsIndex.sortKey]: v.name,
-              name: v.name,
-              latestVersion: version,
-              aliases: autoProd ? { [DEFAULT_ALIAS]: version } : {},
-              ...(firstReady ? { firstReadyVersion: version } : {}),
-              createdAt: now,
-              updatedAt: now,
-            },
-            ConditionExpression: 'attribute_not_exists(pk)',
-            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-          },
-        });
-      } else {
-        const sets = ['latestVersion = :next', 'updatedAt = :now'];
-        const names: Record<string, string> = {};
-        const values: Record<string, unknown> = { ':next': version, ':cur': current, ':now': now };
-        if (firstReady) sets.push('firstReadyVersion = :next');
-        if (autoProd) {
-          sets.push('aliases.#alias = :next');
-          names['#alias'] = DEFAULT_ALIAS;
-        }
-        items.push({
-          Update: {
-            TableName: this.table,
-            Key: { pk, sk: keys.modelSk },
-            UpdateExpression: `SET ${sets.join(', ')}`,
-            ConditionExpression: 'latestVersion = :cur',
-            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-            ExpressionAttributeValues: values,
-            ...(Object.keys(names).length ? { ExpressionAttributeNames: names } : {}),
-          },
-        });
+      if (!counter) {
+        const model = await this.get(pk, keys.modelSk);
+        counter = model ? toCounter(model) : undefined;
       }
-      const versionItem: Item = {
-        pk,
-        sk: keys.versionSk(version),
-        name: v.name,
-        version,
-        status: v.status,
-        sha256: v.sha256,
-        sizeBytes: v.sizeBytes,
-        s3Key: v.s3Key,
-        signature: v.signature,
-        description: v.description,
-        tags: v.tags,
-        labels: v.labels,
-        postprocess: v.postprocess,
-        createdAt: now,
-        createdBy: v.createdBy,
-        failureReason: v.failureReason,
-        ...(autoProd ? { aliases: new Set([DEFAULT_ALIAS]) } : {}),
-      };
-      items.push({
-        Put: { TableName: this.table, Item: versionItem, ConditionExpression: 'attribute_not_exists(pk)' },
-      });
-      const aliasIndex = items.length;
-      if (autoProd) {
-        items.push({
-          Put: {
-            TableName: this.table,
-            Item: this.aliasItem(v.name, DEFAULT_ALIAS, version, 1, now, versionItem),
-            ConditionExpression: 'attribute_not_exists(pk)',
-          },
-        });
-        items.push({
-          Put: {
-            TableName: this.table,
-            Item: this.historyItem(v.name, {
-              alias: DEFAULT_ALIAS,
-              version,
-              previousVersion: null,
-              at: now,
-              actor: v.createdBy ?? 'system',
-              reason: 'first READY version',
-              revision: 1,
-            }),
-            ConditionExpression: 'attribute_not_exists(pk)',
-          },
-        });
-      }
+      const plan = planVersionCreation(v, { counter, defaultAliasTaken }, this.clock.now().toISOString());
+      const { items, aliasIndex } = this.creationItems(plan);
       try {
         await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
-        return toVersion(versionItem);
+        return plan.version;
       } catch (e) {
-        const reasons = cancellationReasons(e);
-        if (autoProd && reasons?.[aliasIndex]?.Code === 'ConditionalCheckFailed') prodTaken = true;
-        seen = modelCounterOf(reasons?.[0]);
-        await this.backoffOrThrow(e, attempt, `registering a version of '${v.name}'`);
+        if (plan.alias && failedConditionAt(e, aliasIndex)) defaultAliasTaken = true;
+        const old = itemAtFailedCondition(e, 0);
+        seen = typeof old?.latestVersion === 'number' ? toCounter(old) : undefined;
+        throw e;
       }
-    }
+    });
   }
 
   async getVersion(name: string, version: number): Promise<ModelVersion | undefined> {
@@ -275,36 +163,30 @@ export class DynamoRegistryRepository implements RegistryRepository {
     );
   }
 
-  /**
-   * Changes description, tags and/or status. ARCHIVED is only reachable from READY (or is a no-op
-   * on ARCHIVED) and only while no alias points at the version: aliases serve READY versions only.
-   */
-  async updateVersion(
-    name: string,
-    version: number,
-    patch: { description?: string; tags?: Record<string, string>; status?: VersionStatus },
-  ): Promise<ModelVersion> {
+  /** One conditional UpdateItem; on a failed condition the VERSION item is read again to say why. */
+  async updateVersion(name: string, version: number, patch: VersionPatch): Promise<ModelVersion> {
+    const plan = planVersionUpdate(patch);
     const sets: string[] = [];
     const values: Record<string, unknown> = {};
     const names: Record<string, string> = {};
-    if (patch.description !== undefined) {
+    if (plan.set.description !== undefined) {
       sets.push('description = :description');
-      values[':description'] = patch.description;
+      values[':description'] = plan.set.description;
     }
-    if (patch.tags !== undefined) {
+    if (plan.set.tags !== undefined) {
       sets.push('tags = :tags');
-      values[':tags'] = patch.tags;
+      values[':tags'] = plan.set.tags;
     }
-    const conditions = ['attribute_exists(pk)'];
-    if (patch.status !== undefined) {
+    if (plan.set.status !== undefined) {
       names['#status'] = 'status';
       sets.push('#status = :status');
-      values[':status'] = patch.status;
-      if (patch.status === 'ARCHIVED') {
-        conditions.push('#status IN (:ready, :archived)', 'attribute_not_exists(aliases)');
-        values[':ready'] = 'READY';
-        values[':archived'] = 'ARCHIVED';
-      }
+      values[':status'] = plan.set.status;
+    }
+    const conditions = ['attribute_exists(pk)'];
+    if (plan.archive) {
+      conditions.push('#status IN (:ready, :archived)', 'attribute_not_exists(aliases)');
+      values[':ready'] = 'READY';
+      values[':archived'] = 'ARCHIVED';
     }
     if (sets.length === 0) {
       const current = await this.getVersion(name, version);
@@ -325,20 +207,9 @@ export class DynamoRegistryRepository implements RegistryRepository {
       );
       return toVersion(out.Attributes as Item);
     } catch (e) {
-      if ((e as Error).name !== 'ConditionalCheckFailedException') throw e;
+      if (!isConditionFailure(e)) throw e;
       const item = await this.get(keys.modelPk(name), keys.versionSk(version));
-      if (!item) throw versionNotFound(name, version);
-      const aliases = aliasSet(item);
-      if (aliases.length > 0) {
-        throw new ConflictError(
-          `version ${version} of model '${name}' is aliased (${aliases.join(', ')}); move the alias first`,
-          'VERSION_ALIASED',
-        );
-      }
-      throw new ConflictError(
-        `version ${version} of model '${name}' is ${String(item.status)}; only READY versions can be archived`,
-        'INVALID_STATUS_CHANGE',
-      );
+      throw versionUpdateRefusal(name, version, item ? toVersionState(item) : undefined);
     }
   }
 
@@ -357,13 +228,9 @@ export class DynamoRegistryRepository implements RegistryRepository {
         }),
       );
     } catch (e) {
-      if ((e as Error).name !== 'ConditionalCheckFailedException') throw e;
+      if (!isConditionFailure(e)) throw e;
       const item = await this.get(keys.modelPk(name), keys.versionSk(version));
-      if (!item) throw versionNotFound(name, version);
-      throw new ConflictError(
-        `version ${version} of model '${name}' is aliased (${aliasSet(item).join(', ')}); move or delete the alias first`,
-        'VERSION_ALIASED',
-      );
+      throw versionDeletionRefusal(name, version, item ? toVersionState(item) : undefined);
     }
   }
 
@@ -413,132 +280,26 @@ export class DynamoRegistryRepository implements RegistryRepository {
    */
   async moveAlias(move: AliasMove): Promise<AliasMoveResult> {
     const pk = keys.modelPk(move.name);
-    for (let attempt = 1; ; attempt++) {
-      const [model, aliasItem] = await Promise.all([
+    // Whatever failed (the revision moved on, the target stopped being READY or vanished, or a
+    // transaction conflict), the next round re-reads and either answers 412/404/409 or retries.
+    return this.retry.run(`moving alias '${move.alias}' of '${move.name}'`, async () => {
+      const [model, alias, target] = await Promise.all([
         this.get(pk, keys.modelSk),
         this.get(pk, keys.aliasSk(move.alias)),
+        move.version === null ? undefined : this.get(pk, keys.versionSk(move.version)),
       ]);
-      if (!model) throw modelNotFound(move.name);
-      const current = (aliasItem?.version as number | undefined) ?? null;
-      const revision = (aliasItem?.revision as number | undefined) ?? 0;
-      if (move.expectedVersion !== undefined && (current ?? 0) !== move.expectedVersion) {
-        throw new PreconditionFailedError(
-          current === null
-            ? `alias '${move.alias}' of model '${move.name}' does not exist; expectedVersion ${move.expectedVersion} does not hold`
-            : `alias '${move.alias}' of model '${move.name}' points at version ${current}, not ${move.expectedVersion}`,
-        );
-      }
-      if (move.expectedRevision !== undefined && revision !== move.expectedRevision) {
-        throw new PreconditionFailedError(
-          `alias '${move.alias}' of model '${move.name}' is at revision ${revision}, not ${move.expectedRevision}`,
-        );
-      }
-      if (move.version === null && !aliasItem) throw aliasNotFound(move.name, move.alias);
-      let target: Item | undefined;
-      if (move.version !== null) {
-        target = await this.get(pk, keys.versionSk(move.version));
-        if (!target) throw versionNotFound(move.name, move.version);
-        assertAliasable(toVersion(target));
-      }
-
-      // History is ordered by time: never stamp a move earlier than the one it follows, even if
-      // this writer's clock lags the previous writer's.
-      const clockNow = this.clock.now().toISOString();
-      const prevAt = aliasItem?.updatedAt as string | undefined;
-      const now = prevAt !== undefined && prevAt > clockNow ? prevAt : clockNow;
-      const nextRevision = revision + 1;
-      const items: TxItem[] = [];
-      const aliasKey = { pk, sk: keys.aliasSk(move.alias) };
-      const aliasCondition = aliasItem
-        ? { ConditionExpression: 'revision = :rev', ExpressionAttributeValues: { ':rev': revision } }
-        : { ConditionExpression: 'attribute_not_exists(pk)' };
-      if (move.version === null) {
-        items.push({ Delete: { TableName: this.table, Key: aliasKey, ...aliasCondition } });
-      } else {
-        items.push({
-          Put: {
-            TableName: this.table,
-            Item: this.aliasItem(move.name, move.alias, move.version, nextRevision, now, target),
-            ...aliasCondition,
-          },
-        });
-      }
-      items.push({
-        Put: {
-          TableName: this.table,
-          Item: this.historyItem(move.name, {
-            alias: move.alias,
-            version: move.version,
-            previousVersion: current,
-            at: now,
-            actor: move.actor,
-            ...(move.reason !== undefined ? { reason: move.reason } : {}),
-            revision: nextRevision,
-          }),
-          ConditionExpression: 'attribute_not_exists(pk)',
+      const plan = planAliasMove(
+        move,
+        {
+          modelExists: model !== undefined,
+          alias: alias ? toAlias(alias) : undefined,
+          target: target ? toVersion(target) : undefined,
         },
-      });
-      const aliasSetValue = new Set([move.alias]);
-      if (move.version !== null) {
-        const readyCondition = {
-          ConditionExpression: '#status = :ready',
-          ExpressionAttributeNames: { '#status': 'status' },
-        };
-        if (move.version === current) {
-          items.push({
-            ConditionCheck: {
-              TableName: this.table,
-              Key: { pk, sk: keys.versionSk(move.version) },
-              ...readyCondition,
-              ExpressionAttributeValues: { ':ready': 'READY' },
-            },
-          });
-        } else {
-          items.push({
-            Update: {
-              TableName: this.table,
-              Key: { pk, sk: keys.versionSk(move.version) },
-              UpdateExpression: 'ADD aliases :alias',
-              ...readyCondition,
-              ExpressionAttributeValues: { ':ready': 'READY', ':alias': aliasSetValue },
-            },
-          });
-        }
-      }
-      if (current !== null && current !== move.version) {
-        items.push({
-          Update: {
-            TableName: this.table,
-            Key: { pk, sk: keys.versionSk(current) },
-            UpdateExpression: 'DELETE aliases :alias',
-            ConditionExpression: 'attribute_exists(pk)',
-            ExpressionAttributeValues: { ':alias': aliasSetValue },
-          },
-        });
-      }
-      items.push({
-        Update: {
-          TableName: this.table,
-          Key: { pk, sk: keys.modelSk },
-          UpdateExpression:
-            move.version === null
-              ? 'REMOVE aliases.#alias SET updatedAt = :now'
-              : 'SET aliases.#alias = :version, updatedAt = :now',
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeNames: { '#alias': move.alias },
-          ExpressionAttributeValues:
-            move.version === null ? { ':now': now } : { ':now': now, ':version': move.version },
-        },
-      });
-      try {
-        await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
-        return { alias: move.alias, version: move.version, previousVersion: current, revision: nextRevision };
-      } catch (e) {
-        // Whatever failed (the revision moved on, the target stopped being READY or vanished, or a
-        // transaction conflict), the next round re-reads and either answers 412/404/409 or retries.
-        await this.backoffOrThrow(e, attempt, `moving alias '${move.alias}' of '${move.name}'`);
-      }
-    }
+        this.clock.now().toISOString(),
+      );
+      await this.doc.send(new TransactWriteCommand({ TransactItems: this.moveItems(plan) }));
+      return plan.result;
+    });
   }
 
   async aliasHistory(
@@ -569,29 +330,187 @@ export class DynamoRegistryRepository implements RegistryRepository {
   }
 
   // -------------------------------------------------------------------------------------------
-  // Helpers
+  // Plans as transactions
 
-  private async get(pk: string, sk: string): Promise<Item | undefined> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const out = await this.doc.send(
-          new GetCommand({ TableName: this.table, Key: { pk, sk }, ConsistentRead: true }),
-        );
-        return out.Item;
-      } catch (e) {
-        // A read of an item inside a running transaction can be refused; it is safe to retry.
-        await this.backoffOrThrow(e, attempt, 'reading the registry');
+  /**
+   * A registration: the MODEL item (created, or its counter moved on conditionally), the VERSION item, and,
+   * for the first READY version, the default ALIAS item and its first HISTORY entry. `aliasIndex` is the
+   * ALIAS item's place in the transaction (to tell from the cancellation reasons that the alias exists).
+   */
+  private creationItems(plan: VersionCreationPlan): { items: TxItem[]; aliasIndex: number } {
+    const pk = keys.modelPk(plan.name);
+    const v = plan.version.version;
+    const alias = plan.alias;
+    const items: TxItem[] = [];
+    if (plan.expectedLatestVersion === undefined) {
+      items.push({
+        Put: {
+          TableName: this.table,
+          Item: {
+            pk,
+            sk: keys.modelSk,
+            [TABLE.modelsIndex.partitionKey]: keys.modelsGsiPk,
+            [TABLE.modelsIndex.sortKey]: plan.name,
+            name: plan.name,
+            latestVersion: v,
+            aliases: alias ? { [alias.state.alias]: v } : {},
+            ...(plan.firstReady ? { firstReadyVersion: v } : {}),
+            createdAt: plan.at,
+            updatedAt: plan.at,
+          },
+          ConditionExpression: 'attribute_not_exists(pk)',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        },
+      });
+    } else {
+      const sets = ['latestVersion = :next', 'updatedAt = :now'];
+      const names: Record<string, string> = {};
+      const values: Record<string, unknown> = {
+        ':next': v,
+        ':cur': plan.expectedLatestVersion,
+        ':now': plan.at,
+      };
+      if (plan.firstReady) sets.push('firstReadyVersion = :next');
+      if (alias) {
+        sets.push('aliases.#alias = :next');
+        names['#alias'] = alias.state.alias;
       }
+      items.push({
+        Update: {
+          TableName: this.table,
+          Key: { pk, sk: keys.modelSk },
+          UpdateExpression: `SET ${sets.join(', ')}`,
+          ConditionExpression: 'latestVersion = :cur',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+          ExpressionAttributeValues: values,
+          ...(Object.keys(names).length ? { ExpressionAttributeNames: names } : {}),
+        },
+      });
     }
+    items.push({
+      Put: {
+        TableName: this.table,
+        Item: versionItem(plan.version, alias ? [alias.state.alias] : []),
+        ConditionExpression: 'attribute_not_exists(pk)',
+      },
+    });
+    const aliasIndex = items.length;
+    if (alias) {
+      items.push({
+        Put: {
+          TableName: this.table,
+          Item: aliasItem(plan.name, alias.state),
+          ConditionExpression: 'attribute_not_exists(pk)',
+        },
+      });
+      items.push({
+        Put: {
+          TableName: this.table,
+          Item: historyItem(plan.name, alias.history),
+          ConditionExpression: 'attribute_not_exists(pk)',
+        },
+      });
+    }
+    return { items, aliasIndex };
   }
 
-  private async backoffOrThrow(e: unknown, attempt: number, what: string): Promise<void> {
-    if (!isContention(e)) throw e;
-    if (attempt >= this.maxAttempts) {
-      throw new UnavailableError(`${what} did not succeed after ${attempt} attempts under contention; retry`);
+  /**
+   * An alias move: the ALIAS item (put or deleted, conditioned on the revision read), the HISTORY entry, the
+   * alias sets of the VERSION items it reaches (conditioned on READY) and leaves, and the MODEL's alias map.
+   */
+  private moveItems(plan: AliasMovePlan): TxItem[] {
+    const pk = keys.modelPk(plan.name);
+    const items: TxItem[] = [];
+    const aliasCondition =
+      plan.expectedRevision > 0
+        ? {
+            ConditionExpression: 'revision = :rev',
+            ExpressionAttributeValues: { ':rev': plan.expectedRevision },
+          }
+        : { ConditionExpression: 'attribute_not_exists(pk)' };
+    if (plan.next) {
+      items.push({
+        Put: { TableName: this.table, Item: aliasItem(plan.name, plan.next), ...aliasCondition },
+      });
+    } else {
+      items.push({
+        Delete: { TableName: this.table, Key: { pk, sk: keys.aliasSk(plan.alias) }, ...aliasCondition },
+      });
     }
-    // Full jitter, 5 ms doubling up to 250 ms.
-    await sleep(Math.random() * Math.min(250, 5 * 2 ** Math.min(attempt, 10)));
+    items.push({
+      Put: {
+        TableName: this.table,
+        Item: historyItem(plan.name, plan.history),
+        ConditionExpression: 'attribute_not_exists(pk)',
+      },
+    });
+    const aliasSetValue = new Set([plan.alias]);
+    if (plan.next) {
+      const readyCondition = {
+        ConditionExpression: '#status = :ready',
+        ExpressionAttributeNames: { '#status': 'status' },
+      };
+      const key = { pk, sk: keys.versionSk(plan.next.version) };
+      if (plan.gains === undefined) {
+        items.push({
+          ConditionCheck: {
+            TableName: this.table,
+            Key: key,
+            ...readyCondition,
+            ExpressionAttributeValues: { ':ready': 'READY' },
+          },
+        });
+      } else {
+        items.push({
+          Update: {
+            TableName: this.table,
+            Key: key,
+            UpdateExpression: 'ADD aliases :alias',
+            ...readyCondition,
+            ExpressionAttributeValues: { ':ready': 'READY', ':alias': aliasSetValue },
+          },
+        });
+      }
+    }
+    if (plan.releases !== undefined) {
+      items.push({
+        Update: {
+          TableName: this.table,
+          Key: { pk, sk: keys.versionSk(plan.releases) },
+          UpdateExpression: 'DELETE aliases :alias',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: { ':alias': aliasSetValue },
+        },
+      });
+    }
+    items.push({
+      Update: {
+        TableName: this.table,
+        Key: { pk, sk: keys.modelSk },
+        UpdateExpression: plan.next
+          ? 'SET aliases.#alias = :version, updatedAt = :now'
+          : 'REMOVE aliases.#alias SET updatedAt = :now',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeNames: { '#alias': plan.alias },
+        ExpressionAttributeValues: plan.next
+          ? { ':now': plan.at, ':version': plan.next.version }
+          : { ':now': plan.at },
+      },
+    });
+    return items;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Reads
+
+  private get(pk: string, sk: string): Promise<Item | undefined> {
+    // A read of an item inside a running transaction can be refused; it is safe to retry.
+    return this.retry.run('reading the registry', async () => {
+      const out = await this.doc.send(
+        new GetCommand({ TableName: this.table, Key: { pk, sk }, ConsistentRead: true }),
+      );
+      return out.Item;
+    });
   }
 
   private async queryPage<T>(
@@ -614,86 +533,4 @@ export class DynamoRegistryRepository implements RegistryRepository {
     const last = out.LastEvaluatedKey as PageKey | undefined;
     return last ? { items, nextToken: encodePageToken(last) } : { items };
   }
-
-  /**
-   * The ALIAS item. `target` (the VERSION item it points at) is copied in as `target` with its serving
-   * fields only, so `getAlias` answers the predict path in one read (see `AliasState.target`).
-   */
-  private aliasItem(
-    name: string,
-    alias: string,
-    version: number,
-    revision: number,
-    now: string,
-    target?: Item,
-  ): Item {
-    return {
-      pk: keys.modelPk(name),
-      sk: keys.aliasSk(alias),
-      name,
-      alias,
-      version,
-      revision,
-      updatedAt: now,
-      ...(target ? { target: servingSnapshot(target) } : {}),
-    };
-  }
-
-  private historyItem(name: string, h: HistoryEntry & { revision: number }): Item {
-    const id = `${String(h.revision).padStart(9, '0')}-${Math.random().toString(36).slice(2, 8)}`;
-    return { pk: keys.modelPk(name), sk: keys.historySk(h.alias, h.at, id), name, ...h };
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Item <-> domain
-
-function aliasSet(item: Item): string[] {
-  const a = item.aliases;
-  return a instanceof Set ? [...(a as Set<string>)].sort() : [];
-}
-
-/** Fields of a VERSION item that never change while an alias points at it (description and tags may). */
-const SERVING_FIELDS = [
-  'name',
-  'version',
-  'status',
-  'sha256',
-  'sizeBytes',
-  's3Key',
-  'signature',
-  'labels',
-  'postprocess',
-  'createdAt',
-] as const;
-
-function servingSnapshot(item: Item): Item {
-  const snapshot: Item = {};
-  for (const k of SERVING_FIELDS) {
-    if (item[k] !== undefined && item[k] !== null) snapshot[k] = item[k];
-  }
-  return snapshot;
-}
-
-function toHistory(item: Item): HistoryEntry {
-  return {
-    alias: item.alias as string,
-    version: (item.version as number | null | undefined) ?? null,
-    previousVersion: (item.previousVersion as number | null | undefined) ?? null,
-    at: item.at as string,
-    actor: item.actor as string,
-    ...(typeof item.reason === 'string' ? { reason: item.reason } : {}),
-  };
-}
-
-function modelNotFound(name: string): NotFoundError {
-  return new NotFoundError(`model '${name}' not found`, 'MODEL_NOT_FOUND');
-}
-
-function versionNotFound(name: string, version: number): NotFoundError {
-  return new NotFoundError(`version ${version} of model '${name}' not found`, 'VERSION_NOT_FOUND');
-}
-
-function aliasNotFound(name: string, alias: string): NotFoundError {
-  return new NotFoundError(`alias '${alias}' of model '${name}' not found`, 'ALIAS_NOT_FOUND');
 }

@@ -8,23 +8,30 @@ import { S3_KEYS } from '../contract/env';
 import { LIMITS } from '../contract/limits';
 import {
   BadRequestError,
-  ConflictError,
   isMaasError,
-  NotFoundError,
   PayloadTooLargeError,
   UnprocessableModelError,
 } from '../domain/errors';
 import {
+  aliasNotFound,
   assertPostprocessFits,
   assertStatusChange,
-  rollbackTarget,
+  modelNotFound,
+  planRollback,
   validateAliasName,
   validateModelName,
+  versionNotFound,
 } from '../domain/registry';
-import type { HistoryEntry, Model, ModelVersion, Page, PostprocessSpec } from '../domain/types';
+import type {
+  AliasMove,
+  AliasMoveResult,
+  HistoryEntry,
+  Model,
+  ModelVersion,
+  Page,
+  PostprocessSpec,
+} from '../domain/types';
 import {
-  type AliasMove,
-  type AliasMoveResult,
   type ArtifactStore,
   type Clock,
   type EventPublisher,
@@ -186,7 +193,7 @@ export async function getVersion(
   const v = await deps.repo.getVersion(validateModelName(name), version);
   if (!v) {
     await getModel(deps, name);
-    throw new NotFoundError(`version ${version} of model '${name}' not found`, 'VERSION_NOT_FOUND');
+    throw versionNotFound(name, version);
   }
   return v;
 }
@@ -252,9 +259,9 @@ export async function moveAlias(
 }
 
 /**
- * Moves the alias back to the version it pointed at before its latest move (409 when there is none).
- * The move is conditional on the alias still pointing where the latest history entry says, so a
- * concurrent move makes the rollback fail with 412 instead of undoing the wrong change.
+ * Moves the alias back to the version it pointed at before its latest move (409 when there is none; see
+ * `planRollback`). The move is conditional on the alias still pointing where the latest history entry says,
+ * so a concurrent move makes the rollback fail with 412 instead of undoing the wrong change.
  */
 export async function rollbackAlias(
   deps: Pick<RegistryDeps, 'repo' | 'events' | 'logger'>,
@@ -264,23 +271,7 @@ export async function rollbackAlias(
   validateAliasName(input.alias);
   await getModel(deps, input.name);
   const page = await deps.repo.aliasHistory(input.name, input.alias, 1);
-  const latest = page.items[0];
-  if (!latest) throw aliasNotFound(input.name, input.alias);
-  const target = rollbackTarget(latest);
-  if (target === undefined) {
-    throw new ConflictError(
-      `alias '${input.alias}' of model '${input.name}' has no earlier version to roll back to`,
-      'NO_ROLLBACK_TARGET',
-    );
-  }
-  return applyMove(deps, {
-    name: input.name,
-    alias: input.alias,
-    version: target,
-    expectedVersion: latest.version ?? 0,
-    reason: input.reason ?? `rollback from ${latest.version ?? 'none'} to ${target}`,
-    actor: input.actor,
-  });
+  return applyMove(deps, planRollback(input, page.items[0]));
 }
 
 /** Removes the alias (history kept, with a `version: null` entry). */
@@ -315,14 +306,6 @@ export async function aliasHistory(
 }
 
 // ---------------------------------------------------------------------------------------------
-
-function modelNotFound(name: string): NotFoundError {
-  return new NotFoundError(`model '${name}' not found`, 'MODEL_NOT_FOUND');
-}
-
-function aliasNotFound(name: string, alias: string): NotFoundError {
-  return new NotFoundError(`alias '${alias}' of model '${name}' not found`, 'ALIAS_NOT_FOUND');
-}
 
 /** Moves (or removes) an alias in the registry, then announces the committed move. */
 async function applyMove(

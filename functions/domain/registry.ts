@@ -1,14 +1,15 @@
 /**
  * Registry rules (pure): name and alias validation, version-number and page parameters, request
- * schemas (zod, strict), opaque pagination tokens, and the rules of status changes, alias moves and
- * rollbacks. No AWS SDK, no onnxruntime, no Lambda types.
+ * schemas (zod, strict), opaque pagination tokens, and the rules of status changes and post-processing.
+ * The decisions of version allocation, alias moves, rollbacks, archive and delete are the planners of
+ * ./registry-plans (re-exported here where the use cases need them). No AWS SDK, no onnxruntime, no Lambda types.
  */
 import { z } from 'zod';
 import { LIMITS } from '../contract/limits';
 import { BadRequestError, ConflictError } from './errors';
 import { quoted } from './names';
 import { checkPostprocess } from './postprocess';
-import type { HistoryEntry, ModelSignature, ModelVersion, PostprocessSpec, VersionStatus } from './types';
+import type { ModelSignature, ModelVersion, PostprocessSpec, VersionStatus } from './types';
 
 export { parseVersionNumber, validateAliasName, validateModelName } from './names';
 
@@ -24,6 +25,13 @@ export function parseLimit(raw: string | undefined): number {
   return Number(raw);
 }
 
+export {
+  aliasNotFound,
+  modelNotFound,
+  planRollback,
+  rollbackTarget,
+  versionNotFound,
+} from './registry-plans';
 export { assertAliasable, decodePageToken, encodePageToken, type PageKey } from './registry-rules';
 
 // ---------------------------------------------------------------------------------------------
@@ -134,16 +142,6 @@ export function assertStatusChange(
   );
 }
 
-/**
- * Where a rollback takes an alias: the version it pointed at before its latest move. `undefined`
- * when there is nothing to go back to (no history, or the latest move created the alias).
- */
-export function rollbackTarget(latest: HistoryEntry | undefined): number | undefined {
-  if (!latest || latest.previousVersion === null) return undefined;
-  return latest.previousVersion;
-}
-
-/** Post-processing must read an output the model has. */
 /** Rejects (400) a post-processing declaration that cannot work with the model's outputs. */
 export function assertPostprocessFits(
   spec: PostprocessSpec | undefined,

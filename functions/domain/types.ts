@@ -93,3 +93,53 @@ export interface Page<T> {
   readonly items: T[];
   readonly nextToken?: string;
 }
+
+/** One move of an alias as its history keeps it: the entry and the alias revision the move produced. */
+export interface HistoryRecord extends HistoryEntry {
+  readonly revision: number;
+}
+
+/** A version to register: everything but the number and the time, which the registry assigns. */
+export interface NewVersion {
+  readonly name: string;
+  readonly sha256: string;
+  readonly sizeBytes: number;
+  readonly s3Key: string;
+  readonly signature: ModelSignature;
+  readonly status: 'READY' | 'FAILED';
+  readonly description?: string;
+  readonly tags?: Record<string, string>;
+  readonly labels?: string[];
+  readonly postprocess?: ModelVersion['postprocess'];
+  readonly createdBy?: string;
+  readonly failureReason?: string;
+}
+
+/** Changes to a registered version: description, tags, status. */
+export interface VersionPatch {
+  readonly description?: string;
+  readonly tags?: Record<string, string>;
+  readonly status?: VersionStatus;
+}
+
+/** A request to point an alias at a version, or to remove it. */
+export interface AliasMove {
+  readonly name: string;
+  readonly alias: string;
+  /** Target version; null removes the alias. */
+  readonly version: number | null;
+  /** When set, the move only happens if the alias currently points at this version (0 = alias absent). */
+  readonly expectedVersion?: number;
+  /** Current revision observed by the caller; the write is conditional on it (lost-update guard). */
+  readonly expectedRevision?: number;
+  readonly actor: string;
+  readonly reason?: string;
+}
+
+/** A committed alias move. */
+export interface AliasMoveResult {
+  readonly alias: string;
+  readonly version: number | null;
+  readonly previousVersion: number | null;
+  readonly revision: number;
+}

@@ -3,50 +3,22 @@
  * them with the AWS SDK and onnxruntime-node; tests may implement them with fakes.
  */
 import type {
+  AliasMove,
+  AliasMoveResult,
   AliasState,
   HistoryEntry,
   Model,
   ModelSignature,
   ModelVersion,
+  NewVersion,
   Page,
-  VersionStatus,
+  VersionPatch,
 } from '../domain/types';
 import type { HashedArtifact } from './inference';
 
-export interface NewVersion {
-  readonly name: string;
-  readonly sha256: string;
-  readonly sizeBytes: number;
-  readonly s3Key: string;
-  readonly signature: ModelSignature;
-  readonly status: 'READY' | 'FAILED';
-  readonly description?: string;
-  readonly tags?: Record<string, string>;
-  readonly labels?: string[];
-  readonly postprocess?: ModelVersion['postprocess'];
-  readonly createdBy?: string;
-  readonly failureReason?: string;
-}
-
-export interface AliasMove {
-  readonly name: string;
-  readonly alias: string;
-  /** Target version; null removes the alias. */
-  readonly version: number | null;
-  /** When set, the move only happens if the alias currently points at this version (0 = alias absent). */
-  readonly expectedVersion?: number;
-  /** Current revision observed by the caller; the write is conditional on it (lost-update guard). */
-  readonly expectedRevision?: number;
-  readonly actor: string;
-  readonly reason?: string;
-}
-
-export interface AliasMoveResult {
-  readonly alias: string;
-  readonly version: number | null;
-  readonly previousVersion: number | null;
-  readonly revision: number;
-}
+// The registry's request and result types live in the domain (its planners take them); re-exported here as the
+// vocabulary of the repository port.
+export type { AliasMove, AliasMoveResult, NewVersion, VersionPatch } from '../domain/types';
 
 export interface RegistryRepository {
   /**
@@ -59,11 +31,11 @@ export interface RegistryRepository {
   listModels(limit: number, nextToken?: string): Promise<Page<Model>>;
   getVersion(name: string, version: number): Promise<ModelVersion | undefined>;
   listVersions(name: string, limit: number, nextToken?: string): Promise<Page<ModelVersion>>;
-  updateVersion(
-    name: string,
-    version: number,
-    patch: { description?: string; tags?: Record<string, string>; status?: VersionStatus },
-  ): Promise<ModelVersion>;
+  /**
+   * Changes description, tags and/or status. Becoming ARCHIVED needs a READY (or ARCHIVED) version that no
+   * alias points at (ConflictError otherwise).
+   */
+  updateVersion(name: string, version: number, patch: VersionPatch): Promise<ModelVersion>;
   /** Deletes a version; ConflictError while an alias points at it. */
   deleteVersion(name: string, version: number): Promise<void>;
   getAlias(name: string, alias: string): Promise<AliasState | undefined>;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isContention } from '../../functions/adapters/dynamodb-registry';
+import { isContention } from '../../functions/adapters/dynamodb-contention';
 import { LIMITS } from '../../functions/contract/limits';
 import { ROUTES, routeKey } from '../../functions/contract/routes';
 import { BadRequestError, ConflictError } from '../../functions/domain/errors';

@@ -1,0 +1,92 @@
+/**
+ * Contention on the registry table: which DynamoDB errors mean "someone else is writing the same items right
+ * now; try again", what a cancelled transaction says about its items, and the retry loop (full-jitter
+ * exponential backoff, a bounded number of attempts, then a 503).
+ */
+import { unmarshall } from '@aws-sdk/util-dynamodb';
+import { UnavailableError } from '../domain/errors';
+import type { Item } from './dynamodb-items';
+
+/** One entry of a cancelled transaction's `CancellationReasons`, aligned with its items. */
+interface CancellationReason {
+  readonly Code?: string;
+  /** The item as it was, in wire format, when ReturnValuesOnConditionCheckFailure = ALL_OLD. */
+  readonly Item?: Parameters<typeof unmarshall>[0];
+}
+
+/** Cancellation reasons of a failed transaction, aligned with its items; undefined for other errors. */
+function cancellationReasons(e: unknown): readonly CancellationReason[] | undefined {
+  const err = e as { name?: string; CancellationReasons?: CancellationReason[] };
+  if (err?.name !== 'TransactionCanceledException') return undefined;
+  return err.CancellationReasons ?? [];
+}
+
+/** True when `e` cancelled a transaction because the condition of its `index`-th item failed. */
+export function failedConditionAt(e: unknown, index: number): boolean {
+  return cancellationReasons(e)?.[index]?.Code === 'ConditionalCheckFailed';
+}
+
+/**
+ * The `index`-th item of a cancelled transaction as it was when its condition failed (the item must have been
+ * written with ReturnValuesOnConditionCheckFailure = ALL_OLD): a lost race's re-read without the round trip.
+ */
+export function itemAtFailedCondition(e: unknown, index: number): Item | undefined {
+  const reason = cancellationReasons(e)?.[index];
+  return reason?.Code === 'ConditionalCheckFailed' && reason.Item
+    ? (unmarshall(reason.Item) as Item)
+    : undefined;
+}
+
+/** True when a single conditional write (not a transaction) failed its condition. */
+export function isConditionFailure(e: unknown): boolean {
+  return (e as { name?: string })?.name === 'ConditionalCheckFailedException';
+}
+
+/** Cancellation codes that a new attempt can overcome (anything else, e.g. ValidationError, cannot). */
+const RETRYABLE_CANCELLATIONS = new Set([
+  'None',
+  'ConditionalCheckFailed',
+  'TransactionConflict',
+  'ThrottlingError',
+  'ProvisionedThroughputExceeded',
+]);
+
+/** Errors that mean "someone else is writing the same items right now; try again". */
+export function isContention(e: unknown): boolean {
+  const name = (e as { name?: string })?.name;
+  if (name === 'TransactionCanceledException') {
+    return (cancellationReasons(e) ?? []).every((r) => RETRYABLE_CANCELLATIONS.has(r.Code ?? 'None'));
+  }
+  return (
+    name === 'TransactionConflictException' ||
+    name === 'TransactionInProgressException' ||
+    name === 'ConditionalCheckFailedException'
+  );
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Runs operations again while they fail with contention. */
+export class ContentionRetry {
+  /** @param maxAttempts attempts of one operation before giving up with a 503 */
+  constructor(readonly maxAttempts: number) {}
+
+  /**
+   * Runs `attempt` until it returns. A contention error is retried after a full-jitter backoff (5 ms doubling
+   * up to 250 ms) until `maxAttempts`, then becomes UnavailableError; any other error is thrown as it is.
+   * `what` names the operation in the 503's message.
+   */
+  async run<T>(what: string, attempt: () => Promise<T>): Promise<T> {
+    for (let n = 1; ; n++) {
+      try {
+        return await attempt();
+      } catch (e) {
+        if (!isContention(e)) throw e;
+        if (n >= this.maxAttempts) {
+          throw new UnavailableError(`${what} did not succeed after ${n} attempts under contention; retry`);
+        }
+        await sleep(Math.random() * Math.min(250, 5 * 2 ** Math.min(n, 10)));
+      }
+    }
+  }
+}

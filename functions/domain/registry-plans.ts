@@ -1,0 +1,419 @@
+/**
+ * Registry planners (pure). Each takes the registry state a repository has just read and a request, and either
+ * returns a plan — what to write, and the conditions under which the write may happen — or throws the domain
+ * error. A repository (DynamoDB, in memory) only reads the state, writes a plan atomically with its
+ * conditions, and re-reads and plans again when a condition no longer held, so every rule of version
+ * allocation, alias moves, history, rollback, archive and delete lives here once, whatever the storage.
+ *
+ * Free of the request schemas (zod), like ./registry-rules.
+ */
+import { DEFAULT_ALIAS } from '../contract/limits';
+import { ConflictError, type MaasError, NotFoundError, PreconditionFailedError } from './errors';
+import { assertAliasable } from './registry-rules';
+import type {
+  AliasMove,
+  AliasMoveResult,
+  AliasState,
+  HistoryEntry,
+  HistoryRecord,
+  ModelVersion,
+  NewVersion,
+  VersionPatch,
+  VersionStatus,
+} from './types';
+
+// ---------------------------------------------------------------------------------------------
+// Not found
+
+/** 404 `MODEL_NOT_FOUND`. */
+export function modelNotFound(name: string): NotFoundError {
+  return new NotFoundError(`model '${name}' not found`, 'MODEL_NOT_FOUND');
+}
+
+/** 404 `VERSION_NOT_FOUND`. */
+export function versionNotFound(name: string, version: number): NotFoundError {
+  return new NotFoundError(`version ${version} of model '${name}' not found`, 'VERSION_NOT_FOUND');
+}
+
+/** 404 `ALIAS_NOT_FOUND`. */
+export function aliasNotFound(name: string, alias: string): NotFoundError {
+  return new NotFoundError(`alias '${alias}' of model '${name}' not found`, 'ALIAS_NOT_FOUND');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Alias targets
+
+/** Fields of a version that never change while an alias points at it (description and tags may). */
+const SERVING_FIELDS = [
+  'name',
+  'version',
+  'status',
+  'sha256',
+  'sizeBytes',
+  's3Key',
+  'signature',
+  'labels',
+  'postprocess',
+  'createdAt',
+] as const;
+
+/** The serving fields of a version: what an alias carries of its target (see `AliasState.target`). */
+export function servingSnapshot(v: ModelVersion): ModelVersion {
+  const snapshot: Record<string, unknown> = {};
+  for (const k of SERVING_FIELDS) {
+    if (v[k] !== undefined && v[k] !== null) snapshot[k] = v[k];
+  }
+  return snapshot as unknown as ModelVersion;
+}
+
+/** An alias written by a plan, with the history entry of the move that writes it. */
+export interface AliasWrite {
+  readonly state: AliasState;
+  readonly history: HistoryRecord;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Version allocation
+
+/** The version counter of a model. */
+export interface VersionCounter {
+  /** The highest version number allocated (0 before the first). */
+  readonly latestVersion: number;
+  /** The first version registered READY, once there is one. */
+  readonly firstReadyVersion?: number;
+}
+
+/** What registering a version reads. */
+export interface VersionCreationState {
+  /** The model's counter; undefined when the model does not exist yet. */
+  readonly counter: VersionCounter | undefined;
+  /**
+   * The default alias exists although the model never had a READY version (only possible with data written by
+   * other means): the first READY version then does not take it, so registration does not fail on it forever.
+   */
+  readonly defaultAliasTaken: boolean;
+}
+
+/**
+ * One registration: the counter goes from `expectedLatestVersion` to `version.version` and the version is
+ * written, in one atomic write, or nothing is. A number is therefore only ever consumed by a written version:
+ * no duplicates and no gaps.
+ */
+export interface VersionCreationPlan {
+  readonly name: string;
+  /** The time of the write (the version's `createdAt`, the model's `updatedAt`). */
+  readonly at: string;
+  /**
+   * Condition: the model's counter still reads this. Undefined: the model must not exist yet, and the write
+   * creates it.
+   */
+  readonly expectedLatestVersion: number | undefined;
+  /** The version to write; its number is the counter's new value. Condition: its slot is free. */
+  readonly version: ModelVersion;
+  /** The version is the model's first READY one: the model records it as `firstReadyVersion`. */
+  readonly firstReady: boolean;
+  /**
+   * The alias the version gets in the same write: the first READY version becomes the default alias (`prod`),
+   * at revision 1 with its first history entry. Condition: the alias does not exist.
+   */
+  readonly alias?: AliasWrite;
+}
+
+/** Plans the registration of `request` as the next version of its model. */
+export function planVersionCreation(
+  request: NewVersion,
+  state: VersionCreationState,
+  now: string,
+): VersionCreationPlan {
+  const number = (state.counter?.latestVersion ?? 0) + 1;
+  const firstReady = request.status === 'READY' && state.counter?.firstReadyVersion === undefined;
+  const version = versionRecord(request, number, now);
+  const plan = {
+    name: request.name,
+    at: now,
+    expectedLatestVersion: state.counter?.latestVersion,
+    version,
+    firstReady,
+  };
+  if (!firstReady || state.defaultAliasTaken) return plan;
+  return {
+    ...plan,
+    alias: {
+      state: {
+        alias: DEFAULT_ALIAS,
+        version: number,
+        revision: 1,
+        updatedAt: now,
+        target: servingSnapshot(version),
+      },
+      history: {
+        alias: DEFAULT_ALIAS,
+        version: number,
+        previousVersion: null,
+        at: now,
+        actor: request.createdBy ?? 'system',
+        reason: 'first READY version',
+        revision: 1,
+      },
+    },
+  };
+}
+
+const OPTIONAL_VERSION_FIELDS = [
+  'description',
+  'tags',
+  'labels',
+  'postprocess',
+  'createdBy',
+  'failureReason',
+] as const;
+
+function versionRecord(v: NewVersion, version: number, createdAt: string): ModelVersion {
+  const record: Record<string, unknown> = {
+    name: v.name,
+    version,
+    status: v.status,
+    sha256: v.sha256,
+    sizeBytes: v.sizeBytes,
+    s3Key: v.s3Key,
+    signature: v.signature,
+    createdAt,
+  };
+  for (const k of OPTIONAL_VERSION_FIELDS) {
+    if (v[k] !== undefined && v[k] !== null) record[k] = v[k];
+  }
+  return record as unknown as ModelVersion;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Alias moves
+
+/** What moving an alias reads. */
+export interface AliasMoveState {
+  readonly modelExists: boolean;
+  /** The alias now; undefined when it does not exist. */
+  readonly alias: AliasState | undefined;
+  /** The version the move points the alias at; undefined when it does not exist (or the move removes the alias). */
+  readonly target: ModelVersion | undefined;
+}
+
+/**
+ * One alias move: the alias, its history entry, the alias sets of the versions it leaves and reaches, and the
+ * model's alias map, written in one atomic write under the conditions below, or nothing is.
+ */
+export interface AliasMovePlan {
+  readonly name: string;
+  readonly alias: string;
+  /** The time of the move (history `at`, alias and model `updatedAt`). */
+  readonly at: string;
+  /** Condition: the alias is still at this revision (0: it still does not exist), so no move is lost. */
+  readonly expectedRevision: number;
+  /**
+   * The alias after the move (undefined: the move removes it). Condition: its version is still READY (and
+   * exists) when written.
+   */
+  readonly next: AliasState | undefined;
+  /** The entry appended to the alias's history (append-only). */
+  readonly history: HistoryRecord;
+  /** The version that gains the alias (undefined when the alias stays on its version or is removed). */
+  readonly gains: number | undefined;
+  /** The version that loses the alias (undefined when there was none or the alias stays on it). */
+  readonly releases: number | undefined;
+  readonly result: AliasMoveResult;
+}
+
+/**
+ * Plans an alias move (or removal, `version: null`). Preconditions, in order: the model exists (404);
+ * `expectedVersion`, when given, is where the alias points now (0 = it must not exist; 412 otherwise);
+ * `expectedRevision`, when given, is its revision (412); a removed alias exists (404); the target exists (404)
+ * and is READY (409). History chains: `previousVersion` is the version the alias had, the revision goes up by
+ * one, and the time is never earlier than the previous move's, even when this writer's clock lags.
+ */
+export function planAliasMove(move: AliasMove, state: AliasMoveState, clockNow: string): AliasMovePlan {
+  if (!state.modelExists) throw modelNotFound(move.name);
+  const current = state.alias?.version ?? null;
+  const revision = state.alias?.revision ?? 0;
+  if (move.expectedVersion !== undefined && (current ?? 0) !== move.expectedVersion) {
+    throw new PreconditionFailedError(
+      current === null
+        ? `alias '${move.alias}' of model '${move.name}' does not exist; expectedVersion ${move.expectedVersion} does not hold`
+        : `alias '${move.alias}' of model '${move.name}' points at version ${current}, not ${move.expectedVersion}`,
+    );
+  }
+  if (move.expectedRevision !== undefined && revision !== move.expectedRevision) {
+    throw new PreconditionFailedError(
+      `alias '${move.alias}' of model '${move.name}' is at revision ${revision}, not ${move.expectedRevision}`,
+    );
+  }
+  if (move.version === null && !state.alias) throw aliasNotFound(move.name, move.alias);
+  let target: ModelVersion | undefined;
+  if (move.version !== null) {
+    target = state.target?.version === move.version ? state.target : undefined;
+    if (!target) throw versionNotFound(move.name, move.version);
+    assertAliasable(target);
+  }
+
+  const prevAt = state.alias?.updatedAt;
+  const at = prevAt !== undefined && prevAt > clockNow ? prevAt : clockNow;
+  const nextRevision = revision + 1;
+  return {
+    name: move.name,
+    alias: move.alias,
+    at,
+    expectedRevision: revision,
+    next:
+      move.version === null || !target
+        ? undefined
+        : {
+            alias: move.alias,
+            version: move.version,
+            revision: nextRevision,
+            updatedAt: at,
+            target: servingSnapshot(target),
+          },
+    history: {
+      alias: move.alias,
+      version: move.version,
+      previousVersion: current,
+      at,
+      actor: move.actor,
+      ...(move.reason !== undefined ? { reason: move.reason } : {}),
+      revision: nextRevision,
+    },
+    gains: move.version !== null && move.version !== current ? move.version : undefined,
+    releases: current !== null && current !== move.version ? current : undefined,
+    result: { alias: move.alias, version: move.version, previousVersion: current, revision: nextRevision },
+  };
+}
+
+/**
+ * Where a rollback takes an alias: the version it pointed at before its latest move. `undefined`
+ * when there is nothing to go back to (no history, or the latest move created the alias).
+ */
+export function rollbackTarget(latest: HistoryEntry | undefined): number | undefined {
+  if (!latest || latest.previousVersion === null) return undefined;
+  return latest.previousVersion;
+}
+
+/**
+ * Plans a rollback: the move that takes the alias back to the version it pointed at before its latest move
+ * (`latest`, the newest history entry), conditional on the alias still pointing where that entry says, so a
+ * concurrent move makes the rollback fail with 412 instead of undoing the wrong change. 404 when the alias never
+ * existed, 409 `NO_ROLLBACK_TARGET` when its latest move created it.
+ */
+export function planRollback(
+  input: { readonly name: string; readonly alias: string; readonly actor: string; readonly reason?: string },
+  latest: HistoryEntry | undefined,
+): AliasMove {
+  if (!latest) throw aliasNotFound(input.name, input.alias);
+  const target = rollbackTarget(latest);
+  if (target === undefined) {
+    throw new ConflictError(
+      `alias '${input.alias}' of model '${input.name}' has no earlier version to roll back to`,
+      'NO_ROLLBACK_TARGET',
+    );
+  }
+  return {
+    name: input.name,
+    alias: input.alias,
+    version: target,
+    expectedVersion: latest.version ?? 0,
+    reason: input.reason ?? `rollback from ${latest.version ?? 'none'} to ${target}`,
+    actor: input.actor,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Archive and delete
+
+/** What the archive and delete rules read of a stored version. */
+export interface VersionState {
+  readonly status: VersionStatus;
+  /** The aliases pointing at the version, sorted. */
+  readonly aliases: readonly string[];
+}
+
+/** A change to a version, written as one conditional write. */
+export interface VersionUpdatePlan {
+  /** The fields to set (those the patch gives). Empty: nothing to write; the stored version is the answer. */
+  readonly set: VersionPatch;
+  /**
+   * Condition beyond "the version exists": the version becomes ARCHIVED, which it may only from READY (or
+   * ARCHIVED, a no-op) and only while no alias points at it, since aliases serve READY versions only.
+   */
+  readonly archive: boolean;
+}
+
+/** Plans a change of description, tags and/or status. */
+export function planVersionUpdate(patch: VersionPatch): VersionUpdatePlan {
+  return {
+    set: {
+      ...(patch.description !== undefined ? { description: patch.description } : {}),
+      ...(patch.tags !== undefined ? { tags: patch.tags } : {}),
+      ...(patch.status !== undefined ? { status: patch.status } : {}),
+    },
+    archive: patch.status === 'ARCHIVED',
+  };
+}
+
+/** Whether a stored version meets the plan's conditions. */
+export function allowsVersionUpdate(plan: VersionUpdatePlan, stored: VersionState | undefined): boolean {
+  if (!stored) return false;
+  if (!plan.archive) return true;
+  return (stored.status === 'READY' || stored.status === 'ARCHIVED') && stored.aliases.length === 0;
+}
+
+/** Why the update of a version that does not meet the plan's conditions is refused: 404, or 409. */
+export function versionUpdateRefusal(
+  name: string,
+  version: number,
+  stored: VersionState | undefined,
+): MaasError {
+  if (!stored) return versionNotFound(name, version);
+  if (stored.aliases.length > 0) {
+    return new ConflictError(
+      `version ${version} of model '${name}' is aliased (${stored.aliases.join(', ')}); move the alias first`,
+      'VERSION_ALIASED',
+    );
+  }
+  return new ConflictError(
+    `version ${version} of model '${name}' is ${String(stored.status)}; only READY versions can be archived`,
+    'INVALID_STATUS_CHANGE',
+  );
+}
+
+/** Throws the refusal when the stored version does not meet the plan's conditions. */
+export function assertVersionUpdate(
+  plan: VersionUpdatePlan,
+  name: string,
+  version: number,
+  stored: VersionState | undefined,
+): void {
+  if (!allowsVersionUpdate(plan, stored)) throw versionUpdateRefusal(name, version, stored);
+}
+
+/**
+ * Whether a version may be deleted: it exists and no alias points at it. Its number is never reused, and its
+ * artifact stays where it is (content-addressed, possibly shared).
+ */
+export function allowsVersionDeletion(stored: VersionState | undefined): boolean {
+  return stored !== undefined && stored.aliases.length === 0;
+}
+
+/** Why the deletion of a version is refused: 404, or 409 while an alias points at it. */
+export function versionDeletionRefusal(
+  name: string,
+  version: number,
+  stored: VersionState | undefined,
+): MaasError {
+  if (!stored) return versionNotFound(name, version);
+  return new ConflictError(
+    `version ${version} of model '${name}' is aliased (${stored.aliases.join(', ')}); move or delete the alias first`,
+    'VERSION_ALIASED',
+  );
+}
+
+/** Throws the refusal when the version may not be deleted. */
+export function assertVersionDeletion(name: string, version: number, stored: VersionState | undefined): void {
+  if (!allowsVersionDeletion(stored)) throw versionDeletionRefusal(name, version, stored);
+}

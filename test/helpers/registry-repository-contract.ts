@@ -1,0 +1,674 @@
+/**
+ * The RegistryRepository contract, one suite for every implementation (DynamoDB, in memory) so they cannot
+ * drift: version allocation (also under concurrency), the first READY version as `prod`, alias moves with
+ * their preconditions and history, rollback, archive and delete rules, and pagination.
+ *
+ * Call `registryRepositoryContract(setup)` inside a test file; every test uses its own model names, so the
+ * repositories of one suite may share their store.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rollbackAlias } from '../../functions/app/registry';
+import {
+  BadRequestError,
+  ConflictError,
+  NotFoundError,
+  PreconditionFailedError,
+} from '../../functions/domain/errors';
+import type { ModelSignature } from '../../functions/domain/types';
+import type { Clock, NewVersion, RegistryRepository } from '../../functions/ports';
+
+/** What the contract needs of an implementation. */
+export interface RegistryRepositoryHarness {
+  /** A repository over the suite's store; repositories of one harness share their data. */
+  repository(clock?: Clock): RegistryRepository;
+  dispose?(): Promise<void>;
+}
+
+const SIG: ModelSignature = {
+  inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 4] }],
+  outputs: [{ name: 'output', datatype: 'FP32', shape: [-1, 3] }],
+};
+const SHA = 'ab'.repeat(32);
+
+/** A READY version of `name` unless `extra` says otherwise. */
+export function newVersion(name: string, extra: Partial<NewVersion> = {}): NewVersion {
+  return {
+    name,
+    sha256: SHA,
+    sizeBytes: 1234,
+    s3Key: `models/${name}/${SHA}.onnx`,
+    signature: SIG,
+    status: 'READY',
+    ...extra,
+  };
+}
+
+const codeOf = (e: unknown) => (e as { code?: string }).code;
+
+/** Declares the contract's tests for the repositories `setup` builds. */
+export function registryRepositoryContract(setup: () => Promise<RegistryRepositoryHarness>): void {
+  let harness: RegistryRepositoryHarness;
+  let repo: RegistryRepository;
+
+  beforeAll(async () => {
+    harness = await setup();
+    repo = harness.repository();
+  });
+  afterAll(async () => {
+    await harness?.dispose?.();
+  });
+
+  /** Registers `n` versions of `name` one after the other. */
+  const register = async (name: string, n: number, extra: Partial<NewVersion> = {}) => {
+    for (let i = 0; i < n; i++) await repo.createVersion(newVersion(name, extra));
+  };
+
+  /** Every page of a listing, following the tokens. */
+  const allPages = async <T>(list: (token?: string) => Promise<{ items: T[]; nextToken?: string }>) => {
+    const pages: T[][] = [];
+    let token: string | undefined;
+    do {
+      const p = await list(token);
+      pages.push(p.items);
+      token = p.nextToken;
+    } while (token && pages.length < 100);
+    expect(token).toBeUndefined();
+    return pages;
+  };
+
+  describe('versions', () => {
+    it('numbers versions from 1 and reads them back as written', async () => {
+      const full = newVersion('written', {
+        description: 'first',
+        tags: { team: 'ml' },
+        labels: ['a', 'b', 'c'],
+        postprocess: { softmax: false, argmax: true },
+        createdBy: 'arn:aws:iam::1:user/alice',
+      });
+      const v1 = await repo.createVersion(full);
+      expect(v1).toEqual({
+        name: 'written',
+        version: 1,
+        status: 'READY',
+        sha256: SHA,
+        sizeBytes: 1234,
+        s3Key: `models/written/${SHA}.onnx`,
+        signature: SIG,
+        description: 'first',
+        tags: { team: 'ml' },
+        labels: ['a', 'b', 'c'],
+        postprocess: { softmax: false, argmax: true },
+        createdBy: 'arn:aws:iam::1:user/alice',
+        createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+      });
+      expect(await repo.getVersion('written', 1)).toEqual(v1);
+      // Optional fields that are not given are absent, not undefined.
+      const v2 = await repo.createVersion(newVersion('written', { description: undefined }));
+      expect(v2.version).toBe(2);
+      expect(Object.keys(v2).sort()).toEqual(
+        ['name', 'version', 'status', 'sha256', 'sizeBytes', 's3Key', 'signature', 'createdAt'].sort(),
+      );
+      expect(await repo.getVersion('written', 2)).toEqual(v2);
+      expect(await repo.getVersion('written', 3)).toBeUndefined();
+      expect(await repo.getVersion('nobody', 1)).toBeUndefined();
+      expect(await repo.getModel('written')).toEqual({
+        name: 'written',
+        latestVersion: 2,
+        aliases: { prod: 1 },
+        createdAt: v1.createdAt,
+        updatedAt: expect.any(String),
+      });
+      expect(await repo.getModel('nobody')).toBeUndefined();
+    });
+
+    it('the first READY version becomes prod (revision 1, a history entry); later ones do not', async () => {
+      const v1 = await repo.createVersion(newVersion('iris', { createdBy: 'arn:aws:iam::1:user/alice' }));
+      expect(await repo.getAlias('iris', 'prod')).toEqual({
+        alias: 'prod',
+        version: 1,
+        revision: 1,
+        updatedAt: v1.createdAt,
+        // The serving fields of the version only.
+        target: {
+          name: 'iris',
+          version: 1,
+          status: 'READY',
+          sha256: SHA,
+          sizeBytes: 1234,
+          s3Key: `models/iris/${SHA}.onnx`,
+          signature: SIG,
+          createdAt: v1.createdAt,
+        },
+      });
+      expect(await repo.getModel('iris')).toMatchObject({
+        name: 'iris',
+        latestVersion: 1,
+        aliases: { prod: 1 },
+      });
+      expect((await repo.aliasHistory('iris', 'prod', 10)).items).toEqual([
+        {
+          alias: 'prod',
+          version: 1,
+          previousVersion: null,
+          at: v1.createdAt,
+          actor: 'arn:aws:iam::1:user/alice',
+          reason: 'first READY version',
+        },
+      ]);
+
+      // A second READY version does not take prod.
+      const v2 = await repo.createVersion(newVersion('iris'));
+      expect(v2.version).toBe(2);
+      expect((await repo.getModel('iris'))?.aliases).toEqual({ prod: 1 });
+      expect((await repo.aliasHistory('iris', 'prod', 10)).items).toHaveLength(1);
+
+      // Without a creator the first entry's actor is the system.
+      await repo.createVersion(newVersion('anon'));
+      expect((await repo.aliasHistory('anon', 'prod', 10)).items[0]?.actor).toBe('system');
+    });
+
+    it('a FAILED version consumes its number and is never aliased; the next READY one takes prod', async () => {
+      const failed = await repo.createVersion(
+        newVersion('broken', {
+          status: 'FAILED',
+          failureReason: 'protobuf parsing failed',
+          s3Key: 'uploads/x',
+        }),
+      );
+      expect(failed).toMatchObject({
+        version: 1,
+        status: 'FAILED',
+        failureReason: 'protobuf parsing failed',
+      });
+      expect(await repo.getVersion('broken', 1)).toMatchObject({
+        status: 'FAILED',
+        failureReason: expect.any(String),
+      });
+      expect(await repo.getAlias('broken', 'prod')).toBeUndefined();
+      expect((await repo.getModel('broken'))?.aliases).toEqual({});
+      await expect(
+        repo.moveAlias({ name: 'broken', alias: 'prod', version: 1, actor: 'x' }),
+      ).rejects.toMatchObject({ status: 409, code: 'VERSION_NOT_READY' });
+
+      const v2 = await repo.createVersion(newVersion('broken'));
+      expect(v2).toMatchObject({ version: 2, status: 'READY' });
+      expect((await repo.getModel('broken'))?.aliases).toEqual({ prod: 2 });
+      expect(await repo.getAlias('broken', 'prod')).toMatchObject({ version: 2, revision: 1 });
+    });
+
+    it('allocates versions 1..50 to 50 concurrent registrations, no duplicates, no gaps', {
+      timeout: 180_000,
+    }, async () => {
+      const results = await Promise.all(
+        Array.from({ length: 50 }, () => repo.createVersion(newVersion('busy'))),
+      );
+      const numbers = results.map((v) => v.version).sort((a, b) => a - b);
+      expect(numbers).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+      expect((await repo.getModel('busy'))?.latestVersion).toBe(50);
+      const stored = await repo.listVersions('busy', 100);
+      expect(stored.items.map((v) => v.version)).toEqual(Array.from({ length: 50 }, (_, i) => 50 - i));
+      // Exactly one of them took prod (version 1 is not guaranteed to commit first, but one did).
+      const model = await repo.getModel('busy');
+      expect(Object.keys(model?.aliases ?? {})).toEqual(['prod']);
+      const prodHistory = await repo.aliasHistory('busy', 'prod', 10);
+      expect(prodHistory.items).toHaveLength(1);
+    });
+  });
+
+  describe('alias moves', () => {
+    it('checks expectedVersion (0 = absent) and expectedRevision (412), then moves and chains history', async () => {
+      await register('shop', 3);
+      await expect(
+        repo.moveAlias({ name: 'shop', alias: 'staging', version: 2, expectedVersion: 1, actor: 'a' }),
+      ).rejects.toBeInstanceOf(PreconditionFailedError);
+      const created = await repo.moveAlias({
+        name: 'shop',
+        alias: 'staging',
+        version: 2,
+        expectedVersion: 0,
+        reason: 'try 2',
+        actor: 'alice',
+      });
+      expect(created).toEqual({ alias: 'staging', version: 2, previousVersion: null, revision: 1 });
+      await expect(
+        repo.moveAlias({ name: 'shop', alias: 'prod', version: 3, expectedVersion: 2, actor: 'a' }),
+      ).rejects.toBeInstanceOf(PreconditionFailedError);
+      await expect(
+        repo.moveAlias({ name: 'shop', alias: 'prod', version: 3, expectedRevision: 7, actor: 'a' }),
+      ).rejects.toBeInstanceOf(PreconditionFailedError);
+      const moved = await repo.moveAlias({
+        name: 'shop',
+        alias: 'prod',
+        version: 3,
+        expectedVersion: 1,
+        expectedRevision: 1,
+        reason: 'promote 3',
+        actor: 'alice',
+      });
+      expect(moved).toEqual({ alias: 'prod', version: 3, previousVersion: 1, revision: 2 });
+      // Without expectedVersion the move applies to whatever is current.
+      const again = await repo.moveAlias({ name: 'shop', alias: 'prod', version: 2, actor: 'bob' });
+      expect(again).toEqual({ alias: 'prod', version: 2, previousVersion: 3, revision: 3 });
+
+      const history = (await repo.aliasHistory('shop', 'prod', 10)).items;
+      expect(history).toEqual([
+        { alias: 'prod', version: 2, previousVersion: 3, at: expect.any(String), actor: 'bob' },
+        {
+          alias: 'prod',
+          version: 3,
+          previousVersion: 1,
+          at: expect.any(String),
+          actor: 'alice',
+          reason: 'promote 3',
+        },
+        {
+          alias: 'prod',
+          version: 1,
+          previousVersion: null,
+          at: expect.any(String),
+          actor: 'system',
+          reason: 'first READY version',
+        },
+      ]);
+      const ats = history.map((h) => h.at);
+      expect([...ats].sort().reverse()).toEqual(ats);
+      const alias = await repo.getAlias('shop', 'prod');
+      expect(alias).toMatchObject({ alias: 'prod', version: 2, revision: 3, updatedAt: history[0]?.at });
+      expect(alias?.target).toMatchObject({ name: 'shop', version: 2, status: 'READY' });
+      const model = await repo.getModel('shop');
+      expect(model?.aliases).toEqual({ prod: 2, staging: 2 });
+      expect(model?.updatedAt).toBe(history[0]?.at);
+    });
+
+    it('404 for an unknown model or version, 409 for a version that is not READY, 404 removing no alias', async () => {
+      await register('strict', 1);
+      await repo.createVersion(newVersion('strict', { status: 'FAILED', failureReason: 'bad' }));
+      const refusal = (move: Parameters<RegistryRepository['moveAlias']>[0]) =>
+        repo.moveAlias(move).then(
+          () => undefined,
+          (e: unknown) => [(e as Error).constructor.name, codeOf(e)],
+        );
+      expect(await refusal({ name: 'ghost', alias: 'prod', version: 1, actor: 'a' })).toEqual([
+        NotFoundError.name,
+        'MODEL_NOT_FOUND',
+      ]);
+      expect(await refusal({ name: 'strict', alias: 'canary', version: 9, actor: 'a' })).toEqual([
+        NotFoundError.name,
+        'VERSION_NOT_FOUND',
+      ]);
+      expect(await refusal({ name: 'strict', alias: 'canary', version: 2, actor: 'a' })).toEqual([
+        ConflictError.name,
+        'VERSION_NOT_READY',
+      ]);
+      expect(await refusal({ name: 'strict', alias: 'canary', version: null, actor: 'a' })).toEqual([
+        NotFoundError.name,
+        'ALIAS_NOT_FOUND',
+      ]);
+      // Nothing was written by the refused moves.
+      expect(await repo.getAlias('strict', 'canary')).toBeUndefined();
+      expect((await repo.aliasHistory('strict', 'canary', 10)).items).toEqual([]);
+      expect((await repo.getModel('strict'))?.aliases).toEqual({ prod: 1 });
+    });
+
+    it('50 concurrent alias moves with the same expectedVersion: one winner, 49 × 412', {
+      timeout: 180_000,
+    }, async () => {
+      await register('race', 3);
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: 50 }, (_, i) =>
+          repo.moveAlias({
+            name: 'race',
+            alias: 'prod',
+            version: 2 + (i % 2),
+            expectedVersion: 1,
+            actor: `user-${i}`,
+          }),
+        ),
+      );
+      const won = outcomes.filter((o) => o.status === 'fulfilled');
+      const lost = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+      expect(won).toHaveLength(1);
+      expect(lost).toHaveLength(49);
+      for (const l of lost) expect(l.reason).toBeInstanceOf(PreconditionFailedError);
+      const winner = (won[0] as PromiseFulfilledResult<{ version: number; revision: number }>).value;
+      expect(winner.revision).toBe(2);
+      expect(await repo.getAlias('race', 'prod')).toMatchObject({ version: winner.version, revision: 2 });
+      const history = await repo.aliasHistory('race', 'prod', 10);
+      expect(history.items.map((h) => [h.version, h.previousVersion])).toEqual([
+        [winner.version, 1],
+        [1, null],
+      ]);
+
+      // Rollback goes back to 1, and the alias set of the versions follows.
+      const back = await rollbackAlias({ repo }, { name: 'race', alias: 'prod', actor: 'ops' });
+      expect(back).toMatchObject({ alias: 'prod', version: 1, previousVersion: winner.version, revision: 3 });
+      expect((await repo.getModel('race'))?.aliases).toEqual({ prod: 1 });
+      await expect(repo.deleteVersion('race', 1)).rejects.toBeInstanceOf(ConflictError);
+      await expect(repo.deleteVersion('race', winner.version)).resolves.toBeUndefined();
+    });
+
+    it('re-pointing an alias at its current version bumps the revision and records history', async () => {
+      await register('same', 1);
+      const r = await repo.moveAlias({
+        name: 'same',
+        alias: 'prod',
+        version: 1,
+        expectedVersion: 1,
+        actor: 'x',
+      });
+      expect(r).toEqual({ alias: 'prod', version: 1, previousVersion: 1, revision: 2 });
+      expect((await repo.aliasHistory('same', 'prod', 10)).items[0]).toMatchObject({
+        version: 1,
+        previousVersion: 1,
+        actor: 'x',
+      });
+      // The alias set of version 1 still holds prod: it cannot be deleted.
+      await expect(repo.deleteVersion('same', 1)).rejects.toThrow(/aliased/);
+    });
+
+    it('concurrent moves without expectedVersion all apply, in one unbroken history chain', {
+      timeout: 180_000,
+    }, async () => {
+      await register('chain', 4);
+      const n = 20;
+      const results = await Promise.all(
+        Array.from({ length: n }, (_, i) =>
+          repo.moveAlias({ name: 'chain', alias: 'staging', version: 1 + (i % 4), actor: `u${i}` }),
+        ),
+      );
+      expect(results.map((r) => r.revision).sort((a, b) => a - b)).toEqual(
+        Array.from({ length: n }, (_, i) => i + 1),
+      );
+      const history = (await repo.aliasHistory('chain', 'staging', 100)).items;
+      expect(history).toHaveLength(n);
+      // Newest first: each entry's previousVersion is the version of the entry before it in time.
+      for (let i = 0; i < history.length - 1; i++) {
+        expect(history[i]?.previousVersion).toBe(history[i + 1]?.version);
+      }
+      expect(history.at(-1)?.previousVersion).toBeNull();
+      const alias = await repo.getAlias('chain', 'staging');
+      expect(alias).toMatchObject({ version: history[0]?.version, revision: n });
+      expect((await repo.getModel('chain'))?.aliases.staging).toBe(history[0]?.version);
+      // Only the current target carries the alias: every other version can be deleted... except prod's.
+      for (const v of [1, 2, 3, 4]) {
+        const aliased = v === alias?.version || v === 1;
+        const outcome = await repo.deleteVersion('chain', v).then(
+          () => 'deleted',
+          (e: Error) => e.name,
+        );
+        expect(outcome).toBe(aliased ? 'ConflictError' : 'deleted');
+      }
+    });
+
+    it("keeps history in move order when a writer's clock lags behind", async () => {
+      await register('skew', 3);
+      const lagging = harness.repository({ now: () => new Date(Date.now() - 3_600_000) });
+      await repo.moveAlias({ name: 'skew', alias: 'prod', version: 2, actor: 'on-time' });
+      await lagging.moveAlias({ name: 'skew', alias: 'prod', version: 3, actor: 'late' });
+      const history = (await repo.aliasHistory('skew', 'prod', 10)).items;
+      expect(history.map((h) => [h.actor, h.version, h.previousVersion])).toEqual([
+        ['late', 3, 2],
+        ['on-time', 2, 1],
+        [expect.any(String), 1, null],
+      ]);
+      expect(history[0]?.at).toBe(history[1]?.at);
+      const rolled = await rollbackAlias({ repo }, { name: 'skew', alias: 'prod', actor: 'ops' });
+      expect(rolled).toMatchObject({ version: 2, previousVersion: 3 });
+    });
+
+    it('removes an alias (history kept, a null entry); a rollback restores it', async () => {
+      await register('gone', 2);
+      await repo.moveAlias({ name: 'gone', alias: 'staging', version: 2, actor: 'a' });
+      const removed = await repo.moveAlias({ name: 'gone', alias: 'staging', version: null, actor: 'alice' });
+      expect(removed).toEqual({ alias: 'staging', version: null, previousVersion: 2, revision: 2 });
+      expect(await repo.getAlias('gone', 'staging')).toBeUndefined();
+      expect((await repo.getModel('gone'))?.aliases).toEqual({ prod: 1 });
+      expect((await repo.aliasHistory('gone', 'staging', 10)).items[0]).toEqual({
+        alias: 'staging',
+        version: null,
+        previousVersion: 2,
+        at: expect.any(String),
+        actor: 'alice',
+      });
+      // Version 2 lost the alias with it.
+      await expect(repo.updateVersion('gone', 2, { status: 'ARCHIVED' })).resolves.toMatchObject({
+        status: 'ARCHIVED',
+      });
+      await expect(
+        rollbackAlias({ repo }, { name: 'gone', alias: 'staging', actor: 'ops' }),
+      ).rejects.toMatchObject({ code: 'VERSION_NOT_READY' });
+      await repo.updateVersion('gone', 2, { status: 'READY' });
+      const restored = await rollbackAlias({ repo }, { name: 'gone', alias: 'staging', actor: 'ops' });
+      expect(restored).toMatchObject({ alias: 'staging', version: 2, previousVersion: null, revision: 1 });
+      expect((await repo.aliasHistory('gone', 'staging', 1)).items[0]).toMatchObject({
+        version: 2,
+        previousVersion: null,
+        reason: 'rollback from none to 2',
+      });
+    });
+
+    it('rollback: 404 for an alias that never existed, 409 when its latest move created it', async () => {
+      await register('rb', 2);
+      await expect(
+        rollbackAlias({ repo }, { name: 'rb', alias: 'canary', actor: 'ops' }),
+      ).rejects.toMatchObject({
+        status: 404,
+        code: 'ALIAS_NOT_FOUND',
+      });
+      await expect(
+        rollbackAlias({ repo }, { name: 'rb', alias: 'prod', actor: 'ops' }),
+      ).rejects.toMatchObject({
+        status: 409,
+        code: 'NO_ROLLBACK_TARGET',
+      });
+      await repo.moveAlias({ name: 'rb', alias: 'prod', version: 2, actor: 'a' });
+      const back = await rollbackAlias(
+        { repo },
+        { name: 'rb', alias: 'prod', actor: 'ops', reason: 'bad deploy' },
+      );
+      expect(back).toEqual({ alias: 'prod', version: 1, previousVersion: 2, revision: 3 });
+      expect((await repo.aliasHistory('rb', 'prod', 1)).items[0]).toMatchObject({
+        version: 1,
+        previousVersion: 2,
+        actor: 'ops',
+        reason: 'bad deploy',
+      });
+    });
+  });
+
+  describe('archive and delete', () => {
+    it('archives READY versions only while unaliased; description and tags stay editable', async () => {
+      await register('arch', 2);
+      await repo.createVersion(newVersion('arch', { status: 'FAILED', failureReason: 'bad' }));
+      await expect(repo.updateVersion('arch', 1, { status: 'ARCHIVED' })).rejects.toMatchObject({
+        status: 409,
+        code: 'VERSION_ALIASED',
+        message: expect.stringContaining('aliased (prod)'),
+      });
+      const patched = await repo.updateVersion('arch', 2, {
+        status: 'ARCHIVED',
+        description: 'old',
+        tags: { k: 'v' },
+      });
+      expect(patched).toMatchObject({ version: 2, status: 'ARCHIVED', description: 'old', tags: { k: 'v' } });
+      expect(await repo.getVersion('arch', 2)).toEqual(patched);
+      // ARCHIVED -> ARCHIVED is a no-op; archived versions cannot be aliased.
+      await expect(repo.updateVersion('arch', 2, { status: 'ARCHIVED' })).resolves.toMatchObject({
+        status: 'ARCHIVED',
+      });
+      await expect(
+        repo.moveAlias({ name: 'arch', alias: 'canary', version: 2, actor: 'a' }),
+      ).rejects.toMatchObject({
+        status: 409,
+        code: 'VERSION_NOT_READY',
+      });
+      const desc = await repo.updateVersion('arch', 1, { description: 'the first', tags: { a: 'b' } });
+      expect(desc).toMatchObject({ version: 1, status: 'READY', description: 'the first', tags: { a: 'b' } });
+      // Nothing to change: the version as it is.
+      expect(await repo.updateVersion('arch', 1, {})).toEqual(desc);
+      await expect(repo.updateVersion('arch', 3, { status: 'ARCHIVED' })).rejects.toMatchObject({
+        status: 409,
+        code: 'INVALID_STATUS_CHANGE',
+      });
+      for (const patch of [{ description: 'x' }, {}, { status: 'ARCHIVED' as const }]) {
+        await expect(repo.updateVersion('arch', 99, patch)).rejects.toMatchObject({
+          status: 404,
+          code: 'VERSION_NOT_FOUND',
+        });
+      }
+    });
+
+    it('deletes versions only while no alias points at them (409), then 404; numbers are never reused', async () => {
+      await register('del', 2);
+      await repo.moveAlias({ name: 'del', alias: 'staging', version: 2, actor: 'a' });
+      await expect(repo.deleteVersion('del', 1)).rejects.toMatchObject({
+        status: 409,
+        code: 'VERSION_ALIASED',
+      });
+      await expect(repo.deleteVersion('del', 2)).rejects.toMatchObject({
+        status: 409,
+        code: 'VERSION_ALIASED',
+        message: expect.stringContaining('aliased (staging)'),
+      });
+      await repo.moveAlias({ name: 'del', alias: 'staging', version: 1, actor: 'a' });
+      await expect(repo.deleteVersion('del', 1)).rejects.toThrow(/aliased \(prod, staging\)/);
+      await repo.deleteVersion('del', 2);
+      expect(await repo.getVersion('del', 2)).toBeUndefined();
+      await expect(repo.deleteVersion('del', 2)).rejects.toMatchObject({
+        status: 404,
+        code: 'VERSION_NOT_FOUND',
+      });
+      await expect(
+        repo.moveAlias({ name: 'del', alias: 'prod', version: 2, actor: 'a' }),
+      ).rejects.toMatchObject({
+        status: 404,
+        code: 'VERSION_NOT_FOUND',
+      });
+      expect((await repo.listVersions('del', 10)).items.map((v) => v.version)).toEqual([1]);
+      expect((await repo.createVersion(newVersion('del'))).version).toBe(3);
+      expect((await repo.getModel('del'))?.latestVersion).toBe(3);
+    });
+
+    it('a delete racing an alias move to the same version: never both succeed', async () => {
+      await register('racedel', 2);
+      for (let round = 0; round < 5; round++) {
+        const target = round + 2;
+        if (round > 0) await register('racedel', 1);
+        const [del, mv] = await Promise.allSettled([
+          repo.deleteVersion('racedel', target),
+          repo.moveAlias({ name: 'racedel', alias: 'canary', version: target, actor: 'x' }),
+        ]);
+        const stored = await repo.getVersion('racedel', target);
+        const alias = await repo.getAlias('racedel', 'canary');
+        if (del.status === 'fulfilled') {
+          expect(mv.status).toBe('rejected');
+          expect(stored).toBeUndefined();
+          expect(alias?.version).not.toBe(target);
+        } else {
+          expect((del.reason as Error).name).toBe('ConflictError');
+          expect(mv.status).toBe('fulfilled');
+          expect(stored).toBeDefined();
+          expect(alias?.version).toBe(target);
+        }
+        // Move canary away so the next round starts clean.
+        if (alias) await repo.moveAlias({ name: 'racedel', alias: 'canary', version: null, actor: 'x' });
+      }
+    });
+  });
+
+  describe('pagination', () => {
+    it('pages through versions, newest first, with limit and nextToken', async () => {
+      await register('page-v', 5);
+      const pages = await allPages((token) => repo.listVersions('page-v', 2, token));
+      expect(pages.flat().map((v) => v.version)).toEqual([5, 4, 3, 2, 1]);
+      expect(pages.length).toBeGreaterThanOrEqual(3);
+      for (const p of pages) expect(p.length).toBeLessThanOrEqual(2);
+      // A page that ends on the last version may carry a token; it leads to an empty last page.
+      const exact = await repo.listVersions('page-v', 5);
+      expect(exact.items).toHaveLength(5);
+      if (exact.nextToken)
+        expect(await repo.listVersions('page-v', 5, exact.nextToken)).toEqual({ items: [] });
+      expect(await repo.listVersions('page-none', 5)).toEqual({ items: [] });
+    });
+
+    it('pages through models, each once', async () => {
+      const names = ['page-a', 'page-b', 'page-c', 'page-d', 'page-e'];
+      for (const n of names) await register(n, 1);
+      const pages = await allPages((token) => repo.listModels(2, token));
+      const seen = pages.flat();
+      for (const m of seen) {
+        expect(m).toEqual(
+          expect.objectContaining({
+            name: expect.any(String),
+            latestVersion: expect.any(Number),
+            aliases: expect.any(Object),
+          }),
+        );
+      }
+      for (const n of names) expect(seen.map((m) => m.name)).toContain(n);
+      expect(new Set(seen.map((m) => m.name)).size).toBe(seen.length);
+      expect(pages.length).toBeGreaterThanOrEqual(3);
+      expect(seen.find((m) => m.name === 'page-a')).toEqual(await repo.getModel('page-a'));
+    });
+
+    it('pages through the history of an alias, newest first', async () => {
+      await register('page-h', 3);
+      for (const v of [2, 3, 1, 2])
+        await repo.moveAlias({ name: 'page-h', alias: 'prod', version: v, actor: 'a' });
+      const pages = await allPages((token) => repo.aliasHistory('page-h', 'prod', 2, token));
+      expect(pages.flat().map((h) => h.version)).toEqual([2, 1, 3, 2, 1]);
+      const latest = await repo.aliasHistory('page-h', 'prod', 1);
+      expect(latest.items).toEqual([expect.objectContaining({ version: 2, previousVersion: 1 })]);
+      expect(latest.nextToken).toEqual(expect.any(String));
+      expect(await repo.aliasHistory('page-h', 'canary', 10)).toEqual({ items: [] });
+    });
+
+    it('rejects garbage, tampered and foreign tokens with 400 INVALID_TOKEN', async () => {
+      await register('tok-a', 3);
+      await register('tok-b', 3);
+      await repo.moveAlias({ name: 'tok-a', alias: 'prod', version: 2, actor: 'a' });
+      const versionsToken = (await repo.listVersions('tok-a', 1)).nextToken!;
+      const historyToken = (await repo.aliasHistory('tok-a', 'prod', 1)).nextToken!;
+      const modelsToken = (await repo.listModels(1)).nextToken!;
+      for (const t of [versionsToken, historyToken, modelsToken]) expect(t).toEqual(expect.any(String));
+      const tampered = (token: string) => {
+        const key = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
+        return Buffer.from(JSON.stringify({ ...key, extra: 'x' })).toString('base64url');
+      };
+      const invalid = async (p: Promise<unknown>) => {
+        const e = await p.then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+        expect(e).toBeInstanceOf(BadRequestError);
+        expect(codeOf(e)).toBe('INVALID_TOKEN');
+      };
+      for (const garbage of ['garbage!', Buffer.from('{"pk":1').toString('base64url'), '', 'W10', 'e30']) {
+        await invalid(repo.listVersions('tok-a', 1, garbage));
+        await invalid(repo.listModels(1, garbage));
+        await invalid(repo.aliasHistory('tok-a', 'prod', 1, garbage));
+      }
+      await invalid(repo.listVersions('tok-a', 1, tampered(versionsToken)));
+      await invalid(repo.listModels(1, tampered(modelsToken)));
+      await invalid(repo.aliasHistory('tok-a', 'prod', 1, tampered(historyToken)));
+      // A token of another model, alias or listing.
+      await invalid(repo.listVersions('tok-b', 1, versionsToken));
+      await invalid(repo.aliasHistory('tok-b', 'prod', 1, historyToken));
+      await invalid(repo.aliasHistory('tok-a', 'staging', 1, historyToken));
+      await invalid(repo.listVersions('tok-a', 1, historyToken));
+      await invalid(repo.listVersions('tok-a', 1, modelsToken));
+      await invalid(repo.aliasHistory('tok-a', 'prod', 1, versionsToken));
+      await invalid(repo.listModels(1, versionsToken));
+      // The real tokens still work.
+      expect((await repo.listVersions('tok-a', 1, versionsToken)).items.map((v) => v.version)).toEqual([2]);
+      expect((await repo.aliasHistory('tok-a', 'prod', 1, historyToken)).items).toEqual([
+        expect.objectContaining({ version: 1, previousVersion: null }),
+      ]);
+      expect((await repo.listModels(1, modelsToken)).items).toHaveLength(1);
+    });
+  });
+
+  it('answers the readiness probe', async () => {
+    await expect(repo.ping()).resolves.toBeUndefined();
+  });
+}
