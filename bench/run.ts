@@ -21,11 +21,12 @@ import * as ortWeb from 'onnxruntime-web';
 import { dynamoDocumentClient, s3Client } from '../functions/adapters/aws-clients';
 import { DynamoRegistryRepository } from '../functions/adapters/dynamodb-registry';
 import { DynamoRegistryReader } from '../functions/adapters/dynamodb-registry-reader';
-import { OrtEngine, sha256Hex } from '../functions/adapters/ort-engine';
+import { OrtEngine } from '../functions/adapters/ort-engine';
 import { OrtModelInspector } from '../functions/adapters/ort-inspector';
 import { S3ArtifactReader } from '../functions/adapters/s3-artifact-reader';
 import { S3ArtifactStore } from '../functions/adapters/s3-artifact-store';
 import { registerVersion } from '../functions/app/registry';
+import { SessionCache, sha256Hex } from '../functions/app/session-cache';
 import { BUNDLE_OPTIONS } from '../functions/contract/bundling';
 import { ENV, HANDLER_ENTRIES, S3_KEYS } from '../functions/contract/env';
 import { createPredictHandler } from '../functions/handlers/predict';
@@ -110,11 +111,12 @@ async function main() {
     }
 
     const engine = new OrtEngine({ threads: 1 });
+    const sessions = new SessionCache({ engine });
     // The predict Lambda's own readers (its warm path makes no registry call anyway).
     const handler = createPredictHandler({
       repo: new DynamoRegistryReader({ ...localClientOptions(dynamo.endpoint), table }),
       store: new S3ArtifactReader({ ...localClientOptions(s3rver.endpoint), bucket }),
-      engine,
+      sessions,
     });
     ortWeb.env.wasm.numThreads = 1;
     ortWeb.env.wasm.wasmPaths = `${join(ROOT, 'node_modules', 'onnxruntime-web', 'dist')}/`;
@@ -124,10 +126,10 @@ async function main() {
       // (a) and (e) run the very session the handler uses (same weights in the CPU caches).
       const first = await handler(apiEvent('GET', `/v2/models/${m.name}/ready`));
       if (first.statusCode !== 200) throw new Error(`model ${m.name} is not ready: ${first.body}`);
-      const served = await engine.loadSession(sha256Hex(m.bytes), () =>
+      const served = await sessions.load(sha256Hex(m.bytes), () =>
         store.getObject(S3_KEYS.model(m.name, sha256Hex(m.bytes))),
       );
-      const rawSession = engine.ortSession(served);
+      const rawSession = engine.ortSession(served.session);
       const webSession = await ortWeb.InferenceSession.create(m.bytes, { executionProviders: ['wasm'] });
       for (const batch of [1, 32]) {
         progress(`bench: ${m.name} batch ${batch}`);
@@ -135,7 +137,7 @@ async function main() {
       }
       await webSession.release();
     }
-    await engine.close();
+    await sessions.close();
 
     progress('bench: cold starts');
     const cold = await measureCold(work, models[1]!, {

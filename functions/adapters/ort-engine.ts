@@ -1,25 +1,19 @@
 /**
- * InferenceEngine on onnxruntime-node. Sessions are cached by artifact sha256 in an LRU bounded by a memory
- * budget (estimated as artifact bytes × `sizeFactor`); concurrent loads of one artifact share one promise;
- * artifact bytes are verified against their sha256 before `InferenceSession.create`, so a tampered artifact
- * never becomes a session. Sessions run sequentially with a fixed intra-op thread pool and spinning off
- * (a Lambda sandbox serves one request at a time; spinning threads only burn the CPU share).
+ * InferenceEngine on onnxruntime-node: onnxruntime's lazy load, its session options, and the conversion of
+ * domain tensors to and from onnxruntime tensors. Sessions run sequentially with a fixed intra-op thread pool
+ * and spinning off (a Lambda sandbox serves one request at a time; spinning threads only burn the CPU share).
+ * Which sessions stay loaded is the app's session cache (functions/app/session-cache.ts).
  */
-import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type * as ort from 'onnxruntime-node';
-import { ArtifactIntegrityError, BadRequestError } from '../domain/errors';
-import { type Tensor, type TensorData, toHalfBits } from '../domain/tensor-codec';
+import { BadRequestError } from '../domain/errors';
+import { type Tensor, type TensorData, toHalfBits } from '../domain/tensor';
 import type { Datatype } from '../domain/types';
-import type { HashedArtifact, InferenceEngine, ModelSession } from '../ports/inference';
+import type { InferenceEngine, ModelSession } from '../ports/inference';
 
 export interface OrtEngineOptions {
   /** Intra-op threads per session (see `ortThreadCount()` in handlers/config.ts). @default 1 */
   readonly threads?: number;
-  /** Budget for cached sessions, in bytes. @default 512 MiB */
-  readonly memoryBudgetBytes?: number;
-  /** Estimated session memory = artifact bytes × this factor. @default 2 */
-  readonly sizeFactor?: number;
   /**
    * ORT's CPU memory arena: faster repeated runs at the price of memory held until the session is released.
    * @default true
@@ -52,22 +46,12 @@ export function datatypeOfOrtType(type: string): Datatype | undefined {
   return FROM_ORT[type as ort.Tensor.Type];
 }
 
-interface Entry {
-  readonly handle: OrtSession;
-  readonly session: ort.InferenceSession;
-  readonly cost: number;
-  inUse: number;
-  lastUsed: number;
-  evicted: boolean;
-}
-
+/** A session of this engine: the onnxruntime session, and the runs in progress on it. */
 interface OrtSession extends ModelSession {
-  readonly entry: Entry;
-}
-
-/** Hex sha256 of bytes. */
-export function sha256Hex(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
+  readonly ort: ort.InferenceSession;
+  inUse: number;
+  /** `release` was called: the session is freed when its last run ends. */
+  released: boolean;
 }
 
 type OrtModule = typeof import('onnxruntime-node');
@@ -104,7 +88,7 @@ export const WARM_UP_MODEL = Uint8Array.from(
 
 function toOrtTensor(t: Tensor): ort.Tensor {
   const type = TO_ORT[t.datatype];
-  // Tensor's overloads are keyed by element type; the codec guarantees the data/type pairing.
+  // Tensor's overloads are keyed by element type; the decoder (domain/oip-decode.ts) guarantees the pairing.
   return new ortModule!.Tensor(type, t.data as never, t.shape as number[]);
 }
 
@@ -121,19 +105,9 @@ function fromOrtTensor(name: string, t: ort.Tensor): Tensor {
 
 /** onnxruntime-node implementation of the InferenceEngine port. */
 export class OrtEngine implements InferenceEngine {
-  private readonly sessions = new Map<string, Entry>();
-  private readonly loading = new Map<string, Promise<OrtSession>>();
   private readonly options: ort.InferenceSession.SessionOptions;
-  private readonly budget: number;
-  private readonly sizeFactor: number;
-  private used = 0;
-  private tick = 0;
-  /** Number of sessions created so far (observability and tests). */
-  created = 0;
 
   constructor(opts: OrtEngineOptions = {}) {
-    this.budget = opts.memoryBudgetBytes ?? 512 * 1024 * 1024;
-    this.sizeFactor = opts.sizeFactor ?? 2;
     this.options = {
       executionMode: 'sequential',
       intraOpNumThreads: Math.max(1, opts.threads ?? 1),
@@ -146,8 +120,8 @@ export class OrtEngine implements InferenceEngine {
 
   /**
    * Loads onnxruntime and initializes it with a session of `WARM_UP_MODEL` (INIT starts it; the first session
-   * load awaits the load). Resolves when done; rejects when onnxruntime cannot load. Nothing is cached: the
-   * warm-up session is released.
+   * load awaits the load). Resolves when done; rejects when onnxruntime cannot load. The warm-up session is
+   * released.
    */
   async warmUp(): Promise<void> {
     const runtime = await loadOnnxRuntime();
@@ -160,84 +134,22 @@ export class OrtEngine implements InferenceEngine {
     return this.options;
   }
 
-  has(sha256: string): boolean {
-    return this.sessions.has(sha256);
+  /** Loads onnxruntime (once per process; see `loadOnnxRuntime`). */
+  async init(): Promise<void> {
+    await loadOnnxRuntime();
   }
 
-  /** Estimated bytes held by cached sessions. */
-  get usedBytes(): number {
-    return this.used;
-  }
-
-  cachedSession(sha256: string): ModelSession | undefined {
-    const hit = this.sessions.get(sha256);
-    if (!hit) return undefined;
-    hit.lastUsed = ++this.tick;
-    return hit.handle;
-  }
-
-  loadSession(sha256: string, fetch: () => Promise<Uint8Array | HashedArtifact>): Promise<ModelSession> {
-    const hit = this.cachedSession(sha256);
-    if (hit) return Promise.resolve(hit);
-    let pending = this.loading.get(sha256);
-    if (!pending) {
-      pending = this.create(sha256, fetch).finally(() => this.loading.delete(sha256));
-      this.loading.set(sha256, pending);
-    }
-    return pending;
-  }
-
-  private async create(
-    sha256: string,
-    fetch: () => Promise<Uint8Array | HashedArtifact>,
-  ): Promise<OrtSession> {
-    const runtimeLoading = loadOnnxRuntime();
-    runtimeLoading.catch(() => {});
-    const fetched = await fetch();
-    const bytes = fetched instanceof Uint8Array ? fetched : fetched.bytes;
-    const actual = fetched instanceof Uint8Array ? sha256Hex(bytes) : fetched.sha256;
-    if (actual !== sha256) {
-      throw new ArtifactIntegrityError(
-        `the stored artifact of this model version failed its integrity check (sha256 ${actual.slice(0, 12)}… instead of ${sha256.slice(0, 12)}…); it was not loaded`,
-      );
-    }
-    const runtime = await runtimeLoading;
+  async createSession(bytes: Uint8Array): Promise<ModelSession> {
+    const runtime = await loadOnnxRuntime();
     const session = await runtime.InferenceSession.create(bytes, this.options);
-    this.created++;
-    const entry = {
-      session,
-      cost: bytes.byteLength * this.sizeFactor,
-      inUse: 0,
-      lastUsed: ++this.tick,
-      evicted: false,
-    } as Entry;
     const handle: OrtSession = {
-      sha256,
       inputNames: session.inputNames,
       outputNames: session.outputNames,
-      entry,
+      ort: session,
+      inUse: 0,
+      released: false,
     };
-    (entry as { handle: OrtSession }).handle = handle;
-    this.sessions.set(sha256, entry);
-    this.used += entry.cost;
-    this.evict(sha256);
     return handle;
-  }
-
-  /** Drops least recently used sessions until the budget holds (never the one just loaded). */
-  private evict(keep: string): void {
-    while (this.used > this.budget) {
-      let victim: [string, Entry] | undefined;
-      for (const pair of this.sessions) {
-        if (pair[0] !== keep && (!victim || pair[1].lastUsed < victim[1].lastUsed)) victim = pair;
-      }
-      if (!victim) break;
-      const [sha, entry] = victim;
-      this.sessions.delete(sha);
-      this.used -= entry.cost;
-      entry.evicted = true;
-      if (entry.inUse === 0) void entry.session.release().catch(() => {});
-    }
   }
 
   async run(
@@ -245,21 +157,21 @@ export class OrtEngine implements InferenceEngine {
     feeds: Readonly<Record<string, Tensor>>,
     outputNames: readonly string[],
   ): Promise<Record<string, Tensor>> {
-    const entry = (session as OrtSession).entry;
+    const s = session as OrtSession;
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const name in feeds) ortFeeds[name] = toOrtTensor(feeds[name]!);
-    entry.inUse++;
+    s.inUse++;
     let results: ort.InferenceSession.ReturnType;
     try {
-      results = await entry.session.run(ortFeeds, outputNames as string[]);
+      results = await s.ort.run(ortFeeds, outputNames as string[]);
     } catch (e) {
       throw new BadRequestError(
         `the model could not run on this input: ${conciseOrtMessage((e as Error).message)}`,
         'INFERENCE_FAILED',
       );
     } finally {
-      entry.inUse--;
-      if (entry.evicted && entry.inUse === 0) void entry.session.release().catch(() => {});
+      s.inUse--;
+      if (s.released && s.inUse === 0) void s.ort.release().catch(() => {});
     }
     const out: Record<string, Tensor> = {};
     for (const name of outputNames) {
@@ -269,17 +181,15 @@ export class OrtEngine implements InferenceEngine {
     return out;
   }
 
-  /** The onnxruntime session behind a handle (benchmarks and diagnostics run it directly). */
-  ortSession(session: ModelSession): ort.InferenceSession {
-    return (session as OrtSession).entry.session;
+  release(session: ModelSession): Promise<void> {
+    const s = session as OrtSession;
+    s.released = true;
+    return s.inUse === 0 ? s.ort.release().catch(() => {}) : Promise.resolve();
   }
 
-  /** Releases every cached session. */
-  async close(): Promise<void> {
-    const entries = [...this.sessions.values()];
-    this.sessions.clear();
-    this.used = 0;
-    await Promise.all(entries.map((e) => e.session.release().catch(() => {})));
+  /** The onnxruntime session behind a handle (benchmarks and diagnostics run it directly). */
+  ortSession(session: ModelSession): ort.InferenceSession {
+    return (session as OrtSession).ort;
   }
 }
 
@@ -290,7 +200,7 @@ function conciseOrtMessage(message: string): string {
 
 let shared: OrtEngine | undefined;
 
-/** One engine per process (module scope), so every handler in the process shares the session cache. */
+/** One engine per process (module scope): every entry point of the process creates its sessions with it. */
 export function sharedOrtEngine(opts: OrtEngineOptions = {}): OrtEngine {
   shared ??= new OrtEngine(opts);
   return shared;

@@ -17,10 +17,10 @@ import type { BatchScoreDeps } from '../app/batch-score';
 import { createPredictor, type Predictor } from '../app/predict';
 import type { RegisterOnUploadDeps } from '../app/register-on-upload';
 import { type RegistryDeps, registerVersion } from '../app/registry';
+import { type SessionCache, sharedSessionCache } from '../app/session-cache';
 import { BATCH, IDEMPOTENCY } from '../contract/events';
 import type { QueuePublisher } from '../ports/events';
 import type { EventPublisher, ModelInspector } from '../ports/index';
-import type { InferenceEngine } from '../ports/inference';
 import { type MaasConfig, ortEngineOptions } from './config';
 import { queueFromConfig } from './event-aws';
 
@@ -35,8 +35,8 @@ export interface EventFlowsOptions {
   readonly events?: EventPublisher;
   /** Needed for registration (ORT inspector). */
   readonly inspector?: ModelInspector;
-  /** Needed for batch scoring and async inference, unless `predictor` is given. */
-  readonly engine?: InferenceEngine;
+  /** The session cache (over an inference engine) batch scoring and async inference run on, unless `predictor` is given. */
+  readonly sessions?: SessionCache;
   /** A predictor to share (its caches) with other entry points. */
   readonly predictor?: Predictor;
   readonly aliasTtlMs?: number;
@@ -68,11 +68,11 @@ export function createEventFlows(o: EventFlowsOptions): EventFlows {
     : undefined;
   const predictor =
     o.predictor ??
-    (o.engine
+    (o.sessions
       ? createPredictor({
           repo,
           store,
-          engine: o.engine,
+          sessions: o.sessions,
           maxBatchRows: BATCH.ortBatchRows,
           ...(o.aliasTtlMs !== undefined ? { aliasTtlMs: o.aliasTtlMs } : {}),
         })
@@ -104,7 +104,7 @@ export function createEventFlows(o: EventFlowsOptions): EventFlows {
 
 /**
  * The flows of an event Lambda (worker, S3 events) from its configuration: the SDK clients, the SQS work queue
- * and the process-wide onnxruntime engine, plus what only some entries wire (`events`, `inspector`).
+ * and the process-wide onnxruntime engine with its session cache, plus what only some entries wire (`events`, `inspector`).
  */
 export function eventFlowsFromConfig(
   config: MaasConfig,
@@ -116,8 +116,14 @@ export function eventFlowsFromConfig(
     doc: dynamoDocumentClient(),
     s3: s3Client(),
     queue: queueFromConfig(config),
-    engine: sharedOrtEngine(ortEngineOptions(config)),
+    sessions: ortSessions(config),
     aliasTtlMs: config.aliasTtlMs,
     ...extra,
   });
+}
+
+/** The process-wide session cache on the process-wide onnxruntime engine, sized from the configuration. */
+function ortSessions(config: MaasConfig): SessionCache {
+  const { threads, memoryBudgetBytes } = ortEngineOptions(config);
+  return sharedSessionCache({ engine: sharedOrtEngine({ threads }), memoryBudgetBytes });
 }

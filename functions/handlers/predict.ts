@@ -9,11 +9,12 @@ import { DynamoRegistryReader } from '../adapters/dynamodb-registry-reader';
 import { sharedOrtEngine } from '../adapters/ort-engine';
 import { S3ArtifactReader } from '../adapters/s3-artifact-reader';
 import { createPredictor, type Predictor, type PredictorDeps } from '../app/predict';
+import { sharedSessionCache } from '../app/session-cache';
 import { ENV } from '../contract/env';
 import { LIMITS } from '../contract/limits';
 import { type OperationOf, operationsOf } from '../contract/routes';
+import { parseInferenceBody } from '../domain/body-parser';
 import { UnavailableError } from '../domain/errors';
-import { parseInferenceBody } from '../domain/tensor-codec';
 import type { RegistryRepository } from '../ports/index';
 import { type MaasConfig, ortEngineOptions, readConfig } from './config';
 import {
@@ -104,7 +105,8 @@ export function createPredictHandler(deps: PredictHandlerDeps): (event: HttpEven
 // import keeps the whole module graph behind it), and onnxruntime itself still loads lazily (loadOnnxRuntime).
 
 async function fromEnvironment(config: MaasConfig) {
-  const engine = sharedOrtEngine(ortEngineOptions(config));
+  const { threads, memoryBudgetBytes } = ortEngineOptions(config);
+  const engine = sharedOrtEngine({ threads });
   // onnxruntime loads and initializes in the background, overlapping the first request's DynamoDB and S3 calls.
   const warm = engine.warmUp().catch((e: unknown) => {
     consoleLogger.error('onnxruntime warm-up failed', { error: (e as Error)?.message });
@@ -116,7 +118,7 @@ async function fromEnvironment(config: MaasConfig) {
     // Signed GetItem/GetObject without the generated SDK clients: a fraction of their cold start (aws-http.ts).
     repo: new DynamoRegistryReader({ table: config.table }),
     store: new S3ArtifactReader({ bucket: config.bucket }),
-    engine,
+    sessions: sharedSessionCache({ engine, memoryBudgetBytes }),
     aliasTtlMs: config.aliasTtlMs,
     maxBodyBytes: config.maxBodyBytes,
   };

@@ -14,6 +14,7 @@ import { S3ArtifactReader } from '../adapters/s3-artifact-reader';
 import { S3ArtifactStore } from '../adapters/s3-artifact-store';
 import { createPredictor } from '../app/predict';
 import type { RegistryDeps } from '../app/registry';
+import { sharedSessionCache } from '../app/session-cache';
 import { S3_KEYS } from '../contract/env';
 import type { FunctionId } from '../contract/routes';
 import { createAsyncApiHandler } from '../handlers/async-api';
@@ -73,9 +74,9 @@ export function composeLocal(res: LocalResources): LocalServices {
   const store = new S3ArtifactStore({ s3: res.s3, bucket: res.bucket });
   const inspector = new OrtModelInspector();
   const registry: RegistryDeps = { repo, store, inspector };
-  const engine = sharedOrtEngine({ threads: 1 });
+  const sessions = sharedSessionCache({ engine: sharedOrtEngine({ threads: 1 }) });
   const { reader, artifacts } = localPredictReaders(res);
-  const predictor = createPredictor({ repo: reader, store: artifacts, engine });
+  const predictor = createPredictor({ repo: reader, store: artifacts, sessions });
 
   const queue = new InProcessQueue({
     visibilityTimeoutMs: res.visibilityTimeoutMs ?? 30_000,
@@ -101,7 +102,7 @@ export function composeLocal(res: LocalResources): LocalServices {
   return {
     handlers: {
       registry: createRegistryHandler(registry),
-      predict: createPredictHandler({ repo: reader, store: artifacts, engine, predictor }),
+      predict: createPredictHandler({ repo: reader, store: artifacts, sessions, predictor }),
       async: createAsyncApiHandler(flows.asyncApi),
     },
     registry,

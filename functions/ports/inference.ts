@@ -1,12 +1,13 @@
 /**
- * InferenceEngine port: loads ONNX artifacts into sessions and runs them, in domain tensor terms. The
- * onnxruntime-node adapter (functions/adapters/ort-engine.ts) implements it.
+ * InferenceEngine port: turns model bytes into sessions, runs them and releases them, in domain tensor terms.
+ * The onnxruntime-node adapter (functions/adapters/ort-engine.ts) implements it. Caching sessions (memory
+ * budget, one load per artifact, integrity check of the bytes) is the app's session cache
+ * (functions/app/session-cache.ts), the same for every engine.
  */
-import type { Tensor } from '../domain/tensor-codec';
+import type { Tensor } from '../domain/tensor';
 
-/** An opaque handle to a loaded model, keyed by the artifact's sha256. */
+/** An opaque handle to a model loaded by an engine. */
 export interface ModelSession {
-  readonly sha256: string;
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
 }
@@ -20,14 +21,15 @@ export interface HashedArtifact {
 
 export interface InferenceEngine {
   /**
-   * Returns the session of artifact `sha256`, loading it on first use: `fetch` is called only when the session
-   * is not cached, its bytes are verified against `sha256` before a session is created (mismatch:
-   * `ArtifactIntegrityError`, nothing cached), and concurrent calls for one sha256 share one load. A fetch that
-   * hashed the bytes while they arrived returns them with their digest, which is then compared instead.
+   * Loads what the engine needs once per process (a native runtime, say) without creating a session; resolves
+   * when it is loaded. Optional. Called before an artifact is fetched so that both overlap; `createSession`
+   * waits for the same load by itself.
    */
-  loadSession(sha256: string, fetch: () => Promise<Uint8Array | HashedArtifact>): Promise<ModelSession>;
+  init?(): Promise<void>;
+  /** Creates a session of a model from its bytes (verified by the caller). */
+  createSession(bytes: Uint8Array): Promise<ModelSession>;
   /**
-   * Runs the model. Errors onnxruntime raises because of the input (shapes that do not fit together, values
+   * Runs the model. Errors the engine raises because of the input (shapes that do not fit together, values
    * an operator rejects) surface as `BadRequestError` with code `INFERENCE_FAILED`.
    */
   run(
@@ -35,8 +37,9 @@ export interface InferenceEngine {
     feeds: Readonly<Record<string, Tensor>>,
     outputNames: readonly string[],
   ): Promise<Record<string, Tensor>>;
-  /** True when a session for `sha256` is cached (loaded and not evicted). */
-  has(sha256: string): boolean;
-  /** The cached session of `sha256` without loading (marks it recently used); undefined when not cached. */
-  cachedSession(sha256: string): ModelSession | undefined;
+  /**
+   * Frees a session. Runs in progress finish first: the session is then freed when the last of them ends
+   * (and the promise resolves at once).
+   */
+  release(session: ModelSession): Promise<void>;
 }

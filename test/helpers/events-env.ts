@@ -10,6 +10,7 @@ import type { S3Event } from 'aws-lambda';
 import { EventBridgePublisher } from '../../functions/adapters/eventbridge-publisher';
 import { OrtEngine } from '../../functions/adapters/ort-engine';
 import { OrtModelInspector } from '../../functions/adapters/ort-inspector';
+import { SessionCache } from '../../functions/app/session-cache';
 import { createAsyncApiHandler } from '../../functions/handlers/async-api';
 import { createAsyncWorkerHandler } from '../../functions/handlers/async-worker';
 import { createEventFlows, type EventFlows } from '../../functions/handlers/event-deps';
@@ -76,7 +77,7 @@ export async function createEventsTestEnv(queueOptions: InProcessQueueOptions = 
     error: (message, extra) => logs.push({ level: 'ERROR', message, ...(extra ? { extra } : {}) }),
   };
   const queue = new InProcessQueue({ visibilityTimeoutMs: 5, ...queueOptions });
-  const engine = new OrtEngine();
+  const sessions = new SessionCache({ engine: new OrtEngine() });
   const flows = createEventFlows({
     table: aws.table,
     bucket: aws.bucket,
@@ -85,7 +86,7 @@ export async function createEventsTestEnv(queueOptions: InProcessQueueOptions = 
     queue,
     events: new EventBridgePublisher(eventBridge as never, EVENT_BUS_NAME),
     inspector: new OrtModelInspector(),
-    engine,
+    sessions,
   });
   const s3Events = createS3EventsHandler({ ...flows, logger });
   const worker = createAsyncWorkerHandler({ ...flows, logger });
@@ -117,7 +118,7 @@ export async function createEventsTestEnv(queueOptions: InProcessQueueOptions = 
     },
     async dispose() {
       queue.detach();
-      await engine.close();
+      await sessions.close();
       await aws.dispose();
     },
   };

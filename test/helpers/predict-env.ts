@@ -10,6 +10,7 @@ import { OrtModelInspector } from '../../functions/adapters/ort-inspector';
 import type { S3ArtifactReader } from '../../functions/adapters/s3-artifact-reader';
 import { S3ArtifactStore } from '../../functions/adapters/s3-artifact-store';
 import { moveAlias, type RegisterVersionInput, registerVersion } from '../../functions/app/registry';
+import { SessionCache } from '../../functions/app/session-cache';
 import { S3_KEYS } from '../../functions/contract/env';
 import type { ModelVersion } from '../../functions/domain/types';
 import { createPredictHandler, type PredictHandlerDeps } from '../../functions/handlers/predict';
@@ -26,7 +27,8 @@ export interface PredictTestEnv {
   /** The predict path's reads of the same table and bucket, as the predict Lambda builds them. */
   readonly reader: DynamoRegistryReader;
   readonly artifacts: S3ArtifactReader;
-  readonly engine: OrtEngine;
+  /** The predict path's session cache, over real onnxruntime-node. */
+  readonly sessions: SessionCache;
   /** Milliseconds since the epoch of the injected clock; tests move it. */
   now: number;
   handler: ReturnType<typeof createPredictHandler>;
@@ -47,7 +49,7 @@ export interface PredictTestEnv {
 }
 
 export async function createPredictTestEnv(
-  overrides: Partial<Omit<PredictHandlerDeps, 'repo' | 'store' | 'engine' | 'clock'>> = {},
+  overrides: Partial<Omit<PredictHandlerDeps, 'repo' | 'store' | 'sessions' | 'clock'>> = {},
 ): Promise<PredictTestEnv> {
   const aws = await createTestAwsEnv('predict');
   const repo = new DynamoRegistryRepository({ doc: aws.doc, table: aws.table });
@@ -57,7 +59,7 @@ export async function createPredictTestEnv(
     table: aws.table,
     bucket: aws.bucket,
   });
-  const engine = new OrtEngine();
+  const sessions = new SessionCache({ engine: new OrtEngine() });
   const inspector = new OrtModelInspector();
   const env: PredictTestEnv = {
     aws,
@@ -65,7 +67,7 @@ export async function createPredictTestEnv(
     store,
     reader,
     artifacts,
-    engine,
+    sessions,
     now: Date.parse('2026-01-01T00:00:00Z'),
     handler: undefined as unknown as PredictTestEnv['handler'],
     async register(name, bytes, extra = {}) {
@@ -80,14 +82,14 @@ export async function createPredictTestEnv(
       return parseResult(await env.handler(apiEvent(method, path, body === undefined ? {} : { body })));
     },
     async dispose() {
-      await engine.close();
+      await sessions.close();
       await aws.dispose();
     },
   };
   env.handler = createPredictHandler({
     repo: reader,
     store: artifacts,
-    engine,
+    sessions,
     clock: { now: () => new Date(env.now) },
     aliasTtlMs: 5000,
     ...overrides,

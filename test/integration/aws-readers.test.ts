@@ -5,8 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoRegistryReader } from '../../functions/adapters/dynamodb-registry-reader';
-import { sha256Hex } from '../../functions/adapters/ort-engine';
 import { S3ArtifactReader } from '../../functions/adapters/s3-artifact-reader';
+import { sha256Hex } from '../../functions/app/session-cache';
 import { NotFoundError } from '../../functions/domain/errors';
 import { localClientOptions } from '../../functions/local/emulators';
 import { buildMlp } from '../../functions/local/onnx-builder';

@@ -1,9 +1,10 @@
 /**
- * The onnxruntime warm-up: the model it creates a session of at INIT is the builder's and runs in onnxruntime-node.
+ * The onnxruntime warm-up: the model it creates a session of at INIT is the builder's and runs in onnxruntime-node;
+ * and the engine's sessions over it: create, run, and release (deferred while a run is in progress).
  */
 import ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { WARM_UP_MODEL } from '../../functions/adapters/ort-engine';
+import { OrtEngine, WARM_UP_MODEL } from '../../functions/adapters/ort-engine';
 import { warmUpModel } from '../../functions/local/onnx-builder';
 
 describe('onnxruntime warm-up', () => {
@@ -16,5 +17,30 @@ describe('onnxruntime warm-up', () => {
     const out = await session.run({ x: new ort.Tensor('float32', Float32Array.of(3.5), [1]) });
     expect(Array.from(out.y!.data as Float32Array)).toEqual([3.5]);
     await session.release();
+  });
+});
+
+describe('OrtEngine sessions', () => {
+  const feeds = { x: { datatype: 'FP32', shape: [1], data: Float32Array.of(3.5) } } as const;
+
+  it('creates, runs and releases a session in domain tensor terms', async () => {
+    const engine = new OrtEngine();
+    const session = await engine.createSession(WARM_UP_MODEL);
+    expect(session.inputNames).toEqual(['x']);
+    expect(session.outputNames).toEqual(['y']);
+    const out = await engine.run(session, feeds, ['y']);
+    expect(out.y).toEqual({ datatype: 'FP32', shape: [1], data: Float32Array.of(3.5) });
+    await engine.release(session);
+    await expect(engine.run(session, feeds, ['y'])).rejects.toMatchObject({ code: 'INFERENCE_FAILED' });
+  });
+
+  it('frees a session released during a run only once the run ends', async () => {
+    const engine = new OrtEngine();
+    const session = await engine.createSession(WARM_UP_MODEL);
+    const running = engine.run(session, feeds, ['y']);
+    await engine.release(session);
+    expect((await running).y?.data).toEqual(Float32Array.of(3.5));
+    await new Promise((resolve) => setImmediate(resolve));
+    await expect(engine.run(session, feeds, ['y'])).rejects.toMatchObject({ code: 'INFERENCE_FAILED' });
   });
 });

@@ -31,12 +31,14 @@ describe('MAAS_PRELOAD', () => {
       script,
       `import { handler } from ${JSON.stringify(join(ROOT, 'functions/handlers/predict.ts'))};
 import { sharedOrtEngine } from ${JSON.stringify(join(ROOT, 'functions/adapters/ort-engine.ts'))};
+import { sharedSessionCache } from ${JSON.stringify(join(ROOT, 'functions/app/session-cache.ts'))};
 import { apiEvent } from ${JSON.stringify(join(ROOT, 'test/helpers/apigw.ts'))};
-const engine = sharedOrtEngine();
-const loadedAtInit = engine.has(${JSON.stringify(sha)});
-const created = engine.created;
+// The handler's INIT created the process's cache: this returns that one.
+const sessions = sharedSessionCache({ engine: sharedOrtEngine() });
+const loadedAtInit = sessions.has(${JSON.stringify(sha)});
+const created = sessions.created;
 const r = await handler(apiEvent('POST', '/v2/models/preloaded/infer', { body: { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2] }] } }));
-console.log(JSON.stringify({ loadedAtInit, created, createdAfter: engine.created, status: r.statusCode, body: JSON.parse(r.body) }));
+console.log(JSON.stringify({ loadedAtInit, created, createdAfter: sessions.created, status: r.statusCode, body: JSON.parse(r.body) }));
 `,
     );
     const { stdout, stderr } = await run(join(ROOT, 'node_modules', '.bin', 'tsx'), [script], {

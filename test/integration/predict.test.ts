@@ -6,8 +6,8 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoRegistryReader } from '../../functions/adapters/dynamodb-registry-reader';
-import { sha256Hex } from '../../functions/adapters/ort-engine';
 import { createPredictor } from '../../functions/app/predict';
+import { sha256Hex } from '../../functions/app/session-cache';
 import { keys } from '../../functions/contract/table';
 import { createPredictHandler } from '../../functions/handlers/predict';
 import { localClientOptions } from '../../functions/local/emulators';
@@ -80,7 +80,7 @@ describe('server routes', () => {
         table: 'no-such-table',
       }),
       store: env.artifacts,
-      engine: env.engine,
+      sessions: env.sessions,
       logger: { error: () => {} },
     });
     const r = parseResult<ErrorBody>(await broken(apiEvent('GET', '/v2/health/ready')));
@@ -226,7 +226,7 @@ describe('routing by alias, number and no ref', () => {
 
   it('resolves an alias with one registry read: the alias item carries the version it points at', async () => {
     const { reads, counting } = countingRepo();
-    const predictor = createPredictor({ repo: counting, store: env.artifacts, engine: env.engine });
+    const predictor = createPredictor({ repo: counting, store: env.artifacts, sessions: env.sessions });
     // prod was set by the first registration, staging by an alias move.
     expect((await predictor.infer('router', undefined, x)).model_version).toBe('1');
     expect((await predictor.infer('router', 'staging', x)).outputs[0]!.data).toEqual([12, 22]);
@@ -252,7 +252,7 @@ describe('routing by alias, number and no ref', () => {
       }),
     );
     const { reads, counting } = countingRepo();
-    const predictor = createPredictor({ repo: counting, store: env.artifacts, engine: env.engine });
+    const predictor = createPredictor({ repo: counting, store: env.artifacts, sessions: env.sessions });
     expect((await predictor.infer('router', 'legacy', x)).model_version).toBe('2');
     expect(reads).toEqual(['alias legacy', 'version 2']);
   });
@@ -423,19 +423,19 @@ describe('artifact integrity', () => {
     await env.aws.s3.send(
       new PutObjectCommand({ Bucket: env.aws.bucket, Key: v.s3Key, Body: addConstant(6) }),
     );
-    const created = env.engine.created;
+    const created = env.sessions.created;
     const x = { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [0, 0] }] };
     const r = await env.call<ErrorBody>('POST', '/v2/models/tamper/infer', x);
     expect(r.status).toBe(500);
     expect(r.body.code).toBe('ARTIFACT_INTEGRITY');
-    expect(env.engine.has(v.sha256)).toBe(false);
-    expect(env.engine.created).toBe(created);
+    expect(env.sessions.has(v.sha256)).toBe(false);
+    expect(env.sessions.created).toBe(created);
     // The failed load is not cached: once the artifact is intact again, the version serves.
     await env.aws.s3.send(new PutObjectCommand({ Bucket: env.aws.bucket, Key: v.s3Key, Body: original }));
     const ok = await env.call<InferBody>('POST', '/v2/models/tamper/infer', x);
     expect(ok.status).toBe(200);
     expect(ok.body.outputs[0]!.data).toEqual([5, 5]);
-    expect(env.engine.has(v.sha256)).toBe(true);
+    expect(env.sessions.has(v.sha256)).toBe(true);
   });
 });
 
@@ -454,7 +454,7 @@ describe('artifact download', () => {
 
 describe('predictor reuse (batch and async paths)', () => {
   it('inferBatch answers each request in order, batching compatible rows, isolating bad ones', async () => {
-    const predictor = createPredictor({ repo: env.reader, store: env.artifacts, engine: env.engine });
+    const predictor = createPredictor({ repo: env.reader, store: env.artifacts, sessions: env.sessions });
     const req = (id: string, rows: number[][]) => ({
       id,
       inputs: [{ name: 'x', datatype: 'FP32', shape: [rows.length, 2], data: rows }],

@@ -16,6 +16,7 @@ import {
 } from '../../functions/adapters/aws-http';
 import { DynamoRegistryReader } from '../../functions/adapters/dynamodb-registry-reader';
 import { isVirtualHostable } from '../../functions/adapters/s3-artifact-reader';
+import { SessionCache } from '../../functions/app/session-cache';
 import { createPredictHandler } from '../../functions/handlers/predict';
 import type { InferenceEngine } from '../../functions/ports/inference';
 import { apiEvent, parseResult } from '../helpers/apigw';
@@ -324,12 +325,9 @@ describe('the predict handler over a registry that fails', () => {
     createPredictHandler({
       repo: new DynamoRegistryReader({ table: 't', client: client({ maxAttempts: 2 }) }),
       store: { getObject: unused },
-      engine: {
-        loadSession: unused,
-        run: unused,
-        has: () => false,
-        cachedSession: () => undefined,
-      } as InferenceEngine,
+      sessions: new SessionCache({
+        engine: { createSession: unused, run: unused, release: unused } satisfies InferenceEngine,
+      }),
       logger: { error: () => {} },
     });
   const infer = apiEvent('POST', '/v2/models/m/infer', {

@@ -1,0 +1,185 @@
+/**
+ * Single inference: one OIP request against `name@ref` — resolve the version, validate and decode the request,
+ * get the session (from the session cache, loading the artifact on first use), run, post-process, and build the
+ * OIP response, as an object or straight as JSON text (the HTTP path).
+ *
+ * The warm path of `inferJson` (version and session cached) makes no registry or store call and creates no
+ * promise besides the run's own.
+ */
+import { ArtifactIntegrityError } from '../domain/errors';
+import { type ValidatedRequest, validateInferenceRequest } from '../domain/inference-validation';
+import { type OipResponse, outputToJson, outputToJsonText } from '../domain/oip-encode';
+import { applyPostprocess } from '../domain/postprocess';
+import type { Tensor } from '../domain/tensor';
+import type { ArtifactStore } from '../ports/index';
+import type { CachedSession, SessionCache } from './session-cache';
+import type { ServedVersion, VersionResolver } from './version-resolver';
+
+export interface InferenceDeps {
+  readonly resolver: VersionResolver;
+  readonly sessions: SessionCache;
+  readonly store: Pick<ArtifactStore, 'getObject' | 'getObjectHashed'>;
+}
+
+export interface Inference {
+  /** The session of a served version: the cached one, or the artifact fetched, verified and loaded. */
+  session(served: ServedVersion): Promise<CachedSession>;
+  /** Runs a validated request; returns the outputs in answer order. */
+  execute(served: ServedVersion, s: CachedSession, req: ValidatedRequest): Promise<[string, Tensor][]>;
+  /** Runs one OIP request; the response as an object. */
+  infer(name: string, ref: string | undefined, request: unknown): Promise<OipResponse>;
+  /** Runs one OIP request; the response as JSON text (no intermediate objects). */
+  inferJson(name: string, ref: string | undefined, request: unknown): Promise<string>;
+}
+
+/** What one run fetches from the model, and which post-processing outputs are wanted from it. */
+export interface OutputPlan {
+  readonly fetch: readonly string[];
+  readonly ppWanted: ReadonlySet<string> | undefined;
+}
+
+function isNoSuchKey(e: unknown): boolean {
+  const err = e as { name?: string; code?: string };
+  return err?.name === 'NoSuchKey' || err?.name === 'NotFound' || err?.code === 'ARTIFACT_NOT_FOUND';
+}
+
+/** Creates single inference over the resolver, the session cache and the artifact store. */
+export function createInference(deps: InferenceDeps): Inference {
+  const { resolver, sessions } = deps;
+  const engine = sessions.engine;
+
+  function session(served: ServedVersion): Promise<CachedSession> {
+    const v = served.version;
+    return sessions.load(v.sha256, async () => {
+      try {
+        // Hashed while it streams in when the store can: verification then costs no pass of its own.
+        return await (deps.store.getObjectHashed?.(v.s3Key) ?? deps.store.getObject(v.s3Key));
+      } catch (e) {
+        if (isNoSuchKey(e)) {
+          throw new ArtifactIntegrityError(
+            `the stored artifact of model '${v.name}' version ${v.version} is missing`,
+          );
+        }
+        throw e;
+      }
+    });
+  }
+
+  async function execute(
+    served: ServedVersion,
+    s: CachedSession,
+    req: ValidatedRequest,
+  ): Promise<[string, Tensor][]> {
+    const wanted = req.outputs ?? served.allOutputs;
+    const { fetch, ppWanted } = outputPlan(served, wanted);
+    const results = await engine.run(s.session, req.feeds, fetch);
+    return assemble(served, wanted, results, ppWanted);
+  }
+
+  async function prepare(name: string, ref: string | undefined, request: unknown) {
+    const served = await resolver.resolve(name, ref);
+    const req = validateInferenceRequest(request, served.signature);
+    const s = await session(served);
+    return { served, s, req };
+  }
+
+  async function runJson(served: ServedVersion, s: CachedSession, req: ValidatedRequest): Promise<string> {
+    const wanted = req.outputs ?? served.allOutputs;
+    const { fetch, ppWanted } = outputPlan(served, wanted);
+    const outputs = assemble(served, wanted, await engine.run(s.session, req.feeds, fetch), ppWanted);
+    let text = served.responseHead;
+    if (req.id !== undefined) text += `,"id":${JSON.stringify(req.id)}`;
+    text += ',"outputs":[';
+    for (let i = 0; i < outputs.length; i++) {
+      const [n, t] = outputs[i]!;
+      if (i > 0) text += ',';
+      text += outputToJsonText(n, t);
+    }
+    return `${text}]}`;
+  }
+
+  return {
+    session,
+    execute,
+    async infer(name, ref, request) {
+      const { served, s, req } = await prepare(name, ref, request);
+      return toResponse(served, req.id, await execute(served, s, req));
+    },
+    inferJson(name, ref, request) {
+      try {
+        const served = resolver.cached(name, ref);
+        const s = served && sessions.cached(served.version.sha256);
+        if (served && s) return runJson(served, s, validateInferenceRequest(request, served.signature));
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      return prepare(name, ref, request).then(({ served, s, req }) => runJson(served, s, req));
+    },
+  };
+}
+
+// The plan of a request that names no outputs, per served version (most requests).
+const allPlans = new WeakMap<ServedVersion, OutputPlan>();
+
+/** The plan of the outputs `wanted` (the served version's `allOutputs` one is made once). */
+export function outputPlan(served: ServedVersion, wanted: readonly string[]): OutputPlan {
+  if (wanted !== served.allOutputs) return makePlan(served, wanted);
+  let p = allPlans.get(served);
+  if (!p) {
+    p = makePlan(served, wanted);
+    allPlans.set(served, p);
+  }
+  return p;
+}
+
+function makePlan(served: ServedVersion, wanted: readonly string[]): OutputPlan {
+  const model = served.signature.modelOutputs;
+  const fetch: string[] = [];
+  let ppWanted: Set<string> | undefined;
+  for (const n of wanted) {
+    if (model.includes(n)) {
+      fetch.push(n);
+    } else {
+      ppWanted ??= new Set();
+      ppWanted.add(n);
+    }
+  }
+  if (ppWanted && served.ppSource && !fetch.includes(served.ppSource)) fetch.push(served.ppSource);
+  return { fetch, ppWanted };
+}
+
+/** The outputs `wanted`, in that order, from the model's results and the post-processing of its source. */
+export function assemble(
+  served: ServedVersion,
+  wanted: readonly string[],
+  results: Record<string, Tensor>,
+  ppWanted: ReadonlySet<string> | undefined,
+): [string, Tensor][] {
+  let extra: Map<string, Tensor> | undefined;
+  if (ppWanted && served.ppSource) {
+    const source = results[served.ppSource];
+    if (!source) throw new Error(`post-processing source '${served.ppSource}' was not produced`);
+    extra = applyPostprocess(served.version.postprocess, served.version.labels, source, ppWanted);
+  }
+  const out: [string, Tensor][] = [];
+  for (const n of wanted) {
+    const t = results[n] ?? extra?.get(n);
+    if (t) out.push([n, t]);
+  }
+  return out;
+}
+
+/** The OIP response object of a request's outputs. */
+export function toResponse(
+  served: ServedVersion,
+  id: string | undefined,
+  outputs: [string, Tensor][],
+): OipResponse {
+  const v = served.version;
+  return {
+    model_name: v.name,
+    model_version: String(v.version),
+    ...(id !== undefined ? { id } : {}),
+    outputs: outputs.map(([n, t]) => outputToJson(n, t)),
+  };
+}
