@@ -10,6 +10,7 @@ import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
 import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
+import { type HttpMethod, type OperationId, type PathParams, pathFor, routeFor } from '../contract/routes';
 
 /** The endpoint used when nothing else names one. */
 export const DEFAULT_ENDPOINT = 'http://127.0.0.1:3000';
@@ -35,11 +36,14 @@ export class ConnectionError extends Error {
   }
 }
 
+/** The process environment, the default of what this module reads (`MAAS_ENDPOINT`, `MAAS_HOME`, `AWS_REGION`). */
+const processEnv = (): NodeJS.ProcessEnv => process.env;
+
 /**
  * Where the CLI sends requests: `--endpoint`, else `MAAS_ENDPOINT`, else the `api` of a running
  * `maas dev` (`$MAAS_HOME/endpoints.json`), else http://127.0.0.1:3000.
  */
-export function resolveEndpoint(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+export function resolveEndpoint(explicit: string | undefined, env: NodeJS.ProcessEnv = processEnv()): string {
   if (explicit) return stripSlash(explicit);
   if (env.MAAS_ENDPOINT) return stripSlash(env.MAAS_ENDPOINT);
   try {
@@ -67,6 +71,28 @@ export function regionFromHost(hostname: string): string | undefined {
   return /\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$/.exec(hostname)?.[1];
 }
 
+/** One request of the HTTP API: the method and the concrete path (with its query) of an operation. */
+export interface ApiCall {
+  readonly method: HttpMethod;
+  readonly path: string;
+}
+
+/** Query parameters of a call; undefined ones are left out. */
+export type Query = Readonly<Record<string, string | number | undefined>>;
+
+/**
+ * The call of route-table operation `id` with these path parameters (`pathFor`: each one percent-encoded,
+ * the `/versions/{ref}` variant when `ref` is given) and query.
+ */
+export function apiCall<Id extends OperationId>(id: Id, params: PathParams<Id>, query: Query = {}): ApiCall {
+  const { method } = routeFor(id, params);
+  const path = pathFor(id, params);
+  const q = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) if (value !== undefined) q.set(key, String(value));
+  const qs = q.toString();
+  return { method, path: qs ? `${path}?${qs}` : path };
+}
+
 export interface MaasClientOptions {
   readonly endpoint: string;
   /** Signing region. @default --region, else the region in an execute-api host, else AWS_REGION */
@@ -87,11 +113,8 @@ export class MaasClient {
     const url = new URL(this.endpoint);
     if (opts.sign ?? needsSigning(this.endpoint)) {
       // An execute-api host names the region its signature must be for; the environment's region is a fallback.
-      const region =
-        opts.region ??
-        regionFromHost(url.hostname) ??
-        process.env.AWS_REGION ??
-        process.env.AWS_DEFAULT_REGION;
+      const env = processEnv();
+      const region = opts.region ?? regionFromHost(url.hostname) ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
       if (!region) {
         throw new Error(`cannot tell the AWS region of ${this.endpoint}: pass --region or set AWS_REGION`);
       }
@@ -102,6 +125,11 @@ export class MaasClient {
         sha256: Hash.bind(null, 'sha256'),
       });
     }
+  }
+
+  /** Sends one call of the API (see apiCall) with an optional JSON body, like `request`. */
+  send<T = unknown>(call: ApiCall, body?: unknown): Promise<T> {
+    return this.request<T>(call.method, call.path, body);
   }
 
   /** Sends one JSON request; resolves with the parsed answer, rejects with MaasApiError on 4xx/5xx. */

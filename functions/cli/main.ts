@@ -5,6 +5,7 @@ import { run } from './program';
 // would otherwise interleave with every command's output. An explicit setting wins.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-const code = await run(process.argv);
-// Exit explicitly: the dev server's children are stopped by now, and nothing else may keep the process.
-process.exit(code);
+process.exitCode = await run(process.argv);
+// Exit explicitly (with process.exitCode): the dev server's children are stopped by now, and nothing else may
+// keep the process.
+process.exit();

@@ -165,11 +165,6 @@ export type PathParams<Id extends OperationId> = { readonly [K in RequiredParams
   readonly [K in OptionalParams<Id>]?: PathParamValue | undefined;
 };
 
-/** The parameters argument: optional for operations without path parameters (`listModels`). */
-type ParamsArg<Id extends OperationId> = [RequiredParams<Id>] extends [never]
-  ? [params?: PathParams<Id>]
-  : [params: PathParams<Id>];
-
 const byOperation = new Map<OperationId, readonly { route: RouteDef; names: readonly string[] }[]>();
 for (const { route, names } of compiled) {
   const list = byOperation.get(route.operationId) ?? [];
@@ -184,8 +179,8 @@ for (const { route, names } of compiled) {
  * The route an operation takes for these parameters: the variant whose parameters are all given, preferring
  * the one with most (`/versions/{ref}` when `ref` is given).
  */
-export function routeFor<Id extends OperationId>(id: Id, ...[params]: ParamsArg<Id>): RouteDef {
-  const given = (params ?? {}) as Record<string, PathParamValue | undefined>;
+export function routeFor<Id extends OperationId>(id: Id, params: PathParams<Id>): RouteDef {
+  const given: Readonly<Record<string, PathParamValue | undefined>> = params;
   const variants = byOperation.get(id) ?? [];
   const found = variants.find(({ names }) => names.every((n) => given[n] !== undefined));
   if (!found) throw new Error(`${id} needs the path parameters ${variants.at(-1)?.names.join(', ')}`);
@@ -196,14 +191,10 @@ export function routeFor<Id extends OperationId>(id: Id, ...[params]: ParamsArg<
  * The concrete path of an operation, each parameter percent-encoded as one segment:
  * `pathFor('getVersion', { name: 'iris', version: 2 })` → `/models/iris/versions/2`;
  * `pathFor('modelInfer', { name: 'iris', ref: 'prod' })` → `/v2/models/iris/versions/prod/infer`.
- * An empty parameter is refused (it would not be a path segment).
+ * An empty parameter leaves its segment empty: such a path matches no route (the API answers 404).
  */
-export function pathFor<Id extends OperationId>(id: Id, ...args: ParamsArg<Id>): string {
-  const route = routeFor(id, ...args);
-  const given = (args[0] ?? {}) as Record<string, PathParamValue | undefined>;
-  return route.path.replace(PARAM, (_m, name: string) => {
-    const value = String(given[name]);
-    if (value === '') throw new Error(`${id}: path parameter '${name}' is empty`);
-    return encodeURIComponent(value);
-  });
+export function pathFor<Id extends OperationId>(id: Id, params: PathParams<Id>): string {
+  const route = routeFor(id, params);
+  const given: Readonly<Record<string, PathParamValue | undefined>> = params;
+  return route.path.replace(PARAM, (_m, name: string) => encodeURIComponent(String(given[name])));
 }

@@ -1,5 +1,5 @@
 /** A CLI `io` that records what the command prints (no terminal, so no progress bar). */
-import type { CliIo } from '../../functions/cli/program';
+import type { CliIo } from '../../functions/cli/context';
 
 export type CapturedIo = CliIo & { stdout: () => string; stderr: () => string };
 

@@ -14,14 +14,8 @@ import {
   uploadToPresignedUrl,
 } from '../../functions/cli/client';
 import { nest, table } from '../../functions/cli/format';
-import {
-  modelPath,
-  readInput,
-  readLabels,
-  run,
-  shapeOf,
-  toInferenceRequest,
-} from '../../functions/cli/program';
+import { modelPath, readInput, readLabels, shapeOf, toInferenceRequest } from '../../functions/cli/input';
+import { run } from '../../functions/cli/program';
 import { captureIo } from '../helpers/cli-io';
 
 interface Seen {

@@ -86,7 +86,7 @@ describe('route table', () => {
   });
 
   it('builds concrete paths from operation ids, choosing /versions/{ref} when ref is given', () => {
-    expect(pathFor('listModels')).toBe('/models');
+    expect(pathFor('listModels', {})).toBe('/models');
     expect(pathFor('getVersion', { name: 'iris', version: 2 })).toBe('/models/iris/versions/2');
     expect(pathFor('modelInfer', { name: 'iris' })).toBe('/v2/models/iris/infer');
     expect(pathFor('modelInfer', { name: 'iris', ref: undefined })).toBe('/v2/models/iris/infer');
@@ -95,7 +95,8 @@ describe('route table', () => {
       '/v2/models/a%20b%2Fc/versions/x%3Fy%23z',
     );
     expect(routeFor('moveAlias', { name: 'iris', alias: 'prod' }).method).toBe('PUT');
-    expect(() => pathFor('getModel', { name: '' })).toThrow(/empty/);
+    expect(pathFor('getModel', { name: '' })).toBe('/models/');
+    expect(matchRoute('GET', pathFor('getModel', { name: '' }))).toBeUndefined();
     // @ts-expect-error a required parameter is missing
     expect(() => pathFor('getVersion', { name: 'iris' })).toThrow(/name, version/);
   });

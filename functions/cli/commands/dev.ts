@@ -1,0 +1,23 @@
+/** `maas dev`: the whole service locally (DynamoDB Local + s3rver) with the sample model. */
+import type { Command } from 'commander';
+import type { CliContext } from '../context';
+import { nonNegativeInt } from '../input';
+
+/** Defines `maas dev` on `program`. */
+export function devCommands(program: Command, ctx: CliContext): void {
+  program
+    .command('dev')
+    .description('run the whole service locally (DynamoDB Local + s3rver) with the sample model')
+    .option('--in-memory', 'keep no data (nothing is written under $MAAS_HOME but endpoints.json)')
+    .option('--port <port>', 'HTTP port (default: PORT or 3000)', nonNegativeInt('--port'))
+    .action(
+      ctx.action(async (opts: { inMemory?: boolean; port?: number }) => {
+        const { runDev } = await import('../../local/dev');
+        return runDev({
+          inMemory: Boolean(opts.inMemory),
+          ...(opts.port !== undefined ? { port: opts.port } : {}),
+          log: (line) => ctx.io.out(`${line}\n`),
+        });
+      }),
+    );
+}

@@ -1,0 +1,120 @@
+/**
+ * The model commands: `maas export-sample` (the bundled iris model as a file), `maas register` (presigned upload,
+ * then registration of the next version), `maas models` and `maas versions`.
+ */
+import { writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { SingleBar } from 'cli-progress';
+import type { Command } from 'commander';
+import { apiCall, uploadToPresignedUrl } from '../client';
+import { type CliContext, EXIT, UsageError } from '../context';
+import { formatModels, formatRegistered, formatVersions } from '../format';
+import { nonNegativeInt, parseJsonOption, readBytes, readLabels } from '../input';
+
+interface RegisterOptions {
+  readonly name: string;
+  readonly description?: string;
+  readonly labels?: string;
+  readonly labelsFile?: string;
+  readonly postprocess?: string;
+}
+
+interface PageOptions {
+  readonly limit?: number;
+  readonly nextToken?: string;
+}
+
+/** Defines the model commands on `program`. */
+export function modelCommands(program: Command, ctx: CliContext): void {
+  program
+    .command('export-sample')
+    .description('write the bundled sample model (iris classifier, trained on the spot) as an ONNX file')
+    .argument('<file>', 'where to write it, e.g. iris.onnx')
+    .action(
+      ctx.action(async (file: string) => {
+        const { buildIrisModel, IRIS_LABELS } = await import('../../local/sample-model');
+        const bytes = buildIrisModel();
+        try {
+          writeFileSync(file, bytes);
+        } catch (e) {
+          throw new UsageError(
+            `cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+            { cause: e },
+          );
+        }
+        const answer = { file, sizeBytes: bytes.length, labels: [...IRIS_LABELS] };
+        ctx.print(answer, () => `wrote ${file} (${bytes.length} bytes; labels ${IRIS_LABELS.join(',')})`);
+        return EXIT.ok;
+      }),
+    );
+
+  program
+    .command('register')
+    .description('upload an ONNX file and register it as the next version of a model')
+    .argument('<file>', 'the .onnx file')
+    .requiredOption('--name <name>', 'model name')
+    .option('--description <text>', 'version description')
+    .option('--labels <list>', 'class labels, comma-separated, in output order')
+    .option('--labels-file <file>', 'class labels: a JSON array or one per line')
+    .option('--postprocess <json>', 'post-processing, e.g. \'{"softmax":true,"topK":3}\'')
+    .action(
+      ctx.action(async (file: string, opts: RegisterOptions) => {
+        const bytes = readBytes(file);
+        const labels = readLabels(opts.labels, opts.labelsFile);
+        const postprocess = parseJsonOption('--postprocess', opts.postprocess);
+        const c = ctx.client();
+        const model = { name: opts.name };
+        const upload = await c.send<{ uploadId: string; url: string }>(apiCall('createUpload', model));
+        const bar =
+          ctx.io.isTty && !ctx.globals().json
+            ? new SingleBar({
+                format: `uploading ${basename(file)} [{bar}] {percentage}% {value}/{total} bytes`,
+                stream: process.stderr,
+                hideCursor: true,
+              })
+            : undefined;
+        bar?.start(bytes.length, 0);
+        try {
+          await uploadToPresignedUrl(upload.url, bytes, (sent) => bar?.update(sent));
+        } finally {
+          bar?.stop();
+        }
+        const version = await c.send(apiCall('registerVersion', model), {
+          uploadId: upload.uploadId,
+          ...(opts.description !== undefined ? { description: opts.description } : {}),
+          ...(labels !== undefined ? { labels } : {}),
+          ...(postprocess !== undefined ? { postprocess } : {}),
+        });
+        ctx.print(version, formatRegistered);
+        return EXIT.ok;
+      }),
+    );
+
+  program
+    .command('models')
+    .description('list models with their aliases and latest version')
+    .option('--limit <n>', 'page size', nonNegativeInt('--limit'))
+    .option('--next-token <token>', 'continue a previous listing')
+    .action(
+      ctx.action(async (opts: PageOptions) => {
+        ctx.print(await ctx.client().send(apiCall('listModels', {}, page(opts))), formatModels);
+        return EXIT.ok;
+      }),
+    );
+
+  program
+    .command('versions')
+    .description('list the versions of a model, newest first')
+    .argument('<name>', 'model name')
+    .option('--limit <n>', 'page size', nonNegativeInt('--limit'))
+    .option('--next-token <token>', 'continue a previous listing')
+    .action(
+      ctx.action(async (name: string, opts: PageOptions) => {
+        ctx.print(await ctx.client().send(apiCall('listVersions', { name }, page(opts))), formatVersions);
+        return EXIT.ok;
+      }),
+    );
+}
+
+/** The query of a listing page. */
+const page = (opts: PageOptions) => ({ limit: opts.limit, nextToken: opts.nextToken });

@@ -1,0 +1,85 @@
+/**
+ * What every `maas` command shares: the exit codes, the usage error, where output goes, the global options
+ * and the client they name, and how an answer is printed.
+ */
+import type { Command } from 'commander';
+import { MaasClient, resolveEndpoint } from './client';
+
+/** Exit codes of the CLI: 0 ok, 1 the server (or the network) said no, 2 usage error. */
+export const EXIT = { ok: 0, refused: 1, usage: 2 } as const;
+
+/** The exit code a command's action returns (`maas dev` passes on the local service's own). */
+export type ExitCode = number;
+
+/** A mistake in how the command was called (bad file, malformed JSON…): exit code 2. */
+export class UsageError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'UsageError';
+  }
+}
+
+/** Where the CLI writes; tests capture it. */
+export interface CliIo {
+  readonly out: (text: string) => void;
+  readonly err: (text: string) => void;
+  readonly env: NodeJS.ProcessEnv;
+  /** Whether progress bars may be drawn. */
+  readonly isTty: boolean;
+}
+
+/** The process's standard streams and environment (the CLI reads `process.env` only here and in client.ts). */
+export const processIo = (): CliIo => ({
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+  env: process.env,
+  isTty: Boolean(process.stderr.isTTY),
+});
+
+/** The options of the `maas` program itself, before the command name. */
+export interface GlobalOptions {
+  readonly endpoint?: string;
+  readonly region?: string;
+  readonly json?: boolean;
+}
+
+/** What a command module gets to define its commands. */
+export interface CliContext {
+  readonly io: CliIo;
+  /** The global options as parsed. */
+  globals(): GlobalOptions;
+  /** A client for the endpoint the global options (or the environment) name; a non-http(s) one is a usage error. */
+  client(): MaasClient;
+  /** Prints an answer: pretty JSON with `--json`, else its human rendering. */
+  print(answer: unknown, human: (answer: never) => string): void;
+  /**
+   * Adapts a command's action, which resolves with its exit code, to commander's (which resolves with
+   * nothing): the code becomes the result of the program's run.
+   */
+  action<A extends unknown[]>(fn: (...args: A) => Promise<ExitCode>): (...args: A) => Promise<void>;
+}
+
+/** The context of the commands of `program`; `onExitCode` receives the exit code of the action that ran. */
+export function cliContext(program: Command, io: CliIo, onExitCode: (code: ExitCode) => void): CliContext {
+  const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+  return {
+    io,
+    globals,
+    client() {
+      const g = globals();
+      const endpoint = resolveEndpoint(g.endpoint, io.env);
+      if (!URL.canParse(endpoint) || !/^https?:$/.test(new URL(endpoint).protocol)) {
+        throw new UsageError(`--endpoint must be an http(s) URL, got '${endpoint}'`);
+      }
+      return new MaasClient({ endpoint, ...(g.region ? { region: g.region } : {}) });
+    },
+    print(answer, human) {
+      io.out(globals().json ? `${JSON.stringify(answer, null, 2)}\n` : `${human(answer as never)}\n`);
+    },
+    action:
+      (fn) =>
+      async (...args) => {
+        onExitCode(await fn(...args));
+      },
+  };
+}

@@ -1,0 +1,161 @@
+/**
+ * What the `maas` commands read from their arguments: model references, files, `--input` JSON turned into
+ * inference requests, labels, JSON and integer options. Every mistake is a UsageError (exit code 2).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { pathFor } from '../contract/routes';
+import { UsageError } from './context';
+
+/** A model reference: the model's name and, for `name@3` or `name@prod`, the version or alias. */
+export interface ModelRef {
+  readonly name: string;
+  readonly ref?: string;
+}
+
+/** `name`, `name@3` or `name@prod` -> the model, its ref and the OIP path of that model (and ref). */
+export function modelPath(spec: string): ModelRef & { readonly path: string } {
+  const at = spec.indexOf('@');
+  const name = at < 0 ? spec : spec.slice(0, at);
+  const ref = at < 0 ? undefined : spec.slice(at + 1);
+  if (!name || ref === '')
+    throw new UsageError(`'${spec}' is not a model reference (name, name@version or name@alias)`);
+  const path = pathFor('modelMetadata', { name, ref });
+  return ref ? { name, ref, path } : { name, path };
+}
+
+/** The bytes of a file the command was given; an unreadable one is a usage error. */
+export function readBytes(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new UsageError(
+      `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      {
+        cause: e,
+      },
+    );
+  }
+}
+
+const readText = (path: string): string => readBytes(path).toString('utf8');
+
+/** Reads `--input`: inline JSON, `@file`, or the path of an existing file. */
+export function readInput(value: string): unknown {
+  let text = value;
+  if (value.startsWith('@')) text = readText(value.slice(1));
+  else if (!/^\s*[[{]/.test(value) && existsSync(value)) text = readText(value);
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new UsageError(`--input is not valid JSON: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** One input of a model as its metadata describes it. */
+export interface InputSpec {
+  readonly name: string;
+  readonly datatype: string;
+  readonly shape: readonly number[];
+}
+
+/** Shape of a nested array (`[[1,2],[3,4]]` -> [2,2]); ragged arrays are a usage error. */
+export function shapeOf(value: unknown): number[] {
+  const shape: number[] = [];
+  let level: unknown = value;
+  while (Array.isArray(level)) {
+    shape.push(level.length);
+    level = level[0];
+  }
+  const check = (v: unknown, depth: number): void => {
+    if (depth === shape.length) {
+      if (Array.isArray(v)) throw new UsageError('input arrays are ragged (rows of different lengths)');
+      return;
+    }
+    if (!Array.isArray(v) || v.length !== shape[depth]) {
+      throw new UsageError('input arrays are ragged (rows of different lengths)');
+    }
+    for (const item of v) check(item, depth + 1);
+  };
+  check(value, 0);
+  return shape;
+}
+
+/** Whether `--input` is already a full OIP request (`{"inputs":[…]}`), sent as it is. */
+export function isInferenceRequest(input: unknown): input is Record<string, unknown> {
+  return input !== null && typeof input === 'object' && !Array.isArray(input) && 'inputs' in input;
+}
+
+/**
+ * Turns `--input` into an OIP request. Accepted: a full request (`{"inputs":[…]}`), an array of rows (or
+ * one row) for a model with one input, or `{"<input name>": rows, …}`. `inputs` are the model's inputs.
+ */
+export function toInferenceRequest(input: unknown, inputs: readonly InputSpec[]): Record<string, unknown> {
+  if (isInferenceRequest(input)) return input;
+  const tensor = (spec: InputSpec, data: unknown) => {
+    if (!Array.isArray(data)) throw new UsageError(`input '${spec.name}' must be an array`);
+    let shape = shapeOf(data);
+    // One row for a batched model: [a, b, c, d] -> [[a, b, c, d]].
+    if (shape.length === spec.shape.length - 1) shape = [1, ...shape];
+    return { name: spec.name, shape, datatype: spec.datatype, data: data.flat(Number.POSITIVE_INFINITY) };
+  };
+  if (Array.isArray(input)) {
+    if (inputs.length !== 1) {
+      throw new UsageError(
+        `the model has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}): pass {"<input>": [...], ...}`,
+      );
+    }
+    return { inputs: [tensor(inputs[0] as InputSpec, input)] };
+  }
+  if (input !== null && typeof input === 'object') {
+    return {
+      inputs: Object.entries(input).map(([name, data]) => {
+        const spec = inputs.find((i) => i.name === name);
+        if (!spec)
+          throw new UsageError(
+            `the model has no input '${name}' (it has ${inputs.map((i) => i.name).join(', ')})`,
+          );
+        return tensor(spec, data);
+      }),
+    };
+  }
+  throw new UsageError('--input must be a JSON array of rows, {"<input>": rows} or an inference request');
+}
+
+/** Parses `--labels a,b,c` / `--labels-file` (a JSON array or one label per line). */
+export function readLabels(labels: string | undefined, labelsFile: string | undefined): string[] | undefined {
+  if (labels !== undefined && labelsFile !== undefined)
+    throw new UsageError('use --labels or --labels-file, not both');
+  if (labels !== undefined) return labels.split(',').map((l) => l.trim());
+  if (labelsFile === undefined) return undefined;
+  const text = readText(labelsFile);
+  if (text.trim().startsWith('[')) {
+    try {
+      const parsed = JSON.parse(text) as unknown;
+      if (Array.isArray(parsed) && parsed.every((l) => typeof l === 'string')) return parsed;
+    } catch {
+      // fall through
+    }
+    throw new UsageError(`${labelsFile} must hold a JSON array of strings or one label per line`);
+  }
+  return text.split(/\r?\n/).filter((l) => l.trim() !== '');
+}
+
+/** Parses the JSON value of option `name` (undefined when the option was not given). */
+export function parseJsonOption(name: string, value: string | undefined): unknown {
+  if (value === undefined) return undefined;
+  try {
+    return JSON.parse(value);
+  } catch (e) {
+    throw new UsageError(`${name} is not valid JSON: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** An option or argument parser for non-negative integers (`--limit`, `<version>`…). */
+export function nonNegativeInt(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0)
+      throw new UsageError(`${name} must be a non-negative integer, got '${value}'`);
+    return n;
+  };
+}
