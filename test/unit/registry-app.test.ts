@@ -1,6 +1,7 @@
-/** registerVersion and the alias use cases with in-memory fakes of the ports (no emulators). */
+/** registerVersion and the alias use cases on the in-memory repository and a fake store (no emulators). */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { MemoryRegistryRepository } from '../../functions/adapters/memory-registry';
 import {
   createUpload,
   type RegistryDeps,
@@ -16,10 +17,10 @@ import {
 import type { ModelSignature, ModelVersion } from '../../functions/domain/types';
 import type {
   AliasMove,
+  AliasMoveResult,
   ArtifactStore,
   NewVersion,
   RegistryEvent,
-  RegistryRepository,
 } from '../../functions/ports';
 
 const SIG: ModelSignature = {
@@ -52,28 +53,40 @@ class FakeStore implements ArtifactStore {
   }
 }
 
+/** The in-memory repository, recording the versions it is asked to create and the moves it is asked to make. */
+class RecordingRepository extends MemoryRegistryRepository {
+  readonly created: NewVersion[] = [];
+  readonly moves: AliasMove[] = [];
+  override createVersion(v: NewVersion): Promise<ModelVersion> {
+    this.created.push(v);
+    return super.createVersion(v);
+  }
+  override moveAlias(m: AliasMove): Promise<AliasMoveResult> {
+    this.moves.push(m);
+    return super.moveAlias(m);
+  }
+}
+
 function fakes(objects: Record<string, Uint8Array> = {}) {
   const store = new FakeStore(new Map(Object.entries(objects)));
-  const created: NewVersion[] = [];
-  const moves: AliasMove[] = [];
-  const repo = {
-    async createVersion(v: NewVersion): Promise<ModelVersion> {
-      created.push(v);
-      return { ...v, version: created.length, createdAt: 'now' };
-    },
-    async aliasHistory() {
-      return { items: [{ alias: 'prod', version: 3, previousVersion: 2, at: 't', actor: 'a' }] };
-    },
-    async getModel(name: string) {
-      return { name, latestVersion: 3, aliases: { prod: 3 }, createdAt: 't', updatedAt: 't' };
-    },
-    async moveAlias(m: AliasMove) {
-      moves.push(m);
-      return { alias: m.alias, version: m.version, previousVersion: 3, revision: 5 };
-    },
-  } as unknown as RegistryRepository;
+  const repo = new RecordingRepository();
   const events: RegistryEvent[] = [];
-  return { store, repo, created, moves, events };
+  return { store, repo, created: repo.created, moves: repo.moves, events };
+}
+
+/** `n` READY versions of `name` in the repository (the first becomes prod). */
+async function registered(repo: RecordingRepository, name: string, n: number) {
+  for (let i = 0; i < n; i++) {
+    await repo.createVersion({
+      name,
+      sha256: sha,
+      sizeBytes: 4,
+      s3Key: `models/${name}/${sha}.onnx`,
+      signature: SIG,
+      status: 'READY',
+    });
+  }
+  repo.created.length = 0;
 }
 
 const bytes = new Uint8Array([1, 2, 3, 4]);
@@ -101,6 +114,7 @@ describe('registerVersion', () => {
       createdBy: 'bob',
     });
     expect(v.version).toBe(1);
+    expect(await f.repo.getVersion('m', 1)).toEqual(v);
     expect(f.events).toEqual([
       { type: 'ModelVersionRegistered', detail: { name: 'm', version: 1, sha256: sha } },
     ]);
@@ -155,6 +169,8 @@ describe('registerVersion', () => {
     expect(f.events).toEqual([
       { type: 'ModelVersionFailed', detail: { name: 'm', version: 1, reason: 'protobuf parsing failed' } },
     ]);
+    expect(await f.repo.getVersion('m', 1)).toMatchObject({ status: 'FAILED', s3Key: 'uploads/m/u.onnx' });
+    expect(await f.repo.getAlias('m', 'prod')).toBeUndefined();
   });
 
   it('records nothing when the inspector fails for another reason', async () => {
@@ -171,6 +187,7 @@ describe('registerVersion', () => {
     };
     await expect(registerVersion(deps, { name: 'm', sourceKey: 'uploads/m/u.onnx' })).rejects.toBe(boom);
     expect(f.created).toEqual([]);
+    expect(await f.repo.getModel('m')).toBeUndefined();
   });
 
   it('413 from the HEAD size before reading; 400 for a missing artifact or a bad name', async () => {
@@ -212,6 +229,11 @@ describe('registerVersion', () => {
 describe('rollbackAlias', () => {
   it('moves to the previous version conditionally on the current one', async () => {
     const f = fakes();
+    await registered(f.repo, 'm', 3);
+    // prod: 1 -> 2 -> 3; the latest entry says 3, previously 2.
+    await f.repo.moveAlias({ name: 'm', alias: 'prod', version: 2, actor: 'a' });
+    await f.repo.moveAlias({ name: 'm', alias: 'prod', version: 3, actor: 'a' });
+    f.moves.length = 0;
     const r = await rollbackAlias({ repo: f.repo }, { name: 'm', alias: 'prod', actor: 'ops' });
     expect(f.moves).toEqual([
       expect.objectContaining({ name: 'm', alias: 'prod', version: 2, expectedVersion: 3, actor: 'ops' }),
@@ -221,12 +243,14 @@ describe('rollbackAlias', () => {
 
   it('409 when the latest move created the alias', async () => {
     const f = fakes();
-    (f.repo as { aliasHistory: unknown }).aliasHistory = async () => ({
-      items: [{ alias: 'prod', version: 1, previousVersion: null, at: 't', actor: 'a' }],
-    });
+    await registered(f.repo, 'm', 1);
+    expect((await f.repo.aliasHistory('m', 'prod', 10)).items).toEqual([
+      expect.objectContaining({ alias: 'prod', version: 1, previousVersion: null }),
+    ]);
     await expect(
       rollbackAlias({ repo: f.repo }, { name: 'm', alias: 'prod', actor: 'ops' }),
     ).rejects.toBeInstanceOf(ConflictError);
+    expect(f.moves).toEqual([]);
   });
 });
 

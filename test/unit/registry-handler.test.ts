@@ -1,42 +1,55 @@
-/** The registry handler with fakes: error mapping, body encodings and the caller's identity. */
+/**
+ * The registry handler on the in-memory repository and a stub store: error mapping, body encodings and the
+ * caller's identity.
+ */
 import { describe, expect, it } from 'vitest';
-import type { ModelVersion } from '../../functions/domain/types';
+import { MemoryRegistryRepository } from '../../functions/adapters/memory-registry';
+import type { Model, ModelVersion, Page } from '../../functions/domain/types';
 import { createRegistryHandler, handler } from '../../functions/handlers/registry';
-import type { AliasMove, ArtifactStore, ModelInspector, RegistryRepository } from '../../functions/ports';
+import type {
+  AliasMove,
+  AliasMoveResult,
+  ArtifactStore,
+  ModelInspector,
+  NewVersion,
+} from '../../functions/ports';
 import { apiEvent, parseResult } from '../helpers/apigw';
 
 const unused = () => {
   throw new Error('not used by this test');
 };
-const store = {
+const store: ArtifactStore = {
   bucket: 'b',
   getObject: unused,
   putObject: unused,
   headObject: unused,
   deleteObject: unused,
   presignPut: async (key: string) => `https://s3.example/${key}`,
-} as unknown as ArtifactStore;
+};
 const inspector: ModelInspector = { inspect: unused };
 
-function repoWith(overrides: Partial<RegistryRepository>): RegistryRepository {
-  return { ...overrides } as RegistryRepository;
-}
+/** A READY version of `name` as the repository would be asked to create it. */
+const newVersion = (name: string): NewVersion => ({
+  name,
+  sha256: 'a'.repeat(64),
+  sizeBytes: 1,
+  s3Key: `models/${name}/x.onnx`,
+  signature: { inputs: [], outputs: [] },
+  status: 'READY',
+});
 
 describe('registry handler (fakes)', () => {
   it('answers 503 with Retry-After when DynamoDB throttles, and a generic 500 for the unexpected', async () => {
     const throttled = Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
-    const h = createRegistryHandler({
-      repo: repoWith({
-        getModel: async () => {
-          throw throttled;
-        },
-        listModels: async () => {
-          throw new Error('secret internals at line 42');
-        },
-      }),
-      store,
-      inspector,
-    });
+    class FailingRepository extends MemoryRegistryRepository {
+      override async getModel(): Promise<Model | undefined> {
+        throw throttled;
+      }
+      override async listModels(): Promise<Page<Model>> {
+        throw new Error('secret internals at line 42');
+      }
+    }
+    const h = createRegistryHandler({ repo: new FailingRepository(), store, inspector });
     const r503 = parseResult(await h(apiEvent('GET', '/models/m')));
     expect(r503.status).toBe(503);
     expect(r503.headers['retry-after']).toBe('1');
@@ -48,16 +61,15 @@ describe('registry handler (fakes)', () => {
 
   it('reads base64-encoded bodies and takes the actor from JWT claims when there is no IAM principal', async () => {
     const moves: AliasMove[] = [];
-    const h = createRegistryHandler({
-      repo: repoWith({
-        moveAlias: async (m) => {
-          moves.push(m);
-          return { alias: m.alias, version: m.version, previousVersion: null, revision: 1 };
-        },
-      }),
-      store,
-      inspector,
-    });
+    class RecordingRepository extends MemoryRegistryRepository {
+      override moveAlias(m: AliasMove): Promise<AliasMoveResult> {
+        moves.push(m);
+        return super.moveAlias(m);
+      }
+    }
+    const repo = new RecordingRepository();
+    for (let i = 0; i < 4; i++) await repo.createVersion(newVersion('m'));
+    const h = createRegistryHandler({ repo, store, inspector });
     const r = parseResult(
       await h(
         apiEvent('PUT', '/models/m/aliases/beta', {
@@ -67,28 +79,19 @@ describe('registry handler (fakes)', () => {
         }),
       ),
     );
-    expect(r).toMatchObject({ status: 200, body: { alias: 'beta', version: 4, revision: 1 } });
+    expect(r).toMatchObject({
+      status: 200,
+      body: { alias: 'beta', version: 4, previousVersion: null, revision: 1 },
+    });
     expect(moves).toEqual([{ name: 'm', alias: 'beta', version: 4, reason: 'why not', actor: 'user-7' }]);
   });
 
   it('returns uploads with the configured TTL and hides the storage key of versions', async () => {
-    const version: ModelVersion = {
-      name: 'm',
-      version: 1,
-      status: 'READY',
-      sha256: 'a'.repeat(64),
-      sizeBytes: 1,
-      s3Key: 'models/m/x.onnx',
-      signature: { inputs: [], outputs: [] },
-      createdAt: '2026-01-01T00:00:00.000Z',
-    };
-    const h = createRegistryHandler({
-      repo: repoWith({ getVersion: async () => version }),
-      store,
-      inspector,
-      uploadTtlSeconds: 60,
-      clock: { now: () => new Date('2026-01-01T00:00:00.000Z') },
-    });
+    const clock = { now: () => new Date('2026-01-01T00:00:00.000Z') };
+    const repo = new MemoryRegistryRepository({ clock });
+    const version: ModelVersion = await repo.createVersion(newVersion('m'));
+    expect(version).toMatchObject({ s3Key: 'models/m/x.onnx', createdAt: '2026-01-01T00:00:00.000Z' });
+    const h = createRegistryHandler({ repo, store, inspector, uploadTtlSeconds: 60, clock });
     const up = parseResult(await h(apiEvent('POST', '/models/m/uploads', { body: {} })));
     expect(up.status).toBe(201);
     expect(up.body).toMatchObject({ expiresAt: '2026-01-01T00:01:00.000Z' });
