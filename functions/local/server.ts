@@ -1,7 +1,8 @@
 /**
  * The local HTTP front door: turns node:http requests into API Gateway HTTP API (payload v2) events,
- * routes them with the contract's route table to the same handler objects Lambda runs, and writes the
- * handlers' results back as HTTP answers.
+ * routes them with the contract's route table (`matchRoute`) to the same handler objects Lambda runs, and
+ * writes the handlers' results back as HTTP answers. Each event carries its route's `routeKey` as API Gateway
+ * sets it, from which the handlers resolve the route's operation id exactly as in AWS.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';

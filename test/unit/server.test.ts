@@ -1,5 +1,6 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { operationsOf, pathFor, ROUTES, routeKey } from '../../functions/contract/routes';
 import type { HttpEvent, HttpResult } from '../../functions/handlers/http';
 import { json } from '../../functions/handlers/http';
 import { isTextContentType, type RunningLocalServer, startLocalServer } from '../../functions/local/server';
@@ -27,7 +28,10 @@ describe('local server', () => {
           }
           return json(201, { echo: event.body ?? null }, { 'x-extra': 'yes' });
         },
-        predict: async () => ({ live: true }),
+        predict: async (event) => {
+          seen.push(event);
+          return { live: true };
+        },
       },
     });
   });
@@ -62,6 +66,27 @@ describe('local server', () => {
     expect(e.requestContext.requestId).toMatch(/^[0-9a-f-]{36}$/);
     expect(typeof e.requestContext.timeEpoch).toBe('number');
     expect(e.requestContext.authorizer?.iam?.userArn).toBe('local:tester');
+  });
+
+  it('routes every operation of the table to its function with the routeKey API Gateway would send', async () => {
+    const sample: Record<string, string> = {
+      name: 'm 1',
+      ref: 'prod',
+      version: '3',
+      alias: 'a',
+      requestId: 'r',
+    };
+    for (const route of ROUTES.filter((r) => r.fn !== 'async')) {
+      const names = [...route.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1] as string);
+      const params = Object.fromEntries(names.map((n) => [n, sample[n] as string]));
+      const res = await fetch(`${server.url}${pathFor(route.operationId, params as never)}`, {
+        method: route.method,
+      });
+      expect(res.ok, routeKey(route)).toBe(true);
+      expect(last().routeKey).toBe(routeKey(route));
+      expect(operationsOf(route.fn).get(last().routeKey)).toBe(route.operationId);
+      expect(last().pathParameters ?? {}).toEqual(params);
+    }
   });
 
   it('base64-encodes non-text bodies and decodes base64 results', async () => {
