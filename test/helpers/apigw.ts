@@ -2,7 +2,7 @@
  * Builds API Gateway HTTP API (payload 2.0) events for handler tests. `routeKey` and `pathParameters`
  * come from the contract's route table (`matchRoute`), exactly as API Gateway would fill them.
  */
-import { matchRoute } from '../../functions/contract/routes';
+import { matchRoute, routeKey as routeKeyOf } from '../../functions/contract/routes';
 import type { HttpEvent, HttpResult } from '../../functions/handlers/http';
 
 export interface ApiEventOptions {
@@ -31,7 +31,7 @@ export function apiEvent(method: string, path: string, opts: ApiEventOptions = {
   const queryStringParameters = Object.fromEntries(params.entries());
   const match = matchRoute(upper, rawPath);
   const found = match && 'route' in match ? match : undefined;
-  const routeKey = found ? `${found.route.method} ${found.route.path}` : '$default';
+  const routeKey = found ? routeKeyOf(found.route) : '$default';
 
   let body: string | undefined;
   if (opts.body !== undefined) body = typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
