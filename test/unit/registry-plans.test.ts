@@ -1,0 +1,291 @@
+/** The registry planners (pure): what each decision plans from a given state, or which error it throws. */
+import { describe, expect, it } from 'vitest';
+import { ConflictError, NotFoundError, PreconditionFailedError } from '../../functions/domain/errors';
+import {
+  allowsVersionDeletion,
+  allowsVersionUpdate,
+  planAliasMove,
+  planRollback,
+  planVersionCreation,
+  planVersionUpdate,
+  servingSnapshot,
+  versionDeletionRefusal,
+  versionUpdateRefusal,
+} from '../../functions/domain/registry-plans';
+import type { AliasState, ModelVersion, NewVersion } from '../../functions/domain/types';
+
+const T0 = '2026-01-01T00:00:00.000Z';
+const T1 = '2026-01-01T00:00:01.000Z';
+
+const request = (extra: Partial<NewVersion> = {}): NewVersion => ({
+  name: 'm',
+  sha256: 'ab'.repeat(32),
+  sizeBytes: 10,
+  s3Key: 'models/m/x.onnx',
+  signature: { inputs: [], outputs: [] },
+  status: 'READY',
+  ...extra,
+});
+
+const version = (v: number, extra: Partial<ModelVersion> = {}): ModelVersion => ({
+  name: 'm',
+  version: v,
+  status: 'READY',
+  sha256: 'ab'.repeat(32),
+  sizeBytes: 10,
+  s3Key: 'models/m/x.onnx',
+  signature: { inputs: [], outputs: [] },
+  createdAt: T0,
+  ...extra,
+});
+
+const alias = (v: number, revision: number, updatedAt = T0): AliasState => ({
+  alias: 'prod',
+  version: v,
+  revision,
+  updatedAt,
+});
+
+describe('planVersionCreation', () => {
+  it('creates the model with version 1; the first READY version becomes prod', () => {
+    const plan = planVersionCreation(
+      request({ createdBy: 'alice', description: undefined }),
+      { counter: undefined, defaultAliasTaken: false },
+      T0,
+    );
+    expect(plan).toMatchObject({ name: 'm', at: T0, expectedLatestVersion: undefined, firstReady: true });
+    expect(plan.version).toEqual(version(1, { createdBy: 'alice' }));
+    expect(plan.alias).toEqual({
+      state: { alias: 'prod', version: 1, revision: 1, updatedAt: T0, target: version(1) },
+      history: {
+        alias: 'prod',
+        version: 1,
+        previousVersion: null,
+        at: T0,
+        actor: 'alice',
+        reason: 'first READY version',
+        revision: 1,
+      },
+    });
+  });
+
+  it('moves the counter on from what was read; later READY versions and FAILED ones get no alias', () => {
+    const later = planVersionCreation(
+      request(),
+      { counter: { latestVersion: 4, firstReadyVersion: 2 }, defaultAliasTaken: false },
+      T1,
+    );
+    expect(later).toMatchObject({ expectedLatestVersion: 4, firstReady: false, version: { version: 5 } });
+    expect(later.alias).toBeUndefined();
+    const failed = planVersionCreation(
+      request({ status: 'FAILED', failureReason: 'bad' }),
+      { counter: { latestVersion: 1 }, defaultAliasTaken: false },
+      T1,
+    );
+    expect(failed).toMatchObject({
+      expectedLatestVersion: 1,
+      firstReady: false,
+      version: { version: 2, status: 'FAILED', failureReason: 'bad' },
+    });
+    expect(failed.alias).toBeUndefined();
+    // The first READY version after FAILED ones, with prod already taken by other means: recorded, not aliased.
+    const taken = planVersionCreation(
+      request(),
+      { counter: { latestVersion: 2 }, defaultAliasTaken: true },
+      T1,
+    );
+    expect(taken).toMatchObject({ firstReady: true, version: { version: 3 } });
+    expect(taken.alias).toBeUndefined();
+    expect(
+      planVersionCreation(request(), { counter: { latestVersion: 2 }, defaultAliasTaken: false }, T1).alias
+        ?.history.actor,
+    ).toBe('system');
+  });
+});
+
+describe('planAliasMove', () => {
+  const state = { modelExists: true, alias: alias(1, 3, T0), target: version(2) };
+
+  it('chains the history: previous version, revision + 1, the alias sets that change', () => {
+    const plan = planAliasMove(
+      { name: 'm', alias: 'prod', version: 2, actor: 'bob', reason: 'why' },
+      state,
+      T1,
+    );
+    expect(plan).toEqual({
+      name: 'm',
+      alias: 'prod',
+      at: T1,
+      expectedRevision: 3,
+      next: { alias: 'prod', version: 2, revision: 4, updatedAt: T1, target: version(2) },
+      history: {
+        alias: 'prod',
+        version: 2,
+        previousVersion: 1,
+        at: T1,
+        actor: 'bob',
+        reason: 'why',
+        revision: 4,
+      },
+      gains: 2,
+      releases: 1,
+      result: { alias: 'prod', version: 2, previousVersion: 1, revision: 4 },
+    });
+  });
+
+  it('never stamps a move earlier than the previous one', () => {
+    const lagging = planAliasMove(
+      { name: 'm', alias: 'prod', version: 2, actor: 'late' },
+      { ...state, alias: alias(1, 3, T1) },
+      T0,
+    );
+    expect(lagging.at).toBe(T1);
+    expect(lagging.history.at).toBe(T1);
+  });
+
+  it('creates (expected revision 0), re-points at the same version, and removes', () => {
+    const created = planAliasMove(
+      { name: 'm', alias: 'canary', version: 2, expectedVersion: 0, actor: 'a' },
+      { ...state, alias: undefined },
+      T1,
+    );
+    expect(created).toMatchObject({
+      expectedRevision: 0,
+      gains: 2,
+      releases: undefined,
+      result: { previousVersion: null, revision: 1 },
+    });
+    const same = planAliasMove(
+      { name: 'm', alias: 'prod', version: 1, actor: 'a' },
+      { ...state, target: version(1) },
+      T1,
+    );
+    expect(same).toMatchObject({ gains: undefined, releases: undefined, next: { version: 1, revision: 4 } });
+    const removed = planAliasMove(
+      { name: 'm', alias: 'prod', version: null, actor: 'a' },
+      { ...state, target: undefined },
+      T1,
+    );
+    expect(removed).toMatchObject({
+      next: undefined,
+      gains: undefined,
+      releases: 1,
+      history: { version: null, previousVersion: 1 },
+    });
+  });
+
+  it('refuses in order: model 404, expectedVersion 412, expectedRevision 412, alias 404, version 404, not READY 409', () => {
+    const err = (move: Partial<Parameters<typeof planAliasMove>[0]>, s: Partial<typeof state> = {}) => {
+      try {
+        planAliasMove({ name: 'm', alias: 'prod', version: 2, actor: 'a', ...move }, { ...state, ...s }, T1);
+        return undefined;
+      } catch (e) {
+        return [(e as Error).constructor, (e as { code?: string }).code];
+      }
+    };
+    expect(err({ expectedVersion: 9 }, { modelExists: false })).toEqual([NotFoundError, 'MODEL_NOT_FOUND']);
+    expect(err({ expectedVersion: 9 })).toEqual([PreconditionFailedError, 'PRECONDITION_FAILED']);
+    expect(err({ expectedVersion: 1 }, { alias: undefined })).toEqual([
+      PreconditionFailedError,
+      'PRECONDITION_FAILED',
+    ]);
+    expect(err({ expectedRevision: 2 })).toEqual([PreconditionFailedError, 'PRECONDITION_FAILED']);
+    expect(err({ version: null }, { alias: undefined })).toEqual([NotFoundError, 'ALIAS_NOT_FOUND']);
+    expect(err({}, { target: undefined })).toEqual([NotFoundError, 'VERSION_NOT_FOUND']);
+    expect(err({ version: 3 })).toEqual([NotFoundError, 'VERSION_NOT_FOUND']);
+    expect(err({}, { target: version(2, { status: 'ARCHIVED' }) })).toEqual([
+      ConflictError,
+      'VERSION_NOT_READY',
+    ]);
+    expect(err({ expectedVersion: 1, expectedRevision: 3 })).toBeUndefined();
+  });
+});
+
+describe('planRollback', () => {
+  const entry = (v: number | null, previousVersion: number | null) => ({
+    alias: 'prod',
+    version: v,
+    previousVersion,
+    at: T0,
+    actor: 'a',
+  });
+
+  it('moves back to the previous version, conditionally on the current one', () => {
+    expect(planRollback({ name: 'm', alias: 'prod', actor: 'ops' }, entry(3, 2))).toEqual({
+      name: 'm',
+      alias: 'prod',
+      version: 2,
+      expectedVersion: 3,
+      reason: 'rollback from 3 to 2',
+      actor: 'ops',
+    });
+    // A removed alias comes back (it must not exist meanwhile).
+    expect(
+      planRollback({ name: 'm', alias: 'prod', actor: 'ops', reason: 'undo' }, entry(null, 4)),
+    ).toMatchObject({
+      version: 4,
+      expectedVersion: 0,
+      reason: 'undo',
+    });
+  });
+
+  it('404 without history, 409 when the latest move created the alias', () => {
+    expect(() => planRollback({ name: 'm', alias: 'prod', actor: 'ops' }, undefined)).toThrow(NotFoundError);
+    expect(() => planRollback({ name: 'm', alias: 'prod', actor: 'ops' }, entry(1, null))).toThrow(
+      expect.objectContaining({ code: 'NO_ROLLBACK_TARGET' }),
+    );
+  });
+});
+
+describe('archive and delete rules', () => {
+  it('archiving needs a READY (or ARCHIVED) version no alias points at; other changes only need the version', () => {
+    const archive = planVersionUpdate({ status: 'ARCHIVED', description: 'old', tags: undefined });
+    expect(archive).toEqual({ set: { status: 'ARCHIVED', description: 'old' }, archive: true });
+    expect(allowsVersionUpdate(archive, { status: 'READY', aliases: [] })).toBe(true);
+    expect(allowsVersionUpdate(archive, { status: 'ARCHIVED', aliases: [] })).toBe(true);
+    expect(allowsVersionUpdate(archive, { status: 'FAILED', aliases: [] })).toBe(false);
+    expect(allowsVersionUpdate(archive, { status: 'READY', aliases: ['prod'] })).toBe(false);
+    expect(allowsVersionUpdate(archive, undefined)).toBe(false);
+    const editOnly = planVersionUpdate({ description: 'x' });
+    expect(editOnly).toEqual({ set: { description: 'x' }, archive: false });
+    expect(allowsVersionUpdate(editOnly, { status: 'FAILED', aliases: ['prod'] })).toBe(true);
+    expect(planVersionUpdate({})).toEqual({ set: {}, archive: false });
+
+    expect(versionUpdateRefusal('m', 2, undefined)).toMatchObject({ status: 404, code: 'VERSION_NOT_FOUND' });
+    expect(versionUpdateRefusal('m', 2, { status: 'READY', aliases: ['a', 'b'] })).toMatchObject({
+      status: 409,
+      code: 'VERSION_ALIASED',
+      message: "version 2 of model 'm' is aliased (a, b); move the alias first",
+    });
+    expect(versionUpdateRefusal('m', 2, { status: 'FAILED', aliases: [] })).toMatchObject({
+      status: 409,
+      code: 'INVALID_STATUS_CHANGE',
+    });
+  });
+
+  it('deleting needs a version no alias points at', () => {
+    expect(allowsVersionDeletion({ status: 'FAILED', aliases: [] })).toBe(true);
+    expect(allowsVersionDeletion({ status: 'READY', aliases: ['prod'] })).toBe(false);
+    expect(allowsVersionDeletion(undefined)).toBe(false);
+    expect(versionDeletionRefusal('m', 1, undefined)).toMatchObject({
+      status: 404,
+      code: 'VERSION_NOT_FOUND',
+    });
+    expect(versionDeletionRefusal('m', 1, { status: 'READY', aliases: ['prod'] })).toMatchObject({
+      status: 409,
+      code: 'VERSION_ALIASED',
+      message: "version 1 of model 'm' is aliased (prod); move or delete the alias first",
+    });
+  });
+
+  it('an alias carries the serving fields of its version only', () => {
+    const full = version(1, {
+      description: 'd',
+      tags: { a: 'b' },
+      labels: ['x'],
+      createdBy: 'c',
+      failureReason: 'f',
+    });
+    expect(servingSnapshot(full)).toEqual(version(1, { labels: ['x'] }));
+  });
+});
