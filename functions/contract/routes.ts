@@ -60,6 +60,7 @@ export type OperationOf<F extends FunctionId> = {
   [Id in OperationId]: Operations[Id]['fn'] extends F ? Id : never;
 }[OperationId];
 
+/** One route of the HTTP API: one method and path of an operation. */
 export interface RouteDef {
   readonly method: HttpMethod;
   readonly path: string;
@@ -69,6 +70,7 @@ export interface RouteDef {
   readonly operationId: OperationId;
 }
 
+/** Every route, in table order (an operation's variants next to each other). */
 export const ROUTES: readonly RouteDef[] = (Object.keys(OPERATIONS) as OperationId[]).flatMap(
   (operationId) => {
     const spec: OperationSpec = OPERATIONS[operationId];
