@@ -1,7 +1,7 @@
 /**
- * Registry rules the DynamoDB adapter needs at run time, kept free of the request schemas (zod) so that
- * bundles which only read the registry (the predict function) stay small and start fast. Re-exported by
- * ./registry.
+ * Registry rules the planners (./registry-plans) and the repositories need at run time — opaque pagination
+ * tokens and "only READY versions can be aliased" — kept free of the request schemas (zod) so that bundles
+ * which only read the registry (the predict function) stay small and start fast. Re-exported by ./registry.
  */
 import { BadRequestError, ConflictError } from './errors';
 import type { ModelVersion } from './types';
