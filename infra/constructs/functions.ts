@@ -12,6 +12,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { BUNDLE_OPTIONS } from '../../functions/contract/bundling';
 import { ENV, HANDLER_ENTRIES } from '../../functions/contract/env';
+import { LIMITS } from '../../functions/contract/limits';
 import type { RegistryTable } from './model-registry-table';
 import type { ModelStore } from './model-store';
 import type { OnnxRuntimeLayer } from './onnxruntime-layer';
@@ -22,7 +23,7 @@ export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', 
 
 /**
  * Sizing of one function. Checked at synth: memory within Lambda's range, and the timeout of a function
- * that answers the HTTP API (predict, async API) at most API Gateway's 30 s integration timeout.
+ * that answers the HTTP API (predict, registry, async API) at most API Gateway's 30 s integration timeout.
  */
 export interface FunctionSizing {
   /**
@@ -31,9 +32,9 @@ export interface FunctionSizing {
    */
   readonly memorySize?: number;
   /**
-   * Function timeout; for predict and the async API at most 30 seconds (API Gateway HTTP API's
+   * Function timeout; at most 30 seconds for the functions that answer the HTTP API (API Gateway HTTP API's
    * integration timeout).
-   * @default 30 seconds for predict, 60 for registry (it downloads and loads the model it validates)
+   * @default 30 seconds
    */
   readonly timeout?: Duration;
   /** Reserved concurrency (caps the function). @default - unreserved */
@@ -55,7 +56,7 @@ export interface MaasFunctionsProps {
   readonly onnxRuntime: OnnxRuntimeLayer;
   /** Predict function sizing. @default {} (1769 MB, 30 seconds, unreserved, no provisioned concurrency) */
   readonly predict?: FunctionSizing;
-  /** Registry function sizing. @default {} (3008 MB, 60 seconds, unreserved, no provisioned concurrency) */
+  /** Registry function sizing. @default {} (3008 MB, 30 seconds, unreserved, no provisioned concurrency) */
   readonly registry?: FunctionSizing;
   /**
    * Sessions the predict function loads during INIT (`MAAS_PRELOAD`): comma-separated `name` or `name@ref`,
@@ -176,7 +177,7 @@ export interface MaasFunction {
 
 /**
  * The predict and registry functions. Throws a `MaasValidationError` at synth for an invalid `preload`, a
- * memory size outside Lambda's range, or a predict timeout above the API's 30 s.
+ * memory size outside Lambda's range, or a predict or registry timeout above the API's 30 s.
  */
 export class MaasFunctions extends Construct {
   /** Serves inference (Open Inference Protocol v2) through the HTTP API. */
@@ -199,13 +200,14 @@ export class MaasFunctions extends Construct {
       environment: { ...common, ...(props.preload ? { [ENV.preload]: props.preload } : {}) },
       description: 'maas inference (Open Inference Protocol v2)',
     });
-    // The registry may run past the API's 30 s: API Gateway then answers 503, but the invocation goes on
-    // and a registration under way is still recorded (the version shows up in the listing).
+    // The registry answers the HTTP API too: a registration that outlived API Gateway's 30 s would be
+    // recorded after the caller got a 503 (and a retry would register it twice). At 30 s it ends with the
+    // response; the version is written last, in one conditional write, so a cut registration leaves none.
     this.registry = this.makeFunction('Registry', HANDLER_ENTRIES.registry, props, props.registry ?? {}, {
       sizingProp: 'registry',
-      answersApi: false,
+      answersApi: true,
       memorySize: 3008,
-      timeout: 60,
+      timeout: LIMITS.apiIntegrationTimeoutSeconds,
       environment: common,
       description: 'maas model registry',
     });

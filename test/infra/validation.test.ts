@@ -109,9 +109,15 @@ describe('MaasFunctions', () => {
     expect(e.message).toContain('Set predict.timeout to at most 30 seconds, e.g. Duration.seconds(30).');
   });
 
-  it('accepts a predict timeout of 30 s, and a registry timeout above it (a registration outlives the API response)', () => {
+  it('rejects a registry timeout above 30 s: a registration must not outlive the API response', () => {
+    const e = errorOf(() => functions({ registry: { timeout: Duration.minutes(2) } }));
+    expect(e.setting).toBe('registry.timeout');
+    expect(e.message).toContain('Set registry.timeout to at most 30 seconds');
+  });
+
+  it('accepts predict and registry timeouts of 30 s', () => {
     expect(() =>
-      functions({ predict: { timeout: Duration.seconds(30) }, registry: { timeout: Duration.minutes(2) } }),
+      functions({ predict: { timeout: Duration.seconds(30) }, registry: { timeout: Duration.seconds(30) } }),
     ).not.toThrow();
   });
 });
