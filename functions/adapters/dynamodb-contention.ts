@@ -83,7 +83,11 @@ export class ContentionRetry {
       } catch (e) {
         if (!isContention(e)) throw e;
         if (n >= this.maxAttempts) {
-          throw new UnavailableError(`${what} did not succeed after ${n} attempts under contention; retry`);
+          throw new UnavailableError(
+            `${what} did not succeed after ${n} attempts under contention; retry`,
+            1,
+            { cause: e },
+          );
         }
         await sleep(Math.random() * Math.min(250, 5 * 2 ** Math.min(n, 10)));
       }

@@ -1,12 +1,14 @@
 /**
- * Domain errors. Each carries the HTTP status and machine code of ARCHITECTURE §2, so handlers map
- * them without knowing the cause. Anything that is not a MaasError is a 500 with a generic message.
+ * Domain errors. Each carries the HTTP status and machine code of the error model (docs/ARCHITECTURE.md,
+ * "Errors"), so handlers map them without knowing what went wrong underneath; an error that wraps another
+ * keeps it as `cause` (logged, never answered). Anything that is not a MaasError is a 500 with a generic
+ * message.
  */
 export abstract class MaasError extends Error {
   abstract readonly status: number;
   abstract readonly code: string;
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = new.target.name;
   }
 }
@@ -16,8 +18,9 @@ export class BadRequestError extends MaasError {
   constructor(
     message: string,
     readonly code: string = 'BAD_REQUEST',
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
@@ -26,8 +29,9 @@ export class NotFoundError extends MaasError {
   constructor(
     message: string,
     readonly code: string = 'NOT_FOUND',
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
@@ -41,8 +45,9 @@ export class ConflictError extends MaasError {
   constructor(
     message: string,
     readonly code: string = 'CONFLICT',
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
@@ -69,8 +74,9 @@ export class UnavailableError extends MaasError {
   constructor(
     message: string,
     readonly retryAfterSeconds = 1,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { isContention } from '../../functions/adapters/dynamodb-contention';
+import { ContentionRetry, isContention } from '../../functions/adapters/dynamodb-contention';
 import { LIMITS } from '../../functions/contract/limits';
 import { ROUTES, routeKey } from '../../functions/contract/routes';
-import { BadRequestError, ConflictError } from '../../functions/domain/errors';
+import { BadRequestError, ConflictError, UnavailableError } from '../../functions/domain/errors';
 import {
   assertAliasable,
   assertPostprocessFits,
@@ -226,5 +226,25 @@ describe('DynamoDB write retries', () => {
     expect(isContention(cancelled('None', 'ValidationError'))).toBe(false);
     expect(isContention(Object.assign(new Error('x'), { name: 'ValidationException' }))).toBe(false);
     expect(isContention(new Error('boom'))).toBe(false);
+  });
+
+  it('gives up after maxAttempts with a 503 that keeps the last conflict as its cause', async () => {
+    // Prepare
+    const conflict = cancelled('None', 'TransactionConflict');
+    let attempts = 0;
+    // Act
+    const failure = await new ContentionRetry(3)
+      .run('moving the alias', async () => {
+        attempts++;
+        throw conflict;
+      })
+      .catch((e: unknown) => e);
+    // Assess
+    expect(attempts).toBe(3);
+    expect(failure).toBeInstanceOf(UnavailableError);
+    expect((failure as UnavailableError).message).toContain(
+      'moving the alias did not succeed after 3 attempts',
+    );
+    expect((failure as UnavailableError).cause).toBe(conflict);
   });
 });
