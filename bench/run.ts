@@ -27,6 +27,7 @@ import { S3ArtifactReader } from '../functions/adapters/s3-artifact-reader';
 import { S3ArtifactStore } from '../functions/adapters/s3-artifact-store';
 import { registerVersion } from '../functions/app/registry';
 import { SessionCache, sha256Hex } from '../functions/app/session-cache';
+import { processEnv } from '../functions/config/environment';
 import { BUNDLE_OPTIONS } from '../functions/contract/bundling';
 import { ENV, HANDLER_ENTRIES, S3_KEYS } from '../functions/contract/env';
 import { createPredictHandler } from '../functions/handlers/predict';
@@ -302,7 +303,7 @@ process.stdout.write(JSON.stringify({ boot: t0, import: t1 - t0, first: t2 - t1 
 `,
   );
 
-  const env = { ...process.env, ...awsEnv, AWS_LAMBDA_FUNCTION_MEMORY_SIZE: '1769', NODE_NO_WARNINGS: '1' };
+  const env = { ...processEnv(), ...awsEnv, [ENV.memoryMb]: '1769', NODE_NO_WARNINGS: '1' };
   const phases: Record<string, { boot: number; import: number; first: number }[]> = {};
   // Spawn to first answer: the clock stops when the child's answer line arrives (each driver writes it right
   // after its first result), so process teardown, which differs between the two, is not counted.

@@ -10,10 +10,11 @@
  * the same two reads load in under 5 ms. Everything else (registry writes, events, batch) keeps the generated
  * clients of `aws-clients.ts`.
  *
- * Endpoints follow the SDK's environment settings: `AWS_ENDPOINT_URL_<SERVICE>`, then `AWS_ENDPOINT_URL`
- * (both ignored when `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`), otherwise the regional endpoint of
- * `AWS_REGION` (FIPS with `AWS_USE_FIPS_ENDPOINT=true`, dual-stack with `AWS_USE_DUALSTACK_ENDPOINT=true`, the
- * China partition's domains in `cn-` regions).
+ * Endpoints follow the SDK's environment settings, as the config module reads them from the environment the
+ * client is given: `AWS_ENDPOINT_URL_<SERVICE>`, then `AWS_ENDPOINT_URL` (both ignored when
+ * `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`), otherwise the regional endpoint of the region (FIPS with
+ * `AWS_USE_FIPS_ENDPOINT=true`, dual-stack with `AWS_USE_DUALSTACK_ENDPOINT=true`, the China partition's domains
+ * in `cn-` regions).
  */
 import { fromEnv } from '@aws-sdk/credential-provider-env';
 import {
@@ -33,13 +34,15 @@ import type {
   RetryErrorType,
   SdkError,
 } from '@smithy/types';
+import { EnvironmentVariables, type EnvRecord } from '../config/environment';
+import { ENV } from '../contract/env';
 
 /** The services this module talks to, by their signing name. */
 export type AwsService = 'dynamodb' | 's3';
 
 export interface AwsHttpOptions {
   readonly service: AwsService;
-  /** @default AWS_REGION, then AWS_DEFAULT_REGION, then us-east-1 */
+  /** @default the region of `env` (the config module's rule: AWS_REGION, then AWS_DEFAULT_REGION, then us-east-1) */
   readonly region?: string;
   /** Overrides the endpoint (the local server and the tests pass the emulator's URL). */
   readonly endpoint?: string;
@@ -51,8 +54,11 @@ export interface AwsHttpOptions {
   readonly retryableCodes?: readonly string[];
   /** @default one keep-alive handler per process */
   readonly http?: NodeHttpHandler;
-  /** @default process.env */
-  readonly env?: NodeJS.ProcessEnv;
+  /**
+   * The environment whose AWS settings apply where these options say nothing: the region, configured endpoints,
+   * FIPS and dual-stack. @default the process environment
+   */
+  readonly env?: EnvRecord;
 }
 
 export interface AwsCall {
@@ -96,33 +102,31 @@ function sharedHttpHandler(): NodeHttpHandler {
   return defaultHttp;
 }
 
-const truthy = (v: string | undefined) => v?.toLowerCase() === 'true';
-
-/** The endpoint of `service`: an explicit one, the configured one from the environment, or the regional one. */
+/**
+ * The endpoint of `service`: an explicit one, the one configured in `env` (a record, or the config module's reader
+ * of one; @default the process environment), or the regional one.
+ */
 export function resolveAwsEndpoint(
   service: AwsService,
   region: string,
   endpoint: string | undefined,
-  env: NodeJS.ProcessEnv,
+  env?: EnvRecord | EnvironmentVariables,
 ): { readonly url: URL; readonly custom: boolean } {
-  const configured =
-    endpoint ??
-    (truthy(env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS)
-      ? undefined
-      : (env[`AWS_ENDPOINT_URL_${service.toUpperCase()}`] ?? env.AWS_ENDPOINT_URL));
+  const vars = env instanceof EnvironmentVariables ? env : new EnvironmentVariables(env);
+  const configured = endpoint ?? vars.configuredEndpoint(service);
   if (configured) return { url: new URL(configured), custom: true };
-  const fipsOn = truthy(env.AWS_USE_FIPS_ENDPOINT);
-  const dualStack = truthy(env.AWS_USE_DUALSTACK_ENDPOINT);
+  const fipsOn = vars.useFipsEndpoint();
+  const dualStack = vars.useDualstackEndpoint();
   const china = region.startsWith('cn-');
   // Regions of the aws and aws-us-gov partitions (us-iso-*, eusc-* and others belong to partitions of their own).
   const known = china || /^(af|ap|ca|eu|il|me|mx|sa|us)(-gov)?-[a-z]+-\d+$/.test(region);
   if (!known) {
     throw new Error(
-      `region '${region}' is outside the aws, aws-cn and aws-us-gov partitions, whose ${service} endpoints this client derives; set AWS_ENDPOINT_URL_${service.toUpperCase()}`,
+      `region '${region}' is outside the aws, aws-cn and aws-us-gov partitions, whose ${service} endpoints this client derives; set ${ENV.endpoint}_${service.toUpperCase()}`,
     );
   }
   if (china && fipsOn)
-    throw new Error(`the aws-cn partition has no FIPS endpoints; unset AWS_USE_FIPS_ENDPOINT`);
+    throw new Error(`the aws-cn partition has no FIPS endpoints; unset ${ENV.useFipsEndpoint}`);
   // GovCloud's regular DynamoDB endpoints are its FIPS endpoints.
   const fips =
     fipsOn && !(service === 'dynamodb' && !dualStack && region.startsWith('us-gov-')) ? '-fips' : '';
@@ -163,9 +167,9 @@ export class AwsHttpClient {
   private readonly retryableCodes: ReadonlySet<string>;
 
   constructor(o: AwsHttpOptions) {
-    const env = o.env ?? process.env;
+    const env = new EnvironmentVariables(o.env);
     this.service = o.service;
-    this.region = o.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1';
+    this.region = o.region ?? env.region();
     const { url, custom } = resolveAwsEndpoint(o.service, this.region, o.endpoint, env);
     this.endpoint = url;
     this.customEndpoint = custom;

@@ -12,7 +12,7 @@ import type { Datatype } from '../domain/types';
 import type { InferenceEngine, ModelSession } from '../ports/inference';
 
 export interface OrtEngineOptions {
-  /** Intra-op threads per session (see `ortThreadCount()` in handlers/config.ts). @default 1 */
+  /** Intra-op threads per session (see `ortThreadCount()` in config/environment.ts). @default 1 */
   readonly threads?: number;
   /**
    * ORT's CPU memory arena: faster repeated runs at the price of memory held until the session is released.

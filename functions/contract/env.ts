@@ -1,5 +1,9 @@
-/** Environment variable names (ARCHITECTURE §5), read in one place: functions/handlers/config.ts. */
+/**
+ * Names of the environment variables the code reads (docs/ARCHITECTURE.md, "Environment"). They are read in one
+ * place, the config module (functions/config/environment.ts); infra sets the service's own ones from here.
+ */
 export const ENV = {
+  // The service's settings (set by the stack).
   table: 'MAAS_TABLE',
   bucket: 'MAAS_BUCKET',
   aliasTtlMs: 'MAAS_ALIAS_TTL_MS',
@@ -8,14 +12,28 @@ export const ENV = {
   maxBodyBytes: 'MAAS_MAX_BODY_BYTES',
   queueUrl: 'MAAS_QUEUE_URL',
   eventBus: 'MAAS_EVENT_BUS',
+  // The AWS SDK's standard settings, which the predict path's signed reads honour as the SDK does.
   region: 'AWS_REGION',
+  defaultRegion: 'AWS_DEFAULT_REGION',
+  /** Endpoint of every service; `AWS_ENDPOINT_URL_<SERVICE>` (e.g. `endpointDynamodb`) wins over it. */
   endpoint: 'AWS_ENDPOINT_URL',
   endpointDynamodb: 'AWS_ENDPOINT_URL_DYNAMODB',
   endpointS3: 'AWS_ENDPOINT_URL_S3',
+  ignoreConfiguredEndpoints: 'AWS_IGNORE_CONFIGURED_ENDPOINT_URLS',
+  useFipsEndpoint: 'AWS_USE_FIPS_ENDPOINT',
+  useDualstackEndpoint: 'AWS_USE_DUALSTACK_ENDPOINT',
+  accessKeyId: 'AWS_ACCESS_KEY_ID',
+  secretAccessKey: 'AWS_SECRET_ACCESS_KEY',
+  // Set by Lambda.
   memoryMb: 'AWS_LAMBDA_FUNCTION_MEMORY_SIZE',
+  initializationType: 'AWS_LAMBDA_INITIALIZATION_TYPE',
+  // The developer tools (`maas dev`, the CLI).
+  home: 'MAAS_HOME',
+  port: 'PORT',
+  cliEndpoint: 'MAAS_ENDPOINT',
 } as const;
 
-/** S3 key layout (ARCHITECTURE §3). */
+/** S3 key layout (docs/ARCHITECTURE.md, "Data: table keys and S3 layout"). */
 export const S3_KEYS = {
   model: (name: string, sha256: string) => `models/${name}/${sha256}.onnx`,
   upload: (name: string, uploadId: string) => `uploads/${name}/${uploadId}.onnx`,

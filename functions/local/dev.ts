@@ -10,6 +10,12 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { dynamoDocumentClient, s3Client } from '../adapters/aws-clients';
+import {
+  EnvironmentVariables,
+  type EnvRecord,
+  setProcessEnv,
+  withoutProcessEnv,
+} from '../config/environment';
 import { ENV, S3_KEYS } from '../contract/env';
 import {
   JavaMissingError,
@@ -33,8 +39,8 @@ export const DEFAULT_PORT = 3000;
 /** Name of the file under `$MAAS_HOME` describing the running local services. */
 export const ENDPOINTS_FILE = 'endpoints.json';
 
-/** `$MAAS_HOME`, defaulting to `.maas` in the working directory. */
-export const maasHome = (env: NodeJS.ProcessEnv = process.env): string => resolve(env.MAAS_HOME || '.maas');
+/** `$MAAS_HOME` of `env` (@default the process environment), defaulting to `.maas` in the working directory. */
+export const maasHome = (env?: EnvRecord): string => resolve(new EnvironmentVariables(env).home());
 
 /** Contents of `$MAAS_HOME/endpoints.json`. */
 export interface LocalEndpoints {
@@ -78,9 +84,10 @@ export interface DevServer {
  */
 export async function startDev(opts: DevOptions = {}): Promise<DevServer> {
   const log = opts.log ?? ((line: string) => console.log(line));
+  const env = new EnvironmentVariables();
   const home = opts.home ? resolve(opts.home) : maasHome();
   const inMemory = opts.inMemory ?? false;
-  const port = opts.port ?? (process.env.PORT ? Number(process.env.PORT) : DEFAULT_PORT);
+  const port = opts.port ?? env.port() ?? DEFAULT_PORT;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid port '${port}'`);
   const host = opts.host ?? '127.0.0.1';
   mkdirSync(home, { recursive: true });
@@ -94,17 +101,13 @@ export async function startDev(opts: DevOptions = {}): Promise<DevServer> {
   try {
     // The handler factories get their adapters injected. Their modules load (while the emulators start)
     // before the environment names the local table, so none builds its Lambda default at module scope.
-    const saved = process.env[ENV.table];
-    delete process.env[ENV.table];
-    const modules = Promise.all([import('./compose'), import('./server'), import('../app/registry')]).finally(
-      () => {
-        if (saved !== undefined) process.env[ENV.table] = saved;
-      },
+    const modules = withoutProcessEnv(ENV.table, () =>
+      Promise.all([import('./compose'), import('./server'), import('../app/registry')]),
     );
     modules.catch(() => {}); // awaited below; an emulator failure may come first
 
     // DynamoDB: a given endpoint (AWS_ENDPOINT_URL_DYNAMODB) or DynamoDB Local.
-    const givenDynamo = process.env[ENV.endpointDynamodb];
+    const givenDynamo = env.get(ENV.endpointDynamodb);
     const s3Dir = inMemory ? mkdtempSync(join(tmpdir(), 'maas-s3-')) : join(home, 's3');
     if (inMemory) stops.push(async () => rmSync(s3Dir, { recursive: true, force: true }));
     const dynamoPromise: Promise<RunningDynamo | undefined> = givenDynamo
@@ -127,12 +130,12 @@ export async function startDev(opts: DevOptions = {}): Promise<DevServer> {
     const [{ composeLocal }, { startLocalServer }, { registerVersion }] = await modules;
 
     // The environment of the local service, for anything that reads it (and for child processes).
-    Object.assign(process.env, {
+    setProcessEnv({
       [ENV.endpointDynamodb]: dynamoEndpoint,
       [ENV.endpointS3]: s3Endpoint,
       [ENV.region]: LOCAL_REGION,
-      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+      [ENV.accessKeyId]: LOCAL_CREDENTIALS.accessKeyId,
+      [ENV.secretAccessKey]: LOCAL_CREDENTIALS.secretAccessKey,
       [ENV.table]: LOCAL_TABLE,
       [ENV.bucket]: LOCAL_BUCKET,
     });
