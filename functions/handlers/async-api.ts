@@ -3,37 +3,46 @@
  * `POST /v2/models/{name}[/versions/{ref}]/infer-async` (202 `{"requestId"}`) and
  * `GET /async/{requestId}` (`{"status": "pending"|"done"|"failed", "result"?, "error"?}`).
  */
+import { PowertoolsLogger } from '../adapters/powertools-logger';
 import { type AsyncInferenceDeps, getAsyncStatus, submitAsyncInference } from '../app/async-inference';
+import { EnvironmentVariables, type MaasConfig } from '../config/environment';
 import { ENV } from '../contract/env';
 import { operationsOf } from '../contract/routes';
 import { parseInferenceBody } from '../domain/body-parser';
-import { readConfig } from './config';
+import type { Invocation, Logger } from '../ports/logger';
 import {
   actorOf,
   bodyText,
-  consoleLogger,
   errorResult,
   type HttpEvent,
   type HttpResult,
   json,
-  type Logger,
   resolveOperation,
 } from './http';
+import { modelKeys } from './logging';
 
 export interface AsyncApiHandlerDeps extends AsyncInferenceDeps {
   /** Largest accepted request body. @default LIMITS.maxBodyBytes */
   readonly maxBodyBytes?: number;
+  /** @default the function's Powertools logger */
   readonly logger?: Logger;
 }
 
 /** The route table's async operations by route key. */
 const OPS = operationsOf('async');
 
-export function createAsyncApiHandler(deps: AsyncApiHandlerDeps): (event: HttpEvent) => Promise<HttpResult> {
-  const logger = deps.logger ?? consoleLogger;
-  return async (event) => {
+/** The function's logger (Powertools loads with the first line). */
+const functionLogger = new PowertoolsLogger({ serviceName: 'maas-async-api' });
+
+export function createAsyncApiHandler(
+  deps: AsyncApiHandlerDeps,
+): (event: HttpEvent, context?: Invocation) => Promise<HttpResult> {
+  const logger = deps.logger ?? functionLogger;
+  return async (event, context) => {
+    logger.startRequest(context);
     try {
       const { op, params } = resolveOperation(event, OPS);
+      logger.appendKeys(modelKeys(params));
       switch (op) {
         case 'modelInferAsync': {
           const body = parseInferenceBody(bodyText(event, deps.maxBodyBytes));
@@ -57,8 +66,9 @@ export function createAsyncApiHandler(deps: AsyncApiHandlerDeps): (event: HttpEv
 // ---------------------------------------------------------------------------------------------------------
 // Composition root of the Lambda.
 
-async function fromEnvironment(): Promise<(event: HttpEvent) => Promise<HttpResult>> {
-  const config = readConfig(process.env);
+async function fromEnvironment(
+  config: MaasConfig,
+): Promise<(event: HttpEvent, context?: Invocation) => Promise<HttpResult>> {
   const [{ s3Client }, { S3BlobStore }, aws] = await Promise.all([
     import('../adapters/aws-clients'),
     import('../adapters/s3-blob-store'),
@@ -68,13 +78,18 @@ async function fromEnvironment(): Promise<(event: HttpEvent) => Promise<HttpResu
     blobs: new S3BlobStore(s3Client(), config.bucket),
     queue: aws.queueFromConfig(config),
     maxBodyBytes: config.maxBodyBytes,
+    logger: functionLogger,
   });
 }
 
-const notConfigured = async (): Promise<HttpResult> =>
-  errorResult(new Error(`${ENV.table} is not set`), consoleLogger);
+const notConfigured = async (_event: HttpEvent, context?: Invocation): Promise<HttpResult> => {
+  functionLogger.startRequest(context);
+  return errorResult(new Error(`${ENV.table} is not set`), functionLogger);
+};
 
-/** The Lambda entry point (built at INIT from `process.env`). */
-export const handler: (event: HttpEvent) => Promise<HttpResult> = process.env[ENV.table]
-  ? await fromEnvironment()
+const env = new EnvironmentVariables();
+
+/** The Lambda entry point (built at INIT from the environment). */
+export const handler: (event: HttpEvent, context?: Invocation) => Promise<HttpResult> = env.hasTable()
+  ? await fromEnvironment(env.config())
   : notConfigured;

@@ -6,24 +6,30 @@
  */
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { PowertoolsLogger } from '../adapters/powertools-logger';
 import { type AsyncWorkerDeps, recordLastAttemptFailure, runAsyncInference } from '../app/async-inference';
 import { type BatchScoreDeps, continueBatchJob } from '../app/batch-score';
+import { EnvironmentVariables, type MaasConfig } from '../config/environment';
 import { ENV } from '../contract/env';
 import { parseWorkMessage } from '../domain/async';
 import type { TimeBudget } from '../ports/events';
-import { readConfig } from './config';
-import { describeError, type EventLogger, eventConsoleLogger } from './event-log';
+import type { Logger } from '../ports/logger';
+import { describeError, invocationOf } from './logging';
 
 export interface AsyncWorkerHandlerDeps {
   readonly worker: AsyncWorkerDeps;
   readonly batch: BatchScoreDeps;
-  readonly logger?: EventLogger;
+  /** @default the function's Powertools logger */
+  readonly logger?: Logger;
 }
 
 export type SqsHandler = (event: SQSEvent, context: Context | TimeBudget) => Promise<SQSBatchResponse>;
 
+/** The function's logger (Powertools loads with the first line). */
+const functionLogger = new PowertoolsLogger({ serviceName: 'maas-async-worker' });
+
 export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandler {
-  const logger = deps.logger ?? eventConsoleLogger;
+  const logger = deps.logger ?? functionLogger;
   const onRecord = (budget: TimeBudget) => async (record: SQSRecord) => {
     const receiveCount = Number(record.attributes?.ApproximateReceiveCount ?? '1');
     let message: ReturnType<typeof parseWorkMessage> | undefined;
@@ -45,6 +51,8 @@ export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandl
     }
   };
   return async (event, context) => {
+    // Records run concurrently: what is about one record goes on its own lines, not into the request's keys.
+    logger.startRequest(invocationOf(context));
     const processor = new BatchProcessor(EventType.SQS);
     return processPartialResponse(event, onRecord(context), processor, {
       context: context as Context,
@@ -56,15 +64,16 @@ export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandl
 // ---------------------------------------------------------------------------------------------------------
 // Composition root of the Lambda.
 
-async function fromEnvironment(): Promise<SqsHandler> {
-  const config = readConfig(process.env);
+async function fromEnvironment(config: MaasConfig): Promise<SqsHandler> {
   const { eventFlowsFromConfig } = await import('./event-deps');
-  return createAsyncWorkerHandler(eventFlowsFromConfig(config));
+  return createAsyncWorkerHandler({ ...eventFlowsFromConfig(config), logger: functionLogger });
 }
 
 const notConfigured: SqsHandler = async () => {
   throw new Error(`${ENV.table} is not set`);
 };
 
-/** The Lambda entry point (built at INIT from `process.env`). */
-export const handler: SqsHandler = process.env[ENV.table] ? await fromEnvironment() : notConfigured;
+const env = new EnvironmentVariables();
+
+/** The Lambda entry point (built at INIT from the environment). */
+export const handler: SqsHandler = env.hasTable() ? await fromEnvironment(env.config()) : notConfigured;

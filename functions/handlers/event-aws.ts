@@ -2,10 +2,10 @@
 import { eventBridgeClient, sqsClient } from '../adapters/aws-clients';
 import { EventBridgePublisher } from '../adapters/eventbridge-publisher';
 import { SqsQueuePublisher } from '../adapters/sqs-queue';
+import type { MaasConfig } from '../config/environment';
 import { ENV } from '../contract/env';
 import type { QueuePublisher } from '../ports/events';
 import type { EventPublisher } from '../ports/index';
-import type { MaasConfig } from './config';
 
 export function queueFromConfig(config: Pick<MaasConfig, 'queueUrl'>): QueuePublisher {
   if (!config.queueUrl) throw new Error(`${ENV.queueUrl} is not set`);

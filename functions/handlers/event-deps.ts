@@ -18,10 +18,10 @@ import { createPredictor, type Predictor } from '../app/predict';
 import type { RegisterOnUploadDeps } from '../app/register-on-upload';
 import { type RegistryDeps, registerVersion } from '../app/registry';
 import { type SessionCache, sharedSessionCache } from '../app/session-cache';
+import { type MaasConfig, ortEngineOptions } from '../config/environment';
 import { BATCH, IDEMPOTENCY } from '../contract/events';
 import type { QueuePublisher } from '../ports/events';
 import type { EventPublisher, ModelInspector } from '../ports/index';
-import { type MaasConfig, ortEngineOptions } from './config';
 import { queueFromConfig } from './event-aws';
 
 export interface EventFlowsOptions {

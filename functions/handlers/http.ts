@@ -13,6 +13,7 @@ import {
   PayloadTooLargeError,
   UnavailableError,
 } from '../domain/errors';
+import type { Logger } from '../ports/logger';
 
 export type HttpEvent = APIGatewayProxyEventV2 & {
   requestContext: APIGatewayProxyEventV2['requestContext'] & {
@@ -34,17 +35,6 @@ export function json(statusCode: number, body: unknown, headers: Record<string, 
 export function rawJson(statusCode: number, body: string): HttpResult {
   return { statusCode, headers: { 'content-type': JSON_HEADERS['content-type'] }, body };
 }
-
-export interface Logger {
-  error(message: string, extra?: Record<string, unknown>): void;
-}
-
-/** Structured one-line JSON logs on stderr (CloudWatch picks them up as they are). */
-export const consoleLogger: Logger = {
-  error(message, extra) {
-    console.error(JSON.stringify({ level: 'ERROR', message, ...extra }));
-  },
-};
 
 /**
  * Finds which of a handler's operations an event asks for, as its operation id. `ops` are the handler's
@@ -68,8 +58,11 @@ export function resolveOperation<Op extends OperationId>(
   return { op: found, params: m.pathParameters };
 }
 
-/** Maps any thrown value to an OIP-style error answer; never leaks a stack trace. */
-export function errorResult(err: unknown, logger?: Logger): HttpResult {
+/**
+ * Maps any thrown value to an OIP-style error answer; never leaks a stack trace. What the caller is not told (a
+ * dependency's failure, an unexpected error) is logged with `logger`.
+ */
+export function errorResult(err: unknown, logger?: Pick<Logger, 'error'>): HttpResult {
   if (isMaasError(err)) {
     const headers: Record<string, string> =
       err instanceof UnavailableError ? { 'retry-after': String(err.retryAfterSeconds) } : {};

@@ -7,32 +7,34 @@
 import { version as packageVersion } from '../../package.json';
 import { DynamoRegistryReader } from '../adapters/dynamodb-registry-reader';
 import { sharedOrtEngine } from '../adapters/ort-engine';
+import { PowertoolsLogger } from '../adapters/powertools-logger';
 import { S3ArtifactReader } from '../adapters/s3-artifact-reader';
 import { createPredictor, type Predictor, type PredictorDeps } from '../app/predict';
 import { sharedSessionCache } from '../app/session-cache';
+import { EnvironmentVariables, type MaasConfig, ortEngineOptions } from '../config/environment';
 import { ENV } from '../contract/env';
 import { LIMITS } from '../contract/limits';
 import { type OperationOf, operationsOf } from '../contract/routes';
 import { parseInferenceBody } from '../domain/body-parser';
 import { UnavailableError } from '../domain/errors';
 import type { RegistryRepository } from '../ports/index';
-import { type MaasConfig, ortEngineOptions, readConfig } from './config';
+import type { Invocation, Logger } from '../ports/logger';
 import {
   bodyText,
-  consoleLogger,
   errorResult,
   type HttpEvent,
   type HttpResult,
   json,
-  type Logger,
   rawJson,
   resolveOperation,
 } from './http';
+import { modelKeys } from './logging';
 
 export interface PredictHandlerDeps extends PredictorDeps {
   readonly repo: PredictorDeps['repo'] & Pick<RegistryRepository, 'ping'>;
   /** Largest accepted request body. @default LIMITS.maxBodyBytes */
   readonly maxBodyBytes?: number;
+  /** @default the function's Powertools logger */
   readonly logger?: Logger;
   /** A predictor to share (its caches) with other entry points; built from the deps otherwise. */
   readonly predictor?: Predictor;
@@ -50,12 +52,18 @@ const SERVER_METADATA = JSON.stringify({ name: 'maas', version: packageVersion, 
 const LIVE = JSON.stringify({ live: true });
 const READY = JSON.stringify({ ready: true });
 
+/** The function's logger. Powertools loads with the first line: a healthy cold start writes none. */
+const functionLogger = new PowertoolsLogger({ serviceName: 'maas-predict' });
+
 /** Builds the predict handler over its ports. */
-export function createPredictHandler(deps: PredictHandlerDeps): (event: HttpEvent) => Promise<HttpResult> {
+export function createPredictHandler(
+  deps: PredictHandlerDeps,
+): (event: HttpEvent, context?: Invocation) => Promise<HttpResult> {
   const predictor = deps.predictor ?? createPredictor(deps);
   const maxBodyBytes = deps.maxBodyBytes ?? LIMITS.maxBodyBytes;
-  const logger = deps.logger ?? consoleLogger;
-  return async (event) => {
+  const logger = deps.logger ?? functionLogger;
+  return async (event, context) => {
+    logger.startRequest(context);
     try {
       // API Gateway's routeKey names the route (no path matching, no allocation on the warm path).
       let op = OPS.get(event.routeKey);
@@ -63,6 +71,7 @@ export function createPredictHandler(deps: PredictHandlerDeps): (event: HttpEven
       if (op === undefined) ({ op, params } = resolveOperation(event, OPS));
       const name = params?.name ?? '';
       const ref = params?.ref;
+      logger.appendKeys(modelKeys(params));
       switch (op) {
         case 'modelInfer': {
           // A UTF-8 byte is at most 3 per UTF-16 unit: short bodies need no byte count.
@@ -104,16 +113,16 @@ export function createPredictHandler(deps: PredictHandlerDeps): (event: HttpEven
 // The adapters are imported statically: the bundler tree-shakes statically imported modules only (a dynamic
 // import keeps the whole module graph behind it), and onnxruntime itself still loads lazily (loadOnnxRuntime).
 
-async function fromEnvironment(config: MaasConfig) {
+async function fromEnvironment(config: MaasConfig, initializedAhead: boolean) {
   const { threads, memoryBudgetBytes } = ortEngineOptions(config);
   const engine = sharedOrtEngine({ threads });
   // onnxruntime loads and initializes in the background, overlapping the first request's DynamoDB and S3 calls.
   const warm = engine.warmUp().catch((e: unknown) => {
-    consoleLogger.error('onnxruntime warm-up failed', { error: (e as Error)?.message });
+    functionLogger.error('onnxruntime warm-up failed', { error: (e as Error)?.message });
   });
   // A sandbox initialized ahead of its requests (provisioned concurrency) may be frozen right after INIT: finish
   // the warm-up inside INIT there, where it costs no request anything.
-  if ((process.env.AWS_LAMBDA_INITIALIZATION_TYPE ?? 'on-demand') !== 'on-demand') await warm;
+  if (initializedAhead) await warm;
   const deps: PredictHandlerDeps = {
     // Signed GetItem/GetObject without the generated SDK clients: a fraction of their cold start (aws-http.ts).
     repo: new DynamoRegistryReader({ table: config.table }),
@@ -127,7 +136,7 @@ async function fromEnvironment(config: MaasConfig) {
   await Promise.all(
     config.preload.map(({ name, ref }) =>
       predictor.preload(name, ref).catch((e: unknown) => {
-        consoleLogger.error('preload failed', { model: name, ref, error: (e as Error)?.message });
+        functionLogger.error('preload failed', { model: name, ref, error: (e as Error)?.message });
       }),
     ),
   );
@@ -138,20 +147,22 @@ async function fromEnvironment(config: MaasConfig) {
  * Answers every request with a JSON 500 (the cause is logged with each) when the environment is unusable. Nothing
  * is logged at import: the local server imports this module for its factory without a Lambda environment.
  */
-function misconfigured(cause: unknown): (event: HttpEvent) => Promise<HttpResult> {
-  return async () => errorResult(cause, consoleLogger);
+function misconfigured(cause: unknown): (event: HttpEvent, context?: Invocation) => Promise<HttpResult> {
+  return async (_event, context) => {
+    functionLogger.startRequest(context);
+    return errorResult(cause, functionLogger);
+  };
 }
 
-async function buildDefault(): Promise<(event: HttpEvent) => Promise<HttpResult>> {
-  if (!process.env[ENV.table]) return misconfigured(new Error(`${ENV.table} is not set`));
-  let config: MaasConfig;
+async function buildDefault(): Promise<(event: HttpEvent, context?: Invocation) => Promise<HttpResult>> {
+  const env = new EnvironmentVariables();
+  if (!env.hasTable()) return misconfigured(new Error(`${ENV.table} is not set`));
   try {
-    config = readConfig(process.env);
-    return await fromEnvironment(config);
+    return await fromEnvironment(env.config(), env.initializedAhead());
   } catch (e) {
     return misconfigured(e);
   }
 }
 
-/** The Lambda entry point (built at INIT from `process.env`). */
-export const handler: (event: HttpEvent) => Promise<HttpResult> = await buildDefault();
+/** The Lambda entry point (built at INIT from the environment). */
+export const handler: (event: HttpEvent, context?: Invocation) => Promise<HttpResult> = await buildDefault();

@@ -2,10 +2,10 @@
  * Registry HTTP API (the route table's `/models…` operations, fn 'registry') on API Gateway HTTP API v2 events.
  * Thin: parse and validate the request, call a use case, answer JSON; errors map through errorResult.
  */
-import { Logger } from '@aws-lambda-powertools/logger';
 import { dynamoDocumentClient, s3Client } from '../adapters/aws-clients';
 import { DynamoRegistryRepository } from '../adapters/dynamodb-registry';
 import { OrtModelInspector } from '../adapters/ort-inspector';
+import { PowertoolsLogger } from '../adapters/powertools-logger';
 import { S3ArtifactStore } from '../adapters/s3-artifact-store';
 import {
   aliasHistory,
@@ -22,6 +22,7 @@ import {
   rollbackAlias,
   updateVersion,
 } from '../app/registry';
+import { readConfig } from '../config/environment';
 import { S3_KEYS } from '../contract/env';
 import { LIMITS } from '../contract/limits';
 import { type OperationOf, operationsOf, ROUTES, routeKey } from '../contract/routes';
@@ -40,28 +41,31 @@ import {
   validateModelName,
 } from '../domain/registry';
 import type { ModelVersion } from '../domain/types';
-import { readConfig } from './config';
+import type { Invocation, Logger } from '../ports/logger';
 import { eventsFromConfig } from './event-aws';
 import {
   actorOf,
   bodyText,
   errorResult,
   type HttpEvent,
-  type Logger as HttpLogger,
   type HttpResult,
   json,
   parseJsonObject,
   pathParam,
   queryParam,
 } from './http';
+import { modelKeys } from './logging';
 
 export interface RegistryHandlerDeps extends RegistryDeps {
   /** @default LIMITS.maxBodyBytes */
   readonly maxBodyBytes?: number;
   /** Lifetime of presigned upload URLs. @default LIMITS.uploadUrlTtlSeconds */
   readonly uploadTtlSeconds?: number;
-  /** Logs unexpected errors (never returned to the caller). */
-  readonly errorLogger?: HttpLogger;
+  /**
+   * Logs the use cases' warnings and unexpected errors (never returned to the caller), with the request's model,
+   * version and alias. @default the function's Powertools logger
+   */
+  readonly logger?: Logger;
 }
 
 type Operation = (event: HttpEvent, deps: RegistryHandlerDeps) => Promise<HttpResult>;
@@ -215,9 +219,18 @@ export const REGISTRY_ROUTE_KEYS: readonly string[] = ROUTES.filter((r) =>
   Object.hasOwn(operations, r.operationId),
 ).map(routeKey);
 
+/** The function's logger (Powertools loads with the first line). */
+const functionLogger = new PowertoolsLogger({ serviceName: 'maas-registry' });
+
 /** Builds the registry handler around injected adapters (tests, the local server, Lambda). */
-export function createRegistryHandler(deps: RegistryHandlerDeps): (event: HttpEvent) => Promise<HttpResult> {
-  return async (event) => {
+export function createRegistryHandler(
+  registryDeps: RegistryHandlerDeps,
+): (event: HttpEvent, context?: Invocation) => Promise<HttpResult> {
+  const deps = registryDeps.logger ? registryDeps : { ...registryDeps, logger: functionLogger };
+  const logger = deps.logger ?? functionLogger;
+  return async (event, context) => {
+    logger.startRequest(context);
+    logger.appendKeys(modelKeys(event.pathParameters));
     try {
       // Only events API Gateway routed here (by routeKey) name a registry operation.
       const op = OPS.get(event.routeKey);
@@ -229,7 +242,7 @@ export function createRegistryHandler(deps: RegistryHandlerDeps): (event: HttpEv
       }
       return await operations[op](event, deps);
     } catch (err) {
-      return errorResult(err, deps.errorLogger);
+      return errorResult(err, logger);
     }
   };
 }
@@ -237,18 +250,9 @@ export function createRegistryHandler(deps: RegistryHandlerDeps): (event: HttpEv
 // ---------------------------------------------------------------------------------------------
 // Lambda entry: adapters built once per execution environment, during INIT.
 
-const powertools = new Logger({ serviceName: 'maas-registry' });
-type Extra = Record<string, string | number | boolean | null | undefined | object>;
-const logger = {
-  warn: (message: string, extra?: Record<string, unknown>) =>
-    powertools.warn(message, (extra ?? {}) as Extra),
-  error: (message: string, extra?: Record<string, unknown>) =>
-    powertools.error(message, (extra ?? {}) as Extra),
-};
-
-function buildDefault(): (event: HttpEvent) => Promise<HttpResult> {
+function buildDefault(): (event: HttpEvent, context?: Invocation) => Promise<HttpResult> {
   try {
-    const cfg = readConfig(process.env);
+    const cfg = readConfig();
     return createRegistryHandler({
       repo: new DynamoRegistryRepository({ doc: dynamoDocumentClient(), table: cfg.table }),
       store: new S3ArtifactStore({ s3: s3Client(), bucket: cfg.bucket }),
@@ -256,15 +260,15 @@ function buildDefault(): (event: HttpEvent) => Promise<HttpResult> {
       // Registry events (ModelVersionRegistered/Failed, AliasMoved) go to EventBridge when MAAS_EVENT_BUS is set.
       ...eventsFromConfig(cfg),
       maxBodyBytes: cfg.maxBodyBytes,
-      logger,
-      errorLogger: logger,
+      logger: functionLogger,
     });
   } catch (e) {
     // Missing configuration: importing the module (tests, tooling) must not throw; invocations fail.
     const message = (e as Error).message;
-    return async () => {
-      logger.error('registry handler is not configured', { error: message });
-      return errorResult(new Error(message), logger);
+    return async (_event, context) => {
+      functionLogger.startRequest(context);
+      functionLogger.error('registry handler is not configured', { error: message });
+      return errorResult(new Error(message), functionLogger);
     };
   }
 }

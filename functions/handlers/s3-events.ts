@@ -5,19 +5,22 @@
  * records already done no-ops).
  */
 import type { S3Event, S3EventRecord } from 'aws-lambda';
+import { PowertoolsLogger } from '../adapters/powertools-logger';
 import { type BatchRunResult, type BatchScoreDeps, startBatchJob } from '../app/batch-score';
 import { type RegisterOnUploadDeps, registerOnUpload, type UploadOutcome } from '../app/register-on-upload';
+import { EnvironmentVariables, type MaasConfig } from '../config/environment';
 import { ENV, S3_KEYS } from '../contract/env';
 import { BATCH_KEYS } from '../contract/events';
 import { batchJobIdOfInputKey } from '../domain/batch';
 import type { TimeBudget } from '../ports/events';
-import { readConfig } from './config';
-import { describeError, type EventLogger, eventConsoleLogger } from './event-log';
+import type { Logger } from '../ports/logger';
+import { describeError, invocationOf } from './logging';
 
 export interface S3EventsHandlerDeps {
   readonly upload: RegisterOnUploadDeps;
   readonly batch: BatchScoreDeps;
-  readonly logger?: EventLogger;
+  /** @default the function's Powertools logger */
+  readonly logger?: Logger;
 }
 
 export type S3RecordOutcome =
@@ -39,10 +42,13 @@ export class S3EventRecordsFailedError extends Error {
 
 const noBudget: TimeBudget = { getRemainingTimeInMillis: () => Number.MAX_SAFE_INTEGER };
 
+/** The function's logger (Powertools loads with the first line). */
+const functionLogger = new PowertoolsLogger({ serviceName: 'maas-s3-events' });
+
 export function createS3EventsHandler(
   deps: S3EventsHandlerDeps,
 ): (event: S3Event, context?: TimeBudget) => Promise<S3RecordOutcome[]> {
-  const logger = deps.logger ?? eventConsoleLogger;
+  const logger = deps.logger ?? functionLogger;
   const one = async (record: S3EventRecord, budget: TimeBudget): Promise<S3RecordOutcome> => {
     const key = decodeS3Key(record.s3.object.key);
     if (!record.eventName.startsWith('ObjectCreated')) return { kind: 'ignored', key };
@@ -71,13 +77,18 @@ export function createS3EventsHandler(
   };
 
   return async (event, context) => {
+    logger.startRequest(invocationOf(context));
     const budget = context ?? noBudget;
     const outcomes: S3RecordOutcome[] = [];
     const failures: { key: string; error: unknown }[] = [];
     for (const record of event.Records ?? []) {
       try {
         const outcome = await one(record, budget);
-        logger.info('s3 event handled', { ...outcome });
+        // A registration names its model (and version) on its line: one invocation may register several.
+        logger.info('s3 event handled', {
+          ...outcome,
+          ...('name' in outcome ? { model: outcome.name } : {}),
+        });
         outcomes.push(outcome);
       } catch (e) {
         const key = record.s3?.object?.key ?? '?';
@@ -93,27 +104,27 @@ export function createS3EventsHandler(
 // ---------------------------------------------------------------------------------------------------------
 // Composition root of the Lambda.
 
-async function fromEnvironment(): Promise<
-  (event: S3Event, context?: TimeBudget) => Promise<S3RecordOutcome[]>
-> {
-  const config = readConfig(process.env);
+async function fromEnvironment(
+  config: MaasConfig,
+): Promise<(event: S3Event, context?: TimeBudget) => Promise<S3RecordOutcome[]>> {
   const [{ eventFlowsFromConfig }, { OrtModelInspector }, { eventsFromConfig }] = await Promise.all([
     import('./event-deps'),
     import('../adapters/ort-inspector'),
     import('./event-aws'),
   ]);
-  return createS3EventsHandler(
-    eventFlowsFromConfig(config, { ...eventsFromConfig(config), inspector: new OrtModelInspector() }),
-  );
+  return createS3EventsHandler({
+    ...eventFlowsFromConfig(config, { ...eventsFromConfig(config), inspector: new OrtModelInspector() }),
+    logger: functionLogger,
+  });
 }
 
 const notConfigured = async (): Promise<never> => {
   throw new Error(`${ENV.table} is not set`);
 };
 
-/** The Lambda entry point (built at INIT from `process.env`). */
-export const handler: (event: S3Event, context?: TimeBudget) => Promise<S3RecordOutcome[]> = process.env[
-  ENV.table
-]
-  ? await fromEnvironment()
+const env = new EnvironmentVariables();
+
+/** The Lambda entry point (built at INIT from the environment). */
+export const handler: (event: S3Event, context?: TimeBudget) => Promise<S3RecordOutcome[]> = env.hasTable()
+  ? await fromEnvironment(env.config())
   : notConfigured;

@@ -10,6 +10,7 @@ import { DynamoRegistryRepository } from '../adapters/dynamodb-registry';
 import { DynamoRegistryReader } from '../adapters/dynamodb-registry-reader';
 import { sharedOrtEngine } from '../adapters/ort-engine';
 import { OrtModelInspector } from '../adapters/ort-inspector';
+import { PowertoolsLogger } from '../adapters/powertools-logger';
 import { S3ArtifactReader } from '../adapters/s3-artifact-reader';
 import { S3ArtifactStore } from '../adapters/s3-artifact-store';
 import { createPredictor } from '../app/predict';
@@ -20,10 +21,10 @@ import type { FunctionId } from '../contract/routes';
 import { createAsyncApiHandler } from '../handlers/async-api';
 import { createAsyncWorkerHandler } from '../handlers/async-worker';
 import { createEventFlows } from '../handlers/event-deps';
-import type { EventLogger } from '../handlers/event-log';
 import { createPredictHandler } from '../handlers/predict';
 import { createRegistryHandler } from '../handlers/registry';
 import { createS3EventsHandler } from '../handlers/s3-events';
+import type { Logger } from '../ports/logger';
 import { localClientOptions } from './emulators';
 import { attachS3Events, InProcessQueue, isS3EventKey } from './in-process-queue';
 import type { LocalHttpHandler } from './server';
@@ -35,7 +36,12 @@ export interface LocalResources {
   readonly endpoints: { readonly dynamodb: string; readonly s3: string };
   readonly table: string;
   readonly bucket: string;
-  /** Lines about background work (event handling failures). @default console.error */
+  /**
+   * The handlers' logger (tests pass a recording one). @default a Powertools logger per function, at WARN (the
+   * event handlers' INFO line per record would drown the dev server's output)
+   */
+  readonly logger?: Logger;
+  /** Lines about background work the handlers do not log (queue consumer, S3 event delivery). @default console.error */
   readonly log?: (line: string) => void;
   /** How long a received work message stays invisible before it is retried. @default 30000 */
   readonly visibilityTimeoutMs?: number;
@@ -70,6 +76,8 @@ export function localPredictReaders(res: Pick<LocalResources, 'endpoints' | 'tab
 /** Builds every local handler over the given table and bucket. */
 export function composeLocal(res: LocalResources): LocalServices {
   const log = res.log ?? ((line: string) => console.error(line));
+  const logger = (serviceName: string): Logger =>
+    res.logger ?? new PowertoolsLogger({ serviceName, logLevel: 'WARN' });
   const repo = new DynamoRegistryRepository({ doc: res.doc, table: res.table });
   const store = new S3ArtifactStore({ s3: res.s3, bucket: res.bucket });
   const inspector = new OrtModelInspector();
@@ -91,19 +99,21 @@ export function composeLocal(res: LocalResources): LocalServices {
     inspector,
     predictor,
   });
-  const eventLogger: EventLogger = {
-    info: () => {},
-    error: (message, extra) => log(`${message} ${JSON.stringify(extra ?? {})}`),
-  };
-  queue.attach(createAsyncWorkerHandler({ ...flows, logger: eventLogger }));
-  const s3Events = createS3EventsHandler({ ...flows, logger: eventLogger });
+  queue.attach(createAsyncWorkerHandler({ ...flows, logger: logger('maas-async-worker') }));
+  const s3Events = createS3EventsHandler({ ...flows, logger: logger('maas-s3-events') });
   const hooks: ReturnType<typeof attachS3Events>[] = [];
 
   return {
     handlers: {
-      registry: createRegistryHandler(registry),
-      predict: createPredictHandler({ repo: reader, store: artifacts, sessions, predictor }),
-      async: createAsyncApiHandler(flows.asyncApi),
+      registry: createRegistryHandler({ ...registry, logger: logger('maas-registry') }),
+      predict: createPredictHandler({
+        repo: reader,
+        store: artifacts,
+        sessions,
+        predictor,
+        logger: logger('maas-predict'),
+      }),
+      async: createAsyncApiHandler({ ...flows.asyncApi, logger: logger('maas-async-api') }),
     },
     registry,
     queue,

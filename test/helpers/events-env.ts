@@ -14,12 +14,12 @@ import { SessionCache } from '../../functions/app/session-cache';
 import { createAsyncApiHandler } from '../../functions/handlers/async-api';
 import { createAsyncWorkerHandler } from '../../functions/handlers/async-worker';
 import { createEventFlows, type EventFlows } from '../../functions/handlers/event-deps';
-import type { EventLogger } from '../../functions/handlers/event-log';
 import { createS3EventsHandler } from '../../functions/handlers/s3-events';
 import { InProcessQueue, type InProcessQueueOptions } from '../../functions/local/in-process-queue';
 import { apiEvent, parseResult } from './apigw';
 import { createTestAwsEnv, type TestAwsEnv } from './aws-env';
 import { s3Event } from './events-fakes';
+import { type RecordedLine, recordingLogger } from './recording-logger';
 
 export { s3Event };
 
@@ -41,7 +41,7 @@ export interface EventsTestEnv {
   /** What the EventBridge adapter sent. */
   readonly sentEvents: SentEvent[];
   /** Log lines of the handlers (kept quiet in the test output). */
-  readonly logs: { level: string; message: string; extra?: Record<string, unknown> }[];
+  readonly logs: readonly RecordedLine[];
   /** Puts an object and returns the ObjectCreated event S3 would send for it (ETag from a HEAD). */
   put(key: string, body: Uint8Array | string): Promise<S3Event>;
   call<T = Record<string, unknown>>(
@@ -71,11 +71,7 @@ export async function createEventsTestEnv(queueOptions: InProcessQueueOptions = 
       return { FailedEntryCount: 0, Entries: (cmd.input.Entries ?? []).map(() => ({ EventId: 'id' })) };
     },
   };
-  const logs: EventsTestEnv['logs'] = [];
-  const logger: EventLogger = {
-    info: (message, extra) => logs.push({ level: 'INFO', message, ...(extra ? { extra } : {}) }),
-    error: (message, extra) => logs.push({ level: 'ERROR', message, ...(extra ? { extra } : {}) }),
-  };
+  const logger = recordingLogger();
   const queue = new InProcessQueue({ visibilityTimeoutMs: 5, ...queueOptions });
   const sessions = new SessionCache({ engine: new OrtEngine() });
   const flows = createEventFlows({
@@ -101,7 +97,7 @@ export async function createEventsTestEnv(queueOptions: InProcessQueueOptions = 
     worker,
     asyncApi,
     sentEvents,
-    logs,
+    logs: logger.lines,
     async put(key, body) {
       const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
       await aws.s3.send(new PutObjectCommand({ Bucket: aws.bucket, Key: key, Body: bytes }));

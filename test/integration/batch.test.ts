@@ -13,6 +13,7 @@ import { createS3EventsHandler } from '../../functions/handlers/s3-events';
 import { InProcessQueue } from '../../functions/local/in-process-queue';
 import { createEventsTestEnv, type EventsTestEnv, s3Event } from '../helpers/events-env';
 import { addConstant } from '../helpers/predict-env';
+import { silentLogger } from '../helpers/recording-logger';
 
 let env: EventsTestEnv;
 const ROWS = 10_000;
@@ -118,7 +119,7 @@ describe('batch scoring', () => {
     expect(parts).toBeGreaterThan(2);
     // A queue whose worker invocations get no spare time either: every invocation scores exactly one part.
     const queue = new InProcessQueue({ visibilityTimeoutMs: 5, invocationBudgetMs: 0 });
-    const flows = { ...env.flows, batch: { ...env.flows.batch, queue }, logger: { info() {}, error() {} } };
+    const flows = { ...env.flows, batch: { ...env.flows.batch, queue }, logger: silentLogger };
     const s3Events = createS3EventsHandler(flows);
     await env.put(BATCH_KEYS.job('job-2'), JSON.stringify({ model: 'adder', ref: 1 }));
     const event = await env.put(BATCH_KEYS.input('job-2'), input);

@@ -22,6 +22,7 @@ import {
   identityAllTypes,
   type PredictTestEnv,
 } from '../helpers/predict-env';
+import { silentLogger } from '../helpers/recording-logger';
 
 type Out = { name: string; datatype: string; shape: number[]; data: unknown[] };
 type InferBody = { model_name: string; model_version: string; id?: string; outputs: Out[] };
@@ -81,7 +82,7 @@ describe('server routes', () => {
       }),
       store: env.artifacts,
       sessions: env.sessions,
-      logger: { error: () => {} },
+      logger: silentLogger,
     });
     const r = parseResult<ErrorBody>(await broken(apiEvent('GET', '/v2/health/ready')));
     expect(r.status).toBe(503);

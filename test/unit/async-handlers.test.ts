@@ -20,8 +20,9 @@ import {
 import { AlreadyInProgressError, type IdempotencyGuard } from '../../functions/ports/events';
 import { apiEvent, parseResult } from '../helpers/apigw';
 import { MemoryBlobStore, MemoryGuard, RecordingQueue, s3Event } from '../helpers/events-fakes';
+import { silentLogger } from '../helpers/recording-logger';
 
-const quiet = { info() {}, error() {} };
+const quiet = silentLogger;
 const ID = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
 const budget = { getRemainingTimeInMillis: () => 60_000 };
 

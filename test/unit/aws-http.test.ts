@@ -20,6 +20,7 @@ import { SessionCache } from '../../functions/app/session-cache';
 import { createPredictHandler } from '../../functions/handlers/predict';
 import type { InferenceEngine } from '../../functions/ports/inference';
 import { apiEvent, parseResult } from '../helpers/apigw';
+import { silentLogger } from '../helpers/recording-logger';
 
 type Reply = (req: IncomingMessage, res: ServerResponse, body: string) => void;
 
@@ -328,7 +329,7 @@ describe('the predict handler over a registry that fails', () => {
       sessions: new SessionCache({
         engine: { createSession: unused, run: unused, release: unused } satisfies InferenceEngine,
       }),
-      logger: { error: () => {} },
+      logger: silentLogger,
     });
   const infer = apiEvent('POST', '/v2/models/m/infer', {
     body: { inputs: [{ name: 'x', datatype: 'FP32', shape: [1], data: [1] }] },

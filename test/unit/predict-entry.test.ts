@@ -27,12 +27,30 @@ describe('predict Lambda entry', () => {
       if (name.startsWith('AWS_ENDPOINT_URL')) delete process.env[name];
     Object.assign(process.env, env);
     vi.resetModules();
-    const errors = vi.spyOn(console, 'error').mockImplementation(() => {});
-    const { handler } = await import('../../functions/handlers/predict');
-    const r = parseResult(await handler(apiEvent('GET', '/v2/models/iris')));
-    expect(r).toMatchObject({ status: 500, body: { error: 'internal error', code: 'INTERNAL' } });
-    expect(JSON.stringify(r.body)).not.toMatch(/at .*\.ts/);
-    expect(errors).toHaveBeenCalled();
-    errors.mockRestore();
+    const written: string[] = [];
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+      written.push(String(chunk));
+      return true;
+    });
+    try {
+      const { handler } = await import('../../functions/handlers/predict');
+      const r = parseResult(await handler(apiEvent('GET', '/v2/models/iris'), { awsRequestId: 'req-1' }));
+      expect(r).toMatchObject({ status: 500, body: { error: 'internal error', code: 'INTERNAL' } });
+      expect(JSON.stringify(r.body)).not.toMatch(/at .*\.ts/);
+      // The cause is logged: a JSON line of the function's logger, naming the request.
+      await vi.waitFor(() => {
+        const lines = written.flatMap((w) => w.split('\n')).filter((l) => l.startsWith('{'));
+        expect(lines.map((l) => JSON.parse(l))).toContainEqual(
+          expect.objectContaining({
+            level: 'ERROR',
+            message: 'unhandled error',
+            service: 'maas-predict',
+            function_request_id: 'req-1',
+          }),
+        );
+      });
+    } finally {
+      stderr.mockRestore();
+    }
   });
 });

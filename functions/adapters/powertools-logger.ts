@@ -1,0 +1,141 @@
+/**
+ * The `Logger` port on the Powertools Logger: one JSON line per call, with Powertools' standard keys (`level`,
+ * `message`, `timestamp`, `service`, `cold_start`, `function_request_id`, … from the Lambda context of the request)
+ * and the keys appended for the current request.
+ *
+ * Powertools is loaded when the first line is written, not at import: loading it costs the predict function
+ * several milliseconds of cold start (`npm run bench`), and a healthy predict function writes no line at all. Lines
+ * written while it loads are queued and written in order, each with the keys and request it was logged with; the
+ * load takes a few microtasks in a bundle, so they are out before the invocation's answer is sent. A composition
+ * root that would rather pay at INIT awaits `load()`.
+ */
+import type { Logger as Powertools } from '@aws-lambda-powertools/logger';
+import type { Context } from 'aws-lambda';
+import type { Invocation, LogAttributes, Logger } from '../ports/logger';
+
+type Level = 'info' | 'warn' | 'error';
+
+export interface PowertoolsLoggerOptions {
+  /** The `service` key of every line (e.g. the function: `maas-predict`). */
+  readonly serviceName: string;
+  /**
+   * Lines below this level are dropped. @default Powertools' own: `POWERTOOLS_LOG_LEVEL`, else `INFO` (Lambda's
+   * `AWS_LAMBDA_LOG_LEVEL` wins over either)
+   */
+  readonly logLevel?: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'SILENT';
+}
+
+/** A line as it was logged: written once Powertools is loaded. */
+interface Line {
+  readonly level: Level;
+  readonly message: string;
+  readonly attributes: LogAttributes | undefined;
+  readonly invocation: Invocation | undefined;
+}
+
+export class PowertoolsLogger implements Logger {
+  readonly #options: PowertoolsLoggerOptions;
+  #loading: Promise<void> | undefined;
+  #loaded: typeof Powertools | undefined;
+  readonly #queue: Line[] = [];
+  /** The Powertools logger of the lines of an invocation. */
+  #main: Powertools | undefined;
+  /** The invocation whose context `#main` holds. */
+  #applied: Invocation | undefined;
+  /** The Powertools logger of lines without an invocation, once `#main` holds one (Powertools cannot drop it). */
+  #bare: Powertools | undefined;
+  /** The first invocation this logger saw: the cold start, if the sandbox started on demand. */
+  #first: Invocation | undefined;
+  #invocation: Invocation | undefined;
+  #keys: LogAttributes | undefined;
+
+  constructor(options: PowertoolsLoggerOptions) {
+    this.#options = options;
+  }
+
+  info(message: string, attributes?: LogAttributes): void {
+    this.#write('info', message, attributes);
+  }
+
+  warn(message: string, attributes?: LogAttributes): void {
+    this.#write('warn', message, attributes);
+  }
+
+  error(message: string, attributes?: LogAttributes): void {
+    this.#write('error', message, attributes);
+  }
+
+  startRequest(invocation?: Invocation): void {
+    this.#invocation = invocation;
+    this.#first ??= invocation;
+    this.#keys = undefined;
+  }
+
+  appendKeys(keys: LogAttributes): void {
+    this.#keys = this.#keys ? { ...this.#keys, ...keys } : keys;
+  }
+
+  /** Loads Powertools (once); resolves when every line logged so far is written. */
+  load(): Promise<void> {
+    this.#loading ??= import('@aws-lambda-powertools/logger').then(
+      ({ Logger }) => {
+        this.#loaded = Logger;
+        for (const line of this.#queue.splice(0)) this.#emit(line);
+      },
+      (e: unknown) => {
+        // Never lose a line: without Powertools, write them as plain JSON.
+        console.error(
+          JSON.stringify({ level: 'ERROR', message: 'the logger did not load', error: String(e) }),
+        );
+        for (const { level, message, attributes } of this.#queue.splice(0)) {
+          console.error(JSON.stringify({ level: level.toUpperCase(), message, ...attributes }));
+        }
+      },
+    );
+    return this.#loading;
+  }
+
+  #write(level: Level, message: string, attributes: LogAttributes | undefined): void {
+    const keys = this.#keys;
+    const line: Line = {
+      level,
+      message,
+      attributes: keys ? { ...keys, ...attributes } : attributes,
+      invocation: this.#invocation,
+    };
+    if (this.#loaded) this.#emit(line);
+    else {
+      this.#queue.push(line);
+      void this.load();
+    }
+  }
+
+  #emit({ level, message, attributes, invocation }: Line): void {
+    const target = this.#target(invocation);
+    if (attributes) target[level](message, attributes);
+    else target[level](message);
+  }
+
+  /** The Powertools logger of a line, holding the context of its invocation. */
+  #target(invocation: Invocation | undefined): Powertools {
+    if (!invocation && this.#applied) {
+      this.#bare ??= this.#create();
+      return this.#bare;
+    }
+    this.#main ??= this.#create();
+    const main = this.#main;
+    if (invocation && invocation !== this.#applied) {
+      main.addContext(invocation as Context);
+      // Powertools reports a cold start with the first context it is given. Loaded after the first invocation, it
+      // must not: the second context it is given reports none.
+      if (!this.#applied && invocation !== this.#first) main.addContext(invocation as Context);
+      this.#applied = invocation;
+    }
+    return main;
+  }
+
+  #create(): Powertools {
+    const { serviceName, logLevel } = this.#options;
+    return new (this.#loaded as typeof Powertools)({ serviceName, ...(logLevel ? { logLevel } : {}) });
+  }
+}
