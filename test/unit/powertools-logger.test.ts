@@ -140,6 +140,34 @@ describe('PowertoolsLogger', () => {
   });
 });
 
+describe('PowertoolsLogger without Powertools', () => {
+  afterEach(() => {
+    vi.doUnmock('@aws-lambda-powertools/logger');
+    vi.resetModules();
+  });
+
+  it('still writes every line, as plain JSON with the request id and keys', async () => {
+    vi.resetModules();
+    vi.doMock('@aws-lambda-powertools/logger', () => {
+      throw new Error('not installed');
+    });
+    const errors: string[] = [];
+    vi.spyOn(console, 'error').mockImplementation((line: string) => void errors.push(line));
+    const { PowertoolsLogger: Reloaded } = await import('../../functions/adapters/powertools-logger');
+    const logger = new Reloaded({ serviceName: 'maas-test' });
+    logger.startRequest(invocation('req-3'));
+    logger.appendKeys({ model: 'iris' });
+    logger.error('queued', { n: 1 });
+    await logger.load();
+    logger.warn('after');
+    expect(errors.map((l) => JSON.parse(l))).toEqual([
+      expect.objectContaining({ level: 'ERROR', message: 'the logger did not load' }),
+      { level: 'ERROR', message: 'queued', function_request_id: 'req-3', model: 'iris', n: 1 },
+      { level: 'WARN', message: 'after', function_request_id: 'req-3', model: 'iris' },
+    ]);
+  });
+});
+
 describe('modelKeys', () => {
   it('names the model and the version or alias of a request', () => {
     expect(modelKeys(undefined)).toEqual({});
