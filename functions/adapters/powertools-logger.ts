@@ -7,8 +7,8 @@
  * to the import of the predict bundle, left for later about 3 ms (parsed, not run), and a healthy predict function
  * writes no line at all. Lines written while it loads are queued and written in order, each with the keys and
  * request it was logged with (the request's keys go on each line, not into Powertools' own keys, for that); in a
- * bundle the load takes a few microtasks, so they are out before the runtime can
- * ask for the next invocation. A composition root that would rather pay at INIT awaits `load()`.
+ * bundle the load takes a few microtasks, so they are out before the runtime can ask for the next invocation. A
+ * composition root that would rather pay at INIT awaits `load()`.
  */
 import type { Logger as Powertools } from '@aws-lambda-powertools/logger';
 import type { Context } from 'aws-lambda';
