@@ -2,8 +2,8 @@
  * The one reader of the environment (docs/ARCHITECTURE.md, "Environment"). Modelled on Powertools'
  * `EnvironmentVariablesService`: `EnvironmentVariables` holds one record of variables — the process's own unless a
  * test or a caller hands another — and offers typed getters over it, with the names from the contract
- * (functions/contract/env.ts). `process.env` is touched here and nowhere else in `functions/`: composition roots
- * read what they need once and hand typed values (or a record) to the adapters they build.
+ * (functions/contract/env.ts). The service touches `process.env` here only: composition roots read what they need
+ * once and hand typed values (or a record) to the adapters they build.
  */
 import { ENV } from '../contract/env';
 import { LIMITS } from '../contract/limits';
