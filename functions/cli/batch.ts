@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { s3Client } from '../adapters/aws-clients';
 import { S3BlobStore } from '../adapters/s3-blob-store';
+import { EnvironmentVariables, type EnvRecord } from '../config/environment';
 import { BATCH_KEYS } from '../contract/events';
 import { localClientOptions } from '../local/emulators';
 import type { BlobStore } from '../ports/events';
@@ -36,14 +37,14 @@ interface LocalEndpointsFile {
  */
 export function batchStore(
   opts: { bucket?: string; region?: string; endpoint: string },
-  env: NodeJS.ProcessEnv,
+  env: EnvRecord,
 ): (BlobStore & { bucket: string }) | undefined {
   if (opts.bucket) {
     return new S3BlobStore(s3Client(opts.region ? { region: opts.region } : {}), opts.bucket);
   }
   let local: LocalEndpointsFile | undefined;
   try {
-    local = JSON.parse(readFileSync(join(env.MAAS_HOME || '.maas', 'endpoints.json'), 'utf8'));
+    local = JSON.parse(readFileSync(join(new EnvironmentVariables(env).home(), 'endpoints.json'), 'utf8'));
   } catch {
     return undefined;
   }

@@ -10,6 +10,7 @@ import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
 import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
+import { configuredRegion, EnvironmentVariables, type EnvRecord } from '../config/environment';
 import { type HttpMethod, type OperationId, type PathParams, pathFor, routeFor } from '../contract/routes';
 
 /** The endpoint used when nothing else names one. */
@@ -36,18 +37,17 @@ export class ConnectionError extends Error {
   }
 }
 
-/** The process environment, the default of what this module reads (`MAAS_ENDPOINT`, `MAAS_HOME`, `AWS_REGION`). */
-const processEnv = (): NodeJS.ProcessEnv => process.env;
-
 /**
  * Where the CLI sends requests: `--endpoint`, else `MAAS_ENDPOINT`, else the `api` of a running
  * `maas dev` (`$MAAS_HOME/endpoints.json`), else http://127.0.0.1:3000.
  */
-export function resolveEndpoint(explicit: string | undefined, env: NodeJS.ProcessEnv = processEnv()): string {
+export function resolveEndpoint(explicit: string | undefined, env?: EnvRecord): string {
   if (explicit) return stripSlash(explicit);
-  if (env.MAAS_ENDPOINT) return stripSlash(env.MAAS_ENDPOINT);
+  const vars = new EnvironmentVariables(env);
+  const configured = vars.cliEndpoint();
+  if (configured) return stripSlash(configured);
   try {
-    const file = join(env.MAAS_HOME || '.maas', 'endpoints.json');
+    const file = join(vars.home(), 'endpoints.json');
     const api = (JSON.parse(readFileSync(file, 'utf8')) as { api?: unknown }).api;
     if (typeof api === 'string' && api) return stripSlash(api);
   } catch {
@@ -113,8 +113,7 @@ export class MaasClient {
     const url = new URL(this.endpoint);
     if (opts.sign ?? needsSigning(this.endpoint)) {
       // An execute-api host names the region its signature must be for; the environment's region is a fallback.
-      const env = processEnv();
-      const region = opts.region ?? regionFromHost(url.hostname) ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
+      const region = opts.region ?? regionFromHost(url.hostname) ?? configuredRegion();
       if (!region) {
         throw new Error(`cannot tell the AWS region of ${this.endpoint}: pass --region or set AWS_REGION`);
       }

@@ -3,6 +3,7 @@
  * and the client they name, and how an answer is printed.
  */
 import type { Command } from 'commander';
+import { type EnvRecord, processEnv } from '../config/environment';
 import { MaasClient, resolveEndpoint } from './client';
 
 /** Exit codes of the CLI: 0 ok, 1 the server (or the network) said no, 2 usage error. */
@@ -23,16 +24,16 @@ export class UsageError extends Error {
 export interface CliIo {
   readonly out: (text: string) => void;
   readonly err: (text: string) => void;
-  readonly env: NodeJS.ProcessEnv;
+  readonly env: EnvRecord;
   /** Whether progress bars may be drawn. */
   readonly isTty: boolean;
 }
 
-/** The process's standard streams and environment (the CLI reads `process.env` only here and in client.ts). */
+/** The process's standard streams and environment (read through functions/config/environment.ts). */
 export const processIo = (): CliIo => ({
   out: (t) => process.stdout.write(t),
   err: (t) => process.stderr.write(t),
-  env: process.env,
+  env: processEnv(),
   isTty: Boolean(process.stderr.isTTY),
 });
 

@@ -1,9 +1,10 @@
 /** Entry of the `maas` command (bin/maas.js, `npm start` = `maas dev`). */
+import { setProcessEnvDefaults } from '../config/environment';
 import { run } from './program';
 
 // The project supports Node 20+ (package.json engines); the SDK's notice about its own future Node 22 floor
 // would otherwise interleave with every command's output. An explicit setting wins.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+setProcessEnvDefaults({ AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' });
 
 process.exitCode = await run(process.argv);
 // Exit explicitly (with process.exitCode): the dev server's children are stopped by now, and nothing else may
