@@ -1,7 +1,7 @@
 /**
- * Contract of the event-driven flows (ARCHITECTURE §2 "Event-driven extensions"): S3 keys of batch jobs and
- * async requests, queue semantics shared by the CDK stack and the in-process queue, EventBridge naming and
- * the idempotency records kept in the registry table.
+ * Contract of the event-driven flows (docs/ARCHITECTURE.md, "Flows"; their triggers in docs/events.md): S3 keys
+ * of batch jobs and async requests, queue semantics shared by the CDK stack and the in-process queue, EventBridge
+ * naming and the idempotency records kept in the registry table.
  */
 import { S3_KEYS } from './env';
 

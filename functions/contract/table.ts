@@ -1,4 +1,4 @@
-/** DynamoDB single-table schema of the registry (ARCHITECTURE §3). */
+/** DynamoDB single-table schema of the registry (docs/ARCHITECTURE.md, "Data: table keys and S3 layout"). */
 export const TABLE = {
   partitionKey: 'pk',
   sortKey: 'sk',

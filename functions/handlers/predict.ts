@@ -43,8 +43,6 @@ export interface PredictHandlerDeps extends PredictorDeps {
 /** OIP extensions this server offers, announced by `GET /v2`. */
 export const OIP_EXTENSIONS = ['model_aliases', 'postprocess', 'infer_async', 'batch'] as const;
 
-type Op = OperationOf<'predict'>;
-
 /** The route table's predict operations by route key. */
 const OPS = operationsOf('predict');
 

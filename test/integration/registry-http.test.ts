@@ -1,6 +1,6 @@
 /**
  * The registry HTTP handler end to end (APIGW v2 events -> handler -> DynamoDB Local + s3rver +
- * onnxruntime-node): every route, every 4xx of ARCHITECTURE §2, pagination, archive/delete rules,
+ * onnxruntime-node): every route, every 4xx of the error model (docs/ARCHITECTURE.md, "Errors"), pagination, archive/delete rules,
  * alias moves, rollback and history.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
