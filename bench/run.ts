@@ -30,6 +30,7 @@ import { SessionCache, sha256Hex } from '../functions/app/session-cache';
 import { processEnv } from '../functions/config/environment';
 import { BUNDLE_OPTIONS } from '../functions/contract/bundling';
 import { ENV, HANDLER_ENTRIES, S3_KEYS } from '../functions/contract/env';
+import { pathFor } from '../functions/contract/routes';
 import { createPredictHandler } from '../functions/handlers/predict';
 import {
   LOCAL_CREDENTIALS,
@@ -125,7 +126,7 @@ async function main() {
     const results: CaseResult[] = [];
     for (const m of models) {
       // (a) and (e) run the very session the handler uses (same weights in the CPU caches).
-      const first = await handler(apiEvent('GET', `/v2/models/${m.name}/ready`));
+      const first = await handler(apiEvent('GET', pathFor('modelReady', { name: m.name })));
       if (first.statusCode !== 200) throw new Error(`model ${m.name} is not ready: ${first.body}`);
       const served = await sessions.load(sha256Hex(m.bytes), () =>
         store.getObject(S3_KEYS.model(m.name, sha256Hex(m.bytes))),
@@ -176,7 +177,7 @@ async function measureWarm(
   webSession: ortWeb.InferenceSession,
 ): Promise<CaseResult> {
   const { body, data } = requestBody(m, batch);
-  const event = apiEvent('POST', `/v2/models/${m.name}/infer`, { body });
+  const event = apiEvent('POST', pathFor('modelInfer', { name: m.name }), { body });
   const feeds = { input: new ort.Tensor('float32', data, [batch, m.inFeatures]) };
   const webFeeds = { input: new ortWeb.Tensor('float32', data, [batch, m.inFeatures]) };
   const first = await handler(event);
@@ -272,7 +273,7 @@ async function measureCold(work: string, m: ModelCase, awsEnv: Record<string, st
   const modelFile = join(work, 'model.onnx');
   writeFileSync(modelFile, m.bytes);
   const { body } = requestBody(m, 1);
-  const event = apiEvent('POST', `/v2/models/${m.name}/infer`, { body });
+  const event = apiEvent('POST', pathFor('modelInfer', { name: m.name }), { body });
   writeFileSync(join(work, 'event.json'), JSON.stringify(event));
   const engineOptions = new OrtEngine({ threads: 1 }).sessionOptions;
 

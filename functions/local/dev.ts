@@ -17,6 +17,7 @@ import {
   withoutProcessEnv,
 } from '../config/environment';
 import { ENV, S3_KEYS } from '../contract/env';
+import { pathFor } from '../contract/routes';
 import {
   JavaMissingError,
   LOCAL_CREDENTIALS,
@@ -254,10 +255,10 @@ export function banner(endpoints: LocalEndpoints, home: string, sampleRegistered
     `  sample model '${SAMPLE_MODEL.name}' ${sampleRegistered ? 'registered' : 'already registered'}`,
     '',
     'Try:',
-    `  curl -s ${api}/v2/health/ready`,
-    `  curl -s ${api}/models`,
-    `  curl -s ${api}/v2/models/${SAMPLE_MODEL.name}`,
-    `  curl -s ${api}/v2/models/${SAMPLE_MODEL.name}/infer -H 'content-type: application/json' -d '${infer}'`,
+    `  curl -s ${api}${pathFor('serverReady', {})}`,
+    `  curl -s ${api}${pathFor('listModels', {})}`,
+    `  curl -s ${api}${pathFor('modelMetadata', { name: SAMPLE_MODEL.name })}`,
+    `  curl -s ${api}${pathFor('modelInfer', { name: SAMPLE_MODEL.name })} -H 'content-type: application/json' -d '${infer}'`,
     `  npx maas predict ${SAMPLE_MODEL.name} --input '[[5.1,3.5,1.4,0.2]]'`,
     '',
     'Ctrl-C stops everything.',

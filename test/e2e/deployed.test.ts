@@ -5,7 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { MaasClient, uploadToPresignedUrl } from '../../functions/cli/client';
+import { apiCall, MaasClient, uploadToPresignedUrl } from '../../functions/cli/client';
+import { pathFor } from '../../functions/contract/routes';
 import { buildIrisModel, IRIS_LABELS } from '../../functions/local/sample-model';
 
 const endpoint = process.env.MAAS_E2E_URL;
@@ -16,21 +17,19 @@ describe('deployed stack', () => {
   const name = `e2e-iris-${randomUUID().slice(0, 8)}`;
 
   it('answers health without signing', async () => {
-    const res = await fetch(`${endpoint.replace(/\/$/, '')}/v2/health/live`);
+    const res = await fetch(`${endpoint.replace(/\/$/, '')}${pathFor('serverLive', {})}`);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ live: true });
   });
 
   it('registers a model through a presigned upload and serves it as prod', { timeout: 120_000 }, async () => {
-    const upload = await client.request<{ uploadId: string; url: string }>(
-      'POST',
-      `/models/${name}/uploads`,
+    const upload = await client.send<{ uploadId: string; url: string }>(
+      apiCall('createUpload', { name }),
       {},
     );
     await uploadToPresignedUrl(upload.url, buildIrisModel(), () => {});
-    const version = await client.request<{ version: number; status: string }>(
-      'POST',
-      `/models/${name}/versions`,
+    const version = await client.send<{ version: number; status: string }>(
+      apiCall('registerVersion', { name }),
       {
         uploadId: upload.uploadId,
         labels: [...IRIS_LABELS],
@@ -38,10 +37,10 @@ describe('deployed stack', () => {
       },
     );
     expect(version).toMatchObject({ version: 1, status: 'READY' });
-    const answer = await client.request<{
+    const answer = await client.send<{
       model_version: string;
       outputs: { name: string; data: unknown[] }[];
-    }>('POST', `/v2/models/${name}/infer`, {
+    }>(apiCall('modelInfer', { name }), {
       inputs: [{ name: 'features', shape: [1, 4], datatype: 'FP32', data: [5.1, 3.5, 1.4, 0.2] }],
     });
     expect(answer.model_version).toBe('1');
