@@ -2,16 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { parseInferenceBody, readNumericData } from '../../functions/domain/body-parser';
 import { BadRequestError } from '../../functions/domain/errors';
 import { decodeTensor } from '../../functions/domain/oip-decode';
+import { codeOf as anyCodeOf } from '../helpers/errors';
 
-const codeOf = (fn: () => unknown): string | undefined => {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(BadRequestError);
-    return (e as BadRequestError).code;
-  }
-  return undefined;
-};
+const codeOf = (fn: () => unknown) => anyCodeOf(fn, BadRequestError);
 
 describe('parseInferenceBody', () => {
   it('keeps INT64 literals beyond 2^53 exact', () => {

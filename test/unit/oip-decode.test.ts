@@ -3,16 +3,9 @@ import { BadRequestError } from '../../functions/domain/errors';
 import { decodeTensor, flattenData } from '../../functions/domain/oip-decode';
 import { dataToJsonText, dataToJsonValues } from '../../functions/domain/oip-encode';
 import type { Datatype } from '../../functions/domain/types';
+import { codeOf as anyCodeOf } from '../helpers/errors';
 
-const codeOf = (fn: () => unknown): string | undefined => {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(BadRequestError);
-    return (e as BadRequestError).code;
-  }
-  return undefined;
-};
+const codeOf = (fn: () => unknown) => anyCodeOf(fn, BadRequestError);
 
 describe('decodeTensor', () => {
   const cases: [Datatype, unknown[], unknown[]][] = [

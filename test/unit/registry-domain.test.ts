@@ -21,15 +21,7 @@ import {
   validateModelName,
 } from '../../functions/domain/registry';
 import { REGISTRY_ROUTE_KEYS } from '../../functions/handlers/registry';
-
-const code = (fn: () => unknown): string | undefined => {
-  try {
-    fn();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return undefined;
-};
+import { codeOf as code } from '../helpers/errors';
 
 describe('names', () => {
   it('accepts model names of the contract pattern and rejects others', () => {
