@@ -1,14 +1,17 @@
 /**
  * The `Logger` port on the Powertools Logger: one JSON line per call, with Powertools' standard keys (`level`,
  * `message`, `timestamp`, `service`, `cold_start`, `function_request_id`, … from the Lambda context of the request)
- * and the keys appended for the current request.
+ * and the keys of the request a line belongs to.
  *
  * Powertools is loaded when the first line is written, not at import: evaluated at INIT it adds about 9 ms of CPU
  * to the import of the predict bundle, left for later about 3 ms (parsed, not run), and a healthy predict function
  * writes no line at all. Lines written while it loads are queued and written in order, each with the keys and
- * request it was logged with (the request's keys go on each line, not into Powertools' own keys, for that); in a
- * bundle the load takes a few microtasks, so they are out before the runtime can ask for the next invocation. A
- * composition root that would rather pay at INIT awaits `load()`.
+ * request it was logged with; in a bundle the load takes a few microtasks, so they are out before the runtime can
+ * ask for the next invocation. A composition root that would rather pay at INIT awaits `load()`.
+ *
+ * A request's keys and invocation belong to its own logger (`forRequest`) and go on each of its lines, never into
+ * Powertools' shared state: one request's keys cannot reach the lines of another running at the same time (the
+ * local server serves requests concurrently).
  */
 import type { Logger as Powertools } from '@aws-lambda-powertools/logger';
 import type { Context } from 'aws-lambda';
@@ -34,7 +37,8 @@ interface Line {
   readonly invocation: Invocation | undefined;
 }
 
-export class PowertoolsLogger implements Logger {
+/** Where the lines of a function's loggers go: Powertools, loaded with the first line. */
+class Output {
   readonly #options: PowertoolsLoggerOptions;
   #loading: Promise<void> | undefined;
   #loaded: typeof Powertools | undefined;
@@ -47,38 +51,26 @@ export class PowertoolsLogger implements Logger {
   #applied: Invocation | undefined;
   /** The Powertools logger of lines without an invocation, once `#main` holds one (Powertools cannot drop it). */
   #bare: Powertools | undefined;
-  /** The first invocation this logger saw: the cold start, if the sandbox started on demand. */
+  /** The first invocation a request logger was made for: the cold start, if the sandbox started on demand. */
   #first: Invocation | undefined;
-  #invocation: Invocation | undefined;
-  #keys: LogAttributes | undefined;
 
   constructor(options: PowertoolsLoggerOptions) {
     this.#options = options;
   }
 
-  info(message: string, attributes?: LogAttributes): void {
-    this.#write('info', message, attributes);
-  }
-
-  warn(message: string, attributes?: LogAttributes): void {
-    this.#write('warn', message, attributes);
-  }
-
-  error(message: string, attributes?: LogAttributes): void {
-    this.#write('error', message, attributes);
-  }
-
-  startRequest(invocation?: Invocation): void {
-    this.#invocation = invocation;
+  /** Notes an invocation when its request's logger is made (the first one is the cold start). */
+  seen(invocation: Invocation | undefined): void {
     this.#first ??= invocation;
-    this.#keys = undefined;
   }
 
-  appendKeys(keys: LogAttributes): void {
-    this.#keys = this.#keys ? { ...this.#keys, ...keys } : keys;
+  write(line: Line): void {
+    if (this.#loaded || this.#failed) this.#emit(line);
+    else {
+      this.#queue.push(line);
+      void this.load();
+    }
   }
 
-  /** Loads Powertools (once); resolves when every line logged so far is written. */
   load(): Promise<void> {
     this.#loading ??= import('@aws-lambda-powertools/logger').then(
       ({ Logger }) => {
@@ -97,27 +89,13 @@ export class PowertoolsLogger implements Logger {
     return this.#loading;
   }
 
-  #write(level: Level, message: string, attributes: LogAttributes | undefined): void {
-    const keys = this.#keys;
-    const line: Line = {
-      level,
-      message,
-      attributes: keys ? { ...keys, ...attributes } : attributes,
-      invocation: this.#invocation,
-    };
-    if (this.#loaded || this.#failed) this.#emit(line);
-    else {
-      this.#queue.push(line);
-      void this.load();
-    }
-  }
-
   #emit({ level, message, attributes, invocation }: Line): void {
     if (this.#failed) {
       const request = invocation ? { function_request_id: invocation.awsRequestId } : {};
       console.error(JSON.stringify({ level: level.toUpperCase(), message, ...request, ...attributes }));
       return;
     }
+    // Written at once after the context is set: lines of concurrent requests never see each other's context.
     const target = this.#target(invocation);
     if (attributes) target[level](message, attributes);
     else target[level](message);
@@ -144,5 +122,54 @@ export class PowertoolsLogger implements Logger {
   #create(): Powertools {
     const { serviceName, logLevel } = this.#options;
     return new (this.#loaded as typeof Powertools)({ serviceName, ...(logLevel ? { logLevel } : {}) });
+  }
+}
+
+/** A logger writing to an `Output`, with the invocation and keys of its scope on every line. */
+class ScopedLogger implements Logger {
+  constructor(
+    protected readonly output: Output,
+    private readonly invocation: Invocation | undefined,
+    private readonly keys: LogAttributes | undefined,
+  ) {}
+
+  info(message: string, attributes?: LogAttributes): void {
+    this.#write('info', message, attributes);
+  }
+
+  warn(message: string, attributes?: LogAttributes): void {
+    this.#write('warn', message, attributes);
+  }
+
+  error(message: string, attributes?: LogAttributes): void {
+    this.#write('error', message, attributes);
+  }
+
+  forRequest(invocation?: Invocation, keys?: LogAttributes): Logger {
+    this.output.seen(invocation);
+    const merged = this.keys && keys ? { ...this.keys, ...keys } : (keys ?? this.keys);
+    return new ScopedLogger(this.output, invocation ?? this.invocation, merged);
+  }
+
+  #write(level: Level, message: string, attributes: LogAttributes | undefined): void {
+    const keys = this.keys;
+    this.output.write({
+      level,
+      message,
+      attributes: keys ? { ...keys, ...attributes } : attributes,
+      invocation: this.invocation,
+    });
+  }
+}
+
+/** The logger of a function (one per process): lines outside any request; `forRequest` makes a request's. */
+export class PowertoolsLogger extends ScopedLogger {
+  constructor(options: PowertoolsLoggerOptions) {
+    super(new Output(options), undefined, undefined);
+  }
+
+  /** Loads Powertools (once); resolves when every line logged so far is written. */
+  load(): Promise<void> {
+    return this.output.load();
   }
 }

@@ -40,11 +40,7 @@ import {
   type RegistryRepository,
   systemClock,
 } from '../ports';
-
-/** Minimal logger (Powertools' Logger fits). */
-export interface RegistryLogger {
-  warn(message: string, extra?: Record<string, unknown>): void;
-}
+import type { Logger } from '../ports/logger';
 
 export interface RegistryDeps {
   readonly repo: RegistryRepository;
@@ -54,7 +50,8 @@ export interface RegistryDeps {
   readonly clock?: Clock;
   /** @default LIMITS.maxModelBytes */
   readonly maxModelBytes?: number;
-  readonly logger?: RegistryLogger;
+  /** Where a registry event that could not be published is reported. @default none */
+  readonly logger?: Pick<Logger, 'warn'>;
 }
 
 export interface RegisterVersionInput {

@@ -39,10 +39,10 @@ export function createAsyncApiHandler(
 ): (event: HttpEvent, context?: Invocation) => Promise<HttpResult> {
   const logger = deps.logger ?? functionLogger;
   return async (event, context) => {
-    logger.startRequest(context);
+    let log = logger.forRequest(context);
     try {
       const { op, params } = resolveOperation(event, OPS);
-      logger.appendKeys(modelKeys(params));
+      log = logger.forRequest(context, modelKeys(params));
       switch (op) {
         case 'modelInferAsync': {
           const body = parseInferenceBody(bodyText(event, deps.maxBodyBytes));
@@ -58,7 +58,7 @@ export function createAsyncApiHandler(
           return json(200, await getAsyncStatus(deps, params.requestId ?? ''));
       }
     } catch (e) {
-      return errorResult(e, logger);
+      return errorResult(e, log);
     }
   };
 }
@@ -83,8 +83,7 @@ async function fromEnvironment(
 }
 
 const notConfigured = async (_event: HttpEvent, context?: Invocation): Promise<HttpResult> => {
-  functionLogger.startRequest(context);
-  return errorResult(new Error(`${ENV.table} is not set`), functionLogger);
+  return errorResult(new Error(`${ENV.table} is not set`), functionLogger.forRequest(context));
 };
 
 const env = new EnvironmentVariables();

@@ -29,8 +29,8 @@ export type SqsHandler = (event: SQSEvent, context: Context | TimeBudget) => Pro
 const functionLogger = new PowertoolsLogger({ serviceName: 'maas-async-worker' });
 
 export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandler {
-  const logger = deps.logger ?? functionLogger;
-  const onRecord = (budget: TimeBudget) => async (record: SQSRecord) => {
+  const functionScope = deps.logger ?? functionLogger;
+  const onRecord = (budget: TimeBudget, logger: Logger) => async (record: SQSRecord) => {
     const receiveCount = Number(record.attributes?.ApproximateReceiveCount ?? '1');
     let message: ReturnType<typeof parseWorkMessage> | undefined;
     try {
@@ -52,9 +52,9 @@ export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandl
   };
   return async (event, context) => {
     // Records run concurrently: what is about one record goes on its own lines, not into the request's keys.
-    logger.startRequest(invocationOf(context));
+    const log = functionScope.forRequest(invocationOf(context));
     const processor = new BatchProcessor(EventType.SQS);
-    return processPartialResponse(event, onRecord(context), processor, {
+    return processPartialResponse(event, onRecord(context, log), processor, {
       context: context as Context,
       throwOnFullBatchFailure: false,
     });

@@ -22,6 +22,7 @@ import { type MaasConfig, ortEngineOptions } from '../config/environment';
 import { BATCH, IDEMPOTENCY } from '../contract/events';
 import type { QueuePublisher } from '../ports/events';
 import type { EventPublisher, ModelInspector } from '../ports/index';
+import type { Logger } from '../ports/logger';
 import { queueFromConfig } from './event-aws';
 
 export interface EventFlowsOptions {
@@ -40,6 +41,8 @@ export interface EventFlowsOptions {
   /** A predictor to share (its caches) with other entry points. */
   readonly predictor?: Predictor;
   readonly aliasTtlMs?: number;
+  /** Where the registry use cases report what they log (an event not published). @default none */
+  readonly logger?: Logger;
 }
 
 export interface EventFlows {
@@ -64,7 +67,13 @@ export function createEventFlows(o: EventFlowsOptions): EventFlows {
     new DynamoIdempotencyGuard({ client: o.doc, tableName: o.table, keyPrefix });
 
   const registryDeps: RegistryDeps | undefined = o.inspector
-    ? { repo, store, inspector: o.inspector, ...(o.events ? { events: o.events } : {}) }
+    ? {
+        repo,
+        store,
+        inspector: o.inspector,
+        ...(o.events ? { events: o.events } : {}),
+        ...(o.logger ? { logger: o.logger } : {}),
+      }
     : undefined;
   const predictor =
     o.predictor ??
@@ -108,7 +117,7 @@ export function createEventFlows(o: EventFlowsOptions): EventFlows {
  */
 export function eventFlowsFromConfig(
   config: MaasConfig,
-  extra: Pick<EventFlowsOptions, 'events' | 'inspector'> = {},
+  extra: Pick<EventFlowsOptions, 'events' | 'inspector' | 'logger'> = {},
 ): EventFlows {
   return createEventFlows({
     table: config.table,

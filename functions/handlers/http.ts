@@ -64,6 +64,13 @@ export function resolveOperation<Op extends OperationId>(
  */
 export function errorResult(err: unknown, logger?: Pick<Logger, 'error'>): HttpResult {
   if (isMaasError(err)) {
+    // A caller's mistake is answered, not logged; a failure of ours is logged, with what caused it.
+    if (err.status >= 500) {
+      logger?.error(err.message, {
+        code: err.code,
+        ...(err.cause !== undefined ? { cause: describe(err.cause) } : {}),
+      });
+    }
     const headers: Record<string, string> =
       err instanceof UnavailableError ? { 'retry-after': String(err.retryAfterSeconds) } : {};
     return json(err.status, { error: err.message, code: err.code }, headers);

@@ -14,7 +14,7 @@ import { sharedSessionCache } from '../app/session-cache';
 import { EnvironmentVariables, type MaasConfig, ortEngineOptions } from '../config/environment';
 import { ENV } from '../contract/env';
 import { LIMITS } from '../contract/limits';
-import { type OperationOf, operationsOf } from '../contract/routes';
+import { operationsOf } from '../contract/routes';
 import { parseInferenceBody } from '../domain/body-parser';
 import { UnavailableError } from '../domain/errors';
 import type { RegistryRepository } from '../ports/index';
@@ -61,15 +61,13 @@ export function createPredictHandler(
   const maxBodyBytes = deps.maxBodyBytes ?? LIMITS.maxBodyBytes;
   const logger = deps.logger ?? functionLogger;
   return async (event, context) => {
-    logger.startRequest(context);
+    let params = event.pathParameters;
     try {
       // API Gateway's routeKey names the route (no path matching, no allocation on the warm path).
       let op = OPS.get(event.routeKey);
-      let params = event.pathParameters;
       if (op === undefined) ({ op, params } = resolveOperation(event, OPS));
       const name = params?.name ?? '';
       const ref = params?.ref;
-      logger.appendKeys(modelKeys(params));
       switch (op) {
         case 'modelInfer': {
           // A UTF-8 byte is at most 3 per UTF-16 unit: short bodies need no byte count.
@@ -87,8 +85,7 @@ export function createPredictHandler(
           try {
             await deps.repo.ping();
           } catch (e) {
-            logger.error('registry unreachable', { error: (e as Error)?.message });
-            throw new UnavailableError('the model registry is unreachable', 1);
+            throw new UnavailableError('the model registry is unreachable', 1, { cause: e });
           }
           return rawJson(200, READY);
         case 'serverMetadata':
@@ -101,7 +98,8 @@ export function createPredictHandler(
         }
       }
     } catch (e) {
-      return errorResult(e, logger);
+      // The predict path writes lines on failures only: the request's logger is made here, off the warm path.
+      return errorResult(e, logger.forRequest(context, modelKeys(params)));
     }
   };
 }
@@ -146,10 +144,7 @@ async function fromEnvironment(config: MaasConfig, initializedAhead: boolean) {
  * is logged at import: the local server imports this module for its factory without a Lambda environment.
  */
 function misconfigured(cause: unknown): (event: HttpEvent, context?: Invocation) => Promise<HttpResult> {
-  return async (_event, context) => {
-    functionLogger.startRequest(context);
-    return errorResult(cause, functionLogger);
-  };
+  return async (_event, context) => errorResult(cause, functionLogger.forRequest(context));
 }
 
 async function buildDefault(): Promise<(event: HttpEvent, context?: Invocation) => Promise<HttpResult>> {

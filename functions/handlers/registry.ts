@@ -226,11 +226,10 @@ const functionLogger = new PowertoolsLogger({ serviceName: 'maas-registry' });
 export function createRegistryHandler(
   registryDeps: RegistryHandlerDeps,
 ): (event: HttpEvent, context?: Invocation) => Promise<HttpResult> {
-  const deps = registryDeps.logger ? registryDeps : { ...registryDeps, logger: functionLogger };
-  const logger = deps.logger ?? functionLogger;
+  const logger = registryDeps.logger ?? functionLogger;
   return async (event, context) => {
-    logger.startRequest(context);
-    logger.appendKeys(modelKeys(event.pathParameters));
+    const log = logger.forRequest(context, modelKeys(event.pathParameters));
+    const deps = { ...registryDeps, logger: log };
     try {
       // Only events API Gateway routed here (by routeKey) name a registry operation.
       const op = OPS.get(event.routeKey);
@@ -242,7 +241,7 @@ export function createRegistryHandler(
       }
       return await operations[op](event, deps);
     } catch (err) {
-      return errorResult(err, logger);
+      return errorResult(err, log);
     }
   };
 }
@@ -266,9 +265,9 @@ function buildDefault(): (event: HttpEvent, context?: Invocation) => Promise<Htt
     // Missing configuration: importing the module (tests, tooling) must not throw; invocations fail.
     const message = (e as Error).message;
     return async (_event, context) => {
-      functionLogger.startRequest(context);
-      functionLogger.error('registry handler is not configured', { error: message });
-      return errorResult(new Error(message), functionLogger);
+      const log = functionLogger.forRequest(context);
+      log.error('registry handler is not configured', { error: message });
+      return errorResult(new Error(message), log);
     };
   }
 }

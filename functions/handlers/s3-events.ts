@@ -77,7 +77,7 @@ export function createS3EventsHandler(
   };
 
   return async (event, context) => {
-    logger.startRequest(invocationOf(context));
+    const log = logger.forRequest(invocationOf(context));
     const budget = context ?? noBudget;
     const outcomes: S3RecordOutcome[] = [];
     const failures: { key: string; error: unknown }[] = [];
@@ -85,14 +85,14 @@ export function createS3EventsHandler(
       try {
         const outcome = await one(record, budget);
         // A registration names its model (and version) on its line: one invocation may register several.
-        logger.info('s3 event handled', {
+        log.info('s3 event handled', {
           ...outcome,
           ...('name' in outcome ? { model: outcome.name } : {}),
         });
         outcomes.push(outcome);
       } catch (e) {
         const key = record.s3?.object?.key ?? '?';
-        logger.error('s3 event failed', { key, ...describeError(e) });
+        log.error('s3 event failed', { key, ...describeError(e) });
         failures.push({ key, error: e });
       }
     }
@@ -113,7 +113,11 @@ async function fromEnvironment(
     import('./event-aws'),
   ]);
   return createS3EventsHandler({
-    ...eventFlowsFromConfig(config, { ...eventsFromConfig(config), inspector: new OrtModelInspector() }),
+    ...eventFlowsFromConfig(config, {
+      ...eventsFromConfig(config),
+      inspector: new OrtModelInspector(),
+      logger: functionLogger,
+    }),
     logger: functionLogger,
   });
 }

@@ -98,6 +98,7 @@ export function composeLocal(res: LocalResources): LocalServices {
     queue,
     inspector,
     predictor,
+    logger: logger('maas-s3-events'),
   });
   queue.attach(createAsyncWorkerHandler({ ...flows, logger: logger('maas-async-worker') }));
   const s3Events = createS3EventsHandler({ ...flows, logger: logger('maas-s3-events') });

@@ -1,6 +1,8 @@
 /**
- * The logger port: structured log lines, one JSON object each in AWS (functions/adapters/powertools-logger.ts),
- * carrying the keys of the request being handled. Tests pass a recording implementation.
+ * The logger port: structured log lines, one JSON object each in AWS (functions/adapters/powertools-logger.ts).
+ * A request's lines come from a logger of that request (`forRequest`), which names its invocation and carries its
+ * keys; the logger it came from is unchanged, so concurrent requests never lend each other keys. Tests pass a
+ * recording implementation.
  */
 
 /** What a line carries besides its message: JSON-serializable values by name. */
@@ -20,10 +22,8 @@ export interface Logger {
   warn(message: string, attributes?: LogAttributes): void;
   error(message: string, attributes?: LogAttributes): void;
   /**
-   * Starts the scope of a request: the keys appended for the previous one are dropped and, given its invocation,
-   * every line names the request (Lambda's request id) until the next scope starts.
+   * The logger of one request: every line it writes names `invocation` (Lambda's request id), when given, and
+   * carries `keys` (e.g. the model, version or alias the request is about) besides this logger's own keys.
    */
-  startRequest(invocation?: Invocation): void;
-  /** Adds keys to every line of the current request (e.g. the model, version or alias it is about). */
-  appendKeys(keys: LogAttributes): void;
+  forRequest(invocation?: Invocation, keys?: LogAttributes): Logger;
 }

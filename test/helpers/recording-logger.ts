@@ -9,7 +9,7 @@ export interface RecordedLine {
   readonly message: string;
   /** The attributes passed with the line, if any. */
   readonly extra?: LogAttributes;
-  /** The keys appended for the request the line was logged in. */
+  /** The keys of the request the line was logged in. */
   readonly keys: LogAttributes;
   /** The invocation of that request, if it had one. */
   readonly invocation?: Invocation;
@@ -19,26 +19,27 @@ export interface RecordingLogger extends Logger {
   readonly lines: RecordedLine[];
 }
 
+/** A logger that records its lines, and those of every logger made from it, in one list. */
 export function recordingLogger(): RecordingLogger {
   const lines: RecordedLine[] = [];
-  let keys: LogAttributes = {};
-  let invocation: Invocation | undefined;
-  const record = (level: RecordedLine['level']) => (message: string, extra?: LogAttributes) => {
-    lines.push({ level, message, ...(extra ? { extra } : {}), keys, ...(invocation ? { invocation } : {}) });
+  const scoped = (keys: LogAttributes, invocation: Invocation | undefined): Logger => {
+    const record = (level: RecordedLine['level']) => (message: string, extra?: LogAttributes) => {
+      lines.push({
+        level,
+        message,
+        ...(extra ? { extra } : {}),
+        keys,
+        ...(invocation ? { invocation } : {}),
+      });
+    };
+    return {
+      info: record('INFO'),
+      warn: record('WARN'),
+      error: record('ERROR'),
+      forRequest: (next, more) => scoped({ ...keys, ...more }, next ?? invocation),
+    };
   };
-  return {
-    lines,
-    info: record('INFO'),
-    warn: record('WARN'),
-    error: record('ERROR'),
-    startRequest(next) {
-      keys = {};
-      invocation = next;
-    },
-    appendKeys(more) {
-      keys = { ...keys, ...more };
-    },
-  };
+  return { lines, ...scoped({}, undefined) };
 }
 
 /** A logger that writes nothing. */
@@ -46,6 +47,5 @@ export const silentLogger: Logger = {
   info() {},
   warn() {},
   error() {},
-  startRequest() {},
-  appendKeys() {},
+  forRequest: () => silentLogger,
 };

@@ -50,13 +50,13 @@ const lines = () =>
 
 describe('PowertoolsLogger', () => {
   it('writes one JSON line per call, with the keys of the request on each', async () => {
-    const logger = new PowertoolsLogger({ serviceName: 'maas-test' });
-    logger.startRequest(invocation('req-1'));
-    logger.appendKeys({ model: 'iris' });
-    logger.appendKeys({ alias: 'prod' });
+    const root = new PowertoolsLogger({ serviceName: 'maas-test' });
+    const logger = root
+      .forRequest(invocation('req-1'), { model: 'iris' })
+      .forRequest(undefined, { alias: 'prod' });
     logger.info('first', { rows: 2 });
     logger.error('second', { error: 'boom' });
-    await logger.load();
+    await root.load();
     expect(lines()).toEqual([
       expect.objectContaining({
         level: 'INFO',
@@ -82,12 +82,8 @@ describe('PowertoolsLogger', () => {
   it('starts each request without the keys of the one before, naming its own request id', async () => {
     const logger = new PowertoolsLogger({ serviceName: 'maas-test' });
     await logger.load();
-    logger.startRequest(invocation('req-1'));
-    logger.appendKeys({ model: 'iris', version: 3 });
-    logger.warn('one');
-    logger.startRequest(invocation('req-2'));
-    logger.warn('two');
-    logger.startRequest();
+    logger.forRequest(invocation('req-1'), { model: 'iris', version: 3 }).warn('one');
+    logger.forRequest(invocation('req-2')).warn('two');
     logger.warn('three');
     const [one, two, three] = lines();
     expect(one).toMatchObject({ function_request_id: 'req-1', model: 'iris', version: 3 });
@@ -97,14 +93,32 @@ describe('PowertoolsLogger', () => {
     expect(three).not.toHaveProperty('model');
   });
 
+  it('keeps the keys and request id of requests that run at the same time apart', async () => {
+    // Prepare: two requests in flight on one function logger, their lines interleaved.
+    const logger = new PowertoolsLogger({ serviceName: 'maas-test' });
+    await logger.load();
+    const a = logger.forRequest(invocation('req-a'), { model: 'model-a' });
+    const b = logger.forRequest(invocation('req-b'), { model: 'model-b', alias: 'prod' });
+    // Act
+    a.error('a1');
+    b.error('b1');
+    a.error('a2');
+    logger.warn('outside');
+    b.error('b2');
+    // Assess
+    expect(lines().map((l) => [l.message, l.function_request_id, l.model, l.alias])).toEqual([
+      ['a1', 'req-a', 'model-a', undefined],
+      ['b1', 'req-b', 'model-b', 'prod'],
+      ['a2', 'req-a', 'model-a', undefined],
+      ['outside', undefined, undefined, undefined],
+      ['b2', 'req-b', 'model-b', 'prod'],
+    ]);
+  });
+
   it('writes the lines logged while Powertools loads in order, each with the request it was logged in', async () => {
     const logger = new PowertoolsLogger({ serviceName: 'maas-test' });
-    logger.startRequest(invocation('req-1'));
-    logger.appendKeys({ model: 'a' });
-    logger.error('in the first request');
-    logger.startRequest(invocation('req-2'));
-    logger.appendKeys({ model: 'b' });
-    logger.error('in the second request');
+    logger.forRequest(invocation('req-1'), { model: 'a' }).error('in the first request');
+    logger.forRequest(invocation('req-2'), { model: 'b' }).error('in the second request');
     expect(lines()).toEqual([]);
     await logger.load();
     expect(lines().map((l) => [l.message, l.function_request_id, l.model])).toEqual([
@@ -115,18 +129,15 @@ describe('PowertoolsLogger', () => {
 
   it('reports the cold start on the first invocation only, also when Powertools loads later', async () => {
     const early = new PowertoolsLogger({ serviceName: 'maas-test' });
-    early.startRequest(invocation('req-1'));
-    early.info('cold');
-    early.startRequest(invocation('req-2'));
-    early.info('warm');
+    early.forRequest(invocation('req-1')).info('cold');
+    early.forRequest(invocation('req-2')).info('warm');
     await early.load();
     expect(lines().map((l) => l.cold_start)).toEqual([true, false]);
 
     written.length = 0;
     const late = new PowertoolsLogger({ serviceName: 'maas-test' });
-    late.startRequest(invocation('req-1'));
-    late.startRequest(invocation('req-2'));
-    late.info('first line, second invocation');
+    late.forRequest(invocation('req-1'));
+    late.forRequest(invocation('req-2')).info('first line, second invocation');
     await late.load();
     expect(lines().map((l) => l.cold_start)).toEqual([false]);
   });
@@ -154,11 +165,10 @@ describe('PowertoolsLogger without Powertools', () => {
     const errors: string[] = [];
     vi.spyOn(console, 'error').mockImplementation((line: string) => void errors.push(line));
     const { PowertoolsLogger: Reloaded } = await import('../../functions/adapters/powertools-logger');
-    const logger = new Reloaded({ serviceName: 'maas-test' });
-    logger.startRequest(invocation('req-3'));
-    logger.appendKeys({ model: 'iris' });
+    const root = new Reloaded({ serviceName: 'maas-test' });
+    const logger = root.forRequest(invocation('req-3'), { model: 'iris' });
     logger.error('queued', { n: 1 });
-    await logger.load();
+    await root.load();
     logger.warn('after');
     expect(errors.map((l) => JSON.parse(l))).toEqual([
       expect.objectContaining({ level: 'ERROR', message: 'the logger did not load' }),
