@@ -7,6 +7,7 @@
  */
 import { ENV } from '../contract/env';
 import { LIMITS } from '../contract/limits';
+import { type PreloadEntry, parsePreload } from '../domain/names';
 
 /** Environment variables by name: the process's, or a record a test or a caller builds. */
 export type EnvRecord = Readonly<Record<string, string | undefined>>;
@@ -28,7 +29,7 @@ export interface MaasConfig {
   /** Explicit ORT intra-op thread count; undefined = derived from memory. */
   readonly ortThreads?: number;
   /** `name@ref` entries to load during INIT. */
-  readonly preload: readonly { name: string; ref?: string }[];
+  readonly preload: readonly PreloadEntry[];
   readonly maxBodyBytes: number;
   readonly memoryMb: number;
   readonly queueUrl?: string;
@@ -75,19 +76,6 @@ export function withoutProcessEnv<T>(name: string, load: () => Promise<T>): Prom
     throw e;
   }
   return pending.finally(restore);
-}
-
-/** Parses `MAAS_PRELOAD`: comma-separated `name` or `name@ref` entries. */
-export function parsePreload(raw: string | undefined): { name: string; ref?: string }[] {
-  if (!raw) return [];
-  return raw
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean)
-    .map((entry) => {
-      const [name, ref] = entry.split('@');
-      return ref ? { name: name!, ref } : { name: name! };
-    });
 }
 
 /** Typed reads of one record of environment variables. */
@@ -175,6 +163,15 @@ export class EnvironmentVariables {
     return Boolean(this.#env[ENV.table]);
   }
 
+  /** `MAAS_PRELOAD` (see `parsePreload`); a bad entry is an error naming the variable and the entry. */
+  preload(): readonly PreloadEntry[] {
+    try {
+      return parsePreload(this.#env[ENV.preload]);
+    } catch (e) {
+      throw new Error(`${ENV.preload}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
   /**
    * The function's configuration. Throws when `MAAS_TABLE` or `MAAS_BUCKET` is not set (`<name> is not set`) or a
    * number is no non-negative integer.
@@ -192,7 +189,7 @@ export class EnvironmentVariables {
       bucket,
       aliasTtlMs: this.nonNegativeInteger(ENV.aliasTtlMs, LIMITS.defaultAliasTtlMs),
       ...(threads ? { ortThreads: this.nonNegativeInteger(ENV.ortThreads, 1) } : {}),
-      preload: parsePreload(this.#env[ENV.preload]),
+      preload: this.preload(),
       maxBodyBytes: this.nonNegativeInteger(ENV.maxBodyBytes, LIMITS.maxBodyBytes),
       memoryMb: this.memoryMb(),
       ...(queueUrl ? { queueUrl } : {}),

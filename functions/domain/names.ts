@@ -77,3 +77,35 @@ export function parseVersionRef(ref: string | undefined): VersionRef {
   }
   return { alias: ref };
 }
+
+/** One entry of a preload list: a model and, optionally, its version or alias. */
+export interface PreloadEntry {
+  readonly name: string;
+  readonly ref?: string;
+}
+
+/**
+ * Parses a preload list (`MAAS_PRELOAD`, the stack's `preload`): comma-separated `name` or `name@ref` entries,
+ * surrounding whitespace and empty entries ignored; each name a model name, each ref a version number or an
+ * alias name. A bad entry is 400 with the code of what is wrong in it, its message naming the entry.
+ */
+export function parsePreload(raw: string | undefined): PreloadEntry[] {
+  if (!raw) return [];
+  const entries = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  return entries.map((entry) => {
+    const prefix = entries.length > 1 || entry !== raw ? `entry '${quoted(entry)}': ` : '';
+    const [name = '', ref, ...rest] = entry.split('@');
+    if (rest.length > 0) throw new BadRequestError(`${prefix}more than one '@'`, 'INVALID_PRELOAD');
+    try {
+      validateModelName(name);
+      if (ref !== undefined) parseVersionRef(ref);
+    } catch (e) {
+      const code = e instanceof BadRequestError ? e.code : 'INVALID_PRELOAD';
+      throw new BadRequestError(`${prefix}${(e as Error).message}`, code, { cause: e });
+    }
+    return ref !== undefined ? { name, ref } : { name };
+  });
+}

@@ -7,7 +7,7 @@
 import { type Duration, Token } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
 import { LIMITS } from '../../functions/contract/limits';
-import { parseVersionRef, quoted, validateModelName } from '../../functions/domain/names';
+import { parsePreload, quoted } from '../../functions/domain/names';
 
 /** Where a checked value comes from: a construct prop (`predict.memorySize`) or a `-c` context parameter. */
 export type Setting =
@@ -103,9 +103,8 @@ export function checkApiTimeout(timeout: Duration, setting: Setting): Duration {
 }
 
 /**
- * Checks `MAAS_PRELOAD` (`name@ref,...`): comma-separated entries `name` or `name@ref`, surrounding
- * whitespace and empty entries ignored (as the predict function reads it); each name a valid model name,
- * each ref a version number or an alias name, with the messages of `functions/domain/names.ts`.
+ * Checks `MAAS_PRELOAD` (`name@ref,...`) with the parser the predict function reads it with
+ * (`parsePreload` of `functions/domain/names.ts`), so that a list synth accepts is one the function accepts.
  */
 export function checkPreload(preload: string, setting: Setting): string {
   if (Token.isUnresolved(preload)) return preload;
@@ -115,20 +114,10 @@ export function checkPreload(preload: string, setting: Setting): string {
     propExample: "'iris@prod,mnist@2'",
     contextExample: 'iris@prod,mnist@2',
   };
-  const entries = preload
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  for (const entry of entries) {
-    const [name = '', ref, ...rest] = entry.split('@');
-    const prefix = entries.length > 1 || entry !== preload ? `entry '${quoted(entry)}': ` : '';
-    if (rest.length > 0) invalid(setting, preload, `${prefix}more than one '@'`, fix);
-    try {
-      validateModelName(name);
-      if (ref !== undefined) parseVersionRef(ref);
-    } catch (e) {
-      invalid(setting, preload, `${prefix}${(e as Error).message}`, fix, e);
-    }
+  try {
+    parsePreload(preload);
+  } catch (e) {
+    invalid(setting, preload, (e as Error).message, fix, e);
   }
   return preload;
 }

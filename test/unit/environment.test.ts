@@ -12,7 +12,6 @@ import {
   EnvironmentVariables,
   ortEngineOptions,
   ortThreadCount,
-  parsePreload,
   processEnv,
   readConfig,
   setProcessEnv,
@@ -21,6 +20,8 @@ import {
 } from '../../functions/config/environment';
 import { ENV } from '../../functions/contract/env';
 import { LIMITS } from '../../functions/contract/limits';
+import { parsePreload } from '../../functions/domain/names';
+import { codeOf } from '../helpers/errors';
 
 const base = { [ENV.table]: 't', [ENV.bucket]: 'b' };
 const vars = (env: Record<string, string>) => new EnvironmentVariables(env);
@@ -121,6 +122,20 @@ describe('parsePreload', () => {
       { name: 'b', ref: '3' },
       { name: 'c', ref: 'prod' },
     ]);
+  });
+
+  it('refuses a bad entry with the code of what is wrong, naming the entry', () => {
+    expect(codeOf(() => parsePreload('iris@prod,Bad Name'))).toBe('INVALID_NAME');
+    expect(codeOf(() => parsePreload('iris@'))).toBe('INVALID_ALIAS');
+    expect(codeOf(() => parsePreload('iris@01'))).toBe('INVALID_VERSION');
+    expect(codeOf(() => parsePreload('a@b@c'))).toBe('INVALID_PRELOAD');
+    expect(() => parsePreload('iris@prod, Bad Name')).toThrow(/^entry 'Bad Name': invalid model name/);
+  });
+
+  it('makes a bad MAAS_PRELOAD a configuration error naming the variable', () => {
+    expect(() => vars({ ...base, [ENV.preload]: 'iris@prod,a@b@c' }).config()).toThrow(
+      "MAAS_PRELOAD: entry 'a@b@c': more than one '@'",
+    );
   });
 });
 
