@@ -22,7 +22,7 @@ export interface MaasStackProps extends StackProps {
    * @default {} (1769 MB, 30 seconds)
    */
   readonly predict?: FunctionSizing;
-  /** Registry function sizing (memory 128-10240 MB). @default {} (3008 MB, 60 seconds) */
+  /** Registry function sizing (memory 128-10240 MB). @default {} (3008 MB, 30 seconds) */
   readonly registry?: FunctionSizing;
   /**
    * `MAAS_PRELOAD` of the predict function: comma-separated `name` or `name@ref` (a version number or an

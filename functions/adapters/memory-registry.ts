@@ -2,7 +2,8 @@
  * RegistryRepository in memory: the same port, the same planners (../domain/registry-plans) and the same
  * guarantees as the DynamoDB repository for concurrent callers of one process — version numbers unique and
  * without gaps, alias moves conditional on the revision read, append-only history, pagination tokens checked
- * against their listing — for the local tools and the tests.
+ * against their listing — for tests that need a registry without a table (the repository contract suite
+ * holds it to the same behaviour as DynamoDB).
  *
  * Every write reads the state its planner needs, yields (as the round trip to a table would, so concurrent
  * callers really interleave), then commits the plan in one synchronous step after checking the plan's

@@ -42,9 +42,9 @@ export interface AsyncWorkerDeps {
 }
 
 /**
- * Request bodies arrive parsed by the tensor codec, which reads large flat numeric `data` straight into typed
- * arrays (and exact 64-bit integers into bigints): store them as the JSON arrays (decimal strings for bigints)
- * the codec reads back, never as `{"0": …}` objects.
+ * Request bodies arrive parsed by the body parser (domain/body-parser.ts), which reads large flat numeric `data`
+ * straight into typed arrays (and exact 64-bit integers into bigints): store them as the JSON arrays (decimal
+ * strings for bigints) the decoder reads back, never as `{"0": …}` objects.
  */
 const toJson = (_key: string, value: unknown): unknown => {
   if (typeof value === 'bigint') return value.toString();

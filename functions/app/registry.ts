@@ -12,16 +12,9 @@ import {
   PayloadTooLargeError,
   UnprocessableModelError,
 } from '../domain/errors';
-import {
-  aliasNotFound,
-  assertPostprocessFits,
-  assertStatusChange,
-  modelNotFound,
-  planRollback,
-  validateAliasName,
-  validateModelName,
-  versionNotFound,
-} from '../domain/registry';
+import { validateAliasName, validateModelName } from '../domain/names';
+import { assertPostprocessFits, assertStatusChange } from '../domain/registry';
+import { aliasNotFound, modelNotFound, planRollback, versionNotFound } from '../domain/registry-plans';
 import type {
   AliasMove,
   AliasMoveResult,

@@ -1,8 +1,8 @@
 /**
- * Registry rules (pure): name and alias validation, version-number and page parameters, request
- * schemas (zod, strict), opaque pagination tokens, and the rules of status changes and post-processing.
- * The decisions of version allocation, alias moves, rollbacks, archive and delete are the planners of
- * ./registry-plans (re-exported here where the use cases need them). No AWS SDK, no onnxruntime, no Lambda types.
+ * Registry requests (pure): page parameters, request schemas (zod, strict), `s3Uri` parsing, and the rules of
+ * status changes and post-processing. Names are validated by ./names, pagination tokens and alias preconditions
+ * live in ./registry-rules, and the decisions of version allocation, alias moves, rollbacks, archive and delete
+ * are the planners of ./registry-plans. No AWS SDK, no onnxruntime, no Lambda types.
  */
 import { z } from 'zod';
 import { LIMITS } from '../contract/limits';
@@ -10,8 +10,6 @@ import { BadRequestError, ConflictError } from './errors';
 import { quoted } from './names';
 import { checkPostprocess } from './postprocess';
 import type { ModelSignature, ModelVersion, PostprocessSpec, VersionStatus } from './types';
-
-export { parseVersionNumber, validateAliasName, validateModelName } from './names';
 
 /** Parses the `limit` query parameter (1..LIMITS.maxPageSize, default LIMITS.defaultPageSize). */
 export function parseLimit(raw: string | undefined): number {
@@ -24,15 +22,6 @@ export function parseLimit(raw: string | undefined): number {
   }
   return Number(raw);
 }
-
-export {
-  aliasNotFound,
-  modelNotFound,
-  planRollback,
-  rollbackTarget,
-  versionNotFound,
-} from './registry-plans';
-export { assertAliasable, decodePageToken, encodePageToken, type PageKey } from './registry-rules';
 
 // ---------------------------------------------------------------------------------------------
 // Request schemas

@@ -17,6 +17,7 @@ import {
   type HttpEvent,
   type HttpResult,
   json,
+  misconfiguredHandler,
   resolveOperation,
 } from './http';
 import { modelKeys } from './logging';
@@ -82,13 +83,15 @@ async function fromEnvironment(
   });
 }
 
-const notConfigured = async (_event: HttpEvent, context?: Invocation): Promise<HttpResult> => {
-  return errorResult(new Error(`${ENV.table} is not set`), functionLogger.forRequest(context));
-};
-
-const env = new EnvironmentVariables();
+async function buildDefault(): Promise<(event: HttpEvent, context?: Invocation) => Promise<HttpResult>> {
+  const env = new EnvironmentVariables();
+  if (!env.hasTable()) return misconfiguredHandler(new Error(`${ENV.table} is not set`), functionLogger);
+  try {
+    return await fromEnvironment(env.config());
+  } catch (e) {
+    return misconfiguredHandler(e, functionLogger);
+  }
+}
 
 /** The Lambda entry point (built at INIT from the environment). */
-export const handler: (event: HttpEvent, context?: Invocation) => Promise<HttpResult> = env.hasTable()
-  ? await fromEnvironment(env.config())
-  : notConfigured;
+export const handler: (event: HttpEvent, context?: Invocation) => Promise<HttpResult> = await buildDefault();

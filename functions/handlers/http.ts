@@ -13,7 +13,7 @@ import {
   PayloadTooLargeError,
   UnavailableError,
 } from '../domain/errors';
-import type { Logger } from '../ports/logger';
+import type { Invocation, Logger } from '../ports/logger';
 
 export type HttpEvent = APIGatewayProxyEventV2 & {
   requestContext: APIGatewayProxyEventV2['requestContext'] & {
@@ -56,6 +56,18 @@ export function resolveOperation<Op extends OperationId>(
   if (!m || found === undefined)
     throw new NotFoundError(`no route for ${method} ${event.rawPath}`, 'ROUTE_NOT_FOUND');
   return { op: found, params: m.pathParameters };
+}
+
+/**
+ * The entry of a function whose environment is unusable: every request is answered with a JSON 500, its cause
+ * logged with each. Nothing is logged at import (the local server imports the handler modules for their
+ * factories, without a Lambda environment).
+ */
+export function misconfiguredHandler(
+  cause: unknown,
+  logger: Logger,
+): (event: HttpEvent, context?: Invocation) => Promise<HttpResult> {
+  return async (_event, context) => errorResult(cause, logger.forRequest(context));
 }
 
 /**

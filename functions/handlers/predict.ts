@@ -25,6 +25,7 @@ import {
   type HttpEvent,
   type HttpResult,
   json,
+  misconfiguredHandler,
   rawJson,
   resolveOperation,
 } from './http';
@@ -139,21 +140,13 @@ async function fromEnvironment(config: MaasConfig, initializedAhead: boolean) {
   return createPredictHandler({ ...deps, predictor });
 }
 
-/**
- * Answers every request with a JSON 500 (the cause is logged with each) when the environment is unusable. Nothing
- * is logged at import: the local server imports this module for its factory without a Lambda environment.
- */
-function misconfigured(cause: unknown): (event: HttpEvent, context?: Invocation) => Promise<HttpResult> {
-  return async (_event, context) => errorResult(cause, functionLogger.forRequest(context));
-}
-
 async function buildDefault(): Promise<(event: HttpEvent, context?: Invocation) => Promise<HttpResult>> {
   const env = new EnvironmentVariables();
-  if (!env.hasTable()) return misconfigured(new Error(`${ENV.table} is not set`));
+  if (!env.hasTable()) return misconfiguredHandler(new Error(`${ENV.table} is not set`), functionLogger);
   try {
     return await fromEnvironment(env.config(), env.initializedAhead());
   } catch (e) {
-    return misconfigured(e);
+    return misconfiguredHandler(e, functionLogger);
   }
 }
 

@@ -27,18 +27,16 @@ import { S3_KEYS } from '../contract/env';
 import { LIMITS } from '../contract/limits';
 import { type OperationOf, operationsOf, ROUTES, routeKey } from '../contract/routes';
 import { BadRequestError, NotFoundError } from '../domain/errors';
+import { parseVersionNumber, validateAliasName, validateModelName } from '../domain/names';
 import {
   createUploadBodySchema,
   moveAliasBodySchema,
   parseLimit,
   parseS3Uri,
-  parseVersionNumber,
   parseWith,
   patchVersionBodySchema,
   registerVersionBodySchema,
   rollbackBodySchema,
-  validateAliasName,
-  validateModelName,
 } from '../domain/registry';
 import type { ModelVersion } from '../domain/types';
 import type { Invocation, Logger } from '../ports/logger';
@@ -50,6 +48,7 @@ import {
   type HttpEvent,
   type HttpResult,
   json,
+  misconfiguredHandler,
   parseJsonObject,
   pathParam,
   queryParam,
@@ -263,12 +262,7 @@ function buildDefault(): (event: HttpEvent, context?: Invocation) => Promise<Htt
     });
   } catch (e) {
     // Missing configuration: importing the module (tests, tooling) must not throw; invocations fail.
-    const message = (e as Error).message;
-    return async (_event, context) => {
-      const log = functionLogger.forRequest(context);
-      log.error('registry handler is not configured', { error: message });
-      return errorResult(new Error(message), log);
-    };
+    return misconfiguredHandler(e, functionLogger);
   }
 }
 

@@ -16,10 +16,6 @@ import type {
 } from '../domain/types';
 import type { HashedArtifact } from './inference';
 
-// The registry's request and result types live in the domain (its planners take them); re-exported here as the
-// vocabulary of the repository port.
-export type { AliasMove, AliasMoveResult, NewVersion, VersionPatch } from '../domain/types';
-
 export interface RegistryRepository {
   /**
    * Allocates the next version number of `name` (creating the model on first use) and writes the

@@ -14,8 +14,8 @@ import {
   NotFoundError,
   PreconditionFailedError,
 } from '../../functions/domain/errors';
-import type { ModelSignature } from '../../functions/domain/types';
-import type { Clock, NewVersion, RegistryRepository } from '../../functions/ports';
+import type { ModelSignature, NewVersion } from '../../functions/domain/types';
+import type { Clock, RegistryRepository } from '../../functions/ports';
 
 /** What the contract needs of an implementation. */
 export interface RegistryRepositoryHarness {

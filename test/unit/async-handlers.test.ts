@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { SQSEvent } from 'aws-lambda';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { incomingModelName, registerOnUpload } from '../../functions/app/register-on-upload';
 import { ASYNC_KEYS, QUEUE } from '../../functions/contract/events';
 import { UnavailableError, UnprocessableModelError } from '../../functions/domain/errors';
@@ -307,5 +307,33 @@ describe('register on upload', () => {
     expect(await registerOnUpload(deps, { bucket: 'b', key: 'incoming/iris/gone.onnx' })).toMatchObject({
       status: 'IGNORED',
     });
+  });
+});
+
+describe('async API Lambda entry', () => {
+  it('answers a JSON 500 (the cause logged, not answered) when its environment is unusable', async () => {
+    // Prepare: a table, but no bucket and no queue; the entry is built at import, from the environment.
+    vi.resetModules();
+    vi.stubEnv('MAAS_TABLE', 'maas-registry');
+    vi.stubEnv('MAAS_BUCKET', '');
+    vi.stubEnv('MAAS_QUEUE_URL', '');
+    const written: string[] = [];
+    const capture = (chunk: unknown) => {
+      written.push(String(chunk));
+      return true;
+    };
+    vi.spyOn(process.stdout, 'write').mockImplementation(capture);
+    vi.spyOn(process.stderr, 'write').mockImplementation(capture);
+    try {
+      // Act
+      const { handler } = await import('../../functions/handlers/async-api');
+      const r = parseResult(await handler(apiEvent('GET', '/async/0123456789abcdef0123456789abcdef')));
+      // Assess
+      expect(r).toMatchObject({ status: 500, body: { error: 'internal error', code: 'INTERNAL' } });
+      await vi.waitFor(() => expect(written.join('')).toContain('MAAS_BUCKET is not set'));
+    } finally {
+      vi.restoreAllMocks();
+      vi.unstubAllEnvs();
+    }
   });
 });

@@ -14,14 +14,14 @@ import {
   PayloadTooLargeError,
   UnprocessableModelError,
 } from '../../functions/domain/errors';
-import type { ModelSignature, ModelVersion } from '../../functions/domain/types';
 import type {
   AliasMove,
   AliasMoveResult,
-  ArtifactStore,
+  ModelSignature,
+  ModelVersion,
   NewVersion,
-  RegistryEvent,
-} from '../../functions/ports';
+} from '../../functions/domain/types';
+import type { ArtifactStore, RegistryEvent } from '../../functions/ports';
 
 const SIG: ModelSignature = {
   inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 2] }],

@@ -3,23 +3,19 @@ import { ContentionRetry, isContention } from '../../functions/adapters/dynamodb
 import { LIMITS } from '../../functions/contract/limits';
 import { ROUTES, routeKey } from '../../functions/contract/routes';
 import { BadRequestError, ConflictError, UnavailableError } from '../../functions/domain/errors';
+import { parseVersionNumber, validateAliasName, validateModelName } from '../../functions/domain/names';
 import {
-  assertAliasable,
   assertPostprocessFits,
   assertStatusChange,
-  decodePageToken,
-  encodePageToken,
   moveAliasBodySchema,
   parseLimit,
   parseS3Uri,
-  parseVersionNumber,
   parseWith,
   patchVersionBodySchema,
   registerVersionBodySchema,
-  rollbackTarget,
-  validateAliasName,
-  validateModelName,
 } from '../../functions/domain/registry';
+import { rollbackTarget } from '../../functions/domain/registry-plans';
+import { assertAliasable, decodePageToken, encodePageToken } from '../../functions/domain/registry-rules';
 import { REGISTRY_ROUTE_KEYS } from '../../functions/handlers/registry';
 import { codeOf as code } from '../helpers/errors';
 

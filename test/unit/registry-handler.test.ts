@@ -4,15 +4,16 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MemoryRegistryRepository } from '../../functions/adapters/memory-registry';
-import type { Model, ModelVersion, Page } from '../../functions/domain/types';
-import { createRegistryHandler, handler } from '../../functions/handlers/registry';
 import type {
   AliasMove,
   AliasMoveResult,
-  ArtifactStore,
-  ModelInspector,
+  Model,
+  ModelVersion,
   NewVersion,
-} from '../../functions/ports';
+  Page,
+} from '../../functions/domain/types';
+import { createRegistryHandler, handler } from '../../functions/handlers/registry';
+import type { ArtifactStore, ModelInspector } from '../../functions/ports';
 import { apiEvent, parseResult } from '../helpers/apigw';
 
 const unused = () => {
