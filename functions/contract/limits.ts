@@ -30,6 +30,11 @@ export const LIMITS = {
    * whose work is the response must finish within it.
    */
   apiIntegrationTimeoutSeconds: 30,
+  /**
+   * Largest timeout (seconds) of a function that answers the HTTP API: one second under the integration timeout,
+   * so the function's own timeout (and its answer) comes before API Gateway gives up with a 503.
+   */
+  apiFunctionMaxTimeoutSeconds: 29,
   /** Lambda's memory range (MB, integers). */
   lambdaMinMemoryMb: 128,
   lambdaMaxMemoryMb: 10_240,

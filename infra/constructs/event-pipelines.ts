@@ -24,6 +24,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { ENV, S3_KEYS } from '../../functions/contract/env';
 import { BATCH, BATCH_KEYS, EVENT_BUS, EVENT_HANDLER_ENTRIES, QUEUE } from '../../functions/contract/events';
+import { LIMITS } from '../../functions/contract/limits';
 import { type FunctionSizing, type MaasNodejsFunctionOptions, maasNodejsFunction } from './functions';
 import type { RegistryTable } from './model-registry-table';
 import type { ModelStore } from './model-store';
@@ -48,8 +49,8 @@ export interface EventPipelinesProps {
   /** Work queue consumer. @default 1769 MB, QUEUE.workerTimeoutSeconds */
   readonly worker?: FunctionSizing;
   /**
-   * Async API function; it answers the HTTP API, so its timeout is at most 30 seconds (checked at synth).
-   * @default 512 MB, 10 seconds
+   * Async API function; it answers the HTTP API, so its timeout is at most 29 seconds (checked at synth).
+   * @default 512 MB, 29 seconds
    */
   readonly asyncApi?: FunctionSizing;
   /** Receives before a work message goes to the dead-letter queue. @default QUEUE.maxReceiveCount */
@@ -244,7 +245,7 @@ export class EventPipelines extends Construct {
         sizingProp: 'asyncApi',
         answersApi: true,
         memorySize: 512,
-        timeout: 10,
+        timeout: LIMITS.apiFunctionMaxTimeoutSeconds,
         environment: env,
         description: 'maas async inference API',
         layer: false,

@@ -32,9 +32,9 @@ export interface FunctionSizing {
    */
   readonly memorySize?: number;
   /**
-   * Function timeout; at most 30 seconds for the functions that answer the HTTP API (API Gateway HTTP API's
-   * integration timeout).
-   * @default 30 seconds
+   * Function timeout; at most 29 seconds for the functions that answer the HTTP API (under API Gateway HTTP
+   * API's 30 s integration timeout, so the function answers first).
+   * @default 29 seconds
    */
   readonly timeout?: Duration;
   /** Reserved concurrency (caps the function). @default - unreserved */
@@ -196,18 +196,18 @@ export class MaasFunctions extends Construct {
       sizingProp: 'predict',
       answersApi: true,
       memorySize: 1769,
-      timeout: 30,
+      timeout: LIMITS.apiFunctionMaxTimeoutSeconds,
       environment: { ...common, ...(props.preload ? { [ENV.preload]: props.preload } : {}) },
       description: 'maas inference (Open Inference Protocol v2)',
     });
     // The registry answers the HTTP API too: a registration that outlived API Gateway's 30 s would be
-    // recorded after the caller got a 503 (and a retry would register it twice). At 30 s it ends with the
-    // response; the version is written last, in one conditional write, so a cut registration leaves none.
+    // recorded after the caller got a 503. At 29 s the function answers first; a registration that does not
+    // fit its remaining time continues on the work queue (202, PENDING), and registration is idempotent.
     this.registry = this.makeFunction('Registry', HANDLER_ENTRIES.registry, props, props.registry ?? {}, {
       sizingProp: 'registry',
       answersApi: true,
       memorySize: 3008,
-      timeout: LIMITS.apiIntegrationTimeoutSeconds,
+      timeout: LIMITS.apiFunctionMaxTimeoutSeconds,
       environment: common,
       description: 'maas model registry',
     });

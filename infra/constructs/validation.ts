@@ -85,17 +85,18 @@ export function checkMemorySize(memorySize: number, setting: Setting, raw = Stri
 }
 
 /**
- * The timeout of a function whose work is the HTTP API's response: at most API Gateway's integration
- * timeout (30 s), after which the API answers 503 whatever the function does. Unresolved tokens pass.
+ * The timeout of a function whose work is the HTTP API's response: at most `LIMITS.apiFunctionMaxTimeoutSeconds`
+ * (29 s), under API Gateway's integration timeout (30 s) after which the API answers 503 whatever the function
+ * does, so the function always answers first. Unresolved tokens pass.
  */
 export function checkApiTimeout(timeout: Duration, setting: Setting): Duration {
   if (timeout.isUnresolved()) return timeout;
-  const limit = LIMITS.apiIntegrationTimeoutSeconds;
+  const limit = LIMITS.apiFunctionMaxTimeoutSeconds;
   if (timeout.toMilliseconds() > limit * 1000) {
     invalid(
       setting,
       timeout.toHumanString(),
-      `the function serves the HTTP API, whose integration timeout is ${limit} seconds (an API Gateway limit): past it the API answers 503 while the function keeps running`,
+      `the function serves the HTTP API, whose integration timeout is ${LIMITS.apiIntegrationTimeoutSeconds} seconds (an API Gateway limit): past it the API answers 503 while the function keeps running, so the function must time out first, within ${limit} seconds`,
       { expected: `at most ${limit} seconds`, propExample: `Duration.seconds(${limit})` },
     );
   }

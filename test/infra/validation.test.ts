@@ -101,42 +101,56 @@ describe('MaasFunctions', () => {
     expect(fns.predict.fn).toBeDefined();
   });
 
-  it('rejects a predict timeout above the API 30 s integration timeout, naming the prop and the fix', () => {
-    const e = errorOf(() => functions({ predict: { timeout: Duration.seconds(31) } }));
+  it('rejects a predict timeout of 30 s (the API 30 s integration timeout), naming the prop and the fix', () => {
+    const e = errorOf(() => functions({ predict: { timeout: Duration.seconds(30) } }));
     expect(e.setting).toBe('predict.timeout');
-    expect(e.message).toContain("invalid prop predict.timeout '31 seconds'");
+    expect(e.message).toContain("invalid prop predict.timeout '30 seconds'");
     expect(e.message).toContain('integration timeout is 30 seconds');
-    expect(e.message).toContain('Set predict.timeout to at most 30 seconds, e.g. Duration.seconds(30).');
+    expect(e.message).toContain('Set predict.timeout to at most 29 seconds, e.g. Duration.seconds(29).');
   });
 
-  it('rejects a registry timeout above 30 s: a registration must not outlive the API response', () => {
+  it('rejects a registry timeout above 29 s: a registration must not outlive the API response', () => {
     const e = errorOf(() => functions({ registry: { timeout: Duration.minutes(2) } }));
     expect(e.setting).toBe('registry.timeout');
-    expect(e.message).toContain('Set registry.timeout to at most 30 seconds');
+    expect(e.message).toContain('Set registry.timeout to at most 29 seconds');
+    expect(errorOf(() => functions({ registry: { timeout: Duration.seconds(30) } })).setting).toBe(
+      'registry.timeout',
+    );
   });
 
-  it('accepts predict and registry timeouts of 30 s', () => {
+  it('accepts predict and registry timeouts of 29 s, and defaults them to 29 s', () => {
     expect(() =>
-      functions({ predict: { timeout: Duration.seconds(30) }, registry: { timeout: Duration.seconds(30) } }),
+      functions({ predict: { timeout: Duration.seconds(29) }, registry: { timeout: Duration.seconds(29) } }),
     ).not.toThrow();
+    const fns = functions({});
+    const timeoutOf = (fn: unknown) =>
+      (fn as { node: { defaultChild: { timeout?: number } } }).node.defaultChild.timeout;
+    expect(timeoutOf(fns.predict.fn)).toBe(29);
+    expect(timeoutOf(fns.registry.fn)).toBe(29);
   });
 });
 
 describe('EventPipelines', () => {
-  it('rejects an async API timeout above 30 s and an out-of-range memory size, naming the prop', () => {
+  it('rejects an async API timeout above 29 s and an out-of-range memory size, naming the prop', () => {
     const timeout = errorOf(() => pipelines({ asyncApi: { timeout: Duration.minutes(1) } }));
     expect(timeout.setting).toBe('asyncApi.timeout');
     expect(timeout.message).toContain("ValidationTest/Events: invalid prop asyncApi.timeout '1 minute'");
-    expect(timeout.message).toContain('Set asyncApi.timeout to at most 30 seconds');
+    expect(timeout.message).toContain('Set asyncApi.timeout to at most 29 seconds');
+    expect(errorOf(() => pipelines({ asyncApi: { timeout: Duration.seconds(30) } })).setting).toBe(
+      'asyncApi.timeout',
+    );
     const memory = errorOf(() => pipelines({ worker: { memorySize: 64 } }));
     expect(memory.setting).toBe('worker.memorySize');
     expect(memory.message).toContain("invalid prop worker.memorySize '64'");
   });
 
-  it('accepts an async API timeout of 30 s and long timeouts of the functions not behind the API', () => {
+  it('accepts an async API timeout of 29 s (the default) and long timeouts of the functions not behind the API', () => {
+    expect(
+      (pipelines({}).asyncApiFunction.node.defaultChild as unknown as { timeout?: number }).timeout,
+    ).toBe(29);
     expect(() =>
       pipelines({
-        asyncApi: { timeout: Duration.seconds(30) },
+        asyncApi: { timeout: Duration.seconds(29) },
         worker: { timeout: Duration.minutes(10), memorySize: 10_240 },
         s3Events: { timeout: Duration.minutes(5) },
       }),
