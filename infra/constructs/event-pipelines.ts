@@ -25,7 +25,12 @@ import { Construct } from 'constructs';
 import { ENV, S3_KEYS } from '../../functions/contract/env';
 import { BATCH, BATCH_KEYS, EVENT_BUS, EVENT_HANDLER_ENTRIES, QUEUE } from '../../functions/contract/events';
 import { LIMITS } from '../../functions/contract/limits';
-import { type FunctionSizing, type MaasNodejsFunctionOptions, maasNodejsFunction } from './functions';
+import {
+  type FunctionSizing,
+  type MaasNodejsFunctionOptions,
+  maasNodejsFunction,
+  REGISTRATION_MEMORY_MB,
+} from './functions';
 import type { RegistryTable } from './model-registry-table';
 import type { ModelStore } from './model-store';
 import type { OnnxRuntimeLayer } from './onnxruntime-layer';
@@ -44,7 +49,11 @@ export interface EventPipelinesProps {
    * @default - none
    */
   readonly publishers?: readonly lambda.Function[];
-  /** S3 events function (registration, batch start). @default 1769 MB, BATCH.functionTimeoutSeconds */
+  /**
+   * S3 events function (registration, batch start). It registers `incoming/` artifacts of any size up to
+   * LIMITS.maxModelBytes itself, so it has the registry function's memory.
+   * @default REGISTRATION_MEMORY_MB (3008 MB), BATCH.functionTimeoutSeconds
+   */
   readonly s3Events?: FunctionSizing;
   /** Work queue consumer. @default 1769 MB, QUEUE.workerTimeoutSeconds */
   readonly worker?: FunctionSizing;
@@ -166,7 +175,8 @@ export class EventPipelines extends Construct {
       {
         sizingProp: 's3Events',
         answersApi: false,
-        memorySize: 1769,
+        // A registration of a 256 MiB artifact holds its bytes and an onnxruntime session: the registry's memory.
+        memorySize: REGISTRATION_MEMORY_MB,
         timeout: BATCH.functionTimeoutSeconds,
         environment: { ...env, [ENV.eventBus]: this.bus.eventBusName },
         description: 'maas S3 events: register incoming models, start batch jobs',
@@ -204,7 +214,7 @@ export class EventPipelines extends Construct {
     props.store.grantReadPrefixes(this.s3EventsFunction, 'incoming', 'models', 'batch');
     props.store.grantWritePrefixes(this.s3EventsFunction, 'models', 'batch');
     props.store.grantDeletePrefixes(this.s3EventsFunction, 'batch');
-    props.store.grantList(this.s3EventsFunction);
+    props.store.grantList(this.s3EventsFunction, 'incoming', 'models', 'batch');
     this.queue.grantSendMessages(this.s3EventsFunction);
     this.bus.grantPutEventsTo(this.s3EventsFunction);
 
@@ -232,7 +242,7 @@ export class EventPipelines extends Construct {
     props.store.grantReadPrefixes(this.workerFunction, 'models', 'async', 'batch');
     props.store.grantWritePrefixes(this.workerFunction, 'async', 'batch');
     props.store.grantDeletePrefixes(this.workerFunction, 'batch');
-    props.store.grantList(this.workerFunction);
+    props.store.grantList(this.workerFunction, 'models', 'async', 'batch');
     this.queue.grantSendMessages(this.workerFunction);
 
     // --- async API -------------------------------------------------------------------------------------------
@@ -253,7 +263,7 @@ export class EventPipelines extends Construct {
     );
     props.store.grantReadPrefixes(this.asyncApiFunction, 'async');
     props.store.grantWritePrefixes(this.asyncApiFunction, 'async');
-    props.store.grantList(this.asyncApiFunction);
+    props.store.grantList(this.asyncApiFunction, 'async');
     this.queue.grantSendMessages(this.asyncApiFunction);
 
     for (const fn of props.publishers ?? []) this.grantPublish(fn);

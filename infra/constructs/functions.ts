@@ -18,6 +18,20 @@ import type { ModelStore } from './model-store';
 import type { OnnxRuntimeLayer } from './onnxruntime-layer';
 import { checkApiTimeout, checkMemorySize, checkPreload } from './validation';
 
+/**
+ * Memory of a function that registers models (the registry API, the S3 events function): a registration holds
+ * the artifact's bytes (up to LIMITS.maxModelBytes, 256 MiB), a copy for the content hash and upload, and an
+ * onnxruntime session of the model (its weights again, plus the graph): about four times the artifact, on top of
+ * the runtime and the bundle. 3008 MB also buys close to two vCPUs for the session build.
+ */
+export const REGISTRATION_MEMORY_MB = 3008;
+
+/**
+ * `NODE_OPTIONS` of every function: stack traces map through the deployed source maps to the TypeScript
+ * sources, so a logged error names `functions/...ts` lines instead of positions in the minified bundle.
+ */
+export const NODE_OPTIONS = '--enable-source-maps';
+
 /** The repository root: entry files in the contract are relative to it. */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -28,7 +42,7 @@ export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', 
 export interface FunctionSizing {
   /**
    * Memory in MB, a whole number from 128 to 10240 (Lambda's range); CPU grows with it (1769 MB is one vCPU).
-   * @default 1769 for predict (one full vCPU), 3008 for registry (it holds the artifact and a session)
+   * @default 1769 for predict (one full vCPU), {@link REGISTRATION_MEMORY_MB} for registry (it holds the artifact and a session)
    */
   readonly memorySize?: number;
   /**
@@ -70,7 +84,7 @@ export interface MaasFunctionsProps {
 
 /**
  * NodejsFunction bundling from the contract's esbuild options (functions/contract/bundling.ts), shared
- * with the benchmark and the smoke tests: ESM, minified, source maps, Node.js 22; onnxruntime stays external
+ * with the benchmark and the smoke tests: ESM, minified, source maps, Node.js 24; onnxruntime stays external
  * (the layer provides it). Local esbuild only, never Docker.
  */
 export const BUNDLING: NonNullable<NodejsFunctionProps['bundling']> = {
@@ -107,7 +121,7 @@ export interface MaasNodejsFunctionOptions {
   readonly memorySize: number;
   /** Default timeout in seconds, unless `sizing.timeout` says otherwise. */
   readonly timeout: number;
-  /** Environment variables. */
+  /** Environment variables; `NODE_OPTIONS` ({@link NODE_OPTIONS}) is added to every function. */
   readonly environment: Readonly<Record<string, string>>;
   /** Function description. */
   readonly description: string;
@@ -155,7 +169,7 @@ export function maasNodejsFunction(
     ...(o.sizing.reservedConcurrentExecutions !== undefined
       ? { reservedConcurrentExecutions: o.sizing.reservedConcurrentExecutions }
       : {}),
-    environment: o.environment,
+    environment: { ...o.environment, NODE_OPTIONS },
     description: o.description,
     logGroup,
     bundling: BUNDLING,
@@ -206,7 +220,7 @@ export class MaasFunctions extends Construct {
     this.registry = this.makeFunction('Registry', HANDLER_ENTRIES.registry, props, props.registry ?? {}, {
       sizingProp: 'registry',
       answersApi: true,
-      memorySize: 3008,
+      memorySize: REGISTRATION_MEMORY_MB,
       timeout: LIMITS.apiFunctionMaxTimeoutSeconds,
       environment: common,
       description: 'maas model registry',
@@ -215,12 +229,14 @@ export class MaasFunctions extends Construct {
     // predict: reads the registry and the content-addressed artifacts.
     props.table.grantRead(this.predict.fn);
     props.store.grantReadPrefixes(this.predict.fn, 'models');
+    // A missing artifact must be a 404 (not S3's 403 without a list permission), listing only models/.
+    props.store.grantList(this.predict.fn, 'models');
     // registry: owns the table; presigns upload PUTs, copies uploads/ and incoming/ into models/ (uploads
     // are left to the bucket's lifecycle rule, so no delete permission).
     props.table.grantReadWrite(this.registry.fn);
     props.store.grantReadPrefixes(this.registry.fn, 'models', 'uploads', 'incoming');
     props.store.grantWritePrefixes(this.registry.fn, 'models', 'uploads');
-    props.store.grantList(this.registry.fn);
+    props.store.grantList(this.registry.fn, 'models', 'uploads', 'incoming');
   }
 
   private makeFunction(

@@ -2,12 +2,14 @@
  * ModelStore: the S3 bucket of model artifacts and event files (its layout: docs/ARCHITECTURE.md, "Data:
  * table keys and S3 layout"), with prefix-scoped grants.
  */
-import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { S3_KEYS } from '../../functions/contract/env';
 import { ASYNC_RESULT_RETENTION_DAYS } from '../../functions/contract/events';
+import { quoted } from '../../functions/domain/names';
+import { MaasValidationError, type Setting } from './validation';
 
 /** The key prefixes of the bucket (docs/ARCHITECTURE.md, "Data: table keys and S3 layout"), without trailing slash. */
 export type StorePrefix = 'models' | 'uploads' | 'incoming' | 'batch' | 'async';
@@ -33,8 +35,16 @@ export interface ModelStoreProps {
   readonly asyncResultExpirationDays?: number;
   /** Overwritten or deleted object versions are kept this many days. @default 30 */
   readonly noncurrentVersionExpirationDays?: number;
-  /** Origins allowed to PUT artifacts with a presigned URL from a browser. @default ['*'] */
-  readonly corsAllowedOrigins?: readonly string[];
+  /**
+   * Origins allowed to PUT artifacts with a presigned URL from a browser (the bucket's CORS rule): each
+   * `https://host[:port]` or `http://host[:port]`, at most one `*` wildcard in each (S3's rule), or `*` alone
+   * for any origin. Checked at synth (`checkCorsOrigins`). Presigned uploads from the CLI, SDKs or curl need
+   * no CORS.
+   * @default - no CORS rule: browsers may not PUT cross-origin
+   */
+  readonly corsOrigins?: readonly string[];
+  /** Overwritten or deleted versions of `uploads/` objects are kept this many days. @default 1 */
+  readonly uploadNoncurrentVersionExpirationDays?: number;
   /** Server access logs go to a separate bucket under this prefix. @default 'model-store/' */
   readonly accessLogsPrefix?: string;
 }
@@ -42,7 +52,9 @@ export interface ModelStoreProps {
 /**
  * Versioned bucket, SSE-S3 encryption (S3-managed keys, so presigned PUTs need no KMS grant), all public
  * access blocked, TLS enforced by bucket policy, server access logs to a dedicated bucket, lifecycle rules
- * that expire `uploads/` and `async/`, CORS for presigned PUT uploads.
+ * that expire `uploads/` (current and non-current versions) and `async/`, and CORS for presigned PUT uploads
+ * from the origins of `corsOrigins` only (none by default). Throws a `MaasValidationError` at synth for an
+ * invalid origin.
  */
 export class ModelStore extends Construct {
   /** The model store bucket. */
@@ -53,6 +65,10 @@ export class ModelStore extends Construct {
   constructor(scope: Construct, id: string, props: ModelStoreProps = {}) {
     super(scope, id);
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
+    const corsOrigins =
+      props.corsOrigins === undefined
+        ? undefined
+        : checkCorsOrigins(props.corsOrigins, { prop: 'corsOrigins', scope: this });
     this.accessLogsBucket = new s3.Bucket(this, 'AccessLogs', {
       encryption: s3.BucketEncryption.S3_MANAGED,
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
@@ -75,20 +91,26 @@ export class ModelStore extends Construct {
       serverAccessLogsBucket: this.accessLogsBucket,
       serverAccessLogsPrefix: props.accessLogsPrefix ?? 'model-store/',
       removalPolicy,
-      cors: [
-        {
-          allowedMethods: [s3.HttpMethods.PUT],
-          allowedOrigins: [...(props.corsAllowedOrigins ?? ['*'])],
-          allowedHeaders: ['*'],
-          exposedHeaders: ['ETag'],
-          maxAge: 3000,
-        },
-      ],
+      ...(corsOrigins?.length
+        ? {
+            cors: [
+              {
+                allowedMethods: [s3.HttpMethods.PUT],
+                allowedOrigins: [...corsOrigins],
+                allowedHeaders: ['*'],
+                exposedHeaders: ['ETag'],
+                maxAge: 3000,
+              },
+            ],
+          }
+        : {}),
       lifecycleRules: [
         {
           id: 'expire-uploads',
           prefix: PREFIX.uploads,
           expiration: Duration.days(props.uploadExpirationDays ?? 1),
+          // The bucket is versioned: an expired or overwritten upload stays as a non-current version; drop it too.
+          noncurrentVersionExpiration: Duration.days(props.uploadNoncurrentVersionExpirationDays ?? 1),
         },
         {
           id: 'expire-async-results',
@@ -125,14 +147,18 @@ export class ModelStore extends Construct {
   }
 
   /**
-   * s3:ListBucket on the bucket itself: without it S3 answers 403 instead of 404 for a missing key, and
-   * the registry must tell an unknown upload from a denied one.
+   * s3:ListBucket on the bucket, limited to the given key prefixes (condition `s3:prefix` like
+   * `<prefix>/*`): without it S3 answers a GetObject or HeadObject of a missing key with 403 instead of 404,
+   * so a missing artifact or upload could not be told from a denied one. Grant it on the prefixes the
+   * function reads, no wider.
    */
-  grantList(grantee: iam.IGrantable): iam.Grant {
+  grantList(grantee: iam.IGrantable, ...prefixes: StorePrefix[]): iam.Grant {
+    if (prefixes.length === 0) throw new Error('a list grant on the model store needs at least one prefix');
     return iam.Grant.addToPrincipal({
       grantee,
       actions: ['s3:ListBucket'],
       resourceArns: [this.bucket.bucketArn],
+      conditions: { StringLike: { 's3:prefix': prefixes.map((p) => `${PREFIX[p]}*`) } },
     });
   }
 
@@ -155,4 +181,34 @@ export class ModelStore extends Construct {
       resourceArns: prefixes.map((p) => this.objectsArn(p)),
     });
   }
+}
+
+/** One CORS origin S3 accepts: `*`, or `http(s)://host[:port]` with no path and at most one `*`. */
+const CORS_ORIGIN = /^(\*|https?:\/\/[^\s/?#]+)$/;
+
+/**
+ * Checks the bucket's CORS origins (a prop or `-c corsOrigins=<origin>,...`): at least one, each `*` or
+ * `http(s)://host[:port]` without a path, with at most one `*` wildcard (S3's rule). Unresolved tokens pass.
+ * Returns the origins; throws a {@link MaasValidationError} naming the setting and the bad origin.
+ */
+export function checkCorsOrigins(origins: readonly string[], setting: Setting): readonly string[] {
+  const name = 'prop' in setting ? `prop ${setting.prop}` : `context parameter -c ${setting.context}`;
+  const fix =
+    'prop' in setting
+      ? `Set ${setting.prop} to a list of origins, e.g. ['https://app.example.com'], or leave it unset for no CORS.`
+      : 'Pass comma-separated origins, e.g. -c corsOrigins=https://app.example.com,https://admin.example.com, or leave it unset for no CORS.';
+  if (origins.length === 0) {
+    throw new MaasValidationError(setting, `invalid ${name}: the list of origins is empty. ${fix}`);
+  }
+  for (const origin of origins) {
+    if (Token.isUnresolved(origin)) continue;
+    const wildcards = origin.split('*').length - 1;
+    if (!CORS_ORIGIN.test(origin) || wildcards > 1) {
+      throw new MaasValidationError(
+        setting,
+        `invalid ${name} origin '${quoted(origin)}': an origin is http(s)://host[:port] without a path, with at most one '*' wildcard, or '*' alone. ${fix}`,
+      );
+    }
+  }
+  return origins;
 }

@@ -225,6 +225,14 @@ describe('EventPipelines', () => {
       expect(s.Action).not.toBe('*');
       expect(s.Resource).not.toBe('*');
     }
+    // The list grant (404 rather than 403 for a missing key) is limited to the prefixes each function reads.
+    const listPrefixes = (statements: Record<string, unknown>[]) =>
+      statements
+        .filter((s) => [s.Action].flat().includes('s3:ListBucket'))
+        .map((s) => (s.Condition as { StringLike?: Record<string, unknown> } | undefined)?.StringLike);
+    expect(listPrefixes(s3Events)).toEqual([{ 's3:prefix': ['incoming/*', 'models/*', 'batch/*'] }]);
+    expect(listPrefixes(worker)).toEqual([{ 's3:prefix': ['models/*', 'async/*', 'batch/*'] }]);
+    expect(listPrefixes(api)).toEqual([{ 's3:prefix': ['async/*'] }]);
     // PutEvents only on this bus.
     const put = s3Events.find((s) => s.Action === 'events:PutEvents');
     expect(put?.Resource).toEqual({ 'Fn::GetAtt': [ref(pipelines.bus), 'Arn'] });

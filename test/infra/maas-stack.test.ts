@@ -259,7 +259,7 @@ describe('least privilege', () => {
     const statements = statementsOf(template, roleOf(stack, 'predict'));
     const tableArn = { 'Fn::GetAtt': [logicalId(stack, stack.registryTable.table), 'Arn'] };
     const actions = statements.flatMap((s) => list(s.Action));
-    expect(actions.filter((a) => a.startsWith('s3:')).sort()).toEqual(['s3:GetObject']);
+    expect(actions.filter((a) => a.startsWith('s3:')).sort()).toEqual(['s3:GetObject', 's3:ListBucket']);
     expect(actions.filter((a) => a.startsWith('dynamodb:'))).not.toEqual(
       expect.arrayContaining([expect.stringMatching(/Put|Update|Delete|Write/)]),
     );
@@ -271,6 +271,11 @@ describe('least privilege', () => {
     expect(s3).toHaveLength(1);
     expect(resourceText(s3[0] as Statement)).toContain('/models/*');
     expect(resourceText(s3[0] as Statement)).not.toMatch(/uploads|incoming|batch|async/);
+    // A missing artifact is a 404 on real S3 only with a list grant; it lists models/ and nothing else.
+    const listing = statements.filter((x) => list(x.Action).includes('s3:ListBucket'));
+    expect(listing).toHaveLength(1);
+    expect(listing[0]?.Resource).toEqual({ 'Fn::GetAtt': [logicalId(stack, stack.store.bucket), 'Arn'] });
+    expect(listing[0]?.Condition).toEqual({ StringLike: { 's3:prefix': ['models/*'] } });
   });
 
   it('registry writes the table and models/ + uploads/, reads incoming/, deletes nothing', () => {
@@ -288,6 +293,10 @@ describe('least privilege', () => {
     expect(byAction('dynamodb:PutItem')).not.toContain('index');
     const actions = statements.flatMap((s) => list(s.Action));
     expect(actions.some((a) => a.endsWith('*'))).toBe(false);
+    const listing = statements.filter((s) => list(s.Action).includes('s3:ListBucket'));
+    expect(listing.map((s) => s.Condition)).toEqual([
+      { StringLike: { 's3:prefix': ['models/*', 'uploads/*', 'incoming/*'] } },
+    ]);
   });
 });
 
