@@ -23,6 +23,11 @@ export const LIMITS = {
   namePattern: /^[a-z0-9][a-z0-9\-_.]{0,63}$/,
   /** Default alias-resolution cache TTL of the predict path. */
   defaultAliasTtlMs: 5000,
+  /**
+   * How long the predict function reuses one registry ping's outcome for the public readiness probe
+   * (`GET /v2/health/ready`): probes within it cost no DynamoDB read, and a recovery is seen after it.
+   */
+  readinessTtlMs: 5000,
   /** Default session-cache memory budget as a fraction of the function's memory. */
   sessionCacheMemoryFraction: 0.5,
   /**

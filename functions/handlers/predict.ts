@@ -30,6 +30,7 @@ import {
   resolveOperation,
 } from './http';
 import { modelKeys } from './logging';
+import { cachedReadiness } from './readiness';
 
 export interface PredictHandlerDeps extends PredictorDeps {
   readonly repo: PredictorDeps['repo'] & Pick<RegistryRepository, 'ping'>;
@@ -39,6 +40,10 @@ export interface PredictHandlerDeps extends PredictorDeps {
   readonly logger?: Logger;
   /** A predictor to share (its caches) with other entry points; built from the deps otherwise. */
   readonly predictor?: Predictor;
+  /** How long one registry ping answers the readiness probe. @default LIMITS.readinessTtlMs */
+  readonly readinessTtlMs?: number;
+  /** Clock of the readiness cache, in milliseconds. @default Date.now */
+  readonly now?: () => number;
 }
 
 /** OIP extensions this server offers, announced by `GET /v2`. */
@@ -61,6 +66,10 @@ export function createPredictHandler(
   const predictor = deps.predictor ?? createPredictor(deps);
   const maxBodyBytes = deps.maxBodyBytes ?? LIMITS.maxBodyBytes;
   const logger = deps.logger ?? functionLogger;
+  const registryReachable = cachedReadiness(() => deps.repo.ping(), {
+    ttlMs: deps.readinessTtlMs ?? LIMITS.readinessTtlMs,
+    ...(deps.now ? { now: deps.now } : {}),
+  });
   return async (event, context) => {
     let params = event.pathParameters;
     try {
@@ -84,7 +93,7 @@ export function createPredictHandler(
           return rawJson(200, LIVE);
         case 'serverReady':
           try {
-            await deps.repo.ping();
+            await registryReachable();
           } catch (e) {
             throw new UnavailableError('the model registry is unreachable', 1, { cause: e });
           }
