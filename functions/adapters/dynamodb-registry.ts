@@ -41,8 +41,10 @@ import { keys, TABLE } from '../contract/table';
 import {
   type AliasMovePlan,
   planAliasMove,
+  planVersionCompletion,
   planVersionCreation,
   planVersionUpdate,
+  type VersionCompletionPlan,
   type VersionCounter,
   type VersionCreationPlan,
   versionDeletionRefusal,
@@ -59,6 +61,7 @@ import type {
   ModelVersion,
   NewVersion,
   Page,
+  VersionCompletion,
   VersionPatch,
 } from '../domain/types';
 import { type Clock, type RegistryRepository, systemClock } from '../ports';
@@ -138,6 +141,42 @@ export class DynamoRegistryRepository implements RegistryRepository {
         if (plan.alias && failedConditionAt(e, aliasIndex)) defaultAliasTaken = true;
         const old = itemAtFailedCondition(e, 0);
         seen = typeof old?.latestVersion === 'number' ? toCounter(old) : undefined;
+        throw e;
+      }
+    });
+  }
+
+  /**
+   * Completes a PENDING version: one transaction puts the completed VERSION item (conditioned on it still being
+   * PENDING) and, for the model's first READY version, sets `firstReadyVersion` on the MODEL item (conditioned
+   * on it being unset) and writes the default ALIAS item and its first HISTORY entry. A lost race re-reads and
+   * plans again (404 / 409 `VERSION_NOT_PENDING` once another writer completed or deleted it).
+   */
+  async completeVersion(name: string, version: number, completion: VersionCompletion): Promise<ModelVersion> {
+    const pk = keys.modelPk(name);
+    let defaultAliasTaken = false;
+    return this.retry.run(`completing version ${version} of '${name}'`, async () => {
+      const [model, stored] = await Promise.all([
+        this.get(pk, keys.modelSk),
+        this.get(pk, keys.versionSk(version)),
+      ]);
+      const plan = planVersionCompletion(
+        name,
+        version,
+        completion,
+        {
+          stored: stored ? toVersion(stored) : undefined,
+          counter: model ? toCounter(model) : undefined,
+          defaultAliasTaken,
+        },
+        this.clock.now().toISOString(),
+      );
+      const { items, aliasIndex } = this.completionItems(plan);
+      try {
+        await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
+        return plan.version;
+      } catch (e) {
+        if (plan.alias && failedConditionAt(e, aliasIndex)) defaultAliasTaken = true;
         throw e;
       }
     });
@@ -394,6 +433,57 @@ export class DynamoRegistryRepository implements RegistryRepository {
         ConditionExpression: 'attribute_not_exists(pk)',
       },
     });
+    const aliasIndex = items.length;
+    if (alias) {
+      items.push({
+        Put: {
+          TableName: this.table,
+          Item: aliasItem(plan.name, alias.state),
+          ConditionExpression: 'attribute_not_exists(pk)',
+        },
+      });
+      items.push({
+        Put: {
+          TableName: this.table,
+          Item: historyItem(plan.name, alias.history),
+          ConditionExpression: 'attribute_not_exists(pk)',
+        },
+      });
+    }
+    return { items, aliasIndex };
+  }
+
+  /**
+   * A completion: the VERSION item (conditioned on PENDING) and, for the first READY version, the MODEL item's
+   * `firstReadyVersion` (conditioned on being unset), the default ALIAS item and its first HISTORY entry.
+   */
+  private completionItems(plan: VersionCompletionPlan): { items: TxItem[]; aliasIndex: number } {
+    const pk = keys.modelPk(plan.name);
+    const v = plan.version.version;
+    const alias = plan.alias;
+    const items: TxItem[] = [
+      {
+        Put: {
+          TableName: this.table,
+          Item: versionItem(plan.version, alias ? [alias.state.alias] : []),
+          ConditionExpression: '#status = :pending',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':pending': 'PENDING' },
+        },
+      },
+    ];
+    if (plan.firstReady) {
+      items.push({
+        Update: {
+          TableName: this.table,
+          Key: { pk, sk: keys.modelSk },
+          UpdateExpression: `SET firstReadyVersion = :v, updatedAt = :now${alias ? ', aliases.#alias = :v' : ''}`,
+          ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(firstReadyVersion)',
+          ExpressionAttributeValues: { ':v': v, ':now': plan.at },
+          ...(alias ? { ExpressionAttributeNames: { '#alias': alias.state.alias } } : {}),
+        },
+      });
+    }
     const aliasIndex = items.length;
     if (alias) {
       items.push({

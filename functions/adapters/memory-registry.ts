@@ -16,8 +16,10 @@ import {
   assertVersionDeletion,
   assertVersionUpdate,
   planAliasMove,
+  planVersionCompletion,
   planVersionCreation,
   planVersionUpdate,
+  type VersionCompletionPlan,
   type VersionCreationPlan,
   type VersionState,
   versionNotFound,
@@ -33,6 +35,7 @@ import type {
   ModelVersion,
   NewVersion,
   Page,
+  VersionCompletion,
   VersionPatch,
 } from '../domain/types';
 import { type Clock, type RegistryRepository, systemClock } from '../ports';
@@ -109,6 +112,38 @@ export class MemoryRegistryRepository implements RegistryRepository {
         throw new LostRace();
       }
       this.commitCreation(plan);
+      return clone(plan.version);
+    });
+  }
+
+  async completeVersion(name: string, version: number, completion: VersionCompletion): Promise<ModelVersion> {
+    let defaultAliasTaken = false;
+    return this.untilCommitted(`completing version ${version} of '${name}'`, async () => {
+      const data = this.store.models.get(name);
+      const plan = planVersionCompletion(
+        name,
+        version,
+        completion,
+        {
+          stored: data?.versions.get(version),
+          counter: data
+            ? {
+                latestVersion: data.latestVersion,
+                ...(data.firstReadyVersion !== undefined
+                  ? { firstReadyVersion: data.firstReadyVersion }
+                  : {}),
+              }
+            : undefined,
+          defaultAliasTaken,
+        },
+        this.clock.now().toISOString(),
+      );
+      await yieldTurn();
+      if (plan.alias && this.store.models.get(name)?.aliases.has(plan.alias.state.alias)) {
+        defaultAliasTaken = true;
+        throw new LostRace();
+      }
+      this.commitCompletion(plan);
       return clone(plan.version);
     });
   }
@@ -260,6 +295,20 @@ export class MemoryRegistryRepository implements RegistryRepository {
       data.history.push({ ...clone(plan.alias.history), seq: ++this.store.seq });
     }
     this.store.models.set(plan.name, data);
+  }
+
+  private commitCompletion(plan: VersionCompletionPlan): void {
+    const data = this.store.models.get(plan.name);
+    const stored = data?.versions.get(plan.version.version);
+    if (!data || stored?.status !== 'PENDING') throw new LostRace();
+    if (plan.firstReady && data.firstReadyVersion !== undefined) throw new LostRace();
+    if (plan.firstReady) data.firstReadyVersion = plan.version.version;
+    data.versions.set(plan.version.version, clone(plan.version));
+    if (plan.alias) {
+      data.aliases.set(plan.alias.state.alias, clone(plan.alias.state));
+      data.history.push({ ...clone(plan.alias.history), seq: ++this.store.seq });
+      data.updatedAt = plan.at;
+    }
   }
 
   private commitMove(plan: AliasMovePlan): void {

@@ -18,6 +18,7 @@ import type {
   HistoryRecord,
   ModelVersion,
   NewVersion,
+  VersionCompletion,
   VersionPatch,
   VersionStatus,
 } from './types';
@@ -136,27 +137,105 @@ export function planVersionCreation(
     firstReady,
   };
   if (!firstReady || state.defaultAliasTaken) return plan;
+  return { ...plan, alias: defaultAliasWrite(version, now) };
+}
+
+/** The default alias (`prod`) created on the model's first READY version, at revision 1. */
+function defaultAliasWrite(version: ModelVersion, now: string): AliasWrite {
   return {
-    ...plan,
-    alias: {
-      state: {
-        alias: DEFAULT_ALIAS,
-        version: number,
-        revision: 1,
-        updatedAt: now,
-        target: servingSnapshot(version),
-      },
-      history: {
-        alias: DEFAULT_ALIAS,
-        version: number,
-        previousVersion: null,
-        at: now,
-        actor: request.createdBy ?? 'system',
-        reason: 'first READY version',
-        revision: 1,
-      },
+    state: {
+      alias: DEFAULT_ALIAS,
+      version: version.version,
+      revision: 1,
+      updatedAt: now,
+      target: servingSnapshot(version),
+    },
+    history: {
+      alias: DEFAULT_ALIAS,
+      version: version.version,
+      previousVersion: null,
+      at: now,
+      actor: version.createdBy ?? 'system',
+      reason: 'first READY version',
+      revision: 1,
     },
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Completion of a PENDING version
+
+/** What completing a PENDING version reads. */
+export interface VersionCompletionState {
+  /** The version as stored; undefined when it does not exist (deleted meanwhile). */
+  readonly stored: ModelVersion | undefined;
+  /** The model's counter (`firstReadyVersion` decides whether the version takes the default alias). */
+  readonly counter: VersionCounter | undefined;
+  /** As in {@link VersionCreationState}: the default alias exists although no version was READY. */
+  readonly defaultAliasTaken: boolean;
+}
+
+/**
+ * One completion: the version goes from PENDING to READY or FAILED, in one atomic write, or nothing happens.
+ * A READY version that is the model's first READY one also records `firstReadyVersion` and takes the default
+ * alias, exactly as a version registered READY at once would.
+ */
+export interface VersionCompletionPlan {
+  readonly name: string;
+  /** The time of the write (alias and history time, the model's `updatedAt`). */
+  readonly at: string;
+  /** The completed version. Condition: the stored one is still PENDING. */
+  readonly version: ModelVersion;
+  /** Condition: the model still has no `firstReadyVersion`; the write records this version as it. */
+  readonly firstReady: boolean;
+  /** The default alias the version takes in the same write (condition: the alias does not exist). */
+  readonly alias?: AliasWrite;
+}
+
+/** 409 `VERSION_NOT_PENDING`: the version was completed already (or never was PENDING). */
+export function versionNotPending(name: string, version: number, status: VersionStatus): ConflictError {
+  return new ConflictError(
+    `version ${version} of model '${name}' is ${status}, not PENDING: it cannot be completed`,
+    'VERSION_NOT_PENDING',
+  );
+}
+
+/**
+ * Plans the completion of PENDING version `version` of `name`. 404 when it no longer exists, 409
+ * `VERSION_NOT_PENDING` when it is not PENDING (completed already).
+ */
+export function planVersionCompletion(
+  name: string,
+  version: number,
+  completion: VersionCompletion,
+  state: VersionCompletionState,
+  now: string,
+): VersionCompletionPlan {
+  const stored = state.stored;
+  if (!stored) throw versionNotFound(name, version);
+  if (stored.status !== 'PENDING') throw versionNotPending(name, version, stored.status);
+  const { failureReason: _previous, ...rest } = stored;
+  const completed: ModelVersion =
+    completion.status === 'READY'
+      ? {
+          ...rest,
+          status: 'READY',
+          sha256: completion.sha256,
+          sizeBytes: completion.sizeBytes,
+          s3Key: completion.s3Key,
+          signature: completion.signature,
+        }
+      : {
+          ...rest,
+          status: 'FAILED',
+          failureReason: completion.failureReason,
+          ...(completion.sha256 !== undefined ? { sha256: completion.sha256 } : {}),
+          ...(completion.sizeBytes !== undefined ? { sizeBytes: completion.sizeBytes } : {}),
+        };
+  const firstReady = completion.status === 'READY' && state.counter?.firstReadyVersion === undefined;
+  const plan = { name, at: now, version: completed, firstReady };
+  if (!firstReady || state.defaultAliasTaken) return plan;
+  return { ...plan, alias: defaultAliasWrite(completed, now) };
 }
 
 const OPTIONAL_VERSION_FIELDS = [

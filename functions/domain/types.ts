@@ -99,14 +99,18 @@ export interface HistoryRecord extends HistoryEntry {
   readonly revision: number;
 }
 
-/** A version to register: everything but the number and the time, which the registry assigns. */
+/**
+ * A version to register: everything but the number and the time, which the registry assigns. A PENDING version
+ * holds its number while its registration continues asynchronously (its `s3Key` is then the source artifact,
+ * its `sha256` empty and its signature empty) until it is completed (see `VersionCompletion`).
+ */
 export interface NewVersion {
   readonly name: string;
   readonly sha256: string;
   readonly sizeBytes: number;
   readonly s3Key: string;
   readonly signature: ModelSignature;
-  readonly status: 'READY' | 'FAILED';
+  readonly status: 'READY' | 'FAILED' | 'PENDING';
   readonly description?: string;
   readonly tags?: Record<string, string>;
   readonly labels?: string[];
@@ -114,6 +118,26 @@ export interface NewVersion {
   readonly createdBy?: string;
   readonly failureReason?: string;
 }
+
+/**
+ * How a PENDING version ends: READY with its verified artifact (content-addressed key, hash, size, signature), or
+ * FAILED with the reason. Everything else the version was registered with (description, tags, labels,
+ * post-processing, creator, number, `createdAt`) stays.
+ */
+export type VersionCompletion =
+  | {
+      readonly status: 'READY';
+      readonly sha256: string;
+      readonly sizeBytes: number;
+      readonly s3Key: string;
+      readonly signature: ModelSignature;
+    }
+  | {
+      readonly status: 'FAILED';
+      readonly failureReason: string;
+      readonly sha256?: string;
+      readonly sizeBytes?: number;
+    };
 
 /** Changes to a registered version: description, tags, status. */
 export interface VersionPatch {

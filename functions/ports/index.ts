@@ -12,6 +12,7 @@ import type {
   ModelVersion,
   NewVersion,
   Page,
+  VersionCompletion,
   VersionPatch,
 } from '../domain/types';
 import type { HashedArtifact } from './inference';
@@ -23,6 +24,12 @@ export interface RegistryRepository {
    * the same transaction aliases it `prod`.
    */
   createVersion(v: NewVersion): Promise<ModelVersion>;
+  /**
+   * Completes a PENDING version (READY or FAILED, see `planVersionCompletion`) in one atomic write; a READY
+   * version that is the model's first READY one takes the `prod` alias in the same write. NotFoundError when
+   * the version is gone, ConflictError `VERSION_NOT_PENDING` when it is no longer PENDING.
+   */
+  completeVersion(name: string, version: number, completion: VersionCompletion): Promise<ModelVersion>;
   getModel(name: string): Promise<Model | undefined>;
   listModels(limit: number, nextToken?: string): Promise<Page<Model>>;
   getVersion(name: string, version: number): Promise<ModelVersion | undefined>;

@@ -215,6 +215,100 @@ export function registryRepositoryContract(setup: () => Promise<RegistryReposito
     });
   });
 
+  describe('pending versions', () => {
+    const pending = (name: string) =>
+      newVersion(name, {
+        status: 'PENDING',
+        sha256: '',
+        s3Key: `uploads/${name}/u.onnx`,
+        signature: { inputs: [], outputs: [] },
+        description: 'big one',
+        createdBy: 'alice',
+      });
+    const ready = {
+      status: 'READY' as const,
+      sha256: SHA,
+      sizeBytes: 99,
+      s3Key: 'models/x.onnx',
+      signature: SIG,
+    };
+
+    it('a PENDING version holds its number, is never aliased, and completes READY as the first READY (prod)', async () => {
+      const p = await repo.createVersion(pending('slow'));
+      expect(p).toMatchObject({ version: 1, status: 'PENDING', description: 'big one' });
+      expect(await repo.getAlias('slow', 'prod')).toBeUndefined();
+      expect((await repo.listVersions('slow', 10)).items.map((v) => v.status)).toEqual(['PENDING']);
+      await expect(repo.moveAlias({ name: 'slow', alias: 'prod', version: 1, actor: 'a' })).rejects.toSatisfy(
+        (e) => e instanceof ConflictError && codeOf(e) === 'VERSION_NOT_READY',
+      );
+
+      const done = await repo.completeVersion('slow', 1, { ...ready, s3Key: 'models/slow/ab.onnx' });
+      expect(done).toMatchObject({
+        version: 1,
+        status: 'READY',
+        sha256: SHA,
+        sizeBytes: 99,
+        s3Key: 'models/slow/ab.onnx',
+        description: 'big one',
+        createdBy: 'alice',
+        createdAt: p.createdAt,
+      });
+      expect(await repo.getVersion('slow', 1)).toEqual(done);
+      expect((await repo.getModel('slow'))?.aliases).toEqual({ prod: 1 });
+      expect(await repo.getAlias('slow', 'prod')).toMatchObject({
+        version: 1,
+        revision: 1,
+        target: { status: 'READY' },
+      });
+      expect((await repo.aliasHistory('slow', 'prod', 10)).items).toEqual([
+        expect.objectContaining({ version: 1, previousVersion: null, actor: 'alice' }),
+      ]);
+      // Completed once: a second completion is a 409, whatever it says.
+      await expect(
+        repo.completeVersion('slow', 1, { status: 'FAILED', failureReason: 'x' }),
+      ).rejects.toSatisfy((e) => e instanceof ConflictError && codeOf(e) === 'VERSION_NOT_PENDING');
+      await expect(repo.completeVersion('slow', 7, ready)).rejects.toBeInstanceOf(NotFoundError);
+    });
+
+    it('a version registered READY while another is PENDING takes prod; the PENDING one then does not', async () => {
+      await repo.createVersion(pending('overtaken'));
+      await repo.createVersion(newVersion('overtaken'));
+      const done = await repo.completeVersion('overtaken', 1, ready);
+      expect(done.status).toBe('READY');
+      expect((await repo.getModel('overtaken'))?.aliases).toEqual({ prod: 2 });
+      expect((await repo.aliasHistory('overtaken', 'prod', 10)).items).toHaveLength(1);
+    });
+
+    it('completes FAILED with the reason (never aliased); the next READY version takes prod', async () => {
+      await repo.createVersion(pending('doomed'));
+      const failed = await repo.completeVersion('doomed', 1, { status: 'FAILED', failureReason: 'not ONNX' });
+      expect(failed).toMatchObject({ version: 1, status: 'FAILED', failureReason: 'not ONNX' });
+      expect((await repo.getModel('doomed'))?.aliases).toEqual({});
+      await repo.createVersion(newVersion('doomed'));
+      expect((await repo.getModel('doomed'))?.aliases).toEqual({ prod: 2 });
+    });
+
+    it('concurrent completions of one PENDING version: exactly one applies, the others get 409', {
+      timeout: 60_000,
+    }, async () => {
+      await repo.createVersion(pending('racing'));
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: 8 }, (_, i) =>
+          i % 2
+            ? repo.completeVersion('racing', 1, ready)
+            : repo.completeVersion('racing', 1, { status: 'FAILED', failureReason: `r${i}` }),
+        ),
+      );
+      expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+      for (const o of outcomes) {
+        if (o.status === 'rejected') expect(codeOf(o.reason)).toBe('VERSION_NOT_PENDING');
+      }
+      const stored = await repo.getVersion('racing', 1);
+      const model = await repo.getModel('racing');
+      expect(model?.aliases).toEqual(stored?.status === 'READY' ? { prod: 1 } : {});
+    });
+  });
+
   describe('alias moves', () => {
     it('checks expectedVersion (0 = absent) and expectedRevision (412), then moves and chains history', async () => {
       await register('shop', 3);
