@@ -13,7 +13,7 @@ import {
   UnprocessableModelError,
 } from '../domain/errors';
 import { validateAliasName, validateModelName } from '../domain/names';
-import { assertPostprocessFits, assertStatusChange } from '../domain/registry';
+import { assertObjectKey, assertPostprocessFits, assertStatusChange } from '../domain/registry';
 import { aliasNotFound, modelNotFound, planRollback, versionNotFound } from '../domain/registry-plans';
 import type {
   AliasMove,
@@ -73,6 +73,8 @@ export async function registerVersion(
   input: RegisterVersionInput,
 ): Promise<ModelVersion> {
   const name = validateModelName(input.name);
+  // Every source (uploadId, s3Uri, drop folder) must name one literal key: no dot segments, controls, > 1024 bytes.
+  assertObjectKey(input.sourceKey);
   const maxBytes = deps.maxModelBytes ?? LIMITS.maxModelBytes;
   const head = await deps.store.headObject(input.sourceKey);
   if (!head) {

@@ -108,12 +108,46 @@ export function parseWith<S extends z.ZodType>(schema: S, input: unknown): z.inf
   throw new BadRequestError(`invalid request: ${message}`, 'VALIDATION_ERROR');
 }
 
-/** Parses `s3://bucket/key`. */
+/** S3's limit on the length of an object key, in UTF-8 bytes. */
+export const MAX_S3_KEY_BYTES = 1024;
+
+// C0 and C1 control characters (NUL included) and lone UTF-16 surrogates, which have no UTF-8 form.
+const KEY_FORBIDDEN = /\p{Cc}|\p{Cs}/u;
+// A path segment that is `.` or `..`, also with its dots percent-encoded (`%2e`).
+const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
+
+/**
+ * Why `key` cannot name an object the registry reads, or undefined when it can: a key over S3's 1024-byte limit,
+ * one with a control character (NUL included) or a lone surrogate, or one with a `.` / `..` segment (plain or
+ * percent-encoded), which path normalization in a client, proxy or object store could resolve to a key
+ * outside the prefix it appears to be under.
+ */
+export function objectKeyProblem(key: string): string | undefined {
+  if (key === '') return 'the key is empty';
+  if (KEY_FORBIDDEN.test(key)) return 'the key contains a control character or an invalid UTF-16 sequence';
+  const bytes = Buffer.byteLength(key, 'utf8');
+  if (bytes > MAX_S3_KEY_BYTES) return `the key is ${bytes} bytes; S3 keys are at most ${MAX_S3_KEY_BYTES}`;
+  if (key.split('/').some((segment) => DOT_SEGMENT.test(segment))) {
+    return "the key contains a '.' or '..' segment";
+  }
+  return undefined;
+}
+
+/** Throws 400 `INVALID_S3_KEY` for a key `objectKeyProblem` refuses. */
+export function assertObjectKey(key: string): void {
+  const problem = objectKeyProblem(key);
+  if (problem) throw new BadRequestError(`invalid object key '${quoted(key)}': ${problem}`, 'INVALID_S3_KEY');
+}
+
+/** Parses `s3://bucket/key`; the key must pass `objectKeyProblem` (400 `INVALID_S3_URI` otherwise). */
 export function parseS3Uri(uri: string): { bucket: string; key: string } {
-  const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/(.+)$/.exec(uri);
+  const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/(.+)$/s.exec(uri);
   if (!m)
     throw new BadRequestError(`invalid s3Uri '${quoted(uri)}': expected s3://bucket/key`, 'INVALID_S3_URI');
-  return { bucket: m[1]!, key: m[2]! };
+  const key = m[2]!;
+  const problem = objectKeyProblem(key);
+  if (problem) throw new BadRequestError(`invalid s3Uri '${quoted(uri)}': ${problem}`, 'INVALID_S3_URI');
+  return { bucket: m[1]!, key };
 }
 
 // ---------------------------------------------------------------------------------------------

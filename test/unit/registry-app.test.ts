@@ -205,6 +205,23 @@ describe('registerVersion', () => {
     expect(f.created).toEqual([]);
   });
 
+  it('400 INVALID_S3_KEY for a source key with a dot segment, a control character or over 1024 bytes', async () => {
+    const other = `models/other/${sha}.onnx`;
+    const f = fakes({ [other]: bytes });
+    const deps = { repo: f.repo, store: f.store, inspector: { inspect: async () => SIG } };
+    for (const sourceKey of [
+      `uploads/../${other}`,
+      `uploads/m/../../${other}`,
+      'uploads/m/a\u0000b.onnx',
+      `uploads/m/${'a'.repeat(1100)}.onnx`,
+    ]) {
+      const err = await registerVersion(deps, { name: 'm', sourceKey }).catch((e) => e);
+      expect(err, sourceKey).toBeInstanceOf(BadRequestError);
+      expect(err.code).toBe('INVALID_S3_KEY');
+    }
+    expect(f.created).toEqual([]);
+  });
+
   it('does not fail a committed registration when publishing the event fails', async () => {
     const f = fakes({ 'uploads/m/u.onnx': bytes });
     const warnings: string[] = [];

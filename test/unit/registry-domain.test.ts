@@ -7,7 +7,9 @@ import { parseVersionNumber, validateAliasName, validateModelName } from '../../
 import {
   assertPostprocessFits,
   assertStatusChange,
+  MAX_S3_KEY_BYTES,
   moveAliasBodySchema,
+  objectKeyProblem,
   parseLimit,
   parseS3Uri,
   parseWith,
@@ -82,6 +84,52 @@ describe('path and query parameters', () => {
     });
     for (const bad of ['s3://bucket', 'https://bucket/key', 's3:///key', 'bucket/key']) {
       expect(code(() => parseS3Uri(bad))).toBe('INVALID_S3_URI');
+    }
+  });
+
+  it('refuses s3Uri keys with dot segments, control characters, lone surrogates or over 1024 UTF-8 bytes', () => {
+    const bad = [
+      'uploads/../models/other/abc.onnx',
+      'uploads/./m/u.onnx',
+      'uploads/m/..',
+      '../uploads/m/u.onnx',
+      'uploads/%2e%2e/models/o/a.onnx',
+      'uploads/%2E./models/o/a.onnx',
+      'uploads/m/a\u0000b.onnx',
+      'uploads/m/a\nb.onnx',
+      'uploads/m/a\u007fb.onnx',
+      'uploads/m/a\u0085b.onnx',
+      'uploads/m/\ud800.onnx',
+      `uploads/m/${'a'.repeat(2000)}.onnx`,
+      `uploads/m/${'é'.repeat(508)}.onnx`, // 1027 bytes in UTF-8, 526 characters
+    ];
+    for (const key of bad) {
+      expect(
+        code(() => parseS3Uri(`s3://bucket/${key}`)),
+        key,
+      ).toBe('INVALID_S3_URI');
+      expect(objectKeyProblem(key), key).toBeDefined();
+    }
+    for (const key of [
+      'uploads/m/..a.onnx',
+      'uploads/m/a..b.onnx',
+      'uploads/.../x.onnx',
+      'incoming/m/é.onnx',
+    ]) {
+      expect(parseS3Uri(`s3://bucket/${key}`).key).toBe(key);
+    }
+    const longest = `uploads/m/${'a'.repeat(MAX_S3_KEY_BYTES - 'uploads/m/.onnx'.length)}.onnx`;
+    expect(Buffer.byteLength(longest)).toBe(1024);
+    expect(parseS3Uri(`s3://bucket/${longest}`).key).toBe(longest);
+    expect(code(() => parseS3Uri(`s3://bucket/${longest}x`))).toBe('INVALID_S3_URI');
+  });
+
+  it('uploadId is one path segment of letters, digits and dashes', () => {
+    for (const uploadId of ['..', '.', '../x', 'a/b', 'a%2fb', 'a\u0000', 'a'.repeat(65), '']) {
+      expect(
+        code(() => parseWith(registerVersionBodySchema, { uploadId })),
+        uploadId,
+      ).toBe('VALIDATION_ERROR');
     }
   });
 });
