@@ -12,6 +12,7 @@ import type { ApiAuthorization } from './constructs/inference-api';
 import {
   checkJwtAuthorization,
   checkMemorySize,
+  checkJwtScope,
   checkPreload,
   MaasValidationError,
 } from './constructs/validation';
@@ -61,7 +62,10 @@ export function propsFromContext(app: App): MaasStackProps {
   };
 }
 
-/** `-c authorization=iam` (the default) or `-c authorization=jwt -c jwtIssuer=<url> -c jwtAudience=<ids>`. */
+/**
+ * `-c authorization=iam` (the default) or `-c authorization=jwt -c jwtIssuer=<url> -c jwtAudience=<ids>`, with
+ * optional `-c jwtInferScope=<scope>` and `-c jwtAdminScope=<scope>` (default `maas/infer`, `maas/admin`).
+ */
 function authorizationFromContext(ctx: (key: string) => string | undefined): ApiAuthorization {
   const type = ctx('authorization') ?? 'iam';
   if (type === 'iam') return { type: 'iam' };
@@ -88,7 +92,16 @@ function authorizationFromContext(ctx: (key: string) => string | undefined): Api
       .filter(Boolean),
   };
   checkJwtAuthorization(jwt, { issuer: { context: 'jwtIssuer' }, audience: { context: 'jwtAudience' } });
-  return { type: 'jwt', ...jwt };
+  const inferScope = ctx('jwtInferScope');
+  const adminScope = ctx('jwtAdminScope');
+  if (inferScope !== undefined) checkJwtScope(inferScope, { context: 'jwtInferScope' });
+  if (adminScope !== undefined) checkJwtScope(adminScope, { context: 'jwtAdminScope' });
+  return {
+    type: 'jwt',
+    ...jwt,
+    ...(inferScope !== undefined ? { inferScope } : {}),
+    ...(adminScope !== undefined ? { adminScope } : {}),
+  };
 }
 
 /** Builds the app: the stack plus cdk-nag checks. Tests call it with their own context and outdir. */

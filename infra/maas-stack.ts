@@ -106,6 +106,16 @@ export class MaasStack extends Stack {
     new CfnOutput(this, 'WorkQueueUrl', {
       value: this.events.queue.queueUrl,
       description: 'Work queue (async, batch)',
+    if (this.api.invokePolicy && this.api.adminPolicy) {
+      new CfnOutput(this, 'InvokePolicyArn', {
+        value: this.api.invokePolicy.managedPolicyArn,
+        description: 'Managed policy: call the inference routes (attach to the roles that may infer)',
+      });
+      new CfnOutput(this, 'AdminPolicyArn', {
+        value: this.api.adminPolicy.managedPolicyArn,
+        description: 'Managed policy: call the model registry routes (register, delete, move aliases)',
+      });
+    }
     });
     new CfnOutput(this, 'DeadLetterQueueUrl', {
       value: this.events.deadLetterQueue.queueUrl,

@@ -12,11 +12,17 @@ export type FunctionId = 'predict' | 'registry' | 'async';
 /** `iam` routes require SigV4 (or JWT when the stack is configured so); `none` are public. */
 export type RouteAuth = 'iam' | 'none';
 
+/**
+ * Who may call a route: `infer` the inference routes (OIP metadata, readiness, infer, async), `admin` the
+ * model registry (register, delete, move aliases), `public` the health probes. The stack grants each class
+ * separately (IAM policies or JWT scopes), so a caller allowed to infer cannot move `prod`.
+ */
+export type RouteAccess = 'infer' | 'admin' | 'public';
+
 interface OperationSpec {
   readonly method: HttpMethod;
   readonly fn: FunctionId;
-  /** @default 'iam' */
-  readonly auth?: RouteAuth;
+  readonly access: RouteAccess;
   /** The operation's path, then (model routes) the same operation on `/versions/{ref}`. */
   readonly paths: readonly [string] | readonly [string, string];
 }
@@ -27,27 +33,57 @@ const model = <S extends string>(suffix: S) =>
 
 /** The operations, in route-table order. */
 const OPERATIONS = {
-  serverLive: { method: 'GET', fn: 'predict', auth: 'none', paths: ['/v2/health/live'] },
-  serverReady: { method: 'GET', fn: 'predict', auth: 'none', paths: ['/v2/health/ready'] },
-  serverMetadata: { method: 'GET', fn: 'predict', paths: ['/v2'] },
-  modelMetadata: { method: 'GET', fn: 'predict', paths: model('') },
-  modelReady: { method: 'GET', fn: 'predict', paths: model('/ready') },
-  modelInfer: { method: 'POST', fn: 'predict', paths: model('/infer') },
-  modelInferAsync: { method: 'POST', fn: 'async', paths: model('/infer-async') },
-  asyncResult: { method: 'GET', fn: 'async', paths: ['/async/{requestId}'] },
+  serverLive: { method: 'GET', fn: 'predict', access: 'public', paths: ['/v2/health/live'] },
+  serverReady: { method: 'GET', fn: 'predict', access: 'public', paths: ['/v2/health/ready'] },
+  serverMetadata: { method: 'GET', fn: 'predict', access: 'infer', paths: ['/v2'] },
+  modelMetadata: { method: 'GET', fn: 'predict', access: 'infer', paths: model('') },
+  modelReady: { method: 'GET', fn: 'predict', access: 'infer', paths: model('/ready') },
+  modelInfer: { method: 'POST', fn: 'predict', access: 'infer', paths: model('/infer') },
+  modelInferAsync: { method: 'POST', fn: 'async', access: 'infer', paths: model('/infer-async') },
+  asyncResult: { method: 'GET', fn: 'async', access: 'infer', paths: ['/async/{requestId}'] },
 
-  listModels: { method: 'GET', fn: 'registry', paths: ['/models'] },
-  getModel: { method: 'GET', fn: 'registry', paths: ['/models/{name}'] },
-  createUpload: { method: 'POST', fn: 'registry', paths: ['/models/{name}/uploads'] },
-  registerVersion: { method: 'POST', fn: 'registry', paths: ['/models/{name}/versions'] },
-  listVersions: { method: 'GET', fn: 'registry', paths: ['/models/{name}/versions'] },
-  getVersion: { method: 'GET', fn: 'registry', paths: ['/models/{name}/versions/{version}'] },
-  updateVersion: { method: 'PATCH', fn: 'registry', paths: ['/models/{name}/versions/{version}'] },
-  deleteVersion: { method: 'DELETE', fn: 'registry', paths: ['/models/{name}/versions/{version}'] },
-  moveAlias: { method: 'PUT', fn: 'registry', paths: ['/models/{name}/aliases/{alias}'] },
-  deleteAlias: { method: 'DELETE', fn: 'registry', paths: ['/models/{name}/aliases/{alias}'] },
-  rollbackAlias: { method: 'POST', fn: 'registry', paths: ['/models/{name}/aliases/{alias}/rollback'] },
-  aliasHistory: { method: 'GET', fn: 'registry', paths: ['/models/{name}/aliases/{alias}/history'] },
+  listModels: { method: 'GET', fn: 'registry', access: 'admin', paths: ['/models'] },
+  getModel: { method: 'GET', fn: 'registry', access: 'admin', paths: ['/models/{name}'] },
+  createUpload: { method: 'POST', fn: 'registry', access: 'admin', paths: ['/models/{name}/uploads'] },
+  registerVersion: { method: 'POST', fn: 'registry', access: 'admin', paths: ['/models/{name}/versions'] },
+  listVersions: { method: 'GET', fn: 'registry', access: 'admin', paths: ['/models/{name}/versions'] },
+  getVersion: {
+    method: 'GET',
+    fn: 'registry',
+    access: 'admin',
+    paths: ['/models/{name}/versions/{version}'],
+  },
+  updateVersion: {
+    method: 'PATCH',
+    fn: 'registry',
+    access: 'admin',
+    paths: ['/models/{name}/versions/{version}'],
+  },
+  deleteVersion: {
+    method: 'DELETE',
+    fn: 'registry',
+    access: 'admin',
+    paths: ['/models/{name}/versions/{version}'],
+  },
+  moveAlias: { method: 'PUT', fn: 'registry', access: 'admin', paths: ['/models/{name}/aliases/{alias}'] },
+  deleteAlias: {
+    method: 'DELETE',
+    fn: 'registry',
+    access: 'admin',
+    paths: ['/models/{name}/aliases/{alias}'],
+  },
+  rollbackAlias: {
+    method: 'POST',
+    fn: 'registry',
+    access: 'admin',
+    paths: ['/models/{name}/aliases/{alias}/rollback'],
+  },
+  aliasHistory: {
+    method: 'GET',
+    fn: 'registry',
+    access: 'admin',
+    paths: ['/models/{name}/aliases/{alias}/history'],
+  },
 } as const satisfies Record<string, OperationSpec>;
 
 type Operations = typeof OPERATIONS;
@@ -65,7 +101,9 @@ export interface RouteDef {
   readonly method: HttpMethod;
   readonly path: string;
   readonly fn: FunctionId;
+  /** `none` for the `public` routes, `iam` for the others (derived from {@link access}). */
   readonly auth: RouteAuth;
+  readonly access: RouteAccess;
   /** Shared by the variants of one operation (with and without `/versions/{ref}`). */
   readonly operationId: OperationId;
 }
@@ -78,7 +116,8 @@ export const ROUTES: readonly RouteDef[] = (Object.keys(OPERATIONS) as Operation
       method: spec.method,
       path,
       fn: spec.fn,
-      auth: spec.auth ?? 'iam',
+      auth: spec.access === 'public' ? ('none' as const) : ('iam' as const),
+      access: spec.access,
       operationId,
     }));
   },

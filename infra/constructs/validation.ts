@@ -153,6 +153,28 @@ export function checkJwtAuthorization(
   }
 }
 
+/**
+ * A scope a JWT route requires (`maas/infer`, `maas/admin`): one OAuth scope token (RFC 6749 §3.3: printable
+ * ASCII without space, `"` or `\`), as API Gateway compares it with the token's `scope` claim. Unresolved
+ * tokens pass.
+ */
+export function checkJwtScope(scope: string, setting: Setting): string {
+  if (Token.isUnresolved(scope)) return scope;
+  if (!/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(scope)) {
+    invalid(
+      setting,
+      scope,
+      'a route scope is one OAuth scope: printable ASCII without spaces, quotes or backslashes',
+      {
+        expected: 'a scope name of your identity provider',
+        propExample: "'maas/infer'",
+        contextExample: 'maas/infer',
+      },
+    );
+  }
+  return scope;
+}
+
 function isHttpsUrl(s: string): boolean {
   try {
     return new URL(s).protocol === 'https:';

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, type CfnResource, type Stack, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENV } from '../../functions/contract/env';
@@ -32,6 +33,8 @@ let stack: MaasStack;
 let template: Template;
 let jwtStack: MaasStack;
 let jwtTemplate: Template;
+let inferCaller: iam.Role;
+let adminCaller: iam.Role;
 
 beforeAll(() => {
   const { app, stack: s } = createApp(
@@ -41,6 +44,11 @@ beforeAll(() => {
     }),
   );
   stack = s;
+  // Callers granted through the API construct: one that may infer, one that may administer the registry.
+  inferCaller = new iam.Role(s, 'InferCaller', { assumedBy: new iam.AccountRootPrincipal() });
+  adminCaller = new iam.Role(s, 'AdminCaller', { assumedBy: new iam.AccountRootPrincipal() });
+  s.api.grantInvoke(inferCaller);
+  s.api.grantAdmin(adminCaller);
   app.synth();
   template = Template.fromStack(stack);
 
@@ -386,6 +394,91 @@ describe('cdk-nag AwsSolutions', () => {
     for (const forbidden of [
       'AwsSolutions-S2',
       'AwsSolutions-S10',
+  /** The route ARNs of a statement's resources, as `$default/METHOD/path` (the part after the API id). */
+  const routeResources = (resources: unknown): string[] =>
+    list(resources as unknown[]).map((r) => {
+      const parts = (r as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1];
+      expect(parts.at(-2)).toEqual({ Ref: logicalId(stack, stack.api.httpApi) });
+      return String(parts.at(-1)).replace(/^\//, '');
+    });
+  const expectedArns = (access: 'infer' | 'admin') =>
+    ROUTES.filter((r) => r.access === access)
+      .map((r) => `$default/${r.method}${r.path.replace(/\{[^}]+\}/g, '*')}`)
+      .sort();
+  /** Whether an execute-api resource (IAM `*` matches any characters) covers a concrete route. */
+  const covers = (arn: string, method: string, path: string) =>
+    new RegExp(`^${arn.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`).test(
+      `$default/${method}${path}`,
+    );
+
+  it('offers an invoke policy on exactly the inference routes and an admin policy on exactly the registry routes', () => {
+    expect(ROUTES.filter((r) => r.fn === 'registry').every((r) => r.access === 'admin')).toBe(true);
+    expect(
+      ROUTES.filter((r) => r.fn !== 'registry' && r.access !== 'public').every((r) => r.access === 'infer'),
+    ).toBe(true);
+    const policy = (p: iam.ManagedPolicy | undefined) => {
+      if (!p) throw new Error('no managed policy with IAM authorization');
+      const statements = (
+        template.toJSON().Resources[logicalId(stack, p)] as {
+          Properties: { PolicyDocument: { Statement: Statement[] } };
+        }
+      ).Properties.PolicyDocument.Statement;
+      expect(statements).toHaveLength(1);
+      expect(statements[0]?.Action).toBe('execute-api:Invoke');
+      return routeResources(statements[0]?.Resource).sort();
+    };
+    const infer = policy(stack.api.invokePolicy);
+    const admin = policy(stack.api.adminPolicy);
+    expect(infer).toEqual(expectedArns('infer'));
+    expect(admin).toEqual(expectedArns('admin'));
+    // No resource of one class reaches a route of another (`*` spans slashes in execute-api ARNs).
+    const sample = (path: string) => path.replace(/\{[^}]+\}/g, 'x');
+    for (const r of ROUTES) {
+      const reach = [...infer, ...admin].filter((a) => covers(a, r.method, sample(r.path)));
+      for (const a of reach)
+        expect((r.access === 'infer' ? infer : admin).includes(a), `${a} vs ${r.path}`).toBe(true);
+      if (r.access === 'public') expect(reach).toEqual([]);
+    }
+    template.hasOutput('InvokePolicyArn', {
+      Value: { Ref: logicalId(stack, stack.api.invokePolicy as iam.ManagedPolicy) },
+    });
+    template.hasOutput('AdminPolicyArn', {
+      Value: { Ref: logicalId(stack, stack.api.adminPolicy as iam.ManagedPolicy) },
+    });
+  });
+
+  it('grantInvoke and grantAdmin give a caller exactly one class of routes', () => {
+    const granted = (role: iam.Role) => {
+      const statements = statementsOf(template, logicalId(stack, role));
+      expect(statements.flatMap((s) => list(s.Action))).toEqual(['execute-api:Invoke']);
+      return statements.flatMap((s) => routeResources(s.Resource)).sort();
+    };
+    expect(granted(inferCaller)).toEqual(expectedArns('infer'));
+    expect(granted(adminCaller)).toEqual(expectedArns('admin'));
+  });
+
+  it('requires the infer scope on inference routes and the admin scope on registry routes with JWT', () => {
+    const scopes = Object.values(jwtTemplate.findResources('AWS::ApiGatewayV2::Route')).map((r) => {
+      const p = (r as { Properties: { RouteKey: string; AuthorizationScopes?: string[] } }).Properties;
+      return [p.RouteKey, p.AuthorizationScopes] as const;
+    });
+    expect(scopes.length).toBe(ROUTES.length);
+    for (const [key, granted] of scopes) {
+      const route = ROUTES.find((r) => `${r.method} ${r.path}` === key);
+      const want = { public: undefined, infer: ['maas/infer'], admin: ['maas/admin'] }[
+        route?.access ?? 'public'
+      ];
+      expect(granted, key).toEqual(want);
+    }
+    expect(jwtStack.api.scopes).toEqual({ infer: 'maas/infer', admin: 'maas/admin' });
+    // JWT stacks grant with scopes, not IAM: no managed policies, and an IAM grant is refused.
+    expect(jwtStack.api.invokePolicy).toBeUndefined();
+    jwtTemplate.resourceCountIs('AWS::IAM::ManagedPolicy', 0);
+    expect(() =>
+      jwtStack.api.grantAdmin(new iam.Role(jwtStack, 'Late', { assumedBy: new iam.AccountRootPrincipal() })),
+    ).toThrow(/maas\/admin/);
+  });
+
       'AwsSolutions-SQS4',
       'AwsSolutions-SNS3',
       'AwsSolutions-DDB3',
@@ -410,3 +503,15 @@ describe('context parameters', () => {
     expect(() => ctx({ authorization: 'jwt', jwtIssuer: 'https://x' })).toThrow(/jwtAudience/);
   });
 });
+    const jwt = { authorization: 'jwt', jwtIssuer: 'https://x', jwtAudience: 'a' };
+    expect(() => ctx({ ...jwt, jwtAdminScope: 'maas admin' })).toThrow(/-c jwtAdminScope/);
+    expect(() => ctx({ ...jwt, jwtInferScope: 'maas"infer' })).toThrow(/-c jwtInferScope/);
+    expect(
+      ctx({ ...jwt, jwtInferScope: 'api://maas/infer', jwtAdminScope: 'maas.admin' }).authorization,
+    ).toEqual({
+      type: 'jwt',
+      issuer: 'https://x',
+      audience: ['a'],
+      inferScope: 'api://maas/infer',
+      adminScope: 'maas.admin',
+    });

@@ -122,3 +122,20 @@ describe('route table', () => {
     }
   });
 });
+
+describe('route access classes', () => {
+  it('separates inference from registry administration; only the health probes are public', () => {
+    const byAccess = (access: string) => ROUTES.filter((r) => r.access === access).map(routeKey);
+    expect(byAccess('public').sort()).toEqual(['GET /v2/health/live', 'GET /v2/health/ready']);
+    // Every registry route (register, delete, move aliases...) is admin, and nothing else is.
+    expect(byAccess('admin').sort()).toEqual(
+      ROUTES.filter((r) => r.fn === 'registry')
+        .map(routeKey)
+        .sort(),
+    );
+    expect(byAccess('admin').every((k) => k.split(' ')[1]?.startsWith('/models'))).toBe(true);
+    expect(byAccess('infer').every((k) => /^\S+ \/(v2|async)(\/|$)/.test(k))).toBe(true);
+    // auth follows access: public routes carry no authorizer, all others do.
+    for (const r of ROUTES) expect(r.auth, routeKey(r)).toBe(r.access === 'public' ? 'none' : 'iam');
+  });
+});
