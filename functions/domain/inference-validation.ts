@@ -64,15 +64,24 @@ function isShape(shape: unknown): boolean {
   return true;
 }
 
-/** Validates the top-level structure of an OIP request (no signature needed). */
+/** `parameters` (of the request, an input or an output) is optional, and a JSON object when given. */
+function checkParameters(parameters: unknown, what: string): void {
+  if (parameters === undefined || isObject(parameters)) return;
+  const got =
+    parameters === null ? 'null' : Array.isArray(parameters) ? 'an array' : `a ${typeof parameters}`;
+  bad(`${what} must be an object, got ${got}`, 'INVALID_PARAMETERS');
+}
+
+/**
+ * Validates the top-level structure of an OIP request (no signature needed). `parameters` of the request, of an
+ * input and of an output must be objects when given (400 `INVALID_PARAMETERS`).
+ */
 export function checkRequestShape(body: unknown): OipRequest {
   if (!isObject(body)) bad('request body must be a JSON object', 'INVALID_REQUEST');
   if (body.id !== undefined && typeof body.id !== 'string') {
     bad(`'id' must be a string, got ${typeof body.id}`, 'INVALID_REQUEST');
   }
-  if (body.parameters !== undefined && !isObject(body.parameters)) {
-    bad(`'parameters' must be an object`, 'INVALID_REQUEST');
-  }
+  checkParameters(body.parameters, `'parameters'`);
   const inputs = body.inputs;
   if (!Array.isArray(inputs) || inputs.length === 0) {
     bad(`'inputs' must be a non-empty array of {name, shape, datatype, data}`, 'INVALID_REQUEST');
@@ -96,6 +105,7 @@ export function checkRequestShape(body: unknown): OipRequest {
       bad(`input '${name}': shape must be an array of non-negative integers`, 'INVALID_SHAPE');
     }
     if (input.data === undefined) bad(`input '${name}': 'data' is missing`, 'INVALID_DATA');
+    checkParameters(input.parameters, `input '${name}': 'parameters'`);
   }
   const outputs = body.outputs;
   if (outputs !== undefined) {
@@ -105,6 +115,7 @@ export function checkRequestShape(body: unknown): OipRequest {
       if (!isObject(o) || typeof o.name !== 'string' || o.name === '') {
         bad(`outputs[${i}] must be an object with a non-empty 'name'`, 'INVALID_REQUEST');
       }
+      checkParameters(o.parameters, `output '${o.name}': 'parameters'`);
     }
   }
   return body as unknown as OipRequest;

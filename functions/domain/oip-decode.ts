@@ -7,11 +7,19 @@
  * decimal strings before `JSON.parse` loses their precision, so a raw JSON number such as 9223372036854775807
  * sent over HTTP is exact.
  *
- * Floating-point inputs must be finite numbers (and representable: FP32/FP16 overflow is rejected); integers
- * must be in range. Pure: no I/O, no onnxruntime.
+ * Floating-point inputs must be finite numbers (and representable: FP32/FP16 overflow is rejected; FP16 takes
+ * what rounds to a finite half, |v| < 65520); integers must be in range. BYTES elements must not contain U+0000.
+ * Pure: no I/O, no onnxruntime.
  */
 import { BadRequestError } from './errors';
-import { elementCount, type OipTensor, type Tensor, type TensorData, toHalfBits } from './tensor';
+import {
+  elementCount,
+  FP16_OVERFLOW,
+  type OipTensor,
+  type Tensor,
+  type TensorData,
+  toHalfBits,
+} from './tensor';
 import type { Datatype } from './types';
 
 /** An OIP inference request body. */
@@ -26,7 +34,6 @@ const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 const UINT64_MAX = 2n ** 64n - 1n;
 const FP32_MAX = 3.4028234663852886e38;
-const FP16_MAX = 65504;
 
 /** Flattens OIP `data` (flat or nested, row-major) checking that a nested layout matches `shape`. */
 export function flattenData(
@@ -204,10 +211,18 @@ function decodeValues(name: string, datatype: Datatype, flat: readonly unknown[]
       for (let i = 0; i < n; i++) {
         const v = flat[i];
         if (typeof v !== 'number') invalid(name, i, 'a finite number (FP16)', v);
-        if (!(v > -FP16_MAX - 16 && v < FP16_MAX + 16)) {
-          invalid(name, i, `a finite FP16 number (|v| <= ${FP16_MAX})`, v, 'NON_FINITE');
+        const bits = toHalfBits(v);
+        // Accepted: what rounds to a finite half (|v| < 65520; 65504, the largest half, up to it become 65504).
+        if ((bits & 0x7c00) === 0x7c00) {
+          invalid(
+            name,
+            i,
+            `a number that rounds to a finite FP16 value (|v| < ${FP16_OVERFLOW})`,
+            v,
+            'NON_FINITE',
+          );
         }
-        out[i] = toHalfBits(v);
+        out[i] = bits;
       }
       return out;
     }
@@ -225,6 +240,13 @@ function decodeValues(name: string, datatype: Datatype, flat: readonly unknown[]
       for (let i = 0; i < n; i++) {
         const v = flat[i];
         if (typeof v !== 'string') invalid(name, i, 'a string (BYTES)', v);
+        // onnxruntime passes string elements as C strings: the model would see only the part before a NUL.
+        if (v.includes('\u0000')) {
+          throw new BadRequestError(
+            `input '${name}': data[${i}] contains U+0000 (NUL); BYTES elements reach the model as C strings, which end at the first NUL, so such an element cannot be passed intact`,
+            'NUL_IN_BYTES',
+          );
+        }
         out[i] = v;
       }
       return out;

@@ -53,33 +53,33 @@ export function elementCount(shape: readonly number[]): number {
   return n;
 }
 
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
+/** The largest finite half is 65504; from this magnitude on (the tie with 65536, to even) a number rounds to ±Infinity. */
+export const FP16_OVERFLOW = 65520;
 
-/** IEEE 754 half-precision bits of `v` (round to nearest even; overflow gives ±Infinity). */
+/** `x` (>= 0) rounded to an integer, ties to even. */
+function roundHalfEven(x: number): number {
+  const f = Math.floor(x);
+  const d = x - f;
+  return d > 0.5 || (d === 0.5 && f % 2 === 1) ? f + 1 : f;
+}
+
+/**
+ * IEEE 754 half-precision bits of `v`, rounded once from the double to the nearest half (ties to even). Magnitudes
+ * of `FP16_OVERFLOW` (65520) and more give ±Infinity; everything below it is finite (65504 up to 65520 give ±65504).
+ */
 export function toHalfBits(v: number): number {
-  f32[0] = v;
-  const x = u32[0]!;
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let half = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const halfway = 1 << (shift - 1);
-    if (rem > halfway || (rem === halfway && half & 1)) half++;
-    return sign | half;
-  }
-  let half = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
-  return sign | half;
+  if (Number.isNaN(v)) return 0x7e00;
+  const sign = v < 0 || Object.is(v, -0) ? 0x8000 : 0;
+  const a = Math.abs(v);
+  if (a >= FP16_OVERFLOW) return sign | 0x7c00;
+  // Subnormal halves count units of 2^-24; rounding up from the largest one gives 0x400, the smallest normal.
+  if (a < 2 ** -14) return sign | roundHalfEven(a * 2 ** 24);
+  let e = Math.floor(Math.log2(a));
+  if (2 ** e > a) e--;
+  else if (2 ** (e + 1) <= a) e++;
+  // Exact: a / 2^e is in [1, 2). A mantissa rounded up to 1024 carries into the exponent, as it should.
+  const mantissa = roundHalfEven((a / 2 ** e - 1) * 1024);
+  return sign | (((e + 15) << 10) + mantissa);
 }
 
 /** The number an IEEE 754 half-precision bit pattern stands for. */

@@ -2,6 +2,7 @@
  * Malformed inference requests: every one gets a 4xx JSON answer `{error, code}` — never a 5xx, never a stack.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildModel, ElemType } from '../../functions/local/onnx-builder';
 import { apiEvent, parseResult } from '../helpers/apigw';
 import { addConstant, createPredictTestEnv, type PredictTestEnv } from '../helpers/predict-env';
 
@@ -10,6 +11,24 @@ let env: PredictTestEnv;
 beforeAll(async () => {
   env = await createPredictTestEnv({ maxBodyBytes: 4096 });
   await env.register('m', addConstant(1));
+  // Identity on a string and on a half tensor: x_s -> y_s, x_h -> y_h.
+  await env.register(
+    'ids',
+    buildModel({
+      inputs: [
+        { name: 'x_s', elemType: ElemType.STRING, shape: [1, 'n'] },
+        { name: 'x_h', elemType: ElemType.FLOAT16, shape: [1, 'n'] },
+      ],
+      outputs: [
+        { name: 'y_s', elemType: ElemType.STRING, shape: [1, 'n'] },
+        { name: 'y_h', elemType: ElemType.FLOAT16, shape: [1, 'n'] },
+      ],
+      nodes: [
+        { opType: 'Identity', inputs: ['x_s'], outputs: ['y_s'] },
+        { opType: 'Identity', inputs: ['x_h'], outputs: ['y_h'] },
+      ],
+    }),
+  );
 });
 afterAll(async () => {
   await env?.dispose();
@@ -19,6 +38,14 @@ const x = (over: Record<string, unknown>) => ({
   inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2], ...over }],
 });
 const INFER = '/v2/models/m/infer';
+const IDS = '/v2/models/ids/infer';
+/** A request to the identity model `ids`: strings `s` and halves `h`, both `[1, n]`. */
+const ids = (s: unknown[], h: unknown[]) => ({
+  inputs: [
+    { name: 'x_s', datatype: 'BYTES', shape: [1, s.length], data: s },
+    { name: 'x_h', datatype: 'FP16', shape: [1, h.length], data: h },
+  ],
+});
 
 /** [case, method, path, body (string = raw text), expected status, expected code] */
 const CASES: [string, string, string, unknown, number, string][] = [
@@ -43,15 +70,47 @@ const CASES: [string, string, string, unknown, number, string][] = [
   ['id not a string', 'POST', INFER, { ...x({}), id: 7 }, 400, 'INVALID_REQUEST'],
   ['outputs not an array', 'POST', INFER, { ...x({}), outputs: { name: 'y' } }, 400, 'INVALID_REQUEST'],
   ['output without name', 'POST', INFER, { ...x({}), outputs: [{}] }, 400, 'INVALID_REQUEST'],
-  ['parameters not an object', 'POST', INFER, { ...x({}), parameters: [] }, 400, 'INVALID_REQUEST'],
+  ['parameters not an object', 'POST', INFER, { ...x({}), parameters: [] }, 400, 'INVALID_PARAMETERS'],
+  ['input parameters a string', 'POST', INFER, x({ parameters: 'fast' }), 400, 'INVALID_PARAMETERS'],
+  ['input parameters an array', 'POST', INFER, x({ parameters: [1] }), 400, 'INVALID_PARAMETERS'],
+  ['input parameters a number', 'POST', INFER, x({ parameters: 7 }), 400, 'INVALID_PARAMETERS'],
+  [
+    'output parameters a string',
+    'POST',
+    INFER,
+    { ...x({}), outputs: [{ name: 'y', parameters: 'raw' }] },
+    400,
+    'INVALID_PARAMETERS',
+  ],
+  [
+    'output parameters an array',
+    'POST',
+    INFER,
+    { ...x({}), outputs: [{ name: 'y', parameters: [] }] },
+    400,
+    'INVALID_PARAMETERS',
+  ],
   ['body over the limit', 'POST', INFER, x({ data: new Array(3000).fill(1) }), 413, 'PAYLOAD_TOO_LARGE'],
   ['invalid model name', 'POST', '/v2/models/Not_Valid!/infer', x({}), 400, 'INVALID_NAME'],
   ['unknown model', 'POST', '/v2/models/ghost/infer', x({}), 404, 'MODEL_NOT_FOUND'],
   ['version with leading zero', 'POST', '/v2/models/m/versions/01/infer', x({}), 400, 'INVALID_VERSION'],
   ['GET on infer', 'GET', INFER, undefined, 405, 'METHOD_NOT_ALLOWED'],
+  ['BYTES element with NUL', 'POST', IDS, ids(['ok', 'a\u0000b'], [1, 2]), 400, 'NUL_IN_BYTES'],
+  ['FP16 element rounding to infinity', 'POST', IDS, ids(['a', 'b'], [1, 65520]), 400, 'NON_FINITE'],
 ];
 
 describe('malformed inference requests', () => {
+  it('serves the identity model: strings and halves up to 65520 (exclusive) come back, rounded once', async () => {
+    const r = await env.call<{ outputs: { name: string; data: unknown[] }[] }>(
+      'POST',
+      IDS,
+      ids(['a\u0001b', 'é'], [65519.99, 1 + 2 ** -11 + 2 ** -40]),
+    );
+    expect(r.status).toBe(200);
+    const out = Object.fromEntries(r.body.outputs.map((o) => [o.name, o.data]));
+    expect(out).toEqual({ y_s: ['a\u0001b', 'é'], y_h: [65504, 1 + 2 ** -10] });
+  });
+
   it('has at least 20 cases', () => {
     expect(CASES.length).toBeGreaterThanOrEqual(20);
   });

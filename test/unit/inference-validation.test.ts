@@ -117,4 +117,39 @@ describe('validateInferenceRequest', () => {
   ])('rejects malformed request %j with %s', (body, code) => {
     expect(rejection(body).code).toBe(code);
   });
+
+  const withInputParameters = (parameters: unknown) => {
+    const [features, mask] = good().inputs;
+    return { inputs: [{ ...features, parameters }, mask] };
+  };
+  it.each([
+    ['a string', 'x'],
+    ['an array', []],
+    ['a number', 3],
+    ['a boolean', true],
+    ['null', null],
+  ])('rejects parameters that are %s on the request, an input or an output', (got, parameters) => {
+    const cases: [unknown, string][] = [
+      [{ ...good(), parameters }, "'parameters' must be an object"],
+      [withInputParameters(parameters), "input 'features': 'parameters' must be an object"],
+      [
+        { ...good(), outputs: [{ name: 'logits', parameters }] },
+        "output 'logits': 'parameters' must be an object",
+      ],
+    ];
+    for (const [body, message] of cases) {
+      const e = rejection(body);
+      expect(e.code).toBe('INVALID_PARAMETERS');
+      expect(e.message).toBe(`${message}, got ${got}`);
+    }
+  });
+
+  it('accepts object parameters on the request, an input and an output', () => {
+    const body = {
+      ...withInputParameters({ content_type: 'np' }),
+      parameters: { priority: 1 },
+      outputs: [{ name: 'logits', parameters: { binary_data: false } }],
+    };
+    expect(validateInferenceRequest(body, sig).outputs).toEqual(['logits']);
+  });
 });

@@ -93,6 +93,40 @@ describe('decodeTensor', () => {
     expect(codeOf(() => decodeTensor('x', datatype, [1], [value]))).toBe(code);
   });
 
+  it('refuses a BYTES element containing U+0000 (the model would see it cut at the NUL), naming the element', () => {
+    for (const v of ['a\u0000b', '\u0000', 'end\u0000']) {
+      expect(
+        codeOf(() => decodeTensor('s', 'BYTES', [2], ['ok', v])),
+        JSON.stringify(v),
+      ).toBe('NUL_IN_BYTES');
+    }
+    expect(() => decodeTensor('s', 'BYTES', [1], ['a\u0000b'])).toThrow(
+      /input 's': data\[0\] contains U\+0000 \(NUL\).*cannot be passed intact/,
+    );
+    // Other control characters and escapes are carried as they are.
+    expect(decodeTensor('s', 'BYTES', [2], ['a\u0001b', 'tab\there']).data).toEqual([
+      'a\u0001b',
+      'tab\there',
+    ]);
+  });
+
+  it('FP16 accepts exactly the numbers that round to a finite half: |v| < 65520, and 65504 up to it become 65504', () => {
+    const accepted = [65504, 65505, 65519, 65519.999, 65520 - 2 ** -37];
+    const t = decodeTensor('h', 'FP16', [accepted.length * 2], [...accepted, ...accepted.map((v) => -v)]);
+    expect(dataToJsonValues(t)).toEqual([...accepted.map(() => 65504), ...accepted.map(() => -65504)]);
+    for (const v of [65520, -65520, 65520.5, 70000, 1e300]) {
+      expect(
+        codeOf(() => decodeTensor('h', 'FP16', [1], [v])),
+        String(v),
+      ).toBe('NON_FINITE');
+      expect(
+        codeOf(() => decodeTensor('h', 'FP16', [1], Float64Array.of(v))),
+        String(v),
+      ).toBe('NON_FINITE');
+    }
+    expect(() => decodeTensor('h', 'FP16', [1], [65520])).toThrow(/\|v\| < 65520/);
+  });
+
   it('names the input and the element in its message', () => {
     expect(() => decodeTensor('pixels', 'UINT8', [2], [1, 300])).toThrow(/input 'pixels': data\[1\] is 300/);
   });
