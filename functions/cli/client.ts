@@ -1,6 +1,7 @@
 /**
- * HTTP client of the `maas` CLI: JSON requests to the local service or a deployed stack (SigV4-signed
- * for `execute-api` when the endpoint is not a local one), and presigned artifact uploads with progress.
+ * HTTP client of the `maas` CLI: JSON requests to the local service or a deployed stack (with a bearer
+ * token for a JWT stack, else SigV4-signed for `execute-api` when the endpoint is not a local one), and
+ * presigned artifact uploads with progress.
  */
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
@@ -99,19 +100,30 @@ export interface MaasClientOptions {
   readonly region?: string;
   /** @default fromNodeProviderChain() */
   readonly credentials?: AwsCredentialIdentity | AwsCredentialIdentityProvider;
-  /** Force signing on or off. @default needsSigning(endpoint) */
+  /** Force signing on or off (ignored with a {@link token}). @default needsSigning(endpoint) */
   readonly sign?: boolean;
+  /**
+   * Bearer token (a JWT) for a stack deployed with JWT authorization: sent as `Authorization: Bearer <token>`,
+   * and requests are then not SigV4-signed.
+   * @default - none (SigV4 signing as {@link sign} says)
+   */
+  readonly token?: string;
 }
 
 /** A small JSON client for the maas HTTP API. */
 export class MaasClient {
   readonly endpoint: string;
   private readonly signer?: SignatureV4;
+  private readonly authorization?: string;
 
   constructor(opts: MaasClientOptions) {
     this.endpoint = stripSlash(opts.endpoint);
     const url = new URL(this.endpoint);
-    if (opts.sign ?? needsSigning(this.endpoint)) {
+    if (opts.token !== undefined) {
+      const token = opts.token.replace(/^Bearer\s+/i, '').trim();
+      if (!token || /[\s]/.test(token)) throw new Error('the bearer token is empty or contains whitespace');
+      this.authorization = `Bearer ${token}`;
+    } else if (opts.sign ?? needsSigning(this.endpoint)) {
       // An execute-api host names the region its signature must be for; the environment's region is a fallback.
       const region = opts.region ?? regionFromHost(url.hostname) ?? configuredRegion();
       if (!region) {
@@ -139,7 +151,8 @@ export class MaasClient {
       accept: 'application/json',
       ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
     };
-    if (this.signer) headers = await this.signHeaders(method, url, headers, payload);
+    if (this.authorization) headers.authorization = this.authorization;
+    else if (this.signer) headers = await this.signHeaders(method, url, headers, payload);
     let res: Response;
     try {
       res = await fetch(url, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });

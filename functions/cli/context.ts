@@ -3,7 +3,7 @@
  * and the client they name, and how an answer is printed.
  */
 import type { Command } from 'commander';
-import { type EnvRecord, processEnv } from '../config/environment';
+import { EnvironmentVariables, type EnvRecord, processEnv } from '../config/environment';
 import { MaasClient, resolveEndpoint } from './client';
 
 /** Exit codes of the CLI: 0 ok, 1 the server (or the network) said no, 2 usage error. */
@@ -41,6 +41,8 @@ export const processIo = (): CliIo => ({
 export interface GlobalOptions {
   readonly endpoint?: string;
   readonly region?: string;
+  /** Bearer token for a JWT stack (else `MAAS_TOKEN`). */
+  readonly token?: string;
   readonly json?: boolean;
 }
 
@@ -72,7 +74,12 @@ export function cliContext(program: Command, io: CliIo, onExitCode: (code: ExitC
       if (!URL.canParse(endpoint) || !/^https?:$/.test(new URL(endpoint).protocol)) {
         throw new UsageError(`--endpoint must be an http(s) URL, got '${endpoint}'`);
       }
-      return new MaasClient({ endpoint, ...(g.region ? { region: g.region } : {}) });
+      const token = g.token?.trim() || new EnvironmentVariables(io.env).cliToken();
+      return new MaasClient({
+        endpoint,
+        ...(g.region ? { region: g.region } : {}),
+        ...(token ? { token } : {}),
+      });
     },
     print(answer, human) {
       io.out(globals().json ? `${JSON.stringify(answer, null, 2)}\n` : `${human(answer as never)}\n`);

@@ -41,6 +41,10 @@ export function buildProgram(io: CliIo, onExitCode: (code: ExitCode) => void = (
       '--region <region>',
       'AWS region for SigV4 signing of https endpoints (default: the region in an execute-api URL, else AWS_REGION)',
     )
+    .option(
+      '--token <jwt>',
+      'bearer token for a stack deployed with JWT authorization, sent instead of SigV4 signing (default: MAAS_TOKEN)',
+    )
     .option('--json', 'print the raw JSON answer')
     .version(packageVersion, '-V, --version', 'print the version of maas')
     .showHelpAfterError(false)

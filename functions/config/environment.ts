@@ -214,6 +214,11 @@ export class EnvironmentVariables {
   cliEndpoint(): string | undefined {
     return this.#env[ENV.cliEndpoint] || undefined;
   }
+
+  /** `MAAS_TOKEN`, the bearer token the CLI sends instead of SigV4 signing; undefined when unset or empty. */
+  cliToken(): string | undefined {
+    return this.#env[ENV.cliToken]?.trim() || undefined;
+  }
 }
 
 /** The configuration of a function from `env` (@default the process environment); see `EnvironmentVariables.config`. */

@@ -31,6 +31,8 @@ export const ENV = {
   home: 'MAAS_HOME',
   port: 'PORT',
   cliEndpoint: 'MAAS_ENDPOINT',
+  /** Bearer token (a JWT) the CLI sends to a stack deployed with JWT authorization. */
+  cliToken: 'MAAS_TOKEN',
 } as const;
 
 /** S3 key layout (docs/ARCHITECTURE.md, "Data: table keys and S3 layout"). */

@@ -295,6 +295,37 @@ describe('CLI against an HTTP API', () => {
     expect(api.seen.at(-1)!.headers.authorization).toBeUndefined();
   });
 
+  it('sends a bearer token instead of SigV4 headers when given one', async () => {
+    const client = new MaasClient({
+      endpoint: url,
+      sign: true,
+      region: 'eu-west-1',
+      credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret', sessionToken: 'session' },
+      token: 'eyJhbGciOiJSUzI1NiJ9.e30.sig',
+    });
+    await client.request('GET', '/models');
+    const h = api.seen.at(-1)!.headers;
+    expect(h.authorization).toBe('Bearer eyJhbGciOiJSUzI1NiJ9.e30.sig');
+    expect(Object.keys(h).filter((k) => k.startsWith('x-amz-'))).toEqual([]);
+    expect(() => new MaasClient({ endpoint: url, token: 'two words' })).toThrow(/whitespace/);
+  });
+
+  it('takes the token from --token, else MAAS_TOKEN, for every command', async () => {
+    expect(await run(argv('--endpoint', url, '--token', 'tok-flag', 'models'), captureIo())).toBe(0);
+    expect(api.seen.at(-1)!.headers.authorization).toBe('Bearer tok-flag');
+    const env = { MAAS_TOKEN: 'tok-env' };
+    expect(await run(argv('--endpoint', url, 'models'), captureIo(env))).toBe(0);
+    expect(api.seen.at(-1)!.headers.authorization).toBe('Bearer tok-env');
+    expect(await run(argv('--endpoint', url, '--token', 'tok-flag', 'models'), captureIo(env))).toBe(0);
+    expect(api.seen.at(-1)!.headers.authorization).toBe('Bearer tok-flag');
+    // A remote https endpoint with a token is not signed (no credentials or region needed).
+    const remote = new MaasClient({
+      endpoint: 'https://abc.execute-api.eu-west-1.amazonaws.com',
+      token: 't',
+    });
+    expect((remote as unknown as { signer?: unknown }).signer).toBeUndefined();
+  });
+
   it('signs for the region an execute-api host names, even when AWS_REGION differs', async () => {
     const saved = process.env.AWS_REGION;
     process.env.AWS_REGION = 'us-east-1';
