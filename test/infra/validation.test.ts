@@ -174,6 +174,17 @@ describe('InferenceApi', () => {
       api({ type: 'jwt', issuer: 'https://cognito-idp.eu-west-1.amazonaws.com/pool', audience: ['client'] }),
     ).not.toThrow();
   });
+
+  it('rejects a route scope that is not one OAuth scope, naming the prop', () => {
+    const jwt = { type: 'jwt', issuer: 'https://issuer.example.com', audience: ['a'] } as const;
+    const e = errorOf(() => api({ ...jwt, adminScope: 'maas admin' }));
+    expect(e.setting).toBe('authorization.adminScope');
+    expect(e.message).toContain("invalid prop authorization.adminScope 'maas admin'");
+    expect(errorOf(() => api({ ...jwt, inferScope: '' })).setting).toBe('authorization.inferScope');
+    expect(() =>
+      api({ ...jwt, inferScope: 'https://api.example.com/maas.infer', adminScope: 'admin' }),
+    ).not.toThrow();
+  });
 });
 
 describe('MaasStack', () => {
@@ -222,6 +233,12 @@ describe('context parameters', () => {
       'jwtAudience',
       "-c jwtAudience=''",
       '-c jwtAudience=<clientId>',
+    ],
+    [
+      { authorization: 'jwt', jwtIssuer: 'https://issuer', jwtAudience: 'a', jwtInferScope: 'maas\\infer' },
+      'jwtInferScope',
+      "Invalid context parameter -c jwtInferScope='maas\\infer'",
+      '-c jwtInferScope=maas/infer',
     ],
   ])('rejects %j naming -c %s, the value and the fix', (context, key, what, fix) => {
     const e = errorOf(() => ctx(context));
