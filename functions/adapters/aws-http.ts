@@ -15,6 +15,11 @@
  * `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`), otherwise the regional endpoint of the region (FIPS with
  * `AWS_USE_FIPS_ENDPOINT=true`, dual-stack with `AWS_USE_DUALSTACK_ENDPOINT=true`, the China partition's domains
  * in `cn-` regions).
+ *
+ * Waits are bounded (docs/ARCHITECTURE.md, "Errors"): each attempt by the connect, request and socket-idle
+ * timeouts of `LIMITS`, each call — its retries and backoff included — by the deadline of `deadline.ts`, past which
+ * it fails as 503 `UNAVAILABLE`. A timed-out or aborted connection is destroyed, never returned to the keep-alive
+ * pool, and nothing of a failure is remembered: the next call starts afresh.
  */
 import { fromEnv } from '@aws-sdk/credential-provider-env';
 import {
@@ -36,6 +41,8 @@ import type {
 } from '@smithy/types';
 import { EnvironmentVariables, type EnvRecord } from '../config/environment';
 import { ENV } from '../contract/env';
+import { LIMITS } from '../contract/limits';
+import { deadlineExceeded, dependencyBudgetMs } from './deadline';
 
 /** The services this module talks to, by their signing name. */
 export type AwsService = 'dynamodb' | 's3';
@@ -52,8 +59,10 @@ export interface AwsHttpOptions {
   readonly maxAttempts?: number;
   /** Error codes retried like transient errors, besides those the SDK retries. */
   readonly retryableCodes?: readonly string[];
-  /** @default one keep-alive handler per process */
+  /** @default one keep-alive handler per process, with the connect, request and socket-idle timeouts of `LIMITS` */
   readonly http?: NodeHttpHandler;
+  /** The time (ms) one call may take, retries included. @default `dependencyBudgetMs` (deadline.ts) */
+  readonly deadlineMs?: () => number;
   /**
    * The environment whose AWS settings apply where these options say nothing: the region, configured endpoints,
    * FIPS and dual-stack. @default the process environment
@@ -94,10 +103,12 @@ let defaultHttp: NodeHttpHandler | undefined;
 
 /** One keep-alive HTTP handler per process, shared by every client that is not given one. */
 function sharedHttpHandler(): NodeHttpHandler {
+  // A stalled connection fails (and is retried) instead of hanging until the function times out.
   defaultHttp ??= new NodeHttpHandler({
-    connectionTimeout: 5_000,
-    // A stalled connection fails (and is retried) instead of hanging until the function times out.
-    socketTimeout: 20_000,
+    connectionTimeout: LIMITS.dependencyConnectTimeoutMs,
+    requestTimeout: LIMITS.dependencyRequestTimeoutMs,
+    throwOnRequestTimeout: true,
+    socketTimeout: LIMITS.dependencySocketIdleMs,
   });
   return defaultHttp;
 }
@@ -165,6 +176,7 @@ export class AwsHttpClient {
   private readonly http: NodeHttpHandler;
   private readonly retry: StandardRetryStrategy;
   private readonly retryableCodes: ReadonlySet<string>;
+  private readonly deadlineMs: () => number;
 
   constructor(o: AwsHttpOptions) {
     const env = new EnvironmentVariables(o.env);
@@ -184,15 +196,22 @@ export class AwsHttpClient {
     this.http = o.http ?? sharedHttpHandler();
     this.retry = new StandardRetryStrategy(o.maxAttempts ?? 3);
     this.retryableCodes = new Set(o.retryableCodes ?? []);
+    this.deadlineMs = o.deadlineMs ?? dependencyBudgetMs;
   }
 
   /**
    * Sends `call` and hands a successful (2xx) response to `read`, which consumes its body. An error answer is
    * thrown as `AwsServiceError`. Throttling, 5xx, timeouts and connection errors — also while `read` consumes
    * the body — are retried with the SDK's standard strategy (exponential backoff with jitter, shared retry
-   * capacity); anything else is thrown at once.
+   * capacity); anything else is thrown at once. The call, retries included, ends at its deadline
+   * (`deadlineMs`): then, or when the next retry could not start before it, it fails with `UnavailableError`
+   * (503), the last error as cause.
    */
   async send<T>(call: AwsCall, read: (response: HttpResponse) => Promise<T>): Promise<T> {
+    const budgetMs = this.deadlineMs();
+    const giveUpAt = Date.now() + budgetMs;
+    // Aborts the attempt in flight (its connection destroyed) when the deadline passes, body reading included.
+    const deadline = AbortSignal.timeout(budgetMs);
     let token = await this.retry.acquireInitialRetryToken(this.service);
     for (;;) {
       let response: HttpResponse | undefined;
@@ -211,13 +230,14 @@ export class AwsHttpClient {
           ...(call.body !== undefined ? { body: call.body } : {}),
         });
         const signed = await this.signer.sign(request);
-        ({ response } = await this.http.handle(signed as HttpRequest));
+        ({ response } = await this.http.handle(signed as HttpRequest, { abortSignal: deadline }));
         if (response.statusCode < 200 || response.statusCode > 299) throw await serviceError(response);
         const out = await read(response);
         this.retry.recordSuccess(token);
         return out;
       } catch (e) {
         discard(response);
+        if (deadline.aborted) throw deadlineExceeded(this.describe(), budgetMs, e);
         const errorType = this.classify(e);
         if (errorType === 'CLIENT_ERROR') throw e;
         try {
@@ -230,9 +250,16 @@ export class AwsHttpClient {
         } catch {
           throw e;
         }
-        await sleep(token.getRetryDelay());
+        const delay = token.getRetryDelay();
+        if (Date.now() + delay >= giveUpAt) throw deadlineExceeded(this.describe(), budgetMs, e);
+        await sleep(delay);
       }
     }
+  }
+
+  /** The service and host, as a deadline error names them. */
+  private describe(): string {
+    return `${this.service} (${this.endpoint.host})`;
   }
 
   /** The SDK's classification of an error, plus this client's extra retryable codes. */

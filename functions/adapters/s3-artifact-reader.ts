@@ -24,9 +24,20 @@ const MISSING = new Set(['NoSuchKey', 'NotFound']);
 
 export const isMissingObject = (e: unknown): boolean => MISSING.has((e as { name?: string })?.name ?? '');
 
+/**
+ * A 403 answer. S3 answers a missing key with 403 `AccessDenied`, not 404, to a role that may not list the bucket
+ * (the predict role): on an artifact read it means the same as `NoSuchKey`.
+ */
+const isForbidden = (e: unknown): boolean =>
+  (e as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode === 403;
+
 /** The error of an artifact whose key does not exist (404 `ARTIFACT_NOT_FOUND`). */
-export const missingArtifact = (key: string) =>
-  new NotFoundError(`artifact '${key}' does not exist`, 'ARTIFACT_NOT_FOUND');
+export const missingArtifact = (key: string, cause?: unknown) =>
+  new NotFoundError(
+    `artifact '${key}' does not exist`,
+    'ARTIFACT_NOT_FOUND',
+    cause === undefined ? {} : { cause },
+  );
 
 /**
  * Collects a streamed body into one buffer (of the announced size when it is right), feeding `hash` chunk by
@@ -74,7 +85,10 @@ export class S3ArtifactReader implements Pick<ArtifactStore, 'bucket' | 'getObje
     this.virtualHost = !this.client.customEndpoint && isVirtualHostable(o.bucket);
   }
 
-  /** The object's bytes; NotFoundError (`ARTIFACT_NOT_FOUND`) when the key does not exist. */
+  /**
+   * The object's bytes; NotFoundError (`ARTIFACT_NOT_FOUND`) when the key does not exist, or S3 refuses it with a
+   * 403 (its answer for a missing key to a role that may not list the bucket).
+   */
   async getObject(key: string): Promise<Uint8Array> {
     return (await this.fetch(key, false)).bytes;
   }
@@ -107,7 +121,7 @@ export class S3ArtifactReader implements Pick<ArtifactStore, 'bucket' | 'getObje
         return hash ? { bytes, sha256: hash.digest('hex') } : { bytes };
       });
     } catch (e) {
-      if (isMissingObject(e)) throw missingArtifact(key);
+      if (isMissingObject(e) || isForbidden(e)) throw missingArtifact(key, e);
       throw e;
     }
   }

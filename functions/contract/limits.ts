@@ -40,6 +40,20 @@ export const LIMITS = {
    * so the function's own timeout (and its answer) comes before API Gateway gives up with a 503.
    */
   apiFunctionMaxTimeoutSeconds: 29,
+  /**
+   * Bounded waits on DynamoDB, S3, SQS and EventBridge (docs/ARCHITECTURE.md, "Errors"). Per attempt: the TCP
+   * connection must be established within `dependencyConnectTimeoutMs`, the answer's headers arrive within
+   * `dependencyRequestTimeoutMs` (S3's generated client excepted: its uploads stream within that time), and the
+   * socket never idles longer than `dependencySocketIdleMs` (a body that stalls half way). The whole operation,
+   * retries included, must finish within `dependencyDeadlineMs`, and in Lambda by the invocation's remaining time
+   * minus `dependencyDeadlineMarginMs`; past it the call fails as 503 `UNAVAILABLE`. Every HTTP route thus
+   * answers a stalled dependency within 10 s.
+   */
+  dependencyConnectTimeoutMs: 1_000,
+  dependencyRequestTimeoutMs: 3_000,
+  dependencySocketIdleMs: 3_000,
+  dependencyDeadlineMs: 7_000,
+  dependencyDeadlineMarginMs: 1_000,
   /** Lambda's memory range (MB, integers). */
   lambdaMinMemoryMb: 128,
   lambdaMaxMemoryMb: 10_240,

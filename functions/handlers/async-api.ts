@@ -3,6 +3,7 @@
  * `POST /v2/models/{name}[/versions/{ref}]/infer-async` (202 `{"requestId"}`) and
  * `GET /async/{requestId}` (`{"status": "pending"|"done"|"failed", "result"?, "error"?}`).
  */
+import { withInvocationDeadline } from '../adapters/deadline';
 import { PowertoolsLogger } from '../adapters/powertools-logger';
 import { type AsyncInferenceDeps, getAsyncStatus, submitAsyncInference } from '../app/async-inference';
 import { EnvironmentVariables, type MaasConfig } from '../config/environment';
@@ -94,4 +95,5 @@ async function buildDefault(): Promise<(event: HttpEvent, context?: Invocation) 
 }
 
 /** The Lambda entry point (built at INIT from the environment). */
-export const handler: (event: HttpEvent, context?: Invocation) => Promise<HttpResult> = await buildDefault();
+export const handler: (event: HttpEvent, context?: Invocation) => Promise<HttpResult> =
+  withInvocationDeadline(await buildDefault());

@@ -3,6 +3,7 @@
  * Thin: parse and validate the request, call a use case, answer JSON; errors map through errorResult.
  */
 import { dynamoDocumentClient, s3Client } from '../adapters/aws-clients';
+import { withInvocationDeadline } from '../adapters/deadline';
 import { DynamoRegistryRepository } from '../adapters/dynamodb-registry';
 import { OrtModelInspector } from '../adapters/ort-inspector';
 import { PowertoolsLogger } from '../adapters/powertools-logger';
@@ -267,4 +268,4 @@ function buildDefault(): (event: HttpEvent, context?: Invocation) => Promise<Htt
 }
 
 /** Lambda handler (API Gateway HTTP API, payload 2.0). */
-export const handler = buildDefault();
+export const handler = withInvocationDeadline(buildDefault());

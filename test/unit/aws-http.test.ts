@@ -2,11 +2,21 @@
  * The signed-request transport of the predict path (functions/adapters/aws-http.ts) against a local HTTP
  * server that answers as AWS services do: signing headers, error parsing, and which answers are retried.
  */
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import {
+  type AddressInfo,
+  createServer as createNetServer,
+  type Server as NetServer,
+  connect as netConnect,
+  type Socket,
+} from 'node:net';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import aws4 from 'aws4';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { dynamoDocumentClient, s3Client } from '../../functions/adapters/aws-clients';
 import {
   AwsHttpClient,
   AwsServiceError,
@@ -14,9 +24,12 @@ import {
   readBody,
   resolveAwsEndpoint,
 } from '../../functions/adapters/aws-http';
+import { bindInvocation, dependencyBudgetMs } from '../../functions/adapters/deadline';
 import { DynamoRegistryReader } from '../../functions/adapters/dynamodb-registry-reader';
-import { isVirtualHostable } from '../../functions/adapters/s3-artifact-reader';
+import { isVirtualHostable, S3ArtifactReader } from '../../functions/adapters/s3-artifact-reader';
 import { SessionCache } from '../../functions/app/session-cache';
+import { LIMITS } from '../../functions/contract/limits';
+import { UnavailableError } from '../../functions/domain/errors';
 import { createPredictHandler } from '../../functions/handlers/predict';
 import type { InferenceEngine } from '../../functions/ports/inference';
 import { apiEvent, parseResult } from '../helpers/apigw';
@@ -383,5 +396,234 @@ describe('isVirtualHostable', () => {
     expect(['my.bucket', 'MyBucket', 'my_bucket', 'ab', '-ab', '192.168.0.1'].map(isVirtualHostable)).toEqual(
       [false, false, false, false, false, false],
     );
+  });
+});
+
+describe('bounded waits on a dependency that does not answer', () => {
+  /** A TCP listener that accepts connections and never answers (a paused or hung service). */
+  let silent: NetServer;
+  let silentEndpoint: string;
+  const sockets = new Set<Socket>();
+  beforeAll(async () => {
+    silent = createNetServer((s) => {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => {});
+      // Reads (and drops) what arrives, so a client's FIN is seen.
+      s.resume();
+    });
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    silentEndpoint = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((r) => silent.close(() => r()));
+  });
+  const silentClient = (extra: Partial<ConstructorParameters<typeof AwsHttpClient>[0]> = {}) =>
+    client({ endpoint: silentEndpoint, ...extra });
+
+  it('fails an attempt that gets no answer after the request timeout, and closes its connection', async () => {
+    const started = performance.now();
+    const err = await getItem(silentClient({ maxAttempts: 1 })).catch((e: unknown) => e);
+    const ms = performance.now() - started;
+    expect(err).toMatchObject({ name: 'TimeoutError' });
+    expect(ms).toBeGreaterThanOrEqual(LIMITS.dependencyRequestTimeoutMs - 100);
+    expect(ms).toBeLessThan(LIMITS.dependencyRequestTimeoutMs + 2_000);
+    // The connection is destroyed, not left in the keep-alive pool.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(sockets.size).toBe(0);
+  });
+
+  it('gives up at the deadline, retries included, as 503 UNAVAILABLE with the last error as cause', async () => {
+    const started = performance.now();
+    const err = await getItem(silentClient({ maxAttempts: 10, deadlineMs: () => 1_200 })).catch(
+      (e: unknown) => e,
+    );
+    const ms = performance.now() - started;
+    expect(err).toBeInstanceOf(UnavailableError);
+    expect(err).toMatchObject({ status: 503, code: 'UNAVAILABLE', retryAfterSeconds: 1 });
+    expect((err as Error).cause).toBeDefined();
+    expect(ms).toBeGreaterThanOrEqual(1_100);
+    expect(ms).toBeLessThan(3_000);
+  });
+
+  it('takes the deadline from the Lambda invocation: its remaining time minus the margin, at most the fixed budget', () => {
+    bindInvocation({ getRemainingTimeInMillis: () => 60_000 });
+    expect(dependencyBudgetMs()).toBe(LIMITS.dependencyDeadlineMs);
+    bindInvocation({ getRemainingTimeInMillis: () => 3_000 });
+    expect(dependencyBudgetMs()).toBe(3_000 - LIMITS.dependencyDeadlineMarginMs);
+    bindInvocation({ getRemainingTimeInMillis: () => 10 });
+    expect(dependencyBudgetMs()).toBe(1);
+    bindInvocation(undefined);
+    expect(dependencyBudgetMs()).toBe(LIMITS.dependencyDeadlineMs);
+  });
+
+  it('gives up at the deadline when the body stalls half way', async () => {
+    replies = [
+      (_q, res) => {
+        res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0', 'content-length': '100' });
+        res.write('{"Item":');
+      },
+    ];
+    const err = await getItem(client({ maxAttempts: 3, deadlineMs: () => 800 })).catch((e: unknown) => e);
+    expect(err).toMatchObject({ status: 503, code: 'UNAVAILABLE' });
+  });
+
+  it('serves again as soon as the service answers: no poisoned connection, no remembered failure', async () => {
+    const c = client({ maxAttempts: 1, deadlineMs: () => 800 });
+    replies = [() => {}];
+    await expect(getItem(c)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    replies = [json(200, { ok: 1 })];
+    expect(await getItem(c)).toEqual({ ok: 1 });
+  });
+
+  it('fails a connection that is never accepted after the connect timeout', async () => {
+    // A listener that never accepts (python's socket.listen(0) without accept), its backlog filled: further
+    // connection attempts stay unanswered, as towards a host that drops them.
+    const py = spawn(
+      'python3',
+      [
+        '-c',
+        "import socket,time;s=socket.socket();s.bind(('127.0.0.1',0));s.listen(0);print(s.getsockname()[1],flush=True);time.sleep(120)",
+      ],
+      { stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    const fillers: Socket[] = [];
+    try {
+      const port = Number(
+        await new Promise<string>((r) => py.stdout.once('data', (d: Buffer) => r(d.toString()))),
+      );
+      // Fill the accept queue until a connection attempt hangs.
+      for (let i = 0; i < 8; i++) {
+        const s = netConnect(port, '127.0.0.1');
+        s.on('error', () => {});
+        fillers.push(s);
+        const connected = await new Promise<boolean>((r) => {
+          s.once('connect', () => r(true));
+          setTimeout(() => r(false), 300);
+        });
+        if (!connected) break;
+      }
+      const started = performance.now();
+      const err = await getItem(client({ endpoint: `http://127.0.0.1:${port}`, maxAttempts: 1 })).catch(
+        (e: unknown) => e,
+      );
+      const ms = performance.now() - started;
+      expect(err).toMatchObject({ name: 'TimeoutError' });
+      expect(ms).toBeLessThan(LIMITS.dependencyConnectTimeoutMs + 2_000);
+      const bounded = await getItem(
+        client({ endpoint: `http://127.0.0.1:${port}`, maxAttempts: 10, deadlineMs: () => 2_500 }),
+      ).catch((e: unknown) => e);
+      expect(bounded).toMatchObject({ status: 503, code: 'UNAVAILABLE' });
+    } finally {
+      for (const s of fillers) s.destroy();
+      py.kill('SIGKILL');
+    }
+  });
+
+  it('the predict handler answers a stalled registry with 503 UNAVAILABLE and Retry-After', async () => {
+    const unused = async () => {
+      throw new Error('not reached');
+    };
+    const handler = createPredictHandler({
+      repo: new DynamoRegistryReader({ table: 't', client: silentClient({ deadlineMs: () => 1_000 }) }),
+      store: { getObject: unused },
+      sessions: new SessionCache({
+        engine: { createSession: unused, run: unused, release: unused } satisfies InferenceEngine,
+      }),
+      logger: silentLogger,
+    });
+    for (const event of [
+      apiEvent('GET', '/v2/health/ready'),
+      apiEvent('POST', '/v2/models/m/infer', {
+        body: { inputs: [{ name: 'x', datatype: 'FP32', shape: [1], data: [1] }] },
+      }),
+    ]) {
+      const started = performance.now();
+      const r = parseResult(await handler(event));
+      expect(r).toMatchObject({ status: 503, body: { code: 'UNAVAILABLE' } });
+      expect(r.headers['retry-after']).toBe('1');
+      expect(performance.now() - started).toBeLessThan(3_000);
+    }
+  });
+
+  it('the generated SDK clients give up at the deadline as 503 UNAVAILABLE', async () => {
+    const doc = dynamoDocumentClient({
+      region: 'eu-west-1',
+      endpoint: silentEndpoint,
+      credentials,
+      env: {},
+      deadlineMs: () => 1_000,
+    });
+    const started = performance.now();
+    await expect(
+      doc.send(new GetCommand({ TableName: 't', Key: { pk: 'a', sk: 'b' } })),
+    ).rejects.toMatchObject({ status: 503, code: 'UNAVAILABLE' });
+    expect(performance.now() - started).toBeLessThan(3_000);
+    const s3 = s3Client({
+      region: 'eu-west-1',
+      endpoint: silentEndpoint,
+      credentials,
+      env: {},
+      deadlineMs: () => 1_000,
+    });
+    await expect(s3.send(new HeadObjectCommand({ Bucket: 'b', Key: 'k' }))).rejects.toMatchObject({
+      code: 'UNAVAILABLE',
+    });
+  });
+});
+
+describe('S3ArtifactReader on a bucket the role cannot list', () => {
+  const reader = () =>
+    new S3ArtifactReader({ bucket: 'models-bucket', region: 'eu-west-1', endpoint, credentials, env: {} });
+
+  it('reads a 403 AccessDenied (what S3 answers for a missing key without s3:ListBucket) as a missing artifact', async () => {
+    replies = [xml(403, 'AccessDenied', 'Access Denied')];
+    await expect(reader().getObjectHashed('models/m/abc.onnx')).rejects.toMatchObject({
+      status: 404,
+      code: 'ARTIFACT_NOT_FOUND',
+    });
+  });
+
+  it('the predict path answers it as the documented 500 ARTIFACT_INTEGRITY', async () => {
+    const unused = async () => {
+      throw new Error('not reached');
+    };
+    const version = {
+      name: 'm',
+      version: 1,
+      s3Key: 'models/m/abc.onnx',
+      sha256: 'abc',
+      sizeBytes: 1,
+      status: 'READY',
+      createdAt: '2026-01-01T00:00:00Z',
+      signature: {
+        inputs: [{ name: 'x', datatype: 'FP32', shape: [-1] }],
+        outputs: [{ name: 'y', datatype: 'FP32', shape: [-1] }],
+      },
+    };
+    const repo = {
+      getVersion: async () => version,
+      getAlias: async () => undefined,
+      getModel: async () => undefined,
+      ping: async () => {},
+    };
+    const handler = createPredictHandler({
+      repo: repo as unknown as Parameters<typeof createPredictHandler>[0]['repo'],
+      store: reader(),
+      sessions: new SessionCache({
+        engine: { createSession: unused, run: unused, release: unused } satisfies InferenceEngine,
+      }),
+      logger: silentLogger,
+    });
+    replies = [xml(403, 'AccessDenied', 'Access Denied')];
+    const r = parseResult(
+      await handler(
+        apiEvent('POST', '/v2/models/m/versions/1/infer', {
+          body: { inputs: [{ name: 'x', datatype: 'FP32', shape: [1], data: [1] }] },
+        }),
+      ),
+    );
+    expect(r).toMatchObject({ status: 500, body: { code: 'ARTIFACT_INTEGRITY' } });
   });
 });

@@ -1,0 +1,52 @@
+/**
+ * The deadline of one call to a dependency (a DynamoDB, S3, SQS or EventBridge operation, its retries
+ * included): `LIMITS.dependencyDeadlineMs`, and never later than the invocation's end — the Lambda context's
+ * remaining time minus `LIMITS.dependencyDeadlineMarginMs` — so a stalled dependency is answered with a 503 while
+ * the function can still answer (docs/ARCHITECTURE.md, "Errors").
+ *
+ * Lambda runs one invocation at a time per execution environment, so its entry points bind the current
+ * invocation here (`bindInvocation`); the local server, which serves requests concurrently, binds none and
+ * every call gets the fixed budget.
+ */
+import { LIMITS } from '../contract/limits';
+import { UnavailableError } from '../domain/errors';
+
+type RemainingTime = { getRemainingTimeInMillis(): number };
+
+let invocation: RemainingTime | undefined;
+
+/**
+ * Binds the invocation whose remaining time bounds the dependency calls made until the next one is bound
+ * (a Lambda entry point calls it with its context; `undefined` or a context without a remaining time unbinds).
+ */
+export function bindInvocation(context: object | undefined): void {
+  invocation =
+    typeof (context as Partial<RemainingTime> | undefined)?.getRemainingTimeInMillis === 'function'
+      ? (context as RemainingTime)
+      : undefined;
+}
+
+/** The time (ms) a dependency call starting now may take, retries included; at least 1. */
+export function dependencyBudgetMs(): number {
+  if (invocation === undefined) return LIMITS.dependencyDeadlineMs;
+  const left = invocation.getRemainingTimeInMillis() - LIMITS.dependencyDeadlineMarginMs;
+  return Math.max(1, Math.min(LIMITS.dependencyDeadlineMs, left));
+}
+
+/** The error of a call that did not finish within its deadline: 503 `UNAVAILABLE`, what it last saw as cause. */
+export function deadlineExceeded(what: string, budgetMs: number, cause: unknown): UnavailableError {
+  return new UnavailableError(`${what} did not answer within ${budgetMs} ms; retry later`, 1, { cause });
+}
+
+/**
+ * A Lambda entry point that binds each invocation (its context) before running `fn`: the dependency calls it makes
+ * end before the invocation does.
+ */
+export function withInvocationDeadline<E, C extends object, R>(
+  fn: (event: E, context?: C) => R,
+): (event: E, context?: C) => R {
+  return (event, context) => {
+    bindInvocation(context);
+    return fn(event, context);
+  };
+}
