@@ -50,8 +50,8 @@ export interface InferenceApiProps {
    */
   readonly functions: Partial<Record<FunctionId, lambda.IFunction>>;
   /**
-   * How routes with `auth: 'iam'` are protected; a JWT issuer must be an https URL and the audience
-   * non-empty (checked at synth).
+   * How the non-public routes are protected; a JWT issuer must be an https URL, the audience
+   * non-empty and each route scope one OAuth scope (checked at synth).
    * @default { type: 'iam' } (SigV4)
    */
   readonly authorization?: ApiAuthorization;
