@@ -20,8 +20,16 @@ export type LocalHttpHandler = (event: HttpEvent, context?: any) => Promise<Http
 export interface LocalServerOptions {
   /** Handler per function of the route table; a missing one answers 501 NOT_IMPLEMENTED. */
   readonly handlers: Partial<Record<FunctionId, LocalHttpHandler>>;
-  /** Requests with a larger body are refused with 413 before they are read completely. */
+  /** Requests with a larger body are refused with 413; past it nothing of the body is kept. */
   readonly maxBodyBytes?: number;
+  /**
+   * How much of a refused body is still read (and discarded) before the 413 is sent, so that the client reads
+   * the answer instead of a connection reset; a body declared or found larger is answered at once.
+   * @default 4 × maxBodyBytes, at least 1 MiB
+   */
+  readonly drainBytes?: number;
+  /** How long a refused body may take to drain before the 413 is sent anyway. @default 10 000 ms */
+  readonly drainMs?: number;
   /** Identity reported for routes that require IAM auth in AWS (history `actor`). */
   readonly actor?: string;
   /** Receives one line per unexpected failure. */
@@ -132,42 +140,77 @@ export function writeResult(res: ServerResponse, result: HttpResult | string | o
   res.end(payload);
 }
 
-/** Reads the request body, refusing (413) as soon as it exceeds `maxBytes`. */
-function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+/** A body over the limit: the 413 to answer, and whether the rest of the body was read (drained) first. */
+interface BodyTooLarge {
+  readonly error: PayloadTooLargeError;
+  readonly drained: boolean;
+}
+
+/**
+ * Reads the request body. Past `maxBytes` nothing more is kept, but the rest of the body is still read and
+ * discarded — up to `drainBytes` in all and for at most `drainMs` — so that the 413 can be answered once the
+ * client has finished sending: closing a connection with unread request bytes makes the peer's TCP stack reset
+ * it, and the client then sees EPIPE/ECONNRESET instead of the answer. A body declared (or found) larger than
+ * `drainBytes`, or one that takes longer than `drainMs`, is answered at once without draining.
+ */
+function readBody(
+  req: IncomingMessage,
+  maxBytes: number,
+  drainBytes: number,
+  drainMs: number,
+): Promise<Buffer | BodyTooLarge> {
   const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > maxBytes) {
-    return Promise.reject(tooLarge(declared, maxBytes));
+  if (Number.isFinite(declared) && declared > drainBytes) {
+    return Promise.resolve({ error: tooLarge(declared, maxBytes, true), drained: false });
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    let done = false;
+    let over = false;
+    let settled = false;
+    let timer: NodeJS.Timeout | undefined;
+    const settle = (value: Buffer | BodyTooLarge) => {
+      if (settled) return;
+      settled = true;
+      if (timer) clearTimeout(timer);
+      resolve(value);
+    };
     req.on('data', (chunk: Buffer) => {
-      if (done) return;
       size += chunk.length;
-      if (size > maxBytes) {
-        done = true;
+      if (settled) return;
+      if (!over && size > maxBytes) {
+        over = true;
         chunks.length = 0;
-        reject(tooLarge(size, maxBytes));
+        timer = setTimeout(() => settle({ error: tooLarge(size, maxBytes, true), drained: false }), drainMs);
+      }
+      if (over) {
+        if (size > drainBytes) settle({ error: tooLarge(size, maxBytes, true), drained: false });
         return;
       }
       chunks.push(chunk);
     });
     req.on('end', () => {
-      if (!done) resolve(Buffer.concat(chunks));
+      settle(over ? { error: tooLarge(size, maxBytes, false), drained: true } : Buffer.concat(chunks));
     });
     req.on('error', (e) => {
-      if (!done) reject(e);
+      if (settled) return;
+      settled = true;
+      if (timer) clearTimeout(timer);
+      reject(e);
     });
   });
 }
 
-const tooLarge = (size: number, limit: number) =>
-  new PayloadTooLargeError(`request body is at least ${size} bytes; the limit is ${limit} bytes`);
+const tooLarge = (size: number, limit: number, atLeast: boolean) =>
+  new PayloadTooLargeError(
+    `request body is ${atLeast ? 'at least ' : ''}${size} bytes; the limit is ${limit} bytes`,
+  );
 
 /** Creates (but does not start) the local HTTP server. */
 export function createLocalServer(opts: LocalServerOptions): Server {
   const maxBodyBytes = opts.maxBodyBytes ?? LIMITS.maxBodyBytes;
+  const drainBytes = opts.drainBytes ?? Math.max(4 * maxBodyBytes, 1024 * 1024);
+  const drainMs = opts.drainMs ?? 10_000;
   const actor = opts.actor ?? localActor();
   return createServer((req, res) => {
     void handle(req, res).catch((err) => {
@@ -189,16 +232,13 @@ export function createLocalServer(opts: LocalServerOptions): Server {
       writeResult(res, errorResult(err));
       return;
     }
-    let body: Buffer;
-    try {
-      body = await readBody(req, maxBodyBytes);
-    } catch (err) {
-      // Answer now, then drop the connection: the rest of the body is never buffered.
+    const body = await readBody(req, maxBodyBytes, drainBytes, drainMs);
+    if (!Buffer.isBuffer(body)) {
+      // The connection is not reused after a refused body. Drained: the answer is read like any other. Not
+      // drained: it is sent and the socket closed after it, past which the client may only see a reset.
       res.setHeader('connection', 'close');
-      writeResult(res, errorResult(err));
-      req.unpipe();
-      req.resume();
-      res.on('finish', () => req.socket.destroySoon?.());
+      writeResult(res, errorResult(body.error));
+      if (!body.drained) res.on('finish', () => req.socket.destroySoon?.());
       return;
     }
     const handler = opts.handlers[match.route.fn];

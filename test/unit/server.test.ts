@@ -170,3 +170,78 @@ describe('local server', () => {
     expect(await res.json()).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
   });
 });
+
+describe('local server: bodies over the limit', () => {
+  const LIMIT = 6 * 1024 * 1024;
+  let server: RunningLocalServer;
+  let handled = 0;
+
+  beforeAll(async () => {
+    server = await startLocalServer({
+      port: 0,
+      maxBodyBytes: LIMIT,
+      handlers: {
+        predict: async () => {
+          handled++;
+          return json(200, { ok: true });
+        },
+      },
+    });
+  });
+  afterAll(() => server.close());
+
+  /** Sends `size` bytes with a plain HTTP client (declared length, or chunked) and reads the answer. */
+  const send = (size: number, chunked: boolean) =>
+    new Promise<{ status: number; body: string; connection: string | undefined }>((resolve, reject) => {
+      const req = request(`${server.url}/v2/models/m/infer`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          ...(chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': size }),
+        },
+      });
+      req.on('response', (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => {
+          text += d;
+        });
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body: text, connection: res.headers.connection }),
+        );
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      const piece = Buffer.alloc(64 * 1024, 0x20);
+      let left = size;
+      const pump = () => {
+        while (left > 0) {
+          const n = Math.min(left, piece.length);
+          left -= n;
+          if (!req.write(n === piece.length ? piece : piece.subarray(0, n)))
+            return void req.once('drain', pump);
+        }
+        req.end();
+      };
+      pump();
+    });
+
+  it('answers 413 PAYLOAD_TOO_LARGE that the client reads, for limit+1 and limit×2 bytes, again and again', async () => {
+    for (let round = 0; round < 5; round++) {
+      for (const [size, chunked] of [
+        [LIMIT + 1, false],
+        [LIMIT * 2, false],
+        [LIMIT + 1, true],
+        [LIMIT * 2, true],
+      ] as const) {
+        const r = await send(size, chunked);
+        expect(r.status, `round ${round}: ${size} bytes${chunked ? ', chunked' : ''}`).toBe(413);
+        expect(JSON.parse(r.body)).toEqual({ error: expect.any(String), code: 'PAYLOAD_TOO_LARGE' });
+        expect(r.connection).toBe('close');
+      }
+    }
+    expect(handled).toBe(0);
+    // The server still serves normal requests afterwards.
+    expect((await send(2, false)).status).toBe(200);
+  });
+});
