@@ -20,6 +20,7 @@ import type {
   AliasMoveResult,
   HistoryEntry,
   Model,
+  ModelSignature,
   ModelVersion,
   Page,
   PostprocessSpec,
@@ -58,6 +59,31 @@ export interface RegisterVersionInput {
   readonly actor?: string;
 }
 
+/** A registration request checked up to its artifact's bytes (name, key, existence and size by HEAD). */
+export interface PreparedRegistration extends RegisterVersionInput {
+  /** The artifact's size as the HEAD reported it. */
+  readonly sizeBytes: number;
+}
+
+/** Checks the request and HEADs its artifact: 400 when it is missing, 413 when too large. Writes nothing. */
+export async function prepareRegistration(
+  deps: Pick<RegistryDeps, 'store' | 'maxModelBytes'>,
+  input: RegisterVersionInput,
+): Promise<PreparedRegistration> {
+  const name = validateModelName(input.name);
+  // Every source (uploadId, s3Uri, drop folder) must name one literal key: no dot segments, controls, > 1024 bytes.
+  assertObjectKey(input.sourceKey);
+  const head = await deps.store.headObject(input.sourceKey);
+  if (!head) {
+    throw new BadRequestError(`no artifact at '${input.sourceKey}': upload it first`, 'ARTIFACT_NOT_FOUND');
+  }
+  const maxBytes = deps.maxModelBytes ?? LIMITS.maxModelBytes;
+  if (head.sizeBytes > maxBytes) {
+    throw new PayloadTooLargeError(`the artifact is ${head.sizeBytes} bytes; the limit is ${maxBytes} bytes`);
+  }
+  return { ...input, name, sizeBytes: head.sizeBytes };
+}
+
 /**
  * Registers the artifact at `sourceKey` as the next version of `name`.
  *
@@ -72,59 +98,123 @@ export async function registerVersion(
   deps: RegistryDeps,
   input: RegisterVersionInput,
 ): Promise<ModelVersion> {
-  const name = validateModelName(input.name);
-  // Every source (uploadId, s3Uri, drop folder) must name one literal key: no dot segments, controls, > 1024 bytes.
-  assertObjectKey(input.sourceKey);
+  const prepared = await prepareRegistration(deps, input);
+  return recordRegistration(deps, prepared, await verifyArtifact(deps, prepared));
+}
+
+/** What verifying an artifact found: a loadable model, written to its content-addressed key, or why not. */
+export type VerifiedArtifact =
+  | {
+      readonly ok: true;
+      readonly sha256: string;
+      readonly sizeBytes: number;
+      /** The content-addressed key the verified bytes were written to. */
+      readonly s3Key: string;
+      readonly signature: ModelSignature;
+    }
+  | { readonly ok: false; readonly sha256: string; readonly sizeBytes: number; readonly reason: string };
+
+/**
+ * Reads, hashes and inspects the artifact at `sourceKey`, checks the post-processing against its signature and
+ * writes the bytes to `models/{name}/{sha256}.onnx`. Writes nothing to the registry. An artifact that is not a
+ * loadable model is an outcome (`ok: false`); a too large one or post-processing that does not fit is thrown.
+ */
+export async function verifyArtifact(
+  deps: Pick<RegistryDeps, 'store' | 'inspector' | 'maxModelBytes'>,
+  source: Pick<RegisterVersionInput, 'name' | 'sourceKey' | 'labels' | 'postprocess'>,
+): Promise<VerifiedArtifact> {
   const maxBytes = deps.maxModelBytes ?? LIMITS.maxModelBytes;
-  const head = await deps.store.headObject(input.sourceKey);
-  if (!head) {
-    throw new BadRequestError(`no artifact at '${input.sourceKey}': upload it first`, 'ARTIFACT_NOT_FOUND');
-  }
-  if (head.sizeBytes > maxBytes) {
-    throw new PayloadTooLargeError(`the artifact is ${head.sizeBytes} bytes; the limit is ${maxBytes} bytes`);
-  }
-  const bytes = await deps.store.getObject(input.sourceKey);
+  const bytes = await deps.store.getObject(source.sourceKey);
   if (bytes.byteLength > maxBytes) {
     throw new PayloadTooLargeError(
       `the artifact is ${bytes.byteLength} bytes; the limit is ${maxBytes} bytes`,
     );
   }
   const sha256 = createHash('sha256').update(bytes).digest('hex');
-  const common = {
-    name,
-    sha256,
-    sizeBytes: bytes.byteLength,
+  let signature: ModelSignature;
+  try {
+    signature = await deps.inspector.inspect(bytes);
+  } catch (e) {
+    if (!(e instanceof UnprocessableModelError)) throw e;
+    return { ok: false, sha256, sizeBytes: bytes.byteLength, reason: e.message };
+  }
+  assertPostprocessFits(source.postprocess, source.labels, signature);
+  const s3Key = S3_KEYS.model(source.name, sha256);
+  if (s3Key !== source.sourceKey) await ensureArtifact(deps.store, s3Key, bytes);
+  return { ok: true, sha256, sizeBytes: bytes.byteLength, s3Key, signature };
+}
+
+/** The fields a registration request gives its version (description, tags, labels, post-processing, creator). */
+export function requestedFields(input: RegisterVersionInput) {
+  return {
     ...(input.description !== undefined ? { description: input.description } : {}),
     ...(input.tags !== undefined ? { tags: input.tags } : {}),
     ...(input.labels !== undefined ? { labels: input.labels } : {}),
     ...(input.postprocess !== undefined ? { postprocess: input.postprocess } : {}),
     ...(input.actor !== undefined ? { createdBy: input.actor } : {}),
   };
+}
 
-  let signature: Awaited<ReturnType<ModelInspector['inspect']>>;
-  try {
-    signature = await deps.inspector.inspect(bytes);
-  } catch (e) {
-    if (!(e instanceof UnprocessableModelError)) throw e;
+/**
+ * Records a verified artifact as the next version: READY (ModelVersionRegistered), or FAILED with the reason
+ * (ModelVersionFailed) and UnprocessableModelError (422) thrown.
+ */
+export async function recordRegistration(
+  deps: RegistryDeps,
+  prepared: PreparedRegistration,
+  verified: VerifiedArtifact,
+): Promise<ModelVersion> {
+  const version = await recordVerified(deps, prepared, verified);
+  if (version.status === 'FAILED') throw failedRegistration(version);
+  return version;
+}
+
+/** The 422 of a registration whose artifact was recorded as FAILED version `v`. */
+export function failedRegistration(
+  v: Pick<ModelVersion, 'name' | 'version' | 'failureReason'>,
+): UnprocessableModelError {
+  return new UnprocessableModelError(
+    `version ${v.version} of '${v.name}' is FAILED: ${v.failureReason ?? ''}`,
+  );
+}
+
+/** Records a verified artifact as the next version, READY or FAILED (not thrown), and announces it. */
+export async function recordVerified(
+  deps: RegistryDeps,
+  prepared: PreparedRegistration,
+  verified: VerifiedArtifact,
+): Promise<ModelVersion> {
+  const name = prepared.name;
+  const common = {
+    name,
+    sha256: verified.sha256,
+    sizeBytes: verified.sizeBytes,
+    ...requestedFields(prepared),
+  };
+  if (!verified.ok) {
     const failed = await deps.repo.createVersion({
       ...common,
-      s3Key: input.sourceKey,
+      s3Key: prepared.sourceKey,
       signature: { inputs: [], outputs: [] },
       status: 'FAILED',
-      failureReason: e.message,
+      failureReason: verified.reason,
     });
     await publish(deps, {
       type: 'ModelVersionFailed',
-      detail: { name, version: failed.version, reason: e.message },
+      detail: { name, version: failed.version, reason: verified.reason },
     });
-    throw new UnprocessableModelError(`version ${failed.version} of '${name}' is FAILED: ${e.message}`);
+    return failed;
   }
-  assertPostprocessFits(input.postprocess, input.labels, signature);
-
-  const s3Key = S3_KEYS.model(name, sha256);
-  if (s3Key !== input.sourceKey) await ensureArtifact(deps.store, s3Key, bytes);
-  const version = await deps.repo.createVersion({ ...common, s3Key, signature, status: 'READY' });
-  await publish(deps, { type: 'ModelVersionRegistered', detail: { name, version: version.version, sha256 } });
+  const version = await deps.repo.createVersion({
+    ...common,
+    s3Key: verified.s3Key,
+    signature: verified.signature,
+    status: 'READY',
+  });
+  await publish(deps, {
+    type: 'ModelVersionRegistered',
+    detail: { name, version: version.version, sha256: verified.sha256 },
+  });
   return version;
 }
 
@@ -316,7 +406,10 @@ async function applyMove(
  * Events are notifications of a change already committed: a failure to publish is logged and does
  * not fail the request (a retry by the caller would register a second version).
  */
-async function publish(deps: Pick<RegistryDeps, 'events' | 'logger'>, event: RegistryEvent): Promise<void> {
+export async function publish(
+  deps: Pick<RegistryDeps, 'events' | 'logger'>,
+  event: RegistryEvent,
+): Promise<void> {
   if (!deps.events) return;
   try {
     await deps.events.publish(event);

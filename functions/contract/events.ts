@@ -59,12 +59,37 @@ export const EVENT_BUS = {
   detailTypes: ['ModelVersionRegistered', 'ModelVersionFailed', 'AliasMoved'] as const,
 } as const;
 
+/**
+ * Registration through the HTTP API. One that cannot finish within the function's remaining time (less
+ * `reserveMs`) answers 202 with a PENDING version and continues on the work queue (`register-complete`).
+ */
+export const REGISTRATION = {
+  /** Time kept (ms) at the end of the API invocation for writing the PENDING version and queueing its message. */
+  reserveMs: 4_000,
+  /** The budget (ms) where no Lambda context tells the remaining time (the local server). */
+  localBudgetMs: 20_000,
+  /** Time kept (ms) at the end of a worker invocation to record the failure of a registration that ran out of it. */
+  workerReserveMs: 5_000,
+  /** How long (ms) a duplicate request waits, at most, for the one holding its idempotency key (no time given). */
+  duplicateWaitMs: 25_000,
+  /** A duplicate stops waiting (409 REGISTRATION_IN_PROGRESS) when less than this (ms) of its time is left. */
+  duplicateReserveMs: 1_000,
+  /** Interval (ms) at which a duplicate request checks whether the first one finished. */
+  duplicatePollMs: 200,
+} as const;
+
 /** Idempotency records (Powertools) live in the registry table under one static partition key. */
 export const IDEMPOTENCY = {
   staticPk: 'IDEMPOTENCY',
   /** Records expire (TTL) after this many seconds: redeliveries within it are recognised. */
   expiresAfterSeconds: 7 * 24 * 3600,
-  keyPrefix: { registerOnUpload: 'register-on-upload', batchStart: 'batch-start', batchPart: 'batch-part' },
+  keyPrefix: {
+    registerOnUpload: 'register-on-upload',
+    /** `POST /models/{name}/versions` with an `uploadId` or an `Idempotency-Key` header. */
+    registerVersion: 'register-version',
+    batchStart: 'batch-start',
+    batchPart: 'batch-part',
+  },
   /** Attribute names of the record (status, in-progress expiry, stored result). */
   statusAttr: 'idemStatus',
   inProgressExpiryAttr: 'idemInProgressExpiry',

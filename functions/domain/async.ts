@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { BatchCursorSchema } from './batch';
 import { BadRequestError } from './errors';
+import { isModelName } from './names';
 
 /**
  * Basic structure of an OIP request body, checked before an async request is accepted: an object with a
@@ -52,6 +53,12 @@ export function checkRequestId(id: string): string {
 export const WorkMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('async-infer'), requestId: z.string().regex(REQUEST_ID_PATTERN) }),
   z.object({ type: z.literal('batch-continue'), cursor: BatchCursorSchema }),
+  /** Completes a PENDING version: a registration that did not fit the API's time continues here. */
+  z.object({
+    type: z.literal('register-complete'),
+    name: z.string().refine(isModelName, 'not a model name'),
+    version: z.number().int().min(1),
+  }),
 ]);
 export type WorkMessage = z.output<typeof WorkMessageSchema>;
 

@@ -1,6 +1,6 @@
 /**
- * Work queue consumer Lambda (SQS event source with ReportBatchItemFailures): runs `async-infer` requests and
- * continues batch jobs (`batch-continue`). Records are processed by Powertools' BatchProcessor; a record that
+ * Work queue consumer Lambda (SQS event source with ReportBatchItemFailures): runs `async-infer` requests,
+ * continues batch jobs (`batch-continue`) and completes PENDING versions (`register-complete`). Records are processed by Powertools' BatchProcessor; a record that
  * throws is reported as a batch item failure, so only it is retried (and dead-lettered after
  * QUEUE.maxReceiveCount receives) while the rest of its batch succeeds.
  */
@@ -9,8 +9,11 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
 import { PowertoolsLogger } from '../adapters/powertools-logger';
 import { type AsyncWorkerDeps, recordLastAttemptFailure, runAsyncInference } from '../app/async-inference';
 import { type BatchScoreDeps, continueBatchJob } from '../app/batch-score';
+import { completePendingVersion, failPendingVersion } from '../app/registration';
+import type { RegistryDeps } from '../app/registry';
 import { EnvironmentVariables, type MaasConfig } from '../config/environment';
 import { ENV } from '../contract/env';
+import { QUEUE, REGISTRATION } from '../contract/events';
 import { parseWorkMessage } from '../domain/async';
 import type { TimeBudget } from '../ports/events';
 import type { Logger } from '../ports/logger';
@@ -19,6 +22,10 @@ import { describeError, invocationOf } from './logging';
 export interface AsyncWorkerHandlerDeps {
   readonly worker: AsyncWorkerDeps;
   readonly batch: BatchScoreDeps;
+  /** Completes PENDING versions (registry use cases with an inspector); none: such messages fail. */
+  readonly registry?: RegistryDeps;
+  /** Receives after which a failing `register-complete` ends its version FAILED. @default QUEUE.maxReceiveCount */
+  readonly maxReceiveCount?: number;
   /** @default the function's Powertools logger */
   readonly logger?: Logger;
 }
@@ -38,6 +45,13 @@ export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandl
       if (message.type === 'async-infer') {
         const status = await runAsyncInference(deps.worker, message.requestId);
         logger.info('async request handled', { requestId: message.requestId, status });
+      } else if (message.type === 'register-complete') {
+        if (!deps.registry) throw new Error('registration is not configured for this worker');
+        const status = await completePendingVersion(deps.registry, message.name, message.version, {
+          budget,
+          reserveMs: REGISTRATION.workerReserveMs,
+        });
+        logger.info('pending version completed', { name: message.name, version: message.version, status });
       } else {
         const result = await continueBatchJob(deps.batch, message.cursor, budget);
         logger.info('batch job continued', { jobId: message.cursor.jobId, ...result });
@@ -46,6 +60,18 @@ export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandl
       logger.error('work message failed', { messageId: record.messageId, receiveCount, ...describeError(e) });
       if (message?.type === 'async-infer') {
         await recordLastAttemptFailure(deps.worker, message.requestId, receiveCount, e);
+      }
+      // The last receive before the dead-letter queue: the version ends FAILED, never stays PENDING.
+      if (
+        message?.type === 'register-complete' &&
+        deps.registry &&
+        receiveCount >= (deps.maxReceiveCount ?? QUEUE.maxReceiveCount)
+      ) {
+        const { name, version } = message;
+        const reason = `the registration could not be completed after ${receiveCount} attempts: ${(e as Error)?.message ?? String(e)}`;
+        await failPendingVersion(deps.registry, name, version, reason).catch((err) =>
+          logger.error('pending version not failed', { name, version, ...describeError(err) }),
+        );
       }
       throw e;
     }
@@ -66,7 +92,15 @@ export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandl
 
 async function fromEnvironment(config: MaasConfig): Promise<SqsHandler> {
   const { eventFlowsFromConfig } = await import('./event-deps');
-  return createAsyncWorkerHandler({ ...eventFlowsFromConfig(config), logger: functionLogger });
+  const { OrtModelInspector } = await import('../adapters/ort-inspector');
+  const { eventsFromConfig } = await import('./event-aws');
+  // The inspector and the event bus complete PENDING versions as the registry API would have.
+  const flows = eventFlowsFromConfig(config, {
+    inspector: new OrtModelInspector(),
+    ...eventsFromConfig(config),
+    logger: functionLogger,
+  });
+  return createAsyncWorkerHandler({ ...flows, logger: functionLogger });
 }
 
 const notConfigured: SqsHandler = async () => {

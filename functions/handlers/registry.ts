@@ -5,9 +5,11 @@
 import { dynamoDocumentClient, s3Client } from '../adapters/aws-clients';
 import { withInvocationDeadline } from '../adapters/deadline';
 import { DynamoRegistryRepository } from '../adapters/dynamodb-registry';
+import { DynamoIdempotencyGuard } from '../adapters/idempotency-store';
 import { OrtModelInspector } from '../adapters/ort-inspector';
 import { PowertoolsLogger } from '../adapters/powertools-logger';
 import { S3ArtifactStore } from '../adapters/s3-artifact-store';
+import { registerVersionOnce } from '../app/registration';
 import {
   aliasHistory,
   createUpload,
@@ -19,12 +21,12 @@ import {
   listVersions,
   moveAlias,
   type RegistryDeps,
-  registerVersion,
   rollbackAlias,
   updateVersion,
 } from '../app/registry';
 import { readConfig } from '../config/environment';
 import { S3_KEYS } from '../contract/env';
+import { IDEMPOTENCY, REGISTRATION } from '../contract/events';
 import { LIMITS } from '../contract/limits';
 import { type OperationOf, operationsOf, ROUTES, routeKey } from '../contract/routes';
 import { BadRequestError, NotFoundError } from '../domain/errors';
@@ -40,8 +42,9 @@ import {
   rollbackBodySchema,
 } from '../domain/registry';
 import type { ModelVersion } from '../domain/types';
+import type { IdempotencyGuard, QueuePublisher, TimeBudget } from '../ports/events';
 import type { Invocation, Logger } from '../ports/logger';
-import { eventsFromConfig } from './event-aws';
+import { eventsFromConfig, queueFromConfig } from './event-aws';
 import {
   actorOf,
   bodyText,
@@ -66,9 +69,31 @@ export interface RegistryHandlerDeps extends RegistryDeps {
    * version and alias. @default the function's Powertools logger
    */
   readonly logger?: Logger;
+  /**
+   * Runs a registration with an idempotency key (`uploadId` or the `Idempotency-Key` header) once per key.
+   * @default none: every request registers
+   */
+  readonly guard?: IdempotencyGuard;
+  /**
+   * The work queue on which a registration that does not fit the invocation's time continues (202, PENDING).
+   * @default none: registrations run to the end synchronously
+   */
+  readonly queue?: QueuePublisher;
+  /**
+   * Budget (ms) of a registration's synchronous part when the invocation tells no remaining time (the local
+   * server); in Lambda it is the remaining time less REGISTRATION.reserveMs. @default REGISTRATION.localBudgetMs
+   */
+  readonly registrationBudgetMs?: number;
 }
 
-type Operation = (event: HttpEvent, deps: RegistryHandlerDeps) => Promise<HttpResult>;
+/** The invocation context: the Lambda context, whose remaining time bounds a registration. */
+export type RegistryInvocation = Invocation & Partial<TimeBudget>;
+
+type Operation = (
+  event: HttpEvent,
+  deps: RegistryHandlerDeps,
+  context: RegistryInvocation | undefined,
+) => Promise<HttpResult>;
 
 const REGISTRABLE_PREFIXES = [S3_KEYS.uploadsPrefix, S3_KEYS.incomingPrefix] as const;
 
@@ -85,6 +110,41 @@ const page = (e: HttpEvent) => {
   const token = queryParam(e, 'nextToken');
   return { limit: parseLimit(queryParam(e, 'limit')), ...(token !== undefined ? { nextToken: token } : {}) };
 };
+
+/** The `Idempotency-Key` header: 1-255 visible ASCII characters; undefined when absent. */
+function idempotencyKeyOf(e: HttpEvent): string | undefined {
+  const entry = Object.entries(e.headers ?? {}).find(([k]) => k.toLowerCase() === 'idempotency-key');
+  const value = entry?.[1];
+  if (value === undefined) return undefined;
+  if (!/^[\x21-\x7e]{1,255}$/.test(value)) {
+    throw new BadRequestError(
+      'the Idempotency-Key header must be 1-255 visible ASCII characters',
+      'INVALID_IDEMPOTENCY_KEY',
+    );
+  }
+  return value;
+}
+
+/** JSON with object keys sorted: one text per request content, whatever the order of its fields. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
+
+/**
+ * The time left to this invocation: the Lambda context's, or (locally) the fixed registration budget plus the
+ * reserve, counted from now.
+ */
+function invocationTime(d: RegistryHandlerDeps, context: RegistryInvocation | undefined): TimeBudget {
+  const remaining = context?.getRemainingTimeInMillis;
+  if (typeof remaining === 'function') return { getRemainingTimeInMillis: () => remaining.call(context) };
+  const deadline =
+    Date.now() + (d.registrationBudgetMs ?? REGISTRATION.localBudgetMs) + REGISTRATION.reserveMs;
+  return { getRemainingTimeInMillis: () => deadline - Date.now() };
+}
 
 /** A JSON object body, or `{}` when the body is empty (for routes whose body is optional). */
 function optionalBody(e: HttpEvent, maxBytes: number | undefined): Record<string, unknown> {
@@ -107,9 +167,17 @@ const operations: Record<OperationOf<'registry'>, Operation> = {
     return json(201, await createUpload(d, n, d.uploadTtlSeconds ?? LIMITS.uploadUrlTtlSeconds));
   },
 
-  registerVersion: async (e, d) => {
+  registerVersion: async (e, d, context) => {
     const n = name(e);
     const body = parseWith(registerVersionBodySchema, parseJsonObject(e, d.maxBodyBytes));
+    // The header names the request; without one, an uploadId does (one upload is one version).
+    const headerKey = idempotencyKeyOf(e);
+    const key =
+      headerKey !== undefined
+        ? `key:${headerKey}`
+        : body.uploadId !== undefined
+          ? `upload:${body.uploadId}`
+          : undefined;
     let sourceKey: string;
     if (body.uploadId !== undefined) {
       sourceKey = S3_KEYS.upload(n, body.uploadId);
@@ -130,16 +198,37 @@ const operations: Record<OperationOf<'registry'>, Operation> = {
       }
       sourceKey = key;
     }
-    const v = await registerVersion(d, {
-      name: n,
-      sourceKey,
-      ...(body.description !== undefined ? { description: body.description } : {}),
-      ...(body.tags !== undefined ? { tags: body.tags } : {}),
-      ...(body.labels !== undefined ? { labels: body.labels } : {}),
-      ...(body.postprocess !== undefined ? { postprocess: body.postprocess } : {}),
-      actor: actorOf(e),
-    });
-    return json(201, versionJson(v));
+    const time = invocationTime(d, context);
+    const r = await registerVersionOnce(
+      d,
+      {
+        name: n,
+        sourceKey,
+        ...(body.description !== undefined ? { description: body.description } : {}),
+        ...(body.tags !== undefined ? { tags: body.tags } : {}),
+        ...(body.labels !== undefined ? { labels: body.labels } : {}),
+        ...(body.postprocess !== undefined ? { postprocess: body.postprocess } : {}),
+        actor: actorOf(e),
+      },
+      {
+        ...(key !== undefined ? { key } : {}),
+        payload: canonicalJson({ name: n, ...body }),
+        ...(d.guard ? { guard: d.guard } : {}),
+        // Past the invocation's time less the reserve (for the PENDING version and its message), it goes on the queue.
+        ...(d.queue
+          ? {
+              budget: {
+                remainingMs: () => time.getRemainingTimeInMillis() - REGISTRATION.reserveMs,
+                queue: d.queue,
+              },
+            }
+          : {}),
+        // The key's in-progress lock lasts the invocation.
+        time,
+      },
+    );
+    const status = r.pending ? 202 : r.replayed ? 200 : 201;
+    return json(status, versionJson(r.version), r.replayed ? { 'idempotent-replayed': 'true' } : {});
   },
 
   listVersions: async (e, d) => {
@@ -225,7 +314,7 @@ const functionLogger = new PowertoolsLogger({ serviceName: 'maas-registry' });
 /** Builds the registry handler around injected adapters (tests, the local server, Lambda). */
 export function createRegistryHandler(
   registryDeps: RegistryHandlerDeps,
-): (event: HttpEvent, context?: Invocation) => Promise<HttpResult> {
+): (event: HttpEvent, context?: RegistryInvocation) => Promise<HttpResult> {
   const logger = registryDeps.logger ?? functionLogger;
   return async (event, context) => {
     const log = logger.forRequest(context, modelKeys(event.pathParameters));
@@ -239,7 +328,7 @@ export function createRegistryHandler(
           'ROUTE_NOT_FOUND',
         );
       }
-      return await operations[op](event, deps);
+      return await operations[op](event, deps, context);
     } catch (err) {
       return errorResult(err, log);
     }
@@ -249,11 +338,15 @@ export function createRegistryHandler(
 // ---------------------------------------------------------------------------------------------
 // Lambda entry: adapters built once per execution environment, during INIT.
 
-function buildDefault(): (event: HttpEvent, context?: Invocation) => Promise<HttpResult> {
+function buildDefault(): (event: HttpEvent, context?: RegistryInvocation) => Promise<HttpResult> {
   try {
     const cfg = readConfig();
+    const doc = dynamoDocumentClient();
     return createRegistryHandler({
-      repo: new DynamoRegistryRepository({ doc: dynamoDocumentClient(), table: cfg.table }),
+      repo: new DynamoRegistryRepository({ doc, table: cfg.table }),
+      guard: registrationGuard(doc, cfg.table),
+      // With the work queue configured, a registration that does not fit the API's time continues there.
+      ...(cfg.queueUrl ? { queue: queueFromConfig(cfg) } : {}),
       store: new S3ArtifactStore({ s3: s3Client(), bucket: cfg.bucket }),
       inspector: new OrtModelInspector(),
       // Registry events (ModelVersionRegistered/Failed, AliasMoved) go to EventBridge when MAAS_EVENT_BUS is set.
@@ -265,6 +358,19 @@ function buildDefault(): (event: HttpEvent, context?: Invocation) => Promise<Htt
     // Missing configuration: importing the module (tests, tooling) must not throw; invocations fail.
     return misconfiguredHandler(e, functionLogger);
   }
+}
+
+/** The idempotency guard of `POST /models/{name}/versions`, in the registry table. */
+export function registrationGuard(
+  doc: ConstructorParameters<typeof DynamoIdempotencyGuard>[0]['client'],
+  table: string,
+): IdempotencyGuard {
+  return new DynamoIdempotencyGuard({
+    client: doc,
+    tableName: table,
+    keyPrefix: IDEMPOTENCY.keyPrefix.registerVersion,
+    validatePayload: true,
+  });
 }
 
 /** Lambda handler (API Gateway HTTP API, payload 2.0). */

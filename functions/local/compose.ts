@@ -22,7 +22,7 @@ import { createAsyncApiHandler } from '../handlers/async-api';
 import { createAsyncWorkerHandler } from '../handlers/async-worker';
 import { createEventFlows } from '../handlers/event-deps';
 import { createPredictHandler } from '../handlers/predict';
-import { createRegistryHandler } from '../handlers/registry';
+import { createRegistryHandler, registrationGuard } from '../handlers/registry';
 import { createS3EventsHandler } from '../handlers/s3-events';
 import type { Logger } from '../ports/logger';
 import { localClientOptions } from './emulators';
@@ -45,6 +45,11 @@ export interface LocalResources {
   readonly log?: (line: string) => void;
   /** How long a received work message stays invisible before it is retried. @default 30000 */
   readonly visibilityTimeoutMs?: number;
+  /**
+   * Budget (ms) of a registration's synchronous part; past it the registration answers 202 (PENDING) and the
+   * in-process queue's worker completes it, as in AWS. @default REGISTRATION.localBudgetMs
+   */
+  readonly registrationBudgetMs?: number;
 }
 
 export interface LocalServices {
@@ -106,7 +111,13 @@ export function composeLocal(res: LocalResources): LocalServices {
 
   return {
     handlers: {
-      registry: createRegistryHandler({ ...registry, logger: logger('maas-registry') }),
+      registry: createRegistryHandler({
+        ...registry,
+        guard: registrationGuard(res.doc, res.table),
+        queue,
+        ...(res.registrationBudgetMs !== undefined ? { registrationBudgetMs: res.registrationBudgetMs } : {}),
+        logger: logger('maas-registry'),
+      }),
       predict: createPredictHandler({
         repo: reader,
         store: artifacts,
