@@ -20,7 +20,7 @@ import {
 } from '../domain/async';
 import { errorFields } from '../domain/batch';
 import { isMaasError, NotFoundError } from '../domain/errors';
-import { validateModelName } from '../domain/names';
+import { parseVersionRef, validateModelName } from '../domain/names';
 import type { BlobStore, QueuePublisher } from '../ports/events';
 import { type Clock, systemClock } from '../ports/index';
 import type { Predictor } from './predict';
@@ -61,6 +61,7 @@ export async function submitAsyncInference(
   input: { name: string; ref?: string; body: unknown; actor: string },
 ): Promise<{ requestId: string }> {
   validateModelName(input.name);
+  parseVersionRef(input.ref); // a malformed ref is the caller's 400 now, not a failed request later
   const request = checkRequestShape(input.body);
   const requestId = (deps.newId ?? randomUUID)();
   const doc: AsyncRequestDoc = {

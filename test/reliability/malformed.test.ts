@@ -361,6 +361,16 @@ for (const [route, path] of [
   for (const [what, opts, status, code] of ASYNC_BODIES) add(route, what, 'POST', path, opts, status, code);
   add(route, 'GET instead of POST', 'GET', path, undefined, 405, 'METHOD_NOT_ALLOWED');
 }
+for (const [what, ref] of BAD_REFS.filter(([w]) => !['fractional', 'exponent'].includes(w))) {
+  add(
+    'POST /v2/models/{name}/versions/{ref}/infer-async',
+    `bad ref: ${what}`,
+    'POST',
+    `/v2/models/m/versions/${ref}/infer-async`,
+    body(x({})),
+    400,
+  );
+}
 for (const [what, n] of BAD_NAMES.slice(0, 6)) {
   add(
     'POST /v2/models/{name}/infer-async',
