@@ -9,10 +9,11 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { quoted } from '../functions/domain/names';
 import type { ApiAuthorization } from './constructs/inference-api';
+import { checkCorsOrigins } from './constructs/model-store';
 import {
   checkJwtAuthorization,
-  checkMemorySize,
   checkJwtScope,
+  checkMemorySize,
   checkPreload,
   MaasValidationError,
 } from './constructs/validation';
@@ -30,9 +31,9 @@ const DEFAULT_FLAGS: Record<string, unknown> = {
 
 /**
  * Reads the stack's parameters from CDK context (`-c key=value`): `arch` (x86_64 | arm64), `memory` (MB of
- * the predict function), `authorization` (iam | jwt, with `jwtIssuer` and `jwtAudience`) and `preload`
- * (`name@ref,...`). An invalid value throws a {@link MaasValidationError} naming the `-c` key, so synth
- * fails before anything is built.
+ * the predict function), `authorization` (iam | jwt, with `jwtIssuer` and `jwtAudience`), `preload`
+ * (`name@ref,...`) and `corsOrigins` (`https://host,...`: browser origins of presigned uploads). An invalid
+ * value throws a {@link MaasValidationError} naming the `-c` key, so synth fails before anything is built.
  */
 export function propsFromContext(app: App): MaasStackProps {
   const ctx = (key: string): string | undefined => {
@@ -53,11 +54,20 @@ export function propsFromContext(app: App): MaasStackProps {
       : checkMemorySize(Number(memoryRaw), { context: 'memory' }, memoryRaw);
   const preload = ctx('preload');
   if (preload) checkPreload(preload, { context: 'preload' });
+  const corsRaw = ctx('corsOrigins');
+  const corsOrigins =
+    corsRaw === undefined
+      ? undefined
+      : checkCorsOrigins(
+          corsRaw.split(',').map((o) => o.trim()),
+          { context: 'corsOrigins' },
+        );
   return {
     architecture: arch === 'arm64' ? lambda.Architecture.ARM_64 : lambda.Architecture.X86_64,
     ...(memory !== undefined ? { predict: { memorySize: memory } } : {}),
     authorization: authorizationFromContext(ctx),
     ...(preload ? { preload } : {}),
+    ...(corsOrigins ? { corsOrigins } : {}),
     description: 'maas: ONNX models as an Open Inference Protocol service',
   };
 }

@@ -2,7 +2,7 @@
  * MaasStack: composes the constructs of `infra/constructs/` (docs/ARCHITECTURE.md, "Layers": the CDK
  * app is the outermost layer and holds no business logic); nothing else.
  */
-import { CfnOutput, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import { CfnOutput, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { Construct } from 'constructs';
 import type { FunctionId } from '../functions/contract/routes';
@@ -38,6 +38,11 @@ export interface MaasStackProps extends StackProps {
   readonly throttlingBurstLimit?: number;
   /** Removal policy of the bucket and the table. @default RemovalPolicy.RETAIN */
   readonly dataRemovalPolicy?: RemovalPolicy;
+  /**
+   * Origins allowed to PUT to the bucket with a presigned URL from a browser (`http(s)://host[:port]`).
+   * @default - no CORS rule
+   */
+  readonly corsOrigins?: readonly string[];
 }
 
 /** The whole service: model store, registry table, onnxruntime layer, functions, HTTP API, event flows. */
@@ -58,7 +63,10 @@ export class MaasStack extends Stack {
   constructor(scope: Construct, id: string, props: MaasStackProps = {}) {
     super(scope, id, props);
     const removalPolicy = props.dataRemovalPolicy ?? RemovalPolicy.RETAIN;
-    this.store = new ModelStore(this, 'ModelStore', { removalPolicy });
+    this.store = new ModelStore(this, 'ModelStore', {
+      removalPolicy,
+      ...(props.corsOrigins ? { corsOrigins: props.corsOrigins } : {}),
+    });
     this.registryTable = new RegistryTable(this, 'RegistryTable', { removalPolicy });
     this.onnxRuntime = new OnnxRuntimeLayer(this, 'OnnxRuntime', {
       architecture: props.architecture ?? lambda.Architecture.X86_64,
@@ -87,7 +95,6 @@ export class MaasStack extends Stack {
     });
     apiFunctions.async = this.events.asyncApiFunction;
     // ------------------------------------------------------------------------------------------------------
-    acknowledgeStackSingletons(this);
 
     this.api = new InferenceApi(this, 'InferenceApi', {
       functions: apiFunctions,
@@ -99,13 +106,6 @@ export class MaasStack extends Stack {
     });
 
     new CfnOutput(this, 'ApiUrl', { value: this.api.url, description: 'Base URL of the HTTP API' });
-    new CfnOutput(this, 'BucketName', {
-      value: this.store.bucket.bucketName,
-      description: 'Model store bucket',
-    });
-    new CfnOutput(this, 'WorkQueueUrl', {
-      value: this.events.queue.queueUrl,
-      description: 'Work queue (async, batch)',
     if (this.api.invokePolicy && this.api.adminPolicy) {
       new CfnOutput(this, 'InvokePolicyArn', {
         value: this.api.invokePolicy.managedPolicyArn,
@@ -116,6 +116,13 @@ export class MaasStack extends Stack {
         description: 'Managed policy: call the model registry routes (register, delete, move aliases)',
       });
     }
+    new CfnOutput(this, 'BucketName', {
+      value: this.store.bucket.bucketName,
+      description: 'Model store bucket',
+    });
+    new CfnOutput(this, 'WorkQueueUrl', {
+      value: this.events.queue.queueUrl,
+      description: 'Work queue (async, batch)',
     });
     new CfnOutput(this, 'DeadLetterQueueUrl', {
       value: this.events.deadLetterQueue.queueUrl,
@@ -131,30 +138,3 @@ export class MaasStack extends Stack {
     });
   }
 }
-
-/**
- * cdk-nag acknowledgements for resources aws-cdk-lib creates at stack level (not inside any construct of
- * ours): the custom resource that sets the CloudWatch Logs resource policy for the event-archive rule target,
- * and the singleton provider function that runs it at deploy time.
- */
-function acknowledgeStackSingletons(stack: Stack): void {
-  for (const child of stack.node.children) {
-    const id = child.node.id;
-    if (id.startsWith('EventsLogGroupPolicy')) {
-      Validations.of(child).acknowledge({
-        id: 'AwsSolutions-IAM5[Resource::*]',
-        reason:
-          'logs:PutResourcePolicy and logs:DeleteResourcePolicy support no resource-level permissions, so aws-cdk-lib grants them on *; the custom resource runs only at deploy time to let EventBridge write to the event-archive log group.',
-      });
-    } else if (id === AWS_CUSTOM_RESOURCE_SINGLETON) {
-      Validations.of(child).acknowledge({
-        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
-        reason:
-          'Singleton provider of aws-cdk-lib AwsCustomResource (deploy time only); the managed policy only lets it write its own CloudWatch logs.',
-      });
-    }
-  }
-}
-
-/** Construct id of aws-cdk-lib's AwsCustomResource provider function (fixed by aws-cdk-lib). */
-const AWS_CUSTOM_RESOURCE_SINGLETON = 'AWS679f53fac002430cb0da5b7982bd2287';

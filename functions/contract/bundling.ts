@@ -26,8 +26,8 @@ export const BUNDLE_OPTIONS = {
   bundle: true,
   platform: 'node',
   format: 'esm',
-  /** Lambda runtime (Node.js 22); local runs on Node.js 20 override it with `node20`. */
-  target: 'node22',
+  /** Lambda runtime (Node.js 24, `nodejs24.x`); local runs on Node.js 20 override it with `node20`. */
+  target: 'node24',
   mainFields: ['module', 'main'],
   minify: true,
   /** Error class names survive minification, so logs name the real error. */

@@ -109,10 +109,6 @@ export class EventPipelines extends Construct {
       enforceSSL: true,
       retentionPeriod: Duration.seconds(QUEUE.dlqRetentionSeconds),
     });
-    Validations.of(this.deadLetterQueue).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason: 'This is the dead-letter queue of the work queue; it has no dead-letter queue of its own.',
-    });
     this.queue = new sqs.Queue(this, 'WorkQueue', {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
@@ -294,7 +290,7 @@ export class EventPipelines extends Construct {
 
   /**
    * S3 notifications are configured by CDK's BucketNotificationsHandler singleton (a custom resource).
-   * Its role uses the basic execution managed policy and s3:PutBucketNotification on '*', as CDK builds it.
+   * Its role uses the basic execution managed policy, as CDK builds it.
    */
   private acknowledgeNotificationHandler(): void {
     const stack = Stack.of(this);
@@ -304,11 +300,6 @@ export class EventPipelines extends Construct {
       id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
       reason:
         'CDK-managed custom resource that applies the bucket notification configuration at deploy time; it only writes its own logs.',
-    });
-    Validations.of(handler).acknowledge({
-      id: 'AwsSolutions-IAM5[Resource::*]',
-      reason:
-        'CDK-managed custom resource: s3:PutBucketNotification is granted on * by aws-cdk-lib; it runs only during deployment.',
     });
   }
 }

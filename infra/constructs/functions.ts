@@ -4,7 +4,7 @@
  */
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, type NodejsFunctionProps, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -173,10 +173,6 @@ export function maasNodejsFunction(
     description: o.description,
     logGroup,
     bundling: BUNDLING,
-  });
-  Validations.of(fn).acknowledge({
-    id: 'AwsSolutions-L1',
-    reason: `The runtime is pinned to ${o.onnxRuntime.runtime.name} on purpose: the onnxruntime layer declares it as its only compatible runtime and the bundles target it; the three are raised together.`,
   });
   return fn;
 }

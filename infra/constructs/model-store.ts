@@ -76,11 +76,6 @@ export class ModelStore extends Construct {
       removalPolicy,
       lifecycleRules: [{ id: 'expire-access-logs', expiration: Duration.days(365) }],
     });
-    Validations.of(this.accessLogsBucket).acknowledge({
-      id: 'AwsSolutions-S1',
-      reason:
-        'This bucket is the destination of the model store server access logs; logging it into itself would loop.',
-    });
 
     this.bucket = new s3.Bucket(this, 'Bucket', {
       versioned: true,

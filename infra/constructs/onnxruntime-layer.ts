@@ -20,7 +20,7 @@ import {
 export interface OnnxRuntimeLayerProps {
   /** Target architecture; functions using the layer must use the same. @default Architecture.X86_64 */
   readonly architecture?: lambda.Architecture;
-  /** The layer's only compatible runtime; functions using the layer must use the same. @default Runtime.NODEJS_22_X */
+  /** The layer's only compatible runtime; functions using the layer must use the same. @default Runtime.NODEJS_24_X */
   readonly runtime?: lambda.Runtime;
 }
 
@@ -47,7 +47,7 @@ export class OnnxRuntimeLayer extends Construct {
   constructor(scope: Construct, id: string, props: OnnxRuntimeLayerProps = {}) {
     super(scope, id);
     this.architecture = props.architecture ?? lambda.Architecture.X86_64;
-    this.runtime = props.runtime ?? lambda.Runtime.NODEJS_22_X;
+    this.runtime = props.runtime ?? lambda.Runtime.NODEJS_24_X;
     const arch = layerArch(this.architecture);
     const layerDir = fileURLToPath(new URL('../../layers/onnxruntime', import.meta.url));
     // The content depends only on the pinned version, the architecture, the package list and the build script.
@@ -61,7 +61,7 @@ export class OnnxRuntimeLayer extends Construct {
       assetHash: `onnxruntime-node-${ONNXRUNTIME_VERSION}-linux-${nodeArch(arch)}-${script}`,
       bundling: {
         // Required by the API; local bundling below always succeeds or throws, so it is never pulled.
-        image: DockerImage.fromRegistry('public.ecr.aws/docker/library/node:22-slim'),
+        image: DockerImage.fromRegistry('public.ecr.aws/docker/library/node:24-slim'),
         local: {
           tryBundle(outputDir: string): boolean {
             buildOnnxRuntimeLayer({ arch, outDir: outputDir });

@@ -61,6 +61,7 @@ beforeAll(() => {
       authorization: 'jwt',
       jwtIssuer: 'https://issuer.example.com/pool',
       jwtAudience: 'client-a, client-b',
+      corsOrigins: 'https://app.example.com, https://*.admin.example.com',
     },
   });
   const props = propsFromContext(app2);
@@ -99,7 +100,7 @@ function roleOf(s: MaasStack, which: 'predict' | 'registry'): string {
 }
 
 describe('model store bucket', () => {
-  it('is versioned, SSE-S3 encrypted, private, logged, with lifecycle and CORS for presigned PUT', () => {
+  it('is versioned, SSE-S3 encrypted, private, logged, with lifecycle rules and no CORS unless configured', () => {
     template.hasResourceProperties('AWS::S3::Bucket', {
       VersioningConfiguration: { Status: 'Enabled' },
       BucketEncryption: {
@@ -112,16 +113,35 @@ describe('model store bucket', () => {
         RestrictPublicBuckets: true,
       },
       LoggingConfiguration: { DestinationBucketName: Match.anyValue(), LogFilePrefix: 'model-store/' },
-      CorsConfiguration: { CorsRules: [Match.objectLike({ AllowedMethods: ['PUT'] })] },
+      CorsConfiguration: Match.absent(),
       LifecycleConfiguration: {
         Rules: Match.arrayWith([
-          Match.objectLike({ Prefix: 'uploads/', ExpirationInDays: 1, Status: 'Enabled' }),
+          Match.objectLike({
+            Prefix: 'uploads/',
+            ExpirationInDays: 1,
+            NoncurrentVersionExpiration: { NoncurrentDays: 1 },
+            Status: 'Enabled',
+          }),
           Match.objectLike({
             Prefix: 'async/',
             ExpirationInDays: ASYNC_RESULT_RETENTION_DAYS,
             Status: 'Enabled',
           }),
         ]),
+      },
+    });
+  });
+
+  it('allows presigned PUTs from the origins of -c corsOrigins only', () => {
+    jwtTemplate.hasResourceProperties('AWS::S3::Bucket', {
+      VersioningConfiguration: { Status: 'Enabled' },
+      CorsConfiguration: {
+        CorsRules: [
+          Match.objectLike({
+            AllowedMethods: ['PUT'],
+            AllowedOrigins: ['https://app.example.com', 'https://*.admin.example.com'],
+          }),
+        ],
       },
     });
   });
@@ -175,14 +195,14 @@ describe('registry table', () => {
 });
 
 describe('onnxruntime layer', () => {
-  it('is x86_64 + Node.js 22 by default and arm64 with context arch=arm64', () => {
+  it('is x86_64 + Node.js 24 by default and arm64 with context arch=arm64', () => {
     template.hasResourceProperties('AWS::Lambda::LayerVersion', {
       CompatibleArchitectures: ['x86_64'],
-      CompatibleRuntimes: ['nodejs22.x'],
+      CompatibleRuntimes: ['nodejs24.x'],
     });
     jwtTemplate.hasResourceProperties('AWS::Lambda::LayerVersion', {
       CompatibleArchitectures: ['arm64'],
-      CompatibleRuntimes: ['nodejs22.x'],
+      CompatibleRuntimes: ['nodejs24.x'],
     });
   });
 
@@ -207,7 +227,36 @@ describe('onnxruntime layer', () => {
 });
 
 describe('functions', () => {
-  it('predict and registry run Node.js 22 ESM bundles on the layer architecture, with the layer attached', () => {
+  /** The five functions of the service (the stack also holds CDK's own notification handler). */
+  const maasFunctions = (s: MaasStack) => ({
+    predict: s.functions.predict.fn,
+    registry: s.functions.registry.fn,
+    s3Events: s.events.s3EventsFunction,
+    worker: s.events.workerFunction,
+    asyncApi: s.events.asyncApiFunction,
+  });
+
+  it('all five run Node.js 24 with source-mapped stack traces', () => {
+    for (const [s, t] of [
+      [stack, template],
+      [jwtStack, jwtTemplate],
+    ] as const) {
+      for (const [which, fn] of Object.entries(maasFunctions(s))) {
+        const props = t.toJSON().Resources[logicalId(s, fn)].Properties;
+        expect(props.Runtime, which).toBe('nodejs24.x');
+        expect(props.Environment.Variables.NODE_OPTIONS, which).toBe('--enable-source-maps');
+      }
+    }
+  });
+
+  it("the S3 events function has the registry function's memory: both register artifacts of up to 256 MiB", () => {
+    const res = template.toJSON().Resources;
+    const memory = (fn: Parameters<typeof logicalId>[1]) => res[logicalId(stack, fn)].Properties.MemorySize;
+    expect(memory(stack.events.s3EventsFunction)).toBe(3008);
+    expect(memory(stack.events.s3EventsFunction)).toBe(memory(stack.functions.registry.fn));
+  });
+
+  it('predict and registry run Node.js 24 ESM bundles on the layer architecture, with the layer attached', () => {
     for (const [s, t, arch] of [
       [stack, template, 'x86_64'],
       [jwtStack, jwtTemplate, 'arm64'],
@@ -216,7 +265,7 @@ describe('functions', () => {
       for (const which of ['predict', 'registry'] as const) {
         const fn = t.toJSON().Resources[logicalId(s, s.functions[which].fn)];
         expect(fn.Properties).toMatchObject({
-          Runtime: 'nodejs22.x',
+          Runtime: 'nodejs24.x',
           Handler: 'index.handler',
           Architectures: [arch],
           Layers: [{ Ref: layerId }],
@@ -345,55 +394,6 @@ describe('HTTP API', () => {
     });
   });
 
-  it('has a throttled $default stage with JSON access logs', () => {
-    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
-      StageName: '$default',
-      AutoDeploy: true,
-      DefaultRouteSettings: { ThrottlingRateLimit: 100, ThrottlingBurstLimit: 200 },
-      AccessLogSettings: {
-        DestinationArn: { 'Fn::GetAtt': [logicalId(stack, stack.api.accessLogs), 'Arn'] },
-        Format: Match.stringLikeRegexp('\\$context.requestId'),
-      },
-    });
-  });
-
-  it('outputs the API URL, bucket and table names', () => {
-    template.hasOutput('ApiUrl', Match.anyValue());
-    template.hasOutput('BucketName', { Value: { Ref: logicalId(stack, stack.store.bucket) } });
-    template.hasOutput('TableName', { Value: { Ref: logicalId(stack, stack.registryTable.table) } });
-  });
-});
-
-describe('cdk-nag AwsSolutions', () => {
-  it('reports no unacknowledged finding on either variant', () => {
-    for (const s of [stack, jwtStack]) {
-      const report = new AwsSolutionsChecks().validateScope(s);
-      expect(
-        report.violations.map((v) => `${v.ruleName}: ${v.violatingResources.map((r) => r.constructPath)}`),
-      ).toEqual([]);
-    }
-  });
-
-  it('acknowledges nothing about public access, TLS or PITR, and authorization only for the health probes', () => {
-    const acks: { path: string; id: string; reason: string }[] = [];
-    for (const c of stack.node.findAll()) {
-      for (const m of c.node.metadata.filter((x) => x.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)) {
-        for (const [id, reason] of Object.entries(m.data as Record<string, unknown>)) {
-          acks.push({
-            path: c.node.path,
-            id: id.replace(/^annotation::/i, ''),
-            reason: JSON.stringify(reason),
-          });
-        }
-      }
-    }
-    expect(acks.length).toBeGreaterThan(0);
-    for (const a of acks) expect(a.reason.length, a.id).toBeGreaterThan(40);
-    const ids = acks.map((a) => a.id);
-    // S2/S10: public access / TLS on S3; SQS4/SNS3: TLS; DDB3: PITR; APIG2: request validation is not auth.
-    for (const forbidden of [
-      'AwsSolutions-S2',
-      'AwsSolutions-S10',
   /** The route ARNs of a statement's resources, as `$default/METHOD/path` (the part after the API id). */
   const routeResources = (resources: unknown): string[] =>
     list(resources as unknown[]).map((r) => {
@@ -479,6 +479,55 @@ describe('cdk-nag AwsSolutions', () => {
     ).toThrow(/maas\/admin/);
   });
 
+  it('has a throttled $default stage with JSON access logs', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      StageName: '$default',
+      AutoDeploy: true,
+      DefaultRouteSettings: { ThrottlingRateLimit: 100, ThrottlingBurstLimit: 200 },
+      AccessLogSettings: {
+        DestinationArn: { 'Fn::GetAtt': [logicalId(stack, stack.api.accessLogs), 'Arn'] },
+        Format: Match.stringLikeRegexp('\\$context.requestId'),
+      },
+    });
+  });
+
+  it('outputs the API URL, bucket and table names', () => {
+    template.hasOutput('ApiUrl', Match.anyValue());
+    template.hasOutput('BucketName', { Value: { Ref: logicalId(stack, stack.store.bucket) } });
+    template.hasOutput('TableName', { Value: { Ref: logicalId(stack, stack.registryTable.table) } });
+  });
+});
+
+describe('cdk-nag AwsSolutions', () => {
+  it('reports no unacknowledged finding on either variant', () => {
+    for (const s of [stack, jwtStack]) {
+      const report = new AwsSolutionsChecks().validateScope(s);
+      expect(
+        report.violations.map((v) => `${v.ruleName}: ${v.violatingResources.map((r) => r.constructPath)}`),
+      ).toEqual([]);
+    }
+  });
+
+  it('acknowledges nothing about public access, TLS or PITR, and authorization only for the health probes', () => {
+    const acks: { path: string; id: string; reason: string }[] = [];
+    for (const c of stack.node.findAll()) {
+      for (const m of c.node.metadata.filter((x) => x.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)) {
+        for (const [id, reason] of Object.entries(m.data as Record<string, unknown>)) {
+          acks.push({
+            path: c.node.path,
+            id: id.replace(/^annotation::/i, ''),
+            reason: JSON.stringify(reason),
+          });
+        }
+      }
+    }
+    expect(acks.length).toBeGreaterThan(0);
+    for (const a of acks) expect(a.reason.length, a.id).toBeGreaterThan(40);
+    const ids = acks.map((a) => a.id);
+    // S2/S10: public access / TLS on S3; SQS4/SNS3: TLS; DDB3: PITR; APIG2: request validation is not auth.
+    for (const forbidden of [
+      'AwsSolutions-S2',
+      'AwsSolutions-S10',
       'AwsSolutions-SQS4',
       'AwsSolutions-SNS3',
       'AwsSolutions-DDB3',
@@ -494,6 +543,59 @@ describe('cdk-nag AwsSolutions', () => {
   });
 });
 
+describe('stack outputs', () => {
+  it('are the ones docs/deploy.md lists; the IAM policies only with IAM authorization', () => {
+    const common = [
+      'ApiUrl',
+      'BucketName',
+      'DeadLetterQueueUrl',
+      'EventBusName',
+      'TableName',
+      'WorkQueueUrl',
+    ];
+    expect(Object.keys(template.toJSON().Outputs).sort()).toEqual(
+      [...common, 'AdminPolicyArn', 'InvokePolicyArn'].sort(),
+    );
+    expect(Object.keys(jwtTemplate.toJSON().Outputs).sort()).toEqual(common);
+  });
+});
+
+describe('cdk-nag acknowledgements', () => {
+  /**
+   * Every cdk-nag acknowledgement of the tree: the construct it is on and the rule (or rule[finding]) id
+   * (aws-cdk-lib's own CloudFormation-Validate acknowledgements are not cdk-nag's).
+   */
+  const acknowledgements = (s: Stack) =>
+    s.node.findAll().flatMap((c) =>
+      c.node.metadata
+        .filter((m) => m.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+        .flatMap((m) => Object.keys(m.data as object))
+        .map((id) => ({ path: c.node.path, id: id.replace(/^annotation::/i, '') }))
+        .filter((a) => a.id.startsWith('AwsSolutions-')),
+    );
+  /** Every cdk-nag finding, acknowledged or not. */
+  const allFindings = (s: Stack) => {
+    const checks = new AwsSolutionsChecks();
+    (checks as unknown as { isAcknowledged: () => boolean }).isAcknowledged = () => false;
+    return checks
+      .validateScope(s)
+      .violations.flatMap((v) =>
+        v.violatingResources.map((r) => ({ id: v.ruleName, path: r.constructPath })),
+      );
+  };
+
+  it('are each still needed: every one matches a finding cdk-nag reports without it', () => {
+    for (const s of [stack, jwtStack]) {
+      const findings = allFindings(s);
+      const stale = acknowledgements(s).filter(
+        (a) =>
+          !findings.some((f) => f.id === a.id && (f.path === a.path || f.path?.startsWith(`${a.path}/`))),
+      );
+      expect(stale.map((a) => `${a.path}: ${a.id}`)).toEqual([]);
+    }
+  });
+});
+
 describe('context parameters', () => {
   const ctx = (context: Record<string, string>) => propsFromContext(new App({ context }));
   it('rejects invalid values before anything is built', () => {
@@ -501,8 +603,6 @@ describe('context parameters', () => {
     expect(() => ctx({ memory: '64' })).toThrow(/memory/);
     expect(() => ctx({ authorization: 'basic' })).toThrow(/authorization/);
     expect(() => ctx({ authorization: 'jwt', jwtIssuer: 'https://x' })).toThrow(/jwtAudience/);
-  });
-});
     const jwt = { authorization: 'jwt', jwtIssuer: 'https://x', jwtAudience: 'a' };
     expect(() => ctx({ ...jwt, jwtAdminScope: 'maas admin' })).toThrow(/-c jwtAdminScope/);
     expect(() => ctx({ ...jwt, jwtInferScope: 'maas"infer' })).toThrow(/-c jwtInferScope/);
@@ -515,3 +615,17 @@ describe('context parameters', () => {
       inferScope: 'api://maas/infer',
       adminScope: 'maas.admin',
     });
+    for (const bad of [
+      'app.example.com',
+      'https://a.example.com/path',
+      'https://*.*.example.com',
+      'https://a,',
+    ]) {
+      expect(() => ctx({ corsOrigins: bad }), bad).toThrow(/-c corsOrigins/);
+    }
+    expect(ctx({ corsOrigins: 'https://a.example.com,http://localhost:5173' }).corsOrigins).toEqual([
+      'https://a.example.com',
+      'http://localhost:5173',
+    ]);
+  });
+});
