@@ -80,8 +80,9 @@ export interface RegistryHandlerDeps extends RegistryDeps {
    */
   readonly queue?: QueuePublisher;
   /**
-   * Budget (ms) of a registration's synchronous part when the invocation tells no remaining time (the local
-   * server); in Lambda it is the remaining time less REGISTRATION.reserveMs. @default REGISTRATION.localBudgetMs
+   * Budget (ms) of a registration's synchronous part, at most the invocation's remaining time less
+   * REGISTRATION.reserveMs (in Lambda, that alone is the budget). @default REGISTRATION.localBudgetMs without an
+   * invocation context, else none
    */
   readonly registrationBudgetMs?: number;
 }
@@ -135,15 +136,19 @@ function canonicalJson(value: unknown): string {
 }
 
 /**
- * The time left to this invocation: the Lambda context's, or (locally) the fixed registration budget plus the
- * reserve, counted from now.
+ * The time left to this invocation: the context's (Lambda's, or the local server's), capped by the configured
+ * registration budget plus the reserve, counted from now; without a context, that budget (default
+ * REGISTRATION.localBudgetMs).
  */
 function invocationTime(d: RegistryHandlerDeps, context: RegistryInvocation | undefined): TimeBudget {
   const remaining = context?.getRemainingTimeInMillis;
-  if (typeof remaining === 'function') return { getRemainingTimeInMillis: () => remaining.call(context) };
+  const fromContext =
+    typeof remaining === 'function' ? () => remaining.call(context) : () => Number.POSITIVE_INFINITY;
+  const budget =
+    d.registrationBudgetMs ?? (typeof remaining === 'function' ? undefined : REGISTRATION.localBudgetMs);
   const deadline =
-    Date.now() + (d.registrationBudgetMs ?? REGISTRATION.localBudgetMs) + REGISTRATION.reserveMs;
-  return { getRemainingTimeInMillis: () => deadline - Date.now() };
+    budget === undefined ? Number.POSITIVE_INFINITY : Date.now() + budget + REGISTRATION.reserveMs;
+  return { getRemainingTimeInMillis: () => Math.min(fromContext(), deadline - Date.now()) };
 }
 
 /** A JSON object body, or `{}` when the body is empty (for routes whose body is optional). */

@@ -161,3 +161,69 @@ describe('maas CLI on the local service', () => {
     expect(r.stderr).toMatch(/404/);
   });
 });
+
+describe('maas register when the registration continues in the background (202, PENDING)', () => {
+  let aws: TestAwsEnv;
+  let services: LocalServices;
+  let server: RunningLocalServer;
+  const dir = mkdtempSync(join(tmpdir(), 'maas-cli-pending-'));
+  const cli = async (...args: string[]) => {
+    const c = captureIo();
+    const code = await run(['node', 'maas', '--endpoint', server.url, ...args], c);
+    return { code, stdout: c.stdout(), stderr: c.stderr() };
+  };
+
+  beforeAll(async () => {
+    aws = await createTestAwsEnv('cli-pending');
+    // No synchronous budget: every registration is answered 202 and completed by the in-process queue's worker.
+    services = composeLocal({
+      doc: aws.doc,
+      s3: aws.s3,
+      endpoints: { dynamodb: aws.dynamoEndpoint, s3: aws.s3Endpoint },
+      table: aws.table,
+      bucket: aws.bucket,
+      log: () => {},
+      registrationBudgetMs: 0,
+    });
+    server = await startLocalServer({ port: 0, handlers: services.handlers });
+    writeFileSync(join(dir, 'iris.onnx'), buildIrisModel());
+    writeFileSync(join(dir, 'not-a-model.onnx'), 'definitely not protobuf');
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    await services?.close();
+    await aws?.dispose();
+  });
+
+  it('waits for the version and prints what a synchronous registration prints', {
+    timeout: 60_000,
+  }, async () => {
+    const r = await cli('register', join(dir, 'iris.onnx'), '--name', 'later', '--timeout', '30');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('registered later version 1 (READY)');
+    expect(r.stdout).toMatch(/sha256\s+[0-9a-f]{64}/);
+    const m = await cli('--json', 'models');
+    expect(JSON.parse(m.stdout).models).toContainEqual(
+      expect.objectContaining({ name: 'later', aliases: { prod: 1 } }),
+    );
+  });
+
+  it('--no-wait returns the PENDING version at once', { timeout: 60_000 }, async () => {
+    const r = await cli('--json', 'register', join(dir, 'iris.onnx'), '--name', 'later', '--no-wait');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ name: 'later', version: 2, status: 'PENDING' });
+    await services.idle();
+    const v = await cli('--json', 'versions', 'later');
+    expect(JSON.parse(v.stdout).versions[0]).toMatchObject({ version: 2, status: 'READY' });
+  });
+
+  it('a file that is not a model ends as the synchronous refusal (exit 1, 422 INVALID_MODEL)', {
+    timeout: 60_000,
+  }, async () => {
+    const r = await cli('register', join(dir, 'not-a-model.onnx'), '--name', 'later');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/422 INVALID_MODEL/);
+    expect(r.stderr).toMatch(/version 3 of 'later' is FAILED/);
+  });
+});

@@ -1,12 +1,12 @@
 /**
  * The model commands: `maas export-sample` (the bundled iris model as a file), `maas register` (presigned upload,
- * then registration of the next version), `maas models` and `maas versions`.
+ * then registration of the next version, waiting for a PENDING one), `maas models` and `maas versions`.
  */
 import { writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { apiCall, uploadToPresignedUrl } from '../client';
+import { apiCall, MaasApiError, type MaasClient, uploadToPresignedUrl } from '../client';
 import { type CliContext, EXIT, UsageError } from '../context';
 import { formatModels, formatRegistered, formatVersions } from '../format';
 import { nonNegativeInt, parseJsonOption, readBytes, readLabels } from '../input';
@@ -17,7 +17,22 @@ interface RegisterOptions {
   readonly labels?: string;
   readonly labelsFile?: string;
   readonly postprocess?: string;
+  /** Commander's `--no-wait`. */
+  readonly wait: boolean;
+  /** Seconds to wait for a PENDING version. */
+  readonly timeout: number;
 }
+
+/** A version as the registry API answers it (what the CLI reads of it). */
+interface VersionAnswer {
+  readonly name: string;
+  readonly version: number;
+  readonly status: string;
+  readonly failureReason?: string;
+}
+
+/** Interval (ms) between two reads of a PENDING version. */
+const POLL_MS = 1_000;
 
 interface PageOptions {
   readonly limit?: number;
@@ -57,6 +72,13 @@ export function modelCommands(program: Command, ctx: CliContext): void {
     .option('--labels <list>', 'class labels, comma-separated, in output order')
     .option('--labels-file <file>', 'class labels: a JSON array or one per line')
     .option('--postprocess <json>', 'post-processing, e.g. \'{"softmax":true,"topK":3}\'')
+    .option('--no-wait', 'return at once when the registration continues in the background (PENDING)')
+    .option(
+      '--timeout <seconds>',
+      'give up waiting for a PENDING version after this long',
+      nonNegativeInt('--timeout'),
+      600,
+    )
     .action(
       ctx.action(async (file: string, opts: RegisterOptions) => {
         const bytes = readBytes(file);
@@ -79,12 +101,34 @@ export function modelCommands(program: Command, ctx: CliContext): void {
         } finally {
           bar?.stop();
         }
-        const version = await c.send(apiCall('registerVersion', model), {
+        let version = await c.send<VersionAnswer>(apiCall('registerVersion', model), {
           uploadId: upload.uploadId,
           ...(opts.description !== undefined ? { description: opts.description } : {}),
           ...(labels !== undefined ? { labels } : {}),
           ...(postprocess !== undefined ? { postprocess } : {}),
         });
+        // 202: the registration continues on the server; wait for its outcome unless told not to.
+        if (version.status === 'PENDING' && opts.wait) {
+          const progress =
+            ctx.io.isTty && !ctx.globals().json
+              ? (s: number) =>
+                  ctx.io.err(`\rregistering ${version.name} version ${version.version}: PENDING (${s} s)`)
+              : undefined;
+          version = await waitForVersion(c, version, opts.timeout * 1000, progress);
+          if (progress) ctx.io.err('\n');
+          if (version.status === 'PENDING') {
+            ctx.io.err(
+              `version ${version.version} of '${version.name}' is still PENDING after ${opts.timeout} s; see \`maas versions ${version.name}\`\n`,
+            );
+            ctx.print(version, formatRegistered);
+            return EXIT.refused;
+          }
+          if (version.status === 'FAILED') {
+            // The answer a synchronous registration of the same artifact gives.
+            const message = `version ${version.version} of '${version.name}' is FAILED: ${version.failureReason ?? ''}`;
+            throw new MaasApiError(422, 'INVALID_MODEL', message, { error: message, code: 'INVALID_MODEL' });
+          }
+        }
         ctx.print(version, formatRegistered);
         return EXIT.ok;
       }),
@@ -114,6 +158,25 @@ export function modelCommands(program: Command, ctx: CliContext): void {
         return EXIT.ok;
       }),
     );
+}
+
+/** Reads a PENDING version until it is no longer PENDING, or `timeoutMs` passed (then it is answered PENDING). */
+async function waitForVersion(
+  c: MaasClient,
+  pending: VersionAnswer,
+  timeoutMs: number,
+  onProgress?: (seconds: number) => void,
+): Promise<VersionAnswer> {
+  const started = Date.now();
+  let v = pending;
+  while (v.status === 'PENDING' && Date.now() - started < timeoutMs) {
+    onProgress?.(Math.round((Date.now() - started) / 1000));
+    await new Promise((r) =>
+      setTimeout(r, Math.min(POLL_MS, Math.max(0, timeoutMs - (Date.now() - started)))),
+    );
+    v = await c.send<VersionAnswer>(apiCall('getVersion', { name: v.name, version: String(v.version) }));
+  }
+  return v;
 }
 
 /** The query of a listing page. */
