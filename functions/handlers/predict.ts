@@ -139,15 +139,69 @@ async function fromEnvironment(config: MaasConfig, initializedAhead: boolean) {
     maxBodyBytes: config.maxBodyBytes,
   };
   const predictor = createPredictor(deps);
-  // MAAS_PRELOAD: load during INIT; a failure is logged and the function still starts.
-  await Promise.all(
-    config.preload.map(({ name, ref }) =>
-      predictor.preload(name, ref).catch((e: unknown) => {
+  // MAAS_PRELOAD: load during INIT; a failure is logged and the function still starts. An on-demand INIT waits
+  // only until ON_DEMAND_PRELOAD_DEADLINE_MS after the process started (Lambda fails an INIT past 10 s); one
+  // initialized ahead of its requests waits for all of them (its INIT is not on a request's path).
+  const preloads = config.preload.map(({ name, ref }) => ({
+    model: name,
+    ref,
+    done: predictor.preload(name, ref).then(
+      () => undefined,
+      (e: unknown) => {
         functionLogger.error('preload failed', { model: name, ref, error: (e as Error)?.message });
-      }),
+      },
     ),
-  );
+  }));
+  const budgetMs = initializedAhead ? undefined : ON_DEMAND_PRELOAD_DEADLINE_MS - performance.now();
+  await awaitPreloads(preloads, budgetMs, functionLogger);
   return createPredictHandler({ ...deps, predictor });
+}
+
+/**
+ * How long after the process started an on-demand INIT stops waiting for `MAAS_PRELOAD`, in ms. Lambda fails
+ * an INIT that runs past 10 s (and retries it within the first request's time); this leaves 3 s for what
+ * follows the preloads and for the runtime's own start before the module loaded.
+ */
+export const ON_DEMAND_PRELOAD_DEADLINE_MS = 7_000;
+
+/** One `MAAS_PRELOAD` entry being loaded; `done` never rejects (its failure is logged where it is made). */
+export interface PendingPreload {
+  readonly model: string;
+  readonly ref: string | undefined;
+  readonly done: Promise<void>;
+}
+
+/**
+ * Waits for the preloads: all of them when `budgetMs` is undefined, else at most `budgetMs` (0 or less: not at
+ * all). Preloads still running then carry on in the background, where their sessions land in the shared cache
+ * for the requests that need them, and one warning names them.
+ */
+export async function awaitPreloads(
+  preloads: readonly PendingPreload[],
+  budgetMs: number | undefined,
+  logger: Logger,
+): Promise<void> {
+  const all = Promise.all(preloads.map((p) => p.done));
+  if (budgetMs === undefined || preloads.length === 0) {
+    await all;
+    return;
+  }
+  const pending = new Set(preloads);
+  for (const p of preloads) void p.done.then(() => pending.delete(p));
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = await Promise.race([
+    all.then(() => false),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), Math.max(0, budgetMs));
+    }),
+  ]);
+  clearTimeout(timer);
+  if (timedOut && pending.size > 0) {
+    logger.warn('preload continues after INIT', {
+      models: [...pending].map((p) => (p.ref === undefined ? p.model : `${p.model}@${p.ref}`)),
+      budgetMs: Math.max(0, Math.round(budgetMs)),
+    });
+  }
 }
 
 async function buildDefault(): Promise<(event: HttpEvent, context?: Invocation) => Promise<HttpResult>> {
