@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { App, type CfnResource, type Stack, Validations } from 'aws-cdk-lib';
+import { App, type CfnResource, Stack, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -16,6 +16,7 @@ import { ASYNC_RESULT_RETENTION_DAYS } from '../../functions/contract/events';
 import { ROUTES } from '../../functions/contract/routes';
 import { TABLE } from '../../functions/contract/table';
 import { createApp, propsFromContext } from '../../infra/app';
+import { ModelStore } from '../../infra/constructs/model-store';
 import { MaasStack } from '../../infra/maas-stack';
 import { buildOnnxRuntimeLayer, LAYER_MAX_UNZIPPED_BYTES } from '../../layers/onnxruntime/build';
 
@@ -144,6 +145,16 @@ describe('model store bucket', () => {
         ],
       },
     });
+  });
+
+  it('refuses CORS origins S3 would not accept, naming the prop', () => {
+    const store = (corsOrigins: string[]) => () =>
+      new ModelStore(new Stack(new App(), 'CorsCheck'), 'Store', { corsOrigins });
+    expect(store([])).toThrow(/prop corsOrigins: the list of origins is empty/);
+    expect(store(['ftp://files.example.com'])).toThrow(
+      /CorsCheck\/Store: invalid prop corsOrigins origin 'ftp/,
+    );
+    expect(store(['*', 'https://app.example.com:8443', 'http://*.example.com'])).not.toThrow();
   });
 
   it('is retained on stack deletion and denies non-TLS requests', () => {
