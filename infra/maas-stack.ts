@@ -92,6 +92,7 @@ export class MaasStack extends Stack {
       table: this.registryTable,
       onnxRuntime: this.onnxRuntime,
       publishers: [this.functions.registry.fn],
+      registrars: [this.functions.registry.fn],
     });
     apiFunctions.async = this.events.asyncApiFunction;
     // ------------------------------------------------------------------------------------------------------

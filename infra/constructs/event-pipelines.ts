@@ -50,6 +50,12 @@ export interface EventPipelinesProps {
    */
   readonly publishers?: readonly lambda.Function[];
   /**
+   * Functions that register versions through the API (the registry): they get MAAS_QUEUE_URL and SendMessage on
+   * the work queue, where a registration past the API's time is completed.
+   * @default - none
+   */
+  readonly registrars?: readonly lambda.Function[];
+  /**
    * S3 events function (registration, batch start). It registers `incoming/` artifacts of any size up to
    * LIMITS.maxModelBytes itself, so it has the registry function's memory.
    * @default REGISTRATION_MEMORY_MB (3008 MB), BATCH.functionTimeoutSeconds
@@ -233,13 +239,15 @@ export class EventPipelines extends Construct {
     this.workerFunction.addEventSource(
       new SqsEventSource(this.queue, { batchSize: QUEUE.batchSize, reportBatchItemFailures: true }),
     );
-    // Reads versions; writes idempotency records of batch parts.
+    // Reads versions; writes idempotency records of batch parts and completes PENDING versions (register-complete:
+    // it reads the upload, writes the content-addressed copy and announces the outcome like the registry API).
     props.table.grantReadWrite(this.workerFunction);
-    props.store.grantReadPrefixes(this.workerFunction, 'models', 'async', 'batch');
-    props.store.grantWritePrefixes(this.workerFunction, 'async', 'batch');
+    props.store.grantReadPrefixes(this.workerFunction, 'models', 'async', 'batch', 'uploads', 'incoming');
+    props.store.grantWritePrefixes(this.workerFunction, 'async', 'batch', 'models');
     props.store.grantDeletePrefixes(this.workerFunction, 'batch');
-    props.store.grantList(this.workerFunction, 'models', 'async', 'batch');
+    props.store.grantList(this.workerFunction, 'models', 'async', 'batch', 'uploads', 'incoming');
     this.queue.grantSendMessages(this.workerFunction);
+    this.grantPublish(this.workerFunction);
 
     // --- async API -------------------------------------------------------------------------------------------
     this.asyncApiFunction = this.makeFunction(
@@ -263,6 +271,11 @@ export class EventPipelines extends Construct {
     this.queue.grantSendMessages(this.asyncApiFunction);
 
     for (const fn of props.publishers ?? []) this.grantPublish(fn);
+    // A registration past the API's time continues on the work queue (register-complete).
+    for (const fn of props.registrars ?? []) {
+      fn.addEnvironment(ENV.queueUrl, this.queue.queueUrl);
+      this.queue.grantSendMessages(fn);
+    }
     this.acknowledgeNotificationHandler();
   }
 

@@ -36,6 +36,7 @@ beforeAll(() => {
     table,
     onnxRuntime,
     publishers: [functions.registry.fn],
+    registrars: [functions.registry.fn],
     onModelVersionFailed: [new targets.SqsQueue(alerts)],
   });
   template = Template.fromStack(stack);
@@ -179,7 +180,9 @@ describe('EventPipelines', () => {
     }
     expect(env(pipelines.s3EventsFunction)[ENV.eventBus]).toEqual({ Ref: ref(pipelines.bus) });
     expect(env(functions.registry.fn)[ENV.eventBus]).toEqual({ Ref: ref(pipelines.bus) });
-    expect(env(pipelines.workerFunction)[ENV.eventBus]).toBeUndefined();
+    // The worker completes PENDING versions and announces them like the registry; the registry queues them.
+    expect(env(pipelines.workerFunction)[ENV.eventBus]).toEqual({ Ref: ref(pipelines.bus) });
+    expect(env(functions.registry.fn)[ENV.queueUrl]).toEqual({ Ref: ref(pipelines.queue) });
   });
 
   it('has an event bus with a rule archiving every registry event and a ModelVersionFailed rule', () => {
@@ -207,8 +210,9 @@ describe('EventPipelines', () => {
       expect.arrayContaining(['events:PutEvents', 'dynamodb:PutItem', 's3:GetObject']),
     );
     expect([...actionsOf(registry)]).toContain('events:PutEvents');
-    // Only the S3 events and registry functions publish registry events; nobody consumes except the worker.
-    expect([...actionsOf(worker)]).not.toContain('events:PutEvents');
+    // The S3 events and registry functions and the worker (completing PENDING versions) publish registry events.
+    expect([...actionsOf(worker)]).toContain('events:PutEvents');
+    expect([...actionsOf(registry)]).toContain('sqs:SendMessage');
     expect([...actionsOf(api)]).not.toContain('events:PutEvents');
     expect([...actionsOf(worker)]).toEqual(
       expect.arrayContaining(['sqs:ReceiveMessage', 'sqs:DeleteMessage']),
@@ -231,7 +235,9 @@ describe('EventPipelines', () => {
         .filter((s) => [s.Action].flat().includes('s3:ListBucket'))
         .map((s) => (s.Condition as { StringLike?: Record<string, unknown> } | undefined)?.StringLike);
     expect(listPrefixes(s3Events)).toEqual([{ 's3:prefix': ['incoming/*', 'models/*', 'batch/*'] }]);
-    expect(listPrefixes(worker)).toEqual([{ 's3:prefix': ['models/*', 'async/*', 'batch/*'] }]);
+    expect(listPrefixes(worker)).toEqual([
+      { 's3:prefix': ['models/*', 'async/*', 'batch/*', 'uploads/*', 'incoming/*'] },
+    ]);
     expect(listPrefixes(api)).toEqual([{ 's3:prefix': ['async/*'] }]);
     // PutEvents only on this bus.
     const put = s3Events.find((s) => s.Action === 'events:PutEvents');
