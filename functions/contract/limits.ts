@@ -4,8 +4,8 @@ export const LIMITS = {
   maxBodyBytes: 6 * 1024 * 1024,
   /**
    * Largest ONNX artifact that can be registered. Registration holds the bytes and an onnxruntime session
-   * in memory and, through the HTTP API, must finish within API Gateway's 30 s: 256 MiB fits the registry
-   * function's default 3008 MB with room to spare.
+   * in memory: 256 MiB fits the registry function's default 3008 MB with room to spare. Through the HTTP API, a
+   * registration that does not finish within the function's time continues on the work queue (202, PENDING).
    */
   maxModelBytes: 256 * 1024 * 1024,
   /** Presigned upload URLs expire after this many seconds. */
