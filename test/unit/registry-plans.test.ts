@@ -6,6 +6,7 @@ import {
   allowsVersionUpdate,
   planAliasMove,
   planRollback,
+  planVersionCompletion,
   planVersionCreation,
   planVersionUpdate,
   servingSnapshot,
@@ -287,5 +288,87 @@ describe('archive and delete rules', () => {
       failureReason: 'f',
     });
     expect(servingSnapshot(full)).toEqual(version(1, { labels: ['x'] }));
+  });
+});
+
+describe('planVersionCompletion', () => {
+  const ready = {
+    status: 'READY' as const,
+    sha256: 'cd'.repeat(32),
+    sizeBytes: 20,
+    s3Key: 'models/m/cd.onnx',
+    signature: { inputs: [], outputs: [] },
+  };
+  const pending = version(3, { status: 'PENDING', sha256: '', s3Key: 'uploads/m/u.onnx', createdBy: 'bob' });
+
+  it('a PENDING version becomes READY and, as the first READY one, takes prod; later ones do not', () => {
+    const first = planVersionCompletion(
+      'm',
+      3,
+      ready,
+      { stored: pending, counter: { latestVersion: 3 }, defaultAliasTaken: false },
+      T1,
+    );
+    expect(first.version).toMatchObject({
+      version: 3,
+      status: 'READY',
+      s3Key: 'models/m/cd.onnx',
+      createdBy: 'bob',
+      createdAt: T0,
+    });
+    expect(first.firstReady).toBe(true);
+    expect(first.alias?.history).toMatchObject({
+      alias: 'prod',
+      version: 3,
+      previousVersion: null,
+      at: T1,
+      actor: 'bob',
+    });
+    const later = planVersionCompletion(
+      'm',
+      3,
+      ready,
+      {
+        stored: pending,
+        counter: { latestVersion: 4, firstReadyVersion: 4 },
+        defaultAliasTaken: false,
+      },
+      T1,
+    );
+    expect([later.firstReady, later.alias]).toEqual([false, undefined]);
+  });
+
+  it('FAILED keeps the version unaliased with its reason; 404 when gone, 409 when no longer PENDING', () => {
+    const failed = planVersionCompletion(
+      'm',
+      3,
+      { status: 'FAILED', failureReason: 'bad' },
+      {
+        stored: pending,
+        counter: { latestVersion: 3 },
+        defaultAliasTaken: false,
+      },
+      T1,
+    );
+    expect(failed).toMatchObject({ firstReady: false, version: { status: 'FAILED', failureReason: 'bad' } });
+    expect(failed.alias).toBeUndefined();
+    expect(() =>
+      planVersionCompletion(
+        'm',
+        3,
+        ready,
+        { stored: undefined, counter: undefined, defaultAliasTaken: false },
+        T1,
+      ),
+    ).toThrow(NotFoundError);
+    expect(() =>
+      planVersionCompletion(
+        'm',
+        3,
+        ready,
+        { stored: version(3), counter: undefined, defaultAliasTaken: false },
+        T1,
+      ),
+    ).toThrow(ConflictError);
   });
 });
