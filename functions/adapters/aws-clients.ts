@@ -7,8 +7,9 @@
  *
  * Waits are bounded (docs/ARCHITECTURE.md, "Errors"): each attempt by the connect, request and socket-idle timeouts
  * of `LIMITS` (S3 without the request timeout, which would bound an upload's streaming), and each `send` — the SDK's
- * retries included — by the deadline of `deadline.ts`, past which it fails as 503 `UNAVAILABLE`. A timed-out or
- * aborted connection is destroyed by the SDK's HTTP handler, never reused.
+ * retries included — by the deadline of `deadline.ts` (an upload's body gets its transfer time on top), past which
+ * it fails as 503 `UNAVAILABLE`. A timed-out or aborted connection is destroyed by the SDK's HTTP handler, never
+ * reused.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
@@ -18,7 +19,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { NodeHttpHandlerOptions } from '@smithy/node-http-handler';
 import { EnvironmentVariables, type EnvRecord } from '../config/environment';
 import { LIMITS } from '../contract/limits';
-import { deadlineExceeded, dependencyBudgetMs } from './deadline';
+import { deadlineExceeded, dependencyBudgetMs, invocationLeftMs, transferAllowanceMs } from './deadline';
 
 export interface ClientOptions {
   /** @default the region of `env` (the config module's rule: AWS_REGION, then AWS_DEFAULT_REGION, then us-east-1) */
@@ -50,6 +51,14 @@ const S3_HTTP: NodeHttpHandlerOptions = {
 
 type Send = (command: unknown, options?: unknown) => Promise<unknown>;
 
+/** The size of the body a command uploads (S3 `PutObject` of bytes or text), else 0. */
+function bodyBytes(command: unknown): number {
+  const body = (command as { input?: { Body?: unknown } } | undefined)?.input?.Body;
+  if (body instanceof Uint8Array) return body.byteLength;
+  if (typeof body === 'string') return Buffer.byteLength(body);
+  return 0;
+}
+
 /**
  * Bounds every `send` of `client` that brings no abort signal of its own by the deadline: the SDK's HTTP handler
  * aborts the attempt in flight, and the failure is an `UnavailableError` (503) with the SDK's error as cause.
@@ -62,13 +71,18 @@ function bounded<C extends object>(client: C, service: string, o: ClientOptions)
     if (typeof options === 'function' || (options as { abortSignal?: unknown })?.abortSignal) {
       return send(command, options);
     }
-    const budgetMs = budget();
-    const abortSignal = AbortSignal.timeout(budgetMs);
+    // An upload's body gets its transfer time on top (within the invocation); a download's body is read after
+    // `send` resolves, bounded by the idle timeout only: the deadline ends with `send`.
+    const budgetMs = Math.min(budget() + transferAllowanceMs(bodyBytes(command)), invocationLeftMs());
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), Math.max(1, budgetMs));
     try {
-      return await send(command, { ...(options as object | undefined), abortSignal });
+      return await send(command, { ...(options as object | undefined), abortSignal: controller.signal });
     } catch (e) {
-      if (abortSignal.aborted) throw deadlineExceeded(service, budgetMs, e);
+      if (controller.signal.aborted) throw deadlineExceeded(service, budgetMs, e);
       throw e;
+    } finally {
+      clearTimeout(timer);
     }
   };
   return client;

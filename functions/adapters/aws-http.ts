@@ -42,7 +42,7 @@ import type {
 import { EnvironmentVariables, type EnvRecord } from '../config/environment';
 import { ENV } from '../contract/env';
 import { LIMITS } from '../contract/limits';
-import { deadlineExceeded, dependencyBudgetMs } from './deadline';
+import { deadlineExceeded, dependencyBudgetMs, invocationLeftMs, transferAllowanceMs } from './deadline';
 
 /** The services this module talks to, by their signing name. */
 export type AwsService = 'dynamodb' | 's3';
@@ -204,15 +204,42 @@ export class AwsHttpClient {
    * thrown as `AwsServiceError`. Throttling, 5xx, timeouts and connection errors — also while `read` consumes
    * the body — are retried with the SDK's standard strategy (exponential backoff with jitter, shared retry
    * capacity); anything else is thrown at once. The call, retries included, ends at its deadline
-   * (`deadlineMs`): then, or when the next retry could not start before it, it fails with `UnavailableError`
-   * (503), the last error as cause.
+   * (`deadlineMs`), extended once the answer's headers name its length by that body's transfer time
+   * (`transferAllowanceMs`, within the invocation's remaining time): then, or when the next retry could not start
+   * before it, it fails with `UnavailableError` (503), the last error as cause.
    */
   async send<T>(call: AwsCall, read: (response: HttpResponse) => Promise<T>): Promise<T> {
-    const budgetMs = this.deadlineMs();
-    const giveUpAt = Date.now() + budgetMs;
+    let budgetMs = this.deadlineMs();
+    let giveUpAt = Date.now() + budgetMs;
     // Aborts the attempt in flight (its connection destroyed) when the deadline passes, body reading included.
-    const deadline = AbortSignal.timeout(budgetMs);
+    const controller = new AbortController();
+    const deadline = controller.signal;
+    let timer = setTimeout(() => controller.abort(), budgetMs);
+    /** A body of `bytes` gets its transfer time on top, within the invocation's remaining time. */
+    const allowTransfer = (bytes: number) => {
+      const extra = Math.min(transferAllowanceMs(bytes), Date.now() + invocationLeftMs() - giveUpAt);
+      if (extra <= 0) return;
+      clearTimeout(timer);
+      budgetMs += extra;
+      giveUpAt += extra;
+      timer = setTimeout(() => controller.abort(), Math.max(1, giveUpAt - Date.now()));
+    };
+    try {
+      return await this.attempts(call, read, deadline, () => ({ budgetMs, giveUpAt }), allowTransfer);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async attempts<T>(
+    call: AwsCall,
+    read: (response: HttpResponse) => Promise<T>,
+    deadline: AbortSignal,
+    bounds: () => { budgetMs: number; giveUpAt: number },
+    allowTransfer: (bytes: number) => void,
+  ): Promise<T> {
     let token = await this.retry.acquireInitialRetryToken(this.service);
+    let allowed = false;
     for (;;) {
       let response: HttpResponse | undefined;
       try {
@@ -232,12 +259,16 @@ export class AwsHttpClient {
         const signed = await this.signer.sign(request);
         ({ response } = await this.http.handle(signed as HttpRequest, { abortSignal: deadline }));
         if (response.statusCode < 200 || response.statusCode > 299) throw await serviceError(response);
+        if (!allowed) {
+          allowed = true;
+          allowTransfer(Number(response.headers['content-length']) || 0);
+        }
         const out = await read(response);
         this.retry.recordSuccess(token);
         return out;
       } catch (e) {
         discard(response);
-        if (deadline.aborted) throw deadlineExceeded(this.describe(), budgetMs, e);
+        if (deadline.aborted) throw deadlineExceeded(this.describe(), bounds().budgetMs, e);
         const errorType = this.classify(e);
         if (errorType === 'CLIENT_ERROR') throw e;
         try {
@@ -251,6 +282,7 @@ export class AwsHttpClient {
           throw e;
         }
         const delay = token.getRetryDelay();
+        const { budgetMs, giveUpAt } = bounds();
         if (Date.now() + delay >= giveUpAt) throw deadlineExceeded(this.describe(), budgetMs, e);
         await sleep(delay);
       }

@@ -28,9 +28,18 @@ export function bindInvocation(context: object | undefined): void {
 
 /** The time (ms) a dependency call starting now may take, retries included; at least 1. */
 export function dependencyBudgetMs(): number {
-  if (invocation === undefined) return LIMITS.dependencyDeadlineMs;
-  const left = invocation.getRemainingTimeInMillis() - LIMITS.dependencyDeadlineMarginMs;
-  return Math.max(1, Math.min(LIMITS.dependencyDeadlineMs, left));
+  return Math.max(1, Math.min(LIMITS.dependencyDeadlineMs, invocationLeftMs()));
+}
+
+/** The time (ms) left to the invocation's end less the margin; unbounded outside a Lambda invocation. */
+export function invocationLeftMs(): number {
+  if (invocation === undefined) return Number.POSITIVE_INFINITY;
+  return invocation.getRemainingTimeInMillis() - LIMITS.dependencyDeadlineMarginMs;
+}
+
+/** The extra time (ms) a body of `bytes` may take to move, at `LIMITS.dependencyMinThroughputBytesPerSecond`. */
+export function transferAllowanceMs(bytes: number): number {
+  return bytes > 0 ? Math.ceil((bytes * 1000) / LIMITS.dependencyMinThroughputBytesPerSecond) : 0;
 }
 
 /** The error of a call that did not finish within its deadline: 503 `UNAVAILABLE`, what it last saw as cause. */

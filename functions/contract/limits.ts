@@ -54,6 +54,12 @@ export const LIMITS = {
   dependencySocketIdleMs: 3_000,
   dependencyDeadlineMs: 7_000,
   dependencyDeadlineMarginMs: 1_000,
+  /**
+   * A body that moves (an artifact of up to `maxModelBytes` read or written) gets time beyond the deadline at this
+   * rate, within the invocation's remaining time: a large transfer is bounded by its size, a stalled one by
+   * `dependencySocketIdleMs`. 256 MiB thus has 32 s more.
+   */
+  dependencyMinThroughputBytesPerSecond: 8 * 1024 * 1024,
   /** Lambda's memory range (MB, integers). */
   lambdaMinMemoryMb: 128,
   lambdaMaxMemoryMb: 10_240,

@@ -12,7 +12,7 @@ import {
   connect as netConnect,
   type Socket,
 } from 'node:net';
-import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import aws4 from 'aws4';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -467,6 +467,53 @@ describe('bounded waits on a dependency that does not answer', () => {
     ];
     const err = await getItem(client({ maxAttempts: 3, deadlineMs: () => 800 })).catch((e: unknown) => e);
     expect(err).toMatchObject({ status: 503, code: 'UNAVAILABLE' });
+  });
+
+  it('gives a large body its transfer time beyond the deadline, while it keeps moving', async () => {
+    // Prepare: 4 MiB (500 ms at the minimum throughput) streamed over about 500 ms, past a 300 ms deadline.
+    const chunk = 'x'.repeat(256 * 1024);
+    const chunks = 16;
+    replies = [
+      (_q, res) => {
+        res.writeHead(200, { 'content-length': String(chunk.length * chunks) });
+        let sent = 0;
+        const timer = setInterval(() => {
+          res.write(chunk);
+          if (++sent === chunks) {
+            clearInterval(timer);
+            res.end();
+          }
+        }, 30);
+      },
+    ];
+    // Act
+    const started = performance.now();
+    const body = await client({ service: 's3', maxAttempts: 1, deadlineMs: () => 300 }).send(
+      { method: 'GET', path: '/b/k' },
+      readBody,
+    );
+    // Assess
+    expect(body.length).toBe(chunk.length * chunks);
+    expect(performance.now() - started).toBeGreaterThan(300);
+  });
+
+  it('the generated S3 client bounds a download until its headers; the body then streams past the deadline', async () => {
+    replies = [
+      (_q, res) => {
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': '40' });
+        let sent = 0;
+        const timer = setInterval(() => {
+          res.write('0123456789');
+          if (++sent === 4) {
+            clearInterval(timer);
+            res.end();
+          }
+        }, 150);
+      },
+    ];
+    const s3 = s3Client({ region: 'eu-west-1', endpoint, credentials, env: {}, deadlineMs: () => 200 });
+    const answer = await s3.send(new GetObjectCommand({ Bucket: 'b', Key: 'k' }));
+    expect(await answer.Body?.transformToString()).toBe('0123456789'.repeat(4));
   });
 
   it('serves again as soon as the service answers: no poisoned connection, no remembered failure', async () => {
