@@ -71,9 +71,18 @@ export class S3ArtifactStore implements ArtifactStore {
     await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
   }
 
-  /** A presigned `PUT` URL for `key`, valid for `expiresInSeconds`. */
-  presignPut(key: string, expiresInSeconds: number): Promise<string> {
-    return getSignedUrl(this.s3, new PutObjectCommand({ Bucket: this.bucket, Key: key }), {
+  /**
+   * A presigned `PUT` URL for `key`, valid for `expiresInSeconds`. With `sizeBytes`, `Content-Length` is a signed
+   * header: S3 refuses an upload of any other size (SignatureDoesNotMatch).
+   */
+  presignPut(key: string, expiresInSeconds: number, sizeBytes?: number): Promise<string> {
+    const command = new PutObjectCommand({
+      Bucket: this.bucket,
+      Key: key,
+      ...(sizeBytes !== undefined ? { ContentLength: sizeBytes } : {}),
+    });
+    return getSignedUrl(this.s3, command, {
+      ...(sizeBytes !== undefined ? { signableHeaders: new Set(['content-length']) } : {}),
       expiresIn: expiresInSeconds,
     });
   }

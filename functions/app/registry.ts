@@ -245,10 +245,16 @@ export async function createUpload(
   deps: Pick<RegistryDeps, 'store' | 'clock'>,
   name: string,
   ttlSeconds: number = LIMITS.uploadUrlTtlSeconds,
+  sizeBytes?: number,
 ): Promise<{ uploadId: string; url: string; expiresAt: string }> {
   validateModelName(name);
+  if (sizeBytes !== undefined && sizeBytes > LIMITS.maxModelBytes) {
+    throw new PayloadTooLargeError(
+      `an artifact of ${sizeBytes} bytes is over the limit of ${LIMITS.maxModelBytes} bytes`,
+    );
+  }
   const uploadId = randomUUID();
-  const url = await deps.store.presignPut(S3_KEYS.upload(name, uploadId), ttlSeconds);
+  const url = await deps.store.presignPut(S3_KEYS.upload(name, uploadId), ttlSeconds, sizeBytes);
   const expiresAt = new Date((deps.clock ?? systemClock).now().getTime() + ttlSeconds * 1000).toISOString();
   return { uploadId, url, expiresAt };
 }

@@ -91,7 +91,13 @@ export const rollbackBodySchema = z.strictObject({
 });
 
 /** `POST /models/{name}/uploads` (body optional). */
-export const createUploadBodySchema = z.strictObject({});
+/**
+ * `POST /models/{name}/uploads`: `sizeBytes`, the artifact's exact size, is signed into the upload URL, so that
+ * storage refuses any other size (at most `LIMITS.maxModelBytes`).
+ */
+export const createUploadBodySchema = z.strictObject({
+  sizeBytes: z.number().int().positive().optional(),
+});
 
 /** Validates `input` against `schema`; the 400 names the offending field(s). */
 export function parseWith<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {

@@ -168,8 +168,8 @@ const operations: Record<OperationOf<'registry'>, Operation> = {
 
   createUpload: async (e, d) => {
     const n = name(e);
-    parseWith(createUploadBodySchema, optionalBody(e, d.maxBodyBytes));
-    return json(201, await createUpload(d, n, d.uploadTtlSeconds ?? LIMITS.uploadUrlTtlSeconds));
+    const { sizeBytes } = parseWith(createUploadBodySchema, optionalBody(e, d.maxBodyBytes));
+    return json(201, await createUpload(d, n, d.uploadTtlSeconds ?? LIMITS.uploadUrlTtlSeconds, sizeBytes));
   },
 
   registerVersion: async (e, d, context) => {

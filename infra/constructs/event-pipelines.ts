@@ -61,7 +61,11 @@ export interface EventPipelinesProps {
    * @default REGISTRATION_MEMORY_MB (3008 MB), BATCH.functionTimeoutSeconds
    */
   readonly s3Events?: FunctionSizing;
-  /** Work queue consumer. @default 1769 MB, QUEUE.workerTimeoutSeconds */
+  /**
+   * Work queue consumer: async inference, batch continuation, and the completion of registrations that went on
+   * past the API's time (artifacts up to LIMITS.maxModelBytes), so it has the registry function's memory.
+   * @default REGISTRATION_MEMORY_MB (3008 MB), QUEUE.workerTimeoutSeconds
+   */
   readonly worker?: FunctionSizing;
   /**
    * Async API function; it answers the HTTP API, so its timeout is at most 29 seconds (checked at synth).
@@ -229,7 +233,7 @@ export class EventPipelines extends Construct {
       {
         sizingProp: 'worker',
         answersApi: false,
-        memorySize: 1769,
+        memorySize: REGISTRATION_MEMORY_MB,
         timeout: QUEUE.workerTimeoutSeconds,
         environment: env,
         description: 'maas work queue consumer: async inference, batch continuation',

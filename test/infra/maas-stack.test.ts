@@ -260,11 +260,12 @@ describe('functions', () => {
     }
   });
 
-  it("the S3 events function has the registry function's memory: both register artifacts of up to 256 MiB", () => {
+  it("the S3 events function and the worker have the registry function's memory: all register artifacts of up to 256 MiB", () => {
     const res = template.toJSON().Resources;
     const memory = (fn: Parameters<typeof logicalId>[1]) => res[logicalId(stack, fn)].Properties.MemorySize;
     expect(memory(stack.events.s3EventsFunction)).toBe(3008);
     expect(memory(stack.events.s3EventsFunction)).toBe(memory(stack.functions.registry.fn));
+    expect(memory(stack.events.workerFunction)).toBe(memory(stack.functions.registry.fn));
   });
 
   it('predict and registry run Node.js 24 ESM bundles on the layer architecture, with the layer attached', () => {

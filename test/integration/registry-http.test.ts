@@ -8,6 +8,7 @@ import { DynamoRegistryRepository } from '../../functions/adapters/dynamodb-regi
 import { OrtModelInspector } from '../../functions/adapters/ort-inspector';
 import { S3ArtifactStore } from '../../functions/adapters/s3-artifact-store';
 import { S3_KEYS } from '../../functions/contract/env';
+import { LIMITS } from '../../functions/contract/limits';
 import type { HttpEvent, HttpResult } from '../../functions/handlers/http';
 import { createRegistryHandler, type RegistryHandlerDeps } from '../../functions/handlers/registry';
 import { buildMlp, buildModel, ElemType } from '../../functions/local/onnx-builder';
@@ -55,6 +56,29 @@ describe('registry HTTP API', () => {
     call('POST', `/models/${name}/versions`, { body: { uploadId: await stage(name), ...extra }, ...opts });
 
   describe('upload and registration', () => {
+    it('signs a declared sizeBytes into the upload URL (SigV4 then refuses another length); over the limit is 413', async () => {
+      // Prepare
+      const bytes = Buffer.from(mlp);
+      // Act
+      const up = await call('POST', '/models/sized/uploads', { body: { sizeBytes: bytes.length } });
+      const plain = await call('POST', '/models/sized/uploads');
+      const exact = await fetch(up.body.url, { method: 'PUT', body: bytes });
+      const tooLarge = await call('POST', '/models/sized/uploads', {
+        body: { sizeBytes: LIMITS.maxModelBytes + 1 },
+      });
+      const notANumber = await call('POST', '/models/sized/uploads', { body: { sizeBytes: '12' } });
+      // Assess: content-length is one of the signed headers (the emulator does not check signatures; S3 does).
+      const signed = (url: string) => new URL(url).searchParams.get('X-Amz-SignedHeaders')?.split(';');
+      expect(up.status).toBe(201);
+      expect(signed(up.body.url)).toContain('content-length');
+      expect(signed(plain.body.url)).not.toContain('content-length');
+      expect(exact.status).toBe(200);
+      const stored = Buffer.from(await deps.store.getObject(S3_KEYS.upload('sized', up.body.uploadId)));
+      expect(stored.equals(bytes)).toBe(true);
+      expect([tooLarge.status, tooLarge.body.code]).toEqual([413, 'PAYLOAD_TOO_LARGE']);
+      expect([notANumber.status, notANumber.body.code]).toEqual([400, 'VALIDATION_ERROR']);
+    });
+
     it('presigns an upload URL that accepts a PUT, then registers from the uploadId (201)', async () => {
       const up = await call('POST', '/models/churn/uploads');
       expect(up.status).toBe(201);

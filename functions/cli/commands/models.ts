@@ -86,7 +86,10 @@ export function modelCommands(program: Command, ctx: CliContext): void {
         const postprocess = parseJsonOption('--postprocess', opts.postprocess);
         const c = ctx.client();
         const model = { name: opts.name };
-        const upload = await c.send<{ uploadId: string; url: string }>(apiCall('createUpload', model));
+        // The size is signed into the upload URL: storage takes exactly these bytes.
+        const upload = await c.send<{ uploadId: string; url: string }>(apiCall('createUpload', model), {
+          sizeBytes: bytes.length,
+        });
         const bar =
           ctx.io.isTty && !ctx.globals().json
             ? new SingleBar({
