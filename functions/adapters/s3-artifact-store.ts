@@ -72,17 +72,13 @@ export class S3ArtifactStore implements ArtifactStore {
   }
 
   /**
-   * A presigned `PUT` URL for `key`, valid for `expiresInSeconds`. With `sizeBytes`, `Content-Length` is a signed
-   * header: S3 refuses an upload of any other size (SignatureDoesNotMatch).
+   * A presigned `PUT` URL for `key`, valid for `expiresInSeconds`. `Content-Length: sizeBytes` is a signed header:
+   * S3 refuses an upload of any other size (SignatureDoesNotMatch).
    */
-  presignPut(key: string, expiresInSeconds: number, sizeBytes?: number): Promise<string> {
-    const command = new PutObjectCommand({
-      Bucket: this.bucket,
-      Key: key,
-      ...(sizeBytes !== undefined ? { ContentLength: sizeBytes } : {}),
-    });
+  presignPut(key: string, expiresInSeconds: number, sizeBytes: number): Promise<string> {
+    const command = new PutObjectCommand({ Bucket: this.bucket, Key: key, ContentLength: sizeBytes });
     return getSignedUrl(this.s3, command, {
-      ...(sizeBytes !== undefined ? { signableHeaders: new Set(['content-length']) } : {}),
+      signableHeaders: new Set(['content-length']),
       expiresIn: expiresInSeconds,
     });
   }

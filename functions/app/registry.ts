@@ -244,11 +244,11 @@ async function ensureArtifact(store: ArtifactStore, toKey: string, bytes: Uint8A
 export async function createUpload(
   deps: Pick<RegistryDeps, 'store' | 'clock'>,
   name: string,
+  sizeBytes: number,
   ttlSeconds: number = LIMITS.uploadUrlTtlSeconds,
-  sizeBytes?: number,
 ): Promise<{ uploadId: string; url: string; expiresAt: string }> {
   validateModelName(name);
-  if (sizeBytes !== undefined && sizeBytes > LIMITS.maxModelBytes) {
+  if (sizeBytes > LIMITS.maxModelBytes) {
     throw new PayloadTooLargeError(
       `an artifact of ${sizeBytes} bytes is over the limit of ${LIMITS.maxModelBytes} bytes`,
     );

@@ -93,10 +93,10 @@ export const rollbackBodySchema = z.strictObject({
 /** `POST /models/{name}/uploads` (body optional). */
 /**
  * `POST /models/{name}/uploads`: `sizeBytes`, the artifact's exact size, is signed into the upload URL, so that
- * storage refuses any other size (at most `LIMITS.maxModelBytes`).
+ * storage refuses any other size: every upload slot is capped (at most `LIMITS.maxModelBytes`).
  */
 export const createUploadBodySchema = z.strictObject({
-  sizeBytes: z.number().int().positive().optional(),
+  sizeBytes: z.number().int().positive(),
 });
 
 /** Validates `input` against `schema`; the 400 names the offending field(s). */

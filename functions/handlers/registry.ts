@@ -169,7 +169,7 @@ const operations: Record<OperationOf<'registry'>, Operation> = {
   createUpload: async (e, d) => {
     const n = name(e);
     const { sizeBytes } = parseWith(createUploadBodySchema, optionalBody(e, d.maxBodyBytes));
-    return json(201, await createUpload(d, n, d.uploadTtlSeconds ?? LIMITS.uploadUrlTtlSeconds, sizeBytes));
+    return json(201, await createUpload(d, n, sizeBytes, d.uploadTtlSeconds ?? LIMITS.uploadUrlTtlSeconds));
   },
 
   registerVersion: async (e, d, context) => {

@@ -60,8 +60,8 @@ export interface ArtifactStore {
   putObject(key: string, body: Uint8Array, contentType?: string): Promise<void>;
   headObject(key: string): Promise<{ sizeBytes: number } | undefined>;
   deleteObject(key: string): Promise<void>;
-  /** A presigned `PUT` of `key`; with `sizeBytes`, the URL accepts a body of exactly that size only. */
-  presignPut(key: string, expiresInSeconds: number, sizeBytes?: number): Promise<string>;
+  /** A presigned `PUT` of `key` that accepts a body of exactly `sizeBytes` only. */
+  presignPut(key: string, expiresInSeconds: number, sizeBytes: number): Promise<string>;
   readonly bucket: string;
 }
 

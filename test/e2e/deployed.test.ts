@@ -23,11 +23,11 @@ describe('deployed stack', () => {
   });
 
   it('registers a model through a presigned upload and serves it as prod', { timeout: 120_000 }, async () => {
-    const upload = await client.send<{ uploadId: string; url: string }>(
-      apiCall('createUpload', { name }),
-      {},
-    );
-    await uploadToPresignedUrl(upload.url, buildIrisModel(), () => {});
+    const model = buildIrisModel();
+    const upload = await client.send<{ uploadId: string; url: string }>(apiCall('createUpload', { name }), {
+      sizeBytes: model.byteLength,
+    });
+    await uploadToPresignedUrl(upload.url, model, () => {});
     const version = await client.send<{ version: number; status: string }>(
       apiCall('registerVersion', { name }),
       {

@@ -56,12 +56,12 @@ describe('registry HTTP API', () => {
     call('POST', `/models/${name}/versions`, { body: { uploadId: await stage(name), ...extra }, ...opts });
 
   describe('upload and registration', () => {
-    it('signs a declared sizeBytes into the upload URL (SigV4 then refuses another length); over the limit is 413', async () => {
+    it('signs the declared sizeBytes into the upload URL (SigV4 then refuses another length); none is 400, over the limit 413', async () => {
       // Prepare
       const bytes = Buffer.from(mlp);
       // Act
       const up = await call('POST', '/models/sized/uploads', { body: { sizeBytes: bytes.length } });
-      const plain = await call('POST', '/models/sized/uploads');
+      const undeclared = await call('POST', '/models/sized/uploads');
       const exact = await fetch(up.body.url, { method: 'PUT', body: bytes });
       const tooLarge = await call('POST', '/models/sized/uploads', {
         body: { sizeBytes: LIMITS.maxModelBytes + 1 },
@@ -71,7 +71,8 @@ describe('registry HTTP API', () => {
       const signed = (url: string) => new URL(url).searchParams.get('X-Amz-SignedHeaders')?.split(';');
       expect(up.status).toBe(201);
       expect(signed(up.body.url)).toContain('content-length');
-      expect(signed(plain.body.url)).not.toContain('content-length');
+      expect([undeclared.status, undeclared.body.code]).toEqual([400, 'VALIDATION_ERROR']);
+      expect(undeclared.body.error).toContain('sizeBytes');
       expect(exact.status).toBe(200);
       const stored = Buffer.from(await deps.store.getObject(S3_KEYS.upload('sized', up.body.uploadId)));
       expect(stored.equals(bytes)).toBe(true);
@@ -80,7 +81,7 @@ describe('registry HTTP API', () => {
     });
 
     it('presigns an upload URL that accepts a PUT, then registers from the uploadId (201)', async () => {
-      const up = await call('POST', '/models/churn/uploads');
+      const up = await call('POST', '/models/churn/uploads', { body: { sizeBytes: mlp.byteLength } });
       expect(up.status).toBe(201);
       expect(up.body).toEqual({
         uploadId: expect.any(String),

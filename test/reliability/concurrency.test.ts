@@ -83,7 +83,7 @@ const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest(
 
 /** Uploads as a client does: an upload slot from the API, then a PUT of the bytes to its presigned URL. */
 async function upload(name: string, bytes: Uint8Array): Promise<string> {
-  const slot = await call('POST', `/models/${name}/uploads`);
+  const slot = await call('POST', `/models/${name}/uploads`, { body: { sizeBytes: bytes.byteLength } });
   expect(slot.status, JSON.stringify(slot.body)).toBe(201);
   const put = await fetch(slot.body.url, { method: 'PUT', body: Buffer.from(bytes) });
   expect(put.status).toBe(200);

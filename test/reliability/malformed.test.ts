@@ -430,7 +430,13 @@ const UPLOADS = 'POST /models/{name}/uploads';
 for (const [what, n] of BAD_NAMES.slice(0, 6))
   add(UPLOADS, `bad name: ${what}`, 'POST', `/models/${n}/uploads`, undefined, 400);
 for (const [what, opts, code] of [
-  ['unknown field', body({ ttl: 10 }), 'VALIDATION_ERROR'],
+  ['unknown field', body({ ttl: 10, sizeBytes: 1 }), 'VALIDATION_ERROR'],
+  ['no sizeBytes', body({}), 'VALIDATION_ERROR'],
+  ['sizeBytes as a string', body({ sizeBytes: '12' }), 'VALIDATION_ERROR'],
+  ['sizeBytes zero', body({ sizeBytes: 0 }), 'VALIDATION_ERROR'],
+  ['sizeBytes negative', body({ sizeBytes: -5 }), 'VALIDATION_ERROR'],
+  ['sizeBytes fractional', body({ sizeBytes: 1.5 }), 'VALIDATION_ERROR'],
+  ['sizeBytes over the model limit', body({ sizeBytes: 257 * 1024 * 1024 }), 'PAYLOAD_TOO_LARGE'],
   ['JSON array', body([]), undefined],
   ['truncated JSON', body('{"a":'), 'MALFORMED_JSON'],
   ['JSON string', body('"x"'), undefined],

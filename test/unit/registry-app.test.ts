@@ -8,6 +8,7 @@ import {
   registerVersion,
   rollbackAlias,
 } from '../../functions/app/registry';
+import { LIMITS } from '../../functions/contract/limits';
 import {
   BadRequestError,
   ConflictError,
@@ -48,8 +49,8 @@ class FakeStore implements ArtifactStore {
   async deleteObject(key: string) {
     this.objects.delete(key);
   }
-  async presignPut(key: string, ttl: number) {
-    return `https://s3.example/${key}?ttl=${ttl}`;
+  async presignPut(key: string, ttl: number, sizeBytes: number) {
+    return `https://s3.example/${key}?ttl=${ttl}&size=${sizeBytes}`;
   }
 }
 
@@ -272,12 +273,20 @@ describe('rollbackAlias', () => {
 });
 
 describe('createUpload', () => {
-  it('presigns uploads/{name}/{uploadId}.onnx with the TTL', async () => {
+  it('presigns uploads/{name}/{uploadId}.onnx with the TTL and the declared size', async () => {
     const f = fakes();
     const clock = { now: () => new Date('2026-01-01T00:00:00.000Z') };
-    const r = await createUpload({ store: f.store, clock }, 'm', 60);
+    const r = await createUpload({ store: f.store, clock }, 'm', 1234, 60);
     expect(r.uploadId).toMatch(/^[0-9a-f-]{36}$/);
-    expect(r.url).toBe(`https://s3.example/uploads/m/${r.uploadId}.onnx?ttl=60`);
+    expect(r.url).toBe(`https://s3.example/uploads/m/${r.uploadId}.onnx?ttl=60&size=1234`);
     expect(r.expiresAt).toBe('2026-01-01T00:01:00.000Z');
+  });
+
+  it('refuses a declared size over the model limit with 413, before presigning', async () => {
+    const f = fakes();
+    await expect(createUpload({ store: f.store }, 'm', LIMITS.maxModelBytes + 1)).rejects.toMatchObject({
+      status: 413,
+      code: 'PAYLOAD_TOO_LARGE',
+    });
   });
 });

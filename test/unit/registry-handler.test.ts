@@ -93,7 +93,7 @@ describe('registry handler (fakes)', () => {
     const version: ModelVersion = await repo.createVersion(newVersion('m'));
     expect(version).toMatchObject({ s3Key: 'models/m/x.onnx', createdAt: '2026-01-01T00:00:00.000Z' });
     const h = createRegistryHandler({ repo, store, inspector, uploadTtlSeconds: 60, clock });
-    const up = parseResult(await h(apiEvent('POST', '/models/m/uploads', { body: {} })));
+    const up = parseResult(await h(apiEvent('POST', '/models/m/uploads', { body: { sizeBytes: 10 } })));
     expect(up.status).toBe(201);
     expect(up.body).toMatchObject({ expiresAt: '2026-01-01T00:01:00.000Z' });
     const v = parseResult(await h(apiEvent('GET', '/models/m/versions/1')));
