@@ -434,23 +434,34 @@ export class DynamoRegistryRepository implements RegistryRepository {
       },
     });
     const aliasIndex = items.length;
-    if (alias) {
-      items.push({
-        Put: {
-          TableName: this.table,
-          Item: aliasItem(plan.name, alias.state),
-          ConditionExpression: 'attribute_not_exists(pk)',
-        },
-      });
-      items.push({
-        Put: {
-          TableName: this.table,
-          Item: historyItem(plan.name, alias.history),
-          ConditionExpression: 'attribute_not_exists(pk)',
-        },
-      });
-    }
+    if (alias) items.push(...this.firstAliasItems(plan.name, alias));
     return { items, aliasIndex };
+  }
+
+  /** The default alias of a model's first READY version: its ALIAS item and first HISTORY entry, both new. */
+  private firstAliasItems(
+    name: string,
+    alias: {
+      readonly state: Parameters<typeof aliasItem>[1];
+      readonly history: Parameters<typeof historyItem>[1];
+    },
+  ): TxItem[] {
+    return [
+      {
+        Put: {
+          TableName: this.table,
+          Item: aliasItem(name, alias.state),
+          ConditionExpression: 'attribute_not_exists(pk)',
+        },
+      },
+      {
+        Put: {
+          TableName: this.table,
+          Item: historyItem(name, alias.history),
+          ConditionExpression: 'attribute_not_exists(pk)',
+        },
+      },
+    ];
   }
 
   /**
@@ -485,22 +496,7 @@ export class DynamoRegistryRepository implements RegistryRepository {
       });
     }
     const aliasIndex = items.length;
-    if (alias) {
-      items.push({
-        Put: {
-          TableName: this.table,
-          Item: aliasItem(plan.name, alias.state),
-          ConditionExpression: 'attribute_not_exists(pk)',
-        },
-      });
-      items.push({
-        Put: {
-          TableName: this.table,
-          Item: historyItem(plan.name, alias.history),
-          ConditionExpression: 'attribute_not_exists(pk)',
-        },
-      });
-    }
+    if (alias) items.push(...this.firstAliasItems(plan.name, alias));
     return { items, aliasIndex };
   }
 

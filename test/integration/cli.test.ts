@@ -7,12 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../functions/cli/program';
-import { composeLocal, type LocalServices } from '../../functions/local/compose';
+import type { LocalServices } from '../../functions/local/compose';
 import { buildMlp } from '../../functions/local/onnx-builder';
 import { buildIrisModel } from '../../functions/local/sample-model';
 import { type RunningLocalServer, startLocalServer } from '../../functions/local/server';
 import { createTestAwsEnv, type TestAwsEnv } from '../helpers/aws-env';
 import { captureIo } from '../helpers/cli-io';
+import { composeTestServices } from '../helpers/local-services';
 
 describe('maas CLI on the local service', () => {
   let aws: TestAwsEnv;
@@ -27,14 +28,7 @@ describe('maas CLI on the local service', () => {
 
   beforeAll(async () => {
     aws = await createTestAwsEnv('cli');
-    services = composeLocal({
-      doc: aws.doc,
-      s3: aws.s3,
-      endpoints: { dynamodb: aws.dynamoEndpoint, s3: aws.s3Endpoint },
-      table: aws.table,
-      bucket: aws.bucket,
-      log: () => {},
-    });
+    services = composeTestServices(aws);
     server = await startLocalServer({ port: 0, handlers: services.handlers });
     writeFileSync(join(dir, 'iris.onnx'), buildIrisModel());
     writeFileSync(
@@ -176,15 +170,7 @@ describe('maas register when the registration continues in the background (202, 
   beforeAll(async () => {
     aws = await createTestAwsEnv('cli-pending');
     // No synchronous budget: every registration is answered 202 and completed by the in-process queue's worker.
-    services = composeLocal({
-      doc: aws.doc,
-      s3: aws.s3,
-      endpoints: { dynamodb: aws.dynamoEndpoint, s3: aws.s3Endpoint },
-      table: aws.table,
-      bucket: aws.bucket,
-      log: () => {},
-      registrationBudgetMs: 0,
-    });
+    services = composeTestServices(aws, { registrationBudgetMs: 0 });
     server = await startLocalServer({ port: 0, handlers: services.handlers });
     writeFileSync(join(dir, 'iris.onnx'), buildIrisModel());
     writeFileSync(join(dir, 'not-a-model.onnx'), 'definitely not protobuf');

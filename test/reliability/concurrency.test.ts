@@ -21,9 +21,10 @@ import { SessionCache } from '../../functions/app/session-cache';
 import { S3_KEYS } from '../../functions/contract/env';
 import type { HttpEvent, HttpResult } from '../../functions/handlers/http';
 import { createPredictHandler } from '../../functions/handlers/predict';
-import { composeLocal, type LocalServices, localPredictReaders } from '../../functions/local/compose';
+import { type LocalServices, localPredictReaders } from '../../functions/local/compose';
 import { type ApiEventOptions, apiEvent, parseResult } from '../helpers/apigw';
 import { createTestAwsEnv, type TestAwsEnv } from '../helpers/aws-env';
+import { composeTestServices } from '../helpers/local-services';
 import { addConstant } from '../helpers/predict-env';
 import { silentLogger } from '../helpers/recording-logger';
 
@@ -42,15 +43,7 @@ let coldSessions: SessionCache;
 
 beforeAll(async () => {
   env = await createTestAwsEnv('concurrency');
-  services = composeLocal({
-    doc: env.doc,
-    s3: env.s3,
-    endpoints: { dynamodb: env.dynamoEndpoint, s3: env.s3Endpoint },
-    table: env.table,
-    bucket: env.bucket,
-    logger: silentLogger,
-    log: () => {},
-  });
+  services = composeTestServices(env, { logger: silentLogger });
   const { registry: reg, predict } = services.handlers;
   if (!reg || !predict) throw new Error('the local composition has no registry or predict handler');
   registry = reg as (e: HttpEvent) => Promise<HttpResult>;
