@@ -56,6 +56,15 @@ export function withInvocationDeadline<E, C extends object, R>(
 ): (event: E, context?: C) => R {
   return (event, context) => {
     bindInvocation(context);
-    return fn(event, context);
+    const result = fn(event, context);
+    // Unbound once the invocation has answered: work that goes on after it (a preload still loading, a
+    // registration continued by the worker) gets the fixed budget, not an ended invocation's negative time.
+    if (result instanceof Promise) {
+      return result.finally(() => {
+        if (invocation === context) bindInvocation(undefined);
+      }) as R;
+    }
+    bindInvocation(undefined);
+    return result;
   };
 }

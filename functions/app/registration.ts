@@ -249,8 +249,8 @@ export interface IdempotentRegistrationOptions {
 
 /**
  * Registers once per (model, key): the first request registers (`registerVersionWithin`), a later one with the
- * same key answers the version the first wrote, as it is now (`replayed`), or the same 422 when the artifact was
- * recorded FAILED. A duplicate arriving while the first runs waits for it while its own time lasts; then 409
+ * same key answers the version the first wrote, as it is now (`replayed`), or a 422 when the artifact was
+ * recorded FAILED (by this request or, after a 202, by the worker). A duplicate arriving while the first runs waits for it while its own time lasts; then 409
  * `REGISTRATION_IN_PROGRESS`. The same key with a different payload is a 409 `IDEMPOTENCY_KEY_REUSED` (from the
  * guard). Without a key or a guard, every request registers.
  */
@@ -298,6 +298,8 @@ export async function registerVersionOnce(
     if (stored.failed !== undefined) throw new UnprocessableModelError(stored.failed);
     if (fresh) return { version: fresh, pending: stored.pending, replayed: false };
     const now = await getVersion(deps, input.name, stored.version);
+    // A registration the worker completed FAILED is answered as a synchronous refusal is: never a 2xx.
+    if (now.status === 'FAILED') throw failedRegistration(now);
     return { version: now, pending: now.status === 'PENDING', replayed: true };
   }
 }

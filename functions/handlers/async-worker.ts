@@ -83,6 +83,9 @@ export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandl
     return processPartialResponse(event, onRecord(context, log), processor, {
       context: context as Context,
       throwOnFullBatchFailure: false,
+      // One record at a time: a registration completion holds an artifact of up to 256 MiB and its session, and
+      // ten of them at once would not fit the function's memory (nor its time budget).
+      processInParallel: false,
     });
   };
 }

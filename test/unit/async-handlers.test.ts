@@ -65,6 +65,31 @@ describe('async worker handler', () => {
   }
   const msg = (n: number) => JSON.stringify({ type: 'async-infer', requestId: ID(n) });
 
+  it('works through the records of a delivery one at a time (a registration completion holds a whole artifact)', async () => {
+    // Prepare
+    let running = 0;
+    let most = 0;
+    const { handler } = await setup(async (name) => {
+      running++;
+      most = Math.max(most, running);
+      await new Promise((r) => setTimeout(r, 20));
+      running--;
+      return { model_name: name };
+    });
+    // Act
+    const response = await handler(
+      sqsEvent([
+        { id: 'a', body: msg(1) },
+        { id: 'b', body: msg(2) },
+        { id: 'c', body: msg(3) },
+      ]),
+      { getRemainingTimeInMillis: () => 60_000 },
+    );
+    // Assess
+    expect(response.batchItemFailures).toEqual([]);
+    expect(most).toBe(1);
+  });
+
   it('reports only the records that failed for a reason other than the request', async () => {
     const { blobs, handler } = await setup(async (name) => {
       if (name === 'm2') throw new UnavailableError('registry down');

@@ -24,7 +24,11 @@ import {
   readBody,
   resolveAwsEndpoint,
 } from '../../functions/adapters/aws-http';
-import { bindInvocation, dependencyBudgetMs } from '../../functions/adapters/deadline';
+import {
+  bindInvocation,
+  dependencyBudgetMs,
+  withInvocationDeadline,
+} from '../../functions/adapters/deadline';
 import { DynamoRegistryReader } from '../../functions/adapters/dynamodb-registry-reader';
 import { isVirtualHostable, S3ArtifactReader } from '../../functions/adapters/s3-artifact-reader';
 import { SessionCache } from '../../functions/app/session-cache';
@@ -455,6 +459,22 @@ describe('bounded waits on a dependency that does not answer', () => {
     bindInvocation({ getRemainingTimeInMillis: () => 10 });
     expect(dependencyBudgetMs()).toBe(1);
     bindInvocation(undefined);
+    expect(dependencyBudgetMs()).toBe(LIMITS.dependencyDeadlineMs);
+  });
+
+  it("binds an entry point's invocation while it runs, and unbinds it once it has answered", async () => {
+    // Prepare: an invocation with 3 s left, so its budget differs from the fixed one.
+    const context = { getRemainingTimeInMillis: () => 3_000 };
+    let during = 0;
+    const entry = withInvocationDeadline(async (_event: unknown, _context?: object) => {
+      during = dependencyBudgetMs();
+      return 'answered';
+    });
+    // Act
+    const answer = await entry({}, context);
+    // Assess: work that goes on after the answer gets the fixed budget, not an ended invocation's time.
+    expect(answer).toBe('answered');
+    expect(during).toBe(3_000 - LIMITS.dependencyDeadlineMarginMs);
     expect(dependencyBudgetMs()).toBe(LIMITS.dependencyDeadlineMs);
   });
 

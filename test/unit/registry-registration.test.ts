@@ -181,6 +181,24 @@ describe('registerVersionOnce', () => {
     expect((await deps.repo.getModel('m'))?.latestVersion).toBe(2);
   });
 
+  it('a retry after a 202 whose version the worker then failed answers 422, never a 2xx', async () => {
+    // Prepare: the first request goes on in the background (202) and the worker records the artifact FAILED.
+    const { deps } = setup({ delayMs: 100, refuse: true });
+    const guard = new MemoryGuard();
+    const budget = { remainingMs: () => 0, queue: new RecordingQueue() };
+    const first = await registerVersionOnce(deps, input, { key: 'k', payload: 'p', guard, budget });
+    expect(first).toMatchObject({ pending: true, replayed: false, version: { status: 'PENDING' } });
+    expect(await completePendingVersion(deps, 'm', 1)).toBe('FAILED');
+    // Act
+    const retry = await registerVersionOnce(deps, input, { key: 'k', payload: 'p', guard, budget }).catch(
+      (e: unknown) => e,
+    );
+    // Assess
+    expect(retry).toBeInstanceOf(UnprocessableModelError);
+    expect((retry as Error).message).toContain('not a model');
+    expect((await deps.repo.getModel('m'))?.latestVersion).toBe(1);
+  });
+
   it('replays the 422 of an artifact recorded FAILED without recording another', async () => {
     const { deps } = setup({ refuse: true });
     const guard = new MemoryGuard();
