@@ -490,8 +490,8 @@ describe('bounded waits on a dependency that does not answer', () => {
   });
 
   it('gives a large body its transfer time beyond the deadline, while it keeps moving', async () => {
-    // Prepare: 4 MiB (500 ms at the minimum throughput) streamed over about 500 ms, past a 300 ms deadline.
-    const chunk = 'x'.repeat(256 * 1024);
+    // Prepare: 16 MiB (2 s at the minimum throughput) streamed over about 1.5 s, past a 1 s deadline.
+    const chunk = 'x'.repeat(1024 * 1024);
     const chunks = 16;
     replies = [
       (_q, res) => {
@@ -503,18 +503,18 @@ describe('bounded waits on a dependency that does not answer', () => {
             clearInterval(timer);
             res.end();
           }
-        }, 30);
+        }, 95);
       },
     ];
     // Act
     const started = performance.now();
-    const body = await client({ service: 's3', maxAttempts: 1, deadlineMs: () => 300 }).send(
+    const body = await client({ service: 's3', maxAttempts: 1, deadlineMs: () => 1_000 }).send(
       { method: 'GET', path: '/b/k' },
       readBody,
     );
     // Assess
     expect(body.length).toBe(chunk.length * chunks);
-    expect(performance.now() - started).toBeGreaterThan(300);
+    expect(performance.now() - started).toBeGreaterThan(1_000);
   });
 
   it('the generated S3 client bounds a download until its headers; the body then streams past the deadline', async () => {
@@ -528,10 +528,11 @@ describe('bounded waits on a dependency that does not answer', () => {
             clearInterval(timer);
             res.end();
           }
-        }, 150);
+        }, 600);
       },
     ];
-    const s3 = s3Client({ region: 'eu-west-1', endpoint, credentials, env: {}, deadlineMs: () => 200 });
+    // A deadline the headers meet even on a loaded machine; the body takes about 2.4 s, well past it.
+    const s3 = s3Client({ region: 'eu-west-1', endpoint, credentials, env: {}, deadlineMs: () => 1_500 });
     const answer = await s3.send(new GetObjectCommand({ Bucket: 'b', Key: 'k' }));
     expect(await answer.Body?.transformToString()).toBe('0123456789'.repeat(4));
   });
