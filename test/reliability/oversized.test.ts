@@ -1,13 +1,8 @@
-/**
- * Oversized bodies against the local server, again and again: every one is answered 413 PAYLOAD_TOO_LARGE that
- * the client reads (no EPIPE/ECONNRESET), nothing reaches a handler, and memory stays flat (a refused body is
- * read and discarded, never kept).
- */
-import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LIMITS } from '../../functions/contract/limits';
 import { json } from '../../functions/handlers/http';
 import { type RunningLocalServer, startLocalServer } from '../../functions/local/server';
+import { postBytes } from '../helpers/raw-post';
 
 const LIMIT = LIMITS.maxBodyBytes;
 const ROUNDS = 50;
@@ -29,42 +24,7 @@ beforeAll(async () => {
 });
 afterAll(() => server?.close());
 
-// One buffer sent repeatedly, so the client side allocates nothing per request.
-const PIECE = Buffer.alloc(256 * 1024, 0x20);
-
-/** POSTs `size` bytes (declared length, or chunked) with node:http and reads the answer. */
-function send(size: number, chunked: boolean): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${server.url}/v2/models/m/infer`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        ...(chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': size }),
-      },
-    });
-    req.on('response', (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => {
-        text += d;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    let left = size;
-    const pump = () => {
-      while (left > 0) {
-        const n = Math.min(left, PIECE.length);
-        left -= n;
-        if (!req.write(n === PIECE.length ? PIECE : PIECE.subarray(0, n)))
-          return void req.once('drain', pump);
-      }
-      req.end();
-    };
-    pump();
-  });
-}
+const send = (size: number, chunked: boolean) => postBytes(`${server.url}/v2/models/m/infer`, size, chunked);
 
 const gc = (globalThis as { gc?: () => void }).gc;
 const memory = () => {

@@ -22,37 +22,13 @@ import type {
   ModelVersion,
   NewVersion,
 } from '../../functions/domain/types';
-import type { ArtifactStore, RegistryEvent } from '../../functions/ports';
+import type { RegistryEvent } from '../../functions/ports';
+import { MemoryArtifactStore } from '../helpers/memory-artifact-store';
 
 const SIG: ModelSignature = {
   inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 2] }],
   outputs: [{ name: 'y', datatype: 'FP32', shape: [-1, 2] }],
 };
-
-class FakeStore implements ArtifactStore {
-  readonly bucket = 'b';
-  readonly writes: string[] = [];
-  constructor(readonly objects: Map<string, Uint8Array>) {}
-  async getObject(key: string) {
-    const o = this.objects.get(key);
-    if (!o) throw new Error('missing');
-    return o;
-  }
-  async putObject(key: string, body: Uint8Array) {
-    this.writes.push(key);
-    this.objects.set(key, body);
-  }
-  async headObject(key: string) {
-    const o = this.objects.get(key);
-    return o ? { sizeBytes: o.byteLength } : undefined;
-  }
-  async deleteObject(key: string) {
-    this.objects.delete(key);
-  }
-  async presignPut(key: string, ttl: number, sizeBytes: number) {
-    return `https://s3.example/${key}?ttl=${ttl}&size=${sizeBytes}`;
-  }
-}
 
 /** The in-memory repository, recording the versions it is asked to create and the moves it is asked to make. */
 class RecordingRepository extends MemoryRegistryRepository {
@@ -69,7 +45,7 @@ class RecordingRepository extends MemoryRegistryRepository {
 }
 
 function fakes(objects: Record<string, Uint8Array> = {}) {
-  const store = new FakeStore(new Map(Object.entries(objects)));
+  const store = new MemoryArtifactStore(new Map(Object.entries(objects)));
   const repo = new RecordingRepository();
   const events: RegistryEvent[] = [];
   return { store, repo, created: repo.created, moves: repo.moves, events };

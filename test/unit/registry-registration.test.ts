@@ -14,41 +14,19 @@ import {
 import type { RegistryDeps } from '../../functions/app/registry';
 import { UnprocessableModelError } from '../../functions/domain/errors';
 import type { ModelSignature } from '../../functions/domain/types';
-import type { ArtifactStore, RegistryEvent } from '../../functions/ports';
+import type { RegistryEvent } from '../../functions/ports';
 import { MemoryGuard, RecordingQueue } from '../helpers/events-fakes';
+import { MemoryArtifactStore } from '../helpers/memory-artifact-store';
 
 const SIG: ModelSignature = {
   inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 2] }],
   outputs: [{ name: 'y', datatype: 'FP32', shape: [-1, 2] }],
 };
 
-class FakeStore implements ArtifactStore {
-  readonly bucket = 'b';
-  readonly objects = new Map<string, Uint8Array>();
-  async getObject(key: string) {
-    const o = this.objects.get(key);
-    if (!o) throw new Error('missing');
-    return o;
-  }
-  async putObject(key: string, body: Uint8Array) {
-    this.objects.set(key, body);
-  }
-  async headObject(key: string) {
-    const o = this.objects.get(key);
-    return o ? { sizeBytes: o.byteLength } : undefined;
-  }
-  async deleteObject(key: string) {
-    this.objects.delete(key);
-  }
-  async presignPut(key: string) {
-    return `https://s3.example/${key}`;
-  }
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function setup(opts: { delayMs?: number; refuse?: boolean } = {}) {
-  const store = new FakeStore();
+  const store = new MemoryArtifactStore();
   const events: RegistryEvent[] = [];
   let inspections = 0;
   const deps: RegistryDeps = {

@@ -4,6 +4,7 @@ import { operationsOf, pathFor, ROUTES, routeKey } from '../../functions/contrac
 import type { HttpEvent, HttpResult } from '../../functions/handlers/http';
 import { json } from '../../functions/handlers/http';
 import { isTextContentType, type RunningLocalServer, startLocalServer } from '../../functions/local/server';
+import { postBytes } from '../helpers/raw-post';
 
 describe('local server', () => {
   let server: RunningLocalServer;
@@ -190,41 +191,8 @@ describe('local server: bodies over the limit', () => {
   });
   afterAll(() => server.close());
 
-  /** Sends `size` bytes with a plain HTTP client (declared length, or chunked) and reads the answer. */
   const send = (size: number, chunked: boolean) =>
-    new Promise<{ status: number; body: string; connection: string | undefined }>((resolve, reject) => {
-      const req = request(`${server.url}/v2/models/m/infer`, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          ...(chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': size }),
-        },
-      });
-      req.on('response', (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d) => {
-          text += d;
-        });
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, body: text, connection: res.headers.connection }),
-        );
-        res.on('error', reject);
-      });
-      req.on('error', reject);
-      const piece = Buffer.alloc(64 * 1024, 0x20);
-      let left = size;
-      const pump = () => {
-        while (left > 0) {
-          const n = Math.min(left, piece.length);
-          left -= n;
-          if (!req.write(n === piece.length ? piece : piece.subarray(0, n)))
-            return void req.once('drain', pump);
-        }
-        req.end();
-      };
-      pump();
-    });
+    postBytes(`${server.url}/v2/models/m/infer`, size, chunked);
 
   it('answers 413 PAYLOAD_TOO_LARGE that the client reads, for limit+1 and limit×2 bytes, again and again', async () => {
     for (let round = 0; round < 5; round++) {
