@@ -21,6 +21,7 @@ import { buildMlp } from '../../functions/local/onnx-builder';
 import { createApp } from '../../infra/app';
 import { type FunctionAsset, functionAssets } from '../../infra/assembly';
 import { createTestAwsEnv, type TestAwsEnv } from '../helpers/aws-env';
+import { s3Event } from '../helpers/events-fakes';
 import {
   cachedRuntimeDir,
   type InvokeResult,
@@ -239,22 +240,7 @@ describe('synthesized Lambda artifacts', () => {
     const incomingName = `${name}-incoming`;
     const key = `${S3_KEYS.incomingPrefix}${incomingName}/model.onnx`;
     await aws.s3.send(new PutObjectCommand({ Bucket: aws.bucket, Key: key, Body: model }));
-    const outcomes = await call<unknown[]>('s3Events', {
-      Records: [
-        {
-          eventVersion: '2.1',
-          eventSource: 'aws:s3',
-          awsRegion: 'us-east-1',
-          eventTime: new Date().toISOString(),
-          eventName: 'ObjectCreated:Put',
-          s3: {
-            s3SchemaVersion: '1.0',
-            bucket: { name: aws.bucket, arn: `arn:aws:s3:::${aws.bucket}` },
-            object: { key, size: model.byteLength, sequencer: '0' },
-          },
-        },
-      ],
-    });
+    const outcomes = await call<unknown[]>('s3Events', s3Event(aws.bucket, key, undefined, model.byteLength));
     expect(outcomes).toEqual([
       expect.objectContaining({
         kind: 'register',

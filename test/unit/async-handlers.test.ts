@@ -83,7 +83,7 @@ describe('async worker handler', () => {
         { id: 'b', body: msg(2) },
         { id: 'c', body: msg(3) },
       ]),
-      { getRemainingTimeInMillis: () => 60_000 },
+      budget,
     );
     // Assess
     expect(response.batchItemFailures).toEqual([]);
