@@ -60,6 +60,12 @@ export const LIMITS = {
    * `dependencySocketIdleMs`. 256 MiB thus has 32 s more.
    */
   dependencyMinThroughputBytesPerSecond: 8 * 1024 * 1024,
+  /**
+   * How long after the process started an on-demand INIT stops waiting for `MAAS_PRELOAD`, in ms. Lambda fails
+   * an INIT that runs past 10 s (and retries it within the first request's time); this leaves 3 s for what
+   * follows the preloads and for the runtime's own start before the module loaded.
+   */
+  onDemandPreloadDeadlineMs: 7_000,
   /** Lambda's memory range (MB, integers). */
   lambdaMinMemoryMb: 128,
   lambdaMaxMemoryMb: 10_240,

@@ -140,7 +140,7 @@ async function fromEnvironment(config: MaasConfig, initializedAhead: boolean) {
   };
   const predictor = createPredictor(deps);
   // MAAS_PRELOAD: load during INIT; a failure is logged and the function still starts. An on-demand INIT waits
-  // only until ON_DEMAND_PRELOAD_DEADLINE_MS after the process started (Lambda fails an INIT past 10 s); one
+  // only until LIMITS.onDemandPreloadDeadlineMs after the process started (Lambda fails an INIT past 10 s); one
   // initialized ahead of its requests waits for all of them (its INIT is not on a request's path).
   const preloads = config.preload.map(({ name, ref }) => ({
     model: name,
@@ -152,17 +152,10 @@ async function fromEnvironment(config: MaasConfig, initializedAhead: boolean) {
       },
     ),
   }));
-  const budgetMs = initializedAhead ? undefined : ON_DEMAND_PRELOAD_DEADLINE_MS - performance.now();
+  const budgetMs = initializedAhead ? undefined : LIMITS.onDemandPreloadDeadlineMs - performance.now();
   await awaitPreloads(preloads, budgetMs, functionLogger);
   return createPredictHandler({ ...deps, predictor });
 }
-
-/**
- * How long after the process started an on-demand INIT stops waiting for `MAAS_PRELOAD`, in ms. Lambda fails
- * an INIT that runs past 10 s (and retries it within the first request's time); this leaves 3 s for what
- * follows the preloads and for the runtime's own start before the module loaded.
- */
-export const ON_DEMAND_PRELOAD_DEADLINE_MS = 7_000;
 
 /** One `MAAS_PRELOAD` entry being loaded; `done` never rejects (its failure is logged where it is made). */
 export interface PendingPreload {

@@ -4,6 +4,7 @@
  * requests (provisioned concurrency) waits for all of them.
  */
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { LIMITS } from '../../functions/contract/limits';
 import type { Logger } from '../../functions/ports/logger';
 
 type PredictModule = typeof import('../../functions/handlers/predict');
@@ -93,6 +94,6 @@ describe('awaitPreloads', () => {
   });
 
   it("leaves room under Lambda's 10 s INIT limit", () => {
-    expect(predict.ON_DEMAND_PRELOAD_DEADLINE_MS).toBeLessThanOrEqual(8_000);
+    expect(LIMITS.onDemandPreloadDeadlineMs).toBeLessThanOrEqual(8_000);
   });
 });
