@@ -1,5 +1,6 @@
 export * from './env';
 export * from './events';
 export * from './limits';
+export * from './observability';
 export * from './routes';
 export * from './table';

@@ -66,6 +66,18 @@ export const LIMITS = {
    * follows the preloads and for the runtime's own start before the module loaded.
    */
   onDemandPreloadDeadlineMs: 7_000,
+  /**
+   * Observability (docs/ARCHITECTURE.md, "Observability"). An inference id (the request's `id`) is at most
+   * `maxInferenceIdLength` characters; a capture sink gets at most `captureBudgetMs` before the answer goes
+   * without it; a capture record larger than `captureMaxRecordBytes` (a CloudWatch Logs event is at most 256 KiB)
+   * keeps its metadata and drops its data (`"truncated": true`); one feedback request carries at most
+   * `maxFeedbackItems` items; one capture listing reads at most `maxCaptureObjectsPerPage` objects.
+   */
+  maxInferenceIdLength: 256,
+  captureBudgetMs: 50,
+  captureMaxRecordBytes: 250 * 1024,
+  maxFeedbackItems: 1000,
+  maxCaptureObjectsPerPage: 50,
   /** Lambda's memory range (MB, integers). */
   lambdaMinMemoryMb: 128,
   lambdaMaxMemoryMb: 10_240,

@@ -41,6 +41,7 @@ const OPERATIONS = {
   modelInfer: { method: 'POST', fn: 'predict', access: 'infer', paths: model('/infer') },
   modelInferAsync: { method: 'POST', fn: 'async', access: 'infer', paths: model('/infer-async') },
   asyncResult: { method: 'GET', fn: 'async', access: 'infer', paths: ['/async/{requestId}'] },
+  modelFeedback: { method: 'POST', fn: 'async', access: 'infer', paths: ['/v2/models/{name}/feedback'] },
 
   listModels: { method: 'GET', fn: 'registry', access: 'admin', paths: ['/models'] },
   getModel: { method: 'GET', fn: 'registry', access: 'admin', paths: ['/models/{name}'] },
@@ -78,6 +79,13 @@ const OPERATIONS = {
     access: 'admin',
     paths: ['/models/{name}/aliases/{alias}/rollback'],
   },
+  updateAlias: {
+    method: 'PATCH',
+    fn: 'registry',
+    access: 'admin',
+    paths: ['/models/{name}/aliases/{alias}'],
+  },
+  listCapture: { method: 'GET', fn: 'async', access: 'admin', paths: ['/models/{name}/capture'] },
   aliasHistory: {
     method: 'GET',
     fn: 'registry',

@@ -1,0 +1,104 @@
+/**
+ * The observability contract (docs/ARCHITECTURE.md, "Observability"): metric names, units and dimension sets
+ * (CloudWatch EMF in AWS, Prometheus locally), the inference id header, the capture record's S3 layout and the
+ * log filter that delivers capture records. The functions emit these names; the stack's dashboard and alarms
+ * read them; the local `/metrics` and `maas stats` show them. One list, shared by all.
+ */
+
+/** CloudWatch namespace of every metric. */
+export const METRICS_NAMESPACE = 'maas';
+
+/** Metric names and their CloudWatch units. */
+export const METRICS = {
+  /** One per answered request (inference, async, batch job, registry operation). */
+  Requests: 'Count',
+  /** Requests answered 4xx (the caller's mistake). */
+  ClientErrors: 'Count',
+  /** Requests answered 5xx (ours, or a dependency's). */
+  ServerErrors: 'Count',
+  /** Handler total, from the event to its answer. */
+  Latency: 'Milliseconds',
+  /** The onnxruntime run(s) of the request. */
+  InferenceLatency: 'Milliseconds',
+  /** Fetch, verify and load of a model artifact the request waited for (a cold model only). */
+  ModelLoadLatency: 'Milliseconds',
+  /** 1 on the first request of a sandbox that started on demand. */
+  ColdStart: 'Count',
+  /** Request body size. */
+  PayloadBytes: 'Bytes',
+  /** Rows scored (batch jobs and async requests; a sync request's batch dimension). */
+  BatchRows: 'Count',
+  /** Capture records that could not be written (the inference is answered all the same). */
+  CaptureErrors: 'Count',
+} as const;
+
+export type MetricName = keyof typeof METRICS;
+export type MetricUnit = (typeof METRICS)[MetricName];
+
+/**
+ * Dimension sets of the inference metrics: every inference document carries all three, so a metric can be read
+ * per model, per version, or per alias and traffic route. A per-request id is never a dimension (it is a
+ * property of the document, searchable in the logs).
+ */
+export const INFERENCE_DIMENSION_SETS = [['model'], ['model', 'version'], ['model', 'alias', 'route']] as const;
+
+/** Dimension set of the registry's metrics: its operation id (`moveAlias`, `registerVersion`…). */
+export const REGISTRY_DIMENSION_SETS = [['operation']] as const;
+
+/**
+ * The traffic route of a request within its alias: `stable` until progressive delivery splits an alias
+ * (`canary`, `shadow`).
+ */
+export type TrafficRoute = 'stable' | 'canary' | 'shadow';
+export const STABLE_ROUTE: TrafficRoute = 'stable';
+
+/** Response header carrying the inference id of every inference answer. */
+export const INFERENCE_ID_HEADER = 'x-maas-inference-id';
+
+/**
+ * Prometheus names of the local `/metrics` (counters `_total`, histograms in milliseconds), labelled by `model`,
+ * `version`, `alias`, `route` (inference) or `operation` (registry).
+ */
+export const PROMETHEUS = {
+  prefix: 'maas_',
+  /** Histogram buckets (ms) of the latency histograms. */
+  latencyBucketsMs: [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000],
+} as const;
+
+/** `Requests` → `maas_requests_total`, `Latency` → `maas_latency_ms`, `PayloadBytes` → `maas_payload_bytes_total`. */
+export function prometheusName(metric: MetricName): string {
+  const snake = metric.replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase();
+  return `${PROMETHEUS.prefix}${snake}${METRICS[metric] === 'Milliseconds' ? '_ms' : '_total'}`;
+}
+
+/** S3 layout of captured records and feedback (docs/ARCHITECTURE.md, "Data: table keys and S3 layout"). */
+export const CAPTURE_KEYS = {
+  capturePrefix: 'capture/',
+  feedbackPrefix: 'feedback/',
+  /** `capture/{model}/{version}/yyyy/mm/dd/hh/` of an hour (UTC). */
+  captureHour: (model: string, version: number, at: Date) =>
+    `capture/${model}/${version}/${hourPath(at)}/`,
+  /** `feedback/{model}/yyyy/mm/dd/hh/` of an hour (UTC). */
+  feedbackHour: (model: string, at: Date) => `feedback/${model}/${hourPath(at)}/`,
+} as const;
+
+/** `yyyy/mm/dd/hh` (UTC). */
+export function hourPath(at: Date): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${at.getUTCFullYear()}/${p(at.getUTCMonth() + 1)}/${p(at.getUTCDate())}/${p(at.getUTCHours())}`;
+}
+
+/**
+ * CloudWatch Logs filter pattern that selects capture records among a function's log lines: a capture record is
+ * one JSON line with SageMaker Data Capture's `"eventVersion":"0"`, which no other line of ours carries.
+ */
+export const CAPTURE_LOG_FILTER_PATTERN = '{ $.eventVersion = "0" }';
+
+/** X-Ray subsegments of the predict path (a warm request has `run` only). */
+export const TRACE_SPANS = {
+  registryRead: 'RegistryRead',
+  artifactDownload: 'ArtifactDownload',
+  sha256: 'Sha256',
+  sessionCreate: 'SessionCreate',
+  run: 'Run',
+} as const;
