@@ -4,6 +4,7 @@
  * path's reader (dynamodb-registry-reader.ts).
  */
 import { keys } from '../contract/table';
+import type { CaptureConfig } from '../domain/capture';
 import type { VersionCounter, VersionState } from '../domain/registry-plans';
 import type {
   AliasState,
@@ -31,7 +32,20 @@ export function toVersion(item: Item): ModelVersion {
   for (const k of ['description', 'tags', 'labels', 'postprocess', 'createdBy', 'failureReason']) {
     if (item[k] !== undefined && item[k] !== null) v[k] = item[k];
   }
+  const capture = toCapture(item.capture);
+  if (capture) v.capture = capture;
   return v as unknown as ModelVersion;
+}
+
+/** A stored capture declaration (a map `{samplePercent, input, output}`); undefined when absent. */
+export function toCapture(value: unknown): CaptureConfig | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  const c = value as Record<string, unknown>;
+  return {
+    samplePercent: Number(c.samplePercent),
+    input: c.input !== false,
+    output: c.output !== false,
+  };
 }
 
 export function toModel(item: Item): Model {
@@ -47,12 +61,14 @@ export function toModel(item: Item): Model {
 
 export function toAlias(item: Item): AliasState {
   const target = item.target as Item | undefined;
+  const capture = toCapture(item.capture);
   return {
     alias: item.alias as string,
     version: item.version as number,
     revision: item.revision as number,
     updatedAt: item.updatedAt as string,
     ...(target && target.version === item.version ? { target: toVersion(target) } : {}),
+    ...(capture ? { capture } : {}),
   };
 }
 
@@ -109,6 +125,7 @@ export function aliasItem(name: string, a: AliasState): Item {
     revision: a.revision,
     updatedAt: a.updatedAt,
     ...(a.target ? { target: a.target } : {}),
+    ...(a.capture ? { capture: a.capture } : {}),
   };
 }
 

@@ -8,9 +8,10 @@
  * - `VERSION#{000000003}`: the immutable version; `aliases` is a string set of the aliases pointing at
  *   it, maintained by every alias move in the same transaction. It lets "delete/archive only while no
  *   alias points here" and "alias only READY versions" be plain condition expressions on this item.
- * - `ALIAS#{alias}`: `version`, `revision` (+1 per move), `updatedAt`, and `target`: the serving fields of
- *   the VERSION item it points at, written by the same transaction, so the predict path resolves an alias in
- *   one read.
+ * - `ALIAS#{alias}`: `version`, `revision` (+1 per move), `updatedAt`, `capture` (the alias's own
+ *   declaration, kept by moves), and `target`: the serving fields of the VERSION item it points at (its
+ *   `capture` included), written by the same transaction, so the predict path resolves an alias in one read.
+ *   A change of a version's capture rewrites `target.capture` of the aliases pointing at it in one transaction.
  * - `HISTORY#{alias}#{iso}#{revision-id}`: append-only moves.
  *
  * The decisions are the domain planners' (../domain/registry-plans): this adapter reads the items a planner
@@ -38,15 +39,21 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { keys, TABLE } from '../contract/table';
+import type { CaptureConfig } from '../domain/capture';
 import {
   type AliasMovePlan,
+  aliasCaptureRefusal,
+  assertVersionUpdate,
+  patchedVersion,
   planAliasMove,
   planVersionCompletion,
   planVersionCreation,
   planVersionUpdate,
+  retargetedAliases,
   type VersionCompletionPlan,
   type VersionCounter,
   type VersionCreationPlan,
+  type VersionUpdatePlan,
   versionDeletionRefusal,
   versionNotFound,
   versionUpdateRefusal,
@@ -202,9 +209,111 @@ export class DynamoRegistryRepository implements RegistryRepository {
     );
   }
 
-  /** One conditional UpdateItem; on a failed condition the VERSION item is read again to say why. */
+  /**
+   * One conditional UpdateItem; on a failed condition the VERSION item is read again to say why. A change of
+   * capture is a transaction instead (see `updateCapture`).
+   */
   async updateVersion(name: string, version: number, patch: VersionPatch): Promise<ModelVersion> {
     const plan = planVersionUpdate(patch);
+    if (plan.set.capture !== undefined) return this.updateCapture(name, version, plan);
+    const { sets, values, names, conditions } = this.versionUpdate(plan);
+    if (sets.length === 0) {
+      const current = await this.getVersion(name, version);
+      if (!current) throw versionNotFound(name, version);
+      return current;
+    }
+    return this.retry.run(`updating version ${version} of '${name}'`, async () => {
+      try {
+        const out = await this.doc.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: { pk: keys.modelPk(name), sk: keys.versionSk(version) },
+            UpdateExpression: `SET ${sets.join(', ')}`,
+            ConditionExpression: conditions.join(' AND '),
+            ExpressionAttributeValues: values,
+            ...(Object.keys(names).length ? { ExpressionAttributeNames: names } : {}),
+            ReturnValues: 'ALL_NEW',
+          }),
+        );
+        return toVersion(out.Attributes as Item);
+      } catch (e) {
+        if (!isConditionFailure(e)) throw e;
+        const item = await this.get(keys.modelPk(name), keys.versionSk(version));
+        throw versionUpdateRefusal(name, version, item ? toVersionState(item) : undefined);
+      }
+    });
+  }
+
+  /**
+   * A change that includes the version's capture: one transaction updates the VERSION item — conditioned on its
+   * alias set being the one read — and `target.capture` of every ALIAS item pointing at the version —
+   * conditioned on its revision being the one read. An alias moving to or away from the version meanwhile
+   * (which changes both) makes the transaction fail; it is read and planned again (./dynamodb-contention), and
+   * a move that read the version before this change fails its own condition on the version's capture.
+   */
+  private updateCapture(name: string, version: number, plan: VersionUpdatePlan): Promise<ModelVersion> {
+    const pk = keys.modelPk(name);
+    const capture = plan.set.capture;
+    return this.retry.run(`updating version ${version} of '${name}'`, async () => {
+      const item = await this.get(pk, keys.versionSk(version));
+      const state = item ? toVersionState(item) : undefined;
+      assertVersionUpdate(plan, name, version, state);
+      const stored = toVersion(item as Item);
+      const aliasItems = await Promise.all(state!.aliases.map((a) => this.get(pk, keys.aliasSk(a))));
+      const retarget = retargetedAliases(
+        version,
+        aliasItems.filter((a): a is Item => a !== undefined).map(toAlias),
+      );
+      const { sets, values, names, conditions } = this.versionUpdate(plan);
+      if (state!.aliases.length === 0) {
+        conditions.push('attribute_not_exists(aliases)');
+      } else {
+        conditions.push(`size(aliases) = :aliasCount`);
+        values[':aliasCount'] = state!.aliases.length;
+        state!.aliases.forEach((a, i) => {
+          conditions.push(`contains(aliases, :alias${i})`);
+          values[`:alias${i}`] = a;
+        });
+      }
+      const items: TxItem[] = [
+        {
+          Update: {
+            TableName: this.table,
+            Key: { pk, sk: keys.versionSk(version) },
+            UpdateExpression: [
+              sets.length ? `SET ${sets.join(', ')}` : '',
+              capture === null ? 'REMOVE #capture' : '',
+            ]
+              .filter(Boolean)
+              .join(' '),
+            ConditionExpression: conditions.join(' AND '),
+            ...(Object.keys(values).length ? { ExpressionAttributeValues: values } : {}),
+            ExpressionAttributeNames: names,
+          },
+        },
+      ];
+      for (const a of retarget) {
+        items.push({
+          Update: {
+            TableName: this.table,
+            Key: { pk, sk: keys.aliasSk(a.alias) },
+            UpdateExpression: capture ? 'SET #target.#capture = :capture' : 'REMOVE #target.#capture',
+            ConditionExpression: '#revision = :revision',
+            ExpressionAttributeNames: { '#target': 'target', '#capture': 'capture', '#revision': 'revision' },
+            ExpressionAttributeValues: {
+              ':revision': a.revision,
+              ...(capture ? { ':capture': capture } : {}),
+            },
+          },
+        });
+      }
+      await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
+      return patchedVersion(stored, plan);
+    });
+  }
+
+  /** The SET clauses, values, names and conditions of a version update plan. */
+  private versionUpdate(plan: VersionUpdatePlan) {
     const sets: string[] = [];
     const values: Record<string, unknown> = {};
     const names: Record<string, string> = {};
@@ -221,35 +330,21 @@ export class DynamoRegistryRepository implements RegistryRepository {
       sets.push('#status = :status');
       values[':status'] = plan.set.status;
     }
+    if (plan.set.capture !== undefined) {
+      names['#capture'] = 'capture';
+      if (plan.set.capture !== null) {
+        sets.push('#capture = :capture');
+        values[':capture'] = plan.set.capture;
+      }
+    }
     const conditions = ['attribute_exists(pk)'];
     if (plan.archive) {
+      names['#status'] = 'status';
       conditions.push('#status IN (:ready, :archived)', 'attribute_not_exists(aliases)');
       values[':ready'] = 'READY';
       values[':archived'] = 'ARCHIVED';
     }
-    if (sets.length === 0) {
-      const current = await this.getVersion(name, version);
-      if (!current) throw versionNotFound(name, version);
-      return current;
-    }
-    try {
-      const out = await this.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { pk: keys.modelPk(name), sk: keys.versionSk(version) },
-          UpdateExpression: `SET ${sets.join(', ')}`,
-          ConditionExpression: conditions.join(' AND '),
-          ExpressionAttributeValues: values,
-          ...(Object.keys(names).length ? { ExpressionAttributeNames: names } : {}),
-          ReturnValues: 'ALL_NEW',
-        }),
-      );
-      return toVersion(out.Attributes as Item);
-    } catch (e) {
-      if (!isConditionFailure(e)) throw e;
-      const item = await this.get(keys.modelPk(name), keys.versionSk(version));
-      throw versionUpdateRefusal(name, version, item ? toVersionState(item) : undefined);
-    }
+    return { sets, values, names, conditions };
   }
 
   /**
@@ -338,6 +433,35 @@ export class DynamoRegistryRepository implements RegistryRepository {
       );
       await this.doc.send(new TransactWriteCommand({ TransactItems: this.moveItems(plan) }));
       return plan.result;
+    });
+  }
+
+  /**
+   * Sets or removes the alias's own `capture` with one conditional UpdateItem on its ALIAS item. The revision
+   * stays (a capture change is not a move), and moves leave the attribute alone, so the two never clobber each
+   * other. On a failed condition the MODEL item is read to tell 404 `MODEL_NOT_FOUND` from `ALIAS_NOT_FOUND`.
+   */
+  async setAliasCapture(name: string, alias: string, capture: CaptureConfig | null): Promise<AliasState> {
+    const pk = keys.modelPk(name);
+    return this.retry.run(`changing the capture of alias '${alias}' of '${name}'`, async () => {
+      try {
+        const out = await this.doc.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: { pk, sk: keys.aliasSk(alias) },
+            UpdateExpression: capture ? 'SET #capture = :capture' : 'REMOVE #capture',
+            ConditionExpression: 'attribute_exists(pk)',
+            ExpressionAttributeNames: { '#capture': 'capture' },
+            ...(capture ? { ExpressionAttributeValues: { ':capture': capture } } : {}),
+            ReturnValues: 'ALL_NEW',
+          }),
+        );
+        return toAlias(out.Attributes as Item);
+      } catch (e) {
+        if (!isConditionFailure(e)) throw e;
+        const model = await this.get(pk, keys.modelSk);
+        throw aliasCaptureRefusal(name, alias, model !== undefined);
+      }
     });
   }
 
@@ -515,8 +639,33 @@ export class DynamoRegistryRepository implements RegistryRepository {
           }
         : { ConditionExpression: 'attribute_not_exists(pk)' };
     if (plan.next) {
+      // An update, not a put: the alias's own `capture` is not the move's to write (see `setAliasCapture`).
+      const next = plan.next;
       items.push({
-        Put: { TableName: this.table, Item: aliasItem(plan.name, plan.next), ...aliasCondition },
+        Update: {
+          TableName: this.table,
+          Key: { pk, sk: keys.aliasSk(plan.alias) },
+          UpdateExpression:
+            'SET #name = :name, #alias = :alias, #version = :version, #revision = :revision, #updatedAt = :at, #target = :target',
+          ConditionExpression: aliasCondition.ConditionExpression,
+          ExpressionAttributeNames: {
+            '#name': 'name',
+            '#alias': 'alias',
+            '#version': 'version',
+            '#revision': 'revision',
+            '#updatedAt': 'updatedAt',
+            '#target': 'target',
+          },
+          ExpressionAttributeValues: {
+            ...aliasCondition.ExpressionAttributeValues,
+            ':name': plan.name,
+            ':alias': plan.alias,
+            ':version': next.version,
+            ':revision': next.revision,
+            ':at': next.updatedAt,
+            ':target': next.target,
+          },
+        },
       });
     } else {
       items.push({
@@ -532,10 +681,14 @@ export class DynamoRegistryRepository implements RegistryRepository {
     });
     const aliasSetValue = new Set([plan.alias]);
     if (plan.next) {
+      // The target is still READY, and its capture is still the one copied into the alias's target (a concurrent
+      // capture change makes the move plan again rather than leave a stale copy).
+      const readCapture = plan.next.target?.capture;
       const readyCondition = {
-        ConditionExpression: '#status = :ready',
-        ExpressionAttributeNames: { '#status': 'status' },
+        ConditionExpression: `#status = :ready AND ${readCapture ? '#capture = :capture' : 'attribute_not_exists(#capture)'}`,
+        ExpressionAttributeNames: { '#status': 'status', '#capture': 'capture' },
       };
+      const captureValue = readCapture ? { ':capture': readCapture } : {};
       const key = { pk, sk: keys.versionSk(plan.next.version) };
       if (plan.gains === undefined) {
         items.push({
@@ -543,7 +696,7 @@ export class DynamoRegistryRepository implements RegistryRepository {
             TableName: this.table,
             Key: key,
             ...readyCondition,
-            ExpressionAttributeValues: { ':ready': 'READY' },
+            ExpressionAttributeValues: { ':ready': 'READY', ...captureValue },
           },
         });
       } else {
@@ -553,7 +706,7 @@ export class DynamoRegistryRepository implements RegistryRepository {
             Key: key,
             UpdateExpression: 'ADD aliases :alias',
             ...readyCondition,
-            ExpressionAttributeValues: { ':ready': 'READY', ':alias': aliasSetValue },
+            ExpressionAttributeValues: { ':ready': 'READY', ':alias': aliasSetValue, ...captureValue },
           },
         });
       }

@@ -10,15 +10,19 @@
  * conditions against the state as it is now. A caller whose condition no longer holds reads and plans again,
  * exactly like a DynamoDB writer that lost a race. Reads return copies: nothing a caller holds aliases the store.
  */
+import type { CaptureConfig } from '../domain/capture';
 import { UnavailableError } from '../domain/errors';
 import {
   type AliasMovePlan,
+  aliasCaptureRefusal,
   assertVersionDeletion,
   assertVersionUpdate,
+  patchedVersion,
   planAliasMove,
   planVersionCompletion,
   planVersionCreation,
   planVersionUpdate,
+  retargetedAliases,
   type VersionCompletionPlan,
   type VersionCreationPlan,
   type VersionState,
@@ -173,8 +177,18 @@ export class MemoryRegistryRepository implements RegistryRepository {
       return clone(stored);
     }
     assertVersionUpdate(plan, name, version, data && stored ? versionState(data, stored) : undefined);
-    const updated: ModelVersion = { ...stored!, ...clone(plan.set) };
+    const updated = patchedVersion(stored!, clone(plan));
     data!.versions.set(version, updated);
+    // A capture change reaches the copies in the aliases pointing at the version, in the same step.
+    if (plan.set.capture !== undefined) {
+      for (const a of retargetedAliases(version, [...data!.aliases.values()])) {
+        const { capture: _old, ...target } = a.target!;
+        data!.aliases.set(a.alias, {
+          ...a,
+          target: { ...target, ...(updated.capture ? { capture: clone(updated.capture) } : {}) },
+        });
+      }
+    }
     return clone(updated);
   }
 
@@ -225,6 +239,16 @@ export class MemoryRegistryRepository implements RegistryRepository {
       this.commitMove(plan);
       return plan.result;
     });
+  }
+
+  async setAliasCapture(name: string, alias: string, capture: CaptureConfig | null): Promise<AliasState> {
+    const data = this.store.models.get(name);
+    const current = data?.aliases.get(alias);
+    if (!data || !current) throw aliasCaptureRefusal(name, alias, data !== undefined);
+    const { capture: _old, ...rest } = current;
+    const next: AliasState = { ...rest, ...(capture ? { capture: clone(capture) } : {}) };
+    data.aliases.set(alias, next);
+    return clone(next);
   }
 
   async aliasHistory(
@@ -323,8 +347,13 @@ export class MemoryRegistryRepository implements RegistryRepository {
     ) {
       throw new LostRace();
     }
+    // The version's capture is still the one the plan copied into the target (a change meanwhile: plan again).
+    if (plan.next && !sameCapture(target?.capture, plan.next.target?.capture)) throw new LostRace();
     if (plan.next) {
-      data.aliases.set(plan.alias, clone(plan.next));
+      // The alias keeps its own capture as it is now (a capture change is not a move: it does not bump the revision).
+      const { capture: _planned, ...next } = clone(plan.next);
+      const own = data.aliases.get(plan.alias)?.capture;
+      data.aliases.set(plan.alias, { ...next, ...(own ? { capture: clone(own) } : {}) });
     } else {
       data.aliases.delete(plan.alias);
     }
@@ -357,6 +386,11 @@ function toModel(data: ModelData): Model {
     createdAt: data.createdAt,
     updatedAt: data.updatedAt,
   };
+}
+
+function sameCapture(a: CaptureConfig | undefined, b: CaptureConfig | undefined): boolean {
+  if (!a || !b) return a === b;
+  return a.samplePercent === b.samplePercent && a.input === b.input && a.output === b.output;
 }
 
 function toHistory(h: HistoryRecord): HistoryEntry {

@@ -44,7 +44,10 @@ export function aliasNotFound(name: string, alias: string): NotFoundError {
 // ---------------------------------------------------------------------------------------------
 // Alias targets
 
-/** Fields of a version that never change while an alias points at it (description and tags may). */
+/**
+ * Fields of a version that the predict path serves from: they never change while an alias points at it
+ * (description and tags may), but `capture`, whose changes are copied to the aliases' targets.
+ */
 const SERVING_FIELDS = [
   'name',
   'version',
@@ -56,6 +59,7 @@ const SERVING_FIELDS = [
   'labels',
   'postprocess',
   'createdAt',
+  'capture',
 ] as const;
 
 /** The serving fields of a version: what an alias carries of its target (see `AliasState.target`). */
@@ -277,7 +281,7 @@ export interface AliasMoveState {
 }
 
 /**
- * One alias move: the alias, its history entry, the alias sets of the versions it leaves and reaches, and the
+ * One alias move: the alias (its own capture declaration kept, its target's copied with the target), its history entry, the alias sets of the versions it leaves and reaches, and the
  * model's alias map, written in one atomic write under the conditions below, or nothing is.
  */
 export interface AliasMovePlan {
@@ -349,6 +353,8 @@ export function planAliasMove(move: AliasMove, state: AliasMoveState, clockNow: 
             revision: nextRevision,
             updatedAt: at,
             target: servingSnapshot(target),
+            // The alias's own declaration stays with it, whatever it points at.
+            ...(state.alias?.capture !== undefined ? { capture: state.alias.capture } : {}),
           },
     history: {
       alias: move.alias,
@@ -414,7 +420,10 @@ export interface VersionState {
 
 /** A change to a version, written as one conditional write. */
 export interface VersionUpdatePlan {
-  /** The fields to set (those the patch gives). Empty: nothing to write; the stored version is the answer. */
+  /**
+   * The fields to set (those the patch gives; `capture: null` removes the declaration). Empty: nothing to write;
+   * the stored version is the answer.
+   */
   readonly set: VersionPatch;
   /**
    * Condition beyond "the version exists": the version becomes ARCHIVED, which it may only from READY (or
@@ -430,9 +439,33 @@ export function planVersionUpdate(patch: VersionPatch): VersionUpdatePlan {
       ...(patch.description !== undefined ? { description: patch.description } : {}),
       ...(patch.tags !== undefined ? { tags: patch.tags } : {}),
       ...(patch.status !== undefined ? { status: patch.status } : {}),
+      ...(patch.capture !== undefined ? { capture: patch.capture } : {}),
     },
     archive: patch.status === 'ARCHIVED',
   };
+}
+
+/** The version after `plan` (a `capture: null` removes the version's declaration). */
+export function patchedVersion(stored: ModelVersion, plan: VersionUpdatePlan): ModelVersion {
+  const { capture, ...rest } = plan.set;
+  const { capture: _old, ...base } = stored;
+  const next = capture === undefined ? stored.capture : (capture ?? undefined);
+  return { ...base, ...rest, ...(next !== undefined ? { capture: next } : {}) };
+}
+
+/**
+ * The aliases whose copy of the version's capture (`target.capture`) a capture change rewrites, in the same
+ * atomic write: those pointing at the version and carrying its target. The write is conditional on each of
+ * them not having moved since it was read (its revision), and on the version's alias set being the one read,
+ * so that an alias moving to or away from the version meanwhile makes the change plan again.
+ */
+export function retargetedAliases(version: number, aliases: readonly AliasState[]): AliasState[] {
+  return aliases.filter((a) => a.version === version && a.target?.version === version);
+}
+
+/** Why a change of an alias's capture is refused: the model or the alias does not exist (404). */
+export function aliasCaptureRefusal(name: string, alias: string, modelExists: boolean): NotFoundError {
+  return modelExists ? aliasNotFound(name, alias) : modelNotFound(name);
 }
 
 /** Whether a stored version meets the plan's conditions. */

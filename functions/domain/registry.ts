@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { LIMITS } from '../contract/limits';
+import { type CaptureConfig, parseCaptureConfig } from './capture';
 import { BadRequestError, ConflictError } from './errors';
 import { quoted } from './names';
 import { checkPostprocess } from './postprocess';
@@ -67,15 +68,34 @@ export const registerVersionBodySchema = z
   });
 export type RegisterVersionBody = z.infer<typeof registerVersionBodySchema>;
 
-/** `PATCH /models/{name}/versions/{v}`: only `ARCHIVED` may be set as status. */
+/**
+ * `PATCH /models/{name}/versions/{v}`: only `ARCHIVED` may be set as status; `capture` is checked by
+ * {@link parseCapturePatch} (400 `INVALID_CAPTURE`).
+ */
 export const patchVersionBodySchema = z
   .strictObject({
     description: descriptionSchema.optional(),
     tags: tagsSchema.optional(),
     status: z.literal('ARCHIVED').optional(),
+    capture: z.unknown().optional(),
   })
   .refine((b) => Object.keys(b).length > 0, { message: 'nothing to change' });
 export type PatchVersionBody = z.infer<typeof patchVersionBodySchema>;
+
+/** `PATCH /models/{name}/aliases/{alias}`: `capture` (required) is checked by {@link parseCapturePatch}. */
+export const patchAliasBodySchema = z
+  .strictObject({ capture: z.unknown().optional() })
+  .refine((b) => Object.hasOwn(b, 'capture'), { message: 'capture is required', path: ['capture'] });
+
+/**
+ * The `capture` of a PATCH body: null removes the declaration, anything else must be a capture declaration
+ * (`parseCaptureConfig`, 400 `INVALID_CAPTURE`); undefined when the body does not give it.
+ */
+export function parseCapturePatch(value: unknown): CaptureConfig | null | undefined {
+  if (value === undefined) return undefined;
+  if (value === null) return null;
+  return parseCaptureConfig(value);
+}
 
 /** `PUT /models/{name}/aliases/{alias}`. `expectedVersion: 0` means "the alias must not exist yet". */
 export const moveAliasBodySchema = z.strictObject({

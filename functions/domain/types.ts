@@ -1,4 +1,5 @@
 /** Registry and protocol types shared by the domain, the use cases and the adapters. */
+import type { CaptureConfig } from './capture';
 
 export const DATATYPES = [
   'BOOL',
@@ -55,6 +56,11 @@ export interface ModelVersion {
   readonly createdAt: string;
   readonly createdBy?: string;
   readonly failureReason?: string;
+  /**
+   * The version's own capture declaration (`PATCH /models/{name}/versions/{v}`): what requests served by this
+   * version record, for requests by version number, and for requests through an alias that declares none.
+   */
+  readonly capture?: CaptureConfig;
 }
 
 export interface Model {
@@ -73,11 +79,18 @@ export interface AliasState {
   readonly updatedAt: string;
   /**
    * The serving fields of the version the alias points at (name, version, status, sha256, sizeBytes, s3Key,
-   * signature, labels, postprocess, createdAt), written by the same transaction that moved the alias, so one
-   * read resolves an alias to everything the predict path needs. Versions are immutable in these fields and an
-   * aliased version stays READY, so the copy cannot go stale. Absent on items written before it existed.
+   * signature, labels, postprocess, createdAt, capture), written by the same transaction that moved the alias,
+   * so one read resolves an alias to everything the predict path needs. Versions are immutable in these fields
+   * but `capture`, and an aliased version stays READY; a change of the version's capture rewrites
+   * `target.capture` of the aliases pointing at it in the same transaction, so the copy cannot go stale. Absent
+   * on items written before it existed.
    */
   readonly target?: ModelVersion;
+  /**
+   * The alias's own capture declaration (`PATCH /models/{name}/aliases/{alias}`). For requests through the alias
+   * it wins over the version's (`target.capture`). A move keeps it; removing the alias drops it.
+   */
+  readonly capture?: CaptureConfig;
 }
 
 export interface HistoryEntry {
@@ -139,11 +152,12 @@ export type VersionCompletion =
       readonly sizeBytes?: number;
     };
 
-/** Changes to a registered version: description, tags, status. */
+/** Changes to a registered version: description, tags, status, capture (null removes the declaration). */
 export interface VersionPatch {
   readonly description?: string;
   readonly tags?: Record<string, string>;
   readonly status?: VersionStatus;
+  readonly capture?: CaptureConfig | null;
 }
 
 /** A request to point an alias at a version, or to remove it. */

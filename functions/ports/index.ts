@@ -2,6 +2,7 @@
  * Ports: what the use cases need from the outside world. Adapters in functions/adapters implement
  * them with the AWS SDK and onnxruntime-node; tests may implement them with fakes.
  */
+import type { CaptureConfig } from '../domain/capture';
 import type {
   AliasMove,
   AliasMoveResult,
@@ -35,15 +36,24 @@ export interface RegistryRepository {
   getVersion(name: string, version: number): Promise<ModelVersion | undefined>;
   listVersions(name: string, limit: number, nextToken?: string): Promise<Page<ModelVersion>>;
   /**
-   * Changes description, tags and/or status. Becoming ARCHIVED needs a READY (or ARCHIVED) version that no
-   * alias points at (ConflictError otherwise).
+   * Changes description, tags, status and/or capture (`capture: null` removes it). Becoming ARCHIVED needs a
+   * READY (or ARCHIVED) version that no alias points at (ConflictError otherwise). A capture change rewrites
+   * `target.capture` of the aliases pointing at the version in the same atomic write.
    */
   updateVersion(name: string, version: number, patch: VersionPatch): Promise<ModelVersion>;
   /** Deletes a version; ConflictError while an alias points at it. */
   deleteVersion(name: string, version: number): Promise<void>;
   getAlias(name: string, alias: string): Promise<AliasState | undefined>;
-  /** Moves (or removes) an alias conditionally and appends a history entry, atomically. */
+  /**
+   * Moves (or removes) an alias conditionally and appends a history entry, atomically. The alias keeps its own
+   * `capture`; its `target` (with the version's `capture`) is the new version's.
+   */
   moveAlias(move: AliasMove): Promise<AliasMoveResult>;
+  /**
+   * Sets (or, with null, removes) the alias's own capture declaration; neither a move nor a history entry (the
+   * revision stays). NotFoundError `ALIAS_NOT_FOUND` / `MODEL_NOT_FOUND`. Answers the alias as it now is.
+   */
+  setAliasCapture(name: string, alias: string, capture: CaptureConfig | null): Promise<AliasState>;
   /** Newest first. */
   aliasHistory(name: string, alias: string, limit: number, nextToken?: string): Promise<Page<HistoryEntry>>;
   /** Cheap reachability probe for /v2/health/ready. */

@@ -1,13 +1,15 @@
 /**
  * The RegistryRepository contract, one suite for every implementation (DynamoDB, in memory) so they cannot
  * drift: version allocation (also under concurrency), the first READY version as `prod`, alias moves with
- * their preconditions and history, rollback, archive and delete rules, and pagination.
+ * their preconditions and history, rollback, archive and delete rules, capture declarations (of aliases and of
+ * versions, and the copy of a version's in the targets of its aliases), and pagination.
  *
  * Call `registryRepositoryContract(setup)` inside a test file; every test uses its own model names, so the
  * repositories of one suite may share their store.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rollbackAlias } from '../../functions/app/registry';
+import type { CaptureConfig } from '../../functions/domain/capture';
 import {
   BadRequestError,
   ConflictError,
@@ -667,6 +669,167 @@ export function registryRepositoryContract(setup: () => Promise<RegistryReposito
         // Move canary away so the next round starts clean.
         if (alias) await repo.moveAlias({ name: 'racedel', alias: 'canary', version: null, actor: 'x' });
       }
+    });
+  });
+
+  describe('capture', () => {
+    const TEN: CaptureConfig = { samplePercent: 10, input: true, output: true };
+    const HALF_IN: CaptureConfig = { samplePercent: 50.25, input: true, output: false };
+    const ALL_OUT: CaptureConfig = { samplePercent: 100, input: false, output: true };
+
+    it('an alias declares its own capture: set, replace, clear; no move, no history; 404 for an unknown alias or model', async () => {
+      await register('cap-alias', 1);
+      const before = await repo.getAlias('cap-alias', 'prod');
+      const set = await repo.setAliasCapture('cap-alias', 'prod', TEN);
+      expect(set).toEqual({ ...before, capture: TEN });
+      expect(await repo.getAlias('cap-alias', 'prod')).toEqual({ ...before, capture: TEN });
+      const replaced = await repo.setAliasCapture('cap-alias', 'prod', HALF_IN);
+      expect(replaced.capture).toEqual(HALF_IN);
+      expect(replaced.revision).toBe(before?.revision);
+      const cleared = await repo.setAliasCapture('cap-alias', 'prod', null);
+      expect(cleared).toEqual(before);
+      expect(await repo.getAlias('cap-alias', 'prod')).toEqual(before);
+      // Clearing what is not set is a no-op.
+      expect(await repo.setAliasCapture('cap-alias', 'prod', null)).toEqual(before);
+      expect((await repo.aliasHistory('cap-alias', 'prod', 10)).items).toHaveLength(1);
+      // The version's own declaration is untouched.
+      expect((await repo.getVersion('cap-alias', 1))?.capture).toBeUndefined();
+      await expect(repo.setAliasCapture('cap-alias', 'staging', TEN)).rejects.toMatchObject({
+        status: 404,
+        code: 'ALIAS_NOT_FOUND',
+      });
+      await expect(repo.setAliasCapture('cap-ghost', 'prod', TEN)).rejects.toMatchObject({
+        status: 404,
+        code: 'MODEL_NOT_FOUND',
+      });
+      await expect(repo.setAliasCapture('cap-ghost', 'prod', null)).rejects.toBeInstanceOf(NotFoundError);
+      // Nothing was created by the refusals.
+      expect(await repo.getAlias('cap-alias', 'staging')).toBeUndefined();
+      expect(await repo.getModel('cap-ghost')).toBeUndefined();
+    });
+
+    it('a version declares capture: set (with other fields), read back, listed, cleared; 404 for an unknown version', async () => {
+      await register('cap-ver', 2);
+      const v2 = await repo.getVersion('cap-ver', 2);
+      const set = await repo.updateVersion('cap-ver', 2, { capture: ALL_OUT, description: 'watched' });
+      expect(set).toEqual({ ...v2, capture: ALL_OUT, description: 'watched' });
+      expect(await repo.getVersion('cap-ver', 2)).toEqual(set);
+      expect((await repo.listVersions('cap-ver', 10)).items.find((v) => v.version === 2)).toEqual(set);
+      // Other changes leave it alone.
+      expect(await repo.updateVersion('cap-ver', 2, { tags: { a: 'b' } })).toEqual({
+        ...set,
+        tags: { a: 'b' },
+      });
+      const cleared = await repo.updateVersion('cap-ver', 2, { capture: null });
+      expect(cleared).toEqual({ ...v2, description: 'watched', tags: { a: 'b' } });
+      expect(await repo.getVersion('cap-ver', 2)).toEqual(cleared);
+      // Capture and archive in one change (version 2 is not aliased).
+      const archived = await repo.updateVersion('cap-ver', 2, { capture: TEN, status: 'ARCHIVED' });
+      expect(archived).toMatchObject({ status: 'ARCHIVED', capture: TEN });
+      expect(await repo.getVersion('cap-ver', 2)).toEqual(archived);
+      await expect(
+        repo.updateVersion('cap-ver', 1, { capture: TEN, status: 'ARCHIVED' }),
+      ).rejects.toMatchObject({ status: 409, code: 'VERSION_ALIASED' });
+      expect((await repo.getVersion('cap-ver', 1))?.capture).toBeUndefined();
+      for (const capture of [TEN, null]) {
+        await expect(repo.updateVersion('cap-ver', 9, { capture })).rejects.toMatchObject({
+          status: 404,
+          code: 'VERSION_NOT_FOUND',
+        });
+      }
+    });
+
+    it("a move keeps the alias's own capture and takes the new target version's", async () => {
+      await register('cap-move', 2);
+      await repo.updateVersion('cap-move', 2, { capture: HALF_IN });
+      await repo.setAliasCapture('cap-move', 'prod', TEN);
+      expect((await repo.getAlias('cap-move', 'prod'))?.target?.capture).toBeUndefined();
+      await repo.moveAlias({ name: 'cap-move', alias: 'prod', version: 2, actor: 'a' });
+      const moved = await repo.getAlias('cap-move', 'prod');
+      expect(moved).toMatchObject({ version: 2, revision: 2, capture: TEN });
+      expect(moved?.target).toMatchObject({ version: 2, capture: HALF_IN });
+      // Back to version 1, which declares none.
+      await repo.moveAlias({ name: 'cap-move', alias: 'prod', version: 1, actor: 'a' });
+      const back = await repo.getAlias('cap-move', 'prod');
+      expect(back).toMatchObject({ version: 1, revision: 3, capture: TEN });
+      expect(back?.target).toMatchObject({ version: 1 });
+      expect(back?.target?.capture).toBeUndefined();
+      // A new alias starts without a declaration of its own, with its target's.
+      await repo.moveAlias({ name: 'cap-move', alias: 'shadow', version: 2, actor: 'a' });
+      const shadow = await repo.getAlias('cap-move', 'shadow');
+      expect(shadow?.capture).toBeUndefined();
+      expect(shadow?.target?.capture).toEqual(HALF_IN);
+      // Removing an alias drops its declaration: re-created, it has none.
+      await repo.setAliasCapture('cap-move', 'shadow', ALL_OUT);
+      await repo.moveAlias({ name: 'cap-move', alias: 'shadow', version: null, actor: 'a' });
+      await repo.moveAlias({ name: 'cap-move', alias: 'shadow', version: 2, actor: 'a' });
+      expect((await repo.getAlias('cap-move', 'shadow'))?.capture).toBeUndefined();
+    });
+
+    it("a version's capture change reaches target.capture of every alias pointing at it, and only those", async () => {
+      await register('cap-fan', 2);
+      await repo.moveAlias({ name: 'cap-fan', alias: 'staging', version: 1, actor: 'a' });
+      await repo.moveAlias({ name: 'cap-fan', alias: 'canary', version: 2, actor: 'a' });
+      await repo.setAliasCapture('cap-fan', 'staging', ALL_OUT);
+      const revisions = async () =>
+        Object.fromEntries(
+          await Promise.all(
+            ['prod', 'staging', 'canary'].map(async (a) => [
+              a,
+              (await repo.getAlias('cap-fan', a))?.revision,
+            ]),
+          ),
+        );
+      const revs = await revisions();
+      const prodBefore = await repo.getAlias('cap-fan', 'prod');
+      await repo.updateVersion('cap-fan', 1, { capture: TEN });
+      const prod = await repo.getAlias('cap-fan', 'prod');
+      const staging = await repo.getAlias('cap-fan', 'staging');
+      const canary = await repo.getAlias('cap-fan', 'canary');
+      expect(prod?.target?.capture).toEqual(TEN);
+      expect(prod?.capture).toBeUndefined();
+      expect(staging?.target?.capture).toEqual(TEN);
+      expect(staging?.capture).toEqual(ALL_OUT);
+      expect(canary?.target?.capture).toBeUndefined();
+      // The rest of the target is untouched; no alias moved.
+      expect(prod?.target).toEqual({ ...prodBefore?.target, capture: TEN });
+      expect(await revisions()).toEqual(revs);
+      await repo.updateVersion('cap-fan', 1, { capture: HALF_IN });
+      expect((await repo.getAlias('cap-fan', 'staging'))?.target?.capture).toEqual(HALF_IN);
+      await repo.updateVersion('cap-fan', 1, { capture: null });
+      expect((await repo.getAlias('cap-fan', 'prod'))?.target?.capture).toBeUndefined();
+      expect((await repo.getAlias('cap-fan', 'staging'))?.target?.capture).toBeUndefined();
+      expect((await repo.getAlias('cap-fan', 'staging'))?.capture).toEqual(ALL_OUT);
+      expect((await repo.aliasHistory('cap-fan', 'prod', 10)).items).toHaveLength(1);
+    });
+
+    it('capture changes racing alias moves: every alias ends carrying the capture of the version it points at', {
+      timeout: 180_000,
+    }, async () => {
+      await register('cap-race', 2);
+      await repo.updateVersion('cap-race', 2, { capture: ALL_OUT });
+      const captures = [TEN, HALF_IN, null, ALL_OUT, TEN, null, HALF_IN, TEN];
+      const ops: Promise<unknown>[] = [];
+      for (let i = 0; i < captures.length; i++) {
+        ops.push(repo.updateVersion('cap-race', 1, { capture: captures[i] ?? null }));
+        ops.push(
+          repo.moveAlias({ name: 'cap-race', alias: 'prod', version: 1 + ((i + 1) % 2), actor: `m${i}` }),
+        );
+        ops.push(
+          repo.moveAlias({ name: 'cap-race', alias: 'staging', version: 1 + (i % 2), actor: `s${i}` }),
+        );
+        ops.push(repo.setAliasCapture('cap-race', 'prod', i % 2 ? TEN : HALF_IN));
+      }
+      const outcomes = await Promise.allSettled(ops);
+      expect(outcomes.filter((o) => o.status === 'rejected')).toEqual([]);
+      for (const a of ['prod', 'staging']) {
+        const alias = await repo.getAlias('cap-race', a);
+        const version = await repo.getVersion('cap-race', alias!.version);
+        expect(alias?.target?.version).toBe(alias?.version);
+        expect(alias?.target?.capture, a).toEqual(version?.capture);
+      }
+      // The alias's own declaration is the last one set, never lost to a move.
+      expect((await repo.getAlias('cap-race', 'prod'))?.capture).toEqual(TEN);
     });
   });
 
