@@ -2,16 +2,40 @@
  * MaasStack: composes the constructs of `infra/constructs/` (docs/ARCHITECTURE.md, "Layers": the CDK
  * app is the outermost layer and holds no business logic); nothing else.
  */
-import { CfnOutput, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, type Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { Construct } from 'constructs';
 import type { FunctionId } from '../functions/contract/routes';
+import {
+  type AliasAlarmOptions,
+  type AliasAlarmSpec,
+  type AliasAlarms,
+  MaasAlarms,
+} from './constructs/alarms';
+import { CaptureDelivery } from './constructs/capture-delivery';
+import { MaasDashboard, type MaasDashboardProps } from './constructs/dashboard';
 import { EventPipelines } from './constructs/event-pipelines';
 import { type FunctionSizing, MaasFunctions } from './constructs/functions';
 import { type ApiAuthorization, InferenceApi } from './constructs/inference-api';
 import { RegistryTable } from './constructs/model-registry-table';
 import { ModelStore } from './constructs/model-store';
 import { OnnxRuntimeLayer } from './constructs/onnxruntime-layer';
+
+/** Capture delivery settings of {@link MaasStackProps.capture}. */
+export interface CaptureProps {
+  /**
+   * Deliver capture records (the functions' `eventVersion: "0"` stdout lines) to `capture/` of the bucket.
+   * @default true
+   */
+  readonly enabled?: boolean;
+  /** Firehose buffering interval, 60-900 s. @default Duration.seconds(60) */
+  readonly bufferInterval?: Duration;
+  /** Firehose buffer size, 64-128 MiB. @default 64 */
+  readonly bufferSizeMiB?: number;
+}
+
+/** Dashboard settings of {@link MaasStackProps.dashboard}. */
+export type DashboardProps = Omit<MaasDashboardProps, 'functions'>;
 
 /** Props of {@link MaasStack}; invalid values throw a `MaasValidationError` at synth. */
 export interface MaasStackProps extends StackProps {
@@ -43,6 +67,23 @@ export interface MaasStackProps extends StackProps {
    * @default - no CORS rule
    */
   readonly corsOrigins?: readonly string[];
+  /**
+   * Active X-Ray tracing of every function (HTTP APIs have no X-Ray integration: traces start at the function).
+   * @default true
+   */
+  readonly tracing?: boolean;
+  /** Capture delivery (CloudWatch Logs subscription -> Firehose -> `capture/`). @default { enabled: true } */
+  readonly capture?: CaptureProps;
+  /**
+   * The CloudWatch dashboard: `false` for none, `true` or settings (models, period, name) for one.
+   * @default true (all models, by SEARCH expressions)
+   */
+  readonly dashboard?: boolean | DashboardProps;
+  /**
+   * Aliases to alarm on (error rate and p99 latency of route `stable`); {@link MaasStack.alarmsFor} adds more.
+   * @default - none
+   */
+  readonly alarms?: readonly AliasAlarmSpec[];
 }
 
 /** The whole service: model store, registry table, onnxruntime layer, functions, HTTP API, event flows. */
@@ -59,6 +100,12 @@ export class MaasStack extends Stack {
   readonly api: InferenceApi;
   /** The work queue, event bus and event-driven functions. */
   readonly events: EventPipelines;
+  /** Capture delivery to `capture/`; undefined with `capture.enabled: false`. */
+  readonly capture: CaptureDelivery | undefined;
+  /** The CloudWatch dashboard; undefined with `dashboard: false`. */
+  readonly dashboard: MaasDashboard | undefined;
+  /** The alarms of the `alarms` prop and of {@link alarmsFor}. */
+  readonly alarms: MaasAlarms;
 
   constructor(scope: Construct, id: string, props: MaasStackProps = {}) {
     super(scope, id, props);
@@ -78,6 +125,7 @@ export class MaasStack extends Stack {
       ...(props.predict ? { predict: props.predict } : {}),
       ...(props.registry ? { registry: props.registry } : {}),
       ...(props.preload ? { preload: props.preload } : {}),
+      ...(props.tracing !== undefined ? { tracing: props.tracing } : {}),
     });
 
     /** The function serving each FunctionId of the route table; routes of absent functions are skipped. */
@@ -93,6 +141,7 @@ export class MaasStack extends Stack {
       onnxRuntime: this.onnxRuntime,
       publishers: [this.functions.registry.fn],
       registrars: [this.functions.registry.fn],
+      ...(props.tracing !== undefined ? { tracing: props.tracing } : {}),
     });
     apiFunctions.async = this.events.asyncApiFunction;
     // ------------------------------------------------------------------------------------------------------
@@ -105,6 +154,32 @@ export class MaasStack extends Stack {
         ? { throttlingBurstLimit: props.throttlingBurstLimit }
         : {}),
     });
+
+    // --- observability (infra/constructs/capture-delivery.ts, dashboard.ts, alarms.ts) -------------------------
+    const capture = props.capture ?? {};
+    this.capture =
+      capture.enabled === false
+        ? undefined
+        : new CaptureDelivery(this, 'Capture', {
+            store: this.store,
+            // The functions that write capture records to stdout: predict (sync inference), the worker (async).
+            sources: [
+              { id: 'Predict', logGroup: this.functions.predict.logGroup },
+              { id: 'Worker', logGroup: this.events.workerFunction.logGroup },
+            ],
+            ...(capture.bufferInterval ? { bufferInterval: capture.bufferInterval } : {}),
+            ...(capture.bufferSizeMiB !== undefined ? { bufferSizeMiB: capture.bufferSizeMiB } : {}),
+          });
+    const dashboard = props.dashboard ?? true;
+    this.dashboard =
+      dashboard === false
+        ? undefined
+        : new MaasDashboard(this, 'Dashboard', {
+            ...(dashboard === true ? {} : dashboard),
+            functions: { predict: this.functions.predict.fn },
+          });
+    this.alarms = new MaasAlarms(this, 'Alarms', { ...(props.alarms ? { aliases: props.alarms } : {}) });
+    // ------------------------------------------------------------------------------------------------------
 
     new CfnOutput(this, 'ApiUrl', { value: this.api.url, description: 'Base URL of the HTTP API' });
     if (this.api.invokePolicy && this.api.adminPolicy) {
@@ -137,5 +212,25 @@ export class MaasStack extends Stack {
       value: this.registryTable.table.tableName,
       description: 'Registry table',
     });
+    if (this.capture) {
+      new CfnOutput(this, 'CaptureDeliveryStreamName', {
+        value: this.capture.deliveryStream.deliveryStreamName,
+        description: 'Firehose stream delivering capture records to capture/ of the bucket',
+      });
+    }
+    if (this.dashboard) {
+      new CfnOutput(this, 'DashboardName', {
+        value: this.dashboard.dashboard.dashboardName,
+        description: 'CloudWatch dashboard of the service',
+      });
+    }
+  }
+
+  /**
+   * Alarms on `model@alias` (route `stable`): ServerErrors / Requests above `errorRate`, Latency p99 above `p99Ms`,
+   * missing data not breaching. Names and numbers are checked at synth.
+   */
+  alarmsFor(model: string, alias: string, options: AliasAlarmOptions = {}): AliasAlarms {
+    return this.alarms.alarmsFor(model, alias, options);
   }
 }

@@ -78,6 +78,8 @@ export interface EventPipelinesProps {
   readonly onModelVersionFailed?: readonly events.IRuleTarget[];
   /** Days of CloudWatch Logs retention (functions and the registry event log). @default ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;
+  /** Active X-Ray tracing of the three functions. @default true */
+  readonly tracing?: boolean;
 }
 
 /**
@@ -186,6 +188,7 @@ export class EventPipelines extends Construct {
         timeout: BATCH.functionTimeoutSeconds,
         environment: { ...env, [ENV.eventBus]: this.bus.eventBusName },
         description: 'maas S3 events: register incoming models, start batch jobs',
+        serviceName: 'maas-s3-events',
         layer: true,
       },
     );
@@ -237,6 +240,7 @@ export class EventPipelines extends Construct {
         timeout: QUEUE.workerTimeoutSeconds,
         environment: env,
         description: 'maas work queue consumer: async inference, batch continuation',
+        serviceName: 'maas-worker',
         layer: true,
       },
     );
@@ -265,13 +269,16 @@ export class EventPipelines extends Construct {
         memorySize: 512,
         timeout: LIMITS.apiFunctionMaxTimeoutSeconds,
         environment: env,
-        description: 'maas async inference API',
+        description: 'maas async inference API, feedback, capture listing',
+        serviceName: 'maas-async-api',
         layer: false,
       },
     );
-    props.store.grantReadPrefixes(this.asyncApiFunction, 'async');
-    props.store.grantWritePrefixes(this.asyncApiFunction, 'async');
-    props.store.grantList(this.asyncApiFunction, 'async');
+    // Async requests and results (async/); ground truth of POST /v2/models/{name}/feedback (written to feedback/,
+    // never read back); GET /models/{name}/capture lists and reads the capture records under capture/.
+    props.store.grantReadPrefixes(this.asyncApiFunction, 'async', 'capture');
+    props.store.grantWritePrefixes(this.asyncApiFunction, 'async', 'feedback');
+    props.store.grantList(this.asyncApiFunction, 'async', 'capture');
     this.queue.grantSendMessages(this.asyncApiFunction);
 
     for (const fn of props.publishers ?? []) this.grantPublish(fn);
@@ -294,7 +301,10 @@ export class EventPipelines extends Construct {
     entry: string,
     props: EventPipelinesProps,
     sizing: FunctionSizing = {},
-    defaults: Omit<MaasNodejsFunctionOptions, 'entry' | 'onnxRuntime' | 'sizing' | 'logRetention'>,
+    defaults: Omit<
+      MaasNodejsFunctionOptions,
+      'entry' | 'onnxRuntime' | 'sizing' | 'logRetention' | 'tracing'
+    >,
   ): NodejsFunction {
     return maasNodejsFunction(this, id, {
       ...defaults,
@@ -302,6 +312,7 @@ export class EventPipelines extends Construct {
       sizing,
       onnxRuntime: props.onnxRuntime,
       ...(props.logRetention !== undefined ? { logRetention: props.logRetention } : {}),
+      ...(props.tracing !== undefined ? { tracing: props.tracing } : {}),
     });
   }
 

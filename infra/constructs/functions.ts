@@ -4,7 +4,7 @@
  */
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, type NodejsFunctionProps, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -80,6 +80,8 @@ export interface MaasFunctionsProps {
   readonly preload?: string;
   /** Days of CloudWatch Logs retention. @default logs.RetentionDays.ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;
+  /** Active X-Ray tracing of both functions. @default true */
+  readonly tracing?: boolean;
 }
 
 /**
@@ -127,7 +129,31 @@ export interface MaasNodejsFunctionOptions {
   readonly description: string;
   /** @default logs.RetentionDays.ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;
+  /**
+   * Active X-Ray tracing (`lambda.Tracing.ACTIVE`): Lambda samples requests and the Powertools Tracer records the
+   * subsegments of `TRACE_SPANS`. Off, `POWERTOOLS_TRACE_ENABLED=false` keeps the tracer out of the request path.
+   * @default true
+   */
+  readonly tracing?: boolean;
+  /**
+   * `POWERTOOLS_SERVICE_NAME` of the function (the `Service` of its traces), e.g. `maas-predict`.
+   * @default - not set
+   */
+  readonly serviceName?: string;
 }
+
+/**
+ * Powertools' own settings, read by Powertools itself (not by maas code): `POWERTOOLS_SERVICE_NAME` names the
+ * function in its traces, `POWERTOOLS_TRACE_ENABLED=false` turns the tracer off where X-Ray tracing is not active.
+ */
+export const POWERTOOLS_ENV = {
+  serviceName: 'POWERTOOLS_SERVICE_NAME',
+  traceEnabled: 'POWERTOOLS_TRACE_ENABLED',
+} as const;
+
+/** Why the X-Ray write actions are granted on `*` (cdk-nag AwsSolutions-IAM5). */
+const XRAY_WILDCARD_REASON =
+  'Active X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions (the X-Ray service authorization reference lists no resource type for them), so Lambda grants them on *; they only write trace data.';
 
 /**
  * One maas Lambda function: NodejsFunction bundled with the contract's options, the layer's runtime and
@@ -155,6 +181,7 @@ export function maasNodejsFunction(
     description: `maas ${id} function`,
   });
   logGroup.grantWrite(role);
+  const tracing = o.tracing ?? true;
   const fn = new NodejsFunction(scope, id, {
     role,
     entry: join(REPO_ROOT, o.entry),
@@ -169,11 +196,20 @@ export function maasNodejsFunction(
     ...(o.sizing.reservedConcurrentExecutions !== undefined
       ? { reservedConcurrentExecutions: o.sizing.reservedConcurrentExecutions }
       : {}),
-    environment: { ...o.environment, NODE_OPTIONS },
+    environment: {
+      ...o.environment,
+      NODE_OPTIONS,
+      ...(o.serviceName ? { [POWERTOOLS_ENV.serviceName]: o.serviceName } : {}),
+      ...(tracing ? {} : { [POWERTOOLS_ENV.traceEnabled]: 'false' }),
+    },
     description: o.description,
     logGroup,
+    tracing: tracing ? lambda.Tracing.ACTIVE : lambda.Tracing.DISABLED,
     bundling: BUNDLING,
   });
+  if (tracing) {
+    Validations.of(role).acknowledge({ id: 'AwsSolutions-IAM5[Resource::*]', reason: XRAY_WILDCARD_REASON });
+  }
   return fn;
 }
 
@@ -181,6 +217,8 @@ export function maasNodejsFunction(
 export interface MaasFunction {
   /** The function. */
   readonly fn: NodejsFunction;
+  /** Its log group (stdout: log lines, EMF metric documents, capture records), with the construct's retention. */
+  readonly logGroup: logs.ILogGroup;
   /** What the API invokes: the `live` alias with provisioned concurrency, else {@link fn} itself. */
   readonly target: lambda.IFunction;
 }
@@ -209,6 +247,7 @@ export class MaasFunctions extends Construct {
       timeout: LIMITS.apiFunctionMaxTimeoutSeconds,
       environment: { ...common, ...(props.preload ? { [ENV.preload]: props.preload } : {}) },
       description: 'maas inference (Open Inference Protocol v2)',
+      serviceName: 'maas-predict',
     });
     // The registry answers the HTTP API too: a registration that outlived API Gateway's 30 s would be
     // recorded after the caller got a 503. At 29 s the function answers first; a registration that does not
@@ -220,6 +259,7 @@ export class MaasFunctions extends Construct {
       timeout: LIMITS.apiFunctionMaxTimeoutSeconds,
       environment: common,
       description: 'maas model registry',
+      serviceName: 'maas-registry',
     });
 
     // predict: reads the registry and the content-addressed artifacts.
@@ -240,7 +280,10 @@ export class MaasFunctions extends Construct {
     entry: string,
     props: MaasFunctionsProps,
     sizing: FunctionSizing,
-    defaults: Omit<MaasNodejsFunctionOptions, 'entry' | 'onnxRuntime' | 'sizing' | 'logRetention' | 'layer'>,
+    defaults: Omit<
+      MaasNodejsFunctionOptions,
+      'entry' | 'onnxRuntime' | 'sizing' | 'logRetention' | 'layer' | 'tracing'
+    >,
   ): MaasFunction {
     const fn = maasNodejsFunction(this, id, {
       ...defaults,
@@ -249,13 +292,16 @@ export class MaasFunctions extends Construct {
       onnxRuntime: props.onnxRuntime,
       layer: true,
       ...(props.logRetention !== undefined ? { logRetention: props.logRetention } : {}),
+      ...(props.tracing !== undefined ? { tracing: props.tracing } : {}),
     });
-    if (!sizing.provisionedConcurrentExecutions) return { fn, target: fn };
+    // The explicit log group maasNodejsFunction created (props.logGroup), which subscription filters attach to.
+    const logGroup = fn.logGroup;
+    if (!sizing.provisionedConcurrentExecutions) return { fn, target: fn, logGroup };
     const alias = new lambda.Alias(this, `${id}Live`, {
       aliasName: 'live',
       version: fn.currentVersion,
       provisionedConcurrentExecutions: sizing.provisionedConcurrentExecutions,
     });
-    return { fn, target: alias };
+    return { fn, target: alias, logGroup };
   }
 }

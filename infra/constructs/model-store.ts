@@ -8,11 +8,26 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { S3_KEYS } from '../../functions/contract/env';
 import { ASYNC_RESULT_RETENTION_DAYS } from '../../functions/contract/events';
+import { CAPTURE_KEYS } from '../../functions/contract/observability';
 import { quoted } from '../../functions/domain/names';
 import { MaasValidationError, type Setting } from './validation';
 
 /** The key prefixes of the bucket (docs/ARCHITECTURE.md, "Data: table keys and S3 layout"), without trailing slash. */
-export type StorePrefix = 'models' | 'uploads' | 'incoming' | 'batch' | 'async';
+export type StorePrefix =
+  | 'models'
+  | 'uploads'
+  | 'incoming'
+  | 'batch'
+  | 'async'
+  | 'capture'
+  | 'captureErrors'
+  | 'feedback';
+
+/**
+ * Where the capture delivery stream writes the records it could not process or deliver (Firehose's error output),
+ * beside `capture/` so that a reader of `capture/` never meets them.
+ */
+export const CAPTURE_ERRORS_PREFIX = 'capture-errors/';
 
 const PREFIX: Record<StorePrefix, string> = {
   models: 'models/',
@@ -20,6 +35,9 @@ const PREFIX: Record<StorePrefix, string> = {
   incoming: S3_KEYS.incomingPrefix,
   batch: S3_KEYS.batchPrefix,
   async: S3_KEYS.asyncPrefix,
+  capture: CAPTURE_KEYS.capturePrefix,
+  captureErrors: CAPTURE_ERRORS_PREFIX,
+  feedback: CAPTURE_KEYS.feedbackPrefix,
 };
 
 /** Props of {@link ModelStore}. */
@@ -139,6 +157,22 @@ export class ModelStore extends Construct {
   /** s3:DeleteObject on the objects under the given prefixes. */
   grantDeletePrefixes(grantee: iam.IGrantable, ...prefixes: StorePrefix[]): iam.Grant {
     return this.grantOnPrefixes(grantee, ['s3:DeleteObject'], prefixes);
+  }
+
+  /**
+   * What a Firehose delivery stream needs to write objects under the given prefixes: s3:PutObject and
+   * s3:AbortMultipartUpload there, s3:GetBucketLocation on the bucket, and s3:ListBucket limited to the prefixes.
+   */
+  grantDeliveryPrefixes(grantee: iam.IGrantable, ...prefixes: StorePrefix[]): iam.Grant[] {
+    return [
+      this.grantOnPrefixes(grantee, ['s3:PutObject', 's3:AbortMultipartUpload'], prefixes),
+      iam.Grant.addToPrincipal({
+        grantee,
+        actions: ['s3:GetBucketLocation'],
+        resourceArns: [this.bucket.bucketArn],
+      }),
+      this.grantList(grantee, ...prefixes),
+    ];
   }
 
   /**

@@ -7,7 +7,7 @@
 import { type Duration, Token } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
 import { LIMITS } from '../../functions/contract/limits';
-import { parsePreload, quoted } from '../../functions/domain/names';
+import { parsePreload, quoted, validateAliasName, validateModelName } from '../../functions/domain/names';
 
 /** Where a checked value comes from: a construct prop (`predict.memorySize`) or a `-c` context parameter. */
 export type Setting =
@@ -173,6 +173,118 @@ export function checkJwtScope(scope: string, setting: Setting): string {
     );
   }
   return scope;
+}
+
+/**
+ * Firehose's buffering interval with dynamic partitioning: 60 to 900 seconds (a delivery stream that partitions
+ * its records cannot flush more often than once a minute). Unresolved tokens pass.
+ */
+export function checkCaptureBufferInterval(interval: Duration, setting: Setting): Duration {
+  if (interval.isUnresolved()) return interval;
+  const seconds = interval.toMilliseconds() / 1000;
+  if (!Number.isInteger(seconds) || seconds < 60 || seconds > 900) {
+    invalid(
+      setting,
+      interval.toHumanString(),
+      'Firehose buffers a dynamically partitioned delivery stream for 60 to 900 whole seconds',
+      { expected: 'a whole number of seconds from 60 to 900', propExample: 'Duration.seconds(60)' },
+    );
+  }
+  return interval;
+}
+
+/**
+ * Firehose's buffer size with dynamic partitioning: a whole number of MiB from 64 to 128. Unresolved tokens pass.
+ */
+export function checkCaptureBufferSize(sizeMiB: number, setting: Setting): number {
+  if (Token.isUnresolved(sizeMiB)) return sizeMiB;
+  if (!Number.isInteger(sizeMiB) || sizeMiB < 64 || sizeMiB > 128) {
+    invalid(
+      setting,
+      String(sizeMiB),
+      'Firehose buffers a dynamically partitioned delivery stream in 64 to 128 MiB',
+      { expected: 'a whole number of MiB from 64 to 128', propExample: '64' },
+    );
+  }
+  return sizeMiB;
+}
+
+/** A model name, checked by `validateModelName` (functions/domain/names.ts), as the functions check it. */
+export function checkModelName(name: string, setting: Setting): string {
+  if (Token.isUnresolved(name)) return name;
+  try {
+    validateModelName(name);
+  } catch (e) {
+    invalid(setting, name, (e as Error).message, { expected: 'a model name', propExample: "'iris'" }, e);
+  }
+  return name;
+}
+
+/** An alias name, checked by `validateAliasName` (functions/domain/names.ts), as the functions check it. */
+export function checkAliasName(alias: string, setting: Setting): string {
+  if (Token.isUnresolved(alias)) return alias;
+  try {
+    validateAliasName(alias);
+  } catch (e) {
+    invalid(setting, alias, (e as Error).message, { expected: 'an alias name', propExample: "'prod'" }, e);
+  }
+  return alias;
+}
+
+/** An error-rate threshold: a fraction of the requests, above 0 and at most 1 (0.05 is 5 %). */
+export function checkErrorRate(rate: number, setting: Setting): number {
+  if (Token.isUnresolved(rate)) return rate;
+  if (!Number.isFinite(rate) || rate <= 0 || rate > 1) {
+    invalid(
+      setting,
+      String(rate),
+      'the error rate is a fraction of the requests (server errors / requests), above 0 and at most 1',
+      { expected: 'a number above 0 and at most 1', propExample: '0.05 (5 %)' },
+    );
+  }
+  return rate;
+}
+
+/** A latency threshold in milliseconds: a number above 0. */
+export function checkLatencyMs(ms: number, setting: Setting): number {
+  if (Token.isUnresolved(ms)) return ms;
+  if (!Number.isFinite(ms) || ms <= 0) {
+    invalid(setting, String(ms), 'a latency threshold is a positive number of milliseconds', {
+      expected: 'a number of milliseconds above 0',
+      propExample: '500',
+    });
+  }
+  return ms;
+}
+
+/** A count of evaluation periods of an alarm: a whole number from 1 upward. */
+export function checkEvaluationPeriods(n: number, setting: Setting): number {
+  if (Token.isUnresolved(n)) return n;
+  if (!Number.isInteger(n) || n < 1) {
+    invalid(setting, String(n), 'an alarm evaluates a whole number of periods, at least 1', {
+      expected: 'a whole number from 1 upward',
+      propExample: '3',
+    });
+  }
+  return n;
+}
+
+/**
+ * The period of a metric the functions emit: whole minutes (their EMF metrics have standard, one-minute
+ * resolution, so a shorter period shows nothing more). Unresolved tokens pass.
+ */
+export function checkMetricPeriod(period: Duration, setting: Setting): Duration {
+  if (period.isUnresolved()) return period;
+  const seconds = period.toMilliseconds() / 1000;
+  if (!Number.isInteger(seconds / 60) || seconds < 60) {
+    invalid(
+      setting,
+      period.toHumanString(),
+      "the service's metrics have one-minute resolution, so a period is a whole number of minutes",
+      { expected: 'a whole number of minutes, at least 1', propExample: 'Duration.minutes(1)' },
+    );
+  }
+  return period;
 }
 
 function isHttpsUrl(s: string): boolean {

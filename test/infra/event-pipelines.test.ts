@@ -224,10 +224,18 @@ describe('EventPipelines', () => {
     const apiResources = JSON.stringify(api.filter((s) => String(s.Action).startsWith('s3:')));
     expect(apiResources).toContain('async/*');
     expect(apiResources).not.toContain('models/*');
-    // No statement anywhere grants a bare '*' action or resource.
+    // Feedback is written, never read; capture records are read, never written.
+    const apiGrants = (action: string) =>
+      JSON.stringify(api.filter((s) => [s.Action].flat().includes(action)).map((s) => s.Resource));
+    expect(apiGrants('s3:PutObject')).toMatch(/async\/\*.*feedback\/\*/);
+    expect(apiGrants('s3:PutObject')).not.toContain('capture');
+    expect(apiGrants('s3:GetObject')).toMatch(/async\/\*.*capture\/\*/);
+    expect(apiGrants('s3:GetObject')).not.toContain('feedback');
+    // No statement anywhere grants a bare '*' action, nor a '*' resource but X-Ray's trace writes (which have no
+    // resource-level permissions).
     for (const s of [...s3Events, ...worker, ...api]) {
       expect(s.Action).not.toBe('*');
-      expect(s.Resource).not.toBe('*');
+      if (s.Resource === '*') expect(s.Action).toEqual(['xray:PutTraceSegments', 'xray:PutTelemetryRecords']);
     }
     // The list grant (404 rather than 403 for a missing key) is limited to the prefixes each function reads.
     const listPrefixes = (statements: Record<string, unknown>[]) =>
@@ -238,7 +246,7 @@ describe('EventPipelines', () => {
     expect(listPrefixes(worker)).toEqual([
       { 's3:prefix': ['models/*', 'async/*', 'batch/*', 'uploads/*', 'incoming/*'] },
     ]);
-    expect(listPrefixes(api)).toEqual([{ 's3:prefix': ['async/*'] }]);
+    expect(listPrefixes(api)).toEqual([{ 's3:prefix': ['async/*', 'capture/*'] }]);
     // PutEvents only on this bus.
     const put = s3Events.find((s) => s.Action === 'events:PutEvents');
     expect(put?.Resource).toEqual({ 'Fn::GetAtt': [ref(pipelines.bus), 'Arn'] });

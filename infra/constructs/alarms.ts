@@ -1,0 +1,132 @@
+/**
+ * MaasAlarms: CloudWatch alarms on the service's metrics of one model's alias (functions/contract/observability.ts:
+ * the `[model, alias, route]` dimension set, route `stable`): its server error rate and its p99 latency.
+ */
+import { Duration } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import { Construct } from 'constructs';
+import { INFERENCE_DIMENSION_SETS, STABLE_ROUTE } from '../../functions/contract/observability';
+import { maasMetric } from './dashboard';
+import {
+  checkAliasName,
+  checkErrorRate,
+  checkEvaluationPeriods,
+  checkLatencyMs,
+  checkMetricPeriod,
+  checkModelName,
+} from './validation';
+
+/** Thresholds and evaluation of the alarms of one alias. */
+export interface AliasAlarmOptions {
+  /**
+   * The alarm fires above this share of server errors (ServerErrors / Requests), above 0 and at most 1.
+   * @default 0.05 (5 %)
+   */
+  readonly errorRate?: number;
+  /** The alarm fires when the p99 of Latency is above this many milliseconds (above 0). @default 1000 */
+  readonly p99Ms?: number;
+  /** Consecutive periods over the threshold before an alarm fires (a whole number from 1). @default 3 */
+  readonly evaluationPeriods?: number;
+  /** Period of the metrics: whole minutes. @default Duration.minutes(1) */
+  readonly period?: Duration;
+  /** Where an alarm notifies when it fires and when it recovers (e.g. an SNS topic action). @default - none */
+  readonly actions?: readonly cloudwatch.IAlarmAction[];
+}
+
+/** The alarms of one model's alias. */
+export interface AliasAlarms {
+  /** ServerErrors / Requests above `errorRate`. */
+  readonly errorRate: cloudwatch.Alarm;
+  /** Latency p99 above `p99Ms`. */
+  readonly latencyP99: cloudwatch.Alarm;
+}
+
+/** One alias to watch, as the stack's `alarms` prop lists it. */
+export interface AliasAlarmSpec extends AliasAlarmOptions {
+  /** The model name. */
+  readonly model: string;
+  /** The alias name (`prod`). */
+  readonly alias: string;
+}
+
+/** Props of {@link MaasAlarms}. */
+export interface MaasAlarmsProps {
+  /** Aliases to create alarms for at construction; {@link MaasAlarms.alarmsFor} adds more. @default - none */
+  readonly aliases?: readonly AliasAlarmSpec[];
+}
+
+/** The dimension set the alarms read: `[model, alias, route]`, the third of INFERENCE_DIMENSION_SETS. */
+const ALIAS_DIMENSIONS = INFERENCE_DIMENSION_SETS[2];
+
+/**
+ * Alarms per model alias: error rate and p99 latency, missing data not breaching (no traffic is no alarm). Throws
+ * a `MaasValidationError` at synth for an invalid model or alias name, threshold, period or evaluation count.
+ */
+export class MaasAlarms extends Construct {
+  /** Every alarm created, by `model@alias`. */
+  readonly byAlias = new Map<string, AliasAlarms>();
+
+  constructor(scope: Construct, id: string, props: MaasAlarmsProps = {}) {
+    super(scope, id);
+    (props.aliases ?? []).forEach((spec, i) => {
+      this.create(spec.model, spec.alias, spec, `aliases[${i}].`);
+    });
+  }
+
+  /** Creates the alarms of `model@alias` (once per alias) and returns them. */
+  alarmsFor(model: string, alias: string, options: AliasAlarmOptions = {}): AliasAlarms {
+    return this.create(model, alias, options, '');
+  }
+
+  private create(model: string, alias: string, o: AliasAlarmOptions, at: string): AliasAlarms {
+    const setting = (prop: string) => ({ prop: `${at}${prop}`, scope: this });
+    checkModelName(model, setting('model'));
+    checkAliasName(alias, setting('alias'));
+    const errorRate = checkErrorRate(o.errorRate ?? 0.05, setting('errorRate'));
+    const p99Ms = checkLatencyMs(o.p99Ms ?? 1000, setting('p99Ms'));
+    const evaluationPeriods = checkEvaluationPeriods(o.evaluationPeriods ?? 3, setting('evaluationPeriods'));
+    const period = checkMetricPeriod(o.period ?? Duration.minutes(1), setting('period'));
+    const key = `${model}@${alias}`;
+    if (this.byAlias.has(key)) {
+      throw new Error(`${this.node.path}: the alarms of ${key} exist already; create them once per alias`);
+    }
+
+    const dims: Record<(typeof ALIAS_DIMENSIONS)[number], string> = { model, alias, route: STABLE_ROUTE };
+    // Names hold no '/', so `model@alias` is a construct id of its own (CDK hashes it into unique logical ids).
+    const id = key;
+    const errors = new cloudwatch.Alarm(this, `${id}ErrorRate`, {
+      alarmDescription: `maas ${key}: server errors above ${errorRate * 100} % of requests (${evaluationPeriods} × ${period.toHumanString()})`,
+      metric: new cloudwatch.MathExpression({
+        // A period with requests but no ServerErrors datapoint counts 0 errors.
+        expression: 'FILL(errors, 0) / requests',
+        usingMetrics: {
+          errors: maasMetric('ServerErrors', dims, { statistic: 'Sum', period }),
+          requests: maasMetric('Requests', dims, { statistic: 'Sum', period }),
+        },
+        label: `${key} server error rate`,
+        period,
+      }),
+      threshold: errorRate,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    const latency = new cloudwatch.Alarm(this, `${id}LatencyP99`, {
+      alarmDescription: `maas ${key}: Latency p99 above ${p99Ms} ms (${evaluationPeriods} × ${period.toHumanString()})`,
+      metric: maasMetric('Latency', dims, { statistic: 'p99', period }),
+      threshold: p99Ms,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    for (const action of o.actions ?? []) {
+      for (const alarm of [errors, latency]) {
+        alarm.addAlarmAction(action);
+        alarm.addOkAction(action);
+      }
+    }
+    const alarms = { errorRate: errors, latencyP99: latency };
+    this.byAlias.set(key, alarms);
+    return alarms;
+  }
+}
