@@ -1,19 +1,24 @@
-/** BlobStore over S3 (the model bucket): batch job files and async request documents. */
+/**
+ * BlobStore over S3 (the model bucket): batch job files, async request documents and feedback; and the
+ * ObjectReader the capture listing reads records back with (ListObjects).
+ */
 import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListObjectsCommand,
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import type { BlobStore } from '../ports/events';
+import type { ObjectListing, ObjectReader } from '../ports/objects';
 
 const isMissing = (e: unknown): boolean => {
   const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
   return err.name === 'NoSuchKey' || err.name === 'NotFound' || err.$metadata?.httpStatusCode === 404;
 };
 
-export class S3BlobStore implements BlobStore {
+export class S3BlobStore implements BlobStore, ObjectReader {
   constructor(
     private readonly s3: S3Client,
     readonly bucket: string,
@@ -52,5 +57,24 @@ export class S3BlobStore implements BlobStore {
       if (isMissing(e)) return undefined;
       throw e;
     }
+  }
+
+  /**
+   * Keys after `startAfter`, in key order. ListObjects (v1) with `Marker` is the same listing as ListObjectsV2 with
+   * `StartAfter` (same permission, s3:ListBucket), and the one the local emulator can answer: s3rver fails every
+   * truncated ListObjectsV2 answer on Node.js 17 and later (its continuation token is DES-encrypted, which
+   * OpenSSL 3 no longer provides). Continuation is by key, so no continuation token is needed.
+   */
+  async list(prefix: string, opts: { startAfter?: string; maxKeys?: number } = {}): Promise<ObjectListing> {
+    const out = await this.s3.send(
+      new ListObjectsCommand({
+        Bucket: this.bucket,
+        Prefix: prefix,
+        ...(opts.startAfter !== undefined ? { Marker: opts.startAfter } : {}),
+        ...(opts.maxKeys !== undefined ? { MaxKeys: opts.maxKeys } : {}),
+      }),
+    );
+    const keys = (out.Contents ?? []).flatMap((o) => (o.Key !== undefined ? [o.Key] : []));
+    return { keys, truncated: out.IsTruncated === true };
   }
 }

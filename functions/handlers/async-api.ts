@@ -1,16 +1,22 @@
 /**
  * Async API Lambda: the route table's routes with fn 'async' —
- * `POST /v2/models/{name}[/versions/{ref}]/infer-async` (202 `{"requestId"}`) and
- * `GET /async/{requestId}` (`{"status": "pending"|"done"|"failed", "result"?, "error"?}`).
+ * `POST /v2/models/{name}[/versions/{ref}]/infer-async` (202 `{"requestId"}`),
+ * `GET /async/{requestId}` (`{"status": "pending"|"done"|"failed", "result"?, "error"?}`),
+ * `POST /v2/models/{name}/feedback` (201 `{"accepted"}`) and `GET /models/{name}/capture` (`{"records", "nextToken"?}`).
  */
 import { withInvocationDeadline } from '../adapters/deadline';
 import { PowertoolsLogger } from '../adapters/powertools-logger';
 import { type AsyncInferenceDeps, getAsyncStatus, submitAsyncInference } from '../app/async-inference';
+import { listCapture } from '../app/capture-read';
+import { submitFeedback } from '../app/feedback';
 import { EnvironmentVariables, type MaasConfig } from '../config/environment';
 import { ENV } from '../contract/env';
 import { operationsOf } from '../contract/routes';
 import { parseInferenceBody } from '../domain/body-parser';
+import { parseCaptureQuery } from '../domain/capture-listing';
+import { parseFeedbackJson } from '../domain/feedback';
 import type { Invocation, Logger } from '../ports/logger';
+import type { ObjectReader } from '../ports/objects';
 import {
   actorOf,
   bodyText,
@@ -23,7 +29,13 @@ import {
 } from './http';
 import { modelKeys } from './logging';
 
-export interface AsyncApiHandlerDeps extends AsyncInferenceDeps {
+/** What the async API's use cases read and write (async inference, feedback, the capture listing). */
+export interface AsyncApiDeps extends AsyncInferenceDeps {
+  /** Where captured records are read back from (the model bucket). @default none: the capture listing fails */
+  readonly objects?: ObjectReader;
+}
+
+export interface AsyncApiHandlerDeps extends AsyncApiDeps {
   /** Largest accepted request body. @default LIMITS.maxBodyBytes */
   readonly maxBodyBytes?: number;
   /** @default the function's Powertools logger */
@@ -58,6 +70,20 @@ export function createAsyncApiHandler(
         }
         case 'asyncResult':
           return json(200, await getAsyncStatus(deps, params.requestId ?? ''));
+        case 'modelFeedback': {
+          const body = parseFeedbackJson(bodyText(event, deps.maxBodyBytes));
+          const { accepted } = await submitFeedback(deps, {
+            name: params.name ?? '',
+            body,
+            actor: actorOf(event),
+          });
+          return json(201, { accepted });
+        }
+        case 'listCapture': {
+          const query = parseCaptureQuery(params.name ?? '', event.queryStringParameters ?? {});
+          if (!deps.objects) throw new Error('the capture listing has no object reader configured');
+          return json(200, await listCapture({ objects: deps.objects }, query));
+        }
       }
     } catch (e) {
       return errorResult(e, log);
@@ -76,8 +102,10 @@ async function fromEnvironment(
     import('../adapters/s3-blob-store'),
     import('./event-aws'),
   ]);
+  const blobs = new S3BlobStore(s3Client(), config.bucket);
   return createAsyncApiHandler({
-    blobs: new S3BlobStore(s3Client(), config.bucket),
+    blobs,
+    objects: blobs,
     queue: aws.queueFromConfig(config),
     maxBodyBytes: config.maxBodyBytes,
     logger: functionLogger,

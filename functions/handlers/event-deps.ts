@@ -12,7 +12,7 @@ import { DynamoIdempotencyGuard } from '../adapters/idempotency-store';
 import { sharedOrtEngine } from '../adapters/ort-engine';
 import { S3ArtifactStore } from '../adapters/s3-artifact-store';
 import { S3BlobStore } from '../adapters/s3-blob-store';
-import type { AsyncInferenceDeps, AsyncWorkerDeps } from '../app/async-inference';
+import type { AsyncWorkerDeps } from '../app/async-inference';
 import type { BatchScoreDeps } from '../app/batch-score';
 import { createPredictor, type Predictor } from '../app/predict';
 import type { RegisterOnUploadDeps } from '../app/register-on-upload';
@@ -23,6 +23,7 @@ import { BATCH, IDEMPOTENCY } from '../contract/events';
 import type { QueuePublisher } from '../ports/events';
 import type { EventPublisher, ModelInspector } from '../ports/index';
 import type { Logger } from '../ports/logger';
+import type { AsyncApiDeps } from './async-api';
 import { queueFromConfig } from './event-aws';
 
 export interface EventFlowsOptions {
@@ -50,7 +51,8 @@ export interface EventFlows {
   readonly registry?: RegistryDeps;
   readonly upload: RegisterOnUploadDeps;
   readonly batch: BatchScoreDeps;
-  readonly asyncApi: AsyncInferenceDeps;
+  /** The async API's use cases: async inference, feedback and the capture listing. */
+  readonly asyncApi: AsyncApiDeps;
   readonly worker: AsyncWorkerDeps;
 }
 
@@ -106,7 +108,7 @@ export function createEventFlows(o: EventFlowsOptions): EventFlows {
       startGuard: guard(IDEMPOTENCY.keyPrefix.batchStart),
       partGuard: guard(IDEMPOTENCY.keyPrefix.batchPart),
     },
-    asyncApi: { blobs, queue: o.queue },
+    asyncApi: { blobs, queue: o.queue, objects: blobs },
     worker: { blobs, predictor: predictor ?? noPredictor },
   };
 }

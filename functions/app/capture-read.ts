@@ -1,0 +1,109 @@
+/**
+ * Reading captured records back (`GET /models/{name}/capture`, docs/api.md "Reading captured records"): the keys
+ * under `capture/{model}/` (or `capture/{model}/{version}/`) are listed in key order — by version, then hour —,
+ * the hours before `since` are skipped by listing after the hour of `since`, at most
+ * `LIMITS.maxCaptureObjectsPerPage` objects are read per page, and their records answered at or after `since`
+ * are returned, at most `limit` of them, with a token where the next page starts.
+ */
+import { LIMITS } from '../contract/limits';
+import type { CaptureRecord } from '../domain/capture';
+import {
+  type CaptureQuery,
+  capturePrefix,
+  encodeCaptureToken,
+  isAtOrAfter,
+  isBeforeSinceHour,
+  parseCaptureKey,
+  parseCaptureLines,
+  sinceStartKey,
+} from '../domain/capture-listing';
+import type { ObjectReader } from '../ports/objects';
+
+export interface CaptureReadDeps {
+  readonly objects: ObjectReader;
+  /** Objects read per page at most. @default LIMITS.maxCaptureObjectsPerPage */
+  readonly maxObjectsPerPage?: number;
+}
+
+export interface CapturePage {
+  readonly records: CaptureRecord[];
+  readonly nextToken?: string;
+}
+
+const LIST_PAGE = 1000;
+
+/** One page of a model's (or a version's) captured records. */
+export async function listCapture(deps: CaptureReadDeps, q: CaptureQuery): Promise<CapturePage> {
+  const maxObjects = deps.maxObjectsPerPage ?? LIMITS.maxCaptureObjectsPerPage;
+  const prefix = capturePrefix(q.model, q.version);
+  const records: CaptureRecord[] = [];
+  let objectsRead = 0;
+  /** The listing continues after this key (a key read whole, or a jump past the hours before `since`). */
+  let after = q.after?.key;
+
+  /**
+   * Takes the records of one object from line `from` on; answers the line to resume at when the page filled up
+   * before the object's end.
+   */
+  const take = async (key: string, from: number): Promise<number | 'done' | 'full'> => {
+    objectsRead++;
+    const bytes = await deps.objects.get(key);
+    if (bytes === undefined) return 'done';
+    const lines = parseCaptureLines(new TextDecoder().decode(bytes));
+    for (let i = from; i < lines.length; i++) {
+      const r = lines[i];
+      if (r === undefined || !isAtOrAfter(r, q.since)) continue;
+      records.push(r);
+      if (records.length >= q.limit) return i + 1 < lines.length ? i + 1 : 'full';
+    }
+    return 'done';
+  };
+
+  if (q.after?.line !== undefined) {
+    const end = await take(q.after.key, q.after.line);
+    if (typeof end === 'number')
+      return { records, nextToken: encodeCaptureToken({ key: q.after.key, line: end }) };
+    if (end === 'full') return page(records, q.after.key, await hasMore(deps.objects, prefix, q.after.key));
+  }
+
+  for (;;) {
+    const listing = await deps.objects.list(prefix, {
+      ...(after !== undefined ? { startAfter: after } : {}),
+      maxKeys: LIST_PAGE,
+    });
+    let jumped = false;
+    for (let i = 0; i < listing.keys.length; i++) {
+      const key = listing.keys[i] as string;
+      const parsed = parseCaptureKey(key, q.model);
+      if (parsed === undefined || (q.version !== undefined && parsed.version !== q.version)) {
+        after = key;
+        continue;
+      }
+      if (q.since !== undefined && isBeforeSinceHour(parsed, q.since)) {
+        // Every key of this version before the hour of `since` is skipped by listing again after that hour.
+        after = sinceStartKey(q.model, parsed.version, q.since);
+        jumped = true;
+        break;
+      }
+      if (objectsRead >= maxObjects) return page(records, after, true);
+      const end = await take(key, 0);
+      if (typeof end === 'number') return { records, nextToken: encodeCaptureToken({ key, line: end }) };
+      after = key;
+      if (end === 'full') {
+        const more = i + 1 < listing.keys.length || listing.truncated;
+        return page(records, key, more);
+      }
+    }
+    if (!jumped && !listing.truncated) return { records };
+  }
+}
+
+function page(records: CaptureRecord[], after: string | undefined, more: boolean): CapturePage {
+  return more && after !== undefined
+    ? { records, nextToken: encodeCaptureToken({ key: after }) }
+    : { records };
+}
+
+async function hasMore(objects: ObjectReader, prefix: string, after: string): Promise<boolean> {
+  return (await objects.list(prefix, { startAfter: after, maxKeys: 1 })).keys.length > 0;
+}
