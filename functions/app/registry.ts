@@ -6,6 +6,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { S3_KEYS } from '../contract/env';
 import { LIMITS } from '../contract/limits';
+import type { CaptureConfig } from '../domain/capture';
 import {
   BadRequestError,
   isMaasError,
@@ -18,6 +19,7 @@ import { aliasNotFound, modelNotFound, planRollback, versionNotFound } from '../
 import type {
   AliasMove,
   AliasMoveResult,
+  AliasState,
   HistoryEntry,
   Model,
   ModelSignature,
@@ -297,12 +299,20 @@ export async function listVersions(
   return deps.repo.listVersions(name, limit, nextToken);
 }
 
-/** Description, tags, and READY -> ARCHIVED (409 otherwise, or while an alias points at the version). */
+/**
+ * Description, tags, capture (null removes it), and READY -> ARCHIVED (409 otherwise, or while an alias points
+ * at the version).
+ */
 export async function updateVersion(
   deps: Pick<RegistryDeps, 'repo'>,
   name: string,
   version: number,
-  patch: { description?: string; tags?: Record<string, string>; status?: 'ARCHIVED' },
+  patch: {
+    description?: string;
+    tags?: Record<string, string>;
+    status?: 'ARCHIVED';
+    capture?: CaptureConfig | null;
+  },
 ): Promise<ModelVersion> {
   const current = await getVersion(deps, name, version);
   if (patch.status !== undefined) assertStatusChange(current, patch.status);
@@ -376,6 +386,24 @@ export async function deleteAlias(
     actor: input.actor,
     ...(input.reason !== undefined ? { reason: input.reason } : {}),
   });
+}
+
+/**
+ * Sets (or, with null, removes) the alias's own capture declaration, which wins over the version's for requests
+ * through the alias. 404 `MODEL_NOT_FOUND` / `ALIAS_NOT_FOUND`. The alias as it now is (without its target).
+ */
+export async function updateAlias(
+  deps: Pick<RegistryDeps, 'repo'>,
+  input: { name: string; alias: string; capture: CaptureConfig | null },
+): Promise<Omit<AliasState, 'target'>> {
+  validateModelName(input.name);
+  validateAliasName(input.alias);
+  const { target: _target, ...alias } = await deps.repo.setAliasCapture(
+    input.name,
+    input.alias,
+    input.capture,
+  );
+  return alias;
 }
 
 /** Newest first; 404 for an unknown model or an alias that never existed. */

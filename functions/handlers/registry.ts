@@ -22,6 +22,7 @@ import {
   moveAlias,
   type RegistryDeps,
   rollbackAlias,
+  updateAlias,
   updateVersion,
 } from '../app/registry';
 import { readConfig } from '../config/environment';
@@ -34,9 +35,11 @@ import { parseVersionNumber, validateAliasName, validateModelName } from '../dom
 import {
   createUploadBodySchema,
   moveAliasBodySchema,
+  parseCapturePatch,
   parseLimit,
   parseS3Uri,
   parseWith,
+  patchAliasBodySchema,
   patchVersionBodySchema,
   registerVersionBodySchema,
   rollbackBodySchema,
@@ -251,8 +254,12 @@ const operations: Record<OperationOf<'registry'>, Operation> = {
   updateVersion: async (e, d) => {
     const n = name(e);
     const v = version(e);
-    const body = parseWith(patchVersionBodySchema, parseJsonObject(e, d.maxBodyBytes));
-    return json(200, versionJson(await updateVersion(d, n, v, body)));
+    const { capture, ...body } = parseWith(patchVersionBodySchema, parseJsonObject(e, d.maxBodyBytes));
+    const c = parseCapturePatch(capture);
+    return json(
+      200,
+      versionJson(await updateVersion(d, n, v, { ...body, ...(c !== undefined ? { capture: c } : {}) })),
+    );
   },
 
   deleteVersion: async (e, d) => {
@@ -273,6 +280,16 @@ const operations: Record<OperationOf<'registry'>, Operation> = {
       actor: actorOf(e),
     });
     return json(200, r);
+  },
+
+  updateAlias: async (e, d) => {
+    const n = name(e);
+    const a = alias(e);
+    const body = parseWith(patchAliasBodySchema, parseJsonObject(e, d.maxBodyBytes));
+    return json(
+      200,
+      await updateAlias(d, { name: n, alias: a, capture: parseCapturePatch(body.capture) ?? null }),
+    );
   },
 
   deleteAlias: async (e, d) => {

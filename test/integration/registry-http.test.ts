@@ -429,6 +429,125 @@ describe('registry HTTP API', () => {
     });
   });
 
+  describe('capture', () => {
+    const INVALID_CAPTURES: [string, unknown][] = [
+      ['a string', 'on'],
+      ['an array', [10]],
+      ['no samplePercent', { input: true }],
+      ['samplePercent over 100', { samplePercent: 100.01 }],
+      ['samplePercent negative', { samplePercent: -1 }],
+      ['samplePercent finer than 0.01', { samplePercent: 0.005 }],
+      ['samplePercent a string', { samplePercent: '10' }],
+      ['input not a boolean', { samplePercent: 10, input: 'yes' }],
+      ['recording nothing', { samplePercent: 10, input: false, output: false }],
+      ['an unknown field', { samplePercent: 10, headers: true }],
+    ];
+
+    it('PATCH of a version sets its capture (defaults input/output), shows it, copies it to its aliases; null removes it', async () => {
+      expect((await register('cap-http')).status).toBe(201);
+      expect((await register('cap-http')).status).toBe(201);
+      const set = await call('PATCH', '/models/cap-http/versions/1', {
+        body: { capture: { samplePercent: 12.5 }, description: 'watched' },
+      });
+      expect(set.status).toBe(200);
+      expect(set.body).toMatchObject({
+        version: 1,
+        description: 'watched',
+        capture: { samplePercent: 12.5, input: true, output: true },
+      });
+      expect(set.body.s3Key).toBeUndefined();
+      expect((await call('GET', '/models/cap-http/versions/1')).body.capture).toEqual(set.body.capture);
+      const listed = (await call('GET', '/models/cap-http/versions')).body.versions as Json[];
+      expect(listed.find((v) => v.version === 1)?.capture).toEqual(set.body.capture);
+      expect(listed.find((v) => v.version === 2)?.capture).toBeUndefined();
+      // The predict path reads it from the alias item: prod points at version 1.
+      expect((await deps.repo.getAlias('cap-http', 'prod'))?.target?.capture).toEqual(set.body.capture);
+
+      const removed = await call('PATCH', '/models/cap-http/versions/1', { body: { capture: null } });
+      expect(removed.status).toBe(200);
+      expect(removed.body).not.toHaveProperty('capture');
+      expect(removed.body.description).toBe('watched');
+      expect((await deps.repo.getAlias('cap-http', 'prod'))?.target?.capture).toBeUndefined();
+
+      for (const [what, capture] of INVALID_CAPTURES) {
+        const r = await call('PATCH', '/models/cap-http/versions/2', { body: { capture } });
+        expect([r.status, r.body.code], what).toEqual([400, 'INVALID_CAPTURE']);
+      }
+      expect((await call('GET', '/models/cap-http/versions/2')).body.capture).toBeUndefined();
+      expectError(
+        await call('PATCH', '/models/cap-http/versions/9', { body: { capture: { samplePercent: 1 } } }),
+        404,
+        'VERSION_NOT_FOUND',
+      );
+      expectError(
+        await call('PATCH', '/models/cap-nobody/versions/1', { body: { capture: null } }),
+        404,
+        'MODEL_NOT_FOUND',
+      );
+    });
+
+    it('PATCH of an alias sets its own capture and answers the alias; null removes it; a move keeps it', async () => {
+      expect((await register('cap-alias-http')).status).toBe(201);
+      expect((await register('cap-alias-http')).status).toBe(201);
+      const set = await call('PATCH', '/models/cap-alias-http/aliases/prod', {
+        body: { capture: { samplePercent: 5, output: false } },
+      });
+      expect(set).toMatchObject({ status: 200 });
+      expect(set.body).toEqual({
+        alias: 'prod',
+        version: 1,
+        revision: 1,
+        updatedAt: expect.any(String),
+        capture: { samplePercent: 5, input: true, output: false },
+      });
+      // Not a move: no history entry, the version's own declaration untouched.
+      expect((await call('GET', '/models/cap-alias-http/aliases/prod/history')).body.history).toHaveLength(1);
+      expect((await call('GET', '/models/cap-alias-http/versions/1')).body.capture).toBeUndefined();
+      await call('PATCH', '/models/cap-alias-http/versions/2', { body: { capture: { samplePercent: 100 } } });
+      const moved = await call('PUT', '/models/cap-alias-http/aliases/prod', { body: { version: 2 } });
+      expect(moved.body).toMatchObject({ version: 2, revision: 2 });
+      const alias = await deps.repo.getAlias('cap-alias-http', 'prod');
+      expect(alias?.capture).toEqual({ samplePercent: 5, input: true, output: false });
+      expect(alias?.target?.capture).toEqual({ samplePercent: 100, input: true, output: true });
+
+      const cleared = await call('PATCH', '/models/cap-alias-http/aliases/prod', { body: { capture: null } });
+      expect(cleared.status).toBe(200);
+      expect(cleared.body).toEqual({ alias: 'prod', version: 2, revision: 2, updatedAt: expect.any(String) });
+
+      for (const [what, capture] of INVALID_CAPTURES) {
+        const r = await call('PATCH', '/models/cap-alias-http/aliases/prod', { body: { capture } });
+        expect([r.status, r.body.code], what).toEqual([400, 'INVALID_CAPTURE']);
+      }
+      for (const body of [{}, { capture: null, version: 1 }, { sample: 10 }]) {
+        expectError(
+          await call('PATCH', '/models/cap-alias-http/aliases/prod', { body }),
+          400,
+          'VALIDATION_ERROR',
+        );
+      }
+      expectError(
+        await call('PATCH', '/models/cap-alias-http/aliases/prod', { body: '{"capture":' }),
+        400,
+        'MALFORMED_JSON',
+      );
+      expectError(
+        await call('PATCH', '/models/cap-alias-http/aliases/Prod!', { body: { capture: null } }),
+        400,
+      );
+      expectError(
+        await call('PATCH', '/models/cap-alias-http/aliases/staging', { body: { capture: null } }),
+        404,
+        'ALIAS_NOT_FOUND',
+      );
+      expectError(
+        await call('PATCH', '/models/cap-nobody/aliases/prod', { body: { capture: { samplePercent: 1 } } }),
+        404,
+        'MODEL_NOT_FOUND',
+      );
+      expect((await deps.repo.getAlias('cap-alias-http', 'prod'))?.capture).toBeUndefined();
+    });
+  });
+
   describe('archive and delete', () => {
     it('archives READY versions only while unaliased; archived versions cannot be aliased', async () => {
       for (let i = 0; i < 2; i++) expect((await register('arch')).status).toBe(201);

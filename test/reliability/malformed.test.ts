@@ -650,6 +650,52 @@ add(
   undefined,
   404,
 );
+// Registry: an alias's capture declaration.
+const CAPTURE = 'PATCH /models/{name}/aliases/{alias}';
+for (const [what, b, status, code] of [
+  ['no capture', {}, 400, 'VALIDATION_ERROR'],
+  ['unknown field', { capture: null, version: 1 }, 400, 'VALIDATION_ERROR'],
+  ['capture a string', { capture: 'on' }, 400, 'INVALID_CAPTURE'],
+  ['capture an array', { capture: [10] }, 400, 'INVALID_CAPTURE'],
+  ['capture without samplePercent', { capture: { input: true } }, 400, 'INVALID_CAPTURE'],
+  ['samplePercent over 100', { capture: { samplePercent: 101 } }, 400, 'INVALID_CAPTURE'],
+  ['samplePercent negative', { capture: { samplePercent: -0.01 } }, 400, 'INVALID_CAPTURE'],
+  ['samplePercent finer than 0.01', { capture: { samplePercent: 33.333 } }, 400, 'INVALID_CAPTURE'],
+  ['samplePercent a string', { capture: { samplePercent: '5' } }, 400, 'INVALID_CAPTURE'],
+  ['samplePercent huge', '{"capture":{"samplePercent":1e400}}', 400, 'INVALID_CAPTURE'],
+  ['output a number', { capture: { samplePercent: 5, output: 1 } }, 400, 'INVALID_CAPTURE'],
+  ['records nothing', { capture: { samplePercent: 5, input: false, output: false } }, 400, 'INVALID_CAPTURE'],
+  ['unknown capture field', { capture: { samplePercent: 5, body: true } }, 400, 'INVALID_CAPTURE'],
+  ['truncated JSON', '{"capture":', 400, 'MALFORMED_JSON'],
+  ['empty body', '', 400, 'MALFORMED_JSON'],
+  ['JSON array', [], 400, undefined],
+] as [string, unknown, number, string | undefined][]) {
+  add(CAPTURE, what, 'PATCH', '/models/m/aliases/prod', body(b), status, code);
+}
+for (const [what, a] of BAD_ALIASES) {
+  add(CAPTURE, `bad alias: ${what}`, 'PATCH', `/models/m/aliases/${a}`, body({ capture: null }), 400);
+}
+for (const [what, n] of BAD_NAMES.slice(0, 6)) {
+  add(CAPTURE, `bad name: ${what}`, 'PATCH', `/models/${n}/aliases/prod`, body({ capture: null }), 400);
+}
+add(
+  CAPTURE,
+  'unknown alias',
+  'PATCH',
+  '/models/m/aliases/never',
+  body({ capture: null }),
+  404,
+  'ALIAS_NOT_FOUND',
+);
+add(
+  CAPTURE,
+  'unknown model',
+  'PATCH',
+  '/models/ghost/aliases/prod',
+  body({ capture: null }),
+  404,
+  'MODEL_NOT_FOUND',
+);
 const ROLLBACK = 'POST /models/{name}/aliases/{alias}/rollback';
 add(
   ROLLBACK,
