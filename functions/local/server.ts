@@ -34,7 +34,18 @@ export interface LocalServerOptions {
   readonly actor?: string;
   /** Receives one line per unexpected failure. */
   readonly onError?: (message: string, err: unknown) => void;
+  /**
+   * The Prometheus text of the local metrics, served as `GET /metrics` (the local server's own route, outside the
+   * route table; what `maas stats` reads). Without it `/metrics` is a 404.
+   */
+  readonly metrics?: () => string | Promise<string>;
 }
+
+/** The local server's own metrics path (not a route of the HTTP API). */
+export const METRICS_PATH = '/metrics';
+
+/** Content type of the Prometheus text exposition format. */
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 const TEXT_TYPES = [
   /^text\//,
@@ -223,6 +234,20 @@ export function createLocalServer(opts: LocalServerOptions): Server {
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = (req.method ?? 'GET').toUpperCase();
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    if (path === METRICS_PATH && opts.metrics) {
+      req.resume();
+      if (method !== 'GET') {
+        writeResult(res, errorResult(new MethodNotAllowedError(`${method} is not allowed on ${path}`)));
+        return;
+      }
+      const text = await opts.metrics();
+      writeResult(res, {
+        statusCode: 200,
+        headers: { 'content-type': PROMETHEUS_CONTENT_TYPE },
+        body: text,
+      });
+      return;
+    }
     const match = matchRoute(method, path);
     if (!match || 'methodNotAllowed' in match) {
       req.resume();

@@ -213,3 +213,51 @@ describe('local server: bodies over the limit', () => {
     expect((await send(2, false)).status).toBe(200);
   });
 });
+
+describe('local server: GET /metrics', () => {
+  const TEXT =
+    '# TYPE maas_requests_total counter\nmaas_requests_total{model="iris",version="1",alias="prod",route="stable"} 3\n';
+  let withMetrics: RunningLocalServer;
+  let without: RunningLocalServer;
+  let calls = 0;
+
+  beforeAll(async () => {
+    withMetrics = await startLocalServer({
+      port: 0,
+      handlers: { registry: async () => json(200, { registry: true }) },
+      metrics: async () => {
+        calls++;
+        return TEXT;
+      },
+    });
+    without = await startLocalServer({ port: 0, handlers: {} });
+  });
+  afterAll(async () => {
+    await withMetrics.close();
+    await without.close();
+  });
+
+  it('answers the configured text as the Prometheus text format, fresh on every request', async () => {
+    for (let i = 1; i <= 2; i++) {
+      const res = await fetch(`${withMetrics.url}/metrics`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
+      expect(await res.text()).toBe(TEXT);
+      expect(calls).toBe(i);
+    }
+    // The API's routes are served beside it.
+    expect(await (await fetch(`${withMetrics.url}/models`)).json()).toEqual({ registry: true });
+  });
+
+  it('refuses another method with 405', async () => {
+    const res = await fetch(`${withMetrics.url}/metrics`, { method: 'POST', body: 'x' });
+    expect(res.status).toBe(405);
+    expect((await res.json()).code).toBe('METHOD_NOT_ALLOWED');
+  });
+
+  it('is a 404 when no metrics are configured', async () => {
+    const res = await fetch(`${without.url}/metrics`);
+    expect(res.status).toBe(404);
+    expect(await res.json()).toEqual({ error: 'no route for GET /metrics', code: 'NOT_FOUND' });
+  });
+});
