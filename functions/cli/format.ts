@@ -123,6 +123,22 @@ export function formatMoveResult(
   return `${name}@${r.alias}: ${from} -> ${to}${r.revision !== undefined ? ` (revision ${r.revision})` : ''}`;
 }
 
+/** `iris@prod: capture 12.5% of requests (input, output)`, `iris version 2: capture off`. */
+export function formatCaptureConfig(
+  name: string,
+  a: {
+    alias?: string;
+    version?: number;
+    capture?: { samplePercent: number; input: boolean; output: boolean };
+  },
+): string {
+  const who = a.alias !== undefined ? `${name}@${a.alias}` : `${name} version ${a.version ?? '?'}`;
+  const c = a.capture;
+  if (!c) return `${who}: capture off`;
+  const halves = [c.input ? 'input' : '', c.output ? 'output' : ''].filter(Boolean).join(', ');
+  return `${who}: capture ${c.samplePercent}% of requests (${halves})`;
+}
+
 export function formatHistory(answer: {
   history: {
     alias: string;

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../functions/cli/program';
-import type { LocalServices } from '../../functions/local/compose';
+import { type LocalServices, localPredictReaders } from '../../functions/local/compose';
 import { buildMlp } from '../../functions/local/onnx-builder';
 import { buildIrisModel } from '../../functions/local/sample-model';
 import { type RunningLocalServer, startLocalServer } from '../../functions/local/server';
@@ -147,6 +147,38 @@ describe('maas CLI on the local service', () => {
     expect(h.stdout).toMatch(/prod\s+1\s+3\s+\S+\s+mlp/);
     const models = await cli('models');
     expect(models.stdout).toMatch(/flowers\s+3\s+prod=1 staging=1/);
+  });
+
+  it('declares capture for an alias and for a version, shows it, and removes it', async () => {
+    const alias = await cli('capture-config', 'flowers', '--alias', 'prod', '--sample', '10', '--no-output');
+    expect(alias.code).toBe(0);
+    expect(alias.stdout).toContain('flowers@prod: capture 10% of requests (input)');
+    const version = await cli('--json', 'capture-config', 'flowers', '--version=1', '--sample', '0.5');
+    expect(version.code).toBe(0);
+    expect(JSON.parse(version.stdout)).toMatchObject({
+      name: 'flowers',
+      version: 1,
+      capture: { samplePercent: 0.5, input: true, output: true },
+    });
+    // prod points at version 1: the predict path's one read of its item gives both declarations, the alias's
+    // own and the version's.
+    const { reader } = localPredictReaders({
+      endpoints: { dynamodb: aws.dynamoEndpoint, s3: aws.s3Endpoint },
+      table: aws.table,
+      bucket: aws.bucket,
+    });
+    const prod = await reader.getAlias('flowers', 'prod');
+    expect(prod?.capture).toEqual({ samplePercent: 10, input: true, output: false });
+    expect(prod?.target?.capture).toEqual({ samplePercent: 0.5, input: true, output: true });
+    const off = await cli('capture-config', 'flowers', '--alias', 'prod', '--off');
+    expect(off.code).toBe(0);
+    expect(off.stdout).toContain('flowers@prod: capture off');
+    const refused = await cli('capture-config', 'flowers', '--alias', 'prod', '--sample', '0.001');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('400 INVALID_CAPTURE');
+    const missing = await cli('capture-config', 'flowers', '--alias', 'nightly', '--off');
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('404 ALIAS_NOT_FOUND');
   });
 
   it('reports an unknown model (exit 1, 404)', async () => {

@@ -182,6 +182,29 @@ describe('CLI against an HTTP API', () => {
       status: 412,
       body: { error: 'alias staging points at 3, not 1', code: 'PRECONDITION_FAILED' },
     },
+    'PATCH /models/iris/aliases/prod': {
+      status: 200,
+      body: {
+        alias: 'prod',
+        version: 2,
+        revision: 2,
+        updatedAt: '2026-01-01T00:00:00.000Z',
+        capture: { samplePercent: 12.5, input: true, output: false },
+      },
+    },
+    'PATCH /models/iris/aliases/staging': {
+      status: 200,
+      body: { alias: 'staging', version: 1, revision: 1, updatedAt: '2026-01-01T00:00:00.000Z' },
+    },
+    'PATCH /models/iris/versions/2': {
+      status: 200,
+      body: {
+        name: 'iris',
+        version: 2,
+        status: 'READY',
+        capture: { samplePercent: 1, input: true, output: true },
+      },
+    },
     'GET /v2/models/iris': {
       status: 200,
       body: { name: 'iris', inputs: [{ name: 'features', datatype: 'FP32', shape: [-1, 4] }], outputs: [] },
@@ -220,6 +243,77 @@ describe('CLI against an HTTP API', () => {
     expect(req.method).toBe('PUT');
     expect(JSON.parse(req.body.toString())).toEqual({ version: 2, expectedVersion: 1, reason: 'better' });
     expect(io.stdout()).toContain('iris@prod: version 1 -> version 2');
+  });
+
+  it('capture-config PATCHes the alias or the version with the declaration, or null for --off', async () => {
+    const alias = captureIo();
+    expect(
+      await run(
+        argv(
+          '--endpoint',
+          url,
+          'capture-config',
+          'iris',
+          '--alias',
+          'prod',
+          '--sample',
+          '12.5',
+          '--no-output',
+        ),
+        alias,
+      ),
+    ).toBe(0);
+    let req = api.seen.at(-1)!;
+    expect([req.method, req.url]).toEqual(['PATCH', '/models/iris/aliases/prod']);
+    expect(JSON.parse(req.body.toString())).toEqual({
+      capture: { samplePercent: 12.5, input: true, output: false },
+    });
+    expect(alias.stdout()).toContain('iris@prod: capture 12.5% of requests (input)');
+
+    const version = captureIo();
+    expect(
+      await run(argv('--endpoint', url, 'capture-config', 'iris', '--version=2', '--sample', '1'), version),
+    ).toBe(0);
+    req = api.seen.at(-1)!;
+    expect([req.method, req.url]).toEqual(['PATCH', '/models/iris/versions/2']);
+    expect(JSON.parse(req.body.toString())).toEqual({
+      capture: { samplePercent: 1, input: true, output: true },
+    });
+    expect(version.stdout()).toContain('iris version 2: capture 1% of requests (input, output)');
+
+    const off = captureIo();
+    expect(
+      await run(argv('--endpoint', url, 'capture-config', 'iris', '--alias', 'staging', '--off'), off),
+    ).toBe(0);
+    req = api.seen.at(-1)!;
+    expect([req.method, req.url]).toEqual(['PATCH', '/models/iris/aliases/staging']);
+    expect(JSON.parse(req.body.toString())).toEqual({ capture: null });
+    expect(off.stdout()).toContain('iris@staging: capture off');
+
+    const json = captureIo();
+    expect(
+      await run(
+        argv('--endpoint', url, '--json', 'capture-config', 'iris', '--alias', 'prod', '--sample', '12.5'),
+        json,
+      ),
+    ).toBe(0);
+    expect(JSON.parse(json.stdout())).toMatchObject({ alias: 'prod', capture: { samplePercent: 12.5 } });
+
+    const seen = api.seen.length;
+    for (const args of [
+      ['capture-config', 'iris', '--sample', '5'],
+      ['capture-config', 'iris', '--alias', 'prod', '--version=2', '--sample', '5'],
+      ['capture-config', 'iris', '--alias', 'prod'],
+      ['capture-config', 'iris', '--alias', 'prod', '--sample', '5', '--off'],
+      ['capture-config', 'iris', '--alias', 'prod', '--off', '--no-input'],
+      ['capture-config', 'iris', '--alias', 'prod', '--sample', 'lots'],
+      ['capture-config', 'iris', '--version=two', '--off'],
+    ]) {
+      const io = captureIo();
+      expect(await run(argv('--endpoint', url, ...args), io), args.join(' ')).toBe(2);
+      expect(io.stderr(), args.join(' ')).toMatch(/error/);
+    }
+    expect(api.seen.length).toBe(seen);
   });
 
   it('exits 1 and prints the server message when the server says no', async () => {

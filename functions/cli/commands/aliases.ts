@@ -1,9 +1,34 @@
-/** The alias commands: `maas promote`, `maas rollback` and `maas history`. */
+/**
+ * The alias commands: `maas promote`, `maas rollback`, `maas history`, and `maas capture-config` (the capture
+ * declaration of an alias or a version).
+ */
 import type { Command } from 'commander';
 import { apiCall } from '../client';
-import { type CliContext, EXIT } from '../context';
-import { formatHistory, formatMoveResult } from '../format';
+import { type CliContext, EXIT, UsageError } from '../context';
+import { formatCaptureConfig, formatHistory, formatMoveResult } from '../format';
 import { nonNegativeInt } from '../input';
+
+interface CaptureConfigOptions {
+  readonly alias?: string;
+  readonly version?: number;
+  readonly sample?: number;
+  readonly off?: boolean;
+  /** Commander's `--no-input`. */
+  readonly input: boolean;
+  /** Commander's `--no-output`. */
+  readonly output: boolean;
+}
+
+/** An option parser for a percentage (a number; the service checks the range and the 0.01 step). */
+function percent(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n)) {
+      throw new UsageError(`${name} must be a number from 0 to 100, got '${value}'`);
+    }
+    return n;
+  };
+}
 
 /** Defines the alias commands on `program`. */
 export function aliasCommands(program: Command, ctx: CliContext): void {
@@ -48,6 +73,44 @@ export function aliasCommands(program: Command, ctx: CliContext): void {
             opts.reason !== undefined ? { reason: opts.reason } : {},
           );
         ctx.print(answer, (a) => formatMoveResult(name, a));
+        return EXIT.ok;
+      }),
+    );
+
+  program
+    .command('capture-config')
+    .description(
+      "declare which requests of an alias or a version are recorded (the alias's wins for its requests)",
+    )
+    .argument('<name>', 'model name')
+    .option('--alias <alias>', 'declare it for this alias')
+    // Written `--version=<n>`: a bare `--version` is the program's own option wherever it stands.
+    .option('--version <n>', 'declare it for this version (as --version=<n>)', nonNegativeInt('--version'))
+    .option('--sample <percent>', 'share of requests recorded, 0-100 in steps of 0.01', percent('--sample'))
+    .option('--no-input', 'do not record the request bodies')
+    .option('--no-output', 'do not record the response bodies')
+    .option('--off', 'remove the declaration')
+    .action(
+      ctx.action(async (name: string, opts: CaptureConfigOptions) => {
+        if ((opts.alias === undefined) === (opts.version === undefined)) {
+          throw new UsageError('give one of --alias <alias> or --version <n>');
+        }
+        if ((opts.sample === undefined) === (opts.off !== true)) {
+          throw new UsageError('give one of --sample <percent> or --off');
+        }
+        if (opts.off && (!opts.input || !opts.output)) {
+          throw new UsageError('--no-input and --no-output go with --sample, not with --off');
+        }
+        const capture =
+          opts.sample === undefined
+            ? null
+            : { samplePercent: opts.sample, input: opts.input, output: opts.output };
+        const call =
+          opts.alias !== undefined
+            ? apiCall('updateAlias', { name, alias: opts.alias })
+            : apiCall('updateVersion', { name, version: String(opts.version) });
+        const answer = await ctx.client().send(call, { capture });
+        ctx.print(answer, (a) => formatCaptureConfig(name, a));
         return EXIT.ok;
       }),
     );
