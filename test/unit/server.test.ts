@@ -252,7 +252,7 @@ describe('local server: GET /metrics', () => {
   it('refuses another method with 405', async () => {
     const res = await fetch(`${withMetrics.url}/metrics`, { method: 'POST', body: 'x' });
     expect(res.status).toBe(405);
-    expect((await res.json()).code).toBe('METHOD_NOT_ALLOWED');
+    expect(((await res.json()) as { code: string }).code).toBe('METHOD_NOT_ALLOWED');
   });
 
   it('is a 404 when no metrics are configured', async () => {
