@@ -1,0 +1,527 @@
+/**
+ * Observability in the stack: X-Ray tracing of the functions, capture delivery (subscription filters on the
+ * predict and worker log groups -> Firehose -> `capture/` of the model store) and its least-privilege roles, the
+ * async function's feedback and capture grants, the dashboard, the alias alarms, their synth-time checks, and
+ * cdk-nag AwsSolutions. Names come from functions/contract/observability.ts. Bundling is skipped.
+ */
+import { App, Duration, Stack, Validations } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  CAPTURE_KEYS,
+  CAPTURE_LOG_FILTER_PATTERN,
+  METRICS,
+  METRICS_NAMESPACE,
+  STABLE_ROUTE,
+} from '../../functions/contract/observability';
+import { createApp } from '../../infra/app';
+import {
+  CAPTURE_ERROR_OUTPUT_PREFIX,
+  CAPTURE_OUTPUT_PREFIX,
+  CaptureDelivery,
+} from '../../infra/constructs/capture-delivery';
+import { MaasDashboard } from '../../infra/constructs/dashboard';
+import { ModelStore } from '../../infra/constructs/model-store';
+import { MaasStack, type MaasStackProps } from '../../infra/maas-stack';
+
+type Statement = {
+  Effect: string;
+  Action: string | string[];
+  Resource: unknown;
+  Condition?: Record<string, Record<string, unknown>>;
+};
+type Resources = Record<string, { Type: string; Properties: Record<string, unknown> }>;
+
+const NO_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
+const list = <T>(v: T | T[]): T[] => (Array.isArray(v) ? v : [v]);
+
+/** A stack as the app builds it (context, cdk-nag), with extra props. */
+function build(id: string, extra: Partial<MaasStackProps> = {}): { stack: MaasStack; template: Template } {
+  const app = new App({ context: NO_BUNDLING });
+  const stack = new MaasStack(app, id, extra);
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  return { stack, template: Template.fromStack(stack) };
+}
+
+const logicalId = (s: Stack, c: { node: { defaultChild?: unknown } }) =>
+  s.resolve((c.node.defaultChild as { logicalId: string }).logicalId) as string;
+
+function statementsOfRole(t: Template, roleId: string): Statement[] {
+  const policies = t.findResources('AWS::IAM::Policy', {
+    Properties: { Roles: Match.arrayWith([{ Ref: roleId }]) },
+  });
+  return Object.values(policies).flatMap(
+    (p) =>
+      (p as { Properties: { PolicyDocument: { Statement: Statement[] } } }).Properties.PolicyDocument
+        .Statement,
+  );
+}
+
+let stack: MaasStack;
+let template: Template;
+let res: Resources;
+let plain: { stack: MaasStack; template: Template };
+
+beforeAll(() => {
+  // The default stack of `cdk synth`, plus alarms from the prop and from alarmsFor.
+  const { app, stack: s } = createApp(new App({ context: NO_BUNDLING }));
+  stack = s;
+  stack.alarmsFor('mnist', 'canary', {
+    errorRate: 0.2,
+    p99Ms: 250,
+    evaluationPeriods: 5,
+    period: Duration.minutes(5),
+  });
+  template = Template.fromStack(stack);
+  res = template.toJSON().Resources as Resources;
+  void app;
+  // Everything switched off, and a dashboard of named models.
+  plain = build('MaasPlain', {
+    tracing: false,
+    capture: { enabled: false },
+    dashboard: { models: ['iris', 'mnist'], period: Duration.minutes(5), dashboardName: 'maas-models' },
+    alarms: [{ model: 'iris', alias: 'prod', errorRate: 0.01, p99Ms: 400 }],
+  });
+}, 120_000);
+
+const maasFunctions = (s: MaasStack) => ({
+  predict: s.functions.predict.fn,
+  registry: s.functions.registry.fn,
+  s3Events: s.events.s3EventsFunction,
+  worker: s.events.workerFunction,
+  asyncApi: s.events.asyncApiFunction,
+});
+
+describe('tracing', () => {
+  it('is active on every function by default, each named for Powertools', () => {
+    for (const [which, fn] of Object.entries(maasFunctions(stack))) {
+      const props = res[logicalId(stack, fn)]?.Properties as {
+        TracingConfig?: { Mode: string };
+        Environment: { Variables: Record<string, unknown> };
+      };
+      expect(props.TracingConfig, which).toEqual({ Mode: 'Active' });
+      expect(props.Environment.Variables.POWERTOOLS_SERVICE_NAME, which).toMatch(/^maas-/);
+      expect(props.Environment.Variables.POWERTOOLS_TRACE_ENABLED, which).toBeUndefined();
+      const role = fn.role;
+      if (!role) throw new Error('function without role');
+      const xray = statementsOfRole(template, logicalId(stack, role)).filter((st) =>
+        list(st.Action).some((a) => a.startsWith('xray:')),
+      );
+      expect(xray, which).toEqual([
+        expect.objectContaining({
+          Action: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'],
+          Resource: '*',
+        }),
+      ]);
+    }
+  });
+
+  it('tracing: false leaves X-Ray off, turns the Powertools tracer off and grants no X-Ray action', () => {
+    const t = plain.template.toJSON().Resources as Resources;
+    for (const [which, fn] of Object.entries(maasFunctions(plain.stack))) {
+      const props = t[logicalId(plain.stack, fn)]?.Properties as {
+        TracingConfig?: unknown;
+        Environment: { Variables: Record<string, unknown> };
+      };
+      expect(props.TracingConfig, which).toBeUndefined();
+      expect(props.Environment.Variables.POWERTOOLS_TRACE_ENABLED, which).toBe('false');
+    }
+    expect(JSON.stringify(plain.template.findResources('AWS::IAM::Policy'))).not.toContain('xray:');
+  });
+});
+
+describe('capture delivery', () => {
+  const capture = () => {
+    if (!stack.capture) throw new Error('capture is on by default');
+    return stack.capture;
+  };
+
+  it('subscribes the predict and worker log groups (the functions’ own) with the contract pattern', () => {
+    const filters = Object.values(template.findResources('AWS::Logs::SubscriptionFilter')).map(
+      (f) => (f as { Properties: Record<string, unknown> }).Properties,
+    );
+    const streamArn = { 'Fn::GetAtt': [logicalId(stack, capture().deliveryStream), 'Arn'] };
+    const roleArn = { 'Fn::GetAtt': [logicalId(stack, capture().subscriptionRole), 'Arn'] };
+    const logGroupOf = (fn: { logGroup: unknown }) => ({
+      Ref: logicalId(stack, fn.logGroup as { node: { defaultChild?: unknown } }),
+    });
+    expect(filters).toHaveLength(2);
+    for (const f of filters) {
+      expect(f.FilterPattern).toBe(CAPTURE_LOG_FILTER_PATTERN);
+      expect(f.DestinationArn).toEqual(streamArn);
+      expect(f.RoleArn).toEqual(roleArn);
+    }
+    expect(filters.map((f) => f.LogGroupName)).toEqual([
+      logGroupOf(stack.functions.predict),
+      logGroupOf(stack.events.workerFunction),
+    ]);
+    // These are the explicit log groups the functions log to, with their retention.
+    for (const f of filters) {
+      const group = res[(f.LogGroupName as { Ref: string }).Ref];
+      expect(group?.Type).toBe('AWS::Logs::LogGroup');
+      expect(group?.Properties.RetentionInDays).toBe(30);
+    }
+  });
+
+  it('Firehose decompresses, extracts the messages, partitions by model and version, appends newlines', () => {
+    template.hasResourceProperties('AWS::KinesisFirehose::DeliveryStream', {
+      DeliveryStreamType: 'DirectPut',
+      DeliveryStreamEncryptionConfigurationInput: { KeyType: 'AWS_OWNED_CMK' },
+      ExtendedS3DestinationConfiguration: Match.objectLike({
+        BucketARN: { 'Fn::GetAtt': [logicalId(stack, stack.store.bucket), 'Arn'] },
+        RoleARN: { 'Fn::GetAtt': [logicalId(stack, capture().deliveryRole), 'Arn'] },
+        Prefix: CAPTURE_OUTPUT_PREFIX,
+        ErrorOutputPrefix: CAPTURE_ERROR_OUTPUT_PREFIX,
+        BufferingHints: { IntervalInSeconds: 60, SizeInMBs: 64 },
+        DynamicPartitioningConfiguration: { Enabled: true },
+        ProcessingConfiguration: {
+          Enabled: true,
+          Processors: [
+            {
+              Type: 'Decompression',
+              Parameters: [{ ParameterName: 'CompressionFormat', ParameterValue: 'GZIP' }],
+            },
+            {
+              Type: 'CloudWatchLogProcessing',
+              Parameters: [{ ParameterName: 'DataMessageExtraction', ParameterValue: 'true' }],
+            },
+            {
+              Type: 'MetadataExtraction',
+              Parameters: [
+                {
+                  ParameterName: 'MetadataExtractionQuery',
+                  ParameterValue: '{"model":.model,"version":(.version|tostring)}',
+                },
+                { ParameterName: 'JsonParsingEngine', ParameterValue: 'JQ-1.6' },
+              ],
+            },
+            { Type: 'AppendDelimiterToRecord' },
+          ],
+        },
+      }),
+    });
+    expect(CAPTURE_ERROR_OUTPUT_PREFIX.startsWith('capture-errors/')).toBe(true);
+  });
+
+  it('writes the keys CAPTURE_KEYS.captureHour names', () => {
+    const at = new Date(Date.UTC(2026, 0, 5, 7, 30));
+    const pad = (n: number) => String(n).padStart(2, '0');
+    // Firehose's substitution: partition keys from the JQ query, the arrival hour in UTC.
+    const key = CAPTURE_OUTPUT_PREFIX.replace('!{partitionKeyFromQuery:model}', 'iris')
+      .replace('!{partitionKeyFromQuery:version}', '3')
+      .replace(
+        '!{timestamp:yyyy/MM/dd/HH}',
+        `${at.getUTCFullYear()}/${pad(at.getUTCMonth() + 1)}/${pad(at.getUTCDate())}/${pad(at.getUTCHours())}`,
+      );
+    expect(key).toBe(CAPTURE_KEYS.captureHour('iris', 3, at));
+  });
+
+  it('the Firehose role writes capture/* and capture-errors/* only, plus its error log group', () => {
+    const statements = statementsOfRole(template, logicalId(stack, capture().deliveryRole));
+    const s3 = statements.filter((s) => list(s.Action).some((a) => a.startsWith('s3:')));
+    const bucketArn = { 'Fn::GetAtt': [logicalId(stack, stack.store.bucket), 'Arn'] };
+    const writes = s3.filter((s) => list(s.Action).includes('s3:PutObject'));
+    expect(writes).toHaveLength(1);
+    expect(list(writes[0]?.Action)).toEqual(['s3:PutObject', 's3:AbortMultipartUpload']);
+    const objects = JSON.stringify(writes[0]?.Resource);
+    expect(objects).toContain('/capture/*');
+    expect(objects).toContain('/capture-errors/*');
+    expect(list(writes[0]?.Resource as unknown[])).toHaveLength(2);
+    // Nothing reads, deletes or reaches another prefix.
+    const actions = s3.flatMap((s) => list(s.Action)).sort();
+    expect(actions).toEqual([
+      's3:AbortMultipartUpload',
+      's3:GetBucketLocation',
+      's3:ListBucket',
+      's3:PutObject',
+    ]);
+    const listing = s3.find((s) => list(s.Action).includes('s3:ListBucket'));
+    expect(listing?.Resource).toEqual(bucketArn);
+    expect(listing?.Condition).toEqual({ StringLike: { 's3:prefix': ['capture/*', 'capture-errors/*'] } });
+    const logsStatements = statements.filter((s) => list(s.Action).some((a) => a.startsWith('logs:')));
+    expect(logsStatements.map((s) => s.Resource)).toEqual([
+      { 'Fn::GetAtt': [logicalId(stack, capture().errorLogGroup), 'Arn'] },
+    ]);
+    expect(statements.flatMap((s) => list(s.Action)).every((a) => /^(s3|logs):/.test(a))).toBe(true);
+    // Firehose assumes it.
+    expect(
+      JSON.stringify(res[logicalId(stack, capture().deliveryRole)]?.Properties.AssumeRolePolicyDocument),
+    ).toContain('firehose.amazonaws.com');
+  });
+
+  it('the subscription role may only put records on the delivery stream', () => {
+    const statements = statementsOfRole(template, logicalId(stack, capture().subscriptionRole));
+    expect(statements).toEqual([
+      expect.objectContaining({
+        Effect: 'Allow',
+        Action: ['firehose:PutRecord', 'firehose:PutRecordBatch'],
+        Resource: { 'Fn::GetAtt': [logicalId(stack, capture().deliveryStream), 'Arn'] },
+      }),
+    ]);
+    expect(
+      JSON.stringify(res[logicalId(stack, capture().subscriptionRole)]?.Properties.AssumeRolePolicyDocument),
+    ).toContain('logs.amazonaws.com');
+  });
+
+  it('capture: { enabled: false } creates neither stream nor filters', () => {
+    expect(plain.stack.capture).toBeUndefined();
+    plain.template.resourceCountIs('AWS::KinesisFirehose::DeliveryStream', 0);
+    plain.template.resourceCountIs('AWS::Logs::SubscriptionFilter', 0);
+    expect(Object.keys(plain.template.toJSON().Outputs)).not.toContain('CaptureDeliveryStreamName');
+  });
+
+  it('takes buffering from the stack prop', () => {
+    const { template: t } = build('MaasBuffer', {
+      capture: { bufferInterval: Duration.minutes(5), bufferSizeMiB: 128 },
+    });
+    t.hasResourceProperties('AWS::KinesisFirehose::DeliveryStream', {
+      ExtendedS3DestinationConfiguration: Match.objectLike({
+        BufferingHints: { IntervalInSeconds: 300, SizeInMBs: 128 },
+      }),
+    });
+  });
+});
+
+describe('the async function', () => {
+  it('writes feedback/*, reads and lists capture/*, and no more of either', () => {
+    const role = stack.events.asyncApiFunction.role;
+    if (!role) throw new Error('function without role');
+    const statements = statementsOfRole(template, logicalId(stack, role));
+    const on = (action: string) =>
+      JSON.stringify(statements.filter((s) => list(s.Action).includes(action)).map((s) => s.Resource));
+    expect(on('s3:PutObject')).toContain('/feedback/*');
+    expect(on('s3:PutObject')).not.toContain('capture');
+    expect(on('s3:GetObject')).toContain('/capture/*');
+    expect(on('s3:GetObject')).not.toContain('feedback');
+    expect(on('s3:DeleteObject')).toBe('[]');
+    const listing = statements.filter((s) => list(s.Action).includes('s3:ListBucket'));
+    expect(listing.map((s) => s.Condition)).toEqual([
+      { StringLike: { 's3:prefix': ['async/*', 'capture/*'] } },
+    ]);
+  });
+
+  it('and the predict function get no capture or feedback grant (predict writes stdout)', () => {
+    const role = stack.functions.predict.fn.role;
+    if (!role) throw new Error('function without role');
+    const text = JSON.stringify(statementsOfRole(template, logicalId(stack, role)));
+    expect(text).not.toMatch(/capture|feedback|firehose/);
+  });
+});
+
+describe('dashboard', () => {
+  const body = (t: Template) => {
+    const dashboards = Object.values(t.findResources('AWS::CloudWatch::Dashboard'));
+    expect(dashboards).toHaveLength(1);
+    return JSON.stringify(
+      (dashboards[0] as { Properties: { DashboardBody: unknown } }).Properties.DashboardBody,
+    );
+  };
+  const charted = [
+    'Requests',
+    'ClientErrors',
+    'ServerErrors',
+    'Latency',
+    'InferenceLatency',
+    'ColdStart',
+  ] as const;
+
+  it('charts every model with SEARCH expressions by default', () => {
+    const text = body(template);
+    for (const name of charted) {
+      expect(Object.keys(METRICS)).toContain(name);
+      expect(text).toContain(`SEARCH('{${METRICS_NAMESPACE},model} MetricName=\\\\\\"${name}\\\\\\"'`);
+    }
+    for (const stat of ["'p50'", "'p99'", "'Sum'"]) expect(text).toContain(stat);
+    expect(text).toContain('{maas,operation}');
+    // The predict function's throttles.
+    expect(text).toContain('Throttles');
+    expect(text).toContain(logicalId(stack, stack.functions.predict.fn));
+    template.hasOutput('DashboardName', Match.anyValue());
+  });
+
+  it('charts the named models one by one, at the given period', () => {
+    const text = body(plain.template);
+    for (const name of charted)
+      expect(text).toContain(`\\"${METRICS_NAMESPACE}\\",\\"${name}\\",\\"model\\",\\"iris\\"`);
+    expect(text).toContain('\\"model\\",\\"mnist\\"');
+    expect(text).not.toContain("SEARCH('{maas,model}");
+    expect(text).toContain('\\"period\\":300');
+    expect(text).toContain('\\"stat\\":\\"p99\\"');
+    plain.template.hasResourceProperties('AWS::CloudWatch::Dashboard', { DashboardName: 'maas-models' });
+  });
+
+  it('dashboard: false creates none', () => {
+    const { stack: s, template: t } = build('MaasNoDashboard', {
+      dashboard: false,
+      capture: { enabled: false },
+    });
+    expect(s.dashboard).toBeUndefined();
+    t.resourceCountIs('AWS::CloudWatch::Dashboard', 0);
+  });
+});
+
+describe('alarms', () => {
+  type AlarmProps = {
+    Threshold: number;
+    ComparisonOperator: string;
+    EvaluationPeriods: number;
+    TreatMissingData: string;
+    Metrics?: {
+      Id: string;
+      Expression?: string;
+      MetricStat?: {
+        Metric: { Namespace: string; MetricName: string; Dimensions: { Name: string; Value: string }[] };
+        Period: number;
+        Stat: string;
+      };
+    }[];
+    MetricName?: string;
+    Namespace?: string;
+    Dimensions?: { Name: string; Value: string }[];
+    ExtendedStatistic?: string;
+    Period?: number;
+  };
+  const alarmsOf = (t: Template) =>
+    Object.values(t.findResources('AWS::CloudWatch::Alarm')).map(
+      (a) => (a as { Properties: AlarmProps }).Properties,
+    );
+  const dims = (model: string, alias: string) => [
+    { Name: 'alias', Value: alias },
+    { Name: 'model', Value: model },
+    { Name: 'route', Value: STABLE_ROUTE },
+  ];
+  const sorted = (d: { Name: string; Value: string }[] | undefined) =>
+    [...(d ?? [])].sort((a, b) => a.Name.localeCompare(b.Name));
+
+  it('error rate: ServerErrors / Requests of {model, alias, route=stable} above the rate, missing data not breaching', () => {
+    const [errorRate] = alarmsOf(plain.template).filter((a) => a.Metrics);
+    expect(errorRate).toMatchObject({
+      Threshold: 0.01,
+      ComparisonOperator: 'GreaterThanThreshold',
+      EvaluationPeriods: 3,
+      TreatMissingData: 'notBreaching',
+    });
+    const expression = errorRate?.Metrics?.find((m) => m.Expression);
+    expect(expression?.Expression).toBe('FILL(errors, 0) / requests');
+    const metric = (id: string) => errorRate?.Metrics?.find((m) => m.Id === id)?.MetricStat;
+    expect(metric('errors')?.Metric.MetricName).toBe('ServerErrors');
+    expect(metric('requests')?.Metric.MetricName).toBe('Requests');
+    for (const id of ['errors', 'requests']) {
+      expect(metric(id)?.Metric.Namespace).toBe(METRICS_NAMESPACE);
+      expect(sorted(metric(id)?.Metric.Dimensions)).toEqual(dims('iris', 'prod'));
+      expect(metric(id)).toMatchObject({ Period: 60, Stat: 'Sum' });
+    }
+  });
+
+  it('latency: Latency p99 of {model, alias, route=stable} above p99Ms', () => {
+    const [latency] = alarmsOf(plain.template).filter((a) => a.MetricName);
+    expect(latency).toMatchObject({
+      Namespace: METRICS_NAMESPACE,
+      MetricName: 'Latency',
+      ExtendedStatistic: 'p99',
+      Threshold: 400,
+      Period: 60,
+      ComparisonOperator: 'GreaterThanThreshold',
+      TreatMissingData: 'notBreaching',
+    });
+    expect(sorted(latency?.Dimensions)).toEqual(dims('iris', 'prod'));
+  });
+
+  it('alarmsFor returns the alarms it creates, with its thresholds, periods and evaluation count', () => {
+    const created = stack.alarms.byAlias.get('mnist@canary');
+    expect(created?.errorRate).toBeInstanceOf(cloudwatch.Alarm);
+    const alarms = alarmsOf(template);
+    expect(alarms).toHaveLength(2);
+    const latency = alarms.find((a) => a.MetricName === 'Latency');
+    expect(latency).toMatchObject({ Threshold: 250, Period: 300, EvaluationPeriods: 5 });
+    expect(sorted(latency?.Dimensions)).toEqual(dims('mnist', 'canary'));
+    expect(alarms.find((a) => a.Metrics)?.Threshold).toBe(0.2);
+    expect(() => stack.alarmsFor('mnist', 'canary')).toThrow(/mnist@canary exist already/);
+  });
+});
+
+describe('checked at synth', () => {
+  const stackWith = (props: Partial<MaasStackProps>) => () =>
+    new MaasStack(new App({ context: NO_BUNDLING }), 'Bad', props);
+
+  it('capture buffering within dynamic partitioning’s range', () => {
+    expect(stackWith({ capture: { bufferInterval: Duration.seconds(30) } })).toThrow(
+      /Bad\/Capture: invalid prop bufferInterval '30 seconds'.*60 to 900.*Set bufferInterval to a whole number of seconds from 60 to 900, e\.g\. Duration\.seconds\(60\)/,
+    );
+    expect(stackWith({ capture: { bufferSizeMiB: 32 } })).toThrow(
+      /invalid prop bufferSizeMiB '32'.*Set bufferSizeMiB to a whole number of MiB from 64 to 128/,
+    );
+    expect(stackWith({ capture: { bufferSizeMiB: 64.5 } })).toThrow(/bufferSizeMiB/);
+    // A disabled capture checks nothing (nothing is built).
+    expect(stackWith({ capture: { enabled: false, bufferSizeMiB: 1 } })).not.toThrow();
+  });
+
+  it('dashboard models and period', () => {
+    expect(stackWith({ dashboard: { models: ['iris', 'Bad Name'] } })).toThrow(
+      /Bad\/Dashboard: invalid prop models\[1\] 'Bad Name': invalid model name/,
+    );
+    expect(stackWith({ dashboard: { period: Duration.seconds(90) } })).toThrow(
+      /invalid prop period '1 minute 30 seconds'.*whole number of minutes/,
+    );
+  });
+
+  it('alarm names and numbers', () => {
+    const alarm = (a: object) => stackWith({ alarms: [{ model: 'iris', alias: 'prod', ...a }] });
+    expect(alarm({ errorRate: 0 })).toThrow(
+      /Bad\/Alarms: invalid prop aliases\[0\]\.errorRate '0'.*above 0 and at most 1/,
+    );
+    expect(alarm({ errorRate: 5 })).toThrow(/errorRate '5'.*e\.g\. 0\.05/);
+    expect(alarm({ p99Ms: -1 })).toThrow(/aliases\[0\]\.p99Ms '-1'/);
+    expect(alarm({ model: 'Iris' })).toThrow(/aliases\[0\]\.model 'Iris': invalid model name/);
+    expect(alarm({ alias: 'p rod' })).toThrow(/aliases\[0\]\.alias 'p rod'/);
+    expect(alarm({ evaluationPeriods: 0 })).toThrow(/evaluationPeriods '0'/);
+    expect(alarm({ period: Duration.seconds(10) })).toThrow(/aliases\[0\]\.period/);
+    const { stack: s } = build('MaasAlarmsFor', { capture: { enabled: false }, dashboard: false });
+    expect(() => s.alarmsFor('iris', 'prod', { errorRate: 1.5 })).toThrow(/invalid prop errorRate '1\.5'/);
+  });
+
+  it('the constructs check their own props', () => {
+    const s = new Stack(new App(), 'Direct');
+    const store = new ModelStore(s, 'Store');
+    expect(
+      () => new CaptureDelivery(s, 'Capture', { store, sources: [], bufferInterval: Duration.hours(1) }),
+    ).toThrow(/Direct\/Capture: invalid prop bufferInterval '1 hour'/);
+    expect(
+      () =>
+        new MaasDashboard(s, 'Dash', {
+          models: ['ok', '-bad'],
+          functions: {
+            predict: {
+              metricThrottles: () => new cloudwatch.Metric({ namespace: 'x', metricName: 'y' }),
+            } as never,
+          },
+        }),
+    ).toThrow(/Direct\/Dash: invalid prop models\[1\] '-bad'/);
+  });
+});
+
+describe('cdk-nag AwsSolutions', () => {
+  it('reports no unacknowledged finding with everything on, nor with everything off', () => {
+    for (const s of [stack, plain.stack]) {
+      const report = new AwsSolutionsChecks().validateScope(s);
+      expect(
+        report.violations.map((v) => `${v.ruleName}: ${v.violatingResources.map((r) => r.constructPath)}`),
+      ).toEqual([]);
+    }
+  });
+
+  it('acknowledges only prefix-scoped S3 resources and X-Ray on the observability roles', () => {
+    const roles = [stack.capture?.deliveryRole, stack.capture?.subscriptionRole];
+    const acks = roles.flatMap((r) =>
+      (r?.node.findAll() ?? []).flatMap((c) =>
+        c.node.metadata
+          .filter((m) => m.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+          .flatMap((m) => Object.keys(m.data as object)),
+      ),
+    );
+    expect(acks.length).toBeGreaterThan(0);
+    for (const id of acks) expect(id).toMatch(/AwsSolutions-IAM5\[Resource::<.*>\/capture(-errors)?\/\*\]/);
+  });
+});
