@@ -2,13 +2,16 @@
 import { describe, expect, it } from 'vitest';
 import { ConflictError, NotFoundError, PreconditionFailedError } from '../../functions/domain/errors';
 import {
+  aliasCaptureRefusal,
   allowsVersionDeletion,
   allowsVersionUpdate,
+  patchedVersion,
   planAliasMove,
   planRollback,
   planVersionCompletion,
   planVersionCreation,
   planVersionUpdate,
+  retargetedAliases,
   servingSnapshot,
   versionDeletionRefusal,
   versionUpdateRefusal,
@@ -288,6 +291,59 @@ describe('archive and delete rules', () => {
       failureReason: 'f',
     });
     expect(servingSnapshot(full)).toEqual(version(1, { labels: ['x'] }));
+  });
+});
+
+describe('capture declarations', () => {
+  const TEN = { samplePercent: 10, input: true, output: true };
+  const ONE = { samplePercent: 1, input: false, output: true };
+
+  it("an alias's target carries its version's capture; a move keeps the alias's own and takes the new version's", () => {
+    expect(servingSnapshot(version(2, { capture: TEN, description: 'd' }))).toEqual(
+      version(2, { capture: TEN }),
+    );
+    const plan = planAliasMove(
+      { name: 'm', alias: 'prod', version: 2, actor: 'a' },
+      { modelExists: true, alias: { ...alias(1, 1), capture: ONE }, target: version(2, { capture: TEN }) },
+      T1,
+    );
+    expect(plan.next).toEqual({
+      alias: 'prod',
+      version: 2,
+      revision: 2,
+      updatedAt: T1,
+      target: version(2, { capture: TEN }),
+      capture: ONE,
+    });
+    const bare = planAliasMove(
+      { name: 'm', alias: 'canary', version: 2, actor: 'a' },
+      { modelExists: true, alias: undefined, target: version(2) },
+      T1,
+    );
+    expect(bare.next).not.toHaveProperty('capture');
+    expect(bare.next?.target).not.toHaveProperty('capture');
+  });
+
+  it('a version patch sets, keeps or (null) removes the capture', () => {
+    const stored = version(1, { capture: TEN, description: 'old' });
+    expect(planVersionUpdate({ capture: null }).set).toEqual({ capture: null });
+    expect(patchedVersion(stored, planVersionUpdate({ capture: ONE }))).toEqual({ ...stored, capture: ONE });
+    expect(patchedVersion(stored, planVersionUpdate({ description: 'new' }))).toEqual({
+      ...stored,
+      description: 'new',
+    });
+    const removed = patchedVersion(stored, planVersionUpdate({ capture: null }));
+    expect(removed).toEqual(version(1, { description: 'old' }));
+    expect(removed).not.toHaveProperty('capture');
+  });
+
+  it('a capture change rewrites the targets of the aliases pointing at the version only; refusals are 404s', () => {
+    const at1 = { ...alias(1, 3), target: version(1) };
+    const at2 = { ...alias(2, 1), alias: 'canary', target: version(2) };
+    const legacy = { ...alias(1, 1), alias: 'old' };
+    expect(retargetedAliases(1, [at1, at2, legacy])).toEqual([at1]);
+    expect(aliasCaptureRefusal('m', 'prod', true)).toMatchObject({ status: 404, code: 'ALIAS_NOT_FOUND' });
+    expect(aliasCaptureRefusal('m', 'prod', false)).toMatchObject({ status: 404, code: 'MODEL_NOT_FOUND' });
   });
 });
 
