@@ -6,6 +6,7 @@
  * The warm path of `inferJson` (version and session cached) makes no registry or store call and creates no
  * promise besides the run's own.
  */
+import { randomUUID } from 'node:crypto';
 import { ArtifactIntegrityError } from '../domain/errors';
 import { type ValidatedRequest, validateInferenceRequest } from '../domain/inference-validation';
 import { type OipResponse, outputToJson, outputToJsonText } from '../domain/oip-encode';
@@ -19,6 +20,24 @@ export interface InferenceDeps {
   readonly resolver: VersionResolver;
   readonly sessions: SessionCache;
   readonly store: Pick<ArtifactStore, 'getObject' | 'getObjectHashed'>;
+  /** The inference id of a request that has no `id`. @default crypto.randomUUID */
+  readonly newId?: () => string;
+}
+
+/**
+ * What one inference reports about itself, filled in as it goes (the caller passes an empty one and reads it once
+ * the request is answered or has failed): the version that served it, its inference id, and where its time went.
+ */
+export interface InferenceObservation {
+  served?: ServedVersion;
+  /** The request's `id`, or the one generated for it; the answer carries it. */
+  inferenceId?: string;
+  /** The engine run (ms). */
+  inferenceMs?: number;
+  /** Fetch, verification and load of the artifact this request waited for (ms); absent when it was cached. */
+  modelLoadMs?: number;
+  /** The batch dimension of the request's first input. */
+  rows?: number;
 }
 
 export interface Inference {
@@ -26,10 +45,23 @@ export interface Inference {
   session(served: ServedVersion): Promise<CachedSession>;
   /** Runs a validated request; returns the outputs in answer order. */
   execute(served: ServedVersion, s: CachedSession, req: ValidatedRequest): Promise<[string, Tensor][]>;
-  /** Runs one OIP request; the response as an object. */
-  infer(name: string, ref: string | undefined, request: unknown): Promise<OipResponse>;
-  /** Runs one OIP request; the response as JSON text (no intermediate objects). */
-  inferJson(name: string, ref: string | undefined, request: unknown): Promise<string>;
+  /**
+   * Runs one OIP request; the response as an object. It carries the request's `id`, or a generated one: the
+   * inference id.
+   */
+  infer(
+    name: string,
+    ref: string | undefined,
+    request: unknown,
+    obs?: InferenceObservation,
+  ): Promise<OipResponse>;
+  /** Runs one OIP request; the response as JSON text (no intermediate objects), with its inference id. */
+  inferJson(
+    name: string,
+    ref: string | undefined,
+    request: unknown,
+    obs?: InferenceObservation,
+  ): Promise<string>;
 }
 
 /** What one run fetches from the model, and which post-processing outputs are wanted from it. */
@@ -47,6 +79,7 @@ function isNoSuchKey(e: unknown): boolean {
 export function createInference(deps: InferenceDeps): Inference {
   const { resolver, sessions } = deps;
   const engine = sessions.engine;
+  const newId = deps.newId ?? randomUUID;
 
   function session(served: ServedVersion): Promise<CachedSession> {
     const v = served.version;
@@ -76,19 +109,53 @@ export function createInference(deps: InferenceDeps): Inference {
     return assemble(served, wanted, results, ppWanted);
   }
 
-  async function prepare(name: string, ref: string | undefined, request: unknown) {
+  async function prepare(
+    name: string,
+    ref: string | undefined,
+    request: unknown,
+    obs: InferenceObservation | undefined,
+  ) {
     const served = await resolver.resolve(name, ref);
+    if (obs) obs.served = served;
     const req = validateInferenceRequest(request, served.signature);
-    const s = await session(served);
+    let s = sessions.cached(served.version.sha256);
+    if (!s) {
+      const started = performance.now();
+      s = await session(served);
+      if (obs) obs.modelLoadMs = performance.now() - started;
+    }
     return { served, s, req };
   }
 
-  async function runJson(served: ServedVersion, s: CachedSession, req: ValidatedRequest): Promise<string> {
+  /** Runs the engine on a validated request, noting its inference id, time and rows in `obs`. */
+  async function run(
+    s: CachedSession,
+    req: ValidatedRequest,
+    fetch: readonly string[],
+    obs: InferenceObservation | undefined,
+    id: string,
+  ): Promise<Record<string, Tensor>> {
+    if (!obs) return engine.run(s.session, req.feeds, fetch);
+    obs.inferenceId = id;
+    obs.rows = firstDim(req);
+    const started = performance.now();
+    const results = await engine.run(s.session, req.feeds, fetch);
+    obs.inferenceMs = performance.now() - started;
+    return results;
+  }
+
+  async function runJson(
+    served: ServedVersion,
+    s: CachedSession,
+    req: ValidatedRequest,
+    obs: InferenceObservation | undefined,
+  ): Promise<string> {
     const wanted = req.outputs ?? served.allOutputs;
     const { fetch, ppWanted } = outputPlan(served, wanted);
-    const outputs = assemble(served, wanted, await engine.run(s.session, req.feeds, fetch), ppWanted);
+    const id = req.id ?? newId();
+    const outputs = assemble(served, wanted, await run(s, req, fetch, obs, id), ppWanted);
     let text = served.responseHead;
-    if (req.id !== undefined) text += `,"id":${JSON.stringify(req.id)}`;
+    text += `,"id":${JSON.stringify(id)}`;
     text += ',"outputs":[';
     for (let i = 0; i < outputs.length; i++) {
       const [n, t] = outputs[i]!;
@@ -101,21 +168,34 @@ export function createInference(deps: InferenceDeps): Inference {
   return {
     session,
     execute,
-    async infer(name, ref, request) {
-      const { served, s, req } = await prepare(name, ref, request);
-      return toResponse(served, req.id, await execute(served, s, req));
+    async infer(name, ref, request, obs) {
+      const { served, s, req } = await prepare(name, ref, request, obs);
+      const wanted = req.outputs ?? served.allOutputs;
+      const { fetch, ppWanted } = outputPlan(served, wanted);
+      const id = req.id ?? newId();
+      const outputs = assemble(served, wanted, await run(s, req, fetch, obs, id), ppWanted);
+      return toResponse(served, id, outputs);
     },
-    inferJson(name, ref, request) {
+    inferJson(name, ref, request, obs) {
       try {
         const served = resolver.cached(name, ref);
         const s = served && sessions.cached(served.version.sha256);
-        if (served && s) return runJson(served, s, validateInferenceRequest(request, served.signature));
+        if (served && s) {
+          if (obs) obs.served = served;
+          return runJson(served, s, validateInferenceRequest(request, served.signature), obs);
+        }
       } catch (e) {
         return Promise.reject(e);
       }
-      return prepare(name, ref, request).then(({ served, s, req }) => runJson(served, s, req));
+      return prepare(name, ref, request, obs).then(({ served, s, req }) => runJson(served, s, req, obs));
     },
   };
+}
+
+/** The batch dimension of a request: its first input's first dimension (undefined for a scalar). */
+function firstDim(req: ValidatedRequest): number | undefined {
+  for (const name in req.feeds) return req.feeds[name]?.shape[0];
+  return undefined;
 }
 
 // The plan of a request that names no outputs, per served version (most requests).

@@ -4,12 +4,14 @@
  *
  * Besides the HTTP handler, batch scoring and async inference reuse it (`infer`, `inferBatch`).
  */
+
+import type { CaptureConfig } from '../domain/capture';
 import type { OipResponse } from '../domain/oip-encode';
 import { postprocessOutputSpecs } from '../domain/postprocess';
 import type { TensorSpec } from '../domain/types';
 import type { ArtifactStore } from '../ports/index';
 import { type BatchItem, createBatchInference } from './batch-inference';
-import { createInference } from './inference';
+import { createInference, type InferenceObservation } from './inference';
 import type { SessionCache } from './session-cache';
 import { createVersionResolver, type ServedVersion, type VersionResolverDeps } from './version-resolver';
 
@@ -37,10 +39,28 @@ export interface Predictor {
   metadata(name: string, ref?: string): Promise<ModelMetadata>;
   /** Loads the session of `name@ref` (used for `MAAS_PRELOAD`). */
   preload(name: string, ref?: string): Promise<ServedVersion>;
-  /** Runs one OIP request; the response as an object. */
-  infer(name: string, ref: string | undefined, request: unknown): Promise<OipResponse>;
-  /** Runs one OIP request; the response as JSON text (the HTTP path: no intermediate objects). */
-  inferJson(name: string, ref: string | undefined, request: unknown): Promise<string>;
+  /**
+   * Runs one OIP request; the response as an object, with its inference id (the request's `id`, else a generated
+   * one). `obs` receives what the request reports (version, inference id, timings).
+   */
+  infer(
+    name: string,
+    ref: string | undefined,
+    request: unknown,
+    obs?: InferenceObservation,
+  ): Promise<OipResponse>;
+  /** As `infer`, the response as JSON text (the HTTP path: no intermediate objects). */
+  inferJson(
+    name: string,
+    ref: string | undefined,
+    request: unknown,
+    obs?: InferenceObservation,
+  ): Promise<string>;
+  /**
+   * The capture declaration that applies to requests for `name@ref` as last resolved: the alias's own, else the
+   * served version's (undefined: nothing is captured). No I/O.
+   */
+  capture(name: string, ref: string | undefined): CaptureConfig | undefined;
   /**
    * Runs many OIP requests against one version. Compatible requests (same inputs, datatypes, trailing dims and
    * output selection) are concatenated along dimension 0 into one run when the model's first input and output
@@ -55,6 +75,7 @@ export function createPredictor(deps: PredictorDeps): Predictor {
   const inference = createInference({ resolver, sessions: deps.sessions, store: deps.store });
   return {
     resolve: resolver.resolve,
+    capture: resolver.capture,
     async metadata(name, ref) {
       const v = (await resolver.resolve(name, ref)).version;
       return {

@@ -10,8 +10,10 @@
  * It lives for the process (module scope in a Lambda sandbox): see docs/ARCHITECTURE.md, "Runtime caches".
  */
 import { createHash } from 'node:crypto';
+import { TRACE_SPANS } from '../contract/observability';
 import { ArtifactIntegrityError } from '../domain/errors';
 import type { HashedArtifact, InferenceEngine, ModelSession } from '../ports/inference';
+import type { Tracer } from '../ports/telemetry';
 
 export interface SessionCacheOptions {
   /** The engine sessions are created, run and released with. */
@@ -20,6 +22,11 @@ export interface SessionCacheOptions {
   readonly memoryBudgetBytes?: number;
   /** Estimated session memory = artifact bytes × this factor. @default 2 */
   readonly sizeFactor?: number;
+  /**
+   * Puts the integrity check of a loaded artifact in a `Sha256` span (the digest itself is computed while the
+   * artifact streams in when the store can, within its download). @default none
+   */
+  readonly tracer?: Tracer;
 }
 
 /** A cached session: the engine's session of the artifact with digest `sha256`. */
@@ -47,6 +54,7 @@ export class SessionCache {
   private readonly loading = new Map<string, Promise<Entry>>();
   private readonly budget: number;
   private readonly sizeFactor: number;
+  private readonly tracer: Tracer | undefined;
   private used = 0;
   private tick = 0;
   private count = 0;
@@ -55,6 +63,7 @@ export class SessionCache {
     this.engine = opts.engine;
     this.budget = opts.memoryBudgetBytes ?? 512 * 1024 * 1024;
     this.sizeFactor = opts.sizeFactor ?? 2;
+    this.tracer = opts.tracer?.enabled ? opts.tracer : undefined;
   }
 
   /** Number of sessions created so far (observability and tests). */
@@ -105,7 +114,8 @@ export class SessionCache {
     this.engine.init?.().catch(() => {});
     const fetched = await fetch();
     const bytes = fetched instanceof Uint8Array ? fetched : fetched.bytes;
-    const actual = fetched instanceof Uint8Array ? sha256Hex(bytes) : fetched.sha256;
+    const digest = () => (fetched instanceof Uint8Array ? sha256Hex(bytes) : fetched.sha256);
+    const actual = this.tracer ? await this.tracer.span(TRACE_SPANS.sha256, async () => digest()) : digest();
     if (actual !== sha256) {
       throw new ArtifactIntegrityError(
         `the stored artifact of this model version failed its integrity check (sha256 ${actual.slice(0, 12)}… instead of ${sha256.slice(0, 12)}…); it was not loaded`,

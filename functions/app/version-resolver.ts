@@ -10,6 +10,7 @@
  *   once per `aliasTtlMs` and stops being served once it is not READY.
  */
 import { DEFAULT_ALIAS, LIMITS } from '../contract/limits';
+import type { CaptureConfig } from '../domain/capture';
 import { ConflictError, NotFoundError } from '../domain/errors';
 import { type CompiledSignature, compileSignature } from '../domain/inference-validation';
 import { isVersionNumber, parseVersionRef, validateModelName } from '../domain/names';
@@ -38,6 +39,8 @@ export interface ServedVersion {
   readonly allOutputs: readonly string[];
   /** Until when (epoch ms) the READY status read from the registry is trusted for by-number requests. */
   statusExpiresAt: number;
+  /** The version's capture declaration as last read (it may change; the rest of the version cannot). */
+  capture: CaptureConfig | undefined;
 }
 
 export interface VersionResolver {
@@ -52,6 +55,18 @@ export interface VersionResolver {
    * 409 `VERSION_NOT_READY` for a version that is not READY.
    */
   resolve(name: string, ref?: string): Promise<ServedVersion>;
+  /**
+   * The capture declaration of `name@ref` as last resolved: an alias's own declaration, else the version's.
+   * No I/O, no allocation.
+   */
+  capture(name: string, ref: string | undefined): CaptureConfig | undefined;
+}
+
+interface AliasEntry {
+  version: number;
+  expiresAt: number;
+  /** The alias's own capture declaration. */
+  capture: CaptureConfig | undefined;
 }
 
 const MAX_CACHED_VERSIONS = 1000;
@@ -64,7 +79,7 @@ export function createVersionResolver(deps: VersionResolverDeps): VersionResolve
   const nowMs = clock === systemClock ? Date.now : () => clock.now().getTime();
   const ttl = deps.aliasTtlMs ?? LIMITS.defaultAliasTtlMs;
   // name -> alias -> resolution; name -> version number -> served version (nested: no key strings to build).
-  const aliases = new Map<string, Map<string, { version: number; expiresAt: number }>>();
+  const aliases = new Map<string, Map<string, AliasEntry>>();
   const versions = new Map<string, Map<number, ServedVersion>>();
   let versionCount = 0;
   let aliasCount = 0;
@@ -96,7 +111,7 @@ export function createVersionResolver(deps: VersionResolverDeps): VersionResolve
     name: string,
     alias: string,
     now: number,
-  ): Promise<{ number: number; target?: ModelVersion }> {
+  ): Promise<{ number: number; target?: ModelVersion | undefined }> {
     const found = await deps.repo.getAlias(name, alias);
     if (!found) {
       return notFound(name, new NotFoundError(`model '${name}' has no alias '${alias}'`, 'ALIAS_NOT_FOUND'));
@@ -111,10 +126,20 @@ export function createVersionResolver(deps: VersionResolverDeps): VersionResolve
       aliases.set(name, byAlias);
     }
     if (!byAlias.has(alias)) aliasCount++;
-    byAlias.set(alias, { version: found.version, expiresAt: now + ttl });
-    return found.target?.version === found.version
-      ? { number: found.version, target: found.target }
-      : { number: found.version };
+    byAlias.set(alias, { version: found.version, expiresAt: now + ttl, capture: found.capture });
+    const target = found.target?.version === found.version ? found.target : undefined;
+    // The alias item's copy of its version is as fresh as the alias read: it refreshes the version's capture.
+    const served = target && versions.get(name)?.get(found.version);
+    if (served) served.capture = target.capture;
+    return { number: found.version, target };
+  }
+
+  function capture(name: string, ref: string | undefined): CaptureConfig | undefined {
+    const r = ref ?? DEFAULT_ALIAS;
+    if (isVersionNumber(r)) return versions.get(name)?.get(Number(r))?.capture;
+    const a = aliases.get(name)?.get(r);
+    if (!a) return undefined;
+    return a.capture ?? versions.get(name)?.get(a.version)?.capture;
   }
 
   async function resolve(name: string, ref?: string): Promise<ServedVersion> {
@@ -150,6 +175,7 @@ export function createVersionResolver(deps: VersionResolverDeps): VersionResolve
     }
     if (hit) {
       hit.statusExpiresAt = nowMs() + ttl;
+      hit.capture = v.capture;
       return hit;
     }
     const served = serve(name, number, v, nowMs() + ttl);
@@ -167,7 +193,7 @@ export function createVersionResolver(deps: VersionResolverDeps): VersionResolve
     return served;
   }
 
-  return { cached, resolve };
+  return { cached, resolve, capture };
 }
 
 /** Everything a READY version needs to be served, derived once. */
@@ -182,5 +208,6 @@ function serve(name: string, number: number, v: ModelVersion, statusExpiresAt: n
     responseHead: `{"model_name":${JSON.stringify(name)},"model_version":"${number}"`,
     allOutputs: [...v.signature.outputs.map((o) => o.name), ...extraOutputs],
     statusExpiresAt,
+    capture: v.capture,
   };
 }

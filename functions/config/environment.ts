@@ -156,6 +156,11 @@ export class EnvironmentVariables {
     return (this.#env[ENV.initializationType] ?? ON_DEMAND) !== ON_DEMAND;
   }
 
+  /** Whether the function runs with active X-Ray tracing (Lambda then names the daemon's address). */
+  tracingActive(): boolean {
+    return Boolean(this.#env[ENV.xrayDaemonAddress]);
+  }
+
   // --- maas ------------------------------------------------------------------------------------------------
 
   /** Whether `MAAS_TABLE` is set: a function's Lambda default is built only then. */

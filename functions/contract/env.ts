@@ -27,6 +27,8 @@ export const ENV = {
   // Set by Lambda.
   memoryMb: 'AWS_LAMBDA_FUNCTION_MEMORY_SIZE',
   initializationType: 'AWS_LAMBDA_INITIALIZATION_TYPE',
+  /** Set by Lambda when the function has active X-Ray tracing. */
+  xrayDaemonAddress: 'AWS_XRAY_DAEMON_ADDRESS',
   // The developer tools (`maas dev`, the CLI).
   home: 'MAAS_HOME',
   port: 'PORT',

@@ -40,7 +40,11 @@ export type MetricUnit = (typeof METRICS)[MetricName];
  * per model, per version, or per alias and traffic route. A per-request id is never a dimension (it is a
  * property of the document, searchable in the logs).
  */
-export const INFERENCE_DIMENSION_SETS = [['model'], ['model', 'version'], ['model', 'alias', 'route']] as const;
+export const INFERENCE_DIMENSION_SETS = [
+  ['model'],
+  ['model', 'version'],
+  ['model', 'alias', 'route'],
+] as const;
 
 /** Dimension set of the registry's metrics: its operation id (`moveAlias`, `registerVersion`…). */
 export const REGISTRY_DIMENSION_SETS = [['operation']] as const;
@@ -76,8 +80,7 @@ export const CAPTURE_KEYS = {
   capturePrefix: 'capture/',
   feedbackPrefix: 'feedback/',
   /** `capture/{model}/{version}/yyyy/mm/dd/hh/` of an hour (UTC). */
-  captureHour: (model: string, version: number, at: Date) =>
-    `capture/${model}/${version}/${hourPath(at)}/`,
+  captureHour: (model: string, version: number, at: Date) => `capture/${model}/${version}/${hourPath(at)}/`,
   /** `feedback/{model}/yyyy/mm/dd/hh/` of an hour (UTC). */
   feedbackHour: (model: string, at: Date) => `feedback/${model}/${hourPath(at)}/`,
 } as const;

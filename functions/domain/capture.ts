@@ -41,7 +41,8 @@ export function parseCaptureConfig(value: unknown): CaptureConfig {
   ) {
     throw bad('samplePercent must be a number from 0 to 100 in steps of 0.01');
   }
-  if (typeof input !== 'boolean' || typeof output !== 'boolean') throw bad('input and output must be booleans');
+  if (typeof input !== 'boolean' || typeof output !== 'boolean')
+    throw bad('input and output must be booleans');
   if (!input && !output) throw bad('records nothing: input and output are both false');
   return { samplePercent, input, output };
 }

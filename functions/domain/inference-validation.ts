@@ -3,6 +3,7 @@
  * into domain tensors. Every problem is a `BadRequestError` (400) whose message names the input and what was
  * expected. Pure.
  */
+import { LIMITS } from '../contract/limits';
 import { BadRequestError } from './errors';
 import { decodeTensor, type OipRequest } from './oip-decode';
 import type { Tensor } from './tensor';
@@ -80,6 +81,12 @@ export function checkRequestShape(body: unknown): OipRequest {
   if (!isObject(body)) bad('request body must be a JSON object', 'INVALID_REQUEST');
   if (body.id !== undefined && typeof body.id !== 'string') {
     bad(`'id' must be a string, got ${typeof body.id}`, 'INVALID_REQUEST');
+  }
+  if (typeof body.id === 'string' && (body.id.length === 0 || body.id.length > LIMITS.maxInferenceIdLength)) {
+    bad(
+      `'id' must be 1 to ${LIMITS.maxInferenceIdLength} characters (it is the inference id)`,
+      'INVALID_REQUEST',
+    );
   }
   checkParameters(body.parameters, `'parameters'`);
   const inputs = body.inputs;

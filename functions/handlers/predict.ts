@@ -4,22 +4,31 @@
  * `/versions/{ref}`. `createPredictHandler(deps)` is the factory; `handler` is built at module scope from the
  * environment, and `MAAS_PRELOAD=name@ref,...` sessions are loaded during INIT.
  */
+import { randomUUID } from 'node:crypto';
 import { version as packageVersion } from '../../package.json';
+import { StdoutCaptureSink } from '../adapters/capture-sinks';
 import { withInvocationDeadline } from '../adapters/deadline';
 import { DynamoRegistryReader } from '../adapters/dynamodb-registry-reader';
+import { EmfMetricsSink } from '../adapters/emf-metrics';
 import { sharedOrtEngine } from '../adapters/ort-engine';
 import { PowertoolsLogger } from '../adapters/powertools-logger';
+import { loadTracer } from '../adapters/powertools-tracer';
 import { S3ArtifactReader } from '../adapters/s3-artifact-reader';
+import type { InferenceObservation } from '../app/inference';
+import { createInferenceObserver, inferenceIdHeader } from '../app/observe';
 import { createPredictor, type Predictor, type PredictorDeps } from '../app/predict';
 import { sharedSessionCache } from '../app/session-cache';
+import { tracedEngine, tracedRegistry, tracedStore } from '../app/tracing';
 import { EnvironmentVariables, type MaasConfig, ortEngineOptions } from '../config/environment';
 import { ENV } from '../contract/env';
 import { LIMITS } from '../contract/limits';
+import { INFERENCE_ID_HEADER } from '../contract/observability';
 import { operationsOf } from '../contract/routes';
 import { parseInferenceBody } from '../domain/body-parser';
 import { UnavailableError } from '../domain/errors';
 import type { RegistryRepository } from '../ports/index';
 import type { Invocation, Logger } from '../ports/logger';
+import { type CaptureSink, type MetricsSink, noMetrics, noTracer, type Tracer } from '../ports/telemetry';
 import {
   bodyText,
   errorResult,
@@ -45,6 +54,14 @@ export interface PredictHandlerDeps extends PredictorDeps {
   readonly readinessTtlMs?: number;
   /** Clock of the readiness cache, in milliseconds. @default Date.now */
   readonly now?: () => number;
+  /** Where each inference request is reported. @default none */
+  readonly metrics?: MetricsSink;
+  /** Where sampled exchanges are captured. @default none: nothing is captured */
+  readonly capture?: CaptureSink;
+  /** Annotates each inference's trace. @default none */
+  readonly tracer?: Tracer;
+  /** Whether the first request is a cold start. @default true */
+  readonly coldStart?: boolean;
 }
 
 /** OIP extensions this server offers, announced by `GET /v2`. */
@@ -71,8 +88,18 @@ export function createPredictHandler(
     ttlMs: deps.readinessTtlMs ?? LIMITS.readinessTtlMs,
     ...(deps.now ? { now: deps.now } : {}),
   });
+  const observer = createInferenceObserver({
+    metrics: deps.metrics ?? noMetrics,
+    ...(deps.capture ? { capture: deps.capture } : {}),
+    ...(deps.tracer ? { tracer: deps.tracer } : {}),
+    ...(deps.coldStart !== undefined ? { coldStart: deps.coldStart } : {}),
+    captureOf: predictor.capture,
+  });
   return async (event, context) => {
+    const startedAt = performance.now();
     let params = event.pathParameters;
+    // An inference's report: made when the request turns out to be one, read when it is answered.
+    let obs: InferenceObservation | undefined;
     try {
       // API Gateway's routeKey names the route (no path matching, no allocation on the warm path).
       let op = OPS.get(event.routeKey);
@@ -81,6 +108,7 @@ export function createPredictHandler(
       const ref = params?.ref;
       switch (op) {
         case 'modelInfer': {
+          obs = {};
           // A UTF-8 byte is at most 3 per UTF-16 unit: short bodies need no byte count.
           const raw = event.body;
           const text =
@@ -88,7 +116,31 @@ export function createPredictHandler(
               ? raw
               : bodyText(event, maxBodyBytes);
           const body = parseInferenceBody(text);
-          return rawJson(200, await predictor.inferJson(name, ref, body));
+          // The request's own id names it even when it fails before it runs.
+          const id = (body as { id?: unknown } | null)?.id;
+          if (typeof id === 'string' && id.length <= LIMITS.maxInferenceIdLength) obs.inferenceId = id;
+          const answer = await predictor.inferJson(name, ref, body, obs);
+          const pending = observer.answered({
+            model: name,
+            ref,
+            obs,
+            status: 200,
+            startedAt,
+            // Characters of the body: its bytes for the ASCII JSON of a tensor request.
+            payloadBytes: text.length,
+            requestText: text,
+            requestContentType: event.headers?.['content-type'] ?? 'application/json',
+            responseText: answer,
+          });
+          if (pending) await pending;
+          return {
+            statusCode: 200,
+            headers: {
+              'content-type': 'application/json',
+              [INFERENCE_ID_HEADER]: inferenceIdHeader(obs.inferenceId as string),
+            },
+            body: answer,
+          };
         }
         case 'serverLive':
           return rawJson(200, LIVE);
@@ -109,8 +161,29 @@ export function createPredictHandler(
         }
       }
     } catch (e) {
-      // The predict path writes lines on failures only: the request's logger is made here, off the warm path.
-      return errorResult(e, logger.forRequest(context, modelKeys(params)));
+      if (!obs) {
+        // The predict path writes lines on failures only: the request's logger is made here, off the warm path.
+        return errorResult(e, logger.forRequest(context, modelKeys(params)));
+      }
+      // A failed inference is answered with an inference id too, and reported like any other.
+      obs.inferenceId ??= randomUUID();
+      const name = params?.name ?? '';
+      const ref = params?.ref;
+      const result = errorResult(e, logger.forRequest(context, observer.logKeys(name, ref, obs)));
+      (result.headers as Record<string, string>)[INFERENCE_ID_HEADER] = inferenceIdHeader(obs.inferenceId);
+      const pending = observer.answered({
+        model: name,
+        ref,
+        obs,
+        status: result.statusCode ?? 500,
+        startedAt,
+        payloadBytes: event.body?.length ?? 0,
+        requestText: event.body ?? '',
+        requestContentType: event.headers?.['content-type'] ?? 'application/json',
+        responseText: result.body ?? '',
+      });
+      if (pending) await pending;
+      return result;
     }
   };
 }
@@ -120,8 +193,10 @@ export function createPredictHandler(
 // The adapters are imported statically: the bundler tree-shakes statically imported modules only (a dynamic
 // import keeps the whole module graph behind it), and onnxruntime itself still loads lazily (loadOnnxRuntime).
 
-async function fromEnvironment(config: MaasConfig, initializedAhead: boolean) {
+async function fromEnvironment(config: MaasConfig, initializedAhead: boolean, traced: boolean) {
   const { threads, memoryBudgetBytes } = ortEngineOptions(config);
+  // X-Ray: loaded only when the function is traced; untraced, the ports are used undecorated.
+  const tracer = traced ? await loadTracer('maas-predict') : noTracer;
   const engine = sharedOrtEngine({ threads });
   // onnxruntime loads and initializes in the background, overlapping the first request's DynamoDB and S3 calls.
   const warm = engine.warmUp().catch((e: unknown) => {
@@ -132,11 +207,16 @@ async function fromEnvironment(config: MaasConfig, initializedAhead: boolean) {
   if (initializedAhead) await warm;
   const deps: PredictHandlerDeps = {
     // Signed GetItem/GetObject without the generated SDK clients: a fraction of their cold start (aws-http.ts).
-    repo: new DynamoRegistryReader({ table: config.table }),
-    store: new S3ArtifactReader({ bucket: config.bucket }),
-    sessions: sharedSessionCache({ engine, memoryBudgetBytes }),
+    repo: tracedRegistry(new DynamoRegistryReader({ table: config.table }), tracer),
+    store: tracedStore(new S3ArtifactReader({ bucket: config.bucket }), tracer),
+    sessions: sharedSessionCache({ engine: tracedEngine(engine, tracer), memoryBudgetBytes, tracer }),
     aliasTtlMs: config.aliasTtlMs,
     maxBodyBytes: config.maxBodyBytes,
+    // One EMF document per inference and capture lines on stdout: CloudWatch Logs takes both from there.
+    metrics: new EmfMetricsSink({ serviceName: 'maas-predict' }),
+    capture: new StdoutCaptureSink(),
+    coldStart: !initializedAhead,
+    tracer,
   };
   const predictor = createPredictor(deps);
   // MAAS_PRELOAD: load during INIT; a failure is logged and the function still starts. An on-demand INIT waits
@@ -201,7 +281,7 @@ async function buildDefault(): Promise<(event: HttpEvent, context?: Invocation) 
   const env = new EnvironmentVariables();
   if (!env.hasTable()) return misconfiguredHandler(new Error(`${ENV.table} is not set`), functionLogger);
   try {
-    return await fromEnvironment(env.config(), env.initializedAhead());
+    return await fromEnvironment(env.config(), env.initializedAhead(), env.tracingActive());
   } catch (e) {
     return misconfiguredHandler(e, functionLogger);
   }

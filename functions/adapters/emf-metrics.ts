@@ -1,0 +1,120 @@
+/**
+ * The `MetricsSink` port on Powertools Metrics: one CloudWatch EMF document per answered request, written as one
+ * stdout line that CloudWatch turns into metrics (no API call, no client). Names, units, namespace and dimension
+ * sets come from functions/contract/observability.ts.
+ *
+ * An inference document carries the three dimension sets of the contract at once — {model}, {model, version},
+ * {model, alias, route} — so one line feeds every view of the request; the inference id and the status are
+ * properties of the document (searchable in CloudWatch Logs Insights), never dimensions. Powertools' default
+ * `service` dimension is cleared: a model's numbers are the same whichever function answered.
+ *
+ * Each call adds its metrics and flushes them synchronously, so the requests of a process that serves several at
+ * once (the local server) can never mix their dimensions.
+ */
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import {
+  INFERENCE_DIMENSION_SETS,
+  METRICS,
+  METRICS_NAMESPACE,
+  type MetricName,
+} from '../contract/observability';
+import type { InferenceReport, MetricsSink, OperationReport } from '../ports/telemetry';
+
+export interface EmfMetricsOptions {
+  /** The `service` property of the documents (the function: `maas-predict`). */
+  readonly serviceName: string;
+  /** Where the EMF lines go. @default Powertools' own: a console on stdout (what CloudWatch reads in Lambda) */
+  readonly output?: (line: string) => void;
+}
+
+type DimensionName = (typeof INFERENCE_DIMENSION_SETS)[number][number];
+
+/** EMF documents through Powertools Metrics (see the module comment). */
+export class EmfMetricsSink implements MetricsSink {
+  readonly #metrics: Metrics;
+  readonly #service: string;
+
+  constructor(options: EmfMetricsOptions) {
+    this.#service = options.serviceName;
+    this.#metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: options.serviceName });
+    this.#metrics.clearDefaultDimensions();
+    if (options.output) {
+      const write = options.output;
+      // Powertools writes through its own console object; tests and the benchmark route it elsewhere.
+      (this.#metrics as unknown as { console: Pick<Console, 'log'> }).console = {
+        log: (line) => write(line),
+      };
+    }
+  }
+
+  inference(r: InferenceReport): void {
+    const m = this.#metrics;
+    try {
+      const values: Record<DimensionName, string | undefined> = {
+        model: r.model,
+        version: r.version === undefined ? undefined : String(r.version),
+        alias: r.alias,
+        route: r.route,
+      };
+      // Each set of the contract whose dimensions all have a value (no version before one was resolved).
+      sets: for (const set of INFERENCE_DIMENSION_SETS) {
+        const dimensions: Record<string, string> = {};
+        for (const name of set) {
+          const value = values[name];
+          if (value === undefined) continue sets;
+          dimensions[name] = value;
+        }
+        m.addDimensions(dimensions);
+      }
+      this.#counts(r.status, r.latencyMs, r.coldStart);
+      if (r.inferenceMs !== undefined) this.#add('InferenceLatency', r.inferenceMs);
+      if (r.modelLoadMs !== undefined) this.#add('ModelLoadLatency', r.modelLoadMs);
+      this.#add('PayloadBytes', r.payloadBytes);
+      if (r.batchRows !== undefined) this.#add('BatchRows', r.batchRows);
+      if (r.captureErrors) this.#add('CaptureErrors', r.captureErrors);
+      if (r.inferenceId !== undefined) m.addMetadata('inferenceId', r.inferenceId);
+      m.addMetadata('status', String(r.status));
+      m.addMetadata('service', this.#service);
+      m.publishStoredMetrics();
+    } catch {
+      this.#reset();
+    }
+  }
+
+  operation(r: OperationReport): void {
+    const m = this.#metrics;
+    try {
+      m.addDimensions({ operation: r.operation });
+      this.#counts(r.status, r.latencyMs, r.coldStart);
+      m.addMetadata('status', String(r.status));
+      m.addMetadata('service', this.#service);
+      m.publishStoredMetrics();
+    } catch {
+      this.#reset();
+    }
+  }
+
+  /** Requests, the error class of the status, Latency and (on a cold start) ColdStart. */
+  #counts(status: number, latencyMs: number, coldStart: boolean): void {
+    this.#add('Requests', 1);
+    if (status >= 500) this.#add('ServerErrors', 1);
+    else if (status >= 400) this.#add('ClientErrors', 1);
+    this.#add('Latency', latencyMs);
+    if (coldStart) this.#add('ColdStart', 1);
+  }
+
+  #add(name: MetricName, value: number): void {
+    this.#metrics.addMetric(name, METRICS[name], value);
+  }
+
+  /** Metrics never fail a request: what a failed document had stored is dropped. */
+  #reset(): void {
+    try {
+      this.#metrics.clearMetrics();
+      this.#metrics.clearDimensions();
+      this.#metrics.clearMetadata();
+    } catch {
+      // nothing more to do
+    }
+  }
+}

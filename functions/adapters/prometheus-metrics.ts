@@ -1,0 +1,116 @@
+/**
+ * The `MetricsSink` port on prom-client, for the local service: the same requests the EMF documents count in AWS,
+ * as Prometheus counters and latency histograms labelled by model, version, alias and route (inference) or by
+ * operation (registry, as `maas_registry_*`). `GET /metrics` of the local server answers `text()`; `maas stats`
+ * reads it.
+ */
+import { Counter, Histogram, Registry } from 'prom-client';
+import { METRICS, type MetricName, PROMETHEUS, prometheusName } from '../contract/observability';
+import type { InferenceReport, MetricsSink, OperationReport } from '../ports/telemetry';
+
+const INFERENCE_LABELS = ['model', 'version', 'alias', 'route'] as const;
+const OPERATION_LABELS = ['operation'] as const;
+
+type InferenceLabel = (typeof INFERENCE_LABELS)[number];
+type OperationLabel = (typeof OPERATION_LABELS)[number];
+
+const HELP: Record<MetricName, string> = {
+  Requests: 'Answered requests',
+  ClientErrors: 'Requests answered 4xx',
+  ServerErrors: 'Requests answered 5xx',
+  Latency: 'Handler total, event to answer (ms)',
+  InferenceLatency: 'onnxruntime run time (ms)',
+  ModelLoadLatency: 'Artifact fetch, verification and session creation waited for (ms)',
+  ColdStart: 'First requests of a process',
+  PayloadBytes: 'Request body bytes',
+  BatchRows: 'Rows scored',
+  CaptureErrors: 'Capture records that could not be written',
+};
+
+/** Prometheus metrics of the local service (see the module comment). */
+export class PrometheusMetricsSink implements MetricsSink {
+  readonly registry = new Registry();
+  readonly #inference = new Map<MetricName, Counter<InferenceLabel> | Histogram<InferenceLabel>>();
+  readonly #operation: {
+    readonly requests: Counter<OperationLabel>;
+    readonly clientErrors: Counter<OperationLabel>;
+    readonly serverErrors: Counter<OperationLabel>;
+    readonly latency: Histogram<OperationLabel>;
+  };
+
+  constructor() {
+    for (const name of Object.keys(METRICS) as MetricName[]) {
+      const config = {
+        name: prometheusName(name),
+        help: HELP[name],
+        labelNames: INFERENCE_LABELS,
+        registers: [this.registry],
+      };
+      this.#inference.set(
+        name,
+        METRICS[name] === 'Milliseconds'
+          ? new Histogram({ ...config, buckets: [...PROMETHEUS.latencyBucketsMs] })
+          : new Counter(config),
+      );
+    }
+    const registry = (metric: MetricName) =>
+      prometheusName(metric).replace(PROMETHEUS.prefix, `${PROMETHEUS.prefix}registry_`);
+    const op = { labelNames: OPERATION_LABELS, registers: [this.registry] };
+    this.#operation = {
+      requests: new Counter({ ...op, name: registry('Requests'), help: HELP.Requests }),
+      clientErrors: new Counter({ ...op, name: registry('ClientErrors'), help: HELP.ClientErrors }),
+      serverErrors: new Counter({ ...op, name: registry('ServerErrors'), help: HELP.ServerErrors }),
+      latency: new Histogram({
+        ...op,
+        name: registry('Latency'),
+        help: HELP.Latency,
+        buckets: [...PROMETHEUS.latencyBucketsMs],
+      }),
+    };
+  }
+
+  inference(r: InferenceReport): void {
+    const labels: Record<InferenceLabel, string> = {
+      model: r.model,
+      version: r.version === undefined ? '' : String(r.version),
+      alias: r.alias ?? '',
+      route: r.route,
+    };
+    const add = (name: MetricName, value: number | undefined) => {
+      if (value === undefined) return;
+      const metric = this.#inference.get(name);
+      if (metric instanceof Histogram) metric.observe(labels, value);
+      else metric?.inc(labels, value);
+    };
+    add('Requests', 1);
+    // Every series of a model exists from its first request on (a 0 reads better than a missing line).
+    add('ClientErrors', r.status >= 400 && r.status < 500 ? 1 : 0);
+    add('ServerErrors', r.status >= 500 ? 1 : 0);
+    add('ColdStart', r.coldStart ? 1 : 0);
+    add('Latency', r.latencyMs);
+    add('InferenceLatency', r.inferenceMs);
+    add('ModelLoadLatency', r.modelLoadMs);
+    add('PayloadBytes', r.payloadBytes);
+    add('BatchRows', r.batchRows);
+    add('CaptureErrors', r.captureErrors ?? 0);
+  }
+
+  operation(r: OperationReport): void {
+    const labels = { operation: r.operation };
+    const o = this.#operation;
+    o.requests.inc(labels);
+    o.clientErrors.inc(labels, r.status >= 400 && r.status < 500 ? 1 : 0);
+    o.serverErrors.inc(labels, r.status >= 500 ? 1 : 0);
+    o.latency.observe(labels, r.latencyMs);
+  }
+
+  /** The Prometheus text exposition of every metric. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** The content type of `text()`. */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}

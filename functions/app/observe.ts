@@ -1,0 +1,188 @@
+/**
+ * What an answered inference request leaves behind (docs/ARCHITECTURE.md, "Observability"): one metrics report,
+ * the trace annotations of its model, version and alias, and — when its alias or version captures and its
+ * inference id is sampled — one capture record.
+ *
+ * Costs on the warm path: one report object and the sink's own work. An unsampled request makes no capture call
+ * and allocates nothing for capture. A capture sink that throws or hangs changes neither the answer nor its status:
+ * it is waited for at most `captureBudgetMs`, and its failure is counted (`CaptureErrors`).
+ */
+import { randomUUID } from 'node:crypto';
+import { DEFAULT_ALIAS, LIMITS } from '../contract/limits';
+import { STABLE_ROUTE } from '../contract/observability';
+import { type CaptureConfig, captureLine, isSampled } from '../domain/capture';
+import { isVersionNumber } from '../domain/names';
+import type { LogAttributes } from '../ports/logger';
+import { type CaptureSink, type MetricsSink, noTracer, type Tracer } from '../ports/telemetry';
+import type { InferenceObservation } from './inference';
+
+export interface InferenceObserverDeps {
+  readonly metrics: MetricsSink;
+  /** Where sampled exchanges go. @default none: nothing is captured */
+  readonly capture?: CaptureSink;
+  /** The capture declaration of `name@ref` as last resolved (the predictor's). */
+  readonly captureOf: (name: string, ref: string | undefined) => CaptureConfig | undefined;
+  /** @default noTracer */
+  readonly tracer?: Tracer;
+  /** Whether the first request is a cold start (false when the process was initialized ahead). @default true */
+  readonly coldStart?: boolean;
+  /** @default LIMITS.captureBudgetMs */
+  readonly captureBudgetMs?: number;
+  /** @default () => new Date() */
+  readonly now?: () => Date;
+  /** Id of a capture record. @default crypto.randomUUID */
+  readonly newId?: () => string;
+}
+
+/** One answered inference request, as the handler saw it. */
+export interface AnsweredInference {
+  readonly model: string;
+  readonly ref: string | undefined;
+  readonly obs: InferenceObservation;
+  readonly status: number;
+  /** `performance.now()` when the request arrived. */
+  readonly startedAt: number;
+  readonly payloadBytes: number;
+  /** The request body as received (captured as sent). */
+  readonly requestText: string;
+  readonly requestContentType: string;
+  /** The answer's body. */
+  readonly responseText: string;
+}
+
+export interface InferenceObserver {
+  /**
+   * Reports an answered request. Returns a promise only when a capture sink is still writing (the caller awaits it;
+   * it settles within the capture budget and never rejects).
+   */
+  answered(a: AnsweredInference): Promise<void> | undefined;
+  /** The keys of a log line about the request: model, version, alias, route and inference id when known. */
+  logKeys(model: string, ref: string | undefined, obs: InferenceObservation | undefined): LogAttributes;
+}
+
+const HEADER_SAFE = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
+
+/**
+ * The `x-maas-inference-id` value of an inference id: the id itself when it is printable ASCII without leading or
+ * trailing blanks (every generated id, and most clients'), else its percent-encoding (a header cannot carry it).
+ */
+export function inferenceIdHeader(id: string): string {
+  return HEADER_SAFE.test(id) ? id : encodeURIComponent(id);
+}
+
+/** The alias a request names: its ref unless that is a version number, the default alias without one. */
+export function aliasOf(ref: string | undefined): string | undefined {
+  if (ref === undefined) return DEFAULT_ALIAS;
+  return isVersionNumber(ref) ? undefined : ref;
+}
+
+/** Creates the observer of a predict handler over its sinks. */
+export function createInferenceObserver(deps: InferenceObserverDeps): InferenceObserver {
+  const tracer = deps.tracer ?? noTracer;
+  const budgetMs = deps.captureBudgetMs ?? LIMITS.captureBudgetMs;
+  const now = deps.now ?? (() => new Date());
+  const newId = deps.newId ?? randomUUID;
+  let cold = deps.coldStart ?? true;
+
+  function report(a: AnsweredInference, alias: string | undefined, captureErrors: number): void {
+    const coldStart = cold;
+    cold = false;
+    const { obs } = a;
+    deps.metrics.inference({
+      model: a.model,
+      version: obs.served?.version.version,
+      alias,
+      route: STABLE_ROUTE,
+      status: a.status,
+      latencyMs: performance.now() - a.startedAt,
+      inferenceMs: obs.inferenceMs,
+      modelLoadMs: obs.modelLoadMs,
+      coldStart,
+      payloadBytes: a.payloadBytes,
+      batchRows: obs.rows,
+      captureErrors,
+      inferenceId: obs.inferenceId,
+    });
+  }
+
+  /** Writes the capture record of a sampled exchange; 1 when it failed (synchronously). */
+  function capture(
+    a: AnsweredInference,
+    config: CaptureConfig,
+    version: number,
+    alias: string | undefined,
+  ): number | Promise<number> {
+    const sink = deps.capture;
+    if (!sink) return 0;
+    try {
+      const line = captureLine({
+        config,
+        eventId: newId(),
+        inferenceId: a.obs.inferenceId ?? '',
+        at: now(),
+        model: a.model,
+        version,
+        alias,
+        route: STABLE_ROUTE,
+        status: a.status,
+        request: { text: a.requestText, contentType: a.requestContentType },
+        response: { text: a.responseText, contentType: 'application/json' },
+      });
+      const pending = sink.write(a.model, version, line);
+      return pending ? withinBudget(pending, budgetMs) : 0;
+    } catch {
+      return 1;
+    }
+  }
+
+  return {
+    answered(a) {
+      const alias = aliasOf(a.ref);
+      const served = a.obs.served;
+      if (tracer.enabled && served) {
+        tracer.annotate({
+          model: a.model,
+          version: served.version.version,
+          ...(alias !== undefined ? { alias } : {}),
+        });
+      }
+      const id = a.obs.inferenceId;
+      const config = served && id !== undefined ? deps.captureOf(a.model, a.ref) : undefined;
+      if (!config || !served || id === undefined || !isSampled(id, config.samplePercent)) {
+        report(a, alias, 0);
+        return undefined;
+      }
+      const errors = capture(a, config, served.version.version, alias);
+      if (typeof errors === 'number') {
+        report(a, alias, errors);
+        return undefined;
+      }
+      return errors.then((n) => report(a, alias, n));
+    },
+    logKeys(model, ref, obs) {
+      const alias = aliasOf(ref);
+      const version = obs?.served?.version.version;
+      return {
+        model,
+        ...(version !== undefined ? { version } : {}),
+        ...(alias !== undefined ? { alias } : {}),
+        route: STABLE_ROUTE,
+        ...(obs?.inferenceId !== undefined ? { inferenceId: obs.inferenceId } : {}),
+      };
+    },
+  };
+}
+
+/** 0 when `pending` settles well within `budgetMs`, 1 when it rejects or takes longer (it is then left behind). */
+function withinBudget(pending: Promise<void>, budgetMs: number): Promise<number> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    pending.then(
+      () => 0,
+      () => 1,
+    ),
+    new Promise<number>((resolve) => {
+      timer = setTimeout(() => resolve(1), budgetMs);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}

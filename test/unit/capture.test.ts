@@ -1,0 +1,173 @@
+import { describe, expect, it } from 'vitest';
+import { CAPTURE_KEYS, prometheusName } from '../../functions/contract/observability';
+import {
+  type CaptureInput,
+  captureLine,
+  fnv1a,
+  isSampled,
+  parseCaptureConfig,
+} from '../../functions/domain/capture';
+import { codeOf } from '../helpers/errors';
+
+const ids = (n: number, prefix = '') => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+
+describe('capture sampling', () => {
+  it('samples nothing at 0 % and everything at 100 %', () => {
+    const all = ids(10_000);
+    expect(all.filter((id) => isSampled(id, 0))).toHaveLength(0);
+    expect(all.filter((id) => isSampled(id, 100))).toHaveLength(10_000);
+  });
+
+  it.each([1, 10, 25, 50, 90])('samples ~%d %% of 10 000 ids, within a binomial bound', (percent) => {
+    const n = 10_000;
+    const p = percent / 100;
+    const sd = Math.sqrt(n * p * (1 - p));
+    for (const prefix of ['', 'req-', '0b6c5d8e-']) {
+      const sampled = ids(n, prefix).filter((id) => isSampled(id, percent)).length;
+      // 4.5 standard deviations: a fair hash fails this about once in 150 000 runs.
+      expect(Math.abs(sampled - n * p)).toBeLessThan(4.5 * sd);
+    }
+  });
+
+  it('decides by the id alone: the same id is always decided the same way, at any rate below it', () => {
+    for (const id of ids(500, 'x')) {
+      expect(isSampled(id, 30)).toBe(isSampled(id, 30));
+      // Raising the rate keeps what was sampled (a record is never dropped by turning capture up).
+      if (isSampled(id, 10)) expect(isSampled(id, 30)).toBe(true);
+    }
+  });
+
+  it('hashes with FNV-1a and a final mix (stable values)', () => {
+    expect(fnv1a('')).toBe(fnv1a(''));
+    expect(fnv1a('a')).not.toBe(fnv1a('b'));
+    expect(fnv1a('abc')).toBeGreaterThanOrEqual(0);
+    expect(fnv1a('abc')).toBeLessThan(2 ** 32);
+  });
+});
+
+describe('parseCaptureConfig', () => {
+  it('accepts {samplePercent} with input and output defaulting to true', () => {
+    expect(parseCaptureConfig({ samplePercent: 12.5 })).toEqual({
+      samplePercent: 12.5,
+      input: true,
+      output: true,
+    });
+    expect(parseCaptureConfig({ samplePercent: 0, output: false })).toEqual({
+      samplePercent: 0,
+      input: true,
+      output: false,
+    });
+  });
+
+  it.each([
+    null,
+    [],
+    'x',
+    {},
+    { samplePercent: -1 },
+    { samplePercent: 101 },
+    { samplePercent: 0.001 },
+    { samplePercent: '5' },
+    { samplePercent: Number.NaN },
+    { samplePercent: 5, input: 'yes' },
+    { samplePercent: 5, input: false, output: false },
+    { samplePercent: 5, extra: 1 },
+  ])('refuses %j with 400 INVALID_CAPTURE', (value) => {
+    expect(codeOf(() => parseCaptureConfig(value))).toBe('INVALID_CAPTURE');
+  });
+});
+
+describe('capture records', () => {
+  const input = (over: Partial<CaptureInput> = {}): CaptureInput => ({
+    config: { samplePercent: 100, input: true, output: true },
+    eventId: 'e-1',
+    inferenceId: 'i-1',
+    at: new Date('2026-12-01T03:04:05.678Z'),
+    model: 'iris',
+    version: 3,
+    alias: 'prod',
+    route: 'stable',
+    status: 200,
+    request: { text: '{"inputs":[]}', contentType: 'application/json' },
+    response: { text: '{"outputs":[]}', contentType: 'application/json' },
+    ...over,
+  });
+
+  it("has SageMaker Data Capture's shape plus model, version, alias and route", () => {
+    expect(JSON.parse(captureLine(input()))).toEqual({
+      captureData: {
+        endpointInput: {
+          observedContentType: 'application/json',
+          mode: 'INPUT',
+          data: '{"inputs":[]}',
+          encoding: 'JSON',
+        },
+        endpointOutput: {
+          observedContentType: 'application/json',
+          mode: 'OUTPUT',
+          data: '{"outputs":[]}',
+          encoding: 'JSON',
+        },
+      },
+      eventMetadata: { eventId: 'e-1', inferenceId: 'i-1', inferenceTime: '2026-12-01T03:04:05.678Z' },
+      eventVersion: '0',
+      model: 'iris',
+      version: 3,
+      alias: 'prod',
+      route: 'stable',
+      status: 200,
+    });
+  });
+
+  it('records only the halves the declaration asks for, and no alias for a request by number', () => {
+    const onlyOutput = JSON.parse(
+      captureLine(input({ config: { samplePercent: 5, input: false, output: true }, alias: undefined })),
+    );
+    expect(Object.keys(onlyOutput.captureData)).toEqual(['endpointOutput']);
+    expect(onlyOutput).not.toHaveProperty('alias');
+  });
+
+  it('is one line, whatever the bodies hold', () => {
+    const line = captureLine(
+      input({ request: { text: '{\n"a":"b\\nc"}', contentType: 'application/json' } }),
+    );
+    expect(line).not.toContain('\n');
+    expect(JSON.parse(line).captureData.endpointInput.data).toBe('{\n"a":"b\\nc"}');
+  });
+
+  it('keeps the metadata and drops both bodies past the size limit, saying so', () => {
+    const big = 'x'.repeat(2000);
+    const record = JSON.parse(
+      captureLine(input({ request: { text: big, contentType: 'application/json' } }), 1000),
+    );
+    expect(record.truncated).toBe(true);
+    expect(record.captureData.endpointInput).not.toHaveProperty('data');
+    expect(record.captureData.endpointOutput).not.toHaveProperty('data');
+    expect(record.eventMetadata.inferenceId).toBe('i-1');
+    // Multi-byte text is measured in UTF-8 bytes.
+    const wide = captureLine(
+      input({ request: { text: 'é'.repeat(250), contentType: 'application/json' } }),
+      1000,
+    );
+    expect(JSON.parse(wide).truncated).toBeUndefined();
+    const wider = captureLine(
+      input({ request: { text: 'é'.repeat(450), contentType: 'application/json' } }),
+      1000,
+    );
+    expect(JSON.parse(wider).truncated).toBe(true);
+  });
+});
+
+describe('the observability contract', () => {
+  it('lays capture and feedback out by hour (UTC)', () => {
+    const at = new Date('2026-03-04T05:59:59Z');
+    expect(CAPTURE_KEYS.captureHour('iris', 12, at)).toBe('capture/iris/12/2026/03/04/05/');
+    expect(CAPTURE_KEYS.feedbackHour('iris', at)).toBe('feedback/iris/2026/03/04/05/');
+  });
+
+  it('names the Prometheus series after the metrics', () => {
+    expect(prometheusName('Requests')).toBe('maas_requests_total');
+    expect(prometheusName('ModelLoadLatency')).toBe('maas_model_load_latency_ms');
+    expect(prometheusName('PayloadBytes')).toBe('maas_payload_bytes_total');
+  });
+});
