@@ -145,23 +145,8 @@ export class MaasClient {
 
   /** Sends one JSON request; resolves with the parsed answer, rejects with MaasApiError on 4xx/5xx. */
   async request<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
-    const url = new URL(this.endpoint + path);
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    let headers: Record<string, string> = {
-      accept: 'application/json',
-      ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
-    };
-    if (this.authorization) headers.authorization = this.authorization;
-    else if (this.signer) headers = await this.signHeaders(method, url, headers, payload);
-    let res: Response;
-    try {
-      res = await fetch(url, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
-    } catch (e) {
-      const cause = (e as { cause?: { code?: string } }).cause;
-      throw new ConnectionError(
-        `cannot reach ${this.endpoint}${cause?.code ? ` (${cause.code})` : ''}: is \`maas dev\` running, or is --endpoint right?`,
-      );
-    }
+    const res = await this.fetch(method, path, 'application/json', payload);
     const text = await res.text();
     let parsed: unknown;
     try {
@@ -185,6 +170,33 @@ export class MaasClient {
       );
     }
     return parsed as T;
+  }
+
+  /**
+   * GETs a path that is not JSON (the local `/metrics`): its status, content type and text, whatever the status.
+   */
+  async getText(path: string): Promise<{ status: number; contentType: string; text: string }> {
+    const res = await this.fetch('GET', path, 'text/plain, */*');
+    return { status: res.status, contentType: res.headers.get('content-type') ?? '', text: await res.text() };
+  }
+
+  /** Sends one request with the client's authorization; a network failure is a ConnectionError. */
+  private async fetch(method: string, path: string, accept: string, payload?: string): Promise<Response> {
+    const url = new URL(this.endpoint + path);
+    let headers: Record<string, string> = {
+      accept,
+      ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
+    };
+    if (this.authorization) headers.authorization = this.authorization;
+    else if (this.signer) headers = await this.signHeaders(method, url, headers, payload);
+    try {
+      return await fetch(url, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string } }).cause;
+      throw new ConnectionError(
+        `cannot reach ${this.endpoint}${cause?.code ? ` (${cause.code})` : ''}: is \`maas dev\` running, or is --endpoint right?`,
+      );
+    }
   }
 
   private async signHeaders(

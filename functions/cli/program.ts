@@ -12,6 +12,7 @@ import { batchCommands } from './commands/batch';
 import { devCommands } from './commands/dev';
 import { inferenceCommands } from './commands/inference';
 import { modelCommands } from './commands/models';
+import { observeCommands } from './commands/observe';
 import {
   type CliIo,
   cliContext,
@@ -23,7 +24,14 @@ import {
 } from './context';
 
 /** The command groups, in the order `maas --help` lists them. */
-const COMMAND_GROUPS = [devCommands, modelCommands, aliasCommands, inferenceCommands, batchCommands] as const;
+const COMMAND_GROUPS = [
+  devCommands,
+  modelCommands,
+  aliasCommands,
+  inferenceCommands,
+  batchCommands,
+  observeCommands,
+] as const;
 
 /**
  * Builds the program with every command; `onExitCode` receives the exit code the command that ran returns.
@@ -55,6 +63,32 @@ export function buildProgram(io: CliIo, onExitCode: (code: ExitCode) => void = (
   return program;
 }
 
+/** The program's own options that take a value (so that their value is not taken for the command's name). */
+const GLOBAL_VALUE_OPTIONS = new Set(['--endpoint', '--region', '--token']);
+
+/**
+ * `--version <n>` after a command's name becomes `--version=<n>`: commander recognizes the program's options after
+ * the command too, so `maas capture m --version 2` would otherwise print the version of maas. Before the command's
+ * name (or without a value) `--version` stays the program's.
+ */
+export function commandVersionOption(argv: readonly string[]): string[] {
+  const out = [...argv];
+  let i = 2;
+  while (i < out.length) {
+    const arg = out[i] as string;
+    if (!arg.startsWith('-')) break;
+    i += GLOBAL_VALUE_OPTIONS.has(arg) ? 2 : 1;
+  }
+  for (let j = i + 1; j < out.length; j++) {
+    if (out[j] === '--') break;
+    const next = out[j + 1];
+    if (out[j] === '--version' && next !== undefined && !next.startsWith('-')) {
+      out.splice(j, 2, `--version=${next}`);
+    }
+  }
+  return out;
+}
+
 /** Runs the CLI on `argv` (as process.argv: node, script, args…) and returns the exit code. */
 export async function run(argv: readonly string[], io: CliIo = processIo()): Promise<ExitCode> {
   let exitCode: ExitCode = EXIT.ok;
@@ -62,7 +96,7 @@ export async function run(argv: readonly string[], io: CliIo = processIo()): Pro
     exitCode = code;
   });
   try {
-    await program.parseAsync([...argv]);
+    await program.parseAsync(commandVersionOption(argv));
     return exitCode;
   } catch (e) {
     if (e instanceof CommanderError) {

@@ -1,0 +1,262 @@
+/**
+ * The observability commands: `maas feedback` (ground truth for answered inferences), `maas capture` (captured
+ * records read back) and `maas stats` (the local service's metrics per model, version, alias and route).
+ */
+import type { Command } from 'commander';
+import { LIMITS } from '../../contract/limits';
+import { apiCall, MaasApiError } from '../client';
+import { type CliContext, EXIT, UsageError } from '../context';
+import { table } from '../format';
+import { nonNegativeInt, readBytes } from '../input';
+import { inferenceStats, parsePrometheusText, type SeriesStats } from '../prometheus';
+
+/** The most records `maas capture` fetches (the API's largest page). */
+const MAX_CAPTURE_RECORDS = 1000;
+
+/** The capture record fields the CLI shows. */
+interface CapturedRecordJson {
+  captureData: {
+    endpointInput?: { data?: string; encoding?: string };
+    endpointOutput?: { data?: string; encoding?: string };
+  };
+  eventMetadata: { inferenceId: string; inferenceTime: string };
+  version: number;
+  alias?: string;
+  route: string;
+  status: number;
+  truncated?: true;
+}
+
+interface FeedbackOptions {
+  readonly id?: string;
+  readonly label?: string;
+  readonly value?: number;
+  readonly file?: string;
+}
+
+interface CaptureOptions {
+  readonly version?: number;
+  readonly since?: string;
+  readonly limit: number;
+}
+
+/** Defines `maas feedback`, `maas capture` and `maas stats` on `program`. */
+export function observeCommands(program: Command, ctx: CliContext): void {
+  program
+    .command('feedback')
+    .description(
+      'send ground truth for answered inferences (joined with captured records on the inference id)',
+    )
+    .argument('<model>', 'model name')
+    .option(
+      '--id <inferenceId>',
+      'the inference id (the x-maas-inference-id header of the answer, or the request id)',
+    )
+    .option('--label <label>', 'the true label (sent as a string; use --file for numbers or booleans)')
+    .option('--value <number>', 'the true value (regression)', finiteNumber('--value'))
+    .option('--file <items.json|items.jsonl>', 'a JSON item or array of items, or one item per line')
+    .action(
+      ctx.action(async (model: string, opts: FeedbackOptions) => {
+        const items = feedbackItems(opts);
+        const client = ctx.client();
+        let accepted = 0;
+        for (let i = 0; i < items.length; i += LIMITS.maxFeedbackItems) {
+          const chunk = items.slice(i, i + LIMITS.maxFeedbackItems);
+          const answer = await client.send<{ accepted: number }>(
+            apiCall('modelFeedback', { name: model }),
+            chunk,
+          );
+          accepted += answer.accepted;
+        }
+        ctx.print(
+          { accepted },
+          (a: { accepted: number }) => `${a.accepted} feedback item(s) accepted for ${model}`,
+        );
+        return EXIT.ok;
+      }),
+    );
+
+  program
+    .command('capture')
+    .description('captured requests and responses of a model, oldest hour first')
+    .argument('<model>', 'model name')
+    .option('--version <n>', 'only this version', nonNegativeInt('--version'))
+    .option('--since <time>', 'only records answered since: an ISO time, or 30m, 1h, 2d… ago')
+    .option(
+      '--limit <n>',
+      `at most this many records (1-${MAX_CAPTURE_RECORDS})`,
+      nonNegativeInt('--limit'),
+      100,
+    )
+    .action(
+      ctx.action(async (model: string, opts: CaptureOptions) => {
+        if (opts.limit < 1 || opts.limit > MAX_CAPTURE_RECORDS) {
+          throw new UsageError(`--limit must be from 1 to ${MAX_CAPTURE_RECORDS}, got ${opts.limit}`);
+        }
+        const since = opts.since !== undefined ? resolveSince(opts.since) : undefined;
+        const client = ctx.client();
+        const records: CapturedRecordJson[] = [];
+        let token: string | undefined;
+        do {
+          const call = apiCall(
+            'listCapture',
+            { name: model },
+            { version: opts.version, since, limit: opts.limit - records.length, nextToken: token },
+          );
+          const page = await client.send<{ records: CapturedRecordJson[]; nextToken?: string }>(call);
+          records.push(...page.records);
+          token = page.nextToken;
+        } while (token !== undefined && records.length < opts.limit);
+        ctx.print(records, formatCapture);
+        return EXIT.ok;
+      }),
+    );
+
+  program
+    .command('stats')
+    .description(
+      'request counts, errors, latency and cold starts per model version (the local `maas dev` only)',
+    )
+    .argument('[model]', 'only this model')
+    .action(
+      ctx.action(async (model: string | undefined) => {
+        const client = ctx.client();
+        const res = await client.getText('/metrics');
+        if (res.status === 404 || (res.status < 300 && !res.contentType.startsWith('text/plain'))) {
+          throw new MaasApiError(
+            res.status,
+            'NO_LOCAL_METRICS',
+            `${client.endpoint} serves no /metrics: only the local \`maas dev\` does; for a deployed stack, use its CloudWatch dashboard`,
+            undefined,
+          );
+        }
+        if (res.status >= 300) {
+          throw new MaasApiError(
+            res.status,
+            `HTTP_${res.status}`,
+            `GET /metrics answered ${res.status}`,
+            undefined,
+          );
+        }
+        const stats = inferenceStats(parsePrometheusText(res.text), model);
+        ctx.print(stats, (s: SeriesStats[]) => formatStats(s, model));
+        return EXIT.ok;
+      }),
+    );
+}
+
+/** The items of `maas feedback`: from --id with --label or --value, or from --file. */
+function feedbackItems(opts: FeedbackOptions): unknown[] {
+  if (opts.file !== undefined) {
+    if (opts.id !== undefined || opts.label !== undefined || opts.value !== undefined) {
+      throw new UsageError('use --file, or --id with --label or --value, not both');
+    }
+    const items = readItems(opts.file);
+    if (items.length === 0) throw new UsageError(`${opts.file} holds no feedback items`);
+    return items;
+  }
+  if (opts.id === undefined)
+    throw new UsageError('pass --id <inferenceId> with --label or --value, or --file');
+  if ((opts.label === undefined) === (opts.value === undefined)) {
+    throw new UsageError('pass exactly one of --label and --value');
+  }
+  return [
+    { inferenceId: opts.id, ...(opts.label !== undefined ? { label: opts.label } : { value: opts.value }) },
+  ];
+}
+
+/** A JSON file (one item or an array of items) or a JSONL file (one item per line). */
+function readItems(file: string): unknown[] {
+  const text = readBytes(file).toString('utf8');
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return Array.isArray(parsed) ? parsed : [parsed];
+  } catch {
+    // not one JSON document: JSON lines
+  }
+  return text.split(/\r?\n/).flatMap((line, i) => {
+    if (line.trim() === '') return [];
+    try {
+      return [JSON.parse(line) as unknown];
+    } catch (e) {
+      throw new UsageError(`${file} line ${i + 1} is not valid JSON: ${(e as Error).message}`, { cause: e });
+    }
+  });
+}
+
+const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** `30m`, `1h`, `2d` (ago, from `now`) as an ISO time; anything else is passed on as written (the API checks it). */
+export function resolveSince(value: string, now: Date = new Date()): string {
+  const m = /^(\d{1,6})([smhd])$/.exec(value.trim());
+  if (!m) return value;
+  return new Date(now.getTime() - Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS]).toISOString();
+}
+
+function finiteNumber(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n))
+      throw new UsageError(`${name} must be a number, got '${value}'`);
+    return n;
+  };
+}
+
+/** A short excerpt of a captured body: its first characters, or why there is none. */
+function excerpt(
+  payload: { data?: string; encoding?: string } | undefined,
+  truncated: boolean | undefined,
+  width = 40,
+): string {
+  if (payload === undefined) return '-';
+  if (payload.data === undefined) return truncated ? '(dropped: too large)' : '-';
+  const flat = payload.encoding === 'BASE64' ? `base64:${payload.data}` : payload.data.replace(/\s+/g, ' ');
+  return flat.length > width ? `${flat.slice(0, width - 1)}…` : flat;
+}
+
+const when = (iso: string) => iso.replace('T', ' ').replace(/Z$/, 'Z');
+
+export function formatCapture(records: readonly CapturedRecordJson[]): string {
+  if (records.length === 0) return 'no captured records (is capture enabled on the alias or version?)';
+  return table(
+    ['TIME', 'INFERENCE ID', 'VERSION', 'ALIAS', 'ROUTE', 'STATUS', 'INPUT', 'OUTPUT'],
+    records.map((r) => [
+      when(r.eventMetadata.inferenceTime),
+      r.eventMetadata.inferenceId,
+      String(r.version),
+      r.alias ?? '-',
+      r.route,
+      String(r.status),
+      excerpt(r.captureData.endpointInput, r.truncated),
+      excerpt(r.captureData.endpointOutput, r.truncated),
+    ]),
+  );
+}
+
+const ms = (v: number) => (Number.isNaN(v) ? '-' : v >= 100 ? v.toFixed(0) : v.toFixed(1));
+
+const bytes = (n: number): string => {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+};
+
+export function formatStats(stats: readonly SeriesStats[], model?: string): string {
+  if (stats.length === 0) return model ? `no requests to ${model} yet` : 'no inference requests yet';
+  return table(
+    ['MODEL', 'VERSION', 'ALIAS', 'ROUTE', 'REQUESTS', '4XX', '5XX', 'P50 MS', 'P99 MS', 'COLD', 'PAYLOAD'],
+    stats.map((s) => [
+      s.model,
+      s.version || '-',
+      s.alias || '-',
+      s.route || '-',
+      String(s.requests),
+      String(s.clientErrors),
+      String(s.serverErrors),
+      ms(s.p50Ms),
+      ms(s.p99Ms),
+      String(s.coldStarts),
+      bytes(s.payloadBytes),
+    ]),
+  );
+}

@@ -1,0 +1,442 @@
+/**
+ * `maas feedback`, `maas capture` and `maas stats` over stand-in servers: what they send, what they print, their
+ * usage errors; the Prometheus text parser, the quantile estimate (checked against prom-client's own text) and
+ * `--version` after a command's name.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Counter, Histogram, Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveSince } from '../../functions/cli/commands/observe';
+import { commandVersionOption, run } from '../../functions/cli/program';
+import {
+  histogramQuantile,
+  inferenceStats,
+  PrometheusParseError,
+  parsePrometheusText,
+} from '../../functions/cli/prometheus';
+import { PROMETHEUS, prometheusName } from '../../functions/contract/observability';
+import { json } from '../../functions/handlers/http';
+import { type RunningLocalServer, startLocalServer } from '../../functions/local/server';
+import { captureIo } from '../helpers/cli-io';
+
+const argv = (...args: string[]) => ['node', 'maas', ...args];
+
+describe('Prometheus text', () => {
+  it('parses samples with labels, escapes, special values and timestamps; skips comments', () => {
+    const text = [
+      '# HELP maas_requests_total Requests.',
+      '# TYPE maas_requests_total counter',
+      'maas_requests_total{model="a\\"b",version="1",alias="",route="stable"} 4',
+      'maas_requests_total{model="x\\\\y\\nz"} 1e3 1700000000000',
+      '',
+      'up 1',
+      'maas_latency_ms_bucket{le="+Inf",model="m"} +Inf',
+      'g{a="1",} NaN',
+    ].join('\n');
+    const s = parsePrometheusText(text);
+    expect(s.map((x) => x.name)).toEqual([
+      'maas_requests_total',
+      'maas_requests_total',
+      'up',
+      'maas_latency_ms_bucket',
+      'g',
+    ]);
+    expect(s[0]).toEqual({
+      name: 'maas_requests_total',
+      labels: { model: 'a"b', version: '1', alias: '', route: 'stable' },
+      value: 4,
+    });
+    expect(s[1]).toEqual({ name: 'maas_requests_total', labels: { model: 'x\\y\nz' }, value: 1000 });
+    expect(s[3]?.value).toBe(Number.POSITIVE_INFINITY);
+    expect(s[4]?.value).toBeNaN();
+  });
+
+  it.each([
+    ['a value that is not a number', 'm 12abc'],
+    ['no value', 'm{a="1"}'],
+    ['an unterminated label value', 'm{a="1} 2'],
+    ['a label without a value', 'm{a} 2'],
+    ['no name', '{a="1"} 2'],
+  ])('refuses %s', (_what, line) => {
+    expect(() => parsePrometheusText(`ok 1\n${line}\n`)).toThrow(PrometheusParseError);
+    expect(() => parsePrometheusText(line)).toThrow(/metrics line 1/);
+  });
+
+  it('estimates quantiles as histogram_quantile does', () => {
+    const b = (...pairs: [number, number][]) => pairs.map(([le, count]) => ({ le, count }));
+    const inf = Number.POSITIVE_INFINITY;
+    // 10 observations: 4 in (0,10], 4 in (10,20], 2 above 20.
+    const h = b([10, 4], [20, 8], [inf, 10]);
+    expect(histogramQuantile(0.5, h)).toBeCloseTo(12.5); // rank 5: 1 of 4 into (10,20]
+    expect(histogramQuantile(0.2, h)).toBeCloseTo(5); // rank 2: half of (0,10]
+    expect(histogramQuantile(0.99, h)).toBe(20); // in +Inf: the highest finite bound
+    expect(histogramQuantile(0.5, b([20, 8], [10, 4], [inf, 10]))).toBeCloseTo(12.5); // any order
+    expect(histogramQuantile(0.5, b([10, 0], [inf, 0]))).toBeNaN(); // no observations
+    expect(histogramQuantile(0.5, b([10, 3]))).toBeNaN(); // no +Inf bucket
+    expect(histogramQuantile(0.5, b([-1, 2], [inf, 4]))).toBe(-1); // first bucket at or below 0
+  });
+
+  it('reads the text prom-client writes, and sums and groups the inference series', async () => {
+    const registry = new Registry();
+    const labelNames = ['model', 'version', 'alias', 'route'] as const;
+    const requests = new Counter({
+      name: prometheusName('Requests'),
+      help: 'r',
+      labelNames,
+      registers: [registry],
+    });
+    const client = new Counter({
+      name: prometheusName('ClientErrors'),
+      help: 'c',
+      labelNames,
+      registers: [registry],
+    });
+    const latency = new Histogram({
+      name: prometheusName('Latency'),
+      help: 'l',
+      labelNames,
+      buckets: [...PROMETHEUS.latencyBucketsMs],
+      registers: [registry],
+    });
+    const ops = new Counter({
+      name: 'maas_registry_requests_total',
+      help: 'o',
+      labelNames: ['operation'],
+      registers: [registry],
+    });
+    const iris1 = { model: 'iris', version: '1', alias: 'prod', route: 'stable' };
+    const iris2 = { model: 'iris', version: '2', alias: '', route: 'stable' };
+    const noVersion = { model: 'ghost', version: '', alias: 'prod', route: 'stable' };
+    for (const ms of [3, 3, 3, 40]) {
+      requests.inc(iris1);
+      latency.observe(iris1, ms);
+    }
+    requests.inc(iris2, 2);
+    latency.observe(iris2, 700);
+    requests.inc(noVersion);
+    client.inc(noVersion);
+    ops.inc({ operation: 'moveAlias' });
+
+    const stats = inferenceStats(parsePrometheusText(await registry.metrics()));
+    expect(stats.map((s) => [s.model, s.version, s.alias, s.route, s.requests, s.clientErrors])).toEqual([
+      ['ghost', '', 'prod', 'stable', 1, 1],
+      ['iris', '1', 'prod', 'stable', 4, 0],
+      ['iris', '2', '', 'stable', 2, 0],
+    ]);
+    const [, one, two] = stats;
+    expect(one?.p50Ms).toBeCloseTo(2 + (5 - 2) * (2 / 3)); // rank 2 of 3 observations in (2,5]
+    expect(one?.p99Ms).toBeCloseTo(25 + (50 - 25) * (3.96 - 3)); // rank 3.96: into (25,50]
+    expect(two?.p50Ms).toBeCloseTo(500 + 500 * 0.5);
+    expect(inferenceStats(parsePrometheusText(await registry.metrics()), 'ghost')).toHaveLength(1);
+  });
+});
+
+describe('CLI argument handling', () => {
+  it('turns 30m, 1h, 2d into ISO times and passes anything else on', () => {
+    const now = new Date('2026-12-01T12:00:00.000Z');
+    expect(resolveSince('30m', now)).toBe('2026-12-01T11:30:00.000Z');
+    expect(resolveSince('1h', now)).toBe('2026-12-01T11:00:00.000Z');
+    expect(resolveSince('2d', now)).toBe('2026-11-29T12:00:00.000Z');
+    expect(resolveSince('45s', now)).toBe('2026-12-01T11:59:15.000Z');
+    expect(resolveSince('2026-12-01T00:00:00Z', now)).toBe('2026-12-01T00:00:00Z');
+    expect(resolveSince('soon', now)).toBe('soon');
+  });
+
+  it('keeps --version after a command name for the command', () => {
+    expect(commandVersionOption(argv('capture', 'm', '--version', '2'))).toEqual(
+      argv('capture', 'm', '--version=2'),
+    );
+    expect(
+      commandVersionOption(argv('--endpoint', 'http://x', 'capture', 'm', '--version', '3', '--json')),
+    ).toEqual(argv('--endpoint', 'http://x', 'capture', 'm', '--version=3', '--json'));
+    expect(commandVersionOption(argv('--version'))).toEqual(argv('--version'));
+    expect(commandVersionOption(argv('capture', 'm', '--version'))).toEqual(
+      argv('capture', 'm', '--version'),
+    );
+  });
+});
+
+interface Seen {
+  method: string;
+  url: string;
+  body: string;
+}
+
+/** A stand-in HTTP API: answers each request with `answer(request)`. */
+function fakeApi(answer: (s: Seen) => { status: number; body: unknown }) {
+  const seen: Seen[] = [];
+  const server: Server = createServer((req: IncomingMessage, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const s = {
+        method: req.method ?? '',
+        url: req.url ?? '',
+        body: Buffer.concat(chunks).toString('utf8'),
+      };
+      seen.push(s);
+      const a = answer(s);
+      res.writeHead(a.status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(a.body));
+    });
+  });
+  return {
+    seen,
+    start: () =>
+      new Promise<string>((r) =>
+        server.listen(0, '127.0.0.1', () => r(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)),
+      ),
+    stop: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+describe('maas feedback', () => {
+  const api = fakeApi((s) => {
+    const body = JSON.parse(s.body) as unknown[];
+    return { status: 201, body: { accepted: body.length } };
+  });
+  let url = '';
+  const dir = mkdtempSync(join(tmpdir(), 'maas-feedback-'));
+  beforeAll(async () => {
+    url = await api.start();
+  });
+  afterAll(() => api.stop());
+  const cli = async (...args: string[]) => {
+    const c = captureIo();
+    const code = await run(argv('--endpoint', url, ...args), c);
+    return { code, out: c.stdout(), err: c.stderr() };
+  };
+
+  it('sends one item with --label (a string) or --value (a number)', async () => {
+    const a = await cli('feedback', 'iris', '--id', 'req-1', '--label', '2');
+    expect(a).toEqual({ code: 0, out: '1 feedback item(s) accepted for iris\n', err: '' });
+    expect(api.seen.at(-1)).toMatchObject({ method: 'POST', url: '/v2/models/iris/feedback' });
+    expect(JSON.parse(api.seen.at(-1)?.body ?? '')).toEqual([{ inferenceId: 'req-1', label: '2' }]);
+    const b = await cli('--json', 'feedback', 'iris', '--id', 'req-2', '--value', '-0.5');
+    expect(JSON.parse(b.out)).toEqual({ accepted: 1 });
+    expect(JSON.parse(api.seen.at(-1)?.body ?? '')).toEqual([{ inferenceId: 'req-2', value: -0.5 }]);
+  });
+
+  it('sends the items of a JSON or a JSONL file, in requests of at most maxFeedbackItems', async () => {
+    writeFileSync(join(dir, 'one.json'), '{"inferenceId":"a","label":true}');
+    let r = await cli('feedback', 'iris', '--file', join(dir, 'one.json'));
+    expect(r.out).toBe('1 feedback item(s) accepted for iris\n');
+    expect(JSON.parse(api.seen.at(-1)?.body ?? '')).toEqual([{ inferenceId: 'a', label: true }]);
+    const lines = Array.from({ length: 1500 }, (_, i) => JSON.stringify({ inferenceId: `i${i}`, label: i }));
+    writeFileSync(join(dir, 'many.jsonl'), `${lines.join('\n')}\n`);
+    const before = api.seen.length;
+    r = await cli('feedback', 'iris', '--file', join(dir, 'many.jsonl'));
+    expect(r).toEqual({ code: 0, out: '1500 feedback item(s) accepted for iris\n', err: '' });
+    const sent = api.seen.slice(before).map((s) => JSON.parse(s.body) as unknown[]);
+    expect(sent.map((b) => b.length)).toEqual([1000, 500]);
+    expect(sent.flat()[1499]).toEqual({ inferenceId: 'i1499', label: 1499 });
+  });
+
+  it.each([
+    ['no item at all', []],
+    ['--id without --label or --value', ['--id', 'a']],
+    ['both --label and --value', ['--id', 'a', '--label', 'x', '--value', '1']],
+    ['--label without --id', ['--label', 'x']],
+    ['--file with --id', ['--file', 'x.json', '--id', 'a']],
+    ['a --value that is not a number', ['--id', 'a', '--value', 'abc']],
+  ])('is a usage error with %s, sending nothing', async (_what, args) => {
+    const before = api.seen.length;
+    const r = await cli('feedback', 'iris', ...args);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/^error: /);
+    expect(api.seen.length).toBe(before);
+  });
+
+  it('reports a bad line of a JSONL file as a usage error', async () => {
+    writeFileSync(join(dir, 'bad.jsonl'), '{"inferenceId":"a","value":1}\n{oops\n');
+    const r = await cli('feedback', 'iris', '--file', join(dir, 'bad.jsonl'));
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/line 2 is not valid JSON/);
+  });
+});
+
+describe('maas capture', () => {
+  const record = (n: number) => ({
+    captureData: {
+      endpointInput: {
+        observedContentType: 'application/json',
+        mode: 'INPUT',
+        data: `{"inputs":[{"data":[${n}, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]}]}`,
+        encoding: 'JSON',
+      },
+      endpointOutput: {
+        observedContentType: 'application/json',
+        mode: 'OUTPUT',
+        data: `{"outputs":[${n}]}`,
+        encoding: 'JSON',
+      },
+    },
+    eventMetadata: {
+      eventId: `e${n}`,
+      inferenceId: `req-${n}`,
+      inferenceTime: `2026-12-01T04:00:0${n}.000Z`,
+    },
+    eventVersion: '0',
+    model: 'iris',
+    version: 3,
+    alias: 'prod',
+    route: 'stable',
+    status: 200,
+  });
+  /** Pages of 2 records (whatever the limit asked), 5 records in all. */
+  const api = fakeApi((s) => {
+    const q = new URL(s.url, 'http://x').searchParams;
+    const start = Number(q.get('nextToken') ?? '0');
+    const n = Math.min(2, Number(q.get('limit')), 5 - start);
+    const records = Array.from({ length: n }, (_, i) => record(start + i));
+    return { status: 200, body: { records, ...(start + n < 5 ? { nextToken: String(start + n) } : {}) } };
+  });
+  let url = '';
+  beforeAll(async () => {
+    url = await api.start();
+  });
+  afterAll(() => api.stop());
+  const cli = async (...args: string[]) => {
+    const c = captureIo();
+    const code = await run(argv('--endpoint', url, ...args), c);
+    return { code, out: c.stdout(), err: c.stderr() };
+  };
+
+  it('follows nextToken up to --limit and prints a table', async () => {
+    const before = api.seen.length;
+    const r = await cli(
+      'capture',
+      'iris',
+      '--version',
+      '3',
+      '--since',
+      '2026-12-01T00:00:00Z',
+      '--limit',
+      '3',
+    );
+    expect(r.code).toBe(0);
+    const urls = api.seen.slice(before).map((s) => s.url);
+    expect(urls).toEqual([
+      '/models/iris/capture?version=3&since=2026-12-01T00%3A00%3A00Z&limit=3',
+      '/models/iris/capture?version=3&since=2026-12-01T00%3A00%3A00Z&limit=1&nextToken=2',
+    ]);
+    const lines = r.out.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^TIME\s+INFERENCE ID\s+VERSION\s+ALIAS\s+ROUTE\s+STATUS\s+INPUT\s+OUTPUT$/);
+    expect(lines).toHaveLength(4);
+    expect(lines[1]).toMatch(
+      /^2026-12-01 04:00:00.000Z\s+req-0\s+3\s+prod\s+stable\s+200\s+\{"inputs":\[\{"data":\[0, 2, 3, 4, 5, 6, 7…\s+\{"outputs":\[0\]\}$/,
+    );
+  });
+
+  it('prints the records as JSON with --json, all of them when fewer than --limit', async () => {
+    const r = await cli('--json', 'capture', 'iris');
+    expect(r.code).toBe(0);
+    const records = JSON.parse(r.out) as { eventMetadata: { inferenceId: string } }[];
+    expect(records.map((x) => x.eventMetadata.inferenceId)).toEqual([
+      'req-0',
+      'req-1',
+      'req-2',
+      'req-3',
+      'req-4',
+    ]);
+  });
+
+  it('sends a relative --since as an ISO time', async () => {
+    const before = Date.now();
+    await cli('capture', 'iris', '--since', '1h', '--limit', '1');
+    const since = new URL(api.seen.at(-1)?.url ?? '', 'http://x').searchParams.get('since') ?? '';
+    expect(Date.parse(since)).toBeGreaterThanOrEqual(before - 3_600_000 - 1000);
+    expect(Date.parse(since)).toBeLessThanOrEqual(Date.now() - 3_600_000);
+  });
+
+  it('refuses a --limit out of range', async () => {
+    expect((await cli('capture', 'iris', '--limit', '0')).code).toBe(2);
+    expect((await cli('capture', 'iris', '--limit', '1001')).code).toBe(2);
+  });
+});
+
+describe('maas stats', () => {
+  const TEXT = [
+    '# HELP maas_requests_total Requests',
+    '# TYPE maas_requests_total counter',
+    'maas_requests_total{model="iris",version="1",alias="prod",route="stable"} 10',
+    'maas_requests_total{model="iris",version="2",alias="",route="stable"} 3',
+    'maas_requests_total{model="wine",version="1",alias="prod",route="stable"} 1',
+    'maas_client_errors_total{model="iris",version="1",alias="prod",route="stable"} 2',
+    'maas_server_errors_total{model="iris",version="1",alias="prod",route="stable"} 1',
+    'maas_cold_start_total{model="iris",version="1",alias="prod",route="stable"} 1',
+    'maas_payload_bytes_total{model="iris",version="1",alias="prod",route="stable"} 2048',
+    'maas_registry_requests_total{operation="moveAlias"} 5',
+    '# TYPE maas_latency_ms histogram',
+    'maas_latency_ms_bucket{le="10",model="iris",version="1",alias="prod",route="stable"} 4',
+    'maas_latency_ms_bucket{le="20",model="iris",version="1",alias="prod",route="stable"} 8',
+    'maas_latency_ms_bucket{le="+Inf",model="iris",version="1",alias="prod",route="stable"} 10',
+    'maas_latency_ms_sum{model="iris",version="1",alias="prod",route="stable"} 150',
+    'maas_latency_ms_count{model="iris",version="1",alias="prod",route="stable"} 10',
+    '',
+  ].join('\n');
+  let local: RunningLocalServer;
+  let plain: RunningLocalServer;
+  beforeAll(async () => {
+    local = await startLocalServer({ port: 0, handlers: {}, metrics: () => TEXT });
+    plain = await startLocalServer({ port: 0, handlers: { registry: async () => json(200, {}) } });
+  });
+  afterAll(async () => {
+    await local.close();
+    await plain.close();
+  });
+  const cli = async (endpoint: string, ...args: string[]) => {
+    const c = captureIo();
+    const code = await run(argv('--endpoint', endpoint, ...args), c);
+    return { code, out: c.stdout(), err: c.stderr() };
+  };
+
+  it('prints one row per model, version, alias and route', async () => {
+    const r = await cli(local.url, 'stats');
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(
+      r.out
+        .trimEnd()
+        .split('\n')
+        .map((l) => l.split(/\s{2,}/)),
+    ).toEqual([
+      ['MODEL', 'VERSION', 'ALIAS', 'ROUTE', 'REQUESTS', '4XX', '5XX', 'P50 MS', 'P99 MS', 'COLD', 'PAYLOAD'],
+      ['iris', '1', 'prod', 'stable', '10', '2', '1', '12.5', '20.0', '1', '2.0 KB'],
+      ['iris', '2', '-', 'stable', '3', '0', '0', '-', '-', '0', '0 B'],
+      ['wine', '1', 'prod', 'stable', '1', '0', '0', '-', '-', '0', '0 B'],
+    ]);
+  });
+
+  it('shows only the model asked for, and JSON with --json', async () => {
+    const r = await cli(local.url, '--json', 'stats', 'wine');
+    expect(JSON.parse(r.out)).toEqual([
+      {
+        model: 'wine',
+        version: '1',
+        alias: 'prod',
+        route: 'stable',
+        requests: 1,
+        clientErrors: 0,
+        serverErrors: 0,
+        coldStarts: 0,
+        payloadBytes: 0,
+        p50Ms: null,
+        p99Ms: null,
+      },
+    ]);
+  });
+
+  it('tells to use the CloudWatch dashboard against an endpoint without /metrics', async () => {
+    const r = await cli(plain.url, 'stats');
+    expect(r.code).toBe(1);
+    expect(r.out).toBe('');
+    expect(r.err).toMatch(
+      /serves no \/metrics: only the local `maas dev` does; for a deployed stack, use its CloudWatch dashboard/,
+    );
+  });
+});
