@@ -10,6 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import { ASYNC_KEYS, QUEUE } from '../contract/events';
 import { DEFAULT_ALIAS } from '../contract/limits';
+import { STABLE_ROUTE } from '../contract/observability';
 import {
   type AsyncRequestDoc,
   type AsyncResultDoc,
@@ -23,6 +24,9 @@ import { isMaasError, NotFoundError } from '../domain/errors';
 import { parseVersionRef, validateModelName } from '../domain/names';
 import type { BlobStore, QueuePublisher } from '../ports/events';
 import { type Clock, systemClock } from '../ports/index';
+import type { MetricsSink } from '../ports/telemetry';
+import type { InferenceObservation } from './inference';
+import { aliasOf } from './observe';
 import type { Predictor } from './predict';
 
 export interface AsyncInferenceDeps {
@@ -39,6 +43,8 @@ export interface AsyncWorkerDeps {
   readonly clock?: Clock;
   /** Receives after which the queue dead-letters a message. @default QUEUE.maxReceiveCount */
   readonly maxReceiveCount?: number;
+  /** Where each request run is reported (as an inference of its model). @default none */
+  readonly metrics?: MetricsSink;
 }
 
 /**
@@ -100,11 +106,30 @@ export async function runAsyncInference(
   const bytes = await deps.blobs.get(ASYNC_KEYS.request(requestId));
   if (!bytes) throw new Error(`async request ${requestId} has no request document`);
   const doc = dec<AsyncRequestDoc>(bytes);
+  const startedAt = performance.now();
+  const obs: InferenceObservation = {};
+  const report = (status: number) =>
+    deps.metrics?.inference({
+      model: doc.name,
+      version: obs.served?.version.version,
+      alias: aliasOf(doc.ref),
+      route: STABLE_ROUTE,
+      status,
+      latencyMs: performance.now() - startedAt,
+      inferenceMs: obs.inferenceMs,
+      modelLoadMs: obs.modelLoadMs,
+      coldStart: false,
+      payloadBytes: bytes.byteLength,
+      batchRows: obs.rows,
+      inferenceId: obs.inferenceId,
+    });
   let result: AsyncResultDoc;
   try {
-    const response = await deps.predictor.infer(doc.name, doc.ref, doc.request);
+    const response = await deps.predictor.infer(doc.name, doc.ref, doc.request, obs);
     result = { status: 'done', result: response, completedAt: clock.now().toISOString() };
+    report(200);
   } catch (e) {
+    report(isMaasError(e) ? e.status : 500);
     if (!isMaasError(e) || e.status >= 500) throw e;
     result = { status: 'failed', ...errorFields(e), completedAt: clock.now().toISOString() };
   }

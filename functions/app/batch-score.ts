@@ -14,6 +14,7 @@
  * neither fork the job nor change its output.
  */
 import { BATCH, BATCH_KEYS } from '../contract/events';
+import { STABLE_ROUTE } from '../contract/observability';
 import {
   type BatchCursor,
   type BatchStatus,
@@ -38,6 +39,7 @@ import {
   type TimeBudget,
 } from '../ports/events';
 import { type Clock, systemClock } from '../ports/index';
+import type { MetricsSink } from '../ports/telemetry';
 import type { Predictor } from './predict';
 
 export interface BatchScoreDeps {
@@ -53,6 +55,8 @@ export interface BatchScoreDeps {
   readonly rowsPerPart?: number;
   /** @default BATCH.reserveMs */
   readonly reserveMs?: number;
+  /** Where each scored part is reported (one request of its model version, its rows as BatchRows). @default none */
+  readonly metrics?: MetricsSink;
 }
 
 /** What an invocation did with a job. */
@@ -291,12 +295,25 @@ async function scoreRows(
   lines: readonly string[],
   offset: number,
 ): Promise<string[]> {
+  const startedAt = performance.now();
   const rows = lines.map((line, i) => parseRow(offset + i, line, parseInferenceBody));
   const requests: unknown[] = [];
   for (const r of rows) if (r.ok) requests.push(r.request);
   const items = requests.length
     ? await deps.predictor.inferBatch(cursor.model, String(cursor.version), requests)
     : [];
+  let payloadBytes = 0;
+  for (const line of lines) payloadBytes += line.length;
+  deps.metrics?.inference({
+    model: cursor.model,
+    version: cursor.version,
+    route: STABLE_ROUTE,
+    status: 200,
+    latencyMs: performance.now() - startedAt,
+    coldStart: false,
+    payloadBytes,
+    batchRows: lines.length,
+  });
   let j = 0;
   return rows.map((r) => {
     if (!r.ok) return JSON.stringify({ error: r.error, code: r.code });

@@ -5,9 +5,11 @@
 import { dynamoDocumentClient, s3Client } from '../adapters/aws-clients';
 import { withInvocationDeadline } from '../adapters/deadline';
 import { DynamoRegistryRepository } from '../adapters/dynamodb-registry';
+import { EmfMetricsSink } from '../adapters/emf-metrics';
 import { DynamoIdempotencyGuard } from '../adapters/idempotency-store';
 import { OrtModelInspector } from '../adapters/ort-inspector';
 import { PowertoolsLogger } from '../adapters/powertools-logger';
+import { loadTracer } from '../adapters/powertools-tracer';
 import { S3ArtifactStore } from '../adapters/s3-artifact-store';
 import { registerVersionOnce } from '../app/registration';
 import {
@@ -25,7 +27,7 @@ import {
   updateAlias,
   updateVersion,
 } from '../app/registry';
-import { readConfig } from '../config/environment';
+import { EnvironmentVariables, readConfig } from '../config/environment';
 import { S3_KEYS } from '../contract/env';
 import { IDEMPOTENCY, REGISTRATION } from '../contract/events';
 import { LIMITS } from '../contract/limits';
@@ -47,6 +49,7 @@ import {
 import type { ModelVersion } from '../domain/types';
 import type { IdempotencyGuard, QueuePublisher, TimeBudget } from '../ports/events';
 import type { Invocation, Logger } from '../ports/logger';
+import { type MetricsSink, noMetrics, noTracer, type Tracer } from '../ports/telemetry';
 import { eventsFromConfig, queueFromConfig } from './event-aws';
 import {
   actorOf,
@@ -88,6 +91,10 @@ export interface RegistryHandlerDeps extends RegistryDeps {
    * invocation context, else none
    */
   readonly registrationBudgetMs?: number;
+  /** Where each request is reported (by operation). @default none */
+  readonly metrics?: MetricsSink;
+  /** Annotates each request's trace with its operation and model. @default none */
+  readonly tracer?: Tracer;
 }
 
 /** The invocation context: the Lambda context, whose remaining time bounds a registration. */
@@ -338,33 +345,54 @@ export function createRegistryHandler(
   registryDeps: RegistryHandlerDeps,
 ): (event: HttpEvent, context?: RegistryInvocation) => Promise<HttpResult> {
   const logger = registryDeps.logger ?? functionLogger;
+  const metrics = registryDeps.metrics ?? noMetrics;
+  const tracer = registryDeps.tracer ?? noTracer;
+  let coldStart = true;
   return async (event, context) => {
-    const log = logger.forRequest(context, modelKeys(event.pathParameters));
+    const startedAt = performance.now();
+    const keys = modelKeys(event.pathParameters);
+    const log = logger.forRequest(context, keys);
     const deps = { ...registryDeps, logger: log };
+    // Only events API Gateway routed here (by routeKey) name a registry operation.
+    const op = OPS.get(event.routeKey);
+    let result: HttpResult;
     try {
-      // Only events API Gateway routed here (by routeKey) name a registry operation.
-      const op = OPS.get(event.routeKey);
       if (op === undefined) {
         throw new NotFoundError(
           `no route for ${event.requestContext?.http?.method ?? ''} ${event.rawPath ?? ''}`.trim(),
           'ROUTE_NOT_FOUND',
         );
       }
-      return await operations[op](event, deps, context);
+      if (tracer.enabled) tracer.annotate({ operation: op, ...(keys as Record<string, string | number>) });
+      result = await operations[op](event, deps, context);
     } catch (err) {
-      return errorResult(err, log);
+      result = errorResult(err, log);
     }
+    metrics.operation({
+      operation: op ?? 'unrouted',
+      status: result.statusCode ?? 200,
+      latencyMs: performance.now() - startedAt,
+      coldStart,
+    });
+    coldStart = false;
+    return result;
   };
 }
 
 // ---------------------------------------------------------------------------------------------
 // Lambda entry: adapters built once per execution environment, during INIT.
 
-function buildDefault(): (event: HttpEvent, context?: RegistryInvocation) => Promise<HttpResult> {
+async function buildDefault(): Promise<
+  (event: HttpEvent, context?: RegistryInvocation) => Promise<HttpResult>
+> {
   try {
+    const env = new EnvironmentVariables();
     const cfg = readConfig();
     const doc = dynamoDocumentClient();
     return createRegistryHandler({
+      // One EMF document per request, by operation; X-Ray when the function is traced (its AWS calls as spans).
+      metrics: new EmfMetricsSink({ serviceName: 'maas-registry' }),
+      ...(env.tracingActive() ? { tracer: await loadTracer('maas-registry') } : {}),
       repo: new DynamoRegistryRepository({ doc, table: cfg.table }),
       guard: registrationGuard(doc, cfg.table),
       // With the work queue configured, a registration that does not fit the API's time continues there.
@@ -396,4 +424,4 @@ export function registrationGuard(
 }
 
 /** Lambda handler (API Gateway HTTP API, payload 2.0). */
-export const handler = withInvocationDeadline(buildDefault());
+export const handler = withInvocationDeadline(await buildDefault());

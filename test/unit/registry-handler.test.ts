@@ -115,3 +115,34 @@ describe('registry handler (fakes)', () => {
     expect(r).toMatchObject({ status: 500, body: { error: 'internal error', code: 'INTERNAL' } });
   });
 });
+
+describe('registry handler metrics', () => {
+  it('reports one EMF document per request, by operation, with its error class and latency', async () => {
+    const docs: Record<string, unknown>[] = [];
+    const { EmfMetricsSink } = await import('../../functions/adapters/emf-metrics');
+    const repo = new MemoryRegistryRepository();
+    await repo.createVersion(newVersion('m'));
+    const h = createRegistryHandler({
+      repo,
+      store,
+      inspector,
+      metrics: new EmfMetricsSink({ serviceName: 'maas-registry', output: (l) => docs.push(JSON.parse(l)) }),
+    });
+    expect((await h(apiEvent('GET', '/models/m'))).statusCode).toBe(200);
+    expect((await h(apiEvent('GET', '/models/nope'))).statusCode).toBe(404);
+    expect(docs).toHaveLength(2);
+    const [ok, missing] = docs as {
+      _aws: { CloudWatchMetrics: { Dimensions: string[][]; Metrics: { Name: string }[] }[] };
+    }[];
+    expect(ok!._aws.CloudWatchMetrics[0]!.Dimensions).toEqual([['operation']]);
+    expect(ok).toMatchObject({ operation: 'getModel', Requests: 1, ColdStart: 1, status: '200' });
+    expect(ok).not.toHaveProperty('ClientErrors');
+    expect(missing).toMatchObject({ operation: 'getModel', Requests: 1, ClientErrors: 1, status: '404' });
+    expect(missing).not.toHaveProperty('ColdStart');
+    expect(missing!._aws.CloudWatchMetrics[0]!.Metrics.map((m) => m.Name)).toEqual([
+      'Requests',
+      'ClientErrors',
+      'Latency',
+    ]);
+  });
+});
