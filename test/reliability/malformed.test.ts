@@ -745,6 +745,62 @@ add(
   404,
 );
 
+// Feedback and the capture listing (async function).
+const FEEDBACK = 'POST /v2/models/{name}/feedback';
+for (const [what, opts, code] of [
+  ['empty body', body(''), 'MALFORMED_JSON'],
+  ['truncated JSON', body('{"inferenceId":'), 'MALFORMED_JSON'],
+  ['JSON string', body('"x"'), 'INVALID_FEEDBACK'],
+  ['JSON null', body('null'), 'INVALID_FEEDBACK'],
+  ['empty array', body([]), 'INVALID_FEEDBACK'],
+  ['no inferenceId', body({ label: 'a' }), 'INVALID_FEEDBACK'],
+  ['empty inferenceId', body({ inferenceId: '', label: 'a' }), 'INVALID_FEEDBACK'],
+  ['inferenceId a number', body({ inferenceId: 1, label: 'a' }), 'INVALID_FEEDBACK'],
+  ['inferenceId too long', body({ inferenceId: 'i'.repeat(257), label: 'a' }), 'INVALID_FEEDBACK'],
+  ['neither label nor value', body({ inferenceId: 'a' }), 'INVALID_FEEDBACK'],
+  ['both label and value', body({ inferenceId: 'a', label: 'x', value: 1 }), 'INVALID_FEEDBACK'],
+  ['label an object', body({ inferenceId: 'a', label: {} }), 'INVALID_FEEDBACK'],
+  ['label too long', body({ inferenceId: 'a', label: 'x'.repeat(1025) }), 'INVALID_FEEDBACK'],
+  ['value a string', body({ inferenceId: 'a', value: '1' }), 'INVALID_FEEDBACK'],
+  ['unknown field', body({ inferenceId: 'a', value: 1, extra: true }), 'INVALID_FEEDBACK'],
+  [
+    'too many items',
+    body(Array.from({ length: 1001 }, () => ({ inferenceId: 'a', value: 1 }))),
+    'INVALID_FEEDBACK',
+  ],
+  ['body over the limit', body({ inferenceId: 'a', label: 'a'.repeat(MAX_BODY) }), 'PAYLOAD_TOO_LARGE'],
+] as [string, ApiEventOptions, string][]) {
+  add(FEEDBACK, what, 'POST', '/v2/models/m/feedback', opts, undefined, code);
+}
+for (const [what, n] of BAD_NAMES.slice(0, 6)) {
+  add(
+    FEEDBACK,
+    `bad name: ${what}`,
+    'POST',
+    `/v2/models/${n}/feedback`,
+    body({ inferenceId: 'a', value: 1 }),
+    400,
+  );
+}
+add(FEEDBACK, 'GET instead of POST', 'GET', '/v2/models/m/feedback', undefined, 405, 'METHOD_NOT_ALLOWED');
+
+const LIST_CAPTURE = 'GET /models/{name}/capture';
+for (const [what, query, code] of [
+  ['version zero', { version: '0' }, 'INVALID_VERSION'],
+  ['version not a number', { version: 'prod' }, 'INVALID_VERSION'],
+  ['since not a time', { since: 'yesterday' }, 'INVALID_SINCE'],
+  ['since relative', { since: '1h' }, 'INVALID_SINCE'],
+  ['limit zero', { limit: '0' }, 'INVALID_LIMIT'],
+  ['limit over 1000', { limit: '1001' }, 'INVALID_LIMIT'],
+  ['limit fractional', { limit: '1.5' }, 'INVALID_LIMIT'],
+  ...BAD_TOKENS.map(([w, token]) => [`nextToken ${w}`, { nextToken: token }, 'INVALID_TOKEN']),
+] as [string, Record<string, string>, string][]) {
+  add(LIST_CAPTURE, what, 'GET', '/models/m/capture', { query }, 400, code);
+}
+for (const [what, n] of BAD_NAMES.slice(0, 6))
+  add(LIST_CAPTURE, `bad name: ${what}`, 'GET', `/models/${n}/capture`, undefined, 400);
+add(LIST_CAPTURE, 'POST instead of GET', 'POST', '/models/m/capture', body({}), 405, 'METHOD_NOT_ALLOWED');
+
 // ---------------------------------------------------------------------------------------------------------
 
 const FN_OF = new Map(ROUTES.map((r) => [routeKey(r), r.fn]));
