@@ -1,6 +1,7 @@
 /**
  * Synth-time validation of the constructs' props and of the app's `-c` context parameters: an invalid
- * preload, memory size, API-backed timeout or JWT setting throws a MaasValidationError that names the prop
+ * preload, memory size, API-backed timeout, JWT setting or observability setting (capture buffering,
+ * dashboard period, alarm names and thresholds) throws a MaasValidationError that names the prop
  * (or the `-c` key), the bad value and the fix; the edge values that are valid pass. Bundling is skipped.
  */
 import { App, Duration, Stack } from 'aws-cdk-lib';
@@ -13,7 +14,17 @@ import { type ApiAuthorization, InferenceApi } from '../../infra/constructs/infe
 import { RegistryTable } from '../../infra/constructs/model-registry-table';
 import { ModelStore } from '../../infra/constructs/model-store';
 import { OnnxRuntimeLayer } from '../../infra/constructs/onnxruntime-layer';
-import { MaasValidationError } from '../../infra/constructs/validation';
+import {
+  checkAliasName,
+  checkCaptureBufferInterval,
+  checkCaptureBufferSize,
+  checkErrorRate,
+  checkEvaluationPeriods,
+  checkLatencyMs,
+  checkMetricPeriod,
+  checkModelName,
+  MaasValidationError,
+} from '../../infra/constructs/validation';
 import { MaasStack } from '../../infra/maas-stack';
 
 const NO_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
@@ -270,5 +281,60 @@ describe('context parameters', () => {
       authorization: { type: 'jwt', issuer: 'https://issuer.example.com/pool', audience: ['a', 'b'] },
     });
     expect(ctx({ memory: '128' })).toMatchObject({ predict: { memorySize: 128 } });
+  });
+});
+
+describe('observability checks', () => {
+  const scope = () => new Stack(new App(), 'ObservabilityChecks');
+  const prop = (name: string) => ({ prop: name, scope: scope() });
+
+  it('capture buffering: 60-900 whole seconds, 64-128 whole MiB', () => {
+    for (const ok of [60, 61, 900]) {
+      expect(checkCaptureBufferInterval(Duration.seconds(ok), prop('bufferInterval')).toSeconds()).toBe(ok);
+    }
+    for (const bad of [Duration.seconds(59), Duration.seconds(901), Duration.millis(60_500)]) {
+      const e = errorOf(() => checkCaptureBufferInterval(bad, prop('bufferInterval')));
+      expect(e.setting).toBe('bufferInterval');
+      expect(e.message).toMatch(/Set bufferInterval to a whole number of seconds from 60 to 900/);
+    }
+    for (const ok of [64, 100, 128]) expect(checkCaptureBufferSize(ok, prop('bufferSizeMiB'))).toBe(ok);
+    for (const bad of [63, 129, 64.5, Number.NaN]) {
+      expect(errorOf(() => checkCaptureBufferSize(bad, prop('bufferSizeMiB'))).message).toMatch(
+        /from 64 to 128/,
+      );
+    }
+  });
+
+  it('alarm thresholds, evaluation periods and metric periods', () => {
+    for (const ok of [1e-6, 0.05, 1]) expect(checkErrorRate(ok, prop('errorRate'))).toBe(ok);
+    for (const bad of [0, -0.1, 1.01, Number.POSITIVE_INFINITY]) {
+      expect(errorOf(() => checkErrorRate(bad, prop('errorRate'))).message).toMatch(/above 0 and at most 1/);
+    }
+    for (const ok of [0.5, 1000]) expect(checkLatencyMs(ok, prop('p99Ms'))).toBe(ok);
+    for (const bad of [0, -5, Number.NaN]) {
+      expect(errorOf(() => checkLatencyMs(bad, prop('p99Ms'))).setting).toBe('p99Ms');
+    }
+    expect(checkEvaluationPeriods(1, prop('evaluationPeriods'))).toBe(1);
+    for (const bad of [0, 1.5])
+      expect(() => checkEvaluationPeriods(bad, prop('evaluationPeriods'))).toThrow();
+    for (const ok of [Duration.minutes(1), Duration.minutes(5), Duration.hours(1)]) {
+      expect(checkMetricPeriod(ok, prop('period'))).toBe(ok);
+    }
+    for (const bad of [Duration.seconds(30), Duration.seconds(90)]) {
+      expect(errorOf(() => checkMetricPeriod(bad, prop('period'))).message).toMatch(
+        /whole number of minutes.*Duration\.minutes\(1\)/,
+      );
+    }
+  });
+
+  it('model and alias names with the functions’ own validator and messages', () => {
+    expect(checkModelName('iris-v2.onnx_1', prop('model'))).toBe('iris-v2.onnx_1');
+    expect(checkAliasName('prod', prop('alias'))).toBe('prod');
+    expect(errorOf(() => checkModelName('x'.repeat(65), prop('model'))).message).toMatch(
+      /invalid model name/,
+    );
+    expect(errorOf(() => checkAliasName('Prod', prop('alias'))).message).toMatch(
+      /ObservabilityChecks: invalid prop alias 'Prod'.*Set alias to an alias name, e\.g\. 'prod'/,
+    );
   });
 });
