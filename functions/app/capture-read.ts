@@ -23,6 +23,8 @@ export interface CaptureReadDeps {
   readonly objects: ObjectReader;
   /** Objects read per page at most. @default LIMITS.maxCaptureObjectsPerPage */
   readonly maxObjectsPerPage?: number;
+  /** Keys asked for per listing call. @default 1000 (S3's most) */
+  readonly listPageSize?: number;
 }
 
 export interface CapturePage {
@@ -69,7 +71,7 @@ export async function listCapture(deps: CaptureReadDeps, q: CaptureQuery): Promi
   for (;;) {
     const listing = await deps.objects.list(prefix, {
       ...(after !== undefined ? { startAfter: after } : {}),
-      maxKeys: LIST_PAGE,
+      maxKeys: deps.listPageSize ?? LIST_PAGE,
     });
     let jumped = false;
     for (let i = 0; i < listing.keys.length; i++) {

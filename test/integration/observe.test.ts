@@ -280,6 +280,49 @@ describe('GET /models/{name}/capture', () => {
     expect(idsOf(second.records)).toEqual(ALL.slice(5, 7));
   });
 
+  it('continues truncated listings and jumps past the hours before since, listing 2 keys at a time', async () => {
+    const deps = { objects: blobs, listPageSize: 2 };
+    const seen: string[] = [];
+    let nextToken: string | undefined;
+    let pages = 0;
+    do {
+      const page = await listCapture(
+        deps,
+        parseCaptureQuery('cap', { limit: '3', ...(nextToken ? { nextToken } : {}) }),
+      );
+      seen.push(...idsOf(page.records));
+      nextToken = page.nextToken;
+      pages++;
+    } while (nextToken && pages < 20);
+    expect(seen).toEqual(ALL);
+    const read: string[] = [];
+    const counting = {
+      list: blobs.list.bind(blobs),
+      get: (key: string) => {
+        read.push(key);
+        return blobs.get(key);
+      },
+    };
+    const since = await listCapture(
+      { objects: counting, listPageSize: 2 },
+      parseCaptureQuery('cap', { since: '2026-12-01T03:46:00Z' }),
+    );
+    // The objects of the hours before since are never read.
+    expect(read).toEqual([
+      'capture/cap/1/2026/12/01/03/b.jsonl',
+      'capture/cap/1/2026/12/01/04/c.jsonl',
+      'capture/cap/2/2026/12/01/03/b.jsonl',
+      'capture/cap/2/2026/12/01/05/z.jsonl',
+    ]);
+    expect(since.records.map((r) => r.eventMetadata.inferenceTime)).toEqual([
+      '2026-12-01T03:59:00.000Z',
+      '2026-12-01T04:00:00.000Z',
+      '2026-12-01T03:46:00.000Z',
+      '2026-12-01T05:00:00.000Z',
+    ]);
+    expect(since.nextToken).toBeUndefined();
+  });
+
   it('answers an empty list for a model without records', async () => {
     expect(await call('GET', '/models/nothing/capture')).toMatchObject({
       status: 200,
