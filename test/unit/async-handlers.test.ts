@@ -20,7 +20,7 @@ import {
 import { AlreadyInProgressError, type IdempotencyGuard } from '../../functions/ports/events';
 import { apiEvent, parseResult } from '../helpers/apigw';
 import { MemoryBlobStore, MemoryGuard, RecordingQueue, s3Event } from '../helpers/events-fakes';
-import { silentLogger } from '../helpers/recording-logger';
+import { recordingLogger, silentLogger } from '../helpers/recording-logger';
 
 const quiet = silentLogger;
 const ID = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
@@ -193,6 +193,48 @@ describe('async API handler', () => {
       pad: 'x'.repeat(7_000_000),
     };
     expect(await call('POST', '/v2/models/iris/infer-async', big)).toMatchObject({ status: 413 });
+  });
+
+  it('stores feedback as one JSONL object (201 {accepted}) and refuses bad items without storing', async () => {
+    const { blobs, call } = setup();
+    const r = await call('POST', '/v2/models/iris/feedback', [
+      { inferenceId: 'a', label: 'setosa' },
+      { inferenceId: 'b', value: 2 },
+    ]);
+    expect(r).toMatchObject({ status: 201, body: { accepted: 2 } });
+    const keys = [...blobs.objects.keys()];
+    expect(keys).toHaveLength(1);
+    expect(keys[0]).toMatch(new RegExp(`^feedback/iris/\\d{4}/\\d{2}/\\d{2}/\\d{2}/${ID(1)}\\.jsonl$`));
+    const lines = (blobs.text(keys[0] as string) ?? '')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines).toMatchObject([
+      { inferenceId: 'a', label: 'setosa', model: 'iris', actor: 'anonymous' },
+      { inferenceId: 'b', value: 2, model: 'iris', actor: 'anonymous' },
+    ]);
+    expect(await call('POST', '/v2/models/iris/feedback', { inferenceId: 'c' })).toMatchObject({
+      status: 400,
+      body: { code: 'INVALID_FEEDBACK' },
+    });
+    expect(blobs.objects.size).toBe(1);
+  });
+
+  it('checks the capture query first, and fails (500, logged) when no object reader is configured', async () => {
+    const logger = recordingLogger();
+    const handler = createAsyncApiHandler({
+      blobs: new MemoryBlobStore(),
+      queue: new RecordingQueue(),
+      logger,
+    });
+    const get = async (path: string) => parseResult(await handler(apiEvent('GET', path)));
+    expect(await get('/models/iris/capture?limit=0')).toMatchObject({
+      status: 400,
+      body: { code: 'INVALID_LIMIT' },
+    });
+    expect(logger.lines).toEqual([]);
+    expect(await get('/models/iris/capture')).toMatchObject({ status: 500, body: { code: 'INTERNAL' } });
+    expect(logger.lines.map((l) => l.level)).toEqual(['ERROR']);
   });
 });
 
