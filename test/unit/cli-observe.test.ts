@@ -436,7 +436,7 @@ describe('maas stats', () => {
     expect(r.code).toBe(1);
     expect(r.out).toBe('');
     expect(r.err).toMatch(
-      /serves no \/metrics: only the local `maas dev` does; for a deployed stack, use its CloudWatch dashboard/,
+      /serves no \/metrics \(it answered 404 application\/json\): only the local `maas dev` does; for a deployed stack, use its CloudWatch dashboard/,
     );
   });
 });

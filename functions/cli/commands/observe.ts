@@ -122,19 +122,11 @@ export function observeCommands(program: Command, ctx: CliContext): void {
       ctx.action(async (model: string | undefined) => {
         const client = ctx.client();
         const res = await client.getText('/metrics');
-        if (res.status === 404 || (res.status < 300 && !res.contentType.startsWith('text/plain'))) {
+        if (res.status !== 200 || !res.contentType.startsWith('text/plain')) {
           throw new MaasApiError(
             res.status,
             'NO_LOCAL_METRICS',
-            `${client.endpoint} serves no /metrics: only the local \`maas dev\` does; for a deployed stack, use its CloudWatch dashboard`,
-            undefined,
-          );
-        }
-        if (res.status >= 300) {
-          throw new MaasApiError(
-            res.status,
-            `HTTP_${res.status}`,
-            `GET /metrics answered ${res.status}`,
+            `${client.endpoint} serves no /metrics (it answered ${res.status}${res.contentType ? ` ${res.contentType.split(';')[0]}` : ''}): only the local \`maas dev\` does; for a deployed stack, use its CloudWatch dashboard`,
             undefined,
           );
         }
