@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PrometheusMetricsSink } from '../../functions/adapters/prometheus-metrics';
 import { resolveSince } from '../../functions/cli/commands/observe';
 import { commandVersionOption, run } from '../../functions/cli/program';
 import {
@@ -132,6 +133,28 @@ describe('Prometheus text', () => {
     expect(one?.p99Ms).toBeCloseTo(25 + (50 - 25) * (3.96 - 3)); // rank 3.96: into (25,50]
     expect(two?.p50Ms).toBeCloseTo(500 + 500 * 0.5);
     expect(inferenceStats(parsePrometheusText(await registry.metrics()), 'ghost')).toHaveLength(1);
+  });
+});
+
+describe('maas stats over the local metrics sink', () => {
+  it('reads what PrometheusMetricsSink writes', async () => {
+    const sink = new PrometheusMetricsSink();
+    const base = { model: 'iris', route: 'stable', coldStart: false, payloadBytes: 100 } as const;
+    sink.inference({ ...base, version: 1, alias: 'prod', status: 200, latencyMs: 3, coldStart: true });
+    sink.inference({ ...base, version: 1, alias: 'prod', status: 200, latencyMs: 4 });
+    sink.inference({ ...base, version: 1, alias: 'prod', status: 500, latencyMs: 40 });
+    sink.inference({ ...base, status: 404, latencyMs: 1 });
+    sink.operation({ operation: 'moveAlias', status: 200, latencyMs: 5, coldStart: false });
+    const stats = inferenceStats(parsePrometheusText(await sink.text()));
+    expect(
+      stats.map((s) => [s.model, s.version, s.alias, s.requests, s.clientErrors, s.serverErrors]),
+    ).toEqual([
+      ['iris', '', '', 1, 1, 0],
+      ['iris', '1', 'prod', 3, 0, 1],
+    ]);
+    expect(stats[1]).toMatchObject({ coldStarts: 1, payloadBytes: 300 });
+    expect(stats[1]?.p50Ms).toBeGreaterThan(2);
+    expect(stats[1]?.p50Ms).toBeLessThanOrEqual(5);
   });
 });
 
