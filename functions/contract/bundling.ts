@@ -8,6 +8,15 @@
 export const LAYER_EXTERNALS = ['onnxruntime-node', 'onnxruntime-common'] as const;
 
 /**
+ * Packages provided by the tracer Lambda layer (`layers/tracer/`, attached only to functions with active X-Ray
+ * tracing), never bundled: the Powertools Tracer and the X-Ray SDK it loads are evaluated only by a traced
+ * function (`loadTracer` in functions/adapters/powertools-tracer.ts), yet inlined they would make every
+ * bundle larger and its import slower at every cold start, traced or not (docs/performance.md, "Tracer layer").
+ * A function that calls `loadTracer` without the layer fails at that call.
+ */
+export const TRACER_LAYER_EXTERNALS = ['@aws-lambda-powertools/tracer'] as const;
+
+/**
  * Packages taken from the Lambda Node.js runtime instead of the bundle: none. The AWS SDK v3 is bundled
  * (tree-shaken, minified): its version is pinned by package-lock.json rather than by the runtime, and a
  * bundled SDK loads several times faster at INIT than the SDK's many-file packages resolved from
@@ -34,7 +43,7 @@ export const BUNDLE_OPTIONS = {
   keepNames: true,
   sourcemap: true,
   sourcesContent: false,
-  external: [...RUNTIME_EXTERNALS, ...LAYER_EXTERNALS],
+  external: [...RUNTIME_EXTERNALS, ...LAYER_EXTERNALS, ...TRACER_LAYER_EXTERNALS],
   banner: { js: ESM_REQUIRE_BANNER },
   /** Output extension: `.mjs` makes Node.js load the bundle as ESM without a package.json next to it. */
   outExtension: { '.js': '.mjs' },
