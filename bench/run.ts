@@ -8,24 +8,29 @@
  *   (c) onnxruntime-web (WASM, one thread) on the same model;
  *   (d) cold start of the esbuild bundle as deployed: a fresh process imports the handler and answers its first
  *       request against DynamoDB Local + s3rver (registry lookup, artifact fetch, sha256, session) vs a fresh
- *       process that imports onnxruntime-node, creates the session from a local file and runs once.
+ *       process that imports onnxruntime-node, creates the session from a local file and runs once;
+ *   (f) the handler as deployed observes it: one EMF document per request (Powertools Metrics) and capture
+ *       declared at 0 % on the alias, each line written to /dev/null as Lambda's stdout would take it;
+ *   (g) the same with capture at 100 % (a second alias of the same version): every request also writes its record.
  * `npm run bench -- --json` prints one JSON object instead of the tables.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import ort from 'onnxruntime-node';
 import * as ortWeb from 'onnxruntime-web';
 import { dynamoDocumentClient, s3Client } from '../functions/adapters/aws-clients';
+import { StdoutCaptureSink } from '../functions/adapters/capture-sinks';
 import { DynamoRegistryRepository } from '../functions/adapters/dynamodb-registry';
 import { DynamoRegistryReader } from '../functions/adapters/dynamodb-registry-reader';
+import { EmfLineSink } from '../functions/adapters/emf-metrics';
 import { OrtEngine } from '../functions/adapters/ort-engine';
 import { OrtModelInspector } from '../functions/adapters/ort-inspector';
 import { S3ArtifactReader } from '../functions/adapters/s3-artifact-reader';
 import { S3ArtifactStore } from '../functions/adapters/s3-artifact-store';
-import { registerVersion } from '../functions/app/registry';
+import { moveAlias, registerVersion } from '../functions/app/registry';
 import { SessionCache, sha256Hex } from '../functions/app/session-cache';
 import { processEnv } from '../functions/config/environment';
 import { BUNDLE_OPTIONS } from '../functions/contract/bundling';
@@ -77,7 +82,12 @@ interface CaseResult {
   handler: Stats;
   floor: Stats;
   wasm: Stats;
+  observed: Stats;
+  captured: Stats;
 }
+
+/** The alias of the benchmark's models that captures every request (`prod` captures none). */
+const CAPTURED_ALIAS = 'captured';
 
 async function main() {
   const started = now();
@@ -110,15 +120,28 @@ async function main() {
       const key = S3_KEYS.upload(m.name, 'bench');
       await store.putObject(key, m.bytes);
       await registerVersion({ repo, store, inspector }, { name: m.name, sourceKey: key });
+      await moveAlias({ repo }, { name: m.name, alias: CAPTURED_ALIAS, version: 1, actor: 'bench' });
+      await repo.setAliasCapture(m.name, 'prod', { samplePercent: 0, input: true, output: true });
+      await repo.setAliasCapture(m.name, CAPTURED_ALIAS, { samplePercent: 100, input: true, output: true });
     }
 
     const engine = new OrtEngine({ threads: 1 });
     const sessions = new SessionCache({ engine });
     // The predict Lambda's own readers (its warm path makes no registry call anyway).
-    const handler = createPredictHandler({
-      repo: new DynamoRegistryReader({ ...localClientOptions(dynamo.endpoint), table }),
-      store: new S3ArtifactReader({ ...localClientOptions(s3rver.endpoint), bucket }),
+    const reader = new DynamoRegistryReader({ ...localClientOptions(dynamo.endpoint), table });
+    const artifacts = new S3ArtifactReader({ ...localClientOptions(s3rver.endpoint), bucket });
+    const handler = createPredictHandler({ repo: reader, store: artifacts, sessions });
+    // As deployed: EMF and capture lines go to stdout, a pipe in Lambda; here the same writes go to /dev/null.
+    const devNull = openSync('/dev/null', 'w');
+    const toStdout = (line: string) => {
+      writeSync(devNull, line.endsWith('\n') ? line : `${line}\n`);
+    };
+    const observed = createPredictHandler({
+      repo: reader,
+      store: artifacts,
       sessions,
+      metrics: new EmfLineSink({ serviceName: 'maas-predict', output: toStdout, afterAnswer: true }),
+      capture: new StdoutCaptureSink(toStdout),
     });
     ortWeb.env.wasm.numThreads = 1;
     ortWeb.env.wasm.wasmPaths = `${join(ROOT, 'node_modules', 'onnxruntime-web', 'dist')}/`;
@@ -135,11 +158,12 @@ async function main() {
       const webSession = await ortWeb.InferenceSession.create(m.bytes, { executionProviders: ['wasm'] });
       for (const batch of [1, 32]) {
         progress(`bench: ${m.name} batch ${batch}`);
-        results.push(await measureWarm(m, batch, handler, rawSession, webSession));
+        results.push(await measureWarm(m, batch, handler, observed, rawSession, webSession));
       }
       await webSession.release();
     }
     await sessions.close();
+    closeSync(devNull);
 
     progress('bench: cold starts');
     const cold = await measureCold(work, models[1]!, {
@@ -173,11 +197,19 @@ async function measureWarm(
   m: ModelCase,
   batch: number,
   handler: ReturnType<typeof createPredictHandler>,
+  observedHandler: ReturnType<typeof createPredictHandler>,
   rawSession: ort.InferenceSession,
   webSession: ortWeb.InferenceSession,
 ): Promise<CaseResult> {
   const { body, data } = requestBody(m, batch);
   const event = apiEvent('POST', pathFor('modelInfer', { name: m.name }), { body });
+  const capturedEvent = apiEvent('POST', pathFor('modelInfer', { name: m.name, ref: CAPTURED_ALIAS }), {
+    body,
+  });
+  for (const e of [event, capturedEvent]) {
+    const r = await observedHandler(e);
+    if (r.statusCode !== 200) throw new Error(`observed handler answered ${r.statusCode}: ${r.body}`);
+  }
   const feeds = { input: new ort.Tensor('float32', data, [batch, m.inFeatures]) };
   const webFeeds = { input: new ortWeb.Tensor('float32', data, [batch, m.inFeatures]) };
   const first = await handler(event);
@@ -206,23 +238,49 @@ async function measureWarm(
     await webSession.run(webFeeds);
     return now() - t;
   };
+  const observed = async () => {
+    const t = now();
+    await observedHandler(event);
+    return now() - t;
+  };
+  const captured = async () => {
+    const t = now();
+    await observedHandler(capturedEvent);
+    return now() - t;
+  };
 
   const iterations = batch === 1 ? 600 : 200;
   // Untimed rounds first, for every variant alike: the handler's JavaScript (parsing, validation, encoding)
   // runs interpreted or baseline-compiled for its first few hundred calls, which a warm Lambda has long left
   // behind; 60 rounds measured the JIT tiers, not the steady state (about +10 µs per request at p50).
   const warmup = 1000;
-  const samples = { raw: [] as number[], floor: [] as number[], full: [] as number[], wasm: [] as number[] };
+  const samples = {
+    raw: [] as number[],
+    floor: [] as number[],
+    full: [] as number[],
+    wasm: [] as number[],
+    observed: [] as number[],
+    captured: [] as number[],
+  };
   const variants = [
     ['raw', raw],
     ['floor', floor],
     ['full', full],
     ['wasm', wasm],
+    ['observed', observed],
+    ['captured', captured],
   ] as const;
-  // Interleaved, rotating order: background load and frequency drift affect all variants alike.
+  // Interleaved, in a new (seeded) order each round: background load and frequency drift affect all variants
+  // alike, and every variant follows every other one as often (a fixed rotation would always run one variant after
+  // the same other one, whose caches and leftover work it would inherit).
+  const order = [...variants];
+  const shuffle = seededRandom(batch * 7919 + m.inFeatures);
   for (let i = 0; i < warmup + iterations; i++) {
-    for (let j = 0; j < variants.length; j++) {
-      const [name, fn] = variants[(i + j) % variants.length]!;
+    for (let j = order.length - 1; j > 0; j--) {
+      const k = Math.floor(shuffle() * (j + 1));
+      [order[j], order[k]] = [order[k]!, order[j]!];
+    }
+    for (const [name, fn] of order) {
       const ms = await fn();
       if (i >= warmup) samples[name].push(ms);
     }
@@ -234,6 +292,8 @@ async function measureWarm(
     handler: stats(samples.full),
     floor: stats(samples.floor),
     wasm: stats(samples.wasm),
+    observed: stats(samples.observed),
+    captured: stats(samples.captured),
   };
 }
 
@@ -315,9 +375,10 @@ process.stdout.write(JSON.stringify({ boot: t0, import: t1 - t0, first: t2 - t1 
       let err = '';
       let out = '';
       let answeredAt: number | undefined;
+      // The handler writes its EMF document first; the driver's own line ({"boot":…}) marks the answer.
       child.stdout.on('data', (d: Buffer) => {
         out += d.toString();
-        if (answeredAt === undefined && out.includes('\n')) answeredAt = now();
+        if (answeredAt === undefined && /^\{"boot":.*\n/m.test(out)) answeredAt = now();
       });
       child.stderr.on('data', (d: Buffer) => {
         err += d.toString();
@@ -327,7 +388,7 @@ process.stdout.write(JSON.stringify({ boot: t0, import: t1 - t0, first: t2 - t1 
           return rej(new Error(`${script} exited ${code}: ${err.slice(-2000)}`));
         }
         const list = phases[script] ?? [];
-        list.push(JSON.parse(out));
+        list.push(JSON.parse(out.split('\n').find((l) => l.startsWith('{"boot":')) as string));
         phases[script] = list;
         res(answeredAt - t);
       });
@@ -365,15 +426,25 @@ function report(results: CaseResult[], cold: ColdResult, seconds: number) {
   const summary = {
     model: 'mlp 512-1024-512-10 (1.06M parameters), batch 1, p50',
     handlerOverFloor: ratio(mlp1.handler.p50, mlp1.floor.p50),
+    handlerOverFloorObserved: ratio(mlp1.observed.p50, mlp1.floor.p50),
+    captureOverhead: ratio(mlp1.captured.p50, mlp1.observed.p50),
     handlerOverRaw: ratio(mlp1.handler.p50, mlp1.raw.p50),
     wasmOverNative: ratio(mlp1.wasm.p50, mlp1.raw.p50),
     coldRatio: ratio(cold.handler, cold.baseline),
     rawP50Ms: mlp1.raw.p50,
     rawP99Ms: mlp1.raw.p99,
-    targets: { handlerOverFloor: 1.1, coldRatio: 1.5, wasmOverNative: '> 1' },
+    targets: {
+      handlerOverFloor: 1.1,
+      handlerOverFloorObserved: 1.1,
+      captureOverhead: 1.15,
+      coldRatio: 1.5,
+      wasmOverNative: '> 1',
+    },
     cases: results.map((r) => ({
       ...r,
       handlerOverFloor: ratio(r.handler.p50, r.floor.p50),
+      handlerOverFloorObserved: ratio(r.observed.p50, r.floor.p50),
+      captureOverhead: ratio(r.captured.p50, r.observed.p50),
       handlerOverRaw: ratio(r.handler.p50, r.raw.p50),
       wasmOverNative: ratio(r.wasm.p50, r.raw.p50),
     })),
@@ -396,7 +467,21 @@ function report(results: CaseResult[], cold: ColdResult, seconds: number) {
   const f = (s: Stats) => `${s.p50.toFixed(3)} / ${s.p99.toFixed(3)}`;
   say('\nwarm latency, ms (p50 / p99)');
   say(
-    ['model', 'batch', '(a) raw run', '(b) handler', '(e) floor', '(c) wasm', 'b/e', 'b/a', 'c/a']
+    [
+      'model',
+      'batch',
+      '(a) raw run',
+      '(b) handler',
+      '(e) floor',
+      '(c) wasm',
+      '(f) observed',
+      '(g) captured',
+      'b/e',
+      'f/e',
+      'g/f',
+      'b/a',
+      'c/a',
+    ]
       .map((h) => h.padEnd(16))
       .join(''),
   );
@@ -409,7 +494,11 @@ function report(results: CaseResult[], cold: ColdResult, seconds: number) {
         f(c.handler),
         f(c.floor),
         f(c.wasm),
+        f(c.observed),
+        f(c.captured),
         String(c.handlerOverFloor),
+        String(c.handlerOverFloorObserved),
+        String(c.captureOverhead),
         String(c.handlerOverRaw),
         String(c.wasmOverNative),
       ]
@@ -427,6 +516,10 @@ function report(results: CaseResult[], cold: ColdResult, seconds: number) {
   say(`  onnxruntime-only: ${ph(cold.baselinePhases)}`);
   say('\nratios (mlp, batch 1, p50):');
   say(`  handlerOverFloor ${summary.handlerOverFloor}  (target <= 1.10)`);
+  say(
+    `  handlerOverFloorObserved ${summary.handlerOverFloorObserved}  (metrics on, capture 0 %; target <= 1.10)`,
+  );
+  say(`  captureOverhead  ${summary.captureOverhead}  (capture 100 % over 0 %; target <= 1.15)`);
   say(`  handlerOverRaw   ${summary.handlerOverRaw}`);
   say(`  wasmOverNative   ${summary.wasmOverNative}  (target > 1: native faster)`);
   say(`  coldRatio        ${summary.coldRatio}  (target <= 1.5)`);

@@ -4,8 +4,9 @@
  * inference id is sampled — one capture record.
  *
  * Costs on the warm path: one report object and the sink's own work. An unsampled request makes no capture call
- * and allocates nothing for capture. A capture sink that throws or hangs changes neither the answer nor its status:
- * it is waited for at most `captureBudgetMs`, and its failure is counted (`CaptureErrors`).
+ * and allocates nothing for capture. A sampled one is recorded after its answer has gone, so the caller waits for
+ * none of it; a capture sink that throws or hangs changes neither the answer nor its status, is waited for at most
+ * `captureBudgetMs` (only its report waits), and its failure is counted (`CaptureErrors`).
  */
 import { randomUUID } from 'node:crypto';
 import { DEFAULT_ALIAS, LIMITS } from '../contract/limits';
@@ -52,10 +53,10 @@ export interface AnsweredInference {
 
 export interface InferenceObserver {
   /**
-   * Reports an answered request. Returns a promise only when a capture sink is still writing (the caller awaits it;
-   * it settles within the capture budget and never rejects).
+   * Reports an answered request; a sampled one is captured after the current task (after the answer is sent), and
+   * reported once its capture is written or its budget is over.
    */
-  answered(a: AnsweredInference): Promise<void> | undefined;
+  answered(a: AnsweredInference): void;
   /** The keys of a log line about the request: model, version, alias, route and inference id when known. */
   logKeys(model: string, ref: string | undefined, obs: InferenceObservation | undefined): LogAttributes;
 }
@@ -84,7 +85,12 @@ export function createInferenceObserver(deps: InferenceObserverDeps): InferenceO
   const newId = deps.newId ?? randomUUID;
   let cold = deps.coldStart ?? true;
 
-  function report(a: AnsweredInference, alias: string | undefined, captureErrors: number): void {
+  function report(
+    a: AnsweredInference,
+    alias: string | undefined,
+    latencyMs: number,
+    captureErrors: number,
+  ): void {
     const coldStart = cold;
     cold = false;
     const { obs } = a;
@@ -94,7 +100,7 @@ export function createInferenceObserver(deps: InferenceObserverDeps): InferenceO
       alias,
       route: STABLE_ROUTE,
       status: a.status,
-      latencyMs: performance.now() - a.startedAt,
+      latencyMs,
       inferenceMs: obs.inferenceMs,
       modelLoadMs: obs.modelLoadMs,
       coldStart,
@@ -105,12 +111,13 @@ export function createInferenceObserver(deps: InferenceObserverDeps): InferenceO
     });
   }
 
-  /** Writes the capture record of a sampled exchange; 1 when it failed (synchronously). */
+  /** Writes the capture record of a sampled exchange: 0 when it was written, 1 when it failed. */
   function capture(
     a: AnsweredInference,
     config: CaptureConfig,
     version: number,
     alias: string | undefined,
+    at: Date,
   ): number | Promise<number> {
     const sink = deps.capture;
     if (!sink) return 0;
@@ -119,7 +126,7 @@ export function createInferenceObserver(deps: InferenceObserverDeps): InferenceO
         config,
         eventId: newId(),
         inferenceId: a.obs.inferenceId ?? '',
-        at: now(),
+        at,
         model: a.model,
         version,
         alias,
@@ -137,6 +144,7 @@ export function createInferenceObserver(deps: InferenceObserverDeps): InferenceO
 
   return {
     answered(a) {
+      const latencyMs = performance.now() - a.startedAt;
       const alias = aliasOf(a.ref);
       const served = a.obs.served;
       if (tracer.enabled && served) {
@@ -149,15 +157,18 @@ export function createInferenceObserver(deps: InferenceObserverDeps): InferenceO
       const id = a.obs.inferenceId;
       const config = served && id !== undefined ? deps.captureOf(a.model, a.ref) : undefined;
       if (!config || !served || id === undefined || !isSampled(id, config.samplePercent)) {
-        report(a, alias, 0);
-        return undefined;
+        report(a, alias, latencyMs, 0);
+        return;
       }
-      const errors = capture(a, config, served.version.version, alias);
-      if (typeof errors === 'number') {
-        report(a, alias, errors);
-        return undefined;
-      }
-      return errors.then((n) => report(a, alias, n));
+      // The record is made and written after the answer has gone (the bodies are immutable strings): a sampled
+      // request waits for none of it. Its report follows the capture, which settles within the capture budget.
+      const at = now();
+      const version = served.version.version;
+      setImmediate(() => {
+        const errors = capture(a, config, version, alias, at);
+        if (typeof errors === 'number') report(a, alias, latencyMs, errors);
+        else void errors.then((n) => report(a, alias, latencyMs, n));
+      });
     },
     logKeys(model, ref, obs) {
       const alias = aliasOf(ref);

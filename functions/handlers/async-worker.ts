@@ -6,6 +6,7 @@
  */
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { EmfMetricsSink } from '../adapters/emf-metrics';
 import { PowertoolsLogger } from '../adapters/powertools-logger';
 import { type AsyncWorkerDeps, recordLastAttemptFailure, runAsyncInference } from '../app/async-inference';
 import { type BatchScoreDeps, continueBatchJob } from '../app/batch-score';
@@ -102,6 +103,8 @@ async function fromEnvironment(config: MaasConfig): Promise<SqsHandler> {
     inspector: new OrtModelInspector(),
     ...eventsFromConfig(config),
     logger: functionLogger,
+    // Async requests and batch parts, one EMF document each, as inferences of their model version.
+    metrics: new EmfMetricsSink({ serviceName: 'maas-async-worker' }),
   });
   return createAsyncWorkerHandler({ ...flows, logger: functionLogger });
 }

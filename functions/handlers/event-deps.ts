@@ -23,6 +23,7 @@ import { BATCH, IDEMPOTENCY } from '../contract/events';
 import type { QueuePublisher } from '../ports/events';
 import type { EventPublisher, ModelInspector } from '../ports/index';
 import type { Logger } from '../ports/logger';
+import type { MetricsSink } from '../ports/telemetry';
 import type { AsyncApiDeps } from './async-api';
 import { queueFromConfig } from './event-aws';
 
@@ -44,6 +45,8 @@ export interface EventFlowsOptions {
   readonly aliasTtlMs?: number;
   /** Where the registry use cases report what they log (an event not published). @default none */
   readonly logger?: Logger;
+  /** Where async requests and batch parts are reported (as inferences of their model version). @default none */
+  readonly metrics?: MetricsSink;
 }
 
 export interface EventFlows {
@@ -107,9 +110,10 @@ export function createEventFlows(o: EventFlowsOptions): EventFlows {
       queue: o.queue,
       startGuard: guard(IDEMPOTENCY.keyPrefix.batchStart),
       partGuard: guard(IDEMPOTENCY.keyPrefix.batchPart),
+      ...(o.metrics ? { metrics: o.metrics } : {}),
     },
     asyncApi: { blobs, queue: o.queue, objects: blobs },
-    worker: { blobs, predictor: predictor ?? noPredictor },
+    worker: { blobs, predictor: predictor ?? noPredictor, ...(o.metrics ? { metrics: o.metrics } : {}) },
   };
 }
 
@@ -119,7 +123,7 @@ export function createEventFlows(o: EventFlowsOptions): EventFlows {
  */
 export function eventFlowsFromConfig(
   config: MaasConfig,
-  extra: Pick<EventFlowsOptions, 'events' | 'inspector' | 'logger'> = {},
+  extra: Pick<EventFlowsOptions, 'events' | 'inspector' | 'logger' | 'metrics'> = {},
 ): EventFlows {
   return createEventFlows({
     table: config.table,

@@ -9,7 +9,7 @@ import { version as packageVersion } from '../../package.json';
 import { StdoutCaptureSink } from '../adapters/capture-sinks';
 import { withInvocationDeadline } from '../adapters/deadline';
 import { DynamoRegistryReader } from '../adapters/dynamodb-registry-reader';
-import { EmfMetricsSink } from '../adapters/emf-metrics';
+import { EmfLineSink } from '../adapters/emf-metrics';
 import { sharedOrtEngine } from '../adapters/ort-engine';
 import { PowertoolsLogger } from '../adapters/powertools-logger';
 import { loadTracer } from '../adapters/powertools-tracer';
@@ -120,7 +120,7 @@ export function createPredictHandler(
           const id = (body as { id?: unknown } | null)?.id;
           if (typeof id === 'string' && id.length <= LIMITS.maxInferenceIdLength) obs.inferenceId = id;
           const answer = await predictor.inferJson(name, ref, body, obs);
-          const pending = observer.answered({
+          observer.answered({
             model: name,
             ref,
             obs,
@@ -132,7 +132,6 @@ export function createPredictHandler(
             requestContentType: event.headers?.['content-type'] ?? 'application/json',
             responseText: answer,
           });
-          if (pending) await pending;
           return {
             statusCode: 200,
             headers: {
@@ -171,7 +170,7 @@ export function createPredictHandler(
       const ref = params?.ref;
       const result = errorResult(e, logger.forRequest(context, observer.logKeys(name, ref, obs)));
       (result.headers as Record<string, string>)[INFERENCE_ID_HEADER] = inferenceIdHeader(obs.inferenceId);
-      const pending = observer.answered({
+      observer.answered({
         model: name,
         ref,
         obs,
@@ -182,7 +181,6 @@ export function createPredictHandler(
         requestContentType: event.headers?.['content-type'] ?? 'application/json',
         responseText: result.body ?? '',
       });
-      if (pending) await pending;
       return result;
     }
   };
@@ -213,7 +211,7 @@ async function fromEnvironment(config: MaasConfig, initializedAhead: boolean, tr
     aliasTtlMs: config.aliasTtlMs,
     maxBodyBytes: config.maxBodyBytes,
     // One EMF document per inference and capture lines on stdout: CloudWatch Logs takes both from there.
-    metrics: new EmfMetricsSink({ serviceName: 'maas-predict' }),
+    metrics: new EmfLineSink({ serviceName: 'maas-predict', afterAnswer: true }),
     capture: new StdoutCaptureSink(),
     coldStart: !initializedAhead,
     tracer,

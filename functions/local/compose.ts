@@ -6,11 +6,13 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type S3rver from 's3rver';
+import { BufferedCaptureSink } from '../adapters/capture-sinks';
 import { DynamoRegistryRepository } from '../adapters/dynamodb-registry';
 import { DynamoRegistryReader } from '../adapters/dynamodb-registry-reader';
 import { sharedOrtEngine } from '../adapters/ort-engine';
 import { OrtModelInspector } from '../adapters/ort-inspector';
 import { PowertoolsLogger } from '../adapters/powertools-logger';
+import { PrometheusMetricsSink } from '../adapters/prometheus-metrics';
 import { S3ArtifactReader } from '../adapters/s3-artifact-reader';
 import { S3ArtifactStore } from '../adapters/s3-artifact-store';
 import { createPredictor } from '../app/predict';
@@ -50,6 +52,8 @@ export interface LocalResources {
    * in-process queue's worker completes it, as in AWS. @default REGISTRATION.localBudgetMs
    */
   readonly registrationBudgetMs?: number;
+  /** How often captured records are written to the bucket. @default 1000 ms */
+  readonly captureFlushMs?: number;
 }
 
 export interface LocalServices {
@@ -61,6 +65,10 @@ export interface LocalServices {
   readonly queue: InProcessQueue;
   /** Delivers the object store's ObjectCreated events (incoming models, batch inputs) to the S3 events handler. */
   attachObjectStore(server: S3rver): void;
+  /** The requests the handlers answered, as Prometheus metrics (`GET /metrics`, `maas stats`). */
+  readonly metrics: PrometheusMetricsSink;
+  /** Writes the captured records still buffered to the bucket. */
+  flushCapture(): Promise<void>;
   /** Resolves once no S3 event delivery and no queued work is in flight. */
   idle(): Promise<void>;
   /** Stops event delivery and the queue; called before the emulators stop. */
@@ -90,6 +98,13 @@ export function composeLocal(res: LocalResources): LocalServices {
   const sessions = sharedSessionCache({ engine: sharedOrtEngine({ threads: 1 }) });
   const { reader, artifacts } = localPredictReaders(res);
   const predictor = createPredictor({ repo: reader, store: artifacts, sessions });
+  // What CloudWatch and Firehose get in AWS: Prometheus metrics, and capture records buffered into the bucket.
+  const metrics = new PrometheusMetricsSink();
+  const capture = new BufferedCaptureSink({
+    store,
+    ...(res.captureFlushMs !== undefined ? { flushIntervalMs: res.captureFlushMs } : {}),
+    onError: (e) => log(`capture records not written: ${(e as Error)?.message ?? String(e)}`),
+  });
 
   const queue = new InProcessQueue({
     visibilityTimeoutMs: res.visibilityTimeoutMs ?? 30_000,
@@ -104,6 +119,7 @@ export function composeLocal(res: LocalResources): LocalServices {
     inspector,
     predictor,
     logger: logger('maas-s3-events'),
+    metrics,
   });
   queue.attach(createAsyncWorkerHandler({ ...flows, logger: logger('maas-async-worker') }));
   const s3Events = createS3EventsHandler({ ...flows, logger: logger('maas-s3-events') });
@@ -117,6 +133,7 @@ export function composeLocal(res: LocalResources): LocalServices {
         queue,
         ...(res.registrationBudgetMs !== undefined ? { registrationBudgetMs: res.registrationBudgetMs } : {}),
         logger: logger('maas-registry'),
+        metrics,
       }),
       predict: createPredictHandler({
         repo: reader,
@@ -124,11 +141,15 @@ export function composeLocal(res: LocalResources): LocalServices {
         sessions,
         predictor,
         logger: logger('maas-predict'),
+        metrics,
+        capture,
       }),
       async: createAsyncApiHandler({ ...flows.asyncApi, logger: logger('maas-async-api') }),
     },
     registry,
     queue,
+    metrics,
+    flushCapture: () => capture.flush(),
     attachObjectStore(server) {
       hooks.push(
         attachS3Events(server, (event) => s3Events(event), {
@@ -143,6 +164,7 @@ export function composeLocal(res: LocalResources): LocalServices {
       await queue.drain();
     },
     async close() {
+      await capture.flush().catch(() => {});
       for (const h of hooks) h.detach();
       queue.detach();
       await Promise.all(hooks.map((h) => h.idle())).catch(() => {});

@@ -179,6 +179,7 @@ export async function startDev(opts: DevOptions = {}): Promise<DevServer> {
         port,
         host,
         handlers: services.handlers,
+        metrics: () => services.metrics.text(),
         onError: (message, err) => log(`${message}: ${(err as Error)?.message ?? String(err)}`),
       });
     } catch (e) {

@@ -250,6 +250,55 @@ describe('npm start (maas dev) and the maas CLI', () => {
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain('MODEL_NOT_FOUND');
 
+    // Observability: capture declared on prod, an inference with its own id, the numbers (`/metrics`, `maas
+    // stats`), the captured record read back (`maas capture`), and ground truth for it (`maas feedback`).
+    const declared = cli(['capture-config', 'iris', '--alias', 'prod', '--sample', '100'], cliEnv);
+    expect(declared.code).toBe(0);
+    // The alias cache of the predict path: the declaration is seen within MAAS_ALIAS_TTL_MS (5 s).
+    const observedInfer = () =>
+      fetch(`${api}/v2/models/iris/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          id: 'dev-observed-1',
+          inputs: [{ name: 'features', shape: [1, 4], datatype: 'FP32', data: [5.1, 3.5, 1.4, 0.2] }],
+        }),
+      });
+    // The CLI calls above block this process's event loop (execFileSync): let it see the connections the server
+    // closed meanwhile, or fetch would reuse one of them.
+    await new Promise((r) => setTimeout(r, 50));
+    const observed = await observedInfer();
+    expect(observed.headers.get('x-maas-inference-id')).toBe('dev-observed-1');
+    const captured = await waitFor(
+      'the captured record',
+      async () => {
+        await observedInfer();
+        const listed = cli(['--json', 'capture', 'iris', '--version', '1'], cliEnv);
+        const records = listed.code === 0 ? (JSON.parse(listed.stdout) as unknown[]) : [];
+        return records.length > 0 ? records : undefined;
+      },
+      30_000,
+      server,
+    );
+    expect(captured[0]).toMatchObject({
+      model: 'iris',
+      version: 1,
+      alias: 'prod',
+      eventMetadata: { inferenceId: 'dev-observed-1' },
+      captureData: { endpointInput: { mode: 'INPUT' }, endpointOutput: { mode: 'OUTPUT' } },
+    });
+    const metricsText = await (await fetch(`${api}/metrics`)).text();
+    expect(metricsText).toMatch(
+      /maas_requests_total\{model="iris",version="1",alias="prod",route="stable"\} \d+/,
+    );
+    const stats = cli(['stats', 'iris'], cliEnv);
+    expect(stats.code).toBe(0);
+    expect(stats.stdout).toMatch(/^MODEL\s+VERSION\s+ALIAS/m);
+    expect(stats.stdout).toMatch(/^iris\s+1\s+prod\s+stable\s+\d+/m);
+    const feedback = cli(['feedback', 'iris', '--id', 'dev-observed-1', '--label', 'setosa'], cliEnv);
+    expect(feedback.code).toBe(0);
+    expect(feedback.stdout).toContain('1 feedback item');
+
     // Ctrl-C: everything in the job's process group goes away, java included.
     const pgid = server.child.pid as number;
     await stopWithCtrlC(server);
