@@ -10,17 +10,33 @@
  * module `import` does not; locally `require` finds the project's node_modules (Powertools ships a CommonJS build).
  */
 import { createRequire } from 'node:module';
-import type { Tracer } from '../ports/telemetry';
+import { noTracer, type Tracer } from '../ports/telemetry';
 
 type PowertoolsTracerModule = typeof import('@aws-lambda-powertools/tracer');
 
 const requireModule = createRequire(import.meta.url);
 
-/** Loads the Powertools Tracer for `serviceName`; `enabled` is false outside a traced Lambda invocation. */
+const TRACER_PACKAGE = '@aws-lambda-powertools/tracer';
+
+/** Whether `e` is `require`'s error for the tracer package itself (not for a module the package loads). */
+const isTracerMissing = (e: unknown): boolean =>
+  (e as NodeJS.ErrnoException | undefined)?.code === 'MODULE_NOT_FOUND' &&
+  (e as Error).message.includes(`'${TRACER_PACKAGE}'`);
+
+/**
+ * Loads the Powertools Tracer for `serviceName`; `enabled` is false outside a traced Lambda invocation. A function
+ * without the tracer layer (the stack attaches it wherever tracing is on, so: one deployed with tracing off) gets
+ * {@link noTracer}: it records nothing, as an untraced function should.
+ */
 export async function loadTracer(serviceName: string): Promise<Tracer> {
-  const { Tracer: PowertoolsTracer } = requireModule(
-    '@aws-lambda-powertools/tracer',
-  ) as PowertoolsTracerModule;
+  let tracerModule: PowertoolsTracerModule;
+  try {
+    tracerModule = requireModule(TRACER_PACKAGE) as PowertoolsTracerModule;
+  } catch (e) {
+    if (isTracerMissing(e)) return noTracer;
+    throw e;
+  }
+  const { Tracer: PowertoolsTracer } = tracerModule;
   const tracer = new PowertoolsTracer({ serviceName });
   return {
     enabled: tracer.isTracingEnabled(),
