@@ -20,6 +20,7 @@ import { type ApiAuthorization, InferenceApi } from './constructs/inference-api'
 import { RegistryTable } from './constructs/model-registry-table';
 import { ModelStore } from './constructs/model-store';
 import { OnnxRuntimeLayer } from './constructs/onnxruntime-layer';
+import { TracerLayer } from './constructs/tracer-layer';
 
 /** Capture delivery settings of {@link MaasStackProps.capture}. */
 export interface CaptureProps {
@@ -69,6 +70,8 @@ export interface MaasStackProps extends StackProps {
   readonly corsOrigins?: readonly string[];
   /**
    * Active X-Ray tracing of every function (HTTP APIs have no X-Ray integration: traces start at the function).
+   * On, the functions that record Powertools Tracer subsegments (predict, registry) get the tracer layer; off,
+   * the stack has no tracer layer.
    * @default true
    */
   readonly tracing?: boolean;
@@ -86,7 +89,7 @@ export interface MaasStackProps extends StackProps {
   readonly alarms?: readonly AliasAlarmSpec[];
 }
 
-/** The whole service: model store, registry table, onnxruntime layer, functions, HTTP API, event flows. */
+/** The whole service: model store, registry table, onnxruntime and tracer layers, functions, HTTP API, event flows. */
 export class MaasStack extends Stack {
   /** The bucket of model artifacts and event files. */
   readonly store: ModelStore;
@@ -94,6 +97,8 @@ export class MaasStack extends Stack {
   readonly registryTable: RegistryTable;
   /** The onnxruntime layer. */
   readonly onnxRuntime: OnnxRuntimeLayer;
+  /** The tracer layer (Powertools Tracer, X-Ray SDK) of the traced functions; undefined with `tracing: false`. */
+  readonly tracer: TracerLayer | undefined;
   /** The predict and registry functions. */
   readonly functions: MaasFunctions;
   /** The HTTP API. */
@@ -118,6 +123,10 @@ export class MaasStack extends Stack {
     this.onnxRuntime = new OnnxRuntimeLayer(this, 'OnnxRuntime', {
       architecture: props.architecture ?? lambda.Architecture.X86_64,
     });
+    this.tracer =
+      (props.tracing ?? true)
+        ? new TracerLayer(this, 'Tracer', { runtime: this.onnxRuntime.runtime })
+        : undefined;
     this.functions = new MaasFunctions(this, 'Functions', {
       store: this.store,
       table: this.registryTable,
@@ -126,6 +135,7 @@ export class MaasStack extends Stack {
       ...(props.registry ? { registry: props.registry } : {}),
       ...(props.preload ? { preload: props.preload } : {}),
       ...(props.tracing !== undefined ? { tracing: props.tracing } : {}),
+      ...(this.tracer ? { tracerLayer: this.tracer } : {}),
     });
 
     /** The function serving each FunctionId of the route table; routes of absent functions are skipped. */

@@ -1,6 +1,6 @@
 /**
  * MaasFunctions: the predict and registry Lambda functions (NodejsFunction, esbuild local bundling),
- * both with the onnxruntime layer, each granted only what it uses.
+ * both with the onnxruntime layer and, when traced, the tracer layer, each granted only what it uses.
  */
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,7 @@ import { LIMITS } from '../../functions/contract/limits';
 import type { RegistryTable } from './model-registry-table';
 import type { ModelStore } from './model-store';
 import type { OnnxRuntimeLayer } from './onnxruntime-layer';
+import { TracerLayer } from './tracer-layer';
 import { checkApiTimeout, checkMemorySize, checkPreload } from './validation';
 
 /**
@@ -82,6 +83,12 @@ export interface MaasFunctionsProps {
   readonly logRetention?: logs.RetentionDays;
   /** Active X-Ray tracing of both functions. @default true */
   readonly tracing?: boolean;
+  /**
+   * The tracer layer (Powertools Tracer, X-Ray SDK), attached to both functions when {@link tracing} is on: they
+   * load the tracer when traced, and their bundles leave it out. Unused when tracing is off.
+   * @default - a TracerLayer of this construct's own when tracing is on
+   */
+  readonly tracerLayer?: TracerLayer;
 }
 
 /**
@@ -140,6 +147,12 @@ export interface MaasNodejsFunctionOptions {
    * @default - not set
    */
   readonly serviceName?: string;
+  /**
+   * The tracer layer, attached when {@link tracing} is on: required by a function that calls `loadTracer`
+   * (functions/adapters/powertools-tracer.ts), since the bundles leave the tracer out.
+   * @default - none (a function that never loads the tracer)
+   */
+  readonly tracerLayer?: TracerLayer;
 }
 
 /**
@@ -182,6 +195,10 @@ export function maasNodejsFunction(
   });
   logGroup.grantWrite(role);
   const tracing = o.tracing ?? true;
+  const layers = [
+    ...(o.layer ? [o.onnxRuntime.layer] : []),
+    ...(tracing && o.tracerLayer ? [o.tracerLayer.layer] : []),
+  ];
   const fn = new NodejsFunction(scope, id, {
     role,
     entry: join(REPO_ROOT, o.entry),
@@ -190,7 +207,7 @@ export function maasNodejsFunction(
     depsLockFilePath: join(REPO_ROOT, 'package-lock.json'),
     runtime: o.onnxRuntime.runtime,
     architecture: o.onnxRuntime.architecture,
-    ...(o.layer ? { layers: [o.onnxRuntime.layer] } : {}),
+    ...(layers.length > 0 ? { layers } : {}),
     memorySize,
     timeout,
     ...(o.sizing.reservedConcurrentExecutions !== undefined
@@ -232,10 +249,17 @@ export class MaasFunctions extends Construct {
   readonly predict: MaasFunction;
   /** Serves the model registry routes of the HTTP API. */
   readonly registry: MaasFunction;
+  /** The tracer layer attached to both functions; undefined when tracing is off. */
+  readonly tracerLayer: TracerLayer | undefined;
 
   constructor(scope: Construct, id: string, props: MaasFunctionsProps) {
     super(scope, id);
     if (props.preload !== undefined) checkPreload(props.preload, { prop: 'preload', scope: this });
+    // Both functions load the Powertools Tracer when traced (loadTracer): the tracer layer goes with tracing.
+    this.tracerLayer =
+      (props.tracing ?? true)
+        ? (props.tracerLayer ?? new TracerLayer(this, 'Tracer', { runtime: props.onnxRuntime.runtime }))
+        : undefined;
     const common = {
       [ENV.table]: props.table.table.tableName,
       [ENV.bucket]: props.store.bucket.bucketName,
@@ -282,7 +306,7 @@ export class MaasFunctions extends Construct {
     sizing: FunctionSizing,
     defaults: Omit<
       MaasNodejsFunctionOptions,
-      'entry' | 'onnxRuntime' | 'sizing' | 'logRetention' | 'layer' | 'tracing'
+      'entry' | 'onnxRuntime' | 'sizing' | 'logRetention' | 'layer' | 'tracing' | 'tracerLayer'
     >,
   ): MaasFunction {
     const fn = maasNodejsFunction(this, id, {
@@ -293,6 +317,7 @@ export class MaasFunctions extends Construct {
       layer: true,
       ...(props.logRetention !== undefined ? { logRetention: props.logRetention } : {}),
       ...(props.tracing !== undefined ? { tracing: props.tracing } : {}),
+      ...(this.tracerLayer ? { tracerLayer: this.tracerLayer } : {}),
     });
     // The explicit log group maasNodejsFunction created (props.logGroup), which subscription filters attach to.
     const logGroup = fn.logGroup;

@@ -268,19 +268,21 @@ describe('functions', () => {
     expect(memory(stack.events.workerFunction)).toBe(memory(stack.functions.registry.fn));
   });
 
-  it('predict and registry run Node.js 24 ESM bundles on the layer architecture, with the layer attached', () => {
+  it('predict and registry run Node.js 24 ESM bundles on the layer architecture, with the onnxruntime and tracer layers attached', () => {
     for (const [s, t, arch] of [
       [stack, template, 'x86_64'],
       [jwtStack, jwtTemplate, 'arm64'],
     ] as const) {
       const layerId = logicalId(s, s.onnxRuntime.layer);
+      if (!s.tracer) throw new Error('tracing is on by default');
+      const tracerId = logicalId(s, s.tracer.layer);
       for (const which of ['predict', 'registry'] as const) {
         const fn = t.toJSON().Resources[logicalId(s, s.functions[which].fn)];
         expect(fn.Properties).toMatchObject({
           Runtime: 'nodejs24.x',
           Handler: 'index.handler',
           Architectures: [arch],
-          Layers: [{ Ref: layerId }],
+          Layers: [{ Ref: layerId }, { Ref: tracerId }],
         });
       }
     }

@@ -132,6 +132,57 @@ describe('tracing', () => {
   });
 });
 
+describe('tracer layer', () => {
+  const layersOf = (t: Template, s: Stack, fn: { node: { defaultChild?: unknown } }) =>
+    ((t.toJSON().Resources as Resources)[logicalId(s, fn)]?.Properties.Layers ?? []) as unknown[];
+  const layerVersions = (t: Template) =>
+    Object.values(t.findResources('AWS::Lambda::LayerVersion')).map(
+      (r) => (r as { Properties: { Description: string } }).Properties.Description,
+    );
+
+  it('is attached to the functions that load the Powertools Tracer when traced (predict, registry), after onnxruntime', () => {
+    const tracer = stack.tracer;
+    if (!tracer) throw new Error('tracing is on by default');
+    expect(stack.functions.tracerLayer).toBe(tracer);
+    const tracerRef = { Ref: logicalId(stack, tracer.layer) };
+    const onnxRef = { Ref: logicalId(stack, stack.onnxRuntime.layer) };
+    for (const fn of [stack.functions.predict.fn, stack.functions.registry.fn]) {
+      expect(layersOf(template, stack, fn)).toEqual([onnxRef, tracerRef]);
+    }
+    // The event functions never load the tracer: their Lambda-level tracing needs no layer.
+    for (const fn of [
+      stack.events.s3EventsFunction,
+      stack.events.workerFunction,
+      stack.events.asyncApiFunction,
+    ]) {
+      expect(layersOf(template, stack, fn)).not.toContainEqual(tracerRef);
+    }
+  });
+
+  it('is one layer version for Node.js 24 on both architectures, named with the tracer version', () => {
+    const tracer = stack.tracer;
+    if (!tracer) throw new Error('tracing is on by default');
+    template.hasResourceProperties('AWS::Lambda::LayerVersion', {
+      CompatibleRuntimes: ['nodejs24.x'],
+      CompatibleArchitectures: ['x86_64', 'arm64'],
+      Description: Match.stringLikeRegexp(`^@aws-lambda-powertools/tracer ${tracer.version} `),
+    });
+    expect(layerVersions(template).filter((d) => d.startsWith('@aws-lambda-powertools/tracer'))).toHaveLength(
+      1,
+    );
+  });
+
+  it('tracing: false builds no tracer layer and attaches only onnxruntime', () => {
+    expect(plain.stack.tracer).toBeUndefined();
+    expect(plain.stack.functions.tracerLayer).toBeUndefined();
+    expect(layerVersions(plain.template).some((d) => d.includes('tracer'))).toBe(false);
+    const onnxRef = { Ref: logicalId(plain.stack, plain.stack.onnxRuntime.layer) };
+    for (const fn of [plain.stack.functions.predict.fn, plain.stack.functions.registry.fn]) {
+      expect(layersOf(plain.template, plain.stack, fn)).toEqual([onnxRef]);
+    }
+  });
+});
+
 describe('capture delivery', () => {
   const capture = () => {
     if (!stack.capture) throw new Error('capture is on by default');
