@@ -10,7 +10,6 @@
 import { randomUUID } from 'node:crypto';
 import { ASYNC_KEYS, QUEUE } from '../contract/events';
 import { DEFAULT_ALIAS } from '../contract/limits';
-import { STABLE_ROUTE } from '../contract/observability';
 import {
   type AsyncRequestDoc,
   type AsyncResultDoc,
@@ -24,9 +23,8 @@ import { isMaasError, NotFoundError } from '../domain/errors';
 import { parseVersionRef, validateModelName } from '../domain/names';
 import type { BlobStore, QueuePublisher } from '../ports/events';
 import { type Clock, systemClock } from '../ports/index';
-import type { MetricsSink } from '../ports/telemetry';
 import type { InferenceObservation } from './inference';
-import { aliasOf } from './observe';
+import type { InferenceObserver } from './observe';
 import type { Predictor } from './predict';
 
 export interface AsyncInferenceDeps {
@@ -43,8 +41,11 @@ export interface AsyncWorkerDeps {
   readonly clock?: Clock;
   /** Receives after which the queue dead-letters a message. @default QUEUE.maxReceiveCount */
   readonly maxReceiveCount?: number;
-  /** Where each request run is reported (as an inference of its model). @default none */
-  readonly metrics?: MetricsSink;
+  /**
+   * Reports each request run as an inference of its model, and captures it when its alias or version says so.
+   * @default none
+   */
+  readonly observer?: InferenceObserver;
 }
 
 /**
@@ -108,30 +109,31 @@ export async function runAsyncInference(
   const doc = dec<AsyncRequestDoc>(bytes);
   const startedAt = performance.now();
   const obs: InferenceObservation = {};
-  const report = (status: number) =>
-    deps.metrics?.inference({
+  const observed = (status: number, response: unknown) =>
+    deps.observer?.answered({
       model: doc.name,
-      version: obs.served?.version.version,
-      alias: aliasOf(doc.ref),
-      route: STABLE_ROUTE,
+      ref: doc.ref,
+      obs,
       status,
-      latencyMs: performance.now() - startedAt,
-      inferenceMs: obs.inferenceMs,
-      modelLoadMs: obs.modelLoadMs,
-      coldStart: false,
+      startedAt,
       payloadBytes: bytes.byteLength,
-      batchRows: obs.rows,
-      inferenceId: obs.inferenceId,
+      requestText: JSON.stringify(doc.request),
+      requestContentType: 'application/json',
+      responseText: JSON.stringify(response),
     });
   let result: AsyncResultDoc;
   try {
     const response = await deps.predictor.infer(doc.name, doc.ref, doc.request, obs);
     result = { status: 'done', result: response, completedAt: clock.now().toISOString() };
-    report(200);
+    observed(200, response);
   } catch (e) {
-    report(isMaasError(e) ? e.status : 500);
-    if (!isMaasError(e) || e.status >= 500) throw e;
+    const status = isMaasError(e) ? e.status : 500;
+    if (!isMaasError(e) || e.status >= 500) {
+      observed(status, { error: 'internal error', code: 'INTERNAL' });
+      throw e;
+    }
     result = { status: 'failed', ...errorFields(e), completedAt: clock.now().toISOString() };
+    observed(status, errorFields(e));
   }
   await deps.blobs.put(ASYNC_KEYS.result(requestId), enc(result));
   return result.status;

@@ -6,6 +6,7 @@
  */
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { StdoutCaptureSink } from '../adapters/capture-sinks';
 import { EmfMetricsSink } from '../adapters/emf-metrics';
 import { PowertoolsLogger } from '../adapters/powertools-logger';
 import { type AsyncWorkerDeps, recordLastAttemptFailure, runAsyncInference } from '../app/async-inference';
@@ -103,8 +104,10 @@ async function fromEnvironment(config: MaasConfig): Promise<SqsHandler> {
     inspector: new OrtModelInspector(),
     ...eventsFromConfig(config),
     logger: functionLogger,
-    // Async requests and batch parts, one EMF document each, as inferences of their model version.
+    // Async requests and batch parts, one EMF document each, as inferences of their model version; sampled async
+    // requests as capture lines on stdout (the log group's subscription delivers them, as the predict function's).
     metrics: new EmfMetricsSink({ serviceName: 'maas-async-worker' }),
+    capture: new StdoutCaptureSink(),
   });
   return createAsyncWorkerHandler({ ...flows, logger: functionLogger });
 }

@@ -14,6 +14,7 @@ import { S3ArtifactStore } from '../adapters/s3-artifact-store';
 import { S3BlobStore } from '../adapters/s3-blob-store';
 import type { AsyncWorkerDeps } from '../app/async-inference';
 import type { BatchScoreDeps } from '../app/batch-score';
+import { createInferenceObserver } from '../app/observe';
 import { createPredictor, type Predictor } from '../app/predict';
 import type { RegisterOnUploadDeps } from '../app/register-on-upload';
 import { type RegistryDeps, registerVersion } from '../app/registry';
@@ -23,7 +24,7 @@ import { BATCH, IDEMPOTENCY } from '../contract/events';
 import type { QueuePublisher } from '../ports/events';
 import type { EventPublisher, ModelInspector } from '../ports/index';
 import type { Logger } from '../ports/logger';
-import type { MetricsSink } from '../ports/telemetry';
+import { type CaptureSink, type MetricsSink, noMetrics } from '../ports/telemetry';
 import type { AsyncApiDeps } from './async-api';
 import { queueFromConfig } from './event-aws';
 
@@ -47,6 +48,8 @@ export interface EventFlowsOptions {
   readonly logger?: Logger;
   /** Where async requests and batch parts are reported (as inferences of their model version). @default none */
   readonly metrics?: MetricsSink;
+  /** Where sampled async requests are captured (as their alias or version declares). @default none */
+  readonly capture?: CaptureSink;
 }
 
 export interface EventFlows {
@@ -91,6 +94,16 @@ export function createEventFlows(o: EventFlowsOptions): EventFlows {
           ...(o.aliasTtlMs !== undefined ? { aliasTtlMs: o.aliasTtlMs } : {}),
         })
       : undefined);
+  // Async requests are observed as inferences: reported, and captured as their alias or version declares.
+  const observer =
+    o.metrics || o.capture
+      ? createInferenceObserver({
+          metrics: o.metrics ?? noMetrics,
+          ...(o.capture ? { capture: o.capture } : {}),
+          captureOf: (name, ref) => predictor?.capture(name, ref),
+          coldStart: false,
+        })
+      : undefined;
   const noPredictor = {
     resolve: missing('inference'),
     infer: missing('inference'),
@@ -113,7 +126,7 @@ export function createEventFlows(o: EventFlowsOptions): EventFlows {
       ...(o.metrics ? { metrics: o.metrics } : {}),
     },
     asyncApi: { blobs, queue: o.queue, objects: blobs },
-    worker: { blobs, predictor: predictor ?? noPredictor, ...(o.metrics ? { metrics: o.metrics } : {}) },
+    worker: { blobs, predictor: predictor ?? noPredictor, ...(observer ? { observer } : {}) },
   };
 }
 
@@ -123,7 +136,7 @@ export function createEventFlows(o: EventFlowsOptions): EventFlows {
  */
 export function eventFlowsFromConfig(
   config: MaasConfig,
-  extra: Pick<EventFlowsOptions, 'events' | 'inspector' | 'logger' | 'metrics'> = {},
+  extra: Pick<EventFlowsOptions, 'events' | 'inspector' | 'logger' | 'metrics' | 'capture'> = {},
 ): EventFlows {
   return createEventFlows({
     table: config.table,

@@ -120,6 +120,7 @@ export function composeLocal(res: LocalResources): LocalServices {
     predictor,
     logger: logger('maas-s3-events'),
     metrics,
+    capture,
   });
   queue.attach(createAsyncWorkerHandler({ ...flows, logger: logger('maas-async-worker') }));
   const s3Events = createS3EventsHandler({ ...flows, logger: logger('maas-s3-events') });

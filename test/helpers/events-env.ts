@@ -13,7 +13,11 @@ import { OrtModelInspector } from '../../functions/adapters/ort-inspector';
 import { SessionCache } from '../../functions/app/session-cache';
 import { createAsyncApiHandler } from '../../functions/handlers/async-api';
 import { createAsyncWorkerHandler } from '../../functions/handlers/async-worker';
-import { createEventFlows, type EventFlows } from '../../functions/handlers/event-deps';
+import {
+  createEventFlows,
+  type EventFlows,
+  type EventFlowsOptions,
+} from '../../functions/handlers/event-deps';
 import { createS3EventsHandler } from '../../functions/handlers/s3-events';
 import { InProcessQueue, type InProcessQueueOptions } from '../../functions/local/in-process-queue';
 import { apiEvent, parseResult } from './apigw';
@@ -55,7 +59,10 @@ export interface EventsTestEnv {
 
 export const EVENT_BUS_NAME = 'maas-test-bus';
 
-export async function createEventsTestEnv(queueOptions: InProcessQueueOptions = {}): Promise<EventsTestEnv> {
+export async function createEventsTestEnv(
+  queueOptions: InProcessQueueOptions = {},
+  observe: Pick<EventFlowsOptions, 'metrics' | 'capture'> = {},
+): Promise<EventsTestEnv> {
   const aws = await createTestAwsEnv('events');
   const sentEvents: SentEvent[] = [];
   const eventBridge = {
@@ -83,6 +90,7 @@ export async function createEventsTestEnv(queueOptions: InProcessQueueOptions = 
     events: new EventBridgePublisher(eventBridge as never, EVENT_BUS_NAME),
     inspector: new OrtModelInspector(),
     sessions,
+    ...observe,
   });
   const s3Events = createS3EventsHandler({ ...flows, logger });
   const worker = createAsyncWorkerHandler({ ...flows, logger });

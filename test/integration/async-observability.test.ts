@@ -1,0 +1,85 @@
+/**
+ * Async requests and batch parts are observed like sync inferences: one EMF document each (model, version, alias
+ * dimension sets, BatchRows), and an async request is captured as its alias declares.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { EmfMetricsSink } from '../../functions/adapters/emf-metrics';
+import { registerVersion } from '../../functions/app/registry';
+import { BATCH_KEYS } from '../../functions/contract/events';
+import { createEventsTestEnv, type EventsTestEnv } from '../helpers/events-env';
+import { addConstant } from '../helpers/predict-env';
+
+let env: EventsTestEnv;
+const docs: Record<string, unknown>[] = [];
+const lines: { model: string; version: number; line: string }[] = [];
+
+beforeAll(async () => {
+  env = await createEventsTestEnv(
+    {},
+    {
+      metrics: new EmfMetricsSink({
+        serviceName: 'maas-async-worker',
+        output: (l) => docs.push(JSON.parse(l)),
+      }),
+      capture: { write: (model, version, line) => void lines.push({ model, version, line }) },
+    },
+  );
+  const registry = env.flows.registry;
+  if (!registry) throw new Error('registry deps are not wired');
+  await env.put('uploads/plus10/a.onnx', addConstant(10));
+  await registerVersion(registry, { name: 'plus10', sourceKey: 'uploads/plus10/a.onnx' });
+  await registry.repo.setAliasCapture('plus10', 'prod', { samplePercent: 100, input: true, output: true });
+});
+afterAll(() => env?.dispose());
+
+it('an async request is reported and captured, with its inference id', async () => {
+  docs.length = 0;
+  const accepted = await env.call<{ requestId: string }>('POST', '/v2/models/plus10/infer-async', {
+    id: 'async-1',
+    inputs: [{ name: 'x', shape: [1, 2], datatype: 'FP32', data: [1, 2] }],
+  });
+  expect(accepted.status).toBe(202);
+  await env.queue.drain();
+  await new Promise((r) => setImmediate(r));
+  expect(docs).toHaveLength(1);
+  expect(docs[0]).toMatchObject({
+    model: 'plus10',
+    version: '1',
+    alias: 'prod',
+    route: 'stable',
+    status: '200',
+    inferenceId: 'async-1',
+    Requests: 1,
+    BatchRows: 1,
+  });
+  expect(lines).toHaveLength(1);
+  const record = JSON.parse(lines[0]!.line);
+  expect(record).toMatchObject({ model: 'plus10', version: 1, alias: 'prod', status: 200 });
+  expect(record.eventMetadata.inferenceId).toBe('async-1');
+  expect(JSON.parse(record.captureData.endpointOutput.data)).toMatchObject({
+    id: 'async-1',
+    model_version: '1',
+  });
+  expect(JSON.parse(record.captureData.endpointInput.data).inputs[0].data).toEqual([1, 2]);
+});
+
+it('a failed async request is reported as a client error', async () => {
+  docs.length = 0;
+  await env.call('POST', '/v2/models/plus10/infer-async', {
+    inputs: [{ name: 'x', shape: [1, 3], datatype: 'FP32', data: [1, 2, 3] }],
+  });
+  await env.queue.drain();
+  expect(docs).toHaveLength(1);
+  expect(docs[0]).toMatchObject({ model: 'plus10', version: '1', status: '400', ClientErrors: 1 });
+});
+
+it('a batch part is one request of its model version, its rows as BatchRows', async () => {
+  docs.length = 0;
+  const row = (a: number) =>
+    JSON.stringify({ inputs: [{ name: 'x', shape: [1, 2], datatype: 'FP32', data: [a, a] }] });
+  await env.put(BATCH_KEYS.job('obs-1'), JSON.stringify({ model: 'plus10' }));
+  const event = await env.put(BATCH_KEYS.input('obs-1'), `${[row(1), row(2), row(3)].join('\n')}\n`);
+  await env.s3Events(event);
+  const part = docs.find((d) => d.BatchRows !== undefined);
+  expect(part).toMatchObject({ model: 'plus10', version: '1', Requests: 1, BatchRows: 3, status: '200' });
+});
