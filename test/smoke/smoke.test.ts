@@ -9,6 +9,7 @@
  * the worker and read back through the async API. What passes here is what `cdk deploy` ships.
  */
 import { randomUUID } from 'node:crypto';
+import { createSocket } from 'node:dgram';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,10 +18,12 @@ import { App, type CfnResource } from 'aws-cdk-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENV, S3_KEYS } from '../../functions/contract/env';
 import { ASYNC_KEYS } from '../../functions/contract/events';
+import { TRACE_SPANS } from '../../functions/contract/observability';
 import { ROUTES } from '../../functions/contract/routes';
 import { buildMlp } from '../../functions/local/onnx-builder';
 import { createApp } from '../../infra/app';
 import { type FunctionAsset, functionAssets } from '../../infra/assembly';
+import { TRACER_LAYER_MAIN } from '../../layers/tracer/build';
 import { createTestAwsEnv, type TestAwsEnv } from '../helpers/aws-env';
 import { s3Event } from '../helpers/events-fakes';
 import { type ELEM_OF, identityAllTypes } from '../helpers/predict-env';
@@ -34,6 +37,19 @@ import {
   type SandboxedFunction,
   sandboxFunction,
 } from './lambda-sandbox';
+
+/** Whether a layer asset is the tracer layer (layers/tracer/build.ts). */
+const isTracerLayer = (layer: { readonly dir: string }): boolean =>
+  existsSync(join(layer.dir, TRACER_LAYER_MAIN));
+
+/** The inference request of the smoke model (output = x0 + 2·x1 + 0.5). */
+const inferEvent = (name: string) =>
+  httpEvent(
+    'POST',
+    '/v2/models/{name}/infer',
+    { name },
+    { id: 'smoke-1', inputs: [{ name: 'input', shape: [2, 2], datatype: 'FP32', data: [1, 1, 0, 0] }] },
+  );
 
 /** An APIGW HTTP API (payload 2.0) event for a route of the contract, signed in with IAM. */
 function httpEvent(method: string, routePath: string, params: Record<string, string>, body?: unknown) {
@@ -183,11 +199,13 @@ describe('synthesized Lambda artifacts', () => {
   // output = x0 + 2·x1 + 0.5
   const model = buildMlp({ inFeatures: 2, layers: [1], weights: [{ w: [1, 2], b: [0.5] }] });
 
-  it('ship the table and bucket names to all five functions; all but the async API carry the layer', () => {
+  it('ship the table and bucket names to all five functions; all but the async API carry the onnxruntime layer, predict and registry the tracer layer', () => {
     for (const which of FUNCTIONS) {
       const { asset } = fns[which];
       expect(Object.keys(asset.environment), which).toEqual(expect.arrayContaining([ENV.table, ENV.bucket]));
-      expect(asset.layers, which).toHaveLength(which === 'asyncApi' ? 0 : 1);
+      const tracerLayers = asset.layers.filter(isTracerLayer);
+      expect(asset.layers.length - tracerLayers.length, which).toBe(which === 'asyncApi' ? 0 : 1);
+      expect(tracerLayers, which).toHaveLength(which === 'predict' || which === 'registry' ? 1 : 0);
     }
   });
 
@@ -236,6 +254,59 @@ describe('synthesized Lambda artifacts', () => {
     expect(output).toMatchObject({ name: 'output', shape: [2, 1], datatype: 'FP32' });
     expect(output?.data[0]).toBeCloseTo(3.5, 5);
     expect(output?.data[1]).toBeCloseTo(0.5, 5);
+  });
+
+  it('the predict bundle serves untraced without the tracer layer', async () => {
+    const asset = { ...fns.predict.asset, layers: fns.predict.asset.layers.filter((l) => !isTracerLayer(l)) };
+    expect(asset.layers).toHaveLength(1);
+    const fn = { ...fns.predict, asset, box: sandboxFunction(join(sandboxRoot, 'predict-no-tracer'), asset) };
+    expect(existsSync(join(fn.box.optDir, 'nodejs', 'node_modules', '@aws-lambda-powertools'))).toBe(false);
+    const result = await run('predict', inferEvent(name), fn);
+    expect(result.ok, result.stderr.slice(-2000)).toBe(true);
+    expect((result.value as HttpAnswer).statusCode).toBe(200);
+  });
+
+  it('the predict bundle, traced, sends its spans to the X-Ray daemon through the tracer layer', async () => {
+    const socket = createSocket('udp4');
+    const datagrams: string[] = [];
+    socket.on('message', (m) => datagrams.push(m.toString('utf8')));
+    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+    try {
+      const fn = fns.predict;
+      const root = '1-5759e988-bd862e3fe1be46a994272793';
+      const result = await invoke(
+        fn.box,
+        runtimeNodeModules,
+        {
+          ...lambdaEnv(fn.asset),
+          AWS_EXECUTION_ENV: `AWS_Lambda_${fn.asset.runtime}`,
+          AWS_XRAY_DAEMON_ADDRESS: `127.0.0.1:${socket.address().port}`,
+          _X_AMZN_TRACE_ID: `Root=${root};Parent=53995c3f42cd8ad8;Sampled=1`,
+        },
+        inferEvent(name),
+        { node, memoryMb: fn.memoryMb },
+      );
+      expect(result.ok, result.stderr.slice(-2000)).toBe(true);
+      expect((result.value as HttpAnswer).statusCode).toBe(200);
+      // invoke.mjs ends the process once the handler has answered (Lambda would keep it running until its next
+      // invocation): the datagram of the last span, Run, may not leave before that; the spans before it have.
+      for (let i = 0; i < 50 && !datagrams.some((d) => d.includes(`"${TRACE_SPANS.sessionCreate}"`)); i++) {
+        await new Promise((res) => setTimeout(res, 20));
+      }
+      const docs = datagrams.map(
+        (d) => JSON.parse(d.split('\n')[1] ?? '{}') as { name?: string; type?: string; trace_id?: string },
+      );
+      expect(docs.filter((d) => d.trace_id === root && d.type === 'subsegment').map((d) => d.name)).toEqual(
+        expect.arrayContaining([
+          TRACE_SPANS.registryRead,
+          TRACE_SPANS.artifactDownload,
+          TRACE_SPANS.sha256,
+          TRACE_SPANS.sessionCreate,
+        ]),
+      );
+    } finally {
+      socket.close();
+    }
   });
 
   it('the predict bundle round-trips every datatype (FP16 as the halves nearest the numbers sent)', async () => {
