@@ -183,6 +183,7 @@ const SAFE_ID = /^[\w.:@/+=-]{1,256}$/;
 /** Inference documents written as one template string each; registry documents through Powertools. */
 export class EmfLineSink implements MetricsSink {
   readonly #write: (line: string) => void;
+  readonly #afterAnswer: boolean;
   readonly #options: EmfLineOptions;
   /** Powertools, for registry documents: made on the first one (a predict function writes none). */
   #operations: EmfMetricsSink | undefined;
@@ -191,17 +192,45 @@ export class EmfLineSink implements MetricsSink {
   readonly #definitions = new Map<number, string>();
   /** The dimension properties of a document, by model, version and alias. */
   readonly #properties = new Map<string, Map<number | undefined, Map<string | undefined, string>>>();
-  #pending: string[] = [];
+  #pending: InferenceReport[] = [];
 
   constructor(options: EmfLineOptions) {
     this.#service = JSON.stringify(options.serviceName);
-    const write = options.output ?? ((line: string) => process.stdout.write(`${line}\n`));
-    this.#write = options.afterAnswer ? (line) => this.#defer(line, write) : write;
+    this.#write = options.output ?? ((line: string) => process.stdout.write(`${line}\n`));
+    this.#afterAnswer = options.afterAnswer ?? false;
     this.#options = options;
   }
 
   inference(r: InferenceReport): void {
+    if (!this.#afterAnswer) {
+      this.#writeLines([r]);
+      return;
+    }
+    // After the answer: the report is kept as it is, and made into its document with the others of this task.
+    this.#pending.push(r);
+    if (this.#pending.length === 1) {
+      setImmediate(() => {
+        const reports = this.#pending;
+        this.#pending = [];
+        this.#writeLines(reports);
+      });
+    }
+  }
+
+  /** Writes the documents of `reports` in one write. */
+  #writeLines(reports: readonly InferenceReport[]): void {
     try {
+      let text = this.#document(reports[0] as InferenceReport);
+      for (let i = 1; i < reports.length; i++) text += `\n${this.#document(reports[i] as InferenceReport)}`;
+      this.#write(text);
+    } catch {
+      // Metrics never fail a request.
+    }
+  }
+
+  /** The EMF document of one report. */
+  #document(r: InferenceReport): string {
+    {
       const hasVersion = r.version !== undefined;
       const hasAlias = r.alias !== undefined;
       let present = BIT.Requests | BIT.Latency | BIT.PayloadBytes;
@@ -249,11 +278,7 @@ export class EmfLineSink implements MetricsSink {
       const id = r.inferenceId;
       const idProp =
         id === undefined ? '' : `,"inferenceId":${SAFE_ID.test(id) ? `"${id}"` : JSON.stringify(id)}`;
-      this.#write(
-        `{"_aws":{"Timestamp":${Date.now()},${head},"status":"${r.status}",${this.#props(r)}${idProp},${values}}`,
-      );
-    } catch {
-      // Metrics never fail a request.
+      return `{"_aws":{"Timestamp":${Date.now()},${head},"status":"${r.status}",${this.#props(r)}${idProp},${values}}`;
     }
   }
 
@@ -286,20 +311,6 @@ export class EmfLineSink implements MetricsSink {
       if (byAlias.size < 1000) byAlias.set(aliasKey, props);
     }
     return props;
-  }
-
-  #defer(line: string, write: (line: string) => void): void {
-    this.#pending.push(line);
-    if (this.#pending.length > 1) return;
-    setImmediate(() => {
-      const lines = this.#pending;
-      this.#pending = [];
-      try {
-        write(lines.join('\n'));
-      } catch {
-        // Metrics never fail a request.
-      }
-    });
   }
 }
 

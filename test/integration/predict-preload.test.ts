@@ -51,7 +51,8 @@ console.log(JSON.stringify({ loadedAtInit, created, createdAfter: sessions.creat
       },
       timeout: 60_000,
     }).finally(() => rmSync(script, { force: true }));
-    const out = JSON.parse(stdout.trim().split('\n').pop()!);
+    // The driver's line (the handler's EMF document follows it, written after the answer).
+    const out = JSON.parse(stdout.split('\n').find((l) => l.startsWith('{"loadedAtInit"'))!);
     expect(out.loadedAtInit).toBe(true);
     expect(out.created).toBe(1);
     expect(out.createdAfter).toBe(1);

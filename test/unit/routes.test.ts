@@ -58,6 +58,7 @@ describe('route table', () => {
       'modelInfer',
       'modelInferAsync',
       'asyncResult',
+      'modelFeedback',
       'listModels',
       'getModel',
       'createUpload',
@@ -69,6 +70,8 @@ describe('route table', () => {
       'moveAlias',
       'deleteAlias',
       'rollbackAlias',
+      'updateAlias',
+      'listCapture',
       'aliasHistory',
     ]);
   });
@@ -79,6 +82,8 @@ describe('route table', () => {
         ['POST /v2/models/{name}/infer-async', 'modelInferAsync'],
         ['POST /v2/models/{name}/versions/{ref}/infer-async', 'modelInferAsync'],
         ['GET /async/{requestId}', 'asyncResult'],
+        ['POST /v2/models/{name}/feedback', 'modelFeedback'],
+        ['GET /models/{name}/capture', 'listCapture'],
       ]),
     );
     const all = [...operationsOf('predict'), ...operationsOf('registry'), ...operationsOf('async')];
@@ -127,12 +132,13 @@ describe('route access classes', () => {
   it('separates inference from registry administration; only the health probes are public', () => {
     const byAccess = (access: string) => ROUTES.filter((r) => r.access === access).map(routeKey);
     expect(byAccess('public').sort()).toEqual(['GET /v2/health/live', 'GET /v2/health/ready']);
-    // Every registry route (register, delete, move aliases...) is admin, and nothing else is.
+    // Every registry route (register, delete, move aliases...) is admin, and so is reading captured requests
+    // (their bodies are what callers sent): nothing else is.
     expect(byAccess('admin').sort()).toEqual(
-      ROUTES.filter((r) => r.fn === 'registry')
-        .map(routeKey)
-        .sort(),
+      [...ROUTES.filter((r) => r.fn === 'registry').map(routeKey), 'GET /models/{name}/capture'].sort(),
     );
+    // Feedback is sent by those who infer.
+    expect(ROUTES.find((r) => r.operationId === 'modelFeedback')?.access).toBe('infer');
     expect(byAccess('admin').every((k) => k.split(' ')[1]?.startsWith('/models'))).toBe(true);
     expect(byAccess('infer').every((k) => /^\S+ \/(v2|async)(\/|$)/.test(k))).toBe(true);
     // auth follows access: public routes carry no authorizer, all others do.
