@@ -193,6 +193,8 @@ export class EmfLineSink implements MetricsSink {
   /** The dimension properties of a document, by model, version and alias. */
   readonly #properties = new Map<string, Map<number | undefined, Map<string | undefined, string>>>();
   #pending: InferenceReport[] = [];
+  /** Entries of `#properties`. */
+  #cached = 0;
 
   constructor(options: EmfLineOptions) {
     this.#service = JSON.stringify(options.serviceName);
@@ -291,7 +293,6 @@ export class EmfLineSink implements MetricsSink {
   #props(r: InferenceReport): string {
     let byVersion = this.#properties.get(r.model);
     if (!byVersion) {
-      if (this.#properties.size >= 10_000) this.#properties.clear();
       byVersion = new Map();
       this.#properties.set(r.model, byVersion);
     }
@@ -308,7 +309,11 @@ export class EmfLineSink implements MetricsSink {
       if (r.version !== undefined) props += `,"version":"${r.version}"`;
       if (r.alias !== undefined)
         props += `,"alias":${JSON.stringify(r.alias)},"route":${JSON.stringify(r.route)}`;
-      if (byAlias.size < 1000) byAlias.set(aliasKey, props);
+      // Names come from the registry (never from a path as sent), so this stays small; bounded all the same.
+      if (++this.#cached > 10_000) {
+        this.#properties.clear();
+        this.#cached = 0;
+      } else byAlias.set(aliasKey, props);
     }
     return props;
   }

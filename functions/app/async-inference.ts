@@ -109,7 +109,7 @@ export async function runAsyncInference(
   const doc = dec<AsyncRequestDoc>(bytes);
   const startedAt = performance.now();
   const obs: InferenceObservation = {};
-  const observed = (status: number, response: unknown) =>
+  const observed = (status: number, response: unknown, code?: string) =>
     deps.observer?.answered({
       model: doc.name,
       ref: doc.ref,
@@ -117,9 +117,11 @@ export async function runAsyncInference(
       status,
       startedAt,
       payloadBytes: bytes.byteLength,
-      requestText: JSON.stringify(doc.request),
+      // Serialized only when the request is captured.
+      requestText: () => JSON.stringify(doc.request),
       requestContentType: 'application/json',
-      responseText: JSON.stringify(response),
+      responseText: () => JSON.stringify(response),
+      ...(code !== undefined ? { code } : {}),
     });
   let result: AsyncResultDoc;
   try {
@@ -129,11 +131,11 @@ export async function runAsyncInference(
   } catch (e) {
     const status = isMaasError(e) ? e.status : 500;
     if (!isMaasError(e) || e.status >= 500) {
-      observed(status, { error: 'internal error', code: 'INTERNAL' });
+      observed(status, { error: 'internal error', code: 'INTERNAL' }, isMaasError(e) ? e.code : undefined);
       throw e;
     }
     result = { status: 'failed', ...errorFields(e), completedAt: clock.now().toISOString() };
-    observed(status, errorFields(e));
+    observed(status, errorFields(e), e.code);
   }
   await deps.blobs.put(ASYNC_KEYS.result(requestId), enc(result));
   return result.status;

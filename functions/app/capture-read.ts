@@ -3,7 +3,8 @@
  * under `capture/{model}/` (or `capture/{model}/{version}/`) are listed in key order — by version, then hour —,
  * the hours before `since` are skipped by listing after the hour of `since`, at most
  * `LIMITS.maxCaptureObjectsPerPage` objects are read per page, and their records answered at or after `since`
- * are returned, at most `limit` of them, with a token where the next page starts.
+ * are returned, at most `limit` of them and at most `LIMITS.maxCapturePageBytes` of JSON, with a token where the
+ * next page starts.
  */
 import { LIMITS } from '../contract/limits';
 import type { CaptureRecord } from '../domain/capture';
@@ -25,6 +26,11 @@ export interface CaptureReadDeps {
   readonly maxObjectsPerPage?: number;
   /** Keys asked for per listing call. @default 1000 (S3's most) */
   readonly listPageSize?: number;
+  /**
+   * Serialized records per page at most (a page holds at least one record).
+   * @default LIMITS.maxCapturePageBytes (within Lambda's 6 MB answer)
+   */
+  readonly maxPageBytes?: number;
 }
 
 export interface CapturePage {
@@ -39,6 +45,8 @@ export async function listCapture(deps: CaptureReadDeps, q: CaptureQuery): Promi
   const maxObjects = deps.maxObjectsPerPage ?? LIMITS.maxCaptureObjectsPerPage;
   const prefix = capturePrefix(q.model, q.version);
   const records: CaptureRecord[] = [];
+  const maxBytes = deps.maxPageBytes ?? LIMITS.maxCapturePageBytes;
+  let pageBytes = 0;
   let objectsRead = 0;
   /** The listing continues after this key (a key read whole, or a jump past the hours before `since`). */
   let after = q.after?.key;
@@ -55,6 +63,10 @@ export async function listCapture(deps: CaptureReadDeps, q: CaptureQuery): Promi
     for (let i = from; i < lines.length; i++) {
       const r = lines[i];
       if (r === undefined || !isAtOrAfter(r, q.since)) continue;
+      const size = JSON.stringify(r).length;
+      // A full page (in bytes) resumes at this record.
+      if (records.length > 0 && pageBytes + size > maxBytes) return i;
+      pageBytes += size;
       records.push(r);
       if (records.length >= q.limit) return i + 1 < lines.length ? i + 1 : 'full';
     }

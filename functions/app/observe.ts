@@ -44,12 +44,24 @@ export interface AnsweredInference {
   /** `performance.now()` when the request arrived. */
   readonly startedAt: number;
   readonly payloadBytes: number;
-  /** The request body as received (captured as sent). */
-  readonly requestText: string;
+  /** The request body as received (captured as sent); a function when it must be made (only if captured). */
+  readonly requestText: string | (() => string);
   readonly requestContentType: string;
-  /** The answer's body. */
-  readonly responseText: string;
+  /** The answer's body; a function when it must be made (only if captured). */
+  readonly responseText: string | (() => string);
+  /** The error code of a failed request. */
+  readonly code?: string;
 }
+
+/** The `model` dimension of a request whose model is not known to exist (unknown, invalid, or not looked up). */
+export const UNRESOLVED_MODEL = '-';
+
+/** Errors the registry answers only after it found the model (the alias or version was the matter). */
+const MODEL_KNOWN_CODES: ReadonlySet<string> = new Set([
+  'ALIAS_NOT_FOUND',
+  'VERSION_NOT_FOUND',
+  'VERSION_NOT_READY',
+]);
 
 export interface InferenceObserver {
   /**
@@ -68,7 +80,13 @@ const HEADER_SAFE = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
  * trailing blanks (every generated id, and most clients'), else its percent-encoding (a header cannot carry it).
  */
 export function inferenceIdHeader(id: string): string {
-  return HEADER_SAFE.test(id) ? id : encodeURIComponent(id);
+  if (HEADER_SAFE.test(id)) return id;
+  try {
+    return encodeURIComponent(id);
+  } catch {
+    // A lone surrogate (refused as a request id, never generated): surrogates as U+FFFD.
+    return encodeURIComponent(id.replace(/[\uD800-\uDFFF]/g, '\uFFFD'));
+  }
 }
 
 /** The alias a request names: its ref unless that is a version number, the default alias without one. */
@@ -94,10 +112,15 @@ export function createInferenceObserver(deps: InferenceObserverDeps): InferenceO
     const coldStart = cold;
     cold = false;
     const { obs } = a;
+    // Dimensions come from names the registry knows, never from the path as sent: a request for a model that does
+    // not exist (or before its model was looked up) is counted under UNRESOLVED_MODEL, one of an alias that does
+    // not exist without its alias. Junk paths can then create neither metrics nor cached documents.
+    const served = obs.served !== undefined;
+    const modelKnown = served || (a.code !== undefined && MODEL_KNOWN_CODES.has(a.code));
     deps.metrics.inference({
-      model: a.model,
+      model: modelKnown ? a.model : UNRESOLVED_MODEL,
       version: obs.served?.version.version,
-      alias,
+      alias: served ? alias : undefined,
       route: STABLE_ROUTE,
       status: a.status,
       latencyMs,
@@ -132,8 +155,8 @@ export function createInferenceObserver(deps: InferenceObserverDeps): InferenceO
         alias,
         route: STABLE_ROUTE,
         status: a.status,
-        request: { text: a.requestText, contentType: a.requestContentType },
-        response: { text: a.responseText, contentType: 'application/json' },
+        request: { text: textOf(a.requestText), contentType: a.requestContentType },
+        response: { text: textOf(a.responseText), contentType: 'application/json' },
       });
       const pending = sink.write(a.model, version, line);
       return pending ? withinBudget(pending, budgetMs) : 0;
@@ -183,6 +206,8 @@ export function createInferenceObserver(deps: InferenceObserverDeps): InferenceO
     },
   };
 }
+
+const textOf = (body: string | (() => string)): string => (typeof body === 'function' ? body() : body);
 
 /** 0 when `pending` settles well within `budgetMs`, 1 when it rejects or takes longer (it is then left behind). */
 function withinBudget(pending: Promise<void>, budgetMs: number): Promise<number> {

@@ -78,6 +78,8 @@ export const LIMITS = {
   captureMaxRecordBytes: 250 * 1024,
   maxFeedbackItems: 1000,
   maxCaptureObjectsPerPage: 50,
+  /** Records (as JSON) in one capture listing page at most: well within Lambda's 6 MB answer. */
+  maxCapturePageBytes: 4 * 1024 * 1024,
   /** Lambda's memory range (MB, integers). */
   lambdaMinMemoryMb: 128,
   lambdaMaxMemoryMb: 10_240,

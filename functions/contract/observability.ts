@@ -88,7 +88,7 @@ export const CAPTURE_KEYS = {
 /** `yyyy/mm/dd/hh` (UTC). */
 export function hourPath(at: Date): string {
   const p = (n: number) => String(n).padStart(2, '0');
-  return `${at.getUTCFullYear()}/${p(at.getUTCMonth() + 1)}/${p(at.getUTCDate())}/${p(at.getUTCHours())}`;
+  return `${String(at.getUTCFullYear()).padStart(4, '0')}/${p(at.getUTCMonth() + 1)}/${p(at.getUTCDate())}/${p(at.getUTCHours())}`;
 }
 
 /**

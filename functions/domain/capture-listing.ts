@@ -90,7 +90,7 @@ export function decodeCaptureToken(token: string, model: string, version?: numbe
     const names = Object.keys(k);
     if (!names.every((n) => n === 'k' || n === 'l')) return false;
     if (typeof k.k !== 'string' || !k.k.startsWith(prefix) || k.k.length > 1024) return false;
-    return k.l === undefined || (typeof k.l === 'number' && Number.isSafeInteger(k.l) && k.l >= 1);
+    return k.l === undefined || (typeof k.l === 'number' && Number.isSafeInteger(k.l) && k.l >= 0);
   });
   return { key: key.k as string, ...(key.l !== undefined ? { line: key.l as number } : {}) };
 }

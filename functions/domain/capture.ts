@@ -47,14 +47,22 @@ export function parseCaptureConfig(value: unknown): CaptureConfig {
   return { samplePercent, input, output };
 }
 
-/** FNV-1a (32 bit) of a string's UTF-16 code units: fast, allocation-free, well spread for sampling. */
+/** FNV-1a (32 bit) of a string's UTF-16 code units (of ASCII text: the published FNV-1a of its bytes). */
 export function fnv1a(text: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
   }
-  // A final avalanche (murmur3's fmix32): ids that differ in their last characters spread over all buckets.
+  return h >>> 0;
+}
+
+/**
+ * The sampling hash of an inference id: FNV-1a, then murmur3's final mix (fmix32), so that ids differing only in
+ * their last characters spread over all buckets. Fast and allocation-free.
+ */
+export function sampleHash(id: string): number {
+  let h = fnv1a(id);
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
@@ -67,7 +75,7 @@ export function fnv1a(text: string): number {
 export function isSampled(id: string, samplePercent: number): boolean {
   if (samplePercent <= 0) return false;
   if (samplePercent >= 100) return true;
-  return fnv1a(id) % 10_000 < Math.round(samplePercent * 100);
+  return sampleHash(id) % 10_000 < Math.round(samplePercent * 100);
 }
 
 /** One half of a captured exchange, as SageMaker Data Capture records it. */

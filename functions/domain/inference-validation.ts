@@ -73,6 +73,16 @@ function checkParameters(parameters: unknown, what: string): void {
   bad(`${what} must be an object, got ${got}`, 'INVALID_PARAMETERS');
 }
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Whether a request's `id` can be its inference id: 1 to `LIMITS.maxInferenceIdLength` characters, well-formed
+ * UTF-16 (a lone surrogate has no UTF-8 form: it could be neither a header nor a stored record).
+ */
+export function isInferenceId(id: string): boolean {
+  return id.length > 0 && id.length <= LIMITS.maxInferenceIdLength && !LONE_SURROGATE.test(id);
+}
+
 /**
  * Validates the top-level structure of an OIP request (no signature needed). `parameters` of the request, of an
  * input and of an output must be objects when given (400 `INVALID_PARAMETERS`).
@@ -82,9 +92,9 @@ export function checkRequestShape(body: unknown): OipRequest {
   if (body.id !== undefined && typeof body.id !== 'string') {
     bad(`'id' must be a string, got ${typeof body.id}`, 'INVALID_REQUEST');
   }
-  if (typeof body.id === 'string' && (body.id.length === 0 || body.id.length > LIMITS.maxInferenceIdLength)) {
+  if (typeof body.id === 'string' && !isInferenceId(body.id)) {
     bad(
-      `'id' must be 1 to ${LIMITS.maxInferenceIdLength} characters (it is the inference id)`,
+      `'id' must be 1 to ${LIMITS.maxInferenceIdLength} characters of well-formed text (it is the inference id)`,
       'INVALID_REQUEST',
     );
   }

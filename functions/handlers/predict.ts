@@ -25,7 +25,8 @@ import { LIMITS } from '../contract/limits';
 import { INFERENCE_ID_HEADER } from '../contract/observability';
 import { operationsOf } from '../contract/routes';
 import { parseInferenceBody } from '../domain/body-parser';
-import { UnavailableError } from '../domain/errors';
+import { isMaasError, UnavailableError } from '../domain/errors';
+import { isInferenceId } from '../domain/inference-validation';
 import type { RegistryRepository } from '../ports/index';
 import type { Invocation, Logger } from '../ports/logger';
 import { type CaptureSink, type MetricsSink, noMetrics, noTracer, type Tracer } from '../ports/telemetry';
@@ -118,7 +119,7 @@ export function createPredictHandler(
           const body = parseInferenceBody(text);
           // The request's own id names it even when it fails before it runs.
           const id = (body as { id?: unknown } | null)?.id;
-          if (typeof id === 'string' && id.length <= LIMITS.maxInferenceIdLength) obs.inferenceId = id;
+          if (typeof id === 'string' && isInferenceId(id)) obs.inferenceId = id;
           const answer = await predictor.inferJson(name, ref, body, obs);
           observer.answered({
             model: name,
@@ -180,6 +181,7 @@ export function createPredictHandler(
         requestText: event.body ?? '',
         requestContentType: event.headers?.['content-type'] ?? 'application/json',
         responseText: result.body ?? '',
+        ...(isMaasError(e) ? { code: e.code } : {}),
       });
       return result;
     }

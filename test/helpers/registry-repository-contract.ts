@@ -828,7 +828,11 @@ export function registryRepositoryContract(setup: () => Promise<RegistryReposito
         expect(alias?.target?.version).toBe(alias?.version);
         expect(alias?.target?.capture, a).toEqual(version?.capture);
       }
-      // The alias's own declaration is the last one set, never lost to a move.
+      // The alias's own declaration is one of those set (concurrent writes land in any order), never lost to a move;
+      // set once more, on its own, it is that one.
+      expect([TEN, HALF_IN]).toContainEqual((await repo.getAlias('cap-race', 'prod'))?.capture);
+      await repo.setAliasCapture('cap-race', 'prod', TEN);
+      await repo.moveAlias({ name: 'cap-race', alias: 'prod', version: 1, actor: 'last' });
       expect((await repo.getAlias('cap-race', 'prod'))?.capture).toEqual(TEN);
     });
   });

@@ -280,6 +280,32 @@ describe('GET /models/{name}/capture', () => {
     expect(idsOf(second.records)).toEqual(ALL.slice(5, 7));
   });
 
+  it('stops a page at its byte budget (always one record at least) and resumes at the next record', async () => {
+    const one = JSON.stringify(
+      (await listCapture({ objects: blobs }, parseCaptureQuery('cap', { limit: '1' }))).records[0],
+    ).length;
+    const seen: string[] = [];
+    let nextToken: string | undefined;
+    let pages = 0;
+    do {
+      // Room for two records of that size per page (the first record alone may exceed a tiny budget).
+      const page = await listCapture(
+        { objects: blobs, maxPageBytes: Math.floor(one * 2.5) },
+        parseCaptureQuery('cap', nextToken ? { nextToken } : {}),
+      );
+      expect(page.records.length).toBeGreaterThan(0);
+      expect(page.records.length).toBeLessThanOrEqual(3);
+      seen.push(...idsOf(page.records));
+      nextToken = page.nextToken;
+      pages++;
+    } while (nextToken && pages < 50);
+    expect(seen).toEqual(ALL);
+    expect(pages).toBeGreaterThan(2);
+    const tiny = await listCapture({ objects: blobs, maxPageBytes: 1 }, parseCaptureQuery('cap', {}));
+    expect(tiny.records).toHaveLength(1);
+    expect(tiny.nextToken).toBeDefined();
+  });
+
   it('continues truncated listings and jumps past the hours before since, listing 2 keys at a time', async () => {
     const deps = { objects: blobs, listPageSize: 2 };
     const seen: string[] = [];
@@ -347,7 +373,7 @@ describe('GET /models/{name}/capture', () => {
     ],
     [
       'nextToken',
-      { nextToken: Buffer.from('{"k":"capture/cap/1/x","l":0}').toString('base64url') },
+      { nextToken: Buffer.from('{"k":"capture/cap/1/x","l":-1}').toString('base64url') },
       'INVALID_TOKEN',
     ],
   ])('refuses a bad %s (%j) with 400', async (_what, query, code) => {

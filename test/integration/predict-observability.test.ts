@@ -154,11 +154,24 @@ describe('EMF documents', () => {
     expect(doc._aws.CloudWatchMetrics[0]!.Dimensions).toEqual([['model'], ['model', 'version']]);
   });
 
-  it('a 4xx before a version is known has the model and alias sets only', async () => {
-    const r = await env.call('POST', '/v2/models/adder/versions/nope/infer', X);
-    expect(r.status).toBe(404);
-    expect(emf[0]!._aws.CloudWatchMetrics[0]!.Dimensions).toEqual([['model'], ['model', 'alias', 'route']]);
-    expect(emf[0]).toMatchObject({ model: 'adder', alias: 'nope', status: '404' });
+  it('dimensions come from names the registry knows, never from the path as sent', async () => {
+    // An alias that does not exist: the model is known, the alias is no dimension.
+    const noAlias = await env.call('POST', '/v2/models/adder/versions/nope/infer', X);
+    expect(noAlias.status).toBe(404);
+    expect(emf[0]!._aws.CloudWatchMetrics[0]!.Dimensions).toEqual([['model']]);
+    expect(emf[0]).toMatchObject({ model: 'adder', status: '404', ClientErrors: 1 });
+    expect(emf[0]).not.toHaveProperty('alias');
+    // A model that does not exist, or a request that fails before its model is looked up: model '-'.
+    emf.length = 0;
+    await env.call('POST', '/v2/models/no-such-model/infer', X);
+    await env.call('POST', '/v2/models/adder/infer', '{not json');
+    expect(emf.map((d) => [d.model, d.status])).toEqual([
+      ['-', '404'],
+      ['-', '400'],
+    ]);
+    expect(emf.every((d) => JSON.stringify(d._aws.CloudWatchMetrics[0]!.Dimensions) === '[["model"]]')).toBe(
+      true,
+    );
   });
 
   it('a 5xx counts a ServerError', async () => {
@@ -219,12 +232,19 @@ describe('the inference id', () => {
     expect(r.headers[INFERENCE_ID_HEADER]).toBe(encodeURIComponent('é\n1'));
   });
 
-  it('longer than the limit, or empty, is a 400', async () => {
-    for (const id of ['', 'x'.repeat(257)]) {
+  it('empty, longer than the limit or not well-formed is a 400, answered with a generated inference id', async () => {
+    for (const id of ['', 'x'.repeat(257), '\ud800', 'a\udc00b']) {
       const r = await env.call<{ code: string }>('POST', '/v2/models/adder/infer', { ...X, id });
       expect(r.status).toBe(400);
       expect(r.body.code).toBe('INVALID_REQUEST');
+      expect(r.headers[INFERENCE_ID_HEADER]).toMatch(
+        /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+      );
     }
+    // A surrogate pair is well-formed text.
+    const pair = await env.call<{ id: string }>('POST', '/v2/models/adder/infer', { ...X, id: 'id-😀' });
+    expect(pair.body.id).toBe('id-😀');
+    expect(pair.headers[INFERENCE_ID_HEADER]).toBe(encodeURIComponent('id-😀'));
   });
 });
 

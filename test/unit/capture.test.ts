@@ -6,6 +6,7 @@ import {
   fnv1a,
   isSampled,
   parseCaptureConfig,
+  sampleHash,
 } from '../../functions/domain/capture';
 import { codeOf } from '../helpers/errors';
 
@@ -29,19 +30,18 @@ describe('capture sampling', () => {
     }
   });
 
-  it('decides by the id alone: the same id is always decided the same way, at any rate below it', () => {
-    for (const id of ids(500, 'x')) {
-      expect(isSampled(id, 30)).toBe(isSampled(id, 30));
-      // Raising the rate keeps what was sampled (a record is never dropped by turning capture up).
-      if (isSampled(id, 10)) expect(isSampled(id, 30)).toBe(true);
-    }
+  it('raising the rate keeps what was sampled (a record is never dropped by turning capture up)', () => {
+    const ids10 = ids(2000, 'x').filter((id) => isSampled(id, 10));
+    expect(ids10.length).toBeGreaterThan(100);
+    for (const id of ids10) expect(isSampled(id, 30)).toBe(true);
   });
 
-  it('hashes with FNV-1a and a final mix (stable values)', () => {
-    expect(fnv1a('')).toBe(fnv1a(''));
-    expect(fnv1a('a')).not.toBe(fnv1a('b'));
-    expect(fnv1a('abc')).toBeGreaterThanOrEqual(0);
-    expect(fnv1a('abc')).toBeLessThan(2 ** 32);
+  it('hashes with FNV-1a (the published test vectors) and a final mix', () => {
+    expect([fnv1a(''), fnv1a('a'), fnv1a('foobar')]).toEqual([0x811c9dc5, 0xe40c292c, 0xbf9cf968]);
+    // Pinned: a change would re-decide which requests every deployment records.
+    expect([sampleHash('a'), sampleHash('req-1'), sampleHash('req-2')]).toEqual([
+      444641715, 1216658960, 4249376621,
+    ]);
   });
 });
 
