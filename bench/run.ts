@@ -9,9 +9,12 @@
  *   (d) cold start of the esbuild bundle as deployed: a fresh process imports the handler and answers its first
  *       request against DynamoDB Local + s3rver (registry lookup, artifact fetch, sha256, session) vs a fresh
  *       process that imports onnxruntime-node, creates the session from a local file and runs once;
- *   (f) the handler as deployed observes it: one EMF document per request (Powertools Metrics) and capture
- *       declared at 0 % on the alias, each line written to /dev/null as Lambda's stdout would take it;
- *   (g) the same with capture at 100 % (a second alias of the same version): every request also writes its record.
+ *   (f) the handler as deployed observes it: one EMF document per request (`EmfLineSink`, made and written after
+ *       the answer) and capture declared at 0 % on the alias, each line written to /dev/null as Lambda's stdout
+ *       would take it;
+ *   (g) the same with capture at 100 % (a second alias of the same version): every request also writes its record,
+ *       after its answer. Work done after an answer falls into whichever variant runs next (the order is shuffled,
+ *       so all variants share it alike): (f) and (g) measure what a caller waits for, not the CPU a request costs.
  * `npm run bench -- --json` prints one JSON object instead of the tables.
  */
 import { spawn } from 'node:child_process';

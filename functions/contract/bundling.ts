@@ -12,7 +12,7 @@ export const LAYER_EXTERNALS = ['onnxruntime-node', 'onnxruntime-common'] as con
  * tracing), never bundled: the Powertools Tracer and the X-Ray SDK it loads are evaluated only by a traced
  * function (`loadTracer` in functions/adapters/powertools-tracer.ts), yet inlined they would make every
  * bundle larger and its import slower at every cold start, traced or not (docs/performance.md, "Tracer layer").
- * A function that calls `loadTracer` without the layer fails at that call.
+ * A function that calls `loadTracer` without the layer gets the tracer that records nothing.
  */
 export const TRACER_LAYER_EXTERNALS = ['@aws-lambda-powertools/tracer'] as const;
 
