@@ -36,7 +36,7 @@ export interface CaptureProps {
 }
 
 /** Dashboard settings of {@link MaasStackProps.dashboard}. */
-export type DashboardProps = Omit<MaasDashboardProps, 'functions'>;
+export type DashboardProps = Omit<MaasDashboardProps, 'functions' | 'propPath'>;
 
 /** Props of {@link MaasStack}; invalid values throw a `MaasValidationError` at synth. */
 export interface MaasStackProps extends StackProps {
@@ -179,6 +179,7 @@ export class MaasStack extends Stack {
             ],
             ...(capture.bufferInterval ? { bufferInterval: capture.bufferInterval } : {}),
             ...(capture.bufferSizeMiB !== undefined ? { bufferSizeMiB: capture.bufferSizeMiB } : {}),
+            propPath: 'capture',
           });
     const dashboard = props.dashboard ?? true;
     this.dashboard =
@@ -187,8 +188,12 @@ export class MaasStack extends Stack {
         : new MaasDashboard(this, 'Dashboard', {
             ...(dashboard === true ? {} : dashboard),
             functions: { predict: this.functions.predict.fn },
+            propPath: 'dashboard',
           });
-    this.alarms = new MaasAlarms(this, 'Alarms', { ...(props.alarms ? { aliases: props.alarms } : {}) });
+    this.alarms = new MaasAlarms(this, 'Alarms', {
+      ...(props.alarms ? { aliases: props.alarms } : {}),
+      propPath: 'alarms',
+    });
     // ------------------------------------------------------------------------------------------------------
 
     new CfnOutput(this, 'ApiUrl', { value: this.api.url, description: 'Base URL of the HTTP API' });

@@ -8,24 +8,38 @@ import { Construct } from 'constructs';
 import { INFERENCE_DIMENSION_SETS, STABLE_ROUTE } from '../../functions/contract/observability';
 import { maasMetric } from './dashboard';
 import {
+  checkAlarmEvaluationWindow,
   checkAliasName,
   checkErrorRate,
   checkEvaluationPeriods,
   checkLatencyMs,
   checkMetricPeriod,
+  checkMinRequests,
   checkModelName,
+  duplicateAlias,
 } from './validation';
 
 /** Thresholds and evaluation of the alarms of one alias. */
 export interface AliasAlarmOptions {
   /**
-   * The alarm fires above this share of server errors (ServerErrors / Requests), above 0 and at most 1.
+   * The alarm fires above this share of server errors (ServerErrors / Requests), above 0 and at most 1. With few
+   * requests one server error is a large share: one 5xx among 10 requests is 10 % (see `minRequests`).
    * @default 0.05 (5 %)
    */
   readonly errorRate?: number;
+  /**
+   * Fewest requests in a period for the error rate to count: a period with fewer counts as rate 0
+   * (`IF(requests >= minRequests, FILL(errors, 0) / requests, 0)`). A whole number from 0.
+   * @default 0 (every period with requests counts)
+   */
+  readonly minRequests?: number;
   /** The alarm fires when the p99 of Latency is above this many milliseconds (above 0). @default 1000 */
   readonly p99Ms?: number;
-  /** Consecutive periods over the threshold before an alarm fires (a whole number from 1). @default 3 */
+  /**
+   * Consecutive periods over the threshold before an alarm fires (a whole number from 1; `period ×
+   * evaluationPeriods` at most one day when the period is under one hour, else at most seven days).
+   * @default 3
+   */
   readonly evaluationPeriods?: number;
   /** Period of the metrics: whole minutes. @default Duration.minutes(1) */
   readonly period?: Duration;
@@ -53,6 +67,12 @@ export interface AliasAlarmSpec extends AliasAlarmOptions {
 export interface MaasAlarmsProps {
   /** Aliases to create alarms for at construction; {@link MaasAlarms.alarmsFor} adds more. @default - none */
   readonly aliases?: readonly AliasAlarmSpec[];
+  /**
+   * How {@link aliases} is named in error messages: `alarms` makes them `alarms[0].errorRate`, as the stack's
+   * `alarms` prop names them.
+   * @default 'aliases'
+   */
+  readonly propPath?: string;
 }
 
 /** The dimension set the alarms read: `[model, alias, route]`, the third of INFERENCE_DIMENSION_SETS. */
@@ -60,7 +80,8 @@ const ALIAS_DIMENSIONS = INFERENCE_DIMENSION_SETS[2];
 
 /**
  * Alarms per model alias: error rate and p99 latency, missing data not breaching (no traffic is no alarm). Throws
- * a `MaasValidationError` at synth for an invalid model or alias name, threshold, period or evaluation count.
+ * a `MaasValidationError` at synth for an invalid model or alias name, threshold, period or evaluation count, an
+ * evaluation window (`period × evaluationPeriods`) longer than CloudWatch allows, or an alias alarmed twice.
  */
 export class MaasAlarms extends Construct {
   /** Every alarm created, by `model@alias`. */
@@ -68,8 +89,9 @@ export class MaasAlarms extends Construct {
 
   constructor(scope: Construct, id: string, props: MaasAlarmsProps = {}) {
     super(scope, id);
+    const path = props.propPath ?? 'aliases';
     (props.aliases ?? []).forEach((spec, i) => {
-      this.create(spec.model, spec.alias, spec, `aliases[${i}].`);
+      this.create(spec.model, spec.alias, spec, `${path}[${i}].`);
     });
   }
 
@@ -84,21 +106,25 @@ export class MaasAlarms extends Construct {
     checkAliasName(alias, setting('alias'));
     const errorRate = checkErrorRate(o.errorRate ?? 0.05, setting('errorRate'));
     const p99Ms = checkLatencyMs(o.p99Ms ?? 1000, setting('p99Ms'));
+    const minRequests = checkMinRequests(o.minRequests ?? 0, setting('minRequests'));
     const evaluationPeriods = checkEvaluationPeriods(o.evaluationPeriods ?? 3, setting('evaluationPeriods'));
     const period = checkMetricPeriod(o.period ?? Duration.minutes(1), setting('period'));
+    checkAlarmEvaluationWindow(period, evaluationPeriods, setting('evaluationPeriods'));
     const key = `${model}@${alias}`;
-    if (this.byAlias.has(key)) {
-      throw new Error(`${this.node.path}: the alarms of ${key} exist already; create them once per alias`);
-    }
+    if (this.byAlias.has(key)) duplicateAlias(key, setting('alias'));
+    // 0.07 * 100 is 7.000000000000001 in binary floating point: the description shows 7.
+    const percent = Math.round(errorRate * 1e6) / 1e4;
+    // A period with requests but no ServerErrors datapoint counts 0 errors; with minRequests, a period with fewer
+    // requests counts rate 0.
+    const rate = 'FILL(errors, 0) / requests';
 
     const dims: Record<(typeof ALIAS_DIMENSIONS)[number], string> = { model, alias, route: STABLE_ROUTE };
     // Names hold no '/', so `model@alias` is a construct id of its own (CDK hashes it into unique logical ids).
     const id = key;
     const errors = new cloudwatch.Alarm(this, `${id}ErrorRate`, {
-      alarmDescription: `maas ${key}: server errors above ${errorRate * 100} % of requests (${evaluationPeriods} × ${period.toHumanString()})`,
+      alarmDescription: `maas ${key}: server errors above ${percent} % of requests${minRequests > 0 ? ` (periods of at least ${minRequests} requests)` : ''} (${evaluationPeriods} × ${period.toHumanString()})`,
       metric: new cloudwatch.MathExpression({
-        // A period with requests but no ServerErrors datapoint counts 0 errors.
-        expression: 'FILL(errors, 0) / requests',
+        expression: minRequests > 0 ? `IF(requests >= ${minRequests}, ${rate}, 0)` : rate,
         usingMetrics: {
           errors: maasMetric('ServerErrors', dims, { statistic: 'Sum', period }),
           requests: maasMetric('Requests', dims, { statistic: 'Sum', period }),

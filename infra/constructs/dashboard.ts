@@ -50,19 +50,20 @@ const OPERATION_DIMENSIONS: readonly string[] = REGISTRY_DIMENSION_SETS[0];
 
 /**
  * A SEARCH over every value of a dimension set: `SEARCH('{maas,model} MetricName="Requests"', 'Sum', 60)`, one
- * line per model (the schema matches metrics with exactly these dimensions).
+ * line per model (the schema matches metrics with exactly these dimensions). Each line is labelled with its
+ * dimension's value and `suffix` (`${PROP('Dim.model')} p99`), so that the lines of two statistics are told apart.
  */
 function search(
   name: MetricName,
   dimensions: readonly string[],
   statistic: string,
   period: Duration,
-  label: string,
-): cloudwatch.MathExpression {
+  suffix: string,
+): cloudwatch.SearchExpression {
   const schema = [METRICS_NAMESPACE, ...dimensions].join(',');
-  return new cloudwatch.MathExpression({
+  const label = [...dimensions.map((d) => `\${PROP('Dim.${d}')}`), suffix].filter(Boolean).join(' ');
+  return new cloudwatch.SearchExpression({
     expression: `SEARCH('{${schema}} MetricName="${name}"', '${statistic}', ${period.toSeconds()})`,
-    usingMetrics: {},
     label,
     period,
   });
@@ -84,6 +85,12 @@ export interface MaasDashboardProps {
   };
   /** @default - CloudFormation generates one */
   readonly dashboardName?: string;
+  /**
+   * How the props are named in error messages: `dashboard` makes them `dashboard.models[1]`, as the stack's
+   * `dashboard` prop names them.
+   * @default - the construct's own names (`models[1]`)
+   */
+  readonly propPath?: string;
 }
 
 /**
@@ -97,10 +104,12 @@ export class MaasDashboard extends Construct {
 
   constructor(scope: Construct, id: string, props: MaasDashboardProps) {
     super(scope, id);
-    const period = checkMetricPeriod(props.period ?? Duration.minutes(1), { prop: 'period', scope: this });
-    const models = (props.models ?? []).map((m, i) =>
-      checkModelName(m, { prop: `models[${i}]`, scope: this }),
-    );
+    const prop = (name: string) => ({
+      prop: props.propPath ? `${props.propPath}.${name}` : name,
+      scope: this,
+    });
+    const period = checkMetricPeriod(props.period ?? Duration.minutes(1), prop('period'));
+    const models = (props.models ?? []).map((m, i) => checkModelName(m, prop(`models[${i}]`)));
 
     /** One line per named model, or one SEARCH over every model. */
     const lines = (name: MetricName, statistic: string, suffix = ''): cloudwatch.IMetric[] =>
@@ -108,7 +117,7 @@ export class MaasDashboard extends Construct {
         ? models.map((model) =>
             maasMetric(name, { model }, { statistic, period, label: `${model}${suffix}` }),
           )
-        : [search(name, MODEL_DIMENSIONS, statistic, period, `${name}${suffix}`)];
+        : [search(name, MODEL_DIMENSIONS, statistic, period, suffix.trim())];
 
     const graph = (title: string, left: cloudwatch.IMetric[], unit?: string) =>
       new cloudwatch.GraphWidget({
@@ -163,12 +172,12 @@ export class MaasDashboard extends Construct {
     this.dashboard.addWidgets(
       graph(
         'Registry requests by operation',
-        [search('Requests', OPERATION_DIMENSIONS, 'Sum', period, 'Requests')],
+        [search('Requests', OPERATION_DIMENSIONS, 'Sum', period, '')],
         'count',
       ),
       graph(
         'Registry ServerErrors by operation',
-        [search('ServerErrors', OPERATION_DIMENSIONS, 'Sum', period, 'ServerErrors')],
+        [search('ServerErrors', OPERATION_DIMENSIONS, 'Sum', period, '')],
         'count',
       ),
     );

@@ -270,6 +270,54 @@ export function checkEvaluationPeriods(n: number, setting: Setting): number {
 }
 
 /**
+ * The time an alarm evaluates, `period × evaluationPeriods`: CloudWatch allows at most one day (86,400 s) when the
+ * period is under one hour, at most seven days (604,800 s) otherwise. Reported on the evaluation count, with the
+ * largest count the period allows. Unresolved tokens pass.
+ */
+export function checkAlarmEvaluationWindow(
+  period: Duration,
+  evaluationPeriods: number,
+  setting: Setting,
+): number {
+  if (period.isUnresolved() || Token.isUnresolved(evaluationPeriods)) return evaluationPeriods;
+  const seconds = period.toSeconds();
+  const limit = seconds < 3600 ? 86_400 : 604_800;
+  if (seconds * evaluationPeriods > limit) {
+    const most = Math.floor(limit / seconds);
+    invalid(
+      setting,
+      String(evaluationPeriods),
+      `${evaluationPeriods} periods of ${period.toHumanString()} make ${seconds * evaluationPeriods} seconds, and CloudWatch evaluates at most ${limit === 86_400 ? '86,400 seconds (one day) when the period is under one hour' : '604,800 seconds (seven days) when the period is one hour or longer'}`,
+      {
+        expected: `at most ${most} with this period (or a longer period)`,
+        propExample: String(Math.min(3, most)),
+      },
+    );
+  }
+  return evaluationPeriods;
+}
+
+/** A least request count for the error-rate alarm to evaluate a period: a whole number from 0. */
+export function checkMinRequests(n: number, setting: Setting): number {
+  if (Token.isUnresolved(n)) return n;
+  if (!Number.isInteger(n) || n < 0) {
+    invalid(setting, String(n), 'a request count is a whole number, at least 0', {
+      expected: 'a whole number from 0 upward',
+      propExample: '20',
+    });
+  }
+  return n;
+}
+
+/** Two alarm sets for one `model@alias`: each alias is alarmed once. */
+export function duplicateAlias(key: string, setting: Setting): never {
+  throw new MaasValidationError(
+    setting,
+    `invalid ${settingName(setting)}: the alarms of ${key} exist already. Alarm each alias once (one entry per model and alias, or one alarmsFor call).`,
+  );
+}
+
+/**
  * The period of a metric the functions emit: whole minutes (their EMF metrics have standard, one-minute
  * resolution, so a shorter period shows nothing more). Unresolved tokens pass.
  */
