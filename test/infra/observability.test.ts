@@ -12,18 +12,16 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   CAPTURE_KEYS,
   CAPTURE_LOG_FILTER_PATTERN,
-  METRICS,
   METRICS_NAMESPACE,
   STABLE_ROUTE,
 } from '../../functions/contract/observability';
+import { parseCaptureKey } from '../../functions/domain/capture-listing';
 import { createApp } from '../../infra/app';
-import {
-  CAPTURE_ERROR_OUTPUT_PREFIX,
-  CAPTURE_OUTPUT_PREFIX,
-  CaptureDelivery,
-} from '../../infra/constructs/capture-delivery';
+import { MaasAlarms } from '../../infra/constructs/alarms';
+import { CAPTURE_OUTPUT_PREFIX, CaptureDelivery } from '../../infra/constructs/capture-delivery';
 import { MaasDashboard } from '../../infra/constructs/dashboard';
 import { ModelStore } from '../../infra/constructs/model-store';
+import { MaasValidationError } from '../../infra/constructs/validation';
 import { MaasStack, type MaasStackProps } from '../../infra/maas-stack';
 
 type Statement = {
@@ -216,7 +214,7 @@ describe('capture delivery', () => {
     }
   });
 
-  it('Firehose decompresses, extracts the messages, partitions by model and version, appends newlines', () => {
+  it('Firehose decompresses, extracts the messages, splits them per capture line, partitions by model and version, appends newlines, writes .jsonl', () => {
     template.hasResourceProperties('AWS::KinesisFirehose::DeliveryStream', {
       DeliveryStreamType: 'DirectPut',
       DeliveryStreamEncryptionConfigurationInput: { KeyType: 'AWS_OWNED_CMK' },
@@ -224,7 +222,8 @@ describe('capture delivery', () => {
         BucketARN: { 'Fn::GetAtt': [logicalId(stack, stack.store.bucket), 'Arn'] },
         RoleARN: { 'Fn::GetAtt': [logicalId(stack, capture().deliveryRole), 'Arn'] },
         Prefix: CAPTURE_OUTPUT_PREFIX,
-        ErrorOutputPrefix: CAPTURE_ERROR_OUTPUT_PREFIX,
+        ErrorOutputPrefix: 'capture-errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/',
+        FileExtension: '.jsonl',
         BufferingHints: { IntervalInSeconds: 60, SizeInMBs: 64 },
         DynamicPartitioningConfiguration: { Enabled: true },
         ProcessingConfiguration: {
@@ -237,6 +236,11 @@ describe('capture delivery', () => {
             {
               Type: 'CloudWatchLogProcessing',
               Parameters: [{ ParameterName: 'DataMessageExtraction', ParameterValue: 'true' }],
+            },
+            // One record per capture line before the partition keys are taken.
+            {
+              Type: 'RecordDeAggregation',
+              Parameters: [{ ParameterName: 'SubRecordType', ParameterValue: 'JSON' }],
             },
             {
               Type: 'MetadataExtraction',
@@ -253,7 +257,49 @@ describe('capture delivery', () => {
         },
       }),
     });
-    expect(CAPTURE_ERROR_OUTPUT_PREFIX.startsWith('capture-errors/')).toBe(true);
+  });
+
+  it('names objects the capture listing reads', () => {
+    // Firehose appends `<stream>-<version>-<yyyy-MM-dd-HH-mm-ss>-<uuid>` and the file extension to the prefix.
+    const [stream] = Object.values(template.findResources('AWS::KinesisFirehose::DeliveryStream')) as {
+      Properties: { ExtendedS3DestinationConfiguration: { FileExtension?: string } };
+    }[];
+    const extension = stream?.Properties.ExtendedS3DestinationConfiguration.FileExtension ?? '';
+    const prefix = CAPTURE_OUTPUT_PREFIX.replace('!{partitionKeyFromQuery:model}', 'iris')
+      .replace('!{partitionKeyFromQuery:version}', '3')
+      .replace('!{timestamp:yyyy/MM/dd/HH}', '2026/01/05/07');
+    const key = `${prefix}maas-capture-1-2026-01-05-07-30-00-0b1e6f4c-1f2a-4e8b-9c3d-5a6b7c8d9e0f${extension}`;
+    expect(parseCaptureKey(key, 'iris')).toEqual({ version: 3, hour: '2026/01/05/07' });
+  });
+
+  it('the delivery stream is created after its role’s policy, each subscription filter after its role’s policy', () => {
+    const dependsOn = (id: string) => (res[id] as { DependsOn?: string[] }).DependsOn ?? [];
+    const policyOf = (role: { node: { tryFindChild(id: string): unknown } }) => {
+      const policy = role.node.tryFindChild('DefaultPolicy') as
+        | { node: { defaultChild?: unknown } }
+        | undefined;
+      if (!policy) throw new Error('role without default policy');
+      return logicalId(stack, policy);
+    };
+    const deliveryPolicy = policyOf(capture().deliveryRole);
+    const subscriptionPolicy = policyOf(capture().subscriptionRole);
+    expect(dependsOn(logicalId(stack, capture().deliveryStream))).toContain(deliveryPolicy);
+    const filters = [...capture().subscriptionFilters.values()];
+    expect(filters).toHaveLength(2);
+    for (const f of filters) expect(dependsOn(logicalId(stack, f))).toContain(subscriptionPolicy);
+  });
+
+  it('acknowledges the unused Firehose CIDR mapping, the only unreferenced mapping of the template', () => {
+    const json = template.toJSON() as { Mappings?: Record<string, unknown> };
+    const referenced = new Set(
+      [...JSON.stringify(json).matchAll(/"Fn::FindInMap":\["([^"]+)"/g)].map((m) => m[1]),
+    );
+    const unreferenced = Object.keys(json.Mappings ?? {}).filter((m) => !referenced.has(m));
+    expect(unreferenced).toEqual(['awscdkawskinesisfirehoseCidrBlocks']);
+    const acks = stack.node.metadata
+      .filter((m) => m.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+      .flatMap((m) => Object.keys(m.data as object));
+    expect(acks).toContain('CloudFormation-Validate::W7001');
   });
 
   it('writes the keys CAPTURE_KEYS.captureHour names', () => {
@@ -381,7 +427,6 @@ describe('dashboard', () => {
   it('charts every model with SEARCH expressions by default', () => {
     const text = body(template);
     for (const name of charted) {
-      expect(Object.keys(METRICS)).toContain(name);
       expect(text).toContain(`SEARCH('{${METRICS_NAMESPACE},model} MetricName=\\\\\\"${name}\\\\\\"'`);
     }
     for (const stat of ["'p50'", "'p99'", "'Sum'"]) expect(text).toContain(stat);
@@ -390,6 +435,46 @@ describe('dashboard', () => {
     expect(text).toContain('Throttles');
     expect(text).toContain(logicalId(stack, stack.functions.predict.fn));
     template.hasOutput('DashboardName', Match.anyValue());
+  });
+
+  /** The dashboard's widgets, with the tokens of its body (the function name) as `<token>`. */
+  const widgets = (t: Template) => {
+    const [dashboard] = Object.values(t.findResources('AWS::CloudWatch::Dashboard')) as {
+      Properties: { DashboardBody: string | { 'Fn::Join': [string, unknown[]] } };
+    }[];
+    const raw = dashboard?.Properties.DashboardBody;
+    const text =
+      typeof raw === 'string'
+        ? raw
+        : (raw?.['Fn::Join'][1] ?? []).map((p) => (typeof p === 'string' ? p : '<token>')).join('');
+    return (
+      JSON.parse(text) as {
+        widgets: { properties: { title?: string; metrics?: unknown[][] } }[];
+      }
+    ).widgets.map((w) => w.properties);
+  };
+  const labels = (t: Template, title: string) =>
+    (widgets(t).find((w) => w.title === title)?.metrics ?? []).map(
+      (m) => (m.at(-1) as { label?: string }).label,
+    );
+
+  /** CloudWatch's dynamic label of a dimension's value. */
+  const dim = (d: string) => `\${PROP('Dim.${d}')}`;
+
+  it('labels every line with its model (and statistic), so that p50 and p99 are told apart', () => {
+    expect(labels(template, 'Latency p50 / p99')).toEqual([`${dim('model')} p50`, `${dim('model')} p99`]);
+    expect(labels(template, 'ClientErrors (4xx) and ServerErrors (5xx)')).toEqual([
+      `${dim('model')} 4xx`,
+      `${dim('model')} 5xx`,
+    ]);
+    expect(labels(template, 'Requests')).toEqual([dim('model')]);
+    expect(labels(template, 'Registry requests by operation')).toEqual([dim('operation')]);
+    expect(labels(plain.template, 'InferenceLatency p50 / p99')).toEqual([
+      'iris p50',
+      'mnist p50',
+      'iris p99',
+      'mnist p99',
+    ]);
   });
 
   it('charts the named models one by one, at the given period', () => {
@@ -489,7 +574,24 @@ describe('alarms', () => {
     expect(latency).toMatchObject({ Threshold: 250, Period: 300, EvaluationPeriods: 5 });
     expect(sorted(latency?.Dimensions)).toEqual(dims('mnist', 'canary'));
     expect(alarms.find((a) => a.Metrics)?.Threshold).toBe(0.2);
+    expect(() => stack.alarmsFor('mnist', 'canary')).toThrow(MaasValidationError);
     expect(() => stack.alarmsFor('mnist', 'canary')).toThrow(/mnist@canary exist already/);
+  });
+
+  it('describes the error rate as a rounded percentage', () => {
+    const s = new Stack(new App(), 'Describe');
+    const { errorRate } = new MaasAlarms(s, 'Alarms').alarmsFor('iris', 'prod', { errorRate: 0.07 });
+    const description = (errorRate.node.defaultChild as { alarmDescription?: string }).alarmDescription;
+    expect(description).toBe('maas iris@prod: server errors above 7 % of requests (3 × 1 minute)');
+  });
+
+  it('minRequests: a period with fewer requests counts rate 0', () => {
+    const s = new Stack(new App(), 'MinRequests');
+    new MaasAlarms(s, 'Alarms').alarmsFor('iris', 'prod', { minRequests: 20 });
+    const [alarm] = alarmsOf(Template.fromStack(s));
+    expect(alarm?.Metrics?.find((m) => m.Expression)?.Expression).toBe(
+      'IF(requests >= 20, FILL(errors, 0) / requests, 0)',
+    );
   });
 });
 
@@ -499,10 +601,10 @@ describe('checked at synth', () => {
 
   it('capture buffering within dynamic partitioning’s range', () => {
     expect(stackWith({ capture: { bufferInterval: Duration.seconds(30) } })).toThrow(
-      /Bad\/Capture: invalid prop bufferInterval '30 seconds'.*60 to 900.*Set bufferInterval to a whole number of seconds from 60 to 900, e\.g\. Duration\.seconds\(60\)/,
+      /Bad\/Capture: invalid prop capture\.bufferInterval '30 seconds'.*60 to 900.*Set capture\.bufferInterval to a whole number of seconds from 60 to 900, e\.g\. Duration\.seconds\(60\)/,
     );
     expect(stackWith({ capture: { bufferSizeMiB: 32 } })).toThrow(
-      /invalid prop bufferSizeMiB '32'.*Set bufferSizeMiB to a whole number of MiB from 64 to 128/,
+      /invalid prop capture\.bufferSizeMiB '32'.*Set capture\.bufferSizeMiB to a whole number of MiB from 64 to 128/,
     );
     expect(stackWith({ capture: { bufferSizeMiB: 64.5 } })).toThrow(/bufferSizeMiB/);
     // A disabled capture checks nothing (nothing is built).
@@ -511,25 +613,47 @@ describe('checked at synth', () => {
 
   it('dashboard models and period', () => {
     expect(stackWith({ dashboard: { models: ['iris', 'Bad Name'] } })).toThrow(
-      /Bad\/Dashboard: invalid prop models\[1\] 'Bad Name': invalid model name/,
+      /Bad\/Dashboard: invalid prop dashboard\.models\[1\] 'Bad Name': invalid model name/,
     );
     expect(stackWith({ dashboard: { period: Duration.seconds(90) } })).toThrow(
-      /invalid prop period '1 minute 30 seconds'.*whole number of minutes/,
+      /invalid prop dashboard\.period '1 minute 30 seconds'.*whole number of minutes/,
     );
   });
 
   it('alarm names and numbers', () => {
     const alarm = (a: object) => stackWith({ alarms: [{ model: 'iris', alias: 'prod', ...a }] });
     expect(alarm({ errorRate: 0 })).toThrow(
-      /Bad\/Alarms: invalid prop aliases\[0\]\.errorRate '0'.*above 0 and at most 1/,
+      /Bad\/Alarms: invalid prop alarms\[0\]\.errorRate '0'.*above 0 and at most 1/,
     );
     expect(alarm({ errorRate: 5 })).toThrow(/errorRate '5'.*e\.g\. 0\.05/);
-    expect(alarm({ p99Ms: -1 })).toThrow(/aliases\[0\]\.p99Ms '-1'/);
-    expect(alarm({ model: 'Iris' })).toThrow(/aliases\[0\]\.model 'Iris': invalid model name/);
-    expect(alarm({ alias: 'p rod' })).toThrow(/aliases\[0\]\.alias 'p rod'/);
+    expect(alarm({ p99Ms: -1 })).toThrow(/alarms\[0\]\.p99Ms '-1'/);
+    expect(alarm({ model: 'Iris' })).toThrow(/alarms\[0\]\.model 'Iris': invalid model name/);
+    expect(alarm({ alias: 'p rod' })).toThrow(/alarms\[0\]\.alias 'p rod'/);
     expect(alarm({ evaluationPeriods: 0 })).toThrow(/evaluationPeriods '0'/);
-    expect(alarm({ period: Duration.seconds(10) })).toThrow(/aliases\[0\]\.period/);
+    expect(alarm({ period: Duration.seconds(10) })).toThrow(/alarms\[0\]\.period/);
+    expect(alarm({ minRequests: -1 })).toThrow(/alarms\[0\]\.minRequests '-1'/);
+    const twice = stackWith({
+      alarms: [
+        { model: 'iris', alias: 'prod' },
+        { model: 'iris', alias: 'prod', p99Ms: 100 },
+      ],
+    });
+    expect(twice).toThrow(MaasValidationError);
+    expect(twice).toThrow(/invalid prop alarms\[1\]\.alias: the alarms of iris@prod exist already/);
     const { stack: s } = build('MaasAlarmsFor', { capture: { enabled: false }, dashboard: false });
+    // The evaluation window: at most one day of periods under an hour, seven days of longer ones.
+    expect(alarm({ evaluationPeriods: 1441 })).toThrow(
+      /Bad\/Alarms: invalid prop alarms\[0\]\.evaluationPeriods '1441': 1441 periods of 1 minute make 86460 seconds.*86,400 seconds.*Set alarms\[0\]\.evaluationPeriods to at most 1440/,
+    );
+    expect(alarm({ evaluationPeriods: 1440 })).not.toThrow();
+    expect(alarm({ period: Duration.minutes(30), evaluationPeriods: 49 })).toThrow(/at most 48/);
+    expect(alarm({ period: Duration.hours(1), evaluationPeriods: 168 })).not.toThrow();
+    expect(alarm({ period: Duration.hours(1), evaluationPeriods: 169 })).toThrow(
+      /604,800 seconds.*at most 168/,
+    );
+    expect(() => s.alarmsFor('iris', 'prod', { period: Duration.hours(6), evaluationPeriods: 29 })).toThrow(
+      /invalid prop evaluationPeriods '29'.*Set evaluationPeriods to at most 28/,
+    );
     expect(() => s.alarmsFor('iris', 'prod', { errorRate: 1.5 })).toThrow(/invalid prop errorRate '1\.5'/);
   });
 
@@ -563,16 +687,33 @@ describe('cdk-nag AwsSolutions', () => {
     }
   });
 
-  it('acknowledges only prefix-scoped S3 resources and X-Ray on the observability roles', () => {
+  const acksOn = (c: { node: { metadata: { type: string; data: unknown }[] } } | undefined) =>
+    (c?.node.metadata ?? [])
+      .filter((m) => m.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+      .flatMap((m) => Object.keys(m.data as object));
+
+  it('the capture roles acknowledge only prefix-scoped S3 resources', () => {
     const roles = [stack.capture?.deliveryRole, stack.capture?.subscriptionRole];
-    const acks = roles.flatMap((r) =>
-      (r?.node.findAll() ?? []).flatMap((c) =>
-        c.node.metadata
-          .filter((m) => m.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
-          .flatMap((m) => Object.keys(m.data as object)),
-      ),
-    );
+    const acks = roles.flatMap((r) => (r?.node.findAll() ?? []).flatMap(acksOn));
     expect(acks.length).toBeGreaterThan(0);
     for (const id of acks) expect(id).toMatch(/AwsSolutions-IAM5\[Resource::<.*>\/capture(-errors)?\/\*\]/);
+  });
+
+  it('X-Ray’s Resource::* is acknowledged on each traced function role’s default policy, not on the role', () => {
+    const xray = 'AwsSolutions-IAM5[Resource::*]';
+    for (const [which, fn] of Object.entries(maasFunctions(stack))) {
+      const role = fn.role;
+      if (!role) throw new Error('function without role');
+      const isXray = (id: string) => id.endsWith(xray);
+      expect(acksOn(role).some(isXray), which).toBe(false);
+      expect(acksOn(role.node.tryFindChild('DefaultPolicy') as never).some(isXray), which).toBe(true);
+    }
+    for (const [which, fn] of Object.entries(maasFunctions(plain.stack))) {
+      const acks = (fn.role?.node.findAll() ?? []).flatMap(acksOn);
+      expect(
+        acks.some((id) => id.endsWith(xray)),
+        which,
+      ).toBe(false);
+    }
   });
 });
