@@ -28,7 +28,7 @@ import { dynamoDocumentClient, s3Client } from '../functions/adapters/aws-client
 import { StdoutCaptureSink } from '../functions/adapters/capture-sinks';
 import { DynamoRegistryRepository } from '../functions/adapters/dynamodb-registry';
 import { DynamoRegistryReader } from '../functions/adapters/dynamodb-registry-reader';
-import { EmfLineSink } from '../functions/adapters/emf-metrics';
+import { EmfLineSink } from '../functions/adapters/emf-lines';
 import { OrtEngine } from '../functions/adapters/ort-engine';
 import { OrtModelInspector } from '../functions/adapters/ort-inspector';
 import { S3ArtifactReader } from '../functions/adapters/s3-artifact-reader';

@@ -9,7 +9,7 @@ import { version as packageVersion } from '../../package.json';
 import { StdoutCaptureSink } from '../adapters/capture-sinks';
 import { withInvocationDeadline } from '../adapters/deadline';
 import { DynamoRegistryReader } from '../adapters/dynamodb-registry-reader';
-import { EmfLineSink } from '../adapters/emf-metrics';
+import { EmfLineSink } from '../adapters/emf-lines';
 import { sharedOrtEngine } from '../adapters/ort-engine';
 import { PowertoolsLogger } from '../adapters/powertools-logger';
 import { loadTracer } from '../adapters/powertools-tracer';

@@ -3,7 +3,8 @@
  * same document for the same report, with the contract's names, units and dimension sets.
  */
 import { describe, expect, it } from 'vitest';
-import { EmfLineSink, EmfMetricsSink } from '../../functions/adapters/emf-metrics';
+import { EmfLineSink } from '../../functions/adapters/emf-lines';
+import { EmfMetricsSink } from '../../functions/adapters/emf-metrics';
 import type { InferenceReport } from '../../functions/ports/telemetry';
 
 type Doc = Record<string, unknown> & { _aws: { Timestamp: number; CloudWatchMetrics: unknown[] } };
