@@ -219,38 +219,22 @@ async function measureWarm(
   if (first.statusCode !== 200) throw new Error(`handler answered ${first.statusCode}: ${first.body}`);
   const response = JSON.parse(first.body as string) as unknown;
 
-  const raw = async () => {
+  /** Times one call of `work`, in ms. */
+  const timed = (work: () => Promise<unknown>) => async () => {
     const t = now();
-    await rawSession.run(feeds);
+    await work();
     return now() - t;
   };
-  const floor = async () => {
-    const t = now();
+  const raw = timed(() => rawSession.run(feeds));
+  const floor = timed(async () => {
     JSON.parse(body);
     await rawSession.run(feeds);
     JSON.stringify(response);
-    return now() - t;
-  };
-  const full = async () => {
-    const t = now();
-    await handler(event);
-    return now() - t;
-  };
-  const wasm = async () => {
-    const t = now();
-    await webSession.run(webFeeds);
-    return now() - t;
-  };
-  const observed = async () => {
-    const t = now();
-    await observedHandler(event);
-    return now() - t;
-  };
-  const captured = async () => {
-    const t = now();
-    await observedHandler(capturedEvent);
-    return now() - t;
-  };
+  });
+  const full = timed(() => handler(event));
+  const wasm = timed(() => webSession.run(webFeeds));
+  const observed = timed(() => observedHandler(event));
+  const captured = timed(() => observedHandler(capturedEvent));
 
   const iterations = batch === 1 ? 600 : 200;
   // Untimed rounds first, for every variant alike: the handler's JavaScript (parsing, validation, encoding)

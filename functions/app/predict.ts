@@ -11,7 +11,7 @@ import { postprocessOutputSpecs } from '../domain/postprocess';
 import type { TensorSpec } from '../domain/types';
 import type { ArtifactStore } from '../ports/index';
 import { type BatchItem, createBatchInference } from './batch-inference';
-import { createInference, type InferenceObservation } from './inference';
+import { createInference, type Inference } from './inference';
 import type { SessionCache } from './session-cache';
 import { createVersionResolver, type ServedVersion, type VersionResolverDeps } from './version-resolver';
 
@@ -32,30 +32,17 @@ export interface ModelMetadata {
   readonly outputs: readonly TensorSpec[];
 }
 
-export interface Predictor {
+/**
+ * The predict use case. `infer` and `inferJson` are single inference's (inference.ts): each answer carries its
+ * inference id (the request's `id`, else a generated one), and `obs` receives what the request reports.
+ */
+export interface Predictor extends Pick<Inference, 'infer' | 'inferJson'> {
   /** Resolves `ref` (version number, alias, or none = `prod`) to a READY version. */
   resolve(name: string, ref?: string): Promise<ServedVersion>;
   /** OIP model metadata of `name@ref`. */
   metadata(name: string, ref?: string): Promise<ModelMetadata>;
   /** Loads the session of `name@ref` (used for `MAAS_PRELOAD`). */
   preload(name: string, ref?: string): Promise<ServedVersion>;
-  /**
-   * Runs one OIP request; the response as an object, with its inference id (the request's `id`, else a generated
-   * one). `obs` receives what the request reports (version, inference id, timings).
-   */
-  infer(
-    name: string,
-    ref: string | undefined,
-    request: unknown,
-    obs?: InferenceObservation,
-  ): Promise<OipResponse>;
-  /** As `infer`, the response as JSON text (the HTTP path: no intermediate objects). */
-  inferJson(
-    name: string,
-    ref: string | undefined,
-    request: unknown,
-    obs?: InferenceObservation,
-  ): Promise<string>;
   /**
    * The capture declaration that applies to requests for `name@ref` as last resolved: the alias's own, else the
    * served version's (undefined: nothing is captured). No I/O.
