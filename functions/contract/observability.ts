@@ -59,6 +59,12 @@ export const STABLE_ROUTE: TrafficRoute = 'stable';
 /** Response header carrying the inference id of every inference answer. */
 export const INFERENCE_ID_HEADER = 'x-maas-inference-id';
 
+/** Request header whose value routes a request within a split alias (the same key, the same version). */
+export const ROUTING_KEY_HEADER = 'x-maas-routing-key';
+
+/** Response header naming the traffic route that answered (`stable` or `canary`). */
+export const ROUTE_HEADER = 'x-maas-route';
+
 /**
  * Prometheus names of the local `/metrics` (counters `_total`, histograms in milliseconds), labelled by `model`,
  * `version`, `alias`, `route` (inference) or `operation` (registry).

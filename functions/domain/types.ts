@@ -86,6 +86,13 @@ export interface AliasState {
    * on items written before it existed.
    */
   readonly target?: ModelVersion;
+  /** The alias's traffic split (absent: all traffic to `version`). */
+  readonly routing?: AliasRouting;
+  /**
+   * The serving fields of the canary version (as `target` for the stable one), written with the routing, so a
+   * split alias too resolves with one read.
+   */
+  readonly canaryTarget?: ModelVersion;
   /**
    * The alias's own capture declaration (`PATCH /models/{name}/aliases/{alias}`). For requests through the alias
    * it wins over the version's (`target.capture`). A move keeps it; removing the alias drops it.
@@ -100,6 +107,25 @@ export interface HistoryEntry {
   readonly at: string;
   readonly actor: string;
   readonly reason?: string;
+  /** The alias's traffic split after this entry's change (absent: none). */
+  readonly routing?: AliasRouting;
+}
+
+/**
+ * How an alias splits its traffic (progressive delivery): a canary version that serves `weight` percent of the
+ * alias's requests besides its stable `version`. A request with a routing key (the `x-maas-routing-key` header,
+ * else the request's `parameters[keyParameter]` when the alias names one) is routed by a hash of key and model, so
+ * one key always lands on the same version and raising the weight only moves keys from stable to canary; a request
+ * without one is routed at random.
+ */
+export interface AliasRouting {
+  readonly canary?: {
+    readonly version: number;
+    /** 0-100, in steps of 0.1. */
+    readonly weight: number;
+  };
+  /** The OIP request `parameters` field used as the routing key when the request has no routing key header. */
+  readonly keyParameter?: string;
 }
 
 export interface Page<T> {

@@ -1,0 +1,85 @@
+/**
+ * Progressive delivery's pure rules (docs/ARCHITECTURE.md, "Progressive delivery"): what a traffic split may be,
+ * and which route a request takes within a split alias.
+ *
+ * A request with a routing key is routed by a hash of key and model into 10 000 buckets: the buckets below
+ * `weight × 100` go to the canary, so one key always lands on the same version, and raising the weight only
+ * moves keys from stable to canary, never back. A request without a key is routed at random.
+ */
+import { sampleHash } from './capture';
+import { BadRequestError } from './errors';
+import type { AliasRouting } from './types';
+
+/** The buckets of the routing hash: weights are honoured in steps of 0.01 %, declared in steps of 0.1 %. */
+export const ROUTING_BUCKETS = 10_000;
+
+/** The route of one request within its alias. */
+export type SplitRoute = 'stable' | 'canary';
+
+/**
+ * Whether a request goes to the canary at `weight` percent: by its key's bucket when it has a key (`random` is then
+ * not used), else by `random()` (0 ≤ x < 1).
+ */
+export function routeOf(
+  weight: number,
+  key: string | undefined,
+  model: string,
+  random: () => number = Math.random,
+): SplitRoute {
+  if (weight <= 0) return 'stable';
+  if (weight >= 100) return 'canary';
+  const threshold = Math.round(weight * (ROUTING_BUCKETS / 100));
+  const bucket = key === undefined ? Math.floor(random() * ROUTING_BUCKETS) : keyBucket(key, model);
+  return bucket < threshold ? 'canary' : 'stable';
+}
+
+/** The bucket (0 … 9 999) of a routing key for a model. */
+export function keyBucket(key: string, model: string): number {
+  return sampleHash(`${model}\u0000${key}`) % ROUTING_BUCKETS;
+}
+
+const PARAMETER = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
+
+/**
+ * Parses a traffic split from a request body: `{canary?: {version, weight}, keyParameter?}`; `weight` 0-100 in
+ * steps of 0.1, `version` a positive integer. 400 `INVALID_ROUTING` otherwise. (That the canary version exists, is
+ * READY and is not the alias's own version is the registry's to check.)
+ */
+export function parseRouting(value: unknown): AliasRouting {
+  const bad = (why: string) => new BadRequestError(`routing ${why}`, 'INVALID_ROUTING');
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw bad('must be an object {canary?: {version, weight}, keyParameter?}');
+  }
+  const { canary, keyParameter, ...rest } = value as Record<string, unknown>;
+  const unknown = Object.keys(rest);
+  if (unknown.length > 0) throw bad(`has unknown field(s): ${unknown.join(', ')}`);
+  if (keyParameter !== undefined && (typeof keyParameter !== 'string' || !PARAMETER.test(keyParameter))) {
+    throw bad('keyParameter must be a parameter name (letters, digits, _ . -; at most 64)');
+  }
+  let parsedCanary: AliasRouting['canary'];
+  if (canary !== undefined) {
+    if (canary === null || typeof canary !== 'object' || Array.isArray(canary)) {
+      throw bad('canary must be an object {version, weight}');
+    }
+    const { version, weight, ...extra } = canary as Record<string, unknown>;
+    if (Object.keys(extra).length > 0)
+      throw bad(`canary has unknown field(s): ${Object.keys(extra).join(', ')}`);
+    if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
+      throw bad('canary.version must be a version number');
+    }
+    if (
+      typeof weight !== 'number' ||
+      !Number.isFinite(weight) ||
+      weight < 0 ||
+      weight > 100 ||
+      Math.abs(Math.round(weight * 10) - weight * 10) > 1e-9
+    ) {
+      throw bad('canary.weight must be a number from 0 to 100 in steps of 0.1');
+    }
+    parsedCanary = { version, weight };
+  }
+  return {
+    ...(parsedCanary ? { canary: parsedCanary } : {}),
+    ...(typeof keyParameter === 'string' ? { keyParameter } : {}),
+  };
+}
