@@ -7,6 +7,7 @@ import { keys } from '../contract/table';
 import type { CaptureConfig } from '../domain/capture';
 import type { VersionCounter, VersionState } from '../domain/registry-plans';
 import type {
+  AliasRouting,
   AliasState,
   HistoryEntry,
   HistoryRecord,
@@ -48,26 +49,59 @@ export function toCapture(value: unknown): CaptureConfig | undefined {
   };
 }
 
-export function toModel(item: Item): Model {
+/** A model with its aliases' splits (`splits`, alias → split, only when one has one). */
+export function toModel(item: Item): Model & { readonly splits?: Readonly<Record<string, AliasRouting>> } {
+  const splits: Record<string, AliasRouting> = {};
+  if (item.splits !== null && typeof item.splits === 'object') {
+    for (const [alias, value] of Object.entries(item.splits as Record<string, unknown>)) {
+      const routing = toRouting(value);
+      if (routing) splits[alias] = routing;
+    }
+  }
   return {
     name: item.name as string,
     ...(item.description !== undefined ? { description: item.description as string } : {}),
     latestVersion: (item.latestVersion as number | undefined) ?? 0,
     aliases: (item.aliases as Record<string, number> | undefined) ?? {},
+    ...(Object.keys(splits).length > 0 ? { splits } : {}),
     createdAt: item.createdAt as string,
     updatedAt: item.updatedAt as string,
   };
 }
 
+/** A stored traffic split (`{canary?: {version, weight}, keyParameter?}`); undefined when absent or empty. */
+export function toRouting(value: unknown): AliasRouting | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  const r = value as Record<string, unknown>;
+  const c = r.canary as Record<string, unknown> | undefined;
+  const canary =
+    c !== null && typeof c === 'object' && typeof c.version === 'number'
+      ? { version: c.version, weight: Number(c.weight ?? 0) }
+      : undefined;
+  const keyParameter = typeof r.keyParameter === 'string' ? r.keyParameter : undefined;
+  if (!canary && keyParameter === undefined) return undefined;
+  return { ...(canary ? { canary } : {}), ...(keyParameter !== undefined ? { keyParameter } : {}) };
+}
+
+/**
+ * An ALIAS item as the alias's state: `target` when it is the copy of the version the alias points at, `routing`
+ * when the alias has a split, `canaryTarget` when it is the copy of the split's canary version.
+ */
 export function toAlias(item: Item): AliasState {
   const target = item.target as Item | undefined;
   const capture = toCapture(item.capture);
+  const routing = toRouting(item.routing);
+  const canaryTarget = item.canaryTarget as Item | undefined;
   return {
     alias: item.alias as string,
     version: item.version as number,
     revision: item.revision as number,
     updatedAt: item.updatedAt as string,
     ...(target && target.version === item.version ? { target: toVersion(target) } : {}),
+    ...(routing ? { routing } : {}),
+    ...(canaryTarget && routing?.canary && canaryTarget.version === routing.canary.version
+      ? { canaryTarget: toVersion(canaryTarget) }
+      : {}),
     ...(capture ? { capture } : {}),
   };
 }
@@ -80,6 +114,7 @@ export function toHistory(item: Item): HistoryEntry {
     at: item.at as string,
     actor: item.actor as string,
     ...(typeof item.reason === 'string' ? { reason: item.reason } : {}),
+    ...(toRouting(item.routing) ? { routing: toRouting(item.routing)! } : {}),
   };
 }
 
@@ -125,6 +160,8 @@ export function aliasItem(name: string, a: AliasState): Item {
     revision: a.revision,
     updatedAt: a.updatedAt,
     ...(a.target ? { target: a.target } : {}),
+    ...(a.routing ? { routing: a.routing } : {}),
+    ...(a.canaryTarget ? { canaryTarget: a.canaryTarget } : {}),
     ...(a.capture ? { capture: a.capture } : {}),
   };
 }

@@ -42,13 +42,17 @@ import { keys, TABLE } from '../contract/table';
 import type { CaptureConfig } from '../domain/capture';
 import {
   type AliasMovePlan,
+  type AliasRoutingChange,
+  type AliasRoutingPlan,
   aliasCaptureRefusal,
   assertVersionUpdate,
   patchedVersion,
   planAliasMove,
+  planAliasRouting,
   planVersionCompletion,
   planVersionCreation,
   planVersionUpdate,
+  recanariedAliases,
   retargetedAliases,
   type VersionCompletionPlan,
   type VersionCounter,
@@ -62,6 +66,7 @@ import { decodePageToken, encodePageToken, isPageKeyOf, type PageKey } from '../
 import type {
   AliasMove,
   AliasMoveResult,
+  AliasRouting,
   AliasState,
   HistoryEntry,
   Model,
@@ -260,10 +265,10 @@ export class DynamoRegistryRepository implements RegistryRepository {
       assertVersionUpdate(plan, name, version, state);
       const stored = toVersion(item as Item);
       const aliasItems = await Promise.all(state!.aliases.map((a) => this.get(pk, keys.aliasSk(a))));
-      const retarget = retargetedAliases(
-        version,
-        aliasItems.filter((a): a is Item => a !== undefined).map(toAlias),
-      );
+      const read = aliasItems.filter((a): a is Item => a !== undefined).map(toAlias);
+      const retarget = retargetedAliases(version, read);
+      // The aliases whose canary the version is carry a copy too (`canaryTarget`).
+      const recanary = recanariedAliases(version, read);
       const { sets, values, names, conditions } = this.versionUpdate(plan);
       if (state!.aliases.length === 0) {
         conditions.push('attribute_not_exists(aliases)');
@@ -300,6 +305,25 @@ export class DynamoRegistryRepository implements RegistryRepository {
             UpdateExpression: capture ? 'SET #target.#capture = :capture' : 'REMOVE #target.#capture',
             ConditionExpression: '#revision = :revision',
             ExpressionAttributeNames: { '#target': 'target', '#capture': 'capture', '#revision': 'revision' },
+            ExpressionAttributeValues: {
+              ':revision': a.revision,
+              ...(capture ? { ':capture': capture } : {}),
+            },
+          },
+        });
+      }
+      for (const a of recanary) {
+        items.push({
+          Update: {
+            TableName: this.table,
+            Key: { pk, sk: keys.aliasSk(a.alias) },
+            UpdateExpression: capture ? 'SET #canary.#capture = :capture' : 'REMOVE #canary.#capture',
+            ConditionExpression: '#revision = :revision',
+            ExpressionAttributeNames: {
+              '#canary': 'canaryTarget',
+              '#capture': 'capture',
+              '#revision': 'revision',
+            },
             ExpressionAttributeValues: {
               ':revision': a.revision,
               ...(capture ? { ':capture': capture } : {}),
@@ -462,6 +486,40 @@ export class DynamoRegistryRepository implements RegistryRepository {
         const model = await this.get(pk, keys.modelSk);
         throw aliasCaptureRefusal(name, alias, model !== undefined);
       }
+    });
+  }
+
+  /**
+   * Sets or removes the alias's traffic split: one transaction updates the ALIAS item (revision + 1, `routing`,
+   * `canaryTarget`; conditioned on the revision read), appends the HISTORY entry, adds the alias to the new canary
+   * VERSION item's alias set (conditioned on READY and on the capture copied) or checks the kept one, removes it
+   * from the canary it leaves, and keeps the MODEL item's `splits` map in step. A lost race plans again.
+   */
+  async setAliasRouting(change: AliasRoutingChange): Promise<AliasState> {
+    const pk = keys.modelPk(change.name);
+    const canary = change.routing?.canary?.version;
+    return this.retry.run(`changing the split of alias '${change.alias}' of '${change.name}'`, async () => {
+      const [model, alias, canaryItem] = await Promise.all([
+        this.get(pk, keys.modelSk),
+        this.get(pk, keys.aliasSk(change.alias)),
+        canary === undefined ? undefined : this.get(pk, keys.versionSk(canary)),
+      ]);
+      const plan = planAliasRouting(
+        change,
+        {
+          modelExists: model !== undefined,
+          alias: alias ? toAlias(alias) : undefined,
+          canary: canaryItem ? toVersion(canaryItem) : undefined,
+        },
+        this.clock.now().toISOString(),
+      );
+      const hasSplits = model?.splits !== null && typeof model?.splits === 'object';
+      const hadRouting = alias ? toAlias(alias).routing !== undefined : false;
+      await this.doc.send(
+        new TransactWriteCommand({ TransactItems: this.routingItems(plan, hasSplits, hadRouting) }),
+      );
+      // The alias's own capture is not the change's to write; it is answered as read.
+      return plan.next;
     });
   }
 
@@ -640,13 +698,17 @@ export class DynamoRegistryRepository implements RegistryRepository {
         : { ConditionExpression: 'attribute_not_exists(pk)' };
     if (plan.next) {
       // An update, not a put: the alias's own `capture` is not the move's to write (see `setAliasCapture`).
+      // A move that keeps the split leaves `routing` and `canaryTarget` alone (a version's capture change rewrites
+      // `canaryTarget.capture` in place); a promotion clears the canary, keeping the key parameter.
       const next = plan.next;
+      const promotion = plan.routingChange !== undefined;
+      const routingSet = promotion && plan.routingChange ? ', #routing = :routing' : '';
+      const routingRemove = promotion ? ` REMOVE #canaryTarget${plan.routingChange ? '' : ', #routing'}` : '';
       items.push({
         Update: {
           TableName: this.table,
           Key: { pk, sk: keys.aliasSk(plan.alias) },
-          UpdateExpression:
-            'SET #name = :name, #alias = :alias, #version = :version, #revision = :revision, #updatedAt = :at, #target = :target',
+          UpdateExpression: `SET #name = :name, #alias = :alias, #version = :version, #revision = :revision, #updatedAt = :at, #target = :target${routingSet}${routingRemove}`,
           ConditionExpression: aliasCondition.ConditionExpression,
           ExpressionAttributeNames: {
             '#name': 'name',
@@ -655,6 +717,7 @@ export class DynamoRegistryRepository implements RegistryRepository {
             '#revision': 'revision',
             '#updatedAt': 'updatedAt',
             '#target': 'target',
+            ...(promotion ? { '#canaryTarget': 'canaryTarget', '#routing': 'routing' } : {}),
           },
           ExpressionAttributeValues: {
             ...aliasCondition.ExpressionAttributeValues,
@@ -664,6 +727,7 @@ export class DynamoRegistryRepository implements RegistryRepository {
             ':revision': next.revision,
             ':at': next.updatedAt,
             ':target': next.target,
+            ...(routingSet ? { ':routing': plan.routingChange } : {}),
           },
         },
       });
@@ -722,21 +786,177 @@ export class DynamoRegistryRepository implements RegistryRepository {
         },
       });
     }
+    if (plan.releasesCanary !== undefined) {
+      items.push({
+        Update: {
+          TableName: this.table,
+          Key: { pk, sk: keys.versionSk(plan.releasesCanary) },
+          UpdateExpression: 'DELETE aliases :alias',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: { ':alias': aliasSetValue },
+        },
+      });
+    }
+    // The model's splits map follows the alias's split when the move changes it (it exists: the alias had one).
+    const splitSet = plan.routingChange ? ', splits.#alias = :split' : '';
+    const splitRemove = plan.routingChange === null ? ', splits.#alias' : '';
     items.push({
       Update: {
         TableName: this.table,
         Key: { pk, sk: keys.modelSk },
         UpdateExpression: plan.next
-          ? 'SET aliases.#alias = :version, updatedAt = :now'
-          : 'REMOVE aliases.#alias SET updatedAt = :now',
+          ? `SET aliases.#alias = :version, updatedAt = :now${splitSet}${splitRemove ? ` REMOVE ${splitRemove.slice(2)}` : ''}`
+          : `REMOVE aliases.#alias${splitRemove} SET updatedAt = :now`,
         ConditionExpression: 'attribute_exists(pk)',
         ExpressionAttributeNames: { '#alias': plan.alias },
-        ExpressionAttributeValues: plan.next
-          ? { ':now': plan.at, ':version': plan.next.version }
-          : { ':now': plan.at },
+        ExpressionAttributeValues: {
+          ':now': plan.at,
+          ...(plan.next ? { ':version': plan.next.version } : {}),
+          ...(splitSet ? { ':split': plan.routingChange } : {}),
+        },
       },
     });
     return items;
+  }
+
+  /** A split change as a transaction (see `setAliasRouting`). */
+  private routingItems(plan: AliasRoutingPlan, hasSplits: boolean, hadRouting: boolean): TxItem[] {
+    const pk = keys.modelPk(plan.name);
+    const next = plan.next;
+    const sets = ['#revision = :revision', '#updatedAt = :at'];
+    const removes: string[] = [];
+    const values: Record<string, unknown> = {
+      ':rev': plan.expectedRevision,
+      ':revision': next.revision,
+      ':at': next.updatedAt,
+    };
+    if (next.routing) {
+      sets.push('#routing = :routing');
+      values[':routing'] = next.routing;
+    } else removes.push('#routing');
+    if (next.canaryTarget) {
+      sets.push('#canaryTarget = :canaryTarget');
+      values[':canaryTarget'] = next.canaryTarget;
+    } else removes.push('#canaryTarget');
+    const items: TxItem[] = [
+      {
+        Update: {
+          TableName: this.table,
+          Key: { pk, sk: keys.aliasSk(plan.alias) },
+          UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
+          ConditionExpression: '#revision = :rev',
+          ExpressionAttributeNames: {
+            '#revision': 'revision',
+            '#updatedAt': 'updatedAt',
+            '#routing': 'routing',
+            '#canaryTarget': 'canaryTarget',
+          },
+          ExpressionAttributeValues: values,
+        },
+      },
+      {
+        Put: {
+          TableName: this.table,
+          Item: historyItem(plan.name, plan.history),
+          ConditionExpression: 'attribute_not_exists(pk)',
+        },
+      },
+    ];
+    const aliasSetValue = new Set([plan.alias]);
+    if (next.canaryTarget) {
+      // The canary is still READY with the capture copied (a concurrent capture change makes this plan again).
+      const readCapture = next.canaryTarget.capture;
+      const condition = {
+        ConditionExpression: `#status = :ready AND ${readCapture ? '#capture = :capture' : 'attribute_not_exists(#capture)'}`,
+        ExpressionAttributeNames: { '#status': 'status', '#capture': 'capture' },
+      };
+      const captureValue = readCapture ? { ':capture': readCapture } : {};
+      const key = { pk, sk: keys.versionSk(next.canaryTarget.version) };
+      items.push(
+        plan.gains === undefined
+          ? {
+              ConditionCheck: {
+                TableName: this.table,
+                Key: key,
+                ...condition,
+                ExpressionAttributeValues: { ':ready': 'READY', ...captureValue },
+              },
+            }
+          : {
+              Update: {
+                TableName: this.table,
+                Key: key,
+                UpdateExpression: 'ADD aliases :alias',
+                ...condition,
+                ExpressionAttributeValues: { ':ready': 'READY', ':alias': aliasSetValue, ...captureValue },
+              },
+            },
+      );
+    }
+    if (plan.releases !== undefined) {
+      items.push({
+        Update: {
+          TableName: this.table,
+          Key: { pk, sk: keys.versionSk(plan.releases) },
+          UpdateExpression: 'DELETE aliases :alias',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: { ':alias': aliasSetValue },
+        },
+      });
+    }
+    items.push(
+      this.modelSplitsItem(plan.name, plan.alias, plan.at, next.routing ?? null, hasSplits, hadRouting),
+    );
+    return items;
+  }
+
+  /**
+   * The MODEL item's `splits` map kept in step with an alias's split (`null`: removed). The map is created whole by
+   * the first split of the model (conditioned on its absence: two first splits race and one plans again).
+   */
+  private modelSplitsItem(
+    name: string,
+    alias: string,
+    at: string,
+    routing: AliasRouting | null,
+    hasSplits: boolean,
+    hadRouting: boolean,
+  ): TxItem {
+    const base = {
+      TableName: this.table,
+      Key: { pk: keys.modelPk(name), sk: keys.modelSk },
+    };
+    if (routing && !hasSplits) {
+      return {
+        Update: {
+          ...base,
+          UpdateExpression: 'SET splits = :splits, updatedAt = :now',
+          ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(splits)',
+          ExpressionAttributeValues: { ':splits': { [alias]: routing }, ':now': at },
+        },
+      };
+    }
+    if (routing) {
+      return {
+        Update: {
+          ...base,
+          UpdateExpression: 'SET splits.#alias = :split, updatedAt = :now',
+          ConditionExpression: 'attribute_exists(pk) AND attribute_exists(splits)',
+          ExpressionAttributeNames: { '#alias': alias },
+          ExpressionAttributeValues: { ':split': routing, ':now': at },
+        },
+      };
+    }
+    return {
+      Update: {
+        ...base,
+        UpdateExpression:
+          hadRouting && hasSplits ? 'REMOVE splits.#alias SET updatedAt = :now' : 'SET updatedAt = :now',
+        ConditionExpression: 'attribute_exists(pk)',
+        ...(hadRouting && hasSplits ? { ExpressionAttributeNames: { '#alias': alias } } : {}),
+        ExpressionAttributeValues: { ':now': at },
+      },
+    };
   }
 
   // -------------------------------------------------------------------------------------------

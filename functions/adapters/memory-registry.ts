@@ -14,14 +14,18 @@ import type { CaptureConfig } from '../domain/capture';
 import { UnavailableError } from '../domain/errors';
 import {
   type AliasMovePlan,
+  type AliasRoutingChange,
+  type AliasRoutingPlan,
   aliasCaptureRefusal,
   assertVersionDeletion,
   assertVersionUpdate,
   patchedVersion,
   planAliasMove,
+  planAliasRouting,
   planVersionCompletion,
   planVersionCreation,
   planVersionUpdate,
+  recanariedAliases,
   retargetedAliases,
   type VersionCompletionPlan,
   type VersionCreationPlan,
@@ -42,7 +46,7 @@ import type {
   VersionCompletion,
   VersionPatch,
 } from '../domain/types';
-import { type Clock, type RegistryRepository, systemClock } from '../ports';
+import { type Clock, type ModelWithSplits, type RegistryRepository, systemClock } from '../ports';
 
 interface ModelData {
   readonly name: string;
@@ -188,6 +192,14 @@ export class MemoryRegistryRepository implements RegistryRepository {
           target: { ...target, ...(updated.capture ? { capture: clone(updated.capture) } : {}) },
         });
       }
+      // And to the copies in the aliases whose canary it is.
+      for (const a of recanariedAliases(version, [...data!.aliases.values()])) {
+        const { capture: _old, ...canaryTarget } = a.canaryTarget!;
+        data!.aliases.set(a.alias, {
+          ...a,
+          canaryTarget: { ...canaryTarget, ...(updated.capture ? { capture: clone(updated.capture) } : {}) },
+        });
+      }
     }
     return clone(updated);
   }
@@ -249,6 +261,27 @@ export class MemoryRegistryRepository implements RegistryRepository {
     const next: AliasState = { ...rest, ...(capture ? { capture: clone(capture) } : {}) };
     data.aliases.set(alias, next);
     return clone(next);
+  }
+
+  async setAliasRouting(change: AliasRoutingChange): Promise<AliasState> {
+    return this.untilCommitted(
+      `changing the split of alias '${change.alias}' of '${change.name}'`,
+      async () => {
+        const data = this.store.models.get(change.name);
+        const canary = change.routing?.canary?.version;
+        const plan = planAliasRouting(
+          change,
+          {
+            modelExists: data !== undefined,
+            alias: data?.aliases.get(change.alias),
+            canary: canary === undefined ? undefined : data?.versions.get(canary),
+          },
+          this.clock.now().toISOString(),
+        );
+        await yieldTurn();
+        return clone(this.commitRouting(plan));
+      },
+    );
   }
 
   async aliasHistory(
@@ -350,15 +383,40 @@ export class MemoryRegistryRepository implements RegistryRepository {
     // The version's capture is still the one the plan copied into the target (a change meanwhile: plan again).
     if (plan.next && !sameCapture(target?.capture, plan.next.target?.capture)) throw new LostRace();
     if (plan.next) {
-      // The alias keeps its own capture as it is now (a capture change is not a move: it does not bump the revision).
-      const { capture: _planned, ...next } = clone(plan.next);
-      const own = data.aliases.get(plan.alias)?.capture;
-      data.aliases.set(plan.alias, { ...next, ...(own ? { capture: clone(own) } : {}) });
+      // The alias keeps its own capture as it is now (a capture change is not a move: it does not bump the revision),
+      // and a canary copy it keeps is the one stored now (a version's capture change rewrites it in place).
+      const { capture: _planned, canaryTarget: planned, ...next } = clone(plan.next);
+      const stored = data.aliases.get(plan.alias);
+      const own = stored?.capture;
+      const canaryTarget = planned ? stored?.canaryTarget : undefined;
+      data.aliases.set(plan.alias, {
+        ...next,
+        ...(canaryTarget ? { canaryTarget: clone(canaryTarget) } : {}),
+        ...(own ? { capture: clone(own) } : {}),
+      });
     } else {
       data.aliases.delete(plan.alias);
     }
     data.history.push({ ...clone(plan.history), seq: ++this.store.seq });
     data.updatedAt = plan.at;
+  }
+
+  private commitRouting(plan: AliasRoutingPlan): AliasState {
+    const data = this.store.models.get(plan.name);
+    const stored = data?.aliases.get(plan.alias);
+    if (!data || !stored || stored.revision !== plan.expectedRevision) throw new LostRace();
+    const canary = plan.next.canaryTarget;
+    if (canary) {
+      const v = data.versions.get(canary.version);
+      if (v?.status !== 'READY' || !sameCapture(v.capture, canary.capture)) throw new LostRace();
+    }
+    // The alias's own capture as it is now (not guarded by the revision).
+    const { capture: _planned, ...next } = clone(plan.next);
+    const state: AliasState = { ...next, ...(stored.capture ? { capture: clone(stored.capture) } : {}) };
+    data.aliases.set(plan.alias, state);
+    data.history.push({ ...clone(plan.history), seq: ++this.store.seq });
+    data.updatedAt = plan.at;
+    return state;
   }
 
   /** Runs a write again while it loses races; 503 after `maxAttempts`. */
@@ -379,13 +437,19 @@ export class MemoryRegistryRepository implements RegistryRepository {
 // ---------------------------------------------------------------------------------------------
 
 function toModel(data: ModelData): Model {
-  return {
+  const aliases = [...data.aliases.values()];
+  const splits = Object.fromEntries(
+    aliases.filter((a) => a.routing).map((a) => [a.alias, clone(a.routing!)]),
+  );
+  const model: ModelWithSplits = {
     name: data.name,
     latestVersion: data.latestVersion,
-    aliases: Object.fromEntries([...data.aliases.values()].map((a) => [a.alias, a.version])),
+    aliases: Object.fromEntries(aliases.map((a) => [a.alias, a.version])),
+    ...(Object.keys(splits).length > 0 ? { splits } : {}),
     createdAt: data.createdAt,
     updatedAt: data.updatedAt,
   };
+  return model;
 }
 
 function sameCapture(a: CaptureConfig | undefined, b: CaptureConfig | undefined): boolean {
@@ -401,12 +465,16 @@ function toHistory(h: HistoryRecord): HistoryEntry {
     at: h.at,
     actor: h.actor,
     ...(h.reason !== undefined ? { reason: h.reason } : {}),
+    ...(h.routing !== undefined ? { routing: clone(h.routing) } : {}),
   };
 }
 
 /** The aliases pointing at a version, as the archive and delete rules read them. */
 function versionState(data: ModelData, v: ModelVersion): VersionState {
-  const aliases = [...data.aliases.values()].filter((a) => a.version === v.version).map((a) => a.alias);
+  // An alias holds its stable version and its canary.
+  const aliases = [...data.aliases.values()]
+    .filter((a) => a.version === v.version || a.routing?.canary?.version === v.version)
+    .map((a) => a.alias);
   return { status: v.status, aliases: aliases.sort() };
 }
 

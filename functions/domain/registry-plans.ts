@@ -13,6 +13,7 @@ import { assertAliasable } from './registry-rules';
 import type {
   AliasMove,
   AliasMoveResult,
+  AliasRouting,
   AliasState,
   HistoryEntry,
   HistoryRecord,
@@ -302,6 +303,17 @@ export interface AliasMovePlan {
   readonly gains: number | undefined;
   /** The version that loses the alias (undefined when there was none or the alias stays on it). */
   readonly releases: number | undefined;
+  /**
+   * The canary version that loses the alias: the alias is removed while it has a canary. (A promotion — the alias
+   * moved to its canary — keeps the version's alias set as it is: the canary becomes the stable version.)
+   */
+  readonly releasesCanary: number | undefined;
+  /**
+   * The split the move leaves (the model's `splits` map follows): `undefined` when it does not change it, `null`
+   * when it removes it (the alias is removed, or a promotion leaves no key parameter), else the split without its
+   * canary (a promotion that keeps the key parameter).
+   */
+  readonly routingChange: AliasRouting | null | undefined;
   readonly result: AliasMoveResult;
 }
 
@@ -339,6 +351,21 @@ export function planAliasMove(move: AliasMove, state: AliasMoveState, clockNow: 
   const prevAt = state.alias?.updatedAt;
   const at = prevAt !== undefined && prevAt > clockNow ? prevAt : clockNow;
   const nextRevision = revision + 1;
+  // The split: a move to the canary version promotes it (the canary is cleared, the key parameter stays); any
+  // other move keeps the split as it is; a removal removes it.
+  const routing = state.alias?.routing;
+  const canary = routing?.canary?.version;
+  const promoted = canary !== undefined && move.version === canary;
+  let nextRouting: AliasRouting | undefined = routing;
+  let routingChange: AliasRouting | null | undefined;
+  if (move.version === null) {
+    nextRouting = undefined;
+    routingChange = routing ? null : undefined;
+  } else if (promoted) {
+    nextRouting = routing?.keyParameter !== undefined ? { keyParameter: routing.keyParameter } : undefined;
+    routingChange = nextRouting ?? null;
+  }
+  const keepCanaryTarget = !promoted && state.alias?.canaryTarget !== undefined;
   return {
     name: move.name,
     alias: move.alias,
@@ -353,6 +380,8 @@ export function planAliasMove(move: AliasMove, state: AliasMoveState, clockNow: 
             revision: nextRevision,
             updatedAt: at,
             target: servingSnapshot(target),
+            ...(nextRouting ? { routing: nextRouting } : {}),
+            ...(keepCanaryTarget ? { canaryTarget: state.alias!.canaryTarget! } : {}),
             // The alias's own declaration stays with it, whatever it points at.
             ...(state.alias?.capture !== undefined ? { capture: state.alias.capture } : {}),
           },
@@ -363,11 +392,140 @@ export function planAliasMove(move: AliasMove, state: AliasMoveState, clockNow: 
       at,
       actor: move.actor,
       ...(move.reason !== undefined ? { reason: move.reason } : {}),
+      ...(nextRouting ? { routing: nextRouting } : {}),
       revision: nextRevision,
     },
     gains: move.version !== null && move.version !== current ? move.version : undefined,
     releases: current !== null && current !== move.version ? current : undefined,
+    releasesCanary: move.version === null ? canary : undefined,
+    routingChange,
     result: { alias: move.alias, version: move.version, previousVersion: current, revision: nextRevision },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Traffic splits
+
+/** A change of an alias's traffic split (`PATCH /models/{name}/aliases/{alias}` with `routing`). */
+export interface AliasRoutingChange {
+  readonly name: string;
+  readonly alias: string;
+  /** The new split; null (or a split with neither canary nor key parameter) removes it. */
+  readonly routing: AliasRouting | null;
+  /** Current revision observed by the caller; the change is conditional on it (412 otherwise). */
+  readonly expectedRevision?: number;
+  readonly actor: string;
+  readonly reason?: string;
+}
+
+/** What changing an alias's split reads. */
+export interface AliasRoutingState {
+  readonly modelExists: boolean;
+  readonly alias: AliasState | undefined;
+  /** The version the new split names as canary; undefined when it names none or it does not exist. */
+  readonly canary: ModelVersion | undefined;
+}
+
+/**
+ * One change of an alias's split: the alias (revision + 1, its `routing` and `canaryTarget`), its history entry,
+ * the alias sets of the canary versions it reaches and leaves, and the model's `splits` map, written in one
+ * atomic write under the conditions below, or nothing is.
+ */
+export interface AliasRoutingPlan {
+  readonly name: string;
+  readonly alias: string;
+  readonly at: string;
+  /** Condition: the alias is still at this revision. */
+  readonly expectedRevision: number;
+  /**
+   * The alias after the change. Condition: its canary (`canaryTarget`) is still READY with the capture copied.
+   */
+  readonly next: AliasState;
+  readonly history: HistoryRecord;
+  /** The canary version that gains the alias (undefined when the canary stays or there is none). */
+  readonly gains: number | undefined;
+  /** The canary version that loses the alias (undefined when there was none or it stays). */
+  readonly releases: number | undefined;
+}
+
+/** 409 `CANARY_IS_STABLE`: the canary named is the version the alias points at. */
+export function canaryIsStable(name: string, alias: string, version: number): ConflictError {
+  return new ConflictError(
+    `version ${version} is the version alias '${alias}' of model '${name}' points at; a canary must be another version`,
+    'CANARY_IS_STABLE',
+  );
+}
+
+/** A split as stored: undefined when it has neither canary nor key parameter. */
+export function normalRouting(routing: AliasRouting | null | undefined): AliasRouting | undefined {
+  if (!routing || (routing.canary === undefined && routing.keyParameter === undefined)) return undefined;
+  return routing;
+}
+
+/** How a history entry describes a split change (`canary v3 at 10%`, `split cleared`). */
+export function routingReason(routing: AliasRouting | undefined): string {
+  if (!routing) return 'split cleared';
+  const key = routing.keyParameter !== undefined ? ` (key parameter '${routing.keyParameter}')` : '';
+  if (!routing.canary) return `no canary${key}`;
+  return `canary v${routing.canary.version} at ${routing.canary.weight}%${key}`;
+}
+
+/**
+ * Plans a change of an alias's split. Preconditions, in order: the model exists (404), the alias exists (404
+ * `ALIAS_NOT_FOUND`), `expectedRevision` when given is its revision (412), the canary, when named, is not the
+ * alias's own version (409 `CANARY_IS_STABLE`), exists (404) and is READY (409 `VERSION_NOT_READY`). Weight 0
+ * keeps the canary declared (and its version held) with no traffic.
+ */
+export function planAliasRouting(
+  change: AliasRoutingChange,
+  state: AliasRoutingState,
+  clockNow: string,
+): AliasRoutingPlan {
+  if (!state.modelExists) throw modelNotFound(change.name);
+  const current = state.alias;
+  if (!current) throw aliasNotFound(change.name, change.alias);
+  if (change.expectedRevision !== undefined && current.revision !== change.expectedRevision) {
+    throw new PreconditionFailedError(
+      `alias '${change.alias}' of model '${change.name}' is at revision ${current.revision}, not ${change.expectedRevision}`,
+    );
+  }
+  const routing = normalRouting(change.routing);
+  const canaryVersion = routing?.canary?.version;
+  let canary: ModelVersion | undefined;
+  if (canaryVersion !== undefined) {
+    if (canaryVersion === current.version) throw canaryIsStable(change.name, change.alias, canaryVersion);
+    canary = state.canary?.version === canaryVersion ? state.canary : undefined;
+    if (!canary) throw versionNotFound(change.name, canaryVersion);
+    assertAliasable(canary);
+  }
+  const at = current.updatedAt > clockNow ? current.updatedAt : clockNow;
+  const revision = current.revision + 1;
+  const { routing: _r, canaryTarget: _c, ...rest } = current;
+  const before = current.routing?.canary?.version;
+  return {
+    name: change.name,
+    alias: change.alias,
+    at,
+    expectedRevision: current.revision,
+    next: {
+      ...rest,
+      revision,
+      updatedAt: at,
+      ...(routing ? { routing } : {}),
+      ...(canary ? { canaryTarget: servingSnapshot(canary) } : {}),
+    },
+    history: {
+      alias: change.alias,
+      version: current.version,
+      previousVersion: current.version,
+      at,
+      actor: change.actor,
+      reason: change.reason ?? routingReason(routing),
+      ...(routing ? { routing } : {}),
+      revision,
+    },
+    gains: canaryVersion !== undefined && canaryVersion !== before ? canaryVersion : undefined,
+    releases: before !== undefined && before !== canaryVersion ? before : undefined,
   };
 }
 
@@ -461,6 +619,14 @@ export function patchedVersion(stored: ModelVersion, plan: VersionUpdatePlan): M
  */
 export function retargetedAliases(version: number, aliases: readonly AliasState[]): AliasState[] {
   return aliases.filter((a) => a.version === version && a.target?.version === version);
+}
+
+/**
+ * The aliases whose copy of the version's capture in `canaryTarget` a capture change rewrites, under the same
+ * conditions as {@link retargetedAliases}: those whose canary the version is.
+ */
+export function recanariedAliases(version: number, aliases: readonly AliasState[]): AliasState[] {
+  return aliases.filter((a) => a.routing?.canary?.version === version && a.canaryTarget?.version === version);
 }
 
 /** Why a change of an alias's capture is refused: the model or the alias does not exist (404). */

@@ -3,9 +3,11 @@
  * them with the AWS SDK and onnxruntime-node; tests may implement them with fakes.
  */
 import type { CaptureConfig } from '../domain/capture';
+import type { AliasRoutingChange } from '../domain/registry-plans';
 import type {
   AliasMove,
   AliasMoveResult,
+  AliasRouting,
   AliasState,
   HistoryEntry,
   Model,
@@ -17,6 +19,12 @@ import type {
   VersionPatch,
 } from '../domain/types';
 import type { HashedArtifact } from './inference';
+
+/**
+ * A model as the registry reads it, with the traffic splits of its aliases (alias → split; absent when none
+ * has one), kept in step with the aliases so listings show them without extra reads.
+ */
+export type ModelWithSplits = Model & { readonly splits?: Readonly<Record<string, AliasRouting>> };
 
 export interface RegistryRepository {
   /**
@@ -54,6 +62,13 @@ export interface RegistryRepository {
    * revision stays). NotFoundError `ALIAS_NOT_FOUND` / `MODEL_NOT_FOUND`. Answers the alias as it now is.
    */
   setAliasCapture(name: string, alias: string, capture: CaptureConfig | null): Promise<AliasState>;
+  /**
+   * Sets (or, with null, removes) the alias's traffic split (see `planAliasRouting`): a change of the alias like a
+   * move — conditional on the revision read, revision + 1, a history entry — that writes its `routing` and the
+   * canary's serving copy (`canaryTarget`), and holds the canary version (its alias set) while the split names it.
+   * Answers the alias as it now is.
+   */
+  setAliasRouting(change: AliasRoutingChange): Promise<AliasState>;
   /** Newest first. */
   aliasHistory(name: string, alias: string, limit: number, nextToken?: string): Promise<Page<HistoryEntry>>;
   /** Cheap reachability probe for /v2/health/ready. */
