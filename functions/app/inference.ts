@@ -11,6 +11,7 @@ import { ArtifactIntegrityError } from '../domain/errors';
 import { type ValidatedRequest, validateInferenceRequest } from '../domain/inference-validation';
 import { type OipResponse, outputToJson, outputToJsonText } from '../domain/oip-encode';
 import { applyPostprocess } from '../domain/postprocess';
+import { routeOf, type SplitRoute } from '../domain/routing';
 import type { Tensor } from '../domain/tensor';
 import type { ArtifactStore } from '../ports/index';
 import type { CachedSession, SessionCache } from './session-cache';
@@ -38,6 +39,10 @@ export interface InferenceObservation {
   modelLoadMs?: number;
   /** The batch dimension of the request's first input. */
   rows?: number;
+  /** The request's routing key, when it came with one (`x-maas-routing-key`); set by the caller. */
+  routingKey?: string;
+  /** The route that answered within a split alias (absent: `stable`, the alias is not split). */
+  route?: SplitRoute;
 }
 
 export interface Inference {
@@ -109,13 +114,33 @@ export function createInference(deps: InferenceDeps): Inference {
     return assemble(served, wanted, results, ppWanted);
   }
 
+  /**
+   * The version that answers a request for `name@ref` whose alias resolved to `stable`: the canary of a split alias
+   * for the requests its weight routes there (by the routing key: the caller's, else the request's parameter the
+   * alias names; at random without one), else `stable`. No I/O.
+   */
+  function choose(
+    name: string,
+    ref: string | undefined,
+    stable: ServedVersion,
+    request: unknown,
+    obs: InferenceObservation | undefined,
+  ): ServedVersion {
+    const split = resolver.split(name, ref);
+    if (split === undefined) return stable;
+    const key = obs?.routingKey ?? parameterKey(request, split.keyParameter);
+    const route = routeOf(split.weight, key, name);
+    if (obs) obs.route = route;
+    return route === 'canary' ? split.canary : stable;
+  }
+
   async function prepare(
     name: string,
     ref: string | undefined,
     request: unknown,
     obs: InferenceObservation | undefined,
   ) {
-    const served = await resolver.resolve(name, ref);
+    const served = choose(name, ref, await resolver.resolve(name, ref), request, obs);
     if (obs) obs.served = served;
     const req = validateInferenceRequest(request, served.signature);
     let s = sessions.cached(served.version.sha256);
@@ -178,7 +203,8 @@ export function createInference(deps: InferenceDeps): Inference {
     },
     inferJson(name, ref, request, obs) {
       try {
-        const served = resolver.cached(name, ref);
+        const stable = resolver.cached(name, ref);
+        const served = stable && choose(name, ref, stable, request, obs);
         const s = served && sessions.cached(served.version.sha256);
         if (served && s) {
           if (obs) obs.served = served;
@@ -190,6 +216,13 @@ export function createInference(deps: InferenceDeps): Inference {
       return prepare(name, ref, request, obs).then(({ served, s, req }) => runJson(served, s, req, obs));
     },
   };
+}
+
+/** A routing key from the request's `parameters[name]` (a string or a number), if the alias names one. */
+function parameterKey(request: unknown, name: string | undefined): string | undefined {
+  if (name === undefined) return undefined;
+  const value = (request as { parameters?: Record<string, unknown> } | null)?.parameters?.[name];
+  return typeof value === 'string' || typeof value === 'number' ? String(value) : undefined;
 }
 
 /** The batch dimension of a request: its first input's first dimension (undefined for a scalar). */

@@ -16,13 +16,18 @@ import { isVersionNumber } from '../domain/names';
 import type { LogAttributes } from '../ports/logger';
 import { type CaptureSink, type MetricsSink, noTracer, type Tracer } from '../ports/telemetry';
 import type { InferenceObservation } from './inference';
+import type { ServedVersion } from './version-resolver';
 
 export interface InferenceObserverDeps {
   readonly metrics: MetricsSink;
   /** Where sampled exchanges go. @default none: nothing is captured */
   readonly capture?: CaptureSink;
   /** The capture declaration of `name@ref` as last resolved (the predictor's). */
-  readonly captureOf: (name: string, ref: string | undefined) => CaptureConfig | undefined;
+  readonly captureOf: (
+    name: string,
+    ref: string | undefined,
+    served: ServedVersion,
+  ) => CaptureConfig | undefined;
   /** @default noTracer */
   readonly tracer?: Tracer;
   /** Whether the first request is a cold start (false when the process was initialized ahead). @default true */
@@ -121,7 +126,7 @@ export function createInferenceObserver(deps: InferenceObserverDeps): InferenceO
       model: modelKnown ? a.model : UNRESOLVED_MODEL,
       version: obs.served?.version.version,
       alias: served ? alias : undefined,
-      route: STABLE_ROUTE,
+      route: obs.route ?? STABLE_ROUTE,
       status: a.status,
       latencyMs,
       inferenceMs: obs.inferenceMs,
@@ -153,7 +158,7 @@ export function createInferenceObserver(deps: InferenceObserverDeps): InferenceO
         model: a.model,
         version,
         alias,
-        route: STABLE_ROUTE,
+        route: a.obs.route ?? STABLE_ROUTE,
         status: a.status,
         request: { text: textOf(a.requestText), contentType: a.requestContentType },
         response: { text: textOf(a.responseText), contentType: 'application/json' },
@@ -178,7 +183,7 @@ export function createInferenceObserver(deps: InferenceObserverDeps): InferenceO
         });
       }
       const id = a.obs.inferenceId;
-      const config = served && id !== undefined ? deps.captureOf(a.model, a.ref) : undefined;
+      const config = served && id !== undefined ? deps.captureOf(a.model, a.ref, served) : undefined;
       if (!config || !served || id === undefined || !isSampled(id, config.samplePercent)) {
         report(a, alias, latencyMs, 0);
         return;
@@ -200,7 +205,7 @@ export function createInferenceObserver(deps: InferenceObserverDeps): InferenceO
         model,
         ...(version !== undefined ? { version } : {}),
         ...(alias !== undefined ? { alias } : {}),
-        route: STABLE_ROUTE,
+        route: obs?.route ?? STABLE_ROUTE,
         ...(obs?.inferenceId !== undefined ? { inferenceId: obs.inferenceId } : {}),
       };
     },

@@ -47,7 +47,7 @@ export interface Predictor extends Pick<Inference, 'infer' | 'inferJson'> {
    * The capture declaration that applies to requests for `name@ref` as last resolved: the alias's own, else the
    * served version's (undefined: nothing is captured). No I/O.
    */
-  capture(name: string, ref: string | undefined): CaptureConfig | undefined;
+  capture(name: string, ref: string | undefined, served: ServedVersion): CaptureConfig | undefined;
   /**
    * Runs many OIP requests against one version. Compatible requests (same inputs, datatypes, trailing dims and
    * output selection) are concatenated along dimension 0 into one run when the model's first input and output

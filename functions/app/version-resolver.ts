@@ -15,7 +15,7 @@ import { ConflictError, NotFoundError } from '../domain/errors';
 import { type CompiledSignature, compileSignature } from '../domain/inference-validation';
 import { isVersionNumber, parseVersionRef, validateModelName } from '../domain/names';
 import { postprocessOutputNames, postprocessSource } from '../domain/postprocess';
-import type { ModelVersion } from '../domain/types';
+import type { AliasState, ModelVersion } from '../domain/types';
 import { type Clock, type RegistryRepository, systemClock } from '../ports/index';
 
 export interface VersionResolverDeps {
@@ -56,10 +56,22 @@ export interface VersionResolver {
    */
   resolve(name: string, ref?: string): Promise<ServedVersion>;
   /**
-   * The capture declaration of `name@ref` as last resolved: an alias's own declaration, else the version's.
-   * No I/O, no allocation.
+   * The capture declaration of a request for `name@ref` that `served` answered: the alias's own declaration, else
+   * the served version's. No I/O, no allocation.
    */
-  capture(name: string, ref: string | undefined): CaptureConfig | undefined;
+  capture(name: string, ref: string | undefined, served: ServedVersion): CaptureConfig | undefined;
+  /**
+   * The traffic split of alias `ref` of `name` as last resolved (undefined for a version number, an alias without
+   * a canary, or one not resolved yet): the canary's served version, its weight and the key parameter. No I/O.
+   */
+  split(name: string, ref: string | undefined): Split | undefined;
+}
+
+/** A split alias's canary, ready to serve. */
+export interface Split {
+  readonly canary: ServedVersion;
+  readonly weight: number;
+  readonly keyParameter: string | undefined;
 }
 
 interface AliasEntry {
@@ -67,6 +79,8 @@ interface AliasEntry {
   expiresAt: number;
   /** The alias's own capture declaration. */
   capture: CaptureConfig | undefined;
+  /** Its traffic split, with the canary served (undefined: no canary). */
+  split: Split | undefined;
 }
 
 const MAX_CACHED_VERSIONS = 1000;
@@ -126,20 +140,58 @@ export function createVersionResolver(deps: VersionResolverDeps): VersionResolve
       aliases.set(name, byAlias);
     }
     if (!byAlias.has(alias)) aliasCount++;
-    byAlias.set(alias, { version: found.version, expiresAt: now + ttl, capture: found.capture });
     const target = found.target?.version === found.version ? found.target : undefined;
     // The alias item's copy of its version is as fresh as the alias read: it refreshes the version's capture.
     const served = target && versions.get(name)?.get(found.version);
     if (served) served.capture = target.capture;
+    byAlias.set(alias, {
+      version: found.version,
+      expiresAt: now + ttl,
+      capture: found.capture,
+      split: await splitOf(name, found, now),
+    });
     return { number: found.version, target };
   }
 
-  function capture(name: string, ref: string | undefined): CaptureConfig | undefined {
-    const r = ref ?? DEFAULT_ALIAS;
-    if (isVersionNumber(r)) return versions.get(name)?.get(Number(r))?.capture;
-    const a = aliases.get(name)?.get(r);
-    if (!a) return undefined;
-    return a.capture ?? versions.get(name)?.get(a.version)?.capture;
+  /** The split of an alias just read: its canary served from the item's copy (else read once), or none. */
+  async function splitOf(name: string, found: AliasState, now: number): Promise<Split | undefined> {
+    const canary = found.routing?.canary;
+    if (!canary || canary.version === found.version) return undefined;
+    let v = found.canaryTarget?.version === canary.version ? found.canaryTarget : undefined;
+    v ??= await deps.repo.getVersion(name, canary.version);
+    if (v?.status !== 'READY') return undefined;
+    const served = cache(name, canary.version, v, now + ttl);
+    served.capture = v.capture;
+    return { canary: served, weight: canary.weight, keyParameter: found.routing?.keyParameter };
+  }
+
+  /** The served version of `name` `number` from the cache, or made from `v` and cached. */
+  function cache(name: string, number: number, v: ModelVersion, statusExpiresAt: number): ServedVersion {
+    const hit = versions.get(name)?.get(number);
+    if (hit) return hit;
+    const served = serve(name, number, v, statusExpiresAt);
+    if (versionCount >= MAX_CACHED_VERSIONS) {
+      versions.clear();
+      versionCount = 0;
+    }
+    let byNumber = versions.get(name);
+    if (!byNumber) {
+      byNumber = new Map();
+      versions.set(name, byNumber);
+    }
+    byNumber.set(number, served);
+    versionCount++;
+    return served;
+  }
+
+  function split(name: string, ref: string | undefined): Split | undefined {
+    if (ref !== undefined && isVersionNumber(ref)) return undefined;
+    return aliases.get(name)?.get(ref ?? DEFAULT_ALIAS)?.split;
+  }
+
+  function capture(name: string, ref: string | undefined, served: ServedVersion): CaptureConfig | undefined {
+    if (ref !== undefined && isVersionNumber(ref)) return served.capture;
+    return aliases.get(name)?.get(ref ?? DEFAULT_ALIAS)?.capture ?? served.capture;
   }
 
   async function resolve(name: string, ref?: string): Promise<ServedVersion> {
@@ -178,22 +230,10 @@ export function createVersionResolver(deps: VersionResolverDeps): VersionResolve
       hit.capture = v.capture;
       return hit;
     }
-    const served = serve(name, number, v, nowMs() + ttl);
-    if (versionCount >= MAX_CACHED_VERSIONS) {
-      versions.clear();
-      versionCount = 0;
-    }
-    let byNumber = versions.get(name);
-    if (!byNumber) {
-      byNumber = new Map();
-      versions.set(name, byNumber);
-    }
-    byNumber.set(number, served);
-    versionCount++;
-    return served;
+    return cache(name, number, v, nowMs() + ttl);
   }
 
-  return { cached, resolve, capture };
+  return { cached, resolve, capture, split };
 }
 
 /** Everything a READY version needs to be served, derived once. */

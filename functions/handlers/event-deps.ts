@@ -100,7 +100,7 @@ export function createEventFlows(o: EventFlowsOptions): EventFlows {
       ? createInferenceObserver({
           metrics: o.metrics ?? noMetrics,
           ...(o.capture ? { capture: o.capture } : {}),
-          captureOf: (name, ref) => predictor?.capture(name, ref),
+          captureOf: (name, ref, served) => predictor?.capture(name, ref, served),
           coldStart: false,
         })
       : undefined;

@@ -22,7 +22,12 @@ import { tracedEngine, tracedRegistry, tracedStore } from '../app/tracing';
 import { EnvironmentVariables, type MaasConfig, ortEngineOptions } from '../config/environment';
 import { ENV } from '../contract/env';
 import { LIMITS } from '../contract/limits';
-import { INFERENCE_ID_HEADER } from '../contract/observability';
+import {
+  INFERENCE_ID_HEADER,
+  ROUTE_HEADER,
+  ROUTING_KEY_HEADER,
+  STABLE_ROUTE,
+} from '../contract/observability';
 import { operationsOf } from '../contract/routes';
 import { parseInferenceBody } from '../domain/body-parser';
 import { isMaasError, UnavailableError } from '../domain/errors';
@@ -110,6 +115,8 @@ export function createPredictHandler(
       switch (op) {
         case 'modelInfer': {
           obs = {};
+          const routingKey = event.headers?.[ROUTING_KEY_HEADER];
+          if (routingKey !== undefined && routingKey !== '') obs.routingKey = routingKey;
           // A UTF-8 byte is at most 3 per UTF-16 unit: short bodies need no byte count.
           const raw = event.body;
           const text =
@@ -138,6 +145,7 @@ export function createPredictHandler(
             headers: {
               'content-type': 'application/json',
               [INFERENCE_ID_HEADER]: inferenceIdHeader(obs.inferenceId as string),
+              [ROUTE_HEADER]: obs.route ?? STABLE_ROUTE,
             },
             body: answer,
           };
@@ -170,7 +178,9 @@ export function createPredictHandler(
       const name = params?.name ?? '';
       const ref = params?.ref;
       const result = errorResult(e, logger.forRequest(context, observer.logKeys(name, ref, obs)));
-      (result.headers as Record<string, string>)[INFERENCE_ID_HEADER] = inferenceIdHeader(obs.inferenceId);
+      const headers = result.headers as Record<string, string>;
+      headers[INFERENCE_ID_HEADER] = inferenceIdHeader(obs.inferenceId);
+      if (obs.served) headers[ROUTE_HEADER] = obs.route ?? STABLE_ROUTE;
       observer.answered({
         model: name,
         ref,
