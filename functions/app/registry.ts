@@ -19,6 +19,7 @@ import { aliasNotFound, modelNotFound, planRollback, versionNotFound } from '../
 import type {
   AliasMove,
   AliasMoveResult,
+  AliasRouting,
   AliasState,
   HistoryEntry,
   Model,
@@ -388,21 +389,55 @@ export async function deleteAlias(
   });
 }
 
+export interface UpdateAliasInput {
+  readonly name: string;
+  readonly alias: string;
+  /** The alias's own capture declaration; null removes it; undefined leaves it. */
+  readonly capture?: CaptureConfig | null;
+  /** The alias's traffic split; null removes it; undefined leaves it. */
+  readonly routing?: AliasRouting | null;
+  /** With `routing`: the alias's revision observed by the caller (412 otherwise). */
+  readonly expectedRevision?: number;
+  /** With `routing`: recorded in the history (default: what the split became, e.g. `canary v3 at 10%`). */
+  readonly reason?: string;
+  readonly actor: string;
+}
+
 /**
- * Sets (or, with null, removes) the alias's own capture declaration, which wins over the version's for requests
- * through the alias. 404 `MODEL_NOT_FOUND` / `ALIAS_NOT_FOUND`. The alias as it now is (without its target).
+ * Changes the alias's own capture declaration (which wins over the version's for requests through the alias; not a
+ * move: the revision stays) and/or its traffic split (a change of the alias: revision + 1 and a history entry; see
+ * `planAliasRouting` for its 404 / 409 / 412). The split is changed first, so a refused split leaves the capture
+ * as it was. 404 `MODEL_NOT_FOUND` / `ALIAS_NOT_FOUND`. The alias as it now is (without the serving copies).
  */
 export async function updateAlias(
   deps: Pick<RegistryDeps, 'repo'>,
-  input: { name: string; alias: string; capture: CaptureConfig | null },
-): Promise<Omit<AliasState, 'target'>> {
+  input: UpdateAliasInput,
+): Promise<Omit<AliasState, 'target' | 'canaryTarget'>> {
   validateModelName(input.name);
   validateAliasName(input.alias);
-  const { target: _target, ...alias } = await deps.repo.setAliasCapture(
-    input.name,
-    input.alias,
-    input.capture,
-  );
+  let state: AliasState | undefined;
+  if (input.routing !== undefined) {
+    state = await deps.repo.setAliasRouting({
+      name: input.name,
+      alias: input.alias,
+      routing: input.routing,
+      ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
+      ...(input.reason !== undefined ? { reason: input.reason } : {}),
+      actor: input.actor,
+    });
+  }
+  if (input.capture !== undefined) {
+    state = await deps.repo.setAliasCapture(input.name, input.alias, input.capture);
+  }
+  if (!state) {
+    const current = await deps.repo.getAlias(input.name, input.alias);
+    if (!current) {
+      await getModel(deps, input.name);
+      throw aliasNotFound(input.name, input.alias);
+    }
+    state = current;
+  }
+  const { target: _target, canaryTarget: _canary, ...alias } = state;
   return alias;
 }
 

@@ -10,7 +10,8 @@ import { type CaptureConfig, parseCaptureConfig } from './capture';
 import { BadRequestError, ConflictError } from './errors';
 import { quoted } from './names';
 import { checkPostprocess } from './postprocess';
-import type { ModelSignature, ModelVersion, PostprocessSpec, VersionStatus } from './types';
+import { parseRouting } from './routing';
+import type { AliasRouting, ModelSignature, ModelVersion, PostprocessSpec, VersionStatus } from './types';
 
 /** Parses the `limit` query parameter (1..LIMITS.maxPageSize, default LIMITS.defaultPageSize). */
 export function parseLimit(raw: string | undefined): number {
@@ -82,10 +83,39 @@ export const patchVersionBodySchema = z
   .refine((b) => Object.keys(b).length > 0, { message: 'nothing to change' });
 export type PatchVersionBody = z.infer<typeof patchVersionBodySchema>;
 
-/** `PATCH /models/{name}/aliases/{alias}`: `capture` (required) is checked by {@link parseCapturePatch}. */
+/**
+ * `PATCH /models/{name}/aliases/{alias}`: `capture` (checked by {@link parseCapturePatch}) and/or `routing` (the
+ * traffic split, checked by {@link parseRoutingPatch}); `expectedRevision` and `reason` go with `routing`.
+ */
 export const patchAliasBodySchema = z
-  .strictObject({ capture: z.unknown().optional() })
-  .refine((b) => Object.hasOwn(b, 'capture'), { message: 'capture is required', path: ['capture'] });
+  .strictObject({
+    capture: z.unknown().optional(),
+    routing: z.unknown().optional(),
+    expectedRevision: z.number().int().min(0).optional(),
+    reason: z.string().max(LIMITS.maxDescriptionLength).optional(),
+  })
+  .refine((b) => Object.hasOwn(b, 'capture') || Object.hasOwn(b, 'routing'), {
+    message: 'capture or routing is required',
+    path: ['routing'],
+  })
+  .refine(
+    (b) => Object.hasOwn(b, 'routing') || (b.expectedRevision === undefined && b.reason === undefined),
+    {
+      message: 'expectedRevision and reason go with routing',
+      path: ['routing'],
+    },
+  );
+export type PatchAliasBody = z.infer<typeof patchAliasBodySchema>;
+
+/**
+ * The `routing` of a PATCH body: null removes the split, anything else must be a split (`parseRouting`, 400
+ * `INVALID_ROUTING`); undefined when the body does not give it.
+ */
+export function parseRoutingPatch(value: unknown): AliasRouting | null | undefined {
+  if (value === undefined) return undefined;
+  if (value === null) return null;
+  return parseRouting(value);
+}
 
 /**
  * The `capture` of a PATCH body: null removes the declaration, anything else must be a capture declaration

@@ -39,6 +39,7 @@ import {
   moveAliasBodySchema,
   parseCapturePatch,
   parseLimit,
+  parseRoutingPatch,
   parseS3Uri,
   parseWith,
   patchAliasBodySchema,
@@ -293,9 +294,20 @@ const operations: Record<OperationOf<'registry'>, Operation> = {
     const n = name(e);
     const a = alias(e);
     const body = parseWith(patchAliasBodySchema, parseJsonObject(e, d.maxBodyBytes));
+    const capture = parseCapturePatch(body.capture);
+    const routing = parseRoutingPatch(body.routing);
     return json(
       200,
-      await updateAlias(d, { name: n, alias: a, capture: parseCapturePatch(body.capture) ?? null }),
+      await updateAlias(d, {
+        name: n,
+        alias: a,
+        // A body that names `capture` (null included) changes it; the parser gives undefined for a missing one.
+        ...(Object.hasOwn(body, 'capture') ? { capture: capture ?? null } : {}),
+        ...(routing !== undefined ? { routing } : {}),
+        ...(body.expectedRevision !== undefined ? { expectedRevision: body.expectedRevision } : {}),
+        ...(body.reason !== undefined ? { reason: body.reason } : {}),
+        actor: actorOf(e),
+      }),
     );
   },
 

@@ -929,6 +929,240 @@ export function registryRepositoryContract(setup: () => Promise<RegistryReposito
     });
   });
 
+  describe('routing (traffic splits)', () => {
+    const TEN: CaptureConfig = { samplePercent: 10, input: true, output: true };
+    const split = (version: number, weight: number, keyParameter?: string) => ({
+      canary: { version, weight },
+      ...(keyParameter !== undefined ? { keyParameter } : {}),
+    });
+
+    it('sets, changes and clears a split: revision + 1, a history entry each, canaryTarget the canary copy', async () => {
+      await register('rt-set', 3);
+      const before = await repo.getAlias('rt-set', 'prod');
+      const set = await repo.setAliasRouting({
+        name: 'rt-set',
+        alias: 'prod',
+        routing: split(3, 10, 'user'),
+        actor: 'alice',
+      });
+      const v3 = await repo.getVersion('rt-set', 3);
+      const { description: _d, tags: _t, createdBy: _c, ...serving } = v3!;
+      expect(set).toEqual({
+        ...before,
+        revision: 2,
+        updatedAt: expect.any(String),
+        routing: split(3, 10, 'user'),
+        canaryTarget: serving,
+      });
+      expect(await repo.getAlias('rt-set', 'prod')).toEqual(set);
+      const history = (await repo.aliasHistory('rt-set', 'prod', 10)).items;
+      expect(history[0]).toEqual({
+        alias: 'prod',
+        version: 1,
+        previousVersion: 1,
+        at: set.updatedAt,
+        actor: 'alice',
+        reason: "canary v3 at 10% (key parameter 'user')",
+        routing: split(3, 10, 'user'),
+      });
+      expect((await repo.getModel('rt-set')) as unknown).toMatchObject({
+        aliases: { prod: 1 },
+        splits: { prod: split(3, 10, 'user') },
+      });
+      // Weight 0 keeps the canary declared; another canary releases the first.
+      const zero = await repo.setAliasRouting({
+        name: 'rt-set',
+        alias: 'prod',
+        routing: split(3, 0),
+        actor: 'a',
+      });
+      expect(zero).toMatchObject({ revision: 3, routing: split(3, 0), canaryTarget: { version: 3 } });
+      const two = await repo.setAliasRouting({
+        name: 'rt-set',
+        alias: 'prod',
+        routing: split(2, 50),
+        actor: 'a',
+        reason: 'half',
+      });
+      expect(two).toMatchObject({ revision: 4, routing: split(2, 50), canaryTarget: { version: 2 } });
+      expect((await repo.aliasHistory('rt-set', 'prod', 1)).items[0]).toMatchObject({ reason: 'half' });
+      // Version 3 is free again (deletable); version 2 is held.
+      await repo.deleteVersion('rt-set', 3);
+      await expect(repo.deleteVersion('rt-set', 2)).rejects.toMatchObject({
+        status: 409,
+        code: 'VERSION_ALIASED',
+      });
+      const cleared = await repo.setAliasRouting({
+        name: 'rt-set',
+        alias: 'prod',
+        routing: null,
+        actor: 'bob',
+      });
+      expect(cleared).toEqual({ ...before, revision: 5, updatedAt: expect.any(String) });
+      expect(await repo.getAlias('rt-set', 'prod')).toEqual(cleared);
+      expect((await repo.aliasHistory('rt-set', 'prod', 1)).items[0]).toEqual({
+        alias: 'prod',
+        version: 1,
+        previousVersion: 1,
+        at: cleared.updatedAt,
+        actor: 'bob',
+        reason: 'split cleared',
+      });
+      expect(((await repo.getModel('rt-set')) as { splits?: unknown }).splits).toBeUndefined();
+      await repo.deleteVersion('rt-set', 2);
+      // A key parameter alone is a split without canary.
+      const keyOnly = await repo.setAliasRouting({
+        name: 'rt-set',
+        alias: 'prod',
+        routing: { keyParameter: 'session' },
+        actor: 'a',
+      });
+      expect(keyOnly.routing).toEqual({ keyParameter: 'session' });
+      expect(keyOnly.canaryTarget).toBeUndefined();
+    });
+
+    it('refuses: unknown model or alias (404), canary unknown (404), not READY (409), the stable version (409), stale revision (412)', async () => {
+      await register('rt-no', 1);
+      await repo.createVersion(newVersion('rt-no', { status: 'FAILED', failureReason: 'bad' }));
+      await register('rt-no', 1);
+      const change = (extra: object) => ({
+        name: 'rt-no',
+        alias: 'prod',
+        routing: split(3, 5),
+        actor: 'a',
+        ...extra,
+      });
+      const refused = async (extra: object, status: number, code: string) =>
+        expect(repo.setAliasRouting(change(extra))).rejects.toMatchObject({ status, code });
+      await refused({ name: 'rt-ghost' }, 404, 'MODEL_NOT_FOUND');
+      await refused({ alias: 'staging' }, 404, 'ALIAS_NOT_FOUND');
+      await refused({ routing: split(9, 5) }, 404, 'VERSION_NOT_FOUND');
+      await refused({ routing: split(2, 5) }, 409, 'VERSION_NOT_READY');
+      await refused({ routing: split(1, 5) }, 409, 'CANARY_IS_STABLE');
+      await refused({ expectedRevision: 7 }, 412, 'PRECONDITION_FAILED');
+      expect(await repo.getAlias('rt-no', 'prod')).toMatchObject({ revision: 1 });
+      expect((await repo.aliasHistory('rt-no', 'prod', 10)).items).toHaveLength(1);
+      const ok = await repo.setAliasRouting(change({ expectedRevision: 1 }));
+      expect(ok.revision).toBe(2);
+      await expect(repo.setAliasRouting(change({ expectedRevision: 1 }))).rejects.toBeInstanceOf(
+        PreconditionFailedError,
+      );
+    });
+
+    it('holds the canary version: no archive, no delete while it takes traffic (weight 0 included)', async () => {
+      await register('rt-hold', 2);
+      await repo.setAliasRouting({ name: 'rt-hold', alias: 'prod', routing: split(2, 0), actor: 'a' });
+      await expect(repo.updateVersion('rt-hold', 2, { status: 'ARCHIVED' })).rejects.toMatchObject({
+        status: 409,
+        code: 'VERSION_ALIASED',
+      });
+      await expect(repo.deleteVersion('rt-hold', 2)).rejects.toBeInstanceOf(ConflictError);
+      expect((await repo.getVersion('rt-hold', 2))?.status).toBe('READY');
+    });
+
+    it('a move to the canary promotes it (canary cleared, key parameter kept); another move keeps the split', async () => {
+      await register('rt-move', 4);
+      await repo.setAliasRouting({
+        name: 'rt-move',
+        alias: 'prod',
+        routing: split(3, 20, 'user'),
+        actor: 'a',
+      });
+      // Another move: the split stays.
+      await repo.moveAlias({ name: 'rt-move', alias: 'prod', version: 2, actor: 'a' });
+      const moved = await repo.getAlias('rt-move', 'prod');
+      expect(moved).toMatchObject({
+        version: 2,
+        revision: 3,
+        routing: split(3, 20, 'user'),
+        canaryTarget: { version: 3 },
+      });
+      expect((await repo.aliasHistory('rt-move', 'prod', 1)).items[0]).toMatchObject({
+        version: 2,
+        previousVersion: 1,
+        routing: split(3, 20, 'user'),
+      });
+      await repo.deleteVersion('rt-move', 1);
+      // Promotion.
+      await repo.moveAlias({ name: 'rt-move', alias: 'prod', version: 3, actor: 'a', reason: 'promote' });
+      const promoted = await repo.getAlias('rt-move', 'prod');
+      expect(promoted).toMatchObject({ version: 3, revision: 4, routing: { keyParameter: 'user' } });
+      expect(promoted?.canaryTarget).toBeUndefined();
+      expect((await repo.aliasHistory('rt-move', 'prod', 1)).items[0]).toMatchObject({
+        version: 3,
+        previousVersion: 2,
+        routing: { keyParameter: 'user' },
+      });
+      expect((await repo.getModel('rt-move')) as unknown).toMatchObject({
+        aliases: { prod: 3 },
+        splits: { prod: { keyParameter: 'user' } },
+      });
+      // Version 3 is still held (now as stable), version 2 is free.
+      await expect(repo.deleteVersion('rt-move', 3)).rejects.toBeInstanceOf(ConflictError);
+      await repo.deleteVersion('rt-move', 2);
+      // Promotion without key parameter clears the split; rollback keeps a new canary.
+      await repo.setAliasRouting({ name: 'rt-move', alias: 'prod', routing: split(4, 1), actor: 'a' });
+      await repo.moveAlias({ name: 'rt-move', alias: 'prod', version: 4, actor: 'a' });
+      const plain = await repo.getAlias('rt-move', 'prod');
+      expect(plain?.routing).toBeUndefined();
+      expect(plain?.canaryTarget).toBeUndefined();
+      expect(((await repo.getModel('rt-move')) as { splits?: unknown }).splits).toBeUndefined();
+      // Rolling back to the stable version before: 3, no split to keep.
+      await rollbackAlias({ repo }, { name: 'rt-move', alias: 'prod', actor: 'a' });
+      expect(await repo.getAlias('rt-move', 'prod')).toMatchObject({ version: 3 });
+    });
+
+    it('removing the alias removes its split and frees the canary; a capture change reaches canaryTarget', async () => {
+      await register('rt-rm', 2);
+      await repo.moveAlias({ name: 'rt-rm', alias: 'staging', version: 1, actor: 'a' });
+      await repo.setAliasRouting({ name: 'rt-rm', alias: 'staging', routing: split(2, 30), actor: 'a' });
+      const rev = (await repo.getAlias('rt-rm', 'staging'))?.revision;
+      await repo.updateVersion('rt-rm', 2, { capture: TEN });
+      const staging = await repo.getAlias('rt-rm', 'staging');
+      expect(staging?.canaryTarget?.capture).toEqual(TEN);
+      expect(staging?.target?.capture).toBeUndefined();
+      expect(staging?.revision).toBe(rev);
+      await repo.updateVersion('rt-rm', 2, { capture: null });
+      expect((await repo.getAlias('rt-rm', 'staging'))?.canaryTarget?.capture).toBeUndefined();
+      // A new canary copies the version's capture as it is.
+      await repo.updateVersion('rt-rm', 2, { capture: TEN });
+      await repo.setAliasRouting({ name: 'rt-rm', alias: 'prod', routing: split(2, 5), actor: 'a' });
+      expect((await repo.getAlias('rt-rm', 'prod'))?.canaryTarget?.capture).toEqual(TEN);
+      await repo.setAliasRouting({ name: 'rt-rm', alias: 'prod', routing: null, actor: 'a' });
+      await repo.moveAlias({ name: 'rt-rm', alias: 'staging', version: null, actor: 'a' });
+      expect(await repo.getAlias('rt-rm', 'staging')).toBeUndefined();
+      expect(((await repo.getModel('rt-rm')) as { splits?: unknown }).splits).toBeUndefined();
+      await repo.deleteVersion('rt-rm', 2);
+      // Re-created, the alias has no split.
+      await repo.moveAlias({ name: 'rt-rm', alias: 'staging', version: 1, actor: 'a' });
+      expect((await repo.getAlias('rt-rm', 'staging'))?.routing).toBeUndefined();
+    });
+
+    it('concurrent split changes and moves of one alias all commit, each at its own revision', async () => {
+      await register('rt-race', 4);
+      const ops = Array.from({ length: 12 }, (_, i) =>
+        i % 3 === 0
+          ? repo.moveAlias({ name: 'rt-race', alias: 'prod', version: 1 + (i % 2), actor: 'a' })
+          : repo.setAliasRouting({
+              name: 'rt-race',
+              alias: 'prod',
+              routing: split(3 + (i % 2), i),
+              actor: 'a',
+            }),
+      );
+      await Promise.all(ops);
+      const alias = await repo.getAlias('rt-race', 'prod');
+      expect(alias?.revision).toBe(13);
+      const history = await allPages((t) => repo.aliasHistory('rt-race', 'prod', 50, t));
+      expect(history.flat()).toHaveLength(13);
+      // Only the canary of the final split is held.
+      const canary = alias?.routing?.canary?.version;
+      const other = canary === 3 ? 4 : 3;
+      await expect(repo.deleteVersion('rt-race', canary!)).rejects.toBeInstanceOf(ConflictError);
+      await repo.deleteVersion('rt-race', other);
+    });
+  });
+
   it('answers the readiness probe', async () => {
     await expect(repo.ping()).resolves.toBeUndefined();
   });
