@@ -548,6 +548,117 @@ describe('registry HTTP API', () => {
     });
   });
 
+  describe('routing (traffic splits)', () => {
+    it('PATCH of an alias sets a split (answered with routing, not the serving copies), conditionally; null clears it', async () => {
+      for (let i = 0; i < 3; i++) expect((await register('split-http')).status).toBe(201);
+      const set = await call('PATCH', '/models/split-http/aliases/prod', {
+        body: {
+          routing: { canary: { version: 3, weight: 12.5 }, keyParameter: 'user' },
+          expectedRevision: 1,
+        },
+        actor: ALICE,
+      });
+      expect(set.status).toBe(200);
+      expect(set.body).toEqual({
+        alias: 'prod',
+        version: 1,
+        revision: 2,
+        updatedAt: expect.any(String),
+        routing: { canary: { version: 3, weight: 12.5 }, keyParameter: 'user' },
+      });
+      const history = (await call('GET', '/models/split-http/aliases/prod/history')).body.history;
+      expect(history[0]).toEqual({
+        alias: 'prod',
+        version: 1,
+        previousVersion: 1,
+        at: set.body.updatedAt,
+        actor: ALICE,
+        reason: "canary v3 at 12.5% (key parameter 'user')",
+        routing: { canary: { version: 3, weight: 12.5 }, keyParameter: 'user' },
+      });
+      expect((await call('GET', '/models/split-http')).body).toMatchObject({
+        aliases: { prod: 1 },
+        splits: { prod: { canary: { version: 3, weight: 12.5 }, keyParameter: 'user' } },
+      });
+      expect((await deps.repo.getAlias('split-http', 'prod'))?.canaryTarget).toMatchObject({ version: 3 });
+      // The canary is held.
+      expectError(
+        await call('PATCH', '/models/split-http/versions/3', { body: { status: 'ARCHIVED' } }),
+        409,
+        'VERSION_ALIASED',
+      );
+      expectError(await call('DELETE', '/models/split-http/versions/3'), 409, 'VERSION_ALIASED');
+      // Stale revision, the stable version, unknown and unknown-alias.
+      const patch = (body: Json, alias = 'prod', name = 'split-http') =>
+        call('PATCH', `/models/${name}/aliases/${alias}`, { body });
+      expectError(
+        await patch({ routing: { canary: { version: 2, weight: 1 } }, expectedRevision: 1 }),
+        412,
+        'PRECONDITION_FAILED',
+      );
+      expectError(await patch({ routing: { canary: { version: 1, weight: 1 } } }), 409, 'CANARY_IS_STABLE');
+      expectError(await patch({ routing: { canary: { version: 9, weight: 1 } } }), 404, 'VERSION_NOT_FOUND');
+      expectError(await patch({ routing: null }, 'staging'), 404, 'ALIAS_NOT_FOUND');
+      expectError(await patch({ routing: null }, 'prod', 'split-nobody'), 404, 'MODEL_NOT_FOUND');
+      // Capture and routing in one request.
+      const both = await patch({
+        routing: { canary: { version: 2, weight: 0 } },
+        capture: { samplePercent: 1 },
+      });
+      expect(both.body).toMatchObject({
+        revision: 3,
+        routing: { canary: { version: 2, weight: 0 } },
+        capture: { samplePercent: 1, input: true, output: true },
+      });
+      // A promotion clears the canary.
+      const promoted = await call('PUT', '/models/split-http/aliases/prod', { body: { version: 2 } });
+      expect(promoted.body).toMatchObject({ version: 2, previousVersion: 1, revision: 4 });
+      expect((await deps.repo.getAlias('split-http', 'prod'))?.routing).toBeUndefined();
+      expect((await call('GET', '/models/split-http')).body.splits).toBeUndefined();
+      await patch({ routing: { canary: { version: 3, weight: 100 } } });
+      const cleared = await patch({ routing: null, reason: 'done' });
+      expect(cleared.status).toBe(200);
+      expect(cleared.body.routing).toBeUndefined();
+      expect(cleared.body.revision).toBe(6);
+      expect((await call('GET', '/models/split-http/aliases/prod/history')).body.history[0]).toMatchObject({
+        reason: 'done',
+      });
+      expect((await call('DELETE', '/models/split-http/versions/3')).status).toBe(204);
+    });
+
+    it('refuses a malformed routing with 400 INVALID_ROUTING, and stray fields with VALIDATION_ERROR', async () => {
+      expect((await register('split-bad')).status).toBe(201);
+      for (const routing of [
+        'on',
+        [1],
+        { canary: { version: 2 } },
+        { canary: { version: 0, weight: 1 } },
+        { canary: { version: 2, weight: 101 } },
+        { canary: { version: 2, weight: -1 } },
+        { canary: { version: 2, weight: 0.05 } },
+        { canary: { version: '2', weight: 1 } },
+        { canary: null },
+        { canary: { version: 2, weight: 1, extra: 1 } },
+        { keyParameter: '' },
+        { keyParameter: 'has space' },
+        { stable: 1 },
+      ]) {
+        const r = await call('PATCH', '/models/split-bad/aliases/prod', { body: { routing } });
+        expect([r.status, r.body.code], JSON.stringify(routing)).toEqual([400, 'INVALID_ROUTING']);
+      }
+      for (const body of [
+        {},
+        { expectedRevision: 1 },
+        { capture: null, reason: 'why' },
+        { routing: null, expectedRevision: -1 },
+        { routing: null, weight: 1 },
+      ]) {
+        expectError(await call('PATCH', '/models/split-bad/aliases/prod', { body }), 400, 'VALIDATION_ERROR');
+      }
+      expect((await deps.repo.getAlias('split-bad', 'prod'))?.revision).toBe(1);
+    });
+  });
+
   describe('archive and delete', () => {
     it('archives READY versions only while unaliased; archived versions cannot be aliased', async () => {
       for (let i = 0; i < 2; i++) expect((await register('arch')).status).toBe(201);

@@ -801,6 +801,47 @@ for (const [what, n] of BAD_NAMES.slice(0, 6))
   add(LIST_CAPTURE, `bad name: ${what}`, 'GET', `/models/${n}/capture`, undefined, 400);
 add(LIST_CAPTURE, 'POST instead of GET', 'POST', '/models/m/capture', body({}), 405, 'METHOD_NOT_ALLOWED');
 
+// Registry: an alias's traffic split (the `routing` field of the alias PATCH).
+for (const [what, b, status, code] of [
+  ['routing a string', { routing: 'canary' }, 400, 'INVALID_ROUTING'],
+  ['routing an array', { routing: [2, 10] }, 400, 'INVALID_ROUTING'],
+  ['canary without weight', { routing: { canary: { version: 2 } } }, 400, 'INVALID_ROUTING'],
+  ['canary weight over 100', { routing: { canary: { version: 2, weight: 100.1 } } }, 400, 'INVALID_ROUTING'],
+  [
+    'canary weight finer than 0.1',
+    { routing: { canary: { version: 2, weight: 0.05 } } },
+    400,
+    'INVALID_ROUTING',
+  ],
+  ['canary weight huge', '{"routing":{"canary":{"version":2,"weight":1e400}}}', 400, 'INVALID_ROUTING'],
+  ['canary version 0', { routing: { canary: { version: 0, weight: 1 } } }, 400, 'INVALID_ROUTING'],
+  ['canary version a string', { routing: { canary: { version: '2', weight: 1 } } }, 400, 'INVALID_ROUTING'],
+  ['canary null', { routing: { canary: null } }, 400, 'INVALID_ROUTING'],
+  ['unknown routing field', { routing: { stable: 1 } }, 400, 'INVALID_ROUTING'],
+  ['keyParameter with a space', { routing: { keyParameter: 'a b' } }, 400, 'INVALID_ROUTING'],
+  ['expectedRevision without routing', { expectedRevision: 1 }, 400, 'VALIDATION_ERROR'],
+  ['expectedRevision negative', { routing: null, expectedRevision: -1 }, 400, 'VALIDATION_ERROR'],
+  [
+    'canary is the stable version',
+    { routing: { canary: { version: 1, weight: 5 } } },
+    409,
+    'CANARY_IS_STABLE',
+  ],
+  ['canary version unknown', { routing: { canary: { version: 99, weight: 5 } } }, 404, 'VERSION_NOT_FOUND'],
+  ['stale expectedRevision', { routing: null, expectedRevision: 999 }, 412, 'PRECONDITION_FAILED'],
+] as [string, unknown, number, string | undefined][]) {
+  add(CAPTURE, `routing: ${what}`, 'PATCH', '/models/m/aliases/prod', body(b), status, code);
+}
+add(
+  CAPTURE,
+  'routing: unknown alias',
+  'PATCH',
+  '/models/m/aliases/never',
+  body({ routing: null }),
+  404,
+  'ALIAS_NOT_FOUND',
+);
+
 // ---------------------------------------------------------------------------------------------------------
 
 const FN_OF = new Map(ROUTES.map((r) => [routeKey(r), r.fn]));
