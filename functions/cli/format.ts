@@ -11,10 +11,17 @@ export function table(header: readonly string[], rows: readonly (readonly string
   return [line(header), ...rows.map(line)].join('\n');
 }
 
+interface RoutingJson {
+  canary?: { version: number; weight: number };
+  keyParameter?: string;
+}
+
 interface ModelJson {
   name: string;
   latestVersion: number;
   aliases?: Record<string, number>;
+  /** The aliases' traffic splits (alias → split). */
+  splits?: Record<string, RoutingJson>;
   description?: string;
   updatedAt?: string;
 }
@@ -40,10 +47,14 @@ interface TensorJson {
   data?: unknown[];
 }
 
-const aliasList = (aliases: Record<string, number> | undefined) =>
+/** `prod=1 (canary 3 @ 10%) staging=2`: each alias with its version, and its canary when it has one. */
+const aliasList = (aliases: Record<string, number> | undefined, splits?: Record<string, RoutingJson>) =>
   Object.entries(aliases ?? {})
     .sort(([a], [b]) => a.localeCompare(b))
-    .map(([a, v]) => `${a}=${v}`)
+    .map(([a, v]) => {
+      const canary = splits?.[a]?.canary;
+      return canary ? `${a}=${v} (canary ${canary.version} @ ${canary.weight}%)` : `${a}=${v}`;
+    })
     .join(' ') || '-';
 
 const size = (bytes: number | undefined): string => {
@@ -66,7 +77,7 @@ export function formatModels(answer: { models: ModelJson[]; nextToken?: string }
       answer.models.map((m) => [
         m.name,
         String(m.latestVersion),
-        aliasList(m.aliases),
+        aliasList(m.aliases, m.splits),
         when(m.updatedAt),
         m.description ?? '',
       ]),
@@ -137,6 +148,21 @@ export function formatCaptureConfig(
   if (!c) return `${who}: capture off`;
   const halves = [c.input ? 'input' : '', c.output ? 'output' : ''].filter(Boolean).join(', ');
   return `${who}: capture ${c.samplePercent}% of requests (${halves})`;
+}
+
+/**
+ * `iris@prod: version 1, canary 3 @ 10% (key parameter 'user') (revision 2)`, `iris@prod: version 1, no canary
+ * (revision 3)`.
+ */
+export function formatRouting(
+  name: string,
+  a: { alias: string; version: number; revision?: number; routing?: RoutingJson },
+): string {
+  const canary = a.routing?.canary;
+  const key = a.routing?.keyParameter !== undefined ? ` (key parameter '${a.routing.keyParameter}')` : '';
+  const split = canary ? `canary ${canary.version} @ ${canary.weight}%` : 'no canary';
+  const revision = a.revision !== undefined ? ` (revision ${a.revision})` : '';
+  return `${name}@${a.alias}: version ${a.version}, ${split}${key}${revision}`;
 }
 
 export function formatHistory(answer: {

@@ -170,9 +170,27 @@ describe('CLI against an HTTP API', () => {
         createdAt: 't',
         updatedAt: '2026-01-01T00:00:00.000Z',
       },
+      {
+        name: 'wine',
+        latestVersion: 3,
+        aliases: { prod: 1, staging: 2 },
+        splits: { prod: { canary: { version: 3, weight: 10 } } },
+        createdAt: 't',
+        updatedAt: '2026-01-01T00:00:00.000Z',
+      },
     ],
   };
   const api = fakeApi({
+    'PATCH /models/iris/aliases/live': {
+      status: 200,
+      body: {
+        alias: 'live',
+        version: 1,
+        revision: 4,
+        updatedAt: '2026-01-01T00:00:00.000Z',
+        routing: { canary: { version: 2, weight: 12.5 }, keyParameter: 'user' },
+      },
+    },
     'GET /models': { status: 200, body: models },
     'PUT /models/iris/aliases/prod': {
       status: 200,
@@ -229,6 +247,7 @@ describe('CLI against an HTTP API', () => {
     expect(await run(argv('--endpoint', url, 'models'), io)).toBe(0);
     expect(io.stdout()).toMatch(/^NAME\s+LATEST\s+ALIASES/);
     expect(io.stdout()).toMatch(/iris\s+2\s+prod=1/);
+    expect(io.stdout()).toMatch(/wine\s+3\s+prod=1 \(canary 3 @ 10%\) staging=2/);
     const j = captureIo();
     expect(await run(argv('--endpoint', url, '--json', 'models'), j)).toBe(0);
     expect(JSON.parse(j.stdout())).toEqual(models);
@@ -243,6 +262,68 @@ describe('CLI against an HTTP API', () => {
     expect(req.method).toBe('PUT');
     expect(JSON.parse(req.body.toString())).toEqual({ version: 2, expectedVersion: 1, reason: 'better' });
     expect(io.stdout()).toContain('iris@prod: version 1 -> version 2');
+  });
+
+  it('canary PATCHes the alias with a split (weight, key parameter, revision), or routing null for --off', async () => {
+    const io = captureIo();
+    expect(
+      await run(
+        argv(
+          '--endpoint',
+          url,
+          'canary',
+          'iris',
+          '2',
+          '--weight',
+          '12.5',
+          '--alias',
+          'live',
+          '--key-parameter',
+          'user',
+          '--expect-revision',
+          '3',
+        ),
+        io,
+      ),
+    ).toBe(0);
+    let req = api.seen.at(-1)!;
+    expect([req.method, req.url]).toEqual(['PATCH', '/models/iris/aliases/live']);
+    expect(JSON.parse(req.body.toString())).toEqual({
+      routing: { canary: { version: 2, weight: 12.5 }, keyParameter: 'user' },
+      expectedRevision: 3,
+    });
+    expect(io.stdout()).toContain(
+      "iris@live: version 1, canary 2 @ 12.5% (key parameter 'user') (revision 4)",
+    );
+
+    const off = captureIo();
+    expect(await run(argv('--endpoint', url, 'canary', 'iris', '--off', '--alias', 'staging'), off)).toBe(0);
+    req = api.seen.at(-1)!;
+    expect([req.method, req.url]).toEqual(['PATCH', '/models/iris/aliases/staging']);
+    expect(JSON.parse(req.body.toString())).toEqual({ routing: null });
+    expect(off.stdout()).toContain('iris@staging: version 1, no canary (revision 1)');
+
+    // The default alias is prod.
+    expect(await run(argv('--endpoint', url, 'canary', 'iris', '2', '--weight', '0'), captureIo())).toBe(0);
+    req = api.seen.at(-1)!;
+    expect([req.method, req.url]).toEqual(['PATCH', '/models/iris/aliases/prod']);
+    expect(JSON.parse(req.body.toString())).toEqual({ routing: { canary: { version: 2, weight: 0 } } });
+
+    const seen = api.seen.length;
+    for (const args of [
+      ['canary', 'iris'],
+      ['canary', 'iris', '2'],
+      ['canary', 'iris', '--weight', '10'],
+      ['canary', 'iris', '2', '--weight', 'lots'],
+      ['canary', 'iris', '2', '--off'],
+      ['canary', 'iris', '--off', '--weight', '5'],
+      ['canary', 'iris', '--off', '--key-parameter', 'user'],
+    ]) {
+      const e = captureIo();
+      expect(await run(argv('--endpoint', url, ...args), e), args.join(' ')).toBe(2);
+      expect(e.stderr(), args.join(' ')).toMatch(/error/);
+    }
+    expect(api.seen.length).toBe(seen);
   });
 
   it('capture-config PATCHes the alias or the version with the declaration, or null for --off', async () => {

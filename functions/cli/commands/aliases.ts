@@ -1,11 +1,11 @@
 /**
- * The alias commands: `maas promote`, `maas rollback`, `maas history`, and `maas capture-config` (the capture
- * declaration of an alias or a version).
+ * The alias commands: `maas promote`, `maas rollback`, `maas history`, `maas canary` (an alias's traffic split),
+ * and `maas capture-config` (the capture declaration of an alias or a version).
  */
 import type { Command } from 'commander';
 import { apiCall } from '../client';
 import { type CliContext, EXIT, UsageError } from '../context';
-import { formatCaptureConfig, formatHistory, formatMoveResult } from '../format';
+import { formatCaptureConfig, formatHistory, formatMoveResult, formatRouting } from '../format';
 import { nonNegativeInt } from '../input';
 
 interface CaptureConfigOptions {
@@ -17,6 +17,15 @@ interface CaptureConfigOptions {
   readonly input: boolean;
   /** Commander's `--no-output`. */
   readonly output: boolean;
+}
+
+interface CanaryOptions {
+  readonly alias: string;
+  readonly weight?: number;
+  readonly keyParameter?: string;
+  readonly off?: boolean;
+  readonly expectRevision?: number;
+  readonly reason?: string;
 }
 
 /** An option parser for a percentage (a number; the service checks the range and the 0.01 step). */
@@ -73,6 +82,51 @@ export function aliasCommands(program: Command, ctx: CliContext): void {
             opts.reason !== undefined ? { reason: opts.reason } : {},
           );
         ctx.print(answer, (a) => formatMoveResult(name, a));
+        return EXIT.ok;
+      }),
+    );
+
+  program
+    .command('canary')
+    .description(
+      'send a share of an alias (default prod) to a canary version, or --off to clear the split; promote the canary to finish',
+    )
+    .argument('<name>', 'model name')
+    .argument('[version]', 'canary version', nonNegativeInt('[version]'))
+    .option('--weight <percent>', "share of the alias's requests, 0-100 in steps of 0.1", percent('--weight'))
+    .option('--alias <alias>', 'alias to split', 'prod')
+    .option(
+      '--key-parameter <name>',
+      'request parameter whose value routes a request (one key, one version) when it has no routing key header',
+    )
+    .option(
+      '--expect-revision <n>',
+      'only if the alias is at this revision',
+      nonNegativeInt('--expect-revision'),
+    )
+    .option('--reason <text>', 'recorded in the alias history')
+    .option('--off', 'clear the split: all traffic to the stable version')
+    .action(
+      ctx.action(async (name: string, version: number | undefined, opts: CanaryOptions) => {
+        if (opts.off) {
+          if (version !== undefined || opts.weight !== undefined || opts.keyParameter !== undefined) {
+            throw new UsageError('--off takes neither a version, --weight nor --key-parameter');
+          }
+        } else if (version === undefined || opts.weight === undefined) {
+          throw new UsageError('give <version> and --weight <percent>, or --off');
+        }
+        const routing = opts.off
+          ? null
+          : {
+              canary: { version, weight: opts.weight },
+              ...(opts.keyParameter !== undefined ? { keyParameter: opts.keyParameter } : {}),
+            };
+        const answer = await ctx.client().send(apiCall('updateAlias', { name, alias: opts.alias }), {
+          routing,
+          ...(opts.expectRevision !== undefined ? { expectedRevision: opts.expectRevision } : {}),
+          ...(opts.reason !== undefined ? { reason: opts.reason } : {}),
+        });
+        ctx.print(answer, (a) => formatRouting(name, a));
         return EXIT.ok;
       }),
     );
