@@ -12,6 +12,8 @@
  *   (f) the handler as deployed observes it: one EMF document per request (`EmfLineSink`, made and written after
  *       the answer) and capture declared at 0 % on the alias, each line written to /dev/null as Lambda's stdout
  *       would take it;
+ *   (h) split: the handler (b) through an alias with a 10 % canary active (a second version of the same model),
+ *       requests without a routing key (routed at random);
  *   (g) the same with capture at 100 % (a second alias of the same version): every request also writes its record,
  *       after its answer. Work done after an answer falls into whichever variant runs next (the order is shuffled,
  *       so all variants share it alike): (f) and (g) measure what a caller waits for, not the CPU a request costs.
@@ -87,7 +89,11 @@ interface CaseResult {
   wasm: Stats;
   observed: Stats;
   captured: Stats;
+  split: Stats;
 }
+
+/** The alias of the benchmark's models that splits its traffic: version 1 stable, a 10 % canary on version 2. */
+const SPLIT_ALIAS = 'split';
 
 /** The alias of the benchmark's models that captures every request (`prod` captures none). */
 const CAPTURED_ALIAS = 'captured';
@@ -126,6 +132,17 @@ async function main() {
       await moveAlias({ repo }, { name: m.name, alias: CAPTURED_ALIAS, version: 1, actor: 'bench' });
       await repo.setAliasCapture(m.name, 'prod', { samplePercent: 0, input: true, output: true });
       await repo.setAliasCapture(m.name, CAPTURED_ALIAS, { samplePercent: 100, input: true, output: true });
+      // Version 2: the same artifact registered again (one session serves both), the canary of `split`.
+      const again = S3_KEYS.upload(m.name, 'bench-2');
+      await store.putObject(again, m.bytes);
+      await registerVersion({ repo, store, inspector }, { name: m.name, sourceKey: again });
+      await moveAlias({ repo }, { name: m.name, alias: SPLIT_ALIAS, version: 1, actor: 'bench' });
+      await repo.setAliasRouting({
+        name: m.name,
+        alias: SPLIT_ALIAS,
+        routing: { canary: { version: 2, weight: 10 } },
+        actor: 'bench',
+      });
     }
 
     const engine = new OrtEngine({ threads: 1 });
@@ -209,6 +226,14 @@ async function measureWarm(
   const capturedEvent = apiEvent('POST', pathFor('modelInfer', { name: m.name, ref: CAPTURED_ALIAS }), {
     body,
   });
+  const splitEvent = apiEvent('POST', pathFor('modelInfer', { name: m.name, ref: SPLIT_ALIAS }), { body });
+  const versionsSeen = new Set<string>();
+  for (let i = 0; i < 200; i++) {
+    const r = await handler(splitEvent);
+    if (r.statusCode !== 200) throw new Error(`split alias answered ${r.statusCode}: ${r.body}`);
+    versionsSeen.add((JSON.parse(r.body as string) as { model_version: string }).model_version);
+  }
+  if (versionsSeen.size !== 2) throw new Error(`the split alias served versions ${[...versionsSeen]} only`);
   for (const e of [event, capturedEvent]) {
     const r = await observedHandler(e);
     if (r.statusCode !== 200) throw new Error(`observed handler answered ${r.statusCode}: ${r.body}`);
@@ -235,6 +260,7 @@ async function measureWarm(
   const wasm = timed(() => webSession.run(webFeeds));
   const observed = timed(() => observedHandler(event));
   const captured = timed(() => observedHandler(capturedEvent));
+  const split = timed(() => handler(splitEvent));
 
   const iterations = batch === 1 ? 600 : 200;
   // Untimed rounds first, for every variant alike: the handler's JavaScript (parsing, validation, encoding)
@@ -248,6 +274,7 @@ async function measureWarm(
     wasm: [] as number[],
     observed: [] as number[],
     captured: [] as number[],
+    split: [] as number[],
   };
   const variants = [
     ['raw', raw],
@@ -256,6 +283,7 @@ async function measureWarm(
     ['wasm', wasm],
     ['observed', observed],
     ['captured', captured],
+    ['split', split],
   ] as const;
   // Interleaved, in a new (seeded) order each round: background load and frequency drift affect all variants
   // alike, and every variant follows every other one as often (a fixed rotation would always run one variant after
@@ -281,6 +309,7 @@ async function measureWarm(
     wasm: stats(samples.wasm),
     observed: stats(samples.observed),
     captured: stats(samples.captured),
+    split: stats(samples.split),
   };
 }
 
@@ -415,6 +444,7 @@ function report(results: CaseResult[], cold: ColdResult, seconds: number) {
     handlerOverFloor: ratio(mlp1.handler.p50, mlp1.floor.p50),
     handlerOverFloorObserved: ratio(mlp1.observed.p50, mlp1.floor.p50),
     captureOverhead: ratio(mlp1.captured.p50, mlp1.observed.p50),
+    handlerOverFloorSplit: ratio(mlp1.split.p50, mlp1.floor.p50),
     handlerOverRaw: ratio(mlp1.handler.p50, mlp1.raw.p50),
     wasmOverNative: ratio(mlp1.wasm.p50, mlp1.raw.p50),
     coldRatio: ratio(cold.handler, cold.baseline),
@@ -424,6 +454,7 @@ function report(results: CaseResult[], cold: ColdResult, seconds: number) {
       handlerOverFloor: 1.1,
       handlerOverFloorObserved: 1.1,
       captureOverhead: 1.15,
+      handlerOverFloorSplit: 1.1,
       coldRatio: 1.5,
       wasmOverNative: '> 1',
     },
@@ -432,6 +463,7 @@ function report(results: CaseResult[], cold: ColdResult, seconds: number) {
       handlerOverFloor: ratio(r.handler.p50, r.floor.p50),
       handlerOverFloorObserved: ratio(r.observed.p50, r.floor.p50),
       captureOverhead: ratio(r.captured.p50, r.observed.p50),
+      handlerOverFloorSplit: ratio(r.split.p50, r.floor.p50),
       handlerOverRaw: ratio(r.handler.p50, r.raw.p50),
       wasmOverNative: ratio(r.wasm.p50, r.raw.p50),
     })),
@@ -507,6 +539,7 @@ function report(results: CaseResult[], cold: ColdResult, seconds: number) {
     `  handlerOverFloorObserved ${summary.handlerOverFloorObserved}  (metrics on, capture 0 %; target <= 1.10)`,
   );
   say(`  captureOverhead  ${summary.captureOverhead}  (capture 100 % over 0 %; target <= 1.15)`);
+  say(`  handlerOverFloorSplit ${summary.handlerOverFloorSplit}  (a 10 % canary active; target <= 1.10)`);
   say(`  handlerOverRaw   ${summary.handlerOverRaw}`);
   say(`  wasmOverNative   ${summary.wasmOverNative}  (target > 1: native faster)`);
   say(`  coldRatio        ${summary.coldRatio}  (target <= 1.5)`);
