@@ -3,8 +3,9 @@
  *
  * Items of a model share the partition `MODEL#{name}`:
  * - `MODEL`: `latestVersion` (the version counter), `aliases` (map alias -> version, kept in step
- *   with the ALIAS items so listings need no extra reads), `firstReadyVersion`, timestamps, and
- *   `gsi1pk`/`gsi1sk` for the models index.
+ *   with the ALIAS items so listings need no extra reads), `splits` (map alias -> traffic split, likewise;
+ *   created by the model's first split), `firstReadyVersion`, timestamps, and `gsi1pk`/`gsi1sk` for the
+ *   models index.
  * - `VERSION#{000000003}`: the immutable version; `aliases` is a string set of the aliases pointing at
  *   it, maintained by every alias move in the same transaction. It lets "delete/archive only while no
  *   alias points here" and "alias only READY versions" be plain condition expressions on this item.
@@ -12,6 +13,9 @@
  *   declaration, kept by moves), and `target`: the serving fields of the VERSION item it points at (its
  *   `capture` included), written by the same transaction, so the predict path resolves an alias in one read.
  *   A change of a version's capture rewrites `target.capture` of the aliases pointing at it in one transaction.
+ *   A split adds `routing` (`{canary?: {version, weight}, keyParameter?}`) and `canaryTarget` (the canary
+ *   version's serving fields, as `target`; its `capture` rewritten like `target.capture`); the canary VERSION
+ *   item has the alias in its alias set while the split names it.
  * - `HISTORY#{alias}#{iso}#{revision-id}`: append-only moves.
  *
  * The decisions are the domain planners' (../domain/registry-plans): this adapter reads the items a planner

@@ -15,7 +15,13 @@ import {
 } from '../domain/errors';
 import { validateAliasName, validateModelName } from '../domain/names';
 import { assertObjectKey, assertPostprocessFits, assertStatusChange } from '../domain/registry';
-import { aliasNotFound, modelNotFound, planRollback, versionNotFound } from '../domain/registry-plans';
+import {
+  aliasNotFound,
+  latestMove,
+  modelNotFound,
+  planRollback,
+  versionNotFound,
+} from '../domain/registry-plans';
 import type {
   AliasMove,
   AliasMoveResult,
@@ -357,10 +363,15 @@ export async function moveAlias(
   });
 }
 
+/** History entries read per page, and pages at most, looking for the latest move past split changes. */
+const ROLLBACK_PAGE = 20;
+const ROLLBACK_PAGES = 5;
+
 /**
  * Moves the alias back to the version it pointed at before its latest move (409 when there is none; see
- * `planRollback`). The move is conditional on the alias still pointing where the latest history entry says,
- * so a concurrent move makes the rollback fail with 412 instead of undoing the wrong change.
+ * `planRollback`; split changes, which are not moves, are passed over). The move is conditional on the alias
+ * still pointing where that history entry says, so a concurrent move makes the rollback fail with 412 instead of
+ * undoing the wrong change.
  */
 export async function rollbackAlias(
   deps: Pick<RegistryDeps, 'repo' | 'events' | 'logger'>,
@@ -369,8 +380,15 @@ export async function rollbackAlias(
   validateModelName(input.name);
   validateAliasName(input.alias);
   await getModel(deps, input.name);
-  const page = await deps.repo.aliasHistory(input.name, input.alias, 1);
-  return applyMove(deps, planRollback(input, page.items[0]));
+  // The latest move, past the split changes after it (a few pages at most; the newest entry if none is found).
+  let page = await deps.repo.aliasHistory(input.name, input.alias, ROLLBACK_PAGE);
+  const newest = page.items[0];
+  let latest = latestMove(page.items);
+  for (let n = 1; !latest && page.nextToken && n < ROLLBACK_PAGES; n++) {
+    page = await deps.repo.aliasHistory(input.name, input.alias, ROLLBACK_PAGE, page.nextToken);
+    latest = latestMove(page.items);
+  }
+  return applyMove(deps, planRollback(input, latest ?? newest));
 }
 
 /** Removes the alias (history kept, with a `version: null` entry). */

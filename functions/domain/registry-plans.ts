@@ -539,6 +539,15 @@ export function rollbackTarget(latest: HistoryEntry | undefined): number | undef
 }
 
 /**
+ * The newest entry of a history page (newest first) that moved the alias: a split change (an entry whose version
+ * is its previous version) is not one, and neither is a move to the version the alias already pointed at, since
+ * rolling back to it would change nothing. Undefined when the page holds none.
+ */
+export function latestMove(entries: readonly HistoryEntry[]): HistoryEntry | undefined {
+  return entries.find((h) => h.version === null || h.version !== h.previousVersion);
+}
+
+/**
  * Plans a rollback: the move that takes the alias back to the version it pointed at before its latest move
  * (`latest`, the newest history entry), conditional on the alias still pointing where that entry says, so a
  * concurrent move makes the rollback fail with 412 instead of undoing the wrong change. 404 when the alias never

@@ -7,6 +7,7 @@ import {
   type RegistryDeps,
   registerVersion,
   rollbackAlias,
+  updateAlias,
 } from '../../functions/app/registry';
 import { LIMITS } from '../../functions/contract/limits';
 import {
@@ -235,6 +236,28 @@ describe('rollbackAlias', () => {
     expect(r).toMatchObject({ version: 2 });
   });
 
+  it('passes over split changes to the latest move', async () => {
+    const f = fakes();
+    await registered(f.repo, 'm', 3);
+    await f.repo.moveAlias({ name: 'm', alias: 'prod', version: 2, actor: 'a' });
+    for (const weight of [1, 5, 10]) {
+      await f.repo.setAliasRouting({
+        name: 'm',
+        alias: 'prod',
+        routing: { canary: { version: 3, weight } },
+        actor: 'a',
+      });
+    }
+    f.moves.length = 0;
+    const r = await rollbackAlias({ repo: f.repo }, { name: 'm', alias: 'prod', actor: 'ops' });
+    expect(f.moves).toEqual([
+      expect.objectContaining({ version: 1, expectedVersion: 2, reason: 'rollback from 2 to 1' }),
+    ]);
+    expect(r).toMatchObject({ version: 1, previousVersion: 2, revision: 6 });
+    // The split stays (1 is not its canary).
+    expect((await f.repo.getAlias('m', 'prod'))?.routing).toEqual({ canary: { version: 3, weight: 10 } });
+  });
+
   it('409 when the latest move created the alias', async () => {
     const f = fakes();
     await registered(f.repo, 'm', 1);
@@ -264,5 +287,56 @@ describe('createUpload', () => {
       status: 413,
       code: 'PAYLOAD_TOO_LARGE',
     });
+  });
+});
+
+describe('updateAlias', () => {
+  it('changes the split and the capture in one call; answers the alias without the serving copies', async () => {
+    const f = fakes();
+    await registered(f.repo, 'm', 2);
+    const a = await updateAlias(
+      { repo: f.repo },
+      {
+        name: 'm',
+        alias: 'prod',
+        routing: { canary: { version: 2, weight: 20 } },
+        capture: { samplePercent: 3, input: true, output: true },
+        expectedRevision: 1,
+        actor: 'ops',
+      },
+    );
+    expect(a).toEqual({
+      alias: 'prod',
+      version: 1,
+      revision: 2,
+      updatedAt: expect.any(String),
+      routing: { canary: { version: 2, weight: 20 } },
+      capture: { samplePercent: 3, input: true, output: true },
+    });
+    expect((await f.repo.getAlias('m', 'prod'))?.canaryTarget).toMatchObject({ version: 2 });
+    // A refused split leaves the capture as it was.
+    await expect(
+      updateAlias(
+        { repo: f.repo },
+        {
+          name: 'm',
+          alias: 'prod',
+          routing: { canary: { version: 1, weight: 1 } },
+          capture: null,
+          actor: 'ops',
+        },
+      ),
+    ).rejects.toMatchObject({ code: 'CANARY_IS_STABLE' });
+    expect((await f.repo.getAlias('m', 'prod'))?.capture).toEqual({
+      samplePercent: 3,
+      input: true,
+      output: true,
+    });
+    const cleared = await updateAlias(
+      { repo: f.repo },
+      { name: 'm', alias: 'prod', routing: null, actor: 'ops' },
+    );
+    expect(cleared).toMatchObject({ revision: 3 });
+    expect(cleared.routing).toBeUndefined();
   });
 });

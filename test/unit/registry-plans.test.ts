@@ -5,13 +5,17 @@ import {
   aliasCaptureRefusal,
   allowsVersionDeletion,
   allowsVersionUpdate,
+  latestMove,
   patchedVersion,
   planAliasMove,
+  planAliasRouting,
   planRollback,
   planVersionCompletion,
   planVersionCreation,
   planVersionUpdate,
+  recanariedAliases,
   retargetedAliases,
+  routingReason,
   servingSnapshot,
   versionDeletionRefusal,
   versionUpdateRefusal,
@@ -426,5 +430,157 @@ describe('planVersionCompletion', () => {
         T1,
       ),
     ).toThrow(ConflictError);
+  });
+});
+
+describe('traffic splits', () => {
+  const split = (v: number, weight: number, keyParameter?: string) => ({
+    canary: { version: v, weight },
+    ...(keyParameter !== undefined ? { keyParameter } : {}),
+  });
+  const change = (routing: Parameters<typeof planAliasRouting>[0]['routing'], extra = {}) => ({
+    name: 'm',
+    alias: 'prod',
+    routing,
+    actor: 'ann',
+    ...extra,
+  });
+
+  it('plans a split: revision + 1, the canary copy, a history entry at the stable version, the canary held', () => {
+    const capture = { samplePercent: 5, input: true, output: true };
+    const current = { ...alias(1, 3), target: version(1), capture };
+    const plan = planAliasRouting(
+      change(split(3, 10, 'user')),
+      { modelExists: true, alias: current, canary: version(3, { description: 'x' }) },
+      T1,
+    );
+    expect(plan).toEqual({
+      name: 'm',
+      alias: 'prod',
+      at: T1,
+      expectedRevision: 3,
+      next: {
+        ...current,
+        revision: 4,
+        updatedAt: T1,
+        routing: split(3, 10, 'user'),
+        canaryTarget: version(3),
+      },
+      history: {
+        alias: 'prod',
+        version: 1,
+        previousVersion: 1,
+        at: T1,
+        actor: 'ann',
+        reason: "canary v3 at 10% (key parameter 'user')",
+        routing: split(3, 10, 'user'),
+        revision: 4,
+      },
+      gains: 3,
+      releases: undefined,
+    });
+    // Another weight keeps the canary held; another canary releases the first; null clears it all.
+    const split3 = { ...current, routing: split(3, 10), canaryTarget: version(3) };
+    const state = (canary?: ModelVersion) => ({ modelExists: true, alias: split3, canary });
+    expect(planAliasRouting(change(split(3, 50)), state(version(3)), T1)).toMatchObject({
+      gains: undefined,
+      releases: undefined,
+    });
+    expect(planAliasRouting(change(split(2, 50)), state(version(2)), T1)).toMatchObject({
+      gains: 2,
+      releases: 3,
+    });
+    const cleared = planAliasRouting(change(null, { reason: 'done' }), state(), T1);
+    expect(cleared).toMatchObject({ gains: undefined, releases: 3, history: { reason: 'done' } });
+    expect(cleared.next.routing).toBeUndefined();
+    expect(cleared.next.canaryTarget).toBeUndefined();
+    expect(cleared.history.routing).toBeUndefined();
+    // An empty split is no split.
+    expect(planAliasRouting(change({}), state(), T1).next.routing).toBeUndefined();
+  });
+
+  it('refuses in order: model 404, alias 404, revision 412, the stable version 409, unknown 404, not READY 409', () => {
+    const ok = { modelExists: true, alias: alias(1, 2), canary: version(3) };
+    const refusal = (c: ReturnType<typeof change>, st: Parameters<typeof planAliasRouting>[1]) => {
+      try {
+        planAliasRouting(c, st, T1);
+      } catch (e) {
+        return [(e as { status: number }).status, (e as { code: string }).code];
+      }
+      return undefined;
+    };
+    expect(refusal(change(split(3, 1)), { ...ok, modelExists: false })).toEqual([404, 'MODEL_NOT_FOUND']);
+    expect(refusal(change(split(3, 1)), { ...ok, alias: undefined })).toEqual([404, 'ALIAS_NOT_FOUND']);
+    expect(refusal(change(split(3, 1), { expectedRevision: 1 }), ok)).toEqual([412, 'PRECONDITION_FAILED']);
+    expect(refusal(change(split(1, 1)), { ...ok, canary: version(1) })).toEqual([409, 'CANARY_IS_STABLE']);
+    expect(refusal(change(split(4, 1)), ok)).toEqual([404, 'VERSION_NOT_FOUND']);
+    expect(refusal(change(split(3, 1)), { ...ok, canary: version(3, { status: 'FAILED' }) })).toEqual([
+      409,
+      'VERSION_NOT_READY',
+    ]);
+    expect(refusal(change(split(3, 1), { expectedRevision: 2 }), ok)).toBeUndefined();
+  });
+
+  it('a move keeps the split, a move to the canary promotes it (key parameter kept), a removal frees the canary', () => {
+    const current: AliasState = {
+      ...alias(1, 3),
+      target: version(1),
+      routing: split(3, 10, 'user'),
+      canaryTarget: version(3),
+    };
+    const move = (v: number | null, target?: ModelVersion) =>
+      planAliasMove(
+        { name: 'm', alias: 'prod', version: v, actor: 'a' },
+        { modelExists: true, alias: current, target },
+        T1,
+      );
+    const other = move(2, version(2));
+    expect(other.next).toMatchObject({ version: 2, routing: split(3, 10, 'user'), canaryTarget: version(3) });
+    expect(other).toMatchObject({
+      gains: 2,
+      releases: 1,
+      releasesCanary: undefined,
+      routingChange: undefined,
+    });
+    expect(other.history.routing).toEqual(split(3, 10, 'user'));
+    const promoted = move(3, version(3));
+    expect(promoted.next).toMatchObject({ version: 3, routing: { keyParameter: 'user' } });
+    expect(promoted.next?.canaryTarget).toBeUndefined();
+    expect(promoted).toMatchObject({ gains: 3, releases: 1, routingChange: { keyParameter: 'user' } });
+    const removed = move(null);
+    expect(removed).toMatchObject({ next: undefined, releases: 1, releasesCanary: 3, routingChange: null });
+    // Promotion of a split without key parameter removes it.
+    const bare = planAliasMove(
+      { name: 'm', alias: 'prod', version: 3, actor: 'a' },
+      { modelExists: true, alias: { ...current, routing: split(3, 10) }, target: version(3) },
+      T1,
+    );
+    expect(bare.routingChange).toBeNull();
+    expect(bare.next?.routing).toBeUndefined();
+  });
+
+  it('capture changes reach the canary copies of the aliases whose canary the version is', () => {
+    const a = { ...alias(1, 1), alias: 'a', routing: split(3, 5), canaryTarget: version(3) };
+    const b = { ...alias(3, 1), alias: 'b', target: version(3) };
+    const c = { ...alias(1, 1), alias: 'c', routing: { keyParameter: 'k' } };
+    expect(recanariedAliases(3, [a, b, c]).map((x) => x.alias)).toEqual(['a']);
+    expect(retargetedAliases(3, [a, b, c]).map((x) => x.alias)).toEqual(['b']);
+  });
+
+  it('reasons and the latest move past split changes', () => {
+    expect(routingReason(undefined)).toBe('split cleared');
+    expect(routingReason(split(3, 0.5))).toBe('canary v3 at 0.5%');
+    expect(routingReason({ keyParameter: 'u' })).toBe("no canary (key parameter 'u')");
+    const h = (v: number | null, p: number | null) => ({
+      alias: 'prod',
+      version: v,
+      previousVersion: p,
+      at: T0,
+      actor: 'a',
+    });
+    expect(latestMove([h(2, 2), h(2, 2), h(2, 1), h(1, null)])).toEqual(h(2, 1));
+    expect(latestMove([h(null, 2)])).toEqual(h(null, 2));
+    expect(latestMove([h(1, null)])).toEqual(h(1, null));
+    expect(latestMove([h(1, 1)])).toBeUndefined();
   });
 });
