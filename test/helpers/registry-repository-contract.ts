@@ -1138,6 +1138,49 @@ export function registryRepositoryContract(setup: () => Promise<RegistryReposito
       expect((await repo.getAlias('rt-rm', 'staging'))?.routing).toBeUndefined();
     });
 
+    it("capture changes racing split changes and moves: every canary copy ends carrying its version's capture", {
+      timeout: 180_000,
+    }, async () => {
+      const TEN_C: CaptureConfig = { samplePercent: 10, input: true, output: true };
+      const HALF: CaptureConfig = { samplePercent: 50, input: true, output: false };
+      await register('rt-cap-race', 4);
+      await repo.moveAlias({ name: 'rt-cap-race', alias: 'staging', version: 2, actor: 'a' });
+      const captures = [TEN_C, null, HALF, TEN_C, null, HALF];
+      const ops: Promise<unknown>[] = [];
+      for (let i = 0; i < captures.length; i++) {
+        ops.push(repo.updateVersion('rt-cap-race', 3 + (i % 2), { capture: captures[i] ?? null }));
+        ops.push(
+          repo.setAliasRouting({
+            name: 'rt-cap-race',
+            alias: 'prod',
+            routing: split(3 + ((i + 1) % 2), i),
+            actor: `p${i}`,
+          }),
+        );
+        ops.push(
+          repo.setAliasRouting({
+            name: 'rt-cap-race',
+            alias: 'staging',
+            routing: split(3 + (i % 2), i),
+            actor: `s${i}`,
+          }),
+        );
+        ops.push(
+          repo.moveAlias({ name: 'rt-cap-race', alias: 'prod', version: 1 + (i % 2), actor: `m${i}` }),
+        );
+      }
+      const outcomes = await Promise.allSettled(ops);
+      expect(outcomes.filter((o) => o.status === 'rejected')).toEqual([]);
+      for (const a of ['prod', 'staging']) {
+        const alias = await repo.getAlias('rt-cap-race', a);
+        const canary = alias?.routing?.canary?.version;
+        expect(alias?.canaryTarget?.version, a).toBe(canary);
+        expect(alias?.canaryTarget?.capture, a).toEqual(
+          (await repo.getVersion('rt-cap-race', canary!))?.capture,
+        );
+      }
+    });
+
     it('concurrent split changes and moves of one alias all commit, each at its own revision', async () => {
       await register('rt-race', 4);
       const ops = Array.from({ length: 12 }, (_, i) =>
