@@ -68,6 +68,8 @@ export interface Model {
   readonly description?: string;
   readonly latestVersion: number;
   readonly aliases: Readonly<Record<string, number>>;
+  /** The aliases that split their traffic, with their splits (absent: none does). */
+  readonly splits?: Readonly<Record<string, AliasRouting>>;
   readonly createdAt: string;
   readonly updatedAt: string;
 }

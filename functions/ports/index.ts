@@ -24,7 +24,8 @@ import type { HashedArtifact } from './inference';
  * A model as the registry reads it, with the traffic splits of its aliases (alias → split; absent when none
  * has one), kept in step with the aliases so listings show them without extra reads.
  */
-export type ModelWithSplits = Model & { readonly splits?: Readonly<Record<string, AliasRouting>> };
+/** A model with its splits (the `Model` type carries them). */
+export type ModelWithSplits = Model;
 
 export interface RegistryRepository {
   /**
