@@ -6,7 +6,6 @@
  */
 
 import type { CaptureConfig } from '../domain/capture';
-import type { OipResponse } from '../domain/oip-encode';
 import { postprocessOutputSpecs } from '../domain/postprocess';
 import type { TensorSpec } from '../domain/types';
 import type { ArtifactStore } from '../ports/index';

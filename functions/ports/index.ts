@@ -7,7 +7,6 @@ import type { AliasRoutingChange } from '../domain/registry-plans';
 import type {
   AliasMove,
   AliasMoveResult,
-  AliasRouting,
   AliasState,
   HistoryEntry,
   Model,
