@@ -140,7 +140,11 @@ export function createInference(deps: InferenceDeps): Inference {
     request: unknown,
     obs: InferenceObservation | undefined,
   ) {
-    const served = choose(name, ref, await resolver.resolve(name, ref), request, obs);
+    return load(choose(name, ref, await resolver.resolve(name, ref), request, obs), request, obs);
+  }
+
+  /** A chosen version's validated request and session (loading it, timed, when it is not cached). */
+  async function load(served: ServedVersion, request: unknown, obs: InferenceObservation | undefined) {
     if (obs) obs.served = served;
     const req = validateInferenceRequest(request, served.signature);
     let s = sessions.cached(served.version.sha256);
@@ -202,18 +206,25 @@ export function createInference(deps: InferenceDeps): Inference {
       return toResponse(served, id, outputs);
     },
     inferJson(name, ref, request, obs) {
+      let loading: ReturnType<typeof load>;
       try {
         const stable = resolver.cached(name, ref);
-        const served = stable && choose(name, ref, stable, request, obs);
-        const s = served && sessions.cached(served.version.sha256);
-        if (served && s) {
-          if (obs) obs.served = served;
-          return runJson(served, s, validateInferenceRequest(request, served.signature), obs);
+        if (stable === undefined) {
+          loading = prepare(name, ref, request, obs);
+        } else {
+          // Chosen once: a version whose session is not loaded yet is loaded, not chosen again.
+          const served = choose(name, ref, stable, request, obs);
+          const s = sessions.cached(served.version.sha256);
+          if (s) {
+            if (obs) obs.served = served;
+            return runJson(served, s, validateInferenceRequest(request, served.signature), obs);
+          }
+          loading = load(served, request, obs);
         }
       } catch (e) {
         return Promise.reject(e);
       }
-      return prepare(name, ref, request, obs).then(({ served, s, req }) => runJson(served, s, req, obs));
+      return loading.then(({ served, s, req }) => runJson(served, s, req, obs));
     },
   };
 }

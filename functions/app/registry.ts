@@ -9,6 +9,7 @@ import { LIMITS } from '../contract/limits';
 import type { CaptureConfig } from '../domain/capture';
 import {
   BadRequestError,
+  ConflictError,
   isMaasError,
   PayloadTooLargeError,
   UnprocessableModelError,
@@ -364,8 +365,8 @@ export async function moveAlias(
 }
 
 /** History entries read per page, and pages at most, looking for the latest move past split changes. */
-const ROLLBACK_PAGE = 20;
-const ROLLBACK_PAGES = 5;
+const ROLLBACK_PAGE = LIMITS.maxPageSize;
+const ROLLBACK_PAGES = 10;
 
 /**
  * Moves the alias back to the version it pointed at before its latest move (409 when there is none; see
@@ -380,15 +381,22 @@ export async function rollbackAlias(
   validateModelName(input.name);
   validateAliasName(input.alias);
   await getModel(deps, input.name);
-  // The latest move, past the split changes after it (a few pages at most; the newest entry if none is found).
+  // The latest move, past the split changes after it (a few pages at most).
   let page = await deps.repo.aliasHistory(input.name, input.alias, ROLLBACK_PAGE);
-  const newest = page.items[0];
+  if (page.items.length === 0) return applyMove(deps, planRollback(input, undefined));
   let latest = latestMove(page.items);
   for (let n = 1; !latest && page.nextToken && n < ROLLBACK_PAGES; n++) {
     page = await deps.repo.aliasHistory(input.name, input.alias, ROLLBACK_PAGE, page.nextToken);
     latest = latestMove(page.items);
   }
-  return applyMove(deps, planRollback(input, latest ?? newest));
+  if (!latest) {
+    // Only split changes within reach: rolling back would move the alias onto its own version.
+    throw new ConflictError(
+      `alias '${input.alias}' of model '${input.name}' has no move among its last ${ROLLBACK_PAGE * ROLLBACK_PAGES} history entries to roll back`,
+      'NO_ROLLBACK_TARGET',
+    );
+  }
+  return applyMove(deps, planRollback(input, latest));
 }
 
 /** Removes the alias (history kept, with a `version: null` entry). */

@@ -3,11 +3,12 @@
  * keyed requests, stickiness across weight increases, routing without a key, the key parameter, the route in
  * the answer and in the metrics, `/versions/{n}` still pinned, and no registry call on the warm path.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { EmfMetricsSink } from '../../functions/adapters/emf-metrics';
 import { OrtEngine } from '../../functions/adapters/ort-engine';
 import { SessionCache } from '../../functions/app/session-cache';
 import { ROUTE_HEADER, ROUTING_KEY_HEADER } from '../../functions/contract/observability';
+import { routeOf } from '../../functions/domain/routing';
 import type { AliasRouting } from '../../functions/domain/types';
 import { createPredictHandler } from '../../functions/handlers/predict';
 import { apiEvent, parseResult } from '../helpers/apigw';
@@ -80,10 +81,47 @@ describe('a canary split', () => {
       const body = { ...X, parameters: { user: `u${u}` } };
       const first = (await infer(undefined, body)).version;
       for (let i = 0; i < 3; i++) expect((await infer(undefined, body)).version).toBe(first);
-      // The header, when given, wins over the parameter.
-      expect((await infer(`u${u}`, body)).version).toBe((await infer(`u${u}`)).version);
     }
+    // The header, when given, wins over the parameter: pairs whose header and parameter route differently.
+    let pairs = 0;
+    for (let u = 0; u < 200 && pairs < 10; u++) {
+      const [h, p] = [`h${u}`, `u${u}`];
+      if (routeOf(50, h, 'split') === routeOf(50, p, 'split')) continue;
+      pairs++;
+      const both = await infer(h, { ...X, parameters: { user: p } });
+      expect(both.route).toBe(routeOf(50, h, 'split'));
+      expect(both.version).toBe((await infer(h)).version);
+      expect(both.version).not.toBe((await infer(undefined, { ...X, parameters: { user: p } })).version);
+    }
+    expect(pairs).toBe(10);
   }, 60_000);
+
+  it('a request routed to a canary whose session is not loaded yet is served by the canary (chosen once)', async () => {
+    await route({ canary: { version: 2, weight: 10 } });
+    const handler = createPredictHandler({
+      repo: env.reader,
+      store: env.artifacts,
+      sessions: new SessionCache({ engine: new OrtEngine() }),
+      clock: { now: () => new Date(env.now) },
+    });
+    // Built once: building an event draws random numbers of its own.
+    const event = apiEvent('POST', '/v2/models/split/infer', { body: X });
+    const call = async () => {
+      const r = parseResult(await handler(event));
+      return (r.body as { model_version: string }).model_version;
+    };
+    const random = vi.spyOn(Math, 'random');
+    try {
+      // Stable first: its session loads and the alias (with its split) is cached.
+      random.mockReturnValue(0.99);
+      expect(await call()).toBe('1');
+      // The next draw says canary, whose session is not loaded; any later draw would say stable.
+      random.mockReturnValueOnce(0.01);
+      expect(await call()).toBe('2');
+    } finally {
+      random.mockRestore();
+    }
+  });
 
   it('pins /versions/{n}; a cleared split sends everything to the stable version', async () => {
     await route({ canary: { version: 2, weight: 100 } });

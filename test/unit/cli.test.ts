@@ -192,6 +192,17 @@ describe('CLI against an HTTP API', () => {
       },
     },
     'GET /models': { status: 200, body: models },
+    'GET /models/iris': {
+      status: 200,
+      body: {
+        name: 'iris',
+        latestVersion: 2,
+        aliases: { prod: 1 },
+        splits: { prod: { canary: { version: 2, weight: 5 }, keyParameter: 'user' } },
+        createdAt: 't',
+        updatedAt: '2026-01-01T00:00:00.000Z',
+      },
+    },
     'PUT /models/iris/aliases/prod': {
       status: 200,
       body: { alias: 'prod', version: 2, previousVersion: 1, revision: 2 },
@@ -303,11 +314,22 @@ describe('CLI against an HTTP API', () => {
     expect(JSON.parse(req.body.toString())).toEqual({ routing: null });
     expect(off.stdout()).toContain('iris@staging: version 1, no canary (revision 1)');
 
-    // The default alias is prod.
+    // The default alias is prod; its key parameter stays when none is given (a split is written whole, and
+    // dropping it would move the keys), and goes with --no-key-parameter.
     expect(await run(argv('--endpoint', url, 'canary', 'iris', '2', '--weight', '0'), captureIo())).toBe(0);
     req = api.seen.at(-1)!;
     expect([req.method, req.url]).toEqual(['PATCH', '/models/iris/aliases/prod']);
-    expect(JSON.parse(req.body.toString())).toEqual({ routing: { canary: { version: 2, weight: 0 } } });
+    expect(JSON.parse(req.body.toString())).toEqual({
+      routing: { canary: { version: 2, weight: 0 }, keyParameter: 'user' },
+    });
+    expect(
+      await run(
+        argv('--endpoint', url, 'canary', 'iris', '2', '--weight', '20', '--no-key-parameter'),
+        captureIo(),
+      ),
+    ).toBe(0);
+    req = api.seen.at(-1)!;
+    expect(JSON.parse(req.body.toString())).toEqual({ routing: { canary: { version: 2, weight: 20 } } });
 
     const seen = api.seen.length;
     for (const args of [

@@ -22,7 +22,8 @@ interface CaptureConfigOptions {
 interface CanaryOptions {
   readonly alias: string;
   readonly weight?: number;
-  readonly keyParameter?: string;
+  /** A name, or false with `--no-key-parameter`. */
+  readonly keyParameter?: string | false;
   readonly off?: boolean;
   readonly expectRevision?: number;
   readonly reason?: string;
@@ -104,24 +105,34 @@ export function aliasCommands(program: Command, ctx: CliContext): void {
       'only if the alias is at this revision',
       nonNegativeInt('--expect-revision'),
     )
+    .option('--no-key-parameter', 'drop the key parameter the split has (kept otherwise)')
     .option('--reason <text>', 'recorded in the alias history')
     .option('--off', 'clear the split: all traffic to the stable version')
     .action(
       ctx.action(async (name: string, version: number | undefined, opts: CanaryOptions) => {
         if (opts.off) {
-          if (version !== undefined || opts.weight !== undefined || opts.keyParameter !== undefined) {
+          if (version !== undefined || opts.weight !== undefined || typeof opts.keyParameter === 'string') {
             throw new UsageError('--off takes neither a version, --weight nor --key-parameter');
           }
         } else if (version === undefined || opts.weight === undefined) {
           throw new UsageError('give <version> and --weight <percent>, or --off');
         }
+        const client = ctx.client();
+        // A split is written whole: the key parameter it has stays unless replaced or dropped (keys would move).
+        let keyParameter = opts.keyParameter;
+        if (!opts.off && keyParameter === undefined) {
+          const model = (await client.send(apiCall('getModel', { name }))) as {
+            splits?: Record<string, { keyParameter?: string }>;
+          };
+          keyParameter = model.splits?.[opts.alias]?.keyParameter;
+        }
         const routing = opts.off
           ? null
           : {
               canary: { version, weight: opts.weight },
-              ...(opts.keyParameter !== undefined ? { keyParameter: opts.keyParameter } : {}),
+              ...(typeof keyParameter === 'string' ? { keyParameter } : {}),
             };
-        const answer = await ctx.client().send(apiCall('updateAlias', { name, alias: opts.alias }), {
+        const answer = await client.send(apiCall('updateAlias', { name, alias: opts.alias }), {
           routing,
           ...(opts.expectRevision !== undefined ? { expectedRevision: opts.expectRevision } : {}),
           ...(opts.reason !== undefined ? { reason: opts.reason } : {}),
