@@ -747,59 +747,15 @@ export class DynamoRegistryRepository implements RegistryRepository {
         ConditionExpression: 'attribute_not_exists(pk)',
       },
     });
-    const aliasSetValue = new Set([plan.alias]);
     if (plan.next) {
       // The target is still READY, and its capture is still the one copied into the alias's target (a concurrent
       // capture change makes the move plan again rather than leave a stale copy).
-      const readCapture = plan.next.target?.capture;
-      const readyCondition = {
-        ConditionExpression: `#status = :ready AND ${readCapture ? '#capture = :capture' : 'attribute_not_exists(#capture)'}`,
-        ExpressionAttributeNames: { '#status': 'status', '#capture': 'capture' },
-      };
-      const captureValue = readCapture ? { ':capture': readCapture } : {};
-      const key = { pk, sk: keys.versionSk(plan.next.version) };
-      if (plan.gains === undefined) {
-        items.push({
-          ConditionCheck: {
-            TableName: this.table,
-            Key: key,
-            ...readyCondition,
-            ExpressionAttributeValues: { ':ready': 'READY', ...captureValue },
-          },
-        });
-      } else {
-        items.push({
-          Update: {
-            TableName: this.table,
-            Key: key,
-            UpdateExpression: 'ADD aliases :alias',
-            ...readyCondition,
-            ExpressionAttributeValues: { ':ready': 'READY', ':alias': aliasSetValue, ...captureValue },
-          },
-        });
-      }
+      items.push(
+        this.holdItem(plan.name, plan.alias, plan.next.version, plan.next.target?.capture, plan.gains),
+      );
     }
-    if (plan.releases !== undefined) {
-      items.push({
-        Update: {
-          TableName: this.table,
-          Key: { pk, sk: keys.versionSk(plan.releases) },
-          UpdateExpression: 'DELETE aliases :alias',
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeValues: { ':alias': aliasSetValue },
-        },
-      });
-    }
-    if (plan.releasesCanary !== undefined) {
-      items.push({
-        Update: {
-          TableName: this.table,
-          Key: { pk, sk: keys.versionSk(plan.releasesCanary) },
-          UpdateExpression: 'DELETE aliases :alias',
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeValues: { ':alias': aliasSetValue },
-        },
-      });
+    for (const released of [plan.releases, plan.releasesCanary]) {
+      if (released !== undefined) items.push(this.releaseItem(plan.name, plan.alias, released));
     }
     // The model's splits map follows the alias's split when the move changes it (it exists: the alias had one).
     const splitSet = plan.routingChange ? ', splits.#alias = :split' : '';
@@ -866,52 +822,59 @@ export class DynamoRegistryRepository implements RegistryRepository {
         },
       },
     ];
-    const aliasSetValue = new Set([plan.alias]);
     if (next.canaryTarget) {
       // The canary is still READY with the capture copied (a concurrent capture change makes this plan again).
-      const readCapture = next.canaryTarget.capture;
-      const condition = {
-        ConditionExpression: `#status = :ready AND ${readCapture ? '#capture = :capture' : 'attribute_not_exists(#capture)'}`,
-        ExpressionAttributeNames: { '#status': 'status', '#capture': 'capture' },
-      };
-      const captureValue = readCapture ? { ':capture': readCapture } : {};
-      const key = { pk, sk: keys.versionSk(next.canaryTarget.version) };
-      items.push(
-        plan.gains === undefined
-          ? {
-              ConditionCheck: {
-                TableName: this.table,
-                Key: key,
-                ...condition,
-                ExpressionAttributeValues: { ':ready': 'READY', ...captureValue },
-              },
-            }
-          : {
-              Update: {
-                TableName: this.table,
-                Key: key,
-                UpdateExpression: 'ADD aliases :alias',
-                ...condition,
-                ExpressionAttributeValues: { ':ready': 'READY', ':alias': aliasSetValue, ...captureValue },
-              },
-            },
-      );
+      const canary = next.canaryTarget;
+      items.push(this.holdItem(plan.name, plan.alias, canary.version, canary.capture, plan.gains));
     }
-    if (plan.releases !== undefined) {
-      items.push({
-        Update: {
-          TableName: this.table,
-          Key: { pk, sk: keys.versionSk(plan.releases) },
-          UpdateExpression: 'DELETE aliases :alias',
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeValues: { ':alias': aliasSetValue },
-        },
-      });
-    }
+    if (plan.releases !== undefined) items.push(this.releaseItem(plan.name, plan.alias, plan.releases));
     items.push(
       this.modelSplitsItem(plan.name, plan.alias, plan.at, next.routing ?? null, hasSplits, hadRouting),
     );
     return items;
+  }
+
+  /**
+   * The check that version `version` still serves as copied (READY, with the capture `readCapture` the alias's copy
+   * holds), and, when the alias `gains` it, the alias added to its alias set (which holds it against archive and
+   * delete).
+   */
+  private holdItem(
+    name: string,
+    alias: string,
+    version: number,
+    readCapture: CaptureConfig | undefined,
+    gains: number | undefined,
+  ): TxItem {
+    const base = {
+      TableName: this.table,
+      Key: { pk: keys.modelPk(name), sk: keys.versionSk(version) },
+      ConditionExpression: `#status = :ready AND ${readCapture ? '#capture = :capture' : 'attribute_not_exists(#capture)'}`,
+      ExpressionAttributeNames: { '#status': 'status', '#capture': 'capture' },
+    };
+    const values = { ':ready': 'READY', ...(readCapture ? { ':capture': readCapture } : {}) };
+    return gains === undefined
+      ? { ConditionCheck: { ...base, ExpressionAttributeValues: values } }
+      : {
+          Update: {
+            ...base,
+            UpdateExpression: 'ADD aliases :alias',
+            ExpressionAttributeValues: { ...values, ':alias': new Set([alias]) },
+          },
+        };
+  }
+
+  /** Alias `alias` taken out of version `version`'s alias set (the version no longer serves it). */
+  private releaseItem(name: string, alias: string, version: number): TxItem {
+    return {
+      Update: {
+        TableName: this.table,
+        Key: { pk: keys.modelPk(name), sk: keys.versionSk(version) },
+        UpdateExpression: 'DELETE aliases :alias',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':alias': new Set([alias]) },
+      },
+    };
   }
 
   /**
