@@ -65,7 +65,7 @@ const dec = <T>(b: Uint8Array): T => JSON.parse(new TextDecoder().decode(b)) as 
 /** Accepts a request: stored, queued, answered with its id (202). */
 export async function submitAsyncInference(
   deps: AsyncInferenceDeps,
-  input: { name: string; ref?: string; body: unknown; actor: string },
+  input: { name: string; ref?: string; body: unknown; actor: string; routingKey?: string },
 ): Promise<{ requestId: string }> {
   validateModelName(input.name);
   parseVersionRef(input.ref); // a malformed ref is the caller's 400 now, not a failed request later
@@ -76,6 +76,7 @@ export async function submitAsyncInference(
     name: input.name,
     ref: input.ref ?? DEFAULT_ALIAS,
     request,
+    ...(input.routingKey ? { routingKey: input.routingKey } : {}),
     createdAt: (deps.clock ?? systemClock).now().toISOString(),
     actor: input.actor,
   };
@@ -108,7 +109,7 @@ export async function runAsyncInference(
   if (!bytes) throw new Error(`async request ${requestId} has no request document`);
   const doc = dec<AsyncRequestDoc>(bytes);
   const startedAt = performance.now();
-  const obs: InferenceObservation = {};
+  const obs: InferenceObservation = doc.routingKey ? { routingKey: doc.routingKey } : {};
   const observed = (status: number, response: unknown, code?: string) =>
     deps.observer?.answered({
       model: doc.name,

@@ -90,6 +90,8 @@ export interface AsyncRequestDoc {
   /** Version number or alias as the caller wrote it (alias `prod` when absent). */
   readonly ref: string;
   readonly request: Record<string, unknown>;
+  /** The `x-maas-routing-key` the request came with (it routes the request within a split alias). */
+  readonly routingKey?: string;
   readonly createdAt: string;
   readonly actor: string;
 }

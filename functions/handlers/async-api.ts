@@ -11,6 +11,7 @@ import { listCapture } from '../app/capture-read';
 import { submitFeedback } from '../app/feedback';
 import { EnvironmentVariables, type MaasConfig } from '../config/environment';
 import { ENV } from '../contract/env';
+import { ROUTING_KEY_HEADER } from '../contract/observability';
 import { operationsOf } from '../contract/routes';
 import { parseInferenceBody } from '../domain/body-parser';
 import { parseCaptureQuery } from '../domain/capture-listing';
@@ -65,6 +66,7 @@ export function createAsyncApiHandler(
             ...(params.ref ? { ref: params.ref } : {}),
             body,
             actor: actorOf(event),
+            ...(event.headers?.[ROUTING_KEY_HEADER] ? { routingKey: event.headers[ROUTING_KEY_HEADER] } : {}),
           });
           return json(202, accepted);
         }

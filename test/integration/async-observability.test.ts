@@ -6,6 +6,9 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { EmfMetricsSink } from '../../functions/adapters/emf-metrics';
 import { registerVersion } from '../../functions/app/registry';
 import { BATCH_KEYS } from '../../functions/contract/events';
+import { ROUTING_KEY_HEADER } from '../../functions/contract/observability';
+import { routeOf } from '../../functions/domain/routing';
+import { apiEvent, parseResult } from '../helpers/apigw';
 import { createEventsTestEnv, type EventsTestEnv } from '../helpers/events-env';
 import { addConstant } from '../helpers/predict-env';
 
@@ -82,4 +85,40 @@ it('a batch part is one request of its model version, its rows as BatchRows', as
   await env.s3Events(event);
   const part = docs.find((d) => d.BatchRows !== undefined);
   expect(part).toMatchObject({ model: 'plus10', version: '1', Requests: 1, BatchRows: 3, status: '200' });
+});
+
+it('an async request keeps its routing key: within a split alias, the same key gets the same version', async () => {
+  const registry = env.flows.registry!;
+  await env.put('uploads/plus10/c.onnx', addConstant(20));
+  const v2 = await registerVersion(registry, { name: 'plus10', sourceKey: 'uploads/plus10/c.onnx' });
+  await registry.repo.moveAlias({ name: 'plus10', alias: 'split', version: 1, actor: 't' });
+  await registry.repo.setAliasRouting({
+    name: 'plus10',
+    alias: 'split',
+    routing: { canary: { version: v2.version, weight: 50 } },
+    actor: 't',
+  });
+  const keys = 'abcdefghijklmnop'.split('');
+  const expected = keys.map((k) => (routeOf(50, k, 'plus10') === 'canary' ? String(v2.version) : '1'));
+  expect(new Set(expected).size).toBe(2);
+  const ids: string[] = [];
+  for (const k of keys) {
+    const r = parseResult(
+      await env.asyncApi(
+        apiEvent('POST', '/v2/models/plus10/versions/split/infer-async', {
+          body: { inputs: [{ name: 'x', shape: [1, 2], datatype: 'FP32', data: [1, 2] }] },
+          headers: { [ROUTING_KEY_HEADER]: k },
+        }),
+      ),
+    );
+    expect(r.status).toBe(202);
+    ids.push((r.body as { requestId: string }).requestId);
+  }
+  await env.queue.drain();
+  const versions: string[] = [];
+  for (const id of ids) {
+    const done = await env.call<{ result: { model_version: string } }>('GET', `/async/${id}`);
+    versions.push(done.body.result.model_version);
+  }
+  expect(versions).toEqual(expected);
 });
