@@ -17,8 +17,10 @@ import type {
   AliasState,
   HistoryEntry,
   HistoryRecord,
+  ModelSignature,
   ModelVersion,
   NewVersion,
+  TensorSpec,
   VersionCompletion,
   VersionPatch,
   VersionStatus,
@@ -497,6 +499,14 @@ export function planAliasRouting(
     canary = state.canary?.version === canaryVersion ? state.canary : undefined;
     if (!canary) throw versionNotFound(change.name, canaryVersion);
     assertAliasable(canary);
+    const stable = current.target?.version === current.version ? current.target : undefined;
+    const mismatch = stable && signatureMismatch(stable.signature, canary.signature);
+    if (mismatch) {
+      throw new ConflictError(
+        `version ${canaryVersion} of model '${change.name}' cannot be the canary of alias '${change.alias}' (version ${current.version}): ${mismatch}; the alias's callers would get errors on the canary's share`,
+        'CANARY_INCOMPATIBLE',
+      );
+    }
   }
   const at = current.updatedAt > clockNow ? current.updatedAt : clockNow;
   const revision = current.revision + 1;
@@ -527,6 +537,31 @@ export function planAliasRouting(
     gains: canaryVersion !== undefined && canaryVersion !== before ? canaryVersion : undefined,
     releases: before !== undefined && before !== canaryVersion ? before : undefined,
   };
+}
+
+/**
+ * Why a canary with signature `canary` could not answer the requests of a stable version with signature `stable`
+ * (undefined when it can): it must take the same inputs (names, datatypes, shapes) and give every output of the
+ * stable version with the same datatype, so that a caller cannot tell which one answered but by its values.
+ */
+export function signatureMismatch(stable: ModelSignature, canary: ModelSignature): string | undefined {
+  const key = (t: TensorSpec) => `${t.datatype}[${t.shape.join(',')}]`;
+  const canaryInputs = new Map(canary.inputs.map((t) => [t.name, key(t)]));
+  if (canary.inputs.length !== stable.inputs.length) {
+    return `it takes ${canary.inputs.length} input(s), the stable version ${stable.inputs.length}`;
+  }
+  for (const t of stable.inputs) {
+    const c = canaryInputs.get(t.name);
+    if (c === undefined) return `it has no input '${t.name}'`;
+    if (c !== key(t)) return `its input '${t.name}' is ${c}, the stable version's ${key(t)}`;
+  }
+  const canaryOutputs = new Map(canary.outputs.map((t) => [t.name, t.datatype]));
+  for (const t of stable.outputs) {
+    const c = canaryOutputs.get(t.name);
+    if (c === undefined) return `it has no output '${t.name}'`;
+    if (c !== t.datatype) return `its output '${t.name}' is ${c}, the stable version's ${t.datatype}`;
+  }
+  return undefined;
 }
 
 /**

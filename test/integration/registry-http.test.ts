@@ -598,6 +598,14 @@ describe('registry HTTP API', () => {
       );
       expectError(await patch({ routing: { canary: { version: 1, weight: 1 } } }), 409, 'CANARY_IS_STABLE');
       expectError(await patch({ routing: { canary: { version: 9, weight: 1 } } }), 404, 'VERSION_NOT_FOUND');
+      // A canary that takes other inputs than the stable version would fail its share of the alias's callers.
+      const other = await call('POST', '/models/split-http/versions', {
+        body: { uploadId: await stage('split-http', buildMlp({ inFeatures: 5, layers: [3] })) },
+      });
+      expect(other.status).toBe(201);
+      const incompatible = await patch({ routing: { canary: { version: other.body.version, weight: 5 } } });
+      expectError(incompatible, 409, 'CANARY_INCOMPATIBLE');
+      expect(incompatible.body.error).toContain("its input 'input' is FP32[-1,5], the stable version's FP32[-1,4]");
       expectError(await patch({ routing: null }, 'staging'), 404, 'ALIAS_NOT_FOUND');
       expectError(await patch({ routing: null }, 'prod', 'split-nobody'), 404, 'MODEL_NOT_FOUND');
       // Capture and routing in one request.

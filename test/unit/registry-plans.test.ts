@@ -17,6 +17,7 @@ import {
   retargetedAliases,
   routingReason,
   servingSnapshot,
+  signatureMismatch,
   versionDeletionRefusal,
   versionUpdateRefusal,
 } from '../../functions/domain/registry-plans';
@@ -582,5 +583,55 @@ describe('traffic splits', () => {
     expect(latestMove([h(null, 2)])).toEqual(h(null, 2));
     expect(latestMove([h(1, null)])).toEqual(h(1, null));
     expect(latestMove([h(1, 1)])).toBeUndefined();
+  });
+});
+
+describe('signatureMismatch (a canary must answer what the stable version answers)', () => {
+  const sig = (
+    inputs: [string, string, number[]][],
+    outputs: [string, string][],
+  ): import('../../functions/domain/types').ModelSignature => ({
+    inputs: inputs.map(([name, datatype, shape]) => ({ name, datatype, shape }) as never),
+    outputs: outputs.map(([name, datatype]) => ({ name, datatype, shape: [-1] }) as never),
+  });
+  const stable = sig([['x', 'FP32', [-1, 4]]], [['y', 'FP32']]);
+
+  it('accepts the same inputs and every output of the stable version (more outputs are fine)', () => {
+    expect(signatureMismatch(stable, stable)).toBeUndefined();
+    expect(
+      signatureMismatch(
+        stable,
+        sig(
+          [['x', 'FP32', [-1, 4]]],
+          [
+            ['y', 'FP32'],
+            ['z', 'INT64'],
+          ],
+        ),
+      ),
+    ).toBeUndefined();
+  });
+
+  it.each([
+    [
+      sig([['x', 'FP32', [-1, 5]]], [['y', 'FP32']]),
+      "its input 'x' is FP32[-1,5], the stable version's FP32[-1,4]",
+    ],
+    [sig([['x', 'FP64', [-1, 4]]], [['y', 'FP32']]), "its input 'x' is FP64[-1,4]"],
+    [sig([['w', 'FP32', [-1, 4]]], [['y', 'FP32']]), "it has no input 'x'"],
+    [
+      sig(
+        [
+          ['x', 'FP32', [-1, 4]],
+          ['w', 'FP32', [1]],
+        ],
+        [['y', 'FP32']],
+      ),
+      'it takes 2 input(s), the stable version 1',
+    ],
+    [sig([['x', 'FP32', [-1, 4]]], [['z', 'FP32']]), "it has no output 'y'"],
+    [sig([['x', 'FP32', [-1, 4]]], [['y', 'FP16']]), "its output 'y' is FP16, the stable version's FP32"],
+  ])('refuses %#: %s', (canary, reason) => {
+    expect(signatureMismatch(stable, canary)).toContain(reason);
   });
 });
