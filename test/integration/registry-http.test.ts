@@ -605,7 +605,9 @@ describe('registry HTTP API', () => {
       expect(other.status).toBe(201);
       const incompatible = await patch({ routing: { canary: { version: other.body.version, weight: 5 } } });
       expectError(incompatible, 409, 'CANARY_INCOMPATIBLE');
-      expect(incompatible.body.error).toContain("its input 'input' is FP32[-1,5], the stable version's FP32[-1,4]");
+      expect(incompatible.body.error).toContain(
+        "its input 'input' is FP32[-1,5], the stable version's FP32[-1,4]",
+      );
       expectError(await patch({ routing: null }, 'staging'), 404, 'ALIAS_NOT_FOUND');
       expectError(await patch({ routing: null }, 'prod', 'split-nobody'), 404, 'MODEL_NOT_FOUND');
       // Capture and routing in one request.
