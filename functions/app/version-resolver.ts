@@ -184,13 +184,12 @@ export function createVersionResolver(deps: VersionResolverDeps): VersionResolve
     return served;
   }
 
+  // An alias name is never all digits (names.ts), so a version number finds no alias entry: no test of the ref.
   function split(name: string, ref: string | undefined): Split | undefined {
-    if (ref !== undefined && isVersionNumber(ref)) return undefined;
     return aliases.get(name)?.get(ref ?? DEFAULT_ALIAS)?.split;
   }
 
   function capture(name: string, ref: string | undefined, served: ServedVersion): CaptureConfig | undefined {
-    if (ref !== undefined && isVersionNumber(ref)) return served.capture;
     return aliases.get(name)?.get(ref ?? DEFAULT_ALIAS)?.capture ?? served.capture;
   }
 
