@@ -32,19 +32,20 @@ export function parseCaptureConfig(value: unknown): CaptureConfig {
   const { samplePercent, input = true, output = true, ...rest } = value as Record<string, unknown>;
   const unknown = Object.keys(rest);
   if (unknown.length > 0) throw bad(`has unknown field(s): ${unknown.join(', ')}`);
-  if (
-    typeof samplePercent !== 'number' ||
-    !Number.isFinite(samplePercent) ||
-    samplePercent < 0 ||
-    samplePercent > 100 ||
-    Math.abs(Math.round(samplePercent * 100) - samplePercent * 100) > 1e-9
-  ) {
+  if (!isPercent(samplePercent, 0.01)) {
     throw bad('samplePercent must be a number from 0 to 100 in steps of 0.01');
   }
   if (typeof input !== 'boolean' || typeof output !== 'boolean')
     throw bad('input and output must be booleans');
   if (!input && !output) throw bad('records nothing: input and output are both false');
   return { samplePercent, input, output };
+}
+
+/** Whether `value` is a percentage (0 to 100) in steps of `step` (0.1, 0.01…). */
+export function isPercent(value: unknown, step: number): value is number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 100) return false;
+  const steps = value / step;
+  return Math.abs(Math.round(steps) - steps) <= 1e-9;
 }
 
 /** FNV-1a (32 bit) of a string's UTF-16 code units (of ASCII text: the published FNV-1a of its bytes). */

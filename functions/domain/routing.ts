@@ -6,7 +6,7 @@
  * `weight × 100` go to the canary, so one key always lands on the same version, and raising the weight only
  * moves keys from stable to canary, never back. A request without a key is routed at random.
  */
-import { sampleHash } from './capture';
+import { isPercent, sampleHash } from './capture';
 import { BadRequestError } from './errors';
 import type { AliasRouting } from './types';
 
@@ -67,13 +67,7 @@ export function parseRouting(value: unknown): AliasRouting {
     if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
       throw bad('canary.version must be a version number');
     }
-    if (
-      typeof weight !== 'number' ||
-      !Number.isFinite(weight) ||
-      weight < 0 ||
-      weight > 100 ||
-      Math.abs(Math.round(weight * 10) - weight * 10) > 1e-9
-    ) {
+    if (!isPercent(weight, 0.1)) {
       throw bad('canary.weight must be a number from 0 to 100 in steps of 0.1');
     }
     parsedCanary = { version, weight };
