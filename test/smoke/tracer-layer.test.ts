@@ -158,25 +158,37 @@ describe('loadTracer in a function bundle', () => {
     expect(code).not.toMatch(/AWS_XRAY_DAEMON_ADDRESS|ProviderService|captureHTTPsGlobal/);
   });
 
-  it('in a Lambda-like sandbox with the layer, sends the span as an X-Ray subsegment to the daemon', async () => {
-    const script = join(dir, 'traced.mjs');
+  /**
+   * Runs, in a Lambda-like traced invocation (trace header, daemon address), the bundled adapter's `loadTracer` and
+   * one `Run` span that returns `value`; `env` adds to that environment (the layer's NODE_PATH, or nothing).
+   */
+  async function spanInLambda(
+    file: string,
+    value: number,
+    env: Record<string, string>,
+  ): Promise<ChildResult> {
+    const script = join(dir, file);
     writeFileSync(
       script,
       `const { loadTracer } = await import(${JSON.stringify(adapterBundle)});
 const tracer = await loadTracer('maas-predict');
-const value = await tracer.span(${JSON.stringify(TRACE_SPANS.run)}, async () => 42);
+const value = await tracer.span(${JSON.stringify(TRACE_SPANS.run)}, async () => ${value});
 console.log(JSON.stringify({ enabled: tracer.enabled, value }));
 `,
     );
     datagrams.length = 0;
-    const r = await runChild(script, {
-      NODE_PATH: layerNodeModules(),
+    return runChild(script, {
+      ...env,
       AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs24.x',
       AWS_LAMBDA_FUNCTION_NAME: 'maas-predict',
       LAMBDA_TASK_ROOT: join(dir, 'task'),
       _X_AMZN_TRACE_ID: TRACE_HEADER,
       AWS_XRAY_DAEMON_ADDRESS: `127.0.0.1:${port}`,
     });
+  }
+
+  it('in a Lambda-like sandbox with the layer, sends the span as an X-Ray subsegment to the daemon', async () => {
+    const r = await spanInLambda('traced.mjs', 42, { NODE_PATH: layerNodeModules() });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(lastJson(r)).toEqual({ enabled: true, value: 42 });
@@ -200,23 +212,7 @@ console.log(JSON.stringify({ enabled: tracer.enabled, value }));
   });
 
   it('without the layer, the bundle loads and loadTracer gives a tracer that records nothing', async () => {
-    const script = join(dir, 'untraced.mjs');
-    writeFileSync(
-      script,
-      `const { loadTracer } = await import(${JSON.stringify(adapterBundle)});
-const tracer = await loadTracer('maas-predict');
-const value = await tracer.span(${JSON.stringify(TRACE_SPANS.run)}, async () => 7);
-console.log(JSON.stringify({ enabled: tracer.enabled, value }));
-`,
-    );
-    datagrams.length = 0;
-    const r = await runChild(script, {
-      AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs24.x',
-      AWS_LAMBDA_FUNCTION_NAME: 'maas-predict',
-      LAMBDA_TASK_ROOT: join(dir, 'task'),
-      _X_AMZN_TRACE_ID: TRACE_HEADER,
-      AWS_XRAY_DAEMON_ADDRESS: `127.0.0.1:${port}`,
-    });
+    const r = await spanInLambda('untraced.mjs', 7, {});
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(lastJson(r)).toEqual({ enabled: false, value: 7 });
