@@ -26,6 +26,13 @@ import { captureIo } from '../helpers/cli-io';
 
 const argv = (...args: string[]) => ['node', 'maas', ...args];
 
+/** Runs the CLI against `endpoint`: its exit code and what it wrote. */
+async function cliAt(endpoint: string, ...args: string[]) {
+  const c = captureIo();
+  const code = await run(argv('--endpoint', endpoint, ...args), c);
+  return { code, out: c.stdout(), err: c.stderr() };
+}
+
 describe('Prometheus text', () => {
   it('parses samples with labels, escapes, special values and timestamps; skips comments', () => {
     const text = [
@@ -228,11 +235,7 @@ describe('maas feedback', () => {
     url = await api.start();
   });
   afterAll(() => api.stop());
-  const cli = async (...args: string[]) => {
-    const c = captureIo();
-    const code = await run(argv('--endpoint', url, ...args), c);
-    return { code, out: c.stdout(), err: c.stderr() };
-  };
+  const cli = (...args: string[]) => cliAt(url, ...args);
 
   it('sends one item with --label (a string) or --value (a number)', async () => {
     const a = await cli('feedback', 'iris', '--id', 'req-1', '--label', '2');
@@ -323,11 +326,7 @@ describe('maas capture', () => {
     url = await api.start();
   });
   afterAll(() => api.stop());
-  const cli = async (...args: string[]) => {
-    const c = captureIo();
-    const code = await run(argv('--endpoint', url, ...args), c);
-    return { code, out: c.stdout(), err: c.stderr() };
-  };
+  const cli = (...args: string[]) => cliAt(url, ...args);
 
   it('follows nextToken up to --limit and prints a table', async () => {
     const before = api.seen.length;
@@ -412,11 +411,7 @@ describe('maas stats', () => {
     await local.close();
     await plain.close();
   });
-  const cli = async (endpoint: string, ...args: string[]) => {
-    const c = captureIo();
-    const code = await run(argv('--endpoint', endpoint, ...args), c);
-    return { code, out: c.stdout(), err: c.stderr() };
-  };
+  const cli = cliAt;
 
   it('prints one row per model, version, alias and route', async () => {
     const r = await cli(local.url, 'stats');
