@@ -13,7 +13,8 @@
  *   declaration, kept by moves), and `target`: the serving fields of the VERSION item it points at (its
  *   `capture` included), written by the same transaction, so the predict path resolves an alias in one read.
  *   A change of a version's capture rewrites `target.capture` of the aliases pointing at it in one transaction.
- *   A split adds `routing` (`{canary?: {version, weight}, keyParameter?}`) and `canaryTarget` (the canary
+ *   A split adds `routing` (`{canary?: {version, weight}, shadow?: {version, percent}, keyParameter?}`; the
+ *   shadow version is neither copied nor held) and `canaryTarget` (the canary
  *   version's serving fields, as `target`; its `capture` rewritten like `target.capture`); the canary VERSION
  *   item has the alias in its alias set while the split names it.
  * - `HISTORY#{alias}#{iso}#{revision-id}`: append-only moves.
@@ -67,6 +68,7 @@ import {
   versionUpdateRefusal,
 } from '../domain/registry-plans';
 import { decodePageToken, encodePageToken, isPageKeyOf, type PageKey } from '../domain/registry-rules';
+import { storedRouting } from '../domain/routing';
 import type {
   AliasMove,
   AliasMoveResult,
@@ -91,14 +93,37 @@ import {
   aliasItem,
   historyItem,
   type Item,
-  toAlias,
+  toAlias as itemToAlias,
+  toHistory as itemToHistory,
+  toModel as itemToModel,
   toCounter,
-  toHistory,
-  toModel,
   toVersion,
   toVersionState,
   versionItem,
 } from './dynamodb-items';
+
+// Stored splits read with their shadow (`storedRouting`), whatever the shared item readers keep of them.
+const toAlias = (item: Item): AliasState => withRouting(itemToAlias(item), item.routing);
+const toHistory = (item: Item): HistoryEntry => withRouting(itemToHistory(item), item.routing);
+function toModel(item: Item): Model {
+  const model = itemToModel(item);
+  if (item.splits === null || typeof item.splits !== 'object') return model;
+  const splits: Record<string, AliasRouting> = {};
+  for (const [alias, value] of Object.entries(item.splits as Record<string, unknown>)) {
+    const routing = storedRouting(value);
+    if (routing) splits[alias] = routing;
+  }
+  const { splits: _read, ...rest } = model;
+  return Object.keys(splits).length > 0 ? { ...rest, splits } : rest;
+}
+function withRouting<T extends { readonly routing?: AliasRouting }>(read: T, stored: unknown): T {
+  const routing = storedRouting(stored);
+  if (routing === read.routing || (routing?.shadow === undefined && read.routing?.shadow === undefined)) {
+    return read;
+  }
+  const { routing: _read, ...rest } = read;
+  return (routing ? { ...rest, routing } : rest) as T;
+}
 
 /** The table's key attributes: what a page key of a table query carries. */
 const TABLE_KEYS = [TABLE.partitionKey, TABLE.sortKey] as const;
@@ -502,11 +527,15 @@ export class DynamoRegistryRepository implements RegistryRepository {
   async setAliasRouting(change: AliasRoutingChange): Promise<AliasState> {
     const pk = keys.modelPk(change.name);
     const canary = change.routing?.canary?.version;
+    // The shadow version is read for validation only (not held): once when it is the canary too.
+    const shadow = change.routing?.shadow?.version;
+    const readShadow = shadow !== undefined && shadow !== canary;
     return this.retry.run(`changing the split of alias '${change.alias}' of '${change.name}'`, async () => {
-      const [model, alias, canaryItem] = await Promise.all([
+      const [model, alias, canaryItem, shadowItem] = await Promise.all([
         this.get(pk, keys.modelSk),
         this.get(pk, keys.aliasSk(change.alias)),
         canary === undefined ? undefined : this.get(pk, keys.versionSk(canary)),
+        readShadow ? this.get(pk, keys.versionSk(shadow)) : undefined,
       ]);
       const plan = planAliasRouting(
         change,
@@ -514,6 +543,7 @@ export class DynamoRegistryRepository implements RegistryRepository {
           modelExists: model !== undefined,
           alias: alias ? toAlias(alias) : undefined,
           canary: canaryItem ? toVersion(canaryItem) : undefined,
+          shadow: shadowItem ? toVersion(shadowItem) : undefined,
         },
         this.clock.now().toISOString(),
       );
@@ -705,9 +735,14 @@ export class DynamoRegistryRepository implements RegistryRepository {
       // A move that keeps the split leaves `routing` and `canaryTarget` alone (a version's capture change rewrites
       // `canaryTarget.capture` in place); a promotion clears the canary, keeping the key parameter.
       const next = plan.next;
+      // A move to the shadow version clears the shadow alone (the canary and its copy stay).
       const promotion = plan.routingChange !== undefined;
       const routingSet = promotion && plan.routingChange ? ', #routing = :routing' : '';
-      const routingRemove = promotion ? ` REMOVE #canaryTarget${plan.routingChange ? '' : ', #routing'}` : '';
+      const removed = [
+        ...(promotion && !next.canaryTarget ? ['#canaryTarget'] : []),
+        ...(promotion && !plan.routingChange ? ['#routing'] : []),
+      ];
+      const routingRemove = removed.length > 0 ? ` REMOVE ${removed.join(', ')}` : '';
       items.push({
         Update: {
           TableName: this.table,
@@ -721,7 +756,8 @@ export class DynamoRegistryRepository implements RegistryRepository {
             '#revision': 'revision',
             '#updatedAt': 'updatedAt',
             '#target': 'target',
-            ...(promotion ? { '#canaryTarget': 'canaryTarget', '#routing': 'routing' } : {}),
+            ...(removed.includes('#canaryTarget') ? { '#canaryTarget': 'canaryTarget' } : {}),
+            ...(promotion ? { '#routing': 'routing' } : {}),
           },
           ExpressionAttributeValues: {
             ...aliasCondition.ExpressionAttributeValues,

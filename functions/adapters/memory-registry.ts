@@ -269,12 +269,14 @@ export class MemoryRegistryRepository implements RegistryRepository {
       async () => {
         const data = this.store.models.get(change.name);
         const canary = change.routing?.canary?.version;
+        const shadow = change.routing?.shadow?.version;
         const plan = planAliasRouting(
           change,
           {
             modelExists: data !== undefined,
             alias: data?.aliases.get(change.alias),
             canary: canary === undefined ? undefined : data?.versions.get(canary),
+            shadow: shadow === undefined ? undefined : data?.versions.get(shadow),
           },
           this.clock.now().toISOString(),
         );

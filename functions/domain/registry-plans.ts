@@ -312,8 +312,9 @@ export interface AliasMovePlan {
   readonly releasesCanary: number | undefined;
   /**
    * The split the move leaves (the model's `splits` map follows): `undefined` when it does not change it, `null`
-   * when it removes it (the alias is removed, or a promotion leaves no key parameter), else the split without its
-   * canary (a promotion that keeps the key parameter).
+   * when it removes it (the alias is removed, or a promotion leaves no shadow and no key parameter), else the split
+   * without its canary (a promotion) and/or without its shadow (a move to the shadow version). `next.canaryTarget`
+   * says whether the canary copy stays.
    */
   readonly routingChange: AliasRouting | null | undefined;
   readonly result: AliasMoveResult;
@@ -353,18 +354,25 @@ export function planAliasMove(move: AliasMove, state: AliasMoveState, clockNow: 
   const prevAt = state.alias?.updatedAt;
   const at = prevAt !== undefined && prevAt > clockNow ? prevAt : clockNow;
   const nextRevision = revision + 1;
-  // The split: a move to the canary version promotes it (the canary is cleared, the key parameter stays); any
-  // other move keeps the split as it is; a removal removes it.
+  // The split: a move to the canary version promotes it (the canary is cleared, the shadow and the key parameter
+  // stay); a move to the shadow version clears the shadow (a version never shadows itself); any other move keeps
+  // the split as it is; a removal removes it.
   const routing = state.alias?.routing;
   const canary = routing?.canary?.version;
   const promoted = canary !== undefined && move.version === canary;
+  const unshadowed = routing?.shadow !== undefined && move.version === routing.shadow.version;
   let nextRouting: AliasRouting | undefined = routing;
   let routingChange: AliasRouting | null | undefined;
   if (move.version === null) {
     nextRouting = undefined;
     routingChange = routing ? null : undefined;
-  } else if (promoted) {
-    nextRouting = routing?.keyParameter !== undefined ? { keyParameter: routing.keyParameter } : undefined;
+  } else if (promoted || unshadowed) {
+    const { canary: c, shadow: sh, ...rest } = routing!;
+    nextRouting = normalRouting({
+      ...rest,
+      ...(c && !promoted ? { canary: c } : {}),
+      ...(sh && !unshadowed ? { shadow: sh } : {}),
+    });
     routingChange = nextRouting ?? null;
   }
   const keepCanaryTarget = !promoted && state.alias?.canaryTarget !== undefined;
@@ -426,6 +434,8 @@ export interface AliasRoutingState {
   readonly alias: AliasState | undefined;
   /** The version the new split names as canary; undefined when it names none or it does not exist. */
   readonly canary: ModelVersion | undefined;
+  /** The version the new split names as shadow (read for validation only); undefined when none or absent. */
+  readonly shadow?: ModelVersion | undefined;
 }
 
 /**
@@ -458,25 +468,45 @@ export function canaryIsStable(name: string, alias: string, version: number): Co
   );
 }
 
-/** A split as stored: undefined when it has neither canary nor key parameter. */
+/** 409 `SHADOW_IS_STABLE`: the shadow named is the version the alias points at. */
+export function shadowIsStable(name: string, alias: string, version: number): ConflictError {
+  return new ConflictError(
+    `version ${version} is the version alias '${alias}' of model '${name}' points at; a shadow must be another version`,
+    'SHADOW_IS_STABLE',
+  );
+}
+
+/** A split as stored: undefined when it has neither canary, shadow nor key parameter. */
 export function normalRouting(routing: AliasRouting | null | undefined): AliasRouting | undefined {
-  if (!routing || (routing.canary === undefined && routing.keyParameter === undefined)) return undefined;
+  if (
+    !routing ||
+    (routing.canary === undefined && routing.shadow === undefined && routing.keyParameter === undefined)
+  ) {
+    return undefined;
+  }
   return routing;
 }
 
-/** How a history entry describes a split change (`canary v3 at 10%`, `split cleared`). */
+/**
+ * How a history entry describes a split change (`canary v3 at 10%`, `canary v3 at 10%, shadow v4 at 20%`,
+ * `shadow v4 at 20%`, `split cleared`).
+ */
 export function routingReason(routing: AliasRouting | undefined): string {
   if (!routing) return 'split cleared';
   const key = routing.keyParameter !== undefined ? ` (key parameter '${routing.keyParameter}')` : '';
-  if (!routing.canary) return `no canary${key}`;
-  return `canary v${routing.canary.version} at ${routing.canary.weight}%${key}`;
+  const shadow = routing.shadow ? `shadow v${routing.shadow.version} at ${routing.shadow.percent}%` : '';
+  if (!routing.canary) return `${shadow || 'no canary'}${key}`;
+  const canary = `canary v${routing.canary.version} at ${routing.canary.weight}%`;
+  return `${canary}${shadow ? `, ${shadow}` : ''}${key}`;
 }
 
 /**
  * Plans a change of an alias's split. Preconditions, in order: the model exists (404), the alias exists (404
  * `ALIAS_NOT_FOUND`), `expectedRevision` when given is its revision (412), the canary, when named, is not the
- * alias's own version (409 `CANARY_IS_STABLE`), exists (404) and is READY (409 `VERSION_NOT_READY`). Weight 0
- * keeps the canary declared (and its version held) with no traffic.
+ * alias's own version (409 `CANARY_IS_STABLE`), exists (404) and is READY (409 `VERSION_NOT_READY`) and answers
+ * like the stable version (409 `CANARY_INCOMPATIBLE`); the shadow, when named, likewise (409 `SHADOW_IS_STABLE`,
+ * 404, 409 `VERSION_NOT_READY`, 409 `SHADOW_INCOMPATIBLE`; it may be the canary). Weight 0 keeps the canary
+ * declared (and its version held) with no traffic. The shadow version is not held (no serving copy either).
  */
 export function planAliasRouting(
   change: AliasRoutingChange,
@@ -505,6 +535,26 @@ export function planAliasRouting(
       throw new ConflictError(
         `version ${canaryVersion} of model '${change.name}' cannot be the canary of alias '${change.alias}' (version ${current.version}): ${mismatch}; the alias's callers would get errors on the canary's share`,
         'CANARY_INCOMPATIBLE',
+      );
+    }
+  }
+  const shadowVersion = routing?.shadow?.version;
+  if (shadowVersion !== undefined) {
+    if (shadowVersion === current.version) throw shadowIsStable(change.name, change.alias, shadowVersion);
+    const shadow =
+      state.shadow?.version === shadowVersion
+        ? state.shadow
+        : canary?.version === shadowVersion
+          ? canary
+          : undefined;
+    if (!shadow) throw versionNotFound(change.name, shadowVersion);
+    assertAliasable(shadow);
+    const stable = current.target?.version === current.version ? current.target : undefined;
+    const mismatch = stable && signatureMismatch(stable.signature, shadow.signature);
+    if (mismatch) {
+      throw new ConflictError(
+        `version ${shadowVersion} of model '${change.name}' cannot shadow alias '${change.alias}' (version ${current.version}): ${mismatch}; its answers could not be compared with the alias's`,
+        'SHADOW_INCOMPATIBLE',
       );
     }
   }

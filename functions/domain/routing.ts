@@ -5,8 +5,13 @@
  * A request with a routing key is routed by a hash of key and model into 10 000 buckets: the buckets below
  * `weight × 100` go to the canary, so one key always lands on the same version, and raising the weight only
  * moves keys from stable to canary, never back. A request without a key is routed at random.
+ *
+ * A shadow mirrors `percent` of the requests its alias answers (those not answered by the shadow version itself)
+ * to a version whose answers are only compared, never returned: a keyed request by its key's shadow bucket (a hash
+ * of `shadow`, key and model, so one key is always or never mirrored, independently of its canary bucket), one
+ * without a key by its inference id's sampling hash (as capture samples).
  */
-import { isPercent, sampleHash } from './capture';
+import { isPercent, isSampled, sampleHash } from './capture';
 import { BadRequestError } from './errors';
 import type { AliasRouting } from './types';
 
@@ -38,19 +43,36 @@ export function keyBucket(key: string, model: string): number {
   return sampleHash(`${model}\u0000${key}`) % ROUTING_BUCKETS;
 }
 
+/**
+ * Whether a request is mirrored to its alias's shadow at `percent`: by the shadow bucket of its key when it has
+ * one, else by its inference id's sampling hash. No allocation without a key.
+ */
+export function isShadowed(
+  percent: number,
+  key: string | undefined,
+  inferenceId: string,
+  model: string,
+): boolean {
+  if (percent <= 0) return false;
+  if (percent >= 100) return true;
+  if (key === undefined) return isSampled(inferenceId, percent);
+  return keyBucket(`shadow\u0000${key}`, model) < Math.round(percent * (ROUTING_BUCKETS / 100));
+}
+
 const PARAMETER = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
 
 /**
- * Parses a traffic split from a request body: `{canary?: {version, weight}, keyParameter?}`; `weight` 0-100 in
- * steps of 0.1, `version` a positive integer. 400 `INVALID_ROUTING` otherwise. (That the canary version exists, is
- * READY and is not the alias's own version is the registry's to check.)
+ * Parses a traffic split from a request body: `{canary?: {version, weight}, shadow?: {version, percent},
+ * keyParameter?}`; `weight` and `percent` 0-100 in steps of 0.1, `version` a positive integer. 400
+ * `INVALID_ROUTING` otherwise. (That the canary and shadow versions exist, are READY, are not the alias's own
+ * version and answer like it is the registry's to check.)
  */
 export function parseRouting(value: unknown): AliasRouting {
   const bad = (why: string) => new BadRequestError(`routing ${why}`, 'INVALID_ROUTING');
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw bad('must be an object {canary?: {version, weight}, keyParameter?}');
+    throw bad('must be an object {canary?: {version, weight}, shadow?: {version, percent}, keyParameter?}');
   }
-  const { canary, keyParameter, ...rest } = value as Record<string, unknown>;
+  const { canary, shadow, keyParameter, ...rest } = value as Record<string, unknown>;
   const unknown = Object.keys(rest);
   if (unknown.length > 0) throw bad(`has unknown field(s): ${unknown.join(', ')}`);
   if (keyParameter !== undefined && (typeof keyParameter !== 'string' || !PARAMETER.test(keyParameter))) {
@@ -72,8 +94,51 @@ export function parseRouting(value: unknown): AliasRouting {
     }
     parsedCanary = { version, weight };
   }
+  let parsedShadow: AliasRouting['shadow'];
+  if (shadow !== undefined) {
+    if (shadow === null || typeof shadow !== 'object' || Array.isArray(shadow)) {
+      throw bad('shadow must be an object {version, percent}');
+    }
+    const { version, percent, ...extra } = shadow as Record<string, unknown>;
+    if (Object.keys(extra).length > 0)
+      throw bad(`shadow has unknown field(s): ${Object.keys(extra).join(', ')}`);
+    if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
+      throw bad('shadow.version must be a version number');
+    }
+    if (!isPercent(percent, 0.1)) {
+      throw bad('shadow.percent must be a number from 0 to 100 in steps of 0.1');
+    }
+    parsedShadow = { version, percent };
+  }
   return {
     ...(parsedCanary ? { canary: parsedCanary } : {}),
+    ...(parsedShadow ? { shadow: parsedShadow } : {}),
     ...(typeof keyParameter === 'string' ? { keyParameter } : {}),
+  };
+}
+
+/**
+ * A stored traffic split read back (`{canary?, shadow?, keyParameter?}`, as written by the registry): tolerant of
+ * missing weights; undefined when absent or empty. (The registry's readers of stored items use it.)
+ */
+export function storedRouting(value: unknown): AliasRouting | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  const r = value as Record<string, unknown>;
+  const c = r.canary as Record<string, unknown> | undefined;
+  const canary =
+    c !== null && typeof c === 'object' && typeof c.version === 'number'
+      ? { version: c.version, weight: Number(c.weight ?? 0) }
+      : undefined;
+  const s = r.shadow as Record<string, unknown> | undefined;
+  const shadow =
+    s !== null && typeof s === 'object' && typeof s.version === 'number'
+      ? { version: s.version, percent: Number(s.percent ?? 0) }
+      : undefined;
+  const keyParameter = typeof r.keyParameter === 'string' ? r.keyParameter : undefined;
+  if (!canary && !shadow && keyParameter === undefined) return undefined;
+  return {
+    ...(canary ? { canary } : {}),
+    ...(shadow ? { shadow } : {}),
+    ...(keyParameter !== undefined ? { keyParameter } : {}),
   };
 }

@@ -115,7 +115,7 @@ export interface HistoryEntry {
 
 /**
  * How an alias splits its traffic (progressive delivery): a canary version that serves `weight` percent of the
- * alias's requests besides its stable `version`. A request with a routing key (the `x-maas-routing-key` header,
+ * alias's requests besides its stable `version`, and/or a shadow version that sees copies of some of them. A request with a routing key (the `x-maas-routing-key` header,
  * else the request's `parameters[keyParameter]` when the alias names one) is routed by a hash of key and model, so
  * one key always lands on the same version and raising the weight only moves keys from stable to canary; a request
  * without one is routed at random.
@@ -125,6 +125,17 @@ export interface AliasRouting {
     readonly version: number;
     /** 0-100, in steps of 0.1. */
     readonly weight: number;
+  };
+  /**
+   * A version that sees a copy of `percent` of the requests the alias answers (after their answer; its own answers
+   * are compared with the served ones, never returned). It may be the canary (a rollout mirrors the stable share
+   * to its new version). The alias does not hold it: archived or deleted, its mirrors fail (counted), callers
+   * never notice.
+   */
+  readonly shadow?: {
+    readonly version: number;
+    /** 0-100, in steps of 0.1. */
+    readonly percent: number;
   };
   /** The OIP request `parameters` field used as the routing key when the request has no routing key header. */
   readonly keyParameter?: string;

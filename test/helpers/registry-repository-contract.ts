@@ -18,6 +18,7 @@ import {
 } from '../../functions/domain/errors';
 import type { ModelSignature, NewVersion } from '../../functions/domain/types';
 import type { Clock, RegistryRepository } from '../../functions/ports';
+import { registryShadowContract } from './registry-shadow-contract';
 
 /** What the contract needs of an implementation. */
 export interface RegistryRepositoryHarness {
@@ -1205,6 +1206,8 @@ export function registryRepositoryContract(setup: () => Promise<RegistryReposito
       await repo.deleteVersion('rt-race', other);
     });
   });
+
+  registryShadowContract(() => repo);
 
   it('answers the readiness probe', async () => {
     await expect(repo.ping()).resolves.toBeUndefined();

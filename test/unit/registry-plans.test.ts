@@ -568,10 +568,97 @@ describe('traffic splits', () => {
     expect(retargetedAliases(3, [a, b, c]).map((x) => x.alias)).toEqual(['b']);
   });
 
+  it('validates a shadow: not the stable version, exists, READY, compatible; may be the canary; not copied or held', () => {
+    const current = { ...alias(1, 3), target: version(1) };
+    const sh = (v: number, percent: number) => ({ shadow: { version: v, percent } });
+    const plan = planAliasRouting(
+      change(sh(2, 20)),
+      { modelExists: true, alias: current, canary: undefined, shadow: version(2) },
+      T1,
+    );
+    expect(plan.next.routing).toEqual(sh(2, 20));
+    expect(plan.next.canaryTarget).toBeUndefined();
+    expect(plan.gains).toBeUndefined();
+    expect(plan.history).toMatchObject({ reason: 'shadow v2 at 20%', routing: sh(2, 20) });
+    // The canary's version read serves as the shadow's when they are the same.
+    const same = planAliasRouting(
+      change({ canary: { version: 3, weight: 5 }, shadow: { version: 3, percent: 50 } }),
+      { modelExists: true, alias: current, canary: version(3) },
+      T1,
+    );
+    expect(same.next).toMatchObject({ canaryTarget: version(3) });
+    expect(same.history.reason).toBe('canary v3 at 5%, shadow v3 at 50%');
+    const refused = (routing: object, shadow: ReturnType<typeof version> | undefined) => {
+      try {
+        planAliasRouting(
+          change(routing),
+          { modelExists: true, alias: current, canary: undefined, shadow },
+          T1,
+        );
+      } catch (e) {
+        return (e as { code?: string }).code;
+      }
+      return 'accepted';
+    };
+    expect(refused(sh(1, 5), version(1))).toBe('SHADOW_IS_STABLE');
+    expect(refused(sh(4, 5), undefined)).toBe('VERSION_NOT_FOUND');
+    expect(refused(sh(4, 5), version(3))).toBe('VERSION_NOT_FOUND');
+    expect(refused(sh(4, 5), { ...version(4), status: 'ARCHIVED' })).toBe('VERSION_NOT_READY');
+    // Against a stable version with an output 'y', a shadow without it cannot be compared.
+    const y = { inputs: [], outputs: [{ name: 'y', datatype: 'FP32' as const, shape: [-1] }] };
+    const withY = { ...current, target: version(1, { signature: y }) };
+    expect(() =>
+      planAliasRouting(
+        change(sh(4, 5)),
+        { modelExists: true, alias: withY, canary: undefined, shadow: version(4) },
+        T1,
+      ),
+    ).toThrow(expect.objectContaining({ code: 'SHADOW_INCOMPATIBLE', status: 409 }));
+    expect(
+      planAliasRouting(
+        change(sh(4, 5)),
+        { modelExists: true, alias: withY, canary: undefined, shadow: version(4, { signature: y }) },
+        T1,
+      ).next.routing,
+    ).toEqual(sh(4, 5));
+  });
+
+  it('moves and the shadow: a promotion keeps it, a move to it clears it, a removal removes it', () => {
+    const routing = {
+      canary: { version: 2, weight: 10 },
+      shadow: { version: 3, percent: 5 },
+      keyParameter: 'k',
+    };
+    const current = { ...alias(1, 3), target: version(1), routing, canaryTarget: version(2) };
+    const st = (target: number) => ({ modelExists: true, alias: current, target: version(target) });
+    const move = (v: number | null) => ({ name: 'm', alias: 'prod', version: v, actor: 'a' });
+    const promoted = planAliasMove(move(2), st(2), T1);
+    expect(promoted.next?.routing).toEqual({ shadow: { version: 3, percent: 5 }, keyParameter: 'k' });
+    expect(promoted.next?.canaryTarget).toBeUndefined();
+    expect(promoted.routingChange).toEqual({ shadow: { version: 3, percent: 5 }, keyParameter: 'k' });
+    const unshadowed = planAliasMove(move(3), st(3), T1);
+    expect(unshadowed.next?.routing).toEqual({ canary: { version: 2, weight: 10 }, keyParameter: 'k' });
+    expect(unshadowed.next?.canaryTarget).toEqual(version(2));
+    expect(unshadowed.history.routing).toEqual({ canary: { version: 2, weight: 10 }, keyParameter: 'k' });
+    const other = planAliasMove(move(4), st(4), T1);
+    expect(other.next?.routing).toEqual(routing);
+    expect(other.routingChange).toBeUndefined();
+    // Canary and shadow the same version, promoted, no key parameter: nothing left.
+    const both = { canary: { version: 2, weight: 10 }, shadow: { version: 2, percent: 5 } };
+    const all = planAliasMove(
+      move(2),
+      { modelExists: true, alias: { ...current, routing: both }, target: version(2) },
+      T1,
+    );
+    expect(all.next?.routing).toBeUndefined();
+    expect(all.routingChange).toBeNull();
+  });
+
   it('reasons and the latest move past split changes', () => {
     expect(routingReason(undefined)).toBe('split cleared');
     expect(routingReason(split(3, 0.5))).toBe('canary v3 at 0.5%');
     expect(routingReason({ keyParameter: 'u' })).toBe("no canary (key parameter 'u')");
+    expect(routingReason({ shadow: { version: 4, percent: 20 } })).toBe('shadow v4 at 20%');
     const h = (v: number | null, p: number | null) => ({
       alias: 'prod',
       version: v,

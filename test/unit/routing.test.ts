@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { keyBucket, parseRouting, ROUTING_BUCKETS, routeOf } from '../../functions/domain/routing';
+import {
+  isShadowed,
+  keyBucket,
+  parseRouting,
+  ROUTING_BUCKETS,
+  routeOf,
+  storedRouting,
+} from '../../functions/domain/routing';
 import { codeOf } from '../helpers/errors';
 
 const keys = (n: number) => Array.from({ length: n }, (_, i) => `user-${i}`);
@@ -54,6 +61,23 @@ describe('parseRouting', () => {
     expect(parseRouting({})).toEqual({});
   });
 
+  it('accepts a shadow, alone or with a canary (the same version too)', () => {
+    expect(parseRouting({ shadow: { version: 4, percent: 20 } })).toEqual({
+      shadow: { version: 4, percent: 20 },
+    });
+    expect(
+      parseRouting({
+        canary: { version: 4, weight: 10 },
+        shadow: { version: 4, percent: 0.1 },
+        keyParameter: 'u',
+      }),
+    ).toEqual({
+      canary: { version: 4, weight: 10 },
+      shadow: { version: 4, percent: 0.1 },
+      keyParameter: 'u',
+    });
+  });
+
   it.each([
     null,
     [],
@@ -67,7 +91,59 @@ describe('parseRouting', () => {
     { keyParameter: '' },
     { keyParameter: 'a b' },
     { other: 1 },
+    { shadow: null },
+    { shadow: 3 },
+    { shadow: { version: 0, percent: 1 } },
+    { shadow: { version: 1.5, percent: 1 } },
+    { shadow: { version: 2, percent: 100.1 } },
+    { shadow: { version: 2, percent: 0.05 } },
+    { shadow: { version: 2 } },
+    { shadow: { version: 2, percent: 5, weight: 5 } },
   ])('refuses %j with 400 INVALID_ROUTING', (value) => {
     expect(codeOf(() => parseRouting(value))).toBe('INVALID_ROUTING');
+  });
+});
+
+describe('isShadowed', () => {
+  it.each([1, 10, 33.3, 80])('mirrors ~%d %% of 10 000 keys, within a binomial bound', (percent) => {
+    const n = 10_000;
+    const p = percent / 100;
+    const mirrored = keys(n).filter((k) => isShadowed(percent, k, 'unused-id', 'iris')).length;
+    expect(Math.abs(mirrored - n * p)).toBeLessThan(4.5 * Math.sqrt(n * p * (1 - p)));
+  });
+
+  it.each([5, 50])('mirrors ~%d %% of 10 000 requests without a key, by inference id', (percent) => {
+    const n = 10_000;
+    const p = percent / 100;
+    const ids = Array.from({ length: n }, (_, i) => `req-${i}`);
+    const mirrored = ids.filter((id) => isShadowed(percent, undefined, id, 'iris')).length;
+    expect(Math.abs(mirrored - n * p)).toBeLessThan(4.5 * Math.sqrt(n * p * (1 - p)));
+  });
+
+  it('is sticky by key (whatever the inference id), independent of the canary bucket, never at 0, always at 100', () => {
+    for (const k of keys(500)) {
+      const first = isShadowed(20, k, 'a', 'iris');
+      expect(isShadowed(20, k, 'b', 'iris')).toBe(first);
+      expect(isShadowed(0, k, 'a', 'iris')).toBe(false);
+      expect(isShadowed(100, k, 'a', 'iris')).toBe(true);
+    }
+    // Keys routed to the canary at 50 % are mirrored at about 50 % too (not all or none of them).
+    const canaryKeys = keys(4000).filter((k) => routeOf(50, k, 'iris') === 'canary');
+    const mirrored = canaryKeys.filter((k) => isShadowed(50, k, 'x', 'iris')).length;
+    expect(mirrored / canaryKeys.length).toBeGreaterThan(0.4);
+    expect(mirrored / canaryKeys.length).toBeLessThan(0.6);
+  });
+});
+
+describe('storedRouting', () => {
+  it('reads a stored split with its shadow, and nothing from junk', () => {
+    expect(storedRouting({ shadow: { version: 2, percent: 5 }, keyParameter: 'k' })).toEqual({
+      shadow: { version: 2, percent: 5 },
+      keyParameter: 'k',
+    });
+    expect(storedRouting({ canary: { version: 2 } })).toEqual({ canary: { version: 2, weight: 0 } });
+    expect(storedRouting({})).toBeUndefined();
+    expect(storedRouting(null)).toBeUndefined();
+    expect(storedRouting({ shadow: { percent: 5 } })).toBeUndefined();
   });
 });
