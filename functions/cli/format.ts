@@ -13,6 +13,7 @@ export function table(header: readonly string[], rows: readonly (readonly string
 
 interface RoutingJson {
   canary?: { version: number; weight: number };
+  shadow?: { version: number; percent: number };
   keyParameter?: string;
 }
 
@@ -47,13 +48,22 @@ interface TensorJson {
   data?: unknown[];
 }
 
-/** `prod=1 (canary 3 @ 10%) staging=2`: each alias with its version, and its canary when it has one. */
+/** The parts of a split: `canary 3 @ 10%`, `shadow 4 @ 20%` (none without a split). */
+const splitParts = (r: RoutingJson | undefined): string[] => [
+  ...(r?.canary ? [`canary ${r.canary.version} @ ${r.canary.weight}%`] : []),
+  ...(r?.shadow ? [`shadow ${r.shadow.version} @ ${r.shadow.percent}%`] : []),
+];
+
+/**
+ * `prod=1 (canary 3 @ 10%, shadow 3 @ 20%) staging=2`: each alias with its version, and its canary and shadow when
+ * it has them.
+ */
 const aliasList = (aliases: Record<string, number> | undefined, splits?: Record<string, RoutingJson>) =>
   Object.entries(aliases ?? {})
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([a, v]) => {
-      const canary = splits?.[a]?.canary;
-      return canary ? `${a}=${v} (canary ${canary.version} @ ${canary.weight}%)` : `${a}=${v}`;
+      const parts = splitParts(splits?.[a]);
+      return parts.length > 0 ? `${a}=${v} (${parts.join(', ')})` : `${a}=${v}`;
     })
     .join(' ') || '-';
 
@@ -151,16 +161,16 @@ export function formatCaptureConfig(
 }
 
 /**
- * `iris@prod: version 1, canary 3 @ 10% (key parameter 'user') (revision 2)`, `iris@prod: version 1, no canary
- * (revision 3)`.
+ * `iris@prod: version 1, canary 3 @ 10% (key parameter 'user') (revision 2)`, `iris@prod: version 1, canary 3 @
+ * 10%, shadow 3 @ 20% (revision 3)`, `iris@prod: version 1, no canary, shadow 4 @ 20% (revision 4)`,
+ * `iris@prod: version 1, no canary (revision 5)`.
  */
 export function formatRouting(
   name: string,
   a: { alias: string; version: number; revision?: number; routing?: RoutingJson },
 ): string {
-  const canary = a.routing?.canary;
   const key = a.routing?.keyParameter !== undefined ? ` (key parameter '${a.routing.keyParameter}')` : '';
-  const split = canary ? `canary ${canary.version} @ ${canary.weight}%` : 'no canary';
+  const split = [...(a.routing?.canary ? [] : ['no canary']), ...splitParts(a.routing)].join(', ');
   const revision = a.revision !== undefined ? ` (revision ${a.revision})` : '';
   return `${name}@${a.alias}: version ${a.version}, ${split}${key}${revision}`;
 }
@@ -214,4 +224,138 @@ export function formatPrediction(answer: {
     );
   }
   return lines.join('\n');
+}
+
+/** A rollout as the registry API answers it (GET/PUT `…/aliases/{alias}/rollout`). */
+export interface RolloutJson {
+  name: string;
+  alias: string;
+  id: string;
+  version: number;
+  fromVersion: number;
+  status: string;
+  /** 0-based index of the current step. */
+  step: number;
+  steps: { weight: number; bakeSeconds: number }[];
+  alarms?: string[];
+  maxDivergence?: {
+    minArgmaxAgreement?: number;
+    maxAbsDiff?: number;
+    maxKlDivergence?: number;
+    minSamples?: number;
+    shadowPercent?: number;
+  };
+  keyParameter?: string;
+  stepStartedAt?: string;
+  startedAt?: string;
+  updatedAt?: string;
+  actor?: string;
+  revision?: number;
+  endedReason?: string;
+  divergence?: {
+    requests: number;
+    rows: number;
+    agreeingRows: number;
+    overMaxAbs: number;
+    overKl: number;
+    shadowErrors: number;
+  };
+  /** The canary weight of the current step. */
+  weight?: number;
+  /** When the current step's bake ends (running rollouts with a next step). */
+  nextStepAt?: string;
+}
+
+/** `90s`, `5m`, `1h`, `1h30m`, `0s`. */
+export function duration(seconds: number): string {
+  if (seconds === 0) return '0s';
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = seconds % 60;
+  return `${h ? `${h}h` : ''}${m ? `${m}m` : ''}${s ? `${s}s` : ''}`;
+}
+
+const ACTIVE_ROLLOUT = new Set(['running', 'paused']);
+
+/** A share as a percentage without float noise: 0.995 -> `99.5%`. */
+const pct = (fraction: number) => `${Number((fraction * 100).toPrecision(4))}%`;
+
+/**
+ * A rollout in a few lines: its status and versions, its steps with the current one marked, the canary weight and
+ * when the next step is due, the alarms it watches, its divergence counters against its bounds, how it ended.
+ *
+ * ```
+ * iris@prod: rollout 3f2a9c1e running, version 1 -> 3 (revision 3)
+ *   steps       10% for 5m
+ *             > 50% for 10m
+ *               100%
+ *   weight      50% (step 2 of 3), next step at 2026-12-01 06:40:00Z
+ *   alarms      maas-MaasStack-iris-prod-error-rate
+ *   divergence  1200 requests, 3400 rows, agreement 99.6% (min 99%), 0 over max abs 0.5, 2 over max KL 0.1, 0 shadow errors (mirroring 10% of stable)
+ *   started     2026-12-01 06:25:00Z by local:dev
+ * ```
+ */
+export function formatRollout(r: RolloutJson): string {
+  const active = ACTIVE_ROLLOUT.has(r.status);
+  const lines = [
+    `${r.name}@${r.alias}: rollout ${r.id.slice(0, 8)} ${r.status}, version ${r.fromVersion} -> ${r.version}${
+      r.revision !== undefined ? ` (revision ${r.revision})` : ''
+    }`,
+  ];
+  r.steps.forEach((s, i) => {
+    const marker = active && i === r.step ? '>' : ' ';
+    const bake = s.bakeSeconds > 0 ? ` for ${duration(s.bakeSeconds)}` : '';
+    lines.push(`${i === 0 ? '  steps     ' : ' '.repeat(12)}${marker} ${s.weight}%${bake}`);
+  });
+  if (active) {
+    const weight = r.weight ?? r.steps[r.step]?.weight;
+    const next =
+      r.status === 'paused'
+        ? ', paused'
+        : r.nextStepAt
+          ? `, next step at ${when(r.nextStepAt)}`
+          : r.step === r.steps.length - 1
+            ? ', promotion at the next check'
+            : '';
+    lines.push(`  weight      ${weight ?? '?'}% (step ${r.step + 1} of ${r.steps.length})${next}`);
+  }
+  if (r.keyParameter !== undefined) lines.push(`  key         parameter '${r.keyParameter}'`);
+  lines.push(`  alarms      ${r.alarms && r.alarms.length > 0 ? r.alarms.join(', ') : '-'}`);
+  if (r.maxDivergence) {
+    const b = r.maxDivergence;
+    const d = r.divergence ?? {
+      requests: 0,
+      rows: 0,
+      agreeingRows: 0,
+      overMaxAbs: 0,
+      overKl: 0,
+      shadowErrors: 0,
+    };
+    const parts = [`${d.requests} requests`, `${d.rows} rows`];
+    if (b.minArgmaxAgreement !== undefined) {
+      const agreement = d.rows > 0 ? pct(d.agreeingRows / d.rows) : '-';
+      parts.push(
+        `agreement ${agreement} (min ${pct(b.minArgmaxAgreement)}, judged from ${b.minSamples ?? 100} rows)`,
+      );
+    }
+    if (b.maxAbsDiff !== undefined) parts.push(`${d.overMaxAbs} over max abs ${b.maxAbsDiff}`);
+    if (b.maxKlDivergence !== undefined) parts.push(`${d.overKl} over max KL ${b.maxKlDivergence}`);
+    parts.push(`${d.shadowErrors} shadow errors`);
+    lines.push(`  divergence  ${parts.join(', ')} (mirroring ${b.shadowPercent ?? 10}% of stable)`);
+  }
+  lines.push(`  started     ${when(r.startedAt)}${r.actor ? ` by ${r.actor}` : ''}`);
+  if (!active) {
+    lines.push(`  ended       ${when(r.updatedAt)}${r.endedReason ? `: ${r.endedReason}` : ''}`);
+  }
+  return lines.join('\n');
+}
+
+/** `alarm iris-errors is ALARM; rolled back: iris@prod`, `alarm iris-errors is OK`. */
+export function formatAlarm(a: { alarm: string; state: string; rolledBack?: unknown[] }): string {
+  const rolledBack = (a.rolledBack ?? []).map((r) => {
+    if (typeof r === 'string') return r;
+    const o = r as { name?: string; alias?: string; id?: string };
+    return `${o.name ?? '?'}@${o.alias ?? '?'}${o.id ? ` (rollout ${o.id.slice(0, 8)})` : ''}`;
+  });
+  return `alarm ${a.alarm} is ${a.state}${rolledBack.length > 0 ? `; rolled back: ${rolledBack.join(', ')}` : ''}`;
 }

@@ -159,3 +159,14 @@ export function nonNegativeInt(name: string) {
     return n;
   };
 }
+
+/** An option parser for a percentage (a number; the service checks the range and the step). */
+export function percent(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n)) {
+      throw new UsageError(`${name} must be a number from 0 to 100, got '${value}'`);
+    }
+    return n;
+  };
+}

@@ -13,6 +13,7 @@ import { devCommands } from './commands/dev';
 import { inferenceCommands } from './commands/inference';
 import { modelCommands } from './commands/models';
 import { observeCommands } from './commands/observe';
+import { progressiveCommands } from './commands/progressive';
 import {
   type CliIo,
   cliContext,
@@ -28,6 +29,7 @@ const COMMAND_GROUPS = [
   devCommands,
   modelCommands,
   aliasCommands,
+  progressiveCommands,
   inferenceCommands,
   batchCommands,
   observeCommands,

@@ -1,12 +1,13 @@
 /**
- * The alias commands: `maas promote`, `maas rollback`, `maas history`, `maas canary` (an alias's traffic split),
- * and `maas capture-config` (the capture declaration of an alias or a version).
+ * The alias commands: `maas promote`, `maas rollback`, `maas history`, `maas canary` (the canary of an alias's
+ * traffic split), and `maas capture-config` (the capture declaration of an alias or a version).
  */
 import type { Command } from 'commander';
-import { apiCall } from '../client';
+import { apiCall, type MaasClient } from '../client';
 import { type CliContext, EXIT, UsageError } from '../context';
 import { formatCaptureConfig, formatHistory, formatMoveResult, formatRouting } from '../format';
-import { nonNegativeInt } from '../input';
+import { nonNegativeInt, percent } from '../input';
+import { nextSplit, type SplitJson } from '../progressive';
 
 interface CaptureConfigOptions {
   readonly alias?: string;
@@ -27,17 +28,6 @@ interface CanaryOptions {
   readonly off?: boolean;
   readonly expectRevision?: number;
   readonly reason?: string;
-}
-
-/** An option parser for a percentage (a number; the service checks the range and the 0.01 step). */
-function percent(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n)) {
-      throw new UsageError(`${name} must be a number from 0 to 100, got '${value}'`);
-    }
-    return n;
-  };
 }
 
 /** Defines the alias commands on `program`. */
@@ -90,7 +80,7 @@ export function aliasCommands(program: Command, ctx: CliContext): void {
   program
     .command('canary')
     .description(
-      'send a share of an alias (default prod) to a canary version, or --off to clear the split; promote the canary to finish',
+      'send a share of an alias (default prod) to a canary version, or --off to remove the canary; promote the canary to finish',
     )
     .argument('<name>', 'model name')
     .argument('[version]', 'canary version', nonNegativeInt('[version]'))
@@ -107,7 +97,7 @@ export function aliasCommands(program: Command, ctx: CliContext): void {
     )
     .option('--no-key-parameter', 'drop the key parameter the split has (kept otherwise)')
     .option('--reason <text>', 'recorded in the alias history')
-    .option('--off', 'clear the split: all traffic to the stable version')
+    .option('--off', 'remove the canary: all traffic to the stable version (a shadow stays)')
     .action(
       ctx.action(async (name: string, version: number | undefined, opts: CanaryOptions) => {
         if (opts.off) {
@@ -118,20 +108,17 @@ export function aliasCommands(program: Command, ctx: CliContext): void {
           throw new UsageError('give <version> and --weight <percent>, or --off');
         }
         const client = ctx.client();
-        // A split is written whole: the key parameter it has stays unless replaced or dropped (keys would move).
-        let keyParameter = opts.keyParameter;
-        if (!opts.off && keyParameter === undefined) {
-          const model = (await client.send(apiCall('getModel', { name }))) as {
-            splits?: Record<string, { keyParameter?: string }>;
-          };
-          keyParameter = model.splits?.[opts.alias]?.keyParameter;
-        }
-        const routing = opts.off
-          ? null
-          : {
-              canary: { version, weight: opts.weight },
-              ...(typeof keyParameter === 'string' ? { keyParameter } : {}),
-            };
+        // A split is written whole: the shadow it has stays, and so does its key parameter unless replaced or
+        // dropped (keys would move).
+        const current = await currentSplit(client, name, opts.alias);
+        const routing = nextSplit(current, {
+          canary: opts.off ? null : { version: version as number, weight: opts.weight as number },
+          ...(opts.keyParameter === false
+            ? { keyParameter: null }
+            : typeof opts.keyParameter === 'string'
+              ? { keyParameter: opts.keyParameter }
+              : {}),
+        });
         const answer = await client.send(apiCall('updateAlias', { name, alias: opts.alias }), {
           routing,
           ...(opts.expectRevision !== undefined ? { expectedRevision: opts.expectRevision } : {}),
@@ -193,4 +180,14 @@ export function aliasCommands(program: Command, ctx: CliContext): void {
         return EXIT.ok;
       }),
     );
+}
+
+/** The split `alias` of model `name` has now (undefined without one), read from the model. */
+export async function currentSplit(
+  client: MaasClient,
+  name: string,
+  alias: string,
+): Promise<SplitJson | undefined> {
+  const model = await client.send<{ splits?: Record<string, SplitJson> }>(apiCall('getModel', { name }));
+  return model.splits?.[alias];
 }

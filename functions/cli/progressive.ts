@@ -1,0 +1,119 @@
+/**
+ * What the progressive delivery commands (`maas shadow`, `maas rollout`) read from their options: rollout steps,
+ * divergence bounds, and the split an alias keeps when one of its parts changes. Every mistake is a UsageError
+ * (exit code 2); the ranges themselves are the service's to check (400 INVALID_ROLLOUT / INVALID_ROUTING).
+ */
+import { UsageError } from './context';
+
+/** A split as the registry API answers it (`Model.splits[alias]`, the `routing` of an alias). */
+export interface SplitJson {
+  readonly canary?: { readonly version: number; readonly weight: number };
+  readonly shadow?: { readonly version: number; readonly percent: number };
+  readonly keyParameter?: string;
+}
+
+/** One step of a rollout as the API takes it. */
+export interface StepJson {
+  readonly weight: number;
+  readonly bakeSeconds: number;
+}
+
+/** The divergence bounds of a rollout as the API takes them (`maxDivergence`). */
+export interface DivergenceJson {
+  readonly minArgmaxAgreement?: number;
+  readonly maxAbsDiff?: number;
+  readonly maxKlDivergence?: number;
+  readonly minSamples?: number;
+  readonly shadowPercent?: number;
+}
+
+const UNIT_SECONDS = { s: 1, m: 60, h: 3600 } as const;
+
+/**
+ * Parses `--steps 10:5m,50:10m,100`: each step a canary weight (percent) and, after `:`, how long it bakes before
+ * the next one (a whole number of seconds, minutes or hours: `30s`, `5m`, `1h`); a step without a bake time has
+ * none (0 s). Syntax only: weights in range and increasing are the service's to check.
+ */
+export function parseSteps(text: string): StepJson[] {
+  const parts = text.split(',').map((p) => p.trim());
+  if (text.trim() === '' || parts.some((p) => p === '')) {
+    throw new UsageError(`--steps must be a comma-separated list like 10:5m,50:10m,100, got '${text}'`);
+  }
+  return parts.map((part) => {
+    const m = /^([0-9]+(?:\.[0-9]+)?)(?::([0-9]+)([smh]))?$/.exec(part);
+    if (!m) {
+      throw new UsageError(
+        `--steps: '${part}' is not a step: write <weight>[:<bake>], the weight a percentage and the bake a whole number of s, m or h (e.g. 10:5m)`,
+      );
+    }
+    const [, weight, amount, unit] = m;
+    const bakeSeconds =
+      amount === undefined ? 0 : Number(amount) * UNIT_SECONDS[unit as keyof typeof UNIT_SECONDS];
+    return { weight: Number(weight), bakeSeconds };
+  });
+}
+
+/** The keys of `--max-divergence` and the fields of `maxDivergence` they set. */
+const DIVERGENCE_KEYS = {
+  agreement: 'minArgmaxAgreement',
+  maxAbs: 'maxAbsDiff',
+  kl: 'maxKlDivergence',
+  minSamples: 'minSamples',
+  shadow: 'shadowPercent',
+} as const satisfies Record<string, keyof DivergenceJson>;
+
+/**
+ * Parses `--max-divergence agreement=0.99,maxAbs=0.5,kl=0.1,minSamples=100,shadow=10`: the least share of rows
+ * whose argmax agrees, the largest absolute difference, the largest KL divergence, the rows before agreement is
+ * judged, and the share (percent) of the stable traffic mirrored to the new version. Any subset; each key once.
+ */
+export function parseDivergence(text: string): DivergenceJson {
+  const out: Record<string, number> = {};
+  const keys = Object.keys(DIVERGENCE_KEYS).join(', ');
+  for (const part of text.split(',').map((p) => p.trim())) {
+    const m = /^([A-Za-z]+)=(.+)$/.exec(part);
+    const key = m?.[1] as keyof typeof DIVERGENCE_KEYS | undefined;
+    if (!m || key === undefined || !Object.hasOwn(DIVERGENCE_KEYS, key)) {
+      throw new UsageError(
+        `--max-divergence: '${part}' is not <key>=<number> with a key among ${keys} (e.g. agreement=0.99,maxAbs=0.5)`,
+      );
+    }
+    const field = DIVERGENCE_KEYS[key];
+    const value = Number(m[2]);
+    if (!Number.isFinite(value) || (m[2] as string).trim() === '') {
+      throw new UsageError(`--max-divergence: ${key} must be a number, got '${m[2]}'`);
+    }
+    if (field in out) throw new UsageError(`--max-divergence: ${key} is given twice`);
+    out[field] = value;
+  }
+  return out;
+}
+
+/**
+ * The split to write when one part of it changes (a split is written whole): `current` with `change` applied, a
+ * part set to `null` removed, a part left `undefined` kept; `null` (no split) when neither a canary nor a shadow is
+ * left.
+ */
+export function nextSplit(
+  current: SplitJson | undefined,
+  change: {
+    readonly canary?: SplitJson['canary'] | null;
+    readonly shadow?: SplitJson['shadow'] | null;
+    readonly keyParameter?: string | null;
+  },
+): SplitJson | null {
+  const pick = <K extends keyof SplitJson>(k: K): SplitJson[K] | undefined => {
+    const v = change[k];
+    return v === null ? undefined : v === undefined ? current?.[k] : (v as SplitJson[K]);
+  };
+  const canary = pick('canary');
+  const shadow = pick('shadow');
+  const keyParameter = pick('keyParameter');
+  // A key parameter alone routes nothing: without a canary and a shadow there is no split.
+  if (!canary && !shadow) return null;
+  return {
+    ...(canary ? { canary } : {}),
+    ...(shadow ? { shadow } : {}),
+    ...(keyParameter !== undefined ? { keyParameter } : {}),
+  };
+}
