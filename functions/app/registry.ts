@@ -23,6 +23,7 @@ import {
   planRollback,
   versionNotFound,
 } from '../domain/registry-plans';
+import { sameRouting } from '../domain/rollout';
 import type {
   AliasMove,
   AliasMoveResult,
@@ -343,6 +344,8 @@ export interface MoveAliasInput {
   readonly version: number;
   /** The version the alias must point at now (0 = it must not exist); 412 otherwise. */
   readonly expectedVersion?: number;
+  /** The alias's revision observed by the caller; 412 otherwise. */
+  readonly expectedRevision?: number;
   readonly reason?: string;
   readonly actor: string;
 }
@@ -359,6 +362,7 @@ export async function moveAlias(
     alias: input.alias,
     version: input.version,
     ...(input.expectedVersion !== undefined ? { expectedVersion: input.expectedVersion } : {}),
+    ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
     ...(input.reason !== undefined ? { reason: input.reason } : {}),
     actor: input.actor,
   });
@@ -433,16 +437,19 @@ export interface UpdateAliasInput {
  * Changes the alias's own capture declaration (which wins over the version's for requests through the alias; not a
  * move: the revision stays) and/or its traffic split (a change of the alias: revision + 1 and a history entry; see
  * `planAliasRouting` for its 404 / 409 / 412). The split is changed first, so a refused split leaves the capture
- * as it was. 404 `MODEL_NOT_FOUND` / `ALIAS_NOT_FOUND`. The alias as it now is (without the serving copies).
+ * as it was. 404 `MODEL_NOT_FOUND` / `ALIAS_NOT_FOUND`. The alias as it now is (without the serving copies). A
+ * change of the split is announced (`AliasRoutingChanged`, with the split before and after) when it changed.
  */
 export async function updateAlias(
-  deps: Pick<RegistryDeps, 'repo'>,
+  deps: Pick<RegistryDeps, 'repo' | 'events' | 'logger'>,
   input: UpdateAliasInput,
 ): Promise<Omit<AliasState, 'target' | 'canaryTarget'>> {
   validateModelName(input.name);
   validateAliasName(input.alias);
   let state: AliasState | undefined;
   if (input.routing !== undefined) {
+    // The split before, for the event (read only when events are published).
+    const before = deps.events ? await deps.repo.getAlias(input.name, input.alias) : undefined;
     state = await deps.repo.setAliasRouting({
       name: input.name,
       alias: input.alias,
@@ -451,6 +458,21 @@ export async function updateAlias(
       ...(input.reason !== undefined ? { reason: input.reason } : {}),
       actor: input.actor,
     });
+    const previousRouting = before?.routing ?? null;
+    const routing = state.routing ?? null;
+    if (deps.events && !sameRouting(previousRouting, routing)) {
+      await publish(deps, {
+        type: 'AliasRoutingChanged',
+        detail: {
+          name: input.name,
+          alias: input.alias,
+          version: state.version,
+          revision: state.revision,
+          routing,
+          previousRouting,
+        },
+      });
+    }
   }
   if (input.capture !== undefined) {
     state = await deps.repo.setAliasCapture(input.name, input.alias, input.capture);

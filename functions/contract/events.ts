@@ -56,7 +56,14 @@ export const ASYNC_RESULT_RETENTION_DAYS = 7;
 /** EventBridge: every registry event has source `maas` and detail-type = the event type. */
 export const EVENT_BUS = {
   source: 'maas',
-  detailTypes: ['ModelVersionRegistered', 'ModelVersionFailed', 'AliasMoved'] as const,
+  detailTypes: [
+    'ModelVersionRegistered',
+    'ModelVersionFailed',
+    'AliasMoved',
+    'AliasRoutingChanged',
+    'RolloutRolledBack',
+    'RolloutCompleted',
+  ] as const,
 } as const;
 
 /**

@@ -18,4 +18,12 @@ export const keys = {
   historySk: (alias: string, iso: string, id: string) => `HISTORY#${alias}#${iso}#${id}`,
   historySkPrefix: (alias: string) => `HISTORY#${alias}#`,
   modelsGsiPk: 'MODELS',
+  /** The alias's current or last rollout (one item per alias). */
+  rolloutSk: (alias: string) => `ROLLOUT#${alias}`,
+  /**
+   * Sparse listing of the rollouts the controller works on (active, or ended with their alias change pending): such
+   * a ROLLOUT item carries gsi1pk = 'ROLLOUTS', gsi1sk = `name#alias`; the attributes are removed once it settles.
+   */
+  rolloutsGsiPk: 'ROLLOUTS',
+  rolloutsGsiSk: (name: string, alias: string) => `${name}#${alias}`,
 } as const;

@@ -7,6 +7,7 @@ import type { AliasRoutingChange } from '../domain/registry-plans';
 import type {
   AliasMove,
   AliasMoveResult,
+  AliasRouting,
   AliasState,
   HistoryEntry,
   Model,
@@ -18,6 +19,8 @@ import type {
   VersionPatch,
 } from '../domain/types';
 import type { HashedArtifact } from './inference';
+
+export type { AlarmStates, RolloutRepository } from './rollouts';
 
 /**
  * A model as the registry reads it, with the traffic splits of its aliases (alias → split; absent when none
@@ -102,6 +105,35 @@ export type RegistryEvent =
   | {
       type: 'AliasMoved';
       detail: { name: string; alias: string; version: number | null; previousVersion: number | null };
+    }
+  | {
+      /** The alias's traffic split changed (by `PATCH` or by a rollout step); `routing` null: none now. */
+      type: 'AliasRoutingChanged';
+      detail: {
+        name: string;
+        alias: string;
+        version: number;
+        revision: number;
+        routing: AliasRouting | null;
+        previousRouting: AliasRouting | null;
+      };
+    }
+  | {
+      /** A rollout was rolled back (`reason` `alarm:<name>` or `divergence:<metric>`). */
+      type: 'RolloutRolledBack';
+      detail: {
+        name: string;
+        alias: string;
+        rolloutId: string;
+        version: number;
+        fromVersion: number;
+        reason: string;
+      };
+    }
+  | {
+      /** A rollout promoted its version: the alias now points at it. */
+      type: 'RolloutCompleted';
+      detail: { name: string; alias: string; rolloutId: string; version: number; fromVersion: number };
     };
 
 export interface EventPublisher {
