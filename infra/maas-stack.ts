@@ -151,6 +151,7 @@ export class MaasStack extends Stack {
       onnxRuntime: this.onnxRuntime,
       publishers: [this.functions.registry.fn],
       registrars: [this.functions.registry.fn],
+      shadowMirrors: [this.functions.predict.fn],
       ...(props.tracing !== undefined ? { tracing: props.tracing } : {}),
     });
     apiFunctions.async = this.events.asyncApiFunction;

@@ -1,14 +1,18 @@
 /**
  * MaasAlarms: CloudWatch alarms on the service's metrics of one model's alias (functions/contract/observability.ts:
  * the `[model, alias, route]` dimension set, route `stable`): its server error rate and its p99 latency.
+ *
+ * Their names are predictable, so that a rollout can name them (`maas rollout … --alarm <name>`): see
+ * {@link aliasAlarmName}, e.g. `MaasStack-iris@prod-error-rate` and `MaasStack-iris@prod-latency-p99`.
  */
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { Construct } from 'constructs';
 import { INFERENCE_DIMENSION_SETS, STABLE_ROUTE } from '../../functions/contract/observability';
 import { maasMetric } from './dashboard';
 import {
   checkAlarmEvaluationWindow,
+  checkAlarmName,
   checkAliasName,
   checkErrorRate,
   checkEvaluationPeriods,
@@ -49,10 +53,12 @@ export interface AliasAlarmOptions {
 
 /** The alarms of one model's alias. */
 export interface AliasAlarms {
-  /** ServerErrors / Requests above `errorRate`. */
+  /** ServerErrors / Requests above `errorRate`; named `aliasAlarmName(stack, model, alias, 'errorRate')`. */
   readonly errorRate: cloudwatch.Alarm;
-  /** Latency p99 above `p99Ms`. */
+  /** Latency p99 above `p99Ms`; named `aliasAlarmName(stack, model, alias, 'latencyP99')`. */
   readonly latencyP99: cloudwatch.Alarm;
+  /** Their names (plain strings, known at synth): what a rollout's `alarms` list. */
+  readonly names: { readonly errorRate: string; readonly latencyP99: string };
 }
 
 /** One alias to watch, as the stack's `alarms` prop lists it. */
@@ -73,6 +79,24 @@ export interface MaasAlarmsProps {
    * @default 'aliases'
    */
   readonly propPath?: string;
+}
+
+/** The alarms of an alias, as their names end. */
+export const ALIAS_ALARM_KINDS = { errorRate: 'error-rate', latencyP99: 'latency-p99' } as const;
+
+/**
+ * The name of an alarm of `model@alias` in stack `stackName`: `<stackName>-<model>@<alias>-<kind>`, kind
+ * `error-rate` or `latency-p99` ({@link ALIAS_ALARM_KINDS}); e.g. `MaasStack-iris@prod-error-rate`. Model and alias
+ * names hold no `@`, so a name tells its model and alias apart; the stack name keeps two stacks of one account and
+ * region apart. These are the names a rollout's `alarms` list (`maas rollout … --alarm <name>`).
+ */
+export function aliasAlarmName(
+  stackName: string,
+  model: string,
+  alias: string,
+  kind: keyof typeof ALIAS_ALARM_KINDS,
+): string {
+  return `${stackName}-${model}@${alias}-${ALIAS_ALARM_KINDS[kind]}`;
 }
 
 /** The dimension set the alarms read: `[model, alias, route]`, the third of INFERENCE_DIMENSION_SETS. */
@@ -112,6 +136,11 @@ export class MaasAlarms extends Construct {
     checkAlarmEvaluationWindow(period, evaluationPeriods, setting('evaluationPeriods'));
     const key = `${model}@${alias}`;
     if (this.byAlias.has(key)) duplicateAlias(key, setting('alias'));
+    const stackName = Stack.of(this).stackName;
+    const names = {
+      errorRate: checkAlarmName(aliasAlarmName(stackName, model, alias, 'errorRate'), setting('alias')),
+      latencyP99: checkAlarmName(aliasAlarmName(stackName, model, alias, 'latencyP99'), setting('alias')),
+    };
     // 0.07 * 100 is 7.000000000000001 in binary floating point: the description shows 7.
     const percent = Math.round(errorRate * 1e6) / 1e4;
     // A period with requests but no ServerErrors datapoint counts 0 errors; with minRequests, a period with fewer
@@ -122,6 +151,7 @@ export class MaasAlarms extends Construct {
     // Names hold no '/', so `model@alias` is a construct id of its own (CDK hashes it into unique logical ids).
     const id = key;
     const errors = new cloudwatch.Alarm(this, `${id}ErrorRate`, {
+      alarmName: names.errorRate,
       alarmDescription: `maas ${key}: server errors above ${percent} % of requests${minRequests > 0 ? ` (periods of at least ${minRequests} requests)` : ''} (${evaluationPeriods} × ${period.toHumanString()})`,
       metric: new cloudwatch.MathExpression({
         expression: minRequests > 0 ? `IF(requests >= ${minRequests}, ${rate}, 0)` : rate,
@@ -138,6 +168,7 @@ export class MaasAlarms extends Construct {
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
     const latency = new cloudwatch.Alarm(this, `${id}LatencyP99`, {
+      alarmName: names.latencyP99,
       alarmDescription: `maas ${key}: Latency p99 above ${p99Ms} ms (${evaluationPeriods} × ${period.toHumanString()})`,
       metric: maasMetric('Latency', dims, { statistic: 'p99', period }),
       threshold: p99Ms,
@@ -151,7 +182,7 @@ export class MaasAlarms extends Construct {
         alarm.addOkAction(action);
       }
     }
-    const alarms = { errorRate: errors, latencyP99: latency };
+    const alarms = { errorRate: errors, latencyP99: latency, names };
     this.byAlias.set(key, alarms);
     return alarms;
   }

@@ -4,7 +4,8 @@
  * - S3 notifications (`incoming/*.onnx`, `batch/*\/input.jsonl` created) -> the S3 events function, which
  *   registers models and starts batch jobs;
  * - the work queue (SQS, SSE, TLS only) with its dead-letter queue (after QUEUE.maxReceiveCount receives),
- *   consumed by the worker function with ReportBatchItemFailures (async requests, batch continuations);
+ *   consumed by the worker function with ReportBatchItemFailures (async requests, batch continuations, shadow
+ *   comparisons mirrored by predict);
  * - the async API function serving the route table's routes with fn 'async';
  * - the registry event bus (EventBridge) with example rules, and `MAAS_EVENT_BUS` on the functions that
  *   publish to it.
@@ -55,6 +56,12 @@ export interface EventPipelinesProps {
    * @default - none
    */
   readonly registrars?: readonly lambda.Function[];
+  /**
+   * Functions that mirror a share of an alias's traffic to its shadow version (predict): they get MAAS_QUEUE_URL
+   * and SendMessage on the work queue, where the worker runs and compares the shadow.
+   * @default - none
+   */
+  readonly shadowMirrors?: readonly lambda.Function[];
   /**
    * S3 events function (registration, batch start). It registers `incoming/` artifacts of any size up to
    * LIMITS.maxModelBytes itself, so it has the registry function's memory.
@@ -283,10 +290,9 @@ export class EventPipelines extends Construct {
 
     for (const fn of props.publishers ?? []) this.grantPublish(fn);
     // A registration past the API's time continues on the work queue (register-complete).
-    for (const fn of props.registrars ?? []) {
-      fn.addEnvironment(ENV.queueUrl, this.queue.queueUrl);
-      this.queue.grantSendMessages(fn);
-    }
+    for (const fn of props.registrars ?? []) this.grantSend(fn);
+    // Shadow mirrors are work messages too (type 'shadow'), sent after the answer.
+    for (const fn of props.shadowMirrors ?? []) this.grantSend(fn);
     this.acknowledgeNotificationHandler();
   }
 
@@ -294,6 +300,12 @@ export class EventPipelines extends Construct {
   grantPublish(fn: lambda.Function): iam.Grant {
     fn.addEnvironment(ENV.eventBus, this.bus.eventBusName);
     return this.bus.grantPutEventsTo(fn);
+  }
+
+  /** Lets `fn` send work messages: MAAS_QUEUE_URL and sqs:SendMessage on the work queue only. */
+  grantSend(fn: lambda.Function): iam.Grant {
+    fn.addEnvironment(ENV.queueUrl, this.queue.queueUrl);
+    return this.queue.grantSendMessages(fn);
   }
 
   private makeFunction(

@@ -309,6 +309,47 @@ export function checkMinRequests(n: number, setting: Setting): number {
   return n;
 }
 
+/** CloudWatch's longest alarm name. */
+export const ALARM_NAME_MAX_LENGTH = 255;
+
+/**
+ * The name of an alarm the stack creates for an alias (`<stack>-<model>@<alias>-<kind>`): at most 255 characters
+ * (CloudWatch's limit). Too long only with a long stack name and long model and alias names. Unresolved tokens pass.
+ */
+export function checkAlarmName(name: string, setting: Setting): string {
+  if (Token.isUnresolved(name)) return name;
+  if (name.length > ALARM_NAME_MAX_LENGTH) {
+    invalid(
+      setting,
+      name,
+      `the alarm would be named with ${name.length} characters (stack name, model, alias and kind), and CloudWatch allows ${ALARM_NAME_MAX_LENGTH}`,
+      {
+        expected: `a shorter name (or deploy the stack under a shorter name) so that the alarm name fits in ${ALARM_NAME_MAX_LENGTH} characters`,
+        propExample: "'prod'",
+      },
+    );
+  }
+  return name;
+}
+
+/**
+ * Minutes between two checks of the rollout controller (`rate(n minutes)` of an EventBridge schedule, whose
+ * finest rate is one minute): a whole number from 1 to 60. A rollout's bake times are honoured to within this.
+ * `raw` is the value as given (a context parameter's text). Unresolved tokens pass.
+ */
+export function checkRolloutTickMinutes(minutes: number, setting: Setting, raw = String(minutes)): number {
+  if (Token.isUnresolved(minutes)) return minutes;
+  if (!Number.isInteger(minutes) || minutes < 1 || minutes > 60) {
+    invalid(
+      setting,
+      raw,
+      'the controller checks rollouts on an EventBridge schedule, whose finest rate is 1 minute; bake times are honoured to within the interval, so more than an hour would stretch them',
+      { expected: 'a whole number of minutes from 1 to 60', propExample: '1', contextExample: '1' },
+    );
+  }
+  return minutes;
+}
+
 /** Two alarm sets for one `model@alias`: each alias is alarmed once. */
 export function duplicateAlias(key: string, setting: Setting): never {
   throw new MaasValidationError(

@@ -1,0 +1,105 @@
+/**
+ * Progressive delivery in the stack: the predict function mirrors shadow traffic to the work queue (MAAS_QUEUE_URL,
+ * SendMessage on that queue only), and the alias alarms have the predictable names a rollout lists. Bundling is
+ * skipped (Template assertions only).
+ */
+import { App, Stack, Validations } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ENV } from '../../functions/contract/env';
+import { ALIAS_ALARM_KINDS, aliasAlarmName, MaasAlarms } from '../../infra/constructs/alarms';
+import { ALARM_NAME_MAX_LENGTH, MaasValidationError } from '../../infra/constructs/validation';
+import { MaasStack, type MaasStackProps } from '../../infra/maas-stack';
+
+type Statement = { Effect: string; Action: string | string[]; Resource: unknown };
+
+const NO_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
+const list = <T>(v: T | T[]): T[] => (Array.isArray(v) ? v : [v]);
+
+/** A stack as the app builds it (cdk-nag AwsSolutions attached), with extra props. */
+function build(id: string, extra: Partial<MaasStackProps> = {}): { stack: MaasStack; template: Template } {
+  const app = new App({ context: NO_BUNDLING });
+  const stack = new MaasStack(app, id, extra);
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  return { stack, template: Template.fromStack(stack) };
+}
+
+const logicalId = (s: Stack, c: { node: { defaultChild?: unknown } }) =>
+  s.resolve((c.node.defaultChild as { logicalId: string }).logicalId) as string;
+
+/** The statements of every policy attached to a role. */
+function statementsOfRole(t: Template, roleId: string): Statement[] {
+  const policies = t.findResources('AWS::IAM::Policy', {
+    Properties: { Roles: Match.arrayWith([{ Ref: roleId }]) },
+  });
+  return Object.values(policies).flatMap(
+    (p) =>
+      (p as { Properties: { PolicyDocument: { Statement: Statement[] } } }).Properties.PolicyDocument
+        .Statement,
+  );
+}
+
+let stack: MaasStack;
+let template: Template;
+
+beforeAll(() => {
+  ({ stack, template } = build('Maas', {
+    alarms: [{ model: 'iris', alias: 'prod' }],
+  }));
+}, 120_000);
+
+describe('shadow mirrors', () => {
+  it('predict gets the work queue URL and may send to that queue only', () => {
+    const res = template.toJSON().Resources;
+    const predict = res[logicalId(stack, stack.functions.predict.fn)].Properties;
+    const queueId = logicalId(stack, stack.events.queue);
+    expect(predict.Environment.Variables[ENV.queueUrl]).toEqual({ Ref: queueId });
+    const role = logicalId(stack, stack.functions.predict.fn.role as never);
+    const sqs = statementsOfRole(template, role).filter((s) =>
+      list(s.Action).some((a) => a.startsWith('sqs:')),
+    );
+    expect(sqs).toHaveLength(1);
+    expect(list(sqs[0]?.Action as string | string[])).toContain('sqs:SendMessage');
+    expect(list(sqs[0]?.Action as string | string[]).some((a) => /Receive|Delete|Purge/.test(a))).toBe(false);
+    expect(sqs[0]?.Resource).toEqual({ 'Fn::GetAtt': [queueId, 'Arn'] });
+  });
+});
+
+describe('alias alarm names', () => {
+  it('are <stack>-<model>@<alias>-error-rate and -latency-p99, as aliasAlarmName and the alarms tell', () => {
+    expect(aliasAlarmName('Maas', 'iris', 'prod', 'errorRate')).toBe('Maas-iris@prod-error-rate');
+    expect(aliasAlarmName('Maas', 'iris', 'prod', 'latencyP99')).toBe('Maas-iris@prod-latency-p99');
+    expect(Object.values(ALIAS_ALARM_KINDS)).toEqual(['error-rate', 'latency-p99']);
+    const names = Object.values(template.findResources('AWS::CloudWatch::Alarm'))
+      .map((a) => (a as { Properties: { AlarmName?: string } }).Properties.AlarmName)
+      .sort();
+    expect(names).toEqual(['Maas-iris@prod-error-rate', 'Maas-iris@prod-latency-p99']);
+    const created = stack.alarmsFor('mnist', 'canary');
+    expect(created.names).toEqual({
+      errorRate: 'Maas-mnist@canary-error-rate',
+      latencyP99: 'Maas-mnist@canary-latency-p99',
+    });
+  });
+
+  it('carry the stack name, so two stacks of one account and region do not collide', () => {
+    const { template: other } = build('MaasStaging', { alarms: [{ model: 'iris', alias: 'prod' }] });
+    other.hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmName: 'MaasStaging-iris@prod-error-rate' });
+  });
+
+  it('longer than CloudWatch allows stop synth, naming the alias prop', () => {
+    const app = new App({ context: NO_BUNDLING });
+    const s = new Stack(app, 'S'.repeat(128));
+    const alarms = new MaasAlarms(s, 'Alarms');
+    const model = 'm'.repeat(64);
+    const alias = 'a'.repeat(64);
+    expect(aliasAlarmName(s.stackName, model, alias, 'latencyP99').length).toBeGreaterThan(
+      ALARM_NAME_MAX_LENGTH,
+    );
+    expect(() => alarms.alarmsFor(model, alias)).toThrow(MaasValidationError);
+    expect(() => alarms.alarmsFor(model, alias)).toThrow(
+      /invalid prop alias .*CloudWatch allows 255.*Set alias to a shorter name/,
+    );
+    expect(() => alarms.alarmsFor('iris', alias)).not.toThrow();
+  });
+});
