@@ -1,0 +1,526 @@
+/**
+ * Staged rollouts (docs/ARCHITECTURE.md, "Progressive delivery"): start, read, pause, resume and abort a rollout,
+ * and the controller's work — `tick` (advance baked steps, promote, roll back on alarms and divergence, bring each
+ * alias to the split its rollout wants), `onAlarm` (an alarm went to ALARM: roll back its rollouts now) and
+ * `recordComparison` (count a shadow comparison into its rollout).
+ *
+ * Every transition writes the rollout item first, conditional on its revision (so concurrent controller runs never
+ * apply one twice: the losers skip it), then the alias, conditional on the alias revision read before the rollout
+ * was read (a change of the alias in between makes the write fail with 412, and the next tick reconciles). A
+ * rollout that ends keeps `aliasPending` until its alias change (promotion or clearing the split) is written, so a
+ * transition that stopped half way is finished by the next tick.
+ */
+import { randomUUID } from 'node:crypto';
+import { ConflictError, isMaasError, PreconditionFailedError } from '../domain/errors';
+import { validateAliasName, validateModelName } from '../domain/names';
+import { aliasNotFound, planAliasRouting } from '../domain/registry-plans';
+import {
+  clearedRouting,
+  decide,
+  desiredRouting,
+  divergenceBreach,
+  divergenceDelta,
+  isActive,
+  isListed,
+  type Rollout,
+  type RolloutSpec,
+  type RolloutStatus,
+  rolloutInProgress,
+  rolloutNotFound,
+  rolloutView,
+  routingHasRollout,
+  type ShadowComparison,
+  sameRouting,
+  stepReason,
+  ZERO_DIVERGENCE,
+} from '../domain/rollout';
+import type { AliasState } from '../domain/types';
+import { type Clock, type EventPublisher, type RegistryRepository, systemClock } from '../ports';
+import type { Logger } from '../ports/logger';
+import type { AlarmStates, RolloutRepository } from '../ports/rollouts';
+import { getModel, moveAlias, publish, updateAlias } from './registry';
+
+export interface RolloutDeps {
+  readonly repo: RegistryRepository;
+  readonly rollouts: RolloutRepository;
+  readonly alarms: AlarmStates;
+  readonly events?: EventPublisher;
+  /** @default systemClock */
+  readonly clock?: Clock;
+  /** Where the controller reports what failed (a rollout's failure does not stop the others). @default none */
+  readonly logger?: Pick<Logger, 'warn'>;
+}
+
+/** The actor of the controller's own changes in the alias history. */
+export const CONTROLLER_ACTOR = 'maas-rollout-controller';
+
+/** A rollout as the API shows it. */
+export type RolloutView = ReturnType<typeof rolloutView>;
+
+/** What one controller run did. */
+export interface TickSummary {
+  /** Active rollouts (and pending ends) looked at. */
+  readonly rollouts: number;
+  readonly advanced: string[];
+  readonly promoted: string[];
+  readonly rolledBack: string[];
+  readonly aborted: string[];
+  /** Aliases whose split was brought back to their rollout's. */
+  readonly reconciled: string[];
+  /** Rollouts another run moved first (their transition left to it). */
+  readonly skipped: string[];
+  readonly failed: string[];
+}
+
+const now = (deps: Pick<RolloutDeps, 'clock'>) => (deps.clock ?? systemClock).now();
+const label = (r: Pick<Rollout, 'name' | 'alias'>) => `${r.name}@${r.alias}`;
+
+function validate(name: string, alias: string) {
+  validateModelName(name);
+  validateAliasName(alias);
+}
+
+/** 409 `ROLLOUT_NOT_ACTIVE`: the rollout cannot take the action in its status. */
+function notApplicable(r: Rollout, action: string): ConflictError {
+  return new ConflictError(
+    `the rollout of alias '${r.alias}' of model '${r.name}' is ${r.status}: it cannot be ${action}`,
+    'ROLLOUT_NOT_ACTIVE',
+  );
+}
+
+/** The alias, or 404 (`MODEL_NOT_FOUND` / `ALIAS_NOT_FOUND`). */
+async function aliasOf(deps: Pick<RolloutDeps, 'repo'>, name: string, alias: string): Promise<AliasState> {
+  const a = await deps.repo.getAlias(name, alias);
+  if (a) return a;
+  await getModel(deps, name);
+  throw aliasNotFound(name, alias);
+}
+
+export interface StartRolloutInput {
+  readonly name: string;
+  readonly alias: string;
+  readonly spec: RolloutSpec;
+  /** The alias's revision observed by the caller (412 otherwise). */
+  readonly expectedRevision?: number;
+  readonly actor: string;
+}
+
+/**
+ * Starts a rollout of `spec.version` on the alias: 404 / 409 / 412 as for a canary (`planAliasRouting`), 409
+ * `ROLLOUT_IN_PROGRESS` when the alias has an active rollout. Writes the rollout (step 1, running), then the
+ * alias's split (`rollout <id8>: step 1/N, canary vX at W%`). When the split cannot be written the rollout ends
+ * `aborted` (`start failed: <code>`) and the error is thrown.
+ */
+export async function startRollout(deps: RolloutDeps, input: StartRolloutInput): Promise<RolloutView> {
+  validate(input.name, input.alias);
+  const alias = await aliasOf(deps, input.name, input.alias);
+  const existing = await deps.rollouts.get(input.name, input.alias);
+  if (existing && isActive(existing)) throw rolloutInProgress(existing);
+  const at = now(deps).toISOString();
+  const rollout: Rollout = {
+    ...input.spec,
+    name: input.name,
+    alias: input.alias,
+    id: randomUUID(),
+    fromVersion: alias.version,
+    status: 'running',
+    step: 0,
+    stepStartedAt: at,
+    startedAt: at,
+    updatedAt: at,
+    actor: input.actor,
+    revision: 1,
+    divergence: ZERO_DIVERGENCE,
+  };
+  const routing = desiredRouting(rollout, alias.routing) ?? null;
+  // The split is checked as the registry will check it (404 / 409 / 412) before anything is written.
+  const version = await deps.repo.getVersion(input.name, input.spec.version);
+  planAliasRouting(
+    {
+      name: input.name,
+      alias: input.alias,
+      routing,
+      ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
+      actor: input.actor,
+    },
+    { modelExists: true, alias, canary: version },
+    at,
+  );
+  const created = await deps.rollouts.create(rollout);
+  try {
+    await updateAlias(deps, {
+      name: input.name,
+      alias: input.alias,
+      routing,
+      expectedRevision: input.expectedRevision ?? alias.revision,
+      reason: stepReason(created),
+      actor: input.actor,
+    });
+  } catch (e) {
+    const code = isMaasError(e) ? e.code : 'ERROR';
+    await endRollout(deps, created, 'aborted', `start failed: ${code}`, input.actor).catch(() => {});
+    throw e;
+  }
+  return rolloutView(created);
+}
+
+/** The alias's current or last rollout; 404 `ROLLOUT_NOT_FOUND` when it never had one. */
+export async function getRollout(
+  deps: Pick<RolloutDeps, 'rollouts'>,
+  name: string,
+  alias: string,
+): Promise<RolloutView> {
+  validate(name, alias);
+  const r = await deps.rollouts.get(name, alias);
+  if (!r) throw rolloutNotFound(name, alias);
+  return rolloutView(r);
+}
+
+async function current(deps: Pick<RolloutDeps, 'rollouts'>, name: string, alias: string): Promise<Rollout> {
+  validate(name, alias);
+  const r = await deps.rollouts.get(name, alias);
+  if (!r) throw rolloutNotFound(name, alias);
+  return r;
+}
+
+/**
+ * Pauses a running rollout: its step holds (alarms and divergence still roll it back). 409 `ROLLOUT_NOT_ACTIVE`
+ * unless it is running; 412 when it changed meanwhile.
+ */
+export async function pauseRollout(
+  deps: RolloutDeps,
+  input: { name: string; alias: string; actor: string },
+): Promise<RolloutView> {
+  const r = await current(deps, input.name, input.alias);
+  if (r.status !== 'running') throw notApplicable(r, 'paused');
+  const at = now(deps).toISOString();
+  return rolloutView(
+    await deps.rollouts.update({ ...r, status: 'paused', pausedAt: at, updatedAt: at }, r.revision),
+  );
+}
+
+/**
+ * Resumes a paused rollout; its step's bake goes on where it stopped (`stepStartedAt` moves on by the pause).
+ * 409 `ROLLOUT_NOT_ACTIVE` unless it is paused.
+ */
+export async function resumeRollout(
+  deps: RolloutDeps,
+  input: { name: string; alias: string; actor: string },
+): Promise<RolloutView> {
+  const r = await current(deps, input.name, input.alias);
+  if (r.status !== 'paused') throw notApplicable(r, 'resumed');
+  const t = now(deps);
+  const paused = r.pausedAt ? Math.max(0, t.getTime() - Date.parse(r.pausedAt)) : 0;
+  const { pausedAt: _p, ...rest } = r;
+  return rolloutView(
+    await deps.rollouts.update(
+      {
+        ...rest,
+        status: 'running',
+        stepStartedAt: new Date(Date.parse(r.stepStartedAt) + paused).toISOString(),
+        updatedAt: t.toISOString(),
+      },
+      r.revision,
+    ),
+  );
+}
+
+/**
+ * Aborts an active rollout: it ends `aborted` and the alias's split loses its canary and shadow (the key parameter
+ * stays), history reason `rollout aborted`. 409 `ROLLOUT_NOT_ACTIVE` when it is over.
+ */
+export async function abortRollout(
+  deps: RolloutDeps,
+  input: { name: string; alias: string; actor: string },
+): Promise<RolloutView> {
+  const r = await current(deps, input.name, input.alias);
+  if (!isActive(r)) throw notApplicable(r, 'aborted');
+  return rolloutView(await endRollout(deps, r, 'aborted', 'aborted', input.actor));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The controller
+
+/**
+ * One controller run at `at` (@default now): for every listed rollout, in turn — finish a pending end; end
+ * `aborted` (`superseded`) a rollout whose alias is gone or no longer at its `fromVersion`; apply `decide` (the
+ * alarms of all rollouts are read once); else bring the alias's split to `desiredRouting`. A rollout's failure is
+ * logged and the run goes on.
+ */
+export async function tick(deps: RolloutDeps, at?: Date): Promise<TickSummary> {
+  const t = at ?? now(deps);
+  const listed = await deps.rollouts.listActive();
+  const names = [...new Set(listed.flatMap((r) => (isActive(r) ? r.alarms : [])))];
+  const firing = names.length > 0 ? await deps.alarms.inAlarm(names) : [];
+  const summary: TickSummary = {
+    rollouts: listed.length,
+    advanced: [],
+    promoted: [],
+    rolledBack: [],
+    aborted: [],
+    reconciled: [],
+    skipped: [],
+    failed: [],
+  };
+  for (const l of listed) {
+    try {
+      await work(deps, l, t, firing, summary);
+    } catch (e) {
+      if (e instanceof PreconditionFailedError) {
+        summary.skipped.push(label(l));
+        continue;
+      }
+      summary.failed.push(label(l));
+      deps.logger?.warn('rollout step failed', {
+        model: l.name,
+        alias: l.alias,
+        rollout: l.id,
+        error: (e as Error)?.message ?? String(e),
+      });
+    }
+  }
+  return summary;
+}
+
+async function work(
+  deps: RolloutDeps,
+  listed: Rollout,
+  at: Date,
+  firing: readonly string[],
+  summary: TickSummary,
+): Promise<void> {
+  // The alias first, then the rollout: an alias write conditional on the revision read here cannot undo a
+  // transition the rollout read below already shows.
+  const alias = await deps.repo.getAlias(listed.name, listed.alias);
+  const r = await deps.rollouts.get(listed.name, listed.alias);
+  if (!r || !isListed(r)) return;
+  const id = label(r);
+  if (!isActive(r)) {
+    await settle(deps, r, alias, CONTROLLER_ACTOR);
+    return;
+  }
+  if (!alias || alias.version !== r.fromVersion) {
+    await endRollout(deps, r, 'aborted', 'superseded', CONTROLLER_ACTOR, alias ?? null);
+    summary.aborted.push(id);
+    return;
+  }
+  const action = decide(r, at, firing);
+  switch (action.type) {
+    case 'rollback':
+      await endRollout(deps, r, 'rolled_back', action.reason, CONTROLLER_ACTOR, alias);
+      summary.rolledBack.push(id);
+      return;
+    case 'promote':
+      await endRollout(deps, r, 'completed', 'completed', CONTROLLER_ACTOR, alias);
+      summary.promoted.push(id);
+      return;
+    case 'advance': {
+      const next = await deps.rollouts.update(
+        { ...r, step: action.step, stepStartedAt: at.toISOString(), updatedAt: at.toISOString() },
+        r.revision,
+      );
+      summary.advanced.push(id);
+      await applyRouting(deps, next, alias, CONTROLLER_ACTOR);
+      return;
+    }
+    case 'none':
+      if (await applyRouting(deps, r, alias, CONTROLLER_ACTOR)) summary.reconciled.push(id);
+      return;
+  }
+}
+
+/**
+ * Brings the alias's split to the rollout's (conditional on the alias revision read); true when it wrote one. A
+ * lost race (412) is left to the next tick.
+ */
+async function applyRouting(
+  deps: RolloutDeps,
+  r: Rollout,
+  alias: AliasState,
+  actor: string,
+): Promise<boolean> {
+  const desired = desiredRouting(r, alias.routing);
+  if (!desired || sameRouting(alias.routing, desired)) return false;
+  try {
+    await updateAlias(deps, {
+      name: r.name,
+      alias: r.alias,
+      routing: desired,
+      expectedRevision: alias.revision,
+      reason: stepReason(r),
+      actor,
+    });
+    return true;
+  } catch (e) {
+    if (e instanceof PreconditionFailedError) return false;
+    throw e;
+  }
+}
+
+/**
+ * Ends a rollout (`completed`, `rolled_back` or `aborted`, with `reason`), conditional on its revision, with its
+ * alias change pending; then writes that change (see `settle`). Answers the rollout as it ended.
+ */
+async function endRollout(
+  deps: RolloutDeps,
+  r: Rollout,
+  status: Exclude<RolloutStatus, 'running' | 'paused'>,
+  reason: string,
+  actor: string,
+  alias?: AliasState | null,
+): Promise<Rollout> {
+  const at = now(deps).toISOString();
+  const { pausedAt: _p, ...rest } = r;
+  const ended = await deps.rollouts.update(
+    { ...rest, status, endedReason: reason, endedAt: at, updatedAt: at, aliasPending: true },
+    r.revision,
+  );
+  const current = alias === undefined ? await deps.repo.getAlias(r.name, r.alias) : (alias ?? undefined);
+  return settle(deps, ended, current, actor);
+}
+
+/**
+ * Writes the alias change of a rollout that ended, unless it is already there, then clears `aliasPending`:
+ * `completed` moves the alias to the version (conditional on it still pointing at `fromVersion`; history reason
+ * `rollout completed`; `RolloutCompleted`), `rolled_back` and `aborted` clear the split's canary and shadow when
+ * they still name the version (history reason: the rollback's, or `rollout aborted`; a rollback publishes
+ * `AliasMoved` to the stable version and `RolloutRolledBack`). A lost race on the alias (412) leaves it pending.
+ */
+async function settle(
+  deps: RolloutDeps,
+  r: Rollout,
+  alias: AliasState | undefined,
+  actor: string,
+): Promise<Rollout> {
+  const base = {
+    name: r.name,
+    alias: r.alias,
+    rolloutId: r.id,
+    version: r.version,
+    fromVersion: r.fromVersion,
+  };
+  try {
+    if (r.status === 'completed') {
+      if (alias && alias.version === r.fromVersion) {
+        await moveAlias(deps, {
+          name: r.name,
+          alias: r.alias,
+          version: r.version,
+          expectedVersion: r.fromVersion,
+          expectedRevision: alias.revision,
+          reason: 'rollout completed',
+          actor,
+        });
+        await publish(deps, { type: 'RolloutCompleted', detail: base });
+      }
+    } else if (alias && routingHasRollout(alias.routing, r.version)) {
+      const rolledBack = r.status === 'rolled_back';
+      const reason = rolledBack
+        ? (r.endedReason ?? 'rolled back')
+        : r.endedReason === 'aborted'
+          ? 'rollout aborted'
+          : `rollout aborted: ${r.endedReason ?? ''}`.trim();
+      await updateAlias(deps, {
+        name: r.name,
+        alias: r.alias,
+        routing: clearedRouting(alias.routing),
+        expectedRevision: alias.revision,
+        reason,
+        actor,
+      });
+      if (rolledBack) {
+        await publish(deps, {
+          type: 'AliasMoved',
+          detail: { name: r.name, alias: r.alias, version: alias.version, previousVersion: alias.version },
+        });
+        await publish(deps, {
+          type: 'RolloutRolledBack',
+          detail: { ...base, reason: r.endedReason ?? '' },
+        });
+      }
+    }
+  } catch (e) {
+    if (e instanceof PreconditionFailedError) return r;
+    // Anything else that refuses the change (the version archived, the alias removed…) will not change by
+    // retrying: the rollout settles as it is, and the refusal is reported.
+    if (!isMaasError(e) || e.status >= 500) throw e;
+    deps.logger?.warn('rollout ended without its alias change', {
+      model: r.name,
+      alias: r.alias,
+      rollout: r.id,
+      error: e.message,
+    });
+  }
+  const at = now(deps).toISOString();
+  const { aliasPending: _a, ...rest } = r;
+  try {
+    return await deps.rollouts.update({ ...rest, updatedAt: at }, r.revision);
+  } catch (e) {
+    if (e instanceof PreconditionFailedError) return r;
+    throw e;
+  }
+}
+
+/**
+ * An alarm changed state (CloudWatch's alarm event, or `POST /local/alarms/{name}` locally). In ALARM, every active
+ * rollout that names it is rolled back now (reason `alarm:<name>`); answers them.
+ */
+export async function onAlarm(deps: RolloutDeps, alarmName: string, state: string): Promise<Rollout[]> {
+  if (state !== 'ALARM') return [];
+  const rolledBack: Rollout[] = [];
+  for (const l of await deps.rollouts.listActive()) {
+    if (!isActive(l) || !l.alarms.includes(alarmName)) continue;
+    try {
+      const alias = await deps.repo.getAlias(l.name, l.alias);
+      const r = await deps.rollouts.get(l.name, l.alias);
+      if (!r || r.id !== l.id || !isActive(r)) continue;
+      rolledBack.push(
+        await endRollout(deps, r, 'rolled_back', `alarm:${alarmName}`, CONTROLLER_ACTOR, alias ?? null),
+      );
+    } catch (e) {
+      if (e instanceof PreconditionFailedError) continue;
+      deps.logger?.warn('rollout not rolled back', {
+        model: l.name,
+        alias: l.alias,
+        rollout: l.id,
+        alarm: alarmName,
+        error: (e as Error)?.message ?? String(e),
+      });
+    }
+  }
+  return rolledBack;
+}
+
+/**
+ * Counts a shadow comparison into the active rollout of its alias when it compares that rollout's version; when the
+ * counts then break the rollout's bounds, the rollout is rolled back at once (`divergence:<metric>`). Answers whether
+ * it was counted.
+ */
+export async function recordComparison(deps: RolloutDeps, c: ShadowComparison): Promise<boolean> {
+  const r = await deps.rollouts.get(c.model, c.alias);
+  if (!r || !isActive(r) || r.version !== c.shadowVersion) return false;
+  const delta = divergenceDelta(c, r.maxDivergence);
+  if (!(await deps.rollouts.recordDivergence(r.name, r.alias, r.id, delta))) return false;
+  const d = r.divergence;
+  const counted = {
+    requests: d.requests + delta.requests,
+    rows: d.rows + delta.rows,
+    agreeingRows: d.agreeingRows + delta.agreeingRows,
+    overMaxAbs: d.overMaxAbs + delta.overMaxAbs,
+    overKl: d.overKl + delta.overKl,
+    shadowErrors: d.shadowErrors + delta.shadowErrors,
+  };
+  if (divergenceBreach(r.maxDivergence, counted)) {
+    // Judged again on the rollout as stored now (other comparisons counted meanwhile).
+    const alias = await deps.repo.getAlias(r.name, r.alias);
+    const fresh = await deps.rollouts.get(r.name, r.alias);
+    const reason =
+      fresh && fresh.id === r.id ? divergenceBreach(fresh.maxDivergence, fresh.divergence) : undefined;
+    if (fresh && isActive(fresh) && reason) {
+      await endRollout(deps, fresh, 'rolled_back', reason, CONTROLLER_ACTOR, alias ?? null).catch((e) => {
+        if (!(e instanceof PreconditionFailedError)) throw e;
+      });
+    }
+  }
+  return true;
+}

@@ -1,0 +1,355 @@
+/**
+ * The rollout use cases on the in-memory registry and rollout repositories with an injected clock: a rollout that
+ * completes, one paused and resumed, rollbacks by alarm and by divergence, an abort, a superseded one, a transition
+ * finished by the next tick — each read back through the alias history.
+ */
+import { beforeEach, describe, expect, it } from 'vitest';
+import { LocalAlarmStates } from '../../functions/adapters/local-alarms';
+import { MemoryRegistryRepository } from '../../functions/adapters/memory-registry';
+import { MemoryRolloutRepository } from '../../functions/adapters/memory-rollouts';
+import { moveAlias, updateAlias } from '../../functions/app/registry';
+import {
+  abortRollout,
+  getRollout,
+  onAlarm,
+  pauseRollout,
+  type RolloutDeps,
+  recordComparison,
+  resumeRollout,
+  startRollout,
+  tick,
+} from '../../functions/app/rollout';
+import type { AliasRoutingChange } from '../../functions/domain/registry-plans';
+import type { RolloutSpec, ShadowComparison } from '../../functions/domain/rollout';
+import type { AliasState, HistoryEntry } from '../../functions/domain/types';
+import type { RegistryEvent } from '../../functions/ports';
+import { newVersion } from '../helpers/registry-repository-contract';
+
+const T0 = Date.parse('2026-03-01T12:00:00.000Z');
+
+class TestClock {
+  t = T0;
+  now = () => new Date(this.t);
+  at(seconds: number) {
+    this.t = T0 + seconds * 1000;
+    return this.now();
+  }
+}
+
+/** A registry whose split writes can be made to fail (a transition that stops half way). */
+class FlakyRegistry extends MemoryRegistryRepository {
+  failRouting = 0;
+  override setAliasRouting(change: AliasRoutingChange): Promise<AliasState> {
+    if (this.failRouting > 0) {
+      this.failRouting--;
+      return Promise.reject(new Error('table unavailable'));
+    }
+    return super.setAliasRouting(change);
+  }
+}
+
+let clock: TestClock;
+let repo: FlakyRegistry;
+let rollouts: MemoryRolloutRepository;
+let alarms: LocalAlarmStates;
+let events: RegistryEvent[];
+let deps: RolloutDeps;
+
+beforeEach(async () => {
+  clock = new TestClock();
+  repo = new FlakyRegistry({ clock });
+  rollouts = new MemoryRolloutRepository();
+  alarms = new LocalAlarmStates();
+  events = [];
+  deps = { repo, rollouts, alarms, clock, events: { publish: async (e) => void events.push(e) } };
+  // v1 (prod), v2, v3.
+  for (let i = 0; i < 3; i++) await repo.createVersion(newVersion('m'));
+});
+
+const spec = (extra: Partial<RolloutSpec> = {}): RolloutSpec => ({
+  version: 2,
+  steps: [
+    { weight: 10, bakeSeconds: 60 },
+    { weight: 50, bakeSeconds: 60 },
+    { weight: 100, bakeSeconds: 0 },
+  ],
+  alarms: ['errors'],
+  ...extra,
+});
+
+const start = (extra: Partial<RolloutSpec> = {}) =>
+  startRollout(deps, { name: 'm', alias: 'prod', spec: spec(extra), actor: 'alice' });
+
+/** The alias history oldest first, without the first READY version's own `prod` entry. */
+async function history(): Promise<HistoryEntry[]> {
+  const page = await repo.aliasHistory('m', 'prod', 100);
+  return page.items.slice().reverse().slice(1);
+}
+
+const summary = (h: HistoryEntry[]) =>
+  h.map((e) => ({
+    version: e.version,
+    canary: e.routing?.canary ? `v${e.routing.canary.version}@${e.routing.canary.weight}` : undefined,
+    reason: e.reason,
+  }));
+
+describe('a rollout that completes', () => {
+  it('advances each step after its bake and promotes after the last, with one history entry per change', async () => {
+    const r = await start();
+    const id8 = r.id.slice(0, 8);
+    expect(r).toMatchObject({ status: 'running', step: 0, weight: 10, fromVersion: 1, version: 2 });
+    expect(r.nextStepAt).toBe('2026-03-01T12:01:00.000Z');
+    expect((await repo.getAlias('m', 'prod'))?.routing).toEqual({ canary: { version: 2, weight: 10 } });
+
+    expect((await tick(deps, clock.at(59))).advanced).toEqual([]);
+    expect((await tick(deps, clock.at(60))).advanced).toEqual(['m@prod']);
+    expect((await tick(deps, clock.at(61))).advanced).toEqual([]);
+    expect((await tick(deps, clock.at(120))).advanced).toEqual(['m@prod']);
+    // The last step (100 %) bakes 0 s: the next tick promotes.
+    expect((await tick(deps, clock.at(121))).promoted).toEqual(['m@prod']);
+    expect((await tick(deps, clock.at(500))).rollouts).toBe(0);
+
+    const alias = await repo.getAlias('m', 'prod');
+    expect(alias?.version).toBe(2);
+    expect(alias?.routing).toBeUndefined();
+    expect(summary(await history())).toEqual([
+      { version: 1, canary: 'v2@10', reason: `rollout ${id8}: step 1/3, canary v2 at 10%` },
+      { version: 1, canary: 'v2@50', reason: `rollout ${id8}: step 2/3, canary v2 at 50%` },
+      { version: 1, canary: 'v2@100', reason: `rollout ${id8}: step 3/3, canary v2 at 100%` },
+      { version: 2, canary: undefined, reason: 'rollout completed' },
+    ]);
+    expect(await getRollout(deps, 'm', 'prod')).toMatchObject({
+      status: 'completed',
+      endedReason: 'completed',
+      step: 2,
+    });
+    expect(events.map((e) => e.type)).toEqual([
+      'AliasRoutingChanged',
+      'AliasRoutingChanged',
+      'AliasRoutingChanged',
+      'AliasMoved',
+      'RolloutCompleted',
+    ]);
+    expect(events.at(-1)?.detail).toEqual({
+      name: 'm',
+      alias: 'prod',
+      rolloutId: r.id,
+      version: 2,
+      fromVersion: 1,
+    });
+  });
+});
+
+describe('pause and resume', () => {
+  it('holds the step while paused and keeps what the bake had', async () => {
+    await start();
+    clock.at(30);
+    expect(await pauseRollout(deps, { name: 'm', alias: 'prod', actor: 'bob' })).toMatchObject({
+      status: 'paused',
+    });
+    expect((await tick(deps, clock.at(500))).advanced).toEqual([]);
+    const pauseErr = await pauseRollout(deps, { name: 'm', alias: 'prod', actor: 'bob' }).catch((e) => e);
+    expect(pauseErr.code).toBe('ROLLOUT_NOT_ACTIVE');
+    clock.at(1000);
+    const resumed = await resumeRollout(deps, { name: 'm', alias: 'prod', actor: 'bob' });
+    // 30 s baked before the pause: 30 s are left.
+    expect(resumed.nextStepAt).toBe(new Date(T0 + 1030_000).toISOString());
+    expect((await tick(deps, clock.at(1029))).advanced).toEqual([]);
+    expect((await tick(deps, clock.at(1030))).advanced).toEqual(['m@prod']);
+    const resumeErr = await resumeRollout(deps, { name: 'm', alias: 'prod', actor: 'bob' }).catch((e) => e);
+    expect(resumeErr.code).toBe('ROLLOUT_NOT_ACTIVE');
+    expect(summary(await history()).map((e) => e.canary)).toEqual(['v2@10', 'v2@50']);
+  });
+});
+
+describe('rollbacks', () => {
+  it('rolls back on an alarm read by the tick, also while paused', async () => {
+    const r = await start({ keyParameter: 'user' });
+    await tick(deps, clock.at(60));
+    await pauseRollout(deps, { name: 'm', alias: 'prod', actor: 'bob' });
+    alarms.set('other', 'ALARM');
+    expect((await tick(deps, clock.at(70))).rolledBack).toEqual([]);
+    alarms.set('errors', 'ALARM');
+    expect((await tick(deps, clock.at(80))).rolledBack).toEqual(['m@prod']);
+    const alias = await repo.getAlias('m', 'prod');
+    expect(alias).toMatchObject({ version: 1, routing: { keyParameter: 'user' } });
+    expect(alias?.routing?.canary).toBeUndefined();
+    const h = await history();
+    expect(summary(h).map((e) => e.reason)).toEqual([
+      `rollout ${r.id.slice(0, 8)}: step 1/3, canary v2 at 10%`,
+      `rollout ${r.id.slice(0, 8)}: step 2/3, canary v2 at 50%`,
+      'alarm:errors',
+    ]);
+    expect(h.at(-1)?.routing).toEqual({ keyParameter: 'user' });
+    expect(await getRollout(deps, 'm', 'prod')).toMatchObject({
+      status: 'rolled_back',
+      endedReason: 'alarm:errors',
+    });
+    const rolledBack = events.find((e) => e.type === 'RolloutRolledBack');
+    expect(rolledBack?.detail).toEqual({
+      name: 'm',
+      alias: 'prod',
+      rolloutId: r.id,
+      version: 2,
+      fromVersion: 1,
+      reason: 'alarm:errors',
+    });
+    expect(events.find((e) => e.type === 'AliasMoved')?.detail).toEqual({
+      name: 'm',
+      alias: 'prod',
+      version: 1,
+      previousVersion: 1,
+    });
+    // Over: the tick leaves it, and the alias no more changes.
+    expect((await tick(deps, clock.at(200))).rollouts).toBe(0);
+    expect(await history()).toHaveLength(3);
+  });
+
+  it('rolls back at once on an alarm event naming it, not on OK or other alarms', async () => {
+    await start();
+    expect(await onAlarm(deps, 'errors', 'OK')).toEqual([]);
+    expect(await onAlarm(deps, 'latency', 'ALARM')).toEqual([]);
+    const [r] = await onAlarm(deps, 'errors', 'ALARM');
+    expect(r).toMatchObject({ status: 'rolled_back', endedReason: 'alarm:errors' });
+    expect(
+      summary(await history())
+        .map((e) => e.reason)
+        .at(-1),
+    ).toBe('alarm:errors');
+    expect((await repo.getAlias('m', 'prod'))?.routing).toBeUndefined();
+  });
+
+  it('rolls back on divergence, counting only comparisons of its version', async () => {
+    await start({ maxDivergence: { minArgmaxAgreement: 0.9, minSamples: 20 } });
+    expect((await repo.getAlias('m', 'prod'))?.routing).toMatchObject({
+      canary: { version: 2, weight: 10 },
+      shadow: { version: 2, percent: 10 },
+    });
+    const comparison = (agreeing: number, shadowVersion = 2): ShadowComparison => ({
+      model: 'm',
+      alias: 'prod',
+      servedVersion: 1,
+      shadowVersion,
+      inferenceId: 'x',
+      outputs: [{ output: 'y', rows: 10, agreeingRows: agreeing, maxAbsDiff: 0.1 }],
+    });
+    expect(await recordComparison(deps, comparison(0, 3))).toBe(false);
+    expect(await recordComparison(deps, comparison(9))).toBe(true);
+    // 9 of 10 agree: under minSamples, not judged.
+    expect((await getRollout(deps, 'm', 'prod')).status).toBe('running');
+    expect(await recordComparison(deps, comparison(8))).toBe(true);
+    // 17 of 20 < 0.9: rolled back at once.
+    const r = await getRollout(deps, 'm', 'prod');
+    expect(r).toMatchObject({ status: 'rolled_back', endedReason: 'divergence:argmaxAgreement' });
+    expect(r.divergence).toMatchObject({ requests: 2, rows: 20, agreeingRows: 17 });
+    const h = await history();
+    expect(
+      summary(h)
+        .map((e) => e.reason)
+        .at(-1),
+    ).toBe('divergence:argmaxAgreement');
+    expect(h.at(-1)?.routing).toBeUndefined();
+    expect(await recordComparison(deps, comparison(0))).toBe(false);
+  });
+});
+
+describe('abort, superseded, half-way transitions', () => {
+  it('aborts: clears canary and shadow, keeps the key parameter, history `rollout aborted`', async () => {
+    await start({ maxDivergence: { maxAbsDiff: 1 }, keyParameter: 'k' });
+    const r = await abortRollout(deps, { name: 'm', alias: 'prod', actor: 'bob' });
+    expect(r).toMatchObject({ status: 'aborted', endedReason: 'aborted' });
+    expect((await repo.getAlias('m', 'prod'))?.routing).toEqual({ keyParameter: 'k' });
+    expect(
+      summary(await history())
+        .map((e) => e.reason)
+        .at(-1),
+    ).toBe('rollout aborted');
+    const again = await abortRollout(deps, { name: 'm', alias: 'prod', actor: 'bob' }).catch((e) => e);
+    expect(again.code).toBe('ROLLOUT_NOT_ACTIVE');
+    // A new rollout may start once the last one is over.
+    expect((await start({ version: 3 })).version).toBe(3);
+  });
+
+  it('ends `superseded` when the alias was moved by hand', async () => {
+    await start();
+    await moveAlias(deps, { name: 'm', alias: 'prod', version: 3, actor: 'carol' });
+    const s = await tick(deps, clock.at(10));
+    expect(s.aborted).toEqual(['m@prod']);
+    expect(await getRollout(deps, 'm', 'prod')).toMatchObject({
+      status: 'aborted',
+      endedReason: 'superseded',
+    });
+    const alias = await repo.getAlias('m', 'prod');
+    expect(alias?.version).toBe(3);
+    expect(alias?.routing).toBeUndefined();
+    expect(
+      summary(await history())
+        .map((e) => e.reason)
+        .slice(1),
+    ).toEqual([undefined, 'rollout aborted: superseded']);
+  });
+
+  it('finishes a transition that stopped half way on the next tick, and restores a split changed by hand', async () => {
+    await start();
+    repo.failRouting = 1;
+    const s = await tick(deps, clock.at(60));
+    expect(s.failed).toEqual(['m@prod']);
+    expect((await getRollout(deps, 'm', 'prod')).step).toBe(1);
+    expect((await repo.getAlias('m', 'prod'))?.routing?.canary?.weight).toBe(10);
+    expect((await tick(deps, clock.at(61))).reconciled).toEqual(['m@prod']);
+    expect((await repo.getAlias('m', 'prod'))?.routing?.canary?.weight).toBe(50);
+    await updateAlias(deps, { name: 'm', alias: 'prod', routing: null, actor: 'dave' });
+    expect((await tick(deps, clock.at(62))).reconciled).toEqual(['m@prod']);
+    expect((await repo.getAlias('m', 'prod'))?.routing?.canary?.weight).toBe(50);
+    expect((await tick(deps, clock.at(63))).reconciled).toEqual([]);
+  });
+
+  it('finishes a promotion whose alias move failed', async () => {
+    await start({ steps: [{ weight: 50, bakeSeconds: 0 }] });
+    const flaky = repo.moveAlias.bind(repo);
+    let fail = true;
+    repo.moveAlias = (m) => {
+      if (fail) {
+        fail = false;
+        return Promise.reject(new Error('table unavailable'));
+      }
+      return flaky(m);
+    };
+    expect((await tick(deps, clock.at(1))).failed).toEqual(['m@prod']);
+    expect((await getRollout(deps, 'm', 'prod')).status).toBe('completed');
+    expect((await repo.getAlias('m', 'prod'))?.version).toBe(1);
+    expect((await tick(deps, clock.at(2))).rollouts).toBe(1);
+    expect((await repo.getAlias('m', 'prod'))?.version).toBe(2);
+    expect(
+      summary(await history())
+        .map((e) => e.reason)
+        .at(-1),
+    ).toBe('rollout completed');
+    expect((await tick(deps, clock.at(3))).rollouts).toBe(0);
+  });
+});
+
+describe('refusals', () => {
+  it('409 ROLLOUT_IN_PROGRESS, 404 ROLLOUT_NOT_FOUND / VERSION_NOT_FOUND / ALIAS_NOT_FOUND, 409 CANARY_IS_STABLE, 412', async () => {
+    const code = (p: Promise<unknown>) =>
+      p.then(
+        () => 'ok',
+        (e) => e.code,
+      );
+    expect(await code(getRollout(deps, 'm', 'prod'))).toBe('ROLLOUT_NOT_FOUND');
+    expect(await code(start({ version: 9 }))).toBe('VERSION_NOT_FOUND');
+    expect(await code(start({ version: 1 }))).toBe('CANARY_IS_STABLE');
+    expect(await code(startRollout(deps, { name: 'm', alias: 'nope', spec: spec(), actor: 'a' }))).toBe(
+      'ALIAS_NOT_FOUND',
+    );
+    expect(
+      await code(
+        startRollout(deps, { name: 'm', alias: 'prod', spec: spec(), expectedRevision: 7, actor: 'a' }),
+      ),
+    ).toBe('PRECONDITION_FAILED');
+    // Nothing was written by the refusals.
+    expect(await code(getRollout(deps, 'm', 'prod'))).toBe('ROLLOUT_NOT_FOUND');
+    await start();
+    expect(await code(start({ version: 3 }))).toBe('ROLLOUT_IN_PROGRESS');
+  });
+});

@@ -1,0 +1,258 @@
+/** The pure rollout rules: parsing specs and CLI steps, decide, the desired split, divergence counting. */
+import { describe, expect, it } from 'vitest';
+import { BadRequestError } from '../../functions/domain/errors';
+import {
+  clearedRouting,
+  decide,
+  desiredRouting,
+  divergenceBreach,
+  divergenceDelta,
+  parseRolloutSpec,
+  parseSteps,
+  type Rollout,
+  rolloutView,
+  sameRouting,
+  stepReason,
+  ZERO_DIVERGENCE,
+} from '../../functions/domain/rollout';
+import { newRollout } from '../helpers/rollout-repository-contract';
+
+const invalid = (body: unknown): string => {
+  try {
+    parseRolloutSpec(body);
+  } catch (e) {
+    expect(e).toBeInstanceOf(BadRequestError);
+    expect((e as BadRequestError).code).toBe('INVALID_ROLLOUT');
+    return (e as Error).message;
+  }
+  throw new Error('accepted');
+};
+
+const ok = { version: 3, steps: [{ weight: 10, bakeSeconds: 60 }, { weight: 100 }] };
+
+describe('parseRolloutSpec', () => {
+  it('accepts a full spec and fills defaults', () => {
+    expect(parseRolloutSpec(ok)).toEqual({
+      version: 3,
+      steps: [
+        { weight: 10, bakeSeconds: 60 },
+        { weight: 100, bakeSeconds: 0 },
+      ],
+      alarms: [],
+    });
+    expect(
+      parseRolloutSpec({
+        ...ok,
+        alarms: ['a', 'b', 'a'],
+        maxDivergence: { minArgmaxAgreement: 0.99, maxAbsDiff: 0.5, minSamples: 10, shadowPercent: 20 },
+        keyParameter: 'user_id',
+      }),
+    ).toMatchObject({
+      alarms: ['a', 'b'],
+      maxDivergence: { minArgmaxAgreement: 0.99, maxAbsDiff: 0.5, minSamples: 10, shadowPercent: 20 },
+      keyParameter: 'user_id',
+    });
+  });
+
+  it.each([
+    ['not an object', [1], /must be an object/],
+    ['an unknown field', { ...ok, speed: 1 }, /unknown field\(s\): speed/],
+    ['no version', { steps: ok.steps }, /version must be/],
+    ['version 0', { ...ok, version: 0 }, /version must be/],
+    ['no steps', { version: 3 }, /steps must be an array of 1-20/],
+    ['empty steps', { version: 3, steps: [] }, /steps must be an array of 1-20/],
+    ['21 steps', { version: 3, steps: Array.from({ length: 21 }, (_, i) => ({ weight: i + 1 })) }, /1-20/],
+    [
+      'weight 0',
+      { version: 3, steps: [{ weight: 0 }] },
+      /steps\[0\]\.weight must be a number from 0.1 to 100/,
+    ],
+    ['weight 100.5', { version: 3, steps: [{ weight: 100.5 }] }, /steps\[0\]\.weight/],
+    ['weight 0.05', { version: 3, steps: [{ weight: 0.05 }] }, /in steps of 0.1/],
+    [
+      'weights not increasing',
+      { version: 3, steps: [{ weight: 50 }, { weight: 50 }] },
+      /steps\[1\]\.weight must be more than the step before \(50\)/,
+    ],
+    [
+      'a negative bake',
+      { version: 3, steps: [{ weight: 5, bakeSeconds: -1 }] },
+      /bakeSeconds must be an integer/,
+    ],
+    ['a fractional bake', { version: 3, steps: [{ weight: 5, bakeSeconds: 1.5 }] }, /bakeSeconds/],
+    [
+      'a step with an unknown field',
+      { version: 3, steps: [{ weight: 5, wait: 3 }] },
+      /steps\[0\] has unknown field\(s\): wait/,
+    ],
+    ['alarms not an array', { ...ok, alarms: 'x' }, /alarms must be an array/],
+    ['11 alarms', { ...ok, alarms: Array.from({ length: 11 }, (_, i) => `a${i}`) }, /at most 10/],
+    ['an empty alarm name', { ...ok, alarms: [''] }, /1-255 characters/],
+    ['an alarm name of 256', { ...ok, alarms: ['x'.repeat(256)] }, /1-255 characters/],
+    ['maxDivergence without a bound', { ...ok, maxDivergence: { minSamples: 5 } }, /names no bound/],
+    ['agreement over 1', { ...ok, maxDivergence: { minArgmaxAgreement: 1.5 } }, /from 0 to 1/],
+    ['negative maxAbsDiff', { ...ok, maxDivergence: { maxAbsDiff: -1 } }, /maxAbsDiff must be a number >= 0/],
+    ['shadowPercent 0', { ...ok, maxDivergence: { maxAbsDiff: 1, shadowPercent: 0 } }, /shadowPercent/],
+    ['minSamples 0', { ...ok, maxDivergence: { maxAbsDiff: 1, minSamples: 0 } }, /minSamples/],
+    [
+      'an unknown bound',
+      { ...ok, maxDivergence: { maxAbs: 1 } },
+      /maxDivergence has unknown field\(s\): maxAbs/,
+    ],
+    ['a bad key parameter', { ...ok, keyParameter: 'a b' }, /keyParameter/],
+  ])('refuses %s with 400 INVALID_ROLLOUT', (_what, body, message) => {
+    expect(invalid(body)).toMatch(message);
+  });
+});
+
+describe('parseSteps', () => {
+  it('reads weight[:bake] with s, m and h, a bare bake in seconds, no bake as 0', () => {
+    expect(parseSteps('10:5m,50:10m,100')).toEqual([
+      { weight: 10, bakeSeconds: 300 },
+      { weight: 50, bakeSeconds: 600 },
+      { weight: 100, bakeSeconds: 0 },
+    ]);
+    expect(parseSteps('0.5:30s, 2:1h,3:45')).toEqual([
+      { weight: 0.5, bakeSeconds: 30 },
+      { weight: 2, bakeSeconds: 3600 },
+      { weight: 3, bakeSeconds: 45 },
+    ]);
+  });
+
+  it.each([['10:5d'], ['x'], ['10:5m:1'], [''], ['50,10'], ['10:-5m']])('refuses %j', (text) => {
+    expect(() => parseSteps(text)).toThrow(BadRequestError);
+  });
+});
+
+const at = (iso: string) => new Date(iso);
+
+describe('decide', () => {
+  const r = newRollout('m');
+
+  it('waits out the bake, then advances, then promotes after the last step', () => {
+    expect(decide(r, at('2026-01-01T00:00:59.999Z'), [])).toEqual({ type: 'none' });
+    expect(decide(r, at('2026-01-01T00:01:00.000Z'), [])).toEqual({ type: 'advance', step: 1 });
+    const last: Rollout = { ...r, step: 1 };
+    expect(decide(last, at('2026-01-01T00:00:00.000Z'), [])).toEqual({ type: 'promote' });
+  });
+
+  it('rolls back running and paused rollouts on their alarms only', () => {
+    expect(decide(r, at('2026-01-01T00:00:00Z'), ['other'])).toEqual({ type: 'none' });
+    expect(decide(r, at('2026-01-01T00:00:00Z'), ['errors'])).toEqual({
+      type: 'rollback',
+      reason: 'alarm:errors',
+    });
+    const paused: Rollout = { ...r, status: 'paused' };
+    expect(decide(paused, at('2026-01-01T00:00:00Z'), ['errors'])).toMatchObject({ type: 'rollback' });
+    // A paused rollout does not advance, however long it waited.
+    expect(decide(paused, at('2027-01-01T00:00:00Z'), [])).toEqual({ type: 'none' });
+  });
+
+  it('rolls back on divergence once enough rows were compared', () => {
+    const few = { ...ZERO_DIVERGENCE, requests: 5, rows: 50, agreeingRows: 10 };
+    expect(decide({ ...r, divergence: few }, at('2026-01-01T00:00:00Z'), [])).toEqual({ type: 'none' });
+    const many = { ...few, rows: 100, agreeingRows: 89 };
+    expect(decide({ ...r, divergence: many }, at('2026-01-01T00:00:00Z'), [])).toEqual({
+      type: 'rollback',
+      reason: 'divergence:argmaxAgreement',
+    });
+    expect(
+      decide({ ...r, divergence: { ...many, agreeingRows: 90 } }, at('2026-01-01T00:00:00Z'), []),
+    ).toEqual({
+      type: 'none',
+    });
+  });
+
+  it('does nothing for a rollout that is over', () => {
+    for (const status of ['completed', 'rolled_back', 'aborted'] as const) {
+      expect(decide({ ...r, status }, at('2027-01-01T00:00:00Z'), ['errors'])).toEqual({ type: 'none' });
+    }
+  });
+});
+
+describe('divergence', () => {
+  const bounds = { maxAbsDiff: 0.5, maxKlDivergence: 0.1 };
+  const comparison = {
+    model: 'm',
+    alias: 'prod',
+    servedVersion: 1,
+    shadowVersion: 2,
+    inferenceId: 'i',
+    outputs: [
+      {
+        output: 'probs',
+        rows: 4,
+        agreeingRows: 3,
+        argmaxAgreement: 0.75,
+        maxAbsDiff: 0.2,
+        klDivergence: 0.2,
+      },
+      { output: 'raw', rows: 4, maxAbsDiff: 0.7 },
+    ],
+  };
+
+  it('counts argmax rows, and comparisons over the bounds', () => {
+    expect(divergenceDelta(comparison, bounds)).toEqual({
+      requests: 1,
+      rows: 4,
+      agreeingRows: 3,
+      overMaxAbs: 1,
+      overKl: 1,
+      shadowErrors: 0,
+    });
+    expect(divergenceDelta(comparison, { minArgmaxAgreement: 0.5 })).toMatchObject({
+      overMaxAbs: 0,
+      overKl: 0,
+    });
+    expect(divergenceDelta({ ...comparison, failed: true, outputs: [] }, bounds)).toEqual({
+      ...ZERO_DIVERGENCE,
+      requests: 1,
+      shadowErrors: 1,
+    });
+  });
+
+  it('names the bound a count breaks', () => {
+    expect(divergenceBreach(bounds, { ...ZERO_DIVERGENCE, overMaxAbs: 1 })).toBe('divergence:maxAbsDiff');
+    expect(divergenceBreach(bounds, { ...ZERO_DIVERGENCE, overKl: 1 })).toBe('divergence:klDivergence');
+    expect(divergenceBreach({ maxAbsDiff: 1 }, { ...ZERO_DIVERGENCE, overKl: 3 })).toBeUndefined();
+    expect(divergenceBreach(undefined, { ...ZERO_DIVERGENCE, overKl: 3 })).toBeUndefined();
+  });
+});
+
+describe('desiredRouting', () => {
+  it('is the canary at the step weight, a shadow with divergence bounds, the key parameter kept', () => {
+    const r = newRollout('m', { step: 1 });
+    expect(desiredRouting(r, { keyParameter: 'user' })).toEqual({
+      canary: { version: 2, weight: 100 },
+      shadow: { version: 2, percent: 10 },
+      keyParameter: 'user',
+    });
+    const { maxDivergence: _m, ...plain } = r;
+    expect(desiredRouting({ ...plain, keyParameter: 'k' }, { keyParameter: 'user' })).toEqual({
+      canary: { version: 2, weight: 100 },
+      keyParameter: 'k',
+    });
+    expect(desiredRouting({ ...r, status: 'completed' })).toBeUndefined();
+  });
+
+  it('compares and clears splits', () => {
+    expect(sameRouting({ canary: { version: 2, weight: 10 } }, { canary: { version: 2, weight: 10 } })).toBe(
+      true,
+    );
+    expect(sameRouting({ canary: { version: 2, weight: 10 } }, { canary: { version: 2, weight: 50 } })).toBe(
+      false,
+    );
+    expect(sameRouting(undefined, null)).toBe(true);
+    expect(clearedRouting({ canary: { version: 2, weight: 10 }, keyParameter: 'k' })).toEqual({
+      keyParameter: 'k',
+    });
+    expect(clearedRouting({ canary: { version: 2, weight: 10 } })).toBeNull();
+  });
+
+  it('describes steps and shows the weight and the next step time', () => {
+    const r = newRollout('m', { id: '1234567890ab' });
+    expect(stepReason(r)).toBe('rollout 12345678: step 1/2, canary v2 at 10%');
+    expect(rolloutView(r)).toMatchObject({ weight: 10, nextStepAt: '2026-01-01T00:01:00.000Z' });
+    expect(rolloutView({ ...r, status: 'paused' }).nextStepAt).toBeUndefined();
+  });
+});
