@@ -252,6 +252,9 @@ export interface RolloutJson {
   actor?: string;
   revision?: number;
   endedReason?: string;
+  endedAt?: string;
+  /** When a paused rollout was paused. */
+  pausedAt?: string;
   divergence?: {
     requests: number;
     rows: number;
@@ -262,7 +265,7 @@ export interface RolloutJson {
   };
   /** The canary weight of the current step. */
   weight?: number;
-  /** When the current step's bake ends (running rollouts with a next step). */
+  /** When the current step's bake ends (running rollouts): the next step, or the promotion after the last. */
   nextStepAt?: string;
 }
 
@@ -290,7 +293,7 @@ const pct = (fraction: number) => `${Number((fraction * 100).toPrecision(4))}%`;
  *             > 50% for 10m
  *               100%
  *   weight      50% (step 2 of 3), next step at 2026-12-01 06:40:00Z
- *   alarms      maas-MaasStack-iris-prod-error-rate
+ *   alarms      Maas-iris@prod-error-rate
  *   divergence  1200 requests, 3400 rows, agreement 99.6% (min 99%), 0 over max abs 0.5, 2 over max KL 0.1, 0 shadow errors (mirroring 10% of stable)
  *   started     2026-12-01 06:25:00Z by local:dev
  * ```
@@ -309,14 +312,13 @@ export function formatRollout(r: RolloutJson): string {
   });
   if (active) {
     const weight = r.weight ?? r.steps[r.step]?.weight;
+    const last = r.step === r.steps.length - 1;
     const next =
       r.status === 'paused'
-        ? ', paused'
+        ? `, paused${r.pausedAt ? ` since ${when(r.pausedAt)}` : ''}`
         : r.nextStepAt
-          ? `, next step at ${when(r.nextStepAt)}`
-          : r.step === r.steps.length - 1
-            ? ', promotion at the next check'
-            : '';
+          ? `, ${last ? 'promotion' : 'next step'} at ${when(r.nextStepAt)}`
+          : '';
     lines.push(`  weight      ${weight ?? '?'}% (step ${r.step + 1} of ${r.steps.length})${next}`);
   }
   if (r.keyParameter !== undefined) lines.push(`  key         parameter '${r.keyParameter}'`);
@@ -345,7 +347,7 @@ export function formatRollout(r: RolloutJson): string {
   }
   lines.push(`  started     ${when(r.startedAt)}${r.actor ? ` by ${r.actor}` : ''}`);
   if (!active) {
-    lines.push(`  ended       ${when(r.updatedAt)}${r.endedReason ? `: ${r.endedReason}` : ''}`);
+    lines.push(`  ended       ${when(r.endedAt ?? r.updatedAt)}${r.endedReason ? `: ${r.endedReason}` : ''}`);
   }
   return lines.join('\n');
 }

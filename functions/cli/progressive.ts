@@ -1,8 +1,10 @@
 /**
  * What the progressive delivery commands (`maas shadow`, `maas rollout`) read from their options: rollout steps,
  * divergence bounds, and the split an alias keeps when one of its parts changes. Every mistake is a UsageError
- * (exit code 2); the ranges themselves are the service's to check (400 INVALID_ROLLOUT / INVALID_ROUTING).
+ * (exit code 2); the ranges of the bounds are the service's to check (400 INVALID_ROLLOUT / INVALID_ROUTING).
  */
+import { BadRequestError } from '../domain/errors';
+import { parseSteps as parseRolloutSteps, type RolloutStep } from '../domain/rollout';
 import { UsageError } from './context';
 
 /** A split as the registry API answers it (`Model.splits[alias]`, the `routing` of an alias). */
@@ -10,12 +12,6 @@ export interface SplitJson {
   readonly canary?: { readonly version: number; readonly weight: number };
   readonly shadow?: { readonly version: number; readonly percent: number };
   readonly keyParameter?: string;
-}
-
-/** One step of a rollout as the API takes it. */
-export interface StepJson {
-  readonly weight: number;
-  readonly bakeSeconds: number;
 }
 
 /** The divergence bounds of a rollout as the API takes them (`maxDivergence`). */
@@ -27,30 +23,19 @@ export interface DivergenceJson {
   readonly shadowPercent?: number;
 }
 
-const UNIT_SECONDS = { s: 1, m: 60, h: 3600 } as const;
-
 /**
- * Parses `--steps 10:5m,50:10m,100`: each step a canary weight (percent) and, after `:`, how long it bakes before
- * the next one (a whole number of seconds, minutes or hours: `30s`, `5m`, `1h`); a step without a bake time has
- * none (0 s). Syntax only: weights in range and increasing are the service's to check.
+ * Parses `--steps 10:5m,50:10m,100` with the service's own parser (`parseSteps` of functions/domain/rollout.ts):
+ * each step a canary weight (percent, 0.1-100, increasing) and, after `:`, how long it bakes before the next one
+ * (`30s`, `5m`, `1h`; a bare number is seconds); a step without a bake time has none (0 s). A refusal is a usage
+ * error naming the option.
  */
-export function parseSteps(text: string): StepJson[] {
-  const parts = text.split(',').map((p) => p.trim());
-  if (text.trim() === '' || parts.some((p) => p === '')) {
-    throw new UsageError(`--steps must be a comma-separated list like 10:5m,50:10m,100, got '${text}'`);
+export function parseSteps(text: string): RolloutStep[] {
+  try {
+    return parseRolloutSteps(text);
+  } catch (e) {
+    if (e instanceof BadRequestError) throw new UsageError(`--steps: ${e.message}`, { cause: e });
+    throw e;
   }
-  return parts.map((part) => {
-    const m = /^([0-9]+(?:\.[0-9]+)?)(?::([0-9]+)([smh]))?$/.exec(part);
-    if (!m) {
-      throw new UsageError(
-        `--steps: '${part}' is not a step: write <weight>[:<bake>], the weight a percentage and the bake a whole number of s, m or h (e.g. 10:5m)`,
-      );
-    }
-    const [, weight, amount, unit] = m;
-    const bakeSeconds =
-      amount === undefined ? 0 : Number(amount) * UNIT_SECONDS[unit as keyof typeof UNIT_SECONDS];
-    return { weight: Number(weight), bakeSeconds };
-  });
 }
 
 /** The keys of `--max-divergence` and the fields of `maxDivergence` they set. */

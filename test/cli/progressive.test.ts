@@ -28,7 +28,7 @@ const ROLLOUT = {
     { weight: 50, bakeSeconds: 600 },
     { weight: 100, bakeSeconds: 0 },
   ],
-  alarms: ['maas-MaasStack-iris-prod-error-rate'],
+  alarms: ['Maas-iris@prod-error-rate'],
   maxDivergence: { minArgmaxAgreement: 0.99, maxAbsDiff: 0.5, minSamples: 100, shadowPercent: 10 },
   stepStartedAt: '2026-12-01T06:30:00.000Z',
   startedAt: '2026-12-01T06:25:00.000Z',
@@ -41,7 +41,7 @@ const ROLLOUT = {
 };
 
 describe('rollout options', () => {
-  it('parses steps: weights with bake times in s, m or h, a step without one bakes 0 s', () => {
+  it('parses steps as the service does: weights with bake times in s, m or h, a step without one bakes 0 s', () => {
     expect(parseSteps('10:5m,50:10m,100')).toEqual([
       { weight: 10, bakeSeconds: 300 },
       { weight: 50, bakeSeconds: 600 },
@@ -51,9 +51,22 @@ describe('rollout options', () => {
       { weight: 0.5, bakeSeconds: 30 },
       { weight: 25, bakeSeconds: 3600 },
     ]);
-    for (const bad of ['', '10:', '10:5', '10:5d', 'ten', '10,,50', '-5:1m', '10:1.5m']) {
-      expect(() => parseSteps(bad), bad).toThrow(/--steps/);
+    expect(parseSteps('10:90')).toEqual([{ weight: 10, bakeSeconds: 90 }]);
+    for (const bad of [
+      '',
+      '10:',
+      '10:5d',
+      'ten',
+      '10,,50',
+      '-5:1m',
+      '0:1m',
+      '10:1.5m',
+      '50,10',
+      '10:1m:2m',
+    ]) {
+      expect(() => parseSteps(bad), bad).toThrow(/^--steps: rollout /);
     }
+    expect(() => parseSteps('50,10')).toThrow(/weights increase/);
   });
 
   it('parses divergence bounds by their short keys, each once', () => {
@@ -132,7 +145,7 @@ describe('rendering', () => {
         '            > 50% for 10m',
         '              100%',
         '  weight      50% (step 2 of 3), next step at 2026-12-01 06:40:00Z',
-        '  alarms      maas-MaasStack-iris-prod-error-rate',
+        '  alarms      Maas-iris@prod-error-rate',
         '  divergence  1200 requests, 3400 rows, agreement 99.59% (min 99%, judged from 100 rows), 0 over max abs 0.5, 1 shadow errors (mirroring 10% of stable)',
         '  started     2026-12-01 06:25:00Z by local:dev',
       ].join('\n'),
@@ -147,18 +160,26 @@ describe('rendering', () => {
       alarms: [],
       keyParameter: 'user',
       updatedAt: '2026-12-01T06:33:10.000Z',
-      endedReason: 'alarm:maas-MaasStack-iris-prod-error-rate',
+      endedReason: 'alarm:Maas-iris@prod-error-rate',
     });
     expect(out).not.toMatch(/^ {12}> |^ {2}steps {5}> /m);
     expect(out).not.toContain('weight');
     expect(out).toContain("  key         parameter 'user'");
     expect(out).toContain('  alarms      -');
-    expect(out).toContain('  ended       2026-12-01 06:33:10Z: alarm:maas-MaasStack-iris-prod-error-rate');
+    expect(out).toContain('  ended       2026-12-01 06:33:10Z: alarm:Maas-iris@prod-error-rate');
     // A paused rollout keeps its marker and says it is paused; the last step waits for promotion.
     const paused = formatRollout({ ...rest, status: 'paused' });
     expect(paused).toContain('            > 50% for 10m');
     expect(paused).toContain('50% (step 2 of 3), paused');
-    expect(formatRollout({ ...rest, step: 2 })).toContain('100% (step 3 of 3), promotion at the next check');
+    expect(formatRollout({ ...rest, step: 2, nextStepAt: '2026-12-01T06:50:00.000Z' })).toContain(
+      '100% (step 3 of 3), promotion at 2026-12-01 06:50:00Z',
+    );
+    expect(formatRollout({ ...rest, status: 'paused', pausedAt: '2026-12-01T06:31:00.000Z' })).toContain(
+      '(step 2 of 3), paused since 2026-12-01 06:31:00Z',
+    );
+    expect(formatRollout({ ...rest, status: 'completed', endedAt: '2026-12-01T07:00:00.000Z' })).toContain(
+      '  ended       2026-12-01 07:00:00Z',
+    );
   });
 
   it('writes durations compactly and alarm answers in a line', () => {
@@ -325,23 +346,22 @@ describe('commands against an HTTP API', () => {
       ],
       alarms: ['iris-errors', 'iris-p99'],
       maxDivergence: { minArgmaxAgreement: 0.99, maxAbsDiff: 0.5 },
-      keyParameter: 'user',
       expectedRevision: 4,
     });
     expect(r.out).toContain('iris@prod: rollout 3f2a9c1e running, version 1 -> 3');
     expect(r.out).toContain('  steps     > 10% for 5m\n              50% for 10m\n');
     expect(r.out).toContain('  alarms      iris-errors, iris-p99');
 
-    // --key-parameter replaces it, --no-key-parameter drops it; no alarm is an empty list.
+    // Without --key-parameter the service keeps the alias's own: nothing is read first, none is sent.
+    const seen = api.seen.length;
     await cliAt(api.url, 'rollout', 'iris', '3', '--steps', '100', '--key-parameter', 'session');
+    expect(api.seen.length).toBe(seen + 1);
     expect(last().body).toEqual({
       version: 3,
       steps: [{ weight: 100, bakeSeconds: 0 }],
       alarms: [],
       keyParameter: 'session',
     });
-    await cliAt(api.url, 'rollout', 'iris', '3', '--steps', '100', '--no-key-parameter');
-    expect(last().body).toEqual({ version: 3, steps: [{ weight: 100, bakeSeconds: 0 }], alarms: [] });
   });
 
   it('rollout --json prints the answer as it came', async () => {
@@ -434,7 +454,7 @@ describe('commands against an HTTP API', () => {
   });
 
   it('an action word with --steps is a model name: rollout of model "status"', async () => {
-    const r = await cliAt(api.url, 'rollout', 'status', '2', '--steps', '100', '--no-key-parameter');
+    const r = await cliAt(api.url, 'rollout', 'status', '2', '--steps', '100');
     expect([last().method, last().url]).toEqual(['PUT', '/models/status/aliases/prod/rollout']);
     expect(r.code).toBe(1); // the fake API knows no model 'status'
   });

@@ -25,8 +25,7 @@ interface RolloutOptions {
   readonly steps?: string;
   readonly alarm: string[];
   readonly maxDivergence?: string;
-  /** A name, or false with `--no-key-parameter`. */
-  readonly keyParameter?: string | false;
+  readonly keyParameter?: string;
   readonly expectRevision?: number;
 }
 
@@ -132,9 +131,8 @@ export function progressiveCommands(program: Command, ctx: CliContext): void {
     )
     .option(
       '--key-parameter <name>',
-      'request parameter whose value routes a request (one key, one version) when it has no routing key header',
+      "request parameter whose value routes a request (one key, one version) when it has no routing key header (default: the alias's own)",
     )
-    .option('--no-key-parameter', "do not keep the alias's key parameter (kept otherwise)")
     .option(
       '--expect-revision <n>',
       'only if the alias is at this revision',
@@ -167,18 +165,13 @@ export function progressiveCommands(program: Command, ctx: CliContext): void {
         const steps = parseSteps(opts.steps);
         const maxDivergence =
           opts.maxDivergence === undefined ? undefined : parseDivergence(opts.maxDivergence);
-        const client = ctx.client();
-        // The alias's key parameter stays unless replaced or dropped (keys would move), as with `maas canary`.
-        const keyParameter =
-          opts.keyParameter === undefined
-            ? (await currentSplit(client, first, opts.alias))?.keyParameter
-            : opts.keyParameter;
-        const answer = await client.request<RolloutJson>('PUT', rolloutCall(first, opts.alias), {
+        // Without --key-parameter the service keeps the alias's own (keys would move otherwise).
+        const answer = await ctx.client().request<RolloutJson>('PUT', rolloutCall(first, opts.alias), {
           version,
           steps,
           alarms: opts.alarm,
           ...(maxDivergence ? { maxDivergence } : {}),
-          ...(typeof keyParameter === 'string' ? { keyParameter } : {}),
+          ...(opts.keyParameter !== undefined ? { keyParameter: opts.keyParameter } : {}),
           ...(opts.expectRevision !== undefined ? { expectedRevision: opts.expectRevision } : {}),
         });
         ctx.print(answer, formatRollout);
