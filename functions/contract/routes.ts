@@ -92,6 +92,27 @@ const OPERATIONS = {
     access: 'admin',
     paths: ['/models/{name}/aliases/{alias}/history'],
   },
+  /** Starts a staged rollout on the alias (body: the rollout spec). */
+  startRollout: {
+    method: 'PUT',
+    fn: 'registry',
+    access: 'admin',
+    paths: ['/models/{name}/aliases/{alias}/rollout'],
+  },
+  /** The alias's current or last rollout. */
+  getRollout: {
+    method: 'GET',
+    fn: 'registry',
+    access: 'admin',
+    paths: ['/models/{name}/aliases/{alias}/rollout'],
+  },
+  /** `pause`, `resume` or `abort` the alias's rollout. */
+  rolloutAction: {
+    method: 'POST',
+    fn: 'registry',
+    access: 'admin',
+    paths: ['/models/{name}/aliases/{alias}/rollout/{action}'],
+  },
 } as const satisfies Record<string, OperationSpec>;
 
 type Operations = typeof OPERATIONS;

@@ -302,6 +302,29 @@ function checkBounds(value: unknown): DivergenceBounds {
   } as DivergenceBounds;
 }
 
+/** The actions of `POST /models/{name}/aliases/{alias}/rollout/{action}`. */
+export const ROLLOUT_ACTIONS = ['pause', 'resume', 'abort'] as const;
+export type RolloutActionName = (typeof ROLLOUT_ACTIONS)[number];
+
+/**
+ * The body of `PUT /models/{name}/aliases/{alias}/rollout`: a rollout spec (`parseRolloutSpec`) and, optionally,
+ * `expectedRevision`, the alias's revision the caller saw (an integer >= 0). 400 `INVALID_ROLLOUT` otherwise.
+ */
+export function parseRolloutRequest(body: unknown): { spec: RolloutSpec; expectedRevision?: number } {
+  if (!isObject(body)) return { spec: parseRolloutSpec(body) };
+  const { expectedRevision, ...rest } = body;
+  if (
+    expectedRevision !== undefined &&
+    (typeof expectedRevision !== 'number' || !Number.isSafeInteger(expectedRevision) || expectedRevision < 0)
+  ) {
+    throw invalid('expectedRevision must be an integer >= 0 (the alias revision you read)');
+  }
+  return {
+    spec: parseRolloutSpec(rest),
+    ...(expectedRevision !== undefined ? { expectedRevision: expectedRevision as number } : {}),
+  };
+}
+
 const DURATION = /^(\d+)(s|m|h)?$/;
 const UNIT_SECONDS = { s: 1, m: 60, h: 3600 } as const;
 

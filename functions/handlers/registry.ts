@@ -5,6 +5,7 @@
 import { dynamoDocumentClient, s3Client } from '../adapters/aws-clients';
 import { withInvocationDeadline } from '../adapters/deadline';
 import { DynamoRegistryRepository } from '../adapters/dynamodb-registry';
+import { DynamoRolloutRepository } from '../adapters/dynamodb-rollouts';
 import { EmfMetricsSink } from '../adapters/emf-metrics';
 import { DynamoIdempotencyGuard } from '../adapters/idempotency-store';
 import { OrtModelInspector } from '../adapters/ort-inspector';
@@ -27,6 +28,14 @@ import {
   updateAlias,
   updateVersion,
 } from '../app/registry';
+import {
+  abortRollout,
+  getRollout,
+  pauseRollout,
+  type RolloutDeps,
+  resumeRollout,
+  startRollout,
+} from '../app/rollout';
 import { EnvironmentVariables, readConfig } from '../config/environment';
 import { S3_KEYS } from '../contract/env';
 import { IDEMPOTENCY, REGISTRATION } from '../contract/events';
@@ -47,9 +56,11 @@ import {
   registerVersionBodySchema,
   rollbackBodySchema,
 } from '../domain/registry';
+import { parseRolloutRequest, ROLLOUT_ACTIONS, type RolloutActionName } from '../domain/rollout';
 import type { ModelVersion } from '../domain/types';
 import type { IdempotencyGuard, QueuePublisher, TimeBudget } from '../ports/events';
 import type { Invocation, Logger } from '../ports/logger';
+import type { AlarmStates, RolloutRepository } from '../ports/rollouts';
 import { type MetricsSink, noMetrics, noTracer, type Tracer } from '../ports/telemetry';
 import { eventsFromConfig, queueFromConfig } from './event-aws';
 import {
@@ -96,6 +107,30 @@ export interface RegistryHandlerDeps extends RegistryDeps {
   readonly metrics?: MetricsSink;
   /** Annotates each request's trace with its operation and model. @default none */
   readonly tracer?: Tracer;
+  /** Where staged rollouts are kept (the rollout routes answer 501 without it). @default none */
+  readonly rollouts?: RolloutRepository;
+  /** Alarm states (the API's rollout actions read none; the controller does). @default none in ALARM */
+  readonly alarms?: AlarmStates;
+}
+
+/** 501: the handler was built without a rollout repository. */
+const rolloutsNotConfigured = () =>
+  json(501, { error: 'staged rollouts are not configured here', code: 'NOT_IMPLEMENTED' });
+
+/** No alarm is in ALARM. */
+const NO_ALARMS: AlarmStates = { inAlarm: async () => [] };
+
+/** The rollout use cases' dependencies; undefined when the handler has no rollout repository. */
+function rolloutDeps(d: RegistryHandlerDeps): RolloutDeps | undefined {
+  if (!d.rollouts) return undefined;
+  return {
+    repo: d.repo,
+    rollouts: d.rollouts,
+    alarms: d.alarms ?? NO_ALARMS,
+    ...(d.events ? { events: d.events } : {}),
+    ...(d.clock ? { clock: d.clock } : {}),
+    ...(d.logger ? { logger: d.logger } : {}),
+  };
 }
 
 /** The invocation context: the Lambda context, whose remaining time bounds a registration. */
@@ -339,6 +374,49 @@ const operations: Record<OperationOf<'registry'>, Operation> = {
     const r = await aliasHistory(d, n, a, p.limit, p.nextToken);
     return json(200, { history: r.items, ...(r.nextToken ? { nextToken: r.nextToken } : {}) });
   },
+
+  startRollout: async (e, d) => {
+    const n = name(e);
+    const a = alias(e);
+    const { spec, expectedRevision } = parseRolloutRequest(parseJsonObject(e, d.maxBodyBytes));
+    const r = rolloutDeps(d);
+    if (!r) return rolloutsNotConfigured();
+    return json(
+      201,
+      await startRollout(r, {
+        name: n,
+        alias: a,
+        spec,
+        ...(expectedRevision !== undefined ? { expectedRevision } : {}),
+        actor: actorOf(e),
+      }),
+    );
+  },
+
+  getRollout: async (e, d) => {
+    const n = name(e);
+    const a = alias(e);
+    const r = rolloutDeps(d);
+    return r ? json(200, await getRollout(r, n, a)) : rolloutsNotConfigured();
+  },
+
+  rolloutAction: async (e, d) => {
+    const n = name(e);
+    const a = alias(e);
+    const action = pathParam(e, 'action');
+    if (!(ROLLOUT_ACTIONS as readonly string[]).includes(action)) {
+      throw new BadRequestError(
+        `unknown rollout action '${action.slice(0, 40)}': use ${ROLLOUT_ACTIONS.join(', ')}`,
+        'INVALID_ACTION',
+      );
+    }
+    const input = { name: n, alias: a, actor: actorOf(e) };
+    const run = { pause: pauseRollout, resume: resumeRollout, abort: abortRollout }[
+      action as RolloutActionName
+    ];
+    const r = rolloutDeps(d);
+    return r ? json(200, await run(r, input)) : rolloutsNotConfigured();
+  },
 };
 
 /** The route table's registry operations by route key. */
@@ -406,6 +484,7 @@ async function buildDefault(): Promise<
       metrics: new EmfMetricsSink({ serviceName: 'maas-registry' }),
       ...(env.tracingActive() ? { tracer: await loadTracer('maas-registry') } : {}),
       repo: new DynamoRegistryRepository({ doc, table: cfg.table }),
+      rollouts: new DynamoRolloutRepository({ doc, table: cfg.table }),
       guard: registrationGuard(doc, cfg.table),
       // With the work queue configured, a registration that does not fit the API's time continues there.
       ...(cfg.queueUrl ? { queue: queueFromConfig(cfg) } : {}),

@@ -5,6 +5,7 @@
  * never a 5xx (which tells the client to retry something that can never succeed), never a stack trace.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoRolloutRepository } from '../../functions/adapters/dynamodb-rollouts';
 import { OrtEngine } from '../../functions/adapters/ort-engine';
 import { SessionCache } from '../../functions/app/session-cache';
 import { matchRoute, ROUTES, routeKey } from '../../functions/contract/routes';
@@ -48,7 +49,12 @@ beforeAll(async () => {
       maxBodyBytes: MAX_BODY,
       logger,
     }),
-    registry: createRegistryHandler({ ...registryDeps, maxBodyBytes: MAX_BODY, logger }),
+    registry: createRegistryHandler({
+      ...registryDeps,
+      rollouts: new DynamoRolloutRepository({ doc: aws.doc, table: aws.table }),
+      maxBodyBytes: MAX_BODY,
+      logger,
+    }),
     async: createAsyncApiHandler({ ...env.flows.asyncApi, maxBodyBytes: MAX_BODY, logger }),
   };
   env.queue.detach();
@@ -840,6 +846,95 @@ add(
   body({ routing: null }),
   404,
   'ALIAS_NOT_FOUND',
+);
+
+// Registry: staged rollouts.
+const START_ROLLOUT = 'PUT /models/{name}/aliases/{alias}/rollout';
+const GET_ROLLOUT = 'GET /models/{name}/aliases/{alias}/rollout';
+const ROLLOUT_ACTION = 'POST /models/{name}/aliases/{alias}/rollout/{action}';
+const steps = [{ weight: 10, bakeSeconds: 60 }, { weight: 100 }];
+for (const [what, b, status, code] of [
+  ['body not JSON', '{"version": 2,', 400, undefined],
+  ['body an array', [2], 400, undefined],
+  ['no steps', { version: 2 }, 400, 'INVALID_ROLLOUT'],
+  ['no version', { steps }, 400, 'INVALID_ROLLOUT'],
+  ['empty steps', { version: 2, steps: [] }, 400, 'INVALID_ROLLOUT'],
+  ['weights not increasing', { version: 2, steps: [{ weight: 50 }, { weight: 10 }] }, 400, 'INVALID_ROLLOUT'],
+  ['weight over 100', { version: 2, steps: [{ weight: 101 }] }, 400, 'INVALID_ROLLOUT'],
+  ['bake negative', { version: 2, steps: [{ weight: 5, bakeSeconds: -5 }] }, 400, 'INVALID_ROLLOUT'],
+  ['alarms a string', { version: 2, steps, alarms: 'errors' }, 400, 'INVALID_ROLLOUT'],
+  ['maxDivergence empty', { version: 2, steps, maxDivergence: {} }, 400, 'INVALID_ROLLOUT'],
+  ['unknown field', { version: 2, steps, speed: 'fast' }, 400, 'INVALID_ROLLOUT'],
+  ['expectedRevision a string', { version: 2, steps, expectedRevision: '3' }, 400, 'INVALID_ROLLOUT'],
+  ['version unknown', { version: 99, steps }, 404, 'VERSION_NOT_FOUND'],
+  ['version is the stable one', { version: 1, steps }, 409, 'CANARY_IS_STABLE'],
+] as [string, unknown, number, string | undefined][]) {
+  add(START_ROLLOUT, what, 'PUT', '/models/m/aliases/prod/rollout', body(b), status, code);
+}
+add(
+  START_ROLLOUT,
+  'unknown alias',
+  'PUT',
+  '/models/m/aliases/never/rollout',
+  body({ version: 2, steps }),
+  404,
+  'ALIAS_NOT_FOUND',
+);
+add(
+  START_ROLLOUT,
+  'unknown model',
+  'PUT',
+  '/models/nomodel/aliases/prod/rollout',
+  body({ version: 2, steps }),
+  404,
+  'MODEL_NOT_FOUND',
+);
+add(
+  START_ROLLOUT,
+  'bad alias',
+  'PUT',
+  '/models/m/aliases/123/rollout',
+  body({ version: 2, steps }),
+  400,
+  'INVALID_ALIAS',
+);
+add(
+  GET_ROLLOUT,
+  'no rollout yet',
+  'GET',
+  '/models/m/aliases/prod/rollout',
+  undefined,
+  404,
+  'ROLLOUT_NOT_FOUND',
+);
+add(GET_ROLLOUT, 'bad name', 'GET', '/models/M!/aliases/prod/rollout', undefined, 400, 'INVALID_NAME');
+add(GET_ROLLOUT, 'bad alias', 'GET', '/models/m/aliases/prod%2Fx/rollout', undefined, 400, 'INVALID_ALIAS');
+add(
+  ROLLOUT_ACTION,
+  'unknown action',
+  'POST',
+  '/models/m/aliases/prod/rollout/restart',
+  undefined,
+  400,
+  'INVALID_ACTION',
+);
+add(
+  ROLLOUT_ACTION,
+  'pause without a rollout',
+  'POST',
+  '/models/m/aliases/prod/rollout/pause',
+  undefined,
+  404,
+  'ROLLOUT_NOT_FOUND',
+);
+add(
+  ROLLOUT_ACTION,
+  'abort without a rollout',
+  'POST',
+  '/models/m/aliases/prod/rollout/abort',
+  undefined,
+  404,
+  'ROLLOUT_NOT_FOUND',
 );
 
 // ---------------------------------------------------------------------------------------------------------

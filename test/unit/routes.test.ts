@@ -73,6 +73,9 @@ describe('route table', () => {
       'updateAlias',
       'listCapture',
       'aliasHistory',
+      'startRollout',
+      'getRollout',
+      'rolloutAction',
     ]);
   });
 
@@ -113,6 +116,7 @@ describe('route table', () => {
       version: '12',
       alias: 'staging',
       requestId: 'r-1',
+      action: 'pause',
     };
     for (const route of ROUTES) {
       const names = [...route.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1] as string);

@@ -76,6 +76,7 @@ describe('local server', () => {
       version: '3',
       alias: 'a',
       requestId: 'r',
+      action: 'abort',
     };
     for (const route of ROUTES.filter((r) => r.fn !== 'async')) {
       const names = [...route.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1] as string);
