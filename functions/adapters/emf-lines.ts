@@ -143,6 +143,10 @@ export class EmfLineSink implements MetricsSink {
         present |= BIT.CaptureErrors;
         values += `,"CaptureErrors":${num(r.captureErrors)}`;
       }
+      if (r.shadowErrors) {
+        present |= BIT.ShadowErrors;
+        values += `,"ShadowErrors":${num(r.shadowErrors)}`;
+      }
       // Dimension sets are part of the definitions' key: which sets a document has depends on version and alias.
       const key = present | (hasVersion ? 1 << 20 : 0) | (hasAlias ? 1 << 21 : 0);
       let head = this.#definitions.get(key);

@@ -20,7 +20,11 @@ import {
   METRICS,
   METRICS_NAMESPACE,
   type MetricName,
+  SHADOW_METRICS,
+  SHADOW_ROUTE,
+  type ShadowMetricName,
 } from '../contract/observability';
+import type { ShadowComparison } from '../domain/divergence';
 import type { InferenceReport, MetricsSink, OperationReport } from '../ports/telemetry';
 
 export interface EmfMetricsOptions {
@@ -96,6 +100,7 @@ export class EmfMetricsSink implements MetricsSink {
       this.#add('PayloadBytes', r.payloadBytes);
       if (r.batchRows !== undefined) this.#add('BatchRows', r.batchRows);
       if (r.captureErrors) this.#add('CaptureErrors', r.captureErrors);
+      if (r.shadowErrors) this.#add('ShadowErrors', r.shadowErrors);
       if (r.inferenceId !== undefined) m.addMetadata('inferenceId', r.inferenceId);
       m.addMetadata('status', String(r.status));
       m.addMetadata('service', this.#service);
@@ -103,6 +108,49 @@ export class EmfMetricsSink implements MetricsSink {
     } catch {
       this.#reset();
     }
+  }
+
+  /**
+   * One document per comparison (`ShadowRequests`, `ShadowErrors` on {model, alias, route} and {model, version})
+   * and one per output compared (the divergence metrics, also on {model, alias, route, output}); `route` is
+   * `shadow`, `version` the shadow version.
+   */
+  shadow(c: ShadowComparison): void {
+    const m = this.#metrics;
+    const base = { model: c.model, alias: c.alias, route: SHADOW_ROUTE };
+    const byVersion = { model: c.model, version: String(c.shadowVersion) };
+    try {
+      m.addDimensions(base);
+      m.addDimensions(byVersion);
+      this.#addShadow('ShadowRequests', 1);
+      if (c.failed) this.#addShadow('ShadowErrors', 1);
+      this.#shadowMetadata(c);
+      m.publishStoredMetrics();
+      for (const o of c.outputs) {
+        m.addDimensions(base);
+        m.addDimensions({ ...base, output: o.output });
+        m.addDimensions(byVersion);
+        if (o.argmaxAgreement !== undefined) this.#addShadow('ShadowArgmaxAgreement', o.argmaxAgreement);
+        this.#addShadow('ShadowMaxAbsDiff', o.maxAbsDiff);
+        if (o.klDivergence !== undefined) this.#addShadow('ShadowKlDivergence', o.klDivergence);
+        this.#shadowMetadata(c);
+        m.publishStoredMetrics();
+      }
+    } catch {
+      this.#reset();
+    }
+  }
+
+  #addShadow(name: ShadowMetricName, value: number): void {
+    this.#metrics.addMetric(name, SHADOW_METRICS[name], value);
+  }
+
+  #shadowMetadata(c: ShadowComparison): void {
+    const m = this.#metrics;
+    m.addMetadata('inferenceId', c.inferenceId);
+    m.addMetadata('servedVersion', String(c.servedVersion));
+    if (c.error !== undefined) m.addMetadata('error', c.error);
+    m.addMetadata('service', this.#service);
   }
 
   operation(r: OperationReport): void {

@@ -1,11 +1,22 @@
 /**
  * The `MetricsSink` port on prom-client, for the local service: the same requests the EMF documents count in AWS,
  * as Prometheus counters and latency histograms labelled by model, version, alias and route (inference) or by
- * operation (registry, as `maas_registry_*`). `GET /metrics` of the local server answers `text()`; `maas stats`
+ * operation (registry, as `maas_registry_*`), and the shadow comparisons the worker reports (`maas_shadow_*`, route
+ * `shadow`, the shadow version; the divergence histograms also by output). `GET /metrics` of the local server answers `text()`; `maas stats`
  * reads it.
  */
 import { Counter, Histogram, Registry } from 'prom-client';
-import { METRICS, type MetricName, PROMETHEUS, prometheusName } from '../contract/observability';
+import {
+  METRICS,
+  type MetricName,
+  PROMETHEUS,
+  prometheusName,
+  SHADOW,
+  SHADOW_ROUTE,
+  type ShadowMetricName,
+  shadowPrometheusName,
+} from '../contract/observability';
+import type { ShadowComparison } from '../domain/divergence';
 import type { InferenceReport, MetricsSink, OperationReport } from '../ports/telemetry';
 
 const INFERENCE_LABELS = ['model', 'version', 'alias', 'route'] as const;
@@ -25,12 +36,24 @@ const HELP: Record<MetricName, string> = {
   PayloadBytes: 'Request body bytes',
   BatchRows: 'Rows scored',
   CaptureErrors: 'Capture records that could not be written',
+  ShadowErrors:
+    'Shadow mirrors not sent (route of the answer), and shadow runs that failed (route shadow, the shadow version)',
 };
+
+const SHADOW_LABELS = [...INFERENCE_LABELS, 'output'] as const;
+type ShadowLabel = (typeof SHADOW_LABELS)[number];
 
 /** Prometheus metrics of the local service (see the module comment). */
 export class PrometheusMetricsSink implements MetricsSink {
   readonly registry = new Registry();
   readonly #inference = new Map<MetricName, Counter<InferenceLabel> | Histogram<InferenceLabel>>();
+  /** `ShadowRequests` (a counter on the inference labels) and the divergence histograms (with `output`). */
+  readonly #shadow: {
+    readonly requests: Counter<InferenceLabel>;
+    readonly agreement: Histogram<ShadowLabel>;
+    readonly maxAbsDiff: Histogram<ShadowLabel>;
+    readonly kl: Histogram<ShadowLabel>;
+  };
   readonly #operation: {
     readonly requests: Counter<OperationLabel>;
     readonly clientErrors: Counter<OperationLabel>;
@@ -53,6 +76,37 @@ export class PrometheusMetricsSink implements MetricsSink {
           : new Counter(config),
       );
     }
+    const divergence = (name: ShadowMetricName, help: string, buckets: readonly number[]) =>
+      new Histogram({
+        name: shadowPrometheusName(name),
+        help,
+        labelNames: SHADOW_LABELS,
+        buckets: [...buckets],
+        registers: [this.registry],
+      });
+    this.#shadow = {
+      requests: new Counter({
+        name: shadowPrometheusName('ShadowRequests'),
+        help: 'Mirrored requests run on their shadow version (route shadow, the shadow version)',
+        labelNames: INFERENCE_LABELS,
+        registers: [this.registry],
+      }),
+      agreement: divergence(
+        'ShadowArgmaxAgreement',
+        'Share of rows whose argmax agree, shadow vs served, per request and output',
+        SHADOW.agreementBuckets,
+      ),
+      maxAbsDiff: divergence(
+        'ShadowMaxAbsDiff',
+        'Largest absolute difference of an element, shadow vs served, per request and output',
+        SHADOW.differenceBuckets,
+      ),
+      kl: divergence(
+        'ShadowKlDivergence',
+        'Mean KL(served || shadow) of probability rows, per request and output',
+        SHADOW.differenceBuckets,
+      ),
+    };
     const registry = (metric: MetricName) =>
       prometheusName(metric).replace(PROMETHEUS.prefix, `${PROMETHEUS.prefix}registry_`);
     const op = { labelNames: OPERATION_LABELS, registers: [this.registry] };
@@ -93,6 +147,24 @@ export class PrometheusMetricsSink implements MetricsSink {
     add('PayloadBytes', r.payloadBytes);
     add('BatchRows', r.batchRows);
     add('CaptureErrors', r.captureErrors ?? 0);
+    add('ShadowErrors', r.shadowErrors ?? 0);
+  }
+
+  shadow(c: ShadowComparison): void {
+    const labels: Record<InferenceLabel, string> = {
+      model: c.model,
+      version: String(c.shadowVersion),
+      alias: c.alias,
+      route: SHADOW_ROUTE,
+    };
+    this.#shadow.requests.inc(labels);
+    (this.#inference.get('ShadowErrors') as Counter<InferenceLabel>).inc(labels, c.failed ? 1 : 0);
+    for (const o of c.outputs) {
+      const l = { ...labels, output: o.output };
+      if (o.argmaxAgreement !== undefined) this.#shadow.agreement.observe(l, o.argmaxAgreement);
+      this.#shadow.maxAbsDiff.observe(l, o.maxAbsDiff);
+      if (o.klDivergence !== undefined) this.#shadow.kl.observe(l, o.klDivergence);
+    }
   }
 
   operation(r: OperationReport): void {

@@ -39,10 +39,15 @@ export interface InferenceObservation {
   modelLoadMs?: number;
   /** The batch dimension of the request's first input. */
   rows?: number;
-  /** The request's routing key, when it came with one (`x-maas-routing-key`); set by the caller. */
+  /**
+   * The request's routing key, when it came with one (`x-maas-routing-key`; set by the caller), or, within a split
+   * alias that names a key parameter, the request's value of that parameter (set when the version is chosen).
+   */
   routingKey?: string;
   /** The route that answered within a split alias (absent: `stable`, the alias is not split). */
   route?: SplitRoute;
+  /** The shadow of the request's alias, when it has one (its requests may be mirrored after their answer). */
+  shadow?: { readonly version: number; readonly percent: number };
 }
 
 export interface Inference {
@@ -117,7 +122,8 @@ export function createInference(deps: InferenceDeps): Inference {
   /**
    * The version that answers a request for `name@ref` whose alias resolved to `stable`: the canary of a split alias
    * for the requests its weight routes there (by the routing key: the caller's, else the request's parameter the
-   * alias names; at random without one), else `stable`. No I/O.
+   * alias names; at random without one), else `stable`. The alias's shadow and the key go to `obs` (the observer
+   * mirrors after the answer). No I/O; an alias without split costs one lookup.
    */
   function choose(
     name: string,
@@ -129,9 +135,15 @@ export function createInference(deps: InferenceDeps): Inference {
     const split = resolver.split(name, ref);
     if (split === undefined) return stable;
     const key = obs?.routingKey ?? parameterKey(request, split.keyParameter);
+    if (obs && split.shadow !== undefined) {
+      obs.shadow = split.shadow;
+      if (key !== undefined) obs.routingKey = key;
+    }
+    const canary = split.canary;
+    if (canary === undefined) return stable;
     const route = routeOf(split.weight, key, name);
     if (obs) obs.route = route;
-    return route === 'canary' ? split.canary : stable;
+    return route === 'canary' ? canary : stable;
   }
 
   async function prepare(

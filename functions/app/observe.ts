@@ -7,12 +7,22 @@
  * and allocates nothing for capture. A sampled one is recorded after its answer has gone, so the caller waits for
  * none of it; a capture sink that throws or hangs changes neither the answer nor its status, is waited for at most
  * `captureBudgetMs` (only its report waits), and its failure is counted (`CaptureErrors`).
+ *
+ * Shadow traffic: a request answered 200 through an alias with a shadow, by a version other than the shadow's, and
+ * sampled at the shadow's percent (`isShadowed`: sticky by routing key, else by inference id) is mirrored after its
+ * answer, like a capture: one `ShadowMirror.mirror` call with the request and answer as JSON objects. A mirror that
+ * throws, rejects or takes longer than `shadowBudgetMs` (or a message too large to send) is counted
+ * (`ShadowErrors`) and changes nothing else. An alias without shadow costs one field check; an unsampled request
+ * allocates nothing for it.
  */
 import { randomUUID } from 'node:crypto';
 import { DEFAULT_ALIAS, LIMITS } from '../contract/limits';
-import { STABLE_ROUTE } from '../contract/observability';
+import { SHADOW, STABLE_ROUTE } from '../contract/observability';
+import type { ShadowMirrorMessage } from '../domain/async';
 import { type CaptureConfig, captureLine, isSampled } from '../domain/capture';
 import { isVersionNumber } from '../domain/names';
+import { isShadowed } from '../domain/routing';
+import type { ShadowMirror } from '../ports/events';
 import type { LogAttributes } from '../ports/logger';
 import { type CaptureSink, type MetricsSink, noTracer, type Tracer } from '../ports/telemetry';
 import type { InferenceObservation } from './inference';
@@ -34,6 +44,10 @@ export interface InferenceObserverDeps {
   readonly coldStart?: boolean;
   /** @default LIMITS.captureBudgetMs */
   readonly captureBudgetMs?: number;
+  /** Where sampled requests of aliases with a shadow are mirrored. @default none: nothing is mirrored */
+  readonly mirror?: ShadowMirror;
+  /** How long a mirror is waited for before it counts as a `ShadowErrors`. @default SHADOW.budgetMs */
+  readonly shadowBudgetMs?: number;
   /** @default () => new Date() */
   readonly now?: () => Date;
   /** Id of a capture record. @default crypto.randomUUID */
@@ -104,6 +118,7 @@ export function aliasOf(ref: string | undefined): string | undefined {
 export function createInferenceObserver(deps: InferenceObserverDeps): InferenceObserver {
   const tracer = deps.tracer ?? noTracer;
   const budgetMs = deps.captureBudgetMs ?? LIMITS.captureBudgetMs;
+  const shadowBudgetMs = deps.shadowBudgetMs ?? SHADOW.budgetMs;
   const now = deps.now ?? (() => new Date());
   const newId = deps.newId ?? randomUUID;
   let cold = deps.coldStart ?? true;
@@ -113,6 +128,7 @@ export function createInferenceObserver(deps: InferenceObserverDeps): InferenceO
     alias: string | undefined,
     latencyMs: number,
     captureErrors: number,
+    shadowErrors = 0,
   ): void {
     const coldStart = cold;
     cold = false;
@@ -135,8 +151,37 @@ export function createInferenceObserver(deps: InferenceObserverDeps): InferenceO
       payloadBytes: a.payloadBytes,
       batchRows: obs.rows,
       captureErrors,
+      ...(shadowErrors > 0 ? { shadowErrors } : {}),
       inferenceId: obs.inferenceId,
     });
+  }
+
+  /** Mirrors an answered request to its alias's shadow: 0 when it was sent, 1 when it failed. */
+  function mirror(
+    a: AnsweredInference,
+    shadowVersion: number,
+    servedVersion: number,
+    alias: string,
+    at: Date,
+  ): number | Promise<number> {
+    const target = deps.mirror;
+    if (!target) return 0;
+    try {
+      const pending = target.mirror({
+        type: 'shadow',
+        model: a.model,
+        alias,
+        servedVersion,
+        shadowVersion,
+        inferenceId: a.obs.inferenceId ?? '',
+        at: at.toISOString(),
+        request: JSON.parse(textOf(a.requestText)) as Record<string, unknown>,
+        answer: JSON.parse(textOf(a.responseText)) as ShadowMirrorMessage['answer'],
+      });
+      return pending ? withinBudget(pending, shadowBudgetMs) : 0;
+    } catch {
+      return 1;
+    }
   }
 
   /** Writes the capture record of a sampled exchange: 0 when it was written, 1 when it failed. */
@@ -184,18 +229,39 @@ export function createInferenceObserver(deps: InferenceObserverDeps): InferenceO
       }
       const id = a.obs.inferenceId;
       const config = served && id !== undefined ? deps.captureOf(a.model, a.ref, served) : undefined;
-      if (!config || !served || id === undefined || !isSampled(id, config.samplePercent)) {
+      const captured =
+        config !== undefined &&
+        served !== undefined &&
+        id !== undefined &&
+        isSampled(id, config.samplePercent);
+      const shadow = a.obs.shadow;
+      const mirrored =
+        shadow !== undefined &&
+        deps.mirror !== undefined &&
+        a.status === 200 &&
+        served !== undefined &&
+        id !== undefined &&
+        alias !== undefined &&
+        served.version.version !== shadow.version &&
+        isShadowed(shadow.percent, a.obs.routingKey, id, a.model);
+      if (!captured && !mirrored) {
         report(a, alias, latencyMs, 0);
         return;
       }
-      // The record is made and written after the answer has gone (the bodies are immutable strings): a sampled
-      // request waits for none of it. Its report follows the capture, which settles within the capture budget.
+      // The record is made and written, and the mirror sent, after the answer has gone (the bodies are immutable
+      // strings): a sampled request waits for none of it. Its report follows both, each settling within its budget.
       const at = now();
-      const version = served.version.version;
+      const version = (served as ServedVersion).version.version;
       setImmediate(() => {
-        const errors = capture(a, config, version, alias, at);
-        if (typeof errors === 'number') report(a, alias, latencyMs, errors);
-        else void errors.then((n) => report(a, alias, latencyMs, n));
+        const captureErrors = captured ? capture(a, config as CaptureConfig, version, alias, at) : 0;
+        const shadowErrors = mirrored
+          ? mirror(a, (shadow as { version: number }).version, version, alias as string, at)
+          : 0;
+        if (typeof captureErrors === 'number' && typeof shadowErrors === 'number') {
+          report(a, alias, latencyMs, captureErrors, shadowErrors);
+        } else {
+          void Promise.all([captureErrors, shadowErrors]).then(([c, m]) => report(a, alias, latencyMs, c, m));
+        }
       });
     },
     logKeys(model, ref, obs) {

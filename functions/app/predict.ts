@@ -12,7 +12,12 @@ import type { ArtifactStore } from '../ports/index';
 import { type BatchItem, createBatchInference } from './batch-inference';
 import { createInference, type Inference } from './inference';
 import type { SessionCache } from './session-cache';
-import { createVersionResolver, type ServedVersion, type VersionResolverDeps } from './version-resolver';
+import {
+  createVersionResolver,
+  type ServedVersion,
+  type Split,
+  type VersionResolverDeps,
+} from './version-resolver';
 
 export interface PredictorDeps extends VersionResolverDeps {
   readonly store: Pick<ArtifactStore, 'getObject' | 'getObjectHashed'>;
@@ -47,6 +52,8 @@ export interface Predictor extends Pick<Inference, 'infer' | 'inferJson'> {
    * served version's (undefined: nothing is captured). No I/O.
    */
   capture(name: string, ref: string | undefined, served: ServedVersion): CaptureConfig | undefined;
+  /** The traffic split of alias `ref` of `name` as last resolved (see `VersionResolver.split`). No I/O. */
+  split(name: string, ref: string | undefined): Split | undefined;
   /**
    * Runs many OIP requests against one version. Compatible requests (same inputs, datatypes, trailing dims and
    * output selection) are concatenated along dimension 0 into one run when the model's first input and output
@@ -62,6 +69,7 @@ export function createPredictor(deps: PredictorDeps): Predictor {
   return {
     resolve: resolver.resolve,
     capture: resolver.capture,
+    split: resolver.split,
     async metadata(name, ref) {
       const v = (await resolver.resolve(name, ref)).version;
       return {

@@ -61,17 +61,22 @@ export interface VersionResolver {
    */
   capture(name: string, ref: string | undefined, served: ServedVersion): CaptureConfig | undefined;
   /**
-   * The traffic split of alias `ref` of `name` as last resolved (undefined for a version number, an alias without
-   * a canary, or one not resolved yet): the canary's served version, its weight and the key parameter. No I/O.
+   * The traffic split of alias `ref` of `name` as last resolved (undefined for a version number, an alias with
+   * neither a servable canary nor a shadow, or one not resolved yet): the canary's served version and weight, the
+   * shadow, and the key parameter. No I/O.
    */
   split(name: string, ref: string | undefined): Split | undefined;
 }
 
-/** A split alias's canary, ready to serve. */
+/** A split alias's canary, ready to serve, and its shadow. */
 export interface Split {
-  readonly canary: ServedVersion;
+  /** The canary (absent: the split only mirrors to a shadow, or its canary is not servable). */
+  readonly canary?: ServedVersion | undefined;
+  /** The canary's weight (0 without a canary). */
   readonly weight: number;
-  readonly keyParameter: string | undefined;
+  readonly keyParameter?: string | undefined;
+  /** The version that sees copies of `percent` of the requests (only its number: it is never served). */
+  readonly shadow?: { readonly version: number; readonly percent: number } | undefined;
 }
 
 interface AliasEntry {
@@ -153,16 +158,31 @@ export function createVersionResolver(deps: VersionResolverDeps): VersionResolve
     return { number: found.version, target };
   }
 
-  /** The split of an alias just read: its canary served from the item's copy (else read once), or none. */
+  /**
+   * The split of an alias just read: its canary served from the item's copy (else read once) and its shadow, or
+   * none (no routing, or neither a servable canary nor a shadow).
+   */
   async function splitOf(name: string, found: AliasState, now: number): Promise<Split | undefined> {
-    const canary = found.routing?.canary;
-    if (!canary || canary.version === found.version) return undefined;
-    let v = found.canaryTarget?.version === canary.version ? found.canaryTarget : undefined;
-    v ??= await deps.repo.getVersion(name, canary.version);
-    if (v?.status !== 'READY') return undefined;
-    const served = cache(name, canary.version, v, now + ttl);
-    served.capture = v.capture;
-    return { canary: served, weight: canary.weight, keyParameter: found.routing?.keyParameter };
+    const routing = found.routing;
+    if (!routing) return undefined;
+    const shadow = routing.shadow && routing.shadow.version !== found.version ? routing.shadow : undefined;
+    const canary = routing.canary;
+    let served: ServedVersion | undefined;
+    if (canary && canary.version !== found.version) {
+      let v = found.canaryTarget?.version === canary.version ? found.canaryTarget : undefined;
+      v ??= await deps.repo.getVersion(name, canary.version);
+      if (v?.status === 'READY') {
+        served = cache(name, canary.version, v, now + ttl);
+        served.capture = v.capture;
+      }
+    }
+    if (!served && !shadow) return undefined;
+    return {
+      ...(served ? { canary: served } : {}),
+      weight: served ? canary!.weight : 0,
+      keyParameter: routing.keyParameter,
+      ...(shadow ? { shadow: { version: shadow.version, percent: shadow.percent } } : {}),
+    };
   }
 
   /** The served version of `name` `number` from the cache, or made from `v` and cached. */

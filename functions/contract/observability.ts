@@ -30,6 +30,12 @@ export const METRICS = {
   BatchRows: 'Count',
   /** Capture records that could not be written (the inference is answered all the same). */
   CaptureErrors: 'Count',
+  /**
+   * Shadow mirrors of the request that were not sent (the mirror threw, failed or exceeded `SHADOW.budgetMs`, or the
+   * message exceeded `SHADOW.maxMessageBytes`); the worker counts shadow runs that failed under the same name (see
+   * `SHADOW_METRICS`). The inference is answered all the same.
+   */
+  ShadowErrors: 'Count',
 } as const;
 
 export type MetricName = keyof typeof METRICS;
@@ -45,6 +51,60 @@ export const INFERENCE_DIMENSION_SETS = [
   ['model', 'version'],
   ['model', 'alias', 'route'],
 ] as const;
+
+/**
+ * Shadow traffic (docs/ARCHITECTURE.md, "Progressive delivery"): what the work queue's worker reports per mirrored
+ * request once it ran it on the shadow version and compared the answers. `ShadowRequests` and `ShadowErrors` (a
+ * shadow run that failed) once per mirrored request; the divergence metrics once per output compared (unit None:
+ * `ShadowArgmaxAgreement` a fraction of rows, 0-1; `ShadowMaxAbsDiff` the largest absolute difference of an
+ * element; `ShadowKlDivergence` the mean KL(stable ‖ shadow) of probability rows).
+ */
+export const SHADOW_METRICS = {
+  ShadowRequests: 'Count',
+  ShadowErrors: 'Count',
+  ShadowArgmaxAgreement: 'None',
+  ShadowMaxAbsDiff: 'None',
+  ShadowKlDivergence: 'None',
+} as const;
+
+export type ShadowMetricName = keyof typeof SHADOW_METRICS;
+
+/**
+ * Dimension sets of the shadow metrics, with `route` = `shadow` and `version` = the shadow version: per alias, per
+ * alias and output (the divergence metrics only), per version.
+ */
+export const SHADOW_DIMENSION_SETS = [
+  ['model', 'alias', 'route'],
+  ['model', 'alias', 'route', 'output'],
+  ['model', 'version'],
+] as const;
+
+/** The route of shadow metrics and shadow capture records. */
+export const SHADOW_ROUTE: TrafficRoute = 'shadow';
+
+/** Limits of shadow mirroring. */
+export const SHADOW = {
+  /**
+   * How long (ms) the predict process waits for the mirror of one request (after its answer, never on its path)
+   * before it counts a `ShadowErrors`; the send itself is not aborted. In Lambda the send runs after the handler
+   * returned: a sandbox frozen meanwhile finishes it on its next invocation (or never): mirroring is best effort.
+   */
+  budgetMs: 50,
+  /** Largest mirror message (its JSON, bytes): SQS's limit. Larger ones are not sent, counted as `ShadowErrors`. */
+  maxMessageBytes: 256 * 1024,
+  /** Histogram buckets of the local `/metrics` for the divergence metrics. */
+  agreementBuckets: [0.5, 0.8, 0.9, 0.95, 0.99, 0.999, 1],
+  differenceBuckets: [1e-6, 1e-4, 1e-3, 1e-2, 0.05, 0.1, 0.5, 1, 10],
+} as const;
+
+/**
+ * The Prometheus name of a shadow metric: `ShadowRequests` → `maas_shadow_requests_total`, `ShadowMaxAbsDiff` →
+ * `maas_shadow_max_abs_diff` (a histogram).
+ */
+export function shadowPrometheusName(metric: ShadowMetricName): string {
+  const snake = metric.replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase();
+  return `${PROMETHEUS.prefix}${snake}${SHADOW_METRICS[metric] === 'Count' ? '_total' : ''}`;
+}
 
 /** Dimension set of the registry's metrics: its operation id (`moveAlias`, `registerVersion`…). */
 export const REGISTRY_DIMENSION_SETS = [['operation']] as const;

@@ -59,8 +59,38 @@ export const WorkMessageSchema = z.discriminatedUnion('type', [
     name: z.string().refine(isModelName, 'not a model name'),
     version: z.number().int().min(1),
   }),
+  /**
+   * A request answered through an alias with a shadow, mirrored after its answer: the worker runs `request` on
+   * `model` version `shadowVersion` and compares its answer with `answer` (functions/app/shadow.ts).
+   */
+  z.object({
+    type: z.literal('shadow'),
+    model: z.string().refine(isModelName, 'not a model name'),
+    alias: z.string().min(1),
+    servedVersion: z.number().int().min(1),
+    shadowVersion: z.number().int().min(1),
+    inferenceId: z.string(),
+    /** When the request was answered (ISO 8601). */
+    at: z.string(),
+    /** The OIP request as received. */
+    request: z.record(z.string(), z.unknown()),
+    /** The OIP response the caller got. */
+    answer: z.looseObject({
+      outputs: z.array(
+        z.looseObject({
+          name: z.string(),
+          shape: z.array(z.number()),
+          datatype: z.string(),
+          data: z.unknown(),
+        }),
+      ),
+    }),
+  }),
 ]);
 export type WorkMessage = z.output<typeof WorkMessageSchema>;
+
+/** The work message of a mirrored request (shadow traffic). */
+export type ShadowMirrorMessage = Extract<WorkMessage, { type: 'shadow' }>;
 
 /** Thrown for a queue message that can never be processed (it is retried, then dead-lettered). */
 export class MalformedMessageError extends Error {

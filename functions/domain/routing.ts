@@ -56,7 +56,33 @@ export function isShadowed(
   if (percent <= 0) return false;
   if (percent >= 100) return true;
   if (key === undefined) return isSampled(inferenceId, percent);
-  return keyBucket(`shadow\u0000${key}`, model) < Math.round(percent * (ROUTING_BUCKETS / 100));
+  return shadowBucket(key, model) < Math.round(percent * (ROUTING_BUCKETS / 100));
+}
+
+/**
+ * The shadow bucket (0 … 9 999) of a routing key for a model: `keyBucket('shadow\0' + key, model)`, hashed piece by
+ * piece (no string is built).
+ */
+export function shadowBucket(key: string, model: string): number {
+  let h = fnvStep(0x811c9dc5, model);
+  h = fnvStep(h, '\u0000shadow\u0000');
+  h = fnvStep(h, key) >>> 0;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return (h >>> 0) % ROUTING_BUCKETS;
+}
+
+/** FNV-1a (32 bit) continued over `text` (as `fnv1a` of a concatenation, one piece at a time). */
+function fnvStep(state: number, text: string): number {
+  let h = state;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h;
 }
 
 const PARAMETER = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;

@@ -1,6 +1,7 @@
 /**
  * Work queue consumer Lambda (SQS event source with ReportBatchItemFailures): runs `async-infer` requests,
- * continues batch jobs (`batch-continue`) and completes PENDING versions (`register-complete`). Records are processed by Powertools' BatchProcessor; a record that
+ * continues batch jobs (`batch-continue`), completes PENDING versions (`register-complete`) and runs mirrored
+ * requests on their shadow version, comparing the answers (`shadow`; functions/app/shadow.ts). Records are processed by Powertools' BatchProcessor; a record that
  * throws is reported as a batch item failure, so only it is retried (and dead-lettered after
  * QUEUE.maxReceiveCount receives) while the rest of its batch succeeds.
  */
@@ -13,6 +14,7 @@ import { type AsyncWorkerDeps, recordLastAttemptFailure, runAsyncInference } fro
 import { type BatchScoreDeps, continueBatchJob } from '../app/batch-score';
 import { completePendingVersion, failPendingVersion } from '../app/registration';
 import type { RegistryDeps } from '../app/registry';
+import { runShadow, type ShadowWorkerDeps } from '../app/shadow';
 import { EnvironmentVariables, type MaasConfig } from '../config/environment';
 import { ENV } from '../contract/env';
 import { QUEUE, REGISTRATION } from '../contract/events';
@@ -26,6 +28,8 @@ export interface AsyncWorkerHandlerDeps {
   readonly batch: BatchScoreDeps;
   /** Completes PENDING versions (registry use cases with an inspector); none: such messages fail. */
   readonly registry?: RegistryDeps;
+  /** Runs and compares `shadow` messages (shadow traffic); none: such messages fail. */
+  readonly shadow?: ShadowWorkerDeps;
   /** Receives after which a failing `register-complete` ends its version FAILED. @default QUEUE.maxReceiveCount */
   readonly maxReceiveCount?: number;
   /** @default the function's Powertools logger */
@@ -47,6 +51,17 @@ export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandl
       if (message.type === 'async-infer') {
         const status = await runAsyncInference(deps.worker, message.requestId);
         logger.info('async request handled', { requestId: message.requestId, status });
+      } else if (message.type === 'shadow') {
+        if (!deps.shadow) throw new Error('shadow traffic is not configured for this worker');
+        // A shadow that fails is a failed comparison (counted), never a retried message.
+        const c = await runShadow(deps.shadow, message);
+        logger.info('shadow request compared', {
+          model: c.model,
+          alias: c.alias,
+          shadowVersion: c.shadowVersion,
+          inferenceId: c.inferenceId,
+          ...(c.failed ? { failed: true, code: c.error } : {}),
+        });
       } else if (message.type === 'register-complete') {
         if (!deps.registry) throw new Error('registration is not configured for this worker');
         const status = await completePendingVersion(deps.registry, message.name, message.version, {

@@ -19,8 +19,10 @@ import { createPredictor, type Predictor } from '../app/predict';
 import type { RegisterOnUploadDeps } from '../app/register-on-upload';
 import { type RegistryDeps, registerVersion } from '../app/registry';
 import { type SessionCache, sharedSessionCache } from '../app/session-cache';
+import type { ShadowWorkerDeps } from '../app/shadow';
 import { type MaasConfig, ortEngineOptions } from '../config/environment';
 import { BATCH, IDEMPOTENCY } from '../contract/events';
+import type { ShadowComparison } from '../domain/divergence';
 import type { QueuePublisher } from '../ports/events';
 import type { EventPublisher, ModelInspector } from '../ports/index';
 import type { Logger } from '../ports/logger';
@@ -50,6 +52,8 @@ export interface EventFlowsOptions {
   readonly metrics?: MetricsSink;
   /** Where sampled async requests are captured (as their alias or version declares). @default none */
   readonly capture?: CaptureSink;
+  /** Receives every shadow comparison the worker makes (a rollout's divergence counters). @default none */
+  readonly onComparison?: (c: ShadowComparison) => Promise<void>;
 }
 
 export interface EventFlows {
@@ -60,6 +64,8 @@ export interface EventFlows {
   /** The async API's use cases: async inference, feedback and the capture listing. */
   readonly asyncApi: AsyncApiDeps;
   readonly worker: AsyncWorkerDeps;
+  /** The worker's shadow traffic: mirrored requests run on their shadow version and compared. */
+  readonly shadow: ShadowWorkerDeps;
 }
 
 const missing = (what: string) => () => {
@@ -108,6 +114,7 @@ export function createEventFlows(o: EventFlowsOptions): EventFlows {
     resolve: missing('inference'),
     infer: missing('inference'),
     inferBatch: missing('inference'),
+    capture: missing('inference'),
   } as unknown as Predictor;
 
   return {
@@ -127,6 +134,13 @@ export function createEventFlows(o: EventFlowsOptions): EventFlows {
     },
     asyncApi: { blobs, queue: o.queue, objects: blobs },
     worker: { blobs, predictor: predictor ?? noPredictor, ...(observer ? { observer } : {}) },
+    shadow: {
+      predictor: predictor ?? noPredictor,
+      ...(o.metrics ? { metrics: o.metrics } : {}),
+      ...(o.capture ? { capture: o.capture } : {}),
+      ...(o.onComparison ? { onComparison: o.onComparison } : {}),
+      ...(o.logger ? { logger: o.logger } : {}),
+    },
   };
 }
 
@@ -136,7 +150,10 @@ export function createEventFlows(o: EventFlowsOptions): EventFlows {
  */
 export function eventFlowsFromConfig(
   config: MaasConfig,
-  extra: Pick<EventFlowsOptions, 'events' | 'inspector' | 'logger' | 'metrics' | 'capture'> = {},
+  extra: Pick<
+    EventFlowsOptions,
+    'events' | 'inspector' | 'logger' | 'metrics' | 'capture' | 'onComparison'
+  > = {},
 ): EventFlows {
   return createEventFlows({
     table: config.table,

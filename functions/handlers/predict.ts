@@ -14,6 +14,7 @@ import { sharedOrtEngine } from '../adapters/ort-engine';
 import { PowertoolsLogger } from '../adapters/powertools-logger';
 import { loadTracer } from '../adapters/powertools-tracer';
 import { S3ArtifactReader } from '../adapters/s3-artifact-reader';
+import { SqsShadowMirror } from '../adapters/shadow-mirror';
 import type { InferenceObservation } from '../app/inference';
 import { createInferenceObserver, inferenceIdHeader } from '../app/observe';
 import { createPredictor, type Predictor, type PredictorDeps } from '../app/predict';
@@ -32,6 +33,7 @@ import { operationsOf } from '../contract/routes';
 import { parseInferenceBody } from '../domain/body-parser';
 import { isMaasError, UnavailableError } from '../domain/errors';
 import { isInferenceId } from '../domain/inference-validation';
+import type { ShadowMirror } from '../ports/events';
 import type { RegistryRepository } from '../ports/index';
 import type { Invocation, Logger } from '../ports/logger';
 import { type CaptureSink, type MetricsSink, noMetrics, noTracer, type Tracer } from '../ports/telemetry';
@@ -68,6 +70,8 @@ export interface PredictHandlerDeps extends PredictorDeps {
   readonly tracer?: Tracer;
   /** Whether the first request is a cold start. @default true */
   readonly coldStart?: boolean;
+  /** Where requests sampled by their alias's shadow are mirrored (the work queue). @default none: not mirrored */
+  readonly mirror?: ShadowMirror;
 }
 
 /** OIP extensions this server offers, announced by `GET /v2`. */
@@ -99,6 +103,7 @@ export function createPredictHandler(
     ...(deps.capture ? { capture: deps.capture } : {}),
     ...(deps.tracer ? { tracer: deps.tracer } : {}),
     ...(deps.coldStart !== undefined ? { coldStart: deps.coldStart } : {}),
+    ...(deps.mirror ? { mirror: deps.mirror } : {}),
     captureOf: predictor.capture,
   });
   return async (event, context) => {
@@ -225,6 +230,8 @@ async function fromEnvironment(config: MaasConfig, initializedAhead: boolean, tr
     // One EMF document per inference and capture lines on stdout: CloudWatch Logs takes both from there.
     metrics: new EmfLineSink({ serviceName: 'maas-predict', afterAnswer: true }),
     capture: new StdoutCaptureSink(),
+    // Shadow mirrors go to the work queue (signed SendMessage, no SQS client); without a queue, none are sent.
+    ...(config.queueUrl ? { mirror: new SqsShadowMirror({ queueUrl: config.queueUrl }) } : {}),
     coldStart: !initializedAhead,
     tracer,
   };

@@ -2,12 +2,22 @@
  * Ports of the event-driven flows: the work queue, the object store of batch jobs and async requests, the
  * idempotency guard and the time budget of an invocation. Inference is the predictor of functions/app/predict.ts.
  */
-import type { WorkMessage } from '../domain/async';
+import type { ShadowMirrorMessage, WorkMessage } from '../domain/async';
 
 /** Sends messages to the work queue (SQS in AWS, the in-process queue locally). */
 export interface QueuePublisher {
   /** Resolves with the queue's message id once the message is durably enqueued. */
   send(message: WorkMessage): Promise<string>;
+}
+
+/**
+ * Where the predict path mirrors the requests its aliases' shadows sample (the work queue: SQS in AWS, the
+ * in-process queue locally). Called after the answer; a throw, a rejection or a send slower than
+ * `SHADOW.budgetMs` is counted (`ShadowErrors`), never seen by the caller. A message larger than
+ * `SHADOW.maxMessageBytes` is refused (rejected) without being sent.
+ */
+export interface ShadowMirror {
+  mirror(message: ShadowMirrorMessage): void | Promise<void>;
 }
 
 /** Objects of batch jobs and async requests (the model bucket). */

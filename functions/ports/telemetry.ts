@@ -5,6 +5,7 @@
  * in the tests.
  */
 import type { TrafficRoute } from '../contract/observability';
+import type { ShadowComparison } from '../domain/divergence';
 
 /** What one answered inference request reports (one EMF document, one set of Prometheus samples). */
 export interface InferenceReport {
@@ -27,6 +28,8 @@ export interface InferenceReport {
   readonly batchRows?: number;
   /** Capture records of this request that could not be written. */
   readonly captureErrors?: number;
+  /** Shadow mirrors of this request that could not be sent (see `ShadowMirror`). */
+  readonly shadowErrors?: number;
   /** The inference id: a property of the document, never a dimension. */
   readonly inferenceId?: string;
 }
@@ -44,6 +47,11 @@ export interface MetricsSink {
   inference(report: InferenceReport): void;
   /** Records one registry request. Never throws. */
   operation(report: OperationReport): void;
+  /**
+   * Records one mirrored request run on its shadow version and compared (`ShadowRequests`, `ShadowErrors`, the
+   * divergence metrics of each output; `SHADOW_METRICS`). Optional: sinks without it report no shadow. Never throws.
+   */
+  shadow?(comparison: ShadowComparison): void;
 }
 
 /**

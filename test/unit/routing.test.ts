@@ -5,6 +5,7 @@ import {
   parseRouting,
   ROUTING_BUCKETS,
   routeOf,
+  shadowBucket,
   storedRouting,
 } from '../../functions/domain/routing';
 import { codeOf } from '../helpers/errors';
@@ -132,6 +133,14 @@ describe('isShadowed', () => {
     const mirrored = canaryKeys.filter((k) => isShadowed(50, k, 'x', 'iris')).length;
     expect(mirrored / canaryKeys.length).toBeGreaterThan(0.4);
     expect(mirrored / canaryKeys.length).toBeLessThan(0.6);
+  });
+});
+
+describe('shadowBucket', () => {
+  it("is keyBucket('shadow\\0' + key, model), without building the string", () => {
+    for (const k of [...keys(200), '', 'é-ü-日本', '\u0000']) {
+      expect(shadowBucket(k, 'iris')).toBe(keyBucket(`shadow\u0000${k}`, 'iris'));
+    }
   });
 });
 

@@ -1,0 +1,176 @@
+/**
+ * Shadow traffic's comparison (docs/ARCHITECTURE.md, "Progressive delivery"): how far the answer of a shadow
+ * version is from the answer the caller got, output by output. Pure: OIP response outputs in, figures out.
+ *
+ * Rows: an output of rank ≥ 2 has one row per vector along its last dimension (`[N, C]`: N rows of C values;
+ * `[N, T, C]`: N × T rows); rank 1 has `shape[0]` rows; a scalar one.
+ * - `argmaxAgreement`: the share of rows whose argmax agree, for outputs of rank ≥ 2 whose last dimension is ≥ 2
+ *   (class scores, probabilities); ties go to the first index.
+ * - `maxAbsDiff`: the largest |stable − shadow| over all elements (BOOL as 0/1, 64-bit integers beyond 2^53 as the
+ *   nearest number). A value JSON could not carry (null: NaN or ±Infinity) equals another null and differs from any
+ *   number by `Number.MAX_VALUE`. BYTES (or any string element) are compared by equality: 0 when all are equal, else 1.
+ * - `klDivergence`: the mean over rows of KL(stable ‖ shadow) (natural log), only when every row of both is a
+ *   probability distribution (non-negative, summing to 1 within `PROBABILITY_TOLERANCE`); both rows are smoothed
+ *   by `KL_EPSILON` first (`(p + ε) / (1 + Cε)`), so a zero the other side lacks gives a large, finite figure.
+ * - Different shapes (or data lengths) are a disagreement: `agreeingRows` 0 (when argmax applies), `maxAbsDiff`
+ *   `Number.MAX_VALUE`, no KL.
+ */
+import type { OipTensor } from './tensor';
+
+/** An output of an OIP response as JSON carries it (`data` flat, row-major). */
+export type OipOutput = Pick<OipTensor, 'name' | 'shape' | 'datatype' | 'data'>;
+
+/** How one output of the shadow differs from the stable answer's. */
+export interface OutputDivergence {
+  readonly output: string;
+  readonly rows: number;
+  /** Rows whose argmax (over the last dimension, when it is >= 2) agree; absent otherwise. */
+  readonly agreeingRows?: number;
+  /** `agreeingRows / rows` (1 for an output without rows). */
+  readonly argmaxAgreement?: number;
+  /** Max |a − b| over all elements (numeric outputs; BYTES compared by equality: 0/1). */
+  readonly maxAbsDiff: number;
+  /** Mean over rows of KL(stable ‖ shadow), only when every row of both is a probability distribution. */
+  readonly klDivergence?: number;
+}
+
+/** One mirrored request, compared. */
+export interface ShadowComparison {
+  readonly model: string;
+  readonly alias: string;
+  readonly servedVersion: number;
+  readonly shadowVersion: number;
+  readonly inferenceId: string;
+  readonly outputs: readonly OutputDivergence[];
+  /** True when the shadow failed (its error code in `error`); `outputs` is then empty. */
+  readonly failed?: boolean;
+  readonly error?: string;
+}
+
+/** How far a probability row may sum from 1. */
+export const PROBABILITY_TOLERANCE = 1e-3;
+/** The smoothing of KL divergence. */
+export const KL_EPSILON = 1e-9;
+
+/** Compares the outputs both answers have (by name, in the stable answer's order). */
+export function compareOutputs(
+  stable: readonly OipOutput[],
+  shadow: readonly OipOutput[],
+): OutputDivergence[] {
+  const byName = new Map(shadow.map((o) => [o.name, o]));
+  const out: OutputDivergence[] = [];
+  for (const s of stable) {
+    const t = byName.get(s.name);
+    if (t) out.push(compareOutput(s, t));
+  }
+  return out;
+}
+
+/** One output of both answers, compared. */
+export function compareOutput(stable: OipOutput, shadow: OipOutput): OutputDivergence {
+  const a = Array.isArray(stable.data) ? (stable.data as unknown[]) : [];
+  const b = Array.isArray(shadow.data) ? (shadow.data as unknown[]) : [];
+  const shape = stable.shape;
+  const rank = shape.length;
+  const last = rank >= 1 ? (shape[rank - 1] as number) : 1;
+  const rows = rank >= 2 ? (last > 0 ? a.length / last : 0) : rank === 1 ? (shape[0] as number) : 1;
+  const argmax = rank >= 2 && last >= 2;
+  const sameShape =
+    shape.length === shadow.shape.length &&
+    shape.every((d, i) => d === shadow.shape[i]) &&
+    a.length === b.length;
+  if (!sameShape) {
+    return {
+      output: stable.name,
+      rows,
+      ...(argmax ? { agreeingRows: 0, argmaxAgreement: 0 } : {}),
+      maxAbsDiff: Number.MAX_VALUE,
+    };
+  }
+  if (stable.datatype === 'BYTES' || a.some((v) => typeof v === 'string' && !isIntegerText(v))) {
+    return { output: stable.name, rows, maxAbsDiff: a.every((v, i) => v === b[i]) ? 0 : 1 };
+  }
+  const x = a.map(toNumber);
+  const y = b.map(toNumber);
+  let maxAbsDiff = 0;
+  for (let i = 0; i < x.length; i++)
+    maxAbsDiff = Math.max(maxAbsDiff, absDiff(x[i] as number, y[i] as number));
+  const result: { -readonly [K in keyof OutputDivergence]: OutputDivergence[K] } = {
+    output: stable.name,
+    rows,
+    maxAbsDiff,
+  };
+  if (argmax) {
+    let agreeing = 0;
+    for (let r = 0; r < rows; r++) {
+      if (argmaxOf(x, r * last, last) === argmaxOf(y, r * last, last)) agreeing++;
+    }
+    result.agreeingRows = agreeing;
+    result.argmaxAgreement = rows > 0 ? agreeing / rows : 1;
+    if (rows > 0 && isProbabilityRows(x, rows, last) && isProbabilityRows(y, rows, last)) {
+      let sum = 0;
+      for (let r = 0; r < rows; r++) sum += klRow(x, y, r * last, last);
+      result.klDivergence = sum / rows;
+    }
+  }
+  return result;
+}
+
+const INTEGER_TEXT = /^-?\d+$/;
+const isIntegerText = (v: string) => INTEGER_TEXT.test(v);
+
+/** A JSON element as a number: booleans 0/1, integer text (64-bit beyond 2^53) its number, null NaN. */
+function toNumber(v: unknown): number {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'boolean') return v ? 1 : 0;
+  if (typeof v === 'string') return Number(v);
+  return Number.NaN;
+}
+
+function absDiff(a: number, b: number): number {
+  const na = Number.isNaN(a);
+  const nb = Number.isNaN(b);
+  if (na || nb) return na && nb ? 0 : Number.MAX_VALUE;
+  const d = Math.abs(a - b);
+  return Number.isFinite(d) ? d : Number.MAX_VALUE;
+}
+
+/** The index of the largest value of `v[from … from + n)` (the first of ties; NaN never wins). */
+function argmaxOf(v: readonly number[], from: number, n: number): number {
+  let best = -1;
+  let max = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < n; i++) {
+    const x = v[from + i] as number;
+    if (x > max || best < 0) {
+      if (Number.isNaN(x)) continue;
+      max = x;
+      best = i;
+    }
+  }
+  return best;
+}
+
+function isProbabilityRows(v: readonly number[], rows: number, n: number): boolean {
+  for (let r = 0; r < rows; r++) {
+    let sum = 0;
+    for (let i = 0; i < n; i++) {
+      const x = v[r * n + i] as number;
+      if (!(x >= 0)) return false;
+      sum += x;
+    }
+    if (Math.abs(sum - 1) > PROBABILITY_TOLERANCE) return false;
+  }
+  return true;
+}
+
+/** KL(p ‖ q) of one row, both smoothed by `KL_EPSILON`. */
+function klRow(p: readonly number[], q: readonly number[], from: number, n: number): number {
+  const norm = 1 + n * KL_EPSILON;
+  let kl = 0;
+  for (let i = 0; i < n; i++) {
+    const pi = ((p[from + i] as number) + KL_EPSILON) / norm;
+    const qi = ((q[from + i] as number) + KL_EPSILON) / norm;
+    kl += pi * Math.log(pi / qi);
+  }
+  return Math.max(0, kl);
+}

@@ -1,0 +1,129 @@
+import { describe, expect, it } from 'vitest';
+import { compareOutput, compareOutputs, type OipOutput } from '../../functions/domain/divergence';
+
+const fp32 = (name: string, shape: number[], data: unknown[]): OipOutput => ({
+  name,
+  shape,
+  datatype: 'FP32',
+  data,
+});
+
+describe('compareOutputs', () => {
+  it('scores: argmax agreement per row, max abs diff, no KL when rows are not probabilities', () => {
+    // Row 0: argmax 2 vs 2 (agree); row 1: argmax 0 vs 1 (disagree); row 2: argmax 1 vs 1 (agree).
+    const stable = fp32('scores', [3, 3], [0.1, 0.2, 3.0, 5.0, 1.0, 0.0, -1.0, 2.0, 1.5]);
+    const shadow = fp32('scores', [3, 3], [0.1, 0.25, 2.5, 1.0, 4.0, 0.0, -1.0, 2.0, 1.5]);
+    // |diffs|: 0, 0.05, 0.5, 4.0, 3.0, 0, 0, 0, 0 -> max 4.
+    expect(compareOutput(stable, shadow)).toEqual({
+      output: 'scores',
+      rows: 3,
+      agreeingRows: 2,
+      argmaxAgreement: 2 / 3,
+      maxAbsDiff: 4,
+    });
+  });
+
+  it('KL(stable ‖ shadow) averaged over probability rows', () => {
+    // Row 0: KL([0.5,0.5] ‖ [0.9,0.1]) = 0.5 ln(0.5/0.9) + 0.5 ln(0.5/0.1) = 0.5108256…
+    // Row 1: identical rows: 0. Mean: 0.2554128…
+    const stable = fp32('p', [2, 2], [0.5, 0.5, 0.2, 0.8]);
+    const shadow = fp32('p', [2, 2], [0.9, 0.1, 0.2, 0.8]);
+    const d = compareOutput(stable, shadow);
+    expect(d.klDivergence).toBeCloseTo((0.5 * Math.log(0.5 / 0.9) + 0.5 * Math.log(0.5 / 0.1)) / 2, 6);
+    expect(d.klDivergence).toBeCloseTo(0.2554128, 6);
+    expect(d.maxAbsDiff).toBeCloseTo(0.4, 6);
+    // Row 0 argmax: 0 (first of the tie) vs 0; row 1: 1 vs 1.
+    expect(d).toMatchObject({ rows: 2, agreeingRows: 2, argmaxAgreement: 1 });
+    // Identical distributions: 0.
+    expect(compareOutput(stable, stable).klDivergence).toBeCloseTo(0, 9);
+  });
+
+  it('no KL when one side is not a distribution (negative, or a sum off by more than 1e-3)', () => {
+    const p = fp32('p', [1, 2], [0.5, 0.5]);
+    expect(compareOutput(p, fp32('p', [1, 2], [0.6, 0.5])).klDivergence).toBeUndefined();
+    expect(compareOutput(p, fp32('p', [1, 2], [1.1, -0.1])).klDivergence).toBeUndefined();
+    expect(compareOutput(p, fp32('p', [1, 2], [0.6, 0.4005])).klDivergence).toBeGreaterThan(0);
+  });
+
+  it('a zero the other side lacks gives a large, finite KL (epsilon smoothing)', () => {
+    const kl = compareOutput(fp32('p', [1, 2], [0, 1]), fp32('p', [1, 2], [1, 0])).klDivergence!;
+    expect(Number.isFinite(kl)).toBe(true);
+    expect(kl).toBeGreaterThan(15);
+  });
+
+  it('no argmax for a rank-1 output or a last dimension of 1; rows as the first dimension', () => {
+    expect(compareOutput(fp32('y', [4], [1, 2, 3, 4]), fp32('y', [4], [1, 2, 3.5, 4]))).toEqual({
+      output: 'y',
+      rows: 4,
+      maxAbsDiff: 0.5,
+    });
+    expect(compareOutput(fp32('y', [2, 1], [1, 2]), fp32('y', [2, 1], [1, 2]))).toEqual({
+      output: 'y',
+      rows: 2,
+      maxAbsDiff: 0,
+    });
+  });
+
+  it('rank 3: one row per vector along the last dimension', () => {
+    const a = fp32('t', [1, 2, 2], [1, 0, 0, 1]);
+    const b = fp32('t', [1, 2, 2], [1, 0, 1, 0]);
+    expect(compareOutput(a, b)).toMatchObject({
+      rows: 2,
+      agreeingRows: 1,
+      argmaxAgreement: 0.5,
+      maxAbsDiff: 1,
+    });
+  });
+
+  it('BYTES by equality: 0 when all are equal, else 1; no argmax, no KL', () => {
+    const labels = (data: string[]): OipOutput => ({ name: 'label', shape: [2], datatype: 'BYTES', data });
+    expect(compareOutput(labels(['setosa', 'virginica']), labels(['setosa', 'virginica']))).toEqual({
+      output: 'label',
+      rows: 2,
+      maxAbsDiff: 0,
+    });
+    expect(compareOutput(labels(['setosa', 'virginica']), labels(['setosa', 'versicolor']))).toEqual({
+      output: 'label',
+      rows: 2,
+      maxAbsDiff: 1,
+    });
+  });
+
+  it('a shape mismatch is a disagreement: agreeingRows 0, maxAbsDiff Number.MAX_VALUE', () => {
+    const a = fp32('s', [2, 2], [1, 0, 0, 1]);
+    expect(compareOutput(a, fp32('s', [1, 2], [1, 0]))).toEqual({
+      output: 's',
+      rows: 2,
+      agreeingRows: 0,
+      argmaxAgreement: 0,
+      maxAbsDiff: Number.MAX_VALUE,
+    });
+    // Same shape, different data length (a malformed answer): also a disagreement.
+    expect(compareOutput(a, fp32('s', [2, 2], [1, 0, 0])).maxAbsDiff).toBe(Number.MAX_VALUE);
+  });
+
+  it('nulls (non-finite values) equal each other and differ from numbers by Number.MAX_VALUE; BOOL and int64 text', () => {
+    expect(compareOutput(fp32('n', [2], [null, 1]), fp32('n', [2], [null, 1])).maxAbsDiff).toBe(0);
+    expect(compareOutput(fp32('n', [2], [null, 1]), fp32('n', [2], [0, 1])).maxAbsDiff).toBe(
+      Number.MAX_VALUE,
+    );
+    const bool = (data: boolean[]): OipOutput => ({ name: 'b', shape: [1, 2], datatype: 'BOOL', data });
+    expect(compareOutput(bool([true, false]), bool([false, true]))).toMatchObject({
+      maxAbsDiff: 1,
+      agreeingRows: 0,
+    });
+    const i64 = (data: unknown[]): OipOutput => ({ name: 'i', shape: [2], datatype: 'INT64', data });
+    expect(compareOutput(i64(['9007199254740993', 3]), i64(['9007199254740993', 5])).maxAbsDiff).toBe(2);
+  });
+
+  it('compares the outputs both answers have, in the stable order', () => {
+    const out = compareOutputs(
+      [fp32('a', [1], [1]), fp32('b', [1], [2]), fp32('c', [1], [3])],
+      [fp32('c', [1], [3.25]), fp32('a', [1], [1])],
+    );
+    expect(out.map((o) => [o.output, o.maxAbsDiff])).toEqual([
+      ['a', 0],
+      ['c', 0.25],
+    ]);
+  });
+});
