@@ -41,12 +41,6 @@ const ALARM_STATES = ['ALARM', 'OK'] as const;
 /** The local server's own route setting an alarm's state (outside the route table, like `/metrics`). */
 export const LOCAL_ALARMS_PATH = '/local/alarms';
 
-/** The rollout of an alias: read, start, or one of its actions. */
-function rolloutCall(name: string, alias: string, action?: Exclude<RolloutAction, 'status'>) {
-  const base = `/models/${encodeURIComponent(name)}/aliases/${encodeURIComponent(alias)}/rollout`;
-  return action === undefined ? base : `${base}/${action}`;
-}
-
 const collect = (value: string, previous: string[]) => [...previous, value];
 
 /** A version number argument (a positive integer). */
@@ -166,7 +160,8 @@ export function progressiveCommands(program: Command, ctx: CliContext): void {
         const maxDivergence =
           opts.maxDivergence === undefined ? undefined : parseDivergence(opts.maxDivergence);
         // Without --key-parameter the service keeps the alias's own (keys would move otherwise).
-        const answer = await ctx.client().request<RolloutJson>('PUT', rolloutCall(first, opts.alias), {
+        const call = apiCall('startRollout', { name: first, alias: opts.alias });
+        const answer = await ctx.client().send<RolloutJson>(call, {
           version,
           steps,
           alarms: opts.alarm,
@@ -214,7 +209,9 @@ function rolloutAction(
   name: string,
   alias: string,
 ): Promise<RolloutJson> {
-  return action === 'status'
-    ? client.request<RolloutJson>('GET', rolloutCall(name, alias))
-    : client.request<RolloutJson>('POST', rolloutCall(name, alias, action));
+  return client.send<RolloutJson>(
+    action === 'status'
+      ? apiCall('getRollout', { name, alias })
+      : apiCall('rolloutAction', { name, alias, action }),
+  );
 }
