@@ -72,6 +72,8 @@ export interface PredictHandlerDeps extends PredictorDeps {
   readonly coldStart?: boolean;
   /** Where requests sampled by their alias's shadow are mirrored (the work queue). @default none: not mirrored */
   readonly mirror?: ShadowMirror;
+  /** How long a mirror is waited for (after the answer) before it counts as a `ShadowErrors`. @default SHADOW.budgetMs */
+  readonly shadowBudgetMs?: number;
 }
 
 /** OIP extensions this server offers, announced by `GET /v2`. */
@@ -104,6 +106,7 @@ export function createPredictHandler(
     ...(deps.tracer ? { tracer: deps.tracer } : {}),
     ...(deps.coldStart !== undefined ? { coldStart: deps.coldStart } : {}),
     ...(deps.mirror ? { mirror: deps.mirror } : {}),
+    ...(deps.shadowBudgetMs !== undefined ? { shadowBudgetMs: deps.shadowBudgetMs } : {}),
     captureOf: predictor.capture,
   });
   return async (event, context) => {

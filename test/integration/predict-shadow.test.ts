@@ -1,0 +1,373 @@
+/**
+ * Shadow traffic end to end, over DynamoDB Local, s3rver and onnxruntime: the predict handler mirrors through the
+ * work queue (`QueueShadowMirror` over the in-process queue, as the local service wires it), the worker handler runs
+ * the mirrored request on the shadow version and compares. The caller's answer, status and latency never depend on
+ * the shadow; the divergence of a deliberately different model is computed as by hand; the shadow's percent is
+ * honoured; a shadow split makes no registry call on the warm path.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PrometheusMetricsSink } from '../../functions/adapters/prometheus-metrics';
+import { QueueShadowMirror } from '../../functions/adapters/shadow-mirror';
+import { createPredictor } from '../../functions/app/predict';
+import { ROUTE_HEADER, ROUTING_KEY_HEADER } from '../../functions/contract/observability';
+import type { ShadowMirrorMessage } from '../../functions/domain/async';
+import type { ShadowComparison } from '../../functions/domain/divergence';
+import { isShadowed } from '../../functions/domain/routing';
+import type { AliasRouting } from '../../functions/domain/types';
+import { createAsyncWorkerHandler } from '../../functions/handlers/async-worker';
+import { createEventFlows } from '../../functions/handlers/event-deps';
+import { createPredictHandler } from '../../functions/handlers/predict';
+import { InProcessQueue } from '../../functions/local/in-process-queue';
+import { buildMlp } from '../../functions/local/onnx-builder';
+import type { ShadowMirror } from '../../functions/ports/events';
+import type { CaptureSink, InferenceReport, MetricsSink } from '../../functions/ports/telemetry';
+import { apiEvent, parseResult } from '../helpers/apigw';
+import { createPredictTestEnv, type PredictTestEnv } from '../helpers/predict-env';
+import { recordingLogger } from '../helpers/recording-logger';
+
+/** `probabilities = softmax(x · W)` on `[batch, 2]`. */
+const softmax2 = (w: number[]) =>
+  buildMlp({
+    inFeatures: 2,
+    layers: [2],
+    softmax: true,
+    inputName: 'x',
+    outputName: 'p',
+    weights: [{ w, b: [0, 0] }],
+  });
+
+let env: PredictTestEnv;
+const reports: InferenceReport[] = [];
+const comparisons: ShadowComparison[] = [];
+const captured: { version: number; record: Record<string, unknown> }[] = [];
+const recording: MetricsSink = {
+  inference: (r) => reports.push(r),
+  operation: () => {},
+  shadow: (c) => comparisons.push(c),
+};
+const prometheus = new PrometheusMetricsSink();
+const both: MetricsSink = {
+  inference: (r) => {
+    recording.inference(r);
+    prometheus.inference(r);
+  },
+  operation: () => {},
+  shadow: (c) => {
+    recording.shadow?.(c);
+    prometheus.shadow(c);
+  },
+};
+const capture: CaptureSink = {
+  write: (_model, version, line) => {
+    captured.push({ version, record: JSON.parse(line) as Record<string, unknown> });
+  },
+};
+const onComparison: ShadowComparison[] = [];
+let queue: InProcessQueue;
+let handler: ReturnType<typeof createPredictHandler>;
+
+// Rows [[0, 1], [0, 0]]: v1 (identity) answers softmax(x), v2 (swapped weights) softmax of the swapped logits.
+const X = { inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 2], data: [0, 1, 0, 0] }] };
+const E = Math.E;
+const P = [1 / (1 + E), E / (1 + E)]; // 0.2689…, 0.7310…
+
+beforeAll(async () => {
+  env = await createPredictTestEnv();
+  await env.register('shadowed', softmax2([1, 0, 0, 1])); // v1, prod
+  await env.register('shadowed', softmax2([0, 1, 1, 0])); // v2: the rows' classes swapped
+  await env.register('shadowed', softmax2([1, 0, 0, 1])); // v3: archived below
+  // The predict path and the worker share one predictor (as the local service composes them), over the registry
+  // repository's reads of the table.
+  const predictor = createPredictor({
+    repo: env.repo,
+    store: env.artifacts,
+    sessions: env.sessions,
+    clock: { now: () => new Date(env.now) },
+    aliasTtlMs: 5000,
+  });
+  queue = new InProcessQueue({ visibilityTimeoutMs: 200 });
+  const flows = createEventFlows({
+    table: env.aws.table,
+    bucket: env.aws.bucket,
+    doc: env.aws.doc,
+    s3: env.aws.s3,
+    queue,
+    predictor,
+    metrics: both,
+    capture,
+    onComparison: async (c) => {
+      onComparison.push(c);
+    },
+  });
+  queue.attach(createAsyncWorkerHandler({ ...flows, logger: recordingLogger() }));
+  handler = createPredictHandler({
+    repo: env.repo,
+    store: env.artifacts,
+    sessions: env.sessions,
+    predictor,
+    metrics: both,
+    capture,
+    mirror: new QueueShadowMirror(queue),
+  });
+}, 60_000);
+afterAll(async () => {
+  queue?.detach();
+  await env?.dispose();
+});
+
+async function route(routing: AliasRouting | null): Promise<void> {
+  await env.repo.setAliasRouting({ name: 'shadowed', alias: 'prod', routing, actor: 'test' });
+  env.now += 60_000; // past the alias cache
+}
+
+const settle = () => new Promise((r) => setTimeout(r, 20));
+
+async function call(h: typeof handler, body: object = X, key?: string) {
+  return parseResult(
+    await h(
+      apiEvent('POST', '/v2/models/shadowed/infer', {
+        body,
+        ...(key ? { headers: { [ROUTING_KEY_HEADER]: key } } : {}),
+      }),
+    ),
+  );
+}
+
+describe('shadow traffic, end to end through the work queue', () => {
+  it('the caller gets the stable answer; the worker compares the shadow as computed by hand', async () => {
+    await route({ shadow: { version: 2, percent: 100 } });
+    await env.repo.setAliasCapture('shadowed', 'prod', { samplePercent: 100, input: true, output: true });
+    const r = await call(handler, { ...X, id: 'pair-1' });
+    expect(r.status).toBe(200);
+    expect(r.headers[ROUTE_HEADER]).toBe('stable');
+    const body = r.body as { model_version: string; outputs: { data: number[] }[] };
+    expect(body.model_version).toBe('1');
+    const p = body.outputs[0]!.data;
+    for (const [i, v] of [P[0]!, P[1]!, 0.5, 0.5].entries()) expect(p[i]).toBeCloseTo(v, 5);
+    await settle();
+    await queue.drain();
+    expect(queue.deadLetters).toHaveLength(0);
+    const c = comparisons.find((x) => x.inferenceId === 'pair-1');
+    expect(c).toMatchObject({
+      model: 'shadowed',
+      alias: 'prod',
+      servedVersion: 1,
+      shadowVersion: 2,
+      outputs: [{ output: 'p', rows: 2, agreeingRows: 1, argmaxAgreement: 0.5 }],
+    });
+    expect(c?.failed).toBeUndefined();
+    // Row 0: [0.2689, 0.7311] vs [0.7311, 0.2689]: |diff| 0.4621 = KL (ln(0.7311/0.2689) = 1); row 1: equal.
+    const d = c!.outputs[0]!;
+    expect(d.maxAbsDiff).toBeCloseTo(P[1]! - P[0]!, 5);
+    expect(d.klDivergence).toBeCloseTo((P[1]! - P[0]!) / 2, 5);
+    expect(onComparison.map((x) => x.inferenceId)).toContain('pair-1');
+    // Captured pair: the stable record and the shadow's, with the same inference id.
+    const pair = captured.filter(
+      (x) => (x.record.eventMetadata as { inferenceId: string }).inferenceId === 'pair-1',
+    );
+    expect(pair.map((x) => [x.version, x.record.route]).sort()).toEqual([
+      [1, 'stable'],
+      [2, 'shadow'],
+    ]);
+    // Local metrics: the shadow's series, route shadow, the shadow version.
+    const text = await prometheus.text();
+    expect(text).toMatch(
+      /maas_shadow_requests_total\{model="shadowed",version="2",alias="prod",route="shadow"\} [1-9]/,
+    );
+    expect(text).toMatch(
+      /maas_shadow_argmax_agreement_sum\{model="shadowed",version="2",alias="prod",route="shadow",output="p"\} 0\.5/,
+    );
+    expect(text).toContain('maas_shadow_kl_divergence_count{');
+    await env.repo.setAliasCapture('shadowed', 'prod', null);
+  });
+
+  it('a shadow version archived meanwhile: the caller notices nothing; a failed comparison, not retried', async () => {
+    await route({ shadow: { version: 3, percent: 100 } });
+    await env.repo.updateVersion('shadowed', 3, { status: 'ARCHIVED' });
+    const r = await call(handler, { ...X, id: 'archived-1' });
+    expect(r.status).toBe(200);
+    expect((r.body as { model_version: string }).model_version).toBe('1');
+    await settle();
+    await queue.drain();
+    const c = comparisons.find((x) => x.inferenceId === 'archived-1');
+    expect(c).toMatchObject({ failed: true, error: 'VERSION_NOT_READY', outputs: [], shadowVersion: 3 });
+    expect(queue.deadLetters).toHaveLength(0);
+    expect(await prometheus.text()).toMatch(
+      /maas_shadow_errors_total\{model="shadowed",version="3",alias="prod",route="shadow"\} 1/,
+    );
+  });
+
+  it('a canary that is the shadow is not mirrored when it answers itself; the stable share is', async () => {
+    await route({ canary: { version: 2, weight: 50 }, shadow: { version: 2, percent: 100 } });
+    const before = queue.stats.sent;
+    const served = { canary: 0, stable: 0 };
+    for (let i = 0; i < 40; i++) {
+      const r = await call(handler, X, `k-${i}`);
+      served[r.headers[ROUTE_HEADER] as 'canary' | 'stable']++;
+    }
+    await settle();
+    await queue.drain();
+    expect(served.canary).toBeGreaterThan(0);
+    expect(queue.stats.sent - before).toBe(served.stable);
+  });
+});
+
+describe('the caller never depends on the mirror', () => {
+  const handlerWith = (mirror: ShadowMirror, metrics: MetricsSink) =>
+    createPredictHandler({
+      repo: env.repo,
+      store: env.artifacts,
+      sessions: env.sessions,
+      clock: { now: () => new Date(env.now) },
+      metrics,
+      mirror,
+      shadowBudgetMs: 30,
+    });
+
+  it('a mirror that never settles: the answer returns at once; ShadowErrors once the budget is over', async () => {
+    await route({ shadow: { version: 2, percent: 100 } });
+    const seen: InferenceReport[] = [];
+    let calls = 0;
+    const h = handlerWith(
+      {
+        mirror: () => {
+          calls++;
+          return new Promise<void>(() => {});
+        },
+      },
+      { inference: (r) => seen.push(r), operation: () => {} },
+    );
+    await call(h); // sessions loaded, alias cached
+    const started = performance.now();
+    const r = await call(h);
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(r.status).toBe(200);
+    expect((r.body as { model_version: string }).model_version).toBe('1');
+    await new Promise((res) => setTimeout(res, 120));
+    expect(calls).toBe(2);
+    expect(seen).toHaveLength(2);
+    expect(seen.every((x) => x.shadowErrors === 1 && x.status === 200)).toBe(true);
+  });
+
+  it('a mirror that throws or rejects: the same answer and status; counted', async () => {
+    await route({ shadow: { version: 2, percent: 100 } });
+    const seen: InferenceReport[] = [];
+    const metrics: MetricsSink = { inference: (r) => seen.push(r), operation: () => {} };
+    const plain = parseResult(
+      await handlerWith(
+        { mirror: () => {} },
+        metrics,
+      )(apiEvent('POST', '/v2/models/shadowed/infer', { body: { ...X, id: 'same' } })),
+    );
+    for (const mirror of [
+      () => {
+        throw new Error('boom');
+      },
+      () => Promise.reject(new Error('down')),
+    ]) {
+      const r = parseResult(
+        await handlerWith(
+          { mirror },
+          metrics,
+        )(apiEvent('POST', '/v2/models/shadowed/infer', { body: { ...X, id: 'same' } })),
+      );
+      expect(r.status).toBe(plain.status);
+      expect(r.body).toEqual(plain.body);
+    }
+    await new Promise((res) => setTimeout(res, 60));
+    expect(seen.map((x) => x.shadowErrors ?? 0)).toEqual([0, 1, 1]);
+  });
+
+  it('a message over 256 KiB is not sent, and counted', async () => {
+    await route({ shadow: { version: 2, percent: 100 } });
+    const sent: ShadowMirrorMessage[] = [];
+    const seen: InferenceReport[] = [];
+    const h = handlerWith(
+      new QueueShadowMirror({ send: async (m) => String(sent.push(m as ShadowMirrorMessage)) }),
+      {
+        inference: (r) => seen.push(r),
+        operation: () => {},
+      },
+    );
+    const rows = 10_000; // ~2 × 10 000 × 2 numbers of request and answer: well over 256 KiB
+    const big = {
+      inputs: [
+        {
+          name: 'x',
+          datatype: 'FP32',
+          shape: [rows, 2],
+          data: Array.from({ length: rows * 2 }, (_, i) => (i % 7) / 7),
+        },
+      ],
+    };
+    expect((await call(h, big)).status).toBe(200);
+    expect((await call(h, X)).status).toBe(200);
+    await new Promise((res) => setTimeout(res, 60));
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.request).toEqual(X);
+    expect(seen.map((x) => x.shadowErrors ?? 0)).toEqual([1, 0]);
+  });
+
+  it('mirrors the shadow percent of keyed requests within a binomial bound, sticky by key; none at 0', async () => {
+    await route({ shadow: { version: 2, percent: 20 } });
+    const keys = new Map<string, number>();
+    const h = handlerWith(
+      {
+        mirror: (m) => {
+          const k = (m.request as { parameters?: { k?: string } }).parameters?.k ?? '';
+          keys.set(k, (keys.get(k) ?? 0) + 1);
+        },
+      },
+      { inference: () => {}, operation: () => {} },
+    );
+    const n = 2000;
+    for (let i = 0; i < n; i++) await call(h, { ...X, parameters: { k: `u${i}` } }, `u${i}`);
+    await new Promise((res) => setTimeout(res, 50));
+    const p = 0.2;
+    expect(Math.abs(keys.size - n * p)).toBeLessThan(4.5 * Math.sqrt(n * p * (1 - p)));
+    for (const k of keys.keys()) expect(isShadowed(20, k, 'x', 'shadowed')).toBe(true);
+    // Sticky: the same keys again are mirrored again, and only they.
+    for (let i = 0; i < 200; i++) await call(h, { ...X, parameters: { k: `u${i}` } }, `u${i}`);
+    await new Promise((res) => setTimeout(res, 50));
+    for (const [k, count] of keys) if (Number(k.slice(1)) < 200) expect(count).toBe(2);
+    await route({ shadow: { version: 2, percent: 0 } });
+    const size = [...keys.values()].reduce((a, b) => a + b, 0);
+    for (let i = 0; i < 100; i++) await call(h, { ...X, parameters: { k: `u${i}` } }, `u${i}`);
+    await new Promise((res) => setTimeout(res, 50));
+    expect([...keys.values()].reduce((a, b) => a + b, 0)).toBe(size);
+  }, 60_000);
+
+  it('a shadow split makes no registry call on the warm path', async () => {
+    await route({ canary: { version: 2, weight: 30 }, shadow: { version: 2, percent: 50 } });
+    let reads = 0;
+    const counting = new Proxy(env.repo, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          reads++;
+          return value.apply(target, args);
+        };
+      },
+    });
+    let mirrored = 0;
+    const h = createPredictHandler({
+      repo: counting,
+      store: env.artifacts,
+      sessions: env.sessions,
+      clock: { now: () => new Date(env.now) },
+      mirror: {
+        mirror: () => {
+          mirrored++;
+        },
+      },
+    });
+    for (let i = 0; i < 40; i++) await call(h, X, `w-${i}`);
+    const before = reads;
+    mirrored = 0;
+    for (let i = 0; i < 200; i++) await call(h, X, `w-${i}`);
+    await new Promise((res) => setTimeout(res, 50));
+    expect(reads - before).toBe(0);
+    expect(mirrored).toBeGreaterThan(20);
+  });
+});
