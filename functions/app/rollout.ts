@@ -11,6 +11,7 @@
  * transition that stopped half way is finished by the next tick.
  */
 import { randomUUID } from 'node:crypto';
+import type { ShadowComparison } from '../domain/divergence';
 import { ConflictError, isMaasError, PreconditionFailedError } from '../domain/errors';
 import { validateAliasName, validateModelName } from '../domain/names';
 import { aliasNotFound, planAliasRouting } from '../domain/registry-plans';
@@ -29,7 +30,6 @@ import {
   rolloutNotFound,
   rolloutView,
   routingHasRollout,
-  type ShadowComparison,
   sameRouting,
   stepReason,
   ZERO_DIVERGENCE,

@@ -202,7 +202,28 @@ export class EnvironmentVariables {
     };
   }
 
+  /**
+   * The rollout controller's configuration: `MAAS_TABLE` (required: `<name> is not set` otherwise) and the event
+   * bus when set. It reads no bucket.
+   */
+  rolloutControllerConfig(): Pick<MaasConfig, 'table' | 'eventBus'> {
+    const table = this.#env[ENV.table];
+    if (!table) throw new Error(`${ENV.table} is not set`);
+    const eventBus = this.#env[ENV.eventBus];
+    return { table, ...(eventBus ? { eventBus } : {}) };
+  }
+
   // --- developer tools -------------------------------------------------------------------------------------
+
+  /**
+   * `MAAS_ROLLOUT_TICK_MS`: how often `maas dev` runs the rollout controller (a positive integer);
+   * @default LIMITS.defaultRolloutTickMs
+   */
+  rolloutTickMs(): number {
+    const ms = this.nonNegativeInteger(ENV.rolloutTickMs, LIMITS.defaultRolloutTickMs);
+    if (ms < 1) throw new Error(`${ENV.rolloutTickMs} must be a positive integer, got '0'`);
+    return ms;
+  }
 
   /** `MAAS_HOME`, where `maas dev` keeps its data and `endpoints.json` (relative to the working directory); default `.maas`. */
   home(): string {

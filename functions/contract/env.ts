@@ -12,6 +12,8 @@ export const ENV = {
   maxBodyBytes: 'MAAS_MAX_BODY_BYTES',
   queueUrl: 'MAAS_QUEUE_URL',
   eventBus: 'MAAS_EVENT_BUS',
+  /** How often `maas dev` runs the rollout controller (ms). */
+  rolloutTickMs: 'MAAS_ROLLOUT_TICK_MS',
   // The AWS SDK's standard settings, which the predict path's signed reads honour as the SDK does.
   region: 'AWS_REGION',
   defaultRegion: 'AWS_DEFAULT_REGION',
@@ -51,4 +53,5 @@ export const S3_KEYS = {
 export const HANDLER_ENTRIES = {
   predict: 'functions/handlers/predict.ts',
   registry: 'functions/handlers/registry.ts',
+  rolloutController: 'functions/handlers/rollout-controller.ts',
 } as const;

@@ -80,6 +80,8 @@ export const LIMITS = {
   maxCaptureObjectsPerPage: 50,
   /** Records (as JSON) in one capture listing page at most: well within Lambda's 6 MB answer. */
   maxCapturePageBytes: 4 * 1024 * 1024,
+  /** How often the local service (`maas dev`) runs the rollout controller, in ms (`MAAS_ROLLOUT_TICK_MS`). */
+  defaultRolloutTickMs: 5000,
   /** Lambda's memory range (MB, integers). */
   lambdaMinMemoryMb: 128,
   lambdaMaxMemoryMb: 10_240,

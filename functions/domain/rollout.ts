@@ -10,6 +10,7 @@
  * alias to `desiredRouting`.
  */
 import { isPercent } from './capture';
+import type { ShadowComparison } from './divergence';
 import { BadRequestError, ConflictError, NotFoundError, PreconditionFailedError } from './errors';
 import type { AliasRouting } from './types';
 
@@ -111,25 +112,6 @@ export interface Rollout extends RolloutSpec {
    */
   readonly aliasPending?: boolean;
   readonly divergence: DivergenceCounters;
-}
-
-/** A shadow run compared with the served answer (the shape functions/domain/divergence.ts defines). */
-export interface ShadowComparison {
-  readonly model: string;
-  readonly alias: string;
-  readonly servedVersion: number;
-  readonly shadowVersion: number;
-  readonly inferenceId: string;
-  readonly outputs: readonly {
-    readonly output: string;
-    readonly rows: number;
-    readonly agreeingRows?: number;
-    readonly argmaxAgreement?: number;
-    readonly maxAbsDiff: number;
-    readonly klDivergence?: number;
-  }[];
-  readonly failed?: boolean;
-  readonly error?: string;
 }
 
 /** A shadow route of a split (as `AliasRouting.shadow`). */

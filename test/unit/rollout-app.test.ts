@@ -19,8 +19,9 @@ import {
   startRollout,
   tick,
 } from '../../functions/app/rollout';
+import type { ShadowComparison } from '../../functions/domain/divergence';
 import type { AliasRoutingChange } from '../../functions/domain/registry-plans';
-import type { RolloutSpec, ShadowComparison } from '../../functions/domain/rollout';
+import type { RolloutSpec } from '../../functions/domain/rollout';
 import type { AliasState, HistoryEntry } from '../../functions/domain/types';
 import type { RegistryEvent } from '../../functions/ports';
 import { newVersion } from '../helpers/registry-repository-contract';
