@@ -15,6 +15,7 @@ import {
   checkJwtScope,
   checkMemorySize,
   checkPreload,
+  checkRolloutTickMinutes,
   MaasValidationError,
 } from './constructs/validation';
 import { MaasStack, type MaasStackProps } from './maas-stack';
@@ -32,7 +33,8 @@ const DEFAULT_FLAGS: Record<string, unknown> = {
 /**
  * Reads the stack's parameters from CDK context (`-c key=value`): `arch` (x86_64 | arm64), `memory` (MB of
  * the predict function), `authorization` (iam | jwt, with `jwtIssuer` and `jwtAudience`), `preload`
- * (`name@ref,...`) and `corsOrigins` (`https://host,...`: browser origins of presigned uploads). An invalid
+ * (`name@ref,...`), `corsOrigins` (`https://host,...`: browser origins of presigned uploads) and
+ * `rolloutTickMinutes` (minutes between two checks of the rollout controller, 1-60). An invalid
  * value throws a {@link MaasValidationError} naming the `-c` key, so synth fails before anything is built.
  */
 export function propsFromContext(app: App): MaasStackProps {
@@ -54,6 +56,11 @@ export function propsFromContext(app: App): MaasStackProps {
       : checkMemorySize(Number(memoryRaw), { context: 'memory' }, memoryRaw);
   const preload = ctx('preload');
   if (preload) checkPreload(preload, { context: 'preload' });
+  const tickRaw = ctx('rolloutTickMinutes');
+  const rolloutTickMinutes =
+    tickRaw === undefined
+      ? undefined
+      : checkRolloutTickMinutes(Number(tickRaw), { context: 'rolloutTickMinutes' }, tickRaw);
   const corsRaw = ctx('corsOrigins');
   const corsOrigins =
     corsRaw === undefined
@@ -68,6 +75,7 @@ export function propsFromContext(app: App): MaasStackProps {
     authorization: authorizationFromContext(ctx),
     ...(preload ? { preload } : {}),
     ...(corsOrigins ? { corsOrigins } : {}),
+    ...(rolloutTickMinutes !== undefined ? { rolloutTickMinutes } : {}),
     description: 'maas: ONNX models as an Open Inference Protocol service',
   };
 }

@@ -20,6 +20,7 @@ import { type ApiAuthorization, InferenceApi } from './constructs/inference-api'
 import { RegistryTable } from './constructs/model-registry-table';
 import { ModelStore } from './constructs/model-store';
 import { OnnxRuntimeLayer } from './constructs/onnxruntime-layer';
+import { RolloutController } from './constructs/rollout-controller';
 import { TracerLayer } from './constructs/tracer-layer';
 
 /** Capture delivery settings of {@link MaasStackProps.capture}. */
@@ -87,9 +88,18 @@ export interface MaasStackProps extends StackProps {
    * @default - none
    */
   readonly alarms?: readonly AliasAlarmSpec[];
+  /**
+   * Minutes between two scheduled checks of the active rollouts by the rollout controller, a whole number from 1 to
+   * 60: bake times are honoured to within it (an alarm going into ALARM rolls back at once, whatever the interval).
+   * @default 1
+   */
+  readonly rolloutTickMinutes?: number;
 }
 
-/** The whole service: model store, registry table, onnxruntime and tracer layers, functions, HTTP API, event flows. */
+/**
+ * The whole service: model store, registry table, onnxruntime and tracer layers, functions, HTTP API, event flows,
+ * rollout controller.
+ */
 export class MaasStack extends Stack {
   /** The bucket of model artifacts and event files. */
   readonly store: ModelStore;
@@ -111,6 +121,8 @@ export class MaasStack extends Stack {
   readonly dashboard: MaasDashboard | undefined;
   /** The alarms of the `alarms` prop and of {@link alarmsFor}. */
   readonly alarms: MaasAlarms;
+  /** The rollout controller: its function, its schedule and its rule on CloudWatch alarms going into ALARM. */
+  readonly rollouts: RolloutController;
 
   constructor(scope: Construct, id: string, props: MaasStackProps = {}) {
     super(scope, id, props);
@@ -155,6 +167,16 @@ export class MaasStack extends Stack {
       ...(props.tracing !== undefined ? { tracing: props.tracing } : {}),
     });
     apiFunctions.async = this.events.asyncApiFunction;
+    // ------------------------------------------------------------------------------------------------------
+
+    // --- staged rollouts (infra/constructs/rollout-controller.ts) -------------------------------------------
+    this.rollouts = new RolloutController(this, 'Rollouts', {
+      table: this.registryTable,
+      bus: this.events.bus,
+      onnxRuntime: this.onnxRuntime,
+      ...(props.rolloutTickMinutes !== undefined ? { rolloutTickMinutes: props.rolloutTickMinutes } : {}),
+      ...(props.tracing !== undefined ? { tracing: props.tracing } : {}),
+    });
     // ------------------------------------------------------------------------------------------------------
 
     this.api = new InferenceApi(this, 'InferenceApi', {
