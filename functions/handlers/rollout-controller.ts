@@ -48,9 +48,13 @@ export function alarmOf(event: ControllerEvent): { name: string; state: string }
   return typeof name === 'string' && typeof state === 'string' ? { name, state } : undefined;
 }
 
-/** Builds the controller around injected dependencies (tests, the local service, Lambda). */
+/**
+ * Builds the controller around injected dependencies (tests, the local service, Lambda); `report` receives one line
+ * per invocation that changed something.
+ */
 export function createRolloutController(
-  deps: RolloutDeps & { readonly logger?: Pick<Logger, 'warn' | 'info'> },
+  deps: RolloutDeps,
+  report?: Pick<Logger, 'info'>,
 ): (event: ControllerEvent) => Promise<ControllerResult> {
   return async (event) => {
     const alarm = alarmOf(event);
@@ -71,7 +75,7 @@ export function createRolloutController(
       summary.reconciled.length +
       summary.failed.length +
       (rolledBack?.length ?? 0);
-    if (changed > 0) deps.logger?.info('rollouts changed', { ...result });
+    if (changed > 0) report?.info('rollouts changed', { ...result });
     return result;
   };
 }
@@ -82,13 +86,16 @@ function buildDefault(): (event: ControllerEvent) => Promise<ControllerResult> {
   try {
     const cfg = new EnvironmentVariables().rolloutControllerConfig();
     const doc = dynamoDocumentClient();
-    return createRolloutController({
-      repo: new DynamoRegistryRepository({ doc, table: cfg.table }),
-      rollouts: new DynamoRolloutRepository({ doc, table: cfg.table }),
-      alarms: new CloudWatchAlarmStates(new CloudWatchClient({ region: awsRegion() })),
-      ...eventsFromConfig(cfg),
-      logger: functionLogger,
-    });
+    return createRolloutController(
+      {
+        repo: new DynamoRegistryRepository({ doc, table: cfg.table }),
+        rollouts: new DynamoRolloutRepository({ doc, table: cfg.table }),
+        alarms: new CloudWatchAlarmStates(new CloudWatchClient({ region: awsRegion() })),
+        ...eventsFromConfig(cfg),
+        logger: functionLogger,
+      },
+      functionLogger,
+    );
   } catch (e) {
     // Missing configuration: importing the module (tests, tooling) must not throw; invocations fail.
     return async () => {

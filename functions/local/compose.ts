@@ -9,6 +9,8 @@ import type S3rver from 's3rver';
 import { BufferedCaptureSink } from '../adapters/capture-sinks';
 import { DynamoRegistryRepository } from '../adapters/dynamodb-registry';
 import { DynamoRegistryReader } from '../adapters/dynamodb-registry-reader';
+import { DynamoRolloutRepository } from '../adapters/dynamodb-rollouts';
+import { type AlarmState, LocalAlarmStates } from '../adapters/local-alarms';
 import { sharedOrtEngine } from '../adapters/ort-engine';
 import { OrtModelInspector } from '../adapters/ort-inspector';
 import { PowertoolsLogger } from '../adapters/powertools-logger';
@@ -17,6 +19,7 @@ import { S3ArtifactReader } from '../adapters/s3-artifact-reader';
 import { S3ArtifactStore } from '../adapters/s3-artifact-store';
 import { createPredictor } from '../app/predict';
 import type { RegistryDeps } from '../app/registry';
+import { onAlarm, type RolloutDeps, recordComparison, type TickSummary, tick } from '../app/rollout';
 import { sharedSessionCache } from '../app/session-cache';
 import { S3_KEYS } from '../contract/env';
 import type { FunctionId } from '../contract/routes';
@@ -56,6 +59,14 @@ export interface LocalResources {
   readonly captureFlushMs?: number;
 }
 
+/** What setting a local alarm did (`POST /local/alarms/{name}`). */
+export interface LocalAlarmResult {
+  readonly alarm: string;
+  readonly state: AlarmState;
+  /** `name@alias` of the rollouts the alarm rolled back. */
+  readonly rolledBack: string[];
+}
+
 export interface LocalServices {
   /** HTTP handlers per function of the route table. */
   readonly handlers: Partial<Record<FunctionId, LocalHttpHandler>>;
@@ -69,6 +80,22 @@ export interface LocalServices {
   readonly metrics: PrometheusMetricsSink;
   /** Writes the captured records still buffered to the bucket. */
   flushCapture(): Promise<void>;
+  /** The rollout use cases' dependencies (rollouts in the local table, alarms set by hand). */
+  readonly rollouts: RolloutDeps;
+  /** The local alarms' states. */
+  readonly alarms: LocalAlarmStates;
+  /** One run of the rollout controller (what the schedule runs in AWS). */
+  tickRollouts(): Promise<TickSummary>;
+  /**
+   * Sets a local alarm's state and delivers the change to the controller as CloudWatch's alarm event would (in
+   * ALARM: the rollouts naming it are rolled back), then runs it once.
+   */
+  setAlarm(name: string, state: AlarmState): Promise<LocalAlarmResult>;
+  /**
+   * Runs the rollout controller every `intervalMs` (a run is skipped while the last one is still running; a
+   * failure is logged); `close` stops it.
+   */
+  startRolloutController(intervalMs: number): void;
   /** Resolves once no S3 event delivery and no queued work is in flight. */
   idle(): Promise<void>;
   /** Stops event delivery and the queue; called before the emulators stop. */
@@ -92,6 +119,16 @@ export function composeLocal(res: LocalResources): LocalServices {
   const logger = (serviceName: string): Logger =>
     res.logger ?? new PowertoolsLogger({ serviceName, logLevel: 'WARN' });
   const repo = new DynamoRegistryRepository({ doc: res.doc, table: res.table });
+  const alarms = new LocalAlarmStates();
+  const rollouts: RolloutDeps = {
+    repo,
+    rollouts: new DynamoRolloutRepository({ doc: res.doc, table: res.table }),
+    alarms,
+    logger: logger('maas-rollout-controller'),
+  };
+  let timer: NodeJS.Timeout | undefined;
+  let ticking: Promise<unknown> | undefined;
+  const tickRollouts = () => tick(rollouts);
   const store = new S3ArtifactStore({ s3: res.s3, bucket: res.bucket });
   const inspector = new OrtModelInspector();
   const registry: RegistryDeps = { repo, store, inspector };
@@ -121,6 +158,10 @@ export function composeLocal(res: LocalResources): LocalServices {
     logger: logger('maas-s3-events'),
     metrics,
     capture,
+    // The worker's shadow comparisons count into the rollout of their alias.
+    onComparison: async (c) => {
+      await recordComparison(rollouts, c);
+    },
   });
   queue.attach(createAsyncWorkerHandler({ ...flows, logger: logger('maas-async-worker') }));
   const s3Events = createS3EventsHandler({ ...flows, logger: logger('maas-s3-events') });
@@ -130,6 +171,8 @@ export function composeLocal(res: LocalResources): LocalServices {
     handlers: {
       registry: createRegistryHandler({
         ...registry,
+        rollouts: rollouts.rollouts,
+        alarms,
         guard: registrationGuard(res.doc, res.table),
         queue,
         ...(res.registrationBudgetMs !== undefined ? { registrationBudgetMs: res.registrationBudgetMs } : {}),
@@ -151,6 +194,29 @@ export function composeLocal(res: LocalResources): LocalServices {
     queue,
     metrics,
     flushCapture: () => capture.flush(),
+    rollouts,
+    alarms,
+    tickRollouts,
+    async setAlarm(name, state) {
+      alarms.set(name, state);
+      const rolledBack = (await onAlarm(rollouts, name, state)).map((r) => `${r.name}@${r.alias}`);
+      await tickRollouts().catch((e) =>
+        log(`rollout controller failed: ${(e as Error)?.message ?? String(e)}`),
+      );
+      return { alarm: name, state, rolledBack };
+    },
+    startRolloutController(intervalMs) {
+      if (timer) clearInterval(timer);
+      timer = setInterval(() => {
+        if (ticking) return;
+        ticking = tickRollouts()
+          .catch((e) => log(`rollout controller failed: ${(e as Error)?.message ?? String(e)}`))
+          .finally(() => {
+            ticking = undefined;
+          });
+      }, intervalMs);
+      timer.unref();
+    },
     attachObjectStore(server) {
       hooks.push(
         attachS3Events(server, (event) => s3Events(event), {
@@ -165,6 +231,9 @@ export function composeLocal(res: LocalResources): LocalServices {
       await queue.drain();
     },
     async close() {
+      if (timer) clearInterval(timer);
+      timer = undefined;
+      await ticking;
       await capture.flush().catch(() => {});
       for (const h of hooks) h.detach();
       queue.detach();

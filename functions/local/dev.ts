@@ -69,6 +69,8 @@ export interface DevOptions {
   readonly home?: string;
   /** Progress and banner lines. @default console.log */
   readonly log?: (line: string) => void;
+  /** How often the rollout controller runs (ms). @default MAAS_ROLLOUT_TICK_MS or LIMITS.defaultRolloutTickMs */
+  readonly rolloutTickMs?: number;
 }
 
 export interface DevServer {
@@ -155,6 +157,8 @@ export async function startDev(opts: DevOptions = {}): Promise<DevServer> {
     stops.push(() => services.close());
     // S3 object events -> the S3 events handler, as bucket notifications invoke it in AWS.
     services.attachObjectStore((s3 as RunningS3).server);
+    // The rollout controller on a timer, as the schedule runs it in AWS.
+    services.startRolloutController(opts.rolloutTickMs ?? env.rolloutTickMs());
 
     // Sample model, registered once (a second start over the same data finds it).
     let sampleRegistered = false;
@@ -180,6 +184,7 @@ export async function startDev(opts: DevOptions = {}): Promise<DevServer> {
         host,
         handlers: services.handlers,
         metrics: () => services.metrics.text(),
+        alarms: (name, state) => services.setAlarm(name, state),
         onError: (message, err) => log(`${message}: ${(err as Error)?.message ?? String(err)}`),
       });
     } catch (e) {

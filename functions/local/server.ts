@@ -10,7 +10,12 @@ import type { AddressInfo } from 'node:net';
 import { userInfo } from 'node:os';
 import { LIMITS } from '../contract/limits';
 import { type FunctionId, matchRoute, type RouteMatch, routeKey } from '../contract/routes';
-import { MethodNotAllowedError, NotFoundError, PayloadTooLargeError } from '../domain/errors';
+import {
+  BadRequestError,
+  MethodNotAllowedError,
+  NotFoundError,
+  PayloadTooLargeError,
+} from '../domain/errors';
 import { errorResult, type HttpEvent, type HttpResult, json } from '../handlers/http';
 
 /** A Lambda HTTP handler as the handler modules export it. */
@@ -39,7 +44,20 @@ export interface LocalServerOptions {
    * route table; what `maas stats` reads). Without it `/metrics` is a 404.
    */
   readonly metrics?: () => string | Promise<string>;
+  /**
+   * Sets a local alarm's state (`POST /local/alarms/{name}` with `{"state": "ALARM" | "OK" | "INSUFFICIENT_DATA"}`,
+   * the local server's own route, outside the route table; what `maas alarm` calls) and answers what it did (200
+   * `{alarm, state, rolledBack}`). Without it the path is a 404.
+   */
+  readonly alarms?: (name: string, state: LocalAlarmState) => Promise<object>;
 }
+
+/** The states a local alarm can be set to. */
+export const LOCAL_ALARM_STATES = ['ALARM', 'OK', 'INSUFFICIENT_DATA'] as const;
+export type LocalAlarmState = (typeof LOCAL_ALARM_STATES)[number];
+
+/** The prefix of the local server's alarm route (`POST /local/alarms/{name}`; not a route of the HTTP API). */
+export const LOCAL_ALARMS_PATH = '/local/alarms/';
 
 /** The local server's own metrics path (not a route of the HTTP API). */
 export const METRICS_PATH = '/metrics';
@@ -248,6 +266,10 @@ export function createLocalServer(opts: LocalServerOptions): Server {
       });
       return;
     }
+    if (path.startsWith(LOCAL_ALARMS_PATH) && opts.alarms) {
+      await setAlarm(req, res, method, path, opts.alarms);
+      return;
+    }
     const match = matchRoute(method, path);
     if (!match || 'methodNotAllowed' in match) {
       req.resume();
@@ -287,6 +309,47 @@ export function createLocalServer(opts: LocalServerOptions): Server {
     }
     writeResult(res, result);
   }
+}
+
+/** `POST /local/alarms/{name}` with `{"state": …}`: 400 `INVALID_ALARM` for a bad name or state. */
+async function setAlarm(
+  req: IncomingMessage,
+  res: ServerResponse,
+  method: string,
+  path: string,
+  alarms: NonNullable<LocalServerOptions['alarms']>,
+): Promise<void> {
+  const bad = (why: string) => writeResult(res, errorResult(new BadRequestError(why, 'INVALID_ALARM')));
+  if (method !== 'POST') {
+    req.resume();
+    writeResult(res, errorResult(new MethodNotAllowedError(`${method} is not allowed on ${path}`)));
+    return;
+  }
+  const body = await readBody(req, 64 * 1024, 1024 * 1024, 10_000);
+  if (!Buffer.isBuffer(body)) {
+    writeResult(res, errorResult(body.error));
+    return;
+  }
+  let name: string;
+  try {
+    name = decodeURIComponent(path.slice(LOCAL_ALARMS_PATH.length));
+  } catch {
+    return bad('the alarm name is not a valid path segment');
+  }
+  if (name.length < 1 || name.length > 255 || name.includes('/')) {
+    return bad('the alarm name must be 1-255 characters (one path segment)');
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8') || '{}');
+  } catch {
+    return bad('the body must be JSON: {"state": "ALARM" | "OK"}');
+  }
+  const state = (parsed as { state?: unknown } | null)?.state;
+  if (!(LOCAL_ALARM_STATES as readonly unknown[]).includes(state)) {
+    return bad(`state must be one of ${LOCAL_ALARM_STATES.join(', ')}`);
+  }
+  writeResult(res, json(200, await alarms(name, state as LocalAlarmState)));
 }
 
 function lambdaContext(fn: FunctionId, requestId: string) {
