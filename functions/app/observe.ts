@@ -151,7 +151,7 @@ export function createInferenceObserver(deps: InferenceObserverDeps): InferenceO
       payloadBytes: a.payloadBytes,
       batchRows: obs.rows,
       captureErrors,
-      ...(shadowErrors > 0 ? { shadowErrors } : {}),
+      shadowErrors,
       inferenceId: obs.inferenceId,
     });
   }

@@ -337,6 +337,38 @@ describe('the caller never depends on the mirror', () => {
     expect([...keys.values()].reduce((a, b) => a + b, 0)).toBe(size);
   }, 60_000);
 
+  it('mirrors answered requests of the alias only: not a failed one, not one by version number', async () => {
+    await route({ shadow: { version: 2, percent: 100 } });
+    const sent: ShadowMirrorMessage[] = [];
+    const h = handlerWith(
+      {
+        mirror: (m) => {
+          sent.push(m);
+        },
+      },
+      { inference: () => {}, operation: () => {} },
+    );
+    const bad = { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3], data: [0, 1, 2] }] };
+    expect((await call(h, bad)).status).toBe(400);
+    const pinned = parseResult(
+      await h(apiEvent('POST', '/v2/models/shadowed/versions/1/infer', { body: X })),
+    );
+    expect(pinned.status).toBe(200);
+    expect((await call(h, { ...X, id: 'only-this' })).status).toBe(200);
+    await new Promise((res) => setTimeout(res, 30));
+    expect(sent.map((m) => m.inferenceId)).toEqual(['only-this']);
+    expect(sent[0]).toMatchObject({
+      type: 'shadow',
+      model: 'shadowed',
+      alias: 'prod',
+      servedVersion: 1,
+      shadowVersion: 2,
+      request: { ...X, id: 'only-this' },
+      answer: { model_name: 'shadowed', model_version: '1', id: 'only-this' },
+    });
+    expect(Number.isNaN(Date.parse(sent[0]!.at))).toBe(false);
+  });
+
   it('a shadow split makes no registry call on the warm path', async () => {
     await route({ canary: { version: 2, weight: 30 }, shadow: { version: 2, percent: 50 } });
     let reads = 0;
