@@ -1,16 +1,14 @@
 /**
- * `maas shadow`, `maas canary`, `maas models` and `maas rollout` against the real registry handler with rollouts
- * kept in the table (local server + DynamoDB Local + s3rver): the splits they write, a rollout walked by the
- * controller's tick (bake, pause, resume, an alarm rolling it back), and the refusals printed with the API's code.
+ * `maas shadow`, `maas canary`, `maas models`, `maas rollout` and `maas alarm` against the local service as
+ * `maas dev` composes it (local server + DynamoDB Local + s3rver, rollouts in the table, alarms set by hand): the
+ * splits they write, a rollout walked by the controller (bake, pause, resume, an alarm rolling it back), and the
+ * refusals printed with the API's code.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DynamoRolloutRepository } from '../../functions/adapters/dynamodb-rollouts';
-import { LocalAlarmStates } from '../../functions/adapters/local-alarms';
-import { type RolloutDeps, tick } from '../../functions/app/rollout';
-import { createRegistryHandler } from '../../functions/handlers/registry';
+import { tick } from '../../functions/app/rollout';
 import type { LocalServices } from '../../functions/local/compose';
 import { buildMlp } from '../../functions/local/onnx-builder';
 import { type RunningLocalServer, startLocalServer } from '../../functions/local/server';
@@ -22,25 +20,17 @@ describe('progressive delivery commands on the local service', () => {
   let aws: TestAwsEnv;
   let services: LocalServices;
   let server: RunningLocalServer;
-  let controller: RolloutDeps;
-  const alarms = new LocalAlarmStates();
   const dir = mkdtempSync(join(tmpdir(), 'maas-cli-progressive-'));
   const cli = (...args: string[]) => cliAt(server.url, ...args);
 
   beforeAll(async () => {
     aws = await createTestAwsEnv('cliprog');
     services = composeTestServices(aws);
-    const rollouts = new DynamoRolloutRepository({ doc: aws.doc, table: aws.table });
-    controller = { repo: services.registry.repo, rollouts, alarms };
-    // The registry handler as the Lambda builds it, with the rollout routes served from the table.
-    const { logger: _logger, ...registry } = services.registry;
     server = await startLocalServer({
       port: 0,
       actor: 'local:tester',
-      handlers: {
-        ...services.handlers,
-        registry: createRegistryHandler({ ...registry, rollouts, alarms }),
-      },
+      handlers: services.handlers,
+      alarms: (name, state) => services.setAlarm(name, state),
     });
     // Three versions with one signature (features FP32[-1,4] -> probabilities FP32[-1,3]).
     for (const seed of [1, 2, 3]) {
@@ -140,14 +130,23 @@ describe('progressive delivery commands on the local service', () => {
     expect(again.err).toMatch(/\(409 ROLLOUT_NOT_ACTIVE\)\n$/);
 
     // The controller, six minutes on: the first bake is over.
-    await tick(controller, new Date(Date.now() + 6 * 60_000));
+    await tick(services.rollouts, new Date(Date.now() + 6 * 60_000));
     const second = await cli('rollout', 'status', 'flow');
     expect(second.out).toContain('  steps       10% for 5m\n            > 50% for 10m\n');
     expect((await cli('models')).out).toMatch(/prod=1 \(canary 3 @ 50%, shadow 3 @ 20%\)/);
 
-    // The alarm fires: the next run rolls back, the split is gone, the alias stays on version 1.
-    alarms.set('flow-errors', 'ALARM');
-    await tick(controller);
+    // An alarm the rollout does not name changes nothing; its own, in ALARM, rolls it back at once.
+    expect(await cli('alarm', 'other-errors')).toEqual({
+      code: 0,
+      out: 'alarm other-errors is ALARM\n',
+      err: '',
+    });
+    expect((await cli('rollout', 'status', 'flow')).out).toMatch(/rollout [0-9a-f]{8} running/);
+    expect((await cli('alarm', 'flow-errors', '--state', 'insufficient_data')).out).toBe(
+      'alarm flow-errors is INSUFFICIENT_DATA\n',
+    );
+    const fired = await cli('alarm', 'flow-errors');
+    expect(fired).toEqual({ code: 0, out: 'alarm flow-errors is ALARM; rolled back: flow@prod\n', err: '' });
     const ended = await cli('rollout', 'status', 'flow');
     expect(ended.out).toMatch(/rollout [0-9a-f]{8} rolled_back, version 1 -> 3/);
     expect(ended.out).not.toMatch(/^ +> /m);

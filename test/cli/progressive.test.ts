@@ -444,7 +444,7 @@ describe('commands against an HTTP API', () => {
       ['rollout', 'status'],
       ['rollout', 'pause', 'iris', '--alarm', 'x'],
       ['rollout', 'abort', 'iris', '--key-parameter', 'user'],
-      ['alarm', 'iris-errors', '--state', 'INSUFFICIENT_DATA'],
+      ['alarm', 'iris-errors', '--state', 'BROKEN'],
     ]) {
       const r = await cliAt(api.url, ...args);
       expect(r.code, args.join(' ')).toBe(2);

@@ -35,8 +35,8 @@ type RolloutAction = (typeof ROLLOUT_ACTIONS)[number];
 
 const isAction = (s: string): s is RolloutAction => (ROLLOUT_ACTIONS as readonly string[]).includes(s);
 
-/** The state a local alarm can be set to. */
-const ALARM_STATES = ['ALARM', 'OK'] as const;
+/** The states a local alarm can be set to (CloudWatch's). */
+const ALARM_STATES = ['ALARM', 'OK', 'INSUFFICIENT_DATA'] as const;
 
 /** The local server's own route setting an alarm's state (outside the route table, like `/metrics`). */
 export const LOCAL_ALARMS_PATH = '/local/alarms';
@@ -180,12 +180,12 @@ export function progressiveCommands(program: Command, ctx: CliContext): void {
       'set the state of an alarm of the local service (`maas dev`): ALARM rolls back the rollouts naming it',
     )
     .argument('<name>', 'alarm name, as named by `maas rollout --alarm`')
-    .option('--state <state>', 'ALARM or OK', 'ALARM')
+    .option('--state <state>', 'ALARM, OK or INSUFFICIENT_DATA', 'ALARM')
     .action(
       ctx.action(async (alarm: string, opts: { state: string }) => {
         const state = opts.state.toUpperCase();
         if (!(ALARM_STATES as readonly string[]).includes(state)) {
-          throw new UsageError(`--state must be ALARM or OK, got '${opts.state}'`);
+          throw new UsageError(`--state must be ${ALARM_STATES.join(', ')}, got '${opts.state}'`);
         }
         const client = ctx.client();
         if (needsSigning(client.endpoint)) {
