@@ -115,7 +115,8 @@ export async function startRollout(deps: RolloutDeps, input: StartRolloutInput):
   validate(input.name, input.alias);
   const alias = await aliasOf(deps, input.name, input.alias);
   const existing = await deps.rollouts.get(input.name, input.alias);
-  if (existing && isActive(existing)) throw rolloutInProgress(existing);
+  // An ended rollout whose alias change is still pending (the controller finishes it) is in progress too.
+  if (existing && isListed(existing)) throw rolloutInProgress(existing);
   const at = now(deps).toISOString();
   const rollout: Rollout = {
     ...input.spec,

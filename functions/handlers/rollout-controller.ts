@@ -3,16 +3,11 @@
  * `CloudWatch Alarm State Change` (source `aws.cloudwatch`) rolls back at once the rollouts naming an alarm that
  * went to ALARM, then ticks. Any other invocation (a manual one) ticks. Answers what it did.
  */
-import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
-import { dynamoDocumentClient } from '../adapters/aws-clients';
-import { CloudWatchAlarmStates } from '../adapters/cloudwatch-alarms';
-import { DynamoRegistryRepository } from '../adapters/dynamodb-registry';
-import { DynamoRolloutRepository } from '../adapters/dynamodb-rollouts';
 import { PowertoolsLogger } from '../adapters/powertools-logger';
 import { onAlarm, type RolloutDeps, type TickSummary, tick } from '../app/rollout';
-import { awsRegion, EnvironmentVariables } from '../config/environment';
+import { EnvironmentVariables } from '../config/environment';
 import type { Logger } from '../ports/logger';
-import { eventsFromConfig } from './event-aws';
+import { rolloutDepsFromConfig } from './rollout-deps';
 
 /** The detail-type of EventBridge's scheduled events. */
 export const SCHEDULED_EVENT = 'Scheduled Event';
@@ -85,15 +80,8 @@ const functionLogger = new PowertoolsLogger({ serviceName: 'maas-rollout-control
 function buildDefault(): (event: ControllerEvent) => Promise<ControllerResult> {
   try {
     const cfg = new EnvironmentVariables().rolloutControllerConfig();
-    const doc = dynamoDocumentClient();
     return createRolloutController(
-      {
-        repo: new DynamoRegistryRepository({ doc, table: cfg.table }),
-        rollouts: new DynamoRolloutRepository({ doc, table: cfg.table }),
-        alarms: new CloudWatchAlarmStates(new CloudWatchClient({ region: awsRegion() })),
-        ...eventsFromConfig(cfg),
-        logger: functionLogger,
-      },
+      rolloutDepsFromConfig(cfg, { cloudWatch: true, logger: functionLogger }),
       functionLogger,
     );
   } catch (e) {

@@ -290,3 +290,24 @@ describe('writing the process environment', () => {
     expect(name in processEnv()).toBe(false);
   });
 });
+
+describe('rollout settings', () => {
+  it('read the controller tick of maas dev, 5 s by default, refusing 0 and non-integers', () => {
+    expect(new EnvironmentVariables({}).rolloutTickMs()).toBe(5000);
+    expect(new EnvironmentVariables({ MAAS_ROLLOUT_TICK_MS: '250' }).rolloutTickMs()).toBe(250);
+    expect(() => new EnvironmentVariables({ MAAS_ROLLOUT_TICK_MS: '0' }).rolloutTickMs()).toThrow(
+      /MAAS_ROLLOUT_TICK_MS must be a positive integer/,
+    );
+    expect(() => new EnvironmentVariables({ MAAS_ROLLOUT_TICK_MS: '1.5' }).rolloutTickMs()).toThrow(
+      /MAAS_ROLLOUT_TICK_MS/,
+    );
+  });
+
+  it('read the controller configuration: the table (required) and the bus, no bucket', () => {
+    expect(new EnvironmentVariables({ MAAS_TABLE: 't' }).rolloutControllerConfig()).toEqual({ table: 't' });
+    expect(
+      new EnvironmentVariables({ MAAS_TABLE: 't', MAAS_EVENT_BUS: 'b' }).rolloutControllerConfig(),
+    ).toEqual({ table: 't', eventBus: 'b' });
+    expect(() => new EnvironmentVariables({}).rolloutControllerConfig()).toThrow('MAAS_TABLE is not set');
+  });
+});
