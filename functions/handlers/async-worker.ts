@@ -114,6 +114,7 @@ async function fromEnvironment(config: MaasConfig): Promise<SqsHandler> {
   const { eventFlowsFromConfig } = await import('./event-deps');
   const { OrtModelInspector } = await import('../adapters/ort-inspector');
   const { eventsFromConfig } = await import('./event-aws');
+  const { comparisonRecorder, rolloutDepsFromConfig } = await import('./rollout-deps');
   // The inspector and the event bus complete PENDING versions as the registry API would have.
   const flows = eventFlowsFromConfig(config, {
     inspector: new OrtModelInspector(),
@@ -123,6 +124,8 @@ async function fromEnvironment(config: MaasConfig): Promise<SqsHandler> {
     // requests as capture lines on stdout (the log group's subscription delivers them, as the predict function's).
     metrics: new EmfMetricsSink({ serviceName: 'maas-async-worker' }),
     capture: new StdoutCaptureSink(),
+    // Shadow comparisons count into the active rollout of their alias (a rollout bounding its divergence).
+    onComparison: comparisonRecorder(rolloutDepsFromConfig(config, { logger: functionLogger })),
   });
   return createAsyncWorkerHandler({ ...flows, logger: functionLogger });
 }
