@@ -17,6 +17,7 @@ import { PowertoolsLogger } from '../adapters/powertools-logger';
 import { PrometheusMetricsSink } from '../adapters/prometheus-metrics';
 import { S3ArtifactReader } from '../adapters/s3-artifact-reader';
 import { S3ArtifactStore } from '../adapters/s3-artifact-store';
+import { QueueShadowMirror } from '../adapters/shadow-mirror';
 import { createPredictor } from '../app/predict';
 import type { RegistryDeps } from '../app/registry';
 import { onAlarm, type RolloutDeps, recordComparison, type TickSummary, tick } from '../app/rollout';
@@ -187,6 +188,8 @@ export function composeLocal(res: LocalResources): LocalServices {
         logger: logger('maas-predict'),
         metrics,
         capture,
+        // Shadow mirrors go to the in-process work queue, as they go to SQS in AWS.
+        mirror: new QueueShadowMirror(queue),
       }),
       async: createAsyncApiHandler({ ...flows.asyncApi, logger: logger('maas-async-api') }),
     },
