@@ -45,7 +45,7 @@ import { LIMITS } from '../contract/limits';
 import { deadlineExceeded, dependencyBudgetMs, invocationLeftMs, transferAllowanceMs } from './deadline';
 
 /** The services this module talks to, by their signing name. */
-export type AwsService = 'dynamodb' | 's3';
+export type AwsService = 'dynamodb' | 's3' | 'sqs';
 
 export interface AwsHttpOptions {
   readonly service: AwsService;

@@ -69,7 +69,7 @@ export function toModel(item: Item): Model & { readonly splits?: Readonly<Record
   };
 }
 
-/** A stored traffic split (`{canary?: {version, weight}, keyParameter?}`); undefined when absent or empty. */
+/** A stored traffic split (`{canary?: {version, weight}, shadow?: {version, percent}, keyParameter?}`); undefined when absent or empty. */
 export function toRouting(value: unknown): AliasRouting | undefined {
   if (value === null || typeof value !== 'object') return undefined;
   const r = value as Record<string, unknown>;
@@ -78,9 +78,18 @@ export function toRouting(value: unknown): AliasRouting | undefined {
     c !== null && typeof c === 'object' && typeof c.version === 'number'
       ? { version: c.version, weight: Number(c.weight ?? 0) }
       : undefined;
+  const s = r.shadow as Record<string, unknown> | undefined;
+  const shadow =
+    s !== null && typeof s === 'object' && typeof s.version === 'number'
+      ? { version: s.version, percent: Number(s.percent ?? 0) }
+      : undefined;
   const keyParameter = typeof r.keyParameter === 'string' ? r.keyParameter : undefined;
-  if (!canary && keyParameter === undefined) return undefined;
-  return { ...(canary ? { canary } : {}), ...(keyParameter !== undefined ? { keyParameter } : {}) };
+  if (!canary && !shadow && keyParameter === undefined) return undefined;
+  return {
+    ...(canary ? { canary } : {}),
+    ...(shadow ? { shadow } : {}),
+    ...(keyParameter !== undefined ? { keyParameter } : {}),
+  };
 }
 
 /**

@@ -68,7 +68,6 @@ import {
   versionUpdateRefusal,
 } from '../domain/registry-plans';
 import { decodePageToken, encodePageToken, isPageKeyOf, type PageKey } from '../domain/registry-rules';
-import { storedRouting } from '../domain/routing';
 import type {
   AliasMove,
   AliasMoveResult,
@@ -93,37 +92,14 @@ import {
   aliasItem,
   historyItem,
   type Item,
-  toAlias as itemToAlias,
-  toHistory as itemToHistory,
-  toModel as itemToModel,
+  toAlias,
   toCounter,
+  toHistory,
+  toModel,
   toVersion,
   toVersionState,
   versionItem,
 } from './dynamodb-items';
-
-// Stored splits read with their shadow (`storedRouting`), whatever the shared item readers keep of them.
-const toAlias = (item: Item): AliasState => withRouting(itemToAlias(item), item.routing);
-const toHistory = (item: Item): HistoryEntry => withRouting(itemToHistory(item), item.routing);
-function toModel(item: Item): Model {
-  const model = itemToModel(item);
-  if (item.splits === null || typeof item.splits !== 'object') return model;
-  const splits: Record<string, AliasRouting> = {};
-  for (const [alias, value] of Object.entries(item.splits as Record<string, unknown>)) {
-    const routing = storedRouting(value);
-    if (routing) splits[alias] = routing;
-  }
-  const { splits: _read, ...rest } = model;
-  return Object.keys(splits).length > 0 ? { ...rest, splits } : rest;
-}
-function withRouting<T extends { readonly routing?: AliasRouting }>(read: T, stored: unknown): T {
-  const routing = storedRouting(stored);
-  if (routing === read.routing || (routing?.shadow === undefined && read.routing?.shadow === undefined)) {
-    return read;
-  }
-  const { routing: _read, ...rest } = read;
-  return (routing ? { ...rest, routing } : rest) as T;
-}
 
 /** The table's key attributes: what a page key of a table query carries. */
 const TABLE_KEYS = [TABLE.partitionKey, TABLE.sortKey] as const;

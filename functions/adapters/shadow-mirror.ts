@@ -13,7 +13,7 @@
 import { SHADOW } from '../contract/observability';
 import type { ShadowMirrorMessage } from '../domain/async';
 import type { QueuePublisher, ShadowMirror } from '../ports/events';
-import { AwsHttpClient, type AwsHttpOptions, type AwsService, readBody } from './aws-http';
+import { AwsHttpClient, type AwsHttpOptions, readBody } from './aws-http';
 
 /** A mirror message over `SHADOW.maxMessageBytes`: not sent. */
 export class ShadowMessageTooLargeError extends Error {
@@ -67,7 +67,7 @@ export class SqsShadowMirror implements ShadowMirror {
       new AwsHttpClient({
         maxAttempts: 2,
         ...o,
-        service: 'sqs' as AwsService,
+        service: 'sqs',
         endpoint: new URL(o.queueUrl).origin,
       });
   }

@@ -142,29 +142,3 @@ export function parseRouting(value: unknown): AliasRouting {
     ...(typeof keyParameter === 'string' ? { keyParameter } : {}),
   };
 }
-
-/**
- * A stored traffic split read back (`{canary?, shadow?, keyParameter?}`, as written by the registry): tolerant of
- * missing weights; undefined when absent or empty. (The registry's readers of stored items use it.)
- */
-export function storedRouting(value: unknown): AliasRouting | undefined {
-  if (value === null || typeof value !== 'object') return undefined;
-  const r = value as Record<string, unknown>;
-  const c = r.canary as Record<string, unknown> | undefined;
-  const canary =
-    c !== null && typeof c === 'object' && typeof c.version === 'number'
-      ? { version: c.version, weight: Number(c.weight ?? 0) }
-      : undefined;
-  const s = r.shadow as Record<string, unknown> | undefined;
-  const shadow =
-    s !== null && typeof s === 'object' && typeof s.version === 'number'
-      ? { version: s.version, percent: Number(s.percent ?? 0) }
-      : undefined;
-  const keyParameter = typeof r.keyParameter === 'string' ? r.keyParameter : undefined;
-  if (!canary && !shadow && keyParameter === undefined) return undefined;
-  return {
-    ...(canary ? { canary } : {}),
-    ...(shadow ? { shadow } : {}),
-    ...(keyParameter !== undefined ? { keyParameter } : {}),
-  };
-}

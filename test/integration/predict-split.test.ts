@@ -131,8 +131,9 @@ describe('a canary split', () => {
     for (let i = 0; i < 20; i++) expect(await infer(`c-${i}`)).toEqual({ version: 1, route: 'stable' });
   });
 
-  it('reports the route as a dimension value and makes no registry call on the warm path', async () => {
-    await route({ canary: { version: 2, weight: 30 } });
+  it('reports the route as a dimension value and makes no registry call on the warm path, a shadow mirroring too', async () => {
+    await route({ canary: { version: 2, weight: 30 }, shadow: { version: 2, percent: 50 } });
+    let mirrored = 0;
     const docs: Record<string, unknown>[] = [];
     let reads = 0;
     const counting = new Proxy(env.reader, {
@@ -152,6 +153,11 @@ describe('a canary split', () => {
       // The test's clock: the alias cache stays fresh however slowly the machine runs.
       clock: { now: () => new Date(env.now) },
       metrics: new EmfMetricsSink({ serviceName: 't', output: (l) => docs.push(JSON.parse(l)) }),
+      mirror: {
+        mirror: async () => {
+          mirrored++;
+        },
+      },
     });
     const call = (k: string) =>
       handler(apiEvent('POST', '/v2/models/split/infer', { body: X, headers: { [ROUTING_KEY_HEADER]: k } }));
@@ -160,6 +166,8 @@ describe('a canary split', () => {
     docs.length = 0;
     for (let i = 0; i < 200; i++) await call(`w-${i}`);
     expect(reads - before).toBe(0);
+    await new Promise((r) => setImmediate(r)); // mirrors go after the answer
+    expect(mirrored).toBeGreaterThan(20);
     const routes = new Set(docs.map((d) => `${d.version}:${d.route}`));
     expect(routes).toEqual(new Set(['1:stable', '2:canary']));
     expect(docs.every((d) => d.alias === 'prod')).toBe(true);

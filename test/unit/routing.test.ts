@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { toRouting } from '../../functions/adapters/dynamodb-items';
 import {
   isShadowed,
   keyBucket,
@@ -6,7 +7,6 @@ import {
   ROUTING_BUCKETS,
   routeOf,
   shadowBucket,
-  storedRouting,
 } from '../../functions/domain/routing';
 import { codeOf } from '../helpers/errors';
 
@@ -144,15 +144,15 @@ describe('shadowBucket', () => {
   });
 });
 
-describe('storedRouting', () => {
+describe('stored splits (dynamodb-items toRouting)', () => {
   it('reads a stored split with its shadow, and nothing from junk', () => {
-    expect(storedRouting({ shadow: { version: 2, percent: 5 }, keyParameter: 'k' })).toEqual({
+    expect(toRouting({ shadow: { version: 2, percent: 5 }, keyParameter: 'k' })).toEqual({
       shadow: { version: 2, percent: 5 },
       keyParameter: 'k',
     });
-    expect(storedRouting({ canary: { version: 2 } })).toEqual({ canary: { version: 2, weight: 0 } });
-    expect(storedRouting({})).toBeUndefined();
-    expect(storedRouting(null)).toBeUndefined();
-    expect(storedRouting({ shadow: { percent: 5 } })).toBeUndefined();
+    expect(toRouting({ canary: { version: 2 } })).toEqual({ canary: { version: 2, weight: 0 } });
+    expect(toRouting({})).toBeUndefined();
+    expect(toRouting(null)).toBeUndefined();
+    expect(toRouting({ shadow: { percent: 5 } })).toBeUndefined();
   });
 });
