@@ -13,8 +13,8 @@ import type { LocalServices } from '../../functions/local/compose';
 import { buildMlp } from '../../functions/local/onnx-builder';
 import { type RunningLocalServer, startLocalServer } from '../../functions/local/server';
 import { createTestAwsEnv, type TestAwsEnv } from '../helpers/aws-env';
+import { cliAt } from '../helpers/fake-api';
 import { composeTestServices } from '../helpers/local-services';
-import { cliAt } from './fake-api';
 
 describe('progressive delivery commands on the local service', () => {
   let aws: TestAwsEnv;

@@ -12,7 +12,7 @@ import {
   formatRouting,
 } from '../../functions/cli/format';
 import { nextSplit, parseDivergence, parseSteps } from '../../functions/cli/progressive';
-import { cliAt, type SeenRequest, startFakeApi } from './fake-api';
+import { cliAt, type SeenRequest, startFakeApi } from '../helpers/fake-api';
 
 /** A running rollout as GET …/rollout answers it. */
 const ROLLOUT = {

@@ -2,7 +2,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { run } from '../../functions/cli/program';
-import { captureIo } from '../helpers/cli-io';
+import { captureIo } from './cli-io';
 
 /** One request the fake API received. */
 export interface SeenRequest {
