@@ -262,3 +262,44 @@ describe('local server: GET /metrics', () => {
     expect(await res.json()).toEqual({ error: 'no route for GET /metrics', code: 'NOT_FOUND' });
   });
 });
+
+describe('local alarms route', () => {
+  it('sets an alarm by name with {state}, refusing bad states, names and methods; a 404 without alarms', async () => {
+    const set: [string, string][] = [];
+    const server = await startLocalServer({
+      port: 0,
+      handlers: {},
+      alarms: async (name, state) => {
+        set.push([name, state]);
+        return { alarm: name, state, rolledBack: [] };
+      },
+    });
+    const bare = await startLocalServer({ port: 0, handlers: {} });
+    try {
+      const post = (path: string, body: string, url = server.url, method = 'POST') =>
+        fetch(`${url}${path}`, { method, headers: { 'content-type': 'application/json' }, body });
+      const ok = await post('/local/alarms/my%20alarm', '{"state":"ALARM"}');
+      expect(ok.status).toBe(200);
+      expect(await ok.json()).toEqual({ alarm: 'my alarm', state: 'ALARM', rolledBack: [] });
+      for (const [path, body] of [
+        ['/local/alarms/x', '{"state":"RED"}'],
+        ['/local/alarms/x', '{}'],
+        ['/local/alarms/x', 'not json'],
+        ['/local/alarms/', '{"state":"OK"}'],
+        [`/local/alarms/${'a'.repeat(256)}`, '{"state":"OK"}'],
+        ['/local/alarms/a/b', '{"state":"OK"}'],
+      ] as const) {
+        const r = await post(path, body);
+        expect(r.status, `${path} ${body}`).toBe(400);
+        expect(await r.json()).toEqual({ error: expect.any(String), code: 'INVALID_ALARM' });
+      }
+      const put = await post('/local/alarms/x', '{"state":"OK"}', server.url, 'PUT');
+      expect(put.status).toBe(405);
+      expect((await post('/local/alarms/x', '{"state":"OK"}', bare.url)).status).toBe(404);
+      expect(set).toEqual([['my alarm', 'ALARM']]);
+    } finally {
+      await server.close();
+      await bare.close();
+    }
+  });
+});
