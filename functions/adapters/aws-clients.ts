@@ -11,6 +11,7 @@
  * it fails as 503 `UNAVAILABLE`. A timed-out or aborted connection is destroyed by the SDK's HTTP handler, never
  * reused.
  */
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { S3Client } from '@aws-sdk/client-s3';
@@ -127,6 +128,17 @@ export function sqsClient(o: ClientOptions = {}): SQSClient {
     requestHandler: HTTP,
   });
   return bounded(client, 'sqs', o);
+}
+
+/** CloudWatch (the rollout controller reads the state of the alarms its rollouts name). */
+export function cloudWatchClient(o: ClientOptions = {}): CloudWatchClient {
+  const client = new CloudWatchClient({
+    region: region(o),
+    ...(o.endpoint ? { endpoint: o.endpoint } : {}),
+    ...(o.credentials ? { credentials: o.credentials } : {}),
+    requestHandler: HTTP,
+  });
+  return bounded(client, 'cloudwatch', o);
 }
 
 export function eventBridgeClient(o: ClientOptions = {}): EventBridgeClient {

@@ -3,14 +3,13 @@
  * registry table, CloudWatch alarm states (the controller) or none (the worker, which only counts comparisons), and
  * the registry events when an event bus is configured.
  */
-import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { dynamoDocumentClient } from '../adapters/aws-clients';
+import { cloudWatchClient, dynamoDocumentClient } from '../adapters/aws-clients';
 import { CloudWatchAlarmStates } from '../adapters/cloudwatch-alarms';
 import { DynamoRegistryRepository } from '../adapters/dynamodb-registry';
 import { DynamoRolloutRepository } from '../adapters/dynamodb-rollouts';
 import { type RolloutDeps, recordComparison } from '../app/rollout';
-import { awsRegion, type MaasConfig } from '../config/environment';
+import type { MaasConfig } from '../config/environment';
 import type { ShadowComparison } from '../domain/divergence';
 import type { Logger } from '../ports/logger';
 import type { AlarmStates } from '../ports/rollouts';
@@ -36,9 +35,7 @@ export function rolloutDepsFromConfig(
   return {
     repo: new DynamoRegistryRepository({ doc, table: config.table }),
     rollouts: new DynamoRolloutRepository({ doc, table: config.table }),
-    alarms: opts.cloudWatch
-      ? new CloudWatchAlarmStates(new CloudWatchClient({ region: awsRegion() }))
-      : NO_ALARMS,
+    alarms: opts.cloudWatch ? new CloudWatchAlarmStates(cloudWatchClient()) : NO_ALARMS,
     ...eventsFromConfig(config),
     ...(opts.logger ? { logger: opts.logger } : {}),
   };
