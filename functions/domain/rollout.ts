@@ -224,7 +224,8 @@ function checkSteps(steps: unknown): RolloutStep[] {
         `${where}.weight must be more than the step before (${previous.weight}): weights increase`,
       );
     }
-    const bake = bakeSeconds ?? 0;
+    // Absent: no bake. `null` is no number: refused like any other.
+    const bake = bakeSeconds === undefined ? 0 : bakeSeconds;
     if (
       typeof bake !== 'number' ||
       !Number.isInteger(bake) ||
@@ -307,25 +308,31 @@ export function parseRolloutRequest(body: unknown): { spec: RolloutSpec; expecte
   };
 }
 
-const DURATION = /^(\d+)(s|m|h)?$/;
+/** A step's weight as the CLI writes it: plain decimal (no sign, exponent, hex, padding or leading zeros). */
+const DECIMAL = /^(?:0|[1-9]\d*)(?:\.\d+)?$/;
+/** A bake: a plain integer (no padding or leading zeros) and an optional unit. */
+const DURATION = /^(0|[1-9]\d*)(s|m|h)?$/;
 const UNIT_SECONDS = { s: 1, m: 60, h: 3600 } as const;
 
 /**
- * Parses the CLI's steps: `10:5m,50:10m,100` — comma-separated `weight[:bake]`, the bake in seconds (`30`, `30s`),
- * minutes (`5m`) or hours (`1h`); a step without a bake has 0 s. 400 `INVALID_ROLLOUT` otherwise (the same rules
- * as `parseRolloutSpec`).
+ * Parses the CLI's steps: `10:5m,50:10m,100` — comma-separated `weight[:bake]` (spaces around the commas are
+ * allowed, none within a step), the weight a plain decimal number (`10`, `0.5`; not `1e1`, `0x10` or `010`), the
+ * bake in seconds (`30`, `30s`), minutes (`5m`) or hours (`1h`); a step without a bake has 0 s. 400
+ * `INVALID_ROLLOUT` otherwise (the same rules as `parseRolloutSpec`).
  */
 export function parseSteps(text: string): RolloutStep[] {
   const parts = text.split(',').map((p) => p.trim());
   const steps = parts.map((part, i) => {
     const [w, bake, ...rest] = part.split(':');
-    const weight = Number(w);
-    if (w === undefined || w.trim() === '' || rest.length > 0 || !Number.isFinite(weight)) {
-      throw invalid(`step ${i + 1} '${part}' must be weight[:bake], e.g. 10:5m`);
+    if (w === undefined || rest.length > 0 || !DECIMAL.test(w)) {
+      throw invalid(
+        `step ${i + 1} '${part}' must be weight[:bake], e.g. 10:5m (the weight a decimal number)`,
+      );
     }
+    const weight = Number(w);
     let bakeSeconds = 0;
     if (bake !== undefined) {
-      const m = DURATION.exec(bake.trim());
+      const m = DURATION.exec(bake);
       if (!m) throw invalid(`step ${i + 1} '${part}': the bake must be a duration like 30s, 5m or 1h`);
       bakeSeconds = Number(m[1]) * UNIT_SECONDS[(m[2] ?? 's') as keyof typeof UNIT_SECONDS];
     }

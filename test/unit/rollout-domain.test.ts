@@ -81,6 +81,11 @@ describe('parseRolloutSpec', () => {
     ],
     ['a fractional bake', { version: 3, steps: [{ weight: 5, bakeSeconds: 1.5 }] }, /bakeSeconds/],
     [
+      'a null bake',
+      { version: 3, steps: [{ weight: 5, bakeSeconds: null }] },
+      /steps\[0\]\.bakeSeconds must be an integer/,
+    ],
+    [
       'a step with an unknown field',
       { version: 3, steps: [{ weight: 5, wait: 3 }] },
       /steps\[0\] has unknown field\(s\): wait/,
@@ -119,7 +124,26 @@ describe('parseSteps', () => {
     ]);
   });
 
-  it.each([['10:5d'], ['x'], ['10:5m:1'], [''], ['50,10'], ['10:-5m']])('refuses %j', (text) => {
+  it.each([
+    ['10:5d'],
+    ['x'],
+    ['10:5m:1'],
+    [''],
+    ['50,10'],
+    ['10:-5m'],
+    // Not plain decimals: hex, exponent, leading zeros, signs, padding within a step.
+    ['0x10:1m'],
+    ['1e1'],
+    ['10,1e2'],
+    ['010:5m'],
+    ['+10'],
+    ['10.'],
+    ['.5'],
+    ['10 :5m'],
+    ['10: 5m'],
+    ['10:05m'],
+    ['10:0x10'],
+  ])('refuses %j', (text) => {
     expect(() => parseSteps(text)).toThrow(BadRequestError);
   });
 });
