@@ -6,7 +6,8 @@
  * `divAgreeingRows`, `divOverMaxAbs`, `divOverKl`, `divShadowErrors`, which only `recordDivergence` changes (an
  * `ADD`, conditioned on the rollout's id and an active status), so a transition never overwrites a count.
  *
- * Creation is a Put conditioned on the item being absent or its status not active; every transition an Update
+ * Creation is a Put conditioned on the item being absent, or its status not active and no alias change of its end
+ * pending (`aliasPending`, stored only while true); every transition an Update
  * conditioned on the rollout's id and `revision`. While the rollout is active, or ended with its alias change
  * pending, the item carries `gsi1pk = ROLLOUTS`, `gsi1sk = {name}#{alias}` (sparse on gsi1, which the MODEL items
  * use with `gsi1pk = MODELS`), so the controller lists its work with one Query; a transition that settles the
@@ -87,8 +88,14 @@ export class DynamoRolloutRepository implements RolloutRepository {
         new PutCommand({
           TableName: this.table,
           Item: toItem(rollout),
-          ConditionExpression: 'attribute_not_exists(#pk) OR NOT (#status IN (:running, :paused))',
-          ExpressionAttributeNames: { '#pk': TABLE.partitionKey, '#status': 'status' },
+          // No rollout yet, or the last one is over and settled (no alias change of its end pending).
+          ConditionExpression:
+            'attribute_not_exists(#pk) OR (NOT (#status IN (:running, :paused)) AND attribute_not_exists(#pending))',
+          ExpressionAttributeNames: {
+            '#pk': TABLE.partitionKey,
+            '#status': 'status',
+            '#pending': 'aliasPending',
+          },
           ExpressionAttributeValues: { ':running': 'running', ':paused': 'paused' },
         }),
       );

@@ -1,8 +1,8 @@
 /**
  * RolloutRepository in memory, with the DynamoDB repository's guarantees for concurrent callers of one process:
- * creation conditional on no active rollout, transitions conditional on the revision (each write yields first, as
- * a round trip to a table would, then checks its condition against the state as it is now), counters added apart
- * from the transitions. Reads return copies. The repository contract suite holds it to the DynamoDB behaviour.
+ * creation conditional on no active rollout and no pending end, transitions conditional on the revision (each write
+ * yields first, as a round trip to a table would, then checks its condition against the state as it is now),
+ * counters added apart from the transitions. Reads return copies. The repository contract suite holds it to the DynamoDB behaviour.
  */
 import {
   type DivergenceCounters,
@@ -32,7 +32,8 @@ export class MemoryRolloutRepository implements RolloutRepository {
     await yieldTurn();
     const k = key(rollout.name, rollout.alias);
     const current = this.items.get(k);
-    if (current && isActive(current)) throw rolloutInProgress(current);
+    // Active, or ended with the alias change of its end pending: in progress either way.
+    if (current && isListed(current)) throw rolloutInProgress(current);
     this.items.set(k, copy(rollout));
     return copy(rollout);
   }

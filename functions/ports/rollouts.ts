@@ -12,7 +12,8 @@ export interface RolloutRepository {
   get(name: string, alias: string): Promise<Rollout | undefined>;
   /**
    * Writes a new rollout (its `revision` as given, usually 1), replacing the alias's last one, on condition that
-   * the alias has no active (running or paused) rollout: ConflictError `ROLLOUT_IN_PROGRESS` otherwise.
+   * the alias has no active (running or paused) rollout and no ended one whose alias change is still pending
+   * (`aliasPending`): ConflictError `ROLLOUT_IN_PROGRESS` otherwise.
    */
   create(rollout: Rollout): Promise<Rollout>;
   /**

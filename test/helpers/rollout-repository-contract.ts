@@ -79,6 +79,21 @@ export function rolloutRepositoryContract(setup: () => Promise<RolloutRepository
       expect(await repo.get('rc-replace', 'prod')).toEqual(next);
     });
 
+    it('refuses a new rollout while the last one ended with its alias change pending, until it settles', async () => {
+      const r = newRollout('rc-pending');
+      await repo.create(r);
+      await repo.update({ ...r, status: 'completed', endedReason: 'completed', aliasPending: true }, 1);
+      const err = await repo.create(newRollout('rc-pending', { version: 3 })).catch((e) => e);
+      expect(err).toBeInstanceOf(ConflictError);
+      expect(err.code).toBe('ROLLOUT_IN_PROGRESS');
+      expect((await repo.get('rc-pending', 'prod'))?.id).toBe(r.id);
+      // Settled (the pending flag cleared): a new rollout may start.
+      await repo.update({ ...r, status: 'completed', endedReason: 'completed' }, 2);
+      const next = newRollout('rc-pending', { version: 3 });
+      await repo.create(next);
+      expect(await repo.get('rc-pending', 'prod')).toEqual(next);
+    });
+
     it('updates the state conditionally on the revision, keeping spec and counters', async () => {
       const r = newRollout('rc-update');
       await repo.create(r);
