@@ -5,15 +5,18 @@
  * Rows: an output of rank ≥ 2 has one row per vector along its last dimension (`[N, C]`: N rows of C values;
  * `[N, T, C]`: N × T rows); rank 1 has `shape[0]` rows; a scalar one.
  * - `argmaxAgreement`: the share of rows whose argmax agree, for outputs of rank ≥ 2 whose last dimension is ≥ 2
- *   (class scores, probabilities); ties go to the first index.
+ *   (class scores, probabilities). A row agrees when the shadow's value at the stable argmax is within
+ *   `ARGMAX_TIE_TOLERANCE` of the shadow row's largest value (a near-tie does not flip on float noise); ties of
+ *   the stable row go to its first index.
  * - `maxAbsDiff`: the largest |stable − shadow| over all elements (BOOL as 0/1, 64-bit integers beyond 2^53 as the
  *   nearest number). A value JSON could not carry (null: NaN or ±Infinity) equals another null and differs from any
- *   number by `Number.MAX_VALUE`. BYTES (or any string element) are compared by equality: 0 when all are equal, else 1.
+ *   number by `MISMATCH_ABS_DIFF`. BYTES (or any string element) are compared by equality: 0 when all are equal, else 1.
  * - `klDivergence`: the mean over rows of KL(stable ‖ shadow) (natural log), only when every row of both is a
  *   probability distribution (non-negative, summing to 1 within `PROBABILITY_TOLERANCE`); both rows are smoothed
  *   by `KL_EPSILON` first (`(p + ε) / (1 + Cε)`), so a zero the other side lacks gives a large, finite figure.
- * - Different shapes (or data lengths) are a disagreement: `agreeingRows` 0 (when argmax applies), `maxAbsDiff`
- *   `Number.MAX_VALUE`, no KL.
+ * - Nested `data` is flattened (row-major). Different shapes, or data whose length is not the product of its shape
+ *   (on either side), are a disagreement: `agreeingRows` 0 (when argmax applies), `maxAbsDiff` `MISMATCH_ABS_DIFF`,
+ *   no KL; `rows` is then the stable shape's.
  */
 import type { OipTensor } from './tensor';
 
@@ -41,6 +44,11 @@ export interface ShadowComparison {
   readonly servedVersion: number;
   readonly shadowVersion: number;
   readonly inferenceId: string;
+  /**
+   * When the caller was answered (ISO 8601, the mirror message's `at`): a comparison of a request answered before
+   * a rollout started is not that rollout's. Always set by the worker.
+   */
+  readonly at?: string;
   readonly outputs: readonly OutputDivergence[];
   /** True when the shadow failed (its error code in `error`); `outputs` is then empty. */
   readonly failed?: boolean;
@@ -51,6 +59,16 @@ export interface ShadowComparison {
 export const PROBABILITY_TOLERANCE = 1e-3;
 /** The smoothing of KL divergence. */
 export const KL_EPSILON = 1e-9;
+/**
+ * The `maxAbsDiff` of a mismatch (different shapes, a null against a number, an infinite difference): larger than
+ * any meaningful bound, yet within CloudWatch's range of values (±2^360), which `Number.MAX_VALUE` is not.
+ */
+export const MISMATCH_ABS_DIFF = 1e100;
+/**
+ * How close (absolute, scaled by the row's largest magnitude when it is over 1) the shadow's value at the stable
+ * argmax must be to the shadow row's largest value for the row to agree: `1e-6`, float noise of FP32 scores.
+ */
+export const ARGMAX_TIE_TOLERANCE = 1e-6;
 
 /** Compares the outputs both answers have (by name, in the stable answer's order). */
 export function compareOutputs(
@@ -68,23 +86,25 @@ export function compareOutputs(
 
 /** One output of both answers, compared. */
 export function compareOutput(stable: OipOutput, shadow: OipOutput): OutputDivergence {
-  const a = Array.isArray(stable.data) ? (stable.data as unknown[]) : [];
-  const b = Array.isArray(shadow.data) ? (shadow.data as unknown[]) : [];
+  const a = flatData(stable.data);
+  const b = flatData(shadow.data);
   const shape = stable.shape;
   const rank = shape.length;
   const last = rank >= 1 ? (shape[rank - 1] as number) : 1;
-  const rows = rank >= 2 ? (last > 0 ? a.length / last : 0) : rank === 1 ? (shape[0] as number) : 1;
+  const size = shape.reduce((n, d) => n * d, 1);
+  const rows = rank >= 2 ? (last > 0 ? size / last : 0) : rank === 1 ? (shape[0] as number) : 1;
   const argmax = rank >= 2 && last >= 2;
   const sameShape =
     shape.length === shadow.shape.length &&
     shape.every((d, i) => d === shadow.shape[i]) &&
-    a.length === b.length;
+    a.length === size &&
+    b.length === size;
   if (!sameShape) {
     return {
       output: stable.name,
       rows,
       ...(argmax ? { agreeingRows: 0, argmaxAgreement: 0 } : {}),
-      maxAbsDiff: Number.MAX_VALUE,
+      maxAbsDiff: MISMATCH_ABS_DIFF,
     };
   }
   if (stable.datatype === 'BYTES' || a.some((v) => typeof v === 'string' && !isIntegerText(v))) {
@@ -102,9 +122,7 @@ export function compareOutput(stable: OipOutput, shadow: OipOutput): OutputDiver
   };
   if (argmax) {
     let agreeing = 0;
-    for (let r = 0; r < rows; r++) {
-      if (argmaxOf(x, r * last, last) === argmaxOf(y, r * last, last)) agreeing++;
-    }
+    for (let r = 0; r < rows; r++) if (argmaxAgrees(x, y, r * last, last)) agreeing++;
     result.agreeingRows = agreeing;
     result.argmaxAgreement = rows > 0 ? agreeing / rows : 1;
     if (rows > 0 && isProbabilityRows(x, rows, last) && isProbabilityRows(y, rows, last)) {
@@ -114,6 +132,26 @@ export function compareOutput(stable: OipOutput, shadow: OipOutput): OutputDiver
     }
   }
   return result;
+}
+
+/** `data` as a flat array (nested arrays flattened row-major; anything else is empty). */
+function flatData(data: unknown): unknown[] {
+  if (!Array.isArray(data)) return ArrayBuffer.isView(data) ? Array.from(data as Float64Array) : [];
+  return data.some(Array.isArray) ? (data as unknown[]).flat(Number.POSITIVE_INFINITY) : data;
+}
+
+/**
+ * Whether the rows at `from` agree: the shadow's value at the stable argmax is within `ARGMAX_TIE_TOLERANCE` of the
+ * shadow row's largest value. A row whose stable side has no number (all NaN) agrees only with a shadow without one.
+ */
+function argmaxAgrees(x: readonly number[], y: readonly number[], from: number, n: number): boolean {
+  const s = argmaxOf(x, from, n);
+  const t = argmaxOf(y, from, n);
+  if (s < 0 || t < 0) return s === t;
+  if (s === t) return true;
+  const max = y[from + t] as number;
+  const at = y[from + s] as number;
+  return at >= max - ARGMAX_TIE_TOLERANCE * Math.max(1, Math.abs(max));
 }
 
 const INTEGER_TEXT = /^-?\d+$/;
@@ -130,9 +168,9 @@ function toNumber(v: unknown): number {
 function absDiff(a: number, b: number): number {
   const na = Number.isNaN(a);
   const nb = Number.isNaN(b);
-  if (na || nb) return na && nb ? 0 : Number.MAX_VALUE;
+  if (na || nb) return na && nb ? 0 : MISMATCH_ABS_DIFF;
   const d = Math.abs(a - b);
-  return Number.isFinite(d) ? d : Number.MAX_VALUE;
+  return Number.isFinite(d) ? Math.min(d, MISMATCH_ABS_DIFF) : MISMATCH_ABS_DIFF;
 }
 
 /** The index of the largest value of `v[from … from + n)` (the first of ties; NaN never wins). */

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { compareOutput, compareOutputs, type OipOutput } from '../../functions/domain/divergence';
+import {
+  ARGMAX_TIE_TOLERANCE,
+  compareOutput,
+  compareOutputs,
+  MISMATCH_ABS_DIFF,
+  type OipOutput,
+} from '../../functions/domain/divergence';
 
 const fp32 = (name: string, shape: number[], data: unknown[]): OipOutput => ({
   name,
@@ -89,23 +95,23 @@ describe('compareOutputs', () => {
     });
   });
 
-  it('a shape mismatch is a disagreement: agreeingRows 0, maxAbsDiff Number.MAX_VALUE', () => {
+  it('a shape mismatch is a disagreement: agreeingRows 0, maxAbsDiff MISMATCH_ABS_DIFF', () => {
     const a = fp32('s', [2, 2], [1, 0, 0, 1]);
     expect(compareOutput(a, fp32('s', [1, 2], [1, 0]))).toEqual({
       output: 's',
       rows: 2,
       agreeingRows: 0,
       argmaxAgreement: 0,
-      maxAbsDiff: Number.MAX_VALUE,
+      maxAbsDiff: MISMATCH_ABS_DIFF,
     });
     // Same shape, different data length (a malformed answer): also a disagreement.
-    expect(compareOutput(a, fp32('s', [2, 2], [1, 0, 0])).maxAbsDiff).toBe(Number.MAX_VALUE);
+    expect(compareOutput(a, fp32('s', [2, 2], [1, 0, 0])).maxAbsDiff).toBe(MISMATCH_ABS_DIFF);
   });
 
-  it('nulls (non-finite values) equal each other and differ from numbers by Number.MAX_VALUE; BOOL and int64 text', () => {
+  it('nulls (non-finite values) equal each other and differ from numbers by MISMATCH_ABS_DIFF; BOOL and int64 text', () => {
     expect(compareOutput(fp32('n', [2], [null, 1]), fp32('n', [2], [null, 1])).maxAbsDiff).toBe(0);
     expect(compareOutput(fp32('n', [2], [null, 1]), fp32('n', [2], [0, 1])).maxAbsDiff).toBe(
-      Number.MAX_VALUE,
+      MISMATCH_ABS_DIFF,
     );
     const bool = (data: boolean[]): OipOutput => ({ name: 'b', shape: [1, 2], datatype: 'BOOL', data });
     expect(compareOutput(bool([true, false]), bool([false, true]))).toMatchObject({
@@ -114,6 +120,62 @@ describe('compareOutputs', () => {
     });
     const i64 = (data: unknown[]): OipOutput => ({ name: 'i', shape: [2], datatype: 'INT64', data });
     expect(compareOutput(i64(['9007199254740993', 3]), i64(['9007199254740993', 5])).maxAbsDiff).toBe(2);
+  });
+
+  it('the mismatch figure is within CloudWatch range (±2^360), larger than any real difference', () => {
+    expect(MISMATCH_ABS_DIFF).toBeLessThan(2 ** 360);
+    expect(MISMATCH_ABS_DIFF).toBeGreaterThanOrEqual(1e100);
+    // An infinite difference of finite values (overflow) is the mismatch figure too.
+    expect(compareOutput(fp32('o', [2], [-1.7e308, 0]), fp32('o', [2], [1.7e308, 0])).maxAbsDiff).toBe(
+      MISMATCH_ABS_DIFF,
+    );
+  });
+
+  it('a near-tie agrees: the shadow value at the stable argmax within the tolerance of its max', () => {
+    // Stable argmax 0 (first of a tie); the shadow favours index 1 by float noise only.
+    const near = compareOutput(
+      fp32('p', [1, 3], [0.4, 0.4, 0.2]),
+      fp32('p', [1, 3], [0.4, 0.4000001, 0.1999999]),
+    );
+    expect(near).toMatchObject({ agreeingRows: 1, argmaxAgreement: 1 });
+    // Beyond the tolerance it is a disagreement.
+    const far = compareOutput(
+      fp32('p', [1, 3], [0.4, 0.4, 0.2]),
+      fp32('p', [1, 3], [0.4, 0.4 + 100 * ARGMAX_TIE_TOLERANCE, 0.2 - 100 * ARGMAX_TIE_TOLERANCE]),
+    );
+    expect(far).toMatchObject({ agreeingRows: 0, argmaxAgreement: 0 });
+  });
+
+  it('data whose length is not the product of its shape is a mismatch, never more rows than the shape has', () => {
+    const bad = compareOutput(fp32('y', [2, 3], [0.2, 0.8, 0, 0.5]), fp32('y', [2, 3], [0.2, 0.8, 0, 0.5]));
+    expect(bad).toEqual({
+      output: 'y',
+      rows: 2,
+      agreeingRows: 0,
+      argmaxAgreement: 0,
+      maxAbsDiff: MISMATCH_ABS_DIFF,
+    });
+    const ragged = compareOutput(
+      fp32('y', [2, 3], [1, 0, 0, 0, 1, 0]),
+      fp32('y', [2, 3], [1, 0, 0, 0, 1, 0, 0]),
+    );
+    expect(ragged).toMatchObject({ rows: 2, agreeingRows: 0, maxAbsDiff: MISMATCH_ABS_DIFF });
+  });
+
+  it('nested data is flattened row-major', () => {
+    const nested = compareOutput(
+      fp32(
+        'y',
+        [2, 2],
+        [
+          [0.2, 0.8],
+          [0.6, 0.4],
+        ],
+      ),
+      fp32('y', [2, 2], [0.2, 0.8, 0.4, 0.6]),
+    );
+    expect(nested).toMatchObject({ rows: 2, agreeingRows: 1, argmaxAgreement: 0.5 });
+    expect(nested.maxAbsDiff).toBeCloseTo(0.2, 10);
   });
 
   it('compares the outputs both answers have, in the stable order', () => {
