@@ -244,9 +244,10 @@ export async function abortRollout(
 
 /**
  * One controller run at `at` (@default now): for every listed rollout, in turn — finish a pending end; end
- * `aborted` (`superseded`) a rollout whose alias is gone or no longer at its `fromVersion`; apply `decide` (the
- * alarms of all rollouts are read once); else bring the alias's split to `desiredRouting`. A rollout's failure is
- * logged and the run goes on.
+ * `aborted` (`superseded`) a rollout whose alias is gone or no longer at its `fromVersion`; roll back as `decide`
+ * says (the alarms of all rollouts are read once); bring the alias's split to `desiredRouting` when it differs
+ * (restarting the step's bake when that write put it in place); else advance or promote as `decide` says — so a
+ * step is held for its whole bake with its own split in place. A rollout's failure is logged and the run goes on.
  */
 export async function tick(deps: RolloutDeps, at?: Date): Promise<TickSummary> {
   const t = at ?? now(deps);
@@ -306,11 +307,21 @@ async function work(
     return;
   }
   const action = decide(r, at, firing);
+  if (action.type === 'rollback') {
+    await endRollout(deps, r, 'rolled_back', action.reason, CONTROLLER_ACTOR, alias);
+    summary.rolledBack.push(id);
+    return;
+  }
+  // A step advances (the last one promotes) only once its own split is in place: the alias is brought to it
+  // first, and when that write is the one that put it in place, the step's bake starts over from now.
+  if (!sameRouting(alias.routing, desiredRouting(r, alias.routing))) {
+    if (await applyRouting(deps, r, alias, CONTROLLER_ACTOR)) {
+      summary.reconciled.push(id);
+      await restartBake(deps, r, at);
+    }
+    return;
+  }
   switch (action.type) {
-    case 'rollback':
-      await endRollout(deps, r, 'rolled_back', action.reason, CONTROLLER_ACTOR, alias);
-      summary.rolledBack.push(id);
-      return;
     case 'promote':
       await endRollout(deps, r, 'completed', 'completed', CONTROLLER_ACTOR, alias);
       summary.promoted.push(id);
@@ -325,8 +336,23 @@ async function work(
       return;
     }
     case 'none':
-      if (await applyRouting(deps, r, alias, CONTROLLER_ACTOR)) summary.reconciled.push(id);
       return;
+  }
+}
+
+/**
+ * Starts the current step's bake over at `at` (the step's split was only now put in place). A paused rollout's
+ * pause moves too, so the bake runs from its resumption. Another run's transition meanwhile (412) wins.
+ */
+async function restartBake(deps: RolloutDeps, r: Rollout, at: Date): Promise<void> {
+  const t = at.toISOString();
+  try {
+    await deps.rollouts.update(
+      { ...r, stepStartedAt: t, updatedAt: t, ...(r.status === 'paused' ? { pausedAt: t } : {}) },
+      r.revision,
+    );
+  } catch (e) {
+    if (!(e instanceof PreconditionFailedError)) throw e;
   }
 }
 

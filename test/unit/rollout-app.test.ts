@@ -305,6 +305,52 @@ describe('abort, superseded, half-way transitions', () => {
     expect((await tick(deps, clock.at(63))).reconciled).toEqual([]);
   });
 
+  it('advances or promotes a step only after its own split was in place for its whole bake', async () => {
+    await start();
+    // The split of step 2 cannot be written for a while.
+    repo.failRouting = 1000;
+    expect((await tick(deps, clock.at(60))).failed).toEqual(['m@prod']);
+    expect((await getRollout(deps, 'm', 'prod')).step).toBe(1);
+    // Step 2's bake is over by the clock, but its split never was in place: no advance.
+    const stuck = await tick(deps, clock.at(120));
+    expect(stuck.advanced).toEqual([]);
+    expect(stuck.failed).toEqual(['m@prod']);
+    expect((await getRollout(deps, 'm', 'prod')).step).toBe(1);
+    expect((await repo.getAlias('m', 'prod'))?.routing?.canary?.weight).toBe(10);
+    // The split is written at 130: the bake counts from then.
+    repo.failRouting = 0;
+    const written = await tick(deps, clock.at(130));
+    expect(written).toMatchObject({ advanced: [], reconciled: ['m@prod'] });
+    expect((await getRollout(deps, 'm', 'prod')).nextStepAt).toBe(new Date(T0 + 190_000).toISOString());
+    expect((await repo.getAlias('m', 'prod'))?.routing?.canary?.weight).toBe(50);
+    expect((await tick(deps, clock.at(189))).advanced).toEqual([]);
+    // Step 3 (100 %, no bake) advances, but its split fails: no promotion before it is in place.
+    repo.failRouting = 1;
+    expect((await tick(deps, clock.at(190))).advanced).toEqual(['m@prod']);
+    expect((await repo.getAlias('m', 'prod'))?.routing?.canary?.weight).toBe(50);
+    const held = await tick(deps, clock.at(191));
+    expect(held).toMatchObject({ promoted: [], reconciled: ['m@prod'] });
+    expect((await repo.getAlias('m', 'prod'))?.routing?.canary?.weight).toBe(100);
+    expect((await tick(deps, clock.at(192))).promoted).toEqual(['m@prod']);
+    expect(summary(await history()).map((e) => e.canary ?? `v${e.version}`)).toEqual([
+      'v2@10',
+      'v2@50',
+      'v2@100',
+      'v2',
+    ]);
+  });
+
+  it('restarts the bake of a paused rollout whose split is put back, from its resumption', async () => {
+    await start();
+    clock.at(30);
+    await pauseRollout(deps, { name: 'm', alias: 'prod', actor: 'bob' });
+    await updateAlias(deps, { name: 'm', alias: 'prod', routing: null, actor: 'dave' });
+    expect((await tick(deps, clock.at(40))).reconciled).toEqual(['m@prod']);
+    clock.at(100);
+    const resumed = await resumeRollout(deps, { name: 'm', alias: 'prod', actor: 'bob' });
+    expect(resumed.nextStepAt).toBe(new Date(T0 + 160_000).toISOString());
+  });
+
   it('finishes a promotion whose alias move failed', async () => {
     await start({ steps: [{ weight: 50, bakeSeconds: 0 }] });
     const flaky = repo.moveAlias.bind(repo);
