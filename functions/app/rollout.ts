@@ -298,7 +298,9 @@ async function work(
   if (!r || !isListed(r)) return;
   const id = label(r);
   if (!isActive(r)) {
-    await settle(deps, r, alias, CONTROLLER_ACTOR);
+    const settled = await settle(deps, r, alias, CONTROLLER_ACTOR);
+    // A promotion superseded by another move of the alias ends aborted.
+    if (settled.status !== r.status) summary.aborted.push(id);
     return;
   }
   if (!alias || alias.version !== r.fromVersion) {
@@ -411,7 +413,9 @@ async function endRollout(
  * `completed` moves the alias to the version (conditional on it still pointing at `fromVersion`; history reason
  * `rollout completed`; `RolloutCompleted`), `rolled_back` and `aborted` clear the split's canary and shadow when
  * they still name the version (history reason: the rollback's, or `rollout aborted`; a rollback publishes
- * `AliasMoved` to the stable version and `RolloutRolledBack`). A lost race on the alias (412) leaves it pending.
+ * `AliasMoved` to the stable version and `RolloutRolledBack`). A promotion whose alias was meanwhile moved to
+ * another version (or removed) ends `aborted` (`superseded`) instead, its split cleared as an abort's. A lost race
+ * on the alias (412) leaves it pending.
  */
 async function settle(
   deps: RolloutDeps,
@@ -426,8 +430,11 @@ async function settle(
     version: r.version,
     fromVersion: r.fromVersion,
   };
+  const superseded =
+    r.status === 'completed' && (!alias || (alias.version !== r.fromVersion && alias.version !== r.version));
+  const end: Rollout = superseded ? { ...r, status: 'aborted', endedReason: 'superseded' } : r;
   try {
-    if (r.status === 'completed') {
+    if (end.status === 'completed') {
       if (alias && alias.version === r.fromVersion) {
         await moveAlias(deps, {
           name: r.name,
@@ -441,12 +448,12 @@ async function settle(
         await publish(deps, { type: 'RolloutCompleted', detail: base });
       }
     } else if (alias && routingHasRollout(alias.routing, r.version)) {
-      const rolledBack = r.status === 'rolled_back';
+      const rolledBack = end.status === 'rolled_back';
       const reason = rolledBack
-        ? (r.endedReason ?? 'rolled back')
-        : r.endedReason === 'aborted'
+        ? (end.endedReason ?? 'rolled back')
+        : end.endedReason === 'aborted'
           ? 'rollout aborted'
-          : `rollout aborted: ${r.endedReason ?? ''}`.trim();
+          : `rollout aborted: ${end.endedReason ?? ''}`.trim();
       await updateAlias(deps, {
         name: r.name,
         alias: r.alias,
@@ -479,7 +486,7 @@ async function settle(
     });
   }
   const at = now(deps).toISOString();
-  const { aliasPending: _a, ...rest } = r;
+  const { aliasPending: _a, ...rest } = end;
   try {
     return await deps.rollouts.update({ ...rest, updatedAt: at }, r.revision);
   } catch (e) {

@@ -20,6 +20,7 @@ import {
   tick,
 } from '../../functions/app/rollout';
 import type { ShadowComparison } from '../../functions/domain/divergence';
+import { PreconditionFailedError } from '../../functions/domain/errors';
 import type { AliasRoutingChange } from '../../functions/domain/registry-plans';
 import type { RolloutSpec } from '../../functions/domain/rollout';
 import type { AliasState, HistoryEntry } from '../../functions/domain/types';
@@ -349,6 +350,45 @@ describe('abort, superseded, half-way transitions', () => {
     clock.at(100);
     const resumed = await resumeRollout(deps, { name: 'm', alias: 'prod', actor: 'bob' });
     expect(resumed.nextStepAt).toBe(new Date(T0 + 160_000).toISOString());
+  });
+
+  it('ends `superseded` when its promotion lost to a move by hand, clearing the canary it left', async () => {
+    await start({
+      steps: [
+        { weight: 10, bakeSeconds: 60 },
+        { weight: 100, bakeSeconds: 0 },
+      ],
+    });
+    await tick(deps, clock.at(60));
+    const move = repo.moveAlias.bind(repo);
+    let raced = true;
+    repo.moveAlias = (m) => {
+      if (raced) {
+        raced = false;
+        return Promise.reject(new PreconditionFailedError('the alias changed'));
+      }
+      return move(m);
+    };
+    expect((await tick(deps, clock.at(61))).promoted).toEqual(['m@prod']);
+    expect(await getRollout(deps, 'm', 'prod')).toMatchObject({ status: 'completed' });
+    await moveAlias(deps, { name: 'm', alias: 'prod', version: 3, actor: 'carol' });
+    expect((await repo.getAlias('m', 'prod'))?.routing?.canary).toEqual({ version: 2, weight: 100 });
+    events.length = 0;
+    expect((await tick(deps, clock.at(62))).aborted).toEqual(['m@prod']);
+    expect(await getRollout(deps, 'm', 'prod')).toMatchObject({
+      status: 'aborted',
+      endedReason: 'superseded',
+    });
+    const alias = await repo.getAlias('m', 'prod');
+    expect(alias?.version).toBe(3);
+    expect(alias?.routing).toBeUndefined();
+    expect(
+      summary(await history())
+        .map((e) => e.reason)
+        .at(-1),
+    ).toBe('rollout aborted: superseded');
+    expect(events.map((e) => e.type)).toEqual(['AliasRoutingChanged']);
+    expect((await tick(deps, clock.at(63))).rollouts).toBe(0);
   });
 
   it('finishes a promotion whose alias move failed', async () => {
