@@ -411,11 +411,12 @@ async function endRollout(
 /**
  * Writes the alias change of a rollout that ended, unless it is already there, then clears `aliasPending`:
  * `completed` moves the alias to the version (conditional on it still pointing at `fromVersion`; history reason
- * `rollout completed`; `RolloutCompleted`), `rolled_back` and `aborted` clear the split's canary and shadow when
- * they still name the version (history reason: the rollback's, or `rollout aborted`; a rollback publishes
- * `AliasMoved` to the stable version and `RolloutRolledBack`). A promotion whose alias was meanwhile moved to
- * another version (or removed) ends `aborted` (`superseded`) instead, its split cleared as an abort's. A lost race
- * on the alias (412) leaves it pending.
+ * `rollout completed`), `rolled_back` and `aborted` clear the split's canary and shadow when they still name the
+ * version (history reason: the rollback's, or `rollout aborted`; a rollback that clears it publishes `AliasMoved`
+ * to the stable version). A promotion whose alias was meanwhile moved to another version (or removed) ends
+ * `aborted` (`superseded`) instead, its split cleared as an abort's. A lost race on the alias (412) leaves it
+ * pending. `RolloutRolledBack` / `RolloutCompleted` (the latter only with the alias on the version) are published
+ * once, after the conditional write that clears `aliasPending`, whether or not this run wrote the alias change.
  */
 async function settle(
   deps: RolloutDeps,
@@ -433,6 +434,8 @@ async function settle(
   const superseded =
     r.status === 'completed' && (!alias || (alias.version !== r.fromVersion && alias.version !== r.version));
   const end: Rollout = superseded ? { ...r, status: 'aborted', endedReason: 'superseded' } : r;
+  // Whether the alias is on the version (a completion is announced only then).
+  let promoted = end.status === 'completed' && alias?.version === r.version;
   try {
     if (end.status === 'completed') {
       if (alias && alias.version === r.fromVersion) {
@@ -445,7 +448,7 @@ async function settle(
           reason: 'rollout completed',
           actor,
         });
-        await publish(deps, { type: 'RolloutCompleted', detail: base });
+        promoted = true;
       }
     } else if (alias && routingHasRollout(alias.routing, r.version)) {
       const rolledBack = end.status === 'rolled_back';
@@ -462,14 +465,11 @@ async function settle(
         reason,
         actor,
       });
+      // The alias is back on its stable version only now (and only by this write).
       if (rolledBack) {
         await publish(deps, {
           type: 'AliasMoved',
           detail: { name: r.name, alias: r.alias, version: alias.version, previousVersion: alias.version },
-        });
-        await publish(deps, {
-          type: 'RolloutRolledBack',
-          detail: { ...base, reason: r.endedReason ?? '' },
         });
       }
     }
@@ -487,12 +487,23 @@ async function settle(
   }
   const at = now(deps).toISOString();
   const { aliasPending: _a, ...rest } = end;
+  let settled: Rollout;
   try {
-    return await deps.rollouts.update({ ...rest, updatedAt: at }, r.revision);
+    settled = await deps.rollouts.update({ ...rest, updatedAt: at }, r.revision);
   } catch (e) {
     if (e instanceof PreconditionFailedError) return r;
     throw e;
   }
+  // The end is announced by the one write that settled it (whoever wrote the alias change, or found it written).
+  if (settled.status === 'rolled_back') {
+    await publish(deps, {
+      type: 'RolloutRolledBack',
+      detail: { ...base, reason: settled.endedReason ?? '' },
+    });
+  } else if (settled.status === 'completed' && promoted) {
+    await publish(deps, { type: 'RolloutCompleted', detail: base });
+  }
+  return settled;
 }
 
 /**

@@ -41,10 +41,16 @@ class TestClock {
 /** A registry whose split writes can be made to fail (a transition that stops half way). */
 class FlakyRegistry extends MemoryRegistryRepository {
   failRouting = 0;
+  /** Split writes that lose a race (412) next. */
+  raceRouting = 0;
   override setAliasRouting(change: AliasRoutingChange): Promise<AliasState> {
     if (this.failRouting > 0) {
       this.failRouting--;
       return Promise.reject(new Error('table unavailable'));
+    }
+    if (this.raceRouting > 0) {
+      this.raceRouting--;
+      return Promise.reject(new PreconditionFailedError('the alias changed'));
     }
     return super.setAliasRouting(change);
   }
@@ -219,6 +225,41 @@ describe('rollbacks', () => {
         .at(-1),
     ).toBe('alarm:errors');
     expect((await repo.getAlias('m', 'prod'))?.routing).toBeUndefined();
+  });
+
+  it('announces the rollback once, also when the split was cleared by hand before it settled', async () => {
+    const r = await start();
+    repo.raceRouting = 1;
+    expect(await onAlarm(deps, 'errors', 'ALARM')).toMatchObject([{ status: 'rolled_back' }]);
+    expect(events.map((e) => e.type)).not.toContain('RolloutRolledBack');
+    await updateAlias(deps, { name: 'm', alias: 'prod', routing: null, actor: 'bob' });
+    events.length = 0;
+    expect((await tick(deps, clock.at(5))).rollouts).toBe(1);
+    // The split was not cleared by the rollback: no AliasMoved, but the rollback is announced.
+    expect(events.map((e) => e.type)).toEqual(['RolloutRolledBack']);
+    expect(events[0]?.detail).toMatchObject({ rolloutId: r.id, reason: 'alarm:errors' });
+    expect((await tick(deps, clock.at(6))).rollouts).toBe(0);
+    expect(events).toHaveLength(1);
+  });
+
+  it('announces the completion once, when the settle after the move is what failed', async () => {
+    await start({ steps: [{ weight: 50, bakeSeconds: 0 }] });
+    const update = rollouts.update.bind(rollouts);
+    let failSettle = true;
+    rollouts.update = (next, expected) => {
+      if (failSettle && next.status === 'completed' && !next.aliasPending) {
+        failSettle = false;
+        return Promise.reject(new Error('table unavailable'));
+      }
+      return update(next, expected);
+    };
+    expect((await tick(deps, clock.at(1))).failed).toEqual(['m@prod']);
+    expect((await repo.getAlias('m', 'prod'))?.version).toBe(2);
+    expect(events.map((e) => e.type)).not.toContain('RolloutCompleted');
+    await tick(deps, clock.at(2));
+    expect(events.filter((e) => e.type === 'RolloutCompleted')).toHaveLength(1);
+    expect(events.filter((e) => e.type === 'AliasMoved')).toHaveLength(1);
+    expect((await tick(deps, clock.at(3))).rollouts).toBe(0);
   });
 
   it('rolls back on divergence, counting only comparisons of its version', async () => {
