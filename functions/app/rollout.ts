@@ -109,7 +109,8 @@ export interface StartRolloutInput {
  * Starts a rollout of `spec.version` on the alias: 404 / 409 / 412 as for a canary (`planAliasRouting`), 409
  * `ROLLOUT_IN_PROGRESS` when the alias has an active rollout. Writes the rollout (step 1, running), then the
  * alias's split (`rollout <id8>: step 1/N, canary vX at W%`). When the split cannot be written the rollout ends
- * `aborted` (`start failed: <code>`) and the error is thrown.
+ * `aborted` (`start failed: <code>`) and the error is thrown — unless the write lost (412) to the controller
+ * writing the same split for the new rollout, which is a start like any other.
  */
 export async function startRollout(deps: RolloutDeps, input: StartRolloutInput): Promise<RolloutView> {
   validate(input.name, input.alias);
@@ -158,6 +159,20 @@ export async function startRollout(deps: RolloutDeps, input: StartRolloutInput):
       actor: input.actor,
     });
   } catch (e) {
+    if (e instanceof PreconditionFailedError) {
+      // The controller may have written this very split first (it reconciles a new rollout too): then the start
+      // succeeded. The alias first, then the rollout (as the controller reads them).
+      const after = await deps.repo.getAlias(input.name, input.alias);
+      const fresh = await deps.rollouts.get(input.name, input.alias);
+      if (
+        after &&
+        fresh?.id === created.id &&
+        isActive(fresh) &&
+        sameRouting(after.routing, desiredRouting(fresh, after.routing))
+      ) {
+        return rolloutView(fresh);
+      }
+    }
     const code = isMaasError(e) ? e.code : 'ERROR';
     await endRollout(deps, created, 'aborted', `start failed: ${code}`, input.actor).catch(() => {});
     throw e;

@@ -457,6 +457,38 @@ describe('abort, superseded, half-way transitions', () => {
   });
 });
 
+describe('start', () => {
+  it('succeeds when a controller run wrote its split between the rollout and the split write', async () => {
+    const create = rollouts.create.bind(rollouts);
+    rollouts.create = async (r) => {
+      const created = await create(r);
+      expect((await tick(deps, clock.now())).reconciled).toEqual(['m@prod']);
+      return created;
+    };
+    const r = await start();
+    expect(r).toMatchObject({ status: 'running', step: 0, weight: 10 });
+    expect(await getRollout(deps, 'm', 'prod')).toMatchObject({ id: r.id, status: 'running' });
+    expect((await repo.getAlias('m', 'prod'))?.routing).toEqual({ canary: { version: 2, weight: 10 } });
+    // One split change, by the controller.
+    expect(summary(await history()).map((e) => e.canary)).toEqual(['v2@10']);
+  });
+
+  it('still fails, and ends the rollout, when the alias changed otherwise meanwhile', async () => {
+    const create = rollouts.create.bind(rollouts);
+    rollouts.create = async (r) => {
+      const created = await create(r);
+      await updateAlias(deps, { name: 'm', alias: 'prod', routing: { keyParameter: 'k' }, actor: 'bob' });
+      return created;
+    };
+    const err = await start().catch((e) => e);
+    expect(err).toBeInstanceOf(PreconditionFailedError);
+    expect(await getRollout(deps, 'm', 'prod')).toMatchObject({
+      status: 'aborted',
+      endedReason: 'start failed: PRECONDITION_FAILED',
+    });
+  });
+});
+
 describe('refusals', () => {
   it('409 ROLLOUT_IN_PROGRESS, 404 ROLLOUT_NOT_FOUND / VERSION_NOT_FOUND / ALIAS_NOT_FOUND, 409 CANARY_IS_STABLE, 412', async () => {
     const code = (p: Promise<unknown>) =>
