@@ -552,13 +552,19 @@ export async function onAlarm(deps: RolloutDeps, alarmName: string, state: strin
 }
 
 /**
- * Counts a shadow comparison into the active rollout of its alias when it compares that rollout's version; when the
- * counts then break the rollout's bounds, the rollout is rolled back at once (`divergence:<metric>`). Answers whether
- * it was counted.
+ * Counts a shadow comparison into the active rollout of its alias when it compares that rollout's version against
+ * its stable one (`servedVersion` = `fromVersion`) and, when the comparison tells when the request was answered
+ * (`at`, ISO 8601), that was not before the rollout started — a comparison of an earlier rollout of the same
+ * version, delivered late, counts into none. When the counts then break the rollout's bounds, the rollout is rolled
+ * back at once (`divergence:<metric>`). Answers whether it was counted.
  */
-export async function recordComparison(deps: RolloutDeps, c: ShadowComparison): Promise<boolean> {
+export async function recordComparison(
+  deps: RolloutDeps,
+  c: ShadowComparison & { readonly at?: string },
+): Promise<boolean> {
   const r = await deps.rollouts.get(c.model, c.alias);
-  if (!r || !isActive(r) || r.version !== c.shadowVersion) return false;
+  if (!r || !isActive(r) || r.version !== c.shadowVersion || r.fromVersion !== c.servedVersion) return false;
+  if (c.at !== undefined && Date.parse(c.at) < Date.parse(r.startedAt)) return false;
   const delta = divergenceDelta(c, r.maxDivergence);
   if (!(await deps.rollouts.recordDivergence(r.name, r.alias, r.id, delta))) return false;
   const d = r.divergence;

@@ -43,9 +43,12 @@ export function rolloutDepsFromConfig(
 
 /**
  * The worker's `onComparison`: counts each shadow comparison into the active rollout of its alias (and rolls it back
- * at once when the counts break its bounds).
+ * at once when the counts break its bounds). A comparison that carries `at` (when the request was answered) counts
+ * only into a rollout started by then.
  */
-export function comparisonRecorder(deps: RolloutDeps): (c: ShadowComparison) => Promise<void> {
+export function comparisonRecorder(
+  deps: RolloutDeps,
+): (c: ShadowComparison & { readonly at?: string }) => Promise<void> {
   return async (c) => {
     await recordComparison(deps, c);
   };

@@ -227,6 +227,40 @@ describe('rollbacks', () => {
     expect((await repo.getAlias('m', 'prod'))?.routing).toBeUndefined();
   });
 
+  it('counts no comparison answered before it started, nor one served by another version than its stable', async () => {
+    await start({ maxDivergence: { maxAbsDiff: 0.01 } });
+    await abortRollout(deps, { name: 'm', alias: 'prod', actor: 'alice' });
+    clock.at(10);
+    const second = await start({ maxDivergence: { maxAbsDiff: 0.5 } });
+    const diverging = (
+      extra: Partial<ShadowComparison & { at: string }> = {},
+    ): ShadowComparison & { at?: string } => ({
+      model: 'm',
+      alias: 'prod',
+      servedVersion: 1,
+      shadowVersion: 2,
+      inferenceId: 'late',
+      outputs: [{ output: 'y', rows: 1, maxAbsDiff: 0.9 }],
+      ...extra,
+    });
+    // Mirrored while the first rollout ran, compared after the second started.
+    expect(await recordComparison(deps, diverging({ at: new Date(T0 + 5_000).toISOString() }))).toBe(false);
+    // Served by a version the rollout does not roll from.
+    expect(await recordComparison(deps, diverging({ servedVersion: 3 }))).toBe(false);
+    expect(await getRollout(deps, 'm', 'prod')).toMatchObject({
+      id: second.id,
+      status: 'running',
+      divergence: { requests: 0 },
+    });
+    // Answered after it started (or of no known time): counted.
+    expect(await recordComparison(deps, diverging({ at: new Date(T0 + 10_000).toISOString() }))).toBe(true);
+    expect(await getRollout(deps, 'm', 'prod')).toMatchObject({
+      id: second.id,
+      status: 'rolled_back',
+      endedReason: 'divergence:maxAbsDiff',
+    });
+  });
+
   it('announces the rollback once, also when the split was cleared by hand before it settled', async () => {
     const r = await start();
     repo.raceRouting = 1;
