@@ -12,7 +12,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ShadowComparison } from '../domain/divergence';
-import { ConflictError, isMaasError, PreconditionFailedError } from '../domain/errors';
+import { ConflictError, isMaasError, PreconditionFailedError, UnavailableError } from '../domain/errors';
 import { validateAliasName, validateModelName } from '../domain/names';
 import { aliasNotFound, planAliasRouting } from '../domain/registry-plans';
 import {
@@ -244,14 +244,27 @@ export async function resumeRollout(
 /**
  * Aborts an active rollout: it ends `aborted` and the alias's split loses its canary and shadow (the key parameter
  * stays), history reason `rollout aborted`. 409 `ROLLOUT_NOT_ACTIVE` when it is over.
+ *
+ * A rollout that ended but whose alias change is still pending (which holds the alias: no new rollout starts) is
+ * not aborted — it ended already — but that change is tried again now, as the controller would (`settle`): the
+ * rollout as settled, or the failure (503 `UNAVAILABLE` when the alias changed meanwhile: retry).
  */
 export async function abortRollout(
   deps: RolloutDeps,
   input: { name: string; alias: string; actor: string },
 ): Promise<RolloutView> {
   const r = await current(deps, input.name, input.alias);
-  if (!isActive(r)) throw notApplicable(r, 'aborted');
-  return rolloutView(await endRollout(deps, r, 'aborted', 'aborted', input.actor));
+  if (isActive(r)) return rolloutView(await endRollout(deps, r, 'aborted', 'aborted', input.actor));
+  if (!r.aliasPending) throw notApplicable(r, 'aborted');
+  const alias = await deps.repo.getAlias(r.name, r.alias);
+  const settled = await settle(deps, r, alias, input.actor);
+  if (!settled.aliasPending) return rolloutView(settled);
+  // Settled meanwhile by the controller, or not yet.
+  const fresh = await deps.rollouts.get(r.name, r.alias);
+  if (fresh && fresh.id === r.id && !fresh.aliasPending) return rolloutView(fresh);
+  throw new UnavailableError(
+    `the ${r.status} rollout of alias '${r.alias}' of model '${r.name}' could not finish its alias change yet: retry`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -466,6 +466,33 @@ describe('abort, superseded, half-way transitions', () => {
     expect((await tick(deps, clock.at(63))).rollouts).toBe(0);
   });
 
+  it('abort of an ended rollout whose alias change is pending tries that change again, then answers', async () => {
+    await start({ steps: [{ weight: 50, bakeSeconds: 0 }] });
+    const move = repo.moveAlias.bind(repo);
+    let failure: Error | undefined = new Error('table unavailable');
+    repo.moveAlias = (m) => (failure ? Promise.reject(failure) : move(m));
+    expect((await tick(deps, clock.at(1))).failed).toEqual(['m@prod']);
+    expect(await getRollout(deps, 'm', 'prod')).toMatchObject({ status: 'completed' });
+    // Still failing: the failure, not ROLLOUT_NOT_ACTIVE.
+    const still = await abortRollout(deps, { name: 'm', alias: 'prod', actor: 'bob' }).catch((e) => e);
+    expect(still).toBe(failure);
+    // Losing a race on the alias: 503, to be retried.
+    failure = new PreconditionFailedError('the alias changed');
+    const raced = await abortRollout(deps, { name: 'm', alias: 'prod', actor: 'bob' }).catch((e) => e);
+    expect(raced).toMatchObject({ status: 503, code: 'UNAVAILABLE' });
+    failure = undefined;
+    expect(await abortRollout(deps, { name: 'm', alias: 'prod', actor: 'bob' })).toMatchObject({
+      status: 'completed',
+    });
+    expect((await repo.getAlias('m', 'prod'))?.version).toBe(2);
+    expect((await tick(deps, clock.at(2))).rollouts).toBe(0);
+    // Settled: now it is over.
+    const over = await abortRollout(deps, { name: 'm', alias: 'prod', actor: 'bob' }).catch((e) => e);
+    expect(over.code).toBe('ROLLOUT_NOT_ACTIVE');
+    // And the alias takes a new rollout.
+    expect((await start({ version: 3 })).status).toBe('running');
+  });
+
   it('finishes a promotion whose alias move failed', async () => {
     await start({ steps: [{ weight: 50, bakeSeconds: 0 }] });
     const flaky = repo.moveAlias.bind(repo);
