@@ -15,7 +15,7 @@ import {
   METRICS_NAMESPACE,
   type MetricName,
 } from '../contract/observability';
-import type { InferenceReport, MetricsSink, OperationReport } from '../ports/telemetry';
+import type { InferenceReport, MetricsSink, OperationReport, ShadowMirrorFailure } from '../ports/telemetry';
 
 type DimensionName = (typeof INFERENCE_DIMENSION_SETS)[number][number];
 
@@ -143,10 +143,6 @@ export class EmfLineSink implements MetricsSink {
         present |= BIT.CaptureErrors;
         values += `,"CaptureErrors":${num(r.captureErrors)}`;
       }
-      if (r.shadowErrors) {
-        present |= BIT.ShadowErrors;
-        values += `,"ShadowErrors":${num(r.shadowErrors)}`;
-      }
       // Dimension sets are part of the definitions' key: which sets a document has depends on version and alias.
       const key = present | (hasVersion ? 1 << 20 : 0) | (hasAlias ? 1 << 21 : 0);
       let head = this.#definitions.get(key);
@@ -167,6 +163,23 @@ export class EmfLineSink implements MetricsSink {
 
   operation(r: OperationReport): void {
     this.#operations?.operation(r);
+  }
+
+  /**
+   * A shadow mirror not sent: one document of `ShadowMirrorErrors` 1 on the inference dimension sets of the answered
+   * request, written at once (a mirror settles long after its request's answer).
+   */
+  shadowMirrorFailed(f: ShadowMirrorFailure): void {
+    try {
+      const id = f.inferenceId;
+      const idProp =
+        id === undefined ? '' : `,"inferenceId":${SAFE_ID.test(id) ? `"${id}"` : JSON.stringify(id)}`;
+      this.#write(
+        `{"_aws":{"Timestamp":${Date.now()},"CloudWatchMetrics":[{"Namespace":"${METRICS_NAMESPACE}","Dimensions":${DIMENSIONS.va},"Metrics":[${DEFINITIONS.ShadowMirrorErrors}]}]},"service":${this.#service},${this.#props({ model: f.model, version: f.version, alias: f.alias, route: f.route } as InferenceReport)}${idProp},"ShadowMirrorErrors":1}`,
+      );
+    } catch {
+      // Metrics never fail a request.
+    }
   }
 
   /** `"model":…,"version":…,"alias":…,"route":…` of a report, made once per model, version and alias. */

@@ -25,7 +25,7 @@ import {
   type ShadowMetricName,
 } from '../contract/observability';
 import type { ShadowComparison } from '../domain/divergence';
-import type { InferenceReport, MetricsSink, OperationReport } from '../ports/telemetry';
+import type { InferenceReport, MetricsSink, OperationReport, ShadowMirrorFailure } from '../ports/telemetry';
 
 export interface EmfMetricsOptions {
   /** The `service` property of the documents (the function: `maas-predict`). */
@@ -100,9 +100,30 @@ export class EmfMetricsSink implements MetricsSink {
       this.#add('PayloadBytes', r.payloadBytes);
       if (r.batchRows !== undefined) this.#add('BatchRows', r.batchRows);
       if (r.captureErrors) this.#add('CaptureErrors', r.captureErrors);
-      if (r.shadowErrors) this.#add('ShadowErrors', r.shadowErrors);
       if (r.inferenceId !== undefined) m.addMetadata('inferenceId', r.inferenceId);
       m.addMetadata('status', String(r.status));
+      m.addMetadata('service', this.#service);
+      m.publishStoredMetrics();
+    } catch {
+      this.#reset();
+    }
+  }
+
+  /** A shadow mirror not sent: `ShadowMirrorErrors` 1 on the inference dimension sets of the answered request. */
+  shadowMirrorFailed(f: ShadowMirrorFailure): void {
+    const m = this.#metrics;
+    try {
+      const values: Record<DimensionName, string> = {
+        model: f.model,
+        version: String(f.version),
+        alias: f.alias,
+        route: f.route,
+      };
+      for (const set of INFERENCE_DIMENSION_SETS) {
+        m.addDimensions(Object.fromEntries(set.map((name) => [name, values[name]])));
+      }
+      this.#add('ShadowMirrorErrors', 1);
+      if (f.inferenceId !== undefined) m.addMetadata('inferenceId', f.inferenceId);
       m.addMetadata('service', this.#service);
       m.publishStoredMetrics();
     } catch {

@@ -17,7 +17,7 @@ import {
   shadowPrometheusName,
 } from '../contract/observability';
 import type { ShadowComparison } from '../domain/divergence';
-import type { InferenceReport, MetricsSink, OperationReport } from '../ports/telemetry';
+import type { InferenceReport, MetricsSink, OperationReport, ShadowMirrorFailure } from '../ports/telemetry';
 
 const INFERENCE_LABELS = ['model', 'version', 'alias', 'route'] as const;
 const OPERATION_LABELS = ['operation'] as const;
@@ -36,8 +36,7 @@ const HELP: Record<MetricName, string> = {
   PayloadBytes: 'Request body bytes',
   BatchRows: 'Rows scored',
   CaptureErrors: 'Capture records that could not be written',
-  ShadowErrors:
-    'Shadow mirrors not sent (route of the answer), and shadow runs that failed (route shadow, the shadow version)',
+  ShadowMirrorErrors: 'Shadow mirrors not sent (the version and route that answered the request)',
 };
 
 const SHADOW_LABELS = [...INFERENCE_LABELS, 'output'] as const;
@@ -50,6 +49,8 @@ export class PrometheusMetricsSink implements MetricsSink {
   /** `ShadowRequests` (a counter on the inference labels) and the divergence histograms (with `output`). */
   readonly #shadow: {
     readonly requests: Counter<InferenceLabel>;
+    /** `ShadowErrors`: shadow runs that failed. */
+    readonly errors: Counter<InferenceLabel>;
     readonly agreement: Histogram<ShadowLabel>;
     readonly maxAbsDiff: Histogram<ShadowLabel>;
     readonly kl: Histogram<ShadowLabel>;
@@ -88,6 +89,12 @@ export class PrometheusMetricsSink implements MetricsSink {
       requests: new Counter({
         name: shadowPrometheusName('ShadowRequests'),
         help: 'Mirrored requests run on their shadow version (route shadow, the shadow version)',
+        labelNames: INFERENCE_LABELS,
+        registers: [this.registry],
+      }),
+      errors: new Counter({
+        name: shadowPrometheusName('ShadowErrors'),
+        help: 'Mirrored requests whose shadow run failed (route shadow, the shadow version)',
         labelNames: INFERENCE_LABELS,
         registers: [this.registry],
       }),
@@ -147,7 +154,14 @@ export class PrometheusMetricsSink implements MetricsSink {
     add('PayloadBytes', r.payloadBytes);
     add('BatchRows', r.batchRows);
     add('CaptureErrors', r.captureErrors ?? 0);
-    add('ShadowErrors', r.shadowErrors ?? 0);
+    add('ShadowMirrorErrors', 0);
+  }
+
+  shadowMirrorFailed(f: ShadowMirrorFailure): void {
+    (this.#inference.get('ShadowMirrorErrors') as Counter<InferenceLabel>).inc(
+      { model: f.model, version: String(f.version), alias: f.alias, route: f.route },
+      1,
+    );
   }
 
   shadow(c: ShadowComparison): void {
@@ -158,7 +172,7 @@ export class PrometheusMetricsSink implements MetricsSink {
       route: SHADOW_ROUTE,
     };
     this.#shadow.requests.inc(labels);
-    (this.#inference.get('ShadowErrors') as Counter<InferenceLabel>).inc(labels, c.failed ? 1 : 0);
+    this.#shadow.errors.inc(labels, c.failed ? 1 : 0);
     for (const o of c.outputs) {
       const l = { ...labels, output: o.output };
       if (o.argmaxAgreement !== undefined) this.#shadow.agreement.observe(l, o.argmaxAgreement);

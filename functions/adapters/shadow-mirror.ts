@@ -7,7 +7,8 @@
  *   without the generated SQS client, which would cost the predict bundle its size and its cold start.
  *
  * Both refuse (reject) a message whose JSON exceeds `SHADOW.maxMessageBytes` (SQS's limit) without sending it;
- * the observer counts it as a `ShadowErrors`. In Lambda the send runs after the handler returned its answer: a
+ * the observer counts it as a `ShadowMirrorErrors`. The message's JSON is its small envelope and its two texts
+ * (request and answer, as sent and answered) embedded as JSON strings: nothing is parsed. In Lambda the send runs after the handler returned its answer: a
  * sandbox frozen meanwhile finishes it on its next invocation, or not at all. Mirroring is best effort by design.
  */
 import { SHADOW } from '../contract/observability';
@@ -17,15 +18,27 @@ import { AwsHttpClient, type AwsHttpOptions, readBody } from './aws-http';
 
 /** A mirror message over `SHADOW.maxMessageBytes`: not sent. */
 export class ShadowMessageTooLargeError extends Error {
+  /** The message's bytes (at least these many, when it was refused before it was made). */
   constructor(readonly bytes: number) {
-    super(`the shadow message is ${bytes} bytes, over the queue's limit of ${SHADOW.maxMessageBytes}`);
+    super(
+      `the shadow message is ${bytes} bytes or more, over the queue's limit of ${SHADOW.maxMessageBytes}`,
+    );
     this.name = 'ShadowMessageTooLargeError';
   }
 }
 
-/** The message's JSON, refused (ShadowMessageTooLargeError) when it exceeds `maxBytes`. */
+/**
+ * The message's JSON, refused (ShadowMessageTooLargeError) when it exceeds `maxBytes`: refused before anything is
+ * built when its texts alone are longer (a UTF-16 unit is at least one UTF-8 byte), else made by concatenation (the
+ * envelope's JSON and the texts as JSON strings) and its bytes counted when they could matter.
+ */
 export function shadowMessageBody(m: ShadowMirrorMessage, maxBytes: number = SHADOW.maxMessageBytes): string {
-  const body = JSON.stringify(m);
+  const { requestText, answerText, ...envelope } = m;
+  if (requestText.length + answerText.length > maxBytes) {
+    throw new ShadowMessageTooLargeError(requestText.length + answerText.length);
+  }
+  const head = JSON.stringify(envelope);
+  const body = `${head.slice(0, -1)},"requestText":${JSON.stringify(requestText)},"answerText":${JSON.stringify(answerText)}}`;
   // UTF-16 units bound the UTF-8 bytes from below (and by three from above): count only when it could matter.
   if (body.length * 3 > maxBytes) {
     const bytes = Buffer.byteLength(body, 'utf8');

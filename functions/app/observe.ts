@@ -10,15 +10,17 @@
  *
  * Shadow traffic: a request answered 200 through an alias with a shadow, by a version other than the shadow's, and
  * sampled at the shadow's percent (`isShadowed`: sticky by routing key, else by inference id) is mirrored after its
- * answer, like a capture: one `ShadowMirror.mirror` call with the request and answer as JSON objects. A mirror that
- * throws, rejects or takes longer than `shadowBudgetMs` (or a message too large to send) is counted
- * (`ShadowErrors`) and changes nothing else. An alias without shadow costs one field check; an unsampled request
- * allocates nothing for it.
+ * answer: one `ShadowMirror.mirror` call with the request and answer texts as they were (nothing is parsed). The
+ * request's report does not wait for it (it is written at once, as an unmirrored one's, or after its capture). A
+ * mirror that throws, rejects or has not settled after `shadowBudgetMs`, or whose texts alone exceed
+ * `SHADOW.maxMessageBytes` (refused before anything is built), is reported on its own
+ * (`MetricsSink.shadowMirrorFailed`: `ShadowMirrorErrors`) and changes nothing else; a slow send that succeeds
+ * within the budget is no error. An alias without shadow costs one field check; an unsampled request allocates
+ * nothing for it.
  */
 import { randomUUID } from 'node:crypto';
 import { DEFAULT_ALIAS, LIMITS } from '../contract/limits';
 import { SHADOW, STABLE_ROUTE } from '../contract/observability';
-import type { ShadowMirrorMessage } from '../domain/async';
 import { type CaptureConfig, captureLine, isSampled } from '../domain/capture';
 import { isVersionNumber } from '../domain/names';
 import { isShadowed } from '../domain/routing';
@@ -46,7 +48,7 @@ export interface InferenceObserverDeps {
   readonly captureBudgetMs?: number;
   /** Where sampled requests of aliases with a shadow are mirrored. @default none: nothing is mirrored */
   readonly mirror?: ShadowMirror;
-  /** How long a mirror is waited for before it counts as a `ShadowErrors`. @default SHADOW.budgetMs */
+  /** How long a mirror is waited for before it counts as hung (`ShadowMirrorErrors`). @default SHADOW.budgetMs */
   readonly shadowBudgetMs?: number;
   /** @default () => new Date() */
   readonly now?: () => Date;
@@ -128,7 +130,6 @@ export function createInferenceObserver(deps: InferenceObserverDeps): InferenceO
     alias: string | undefined,
     latencyMs: number,
     captureErrors: number,
-    shadowErrors = 0,
   ): void {
     const coldStart = cold;
     cold = false;
@@ -151,22 +152,43 @@ export function createInferenceObserver(deps: InferenceObserverDeps): InferenceO
       payloadBytes: a.payloadBytes,
       batchRows: obs.rows,
       captureErrors,
-      shadowErrors,
       inferenceId: obs.inferenceId,
     });
   }
 
-  /** Mirrors an answered request to its alias's shadow: 0 when it was sent, 1 when it failed. */
+  /**
+   * Mirrors an answered request to its alias's shadow; a mirror that is refused, throws, rejects or has not settled
+   * within `shadowBudgetMs` is reported on its own (`ShadowMirrorErrors`). Nothing waits for it.
+   */
   function mirror(
     a: AnsweredInference,
+    target: ShadowMirror,
     shadowVersion: number,
     servedVersion: number,
     alias: string,
     at: Date,
-  ): number | Promise<number> {
-    const target = deps.mirror;
-    if (!target) return 0;
+  ): void {
+    const failed = () => {
+      try {
+        deps.metrics.shadowMirrorFailed?.({
+          model: a.model,
+          version: servedVersion,
+          alias,
+          route: a.obs.route ?? STABLE_ROUTE,
+          ...(a.obs.inferenceId !== undefined ? { inferenceId: a.obs.inferenceId } : {}),
+        });
+      } catch {
+        // Metrics never fail a request.
+      }
+    };
     try {
+      const requestText = textOf(a.requestText);
+      const answerText = textOf(a.responseText);
+      // A UTF-16 unit is at least one UTF-8 byte: texts longer than the limit make a message over it.
+      if (requestText.length + answerText.length > SHADOW.maxMessageBytes) {
+        failed();
+        return;
+      }
       const pending = target.mirror({
         type: 'shadow',
         model: a.model,
@@ -175,12 +197,16 @@ export function createInferenceObserver(deps: InferenceObserverDeps): InferenceO
         shadowVersion,
         inferenceId: a.obs.inferenceId ?? '',
         at: at.toISOString(),
-        request: JSON.parse(textOf(a.requestText)) as Record<string, unknown>,
-        answer: JSON.parse(textOf(a.responseText)) as ShadowMirrorMessage['answer'],
+        requestText,
+        answerText,
       });
-      return pending ? withinBudget(pending, shadowBudgetMs) : 0;
+      if (pending) {
+        void withinBudget(pending, shadowBudgetMs, true).then((errors) => {
+          if (errors) failed();
+        });
+      }
     } catch {
-      return 1;
+      failed();
     }
   }
 
@@ -244,23 +270,29 @@ export function createInferenceObserver(deps: InferenceObserverDeps): InferenceO
         alias !== undefined &&
         served.version.version !== shadow.version &&
         isShadowed(shadow.percent, a.obs.routingKey, id, a.model);
-      if (!captured && !mirrored) {
-        report(a, alias, latencyMs, 0);
-        return;
-      }
+      // The report is written at once unless a capture must be waited for: a mirror is never waited for.
+      if (!captured) report(a, alias, latencyMs, 0);
+      if (!captured && !mirrored) return;
       // The record is made and written, and the mirror sent, after the answer has gone (the bodies are immutable
-      // strings): a sampled request waits for none of it. Its report follows both, each settling within its budget.
+      // strings): a sampled request waits for none of it. A captured request's report follows its capture, within
+      // its budget.
       const at = now();
       const version = (served as ServedVersion).version.version;
       setImmediate(() => {
-        const captureErrors = captured ? capture(a, config as CaptureConfig, version, alias, at) : 0;
-        const shadowErrors = mirrored
-          ? mirror(a, (shadow as { version: number }).version, version, alias as string, at)
-          : 0;
-        if (typeof captureErrors === 'number' && typeof shadowErrors === 'number') {
-          report(a, alias, latencyMs, captureErrors, shadowErrors);
-        } else {
-          void Promise.all([captureErrors, shadowErrors]).then(([c, m]) => report(a, alias, latencyMs, c, m));
+        if (captured) {
+          const captureErrors = capture(a, config as CaptureConfig, version, alias, at);
+          if (typeof captureErrors === 'number') report(a, alias, latencyMs, captureErrors);
+          else void captureErrors.then((c) => report(a, alias, latencyMs, c));
+        }
+        if (mirrored) {
+          mirror(
+            a,
+            deps.mirror as ShadowMirror,
+            (shadow as { version: number }).version,
+            version,
+            alias as string,
+            at,
+          );
         }
       });
     },
@@ -280,8 +312,11 @@ export function createInferenceObserver(deps: InferenceObserverDeps): InferenceO
 
 const textOf = (body: string | (() => string)): string => (typeof body === 'function' ? body() : body);
 
-/** 0 when `pending` settles well within `budgetMs`, 1 when it rejects or takes longer (it is then left behind). */
-function withinBudget(pending: Promise<void>, budgetMs: number): Promise<number> {
+/**
+ * 0 when `pending` settles well within `budgetMs`, 1 when it rejects or takes longer (it is then left behind). An
+ * `unref` timer does not keep the process alive for it.
+ */
+function withinBudget(pending: Promise<void>, budgetMs: number, unref = false): Promise<number> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   return Promise.race([
     pending.then(
@@ -290,6 +325,7 @@ function withinBudget(pending: Promise<void>, budgetMs: number): Promise<number>
     ),
     new Promise<number>((resolve) => {
       timer = setTimeout(() => resolve(1), budgetMs);
+      if (unref) timer.unref?.();
     }),
   ]).finally(() => clearTimeout(timer));
 }

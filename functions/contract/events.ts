@@ -96,6 +96,8 @@ export const IDEMPOTENCY = {
     registerVersion: 'register-version',
     batchStart: 'batch-start',
     batchPart: 'batch-part',
+    /** A mirrored request compared on its shadow version (one per model, alias, versions, inference id and time). */
+    shadow: 'shadow',
   },
   /** Attribute names of the record (status, in-progress expiry, stored result). */
   statusAttr: 'idemStatus',

@@ -31,11 +31,13 @@ export const METRICS = {
   /** Capture records that could not be written (the inference is answered all the same). */
   CaptureErrors: 'Count',
   /**
-   * Shadow mirrors of the request that were not sent (the mirror threw, failed or exceeded `SHADOW.budgetMs`, or the
-   * message exceeded `SHADOW.maxMessageBytes`); the worker counts shadow runs that failed under the same name (see
-   * `SHADOW_METRICS`). The inference is answered all the same.
+   * Shadow mirrors of requests that were not sent (the mirror threw or rejected, did not settle within
+   * `SHADOW.budgetMs`, or the message exceeded `SHADOW.maxMessageBytes`), on the dimensions of the request that was
+   * answered (its version and route). Reported on its own document once the mirror settled, never on the request's
+   * (which is written at once). The inference is answered all the same. Not `ShadowErrors`: the worker's shadow
+   * runs that failed (`SHADOW_METRICS`).
    */
-  ShadowErrors: 'Count',
+  ShadowMirrorErrors: 'Count',
 } as const;
 
 export type MetricName = keyof typeof METRICS;
@@ -55,9 +57,9 @@ export const INFERENCE_DIMENSION_SETS = [
 /**
  * Shadow traffic (docs/ARCHITECTURE.md, "Progressive delivery"): what the work queue's worker reports per mirrored
  * request once it ran it on the shadow version and compared the answers. `ShadowRequests` and `ShadowErrors` (a
- * shadow run that failed) once per mirrored request; the divergence metrics once per output compared (unit None:
+ * shadow run that failed) once per mirrored request (once per request even when its message is delivered again); the divergence metrics once per output compared (unit None:
  * `ShadowArgmaxAgreement` a fraction of rows, 0-1; `ShadowMaxAbsDiff` the largest absolute difference of an
- * element; `ShadowKlDivergence` the mean KL(stable ‖ shadow) of probability rows).
+ * element, `1e100` for a mismatch (`MISMATCH_ABS_DIFF` of functions/domain/divergence.ts); `ShadowKlDivergence` the mean KL(stable ‖ shadow) of probability rows).
  */
 export const SHADOW_METRICS = {
   ShadowRequests: 'Count',
@@ -85,12 +87,17 @@ export const SHADOW_ROUTE: TrafficRoute = 'shadow';
 /** Limits of shadow mirroring. */
 export const SHADOW = {
   /**
-   * How long (ms) the predict process waits for the mirror of one request (after its answer, never on its path)
-   * before it counts a `ShadowErrors`; the send itself is not aborted. In Lambda the send runs after the handler
-   * returned: a sandbox frozen meanwhile finishes it on its next invocation (or never): mirroring is best effort.
+   * How long (ms) the predict process waits for the mirror of one request (after its answer, never on its path;
+   * nothing else waits for it) before it counts the send as hung (`ShadowMirrorErrors`); the send itself is not
+   * aborted, and a slower send that succeeds is not an error unless it exceeds this. In Lambda the send runs after
+   * the handler returned: a sandbox frozen meanwhile finishes it on its next invocation (or never): mirroring is
+   * best effort.
    */
-  budgetMs: 50,
-  /** Largest mirror message (its JSON, bytes): SQS's limit. Larger ones are not sent, counted as `ShadowErrors`. */
+  budgetMs: 5000,
+  /**
+   * Largest mirror message (its JSON, bytes): SQS's limit. Larger ones are not sent, counted as
+   * `ShadowMirrorErrors` (refused before the message is made when the request and answer texts alone exceed it).
+   */
   maxMessageBytes: 256 * 1024,
   /** Histogram buckets of the local `/metrics` for the divergence metrics. */
   agreementBuckets: [0.5, 0.8, 0.9, 0.95, 0.99, 0.999, 1],

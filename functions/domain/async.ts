@@ -60,8 +60,10 @@ export const WorkMessageSchema = z.discriminatedUnion('type', [
     version: z.number().int().min(1),
   }),
   /**
-   * A request answered through an alias with a shadow, mirrored after its answer: the worker runs `request` on
-   * `model` version `shadowVersion` and compares its answer with `answer` (functions/app/shadow.ts).
+   * A request answered through an alias with a shadow, mirrored after its answer: the worker runs `requestText` on
+   * `model` version `shadowVersion` and compares its answer with `answerText` (functions/app/shadow.ts). Both travel
+   * as the texts the caller sent and got: the worker parses the request as the predict path does (64-bit integers
+   * exact), and the predict path parses nothing to mirror it.
    */
   z.object({
     type: z.literal('shadow'),
@@ -70,21 +72,12 @@ export const WorkMessageSchema = z.discriminatedUnion('type', [
     servedVersion: z.number().int().min(1),
     shadowVersion: z.number().int().min(1),
     inferenceId: z.string(),
-    /** When the request was answered (ISO 8601). */
+    /** When the caller was answered (ISO 8601). */
     at: z.string(),
-    /** The OIP request as received. */
-    request: z.record(z.string(), z.unknown()),
-    /** The OIP response the caller got. */
-    answer: z.looseObject({
-      outputs: z.array(
-        z.looseObject({
-          name: z.string(),
-          shape: z.array(z.number()),
-          datatype: z.string(),
-          data: z.unknown(),
-        }),
-      ),
-    }),
+    /** The OIP request body as received. */
+    requestText: z.string(),
+    /** The OIP response body the caller got. */
+    answerText: z.string(),
   }),
 ]);
 export type WorkMessage = z.output<typeof WorkMessageSchema>;
@@ -98,6 +91,36 @@ export class MalformedMessageError extends Error {
     super(message);
     this.name = 'MalformedMessageError';
   }
+}
+
+/** The outputs of a shadow message's answer, as JSON carries them. */
+const ShadowAnswerSchema = z.looseObject({
+  outputs: z.array(
+    z.looseObject({
+      name: z.string(),
+      shape: z.array(z.number().int().min(0)),
+      datatype: z.string(),
+      data: z.unknown(),
+    }),
+  ),
+});
+
+/** The answer of a shadow message (`answerText`); MalformedMessageError when it is not an OIP response. */
+export function parseShadowAnswer(text: string): {
+  outputs: { name: string; shape: number[]; datatype: string; data: unknown }[];
+} {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new MalformedMessageError("the shadow message's answer is not JSON");
+  }
+  const parsed = ShadowAnswerSchema.safeParse(raw);
+  if (!parsed.success)
+    throw new MalformedMessageError(
+      `the shadow message's answer is not an OIP response: ${parsed.error.message}`,
+    );
+  return parsed.data;
 }
 
 export function parseWorkMessage(body: string): WorkMessage {

@@ -30,7 +30,10 @@ export interface AsyncWorkerHandlerDeps {
   readonly registry?: RegistryDeps;
   /** Runs and compares `shadow` messages (shadow traffic); none: such messages fail. */
   readonly shadow?: ShadowWorkerDeps;
-  /** Receives after which a failing `register-complete` ends its version FAILED. @default QUEUE.maxReceiveCount */
+  /**
+   * Receives after which a failing `register-complete` ends its version FAILED, and a `shadow` whose dependency is
+   * unavailable is recorded as failed. @default QUEUE.maxReceiveCount
+   */
   readonly maxReceiveCount?: number;
   /** @default the function's Powertools logger */
   readonly logger?: Logger;
@@ -53,15 +56,21 @@ export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandl
         logger.info('async request handled', { requestId: message.requestId, status });
       } else if (message.type === 'shadow') {
         if (!deps.shadow) throw new Error('shadow traffic is not configured for this worker');
-        // A shadow that fails is a failed comparison (counted), never a retried message.
-        const c = await runShadow(deps.shadow, message);
-        logger.info('shadow request compared', {
-          model: c.model,
-          alias: c.alias,
-          shadowVersion: c.shadowVersion,
-          inferenceId: c.inferenceId,
-          ...(c.failed ? { failed: true, code: c.error } : {}),
+        // A shadow that fails is a failed comparison (counted), never a retried message; one whose dependency is
+        // unavailable is retried, and recorded as failed on its last receive (never dead-lettered).
+        const c = await runShadow(deps.shadow, message, {
+          budget,
+          lastAttempt: receiveCount >= (deps.maxReceiveCount ?? QUEUE.maxReceiveCount),
         });
+        if (c) {
+          logger.info('shadow request compared', {
+            model: c.model,
+            alias: c.alias,
+            shadowVersion: c.shadowVersion,
+            inferenceId: c.inferenceId,
+            ...(c.failed ? { failed: true, code: c.error } : {}),
+          });
+        }
       } else if (message.type === 'register-complete') {
         if (!deps.registry) throw new Error('registration is not configured for this worker');
         const status = await completePendingVersion(deps.registry, message.name, message.version, {

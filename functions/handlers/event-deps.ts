@@ -140,6 +140,8 @@ export function createEventFlows(o: EventFlowsOptions): EventFlows {
       ...(o.capture ? { capture: o.capture } : {}),
       ...(o.onComparison ? { onComparison: o.onComparison } : {}),
       ...(o.logger ? { logger: o.logger } : {}),
+      // A mirrored request is compared (and counted into its rollout) once, however often it is delivered.
+      guard: guard(IDEMPOTENCY.keyPrefix.shadow),
     },
   };
 }

@@ -72,7 +72,7 @@ export interface PredictHandlerDeps extends PredictorDeps {
   readonly coldStart?: boolean;
   /** Where requests sampled by their alias's shadow are mirrored (the work queue). @default none: not mirrored */
   readonly mirror?: ShadowMirror;
-  /** How long a mirror is waited for (after the answer) before it counts as a `ShadowErrors`. @default SHADOW.budgetMs */
+  /** How long a mirror is waited for (after the answer) before it counts as hung (`ShadowMirrorErrors`). @default SHADOW.budgetMs */
   readonly shadowBudgetMs?: number;
 }
 

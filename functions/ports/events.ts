@@ -12,9 +12,10 @@ export interface QueuePublisher {
 
 /**
  * Where the predict path mirrors the requests its aliases' shadows sample (the work queue: SQS in AWS, the
- * in-process queue locally). Called after the answer; a throw, a rejection or a send slower than
- * `SHADOW.budgetMs` is counted (`ShadowErrors`), never seen by the caller. A message larger than
- * `SHADOW.maxMessageBytes` is refused (rejected) without being sent.
+ * in-process queue locally). Called after the answer, never waited for by the caller nor by the request's report; a
+ * throw, a rejection or a send that has not settled after `SHADOW.budgetMs` is counted on its own
+ * (`ShadowMirrorErrors`), never seen by the caller. A message larger than `SHADOW.maxMessageBytes` is refused
+ * (rejected) without being sent.
  */
 export interface ShadowMirror {
   mirror(message: ShadowMirrorMessage): void | Promise<void>;

@@ -28,8 +28,20 @@ export interface InferenceReport {
   readonly batchRows?: number;
   /** Capture records of this request that could not be written. */
   readonly captureErrors?: number;
-  /** Shadow mirrors of this request that could not be sent (see `ShadowMirror`). */
-  readonly shadowErrors?: number;
+  /** The inference id: a property of the document, never a dimension. */
+  readonly inferenceId?: string;
+}
+
+/**
+ * A shadow mirror of an answered request that was not sent (`ShadowMirrorErrors`, see `ShadowMirror`): reported on
+ * its own once the mirror settled (or its wait was over), on the dimensions of the request that was answered.
+ */
+export interface ShadowMirrorFailure {
+  readonly model: string;
+  /** The version that answered the caller. */
+  readonly version: number;
+  readonly alias: string;
+  readonly route: TrafficRoute;
   /** The inference id: a property of the document, never a dimension. */
   readonly inferenceId?: string;
 }
@@ -52,6 +64,8 @@ export interface MetricsSink {
    * divergence metrics of each output; `SHADOW_METRICS`). Optional: sinks without it report no shadow. Never throws.
    */
   shadow?(comparison: ShadowComparison): void;
+  /** Records one shadow mirror that was not sent (`ShadowMirrorErrors`). Optional: sinks without it count none. Never throws. */
+  shadowMirrorFailed?(failure: ShadowMirrorFailure): void;
 }
 
 /**

@@ -20,7 +20,12 @@ import { createPredictHandler } from '../../functions/handlers/predict';
 import { InProcessQueue } from '../../functions/local/in-process-queue';
 import { buildMlp } from '../../functions/local/onnx-builder';
 import type { ShadowMirror } from '../../functions/ports/events';
-import type { CaptureSink, InferenceReport, MetricsSink } from '../../functions/ports/telemetry';
+import type {
+  CaptureSink,
+  InferenceReport,
+  MetricsSink,
+  ShadowMirrorFailure,
+} from '../../functions/ports/telemetry';
 import { apiEvent, parseResult } from '../helpers/apigw';
 import { createPredictTestEnv, type PredictTestEnv } from '../helpers/predict-env';
 import { recordingLogger } from '../helpers/recording-logger';
@@ -197,6 +202,52 @@ describe('shadow traffic, end to end through the work queue', () => {
     );
   });
 
+  it('a mirror delivered twice (a resend, a redelivery) is compared and counted once', async () => {
+    await route({ shadow: { version: 2, percent: 100 } });
+    const r = await call(handler, { ...X, id: 'twice-1' });
+    expect(r.status).toBe(200);
+    await settle();
+    await queue.drain();
+    const once = comparisons.filter((x) => x.inferenceId === 'twice-1');
+    expect(once).toHaveLength(1);
+    // The same message again, as SQS may deliver it.
+    const m: ShadowMirrorMessage = {
+      type: 'shadow',
+      model: 'shadowed',
+      alias: 'prod',
+      servedVersion: 1,
+      shadowVersion: 2,
+      inferenceId: 'twice-1',
+      at: once[0]!.at as string,
+      requestText: JSON.stringify({ ...X, id: 'twice-1' }),
+      answerText: JSON.stringify(r.body),
+    };
+    await queue.send(m);
+    await queue.send(m);
+    await queue.drain();
+    expect(queue.deadLetters).toHaveLength(0);
+    expect(comparisons.filter((x) => x.inferenceId === 'twice-1')).toHaveLength(1);
+    expect(onComparison.filter((x) => x.inferenceId === 'twice-1')).toHaveLength(1);
+  });
+
+  it('INT64 beyond 2^53 reaches the shadow exact (the request travels as its text)', async () => {
+    await route({ shadow: { version: 2, percent: 100 } });
+    const seen: ShadowMirrorMessage[] = [];
+    const h = createPredictHandler({
+      repo: env.repo,
+      store: env.artifacts,
+      sessions: env.sessions,
+      clock: { now: () => new Date(env.now) },
+      mirror: { mirror: (m) => void seen.push(m) },
+    });
+    const text = `{"id":"big-int","inputs":[{"name":"x","datatype":"FP32","shape":[1,2],"data":[0,1]}],"parameters":{"n":9007199254740993}}`;
+    const r = parseResult(await h(apiEvent('POST', '/v2/models/shadowed/infer', { body: text })));
+    expect(r.status).toBe(200);
+    await settle();
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.requestText).toBe(text);
+  });
+
   it('a canary that is the shadow is not mirrored when it answers itself; the stable share is', async () => {
     await route({ canary: { version: 2, weight: 50 }, shadow: { version: 2, percent: 100 } });
     const before = queue.stats.sent;
@@ -224,9 +275,10 @@ describe('the caller never depends on the mirror', () => {
       shadowBudgetMs: 30,
     });
 
-  it('a mirror that never settles: the answer returns at once; ShadowErrors once the budget is over', async () => {
+  it('a mirror that never settles: the answer and its report at once; ShadowMirrorErrors once the budget is over', async () => {
     await route({ shadow: { version: 2, percent: 100 } });
     const seen: InferenceReport[] = [];
+    const failed: ShadowMirrorFailure[] = [];
     let calls = 0;
     const h = handlerWith(
       {
@@ -235,7 +287,11 @@ describe('the caller never depends on the mirror', () => {
           return new Promise<void>(() => {});
         },
       },
-      { inference: (r) => seen.push(r), operation: () => {} },
+      {
+        inference: (r) => seen.push(r),
+        operation: () => {},
+        shadowMirrorFailed: (f) => failed.push(f),
+      },
     );
     await call(h); // sessions loaded, alias cached
     const started = performance.now();
@@ -243,16 +299,24 @@ describe('the caller never depends on the mirror', () => {
     expect(performance.now() - started).toBeLessThan(1000);
     expect(r.status).toBe(200);
     expect((r.body as { model_version: string }).model_version).toBe('1');
+    expect(seen).toHaveLength(2);
+    expect(failed).toHaveLength(0);
     await new Promise((res) => setTimeout(res, 120));
     expect(calls).toBe(2);
-    expect(seen).toHaveLength(2);
-    expect(seen.every((x) => x.shadowErrors === 1 && x.status === 200)).toBe(true);
+    expect(seen.every((x) => x.status === 200)).toBe(true);
+    expect(failed).toHaveLength(2);
+    expect(failed[0]).toMatchObject({ model: 'shadowed', version: 1, alias: 'prod', route: 'stable' });
   });
 
   it('a mirror that throws or rejects: the same answer and status; counted', async () => {
     await route({ shadow: { version: 2, percent: 100 } });
     const seen: InferenceReport[] = [];
-    const metrics: MetricsSink = { inference: (r) => seen.push(r), operation: () => {} };
+    const failed: ShadowMirrorFailure[] = [];
+    const metrics: MetricsSink = {
+      inference: (r) => seen.push(r),
+      operation: () => {},
+      shadowMirrorFailed: (f) => failed.push(f),
+    };
     const plain = parseResult(
       await handlerWith(
         { mirror: () => {} },
@@ -275,18 +339,21 @@ describe('the caller never depends on the mirror', () => {
       expect(r.body).toEqual(plain.body);
     }
     await new Promise((res) => setTimeout(res, 60));
-    expect(seen.map((x) => x.shadowErrors ?? 0)).toEqual([0, 1, 1]);
+    expect(seen).toHaveLength(3);
+    expect(failed).toHaveLength(2);
   });
 
   it('a message over 256 KiB is not sent, and counted', async () => {
     await route({ shadow: { version: 2, percent: 100 } });
     const sent: ShadowMirrorMessage[] = [];
     const seen: InferenceReport[] = [];
+    const failed: ShadowMirrorFailure[] = [];
     const h = handlerWith(
       new QueueShadowMirror({ send: async (m) => String(sent.push(m as ShadowMirrorMessage)) }),
       {
         inference: (r) => seen.push(r),
         operation: () => {},
+        shadowMirrorFailed: (f) => failed.push(f),
       },
     );
     const rows = 10_000; // ~2 × 10 000 × 2 numbers of request and answer: well over 256 KiB
@@ -304,8 +371,9 @@ describe('the caller never depends on the mirror', () => {
     expect((await call(h, X)).status).toBe(200);
     await new Promise((res) => setTimeout(res, 60));
     expect(sent).toHaveLength(1);
-    expect(sent[0]!.request).toEqual(X);
-    expect(seen.map((x) => x.shadowErrors ?? 0)).toEqual([1, 0]);
+    expect(JSON.parse(sent[0]!.requestText)).toEqual(X);
+    expect(seen).toHaveLength(2);
+    expect(failed).toHaveLength(1);
   });
 
   it('mirrors the shadow percent of keyed requests within a binomial bound, sticky by key; none at 0', async () => {
@@ -314,7 +382,7 @@ describe('the caller never depends on the mirror', () => {
     const h = handlerWith(
       {
         mirror: (m) => {
-          const k = (m.request as { parameters?: { k?: string } }).parameters?.k ?? '';
+          const k = (JSON.parse(m.requestText) as { parameters?: { k?: string } }).parameters?.k ?? '';
           keys.set(k, (keys.get(k) ?? 0) + 1);
         },
       },
@@ -363,8 +431,12 @@ describe('the caller never depends on the mirror', () => {
       alias: 'prod',
       servedVersion: 1,
       shadowVersion: 2,
-      request: { ...X, id: 'only-this' },
-      answer: { model_name: 'shadowed', model_version: '1', id: 'only-this' },
+    });
+    expect(JSON.parse(sent[0]!.requestText)).toEqual({ ...X, id: 'only-this' });
+    expect(JSON.parse(sent[0]!.answerText)).toMatchObject({
+      model_name: 'shadowed',
+      model_version: '1',
+      id: 'only-this',
     });
     expect(Number.isNaN(Date.parse(sent[0]!.at))).toBe(false);
   });

@@ -9,22 +9,36 @@ import type { SQSEvent } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { EmfLineSink } from '../../functions/adapters/emf-lines';
 import { EmfMetricsSink } from '../../functions/adapters/emf-metrics';
+import { PrometheusMetricsSink } from '../../functions/adapters/prometheus-metrics';
 import {
   QueueShadowMirror,
   ShadowMessageTooLargeError,
   SqsShadowMirror,
   shadowMessageBody,
 } from '../../functions/adapters/shadow-mirror';
-import { runShadow, type ShadowWorkerDeps } from '../../functions/app/shadow';
+import { createInferenceObserver } from '../../functions/app/observe';
+import { isRetryableError, runShadow, type ShadowWorkerDeps } from '../../functions/app/shadow';
 import { SHADOW } from '../../functions/contract/observability';
 import type { WorkMessage } from '../../functions/domain/async';
-import { parseWorkMessage, type ShadowMirrorMessage } from '../../functions/domain/async';
+import {
+  MalformedMessageError,
+  parseWorkMessage,
+  type ShadowMirrorMessage,
+} from '../../functions/domain/async';
 import type { CaptureConfig } from '../../functions/domain/capture';
-import type { ShadowComparison } from '../../functions/domain/divergence';
-import { ConflictError } from '../../functions/domain/errors';
+import { compareOutputs, MISMATCH_ABS_DIFF, type ShadowComparison } from '../../functions/domain/divergence';
+import { ConflictError, UnavailableError } from '../../functions/domain/errors';
 import { createAsyncWorkerHandler } from '../../functions/handlers/async-worker';
-import { RecordingQueue } from '../helpers/events-fakes';
+import {
+  AlreadyInProgressError,
+  type IdempotencyGuard,
+  type ShadowMirror,
+} from '../../functions/ports/events';
+import type { InferenceReport, ShadowMirrorFailure } from '../../functions/ports/telemetry';
+import { MemoryGuard, RecordingQueue } from '../helpers/events-fakes';
 import { silentLogger } from '../helpers/recording-logger';
+
+const REQUEST = { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2] }] };
 
 const message = (extra: Partial<ShadowMirrorMessage> = {}): ShadowMirrorMessage => ({
   type: 'shadow',
@@ -34,12 +48,12 @@ const message = (extra: Partial<ShadowMirrorMessage> = {}): ShadowMirrorMessage 
   shadowVersion: 2,
   inferenceId: 'id-1',
   at: '2026-01-01T00:00:00.000Z',
-  request: { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2] }] },
-  answer: {
+  requestText: JSON.stringify(REQUEST),
+  answerText: JSON.stringify({
     model_name: 'iris',
     model_version: '1',
     outputs: [{ name: 'p', datatype: 'FP32', shape: [1, 2], data: [0.25, 0.75] }],
-  },
+  }),
   ...extra,
 });
 
@@ -81,13 +95,14 @@ describe('runShadow', () => {
       { samplePercent: 100, input: true, output: true },
     );
     const c = await runShadow(d, message());
-    expect(calls).toEqual([['iris', '2', message().request]]);
+    expect(calls).toEqual([['iris', '2', REQUEST]]);
     expect(c).toEqual({
       model: 'iris',
       alias: 'prod',
       servedVersion: 1,
       shadowVersion: 2,
       inferenceId: 'id-1',
+      at: '2026-01-01T00:00:00.000Z',
       outputs: [
         {
           output: 'p',
@@ -167,18 +182,18 @@ describe('runShadow', () => {
       },
       message(),
     );
-    expect(c.outputs[0]?.maxAbsDiff).toBe(0);
+    expect(c?.outputs[0]?.maxAbsDiff).toBe(0);
   });
 });
 
-function sqsEvent(bodies: string[]): SQSEvent {
+function sqsEvent(bodies: string[], receiveCount = '1'): SQSEvent {
   return {
     Records: bodies.map((body, i) => ({
       messageId: `m${i}`,
       receiptHandle: `m${i}`,
       body,
       attributes: {
-        ApproximateReceiveCount: '1',
+        ApproximateReceiveCount: receiveCount,
         SentTimestamp: '0',
         SenderId: 'x',
         ApproximateFirstReceiveTimestamp: '0',
@@ -212,7 +227,7 @@ describe('the worker handler on shadow messages', () => {
 
   it('parses as a work message: the request and answer as sent', () => {
     expect(parseWorkMessage(JSON.stringify(message()))).toEqual(message());
-    expect(() => parseWorkMessage(JSON.stringify({ ...message(), answer: {} }))).toThrow();
+    expect(() => parseWorkMessage(JSON.stringify({ ...message(), answerText: undefined }))).toThrow();
     expect(() => parseWorkMessage(JSON.stringify({ ...message(), model: 'bad name!' }))).toThrow();
   });
 });
@@ -220,7 +235,9 @@ describe('the worker handler on shadow messages', () => {
 describe('shadow mirrors', () => {
   const big = (bytes: number) =>
     message({
-      request: { inputs: [{ name: 'x', datatype: 'BYTES', shape: [1], data: ['a'.repeat(bytes)] }] },
+      requestText: JSON.stringify({
+        inputs: [{ name: 'x', datatype: 'BYTES', shape: [1], data: ['a'.repeat(bytes)] }],
+      }),
     });
 
   it('refuse a message over 256 KiB without sending it (multi-byte characters counted as bytes)', async () => {
@@ -239,11 +256,11 @@ describe('shadow mirrors', () => {
     );
     // 'é' is two UTF-8 bytes: half as many characters exceed the limit.
     const accents = message({
-      request: {
+      requestText: JSON.stringify({
         inputs: [
           { name: 'x', datatype: 'BYTES', shape: [1], data: ['é'.repeat(SHADOW.maxMessageBytes / 2)] },
         ],
-      },
+      }),
     });
     expect(() => shadowMessageBody(accents)).toThrow(ShadowMessageTooLargeError);
   });
@@ -346,24 +363,301 @@ describe('EMF documents of shadow traffic', () => {
     expect(lines[0]).toMatchObject({ ShadowRequests: 1, ShadowErrors: 1, error: 'VERSION_NOT_READY' });
   });
 
-  it('ShadowErrors of an inference: the template writes what Powertools writes', () => {
-    const report = {
+  it('ShadowMirrorErrors of a mirror not sent: its own document, the template writes what Powertools writes', () => {
+    const failure = {
       model: 'iris',
       version: 1,
       alias: 'prod',
-      route: 'stable' as const,
-      status: 200,
-      latencyMs: 1,
-      coldStart: false,
-      payloadBytes: 10,
-      shadowErrors: 1,
+      route: 'canary' as const,
       inferenceId: 'i',
     };
     const out: Record<string, unknown>[][] = [[], []];
-    new EmfMetricsSink({ serviceName: 's', output: (l) => out[0]!.push(JSON.parse(l)) }).inference(report);
-    new EmfLineSink({ serviceName: 's', output: (l) => out[1]!.push(JSON.parse(l)) }).inference(report);
+    new EmfMetricsSink({ serviceName: 's', output: (l) => out[0]!.push(JSON.parse(l)) }).shadowMirrorFailed(
+      failure,
+    );
+    new EmfLineSink({ serviceName: 's', output: (l) => out[1]!.push(JSON.parse(l)) }).shadowMirrorFailed(
+      failure,
+    );
     const strip = (d: Record<string, unknown>) => ({ ...d, _aws: { ...(d._aws as object), Timestamp: 0 } });
+    expect(out[0]).toHaveLength(1);
     expect(out[1]!.map(strip)).toEqual(out[0]!.map(strip));
-    expect(out[1]![0]).toMatchObject({ ShadowErrors: 1 });
+    expect(out[1]![0]).toMatchObject({
+      ShadowMirrorErrors: 1,
+      model: 'iris',
+      version: '1',
+      alias: 'prod',
+      route: 'canary',
+      inferenceId: 'i',
+    });
+    expect(out[1]![0]!.Requests).toBeUndefined();
+    expect(out[1]![0]!.ShadowErrors).toBeUndefined();
+  });
+
+  it('a mismatch (1e100) is a value CloudWatch accepts (within ±2^360)', () => {
+    const lines: Record<string, unknown>[] = [];
+    new EmfMetricsSink({ serviceName: 'w', output: (l) => lines.push(JSON.parse(l)) }).shadow({
+      model: 'm',
+      alias: 'prod',
+      servedVersion: 1,
+      shadowVersion: 2,
+      inferenceId: 'i',
+      outputs: compareOutputs(
+        [{ name: 'y', datatype: 'FP32', shape: [2, 2], data: [1, 0, 0, 1] }],
+        [{ name: 'y', datatype: 'FP32', shape: [1, 2], data: [1, 0] }],
+      ),
+    });
+    const value = lines[1]!.ShadowMaxAbsDiff as number;
+    expect(value).toBe(MISMATCH_ABS_DIFF);
+    expect(Math.abs(value)).toBeLessThan(2 ** 360);
+  });
+
+  it('Prometheus: ShadowMirrorErrors on the answered request, ShadowErrors on the shadow version', async () => {
+    const sink = new PrometheusMetricsSink();
+    sink.shadowMirrorFailed({ model: 'iris', version: 1, alias: 'prod', route: 'stable' });
+    sink.shadow({ ...comparisonOf(), failed: true, error: 'X', outputs: [] });
+    const text = await sink.text();
+    expect(text).toMatch(
+      /maas_shadow_mirror_errors_total\{model="iris",version="1",alias="prod",route="stable"\} 1/,
+    );
+    expect(text).toMatch(
+      /maas_shadow_errors_total\{model="iris",version="2",alias="prod",route="shadow"\} 1/,
+    );
+  });
+});
+
+const comparisonOf = (): ShadowComparison => ({
+  model: 'iris',
+  alias: 'prod',
+  servedVersion: 1,
+  shadowVersion: 2,
+  inferenceId: 'i',
+  outputs: [],
+});
+
+describe('the worker: 64-bit integers, redeliveries, dependencies unavailable', () => {
+  it('parses the request text as the predict path does: INT64 beyond 2^53 exact', async () => {
+    const text =
+      '{"id":"abc","inputs":[{"name":"ids","datatype":"INT64","shape":[1],"data":[9007199254740993]}]}';
+    const seen: unknown[] = [];
+    const { d } = deps(async (...args: unknown[]) => {
+      seen.push(args[2]);
+      return shadowAnswer([0.25, 0.75]);
+    });
+    const c = await runShadow(d, message({ requestText: text }));
+    expect(c?.failed).toBeUndefined();
+    expect((seen[0] as { inputs: { data: unknown[] }[] }).inputs[0]!.data).toEqual(['9007199254740993']);
+  });
+
+  it('an answer that is not an OIP response is a malformed message (thrown, nothing reported)', async () => {
+    const { d, comparisons, handed } = deps(async () => shadowAnswer([0.25, 0.75]));
+    await expect(runShadow(d, message({ answerText: '{"outputs":3}' }))).rejects.toBeInstanceOf(
+      MalformedMessageError,
+    );
+    await expect(runShadow(d, message({ answerText: 'nope' }))).rejects.toBeInstanceOf(MalformedMessageError);
+    expect(comparisons).toHaveLength(0);
+    expect(handed).toHaveLength(0);
+  });
+
+  it('the same mirrored request delivered twice is compared, reported and handed on once', async () => {
+    let runs = 0;
+    const { d, comparisons, handed } = deps(async () => {
+      runs++;
+      return shadowAnswer([0.75, 0.25]);
+    });
+    const guarded = { ...d, guard: new MemoryGuard() };
+    const first = await runShadow(guarded, message());
+    const again = await runShadow(guarded, message());
+    expect(again).toEqual(first);
+    expect(runs).toBe(1);
+    expect(comparisons).toHaveLength(1);
+    expect(handed).toHaveLength(1);
+    // Another request (answered at another time, even with the same client id) is compared.
+    await runShadow(guarded, message({ at: '2026-01-01T00:00:01.000Z' }));
+    expect(handed).toHaveLength(2);
+  });
+
+  it('a delivery while another compares the same request is skipped', async () => {
+    const { d, handed } = deps(async () => shadowAnswer([0.75, 0.25]));
+    const guard: IdempotencyGuard = {
+      once: () => Promise.reject(new AlreadyInProgressError('busy')),
+    };
+    expect(await runShadow({ ...d, guard }, message())).toBeUndefined();
+    expect(handed).toHaveLength(0);
+  });
+
+  it('a dependency unavailable is retried (thrown, nothing reported), recorded as failed on the last attempt', async () => {
+    const throttled = Object.assign(new Error('Rate exceeded'), {
+      name: 'ThrottlingException',
+      $metadata: { httpStatusCode: 400 },
+    });
+    for (const error of [new UnavailableError('s3 down'), throttled]) {
+      const { d, comparisons, handed } = deps(() => Promise.reject(error));
+      const guarded = { ...d, guard: new MemoryGuard() };
+      await expect(runShadow(guarded, message())).rejects.toBe(error);
+      expect(comparisons).toHaveLength(0);
+      expect(handed).toHaveLength(0);
+      const c = await runShadow(guarded, message(), { lastAttempt: true });
+      expect(c).toMatchObject({ failed: true, outputs: [] });
+      expect(comparisons).toEqual([c]);
+      expect(handed).toEqual([c]);
+    }
+    expect(isRetryableError(new ConflictError('x', 'VERSION_NOT_READY'))).toBe(false);
+    expect(isRetryableError(new Error('bad reshape'))).toBe(false);
+    expect(isRetryableError(Object.assign(new Error('x'), { code: 'ECONNRESET' }))).toBe(true);
+  });
+
+  it('onComparison unavailable: retried before anything is reported; any other failure is logged', async () => {
+    const { d, comparisons } = deps(async () => shadowAnswer([0.75, 0.25]));
+    let calls = 0;
+    const flaky = {
+      ...d,
+      guard: new MemoryGuard(),
+      onComparison: async () => {
+        if (++calls === 1) throw new UnavailableError('table throttled');
+      },
+    };
+    await expect(runShadow(flaky, message())).rejects.toBeInstanceOf(UnavailableError);
+    expect(comparisons).toHaveLength(0);
+    await runShadow(flaky, message());
+    expect(calls).toBe(2);
+    expect(comparisons).toHaveLength(1);
+  });
+
+  it('the handler: retried on an early receive, done (failed comparison) on the last one', async () => {
+    const { d, comparisons } = deps(() => Promise.reject(new UnavailableError('s3 down')));
+    const handler = createAsyncWorkerHandler({
+      worker: { blobs: {} as never, predictor: {} as never },
+      batch: {} as never,
+      shadow: d,
+      maxReceiveCount: 3,
+      logger: silentLogger,
+    });
+    const budget = { getRemainingTimeInMillis: () => 60_000 };
+    const early = await handler(sqsEvent([JSON.stringify(message())], '1'), budget);
+    expect(early.batchItemFailures).toEqual([{ itemIdentifier: 'm0' }]);
+    expect(comparisons).toHaveLength(0);
+    const last = await handler(sqsEvent([JSON.stringify(message())], '3'), budget);
+    expect(last.batchItemFailures).toEqual([]);
+    expect(comparisons).toHaveLength(1);
+    expect(comparisons[0]).toMatchObject({ failed: true, error: 'UNAVAILABLE' });
+  });
+});
+
+describe('the observer mirrors', () => {
+  const answered = (requestText: string, responseText = '{"outputs":[]}', id = 'abc') => ({
+    model: 'm',
+    ref: 'prod',
+    obs: {
+      inferenceId: id,
+      served: { version: { version: 1 } } as never,
+      shadow: { version: 2, percent: 100 },
+    },
+    status: 200,
+    startedAt: performance.now(),
+    payloadBytes: requestText.length,
+    requestText,
+    requestContentType: 'application/json',
+    responseText,
+  });
+
+  function observed(mirror: ShadowMirror, shadowBudgetMs?: number) {
+    const reports: { at: number; r: InferenceReport }[] = [];
+    const failures: { at: number; f: ShadowMirrorFailure }[] = [];
+    const t0 = performance.now();
+    const observer = createInferenceObserver({
+      metrics: {
+        inference: (r) => reports.push({ at: performance.now() - t0, r }),
+        operation: () => {},
+        shadowMirrorFailed: (f) => failures.push({ at: performance.now() - t0, f }),
+      },
+      captureOf: () => undefined,
+      mirror,
+      ...(shadowBudgetMs !== undefined ? { shadowBudgetMs } : {}),
+    });
+    return { observer, reports, failures };
+  }
+  const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  it('the request and answer texts go as they were: INT64 beyond 2^53 exact on the worker', async () => {
+    const queue = new RecordingQueue();
+    const o = observed(new QueueShadowMirror(queue)).observer;
+    const text =
+      '{"id":"abc","inputs":[{"name":"ids","datatype":"INT64","shape":[1],"data":[9007199254740993]}]}';
+    const answer = '{"outputs":[{"name":"y","datatype":"FP32","shape":[1],"data":[1]}]}';
+    o.answered(answered(text, answer));
+    await wait(10);
+    const sent = queue.sent as ShadowMirrorMessage[];
+    expect(sent).toHaveLength(1);
+    // Through the queue's JSON and back, the worker parses the request text as the predict path does.
+    const m = parseWorkMessage(JSON.stringify(sent[0])) as ShadowMirrorMessage;
+    expect(m.requestText).toBe(text);
+    expect(m.answerText).toBe(answer);
+    const seen: unknown[] = [];
+    const { d } = deps(async (...args: unknown[]) => {
+      seen.push(args[2]);
+      return { outputs: [{ name: 'y', datatype: 'FP32', shape: [1], data: [1] }] };
+    });
+    const c = await runShadow(d, m);
+    expect(c).toMatchObject({ outputs: [{ output: 'y', maxAbsDiff: 0 }] });
+    expect((seen[0] as { inputs: { data: unknown[] }[] }).inputs[0]!.data).toEqual(['9007199254740993']);
+  });
+
+  it('texts over the limit are refused before a message is made, and counted on their own', async () => {
+    let calls = 0;
+    const { observer, reports, failures } = observed({
+      mirror: () => {
+        calls++;
+      },
+    });
+    const big = JSON.stringify({
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 1], data: [0] }],
+    }).padEnd(SHADOW.maxMessageBytes + 1, ' ');
+    observer.answered(answered(big));
+    await wait(10);
+    expect(calls).toBe(0);
+    expect(failures.map((x) => x.f)).toEqual([
+      { model: 'm', version: 1, alias: 'prod', route: 'stable', inferenceId: 'abc' },
+    ]);
+    expect(reports).toHaveLength(1);
+  });
+
+  it('the report is written at once; a slow send that succeeds is no error', async () => {
+    let settledAt = 0;
+    const t0 = performance.now();
+    const { observer, reports, failures } = observed({
+      mirror: () =>
+        new Promise<void>((r) =>
+          setTimeout(() => {
+            settledAt = performance.now() - t0;
+            r();
+          }, 80),
+        ),
+    });
+    observer.answered(answered('{"inputs":[]}'));
+    // Written synchronously, as an unmirrored request's report.
+    expect(reports).toHaveLength(1);
+    expect(reports[0]!.r.status).toBe(200);
+    await wait(150);
+    expect(settledAt).toBeGreaterThan(0);
+    expect(failures).toHaveLength(0);
+    expect(SHADOW.budgetMs).toBeGreaterThanOrEqual(1000);
+  });
+
+  it('a mirror that rejects, throws or hangs past its budget is counted once, on its own', async () => {
+    for (const mirror of [
+      () => Promise.reject(new Error('down')),
+      () => {
+        throw new Error('boom');
+      },
+      () => new Promise<void>(() => {}),
+    ]) {
+      const { observer, reports, failures } = observed({ mirror }, 30);
+      observer.answered(answered('{"inputs":[]}'));
+      expect(reports).toHaveLength(1);
+      await wait(60);
+      expect(failures).toHaveLength(1);
+      expect(failures[0]!.f).toMatchObject({ model: 'm', version: 1, alias: 'prod', route: 'stable' });
+      expect(reports).toHaveLength(1);
+    }
   });
 });
