@@ -275,13 +275,29 @@ export async function abortRollout(
  * `aborted` (`superseded`) a rollout whose alias is gone or no longer at its `fromVersion`; roll back as `decide`
  * says (the alarms of all rollouts are read once); bring the alias's split to `desiredRouting` when it differs
  * (restarting the step's bake when that write put it in place); else advance or promote as `decide` says — so a
- * step is held for its whole bake with its own split in place. A rollout's failure is logged and the run goes on.
+ * step is held for its whole bake with its own split in place. A rollout's failure is logged and the run goes on;
+ * so does a failed read of the alarm states (the rollouts naming alarms then only roll back on divergence, reconcile
+ * and settle, and count as failed).
  */
 export async function tick(deps: RolloutDeps, at?: Date): Promise<TickSummary> {
   const t = at ?? now(deps);
   const listed = await deps.rollouts.listActive();
   const names = [...new Set(listed.flatMap((r) => (isActive(r) ? r.alarms : [])))];
-  const firing = names.length > 0 ? await deps.alarms.inAlarm(names) : [];
+  let firing: string[] = [];
+  // Unknown alarm states (the read failed): rollouts naming alarms are judged on their divergence only and do not
+  // advance or promote this run (an alarm may be firing); they count as failed. The others go on as usual.
+  let alarmsUnknown = false;
+  if (names.length > 0) {
+    try {
+      firing = await deps.alarms.inAlarm(names);
+    } catch (e) {
+      alarmsUnknown = true;
+      deps.logger?.warn('alarm states unavailable: rollouts naming alarms do not advance this run', {
+        alarms: names,
+        error: (e as Error)?.message ?? String(e),
+      });
+    }
+  }
   const summary: TickSummary = {
     rollouts: listed.length,
     advanced: [],
@@ -294,13 +310,13 @@ export async function tick(deps: RolloutDeps, at?: Date): Promise<TickSummary> {
   };
   for (const l of listed) {
     try {
-      await work(deps, l, t, firing, summary);
+      await work(deps, l, t, alarmsUnknown ? undefined : firing, summary);
     } catch (e) {
       if (e instanceof PreconditionFailedError) {
         summary.skipped.push(label(l));
         continue;
       }
-      summary.failed.push(label(l));
+      if (!summary.failed.includes(label(l))) summary.failed.push(label(l));
       deps.logger?.warn('rollout step failed', {
         model: l.name,
         alias: l.alias,
@@ -312,11 +328,12 @@ export async function tick(deps: RolloutDeps, at?: Date): Promise<TickSummary> {
   return summary;
 }
 
+/** One rollout's work in a run; `firing` undefined: the alarm states are unknown. */
 async function work(
   deps: RolloutDeps,
   listed: Rollout,
   at: Date,
-  firing: readonly string[],
+  firing: readonly string[] | undefined,
   summary: TickSummary,
 ): Promise<void> {
   // The alias first, then the rollout: an alias write conditional on the revision read here cannot undo a
@@ -336,7 +353,13 @@ async function work(
     summary.aborted.push(id);
     return;
   }
-  const action = decide(r, at, firing);
+  const decided = decide(r, at, firing ?? []);
+  let action = decided;
+  if (firing === undefined && r.alarms.length > 0 && decided.type !== 'rollback') {
+    // Its alarms could not be read: no step forward, and the run counts it as failed.
+    summary.failed.push(id);
+    action = { type: 'none' };
+  }
   if (action.type === 'rollback') {
     await endRollout(deps, r, 'rolled_back', action.reason, CONTROLLER_ACTOR, alias);
     summary.rolledBack.push(id);

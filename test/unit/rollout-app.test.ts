@@ -213,6 +213,34 @@ describe('rollbacks', () => {
     expect(await history()).toHaveLength(3);
   });
 
+  it('without the alarm states, still rolls back on divergence and advances rollouts naming no alarm', async () => {
+    await moveAlias(deps, { name: 'm', alias: 'staging', version: 1, actor: 'alice' });
+    const prod = await start({ maxDivergence: { maxAbsDiff: 0.5 } });
+    await startRollout(deps, { name: 'm', alias: 'staging', spec: spec({ alarms: [] }), actor: 'alice' });
+    alarms.inAlarm = () => Promise.reject(new Error('CloudWatch unavailable'));
+    const warned: string[] = [];
+    deps = { ...deps, logger: { warn: (message: string) => void warned.push(message) } };
+    const s = await tick(deps, clock.at(60));
+    // Its alarms unknown, prod's step holds (counted as failed); staging names none and advances.
+    expect(s).toMatchObject({ advanced: ['m@staging'], failed: ['m@prod'], rolledBack: [] });
+    expect((await getRollout(deps, 'm', 'prod')).step).toBe(0);
+    expect(warned).toEqual(['alarm states unavailable: rollouts naming alarms do not advance this run']);
+    // Divergence needs no alarm state.
+    await rollouts.recordDivergence('m', 'prod', prod.id, {
+      requests: 1,
+      rows: 0,
+      agreeingRows: 0,
+      overMaxAbs: 1,
+      overKl: 0,
+      shadowErrors: 0,
+    });
+    expect(await tick(deps, clock.at(61))).toMatchObject({ rolledBack: ['m@prod'], failed: [] });
+    expect(await getRollout(deps, 'm', 'prod')).toMatchObject({
+      status: 'rolled_back',
+      endedReason: 'divergence:maxAbsDiff',
+    });
+  });
+
   it('rolls back at once on an alarm event naming it, not on OK or other alarms', async () => {
     await start();
     expect(await onAlarm(deps, 'errors', 'OK')).toEqual([]);
