@@ -594,10 +594,7 @@ export async function onAlarm(deps: RolloutDeps, alarmName: string, state: strin
  * version, delivered late, counts into none. When the counts then break the rollout's bounds, the rollout is rolled
  * back at once (`divergence:<metric>`). Answers whether it was counted.
  */
-export async function recordComparison(
-  deps: RolloutDeps,
-  c: ShadowComparison & { readonly at?: string },
-): Promise<boolean> {
+export async function recordComparison(deps: RolloutDeps, c: ShadowComparison): Promise<boolean> {
   const r = await deps.rollouts.get(c.model, c.alias);
   if (!r || !isActive(r) || r.version !== c.shadowVersion || r.fromVersion !== c.servedVersion) return false;
   if (c.at !== undefined && Date.parse(c.at) < Date.parse(r.startedAt)) return false;

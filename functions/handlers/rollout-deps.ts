@@ -46,9 +46,7 @@ export function rolloutDepsFromConfig(
  * at once when the counts break its bounds). A comparison that carries `at` (when the request was answered) counts
  * only into a rollout started by then.
  */
-export function comparisonRecorder(
-  deps: RolloutDeps,
-): (c: ShadowComparison & { readonly at?: string }) => Promise<void> {
+export function comparisonRecorder(deps: RolloutDeps): (c: ShadowComparison) => Promise<void> {
   return async (c) => {
     await recordComparison(deps, c);
   };

@@ -260,9 +260,7 @@ describe('rollbacks', () => {
     await abortRollout(deps, { name: 'm', alias: 'prod', actor: 'alice' });
     clock.at(10);
     const second = await start({ maxDivergence: { maxAbsDiff: 0.5 } });
-    const diverging = (
-      extra: Partial<ShadowComparison & { at: string }> = {},
-    ): ShadowComparison & { at?: string } => ({
+    const diverging = (extra: Partial<ShadowComparison> = {}): ShadowComparison => ({
       model: 'm',
       alias: 'prod',
       servedVersion: 1,
