@@ -242,10 +242,13 @@ export interface RolloutJson {
     minArgmaxAgreement?: number;
     maxAbsDiff?: number;
     maxKlDivergence?: number;
+    maxShadowErrorRate?: number;
     minSamples?: number;
     shadowPercent?: number;
   };
   keyParameter?: string;
+  /** The last step has baked, but the rollout waits for `minSamples` compared rows before it promotes. */
+  awaitingSamples?: boolean;
   stepStartedAt?: string;
   startedAt?: string;
   updatedAt?: string;
@@ -316,9 +319,11 @@ export function formatRollout(r: RolloutJson): string {
     const next =
       r.status === 'paused'
         ? `, paused${r.pausedAt ? ` since ${when(r.pausedAt)}` : ''}`
-        : r.nextStepAt
-          ? `, ${last ? 'promotion' : 'next step'} at ${when(r.nextStepAt)}`
-          : '';
+        : r.awaitingSamples
+          ? `, promotion once ${r.maxDivergence?.minSamples ?? 100} rows were compared`
+          : r.nextStepAt
+            ? `, ${last ? 'promotion' : 'next step'} at ${when(r.nextStepAt)}`
+            : '';
     lines.push(`  weight      ${weight ?? '?'}% (step ${r.step + 1} of ${r.steps.length})${next}`);
   }
   if (r.keyParameter !== undefined) lines.push(`  key         parameter '${r.keyParameter}'`);

@@ -19,6 +19,7 @@ export interface DivergenceJson {
   readonly minArgmaxAgreement?: number;
   readonly maxAbsDiff?: number;
   readonly maxKlDivergence?: number;
+  readonly maxShadowErrorRate?: number;
   readonly minSamples?: number;
   readonly shadowPercent?: number;
 }
@@ -43,14 +44,16 @@ const DIVERGENCE_KEYS = {
   agreement: 'minArgmaxAgreement',
   maxAbs: 'maxAbsDiff',
   kl: 'maxKlDivergence',
+  errors: 'maxShadowErrorRate',
   minSamples: 'minSamples',
   shadow: 'shadowPercent',
 } as const satisfies Record<string, keyof DivergenceJson>;
 
 /**
- * Parses `--max-divergence agreement=0.99,maxAbs=0.5,kl=0.1,minSamples=100,shadow=10`: the least share of rows
- * whose argmax agrees, the largest absolute difference, the largest KL divergence, the rows before agreement is
- * judged, and the share (percent) of the stable traffic mirrored to the new version. Any subset; each key once.
+ * Parses `--max-divergence agreement=0.99,maxAbs=0.5,kl=0.1,errors=0.05,minSamples=100,shadow=10`: the least share
+ * of rows whose argmax agrees, the largest absolute difference, the largest KL divergence, the largest share of
+ * failed shadow runs, the rows compared before agreement is judged (and before promotion), and the share (percent)
+ * of the stable traffic mirrored to the new version. Any subset; each key once.
  */
 export function parseDivergence(text: string): DivergenceJson {
   const out: Record<string, number> = {};

@@ -33,7 +33,15 @@ export interface DivergenceBounds {
   readonly maxAbsDiff?: number;
   /** Largest mean KL divergence (stable ‖ new) of one comparison's probability outputs: one over it rolls back. */
   readonly maxKlDivergence?: number;
-  /** Rows compared before the argmax agreement is judged. @default 100 */
+  /**
+   * Largest share (0-1) of mirrored requests whose shadow run failed (the new version could not answer them);
+   * judged once `ROLLOUT_LIMITS.minShadowRequests` requests were mirrored. @default 0.05
+   */
+  readonly maxShadowErrorRate?: number;
+  /**
+   * Rows compared before the argmax agreement is judged, and before the rollout may be promoted: a rollout that
+   * bounds divergence is not promoted on comparisons it never got. @default 100
+   */
   readonly minSamples?: number;
   /** Share (percent) of the stable traffic mirrored to the new version for the comparisons. @default 10 */
   readonly shadowPercent?: number;
@@ -134,7 +142,8 @@ export type RollbackReason =
   | `alarm:${string}`
   | 'divergence:argmaxAgreement'
   | 'divergence:maxAbsDiff'
-  | 'divergence:klDivergence';
+  | 'divergence:klDivergence'
+  | 'divergence:shadowErrors';
 
 /** Rollout limits. */
 export const ROLLOUT_LIMITS = {
@@ -145,6 +154,9 @@ export const ROLLOUT_LIMITS = {
   maxBakeSeconds: 7 * 24 * 3600,
   defaultMinSamples: 100,
   defaultShadowPercent: 10,
+  defaultMaxShadowErrorRate: 0.05,
+  /** Mirrored requests before the share of failed shadow runs is judged. */
+  minShadowRequests: 20,
 } as const;
 
 const PARAMETER = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
@@ -242,15 +254,23 @@ function checkSteps(steps: unknown): RolloutStep[] {
 function checkBounds(value: unknown): DivergenceBounds {
   if (!isObject(value)) {
     throw invalid(
-      'maxDivergence must be an object {minArgmaxAgreement?, maxAbsDiff?, maxKlDivergence?, minSamples?, shadowPercent?}',
+      'maxDivergence must be an object {minArgmaxAgreement?, maxAbsDiff?, maxKlDivergence?, maxShadowErrorRate?, minSamples?, shadowPercent?}',
     );
   }
   unknownFields(
     value,
-    ['minArgmaxAgreement', 'maxAbsDiff', 'maxKlDivergence', 'minSamples', 'shadowPercent'],
+    [
+      'minArgmaxAgreement',
+      'maxAbsDiff',
+      'maxKlDivergence',
+      'maxShadowErrorRate',
+      'minSamples',
+      'shadowPercent',
+    ],
     'maxDivergence',
   );
-  const { minArgmaxAgreement, maxAbsDiff, maxKlDivergence, minSamples, shadowPercent } = value;
+  const { minArgmaxAgreement, maxAbsDiff, maxKlDivergence, maxShadowErrorRate, minSamples, shadowPercent } =
+    value;
   const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
   if (
     minArgmaxAgreement !== undefined &&
@@ -263,6 +283,12 @@ function checkBounds(value: unknown): DivergenceBounds {
   }
   if (maxKlDivergence !== undefined && (!finite(maxKlDivergence) || maxKlDivergence < 0)) {
     throw invalid('maxDivergence.maxKlDivergence must be a number >= 0');
+  }
+  if (
+    maxShadowErrorRate !== undefined &&
+    (!finite(maxShadowErrorRate) || maxShadowErrorRate < 0 || maxShadowErrorRate > 1)
+  ) {
+    throw invalid('maxDivergence.maxShadowErrorRate must be a number from 0 to 1');
   }
   if (minArgmaxAgreement === undefined && maxAbsDiff === undefined && maxKlDivergence === undefined) {
     throw invalid('maxDivergence names no bound: give minArgmaxAgreement, maxAbsDiff and/or maxKlDivergence');
@@ -280,6 +306,7 @@ function checkBounds(value: unknown): DivergenceBounds {
     ...(minArgmaxAgreement !== undefined ? { minArgmaxAgreement } : {}),
     ...(maxAbsDiff !== undefined ? { maxAbsDiff } : {}),
     ...(maxKlDivergence !== undefined ? { maxKlDivergence } : {}),
+    ...(maxShadowErrorRate !== undefined ? { maxShadowErrorRate } : {}),
     ...(minSamples !== undefined ? { minSamples } : {}),
     ...(shadowPercent !== undefined ? { shadowPercent } : {}),
   } as DivergenceBounds;
@@ -355,8 +382,10 @@ export function stepEndsAt(r: Pick<Rollout, 'steps' | 'step' | 'stepStartedAt'>)
 }
 
 /**
- * The divergence bound the counters break, if any: the argmax agreement once `minSamples` rows were compared,
- * then any comparison over `maxAbsDiff`, then any over `maxKlDivergence`.
+ * The divergence bound the counters break, if any: the share of failed shadow runs once
+ * `ROLLOUT_LIMITS.minShadowRequests` requests were mirrored (a version that cannot answer has no divergence to
+ * measure, and must not pass for one that agrees), the argmax agreement once `minSamples` rows were compared, then
+ * any comparison over `maxAbsDiff`, then any over `maxKlDivergence`.
  */
 export function divergenceBreach(
   bounds: DivergenceBounds | undefined,
@@ -364,6 +393,10 @@ export function divergenceBreach(
 ): RollbackReason | undefined {
   if (!bounds) return undefined;
   const minSamples = bounds.minSamples ?? ROLLOUT_LIMITS.defaultMinSamples;
+  const maxErrorRate = bounds.maxShadowErrorRate ?? ROLLOUT_LIMITS.defaultMaxShadowErrorRate;
+  if (c.requests >= ROLLOUT_LIMITS.minShadowRequests && c.shadowErrors / c.requests > maxErrorRate) {
+    return 'divergence:shadowErrors';
+  }
   if (bounds.minArgmaxAgreement !== undefined && c.rows >= minSamples && c.rows > 0) {
     if (c.agreeingRows / c.rows < bounds.minArgmaxAgreement) return 'divergence:argmaxAgreement';
   }
@@ -375,7 +408,8 @@ export function divergenceBreach(
 /**
  * The next action of a rollout at `now`, given the alarms (of any names) now in ALARM. An active rollout (running
  * or paused) with one of its alarms in ALARM, or whose divergence breaks its bounds, is rolled back; a running one
- * whose step has baked advances to the next step, or, after its last step, is promoted. Otherwise nothing.
+ * whose step has baked advances to the next step, or, after its last step, is promoted — one that bounds divergence
+ * only once `minSamples` rows were compared (`awaitingSamples`). Otherwise nothing.
  */
 export function decide(rollout: Rollout, now: Date, alarmsInAlarm: readonly string[]): RolloutAction {
   if (!isActive(rollout)) return { type: 'none' };
@@ -385,9 +419,14 @@ export function decide(rollout: Rollout, now: Date, alarmsInAlarm: readonly stri
   if (breach) return { type: 'rollback', reason: breach };
   if (rollout.status !== 'running') return { type: 'none' };
   if (now.getTime() < stepEndsAt(rollout)) return { type: 'none' };
-  return rollout.step + 1 < rollout.steps.length
-    ? { type: 'advance', step: rollout.step + 1 }
-    : { type: 'promote' };
+  if (rollout.step + 1 < rollout.steps.length) return { type: 'advance', step: rollout.step + 1 };
+  return awaitingSamples(rollout) ? { type: 'none' } : { type: 'promote' };
+}
+
+/** Whether a rollout that bounds divergence still lacks the `minSamples` compared rows its promotion needs. */
+export function awaitingSamples(r: Pick<Rollout, 'maxDivergence' | 'divergence'>): boolean {
+  if (!r.maxDivergence) return false;
+  return r.divergence.rows < (r.maxDivergence.minSamples ?? ROLLOUT_LIMITS.defaultMinSamples);
 }
 
 /**
@@ -485,13 +524,19 @@ export function stepReason(r: Pick<Rollout, 'id' | 'step' | 'steps' | 'version'>
 }
 
 /** The rollout as the API shows it: with the current step's `weight` and, while running, `nextStepAt`. */
-export function rolloutView(r: Rollout): Rollout & { readonly weight: number; readonly nextStepAt?: string } {
+export function rolloutView(r: Rollout): Rollout & {
+  readonly weight: number;
+  readonly nextStepAt?: string;
+  readonly awaitingSamples?: true;
+} {
   const weight = r.steps[r.step]?.weight ?? 0;
   const { aliasPending: _p, ...rest } = r;
+  const lastStep = r.step + 1 >= r.steps.length;
   return {
     ...rest,
     weight,
     ...(r.status === 'running' ? { nextStepAt: new Date(stepEndsAt(r)).toISOString() } : {}),
+    ...(isActive(r) && lastStep && awaitingSamples(r) ? { awaitingSamples: true as const } : {}),
   };
 }
 

@@ -78,6 +78,7 @@ describe('rollout options', () => {
       shadowPercent: 20,
     });
     expect(parseDivergence('kl=0.05')).toEqual({ maxKlDivergence: 0.05 });
+    expect(parseDivergence('maxAbs=1,errors=0.2')).toEqual({ maxAbsDiff: 1, maxShadowErrorRate: 0.2 });
     expect(() => parseDivergence('agreement=high')).toThrow(/agreement must be a number/);
     expect(() => parseDivergence('similarity=0.9')).toThrow(/key among agreement, maxAbs, kl/);
     expect(() => parseDivergence('kl=0.1,kl=0.2')).toThrow(/given twice/);
@@ -174,6 +175,9 @@ describe('rendering', () => {
     expect(formatRollout({ ...rest, step: 2, nextStepAt: '2026-12-01T06:50:00.000Z' })).toContain(
       '100% (step 3 of 3), promotion at 2026-12-01 06:50:00Z',
     );
+    expect(
+      formatRollout({ ...rest, step: 2, nextStepAt: '2026-12-01T06:50:00.000Z', awaitingSamples: true }),
+    ).toMatch(/100% \(step 3 of 3\), promotion once \d+ rows were compared/);
     expect(formatRollout({ ...rest, status: 'paused', pausedAt: '2026-12-01T06:31:00.000Z' })).toContain(
       '(step 2 of 3), paused since 2026-12-01 06:31:00Z',
     );

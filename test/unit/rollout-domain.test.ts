@@ -156,7 +156,12 @@ describe('decide', () => {
   it('waits out the bake, then advances, then promotes after the last step', () => {
     expect(decide(r, at('2026-01-01T00:00:59.999Z'), [])).toEqual({ type: 'none' });
     expect(decide(r, at('2026-01-01T00:01:00.000Z'), [])).toEqual({ type: 'advance', step: 1 });
-    const last: Rollout = { ...r, step: 1 };
+    // (Its divergence bound was met: minSamples rows compared, all agreeing.)
+    const last: Rollout = {
+      ...r,
+      step: 1,
+      divergence: { ...ZERO_DIVERGENCE, requests: 100, rows: 100, agreeingRows: 100 },
+    };
     expect(decide(last, at('2026-01-01T00:00:00.000Z'), [])).toEqual({ type: 'promote' });
   });
 
@@ -185,6 +190,20 @@ describe('decide', () => {
     ).toEqual({
       type: 'none',
     });
+  });
+
+  it('promotes a rollout that bounds divergence only once minSamples rows were compared', () => {
+    const last: Rollout = {
+      ...r,
+      step: 1,
+      maxDivergence: { maxAbsDiff: 0.5, minSamples: 40 },
+      divergence: { ...ZERO_DIVERGENCE, requests: 10, rows: 39 },
+    };
+    expect(decide(last, at('2027-01-01T00:00:00Z'), [])).toEqual({ type: 'none' });
+    expect(rolloutView(last).awaitingSamples).toBe(true);
+    const enough: Rollout = { ...last, divergence: { ...last.divergence, rows: 40 } };
+    expect(decide(enough, at('2027-01-01T00:00:00Z'), [])).toEqual({ type: 'promote' });
+    expect(rolloutView(enough).awaitingSamples).toBeUndefined();
   });
 
   it('does nothing for a rollout that is over', () => {
@@ -240,6 +259,32 @@ describe('divergence', () => {
     expect(divergenceBreach(bounds, { ...ZERO_DIVERGENCE, overKl: 1 })).toBe('divergence:klDivergence');
     expect(divergenceBreach({ maxAbsDiff: 1 }, { ...ZERO_DIVERGENCE, overKl: 3 })).toBeUndefined();
     expect(divergenceBreach(undefined, { ...ZERO_DIVERGENCE, overKl: 3 })).toBeUndefined();
+  });
+
+  it('rolls back a version whose shadow runs fail, once enough requests were mirrored', () => {
+    const failing = { ...ZERO_DIVERGENCE, requests: 1000, shadowErrors: 1000 };
+    expect(divergenceBreach(bounds, failing)).toBe('divergence:shadowErrors');
+    // Judged from 20 mirrored requests; above 5 % by default, or the rollout's own share.
+    expect(divergenceBreach(bounds, { ...ZERO_DIVERGENCE, requests: 19, shadowErrors: 19 })).toBeUndefined();
+    expect(divergenceBreach(bounds, { ...ZERO_DIVERGENCE, requests: 20, shadowErrors: 1 })).toBeUndefined();
+    expect(divergenceBreach(bounds, { ...ZERO_DIVERGENCE, requests: 20, shadowErrors: 2 })).toBe(
+      'divergence:shadowErrors',
+    );
+    expect(
+      divergenceBreach(
+        { ...bounds, maxShadowErrorRate: 0.5 },
+        { ...ZERO_DIVERGENCE, requests: 20, shadowErrors: 2 },
+      ),
+    ).toBeUndefined();
+    expect(invalid({ ...ok, maxDivergence: { maxAbsDiff: 1, maxShadowErrorRate: 2 } })).toMatch(
+      /maxShadowErrorRate must be a number from 0 to 1/,
+    );
+    expect(
+      parseRolloutSpec({ ...ok, maxDivergence: { maxAbsDiff: 1, maxShadowErrorRate: 0 } }).maxDivergence,
+    ).toEqual({
+      maxAbsDiff: 1,
+      maxShadowErrorRate: 0,
+    });
   });
 });
 

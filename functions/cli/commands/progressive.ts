@@ -121,7 +121,7 @@ export function progressiveCommands(program: Command, ctx: CliContext): void {
     .option('--alias <alias>', 'alias to roll out on', 'prod')
     .option(
       '--max-divergence <bounds>',
-      'roll back when the new version, mirrored a share of the stable traffic, answers otherwise: agreement=0.99,maxAbs=0.5,kl=0.1,minSamples=100,shadow=10',
+      'roll back when the new version, mirrored a share of the stable traffic, answers otherwise: agreement=0.99,maxAbs=0.5,kl=0.1,errors=0.05,minSamples=100,shadow=10 (the version is promoted only once minSamples rows were compared)',
     )
     .option(
       '--key-parameter <name>',
