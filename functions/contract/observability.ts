@@ -122,6 +122,7 @@ export const REGISTRY_DIMENSION_SETS = [['operation']] as const;
  */
 export type TrafficRoute = 'stable' | 'canary' | 'shadow';
 export const STABLE_ROUTE: TrafficRoute = 'stable';
+export const CANARY_ROUTE: TrafficRoute = 'canary';
 
 /** Response header carrying the inference id of every inference answer. */
 export const INFERENCE_ID_HEADER = 'x-maas-inference-id';

@@ -1,14 +1,20 @@
 /**
  * MaasAlarms: CloudWatch alarms on the service's metrics of one model's alias (functions/contract/observability.ts:
- * the `[model, alias, route]` dimension set, route `stable`): its server error rate and its p99 latency.
+ * the `[model, alias, route]` dimension set): the server error rate and the p99 latency of its stable route, and
+ * the same two of its canary route (the share of a split or a staged rollout: what a rollout should name).
  *
  * Their names are predictable, so that a rollout can name them (`maas rollout … --alarm <name>`): see
- * {@link aliasAlarmName}, e.g. `MaasStack-iris@prod-error-rate` and `MaasStack-iris@prod-latency-p99`.
+ * {@link aliasAlarmName}, e.g. `MaasStack-iris@prod-error-rate`, `MaasStack-iris@prod-canary-error-rate`.
  */
 import { Duration, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { Construct } from 'constructs';
-import { INFERENCE_DIMENSION_SETS, STABLE_ROUTE } from '../../functions/contract/observability';
+import {
+  CANARY_ROUTE,
+  INFERENCE_DIMENSION_SETS,
+  STABLE_ROUTE,
+  type TrafficRoute,
+} from '../../functions/contract/observability';
 import { maasMetric } from './dashboard';
 import {
   checkAlarmEvaluationWindow,
@@ -53,12 +59,19 @@ export interface AliasAlarmOptions {
 
 /** The alarms of one model's alias. */
 export interface AliasAlarms {
-  /** ServerErrors / Requests above `errorRate`; named `aliasAlarmName(stack, model, alias, 'errorRate')`. */
+  /** Stable route: ServerErrors / Requests above `errorRate`; named `aliasAlarmName(…, 'errorRate')`. */
   readonly errorRate: cloudwatch.Alarm;
-  /** Latency p99 above `p99Ms`; named `aliasAlarmName(stack, model, alias, 'latencyP99')`. */
+  /** Stable route: Latency p99 above `p99Ms`; named `aliasAlarmName(…, 'latencyP99')`. */
   readonly latencyP99: cloudwatch.Alarm;
+  /**
+   * Canary route (a split's canary, a rollout's new version): the same error rate; named
+   * `aliasAlarmName(…, 'canaryErrorRate')`. Missing data is not breaching: without a canary it stays OK.
+   */
+  readonly canaryErrorRate: cloudwatch.Alarm;
+  /** Canary route: the same latency p99; named `aliasAlarmName(…, 'canaryLatencyP99')`. */
+  readonly canaryLatencyP99: cloudwatch.Alarm;
   /** Their names (plain strings, known at synth): what a rollout's `alarms` list. */
-  readonly names: { readonly errorRate: string; readonly latencyP99: string };
+  readonly names: { readonly [K in keyof typeof ALIAS_ALARM_KINDS]: string };
 }
 
 /** One alias to watch, as the stack's `alarms` prop lists it. */
@@ -82,11 +95,17 @@ export interface MaasAlarmsProps {
 }
 
 /** The alarms of an alias, as their names end. */
-export const ALIAS_ALARM_KINDS = { errorRate: 'error-rate', latencyP99: 'latency-p99' } as const;
+export const ALIAS_ALARM_KINDS = {
+  errorRate: 'error-rate',
+  latencyP99: 'latency-p99',
+  canaryErrorRate: 'canary-error-rate',
+  canaryLatencyP99: 'canary-latency-p99',
+} as const;
 
 /**
  * The name of an alarm of `model@alias` in stack `stackName`: `<stackName>-<model>@<alias>-<kind>`, kind
- * `error-rate` or `latency-p99` ({@link ALIAS_ALARM_KINDS}); e.g. `MaasStack-iris@prod-error-rate`. Model and alias
+ * `error-rate`, `latency-p99`, `canary-error-rate` or `canary-latency-p99` ({@link ALIAS_ALARM_KINDS}); e.g.
+ * `MaasStack-iris@prod-error-rate`. Model and alias
  * names hold no `@`, so a name tells its model and alias apart; the stack name keeps two stacks of one account and
  * region apart. These are the names a rollout's `alarms` list (`maas rollout … --alarm <name>`).
  */
@@ -137,52 +156,71 @@ export class MaasAlarms extends Construct {
     const key = `${model}@${alias}`;
     if (this.byAlias.has(key)) duplicateAlias(key, setting('alias'));
     const stackName = Stack.of(this).stackName;
-    const names = {
-      errorRate: checkAlarmName(aliasAlarmName(stackName, model, alias, 'errorRate'), setting('alias')),
-      latencyP99: checkAlarmName(aliasAlarmName(stackName, model, alias, 'latencyP99'), setting('alias')),
-    };
+    const names = Object.fromEntries(
+      (Object.keys(ALIAS_ALARM_KINDS) as (keyof typeof ALIAS_ALARM_KINDS)[]).map((kind) => [
+        kind,
+        checkAlarmName(aliasAlarmName(stackName, model, alias, kind), setting('alias')),
+      ]),
+    ) as AliasAlarms['names'];
     // 0.07 * 100 is 7.000000000000001 in binary floating point: the description shows 7.
     const percent = Math.round(errorRate * 1e6) / 1e4;
     // A period with requests but no ServerErrors datapoint counts 0 errors; with minRequests, a period with fewer
     // requests counts rate 0.
     const rate = 'FILL(errors, 0) / requests';
 
-    const dims: Record<(typeof ALIAS_DIMENSIONS)[number], string> = { model, alias, route: STABLE_ROUTE };
+    /** The error-rate and latency alarms of one route of the alias. */
+    const routeAlarms = (route: TrafficRoute, idPrefix: string, errorName: string, latencyName: string) => {
+      const dims: Record<(typeof ALIAS_DIMENSIONS)[number], string> = { model, alias, route };
+      const label = route === STABLE_ROUTE ? key : `${key} ${route}`;
+      const errors = new cloudwatch.Alarm(this, `${idPrefix}ErrorRate`, {
+        alarmName: errorName,
+        alarmDescription: `maas ${label}: server errors above ${percent} % of requests${minRequests > 0 ? ` (periods of at least ${minRequests} requests)` : ''} (${evaluationPeriods} × ${period.toHumanString()})`,
+        metric: new cloudwatch.MathExpression({
+          expression: minRequests > 0 ? `IF(requests >= ${minRequests}, ${rate}, 0)` : rate,
+          usingMetrics: {
+            errors: maasMetric('ServerErrors', dims, { statistic: 'Sum', period }),
+            requests: maasMetric('Requests', dims, { statistic: 'Sum', period }),
+          },
+          label: `${label} server error rate`,
+          period,
+        }),
+        threshold: errorRate,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+      const latency = new cloudwatch.Alarm(this, `${idPrefix}LatencyP99`, {
+        alarmName: latencyName,
+        alarmDescription: `maas ${label}: Latency p99 above ${p99Ms} ms (${evaluationPeriods} × ${period.toHumanString()})`,
+        metric: maasMetric('Latency', dims, { statistic: 'p99', period }),
+        threshold: p99Ms,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+      return [errors, latency] as const;
+    };
     // Names hold no '/', so `model@alias` is a construct id of its own (CDK hashes it into unique logical ids).
-    const id = key;
-    const errors = new cloudwatch.Alarm(this, `${id}ErrorRate`, {
-      alarmName: names.errorRate,
-      alarmDescription: `maas ${key}: server errors above ${percent} % of requests${minRequests > 0 ? ` (periods of at least ${minRequests} requests)` : ''} (${evaluationPeriods} × ${period.toHumanString()})`,
-      metric: new cloudwatch.MathExpression({
-        expression: minRequests > 0 ? `IF(requests >= ${minRequests}, ${rate}, 0)` : rate,
-        usingMetrics: {
-          errors: maasMetric('ServerErrors', dims, { statistic: 'Sum', period }),
-          requests: maasMetric('Requests', dims, { statistic: 'Sum', period }),
-        },
-        label: `${key} server error rate`,
-        period,
-      }),
-      threshold: errorRate,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
-    const latency = new cloudwatch.Alarm(this, `${id}LatencyP99`, {
-      alarmName: names.latencyP99,
-      alarmDescription: `maas ${key}: Latency p99 above ${p99Ms} ms (${evaluationPeriods} × ${period.toHumanString()})`,
-      metric: maasMetric('Latency', dims, { statistic: 'p99', period }),
-      threshold: p99Ms,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
+    const [errors, latency] = routeAlarms(STABLE_ROUTE, key, names.errorRate, names.latencyP99);
+    const [canaryErrors, canaryLatency] = routeAlarms(
+      CANARY_ROUTE,
+      `${key}Canary`,
+      names.canaryErrorRate,
+      names.canaryLatencyP99,
+    );
     for (const action of o.actions ?? []) {
-      for (const alarm of [errors, latency]) {
+      for (const alarm of [errors, latency, canaryErrors, canaryLatency]) {
         alarm.addAlarmAction(action);
         alarm.addOkAction(action);
       }
     }
-    const alarms = { errorRate: errors, latencyP99: latency, names };
+    const alarms = {
+      errorRate: errors,
+      latencyP99: latency,
+      canaryErrorRate: canaryErrors,
+      canaryLatencyP99: canaryLatency,
+      names,
+    };
     this.byAlias.set(key, alarms);
     return alarms;
   }

@@ -568,12 +568,18 @@ describe('alarms', () => {
   it('alarmsFor returns the alarms it creates, with its thresholds, periods and evaluation count', () => {
     const created = stack.alarms.byAlias.get('mnist@canary');
     expect(created?.errorRate).toBeInstanceOf(cloudwatch.Alarm);
+    expect(created?.canaryErrorRate).toBeInstanceOf(cloudwatch.Alarm);
     const alarms = alarmsOf(template);
-    expect(alarms).toHaveLength(2);
-    const latency = alarms.find((a) => a.MetricName === 'Latency');
-    expect(latency).toMatchObject({ Threshold: 250, Period: 300, EvaluationPeriods: 5 });
-    expect(sorted(latency?.Dimensions)).toEqual(dims('mnist', 'canary'));
-    expect(alarms.find((a) => a.Metrics)?.Threshold).toBe(0.2);
+    // Stable and canary route: an error rate and a latency alarm each, with the same thresholds.
+    expect(alarms).toHaveLength(4);
+    const latency = alarms.filter((a) => a.MetricName === 'Latency');
+    expect(latency).toHaveLength(2);
+    for (const l of latency) expect(l).toMatchObject({ Threshold: 250, Period: 300, EvaluationPeriods: 5 });
+    expect(latency.map((l) => sorted(l.Dimensions))).toContainEqual(dims('mnist', 'canary'));
+    expect(latency.map((l) => sorted(l.Dimensions))).toContainEqual(
+      dims('mnist', 'canary').map((d) => (d.Name === 'route' ? { ...d, Value: 'canary' } : d)),
+    );
+    expect(alarms.filter((a) => a.Metrics).map((a) => a.Threshold)).toEqual([0.2, 0.2]);
     expect(() => stack.alarmsFor('mnist', 'canary')).toThrow(MaasValidationError);
     expect(() => stack.alarmsFor('mnist', 'canary')).toThrow(/mnist@canary exist already/);
   });

@@ -67,18 +67,41 @@ describe('shadow mirrors', () => {
 });
 
 describe('alias alarm names', () => {
-  it('are <stack>-<model>@<alias>-error-rate and -latency-p99, as aliasAlarmName and the alarms tell', () => {
+  it('are <stack>-<model>@<alias>-[canary-]error-rate and -latency-p99, as aliasAlarmName and the alarms tell', () => {
     expect(aliasAlarmName('Maas', 'iris', 'prod', 'errorRate')).toBe('Maas-iris@prod-error-rate');
     expect(aliasAlarmName('Maas', 'iris', 'prod', 'latencyP99')).toBe('Maas-iris@prod-latency-p99');
-    expect(Object.values(ALIAS_ALARM_KINDS)).toEqual(['error-rate', 'latency-p99']);
-    const names = Object.values(template.findResources('AWS::CloudWatch::Alarm'))
-      .map((a) => (a as { Properties: { AlarmName?: string } }).Properties.AlarmName)
-      .sort();
-    expect(names).toEqual(['Maas-iris@prod-error-rate', 'Maas-iris@prod-latency-p99']);
+    expect(aliasAlarmName('Maas', 'iris', 'prod', 'canaryErrorRate')).toBe(
+      'Maas-iris@prod-canary-error-rate',
+    );
+    expect(Object.values(ALIAS_ALARM_KINDS)).toEqual([
+      'error-rate',
+      'latency-p99',
+      'canary-error-rate',
+      'canary-latency-p99',
+    ]);
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')) as {
+      Properties: { AlarmName?: string; Metrics?: unknown; Dimensions?: unknown };
+    }[];
+    const names = alarms.map((a) => a.Properties.AlarmName).sort();
+    expect(names).toEqual([
+      'Maas-iris@prod-canary-error-rate',
+      'Maas-iris@prod-canary-latency-p99',
+      'Maas-iris@prod-error-rate',
+      'Maas-iris@prod-latency-p99',
+    ]);
+    // The canary alarms read the canary route's metrics, the others the stable route's.
+    for (const a of alarms) {
+      const routes = JSON.stringify(a.Properties).match(/"Name":"route","Value":"(\w+)"/g) ?? [];
+      expect(routes.length).toBeGreaterThan(0);
+      const want = a.Properties.AlarmName?.includes('-canary-') ? 'canary' : 'stable';
+      for (const r of routes) expect(r).toContain(`"Value":"${want}"`);
+    }
     const created = stack.alarmsFor('mnist', 'canary');
     expect(created.names).toEqual({
       errorRate: 'Maas-mnist@canary-error-rate',
       latencyP99: 'Maas-mnist@canary-latency-p99',
+      canaryErrorRate: 'Maas-mnist@canary-canary-error-rate',
+      canaryLatencyP99: 'Maas-mnist@canary-canary-latency-p99',
     });
   });
 
