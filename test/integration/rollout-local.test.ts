@@ -3,54 +3,24 @@
  * on its timer, and `POST /local/alarms/{name}` rolling a rollout back, read back through the alias history.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { LocalServices } from '../../functions/local/compose';
-import { type RunningLocalServer, startLocalServer } from '../../functions/local/server';
-import { createTestAwsEnv, type TestAwsEnv } from '../helpers/aws-env';
-import { composeTestServices } from '../helpers/local-services';
+import { startTestLocalService, type TestLocalService } from '../helpers/local-services';
 import { newVersion } from '../helpers/registry-repository-contract';
 
-let aws: TestAwsEnv;
-let services: LocalServices;
-let server: RunningLocalServer;
+let local: TestLocalService;
 
 beforeAll(async () => {
-  aws = await createTestAwsEnv('rollout-local');
-  services = composeTestServices(aws);
-  server = await startLocalServer({
-    port: 0,
-    handlers: services.handlers,
-    actor: 'local:tester',
-    alarms: (name, state) => services.setAlarm(name, state),
-  });
+  local = await startTestLocalService('rollout-local');
 });
 afterAll(async () => {
-  await server?.close();
-  await services?.close();
-  await aws?.dispose();
+  await local?.close();
 });
 
-async function call(method: string, path: string, body?: unknown) {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    ...(body !== undefined
-      ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }
-      : {}),
-  });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-}
-
-const reasons = async (name: string) => {
-  const h = await call('GET', `/models/${name}/aliases/prod/history`);
-  return (h.body.history as { reason?: string; routing?: { canary?: { weight: number } } }[])
-    .slice()
-    .reverse()
-    .slice(1)
-    .map((e) => [e.routing?.canary?.weight, e.reason]);
-};
+const call = (method: string, path: string, body?: unknown) => local.call(method, path, body);
+const reasons = (name: string) => local.canaryHistory(name);
 
 describe('rollouts on the local service', () => {
   it('starts over HTTP, advances on a tick, and rolls back on POST /local/alarms/{name}', async () => {
-    for (let i = 0; i < 2; i++) await services.registry.repo.createVersion(newVersion('e2e'));
+    for (let i = 0; i < 2; i++) await local.services.registry.repo.createVersion(newVersion('e2e'));
     const started = await call('PUT', '/models/e2e/aliases/prod/rollout', {
       version: 2,
       steps: [
@@ -63,7 +33,7 @@ describe('rollouts on the local service', () => {
     expect(started.body).toMatchObject({ status: 'running', weight: 10, actor: 'local:tester' });
     const id8 = String(started.body.id).slice(0, 8);
 
-    expect((await services.tickRollouts()).advanced).toEqual(['e2e@prod']);
+    expect((await local.services.tickRollouts()).advanced).toEqual(['e2e@prod']);
     expect((await call('GET', '/models/e2e/aliases/prod/rollout')).body).toMatchObject({
       step: 1,
       weight: 50,
@@ -96,12 +66,12 @@ describe('rollouts on the local service', () => {
       alarms: ['e2e-errors'],
     });
     expect(again.status).toBe(201);
-    expect((await services.tickRollouts()).rolledBack).toEqual(['e2e@prod']);
+    expect((await local.services.tickRollouts()).rolledBack).toEqual(['e2e@prod']);
     expect((await call('POST', '/local/alarms/e2e-errors', { state: 'OK' })).status).toBe(200);
   });
 
   it('runs the controller on its timer, and pause / resume / abort over HTTP', async () => {
-    for (let i = 0; i < 2; i++) await services.registry.repo.createVersion(newVersion('timed'));
+    for (let i = 0; i < 2; i++) await local.services.registry.repo.createVersion(newVersion('timed'));
     const started = await call('PUT', '/models/timed/aliases/prod/rollout', {
       version: 2,
       steps: [
@@ -110,7 +80,7 @@ describe('rollouts on the local service', () => {
       ],
     });
     expect(started.status).toBe(201);
-    services.startRolloutController(50);
+    local.services.startRolloutController(50);
     const deadline = Date.now() + 10_000;
     let step = 0;
     while (Date.now() < deadline && step !== 1) {
@@ -131,7 +101,7 @@ describe('rollouts on the local service', () => {
       code: 'INVALID_ACTION',
     });
     expect((await reasons('timed')).map(([, r]) => r).at(-1)).toBe('rollout aborted');
-    const alias = await services.registry.repo.getAlias('timed', 'prod');
+    const alias = await local.services.registry.repo.getAlias('timed', 'prod');
     expect(alias?.routing).toBeUndefined();
   });
 });

@@ -4,58 +4,28 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerVersion } from '../../functions/app/registry';
-import type { LocalServices } from '../../functions/local/compose';
-import { type RunningLocalServer, startLocalServer } from '../../functions/local/server';
-import { createTestAwsEnv, type TestAwsEnv } from '../helpers/aws-env';
-import { composeTestServices } from '../helpers/local-services';
+import { startTestLocalService, type TestLocalService } from '../helpers/local-services';
 import { addConstant } from '../helpers/predict-env';
 
-let aws: TestAwsEnv;
-let services: LocalServices;
-let server: RunningLocalServer;
+let local: TestLocalService;
 
 beforeAll(async () => {
-  aws = await createTestAwsEnv('rollout-shadow');
-  services = composeTestServices(aws);
-  server = await startLocalServer({
-    port: 0,
-    handlers: services.handlers,
-    actor: 'local:tester',
-    alarms: (name, state) => services.setAlarm(name, state),
-  });
+  local = await startTestLocalService('rollout-shadow');
 });
 afterAll(async () => {
-  await server?.close();
-  await services?.close();
-  await aws?.dispose();
+  await local?.close();
 });
 
-async function call(method: string, path: string, body?: unknown) {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    ...(body !== undefined
-      ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }
-      : {}),
-  });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-}
-
-const reasons = async (name: string) => {
-  const h = await call('GET', `/models/${name}/aliases/prod/history`);
-  return (h.body.history as { reason?: string; routing?: { canary?: { weight: number } } }[])
-    .slice()
-    .reverse()
-    .slice(1)
-    .map((e) => [e.routing?.canary?.weight, e.reason]);
-};
+const call = (method: string, path: string, body?: unknown) => local.call(method, path, body);
+const reasons = (name: string) => local.canaryHistory(name);
 
 describe('rollouts and shadow traffic on the local service', () => {
   it('rolls back on divergence: the stable traffic mirrored to the new version, compared by the worker', async () => {
     // v1 answers x + 1, v2 answers x + 5: every element differs by 4, the argmax agrees.
     for (const [i, c] of [1, 5].entries()) {
       const key = `uploads/div/v${i}.onnx`;
-      await services.registry.store.putObject(key, addConstant(c));
-      await registerVersion(services.registry, { name: 'div', sourceKey: key, actor: 'tester' });
+      await local.services.registry.store.putObject(key, addConstant(c));
+      await registerVersion(local.services.registry, { name: 'div', sourceKey: key, actor: 'tester' });
     }
     const started = await call('PUT', '/models/div/aliases/prod/rollout', {
       version: 2,
@@ -70,7 +40,7 @@ describe('rollouts and shadow traffic on the local service', () => {
     // Keyed requests: keys on the stable side are mirrored (all of them at 100 %).
     const answered: number[] = [];
     for (let i = 0; i < 20 && answered.filter((v) => v === 1).length < 3; i++) {
-      const res = await fetch(`${server.url}/v2/models/div/infer`, {
+      const res = await fetch(`${local.server.url}/v2/models/div/infer`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'x-maas-routing-key': `user-${i}` },
         body: JSON.stringify({
@@ -82,7 +52,7 @@ describe('rollouts and shadow traffic on the local service', () => {
       answered.push(Number(((await res.json()) as { model_version: string }).model_version));
     }
     expect(answered).toContain(1);
-    await services.idle();
+    await local.services.idle();
     const r = await call('GET', '/models/div/aliases/prod/rollout');
     expect(r.body).toMatchObject({ status: 'rolled_back', endedReason: 'divergence:maxAbsDiff' });
     expect((r.body.divergence as { overMaxAbs: number }).overMaxAbs).toBeGreaterThanOrEqual(1);
