@@ -19,10 +19,8 @@ import { createApp, propsFromContext } from '../../infra/app';
 import { ModelStore } from '../../infra/constructs/model-store';
 import { MaasStack } from '../../infra/maas-stack';
 import { buildOnnxRuntimeLayer, LAYER_MAX_UNZIPPED_BYTES } from '../../layers/onnxruntime/build';
+import { list, NO_BUNDLING, type Statement, statementsOfRole } from '../helpers/infra-stack';
 
-type Statement = { Effect: string; Action: string | string[]; Resource: unknown; Condition?: unknown };
-
-const NO_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
 const tmp: string[] = [];
 const tempDir = (prefix: string) => {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -79,18 +77,6 @@ afterAll(() => {
 const logicalId = (s: Stack, c: { node: { defaultChild?: unknown } }) =>
   s.resolve(s.getLogicalId(c.node.defaultChild as CfnResource)) as string;
 
-/** Every statement of the IAM policies attached to a role. */
-function statementsOf(t: Template, roleLogicalId: string): Statement[] {
-  const policies = t.findResources('AWS::IAM::Policy', {
-    Properties: { Roles: Match.arrayWith([{ Ref: roleLogicalId }]) },
-  });
-  return Object.values(policies).flatMap(
-    (p) =>
-      (p as { Properties: { PolicyDocument: { Statement: Statement[] } } }).Properties.PolicyDocument
-        .Statement,
-  );
-}
-const list = <T>(v: T | T[]): T[] => (Array.isArray(v) ? v : [v]);
 /** Resources as JSON text, for matching `models/*` etc. inside Fn::Join. */
 const resourceText = (s: Statement) => JSON.stringify(s.Resource);
 
@@ -320,7 +306,7 @@ describe('functions', () => {
 describe('least privilege', () => {
   it('no statement of predict or registry grants an unscoped resource but the X-Ray trace writes', () => {
     for (const which of ['predict', 'registry'] as const) {
-      const statements = statementsOf(template, roleOf(stack, which));
+      const statements = statementsOfRole(template, roleOf(stack, which));
       for (const s of statements) {
         if (list(s.Resource as unknown).includes('*')) {
           // X-Ray's write actions have no resource-level permissions; nothing else is granted on '*'.
@@ -335,7 +321,7 @@ describe('least privilege', () => {
   });
 
   it('predict reads the table and models/* only', () => {
-    const statements = statementsOf(template, roleOf(stack, 'predict'));
+    const statements = statementsOfRole(template, roleOf(stack, 'predict'));
     const tableArn = { 'Fn::GetAtt': [logicalId(stack, stack.registryTable.table), 'Arn'] };
     const actions = statements.flatMap((s) => list(s.Action));
     expect(actions.filter((a) => a.startsWith('s3:')).sort()).toEqual(['s3:GetObject', 's3:ListBucket']);
@@ -358,7 +344,7 @@ describe('least privilege', () => {
   });
 
   it('registry writes the table and models/ + uploads/, reads incoming/, deletes nothing', () => {
-    const statements = statementsOf(template, roleOf(stack, 'registry'));
+    const statements = statementsOfRole(template, roleOf(stack, 'registry'));
     const byAction = (action: string) =>
       statements
         .filter((s) => list(s.Action).includes(action))
@@ -469,7 +455,7 @@ describe('HTTP API', () => {
 
   it('grantInvoke and grantAdmin give a caller exactly one class of routes', () => {
     const granted = (role: iam.Role) => {
-      const statements = statementsOf(template, logicalId(stack, role));
+      const statements = statementsOfRole(template, logicalId(stack, role));
       expect(statements.flatMap((s) => list(s.Action))).toEqual(['execute-api:Invoke']);
       return statements.flatMap((s) => routeResources(s.Resource)).sort();
     };

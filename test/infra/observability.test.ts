@@ -23,39 +23,9 @@ import { MaasDashboard } from '../../infra/constructs/dashboard';
 import { ModelStore } from '../../infra/constructs/model-store';
 import { MaasValidationError } from '../../infra/constructs/validation';
 import { MaasStack, type MaasStackProps } from '../../infra/maas-stack';
+import { buildStack, list, logicalId, NO_BUNDLING, statementsOfRole } from '../helpers/infra-stack';
 
-type Statement = {
-  Effect: string;
-  Action: string | string[];
-  Resource: unknown;
-  Condition?: Record<string, Record<string, unknown>>;
-};
 type Resources = Record<string, { Type: string; Properties: Record<string, unknown> }>;
-
-const NO_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
-const list = <T>(v: T | T[]): T[] => (Array.isArray(v) ? v : [v]);
-
-/** A stack as the app builds it (context, cdk-nag), with extra props. */
-function build(id: string, extra: Partial<MaasStackProps> = {}): { stack: MaasStack; template: Template } {
-  const app = new App({ context: NO_BUNDLING });
-  const stack = new MaasStack(app, id, extra);
-  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
-  return { stack, template: Template.fromStack(stack) };
-}
-
-const logicalId = (s: Stack, c: { node: { defaultChild?: unknown } }) =>
-  s.resolve((c.node.defaultChild as { logicalId: string }).logicalId) as string;
-
-function statementsOfRole(t: Template, roleId: string): Statement[] {
-  const policies = t.findResources('AWS::IAM::Policy', {
-    Properties: { Roles: Match.arrayWith([{ Ref: roleId }]) },
-  });
-  return Object.values(policies).flatMap(
-    (p) =>
-      (p as { Properties: { PolicyDocument: { Statement: Statement[] } } }).Properties.PolicyDocument
-        .Statement,
-  );
-}
 
 let stack: MaasStack;
 let template: Template;
@@ -76,7 +46,7 @@ beforeAll(() => {
   res = template.toJSON().Resources as Resources;
   void app;
   // Everything switched off, and a dashboard of named models.
-  plain = build('MaasPlain', {
+  plain = buildStack('MaasPlain', {
     tracing: false,
     capture: { enabled: false },
     dashboard: { models: ['iris', 'mnist'], period: Duration.minutes(5), dashboardName: 'maas-models' },
@@ -370,7 +340,7 @@ describe('capture delivery', () => {
   });
 
   it('takes buffering from the stack prop', () => {
-    const { template: t } = build('MaasBuffer', {
+    const { template: t } = buildStack('MaasBuffer', {
       capture: { bufferInterval: Duration.minutes(5), bufferSizeMiB: 128 },
     });
     t.hasResourceProperties('AWS::KinesisFirehose::DeliveryStream', {
@@ -489,7 +459,7 @@ describe('dashboard', () => {
   });
 
   it('dashboard: false creates none', () => {
-    const { stack: s, template: t } = build('MaasNoDashboard', {
+    const { stack: s, template: t } = buildStack('MaasNoDashboard', {
       dashboard: false,
       capture: { enabled: false },
     });
@@ -646,7 +616,7 @@ describe('checked at synth', () => {
     });
     expect(twice).toThrow(MaasValidationError);
     expect(twice).toThrow(/invalid prop alarms\[1\]\.alias: the alarms of iris@prod exist already/);
-    const { stack: s } = build('MaasAlarmsFor', { capture: { enabled: false }, dashboard: false });
+    const { stack: s } = buildStack('MaasAlarmsFor', { capture: { enabled: false }, dashboard: false });
     // The evaluation window: at most one day of periods under an hour, seven days of longer ones.
     expect(alarm({ evaluationPeriods: 1441 })).toThrow(
       /Bad\/Alarms: invalid prop alarms\[0\]\.evaluationPeriods '1441': 1441 periods of 1 minute make 86460 seconds.*86,400 seconds.*Set alarms\[0\]\.evaluationPeriods to at most 1440/,

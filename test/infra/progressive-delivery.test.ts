@@ -3,48 +3,20 @@
  * SendMessage on that queue only), and the alias alarms have the predictable names a rollout lists. Bundling is
  * skipped (Template assertions only).
  */
-import { App, Stack, Validations } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
-import { AwsSolutionsChecks } from 'cdk-nag';
+import { App, Stack } from 'aws-cdk-lib';
+import type { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ENV } from '../../functions/contract/env';
 import { ALIAS_ALARM_KINDS, aliasAlarmName, MaasAlarms } from '../../infra/constructs/alarms';
 import { ALARM_NAME_MAX_LENGTH, MaasValidationError } from '../../infra/constructs/validation';
-import { MaasStack, type MaasStackProps } from '../../infra/maas-stack';
-
-type Statement = { Effect: string; Action: string | string[]; Resource: unknown };
-
-const NO_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
-const list = <T>(v: T | T[]): T[] => (Array.isArray(v) ? v : [v]);
-
-/** A stack as the app builds it (cdk-nag AwsSolutions attached), with extra props. */
-function build(id: string, extra: Partial<MaasStackProps> = {}): { stack: MaasStack; template: Template } {
-  const app = new App({ context: NO_BUNDLING });
-  const stack = new MaasStack(app, id, extra);
-  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
-  return { stack, template: Template.fromStack(stack) };
-}
-
-const logicalId = (s: Stack, c: { node: { defaultChild?: unknown } }) =>
-  s.resolve((c.node.defaultChild as { logicalId: string }).logicalId) as string;
-
-/** The statements of every policy attached to a role. */
-function statementsOfRole(t: Template, roleId: string): Statement[] {
-  const policies = t.findResources('AWS::IAM::Policy', {
-    Properties: { Roles: Match.arrayWith([{ Ref: roleId }]) },
-  });
-  return Object.values(policies).flatMap(
-    (p) =>
-      (p as { Properties: { PolicyDocument: { Statement: Statement[] } } }).Properties.PolicyDocument
-        .Statement,
-  );
-}
+import type { MaasStack } from '../../infra/maas-stack';
+import { buildStack, list, logicalId, NO_BUNDLING, statementsOfRole } from '../helpers/infra-stack';
 
 let stack: MaasStack;
 let template: Template;
 
 beforeAll(() => {
-  ({ stack, template } = build('Maas', {
+  ({ stack, template } = buildStack('Maas', {
     alarms: [{ model: 'iris', alias: 'prod' }],
   }));
 }, 120_000);
@@ -106,7 +78,7 @@ describe('alias alarm names', () => {
   });
 
   it('carry the stack name, so two stacks of one account and region do not collide', () => {
-    const { template: other } = build('MaasStaging', { alarms: [{ model: 'iris', alias: 'prod' }] });
+    const { template: other } = buildStack('MaasStaging', { alarms: [{ model: 'iris', alias: 'prod' }] });
     other.hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmName: 'MaasStaging-iris@prod-error-rate' });
   });
 

@@ -4,8 +4,8 @@
  * least-privilege grants (registry table, DescribeAlarms, PutEvents on the registry bus), the synth-time check of
  * the tick interval, and cdk-nag AwsSolutions. Bundling is skipped (Template assertions only).
  */
-import { App, type Stack, Validations } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { App, Validations } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ENV, HANDLER_ENTRIES } from '../../functions/contract/env';
@@ -13,36 +13,10 @@ import { ALARM_EVENT } from '../../functions/handlers/rollout-controller';
 import { createApp, propsFromContext } from '../../infra/app';
 import { ALARM_STATE_CHANGE } from '../../infra/constructs/rollout-controller';
 import { MaasValidationError } from '../../infra/constructs/validation';
-import { MaasStack, type MaasStackProps } from '../../infra/maas-stack';
+import type { MaasStack } from '../../infra/maas-stack';
+import { buildStack, list, logicalId, NO_BUNDLING, statementsOfRole } from '../helpers/infra-stack';
 
-type Statement = { Effect: string; Action: string | string[]; Resource: unknown; Condition?: unknown };
 type Resource = { Type: string; Properties: Record<string, unknown> };
-
-const NO_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
-const list = <T>(v: T | T[]): T[] => (Array.isArray(v) ? v : [v]);
-
-/** A stack as the app builds it (cdk-nag AwsSolutions attached), with extra props. */
-function build(id: string, extra: Partial<MaasStackProps> = {}): { stack: MaasStack; template: Template } {
-  const app = new App({ context: NO_BUNDLING });
-  const stack = new MaasStack(app, id, extra);
-  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
-  return { stack, template: Template.fromStack(stack) };
-}
-
-const logicalId = (s: Stack, c: { node: { defaultChild?: unknown } }) =>
-  s.resolve((c.node.defaultChild as { logicalId: string }).logicalId) as string;
-
-/** The statements of every policy attached to a role. */
-function statementsOfRole(t: Template, roleId: string): Statement[] {
-  const policies = t.findResources('AWS::IAM::Policy', {
-    Properties: { Roles: Match.arrayWith([{ Ref: roleId }]) },
-  });
-  return Object.values(policies).flatMap(
-    (p) =>
-      (p as { Properties: { PolicyDocument: { Statement: Statement[] } } }).Properties.PolicyDocument
-        .Statement,
-  );
-}
 
 let stack: MaasStack;
 let template: Template;
@@ -135,7 +109,7 @@ describe('rules', () => {
   });
 
   it('ticks at the rolloutTickMinutes of the stack', () => {
-    const { stack: s, template: t } = build('MaasTick', {
+    const { stack: s, template: t } = buildStack('MaasTick', {
       rolloutTickMinutes: 5,
       capture: { enabled: false },
       dashboard: false,
@@ -196,7 +170,7 @@ describe('rolloutTickMinutes', () => {
   it('must be a whole number of minutes from 1 to 60, said at synth with the fix', () => {
     for (const bad of [0, 1.5, 61, -1]) {
       const attempt = () =>
-        build(`MaasBadTick${String(bad).replace(/\W/g, '')}`, { rolloutTickMinutes: bad });
+        buildStack(`MaasBadTick${String(bad).replace(/\W/g, '')}`, { rolloutTickMinutes: bad });
       expect(attempt, String(bad)).toThrow(MaasValidationError);
       expect(attempt, String(bad)).toThrow(
         new RegExp(
