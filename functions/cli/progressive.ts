@@ -77,19 +77,19 @@ export function parseDivergence(text: string): DivergenceJson {
   return out;
 }
 
+/** A change of one or more parts of a split: a part set to `null` is removed, one left `undefined` is kept. */
+export interface SplitChange {
+  readonly canary?: SplitJson['canary'] | null;
+  readonly shadow?: SplitJson['shadow'] | null;
+  readonly keyParameter?: string | null;
+}
+
 /**
  * The split to write when one part of it changes (a split is written whole): `current` with `change` applied, a
  * part set to `null` removed, a part left `undefined` kept; `null` (no split) when neither a canary nor a shadow is
  * left.
  */
-export function nextSplit(
-  current: SplitJson | undefined,
-  change: {
-    readonly canary?: SplitJson['canary'] | null;
-    readonly shadow?: SplitJson['shadow'] | null;
-    readonly keyParameter?: string | null;
-  },
-): SplitJson | null {
+export function nextSplit(current: SplitJson | undefined, change: SplitChange): SplitJson | null {
   const pick = <K extends keyof SplitJson>(k: K): SplitJson[K] | undefined => {
     const v = change[k];
     return v === null ? undefined : v === undefined ? current?.[k] : (v as SplitJson[K]);

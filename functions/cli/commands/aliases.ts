@@ -7,7 +7,7 @@ import { apiCall, type MaasClient } from '../client';
 import { type CliContext, EXIT, UsageError } from '../context';
 import { formatCaptureConfig, formatHistory, formatMoveResult, formatRouting } from '../format';
 import { nonNegativeInt, percent } from '../input';
-import { nextSplit, type SplitJson } from '../progressive';
+import { nextSplit, type SplitChange, type SplitJson } from '../progressive';
 
 interface CaptureConfigOptions {
   readonly alias?: string;
@@ -107,11 +107,8 @@ export function aliasCommands(program: Command, ctx: CliContext): void {
         } else if (version === undefined || opts.weight === undefined) {
           throw new UsageError('give <version> and --weight <percent>, or --off');
         }
-        const client = ctx.client();
-        // A split is written whole: the shadow it has stays, and so does its key parameter unless replaced or
-        // dropped (keys would move).
-        const current = await currentSplit(client, name, opts.alias);
-        const routing = nextSplit(current, {
+        // The shadow the split has stays, and so does its key parameter unless replaced or dropped (keys would move).
+        return writeSplit(ctx, name, opts, {
           canary: opts.off ? null : { version: version as number, weight: opts.weight as number },
           ...(opts.keyParameter === false
             ? { keyParameter: null }
@@ -119,13 +116,6 @@ export function aliasCommands(program: Command, ctx: CliContext): void {
               ? { keyParameter: opts.keyParameter }
               : {}),
         });
-        const answer = await client.send(apiCall('updateAlias', { name, alias: opts.alias }), {
-          routing,
-          ...(opts.expectRevision !== undefined ? { expectedRevision: opts.expectRevision } : {}),
-          ...(opts.reason !== undefined ? { reason: opts.reason } : {}),
-        });
-        ctx.print(answer, (a) => formatRouting(name, a));
-        return EXIT.ok;
       }),
     );
 
@@ -190,4 +180,32 @@ export async function currentSplit(
 ): Promise<SplitJson | undefined> {
   const model = await client.send<{ splits?: Record<string, SplitJson> }>(apiCall('getModel', { name }));
   return model.splits?.[alias];
+}
+
+/** Where `maas canary` and `maas shadow` write a split, and how. */
+interface SplitWriteOptions {
+  readonly alias: string;
+  readonly expectRevision?: number;
+  readonly reason?: string;
+}
+
+/**
+ * Writes the split of `opts.alias` of model `name` as the one it has now with `change` applied (a split is written
+ * whole), only at `opts.expectRevision` if given, `opts.reason` recorded in the alias history; prints the alias.
+ */
+export async function writeSplit(
+  ctx: CliContext,
+  name: string,
+  opts: SplitWriteOptions,
+  change: SplitChange,
+): Promise<number> {
+  const client = ctx.client();
+  const routing = nextSplit(await currentSplit(client, name, opts.alias), change);
+  const answer = await client.send(apiCall('updateAlias', { name, alias: opts.alias }), {
+    routing,
+    ...(opts.expectRevision !== undefined ? { expectedRevision: opts.expectRevision } : {}),
+    ...(opts.reason !== undefined ? { reason: opts.reason } : {}),
+  });
+  ctx.print(answer, (a) => formatRouting(name, a));
+  return EXIT.ok;
 }

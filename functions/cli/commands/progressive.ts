@@ -7,10 +7,10 @@
 import type { Command } from 'commander';
 import { apiCall, type MaasClient, needsSigning } from '../client';
 import { type CliContext, EXIT, UsageError } from '../context';
-import { formatAlarm, formatRollout, formatRouting, type RolloutJson } from '../format';
+import { formatAlarm, formatRollout, type RolloutJson } from '../format';
 import { nonNegativeInt, percent } from '../input';
-import { nextSplit, parseDivergence, parseSteps } from '../progressive';
-import { currentSplit } from './aliases';
+import { parseDivergence, parseSteps } from '../progressive';
+import { writeSplit } from './aliases';
 
 interface ShadowOptions {
   readonly alias: string;
@@ -83,18 +83,10 @@ export function progressiveCommands(program: Command, ctx: CliContext): void {
         } else if (version === undefined || opts.percent === undefined) {
           throw new UsageError('give <version> and --percent <percent>, or --off');
         }
-        const client = ctx.client();
-        // A split is written whole: its canary and key parameter stay.
-        const routing = nextSplit(await currentSplit(client, name, opts.alias), {
+        // The canary and key parameter the split has stay.
+        return writeSplit(ctx, name, opts, {
           shadow: opts.off ? null : { version: version as number, percent: opts.percent as number },
         });
-        const answer = await client.send(apiCall('updateAlias', { name, alias: opts.alias }), {
-          routing,
-          ...(opts.expectRevision !== undefined ? { expectedRevision: opts.expectRevision } : {}),
-          ...(opts.reason !== undefined ? { reason: opts.reason } : {}),
-        });
-        ctx.print(answer, (a) => formatRouting(name, a));
-        return EXIT.ok;
       }),
     );
 
