@@ -101,6 +101,21 @@ const summary = (h: HistoryEntry[]) =>
     reason: e.reason,
   }));
 
+/** The reasons of the alias history, oldest first (as `history`). */
+const reasons = async () => summary(await history()).map((e) => e.reason);
+
+/** The rollout ended `superseded`, and the alias, moved by hand to v3, has no split; the reasons of its history. */
+async function expectSupersededByV3(): Promise<(string | undefined)[]> {
+  expect(await getRollout(deps, 'm', 'prod')).toMatchObject({
+    status: 'aborted',
+    endedReason: 'superseded',
+  });
+  const alias = await repo.getAlias('m', 'prod');
+  expect(alias?.version).toBe(3);
+  expect(alias?.routing).toBeUndefined();
+  return reasons();
+}
+
 describe('a rollout that completes', () => {
   it('advances each step after its bake and promotes after the last, with one history entry per change', async () => {
     const r = await start();
@@ -247,11 +262,7 @@ describe('rollbacks', () => {
     expect(await onAlarm(deps, 'latency', 'ALARM')).toEqual([]);
     const [r] = await onAlarm(deps, 'errors', 'ALARM');
     expect(r).toMatchObject({ status: 'rolled_back', endedReason: 'alarm:errors' });
-    expect(
-      summary(await history())
-        .map((e) => e.reason)
-        .at(-1),
-    ).toBe('alarm:errors');
+    expect((await reasons()).at(-1)).toBe('alarm:errors');
     expect((await repo.getAlias('m', 'prod'))?.routing).toBeUndefined();
   });
 
@@ -362,11 +373,7 @@ describe('abort, superseded, half-way transitions', () => {
     const r = await abortRollout(deps, { name: 'm', alias: 'prod', actor: 'bob' });
     expect(r).toMatchObject({ status: 'aborted', endedReason: 'aborted' });
     expect((await repo.getAlias('m', 'prod'))?.routing).toEqual({ keyParameter: 'k' });
-    expect(
-      summary(await history())
-        .map((e) => e.reason)
-        .at(-1),
-    ).toBe('rollout aborted');
+    expect((await reasons()).at(-1)).toBe('rollout aborted');
     const again = await abortRollout(deps, { name: 'm', alias: 'prod', actor: 'bob' }).catch((e) => e);
     expect(again.code).toBe('ROLLOUT_NOT_ACTIVE');
     // A new rollout may start once the last one is over.
@@ -378,18 +385,7 @@ describe('abort, superseded, half-way transitions', () => {
     await moveAlias(deps, { name: 'm', alias: 'prod', version: 3, actor: 'carol' });
     const s = await tick(deps, clock.at(10));
     expect(s.aborted).toEqual(['m@prod']);
-    expect(await getRollout(deps, 'm', 'prod')).toMatchObject({
-      status: 'aborted',
-      endedReason: 'superseded',
-    });
-    const alias = await repo.getAlias('m', 'prod');
-    expect(alias?.version).toBe(3);
-    expect(alias?.routing).toBeUndefined();
-    expect(
-      summary(await history())
-        .map((e) => e.reason)
-        .slice(1),
-    ).toEqual([undefined, 'rollout aborted: superseded']);
+    expect((await expectSupersededByV3()).slice(1)).toEqual([undefined, 'rollout aborted: superseded']);
   });
 
   it('finishes a transition that stopped half way on the next tick, and restores a split changed by hand', async () => {
@@ -476,18 +472,7 @@ describe('abort, superseded, half-way transitions', () => {
     expect((await repo.getAlias('m', 'prod'))?.routing?.canary).toEqual({ version: 2, weight: 100 });
     events.length = 0;
     expect((await tick(deps, clock.at(62))).aborted).toEqual(['m@prod']);
-    expect(await getRollout(deps, 'm', 'prod')).toMatchObject({
-      status: 'aborted',
-      endedReason: 'superseded',
-    });
-    const alias = await repo.getAlias('m', 'prod');
-    expect(alias?.version).toBe(3);
-    expect(alias?.routing).toBeUndefined();
-    expect(
-      summary(await history())
-        .map((e) => e.reason)
-        .at(-1),
-    ).toBe('rollout aborted: superseded');
+    expect((await expectSupersededByV3()).at(-1)).toBe('rollout aborted: superseded');
     expect(events.map((e) => e.type)).toEqual(['AliasRoutingChanged']);
     expect((await tick(deps, clock.at(63))).rollouts).toBe(0);
   });
@@ -535,11 +520,7 @@ describe('abort, superseded, half-way transitions', () => {
     expect((await repo.getAlias('m', 'prod'))?.version).toBe(1);
     expect((await tick(deps, clock.at(2))).rollouts).toBe(1);
     expect((await repo.getAlias('m', 'prod'))?.version).toBe(2);
-    expect(
-      summary(await history())
-        .map((e) => e.reason)
-        .at(-1),
-    ).toBe('rollout completed');
+    expect((await reasons()).at(-1)).toBe('rollout completed');
     expect((await tick(deps, clock.at(3))).rollouts).toBe(0);
   });
 });
