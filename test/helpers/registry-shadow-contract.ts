@@ -13,6 +13,9 @@ export function registryShadowContract(repo: () => RegistryRepository): void {
   const register = async (name: string, n: number, extra: Partial<NewVersion> = {}) => {
     for (let i = 0; i < n; i++) await repo().createVersion(newVersion(name, extra));
   };
+  /** Sets the split of the model's `prod` alias (actor `a`). */
+  const setRouting = (name: string, routing: AliasRouting | null) =>
+    repo().setAliasRouting({ name, alias: 'prod', routing, actor: 'a' });
   const shadowOf = (version: number, percent: number, extra: Partial<AliasRouting> = {}): AliasRouting => ({
     ...extra,
     shadow: { version, percent },
@@ -53,27 +56,17 @@ export function registryShadowContract(repo: () => RegistryRepository): void {
       expect((await repo().getVersion('sh-set', 2))?.status).toBe('ARCHIVED');
       expect((await repo().getAlias('sh-set', 'prod'))?.routing).toEqual(shadowOf(2, 20));
       // Cleared with the split.
-      const cleared = await repo().setAliasRouting({
-        name: 'sh-set',
-        alias: 'prod',
-        routing: null,
-        actor: 'a',
-      });
+      const cleared = await setRouting('sh-set', null);
       expect(cleared.routing).toBeUndefined();
       expect((await repo().getModel('sh-set'))?.splits).toBeUndefined();
     });
 
     it('canary and shadow together, and a shadow that is the canary', async () => {
       await register('sh-both', 3);
-      const both = await repo().setAliasRouting({
-        name: 'sh-both',
-        alias: 'prod',
-        routing: {
-          canary: { version: 2, weight: 10 },
-          shadow: { version: 3, percent: 5.5 },
-          keyParameter: 'u',
-        },
-        actor: 'a',
+      const both = await setRouting('sh-both', {
+        canary: { version: 2, weight: 10 },
+        shadow: { version: 3, percent: 5.5 },
+        keyParameter: 'u',
       });
       expect(both).toMatchObject({
         routing: {
@@ -88,11 +81,9 @@ export function registryShadowContract(repo: () => RegistryRepository): void {
       );
       // Version 3 (shadow only) is not held; version 2 (canary) is.
       await expect(repo().deleteVersion('sh-both', 2)).rejects.toMatchObject({ code: 'VERSION_ALIASED' });
-      const same = await repo().setAliasRouting({
-        name: 'sh-both',
-        alias: 'prod',
-        routing: { canary: { version: 3, weight: 10 }, shadow: { version: 3, percent: 100 } },
-        actor: 'a',
+      const same = await setRouting('sh-both', {
+        canary: { version: 3, weight: 10 },
+        shadow: { version: 3, percent: 100 },
       });
       expect(same).toMatchObject({
         routing: { canary: { version: 3, weight: 10 }, shadow: { version: 3, percent: 100 } },
@@ -112,9 +103,7 @@ export function registryShadowContract(repo: () => RegistryRepository): void {
         },
       });
       const refused = async (routing: AliasRouting, status: number, code: string) =>
-        expect(
-          repo().setAliasRouting({ name: 'sh-no', alias: 'prod', routing, actor: 'a' }),
-        ).rejects.toMatchObject({ status, code });
+        expect(setRouting('sh-no', routing)).rejects.toMatchObject({ status, code });
       await refused(shadowOf(9, 5), 404, 'VERSION_NOT_FOUND');
       await refused(shadowOf(2, 5), 409, 'VERSION_NOT_READY');
       await refused(shadowOf(1, 5), 409, 'SHADOW_IS_STABLE');
@@ -125,15 +114,10 @@ export function registryShadowContract(repo: () => RegistryRepository): void {
 
     it('moves: a promotion keeps the shadow; a move to the shadow version clears it (the canary stays)', async () => {
       await register('sh-move', 4);
-      await repo().setAliasRouting({
-        name: 'sh-move',
-        alias: 'prod',
-        routing: {
-          canary: { version: 2, weight: 30 },
-          shadow: { version: 3, percent: 10 },
-          keyParameter: 'u',
-        },
-        actor: 'a',
+      await setRouting('sh-move', {
+        canary: { version: 2, weight: 30 },
+        shadow: { version: 3, percent: 10 },
+        keyParameter: 'u',
       });
       // Promotion of the canary: canary cleared, shadow and key parameter kept.
       await repo().moveAlias({ name: 'sh-move', alias: 'prod', version: 2, actor: 'a' });
@@ -152,12 +136,7 @@ export function registryShadowContract(repo: () => RegistryRepository): void {
         prod: { shadow: { version: 3, percent: 10 }, keyParameter: 'u' },
       });
       // A new canary, then a move to the shadow version: the shadow goes, the canary and its copy stay.
-      await repo().setAliasRouting({
-        name: 'sh-move',
-        alias: 'prod',
-        routing: { canary: { version: 4, weight: 5 }, shadow: { version: 3, percent: 10 } },
-        actor: 'a',
-      });
+      await setRouting('sh-move', { canary: { version: 4, weight: 5 }, shadow: { version: 3, percent: 10 } });
       await repo().moveAlias({ name: 'sh-move', alias: 'prod', version: 3, actor: 'a' });
       const moved = await repo().getAlias('sh-move', 'prod');
       expect(moved).toMatchObject({
@@ -170,11 +149,9 @@ export function registryShadowContract(repo: () => RegistryRepository): void {
         prod: { canary: { version: 4, weight: 5 } },
       });
       // The canary that is also the shadow, promoted: both cleared, no split left.
-      await repo().setAliasRouting({
-        name: 'sh-move',
-        alias: 'prod',
-        routing: { canary: { version: 4, weight: 50 }, shadow: { version: 4, percent: 10 } },
-        actor: 'a',
+      await setRouting('sh-move', {
+        canary: { version: 4, weight: 50 },
+        shadow: { version: 4, percent: 10 },
       });
       await repo().moveAlias({ name: 'sh-move', alias: 'prod', version: 4, actor: 'a' });
       const done = await repo().getAlias('sh-move', 'prod');
@@ -182,7 +159,7 @@ export function registryShadowContract(repo: () => RegistryRepository): void {
       expect(done?.canaryTarget).toBeUndefined();
       expect((await repo().getModel('sh-move'))?.splits).toBeUndefined();
       // Another move keeps a shadow as it is.
-      await repo().setAliasRouting({ name: 'sh-move', alias: 'prod', routing: shadowOf(2, 1), actor: 'a' });
+      await setRouting('sh-move', shadowOf(2, 1));
       await repo().moveAlias({ name: 'sh-move', alias: 'prod', version: 1, actor: 'a' });
       expect((await repo().getAlias('sh-move', 'prod'))?.routing).toEqual(shadowOf(2, 1));
     });
