@@ -27,6 +27,7 @@ import type {
   ShadowMirrorFailure,
 } from '../../functions/ports/telemetry';
 import { apiEvent, parseResult } from '../helpers/apigw';
+import { countCalls } from '../helpers/counting-proxy';
 import { createPredictTestEnv, type PredictTestEnv } from '../helpers/predict-env';
 import { recordingLogger } from '../helpers/recording-logger';
 
@@ -443,20 +444,10 @@ describe('the caller never depends on the mirror', () => {
 
   it('a shadow split makes no registry call on the warm path', async () => {
     await route({ canary: { version: 2, weight: 30 }, shadow: { version: 2, percent: 50 } });
-    let reads = 0;
-    const counting = new Proxy(env.repo, {
-      get(target, prop, receiver) {
-        const value = Reflect.get(target, prop, receiver);
-        if (typeof value !== 'function') return value;
-        return (...args: unknown[]) => {
-          reads++;
-          return value.apply(target, args);
-        };
-      },
-    });
+    const reads = countCalls(env.repo);
     let mirrored = 0;
     const h = createPredictHandler({
-      repo: counting,
+      repo: reads.proxy,
       store: env.artifacts,
       sessions: env.sessions,
       clock: { now: () => new Date(env.now) },
@@ -467,11 +458,11 @@ describe('the caller never depends on the mirror', () => {
       },
     });
     for (let i = 0; i < 40; i++) await call(h, X, `w-${i}`);
-    const before = reads;
+    const before = reads.calls();
     mirrored = 0;
     for (let i = 0; i < 200; i++) await call(h, X, `w-${i}`);
     await new Promise((res) => setTimeout(res, 50));
-    expect(reads - before).toBe(0);
+    expect(reads.calls() - before).toBe(0);
     expect(mirrored).toBeGreaterThan(20);
   });
 });

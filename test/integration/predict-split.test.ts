@@ -12,6 +12,7 @@ import { routeOf } from '../../functions/domain/routing';
 import type { AliasRouting } from '../../functions/domain/types';
 import { createPredictHandler } from '../../functions/handlers/predict';
 import { apiEvent, parseResult } from '../helpers/apigw';
+import { countCalls } from '../helpers/counting-proxy';
 import { addConstant, createPredictTestEnv, type PredictTestEnv } from '../helpers/predict-env';
 
 let env: PredictTestEnv;
@@ -135,19 +136,9 @@ describe('a canary split', () => {
     await route({ canary: { version: 2, weight: 30 }, shadow: { version: 2, percent: 50 } });
     let mirrored = 0;
     const docs: Record<string, unknown>[] = [];
-    let reads = 0;
-    const counting = new Proxy(env.reader, {
-      get(target, prop, receiver) {
-        const value = Reflect.get(target, prop, receiver);
-        if (typeof value !== 'function') return value;
-        return (...args: unknown[]) => {
-          reads++;
-          return value.apply(target, args);
-        };
-      },
-    });
+    const reads = countCalls(env.reader);
     const handler = createPredictHandler({
-      repo: counting,
+      repo: reads.proxy,
       store: env.artifacts,
       sessions: new SessionCache({ engine: new OrtEngine() }),
       // The test's clock: the alias cache stays fresh however slowly the machine runs.
@@ -162,10 +153,10 @@ describe('a canary split', () => {
     const call = (k: string) =>
       handler(apiEvent('POST', '/v2/models/split/infer', { body: X, headers: { [ROUTING_KEY_HEADER]: k } }));
     for (let i = 0; i < 40; i++) await call(`w-${i}`); // both sessions loaded
-    const before = reads;
+    const before = reads.calls();
     docs.length = 0;
     for (let i = 0; i < 200; i++) await call(`w-${i}`);
-    expect(reads - before).toBe(0);
+    expect(reads.calls() - before).toBe(0);
     await new Promise((r) => setImmediate(r)); // mirrors go after the answer
     expect(mirrored).toBeGreaterThan(20);
     const routes = new Set(docs.map((d) => `${d.version}:${d.route}`));
