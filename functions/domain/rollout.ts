@@ -12,6 +12,7 @@
 import { isPercent } from './capture';
 import type { ShadowComparison } from './divergence';
 import { BadRequestError, ConflictError, NotFoundError, PreconditionFailedError } from './errors';
+import { PARAMETER_NAME } from './routing';
 import type { AliasRouting } from './types';
 
 /** One step of a rollout: the canary's share of the alias's traffic, held for `bakeSeconds`. */
@@ -159,8 +160,6 @@ export const ROLLOUT_LIMITS = {
   minShadowRequests: 20,
 } as const;
 
-const PARAMETER = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
-
 const invalid = (why: string) => new BadRequestError(`rollout ${why}`, 'INVALID_ROLLOUT');
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
@@ -204,7 +203,10 @@ export function parseRolloutSpec(body: unknown): RolloutSpec {
     }
     parsedAlarms = [...new Set(alarms as string[])];
   }
-  if (keyParameter !== undefined && (typeof keyParameter !== 'string' || !PARAMETER.test(keyParameter))) {
+  if (
+    keyParameter !== undefined &&
+    (typeof keyParameter !== 'string' || !PARAMETER_NAME.test(keyParameter))
+  ) {
     throw invalid('keyParameter must be a parameter name (letters, digits, _ . -; at most 64)');
   }
   const bounds = maxDivergence === undefined ? undefined : checkBounds(maxDivergence);

@@ -85,7 +85,8 @@ function fnvStep(state: number, text: string): number {
   return h;
 }
 
-const PARAMETER = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
+/** A key parameter's name (the request parameter whose value routes a request): letters, digits, _ . -; at most 64. */
+export const PARAMETER_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
 
 /**
  * Parses a traffic split from a request body: `{canary?: {version, weight}, shadow?: {version, percent},
@@ -101,7 +102,10 @@ export function parseRouting(value: unknown): AliasRouting {
   const { canary, shadow, keyParameter, ...rest } = value as Record<string, unknown>;
   const unknown = Object.keys(rest);
   if (unknown.length > 0) throw bad(`has unknown field(s): ${unknown.join(', ')}`);
-  if (keyParameter !== undefined && (typeof keyParameter !== 'string' || !PARAMETER.test(keyParameter))) {
+  if (
+    keyParameter !== undefined &&
+    (typeof keyParameter !== 'string' || !PARAMETER_NAME.test(keyParameter))
+  ) {
     throw bad('keyParameter must be a parameter name (letters, digits, _ . -; at most 64)');
   }
   let parsedCanary: AliasRouting['canary'];
