@@ -4,7 +4,6 @@
  * deterministic failures into outcomes and waits for a concurrent delivery.
  */
 import { createHash } from 'node:crypto';
-import type { SQSEvent } from 'aws-lambda';
 import { describe, expect, it, vi } from 'vitest';
 import { incomingModelName, registerOnUpload } from '../../functions/app/register-on-upload';
 import { ASYNC_KEYS, QUEUE } from '../../functions/contract/events';
@@ -21,31 +20,11 @@ import { AlreadyInProgressError, type IdempotencyGuard } from '../../functions/p
 import { apiEvent, parseResult } from '../helpers/apigw';
 import { MemoryBlobStore, MemoryGuard, RecordingQueue, s3Event } from '../helpers/events-fakes';
 import { recordingLogger, silentLogger } from '../helpers/recording-logger';
+import { sqsEvent } from '../helpers/sqs-event';
 
 const quiet = silentLogger;
 const ID = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
 const budget = { getRemainingTimeInMillis: () => 60_000 };
-
-function sqsEvent(bodies: { id: string; body: string; receiveCount?: number }[]): SQSEvent {
-  return {
-    Records: bodies.map((b) => ({
-      messageId: b.id,
-      receiptHandle: b.id,
-      body: b.body,
-      attributes: {
-        ApproximateReceiveCount: String(b.receiveCount ?? 1),
-        SentTimestamp: '0',
-        SenderId: 'x',
-        ApproximateFirstReceiveTimestamp: '0',
-      },
-      messageAttributes: {},
-      md5OfBody: '',
-      eventSource: 'aws:sqs',
-      eventSourceARN: 'arn:aws:sqs:us-east-1:1:q',
-      awsRegion: 'us-east-1',
-    })),
-  };
-}
 
 describe('async worker handler', () => {
   async function setup(infer: (name: string) => Promise<unknown>) {

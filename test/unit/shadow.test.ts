@@ -5,7 +5,6 @@
  * comparison.
  */
 import { Readable } from 'node:stream';
-import type { SQSEvent } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { EmfLineSink } from '../../functions/adapters/emf-lines';
 import { EmfMetricsSink } from '../../functions/adapters/emf-metrics';
@@ -37,6 +36,7 @@ import {
 import type { InferenceReport, ShadowMirrorFailure } from '../../functions/ports/telemetry';
 import { MemoryGuard, RecordingQueue } from '../helpers/events-fakes';
 import { silentLogger } from '../helpers/recording-logger';
+import { sqsEvent as sqsEventOf } from '../helpers/sqs-event';
 
 const REQUEST = { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2] }] };
 
@@ -186,26 +186,9 @@ describe('runShadow', () => {
   });
 });
 
-function sqsEvent(bodies: string[], receiveCount = '1'): SQSEvent {
-  return {
-    Records: bodies.map((body, i) => ({
-      messageId: `m${i}`,
-      receiptHandle: `m${i}`,
-      body,
-      attributes: {
-        ApproximateReceiveCount: receiveCount,
-        SentTimestamp: '0',
-        SenderId: 'x',
-        ApproximateFirstReceiveTimestamp: '0',
-      },
-      messageAttributes: {},
-      md5OfBody: '',
-      eventSource: 'aws:sqs',
-      eventSourceARN: 'arn:aws:sqs:us-east-1:1:q',
-      awsRegion: 'us-east-1',
-    })),
-  };
-}
+/** An SQS event of `bodies` (ids m0, m1, …), each received `receiveCount` times. */
+const sqsEvent = (bodies: string[], receiveCount = '1') =>
+  sqsEventOf(bodies.map((body, i) => ({ id: `m${i}`, body, receiveCount: Number(receiveCount) })));
 
 describe('the worker handler on shadow messages', () => {
   it('a failed shadow is done (not retried); a malformed shadow message is retried', async () => {
