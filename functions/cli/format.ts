@@ -1,4 +1,5 @@
 /** Human output of the `maas` CLI: compact tables and one-line summaries (`--json` bypasses all of it). */
+import { type DivergenceBounds, type DivergenceCounters, ZERO_DIVERGENCE } from '../domain/rollout';
 
 /** Renders rows under a header as left-aligned columns separated by two spaces. */
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -238,14 +239,7 @@ export interface RolloutJson {
   step: number;
   steps: { weight: number; bakeSeconds: number }[];
   alarms?: string[];
-  maxDivergence?: {
-    minArgmaxAgreement?: number;
-    maxAbsDiff?: number;
-    maxKlDivergence?: number;
-    maxShadowErrorRate?: number;
-    minSamples?: number;
-    shadowPercent?: number;
-  };
+  maxDivergence?: DivergenceBounds;
   keyParameter?: string;
   /** The last step has baked, but the rollout waits for `minSamples` compared rows before it promotes. */
   awaitingSamples?: boolean;
@@ -258,14 +252,7 @@ export interface RolloutJson {
   endedAt?: string;
   /** When a paused rollout was paused. */
   pausedAt?: string;
-  divergence?: {
-    requests: number;
-    rows: number;
-    agreeingRows: number;
-    overMaxAbs: number;
-    overKl: number;
-    shadowErrors: number;
-  };
+  divergence?: DivergenceCounters;
   /** The canary weight of the current step. */
   weight?: number;
   /** When the current step's bake ends (running rollouts): the next step, or the promotion after the last. */
@@ -330,14 +317,7 @@ export function formatRollout(r: RolloutJson): string {
   lines.push(`  alarms      ${r.alarms && r.alarms.length > 0 ? r.alarms.join(', ') : '-'}`);
   if (r.maxDivergence) {
     const b = r.maxDivergence;
-    const d = r.divergence ?? {
-      requests: 0,
-      rows: 0,
-      agreeingRows: 0,
-      overMaxAbs: 0,
-      overKl: 0,
-      shadowErrors: 0,
-    };
+    const d = r.divergence ?? ZERO_DIVERGENCE;
     const parts = [`${d.requests} requests`, `${d.rows} rows`];
     if (b.minArgmaxAgreement !== undefined) {
       const agreement = d.rows > 0 ? pct(d.agreeingRows / d.rows) : '-';

@@ -4,7 +4,7 @@
  * (exit code 2); the ranges of the bounds are the service's to check (400 INVALID_ROLLOUT / INVALID_ROUTING).
  */
 import { BadRequestError } from '../domain/errors';
-import { parseSteps as parseRolloutSteps, type RolloutStep } from '../domain/rollout';
+import { type DivergenceBounds, parseSteps as parseRolloutSteps, type RolloutStep } from '../domain/rollout';
 import { UsageError } from './context';
 
 /** A split as the registry API answers it (`Model.splits[alias]`, the `routing` of an alias). */
@@ -14,15 +14,8 @@ export interface SplitJson {
   readonly keyParameter?: string;
 }
 
-/** The divergence bounds of a rollout as the API takes them (`maxDivergence`). */
-export interface DivergenceJson {
-  readonly minArgmaxAgreement?: number;
-  readonly maxAbsDiff?: number;
-  readonly maxKlDivergence?: number;
-  readonly maxShadowErrorRate?: number;
-  readonly minSamples?: number;
-  readonly shadowPercent?: number;
-}
+/** The divergence bounds of a rollout as the API takes them (`maxDivergence`): the service's own. */
+export type DivergenceJson = DivergenceBounds;
 
 /**
  * Parses `--steps 10:5m,50:10m,100` with the service's own parser (`parseSteps` of functions/domain/rollout.ts):
