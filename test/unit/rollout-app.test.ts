@@ -23,7 +23,7 @@ import type { ShadowComparison } from '../../functions/domain/divergence';
 import { PreconditionFailedError } from '../../functions/domain/errors';
 import type { AliasRoutingChange } from '../../functions/domain/registry-plans';
 import type { RolloutSpec } from '../../functions/domain/rollout';
-import type { AliasState, HistoryEntry } from '../../functions/domain/types';
+import type { AliasMove, AliasMoveResult, AliasState, HistoryEntry } from '../../functions/domain/types';
 import type { RegistryEvent } from '../../functions/ports';
 import { newVersion } from '../helpers/registry-repository-contract';
 
@@ -38,11 +38,17 @@ class TestClock {
   }
 }
 
-/** A registry whose split writes can be made to fail (a transition that stops half way). */
+/** A registry whose split writes and alias moves can be made to fail (a transition that stops half way). */
 class FlakyRegistry extends MemoryRegistryRepository {
   failRouting = 0;
   /** Split writes that lose a race (412) next. */
   raceRouting = 0;
+  /** The errors the next alias moves fail with, one each, in order. */
+  moveFailures: Error[] = [];
+  override moveAlias(move: AliasMove): Promise<AliasMoveResult> {
+    const failure = this.moveFailures.shift();
+    return failure ? Promise.reject(failure) : super.moveAlias(move);
+  }
   override setAliasRouting(change: AliasRoutingChange): Promise<AliasState> {
     if (this.failRouting > 0) {
       this.failRouting--;
@@ -457,15 +463,7 @@ describe('abort, superseded, half-way transitions', () => {
       ],
     });
     await tick(deps, clock.at(60));
-    const move = repo.moveAlias.bind(repo);
-    let raced = true;
-    repo.moveAlias = (m) => {
-      if (raced) {
-        raced = false;
-        return Promise.reject(new PreconditionFailedError('the alias changed'));
-      }
-      return move(m);
-    };
+    repo.moveFailures.push(new PreconditionFailedError('the alias changed'));
     expect((await tick(deps, clock.at(61))).promoted).toEqual(['m@prod']);
     expect(await getRollout(deps, 'm', 'prod')).toMatchObject({ status: 'completed' });
     await moveAlias(deps, { name: 'm', alias: 'prod', version: 3, actor: 'carol' });
@@ -506,15 +504,7 @@ describe('abort, superseded, half-way transitions', () => {
 
   it('finishes a promotion whose alias move failed', async () => {
     await start({ steps: [{ weight: 50, bakeSeconds: 0 }] });
-    const flaky = repo.moveAlias.bind(repo);
-    let fail = true;
-    repo.moveAlias = (m) => {
-      if (fail) {
-        fail = false;
-        return Promise.reject(new Error('table unavailable'));
-      }
-      return flaky(m);
-    };
+    repo.moveFailures.push(new Error('table unavailable'));
     expect((await tick(deps, clock.at(1))).failed).toEqual(['m@prod']);
     expect((await getRollout(deps, 'm', 'prod')).status).toBe('completed');
     expect((await repo.getAlias('m', 'prod'))?.version).toBe(1);
