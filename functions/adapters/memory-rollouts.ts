@@ -5,6 +5,7 @@
  * counters added apart from the transitions. Reads return copies. The repository contract suite holds it to the DynamoDB behaviour.
  */
 import {
+  addCounters,
   type DivergenceCounters,
   isActive,
   isListed,
@@ -82,18 +83,7 @@ export class MemoryRolloutRepository implements RolloutRepository {
     const k = key(name, alias);
     const current = this.items.get(k);
     if (!current || current.id !== id || !isActive(current)) return false;
-    const d = current.divergence;
-    this.items.set(k, {
-      ...current,
-      divergence: {
-        requests: d.requests + delta.requests,
-        rows: d.rows + delta.rows,
-        agreeingRows: d.agreeingRows + delta.agreeingRows,
-        overMaxAbs: d.overMaxAbs + delta.overMaxAbs,
-        overKl: d.overKl + delta.overKl,
-        shadowErrors: d.shadowErrors + delta.shadowErrors,
-      },
-    });
+    this.items.set(k, { ...current, divergence: addCounters(current.divergence, delta) });
     return true;
   }
 }

@@ -16,6 +16,7 @@ import { ConflictError, isMaasError, PreconditionFailedError, UnavailableError }
 import { validateAliasName, validateModelName } from '../domain/names';
 import { aliasNotFound, planAliasRouting } from '../domain/registry-plans';
 import {
+  addCounters,
   clearedRouting,
   decide,
   desiredRouting,
@@ -600,16 +601,7 @@ export async function recordComparison(deps: RolloutDeps, c: ShadowComparison): 
   if (c.at !== undefined && Date.parse(c.at) < Date.parse(r.startedAt)) return false;
   const delta = divergenceDelta(c, r.maxDivergence);
   if (!(await deps.rollouts.recordDivergence(r.name, r.alias, r.id, delta))) return false;
-  const d = r.divergence;
-  const counted = {
-    requests: d.requests + delta.requests,
-    rows: d.rows + delta.rows,
-    agreeingRows: d.agreeingRows + delta.agreeingRows,
-    overMaxAbs: d.overMaxAbs + delta.overMaxAbs,
-    overKl: d.overKl + delta.overKl,
-    shadowErrors: d.shadowErrors + delta.shadowErrors,
-  };
-  if (divergenceBreach(r.maxDivergence, counted)) {
+  if (divergenceBreach(r.maxDivergence, addCounters(r.divergence, delta))) {
     // Judged again on the rollout as stored now (other comparisons counted meanwhile).
     const alias = await deps.repo.getAlias(r.name, r.alias);
     const fresh = await deps.rollouts.get(r.name, r.alias);

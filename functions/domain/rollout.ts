@@ -92,6 +92,18 @@ export const ZERO_DIVERGENCE: DivergenceCounters = {
   shadowErrors: 0,
 };
 
+/** Counters `a` with `b` added, field by field. */
+export function addCounters(a: DivergenceCounters, b: DivergenceCounters): DivergenceCounters {
+  return {
+    requests: a.requests + b.requests,
+    rows: a.rows + b.rows,
+    agreeingRows: a.agreeingRows + b.agreeingRows,
+    overMaxAbs: a.overMaxAbs + b.overMaxAbs,
+    overKl: a.overKl + b.overKl,
+    shadowErrors: a.shadowErrors + b.shadowErrors,
+  };
+}
+
 /** A rollout as stored: one per alias, its current or last one. */
 export interface Rollout extends RolloutSpec {
   readonly name: string;
