@@ -302,40 +302,26 @@ export class DynamoRegistryRepository implements RegistryRepository {
           },
         },
       ];
-      for (const a of retarget) {
-        items.push({
-          Update: {
-            TableName: this.table,
-            Key: { pk, sk: keys.aliasSk(a.alias) },
-            UpdateExpression: capture ? 'SET #target.#capture = :capture' : 'REMOVE #target.#capture',
-            ConditionExpression: '#revision = :revision',
-            ExpressionAttributeNames: { '#target': 'target', '#capture': 'capture', '#revision': 'revision' },
-            ExpressionAttributeValues: {
-              ':revision': a.revision,
-              ...(capture ? { ':capture': capture } : {}),
-            },
+      // The serving copies of the version in the aliases pointing at it (`target`) or splitting to it (`canaryTarget`)
+      // take the new capture, each conditional on the alias revision read.
+      const copyUpdate = (
+        a: { alias: string; revision: number },
+        copy: 'target' | 'canaryTarget',
+      ): TxItem => ({
+        Update: {
+          TableName: this.table,
+          Key: { pk, sk: keys.aliasSk(a.alias) },
+          UpdateExpression: capture ? 'SET #copy.#capture = :capture' : 'REMOVE #copy.#capture',
+          ConditionExpression: '#revision = :revision',
+          ExpressionAttributeNames: { '#copy': copy, '#capture': 'capture', '#revision': 'revision' },
+          ExpressionAttributeValues: {
+            ':revision': a.revision,
+            ...(capture ? { ':capture': capture } : {}),
           },
-        });
-      }
-      for (const a of recanary) {
-        items.push({
-          Update: {
-            TableName: this.table,
-            Key: { pk, sk: keys.aliasSk(a.alias) },
-            UpdateExpression: capture ? 'SET #canary.#capture = :capture' : 'REMOVE #canary.#capture',
-            ConditionExpression: '#revision = :revision',
-            ExpressionAttributeNames: {
-              '#canary': 'canaryTarget',
-              '#capture': 'capture',
-              '#revision': 'revision',
-            },
-            ExpressionAttributeValues: {
-              ':revision': a.revision,
-              ...(capture ? { ':capture': capture } : {}),
-            },
-          },
-        });
-      }
+        },
+      });
+      for (const a of retarget) items.push(copyUpdate(a, 'target'));
+      for (const a of recanary) items.push(copyUpdate(a, 'canaryTarget'));
       await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
       return patchedVersion(stored, plan);
     });
