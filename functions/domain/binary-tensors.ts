@@ -1,0 +1,416 @@
+/**
+ * The binary tensor data extension of the Open Inference Protocol (v2 REST): request bodies of a JSON header
+ * followed by raw tensors, and responses in the same form.
+ *
+ * Layout: the body is the JSON header (its length in bytes is the `Inference-Header-Content-Length` header),
+ * then, in the order of the header's `inputs` (or `outputs`), the bytes of every tensor whose `parameters`
+ * carry `binary_data_size`. Data is little-endian and row-major, without padding; BOOL is one byte (0 or 1);
+ * BYTES elements are a 4-byte little-endian length followed by that many bytes (UTF-8 here). FP16 has no JSON
+ * form in the extension: in a binary request it is accepted only as binary data.
+ *
+ * Decoded binary inputs are domain tensors (domain/tensor.ts). A fixed-size input is a typed array VIEW over
+ * the request body when its offset is aligned for the element size, and a copy otherwise; BOOL and 8-bit types
+ * are always views. Binary floating-point data is taken as sent (NaN and ±Infinity included: binary data has
+ * no rounding or overflow to refuse); BOOL bytes must be 0 or 1; BYTES elements must be UTF-8 without U+0000,
+ * as in JSON requests.
+ *
+ * Pure: no I/O, no onnxruntime.
+ */
+import { parseInferenceBody } from './body-parser';
+import { BadRequestError } from './errors';
+import type { OipRequest } from './oip-decode';
+import { outputToJsonText } from './oip-encode';
+import { elementCount, type Tensor, type TensorData } from './tensor';
+import { DATATYPES, type Datatype, type TensorSpec } from './types';
+
+/** Machine code of every malformed binary body (layout, sizes, element bytes). */
+export const INVALID_BINARY_DATA = 'INVALID_BINARY_DATA';
+
+/** The name of the HTTP header that gives the JSON header's length (HTTP header names are case-insensitive). */
+export const INFERENCE_HEADER_CONTENT_LENGTH = 'Inference-Header-Content-Length';
+
+/** Bytes per element of the fixed-size datatypes (BYTES has none: its elements are length-prefixed). */
+export const ELEMENT_SIZE: Readonly<Record<Exclude<Datatype, 'BYTES'>, number>> = {
+  BOOL: 1,
+  UINT8: 1,
+  UINT16: 2,
+  UINT32: 4,
+  UINT64: 8,
+  INT8: 1,
+  INT16: 2,
+  INT32: 4,
+  INT64: 8,
+  FP16: 2,
+  FP32: 4,
+  FP64: 8,
+};
+
+/**
+ * A binary request, parsed. `request` is the request as JSON validation takes it (the header, with each binary
+ * input's `data` set to its decoded `Tensor.data` and `binary_data_size` left in its `parameters`);
+ * `binaryInputs[i]` is the decoded tensor of `request.inputs[i]` when that input was binary, undefined when it
+ * carries JSON `data` (to be decoded by the JSON path as usual).
+ */
+export interface BinaryRequest {
+  readonly request: OipRequest;
+  readonly binaryInputs: readonly (Tensor | undefined)[];
+}
+
+const DATATYPE_SET: ReadonlySet<string> = new Set(DATATYPES);
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+const utf8Encoder = new TextEncoder();
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v);
+
+function bad(message: string, code = INVALID_BINARY_DATA): never {
+  throw new BadRequestError(message, code);
+}
+
+function isShape(shape: unknown): shape is number[] {
+  return Array.isArray(shape) && shape.every((d) => Number.isSafeInteger(d) && d >= 0);
+}
+
+/** Reverses the bytes of each `size`-byte element in place (big-endian hosts only). */
+function swapBytes(bytes: Uint8Array, size: number): void {
+  for (let i = 0; i < bytes.length; i += size) bytes.subarray(i, i + size).reverse();
+}
+
+type FixedArrayConstructor = {
+  new (buffer: ArrayBufferLike, byteOffset: number, length: number): Exclude<TensorData, string[]>;
+  new (length: number): Exclude<TensorData, string[]>;
+};
+
+const ARRAY_OF: Readonly<Record<Exclude<Datatype, 'BYTES'>, FixedArrayConstructor>> = {
+  BOOL: Uint8Array,
+  UINT8: Uint8Array,
+  UINT16: Uint16Array,
+  UINT32: Uint32Array,
+  UINT64: BigUint64Array,
+  INT8: Int8Array,
+  INT16: Int16Array,
+  INT32: Int32Array,
+  INT64: BigInt64Array,
+  FP16: Uint16Array,
+  FP32: Float32Array,
+  FP64: Float64Array,
+};
+
+/** `bytes` as the typed array of `datatype`: a view when aligned (and the host is little-endian), else a copy. */
+function fixedData(datatype: Exclude<Datatype, 'BYTES'>, bytes: Uint8Array): Exclude<TensorData, string[]> {
+  const size = ELEMENT_SIZE[datatype];
+  const Ctor = ARRAY_OF[datatype];
+  const n = bytes.length / size;
+  if (LITTLE_ENDIAN && bytes.byteOffset % size === 0) return new Ctor(bytes.buffer, bytes.byteOffset, n);
+  const out = new Ctor(n);
+  const target = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  target.set(bytes);
+  if (!LITTLE_ENDIAN && size > 1) swapBytes(target, size);
+  return out;
+}
+
+/** Decodes a BYTES tensor's length-prefixed elements; their number must be `count`. */
+function bytesData(name: string, bytes: Uint8Array, count: number): string[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: string[] = [];
+  let at = 0;
+  while (at < bytes.length) {
+    if (out.length === count) {
+      bad(`input '${name}': BYTES data holds more than the ${count} elements its shape gives`);
+    }
+    if (at + 4 > bytes.length) {
+      bad(
+        `input '${name}': BYTES element ${out.length} has a truncated length prefix (${bytes.length - at} of 4 bytes)`,
+      );
+    }
+    const length = view.getUint32(at, true);
+    at += 4;
+    if (length > bytes.length - at) {
+      bad(
+        `input '${name}': BYTES element ${out.length} declares ${length} bytes; only ${bytes.length - at} remain`,
+      );
+    }
+    let s: string;
+    try {
+      s = utf8Decoder.decode(bytes.subarray(at, at + length));
+    } catch {
+      return bad(`input '${name}': BYTES element ${out.length} is not valid UTF-8`);
+    }
+    if (s.includes('\u0000')) {
+      bad(
+        `input '${name}': BYTES element ${out.length} contains U+0000 (NUL); BYTES elements reach the model as C strings, which end at the first NUL, so such an element cannot be passed intact`,
+        'NUL_IN_BYTES',
+      );
+    }
+    out.push(s);
+    at += length;
+  }
+  if (out.length !== count) {
+    bad(`input '${name}': BYTES data holds ${out.length} elements; its shape gives ${count}`);
+  }
+  return out;
+}
+
+/** Decodes the binary data of one input of known datatype and shape. */
+function decodeBinary(name: string, datatype: Datatype, shape: readonly number[], bytes: Uint8Array): Tensor {
+  const count = elementCount(shape);
+  if (datatype === 'BYTES') return { datatype, shape, data: bytesData(name, bytes, count) };
+  const size = ELEMENT_SIZE[datatype];
+  if (bytes.length !== count * size) {
+    bad(
+      `input '${name}': binary data has ${bytes.length} bytes; shape [${shape.join(',')}] of ${datatype} needs ${count} × ${size} = ${count * size}`,
+    );
+  }
+  if (datatype === 'BOOL') {
+    for (let i = 0; i < bytes.length; i++) {
+      if (bytes[i]! > 1) bad(`input '${name}': BOOL element ${i} is byte ${bytes[i]}; expected 0 or 1`);
+    }
+  }
+  return { datatype, shape, data: fixedData(datatype, bytes) };
+}
+
+/** Checks a request's `binary_data` / `binary_data_output` parameter: a boolean when given. */
+function binaryFlag(parameters: unknown, key: string, what: string): boolean | undefined {
+  if (!isObject(parameters)) return undefined;
+  const v = parameters[key];
+  if (v === undefined || typeof v === 'boolean') return v;
+  return bad(`${what}: '${key}' must be true or false, got ${JSON.stringify(v)}`, 'INVALID_PARAMETERS');
+}
+
+/**
+ * Parses a request of the binary tensor data extension. `headerLength` is the value of the
+ * `Inference-Header-Content-Length` header: the first `headerLength` bytes of `body` are the JSON header (parsed
+ * like a JSON request, 64-bit integers included), and the rest is the binary data of the inputs whose
+ * `parameters.binary_data_size` is given, in the order of `inputs`.
+ *
+ * `headerLength` 0 is the raw form: the whole body is the data of one input, whose name, datatype and shape
+ * `rawInput` gives (the model's only input). One dimension of its shape may be -1: it is then taken from the
+ * data (for BYTES, from the number of elements).
+ *
+ * Refused (400, `INVALID_BINARY_DATA` unless said otherwise): a header length beyond the body or not a
+ * non-negative integer; a header that is not JSON (`MALFORMED_JSON`) or not an object (`INVALID_REQUEST`);
+ * `binary_data_size` not a non-negative safe integer; sizes that do not add up exactly to the rest of the body;
+ * an input with both `data` and `binary_data_size`; binary data that does not match shape × element size,
+ * malformed BYTES, BOOL bytes other than 0/1; FP16 given as JSON `data` (`INVALID_DATA`); an unknown datatype
+ * or a bad shape on a binary input (`INVALID_DATATYPE`, `INVALID_SHAPE`); a raw body without `rawInput`.
+ * Everything else (names, shapes against the signature, JSON inputs' data) is left to JSON validation.
+ */
+export function parseBinaryRequest(
+  body: Uint8Array,
+  headerLength: number,
+  rawInput?: TensorSpec,
+): BinaryRequest {
+  if (!Number.isSafeInteger(headerLength) || headerLength < 0) {
+    bad(`${INFERENCE_HEADER_CONTENT_LENGTH} must be a non-negative integer, got ${headerLength}`);
+  }
+  if (headerLength > body.length) {
+    bad(`${INFERENCE_HEADER_CONTENT_LENGTH} is ${headerLength}; the body has only ${body.length} bytes`);
+  }
+  if (headerLength === 0) return parseRaw(body, rawInput);
+  let text: string;
+  try {
+    text = utf8Decoder.decode(body.subarray(0, headerLength));
+  } catch {
+    return bad('the inference header is not valid UTF-8', 'MALFORMED_JSON');
+  }
+  const header = parseInferenceBody(text);
+  if (!isObject(header)) bad('the inference header must be a JSON object', 'INVALID_REQUEST');
+  binaryFlag(header.parameters, 'binary_data_output', `'parameters'`);
+  const inputs = header.inputs;
+  if (!Array.isArray(inputs))
+    bad(`'inputs' must be a non-empty array of {name, shape, datatype}`, 'INVALID_REQUEST');
+  const binaryInputs: (Tensor | undefined)[] = new Array(inputs.length).fill(undefined);
+  let at = headerLength;
+  for (let i = 0; i < inputs.length; i++) {
+    const input = inputs[i];
+    if (!isObject(input)) continue; // left to validation
+    const name = typeof input.name === 'string' ? input.name : `inputs[${i}]`;
+    const size = isObject(input.parameters) ? input.parameters.binary_data_size : undefined;
+    if (size === undefined) {
+      if (input.datatype === 'FP16' && input.data !== undefined) {
+        bad(
+          `input '${name}': FP16 data has no JSON form; send it as binary data (parameters.binary_data_size)`,
+          'INVALID_DATA',
+        );
+      }
+      continue;
+    }
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
+      bad(`input '${name}': binary_data_size must be a non-negative integer, got ${JSON.stringify(size)}`);
+    }
+    if (input.data !== undefined) bad(`input '${name}': both 'data' and binary_data_size are given`);
+    const datatype = input.datatype;
+    if (typeof datatype !== 'string' || !DATATYPE_SET.has(datatype)) {
+      bad(
+        `input '${name}': datatype ${JSON.stringify(datatype)} is not one of ${DATATYPES.join(', ')}`,
+        'INVALID_DATATYPE',
+      );
+    }
+    if (!isShape(input.shape))
+      bad(`input '${name}': shape must be an array of non-negative integers`, 'INVALID_SHAPE');
+    if (size > body.length - at) {
+      bad(
+        `input '${name}': binary_data_size ${size} goes beyond the body (${body.length - at} bytes left after the header and the inputs before it)`,
+      );
+    }
+    const tensor = decodeBinary(name, datatype as Datatype, input.shape, body.subarray(at, at + size));
+    at += size;
+    input.data = tensor.data;
+    binaryInputs[i] = tensor;
+  }
+  if (at !== body.length) {
+    bad(
+      `the body has ${body.length - headerLength} bytes after the inference header; the inputs' binary_data_size add up to ${at - headerLength}`,
+    );
+  }
+  return { request: header as unknown as OipRequest, binaryInputs };
+}
+
+/** The raw form: the whole body is `rawInput`'s data. */
+function parseRaw(body: Uint8Array, rawInput: TensorSpec | undefined): BinaryRequest {
+  if (!rawInput) {
+    bad(`${INFERENCE_HEADER_CONTENT_LENGTH} 0 (a raw body) needs a model with exactly one input`);
+  }
+  const { name, datatype } = rawInput;
+  const dynamic = rawInput.shape.filter((d) => d < 0).length;
+  if (dynamic > 1) {
+    bad(
+      `input '${name}': a raw body needs a shape with at most one dynamic dimension, not [${rawInput.shape.join(',')}]`,
+    );
+  }
+  let shape = rawInput.shape;
+  if (dynamic === 1) {
+    const known = elementCount(shape.filter((d) => d >= 0));
+    let count: number;
+    if (datatype === 'BYTES') {
+      count = 0;
+      const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+      for (let at = 0; at + 4 <= body.length; count++) at += 4 + view.getUint32(at, true);
+    } else {
+      count = body.length / ELEMENT_SIZE[datatype];
+    }
+    const inferred = known === 0 ? 0 : count / known;
+    if (!Number.isInteger(inferred)) {
+      bad(
+        `input '${name}': a raw body of ${body.length} bytes is not a whole number of [${shape.join(',')}] ${datatype} tensors`,
+      );
+    }
+    shape = shape.map((d) => (d < 0 ? inferred : d));
+  }
+  const tensor = decodeBinary(name, datatype, shape, body);
+  return {
+    request: { inputs: [{ name, datatype, shape, data: tensor.data }] },
+    binaryInputs: [tensor],
+  };
+}
+
+/**
+ * Whether output `outputName` is to be answered as binary data: its own `parameters.binary_data` in the
+ * request's `outputs` when given, else the request's `parameters.binary_data_output`, else false. A value that
+ * is not a boolean is a 400 `INVALID_PARAMETERS`.
+ */
+export function wantsBinaryOutput(request: OipRequest, outputName: string): boolean {
+  const own = request.outputs?.find((o) => o.name === outputName);
+  const flag = own && binaryFlag(own.parameters, 'binary_data', `output '${outputName}'`);
+  if (flag !== undefined) return flag;
+  return binaryFlag(request.parameters, 'binary_data_output', `'parameters'`) ?? false;
+}
+
+/** The head of an inference response: every member before `outputs`. */
+export interface ResponseHead {
+  readonly model_name: string;
+  readonly model_version: string;
+  readonly id?: string;
+  readonly parameters?: Record<string, unknown>;
+}
+
+/** One output of a response, and whether it is answered as binary data. */
+export interface ResponseOutput {
+  readonly name: string;
+  readonly tensor: Tensor;
+  readonly binary: boolean;
+}
+
+/**
+ * An encoded response. `headerLength` is the `Inference-Header-Content-Length` to answer with when some output
+ * is binary; undefined when the body is plain JSON.
+ */
+export interface EncodedResponse {
+  readonly body: Uint8Array;
+  readonly headerLength?: number;
+}
+
+/** The bytes of a tensor's binary data: typed arrays as they are in memory (little-endian), BYTES length-prefixed. */
+function binaryChunks(t: Tensor): Uint8Array[] {
+  if (t.datatype === 'BYTES') {
+    const strings = t.data as string[];
+    const chunks: Uint8Array[] = [];
+    for (const s of strings) {
+      const bytes = utf8Encoder.encode(s);
+      const prefix = new Uint8Array(4);
+      new DataView(prefix.buffer).setUint32(0, bytes.length, true);
+      chunks.push(prefix, bytes);
+    }
+    return chunks;
+  }
+  const d = t.data as Exclude<TensorData, string[]>;
+  const bytes = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+  if (LITTLE_ENDIAN || ELEMENT_SIZE[t.datatype] === 1) return [bytes];
+  const swapped = bytes.slice();
+  swapBytes(swapped, ELEMENT_SIZE[t.datatype]);
+  return [swapped];
+}
+
+/**
+ * Encodes an inference response. When some output is binary, the body is the JSON header (binary outputs carry
+ * `parameters.binary_data_size` and no `data`) followed by the binary outputs' bytes in order, written straight
+ * from their typed arrays; `headerLength` is the header's length in bytes. When none is, the body is the plain
+ * JSON response (the same text as the JSON path) and `headerLength` is undefined.
+ */
+export function encodeBinaryResponse(
+  head: ResponseHead,
+  outputs: readonly ResponseOutput[],
+): EncodedResponse {
+  let text = `{"model_name":${JSON.stringify(head.model_name)},"model_version":${JSON.stringify(head.model_version)}`;
+  if (head.id !== undefined) text += `,"id":${JSON.stringify(head.id)}`;
+  if (head.parameters !== undefined) text += `,"parameters":${JSON.stringify(head.parameters)}`;
+  text += ',"outputs":[';
+  const data: Uint8Array[] = [];
+  let dataLength = 0;
+  let anyBinary = false;
+  for (let i = 0; i < outputs.length; i++) {
+    const { name, tensor, binary } = outputs[i]!;
+    if (i > 0) text += ',';
+    if (!binary) {
+      text += outputToJsonText(name, tensor);
+      continue;
+    }
+    anyBinary = true;
+    const chunks = binaryChunks(tensor);
+    let size = 0;
+    for (const c of chunks) size += c.length;
+    data.push(...chunks);
+    dataLength += size;
+    text += `{"name":${JSON.stringify(name)},"datatype":"${tensor.datatype}","shape":[${tensor.shape.join(',')}],"parameters":{"binary_data_size":${size}}}`;
+  }
+  text += ']}';
+  const header = utf8Encoder.encode(text);
+  if (!anyBinary) return { body: header };
+  const body = new Uint8Array(header.length + dataLength);
+  body.set(header);
+  let at = header.length;
+  for (const c of data) {
+    body.set(c, at);
+    at += c.length;
+  }
+  return { body, headerLength: header.length };
+}
+
+/** The response outputs of a request: each tensor binary or JSON as `wantsBinaryOutput` says. */
+export function responseOutputs(
+  request: OipRequest,
+  outputs: readonly (readonly [string, Tensor])[],
+): ResponseOutput[] {
+  return outputs.map(([name, tensor]) => ({ name, tensor, binary: wantsBinaryOutput(request, name) }));
+}
