@@ -18,7 +18,7 @@
  */
 import { parseInferenceBody } from './body-parser';
 import { BadRequestError } from './errors';
-import type { OipRequest } from './oip-decode';
+import { markDecoded, type OipRequest } from './oip-decode';
 import { outputToJsonText } from './oip-encode';
 import { elementCount, type Tensor, type TensorData } from './tensor';
 import { DATATYPES, type Datatype, type TensorSpec } from './types';
@@ -46,10 +46,12 @@ export const ELEMENT_SIZE: Readonly<Record<Exclude<Datatype, 'BYTES'>, number>> 
 };
 
 /**
- * A binary request, parsed. `request` is the request as JSON validation takes it (the header, with each binary
- * input's `data` set to its decoded `Tensor.data` and `binary_data_size` left in its `parameters`);
- * `binaryInputs[i]` is the decoded tensor of `request.inputs[i]` when that input was binary, undefined when it
- * carries JSON `data` (to be decoded by the JSON path as usual).
+ * A binary request, parsed. `request` is the request as JSON validation takes it: the header, with each binary
+ * input's `data` set to its decoded `Tensor.data`, marked by `markDecoded` (domain/oip-decode.ts) so that
+ * `validateInferenceRequest` checks names, datatypes and shapes against the signature as for JSON and then takes
+ * that data as it is (no copy); `binary_data_size` stays in the input's `parameters`. `binaryInputs[i]` is the
+ * decoded tensor of `request.inputs[i]` when that input was binary, undefined when it carries JSON `data`
+ * (decoded by validation as usual).
  */
 export interface BinaryRequest {
   readonly request: OipRequest;
@@ -155,7 +157,7 @@ function bytesData(name: string, bytes: Uint8Array, count: number): string[] {
 /** Decodes the binary data of one input of known datatype and shape. */
 function decodeBinary(name: string, datatype: Datatype, shape: readonly number[], bytes: Uint8Array): Tensor {
   const count = elementCount(shape);
-  if (datatype === 'BYTES') return { datatype, shape, data: bytesData(name, bytes, count) };
+  if (datatype === 'BYTES') return { datatype, shape, data: markDecoded(bytesData(name, bytes, count)) };
   const size = ELEMENT_SIZE[datatype];
   if (bytes.length !== count * size) {
     bad(
@@ -167,7 +169,7 @@ function decodeBinary(name: string, datatype: Datatype, shape: readonly number[]
       if (bytes[i]! > 1) bad(`input '${name}': BOOL element ${i} is byte ${bytes[i]}; expected 0 or 1`);
     }
   }
-  return { datatype, shape, data: fixedData(datatype, bytes) };
+  return { datatype, shape, data: markDecoded(fixedData(datatype, bytes)) };
 }
 
 /** Checks a request's `binary_data` / `binary_data_output` parameter: a boolean when given. */

@@ -294,13 +294,39 @@ function decodeValues(name: string, datatype: Datatype, flat: readonly unknown[]
   }
 }
 
-/** Decodes one OIP tensor's `data` (flat or nested) for a known datatype and shape. */
+// Tensor data decoded from binary tensor data (domain/binary-tensors.ts), which decodeTensor takes as it is.
+const preDecoded = new WeakSet<object>();
+
+/**
+ * Marks `data` as already decoded for its input (binary tensor data: typed arrays over the request body), so
+ * that `decodeTensor` takes it as it is, without a copy, once the request's names, datatypes and shapes are
+ * validated. Returns `data`.
+ */
+export function markDecoded<T extends TensorData>(data: T): T {
+  preDecoded.add(data);
+  return data;
+}
+
+/**
+ * Decodes one OIP tensor's `data` (flat or nested) for a known datatype and shape. Data marked by
+ * `markDecoded` is taken as it is (its length still checked against the shape).
+ */
 export function decodeTensor(
   name: string,
   datatype: Datatype,
   shape: readonly number[],
   data: unknown,
 ): Tensor {
+  if (typeof data === 'object' && data !== null && preDecoded.has(data)) {
+    const d = data as TensorData;
+    if (d.length !== elementCount(shape)) {
+      throw new BadRequestError(
+        `input '${name}': data has ${d.length} elements; shape [${shape.join(',')}] needs ${elementCount(shape)}`,
+        'DATA_LENGTH_MISMATCH',
+      );
+    }
+    return { datatype, shape, data: d };
+  }
   const flat = flattenData(name, shape, data);
   const expected = elementCount(shape);
   if (flat.length !== expected) {

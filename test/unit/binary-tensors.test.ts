@@ -6,7 +6,8 @@ import {
   wantsBinaryOutput,
 } from '../../functions/domain/binary-tensors';
 import { BadRequestError } from '../../functions/domain/errors';
-import type { OipRequest } from '../../functions/domain/oip-decode';
+import { compileSignature, validateInferenceRequest } from '../../functions/domain/inference-validation';
+import { decodeTensor, type OipRequest } from '../../functions/domain/oip-decode';
 import type { Tensor } from '../../functions/domain/tensor';
 import type { Datatype } from '../../functions/domain/types';
 import { codeOf as anyCodeOf } from '../helpers/errors';
@@ -450,6 +451,57 @@ describe('parseBinaryRequest refuses malformed bodies', () => {
   it('messages name the input and the sizes', () => {
     const [b, hl] = one(x(16, { shape: [3] }));
     expect(() => parseBinaryRequest(b, hl)).toThrow(/input 'x'.*16 bytes.*\[3\].*FP32.*12/);
+  });
+});
+
+describe('a parsed binary request through JSON validation', () => {
+  const sig = compileSignature(
+    {
+      inputs: [
+        { name: 'x', datatype: 'FP32', shape: [-1, 2] },
+        { name: 'n', datatype: 'INT64', shape: [1] },
+      ],
+      outputs: [{ name: 'y', datatype: 'FP32', shape: [-1] }],
+    },
+    "model 'm' version 1",
+  );
+  const x = elementBytes('FP32', [1, 2, 3, 4]);
+
+  it('feeds are the binary inputs themselves (no copy) and JSON inputs decoded as usual', () => {
+    const [b, hl] = body(
+      {
+        inputs: [
+          binaryInput('x', 'FP32', [2, 2], 16),
+          { name: 'n', datatype: 'INT64', shape: [1], data: [7] },
+        ],
+      },
+      [x],
+    );
+    const { request, binaryInputs } = parseBinaryRequest(b, hl);
+    const v = validateInferenceRequest(request, sig);
+    expect(v.feeds.x!.data).toBe(binaryInputs[0]!.data);
+    expect(v.feeds.x!.shape).toEqual([2, 2]);
+    expect(v.feeds.n!.data).toEqual(BigInt64Array.from([7n]));
+  });
+
+  it('binary inputs are still checked against the signature', () => {
+    const [b, hl] = body(
+      {
+        inputs: [binaryInput('x', 'FP32', [4], 16), { name: 'n', datatype: 'INT64', shape: [1], data: [7] }],
+      },
+      [x],
+    );
+    expect(codeOf(() => validateInferenceRequest(parseBinaryRequest(b, hl).request, sig))).toBe(
+      'SHAPE_MISMATCH',
+    );
+    const [b2, hl2] = body({ inputs: [binaryInput('x', 'INT32', [2, 2], 16)] }, [x]);
+    expect(codeOf(() => validateInferenceRequest(parseBinaryRequest(b2, hl2).request, sig))).toBe(
+      'DATATYPE_MISMATCH',
+    );
+  });
+
+  it('a typed array that the binary parser did not produce is still not JSON data', () => {
+    expect(codeOf(() => decodeTensor('x', 'FP32', [1], Float32Array.from([1])))).toBe('INVALID_DATA');
   });
 });
 
