@@ -237,6 +237,13 @@ describe('parseBinaryRequest', () => {
     expect(data.buffer).not.toBe(b.buffer);
   });
 
+  it('takes a Node Buffer at any offset of a shared pool', () => {
+    const x = elementBytes('INT16', [-3, 4]);
+    const [b, hl] = body({ inputs: [binaryInput('x', 'INT16', [2], 4)] }, [x]);
+    const buf = Buffer.concat([Buffer.from([1]), Buffer.from(b)]).subarray(1);
+    expect(parseBinaryRequest(buf, hl).binaryInputs[0]!.data).toEqual(Int16Array.from([-3, 4]));
+  });
+
   it('takes zero-element tensors and BYTES elements of any length', () => {
     const long = 'é'.repeat(300);
     const s = elementBytes('BYTES', [long, '']);
@@ -324,6 +331,7 @@ describe('parseBinaryRequest refuses malformed bodies', () => {
     ['negative binary_data_size', () => one(x(-16)), 'INVALID_BINARY_DATA'],
     ['fractional binary_data_size', () => one(x(15.5)), 'INVALID_BINARY_DATA'],
     ['huge binary_data_size', () => one(x(2 ** 60)), 'INVALID_BINARY_DATA'],
+    ['largest safe binary_data_size', () => one(x(Number.MAX_SAFE_INTEGER)), 'INVALID_BINARY_DATA'],
     [
       'binary_data_size beyond 2^53 as a literal',
       () =>
