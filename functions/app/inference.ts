@@ -7,8 +7,15 @@
  * promise besides the run's own.
  */
 import { randomUUID } from 'node:crypto';
+import {
+  type EncodedResponse,
+  encodeBinaryResponse,
+  parseBinaryRequest,
+  responseOutputs,
+} from '../domain/binary-tensors';
 import { ArtifactIntegrityError } from '../domain/errors';
 import { type ValidatedRequest, validateInferenceRequest } from '../domain/inference-validation';
+import type { OipRequest } from '../domain/oip-decode';
 import { type OipResponse, outputToJson, outputToJsonText } from '../domain/oip-encode';
 import { applyPostprocess } from '../domain/postprocess';
 import { routeOf, type SplitRoute } from '../domain/routing';
@@ -72,6 +79,30 @@ export interface Inference {
     request: unknown,
     obs?: InferenceObservation,
   ): Promise<string>;
+  /**
+   * Runs one OIP request (a parsed JSON body) and encodes its response with the binary tensor data extension:
+   * the outputs it asks as binary (`parameters.binary_data`, `parameters.binary_data_output`) follow the JSON
+   * header as raw bytes; when none is, the body is the plain JSON response and `headerLength` is undefined.
+   */
+  inferEncoded(
+    name: string,
+    ref: string | undefined,
+    request: unknown,
+    obs?: InferenceObservation,
+  ): Promise<EncodedResponse>;
+  /**
+   * Runs one request of the binary tensor data extension: `body` is the whole request body and `headerLength`
+   * its `Inference-Header-Content-Length` (0: the raw form, the data of the chosen version's only input). The
+   * version is chosen (routing, canary) from the parsed header as for JSON, and the request is validated against
+   * its signature like a JSON one. The response is encoded as for `inferEncoded`.
+   */
+  inferBinary(
+    name: string,
+    ref: string | undefined,
+    body: Uint8Array,
+    headerLength: number,
+    obs?: InferenceObservation,
+  ): Promise<EncodedResponse>;
 }
 
 /** What one run fetches from the model, and which post-processing outputs are wanted from it. */
@@ -206,9 +237,47 @@ export function createInference(deps: InferenceDeps): Inference {
     return `${text}]}`;
   }
 
+  async function runEncoded(
+    served: ServedVersion,
+    s: CachedSession,
+    req: ValidatedRequest,
+    request: unknown,
+    obs: InferenceObservation | undefined,
+  ): Promise<EncodedResponse> {
+    const wanted = req.outputs ?? served.allOutputs;
+    const { fetch, ppWanted } = outputPlan(served, wanted);
+    const id = req.id ?? newId();
+    const outputs = assemble(served, wanted, await run(s, req, fetch, obs, id), ppWanted);
+    const v = served.version;
+    return encodeBinaryResponse(
+      { model_name: v.name, model_version: String(v.version), id },
+      responseOutputs(request as OipRequest, outputs),
+    );
+  }
+
   return {
     session,
     execute,
+    async inferEncoded(name, ref, request, obs) {
+      const { served, s, req } = await prepare(name, ref, request, obs);
+      return runEncoded(served, s, req, request, obs);
+    },
+    async inferBinary(name, ref, body, headerLength, obs) {
+      const stable = await resolver.resolve(name, ref);
+      let request: OipRequest;
+      let served: ServedVersion;
+      if (headerLength === 0) {
+        // The raw form carries no parameters: the version is chosen by the routing key alone (or at random).
+        served = choose(name, ref, stable, undefined, obs);
+        const inputs = served.version.signature.inputs;
+        request = parseBinaryRequest(body, 0, inputs.length === 1 ? inputs[0] : undefined).request;
+      } else {
+        request = parseBinaryRequest(body, headerLength).request;
+        served = choose(name, ref, stable, request, obs);
+      }
+      const loaded = await load(served, request, obs);
+      return runEncoded(loaded.served, loaded.s, loaded.req, request, obs);
+    },
     async infer(name, ref, request, obs) {
       const { served, s, req } = await prepare(name, ref, request, obs);
       const wanted = req.outputs ?? served.allOutputs;

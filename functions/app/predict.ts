@@ -37,10 +37,10 @@ export interface ModelMetadata {
 }
 
 /**
- * The predict use case. `infer` and `inferJson` are single inference's (inference.ts): each answer carries its
+ * The predict use case. `infer`, `inferJson`, `inferEncoded` and `inferBinary` are single inference's (inference.ts): each answer carries its
  * inference id (the request's `id`, else a generated one), and `obs` receives what the request reports.
  */
-export interface Predictor extends Pick<Inference, 'infer' | 'inferJson'> {
+export interface Predictor extends Pick<Inference, 'infer' | 'inferJson' | 'inferEncoded' | 'inferBinary'> {
   /** Resolves `ref` (version number, alias, or none = `prod`) to a READY version. */
   resolve(name: string, ref?: string): Promise<ServedVersion>;
   /** OIP model metadata of `name@ref`. */
@@ -87,6 +87,8 @@ export function createPredictor(deps: PredictorDeps): Predictor {
     },
     infer: inference.infer,
     inferJson: inference.inferJson,
+    inferEncoded: inference.inferEncoded,
+    inferBinary: inference.inferBinary,
     inferBatch: createBatchInference({
       resolver,
       inference,
