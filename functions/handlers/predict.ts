@@ -30,8 +30,9 @@ import {
   STABLE_ROUTE,
 } from '../contract/observability';
 import { operationsOf } from '../contract/routes';
+import { type EncodedResponse, INVALID_BINARY_DATA } from '../domain/binary-tensors';
 import { parseInferenceBody } from '../domain/body-parser';
-import { isMaasError, UnavailableError } from '../domain/errors';
+import { BadRequestError, isMaasError, PayloadTooLargeError, UnavailableError } from '../domain/errors';
 import { isInferenceId } from '../domain/inference-validation';
 import type { ShadowMirror } from '../ports/events';
 import type { RegistryRepository } from '../ports/index';
@@ -77,12 +78,90 @@ export interface PredictHandlerDeps extends PredictorDeps {
 }
 
 /** OIP extensions this server offers, announced by `GET /v2`. */
-export const OIP_EXTENSIONS = ['model_aliases', 'postprocess', 'infer_async', 'batch'] as const;
+export const OIP_EXTENSIONS = [
+  'binary_tensor_data',
+  'model_aliases',
+  'postprocess',
+  'infer_async',
+  'batch',
+] as const;
+
+/** `Inference-Header-Content-Length`, as API Gateway (payload 2.0) and the local server hand headers over. */
+const BINARY_HEADER = 'inference-header-content-length';
+
+/**
+ * The value of `Inference-Header-Content-Length`: a non-negative integer in decimal digits, else a 400
+ * `INVALID_BINARY_DATA`.
+ */
+export function binaryHeaderLength(value: string): number {
+  const n = /^[0-9]{1,15}$/.test(value.trim()) ? Number(value.trim()) : Number.NaN;
+  if (!Number.isSafeInteger(n)) {
+    throw new BadRequestError(
+      `Inference-Header-Content-Length must be a non-negative integer, got ${JSON.stringify(value)}`,
+      INVALID_BINARY_DATA,
+    );
+  }
+  return n;
+}
+
+/** The bytes of a request body (base64-decoded when API Gateway encoded it), at most `maxBytes` of them. */
+function bodyBytes(event: HttpEvent, maxBytes: number): Buffer {
+  const raw = event.body ?? '';
+  const bytes = event.isBase64Encoded ? Buffer.from(raw, 'base64') : Buffer.from(raw, 'utf8');
+  if (bytes.length > maxBytes) {
+    throw new PayloadTooLargeError(`request body is ${bytes.length} bytes; the limit is ${maxBytes} bytes`);
+  }
+  return bytes;
+}
+
+/**
+ * Whether a parsed JSON request asks any output as binary data (`parameters.binary_data_output`, or an output's
+ * `parameters.binary_data`, whatever their value: the encoder decides). A few field reads; no allocation.
+ */
+function asksBinaryOutput(body: unknown): boolean {
+  const b = body as { parameters?: { binary_data_output?: unknown }; outputs?: unknown } | null;
+  if (b?.parameters?.binary_data_output !== undefined) return true;
+  const outputs = b?.outputs;
+  if (!Array.isArray(outputs)) return false;
+  for (const o of outputs) {
+    if ((o as { parameters?: { binary_data?: unknown } } | null)?.parameters?.binary_data !== undefined) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/** The HTTP answer of an encoded response: raw tensors base64-encoded (payload 2.0), or plain JSON. */
+function encodedResult(answer: EncodedResponse, headers: Record<string, string>): HttpResult {
+  const { body, headerLength } = answer;
+  const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  if (headerLength === undefined) {
+    return {
+      statusCode: 200,
+      headers: { 'content-type': 'application/json', ...headers },
+      body: bytes.toString('utf8'),
+    };
+  }
+  return {
+    statusCode: 200,
+    headers: {
+      'content-type': 'application/octet-stream',
+      [BINARY_HEADER]: String(headerLength),
+      ...headers,
+    },
+    body: bytes.toString('base64'),
+    isBase64Encoded: true,
+  };
+}
 
 /** The route table's predict operations by route key. */
 const OPS = operationsOf('predict');
 
-const SERVER_METADATA = JSON.stringify({ name: 'maas', version: packageVersion, extensions: OIP_EXTENSIONS });
+const SERVER_METADATA = JSON.stringify({
+  name: 'maas',
+  version: packageVersion,
+  extensions: OIP_EXTENSIONS,
+});
 const LIVE = JSON.stringify({ live: true });
 const READY = JSON.stringify({ ready: true });
 
@@ -107,13 +186,32 @@ export function createPredictHandler(
     ...(deps.coldStart !== undefined ? { coldStart: deps.coldStart } : {}),
     ...(deps.mirror ? { mirror: deps.mirror } : {}),
     ...(deps.shadowBudgetMs !== undefined ? { shadowBudgetMs: deps.shadowBudgetMs } : {}),
-    captureOf: predictor.capture,
+    // Exchanges in the binary form are not captured (see `binaryExchange`).
+    captureOf: (model, ref, served) => (binaryExchange ? undefined : predictor.capture(model, ref, served)),
   });
+  /**
+   * Set while an exchange in the binary form (a binary request, or a binary answer) is reported: such an exchange
+   * is neither captured nor mirrored to a shadow — capture records and shadow replays hold JSON texts, which a
+   * binary body is not — and is reported (metrics, trace, logs) like any other. `observer.answered` reads it
+   * synchronously: the flag is set and cleared around that call only.
+   */
+  let binaryExchange = false;
+  const answeredBinary = (a: Parameters<typeof observer.answered>[0]) => {
+    a.obs.shadow = undefined;
+    binaryExchange = true;
+    try {
+      observer.answered(a);
+    } finally {
+      binaryExchange = false;
+    }
+  };
   return async (event, context) => {
     const startedAt = performance.now();
     let params = event.pathParameters;
     // An inference's report: made when the request turns out to be one, read when it is answered.
     let obs: InferenceObservation | undefined;
+    // Whether the request or its answer is in the binary form.
+    let binary = false;
     try {
       // API Gateway's routeKey names the route (no path matching, no allocation on the warm path).
       let op = OPS.get(event.routeKey);
@@ -125,6 +223,11 @@ export function createPredictHandler(
           obs = {};
           const routingKey = event.headers?.[ROUTING_KEY_HEADER];
           if (routingKey !== undefined && routingKey !== '') obs.routingKey = routingKey;
+          const headerLength = event.headers?.[BINARY_HEADER];
+          if (headerLength !== undefined) {
+            binary = true;
+            return await inferBinary(name, ref, event, binaryHeaderLength(headerLength), obs, startedAt);
+          }
           // A UTF-8 byte is at most 3 per UTF-16 unit: short bodies need no byte count.
           const raw = event.body;
           const text =
@@ -135,6 +238,11 @@ export function createPredictHandler(
           // The request's own id names it even when it fails before it runs.
           const id = (body as { id?: unknown } | null)?.id;
           if (typeof id === 'string' && isInferenceId(id)) obs.inferenceId = id;
+          if (asksBinaryOutput(body)) {
+            const encoded = await predictor.inferEncoded(name, ref, body, obs);
+            binary = encoded.headerLength !== undefined;
+            return answeredEncoded(name, ref, obs, encoded, startedAt, text.length, () => text, false);
+          }
           const answer = await predictor.inferJson(name, ref, body, obs);
           observer.answered({
             model: name,
@@ -189,7 +297,7 @@ export function createPredictHandler(
       const headers = result.headers as Record<string, string>;
       headers[INFERENCE_ID_HEADER] = inferenceIdHeader(obs.inferenceId);
       if (obs.served) headers[ROUTE_HEADER] = obs.route ?? STABLE_ROUTE;
-      observer.answered({
+      (binary ? answeredBinary : observer.answered)({
         model: name,
         ref,
         obs,
@@ -204,6 +312,60 @@ export function createPredictHandler(
       return result;
     }
   };
+
+  /** A request of the binary tensor data extension: its body's bytes, parsed and run against `name@ref`. */
+  async function inferBinary(
+    name: string,
+    ref: string | undefined,
+    event: HttpEvent,
+    headerLength: number,
+    obs: InferenceObservation,
+    startedAt: number,
+  ): Promise<HttpResult> {
+    const bytes = bodyBytes(event, maxBodyBytes);
+    const encoded = await predictor.inferBinary(name, ref, bytes, headerLength, obs);
+    return answeredEncoded(
+      name,
+      ref,
+      obs,
+      encoded,
+      startedAt,
+      bytes.length,
+      () => bytes.toString('base64'),
+      true,
+    );
+  }
+
+  /** Reports an answered exchange whose request or answer may be in the binary form, and makes its answer. */
+  function answeredEncoded(
+    name: string,
+    ref: string | undefined,
+    obs: InferenceObservation,
+    encoded: EncodedResponse,
+    startedAt: number,
+    payloadBytes: number,
+    requestText: () => string,
+    binaryRequest: boolean,
+  ): HttpResult {
+    const result = encodedResult(encoded, {
+      [INFERENCE_ID_HEADER]: inferenceIdHeader(obs.inferenceId as string),
+      [ROUTE_HEADER]: obs.route ?? STABLE_ROUTE,
+    });
+    const report = {
+      model: name,
+      ref,
+      obs,
+      status: 200,
+      startedAt,
+      payloadBytes,
+      requestText,
+      requestContentType: 'application/json',
+      responseText: () => result.body ?? '',
+    };
+    if (binaryRequest || encoded.headerLength !== undefined) answeredBinary(report);
+    else observer.answered(report);
+    return result;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------
