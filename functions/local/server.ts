@@ -113,7 +113,10 @@ export function toEvent(
   for (const key of new Set(url.searchParams.keys())) {
     queryStringParameters[key] = url.searchParams.getAll(key).join(',');
   }
-  const text = isTextContentType(headers['content-type']);
+  // A body of the binary tensor data extension (its client sends no Content-Type) is passed base64-encoded, as
+  // API Gateway passes binary bodies: its raw tensors reach the handler intact.
+  const text =
+    headers['inference-header-content-length'] === undefined && isTextContentType(headers['content-type']);
   const method = (req.method ?? 'GET').toUpperCase();
   const requestId = randomUUID();
   const sourceIp = req.socket?.remoteAddress ?? '127.0.0.1';
