@@ -1,0 +1,344 @@
+/**
+ * The binary tensor data extension on the sync predict path: binary requests (header + raw tensors, and the raw
+ * form) and binary answers through the handler (API Gateway payload 2.0 base64 bodies both ways), and over real
+ * HTTP through the local server.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { HttpEvent, HttpResult } from '../../functions/handlers/http';
+import { buildMlp } from '../../functions/local/onnx-builder';
+import { type RunningLocalServer, startLocalServer } from '../../functions/local/server';
+import { apiEvent, parseResult } from '../helpers/apigw';
+import { addConstant, addTwoInputs, createPredictTestEnv, type PredictTestEnv } from '../helpers/predict-env';
+
+type Out = {
+  name: string;
+  datatype: string;
+  shape: number[];
+  data?: unknown[];
+  parameters?: { binary_data_size?: number };
+};
+type InferBody = { model_name: string; model_version: string; id?: string; outputs: Out[] };
+
+let env: PredictTestEnv;
+
+beforeAll(async () => {
+  env = await createPredictTestEnv();
+  await env.register('add', addConstant(1));
+  await env.register('add-two', addTwoInputs());
+  await env.register('classifier', buildMlp({ inFeatures: 4, layers: [8, 3], seed: 7 }), {
+    postprocess: { softmax: true, argmax: true },
+    labels: ['setosa', 'versicolor', 'virginica'],
+  });
+});
+afterAll(async () => {
+  await env?.dispose();
+});
+
+const bytesOf = (a: ArrayBufferView): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+
+/** A binary request body: the JSON header, then `data` in order. */
+function binaryBody(header: unknown, ...data: ArrayBufferView[]): { body: Buffer; headerLength: number } {
+  const head = Buffer.from(JSON.stringify(header), 'utf8');
+  return { body: Buffer.concat([head, ...data.map(bytesOf)]), headerLength: head.length };
+}
+
+/** An API Gateway event carrying `body` base64-encoded, with `Inference-Header-Content-Length: headerLength`. */
+function binaryEvent(path: string, body: Buffer, headerLength: number | string): HttpEvent {
+  const event = apiEvent('POST', path, {
+    headers: { 'Inference-Header-Content-Length': String(headerLength) },
+  }) as HttpEvent & { body?: string; isBase64Encoded: boolean };
+  event.body = body.toString('base64');
+  event.isBase64Encoded = true;
+  return event;
+}
+
+/** A binary answer, decoded by hand from the spec: the JSON header, then each binary output's bytes. */
+function decodeBinaryAnswer(
+  body: Buffer,
+  headerLength: number,
+): { header: InferBody; data: Map<string, Buffer> } {
+  const header = JSON.parse(body.subarray(0, headerLength).toString('utf8')) as InferBody;
+  const data = new Map<string, Buffer>();
+  let at = headerLength;
+  for (const o of header.outputs) {
+    const size = o.parameters?.binary_data_size;
+    if (size === undefined) continue;
+    data.set(o.name, body.subarray(at, at + size));
+    at += size;
+  }
+  expect(at).toBe(body.length);
+  return { header, data };
+}
+
+function binaryAnswer(r: HttpResult) {
+  expect(r.statusCode).toBe(200);
+  const headers = r.headers as Record<string, string>;
+  expect(headers['content-type']).toBe('application/octet-stream');
+  expect(r.isBase64Encoded).toBe(true);
+  const headerLength = Number(headers['inference-header-content-length']);
+  expect(Number.isInteger(headerLength)).toBe(true);
+  return { headers, ...decodeBinaryAnswer(Buffer.from(r.body as string, 'base64'), headerLength) };
+}
+
+const floats = (b: Buffer): number[] =>
+  Array.from(new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)));
+
+/** BYTES elements: 4-byte little-endian length, then UTF-8. */
+function bytesElements(b: Buffer): string[] {
+  const out: string[] = [];
+  for (let at = 0; at < b.length; ) {
+    const n = b.readUInt32LE(at);
+    out.push(b.subarray(at + 4, at + 4 + n).toString('utf8'));
+    at += 4 + n;
+  }
+  return out;
+}
+
+const X = new Float32Array([1.5, -2, 0.25, 4]);
+
+describe('binary requests', () => {
+  it('answers a binary request in JSON when no output is asked as binary', async () => {
+    const { body, headerLength } = binaryBody(
+      {
+        id: 'bin-json-1',
+        inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 2], parameters: { binary_data_size: 16 } }],
+      },
+      X,
+    );
+    const r = await env.handler(binaryEvent('/v2/models/add/infer', body, headerLength));
+    const p = parseResult<InferBody>(r);
+    expect(p.status).toBe(200);
+    expect(p.headers['content-type']).toBe('application/json');
+    expect(r.isBase64Encoded).toBeFalsy();
+    expect(p.headers['x-maas-inference-id']).toBe('bin-json-1');
+    expect(p.headers['x-maas-route']).toBe('stable');
+    expect(p.body).toEqual({
+      model_name: 'add',
+      model_version: '1',
+      id: 'bin-json-1',
+      outputs: [{ name: 'y', datatype: 'FP32', shape: [2, 2], data: [2.5, -1, 1.25, 5] }],
+    });
+  });
+
+  it('answers raw tensors when the request asks binary_data_output', async () => {
+    const { body, headerLength } = binaryBody(
+      {
+        id: 'bin-bin-1',
+        inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 2], parameters: { binary_data_size: 16 } }],
+        parameters: { binary_data_output: true },
+      },
+      X,
+    );
+    const a = binaryAnswer(await env.handler(binaryEvent('/v2/models/add/infer', body, headerLength)));
+    expect(a.header).toEqual({
+      model_name: 'add',
+      model_version: '1',
+      id: 'bin-bin-1',
+      outputs: [{ name: 'y', datatype: 'FP32', shape: [2, 2], parameters: { binary_data_size: 16 } }],
+    });
+    expect(floats(a.data.get('y') as Buffer)).toEqual([2.5, -1, 1.25, 5]);
+    expect(a.headers['x-maas-inference-id']).toBe('bin-bin-1');
+    expect(a.headers['x-maas-route']).toBe('stable');
+  });
+
+  it('takes one binary and one JSON input in one request', async () => {
+    const { body, headerLength } = binaryBody(
+      {
+        inputs: [
+          { name: 'a', datatype: 'FP32', shape: [3], parameters: { binary_data_size: 12 } },
+          { name: 'b', datatype: 'FP32', shape: [3], data: [10, 20, 30] },
+        ],
+        outputs: [{ name: 'y', parameters: { binary_data: true } }],
+      },
+      new Float32Array([1, 2, 3]),
+    );
+    const a = binaryAnswer(await env.handler(binaryEvent('/v2/models/add-two/infer', body, headerLength)));
+    expect(a.header.outputs).toEqual([
+      { name: 'y', datatype: 'FP32', shape: [3], parameters: { binary_data_size: 12 } },
+    ]);
+    expect(floats(a.data.get('y') as Buffer)).toEqual([11, 22, 33]);
+  });
+
+  it('takes the raw form (header length 0): the body is the only input, its batch from the data', async () => {
+    const r = await env.handler(binaryEvent('/v2/models/add/infer', bytesOf(X), 0));
+    const p = parseResult<InferBody>(r);
+    expect(p.status).toBe(200);
+    expect(p.body.outputs).toEqual([
+      { name: 'y', datatype: 'FP32', shape: [2, 2], data: [2.5, -1, 1.25, 5] },
+    ]);
+  });
+
+  it('validates a binary input against the signature like a JSON one', async () => {
+    const { body, headerLength } = binaryBody(
+      { inputs: [{ name: 'x', datatype: 'FP64', shape: [1, 2], parameters: { binary_data_size: 16 } }] },
+      new Float64Array([1, 2]),
+    );
+    const p = parseResult<{ error: string; code: string }>(
+      await env.handler(binaryEvent('/v2/models/add/infer', body, headerLength)),
+    );
+    expect(p.status).toBe(400);
+    expect(p.body.error).toMatch(/FP64|FP32|datatype/);
+  });
+});
+
+describe('binary answers of JSON requests', () => {
+  it('answers raw tensors to a JSON request that asks binary_data_output', async () => {
+    const r = await env.handler(
+      apiEvent('POST', '/v2/models/add/infer', {
+        body: {
+          inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2] }],
+          parameters: { binary_data_output: true },
+        },
+      }),
+    );
+    const a = binaryAnswer(r);
+    expect(a.header.outputs[0]).toEqual({
+      name: 'y',
+      datatype: 'FP32',
+      shape: [1, 2],
+      parameters: { binary_data_size: 8 },
+    });
+    expect(floats(a.data.get('y') as Buffer)).toEqual([2, 3]);
+  });
+
+  it('answers JSON when every requested output says binary_data false', async () => {
+    const p = await env.call<InferBody>('POST', '/v2/models/add/infer', {
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2] }],
+      outputs: [{ name: 'y', parameters: { binary_data: false } }],
+      parameters: { binary_data_output: true },
+    });
+    expect(p.status).toBe(200);
+    expect(p.headers['content-type']).toBe('application/json');
+    expect(p.body.outputs).toEqual([{ name: 'y', datatype: 'FP32', shape: [1, 2], data: [2, 3] }]);
+  });
+
+  it('answers post-processing outputs in both forms: label as binary BYTES, softmax as JSON, same values', async () => {
+    const inputs = [
+      { name: 'input', datatype: 'FP32', shape: [2, 4], data: [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3] },
+    ];
+    const meta = await env.call<{ inputs: { name: string }[] }>('GET', '/v2/models/classifier');
+    inputs[0]!.name = meta.body.inputs[0]!.name;
+    const asJson = await env.call<InferBody>('POST', '/v2/models/classifier/infer', {
+      inputs,
+      outputs: [{ name: 'label' }, { name: 'softmax' }, { name: 'argmax' }],
+    });
+    expect(asJson.status).toBe(200);
+    const r = await env.handler(
+      apiEvent('POST', '/v2/models/classifier/infer', {
+        body: {
+          inputs,
+          outputs: [
+            { name: 'label', parameters: { binary_data: true } },
+            { name: 'softmax' },
+            { name: 'argmax', parameters: { binary_data: true } },
+          ],
+        },
+      }),
+    );
+    const a = binaryAnswer(r);
+    const [label, softmax, argmax] = a.header.outputs;
+    expect(label).toEqual({ name: 'label', datatype: 'BYTES', shape: [2], parameters: expect.any(Object) });
+    const labels = bytesElements(a.data.get('label') as Buffer);
+    expect(labels).toEqual(asJson.body.outputs[0]!.data);
+    expect(labels.every((l) => ['setosa', 'versicolor', 'virginica'].includes(l))).toBe(true);
+    expect(softmax).toEqual(asJson.body.outputs[1]);
+    expect(argmax?.datatype).toBe(asJson.body.outputs[2]!.datatype);
+    const argBytes = a.data.get('argmax') as Buffer;
+    const size = argBytes.length / 2;
+    const args = [0, 1].map((i) =>
+      Number(size === 8 ? argBytes.readBigInt64LE(i * 8) : argBytes.readInt32LE(i * 4)),
+    );
+    expect(args).toEqual(asJson.body.outputs[2]!.data!.map(Number));
+  });
+});
+
+describe('malformed binary requests', () => {
+  const cases: [string, Buffer, string | number][] = [
+    [
+      'sizes that do not add up to the body',
+      binaryBody(
+        { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], parameters: { binary_data_size: 8 } }] },
+        X,
+      ).body,
+      binaryBody(
+        { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], parameters: { binary_data_size: 8 } }] },
+        X,
+      ).headerLength,
+    ],
+    ['a header length that is not a number', bytesOf(X), 'abc'],
+    ['a negative header length', bytesOf(X), '-1'],
+    ['a fractional header length', bytesOf(X), '1.5'],
+    ['a header length beyond the body', bytesOf(X), 1000],
+  ];
+  it.each(cases)('answers 400 INVALID_BINARY_DATA as JSON for %s', async (_what, body, headerLength) => {
+    const r = await env.handler(binaryEvent('/v2/models/add/infer', body, headerLength));
+    const p = parseResult<{ error: string; code: string }>(r);
+    expect(p.status).toBe(400);
+    expect(p.headers['content-type']).toMatch(/application\/json/);
+    expect(p.body).toEqual({ error: expect.any(String), code: 'INVALID_BINARY_DATA' });
+  });
+
+  it('answers 400 MALFORMED_JSON for a header that is not JSON', async () => {
+    const body = Buffer.from('{nope');
+    const p = parseResult<{ error: string; code: string }>(
+      await env.handler(binaryEvent('/v2/models/add/infer', body, body.length)),
+    );
+    expect(p.status).toBe(400);
+    expect(p.body.code).toBe('MALFORMED_JSON');
+  });
+});
+
+describe('server metadata', () => {
+  it('lists binary_tensor_data among the extensions', async () => {
+    const r = await env.call<{ extensions: string[] }>('GET', '/v2');
+    expect(r.body.extensions).toContain('binary_tensor_data');
+  });
+});
+
+describe('over HTTP through the local server', () => {
+  let server: RunningLocalServer;
+  beforeAll(async () => {
+    server = await startLocalServer({ port: 0, handlers: { predict: env.handler }, actor: 'local:tester' });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('passes a raw binary body (no content type) to the handler intact and writes a binary answer as bytes', async () => {
+    const { body, headerLength } = binaryBody(
+      {
+        inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 2], parameters: { binary_data_size: 16 } }],
+        parameters: { binary_data_output: true },
+      },
+      // Bytes that are not valid UTF-8: a text body would corrupt them.
+      new Float32Array([Number.NaN, -0, 1e-40, 3.4e38]),
+    );
+    const res = await fetch(`${server.url}/v2/models/add/infer`, {
+      method: 'POST',
+      headers: { 'inference-header-content-length': String(headerLength) },
+      body,
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/octet-stream');
+    const answer = Buffer.from(await res.arrayBuffer());
+    const { header, data } = decodeBinaryAnswer(
+      answer,
+      Number(res.headers.get('inference-header-content-length')),
+    );
+    expect(header.outputs[0]?.shape).toEqual([2, 2]);
+    expect(floats(data.get('y') as Buffer)).toEqual(
+      Array.from(new Float32Array([Number.NaN, 1, 1, 3.4e38 + 1])),
+    );
+  });
+
+  it('passes an application/octet-stream binary request too, and answers JSON when asked nothing binary', async () => {
+    const res = await fetch(`${server.url}/v2/models/add/infer`, {
+      method: 'POST',
+      headers: { 'inference-header-content-length': '0', 'content-type': 'application/octet-stream' },
+      body: bytesOf(X),
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/application\/json/);
+    expect(((await res.json()) as InferBody).outputs[0]?.data).toEqual([2.5, -1, 1.25, 5]);
+  });
+});
