@@ -342,3 +342,57 @@ describe('over HTTP through the local server', () => {
     expect(((await res.json()) as InferBody).outputs[0]?.data).toEqual([2.5, -1, 1.25, 5]);
   });
 });
+
+describe('capture and reporting of binary exchanges', () => {
+  let cenv: PredictTestEnv;
+  const lines: string[] = [];
+  const reports: { status: number; payloadBytes?: number }[] = [];
+  beforeAll(async () => {
+    cenv = await createPredictTestEnv({
+      capture: { write: (_model: string, _version: number, line: string) => void lines.push(line) },
+      metrics: {
+        inference: (r: { status: number; payloadBytes?: number }) => void reports.push(r),
+        operation: () => {},
+      } as unknown as NonNullable<Parameters<typeof createPredictTestEnv>[0]>['metrics'],
+    });
+    await cenv.register('captured', addConstant(1));
+    await cenv.repo.setAliasCapture('captured', 'prod', { samplePercent: 100, input: true, output: true });
+  });
+  afterAll(() => cenv?.dispose());
+  const afterAnswer = () => new Promise((r) => setTimeout(r, 20));
+
+  it('reports binary exchanges like any other but captures none of them; JSON ones are captured', async () => {
+    const { body, headerLength } = binaryBody(
+      {
+        inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 2], parameters: { binary_data_size: 16 } }],
+        parameters: { binary_data_output: true },
+      },
+      X,
+    );
+    binaryAnswer(await cenv.handler(binaryEvent('/v2/models/captured/infer', body, headerLength)));
+    // A JSON request answered in binary is not captured either.
+    binaryAnswer(
+      await cenv.handler(
+        apiEvent('POST', '/v2/models/captured/infer', {
+          body: {
+            inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2] }],
+            parameters: { binary_data_output: true },
+          },
+        }),
+      ),
+    );
+    // A failed binary request is reported, not captured.
+    const bad = await cenv.handler(binaryEvent('/v2/models/captured/infer', bytesOf(X), 'x'));
+    expect(bad.statusCode).toBe(400);
+    await afterAnswer();
+    expect(lines).toHaveLength(0);
+    expect(reports.map((r) => r.status)).toEqual([200, 200, 400]);
+    const plain = await cenv.call('POST', '/v2/models/captured/infer', {
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2] }],
+    });
+    expect(plain.status).toBe(200);
+    await afterAnswer();
+    expect(lines).toHaveLength(1);
+    expect(reports).toHaveLength(4);
+  });
+});
