@@ -347,8 +347,10 @@ describe('capture and reporting of binary exchanges', () => {
   let cenv: PredictTestEnv;
   const lines: string[] = [];
   const reports: { status: number; payloadBytes?: number }[] = [];
+  const mirrored: unknown[] = [];
   beforeAll(async () => {
     cenv = await createPredictTestEnv({
+      mirror: { mirror: (m) => void mirrored.push(m) },
       capture: { write: (_model: string, _version: number, line: string) => void lines.push(line) },
       metrics: {
         inference: (r: { status: number; payloadBytes?: number }) => void reports.push(r),
@@ -357,6 +359,14 @@ describe('capture and reporting of binary exchanges', () => {
     });
     await cenv.register('captured', addConstant(1));
     await cenv.repo.setAliasCapture('captured', 'prod', { samplePercent: 100, input: true, output: true });
+    await cenv.register('shadowed', addConstant(1));
+    await cenv.register('shadowed', addConstant(2));
+    await cenv.repo.setAliasRouting({
+      name: 'shadowed',
+      alias: 'prod',
+      routing: { shadow: { version: 2, percent: 100 } },
+      actor: 'test',
+    });
   });
   afterAll(() => cenv?.dispose());
   const afterAnswer = () => new Promise((r) => setTimeout(r, 20));
@@ -394,5 +404,25 @@ describe('capture and reporting of binary exchanges', () => {
     await afterAnswer();
     expect(lines).toHaveLength(1);
     expect(reports).toHaveLength(4);
+  });
+
+  it('mirrors no binary exchange to the alias shadow; a JSON one is mirrored', async () => {
+    const { body, headerLength } = binaryBody(
+      { inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 2], parameters: { binary_data_size: 16 } }] },
+      X,
+    );
+    const r = parseResult<InferBody>(
+      await cenv.handler(binaryEvent('/v2/models/shadowed/infer', body, headerLength)),
+    );
+    expect(r.status).toBe(200);
+    expect(r.body.outputs[0]?.data).toEqual([2.5, -1, 1.25, 5]);
+    await afterAnswer();
+    expect(mirrored).toHaveLength(0);
+    const plain = await cenv.call('POST', '/v2/models/shadowed/infer', {
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2] }],
+    });
+    expect(plain.status).toBe(200);
+    await afterAnswer();
+    expect(mirrored).toHaveLength(1);
   });
 });
