@@ -367,6 +367,14 @@ describe('capture and reporting of binary exchanges', () => {
       routing: { shadow: { version: 2, percent: 100 } },
       actor: 'test',
     });
+    await cenv.register('split', addConstant(1));
+    await cenv.register('split', addConstant(2));
+    await cenv.repo.setAliasRouting({
+      name: 'split',
+      alias: 'prod',
+      routing: { canary: { version: 2, weight: 100 } },
+      actor: 'test',
+    });
   });
   afterAll(() => cenv?.dispose());
   const afterAnswer = () => new Promise((r) => setTimeout(r, 20));
@@ -424,5 +432,24 @@ describe('capture and reporting of binary exchanges', () => {
     expect(plain.status).toBe(200);
     await afterAnswer();
     expect(mirrored).toHaveLength(1);
+  });
+
+  it('routes binary requests, raw form included, through the split alias like JSON ones', async () => {
+    const { body, headerLength } = binaryBody(
+      {
+        inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 2], parameters: { binary_data_size: 16 } }],
+        parameters: { binary_data_output: true },
+      },
+      X,
+    );
+    const a = binaryAnswer(await cenv.handler(binaryEvent('/v2/models/split/infer', body, headerLength)));
+    expect(a.headers['x-maas-route']).toBe('canary');
+    expect(a.header.model_version).toBe('2');
+    expect(floats(a.data.get('y') as Buffer)).toEqual([3.5, 0, 2.25, 6]);
+    const raw = parseResult<InferBody>(
+      await cenv.handler(binaryEvent('/v2/models/split/infer', bytesOf(X), 0)),
+    );
+    expect(raw.headers['x-maas-route']).toBe('canary');
+    expect(raw.body.outputs[0]?.data).toEqual([3.5, 0, 2.25, 6]);
   });
 });
