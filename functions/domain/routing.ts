@@ -108,41 +108,36 @@ export function parseRouting(value: unknown): AliasRouting {
   ) {
     throw bad('keyParameter must be a parameter name (letters, digits, _ . -; at most 64)');
   }
-  let parsedCanary: AliasRouting['canary'];
-  if (canary !== undefined) {
-    if (canary === null || typeof canary !== 'object' || Array.isArray(canary)) {
-      throw bad('canary must be an object {version, weight}');
-    }
-    const { version, weight, ...extra } = canary as Record<string, unknown>;
-    if (Object.keys(extra).length > 0)
-      throw bad(`canary has unknown field(s): ${Object.keys(extra).join(', ')}`);
-    if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
-      throw bad('canary.version must be a version number');
-    }
-    if (!isPercent(weight, 0.1)) {
-      throw bad('canary.weight must be a number from 0 to 100 in steps of 0.1');
-    }
-    parsedCanary = { version, weight };
-  }
-  let parsedShadow: AliasRouting['shadow'];
-  if (shadow !== undefined) {
-    if (shadow === null || typeof shadow !== 'object' || Array.isArray(shadow)) {
-      throw bad('shadow must be an object {version, percent}');
-    }
-    const { version, percent, ...extra } = shadow as Record<string, unknown>;
-    if (Object.keys(extra).length > 0)
-      throw bad(`shadow has unknown field(s): ${Object.keys(extra).join(', ')}`);
-    if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
-      throw bad('shadow.version must be a version number');
-    }
-    if (!isPercent(percent, 0.1)) {
-      throw bad('shadow.percent must be a number from 0 to 100 in steps of 0.1');
-    }
-    parsedShadow = { version, percent };
-  }
+  const parsedCanary = canary === undefined ? undefined : versionShare(canary, 'canary', 'weight', bad);
+  const parsedShadow = shadow === undefined ? undefined : versionShare(shadow, 'shadow', 'percent', bad);
   return {
     ...(parsedCanary ? { canary: parsedCanary } : {}),
     ...(parsedShadow ? { shadow: parsedShadow } : {}),
     ...(typeof keyParameter === 'string' ? { keyParameter } : {}),
   };
+}
+
+/**
+ * One part of a split, `{version, <share>}`: a version number and a percentage from 0 to 100 in steps of 0.1 under
+ * the name `share` (`weight` of a canary, `percent` of a shadow).
+ */
+function versionShare<S extends 'weight' | 'percent'>(
+  value: unknown,
+  part: 'canary' | 'shadow',
+  share: S,
+  bad: (why: string) => BadRequestError,
+): { version: number } & Record<S, number> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw bad(`${part} must be an object {version, ${share}}`);
+  }
+  const { version, [share]: amount, ...extra } = value as Record<string, unknown>;
+  if (Object.keys(extra).length > 0)
+    throw bad(`${part} has unknown field(s): ${Object.keys(extra).join(', ')}`);
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
+    throw bad(`${part}.version must be a version number`);
+  }
+  if (!isPercent(amount, 0.1)) {
+    throw bad(`${part}.${share} must be a number from 0 to 100 in steps of 0.1`);
+  }
+  return { version, [share]: amount } as { version: number } & Record<S, number>;
 }
