@@ -72,6 +72,11 @@ export interface AnsweredInference {
   readonly responseText: string | (() => string);
   /** The error code of a failed request. */
   readonly code?: string;
+  /**
+   * Whether the request or its answer is in the binary form (binary tensor data): such an exchange is reported like
+   * any other but neither captured nor mirrored to a shadow, whose records and replays hold JSON texts.
+   */
+  readonly binary?: boolean;
 }
 
 /** The `model` dimension of a request whose model is not known to exist (unknown, invalid, or not looked up). */
@@ -254,13 +259,14 @@ export function createInferenceObserver(deps: InferenceObserverDeps): InferenceO
         });
       }
       const id = a.obs.inferenceId;
-      const config = served && id !== undefined ? deps.captureOf(a.model, a.ref, served) : undefined;
+      const config =
+        served && id !== undefined && !a.binary ? deps.captureOf(a.model, a.ref, served) : undefined;
       const captured =
         config !== undefined &&
         served !== undefined &&
         id !== undefined &&
         isSampled(id, config.samplePercent);
-      const shadow = a.obs.shadow;
+      const shadow = a.binary ? undefined : a.obs.shadow;
       const mirrored =
         shadow !== undefined &&
         deps.mirror !== undefined &&

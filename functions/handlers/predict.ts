@@ -186,25 +186,8 @@ export function createPredictHandler(
     ...(deps.coldStart !== undefined ? { coldStart: deps.coldStart } : {}),
     ...(deps.mirror ? { mirror: deps.mirror } : {}),
     ...(deps.shadowBudgetMs !== undefined ? { shadowBudgetMs: deps.shadowBudgetMs } : {}),
-    // Exchanges in the binary form are not captured (see `binaryExchange`).
-    captureOf: (model, ref, served) => (binaryExchange ? undefined : predictor.capture(model, ref, served)),
+    captureOf: predictor.capture,
   });
-  /**
-   * Set while an exchange in the binary form (a binary request, or a binary answer) is reported: such an exchange
-   * is neither captured nor mirrored to a shadow — capture records and shadow replays hold JSON texts, which a
-   * binary body is not — and is reported (metrics, trace, logs) like any other. `observer.answered` reads it
-   * synchronously: the flag is set and cleared around that call only.
-   */
-  let binaryExchange = false;
-  const answeredBinary = (a: Parameters<typeof observer.answered>[0]) => {
-    a.obs.shadow = undefined;
-    binaryExchange = true;
-    try {
-      observer.answered(a);
-    } finally {
-      binaryExchange = false;
-    }
-  };
   return async (event, context) => {
     const startedAt = performance.now();
     let params = event.pathParameters;
@@ -297,7 +280,7 @@ export function createPredictHandler(
       const headers = result.headers as Record<string, string>;
       headers[INFERENCE_ID_HEADER] = inferenceIdHeader(obs.inferenceId);
       if (obs.served) headers[ROUTE_HEADER] = obs.route ?? STABLE_ROUTE;
-      (binary ? answeredBinary : observer.answered)({
+      observer.answered({
         model: name,
         ref,
         obs,
@@ -308,6 +291,7 @@ export function createPredictHandler(
         requestContentType: event.headers?.['content-type'] ?? 'application/json',
         responseText: result.body ?? '',
         ...(isMaasError(e) ? { code: e.code } : {}),
+        binary,
       });
       return result;
     }
@@ -351,7 +335,7 @@ export function createPredictHandler(
       [INFERENCE_ID_HEADER]: inferenceIdHeader(obs.inferenceId as string),
       [ROUTE_HEADER]: obs.route ?? STABLE_ROUTE,
     });
-    const report = {
+    observer.answered({
       model: name,
       ref,
       obs,
@@ -361,9 +345,8 @@ export function createPredictHandler(
       requestText,
       requestContentType: 'application/json',
       responseText: () => result.body ?? '',
-    };
-    if (binaryRequest || encoded.headerLength !== undefined) answeredBinary(report);
-    else observer.answered(report);
+      binary: binaryRequest || encoded.headerLength !== undefined,
+    });
     return result;
   }
 }
