@@ -61,6 +61,12 @@ export class PayloadTooLargeError extends MaasError {
   readonly code = 'PAYLOAD_TOO_LARGE';
 }
 
+/** The request body is in a content coding the server does not decode (`Content-Encoding`). */
+export class UnsupportedMediaTypeError extends MaasError {
+  readonly status = 415;
+  readonly code = 'UNSUPPORTED_CONTENT_ENCODING';
+}
+
 /** The artifact is not a loadable ONNX model. */
 export class UnprocessableModelError extends MaasError {
   readonly status = 422;

@@ -14,6 +14,7 @@ import {
   UnavailableError,
 } from '../domain/errors';
 import type { Invocation, Logger } from '../ports/logger';
+import { hasContentEncoding, requestBytes } from './request-body';
 
 export type HttpEvent = APIGatewayProxyEventV2 & {
   requestContext: APIGatewayProxyEventV2['requestContext'] & {
@@ -136,6 +137,7 @@ function isDependencyUnavailable(err: unknown): boolean {
 
 /** Raw body bytes of the event, honouring `isBase64Encoded`, with the size limit enforced. */
 export function bodyText(event: HttpEvent, maxBytes: number = LIMITS.maxBodyBytes): string {
+  if (hasContentEncoding(event)) return requestBytes(event, maxBytes).toString('utf8');
   const raw = event.body ?? '';
   const text = event.isBase64Encoded ? Buffer.from(raw, 'base64').toString('utf8') : raw;
   const size = event.isBase64Encoded ? Buffer.byteLength(raw, 'base64') : Buffer.byteLength(text, 'utf8');

@@ -30,9 +30,9 @@ import {
   STABLE_ROUTE,
 } from '../contract/observability';
 import { operationsOf } from '../contract/routes';
-import { type EncodedResponse, INVALID_BINARY_DATA } from '../domain/binary-tensors';
+import type { EncodedResponse } from '../domain/binary-tensors';
 import { parseInferenceBody } from '../domain/body-parser';
-import { BadRequestError, isMaasError, PayloadTooLargeError, UnavailableError } from '../domain/errors';
+import { isMaasError, UnavailableError } from '../domain/errors';
 import { isInferenceId } from '../domain/inference-validation';
 import type { ShadowMirror } from '../ports/events';
 import type { RegistryRepository } from '../ports/index';
@@ -50,6 +50,7 @@ import {
 } from './http';
 import { modelKeys } from './logging';
 import { cachedReadiness } from './readiness';
+import { BINARY_HEADER, binaryHeaderLength, requestBytes } from './request-body';
 
 export interface PredictHandlerDeps extends PredictorDeps {
   readonly repo: PredictorDeps['repo'] & Pick<RegistryRepository, 'ping'>;
@@ -85,34 +86,6 @@ export const OIP_EXTENSIONS = [
   'infer_async',
   'batch',
 ] as const;
-
-/** `Inference-Header-Content-Length`, as API Gateway (payload 2.0) and the local server hand headers over. */
-const BINARY_HEADER = 'inference-header-content-length';
-
-/**
- * The value of `Inference-Header-Content-Length`: a non-negative integer in decimal digits, else a 400
- * `INVALID_BINARY_DATA`.
- */
-export function binaryHeaderLength(value: string): number {
-  const n = /^[0-9]{1,15}$/.test(value.trim()) ? Number(value.trim()) : Number.NaN;
-  if (!Number.isSafeInteger(n)) {
-    throw new BadRequestError(
-      `Inference-Header-Content-Length must be a non-negative integer, got ${JSON.stringify(value)}`,
-      INVALID_BINARY_DATA,
-    );
-  }
-  return n;
-}
-
-/** The bytes of a request body (base64-decoded when API Gateway encoded it), at most `maxBytes` of them. */
-function bodyBytes(event: HttpEvent, maxBytes: number): Buffer {
-  const raw = event.body ?? '';
-  const bytes = event.isBase64Encoded ? Buffer.from(raw, 'base64') : Buffer.from(raw, 'utf8');
-  if (bytes.length > maxBytes) {
-    throw new PayloadTooLargeError(`request body is ${bytes.length} bytes; the limit is ${maxBytes} bytes`);
-  }
-  return bytes;
-}
 
 /**
  * Whether a parsed JSON request asks any output as binary data (`parameters.binary_data_output`, or an output's
@@ -214,7 +187,10 @@ export function createPredictHandler(
           // A UTF-8 byte is at most 3 per UTF-16 unit: short bodies need no byte count.
           const raw = event.body;
           const text =
-            raw !== undefined && !event.isBase64Encoded && raw.length * 3 <= maxBodyBytes
+            raw !== undefined &&
+            !event.isBase64Encoded &&
+            raw.length * 3 <= maxBodyBytes &&
+            event.headers?.['content-encoding'] === undefined
               ? raw
               : bodyText(event, maxBodyBytes);
           const body = parseInferenceBody(text);
@@ -306,7 +282,7 @@ export function createPredictHandler(
     obs: InferenceObservation,
     startedAt: number,
   ): Promise<HttpResult> {
-    const bytes = bodyBytes(event, maxBodyBytes);
+    const bytes = requestBytes(event, maxBodyBytes);
     const encoded = await predictor.inferBinary(name, ref, bytes, headerLength, obs);
     return answeredEncoded(
       name,

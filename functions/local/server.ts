@@ -113,10 +113,12 @@ export function toEvent(
   for (const key of new Set(url.searchParams.keys())) {
     queryStringParameters[key] = url.searchParams.getAll(key).join(',');
   }
-  // A body of the binary tensor data extension (its client sends no Content-Type) is passed base64-encoded, as
-  // API Gateway passes binary bodies: its raw tensors reach the handler intact.
+  // A body of the binary tensor data extension (its client sends no Content-Type), or a compressed one, is passed
+  // base64-encoded, as API Gateway passes binary bodies: its bytes reach the handler intact.
   const text =
-    headers['inference-header-content-length'] === undefined && isTextContentType(headers['content-type']);
+    headers['inference-header-content-length'] === undefined &&
+    headers['content-encoding'] === undefined &&
+    isTextContentType(headers['content-type']);
   const method = (req.method ?? 'GET').toUpperCase();
   const requestId = randomUUID();
   const sourceIp = req.socket?.remoteAddress ?? '127.0.0.1';

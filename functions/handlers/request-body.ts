@@ -1,0 +1,92 @@
+/**
+ * Request bodies as bytes: base64-decoded when API Gateway encoded them (payload 2.0 `isBase64Encoded`), then
+ * decoded from their `Content-Encoding` (gzip, deflate; the binary tensor data extension allows compressed
+ * bodies), never larger than the limit — neither as sent nor once inflated (a small bomb is a 413, not an
+ * exhausted heap). Also the `Inference-Header-Content-Length` header of that extension.
+ */
+import { constants, gunzipSync, inflateRawSync, inflateSync } from 'node:zlib';
+import { INVALID_BINARY_DATA } from '../domain/binary-tensors';
+import { BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../domain/errors';
+import type { HttpEvent } from './http';
+
+/** `Inference-Header-Content-Length`, as API Gateway (payload 2.0) and the local server hand headers over. */
+export const BINARY_HEADER = 'inference-header-content-length';
+
+/** The content codings a request body may carry (`Content-Encoding`), besides `identity`. */
+export const CONTENT_ENCODINGS = ['gzip', 'deflate'] as const;
+
+/**
+ * The value of `Inference-Header-Content-Length`: a non-negative integer in decimal digits, else a 400
+ * `INVALID_BINARY_DATA`.
+ */
+export function binaryHeaderLength(value: string): number {
+  const n = /^[0-9]{1,15}$/.test(value.trim()) ? Number(value.trim()) : Number.NaN;
+  if (!Number.isSafeInteger(n)) {
+    throw new BadRequestError(
+      `Inference-Header-Content-Length must be a non-negative integer, got ${JSON.stringify(value)}`,
+      INVALID_BINARY_DATA,
+    );
+  }
+  return n;
+}
+
+/** The codings of a `Content-Encoding` value, in the order they were applied; `identity` left out. */
+function codingsOf(value: string): string[] {
+  const codings: string[] = [];
+  for (const part of value.split(',')) {
+    const c = part.trim().toLowerCase();
+    if (c === '' || c === 'identity') continue;
+    if (c !== 'gzip' && c !== 'x-gzip' && c !== 'deflate') {
+      throw new UnsupportedMediaTypeError(
+        `Content-Encoding ${JSON.stringify(part.trim())} is not supported; send gzip, deflate or no encoding`,
+      );
+    }
+    codings.push(c === 'x-gzip' ? 'gzip' : c);
+  }
+  return codings;
+}
+
+/** Whether the request carries a body coding to undo (a `Content-Encoding` other than `identity`). */
+export function hasContentEncoding(event: HttpEvent): boolean {
+  const value = event.headers?.['content-encoding'];
+  return value !== undefined && value.trim() !== '' && value.trim().toLowerCase() !== 'identity';
+}
+
+/** One coding undone, at most `maxBytes` out. `deflate` is zlib-wrapped per HTTP; raw deflate is taken too. */
+function decode(coding: string, bytes: Buffer, maxBytes: number): Buffer {
+  const opts = { maxOutputLength: maxBytes };
+  try {
+    if (coding === 'gzip') return gunzipSync(bytes, opts);
+    try {
+      return inflateSync(bytes, opts);
+    } catch (e) {
+      if ((e as { errno?: number }).errno !== constants.Z_DATA_ERROR) throw e;
+      return inflateRawSync(bytes, opts);
+    }
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new PayloadTooLargeError(`request body inflates beyond the limit of ${maxBytes} bytes`);
+    }
+    throw new BadRequestError(
+      `request body is not valid ${coding} data (Content-Encoding: ${coding}): ${(e as Error).message}`,
+      'INVALID_CONTENT_ENCODING',
+    );
+  }
+}
+
+/**
+ * The bytes of a request body: base64-decoded when API Gateway encoded it, then decoded from its
+ * `Content-Encoding`; at most `maxBytes` of them as sent and once decoded, else a 413.
+ */
+export function requestBytes(event: HttpEvent, maxBytes: number): Buffer {
+  const raw = event.body ?? '';
+  let bytes: Buffer = event.isBase64Encoded ? Buffer.from(raw, 'base64') : Buffer.from(raw, 'utf8');
+  if (bytes.length > maxBytes) {
+    throw new PayloadTooLargeError(`request body is ${bytes.length} bytes; the limit is ${maxBytes} bytes`);
+  }
+  const encoding = event.headers?.['content-encoding'];
+  if (encoding === undefined) return bytes;
+  const codings = codingsOf(encoding);
+  for (let i = codings.length - 1; i >= 0; i--) bytes = decode(codings[i] as string, bytes, maxBytes);
+  return bytes;
+}
