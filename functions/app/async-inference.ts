@@ -3,6 +3,13 @@
  * `async-infer` message; the worker runs it with the predictor (the same code path as `/infer`) and writes
  * `async/{requestId}/result.json`; `GET /async/{requestId}` reads them back.
  *
+ * Binary tensor data is stored as it came: a binary request's body (decoded from base64 and its Content-Encoding)
+ * is `async/{requestId}/request.bin`, checked at submit as far as it can be without the model (a malformed body is
+ * a 400 then, and nothing is stored or queued), and run with the predictor's binary path. An answer with binary
+ * outputs (asked by `binary_data` / `binary_data_output`, in a binary or a JSON request) is stored as encoded in
+ * `async/{requestId}/result.bin` and read back in the binary form (domain/async.ts `binaryStatusBody`). Binary
+ * exchanges are reported but never captured, as on the sync path.
+ *
  * A request the predictor rejects (unknown model, invalid inputs, …) is answered `failed` at once. Any other
  * error is thrown so the queue retries the message; on its last attempt the request is answered `failed`
  * before the message goes to the dead-letter queue, so no caller polls forever.
@@ -14,11 +21,16 @@ import {
   type AsyncRequestDoc,
   type AsyncResultDoc,
   type AsyncStatusView,
+  asksBinaryOutput,
   asyncStatusView,
+  binaryStatusBody,
+  checkBinaryRequest,
   checkRequestId,
   checkRequestShape,
 } from '../domain/async';
 import { errorFields } from '../domain/batch';
+import type { EncodedResponse } from '../domain/binary-tensors';
+import { parseInferenceBody } from '../domain/body-parser';
 import { isMaasError, NotFoundError } from '../domain/errors';
 import { parseVersionRef, validateModelName } from '../domain/names';
 import type { BlobStore, QueuePublisher } from '../ports/events';
@@ -37,7 +49,8 @@ export interface AsyncInferenceDeps {
 
 export interface AsyncWorkerDeps {
   readonly blobs: BlobStore;
-  readonly predictor: Pick<Predictor, 'infer'>;
+  /** `inferBinary` runs binary requests and `inferEncoded` JSON ones asking binary outputs; without them they fail. */
+  readonly predictor: Pick<Predictor, 'infer'> & Partial<Pick<Predictor, 'inferBinary' | 'inferEncoded'>>;
   readonly clock?: Clock;
   /** Receives after which the queue dead-letters a message. @default QUEUE.maxReceiveCount */
   readonly maxReceiveCount?: number;
@@ -62,37 +75,78 @@ const toJson = (_key: string, value: unknown): unknown => {
 const enc = (v: unknown) => JSON.stringify(v, toJson);
 const dec = <T>(b: Uint8Array): T => JSON.parse(new TextDecoder().decode(b)) as T;
 
-/** Accepts a request: stored, queued, answered with its id (202). */
+/** A request body of the binary tensor data extension, decoded from base64 and its Content-Encoding. */
+export interface BinaryBody {
+  readonly bytes: Uint8Array;
+  /** Its `Inference-Header-Content-Length` (0: the raw form). */
+  readonly headerLength: number;
+}
+
+/**
+ * Accepts a request: stored, queued, answered with its id (202). `body` is a parsed JSON request; `binary` a
+ * request of the binary tensor data extension (then `body` is not read), checked now and stored as it came.
+ */
 export async function submitAsyncInference(
   deps: AsyncInferenceDeps,
-  input: { name: string; ref?: string; body: unknown; actor: string; routingKey?: string },
+  input: {
+    name: string;
+    ref?: string;
+    body?: unknown;
+    binary?: BinaryBody;
+    actor: string;
+    routingKey?: string;
+  },
 ): Promise<{ requestId: string }> {
   validateModelName(input.name);
   parseVersionRef(input.ref); // a malformed ref is the caller's 400 now, not a failed request later
-  const request = checkRequestShape(input.body);
+  const binary = input.binary;
+  let request: Record<string, unknown> | undefined;
+  if (binary) checkBinaryRequest(binary.bytes, binary.headerLength);
+  else request = checkRequestShape(input.body);
   const requestId = (deps.newId ?? randomUUID)();
   const doc: AsyncRequestDoc = {
     requestId,
     name: input.name,
     ref: input.ref ?? DEFAULT_ALIAS,
-    request,
+    ...(request ? { request } : {}),
+    ...(binary ? { binary: { headerLength: binary.headerLength } } : {}),
     ...(input.routingKey ? { routingKey: input.routingKey } : {}),
     createdAt: (deps.clock ?? systemClock).now().toISOString(),
     actor: input.actor,
   };
+  // The body before its document: a request whose document exists always has its body.
+  if (binary)
+    await deps.blobs.put(ASYNC_KEYS.requestBody(requestId), binary.bytes, 'application/octet-stream');
   await deps.blobs.put(ASYNC_KEYS.request(requestId), enc(doc));
   await deps.queue.send({ type: 'async-infer', requestId });
   return { requestId };
 }
 
-/** `GET /async/{requestId}`: pending until the worker writes a result; NotFoundError for unknown ids. */
+/** A done request whose answer has binary outputs, in the binary form (see domain/async.ts `binaryStatusBody`). */
+export interface AsyncBinaryAnswer {
+  readonly status: 'done';
+  readonly binary: { readonly body: Uint8Array; readonly headerLength: number };
+}
+
+/**
+ * `GET /async/{requestId}`: pending until the worker writes a result; NotFoundError for unknown ids. A binary
+ * answer comes back as `AsyncBinaryAnswer`, everything else as the JSON status view.
+ */
 export async function getAsyncStatus(
   deps: Pick<AsyncInferenceDeps, 'blobs'>,
   requestId: string,
-): Promise<AsyncStatusView> {
+): Promise<AsyncStatusView | AsyncBinaryAnswer> {
   checkRequestId(requestId);
   const result = await deps.blobs.get(ASYNC_KEYS.result(requestId));
-  if (result) return asyncStatusView(dec<AsyncResultDoc>(result));
+  if (result) {
+    const doc = dec<AsyncResultDoc>(result);
+    if (doc.status === 'done' && 'binary' in doc) {
+      const stored = await deps.blobs.get(ASYNC_KEYS.resultBody(requestId));
+      if (!stored) throw new Error(`async request ${requestId} has a binary result without its body`);
+      return { status: 'done', binary: binaryStatusBody(stored, doc.binary.headerLength) };
+    }
+    return asyncStatusView(doc);
+  }
   const request = await deps.blobs.head(ASYNC_KEYS.request(requestId));
   if (!request) throw new NotFoundError(`no async request '${requestId}'`, 'ASYNC_REQUEST_NOT_FOUND');
   return asyncStatusView(undefined);
@@ -108,35 +162,70 @@ export async function runAsyncInference(
   const bytes = await deps.blobs.get(ASYNC_KEYS.request(requestId));
   if (!bytes) throw new Error(`async request ${requestId} has no request document`);
   const doc = dec<AsyncRequestDoc>(bytes);
+  let body: Uint8Array | undefined;
+  if (doc.binary) {
+    body = await deps.blobs.get(ASYNC_KEYS.requestBody(requestId));
+    if (!body) throw new Error(`async request ${requestId} has no request body`);
+  }
   const startedAt = performance.now();
   const obs: InferenceObservation = doc.routingKey ? { routingKey: doc.routingKey } : {};
-  const observed = (status: number, response: unknown, code?: string) =>
+  const observed = (status: number, response: unknown, binary: boolean, code?: string) =>
     deps.observer?.answered({
       model: doc.name,
       ref: doc.ref,
       obs,
       status,
       startedAt,
-      payloadBytes: bytes.byteLength,
-      // Serialized only when the request is captured.
-      requestText: () => JSON.stringify(doc.request),
+      payloadBytes: body?.byteLength ?? bytes.byteLength,
+      // Serialized only when the request is captured (a binary exchange never is).
+      requestText: () => (body ? Buffer.from(body).toString('base64') : JSON.stringify(doc.request)),
       requestContentType: 'application/json',
       responseText: () => JSON.stringify(response),
       ...(code !== undefined ? { code } : {}),
+      binary,
     });
   let result: AsyncResultDoc;
+  let answerBody: Uint8Array | undefined;
   try {
-    const response = await deps.predictor.infer(doc.name, doc.ref, doc.request, obs);
-    result = { status: 'done', result: response, completedAt: clock.now().toISOString() };
-    observed(200, response);
+    let encoded: EncodedResponse | undefined;
+    let response: unknown;
+    if (doc.binary && body) {
+      if (!deps.predictor.inferBinary) throw new Error('this worker cannot run binary requests');
+      encoded = await deps.predictor.inferBinary(doc.name, doc.ref, body, doc.binary.headerLength, obs);
+    } else if (asksBinaryOutput(doc.request)) {
+      if (!deps.predictor.inferEncoded) throw new Error('this worker cannot answer binary outputs');
+      encoded = await deps.predictor.inferEncoded(doc.name, doc.ref, doc.request, obs);
+    } else {
+      response = await deps.predictor.infer(doc.name, doc.ref, doc.request, obs);
+    }
+    const completedAt = clock.now().toISOString();
+    if (encoded?.headerLength !== undefined) {
+      answerBody = encoded.body;
+      result = { status: 'done', binary: { headerLength: encoded.headerLength }, completedAt };
+    } else {
+      // A JSON answer of the encoder: parsed as the predict path parses (64-bit integers exact), stored as today.
+      if (encoded) response = parseInferenceBody(new TextDecoder().decode(encoded.body));
+      result = { status: 'done', result: response, completedAt };
+    }
+    observed(200, response, doc.binary !== undefined || answerBody !== undefined);
   } catch (e) {
+    const binary = doc.binary !== undefined;
     const status = isMaasError(e) ? e.status : 500;
     if (!isMaasError(e) || e.status >= 500) {
-      observed(status, { error: 'internal error', code: 'INTERNAL' }, isMaasError(e) ? e.code : undefined);
+      observed(
+        status,
+        { error: 'internal error', code: 'INTERNAL' },
+        binary,
+        isMaasError(e) ? e.code : undefined,
+      );
       throw e;
     }
     result = { status: 'failed', ...errorFields(e), completedAt: clock.now().toISOString() };
-    observed(status, errorFields(e), e.code);
+    observed(status, errorFields(e), binary, e.code);
+  }
+  // The answer's body before the result document that points to it.
+  if (answerBody) {
+    await deps.blobs.put(ASYNC_KEYS.resultBody(requestId), answerBody, 'application/octet-stream');
   }
   await deps.blobs.put(ASYNC_KEYS.result(requestId), enc(result));
   return result.status;

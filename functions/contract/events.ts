@@ -22,6 +22,10 @@ export const BATCH_KEYS = {
 export const ASYNC_KEYS = {
   request: (requestId: string) => `${S3_KEYS.asyncPrefix}${requestId}/request.json`,
   result: (requestId: string) => `${S3_KEYS.asyncPrefix}${requestId}/result.json`,
+  /** The body of a binary tensor data request, as it came (decoded from base64 and its Content-Encoding). */
+  requestBody: (requestId: string) => `${S3_KEYS.asyncPrefix}${requestId}/request.bin`,
+  /** The body of a binary answer (JSON header + raw tensors), as the predictor encoded it. */
+  resultBody: (requestId: string) => `${S3_KEYS.asyncPrefix}${requestId}/result.bin`,
 } as const;
 
 /** Work queue (SQS in AWS, in-process locally) and its dead-letter queue. */

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { BatchCursorSchema } from './batch';
+import { parseBinaryRequest } from './binary-tensors';
 import { BadRequestError } from './errors';
 import { isModelName } from './names';
 
@@ -38,6 +39,26 @@ export function checkRequestShape(raw: unknown): Record<string, unknown> {
     }
   });
   return raw as Record<string, unknown>;
+}
+
+/**
+ * Checks a request body of the binary tensor data extension before an async request is accepted, as far as it
+ * can be without the model: the JSON header, each binary input's `binary_data_size` against its shape and
+ * datatype, the sizes adding up to the body, BYTES lengths, BOOL bytes (parseBinaryRequest), then the request
+ * shape as for JSON. The raw form (`headerLength` 0) needs the model's only input and is checked when it runs;
+ * here only an empty raw body is refused. Throws BadRequestError (400) like the sync route.
+ */
+export function checkBinaryRequest(body: Uint8Array, headerLength: number): void {
+  if (headerLength === 0) {
+    if (body.length === 0) {
+      throw new BadRequestError(
+        'a raw binary request (Inference-Header-Content-Length 0) needs a non-empty body',
+        'INVALID_BINARY_DATA',
+      );
+    }
+    return;
+  }
+  checkRequestShape(parseBinaryRequest(body, headerLength).request);
 }
 
 /** Request ids are UUIDs (lower-case, as `crypto.randomUUID()` makes them). */
@@ -142,16 +163,29 @@ export interface AsyncRequestDoc {
   readonly name: string;
   /** Version number or alias as the caller wrote it (alias `prod` when absent). */
   readonly ref: string;
-  readonly request: Record<string, unknown>;
+  /** The JSON request; absent for a binary one (`binary`). */
+  readonly request?: Record<string, unknown>;
+  /**
+   * A request of the binary tensor data extension: its body is stored as it came in
+   * `async/{requestId}/request.bin`, and `headerLength` is its `Inference-Header-Content-Length`.
+   */
+  readonly binary?: { readonly headerLength: number };
   /** The `x-maas-routing-key` the request came with (it routes the request within a split alias). */
   readonly routingKey?: string;
   readonly createdAt: string;
   readonly actor: string;
 }
 
+/** A binary answer: its body (JSON header + raw tensors) is `async/{requestId}/result.bin`. */
+export interface AsyncBinaryResult {
+  /** The length in bytes of the answer's JSON header (its `Inference-Header-Content-Length`). */
+  readonly headerLength: number;
+}
+
 /** `async/{requestId}/result.json`. */
 export type AsyncResultDoc =
   | { readonly status: 'done'; readonly result: unknown; readonly completedAt: string }
+  | { readonly status: 'done'; readonly binary: AsyncBinaryResult; readonly completedAt: string }
   | {
       readonly status: 'failed';
       readonly error: string;
@@ -168,6 +202,52 @@ export type AsyncStatusView =
 /** The status view of a request whose request document exists, given its result document (if any). */
 export function asyncStatusView(result: AsyncResultDoc | undefined): AsyncStatusView {
   if (!result) return { status: 'pending' };
-  if (result.status === 'done') return { status: 'done', result: result.result };
+  if (result.status === 'done') {
+    if (!('result' in result)) throw new Error('a binary result has no JSON view; see binaryStatusBody');
+    return { status: 'done', result: result.result };
+  }
   return { status: 'failed', error: result.error, code: result.code };
+}
+
+/**
+ * The answer of `GET /async/{requestId}` for a binary result, in the binary tensor data form: its JSON header is
+ * the status document `{"status":"done","result":<the answer's JSON header>}` (binary outputs carry
+ * `parameters.binary_data_size`, no `data`), followed by the answer's raw tensors as the worker stored them.
+ * `stored` is the stored answer body and `headerLength` its JSON header's length; `headerLength` of the result is
+ * the new header's length (the `Inference-Header-Content-Length` to answer with).
+ */
+export function binaryStatusBody(
+  stored: Uint8Array,
+  headerLength: number,
+): { body: Uint8Array; headerLength: number } {
+  if (!Number.isSafeInteger(headerLength) || headerLength <= 0 || headerLength > stored.length) {
+    throw new Error(
+      `a stored binary answer of ${stored.length} bytes cannot have a header of ${headerLength}`,
+    );
+  }
+  const prefix = new TextEncoder().encode('{"status":"done","result":');
+  const body = new Uint8Array(prefix.length + stored.length + 1);
+  body.set(prefix);
+  body.set(stored.subarray(0, headerLength), prefix.length);
+  const end = prefix.length + headerLength;
+  body[end] = 0x7d; // '}'
+  body.set(stored.subarray(headerLength), end + 1);
+  return { body, headerLength: end + 1 };
+}
+
+/**
+ * Whether a JSON request asks any output as binary data (`parameters.binary_data_output`, or an output's
+ * `parameters.binary_data`, whatever their value: the encoder decides and checks them).
+ */
+export function asksBinaryOutput(request: unknown): boolean {
+  const r = request as
+    | { parameters?: { binary_data_output?: unknown }; outputs?: unknown }
+    | null
+    | undefined;
+  if (r?.parameters?.binary_data_output !== undefined) return true;
+  const outputs = r?.outputs;
+  if (!Array.isArray(outputs)) return false;
+  return outputs.some(
+    (o) => (o as { parameters?: { binary_data?: unknown } } | null)?.parameters?.binary_data !== undefined,
+  );
 }

@@ -1,7 +1,8 @@
 /**
  * Async API Lambda: the route table's routes with fn 'async' —
  * `POST /v2/models/{name}[/versions/{ref}]/infer-async` (202 `{"requestId"}`),
- * `GET /async/{requestId}` (`{"status": "pending"|"done"|"failed", "result"?, "error"?}`),
+ * `GET /async/{requestId}` (`{"status": "pending"|"done"|"failed", "result"?, "error"?}`; a result with binary
+ * outputs in the binary tensor data form: that document as the JSON header, then the raw tensors),
  * `POST /v2/models/{name}/feedback` (201 `{"accepted"}`) and `GET /models/{name}/capture` (`{"records", "nextToken"?}`).
  */
 import { withInvocationDeadline } from '../adapters/deadline';
@@ -11,6 +12,7 @@ import { listCapture } from '../app/capture-read';
 import { submitFeedback } from '../app/feedback';
 import { EnvironmentVariables, type MaasConfig } from '../config/environment';
 import { ENV } from '../contract/env';
+import { LIMITS } from '../contract/limits';
 import { ROUTING_KEY_HEADER } from '../contract/observability';
 import { operationsOf } from '../contract/routes';
 import { parseInferenceBody } from '../domain/body-parser';
@@ -29,6 +31,7 @@ import {
   resolveOperation,
 } from './http';
 import { modelKeys } from './logging';
+import { BINARY_HEADER, binaryHeaderLength, requestBytes } from './request-body';
 
 /** What the async API's use cases read and write (async inference, feedback, the capture listing). */
 export interface AsyncApiDeps extends AsyncInferenceDeps {
@@ -60,18 +63,37 @@ export function createAsyncApiHandler(
       log = logger.forRequest(context, modelKeys(params));
       switch (op) {
         case 'modelInferAsync': {
-          const body = parseInferenceBody(bodyText(event, deps.maxBodyBytes));
+          // A binary tensor data request is kept as its bytes (checked, not re-encoded); a JSON one is parsed.
+          const headerLength = event.headers?.[BINARY_HEADER];
+          const request =
+            headerLength !== undefined
+              ? {
+                  binary: {
+                    headerLength: binaryHeaderLength(headerLength),
+                    bytes: requestBytes(event, deps.maxBodyBytes ?? LIMITS.maxBodyBytes),
+                  },
+                }
+              : { body: parseInferenceBody(bodyText(event, deps.maxBodyBytes)) };
           const accepted = await submitAsyncInference(deps, {
             name: params.name ?? '',
             ...(params.ref ? { ref: params.ref } : {}),
-            body,
+            ...request,
             actor: actorOf(event),
             ...(event.headers?.[ROUTING_KEY_HEADER] ? { routingKey: event.headers[ROUTING_KEY_HEADER] } : {}),
           });
           return json(202, accepted);
         }
-        case 'asyncResult':
-          return json(200, await getAsyncStatus(deps, params.requestId ?? ''));
+        case 'asyncResult': {
+          const status = await getAsyncStatus(deps, params.requestId ?? '');
+          if (!('binary' in status)) return json(200, status);
+          const { body, headerLength } = status.binary;
+          return {
+            statusCode: 200,
+            headers: { 'content-type': 'application/octet-stream', [BINARY_HEADER]: String(headerLength) },
+            body: Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('base64'),
+            isBase64Encoded: true,
+          };
+        }
         case 'modelFeedback': {
           const body = parseFeedbackJson(bodyText(event, deps.maxBodyBytes));
           const { accepted } = await submitFeedback(deps, {
