@@ -166,8 +166,14 @@ export class InferenceApi extends Construct {
     const integrationFor = (fnId: FunctionId, fn: lambda.IFunction) => {
       let integration = integrations.get(fnId);
       if (!integration) {
-        // One invoke permission per function for the whole API rather than one per route.
-        integration = new HttpLambdaIntegration(`${fnId}-integration`, fn, { scopePermissionToRoute: false });
+        // One invoke permission per function for the whole API rather than one per route. Payload format 2.0,
+        // stated rather than defaulted: its events carry any body API Gateway does not take for text (binary
+        // tensor data: no Content-Type; application/octet-stream) base64-encoded with `isBase64Encoded`, and
+        // it decodes an answer's base64 body for the client. No parameter mapping touches the body.
+        integration = new HttpLambdaIntegration(`${fnId}-integration`, fn, {
+          scopePermissionToRoute: false,
+          payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
+        });
         integrations.set(fnId, integration);
       }
       return integration;
