@@ -1,5 +1,5 @@
 /**
- * HTTP client of the `maas` CLI: JSON requests to the local service or a deployed stack (with a bearer
+ * HTTP client of the `maas` CLI: JSON requests (and raw ones: binary inference) to the local service or a deployed stack (with a bearer
  * token for a JWT stack, else SigV4-signed for `execute-api` when the endpoint is not a local one), and
  * presigned artifact uploads with progress.
  */
@@ -148,28 +148,25 @@ export class MaasClient {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const res = await this.fetch(method, path, 'application/json', payload);
     const text = await res.text();
-    let parsed: unknown;
-    try {
-      parsed = text === '' ? undefined : JSON.parse(text);
-    } catch {
-      parsed = text;
-    }
-    if (!res.ok) {
-      const err = parsed as { error?: unknown; code?: unknown; message?: unknown } | undefined;
-      const message =
-        typeof err?.error === 'string'
-          ? err.error
-          : typeof err?.message === 'string'
-            ? err.message
-            : `${res.status} ${res.statusText}`;
-      throw new MaasApiError(
-        res.status,
-        typeof err?.code === 'string' ? err.code : `HTTP_${res.status}`,
-        message,
-        parsed,
-      );
-    }
-    return parsed as T;
+    if (!res.ok) throw apiError(res, text);
+    return parseText(text) as T;
+  }
+
+  /**
+   * Sends a raw body (e.g. a binary inference request) with extra headers (`content-type` among them), signed like
+   * every request (the SigV4 payload hash covers these bytes). Resolves with the answer's headers and bytes;
+   * rejects with MaasApiError on 4xx/5xx (the JSON `{"error","code"}` of the answer).
+   */
+  async sendBytes(
+    call: ApiCall,
+    body: Uint8Array,
+    headers: Readonly<Record<string, string>>,
+    accept = 'application/octet-stream, application/json',
+  ): Promise<{ status: number; headers: Headers; body: Uint8Array }> {
+    const res = await this.fetch(call.method, call.path, accept, body, headers);
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    if (!res.ok) throw apiError(res, new TextDecoder().decode(bytes));
+    return { status: res.status, headers: res.headers, body: bytes };
   }
 
   /**
@@ -180,13 +177,23 @@ export class MaasClient {
     return { status: res.status, contentType: res.headers.get('content-type') ?? '', text: await res.text() };
   }
 
-  /** Sends one request with the client's authorization; a network failure is a ConnectionError. */
-  private async fetch(method: string, path: string, accept: string, payload?: string): Promise<Response> {
+  /**
+   * Sends one request with the client's authorization; a network failure is a ConnectionError. A string payload
+   * is JSON; a byte payload goes with `extra` headers (its content type among them).
+   */
+  private async fetch(
+    method: string,
+    path: string,
+    accept: string,
+    payload?: string | Uint8Array,
+    extra: Readonly<Record<string, string>> = {},
+  ): Promise<Response> {
     const url = new URL(this.endpoint + path);
     let headers: Record<string, string> = {
       accept,
-      ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...(typeof payload === 'string' ? { 'content-type': 'application/json' } : {}),
     };
+    for (const [k, v] of Object.entries(extra)) headers[k.toLowerCase()] = v;
     if (this.authorization) headers.authorization = this.authorization;
     else if (this.signer) headers = await this.signHeaders(method, url, headers, payload);
     try {
@@ -203,7 +210,7 @@ export class MaasClient {
     method: string,
     url: URL,
     headers: Record<string, string>,
-    payload: string | undefined,
+    payload: string | Uint8Array | undefined,
   ): Promise<Record<string, string>> {
     const query: Record<string, string | string[]> = {};
     for (const key of new Set(url.searchParams.keys())) {
@@ -224,6 +231,33 @@ export class MaasClient {
     for (const [k, v] of Object.entries(signed.headers)) if (k.toLowerCase() !== 'host') out[k] = String(v);
     return out;
   }
+}
+
+/** The parsed JSON of an answer's text (the text itself when it is not JSON; undefined when empty). */
+function parseText(text: string): unknown {
+  try {
+    return text === '' ? undefined : JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/** The MaasApiError of a 4xx/5xx answer whose body is `text` (`{"error","code"}`, or `message`, or nothing). */
+function apiError(res: Response, text: string): MaasApiError {
+  const parsed = parseText(text);
+  const err = parsed as { error?: unknown; code?: unknown; message?: unknown } | undefined;
+  const message =
+    typeof err?.error === 'string'
+      ? err.error
+      : typeof err?.message === 'string'
+        ? err.message
+        : `${res.status} ${res.statusText}`;
+  return new MaasApiError(
+    res.status,
+    typeof err?.code === 'string' ? err.code : `HTTP_${res.status}`,
+    message,
+    parsed,
+  );
 }
 
 /**
