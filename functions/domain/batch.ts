@@ -2,6 +2,10 @@
  * Batch scoring, pure part: the job spec, JSONL line handling, the part layout that makes continuation
  * deterministic, and the status document. Grouping rows into ORT runs is the predictor's `inferBatch`.
  *
+ * Batch is JSON only: input lines are JSON requests and output lines JSON answers. A line that asks binary tensor
+ * data (an input's `binary_data_size`, `binary_data_output` or an output's `binary_data` set true) gets an error
+ * line of its own (`BINARY_DATA_IN_BATCH`, see `jsonOnly`); the rest of the job runs as usual.
+ *
  * A job's rows are cut into fixed parts of `rowsPerPart` rows. Part `i` always covers the same rows, so a
  * part computed twice (duplicate delivery, retry) has the same content and continuation never shifts rows.
  */
@@ -100,10 +104,42 @@ export function parseRow(
 ): ParsedRow | RejectedRow {
   if (line.trim() === '') return { ok: false, index, error: 'empty line', code: 'EMPTY_LINE' };
   try {
-    return { ok: true, index, request: parse(line) };
+    const request = parse(line);
+    const binary = jsonOnly(request);
+    if (binary !== undefined) return { ok: false, index, error: binary, code: BINARY_DATA_IN_BATCH };
+    return { ok: true, index, request };
   } catch (e) {
     return { ok: false, index, ...errorFields(e) };
   }
+}
+
+/** The code of a batch line that asks binary tensor data. */
+export const BINARY_DATA_IN_BATCH = 'BINARY_DATA_IN_BATCH';
+
+const paramOf = (o: unknown, key: string): unknown =>
+  (o as { parameters?: Record<string, unknown> } | null | undefined)?.parameters?.[key];
+
+/**
+ * Why a batch line cannot be answered because it asks binary tensor data, or undefined when it does not: an input
+ * with `parameters.binary_data_size` (a JSONL line carries no bytes after a header), or `binary_data_output` /
+ * an output's `binary_data` set true (an answer is one JSON line). `false` asks JSON and is fine; anything else
+ * is left to validation.
+ */
+export function jsonOnly(request: unknown): string | undefined {
+  const inputs = (request as { inputs?: unknown } | null)?.inputs;
+  if (Array.isArray(inputs)) {
+    for (const [i, input] of inputs.entries()) {
+      if (paramOf(input, 'binary_data_size') === undefined) continue;
+      const name = (input as { name?: unknown }).name;
+      return `input ${typeof name === 'string' ? `'${name}'` : i} has binary_data_size: batch lines are JSON and carry no binary data; give the input's values as 'data'`;
+    }
+  }
+  const why =
+    'batch answers are JSON lines: binary outputs are not available in batch; drop binary_data_output / binary_data (or set them false)';
+  if (paramOf(request, 'binary_data_output') === true) return why;
+  const outputs = (request as { outputs?: unknown } | null)?.outputs;
+  if (Array.isArray(outputs) && outputs.some((o) => paramOf(o, 'binary_data') === true)) return why;
+  return undefined;
 }
 
 /** The output line of a failed row. */
