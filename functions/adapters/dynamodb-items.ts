@@ -30,7 +30,17 @@ export function toVersion(item: Item): ModelVersion {
     signature: item.signature,
     createdAt: item.createdAt,
   };
-  for (const k of ['description', 'tags', 'labels', 'postprocess', 'createdBy', 'failureReason']) {
+  for (const k of [
+    'description',
+    'tags',
+    'labels',
+    'postprocess',
+    'createdBy',
+    'failureReason',
+    'derivedFrom',
+    'transforms',
+    'evaluation',
+  ]) {
     if (item[k] !== undefined && item[k] !== null) v[k] = item[k];
   }
   const capture = toCapture(item.capture);

@@ -33,6 +33,7 @@
  * exponential backoff; the attempt budget is sized so that 50 simultaneous registrations of one model
  * all succeed.
  */
+
 import {
   DeleteCommand,
   type DynamoDBDocumentClient,
@@ -45,6 +46,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { keys, TABLE } from '../contract/table';
 import type { CaptureConfig } from '../domain/capture';
+import { withDerivation } from '../domain/derive';
 import {
   type AliasMovePlan,
   type AliasRoutingChange,
@@ -149,7 +151,11 @@ export class DynamoRegistryRepository implements RegistryRepository {
         const model = await this.get(pk, keys.modelSk);
         counter = model ? toCounter(model) : undefined;
       }
-      const plan = planVersionCreation(v, { counter, defaultAliasTaken }, this.clock.now().toISOString());
+      // A derived version's lineage goes with its record.
+      const plan = withDerivation(
+        planVersionCreation(v, { counter, defaultAliasTaken }, this.clock.now().toISOString()),
+        v,
+      );
       const { items, aliasIndex } = this.creationItems(plan);
       try {
         await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
@@ -177,16 +183,20 @@ export class DynamoRegistryRepository implements RegistryRepository {
         this.get(pk, keys.modelSk),
         this.get(pk, keys.versionSk(version)),
       ]);
-      const plan = planVersionCompletion(
-        name,
-        version,
-        completion,
-        {
-          stored: stored ? toVersion(stored) : undefined,
-          counter: model ? toCounter(model) : undefined,
-          defaultAliasTaken,
-        },
-        this.clock.now().toISOString(),
+      // A derived version's evaluation goes with its completion.
+      const plan = withDerivation(
+        planVersionCompletion(
+          name,
+          version,
+          completion,
+          {
+            stored: stored ? toVersion(stored) : undefined,
+            counter: model ? toCounter(model) : undefined,
+            defaultAliasTaken,
+          },
+          this.clock.now().toISOString(),
+        ),
+        { evaluation: completion.evaluation },
       );
       const { items, aliasIndex } = this.completionItems(plan);
       try {

@@ -10,7 +10,9 @@
  * conditions against the state as it is now. A caller whose condition no longer holds reads and plans again,
  * exactly like a DynamoDB writer that lost a race. Reads return copies: nothing a caller holds aliases the store.
  */
+
 import type { CaptureConfig } from '../domain/capture';
+import { withDerivation } from '../domain/derive';
 import { UnavailableError } from '../domain/errors';
 import {
   type AliasMovePlan,
@@ -113,7 +115,11 @@ export class MemoryRegistryRepository implements RegistryRepository {
             ...(data.firstReadyVersion !== undefined ? { firstReadyVersion: data.firstReadyVersion } : {}),
           }
         : undefined;
-      const plan = planVersionCreation(v, { counter, defaultAliasTaken }, this.clock.now().toISOString());
+      // A derived version's lineage goes with its record.
+      const plan = withDerivation(
+        planVersionCreation(v, { counter, defaultAliasTaken }, this.clock.now().toISOString()),
+        v,
+      );
       await yieldTurn();
       if (plan.alias && this.store.models.get(v.name)?.aliases.has(plan.alias.state.alias)) {
         defaultAliasTaken = true;
@@ -128,23 +134,27 @@ export class MemoryRegistryRepository implements RegistryRepository {
     let defaultAliasTaken = false;
     return this.untilCommitted(`completing version ${version} of '${name}'`, async () => {
       const data = this.store.models.get(name);
-      const plan = planVersionCompletion(
-        name,
-        version,
-        completion,
-        {
-          stored: data?.versions.get(version),
-          counter: data
-            ? {
-                latestVersion: data.latestVersion,
-                ...(data.firstReadyVersion !== undefined
-                  ? { firstReadyVersion: data.firstReadyVersion }
-                  : {}),
-              }
-            : undefined,
-          defaultAliasTaken,
-        },
-        this.clock.now().toISOString(),
+      // A derived version's evaluation goes with its completion.
+      const plan = withDerivation(
+        planVersionCompletion(
+          name,
+          version,
+          completion,
+          {
+            stored: data?.versions.get(version),
+            counter: data
+              ? {
+                  latestVersion: data.latestVersion,
+                  ...(data.firstReadyVersion !== undefined
+                    ? { firstReadyVersion: data.firstReadyVersion }
+                    : {}),
+                }
+              : undefined,
+            defaultAliasTaken,
+          },
+          this.clock.now().toISOString(),
+        ),
+        { evaluation: completion.evaluation },
       );
       await yieldTurn();
       if (plan.alias && this.store.models.get(name)?.aliases.has(plan.alias.state.alias)) {

@@ -237,7 +237,7 @@ export async function recordVerified(
  * same key at once, which object stores may answer with a transient 5xx: such failures are retried with
  * jittered backoff before giving up.
  */
-async function ensureArtifact(store: ArtifactStore, toKey: string, bytes: Uint8Array) {
+export async function ensureArtifact(store: ArtifactStore, toKey: string, bytes: Uint8Array) {
   const attempts = 5;
   for (let attempt = 1; ; attempt++) {
     try {

@@ -66,6 +66,13 @@ const OPERATIONS = {
     access: 'admin',
     paths: ['/models/{name}/versions/{version}'],
   },
+  /** Derives the next version from version `{version}` by transforms, behind an accuracy gate (202, PENDING). */
+  deriveVersion: {
+    method: 'POST',
+    fn: 'registry',
+    access: 'admin',
+    paths: ['/models/{name}/versions/{version}/derive'],
+  },
   moveAlias: { method: 'PUT', fn: 'registry', access: 'admin', paths: ['/models/{name}/aliases/{alias}'] },
   deleteAlias: {
     method: 'DELETE',

@@ -1,5 +1,6 @@
 /** Registry and protocol types shared by the domain, the use cases and the adapters. */
 import type { CaptureConfig } from './capture';
+import type { Evaluation, TransformSpec } from './derive';
 
 export const DATATYPES = [
   'BOOL',
@@ -61,6 +62,12 @@ export interface ModelVersion {
    * version record, for requests by version number, and for requests through an alias that declares none.
    */
   readonly capture?: CaptureConfig;
+  /** The version this one was derived from (`POST /models/{name}/versions/{v}/derive`); absent: registered. */
+  readonly derivedFrom?: number;
+  /** The transforms that derived it from `derivedFrom`, in order. */
+  readonly transforms?: readonly TransformSpec[];
+  /** The accuracy gate's figures and verdict against `derivedFrom` (set when the derivation completed). */
+  readonly evaluation?: Evaluation;
 }
 
 export interface Model {
@@ -169,6 +176,9 @@ export interface NewVersion {
   readonly postprocess?: ModelVersion['postprocess'];
   readonly createdBy?: string;
   readonly failureReason?: string;
+  /** A derived version: its parent and transforms (see `ModelVersion.derivedFrom`). */
+  readonly derivedFrom?: number;
+  readonly transforms?: readonly TransformSpec[];
 }
 
 /**
@@ -183,12 +193,16 @@ export type VersionCompletion =
       readonly sizeBytes: number;
       readonly s3Key: string;
       readonly signature: ModelSignature;
+      /** A derived version's accuracy gate. */
+      readonly evaluation?: Evaluation;
     }
   | {
       readonly status: 'FAILED';
       readonly failureReason: string;
       readonly sha256?: string;
       readonly sizeBytes?: number;
+      /** A derived version's accuracy gate (the figures it failed with). */
+      readonly evaluation?: Evaluation;
     };
 
 /** Changes to a registered version: description, tags, status, capture (null removes the declaration). */

@@ -12,6 +12,7 @@ import { OrtModelInspector } from '../adapters/ort-inspector';
 import { PowertoolsLogger } from '../adapters/powertools-logger';
 import { loadTracer } from '../adapters/powertools-tracer';
 import { S3ArtifactStore } from '../adapters/s3-artifact-store';
+import { startDerive } from '../app/derive';
 import { registerVersionOnce } from '../app/registration';
 import {
   aliasHistory,
@@ -41,6 +42,7 @@ import { S3_KEYS } from '../contract/env';
 import { IDEMPOTENCY, REGISTRATION } from '../contract/events';
 import { LIMITS } from '../contract/limits';
 import { type OperationOf, operationsOf, ROUTES, routeKey } from '../contract/routes';
+import { deriveBodySchema } from '../domain/derive';
 import { BadRequestError, NotFoundError } from '../domain/errors';
 import { parseVersionNumber, validateAliasName, validateModelName } from '../domain/names';
 import {
@@ -58,6 +60,7 @@ import {
 } from '../domain/registry';
 import { parseRolloutRequest, ROLLOUT_ACTIONS, type RolloutActionName } from '../domain/rollout';
 import type { ModelVersion } from '../domain/types';
+import type { DeriveQueue } from '../ports/derive';
 import type { IdempotencyGuard, QueuePublisher, TimeBudget } from '../ports/events';
 import type { Invocation, Logger } from '../ports/logger';
 import type { AlarmStates, RolloutRepository } from '../ports/rollouts';
@@ -294,6 +297,25 @@ const operations: Record<OperationOf<'registry'>, Operation> = {
 
   getVersion: async (e, d) => json(200, versionJson(await getVersion(d, name(e), version(e)))),
 
+  deriveVersion: async (e, d) => {
+    const n = name(e);
+    const v = version(e);
+    const body = parseWith(deriveBodySchema, parseJsonObject(e, d.maxBodyBytes));
+    // The derivation runs on the work queue's worker: without a queue there is nowhere to run it.
+    if (!d.queue) {
+      return json(501, {
+        error: 'derived versions need the work queue, not configured here',
+        code: 'NOT_IMPLEMENTED',
+      });
+    }
+    const pending = await startDerive(
+      d,
+      { name: n, version: v, body, actor: actorOf(e) },
+      deriveQueue(d.queue),
+    );
+    return json(202, versionJson(pending));
+  },
+
   updateVersion: async (e, d) => {
     const n = name(e);
     const v = version(e);
@@ -418,6 +440,14 @@ const operations: Record<OperationOf<'registry'>, Operation> = {
     return r ? json(200, await run(r, input)) : rolloutsNotConfigured();
   },
 };
+
+/**
+ * The work queue as the derivation's queue. A `derive` message is a work message once the worker's message
+ * schema lists it (functions/domain/async.ts); until then the queue carries it as any other body.
+ */
+function deriveQueue(queue: QueuePublisher): DeriveQueue {
+  return { send: (message) => queue.send(message as unknown as Parameters<QueuePublisher['send']>[0]) };
+}
 
 /** The route table's registry operations by route key. */
 const OPS = operationsOf('registry');

@@ -20,6 +20,7 @@ import type {
 } from '../domain/types';
 import type { HashedArtifact } from './inference';
 
+export type { DeriveQueue, ModelTransformer } from './derive';
 export type { AlarmStates, RolloutRepository } from './rollouts';
 
 /**

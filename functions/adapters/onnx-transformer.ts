@@ -1,0 +1,45 @@
+/**
+ * ModelTransformer over the TypeScript ONNX transforms of functions/transforms: int8 dynamic quantisation
+ * (`quantizeInt8`), portable graph optimisation (`optimizeBasic`) and compiled pre-processing (`applyPreprocess`),
+ * applied in the order given.
+ */
+import { describeTransform, type TransformSpec } from '../domain/derive';
+import { BadRequestError, UnprocessableModelError } from '../domain/errors';
+import { parsePreprocessSpec } from '../domain/preprocess-spec';
+import type { ModelTransformer } from '../ports/derive';
+import { applyPreprocess } from '../transforms/preprocess';
+import { defaultReduceRange, quantizeInt8 } from '../transforms/quantize';
+
+/** Applies the transforms of a derive request with the functions/transforms modules. */
+export class OnnxModelTransformer implements ModelTransformer {
+  /**
+   * @param arch the architecture whose default decides int8's reduced range (that of the functions serving the
+   * model). @default process.arch
+   */
+  constructor(private readonly arch: string = process.arch) {}
+
+  async apply(model: Uint8Array, transforms: readonly TransformSpec[]): Promise<Uint8Array> {
+    let bytes = model;
+    for (const t of transforms) bytes = await this.applyOne(bytes, t);
+    return bytes;
+  }
+
+  private async applyOne(model: Uint8Array, t: TransformSpec): Promise<Uint8Array> {
+    if ('quantize' in t) {
+      const r = quantizeInt8(model, {
+        reduceRange: t.reduceRange ?? defaultReduceRange(this.arch),
+        ...(t.perChannel !== undefined ? { perChannel: t.perChannel } : {}),
+      });
+      if (r.quantized.length === 0) {
+        throw new UnprocessableModelError(
+          `${describeTransform(t)}: the model has no MatMul or Gemm with constant weights to quantise`,
+        );
+      }
+      return r.model;
+    }
+    if ('optimize' in t) {
+      throw new BadRequestError(`${describeTransform(t)} is not available yet`, 'NOT_IMPLEMENTED');
+    }
+    return applyPreprocess(model, parsePreprocessSpec(t.preprocess));
+  }
+}
