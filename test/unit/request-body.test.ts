@@ -1,0 +1,248 @@
+import { deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { MaasError } from '../../functions/domain/errors';
+import type { HttpEvent } from '../../functions/handlers/http';
+import {
+  BINARY_HEADER,
+  binaryHeaderLength,
+  hasContentEncoding,
+  requestBytes,
+} from '../../functions/handlers/request-body';
+
+/** A payload 2.0 event carrying `bytes` base64-encoded, as API Gateway passes a binary body. */
+function event(bytes: Buffer | undefined, headers: Record<string, string> = {}): HttpEvent {
+  return {
+    headers,
+    ...(bytes !== undefined ? { body: bytes.toString('base64') } : {}),
+    isBase64Encoded: true,
+  } as unknown as HttpEvent;
+}
+
+/** The status and code of the domain error `fn` throws (undefined when it throws none). */
+function failure(fn: () => unknown): { status: number; code: string } | undefined {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(MaasError);
+    return { status: (e as MaasError).status, code: (e as MaasError).code };
+  }
+  return undefined;
+}
+
+const LIMIT = 64 * 1024;
+/** Bytes that compress well and are not all alike (a wrong decoding cannot pass for a right one). */
+const PAYLOAD = Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 7919) % 251));
+
+describe('requestBytes: base64 and plain bodies', () => {
+  it('decodes a base64 body', () => {
+    expect(requestBytes(event(PAYLOAD), LIMIT).equals(PAYLOAD)).toBe(true);
+  });
+
+  it('takes a text body (not base64-encoded) as its UTF-8 bytes', () => {
+    const e = { headers: {}, body: 'h\u00e9llo', isBase64Encoded: false } as unknown as HttpEvent;
+    expect(requestBytes(e, LIMIT)).toEqual(Buffer.from([0x68, 0xc3, 0xa9, 0x6c, 0x6c, 0x6f]));
+  });
+
+  it('takes a missing body as no bytes', () => {
+    expect(requestBytes(event(undefined), LIMIT).length).toBe(0);
+  });
+
+  it('keeps bytes that are not UTF-8 intact', () => {
+    const bytes = Buffer.from([0xff, 0xfe, 0x00, 0xc3, 0x80, 0x7f]);
+    expect(requestBytes(event(bytes), LIMIT).equals(bytes)).toBe(true);
+  });
+
+  it('takes a body of exactly the limit and refuses one byte more as sent (413)', () => {
+    expect(requestBytes(event(Buffer.alloc(LIMIT)), LIMIT).length).toBe(LIMIT);
+    expect(failure(() => requestBytes(event(Buffer.alloc(LIMIT + 1)), LIMIT))).toEqual({
+      status: 413,
+      code: 'PAYLOAD_TOO_LARGE',
+    });
+  });
+
+  it.each(['', 'identity', ' Identity ', 'identity, identity'])(
+    'leaves a body with Content-Encoding %j as sent',
+    (coding) => {
+      expect(requestBytes(event(PAYLOAD, { 'content-encoding': coding }), LIMIT).equals(PAYLOAD)).toBe(true);
+    },
+  );
+});
+
+describe('requestBytes: content codings', () => {
+  it.each([
+    ['gzip', gzipSync(PAYLOAD)],
+    ['x-gzip', gzipSync(PAYLOAD)],
+    ['GZip', gzipSync(PAYLOAD)],
+    ['deflate (zlib-wrapped, as HTTP specifies)', deflateSync(PAYLOAD)],
+    ['deflate (raw, as some clients send)', deflateRawSync(PAYLOAD)],
+  ])('undoes %s', (what, sent) => {
+    const coding = what.split(' ')[0] as string;
+    expect(sent.length).toBeLessThan(PAYLOAD.length);
+    expect(requestBytes(event(sent, { 'content-encoding': coding }), LIMIT).equals(PAYLOAD)).toBe(true);
+  });
+
+  it.each(['gzip, identity', 'identity, gzip', ' gzip ,identity ', 'identity,,gzip'])(
+    'skips identity among stacked codings: %j',
+    (coding) => {
+      const out = requestBytes(event(gzipSync(PAYLOAD), { 'content-encoding': coding }), LIMIT);
+      expect(out.equals(PAYLOAD)).toBe(true);
+    },
+  );
+
+  it('undoes stacked codings in the reverse of the order they were applied', () => {
+    // Content-Encoding: deflate, gzip — deflate applied first, then gzip.
+    const sent = gzipSync(deflateSync(PAYLOAD));
+    expect(requestBytes(event(sent, { 'content-encoding': 'deflate, gzip' }), LIMIT).equals(PAYLOAD)).toBe(
+      true,
+    );
+    // The other order is not the same body: the outer layer is not deflate data.
+    expect(failure(() => requestBytes(event(sent, { 'content-encoding': 'gzip, deflate' }), LIMIT))).toEqual({
+      status: 400,
+      code: 'INVALID_CONTENT_ENCODING',
+    });
+  });
+
+  it('undoes a gzip body of several members', () => {
+    const sent = Buffer.concat([gzipSync(PAYLOAD.subarray(0, 100)), gzipSync(PAYLOAD.subarray(100))]);
+    expect(requestBytes(event(sent, { 'content-encoding': 'gzip' }), LIMIT).equals(PAYLOAD)).toBe(true);
+  });
+
+  it('takes a body that inflates to exactly the limit', () => {
+    const out = requestBytes(event(gzipSync(Buffer.alloc(LIMIT, 7)), { 'content-encoding': 'gzip' }), LIMIT);
+    expect(out.length).toBe(LIMIT);
+    expect(out.every((b) => b === 7)).toBe(true);
+  });
+
+  it.each([
+    ['gzip', gzipSync(Buffer.alloc(LIMIT + 1))],
+    ['deflate', deflateSync(Buffer.alloc(LIMIT * 100))],
+    ['deflate', deflateRawSync(Buffer.alloc(LIMIT * 100))],
+    ['gzip, gzip', gzipSync(gzipSync(Buffer.alloc(LIMIT * 1000)))],
+  ])('refuses a %s bomb that inflates beyond the limit with 413', (coding, sent) => {
+    expect(sent.length).toBeLessThan(LIMIT);
+    expect(failure(() => requestBytes(event(sent, { 'content-encoding': coding }), LIMIT))).toEqual({
+      status: 413,
+      code: 'PAYLOAD_TOO_LARGE',
+    });
+  });
+
+  it('refuses a compressed body beyond the limit as sent with 413, before inflating it', () => {
+    const sent = Buffer.alloc(LIMIT + 1, 1);
+    expect(failure(() => requestBytes(event(sent, { 'content-encoding': 'gzip' }), LIMIT))).toEqual({
+      status: 413,
+      code: 'PAYLOAD_TOO_LARGE',
+    });
+  });
+
+  const gz = gzipSync(PAYLOAD);
+  const badCrc = Buffer.from(gz);
+  badCrc[badCrc.length - 8] = (badCrc[badCrc.length - 8] ?? 0) ^ 0xff;
+  const badLength = Buffer.from(gz);
+  badLength[badLength.length - 1] = (badLength[badLength.length - 1] ?? 0) ^ 0x01;
+  const badMagic = Buffer.from(gz);
+  badMagic[0] = 0x1e;
+  it.each([
+    ['gzip', 'a gzip body with a wrong CRC-32', badCrc],
+    ['gzip', 'a gzip body with a wrong length trailer', badLength],
+    ['gzip', 'a gzip body with a wrong magic number', badMagic],
+    ['gzip', 'a truncated gzip body', gz.subarray(0, gz.length - 12)],
+    ['gzip', 'an empty gzip body', Buffer.alloc(0)],
+    ['gzip', 'a body that is not compressed', PAYLOAD],
+    ['deflate', 'a truncated zlib body', deflateSync(PAYLOAD).subarray(0, 20)],
+    ['deflate', 'bytes that are neither zlib nor raw deflate', Buffer.from([0xff, 0xff, 0xff, 0xff])],
+    ['x-gzip', 'a deflate body sent as x-gzip', deflateSync(PAYLOAD)],
+  ])('refuses (%s) %s with 400 INVALID_CONTENT_ENCODING', (coding, _what, sent) => {
+    let message = '';
+    try {
+      requestBytes(event(sent, { 'content-encoding': coding }), LIMIT);
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(failure(() => requestBytes(event(sent, { 'content-encoding': coding }), LIMIT))).toEqual({
+      status: 400,
+      code: 'INVALID_CONTENT_ENCODING',
+    });
+    expect(message).toMatch(/not valid (gzip|deflate) data/);
+  });
+
+  it.each(['br', 'compress', 'zstd', 'gzip, br', 'br, gzip', '*', 'gzip;q=1'])(
+    'refuses Content-Encoding %j with 415 UNSUPPORTED_CONTENT_ENCODING',
+    (coding) => {
+      expect(
+        failure(() => requestBytes(event(gzipSync(PAYLOAD), { 'content-encoding': coding }), LIMIT)),
+      ).toEqual({
+        status: 415,
+        code: 'UNSUPPORTED_CONTENT_ENCODING',
+      });
+    },
+  );
+
+  it('names the unsupported coding in its message', () => {
+    let message = '';
+    try {
+      requestBytes(event(PAYLOAD, { 'content-encoding': 'gzip, Br' }), LIMIT);
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toContain('"Br"');
+  });
+});
+
+describe('hasContentEncoding', () => {
+  it.each([
+    [undefined, false],
+    ['', false],
+    ['identity', false],
+    [' IDENTITY ', false],
+    ['gzip', true],
+    ['deflate', true],
+    ['br', true],
+    ['identity, gzip', true],
+  ])('Content-Encoding %j: %s', (coding, expected) => {
+    const headers: Record<string, string> = coding === undefined ? {} : { 'content-encoding': coding };
+    expect(hasContentEncoding(event(PAYLOAD, headers))).toBe(expected);
+  });
+
+  it('is false for an event without headers', () => {
+    expect(hasContentEncoding({ body: '' } as unknown as HttpEvent)).toBe(false);
+  });
+});
+
+describe('binaryHeaderLength', () => {
+  it('is the lower-case header name API Gateway payload 2.0 hands over', () => {
+    expect(BINARY_HEADER).toBe('Inference-Header-Content-Length'.toLowerCase());
+  });
+
+  it.each([
+    ['0', 0],
+    ['42', 42],
+    [' 42 ', 42],
+    ['\t17', 17],
+    ['007', 7],
+    ['999999999999999', 999_999_999_999_999],
+  ])('reads %j as %i', (value, expected) => {
+    expect(binaryHeaderLength(value)).toBe(expected);
+  });
+
+  it.each([
+    '',
+    ' ',
+    'abc',
+    '-1',
+    '+5',
+    '1.5',
+    '1.0',
+    '1e3',
+    '0x10',
+    '12abc',
+    '4,4',
+    '4 4',
+    '9999999999999999',
+    '99999999999999999999',
+    'Infinity',
+    'NaN',
+    '\u0661\u0662',
+  ])('refuses %j with 400 INVALID_BINARY_DATA', (value) => {
+    expect(failure(() => binaryHeaderLength(value))).toEqual({ status: 400, code: 'INVALID_BINARY_DATA' });
+  });
+});
