@@ -16,7 +16,10 @@
  *       requests without a routing key (routed at random);
  *   (g) the same with capture at 100 % (a second alias of the same version): every request also writes its record,
  *       after its answer. Work done after an answer falls into whichever variant runs next (the order is shuffled,
- *       so all variants share it alike): (f) and (g) measure what a caller waits for, not the CPU a request costs.
+ *       so all variants share it alike): (f) and (g) measure what a caller waits for, not the CPU a request costs;
+ *   (i) binary: the handler (b) answering the same input in the binary tensor data extension — a base64 API Gateway
+ *       event (JSON header + raw FP32 bytes, `Inference-Header-Content-Length`) asking its output as binary data
+ *       (`binary_data_output`), answered base64 — over (a): `binaryHandlerOverRaw`.
  * `npm run bench -- --json` prints one JSON object instead of the tables.
  */
 import { spawn } from 'node:child_process';
@@ -90,6 +93,7 @@ interface CaseResult {
   observed: Stats;
   captured: Stats;
   split: Stats;
+  binary: Stats;
 }
 
 /** The alias of the benchmark's models that splits its traffic: version 1 stable, a 10 % canary on version 2. */
@@ -203,6 +207,54 @@ async function main() {
   }
 }
 
+/**
+ * The binary tensor data form of `requestBody`'s request: the JSON header (asking every output as binary data),
+ * then the input's FP32 bytes, as an API Gateway event carries it (base64, `Inference-Header-Content-Length`).
+ */
+function binaryRequestEvent(m: ModelCase, batch: number, data: Float32Array, ref?: string) {
+  const header = Buffer.from(
+    JSON.stringify({
+      id: 'bench',
+      inputs: [
+        {
+          name: 'input',
+          datatype: 'FP32',
+          shape: [batch, m.inFeatures],
+          parameters: { binary_data_size: data.byteLength },
+        },
+      ],
+      parameters: { binary_data_output: true },
+    }),
+    'utf8',
+  );
+  const body = Buffer.concat([header, Buffer.from(data.buffer, data.byteOffset, data.byteLength)]);
+  const event = apiEvent('POST', pathFor('modelInfer', { name: m.name, ...(ref ? { ref } : {}) }), {
+    headers: { 'Inference-Header-Content-Length': String(header.length) },
+  });
+  return {
+    ...event,
+    headers: { ...event.headers, 'content-length': String(body.length) },
+    body: body.toString('base64'),
+    isBase64Encoded: true,
+  };
+}
+
+/** The FP32 values of a binary answer's only output (its JSON header, then the raw bytes). */
+function binaryAnswerValues(r: { headers?: Record<string, unknown>; body?: string }): Float32Array {
+  const bytes = Buffer.from(r.body ?? '', 'base64');
+  const headerLength = Number(r.headers?.['inference-header-content-length']);
+  const header = JSON.parse(bytes.subarray(0, headerLength).toString('utf8')) as {
+    outputs: { parameters?: { binary_data_size?: number } }[];
+  };
+  const size = header.outputs[0]?.parameters?.binary_data_size;
+  if (size === undefined || headerLength + size !== bytes.length) {
+    throw new Error('the binary answer does not carry its output as binary data');
+  }
+  return new Float32Array(
+    bytes.buffer.slice(bytes.byteOffset + headerLength, bytes.byteOffset + bytes.length),
+  );
+}
+
 function requestBody(m: ModelCase, batch: number): { body: string; data: Float32Array } {
   const rand = seededRandom(batch * 1000 + m.inFeatures);
   const values = Array.from({ length: batch * m.inFeatures }, () => Math.round((rand() * 2 - 1) * 1e6) / 1e6);
@@ -243,6 +295,17 @@ async function measureWarm(
   const first = await handler(event);
   if (first.statusCode !== 200) throw new Error(`handler answered ${first.statusCode}: ${first.body}`);
   const response = JSON.parse(first.body as string) as unknown;
+  const binaryEvent = binaryRequestEvent(m, batch, data);
+  const binaryFirst = await handler(binaryEvent);
+  if (binaryFirst.statusCode !== 200 || !binaryFirst.isBase64Encoded) {
+    throw new Error(`binary request answered ${binaryFirst.statusCode}: ${binaryFirst.body}`);
+  }
+  // The same answer in both forms (JSON numbers are the shortest round-trip text of each float32).
+  const jsonValues = (response as { outputs: { data: number[] }[] }).outputs[0]!.data;
+  const binaryValues = binaryAnswerValues(binaryFirst);
+  if (binaryValues.length !== jsonValues.length || binaryValues.some((v, i) => v !== jsonValues[i])) {
+    throw new Error('the binary answer differs from the JSON one');
+  }
 
   /** Times one call of `work`, in ms. */
   const timed = (work: () => Promise<unknown>) => async () => {
@@ -261,6 +324,7 @@ async function measureWarm(
   const observed = timed(() => observedHandler(event));
   const captured = timed(() => observedHandler(capturedEvent));
   const split = timed(() => handler(splitEvent));
+  const binary = timed(() => handler(binaryEvent));
 
   const iterations = batch === 1 ? 600 : 200;
   // Untimed rounds first, for every variant alike: the handler's JavaScript (parsing, validation, encoding)
@@ -275,6 +339,7 @@ async function measureWarm(
     observed: [] as number[],
     captured: [] as number[],
     split: [] as number[],
+    binary: [] as number[],
   };
   const variants = [
     ['raw', raw],
@@ -284,6 +349,7 @@ async function measureWarm(
     ['observed', observed],
     ['captured', captured],
     ['split', split],
+    ['binary', binary],
   ] as const;
   // Interleaved, in a new (seeded) order each round: background load and frequency drift affect all variants
   // alike, and every variant follows every other one as often (a fixed rotation would always run one variant after
@@ -310,6 +376,7 @@ async function measureWarm(
     observed: stats(samples.observed),
     captured: stats(samples.captured),
     split: stats(samples.split),
+    binary: stats(samples.binary),
   };
 }
 
@@ -438,6 +505,7 @@ process.stdout.write(JSON.stringify({ boot: t0, import: t1 - t0, first: t2 - t1 
 
 function report(results: CaseResult[], cold: ColdResult, seconds: number) {
   const mlp1 = results.find((r) => r.model === 'mlp' && r.batch === 1)!;
+  const mlp32 = results.find((r) => r.model === 'mlp' && r.batch === 32)!;
   const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
   const summary = {
     model: 'mlp 512-1024-512-10 (1.06M parameters), batch 1, p50',
@@ -446,6 +514,9 @@ function report(results: CaseResult[], cold: ColdResult, seconds: number) {
     captureOverhead: ratio(mlp1.captured.p50, mlp1.observed.p50),
     handlerOverFloorSplit: ratio(mlp1.split.p50, mlp1.floor.p50),
     handlerOverRaw: ratio(mlp1.handler.p50, mlp1.raw.p50),
+    binaryHandlerOverRaw: ratio(mlp1.binary.p50, mlp1.raw.p50),
+    handlerOverRaw32: ratio(mlp32.handler.p50, mlp32.raw.p50),
+    binaryHandlerOverRaw32: ratio(mlp32.binary.p50, mlp32.raw.p50),
     wasmOverNative: ratio(mlp1.wasm.p50, mlp1.raw.p50),
     coldRatio: ratio(cold.handler, cold.baseline),
     rawP50Ms: mlp1.raw.p50,
@@ -455,6 +526,7 @@ function report(results: CaseResult[], cold: ColdResult, seconds: number) {
       handlerOverFloorObserved: 1.1,
       captureOverhead: 1.15,
       handlerOverFloorSplit: 1.1,
+      binaryHandlerOverRaw: 1.1,
       coldRatio: 1.5,
       wasmOverNative: '> 1',
     },
@@ -465,6 +537,7 @@ function report(results: CaseResult[], cold: ColdResult, seconds: number) {
       captureOverhead: ratio(r.captured.p50, r.observed.p50),
       handlerOverFloorSplit: ratio(r.split.p50, r.floor.p50),
       handlerOverRaw: ratio(r.handler.p50, r.raw.p50),
+      binaryHandlerOverRaw: ratio(r.binary.p50, r.raw.p50),
       wasmOverNative: ratio(r.wasm.p50, r.raw.p50),
     })),
     cold: {
@@ -495,11 +568,13 @@ function report(results: CaseResult[], cold: ColdResult, seconds: number) {
       '(c) wasm',
       '(f) observed',
       '(g) captured',
+      '(i) binary',
       'b/e',
       'f/e',
       'g/f',
       'b/a',
       'c/a',
+      'i/a',
     ]
       .map((h) => h.padEnd(16))
       .join(''),
@@ -515,11 +590,13 @@ function report(results: CaseResult[], cold: ColdResult, seconds: number) {
         f(c.wasm),
         f(c.observed),
         f(c.captured),
+        f(c.binary),
         String(c.handlerOverFloor),
         String(c.handlerOverFloorObserved),
         String(c.captureOverhead),
         String(c.handlerOverRaw),
         String(c.wasmOverNative),
+        String(c.binaryHandlerOverRaw),
       ]
         .map((v) => v.padEnd(16))
         .join(''),
@@ -540,7 +617,10 @@ function report(results: CaseResult[], cold: ColdResult, seconds: number) {
   );
   say(`  captureOverhead  ${summary.captureOverhead}  (capture 100 % over 0 %; target <= 1.15)`);
   say(`  handlerOverFloorSplit ${summary.handlerOverFloorSplit}  (a 10 % canary active; target <= 1.10)`);
-  say(`  handlerOverRaw   ${summary.handlerOverRaw}`);
+  say(`  handlerOverRaw   ${summary.handlerOverRaw}  (batch 32: ${summary.handlerOverRaw32})`);
+  say(
+    `  binaryHandlerOverRaw ${summary.binaryHandlerOverRaw}  (binary tensor data in and out; target <= 1.10; batch 32: ${summary.binaryHandlerOverRaw32})`,
+  );
   say(`  wasmOverNative   ${summary.wasmOverNative}  (target > 1: native faster)`);
   say(`  coldRatio        ${summary.coldRatio}  (target <= 1.5)`);
   say(`  raw p50 ${summary.rawP50Ms} ms, p99 ${summary.rawP99Ms} ms; ${summary.seconds} s in all`);
