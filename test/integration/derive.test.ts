@@ -1,0 +1,252 @@
+/**
+ * Derived versions on DynamoDB Local + s3rver + onnxruntime-node with the real ONNX transforms: the derive route
+ * answers a PENDING version, the worker's use case completes it READY with its evaluation and lineage, or FAILED
+ * with the figures when a transform breaks the model; a sample is used as given; a derived version is aliased,
+ * promoted and rolled back like any other.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoRegistryRepository } from '../../functions/adapters/dynamodb-registry';
+import { OnnxModelTransformer } from '../../functions/adapters/onnx-transformer';
+import { sharedOrtEngine } from '../../functions/adapters/ort-engine';
+import { OrtModelInspector } from '../../functions/adapters/ort-inspector';
+import { S3ArtifactStore } from '../../functions/adapters/s3-artifact-store';
+import { type DeriveDeps, runDerive } from '../../functions/app/derive';
+import { S3_KEYS } from '../../functions/contract/env';
+import { type DeriveMessage, DeriveMessageSchema, type TransformSpec } from '../../functions/domain/derive';
+import { createRegistryHandler } from '../../functions/handlers/registry';
+import { buildMlp } from '../../functions/local/onnx-builder';
+import type { ModelTransformer, RegistryEvent } from '../../functions/ports';
+import { decodeModel, encodeModel, makeTensor, readFloat32 } from '../../functions/transforms/onnx-model';
+import { type ApiEventOptions, apiEvent, parseResult } from '../helpers/apigw';
+import { createTestAwsEnv, type TestAwsEnv } from '../helpers/aws-env';
+
+// biome-ignore lint/suspicious/noExplicitAny: response bodies are inspected loosely in assertions
+type Json = Record<string, any>;
+
+/**
+ * The real transformer, then a forced bad scale: the first weight scale of the quantised model negated, as a
+ * quantiser bug writing a wrong scale would leave it.
+ */
+class BadScaleTransformer implements ModelTransformer {
+  constructor(private readonly real: ModelTransformer) {}
+  async apply(model: Uint8Array, transforms: readonly TransformSpec[]): Promise<Uint8Array> {
+    const decoded = decodeModel(await this.real.apply(model, transforms));
+    const inits = decoded.graph?.initializer ?? [];
+    const at = inits.findIndex((t) => /_scale$/.test(t.name ?? '') && readFloat32(t) !== undefined);
+    if (at < 0) throw new Error('no weight scale to corrupt');
+    const t = inits[at]!;
+    const values = readFloat32(t)!.map((s) => -3 * s);
+    inits[at] = makeTensor(t.name ?? '', t.dataType ?? 1, (t.dims ?? []).map(Number), values);
+    return encodeModel(decoded);
+  }
+}
+
+describe('derived versions (DynamoDB Local, s3rver, onnxruntime)', () => {
+  let env: TestAwsEnv;
+  let deps: DeriveDeps;
+  const sent: DeriveMessage[] = [];
+  const events: RegistryEvent[] = [];
+  const real = new OnnxModelTransformer();
+  const bench = buildMlp({ inFeatures: 512, layers: [1024, 512, 10], seed: 2 });
+  const small = buildMlp({ inFeatures: 8, layers: [32, 4], seed: 3 });
+
+  beforeAll(async () => {
+    env = await createTestAwsEnv('derive');
+    deps = {
+      repo: new DynamoRegistryRepository({ doc: env.doc, table: env.table }),
+      store: new S3ArtifactStore({ s3: env.s3, bucket: env.bucket }),
+      inspector: new OrtModelInspector(),
+      events: { publish: async (e) => void events.push(e) },
+      transformer: real,
+      engine: sharedOrtEngine(),
+    };
+  });
+  afterAll(() => env.dispose());
+
+  const handler = () =>
+    createRegistryHandler({
+      ...deps,
+      queue: {
+        send: async (m) => {
+          sent.push(DeriveMessageSchema.parse(m));
+          return `m-${sent.length}`;
+        },
+      },
+    });
+  const call = async (method: string, path: string, opts: ApiEventOptions = {}) =>
+    parseResult<Json>(await handler()(apiEvent(method, path, opts)));
+  let uploads = 0;
+  const upload = async (name: string, bytes: Uint8Array) => {
+    const id = `u-${++uploads}`;
+    await deps.store.putObject(S3_KEYS.upload(name, id), bytes);
+    return id;
+  };
+  const register = async (name: string, bytes: Uint8Array) => {
+    const r = await call('POST', `/models/${name}/versions`, {
+      body: { uploadId: await upload(name, bytes) },
+    });
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    return r.body;
+  };
+  /** Runs the last queued derive message as the worker does. */
+  const work = (d: DeriveDeps = deps) => runDerive(d, sent.at(-1)!);
+
+  it('int8 of the bench MLP: 202 PENDING, then READY with its evaluation, lineage and own artifact', {
+    timeout: 120_000,
+  }, async () => {
+    const parent = await register('bench', bench);
+    const r = await call('POST', '/models/bench/versions/1/derive', {
+      body: { transforms: [{ quantize: 'int8' }] },
+      actor: 'arn:aws:iam::1:user/ops',
+    });
+    expect(r.status, JSON.stringify(r.body)).toBe(202);
+    expect(r.body).toMatchObject({
+      version: 2,
+      status: 'PENDING',
+      derivedFrom: 1,
+      transforms: [{ quantize: 'int8' }],
+      createdBy: 'arn:aws:iam::1:user/ops',
+    });
+    expect(r.body.s3Key).toBeUndefined();
+    expect(sent.at(-1)).toMatchObject({ type: 'derive', name: 'bench', version: 2 });
+
+    expect(await work()).toBe('READY');
+    const v = (await call('GET', '/models/bench/versions/2')).body;
+    expect(v).toMatchObject({ status: 'READY', derivedFrom: 1, transforms: [{ quantize: 'int8' }] });
+    expect(v.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(v.sha256).not.toBe(parent.sha256);
+    expect(v.signature).toEqual(parent.signature);
+    expect(v.sizeBytes / parent.sizeBytes).toBeLessThanOrEqual(0.3);
+    expect(v.evaluation).toMatchObject({ rows: 1000, source: 'generated', passed: true });
+    expect(v.evaluation.argmaxAgreement).toBeGreaterThanOrEqual(0.99);
+    expect(v.evaluation.thresholds).toMatchObject({ minAgreement: 0.99, rows: 1000 });
+    expect(v.evaluation.perOutput[0]).toMatchObject({ name: 'output' });
+    expect(v.evaluation.perOutput[0].maxRelDiff).toBeGreaterThan(0);
+    // Its own content-addressed artifact, the bytes it was hashed from.
+    const stored = await deps.store.headObject(S3_KEYS.model('bench', v.sha256));
+    expect(stored?.sizeBytes).toBe(v.sizeBytes);
+    expect(events).toContainEqual({
+      type: 'ModelVersionRegistered',
+      detail: { name: 'bench', version: 2, sha256: v.sha256 },
+    });
+    // A redelivered message leaves it alone.
+    expect(await work()).toBe('READY');
+    const listed = (await call('GET', '/models/bench/versions')).body.versions;
+    expect(listed.map((x: Json) => [x.version, x.status, x.derivedFrom])).toEqual([
+      [2, 'READY', 1],
+      [1, 'READY', undefined],
+    ]);
+  });
+
+  it('a transform that breaks the model (forced bad scale) fails the gate: FAILED with the figures', {
+    timeout: 60_000,
+  }, async () => {
+    await register('broken', small);
+    const r = await call('POST', '/models/broken/versions/1/derive', {
+      body: { transforms: [{ quantize: 'int8', perChannel: true }], gate: { rows: 500 } },
+    });
+    expect(r.status).toBe(202);
+    expect(await work({ ...deps, transformer: new BadScaleTransformer(real) })).toBe('FAILED');
+    const v = (await call('GET', '/models/broken/versions/2')).body;
+    expect(v.status).toBe('FAILED');
+    expect(v.failureReason).toMatch(
+      /^the accuracy gate failed on 500 generated rows: argmax agreement 0\.\d+ < 0\.99 .*output: max abs diff/,
+    );
+    expect(v.evaluation).toMatchObject({ rows: 500, passed: false });
+    expect(v.evaluation.argmaxAgreement).toBeLessThan(0.99);
+    expect(events.some((e) => e.type === 'ModelVersionFailed' && e.detail.name === 'broken')).toBe(true);
+    // A FAILED version cannot be aliased nor derived from.
+    expect((await call('PUT', '/models/broken/aliases/staging', { body: { version: 2 } })).status).toBe(409);
+    const again = await call('POST', '/models/broken/versions/2/derive', {
+      body: { transforms: [{ quantize: 'int8' }] },
+    });
+    expect(again.status).toBe(409);
+    expect(again.body.code).toBe('VERSION_NOT_READY');
+  });
+
+  it('a user sample is used as given: its rows, none left out', { timeout: 60_000 }, async () => {
+    await register('sampled', small);
+    const lines = Array.from({ length: 7 }, (_, i) =>
+      JSON.stringify({
+        inputs: [
+          {
+            name: 'input',
+            datatype: 'FP32',
+            shape: [3, 8],
+            data: Array.from({ length: 24 }, (_, j) => Math.sin(i * 24 + j)),
+          },
+        ],
+      }),
+    );
+    const uploadId = await upload('sampled', new TextEncoder().encode(`${lines.join('\n')}\n`));
+    const r = await call('POST', '/models/sampled/versions/1/derive', {
+      body: { transforms: [{ quantize: 'int8' }], sample: { uploadId }, gate: { minAgreement: 0.9 } },
+    });
+    expect(r.status).toBe(202);
+    expect(sent.at(-1)?.sampleKey).toBe(S3_KEYS.upload('sampled', uploadId));
+    expect(await work()).toBe('READY');
+    const v = (await call('GET', '/models/sampled/versions/2')).body;
+    expect(v.evaluation).toMatchObject({
+      rows: 21,
+      source: 'sample',
+      nearTiesExcluded: 0,
+      thresholds: { minAgreement: 0.9 },
+    });
+
+    // A sample that does not fit the parent's inputs is a deterministic failure.
+    const bad = await upload(
+      'sampled',
+      new TextEncoder().encode('{"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1]}]}'),
+    );
+    await call('POST', '/models/sampled/versions/1/derive', {
+      body: { transforms: [{ quantize: 'int8' }], sample: { uploadId: bad } },
+    });
+    expect(await work()).toBe('FAILED');
+    expect((await call('GET', '/models/sampled/versions/3')).body.failureReason).toMatch(
+      /^sample line 1: input 'x' is not an input/,
+    );
+  });
+
+  it('refuses at once: unknown parent (404), missing sample (400), bad transforms (400)', async () => {
+    await register('refused', small);
+    const derive = (path: string, body: unknown) => call('POST', path, { body });
+    expect(
+      (await derive('/models/refused/versions/9/derive', { transforms: [{ quantize: 'int8' }] })).status,
+    ).toBe(404);
+    const missing = await derive('/models/refused/versions/1/derive', {
+      transforms: [{ quantize: 'int8' }],
+      sample: { uploadId: 'nothing-here' },
+    });
+    expect([missing.status, missing.body.code]).toEqual([400, 'SAMPLE_NOT_FOUND']);
+    const twice = await derive('/models/refused/versions/1/derive', {
+      transforms: [{ quantize: 'int8' }, { quantize: 'int8' }],
+    });
+    expect([twice.status, twice.body.code]).toEqual([400, 'INVALID_TRANSFORMS']);
+    const unknown = await derive('/models/refused/versions/1/derive', { transforms: [{ quantize: 'int4' }] });
+    expect([unknown.status, unknown.body.code]).toEqual([400, 'VALIDATION_ERROR']);
+    expect((await call('GET', '/models/refused/versions')).body.versions).toHaveLength(1);
+  });
+
+  it('a derived version is aliased, promoted and rolled back like any other', {
+    timeout: 60_000,
+  }, async () => {
+    await register('life', small);
+    await call('POST', '/models/life/versions/1/derive', { body: { transforms: [{ quantize: 'int8' }] } });
+    expect(await work()).toBe('READY');
+    const staging = await call('PUT', '/models/life/aliases/staging', { body: { version: 2 } });
+    expect(staging.status, JSON.stringify(staging.body)).toBe(200);
+    const promote = await call('PUT', '/models/life/aliases/prod', {
+      body: { version: 2, expectedVersion: 1, reason: 'int8' },
+    });
+    expect(promote.body).toMatchObject({ alias: 'prod', version: 2, previousVersion: 1 });
+    expect((await call('GET', '/models/life')).body.aliases).toEqual({ prod: 2, staging: 2 });
+    const back = await call('POST', '/models/life/aliases/prod/rollback', { body: { reason: 'undo' } });
+    expect(back.body).toMatchObject({ alias: 'prod', version: 1, previousVersion: 2 });
+    // A derived version can be derived from in turn.
+    const next = await call('POST', '/models/life/versions/2/derive', {
+      body: { transforms: [{ quantize: 'int8' }] },
+    });
+    expect(next.status).toBe(202);
+    expect(next.body.derivedFrom).toBe(2);
+  });
+});
