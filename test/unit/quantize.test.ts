@@ -3,6 +3,7 @@
  * alpha, beta and C, what is left alone) and its results under onnxruntime against the FP32 model, within the
  * error bound its scales allow.
  */
+import type onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { BadRequestError } from '../../functions/domain/errors';
@@ -62,12 +63,15 @@ function matmulModel(w = randomMatrix(1, 32), opset?: number): Uint8Array {
   });
 }
 
-const ops = (m: ModelProto) => m.graph!.node.map((n) => n.opType);
+/** The nodes and initializers of a decoded model (protobuf class instances: their repeated fields are set). */
+const nodesOf = (m: ModelProto) => m.graph!.node as onnxProto.onnx.NodeProto[];
+const initializersOf = (m: ModelProto) => m.graph!.initializer as onnxProto.onnx.TensorProto[];
+const ops = (m: ModelProto) => nodesOf(m).map((n) => n.opType);
 const init = (m: ModelProto, name: string): TensorProto | undefined =>
-  m.graph!.initializer.find((t) => t.name === name);
+  initializersOf(m).find((t) => t.name === name);
 const int8Of = (t: TensorProto) =>
   new Int8Array(t.rawData!.buffer, t.rawData!.byteOffset, t.rawData!.byteLength);
-const nodeOf = (m: ModelProto, opType: string) => m.graph!.node.filter((n) => n.opType === opType);
+const nodeOf = (m: ModelProto, opType: string) => nodesOf(m).filter((n) => n.opType === opType);
 const absMax = (v: ArrayLike<number>) => Array.from(v).reduce((a, b) => Math.max(a, Math.abs(b)), 0);
 
 async function run(bytes: Uint8Array, feeds: Record<string, { data: Float32Array; dims: number[] }>) {
@@ -144,7 +148,7 @@ describe('quantizeInt8: MatMul', () => {
     // Every node but the rewritten one is the same, same names in and out.
     expect(nodeOf(m, 'Relu')[0]).toMatchObject({ name: 'relu', input: ['mm'], output: ['y'] });
     expect(nodeOf(m, 'Sigmoid')[0]).toMatchObject({ name: 'sigmoid', input: ['x'], output: ['z'] });
-    expect(m.graph!.node.every((n) => !n.domain)).toBe(true);
+    expect(nodesOf(m).every((n) => !n.domain)).toBe(true);
     expect(defaultOpset(m)).toBe(17);
   });
 
@@ -267,11 +271,11 @@ describe('quantizeInt8: MatMul', () => {
     const m = decodeModel(r.model);
     expect(r.quantized).toHaveLength(2);
     expect(nodeOf(m, 'DynamicQuantizeLinear')).toHaveLength(1);
-    expect(m.graph!.initializer.map((t) => t.name).sort()).toEqual([
-      'W_quantized',
-      'W_quantized_scale',
-      'W_zero_point',
-    ]);
+    expect(
+      initializersOf(m)
+        .map((t) => t.name)
+        .sort(),
+    ).toEqual(['W_quantized', 'W_quantized_scale', 'W_zero_point']);
   });
 });
 
