@@ -297,6 +297,30 @@ describe('parseBinaryRequest', () => {
         'INVALID_BINARY_DATA',
       );
     });
+
+    it('an empty raw body is zero rows of a dynamic dimension', () => {
+      const t = parseBinaryRequest(new Uint8Array(0), 0, { name: 'x', datatype: 'FP32', shape: [-1, 2] })
+        .binaryInputs[0]!;
+      expect(t.shape).toEqual([0, 2]);
+      expect(t.data).toHaveLength(0);
+    });
+
+    it.each([1, 2, 3])('refuses a raw BYTES body with %i bytes after its last element', (n) => {
+      const elements = elementBytes('BYTES', ['a', 'bc']);
+      const s = new Uint8Array(elements.length + n);
+      s.set(elements);
+      expect(codeOf(() => parseBinaryRequest(s, 0, { name: 's', datatype: 'BYTES', shape: [-1] }))).toBe(
+        'INVALID_BINARY_DATA',
+      );
+    });
+
+    it('refuses a raw BOOL body with a byte other than 0 or 1', () => {
+      expect(
+        codeOf(() =>
+          parseBinaryRequest(Uint8Array.from([0, 1, 2]), 0, { name: 'b', datatype: 'BOOL', shape: [-1] }),
+        ),
+      ).toBe('INVALID_BINARY_DATA');
+    });
   });
 });
 
@@ -445,6 +469,30 @@ describe('parseBinaryRequest refuses malformed bodies', () => {
       'binary_data_output not a boolean',
       () => one(x(16), [f4], { parameters: { binary_data_output: 'yes' } }),
       'INVALID_PARAMETERS',
+    ],
+    [
+      'header length cutting a UTF-8 character',
+      () => {
+        const [b] = one(x(16), [f4], { id: 'caf\u00e9' });
+        const cut = b.lastIndexOf(0xc3) + 1;
+        return [b, cut];
+      },
+      'MALFORMED_JSON',
+    ],
+    [
+      'shape whose element count passes 2^53',
+      () => one(x(16, { shape: [2 ** 30, 2 ** 30, 2 ** 30] })),
+      'INVALID_BINARY_DATA',
+    ],
+    [
+      'BYTES shape whose element count passes 2^53',
+      () => bytesInput(elementBytes('BYTES', ['a']), [2 ** 40, 2 ** 40]),
+      'INVALID_BINARY_DATA',
+    ],
+    [
+      'FP16 given as JSON data',
+      () => body({ inputs: [{ name: 'h', datatype: 'FP16', shape: [1], data: [1] }] }, []),
+      'INVALID_DATA',
     ],
   ];
 
