@@ -561,6 +561,45 @@ describe('malformed binary requests through the predict handler', () => {
   });
 });
 
+describe('compressed JSON requests through the predict handler', () => {
+  /** A JSON inference request sent with `Content-Encoding: coding`, its bytes `body` base64-encoded. */
+  function jsonEvent(body: Buffer, coding: string): HttpEvent {
+    const event = apiEvent('POST', '/v2/models/add/infer', {
+      headers: { 'content-type': 'application/json', 'content-encoding': coding },
+    }) as HttpEvent & { body?: string; isBase64Encoded: boolean };
+    event.body = body.toString('base64');
+    event.isBase64Encoded = true;
+    return event;
+  }
+  const request = Buffer.from(
+    JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2] }] }),
+  );
+
+  it.each([
+    ['a gzip bomb', () => jsonEvent(zeros(LIMITS.maxBodyBytes + 1), 'gzip'), 413, 'PAYLOAD_TOO_LARGE'],
+    [
+      'a corrupt gzip body',
+      () => jsonEvent(gzipSync(request).subarray(0, 12), 'gzip'),
+      400,
+      'INVALID_CONTENT_ENCODING',
+    ],
+    [
+      'an uncompressed body sent as deflate',
+      () => jsonEvent(request, 'deflate'),
+      400,
+      'INVALID_CONTENT_ENCODING',
+    ],
+    ['Content-Encoding br', () => jsonEvent(request, 'br'), 415, 'UNSUPPORTED_CONTENT_ENCODING'],
+  ] as const)('answers %s with a JSON error', async (_what, make, status, code) => {
+    expectJsonError(await env.handler(make()), status, code);
+    const good = parseResult<{ outputs: { data: number[] }[] }>(
+      await env.handler(jsonEvent(gzipSync(request), 'gzip')),
+    );
+    expect(good.status).toBe(200);
+    expect(good.body.outputs[0]?.data).toEqual([2, 3]);
+  });
+});
+
 describe('over HTTP through the local server', () => {
   let server: RunningLocalServer;
   beforeAll(async () => {
