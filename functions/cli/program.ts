@@ -9,6 +9,7 @@ import { version as packageVersion } from '../../package.json';
 import { ConnectionError, MaasApiError } from './client';
 import { aliasCommands } from './commands/aliases';
 import { batchCommands } from './commands/batch';
+import { deriveCommands } from './commands/derive';
 import { devCommands } from './commands/dev';
 import { inferenceCommands } from './commands/inference';
 import { modelCommands } from './commands/models';
@@ -28,6 +29,7 @@ import {
 const COMMAND_GROUPS = [
   devCommands,
   modelCommands,
+  deriveCommands,
   aliasCommands,
   progressiveCommands,
   inferenceCommands,

@@ -65,7 +65,10 @@ describe('derived versions (DynamoDB Local, s3rver, onnxruntime)', () => {
 
   const handler = () =>
     createRegistryHandler({
-      ...deps,
+      repo: deps.repo,
+      store: deps.store,
+      inspector: deps.inspector,
+      ...(deps.events ? { events: deps.events } : {}),
       queue: {
         send: async (m) => {
           sent.push(DeriveMessageSchema.parse(m));

@@ -1,6 +1,7 @@
 /**
  * The model commands: `maas export-sample` (the bundled iris model as a file), `maas register` (presigned upload,
- * then registration of the next version, waiting for a PENDING one), `maas models` and `maas versions`.
+ * then registration of the next version, waiting for a PENDING one), `maas models` and `maas versions` (with
+ * each derived version's parent and transforms).
  */
 import { writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
@@ -8,7 +9,8 @@ import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { apiCall, MaasApiError, type MaasClient, uploadToPresignedUrl } from '../client';
 import { type CliContext, EXIT, UsageError } from '../context';
-import { formatModels, formatRegistered, formatVersions } from '../format';
+import { formatModels, formatRegistered } from '../format';
+import { formatVersionsWithLineage } from '../format-derive';
 import { nonNegativeInt, parseJsonOption, readBytes, readLabels } from '../input';
 
 interface RegisterOptions {
@@ -157,7 +159,11 @@ export function modelCommands(program: Command, ctx: CliContext): void {
     .option('--next-token <token>', 'continue a previous listing')
     .action(
       ctx.action(async (name: string, opts: PageOptions) => {
-        ctx.print(await ctx.client().send(apiCall('listVersions', { name }, page(opts))), formatVersions);
+        // Derived versions show where they come from (`FROM`: parent version and transforms).
+        ctx.print(
+          await ctx.client().send(apiCall('listVersions', { name }, page(opts))),
+          formatVersionsWithLineage,
+        );
         return EXIT.ok;
       }),
     );
