@@ -377,8 +377,9 @@ export function applyPreprocess(model: Uint8Array, spec: PreprocessSpec): Uint8A
     const original = inputs.get(name)!.info;
     graph.input = (graph.input ?? []).map((v) => (v === original ? rawValueInfo(plan, original) : v));
   }
+  // Before the new nodes join the graph: only the model's own LabelEncoders decide whether the import may rise.
+  if (e.usesMl) ensureMlOpset(decoded, e.usesLabelEncoder);
   graph.node = [...e.nodes, ...(graph.node ?? [])];
   graph.initializer = [...(graph.initializer ?? []), ...e.initializers];
-  if (e.usesMl) ensureMlOpset(decoded, e.usesLabelEncoder);
   return encodeModel(decoded);
 }

@@ -241,6 +241,79 @@ describe('applyPreprocess', () => {
     expect(floats(viaPreprocess.output)).toEqual(floats(byHand.output));
   });
 
+  it('renames the reads of a preprocessed input inside subgraphs (If branches) too', async () => {
+    const { onnx } = onnxProto;
+    const A = onnx.AttributeProto.AttributeType;
+    const info = (name: string, elemType: number, dims: (number | string)[]) => ({
+      name,
+      type: {
+        tensorType: {
+          elemType,
+          shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+        },
+      },
+    });
+    const branch = (name: string, opType: string) => ({
+      name,
+      node: [{ opType, input: ['x'], output: [`${name}_out`] }],
+      output: [info(`${name}_out`, ElemType.FLOAT, ['batch', 2])],
+    });
+    const model = onnx.ModelProto.encode(
+      onnx.ModelProto.create({
+        irVersion: 8,
+        opsetImport: [{ domain: '', version: 17 }],
+        graph: {
+          name: 'branches',
+          input: [info('x', ElemType.FLOAT, ['batch', 2]), info('flag', ElemType.BOOL, [])],
+          output: [info('y', ElemType.FLOAT, ['batch', 2])],
+          node: [
+            {
+              opType: 'If',
+              input: ['flag'],
+              output: ['y'],
+              attribute: [
+                { name: 'then_branch', type: A.GRAPH, g: branch('then', 'Identity') },
+                { name: 'else_branch', type: A.GRAPH, g: branch('else', 'Neg') },
+              ],
+            },
+          ],
+        },
+      }),
+    ).finish();
+    const preprocessed = preprocess(model, { x: { minmax: { min: 0, max: 4 } } });
+    const x = new ort.Tensor('float32', Float32Array.from([1, 2, 3, 4]), [2, 2]);
+    const flag = (v: boolean) => new ort.Tensor('bool', Uint8Array.of(v ? 1 : 0), []);
+    expect(floats((await run(preprocessed, { x, flag: flag(true) })).y)).toEqual([0.25, 0.5, 0.75, 1]);
+    expect(floats((await run(preprocessed, { x, flag: flag(false) })).y)).toEqual([-0.25, -0.5, -0.75, -1]);
+  });
+
+  it('raises an ai.onnx.ml import of 1 to 2 for stringToIndex when the model has no LabelEncoder of its own', async () => {
+    const decoded = onnxProto.onnx.ModelProto.decode(
+      identity({ name: 'x', elemType: ElemType.INT64, shape: ['batch', 1] }),
+    );
+    decoded.opsetImport.push(onnxProto.onnx.OperatorSetIdProto.create({ domain: ML_DOMAIN, version: 1 }));
+    const model = preprocess(onnxProto.onnx.ModelProto.encode(decoded).finish(), {
+      x: { stringToIndex: { vocabulary: ['p', 'q'], oov: 9 } },
+    });
+    const ml = onnxProto.onnx.ModelProto.decode(model).opsetImport.find((o) => o.domain === ML_DOMAIN);
+    expect(Number(ml?.version)).toBe(2);
+    const out = await run(model, { x: new ort.Tensor('string', ['q', 'r'], [2, 1]) });
+    expect(Array.from(out.y!.data as BigInt64Array)).toEqual([1n, 9n]);
+    decoded.graph!.node.push(
+      onnxProto.onnx.NodeProto.create({
+        opType: 'LabelEncoder',
+        domain: ML_DOMAIN,
+        input: ['s'],
+        output: ['t'],
+      }),
+    );
+    expect(() =>
+      preprocess(onnxProto.onnx.ModelProto.encode(decoded).finish(), {
+        x: { stringToIndex: { vocabulary: ['p'], oov: 1 } },
+      }),
+    ).toThrow(/needs ai.onnx.ml opset 2; the model imports 1 and has LabelEncoder nodes of that version/);
+  });
+
   it('adds the ai.onnx.ml opset import when a step needs it, and only then', () => {
     const x = { name: 'x', elemType: ElemType.FLOAT, shape: ['batch', 2] } as const;
     const imports = (m: Uint8Array) =>
