@@ -18,7 +18,9 @@ case:   {"id": str, "model": str,
          "binary_data_output": bool (optional, request-level),
          "raw": bool (optional: header length 0, the only input's bytes as the whole body),
          "compression": "gzip" | "deflate" (optional),
-         "tamper": {"binary_data_size_delta": int, "truncate": int} (optional: corrupt a well-formed request)}
+         "tamper": {"binary_data_size_delta": int, "truncate": int, "truncate_compressed": int}
+                   (optional: corrupt a well-formed request; truncate cuts the body before compression,
+                   truncate_compressed the compressed stream)}
 values: BOOL true/false; 8- to 32-bit integers as numbers; INT64/UINT64 as decimal strings; FP16/FP32/FP64/BF16
         as numbers, or "NaN", "Infinity", "-Infinity", "-0"; BYTES as strings (UTF-8) or {"b64": str}.
 result: {"cases": [{"id", "status", "content_type", "content_encoding", "header_length", "request_header",
@@ -237,6 +239,8 @@ def build_request(case):
         # HTTP's "deflate" is the zlib format (RFC 1950), which is what tritonclient sends.
         body = zlib.compress(body)
         headers["Content-Encoding"] = "deflate"
+    if "truncate_compressed" in tamper:
+        body = body[: len(body) - tamper["truncate_compressed"]]
     return body, headers, request_header
 
 

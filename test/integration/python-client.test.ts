@@ -35,7 +35,7 @@ interface PlanCase {
   binary_data_output?: boolean;
   raw?: boolean;
   compression?: 'gzip' | 'deflate';
-  tamper?: { binary_data_size_delta?: number; truncate?: number };
+  tamper?: { binary_data_size_delta?: number; truncate?: number; truncate_compressed?: number };
 }
 interface DecodedOutput {
   datatype: string;
@@ -360,8 +360,16 @@ describe('malformed binary bodies from the second client', () => {
     ],
     ['a body cut short', { id: 'm3', model: 'add', inputs: [x()], tamper: { truncate: 3 } }],
     [
-      'a gzip body cut short',
+      'a body cut short, then gzipped',
       { id: 'm4', model: 'add', inputs: [x()], compression: 'gzip', tamper: { truncate: 2 } },
+    ],
+    [
+      'a gzip stream cut short',
+      { id: 'm5', model: 'add', inputs: [x()], compression: 'gzip', tamper: { truncate_compressed: 6 } },
+    ],
+    [
+      'a deflate stream cut short',
+      { id: 'm6', model: 'add', inputs: [x()], compression: 'deflate', tamper: { truncate_compressed: 6 } },
     ],
   ];
   it.each(cases)('answers 400 with a JSON error and code for %s', async (_what, c) => {
