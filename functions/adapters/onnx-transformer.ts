@@ -4,9 +4,10 @@
  * applied in the order given.
  */
 import { describeTransform, type TransformSpec } from '../domain/derive';
-import { BadRequestError, UnprocessableModelError } from '../domain/errors';
+import { UnprocessableModelError } from '../domain/errors';
 import { parsePreprocessSpec } from '../domain/preprocess-spec';
 import type { ModelTransformer } from '../ports/derive';
+import { optimizeBasic } from '../transforms/optimize';
 import { applyPreprocess } from '../transforms/preprocess';
 import { defaultReduceRange, quantizeInt8 } from '../transforms/quantize';
 
@@ -37,9 +38,7 @@ export class OnnxModelTransformer implements ModelTransformer {
       }
       return r.model;
     }
-    if ('optimize' in t) {
-      throw new BadRequestError(`${describeTransform(t)} is not available yet`, 'NOT_IMPLEMENTED');
-    }
+    if ('optimize' in t) return optimizeBasic(model);
     return applyPreprocess(model, parsePreprocessSpec(t.preprocess));
   }
 }

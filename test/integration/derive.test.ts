@@ -230,6 +230,48 @@ describe('derived versions (DynamoDB Local, s3rver, onnxruntime)', () => {
     expect((await call('GET', '/models/refused/versions')).body.versions).toHaveLength(1);
   });
 
+  it('optimize basic then int8: READY, the lineage in order', { timeout: 60_000 }, async () => {
+    await register('opt', small);
+    const r = await call('POST', '/models/opt/versions/1/derive', {
+      body: { transforms: [{ optimize: 'basic' }, { quantize: 'int8' }], gate: { rows: 400 } },
+    });
+    expect(r.status, JSON.stringify(r.body)).toBe(202);
+    expect(r.body.description).toBe('derived from version 1: optimize basic, quantize int8');
+    expect(await work()).toBe('READY');
+    const v = (await call('GET', '/models/opt/versions/2')).body;
+    expect(v.transforms).toEqual([{ optimize: 'basic' }, { quantize: 'int8' }]);
+    expect(v.evaluation).toMatchObject({ rows: 400, passed: true });
+  });
+
+  it('preprocess: the version takes the raw inputs (a BYTES category column), its signature says so', {
+    timeout: 60_000,
+  }, async () => {
+    await register('raw', buildMlp({ inFeatures: 3, layers: [8, 2], seed: 4 }));
+    const r = await call('POST', '/models/raw/versions/1/derive', {
+      body: {
+        transforms: [
+          {
+            preprocess: {
+              input: { oneHot: { categories: ['red', 'green', 'blue'], handleUnknown: 'ignore' } },
+            },
+          },
+        ],
+      },
+    });
+    expect(r.status, JSON.stringify(r.body)).toBe(202);
+    expect(await work()).toBe('READY');
+    const v = (await call('GET', '/models/raw/versions/2')).body;
+    expect(v.signature.inputs).toEqual([{ name: 'input', datatype: 'BYTES', shape: [-1, 1] }]);
+    expect(v.signature.outputs).toEqual((await call('GET', '/models/raw/versions/1')).body.signature.outputs);
+    // The gate compared the parent with the model before its preprocessing: the same model.
+    expect(v.evaluation).toMatchObject({ argmaxAgreement: 1, passed: true });
+    // A declaration that is not one is refused at once.
+    const bad = await call('POST', '/models/raw/versions/1/derive', {
+      body: { transforms: [{ preprocess: { input: { squash: {} } } }] },
+    });
+    expect([bad.status, bad.body.code]).toEqual([400, 'INVALID_PREPROCESS']);
+  });
+
   it('a derived version is aliased, promoted and rolled back like any other', {
     timeout: 60_000,
   }, async () => {
