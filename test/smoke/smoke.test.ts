@@ -542,6 +542,82 @@ describe('synthesized Lambda artifacts', () => {
     expect(view.result.outputs[0]?.data[0]).toBeCloseTo(3.5, 5);
   });
 
+  it('the worker bundle runs a binary async request as stored and the async API bundle answers it in the binary form', async () => {
+    const requestId = randomUUID();
+    const { body, headerLength } = binaryRequest(
+      {
+        id: 'async-bin',
+        inputs: [{ name: 'input', datatype: 'FP32', shape: [2, 2], parameters: { binary_data_size: 16 } }],
+        parameters: { binary_data_output: true },
+      },
+      new Float32Array([1, 1, 0, 0]),
+    );
+    // As the async API stores it: the body as it came, then the document that points to it.
+    await aws.s3.send(
+      new PutObjectCommand({ Bucket: aws.bucket, Key: ASYNC_KEYS.requestBody(requestId), Body: body }),
+    );
+    const doc = {
+      requestId,
+      name,
+      ref: '1',
+      binary: { headerLength },
+      createdAt: new Date().toISOString(),
+      actor: 'smoke',
+    };
+    await aws.s3.send(
+      new PutObjectCommand({
+        Bucket: aws.bucket,
+        Key: ASYNC_KEYS.request(requestId),
+        Body: JSON.stringify(doc),
+      }),
+    );
+    const batch = await call<{ batchItemFailures: unknown[] }>('worker', {
+      Records: [
+        {
+          messageId: randomUUID(),
+          receiptHandle: 'smoke',
+          body: JSON.stringify({ type: 'async-infer', requestId }),
+          attributes: {
+            ApproximateReceiveCount: '1',
+            SentTimestamp: String(Date.now()),
+            SenderId: 'smoke',
+            ApproximateFirstReceiveTimestamp: String(Date.now()),
+          },
+          messageAttributes: {},
+          md5OfBody: '',
+          eventSource: 'aws:sqs',
+          eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:smoke',
+          awsRegion: 'us-east-1',
+        },
+      ],
+    });
+    expect(batch.batchItemFailures).toEqual([]);
+    const res = await call('asyncApi', httpEvent('GET', '/async/{requestId}', { requestId }));
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.isBase64Encoded).toBe(true);
+    const headerBytes = Number(res.headers?.['inference-header-content-length']);
+    const bytes = Buffer.from(res.body ?? '', 'base64');
+    const header = JSON.parse(bytes.subarray(0, headerBytes).toString('utf8')) as {
+      status: string;
+      result: {
+        id: string;
+        outputs: { name: string; shape: number[]; parameters: { binary_data_size: number } }[];
+      };
+    };
+    expect(header).toMatchObject({
+      status: 'done',
+      result: {
+        id: 'async-bin',
+        outputs: [{ name: 'output', shape: [2, 1], parameters: { binary_data_size: 8 } }],
+      },
+    });
+    const tail = bytes.subarray(headerBytes);
+    expect(Array.from(new Float32Array(tail.buffer.slice(tail.byteOffset, tail.byteOffset + 8)))).toEqual([
+      3.5, 0.5,
+    ]);
+    expect(tail.length).toBe(8);
+  });
+
   it("every invocation ran on Node.js 24 with its function's heap limit and source-mapped stack traces", () => {
     expect(new Set(results.map((r) => r.which))).toEqual(new Set(FUNCTIONS));
     for (const { which, result } of results) {
