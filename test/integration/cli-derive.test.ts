@@ -41,7 +41,9 @@ describe('maas derive on the local service', () => {
     };
     // The work queue's worker, for derive messages.
     const registry = createRegistryHandler({
-      ...services.registry,
+      repo: deps.repo,
+      store: deps.store,
+      inspector: deps.inspector,
       queue: {
         send: async (m) => {
           running.push(runDerive(deps, DeriveMessageSchema.parse(m)));
