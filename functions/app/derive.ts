@@ -47,8 +47,9 @@ import { assertObjectKey, assertPostprocessFits } from '../domain/registry';
 import type { Tensor } from '../domain/tensor';
 import type { ModelSignature, ModelVersion } from '../domain/types';
 import type { DeriveQueue, ModelTransformer } from '../ports/derive';
+import type { TimeBudget } from '../ports/events';
 import type { InferenceEngine, ModelSession } from '../ports/inference';
-import { type CompletionOutcome, failPendingVersion } from './registration';
+import { type CompletionOutcome, failPendingVersion, withinTime } from './registration';
 import { ensureArtifact, getVersion, publish, type RegistryDeps } from './registry';
 import { sha256Hex } from './session-cache';
 
@@ -163,16 +164,22 @@ type Derived =
  * Completes PENDING derived version `message.version` of `message.name` (the work queue's `derive`): READY
  * (`ModelVersionRegistered`; the model's first READY version takes `prod` as any would) or FAILED with the reason
  * (`ModelVersionFailed`). A deterministic failure (the parent gone, a transform that does not apply, a sample that
- * does not fit, a derived model that does not load, a failed gate) is an outcome; any other error is thrown.
+ * does not fit, a derived model that does not load, a failed gate) is an outcome; any other error is thrown, and so
+ * is running out of `time` (the invocation's, less `reserveMs`), so that the message is retried and its last
+ * attempt recorded as failed (`failDerivation`) rather than cut off with the version PENDING.
  */
-export async function runDerive(deps: DeriveDeps, message: DeriveMessage): Promise<CompletionOutcome> {
+export async function runDerive(
+  deps: DeriveDeps,
+  message: DeriveMessage,
+  time?: { readonly budget: TimeBudget; readonly reserveMs: number },
+): Promise<CompletionOutcome> {
   const { name, version } = message;
   const v = await deps.repo.getVersion(name, version);
   if (!v) return 'GONE';
   if (v.status !== 'PENDING') return v.status;
   let derived: Derived;
   try {
-    derived = await derive(deps, v, message);
+    derived = await withinTime(derive(deps, v, message), time, `deriving version ${version} of '${name}'`);
   } catch (e) {
     if (!isMaasError(e) || e.status >= 500) throw e;
     derived = { ok: false, reason: e.message };

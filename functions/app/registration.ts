@@ -198,7 +198,11 @@ async function settledMeanwhile(
   return (await deps.repo.getVersion(name, version))?.status ?? 'GONE';
 }
 
-async function withinTime<T>(
+/**
+ * `work`, or an error once the invocation's time less `reserveMs` has run out (the message is then retried, and its
+ * last attempt recorded as failed). Without `time`, `work` itself.
+ */
+export async function withinTime<T>(
   work: Promise<T>,
   time: { readonly budget: TimeBudget; readonly reserveMs: number } | undefined,
   what: string,

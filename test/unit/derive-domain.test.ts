@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { MemoryRegistryRepository } from '../../functions/adapters/memory-registry';
 import { sharedOrtEngine } from '../../functions/adapters/ort-engine';
 import { OrtModelInspector } from '../../functions/adapters/ort-inspector';
-import { type DeriveDeps, runDerive, startDerive } from '../../functions/app/derive';
+import { type DeriveDeps, failDerivation, runDerive, startDerive } from '../../functions/app/derive';
 import { registerVersion } from '../../functions/app/registry';
 import { S3_KEYS } from '../../functions/contract/env';
 import {
@@ -322,6 +322,21 @@ describe('derive use cases (in-memory registry, onnxruntime)', () => {
     );
     await expect(runDerive(flaky.deps, flaky.sent[0]!)).rejects.toThrow('out of memory');
     expect((await flaky.deps.repo.getVersion('m', 2))?.status).toBe('PENDING');
+  });
+
+  it("out of the worker's time: thrown for a retry; the last attempt ends it FAILED", async () => {
+    const { deps, sent, queue } = await setup({ apply: () => new Promise<Uint8Array>(() => {}) });
+    await startDerive(deps, { name: 'm', version: 1, body: { transforms: [{ optimize: 'basic' }] } }, queue);
+    const time = { budget: { getRemainingTimeInMillis: () => 60 }, reserveMs: 10 };
+    await expect(runDerive(deps, sent[0]!, time)).rejects.toThrow(/did not finish within the worker's time/);
+    expect((await deps.repo.getVersion('m', 2))?.status).toBe('PENDING');
+    expect(await failDerivation(deps, sent[0]!, 5, new Error('timed out'))).toBe(true);
+    expect(await deps.repo.getVersion('m', 2)).toMatchObject({
+      status: 'FAILED',
+      failureReason: 'the derivation could not be completed after 5 attempts: timed out',
+    });
+    // Completed already: nothing more to do.
+    expect(await failDerivation(deps, sent[0]!, 6, new Error('again'))).toBe(false);
   });
 
   it('a sample is used as given: its rows, no near-tie left out', async () => {
