@@ -255,6 +255,31 @@ export function createInference(deps: InferenceDeps): Inference {
     );
   }
 
+  /**
+   * A binary request parsed, and the version that answers it: chosen from the parsed header (routing, canary)
+   * as for JSON; the raw form carries no parameters, so its version is chosen by the routing key alone (or at
+   * random), and its only input is that version's.
+   */
+  function parseBinary(
+    name: string,
+    ref: string | undefined,
+    stable: ServedVersion,
+    body: Uint8Array,
+    headerLength: number,
+    obs: InferenceObservation | undefined,
+  ): { served: ServedVersion; request: OipRequest } {
+    if (headerLength === 0) {
+      const served = choose(name, ref, stable, undefined, obs);
+      const inputs = served.version.signature.inputs;
+      return {
+        served,
+        request: parseBinaryRequest(body, 0, inputs.length === 1 ? inputs[0] : undefined).request,
+      };
+    }
+    const request = parseBinaryRequest(body, headerLength).request;
+    return { served: choose(name, ref, stable, request, obs), request };
+  }
+
   return {
     session,
     execute,
@@ -262,21 +287,26 @@ export function createInference(deps: InferenceDeps): Inference {
       const { served, s, req } = await prepare(name, ref, request, obs);
       return runEncoded(served, s, req, request, obs);
     },
-    async inferBinary(name, ref, body, headerLength, obs) {
-      const stable = await resolver.resolve(name, ref);
-      let request: OipRequest;
-      let served: ServedVersion;
-      if (headerLength === 0) {
-        // The raw form carries no parameters: the version is chosen by the routing key alone (or at random).
-        served = choose(name, ref, stable, undefined, obs);
-        const inputs = served.version.signature.inputs;
-        request = parseBinaryRequest(body, 0, inputs.length === 1 ? inputs[0] : undefined).request;
-      } else {
-        request = parseBinaryRequest(body, headerLength).request;
-        served = choose(name, ref, stable, request, obs);
+    inferBinary(name, ref, body, headerLength, obs) {
+      // As `inferJson`: the warm path (version and session cached) awaits nothing before the run.
+      try {
+        const stable = resolver.cached(name, ref);
+        if (stable !== undefined) {
+          const { served, request } = parseBinary(name, ref, stable, body, headerLength, obs);
+          const s = sessions.cached(served.version.sha256);
+          if (s) {
+            if (obs) obs.served = served;
+            return runEncoded(served, s, validateInferenceRequest(request, served.signature), request, obs);
+          }
+          return load(served, request, obs).then((l) => runEncoded(l.served, l.s, l.req, request, obs));
+        }
+      } catch (e) {
+        return Promise.reject(e);
       }
-      const loaded = await load(served, request, obs);
-      return runEncoded(loaded.served, loaded.s, loaded.req, request, obs);
+      return resolver.resolve(name, ref).then((stable) => {
+        const { served, request } = parseBinary(name, ref, stable, body, headerLength, obs);
+        return load(served, request, obs).then((l) => runEncoded(l.served, l.s, l.req, request, obs));
+      });
     },
     async infer(name, ref, request, obs) {
       const { served, s, req } = await prepare(name, ref, request, obs);
