@@ -87,6 +87,18 @@ export function requestBytes(event: HttpEvent, maxBytes: number): Buffer {
   const encoding = event.headers?.['content-encoding'];
   if (encoding === undefined) return bytes;
   const codings = codingsOf(encoding);
-  for (let i = codings.length - 1; i >= 0; i--) bytes = decode(codings[i] as string, bytes, maxBytes);
+  try {
+    for (let i = codings.length - 1; i >= 0; i--) bytes = decode(codings[i] as string, bytes, maxBytes);
+  } catch (e) {
+    // A compressed body that arrived as text (API Gateway passes text/* and JSON content types as UTF-8) lost
+    // its bytes on the way: say how to send it.
+    if (!event.isBase64Encoded && e instanceof BadRequestError) {
+      throw new BadRequestError(
+        `${e.message}; send compressed bodies with Content-Type application/octet-stream (or none), so that they pass as bytes`,
+        e.code,
+      );
+    }
+    throw e;
+  }
   return bytes;
 }

@@ -246,3 +246,36 @@ describe('binaryHeaderLength', () => {
     expect(failure(() => binaryHeaderLength(value))).toEqual({ status: 400, code: 'INVALID_BINARY_DATA' });
   });
 });
+
+describe('requestBytes: a compressed body that arrived as text', () => {
+  it('is a 400 INVALID_CONTENT_ENCODING that says how to send it so its bytes pass', () => {
+    // API Gateway hands application/json bodies over as UTF-8 text: gzip bytes do not survive that.
+    const mangled = gzipSync(Buffer.from('{"inputs":[]}')).toString('latin1');
+    const e: HttpEvent = {
+      ...event(undefined, { 'content-encoding': 'gzip', 'content-type': 'application/json' }),
+      body: mangled,
+      isBase64Encoded: false,
+    };
+    let thrown: unknown;
+    try {
+      requestBytes(e, LIMIT);
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(MaasError);
+    expect((thrown as MaasError & { code: string }).code).toBe('INVALID_CONTENT_ENCODING');
+    expect((thrown as Error).message).toMatch(/Content-Type application\/octet-stream \(or none\)/);
+  });
+
+  it('says nothing of the kind for a corrupt body that came base64-encoded', () => {
+    const corrupt = gzipSync(PAYLOAD).subarray(0, 40);
+    let thrown: unknown;
+    try {
+      requestBytes(event(corrupt, { 'content-encoding': 'gzip' }), LIMIT);
+    } catch (err) {
+      thrown = err;
+    }
+    expect((thrown as MaasError & { code: string }).code).toBe('INVALID_CONTENT_ENCODING');
+    expect((thrown as Error).message).not.toMatch(/octet-stream/);
+  });
+});
