@@ -302,7 +302,11 @@ function parseRaw(body: Uint8Array, rawInput: TensorSpec | undefined): BinaryReq
   }
   const tensor = decodeBinary(name, datatype, shape, body);
   return {
-    request: { inputs: [{ name, datatype, shape, data: tensor.data }] },
+    // The spec: a raw request has every output answered as binary data.
+    request: {
+      inputs: [{ name, datatype, shape, data: tensor.data }],
+      parameters: { binary_data_output: true },
+    },
     binaryInputs: [tensor],
   };
 }

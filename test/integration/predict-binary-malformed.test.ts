@@ -551,11 +551,29 @@ describe('malformed binary requests through the predict handler', () => {
     });
     expect(json.status).toBe(200);
     expect(json.body.outputs[0]?.data).toEqual([2, 3]);
-    const raw = parseResult<{ outputs: { data: number[] }[] }>(
-      await env.handler(binaryEvent('/v2/models/add/infer', { body: bytesOf(X), headerLength: 0 })),
-    );
-    expect(raw.status).toBe(200);
-    expect(raw.body.outputs[0]?.data).toEqual([2.5, -1, 1.25, 5]);
+    // A raw request is answered in binary: every output as binary data.
+    const raw = await env.handler(binaryEvent('/v2/models/add/infer', { body: bytesOf(X), headerLength: 0 }));
+    expect(raw.statusCode).toBe(200);
+    const headers = raw.headers as Record<string, string>;
+    expect(headers['content-type']).toBe('application/octet-stream');
+    expect(raw.isBase64Encoded).toBe(true);
+    const answer = Buffer.from(raw.body as string, 'base64');
+    const headerLength = Number(headers['inference-header-content-length']);
+    expect(Number.isInteger(headerLength)).toBe(true);
+    const header = JSON.parse(answer.subarray(0, headerLength).toString('utf8')) as {
+      outputs: {
+        name: string;
+        datatype: string;
+        shape: number[];
+        parameters?: { binary_data_size?: number };
+      }[];
+    };
+    expect(header.outputs).toEqual([
+      { name: 'y', datatype: 'FP32', shape: [2, 2], parameters: { binary_data_size: 16 } },
+    ]);
+    expect(answer.length).toBe(headerLength + 16);
+    const y = answer.subarray(headerLength);
+    expect([0, 1, 2, 3].map((i) => y.readFloatLE(i * 4))).toEqual([2.5, -1, 1.25, 5]);
     const ready = await env.call('GET', '/v2/models/ids/ready');
     expect(ready.status).toBe(200);
   });

@@ -160,12 +160,48 @@ describe('binary requests', () => {
   });
 
   it('takes the raw form (header length 0): the body is the only input, its batch from the data', async () => {
-    const r = await env.handler(binaryEvent('/v2/models/add/infer', bytesOf(X), 0));
-    const p = parseResult<InferBody>(r);
-    expect(p.status).toBe(200);
-    expect(p.body.outputs).toEqual([
-      { name: 'y', datatype: 'FP32', shape: [2, 2], data: [2.5, -1, 1.25, 5] },
+    const a = binaryAnswer(await env.handler(binaryEvent('/v2/models/add/infer', bytesOf(X), 0)));
+    expect(a.header.outputs).toEqual([
+      { name: 'y', datatype: 'FP32', shape: [2, 2], parameters: { binary_data_size: 16 } },
     ]);
+    expect(floats(a.data.get('y') as Buffer)).toEqual([2.5, -1, 1.25, 5]);
+  });
+
+  it('answers a raw request to a post-processing model in binary: every output, labels as BYTES', async () => {
+    const meta = await env.call<{ inputs: { name: string }[] }>('GET', '/v2/models/classifier');
+    const rows = [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3];
+    const asJson = await env.call<InferBody>('POST', '/v2/models/classifier/infer', {
+      inputs: [{ name: meta.body.inputs[0]!.name, datatype: 'FP32', shape: [2, 4], data: rows }],
+    });
+    expect(asJson.status).toBe(200);
+    const raw = bytesOf(new Float32Array(rows));
+    const a = binaryAnswer(await env.handler(binaryEvent('/v2/models/classifier/infer', raw, 0)));
+    // The same outputs as the JSON answer, in the same order, each one as binary data.
+    expect(a.header.outputs.map((o) => o.name)).toEqual(asJson.body.outputs.map((o) => o.name));
+    expect(a.header.outputs.map((o) => o.name)).toContain('label');
+    for (const [i, o] of a.header.outputs.entries()) {
+      const j = asJson.body.outputs[i]!;
+      expect(o).toEqual({
+        name: j.name,
+        datatype: j.datatype,
+        shape: j.shape,
+        parameters: { binary_data_size: (a.data.get(o.name) as Buffer).length },
+      });
+      expect(o.data).toBeUndefined();
+      const bytes = a.data.get(o.name) as Buffer;
+      if (o.datatype === 'BYTES') expect(bytesElements(bytes)).toEqual(j.data);
+      else if (o.datatype === 'FP32') expect(floats(bytes)).toEqual(j.data);
+      else if (o.datatype === 'INT64')
+        expect([0, 1].map((k) => Number(bytes.readBigInt64LE(k * 8)))).toEqual(j.data!.map(Number));
+      else if (o.datatype === 'INT32')
+        expect([0, 1].map((k) => bytes.readInt32LE(k * 4))).toEqual(j.data!.map(Number));
+      else expect.unreachable(`unexpected datatype ${o.datatype}`);
+    }
+    const label = a.header.outputs.find((o) => o.name === 'label')!;
+    expect(label.datatype).toBe('BYTES');
+    const labels = bytesElements(a.data.get('label') as Buffer);
+    expect(labels).toHaveLength(2);
+    expect(labels.every((l) => ['setosa', 'versicolor', 'virginica'].includes(l))).toBe(true);
   });
 
   it('validates a binary input against the signature like a JSON one', async () => {
@@ -331,11 +367,36 @@ describe('over HTTP through the local server', () => {
     );
   });
 
-  it('passes an application/octet-stream binary request too, and answers JSON when asked nothing binary', async () => {
+  it('passes an application/octet-stream raw request too, and answers it in binary', async () => {
     const res = await fetch(`${server.url}/v2/models/add/infer`, {
       method: 'POST',
       headers: { 'inference-header-content-length': '0', 'content-type': 'application/octet-stream' },
       body: bytesOf(X),
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/octet-stream');
+    const { header, data } = decodeBinaryAnswer(
+      Buffer.from(await res.arrayBuffer()),
+      Number(res.headers.get('inference-header-content-length')),
+    );
+    expect(header.outputs).toEqual([
+      { name: 'y', datatype: 'FP32', shape: [2, 2], parameters: { binary_data_size: 16 } },
+    ]);
+    expect(floats(data.get('y') as Buffer)).toEqual([2.5, -1, 1.25, 5]);
+  });
+
+  it('answers a binary request over HTTP in JSON when it asks nothing binary', async () => {
+    const { body, headerLength } = binaryBody(
+      { inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 2], parameters: { binary_data_size: 16 } }] },
+      X,
+    );
+    const res = await fetch(`${server.url}/v2/models/add/infer`, {
+      method: 'POST',
+      headers: {
+        'inference-header-content-length': String(headerLength),
+        'content-type': 'application/octet-stream',
+      },
+      body,
     });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/application\/json/);
@@ -446,10 +507,9 @@ describe('capture and reporting of binary exchanges', () => {
     expect(a.headers['x-maas-route']).toBe('canary');
     expect(a.header.model_version).toBe('2');
     expect(floats(a.data.get('y') as Buffer)).toEqual([3.5, 0, 2.25, 6]);
-    const raw = parseResult<InferBody>(
-      await cenv.handler(binaryEvent('/v2/models/split/infer', bytesOf(X), 0)),
-    );
+    const raw = binaryAnswer(await cenv.handler(binaryEvent('/v2/models/split/infer', bytesOf(X), 0)));
     expect(raw.headers['x-maas-route']).toBe('canary');
-    expect(raw.body.outputs[0]?.data).toEqual([3.5, 0, 2.25, 6]);
+    expect(raw.header.model_version).toBe('2');
+    expect(floats(raw.data.get('y') as Buffer)).toEqual([3.5, 0, 2.25, 6]);
   });
 });

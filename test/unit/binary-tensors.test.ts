@@ -273,6 +273,22 @@ describe('parseBinaryRequest', () => {
       expect(request.inputs[0]).toMatchObject({ name: 'x', datatype: 'INT32', shape: [2, 3] });
     });
 
+    it('asks every output as binary data (binary_data_output), as the extension answers the raw form', () => {
+      const x = elementBytes('FP32', [1, 2]);
+      const { request } = parseBinaryRequest(x, 0, { name: 'x', datatype: 'FP32', shape: [-1, 2] });
+      expect(request.parameters).toEqual({ binary_data_output: true });
+      expect(request.outputs).toBeUndefined();
+      for (const output of ['y', 'label', 'softmax']) expect(wantsBinaryOutput(request, output)).toBe(true);
+    });
+
+    it('a request with a header does not ask binary output unless the header does', () => {
+      const x = elementBytes('FP32', [1, 2]);
+      const [b, hl] = body({ inputs: [binaryInput('x', 'FP32', [1, 2], 8)] }, [x]);
+      const { request } = parseBinaryRequest(b, hl);
+      expect(request.parameters).toBeUndefined();
+      expect(wantsBinaryOutput(request, 'y')).toBe(false);
+    });
+
     it('a dynamic dimension is taken from the data (fixed-size and BYTES)', () => {
       const x = elementBytes('FP32', [1, 2, 3, 4, 5, 6]);
       expect(
