@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { BatchCursorSchema } from './batch';
 import { parseBinaryRequest } from './binary-tensors';
+import { DeriveMessageSchema } from './derive';
 import { BadRequestError } from './errors';
 import { isModelName } from './names';
 
@@ -80,6 +81,8 @@ export const WorkMessageSchema = z.discriminatedUnion('type', [
     name: z.string().refine(isModelName, 'not a model name'),
     version: z.number().int().min(1),
   }),
+  /** Completes a PENDING derived version: transforms, accuracy gate, READY or FAILED (functions/app/derive.ts). */
+  DeriveMessageSchema,
   /**
    * A request answered through an alias with a shadow, mirrored after its answer: the worker runs `requestText` on
    * `model` version `shadowVersion` and compares its answer with `answerText` (functions/app/shadow.ts). Both travel

@@ -12,6 +12,7 @@ import { EmfMetricsSink } from '../adapters/emf-metrics';
 import { PowertoolsLogger } from '../adapters/powertools-logger';
 import { type AsyncWorkerDeps, recordLastAttemptFailure, runAsyncInference } from '../app/async-inference';
 import { type BatchScoreDeps, continueBatchJob } from '../app/batch-score';
+import { type DeriveDeps, failDerivation, runDerive } from '../app/derive';
 import { completePendingVersion, failPendingVersion } from '../app/registration';
 import type { RegistryDeps } from '../app/registry';
 import { runShadow, type ShadowWorkerDeps } from '../app/shadow';
@@ -28,6 +29,8 @@ export interface AsyncWorkerHandlerDeps {
   readonly batch: BatchScoreDeps;
   /** Completes PENDING versions (registry use cases with an inspector); none: such messages fail. */
   readonly registry?: RegistryDeps;
+  /** Completes PENDING derived versions (transforms and accuracy gate); none: such messages fail. */
+  readonly derive?: DeriveDeps;
   /** Runs and compares `shadow` messages (shadow traffic); none: such messages fail. */
   readonly shadow?: ShadowWorkerDeps;
   /**
@@ -71,6 +74,13 @@ export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandl
             ...(c.failed ? { failed: true, code: c.error } : {}),
           });
         }
+      } else if (message.type === 'derive') {
+        if (!deps.derive) throw new Error('derived versions are not configured for this worker');
+        const status = await runDerive(deps.derive, message, {
+          budget,
+          reserveMs: REGISTRATION.workerReserveMs,
+        });
+        logger.info('derived version completed', { name: message.name, version: message.version, status });
       } else if (message.type === 'register-complete') {
         if (!deps.registry) throw new Error('registration is not configured for this worker');
         const status = await completePendingVersion(deps.registry, message.name, message.version, {
@@ -99,6 +109,17 @@ export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandl
           logger.error('pending version not failed', { name, version, ...describeError(err) }),
         );
       }
+      // The same for a derived version.
+      if (
+        message?.type === 'derive' &&
+        deps.derive &&
+        receiveCount >= (deps.maxReceiveCount ?? QUEUE.maxReceiveCount)
+      ) {
+        const { name, version } = message;
+        await failDerivation(deps.derive, message, receiveCount, e).catch((err) =>
+          logger.error('derived version not failed', { name, version, ...describeError(err) }),
+        );
+      }
       throw e;
     }
   };
@@ -122,6 +143,8 @@ export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandl
 async function fromEnvironment(config: MaasConfig): Promise<SqsHandler> {
   const { eventFlowsFromConfig } = await import('./event-deps');
   const { OrtModelInspector } = await import('../adapters/ort-inspector');
+  const { OnnxModelTransformer } = await import('../adapters/onnx-transformer');
+  const { sharedOrtEngine } = await import('../adapters/ort-engine');
   const { eventsFromConfig } = await import('./event-aws');
   const { comparisonRecorder, rolloutDepsFromConfig } = await import('./rollout-deps');
   // The inspector and the event bus complete PENDING versions as the registry API would have.
@@ -136,7 +159,14 @@ async function fromEnvironment(config: MaasConfig): Promise<SqsHandler> {
     // Shadow comparisons count into the active rollout of their alias (a rollout bounding its divergence).
     onComparison: comparisonRecorder(rolloutDepsFromConfig(config, { logger: functionLogger })),
   });
-  return createAsyncWorkerHandler({ ...flows, logger: functionLogger });
+  return createAsyncWorkerHandler({
+    ...flows,
+    // Derived versions: the ONNX transforms, and the process-wide engine (built by the flows with its threads) for the gate.
+    ...(flows.registry
+      ? { derive: { ...flows.registry, transformer: new OnnxModelTransformer(), engine: sharedOrtEngine() } }
+      : {}),
+    logger: functionLogger,
+  });
 }
 
 const notConfigured: SqsHandler = async () => {

@@ -11,6 +11,7 @@ import { DynamoRegistryRepository } from '../adapters/dynamodb-registry';
 import { DynamoRegistryReader } from '../adapters/dynamodb-registry-reader';
 import { DynamoRolloutRepository } from '../adapters/dynamodb-rollouts';
 import { type AlarmState, LocalAlarmStates } from '../adapters/local-alarms';
+import { OnnxModelTransformer } from '../adapters/onnx-transformer';
 import { sharedOrtEngine } from '../adapters/ort-engine';
 import { OrtModelInspector } from '../adapters/ort-inspector';
 import { PowertoolsLogger } from '../adapters/powertools-logger';
@@ -164,7 +165,18 @@ export function composeLocal(res: LocalResources): LocalServices {
       await recordComparison(rollouts, c);
     },
   });
-  queue.attach(createAsyncWorkerHandler({ ...flows, logger: logger('maas-async-worker') }));
+  queue.attach(
+    createAsyncWorkerHandler({
+      ...flows,
+      // Derived versions run on the worker, as in AWS: the ONNX transforms, and the gate on the shared engine.
+      derive: {
+        ...registry,
+        transformer: new OnnxModelTransformer(),
+        engine: sharedOrtEngine({ threads: 1 }),
+      },
+      logger: logger('maas-async-worker'),
+    }),
+  );
   const s3Events = createS3EventsHandler({ ...flows, logger: logger('maas-s3-events') });
   const hooks: ReturnType<typeof attachS3Events>[] = [];
 

@@ -67,6 +67,7 @@ describe('route table', () => {
       'getVersion',
       'updateVersion',
       'deleteVersion',
+      'deriveVersion',
       'moveAlias',
       'deleteAlias',
       'rollbackAlias',
