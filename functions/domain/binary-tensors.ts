@@ -5,8 +5,9 @@
  * Layout: the body is the JSON header (its length in bytes is the `Inference-Header-Content-Length` header),
  * then, in the order of the header's `inputs` (or `outputs`), the bytes of every tensor whose `parameters`
  * carry `binary_data_size`. Data is little-endian and row-major, without padding; BOOL is one byte (0 or 1);
- * BYTES elements are a 4-byte little-endian length followed by that many bytes (UTF-8 here). FP16 has no JSON
- * form in the extension: in a binary request it is accepted only as binary data.
+ * BYTES elements are a 4-byte little-endian length followed by that many bytes (UTF-8 here). The extension gives
+ * FP16 no JSON form; maas takes FP16 JSON numbers (rounded to the nearest half) in a binary request's JSON inputs
+ * as it does in a JSON request, so the two forms accept the same inputs.
  *
  * Decoded binary inputs are domain tensors (domain/tensor.ts). A fixed-size input is a typed array VIEW over
  * the request body when its offset is aligned for the element size, and a copy otherwise; BOOL and 8-bit types
@@ -194,7 +195,7 @@ function binaryFlag(parameters: unknown, key: string, what: string): boolean | u
  * non-negative integer; a header that is not JSON (`MALFORMED_JSON`) or not an object (`INVALID_REQUEST`);
  * `binary_data_size` not a non-negative safe integer; sizes that do not add up exactly to the rest of the body;
  * an input with both `data` and `binary_data_size`; binary data that does not match shape × element size,
- * malformed BYTES, BOOL bytes other than 0/1; FP16 given as JSON `data` (`INVALID_DATA`); an unknown datatype
+ * malformed BYTES, BOOL bytes other than 0/1; an unknown datatype
  * or a bad shape on a binary input (`INVALID_DATATYPE`, `INVALID_SHAPE`); a raw body without `rawInput`.
  * Everything else (names, shapes against the signature, JSON inputs' data) is left to JSON validation.
  */
@@ -229,15 +230,7 @@ export function parseBinaryRequest(
     if (!isObject(input)) continue; // left to validation
     const name = typeof input.name === 'string' ? input.name : `inputs[${i}]`;
     const size = isObject(input.parameters) ? input.parameters.binary_data_size : undefined;
-    if (size === undefined) {
-      if (input.datatype === 'FP16' && input.data !== undefined) {
-        bad(
-          `input '${name}': FP16 data has no JSON form; send it as binary data (parameters.binary_data_size)`,
-          'INVALID_DATA',
-        );
-      }
-      continue;
-    }
+    if (size === undefined) continue; // a JSON input: left to JSON validation
     if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
       bad(`input '${name}': binary_data_size must be a non-negative integer, got ${JSON.stringify(size)}`);
     }

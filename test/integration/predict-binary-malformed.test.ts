@@ -312,13 +312,6 @@ const cases: readonly Case[] = [
   // Element bytes.
   ['a BOOL byte of 2', 'ids', () => binaryBody(idInput('BOOL', 2), Buffer.from([1, 2])), 400, I],
   ['a BOOL byte of 255', 'ids', () => binaryBody(idInput('BOOL', 2), Buffer.from([255, 0])), 400, I],
-  [
-    'FP16 given as JSON data',
-    'ids',
-    () => binaryBody({ inputs: [{ name: 'x_FP16', datatype: 'FP16', shape: [1, 2], data: [1, 2] }] }),
-    400,
-    'INVALID_DATA',
-  ],
   // Datatype and shape of a binary input.
   [
     'an unknown datatype',

@@ -298,7 +298,7 @@ describe('every datatype in binary, both ways', () => {
 });
 
 describe('binary and JSON mixed in one request', () => {
-  // FP16 has no JSON input form: it is always binary here.
+  // FP16 is always binary here: its VALUES are half bit patterns, not the numbers a JSON input carries.
   const binaryIn = (dt: Datatype) => dt === 'FP16' || DATATYPES.indexOf(dt) % 2 === 0;
   // Pairs of outputs alternate, so that each of the four combinations (binary or JSON in, binary or JSON out) occurs.
   const binaryOut = (dt: Datatype) => Math.floor(DATATYPES.indexOf(dt) / 2) % 2 === 0;
@@ -338,6 +338,52 @@ describe('binary and JSON mixed in one request', () => {
       data: VALUES.BYTES,
     });
     expect(a.data.get('y_INT64')?.equals(binaryOf('INT64', VALUES.INT64))).toBe(true);
+  });
+});
+
+describe('FP16 given as JSON data in a binary request', () => {
+  // Numbers and their nearest halves (ties to even), worked out by hand as bit patterns.
+  const numbers = [0.1, 1 / 3, -2.5, 65519];
+  const halves = [0x2e66, 0x3555, 0xc100, 0x7bff];
+  const fp16Json = `{"name":"x_FP16","datatype":"FP16","shape":[2,2],"data":${JSON.stringify(numbers)}}`;
+  /** Every input binary but FP16, which is JSON `data`. */
+  function request(rest: string): { body: Buffer; headerLength: number } {
+    const inputs = DATATYPES.map((dt) => (dt === 'FP16' ? fp16Json : inputText(dt, true))).join(',');
+    const head = Buffer.from(`{"inputs":[${inputs}]${rest}}`, 'utf8');
+    const data = DATATYPES.filter((dt) => dt !== 'FP16').map((dt) => binaryOf(dt, VALUES[dt]));
+    return { body: Buffer.concat([head, ...data]), headerLength: head.length };
+  }
+
+  it('is accepted and rounded to the nearest halves, as in a JSON request', async () => {
+    const { body, headerLength } = request(
+      ',"outputs":[{"name":"y_FP16","parameters":{"binary_data":true}}]',
+    );
+    const a = binaryAnswer(await env.handler(binaryEvent('/v2/models/ids/infer', body, headerLength)));
+    expect(a.header.outputs).toEqual([
+      { name: 'y_FP16', datatype: 'FP16', shape: [2, 2], parameters: { binary_data_size: 8 } },
+    ]);
+    const y = a.data.get('y_FP16') as Buffer;
+    expect([0, 1, 2, 3].map((i) => y.readUInt16LE(i * 2))).toEqual(halves);
+  });
+
+  it('answers the same values in JSON as a JSON request with the same FP16 data', async () => {
+    const { body, headerLength } = request(',"outputs":[{"name":"y_FP16"}]');
+    const p = parseResult<InferBody>(
+      await env.handler(binaryEvent('/v2/models/ids/infer', body, headerLength)),
+    );
+    expect(p.status).toBe(200);
+    expect(p.body.outputs).toEqual([
+      { name: 'y_FP16', datatype: 'FP16', shape: [2, 2], data: halves.map(halfValue) },
+    ]);
+    const json = Buffer.from(
+      `{"inputs":[${DATATYPES.map((dt) => (dt === 'FP16' ? fp16Json : inputText(dt, false))).join(',')}],"outputs":[{"name":"y_FP16"}]}`,
+    );
+    const asJson = await env.handler(
+      apiEvent('POST', '/v2/models/ids/infer', { body: json.toString('utf8') }),
+    );
+    const j = parseResult<InferBody>(asJson);
+    expect(j.status).toBe(200);
+    expect(j.body.outputs).toEqual(p.body.outputs);
   });
 });
 

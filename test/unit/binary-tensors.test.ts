@@ -440,11 +440,6 @@ describe('parseBinaryRequest refuses malformed bodies', () => {
       () => one(x(3), [f4.subarray(0, 3)]),
       'INVALID_BINARY_DATA',
     ],
-    [
-      'FP16 given as JSON data',
-      () => body({ inputs: [{ name: 'h', datatype: 'FP16', shape: [1], data: [1] }] }),
-      'INVALID_DATA',
-    ],
     ['unknown datatype', () => one(x(16, { datatype: 'FP8' })), 'INVALID_DATATYPE'],
     [
       'BF16 (not a datatype maas serves)',
@@ -504,11 +499,6 @@ describe('parseBinaryRequest refuses malformed bodies', () => {
       'BYTES shape whose element count passes 2^53',
       () => bytesInput(elementBytes('BYTES', ['a']), [2 ** 40, 2 ** 40]),
       'INVALID_BINARY_DATA',
-    ],
-    [
-      'FP16 given as JSON data',
-      () => body({ inputs: [{ name: 'h', datatype: 'FP16', shape: [1], data: [1] }] }, []),
-      'INVALID_DATA',
     ],
   ];
 
@@ -570,6 +560,51 @@ describe('a parsed binary request through JSON validation', () => {
     expect(codeOf(() => validateInferenceRequest(parseBinaryRequest(b2, hl2).request, sig))).toBe(
       'DATATYPE_MISMATCH',
     );
+  });
+
+  it('takes FP16 JSON data in a binary request like a JSON request: each value rounded to the nearest half', () => {
+    const hsig = compileSignature(
+      {
+        inputs: [
+          { name: 'x', datatype: 'FP32', shape: [-1, 2] },
+          { name: 'h', datatype: 'FP16', shape: [6] },
+        ],
+        outputs: [{ name: 'y', datatype: 'FP32', shape: [-1] }],
+      },
+      "model 'm' version 1",
+    );
+    const values = [0.1, 1 / 3, -2.5, 65519, 3e-8, 1e-8];
+    // Nearest halves, worked out by hand: 0.1 -> 0x2e66, 1/3 -> 0x3555, -2.5 -> 0xc100 (exact), 65519 -> 65504
+    // (0x7bff), 3e-8 -> the smallest subnormal 2^-24 (0x0001), 1e-8 (below 2^-25) -> 0.
+    const halves = Uint16Array.from([0x2e66, 0x3555, 0xc100, 0x7bff, 0x0001, 0x0000]);
+    const h = { name: 'h', datatype: 'FP16', shape: [6], data: values };
+    const [b, hl] = body({ inputs: [binaryInput('x', 'FP32', [2, 2], 16), h] }, [x]);
+    const { request, binaryInputs } = parseBinaryRequest(b, hl);
+    expect(binaryInputs[1]).toBeUndefined();
+    expect(request.inputs[1]!.data).toEqual(values);
+    const fromBinary = validateInferenceRequest(request, hsig).feeds.h!;
+    expect(fromBinary.datatype).toBe('FP16');
+    expect(fromBinary.data).toEqual(halves);
+    const fromJson = validateInferenceRequest(
+      { inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 2], data: [1, 2, 3, 4] }, h] },
+      hsig,
+    ).feeds.h!;
+    expect(fromJson.data).toEqual(fromBinary.data);
+  });
+
+  it('refuses FP16 JSON data in a binary request as a JSON request does: beyond the largest half', () => {
+    const hsig = compileSignature(
+      {
+        inputs: [{ name: 'h', datatype: 'FP16', shape: [1] }],
+        outputs: [{ name: 'y', datatype: 'FP16', shape: [1] }],
+      },
+      "model 'm' version 1",
+    );
+    const h = { name: 'h', datatype: 'FP16', shape: [1], data: [65520] };
+    const [b, hl] = body({ inputs: [h] });
+    const fromBinary = codeOf(() => validateInferenceRequest(parseBinaryRequest(b, hl).request, hsig));
+    expect(fromBinary).toBe('NON_FINITE');
+    expect(codeOf(() => validateInferenceRequest({ inputs: [h] }, hsig))).toBe(fromBinary);
   });
 
   it('a typed array that the binary parser did not produce is still not JSON data', () => {
