@@ -46,7 +46,6 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { keys, TABLE } from '../contract/table';
 import type { CaptureConfig } from '../domain/capture';
-import { withDerivation } from '../domain/derive';
 import {
   type AliasMovePlan,
   type AliasRoutingChange,
@@ -151,11 +150,7 @@ export class DynamoRegistryRepository implements RegistryRepository {
         const model = await this.get(pk, keys.modelSk);
         counter = model ? toCounter(model) : undefined;
       }
-      // A derived version's lineage goes with its record.
-      const plan = withDerivation(
-        planVersionCreation(v, { counter, defaultAliasTaken }, this.clock.now().toISOString()),
-        v,
-      );
+      const plan = planVersionCreation(v, { counter, defaultAliasTaken }, this.clock.now().toISOString());
       const { items, aliasIndex } = this.creationItems(plan);
       try {
         await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
@@ -183,20 +178,16 @@ export class DynamoRegistryRepository implements RegistryRepository {
         this.get(pk, keys.modelSk),
         this.get(pk, keys.versionSk(version)),
       ]);
-      // A derived version's evaluation goes with its completion.
-      const plan = withDerivation(
-        planVersionCompletion(
-          name,
-          version,
-          completion,
-          {
-            stored: stored ? toVersion(stored) : undefined,
-            counter: model ? toCounter(model) : undefined,
-            defaultAliasTaken,
-          },
-          this.clock.now().toISOString(),
-        ),
-        { evaluation: completion.evaluation },
+      const plan = planVersionCompletion(
+        name,
+        version,
+        completion,
+        {
+          stored: stored ? toVersion(stored) : undefined,
+          counter: model ? toCounter(model) : undefined,
+          defaultAliasTaken,
+        },
+        this.clock.now().toISOString(),
       );
       const { items, aliasIndex } = this.completionItems(plan);
       try {

@@ -12,7 +12,6 @@
  */
 
 import type { CaptureConfig } from '../domain/capture';
-import { withDerivation } from '../domain/derive';
 import { UnavailableError } from '../domain/errors';
 import {
   type AliasMovePlan,
@@ -115,11 +114,7 @@ export class MemoryRegistryRepository implements RegistryRepository {
             ...(data.firstReadyVersion !== undefined ? { firstReadyVersion: data.firstReadyVersion } : {}),
           }
         : undefined;
-      // A derived version's lineage goes with its record.
-      const plan = withDerivation(
-        planVersionCreation(v, { counter, defaultAliasTaken }, this.clock.now().toISOString()),
-        v,
-      );
+      const plan = planVersionCreation(v, { counter, defaultAliasTaken }, this.clock.now().toISOString());
       await yieldTurn();
       if (plan.alias && this.store.models.get(v.name)?.aliases.has(plan.alias.state.alias)) {
         defaultAliasTaken = true;
@@ -134,27 +129,23 @@ export class MemoryRegistryRepository implements RegistryRepository {
     let defaultAliasTaken = false;
     return this.untilCommitted(`completing version ${version} of '${name}'`, async () => {
       const data = this.store.models.get(name);
-      // A derived version's evaluation goes with its completion.
-      const plan = withDerivation(
-        planVersionCompletion(
-          name,
-          version,
-          completion,
-          {
-            stored: data?.versions.get(version),
-            counter: data
-              ? {
-                  latestVersion: data.latestVersion,
-                  ...(data.firstReadyVersion !== undefined
-                    ? { firstReadyVersion: data.firstReadyVersion }
-                    : {}),
-                }
-              : undefined,
-            defaultAliasTaken,
-          },
-          this.clock.now().toISOString(),
-        ),
-        { evaluation: completion.evaluation },
+      const plan = planVersionCompletion(
+        name,
+        version,
+        completion,
+        {
+          stored: data?.versions.get(version),
+          counter: data
+            ? {
+                latestVersion: data.latestVersion,
+                ...(data.firstReadyVersion !== undefined
+                  ? { firstReadyVersion: data.firstReadyVersion }
+                  : {}),
+              }
+            : undefined,
+          defaultAliasTaken,
+        },
+        this.clock.now().toISOString(),
       );
       await yieldTurn();
       if (plan.alias && this.store.models.get(name)?.aliases.has(plan.alias.state.alias)) {

@@ -587,27 +587,3 @@ export function takeRows(t: Tensor, indices: readonly number[]): Tensor {
 export function decisionOutput(outputs: Readonly<Record<string, Tensor>>): string | undefined {
   return Object.entries(outputs).find(([, t]) => isDecisionOutput(t.shape))?.[0];
 }
-
-// ---------------------------------------------------------------------------------------------
-// Records
-
-/**
- * A version record with a derived version's lineage (`derivedFrom`, `transforms`, from its request) and its
- * `evaluation` (from its completion) added: the repositories apply it to the records the registry planners build.
- */
-export function withDerivation<P extends { readonly version: ModelVersion }>(
-  plan: P,
-  fields: {
-    readonly derivedFrom?: number | undefined;
-    readonly transforms?: readonly TransformSpec[] | undefined;
-    readonly evaluation?: Evaluation | undefined;
-  },
-): P {
-  const extra = {
-    ...(fields.derivedFrom !== undefined ? { derivedFrom: fields.derivedFrom } : {}),
-    ...(fields.transforms !== undefined ? { transforms: fields.transforms } : {}),
-    ...(fields.evaluation !== undefined ? { evaluation: fields.evaluation } : {}),
-  };
-  if (Object.keys(extra).length === 0) return plan;
-  return { ...plan, version: { ...plan.version, ...extra } };
-}

@@ -231,6 +231,7 @@ export function planVersionCompletion(
           sizeBytes: completion.sizeBytes,
           s3Key: completion.s3Key,
           signature: completion.signature,
+          ...(completion.evaluation !== undefined ? { evaluation: completion.evaluation } : {}),
         }
       : {
           ...rest,
@@ -238,6 +239,7 @@ export function planVersionCompletion(
           failureReason: completion.failureReason,
           ...(completion.sha256 !== undefined ? { sha256: completion.sha256 } : {}),
           ...(completion.sizeBytes !== undefined ? { sizeBytes: completion.sizeBytes } : {}),
+          ...(completion.evaluation !== undefined ? { evaluation: completion.evaluation } : {}),
         };
   const firstReady = completion.status === 'READY' && state.counter?.firstReadyVersion === undefined;
   const plan = { name, at: now, version: completed, firstReady };
@@ -252,6 +254,9 @@ const OPTIONAL_VERSION_FIELDS = [
   'postprocess',
   'createdBy',
   'failureReason',
+  // A derived version's lineage (and a registration's own preprocessing, `transforms` alone).
+  'derivedFrom',
+  'transforms',
 ] as const;
 
 function versionRecord(v: NewVersion, version: number, createdAt: string): ModelVersion {

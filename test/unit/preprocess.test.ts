@@ -299,7 +299,7 @@ describe('applyPreprocess', () => {
     expect(Number(ml?.version)).toBe(2);
     const out = await run(model, { x: new ort.Tensor('string', ['q', 'r'], [2, 1]) });
     expect(Array.from(out.y!.data as BigInt64Array)).toEqual([1n, 9n]);
-    decoded.graph!.node.push(
+    decoded.graph!.node!.push(
       onnxProto.onnx.NodeProto.create({
         opType: 'LabelEncoder',
         domain: ML_DOMAIN,
