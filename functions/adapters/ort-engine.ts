@@ -7,6 +7,7 @@
 import { createRequire } from 'node:module';
 import type * as ort from 'onnxruntime-node';
 import { BadRequestError } from '../domain/errors';
+import { unknownCategoryRefusal } from '../domain/preprocess-spec';
 import type { Tensor, TensorData } from '../domain/tensor';
 import type { Datatype } from '../domain/types';
 import type { InferenceEngine, ModelSession } from '../ports/inference';
@@ -168,33 +169,45 @@ export class OrtEngine implements InferenceEngine {
     return handle;
   }
 
-  async run(
+  /**
+   * Runs `session` on `feeds`. Not `async`: onnxruntime's own promise carries the outputs (no promise of its own
+   * and one turn less per request); a conversion or run failure rejects it.
+   */
+  run(
     session: ModelSession,
     feeds: Readonly<Record<string, Tensor>>,
     outputNames: readonly string[],
   ): Promise<Record<string, Tensor>> {
     const s = session as OrtSession;
-    const ortFeeds: Record<string, ort.Tensor> = {};
-    for (const name in feeds) ortFeeds[name] = toOrtTensor(feeds[name]!);
-    s.inUse++;
-    let results: ort.InferenceSession.ReturnType;
+    let pending: Promise<ort.InferenceSession.ReturnType>;
     try {
-      results = await s.ort.run(ortFeeds, outputNames as string[]);
+      const ortFeeds: Record<string, ort.Tensor> = {};
+      for (const name in feeds) ortFeeds[name] = toOrtTensor(feeds[name]!);
+      s.inUse++;
+      try {
+        pending = s.ort.run(ortFeeds, outputNames as string[]);
+      } catch (e) {
+        ended(s);
+        throw runFailed(e);
+      }
     } catch (e) {
-      throw new BadRequestError(
-        `the model could not run on this input: ${conciseOrtMessage((e as Error).message)}`,
-        'INFERENCE_FAILED',
-      );
-    } finally {
-      s.inUse--;
-      if (s.released && s.inUse === 0) void s.ort.release().catch(() => {});
+      return Promise.reject(e);
     }
-    const out: Record<string, Tensor> = {};
-    for (const name of outputNames) {
-      const t = results[name];
-      if (t) out[name] = fromOrtTensor(name, t);
-    }
-    return out;
+    return pending.then(
+      (results) => {
+        ended(s);
+        const out: Record<string, Tensor> = {};
+        for (const name of outputNames) {
+          const t = results[name];
+          if (t) out[name] = fromOrtTensor(name, t);
+        }
+        return out;
+      },
+      (e: unknown) => {
+        ended(s);
+        throw runFailed(e);
+      },
+    );
   }
 
   release(session: ModelSession): Promise<void> {
@@ -207,6 +220,24 @@ export class OrtEngine implements InferenceEngine {
   ortSession(session: ModelSession): ort.InferenceSession {
     return (session as OrtSession).ort;
   }
+}
+
+/** A run of `s` has ended: a released session is freed when its last run ends. */
+function ended(s: OrtSession): void {
+  s.inUse--;
+  if (s.released && s.inUse === 0) void s.ort.release().catch(() => {});
+}
+
+/**
+ * A failed run as the caller sees it: a category a `oneHot` pre-processing with `handleUnknown: 'error'` does not
+ * know (400 UNKNOWN_CATEGORY, naming the input), else the model could not run on this input (400 INFERENCE_FAILED).
+ */
+function runFailed(e: unknown): BadRequestError {
+  const message = String((e as Error)?.message ?? e);
+  return (
+    unknownCategoryRefusal(message) ??
+    new BadRequestError(`the model could not run on this input: ${conciseOrtMessage(message)}`, 'INFERENCE_FAILED')
+  );
 }
 
 function conciseOrtMessage(message: string): string {

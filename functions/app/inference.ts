@@ -199,21 +199,29 @@ export function createInference(deps: InferenceDeps): Inference {
     return { served, s, req };
   }
 
-  /** Runs the engine on a validated request, noting its inference id, time and rows in `obs`. */
-  async function run(
+  /**
+   * Runs the engine on a validated request, noting its inference id, time and rows in `obs`. Not `async`: the
+   * run's own promise carries the answer (no promise of its own per request); the engine's errors reject it.
+   */
+  function run(
     s: CachedSession,
     req: ValidatedRequest,
     fetch: readonly string[],
     obs: InferenceObservation | undefined,
     id: string,
   ): Promise<Record<string, Tensor>> {
-    if (!obs) return engine.run(s.session, req.feeds, fetch);
-    obs.inferenceId = id;
-    obs.rows = firstDim(req);
-    const started = performance.now();
-    const results = await engine.run(s.session, req.feeds, fetch);
-    obs.inferenceMs = performance.now() - started;
-    return results;
+    try {
+      if (!obs) return engine.run(s.session, req.feeds, fetch);
+      obs.inferenceId = id;
+      obs.rows = firstDim(req);
+      const started = performance.now();
+      return engine.run(s.session, req.feeds, fetch).then((results) => {
+        obs.inferenceMs = performance.now() - started;
+        return results;
+      });
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   async function runJson(
@@ -237,7 +245,8 @@ export function createInference(deps: InferenceDeps): Inference {
     return `${text}]}`;
   }
 
-  async function runEncoded(
+  /** Runs a validated request and encodes its answer (binary tensor data); the run's continuation encodes it. */
+  function runEncoded(
     served: ServedVersion,
     s: CachedSession,
     req: ValidatedRequest,
@@ -247,12 +256,13 @@ export function createInference(deps: InferenceDeps): Inference {
     const wanted = req.outputs ?? served.allOutputs;
     const { fetch, ppWanted } = outputPlan(served, wanted);
     const id = req.id ?? newId();
-    const outputs = assemble(served, wanted, await run(s, req, fetch, obs, id), ppWanted);
-    const v = served.version;
-    return encodeBinaryResponse(
-      { model_name: v.name, model_version: String(v.version), id },
-      responseOutputs(request as OipRequest, outputs),
-    );
+    return run(s, req, fetch, obs, id).then((results) => {
+      const v = served.version;
+      return encodeBinaryResponse(
+        { model_name: v.name, model_version: String(v.version), id },
+        responseOutputs(request as OipRequest, assemble(served, wanted, results, ppWanted)),
+      );
+    });
   }
 
   /**
