@@ -31,13 +31,16 @@ import { BadRequestError } from './errors';
 import { quoted } from './names';
 import type { Datatype, ModelSignature, TensorSpec } from './types';
 
-/** Machine code of every error of this module. */
+/** Machine code of a refused declaration (every error of parsing and planning). */
 export const INVALID_PREPROCESS = 'INVALID_PREPROCESS';
+
+/** Machine code of an inference refused for a category that a `oneHot` with `handleUnknown: 'error'` does not know. */
+export const UNKNOWN_CATEGORY = 'UNKNOWN_CATEGORY';
 
 /** Bounds of a declaration. */
 export const PREPROCESS_LIMITS = {
-  /** Entries of a `oneHot` category list or a `stringToIndex` vocabulary. */
-  maxCategories: 10_000,
+  /** Entries of a `oneHot` category list or a `stringToIndex` vocabulary (4 096 short ones fit `maxBytes`). */
+  maxCategories: 4_096,
   /** Characters of one category or vocabulary entry. */
   maxCategoryLength: 1024,
   /** Values of a per-feature parameter (`mean`, `std`, `min`, `max`). */
@@ -48,8 +51,13 @@ export const PREPROCESS_LIMITS = {
   maxInputs: 64,
   /** Characters of an input name. */
   maxInputNameLength: 256,
-  /** Serialized size of a whole declaration (it is stored with the version). */
-  maxBytes: 200_000,
+  /**
+   * Serialized size of a whole declaration. It is stored twice in the version's DynamoDB item (its `transforms`,
+   * and its signature's input `parameters`, which model metadata lists), next to labels of up to
+   * `LIMITS.maxLabelsBytes` (300 KB), tags and description, and an item holds at most 400 KB: 2 × 32 KiB leaves
+   * room for the rest.
+   */
+  maxBytes: 32 * 1024,
 } as const;
 
 /** A number, or one number per position of the last axis. */
@@ -430,6 +438,45 @@ export function planPreprocess(spec: PreprocessSpec, signature: ModelSignature):
   return signature.inputs
     .filter((i) => spec[i.name] !== undefined)
     .map((i) => planInput(i.name, spec[i.name]!, i));
+}
+
+/**
+ * The name of the node a `oneHot` step of `input` compiles to (the compiler may suffix it `_n` to keep it unique):
+ * onnxruntime's error names the node, so the refusal of an unknown category can name the input.
+ */
+export function oneHotNodeName(input: string): string {
+  return `preprocess_oneHot[${input}]`;
+}
+
+const UNKNOWN_CATEGORY_MESSAGE = /Unknown Category and zeros = 0/;
+const ONE_HOT_NODE = /Name:'preprocess_oneHot\[(.*)\](?:_\d+)?' Status Message/s;
+
+/**
+ * The 400 `UNKNOWN_CATEGORY` of an inference that onnxruntime failed (`message`) because a `oneHot` step declared
+ * with `handleUnknown: 'error'` met a category it does not know, naming the input when the message names its node;
+ * undefined for any other failure.
+ */
+export function unknownCategoryRefusal(message: string): BadRequestError | undefined {
+  if (!UNKNOWN_CATEGORY_MESSAGE.test(message)) return undefined;
+  const input = ONE_HOT_NODE.exec(message)?.[1];
+  const which = input !== undefined ? `input '${quoted(input, 40)}'` : 'an input';
+  return new BadRequestError(
+    `${which} has a category its oneHot pre-processing does not know (handleUnknown: 'error'): send one of its declared categories`,
+    UNKNOWN_CATEGORY,
+  );
+}
+
+/**
+ * `signature` (a preprocessed model's, whose inputs are already the raw ones) with each preprocessed input saying
+ * what is applied to it: `parameters: { preprocess: [steps] }`, as the version's model metadata lists it.
+ */
+export function withPreprocessParameters(signature: ModelSignature, spec: PreprocessSpec): ModelSignature {
+  return {
+    ...signature,
+    inputs: signature.inputs.map((i) =>
+      spec[i.name] !== undefined ? { ...i, parameters: { ...i.parameters, preprocess: spec[i.name]! } } : i,
+    ),
+  };
 }
 
 /**

@@ -1,6 +1,7 @@
 /** Registry and protocol types shared by the domain, the use cases and the adapters. */
 import type { CaptureConfig } from './capture';
 import type { Evaluation, TransformSpec } from './derive';
+import type { PreprocessStep } from './preprocess-spec';
 
 export const DATATYPES = [
   'BOOL',
@@ -24,6 +25,14 @@ export interface TensorSpec {
   readonly name: string;
   readonly datatype: Datatype;
   readonly shape: readonly number[];
+  /** What the version does with the input before its graph sees it (OIP metadata `parameters`). */
+  readonly parameters?: TensorParameters;
+}
+
+/** A model input's metadata parameters. */
+export interface TensorParameters {
+  /** The declared pre-processing applied to this (raw) input, in order. */
+  readonly preprocess?: readonly PreprocessStep[];
 }
 
 export interface ModelSignature {

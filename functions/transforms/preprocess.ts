@@ -23,11 +23,13 @@ import onnxProto from 'onnx-proto';
 import { BadRequestError, UnprocessableModelError } from '../domain/errors';
 import {
   INVALID_PREPROCESS,
+  oneHotNodeName,
   type PlannedInput,
   type PlannedStep,
   type PreprocessSpec,
   pairValues,
   planPreprocess,
+  unknownCategoryRefusal,
 } from '../domain/preprocess-spec';
 import type { Datatype, ModelSignature, TensorSpec } from '../domain/types';
 import {
@@ -75,7 +77,7 @@ const bad = (why: string) => new BadRequestError(`preprocess ${why}`, INVALID_PR
  * category it does not know (OneHotEncoder with `zeros = 0`). The caller sent a bad value: answer 400, not 500.
  */
 export function isUnknownCategoryError(e: unknown): boolean {
-  return e instanceof Error && /Unknown Category and zeros = 0/.test(e.message);
+  return e instanceof Error && unknownCategoryRefusal(e.message) !== undefined;
 }
 
 /** The tensor inputs of a decoded model's graph (initializers that are also inputs excluded), as a signature. */
@@ -163,12 +165,13 @@ function node(
   output: string,
   attribute: onnxProto.onnx.IAttributeProto[] = [],
   domain = '',
+  name = `preprocess_${opType}`,
 ): string {
   e.nodes.push(
     onnx.NodeProto.create({
       opType,
       domain,
-      name: e.fresh(`preprocess_${opType}`),
+      name: e.fresh(name),
       input: [...inputs],
       output: [output],
       attribute,
@@ -265,6 +268,8 @@ function emitStep(e: Emitter, input: string, p: PlannedStep, x: string, out: str
       tmp(),
       [cats, intAttr('zeros', handleUnknown === 'ignore' ? 1 : 0)],
       ML_DOMAIN,
+      // onnxruntime's error on an unknown category names the node: its name names the input.
+      oneHotNodeName(input),
     );
     // [b, 1] -> [b, 1, K] -> [b, K]
     if (e.opset >= 13) {
