@@ -43,6 +43,7 @@ import {
   UnprocessableModelError,
 } from '../domain/errors';
 import { validateModelName } from '../domain/names';
+import { parsePreprocessSpec, withPreprocessParameters } from '../domain/preprocess-spec';
 import { assertObjectKey, assertPostprocessFits } from '../domain/registry';
 import type { Tensor } from '../domain/tensor';
 import type { ModelSignature, ModelVersion } from '../domain/types';
@@ -297,6 +298,8 @@ async function derive(deps: DeriveDeps, v: ModelVersion, message: DeriveMessage)
       sizeBytes: bytes.byteLength,
     };
   }
+  // The raw inputs say what is applied to them (model metadata lists it).
+  if (preprocess) signature = withPreprocessParameters(signature, parsePreprocessSpec(preprocess.preprocess));
   assertPostprocessFits(v.postprocess, v.labels, signature);
   if (!evaluation.passed) {
     return { ok: false, reason: gateFailure(evaluation), evaluation, sha256, sizeBytes: bytes.byteLength };

@@ -28,6 +28,7 @@ import {
   type RegisterVersionInput,
   type RegistryDeps,
   recordVerified,
+  registeredPreprocess,
   requestedFields,
   type VerifiedArtifact,
   verifyArtifact,
@@ -123,12 +124,15 @@ export async function completePendingVersion(
   if (v.status !== 'PENDING') return v.status;
   let verified: VerifiedArtifact;
   try {
+    // The registration's own pre-processing, recorded on the PENDING version, is compiled in as it would have been.
+    const preprocess = registeredPreprocess(v);
     verified = await withinTime(
       verifyArtifact(deps, {
         name,
         sourceKey: v.s3Key,
         ...(v.labels !== undefined ? { labels: [...v.labels] } : {}),
         ...(v.postprocess !== undefined ? { postprocess: v.postprocess } : {}),
+        ...(preprocess !== undefined ? { preprocess } : {}),
       }),
       time,
       `verifying version ${version} of '${name}'`,

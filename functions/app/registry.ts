@@ -15,6 +15,11 @@ import {
   UnprocessableModelError,
 } from '../domain/errors';
 import { validateAliasName, validateModelName } from '../domain/names';
+import {
+  type PreprocessSpec,
+  parsePreprocessSpec,
+  withPreprocessParameters,
+} from '../domain/preprocess-spec';
 import { assertObjectKey, assertPostprocessFits, assertStatusChange } from '../domain/registry';
 import {
   aliasNotFound,
@@ -45,6 +50,7 @@ import {
   type RegistryRepository,
   systemClock,
 } from '../ports';
+import type { ModelTransformer } from '../ports/derive';
 import type { Logger } from '../ports/logger';
 
 export interface RegistryDeps {
@@ -57,6 +63,11 @@ export interface RegistryDeps {
   readonly maxModelBytes?: number;
   /** Where a registry event that could not be published is reported. @default none */
   readonly logger?: Pick<Logger, 'warn'>;
+  /**
+   * Compiles a registration's `preprocess` into its model. @default the ONNX transforms of functions/transforms,
+   * loaded when a registration first declares pre-processing
+   */
+  readonly transformer?: ModelTransformer;
 }
 
 export interface RegisterVersionInput {
@@ -67,6 +78,11 @@ export interface RegisterVersionInput {
   readonly tags?: Record<string, string>;
   readonly labels?: string[];
   readonly postprocess?: PostprocessSpec;
+  /**
+   * Pre-processing compiled into the registered model (`parsePreprocessSpec`'s result): the version takes the
+   * raw inputs and records it as `transforms: [{ preprocess }]`.
+   */
+  readonly preprocess?: PreprocessSpec;
   readonly actor?: string;
 }
 
@@ -126,22 +142,23 @@ export type VerifiedArtifact =
   | { readonly ok: false; readonly sha256: string; readonly sizeBytes: number; readonly reason: string };
 
 /**
- * Reads, hashes and inspects the artifact at `sourceKey`, checks the post-processing against its signature and
- * writes the bytes to `models/{name}/{sha256}.onnx`. Writes nothing to the registry. An artifact that is not a
- * loadable model is an outcome (`ok: false`); a too large one or post-processing that does not fit is thrown.
+ * Reads, hashes and inspects the artifact at `sourceKey`, compiles its pre-processing into it when one is declared
+ * (the stored model is then the preprocessed one: its hash, size and signature, the raw inputs saying what is
+ * applied), checks the post-processing against its signature and writes the bytes to `models/{name}/{sha256}.onnx`.
+ * Writes nothing to the registry. An artifact that is not a loadable model is an outcome (`ok: false`); a too large
+ * one, pre-processing that does not fit the model (400 `INVALID_PREPROCESS`) or post-processing that does not fit
+ * is thrown.
  */
 export async function verifyArtifact(
-  deps: Pick<RegistryDeps, 'store' | 'inspector' | 'maxModelBytes'>,
-  source: Pick<RegisterVersionInput, 'name' | 'sourceKey' | 'labels' | 'postprocess'>,
+  deps: Pick<RegistryDeps, 'store' | 'inspector' | 'maxModelBytes' | 'transformer'>,
+  source: Pick<RegisterVersionInput, 'name' | 'sourceKey' | 'labels' | 'postprocess' | 'preprocess'>,
 ): Promise<VerifiedArtifact> {
   const maxBytes = deps.maxModelBytes ?? LIMITS.maxModelBytes;
-  const bytes = await deps.store.getObject(source.sourceKey);
-  if (bytes.byteLength > maxBytes) {
-    throw new PayloadTooLargeError(
-      `the artifact is ${bytes.byteLength} bytes; the limit is ${maxBytes} bytes`,
-    );
-  }
-  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  const tooLarge = (n: number) =>
+    new PayloadTooLargeError(`the artifact is ${n} bytes; the limit is ${maxBytes} bytes`);
+  let bytes = await deps.store.getObject(source.sourceKey);
+  if (bytes.byteLength > maxBytes) throw tooLarge(bytes.byteLength);
+  let sha256 = createHash('sha256').update(bytes).digest('hex');
   let signature: ModelSignature;
   try {
     signature = await deps.inspector.inspect(bytes);
@@ -149,10 +166,54 @@ export async function verifyArtifact(
     if (!(e instanceof UnprocessableModelError)) throw e;
     return { ok: false, sha256, sizeBytes: bytes.byteLength, reason: e.message };
   }
+  if (source.preprocess !== undefined) {
+    const transformer = deps.transformer ?? (await defaultTransformer());
+    bytes = await transformer.apply(bytes, [{ preprocess: source.preprocess }]);
+    if (bytes.byteLength > maxBytes) throw tooLarge(bytes.byteLength);
+    sha256 = createHash('sha256').update(bytes).digest('hex');
+    try {
+      signature = withPreprocessParameters(await deps.inspector.inspect(bytes), source.preprocess);
+    } catch (e) {
+      if (!(e instanceof UnprocessableModelError)) throw e;
+      return {
+        ok: false,
+        sha256,
+        sizeBytes: bytes.byteLength,
+        reason: `the model with its pre-processing: ${e.message}`,
+      };
+    }
+  }
   assertPostprocessFits(source.postprocess, source.labels, signature);
   const s3Key = S3_KEYS.model(source.name, sha256);
   if (s3Key !== source.sourceKey) await ensureArtifact(deps.store, s3Key, bytes);
   return { ok: true, sha256, sizeBytes: bytes.byteLength, s3Key, signature };
+}
+
+/** The ONNX pre-processing compiler, loaded once and only by a registration that declares pre-processing. */
+let preprocessCompiler: Promise<ModelTransformer> | undefined;
+function defaultTransformer(): Promise<ModelTransformer> {
+  preprocessCompiler ??= import('../transforms/preprocess').then(({ applyPreprocess }) => ({
+    apply: async (model, transforms) => {
+      let bytes = model;
+      for (const t of transforms) {
+        if (!('preprocess' in t)) throw new Error(`only preprocess is compiled at registration`);
+        bytes = applyPreprocess(bytes, parsePreprocessSpec(t.preprocess));
+      }
+      return bytes;
+    },
+  }));
+  return preprocessCompiler;
+}
+
+/**
+ * The pre-processing a version records in its `transforms` (a registration's own), parsed; undefined without one.
+ */
+export function registeredPreprocess(
+  v: Pick<ModelVersion, 'transforms' | 'derivedFrom'>,
+): PreprocessSpec | undefined {
+  if (v.derivedFrom !== undefined) return undefined;
+  const t = v.transforms?.find((x) => 'preprocess' in x);
+  return t && 'preprocess' in t ? parsePreprocessSpec(t.preprocess) : undefined;
 }
 
 /** The fields a registration request gives its version (description, tags, labels, post-processing, creator). */
@@ -162,6 +223,7 @@ export function requestedFields(input: RegisterVersionInput) {
     ...(input.tags !== undefined ? { tags: input.tags } : {}),
     ...(input.labels !== undefined ? { labels: input.labels } : {}),
     ...(input.postprocess !== undefined ? { postprocess: input.postprocess } : {}),
+    ...(input.preprocess !== undefined ? { transforms: [{ preprocess: input.preprocess }] } : {}),
     ...(input.actor !== undefined ? { createdBy: input.actor } : {}),
   };
 }

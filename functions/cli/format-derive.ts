@@ -29,10 +29,14 @@ const next = (token: unknown) => (typeof token === 'string' ? `\n(more: --next-t
 
 const figure = (x: number) => (Number.isInteger(x) ? String(x) : x.toPrecision(4));
 
-/** Where a version comes from: `v1: quantize int8, optimize basic`, or empty for a registered one. */
+/**
+ * Where a version comes from: `v1: quantize int8, optimize basic`; a registered one with its own pre-processing
+ * `preprocess color, x`; empty for a plain registered one.
+ */
 export function lineage(v: Pick<DerivedVersionJson, 'derivedFrom' | 'transforms'>): string {
-  if (v.derivedFrom === undefined) return '';
-  return `v${v.derivedFrom}: ${(v.transforms ?? []).map(describeTransform).join(', ')}`;
+  const transforms = (v.transforms ?? []).map(describeTransform).join(', ');
+  if (v.derivedFrom === undefined) return transforms;
+  return `v${v.derivedFrom}: ${transforms}`;
 }
 
 /** The lines of an evaluation: the verdict with its agreement, then one line per output. */

@@ -50,7 +50,7 @@ const labelsSchema = z
     message: `labels must serialize to at most ${LIMITS.maxLabelsBytes} bytes`,
   });
 
-/** `POST /models/{name}/versions`: exactly one of `uploadId` / `s3Uri`. */
+/** `POST /models/{name}/versions`: exactly one of `uploadId` / `s3Uri`; `preprocess` see ./preprocess-spec. */
 export const registerVersionBodySchema = z
   .strictObject({
     uploadId: z
@@ -62,6 +62,8 @@ export const registerVersionBodySchema = z
     tags: tagsSchema.optional(),
     labels: labelsSchema.optional(),
     postprocess: postprocessSchema.optional(),
+    /** Pre-processing compiled into the model (checked by `parsePreprocessSpec`, 400 `INVALID_PREPROCESS`). */
+    preprocess: z.unknown().optional(),
   })
   .refine((b) => (b.uploadId === undefined) !== (b.s3Uri === undefined), {
     message: 'exactly one of uploadId or s3Uri is required',

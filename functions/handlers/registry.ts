@@ -45,6 +45,7 @@ import { type OperationOf, operationsOf, ROUTES, routeKey } from '../contract/ro
 import { deriveBodySchema } from '../domain/derive';
 import { BadRequestError, NotFoundError } from '../domain/errors';
 import { parseVersionNumber, validateAliasName, validateModelName } from '../domain/names';
+import { parsePreprocessSpec } from '../domain/preprocess-spec';
 import {
   createUploadBodySchema,
   moveAliasBodySchema,
@@ -224,6 +225,8 @@ const operations: Record<OperationOf<'registry'>, Operation> = {
   registerVersion: async (e, d, context) => {
     const n = name(e);
     const body = parseWith(registerVersionBodySchema, parseJsonObject(e, d.maxBodyBytes));
+    // Refused (400 INVALID_PREPROCESS) before anything is read or written.
+    const preprocess = body.preprocess !== undefined ? parsePreprocessSpec(body.preprocess) : undefined;
     // The header names the request; without one, an uploadId does (one upload is one version).
     const headerKey = idempotencyKeyOf(e);
     const key =
@@ -262,6 +265,7 @@ const operations: Record<OperationOf<'registry'>, Operation> = {
         ...(body.tags !== undefined ? { tags: body.tags } : {}),
         ...(body.labels !== undefined ? { labels: body.labels } : {}),
         ...(body.postprocess !== undefined ? { postprocess: body.postprocess } : {}),
+        ...(preprocess !== undefined ? { preprocess } : {}),
         actor: actorOf(e),
       },
       {

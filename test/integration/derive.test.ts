@@ -261,7 +261,18 @@ describe('derived versions (DynamoDB Local, s3rver, onnxruntime)', () => {
     expect(r.status, JSON.stringify(r.body)).toBe(202);
     expect(await work()).toBe('READY');
     const v = (await call('GET', '/models/raw/versions/2')).body;
-    expect(v.signature.inputs).toEqual([{ name: 'input', datatype: 'BYTES', shape: [-1, 1] }]);
+    // The raw input, saying what is applied to it (model metadata lists the signature's inputs as they are).
+    expect(v.signature.inputs).toEqual([
+      {
+        name: 'input',
+        datatype: 'BYTES',
+        shape: [-1, 1],
+        parameters: {
+          preprocess: [{ oneHot: { categories: ['red', 'green', 'blue'], handleUnknown: 'ignore' } }],
+        },
+      },
+    ]);
+    expect(v).toMatchObject({ derivedFrom: 1, transforms: r.body.transforms });
     expect(v.signature.outputs).toEqual((await call('GET', '/models/raw/versions/1')).body.signature.outputs);
     // The gate compared the parent with the model before its preprocessing: the same model.
     expect(v.evaluation).toMatchObject({ argmaxAgreement: 1, passed: true });

@@ -66,7 +66,8 @@ export function transformsOf(opts: DeriveOptions): TransformSpec[] {
   return transforms;
 }
 
-function readJsonObject(file: string): Record<string, unknown> {
+/** The JSON object in `file` (a usage error when it cannot be read or is not one). */
+export function readJsonObject(file: string): Record<string, unknown> {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

@@ -1,6 +1,7 @@
 /**
  * The model commands: `maas export-sample` (the bundled iris model as a file), `maas register` (presigned upload,
- * then registration of the next version, waiting for a PENDING one), `maas models` and `maas versions` (with
+ * then registration of the next version, its pre-processing compiled in with `--preprocess`, waiting for a PENDING
+ * one), `maas models` and `maas versions` (with
  * each derived version's parent and transforms).
  */
 import { writeFileSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { type CliContext, EXIT, UsageError } from '../context';
 import { formatModels, formatRegistered } from '../format';
 import { formatVersionsWithLineage } from '../format-derive';
 import { nonNegativeInt, parseJsonOption, readBytes, readLabels } from '../input';
+import { readJsonObject } from './derive';
 
 interface RegisterOptions {
   readonly name: string;
@@ -19,6 +21,8 @@ interface RegisterOptions {
   readonly labels?: string;
   readonly labelsFile?: string;
   readonly postprocess?: string;
+  /** A JSON file: the pre-processing compiled into the registered model. */
+  readonly preprocess?: string;
   /** Commander's `--no-wait`. */
   readonly wait: boolean;
   /** Seconds to wait for a PENDING version. */
@@ -74,6 +78,7 @@ export function modelCommands(program: Command, ctx: CliContext): void {
     .option('--labels <list>', 'class labels, comma-separated, in output order')
     .option('--labels-file <file>', 'class labels: a JSON array or one per line')
     .option('--postprocess <json>', 'post-processing, e.g. \'{"softmax":true,"topK":3}\'')
+    .option('--preprocess <file>', 'pre-processing compiled into the model: a JSON file, input name -> steps')
     .option('--no-wait', 'return at once when the registration continues in the background (PENDING)')
     .option(
       '--timeout <seconds>',
@@ -86,6 +91,7 @@ export function modelCommands(program: Command, ctx: CliContext): void {
         const bytes = readBytes(file);
         const labels = readLabels(opts.labels, opts.labelsFile);
         const postprocess = parseJsonOption('--postprocess', opts.postprocess);
+        const preprocess = opts.preprocess !== undefined ? readJsonObject(opts.preprocess) : undefined;
         const c = ctx.client();
         const model = { name: opts.name };
         // The size is signed into the upload URL: storage takes exactly these bytes.
@@ -111,6 +117,7 @@ export function modelCommands(program: Command, ctx: CliContext): void {
           ...(opts.description !== undefined ? { description: opts.description } : {}),
           ...(labels !== undefined ? { labels } : {}),
           ...(postprocess !== undefined ? { postprocess } : {}),
+          ...(preprocess !== undefined ? { preprocess } : {}),
         });
         // 202: the registration continues on the server; wait for its outcome unless told not to.
         if (version.status === 'PENDING' && opts.wait) {
