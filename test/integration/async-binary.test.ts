@@ -204,11 +204,13 @@ describe('async inference with binary tensor data', () => {
     });
     expect(accepted.status).toBe(202);
     await env.queue.drain();
-    const done = parseResult<{ status: string; result: { outputs: Out[] } }>(
-      await status(accepted.body.requestId as string),
-    );
-    expect(done.body.status).toBe('done');
-    expect(done.body.result.outputs).toEqual([{ name: 'y', datatype: 'FP32', shape: [2, 2], data: Y }]);
+    // A raw-form request asks for nothing, so its answer is binary, every output as binary data (as /infer).
+    const done = binaryStatus(await status(accepted.body.requestId as string));
+    expect(done.header.status).toBe('done');
+    expect(done.header.result.outputs).toEqual([
+      { name: 'y', datatype: 'FP32', shape: [2, 2], parameters: { binary_data_size: 16 } },
+    ]);
+    expect(floats(done.data.get('y') as Buffer)).toEqual(Y);
   });
 
   it('stores a gzip body decoded, and runs it', async () => {

@@ -52,6 +52,8 @@ beforeAll(async () => {
     registry: createRegistryHandler({
       ...registryDeps,
       rollouts: new DynamoRolloutRepository({ doc: aws.doc, table: aws.table }),
+      // Derive requests reach their checks (the queue is detached below: nothing valid is sent here).
+      queue: env.queue,
       maxBodyBytes: MAX_BODY,
       logger,
     }),
@@ -701,6 +703,113 @@ add(
   body({ capture: null }),
   404,
   'MODEL_NOT_FOUND',
+);
+const DERIVE = 'POST /models/{name}/versions/{version}/derive';
+const DERIVE_PATH = '/models/m/versions/1/derive';
+const INT8 = { quantize: 'int8' };
+add(DERIVE, 'no body', 'POST', DERIVE_PATH, undefined, 400, 'MALFORMED_JSON');
+add(DERIVE, 'truncated JSON', 'POST', DERIVE_PATH, body('{"transforms":['), 400, 'MALFORMED_JSON');
+add(DERIVE, 'JSON array', 'POST', DERIVE_PATH, body([INT8]), 400, 'MALFORMED_JSON');
+add(DERIVE, 'no transforms', 'POST', DERIVE_PATH, body({ transforms: [] }), 400, 'VALIDATION_ERROR');
+add(
+  DERIVE,
+  'unknown transform',
+  'POST',
+  DERIVE_PATH,
+  body({ transforms: [{ prune: 0.5 }] }),
+  400,
+  'VALIDATION_ERROR',
+);
+add(
+  DERIVE,
+  'quantize int4',
+  'POST',
+  DERIVE_PATH,
+  body({ transforms: [{ quantize: 'int4' }] }),
+  400,
+  'VALIDATION_ERROR',
+);
+add(
+  DERIVE,
+  'optimize all',
+  'POST',
+  DERIVE_PATH,
+  body({ transforms: [{ optimize: 'all' }] }),
+  400,
+  'VALIDATION_ERROR',
+);
+add(
+  DERIVE,
+  'transform given twice',
+  'POST',
+  DERIVE_PATH,
+  body({ transforms: [INT8, INT8] }),
+  400,
+  'INVALID_TRANSFORMS',
+);
+add(
+  DERIVE,
+  'unknown field',
+  'POST',
+  DERIVE_PATH,
+  body({ transforms: [INT8], force: true }),
+  400,
+  'VALIDATION_ERROR',
+);
+add(
+  DERIVE,
+  'agreement above 1',
+  'POST',
+  DERIVE_PATH,
+  body({ transforms: [INT8], gate: { minAgreement: 2 } }),
+  400,
+  'VALIDATION_ERROR',
+);
+add(
+  DERIVE,
+  'rows beyond the limit',
+  'POST',
+  DERIVE_PATH,
+  body({ transforms: [INT8], gate: { rows: 10_000_001 } }),
+  400,
+  'VALIDATION_ERROR',
+);
+add(
+  DERIVE,
+  'sample id with a slash',
+  'POST',
+  DERIVE_PATH,
+  body({ transforms: [INT8], sample: { uploadId: '../x' } }),
+  400,
+  'VALIDATION_ERROR',
+);
+add(
+  DERIVE,
+  'sample not uploaded',
+  'POST',
+  DERIVE_PATH,
+  body({ transforms: [INT8], sample: { uploadId: 'none' } }),
+  400,
+  'SAMPLE_NOT_FOUND',
+);
+add(
+  DERIVE,
+  'version not a number',
+  'POST',
+  '/models/m/versions/one/derive',
+  body({ transforms: [INT8] }),
+  400,
+);
+add(DERIVE, 'unknown version', 'POST', '/models/m/versions/99/derive', body({ transforms: [INT8] }), 404);
+add(DERIVE, 'unknown model', 'POST', '/models/ghost/versions/1/derive', body({ transforms: [INT8] }), 404);
+add(
+  DERIVE,
+  'bad name',
+  'POST',
+  '/models/M!/versions/1/derive',
+  body({ transforms: [INT8] }),
+  400,
+  'INVALID_NAME',
 );
 const ROLLBACK = 'POST /models/{name}/aliases/{alias}/rollback';
 add(
