@@ -15,11 +15,19 @@
  *   (h) split: the handler (b) through an alias with a 10 % canary active (a second version of the same model),
  *       requests without a routing key (routed at random);
  *   (g) the same with capture at 100 % (a second alias of the same version): every request also writes its record,
- *       after its answer. Work done after an answer falls into whichever variant runs next (the order is shuffled,
- *       so all variants share it alike): (f) and (g) measure what a caller waits for, not the CPU a request costs;
+ *       after its answer. (f) and (g) measure what a caller waits for; the work they do after their answer (the
+ *       EMF line, the capture record, each in a `setImmediate`) is run, untimed, before the next variant starts and
+ *       reported on its own (`afterAnswer`, the time the event loop takes to drain it). Left pending, it ran inside
+ *       whichever variant came next — the first `setImmediate` of that variant's run (onnxruntime-node's
+ *       `session.run` is one) ran it first — and charged every variant, raw included, up to 30 µs at p50 for
+ *       work none of them does: on the tiny model at batch 1, raw right after (g) took 47 µs against 20 µs after
+ *       another raw. Every variant is followed by the same untimed drain, so none is charged another's work;
  *   (i) binary: the handler (b) answering the same input in the binary tensor data extension — a base64 API Gateway
  *       event (JSON header + raw FP32 bytes, `Inference-Header-Content-Length`) asking its output as binary data
- *       (`binary_data_output`), answered base64 — over (a): `binaryHandlerOverRaw`.
+ *       (`binary_data_output`), answered base64 — over (a): `binaryHandlerOverRaw`;
+ *   (j) int8 (MLP only): raw `session.run` of the MLP quantised to int8 (`quantizeInt8`, the architecture's default
+ *       range, as bench/quantize.ts), in the same rotation as (a): `int8OverFp32` (batch 1), `int8OverFp32Batch32`,
+ *       and `int8SizeRatio` (its bytes over the FP32 model's). About 2 s more in all.
  * `npm run bench -- --json` prints one JSON object instead of the tables.
  */
 import { spawn } from 'node:child_process';
@@ -54,6 +62,7 @@ import {
 } from '../functions/local/emulators';
 import { buildMlp, seededRandom } from '../functions/local/onnx-builder';
 import { ensureBucket, ensureTable } from '../functions/local/provision';
+import { defaultReduceRange, quantizeInt8 } from '../functions/transforms/quantize';
 import { apiEvent } from '../test/helpers/apigw';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '..', '..');
@@ -94,6 +103,10 @@ interface CaseResult {
   captured: Stats;
   split: Stats;
   binary: Stats;
+  /** (j), the int8 MLP's raw run (absent for the tiny model). */
+  int8?: Stats;
+  /** The after-answer work of (f) and (g), drained untimed after each of their requests. */
+  afterAnswer: { observed: Stats; captured: Stats };
 }
 
 /** The alias of the benchmark's models that splits its traffic: version 1 stable, a 10 % canary on version 2. */
@@ -170,6 +183,9 @@ async function main() {
     ortWeb.env.wasm.numThreads = 1;
     ortWeb.env.wasm.wasmPaths = `${join(ROOT, 'node_modules', 'onnxruntime-web', 'dist')}/`;
 
+    // (j): the MLP quantised to int8, as bench/quantize.ts and `maas derive` make it.
+    const int8Bytes = quantizeInt8(models[1]!.bytes, { reduceRange: defaultReduceRange() }).model;
+    const int8Session = await ort.InferenceSession.create(int8Bytes, engine.sessionOptions);
     const results: CaseResult[] = [];
     for (const m of models) {
       // (a) and (e) run the very session the handler uses (same weights in the CPU caches).
@@ -182,11 +198,13 @@ async function main() {
       const webSession = await ortWeb.InferenceSession.create(m.bytes, { executionProviders: ['wasm'] });
       for (const batch of [1, 32]) {
         progress(`bench: ${m.name} batch ${batch}`);
-        results.push(await measureWarm(m, batch, handler, observed, rawSession, webSession));
+        const int8 = m.name === 'mlp' ? int8Session : undefined;
+        results.push(await measureWarm(m, batch, handler, observed, rawSession, webSession, int8));
       }
       await webSession.release();
     }
     await sessions.close();
+    await int8Session.release();
     closeSync(devNull);
 
     progress('bench: cold starts');
@@ -200,7 +218,12 @@ async function main() {
       [ENV.bucket]: bucket,
     });
 
-    report(results, cold, (now() - started) / 1000);
+    report(
+      results,
+      cold,
+      { fp32: models[1]!.bytes.length, int8: int8Bytes.length },
+      (now() - started) / 1000,
+    );
   } finally {
     await Promise.all([dynamo.stop(), s3rver.stop()]);
     rmSync(work, { recursive: true, force: true });
@@ -272,6 +295,7 @@ async function measureWarm(
   observedHandler: ReturnType<typeof createPredictHandler>,
   rawSession: ort.InferenceSession,
   webSession: ortWeb.InferenceSession,
+  int8Session: ort.InferenceSession | undefined,
 ): Promise<CaseResult> {
   const { body, data } = requestBody(m, batch);
   const event = apiEvent('POST', pathFor('modelInfer', { name: m.name }), { body });
@@ -325,6 +349,12 @@ async function measureWarm(
   const captured = timed(() => observedHandler(capturedEvent));
   const split = timed(() => handler(splitEvent));
   const binary = timed(() => handler(binaryEvent));
+  const int8 = timed(() => (int8Session as ort.InferenceSession).run(feeds));
+  /** Two turns of the event loop: the after-answer work of the request before (and what it schedules) runs. */
+  const drain = timed(async () => {
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+  });
 
   const iterations = batch === 1 ? 600 : 200;
   // Untimed rounds first, for every variant alike: the handler's JavaScript (parsing, validation, encoding)
@@ -340,7 +370,9 @@ async function measureWarm(
     captured: [] as number[],
     split: [] as number[],
     binary: [] as number[],
+    int8: [] as number[],
   };
+  const after = { observed: [] as number[], captured: [] as number[] };
   const variants = [
     ['raw', raw],
     ['floor', floor],
@@ -350,6 +382,7 @@ async function measureWarm(
     ['captured', captured],
     ['split', split],
     ['binary', binary],
+    ...(int8Session ? ([['int8', int8]] as const) : []),
   ] as const;
   // Interleaved, in a new (seeded) order each round: background load and frequency drift affect all variants
   // alike, and every variant follows every other one as often (a fixed rotation would always run one variant after
@@ -363,7 +396,10 @@ async function measureWarm(
     }
     for (const [name, fn] of order) {
       const ms = await fn();
-      if (i >= warmup) samples[name].push(ms);
+      const drained = await drain();
+      if (i < warmup) continue;
+      samples[name].push(ms);
+      if (name === 'observed' || name === 'captured') after[name].push(drained);
     }
   }
   return {
@@ -377,6 +413,8 @@ async function measureWarm(
     captured: stats(samples.captured),
     split: stats(samples.split),
     binary: stats(samples.binary),
+    ...(int8Session ? { int8: stats(samples.int8) } : {}),
+    afterAnswer: { observed: stats(after.observed), captured: stats(after.captured) },
   };
 }
 
@@ -503,7 +541,12 @@ process.stdout.write(JSON.stringify({ boot: t0, import: t1 - t0, first: t2 - t1 
   };
 }
 
-function report(results: CaseResult[], cold: ColdResult, seconds: number) {
+function report(
+  results: CaseResult[],
+  cold: ColdResult,
+  modelBytes: { fp32: number; int8: number },
+  seconds: number,
+) {
   const mlp1 = results.find((r) => r.model === 'mlp' && r.batch === 1)!;
   const mlp32 = results.find((r) => r.model === 'mlp' && r.batch === 32)!;
   const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
@@ -518,7 +561,13 @@ function report(results: CaseResult[], cold: ColdResult, seconds: number) {
     handlerOverRaw32: ratio(mlp32.handler.p50, mlp32.raw.p50),
     binaryHandlerOverRaw32: ratio(mlp32.binary.p50, mlp32.raw.p50),
     wasmOverNative: ratio(mlp1.wasm.p50, mlp1.raw.p50),
+    int8OverFp32: ratio(mlp1.int8!.p50, mlp1.raw.p50),
+    int8OverFp32Batch32: ratio(mlp32.int8!.p50, mlp32.raw.p50),
+    int8SizeRatio: ratio(modelBytes.int8, modelBytes.fp32),
     coldRatio: ratio(cold.handler, cold.baseline),
+    /** p50 of the work (f) and (g) leave after their answer (EMF line; EMF line and capture record), in ms. */
+    afterAnswerObservedMs: mlp1.afterAnswer.observed.p50,
+    afterAnswerCapturedMs: mlp1.afterAnswer.captured.p50,
     rawP50Ms: mlp1.raw.p50,
     rawP99Ms: mlp1.raw.p99,
     targets: {
@@ -527,6 +576,7 @@ function report(results: CaseResult[], cold: ColdResult, seconds: number) {
       captureOverhead: 1.15,
       handlerOverFloorSplit: 1.1,
       binaryHandlerOverRaw: 1.1,
+      int8OverFp32: 0.6,
       coldRatio: 1.5,
       wasmOverNative: '> 1',
     },
@@ -622,7 +672,13 @@ function report(results: CaseResult[], cold: ColdResult, seconds: number) {
     `  binaryHandlerOverRaw ${summary.binaryHandlerOverRaw}  (binary tensor data in and out; target <= 1.10; batch 32: ${summary.binaryHandlerOverRaw32})`,
   );
   say(`  wasmOverNative   ${summary.wasmOverNative}  (target > 1: native faster)`);
+  say(
+    `  int8OverFp32     ${summary.int8OverFp32}  (raw run, int8 MLP over FP32; target <= 0.6; batch 32: ${summary.int8OverFp32Batch32}; size ${summary.int8SizeRatio})`,
+  );
   say(`  coldRatio        ${summary.coldRatio}  (target <= 1.5)`);
+  say(
+    `  after the answer (untimed above): observed ${summary.afterAnswerObservedMs} ms, captured ${summary.afterAnswerCapturedMs} ms (p50)`,
+  );
   say(`  raw p50 ${summary.rawP50Ms} ms, p99 ${summary.rawP99Ms} ms; ${summary.seconds} s in all`);
 }
 
