@@ -5,7 +5,7 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type S3rver from 's3rver';
+import type S3rver from '@20minutes/s3rver';
 import { BufferedCaptureSink } from '../adapters/capture-sinks';
 import { DynamoRegistryRepository } from '../adapters/dynamodb-registry';
 import { DynamoRegistryReader } from '../adapters/dynamodb-registry-reader';

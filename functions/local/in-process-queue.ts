@@ -12,7 +12,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { S3Event, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import type S3rver from 's3rver';
+import type S3rver from '@20minutes/s3rver';
 import { QUEUE } from '../contract/events';
 import type { WorkMessage } from '../domain/async';
 import type { QueuePublisher, TimeBudget } from '../ports/events';

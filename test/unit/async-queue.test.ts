@@ -4,7 +4,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { S3Event, SQSEvent } from 'aws-lambda';
-import type S3rver from 's3rver';
+import type S3rver from '@20minutes/s3rver';
 import { describe, expect, it } from 'vitest';
 import {
   attachS3Events,
