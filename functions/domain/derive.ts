@@ -9,8 +9,9 @@
  * - Generated rows: each numeric input gets zero-centred values (standard normal; integers rounded, unsigned
  *   ones folded to their absolute value, BOOL random 0/1), seeded (`seed`), the first dimension the batch and every
  *   other dynamic dimension 1. A generated row whose parent output is a near-tie (its top-2 gap below
- *   `nearTieMargin` on the decision output) is left out and replaced, so `rows` rows that are not near-ties are
- *   compared; a user sample is used as given (no row is left out).
+ *   `nearTieMargin` of its range, max − min, on the decision output) is left out and replaced, so `rows` rows that
+ *   are not near-ties are compared; a user sample is used as given (no row is left out). The margin is relative so
+ *   that one default holds for logits of any scale and for probabilities alike.
  * - Decision outputs: the outputs of rank ≥ 2 whose last dimension is ≥ 2 (class scores, probabilities); the first
  *   one is the one whose top-2 gap decides near-ties.
  * - `argmaxAgreement`: the lowest share of agreeing rows over the decision outputs (1 without any); per output
@@ -35,8 +36,11 @@ export const DERIVE_DEFAULTS = {
   minAgreement: 0.99,
   /** Rows generated from the signature when no sample is given (near-ties excluded). */
   rows: 1000,
-  /** A generated row whose parent top-2 gap (decision output) is below this is a near-tie, left out. */
-  nearTieMargin: 0.01,
+  /**
+   * A generated row whose parent top-2 gap (decision output) is below this share of the row's range (max − min) is
+   * a near-tie, left out.
+   */
+  nearTieMargin: 0.02,
   /** The bound on `maxRelDiff` of a model without decision outputs, unless `maxRelDiff` is given. */
   maxRelDiffWithoutArgmax: 0.05,
   /** Seed of the generated inputs. */
@@ -528,8 +532,8 @@ function generatedData(spec: TensorSpec, n: number, normal: () => number): Tenso
 }
 
 /**
- * The rows of a batch whose top-2 gap on `output` (the parent's decision output) is at least `margin`, by index.
- * Every row when the output is not a decision output.
+ * The rows of a batch whose top-2 gap on `output` (the parent's decision output) is at least `margin` of the
+ * row's range (`relativeTopGap`), by index. Every row when the output is not a decision output.
  */
 export function rowsAboveMargin(output: Tensor, margin: number): number[] {
   const shape = output.shape;
@@ -542,7 +546,7 @@ export function rowsAboveMargin(output: Tensor, margin: number): number[] {
     let ok = true;
     // A row of rank > 2 outputs holds several vectors: every one of them must be clear.
     for (let from = r * per; from < (r + 1) * per && ok; from += last) {
-      if (topGap(output.data, from, last) < margin) ok = false;
+      if (relativeTopGap(output.data, from, last) < margin) ok = false;
     }
     if (ok) kept.push(r);
   }
@@ -563,6 +567,22 @@ export function topGap(data: TensorData, from: number, n: number): number {
     }
   }
   return first - second;
+}
+
+/**
+ * The top-2 gap of `data[from … from + n)` over its range (largest − smallest): 0 for a tie, 1 when one value stands
+ * alone above all the others; 0 when every value is equal.
+ */
+export function relativeTopGap(data: TensorData, from: number, n: number): number {
+  let low = Number.POSITIVE_INFINITY;
+  let high = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < n; i++) {
+    const v = Number(data[from + i]);
+    if (v < low) low = v;
+    if (v > high) high = v;
+  }
+  const range = high - low;
+  return range > 0 ? topGap(data, from, n) / range : 0;
 }
 
 /** The rows `indices` (along the first dimension) of a tensor. */

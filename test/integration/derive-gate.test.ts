@@ -125,9 +125,11 @@ function rows(data: ArrayLike<number>, k: number): number[][] {
   );
 }
 const argmax = (v: readonly number[]) => v.reduce((best, x, i) => (x > v[best]! ? i : best), 0);
+/** The top-2 gap over the row's range: the gate's near-tie rule, computed here on its own. */
 const topGap = (v: readonly number[]) => {
-  const [a, b] = [...v].sort((x, y) => y - x);
-  return a! - b!;
+  const sorted = [...v].sort((x, y) => y - x);
+  const range = sorted[0]! - sorted.at(-1)!;
+  return range > 0 ? (sorted[0]! - sorted[1]!) / range : 0;
 };
 
 const options = new OrtEngine({ threads: 1 }).sessionOptions;
@@ -253,14 +255,15 @@ describe('the accuracy gate of derived versions (DynamoDB Local, s3rver, onnxrun
   );
 
   // A 3-class linear model, and the same model with class 1's logit raised by EPS: the two disagree exactly on
-  // rows whose class-1 logit is within EPS below the largest, all of them near-ties for a margin above EPS.
+  // rows whose class-1 logit is within EPS below the largest: near-ties, for a margin of 0.2 of the row's range,
+  // on these rows (whose range is never below EPS / 0.2 here).
   const W = [
     [0.9, -0.4, 0.2],
     [-0.3, 0.8, -0.6],
     [0.5, 0.1, -0.9],
     [-0.7, 0.6, 0.4],
   ];
-  const EPS = 0.19;
+  const EPS = 0.02;
   const parentModel = linear(W, [0.1, 0, -0.1]);
   const raised = linear(W, [0.1, EPS, -0.1]);
 

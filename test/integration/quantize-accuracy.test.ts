@@ -3,7 +3,7 @@
  * options, on the bench MLP (512-1024-512-10, Gemm + Relu) and on a small Gemm model (transB, bias): argmax
  * agreement on 1 000 zero-centred random inputs that are not near-ties, and the size of the int8 model.
  *
- * Near-ties: an input whose two largest FP32 logits are closer than NEAR_TIE_MARGIN (2 %) of the range of its
+ * Near-ties: an input whose two largest FP32 logits are closer than NEAR_TIE_MARGIN (the accuracy gate's `nearTieMargin`, 2 %) of the range of its
  * logits (max − min) is drawn again. Which of two almost equal classes wins is not a decision the model makes
  * reliably even in FP32 (a different summation order flips it), and int8 moves the MLP's logits by up to
  * 0.006–0.012 (max |int8 − FP32| over the sample, by form), 1–2.5 % of their median range (0.46). About 7 % of
@@ -15,11 +15,12 @@
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { OrtEngine } from '../../functions/adapters/ort-engine';
+import { DERIVE_DEFAULTS, rowsAboveMargin } from '../../functions/domain/derive';
 import { buildMlp, buildModel, ElemType, seededRandom } from '../../functions/local/onnx-builder';
 import { defaultReduceRange, quantizeInt8 } from '../../functions/transforms/quantize';
 
-/** The FP32 top-2 gap, as a fraction of the row's logit range, below which an input is a near-tie. */
-const NEAR_TIE_MARGIN = 0.02;
+/** The FP32 top-2 gap, as a fraction of the row's logit range, below which an input is a near-tie: the gate's own. */
+const NEAR_TIE_MARGIN = DERIVE_DEFAULTS.nearTieMargin;
 const ROWS = 1000;
 const MIN_AGREEMENT = 0.99;
 const MAX_SIZE_RATIO = 0.3;
@@ -96,8 +97,8 @@ async function sample(c: Case, fp32: ort.InferenceSession) {
     drawn++;
     const row = Float32Array.from({ length: c.inFeatures }, () => rand() * 2 - 1);
     const y = await logits(fp32, row);
-    const sorted = [...y].sort((a, b) => b - a);
-    if (sorted[0]! - sorted[1]! < NEAR_TIE_MARGIN * (sorted[0]! - sorted.at(-1)!)) continue;
+    if (rowsAboveMargin({ datatype: 'FP32', shape: [1, y.length], data: y }, NEAR_TIE_MARGIN).length === 0)
+      continue;
     rows.push(row);
     reference.push(y);
   }

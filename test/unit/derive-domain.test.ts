@@ -21,6 +21,7 @@ import {
   gateThresholds,
   generateFeeds,
   parseSample,
+  relativeTopGap,
   rowsAboveMargin,
   seededNormal,
   type TransformSpec,
@@ -130,11 +131,21 @@ describe('generated rows', () => {
     expect(generateFeeds(fixed, 50, seededNormal(1)).x?.shape).toEqual([1, 3]);
   });
 
-  it('near-ties (top-2 gap below the margin) are left out; other rows are kept', () => {
+  it('near-ties (top-2 gap below the margin of the row’s range) are left out; other rows are kept', () => {
     const out = f32([3, 3], [0.5, 0.495, 0, 1, 0, 0, 0.2, 0.3, 0.25]);
     expect(topGap(out.data, 0, 3)).toBeCloseTo(0.005, 6);
-    expect(rowsAboveMargin(out, 0.01)).toEqual([1, 2]);
-    expect(rowsAboveMargin(out, 0.06)).toEqual([1]);
+    expect(relativeTopGap(out.data, 0, 3)).toBeCloseTo(0.01, 6);
+    expect(relativeTopGap(out.data, 6, 3)).toBeCloseTo(0.5, 6);
+    expect(rowsAboveMargin(out, 0.02)).toEqual([1, 2]);
+    expect(rowsAboveMargin(out, 0.6)).toEqual([1]);
+    // The rule does not depend on the scale of the logits.
+    const scaled = f32(
+      [3, 3],
+      Array.from(out.data as Float32Array, (v) => v * 1000 - 7),
+    );
+    expect(rowsAboveMargin(scaled, 0.02)).toEqual([1, 2]);
+    // All values equal: a tie.
+    expect(relativeTopGap(f32([1, 3], [2, 2, 2]).data, 0, 3)).toBe(0);
     // A regressor's output has no decision: every row is kept.
     expect(rowsAboveMargin(f32([3, 1], [1, 1, 1]), 0.5)).toEqual([0, 1, 2]);
   });
