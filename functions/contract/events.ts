@@ -5,17 +5,38 @@
  */
 import { S3_KEYS } from './env';
 
-/** S3 keys of batch jobs: `batch/{jobId}/…`. */
+/** S3 keys of batch jobs: `batch/{jobId}/…` (docs/events.md). */
 export const BATCH_KEYS = {
+  /** `{ model, ref?, partBytes?, maxConcurrency? }`. */
   job: (jobId: string) => `${S3_KEYS.batchPrefix}${jobId}/job.json`,
+  /** The job's input as one object; its creation starts the job. */
   input: (jobId: string) => `${S3_KEYS.batchPrefix}${jobId}/input.jsonl`,
+  /** The job's input as several objects `input/*.jsonl`, taken in key order. */
+  inputPrefix: (jobId: string) => `${S3_KEYS.batchPrefix}${jobId}/input/`,
+  /** The empty object written after the `input/*.jsonl` objects; its creation starts the job. */
+  inputMarker: (jobId: string) => `${S3_KEYS.batchPrefix}${jobId}/input/_SUCCESS`,
+  /** Any content; its creation cancels the running job. */
+  cancel: (jobId: string) => `${S3_KEYS.batchPrefix}${jobId}/cancel`,
+  /** The partition of the input into line-aligned byte ranges, written once when the job starts. */
+  plan: (jobId: string) => `${S3_KEYS.batchPrefix}${jobId}/plan.json`,
   output: (jobId: string) => `${S3_KEYS.batchPrefix}${jobId}/output.jsonl`,
   status: (jobId: string) => `${S3_KEYS.batchPrefix}${jobId}/status.json`,
-  /** Output of rows `[index * rowsPerPart, (index + 1) * rowsPerPart)` while the job runs. */
-  part: (jobId: string, index: number) =>
-    `${S3_KEYS.batchPrefix}${jobId}/parts/${String(index).padStart(6, '0')}.jsonl`,
+  /** Every output segment of one input of the job (`run`: see `segment`). */
+  segments: (jobId: string, run: string) => `${S3_KEYS.batchPrefix}${jobId}/parts/${run}/`,
+  /**
+   * Output of rows `[fromRow, toRow)` of part `index`, counted from the part's first line, while the job runs.
+   * `run` names the input (a digest of its input tag), so a late part of a replaced input never writes over a
+   * segment of the new one. The content depends only on the name: a retried or duplicated part writes the same
+   * bytes under the same key.
+   */
+  segment: (jobId: string, run: string, index: number, fromRow: number, toRow: number) =>
+    `${S3_KEYS.batchPrefix}${jobId}/parts/${run}/${String(index).padStart(6, '0')}/${String(fromRow).padStart(9, '0')}-${String(toRow).padStart(9, '0')}.jsonl`,
   /** The object name whose creation starts a job. */
   inputFileName: 'input.jsonl',
+  /** The name of the marker that starts a job of several input objects (under `input/`). */
+  inputMarkerName: '_SUCCESS',
+  /** The object name whose creation cancels a job. */
+  cancelFileName: 'cancel',
 } as const;
 
 /** S3 keys of async inference requests: `async/{requestId}/…`. */
@@ -42,16 +63,38 @@ export const QUEUE = {
   dlqRetentionSeconds: 14 * 24 * 3600,
 } as const;
 
-/** Batch scoring. */
+/** Batch scoring (docs/ARCHITECTURE.md, "Batch scoring"). */
 export const BATCH = {
-  /** Rows per output part; the unit of progress and continuation. */
-  rowsPerPart: 500,
+  /** Input bytes per part when job.json gives none (16 MiB); a part is scored by one worker invocation or more. */
+  partBytes: 16 * 1024 * 1024,
+  /** Smallest and largest `partBytes` job.json may ask (64 KiB, 512 MiB). */
+  minPartBytes: 64 * 1024,
+  maxPartBytes: 512 * 1024 * 1024,
+  /**
+   * Most parts of a job: S3's limit on the parts of a multipart upload (10 000). A larger input gets larger parts
+   * (partBytes raised to what keeps the count within it).
+   */
+  maxParts: 10_000,
+  /** Parts of a job in flight at once when job.json gives no `maxConcurrency`. */
+  maxConcurrency: 10,
+  /** Largest `maxConcurrency` job.json may ask (and the bound of the stack's batchMaxConcurrency). */
+  maxConcurrencyLimit: 1_000,
+  /** Bytes of one ranged read looking for the line break after a nominal cut (64 KiB). */
+  scanBytes: 64 * 1024,
+  /** Ranged reads, copies, sends and deletes a start or an aggregation keeps in flight at once. */
+  ioConcurrency: 16,
+  /** Lines scored per `inferBatch` call; a part is continued, when time runs out, between chunks. */
+  rowsPerChunk: 512,
+  /** An output segment is written once it holds this many bytes (64 MiB): a part's memory is bounded by it. */
+  segmentBytes: 64 * 1024 * 1024,
   /** Most rows the predictor stacks into one ORT run (compatible rows are concatenated along dim 0). */
   ortBatchRows: 256,
-  /** Time kept in reserve (ms) at the end of an invocation for writing the part and the continuation. */
+  /** Time kept in reserve (ms) at the end of an invocation for writing the segment and the continuation. */
   reserveMs: 5_000,
   /** Timeout (seconds) of the function that starts jobs (S3 events). */
   functionTimeoutSeconds: 300,
+  /** Job records (and their part items) expire (TTL) this many days after the job's last write. */
+  recordTtlDays: 30,
 } as const;
 
 /** Async inference results stay readable this many days (S3 lifecycle on `async/`). */

@@ -26,4 +26,9 @@ export const keys = {
    */
   rolloutsGsiPk: 'ROLLOUTS',
   rolloutsGsiSk: (name: string, alias: string) => `${name}#${alias}`,
+  /** A batch job's record: its JOB item, and one PART item per finished part of the job's input, in index order. */
+  batchPk: (jobId: string) => `BATCH#${jobId}`,
+  batchJobSk: 'JOB',
+  batchPartSk: (inputTag: string, index: number) => `PART#${inputTag}#${String(index).padStart(6, '0')}`,
+  batchPartSkPrefix: (inputTag: string) => `PART#${inputTag}#`,
 } as const;
