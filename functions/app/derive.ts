@@ -8,8 +8,10 @@
  *   `derive` message; the caller gets the PENDING version at once (202).
  * - `runDerive` (the worker, on that message) reads the parent's artifact, applies the transforms, runs the gate
  *   and completes the version READY (its own content-addressed artifact, sha256, size, signature and
- *   `evaluation`) or FAILED (`failureReason` with the figures, `evaluation` recorded). A version no longer PENDING
- *   is left as it is (a redelivered message); transient failures are thrown so the message is retried.
+ *   `evaluation`) or FAILED (`failureReason` with the figures, `evaluation` recorded); either way its `transforms`
+ *   become those applied, with the options the transformer defaulted written out (int8's range). A version no
+ *   longer PENDING is left as it is (a redelivered message); transient failures are thrown so the message is
+ *   retried.
  */
 import { S3_KEYS } from '../contract/env';
 import { LIMITS } from '../contract/limits';
@@ -32,6 +34,7 @@ import {
   rowsAboveMargin,
   seededNormal,
   splitTransforms,
+  type TransformSpec,
   takeRows,
 } from '../domain/derive';
 import {
@@ -47,7 +50,7 @@ import { parsePreprocessSpec, withPreprocessParameters } from '../domain/preproc
 import { assertObjectKey, assertPostprocessFits } from '../domain/registry';
 import type { Tensor } from '../domain/tensor';
 import type { ModelSignature, ModelVersion } from '../domain/types';
-import type { DeriveQueue, ModelTransformer } from '../ports/derive';
+import type { DeriveQueue, DeriveTransformer } from '../ports/derive';
 import type { TimeBudget } from '../ports/events';
 import type { InferenceEngine, ModelSession } from '../ports/inference';
 import { type CompletionOutcome, failPendingVersion, withinTime } from './registration';
@@ -56,7 +59,7 @@ import { sha256Hex } from './session-cache';
 
 /** What a derivation needs besides the registry: the transformer, and an engine to run the gate. */
 export interface DeriveDeps extends RegistryDeps {
-  readonly transformer: ModelTransformer;
+  readonly transformer: DeriveTransformer;
   /** Runs the parent and the derived model on the gate's rows. */
   readonly engine: InferenceEngine;
 }
@@ -178,9 +181,16 @@ export async function runDerive(
   const v = await deps.repo.getVersion(name, version);
   if (!v) return 'GONE';
   if (v.status !== 'PENDING') return v.status;
+  // The transforms as applied: what the version records once completed, whatever the outcome.
+  const transforms = v.transforms?.length ? deps.transformer.resolve(v.transforms) : undefined;
+  const applied = transforms ? { transforms } : {};
   let derived: Derived;
   try {
-    derived = await withinTime(derive(deps, v, message), time, `deriving version ${version} of '${name}'`);
+    derived = await withinTime(
+      derive(deps, v, transforms ?? [], message),
+      time,
+      `deriving version ${version} of '${name}'`,
+    );
   } catch (e) {
     if (!isMaasError(e) || e.status >= 500) throw e;
     derived = { ok: false, reason: e.message };
@@ -193,6 +203,7 @@ export async function runDerive(
         ? { sha256: derived.sha256, sizeBytes: derived.sizeBytes }
         : {}),
       ...(derived.evaluation ? { evaluation: derived.evaluation } : {}),
+      ...applied,
     });
     if (done !== 'FAILED') return done;
     await publish(deps, { type: 'ModelVersionFailed', detail: { name, version, reason: derived.reason } });
@@ -208,6 +219,7 @@ export async function runDerive(
     s3Key,
     signature: derived.signature,
     evaluation: derived.evaluation,
+    ...applied,
   });
   if (done !== 'READY') return done;
   await publish(deps, {
@@ -240,8 +252,14 @@ async function completeOrSettled(
   }
 }
 
-async function derive(deps: DeriveDeps, v: ModelVersion, message: DeriveMessage): Promise<Derived> {
-  if (v.derivedFrom === undefined || !v.transforms?.length) {
+/** Derives version `v` from its parent by `transforms` (its own, resolved) and runs the gate. */
+async function derive(
+  deps: DeriveDeps,
+  v: ModelVersion,
+  transforms: readonly TransformSpec[],
+  message: DeriveMessage,
+): Promise<Derived> {
+  if (v.derivedFrom === undefined || transforms.length === 0) {
     return { ok: false, reason: `version ${v.version} of '${v.name}' is not a derived version` };
   }
   const parent = await deps.repo.getVersion(v.name, v.derivedFrom);
@@ -264,7 +282,7 @@ async function derive(deps: DeriveDeps, v: ModelVersion, message: DeriveMessage)
         `model '${v.name}' version ${parent.version}`,
       )
     : undefined;
-  const { gated, preprocess } = splitTransforms(v.transforms);
+  const { gated, preprocess } = splitTransforms(transforms);
   // The gate compares the parent with the model before its preprocessing (which changes the inputs).
   const gatedBytes = gated.length > 0 ? await deps.transformer.apply(parentBytes, gated) : parentBytes;
   const evaluation = await runGate(

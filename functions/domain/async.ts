@@ -3,7 +3,7 @@
  * documents, and the status answer of `GET /async/{requestId}`.
  */
 import { z } from 'zod';
-import { BatchCursorSchema } from './batch';
+import { BatchAggregateMessageSchema, BatchPartMessageSchema } from './batch';
 import { parseBinaryRequest } from './binary-tensors';
 import { DeriveMessageSchema } from './derive';
 import { BadRequestError } from './errors';
@@ -74,7 +74,10 @@ export function checkRequestId(id: string): string {
 /** A message on the work queue. */
 export const WorkMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('async-infer'), requestId: z.string().regex(REQUEST_ID_PATTERN) }),
-  z.object({ type: z.literal('batch-continue'), cursor: BatchCursorSchema }),
+  /** Scores one part of a batch job, or carries on with it from its cursor (the batch queue; functions/app/batch-score.ts). */
+  BatchPartMessageSchema,
+  /** Assembles a batch job's output once its last part is done (the batch queue). */
+  BatchAggregateMessageSchema,
   /** Completes a PENDING version: a registration that did not fit the API's time continues here. */
   z.object({
     type: z.literal('register-complete'),

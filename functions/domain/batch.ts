@@ -1,15 +1,19 @@
 /**
- * Batch scoring, pure part: the job spec, JSONL line handling, the part layout that makes continuation
- * deterministic, and the status document. Grouping rows into ORT runs is the predictor's `inferBatch`.
+ * Batch scoring, pure part: the job spec, the keys that start or cancel a job, JSONL line handling (whole texts and
+ * streams of byte chunks), the batch queue's messages, the plan of the aggregation's multipart upload and the status
+ * document. The partition of the input into byte ranges is functions/domain/batch-partition.ts; grouping rows
+ * into ORT runs is the predictor's `inferBatch`.
  *
  * Batch is JSON only: input lines are JSON requests and output lines JSON answers. A line that asks binary tensor
  * data (an input's `binary_data_size`, `binary_data_output` or an output's `binary_data` set true) gets an error
  * line of its own (`BINARY_DATA_IN_BATCH`, see `jsonOnly`); the rest of the job runs as usual.
  *
- * A job's rows are cut into fixed parts of `rowsPerPart` rows. Part `i` always covers the same rows, so a
- * part computed twice (duplicate delivery, retry) has the same content and continuation never shifts rows.
+ * A part is scored in chunks of `BATCH.rowsPerChunk` lines counted from its first line, and continued (when an
+ * invocation runs out of time) between chunks only: the rows of every `inferBatch` call are the same however often
+ * and in how many invocations a part is scored, so a part computed twice writes the same bytes.
  */
 import { z } from 'zod';
+import { BATCH, BATCH_KEYS } from '../contract/events';
 import { DEFAULT_ALIAS, LIMITS } from '../contract/limits';
 import { BadRequestError, isMaasError } from './errors';
 import { isModelName } from './names';
@@ -21,6 +25,10 @@ export const JobSpecSchema = z.object({
     .union([z.string().regex(LIMITS.namePattern), z.number().int().positive()])
     .optional()
     .transform((r) => (r === undefined ? DEFAULT_ALIAS : String(r))),
+  /** Input bytes per part (absent: BATCH.partBytes); raised when the input would need more than BATCH.maxParts. */
+  partBytes: z.number().int().min(BATCH.minPartBytes).max(BATCH.maxPartBytes).optional(),
+  /** Parts of the job in flight at once (absent: the service's default, BATCH.maxConcurrency). */
+  maxConcurrency: z.number().int().min(1).max(BATCH.maxConcurrencyLimit).optional(),
 });
 export type JobSpec = z.output<typeof JobSpecSchema>;
 
@@ -57,6 +65,32 @@ export function batchJobIdOfInputKey(
   return JOB_ID_PATTERN.test(jobId) ? jobId : undefined;
 }
 
+/** What the creation of a `batch/…` object asks: start a job (from `input.jsonl` or `input/*.jsonl`), cancel one. */
+export type BatchKeyEvent =
+  | { readonly kind: 'start'; readonly jobId: string; readonly input: BatchInputForm }
+  | { readonly kind: 'cancel'; readonly jobId: string };
+
+/** A job's input: the one object `input.jsonl`, or the objects `input/*.jsonl` (key order) closed by `_SUCCESS`. */
+export type BatchInputForm = 'file' | 'prefix';
+
+/**
+ * The meaning of a created key under `batchPrefix`: `{jobId}/input.jsonl` and `{jobId}/input/_SUCCESS` start the
+ * job, `{jobId}/cancel` cancels it; any other key (the job's own outputs included) means nothing.
+ */
+export function batchEventOfKey(key: string, batchPrefix: string): BatchKeyEvent | undefined {
+  if (!key.startsWith(batchPrefix)) return undefined;
+  const rest = key.slice(batchPrefix.length).split('/');
+  const jobId = rest[0] ?? '';
+  if (!JOB_ID_PATTERN.test(jobId)) return undefined;
+  if (rest.length === 2 && rest[1] === BATCH_KEYS.inputFileName)
+    return { kind: 'start', jobId, input: 'file' };
+  if (rest.length === 2 && rest[1] === BATCH_KEYS.cancelFileName) return { kind: 'cancel', jobId };
+  if (rest.length === 3 && rest[1] === 'input' && rest[2] === BATCH_KEYS.inputMarkerName) {
+    return { kind: 'start', jobId, input: 'prefix' };
+  }
+  return undefined;
+}
+
 /**
  * Splits JSONL text into lines: `\n` or `\r\n` separated, a final newline ends the last line rather than
  * starting an empty one. Every other line, blank ones included, is a row (and gets one output line).
@@ -68,15 +102,70 @@ export function splitLines(text: string): string[] {
   return lines.map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
 }
 
-/** Number of parts of a job of `total` rows. */
-export function partCount(total: number, rowsPerPart: number): number {
-  return Math.ceil(total / rowsPerPart);
+/** A block of consecutive lines read from a stream, and the input bytes they took (line breaks included). */
+export interface LineBlock {
+  readonly lines: string[];
+  readonly bytes: number;
 }
 
-/** Rows `[start, end)` of part `index`. */
-export function partRange(index: number, total: number, rowsPerPart: number): { start: number; end: number } {
-  const start = index * rowsPerPart;
-  return { start, end: Math.min(total, start + rowsPerPart) };
+const NL = 0x0a;
+
+function concatBytes(pieces: readonly Uint8Array[], length: number): Uint8Array {
+  if (pieces.length === 1 && pieces[0]) return pieces[0];
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const p of pieces) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * The lines of a stream of byte chunks, in blocks of up to `maxLines`, with the rules of `splitLines`: `\n`
+ * separated (a line may cross chunks, a UTF-8 character too), a trailing `\r` stripped, a final newline ends the
+ * last line, a last line without one is a line. Only the current chunk and one unfinished line are held.
+ */
+export async function* lineBlocks(
+  chunks: AsyncIterable<Uint8Array>,
+  maxLines: number,
+): AsyncGenerator<LineBlock, void, undefined> {
+  const decoder = new TextDecoder();
+  const decode = (b: Uint8Array) => {
+    const text = decoder.decode(b);
+    return text.endsWith('\r') ? text.slice(0, -1) : text;
+  };
+  let carry: Uint8Array[] = [];
+  let carryBytes = 0;
+  let lines: string[] = [];
+  let bytes = 0;
+  for await (const chunk of chunks) {
+    let pos = 0;
+    while (pos < chunk.length) {
+      const nl = chunk.indexOf(NL, pos);
+      if (nl < 0) {
+        carry.push(chunk.slice(pos));
+        carryBytes += chunk.length - pos;
+        break;
+      }
+      const tail = chunk.subarray(pos, nl);
+      lines.push(decode(carryBytes ? concatBytes([...carry, tail], carryBytes + tail.length) : tail));
+      bytes += carryBytes + tail.length + 1;
+      carry = [];
+      carryBytes = 0;
+      pos = nl + 1;
+      if (lines.length >= maxLines) {
+        yield { lines, bytes };
+        lines = [];
+        bytes = 0;
+      }
+    }
+  }
+  if (carryBytes) {
+    lines.push(decode(concatBytes(carry, carryBytes)));
+    bytes += carryBytes;
+  }
+  if (lines.length) yield { lines, bytes };
 }
 
 /** A row that parsed as JSON; the predictor validates it against the model's signature. */
@@ -158,74 +247,211 @@ export function isErrorLine(line: string): boolean {
   return line.startsWith('{"error":');
 }
 
-export type BatchState = 'running' | 'done' | 'failed';
+export type BatchState = 'running' | 'done' | 'failed' | 'cancelled';
 
 /** `batch/{jobId}/status.json`. */
 export interface BatchStatus {
   readonly jobId: string;
-  /** Which `input.jsonl` (version id or ETag) the status is about. */
+  /** Which input (version id or ETag of `input.jsonl`, or digest of the `input/` objects) the status is about. */
   readonly inputTag?: string;
   readonly state: BatchState;
-  readonly total: number;
-  readonly succeeded: number;
-  readonly failed: number;
   readonly model?: string;
   readonly ref?: string;
   /** The concrete version every row is scored with (resolved once, when the job starts). */
   readonly version?: number;
-  readonly partsDone?: number;
-  readonly partsTotal?: number;
+  readonly partsDone: number;
+  readonly partsTotal: number;
+  /** Rows of the finished parts (every row once the job is done), and how many answered / are error lines. */
+  readonly total: number;
+  readonly succeeded: number;
+  readonly failed: number;
+  /** `total` over the time since the start. */
+  readonly rowsPerSecond: number;
+  /** While running, once a part is done: the remaining input bytes at the speed so far. */
+  readonly etaSeconds?: number;
+  /** Input bytes of the finished parts, and of the whole input. */
+  readonly bytesDone: number;
+  readonly bytesTotal: number;
   readonly startedAt: string;
   readonly updatedAt: string;
-  /** Why the whole job failed (state `failed`). */
+  /** Why the whole job failed (state `failed`) or stopped. */
   readonly error?: string;
   readonly code?: string;
 }
 
-/** Continuation of a job that did not finish in one invocation. */
-export interface BatchCursor {
+/** The job's progress as its record keeps it (functions/ports/batch.ts BatchJobRecord has these fields). */
+export interface BatchProgress {
   readonly jobId: string;
-  /** ETag (or version id) of the input, so a replaced input never mixes with the old one. */
   readonly inputTag: string;
+  readonly state: BatchState;
   readonly model: string;
   readonly ref: string;
   readonly version: number;
-  readonly nextPart: number;
+  readonly partsTotal: number;
+  readonly partsDone: number;
+  readonly bytesTotal: number;
+  readonly bytesDone: number;
+  readonly rows: number;
+  readonly failedRows: number;
   readonly startedAt: string;
-  /** Outcomes of the parts before `nextPart`. */
-  readonly succeeded: number;
-  readonly failed: number;
+  readonly error?: string;
+  readonly code?: string;
 }
 
-export const BatchCursorSchema = z.object({
-  jobId: z.string().regex(JOB_ID_PATTERN),
-  inputTag: z.string().min(1),
-  model: z.string().refine(isModelName),
-  ref: z.string().min(1),
-  version: z.number().int().positive(),
-  nextPart: z.number().int().nonnegative(),
-  startedAt: z.string().min(1),
-  succeeded: z.number().int().nonnegative(),
-  failed: z.number().int().nonnegative(),
+/** The status document of a job's progress at `now`. */
+export function batchStatusOf(job: BatchProgress, now: Date): BatchStatus {
+  const elapsedMs = now.getTime() - Date.parse(job.startedAt);
+  const seconds = Number.isFinite(elapsedMs) && elapsedMs > 0 ? elapsedMs / 1000 : 0;
+  const eta =
+    job.state === 'running' && job.bytesDone > 0 && seconds > 0
+      ? Math.round((seconds * Math.max(0, job.bytesTotal - job.bytesDone)) / job.bytesDone)
+      : undefined;
+  return {
+    jobId: job.jobId,
+    inputTag: job.inputTag,
+    state: job.state,
+    model: job.model,
+    ref: job.ref,
+    version: job.version,
+    partsDone: job.partsDone,
+    partsTotal: job.partsTotal,
+    total: job.rows,
+    succeeded: job.rows - job.failedRows,
+    failed: job.failedRows,
+    rowsPerSecond: seconds > 0 ? Math.round((job.rows / seconds) * 10) / 10 : 0,
+    ...(eta !== undefined ? { etaSeconds: eta } : {}),
+    bytesDone: job.bytesDone,
+    bytesTotal: job.bytesTotal,
+    startedAt: job.startedAt,
+    updatedAt: now.toISOString(),
+    ...(job.error !== undefined ? { error: job.error } : {}),
+    ...(job.code !== undefined ? { code: job.code } : {}),
+  };
+}
+
+/** One output segment of a part: rows `[fromRow, toRow)` counted from the part's first line, and its bytes. */
+export const PartSegmentSchema = z.object({
+  fromRow: z.number().int().nonnegative(),
+  toRow: z.number().int().positive(),
+  sizeBytes: z.number().int().nonnegative(),
 });
 
 /**
- * Whether there is time for another part: the remaining time minus the reserve must cover the slowest part
- * seen so far. The first part of an invocation always runs, so every invocation makes progress.
+ * Where a continued part carries on: `offset` input bytes of the part's range and `row` lines are scored (`row` is
+ * the next segment's first row), `failed` of those lines are error lines, and `segments` were written for them.
  */
-export function hasTimeForAnotherPart(
+export const PartCursorSchema = z.object({
+  offset: z.number().int().nonnegative(),
+  row: z.number().int().nonnegative(),
+  failed: z.number().int().nonnegative(),
+  segments: z.array(PartSegmentSchema),
+});
+export type PartCursor = z.output<typeof PartCursorSchema>;
+
+/** Scores part `index` of a job's plan (from its cursor when continued). */
+export const BatchPartMessageSchema = z.object({
+  type: z.literal('batch-part'),
+  jobId: z.string().regex(JOB_ID_PATTERN),
+  inputTag: z.string().min(1),
+  index: z.number().int().nonnegative(),
+  cursor: PartCursorSchema.optional(),
+});
+export type BatchPartMessage = z.output<typeof BatchPartMessageSchema>;
+
+/** Assembles `output.jsonl` once every part of the job is done. */
+export const BatchAggregateMessageSchema = z.object({
+  type: z.literal('batch-aggregate'),
+  jobId: z.string().regex(JOB_ID_PATTERN),
+  inputTag: z.string().min(1),
+});
+export type BatchAggregateMessage = z.output<typeof BatchAggregateMessageSchema>;
+
+/**
+ * Whether there is time for another chunk: the remaining time minus the reserve must cover the slowest chunk
+ * seen so far. The first chunk of an invocation always runs, so every invocation makes progress.
+ */
+export function hasTimeForAnotherChunk(
   remainingMs: number,
-  slowestPartMs: number,
+  slowestChunkMs: number,
   reserveMs: number,
-  partsDoneThisInvocation: number,
+  chunksDoneThisInvocation: number,
 ): boolean {
-  if (partsDoneThisInvocation === 0) return true;
-  return remainingMs - reserveMs > slowestPartMs;
+  if (chunksDoneThisInvocation === 0) return true;
+  return remainingMs - reserveMs > slowestChunkMs;
 }
 
-/** Counts of assembled output lines. */
+/** Counts of output lines. */
 export function countOutcomes(lines: readonly string[]): { succeeded: number; failed: number } {
   let failed = 0;
   for (const l of lines) if (isErrorLine(l)) failed++;
   return { succeeded: lines.length - failed, failed };
+}
+
+/** An object to assemble into the output, in order, and its size. */
+export interface SizedObject {
+  readonly key: string;
+  readonly sizeBytes: number;
+}
+
+/** Bytes `[start, end)` of an object. */
+export interface ByteRange {
+  readonly key: string;
+  readonly start: number;
+  readonly end: number;
+}
+
+/**
+ * One part of the output's multipart upload: a server-side copy of (a range of) one object, or bytes read from
+ * ranges of objects and uploaded.
+ */
+export type OutputPartPlan =
+  | { readonly kind: 'copy'; readonly source: ByteRange }
+  | { readonly kind: 'upload'; readonly pieces: readonly ByteRange[]; readonly sizeBytes: number };
+
+/**
+ * The parts of a multipart upload whose object is the concatenation of `objects`, such that every part but the
+ * last has at least `minPartBytes` (S3 refuses a smaller one) and no byte passes through the caller that a copy
+ * can move: an object of at least `minPartBytes` is copied whole; smaller ones are read and merged until the merge
+ * holds `minPartBytes`; a merge followed by a large object takes the bytes it lacks from that object's start when
+ * the rest of it can still be copied (at least `minPartBytes`, or any size when it ends the output), else the
+ * whole object. A merge never exceeds
+ * 2 × `minPartBytes`; the last part may be small. Empty objects add nothing.
+ */
+export function planOutputParts(objects: readonly SizedObject[], minPartBytes: number): OutputPartPlan[] {
+  const parts: OutputPartPlan[] = [];
+  let pieces: ByteRange[] = [];
+  let merged = 0;
+  const flush = () => {
+    if (merged > 0) parts.push({ kind: 'upload', pieces, sizeBytes: merged });
+    pieces = [];
+    merged = 0;
+  };
+  let last = objects.length - 1;
+  while (last >= 0 && objects[last]?.sizeBytes === 0) last--;
+  for (const [i, o] of objects.entries()) {
+    const n = o.sizeBytes;
+    if (n === 0) continue;
+    if (merged === 0) {
+      if (n >= minPartBytes) parts.push({ kind: 'copy', source: { key: o.key, start: 0, end: n } });
+      else {
+        pieces.push({ key: o.key, start: 0, end: n });
+        merged = n;
+      }
+      continue;
+    }
+    const lacking = minPartBytes - merged;
+    // The rest of the object is copied when it is large enough, or when it ends the output (the last part).
+    if (n - lacking >= minPartBytes || (i === last && n > lacking)) {
+      pieces.push({ key: o.key, start: 0, end: lacking });
+      merged += lacking;
+      flush();
+      parts.push({ kind: 'copy', source: { key: o.key, start: lacking, end: n } });
+      continue;
+    }
+    pieces.push({ key: o.key, start: 0, end: n });
+    merged += n;
+    if (merged >= minPartBytes) flush();
+  }
+  flush();
+  return parts;
 }

@@ -232,6 +232,7 @@ export function planVersionCompletion(
           s3Key: completion.s3Key,
           signature: completion.signature,
           ...(completion.evaluation !== undefined ? { evaluation: completion.evaluation } : {}),
+          ...(completion.transforms !== undefined ? { transforms: completion.transforms } : {}),
         }
       : {
           ...rest,
@@ -240,6 +241,7 @@ export function planVersionCompletion(
           ...(completion.sha256 !== undefined ? { sha256: completion.sha256 } : {}),
           ...(completion.sizeBytes !== undefined ? { sizeBytes: completion.sizeBytes } : {}),
           ...(completion.evaluation !== undefined ? { evaluation: completion.evaluation } : {}),
+          ...(completion.transforms !== undefined ? { transforms: completion.transforms } : {}),
         };
   const firstReady = completion.status === 'READY' && state.counter?.firstReadyVersion === undefined;
   const plan = { name, at: now, version: completed, firstReady };

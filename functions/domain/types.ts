@@ -193,7 +193,7 @@ export interface NewVersion {
 /**
  * How a PENDING version ends: READY with its verified artifact (content-addressed key, hash, size, signature), or
  * FAILED with the reason. Everything else the version was registered with (description, tags, labels,
- * post-processing, creator, number, `createdAt`) stays.
+ * post-processing, creator, number, `createdAt`) stays; a derived version's `transforms` are replaced when given.
  */
 export type VersionCompletion =
   | {
@@ -204,6 +204,8 @@ export type VersionCompletion =
       readonly signature: ModelSignature;
       /** A derived version's accuracy gate. */
       readonly evaluation?: Evaluation;
+      /** A derived version's transforms as applied, the options left to the worker written out. */
+      readonly transforms?: readonly TransformSpec[];
     }
   | {
       readonly status: 'FAILED';
@@ -212,6 +214,8 @@ export type VersionCompletion =
       readonly sizeBytes?: number;
       /** A derived version's accuracy gate (the figures it failed with). */
       readonly evaluation?: Evaluation;
+      /** A derived version's transforms as applied, the options left to the worker written out. */
+      readonly transforms?: readonly TransformSpec[];
     };
 
 /** Changes to a registered version: description, tags, status, capture (null removes the declaration). */

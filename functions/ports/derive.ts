@@ -14,6 +14,16 @@ export interface ModelTransformer {
   apply(model: Uint8Array, transforms: readonly TransformSpec[]): Promise<Uint8Array>;
 }
 
+/** The transformer of derived versions: it also says what it does with the options a request leaves out. */
+export interface DeriveTransformer extends ModelTransformer {
+  /**
+   * `transforms` with every option this transformer would default written out (int8's `reduceRange`, which
+   * depends on the architecture, and `perChannel`): what `apply` does with them, and what a derived version
+   * records once completed.
+   */
+  resolve(transforms: readonly TransformSpec[]): TransformSpec[];
+}
+
 /** Where a derivation continues: the work queue (SQS in AWS, the in-process queue locally). */
 export interface DeriveQueue {
   /** Resolves with the queue's message id once the message is durably enqueued. */

@@ -15,9 +15,13 @@ import { createRegistryHandler } from '../../functions/handlers/registry';
 import type { LocalServices } from '../../functions/local/compose';
 import { buildMlp, warmUpModel } from '../../functions/local/onnx-builder';
 import { type RunningLocalServer, startLocalServer } from '../../functions/local/server';
+import { defaultReduceRange } from '../../functions/transforms/quantize';
 import { createTestAwsEnv, type TestAwsEnv } from '../helpers/aws-env';
 import { captureIo } from '../helpers/cli-io';
 import { composeTestServices } from '../helpers/local-services';
+
+/** `quantize int8` as the worker applies it on this machine. */
+const INT8 = `quantize int8 (${defaultReduceRange() ? 'reduced' : 'full'} range)`;
 
 describe('maas derive on the local service', () => {
   let aws: TestAwsEnv;
@@ -83,9 +87,10 @@ describe('maas derive on the local service', () => {
     const r = await cli('derive', 'mlp', '1', '--quantize', 'int8', '--wait');
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('derived mlp version 2 from version 1 (READY)');
-    expect(r.stdout).toContain('  transforms   quantize int8');
+    // The range the worker gave the weights (the architecture's default) is part of the lineage.
+    expect(r.stdout).toContain(`  transforms   ${INT8}\n`);
     expect(r.stdout).toMatch(
-      /gate {9}passed: argmax agreement [01](\.\d+)? \(min 0\.99\) on 1000 generated rows, \d+ near-ties left out/,
+      /gate {9}passed: argmax agreement [01](\.\d+)? \(min 0\.99\) on 1000 generated rows, \d+ near-ties? left out/,
     );
     expect(r.stdout).toMatch(/output {7}output: max abs diff [\d.e-]+, max rel diff [\d.e-]+, agreement/);
 
@@ -93,17 +98,19 @@ describe('maas derive on the local service', () => {
     expect(versions.code).toBe(0);
     const lines = versions.stdout.split('\n');
     expect(lines[0]).toMatch(/^VERSION\s+STATUS\s+SHA256\s+SIZE\s+CREATED\s+FROM\s+DESCRIPTION/);
-    expect(lines[1]).toMatch(
-      /^2\s+READY\s+[0-9a-f]{12}\s.*v1: quantize int8\s+derived from version 1: quantize int8/,
-    );
+    expect(lines[1]).toMatch(/^2\s+READY\s+[0-9a-f]{12}\s/);
+    expect(lines[1]).toContain(`v1: ${INT8}`);
+    expect(lines[1]).toMatch(/\)\s+derived from version 1: quantize int8\s*$/);
     expect(lines[2]).toMatch(/^1\s+READY\s.*\s-\s*$/);
 
     const json = JSON.parse((await cli('--json', 'versions', 'mlp')).stdout);
     expect(json.versions[0]).toMatchObject({
       version: 2,
       derivedFrom: 1,
-      transforms: [{ quantize: 'int8' }],
     });
+    expect(json.versions[0].transforms).toEqual([
+      { quantize: 'int8', reduceRange: defaultReduceRange(), perChannel: false },
+    ]);
   });
 
   it('uploads a sample, which the gate uses as given, with the thresholds given', {
@@ -138,7 +145,7 @@ describe('maas derive on the local service', () => {
     const r = await cli('derive', 'ident', '1', '--quantize', 'int8', '--wait');
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('derived ident version 2 from version 1 (FAILED)');
-    expect(r.stdout).toMatch(/failed {7}quantize int8: the model has no MatMul or Gemm/);
+    expect(r.stdout).toContain(`  failed       ${INT8}: the model has no MatMul or Gemm`);
   });
 
   it('without --wait it answers the PENDING version; usage errors exit 2; refusals are reported', async () => {

@@ -24,7 +24,7 @@ import { DERIVE_DEFAULTS, type DeriveMessage, DeriveMessageSchema } from '../../
 import type { Tensor } from '../../functions/domain/tensor';
 import { createRegistryHandler } from '../../functions/handlers/registry';
 import { buildMlp, buildModel, ElemType, seededRandom } from '../../functions/local/onnx-builder';
-import type { ModelTransformer } from '../../functions/ports';
+import type { DeriveTransformer } from '../../functions/ports/derive';
 import type { InferenceEngine, ModelSession } from '../../functions/ports/inference';
 import { type ApiEventOptions, apiEvent, parseResult } from '../helpers/apigw';
 import { createTestAwsEnv, type TestAwsEnv } from '../helpers/aws-env';
@@ -114,7 +114,10 @@ class RecordingEngine implements InferenceEngine {
 }
 
 /** A transformer that answers `model` whatever it is asked (a derived model of the test's choosing). */
-const answering = (model: Uint8Array): ModelTransformer => ({ apply: async () => model });
+const answering = (model: Uint8Array): DeriveTransformer => ({
+  apply: async () => model,
+  resolve: (t) => [...t],
+});
 
 const rowsOf = (t: Tensor) => t.shape[0] ?? 1;
 

@@ -19,6 +19,7 @@ import { type DeriveMessage, DeriveMessageSchema } from '../../functions/domain/
 import type { HttpEvent } from '../../functions/handlers/http';
 import { createRegistryHandler } from '../../functions/handlers/registry';
 import { buildMlp, buildModel, ElemType } from '../../functions/local/onnx-builder';
+import { defaultReduceRange } from '../../functions/transforms/quantize';
 import { type ApiEventOptions, apiEvent, parseResult } from '../helpers/apigw';
 import { createPredictTestEnv, type PredictTestEnv } from '../helpers/predict-env';
 
@@ -26,6 +27,8 @@ import { createPredictTestEnv, type PredictTestEnv } from '../helpers/predict-en
 type Json = Record<string, any>;
 
 const f32 = Math.fround;
+/** `{quantize: 'int8'}` as the worker records it once applied: the range of this architecture, per tensor. */
+const INT8_AS_APPLIED = { quantize: 'int8', reduceRange: defaultReduceRange(), perChannel: false };
 
 let env: PredictTestEnv;
 let deps: DeriveDeps;
@@ -312,28 +315,28 @@ describe('a version derived with preprocess answers raw features as a hand-compu
   });
 });
 
-describe('int8 then preprocess', () => {
-  /** Concat(num, color) -> MatMul W [5, 4] -> Add b: a classifier over the prepared features. */
-  function classifier(): Uint8Array {
-    const w = Array.from({ length: 20 }, (_, i) => Math.cos(i * 1.7) * 0.8);
-    return buildModel({
-      inputs: [
-        { name: 'num', elemType: ElemType.FLOAT, shape: ['batch', 2] },
-        { name: 'color', elemType: ElemType.FLOAT, shape: ['batch', 3] },
-      ],
-      outputs: [{ name: 'logits', elemType: ElemType.FLOAT, shape: ['batch', 4] }],
-      nodes: [
-        { opType: 'Concat', inputs: ['num', 'color'], outputs: ['x'], attributes: { axis: 1 } },
-        { opType: 'MatMul', inputs: ['x', 'W'], outputs: ['z'] },
-        { opType: 'Add', inputs: ['z', 'b'], outputs: ['logits'] },
-      ],
-      initializers: [
-        { name: 'W', elemType: ElemType.FLOAT, dims: [5, 4], floats: w },
-        { name: 'b', elemType: ElemType.FLOAT, dims: [4], floats: [0.1, -0.2, 0.05, 0] },
-      ],
-    });
-  }
+/** Concat(num, color) -> MatMul W [5, 4] -> Add b: a classifier over the prepared features. */
+function classifier(): Uint8Array {
+  const w = Array.from({ length: 20 }, (_, i) => Math.cos(i * 1.7) * 0.8);
+  return buildModel({
+    inputs: [
+      { name: 'num', elemType: ElemType.FLOAT, shape: ['batch', 2] },
+      { name: 'color', elemType: ElemType.FLOAT, shape: ['batch', 3] },
+    ],
+    outputs: [{ name: 'logits', elemType: ElemType.FLOAT, shape: ['batch', 4] }],
+    nodes: [
+      { opType: 'Concat', inputs: ['num', 'color'], outputs: ['x'], attributes: { axis: 1 } },
+      { opType: 'MatMul', inputs: ['x', 'W'], outputs: ['z'] },
+      { opType: 'Add', inputs: ['z', 'b'], outputs: ['logits'] },
+    ],
+    initializers: [
+      { name: 'W', elemType: ElemType.FLOAT, dims: [5, 4], floats: w },
+      { name: 'b', elemType: ElemType.FLOAT, dims: [4], floats: [0.1, -0.2, 0.05, 0] },
+    ],
+  });
+}
 
+describe('int8 then preprocess', () => {
   it('answers raw features exactly as the int8 version answers the hand-preprocessed ones', {
     timeout: 120_000,
   }, async () => {
@@ -344,7 +347,7 @@ describe('int8 then preprocess', () => {
       transforms: [{ quantize: 'int8' }, { preprocess: spec }],
       gate: { minAgreement: 0.9 },
     });
-    expect(both.transforms).toEqual([{ quantize: 'int8' }, { preprocess: spec }]);
+    expect(both.transforms).toEqual([INT8_AS_APPLIED, { preprocess: spec }]);
     expect(both.evaluation).toMatchObject({ passed: true });
 
     const raw = await infer(`/v2/models/both/versions/${both.version}/infer`, {

@@ -1,8 +1,8 @@
 /**
  * Derived versions on DynamoDB Local + s3rver + onnxruntime-node with the real ONNX transforms: the derive route
  * answers a PENDING version, the worker's use case completes it READY with its evaluation and lineage, or FAILED
- * with the figures when a transform breaks the model; a sample is used as given; a derived version is aliased,
- * promoted and rolled back like any other.
+ * with the figures when a transform breaks the model; the int8 range recorded is the one the weights got; a sample
+ * is used as given; a derived version is aliased, promoted and rolled back like any other.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoRegistryRepository } from '../../functions/adapters/dynamodb-registry';
@@ -15,8 +15,10 @@ import { S3_KEYS } from '../../functions/contract/env';
 import { type DeriveMessage, DeriveMessageSchema, type TransformSpec } from '../../functions/domain/derive';
 import { createRegistryHandler } from '../../functions/handlers/registry';
 import { buildMlp } from '../../functions/local/onnx-builder';
-import type { ModelTransformer, RegistryEvent } from '../../functions/ports';
+import type { RegistryEvent } from '../../functions/ports';
+import type { DeriveTransformer } from '../../functions/ports/derive';
 import { decodeModel, encodeModel, makeTensor, readFloat32 } from '../../functions/transforms/onnx-model';
+import { defaultReduceRange } from '../../functions/transforms/quantize';
 import { type ApiEventOptions, apiEvent, parseResult } from '../helpers/apigw';
 import { createTestAwsEnv, type TestAwsEnv } from '../helpers/aws-env';
 
@@ -27,8 +29,11 @@ type Json = Record<string, any>;
  * The real transformer, then a forced bad scale: the first weight scale of the quantised model negated, as a
  * quantiser bug writing a wrong scale would leave it.
  */
-class BadScaleTransformer implements ModelTransformer {
-  constructor(private readonly real: ModelTransformer) {}
+class BadScaleTransformer implements DeriveTransformer {
+  constructor(private readonly real: DeriveTransformer) {}
+  resolve(transforms: readonly TransformSpec[]): TransformSpec[] {
+    return this.real.resolve(transforms);
+  }
   async apply(model: Uint8Array, transforms: readonly TransformSpec[]): Promise<Uint8Array> {
     const decoded = decodeModel(await this.real.apply(model, transforms));
     const inits = decoded.graph?.initializer ?? [];
@@ -115,7 +120,11 @@ describe('derived versions (DynamoDB Local, s3rver, onnxruntime)', () => {
 
     expect(await work()).toBe('READY');
     const v = (await call('GET', '/models/bench/versions/2')).body;
-    expect(v).toMatchObject({ status: 'READY', derivedFrom: 1, transforms: [{ quantize: 'int8' }] });
+    // The transforms as applied: int8's range is that of the architecture, written out with per-tensor scales.
+    expect(v).toMatchObject({ status: 'READY', derivedFrom: 1 });
+    expect(v.transforms).toEqual([
+      { quantize: 'int8', reduceRange: defaultReduceRange(process.arch), perChannel: false },
+    ]);
     expect(v.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(v.sha256).not.toBe(parent.sha256);
     expect(v.signature).toEqual(parent.signature);
@@ -152,6 +161,9 @@ describe('derived versions (DynamoDB Local, s3rver, onnxruntime)', () => {
     expect(await work({ ...deps, transformer: new BadScaleTransformer(real) })).toBe('FAILED');
     const v = (await call('GET', '/models/broken/versions/2')).body;
     expect(v.status).toBe('FAILED');
+    expect(v.transforms).toEqual([
+      { quantize: 'int8', reduceRange: defaultReduceRange(process.arch), perChannel: true },
+    ]);
     expect(v.failureReason).toMatch(
       /^the accuracy gate failed on 500 generated rows: argmax agreement 0\.\d+ < 0\.99 .*output: max abs diff/,
     );
@@ -165,6 +177,41 @@ describe('derived versions (DynamoDB Local, s3rver, onnxruntime)', () => {
     });
     expect(again.status).toBe(409);
     expect(again.body.code).toBe('VERSION_NOT_READY');
+  });
+
+  it('records the int8 range the weights got: 7-bit on x86_64, 8-bit on arm64, as asked when asked', {
+    timeout: 60_000,
+  }, async () => {
+    await register('range', small);
+    /** The largest |int8 weight| of the derived version's artifact. */
+    const widest = async (version: number) => {
+      const v = (await call('GET', `/models/range/versions/${version}`)).body;
+      const model = decodeModel(await deps.store.getObject(S3_KEYS.model('range', v.sha256)));
+      let max = 0;
+      for (const t of model.graph?.initializer ?? []) {
+        if (t.dataType !== 3) continue; // INT8
+        for (const b of t.rawData ?? []) max = Math.max(max, Math.abs((b << 24) >> 24));
+      }
+      return { v, max };
+    };
+    const derived = async (arch: string, transform: TransformSpec) => {
+      const r = await call('POST', '/models/range/versions/1/derive', {
+        body: { transforms: [transform], gate: { rows: 200, minAgreement: 0.9 } },
+      });
+      expect(r.body.transforms).toEqual([transform]);
+      expect(await work({ ...deps, transformer: new OnnxModelTransformer(arch) })).toBe('READY');
+      return widest(r.body.version);
+    };
+    const x64 = await derived('x64', { quantize: 'int8' });
+    expect(x64.v.transforms).toEqual([{ quantize: 'int8', reduceRange: true, perChannel: false }]);
+    expect(x64.v.description).toBe('derived from version 1: quantize int8');
+    expect(x64.max).toBeLessThanOrEqual(64);
+    const arm = await derived('arm64', { quantize: 'int8' });
+    expect(arm.v.transforms).toEqual([{ quantize: 'int8', reduceRange: false, perChannel: false }]);
+    expect(arm.max).toBeGreaterThan(64);
+    const asked = await derived('arm64', { quantize: 'int8', reduceRange: true, perChannel: true });
+    expect(asked.v.transforms).toEqual([{ quantize: 'int8', reduceRange: true, perChannel: true }]);
+    expect(asked.max).toBeLessThanOrEqual(64);
   });
 
   it('a user sample is used as given: its rows, none left out', { timeout: 60_000 }, async () => {
@@ -239,7 +286,10 @@ describe('derived versions (DynamoDB Local, s3rver, onnxruntime)', () => {
     expect(r.body.description).toBe('derived from version 1: optimize basic, quantize int8');
     expect(await work()).toBe('READY');
     const v = (await call('GET', '/models/opt/versions/2')).body;
-    expect(v.transforms).toEqual([{ optimize: 'basic' }, { quantize: 'int8' }]);
+    expect(v.transforms).toEqual([
+      { optimize: 'basic' },
+      { quantize: 'int8', reduceRange: defaultReduceRange(process.arch), perChannel: false },
+    ]);
     expect(v.evaluation).toMatchObject({ rows: 400, passed: true });
   });
 

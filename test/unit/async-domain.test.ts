@@ -11,26 +11,20 @@ import { BadRequestError } from '../../functions/domain/errors';
 const ID = '0b7a6f64-1f7e-4c39-9d0f-2f1c8f1e2a3b';
 
 describe('work messages', () => {
-  it('parses async-infer and batch-continue messages', () => {
+  it('parses async-infer, batch-part and batch-aggregate messages', () => {
     expect(parseWorkMessage(JSON.stringify({ type: 'async-infer', requestId: ID }))).toEqual({
       type: 'async-infer',
       requestId: ID,
     });
-    const cursor = {
-      jobId: 'j1',
-      inputTag: 'etag:1',
-      model: 'm',
-      ref: 'prod',
-      version: 1,
-      nextPart: 1,
-      startedAt: 't',
-      succeeded: 0,
-      failed: 0,
+    const part = { type: 'batch-part', jobId: 'j1', inputTag: 'etag:1', index: 3 };
+    expect(parseWorkMessage(JSON.stringify(part))).toEqual(part);
+    const continued = {
+      ...part,
+      cursor: { offset: 4096, row: 512, failed: 2, segments: [{ fromRow: 0, toRow: 512, sizeBytes: 9000 }] },
     };
-    expect(parseWorkMessage(JSON.stringify({ type: 'batch-continue', cursor }))).toEqual({
-      type: 'batch-continue',
-      cursor,
-    });
+    expect(parseWorkMessage(JSON.stringify(continued))).toEqual(continued);
+    const aggregate = { type: 'batch-aggregate', jobId: 'j1', inputTag: 'inputs:abc' };
+    expect(parseWorkMessage(JSON.stringify(aggregate))).toEqual(aggregate);
   });
 
   it.each([
@@ -38,6 +32,12 @@ describe('work messages', () => {
     '{"type":"launch-rockets"}',
     '{"type":"async-infer","requestId":"../../etc"}',
     '{"type":"batch-continue","cursor":{"jobId":"j"}}',
+    '{"type":"batch-part","jobId":"j","inputTag":"etag:1"}',
+    '{"type":"batch-part","jobId":"../j","inputTag":"etag:1","index":0}',
+    '{"type":"batch-part","jobId":"j","inputTag":"etag:1","index":-1}',
+    '{"type":"batch-part","jobId":"j","inputTag":"","index":0}',
+    '{"type":"batch-part","jobId":"j","inputTag":"t","index":0,"cursor":{"offset":1,"row":1}}',
+    '{"type":"batch-aggregate","jobId":"j"}',
   ])('refuses %s as a malformed message', (body) => {
     expect(() => parseWorkMessage(body)).toThrow(MalformedMessageError);
   });

@@ -1,17 +1,22 @@
 import { describe, expect, it } from 'vitest';
 import { S3_KEYS } from '../../functions/contract/env';
-import { BATCH_KEYS } from '../../functions/contract/events';
+import { BATCH, BATCH_KEYS } from '../../functions/contract/events';
 import {
-  BatchCursorSchema,
+  BatchPartMessageSchema,
+  batchEventOfKey,
   batchJobIdOfInputKey,
+  batchStatusOf,
   countOutcomes,
   errorLine,
-  hasTimeForAnotherPart,
+  hasTimeForAnotherChunk,
   isErrorLine,
+  lineBlocks,
+  type OutputPartPlan,
+  PartCursorSchema,
   parseJobSpec,
   parseRow,
-  partCount,
-  partRange,
+  planOutputParts,
+  type SizedObject,
   splitLines,
 } from '../../functions/domain/batch';
 import { BadRequestError, NotFoundError } from '../../functions/domain/errors';
@@ -23,12 +28,29 @@ describe('parseJobSpec', () => {
     expect(parseJobSpec('{"model":"iris","ref":"staging"}')).toEqual({ model: 'iris', ref: 'staging' });
   });
 
+  it('takes partBytes and maxConcurrency within their bounds', () => {
+    expect(parseJobSpec(JSON.stringify({ model: 'iris', partBytes: 65_536, maxConcurrency: 1 }))).toEqual({
+      model: 'iris',
+      ref: 'prod',
+      partBytes: 65_536,
+      maxConcurrency: 1,
+    });
+    expect(
+      parseJobSpec(JSON.stringify({ model: 'iris', partBytes: BATCH.maxPartBytes, maxConcurrency: 1000 })),
+    ).toMatchObject({ partBytes: 512 * 1024 * 1024, maxConcurrency: 1000 });
+  });
+
   it.each([
     ['not json', /not valid JSON/],
     ['{"ref":"prod"}', /'model'/],
     ['{"model":"Bad Name"}', /model/],
     ['{"model":"iris","ref":0}', /'ref'/],
     ['[]', /job.json/],
+    ['{"model":"iris","partBytes":65535}', /'partBytes'/],
+    ['{"model":"iris","partBytes":536870913}', /'partBytes'/],
+    ['{"model":"iris","partBytes":100000.5}', /'partBytes'/],
+    ['{"model":"iris","maxConcurrency":0}', /'maxConcurrency'/],
+    ['{"model":"iris","maxConcurrency":1001}', /'maxConcurrency'/],
   ])('rejects %s with INVALID_JOB', (text, message) => {
     try {
       parseJobSpec(text);
@@ -54,6 +76,38 @@ describe('batchJobIdOfInputKey', () => {
   });
 });
 
+describe('batchEventOfKey', () => {
+  const ev = (key: string) => batchEventOfKey(key, S3_KEYS.batchPrefix);
+  it('starts on input.jsonl or input/_SUCCESS, cancels on cancel, and means nothing else', () => {
+    expect(ev(BATCH_KEYS.input('j-1'))).toEqual({ kind: 'start', jobId: 'j-1', input: 'file' });
+    expect(ev(BATCH_KEYS.inputMarker('j-1'))).toEqual({ kind: 'start', jobId: 'j-1', input: 'prefix' });
+    expect(ev(BATCH_KEYS.cancel('j-1'))).toEqual({ kind: 'cancel', jobId: 'j-1' });
+    for (const key of [
+      'batch/j-1/input/a.jsonl',
+      'batch/j-1/input/sub/_SUCCESS',
+      BATCH_KEYS.output('j-1'),
+      BATCH_KEYS.status('j-1'),
+      BATCH_KEYS.plan('j-1'),
+      BATCH_KEYS.segment('j-1', 'r', 0, 0, 10),
+      'batch/../cancel',
+      'batch/cancel',
+      'incoming/j-1/input.jsonl',
+    ]) {
+      expect(ev(key), key).toBeUndefined();
+    }
+  });
+});
+
+describe('keys', () => {
+  it('names segments by input, part and rows so that they sort in output order', () => {
+    expect(BATCH_KEYS.segment('j', 'abc', 12, 0, 512)).toBe(
+      'batch/j/parts/abc/000012/000000000-000000512.jsonl',
+    );
+    expect(BATCH_KEYS.segments('j', 'abc')).toBe('batch/j/parts/abc/');
+    expect(BATCH_KEYS.inputPrefix('j')).toBe('batch/j/input/');
+  });
+});
+
 describe('splitLines', () => {
   it('splits on LF and CRLF; a final newline ends the last line; blank lines are rows', () => {
     expect(splitLines('')).toEqual([]);
@@ -65,21 +119,200 @@ describe('splitLines', () => {
   });
 });
 
-describe('parts', () => {
-  it('cuts rows into fixed parts', () => {
-    expect(partCount(0, 500)).toBe(0);
-    expect(partCount(500, 500)).toBe(1);
-    expect(partCount(10_000, 500)).toBe(20);
-    expect(partCount(10_001, 500)).toBe(21);
-    expect(partRange(0, 1200, 500)).toEqual({ start: 0, end: 500 });
-    expect(partRange(2, 1200, 500)).toEqual({ start: 1000, end: 1200 });
+const bytesOf = (s: string) => new TextEncoder().encode(s);
+
+async function* chunked(bytes: Uint8Array, sizes: number[]): AsyncGenerator<Uint8Array> {
+  let at = 0;
+  let i = 0;
+  while (at < bytes.length) {
+    const n = sizes[i++ % sizes.length] ?? 1;
+    yield bytes.slice(at, at + n);
+    at += n;
+  }
+}
+
+async function collect(text: string, sizes: number[], maxLines: number) {
+  const blocks: { lines: string[]; bytes: number }[] = [];
+  for await (const b of lineBlocks(chunked(bytesOf(text), sizes), maxLines)) blocks.push(b);
+  return blocks;
+}
+
+describe('lineBlocks', () => {
+  it('gives the lines of splitLines however the bytes are chunked, with the bytes each block took', async () => {
+    const texts = ['', 'a', 'a\n', '\n', 'a\r\nb\r\n', 'a\n\nb\n', 'é€😀\n{"x":"ü"}\r\nlast', '\n\n\n'];
+    for (const text of texts) {
+      for (const sizes of [[1], [2], [3, 1], [7], [1000]]) {
+        for (const maxLines of [1, 2, 512]) {
+          const blocks = await collect(text, sizes, maxLines);
+          expect(
+            blocks.flatMap((b) => b.lines),
+            JSON.stringify({ text, sizes, maxLines }),
+          ).toEqual(splitLines(text));
+          expect(blocks.reduce((n, b) => n + b.bytes, 0)).toBe(bytesOf(text).length);
+          for (const b of blocks) expect(b.lines.length).toBeLessThanOrEqual(maxLines);
+        }
+      }
+    }
   });
 
-  it('always runs the first part of an invocation, then only when the slowest part still fits', () => {
-    expect(hasTimeForAnotherPart(0, 10_000, 5_000, 0)).toBe(true);
-    expect(hasTimeForAnotherPart(20_000, 10_000, 5_000, 1)).toBe(true);
-    expect(hasTimeForAnotherPart(15_000, 10_000, 5_000, 1)).toBe(false);
-    expect(hasTimeForAnotherPart(0, 0, 0, 3)).toBe(false);
+  it('counts the line breaks into the bytes of their block', async () => {
+    expect(await collect('ab\ncd\r\nef', [4], 1)).toEqual([
+      { lines: ['ab'], bytes: 3 },
+      { lines: ['cd'], bytes: 4 },
+      { lines: ['ef'], bytes: 2 },
+    ]);
+  });
+});
+
+describe('time budget', () => {
+  it('always runs the first chunk of an invocation, then only when the slowest chunk still fits', () => {
+    expect(hasTimeForAnotherChunk(0, 10_000, 5_000, 0)).toBe(true);
+    expect(hasTimeForAnotherChunk(20_000, 10_000, 5_000, 1)).toBe(true);
+    expect(hasTimeForAnotherChunk(15_000, 10_000, 5_000, 1)).toBe(false);
+    expect(hasTimeForAnotherChunk(0, 0, 0, 3)).toBe(false);
+  });
+});
+
+describe('planOutputParts', () => {
+  const MIN = 100;
+  const objs = (...sizes: number[]): SizedObject[] =>
+    sizes.map((sizeBytes, i) => ({ key: `s${i}`, sizeBytes }));
+  const sizeOf = (p: OutputPartPlan) => (p.kind === 'copy' ? p.source.end - p.source.start : p.sizeBytes);
+  const bytes = (p: OutputPartPlan) => (p.kind === 'copy' ? [p.source] : p.pieces);
+
+  /** The plan is the objects' bytes in order; every part but the last has MIN; a merge holds < 2 MIN. */
+  function expectSound(objects: SizedObject[], plan: OutputPartPlan[]) {
+    const ranges = plan.flatMap(bytes);
+    const flat = objects.flatMap((o) => (o.sizeBytes ? [o] : []));
+    let at = 0;
+    let k = 0;
+    for (const r of ranges) {
+      const o = flat[k];
+      expect(r.key).toBe(o?.key);
+      expect(r.start).toBe(at);
+      at = r.end;
+      if (at === o?.sizeBytes) {
+        k++;
+        at = 0;
+      }
+    }
+    expect(k).toBe(flat.length);
+    plan.forEach((p, i) => {
+      if (i < plan.length - 1) expect(sizeOf(p)).toBeGreaterThanOrEqual(MIN);
+      if (p.kind === 'upload') {
+        expect(p.sizeBytes).toBeLessThan(2 * MIN);
+        expect(p.pieces.reduce((n, r) => n + r.end - r.start, 0)).toBe(p.sizeBytes);
+      }
+    });
+  }
+
+  it('copies every object of at least the minimum whole, reading nothing', () => {
+    const o = objs(100, 250, 100, 7_000);
+    const plan = planOutputParts(o, MIN);
+    expect(plan.every((p) => p.kind === 'copy')).toBe(true);
+    expect(plan).toHaveLength(4);
+    expectSound(o, plan);
+  });
+
+  it('merges small objects until the minimum; the last part may be small', () => {
+    const o = objs(30, 40, 50, 10);
+    const plan = planOutputParts(o, MIN);
+    expect(plan.map((p) => p.kind)).toEqual(['upload', 'upload']);
+    expect(plan.map(sizeOf)).toEqual([120, 10]);
+    expectSound(o, plan);
+    expect(planOutputParts(objs(30), MIN)).toEqual([
+      { kind: 'upload', pieces: [{ key: 's0', start: 0, end: 30 }], sizeBytes: 30 },
+    ]);
+    expect(planOutputParts(objs(), MIN)).toEqual([]);
+    expect(planOutputParts(objs(0, 0), MIN)).toEqual([]);
+  });
+
+  it('tops a merge up from the start of a large object and copies the rest of it', () => {
+    const o = objs(30, 500, 20);
+    const plan = planOutputParts(o, MIN);
+    expect(plan).toEqual([
+      {
+        kind: 'upload',
+        pieces: [
+          { key: 's0', start: 0, end: 30 },
+          { key: 's1', start: 0, end: 70 },
+        ],
+        sizeBytes: 100,
+      },
+      { kind: 'copy', source: { key: 's1', start: 70, end: 500 } },
+      { kind: 'upload', pieces: [{ key: 's2', start: 0, end: 20 }], sizeBytes: 20 },
+    ]);
+    // When the rest would be too small to copy, the object is merged whole (unless it ends the output).
+    expect(planOutputParts(objs(30, 150, 20), MIN).map(sizeOf)).toEqual([180, 20]);
+    expect(planOutputParts(objs(30, 150), MIN).map((p) => [p.kind, sizeOf(p)])).toEqual([
+      ['upload', 100],
+      ['copy', 80],
+    ]);
+  });
+
+  it('keeps the rules on generated sizes', () => {
+    let seed = 11;
+    const rnd = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    for (let t = 0; t < 300; t++) {
+      const n = Math.floor(rnd() * 12);
+      const o = objs(...Array.from({ length: n }, () => Math.floor(rnd() ** 2 * 400)));
+      expectSound(o, planOutputParts(o, MIN));
+    }
+  });
+});
+
+describe('batchStatusOf', () => {
+  const job = {
+    jobId: 'j',
+    inputTag: 'etag:1',
+    state: 'running' as const,
+    model: 'm',
+    ref: 'prod',
+    version: 3,
+    partsTotal: 10,
+    partsDone: 4,
+    bytesTotal: 1000,
+    bytesDone: 250,
+    rows: 800,
+    failedRows: 8,
+    startedAt: '2026-01-01T00:00:00.000Z',
+  };
+  it('gives rows per second since the start and an ETA from the input bytes done', () => {
+    expect(batchStatusOf(job, new Date('2026-01-01T00:00:20.000Z'))).toEqual({
+      jobId: 'j',
+      inputTag: 'etag:1',
+      state: 'running',
+      model: 'm',
+      ref: 'prod',
+      version: 3,
+      partsDone: 4,
+      partsTotal: 10,
+      total: 800,
+      succeeded: 792,
+      failed: 8,
+      rowsPerSecond: 40,
+      etaSeconds: 60,
+      bytesDone: 250,
+      bytesTotal: 1000,
+      startedAt: '2026-01-01T00:00:00.000Z',
+      updatedAt: '2026-01-01T00:00:20.000Z',
+    });
+  });
+
+  it('has no ETA before a part is done nor once the job ended; keeps the error of a failed job', () => {
+    const start = new Date(job.startedAt);
+    expect(batchStatusOf({ ...job, bytesDone: 0, rows: 0, failedRows: 0 }, start)).toMatchObject({
+      rowsPerSecond: 0,
+    });
+    expect(
+      batchStatusOf({ ...job, bytesDone: 0 }, new Date('2026-01-01T00:00:01Z')).etaSeconds,
+    ).toBeUndefined();
+    const failed = batchStatusOf({ ...job, state: 'failed', error: 'e', code: 'C' }, start);
+    expect(failed).toMatchObject({ state: 'failed', error: 'e', code: 'C' });
+    expect(failed.etaSeconds).toBeUndefined();
   });
 });
 
@@ -108,20 +341,15 @@ describe('rows and outcomes', () => {
     expect(countOutcomes([line, '{"model_name":"x"}', line])).toEqual({ succeeded: 1, failed: 2 });
   });
 
-  it('validates continuation cursors', () => {
-    const cursor = {
-      jobId: 'j',
-      inputTag: 'etag:abc',
-      model: 'iris',
-      ref: 'prod',
-      version: 2,
-      nextPart: 3,
-      startedAt: '2026-01-01T00:00:00.000Z',
-      succeeded: 10,
-      failed: 1,
-    };
-    expect(BatchCursorSchema.parse(cursor)).toEqual(cursor);
-    expect(BatchCursorSchema.safeParse({ ...cursor, nextPart: -1 }).success).toBe(false);
-    expect(BatchCursorSchema.safeParse({ ...cursor, jobId: '../x' }).success).toBe(false);
+  it('validates part messages and their cursors', () => {
+    const cursor = { offset: 10, row: 512, failed: 1, segments: [{ fromRow: 0, toRow: 512, sizeBytes: 99 }] };
+    expect(PartCursorSchema.parse(cursor)).toEqual(cursor);
+    expect(PartCursorSchema.safeParse({ ...cursor, row: -1 }).success).toBe(false);
+    expect(
+      PartCursorSchema.safeParse({ ...cursor, segments: [{ fromRow: 0, toRow: 0, sizeBytes: 1 }] }).success,
+    ).toBe(false);
+    const m = { type: 'batch-part', jobId: 'j', inputTag: 'etag:1', index: 0, cursor };
+    expect(BatchPartMessageSchema.parse(m)).toEqual(m);
+    expect(BatchPartMessageSchema.safeParse({ ...m, jobId: '../x' }).success).toBe(false);
   });
 });

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MemoryRegistryRepository } from '../../functions/adapters/memory-registry';
+import { OnnxModelTransformer } from '../../functions/adapters/onnx-transformer';
 import { sharedOrtEngine } from '../../functions/adapters/ort-engine';
 import { OrtModelInspector } from '../../functions/adapters/ort-inspector';
 import { type DeriveDeps, failDerivation, runDerive, startDerive } from '../../functions/app/derive';
@@ -33,7 +34,7 @@ import { parseWith } from '../../functions/domain/registry';
 import type { Tensor } from '../../functions/domain/tensor';
 import type { ModelSignature } from '../../functions/domain/types';
 import { buildMlp } from '../../functions/local/onnx-builder';
-import type { ModelTransformer } from '../../functions/ports/derive';
+import type { DeriveTransformer, ModelTransformer } from '../../functions/ports/derive';
 import { MemoryArtifactStore } from '../helpers/memory-artifact-store';
 
 const f32 = (shape: number[], data: number[]): Tensor => ({
@@ -245,14 +246,15 @@ describe('derive use cases (in-memory registry, onnxruntime)', () => {
     };
   };
 
-  async function setup(transformer: ModelTransformer) {
+  /** `transformer`, which leaves the transforms' options as given unless it says otherwise. */
+  async function setup(transformer: ModelTransformer & Partial<Pick<DeriveTransformer, 'resolve'>>) {
     const store = new MemoryArtifactStore();
     const sent: DeriveMessage[] = [];
     const deps: DeriveDeps = {
       repo: new MemoryRegistryRepository(),
       store,
       inspector: new OrtModelInspector(),
-      transformer,
+      transformer: { resolve: (t) => [...t], ...transformer },
       engine: sharedOrtEngine(),
     };
     await store.putObject(S3_KEYS.upload('m', 'u1'), parentBytes);
@@ -292,6 +294,57 @@ describe('derive use cases (in-memory registry, onnxruntime)', () => {
     ]);
     expect(await runDerive(deps, sent[0]!)).toBe('READY');
     expect(transformer.calls).toHaveLength(1);
+  });
+
+  it('the version records its transforms as the transformer applies them, READY or FAILED', async () => {
+    const ranged = (m: Uint8Array) => ({
+      ...fake(() => m),
+      resolve: (ts: readonly TransformSpec[]) =>
+        ts.map((t) => ('quantize' in t ? { ...t, reduceRange: true, perChannel: t.perChannel ?? false } : t)),
+    });
+    const ready = await setup(ranged(parentBytes));
+    const asked: TransformSpec[] = [{ optimize: 'basic' }, { quantize: 'int8' }];
+    const pending = await startDerive(
+      ready.deps,
+      { name: 'm', version: 1, body: { transforms: asked, gate: { rows: 100 } } },
+      ready.queue,
+    );
+    expect(pending.transforms).toEqual(asked);
+    expect(await runDerive(ready.deps, ready.sent[0]!)).toBe('READY');
+    expect((await ready.deps.repo.getVersion('m', 2))?.transforms).toEqual([
+      { optimize: 'basic' },
+      { quantize: 'int8', reduceRange: true, perChannel: false },
+    ]);
+
+    const failed = await setup(ranged(buildMlp({ inFeatures: 4, layers: [16, 3], seed: 99 })));
+    await startDerive(
+      failed.deps,
+      { name: 'm', version: 1, body: { transforms: [{ quantize: 'int8', perChannel: true }] } },
+      failed.queue,
+    );
+    expect(await runDerive(failed.deps, failed.sent[0]!)).toBe('FAILED');
+    expect((await failed.deps.repo.getVersion('m', 2))?.transforms).toEqual([
+      { quantize: 'int8', perChannel: true, reduceRange: true },
+    ]);
+  });
+
+  it('OnnxModelTransformer writes out int8 options: the range of its architecture, per tensor, unless given', () => {
+    const resolve = (arch: string, t: TransformSpec[]) => new OnnxModelTransformer(arch).resolve(t);
+    expect(resolve('x64', [{ quantize: 'int8' }])).toEqual([
+      { quantize: 'int8', reduceRange: true, perChannel: false },
+    ]);
+    expect(resolve('arm64', [{ quantize: 'int8' }, { optimize: 'basic' }])).toEqual([
+      { quantize: 'int8', reduceRange: false, perChannel: false },
+      { optimize: 'basic' },
+    ]);
+    expect(resolve('x64', [{ quantize: 'int8', reduceRange: false, perChannel: true }])).toEqual([
+      { quantize: 'int8', reduceRange: false, perChannel: true },
+    ]);
+    const pre: TransformSpec = { preprocess: { x: { clip: { min: 0 } } } };
+    expect(resolve('x64', [pre])).toEqual([pre]);
+    expect(describeTransform(resolve('x64', [{ quantize: 'int8' }])[0]!)).toBe(
+      'quantize int8 (reduced range)',
+    );
   });
 
   it('a model that answers differently fails the gate: FAILED with the figures and its evaluation', async () => {
