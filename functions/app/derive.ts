@@ -46,7 +46,7 @@ import {
   UnprocessableModelError,
 } from '../domain/errors';
 import { validateModelName } from '../domain/names';
-import { parsePreprocessSpec, withPreprocessParameters } from '../domain/preprocess-spec';
+import { type PreprocessSpec, parsePreprocessSpec } from '../domain/preprocess-spec';
 import { assertObjectKey, assertPostprocessFits } from '../domain/registry';
 import type { Tensor } from '../domain/tensor';
 import type { ModelSignature, ModelVersion } from '../domain/types';
@@ -317,12 +317,37 @@ async function derive(
     };
   }
   // The raw inputs say what is applied to them (model metadata lists it).
-  if (preprocess) signature = withPreprocessParameters(signature, parsePreprocessSpec(preprocess.preprocess));
+  signature = withInputsPreprocess(
+    signature,
+    parent.signature,
+    preprocess ? parsePreprocessSpec(preprocess.preprocess) : undefined,
+  );
   assertPostprocessFits(v.postprocess, v.labels, signature);
   if (!evaluation.passed) {
     return { ok: false, reason: gateFailure(evaluation), evaluation, sha256, sizeBytes: bytes.byteLength };
   }
   return { ok: true, bytes, sha256, signature, evaluation };
+}
+
+/**
+ * The derived model's inputs with what is applied to them (`parameters.preprocess`). The transforms other than
+ * `preprocess` leave the inputs as they are, so each input keeps the parent's steps (by name); a `preprocess`
+ * transform's steps come first on the inputs it declares, ahead of the parent's own, as its nodes sit in front of
+ * them.
+ */
+export function withInputsPreprocess(
+  signature: ModelSignature,
+  parent: ModelSignature,
+  spec?: PreprocessSpec,
+): ModelSignature {
+  return {
+    ...signature,
+    inputs: signature.inputs.map((i) => {
+      const p = parent.inputs.find((x) => x.name === i.name);
+      const steps = [...(spec?.[i.name] ?? []), ...(p?.parameters?.preprocess ?? [])];
+      return steps.length > 0 ? { ...i, parameters: { ...i.parameters, preprocess: steps } } : i;
+    }),
+  };
 }
 
 /**

@@ -15,6 +15,7 @@ import { OnnxModelTransformer } from '../../functions/adapters/onnx-transformer'
 import { sharedOrtEngine } from '../../functions/adapters/ort-engine';
 import { OrtModelInspector } from '../../functions/adapters/ort-inspector';
 import { type DeriveDeps, runDerive } from '../../functions/app/derive';
+import { S3_KEYS } from '../../functions/contract/env';
 import { type DeriveMessage, DeriveMessageSchema } from '../../functions/domain/derive';
 import type { HttpEvent } from '../../functions/handlers/http';
 import { createRegistryHandler } from '../../functions/handlers/registry';
@@ -369,5 +370,68 @@ describe('int8 then preprocess', () => {
     expect(byHand.status, JSON.stringify(byHand.body)).toBe(200);
     expect(raw.body.outputs).toEqual(byHand.body.outputs);
     expect(raw.body.outputs[0].shape).toEqual([4, 4]);
+  });
+});
+
+describe('a version derived from one with pre-processing takes the same raw inputs, and says so', () => {
+  it("int8 and optimize keep the parent's parameters.preprocess; a preprocess transform adds its own steps first", {
+    timeout: 180_000,
+  }, async () => {
+    // Version 1: registered with num normalised and clipped; color takes the prepared one-hot floats.
+    const v1 = await env.register('keep', classifier(), { preprocess: { num: PREPROCESS.num } });
+    const numSteps = v1.signature.inputs[0]?.parameters?.preprocess;
+    expect(numSteps).toEqual(PREPROCESS.num);
+    const v2 = await derive('keep', 1, { transforms: [{ quantize: 'int8' }], gate: { minAgreement: 0.9 } });
+    expect(v2.transforms).toEqual([INT8_AS_APPLIED]);
+    expect(v2.signature.inputs).toEqual(v1.signature.inputs);
+    const v3 = await derive('keep', 2, { transforms: [{ optimize: 'basic' }], gate: { rows: 200 } });
+    expect(v3.signature.inputs).toEqual(v1.signature.inputs);
+    const meta3 = await env.call<Json>('GET', '/v2/models/keep/versions/3');
+    expect(meta3.body.inputs).toEqual(v1.signature.inputs);
+
+    // Version 4: derived with preprocess on color; num keeps its registered steps.
+    const v4 = await derive('keep', 1, { transforms: [{ preprocess: { color: PREPROCESS.color } }] });
+    const withColor = [
+      { name: 'num', datatype: 'FP32', shape: [-1, 2], parameters: { preprocess: numSteps } },
+      { name: 'color', datatype: 'BYTES', shape: [-1, 1], parameters: { preprocess: [PREPROCESS.color] } },
+    ];
+    expect(v4.signature.inputs).toEqual(withColor);
+    // Its int8 (gated on a sample, its color being BYTES) keeps both, and answers raw features.
+    const line = JSON.stringify({
+      inputs: [
+        { name: 'num', datatype: 'FP32', shape: [4, 2], data: NUM },
+        { name: 'color', datatype: 'BYTES', shape: [4, 1], data: COLOR_ROWS },
+      ],
+    });
+    await deps.store.putObject(S3_KEYS.upload('keep', 'rows'), new TextEncoder().encode(`${line}\n`));
+    const v5 = await derive('keep', 4, {
+      transforms: [{ quantize: 'int8' }],
+      sample: { uploadId: 'rows' },
+      gate: { minAgreement: 0.5 },
+    });
+    expect(v5.evaluation).toMatchObject({ source: 'sample', rows: 4 });
+    expect(v5.signature.inputs).toEqual(withColor);
+    expect((await env.call<Json>('GET', '/v2/models/keep/versions/5')).body.inputs).toEqual(withColor);
+    const raw = await infer('/v2/models/keep/versions/5/infer', JSON.parse(line));
+    expect(raw.status, JSON.stringify(raw.body)).toBe(200);
+
+    // Version 6: a step in front of num's registered ones; the input lists them in the order they apply.
+    const v6 = await derive('keep', 1, { transforms: [{ preprocess: { num: { clip: { min: 0 } } } }] });
+    expect(v6.signature.inputs[0]).toEqual({
+      name: 'num',
+      datatype: 'FP32',
+      shape: [-1, 2],
+      parameters: { preprocess: [{ clip: { min: 0 } }, ...(numSteps ?? [])] },
+    });
+    const request = (num: number[]) => ({
+      inputs: [
+        { name: 'num', datatype: 'FP32', shape: [2, 2], data: num },
+        { name: 'color', datatype: 'FP32', shape: [2, 3], data: [1, 0, 0, 0, 0, 1] },
+      ],
+    });
+    const stacked = await infer('/v2/models/keep/versions/6/infer', request([12, -1.5, -3, 0.5]));
+    const byHand = await infer('/v2/models/keep/versions/1/infer', request([12, 0, 0, 0.5]));
+    expect(stacked.status, JSON.stringify(stacked.body)).toBe(200);
+    expect(stacked.body.outputs).toEqual(byHand.body.outputs);
   });
 });
