@@ -42,7 +42,10 @@ export function lineage(v: Pick<DerivedVersionJson, 'derivedFrom' | 'transforms'
 /** The lines of an evaluation: the verdict with its agreement, then one line per output. */
 export function formatEvaluation(e: Evaluation): string[] {
   const t = e.thresholds;
-  const excluded = e.source === 'generated' ? `, ${e.nearTiesExcluded} near-ties left out` : '';
+  const excluded =
+    e.source === 'generated'
+      ? `, ${e.nearTiesExcluded} near-${e.nearTiesExcluded === 1 ? 'tie' : 'ties'} left out`
+      : '';
   return [
     `  gate         ${e.passed ? 'passed' : 'FAILED'}: argmax agreement ${figure(e.argmaxAgreement)} (min ${t.minAgreement}) on ${e.rows} ${e.source} rows${excluded}`,
     ...e.perOutput.map(

@@ -156,6 +156,14 @@ describe('maas derive on the local service', () => {
     expect((await cli('derive', 'mlp', '1', '--quantize', 'int4')).code).toBe(2);
     expect((await cli('derive', 'mlp', '1', '--per-channel')).code).toBe(2);
     expect((await cli('derive', 'mlp', '1', '--quantize', 'int8', '--min-agreement', '2')).code).toBe(2);
+    // --rows is refused here as the service would refuse it (1 to 10 000), nothing sent.
+    const before = JSON.parse((await cli('--json', 'versions', 'mlp')).stdout).versions.length;
+    for (const rows of ['0', '10001', '1.5', '', 'x']) {
+      const bad = await cli('derive', 'mlp', '1', '--quantize', 'int8', '--rows', rows);
+      expect(bad.code, rows).toBe(2);
+      expect(bad.stderr).toContain(`--rows must be a whole number from 1 to 10000, got '${rows}'`);
+    }
+    expect(JSON.parse((await cli('--json', 'versions', 'mlp')).stdout).versions).toHaveLength(before);
     const missing = await cli('derive', 'mlp', '99', '--quantize', 'int8');
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/VERSION_NOT_FOUND|not found/);

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import type { DeriveBody, TransformSpec } from '../../domain/derive';
+import { DERIVE_DEFAULTS, DERIVE_LIMITS, type DeriveBody, type TransformSpec } from '../../domain/derive';
 import { apiCall, type MaasClient, uploadToPresignedUrl } from '../client';
 import { type CliContext, EXIT, UsageError } from '../context';
 import { type DerivedVersionJson, formatDerived } from '../format-derive';
@@ -36,6 +36,15 @@ const share = (name: string) => (value: string) => {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) {
     throw new UsageError(`${name} must be a number from 0 to 1, got '${value}'`);
+  }
+  return n;
+};
+
+/** An option parser for a whole number from 1 to `max`. */
+const count = (name: string, max: number) => (value: string) => {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n) || n < 1 || n > max) {
+    throw new UsageError(`${name} must be a whole number from 1 to ${max}, got '${value}'`);
   }
   return n;
 };
@@ -115,7 +124,11 @@ export function deriveCommands(program: Command, ctx: CliContext): void {
       'argmax agreement the gate requires (default 0.99)',
       share('--min-agreement'),
     )
-    .option('--rows <n>', 'rows the gate generates without a sample (default 1000)', nonNegativeInt('--rows'))
+    .option(
+      '--rows <n>',
+      `rows the gate generates without a sample (default ${DERIVE_DEFAULTS.rows}, at most ${DERIVE_LIMITS.maxRows})`,
+      count('--rows', DERIVE_LIMITS.maxRows),
+    )
     .option('--description <text>', 'version description')
     .option('--wait', 'wait for the outcome and print the gate figures')
     .option('--timeout <seconds>', 'with --wait: give up after this long', nonNegativeInt('--timeout'), 600)
