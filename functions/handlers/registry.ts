@@ -446,8 +446,8 @@ const operations: Record<OperationOf<'registry'>, Operation> = {
 };
 
 /**
- * The work queue as the derivation's queue. A `derive` message is a work message once the worker's message
- * schema lists it (functions/domain/async.ts); until then the queue carries it as any other body.
+ * The work queue as the derivation's queue: a `derive` message is one of the work messages the worker's schema
+ * lists (`WorkMessageSchema`, functions/domain/async.ts).
  */
 function deriveQueue(queue: QueuePublisher): DeriveQueue {
   return { send: (message) => queue.send(message as unknown as Parameters<QueuePublisher['send']>[0]) };
