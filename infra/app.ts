@@ -8,6 +8,7 @@ import { App, Validations } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { quoted } from '../functions/domain/names';
+import { checkBatchMaxConcurrency } from './constructs/event-pipelines';
 import type { ApiAuthorization } from './constructs/inference-api';
 import { checkCorsOrigins } from './constructs/model-store';
 import {
@@ -34,7 +35,8 @@ const DEFAULT_FLAGS: Record<string, unknown> = {
  * Reads the stack's parameters from CDK context (`-c key=value`): `arch` (x86_64 | arm64), `memory` (MB of
  * the predict function), `authorization` (iam | jwt, with `jwtIssuer` and `jwtAudience`), `preload`
  * (`name@ref,...`), `corsOrigins` (`https://host,...`: browser origins of presigned uploads) and
- * `rolloutTickMinutes` (minutes between two checks of the rollout controller, 1-60). An invalid
+ * `rolloutTickMinutes` (minutes between two checks of the rollout controller, 1-60) and `batchMaxConcurrency`
+ * (most worker invocations scoring batch parts at once, 2-1000). An invalid
  * value throws a {@link MaasValidationError} naming the `-c` key, so synth fails before anything is built.
  */
 export function propsFromContext(app: App): MaasStackProps {
@@ -61,6 +63,11 @@ export function propsFromContext(app: App): MaasStackProps {
     tickRaw === undefined
       ? undefined
       : checkRolloutTickMinutes(Number(tickRaw), { context: 'rolloutTickMinutes' }, tickRaw);
+  const batchRaw = ctx('batchMaxConcurrency');
+  const batchMaxConcurrency =
+    batchRaw === undefined
+      ? undefined
+      : checkBatchMaxConcurrency(Number(batchRaw), { context: 'batchMaxConcurrency' }, batchRaw);
   const corsRaw = ctx('corsOrigins');
   const corsOrigins =
     corsRaw === undefined
@@ -76,6 +83,7 @@ export function propsFromContext(app: App): MaasStackProps {
     ...(preload ? { preload } : {}),
     ...(corsOrigins ? { corsOrigins } : {}),
     ...(rolloutTickMinutes !== undefined ? { rolloutTickMinutes } : {}),
+    ...(batchMaxConcurrency !== undefined ? { batchMaxConcurrency } : {}),
     description: 'maas: ONNX models as an Open Inference Protocol service',
   };
 }

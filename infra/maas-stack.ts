@@ -94,6 +94,13 @@ export interface MaasStackProps extends StackProps {
    * @default 1
    */
   readonly rolloutTickMinutes?: number;
+  /**
+   * Most worker invocations scoring batch parts at once, across all jobs (the maximum concurrency of the batch
+   * queue's SQS event source): a whole number from 2 to 1000 (Lambda's range). A job's own `maxConcurrency`
+   * (job.json) bounds its parts in flight within it.
+   * @default BATCH.maxConcurrency (10)
+   */
+  readonly batchMaxConcurrency?: number;
 }
 
 /**
@@ -164,6 +171,7 @@ export class MaasStack extends Stack {
       publishers: [this.functions.registry.fn],
       registrars: [this.functions.registry.fn],
       shadowMirrors: [this.functions.predict.fn],
+      ...(props.batchMaxConcurrency !== undefined ? { batchMaxConcurrency: props.batchMaxConcurrency } : {}),
       ...(props.tracing !== undefined ? { tracing: props.tracing } : {}),
     });
     apiFunctions.async = this.events.asyncApiFunction;

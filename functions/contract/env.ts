@@ -11,6 +11,8 @@ export const ENV = {
   preload: 'MAAS_PRELOAD',
   maxBodyBytes: 'MAAS_MAX_BODY_BYTES',
   queueUrl: 'MAAS_QUEUE_URL',
+  /** The batch queue (batch parts and aggregations), set on the functions that start and score batch jobs. */
+  batchQueueUrl: 'MAAS_BATCH_QUEUE_URL',
   eventBus: 'MAAS_EVENT_BUS',
   /** How often `maas dev` runs the rollout controller (ms). */
   rolloutTickMs: 'MAAS_ROLLOUT_TICK_MS',

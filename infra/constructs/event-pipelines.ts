@@ -1,17 +1,19 @@
 /**
  * EventPipelines: the event-driven side of maas (docs/ARCHITECTURE.md, "Flows": the event-driven flows).
  *
- * - S3 notifications (`incoming/*.onnx`, `batch/*\/input.jsonl` created) -> the S3 events function, which
- *   registers models and starts batch jobs;
+ * - S3 notifications (`incoming/*.onnx`, `batch/*\/input.jsonl`, `batch/*\/input/_SUCCESS`, `batch/*\/cancel`
+ *   created) -> the S3 events function, which registers models, starts batch jobs and cancels them;
  * - the work queue (SQS, SSE, TLS only) with its dead-letter queue (after QUEUE.maxReceiveCount receives),
- *   consumed by the worker function with ReportBatchItemFailures (async requests, batch continuations, shadow
- *   comparisons mirrored by predict);
+ *   consumed by the worker function with ReportBatchItemFailures (async requests, registrations, derivations,
+ *   shadow comparisons mirrored by predict);
+ * - the batch queue (same settings, its own dead-letter queue) of batch parts and aggregations, consumed by the
+ *   same worker one message per invocation, at most `batchMaxConcurrency` invocations at once;
  * - the async API function serving the route table's routes with fn 'async';
  * - the registry event bus (EventBridge) with example rules, and `MAAS_EVENT_BUS` on the functions that
  *   publish to it.
  * Every function gets its own role and only the grants it uses. No business logic here.
  */
-import { ArnFormat, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -26,6 +28,7 @@ import { Construct } from 'constructs';
 import { ENV, S3_KEYS } from '../../functions/contract/env';
 import { BATCH, BATCH_KEYS, EVENT_BUS, EVENT_HANDLER_ENTRIES, QUEUE } from '../../functions/contract/events';
 import { LIMITS } from '../../functions/contract/limits';
+import { quoted } from '../../functions/domain/names';
 import {
   type FunctionSizing,
   type MaasNodejsFunctionOptions,
@@ -35,6 +38,47 @@ import {
 import type { RegistryTable } from './model-registry-table';
 import type { ModelStore } from './model-store';
 import type { OnnxRuntimeLayer } from './onnxruntime-layer';
+import { MaasValidationError, type Setting } from './validation';
+
+/**
+ * The smallest maximum concurrency of an SQS event source (a Lambda limit); the largest is
+ * BATCH.maxConcurrencyLimit (1000), Lambda's limit too.
+ */
+export const SQS_EVENT_SOURCE_MIN_CONCURRENCY = 2;
+
+/** `batch/{jobId}` + this suffix: the keys of `key(jobId)`, for a notification filter. */
+const batchKeySuffix = (key: (jobId: string) => string) => key('').slice(S3_KEYS.batchPrefix.length);
+
+/**
+ * Suffixes (under `batch/`) of the objects whose creation the S3 events function handles: `/input.jsonl` and
+ * `/input/_SUCCESS` start a job, `/cancel` cancels it. S3 refuses two rules of one event type whose prefixes and
+ * suffixes both overlap; none of these is a suffix of another.
+ */
+export const BATCH_EVENT_SUFFIXES = [
+  batchKeySuffix(BATCH_KEYS.input),
+  batchKeySuffix(BATCH_KEYS.inputMarker),
+  batchKeySuffix(BATCH_KEYS.cancel),
+] as const;
+
+/**
+ * The maximum concurrency of the batch queue's event source: a whole number from 2 to 1000 (Lambda's range for
+ * an SQS event source). `raw` is the value as given (a context parameter's text). Unresolved tokens pass.
+ */
+export function checkBatchMaxConcurrency(n: number, setting: Setting, raw = String(n)): number {
+  if (Token.isUnresolved(n)) return n;
+  const min = SQS_EVENT_SOURCE_MIN_CONCURRENCY;
+  const max = BATCH.maxConcurrencyLimit;
+  if (!Number.isInteger(n) || n < min || n > max) {
+    const problem = `the batch queue's SQS event source runs from ${min} to ${max} concurrent worker invocations (a Lambda limit)`;
+    throw new MaasValidationError(
+      setting,
+      'prop' in setting
+        ? `invalid prop ${setting.prop} '${quoted(raw)}': ${problem}. Set ${setting.prop} to a whole number from ${min} to ${max}, e.g. ${BATCH.maxConcurrency}, or leave it unset for ${BATCH.maxConcurrency}.`
+        : `Invalid context parameter -c ${setting.context}='${quoted(raw)}': ${problem}. Pass a whole number from ${min} to ${max}, e.g. -c ${setting.context}=${BATCH.maxConcurrency}, or leave it unset for ${BATCH.maxConcurrency}.`,
+    );
+  }
+  return n;
+}
 
 /** Props of {@link EventPipelines}. */
 export interface EventPipelinesProps {
@@ -79,8 +123,18 @@ export interface EventPipelinesProps {
    * @default 512 MB, 29 seconds
    */
   readonly asyncApi?: FunctionSizing;
-  /** Receives before a work message goes to the dead-letter queue. @default QUEUE.maxReceiveCount */
+  /**
+   * Receives before a work message or a batch message goes to its dead-letter queue.
+   * @default QUEUE.maxReceiveCount
+   */
   readonly maxReceiveCount?: number;
+  /**
+   * Most worker invocations scoring batch parts at once, across all jobs: the maximum concurrency of the batch
+   * queue's SQS event source, a whole number from 2 to 1000 (checked at synth). A job's own `maxConcurrency`
+   * (job.json) bounds its parts in flight within it.
+   * @default BATCH.maxConcurrency (10)
+   */
+  readonly batchMaxConcurrency?: number;
   /** Targets of the example rule on `ModelVersionFailed` (e.g. an SNS topic for alerts). @default - none */
   readonly onModelVersionFailed?: readonly events.IRuleTarget[];
   /** Days of CloudWatch Logs retention (functions and the registry event log). @default ONE_MONTH */
@@ -90,14 +144,20 @@ export interface EventPipelinesProps {
 }
 
 /**
- * The queue, bus and functions of the event flows. Throws a `MaasValidationError` at synth for a memory size
- * outside Lambda's range or an async API timeout above the API's 30 s.
+ * The queues, bus and functions of the event flows. Throws a `MaasValidationError` at synth for a memory size
+ * outside Lambda's range, an async API timeout above the API's 30 s, or a `batchMaxConcurrency` outside 2..1000.
  */
 export class EventPipelines extends Construct {
-  /** The work queue (async requests, batch continuations), SSE, TLS only. */
+  /** The work queue (async requests, registrations, derivations, shadow comparisons), SSE, TLS only. */
   readonly queue: sqs.Queue;
   /** Where a work message goes after `maxReceiveCount` receives. */
   readonly deadLetterQueue: sqs.Queue;
+  /** The batch queue (batch parts and aggregations), SSE, TLS only. */
+  readonly batchQueue: sqs.Queue;
+  /** Where a batch message goes after `maxReceiveCount` receives (a poison part). */
+  readonly batchDeadLetterQueue: sqs.Queue;
+  /** Maximum concurrency of the batch queue's event source (the worker invocations scoring parts at once). */
+  readonly batchMaxConcurrency: number;
   /**
    * S3 event deliveries the S3 events function still failed after Lambda's asynchronous retries (the event
    * itself, with the error): kept here instead of being dropped, to inspect and replay.
@@ -111,9 +171,12 @@ export class EventPipelines extends Construct {
   readonly failedVersionsRule: events.Rule;
   /** The log group archiving every registry event. */
   readonly eventLog: logs.LogGroup;
-  /** Registers `incoming/*.onnx` uploads and starts batch jobs on `batch/*\/input.jsonl`. */
+  /**
+   * Registers `incoming/*.onnx` uploads, starts batch jobs on `batch/*\/input.jsonl` and `batch/*\/input/_SUCCESS`,
+   * cancels them on `batch/*\/cancel`.
+   */
   readonly s3EventsFunction: NodejsFunction;
-  /** Consumes the work queue. */
+  /** Consumes the work queue and the batch queue. */
   readonly workerFunction: NodejsFunction;
   /** Serves the route table's routes with fn 'async' (the HTTP API invokes it). */
   readonly asyncApiFunction: NodejsFunction;
@@ -121,8 +184,13 @@ export class EventPipelines extends Construct {
   constructor(scope: Construct, id: string, props: EventPipelinesProps) {
     super(scope, id);
     const retention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+    this.batchMaxConcurrency = checkBatchMaxConcurrency(props.batchMaxConcurrency ?? BATCH.maxConcurrency, {
+      prop: 'batchMaxConcurrency',
+      scope: this,
+    });
+    const maxReceiveCount = props.maxReceiveCount ?? QUEUE.maxReceiveCount;
 
-    // --- queue + DLQ --------------------------------------------------------------------------------------
+    // --- queues + DLQs --------------------------------------------------------------------------------------
     this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
@@ -132,10 +200,20 @@ export class EventPipelines extends Construct {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       visibilityTimeout: Duration.seconds(QUEUE.visibilityTimeoutSeconds),
-      deadLetterQueue: {
-        queue: this.deadLetterQueue,
-        maxReceiveCount: props.maxReceiveCount ?? QUEUE.maxReceiveCount,
-      },
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount },
+    });
+    // Batch parts have their own queue: the event source's maximum concurrency bounds the workers scoring them
+    // without holding back async requests, and a poison part lands in a dead-letter queue of its own.
+    this.batchDeadLetterQueue = new sqs.Queue(this, 'BatchDeadLetterQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.seconds(QUEUE.dlqRetentionSeconds),
+    });
+    this.batchQueue = new sqs.Queue(this, 'BatchQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      visibilityTimeout: Duration.seconds(QUEUE.visibilityTimeoutSeconds),
+      deadLetterQueue: { queue: this.batchDeadLetterQueue, maxReceiveCount },
     });
 
     // --- event bus ----------------------------------------------------------------------------------------
@@ -180,8 +258,10 @@ export class EventPipelines extends Construct {
       [ENV.bucket]: props.store.bucket.bucketName,
       [ENV.queueUrl]: this.queue.queueUrl,
     };
+    // The functions that start, score, aggregate and cancel batch jobs.
+    const batchEnv = { ...env, [ENV.batchQueueUrl]: this.batchQueue.queueUrl };
 
-    // --- S3 events: register on upload, start batch jobs ---------------------------------------------------
+    // --- S3 events: register on upload, start and cancel batch jobs ------------------------------------------
     this.s3EventsFunction = this.makeFunction(
       'S3Events',
       EVENT_HANDLER_ENTRIES.s3Events,
@@ -193,8 +273,8 @@ export class EventPipelines extends Construct {
         // A registration of a 256 MiB artifact holds its bytes and an onnxruntime session: the registry's memory.
         memorySize: REGISTRATION_MEMORY_MB,
         timeout: BATCH.functionTimeoutSeconds,
-        environment: { ...env, [ENV.eventBus]: this.bus.eventBusName },
-        description: 'maas S3 events: register incoming models, start batch jobs',
+        environment: { ...batchEnv, [ENV.eventBus]: this.bus.eventBusName },
+        description: 'maas S3 events: register incoming models, start and cancel batch jobs',
         serviceName: 'maas-s3-events',
         layer: true,
       },
@@ -220,21 +300,27 @@ export class EventPipelines extends Construct {
       new s3n.LambdaDestination(this.s3EventsFunction),
       { prefix: S3_KEYS.incomingPrefix, suffix: '.onnx' },
     );
-    bucket.addEventNotification(
-      s3.EventType.OBJECT_CREATED,
-      new s3n.LambdaDestination(this.s3EventsFunction),
-      { prefix: S3_KEYS.batchPrefix, suffix: `/${BATCH_KEYS.inputFileName}` },
-    );
-    // Registration (versions + idempotency records) writes the table; artifacts are copied into models/.
+    for (const suffix of BATCH_EVENT_SUFFIXES) {
+      bucket.addEventNotification(
+        s3.EventType.OBJECT_CREATED,
+        new s3n.LambdaDestination(this.s3EventsFunction),
+        { prefix: S3_KEYS.batchPrefix, suffix },
+      );
+    }
+    // Registration (versions + idempotency records) and batch jobs (the job record: created at the start, ended
+    // by a cancel) write the table; artifacts are copied into models/. A start reads job.json and ranges of the
+    // inputs (ranged GETs are GetObject), lists input/ and writes plan.json and status.json.
     props.table.grantReadWrite(this.s3EventsFunction);
     props.store.grantReadPrefixes(this.s3EventsFunction, 'incoming', 'models', 'batch');
     props.store.grantWritePrefixes(this.s3EventsFunction, 'models', 'batch');
     props.store.grantDeletePrefixes(this.s3EventsFunction, 'batch');
     props.store.grantList(this.s3EventsFunction, 'incoming', 'models', 'batch');
     this.queue.grantSendMessages(this.s3EventsFunction);
+    // The start queues the first parts.
+    this.batchQueue.grantSendMessages(this.s3EventsFunction);
     this.bus.grantPutEventsTo(this.s3EventsFunction);
 
-    // --- worker: async requests and batch continuations ------------------------------------------------------
+    // --- worker: async requests, registrations, derivations, shadows; batch parts and aggregations -----------
     this.workerFunction = this.makeFunction(
       'Worker',
       EVENT_HANDLER_ENTRIES.asyncWorker,
@@ -245,8 +331,8 @@ export class EventPipelines extends Construct {
         answersApi: false,
         memorySize: REGISTRATION_MEMORY_MB,
         timeout: QUEUE.workerTimeoutSeconds,
-        environment: env,
-        description: 'maas work queue consumer: async inference, batch continuation',
+        environment: batchEnv,
+        description: 'maas work queue consumer: async inference, batch parts and aggregation',
         serviceName: 'maas-worker',
         layer: true,
       },
@@ -254,14 +340,34 @@ export class EventPipelines extends Construct {
     this.workerFunction.addEventSource(
       new SqsEventSource(this.queue, { batchSize: QUEUE.batchSize, reportBatchItemFailures: true }),
     );
-    // Reads versions; writes idempotency records of batch parts and completes PENDING versions (register-complete:
-    // it reads the upload, writes the content-addressed copy and announces the outcome like the registry API).
+    // One batch message per invocation: a part has the whole invocation's time and memory.
+    this.workerFunction.addEventSource(
+      new SqsEventSource(this.batchQueue, {
+        batchSize: 1,
+        reportBatchItemFailures: true,
+        maxConcurrency: this.batchMaxConcurrency,
+      }),
+    );
+    // Reads versions; completes PENDING versions (register-complete: it reads the upload, writes the
+    // content-addressed copy and announces the outcome like the registry API); counts parts in the job record
+    // (conditional updates, transactions of a part item and the job item) and lists a job's part items.
     props.table.grantReadWrite(this.workerFunction);
+    // Batch: ranged reads of the inputs and the plan (GetObject), output segments, status and the aggregated
+    // output (PutObject, which also authorises CreateMultipartUpload, UploadPart, UploadPartCopy's destination and
+    // CompleteMultipartUpload; the copy's source is a GetObject), deletion of the segments.
     props.store.grantReadPrefixes(this.workerFunction, 'models', 'async', 'batch', 'uploads', 'incoming');
     props.store.grantWritePrefixes(this.workerFunction, 'async', 'batch', 'models');
     props.store.grantDeletePrefixes(this.workerFunction, 'batch');
     props.store.grantList(this.workerFunction, 'models', 'async', 'batch', 'uploads', 'incoming');
+    // The aggregation's multipart upload of output.jsonl: abandoned when the job ended meanwhile, parts listed.
+    iam.Grant.addToPrincipal({
+      grantee: this.workerFunction,
+      actions: ['s3:AbortMultipartUpload', 's3:ListMultipartUploadParts'],
+      resourceArns: [props.store.objectsArn('batch')],
+    });
     this.queue.grantSendMessages(this.workerFunction);
+    // A part queues the next one and its continuation; the last part queues the aggregation.
+    this.batchQueue.grantSendMessages(this.workerFunction);
     this.grantPublish(this.workerFunction);
 
     // --- async API -------------------------------------------------------------------------------------------

@@ -61,34 +61,26 @@ const actionsOf = (statements: Record<string, unknown>[]) =>
   new Set(statements.flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]) as string[]));
 
 describe('EventPipelines', () => {
-  it('notifies the S3 events function of incoming/*.onnx and batch/*/input.jsonl creations only', () => {
+  it('notifies the S3 events function of incoming/*.onnx and batch/*/{input.jsonl,input/_SUCCESS,cancel} creations only', () => {
+    const rule = (prefix: string, suffix: string) => ({
+      Events: ['s3:ObjectCreated:*'],
+      Filter: {
+        Key: {
+          FilterRules: [
+            { Name: 'suffix', Value: suffix },
+            { Name: 'prefix', Value: prefix },
+          ],
+        },
+      },
+      LambdaFunctionArn: { 'Fn::GetAtt': [ref(pipelines.s3EventsFunction), 'Arn'] },
+    });
     template.hasResourceProperties('Custom::S3BucketNotifications', {
       NotificationConfiguration: {
         LambdaFunctionConfigurations: [
-          {
-            Events: ['s3:ObjectCreated:*'],
-            Filter: {
-              Key: {
-                FilterRules: [
-                  { Name: 'suffix', Value: '.onnx' },
-                  { Name: 'prefix', Value: 'incoming/' },
-                ],
-              },
-            },
-            LambdaFunctionArn: { 'Fn::GetAtt': [ref(pipelines.s3EventsFunction), 'Arn'] },
-          },
-          {
-            Events: ['s3:ObjectCreated:*'],
-            Filter: {
-              Key: {
-                FilterRules: [
-                  { Name: 'suffix', Value: '/input.jsonl' },
-                  { Name: 'prefix', Value: 'batch/' },
-                ],
-              },
-            },
-            LambdaFunctionArn: { 'Fn::GetAtt': [ref(pipelines.s3EventsFunction), 'Arn'] },
-          },
+          rule('incoming/', '.onnx'),
+          rule('batch/', '/input.jsonl'),
+          rule('batch/', '/input/_SUCCESS'),
+          rule('batch/', '/cancel'),
         ],
       },
     });
