@@ -5,15 +5,19 @@
  * Queue semantics (as SQS + Lambda event source mapping with ReportBatchItemFailures):
  * - a received message becomes invisible for the visibility timeout; its receive count goes up by one;
  * - the consumer gets batches of up to `batchSize` visible messages as an SQS event;
+ * - up to `concurrency` invocations run at once (the event source's maximum concurrency), each with its own
+ *   batch and its own time budget; the messages of a running invocation are not received again before it
+ *   returns (in AWS the visibility timeout, six function timeouts, outlasts any invocation);
  * - messages answered in `batchItemFailures` (or all of them, when the consumer throws) become visible again
  *   after the visibility timeout; the others are deleted;
  * - a message received `maxReceiveCount` times without success is moved to the dead-letter queue instead of
  *   being delivered again.
  */
 import { randomUUID } from 'node:crypto';
-import type { S3Event, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import type S3rver from '@20minutes/s3rver';
-import { QUEUE } from '../contract/events';
+import type { S3Event, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { S3_KEYS } from '../contract/env';
+import { BATCH_KEYS, QUEUE } from '../contract/events';
 import type { WorkMessage } from '../domain/async';
 import type { QueuePublisher, TimeBudget } from '../ports/events';
 
@@ -36,6 +40,8 @@ export interface InProcessQueueOptions {
   readonly visibilityTimeoutMs?: number;
   /** Time budget each consumer invocation gets (ms). @default QUEUE.workerTimeoutSeconds * 1000 */
   readonly invocationBudgetMs?: number;
+  /** Most consumer invocations running at once, each with its own batch and budget (a whole number ≥ 1). @default 1 */
+  readonly concurrency?: number;
   readonly queueName?: string;
   /** Called when a consumer invocation throws (the batch is then retried as a whole). */
   readonly onConsumerError?: (error: unknown) => void;
@@ -47,20 +53,28 @@ export interface QueueStats {
   readonly deadLettered: number;
   readonly receives: number;
   readonly invocations: number;
+  /** Most consumer invocations that ran at once so far. */
+  readonly peakInFlight: number;
 }
 
 export class InProcessQueue implements QueuePublisher {
   readonly deadLetters: QueuedMessage[] = [];
   private readonly messages: QueuedMessage[] = [];
   private consumer: QueueConsumer | undefined;
+  /** True while `pump` hands out batches (a consumer's synchronous sends do not schedule meanwhile). */
   private pumping = false;
+  /** Consumer invocations running. */
+  private running = 0;
+  /** Messages of the running invocations. */
+  private readonly held = new Set<QueuedMessage>();
   private timer: NodeJS.Timeout | undefined;
   private idleWaiters: (() => void)[] = [];
-  private counts = { sent: 0, deleted: 0, deadLettered: 0, receives: 0, invocations: 0 };
+  private counts = { sent: 0, deleted: 0, deadLettered: 0, receives: 0, invocations: 0, peakInFlight: 0 };
   private readonly maxReceiveCount: number;
   private readonly batchSize: number;
   private readonly visibilityTimeoutMs: number;
   private readonly invocationBudgetMs: number;
+  private readonly concurrency: number;
   private readonly arn: string;
 
   constructor(private readonly opts: InProcessQueueOptions = {}) {
@@ -68,6 +82,12 @@ export class InProcessQueue implements QueuePublisher {
     this.batchSize = opts.batchSize ?? QUEUE.batchSize;
     this.visibilityTimeoutMs = opts.visibilityTimeoutMs ?? 1000;
     this.invocationBudgetMs = opts.invocationBudgetMs ?? QUEUE.workerTimeoutSeconds * 1000;
+    this.concurrency = opts.concurrency ?? 1;
+    if (!Number.isInteger(this.concurrency) || this.concurrency < 1) {
+      throw new RangeError(
+        `concurrency is a whole number of invocations, at least 1 (got ${this.concurrency})`,
+      );
+    }
     this.arn = `arn:aws:sqs:us-east-1:000000000000:${opts.queueName ?? 'maas-work'}`;
   }
 
@@ -109,37 +129,58 @@ export class InProcessQueue implements QueuePublisher {
     return this.messages.length;
   }
 
-  /** Resolves when every message has been deleted or dead-lettered. */
+  /** Consumer invocations running now (at most `concurrency`). */
+  get inFlight(): number {
+    return this.running;
+  }
+
+  /** Resolves when every message has been deleted or dead-lettered and no invocation is running. */
   drain(): Promise<void> {
-    if (this.messages.length === 0 && !this.pumping) return Promise.resolve();
+    if (this.isIdle()) return Promise.resolve();
     return new Promise((res) => this.idleWaiters.push(res));
   }
 
+  private isIdle(): boolean {
+    return this.messages.length === 0 && this.running === 0 && !this.pumping;
+  }
+
   private schedule(): void {
-    if (!this.consumer || this.pumping) return;
+    if (this.pumping) return;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.messages.length === 0) {
+    if (this.isIdle()) {
       const waiters = this.idleWaiters.splice(0);
       for (const w of waiters) w();
       return;
     }
-    const next = Math.min(...this.messages.map((m) => m.visibleAt));
-    this.timer = setTimeout(() => void this.pump(), Math.max(0, next - Date.now()));
+    if (!this.consumer || this.running >= this.concurrency) return;
+    // A running invocation's messages wait for its end (which schedules again), whatever their visibility.
+    let next = Number.POSITIVE_INFINITY;
+    for (const m of this.messages) if (!this.held.has(m)) next = Math.min(next, m.visibleAt);
+    if (next === Number.POSITIVE_INFINITY) return;
+    this.timer = setTimeout(() => this.pump(), Math.max(0, next - Date.now()));
     this.timer.unref?.();
   }
 
-  private async pump(): Promise<void> {
+  /** Starts invocations while a slot is free and visible messages wait. */
+  private pump(): void {
     this.timer = undefined;
-    if (this.pumping || !this.consumer) return;
+    if (this.pumping) return;
     this.pumping = true;
     try {
-      for (;;) {
+      while (this.running < this.concurrency) {
         const consumer = this.consumer;
         if (!consumer) break;
         const batch = this.receive();
         if (batch.length === 0) break;
-        await this.deliver(consumer, batch);
+        this.running++;
+        this.counts.peakInFlight = Math.max(this.counts.peakInFlight, this.running);
+        for (const m of batch) this.held.add(m);
+        void this.deliver(consumer, batch).finally(() => {
+          for (const m of batch) this.held.delete(m);
+          this.running--;
+          this.schedule();
+        });
       }
     } finally {
       this.pumping = false;
@@ -153,7 +194,7 @@ export class InProcessQueue implements QueuePublisher {
     const batch: QueuedMessage[] = [];
     for (const m of [...this.messages]) {
       if (batch.length >= this.batchSize) break;
-      if (m.visibleAt > now) continue;
+      if (m.visibleAt > now || this.held.has(m)) continue;
       if (m.receiveCount >= this.maxReceiveCount) {
         this.remove(m);
         this.deadLetters.push(m);
@@ -169,6 +210,8 @@ export class InProcessQueue implements QueuePublisher {
   }
 
   private async deliver(consumer: QueueConsumer, batch: QueuedMessage[]): Promise<void> {
+    // The consumer starts on a later turn, never inside pump (nor inside a send that scheduled it).
+    await Promise.resolve();
     const started = Date.now();
     const context: TimeBudget = {
       getRemainingTimeInMillis: () => Math.max(0, this.invocationBudgetMs - (Date.now() - started)),
@@ -214,11 +257,19 @@ export class InProcessQueue implements QueuePublisher {
   }
 }
 
+/**
+ * Suffixes (under the batch prefix) of the objects that start a job (`input.jsonl`, `input/_SUCCESS`) or cancel
+ * it (`cancel`): those of the stack's notification filters (infra/constructs/event-pipelines.ts).
+ */
+const BATCH_EVENT_SUFFIXES = [BATCH_KEYS.input, BATCH_KEYS.inputMarker, BATCH_KEYS.cancel].map((key) =>
+  key('').slice(S3_KEYS.batchPrefix.length),
+);
+
 /** Which created objects AWS notifies the S3 events function about (also the CDK notification filters). */
 export function isS3EventKey(key: string, prefixes: { incoming: string; batch: string }): boolean {
   return (
     (key.startsWith(prefixes.incoming) && key.endsWith('.onnx')) ||
-    (key.startsWith(prefixes.batch) && key.endsWith('/input.jsonl'))
+    (key.startsWith(prefixes.batch) && BATCH_EVENT_SUFFIXES.some((suffix) => key.endsWith(suffix)))
   );
 }
 

@@ -3,8 +3,8 @@
  * failures, redrive to the DLQ after maxReceiveCount), and the s3rver hook delivers object events as S3 does.
  */
 import { EventEmitter } from 'node:events';
-import type { S3Event, SQSEvent } from 'aws-lambda';
 import type S3rver from '@20minutes/s3rver';
+import type { S3Event, SQSEvent } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import {
   attachS3Events,
@@ -129,6 +129,10 @@ describe('S3 events from s3rver', () => {
     expect(isS3EventKey('incoming/m/a.txt', prefixes)).toBe(false);
     expect(isS3EventKey('batch/j/input.jsonl', prefixes)).toBe(true);
     expect(isS3EventKey('batch/j/output.jsonl', prefixes)).toBe(false);
+    expect(isS3EventKey('batch/j/input/_SUCCESS', prefixes)).toBe(true);
+    expect(isS3EventKey('batch/j/input/a.jsonl', prefixes)).toBe(false);
+    expect(isS3EventKey('batch/j/cancel', prefixes)).toBe(true);
+    expect(isS3EventKey('models/m/cancel', prefixes)).toBe(false);
     expect(encodeS3EventKey('incoming/my model/a b+c.onnx')).toBe('incoming/my+model/a+b%2Bc.onnx');
   });
 
