@@ -1,36 +1,66 @@
 /**
- * Batch scoring: `batch/{jobId}/job.json` names the model, `batch/{jobId}/input.jsonl` (its creation starts the
- * job) holds one OIP request per line; the job writes `output.jsonl` (same order, one OIP response or one
- * `{"error", "code"}` per line) and keeps `status.json` current.
+ * Batch scoring at scale (docs/ARCHITECTURE.md, "Batch scoring"): `batch/{jobId}/job.json` names the model,
+ * `batch/{jobId}/input.jsonl` (or the objects `input/*.jsonl` closed by `input/_SUCCESS`) holds one OIP request
+ * per line; the job writes `output.jsonl` (same order, one OIP response or one `{"error", "code"}` per line) and
+ * keeps `status.json` current.
  *
- * The rows are cut into fixed parts (BATCH.rowsPerPart). Each part is scored with the predictor's
- * `inferBatch` (compatible rows stacked into ORT runs) and written as `parts/{n}.jsonl`. When the invocation's
- * remaining time cannot fit another part, the job writes its cursor into a `batch-continue` message on the work
- * queue and the worker carries on from there: a file larger than one invocation is continued, never truncated.
- * When the last part is written, the parts are joined into `output.jsonl` and removed.
+ * - start (`startBatchJob`, the S3 event of the input): resolves the version once (an alias moving mid-job does not
+ *   mix versions), cuts the input into line-aligned byte ranges with ranged reads (functions/domain/
+ *   batch-partition.ts; `plan.json`), records the job and queues its first `maxConcurrency` parts on the batch
+ *   queue.
+ * - part (`runBatchPart`, a `batch-part` message): streams its range, scores it in chunks of
+ *   BATCH.rowsPerChunk lines with the predictor's `inferBatch`, writes its output segments, and when the
+ *   invocation's time runs out queues its own continuation from a cursor. Once finished it is counted in the job
+ *   record (once, however often it ran) and queues the next part: at most `maxConcurrency` parts of a job are in
+ *   flight. The part that completes the job queues the aggregation (claimed once).
+ * - aggregate (`aggregateBatchJob`, a `batch-aggregate` message): `output.jsonl` is a multipart upload whose parts
+ *   are server-side copies of the segments (small ones merged first); no function reads the whole output.
+ * - cancel (`cancelBatchJob`, the S3 event of `cancel`) and a poison part's last receive (`failBatchPart`) end the
+ *   job; running parts see it at their next chunk, queued ones skip.
  *
- * The version is resolved once when the job starts (an alias moving mid-job does not mix versions). Parts are
- * deterministic, and starts and continuations run under idempotency guards, so redelivered events or messages
- * neither fork the job nor change its output.
+ * A segment's content depends only on its name (part, first and last row): chunks are counted from the part's first
+ * line and a part continues between chunks only, so a redelivered or duplicated part writes the same bytes.
+ * Memory of a part: its current output segment (at most BATCH.segmentBytes and one chunk) and one chunk of input.
  */
+import { createHash } from 'node:crypto';
 import { BATCH, BATCH_KEYS } from '../contract/events';
 import { STABLE_ROUTE } from '../contract/observability';
 import {
-  type BatchCursor,
+  type BatchAggregateMessage,
+  type BatchInputForm,
+  type BatchPartMessage,
   type BatchStatus,
-  countOutcomes,
+  batchStatusOf,
   errorFields,
   errorLine,
-  hasTimeForAnotherPart,
+  hasTimeForAnotherChunk,
+  isErrorLine,
   type JobSpec,
+  lineBlocks,
+  type PartCursor,
   parseJobSpec,
   parseRow,
-  partCount,
-  partRange,
-  splitLines,
+  planOutputParts,
+  type SizedObject,
 } from '../domain/batch';
+import {
+  type BatchPlan,
+  type InputObject,
+  mapConcurrent,
+  type PlannedPart,
+  parsePlan,
+  partitionInputs,
+} from '../domain/batch-partition';
 import { parseInferenceBody } from '../domain/body-parser';
 import { BadRequestError, isMaasError } from '../domain/errors';
+import {
+  type BatchJobRecord,
+  type BatchJobRepository,
+  type PartSegment,
+  type RangedObjects,
+  S3_MIN_PART_BYTES,
+  type UploadedPart,
+} from '../ports/batch';
 import {
   AlreadyInProgressError,
   type BlobStore,
@@ -43,98 +73,140 @@ import type { MetricsSink } from '../ports/telemetry';
 import type { Predictor } from './predict';
 
 export interface BatchScoreDeps {
+  /** The batch objects: job.json, plan.json, segments, status.json, output.jsonl. */
   readonly blobs: BlobStore;
+  /** Ranged reads, listings and multipart copies of the same bucket. */
+  readonly objects: RangedObjects;
+  /** The job records whose conditional counters coordinate the parts. */
+  readonly jobs: BatchJobRepository;
   readonly predictor: Pick<Predictor, 'resolve' | 'inferBatch'>;
-  /** Where continuation messages go (the worker consumes them). */
-  readonly queue: QueuePublisher;
-  /** Guards job starts (per input object) and continuations (per part), so duplicates do not fork a job. */
+  /** Where `batch-part` and `batch-aggregate` messages go (the batch queue; the worker consumes them). */
+  readonly batchQueue: QueuePublisher;
+  /** Guards job starts (per job and input), so a redelivered event does not start a job twice. */
   readonly startGuard?: IdempotencyGuard;
-  readonly partGuard?: IdempotencyGuard;
   readonly clock?: Clock;
-  /** @default BATCH.rowsPerPart */
-  readonly rowsPerPart?: number;
+  /** Part size of a job whose job.json gives none. @default BATCH.partBytes */
+  readonly partBytes?: number;
+  /** Parts in flight of a job whose job.json gives none. @default BATCH.maxConcurrency */
+  readonly maxConcurrency?: number;
+  /** @default BATCH.maxParts */
+  readonly maxParts?: number;
+  /** @default BATCH.scanBytes */
+  readonly scanBytes?: number;
+  /** @default BATCH.rowsPerChunk */
+  readonly rowsPerChunk?: number;
+  /** @default BATCH.segmentBytes */
+  readonly segmentBytes?: number;
+  /** Most parts of one multipart upload (beyond: the output is assembled in two levels). @default BATCH.maxParts */
+  readonly maxUploadParts?: number;
+  /** @default BATCH.ioConcurrency */
+  readonly ioConcurrency?: number;
   /** @default BATCH.reserveMs */
   readonly reserveMs?: number;
-  /** Where each scored part is reported (one request of its model version, its rows as BatchRows). @default none */
+  /** Where each scored chunk is reported (one request of its model version, its rows as batchRows). @default none */
   readonly metrics?: MetricsSink;
 }
 
-/** What an invocation did with a job. */
+/** What a call did with a job. */
 export type BatchRunResult =
   | { readonly state: 'done'; readonly total: number; readonly succeeded: number; readonly failed: number }
-  | { readonly state: 'running'; readonly nextPart: number }
-  | { readonly state: 'failed'; readonly error: string }
-  /** Nothing to do: the job already finished, or its input was replaced by a newer one. */
+  /** The job runs on; `continued`: this part carries on in another invocation from that row. */
+  | {
+      readonly state: 'running';
+      readonly partsDone: number;
+      readonly partsTotal: number;
+      readonly continued?: { readonly index: number; readonly row: number };
+    }
+  | { readonly state: 'failed'; readonly error: string; readonly code: string }
+  | { readonly state: 'cancelled' }
+  /** Nothing to do: the job ended, the part was counted already, or the input was replaced by a newer one. */
   | { readonly state: 'skipped'; readonly reason: string };
 
-const enc = (s: string) => new TextEncoder().encode(s);
+/** The event that starts a job: which form its input has, and the tag of the created object when the event has one. */
+export interface BatchStart {
+  readonly input: BatchInputForm;
+  /** `version:{id}` or `etag:{etag}` of `input.jsonl` from the event (unused for the `input/` form). */
+  readonly eventTag?: string;
+}
+
+const NDJSON = 'application/x-ndjson';
+const enc = new TextEncoder();
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 const noBudget: TimeBudget = { getRemainingTimeInMillis: () => Number.MAX_SAFE_INTEGER };
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+
+/** The name of an input's segments under `parts/` (a digest of its input tag). */
+export function runOfInput(inputTag: string): string {
+  return sha256(inputTag).slice(0, 16);
+}
 
 /** Tag of an input object: its version id, else its ETag. */
 function inputTagOf(head: { eTag?: string; versionId?: string }): string {
   return head.versionId ? `version:${head.versionId}` : `etag:${head.eTag ?? 'none'}`;
 }
 
+const now = (deps: BatchScoreDeps) => (deps.clock ?? systemClock).now();
+
+async function writeStatus(deps: BatchScoreDeps, status: BatchStatus): Promise<void> {
+  await deps.blobs.put(BATCH_KEYS.status(status.jobId), JSON.stringify(status));
+}
+
+async function writeJobStatus(deps: BatchScoreDeps, job: BatchJobRecord): Promise<void> {
+  await writeStatus(deps, batchStatusOf(job, now(deps)));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Start
+
+/** The input objects of a job and the tag that names this input; undefined when there is none (any more). */
+async function inputsOf(
+  deps: BatchScoreDeps,
+  jobId: string,
+  start: BatchStart,
+): Promise<{ inputTag: string; inputs: InputObject[] } | { skipped: string }> {
+  if (start.input === 'file') {
+    const head = await deps.blobs.head(BATCH_KEYS.input(jobId));
+    if (!head) return { skipped: 'input.jsonl no longer exists' };
+    const inputTag = inputTagOf(head);
+    if (start.eventTag && start.eventTag !== inputTag) {
+      return { skipped: 'input.jsonl was replaced since this event; its own event starts the new job' };
+    }
+    return { inputTag, inputs: [{ key: BATCH_KEYS.input(jobId), sizeBytes: head.sizeBytes }] };
+  }
+  const prefix = BATCH_KEYS.inputPrefix(jobId);
+  const inputs = (await deps.objects.list(prefix)).filter((o) => {
+    const name = o.key.slice(prefix.length);
+    return !name.includes('/') && name.endsWith('.jsonl');
+  });
+  // The objects as they are now name the input: a new set of files (or new contents) is another job.
+  const listing = inputs.map((o) => `${o.key}\n${o.eTag ?? ''}\n${o.sizeBytes}`).join('\n');
+  return {
+    inputTag: `inputs:${sha256(listing).slice(0, 32)}`,
+    inputs: inputs.map((o) => ({ key: o.key, sizeBytes: o.sizeBytes })),
+  };
+}
+
 /**
- * Starts the job whose `input.jsonl` was created (`inputTag` from the event: version id or ETag, else read).
- * Resolves once this invocation is done with it (finished, failed, or continued through the queue).
+ * Starts the job whose input was created (`input.jsonl`, or `input/_SUCCESS` after the `input/*.jsonl` objects).
+ * Resolves once the job is recorded and its first parts are queued (or it ended at once: empty input, bad
+ * job.json, unknown model).
  */
 export async function startBatchJob(
   deps: BatchScoreDeps,
   jobId: string,
-  eventTag: string | undefined,
+  start: BatchStart,
   budget: TimeBudget = noBudget,
 ): Promise<BatchRunResult> {
-  let inputTag = eventTag;
-  if (!inputTag) {
-    const head = await deps.blobs.head(BATCH_KEYS.input(jobId));
-    if (!head) return { state: 'skipped', reason: 'input.jsonl no longer exists' };
-    inputTag = inputTagOf(head);
-  }
-  const tag = inputTag;
-  const run = () => startUnguarded(deps, jobId, tag, budget);
-  return deps.startGuard ? guarded(deps.startGuard, { jobId, inputTag: tag }, run, budget) : run();
-}
-
-/** Carries on with a job from its cursor (a `batch-continue` message). */
-export async function continueBatchJob(
-  deps: BatchScoreDeps,
-  cursor: BatchCursor,
-  budget: TimeBudget = noBudget,
-): Promise<BatchRunResult> {
-  const run = async (): Promise<BatchRunResult> => {
-    const current = await readStatus(deps, cursor.jobId);
-    if (current?.state === 'done' && current.inputTag === cursor.inputTag) {
-      return { state: 'skipped', reason: 'the job is already done' };
-    }
-    const head = await deps.blobs.head(BATCH_KEYS.input(cursor.jobId));
-    if (!head || inputTagOf(head) !== cursor.inputTag) {
-      return {
-        state: 'skipped',
-        reason: 'the input was replaced or removed; its own event runs the new job',
-      };
-    }
-    const input = await deps.blobs.get(BATCH_KEYS.input(cursor.jobId));
-    if (!input) return { state: 'skipped', reason: 'input.jsonl no longer exists' };
-    return runParts(deps, cursor, splitLines(dec(input)), budget);
-  };
-  if (!deps.partGuard) return run();
-  const key = { jobId: cursor.jobId, inputTag: cursor.inputTag, part: String(cursor.nextPart) };
-  return guarded(deps.partGuard, key, run, budget);
-}
-
-async function guarded(
-  guard: IdempotencyGuard,
-  key: Record<string, string>,
-  run: () => Promise<BatchRunResult>,
-  budget: TimeBudget,
-): Promise<BatchRunResult> {
+  const found = await inputsOf(deps, jobId, start);
+  if ('skipped' in found) return { state: 'skipped', reason: found.skipped };
+  const run = () => startUnguarded(deps, jobId, start.input, found.inputTag, found.inputs);
+  if (!deps.startGuard) return run();
   try {
-    return await guard.once(key, run, budget);
+    return await deps.startGuard.once({ jobId, inputTag: found.inputTag }, run, budget);
   } catch (e) {
-    // Another delivery runs this very step right now: it owns it.
-    if (e instanceof AlreadyInProgressError) return { state: 'skipped', reason: 'already running elsewhere' };
+    // Another delivery starts this very input right now: it owns it.
+    if (e instanceof AlreadyInProgressError)
+      return { state: 'skipped', reason: 'already starting elsewhere' };
     throw e;
   }
 }
@@ -142,33 +214,45 @@ async function guarded(
 async function startUnguarded(
   deps: BatchScoreDeps,
   jobId: string,
+  form: BatchInputForm,
   inputTag: string,
-  budget: TimeBudget,
+  inputs: readonly InputObject[],
 ): Promise<BatchRunResult> {
-  const clock = deps.clock ?? systemClock;
-  const startedAt = clock.now().toISOString();
-  const fail = async (err: unknown, spec?: JobSpec, total = 0): Promise<BatchRunResult> => {
+  const startedAt = now(deps).toISOString();
+  const bytesTotal = inputs.reduce((n, o) => n + o.sizeBytes, 0);
+  const fail = async (err: unknown, spec?: JobSpec): Promise<BatchRunResult> => {
     const { error, code } = errorFields(err);
     await writeStatus(deps, {
       jobId,
       inputTag,
       state: 'failed',
-      total,
+      ...(spec ? { model: spec.model, ref: spec.ref } : {}),
+      partsDone: 0,
+      partsTotal: 0,
+      total: 0,
       succeeded: 0,
       failed: 0,
-      ...(spec ? { model: spec.model, ref: spec.ref } : {}),
+      rowsPerSecond: 0,
+      bytesDone: 0,
+      bytesTotal,
       startedAt,
-      updatedAt: clock.now().toISOString(),
+      updatedAt: now(deps).toISOString(),
       error,
       code,
     });
-    return { state: 'failed', error };
+    return { state: 'failed', error, code };
   };
 
+  // A redelivered start of an input whose job ended (its guard record expired, or none): nothing to do.
+  const standing = await deps.jobs.getJob(jobId);
+  if (standing?.inputTag === inputTag && standing.state !== 'running') {
+    return { state: 'skipped', reason: `the job of this input is already ${standing.state}` };
+  }
   const jobBytes = await deps.blobs.get(BATCH_KEYS.job(jobId));
   if (!jobBytes) {
+    const trigger = form === 'file' ? 'input.jsonl' : 'input/_SUCCESS';
     return fail(
-      new BadRequestError(`batch/${jobId}/job.json is missing: write it before input.jsonl`, 'JOB_NOT_FOUND'),
+      new BadRequestError(`batch/${jobId}/job.json is missing: write it before ${trigger}`, 'JOB_NOT_FOUND'),
     );
   }
   let spec: JobSpec;
@@ -177,136 +261,318 @@ async function startUnguarded(
   } catch (e) {
     return fail(e);
   }
-  const input = await deps.blobs.get(BATCH_KEYS.input(jobId));
-  if (!input) return { state: 'skipped', reason: 'input.jsonl no longer exists' };
-  const lines = splitLines(dec(input));
   let version: number;
   try {
     version = (await deps.predictor.resolve(spec.model, spec.ref)).version.version;
   } catch (e) {
-    if (isMaasError(e) && e.status < 500) return fail(e, spec, lines.length);
+    if (isMaasError(e) && e.status < 500) return fail(e, spec);
     throw e;
   }
-  const cursor: BatchCursor = {
+  let cut: { partBytes: number; parts: PlannedPart[] };
+  try {
+    cut = await partitionInputs(inputs, {
+      partBytes: spec.partBytes ?? deps.partBytes ?? BATCH.partBytes,
+      readRange: (key, s, e) => deps.objects.getRange(key, s, e),
+      maxParts: deps.maxParts ?? BATCH.maxParts,
+      scanBytes: deps.scanBytes ?? BATCH.scanBytes,
+      concurrency: deps.ioConcurrency ?? BATCH.ioConcurrency,
+    });
+  } catch (e) {
+    if (isMaasError(e) && e.status < 500) return fail(e, spec);
+    throw e;
+  }
+  const plan: BatchPlan = { inputTag, partBytes: cut.partBytes, bytesTotal, parts: cut.parts };
+  await deps.blobs.put(BATCH_KEYS.plan(jobId), JSON.stringify(plan));
+  rememberPlan(deps, jobId, plan);
+
+  const fresh = {
     jobId,
     inputTag,
     model: spec.model,
     ref: spec.ref,
     version,
-    nextPart: 0,
+    partsTotal: plan.parts.length,
+    maxConcurrency: spec.maxConcurrency ?? deps.maxConcurrency ?? BATCH.maxConcurrency,
+    partBytes: plan.partBytes,
+    bytesTotal,
     startedAt,
-    succeeded: 0,
-    failed: 0,
+    updatedAt: startedAt,
   };
-  return runParts(deps, cursor, lines, budget);
+  let job = await deps.jobs.createJob(fresh);
+  if (job.inputTag !== inputTag) {
+    // The job of a previous input still runs: the new input replaces it.
+    await deps.jobs.finish(job.jobId, job.inputTag, 'cancelled', now(deps).toISOString(), {
+      error: 'a new input of the job replaced this one',
+      code: 'BATCH_INPUT_REPLACED',
+    });
+    job = await deps.jobs.createJob(fresh);
+    if (job.inputTag !== inputTag)
+      throw new Error(`batch ${jobId}: the job of another input started meanwhile`);
+  }
+  if (job.state !== 'running')
+    return { state: 'skipped', reason: `the job of this input is already ${job.state}` };
+
+  if (job.partsTotal === 0) {
+    await deps.blobs.put(BATCH_KEYS.output(jobId), new Uint8Array(), NDJSON);
+    const done = await deps.jobs.finish(jobId, inputTag, 'done', now(deps).toISOString());
+    await writeJobStatus(deps, done ?? job);
+    return { state: 'done', total: 0, succeeded: 0, failed: 0 };
+  }
+
+  // The first parts, up to maxConcurrency. A retried start claims only what its first attempt did not, and
+  // queues again every claimed part not yet counted (a duplicate part is harmless, a lost one would stall the job).
+  const conc = deps.ioConcurrency ?? BATCH.ioConcurrency;
+  const initial = Math.min(job.maxConcurrency, job.partsTotal);
+  const missing = Math.max(0, initial - job.queued);
+  await mapConcurrent(
+    Array.from({ length: missing }, (_, i) => i),
+    conc,
+    () => deps.jobs.claimNext(jobId, inputTag),
+  );
+  const claimed = (await deps.jobs.getJob(jobId)) ?? job;
+  if (claimed.inputTag !== inputTag || claimed.state !== 'running') {
+    return {
+      state: 'skipped',
+      reason: `the job is ${claimed.inputTag !== inputTag ? 'replaced' : claimed.state}`,
+    };
+  }
+  const counted = new Set(
+    claimed.partsDone > 0 ? (await deps.jobs.listParts(jobId, inputTag)).map((p) => p.index) : [],
+  );
+  const toSend: number[] = [];
+  for (let i = 0; i < claimed.queued; i++) if (!counted.has(i)) toSend.push(i);
+  // The status first: a fast part's own status must not be overwritten by this older one.
+  await writeJobStatus(deps, claimed);
+  await mapConcurrent(toSend, conc, (index) => sendPart(deps, { jobId, inputTag, index }));
+  return { state: 'running', partsDone: claimed.partsDone, partsTotal: claimed.partsTotal };
 }
 
-/** Scores parts from `cursor.nextPart` while time allows; then finishes the job or queues its continuation. */
-async function runParts(
+function sendPart(
   deps: BatchScoreDeps,
-  cursor: BatchCursor,
-  lines: readonly string[],
-  budget: TimeBudget,
-): Promise<BatchRunResult> {
-  const clock = deps.clock ?? systemClock;
-  const rowsPerPart = deps.rowsPerPart ?? BATCH.rowsPerPart;
-  const reserveMs = deps.reserveMs ?? BATCH.reserveMs;
-  const total = lines.length;
-  const parts = partCount(total, rowsPerPart);
-  const computed = new Map<number, string[]>();
-  let { succeeded, failed } = cursor;
-  let slowest = 0;
-  let part = cursor.nextPart;
-  const status = (state: BatchStatus['state'], partsDone: number): BatchStatus => ({
-    jobId: cursor.jobId,
-    inputTag: cursor.inputTag,
-    state,
-    total,
-    succeeded,
-    failed,
-    model: cursor.model,
-    ref: cursor.ref,
-    version: cursor.version,
-    partsDone,
-    partsTotal: parts,
-    startedAt: cursor.startedAt,
-    updatedAt: clock.now().toISOString(),
-  });
+  m: { jobId: string; inputTag: string; index: number; cursor?: PartCursor },
+): Promise<string> {
+  return deps.batchQueue.send({ type: 'batch-part', ...m });
+}
 
-  while (part < parts) {
-    if (!hasTimeForAnotherPart(budget.getRemainingTimeInMillis(), slowest, reserveMs, computed.size)) {
-      const next: BatchCursor = { ...cursor, nextPart: part, succeeded, failed };
-      await writeStatus(deps, status('running', part));
-      await deps.queue.send({ type: 'batch-continue', cursor: next });
-      return { state: 'running', nextPart: part };
+function sendAggregate(deps: BatchScoreDeps, jobId: string, inputTag: string): Promise<string> {
+  return deps.batchQueue.send({ type: 'batch-aggregate', jobId, inputTag });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Plans, cached per store (one per Lambda container) and job
+
+const planCache = new WeakMap<object, Map<string, BatchPlan>>();
+const PLAN_CACHE_SIZE = 8;
+
+function rememberPlan(deps: BatchScoreDeps, jobId: string, plan: BatchPlan): void {
+  const cache = planCache.get(deps.blobs) ?? new Map<string, BatchPlan>();
+  planCache.set(deps.blobs, cache);
+  const key = `${jobId}\n${plan.inputTag}`;
+  cache.delete(key);
+  cache.set(key, plan);
+  while (cache.size > PLAN_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
+}
+
+/** The plan of a job's input; undefined when plan.json is about another input (or missing). */
+async function planOf(deps: BatchScoreDeps, jobId: string, inputTag: string): Promise<BatchPlan | undefined> {
+  const cached = planCache.get(deps.blobs)?.get(`${jobId}\n${inputTag}`);
+  if (cached) return cached;
+  const bytes = await deps.blobs.get(BATCH_KEYS.plan(jobId));
+  if (!bytes) return undefined;
+  const plan = parsePlan(dec(bytes));
+  if (plan.inputTag !== inputTag) return undefined;
+  rememberPlan(deps, jobId, plan);
+  return plan;
+}
+
+function stateOf(job: BatchJobRecord | undefined, inputTag: string): string | undefined {
+  if (!job) return 'missing';
+  if (job.inputTag !== inputTag) return 'replaced';
+  return job.state === 'running' ? undefined : job.state;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Parts
+
+/** Scores one part of a job (a `batch-part` message), from its cursor when continued. */
+export async function runBatchPart(
+  deps: BatchScoreDeps,
+  message: Omit<BatchPartMessage, 'type'>,
+  budget: TimeBudget = noBudget,
+): Promise<BatchRunResult> {
+  const { jobId, inputTag, index } = message;
+  const job = await deps.jobs.getJob(jobId);
+  const stopped = stateOf(job, inputTag);
+  if (stopped || !job) return { state: 'skipped', reason: `the job is ${stopped}` };
+  const plan = await planOf(deps, jobId, inputTag);
+  if (!plan) return { state: 'skipped', reason: 'the plan of this input is gone (the input was replaced)' };
+  const part = plan.parts[index];
+  if (!part) throw new Error(`batch ${jobId}: part ${index} is not in the plan (${plan.parts.length} parts)`);
+
+  const rowsPerChunk = deps.rowsPerChunk ?? BATCH.rowsPerChunk;
+  const segmentBytes = deps.segmentBytes ?? BATCH.segmentBytes;
+  const reserveMs = deps.reserveMs ?? BATCH.reserveMs;
+  const clock = deps.clock ?? systemClock;
+  const run = runOfInput(inputTag);
+  const cursor = message.cursor;
+  let offset = cursor?.offset ?? 0;
+  let row = cursor?.row ?? 0;
+  let failed = cursor?.failed ?? 0;
+  const segments: PartSegment[] = [...(cursor?.segments ?? [])];
+  let buffer: Uint8Array[] = [];
+  let buffered = 0;
+  let segmentFrom = row;
+  const flush = async () => {
+    if (row === segmentFrom) return;
+    const body = new Uint8Array(buffered);
+    let at = 0;
+    for (const b of buffer) {
+      body.set(b, at);
+      at += b.length;
+    }
+    buffer = [];
+    await deps.blobs.put(BATCH_KEYS.segment(jobId, run, index, segmentFrom, row), body, NDJSON);
+    segments.push({ fromRow: segmentFrom, toRow: row, sizeBytes: body.length });
+    segmentFrom = row;
+    buffered = 0;
+  };
+
+  let chunks = 0;
+  let slowest = 0;
+  for await (const block of lineBlocks(
+    deps.objects.streamRange(part.key, part.start + offset, part.end),
+    rowsPerChunk,
+  )) {
+    if (!hasTimeForAnotherChunk(budget.getRemainingTimeInMillis(), slowest, reserveMs, chunks)) {
+      await flush();
+      await sendPart(deps, { jobId, inputTag, index, cursor: { offset, row, failed, segments } });
+      return {
+        state: 'running',
+        partsDone: job.partsDone,
+        partsTotal: job.partsTotal,
+        continued: { index, row },
+      };
+    }
+    if (chunks > 0) {
+      // A cancel (or a failure, or a new input) stops the part between chunks; its segments are of no use.
+      const gone = stateOf(await deps.jobs.getJob(jobId), inputTag);
+      if (gone) {
+        await deleteSegments(deps, jobId, inputTag, index, segments);
+        return { state: 'skipped', reason: `the job is ${gone}` };
+      }
     }
     const t0 = clock.now().getTime();
-    const { start, end } = partRange(part, total, rowsPerPart);
     let out: string[];
     try {
-      out = await scoreRows(deps, cursor, lines.slice(start, end), start);
+      out = await scoreRows(deps, job, block.lines);
     } catch (e) {
       // The model version vanished or became unservable mid-job: the job fails, it is not retried forever.
       if (isMaasError(e) && e.status < 500) {
         const { error, code } = errorFields(e);
-        await writeStatus(deps, { ...status('failed', part), error, code });
-        return { state: 'failed', error };
+        const ended = await deps.jobs.finish(jobId, inputTag, 'failed', clock.now().toISOString(), {
+          error,
+          code,
+        });
+        if (!ended) return { state: 'skipped', reason: 'the job ended meanwhile' };
+        await writeJobStatus(deps, ended);
+        return { state: 'failed', error, code };
       }
       throw e;
     }
-    await deps.blobs.put(BATCH_KEYS.part(cursor.jobId, part), `${out.join('\n')}\n`, 'application/x-ndjson');
-    computed.set(part, out);
-    const counts = countOutcomes(out);
-    succeeded += counts.succeeded;
-    failed += counts.failed;
-    part++;
+    for (const line of out) if (isErrorLine(line)) failed++;
+    const bytes = enc.encode(`${out.join('\n')}\n`);
+    buffer.push(bytes);
+    buffered += bytes.length;
+    row += out.length;
+    offset += block.bytes;
+    chunks++;
     slowest = Math.max(slowest, clock.now().getTime() - t0);
-    if (part < parts) await writeStatus(deps, status('running', part));
+    if (buffered >= segmentBytes) await flush();
   }
+  await flush();
+  if (offset !== part.end - part.start) {
+    throw new Error(
+      `batch ${jobId}: part ${index} read ${offset} of ${part.end - part.start} bytes (the input changed?)`,
+    );
+  }
+  return completePart(deps, jobId, inputTag, {
+    index,
+    rows: row,
+    failedRows: failed,
+    bytes: part.end - part.start,
+    segments,
+  });
+}
 
-  // All parts exist: join them in order (earlier invocations' parts come from S3).
-  const all: string[] = [];
-  for (let i = 0; i < parts; i++) {
-    let out = computed.get(i);
-    if (!out) {
-      const bytes = await deps.blobs.get(BATCH_KEYS.part(cursor.jobId, i));
-      if (!bytes) throw new Error(`batch ${cursor.jobId}: part ${i} is missing`);
-      out = splitLines(dec(bytes));
-    }
-    for (const l of out) all.push(l);
+async function completePart(
+  deps: BatchScoreDeps,
+  jobId: string,
+  inputTag: string,
+  outcome: { index: number; rows: number; failedRows: number; bytes: number; segments: PartSegment[] },
+): Promise<BatchRunResult> {
+  const at = now(deps).toISOString();
+  const done = await deps.jobs.completePart(jobId, inputTag, outcome, at);
+  if (done.kind === 'stopped') {
+    // Nobody reads this delivery's segments: the job ended (or its output is assembled already).
+    await deleteSegments(deps, jobId, inputTag, outcome.index, outcome.segments);
+    return { state: 'skipped', reason: `the job is ${done.state}` };
   }
-  const counts = countOutcomes(all);
-  succeeded = counts.succeeded;
-  failed = counts.failed;
-  await deps.blobs.put(
-    BATCH_KEYS.output(cursor.jobId),
-    all.length ? enc(`${all.join('\n')}\n`) : new Uint8Array(),
-    'application/x-ndjson',
+  if (done.kind === 'duplicate') {
+    // Counted by an earlier delivery, which may have stopped before queueing what follows: queue it when nothing
+    // shows it was (a part too many in flight is harmless; a part never queued would stall the job).
+    const job = await deps.jobs.getJob(jobId);
+    if (job && !stateOf(job, inputTag)) {
+      if (job.queued < job.partsTotal && job.queued - job.partsDone < job.maxConcurrency) {
+        const next = await deps.jobs.claimNext(jobId, inputTag);
+        if (next !== undefined) await sendPart(deps, { jobId, inputTag, index: next });
+      }
+      if (job.partsDone === job.partsTotal && job.aggregationClaimedAt === undefined) {
+        if (await deps.jobs.claimAggregation(jobId, inputTag, at)) await sendAggregate(deps, jobId, inputTag);
+      }
+    }
+    return { state: 'skipped', reason: `part ${outcome.index} was counted already` };
+  }
+  const job = done.job;
+  await writeJobStatus(deps, job);
+  const next = await deps.jobs.claimNext(jobId, inputTag);
+  if (next !== undefined) await sendPart(deps, { jobId, inputTag, index: next });
+  if (job.partsDone === job.partsTotal && (await deps.jobs.claimAggregation(jobId, inputTag, at))) {
+    await sendAggregate(deps, jobId, inputTag);
+  }
+  return { state: 'running', partsDone: job.partsDone, partsTotal: job.partsTotal };
+}
+
+async function deleteSegments(
+  deps: BatchScoreDeps,
+  jobId: string,
+  inputTag: string,
+  index: number,
+  segments: readonly PartSegment[],
+): Promise<void> {
+  const run = runOfInput(inputTag);
+  await mapConcurrent(segments, deps.ioConcurrency ?? BATCH.ioConcurrency, (s) =>
+    deps.blobs.delete(BATCH_KEYS.segment(jobId, run, index, s.fromRow, s.toRow)),
   );
-  await writeStatus(deps, status('done', parts));
-  for (let i = 0; i < parts; i++) await deps.blobs.delete(BATCH_KEYS.part(cursor.jobId, i));
-  return { state: 'done', total, succeeded, failed };
 }
 
 /** One output line per input line: parse errors answered here, the rest by one `inferBatch` call. */
 async function scoreRows(
   deps: BatchScoreDeps,
-  cursor: BatchCursor,
+  job: { model: string; version: number },
   lines: readonly string[],
-  offset: number,
 ): Promise<string[]> {
   const startedAt = performance.now();
-  const rows = lines.map((line, i) => parseRow(offset + i, line, parseInferenceBody));
+  const rows = lines.map((line, i) => parseRow(i, line, parseInferenceBody));
   const requests: unknown[] = [];
   for (const r of rows) if (r.ok) requests.push(r.request);
   const items = requests.length
-    ? await deps.predictor.inferBatch(cursor.model, String(cursor.version), requests)
+    ? await deps.predictor.inferBatch(job.model, String(job.version), requests)
     : [];
   let payloadBytes = 0;
   for (const line of lines) payloadBytes += line.length;
   deps.metrics?.inference({
-    model: cursor.model,
-    version: cursor.version,
+    model: job.model,
+    version: job.version,
     route: STABLE_ROUTE,
     status: 200,
     latencyMs: performance.now() - startedAt,
@@ -323,16 +589,169 @@ async function scoreRows(
   });
 }
 
-async function writeStatus(deps: BatchScoreDeps, status: BatchStatus): Promise<void> {
-  await deps.blobs.put(BATCH_KEYS.status(status.jobId), JSON.stringify(status));
+// ---------------------------------------------------------------------------------------------------------
+// Aggregation
+
+/**
+ * Assembles `output.jsonl` (a `batch-aggregate` message, queued by the part that completed the job): a multipart
+ * upload of the segments in part and row order, copied server-side; then the job is done and the segments go.
+ */
+export async function aggregateBatchJob(
+  deps: BatchScoreDeps,
+  message: Omit<BatchAggregateMessage, 'type'>,
+): Promise<BatchRunResult> {
+  const { jobId, inputTag } = message;
+  const job = await deps.jobs.getJob(jobId);
+  const stopped = stateOf(job, inputTag);
+  if (stopped || !job) return { state: 'skipped', reason: `the job is ${stopped}` };
+  if (job.partsDone !== job.partsTotal) {
+    return { state: 'skipped', reason: `${job.partsDone} of ${job.partsTotal} parts are done` };
+  }
+  const run = runOfInput(inputTag);
+  const parts = await deps.jobs.listParts(jobId, inputTag);
+  const objects: SizedObject[] = [];
+  parts.forEach((p, i) => {
+    if (p.index !== i) throw new Error(`batch ${jobId}: part ${i} is not recorded (found ${p.index})`);
+    let row = 0;
+    for (const s of [...p.segments].sort((a, b) => a.fromRow - b.fromRow)) {
+      if (s.fromRow !== row) throw new Error(`batch ${jobId}: part ${i} has no segment from row ${row}`);
+      objects.push({
+        key: BATCH_KEYS.segment(jobId, run, p.index, s.fromRow, s.toRow),
+        sizeBytes: s.sizeBytes,
+      });
+      row = s.toRow;
+    }
+    if (row !== p.rows)
+      throw new Error(`batch ${jobId}: part ${i} has segments of ${row} of its ${p.rows} rows`);
+  });
+  if (parts.length !== job.partsTotal) {
+    throw new Error(`batch ${jobId}: ${parts.length} of ${job.partsTotal} parts are recorded`);
+  }
+
+  await assemble(deps, BATCH_KEYS.output(jobId), objects, `${BATCH_KEYS.segments(jobId, run)}merged/`);
+  const done = await deps.jobs.finish(jobId, inputTag, 'done', now(deps).toISOString());
+  if (!done) return { state: 'skipped', reason: 'the job ended meanwhile' };
+  await writeJobStatus(deps, done);
+  await deleteUnder(deps, BATCH_KEYS.segments(jobId, run));
+  return { state: 'done', total: done.rows, succeeded: done.rows - done.failedRows, failed: done.failedRows };
 }
 
-async function readStatus(deps: BatchScoreDeps, jobId: string): Promise<BatchStatus | undefined> {
-  const bytes = await deps.blobs.get(BATCH_KEYS.status(jobId));
-  if (!bytes) return undefined;
-  try {
-    return JSON.parse(dec(bytes)) as BatchStatus;
-  } catch {
-    return undefined;
+/**
+ * Writes `key` as the concatenation of `objects` with multipart uploads (planOutputParts): when one upload cannot
+ * hold the parts, groups of objects are assembled first under `scratch` and those are assembled.
+ */
+async function assemble(
+  deps: BatchScoreDeps,
+  key: string,
+  objects: readonly SizedObject[],
+  scratch: string,
+  level = 0,
+): Promise<void> {
+  const plan = planOutputParts(objects, S3_MIN_PART_BYTES);
+  if (plan.length === 0) {
+    await deps.blobs.put(key, new Uint8Array(), NDJSON);
+    return;
   }
+  const maxUploadParts = deps.maxUploadParts ?? BATCH.maxParts;
+  if (plan.length > maxUploadParts) {
+    // An object adds at most two parts (an uploaded piece and a copy).
+    const perGroup = Math.max(2, Math.floor(maxUploadParts / 2));
+    const groups: SizedObject[][] = [];
+    for (let i = 0; i < objects.length; i += perGroup) groups.push(objects.slice(i, i + perGroup));
+    const merged = await mapConcurrent(groups, 1, async (group, g) => {
+      const groupKey = `${scratch}${level}-${String(g).padStart(6, '0')}.jsonl`;
+      await assemble(deps, groupKey, group, scratch, level + 1);
+      return { key: groupKey, sizeBytes: group.reduce((n, o) => n + o.sizeBytes, 0) };
+    });
+    await assemble(deps, key, merged, scratch, level + 1);
+    return;
+  }
+  const sizes = new Map(objects.map((o) => [o.key, o.sizeBytes]));
+  const uploadId = await deps.objects.createMultipart(key, NDJSON);
+  try {
+    const steps = plan.map((step, i) => ({ step, partNumber: i + 1 }));
+    const copies = steps.filter((s) => s.step.kind === 'copy');
+    const uploads = steps.filter((s) => s.step.kind === 'upload');
+    const [copied, uploaded] = await Promise.all([
+      mapConcurrent(copies, deps.ioConcurrency ?? BATCH.ioConcurrency, ({ step, partNumber }) => {
+        if (step.kind !== 'copy') throw new Error('unreachable');
+        const { key: source, start, end } = step.source;
+        const whole = start === 0 && sizes.get(source) === end;
+        return deps.objects.copyPart(key, uploadId, partNumber, source, whole ? undefined : { start, end });
+      }),
+      // One merge at a time: each holds up to 2 × S3_MIN_PART_BYTES.
+      mapConcurrent(uploads, 1, async ({ step, partNumber }) => {
+        if (step.kind !== 'upload') throw new Error('unreachable');
+        const body = new Uint8Array(step.sizeBytes);
+        let at = 0;
+        for (const piece of step.pieces) {
+          const bytes = await deps.objects.getRange(piece.key, piece.start, piece.end);
+          if (!bytes || bytes.length !== piece.end - piece.start) {
+            throw new Error(`${piece.key} bytes ${piece.start}-${piece.end} are missing`);
+          }
+          body.set(bytes, at);
+          at += bytes.length;
+        }
+        return deps.objects.uploadPart(key, uploadId, partNumber, body);
+      }),
+    ]);
+    const all: UploadedPart[] = [...copied, ...uploaded].sort((a, b) => a.partNumber - b.partNumber);
+    await deps.objects.completeMultipart(key, uploadId, all);
+  } catch (e) {
+    await deps.objects.abortMultipart(key, uploadId).catch(() => undefined);
+    throw e;
+  }
+}
+
+async function deleteUnder(deps: BatchScoreDeps, prefix: string): Promise<void> {
+  const listed = await deps.objects.list(prefix);
+  await mapConcurrent(listed, deps.ioConcurrency ?? BATCH.ioConcurrency, (o) => deps.blobs.delete(o.key));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Ends: cancel, poison part
+
+/** Cancels the running job (the S3 event of `batch/{jobId}/cancel`): its remaining parts are skipped. */
+export async function cancelBatchJob(deps: BatchScoreDeps, jobId: string): Promise<BatchRunResult> {
+  const job = await deps.jobs.getJob(jobId);
+  if (!job) return { state: 'skipped', reason: 'there is no such job' };
+  if (job.state !== 'running') return { state: 'skipped', reason: `the job is ${job.state}` };
+  const ended = await deps.jobs.finish(jobId, job.inputTag, 'cancelled', now(deps).toISOString());
+  if (!ended) return { state: 'skipped', reason: 'the job ended meanwhile' };
+  await writeJobStatus(deps, ended);
+  await deleteUnder(deps, BATCH_KEYS.segments(jobId, runOfInput(job.inputTag)));
+  return { state: 'cancelled' };
+}
+
+/** The code of a job failed by a part that failed on every receive. */
+export const BATCH_PART_FAILED = 'BATCH_PART_FAILED';
+
+/**
+ * Ends the job failed, naming the part, when a `batch-part` message failed on its last receive (the worker then
+ * rethrows, and the message goes to the dead-letter queue).
+ */
+export async function failBatchPart(
+  deps: BatchScoreDeps,
+  message: Omit<BatchPartMessage, 'type'>,
+  receiveCount: number,
+  err: unknown,
+): Promise<BatchRunResult> {
+  const { jobId, inputTag, index } = message;
+  const job = await deps.jobs.getJob(jobId);
+  const stopped = stateOf(job, inputTag);
+  if (stopped) return { state: 'skipped', reason: `the job is ${stopped}` };
+  const part = await planOf(deps, jobId, inputTag)
+    .then((plan) => plan?.parts[index])
+    .catch(() => undefined);
+  const where = part ? `${part.key} bytes ${part.start}-${part.end}` : 'not in the plan';
+  const why = err instanceof Error ? err.message : String(err);
+  const error = `part ${index} (${where}) failed after ${receiveCount} attempts: ${why}`;
+  const ended = await deps.jobs.finish(jobId, inputTag, 'failed', now(deps).toISOString(), {
+    error,
+    code: BATCH_PART_FAILED,
+  });
+  if (!ended) return { state: 'skipped', reason: 'the job ended meanwhile' };
+  await writeJobStatus(deps, ended);
+  await deleteUnder(deps, BATCH_KEYS.segments(jobId, runOfInput(inputTag)));
+  return { state: 'failed', error, code: BATCH_PART_FAILED };
 }

@@ -1,14 +1,52 @@
-/** The batch use case over in-memory ports and a fake predictor: parts, continuation, duplicates, failures. */
+/**
+ * Batch scoring at scale over the in-memory ports and a predictor that answers each row from its content: a job cut
+ * into parts scored concurrently, shuffled, duplicated and redelivered, continued when time runs out, cancelled,
+ * failed by a poison part, aggregated by copies; against one inferBatch-like pass over every line.
+ */
 import { describe, expect, it } from 'vitest';
-import { continueBatchJob, startBatchJob } from '../../functions/app/batch-score';
+import { MemoryBatchJobs, MemoryRangedObjects } from '../../functions/adapters/memory-batch';
+import {
+  aggregateBatchJob,
+  BATCH_PART_FAILED,
+  type BatchRunResult,
+  type BatchScoreDeps,
+  cancelBatchJob,
+  failBatchPart,
+  runBatchPart,
+  runOfInput,
+  startBatchJob,
+} from '../../functions/app/batch-score';
 import type { Predictor } from '../../functions/app/predict';
 import { BATCH_KEYS } from '../../functions/contract/events';
-import type { BatchCursor } from '../../functions/domain/batch';
+import type { WorkMessage } from '../../functions/domain/async';
+import { BINARY_DATA_IN_BATCH, parseRow, splitLines } from '../../functions/domain/batch';
+import { parseInferenceBody } from '../../functions/domain/body-parser';
 import { NotFoundError } from '../../functions/domain/errors';
-import { MemoryBlobStore, MemoryGuard, RecordingQueue } from '../helpers/events-fakes';
+import { S3_MIN_PART_BYTES } from '../../functions/ports/batch';
+import type { QueuePublisher } from '../../functions/ports/events';
+import type { InferenceReport, MetricsSink } from '../../functions/ports/telemetry';
+import { MemoryGuard } from '../helpers/events-fakes';
 
-/** Answers `{"id", "double"}`; a request with `fail` is rejected like the predictor rejects bad inputs. */
-function fakePredictor(opts: { missingModel?: boolean; vanishAfterCalls?: number } = {}) {
+type Answer = Awaited<ReturnType<Predictor['inferBatch']>>[number];
+
+/** Answers `{"id", "double"}` from each row alone; a row with `fail` is refused as the predictor refuses bad inputs. */
+function answer(r: unknown): Answer {
+  const req = r as { id: string; fail?: boolean; v: number };
+  if (req.fail) return { ok: false as const, status: 400, code: 'INVALID_INPUT', error: 'bad input' };
+  return { ok: true as const, response: { id: req.id, model_version: '7', double: req.v * 2 } as never };
+}
+
+interface FakeOptions {
+  missingModel?: boolean;
+  /** inferBatch throws a 404 after this many calls (the version vanished). */
+  vanishAfterCalls?: number;
+  /** inferBatch throws a plain error (not the job's fault) while this returns true. */
+  flaky?: () => boolean;
+  /** Called before each inferBatch call. */
+  onCall?: (n: number) => Promise<void> | void;
+}
+
+function fakePredictor(opts: FakeOptions = {}) {
   let calls = 0;
   const predictor: Pick<Predictor, 'resolve' | 'inferBatch'> = {
     async resolve(name) {
@@ -17,192 +55,602 @@ function fakePredictor(opts: { missingModel?: boolean; vanishAfterCalls?: number
     },
     async inferBatch(_name, ref, requests) {
       calls++;
+      await opts.onCall?.(calls);
+      if (opts.flaky?.()) throw new Error('socket hang up');
       if (opts.vanishAfterCalls !== undefined && calls > opts.vanishAfterCalls) {
         throw new NotFoundError('version 7 does not exist', 'VERSION_NOT_FOUND');
       }
       expect(ref).toBe('7');
-      return requests.map((r) => {
-        const req = r as { id: string; fail?: boolean; v: number };
-        if (req.fail) return { ok: false as const, status: 400, code: 'INVALID_INPUT', error: 'bad input' };
-        return {
-          ok: true as const,
-          response: { id: req.id, model_version: '7', double: req.v * 2 } as never,
-        };
-      });
+      return requests.map(answer);
     },
   };
   return predictor;
 }
 
-const input = (n: number) =>
-  `${Array.from({ length: n }, (_, i) => (i === 3 ? '{oops' : JSON.stringify({ id: `r${i}`, v: i, fail: i === 5 }))).join('\n')}\n`;
+/** Input lines of every kind: answers, refusals, malformed JSON, blank lines, binary asks, CRLF, multi-byte text. */
+function inputLine(i: number): string {
+  if (i % 97 === 3) return '{oops';
+  if (i % 89 === 5) return '';
+  if (i % 83 === 7) return '   ';
+  if (i % 79 === 9) return JSON.stringify({ id: `r${i}`, v: i, parameters: { binary_data_output: true } });
+  const line = JSON.stringify({ id: `r${i}-é€😀`, v: i, fail: i % 13 === 0 });
+  return i % 7 === 0 ? `${line}\r` : line;
+}
+const inputText = (n: number, from = 0) =>
+  `${Array.from({ length: n }, (_, i) => inputLine(from + i)).join('\n')}${n ? '\n' : ''}`;
 
-async function setup(rows: number, predictor = fakePredictor()) {
-  const blobs = new MemoryBlobStore();
-  const queue = new RecordingQueue();
-  await blobs.put(BATCH_KEYS.job('j'), JSON.stringify({ model: 'm' }));
-  await blobs.put(BATCH_KEYS.input('j'), input(rows));
-  const tag = `etag:${(await blobs.head(BATCH_KEYS.input('j')))?.eTag}`;
-  const deps = {
-    blobs,
-    queue,
-    predictor,
-    rowsPerPart: 4,
-    reserveMs: 0,
+/** What scoring every line in one inferBatch-like pass gives: the output a job must write. */
+function reference(text: string): string {
+  const lines = splitLines(text);
+  if (lines.length === 0) return '';
+  const rows = lines.map((l, i) => parseRow(i, l, parseInferenceBody));
+  const answers = rows.flatMap((r) => (r.ok ? [answer(r.request)] : []));
+  let j = 0;
+  const out = rows.map((r) => {
+    if (!r.ok) return JSON.stringify({ error: r.error, code: r.code });
+    const a = answers[j++] as Answer;
+    return a.ok ? JSON.stringify(a.response) : JSON.stringify({ error: a.error, code: a.code });
+  });
+  return `${out.join('\n')}\n`;
+}
+
+/** A store that also keeps every write of a segment key, to check that rewrites carry the same bytes. */
+class RecordingObjects extends MemoryRangedObjects {
+  readonly segmentWrites = new Map<string, Uint8Array[]>();
+  override async put(key: string, body: Uint8Array | string): Promise<void> {
+    if (key.includes('/parts/')) {
+      const bytes = typeof body === 'string' ? new TextEncoder().encode(body) : body.slice();
+      this.segmentWrites.set(key, [...(this.segmentWrites.get(key) ?? []), bytes]);
+    }
+    await super.put(key, body);
+  }
+}
+
+/** The batch queue: messages sent, taken by `drain`. */
+class TestQueue implements QueuePublisher {
+  readonly sent: WorkMessage[] = [];
+  private taken = 0;
+  onSend?: (m: WorkMessage) => Promise<void> | void;
+  async send(message: WorkMessage) {
+    this.sent.push(structuredClone(message));
+    await this.onSend?.(message);
+    return String(this.sent.length);
+  }
+  /** Messages sent since the last call. */
+  fresh(): WorkMessage[] {
+    const out = this.sent.slice(this.taken);
+    this.taken = this.sent.length;
+    return out;
+  }
+}
+
+interface Setup {
+  rows?: number;
+  /** Several input files (`input/*.jsonl` and `_SUCCESS`) of these row counts instead of input.jsonl. */
+  files?: number[];
+  predictor?: Pick<Predictor, 'resolve' | 'inferBatch'>;
+  job?: Record<string, unknown>;
+  deps?: Partial<BatchScoreDeps>;
+  streamChunkBytes?: number;
+}
+
+async function setup(o: Setup = {}) {
+  const objects = new RecordingObjects({ streamChunkBytes: o.streamChunkBytes ?? 61 });
+  const jobs = new MemoryBatchJobs();
+  const queue = new TestQueue();
+  const reports: InferenceReport[] = [];
+  const metrics: MetricsSink = { inference: (r) => reports.push(r), operation: () => undefined };
+  await objects.put(BATCH_KEYS.job('j'), JSON.stringify(o.job ?? { model: 'm' }));
+  let text = '';
+  if (o.files) {
+    let from = 0;
+    for (const [f, n] of o.files.entries()) {
+      const part = inputText(n, from);
+      from += n;
+      text += part;
+      await objects.put(`${BATCH_KEYS.inputPrefix('j')}${String(f).padStart(3, '0')}.jsonl`, part);
+    }
+    await objects.put(BATCH_KEYS.inputMarker('j'), '');
+  } else {
+    text = inputText(o.rows ?? 10);
+    await objects.put(BATCH_KEYS.input('j'), text);
+  }
+  const deps: BatchScoreDeps = {
+    blobs: objects,
+    objects,
+    jobs,
+    batchQueue: queue,
+    predictor: o.predictor ?? fakePredictor(),
     startGuard: new MemoryGuard(),
-    partGuard: new MemoryGuard(),
+    metrics,
+    partBytes: 700,
+    rowsPerChunk: 8,
+    segmentBytes: 1_000,
+    reserveMs: 0,
+    ...o.deps,
   };
-  return { blobs, queue, deps, tag };
+  const tag = o.files ? undefined : `etag:${(await objects.head(BATCH_KEYS.input('j')))?.eTag}`;
+  const start = () =>
+    startBatchJob(
+      deps,
+      'j',
+      o.files ? { input: 'prefix' } : { input: 'file', ...(tag ? { eventTag: tag } : {}) },
+    );
+  return { objects, jobs, queue, deps, text, start, reports };
 }
 
 const exhausted = { getRemainingTimeInMillis: () => 0 };
 
-describe('batch scoring', () => {
-  it('scores every row in order in one invocation when time allows', async () => {
-    const { blobs, deps, tag, queue } = await setup(10);
-    expect(await startBatchJob(deps, 'j', tag)).toEqual({
-      state: 'done',
-      total: 10,
-      succeeded: 8,
-      failed: 2,
-    });
-    const lines = (blobs.text(BATCH_KEYS.output('j')) ?? '')
-      .trimEnd()
-      .split('\n')
-      .map((l) => JSON.parse(l));
-    expect(lines).toHaveLength(10);
-    expect(lines[0]).toEqual({ id: 'r0', model_version: '7', double: 0 });
-    expect(lines[3]).toMatchObject({ code: 'MALFORMED_JSON' });
-    expect(lines[5]).toEqual({ error: 'bad input', code: 'INVALID_INPUT' });
-    expect(lines[9]).toEqual({ id: 'r9', model_version: '7', double: 18 });
-    expect(queue.sent).toEqual([]);
-    expect([...blobs.objects.keys()].filter((k) => k.includes('/parts/'))).toEqual([]);
-    expect(JSON.parse(blobs.text(BATCH_KEYS.status('j')) ?? '')).toMatchObject({
-      state: 'done',
-      total: 10,
-      succeeded: 8,
-      failed: 2,
-      version: 7,
-      ref: 'prod',
-      partsDone: 3,
-      partsTotal: 3,
-    });
-  });
+function handle(deps: BatchScoreDeps, m: WorkMessage, budget = { getRemainingTimeInMillis: () => 60_000 }) {
+  if (m.type === 'batch-part') return runBatchPart(deps, m, budget);
+  if (m.type === 'batch-aggregate') return aggregateBatchJob(deps, m);
+  throw new Error(`not a batch message: ${m.type}`);
+}
 
-  it('hands over through continuation messages when out of time, with the same result', async () => {
-    const once = await setup(10);
-    await startBatchJob(once.deps, 'j', once.tag);
-    const expected = once.blobs.text(BATCH_KEYS.output('j'));
+interface DrainOptions {
+  /** Messages handled at once (the queue's concurrency). @default 1 */
+  concurrency?: number;
+  /** Random order (seeded). */
+  seed?: number;
+  /** Share of messages delivered twice (once at the same time, once later). */
+  duplicate?: number;
+  budget?: { getRemainingTimeInMillis(): number };
+}
 
-    const { blobs, deps, tag, queue } = await setup(10);
-    expect(await startBatchJob(deps, 'j', tag, exhausted)).toEqual({ state: 'running', nextPart: 1 });
-    expect(JSON.parse(blobs.text(BATCH_KEYS.status('j')) ?? '')).toMatchObject({
+/** Delivers the queue's messages until none is left; resolves with every result. */
+async function drain(s: Awaited<ReturnType<typeof setup>>, o: DrainOptions = {}): Promise<BatchRunResult[]> {
+  let seed = o.seed ?? 1;
+  const rnd = () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
+  const pool: WorkMessage[] = [];
+  const results: BatchRunResult[] = [];
+  for (;;) {
+    pool.push(...s.queue.fresh());
+    if (pool.length === 0) break;
+    const batch: WorkMessage[] = [];
+    while (batch.length < (o.concurrency ?? 1) && pool.length) {
+      const i = o.seed !== undefined ? Math.floor(rnd() * pool.length) : 0;
+      const [m] = pool.splice(i, 1);
+      if (!m) break;
+      batch.push(m);
+      if (o.duplicate && rnd() < o.duplicate) {
+        batch.push(structuredClone(m));
+        pool.push(structuredClone(m));
+      }
+    }
+    results.push(...(await Promise.all(batch.map((m) => handle(s.deps, m, o.budget)))));
+  }
+  return results;
+}
+
+const statusOf = (objects: MemoryRangedObjects) => JSON.parse(objects.text(BATCH_KEYS.status('j')) ?? 'null');
+const keysUnder = (objects: MemoryRangedObjects, prefix: string) =>
+  [...objects.objects.keys()].filter((k) => k.startsWith(prefix));
+
+describe('batch scoring: start and parts', () => {
+  it('scores every row in order, part by part, and assembles the output once', async () => {
+    const s = await setup({ rows: 200 });
+    const started = await s.start();
+    expect(started).toMatchObject({ state: 'running', partsDone: 0 });
+    const plan = JSON.parse(s.objects.text(BATCH_KEYS.plan('j')) ?? '');
+    expect(plan.parts.length).toBeGreaterThan(10);
+    expect(s.queue.sent.filter((m) => m.type === 'batch-part')).toHaveLength(10); // BATCH.maxConcurrency
+    expect(statusOf(s.objects)).toMatchObject({
       state: 'running',
-      partsDone: 1,
-    });
-    const first = queue.sent[0];
-    if (first?.type !== 'batch-continue') throw new Error('no continuation');
-    expect(first.cursor).toMatchObject({
-      jobId: 'j',
-      inputTag: tag,
-      version: 7,
-      nextPart: 1,
-      succeeded: 3,
-      failed: 1,
+      partsDone: 0,
+      partsTotal: plan.parts.length,
     });
 
-    expect(await continueBatchJob(deps, first.cursor, exhausted)).toEqual({ state: 'running', nextPart: 2 });
-    // A duplicate of the same continuation neither re-runs the part nor forks the job.
-    expect(await continueBatchJob(deps, first.cursor, exhausted)).toEqual({ state: 'running', nextPart: 2 });
-    expect(queue.sent).toHaveLength(2);
-    const second = queue.sent[1];
-    if (second?.type !== 'batch-continue') throw new Error('no continuation');
-    expect(await continueBatchJob(deps, second.cursor, exhausted)).toEqual({
+    await drain(s);
+    expect(s.objects.text(BATCH_KEYS.output('j'))).toBe(reference(s.text));
+    const out = splitLines(s.objects.text(BATCH_KEYS.output('j')) ?? '');
+    expect(out).toHaveLength(200);
+    expect(JSON.parse(out[0] ?? '')).toMatchObject({ code: 'INVALID_INPUT' }); // row 0: fail (0 % 13)
+    expect(JSON.parse(out[1] ?? '')).toEqual({ id: 'r1-é€😀', model_version: '7', double: 2 });
+    expect(JSON.parse(out[3] ?? '')).toMatchObject({ code: 'MALFORMED_JSON' });
+    expect(JSON.parse(out[5] ?? '')).toEqual({ error: 'empty line', code: 'EMPTY_LINE' });
+    expect(JSON.parse(out[7] ?? '')).toEqual({ error: 'empty line', code: 'EMPTY_LINE' });
+    expect(JSON.parse(out[9] ?? '')).toMatchObject({ code: BINARY_DATA_IN_BATCH });
+    expect(JSON.parse(out[14] ?? '')).toEqual({ id: 'r14-é€😀', model_version: '7', double: 28 }); // a CRLF line
+
+    const failed = out.filter((l) => l.startsWith('{"error":')).length;
+    const status = statusOf(s.objects);
+    expect(status).toMatchObject({
+      jobId: 'j',
       state: 'done',
-      total: 10,
-      succeeded: 8,
-      failed: 2,
-    });
-    expect(blobs.text(BATCH_KEYS.output('j'))).toBe(expected);
-    // A late duplicate after the end is a no-op.
-    expect(await continueBatchJob({ ...deps, partGuard: new MemoryGuard() }, second.cursor)).toMatchObject({
-      state: 'skipped',
-    });
-  });
-
-  it('does not start the same input twice', async () => {
-    const { deps, tag, queue } = await setup(10);
-    const first = await startBatchJob(deps, 'j', tag, exhausted);
-    expect(await startBatchJob(deps, 'j', tag, exhausted)).toEqual(first);
-    expect(queue.sent).toHaveLength(1);
-  });
-
-  it('abandons a continuation whose input was replaced (the new input starts its own job)', async () => {
-    const { blobs, deps, tag, queue } = await setup(10);
-    await startBatchJob(deps, 'j', tag, exhausted);
-    await blobs.put(BATCH_KEYS.input('j'), input(2));
-    const msg = queue.sent[0];
-    if (msg?.type !== 'batch-continue') throw new Error('no continuation');
-    expect(await continueBatchJob(deps, msg.cursor)).toMatchObject({ state: 'skipped' });
-  });
-
-  it('fails the job when the model is unknown or its version disappears mid-job', async () => {
-    const unknown = await setup(3, fakePredictor({ missingModel: true }));
-    expect(await startBatchJob(unknown.deps, 'j', unknown.tag)).toMatchObject({ state: 'failed' });
-    expect(JSON.parse(unknown.blobs.text(BATCH_KEYS.status('j')) ?? '')).toMatchObject({
-      state: 'failed',
-      code: 'MODEL_NOT_FOUND',
-      total: 3,
-    });
-
-    const vanishing = await setup(10, fakePredictor({ vanishAfterCalls: 1 }));
-    expect(await startBatchJob(vanishing.deps, 'j', vanishing.tag)).toMatchObject({ state: 'failed' });
-    expect(JSON.parse(vanishing.blobs.text(BATCH_KEYS.status('j')) ?? '')).toMatchObject({
-      state: 'failed',
-      code: 'VERSION_NOT_FOUND',
-      partsDone: 1,
-    });
-  });
-
-  it("rethrows errors that are not the job's fault, so the delivery is retried", async () => {
-    const predictor = fakePredictor();
-    const flaky = {
-      ...predictor,
-      inferBatch: async () => {
-        throw new Error('socket hang up');
-      },
-    };
-    const { deps, tag } = await setup(3, flaky);
-    await expect(startBatchJob(deps, 'j', tag)).rejects.toThrow('socket hang up');
-    // Nothing was recorded as done: a retry runs the job.
-    await expect(startBatchJob({ ...deps, predictor }, 'j', tag)).resolves.toMatchObject({ state: 'done' });
-  });
-
-  it('reports a missing job.json and an invalid one', async () => {
-    const { blobs, deps, tag } = await setup(2);
-    await blobs.put(BATCH_KEYS.job('j'), '{"model": 1}');
-    expect(await startBatchJob(deps, 'j', tag)).toMatchObject({ state: 'failed' });
-    expect(JSON.parse(blobs.text(BATCH_KEYS.status('j')) ?? '')).toMatchObject({ code: 'INVALID_JOB' });
-    await blobs.delete(BATCH_KEYS.job('j'));
-    expect(await startBatchJob(deps, 'j', 'etag:other')).toMatchObject({ state: 'failed' });
-    expect(JSON.parse(blobs.text(BATCH_KEYS.status('j')) ?? '')).toMatchObject({ code: 'JOB_NOT_FOUND' });
-  });
-
-  it('continues from a cursor without guards too', async () => {
-    const { deps, tag, blobs } = await setup(10);
-    const cursor: BatchCursor = {
-      jobId: 'j',
-      inputTag: tag,
       model: 'm',
       ref: 'prod',
       version: 7,
-      nextPart: 0,
-      startedAt: 't',
-      succeeded: 0,
-      failed: 0,
+      partsDone: plan.parts.length,
+      partsTotal: plan.parts.length,
+      total: 200,
+      succeeded: 200 - failed,
+      failed,
+      bytesDone: plan.bytesTotal,
+      bytesTotal: new TextEncoder().encode(s.text).length,
+    });
+    expect(status.etaSeconds).toBeUndefined();
+    expect(s.jobs.aggregationClaims.get('j')).toBe(1);
+    expect(s.objects.completed.get(BATCH_KEYS.output('j'))).toBe(1);
+    expect(keysUnder(s.objects, 'batch/j/parts/')).toEqual([]);
+    expect(s.objects.openUploads).toBe(0);
+    // One metric per scored chunk, with its rows.
+    expect(s.reports.reduce((n, r) => n + (r.batchRows ?? 0), 0)).toBe(200);
+    expect(Math.max(...s.reports.map((r) => r.batchRows ?? 0))).toBeLessThanOrEqual(8);
+    // The input was never read whole: parts stream their ranges, the start reads scan windows.
+    expect(s.objects.reads.get(BATCH_KEYS.input('j'))).toBeGreaterThan(plan.parts.length);
+  });
+
+  it('scores parts run concurrently, shuffled, duplicated and redelivered: same bytes, one aggregation', async () => {
+    for (const seed of [1, 2, 3]) {
+      const s = await setup({ rows: 600, deps: { maxConcurrency: 6 } });
+      await s.start();
+      const results = await drain(s, { concurrency: 5, seed, duplicate: 0.3 });
+      expect(results.some((r) => r.state === 'skipped')).toBe(true); // duplicates were seen as such
+      expect(s.objects.text(BATCH_KEYS.output('j'))).toBe(reference(s.text));
+      expect(s.jobs.aggregationClaims.get('j')).toBe(1);
+      expect(s.queue.sent.filter((m) => m.type === 'batch-aggregate')).toHaveLength(1);
+      expect(statusOf(s.objects)).toMatchObject({ state: 'done', total: 600 });
+      // Every rewrite of a segment carried the bytes of its first write.
+      for (const [key, writes] of s.objects.segmentWrites) {
+        for (const w of writes)
+          expect(Buffer.from(w).equals(Buffer.from(writes[0] as Uint8Array)), key).toBe(true);
+      }
+      expect(keysUnder(s.objects, 'batch/j/parts/')).toEqual([]);
+    }
+  });
+
+  it('continues a part from its cursor when time runs out, with the same output', async () => {
+    const s = await setup({ rows: 300, deps: { maxConcurrency: 3, segmentBytes: 10_000_000 } });
+    await s.start();
+    const results = await drain(s, { budget: exhausted, concurrency: 2, seed: 5, duplicate: 0.2 });
+    const continued = s.queue.sent.filter((m) => m.type === 'batch-part' && m.cursor);
+    expect(continued.length).toBeGreaterThan(10);
+    for (const m of continued) {
+      if (m.type !== 'batch-part' || !m.cursor) continue;
+      expect(m.cursor.row % 8).toBe(0); // between chunks only
+      expect(m.cursor.segments.at(-1)?.toRow).toBe(m.cursor.row);
+    }
+    expect(results.some((r) => r.state === 'running' && r.continued)).toBe(true);
+    expect(s.objects.text(BATCH_KEYS.output('j'))).toBe(reference(s.text));
+    expect(s.jobs.aggregationClaims.get('j')).toBe(1);
+    expect(statusOf(s.objects)).toMatchObject({ state: 'done', total: 300 });
+  });
+
+  it('cuts a segment once it holds segmentBytes: memory bounded by a segment and a chunk', async () => {
+    const s = await setup({ rows: 120, deps: { partBytes: 1_000_000, segmentBytes: 500 } });
+    await s.start();
+    expect(JSON.parse(s.objects.text(BATCH_KEYS.plan('j')) ?? '').parts).toHaveLength(1);
+    await drain(s);
+    const sizes = [...s.objects.segmentWrites.values()].map((w) => (w[0] as Uint8Array).length);
+    expect(sizes.length).toBeGreaterThan(5);
+    const chunkMax = Math.max(...sizes);
+    expect(chunkMax).toBeLessThan(500 + 8 * 200); // a segment: under segmentBytes, plus one chunk of answers
+    expect(s.objects.text(BATCH_KEYS.output('j'))).toBe(reference(s.text));
+  });
+
+  it('takes the input from input/*.jsonl in key order when input/_SUCCESS starts the job', async () => {
+    const s = await setup({ files: [30, 0, 45, 1] });
+    await s.objects.put(`${BATCH_KEYS.inputPrefix('j')}notes.txt`, 'not an input');
+    await s.objects.put(`${BATCH_KEYS.inputPrefix('j')}sub/x.jsonl`, '{"id":"deeper"}\n');
+    expect(await s.start()).toMatchObject({ state: 'running' });
+    const plan = JSON.parse(s.objects.text(BATCH_KEYS.plan('j')) ?? '');
+    expect(new Set(plan.parts.map((p: { key: string }) => p.key))).toEqual(
+      new Set(['batch/j/input/000.jsonl', 'batch/j/input/002.jsonl', 'batch/j/input/003.jsonl']),
+    );
+    expect(plan.inputTag).toMatch(/^inputs:/);
+    await drain(s, { concurrency: 3, seed: 9 });
+    expect(s.objects.text(BATCH_KEYS.output('j'))).toBe(reference(s.text));
+    expect(statusOf(s.objects)).toMatchObject({ state: 'done', total: 76 });
+  });
+
+  it('applies partBytes and maxConcurrency of job.json', async () => {
+    const s = await setup({ rows: 3000, job: { model: 'm', partBytes: 65_536, maxConcurrency: 2 } });
+    await s.start();
+    const plan = JSON.parse(s.objects.text(BATCH_KEYS.plan('j')) ?? '');
+    expect(plan.partBytes).toBe(65_536);
+    expect(plan.parts.length).toBeGreaterThan(2);
+    expect(s.queue.sent).toHaveLength(2);
+    expect((await s.jobs.getJob('j'))?.maxConcurrency).toBe(2);
+  });
+
+  it('keeps at most maxConcurrency parts in flight, whatever the queue delivers at once', async () => {
+    const s = await setup({ rows: 400, deps: { maxConcurrency: 3, partBytes: 500 } });
+    const sentIndexes = new Set<number>();
+    let most = 0;
+    s.queue.onSend = async (m) => {
+      if (m.type !== 'batch-part' || m.cursor) return;
+      sentIndexes.add(m.index);
+      const job = await s.jobs.getJob('j');
+      most = Math.max(most, sentIndexes.size - (job?.partsDone ?? 0));
     };
-    const { partGuard: _p, startGuard: _s, ...bare } = deps;
-    expect(await continueBatchJob(bare, cursor)).toMatchObject({ state: 'done', total: 10 });
-    expect(blobs.text(BATCH_KEYS.output('j'))?.split('\n')).toHaveLength(11);
+    await s.start();
+    expect(s.queue.sent).toHaveLength(3);
+    const partsTotal = JSON.parse(s.objects.text(BATCH_KEYS.plan('j')) ?? '').parts.length;
+    expect(partsTotal).toBeGreaterThan(20);
+    await drain(s, { concurrency: 10, seed: 4 });
+    expect(most).toBe(3);
+    expect(sentIndexes.size).toBe(partsTotal);
+    expect(s.queue.sent.filter((m) => m.type === 'batch-part')).toHaveLength(partsTotal);
+    expect(s.objects.text(BATCH_KEYS.output('j'))).toBe(reference(s.text));
+  });
+
+  it('writes an empty output at once for an empty input', async () => {
+    const s = await setup({ rows: 0 });
+    expect(await s.start()).toEqual({ state: 'done', total: 0, succeeded: 0, failed: 0 });
+    expect(s.objects.text(BATCH_KEYS.output('j'))).toBe('');
+    expect(statusOf(s.objects)).toMatchObject({ state: 'done', partsTotal: 0, total: 0 });
+    expect(s.queue.sent).toEqual([]);
+    const files = await setup({ files: [0, 0] });
+    expect(await files.start()).toMatchObject({ state: 'done', total: 0 });
+  });
+
+  it('does not start the same input twice', async () => {
+    const s = await setup({ rows: 50 });
+    const first = await s.start();
+    const sent = s.queue.sent.length;
+    expect(await s.start()).toEqual(first);
+    expect(s.queue.sent).toHaveLength(sent);
+    await drain(s);
+    // Without the guard (or once its record expired), a start of an input whose job is done changes nothing.
+    const { startGuard: _g, ...bare } = s.deps;
+    expect(await startBatchJob(bare, 'j', { input: 'file' })).toEqual({
+      state: 'skipped',
+      reason: 'the job of this input is already done',
+    });
+    expect(s.queue.fresh()).toEqual([]);
+    expect(statusOf(s.objects).state).toBe('done');
+  });
+
+  it('queues again, on a retried start, the first parts a failed start claimed but did not send', async () => {
+    const s = await setup({ rows: 100, deps: { maxConcurrency: 4 } });
+    let sends = 0;
+    s.queue.onSend = () => {
+      if (++sends === 2) throw new Error('queue unavailable');
+    };
+    await expect(s.start()).rejects.toThrow('queue unavailable');
+    expect((await s.jobs.getJob('j'))?.queued).toBe(4);
+    s.queue.onSend = undefined;
+    expect(await s.start()).toMatchObject({ state: 'running' });
+    expect((await s.jobs.getJob('j'))?.queued).toBe(4);
+    await drain(s);
+    expect(s.objects.text(BATCH_KEYS.output('j'))).toBe(reference(s.text));
+  });
+
+  it('skips an event whose input.jsonl was replaced since; the new input replaces a running job', async () => {
+    const s = await setup({ rows: 100 });
+    expect(await startBatchJob(s.deps, 'j', { input: 'file', eventTag: 'etag:old' })).toMatchObject({
+      state: 'skipped',
+    });
+    await s.start();
+    const old = s.queue.fresh();
+    // A new input while the first job runs: the first is cancelled (replaced), its parts skip.
+    const text = inputText(40, 1000);
+    await s.objects.put(BATCH_KEYS.input('j'), text);
+    expect(await startBatchJob(s.deps, 'j', { input: 'file' })).toMatchObject({ state: 'running' });
+    const fresh = s.queue.fresh();
+    for (const m of old) expect(await handle(s.deps, m)).toMatchObject({ state: 'skipped' });
+    for (const m of fresh) await handle(s.deps, m);
+    await drain(s);
+    expect(s.objects.text(BATCH_KEYS.output('j'))).toBe(reference(text));
+    expect(statusOf(s.objects)).toMatchObject({ state: 'done', total: 40 });
+  });
+});
+
+describe('batch scoring: failures, cancel, poison parts', () => {
+  it('fails the job when the model is unknown, job.json is missing or invalid', async () => {
+    const unknown = await setup({ rows: 3, predictor: fakePredictor({ missingModel: true }) });
+    expect(await unknown.start()).toMatchObject({ state: 'failed', code: 'MODEL_NOT_FOUND' });
+    expect(statusOf(unknown.objects)).toMatchObject({ state: 'failed', code: 'MODEL_NOT_FOUND', model: 'm' });
+
+    const bad = await setup({ rows: 2, job: { model: 1 } });
+    expect(await bad.start()).toMatchObject({ state: 'failed' });
+    expect(statusOf(bad.objects)).toMatchObject({ code: 'INVALID_JOB' });
+    const tooSmall = await setup({ rows: 2, job: { model: 'm', partBytes: 10 } });
+    expect(await tooSmall.start()).toMatchObject({ state: 'failed', code: 'INVALID_JOB' });
+
+    const missing = await setup({ rows: 2 });
+    await missing.objects.delete(BATCH_KEYS.job('j'));
+    expect(await missing.start()).toMatchObject({ state: 'failed', code: 'JOB_NOT_FOUND' });
+    expect(statusOf(missing.objects).error).toMatch(/before input.jsonl/);
+  });
+
+  it('fails the job when its version disappears mid-job; the other parts skip', async () => {
+    const s = await setup({ rows: 200, predictor: fakePredictor({ vanishAfterCalls: 4 }) });
+    await s.start();
+    const results = await drain(s);
+    expect(results.filter((r) => r.state === 'failed')).toEqual([
+      { state: 'failed', error: 'version 7 does not exist', code: 'VERSION_NOT_FOUND' },
+    ]);
+    expect(results.some((r) => r.state === 'skipped')).toBe(true);
+    expect(statusOf(s.objects)).toMatchObject({ state: 'failed', code: 'VERSION_NOT_FOUND' });
+    expect(s.objects.text(BATCH_KEYS.output('j'))).toBeUndefined();
+    expect(s.jobs.aggregationClaims.get('j')).toBeUndefined();
+  });
+
+  it("rethrows errors that are not the job's fault, so the delivery is retried", async () => {
+    let failing = true;
+    const s = await setup({ rows: 40, predictor: fakePredictor({ flaky: () => failing }) });
+    await s.start();
+    const [first, ...others] = s.queue.fresh();
+    if (!first) throw new Error('no part');
+    await expect(handle(s.deps, first)).rejects.toThrow('socket hang up');
+    failing = false;
+    await handle(s.deps, first); // the retry
+    for (const m of others) await handle(s.deps, m);
+    await drain(s);
+    expect(s.objects.text(BATCH_KEYS.output('j'))).toBe(reference(s.text));
+  });
+
+  it('cancels a running job: the running part stops at its next chunk, the queued ones skip, no aggregation', async () => {
+    let s: Awaited<ReturnType<typeof setup>> | undefined;
+    const predictor = fakePredictor({
+      onCall: async (n) => {
+        if (n === 6 && s) expect(await cancelBatchJob(s.deps, 'j')).toEqual({ state: 'cancelled' });
+      },
+    });
+    s = await setup({ rows: 300, predictor, deps: { maxConcurrency: 2 } });
+    await s.start();
+    const results = await drain(s, { concurrency: 2 });
+    expect(results.filter((r) => r.state === 'skipped').length).toBeGreaterThan(0);
+    expect(s.jobs.aggregationClaims.get('j')).toBeUndefined();
+    expect(s.objects.text(BATCH_KEYS.output('j'))).toBeUndefined();
+    const status = statusOf(s.objects);
+    expect(status.state).toBe('cancelled');
+    expect(status.partsDone).toBeLessThan(status.partsTotal);
+    expect(keysUnder(s.objects, 'batch/j/parts/')).toEqual([]);
+    // A second cancel, and one of a job that is not there, change nothing.
+    expect(await cancelBatchJob(s.deps, 'j')).toMatchObject({ state: 'skipped' });
+    expect(await cancelBatchJob(s.deps, 'nobody')).toMatchObject({ state: 'skipped' });
+  });
+
+  it('never cancels a job that is done', async () => {
+    const s = await setup({ rows: 20 });
+    await s.start();
+    await drain(s);
+    expect(await cancelBatchJob(s.deps, 'j')).toEqual({ state: 'skipped', reason: 'the job is done' });
+    expect(statusOf(s.objects).state).toBe('done');
+  });
+
+  it('fails the job naming the part when a part fails on its last receive', async () => {
+    const s = await setup({ rows: 100 });
+    await s.start();
+    const plan = JSON.parse(s.objects.text(BATCH_KEYS.plan('j')) ?? '');
+    const [m0, m1, ...rest] = s.queue.fresh();
+    if (m0?.type !== 'batch-part' || m1?.type !== 'batch-part') throw new Error('no parts');
+    await handle(s.deps, m0);
+    const p1 = plan.parts[1];
+    const result = await failBatchPart(s.deps, m1, 3, new Error('out of memory'));
+    const error = `part 1 (batch/j/input.jsonl bytes ${p1.start}-${p1.end}) failed after 3 attempts: out of memory`;
+    expect(result).toEqual({ state: 'failed', error, code: BATCH_PART_FAILED });
+    expect(statusOf(s.objects)).toMatchObject({
+      state: 'failed',
+      error,
+      code: 'BATCH_PART_FAILED',
+      partsDone: 1,
+    });
+    for (const m of [...rest, ...s.queue.fresh()])
+      expect(await handle(s.deps, m)).toMatchObject({ state: 'skipped' });
+    expect(s.jobs.aggregationClaims.get('j')).toBeUndefined();
+    expect(keysUnder(s.objects, 'batch/j/parts/')).toEqual([]);
+    // A second poison part of the same job changes nothing: the first failure stands.
+    expect(await failBatchPart(s.deps, m0, 3, new Error('x'))).toMatchObject({ state: 'skipped' });
+    expect(statusOf(s.objects).error).toBe(error);
+  });
+
+  it('skips a part or an aggregation of a job that does not exist', async () => {
+    const s = await setup({ rows: 10 });
+    expect(await runBatchPart(s.deps, { jobId: 'j', inputTag: 'etag:x', index: 0 })).toMatchObject({
+      state: 'skipped',
+    });
+    expect(await aggregateBatchJob(s.deps, { jobId: 'j', inputTag: 'etag:x' })).toMatchObject({
+      state: 'skipped',
+    });
+  });
+});
+
+describe('batch scoring: aggregation', () => {
+  /** A job of `sizes.length` parts of one segment each, of those sizes, every part done. */
+  async function doneParts(sizes: number[], deps: Partial<BatchScoreDeps> = {}) {
+    const objects = new MemoryRangedObjects();
+    const jobs = new MemoryBatchJobs();
+    const queue = new TestQueue();
+    const inputTag = 'etag:agg';
+    const run = runOfInput(inputTag);
+    const at = '2026-01-01T00:00:00.000Z';
+    await jobs.createJob({
+      jobId: 'j',
+      inputTag,
+      model: 'm',
+      ref: 'prod',
+      version: 7,
+      partsTotal: sizes.length,
+      maxConcurrency: 10,
+      partBytes: 1,
+      bytesTotal: sizes.length,
+      startedAt: at,
+      updatedAt: at,
+    });
+    const expected: Uint8Array[] = [];
+    for (const [index, size] of sizes.entries()) {
+      // One line per KiB (or less), so each segment holds whole lines and its own rows.
+      const body = new Uint8Array(size).fill(0x61 + (index % 26));
+      for (let i = 1023; i < size; i += 1024) body[i] = 0x0a;
+      if (size) body[size - 1] = 0x0a;
+      const rows = Math.ceil(size / 1024);
+      await objects.put(BATCH_KEYS.segment('j', run, index, 0, rows), body);
+      expected.push(body);
+      await jobs.claimNext('j', inputTag);
+      await jobs.completePart(
+        'j',
+        inputTag,
+        { index, rows, failedRows: 0, bytes: 1, segments: [{ fromRow: 0, toRow: rows, sizeBytes: size }] },
+        at,
+      );
+    }
+    expect(await jobs.claimAggregation('j', inputTag, at)).toBe(true);
+    const all = Buffer.concat(expected);
+    const d: BatchScoreDeps = {
+      blobs: objects,
+      objects,
+      jobs,
+      batchQueue: queue,
+      predictor: fakePredictor(),
+      ...deps,
+    };
+    return { objects, jobs, deps: d, all, inputTag, prefix: BATCH_KEYS.segments('j', run) };
+  }
+
+  const MiB = 1024 * 1024;
+
+  it('copies segments of 5 MiB or more server-side without reading them', async () => {
+    const a = await doneParts([S3_MIN_PART_BYTES, 6 * MiB, S3_MIN_PART_BYTES + 1]);
+    expect(await aggregateBatchJob(a.deps, { jobId: 'j', inputTag: a.inputTag })).toMatchObject({
+      state: 'done',
+    });
+    expect(a.objects.readsUnder(a.prefix)).toBe(0);
+    expect(a.objects.copiedParts).toHaveLength(3);
+    expect(a.objects.uploadedParts).toHaveLength(0);
+    expect(Buffer.from(a.objects.objects.get(BATCH_KEYS.output('j'))?.body ?? []).equals(a.all)).toBe(true);
+    expect(keysUnder(a.objects, a.prefix)).toEqual([]);
+    expect((await a.jobs.getJob('j'))?.state).toBe('done');
+  });
+
+  it('merges small segments (never a part under 5 MiB but the last) and reads only what it merges', async () => {
+    const sizes = [MiB, 2 * MiB, 3 * MiB, 100 * 1024, 6 * MiB, 20 * MiB, 2 * MiB, 12 * MiB, 5];
+    const a = await doneParts(sizes);
+    await aggregateBatchJob(a.deps, { jobId: 'j', inputTag: a.inputTag });
+    // The store refuses a small part that is not the last: completing proves the rule.
+    expect(Buffer.from(a.objects.objects.get(BATCH_KEYS.output('j'))?.body ?? []).equals(a.all)).toBe(true);
+    expect(a.objects.uploadedParts.slice(0, -1).every((p) => p.bytes >= S3_MIN_PART_BYTES)).toBe(true);
+    expect(a.objects.uploadedParts.every((p) => p.bytes < 2 * S3_MIN_PART_BYTES)).toBe(true);
+    // The 20 MiB segment (after a full merge) is copied whole, nothing of it read; the 12 MiB one (after a small
+    // one) gives the merge the 3 MiB it lacks and the rest of it is copied.
+    const run = runOfInput(a.inputTag);
+    const big = BATCH_KEYS.segment('j', run, 5, 0, 20 * 1024);
+    expect(a.objects.reads.get(big)).toBeUndefined();
+    expect(a.objects.copiedParts.some((p) => p.sourceKey === big && p.bytes === 20 * MiB)).toBe(true);
+    const topped = BATCH_KEYS.segment('j', run, 7, 0, 12 * 1024);
+    expect(a.objects.reads.get(topped)).toBe(1);
+    expect(a.objects.copiedParts.some((p) => p.sourceKey === topped && p.bytes === 9 * MiB)).toBe(true);
+  });
+
+  it('assembles in two levels when one upload cannot hold every part', async () => {
+    const a = await doneParts([5 * MiB, 5 * MiB, 5 * MiB, 5 * MiB, 5 * MiB, 3], { maxUploadParts: 4 });
+    await aggregateBatchJob(a.deps, { jobId: 'j', inputTag: a.inputTag });
+    expect(Buffer.from(a.objects.objects.get(BATCH_KEYS.output('j'))?.body ?? []).equals(a.all)).toBe(true);
+    expect(a.objects.readsUnder(a.prefix)).toBeLessThan(3);
+    expect(keysUnder(a.objects, a.prefix)).toEqual([]);
+    expect(a.objects.openUploads).toBe(0);
+  });
+
+  it('aborts the upload when a segment is missing, and leaves the job running for the retry', async () => {
+    const a = await doneParts([MiB, MiB]);
+    await a.objects.delete(BATCH_KEYS.segment('j', runOfInput(a.inputTag), 1, 0, 1024));
+    await expect(aggregateBatchJob(a.deps, { jobId: 'j', inputTag: a.inputTag })).rejects.toThrow();
+    expect(a.objects.openUploads).toBe(0);
+    expect((await a.jobs.getJob('j'))?.state).toBe('running');
   });
 });
