@@ -101,6 +101,8 @@ export interface BatchScoreDeps {
   readonly maxUploadParts?: number;
   /** @default BATCH.ioConcurrency */
   readonly ioConcurrency?: number;
+  /** @default BATCH.copyConcurrency */
+  readonly copyConcurrency?: number;
   /** @default BATCH.reserveMs */
   readonly reserveMs?: number;
   /** Where each scored chunk is reported (one request of its model version, its rows as batchRows). @default none */
@@ -673,7 +675,7 @@ async function assemble(
     const copies = steps.filter((s) => s.step.kind === 'copy');
     const uploads = steps.filter((s) => s.step.kind === 'upload');
     const [copied, uploaded] = await Promise.all([
-      mapConcurrent(copies, deps.ioConcurrency ?? BATCH.ioConcurrency, ({ step, partNumber }) => {
+      mapConcurrent(copies, deps.copyConcurrency ?? BATCH.copyConcurrency, ({ step, partNumber }) => {
         if (step.kind !== 'copy') throw new Error('unreachable');
         const { key: source, start, end } = step.source;
         const whole = start === 0 && sizes.get(source) === end;
@@ -754,4 +756,31 @@ export async function failBatchPart(
   await writeJobStatus(deps, ended);
   await deleteUnder(deps, BATCH_KEYS.segments(jobId, runOfInput(inputTag)));
   return { state: 'failed', error, code: BATCH_PART_FAILED };
+}
+
+/** The code of a job whose aggregation failed on every receive. */
+export const BATCH_AGGREGATION_FAILED = 'BATCH_AGGREGATION_FAILED';
+
+/**
+ * Ends the job failed when its `batch-aggregate` message failed on its last receive (the worker then rethrows, and
+ * the message goes to the dead-letter queue): the segments stay for inspection until the job's next input.
+ */
+export async function failBatchAggregate(
+  deps: BatchScoreDeps,
+  message: Omit<BatchAggregateMessage, 'type'>,
+  receiveCount: number,
+  err: unknown,
+): Promise<BatchRunResult> {
+  const { jobId, inputTag } = message;
+  const stopped = stateOf(await deps.jobs.getJob(jobId), inputTag);
+  if (stopped) return { state: 'skipped', reason: `the job is ${stopped}` };
+  const why = err instanceof Error ? err.message : String(err);
+  const error = `the output could not be assembled after ${receiveCount} attempts: ${why}`;
+  const ended = await deps.jobs.finish(jobId, inputTag, 'failed', now(deps).toISOString(), {
+    error,
+    code: BATCH_AGGREGATION_FAILED,
+  });
+  if (!ended) return { state: 'skipped', reason: 'the job ended meanwhile' };
+  await writeJobStatus(deps, ended);
+  return { state: 'failed', error, code: BATCH_AGGREGATION_FAILED };
 }

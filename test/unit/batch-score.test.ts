@@ -7,10 +7,12 @@ import { describe, expect, it } from 'vitest';
 import { MemoryBatchJobs, MemoryRangedObjects } from '../../functions/adapters/memory-batch';
 import {
   aggregateBatchJob,
+  BATCH_AGGREGATION_FAILED,
   BATCH_PART_FAILED,
   type BatchRunResult,
   type BatchScoreDeps,
   cancelBatchJob,
+  failBatchAggregate,
   failBatchPart,
   runBatchPart,
   runOfInput,
@@ -649,8 +651,19 @@ describe('batch scoring: aggregation', () => {
   it('aborts the upload when a segment is missing, and leaves the job running for the retry', async () => {
     const a = await doneParts([MiB, MiB]);
     await a.objects.delete(BATCH_KEYS.segment('j', runOfInput(a.inputTag), 1, 0, 1024));
-    await expect(aggregateBatchJob(a.deps, { jobId: 'j', inputTag: a.inputTag })).rejects.toThrow();
+    const message = { jobId: 'j', inputTag: a.inputTag };
+    const err = await aggregateBatchJob(a.deps, message).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
     expect(a.objects.openUploads).toBe(0);
     expect((await a.jobs.getJob('j'))?.state).toBe('running');
+    // Its last receive fails the job.
+    const failed = await failBatchAggregate(a.deps, message, 3, err);
+    expect(failed).toMatchObject({ state: 'failed', code: BATCH_AGGREGATION_FAILED });
+    expect(JSON.parse(a.objects.text(BATCH_KEYS.status('j')) ?? '')).toMatchObject({
+      state: 'failed',
+      code: 'BATCH_AGGREGATION_FAILED',
+      error: expect.stringMatching(/^the output could not be assembled after 3 attempts: /),
+    });
+    expect(await failBatchAggregate(a.deps, message, 3, err)).toMatchObject({ state: 'skipped' });
   });
 });
