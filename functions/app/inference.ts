@@ -9,7 +9,8 @@
 import { randomUUID } from 'node:crypto';
 import {
   type EncodedResponse,
-  encodeBinaryResponse,
+  encodeResponseAfter,
+  jsonString,
   parseBinaryRequest,
   responseOutputs,
 } from '../domain/binary-tensors';
@@ -256,13 +257,13 @@ export function createInference(deps: InferenceDeps): Inference {
     const wanted = req.outputs ?? served.allOutputs;
     const { fetch, ppWanted } = outputPlan(served, wanted);
     const id = req.id ?? newId();
-    return run(s, req, fetch, obs, id).then((results) => {
-      const v = served.version;
-      return encodeBinaryResponse(
-        { model_name: v.name, model_version: String(v.version), id },
+    return run(s, req, fetch, obs, id).then((results) =>
+      // The head as `encodeBinaryResponse` writes it: the version's constant head, then the id.
+      encodeResponseAfter(
+        `${served.responseHead},"id":${jsonString(id)}`,
         responseOutputs(request as OipRequest, assemble(served, wanted, results, ppWanted)),
-      );
-    });
+      ),
+    );
   }
 
   /**

@@ -362,6 +362,18 @@ function binaryChunks(t: Tensor): Uint8Array[] {
 }
 
 /**
+ * `s` as a JSON string literal: the same text as `JSON.stringify(s)`, made without it when `s` needs no escape
+ * (printable ASCII without `"` and `\\`: names, versions and most inference ids).
+ */
+export function jsonString(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return JSON.stringify(s);
+  }
+  return `"${s}"`;
+}
+
+/**
  * Encodes an inference response. When some output is binary, the body is the JSON header (binary outputs carry
  * `parameters.binary_data_size` and no `data`) followed by the binary outputs' bytes in order, written straight
  * from their typed arrays; `headerLength` is the header's length in bytes. When none is, the body is the plain
@@ -371,11 +383,21 @@ export function encodeBinaryResponse(
   head: ResponseHead,
   outputs: readonly ResponseOutput[],
 ): EncodedResponse {
-  let text = `{"model_name":${JSON.stringify(head.model_name)},"model_version":${JSON.stringify(head.model_version)}`;
-  if (head.id !== undefined) text += `,"id":${JSON.stringify(head.id)}`;
+  let text = `{"model_name":${jsonString(head.model_name)},"model_version":${jsonString(head.model_version)}`;
+  if (head.id !== undefined) text += `,"id":${jsonString(head.id)}`;
   if (head.parameters !== undefined) text += `,"parameters":${JSON.stringify(head.parameters)}`;
-  text += ',"outputs":[';
-  const data: Uint8Array[] = [];
+  return encodeResponseAfter(text, outputs);
+}
+
+/**
+ * `encodeBinaryResponse` with the head already in JSON text: every member before `outputs`, from the opening
+ * `{` on (as `ServedVersion.responseHead` and the id make it), without a trailing comma. The binary body is one
+ * buffer (the header's text written into it, then the outputs' bytes): no intermediate copy of the header.
+ */
+export function encodeResponseAfter(head: string, outputs: readonly ResponseOutput[]): EncodedResponse {
+  let text = `${head},"outputs":[`;
+  // Binary outputs' bytes: one chunk each, except BYTES (its elements, length-prefixed).
+  let data: Uint8Array | Uint8Array[] | undefined;
   let dataLength = 0;
   let anyBinary = false;
   for (let i = 0; i < outputs.length; i++) {
@@ -389,21 +411,41 @@ export function encodeBinaryResponse(
     const chunks = binaryChunks(tensor);
     let size = 0;
     for (const c of chunks) size += c.length;
-    data.push(...chunks);
+    if (data === undefined && chunks.length === 1) data = chunks[0];
+    else {
+      if (data === undefined) data = [];
+      else if (!Array.isArray(data)) data = [data];
+      for (const c of chunks) data.push(c);
+    }
     dataLength += size;
-    text += `{"name":${JSON.stringify(name)},"datatype":"${tensor.datatype}","shape":[${tensor.shape.join(',')}],"parameters":{"binary_data_size":${size}}}`;
+    text += `{"name":${jsonString(name)},"datatype":"${tensor.datatype}","shape":[${tensor.shape.join(',')}],"parameters":{"binary_data_size":${size}}}`;
   }
   text += ']}';
-  const header = utf8Encoder.encode(text);
-  if (!anyBinary) return { body: header };
-  const body = new Uint8Array(header.length + dataLength);
-  body.set(header);
-  let at = header.length;
-  for (const c of data) {
-    body.set(c, at);
-    at += c.length;
+  if (!anyBinary) return { body: utf8Encoder.encode(text) };
+  // From Node's shared pool for small answers (no memory of its own to allocate), the header written as it is
+  // read when it is ASCII (it almost always is), else again as UTF-8.
+  let headerLength = text.length;
+  let pooled = Buffer.allocUnsafe(headerLength + dataLength);
+  for (let i = 0; i < headerLength; i++) {
+    const c = text.charCodeAt(i);
+    if (c > 0x7f) {
+      headerLength = Buffer.byteLength(text, 'utf8');
+      pooled = Buffer.allocUnsafe(headerLength + dataLength);
+      pooled.write(text, 0, 'utf8');
+      break;
+    }
+    pooled[i] = c;
   }
-  return { body, headerLength: header.length };
+  const body = new Uint8Array(pooled.buffer, pooled.byteOffset, pooled.byteLength);
+  if (data instanceof Uint8Array) body.set(data, headerLength);
+  else if (data !== undefined) {
+    let at = headerLength;
+    for (const c of data) {
+      body.set(c, at);
+      at += c.length;
+    }
+  }
+  return { body, headerLength };
 }
 
 /** The response outputs of a request: each tensor binary or JSON as `wantsBinaryOutput` says. */
@@ -411,5 +453,10 @@ export function responseOutputs(
   request: OipRequest,
   outputs: readonly (readonly [string, Tensor])[],
 ): ResponseOutput[] {
-  return outputs.map(([name, tensor]) => ({ name, tensor, binary: wantsBinaryOutput(request, name) }));
+  const out: ResponseOutput[] = new Array(outputs.length);
+  for (let i = 0; i < outputs.length; i++) {
+    const [name, tensor] = outputs[i]!;
+    out[i] = { name, tensor, binary: wantsBinaryOutput(request, name) };
+  }
+  return out;
 }

@@ -104,14 +104,21 @@ function asksBinaryOutput(body: unknown): boolean {
   return false;
 }
 
-/** The HTTP answer of an encoded response: raw tensors base64-encoded (payload 2.0), or plain JSON. */
-function encodedResult(answer: EncodedResponse, headers: Record<string, string>): HttpResult {
+/**
+ * The HTTP answer of an encoded response: raw tensors base64-encoded (payload 2.0), or plain JSON; with the
+ * inference id and route headers.
+ */
+function encodedResult(answer: EncodedResponse, inferenceId: string, route: string): HttpResult {
   const { body, headerLength } = answer;
   const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   if (headerLength === undefined) {
     return {
       statusCode: 200,
-      headers: { 'content-type': 'application/json', ...headers },
+      headers: {
+        'content-type': 'application/json',
+        [INFERENCE_ID_HEADER]: inferenceId,
+        [ROUTE_HEADER]: route,
+      },
       body: bytes.toString('utf8'),
     };
   }
@@ -120,11 +127,25 @@ function encodedResult(answer: EncodedResponse, headers: Record<string, string>)
     headers: {
       'content-type': 'application/octet-stream',
       [BINARY_HEADER]: String(headerLength),
-      ...headers,
+      [INFERENCE_ID_HEADER]: inferenceId,
+      [ROUTE_HEADER]: route,
     },
     body: bytes.toString('base64'),
     isBase64Encoded: true,
   };
+}
+
+/**
+ * The `x-maas-inference-id` value of an inference id (`inferenceIdHeader`): an id of printable ASCII without
+ * blanks (every generated id, and most clients') is its own, without a pattern match per request.
+ */
+function idHeader(id: string): string {
+  if (id.length === 0) return inferenceIdHeader(id);
+  for (let i = 0; i < id.length; i++) {
+    const c = id.charCodeAt(i);
+    if (c < 0x21 || c > 0x7e) return inferenceIdHeader(id);
+  }
+  return id;
 }
 
 /** The route table's predict operations by route key. */
@@ -219,7 +240,7 @@ export function createPredictHandler(
             statusCode: 200,
             headers: {
               'content-type': 'application/json',
-              [INFERENCE_ID_HEADER]: inferenceIdHeader(obs.inferenceId as string),
+              [INFERENCE_ID_HEADER]: idHeader(obs.inferenceId as string),
               [ROUTE_HEADER]: obs.route ?? STABLE_ROUTE,
             },
             body: answer,
@@ -311,10 +332,11 @@ export function createPredictHandler(
     requestText: () => string,
     binaryRequest: boolean,
   ): HttpResult {
-    const result = encodedResult(encoded, {
-      [INFERENCE_ID_HEADER]: inferenceIdHeader(obs.inferenceId as string),
-      [ROUTE_HEADER]: obs.route ?? STABLE_ROUTE,
-    });
+    const result = encodedResult(
+      encoded,
+      idHeader(obs.inferenceId as string),
+      obs.route ?? STABLE_ROUTE,
+    );
     observer.answered({
       model: name,
       ref,
