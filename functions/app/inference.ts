@@ -201,31 +201,33 @@ export function createInference(deps: InferenceDeps): Inference {
   }
 
   /**
-   * Runs the engine on a validated request, noting its inference id, time and rows in `obs`. Not `async`: the
-   * run's own promise carries the answer (no promise of its own per request); the engine's errors reject it.
+   * Runs the engine on a validated request, noting its inference id, time and rows in `obs`, and makes the answer
+   * from its results with `answer`, in the run's own continuation. Not `async`: the run's promise carries the
+   * answer (no promise or turn of its own per request); the engine's errors and `answer`'s reject it.
    */
-  function run(
+  function run<T>(
     s: CachedSession,
     req: ValidatedRequest,
     fetch: readonly string[],
     obs: InferenceObservation | undefined,
     id: string,
-  ): Promise<Record<string, Tensor>> {
+    answer: (results: Record<string, Tensor>) => T,
+  ): Promise<T> {
     try {
-      if (!obs) return engine.run(s.session, req.feeds, fetch);
+      if (!obs) return engine.run(s.session, req.feeds, fetch).then(answer);
       obs.inferenceId = id;
       obs.rows = firstDim(req);
       const started = performance.now();
       return engine.run(s.session, req.feeds, fetch).then((results) => {
         obs.inferenceMs = performance.now() - started;
-        return results;
+        return answer(results);
       });
     } catch (e) {
       return Promise.reject(e);
     }
   }
 
-  async function runJson(
+  function runJson(
     served: ServedVersion,
     s: CachedSession,
     req: ValidatedRequest,
@@ -234,16 +236,18 @@ export function createInference(deps: InferenceDeps): Inference {
     const wanted = req.outputs ?? served.allOutputs;
     const { fetch, ppWanted } = outputPlan(served, wanted);
     const id = req.id ?? newId();
-    const outputs = assemble(served, wanted, await run(s, req, fetch, obs, id), ppWanted);
-    let text = served.responseHead;
-    text += `,"id":${JSON.stringify(id)}`;
-    text += ',"outputs":[';
-    for (let i = 0; i < outputs.length; i++) {
-      const [n, t] = outputs[i]!;
-      if (i > 0) text += ',';
-      text += outputToJsonText(n, t);
-    }
-    return `${text}]}`;
+    return run(s, req, fetch, obs, id, (results) => {
+      const outputs = assemble(served, wanted, results, ppWanted);
+      let text = served.responseHead;
+      text += `,"id":${JSON.stringify(id)}`;
+      text += ',"outputs":[';
+      for (let i = 0; i < outputs.length; i++) {
+        const [n, t] = outputs[i]!;
+        if (i > 0) text += ',';
+        text += outputToJsonText(n, t);
+      }
+      return `${text}]}`;
+    });
   }
 
   /** Runs a validated request and encodes its answer (binary tensor data); the run's continuation encodes it. */
@@ -257,7 +261,7 @@ export function createInference(deps: InferenceDeps): Inference {
     const wanted = req.outputs ?? served.allOutputs;
     const { fetch, ppWanted } = outputPlan(served, wanted);
     const id = req.id ?? newId();
-    return run(s, req, fetch, obs, id).then((results) =>
+    return run(s, req, fetch, obs, id, (results) =>
       // The head as `encodeBinaryResponse` writes it: the version's constant head, then the id.
       encodeResponseAfter(
         `${served.responseHead},"id":${jsonString(id)}`,
@@ -324,7 +328,9 @@ export function createInference(deps: InferenceDeps): Inference {
       const wanted = req.outputs ?? served.allOutputs;
       const { fetch, ppWanted } = outputPlan(served, wanted);
       const id = req.id ?? newId();
-      const outputs = assemble(served, wanted, await run(s, req, fetch, obs, id), ppWanted);
+      const outputs = await run(s, req, fetch, obs, id, (results) =>
+        assemble(served, wanted, results, ppWanted),
+      );
       return toResponse(served, id, outputs);
     },
     inferJson(name, ref, request, obs) {

@@ -107,13 +107,12 @@ export function createVersionResolver(deps: VersionResolverDeps): VersionResolve
     const byNumber = versions.get(name);
     if (!byNumber) return undefined;
     const r = ref ?? DEFAULT_ALIAS;
-    if (isVersionNumber(r)) {
-      const served = byNumber.get(Number(r));
-      return served && served.statusExpiresAt > nowMs() ? served : undefined;
-    }
+    // An alias name is never all digits (names.ts): a cached alias entry settles it without testing the ref.
     const a = aliases.get(name)?.get(r);
-    if (!a || a.expiresAt <= nowMs()) return undefined;
-    return byNumber.get(a.version);
+    if (a !== undefined) return a.expiresAt > nowMs() ? byNumber.get(a.version) : undefined;
+    if (!isVersionNumber(r)) return undefined;
+    const served = byNumber.get(Number(r));
+    return served && served.statusExpiresAt > nowMs() ? served : undefined;
   }
 
   async function notFound(name: string, what: NotFoundError): Promise<never> {

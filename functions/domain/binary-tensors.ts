@@ -72,7 +72,12 @@ function bad(message: string, code = INVALID_BINARY_DATA): never {
 }
 
 function isShape(shape: unknown): shape is number[] {
-  return Array.isArray(shape) && shape.every((d) => Number.isSafeInteger(d) && d >= 0);
+  if (!Array.isArray(shape)) return false;
+  for (let i = 0; i < shape.length; i++) {
+    const d = shape[i];
+    if (!Number.isSafeInteger(d) || d < 0) return false;
+  }
+  return true;
 }
 
 /** Reverses the bytes of each `size`-byte element in place (big-endian hosts only). */

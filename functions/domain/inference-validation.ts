@@ -80,7 +80,13 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
  * UTF-16 (a lone surrogate has no UTF-8 form: it could be neither a header nor a stored record).
  */
 export function isInferenceId(id: string): boolean {
-  return id.length > 0 && id.length <= LIMITS.maxInferenceIdLength && !LONE_SURROGATE.test(id);
+  if (id.length === 0 || id.length > LIMITS.maxInferenceIdLength) return false;
+  // An id without surrogates (most: ASCII, Latin, CJK) needs no pattern match.
+  for (let i = 0; i < id.length; i++) {
+    const c = id.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdfff) return !LONE_SURROGATE.test(id);
+  }
+  return true;
 }
 
 /**

@@ -182,6 +182,10 @@ export function createPredictHandler(
     ...(deps.shadowBudgetMs !== undefined ? { shadowBudgetMs: deps.shadowBudgetMs } : {}),
     captureOf: predictor.capture,
   });
+  // A binary exchange is neither captured nor mirrored: its report is all the observer makes of it, and with no
+  // metrics sink and no tracer nobody reads that.
+  const binaryObserved =
+    (deps.metrics !== undefined && deps.metrics !== noMetrics) || deps.tracer?.enabled === true;
   return async (event, context) => {
     const startedAt = performance.now();
     let params = event.pathParameters;
@@ -332,11 +336,9 @@ export function createPredictHandler(
     requestText: () => string,
     binaryRequest: boolean,
   ): HttpResult {
-    const result = encodedResult(
-      encoded,
-      idHeader(obs.inferenceId as string),
-      obs.route ?? STABLE_ROUTE,
-    );
+    const result = encodedResult(encoded, idHeader(obs.inferenceId as string), obs.route ?? STABLE_ROUTE);
+    const binary = binaryRequest || encoded.headerLength !== undefined;
+    if (binary && !binaryObserved) return result;
     observer.answered({
       model: name,
       ref,
@@ -349,7 +351,7 @@ export function createPredictHandler(
       // The answer's text as it is (a string, not a closure: the bundle names every closure stored in a property
       // at run time, which costs each request a property definition).
       responseText: result.body ?? '',
-      binary: binaryRequest || encoded.headerLength !== undefined,
+      binary,
     });
     return result;
   }
