@@ -1,15 +1,82 @@
-/** `maas batch`: scores a JSONL file with the batch pipeline and waits for the job (see ../batch.ts). */
-import { writeFileSync } from 'node:fs';
+/**
+ * `maas batch`: scores JSONL files with the batch pipeline and follows the job; `maas batch status <jobId>` and
+ * `maas batch cancel <jobId>` read and stop a job (see ../batch.ts).
+ *
+ * One command, not commander subcommands: the bucket options are the same for the three forms, and the first word
+ * decides. `status` and `cancel` are valid model names, so they always mean the action; a model named so is written
+ * `cancel@prod` (the same as `cancel`: prod is the default alias) or `cancel@<version>`.
+ */
+import { accessSync, closeSync, constants, existsSync, openSync, statSync, writeSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
 import type { Command } from 'commander';
+import { BATCH } from '../../contract/events';
+import { JOB_ID_PATTERN } from '../../domain/batch';
+import type { BatchBucket, CancelOutcome, fetchOutput as FetchOutput, JobStatus } from '../batch';
 import { resolveEndpoint } from '../client';
-import { type CliContext, EXIT, UsageError } from '../context';
-import { modelPath, nonNegativeInt, readBytes } from '../input';
+import { type CliContext, EXIT, type ExitCode, UsageError } from '../context';
+import { modelPath, nonNegativeInt } from '../input';
 
-interface BatchOptions {
+/** The words that make `maas batch` an action on a job instead of a job to run. */
+export const BATCH_ACTIONS = ['status', 'cancel'] as const;
+export type BatchAction = (typeof BATCH_ACTIONS)[number];
+
+export interface BatchOptions {
   readonly out?: string;
   readonly jobId?: string;
   readonly bucket?: string;
   readonly timeout: number;
+  readonly partBytes?: number;
+  readonly maxConcurrency?: number;
+}
+
+/** What the arguments of `maas batch` ask. */
+export type BatchCall =
+  | {
+      readonly kind: 'run';
+      readonly model: string;
+      readonly ref?: string;
+      /** The input files, in the order of the output lines. */
+      readonly files: readonly string[];
+    }
+  | { readonly kind: 'status'; readonly jobId: string }
+  | { readonly kind: 'cancel'; readonly jobId: string };
+
+/** Options that belong to running a job only. */
+const RUN_ONLY_OPTIONS = [
+  ['out', '--out'],
+  ['jobId', '--job-id'],
+  ['partBytes', '--part-bytes'],
+  ['maxConcurrency', '--max-concurrency'],
+] as const;
+
+/**
+ * Reads the positional arguments: `status <jobId>` / `cancel <jobId>` (exactly one job id, none of the options of a
+ * run), else `<model> <input...>`.
+ */
+export function parseBatchCall(first: string, rest: readonly string[], opts: BatchOptions): BatchCall {
+  if ((BATCH_ACTIONS as readonly string[]).includes(first)) {
+    const action = first as BatchAction;
+    if (rest.length !== 1) {
+      throw new UsageError(
+        `maas batch ${action} takes one job id, got ${rest.length} arguments (a model named '${action}' is written ${action}@prod)`,
+      );
+    }
+    const given = RUN_ONLY_OPTIONS.filter(([k]) => opts[k] !== undefined).map(([, flag]) => flag);
+    if (given.length > 0) {
+      throw new UsageError(`maas batch ${action} takes no ${given.join(', ')}: they go with a job to run`);
+    }
+    const jobId = rest[0] as string;
+    // `maas batch cancel in.jsonl`: most likely a job for a model named so.
+    if (existsSync(jobId) && statSync(jobId).isFile()) {
+      throw new UsageError(
+        `'${jobId}' is a file, not a job id: to score it with a model named '${action}', write ${action}@prod`,
+      );
+    }
+    return { kind: action, jobId: jobIdOption('the job id', jobId) };
+  }
+  const target = modelPath(first);
+  if (rest.length === 0) throw new UsageError('give the input file(s): maas batch <model> <input...>');
+  return { kind: 'run', model: target.name, ...(target.ref ? { ref: target.ref } : {}), files: rest };
 }
 
 /** Defines `maas batch` on `program`. */
@@ -17,21 +84,56 @@ export function batchCommands(program: Command, ctx: CliContext): void {
   program
     .command('batch')
     .description(
-      'score a JSONL file (one inference request per line) with the batch pipeline and wait for it',
+      'score JSONL files (one inference request per line) with the batch pipeline and follow the job; or show or cancel a job',
     )
-    .argument('<model>', 'name, name@version or name@alias (default alias prod)')
-    .argument('<input>', 'the .jsonl file')
+    .usage(
+      '[options] <model> <input...>\n       maas batch status <jobId> [--bucket <bucket>]\n       maas batch cancel <jobId> [--bucket <bucket>] [--timeout <seconds>]',
+    )
+    .argument(
+      '<model|action>',
+      'name, name@version or name@alias (default alias prod); or status, cancel (a model named so: cancel@prod)',
+    )
+    .argument(
+      '[input...]',
+      '.jsonl files, scored in this order (output line n answers line n of them all); or the job id after an action',
+    )
     .option('--out <file>', 'write output.jsonl here (default: standard output)')
-    .option('--job-id <id>', 'job id (default: cli-<time>-<random>)')
+    .option('--job-id <id>', 'job id (default: cli-<time>-<random>)', (v) => jobIdOption('--job-id', v))
+    .option(
+      '--part-bytes <size>',
+      `input bytes per part: ${byteSize(BATCH.minPartBytes)} .. ${byteSize(BATCH.maxPartBytes)} (default ${byteSize(BATCH.partBytes)})`,
+      partBytesOption,
+    )
+    .option(
+      '--max-concurrency <n>',
+      `parts scored at once: 1 .. ${BATCH.maxConcurrencyLimit} (default ${BATCH.maxConcurrency})`,
+      maxConcurrencyOption,
+    )
     .option('--bucket <bucket>', "a deployed stack's model bucket (default: the running `maas dev`'s)")
-    .option('--timeout <seconds>', 'give up waiting after this long', nonNegativeInt('--timeout'), 600)
+    .option(
+      '--timeout <seconds>',
+      'give up waiting for the job (cancel: for it to stop) after this long',
+      nonNegativeInt('--timeout'),
+      600,
+    )
+    .addHelpText(
+      'after',
+      `
+Inputs: one file of up to 64 MiB is written as batch/<jobId>/input.jsonl; several files, or a larger one, as
+batch/<jobId>/input/<nnnn>-<name>.jsonl in the order given, then the empty batch/<jobId>/input/_SUCCESS.
+--part-bytes and --max-concurrency go into batch/<jobId>/job.json.
+Progress: on a terminal, a bar of parts done, rows, rows/s and ETA (from status.json); otherwise a status line
+at most every 5 s; with --json none, and the final status.json is printed.
+A model named status or cancel is written status@prod or cancel@prod.
+Exit codes: 0 the job is done (status: read; cancel: cancelled); 1 the job failed or was cancelled, ended
+before the cancel took effect, or the wait timed out; 2 usage error.`,
+    )
     .action(
-      ctx.action(async (spec: string, file: string, opts: BatchOptions) => {
+      ctx.action(async (first: string, rest: string[], opts: BatchOptions) => {
+        const call = parseBatchCall(first, rest, opts);
         const { io } = ctx;
-        const target = modelPath(spec);
-        const input = readBytes(file);
         const g = ctx.globals();
-        const { batchStore, newJobId, runBatch } = await import('../batch');
+        const { batchStore } = await import('../batch');
         const store = batchStore(
           {
             endpoint: resolveEndpoint(g.endpoint, io.env),
@@ -45,33 +147,257 @@ export function batchCommands(program: Command, ctx: CliContext): void {
             'no bucket for batch jobs: start `maas dev`, or pass --bucket <the stack’s model bucket>',
           );
         }
-        const jobId = opts.jobId ?? newJobId();
-        const result = await runBatch(
-          store,
-          { jobId, model: target.name, ...(target.ref ? { ref: target.ref } : {}), input },
-          {
-            timeoutMs: opts.timeout * 1000,
-            ...(io.isTty && !g.json
-              ? {
-                  onStatus: (st) =>
-                    io.err(`\rjob ${jobId}: ${st.state} ${st.succeeded + st.failed}/${st.total} rows`),
-                }
-              : {}),
-          },
-        );
-        if (io.isTty && !g.json) io.err('\n');
-        const st = result.status;
-        if (result.output && opts.out) writeFileSync(opts.out, result.output);
-        else if (result.output && !g.json) io.out(Buffer.from(result.output).toString('utf8'));
-        if (g.json) io.out(`${JSON.stringify(st, null, 2)}\n`);
-        else {
-          io.err(
-            st.state === 'done'
-              ? `job ${jobId}: ${st.total} rows scored with ${target.name} version ${st.version}: ${st.succeeded} ok, ${st.failed} failed${opts.out ? ` -> ${opts.out}` : ''}\n`
-              : `job ${jobId} failed: ${st.error ?? 'unknown error'} (${st.code ?? 'FAILED'})\n`,
-          );
-        }
-        return st.state === 'failed' ? EXIT.refused : EXIT.ok;
+        if (call.kind === 'status') return batchStatus(ctx, store, call.jobId);
+        if (call.kind === 'cancel') return batchCancel(ctx, store, call.jobId, opts);
+        return batchRun(ctx, store, call, opts);
       }),
     );
+}
+
+// The option parsers live here, not in ../batch, which loads the S3 client: that is imported only when a batch
+// command runs.
+const KiB = 1024;
+const MiB = KiB * KiB;
+
+/**
+ * Parses a byte size: bytes (`65536`) or a number with a binary suffix, `k`, `m` or `g` (1024, 1024², 1024³),
+ * optionally followed by `b` or `ib` (`64k`, `16M`, `16MiB`, `1g`). Anything else is a usage error.
+ */
+export function parseByteSize(name: string, value: string): number {
+  const m = /^\s*(\d+)\s*(?:([kmg])(?:i?b)?|b)?\s*$/i.exec(value);
+  if (!m) {
+    throw new UsageError(
+      `${name} must be a size in bytes, or with a suffix k, m or g (64k, 16m, 1g), got '${value}'`,
+    );
+  }
+  const unit = { k: KiB, m: MiB, g: KiB * MiB }[(m[2] ?? '').toLowerCase()] ?? 1;
+  return Number(m[1]) * unit;
+}
+
+/** A byte count in the units `--part-bytes` accepts (`16m`, `64k`, `1000`). */
+export function byteSize(bytes: number): string {
+  for (const [suffix, unit] of [
+    ['g', KiB * MiB],
+    ['m', MiB],
+    ['k', KiB],
+  ] as const) {
+    if (bytes >= unit && bytes % unit === 0) return `${bytes / unit}${suffix}`;
+  }
+  return String(bytes);
+}
+
+/** `--part-bytes`: a byte size within the bounds job.json accepts (`BATCH.minPartBytes` .. `maxPartBytes`). */
+export function partBytesOption(value: string): number {
+  const n = parseByteSize('--part-bytes', value);
+  if (n < BATCH.minPartBytes || n > BATCH.maxPartBytes) {
+    throw new UsageError(
+      `--part-bytes must be from ${byteSize(BATCH.minPartBytes)} to ${byteSize(BATCH.maxPartBytes)}, got '${value}'`,
+    );
+  }
+  return n;
+}
+
+/** `--max-concurrency`: an integer from 1 to `BATCH.maxConcurrencyLimit`. */
+export function maxConcurrencyOption(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n) || n < 1 || n > BATCH.maxConcurrencyLimit) {
+    throw new UsageError(
+      `--max-concurrency must be an integer from 1 to ${BATCH.maxConcurrencyLimit}, got '${value}'`,
+    );
+  }
+  return n;
+}
+
+/** A job id (`--job-id`, or after status / cancel): one path segment, as the service accepts it. */
+export function jobIdOption(name: string, value: string): string {
+  if (!JOB_ID_PATTERN.test(value)) {
+    throw new UsageError(
+      `${name} must be 1-128 characters A-Z a-z 0-9 - _ . = starting with a letter or digit, got '${value}'`,
+    );
+  }
+  return value;
+}
+
+type Store = BatchBucket & { readonly bucket: string };
+
+/** The input files with their sizes, checked before anything is written: each must be a readable file. */
+export function inputFiles(
+  paths: readonly string[],
+): { readonly name: string; readonly path: string; readonly sizeBytes: number }[] {
+  return paths.map((path) => {
+    let size: number;
+    try {
+      const st = statSync(path);
+      if (!st.isFile()) throw new UsageError(`${path} is not a file`);
+      accessSync(path, constants.R_OK);
+      size = st.size;
+    } catch (e) {
+      if (e instanceof UsageError) throw e;
+      throw new UsageError(
+        `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        {
+          cause: e,
+        },
+      );
+    }
+    return { name: path, path, sizeBytes: size };
+  });
+}
+
+/** `maas batch <model> <input...>`. */
+async function batchRun(
+  ctx: CliContext,
+  store: Store,
+  call: Extract<BatchCall, { kind: 'run' }>,
+  opts: BatchOptions,
+): Promise<ExitCode> {
+  const { io } = ctx;
+  const g = ctx.globals();
+  const { fetchOutput, jobSpec, newJobId, progressBar, progressLines, submitBatch, waitForJob } =
+    await import('../batch');
+  const inputs = inputFiles(call.files);
+  const jobId = opts.jobId ?? newJobId();
+  const spec = jobSpec(call.model, {
+    ref: call.ref,
+    partBytes: opts.partBytes,
+    maxConcurrency: opts.maxConcurrency,
+  });
+  const human = !g.json;
+  const totalBytes = inputs.reduce((n, i) => n + i.sizeBytes, 0);
+  if (human) {
+    io.err(
+      `job ${jobId}: ${call.model}${call.ref ? `@${call.ref}` : ''}, ${inputs.length} input file${inputs.length === 1 ? '' : 's'} (${totalBytes} bytes) -> ${store.bucket}\n`,
+    );
+  }
+  await submitBatch(
+    store,
+    { jobId, spec, inputs },
+    io.isTty && human
+      ? {
+          onUpload: ({ sent, total }) =>
+            io.err(`\ruploading ${sent}/${total} bytes (${total ? Math.floor((sent * 100) / total) : 100}%)`),
+        }
+      : {},
+  );
+  if (io.isTty && human) io.err('\n');
+  const view = human ? (io.isTty ? progressBar(process.stderr) : progressLines(jobId, io.err)) : undefined;
+  let st: JobStatus;
+  try {
+    st = await waitForJob(store, jobId, {
+      timeoutMs: opts.timeout * 1000,
+      ...(view ? { onStatus: (s) => view.update(s) } : {}),
+    });
+  } finally {
+    view?.stop();
+  }
+  if (st.state === 'done') await writeOutput(ctx, store, jobId, opts.out, fetchOutput);
+  const { line, code } = runSummary(st, call.model, opts.out);
+  if (g.json) io.out(`${JSON.stringify(st, null, 2)}\n`);
+  else io.err(`${line}\n`);
+  return code;
+}
+
+/** Streams output.jsonl to `--out`, else (without --json) to standard output. */
+async function writeOutput(
+  ctx: CliContext,
+  store: Store,
+  jobId: string,
+  out: string | undefined,
+  fetchOutput: typeof FetchOutput,
+): Promise<void> {
+  if (out) {
+    const fd = openSync(out, 'w');
+    try {
+      await fetchOutput(store, jobId, (chunk) => {
+        writeSync(fd, chunk);
+      });
+    } finally {
+      closeSync(fd);
+    }
+    return;
+  }
+  if (ctx.globals().json) return;
+  const decoder = new StringDecoder('utf8');
+  await fetchOutput(store, jobId, (chunk) => ctx.io.out(decoder.write(Buffer.from(chunk))));
+  const tail = decoder.end();
+  if (tail) ctx.io.out(tail);
+}
+
+/** The last line of a run (on standard error) and the run's exit code: 0 only for a job that is done. */
+export function runSummary(
+  st: JobStatus,
+  model: string,
+  out: string | undefined,
+): { readonly line: string; readonly code: ExitCode } {
+  if (st.state === 'done') {
+    return {
+      line: `job ${st.jobId}: ${st.total} rows scored with ${model} version ${st.version}: ${st.succeeded} ok, ${st.failed} failed${out ? ` -> ${out}` : ''}`,
+      code: EXIT.ok,
+    };
+  }
+  if (st.state === 'cancelled') {
+    return {
+      line: `job ${st.jobId} cancelled after ${st.partsDone ?? 0}/${st.partsTotal ?? '?'} parts (${st.total} rows)`,
+      code: EXIT.refused,
+    };
+  }
+  return {
+    line: `job ${st.jobId} failed: ${st.error ?? 'unknown error'} (${st.code ?? 'FAILED'})`,
+    code: EXIT.refused,
+  };
+}
+
+/**
+ * What `maas batch cancel` says and its exit code: 0 when the job is cancelled (now or before), 1 when it ended
+ * done or failed (before the request, or before the request took effect).
+ */
+export function cancelSummary(
+  jobId: string,
+  outcome: CancelOutcome,
+  line: string,
+): { readonly line: string; readonly code: ExitCode } {
+  const { status, requested } = outcome;
+  if (status.state === 'cancelled') {
+    return {
+      line: requested ? `job ${jobId} cancelled: ${line}` : `job ${jobId} was cancelled already: ${line}`,
+      code: EXIT.ok,
+    };
+  }
+  return {
+    line: requested
+      ? `job ${jobId} ended ${status.state} before the cancel took effect: ${line}`
+      : `job ${jobId} had ended already (${status.state}), nothing to cancel: ${line}`,
+    code: EXIT.refused,
+  };
+}
+
+/** `maas batch status <jobId>`: the status line (or status.json with --json); a job without one yet is submitted. */
+async function batchStatus(ctx: CliContext, store: Store, jobId: string): Promise<ExitCode> {
+  const { formatProgress, jobExists, readStatus } = await import('../batch');
+  const st = await readStatus(store, jobId);
+  if (!st) {
+    if (!(await jobExists(store, jobId)))
+      throw new Error(`no batch job '${jobId}' in bucket ${store.bucket}`);
+    ctx.print({ jobId, state: 'submitted' }, () => `job ${jobId}: submitted, not started (no status yet)`);
+    return EXIT.ok;
+  }
+  ctx.print(st, (s: JobStatus) => `job ${jobId}: ${formatProgress(s)}`);
+  return EXIT.ok;
+}
+
+/** `maas batch cancel <jobId>`: 0 once cancelled (or already), 1 when the job ended otherwise first. */
+async function batchCancel(
+  ctx: CliContext,
+  store: Store,
+  jobId: string,
+  opts: BatchOptions,
+): Promise<ExitCode> {
+  const { cancelJob, formatProgress } = await import('../batch');
+  const outcome = await cancelJob(store, jobId, { timeoutMs: opts.timeout * 1000 });
+  const { line, code } = cancelSummary(jobId, outcome, formatProgress(outcome.status));
+  if (ctx.globals().json) {
+    ctx.io.out(`${JSON.stringify(outcome.status, null, 2)}\n`);
+    ctx.io.err(`${line}\n`);
+  } else ctx.io.out(`${line}\n`);
+  return code;
 }
