@@ -33,6 +33,8 @@ export interface MaasConfig {
   readonly maxBodyBytes: number;
   readonly memoryMb: number;
   readonly queueUrl?: string;
+  /** The batch queue (parts and aggregations of batch jobs). */
+  readonly batchQueueUrl?: string;
   readonly eventBus?: string;
 }
 
@@ -188,6 +190,7 @@ export class EnvironmentVariables {
     if (!bucket) throw new Error(`${ENV.bucket} is not set`);
     const threads = this.#env[ENV.ortThreads];
     const queueUrl = this.#env[ENV.queueUrl];
+    const batchQueueUrl = this.#env[ENV.batchQueueUrl];
     const eventBus = this.#env[ENV.eventBus];
     return {
       table,
@@ -198,6 +201,7 @@ export class EnvironmentVariables {
       maxBodyBytes: this.nonNegativeInteger(ENV.maxBodyBytes, LIMITS.maxBodyBytes),
       memoryMb: this.memoryMb(),
       ...(queueUrl ? { queueUrl } : {}),
+      ...(batchQueueUrl ? { batchQueueUrl } : {}),
       ...(eventBus ? { eventBus } : {}),
     };
   }

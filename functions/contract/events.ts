@@ -147,7 +147,6 @@ export const IDEMPOTENCY = {
     /** `POST /models/{name}/versions` with an `uploadId` or an `Idempotency-Key` header. */
     registerVersion: 'register-version',
     batchStart: 'batch-start',
-    batchPart: 'batch-part',
     /** A mirrored request compared on its shadow version (one per model, alias, versions, inference id and time). */
     shadow: 'shadow',
   },

@@ -1,6 +1,6 @@
 /**
  * Work queue consumer Lambda (SQS event source with ReportBatchItemFailures): runs `async-infer` requests,
- * continues batch jobs (`batch-continue`), completes PENDING versions (`register-complete`) and runs mirrored
+ * scores the parts of batch jobs and assembles their output (`batch-part`, `batch-aggregate`, from the batch queue), completes PENDING versions (`register-complete`) and runs mirrored
  * requests on their shadow version, comparing the answers (`shadow`; functions/app/shadow.ts). Records are processed by Powertools' BatchProcessor; a record that
  * throws is reported as a batch item failure, so only it is retried (and dead-lettered after
  * QUEUE.maxReceiveCount receives) while the rest of its batch succeeds.
@@ -11,7 +11,13 @@ import { StdoutCaptureSink } from '../adapters/capture-sinks';
 import { EmfMetricsSink } from '../adapters/emf-metrics';
 import { PowertoolsLogger } from '../adapters/powertools-logger';
 import { type AsyncWorkerDeps, recordLastAttemptFailure, runAsyncInference } from '../app/async-inference';
-import { type BatchScoreDeps, continueBatchJob } from '../app/batch-score';
+import {
+  aggregateBatchJob,
+  type BatchScoreDeps,
+  failBatchAggregate,
+  failBatchPart,
+  runBatchPart,
+} from '../app/batch-score';
 import { type DeriveDeps, failDerivation, runDerive } from '../app/derive';
 import { completePendingVersion, failPendingVersion } from '../app/registration';
 import type { RegistryDeps } from '../app/registry';
@@ -88,9 +94,12 @@ export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandl
           reserveMs: REGISTRATION.workerReserveMs,
         });
         logger.info('pending version completed', { name: message.name, version: message.version, status });
+      } else if (message.type === 'batch-part') {
+        const result = await runBatchPart(deps.batch, message, budget);
+        logger.info('batch part handled', { jobId: message.jobId, part: message.index, ...result });
       } else {
-        const result = await continueBatchJob(deps.batch, message.cursor, budget);
-        logger.info('batch job continued', { jobId: message.cursor.jobId, ...result });
+        const result = await aggregateBatchJob(deps.batch, message);
+        logger.info('batch job aggregated', { jobId: message.jobId, ...result });
       }
     } catch (e) {
       logger.error('work message failed', { messageId: record.messageId, receiveCount, ...describeError(e) });
@@ -107,6 +116,18 @@ export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandl
         const reason = `the registration could not be completed after ${receiveCount} attempts: ${(e as Error)?.message ?? String(e)}`;
         await failPendingVersion(deps.registry, name, version, reason).catch((err) =>
           logger.error('pending version not failed', { name, version, ...describeError(err) }),
+        );
+      }
+      // A batch part or aggregation that fails on its last receive fails its job, naming what failed.
+      const lastReceive = receiveCount >= (deps.maxReceiveCount ?? QUEUE.maxReceiveCount);
+      if (lastReceive && (message?.type === 'batch-part' || message?.type === 'batch-aggregate')) {
+        const m = message;
+        const failed =
+          m.type === 'batch-part'
+            ? failBatchPart(deps.batch, m, receiveCount, e)
+            : failBatchAggregate(deps.batch, m, receiveCount, e);
+        await failed.catch((err) =>
+          logger.error('batch job not failed', { jobId: m.jobId, ...describeError(err) }),
         );
       }
       // The same for a derived version.

@@ -12,6 +12,11 @@ export function queueFromConfig(config: Pick<MaasConfig, 'queueUrl'>): QueuePubl
   return new SqsQueuePublisher(sqsClient(), config.queueUrl);
 }
 
+/** The batch queue (parts and aggregations of batch jobs), or undefined where none is configured. */
+export function batchQueueFromConfig(config: Pick<MaasConfig, 'batchQueueUrl'>): QueuePublisher | undefined {
+  return config.batchQueueUrl ? new SqsQueuePublisher(sqsClient(), config.batchQueueUrl) : undefined;
+}
+
 /** `{ events }` when an event bus is configured, else nothing (events are then not published). */
 export function eventsFromConfig(config: Pick<MaasConfig, 'eventBus'>): { events?: EventPublisher } {
   return config.eventBus ? { events: new EventBridgePublisher(eventBridgeClient(), config.eventBus) } : {};

@@ -7,11 +7,12 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { dynamoDocumentClient, s3Client } from '../adapters/aws-clients';
+import { DynamoBatchJobRepository } from '../adapters/dynamodb-batch-jobs';
 import { DynamoRegistryRepository } from '../adapters/dynamodb-registry';
 import { DynamoIdempotencyGuard } from '../adapters/idempotency-store';
 import { sharedOrtEngine } from '../adapters/ort-engine';
 import { S3ArtifactStore } from '../adapters/s3-artifact-store';
-import { S3BlobStore } from '../adapters/s3-blob-store';
+import { S3BlobStore, S3RangedObjects } from '../adapters/s3-blob-store';
 import type { AsyncWorkerDeps } from '../app/async-inference';
 import type { BatchScoreDeps } from '../app/batch-score';
 import { createInferenceObserver } from '../app/observe';
@@ -28,7 +29,7 @@ import type { EventPublisher, ModelInspector } from '../ports/index';
 import type { Logger } from '../ports/logger';
 import { type CaptureSink, type MetricsSink, noMetrics } from '../ports/telemetry';
 import type { AsyncApiDeps } from './async-api';
-import { queueFromConfig } from './event-aws';
+import { batchQueueFromConfig, queueFromConfig } from './event-aws';
 
 export interface EventFlowsOptions {
   readonly table: string;
@@ -37,6 +38,11 @@ export interface EventFlowsOptions {
   /** Built with `s3Client()`. */
   readonly s3: S3Client;
   readonly queue: QueuePublisher;
+  /**
+   * Where batch jobs queue their parts and aggregation (the batch queue: SQS in AWS, whose event source bounds the
+   * concurrent workers; an in-process queue locally). @default `queue`
+   */
+  readonly batchQueue?: QueuePublisher;
   /** Registry events (EventBridge in AWS); none = not published. */
   readonly events?: EventPublisher;
   /** Needed for registration (ORT inspector). */
@@ -127,9 +133,10 @@ export function createEventFlows(o: EventFlowsOptions): EventFlows {
     batch: {
       blobs,
       predictor: predictor ?? noPredictor,
-      queue: o.queue,
+      objects: new S3RangedObjects(o.s3, o.bucket),
+      jobs: new DynamoBatchJobRepository({ doc: o.doc, table: o.table }),
+      batchQueue: o.batchQueue ?? o.queue,
       startGuard: guard(IDEMPOTENCY.keyPrefix.batchStart),
-      partGuard: guard(IDEMPOTENCY.keyPrefix.batchPart),
       ...(o.metrics ? { metrics: o.metrics } : {}),
     },
     asyncApi: { blobs, queue: o.queue, objects: blobs },
@@ -157,12 +164,14 @@ export function eventFlowsFromConfig(
     'events' | 'inspector' | 'logger' | 'metrics' | 'capture' | 'onComparison'
   > = {},
 ): EventFlows {
+  const batchQueue = batchQueueFromConfig(config);
   return createEventFlows({
     table: config.table,
     bucket: config.bucket,
     doc: dynamoDocumentClient(),
     s3: s3Client(),
     queue: queueFromConfig(config),
+    ...(batchQueue ? { batchQueue } : {}),
     sessions: ortSessions(config),
     aliasTtlMs: config.aliasTtlMs,
     ...extra,

@@ -1,17 +1,16 @@
 /**
- * S3 events Lambda: `incoming/{name}/…onnx` created -> register a version; `batch/{jobId}/input.jsonl`
- * created -> start the batch job. Records are handled one by one; when any failed for a reason worth a retry,
+ * S3 events Lambda: `incoming/{name}/…onnx` created -> register a version; `batch/{jobId}/input.jsonl` or
+ * `batch/{jobId}/input/_SUCCESS` created -> start the batch job; `batch/{jobId}/cancel` created -> cancel it. Records are handled one by one; when any failed for a reason worth a retry,
  * the invocation fails after the others are done (S3 -> Lambda retries it; the idempotency guards make the
  * records already done no-ops).
  */
 import type { S3Event, S3EventRecord } from 'aws-lambda';
 import { PowertoolsLogger } from '../adapters/powertools-logger';
-import { type BatchRunResult, type BatchScoreDeps, startBatchJob } from '../app/batch-score';
+import { type BatchRunResult, type BatchScoreDeps, cancelBatchJob, startBatchJob } from '../app/batch-score';
 import { type RegisterOnUploadDeps, registerOnUpload, type UploadOutcome } from '../app/register-on-upload';
 import { EnvironmentVariables, type MaasConfig } from '../config/environment';
 import { ENV, S3_KEYS } from '../contract/env';
-import { BATCH_KEYS } from '../contract/events';
-import { batchJobIdOfInputKey } from '../domain/batch';
+import { batchEventOfKey } from '../domain/batch';
 import type { TimeBudget } from '../ports/events';
 import type { Logger } from '../ports/logger';
 import { describeError, invocationOf } from './logging';
@@ -67,11 +66,16 @@ export function createS3EventsHandler(
       );
       return { kind: 'register', key, ...outcome };
     }
-    const jobId = batchJobIdOfInputKey(key, S3_KEYS.batchPrefix, BATCH_KEYS.inputFileName);
-    if (jobId) {
+    const batch = batchEventOfKey(key, S3_KEYS.batchPrefix);
+    if (batch?.kind === 'start') {
       const tag = versionId ? `version:${versionId}` : eTag ? `etag:${eTag.replaceAll('"', '')}` : undefined;
-      const result = await startBatchJob(deps.batch, jobId, tag, budget);
-      return { kind: 'batch', key, jobId, ...result };
+      const start = { input: batch.input, ...(tag ? { eventTag: tag } : {}) };
+      const result = await startBatchJob(deps.batch, batch.jobId, start, budget);
+      return { kind: 'batch', key, jobId: batch.jobId, ...result };
+    }
+    if (batch?.kind === 'cancel') {
+      const result = await cancelBatchJob(deps.batch, batch.jobId);
+      return { kind: 'batch', key, jobId: batch.jobId, ...result };
     }
     return { kind: 'ignored', key };
   };

@@ -3,9 +3,10 @@
  * adapters bound to the local DynamoDB table and S3 bucket, an in-process work queue in place of SQS, and
  * the hook that feeds the object store's events to the S3 events handler (as bucket notifications do).
  */
+
+import type S3rver from '@20minutes/s3rver';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type S3rver from '@20minutes/s3rver';
 import { BufferedCaptureSink } from '../adapters/capture-sinks';
 import { DynamoRegistryRepository } from '../adapters/dynamodb-registry';
 import { DynamoRegistryReader } from '../adapters/dynamodb-registry-reader';
@@ -24,6 +25,7 @@ import type { RegistryDeps } from '../app/registry';
 import { onAlarm, type RolloutDeps, recordComparison, type TickSummary, tick } from '../app/rollout';
 import { sharedSessionCache } from '../app/session-cache';
 import { S3_KEYS } from '../contract/env';
+import { BATCH } from '../contract/events';
 import type { FunctionId } from '../contract/routes';
 import { createAsyncApiHandler } from '../handlers/async-api';
 import { createAsyncWorkerHandler } from '../handlers/async-worker';
@@ -76,6 +78,11 @@ export interface LocalServices {
   readonly registry: RegistryDeps;
   /** The in-process stand-in for the SQS work queue. */
   readonly queue: InProcessQueue;
+  /**
+   * The in-process stand-in for the SQS batch queue: one part per invocation, up to `BATCH.maxConcurrency`
+   * invocations at once (a job's own `maxConcurrency` bounds its parts in flight below that).
+   */
+  readonly batchQueue: InProcessQueue;
   /** Delivers the object store's ObjectCreated events (incoming models, batch inputs) to the S3 events handler. */
   attachObjectStore(server: S3rver): void;
   /** The requests the handlers answered, as Prometheus metrics (`GET /metrics`, `maas stats`). */
@@ -149,12 +156,20 @@ export function composeLocal(res: LocalResources): LocalServices {
     visibilityTimeoutMs: res.visibilityTimeoutMs ?? 30_000,
     onConsumerError: (e) => log(`work queue consumer failed: ${(e as Error)?.message ?? String(e)}`),
   });
+  const batchQueue = new InProcessQueue({
+    queueName: 'maas-batch',
+    batchSize: 1,
+    concurrency: BATCH.maxConcurrency,
+    visibilityTimeoutMs: res.visibilityTimeoutMs ?? 30_000,
+    onConsumerError: (e) => log(`batch queue consumer failed: ${(e as Error)?.message ?? String(e)}`),
+  });
   const flows = createEventFlows({
     table: res.table,
     bucket: res.bucket,
     doc: res.doc,
     s3: res.s3,
     queue,
+    batchQueue,
     inspector,
     predictor,
     logger: logger('maas-s3-events'),
@@ -165,18 +180,19 @@ export function composeLocal(res: LocalResources): LocalServices {
       await recordComparison(rollouts, c);
     },
   });
-  queue.attach(
-    createAsyncWorkerHandler({
-      ...flows,
-      // Derived versions run on the worker, as in AWS: the ONNX transforms, and the gate on the shared engine.
-      derive: {
-        ...registry,
-        transformer: new OnnxModelTransformer(),
-        engine: sharedOrtEngine({ threads: 1 }),
-      },
-      logger: logger('maas-async-worker'),
-    }),
-  );
+  const worker = createAsyncWorkerHandler({
+    ...flows,
+    // Derived versions run on the worker, as in AWS: the ONNX transforms, and the gate on the shared engine.
+    derive: {
+      ...registry,
+      transformer: new OnnxModelTransformer(),
+      engine: sharedOrtEngine({ threads: 1 }),
+    },
+    logger: logger('maas-async-worker'),
+  });
+  // One worker function, two event sources (the work queue and the batch queue), as in AWS.
+  queue.attach(worker);
+  batchQueue.attach(worker);
   const s3Events = createS3EventsHandler({ ...flows, logger: logger('maas-s3-events') });
   const hooks: ReturnType<typeof attachS3Events>[] = [];
 
@@ -207,6 +223,7 @@ export function composeLocal(res: LocalResources): LocalServices {
     },
     registry,
     queue,
+    batchQueue,
     metrics,
     flushCapture: () => capture.flush(),
     rollouts,
@@ -243,7 +260,11 @@ export function composeLocal(res: LocalResources): LocalServices {
     },
     async idle() {
       await Promise.all(hooks.map((h) => h.idle()));
-      await queue.drain();
+      // Work on one queue can send to the other (a batch start queues parts, a part its aggregation).
+      do {
+        await queue.drain();
+        await batchQueue.drain();
+      } while (queue.depth > 0 || batchQueue.depth > 0);
     },
     async close() {
       if (timer) clearInterval(timer);
@@ -252,6 +273,7 @@ export function composeLocal(res: LocalResources): LocalServices {
       await capture.flush().catch(() => {});
       for (const h of hooks) h.detach();
       queue.detach();
+      batchQueue.detach();
       await Promise.all(hooks.map((h) => h.idle())).catch(() => {});
     },
   };

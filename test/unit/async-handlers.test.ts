@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
+import { MemoryBatchJobs, MemoryRangedObjects } from '../../functions/adapters/memory-batch';
 import { incomingModelName, registerOnUpload } from '../../functions/app/register-on-upload';
 import { ASYNC_KEYS, QUEUE } from '../../functions/contract/events';
 import { UnavailableError, UnprocessableModelError } from '../../functions/domain/errors';
@@ -26,6 +27,18 @@ const quiet = silentLogger;
 const ID = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
 const budget = { getRemainingTimeInMillis: () => 60_000 };
 
+/** Batch scoring over the in-memory ports (the batch flows themselves are tested in batch-score.test.ts). */
+function memoryBatch() {
+  const objects = new MemoryRangedObjects();
+  return {
+    blobs: objects,
+    objects,
+    jobs: new MemoryBatchJobs(),
+    batchQueue: new RecordingQueue(),
+    predictor: {} as never,
+  };
+}
+
 describe('async worker handler', () => {
   async function setup(infer: (name: string) => Promise<unknown>) {
     const blobs = new MemoryBlobStore();
@@ -37,7 +50,7 @@ describe('async worker handler', () => {
     }
     const handler = createAsyncWorkerHandler({
       worker: { blobs, predictor: { infer: (name) => infer(name) as never } },
-      batch: { blobs, queue: new RecordingQueue(), predictor: {} as never },
+      batch: memoryBatch(),
       logger: quiet,
     });
     return { blobs, handler };
@@ -234,7 +247,7 @@ describe('S3 events handler', () => {
         blobs: new MemoryBlobStore(),
         guard: new MemoryGuard(),
       },
-      batch: { blobs: new MemoryBlobStore(), queue: new RecordingQueue(), predictor: {} as never },
+      batch: memoryBatch(),
       logger: quiet,
     });
     const event = {
@@ -255,7 +268,12 @@ describe('S3 events handler', () => {
       budget,
     );
     expect(ok.map((o) => o.kind)).toEqual(['register', 'ignored', 'batch']);
-    expect(ok[2]).toMatchObject({ kind: 'batch', jobId: 'j1', state: 'failed' }); // no job.json
+    // The input is not in the store (any more): the start has nothing to do.
+    expect(ok[2]).toMatchObject({ kind: 'batch', jobId: 'j1', state: 'skipped' });
+    const cancel = await handler(s3Event('b', 'batch/j1/cancel', 'e5'), budget);
+    expect(cancel).toEqual([expect.objectContaining({ kind: 'batch', jobId: 'j1' })]);
+    const marker = await handler(s3Event('b', 'batch/j2/input/_SUCCESS', 'e6'), budget);
+    expect(marker).toEqual([expect.objectContaining({ kind: 'batch', jobId: 'j2', state: 'failed' })]); // no job.json
   });
 });
 
