@@ -220,12 +220,22 @@ export async function submitBatch(
 // Status, waiting, output
 
 /** The job's `status.json`, or undefined before the job has one. */
-export async function readStatus(store: BlobStore, jobId: string): Promise<JobStatus | undefined> {
+export async function readStatus(
+  store: BlobStore,
+  jobId: string,
+  attempts = 5,
+): Promise<JobStatus | undefined> {
   const raw = await store.get(BATCH_KEYS.status(jobId));
   if (!raw) return undefined;
   try {
     return JSON.parse(Buffer.from(raw).toString('utf8')) as JobStatus;
   } catch (e) {
+    // A store without atomic writes (the local S3 emulator's files) can hand out a status being rewritten: read
+    // it again shortly; only a status that stays broken is an error.
+    if (attempts > 1) {
+      await new Promise((r) => setTimeout(r, 100));
+      return readStatus(store, jobId, attempts - 1);
+    }
     throw new Error(`${BATCH_KEYS.status(jobId)} is not JSON: ${(e as Error).message}`, { cause: e });
   }
 }
@@ -262,7 +272,14 @@ async function pollStatus(
   const deadline = now() + (opts.timeoutMs ?? 600_000);
   let last: JobStatus | undefined;
   for (;;) {
-    const status = await readStatus(store, jobId);
+    let status: JobStatus | undefined;
+    try {
+      status = await readStatus(store, jobId);
+    } catch (e) {
+      // A read that fails (a timeout while the store is busy, a 5xx) is tried again at the next poll; one that
+      // still fails when the time is up is the answer.
+      if (now() >= deadline) throw e;
+    }
     if (status) {
       last = status;
       opts.onStatus?.(status);

@@ -513,6 +513,38 @@ describe('progress', () => {
     expect(stuck.statusReads).toBe(4);
   });
 
+  it('reads a status again when a read fails or catches it half-written; fails only when the time is up', async () => {
+    const store = new MemoryBucket({ jobId: 'j', startsAfter: () => true, statuses: sequence });
+    await store.put('batch/j/job.json', '{}');
+    const get = store.get.bind(store);
+    let reads = 0;
+    // Every other read fails (a busy store's timeout), and one comes back cut short (a rewrite in progress).
+    store.get = async (key: string) => {
+      reads++;
+      if (reads % 2 === 0) throw new Error('socket timed out');
+      if (reads === 3) return Buffer.from('{"jobId":"j","sta');
+      return get(key);
+    };
+    const st = await waitForJob(store, 'j', { pollMs: 1, sleep: noSleep });
+    expect(st.state).toBe('done');
+
+    let clock = 0;
+    const broken = new MemoryBucket();
+    broken.get = async () => {
+      throw new Error('connection refused');
+    };
+    await expect(
+      waitForJob(broken, 'z', {
+        timeoutMs: 2_000,
+        now: () => clock,
+        sleep: async (ms) => {
+          clock += ms;
+        },
+        pollMs: 1_000,
+      }),
+    ).rejects.toThrow('connection refused');
+  });
+
   it('says how a run ended, with its exit code', () => {
     const done = sequence[3] as JobStatus;
     expect(runSummary(done, 'iris', 'out.jsonl')).toEqual({
