@@ -188,9 +188,14 @@ export function createInference(deps: InferenceDeps): Inference {
   }
 
   /** A chosen version's validated request and session (loading it, timed, when it is not cached). */
-  async function load(served: ServedVersion, request: unknown, obs: InferenceObservation | undefined) {
+  async function load(
+    served: ServedVersion,
+    request: unknown,
+    obs: InferenceObservation | undefined,
+    decoded?: readonly (Tensor | undefined)[],
+  ) {
     if (obs) obs.served = served;
-    const req = validateInferenceRequest(request, served.signature);
+    const req = validateInferenceRequest(request, served.signature, decoded);
     let s = sessions.cached(served.version.sha256);
     if (!s) {
       const started = performance.now();
@@ -282,17 +287,20 @@ export function createInference(deps: InferenceDeps): Inference {
     body: Uint8Array,
     headerLength: number,
     obs: InferenceObservation | undefined,
-  ): { served: ServedVersion; request: OipRequest } {
+  ): { served: ServedVersion; request: OipRequest; decoded: readonly (Tensor | undefined)[] } {
+    // Unmarked: its decoded inputs go to validation as they are.
     if (headerLength === 0) {
       const served = choose(name, ref, stable, undefined, obs);
       const inputs = served.version.signature.inputs;
-      return {
-        served,
-        request: parseBinaryRequest(body, 0, inputs.length === 1 ? inputs[0] : undefined).request,
-      };
+      const parsed = parseBinaryRequest(body, 0, inputs.length === 1 ? inputs[0] : undefined, false);
+      return { served, request: parsed.request, decoded: parsed.binaryInputs };
     }
-    const request = parseBinaryRequest(body, headerLength).request;
-    return { served: choose(name, ref, stable, request, obs), request };
+    const parsed = parseBinaryRequest(body, headerLength, undefined, false);
+    return {
+      served: choose(name, ref, stable, parsed.request, obs),
+      request: parsed.request,
+      decoded: parsed.binaryInputs,
+    };
   }
 
   return {
@@ -307,20 +315,25 @@ export function createInference(deps: InferenceDeps): Inference {
       try {
         const stable = resolver.cached(name, ref);
         if (stable !== undefined) {
-          const { served, request } = parseBinary(name, ref, stable, body, headerLength, obs);
+          const { served, request, decoded } = parseBinary(name, ref, stable, body, headerLength, obs);
           const s = sessions.cached(served.version.sha256);
           if (s) {
             if (obs) obs.served = served;
-            return runEncoded(served, s, validateInferenceRequest(request, served.signature), request, obs);
+            const req = validateInferenceRequest(request, served.signature, decoded);
+            return runEncoded(served, s, req, request, obs);
           }
-          return load(served, request, obs).then((l) => runEncoded(l.served, l.s, l.req, request, obs));
+          return load(served, request, obs, decoded).then((l) =>
+            runEncoded(l.served, l.s, l.req, request, obs),
+          );
         }
       } catch (e) {
         return Promise.reject(e);
       }
       return resolver.resolve(name, ref).then((stable) => {
-        const { served, request } = parseBinary(name, ref, stable, body, headerLength, obs);
-        return load(served, request, obs).then((l) => runEncoded(l.served, l.s, l.req, request, obs));
+        const { served, request, decoded } = parseBinary(name, ref, stable, body, headerLength, obs);
+        return load(served, request, obs, decoded).then((l) =>
+          runEncoded(l.served, l.s, l.req, request, obs),
+        );
       });
     },
     async infer(name, ref, request, obs) {

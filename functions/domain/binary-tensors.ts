@@ -52,7 +52,7 @@ export const ELEMENT_SIZE: Readonly<Record<Exclude<Datatype, 'BYTES'>, number>> 
  * `validateInferenceRequest` checks names, datatypes and shapes against the signature as for JSON and then takes
  * that data as it is (no copy); `binary_data_size` stays in the input's `parameters`. `binaryInputs[i]` is the
  * decoded tensor of `request.inputs[i]` when that input was binary, undefined when it carries JSON `data`
- * (decoded by validation as usual).
+ * (decoded by validation as usual); `validateInferenceRequest` takes them as they are when given them instead.
  */
 export interface BinaryRequest {
   readonly request: OipRequest;
@@ -161,9 +161,18 @@ function bytesData(name: string, bytes: Uint8Array, count: number): string[] {
 }
 
 /** Decodes the binary data of one input of known datatype and shape. */
-function decodeBinary(name: string, datatype: Datatype, shape: readonly number[], bytes: Uint8Array): Tensor {
+function decodeBinary(
+  name: string,
+  datatype: Datatype,
+  shape: readonly number[],
+  bytes: Uint8Array,
+  mark: boolean,
+): Tensor {
   const count = elementCount(shape);
-  if (datatype === 'BYTES') return { datatype, shape, data: markDecoded(bytesData(name, bytes, count)) };
+  if (datatype === 'BYTES') {
+    const strings = bytesData(name, bytes, count);
+    return { datatype, shape, data: mark ? markDecoded(strings) : strings };
+  }
   const size = ELEMENT_SIZE[datatype];
   if (bytes.length !== count * size) {
     bad(
@@ -175,7 +184,8 @@ function decodeBinary(name: string, datatype: Datatype, shape: readonly number[]
       if (bytes[i]! > 1) bad(`input '${name}': BOOL element ${i} is byte ${bytes[i]}; expected 0 or 1`);
     }
   }
-  return { datatype, shape, data: markDecoded(fixedData(datatype, bytes)) };
+  const data = fixedData(datatype, bytes);
+  return { datatype, shape, data: mark ? markDecoded(data) : data };
 }
 
 /** Checks a request's `binary_data` / `binary_data_output` parameter: a boolean when given. */
@@ -203,11 +213,15 @@ function binaryFlag(parameters: unknown, key: string, what: string): boolean | u
  * malformed BYTES, BOOL bytes other than 0/1; an unknown datatype
  * or a bad shape on a binary input (`INVALID_DATATYPE`, `INVALID_SHAPE`); a raw body without `rawInput`.
  * Everything else (names, shapes against the signature, JSON inputs' data) is left to JSON validation.
+ *
+ * `marked` false: the decoded data is not marked by `markDecoded`; the caller hands `binaryInputs` to
+ * `validateInferenceRequest` itself (one registration less per input).
  */
 export function parseBinaryRequest(
   body: Uint8Array,
   headerLength: number,
   rawInput?: TensorSpec,
+  marked = true,
 ): BinaryRequest {
   if (!Number.isSafeInteger(headerLength) || headerLength < 0) {
     bad(`${INFERENCE_HEADER_CONTENT_LENGTH} must be a non-negative integer, got ${headerLength}`);
@@ -215,7 +229,7 @@ export function parseBinaryRequest(
   if (headerLength > body.length) {
     bad(`${INFERENCE_HEADER_CONTENT_LENGTH} is ${headerLength}; the body has only ${body.length} bytes`);
   }
-  if (headerLength === 0) return parseRaw(body, rawInput);
+  if (headerLength === 0) return parseRaw(body, rawInput, marked);
   let text: string;
   try {
     text = utf8Decoder.decode(body.subarray(0, headerLength));
@@ -254,7 +268,13 @@ export function parseBinaryRequest(
         `input '${name}': binary_data_size ${size} goes beyond the body (${body.length - at} bytes left after the header and the inputs before it)`,
       );
     }
-    const tensor = decodeBinary(name, datatype as Datatype, input.shape, body.subarray(at, at + size));
+    const tensor = decodeBinary(
+      name,
+      datatype as Datatype,
+      input.shape,
+      body.subarray(at, at + size),
+      marked,
+    );
     at += size;
     input.data = tensor.data;
     binaryInputs[i] = tensor;
@@ -268,7 +288,7 @@ export function parseBinaryRequest(
 }
 
 /** The raw form: the whole body is `rawInput`'s data. */
-function parseRaw(body: Uint8Array, rawInput: TensorSpec | undefined): BinaryRequest {
+function parseRaw(body: Uint8Array, rawInput: TensorSpec | undefined, marked: boolean): BinaryRequest {
   if (!rawInput) {
     bad(`${INFERENCE_HEADER_CONTENT_LENGTH} 0 (a raw body) needs a model with exactly one input`);
   }
@@ -298,7 +318,7 @@ function parseRaw(body: Uint8Array, rawInput: TensorSpec | undefined): BinaryReq
     }
     shape = shape.map((d) => (d < 0 ? inferred : d));
   }
-  const tensor = decodeBinary(name, datatype, shape, body);
+  const tensor = decodeBinary(name, datatype, shape, body, marked);
   return {
     // The spec: a raw request has every output answered as binary data.
     request: {

@@ -175,9 +175,15 @@ function checkAgainstSpec(
 /**
  * Validates `body` against the compiled signature and decodes its inputs. Checks, in order: request structure,
  * unknown/duplicate input names, datatype, rank, fixed dimensions, missing inputs, requested output names, and
- * finally each input's data (length = product(shape), element types, ranges, finiteness).
+ * finally each input's data (length = product(shape), element types, ranges, finiteness). `decoded[i]`, when
+ * given, is input `i`'s tensor already decoded with its datatype and shape (binary tensor data:
+ * `BinaryRequest.binaryInputs`), taken as it is.
  */
-export function validateInferenceRequest(body: unknown, sig: CompiledSignature): ValidatedRequest {
+export function validateInferenceRequest(
+  body: unknown,
+  sig: CompiledSignature,
+  decoded?: readonly (Tensor | undefined)[],
+): ValidatedRequest {
   const req = checkRequestShape(body);
   const inputs = req.inputs;
   for (let i = 0; i < inputs.length; i++) {
@@ -223,7 +229,8 @@ export function validateInferenceRequest(body: unknown, sig: CompiledSignature):
   const feeds: Record<string, Tensor> = {};
   for (let i = 0; i < inputs.length; i++) {
     const input = inputs[i]!;
-    feeds[input.name] = decodeTensor(input.name, input.datatype as Datatype, input.shape, input.data);
+    feeds[input.name] =
+      decoded?.[i] ?? decodeTensor(input.name, input.datatype as Datatype, input.shape, input.data);
   }
   return { id: req.id, feeds, outputs };
 }
