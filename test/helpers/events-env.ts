@@ -1,7 +1,9 @@
 /**
  * The event flows wired to the suite's emulators (DynamoDB Local + s3rver), real onnxruntime-node, the
  * in-process queue, and the EventBridge adapter over a recording client (there is no EventBridge emulator):
- * the same composition the Lambdas and the local server use.
+ * the same composition the Lambdas and the local server use. One in-process queue carries the work messages and
+ * the batch jobs' messages (`batch-part`, `batch-aggregate`) unless a `batchQueue` is given; the worker consumes
+ * both, as locally and in AWS.
  */
 
 import type { PutEventsCommand } from '@aws-sdk/client-eventbridge';
@@ -35,9 +37,16 @@ export interface SentEvent {
   readonly detail: Record<string, unknown>;
 }
 
+export interface EventsTestEnvOptions extends Pick<EventFlowsOptions, 'metrics' | 'capture'> {
+  /** Where batch jobs queue their parts and aggregation (the worker consumes it too). @default the work queue */
+  readonly batchQueue?: InProcessQueue;
+}
+
 export interface EventsTestEnv {
   readonly aws: TestAwsEnv;
   readonly queue: InProcessQueue;
+  /** The queue of the batch jobs' messages: `batchQueue` when given, else `queue`. */
+  readonly batchQueue: InProcessQueue;
   readonly flows: EventFlows;
   readonly s3Events: ReturnType<typeof createS3EventsHandler>;
   readonly worker: ReturnType<typeof createAsyncWorkerHandler>;
@@ -61,8 +70,9 @@ export const EVENT_BUS_NAME = 'maas-test-bus';
 
 export async function createEventsTestEnv(
   queueOptions: InProcessQueueOptions = {},
-  observe: Pick<EventFlowsOptions, 'metrics' | 'capture'> = {},
+  options: EventsTestEnvOptions = {},
 ): Promise<EventsTestEnv> {
+  const { batchQueue: givenBatchQueue, ...observe } = options;
   const aws = await createTestAwsEnv('events');
   const sentEvents: SentEvent[] = [];
   const eventBridge = {
@@ -80,6 +90,7 @@ export async function createEventsTestEnv(
   };
   const logger = recordingLogger();
   const queue = new InProcessQueue({ visibilityTimeoutMs: 5, ...queueOptions });
+  const batchQueue = givenBatchQueue ?? queue;
   const sessions = new SessionCache({ engine: new OrtEngine() });
   const flows = createEventFlows({
     table: aws.table,
@@ -87,6 +98,7 @@ export async function createEventsTestEnv(
     doc: aws.doc,
     s3: aws.s3,
     queue,
+    batchQueue,
     events: new EventBridgePublisher(eventBridge as never, EVENT_BUS_NAME),
     inspector: new OrtModelInspector(),
     sessions,
@@ -96,10 +108,12 @@ export async function createEventsTestEnv(
   const worker = createAsyncWorkerHandler({ ...flows, logger });
   const asyncApi = createAsyncApiHandler({ ...flows.asyncApi, logger });
   queue.attach(worker);
+  if (batchQueue !== queue) batchQueue.attach(worker);
 
   return {
     aws,
     queue,
+    batchQueue,
     flows,
     s3Events,
     worker,
@@ -122,6 +136,7 @@ export async function createEventsTestEnv(
     },
     async dispose() {
       queue.detach();
+      batchQueue.detach();
       await sessions.close();
       await aws.dispose();
     },

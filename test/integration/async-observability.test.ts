@@ -83,8 +83,15 @@ it('a batch part is one request of its model version, its rows as BatchRows', as
   await env.put(BATCH_KEYS.job('obs-1'), JSON.stringify({ model: 'plus10' }));
   const event = await env.put(BATCH_KEYS.input('obs-1'), `${[row(1), row(2), row(3)].join('\n')}\n`);
   await env.s3Events(event);
-  const part = docs.find((d) => d.BatchRows !== undefined);
-  expect(part).toMatchObject({ model: 'plus10', version: '1', Requests: 1, BatchRows: 3, status: '200' });
+  // The start queues the part; the worker scores it.
+  await env.batchQueue.drain();
+  const parts = docs.filter((d) => d.BatchRows !== undefined);
+  expect(parts).toHaveLength(1);
+  expect(parts[0]).toMatchObject({ model: 'plus10', version: '1', Requests: 1, BatchRows: 3, status: '200' });
+  expect(JSON.parse((await env.getText(BATCH_KEYS.status('obs-1'))) ?? 'null')).toMatchObject({
+    state: 'done',
+    total: 3,
+  });
 });
 
 it('an async request keeps its routing key: within a split alias, the same key gets the same version', async () => {

@@ -49,7 +49,11 @@ describe('batch is JSON only', () => {
       `${rows.map(([r]) => JSON.stringify(r)).join('\n')}\n`,
     );
     const [outcome] = await env.s3Events(event);
-    expect(outcome).toMatchObject({ kind: 'batch', state: 'done', total: rows.length, failed: 3 });
+    expect(outcome).toMatchObject({ kind: 'batch', jobId: 'bin-1', state: 'running', partsTotal: 1 });
+    // The start queues the part; the worker scores it and assembles the output.
+    await env.batchQueue.drain();
+    const status = JSON.parse((await env.getText(BATCH_KEYS.status('bin-1'))) ?? 'null');
+    expect(status).toMatchObject({ state: 'done', total: rows.length, succeeded: 4, failed: 3 });
 
     const lines = ((await env.getText(BATCH_KEYS.output('bin-1'))) ?? '').split('\n');
     expect(lines.pop()).toBe('');
