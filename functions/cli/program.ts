@@ -9,6 +9,7 @@ import { version as packageVersion } from '../../package.json';
 import { ConnectionError, MaasApiError } from './client';
 import { aliasCommands } from './commands/aliases';
 import { batchCommands } from './commands/batch';
+import { consoleCommands } from './commands/console';
 import { deriveCommands } from './commands/derive';
 import { devCommands } from './commands/dev';
 import { inferenceCommands } from './commands/inference';
@@ -28,6 +29,7 @@ import {
 /** The command groups, in the order `maas --help` lists them. */
 const COMMAND_GROUPS = [
   devCommands,
+  consoleCommands,
   modelCommands,
   deriveCommands,
   aliasCommands,

@@ -255,6 +255,7 @@ export function banner(endpoints: LocalEndpoints, home: string, sampleRegistered
   });
   return [
     `maas is ready on ${api}`,
+    `  console ${api}/console/`,
     `  DynamoDB Local ${endpoints.dynamodb}, s3rver ${endpoints.s3}, ${
       endpoints.inMemory ? 'in memory (nothing is kept)' : `data in ${displayPath(home)}`
     }`,

@@ -257,6 +257,9 @@ export function createLocalServer(opts: LocalServerOptions): Server {
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = (req.method ?? 'GET').toUpperCase();
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    if (path === '/console' || path.startsWith('/console/')) {
+      return (await import('./console-server')).serveConsole(req, res, { metrics: Boolean(opts.metrics) });
+    }
     if (path === METRICS_PATH && opts.metrics) {
       req.resume();
       if (method !== 'GET') {

@@ -1,0 +1,225 @@
+/**
+ * The console's calls of the maas HTTP API. The page always calls its own origin: the local service serves the
+ * API there itself; `maas console` forwards the same paths to the deployed stack, signed. Paths come from the
+ * route table (functions/contract/routes.ts), as the CLI's do.
+ */
+import { type OperationId, type PathParams, pathFor } from '../../functions/contract/routes';
+import type { Rollout as RolloutRecord } from '../../functions/domain/rollout';
+import type { HistoryEntry, Model, ModelVersion } from '../../functions/domain/types';
+
+export type { HistoryEntry, Model, ModelVersion };
+
+/** A rollout as the API answers it: the stored rollout with its current weight and the time of its next step. */
+export type Rollout = RolloutRecord & { readonly weight?: number; readonly nextStepAt?: string };
+
+/** The header every call carries: `maas console` forwards only requests that have it (no cross-site forgery). */
+export const CONSOLE_HEADER = 'x-maas-console';
+
+/** An answer of the API that is not a success (or no answer at all: status 0, code `NETWORK_ERROR`). */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+/** What the server that serves the console says about the API behind it (`/console/config.json`). */
+export interface ConsoleConfig {
+  /** `local`: the local service itself; `remote`: `maas console` forwarding to a deployed stack. */
+  readonly mode: 'local' | 'remote';
+  /** The API's URL, as a client outside the console calls it. */
+  readonly endpoint: string;
+  /** How `maas console` authorizes the calls it forwards. */
+  readonly auth: 'none' | 'sigv4' | 'bearer';
+  /** The SigV4 signing region. */
+  readonly region?: string;
+  /** Whether `GET /metrics` (Prometheus text) is served. */
+  readonly metrics: boolean;
+}
+
+/** The parsed JSON of a text (the text itself when it is not JSON; undefined when empty). */
+function parse(text: string): unknown {
+  if (text === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/** The ApiError of an answer: `{"error","code"}` as the API writes it, else the status. */
+function errorOf(res: Response, text: string): ApiError {
+  const body = parse(text) as { error?: unknown; message?: unknown; code?: unknown } | string | undefined;
+  const fields = typeof body === 'object' && body !== null ? body : {};
+  const message =
+    typeof fields.error === 'string'
+      ? fields.error
+      : typeof fields.message === 'string'
+        ? fields.message
+        : typeof body === 'string' && body.trim()
+          ? body.trim().slice(0, 500)
+          : `${res.status} ${res.statusText}`.trim();
+  return new ApiError(
+    res.status,
+    typeof fields.code === 'string' ? fields.code : `HTTP_${res.status}`,
+    message,
+  );
+}
+
+/** Sends one request to the console's origin; resolves with the answer's text, rejects with ApiError. */
+async function send(
+  method: string,
+  path: string,
+  body?: unknown,
+  accept = 'application/json',
+): Promise<string> {
+  let res: Response;
+  try {
+    res = await fetch(path, {
+      method,
+      headers: {
+        accept,
+        [CONSOLE_HEADER]: '1',
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+  } catch (e) {
+    throw new ApiError(
+      0,
+      'NETWORK_ERROR',
+      `the console's server did not answer (${(e as Error)?.message ?? String(e)}): is it still running?`,
+    );
+  }
+  const text = await res.text();
+  if (!res.ok) throw errorOf(res, text);
+  return text;
+}
+
+/** A JSON request. */
+export async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  return parse(await send(method, path, body)) as T;
+}
+
+/** The path of a route-table operation (each parameter percent-encoded, as the CLI builds it). */
+export const path = <Id extends OperationId>(id: Id, params: PathParams<Id>): string => pathFor(id, params);
+
+export const getConfig = () => request<ConsoleConfig>('GET', '/console/config.json');
+
+/** Every model (every page of the list). */
+export async function listModels(): Promise<Model[]> {
+  const models: Model[] = [];
+  let token: string | undefined;
+  do {
+    const q = token ? `?nextToken=${encodeURIComponent(token)}&limit=100` : '?limit=100';
+    const page = await request<{ models: Model[]; nextToken?: string }>(
+      'GET',
+      `${path('listModels', {})}${q}`,
+    );
+    models.push(...page.models);
+    token = page.nextToken;
+  } while (token && models.length < 5000);
+  return models;
+}
+
+export const getModel = (name: string) => request<Model>('GET', path('getModel', { name }));
+
+/** Every version of a model, newest first. */
+export async function listVersions(name: string): Promise<ModelVersion[]> {
+  const versions: ModelVersion[] = [];
+  let token: string | undefined;
+  do {
+    const q = token ? `?nextToken=${encodeURIComponent(token)}&limit=100` : '?limit=100';
+    const page = await request<{ versions: ModelVersion[]; nextToken?: string }>(
+      'GET',
+      `${path('listVersions', { name })}${q}`,
+    );
+    versions.push(...page.versions);
+    token = page.nextToken;
+  } while (token && versions.length < 5000);
+  return versions.sort((a, b) => b.version - a.version);
+}
+
+export const getVersion = (name: string, version: number) =>
+  request<ModelVersion>('GET', path('getVersion', { name, version }));
+
+export const aliasHistory = (name: string, alias: string) =>
+  request<{ history: HistoryEntry[] }>('GET', `${path('aliasHistory', { name, alias })}?limit=100`).then(
+    (a) => a.history,
+  );
+
+/** The alias's current or last rollout; undefined when it never had one. */
+export async function getRollout(name: string, alias: string): Promise<Rollout | undefined> {
+  try {
+    return await request<Rollout>('GET', path('getRollout', { name, alias }));
+  } catch (e) {
+    if (e instanceof ApiError && (e.code === 'ROLLOUT_NOT_FOUND' || e.code === 'NOT_IMPLEMENTED'))
+      return undefined;
+    throw e;
+  }
+}
+
+/** Moves `alias` to `version`, only if it still points at `expectedVersion` (0: only if it does not exist). */
+export const moveAlias = (
+  name: string,
+  alias: string,
+  version: number,
+  expectedVersion: number,
+  reason?: string,
+) =>
+  request('PUT', path('moveAlias', { name, alias }), {
+    version,
+    expectedVersion,
+    ...(reason ? { reason } : {}),
+  });
+
+export const rollbackAlias = (name: string, alias: string, reason?: string) =>
+  request('POST', path('rollbackAlias', { name, alias }), reason ? { reason } : undefined);
+
+export const archiveVersion = (name: string, version: number) =>
+  request<ModelVersion>('PATCH', path('updateVersion', { name, version }), { status: 'ARCHIVED' });
+
+export const rolloutAction = (name: string, alias: string, action: 'pause' | 'resume' | 'abort') =>
+  request<Rollout>('POST', path('rolloutAction', { name, alias, action }));
+
+/** One tensor of an OIP request or answer. */
+export interface Tensor {
+  readonly name: string;
+  readonly datatype: string;
+  readonly shape: readonly number[];
+  readonly data: readonly unknown[];
+}
+
+/** An OIP inference answer. */
+export interface InferAnswer {
+  readonly model_name: string;
+  readonly model_version?: string;
+  readonly id?: string;
+  readonly outputs: readonly Tensor[];
+}
+
+/** OIP model metadata (`GET /v2/models/{name}[/versions/{ref}]`). */
+export interface ModelMetadata {
+  readonly name: string;
+  readonly versions?: readonly string[];
+  readonly inputs: readonly {
+    name: string;
+    datatype: string;
+    shape: readonly number[];
+    parameters?: { preprocess?: readonly unknown[] };
+  }[];
+  readonly outputs: readonly { name: string; datatype: string; shape: readonly number[] }[];
+}
+
+export const modelMetadata = (name: string, ref: string) =>
+  request<ModelMetadata>('GET', path('modelMetadata', { name, ref }));
+
+export const infer = (name: string, ref: string, body: unknown) =>
+  request<InferAnswer>('POST', path('modelInfer', { name, ref }), body);
+
+/** The Prometheus text of `GET /metrics`. */
+export const metricsText = () => send('GET', '/metrics', undefined, 'text/plain');
