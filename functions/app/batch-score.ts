@@ -153,8 +153,19 @@ async function writeStatus(deps: BatchScoreDeps, status: BatchStatus): Promise<v
   await deps.blobs.put(BATCH_KEYS.status(status.jobId), JSON.stringify(status));
 }
 
+/**
+ * Writes `status.json` from a job record. Writers do not wait for one another, so a `running` status written just
+ * as another worker ends the job (done, cancelled, failed) could land after the ending one and stay: after a
+ * `running` write the record is read again, and the status written again when the job has ended meanwhile. The
+ * ending writer writes after its end is recorded, so whichever write comes last says how the job ended.
+ */
 async function writeJobStatus(deps: BatchScoreDeps, job: BatchJobRecord): Promise<void> {
   await writeStatus(deps, batchStatusOf(job, now(deps)));
+  if (job.state !== 'running') return;
+  const after = await deps.jobs.getJob(job.jobId);
+  if (after && after.inputTag === job.inputTag && after.state !== 'running') {
+    await writeStatus(deps, batchStatusOf(after, now(deps)));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -405,9 +416,18 @@ export async function runBatchPart(
   const { jobId, inputTag, index } = message;
   const job = await deps.jobs.getJob(jobId);
   const stopped = stateOf(job, inputTag);
-  if (stopped || !job) return { state: 'skipped', reason: `the job is ${stopped}` };
+  // A continuation of a job that ended meanwhile: the segments its cursor names are of no use (the end's own
+  // clean-up may have run before they were written).
+  const orphans = message.cursor?.segments ?? [];
+  if (stopped || !job) {
+    await deleteSegments(deps, jobId, inputTag, index, orphans);
+    return { state: 'skipped', reason: `the job is ${stopped}` };
+  }
   const plan = await planOf(deps, jobId, inputTag);
-  if (!plan) return { state: 'skipped', reason: 'the plan of this input is gone (the input was replaced)' };
+  if (!plan) {
+    await deleteSegments(deps, jobId, inputTag, index, orphans);
+    return { state: 'skipped', reason: 'the plan of this input is gone (the input was replaced)' };
+  }
   const part = plan.parts[index];
   if (!part) throw new Error(`batch ${jobId}: part ${index} is not in the plan (${plan.parts.length} parts)`);
 
