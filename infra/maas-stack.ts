@@ -244,11 +244,19 @@ export class MaasStack extends Stack {
     });
     new CfnOutput(this, 'WorkQueueUrl', {
       value: this.events.queue.queueUrl,
-      description: 'Work queue (async, batch)',
+      description: 'Work queue (async inference, registration completions, derived versions, shadow traffic)',
     });
     new CfnOutput(this, 'DeadLetterQueueUrl', {
       value: this.events.deadLetterQueue.queueUrl,
       description: 'Dead-letter queue of the work queue',
+    });
+    new CfnOutput(this, 'BatchQueueUrl', {
+      value: this.events.batchQueue.queueUrl,
+      description: 'Batch queue (the parts and aggregations of batch jobs)',
+    });
+    new CfnOutput(this, 'BatchDeadLetterQueueUrl', {
+      value: this.events.batchDeadLetterQueue.queueUrl,
+      description: 'Dead-letter queue of the batch queue (poison parts)',
     });
     new CfnOutput(this, 'EventBusName', {
       value: this.events.bus.eventBusName,

@@ -650,7 +650,14 @@ export async function aggregateBatchJob(
     throw new Error(`batch ${jobId}: ${parts.length} of ${job.partsTotal} parts are recorded`);
   }
 
-  await assemble(deps, BATCH_KEYS.output(jobId), objects, `${BATCH_KEYS.segments(jobId, run)}merged/`);
+  try {
+    await assemble(deps, BATCH_KEYS.output(jobId), objects, `${BATCH_KEYS.segments(jobId, run)}merged/`);
+  } catch (e) {
+    // A cancel (or a new input) that ends the job during the assembly removes its segments: not a failure.
+    const gone = stateOf(await deps.jobs.getJob(jobId), inputTag);
+    if (gone) return { state: 'skipped', reason: `the job is ${gone}` };
+    throw e;
+  }
   const done = await deps.jobs.finish(jobId, inputTag, 'done', now(deps).toISOString());
   if (!done) return { state: 'skipped', reason: 'the job ended meanwhile' };
   await writeJobStatus(deps, done);

@@ -153,8 +153,8 @@ export interface InputLayout {
 
 /**
  * One input of up to `SINGLE_PUT_BYTES` is `input.jsonl` (as a single PUT its creation starts the job). Several
- * inputs, or one larger input (a multipart upload, whose completion the local S3 emulator announces with no event),
- * are `input/{nnnn}-{name}.jsonl` in the order given, then the empty `input/_SUCCESS`.
+ * inputs, or one larger input (a multipart upload), are `input/{nnnn}-{name}.jsonl` in the order given, then the
+ * empty `input/_SUCCESS`: the job starts from the marker written last, whatever way the inputs went up.
  */
 export function inputLayout(
   jobId: string,
@@ -225,17 +225,18 @@ export async function readStatus(
   jobId: string,
   attempts = 5,
 ): Promise<JobStatus | undefined> {
-  const raw = await store.get(BATCH_KEYS.status(jobId));
-  if (!raw) return undefined;
   try {
+    const raw = await store.get(BATCH_KEYS.status(jobId));
+    if (!raw) return undefined;
     return JSON.parse(Buffer.from(raw).toString('utf8')) as JobStatus;
   } catch (e) {
-    // A store without atomic writes (the local S3 emulator's files) can hand out a status being rewritten: read
-    // it again shortly; only a status that stays broken is an error.
+    // A busy store can time out, and one without atomic writes (the local S3 emulator's files) can hand out a
+    // status being rewritten: read it again shortly; only a status that stays unreadable is an error.
     if (attempts > 1) {
       await new Promise((r) => setTimeout(r, 100));
       return readStatus(store, jobId, attempts - 1);
     }
+    if (!(e instanceof SyntaxError)) throw e;
     throw new Error(`${BATCH_KEYS.status(jobId)} is not JSON: ${(e as Error).message}`, { cause: e });
   }
 }

@@ -553,6 +553,8 @@ describe('stack outputs', () => {
   it('are the ones docs/deploy.md lists; the IAM policies only with IAM authorization', () => {
     const common = [
       'ApiUrl',
+      'BatchDeadLetterQueueUrl',
+      'BatchQueueUrl',
       'BucketName',
       'CaptureDeliveryStreamName',
       'DashboardName',
