@@ -4,7 +4,7 @@ export default defineConfig({
   test: {
     // test/e2e runs only against a deployed stack (MAAS_E2E_URL); without it the folder is not collected at all.
     include: [
-      'test/{unit,integration,infra,smoke}/**/*.test.ts',
+      'test/{unit,integration,infra,smoke,console}/**/*.test.ts',
       'test/reliability/**/*.test.ts',
       ...(process.env.MAAS_E2E_URL ? ['test/e2e/**/*.test.ts'] : []),
     ],

@@ -306,7 +306,7 @@ export function ModelPage(props: { name: string }) {
                   <td>
                     <code title={v.sha256}>{v.sha256 ? v.sha256.slice(0, 12) : '–'}</code>
                   </td>
-                  <td>{bytes(v.sizeBytes)}</td>
+                  <td class="nowrap">{bytes(v.sizeBytes)}</td>
                   <td>
                     <Signature v={v} />
                     {v.labels?.length ? <div class="small muted">labels: {v.labels.join(', ')}</div> : null}
@@ -331,7 +331,7 @@ export function ModelPage(props: { name: string }) {
                   <td>
                     <Lineage v={v} />
                   </td>
-                  <td>
+                  <td class="nowrap">
                     <time dateTime={v.createdAt}>{time(v.createdAt)}</time>
                     {v.createdBy ? <div class="small muted">by {v.createdBy}</div> : null}
                   </td>

@@ -79,7 +79,9 @@ export function curlCommand(config: ConsoleConfig, url: string, body: unknown): 
   if (config.auth === 'sigv4') {
     lines.push(`--aws-sigv4 ${shellQuote(`aws:amz:${config.region ?? '$AWS_REGION'}:execute-api`)}`);
     lines.push('--user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"');
-    lines.push('-H "x-amz-security-token: $AWS_SESSION_TOKEN"');
+    // With temporary credentials only: curl would sign an empty header that it then does not send.
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion.
+    lines.push('${AWS_SESSION_TOKEN:+-H "x-amz-security-token: $AWS_SESSION_TOKEN"}');
   } else if (config.auth === 'bearer') {
     lines.push('-H "authorization: Bearer $MAAS_TOKEN"');
   }

@@ -1,0 +1,93 @@
+/**
+ * Headless Chromium for the console's browser tests, driven over the DevTools protocol by playwright-core (which
+ * downloads no browser of its own): Debian's `chromium` at /usr/bin/chromium (or CHROMIUM_PATH). Failing that,
+ * the package is installed when the process may (root, apt-get present); otherwise the error says what to install.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { type Browser, chromium, type Page } from 'playwright-core';
+
+const CANDIDATES = ['/usr/bin/chromium', '/usr/bin/chromium-browser'] as const;
+const APT_TIMEOUT_MS = 15 * 60_000;
+
+function runs(path: string): boolean {
+  return (
+    existsSync(path) && spawnSync(path, ['--version'], { stdio: 'ignore', timeout: 60_000 }).status === 0
+  );
+}
+
+let found: string | undefined;
+
+/**
+ * The path of a Chromium that runs, installing Debian's `chromium` when none does and the process runs as root with
+ * apt-get. Throws, naming the package, when none can be had.
+ */
+export function chromiumPath(): string {
+  if (found) return found;
+  const given = process.env.CHROMIUM_PATH;
+  for (const path of given ? [given, ...CANDIDATES] : CANDIDATES) {
+    if (runs(path)) {
+      found = path;
+      return path;
+    }
+  }
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  const hasApt = spawnSync('apt-get', ['--version'], { stdio: 'ignore' }).status === 0;
+  if (isRoot && hasApt) {
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    execFileSync('apt-get', ['update'], { stdio: 'ignore', timeout: APT_TIMEOUT_MS, env });
+    execFileSync('apt-get', ['install', '-y', '--no-install-recommends', 'chromium'], {
+      stdio: 'ignore',
+      timeout: APT_TIMEOUT_MS,
+      env,
+    });
+    if (runs('/usr/bin/chromium')) {
+      found = '/usr/bin/chromium';
+      return found;
+    }
+  }
+  throw new Error(
+    'The console tests need Chromium: install it, e.g. `apt-get install -y chromium` on Debian/Ubuntu, ' +
+      'or set CHROMIUM_PATH to a Chromium or Chrome binary.',
+  );
+}
+
+/** A headless browser, and how to end it. */
+export interface TestBrowser {
+  readonly browser: Browser;
+  /** A new page (own context, 1280×900) whose page errors and console errors are collected in `problems`. */
+  page(): Promise<{ page: Page; problems: string[] }>;
+  close(): Promise<void>;
+}
+
+/** Starts headless Chromium (no sandbox, no GPU, no background traffic to the network). */
+export async function launchBrowser(): Promise<TestBrowser> {
+  const browser = await chromium.launch({
+    executablePath: chromiumPath(),
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--disable-dev-shm-usage',
+    ],
+  });
+  return {
+    browser,
+    async page() {
+      const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+      const page = await context.newPage();
+      const problems: string[] = [];
+      page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+      page.on('console', (m) => {
+        if (m.type() === 'error') problems.push(`console error: ${m.text()}`);
+      });
+      return { page, problems };
+    },
+    close: () => browser.close(),
+  };
+}

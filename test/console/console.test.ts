@@ -1,0 +1,242 @@
+/**
+ * The console in headless Chromium against the local service: the models page lists the sample, the model page
+ * shows versions and alias history, promote and rollback through the page move the alias (read back through the
+ * API), a stale promotion is explained, Try it returns the sample's label (and the curl it shows answers the same),
+ * API errors show their code and message, Live charts the local /metrics, a rollout is paused, resumed and aborted.
+ * Each page is saved as a screenshot under docs/.
+ */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchBrowser, type TestBrowser } from './browser';
+import { type ConsoleTarget, startConsoleTarget } from './target';
+
+const DOCS = join(import.meta.dirname, '..', '..', 'docs');
+const shot = (page: Page, name: string, fullPage = false) =>
+  page.screenshot({ path: join(DOCS, `console-${name}.png`), fullPage });
+
+describe('the console in a browser', () => {
+  let target: ConsoleTarget;
+  let chrome: TestBrowser;
+  let page: Page;
+  let problems: string[];
+  let loads = 0;
+  /** Loads the page anew (a query of its own: never just a change of fragment) at `hash`. */
+  const open = async (hash: string) => {
+    await page.goto(`${target.url}/console/?load=${++loads}${hash}`);
+    await page.waitForSelector('main h1');
+  };
+  const prodVersion = async () => (await target.call('GET', '/models/iris')).body.aliases.prod as number;
+
+  // A machine without Chromium installs it first (apt-get): minutes, not seconds.
+  beforeAll(async () => {
+    [target, chrome] = await Promise.all([startConsoleTarget('console'), launchBrowser()]);
+    ({ page, problems } = await chrome.page());
+    page.setDefaultTimeout(15_000);
+  }, 900_000);
+
+  afterAll(async () => {
+    await chrome?.close();
+    await target?.close();
+  });
+
+  it('lists the sample on the models page, and finds it by name', async () => {
+    await open('');
+    const row = page.locator('tr[data-model="iris"]');
+    await row.waitFor();
+    await expect(row.textContent()).resolves.toMatch(/v3.*prod → v1/);
+    await shot(page, 'models');
+    await page.getByLabel('Search by name').fill('zzz');
+    await page.getByText('No model name contains “zzz”').waitFor();
+    await page.getByLabel('Search by name').fill('IRI');
+    await row.waitFor();
+    await page.getByRole('link', { name: 'iris' }).click();
+    await page.waitForSelector('tr[data-version="3"]');
+    expect(page.url()).toMatch(/#\/models\/iris$/);
+  });
+
+  it('shows the versions and the alias history on the model page', async () => {
+    await open('#/models/iris');
+    await page.waitForSelector('tr[data-version="1"]');
+    await expect(page.locator('table.versions tbody tr').count()).resolves.toBe(3);
+    const v1 = await page.locator('tr[data-version="1"]').textContent();
+    expect(v1).toContain('READY');
+    expect(v1).toContain('features:FP32[-1,4] → probabilities:FP32[-1,3]');
+    expect(v1).toContain('setosa, versicolor, virginica');
+    expect(v1).toMatch(/[0-9a-f]{12}/);
+    await expect(page.locator('tr[data-version="2"]').textContent()).resolves.toContain(
+      'refit with more rows',
+    );
+    const history = page.locator('ol.timeline[data-alias="prod"] li');
+    await expect(history.first().textContent()).resolves.toMatch(/created at v1.*by local:tester/);
+  });
+
+  it('promotes and rolls back through the page, moving the alias', async () => {
+    await open('#/models/iris');
+    await page.getByRole('button', { name: 'Promote version 2' }).click();
+    const dialog = page.getByRole('dialog');
+    await expect(dialog.textContent()).resolves.toContain('prod points at v1 on this page');
+    await page.getByLabel('Reason (kept in the alias history)').fill('better on the holdout');
+    await shot(page, 'promote');
+    await dialog.getByRole('button', { name: 'Point prod at v2' }).click();
+    await page.getByText('prod now points at v2.').waitFor();
+    expect(await prodVersion()).toBe(2);
+    await page.waitForSelector('tr[data-alias="prod"] .alias-version:text("v2")');
+    await expect(page.locator('ol.timeline[data-alias="prod"] li').first().textContent()).resolves.toMatch(
+      /v1 → v2.*better on the holdout/,
+    );
+
+    await page.getByRole('button', { name: 'Roll back prod' }).click();
+    await expect(page.getByRole('dialog').textContent()).resolves.toContain('points it at v1 again');
+    await page.getByRole('dialog').getByRole('button', { name: 'Roll back prod' }).click();
+    await page.getByText('prod was rolled back to v1.').waitFor();
+    expect(await prodVersion()).toBe(1);
+    await page.waitForSelector('tr[data-alias="prod"] .alias-version:text("v1")');
+    await expect(page.locator('ol.timeline[data-alias="prod"] li').first().textContent()).resolves.toContain(
+      'v2 → v1',
+    );
+    await shot(page, 'model', true);
+  });
+
+  it('explains a promotion refused because the page was stale (412)', async () => {
+    await open('#/models/iris');
+    await page.waitForSelector('tr[data-alias="prod"] .alias-version:text("v1")');
+    // Someone else moves prod while the page still shows v1.
+    const moved = await target.call('PUT', '/models/iris/aliases/prod', { version: 3, expectedVersion: 1 });
+    expect(moved.status).toBe(200);
+    await page.getByRole('button', { name: 'Promote version 2' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Point prod at v2' }).click();
+    const alert = page.locator('[role="alert"][data-code="PRECONDITION_FAILED"]');
+    await alert.waitFor();
+    const text = await alert.textContent();
+    expect(text).toContain('HTTP 412');
+    expect(text).toContain("alias 'prod' of model 'iris' points at version 3, not 1");
+    expect(text).toContain('This page was out of date');
+    expect(text).toContain('expectedVersion: 1');
+    expect(await prodVersion()).toBe(3);
+    await shot(page, 'stale-promote');
+    await page.getByRole('button', { name: 'Reload the model' }).click();
+    await page.waitForSelector('tr[data-alias="prod"] .alias-version:text("v3")');
+    expect((await target.call('PUT', '/models/iris/aliases/prod', { version: 1 })).status).toBe(200);
+  });
+
+  it('archives a version through the page', async () => {
+    await open('#/models/iris');
+    await page.waitForSelector('tr[data-alias="prod"] .alias-version:text("v1")');
+    await page.getByRole('button', { name: 'Archive version 3' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Archive v3' }).click();
+    await page.getByText('v3 is archived.').waitFor();
+    expect((await target.call('GET', '/models/iris/versions/3')).body.status).toBe('ARCHIVED');
+    await page.waitForSelector('tr[data-version="3"] .badge:text("ARCHIVED")');
+  });
+
+  it('runs the sample in Try it, with the label, and shows a curl that answers the same', async () => {
+    await open('#/models/iris/try');
+    const cells = page.locator('fieldset[data-input="features"] input.cell');
+    await cells.first().waitFor();
+    const row = ['5.1', '3.5', '1.4', '0.2'];
+    for (const [i, v] of row.entries()) await cells.nth(i).fill(v);
+    await page.getByRole('button', { name: 'Run inference' }).click();
+    await expect(page.locator('.prediction [data-row="0"] .predicted').textContent()).resolves.toBe('setosa');
+    const probabilities = page.locator('[data-output="probabilities"] table');
+    await expect(probabilities.locator('thead').textContent()).resolves.toMatch(
+      /setosa.*versicolor.*virginica/,
+    );
+    const predict = await page.locator('#cmd-predict').textContent();
+    expect(predict).toBe(`npx maas --endpoint ${target.url} predict iris@prod --input '[[5.1,3.5,1.4,0.2]]'`);
+    const curl = (await page.locator('#cmd-curl').textContent()) as string;
+    expect(curl).toContain(`${target.url}/v2/models/iris/versions/prod/infer`);
+    await shot(page, 'try');
+    const { stdout } = await promisify(execFile)('sh', ['-c', curl]);
+    const answer = JSON.parse(stdout);
+    expect(answer.outputs.find((o: { name: string }) => o.name === 'label').data).toEqual(['setosa']);
+  });
+
+  it("shows an API error's code and message, never a blank page", async () => {
+    await open('#/models/no-such-model');
+    const alert = page.locator('[role="alert"][data-code="MODEL_NOT_FOUND"]');
+    await alert.waitFor();
+    await expect(alert.textContent()).resolves.toMatch(/HTTP 404.*model 'no-such-model' not found/);
+    await shot(page, 'error');
+
+    // An inference the API refuses: the whole request as JSON, with a shape its data does not fill.
+    await open('#/models/iris/try');
+    await page.locator('fieldset[data-input="features"]').waitFor();
+    await page.getByLabel('Edit the whole request as JSON').check();
+    const bad = { inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3] }] };
+    await page.getByLabel('Request body (Open Inference Protocol JSON)').fill(JSON.stringify(bad));
+    await page.getByRole('button', { name: 'Run inference' }).click();
+    const refused = page.locator('[role="alert"]', { hasText: 'The inference failed' });
+    await refused.waitFor();
+    const code = await refused.getAttribute('data-code');
+    expect(code).toMatch(/^[A-Z_]+$/);
+    await expect(refused.textContent()).resolves.toContain('HTTP 400');
+  });
+
+  it('charts requests, errors and latency per model version from /metrics', async () => {
+    await open('#/live');
+    const tick = async () => Number(await page.locator('section[data-tick]').getAttribute('data-tick'));
+    const infer = (data: number[]) =>
+      fetch(`${target.url}/v2/models/iris/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ inputs: [{ name: 'features', shape: [1, 4], datatype: 'FP32', data }] }),
+      });
+    for (let round = 0; round < 2; round++) {
+      const before = await tick();
+      await Promise.all([
+        ...Array.from({ length: 8 }, () => infer([6.7, 3.0, 5.2, 2.3])),
+        infer([1, 2]), // refused: counted as an error
+      ]);
+      await expect.poll(tick, { timeout: 15_000 }).toBeGreaterThan(before + 1);
+    }
+    const v1 = page.locator('tr[data-series="iris@v1"]');
+    await v1.waitFor();
+    expect(Number(await v1.locator('td.requests').textContent())).toBeGreaterThanOrEqual(18);
+    await expect(page.locator('.chart-box canvas').count()).resolves.toBe(3);
+    await expect(page.locator('figure.chart figcaption').allTextContents()).resolves.toEqual([
+      'Requests per second',
+      'Errors per second (4xx and 5xx)',
+      'Latency p99 (ms)',
+    ]);
+    await shot(page, 'live', true);
+  });
+
+  it('shows a rollout and pauses, resumes and aborts it through the page', async () => {
+    const started = await target.call('PUT', '/models/iris/aliases/prod/rollout', {
+      version: 2,
+      steps: [
+        { weight: 10, bakeSeconds: 600 },
+        { weight: 50, bakeSeconds: 600 },
+        { weight: 100, bakeSeconds: 0 },
+      ],
+      alarms: [],
+    });
+    expect(started.status).toBe(201);
+    await open('#/models/iris');
+    await page.getByRole('link', { name: /running v1 → v2 at 10%/ }).click();
+    await page.waitForSelector('.weight');
+    await expect(page.locator('.weight').textContent()).resolves.toBe('10% (step 1 of 3)');
+    await expect(page.locator('table.steps tr[aria-current="step"]').textContent()).resolves.toContain('10%');
+    await shot(page, 'rollout', true);
+    const status = async () => (await target.call('GET', '/models/iris/aliases/prod/rollout')).body.status;
+    for (const [action, after] of [
+      ['Pause', 'paused'],
+      ['Resume', 'running'],
+      ['Abort', 'aborted'],
+    ] as const) {
+      await page.getByRole('button', { name: action, exact: true }).click();
+      await page
+        .getByRole('dialog')
+        .getByRole('button', { name: `${action} the rollout` })
+        .click();
+      await page.getByText(`The rollout is ${after}.`).waitFor();
+      expect(await status()).toBe(after);
+    }
+    await page.waitForSelector('.badge.rollout-aborted');
+    expect((await target.call('GET', '/models/iris')).body.splits).toBeUndefined();
+    expect(problems.filter((p) => p.startsWith('page error'))).toEqual([]);
+  });
+});
