@@ -7,7 +7,7 @@
  * {@link startConsoleServer} is `maas console`: a server on this machine that serves the same assets and forwards
  * the page's API calls to a deployed stack through the CLI's own client — SigV4-signed with the user's AWS
  * credentials, or with the bearer token — so no credential reaches the browser. It forwards only the routes of the
- * route table, only from the console's own page (a header a cross-site request cannot set without the server's
+ * route table (and `/metrics` when the API serves it), only from the console's own page (a header a cross-site request cannot set without the server's
  * consent, which it never gives, and a loopback `Host`).
  */
 import { readFile } from 'node:fs/promises';
@@ -17,6 +17,9 @@ import { join } from 'node:path';
 import type { MaasClient } from '../cli/client';
 import { LIMITS } from '../contract/limits';
 import { matchRoute } from '../contract/routes';
+
+/** The local service's Prometheus text (`maas dev` serves it; a deployed stack does not). */
+const METRICS_PATH = '/metrics';
 
 /** Where the console is served. */
 export const CONSOLE_PATH = '/console';
@@ -195,6 +198,11 @@ export interface ConsoleServerOptions {
   readonly distDir?: string;
   /** Receives one line per forwarding failure. */
   readonly onError?: (message: string) => void;
+  /**
+   * Whether the API serves `GET /metrics` (forwarded for the Live page). @default whether it answers one with the
+   * Prometheus text at start (a local `maas dev` does; a deployed stack does not)
+   */
+  readonly metrics?: boolean;
 }
 
 export interface RunningConsoleServer {
@@ -233,12 +241,18 @@ export async function startConsoleServer(opts: ConsoleServerOptions): Promise<Ru
   const client = opts.client;
   const host = opts.host ?? '127.0.0.1';
   let port = 0;
+  const metrics =
+    opts.metrics ??
+    (await client.getText(METRICS_PATH).then(
+      (a) => a.status === 200 && a.contentType.startsWith('text/plain'),
+      () => false,
+    ));
   const config = (): ConsoleConfig => ({
     mode: 'remote',
     endpoint: client.endpoint,
     auth: opts.auth.kind,
     ...(opts.auth.kind === 'sigv4' ? { region: opts.auth.region } : {}),
-    metrics: false,
+    metrics,
   });
 
   const forward = async (req: IncomingMessage, res: ServerResponse, method: string, pathAndQuery: string) => {
@@ -309,8 +323,11 @@ export async function startConsoleServer(opts: ConsoleServerOptions): Promise<Ru
       res.end();
       return;
     }
-    const match = matchRoute(method, url.pathname);
-    if (!match || 'methodNotAllowed' in match) {
+    const match =
+      metrics && method === 'GET' && url.pathname === METRICS_PATH
+        ? 'metrics'
+        : matchRoute(method, url.pathname);
+    if (!match || (match !== 'metrics' && 'methodNotAllowed' in match)) {
       req.resume();
       return match
         ? sendJson(res, 405, {

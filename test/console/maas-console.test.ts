@@ -14,6 +14,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MaasClient } from '../../functions/cli/client';
 import { consoleAuth, describeAuth } from '../../functions/cli/commands/console';
+import { matchRoute } from '../../functions/contract/routes';
 import { type RunningConsoleServer, startConsoleServer } from '../../functions/local/console-server';
 import { launchBrowser, type TestBrowser } from './browser';
 import { type ConsoleTarget, startConsoleTarget } from './target';
@@ -68,7 +69,10 @@ function sigV4Valid(method: string, path: string, headers: IncomingHttpHeaders, 
   return createHmac('sha256', key).update(toSign).digest('hex') === signature;
 }
 
-/** The stand-in for API Gateway: checks each request's authorization, then passes it on to `upstream`. */
+/**
+ * The stand-in for API Gateway: only the route table's routes (404 otherwise), each request's authorization checked
+ * (403), then passed on to `upstream`.
+ */
 async function startGateway(upstream: string) {
   const seen: Seen[] = [];
   const server: Server = createServer((req, res) => {
@@ -85,6 +89,12 @@ async function startGateway(upstream: string) {
             ? 'sigv4'
             : 'refused';
       seen.push({ method, path, headers: req.headers, body, verdict });
+      const known = matchRoute(method, new URL(path, 'http://h').pathname);
+      if (!known || 'methodNotAllowed' in known) {
+        res.writeHead(404, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ message: 'Not Found' }));
+        return;
+      }
       if (verdict === 'refused') {
         res.writeHead(403, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ message: 'Forbidden' }));
@@ -241,6 +251,28 @@ describe('maas console against a deployed-like stack', () => {
     expect(gateway.seen.length).toBe(before);
     const index = await fetch(`${consoleServer.url}/console/`);
     expect(index.headers.get('content-security-policy')).toContain("default-src 'self'");
+  });
+
+  it('forwards /metrics for the Live page when the API serves it (a local maas dev)', async () => {
+    const local = await startConsoleServer({
+      client: new MaasClient({ endpoint: remote.url }),
+      auth: { kind: 'none' },
+    });
+    try {
+      const config = await (await fetch(`${local.url}/console/config.json`)).json();
+      expect(config).toEqual({ mode: 'remote', endpoint: remote.url, auth: 'none', metrics: true });
+      const metrics = await fetch(`${local.url}/metrics`, { headers: { 'x-maas-console': '1' } });
+      expect(metrics.status).toBe(200);
+      expect(await metrics.text()).toContain('maas_requests_total');
+    } finally {
+      await local.close();
+    }
+    // Behind the gateway there is none: the Live page says what it needs instead.
+    const config = await (await fetch(`${consoleServer.url}/console/config.json`)).json();
+    expect(config).toMatchObject({ auth: 'sigv4', metrics: false });
+    expect((await fetch(`${consoleServer.url}/metrics`, { headers: { 'x-maas-console': '1' } })).status).toBe(
+      404,
+    );
   });
 
   it('runs as `maas console` with a bearer token', async () => {
