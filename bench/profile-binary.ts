@@ -4,6 +4,8 @@
  * raw `session.run`, the handler on a JSON request and on a binary one, and each step of the binary path on
  * its own (base64 decode, header parse, validation, response encoding, base64 encode). Median µs per call, and the handler's own time
  * (its time outside the engine's run).
+ * At batch 1 it also times a raw run after different work (another run, plain JavaScript, the binary handler,
+ * memory touched): what the work before a run costs the run itself.
  * `--cpu-prof` on node (`node --cpu-prof --import tsx bench/profile-binary.ts`) gives a profile; with
  * `binary`, only the binary handler at batch 1 runs (a profile of that path alone).
  */
@@ -70,8 +72,11 @@ async function median(fn: () => unknown, returnsMs = false): Promise<number> {
   return Math.round(samples[samples.length >> 1]! * 10000) / 10;
 }
 
-/** Median µs of each of `fns`, called in a new random order each round. */
-async function interleaved(fns: (() => unknown)[]): Promise<number[]> {
+/**
+ * Median µs of each of `fns`, called in a new random order each round. `selfTimed`: each returns its own ms (the
+ * part of its work to time).
+ */
+async function interleaved(fns: (() => unknown)[], selfTimed = false): Promise<number[]> {
   const samples: number[][] = fns.map(() => []);
   const order = fns.map((_, i) => i);
   const rand = seededRandom(7);
@@ -82,8 +87,8 @@ async function interleaved(fns: (() => unknown)[]): Promise<number[]> {
     }
     for (const f of order) {
       const t = performance.now();
-      await fns[f]!();
-      if (i >= iterations) samples[f]!.push(performance.now() - t);
+      const r = await fns[f]!();
+      if (i >= iterations) samples[f]!.push(selfTimed ? (r as number) : performance.now() - t);
     }
   }
   return samples.map((s) => {
@@ -201,6 +206,37 @@ async function main() {
     console.log(
       `batch ${batch}, interleaved, median µs: raw ${together[0]}, JSON ${together[1]}, binary ${together[2]}`,
     );
+    if (batch === 1) {
+      // What a run inherits from the work before it: onnxruntime-node runs a session in a setImmediate, then
+      // synchronously on the main thread (no worker to wake). A run right after another, after ~20 µs of
+      // JavaScript that touches little memory, after the binary handler (untimed), and after 8 MB of memory
+      // touched (caches evicted).
+      const big = new Float64Array(1 << 20);
+      const spin = () => {
+        const end = performance.now() + 0.02;
+        while (performance.now() < end);
+      };
+      const runAfter = (before: () => unknown) => async () => {
+        await before();
+        const t = performance.now();
+        await session.run(feeds);
+        return performance.now() - t;
+      };
+      const after = await interleaved(
+        [
+          runAfter(() => session.run(feeds)),
+          runAfter(spin),
+          runAfter(() => handler(binaryEvent)),
+          runAfter(() => {
+            for (let i = 0; i < big.length; i += 8) big[i]! += 1;
+          }),
+        ],
+        true,
+      );
+      console.log(
+        `batch 1, raw run after: a raw run ${after[0]}, 20 µs of JS ${after[1]}, the binary handler ${after[2]}, 8 MB touched ${after[3]}`,
+      );
+    }
     const outside = async (fn: () => unknown) =>
       median(async () => {
         const t = performance.now();
