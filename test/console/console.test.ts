@@ -75,8 +75,17 @@ describe('the console in a browser', () => {
 
   it('promotes and rolls back through the page, moving the alias', async () => {
     await open('#/models/iris');
-    await page.getByRole('button', { name: 'Promote version 2' }).click();
+    // From the keyboard: Enter opens the confirmation, Escape cancels it and gives the focus back.
+    const promote2 = page.getByRole('button', { name: 'Promote version 2' });
+    await promote2.focus();
+    await page.keyboard.press('Enter');
     const dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    await expect(page.evaluate('document.activeElement.id')).resolves.toBe('promote-alias');
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' });
+    await expect(promote2.evaluate((b) => b === b.ownerDocument.activeElement)).resolves.toBe(true);
+    await promote2.click();
     await expect(dialog.textContent()).resolves.toContain('prod points at v1 on this page');
     await page.getByLabel('Reason (kept in the alias history)').fill('better on the holdout');
     await shot(page, 'promote');
