@@ -27,7 +27,11 @@
  *       (`binary_data_output`), answered base64 — over (a): `binaryHandlerOverRaw`;
  *   (j) int8 (MLP only): raw `session.run` of the MLP quantised to int8 (`quantizeInt8`, the architecture's default
  *       range, as bench/quantize.ts), in the same rotation as (a): `int8OverFp32` (batch 1), `int8OverFp32Batch32`,
- *       and `int8SizeRatio` (its bytes over the FP32 model's). About 2 s more in all.
+ *       and `int8SizeRatio` (its bytes over the FP32 model's). About 2 s more in all;
+ *   (k) batch (bench/batch.ts): `batchOverRaw`, one worker scoring a part of 8,192 MLP rows (`runBatchPart` over the
+ *       in-memory ports, the real predictor) over raw batched `session.run` of the same rows (BATCH.ortBatchRows rows
+ *       a run), and `batchLocalRowsPerSecond`, a job over the same rows on DynamoDB Local + s3rver with an in-process
+ *       batch queue of BATCH.maxConcurrency workers at once. About 12 s more.
  * `npm run bench -- --json` prints one JSON object instead of the tables.
  */
 import { spawn } from 'node:child_process';
@@ -64,6 +68,7 @@ import { buildMlp, seededRandom } from '../functions/local/onnx-builder';
 import { ensureBucket, ensureTable } from '../functions/local/provision';
 import { defaultReduceRange, quantizeInt8 } from '../functions/transforms/quantize';
 import { apiEvent } from '../test/helpers/apigw';
+import { type BatchBenchResult, batchReportLines, batchSummary, measureBatch } from './batch';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '..', '..');
 const asJson = process.argv.includes('--json');
@@ -218,10 +223,13 @@ async function main() {
       [ENV.bucket]: bucket,
     });
 
+    const batch = await measureBatch({ doc, s3, table, bucket }, { progress });
+
     report(
       results,
       cold,
       { fp32: models[1]!.bytes.length, int8: int8Bytes.length },
+      batch,
       (now() - started) / 1000,
     );
   } finally {
@@ -545,6 +553,7 @@ function report(
   results: CaseResult[],
   cold: ColdResult,
   modelBytes: { fp32: number; int8: number },
+  batch: BatchBenchResult,
   seconds: number,
 ) {
   const mlp1 = results.find((r) => r.model === 'mlp' && r.batch === 1)!;
@@ -570,6 +579,7 @@ function report(
     afterAnswerCapturedMs: mlp1.afterAnswer.captured.p50,
     rawP50Ms: mlp1.raw.p50,
     rawP99Ms: mlp1.raw.p99,
+    ...batchSummary(batch),
     targets: {
       handlerOverFloor: 1.1,
       handlerOverFloorObserved: 1.1,
@@ -579,6 +589,7 @@ function report(
       int8OverFp32: 0.6,
       coldRatio: 1.5,
       wasmOverNative: '> 1',
+      batchOverRaw: 0.8,
     },
     cases: results.map((r) => ({
       ...r,
@@ -676,6 +687,7 @@ function report(
     `  int8OverFp32     ${summary.int8OverFp32}  (raw run, int8 MLP over FP32; target <= 0.6; batch 32: ${summary.int8OverFp32Batch32}; size ${summary.int8SizeRatio})`,
   );
   say(`  coldRatio        ${summary.coldRatio}  (target <= 1.5)`);
+  for (const line of batchReportLines(batch)) say(line);
   say(
     `  after the answer (untimed above): observed ${summary.afterAnswerObservedMs} ms, captured ${summary.afterAnswerCapturedMs} ms (p50)`,
   );
