@@ -236,7 +236,10 @@ function runFailed(e: unknown): BadRequestError {
   const message = String((e as Error)?.message ?? e);
   return (
     unknownCategoryRefusal(message) ??
-    new BadRequestError(`the model could not run on this input: ${conciseOrtMessage(message)}`, 'INFERENCE_FAILED')
+    new BadRequestError(
+      `the model could not run on this input: ${conciseOrtMessage(message)}`,
+      'INFERENCE_FAILED',
+    )
   );
 }
 

