@@ -4,7 +4,7 @@
  * the package is installed when the process may (root, apt-get present); otherwise the error says what to install.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { type Browser, chromium, type Page } from 'playwright-core';
 
 const CANDIDATES = ['/usr/bin/chromium', '/usr/bin/chromium-browser'] as const;
@@ -90,4 +90,17 @@ export async function launchBrowser(): Promise<TestBrowser> {
     },
     close: () => browser.close(),
   };
+}
+
+/**
+ * Takes a screenshot of `page` for docs/ (the PNG must be a real image). It is written when docs/ has none under
+ * that name, or with MAAS_UPDATE_SCREENSHOTS=1; otherwise the committed one stays, so a test run leaves the
+ * working tree as it found it (timestamps and ports differ from run to run).
+ */
+export async function saveScreenshot(page: Page, path: string, fullPage = false): Promise<void> {
+  const png = await page.screenshot({ fullPage });
+  if (png.length < 1000 || png.subarray(1, 4).toString('latin1') !== 'PNG') {
+    throw new Error(`the screenshot for ${path} is not an image (${png.length} bytes)`);
+  }
+  if (!existsSync(path) || process.env.MAAS_UPDATE_SCREENSHOTS === '1') writeFileSync(path, png);
 }

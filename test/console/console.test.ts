@@ -3,19 +3,19 @@
  * shows versions and alias history, promote and rollback through the page move the alias (read back through the
  * API), a stale promotion is explained, Try it returns the sample's label (and the curl it shows answers the same),
  * API errors show their code and message, Live charts the local /metrics, a rollout is paused, resumed and aborted.
- * Each page is saved as a screenshot under docs/.
+ * Each page is a screenshot under docs/ (rewritten with MAAS_UPDATE_SCREENSHOTS=1).
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser, type TestBrowser } from './browser';
+import { launchBrowser, saveScreenshot, type TestBrowser } from './browser';
 import { type ConsoleTarget, startConsoleTarget } from './target';
 
 const DOCS = join(import.meta.dirname, '..', '..', 'docs');
 const shot = (page: Page, name: string, fullPage = false) =>
-  page.screenshot({ path: join(DOCS, `console-${name}.png`), fullPage });
+  saveScreenshot(page, join(DOCS, `console-${name}.png`), fullPage);
 
 describe('the console in a browser', () => {
   let target: ConsoleTarget;

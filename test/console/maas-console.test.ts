@@ -16,7 +16,7 @@ import { MaasClient } from '../../functions/cli/client';
 import { consoleAuth, describeAuth } from '../../functions/cli/commands/console';
 import { matchRoute } from '../../functions/contract/routes';
 import { type RunningConsoleServer, startConsoleServer } from '../../functions/local/console-server';
-import { launchBrowser, type TestBrowser } from './browser';
+import { launchBrowser, saveScreenshot, type TestBrowser } from './browser';
 import { type ConsoleTarget, startConsoleTarget } from './target';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -180,7 +180,7 @@ describe('maas console against a deployed-like stack', () => {
     await row.waitFor();
     expect(page.url()).toBe(`${consoleServer.url}/console/`);
     await expect(page.locator('.endpoint').textContent()).resolves.toContain(`${gateway.url} (SigV4-signed)`);
-    await page.screenshot({ path: join(DOCS, 'console-remote.png') });
+    await saveScreenshot(page, join(DOCS, 'console-remote.png'));
 
     // A promotion through the page: a signed PUT with its body, and the alias moved behind the gateway.
     await page.getByRole('link', { name: 'iris' }).click();
@@ -232,7 +232,7 @@ describe('maas console against a deployed-like stack', () => {
     await expect(page.locator('[data-explain="no-metrics"]').textContent()).resolves.toContain(
       'GetMetricData',
     );
-    await page.screenshot({ path: join(DOCS, 'console-live-remote.png') });
+    await saveScreenshot(page, join(DOCS, 'console-live-remote.png'));
 
     expect(gateway.seen.length).toBeGreaterThan(5);
     expect(gateway.seen.filter((s) => s.verdict !== 'sigv4')).toEqual([]);
