@@ -23,42 +23,15 @@ import { S3_KEYS } from '../../functions/contract/env';
 import { DERIVE_DEFAULTS, type DeriveMessage, DeriveMessageSchema } from '../../functions/domain/derive';
 import type { Tensor } from '../../functions/domain/tensor';
 import { createRegistryHandler } from '../../functions/handlers/registry';
-import { buildMlp, buildModel, ElemType, seededRandom } from '../../functions/local/onnx-builder';
+import { buildMlp, buildModel, ElemType } from '../../functions/local/onnx-builder';
 import type { DeriveTransformer } from '../../functions/ports/derive';
 import type { InferenceEngine, ModelSession } from '../../functions/ports/inference';
 import { type ApiEventOptions, apiEvent, parseResult } from '../helpers/apigw';
 import { createTestAwsEnv, type TestAwsEnv } from '../helpers/aws-env';
+import { smallGemm } from '../helpers/quantize-models';
 
 // biome-ignore lint/suspicious/noExplicitAny: response bodies are inspected loosely in assertions
 type Json = Record<string, any>;
-
-/** x [batch, 128] -> Gemm(transB = 1, W1 [64, 128], b1) -> Relu -> Gemm(W2 [64, 10], b2, beta 0.5) -> output. */
-function smallGemm(): Uint8Array {
-  const rand = seededRandom(5);
-  const uniform = (n: number, scale: number) =>
-    Float32Array.from({ length: n }, () => (rand() * 2 - 1) * scale);
-  return buildModel({
-    name: 'small-gemm',
-    inputs: [{ name: 'input', elemType: ElemType.FLOAT, shape: ['batch', 128] }],
-    outputs: [{ name: 'output', elemType: ElemType.FLOAT, shape: ['batch', 10] }],
-    nodes: [
-      { opType: 'Gemm', inputs: ['input', 'W1', 'b1'], outputs: ['h'], attributes: { transB: 1 } },
-      { opType: 'Relu', inputs: ['h'], outputs: ['r'] },
-      { opType: 'Gemm', inputs: ['r', 'W2', 'b2'], outputs: ['output'], attributes: { beta: 0.5 } },
-    ],
-    initializers: [
-      {
-        name: 'W1',
-        elemType: ElemType.FLOAT,
-        dims: [64, 128],
-        floats: uniform(64 * 128, Math.sqrt(6 / 128)),
-      },
-      { name: 'b1', elemType: ElemType.FLOAT, dims: [64], floats: uniform(64, 0.05) },
-      { name: 'W2', elemType: ElemType.FLOAT, dims: [64, 10], floats: uniform(64 * 10, Math.sqrt(6 / 64)) },
-      { name: 'b2', elemType: ElemType.FLOAT, dims: [10], floats: uniform(10, 0.05) },
-    ],
-  });
-}
 
 /** `output = input · W + b`, FP32, `input` [batch, rows of W], `output` [batch, columns of W]. */
 function linear(w: number[][], b: number[]): Uint8Array {
