@@ -30,14 +30,15 @@ import {
 import { BATCH } from '../contract/events';
 import { keys, TABLE } from '../contract/table';
 import { UnavailableError } from '../domain/errors';
-import type {
-  BatchJobRecord,
-  BatchJobRepository,
-  BatchJobState,
-  NewBatchJob,
-  PartCompletion,
-  PartOutcome,
-  PartSegment,
+import {
+  type BatchJobRecord,
+  type BatchJobRepository,
+  type BatchJobState,
+  type NewBatchJob,
+  type PartCompletion,
+  type PartOutcome,
+  type PartSegment,
+  startedJob,
 } from '../ports/batch';
 import { failedConditionAt, isConditionFailure } from './dynamodb-contention';
 import type { Item } from './dynamodb-items';
@@ -126,15 +127,7 @@ export class DynamoBatchJobRepository implements BatchJobRepository {
   }
 
   async createJob(job: NewBatchJob): Promise<BatchJobRecord> {
-    const record: BatchJobRecord = {
-      ...job,
-      state: 'running',
-      partsDone: 0,
-      queued: 0,
-      bytesDone: 0,
-      rows: 0,
-      failedRows: 0,
-    };
+    const record = startedJob(job);
     // A lost race with an end (the standing record of another input stops running) is tried again.
     for (let attempt = 1; ; attempt++) {
       try {

@@ -20,6 +20,7 @@ import {
   type PartOutcome,
   type RangedObjects,
   S3_MIN_PART_BYTES,
+  startedJob,
   type UploadedPart,
 } from '../ports/batch';
 import type { BlobStore } from '../ports/events';
@@ -39,15 +40,7 @@ export class MemoryBatchJobs implements BatchJobRepository {
     const standing = this.jobs.get(job.jobId);
     if (standing && (standing.inputTag === job.inputTag || standing.state === 'running'))
       return copy(standing);
-    const record: BatchJobRecord = {
-      ...job,
-      state: 'running',
-      partsDone: 0,
-      queued: 0,
-      bytesDone: 0,
-      rows: 0,
-      failedRows: 0,
-    };
+    const record = startedJob(job);
     this.jobs.set(job.jobId, record);
     return copy(record);
   }

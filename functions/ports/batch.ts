@@ -111,6 +111,11 @@ export type NewBatchJob = Omit<
   | 'state'
 >;
 
+/** The record a job starts with: running, nothing counted, no part handed out (every repository writes this). */
+export function startedJob(job: NewBatchJob): BatchJobRecord {
+  return { ...job, state: 'running', partsDone: 0, queued: 0, bytesDone: 0, rows: 0, failedRows: 0 };
+}
+
 /** What `completePart` did. */
 export type PartCompletion =
   /** The part is counted now; `job` is the record after the update. */
