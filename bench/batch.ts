@@ -11,7 +11,6 @@
  * Used by bench/run.ts (`npm run bench`); `npx tsx bench/batch.ts [--json]` runs it alone (emulators of its own).
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
@@ -19,7 +18,6 @@ import { runInNewContext } from 'node:vm';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import ort from 'onnxruntime-node';
-import { dynamoDocumentClient, s3Client } from '../functions/adapters/aws-clients';
 import { MemoryBatchJobs, MemoryRangedObjects } from '../functions/adapters/memory-batch';
 import { MemoryRegistryRepository } from '../functions/adapters/memory-registry';
 import { OrtEngine } from '../functions/adapters/ort-engine';
@@ -34,12 +32,11 @@ import type { WorkMessage } from '../functions/domain/async';
 import type { BatchStatus } from '../functions/domain/batch';
 import { createAsyncWorkerHandler } from '../functions/handlers/async-worker';
 import { createEventFlows } from '../functions/handlers/event-deps';
-import { localClientOptions, startDynamoDbLocal, startS3rver } from '../functions/local/emulators';
 import { InProcessQueue } from '../functions/local/in-process-queue';
 import { buildMlp, seededRandom } from '../functions/local/onnx-builder';
-import { ensureBucket, ensureTable } from '../functions/local/provision';
 import { MemoryArtifactStore } from '../test/helpers/memory-artifact-store';
 import { silentLogger } from '../test/helpers/recording-logger';
+import { startBenchEmulators } from './emulators';
 
 /** The bench MLP, as bench/run.ts builds it. */
 export const BENCH_MLP = { inFeatures: 512, layers: [1024, 512, 10], seed: 2 } as const;
@@ -393,25 +390,14 @@ async function main() {
   const asJson = process.argv.includes('--json');
   const root = resolve(fileURLToPath(import.meta.url), '..', '..');
   const work = join(root, '.bench', `batch-${process.pid}`);
-  mkdirSync(work, { recursive: true });
   const progress = (msg: string) => process.stderr.write(`${msg}\n`);
-  progress('bench: starting DynamoDB Local and s3rver');
-  const bucket = 'maas-bench-batch';
-  const table = 'maas-bench-batch';
-  const [dynamo, s3rver] = await Promise.all([
-    startDynamoDbLocal(),
-    startS3rver({ directory: join(work, 's3'), buckets: [bucket] }),
-  ]);
+  const { doc, s3, table, bucket, stop } = await startBenchEmulators(work, 'maas-bench-batch', progress);
   try {
-    const doc = dynamoDocumentClient(localClientOptions(dynamo.endpoint));
-    const s3 = s3Client(localClientOptions(s3rver.endpoint));
-    await Promise.all([ensureTable(doc, table), ensureBucket(s3, bucket)]);
     const result = await measureBatch({ doc, s3, table, bucket }, { progress });
     if (asJson) console.log(JSON.stringify({ ...batchSummary(result), targets: { batchOverRaw: 0.8 } }));
     else for (const line of batchReportLines(result)) console.log(line);
   } finally {
-    await Promise.all([dynamo.stop(), s3rver.stop()]);
-    rmSync(work, { recursive: true, force: true });
+    await stop();
   }
 }
 

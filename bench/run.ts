@@ -35,13 +35,12 @@
  * `npm run bench -- --json` prints one JSON object instead of the tables.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import ort from 'onnxruntime-node';
 import * as ortWeb from 'onnxruntime-web';
-import { dynamoDocumentClient, s3Client } from '../functions/adapters/aws-clients';
 import { StdoutCaptureSink } from '../functions/adapters/capture-sinks';
 import { DynamoRegistryRepository } from '../functions/adapters/dynamodb-registry';
 import { DynamoRegistryReader } from '../functions/adapters/dynamodb-registry-reader';
@@ -57,18 +56,12 @@ import { BUNDLE_OPTIONS } from '../functions/contract/bundling';
 import { ENV, HANDLER_ENTRIES, S3_KEYS } from '../functions/contract/env';
 import { pathFor } from '../functions/contract/routes';
 import { createPredictHandler } from '../functions/handlers/predict';
-import {
-  LOCAL_CREDENTIALS,
-  LOCAL_REGION,
-  localClientOptions,
-  startDynamoDbLocal,
-  startS3rver,
-} from '../functions/local/emulators';
+import { LOCAL_CREDENTIALS, LOCAL_REGION, localClientOptions } from '../functions/local/emulators';
 import { buildMlp, seededRandom } from '../functions/local/onnx-builder';
-import { ensureBucket, ensureTable } from '../functions/local/provision';
 import { defaultReduceRange, quantizeInt8 } from '../functions/transforms/quantize';
 import { apiEvent } from '../test/helpers/apigw';
 import { type BatchBenchResult, batchReportLines, batchSummary, measureBatch } from './batch';
+import { startBenchEmulators } from './emulators';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '..', '..');
 const asJson = process.argv.includes('--json');
@@ -123,18 +116,12 @@ const CAPTURED_ALIAS = 'captured';
 async function main() {
   const started = now();
   const work = join(ROOT, '.bench', `run-${process.pid}`);
-  mkdirSync(work, { recursive: true });
-  progress('bench: starting DynamoDB Local and s3rver');
-  const bucket = 'maas-bench';
-  const table = 'maas-bench';
-  const [dynamo, s3rver] = await Promise.all([
-    startDynamoDbLocal(),
-    startS3rver({ directory: join(work, 's3'), buckets: [bucket] }),
-  ]);
+  const { dynamo, s3rver, doc, s3, table, bucket, stop } = await startBenchEmulators(
+    work,
+    'maas-bench',
+    progress,
+  );
   try {
-    const doc = dynamoDocumentClient(localClientOptions(dynamo.endpoint));
-    const s3 = s3Client(localClientOptions(s3rver.endpoint));
-    await Promise.all([ensureTable(doc, table), ensureBucket(s3, bucket)]);
     const repo = new DynamoRegistryRepository({ doc, table });
     const store = new S3ArtifactStore({ s3, bucket });
     const inspector = new OrtModelInspector();
@@ -233,8 +220,7 @@ async function main() {
       (now() - started) / 1000,
     );
   } finally {
-    await Promise.all([dynamo.stop(), s3rver.stop()]);
-    rmSync(work, { recursive: true, force: true });
+    await stop();
   }
 }
 
