@@ -4,6 +4,7 @@
  * route table (functions/contract/routes.ts), as the CLI's do.
  */
 import { type OperationId, type PathParams, pathFor } from '../../functions/contract/routes';
+import type { LiveMetrics } from '../../functions/domain/metric-series';
 import type { Rollout as RolloutRecord } from '../../functions/domain/rollout';
 import type { HistoryEntry, Model, ModelVersion } from '../../functions/domain/types';
 
@@ -39,6 +40,11 @@ export interface ConsoleConfig {
   readonly region?: string;
   /** Whether `GET /metrics` (Prometheus text) is served. */
   readonly metrics: boolean;
+  /**
+   * Where the Live page reads its figures: `prometheus` the local `/metrics`; `cloudwatch` CloudWatch through
+   * `maas console` ({@link liveMetrics}); `none` nowhere.
+   */
+  readonly live: 'prometheus' | 'cloudwatch' | 'none';
 }
 
 /** The parsed JSON of a text (the text itself when it is not JSON; undefined when empty). */
@@ -223,3 +229,10 @@ export const infer = (name: string, ref: string, body: unknown) =>
 
 /** The Prometheus text of `GET /metrics`. */
 export const metricsText = () => send('GET', '/metrics', undefined, 'text/plain');
+
+/** The Live page's figures of the last `minutes` from CloudWatch, read by `maas console` (of `model`, or all). */
+export const liveMetrics = (minutes: number, model?: string) =>
+  request<LiveMetrics>(
+    'GET',
+    `/console/metrics.json?minutes=${minutes}${model ? `&model=${encodeURIComponent(model)}` : ''}`,
+  );

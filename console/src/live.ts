@@ -1,15 +1,25 @@
 /**
- * The Live page's figures (no DOM): scrapes of the local `/metrics` (Prometheus text) summed per model and
- * version, and per interval between two scrapes: requests and errors per second, latency p50 and p99 from the
- * histogram buckets of the interval.
+ * The Live page's figures (no DOM). Locally: scrapes of the local `/metrics` (Prometheus text) summed per model and
+ * version, and per interval between two scrapes: requests, client and server errors per second, latency p50, p90
+ * and p99 from the histogram buckets of the interval — turned into the {@link LiveMetrics} that `maas console`
+ * answers from CloudWatch against a stack, so the page draws both alike.
  */
 import { histogramQuantile, parsePrometheusText } from '../../functions/cli/prometheus';
 import { prometheusName } from '../../functions/contract/observability';
+import {
+  compareSeries,
+  type LiveMetrics,
+  type LiveSeries,
+  seriesKey,
+} from '../../functions/domain/metric-series';
+
+export { seriesKey };
 
 /** The cumulative figures of one model version at one scrape. */
 export interface Totals {
   requests: number;
-  errors: number;
+  clientErrors: number;
+  serverErrors: number;
   /** Cumulative count per latency bucket bound (ms, `+Inf` included). */
   buckets: Map<number, number>;
 }
@@ -23,8 +33,10 @@ export interface Scrape {
 /** The figures of one series over one interval (null: no request in it, for latency). */
 export interface Point {
   readonly requestsPerSec: number;
-  readonly errorsPerSec: number;
+  readonly clientErrorsPerSec: number;
+  readonly serverErrorsPerSec: number;
   readonly p50Ms: number | null;
+  readonly p90Ms: number | null;
   readonly p99Ms: number | null;
 }
 
@@ -32,9 +44,6 @@ const REQUESTS = prometheusName('Requests');
 const CLIENT_ERRORS = prometheusName('ClientErrors');
 const SERVER_ERRORS = prometheusName('ServerErrors');
 const LATENCY_BUCKET = `${prometheusName('Latency')}_bucket`;
-
-/** The key of a model version's series. */
-export const seriesKey = (model: string, version: string): string => `${model}@v${version}`;
 
 /** The totals per model version of a `/metrics` text (the registry's `operation` series left out). */
 export function scrape(text: string, at: number): Scrape {
@@ -47,14 +56,15 @@ export function scrape(text: string, at: number): Scrape {
     const key = seriesKey(model, version ?? '?');
     let t = series.get(key);
     if (!t) {
-      t = { requests: 0, errors: 0, buckets: new Map() };
+      t = { requests: 0, clientErrors: 0, serverErrors: 0, buckets: new Map() };
       series.set(key, t);
     }
     if (s.name === REQUESTS) t.requests += s.value;
     else if (isBucket) {
       const le = s.labels.le === '+Inf' ? Number.POSITIVE_INFINITY : Number(s.labels.le);
       if (!Number.isNaN(le)) t.buckets.set(le, (t.buckets.get(le) ?? 0) + s.value);
-    } else t.errors += s.value;
+    } else if (s.name === CLIENT_ERRORS) t.clientErrors += s.value;
+    else t.serverErrors += s.value;
   }
   return { at, series };
 }
@@ -63,34 +73,101 @@ export function scrape(text: string, at: number): Scrape {
 const growth = (now: number, before: number | undefined): number =>
   before === undefined || now < before ? now : now - before;
 
+/** A quantile of histogram buckets, null when it has none (no request). */
+const quantile = (q: number, buckets: readonly { le: number; count: number }[]): number | null => {
+  const v = histogramQuantile(q, buckets);
+  return Number.isFinite(v) ? v : null;
+};
+
 /** The figures of `key` between two scrapes. */
 export function pointBetween(before: Scrape, after: Scrape, key: string): Point {
   const a = after.series.get(key);
   const b = before.series.get(key);
   const seconds = Math.max((after.at - before.at) / 1000, 0.001);
-  if (!a) return { requestsPerSec: 0, errorsPerSec: 0, p50Ms: null, p99Ms: null };
+  if (!a) {
+    return {
+      requestsPerSec: 0,
+      clientErrorsPerSec: 0,
+      serverErrorsPerSec: 0,
+      p50Ms: null,
+      p90Ms: null,
+      p99Ms: null,
+    };
+  }
   const requests = growth(a.requests, b?.requests);
   const restarted = b !== undefined && a.requests < b.requests;
   const buckets = [...a.buckets].map(([le, count]) => ({
     le,
     count: restarted ? count : growth(count, b?.buckets.get(le)),
   }));
-  const q = (p: number) => {
-    if (requests === 0) return null;
-    const v = histogramQuantile(p, buckets);
-    return Number.isFinite(v) ? v : null;
-  };
+  const q = (p: number) => (requests === 0 ? null : quantile(p, buckets));
   return {
     requestsPerSec: requests / seconds,
-    errorsPerSec: growth(a.errors, b?.errors) / seconds,
+    clientErrorsPerSec: growth(a.clientErrors, b?.clientErrors) / seconds,
+    serverErrorsPerSec: growth(a.serverErrors, b?.serverErrors) / seconds,
     p50Ms: q(0.5),
+    p90Ms: q(0.9),
     p99Ms: q(0.99),
   };
 }
 
-/** The latency quantile of a series' totals since its start (NaN without requests). */
-export const totalQuantile = (t: Totals, q: number): number =>
-  histogramQuantile(
-    q,
-    [...t.buckets].map(([le, count]) => ({ le, count })),
-  );
+/** The latency quantile of a series' totals since its start (null without requests). */
+export const totalQuantile = (t: Totals, q: number): number | null =>
+  t.requests
+    ? quantile(
+        q,
+        [...t.buckets].map(([le, count]) => ({ le, count })),
+      )
+    : null;
+
+/**
+ * The {@link LiveMetrics} of a run of scrapes: one point per pair of consecutive scrapes (at the later one's
+ * time), one series per model version seen in any of them, its totals those of the last scrape (since the service
+ * started).
+ */
+export function liveFromScrapes(scrapes: readonly Scrape[]): LiveMetrics {
+  const keys = [...new Set(scrapes.flatMap((s) => [...s.series.keys()]))];
+  const pairs = scrapes.slice(1).map((s, i) => [scrapes[i] as Scrape, s] as const);
+  const latest = scrapes.at(-1);
+  const first = scrapes[0];
+  const series = keys.map((key): LiveSeries => {
+    const at = key.lastIndexOf('@v');
+    const points = pairs.map(([a, b]) => pointBetween(a, b, key));
+    const t = latest?.series.get(key);
+    return {
+      key,
+      model: key.slice(0, at),
+      version: key.slice(at + 2),
+      requestsPerSec: points.map((p) => p.requestsPerSec),
+      clientErrorsPerSec: points.map((p) => p.clientErrorsPerSec),
+      serverErrorsPerSec: points.map((p) => p.serverErrorsPerSec),
+      p50Ms: points.map((p) => p.p50Ms),
+      p90Ms: points.map((p) => p.p90Ms),
+      p99Ms: points.map((p) => p.p99Ms),
+      totals: {
+        requests: t?.requests ?? 0,
+        clientErrors: t?.clientErrors ?? 0,
+        serverErrors: t?.serverErrors ?? 0,
+        p50Ms: t ? totalQuantile(t, 0.5) : null,
+        p90Ms: t ? totalQuantile(t, 0.9) : null,
+        p99Ms: t ? totalQuantile(t, 0.99) : null,
+      },
+    };
+  });
+  return {
+    source: 'prometheus',
+    times: pairs.map(([, s]) => s.at),
+    periodSeconds:
+      latest && first && pairs.length ? Math.round((latest.at - first.at) / pairs.length) / 1000 : 0,
+    totalsOver: 'service',
+    series: series.sort(compareSeries),
+  };
+}
+
+/** The errors per second (4xx and 5xx) of each point of a series; null where neither is known. */
+export const errorsPerSec = (s: LiveSeries): (number | null)[] =>
+  s.requestsPerSec.map((_, i) => {
+    const c = s.clientErrorsPerSec[i] ?? null;
+    const e = s.serverErrorsPerSec[i] ?? null;
+    return c === null && e === null ? null : (c ?? 0) + (e ?? 0);
+  });

@@ -53,8 +53,8 @@ export interface LiveMetrics {
   readonly totalsOver: 'service' | 'window';
   /** One per model version with at least one figure, sorted by model and version. */
   readonly series: readonly LiveSeries[];
-  /** Model versions not read (more than a read covers at once: ask for one model). */
-  readonly omitted?: number;
+  /** True when some model versions were not read (more than one read covers): ask for one model. */
+  readonly truncated?: boolean;
 }
 
 /** The key of a model version's series. */

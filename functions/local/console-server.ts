@@ -8,21 +8,42 @@
  * the page's API calls to a deployed stack through the CLI's own client — SigV4-signed with the user's AWS
  * credentials, or with the bearer token — so no credential reaches the browser. It forwards only the routes of the
  * route table (and `/metrics` when the API serves it), only from the console's own page (a header a cross-site request cannot set without the server's
- * consent, which it never gives, and a loopback `Host`).
+ * consent, which it never gives, and a loopback `Host`). Against a stack without `/metrics` it answers the Live page's
+ * `GET /console/metrics.json` itself, from CloudWatch `GetMetricData` with the same credential chain (read-only).
  */
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { MaasClient } from '../cli/client';
+import { configuredRegion } from '../config/environment';
 import { LIMITS } from '../contract/limits';
-import { matchRoute } from '../contract/routes';
+import { matchRoute, pathFor } from '../contract/routes';
+import {
+  LIVE_MINUTES,
+  type LiveMetrics,
+  liveQueries,
+  liveWindow,
+  shapeLive,
+  type VersionRef,
+} from '../domain/metric-series';
+import { isModelName } from '../domain/names';
+import type { Model, ModelVersion } from '../domain/types';
 
 /** The local service's Prometheus text (`maas dev` serves it; a deployed stack does not). */
 const METRICS_PATH = '/metrics';
 
 /** Where the console is served. */
 export const CONSOLE_PATH = '/console';
+
+/**
+ * The Live page's figures from CloudWatch (`?minutes=` the window, `&model=` one model): a {@link LiveMetrics}, or
+ * `{"error","code"}`. Only `maas console` against a stack without `/metrics` answers it.
+ */
+export const LIVE_METRICS_PATH = `${CONSOLE_PATH}/metrics.json`;
+
+/** Model versions the Live page reads from CloudWatch at most per request (newest first per model). */
+export const LIVE_MAX_VERSIONS = 100;
 
 /** The header the console's page sends with every API call; `maas console` forwards nothing without it. */
 export const CONSOLE_HEADER = 'x-maas-console';
@@ -43,7 +64,13 @@ export interface ConsoleConfig {
   readonly endpoint: string;
   readonly auth: 'none' | 'sigv4' | 'bearer';
   readonly region?: string;
+  /** Whether `GET /metrics` (the local service's Prometheus text) is served on the console's origin. */
   readonly metrics: boolean;
+  /**
+   * Where the Live page reads its figures: `prometheus` from `/metrics`, `cloudwatch` from
+   * {@link LIVE_METRICS_PATH}, `none` nowhere (a local service that serves no `/metrics`).
+   */
+  readonly live: 'prometheus' | 'cloudwatch' | 'none';
 }
 
 /** Options of {@link serveConsole}. */
@@ -112,6 +139,7 @@ const localConfig =
     endpoint: `http://${req.headers.host ?? '127.0.0.1'}`,
     auth: 'none',
     metrics,
+    live: metrics ? 'prometheus' : 'none',
   });
 
 /**
@@ -203,6 +231,26 @@ export interface ConsoleServerOptions {
    * Prometheus text at start (a local `maas dev` does; a deployed stack does not)
    */
   readonly metrics?: boolean;
+  /**
+   * Where the Live page's figures are read when the API serves no `/metrics`: CloudWatch `GetMetricData`, with the
+   * default credential chain of the AWS SDK (the one the CLI's client signs with) in the stack's region.
+   */
+  readonly cloudWatch?: ConsoleCloudWatchOptions;
+}
+
+/** How `maas console` reaches CloudWatch (see {@link ConsoleServerOptions.cloudWatch}). */
+export interface ConsoleCloudWatchOptions {
+  /** @default the SigV4 region of `auth`, else the region of an execute-api endpoint, else AWS_REGION */
+  readonly region?: string;
+  /**
+   * Another CloudWatch endpoint: for tests and CloudWatch emulators. @default the SDK's (AWS_ENDPOINT_URL_CLOUDWATCH
+   * when set, else the region's)
+   */
+  readonly endpoint?: string;
+  /** @default the AWS SDK's default credential chain */
+  readonly credentials?: { accessKeyId: string; secretAccessKey: string };
+  /** The time (ms) that reads use as now. @default Date.now */
+  readonly now?: () => number;
 }
 
 export interface RunningConsoleServer {
@@ -235,9 +283,162 @@ function isOwnHost(host: string | undefined, port: number): boolean {
   return [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`].includes(host.toLowerCase());
 }
 
+/** An answer of the Live page's route: its status and JSON body. */
+interface JsonAnswer {
+  readonly status: number;
+  readonly body: LiveMetrics | { readonly error: string; readonly code: string };
+}
+
+/** Every item of a paged listing of the API (`nextToken`), up to `max`. */
+async function listAll<T>(
+  client: MaasClient,
+  path: string,
+  field: 'models' | 'versions',
+  max: number,
+): Promise<T[]> {
+  const items: T[] = [];
+  let token: string | undefined;
+  do {
+    const q = token ? `?limit=100&nextToken=${encodeURIComponent(token)}` : '?limit=100';
+    const page = await client.request<Record<string, unknown> & { nextToken?: string }>('GET', `${path}${q}`);
+    items.push(...((page[field] as T[] | undefined) ?? []));
+    token = page.nextToken;
+  } while (token && items.length < max);
+  return items;
+}
+
+/**
+ * The model versions whose figures the Live page reads: the READY versions (those that can serve) of `model`, or
+ * of every model (by name), newest first per model, at most {@link LIVE_MAX_VERSIONS}; `truncated` when there were
+ * more (the models after the one that reached the limit are not listed). Found through the API, so a version shows
+ * from its first request (CloudWatch's own metric listings lag by minutes).
+ */
+async function servingVersions(
+  client: MaasClient,
+  model: string | undefined,
+): Promise<{ versions: VersionRef[]; truncated: boolean }> {
+  const names = model
+    ? [model]
+    : (await listAll<Model>(client, pathFor('listModels', {}), 'models', 5000)).map((m) => m.name).sort();
+  const all: VersionRef[] = [];
+  // A few models at a time, and no more once the limit is reached: a registry of many models is not asked at once.
+  for (let i = 0; i < names.length && all.length <= LIVE_MAX_VERSIONS; i += 4) {
+    const lists = await Promise.all(
+      names
+        .slice(i, i + 4)
+        .map((name) => listAll<ModelVersion>(client, pathFor('listVersions', { name }), 'versions', 5000)),
+    );
+    for (const versions of lists) {
+      const ready = versions.filter((v) => v.status === 'READY').sort((a, b) => b.version - a.version);
+      all.push(...ready.map((v) => ({ model: v.name, version: v.version })));
+    }
+  }
+  return { versions: all.slice(0, LIVE_MAX_VERSIONS), truncated: all.length > LIVE_MAX_VERSIONS };
+}
+
+/** The Live page's route against CloudWatch: reads `?minutes=` (default 10) of `?model=` (default every model). */
+function liveMetricsRoute(deps: {
+  client: MaasClient;
+  auth: ConsoleAuth;
+  cloudWatch: ConsoleCloudWatchOptions;
+  regionFromHost: (hostname: string) => string | undefined;
+}): (query: URLSearchParams) => Promise<JsonAnswer> {
+  const region =
+    deps.cloudWatch.region ||
+    (deps.auth.kind === 'sigv4' ? deps.auth.region : '') ||
+    deps.regionFromHost(new URL(deps.client.endpoint).hostname) ||
+    configuredRegion() ||
+    '';
+  let reader: Promise<import('../adapters/cloudwatch-metrics-reader').CloudWatchMetricsReader> | undefined;
+  const getReader = () => {
+    reader ??= (async () => {
+      const [{ cloudWatchClient }, { CloudWatchMetricsReader }] = await Promise.all([
+        import('../adapters/aws-clients'),
+        import('../adapters/cloudwatch-metrics-reader'),
+      ]);
+      const cw = deps.cloudWatch;
+      return new CloudWatchMetricsReader(
+        cloudWatchClient({
+          region,
+          ...(cw.endpoint ? { endpoint: cw.endpoint } : {}),
+          ...(cw.credentials ? { credentials: cw.credentials } : {}),
+        }),
+      );
+    })();
+    return reader;
+  };
+  const fail = (status: number, code: string, error: string): JsonAnswer => ({
+    status,
+    body: { error, code },
+  });
+
+  return async (query) => {
+    const minutesText = query.get('minutes');
+    const minutes = minutesText === null ? LIVE_MINUTES.default : Number(minutesText);
+    if (!Number.isInteger(minutes) || minutes < 1 || minutes > LIVE_MINUTES.max) {
+      return fail(
+        400,
+        'INVALID_ARGUMENT',
+        `minutes must be a whole number from 1 to ${LIVE_MINUTES.max} (got ${JSON.stringify(minutesText)})`,
+      );
+    }
+    const model = query.get('model') || undefined;
+    if (model !== undefined && !isModelName(model)) {
+      return fail(400, 'INVALID_ARGUMENT', `${JSON.stringify(model)} is not a model name`);
+    }
+    if (!region) {
+      return fail(
+        503,
+        'CLOUDWATCH_NO_REGION',
+        `cannot tell the AWS region of the stack at ${deps.client.endpoint} to read its CloudWatch metrics: set AWS_REGION`,
+      );
+    }
+    const { versions, truncated } = await servingVersions(deps.client, model);
+    const window = liveWindow((deps.cloudWatch.now ?? Date.now)(), minutes);
+    if (versions.length === 0) return { status: 200, body: shapeLive([], [], window) };
+    const { GET_METRIC_DATA_ACTION, CloudWatchReadError } = await import(
+      '../adapters/cloudwatch-metrics-reader'
+    );
+    try {
+      const results = await (await getReader()).read(liveQueries(versions, window), window.start, window.end);
+      const shaped = shapeLive(versions, results, window);
+      return { status: 200, body: truncated ? { ...shaped, truncated } : shaped };
+    } catch (e) {
+      if (!(e instanceof CloudWatchReadError)) throw e;
+      const said = `CloudWatch answered: ${e.message}`;
+      switch (e.kind) {
+        case 'access-denied':
+          return fail(
+            403,
+            'CLOUDWATCH_ACCESS_DENIED',
+            `your AWS credentials may not read the stack's metrics: they need the ${GET_METRIC_DATA_ACTION} permission (in ${region}). ${said}`,
+          );
+        case 'credentials':
+          return fail(
+            503,
+            'CLOUDWATCH_CREDENTIALS',
+            `no usable AWS credentials to read the stack's metrics with ${GET_METRIC_DATA_ACTION} (the credential chain of the AWS SDK: environment, profile, SSO, instance role). ${said}`,
+          );
+        case 'throttled':
+          return fail(
+            503,
+            'CLOUDWATCH_THROTTLED',
+            `CloudWatch throttled the reads; the page tries again. ${said}`,
+          );
+        case 'unavailable':
+          return fail(503, 'CLOUDWATCH_UNAVAILABLE', `CloudWatch in ${region} could not be reached. ${said}`);
+        case 'invalid':
+          return fail(502, 'CLOUDWATCH_REJECTED', `CloudWatch rejected the query. ${said}`);
+        default:
+          return fail(502, 'CLOUDWATCH_FAILED', `the metrics could not be read from CloudWatch. ${said}`);
+      }
+    }
+  };
+}
+
 /** Starts `maas console`'s server: the console's assets, and the API's routes forwarded through `client`. */
 export async function startConsoleServer(opts: ConsoleServerOptions): Promise<RunningConsoleServer> {
-  const { MaasApiError, ConnectionError } = await import('../cli/client');
+  const { MaasApiError, ConnectionError, regionFromHost } = await import('../cli/client');
   const client = opts.client;
   const host = opts.host ?? '127.0.0.1';
   let port = 0;
@@ -253,6 +454,29 @@ export async function startConsoleServer(opts: ConsoleServerOptions): Promise<Ru
     auth: opts.auth.kind,
     ...(opts.auth.kind === 'sigv4' ? { region: opts.auth.region } : {}),
     metrics,
+    live: metrics ? 'prometheus' : 'cloudwatch',
+  });
+
+  /** Answers the failure of an API call this server made itself (as the API wrote it); false when it was not one. */
+  const apiFailure = (res: ServerResponse, e: unknown): boolean => {
+    if (e instanceof MaasApiError) {
+      const b = e.body;
+      if (typeof b === 'string') send(res, e.status, 'text/plain; charset=utf-8', b);
+      else sendJson(res, e.status, b ?? { error: e.message, code: e.code });
+      return true;
+    }
+    if (e instanceof ConnectionError) {
+      sendJson(res, 502, { error: e.message, code: 'UPSTREAM_UNREACHABLE' });
+      return true;
+    }
+    return false;
+  };
+
+  const live = liveMetricsRoute({
+    client,
+    auth: opts.auth,
+    cloudWatch: opts.cloudWatch ?? {},
+    regionFromHost,
   });
 
   const forward = async (req: IncomingMessage, res: ServerResponse, method: string, pathAndQuery: string) => {
@@ -313,6 +537,29 @@ export async function startConsoleServer(opts: ConsoleServerOptions): Promise<Ru
         error: `this server answers only on http://${host}:${port} (got Host ${req.headers.host ?? 'none'})`,
         code: 'CONSOLE_FORBIDDEN',
       });
+    }
+    if (url.pathname === LIVE_METRICS_PATH && !metrics) {
+      req.resume();
+      if (method !== 'GET') {
+        res.setHeader('allow', 'GET');
+        return sendJson(res, 405, {
+          error: `${method} is not allowed on ${url.pathname}`,
+          code: 'METHOD_NOT_ALLOWED',
+        });
+      }
+      if (req.headers[CONSOLE_HEADER] !== '1') {
+        return sendJson(res, 403, {
+          error: `the metrics are read only for the console's page (the ${CONSOLE_HEADER} header is missing)`,
+          code: 'CONSOLE_FORBIDDEN',
+        });
+      }
+      try {
+        const answer = await live(url.searchParams);
+        return sendJson(res, answer.status, answer.body);
+      } catch (e) {
+        if (apiFailure(res, e)) return;
+        throw e;
+      }
     }
     if (isConsolePath(url.pathname)) {
       return serveConsole(req, res, { config, ...(opts.distDir ? { distDir: opts.distDir } : {}) });

@@ -71,7 +71,13 @@ describe('the console on the local server', () => {
     const js = await fetch(`${server.url}/console/app.js`);
     expect(js.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
     const config = await (await fetch(`${server.url}/console/config.json`)).json();
-    expect(config).toEqual({ mode: 'local', endpoint: server.url, auth: 'none', metrics: true });
+    expect(config).toEqual({
+      mode: 'local',
+      endpoint: server.url,
+      auth: 'none',
+      metrics: true,
+      live: 'prometheus',
+    });
   });
 
   it('answers what it does not have with the API’s error shape', async () => {

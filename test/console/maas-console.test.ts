@@ -5,7 +5,6 @@
  * which signs what it forwards as the CLI signs; the command itself runs as a process with a bearer token.
  */
 import { execFile, spawn } from 'node:child_process';
-import { createHash, createHmac } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -14,14 +13,28 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MaasClient } from '../../functions/cli/client';
 import { consoleAuth, describeAuth } from '../../functions/cli/commands/console';
+import {
+  INFERENCE_DIMENSION_SETS,
+  METRICS,
+  METRICS_NAMESPACE,
+  type MetricName,
+} from '../../functions/contract/observability';
 import { matchRoute } from '../../functions/contract/routes';
+import { LIVE_MINUTES, type LiveMetrics, liveWindow } from '../../functions/domain/metric-series';
 import { type RunningConsoleServer, startConsoleServer } from '../../functions/local/console-server';
 import { launchBrowser, saveScreenshot, type TestBrowser } from './browser';
+import {
+  ACCESS_DENIED,
+  type FakeCloudWatch,
+  GET_METRIC_DATA_TARGET,
+  type SeenCall,
+  startFakeCloudWatch,
+} from './fake-cloudwatch';
+import { ACCESS_KEY_ID, SECRET, sigV4Region } from './sigv4';
 import { type ConsoleTarget, startConsoleTarget } from './target';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const DOCS = join(ROOT, 'docs');
-const SECRET = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
 const TOKEN = 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJjb25zb2xlIn0.';
 
 /** One request the gateway received, and whether it let it through. */
@@ -33,41 +46,8 @@ interface Seen {
   readonly verdict: 'sigv4' | 'bearer' | 'refused';
 }
 
-const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
-const hmac = (key: string | Buffer, data: string) => createHmac('sha256', key).update(data).digest();
-
-/** Whether a request carries a valid SigV4 signature for execute-api by AKIDEXAMPLE over what was received. */
-function sigV4Valid(method: string, path: string, headers: IncomingHttpHeaders, body: Buffer): boolean {
-  const m =
-    /^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/(\d{8})\/([^/]+)\/execute-api\/aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/.exec(
-      String(headers.authorization),
-    );
-  if (!m) return false;
-  const [, date, region, signedHeaders, signature] = m as unknown as string[];
-  const names = (signedHeaders as string).split(';');
-  if (!names.includes('host') || !names.includes('x-amz-date')) return false;
-  const url = new URL(path, 'http://h');
-  const enc = (s: string) =>
-    encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16)}`);
-  const canonical = [
-    method,
-    url.pathname,
-    [...url.searchParams]
-      .map(([k, v]) => `${enc(k)}=${enc(v)}`)
-      .sort()
-      .join('&'),
-    names.map((n) => `${n}:${String(headers[n]).trim()}\n`).join(''),
-    signedHeaders,
-    sha256(body),
-  ].join('\n');
-  const scope = `${date}/${region}/execute-api/aws4_request`;
-  const toSign = ['AWS4-HMAC-SHA256', String(headers['x-amz-date']), scope, sha256(canonical)].join('\n');
-  const key = hmac(
-    hmac(hmac(hmac(`AWS4${SECRET}`, date as string), region as string), 'execute-api'),
-    'aws4_request',
-  );
-  return createHmac('sha256', key).update(toSign).digest('hex') === signature;
-}
+const sigV4Valid = (method: string, path: string, headers: IncomingHttpHeaders, body: Buffer) =>
+  sigV4Region('execute-api', method, path, headers, body) !== undefined;
 
 /**
  * The stand-in for API Gateway: only the route table's routes (404 otherwise), each request's authorization checked
@@ -133,6 +113,56 @@ function getWithHost(url: string, host: string): Promise<{ status: number; body:
   });
 }
 
+/** The time the console server reads CloudWatch at (fixed, so the window's minutes are known). */
+const NOW = Date.now();
+const WINDOW = liveWindow(NOW, LIVE_MINUTES.default);
+const minute = (i: number) => WINDOW.start + i * 60_000;
+const WINDOW_SECONDS = (WINDOW.end - WINDOW.start) / 1000;
+
+/**
+ * CloudWatch's figures of the sample: v1 with requests in minutes 0, 1 and 3 of the window (and outside it, before
+ * and in the minute in progress), v2 in minute 7, v3 none.
+ */
+function seedCloudWatch(cw: FakeCloudWatch): void {
+  const metric = (name: MetricName, version: number) => ({
+    namespace: METRICS_NAMESPACE,
+    name,
+    dimensions: { model: 'iris', version: String(version) },
+  });
+  const put = (name: MetricName, version: number, stat: string, at: number, value: number, period = 60) =>
+    cw.put(metric(name, version), stat, period, at, value);
+  for (const [i, n, p50, p90, p99] of [
+    [0, 120, 4, 9, 20],
+    [1, 60, 5, 10, 25],
+    [3, 30, 6, 11, 30],
+  ] as const) {
+    put('Requests', 1, 'Sum', minute(i), n);
+    put('Latency', 1, 'p50', minute(i), p50);
+    put('Latency', 1, 'p90', minute(i), p90);
+    put('Latency', 1, 'p99', minute(i), p99);
+  }
+  put('Requests', 1, 'Sum', minute(-1), 999);
+  put('Requests', 1, 'Sum', WINDOW.end, 999);
+  put('ClientErrors', 1, 'Sum', minute(1), 6);
+  put('ServerErrors', 1, 'Sum', minute(3), 3);
+  for (const [stat, v] of [
+    ['p50', 5],
+    ['p90', 10],
+    ['p99', 28],
+  ] as const) {
+    put('Latency', 1, stat, WINDOW.start, v, WINDOW_SECONDS);
+  }
+  put('Requests', 2, 'Sum', minute(7), 12);
+  for (const [stat, v] of [
+    ['p50', 3],
+    ['p90', 7],
+    ['p99', 8],
+  ] as const) {
+    put('Latency', 2, stat, minute(7), v);
+    put('Latency', 2, stat, WINDOW.start, v, WINDOW_SECONDS);
+  }
+}
+
 describe('maas console against a deployed-like stack', () => {
   let remote: ConsoleTarget;
   let gateway: Awaited<ReturnType<typeof startGateway>>;
@@ -140,6 +170,7 @@ describe('maas console against a deployed-like stack', () => {
   let page: Page;
   let problems: string[];
   let consoleServer: RunningConsoleServer;
+  let cloudWatch: FakeCloudWatch;
 
   // A machine without Chromium installs it first (apt-get): minutes, not seconds.
   beforeAll(async () => {
@@ -149,9 +180,19 @@ describe('maas console against a deployed-like stack', () => {
       endpoint: gateway.url,
       sign: true,
       region: 'eu-west-1',
-      credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: SECRET },
+      credentials: { accessKeyId: ACCESS_KEY_ID, secretAccessKey: SECRET },
     });
-    consoleServer = await startConsoleServer({ client, auth: { kind: 'sigv4', region: 'eu-west-1' } });
+    cloudWatch = await startFakeCloudWatch();
+    seedCloudWatch(cloudWatch);
+    consoleServer = await startConsoleServer({
+      client,
+      auth: { kind: 'sigv4', region: 'eu-west-1' },
+      cloudWatch: {
+        endpoint: cloudWatch.url,
+        credentials: { accessKeyId: ACCESS_KEY_ID, secretAccessKey: SECRET },
+        now: () => NOW,
+      },
+    });
     ({ page, problems } = await chrome.page());
     page.setDefaultTimeout(15_000);
   }, 900_000);
@@ -160,6 +201,7 @@ describe('maas console against a deployed-like stack', () => {
     await chrome?.close();
     await consoleServer?.close();
     await gateway?.stop();
+    await cloudWatch?.stop();
     await remote?.close();
   });
 
@@ -227,12 +269,26 @@ describe('maas console against a deployed-like stack', () => {
       page.locator('[role="alert"][data-code="MODEL_NOT_FOUND"]').textContent(),
     ).resolves.toContain("model 'absent' not found");
 
-    // Live says what it needs: the stack has no /metrics.
+    // Live: the stack has no /metrics; the page charts CloudWatch's figures, read by the console server.
     await page.goto(`${consoleServer.url}/console/#/live`);
-    await expect(page.locator('[data-explain="no-metrics"]').textContent()).resolves.toContain(
-      'GetMetricData',
+    const v1 = page.locator('tr[data-series="iris@v1"]');
+    await v1.waitFor();
+    await expect(v1.locator('td.requests').textContent()).resolves.toBe('210');
+    await expect(v1.locator('td.client-errors').textContent()).resolves.toBe('6');
+    await expect(v1.locator('td.server-errors').textContent()).resolves.toBe('3');
+    await expect(v1.locator('td.p99').textContent()).resolves.toBe('28');
+    await expect(page.locator('tr[data-series="iris@v2"] td.requests').textContent()).resolves.toBe('12');
+    await expect(page.locator('tr[data-series="iris@v3"]').count()).resolves.toBe(0);
+    await expect(page.locator('.chart-box canvas').count()).resolves.toBe(3);
+    await expect(page.locator('section[data-source]').getAttribute('data-source')).resolves.toBe(
+      'cloudwatch',
+    );
+    await expect(page.locator('.live-totals caption').textContent()).resolves.toBe(
+      'Totals over the last 10 minutes',
     );
     await saveScreenshot(page, join(DOCS, 'console-live-remote.png'));
+    expect(cloudWatch.seen.length).toBeGreaterThan(0);
+    expect(cloudWatch.seen.every((c) => c.region === 'eu-west-1')).toBe(true);
 
     expect(gateway.seen.length).toBeGreaterThan(5);
     expect(gateway.seen.filter((s) => s.verdict !== 'sigv4')).toEqual([]);
@@ -260,19 +316,193 @@ describe('maas console against a deployed-like stack', () => {
     });
     try {
       const config = await (await fetch(`${local.url}/console/config.json`)).json();
-      expect(config).toEqual({ mode: 'remote', endpoint: remote.url, auth: 'none', metrics: true });
+      expect(config).toEqual({
+        mode: 'remote',
+        endpoint: remote.url,
+        auth: 'none',
+        metrics: true,
+        live: 'prometheus',
+      });
       const metrics = await fetch(`${local.url}/metrics`, { headers: { 'x-maas-console': '1' } });
       expect(metrics.status).toBe(200);
       expect(await metrics.text()).toContain('maas_requests_total');
+      // The page reads /metrics: CloudWatch is not read.
+      const cw = await fetch(`${local.url}/console/metrics.json`, { headers: { 'x-maas-console': '1' } });
+      expect(cw.status).toBe(404);
     } finally {
       await local.close();
     }
-    // Behind the gateway there is none: the Live page says what it needs instead.
+    // Behind the gateway there is none: the Live page reads CloudWatch instead.
     const config = await (await fetch(`${consoleServer.url}/console/config.json`)).json();
-    expect(config).toMatchObject({ auth: 'sigv4', metrics: false });
+    expect(config).toMatchObject({ auth: 'sigv4', metrics: false, live: 'cloudwatch' });
     expect((await fetch(`${consoleServer.url}/metrics`, { headers: { 'x-maas-console': '1' } })).status).toBe(
       404,
     );
+  });
+
+  it('answers the Live page from CloudWatch GetMetricData, signed for monitoring, in the shape of the local source', async () => {
+    const before = cloudWatch.seen.length;
+    const res = await fetch(`${consoleServer.url}/console/metrics.json?minutes=10&model=iris`, {
+      headers: { 'x-maas-console': '1' },
+    });
+    expect(res.status).toBe(200);
+    const nulls = (n: number) => Array.from({ length: n }, () => null);
+    const zeros = (n: number) => Array.from({ length: n }, () => 0);
+    expect(await res.json()).toEqual({
+      source: 'cloudwatch',
+      times: Array.from({ length: 10 }, (_, i) => minute(i + 1)),
+      periodSeconds: 60,
+      totalsOver: 'window',
+      series: [
+        {
+          key: 'iris@v1',
+          model: 'iris',
+          version: '1',
+          // Minute 2 and 4-7 had no request (0); minutes 8 and 9 are after the last figure CloudWatch has (null).
+          requestsPerSec: [2, 1, 0, 0.5, 0, 0, 0, 0, null, null],
+          clientErrorsPerSec: [0, 0.1, ...zeros(6), null, null],
+          serverErrorsPerSec: [0, 0, 0, 0.05, ...zeros(4), null, null],
+          p50Ms: [4, 5, null, 6, ...nulls(6)],
+          p90Ms: [9, 10, null, 11, ...nulls(6)],
+          p99Ms: [20, 25, null, 30, ...nulls(6)],
+          totals: { requests: 210, clientErrors: 6, serverErrors: 3, p50Ms: 5, p90Ms: 10, p99Ms: 28 },
+        },
+        {
+          key: 'iris@v2',
+          model: 'iris',
+          version: '2',
+          requestsPerSec: [...zeros(7), 0.2, null, null],
+          clientErrorsPerSec: [...zeros(8), null, null],
+          serverErrorsPerSec: [...zeros(8), null, null],
+          p50Ms: [...nulls(7), 3, null, null],
+          p90Ms: [...nulls(7), 7, null, null],
+          p99Ms: [...nulls(7), 8, null, null],
+          totals: { requests: 12, clientErrors: 0, serverErrors: 0, p50Ms: 3, p90Ms: 7, p99Ms: 8 },
+        },
+      ],
+    });
+
+    // What CloudWatch received: one signed GetMetricData for the READY versions, newest first, in the contract's
+    // namespace, metric names and {model, version} dimensions, per minute and over the whole window.
+    expect(cloudWatch.seen.length).toBe(before + 1);
+    const call = cloudWatch.seen.at(-1) as SeenCall;
+    expect(call.region).toBe('eu-west-1');
+    expect(call.headers.authorization).toMatch(
+      /Credential=AKIDEXAMPLE\/\d{8}\/eu-west-1\/monitoring\/aws4_request/,
+    );
+    expect(call.headers['x-amz-target']).toBe(GET_METRIC_DATA_TARGET);
+    expect(call.headers['content-type']).toBe('application/x-amz-json-1.0');
+    expect(call.body.StartTime * 1000).toBe(WINDOW.start);
+    expect(call.body.EndTime * 1000).toBe(WINDOW.end);
+    const queries = call.body.MetricDataQueries;
+    const dimensionSet = INFERENCE_DIMENSION_SETS.find((d) => d.join() === 'model,version');
+    for (const q of queries) {
+      expect(q.Id).toMatch(/^[a-z][a-zA-Z0-9_]*$/);
+      expect(q.MetricStat.Metric.Namespace).toBe(METRICS_NAMESPACE);
+      expect(Object.keys(METRICS)).toContain(q.MetricStat.Metric.MetricName);
+      expect(q.MetricStat.Metric.Dimensions.map((d) => d.Name)).toEqual(dimensionSet);
+      expect(q.MetricStat.Metric.Dimensions[0]?.Value).toBe('iris');
+    }
+    const asked = (period: number) =>
+      queries
+        .filter((q) => q.MetricStat.Period === period)
+        .map(
+          (q) =>
+            `${q.MetricStat.Metric.Dimensions[1]?.Value} ${q.MetricStat.Metric.MetricName} ${q.MetricStat.Stat}`,
+        );
+    const perVersion = (v: number) => [
+      `${v} Requests Sum`,
+      `${v} ClientErrors Sum`,
+      `${v} ServerErrors Sum`,
+      `${v} Latency p50`,
+      `${v} Latency p90`,
+      `${v} Latency p99`,
+    ];
+    expect(asked(60)).toEqual([3, 2, 1].flatMap(perVersion));
+    expect(asked(WINDOW_SECONDS)).toEqual(
+      [3, 2, 1].flatMap((v) => [`${v} Latency p50`, `${v} Latency p90`, `${v} Latency p99`]),
+    );
+    expect(queries).toHaveLength(27);
+
+    // Every model (no model=): the same series.
+    const all = await fetch(`${consoleServer.url}/console/metrics.json`, {
+      headers: { 'x-maas-console': '1' },
+    });
+    expect(((await all.json()) as LiveMetrics).series.map((s) => s.key)).toEqual(['iris@v1', 'iris@v2']);
+  });
+
+  it("refuses the Live route's bad requests with their code, before CloudWatch is asked", async () => {
+    const before = cloudWatch.seen.length;
+    const get = async (query: string, headers: Record<string, string> = { 'x-maas-console': '1' }) => {
+      const res = await fetch(`${consoleServer.url}/console/metrics.json${query}`, { headers });
+      return { status: res.status, body: (await res.json()) as { error: string; code: string } };
+    };
+    expect(await get('?minutes=10', {})).toMatchObject({ status: 403, body: { code: 'CONSOLE_FORBIDDEN' } });
+    expect(await get('?minutes=0')).toMatchObject({ status: 400, body: { code: 'INVALID_ARGUMENT' } });
+    expect(await get('?minutes=abc')).toMatchObject({ status: 400, body: { code: 'INVALID_ARGUMENT' } });
+    expect(await get('?model=no%20such')).toMatchObject({ status: 400, body: { code: 'INVALID_ARGUMENT' } });
+    // A model the API does not know: its answer, as the API wrote it.
+    const absent = await get('?model=absent');
+    expect(absent.status).toBe(404);
+    expect(absent.body).toMatchObject({ code: 'MODEL_NOT_FOUND' });
+    expect(absent.body.error).toContain("model 'absent' not found");
+    expect(cloudWatch.seen.length).toBe(before);
+  });
+
+  it('answers a refusal of CloudWatch with its code and the permission it needs, and the page shows it', async () => {
+    cloudWatch.fail = ACCESS_DENIED;
+    const before = cloudWatch.seen.length;
+    try {
+      const res = await fetch(`${consoleServer.url}/console/metrics.json?minutes=10`, {
+        headers: { 'x-maas-console': '1' },
+      });
+      expect(res.status).toBe(403);
+      const body = (await res.json()) as { error: string; code: string };
+      expect(body.code).toBe('CLOUDWATCH_ACCESS_DENIED');
+      expect(body.error).toContain('need the cloudwatch:GetMetricData permission');
+      expect(body.error).toContain('is not authorized to perform: cloudwatch:GetMetricData');
+      // One attempt: a refusal is not retried.
+      expect(cloudWatch.seen.length).toBe(before + 1);
+      expect(cloudWatch.seen.at(-1)?.region).toBe('eu-west-1');
+
+      await page.goto(`${consoleServer.url}/console/?denied#/live`);
+      const alert = page.locator('[role="alert"][data-code="CLOUDWATCH_ACCESS_DENIED"]');
+      await expect(alert.locator('.error-message').textContent()).resolves.toContain(
+        'cloudwatch:GetMetricData',
+      );
+      await expect(alert.locator('.error-status').textContent()).resolves.toContain('403');
+      await expect(page.locator('[data-explain="cloudwatch-permission"]').textContent()).resolves.toContain(
+        '"Action": "cloudwatch:GetMetricData"',
+      );
+    } finally {
+      cloudWatch.fail = undefined;
+    }
+
+    // Credentials CloudWatch does not accept (here: a wrong secret, so the signature does not match).
+    const refused = await startConsoleServer({
+      client: new MaasClient({
+        endpoint: gateway.url,
+        sign: true,
+        region: 'eu-west-1',
+        credentials: { accessKeyId: ACCESS_KEY_ID, secretAccessKey: SECRET },
+      }),
+      auth: { kind: 'sigv4', region: 'eu-west-1' },
+      cloudWatch: {
+        endpoint: cloudWatch.url,
+        credentials: { accessKeyId: ACCESS_KEY_ID, secretAccessKey: 'not-the-secret' },
+        now: () => NOW,
+      },
+    });
+    try {
+      const res = await fetch(`${refused.url}/console/metrics.json`, { headers: { 'x-maas-console': '1' } });
+      expect(res.status).toBe(503);
+      const body = (await res.json()) as { error: string; code: string };
+      expect(body.code).toBe('CLOUDWATCH_CREDENTIALS');
+      expect(body.error).toContain('SignatureDoesNotMatch');
+      expect(cloudWatch.seen.at(-1)?.region).toBeUndefined();
+    } finally {
+      await refused.close();
+    }
   });
 
   it('runs as `maas console` with a bearer token', async () => {
@@ -298,7 +528,13 @@ describe('maas console against a deployed-like stack', () => {
       });
       expect(out).toContain(`maas console for ${gateway.url} (requests with the bearer token)`);
       const config = await (await fetch(`${url}/console/config.json`)).json();
-      expect(config).toEqual({ mode: 'remote', endpoint: gateway.url, auth: 'bearer', metrics: false });
+      expect(config).toEqual({
+        mode: 'remote',
+        endpoint: gateway.url,
+        auth: 'bearer',
+        metrics: false,
+        live: 'cloudwatch',
+      });
       const models = await fetch(`${url}/models`, { headers: { 'x-maas-console': '1' } });
       expect(models.status).toBe(200);
       const listed = (await models.json()) as { models: { name: string }[] };

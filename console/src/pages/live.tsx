@@ -1,19 +1,26 @@
 /**
- * Live: requests, errors and latency per model version over the last minutes, from the local service's
- * `/metrics` scraped every few seconds while the page is open (uPlot charts, and a table of the totals).
- * Against a deployed stack it says what it would need.
+ * Live: requests, errors and latency per model version over the last minutes (uPlot charts, and a table of the
+ * totals), from the local service's `/metrics` scraped every few seconds while the page is open, or — against a
+ * deployed stack, through `maas console` — from CloudWatch, one point per minute. Both sources give the page the
+ * same {@link LiveMetrics}.
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
-import { type ConsoleConfig, metricsText } from '../api';
-import { ErrorBox } from '../components';
+import { METRICS_NAMESPACE } from '../../../functions/contract/observability';
+import type { LiveMetrics } from '../../../functions/domain/metric-series';
+import { ApiError, type ConsoleConfig, listModels, liveMetrics, metricsText } from '../api';
+import { ErrorBox, Loading } from '../components';
 import { num } from '../format';
-import { pointBetween, type Scrape, scrape, totalQuantile } from '../live';
+import { errorsPerSec, liveFromScrapes, type Scrape, scrape } from '../live';
 
-/** Seconds between scrapes. */
+/** Seconds between scrapes of `/metrics`. */
 const EVERY_MS = 2000;
 /** Scrapes kept (10 minutes). */
 const KEEP = 300;
+/** Seconds between reads of CloudWatch (its figures are per minute). */
+const CLOUDWATCH_EVERY_MS = 30_000;
+/** The windows the page offers against CloudWatch (minutes). */
+const WINDOWS = [10, 30, 60, 180] as const;
 
 /** Scrapes survive leaving the page (not a reload). */
 const scrapes: Scrape[] = [];
@@ -81,37 +88,103 @@ function Chart(props: ChartProps) {
   );
 }
 
-export function LivePage(props: { config: ConsoleConfig }) {
-  const [tick, setTick] = useState(0);
-  const [error, setError] = useState<unknown>();
-  const [model, setModel] = useState('');
+/** What a source gives the page: its latest figures, its last error, and a count of reads. */
+interface Feed {
+  readonly data?: LiveMetrics;
+  readonly error?: unknown;
+  readonly tick: number;
+}
 
+/** Polls `read` every `everyMs` while `enabled`, starting again when `deps` change. */
+function usePoll(
+  enabled: boolean,
+  everyMs: number,
+  read: () => Promise<LiveMetrics>,
+  deps: readonly unknown[],
+): Feed {
+  const [feed, setFeed] = useState<Feed>({ tick: 0 });
   useEffect(() => {
-    if (!props.config.metrics) return;
+    if (!enabled) return;
     let stopped = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const poll = async () => {
+      let next: Partial<Feed>;
       try {
-        const text = await metricsText();
-        scrapes.push(scrape(text, Date.now()));
-        if (scrapes.length > KEEP) scrapes.splice(0, scrapes.length - KEEP);
-        setError(undefined);
+        next = { data: await read(), error: undefined };
       } catch (e) {
-        setError(e);
+        next = { error: e };
       }
-      if (!stopped) {
-        setTick((t) => t + 1);
-        timer = setTimeout(poll, EVERY_MS);
-      }
+      if (stopped) return;
+      setFeed((f) => ({ ...f, ...next, tick: f.tick + 1 }));
+      timer = setTimeout(poll, everyMs);
     };
     void poll();
     return () => {
       stopped = true;
       if (timer) clearTimeout(timer);
     };
-  }, [props.config.metrics]);
+  }, [enabled, ...deps]);
+  return feed;
+}
 
-  if (!props.config.metrics) {
+/** The scrapes of the local `/metrics` as {@link LiveMetrics}. */
+async function readPrometheus(): Promise<LiveMetrics> {
+  const text = await metricsText();
+  scrapes.push(scrape(text, Date.now()));
+  if (scrapes.length > KEEP) scrapes.splice(0, scrapes.length - KEEP);
+  return liveFromScrapes(scrapes);
+}
+
+/** What to do about a refusal of CloudWatch. */
+function CloudWatchHelp(props: { code: string }) {
+  if (props.code === 'CLOUDWATCH_ACCESS_DENIED') {
+    return (
+      <div class="explain" data-explain="cloudwatch-permission">
+        <p>
+          Allow <code>cloudwatch:GetMetricData</code> to the credentials <code>maas console</code> runs with
+          (it takes no resource: <code>"Resource": "*"</code>), for example:
+        </p>
+        <pre>{'{"Effect": "Allow", "Action": "cloudwatch:GetMetricData", "Resource": "*"}'}</pre>
+        <p>
+          Or open the stack's CloudWatch dashboard (the <code>DashboardName</code> output of the stack).
+        </p>
+      </div>
+    );
+  }
+  if (props.code === 'CLOUDWATCH_CREDENTIALS' || props.code === 'CLOUDWATCH_NO_REGION') {
+    return (
+      <p class="explain">
+        <code>maas console</code> reads CloudWatch with the AWS credentials and region of its environment (
+        <code>AWS_PROFILE</code>, <code>AWS_ACCESS_KEY_ID</code>…, <code>AWS_REGION</code>), as the CLI signs
+        its requests.
+      </p>
+    );
+  }
+  return null;
+}
+
+export function LivePage(props: { config: ConsoleConfig }) {
+  const source = props.config.live ?? (props.config.metrics ? 'prometheus' : 'none');
+  const [model, setModel] = useState('');
+  const [minutes, setMinutes] = useState<number>(WINDOWS[0]);
+  const [listed, setListed] = useState<readonly string[]>([]);
+
+  const local = usePoll(source === 'prometheus', EVERY_MS, readPrometheus, []);
+  const remote = usePoll(
+    source === 'cloudwatch',
+    CLOUDWATCH_EVERY_MS,
+    () => liveMetrics(minutes, model || undefined),
+    [minutes, model],
+  );
+  useEffect(() => {
+    if (source !== 'cloudwatch') return;
+    listModels().then(
+      (ms) => setListed(ms.map((m) => m.name)),
+      () => undefined, // the selector then offers the models that have figures
+    );
+  }, [source]);
+
+  if (source === 'none') {
     return (
       <section aria-labelledby="live-title">
         <h1 id="live-title" tabIndex={-1}>
@@ -119,45 +192,55 @@ export function LivePage(props: { config: ConsoleConfig }) {
         </h1>
         <div class="explain" data-explain="no-metrics">
           <p>
-            The live charts read <code>GET /metrics</code>, the Prometheus text that only the local service (
-            <code>maas dev</code>) serves. The deployed stack at <code>{props.config.endpoint}</code> writes
-            the same figures to CloudWatch instead (namespace <code>maas</code>: <code>Requests</code>,{' '}
-            <code>ClientErrors</code>, <code>ServerErrors</code>, <code>Latency</code> per <code>model</code>{' '}
-            and <code>version</code>).
-          </p>
-          <p>
-            Charting them here needs <code>maas console</code> to read them with CloudWatch{' '}
-            <code>GetMetricData</code> (and your credentials to allow <code>cloudwatch:GetMetricData</code>),
-            which it does not do yet. Until then, open the stack's CloudWatch dashboard (the{' '}
-            <code>DashboardName</code> output of the stack).
+            The live charts read <code>GET /metrics</code>, the Prometheus text of the local service, and this
+            service serves none. <code>maas dev</code> (<code>npm start</code>) serves it; against a deployed
+            stack, <code>maas console</code> reads the same figures from CloudWatch.
           </p>
         </div>
       </section>
     );
   }
 
-  const latest = scrapes.at(-1);
-  const allKeys = [...new Set(scrapes.flatMap((s) => [...s.series.keys()]))].sort();
-  const models = [...new Set(allKeys.map((k) => k.slice(0, k.lastIndexOf('@'))))].sort();
-  const keys = model ? allKeys.filter((k) => k.startsWith(`${model}@`)) : allKeys;
-  const pairs = scrapes.slice(1).map((s, i) => [scrapes[i] as Scrape, s] as const);
-  const xs = pairs.map(([, s]) => s.at / 1000);
-  const points = keys.map((k) => pairs.map(([a, b]) => pointBetween(a, b, k)));
-  const rate = points.map((ps) => ps.map((p) => p.requestsPerSec));
-  const errors = points.map((ps) => ps.map((p) => p.errorsPerSec));
-  const p99 = points.map((ps) => ps.map((p) => p.p99Ms));
+  const feed = source === 'cloudwatch' ? remote : local;
+  const data = feed.data;
+  const all = data?.series ?? [];
+  const models = [...new Set([...listed, ...all.map((s) => s.model), ...(model ? [model] : [])])].sort();
+  const series = model ? all.filter((s) => s.model === model) : all;
+  const keys = series.map((s) => s.key);
+  const xs = (data?.times ?? []).map((t) => t / 1000);
+  const errorCode = feed.error instanceof ApiError ? feed.error.code : '';
 
   return (
-    <section aria-labelledby="live-title" data-tick={tick}>
+    <section aria-labelledby="live-title" data-tick={feed.tick} data-source={source}>
       <h1 id="live-title" tabIndex={-1}>
         Live
       </h1>
-      <p class="muted">
-        From <code>/metrics</code> every {EVERY_MS / 1000} s while this page is open; the last{' '}
-        {(KEEP * (EVERY_MS / 1000)) / 60} minutes are kept. Each line is one model version (all its aliases
-        and routes).
-      </p>
-      {error ? <ErrorBox error={error} title="The metrics could not be read" /> : null}
+      {source === 'cloudwatch' ? (
+        <p class="muted">
+          From CloudWatch (namespace <code>{METRICS_NAMESPACE}</code>
+          {props.config.region ? (
+            <>
+              {' '}
+              in <code>{props.config.region}</code>
+            </>
+          ) : null}
+          ), read by <code>maas console</code> with <code>GetMetricData</code> every{' '}
+          {CLOUDWATCH_EVERY_MS / 1000} s while this page is open: one point per minute over the last {minutes}{' '}
+          minutes, the minute in progress left out (CloudWatch has a minute's figures a minute or two after
+          it). Each line is one model version (all its aliases and routes).
+        </p>
+      ) : (
+        <p class="muted">
+          From <code>/metrics</code> every {EVERY_MS / 1000} s while this page is open; the last{' '}
+          {(KEEP * (EVERY_MS / 1000)) / 60} minutes are kept. Each line is one model version (all its aliases
+          and routes).
+        </p>
+      )}
+      {feed.error ? (
+        <ErrorBox error={feed.error} title="The metrics could not be read">
+          <CloudWatchHelp code={errorCode} />
+        </ErrorBox>
+      ) : null}
       <div class="field inline">
         <label for="live-model">Model</label>
         <select
@@ -172,43 +255,89 @@ export function LivePage(props: { config: ConsoleConfig }) {
             </option>
           ))}
         </select>
+        {source === 'cloudwatch' ? (
+          <>
+            <label for="live-window">Window</label>
+            <select
+              id="live-window"
+              value={String(minutes)}
+              onChange={(e) => setMinutes(Number((e.target as HTMLSelectElement).value))}
+            >
+              {WINDOWS.map((w) => (
+                <option key={w} value={String(w)}>
+                  last {w} minutes
+                </option>
+              ))}
+            </select>
+          </>
+        ) : null}
       </div>
-      {keys.length === 0 ? (
-        <p role="status">
-          No inference request yet{model ? ` to ${model}` : ''}: the charts start with the first one.
+      {data?.truncated ? (
+        <p class="muted" data-truncated="true">
+          More model versions serve than one read covers: the newest of the first models are shown. Choose a
+          model to see all of its versions.
         </p>
+      ) : null}
+      {!data ? (
+        feed.error ? null : (
+          <Loading what="the metrics" />
+        )
+      ) : keys.length === 0 ? (
+        feed.error ? null : (
+          <p role="status">
+            No inference request yet{model ? ` to ${model}` : ''}: the charts start with the first one
+            {source === 'cloudwatch' ? ` (in the last ${minutes} minutes)` : ''}.
+          </p>
+        )
       ) : (
         <div class="charts">
-          <Chart title="Requests per second" unit="req/s" keys={keys} xs={xs} ys={rate} />
-          <Chart title="Errors per second (4xx and 5xx)" unit="err/s" keys={keys} xs={xs} ys={errors} />
-          <Chart title="Latency p99 (ms)" unit="ms" keys={keys} xs={xs} ys={p99} />
+          <Chart
+            title="Requests per second"
+            unit="req/s"
+            keys={keys}
+            xs={xs}
+            ys={series.map((s) => s.requestsPerSec)}
+          />
+          <Chart
+            title="Errors per second (4xx and 5xx)"
+            unit="err/s"
+            keys={keys}
+            xs={xs}
+            ys={series.map(errorsPerSec)}
+          />
+          <Chart title="Latency p99 (ms)" unit="ms" keys={keys} xs={xs} ys={series.map((s) => s.p99Ms)} />
         </div>
       )}
-      {latest && keys.length ? (
+      {data && keys.length ? (
         <table class="live-totals">
-          <caption>Totals since the service started</caption>
+          <caption>
+            {data.totalsOver === 'service'
+              ? 'Totals since the service started'
+              : `Totals over the last ${minutes} minutes`}
+          </caption>
           <thead>
             <tr>
               <th scope="col">Model version</th>
               <th scope="col">Requests</th>
-              <th scope="col">Errors</th>
+              <th scope="col">4xx</th>
+              <th scope="col">5xx</th>
               <th scope="col">p50 ms</th>
+              <th scope="col">p90 ms</th>
               <th scope="col">p99 ms</th>
             </tr>
           </thead>
           <tbody>
-            {keys.map((k) => {
-              const t = latest.series.get(k);
-              return (
-                <tr key={k} data-series={k}>
-                  <th scope="row">{k}</th>
-                  <td class="requests">{t ? t.requests : 0}</td>
-                  <td>{t ? t.errors : 0}</td>
-                  <td>{t?.requests ? num(totalQuantile(t, 0.5)) : '–'}</td>
-                  <td>{t?.requests ? num(totalQuantile(t, 0.99)) : '–'}</td>
-                </tr>
-              );
-            })}
+            {series.map((s) => (
+              <tr key={s.key} data-series={s.key}>
+                <th scope="row">{s.key}</th>
+                <td class="requests">{s.totals.requests}</td>
+                <td class="client-errors">{s.totals.clientErrors}</td>
+                <td class="server-errors">{s.totals.serverErrors}</td>
+                <td class="p50">{s.totals.p50Ms === null ? '–' : num(s.totals.p50Ms)}</td>
+                <td class="p90">{s.totals.p90Ms === null ? '–' : num(s.totals.p90Ms)}</td>
+                <td class="p99">{s.totals.p99Ms === null ? '–' : num(s.totals.p99Ms)}</td>
+              </tr>
+            ))}
           </tbody>
         </table>
       ) : null}

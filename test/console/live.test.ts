@@ -1,0 +1,60 @@
+/**
+ * The Live page's local source: `/metrics` scrapes turned into the same LiveMetrics that `maas console` answers from
+ * CloudWatch (no browser).
+ */
+import { describe, expect, it } from 'vitest';
+import { errorsPerSec, liveFromScrapes, scrape } from '../../console/src/live';
+import { PROMETHEUS, prometheusName } from '../../functions/contract/observability';
+
+/** A `/metrics` text of iris v1 through `prod` (and a registry series the page leaves out). */
+function text(requests: number, client: number, server: number, latencies: readonly number[]): string {
+  const labels = 'model="iris",version="1",alias="prod",route="stable"';
+  const bucket = prometheusName('Latency');
+  const lines = [
+    `${prometheusName('Requests')}{${labels}} ${requests}`,
+    `${prometheusName('ClientErrors')}{${labels}} ${client}`,
+    `${prometheusName('ServerErrors')}{${labels}} ${server}`,
+    `${prometheusName('Requests')}{operation="moveAlias"} 4`,
+  ];
+  for (const le of [...PROMETHEUS.latencyBucketsMs, Number.POSITIVE_INFINITY]) {
+    const count = latencies.filter((l) => l <= le).length;
+    lines.push(`${bucket}_bucket{${labels},le="${le === Number.POSITIVE_INFINITY ? '+Inf' : le}"} ${count}`);
+  }
+  lines.push(`${bucket}_count{${labels}} ${latencies.length}`);
+  return `${lines.join('\n')}\n`;
+}
+
+describe('liveFromScrapes', () => {
+  it('gives one point per interval between scrapes, per model version, with the totals since the start', () => {
+    const a = scrape(text(10, 1, 0, Array(10).fill(3)), 1_000);
+    const b = scrape(text(30, 3, 1, [...Array(10).fill(3), ...Array(20).fill(40)]), 3_000);
+    const c = scrape(text(30, 3, 1, [...Array(10).fill(3), ...Array(20).fill(40)]), 5_000);
+    const live = liveFromScrapes([a, b, c]);
+    expect(live.source).toBe('prometheus');
+    expect(live.totalsOver).toBe('service');
+    expect(live.times).toEqual([3_000, 5_000]);
+    expect(live.periodSeconds).toBe(2);
+    expect(live.series).toHaveLength(1);
+    const s = live.series[0];
+    expect(s).toMatchObject({ key: 'iris@v1', model: 'iris', version: '1' });
+    expect(s?.requestsPerSec).toEqual([10, 0]);
+    expect(s?.clientErrorsPerSec).toEqual([1, 0]);
+    expect(s?.serverErrorsPerSec).toEqual([0.5, 0]);
+    // The second interval's 20 requests all took 40 ms: bucket (25, 50].
+    expect(s?.p50Ms?.[0]).toBeGreaterThan(25);
+    expect(s?.p50Ms?.[0]).toBeLessThanOrEqual(50);
+    expect(s?.p99Ms?.[1]).toBeNull();
+    expect(s?.totals.requests).toBe(30);
+    expect(s?.totals.clientErrors).toBe(3);
+    expect(s?.totals.serverErrors).toBe(1);
+    expect(s?.totals.p50Ms).toBeGreaterThan(25);
+    expect(errorsPerSec(s as NonNullable<typeof s>)).toEqual([1.5, 0]);
+  });
+
+  it('has series but no point after one scrape, and nothing before any', () => {
+    expect(liveFromScrapes([]).series).toEqual([]);
+    const one = liveFromScrapes([scrape(text(2, 0, 0, [1, 1]), 1_000)]);
+    expect(one.times).toEqual([]);
+    expect(one.series.map((s) => [s.key, s.requestsPerSec, s.totals.requests])).toEqual([['iris@v1', [], 2]]);
+  });
+});
