@@ -6,17 +6,47 @@
  */
 import { isMaasError } from '../domain/errors';
 import { type ValidatedRequest, validateInferenceRequest } from '../domain/inference-validation';
-import type { OipResponse } from '../domain/oip-encode';
+import { type OipResponse, outputToJsonText } from '../domain/oip-encode';
 import { elementCount, type Tensor, type TensorData } from '../domain/tensor';
 import type { InferenceEngine } from '../ports/inference';
 import { assemble, type Inference, outputPlan, toResponse } from './inference';
 import type { CachedSession } from './session-cache';
 import type { ServedVersion, VersionResolver } from './version-resolver';
 
-/** One answer of `inferBatch`: the response, or the error that request alone got. */
+/**
+ * One answer of `inferBatch`: the response, or the error that request alone got. The answer of a
+ * `PreparedRequest` also carries `json`, the response's JSON text (`JSON.stringify(response)`), built without the
+ * object, which is then made only when read.
+ */
 export type BatchItem =
-  | { readonly ok: true; readonly response: OipResponse }
+  | { readonly ok: true; readonly response: OipResponse; readonly json?: string }
   | { readonly ok: false; readonly status: number; readonly code: string; readonly error: string };
+
+/**
+ * A request already validated against the version's signature (a batch row read by the row scanner,
+ * functions/domain/fast-rows.ts): `inferBatch` takes it as it is, without `validateInferenceRequest`, and answers
+ * it with its JSON text. `group` is shared by the prepared requests whose inputs have the same names, datatypes
+ * and dimensions but the first (their group is computed once). Feeds that are consecutive views of one buffer
+ * are stacked without a copy.
+ */
+export class PreparedRequest {
+  constructor(
+    readonly request: ValidatedRequest,
+    readonly group: object,
+  ) {}
+}
+
+/** The answer of a prepared request: its JSON text, and the response object made from the outputs when read. */
+class TextAnswer {
+  readonly ok = true as const;
+  constructor(
+    readonly json: string,
+    private readonly make: () => OipResponse,
+  ) {}
+  get response(): OipResponse {
+    return this.make();
+  }
+}
 
 export interface BatchInferenceDeps {
   readonly resolver: VersionResolver;
@@ -38,6 +68,8 @@ interface Pending {
   readonly index: number;
   readonly req: ValidatedRequest;
   readonly rows: number;
+  /** Answered with its JSON text (a PreparedRequest). */
+  readonly text: boolean;
 }
 
 /** Creates batch inference over the resolver and single inference. */
@@ -74,7 +106,7 @@ export function createBatchInference(deps: BatchInferenceDeps): InferBatch {
     }
     if (!fetch.every((n) => results[n] !== undefined && results[n].shape[0] === total)) return false;
     let offset = 0;
-    for (const { index, req, rows } of chunk) {
+    for (const { index, req, rows, text } of chunk) {
       const sliced: Record<string, Tensor> = {};
       for (const n of fetch) {
         const t = results[n]!;
@@ -87,10 +119,10 @@ export function createBatchInference(deps: BatchInferenceDeps): InferBatch {
       }
       offset += rows;
       try {
-        items[index] = {
-          ok: true,
-          response: toResponse(served, req.id, assemble(served, wanted, sliced, ppWanted)),
-        };
+        const outputs = assemble(served, wanted, sliced, ppWanted);
+        items[index] = text
+          ? new TextAnswer(responseText(served, req.id, outputs), () => toResponse(served, req.id, outputs))
+          : { ok: true, response: toResponse(served, req.id, outputs) };
       } catch (e) {
         items[index] = failure(e);
       }
@@ -104,47 +136,58 @@ export function createBatchInference(deps: BatchInferenceDeps): InferBatch {
     const items: BatchItem[] = new Array(requests.length);
     const groups = new Map<string, Pending[]>();
     const batchable = isBatchable(served);
-    const single = async (index: number, req: ValidatedRequest) => {
+    const single = async (index: number, req: ValidatedRequest, text: boolean) => {
       try {
-        items[index] = {
-          ok: true,
-          response: toResponse(served, req.id, await inference.execute(served, s, req)),
-        };
+        const outputs = await inference.execute(served, s, req);
+        items[index] = text
+          ? new TextAnswer(responseText(served, req.id, outputs), () => toResponse(served, req.id, outputs))
+          : { ok: true, response: toResponse(served, req.id, outputs) };
       } catch (e) {
         items[index] = failure(e);
       }
     };
-    const solo: { index: number; req: ValidatedRequest }[] = [];
-    requests.forEach((body, index) => {
+    const solo: { index: number; req: ValidatedRequest; text: boolean }[] = [];
+    // The group of the prepared requests of one `group` object, computed once.
+    const preparedKeys = new Map<object, string>();
+    for (let index = 0; index < requests.length; index++) {
+      const body = requests[index];
+      const text = body instanceof PreparedRequest;
       let req: ValidatedRequest;
       try {
-        req = validateInferenceRequest(body, served.signature);
+        req = text ? body.request : validateInferenceRequest(body, served.signature);
       } catch (e) {
         items[index] = failure(e);
-        return;
+        continue;
       }
       const rows = batchable ? commonRows(req) : undefined;
       if (rows === undefined) {
-        solo.push({ index, req });
-        return;
+        solo.push({ index, req, text });
+        continue;
       }
-      const key = groupKey(served, req);
+      let key: string;
+      if (text) {
+        const known = preparedKeys.get(body.group);
+        key = known ?? groupKey(served, req);
+        if (known === undefined) preparedKeys.set(body.group, key);
+      } else {
+        key = groupKey(served, req);
+      }
       let g = groups.get(key);
       if (!g) {
         g = [];
         groups.set(key, g);
       }
-      g.push({ index, req, rows });
-    });
-    for (const { index, req } of solo) await single(index, req);
+      g.push({ index, req, rows, text });
+    }
+    for (const { index, req, text } of solo) await single(index, req, text);
     for (const group of groups.values()) {
       for (const chunk of chunkByRows(group, maxBatchRows)) {
         if (chunk.length === 1) {
-          await single(chunk[0]!.index, chunk[0]!.req);
+          await single(chunk[0]!.index, chunk[0]!.req, chunk[0]!.text);
           continue;
         }
         const answered = await runConcatenated(served, s, chunk, items);
-        if (!answered) for (const { index, req } of chunk) await single(index, req);
+        if (!answered) for (const { index, req, text } of chunk) await single(index, req, text);
       }
     }
     return items;
@@ -202,9 +245,48 @@ function chunkByRows<T extends { rows: number }>(items: T[], maxRows: number): T
   return chunks;
 }
 
+/**
+ * The JSON text of the response `toResponse` makes of these outputs, equal to `JSON.stringify` of it
+ * (`outputToJsonText` is `JSON.stringify(outputToJson(…))`), built without the objects.
+ */
+export function responseText(
+  served: ServedVersion,
+  id: string | undefined,
+  outputs: [string, Tensor][],
+): string {
+  let text = headOf(served);
+  if (id !== undefined) text += `"id":${JSON.stringify(id)},`;
+  text += '"outputs":[';
+  for (let i = 0; i < outputs.length; i++) {
+    const [name, t] = outputs[i]!;
+    if (i > 0) text += ',';
+    text += outputToJsonText(name, t);
+  }
+  return `${text}]}`;
+}
+
+const heads = new WeakMap<ServedVersion, string>();
+
+/** `{"model_name":…,"model_version":…,` of a served version. */
+function headOf(served: ServedVersion): string {
+  let head = heads.get(served);
+  if (head === undefined) {
+    const v = served.version;
+    head = `{"model_name":${JSON.stringify(v.name)},"model_version":${JSON.stringify(String(v.version))},`;
+    heads.set(served, head);
+  }
+  return head;
+}
+
+/**
+ * The parts one after the other: a view when they are consecutive views of one buffer (rows the row scanner
+ * stacked already), else a copy.
+ */
 function concatData(parts: TensorData[]): TensorData {
   const first = parts[0]!;
   if (Array.isArray(first)) return (parts as string[][]).flat();
+  const adjacent = adjacentView(parts as Exclude<TensorData, string[]>[]);
+  if (adjacent) return adjacent;
   const length = parts.reduce((a, p) => a + p.length, 0);
   const Ctor = first.constructor as new (n: number) => Exclude<TensorData, string[]>;
   const out = new Ctor(length);
@@ -214,6 +296,23 @@ function concatData(parts: TensorData[]): TensorData {
     offset += p.length;
   }
   return out;
+}
+
+function adjacentView(parts: Exclude<TensorData, string[]>[]): Exclude<TensorData, string[]> | undefined {
+  const first = parts[0]!;
+  const buffer = first.buffer;
+  let next = first.byteOffset + first.byteLength;
+  for (let i = 1; i < parts.length; i++) {
+    const p = parts[i]!;
+    if (p.buffer !== buffer || p.byteOffset !== next || p.constructor !== first.constructor) return undefined;
+    next += p.byteLength;
+  }
+  const Ctor = first.constructor as new (
+    b: ArrayBufferLike,
+    offset: number,
+    length: number,
+  ) => Exclude<TensorData, string[]>;
+  return new Ctor(buffer, first.byteOffset, (next - first.byteOffset) / first.BYTES_PER_ELEMENT);
 }
 
 function sliceData(data: TensorData, from: number, to: number): TensorData {

@@ -24,6 +24,7 @@
  */
 import { createHash } from 'node:crypto';
 import { BATCH, BATCH_KEYS } from '../contract/events';
+import { LIMITS } from '../contract/limits';
 import { STABLE_ROUTE } from '../contract/observability';
 import {
   type BatchAggregateMessage,
@@ -31,16 +32,18 @@ import {
   type BatchPartMessage,
   type BatchStatus,
   batchStatusOf,
+  byteLineBlocks,
+  decodeLines,
   errorFields,
   errorLine,
   hasTimeForAnotherChunk,
   isErrorLine,
   type JobSpec,
-  lineBlocks,
   type PartCursor,
   parseJobSpec,
   parseRow,
   planOutputParts,
+  type RejectedRow,
   type SizedObject,
 } from '../domain/batch';
 import {
@@ -53,6 +56,15 @@ import {
 } from '../domain/batch-partition';
 import { parseInferenceBody } from '../domain/body-parser';
 import { BadRequestError, isMaasError } from '../domain/errors';
+import {
+  type ByteLines,
+  createRowScanner,
+  type RowForm,
+  type RowScanner,
+  rowFormOf,
+  type ScannedBlock,
+} from '../domain/fast-rows';
+import type { Tensor } from '../domain/tensor';
 import {
   type BatchJobRecord,
   type BatchJobRepository,
@@ -70,7 +82,9 @@ import {
 } from '../ports/events';
 import { type Clock, systemClock } from '../ports/index';
 import type { MetricsSink } from '../ports/telemetry';
+import { PreparedRequest } from './batch-inference';
 import type { Predictor } from './predict';
+import type { ServedVersion } from './version-resolver';
 
 export interface BatchScoreDeps {
   /** The batch objects: job.json, plan.json, segments, status.json, output.jsonl. */
@@ -461,9 +475,12 @@ export async function runBatchPart(
 
   let chunks = 0;
   let slowest = 0;
-  for await (const block of lineBlocks(
+  const partScanner: PartScanner = {};
+  // A block is scored before the next one is read: they share one array.
+  for await (const block of byteLineBlocks(
     deps.objects.streamRange(part.key, part.start + offset, part.end),
     rowsPerChunk,
+    true,
   )) {
     if (!hasTimeForAnotherChunk(budget.getRemainingTimeInMillis(), slowest, reserveMs, chunks)) {
       await flush();
@@ -486,7 +503,7 @@ export async function runBatchPart(
     const t0 = clock.now().getTime();
     let out: string[];
     try {
-      out = await scoreRows(deps, job, block.lines);
+      out = await scoreRows(deps, job, block.lines, partScanner);
     } catch (e) {
       // The model version vanished or became unservable mid-job: the job fails, it is not retried forever.
       if (isMaasError(e) && e.status < 500) {
@@ -577,21 +594,73 @@ async function deleteSegments(
   );
 }
 
-/** One output line per input line: parse errors answered here, the rest by one `inferBatch` call. */
+/** The row form of a served version's inputs (null: they have none), made once per version. */
+const rowForms = new WeakMap<ServedVersion, RowForm | null>();
+
+function rowFormOfVersion(served: ServedVersion): RowForm | undefined {
+  let form = rowForms.get(served);
+  if (form === undefined) {
+    const inputs = served.version?.signature?.inputs;
+    form = (inputs && rowFormOf(inputs, LIMITS.maxInferenceIdLength)) || null;
+    rowForms.set(served, form);
+  }
+  return form ?? undefined;
+}
+
+/**
+ * The row scanner of one part (its value arrays are reused from chunk to chunk, so a scanner is never shared by
+ * parts scored at once in one process).
+ */
+interface PartScanner {
+  form?: RowForm;
+  scanner?: RowScanner;
+}
+
+function scannerFor(state: PartScanner, form: RowForm): RowScanner {
+  if (state.form !== form || !state.scanner) {
+    state.form = form;
+    state.scanner = createRowScanner(form);
+  }
+  return state.scanner;
+}
+
+/**
+ * One output line per input line: parse errors answered here, the rest by one `inferBatch` call. Lines of the
+ * version's common row form are read by the row scanner (functions/domain/fast-rows.ts) straight into stacked
+ * inputs; every other line is decoded and parsed as JSON (`parseRow`), as are all lines when the version has no
+ * row form. Both give the same answers, byte for byte.
+ */
 async function scoreRows(
   deps: BatchScoreDeps,
   job: { model: string; version: number },
-  lines: readonly string[],
+  lines: ByteLines,
+  part: PartScanner,
 ): Promise<string[]> {
   const startedAt = performance.now();
-  const rows = lines.map((line, i) => parseRow(i, line, parseInferenceBody));
+  const n = lines.count;
+  // The version resolved (cached) for its signature; when that fails, inferBatch fails the same way below.
+  const served = await deps.predictor.resolve(job.model, String(job.version)).catch(() => undefined);
+  const form = served ? rowFormOfVersion(served) : undefined;
+  // The block's values are dead once its answers are made: the part's next block reuses their arrays.
+  const scanned = form ? scannerFor(part, form).scanBlock(lines, true) : undefined;
+  const texts = scanned ? scanned.texts : decodeLines(lines);
+  const rejected: (RejectedRow | undefined)[] = new Array(n);
   const requests: unknown[] = [];
-  for (const r of rows) if (r.ok) requests.push(r.request);
+  for (let i = 0; i < n; i++) {
+    const rows = scanned ? scanned.rows[i]! : 0;
+    if (rows > 0 && scanned && form) {
+      requests.push(preparedRow(form, scanned, i, rows));
+      continue;
+    }
+    const r = parseRow(i, texts[i]!, parseInferenceBody);
+    if (r.ok) requests.push(r.request);
+    else rejected[i] = r;
+  }
   const items = requests.length
     ? await deps.predictor.inferBatch(job.model, String(job.version), requests)
     : [];
   let payloadBytes = 0;
-  for (const line of lines) payloadBytes += line.length;
+  for (let i = 0; i < n; i++) payloadBytes += lines.ends[i]! - lines.starts[i]!;
   deps.metrics?.inference({
     model: job.model,
     version: job.version,
@@ -600,15 +669,38 @@ async function scoreRows(
     latencyMs: performance.now() - startedAt,
     coldStart: false,
     payloadBytes,
-    batchRows: lines.length,
+    batchRows: n,
   });
+  const out: string[] = new Array(n);
   let j = 0;
-  return rows.map((r) => {
-    if (!r.ok) return JSON.stringify({ error: r.error, code: r.code });
+  for (let i = 0; i < n; i++) {
+    const r = rejected[i];
+    if (r) {
+      out[i] = JSON.stringify({ error: r.error, code: r.code });
+      continue;
+    }
     const item = items[j++];
-    if (!item) return errorLine(new Error('no answer for this row'));
-    return item.ok ? JSON.stringify(item.response) : JSON.stringify({ error: item.error, code: item.code });
-  });
+    if (!item) out[i] = errorLine(new Error('no answer for this row'));
+    else if (item.ok) out[i] = item.json ?? JSON.stringify(item.response);
+    else out[i] = JSON.stringify({ error: item.error, code: item.code });
+  }
+  return out;
+}
+
+/** The request of line `i` read by the row scanner: its inputs are views of the block's stacked values. */
+function preparedRow(form: RowForm, scanned: ScannedBlock, i: number, rows: number): PreparedRequest {
+  const feeds: Record<string, Tensor> = {};
+  const k0 = i * form.inputs.length;
+  for (let k = 0; k < form.inputs.length; k++) {
+    const spec = form.inputs[k]!;
+    const start = scanned.offsets[k0 + k]!;
+    feeds[spec.name] = {
+      datatype: 'FP32',
+      shape: [rows, ...spec.rowDims],
+      data: scanned.values[k]!.subarray(start, start + rows * spec.perRow),
+    };
+  }
+  return new PreparedRequest({ id: scanned.ids[i], feeds, outputs: undefined }, form);
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import { z } from 'zod';
 import { BATCH, BATCH_KEYS } from '../contract/events';
 import { DEFAULT_ALIAS, LIMITS } from '../contract/limits';
 import { BadRequestError, isMaasError } from './errors';
+import type { ByteLines } from './fast-rows';
 import { isModelName } from './names';
 
 /** `batch/{jobId}/job.json`. */
@@ -108,64 +109,103 @@ export interface LineBlock {
   readonly bytes: number;
 }
 
-const NL = 0x0a;
+/** A block of consecutive lines as bytes (see `byteLineBlocks`), and the input bytes they took. */
+export interface ByteLineBlock {
+  readonly lines: ByteLines;
+  readonly bytes: number;
+}
 
-function concatBytes(pieces: readonly Uint8Array[], length: number): Uint8Array {
-  if (pieces.length === 1 && pieces[0]) return pieces[0];
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const p of pieces) {
-    out.set(p, at);
-    at += p.length;
+const NL = 0x0a;
+const CR = 0x0d;
+
+/**
+ * The lines of a stream of byte chunks, in blocks of up to `maxLines`: `\n` separated (a line may cross chunks),
+ * a trailing `\r` dropped, a final newline ends the last line, a last line without one is a line. A block's bytes
+ * are one contiguous array (its line breaks included) and its lines ranges of it. Only the current block and one
+ * unfinished line are held. With `reuse`, the blocks share one array (grown when needed): a block is valid until
+ * the next one is asked for (no fresh allocation, and no page faults, per block).
+ */
+export async function* byteLineBlocks(
+  chunks: AsyncIterable<Uint8Array>,
+  maxLines: number,
+  reuse = false,
+): AsyncGenerator<ByteLineBlock, void, undefined> {
+  let pool = new Uint8Array(0);
+  let pieces: Uint8Array[] = [];
+  let size = 0;
+  let starts: number[] = [];
+  let ends: number[] = [];
+  let lineFrom = 0;
+  const make = (): ByteLineBlock => {
+    if (reuse && pool.length < size) pool = new Uint8Array(Math.ceil(size * 1.25));
+    const data = reuse ? pool.subarray(0, size) : new Uint8Array(size);
+    let at = 0;
+    for (const p of pieces) {
+      data.set(p, at);
+      at += p.length;
+    }
+    const n = starts.length;
+    const s = Int32Array.from(starts);
+    const e = Int32Array.from(ends);
+    for (let i = 0; i < n; i++) if (e[i]! > s[i]! && data[e[i]! - 1] === CR) e[i]!--;
+    return { lines: { data, starts: s, ends: e, count: n }, bytes: size };
+  };
+  for await (const chunk of chunks) {
+    let pos = 0;
+    let pieceFrom = 0;
+    while (pos < chunk.length) {
+      const nl = chunk.indexOf(NL, pos);
+      if (nl < 0) break;
+      size += nl + 1 - pos;
+      starts.push(lineFrom);
+      ends.push(size - 1);
+      lineFrom = size;
+      pos = nl + 1;
+      if (starts.length >= maxLines) {
+        pieces.push(chunk.subarray(pieceFrom, pos));
+        pieceFrom = pos;
+        yield make();
+        pieces = [];
+        size = 0;
+        starts = [];
+        ends = [];
+        lineFrom = 0;
+      }
+    }
+    if (pieceFrom < chunk.length) {
+      pieces.push(chunk.subarray(pieceFrom));
+      size += chunk.length - pos;
+    }
   }
-  return out;
+  if (size > lineFrom) {
+    starts.push(lineFrom);
+    ends.push(size);
+  }
+  if (starts.length) yield make();
 }
 
 /**
- * The lines of a stream of byte chunks, in blocks of up to `maxLines`, with the rules of `splitLines`: `\n`
- * separated (a line may cross chunks, a UTF-8 character too), a trailing `\r` stripped, a final newline ends the
- * last line, a last line without one is a line. Only the current chunk and one unfinished line are held.
+ * The lines of a stream of byte chunks as text, in blocks of up to `maxLines`, with the rules of `splitLines` and
+ * `byteLineBlocks` (a UTF-8 character may cross chunks; each line is decoded on its own).
  */
 export async function* lineBlocks(
   chunks: AsyncIterable<Uint8Array>,
   maxLines: number,
 ): AsyncGenerator<LineBlock, void, undefined> {
-  const decoder = new TextDecoder();
-  const decode = (b: Uint8Array) => {
-    const text = decoder.decode(b);
-    return text.endsWith('\r') ? text.slice(0, -1) : text;
-  };
-  let carry: Uint8Array[] = [];
-  let carryBytes = 0;
-  let lines: string[] = [];
-  let bytes = 0;
-  for await (const chunk of chunks) {
-    let pos = 0;
-    while (pos < chunk.length) {
-      const nl = chunk.indexOf(NL, pos);
-      if (nl < 0) {
-        carry.push(chunk.slice(pos));
-        carryBytes += chunk.length - pos;
-        break;
-      }
-      const tail = chunk.subarray(pos, nl);
-      lines.push(decode(carryBytes ? concatBytes([...carry, tail], carryBytes + tail.length) : tail));
-      bytes += carryBytes + tail.length + 1;
-      carry = [];
-      carryBytes = 0;
-      pos = nl + 1;
-      if (lines.length >= maxLines) {
-        yield { lines, bytes };
-        lines = [];
-        bytes = 0;
-      }
-    }
+  for await (const block of byteLineBlocks(chunks, maxLines)) {
+    yield { lines: decodeLines(block.lines), bytes: block.bytes };
   }
-  if (carryBytes) {
-    lines.push(decode(concatBytes(carry, carryBytes)));
-    bytes += carryBytes;
+}
+
+const lineDecoder = new TextDecoder();
+
+/** The text of each line of a block (a BOM at a line's start dropped, invalid UTF-8 replaced). */
+export function decodeLines(lines: ByteLines): string[] {
+  const out: string[] = new Array(lines.count);
+  for (let i = 0; i < lines.count; i++) {
+    out[i] = lineDecoder.decode(lines.data.subarray(lines.starts[i], lines.ends[i]));
   }
-  if (lines.length) yield { lines, bytes };
+  return out;
 }
 
 /** A row that parsed as JSON; the predictor validates it against the model's signature. */

@@ -6,7 +6,9 @@ import {
   batchEventOfKey,
   batchJobIdOfInputKey,
   batchStatusOf,
+  byteLineBlocks,
   countOutcomes,
+  decodeLines,
   errorLine,
   hasTimeForAnotherChunk,
   isErrorLine,
@@ -161,6 +163,32 @@ describe('lineBlocks', () => {
       { lines: ['cd'], bytes: 4 },
       { lines: ['ef'], bytes: 2 },
     ]);
+  });
+});
+
+describe('byteLineBlocks', () => {
+  it('gives the same lines as ranges of one array, fresh or reused, the block of a line break holding it', async () => {
+    const text = 'é€😀\n{"x":"ü"}\r\n\nab\rc\r\n\n\xff last';
+    for (const sizes of [[1], [3, 1], [7], [1000]]) {
+      for (const maxLines of [1, 2, 512]) {
+        for (const reuse of [false, true]) {
+          const lines: string[] = [];
+          let bytes = 0;
+          const arrays = new Set<ArrayBufferLike>();
+          for await (const b of byteLineBlocks(chunked(bytesOf(text), sizes), maxLines, reuse)) {
+            // Decoded now: with reuse, a block is valid until the next one is asked for.
+            lines.push(...decodeLines(b.lines));
+            bytes += b.bytes;
+            expect(b.lines.data.length).toBe(b.bytes);
+            arrays.add(b.lines.data.buffer);
+          }
+          const where = JSON.stringify({ sizes, maxLines, reuse });
+          expect(lines, where).toEqual(splitLines(text));
+          expect(bytes).toBe(bytesOf(text).length);
+          if (reuse && maxLines === 1) expect(arrays.size, where).toBeLessThan(lines.length);
+        }
+      }
+    }
   });
 });
 
