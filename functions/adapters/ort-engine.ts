@@ -47,16 +47,40 @@ export function datatypeOfOrtType(type: string): Datatype | undefined {
   return FROM_ORT[type as ort.Tensor.Type];
 }
 
-/** A session of this engine: the onnxruntime session, and the runs in progress on it. */
+/**
+ * The session class of onnxruntime-node's native binding (`onnxruntime-node/dist/binding`), as its own JavaScript
+ * backend (`dist/backend.js`) uses it: `loadModel` from bytes, names from its metadata, and `run`, which is
+ * synchronous and answers onnxruntime-common Tensors (the binding is initialised with that Tensor class).
+ */
+interface NativeSession {
+  loadModel(buffer: ArrayBufferLike, byteOffset: number, byteLength: number, options: object): void;
+  readonly inputMetadata: readonly { readonly name: string }[];
+  readonly outputMetadata: readonly { readonly name: string }[];
+  run(
+    feeds: Record<string, ort.Tensor>,
+    fetches: Record<string, null>,
+    options: object,
+  ): Record<string, ort.Tensor>;
+  dispose(): void;
+}
+
+interface NativeBinding {
+  readonly binding: { readonly InferenceSession: new () => NativeSession };
+  /** Initialises onnxruntime's environment once per process (log level from onnxruntime-common's `env`). */
+  initOrt(): void;
+}
+
+/** A session of this engine: the native session, and the fetches object every run asks for. */
 interface OrtSession extends ModelSession {
-  readonly ort: ort.InferenceSession;
-  inUse: number;
-  /** `release` was called: the session is freed when its last run ends. */
-  released: boolean;
+  readonly native: NativeSession;
+  /** `{ [outputName]: null }` for the model's outputs, in order: what a run asks for when it wants them all. */
+  readonly allOutputs: Record<string, null>;
+  readonly allOutputNames: readonly string[];
 }
 
 type OrtModule = typeof import('onnxruntime-node');
 let ortModule: OrtModule | undefined;
+let nativeBinding: NativeBinding | undefined;
 let ortLoading: Promise<OrtModule> | undefined;
 const requireModule = createRequire(import.meta.url);
 
@@ -64,11 +88,13 @@ const requireModule = createRequire(import.meta.url);
  * Loads onnxruntime-node once per process. Loading is lazy, and deferred by one turn of the event loop, so that
  * requests issued right after INIT go out before the native library's (synchronous) load, which then overlaps
  * with waiting for their answers. `require` (the package is CommonJS; Lambda resolves it from the layer through
- * NODE_PATH) skips the ES module loader's scan of its sources.
+ * NODE_PATH) skips the ES module loader's scan of its sources. Its native binding (the very module the package's
+ * backend requires, from the same cache) is what sessions run on: see `OrtEngine.run`.
  */
 export function loadOnnxRuntime(): Promise<OrtModule> {
   ortLoading ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
     ortModule = requireModule('onnxruntime-node') as OrtModule;
+    nativeBinding = requireModule('onnxruntime-node/dist/binding') as NativeBinding;
     return ortModule;
   });
   return ortLoading;
@@ -141,9 +167,7 @@ export class OrtEngine implements InferenceEngine {
    * released.
    */
   async warmUp(): Promise<void> {
-    const runtime = await loadOnnxRuntime();
-    const session = await runtime.InferenceSession.create(WARM_UP_MODEL, this.options);
-    await session.release();
+    await this.release(await this.createSession(WARM_UP_MODEL));
   }
 
   /** The session options every session is created with. */
@@ -157,21 +181,31 @@ export class OrtEngine implements InferenceEngine {
   }
 
   async createSession(bytes: Uint8Array): Promise<ModelSession> {
-    const runtime = await loadOnnxRuntime();
-    const session = await runtime.InferenceSession.create(bytes, this.options);
+    await loadOnnxRuntime();
+    // One turn as onnxruntime's own backend takes before its (synchronous) load, so callers awaiting several
+    // loads interleave as they did.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    nativeBinding!.initOrt();
+    const native = new nativeBinding!.binding.InferenceSession();
+    native.loadModel(bytes.buffer, bytes.byteOffset, bytes.byteLength, this.options);
+    const inputNames = native.inputMetadata.map((m) => m.name);
+    const outputNames = native.outputMetadata.map((m) => m.name);
     const handle: OrtSession = {
-      inputNames: session.inputNames,
-      outputNames: session.outputNames,
-      ort: session,
-      inUse: 0,
-      released: false,
+      inputNames,
+      outputNames,
+      native,
+      allOutputNames: outputNames,
+      allOutputs: Object.fromEntries(outputNames.map((n) => [n, null])),
     };
     return handle;
   }
 
   /**
-   * Runs `session` on `feeds`. Not `async`: onnxruntime's own promise carries the outputs (no promise of its own
-   * and one turn less per request); a conversion or run failure rejects it.
+   * Runs `session` on `feeds` with the native session's synchronous `run`: the run happens during this call and the
+   * returned promise is already settled. onnxruntime's public `InferenceSession.run` does the same native run one
+   * turn of the event loop later, after checking feeds and fetches that the decoder has already checked, and wraps
+   * each output once more: about 20 µs per request that this saves (docs/performance.md, "The native session").
+   * A conversion failure rejects as it is; a run failure rejects mapped (`runFailed`).
    */
   run(
     session: ModelSession,
@@ -179,53 +213,71 @@ export class OrtEngine implements InferenceEngine {
     outputNames: readonly string[],
   ): Promise<Record<string, Tensor>> {
     const s = session as OrtSession;
-    let pending: Promise<ort.InferenceSession.ReturnType>;
+    let results: Record<string, ort.Tensor>;
     try {
       const ortFeeds: Record<string, ort.Tensor> = {};
       for (const name in feeds) ortFeeds[name] = toOrtTensor(feeds[name]!);
-      s.inUse++;
+      const fetches =
+        outputNames === s.allOutputNames
+          ? s.allOutputs
+          : Object.fromEntries(outputNames.map((n) => [n, null] as const));
       try {
-        pending = s.ort.run(ortFeeds, outputNames as string[]);
+        results = s.native.run(ortFeeds, fetches, {});
       } catch (e) {
-        ended(s);
         throw runFailed(e);
       }
+      const out: Record<string, Tensor> = {};
+      for (const name of outputNames) {
+        const t = results[name];
+        if (t) out[name] = fromOrtTensor(name, t);
+      }
+      return Promise.resolve(out);
     } catch (e) {
       return Promise.reject(e);
     }
-    return pending.then(
-      (results) => {
-        ended(s);
-        const out: Record<string, Tensor> = {};
-        for (const name of outputNames) {
-          const t = results[name];
-          if (t) out[name] = fromOrtTensor(name, t);
-        }
-        return out;
-      },
-      (e: unknown) => {
-        ended(s);
-        throw runFailed(e);
-      },
-    );
   }
 
+  /** Frees the session's native memory. A run is synchronous, so none is ever in progress when this is called. */
   release(session: ModelSession): Promise<void> {
-    const s = session as OrtSession;
-    s.released = true;
-    return s.inUse === 0 ? s.ort.release().catch(() => {}) : Promise.resolve();
+    try {
+      (session as OrtSession).native.dispose();
+    } catch {
+      // Already disposed: nothing left to free.
+    }
+    return Promise.resolve();
   }
 
-  /** The onnxruntime session behind a handle (benchmarks and diagnostics run it directly). */
+  /**
+   * onnxruntime's public `InferenceSession` over the native session behind a handle, with the handler its own
+   * backend (`dist/backend.js`) builds: `run` one turn later, `dispose` for `release`. Benchmarks measure "raw
+   * onnxruntime" through it on the very weights the engine serves; releasing it releases the handle's session.
+   */
   ortSession(session: ModelSession): ort.InferenceSession {
-    return (session as OrtSession).ort;
+    const s = session as OrtSession;
+    const metadata = (list: NativeSession['inputMetadata']) => list.map((m) => ({ ...m }));
+    const handler = {
+      inputNames: s.inputNames,
+      outputNames: s.outputNames,
+      inputMetadata: metadata(s.native.inputMetadata),
+      outputMetadata: metadata(s.native.outputMetadata),
+      run: (feeds: Record<string, ort.Tensor>, fetches: Record<string, null>, options: object) =>
+        new Promise((resolve, reject) => {
+          setImmediate(() => {
+            try {
+              resolve(s.native.run(feeds, fetches, options));
+            } catch (e) {
+              reject(e);
+            }
+          });
+        }),
+      dispose: async () => s.native.dispose(),
+      startProfiling: () => {},
+      endProfiling: () => {},
+    };
+    // The class's constructor takes a session handler (what `InferenceSession.create` builds); its type is not public.
+    const Session = ortModule!.InferenceSession as unknown as new (h: typeof handler) => ort.InferenceSession;
+    return new Session(handler);
   }
-}
-
-/** A run of `s` has ended: a released session is freed when its last run ends. */
-function ended(s: OrtSession): void {
-  s.inUse--;
-  if (s.released && s.inUse === 0) void s.ort.release().catch(() => {});
 }
 
 /**

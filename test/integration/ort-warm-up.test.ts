@@ -1,6 +1,6 @@
 /**
  * The onnxruntime warm-up: the model it creates a session of at INIT is the builder's and runs in onnxruntime-node;
- * and the engine's sessions over it: create, run, and release (deferred while a run is in progress).
+ * and the engine's sessions over it: create, run, and release (a run is over when it returns, so a release after it frees the session at once).
  */
 import ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
@@ -34,7 +34,7 @@ describe('OrtEngine sessions', () => {
     await expect(engine.run(session, feeds, ['y'])).rejects.toMatchObject({ code: 'INFERENCE_FAILED' });
   });
 
-  it('frees a session released during a run only once the run ends', async () => {
+  it('answers a run issued before a release, and refuses one issued after it', async () => {
     const engine = new OrtEngine();
     const session = await engine.createSession(WARM_UP_MODEL);
     const running = engine.run(session, feeds, ['y']);

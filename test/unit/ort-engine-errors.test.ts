@@ -4,10 +4,9 @@
  * the input (string and integer categories, the right one of two, a compiled node name suffixed to keep it unique,
  * "an input" when no pre-processing node is named); any other failure of the run stays what it is, 400
  * `INFERENCE_FAILED` with onnxruntime's message in one line; a tensor that cannot be built is not turned into
- * either. Both ways onnxruntime can fail (a rejected run, a synchronous throw) are mapped alike, and a session
- * released during a run that fails is freed once that run ends.
+ * either. A failing native run rejects (never throws), and is over when the engine's run returns: a release right
+ * after it frees the session at once.
  */
-import type * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { OrtEngine } from '../../functions/adapters/ort-engine';
 import { BadRequestError } from '../../functions/domain/errors';
@@ -164,20 +163,24 @@ describe('other run failures', () => {
   });
 });
 
-/** A handle of the engine's own shape around a stand-in onnxruntime session. */
-function fakeSession(run: () => Promise<ort.InferenceSession.ReturnType>) {
-  const calls = { released: 0 };
+/** A handle of the engine's own shape around a stand-in native session whose run throws `run`'s error. */
+function fakeSession(run: () => never) {
+  const calls = { runs: 0, disposed: 0 };
   const handle = {
     inputNames: ['x'],
     outputNames: ['y'],
-    ort: {
-      run,
-      release: async () => {
-        calls.released++;
+    native: {
+      run: () => {
+        calls.runs++;
+        return run();
       },
-    } as unknown as ort.InferenceSession,
-    inUse: 0,
-    released: false,
+      dispose: () => {
+        calls.disposed++;
+        if (calls.disposed > 1) throw new Error('Session already disposed.');
+      },
+    },
+    allOutputNames: ['y'],
+    allOutputs: { y: null },
   };
   return { handle: handle as ModelSession, calls };
 }
@@ -185,47 +188,35 @@ function fakeSession(run: () => Promise<ort.InferenceSession.ReturnType>) {
 const X: Record<string, Tensor> = { x: { datatype: 'FP32', shape: [1], data: Float32Array.of(1) } };
 const UNKNOWN =
   "Non-zero status code returned while running OneHotEncoder node. Name:'preprocess_oneHot[city]' Status Message: Unknown Category and zeros = 0.";
+const throwing = (m: string) => (): never => {
+  throw new Error(m);
+};
 
-describe('both ways a run can fail', () => {
-  it.each([
-    ['rejects', (m: string) => () => Promise.reject(new Error(m))],
-    [
-      'throws at once',
-      (m: string) => () => {
-        throw new Error(m);
-      },
-    ],
-  ] as const)(
-    'onnxruntime %s: mapped alike, and the engine answers a rejected promise',
-    async (_how, make) => {
-      const unknown = fakeSession(make(UNKNOWN));
-      let p: Promise<unknown> | undefined;
-      expect(() => {
-        p = engine.run(unknown.handle, X, ['y']);
-      }).not.toThrow();
-      const e = await failure(p!);
-      expect(e).toMatchObject({ status: 400, code: 'UNKNOWN_CATEGORY' });
-      expect(e.message).toMatch(/^input 'city' /);
+describe('a failing native run', () => {
+  it('is mapped, and the engine answers a rejected promise rather than throwing', async () => {
+    const unknown = fakeSession(throwing(UNKNOWN));
+    let p: Promise<unknown> | undefined;
+    expect(() => {
+      p = engine.run(unknown.handle, X, ['y']);
+    }).not.toThrow();
+    const e = await failure(p!);
+    expect(e).toMatchObject({ status: 400, code: 'UNKNOWN_CATEGORY' });
+    expect(e.message).toMatch(/^input 'city' /);
 
-      const other = fakeSession(make(`  device\n  lost:\t${'x'.repeat(600)}`));
-      const f = await failure(engine.run(other.handle, X, ['y']));
-      expect(f).toMatchObject({ status: 400, code: 'INFERENCE_FAILED' });
-      expect(f.message).toBe(`the model could not run on this input: device lost: ${'x'.repeat(487)}…`);
-    },
-  );
+    const other = fakeSession(throwing(`  device\n  lost:\t${'x'.repeat(600)}`));
+    const f = await failure(engine.run(other.handle, X, ['y']));
+    expect(f).toMatchObject({ status: 400, code: 'INFERENCE_FAILED' });
+    expect(f.message).toBe(`the model could not run on this input: device lost: ${'x'.repeat(487)}…`);
+  });
 
-  it('a session released while a failing run is in progress is freed once that run ends', async () => {
-    let fail: () => void = () => {};
-    const gate = new Promise<void>((resolve) => {
-      fail = resolve;
-    });
-    const { handle, calls } = fakeSession(() => gate.then(() => Promise.reject(new Error(UNKNOWN))));
+  it('is over when run returns: release right after frees the session at once, and a second release is harmless', async () => {
+    const { handle, calls } = fakeSession(throwing(UNKNOWN));
     const p = failure(engine.run(handle, X, ['y']));
+    expect(calls.runs).toBe(1);
     await engine.release(handle);
-    expect(calls.released).toBe(0);
-    fail();
+    expect(calls.disposed).toBe(1);
     expect(await p).toMatchObject({ code: 'UNKNOWN_CATEGORY' });
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(calls.released).toBe(1);
+    await expect(engine.release(handle)).resolves.toBeUndefined();
+    expect(calls.disposed).toBe(2);
   });
 });
