@@ -61,7 +61,12 @@ try {
   );
 }
 
-/** Lambda freezes the sandbox after a response; here the process ends (open keep-alive sockets would hold it). */
+/**
+ * Lambda's runtime keeps the event loop turning after a response (it posts the answer, then waits for the next
+ * event) and freezes the sandbox only then, so work the handler left queued (a span's datagram to the X-Ray
+ * daemon) still goes out; here the process ends once that has had its turns (open keep-alive sockets would hold
+ * it).
+ */
 function finish(line, code) {
-  process.stdout.write(`\n${line}\n`, () => process.exit(code));
+  process.stdout.write(`\n${line}\n`, () => setTimeout(() => process.exit(code), 20));
 }

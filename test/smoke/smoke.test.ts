@@ -391,9 +391,9 @@ describe('synthesized Lambda artifacts', () => {
       );
       expect(result.ok, result.stderr.slice(-2000)).toBe(true);
       expect((result.value as HttpAnswer).statusCode).toBe(200);
-      // invoke.mjs ends the process once the handler has answered (Lambda would keep it running until its next
-      // invocation): the datagram of the last span, Run, may not leave before that; the spans before it have.
-      for (let i = 0; i < 50 && !datagrams.some((d) => d.includes(`"${TRACE_SPANS.sessionCreate}"`)); i++) {
+      // invoke.mjs lets the event loop turn after the answer, as Lambda's runtime does: every span has left,
+      // the last one (Run, which closes just before the answer) too.
+      for (let i = 0; i < 50 && !datagrams.some((d) => d.includes(`"${TRACE_SPANS.run}"`)); i++) {
         await new Promise((res) => setTimeout(res, 20));
       }
       const docs = datagrams.map(
@@ -405,6 +405,7 @@ describe('synthesized Lambda artifacts', () => {
           TRACE_SPANS.artifactDownload,
           TRACE_SPANS.sha256,
           TRACE_SPANS.sessionCreate,
+          TRACE_SPANS.run,
         ]),
       );
     } finally {
