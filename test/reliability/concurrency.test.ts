@@ -352,13 +352,21 @@ describe('inference during an alias move', () => {
     expect(await registerNow(name, addConstant(2))).toBe(2);
   });
 
+  /**
+   * One request, arriving in a turn of the event loop of its own as a request from the network does (a warm
+   * handler can answer without any I/O: called back to back from one loop, it would never let the loop turn).
+   */
   const infer = async (handler: (e: HttpEvent) => Promise<HttpResult>, i: number): Promise<Answer> =>
     parseResult<Json>(
-      await handler(
-        apiEvent('POST', i % 2 ? `/v2/models/${name}/versions/prod/infer` : `/v2/models/${name}/infer`, {
-          body: input,
-        }),
-      ),
+      await new Promise<HttpResult>((resolve, reject) => {
+        setImmediate(() =>
+          handler(
+            apiEvent('POST', i % 2 ? `/v2/models/${name}/versions/prod/infer` : `/v2/models/${name}/infer`, {
+              body: input,
+            }),
+          ).then(resolve, reject),
+        );
+      }),
     );
   /** An answer of version `v`: 200, named `v`, computed by version `v`'s model. */
   const expectServedBy = (a: Answer, versions: readonly string[], dump: () => string) => {
