@@ -3,8 +3,8 @@
  * bench/run.ts): raw `session.run` p50 of the int8 version (`quantizeInt8`, the architecture's default range,
  * per-tensor) over that of the FP32 one, at batch 1 and 32, in the same run, with the predict path's session
  * options (`OrtEngine`, one intra-op thread as bench/run.ts); and the int8 model's size over the FP32 one's.
- * Method of bench/run.ts: untimed rounds first, then every round runs each variant once, in a new seeded order
- * (background load and frequency drift hit both alike). `--threads N` sets the intra-op threads; `--per-channel`
+ * Method of bench/run.ts's int8 figures (`measureInt8Pair`, bench/int8-pair.ts): the two alternate in a seeded order,
+ * untimed rounds first. `--threads N` sets the intra-op threads; `--per-channel`
  * quantises per output column. Also reports whether onnxruntime fused the quantised graph (its optimised graph
  * at the session's level, `DynamicQuantizeMatMul` from com.microsoft).
  */
@@ -16,6 +16,7 @@ import { OrtEngine } from '../functions/adapters/ort-engine';
 import { buildMlp, seededRandom } from '../functions/local/onnx-builder';
 import { decodeModel } from '../functions/transforms/onnx-model';
 import { defaultReduceRange, quantizeInt8 } from '../functions/transforms/quantize';
+import { measureInt8Pair } from './int8-pair';
 
 const asJson = process.argv.includes('--json');
 const perChannel = process.argv.includes('--per-channel');
@@ -26,7 +27,6 @@ const progress = (msg: string) => process.stderr.write(`${msg}\n`);
 const IN_FEATURES = 512;
 const round = (ms: number) => Math.round(ms * 10000) / 10000;
 const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
-const now = () => performance.now();
 
 function p50(samples: number[]): number {
   const s = [...samples].sort((a, b) => a - b);
@@ -70,20 +70,11 @@ async function main() {
     const rand = seededRandom(batch * 1000 + IN_FEATURES);
     const data = Float32Array.from({ length: batch * IN_FEATURES }, () => rand() * 2 - 1);
     const feeds = { input: new ort.Tensor('float32', data, [batch, IN_FEATURES]) };
-    const samples: Record<'fp32' | 'int8', number[]> = { fp32: [], int8: [] };
-    const order: ('fp32' | 'int8')[] = ['fp32', 'int8'];
-    const shuffle = seededRandom(batch * 7919 + IN_FEATURES);
-    const warmup = 1000;
-    const iterations = batch === 1 ? 2000 : 600;
-    for (let i = 0; i < warmup + iterations; i++) {
-      if (shuffle() < 0.5) order.reverse();
-      for (const v of order) {
-        const t = now();
-        await sessions[v].run(feeds);
-        const ms = now() - t;
-        if (i >= warmup) samples[v].push(ms);
-      }
-    }
+    const samples = await measureInt8Pair(sessions, feeds, {
+      seed: batch * 7919 + IN_FEATURES,
+      warmup: 1000,
+      iterations: batch === 1 ? 2000 : 600,
+    });
     const suffix = batch === 1 ? '' : `Batch${batch}`;
     result[`fp32P50Ms${suffix}`] = p50(samples.fp32);
     result[`int8P50Ms${suffix}`] = p50(samples.int8);

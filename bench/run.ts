@@ -26,8 +26,10 @@
  *       event (JSON header + raw FP32 bytes, `Inference-Header-Content-Length`) asking its output as binary data
  *       (`binary_data_output`), answered base64 — over (a): `binaryHandlerOverRaw`;
  *   (j) int8 (MLP only): raw `session.run` of the MLP quantised to int8 (`quantizeInt8`, the architecture's default
- *       range, as bench/quantize.ts), in the same rotation as (a): `int8OverFp32` (batch 1), `int8OverFp32Batch32`,
- *       and `int8SizeRatio` (its bytes over the FP32 model's). About 2 s more in all;
+ *       range, as bench/quantize.ts) over raw `session.run` of the FP32 MLP (the session of (a)), the two
+ *       alternating on their own after the rotation (`measureInt8Pair`, bench/int8-pair.ts, which says why not in
+ *       it): `int8OverFp32` (batch 1), `int8OverFp32Batch32`, and `int8SizeRatio` (its bytes over the FP32
+ *       model's). About 2 s more in all;
  *   (k) batch (bench/batch.ts): `batchOverRaw`, one worker scoring a part of 8,192 MLP rows (`runBatchPart` over the
  *       in-memory ports, the real predictor) over raw batched `session.run` of the same rows (BATCH.ortBatchRows rows
  *       a run), and `batchLocalRowsPerSecond`, a job over the same rows on DynamoDB Local + s3rver with an in-process
@@ -62,6 +64,7 @@ import { defaultReduceRange, quantizeInt8 } from '../functions/transforms/quanti
 import { apiEvent } from '../test/helpers/apigw';
 import { type BatchBenchResult, batchReportLines, batchSummary, measureBatch } from './batch';
 import { startBenchEmulators } from './emulators';
+import { measureInt8Pair } from './int8-pair';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '..', '..');
 const asJson = process.argv.includes('--json');
@@ -101,8 +104,10 @@ interface CaseResult {
   captured: Stats;
   split: Stats;
   binary: Stats;
-  /** (j), the int8 MLP's raw run (absent for the tiny model). */
+  /** (j), the int8 MLP's raw run, alternating with the FP32 one's (absent for the tiny model). */
   int8?: Stats;
+  /** (j), the FP32 MLP's raw run alternating with the int8 one's: `int8OverFp32`'s baseline. */
+  int8Fp32?: Stats;
   /** The after-answer work of (f) and (g), drained untimed after each of their requests. */
   afterAnswer: { observed: Stats; captured: Stats };
 }
@@ -190,8 +195,18 @@ async function main() {
       const webSession = await ortWeb.InferenceSession.create(m.bytes, { executionProviders: ['wasm'] });
       for (const batch of [1, 32]) {
         progress(`bench: ${m.name} batch ${batch}`);
-        const int8 = m.name === 'mlp' ? int8Session : undefined;
-        results.push(await measureWarm(m, batch, handler, observed, rawSession, webSession, int8));
+        const result = await measureWarm(m, batch, handler, observed, rawSession, webSession);
+        if (m.name === 'mlp') {
+          const { data } = requestBody(m, batch);
+          const pair = await measureInt8Pair(
+            { fp32: rawSession, int8: int8Session },
+            { input: new ort.Tensor('float32', data, [batch, m.inFeatures]) },
+            { seed: batch * 7919 + m.inFeatures, warmup: 500, iterations: batch === 1 ? 1000 : 300 },
+          );
+          result.int8 = stats(pair.int8);
+          result.int8Fp32 = stats(pair.fp32);
+        }
+        results.push(result);
       }
       await webSession.release();
     }
@@ -289,7 +304,6 @@ async function measureWarm(
   observedHandler: ReturnType<typeof createPredictHandler>,
   rawSession: ort.InferenceSession,
   webSession: ortWeb.InferenceSession,
-  int8Session: ort.InferenceSession | undefined,
 ): Promise<CaseResult> {
   const { body, data } = requestBody(m, batch);
   const event = apiEvent('POST', pathFor('modelInfer', { name: m.name }), { body });
@@ -343,7 +357,6 @@ async function measureWarm(
   const captured = timed(() => observedHandler(capturedEvent));
   const split = timed(() => handler(splitEvent));
   const binary = timed(() => handler(binaryEvent));
-  const int8 = timed(() => (int8Session as ort.InferenceSession).run(feeds));
   /** Two turns of the event loop: the after-answer work of the request before (and what it schedules) runs. */
   const drain = timed(async () => {
     await new Promise((r) => setImmediate(r));
@@ -364,7 +377,6 @@ async function measureWarm(
     captured: [] as number[],
     split: [] as number[],
     binary: [] as number[],
-    int8: [] as number[],
   };
   const after = { observed: [] as number[], captured: [] as number[] };
   const variants = [
@@ -376,7 +388,6 @@ async function measureWarm(
     ['captured', captured],
     ['split', split],
     ['binary', binary],
-    ...(int8Session ? ([['int8', int8]] as const) : []),
   ] as const;
   // Interleaved, in a new (seeded) order each round: background load and frequency drift affect all variants
   // alike, and every variant follows every other one as often (a fixed rotation would always run one variant after
@@ -407,7 +418,6 @@ async function measureWarm(
     captured: stats(samples.captured),
     split: stats(samples.split),
     binary: stats(samples.binary),
-    ...(int8Session ? { int8: stats(samples.int8) } : {}),
     afterAnswer: { observed: stats(after.observed), captured: stats(after.captured) },
   };
 }
@@ -556,8 +566,8 @@ function report(
     handlerOverRaw32: ratio(mlp32.handler.p50, mlp32.raw.p50),
     binaryHandlerOverRaw32: ratio(mlp32.binary.p50, mlp32.raw.p50),
     wasmOverNative: ratio(mlp1.wasm.p50, mlp1.raw.p50),
-    int8OverFp32: ratio(mlp1.int8!.p50, mlp1.raw.p50),
-    int8OverFp32Batch32: ratio(mlp32.int8!.p50, mlp32.raw.p50),
+    int8OverFp32: ratio(mlp1.int8!.p50, mlp1.int8Fp32!.p50),
+    int8OverFp32Batch32: ratio(mlp32.int8!.p50, mlp32.int8Fp32!.p50),
     int8SizeRatio: ratio(modelBytes.int8, modelBytes.fp32),
     coldRatio: ratio(cold.handler, cold.baseline),
     /** p50 of the work (f) and (g) leave after their answer (EMF line; EMF line and capture record), in ms. */
