@@ -2,7 +2,7 @@
  * `maas console` against a second local service started as if deployed: behind a stand-in for API Gateway that
  * lets a request through only with a valid SigV4 signature (checked here from the algorithm's definition with
  * node:crypto) or the expected bearer token. The page is driven in headless Chromium through the console server,
- * which signs what it forwards as the CLI signs; the command itself runs as a process with a bearer token.
+ * which signs what it forwards as the CLI signs; the command itself runs as a process with a bearer token (its Live reads signed for `--region`).
  */
 import { execFile, spawn } from 'node:child_process';
 import { createServer, type IncomingHttpHeaders, request, type Server } from 'node:http';
@@ -508,8 +508,29 @@ describe('maas console against a deployed-like stack', () => {
   it('runs as `maas console` with a bearer token', async () => {
     const child = spawn(
       process.execPath,
-      [join(ROOT, 'bin', 'maas.js'), '--endpoint', gateway.url, '--token', TOKEN, 'console', '--port', '0'],
-      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+      [
+        join(ROOT, 'bin', 'maas.js'),
+        '--endpoint',
+        gateway.url,
+        '--token',
+        TOKEN,
+        '--region',
+        'eu-central-1',
+        'console',
+        '--port',
+        '0',
+      ],
+      {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          ...process.env,
+          AWS_ENDPOINT_URL_CLOUDWATCH: cloudWatch.url,
+          AWS_ACCESS_KEY_ID: ACCESS_KEY_ID,
+          AWS_SECRET_ACCESS_KEY: SECRET,
+          AWS_REGION: 'us-west-2',
+        },
+      },
     );
     let out = '';
     let err = '';
@@ -542,6 +563,15 @@ describe('maas console against a deployed-like stack', () => {
       const last = gateway.seen.at(-1);
       expect(last).toMatchObject({ method: 'GET', verdict: 'bearer' });
       expect(last?.headers.authorization).toBe(`Bearer ${TOKEN}`);
+      // The Live page's CloudWatch reads are signed for --region, not the environment's region.
+      const before = cloudWatch.seen.length;
+      const live = await fetch(`${url}/console/metrics.json?minutes=10&model=iris`, {
+        headers: { 'x-maas-console': '1' },
+      });
+      expect(live.status, await live.clone().text()).toBe(200);
+      expect(((await live.json()) as LiveMetrics).source).toBe('cloudwatch');
+      expect(cloudWatch.seen.length).toBe(before + 1);
+      expect(cloudWatch.seen.at(-1)?.region).toBe('eu-central-1');
     } finally {
       child.kill('SIGTERM');
     }

@@ -72,6 +72,9 @@ export function consoleCommands(program: Command, ctx: CliContext): void {
           client,
           auth,
           port: opts.port ?? DEFAULT_CONSOLE_PORT,
+          // The Live page's CloudWatch reads go to --region when it is given (with a bearer token, or an endpoint on
+          // a custom domain, nothing else names the stack's region).
+          ...(g.region ? { cloudWatch: { region: g.region } } : {}),
           onError: (line) => ctx.io.err(`${line}\n`),
         });
         ctx.io.out(
