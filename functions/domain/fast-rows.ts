@@ -101,6 +101,8 @@ export function createRowScanner(form: RowForm): RowScanner {
   const POW10 = new Float64Array(23);
   for (let i = 0; i < 23; i++) POW10[i] = 10 ** i;
   const NO = -1;
+  /** `memberEnd`: a ',' follows the member, another member comes (at `next`). */
+  const MORE = -2;
   const latin1 = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
   const K_ID = latin1('id');
   const K_INPUTS = latin1('inputs');
@@ -122,6 +124,7 @@ export function createRowScanner(form: RowForm): RowScanner {
   let strAscii = true;
   let count = 0;
   let which = 0;
+  let next = 0;
   const dims: number[] = [];
   let buffers: Float32Array[] = [];
   let kept: Float32Array[] = [];
@@ -334,6 +337,25 @@ export function createRowScanner(form: RowForm): RowScanner {
   }
 
   /** One input object at `i`; sets `which` (its input in the form) and `count` (its rows). */
+  /** A member's key and ':' at `i` (the key is then matched with `strIs`): the index of its value, or NO. */
+  function memberKey(i: number): number {
+    i = string(i);
+    if (i === NO) return NO;
+    i = ws(i);
+    if (i >= end || b[i] !== 0x3a) return NO;
+    return ws(i + 1);
+  }
+
+  /** After a member's value at `i`: MORE (the next member's key at `next`) on ',', the index past '}', or NO. */
+  function memberEnd(i: number): number {
+    i = ws(i);
+    if (i < end && b[i] === 0x2c) {
+      next = ws(i + 1);
+      return MORE;
+    }
+    return i < end && b[i] === 0x7d ? i + 1 : NO;
+  }
+
   function input(i: number): number {
     if (i >= end || b[i] !== 0x7b) return NO;
     let named = -1;
@@ -343,11 +365,8 @@ export function createRowScanner(form: RowForm): RowScanner {
     let dataInput = -1;
     i = ws(i + 1);
     for (;;) {
-      i = string(i);
+      i = memberKey(i);
       if (i === NO) return NO;
-      i = ws(i);
-      if (i >= end || b[i] !== 0x3a) return NO;
-      i = ws(i + 1);
       if (strIs(K_DATA)) {
         if (dataCount !== -1) return NO;
         // The values go to the buffer of the input named; before its name only a one-input form knows which.
@@ -380,13 +399,12 @@ export function createRowScanner(form: RowForm): RowScanner {
       } else {
         return NO;
       }
-      i = ws(i);
-      if (i < end && b[i] === 0x2c) {
-        i = ws(i + 1);
+      i = memberEnd(i);
+      if (i === MORE) {
+        i = next;
         continue;
       }
-      if (i >= end || b[i] !== 0x7d) return NO;
-      i++;
+      if (i === NO) return NO;
       break;
     }
     if (named === -1 || !seenDatatype || !seenShape || dataCount === -1 || dataInput !== named) return NO;
@@ -413,11 +431,8 @@ export function createRowScanner(form: RowForm): RowScanner {
     lineId = undefined;
     i = ws(i + 1);
     for (;;) {
-      i = string(i);
+      i = memberKey(i);
       if (i === NO) return NO;
-      i = ws(i);
-      if (i >= end || b[i] !== 0x3a) return NO;
-      i = ws(i + 1);
       if (strIs(K_INPUTS)) {
         if (seenInputs) return NO;
         seenInputs = true;
@@ -449,13 +464,12 @@ export function createRowScanner(form: RowForm): RowScanner {
       } else {
         return NO;
       }
-      i = ws(i);
-      if (i < end && b[i] === 0x2c) {
-        i = ws(i + 1);
+      i = memberEnd(i);
+      if (i === MORE) {
+        i = next;
         continue;
       }
-      if (i >= end || b[i] !== 0x7d) return NO;
-      if (ws(i + 1) !== end || !seenInputs) return NO;
+      if (i === NO || ws(i) !== end || !seenInputs) return NO;
       return rows;
     }
   }
