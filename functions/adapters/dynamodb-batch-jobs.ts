@@ -12,10 +12,14 @@
  * - createJob: a Put if there is no JOB item, or one of another input that is not running;
  * - completePart: one transaction, the PART item Put if absent + the JOB counters added;
  * - claimNext: `ADD queued 1` while `queued < partsTotal`;
- * - claimAggregation: sets `aggregationClaimedAt` once, when `partsDone = partsTotal`;
+ * - claimAggregation: sets `aggregationClaimedAt` when `partsDone = partsTotal` and there is none, or the one there
+ *   is older than the lease (a takeover: the condition names the stale time, so one caller wins);
+ *   releaseAggregation removes it while it is still the caller's (`aggregationClaimId`);
+ * - leaseAssembly: sets `assemblyLeasedAt` likewise, when there is none or it expired; releaseAssembly removes it
+ *   while it is still the caller's (`assemblyLeaseId`);
  * - finish: sets the end state while the job runs.
- * The claims and the end carry the caller's id (CLAIM_IDS), so that the SDK's retry of one that was applied
- * answers as the first attempt would have.
+ * The claims, the lease and the end carry the caller's id (CLAIM_IDS), so that the SDK's retry of one that was
+ * applied answers as the first attempt would have.
  * A write that collides with a transaction in flight on the same item (TransactionConflict) is tried again.
  */
 import { randomUUID } from 'node:crypto';
@@ -74,6 +78,7 @@ const RECORD_FIELDS = [
   'startedAt',
   'updatedAt',
   'aggregationClaimedAt',
+  'assemblyLeasedAt',
   'error',
   'code',
 ] as const satisfies readonly (keyof BatchJobRecord)[];
@@ -84,7 +89,18 @@ const RECORD_FIELDS = [
  * applied then fails its condition, and the id tells the caller it was its own. completePart needs none: its transaction
  * carries a ClientRequestToken, which the SDK's retries repeat and DynamoDB applies once.
  */
-const CLAIM_IDS = { next: 'lastClaimId', aggregation: 'aggregationClaimId', end: 'endClaimId' } as const;
+const CLAIM_IDS = {
+  next: 'lastClaimId',
+  aggregation: 'aggregationClaimId',
+  assembly: 'assemblyLeaseId',
+  end: 'endClaimId',
+} as const;
+
+/** The time (ISO) at or before which a claim or lease taken `leaseMs` before `now` has expired. */
+function expiredBy(now: string, leaseMs: number): string {
+  const at = Date.parse(now);
+  return new Date((Number.isNaN(at) ? Date.now() : at) - leaseMs).toISOString();
+}
 
 /** Cancellation codes of a transaction that another try can overcome (a condition that failed cannot). */
 const CONFLICTS = new Set(['TransactionConflict', 'ThrottlingError', 'ProvisionedThroughputExceeded']);
@@ -303,20 +319,72 @@ export class DynamoBatchJobRepository implements BatchJobRepository {
     }
   }
 
-  async claimAggregation(jobId: string, inputTag: string, now: string): Promise<boolean> {
+  async claimAggregation(
+    jobId: string,
+    inputTag: string,
+    now: string,
+    leaseMs: number,
+  ): Promise<string | undefined> {
+    return this.takeLease('claimAggregation', jobId, inputTag, now, leaseMs, {
+      at: 'aggregationClaimedAt',
+      id: CLAIM_IDS.aggregation,
+    });
+  }
+
+  async releaseAggregation(jobId: string, inputTag: string, claimId: string): Promise<void> {
+    await this.dropLease('releaseAggregation', jobId, inputTag, claimId, {
+      at: 'aggregationClaimedAt',
+      id: CLAIM_IDS.aggregation,
+    });
+  }
+
+  async leaseAssembly(
+    jobId: string,
+    inputTag: string,
+    now: string,
+    leaseMs: number,
+  ): Promise<string | undefined> {
+    return this.takeLease('leaseAssembly', jobId, inputTag, now, leaseMs, {
+      at: 'assemblyLeasedAt',
+      id: CLAIM_IDS.assembly,
+    });
+  }
+
+  async releaseAssembly(jobId: string, inputTag: string, leaseId: string): Promise<void> {
+    await this.dropLease('releaseAssembly', jobId, inputTag, leaseId, {
+      at: 'assemblyLeasedAt',
+      id: CLAIM_IDS.assembly,
+    });
+  }
+
+  /**
+   * Sets the time `attrs.at` and the id `attrs.id` of a claim or lease of a job whose parts are all done, while the
+   * job runs on the same input and there is none, or the one there was taken at or before `now − leaseMs`. Resolves
+   * with the new id, or undefined when the condition fails (unless the item carries this call's id: the SDK's
+   * retry of a write that was applied).
+   */
+  private async takeLease(
+    what: string,
+    jobId: string,
+    inputTag: string,
+    now: string,
+    leaseMs: number,
+    attrs: { readonly at: string; readonly id: string },
+  ): Promise<string | undefined> {
     const claim = randomUUID();
     try {
-      await this.conflictRetry('claimAggregation', () =>
+      await this.conflictRetry(what, () =>
         this.doc.send(
           new UpdateCommand({
             TableName: this.table,
             Key: this.jobKey(jobId),
-            UpdateExpression: 'SET #claimed = :now, #claim = :claim, #updatedAt = :now',
+            UpdateExpression: 'SET #at = :now, #claim = :claim, #updatedAt = :now',
             ConditionExpression:
-              '#partsDone = #partsTotal AND #state = :running AND #tag = :tag AND attribute_not_exists(#claimed)',
+              '#partsDone = #partsTotal AND #state = :running AND #tag = :tag AND ' +
+              '(attribute_not_exists(#at) OR #at <= :expired)',
             ExpressionAttributeNames: {
-              '#claimed': 'aggregationClaimedAt',
-              '#claim': CLAIM_IDS.aggregation,
+              '#at': attrs.at,
+              '#claim': attrs.id,
               '#updatedAt': 'updatedAt',
               '#partsDone': 'partsDone',
               '#partsTotal': 'partsTotal',
@@ -325,6 +393,7 @@ export class DynamoBatchJobRepository implements BatchJobRepository {
             },
             ExpressionAttributeValues: {
               ':now': now,
+              ':expired': expiredBy(now, leaseMs),
               ':claim': claim,
               ':running': 'running',
               ':tag': inputTag,
@@ -332,10 +401,37 @@ export class DynamoBatchJobRepository implements BatchJobRepository {
           }),
         ),
       );
-      return true;
+      return claim;
     } catch (e) {
       if (!isConditionFailure(e)) throw e;
-      return (await this.getItem(jobId))?.[CLAIM_IDS.aggregation] === claim;
+      return (await this.getItem(jobId))?.[attrs.id] === claim ? claim : undefined;
+    }
+  }
+
+  /** Removes the claim or lease `attrs` while its id is `id` (another one, or none, stays as it is). */
+  private async dropLease(
+    what: string,
+    jobId: string,
+    inputTag: string,
+    id: string,
+    attrs: { readonly at: string; readonly id: string },
+  ): Promise<void> {
+    try {
+      await this.conflictRetry(what, () =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: this.jobKey(jobId),
+            UpdateExpression: 'REMOVE #at, #claim',
+            ConditionExpression: '#tag = :tag AND #claim = :claim',
+            ExpressionAttributeNames: { '#at': attrs.at, '#claim': attrs.id, '#tag': 'inputTag' },
+            ExpressionAttributeValues: { ':claim': id, ':tag': inputTag },
+          }),
+        ),
+      );
+    } catch (e) {
+      // Taken over since, or removed already (the SDK's retry of a removal that was applied): nothing to do.
+      if (!isConditionFailure(e)) throw e;
     }
   }
 

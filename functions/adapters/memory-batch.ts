@@ -32,8 +32,13 @@ export class MemoryBatchJobs implements BatchJobRepository {
   private readonly jobs = new Map<string, BatchJobRecord>();
   /** Counted parts per job, `{inputTag}#{index}`. */
   private readonly parts = new Map<string, Map<string, PartOutcome & { inputTag: string }>>();
-  /** How many times claimAggregation answered true, per job (a test asserts one aggregation). */
+  /** How many times claimAggregation gave a claim, per job (a test asserts one aggregation). */
   readonly aggregationClaims = new Map<string, number>();
+  /** How many times leaseAssembly gave a lease, per job. */
+  readonly assemblyLeases = new Map<string, number>();
+  /** The id of the current claim or lease, `{jobId}#{field}`. */
+  private readonly leaseHolders = new Map<string, string>();
+  private leaseIds = 0;
 
   async createJob(job: NewBatchJob): Promise<BatchJobRecord> {
     await yieldTurn();
@@ -89,21 +94,71 @@ export class MemoryBatchJobs implements BatchJobRepository {
     return job.queued;
   }
 
-  async claimAggregation(jobId: string, inputTag: string, now: string): Promise<boolean> {
+  async claimAggregation(
+    jobId: string,
+    inputTag: string,
+    now: string,
+    leaseMs: number,
+  ): Promise<string | undefined> {
+    const claim = await this.takeLease(jobId, inputTag, now, leaseMs, 'aggregationClaimedAt');
+    if (claim) this.aggregationClaims.set(jobId, (this.aggregationClaims.get(jobId) ?? 0) + 1);
+    return claim;
+  }
+
+  async releaseAggregation(jobId: string, inputTag: string, claimId: string): Promise<void> {
+    await this.dropLease(jobId, inputTag, claimId, 'aggregationClaimedAt');
+  }
+
+  async leaseAssembly(
+    jobId: string,
+    inputTag: string,
+    now: string,
+    leaseMs: number,
+  ): Promise<string | undefined> {
+    const lease = await this.takeLease(jobId, inputTag, now, leaseMs, 'assemblyLeasedAt');
+    if (lease) this.assemblyLeases.set(jobId, (this.assemblyLeases.get(jobId) ?? 0) + 1);
+    return lease;
+  }
+
+  async releaseAssembly(jobId: string, inputTag: string, leaseId: string): Promise<void> {
+    await this.dropLease(jobId, inputTag, leaseId, 'assemblyLeasedAt');
+  }
+
+  /** Sets `field` (with a new id) when the job's parts are all done and it has none, or one taken `leaseMs` ago. */
+  private async takeLease(
+    jobId: string,
+    inputTag: string,
+    now: string,
+    leaseMs: number,
+    field: 'aggregationClaimedAt' | 'assemblyLeasedAt',
+  ): Promise<string | undefined> {
     await yieldTurn();
     const job = this.jobs.get(jobId);
-    if (
-      !job ||
-      job.inputTag !== inputTag ||
-      job.state !== 'running' ||
-      job.partsDone !== job.partsTotal ||
-      job.aggregationClaimedAt !== undefined
-    ) {
-      return false;
+    if (!job || job.inputTag !== inputTag || job.state !== 'running' || job.partsDone !== job.partsTotal) {
+      return undefined;
     }
-    this.jobs.set(jobId, { ...job, aggregationClaimedAt: now, updatedAt: now });
-    this.aggregationClaims.set(jobId, (this.aggregationClaims.get(jobId) ?? 0) + 1);
-    return true;
+    const held = job[field];
+    if (held !== undefined && Date.parse(held) > Date.parse(now) - leaseMs) return undefined;
+    const id = `${field}-${++this.leaseIds}`;
+    this.jobs.set(jobId, { ...job, [field]: now, updatedAt: now });
+    this.leaseHolders.set(`${jobId}#${field}`, id);
+    return id;
+  }
+
+  /** Removes `field` while its holder is `id`. */
+  private async dropLease(
+    jobId: string,
+    inputTag: string,
+    id: string,
+    field: 'aggregationClaimedAt' | 'assemblyLeasedAt',
+  ): Promise<void> {
+    await yieldTurn();
+    const job = this.jobs.get(jobId);
+    const holder = `${jobId}#${field}`;
+    if (!job || job.inputTag !== inputTag || this.leaseHolders.get(holder) !== id) return;
+    const { [field]: _removed, ...rest } = job;
+    this.jobs.set(jobId, rest);
+    this.leaseHolders.delete(holder);
   }
 
   async finish(

@@ -119,6 +119,8 @@ export interface BatchScoreDeps {
   readonly copyConcurrency?: number;
   /** @default BATCH.reserveMs */
   readonly reserveMs?: number;
+  /** How long the aggregation's claim and the assembly's lease stand (ms). @default BATCH.aggregationLeaseMs */
+  readonly aggregationLeaseMs?: number;
   /** Where each scored chunk is reported (one request of its model version, its rows as batchRows). @default none */
   readonly metrics?: MetricsSink;
 }
@@ -385,6 +387,34 @@ function sendAggregate(deps: BatchScoreDeps, jobId: string, inputTag: string): P
   return deps.batchQueue.send({ type: 'batch-aggregate', jobId, inputTag });
 }
 
+const leaseMsOf = (deps: BatchScoreDeps) => deps.aggregationLeaseMs ?? BATCH.aggregationLeaseMs;
+
+/** True when a claim or lease taken at `at` has expired by `now` (taken `leaseMs` ago or more). */
+function expired(deps: BatchScoreDeps, at: string, now: string): boolean {
+  return Date.parse(at) <= Date.parse(now) - leaseMsOf(deps);
+}
+
+/**
+ * Claims the aggregation (one caller wins; a claim older than the lease is taken over) and sends the
+ * `batch-aggregate` message. A send that fails gives the claim back before the error goes on, so that the part's
+ * redelivery claims and sends again (a claim left behind, the giving back failed too, is taken over once stale).
+ */
+async function claimAndSendAggregate(
+  deps: BatchScoreDeps,
+  jobId: string,
+  inputTag: string,
+  at: string,
+): Promise<void> {
+  const claim = await deps.jobs.claimAggregation(jobId, inputTag, at, leaseMsOf(deps));
+  if (claim === undefined) return;
+  try {
+    await sendAggregate(deps, jobId, inputTag);
+  } catch (e) {
+    await deps.jobs.releaseAggregation(jobId, inputTag, claim).catch(() => undefined);
+    throw e;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Plans, cached per store (one per Lambda container) and job
 
@@ -565,8 +595,11 @@ async function completePart(
         const next = await deps.jobs.claimNext(jobId, inputTag);
         if (next !== undefined) await sendPart(deps, { jobId, inputTag, index: next });
       }
-      if (job.partsDone === job.partsTotal && job.aggregationClaimedAt === undefined) {
-        if (await deps.jobs.claimAggregation(jobId, inputTag, at)) await sendAggregate(deps, jobId, inputTag);
+      // The aggregation is claimed and sent again when no claim shows it was, or the claim is older than the
+      // lease: its sender died before sending, or the message was lost (a duplicate message is skipped).
+      const claimedAt = job.aggregationClaimedAt;
+      if (job.partsDone === job.partsTotal && (claimedAt === undefined || expired(deps, claimedAt, at))) {
+        await claimAndSendAggregate(deps, jobId, inputTag, at);
       }
     }
     return { state: 'skipped', reason: `part ${outcome.index} was counted already` };
@@ -575,9 +608,7 @@ async function completePart(
   await writeJobStatus(deps, job);
   const next = await deps.jobs.claimNext(jobId, inputTag);
   if (next !== undefined) await sendPart(deps, { jobId, inputTag, index: next });
-  if (job.partsDone === job.partsTotal && (await deps.jobs.claimAggregation(jobId, inputTag, at))) {
-    await sendAggregate(deps, jobId, inputTag);
-  }
+  if (job.partsDone === job.partsTotal) await claimAndSendAggregate(deps, jobId, inputTag, at);
   return { state: 'running', partsDone: job.partsDone, partsTotal: job.partsTotal };
 }
 
@@ -709,6 +740,11 @@ function preparedRow(form: RowForm, scanned: ScannedBlock, i: number, rows: numb
 /**
  * Assembles `output.jsonl` (a `batch-aggregate` message, queued by the part that completed the job): a multipart
  * upload of the segments in part and row order, copied server-side; then the job is done and the segments go.
+ *
+ * The delivery that assembles holds the job's assembly lease (BATCH.aggregationLeaseMs, the worker's timeout):
+ * a duplicate delivered meanwhile is skipped without touching the bucket; one delivered after the lease expired
+ * (the holder's invocation is gone) takes it over. An assembly that fails gives the lease back before the error
+ * goes on, so the message's redelivery assembles at once.
  */
 export async function aggregateBatchJob(
   deps: BatchScoreDeps,
@@ -721,6 +757,31 @@ export async function aggregateBatchJob(
   if (job.partsDone !== job.partsTotal) {
     return { state: 'skipped', reason: `${job.partsDone} of ${job.partsTotal} parts are done` };
   }
+  const lease = await deps.jobs.leaseAssembly(jobId, inputTag, now(deps).toISOString(), leaseMsOf(deps));
+  if (lease === undefined) {
+    const after = await deps.jobs.getJob(jobId);
+    const gone = stateOf(after, inputTag);
+    if (gone) return { state: 'skipped', reason: `the job is ${gone}` };
+    return {
+      state: 'skipped',
+      reason: `another delivery is assembling the output (leased at ${after?.assemblyLeasedAt})`,
+    };
+  }
+  try {
+    return await assembleJob(deps, job, inputTag);
+  } catch (e) {
+    await deps.jobs.releaseAssembly(jobId, inputTag, lease).catch(() => undefined);
+    throw e;
+  }
+}
+
+/** The assembly of a job's output under its lease, then its end. */
+async function assembleJob(
+  deps: BatchScoreDeps,
+  job: BatchJobRecord,
+  inputTag: string,
+): Promise<BatchRunResult> {
+  const { jobId } = job;
   const run = runOfInput(inputTag);
   const parts = await deps.jobs.listParts(jobId, inputTag);
   const objects: SizedObject[] = [];

@@ -98,6 +98,15 @@ export const BATCH = {
   reserveMs: 5_000,
   /** Timeout (seconds) of the function that starts jobs (S3 events). */
   functionTimeoutSeconds: 300,
+  /**
+   * How long (ms) the aggregation's claim and the assembly's lease on a job record stand. Both are taken inside one
+   * worker invocation, which the function timeout ends, so one older than it belongs to an invocation that is gone:
+   * a claim whose `batch-aggregate` message was never sent is taken over by a redelivered part, an assembly that
+   * died is taken over by the redelivered message. A redelivery comes a visibility timeout after the receive, so
+   * the lease must be at most the visibility timeout less the function timeout (720 − 120 s; checked at synth).
+   * @default QUEUE.workerTimeoutSeconds × 1000 (120 s)
+   */
+  aggregationLeaseMs: QUEUE.workerTimeoutSeconds * 1000,
   /** Job records (and their part items) expire (TTL) this many days after the job's last write. */
   recordTtlDays: 30,
 } as const;

@@ -91,8 +91,13 @@ export interface BatchJobRecord {
   readonly failedRows: number;
   readonly startedAt: string;
   readonly updatedAt: string;
-  /** Set once when the aggregation is claimed. */
+  /**
+   * When the aggregation was claimed (by the part that completed the job, to send the `batch-aggregate` message);
+   * removed when that send failed, and set again by a caller that takes over a claim older than the lease.
+   */
   readonly aggregationClaimedAt?: string;
+  /** When the assembly of the output was leased (by the delivery of `batch-aggregate` that assembles it). */
+  readonly assemblyLeasedAt?: string;
   readonly error?: string;
   readonly code?: string;
 }
@@ -106,6 +111,7 @@ export type NewBatchJob = Omit<
   | 'rows'
   | 'failedRows'
   | 'aggregationClaimedAt'
+  | 'assemblyLeasedAt'
   | 'error'
   | 'code'
   | 'state'
@@ -141,8 +147,32 @@ export interface BatchJobRepository {
   completePart(jobId: string, inputTag: string, outcome: PartOutcome, now: string): Promise<PartCompletion>;
   /** Hands out the next part index to queue, while `queued < partsTotal` and the job runs; else undefined. */
   claimNext(jobId: string, inputTag: string): Promise<number | undefined>;
-  /** True for exactly one caller once every part is done (the job still running). */
-  claimAggregation(jobId: string, inputTag: string, now: string): Promise<boolean>;
+  /**
+   * Claims the aggregation of a job whose parts are all done (the job still running), for its caller to send the
+   * `batch-aggregate` message: resolves with the claim's id for exactly one caller, else undefined. There is one
+   * claim at a time; it stands while it is younger than `leaseMs` (its `aggregationClaimedAt` after `now − leaseMs`).
+   * One older may be taken over: its caller died before sending, or sent and the job is not done yet. A takeover
+   * is conditional on the stale claim's time, so that of callers at once exactly one wins too.
+   */
+  claimAggregation(
+    jobId: string,
+    inputTag: string,
+    now: string,
+    leaseMs: number,
+  ): Promise<string | undefined>;
+  /**
+   * Removes the aggregation's claim `claimId` (its message could not be sent), so that the next caller claims
+   * again at once; a claim that is no longer this one (taken over since) stays.
+   */
+  releaseAggregation(jobId: string, inputTag: string, claimId: string): Promise<void>;
+  /**
+   * Leases the assembly of the output of a job whose parts are all done (the job still running) to one delivery of
+   * its `batch-aggregate` message: resolves with the lease's id when there is no lease or it expired (its
+   * `assemblyLeasedAt` at or before `now − leaseMs`), undefined while another holds it or the job is not ready.
+   */
+  leaseAssembly(jobId: string, inputTag: string, now: string, leaseMs: number): Promise<string | undefined>;
+  /** Ends the assembly lease `leaseId` (the assembly failed: the next delivery takes it at once); another stays. */
+  releaseAssembly(jobId: string, inputTag: string, leaseId: string): Promise<void>;
   /**
    * Ends a running job (`done`, `failed` with its error, `cancelled`); resolves with the record after, or
    * undefined when the job was not running (another end came first: it stands).

@@ -15,6 +15,8 @@ import { createTestAwsEnv, type TestAwsEnv } from '../helpers/aws-env';
 const T0 = '2026-03-01T00:00:00.000Z';
 const T1 = '2026-03-01T00:05:00.000Z';
 const DAY = 86_400;
+/** The lease of the aggregation's claim and of the assembly in these tests (2 minutes; T1 is 5 after T0). */
+const LEASE = 120_000;
 
 function newJob(extra: Partial<NewBatchJob> = {}): NewBatchJob {
   return {
@@ -228,7 +230,7 @@ describe('DynamoBatchJobRepository (DynamoDB Local)', () => {
     it('counts 20 parts completed at once, each twice, exactly once; one of 40 callers aggregates', async () => {
       const job = newJob({ partsTotal: 20 });
       await repo.createJob(job);
-      expect(await repo.claimAggregation(job.jobId, job.inputTag, T1)).toBe(false);
+      expect(await repo.claimAggregation(job.jobId, job.inputTag, T1, LEASE)).toBeUndefined();
       const results = await Promise.all(
         [...shuffled(20), ...shuffled(20)].map((i) =>
           repo.completePart(job.jobId, job.inputTag, outcome(i), T1),
@@ -251,11 +253,11 @@ describe('DynamoBatchJobRepository (DynamoDB Local)', () => {
       });
 
       const claims = await Promise.all(
-        Array.from({ length: 40 }, () => repo.claimAggregation(job.jobId, job.inputTag, T1)),
+        Array.from({ length: 40 }, () => repo.claimAggregation(job.jobId, job.inputTag, T1, LEASE)),
       );
       expect(claims.filter(Boolean)).toHaveLength(1);
       expect(await repo.getJob(job.jobId)).toMatchObject({ aggregationClaimedAt: T1, state: 'running' });
-      expect(await repo.claimAggregation(job.jobId, job.inputTag, T1)).toBe(false);
+      expect(await repo.claimAggregation(job.jobId, job.inputTag, T1, LEASE)).toBeUndefined();
     });
 
     it('gives one aggregation when each worker claims it right after its own completion', async () => {
@@ -264,8 +266,8 @@ describe('DynamoBatchJobRepository (DynamoDB Local)', () => {
       const claimed = await Promise.all(
         [...shuffled(12), ...shuffled(12)].map(async (i) => {
           const r = await repo.completePart(job.jobId, job.inputTag, outcome(i), T1);
-          if (r.kind !== 'counted' || r.job.partsDone !== r.job.partsTotal) return false;
-          return repo.claimAggregation(job.jobId, job.inputTag, T1);
+          if (r.kind !== 'counted' || r.job.partsDone !== r.job.partsTotal) return undefined;
+          return repo.claimAggregation(job.jobId, job.inputTag, T1, LEASE);
         }),
       );
       expect(claimed.filter(Boolean)).toHaveLength(1);
@@ -275,10 +277,125 @@ describe('DynamoBatchJobRepository (DynamoDB Local)', () => {
       const job = newJob({ partsTotal: 1 });
       await repo.createJob(job);
       await repo.completePart(job.jobId, job.inputTag, outcome(0), T1);
-      expect(await repo.claimAggregation(job.jobId, 'etag-other', T1)).toBe(false);
+      expect(await repo.claimAggregation(job.jobId, 'etag-other', T1, LEASE)).toBeUndefined();
       await repo.finish(job.jobId, job.inputTag, 'cancelled', T1);
-      expect(await repo.claimAggregation(job.jobId, job.inputTag, T1)).toBe(false);
-      expect(await repo.claimAggregation('job-none', job.inputTag, T1)).toBe(false);
+      expect(await repo.claimAggregation(job.jobId, job.inputTag, T1, LEASE)).toBeUndefined();
+      expect(await repo.claimAggregation('job-none', job.inputTag, T1, LEASE)).toBeUndefined();
+    });
+  });
+
+  describe('the aggregation claim and the assembly lease', () => {
+    /** T0 plus `ms`. */
+    const at = (ms: number) => new Date(Date.parse(T0) + ms).toISOString();
+
+    /** A job of one part, counted: ready to aggregate. */
+    async function readyJob() {
+      const job = newJob({ partsTotal: 1 });
+      await repo.createJob(job);
+      await repo.completePart(job.jobId, job.inputTag, outcome(0), T0);
+      return job;
+    }
+
+    it('lets exactly one of many callers take over a claim older than the lease, never a fresh one', async () => {
+      const job = await readyJob();
+      const first = await repo.claimAggregation(job.jobId, job.inputTag, T0, LEASE);
+      expect(first).toEqual(expect.any(String));
+      // Younger than the lease (by 1 ms at the last): it stands, whoever asks.
+      for (const t of [at(1_000), at(LEASE - 1)]) {
+        const fresh = await Promise.all(
+          Array.from({ length: 10 }, () => repo.claimAggregation(job.jobId, job.inputTag, t, LEASE)),
+        );
+        expect(fresh.filter(Boolean)).toEqual([]);
+      }
+      expect(await repo.getJob(job.jobId)).toMatchObject({ aggregationClaimedAt: T0 });
+      // As old as the lease: exactly one of the callers at once takes it over.
+      const stale = await Promise.all(
+        Array.from({ length: 12 }, () => repo.claimAggregation(job.jobId, job.inputTag, at(LEASE), LEASE)),
+      );
+      const won = stale.filter(Boolean);
+      expect(won).toHaveLength(1);
+      expect(won[0]).not.toBe(first);
+      expect(await repo.getJob(job.jobId)).toMatchObject({
+        aggregationClaimedAt: at(LEASE),
+        state: 'running',
+      });
+      expect(await repo.claimAggregation(job.jobId, job.inputTag, at(LEASE + 1_000), LEASE)).toBeUndefined();
+      // An ended job is never claimed, however old its claim.
+      await repo.finish(job.jobId, job.inputTag, 'done', T1);
+      expect(await repo.claimAggregation(job.jobId, job.inputTag, at(10 * LEASE), LEASE)).toBeUndefined();
+    });
+
+    it('releases a claim by its id only: another id, or a claim taken over since, stays', async () => {
+      const job = await readyJob();
+      const claim = (await repo.claimAggregation(job.jobId, job.inputTag, T0, LEASE))!;
+      await repo.releaseAggregation(job.jobId, job.inputTag, 'someone-else');
+      await repo.releaseAggregation(job.jobId, 'etag-other', claim);
+      expect(await repo.getJob(job.jobId)).toMatchObject({ aggregationClaimedAt: T0 });
+      expect(await repo.claimAggregation(job.jobId, job.inputTag, at(1_000), LEASE)).toBeUndefined();
+
+      await repo.releaseAggregation(job.jobId, job.inputTag, claim);
+      const released = await repo.getJob(job.jobId);
+      expect(released?.aggregationClaimedAt).toBeUndefined();
+      expect((await rawItem(keys.batchPk(job.jobId), keys.batchJobSk))?.aggregationClaimId).toBeUndefined();
+      // Claimed again at once, by one caller.
+      const again = await Promise.all(
+        Array.from({ length: 6 }, () => repo.claimAggregation(job.jobId, job.inputTag, at(2_000), LEASE)),
+      );
+      const second = again.find(Boolean)!;
+      expect(again.filter(Boolean)).toHaveLength(1);
+      // The first claim's late release does not remove the second one; a takeover's release of the taken one
+      // neither.
+      await repo.releaseAggregation(job.jobId, job.inputTag, claim);
+      expect(await repo.getJob(job.jobId)).toMatchObject({ aggregationClaimedAt: at(2_000) });
+      const third = await repo.claimAggregation(job.jobId, job.inputTag, at(2_000 + LEASE), LEASE);
+      expect(third).toEqual(expect.any(String));
+      await repo.releaseAggregation(job.jobId, job.inputTag, second);
+      expect(await repo.getJob(job.jobId)).toMatchObject({ aggregationClaimedAt: at(2_000 + LEASE) });
+    });
+
+    it('leases the assembly to one caller; it is held until it expires or is released by its id', async () => {
+      const job = newJob({ partsTotal: 2 });
+      await repo.createJob(job);
+      await repo.completePart(job.jobId, job.inputTag, outcome(0), T0);
+      // Not every part done: no assembly.
+      expect(await repo.leaseAssembly(job.jobId, job.inputTag, T0, LEASE)).toBeUndefined();
+      await repo.completePart(job.jobId, job.inputTag, outcome(1), T0);
+      expect(await repo.leaseAssembly(job.jobId, 'etag-other', T0, LEASE)).toBeUndefined();
+      expect(await repo.leaseAssembly('job-none', job.inputTag, T0, LEASE)).toBeUndefined();
+
+      const leases = await Promise.all(
+        Array.from({ length: 10 }, () => repo.leaseAssembly(job.jobId, job.inputTag, T0, LEASE)),
+      );
+      expect(leases.filter(Boolean)).toHaveLength(1);
+      const first = leases.find(Boolean)!;
+      expect(await repo.getJob(job.jobId)).toMatchObject({ assemblyLeasedAt: T0 });
+      // Held by another: refused until it expires.
+      expect(await repo.leaseAssembly(job.jobId, job.inputTag, at(LEASE - 1), LEASE)).toBeUndefined();
+      // A release by another id leaves it.
+      await repo.releaseAssembly(job.jobId, job.inputTag, 'someone-else');
+      expect(await repo.leaseAssembly(job.jobId, job.inputTag, at(1_000), LEASE)).toBeUndefined();
+      // Expired: one of the callers at once takes it over.
+      const over = await Promise.all(
+        Array.from({ length: 10 }, () => repo.leaseAssembly(job.jobId, job.inputTag, at(LEASE), LEASE)),
+      );
+      expect(over.filter(Boolean)).toHaveLength(1);
+      const second = over.find(Boolean)!;
+      expect(second).not.toBe(first);
+      // The expired holder's release does not end its successor's lease; the holder's own release does.
+      await repo.releaseAssembly(job.jobId, job.inputTag, first);
+      expect(await repo.leaseAssembly(job.jobId, job.inputTag, at(LEASE + 1_000), LEASE)).toBeUndefined();
+      await repo.releaseAssembly(job.jobId, job.inputTag, second);
+      expect((await repo.getJob(job.jobId))?.assemblyLeasedAt).toBeUndefined();
+      expect(await repo.leaseAssembly(job.jobId, job.inputTag, at(LEASE + 2_000), LEASE)).toEqual(
+        expect.any(String),
+      );
+      // The claim of the aggregation is another thing: the lease neither takes nor blocks it.
+      expect(await repo.claimAggregation(job.jobId, job.inputTag, at(LEASE + 2_000), LEASE)).toEqual(
+        expect.any(String),
+      );
+      // An ended job is not assembled.
+      await repo.finish(job.jobId, job.inputTag, 'cancelled', T1);
+      expect(await repo.leaseAssembly(job.jobId, job.inputTag, at(10 * LEASE), LEASE)).toBeUndefined();
     });
   });
 
@@ -477,7 +594,7 @@ describe('DynamoBatchJobRepository (DynamoDB Local)', () => {
   });
 
   describe('a write applied whose answer was lost (the SDK sends it again)', () => {
-    it('answers each claim, the end and the count as the first attempt would have', async () => {
+    it('answers each claim, the lease, the end and the count as the first attempt would have', async () => {
       const job = newJob({ partsTotal: 2 });
       await repo.createJob(job);
       const updates = new DynamoBatchJobRepository({
@@ -500,8 +617,20 @@ describe('DynamoBatchJobRepository (DynamoDB Local)', () => {
           job: { partsDone: i + 1 },
         });
       }
-      expect(await updates.claimAggregation(job.jobId, job.inputTag, T1)).toBe(true);
-      expect(await repo.claimAggregation(job.jobId, job.inputTag, T1)).toBe(false);
+      expect(await updates.claimAggregation(job.jobId, job.inputTag, T1, LEASE)).toEqual(expect.any(String));
+      expect(await repo.claimAggregation(job.jobId, job.inputTag, T1, LEASE)).toBeUndefined();
+      // The takeover of a stale claim, and its release: the retry of the removal finds nothing to remove.
+      const later = new Date(Date.parse(T1) + LEASE).toISOString();
+      const taken = await updates.claimAggregation(job.jobId, job.inputTag, later, LEASE);
+      expect(taken).toEqual(expect.any(String));
+      expect(await repo.getJob(job.jobId)).toMatchObject({ aggregationClaimedAt: later });
+      await updates.releaseAggregation(job.jobId, job.inputTag, taken!);
+      expect((await repo.getJob(job.jobId))?.aggregationClaimedAt).toBeUndefined();
+      // The assembly lease: the retry of the write recognises it as its own, and holds it against others.
+      const lease = await updates.leaseAssembly(job.jobId, job.inputTag, T1, LEASE);
+      expect(lease).toEqual(expect.any(String));
+      expect(await repo.leaseAssembly(job.jobId, job.inputTag, T1, LEASE)).toBeUndefined();
+      expect((await rawItem(keys.batchPk(job.jobId), keys.batchJobSk))?.assemblyLeaseId).toBe(lease);
       expect(await updates.finish(job.jobId, job.inputTag, 'done', T1)).toMatchObject({ state: 'done' });
       expect(await repo.finish(job.jobId, job.inputTag, 'cancelled', T1)).toBeUndefined();
       expect(await repo.getJob(job.jobId)).toMatchObject({ state: 'done', partsDone: 2, queued: 2 });

@@ -592,7 +592,7 @@ describe('batch scoring: aggregation', () => {
         at,
       );
     }
-    expect(await jobs.claimAggregation('j', inputTag, at)).toBe(true);
+    expect(await jobs.claimAggregation('j', inputTag, at, 60_000)).toEqual(expect.any(String));
     const all = Buffer.concat(expected);
     const d: BatchScoreDeps = {
       blobs: objects,
