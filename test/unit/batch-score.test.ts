@@ -19,7 +19,7 @@ import {
   startBatchJob,
 } from '../../functions/app/batch-score';
 import type { Predictor } from '../../functions/app/predict';
-import { BATCH_KEYS } from '../../functions/contract/events';
+import { BATCH, BATCH_KEYS, QUEUE } from '../../functions/contract/events';
 import type { WorkMessage } from '../../functions/domain/async';
 import { BINARY_DATA_IN_BATCH, parseRow, splitLines } from '../../functions/domain/batch';
 import { parseInferenceBody } from '../../functions/domain/body-parser';
@@ -225,6 +225,50 @@ async function drain(s: Awaited<ReturnType<typeof setup>>, o: DrainOptions = {})
     results.push(...(await Promise.all(batch.map((m) => handle(s.deps, m, o.budget)))));
   }
   return results;
+}
+
+/** `real` with some of its methods replaced (the others called on `real`). */
+function withMethods<T extends object>(real: T, over: Partial<T>): T {
+  return new Proxy(real, {
+    get(target, prop, receiver) {
+      if (prop in over) return over[prop as keyof T];
+      const value = Reflect.get(target, prop, receiver);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
+/** `real` with a count of the calls of each of its methods made through `proxy`. */
+function counting<T extends object>(real: T): { proxy: T; calls: Map<string, number> } {
+  const calls = new Map<string, number>();
+  const proxy = new Proxy(real, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        calls.set(String(prop), (calls.get(String(prop)) ?? 0) + 1);
+        return value.apply(target, args);
+      };
+    },
+  });
+  return { proxy, calls };
+}
+
+/**
+ * Delivers the queue's messages one at a time with `deps` until none is left, as a worker would; a message whose
+ * handling fails is set aside (SQS would deliver it again once its visibility timeout is over).
+ */
+async function deliver(
+  s: Awaited<ReturnType<typeof setup>>,
+  deps: BatchScoreDeps,
+): Promise<{ message: WorkMessage; error: Error }[]> {
+  const failed: { message: WorkMessage; error: Error }[] = [];
+  for (let m = s.queue.fresh(); m.length; m = s.queue.fresh()) {
+    for (const message of m) {
+      await handle(deps, message).catch((error: Error) => failed.push({ message, error }));
+    }
+  }
+  return failed;
 }
 
 const statusOf = (objects: MemoryRangedObjects) => JSON.parse(objects.text(BATCH_KEYS.status('j')) ?? 'null');
@@ -553,6 +597,95 @@ describe('batch scoring: failures, cancel, poison parts', () => {
   });
 });
 
+describe('batch scoring: a lost batch-aggregate message', () => {
+  const isAggregate = (m: WorkMessage) => m.type === 'batch-aggregate';
+
+  it('gives the claim back when its message cannot be sent: the redelivered part sends it, same output', async () => {
+    const normal = await setup({ rows: 200 });
+    await normal.start();
+    await drain(normal);
+
+    const s = await setup({ rows: 200 });
+    let failures = 1;
+    const deps: BatchScoreDeps = {
+      ...s.deps,
+      batchQueue: {
+        send: async (m) => {
+          if (isAggregate(m) && failures-- > 0) throw new Error('SQS is unavailable');
+          return s.queue.send(m);
+        },
+      },
+    };
+    await s.start();
+    const failed = await deliver(s, deps);
+    // The part that completed the job claimed the aggregation, could not send it, and failed.
+    expect(failed.map((f) => [f.message.type, f.error.message])).toEqual([
+      ['batch-part', 'SQS is unavailable'],
+    ]);
+    const afterFailure = await s.jobs.getJob('j');
+    expect(afterFailure?.state).toBe('running');
+    expect(afterFailure?.aggregationClaimedAt).toBeUndefined();
+    expect(s.queue.sent.filter(isAggregate)).toHaveLength(0);
+
+    // Its redelivery: counted already, it claims and sends the aggregation.
+    const message = failed[0]!.message;
+    expect(await handle(deps, message)).toMatchObject({ state: 'skipped' });
+    expect(await deliver(s, deps)).toEqual([]);
+    expect(s.queue.sent.filter(isAggregate)).toHaveLength(1);
+    expect(s.jobs.aggregationClaims.get('j')).toBe(2);
+    expect(statusOf(s.objects)).toMatchObject({ state: 'done', total: 200 });
+    expect(s.objects.text(BATCH_KEYS.output('j'))).toBe(normal.objects.text(BATCH_KEYS.output('j')));
+    expect(s.objects.text(BATCH_KEYS.output('j'))).toBe(reference(s.text));
+    expect(keysUnder(s.objects, 'batch/j/parts/')).toEqual([]);
+  });
+
+  it('takes over a claim older than the lease when its sender died before sending', async () => {
+    let t = Date.parse('2026-01-01T00:00:00.000Z');
+    const s = await setup({ rows: 120, deps: { clock: { now: () => new Date(t) } } });
+    // The sender's invocation dies between the claim and the send: nothing gives the claim back.
+    let died = false;
+    const deps: BatchScoreDeps = {
+      ...s.deps,
+      batchQueue: {
+        send: async (m) => {
+          if (isAggregate(m) && !died) {
+            died = true;
+            throw new Error('the invocation timed out');
+          }
+          return s.queue.send(m);
+        },
+      },
+      jobs: withMethods(s.jobs, {
+        releaseAggregation: async () => {
+          throw new Error('the invocation timed out');
+        },
+      }),
+    };
+    await s.start();
+    const failed = await deliver(s, deps);
+    expect(failed).toHaveLength(1);
+    const message = failed[0]!.message;
+    expect(await s.jobs.getJob('j')).toMatchObject({
+      state: 'running',
+      aggregationClaimedAt: new Date(t).toISOString(),
+    });
+
+    // A duplicate of the part while the claim is younger than the lease leaves it to its holder.
+    t += BATCH.aggregationLeaseMs - 1;
+    expect(await handle(deps, message)).toMatchObject({ state: 'skipped' });
+    expect(s.queue.fresh()).toEqual([]);
+
+    // The redelivery, a visibility timeout after the receive: the claim is stale, taken over and sent.
+    t += QUEUE.visibilityTimeoutSeconds * 1000 - (BATCH.aggregationLeaseMs - 1);
+    expect(await handle(deps, message)).toMatchObject({ state: 'skipped' });
+    expect(await deliver(s, deps)).toEqual([]);
+    expect(s.jobs.aggregationClaims.get('j')).toBe(2);
+    expect(s.queue.sent.filter(isAggregate)).toHaveLength(1);
+    expect(statusOf(s.objects)).toMatchObject({ state: 'done', total: 120 });
+    expect(s.objects.text(BATCH_KEYS.output('j'))).toBe(reference(s.text));
+  });
+});
+
 describe('batch scoring: aggregation', () => {
   /** A job of `sizes.length` parts of one segment each, of those sizes, every part done. */
   async function doneParts(sizes: number[], deps: Partial<BatchScoreDeps> = {}) {
@@ -665,5 +798,103 @@ describe('batch scoring: aggregation', () => {
       error: expect.stringMatching(/^the output could not be assembled after 3 attempts: /),
     });
     expect(await failBatchAggregate(a.deps, message, 3, err)).toMatchObject({ state: 'skipped' });
+  });
+
+  it('gives the assembly lease back when the assembly fails: the retry assembles at once', async () => {
+    const a = await doneParts([MiB, MiB]);
+    const segment = BATCH_KEYS.segment('j', runOfInput(a.inputTag), 1, 0, 1024);
+    const body = a.objects.objects.get(segment)!.body;
+    await a.objects.delete(segment);
+    const message = { jobId: 'j', inputTag: a.inputTag };
+    await expect(aggregateBatchJob(a.deps, message)).rejects.toThrow(/missing/);
+    expect((await a.jobs.getJob('j'))?.assemblyLeasedAt).toBeUndefined();
+    await a.objects.put(segment, body);
+    expect(await aggregateBatchJob(a.deps, message)).toMatchObject({ state: 'done' });
+    expect(Buffer.from(a.objects.objects.get(BATCH_KEYS.output('j'))?.body ?? []).equals(a.all)).toBe(true);
+    expect(a.jobs.assemblyLeases.get('j')).toBe(2);
+  });
+
+  it('lets one of two deliveries of the message at once assemble; the other is skipped and touches no object', async () => {
+    const a = await doneParts([6 * MiB, MiB, 20 * MiB, 5]);
+    const message = { jobId: 'j', inputTag: a.inputTag };
+    const one = counting(a.objects);
+    const two = counting(a.objects);
+    const results = await Promise.all(
+      [one, two].map((c) => aggregateBatchJob({ ...a.deps, blobs: c.proxy, objects: c.proxy }, message)),
+    );
+    expect(results.map((r) => r.state).sort()).toEqual(['done', 'skipped']);
+    const [winner, loser] = results[0]?.state === 'done' ? [one, two] : [two, one];
+    expect(results.find((r) => r.state === 'skipped')).toMatchObject({
+      reason: expect.stringMatching(/^another delivery is assembling the output/),
+    });
+    expect(loser.calls).toEqual(new Map());
+    expect(winner.calls.get('copyPart')).toBe(a.objects.copiedParts.length);
+    expect(winner.calls.get('uploadPart')).toBe(a.objects.uploadedParts.length);
+    expect(a.objects.copiedParts.length).toBeGreaterThan(0);
+    expect(a.objects.uploadedParts.length).toBeGreaterThan(0);
+    expect(a.objects.completed.get(BATCH_KEYS.output('j'))).toBe(1);
+    expect(Buffer.from(a.objects.objects.get(BATCH_KEYS.output('j'))?.body ?? []).equals(a.all)).toBe(true);
+    expect((await a.jobs.getJob('j'))?.state).toBe('done');
+    expect(keysUnder(a.objects, a.prefix)).toEqual([]);
+    // A later duplicate finds the job done.
+    expect(await aggregateBatchJob(a.deps, message)).toMatchObject({
+      state: 'skipped',
+      reason: 'the job is done',
+    });
+  });
+
+  it('completes an assembly whose delivery died holding the lease, once the lease has expired', async () => {
+    let t = Date.parse('2026-01-01T00:01:00.000Z');
+    const a = await doneParts([S3_MIN_PART_BYTES, 6 * MiB, S3_MIN_PART_BYTES + 1], {
+      clock: { now: () => new Date(t) },
+    });
+    const message = { jobId: 'j', inputTag: a.inputTag };
+    // The first delivery takes the lease and dies in its copies (they never answer).
+    let wake!: (e: Error) => void;
+    const hung = new Promise<never>((_, reject) => {
+      wake = reject;
+    });
+    let copying!: () => void;
+    const copied = new Promise<void>((resolve) => {
+      copying = resolve;
+    });
+    const dying = withMethods(a.objects, {
+      copyPart: () => {
+        copying();
+        return hung;
+      },
+    });
+    const first = aggregateBatchJob({ ...a.deps, blobs: dying, objects: dying }, message);
+    await copied;
+    expect(await a.jobs.getJob('j')).toMatchObject({
+      state: 'running',
+      assemblyLeasedAt: new Date(t).toISOString(),
+    });
+
+    // A redelivery while the lease runs is skipped without touching the bucket.
+    t += BATCH.aggregationLeaseMs - 1;
+    const early = counting(a.objects);
+    expect(
+      await aggregateBatchJob({ ...a.deps, blobs: early.proxy, objects: early.proxy }, message),
+    ).toMatchObject({
+      state: 'skipped',
+      reason: expect.stringMatching(/^another delivery is assembling the output/),
+    });
+    expect(early.calls).toEqual(new Map());
+
+    // Once it has expired, the redelivery takes the lease over and assembles.
+    t += 1;
+    expect(await aggregateBatchJob(a.deps, message)).toMatchObject({ state: 'done' });
+    expect(Buffer.from(a.objects.objects.get(BATCH_KEYS.output('j'))?.body ?? []).equals(a.all)).toBe(true);
+    expect(a.objects.completed.get(BATCH_KEYS.output('j'))).toBe(1);
+    expect(statusOf(a.objects)).toMatchObject({ state: 'done' });
+    expect(keysUnder(a.objects, a.prefix)).toEqual([]);
+    expect(a.jobs.assemblyLeases.get('j')).toBe(2);
+
+    // The first delivery, were it to wake, changes nothing: its upload is abandoned, the job stays done.
+    wake(new Error('the invocation timed out'));
+    expect(await first).toMatchObject({ state: 'skipped', reason: 'the job is done' });
+    expect(a.objects.openUploads).toBe(0);
+    expect(a.objects.completed.get(BATCH_KEYS.output('j'))).toBe(1);
   });
 });
