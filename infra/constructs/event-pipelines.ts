@@ -80,6 +80,29 @@ export function checkBatchMaxConcurrency(n: number, setting: Setting, raw = Stri
   return n;
 }
 
+/**
+ * The worker's timeout against the batch queue's visibility timeout. A batch message whose invocation died is
+ * received again a visibility timeout after its receive, and must then find the aggregation's claim or the
+ * assembly's lease that the invocation took (BATCH.aggregationLeaseMs) expired, else it is skipped and the job stays
+ * running: the timeout may be at most the visibility timeout less the lease (600 s). Unresolved tokens pass.
+ */
+export function checkWorkerTimeout(timeout: Duration, setting: Setting): Duration {
+  if (timeout.isUnresolved()) return timeout;
+  const leaseSeconds = BATCH.aggregationLeaseMs / 1000;
+  const max = QUEUE.visibilityTimeoutSeconds - leaseSeconds;
+  if (timeout.toSeconds() > max) {
+    const problem = `a batch message whose invocation died is received again ${QUEUE.visibilityTimeoutSeconds} seconds (the batch queue's visibility timeout) after its receive, and must then find the aggregation's claim or lease of that invocation expired (${leaseSeconds} seconds, BATCH.aggregationLeaseMs), so the worker's timeout is at most ${max} seconds`;
+    const fix = `Duration.seconds(${max}) or less, e.g. Duration.seconds(${QUEUE.workerTimeoutSeconds}), or leave it unset for ${QUEUE.workerTimeoutSeconds} seconds`;
+    throw new MaasValidationError(
+      setting,
+      'prop' in setting
+        ? `invalid prop ${setting.prop} '${timeout.toHumanString()}': ${problem}. Set ${setting.prop} to ${fix}.`
+        : `Invalid context parameter -c ${setting.context}='${timeout.toHumanString()}': ${problem}.`,
+    );
+  }
+  return timeout;
+}
+
 /** Props of {@link EventPipelines}. */
 export interface EventPipelinesProps {
   /** The model store: its notifications start the S3 events function; each function gets prefix-scoped grants. */
@@ -114,7 +137,10 @@ export interface EventPipelinesProps {
   readonly s3Events?: FunctionSizing;
   /**
    * Work queue consumer: async inference, batch continuation, and the completion of registrations that went on
-   * past the API's time (artifacts up to LIMITS.maxModelBytes), so it has the registry function's memory.
+   * past the API's time (artifacts up to LIMITS.maxModelBytes), so it has the registry function's memory. Its
+   * timeout is at most the batch queue's visibility timeout less BATCH.aggregationLeaseMs (600 s; checked at
+   * synth); above the lease (120 s), a duplicate batch message may find the lease of an invocation that still runs
+   * expired and do its work again (the same bytes).
    * @default REGISTRATION_MEMORY_MB (3008 MB), QUEUE.workerTimeoutSeconds
    */
   readonly worker?: FunctionSizing;
@@ -145,7 +171,8 @@ export interface EventPipelinesProps {
 
 /**
  * The queues, bus and functions of the event flows. Throws a `MaasValidationError` at synth for a memory size
- * outside Lambda's range, an async API timeout above the API's 30 s, or a `batchMaxConcurrency` outside 2..1000.
+ * outside Lambda's range, an async API timeout above the API's 30 s, a worker timeout above 600 s (see
+ * checkWorkerTimeout), or a `batchMaxConcurrency` outside 2..1000.
  */
 export class EventPipelines extends Construct {
   /** The work queue (async requests, registrations, derivations, shadow comparisons), SSE, TLS only. */
@@ -189,6 +216,8 @@ export class EventPipelines extends Construct {
       scope: this,
     });
     const maxReceiveCount = props.maxReceiveCount ?? QUEUE.maxReceiveCount;
+    if (props.worker?.timeout)
+      checkWorkerTimeout(props.worker.timeout, { prop: 'worker.timeout', scope: this });
 
     // --- queues + DLQs --------------------------------------------------------------------------------------
     this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {

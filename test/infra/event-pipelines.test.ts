@@ -3,7 +3,7 @@
  * source with ReportBatchItemFailures, the async API function, the event bus and its rules, least-privilege
  * grants, and cdk-nag AwsSolutions with no unacknowledged finding. Bundling is skipped (Template assertions only).
  */
-import { App, Stack } from 'aws-cdk-lib';
+import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
@@ -12,11 +12,12 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ENV } from '../../functions/contract/env';
 import { BATCH, EVENT_BUS, QUEUE } from '../../functions/contract/events';
-import { EventPipelines } from '../../infra/constructs/event-pipelines';
+import { checkWorkerTimeout, EventPipelines } from '../../infra/constructs/event-pipelines';
 import { MaasFunctions } from '../../infra/constructs/functions';
 import { RegistryTable } from '../../infra/constructs/model-registry-table';
 import { ModelStore } from '../../infra/constructs/model-store';
 import { OnnxRuntimeLayer } from '../../infra/constructs/onnxruntime-layer';
+import { MaasValidationError } from '../../infra/constructs/validation';
 
 let stack: Stack;
 let pipelines: EventPipelines;
@@ -157,6 +158,40 @@ describe('EventPipelines', () => {
       Description: Match.stringLikeRegexp('S3 events'),
       Timeout: BATCH.functionTimeoutSeconds,
     });
+  });
+
+  it("redelivers a batch message after the worker's timeout and the aggregation's lease have both run out", () => {
+    const props = (construct: { node: { defaultChild?: unknown } }) =>
+      (
+        template.toJSON().Resources[ref(construct)] as {
+          Properties: { VisibilityTimeout?: number; Timeout?: number };
+        }
+      ).Properties;
+    const visibility = props(pipelines.batchQueue).VisibilityTimeout ?? 0;
+    const workerTimeout = props(pipelines.workerFunction).Timeout ?? Number.POSITIVE_INFINITY;
+    // A claim or lease taken at the end of an invocation that died has expired when its message comes back.
+    expect(visibility).toBeGreaterThanOrEqual(workerTimeout + BATCH.aggregationLeaseMs / 1000);
+    // The lease outlives every invocation of the default worker, so a live assembly is never taken over.
+    expect(BATCH.aggregationLeaseMs).toBeGreaterThanOrEqual(workerTimeout * 1000);
+  });
+
+  it('refuses at synth a worker timeout that would outlast the batch queue’s visibility timeout less the lease', () => {
+    const max = QUEUE.visibilityTimeoutSeconds - BATCH.aggregationLeaseMs / 1000;
+    const build = (seconds: number) => () => {
+      const s = new Stack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), 'WorkerTimeout');
+      new EventPipelines(s, 'Events', {
+        store: new ModelStore(s, 'Store'),
+        table: new RegistryTable(s, 'Table'),
+        onnxRuntime: new OnnxRuntimeLayer(s, 'Ort'),
+        worker: { timeout: Duration.seconds(seconds) },
+      });
+    };
+    expect(build(max)).not.toThrow();
+    expect(build(max + 1)).toThrow(MaasValidationError);
+    expect(build(900)).toThrow(
+      `WorkerTimeout/Events: invalid prop worker.timeout '15 minutes': a batch message whose invocation died is received again ${QUEUE.visibilityTimeoutSeconds} seconds (the batch queue's visibility timeout) after its receive, and must then find the aggregation's claim or lease of that invocation expired (120 seconds, BATCH.aggregationLeaseMs), so the worker's timeout is at most ${max} seconds. Set worker.timeout to Duration.seconds(${max}) or less, e.g. Duration.seconds(120), or leave it unset for 120 seconds.`,
+    );
+    expect(checkWorkerTimeout(Duration.seconds(max), { context: 'x' }).toSeconds()).toBe(max);
   });
 
   it('configures table, bucket, queue and bus through the contract env names', () => {
