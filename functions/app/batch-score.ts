@@ -12,9 +12,11 @@
  *   BATCH.rowsPerChunk lines with the predictor's `inferBatch`, writes its output segments, and when the
  *   invocation's time runs out queues its own continuation from a cursor. Once finished it is counted in the job
  *   record (once, however often it ran) and queues the next part: at most `maxConcurrency` parts of a job are in
- *   flight. The part that completes the job queues the aggregation (claimed once).
+ *   flight. The part that completes the job queues the aggregation (claimed by one caller; given back when the
+ *   message cannot be sent, taken over by a redelivered part once older than BATCH.aggregationLeaseMs).
  * - aggregate (`aggregateBatchJob`, a `batch-aggregate` message): `output.jsonl` is a multipart upload whose parts
- *   are server-side copies of the segments (small ones merged first); no function reads the whole output.
+ *   are server-side copies of the segments (small ones merged first); no function reads the whole output. One
+ *   delivery at a time assembles, under a lease on the job record.
  * - cancel (`cancelBatchJob`, the S3 event of `cancel`) and a poison part's last receive (`failBatchPart`) end the
  *   job; running parts see it at their next chunk, queued ones skip.
  *
@@ -764,7 +766,7 @@ export async function aggregateBatchJob(
     if (gone) return { state: 'skipped', reason: `the job is ${gone}` };
     return {
       state: 'skipped',
-      reason: `another delivery is assembling the output (leased at ${after?.assemblyLeasedAt})`,
+      reason: `another delivery is assembling the output${after?.assemblyLeasedAt ? ` (leased at ${after.assemblyLeasedAt})` : ''}`,
     };
   }
   try {
