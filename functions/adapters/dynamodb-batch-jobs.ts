@@ -117,6 +117,10 @@ function isConflict(e: unknown): boolean {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The attributes of the aggregation's claim and of the assembly's lease: when it was taken, and by which id. */
+const AGGREGATION_CLAIM = { at: 'aggregationClaimedAt', id: CLAIM_IDS.aggregation } as const;
+const ASSEMBLY_LEASE = { at: 'assemblyLeasedAt', id: CLAIM_IDS.assembly } as const;
+
 export class DynamoBatchJobRepository implements BatchJobRepository {
   private readonly doc: DynamoDBDocumentClient;
   private readonly table: string;
@@ -325,17 +329,11 @@ export class DynamoBatchJobRepository implements BatchJobRepository {
     now: string,
     leaseMs: number,
   ): Promise<string | undefined> {
-    return this.takeLease('claimAggregation', jobId, inputTag, now, leaseMs, {
-      at: 'aggregationClaimedAt',
-      id: CLAIM_IDS.aggregation,
-    });
+    return this.takeLease('claimAggregation', jobId, inputTag, now, leaseMs, AGGREGATION_CLAIM);
   }
 
   async releaseAggregation(jobId: string, inputTag: string, claimId: string): Promise<void> {
-    await this.dropLease('releaseAggregation', jobId, inputTag, claimId, {
-      at: 'aggregationClaimedAt',
-      id: CLAIM_IDS.aggregation,
-    });
+    await this.dropLease('releaseAggregation', jobId, inputTag, claimId, AGGREGATION_CLAIM);
   }
 
   async leaseAssembly(
@@ -344,17 +342,11 @@ export class DynamoBatchJobRepository implements BatchJobRepository {
     now: string,
     leaseMs: number,
   ): Promise<string | undefined> {
-    return this.takeLease('leaseAssembly', jobId, inputTag, now, leaseMs, {
-      at: 'assemblyLeasedAt',
-      id: CLAIM_IDS.assembly,
-    });
+    return this.takeLease('leaseAssembly', jobId, inputTag, now, leaseMs, ASSEMBLY_LEASE);
   }
 
   async releaseAssembly(jobId: string, inputTag: string, leaseId: string): Promise<void> {
-    await this.dropLease('releaseAssembly', jobId, inputTag, leaseId, {
-      at: 'assemblyLeasedAt',
-      id: CLAIM_IDS.assembly,
-    });
+    await this.dropLease('releaseAssembly', jobId, inputTag, leaseId, ASSEMBLY_LEASE);
   }
 
   /**
