@@ -179,8 +179,6 @@ function fakeSession(run: () => never) {
         if (calls.disposed > 1) throw new Error('Session already disposed.');
       },
     },
-    allOutputNames: ['y'],
-    allOutputs: { y: null },
   };
   return { handle: handle as ModelSession, calls };
 }
