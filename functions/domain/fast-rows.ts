@@ -336,7 +336,6 @@ export function createRowScanner(form: RowForm): RowScanner {
     }
   }
 
-  /** One input object at `i`; sets `which` (its input in the form) and `count` (its rows). */
   /** A member's key and ':' at `i` (the key is then matched with `strIs`): the index of its value, or NO. */
   function memberKey(i: number): number {
     i = string(i);
@@ -356,6 +355,7 @@ export function createRowScanner(form: RowForm): RowScanner {
     return i < end && b[i] === 0x7d ? i + 1 : NO;
   }
 
+  /** One input object at `i`; sets `which` (its input in the form) and `count` (its rows). */
   function input(i: number): number {
     if (i >= end || b[i] !== 0x7b) return NO;
     let named = -1;
