@@ -13,7 +13,8 @@
  * - completePart: one transaction, the PART item Put if absent + the JOB counters added;
  * - claimNext: `ADD queued 1` while `queued < partsTotal`;
  * - claimAggregation: sets `aggregationClaimedAt` when `partsDone = partsTotal` and there is none, or the one there
- *   is older than the lease (a takeover: the condition names the stale time, so one caller wins);
+ *   is older than the lease (a takeover: the condition is `aggregationClaimedAt <= now − lease` and the winner writes
+ *   `now`, so one caller wins);
  *   releaseAggregation removes it while it is still the caller's (`aggregationClaimId`);
  * - leaseAssembly: sets `assemblyLeasedAt` likewise, when there is none or it expired; releaseAssembly removes it
  *   while it is still the caller's (`assemblyLeaseId`);

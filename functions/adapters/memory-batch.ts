@@ -10,6 +10,7 @@
  *   are 1..10 000 and listed in ascending order, a copy's source and range exist. It counts the reads of each
  *   object's bytes (get, getRange, streamRange), so tests can tell which bodies a flow read.
  */
+import { leaseExpired } from '../domain/batch';
 import {
   type BatchJobRecord,
   type BatchJobRepository,
@@ -138,7 +139,7 @@ export class MemoryBatchJobs implements BatchJobRepository {
       return undefined;
     }
     const held = job[field];
-    if (held !== undefined && Date.parse(held) > Date.parse(now) - leaseMs) return undefined;
+    if (held !== undefined && !leaseExpired(held, now, leaseMs)) return undefined;
     const id = `${field}-${++this.leaseIds}`;
     this.jobs.set(jobId, { ...job, [field]: now, updatedAt: now });
     this.leaseHolders.set(`${jobId}#${field}`, id);

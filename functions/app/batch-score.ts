@@ -41,6 +41,7 @@ import {
   hasTimeForAnotherChunk,
   isErrorLine,
   type JobSpec,
+  leaseExpired,
   type PartCursor,
   parseJobSpec,
   parseRow,
@@ -391,11 +392,6 @@ function sendAggregate(deps: BatchScoreDeps, jobId: string, inputTag: string): P
 
 const leaseMsOf = (deps: BatchScoreDeps) => deps.aggregationLeaseMs ?? BATCH.aggregationLeaseMs;
 
-/** True when a claim or lease taken at `at` has expired by `now` (taken `leaseMs` ago or more). */
-function expired(deps: BatchScoreDeps, at: string, now: string): boolean {
-  return Date.parse(at) <= Date.parse(now) - leaseMsOf(deps);
-}
-
 /**
  * Claims the aggregation (one caller wins; a claim older than the lease is taken over) and sends the
  * `batch-aggregate` message. A send that fails gives the claim back before the error goes on, so that the part's
@@ -600,7 +596,10 @@ async function completePart(
       // The aggregation is claimed and sent again when no claim shows it was, or the claim is older than the
       // lease: its sender died before sending, or the message was lost (a duplicate message is skipped).
       const claimedAt = job.aggregationClaimedAt;
-      if (job.partsDone === job.partsTotal && (claimedAt === undefined || expired(deps, claimedAt, at))) {
+      if (
+        job.partsDone === job.partsTotal &&
+        (claimedAt === undefined || leaseExpired(claimedAt, at, leaseMsOf(deps)))
+      ) {
         await claimAndSendAggregate(deps, jobId, inputTag, at);
       }
     }

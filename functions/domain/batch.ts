@@ -420,6 +420,14 @@ export function hasTimeForAnotherChunk(
   return remainingMs - reserveMs > slowestChunkMs;
 }
 
+/**
+ * Whether a claim or lease on a job record taken at `takenAt` (ISO) has expired by `now` (ISO): taken `leaseMs`
+ * ago or more (BATCH.aggregationLeaseMs). A stale one may be taken over.
+ */
+export function leaseExpired(takenAt: string, now: string, leaseMs: number): boolean {
+  return Date.parse(takenAt) <= Date.parse(now) - leaseMs;
+}
+
 /** Counts of output lines. */
 export function countOutcomes(lines: readonly string[]): { succeeded: number; failed: number } {
   let failed = 0;

@@ -152,7 +152,8 @@ export interface BatchJobRepository {
    * `batch-aggregate` message: resolves with the claim's id for exactly one caller, else undefined. There is one
    * claim at a time; it stands while it is younger than `leaseMs` (its `aggregationClaimedAt` after `now − leaseMs`).
    * One older may be taken over: its caller died before sending, or sent and the job is not done yet. A takeover
-   * is conditional on the stale claim's time, so that of callers at once exactly one wins too.
+   * is a write conditional on the claim's time being at or before `now − leaseMs`, and it writes `now`: of callers
+   * at once exactly one wins too (while their clocks agree within the lease).
    */
   claimAggregation(
     jobId: string,
