@@ -1,9 +1,10 @@
 /**
  * Batch scoring benchmark (issue 16), on the bench MLP (512-1024-512-10, `buildMlp` as bench/run.ts builds it):
  *   - `batchOverRaw`: rows/s of one worker scoring a part — `runBatchPart` over the in-memory ports
- *     (MemoryRangedObjects, MemoryBatchJobs) with the real predictor on onnxruntime-node — over rows/s of raw
- *     batched `session.run` of the same rows: the predictor's own session (same options), BATCH.ortBatchRows rows
- *     a run, as the predictor stacks them. Interleaved repeats (raw, part, part, raw, …), medians; a full collection
+ *     (MemoryRangedObjects, MemoryBatchJobs) with the real predictor on onnxruntime-node in a thread of its own, as
+ *     the worker function scores (OrtThreadEngine) — over rows/s of raw batched `session.run` of the same rows on
+ *     this thread: a session of the same bytes and options, BATCH.ortBatchRows rows a run, as the predictor stacks
+ *     them. Interleaved repeats (raw, part, part, raw, …), medians; a full collection
  *     before each timed run (untimed), so neither pays for the other's garbage. Target ≥ 0.8.
  *   - `batchLocalRowsPerSecond`: rows/s of a job over the same rows run locally as `maas dev` runs it: DynamoDB
  *     Local + s3rver + an in-process batch queue of BATCH.maxConcurrency invocations at once, from the start of the
@@ -20,12 +21,13 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import ort from 'onnxruntime-node';
 import { MemoryBatchJobs, MemoryRangedObjects } from '../functions/adapters/memory-batch';
 import { MemoryRegistryRepository } from '../functions/adapters/memory-registry';
-import { OrtEngine } from '../functions/adapters/ort-engine';
+import { OrtEngine, ortSessionOptions } from '../functions/adapters/ort-engine';
 import { OrtModelInspector } from '../functions/adapters/ort-inspector';
+import { OrtThreadEngine } from '../functions/adapters/ort-thread-engine';
 import { type BatchScoreDeps, runBatchPart, startBatchJob } from '../functions/app/batch-score';
 import { createPredictor } from '../functions/app/predict';
 import { registerVersion } from '../functions/app/registry';
-import { SessionCache, sha256Hex } from '../functions/app/session-cache';
+import { SessionCache } from '../functions/app/session-cache';
 import { S3_KEYS } from '../functions/contract/env';
 import { BATCH, BATCH_KEYS } from '../functions/contract/events';
 import type { WorkMessage } from '../functions/domain/async';
@@ -116,7 +118,8 @@ export async function measureBatchOverRaw(o: BatchOverRawOptions): Promise<Batch
   const modelBytes = o.modelBytes ?? buildMlp(BENCH_MLP);
   const repeats = o.repeats ?? 5;
   const { data } = o;
-  const engine = new OrtEngine({ threads: o.threads ?? 1 });
+  // The part scores as the worker function does: onnxruntime in a thread of its own (event-deps.ts).
+  const engine = new OrtThreadEngine({ threads: o.threads ?? 1 });
   const sessions = new SessionCache({ engine });
   const repo = new MemoryRegistryRepository();
   const store = new MemoryArtifactStore();
@@ -171,11 +174,12 @@ export async function measureBatchOverRaw(o: BatchOverRawOptions): Promise<Batch
     return (data.rows / ms) * 1000;
   };
 
-  // The predictor's own session: loaded by it, then taken from the cache.
+  // The predictor's session is in the scoring thread; raw runs a session of the same bytes and options on this one.
   await predictor.preload('mlp');
-  const sha = sha256Hex(modelBytes);
-  const cached = await sessions.load(sha, () => store.getObject(S3_KEYS.model('mlp', sha)));
-  const session: ort.InferenceSession = engine.ortSession(cached.session);
+  const session = await ort.InferenceSession.create(
+    modelBytes,
+    ortSessionOptions({ threads: o.threads ?? 1 }),
+  );
   const feeds: Record<string, ort.Tensor>[] = [];
   for (let r = 0; r < data.rows; r += BATCH.ortBatchRows) {
     const n = Math.min(BATCH.ortBatchRows, data.rows - r);
@@ -205,6 +209,8 @@ export async function measureBatchOverRaw(o: BatchOverRawOptions): Promise<Batch
     }
   }
   await sessions.close();
+  await engine.close();
+  await session.release();
   const partRowsPerSecond = median(partRuns);
   const rawRowsPerSecond = median(rawRuns);
   return {

@@ -158,19 +158,29 @@ function fromOrtTensor(name: string, t: ort.Tensor): Tensor {
   return { datatype, shape: t.dims, data };
 }
 
+/** The session options of every session an engine of `opts` creates. */
+export function ortSessionOptions(opts: OrtEngineOptions): ort.InferenceSession.SessionOptions {
+  return {
+    executionMode: 'sequential',
+    intraOpNumThreads: Math.max(1, opts.threads ?? 1),
+    interOpNumThreads: 1,
+    enableCpuMemArena: opts.enableCpuMemArena ?? true,
+    graphOptimizationLevel: 'all',
+    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+  };
+}
+
+/** The onnxruntime element type name of an OIP datatype. */
+export function ortTypeOf(datatype: Datatype): ort.Tensor.Type {
+  return TO_ORT[datatype];
+}
+
 /** onnxruntime-node implementation of the InferenceEngine port. */
 export class OrtEngine implements InferenceEngine {
   private readonly options: ort.InferenceSession.SessionOptions;
 
   constructor(opts: OrtEngineOptions = {}) {
-    this.options = {
-      executionMode: 'sequential',
-      intraOpNumThreads: Math.max(1, opts.threads ?? 1),
-      interOpNumThreads: 1,
-      enableCpuMemArena: opts.enableCpuMemArena ?? true,
-      graphOptimizationLevel: 'all',
-      extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
-    };
+    this.options = ortSessionOptions(opts);
   }
 
   /**
@@ -288,7 +298,7 @@ export class OrtEngine implements InferenceEngine {
  * A failed run as the caller sees it: a category a `oneHot` pre-processing with `handleUnknown: 'error'` does not
  * know (400 UNKNOWN_CATEGORY, naming the input), else the model could not run on this input (400 INFERENCE_FAILED).
  */
-function runFailed(e: unknown): BadRequestError {
+export function runFailed(e: unknown): BadRequestError {
   const message = String((e as Error)?.message ?? e);
   return (
     unknownCategoryRefusal(message) ??

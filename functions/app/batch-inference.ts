@@ -180,16 +180,23 @@ export function createBatchInference(deps: BatchInferenceDeps): InferBatch {
       g.push({ index, req, rows, text });
     }
     for (const { index, req, text } of solo) await single(index, req, text);
+    // Every chunk's run is started before any is awaited: an engine that runs in a thread of its own
+    // (OrtThreadEngine) runs the next chunk while the answers of one are made here.
+    const runs: Promise<void>[] = [];
     for (const group of groups.values()) {
       for (const chunk of chunkByRows(group, maxBatchRows)) {
         if (chunk.length === 1) {
-          await single(chunk[0]!.index, chunk[0]!.req, chunk[0]!.text);
+          runs.push(single(chunk[0]!.index, chunk[0]!.req, chunk[0]!.text));
           continue;
         }
-        const answered = await runConcatenated(served, s, chunk, items);
-        if (!answered) for (const { index, req, text } of chunk) await single(index, req, text);
+        runs.push(
+          runConcatenated(served, s, chunk, items).then(async (answered) => {
+            if (!answered) for (const { index, req, text } of chunk) await single(index, req, text);
+          }),
+        );
       }
     }
+    await Promise.all(runs);
     return items;
   };
 }

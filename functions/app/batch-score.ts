@@ -501,38 +501,23 @@ export async function runBatchPart(
     buffered = 0;
   };
 
+  // Scoring is pipelined one chunk deep: chunk k + 1 is read and scanned, and its runs started, before the answers
+  // of chunk k are taken. An engine that runs in a thread of its own (OrtThreadEngine) scores one chunk while this
+  // thread reads the next; the synchronous engine scores each as it is started. Either way chunks settle in order
+  // and the bytes written are the same.
   let chunks = 0;
   let slowest = 0;
-  const partScanner: PartScanner = {};
-  // A block is scored before the next one is read: they share one array.
-  for await (const block of byteLineBlocks(
-    deps.objects.streamRange(part.key, part.start + offset, part.end),
-    rowsPerChunk,
-    true,
-  )) {
-    if (!hasTimeForAnotherChunk(budget.getRemainingTimeInMillis(), slowest, reserveMs, chunks)) {
-      await flush();
-      await sendPart(deps, { jobId, inputTag, index, cursor: { offset, row, failed, segments } });
-      return {
-        state: 'running',
-        partsDone: job.partsDone,
-        partsTotal: job.partsTotal,
-        continued: { index, row },
-      };
-    }
-    if (chunks > 0) {
-      // A cancel (or a failure, or a new input) stops the part between chunks; its segments are of no use.
-      const gone = stateOf(await deps.jobs.getJob(jobId), inputTag);
-      if (gone) {
-        await deleteSegments(deps, jobId, inputTag, index, segments);
-        return { state: 'skipped', reason: `the job is ${gone}` };
-      }
-    }
-    const t0 = clock.now().getTime();
-    let out: string[];
-    try {
-      out = await scoreRows(deps, job, block.lines, partScanner);
-    } catch (e) {
+  let lastSettled = clock.now().getTime();
+  // One scanner per chunk in flight: a scanner's arrays are reused by its next block, two chunks later.
+  const scanners: PartScanner[] = [{}, {}];
+  let started = 0;
+  type InFlight = { readonly scored: Promise<Scored>; readonly bytes: number };
+  let inFlight: InFlight | undefined;
+  /** Takes a chunk's answers (the oldest in flight); a result when the part ends here (the job failed). */
+  const settle = async (chunk: InFlight): Promise<BatchRunResult | undefined> => {
+    const scored = await chunk.scored;
+    if ('error' in scored) {
+      const e = scored.error;
       // The model version vanished or became unservable mid-job: the job fails, it is not retried forever.
       if (isMaasError(e) && e.status < 500) {
         const { error, code } = errorFields(e);
@@ -546,15 +531,83 @@ export async function runBatchPart(
       }
       throw e;
     }
+    const out = scored.lines;
     for (const line of out) if (isErrorLine(line)) failed++;
     const bytes = enc.encode(`${out.join('\n')}\n`);
     buffer.push(bytes);
     buffered += bytes.length;
     row += out.length;
-    offset += block.bytes;
+    offset += chunk.bytes;
     chunks++;
-    slowest = Math.max(slowest, clock.now().getTime() - t0);
+    const at = clock.now().getTime();
+    slowest = Math.max(slowest, at - lastSettled);
+    lastSettled = at;
     if (buffered >= segmentBytes) await flush();
+    return undefined;
+  };
+  /** Waits for the chunk in flight without taking its answers (the part stops here). */
+  const abandon = async () => {
+    const chunk = inFlight;
+    inFlight = undefined;
+    if (chunk) await chunk.scored;
+  };
+  // Each block is scanned before the next one is read: they share one array.
+  for await (const block of byteLineBlocks(
+    deps.objects.streamRange(part.key, part.start + offset, part.end),
+    rowsPerChunk,
+    true,
+  )) {
+    // The first chunk of an invocation is settled alone: its time bounds the next ones'.
+    if (inFlight && chunks === 0) {
+      const ended = await settle(inFlight);
+      inFlight = undefined;
+      if (ended) return ended;
+    }
+    // Starting this chunk with one in flight needs the time of both.
+    const needMs = slowest * (inFlight ? 2 : 1);
+    if (!hasTimeForAnotherChunk(budget.getRemainingTimeInMillis(), needMs, reserveMs, chunks)) {
+      if (inFlight) {
+        const ended = await settle(inFlight);
+        inFlight = undefined;
+        if (ended) return ended;
+      }
+      await flush();
+      await sendPart(deps, { jobId, inputTag, index, cursor: { offset, row, failed, segments } });
+      return {
+        state: 'running',
+        partsDone: job.partsDone,
+        partsTotal: job.partsTotal,
+        continued: { index, row },
+      };
+    }
+    if (chunks > 0) {
+      // A cancel (or a failure, or a new input) stops the part between chunks; its segments are of no use.
+      const gone = stateOf(await deps.jobs.getJob(jobId), inputTag);
+      if (gone) {
+        await abandon();
+        await deleteSegments(deps, jobId, inputTag, index, segments);
+        return { state: 'skipped', reason: `the job is ${gone}` };
+      }
+    }
+    const read = await readChunk(deps, job, block.lines, scanners[started++ & 1]!);
+    const scored = scoreChunk(deps, job, read).then(
+      (lines): Scored => ({ lines }),
+      (error: unknown): Scored => ({ error }),
+    );
+    const previous = inFlight;
+    inFlight = { scored, bytes: block.bytes };
+    if (previous) {
+      const ended = await settle(previous);
+      if (ended) {
+        await abandon();
+        return ended;
+      }
+    }
+  }
+  if (inFlight) {
+    const ended = await settle(inFlight);
+    inFlight = undefined;
+    if (ended) return ended;
   }
   await flush();
   if (offset !== part.end - part.start) {
@@ -656,24 +709,37 @@ function scannerFor(state: PartScanner, form: RowForm): RowScanner {
   return state.scanner;
 }
 
+/** A chunk's answers, or why it has none. */
+type Scored = { readonly lines: string[] } | { readonly error: unknown };
+
+/** A chunk's lines read for scoring: nothing in it refers to the block's bytes any more. */
+interface ReadChunk {
+  readonly startedAt: number;
+  readonly count: number;
+  /** The requests of the lines that parsed, in line order. */
+  readonly requests: unknown[];
+  /** Per line: its parse error (undefined: its request is in `requests`). */
+  readonly rejected: (RejectedRow | undefined)[];
+  readonly payloadBytes: number;
+}
+
 /**
- * One output line per input line: parse errors answered here, the rest by one `inferBatch` call. Lines of the
- * version's common row form are read by the row scanner (functions/domain/fast-rows.ts) straight into stacked
- * inputs; every other line is decoded and parsed as JSON (`parseRow`), as are all lines when the version has no
- * row form. Both give the same answers, byte for byte.
+ * Reads a chunk's lines into requests. Lines of the version's common row form are read by the row scanner
+ * (functions/domain/fast-rows.ts) straight into stacked inputs; every other line is decoded and parsed as JSON
+ * (`parseRow`), as are all lines when the version has no row form. Both give the same answers, byte for byte.
  */
-async function scoreRows(
+async function readChunk(
   deps: BatchScoreDeps,
   job: { model: string; version: number },
   lines: ByteLines,
   part: PartScanner,
-): Promise<string[]> {
+): Promise<ReadChunk> {
   const startedAt = performance.now();
   const n = lines.count;
-  // The version resolved (cached) for its signature; when that fails, inferBatch fails the same way below.
+  // The version resolved (cached) for its signature; when that fails, inferBatch fails the same way later.
   const served = await deps.predictor.resolve(job.model, String(job.version)).catch(() => undefined);
   const form = served ? rowFormOfVersion(served) : undefined;
-  // The block's values are dead once its answers are made: the part's next block reuses their arrays.
+  // The block's values are dead once its answers are made: the scanner's next block but one reuses their arrays.
   const scanned = form ? scannerFor(part, form).scanBlock(lines, true) : undefined;
   const texts = scanned ? scanned.texts : decodeLines(lines);
   const rejected: (RejectedRow | undefined)[] = new Array(n);
@@ -688,19 +754,29 @@ async function scoreRows(
     if (r.ok) requests.push(r.request);
     else rejected[i] = r;
   }
+  let payloadBytes = 0;
+  for (let i = 0; i < n; i++) payloadBytes += lines.ends[i]! - lines.starts[i]!;
+  return { startedAt, count: n, requests, rejected, payloadBytes };
+}
+
+/** One output line per line of a read chunk: parse errors answered as such, the rest by one `inferBatch` call. */
+async function scoreChunk(
+  deps: BatchScoreDeps,
+  job: { model: string; version: number },
+  chunk: ReadChunk,
+): Promise<string[]> {
+  const { count: n, requests, rejected } = chunk;
   const items = requests.length
     ? await deps.predictor.inferBatch(job.model, String(job.version), requests)
     : [];
-  let payloadBytes = 0;
-  for (let i = 0; i < n; i++) payloadBytes += lines.ends[i]! - lines.starts[i]!;
   deps.metrics?.inference({
     model: job.model,
     version: job.version,
     route: STABLE_ROUTE,
     status: 200,
-    latencyMs: performance.now() - startedAt,
+    latencyMs: performance.now() - chunk.startedAt,
     coldStart: false,
-    payloadBytes,
+    payloadBytes: chunk.payloadBytes,
     batchRows: n,
   });
   const out: string[] = new Array(n);

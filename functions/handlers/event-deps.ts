@@ -10,7 +10,7 @@ import { dynamoDocumentClient, s3Client } from '../adapters/aws-clients';
 import { DynamoBatchJobRepository } from '../adapters/dynamodb-batch-jobs';
 import { DynamoRegistryRepository } from '../adapters/dynamodb-registry';
 import { DynamoIdempotencyGuard } from '../adapters/idempotency-store';
-import { sharedOrtEngine } from '../adapters/ort-engine';
+import { sharedOrtThreadEngine } from '../adapters/ort-thread-engine';
 import { S3ArtifactStore } from '../adapters/s3-artifact-store';
 import { S3BlobStore, S3RangedObjects } from '../adapters/s3-blob-store';
 import type { AsyncWorkerDeps } from '../app/async-inference';
@@ -155,7 +155,7 @@ export function createEventFlows(o: EventFlowsOptions): EventFlows {
 
 /**
  * The flows of an event Lambda (worker, S3 events) from its configuration: the SDK clients, the SQS work queue
- * and the process-wide onnxruntime engine with its session cache, plus what only some entries wire (`events`, `inspector`).
+ * and the process-wide onnxruntime thread engine with its session cache, plus what only some entries wire (`events`, `inspector`).
  */
 export function eventFlowsFromConfig(
   config: MaasConfig,
@@ -178,8 +178,11 @@ export function eventFlowsFromConfig(
   });
 }
 
-/** The process-wide session cache on the process-wide onnxruntime engine, sized from the configuration. */
+/**
+ * The process-wide session cache, sized from the configuration, on onnxruntime in a thread of its own: a batch part
+ * reads and writes rows on the main thread while its runs go on there (functions/adapters/ort-thread-engine.ts).
+ */
 function ortSessions(config: MaasConfig): SessionCache {
   const { threads, memoryBudgetBytes } = ortEngineOptions(config);
-  return sharedSessionCache({ engine: sharedOrtEngine({ threads }), memoryBudgetBytes });
+  return sharedSessionCache({ engine: sharedOrtThreadEngine({ threads }), memoryBudgetBytes });
 }

@@ -10,8 +10,8 @@ import type { PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { S3Event } from 'aws-lambda';
 import { EventBridgePublisher } from '../../functions/adapters/eventbridge-publisher';
-import { OrtEngine } from '../../functions/adapters/ort-engine';
 import { OrtModelInspector } from '../../functions/adapters/ort-inspector';
+import { OrtThreadEngine } from '../../functions/adapters/ort-thread-engine';
 import { SessionCache } from '../../functions/app/session-cache';
 import { createAsyncApiHandler } from '../../functions/handlers/async-api';
 import { createAsyncWorkerHandler } from '../../functions/handlers/async-worker';
@@ -91,7 +91,7 @@ export async function createEventsTestEnv(
   const logger = recordingLogger();
   const queue = new InProcessQueue({ visibilityTimeoutMs: 5, ...queueOptions });
   const batchQueue = givenBatchQueue ?? queue;
-  const sessions = new SessionCache({ engine: new OrtEngine() });
+  const sessions = new SessionCache({ engine: new OrtThreadEngine() });
   const flows = createEventFlows({
     table: aws.table,
     bucket: aws.bucket,

@@ -15,8 +15,8 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OrtEngine } from '../../functions/adapters/ort-engine';
 import { OrtModelInspector } from '../../functions/adapters/ort-inspector';
+import { OrtThreadEngine } from '../../functions/adapters/ort-thread-engine';
 import type { BatchScoreDeps } from '../../functions/app/batch-score';
 import { registerVersion } from '../../functions/app/registry';
 import { SessionCache } from '../../functions/app/session-cache';
@@ -158,7 +158,7 @@ const access = new Map<string, PartAccess>();
 
 beforeAll(async () => {
   aws = await createTestAwsEnv('batchscale');
-  sessions = new SessionCache({ engine: new OrtEngine() });
+  sessions = new SessionCache({ engine: new OrtThreadEngine() });
   flows = createEventFlows({
     table: aws.table,
     bucket: aws.bucket,

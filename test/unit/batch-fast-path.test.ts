@@ -9,6 +9,7 @@ import { MemoryBatchJobs, MemoryRangedObjects } from '../../functions/adapters/m
 import { MemoryRegistryRepository } from '../../functions/adapters/memory-registry';
 import { OrtEngine } from '../../functions/adapters/ort-engine';
 import { OrtModelInspector } from '../../functions/adapters/ort-inspector';
+import { OrtThreadEngine } from '../../functions/adapters/ort-thread-engine';
 import { PreparedRequest, responseText } from '../../functions/app/batch-inference';
 import {
   aggregateBatchJob,
@@ -27,7 +28,11 @@ import { buildMlp, seededRandom } from '../../functions/local/onnx-builder';
 import { MemoryArtifactStore } from '../helpers/memory-artifact-store';
 
 const sessions = new SessionCache({ engine: new OrtEngine({ threads: 1 }) });
+/** As the worker function scores: onnxruntime in a thread of its own. */
+const threadEngine = new OrtThreadEngine({ threads: 1 });
+const threadSessions = new SessionCache({ engine: threadEngine });
 let predictor: Predictor;
+let threaded: Predictor;
 
 beforeAll(async () => {
   const repo = new MemoryRegistryRepository();
@@ -36,8 +41,13 @@ beforeAll(async () => {
   await store.putObject(sourceKey, buildMlp({ inFeatures: 4, layers: [6, 3], seed: 5 }));
   await registerVersion({ repo, store, inspector: new OrtModelInspector() }, { name: 'mlp', sourceKey });
   predictor = createPredictor({ repo, store, sessions, maxBatchRows: 16 });
+  threaded = createPredictor({ repo, store, sessions: threadSessions, maxBatchRows: 16 });
 });
-afterAll(() => sessions.close());
+afterAll(async () => {
+  await sessions.close();
+  await threadSessions.close();
+  await threadEngine.close();
+});
 
 const NUMBERS = [
   '-0',
@@ -191,6 +201,46 @@ describe('batch scoring with the row scanner', () => {
     };
     expect(fastA).toBe(await score(a, general));
     expect(fastB).toBe(await score(b, general));
+  });
+
+  it('writes the same bytes with onnxruntime in a thread of its own, whatever order the chunks finish in', async () => {
+    const lines = inputLines(700);
+    const general: BatchScoreDeps['predictor'] = {
+      resolve: async (name, ref) => {
+        const served = await predictor.resolve(name, ref);
+        return { ...served, version: { ...served.version, signature: undefined as never } };
+      },
+      inferBatch: (name, ref, requests) => predictor.inferBatch(name, ref, requests),
+    };
+    const expected = await score(lines, general);
+    // Chunks are pipelined one deep: a chunk's runs start before the one before it is answered.
+    let inBatch = 0;
+    let overlapped = 0;
+    const counting: BatchScoreDeps['predictor'] = {
+      resolve: (name, ref) => threaded.resolve(name, ref),
+      inferBatch: async (name, ref, requests) => {
+        if (++inBatch > 1) overlapped++;
+        try {
+          return await threaded.inferBatch(name, ref, requests);
+        } finally {
+          inBatch--;
+        }
+      },
+    };
+    expect(await score(lines, counting)).toBe(expected);
+    expect(overlapped).toBeGreaterThan(5);
+    // Each chunk answered after a delay that shrinks from chunk to chunk: a chunk started later finishes first.
+    let calls = 0;
+    const reordered: BatchScoreDeps['predictor'] = {
+      resolve: (name, ref) => threaded.resolve(name, ref),
+      inferBatch: async (name, ref, requests) => {
+        const delay = Math.max(0, 40 - 2 * calls++);
+        const items = await threaded.inferBatch(name, ref, requests);
+        await new Promise((done) => setTimeout(done, delay));
+        return items;
+      },
+    };
+    expect(await score(lines, reordered, 1 << 20)).toBe(expected);
   });
 
   it('answers a prepared request with the JSON text of the response it would get', async () => {

@@ -1,0 +1,262 @@
+/**
+ * InferenceEngine on onnxruntime-node in a thread of its own (`worker_threads`): sessions are created and run
+ * there, so the main thread reads and writes rows while a run is in progress. Batch parts use it
+ * (functions/app/batch-score.ts keeps one chunk in flight): the row scanner and the answers' text take about as
+ * long as the model itself, and a worker function has two vCPUs to run both at once (docs/performance.md,
+ * "The scoring thread"). The predict path keeps the synchronous engine (functions/adapters/ort-engine.ts): one
+ * request at a time has nothing to overlap, and a message to a thread and back costs tens of microseconds.
+ *
+ * The thread's code is the short script below, run with `eval`: it needs no file of its own in a function's
+ * bundle, and it loads onnxruntime-node from where the main thread resolves it (the layer, on Lambda). Session
+ * options, tensor types and error mapping are the synchronous engine's. Inputs are copied once into buffers that
+ * are moved to the thread (the caller's arrays stay its own); outputs come back as copies.
+ */
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import type { Tensor, TensorData } from '../domain/tensor';
+import type { InferenceEngine, ModelSession } from '../ports/inference';
+import {
+  datatypeOfOrtType,
+  type OrtEngineOptions,
+  ortSessionOptions,
+  ortTypeOf,
+  runFailed,
+  WARM_UP_MODEL,
+} from './ort-engine';
+
+/**
+ * The thread: onnxruntime-node's native binding (as `OrtEngine` uses it), one message per operation, answered
+ * with the message's id. A run's failure is answered as `{ error, run: true }` (mapped by the caller as the
+ * synchronous engine maps it); any other failure as `{ error }`. FP16 data goes as the `Uint16Array` of its bits
+ * both ways (see `toOrtTensor` in ort-engine.ts for why).
+ */
+const THREAD_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const ort = require(workerData.ort);
+const native = require(workerData.binding);
+native.initOrt();
+const sessions = new Map();
+const tensorOf = (f) => {
+  const t = new ort.Tensor(f.type, f.data, f.dims);
+  if (f.type === 'float16' && !(t.data instanceof Uint16Array)) {
+    Object.defineProperty(t, 'data', { value: f.data, enumerable: true });
+  }
+  return t;
+};
+const dataOf = (t) => {
+  const d = t.data;
+  return t.type === 'float16' && !(d instanceof Uint16Array) ? new Uint16Array(d.buffer, d.byteOffset, d.length) : d;
+};
+parentPort.on('message', (m) => {
+  let phase = 'prepare';
+  try {
+    if (m.op === 'load') {
+      const s = new native.binding.InferenceSession();
+      s.loadModel(m.bytes.buffer, m.bytes.byteOffset, m.bytes.byteLength, m.options);
+      sessions.set(m.sid, s);
+      parentPort.postMessage({
+        id: m.id,
+        inputNames: s.inputMetadata.map((x) => x.name),
+        outputNames: s.outputMetadata.map((x) => x.name),
+      });
+    } else if (m.op === 'run') {
+      const s = sessions.get(m.sid);
+      if (!s) throw new Error('session ' + m.sid + ' was released');
+      const feeds = {};
+      for (const f of m.feeds) feeds[f.name] = tensorOf(f);
+      const fetches = {};
+      for (const n of m.outputNames) fetches[n] = null;
+      phase = 'run';
+      const results = s.run(feeds, fetches, {});
+      phase = 'answer';
+      const outputs = [];
+      for (const n of m.outputNames) {
+        const t = results[n];
+        if (t) outputs.push({ name: n, type: t.type, dims: t.dims, data: dataOf(t) });
+      }
+      parentPort.postMessage({ id: m.id, outputs });
+    } else if (m.op === 'release') {
+      const s = sessions.get(m.sid);
+      sessions.delete(m.sid);
+      if (s) s.dispose();
+      parentPort.postMessage({ id: m.id });
+    } else {
+      parentPort.postMessage({ id: m.id });
+    }
+  } catch (e) {
+    parentPort.postMessage({ id: m.id, error: String((e && e.message) || e), run: phase === 'run' });
+  }
+});
+`;
+
+interface ThreadSession extends ModelSession {
+  readonly sid: number;
+}
+
+interface Answer {
+  readonly id: number;
+  readonly error?: string;
+  readonly run?: boolean;
+  readonly inputNames?: string[];
+  readonly outputNames?: string[];
+  readonly outputs?: { name: string; type: string; dims: number[]; data: TensorData }[];
+}
+
+interface Pending {
+  resolve(a: Answer): void;
+  reject(e: Error): void;
+}
+
+const requireModule = createRequire(import.meta.url);
+
+/**
+ * A copy of exactly a view's bytes, in a buffer of its own, as the same kind of array (a Node.js Buffer as a
+ * Uint8Array: its `slice` is a view, not a copy).
+ */
+function ownCopy<T extends ArrayBufferView>(view: T): T {
+  const bytes = new Uint8Array(view.byteLength);
+  bytes.set(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
+  const Kind = (Buffer.isBuffer(view) ? Uint8Array : view.constructor) as new (b: ArrayBuffer) => T;
+  return new Kind(bytes.buffer);
+}
+
+/** onnxruntime-node in a thread of its own: the InferenceEngine port, each call answered by the thread. */
+export class OrtThreadEngine implements InferenceEngine {
+  private readonly options: object;
+  private worker: Worker | undefined;
+  private ready: Promise<void> | undefined;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  /** Sessions are numbered per thread: a handle of a thread that stopped is refused, not run on another. */
+  private generation = 0;
+
+  constructor(opts: OrtEngineOptions = {}) {
+    this.options = ortSessionOptions(opts);
+  }
+
+  /** Starts the thread and loads onnxruntime there (once; again after the thread stopped). */
+  init(): Promise<void> {
+    this.ready ??= this.call({ op: 'init' }).then(() => undefined);
+    return this.ready;
+  }
+
+  /** Loads onnxruntime in the thread and initializes it with a session of `WARM_UP_MODEL`, released after. */
+  async warmUp(): Promise<void> {
+    await this.release(await this.createSession(WARM_UP_MODEL));
+  }
+
+  async createSession(bytes: Uint8Array): Promise<ModelSession> {
+    await this.init();
+    const sid = this.generation * 1_000_000 + this.nextId++;
+    // The thread gets a copy: the caller's bytes stay where they are (the session cache keeps no reference).
+    const copy = ownCopy(bytes);
+    const a = await this.call({ op: 'load', sid, bytes: copy, options: this.options }, [
+      copy.buffer as ArrayBuffer,
+    ]);
+    const handle: ThreadSession = {
+      inputNames: a.inputNames ?? [],
+      outputNames: a.outputNames ?? [],
+      sid,
+    };
+    return handle;
+  }
+
+  async run(
+    session: ModelSession,
+    feeds: Readonly<Record<string, Tensor>>,
+    outputNames: readonly string[],
+  ): Promise<Record<string, Tensor>> {
+    const s = session as ThreadSession;
+    const message: { name: string; type: string; dims: readonly number[]; data: TensorData }[] = [];
+    const moved: ArrayBuffer[] = [];
+    for (const name in feeds) {
+      const t = feeds[name]!;
+      let data = t.data;
+      if (ArrayBuffer.isView(data)) {
+        // A copy of exactly the view (a view's own buffer may be far larger: a chunk's stacked rows), moved.
+        const copy = ownCopy(data);
+        moved.push(copy.buffer as ArrayBuffer);
+        data = copy as TensorData;
+      }
+      message.push({ name, type: ortTypeOf(t.datatype), dims: t.shape, data });
+    }
+    const a = await this.call(
+      { op: 'run', sid: s.sid, feeds: message, outputNames: [...outputNames] },
+      moved,
+    );
+    const out: Record<string, Tensor> = {};
+    for (const o of a.outputs ?? []) {
+      const datatype = datatypeOfOrtType(o.type);
+      if (!datatype)
+        throw new Error(`output '${o.name}' has element type ${o.type}, which OIP cannot represent`);
+      out[o.name] = { datatype, shape: o.dims, data: o.data };
+    }
+    return out;
+  }
+
+  /** Frees the session in the thread, after the runs sent before (the thread answers in order). */
+  async release(session: ModelSession): Promise<void> {
+    const s = session as ThreadSession;
+    if (this.worker === undefined || Math.floor(s.sid / 1_000_000) !== this.generation) return;
+    await this.call({ op: 'release', sid: s.sid }).catch(() => undefined);
+  }
+
+  /** Stops the thread (its sessions with it). A later call starts a new one. */
+  async close(): Promise<void> {
+    const w = this.worker;
+    if (w) await w.terminate();
+  }
+
+  private call(message: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<Answer> {
+    const worker = this.thread();
+    const id = this.nextId++;
+    return new Promise<Answer>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      if (this.pending.size === 1) worker.ref();
+      worker.postMessage({ ...message, id }, transfer);
+    }).then((a) => {
+      if (a.error === undefined) return a;
+      throw a.run ? runFailed(new Error(a.error)) : new Error(`onnxruntime thread: ${a.error}`);
+    });
+  }
+
+  private thread(): Worker {
+    if (this.worker) return this.worker;
+    const worker = new Worker(THREAD_SOURCE, {
+      eval: true,
+      workerData: {
+        ort: requireModule.resolve('onnxruntime-node'),
+        binding: requireModule.resolve('onnxruntime-node/dist/binding'),
+      },
+    });
+    worker.unref();
+    worker.on('message', (a: Answer) => {
+      const p = this.pending.get(a.id);
+      if (!p) return;
+      this.pending.delete(a.id);
+      if (this.pending.size === 0) worker.unref();
+      p.resolve(a);
+    });
+    const stopped = (e: Error) => {
+      if (this.worker !== worker) return;
+      this.worker = undefined;
+      this.ready = undefined;
+      this.generation++;
+      const pending = [...this.pending.values()];
+      this.pending.clear();
+      for (const p of pending) p.reject(e);
+    };
+    worker.on('error', (e) => stopped(e));
+    worker.on('exit', (code) => stopped(new Error(`onnxruntime thread stopped (exit code ${code})`)));
+    this.worker = worker;
+    return worker;
+  }
+}
+
+let shared: OrtThreadEngine | undefined;
+
+/** One thread engine per process: every batch part of the process runs its sessions in the same thread. */
+export function sharedOrtThreadEngine(opts: OrtEngineOptions = {}): OrtThreadEngine {
+  shared ??= new OrtThreadEngine(opts);
+  return shared;
+}
