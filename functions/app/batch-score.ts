@@ -112,6 +112,8 @@ export interface BatchScoreDeps {
   readonly scanBytes?: number;
   /** @default BATCH.rowsPerChunk */
   readonly rowsPerChunk?: number;
+  /** Chunks waiting for their answers while the next is read. @default BATCH.chunksInFlight */
+  readonly chunksInFlight?: number;
   /** @default BATCH.segmentBytes */
   readonly segmentBytes?: number;
   /** Most parts of one multipart upload (beyond: the output is assembled in two levels). @default BATCH.maxParts */
@@ -501,20 +503,21 @@ export async function runBatchPart(
     buffered = 0;
   };
 
-  // Scoring is pipelined one chunk deep: chunk k + 1 is read and scanned, and its runs started, before the answers
-  // of chunk k are taken. An engine that runs in a thread of its own (OrtThreadEngine) scores one chunk while this
-  // thread reads the next; the synchronous engine scores each as it is started. Either way chunks settle in order
-  // and the bytes written are the same.
+  // Scoring is pipelined: chunk k + 1 is read and scanned, and its runs started, before the answers of chunk k are
+  // taken (up to BATCH.chunksInFlight chunks wait for their answers). An engine that runs in a thread of its own
+  // (OrtThreadEngine) scores chunks while this thread reads the next ones; the synchronous engine scores each as it
+  // is started. Either way chunks settle in order and the bytes written are the same.
+  const depth = deps.chunksInFlight ?? BATCH.chunksInFlight;
   let chunks = 0;
   let slowest = 0;
   let lastSettled = clock.now().getTime();
-  // One scanner per chunk in flight: a scanner's arrays are reused by its next block, two chunks later.
-  const scanners: PartScanner[] = [{}, {}];
+  // A scanner's arrays are reused by its next block: one scanner more than chunks in flight.
+  const scanners: PartScanner[] = Array.from({ length: depth + 1 }, () => ({}));
   let started = 0;
-  type InFlight = { readonly scored: Promise<Scored>; readonly bytes: number };
-  let inFlight: InFlight | undefined;
-  /** Takes a chunk's answers (the oldest in flight); a result when the part ends here (the job failed). */
-  const settle = async (chunk: InFlight): Promise<BatchRunResult | undefined> => {
+  const inFlight: { readonly scored: Promise<Scored>; readonly bytes: number }[] = [];
+  /** Takes the oldest chunk's answers; a result when the part ends here (the job failed). */
+  const settle = async (): Promise<BatchRunResult | undefined> => {
+    const chunk = inFlight.shift()!;
     const scored = await chunk.scored;
     if ('error' in scored) {
       const e = scored.error;
@@ -545,11 +548,22 @@ export async function runBatchPart(
     if (buffered >= segmentBytes) await flush();
     return undefined;
   };
-  /** Waits for the chunk in flight without taking its answers (the part stops here). */
+  /** Settles chunks until at most `max` are in flight; when the part ends on the way, waits for the rest unread. */
+  const settleTo = async (max: number): Promise<BatchRunResult | undefined> => {
+    while (inFlight.length > max) {
+      try {
+        const ended = await settle();
+        if (ended) return ended;
+      } catch (e) {
+        await abandon();
+        throw e;
+      }
+    }
+    return undefined;
+  };
+  /** Waits for the chunks in flight without taking their answers (the part stops here). */
   const abandon = async () => {
-    const chunk = inFlight;
-    inFlight = undefined;
-    if (chunk) await chunk.scored;
+    for (const chunk of inFlight.splice(0)) await chunk.scored;
   };
   // Each block is scanned before the next one is read: they share one array.
   for await (const block of byteLineBlocks(
@@ -558,27 +572,32 @@ export async function runBatchPart(
     true,
   )) {
     // The first chunk of an invocation is settled alone: its time bounds the next ones'.
-    if (inFlight && chunks === 0) {
-      const ended = await settle(inFlight);
-      inFlight = undefined;
-      if (ended) return ended;
-    }
-    // Starting this chunk with one in flight needs the time of both.
-    const needMs = slowest * (inFlight ? 2 : 1);
-    if (!hasTimeForAnotherChunk(budget.getRemainingTimeInMillis(), needMs, reserveMs, chunks)) {
-      if (inFlight) {
-        const ended = await settle(inFlight);
-        inFlight = undefined;
-        if (ended) return ended;
+    let ended = chunks === 0 ? await settleTo(0) : undefined;
+    // Starting a chunk needs the time of the chunks in flight and its own.
+    if (
+      !ended &&
+      !hasTimeForAnotherChunk(
+        budget.getRemainingTimeInMillis(),
+        slowest * (inFlight.length + 1),
+        reserveMs,
+        chunks,
+      )
+    ) {
+      ended = await settleTo(0);
+      if (!ended) {
+        await flush();
+        await sendPart(deps, { jobId, inputTag, index, cursor: { offset, row, failed, segments } });
+        return {
+          state: 'running',
+          partsDone: job.partsDone,
+          partsTotal: job.partsTotal,
+          continued: { index, row },
+        };
       }
-      await flush();
-      await sendPart(deps, { jobId, inputTag, index, cursor: { offset, row, failed, segments } });
-      return {
-        state: 'running',
-        partsDone: job.partsDone,
-        partsTotal: job.partsTotal,
-        continued: { index, row },
-      };
+    }
+    if (ended) {
+      await abandon();
+      return ended;
     }
     if (chunks > 0) {
       // A cancel (or a failure, or a new input) stops the part between chunks; its segments are of no use.
@@ -589,26 +608,20 @@ export async function runBatchPart(
         return { state: 'skipped', reason: `the job is ${gone}` };
       }
     }
-    const read = await readChunk(deps, job, block.lines, scanners[started++ & 1]!);
+    const read = await readChunk(deps, job, block.lines, scanners[started++ % scanners.length]!);
     const scored = scoreChunk(deps, job, read).then(
       (lines): Scored => ({ lines }),
       (error: unknown): Scored => ({ error }),
     );
-    const previous = inFlight;
-    inFlight = { scored, bytes: block.bytes };
-    if (previous) {
-      const ended = await settle(previous);
-      if (ended) {
-        await abandon();
-        return ended;
-      }
+    inFlight.push({ scored, bytes: block.bytes });
+    ended = await settleTo(depth);
+    if (ended) {
+      await abandon();
+      return ended;
     }
   }
-  if (inFlight) {
-    const ended = await settle(inFlight);
-    inFlight = undefined;
-    if (ended) return ended;
-  }
+  const ended = await settleTo(0);
+  if (ended) return ended;
   await flush();
   if (offset !== part.end - part.start) {
     throw new Error(

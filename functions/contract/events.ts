@@ -90,6 +90,11 @@ export const BATCH = {
   copyConcurrency: 64,
   /** Lines scored per `inferBatch` call; a part is continued, when time runs out, between chunks. */
   rowsPerChunk: 512,
+  /**
+   * Chunks of a part waiting for their answers while the next one is read and scanned (the model runs in a thread
+   * of its own on the worker: docs/performance.md, "The scoring thread").
+   */
+  chunksInFlight: 2,
   /** An output segment is written once it holds this many bytes (64 MiB): a part's memory is bounded by it. */
   segmentBytes: 64 * 1024 * 1024,
   /** Most rows the predictor stacks into one ORT run (compatible rows are concatenated along dim 0). */
