@@ -74,7 +74,11 @@ parentPort.on('message', (m) => {
         const t = results[n];
         if (t) outputs.push({ name: n, type: t.type, dims: t.dims, data: dataOf(t) });
       }
-      parentPort.postMessage({ id: m.id, outputs });
+      // The inputs' buffers go back to the main thread, which reuses them: left here, they would wait for this
+      // thread's collector, which runs seldom (it allocates little), and the process would hold every run's input.
+      const back = [];
+      for (const f of m.feeds) if (ArrayBuffer.isView(f.data) && !back.includes(f.data.buffer)) back.push(f.data.buffer);
+      parentPort.postMessage({ id: m.id, outputs, back }, back);
     } else if (m.op === 'release') {
       const s = sessions.get(m.sid);
       sessions.delete(m.sid);
@@ -100,7 +104,12 @@ interface Answer {
   readonly inputNames?: string[];
   readonly outputNames?: string[];
   readonly outputs?: { name: string; type: string; dims: number[]; data: TensorData }[];
+  /** A run's input buffers, given back. */
+  readonly back?: ArrayBuffer[];
 }
+
+/** Input buffers given back by the thread and kept for the next runs' copies (a chunk's runs need a few). */
+const SPARE_BUFFERS = 8;
 
 interface Pending {
   resolve(a: Answer): void;
@@ -113,11 +122,18 @@ const requireModule = createRequire(import.meta.url);
  * A copy of exactly a view's bytes, in a buffer of its own, as the same kind of array (a Node.js Buffer as a
  * Uint8Array: its `slice` is a view, not a copy).
  */
-function ownCopy<T extends ArrayBufferView>(view: T): T {
-  const bytes = new Uint8Array(view.byteLength);
-  bytes.set(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
-  const Kind = (Buffer.isBuffer(view) ? Uint8Array : view.constructor) as new (b: ArrayBuffer) => T;
-  return new Kind(bytes.buffer);
+function ownCopy<T extends ArrayBufferView>(view: T, spare?: ArrayBuffer): T {
+  const buffer = spare ?? new ArrayBuffer(view.byteLength);
+  new Uint8Array(buffer, 0, view.byteLength).set(
+    new Uint8Array(view.buffer, view.byteOffset, view.byteLength),
+  );
+  const Kind = (Buffer.isBuffer(view) ? Uint8Array : view.constructor) as new (
+    b: ArrayBuffer,
+    offset: number,
+    length: number,
+  ) => T;
+  const perElement = (view as unknown as { BYTES_PER_ELEMENT: number }).BYTES_PER_ELEMENT;
+  return new Kind(buffer, 0, view.byteLength / perElement);
 }
 
 /** onnxruntime-node in a thread of its own: the InferenceEngine port, each call answered by the thread. */
@@ -127,6 +143,8 @@ export class OrtThreadEngine implements InferenceEngine {
   private ready: Promise<void> | undefined;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
+  /** Input buffers the thread gave back, for the next copies. */
+  private readonly spare: ArrayBuffer[] = [];
   /** Sessions are numbered per thread: a handle of a thread that stopped is refused, not run on another. */
   private generation = 0;
 
@@ -174,7 +192,7 @@ export class OrtThreadEngine implements InferenceEngine {
       let data = t.data;
       if (ArrayBuffer.isView(data)) {
         // A copy of exactly the view (a view's own buffer may be far larger: a chunk's stacked rows), moved.
-        const copy = ownCopy(data);
+        const copy = ownCopy(data, this.spareBuffer(data.byteLength));
         moved.push(copy.buffer as ArrayBuffer);
         data = copy as TensorData;
       }
@@ -184,6 +202,7 @@ export class OrtThreadEngine implements InferenceEngine {
       { op: 'run', sid: s.sid, feeds: message, outputNames: [...outputNames] },
       moved,
     );
+    for (const b of a.back ?? []) if (this.spare.length < SPARE_BUFFERS) this.spare.push(b);
     const out: Record<string, Tensor> = {};
     for (const o of a.outputs ?? []) {
       const datatype = datatypeOfOrtType(o.type);
@@ -205,6 +224,12 @@ export class OrtThreadEngine implements InferenceEngine {
   async close(): Promise<void> {
     const w = this.worker;
     if (w) await w.terminate();
+  }
+
+  /** A spare buffer of at least `byteLength` bytes (taken from the spares), else undefined. */
+  private spareBuffer(byteLength: number): ArrayBuffer | undefined {
+    const i = this.spare.findIndex((b) => b.byteLength >= byteLength);
+    return i < 0 ? undefined : this.spare.splice(i, 1)[0];
   }
 
   private call(message: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<Answer> {

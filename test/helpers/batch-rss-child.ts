@@ -14,7 +14,7 @@
  */
 import type { SQSEvent } from 'aws-lambda';
 import { dynamoDocumentClient, s3Client } from '../../functions/adapters/aws-clients';
-import { OrtEngine } from '../../functions/adapters/ort-engine';
+import { OrtThreadEngine } from '../../functions/adapters/ort-thread-engine';
 import { type BatchScoreDeps, startBatchJob } from '../../functions/app/batch-score';
 import { SessionCache } from '../../functions/app/session-cache';
 import { BATCH_KEYS } from '../../functions/contract/events';
@@ -66,7 +66,7 @@ if (!options) throw new Error('BATCH_RSS_CHILD is not set');
 const collect = (globalThis as { gc?: () => void }).gc;
 if (!collect) throw new Error('run with --expose-gc');
 
-const sessions = new SessionCache({ engine: new OrtEngine() });
+const sessions = new SessionCache({ engine: new OrtThreadEngine() });
 const batchQueue = new InProcessQueue({ queueName: 'maas-batch', batchSize: 1, concurrency: 1 });
 const flows = createEventFlows({
   table: options.table,
