@@ -257,7 +257,9 @@ export interface BatchLocalOptions {
 export async function measureBatchLocal(o: BatchLocalOptions): Promise<BatchLocalResult> {
   const name = o.name ?? 'bench-batch';
   const concurrency = o.concurrency ?? BATCH.maxConcurrency;
-  const sessions = new SessionCache({ engine: new OrtEngine({ threads: o.threads ?? 1 }) });
+  // As `maas dev` scores batch parts: onnxruntime in a thread of its own (functions/local/compose.ts).
+  const engine = new OrtThreadEngine({ threads: o.threads ?? 1 });
+  const sessions = new SessionCache({ engine });
   const batchQueue = new InProcessQueue({ queueName: 'maas-batch', batchSize: 1, concurrency });
   const flows = createEventFlows({
     table: o.table,
@@ -310,6 +312,7 @@ export async function measureBatchLocal(o: BatchLocalOptions): Promise<BatchLoca
     clearInterval(keepAlive);
     batchQueue.detach();
     await sessions.close();
+    await engine.close();
   }
 }
 

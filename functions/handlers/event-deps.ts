@@ -51,6 +51,11 @@ export interface EventFlowsOptions {
   readonly sessions?: SessionCache;
   /** A predictor to share (its caches) with other entry points. */
   readonly predictor?: Predictor;
+  /**
+   * The predictor batch parts score with, when it is not `predictor` (one process serving the predict routes on
+   * the main thread and batch parts on onnxruntime's own thread: `npm start`). @default predictor
+   */
+  readonly batchPredictor?: Predictor;
   readonly aliasTtlMs?: number;
   /** Where the registry use cases report what they log (an event not published). @default none */
   readonly logger?: Logger;
@@ -132,7 +137,7 @@ export function createEventFlows(o: EventFlowsOptions): EventFlows {
     },
     batch: {
       blobs,
-      predictor: predictor ?? noPredictor,
+      predictor: o.batchPredictor ?? predictor ?? noPredictor,
       objects: new S3RangedObjects(o.s3, o.bucket),
       jobs: new DynamoBatchJobRepository({ doc: o.doc, table: o.table }),
       batchQueue: o.batchQueue ?? o.queue,

@@ -15,6 +15,7 @@ import { type AlarmState, LocalAlarmStates } from '../adapters/local-alarms';
 import { OnnxModelTransformer } from '../adapters/onnx-transformer';
 import { sharedOrtEngine } from '../adapters/ort-engine';
 import { OrtModelInspector } from '../adapters/ort-inspector';
+import { sharedOrtThreadEngine } from '../adapters/ort-thread-engine';
 import { PowertoolsLogger } from '../adapters/powertools-logger';
 import { PrometheusMetricsSink } from '../adapters/prometheus-metrics';
 import { S3ArtifactReader } from '../adapters/s3-artifact-reader';
@@ -23,7 +24,7 @@ import { QueueShadowMirror } from '../adapters/shadow-mirror';
 import { createPredictor } from '../app/predict';
 import type { RegistryDeps } from '../app/registry';
 import { onAlarm, type RolloutDeps, recordComparison, type TickSummary, tick } from '../app/rollout';
-import { sharedSessionCache } from '../app/session-cache';
+import { SessionCache, sharedSessionCache } from '../app/session-cache';
 import { S3_KEYS } from '../contract/env';
 import { BATCH } from '../contract/events';
 import type { FunctionId } from '../contract/routes';
@@ -144,6 +145,15 @@ export function composeLocal(res: LocalResources): LocalServices {
   const sessions = sharedSessionCache({ engine: sharedOrtEngine({ threads: 1 }) });
   const { reader, artifacts } = localPredictReaders(res);
   const predictor = createPredictor({ repo: reader, store: artifacts, sessions });
+  // Batch parts score as on the worker function: onnxruntime in a thread of its own, while the main thread reads
+  // rows (a session of each model they score, besides the predict routes' one).
+  const batchSessions = new SessionCache({ engine: sharedOrtThreadEngine({ threads: 1 }) });
+  const batchPredictor = createPredictor({
+    repo: reader,
+    store: artifacts,
+    sessions: batchSessions,
+    maxBatchRows: BATCH.ortBatchRows,
+  });
   // What CloudWatch and Firehose get in AWS: Prometheus metrics, and capture records buffered into the bucket.
   const metrics = new PrometheusMetricsSink();
   const capture = new BufferedCaptureSink({
@@ -172,6 +182,7 @@ export function composeLocal(res: LocalResources): LocalServices {
     batchQueue,
     inspector,
     predictor,
+    batchPredictor,
     logger: logger('maas-s3-events'),
     metrics,
     capture,
@@ -275,6 +286,7 @@ export function composeLocal(res: LocalResources): LocalServices {
       queue.detach();
       batchQueue.detach();
       await Promise.all(hooks.map((h) => h.idle())).catch(() => {});
+      await batchSessions.close();
     },
   };
 }
