@@ -1,10 +1,10 @@
 /**
  * InferenceEngine on onnxruntime-node in a thread of its own (`worker_threads`): sessions are created and run
  * there, so the main thread reads and writes rows while a run is in progress. Batch parts use it
- * (functions/app/batch-score.ts keeps one chunk in flight): the row scanner and the answers' text take about as
- * long as the model itself, and a worker function has two vCPUs to run both at once (docs/performance.md,
+ * (functions/app/batch-score.ts keeps chunks in flight): the row scanner and the answers' text take about as long
+ * as the model itself, and the worker function (3 008 MB: 1.7 vCPUs) can run both at once (docs/performance.md,
  * "The scoring thread"). The predict path keeps the synchronous engine (functions/adapters/ort-engine.ts): one
- * request at a time has nothing to overlap, and a message to a thread and back costs tens of microseconds.
+ * request at a time has nothing to overlap, and a message to a thread and back would be added to each request.
  *
  * The thread's code is the short script below, run with `eval`: it needs no file of its own in a function's
  * bundle, and it loads onnxruntime-node from where the main thread resolves it (the layer, on Lambda). Session
@@ -95,6 +95,8 @@ parentPort.on('message', (m) => {
 
 interface ThreadSession extends ModelSession {
   readonly sid: number;
+  /** The thread it lives in (`OrtThreadEngine.generation` when it was created). */
+  readonly generation: number;
 }
 
 interface Answer {
@@ -145,7 +147,7 @@ export class OrtThreadEngine implements InferenceEngine {
   private nextId = 1;
   /** Input buffers the thread gave back, for the next copies. */
   private readonly spare: ArrayBuffer[] = [];
-  /** Sessions are numbered per thread: a handle of a thread that stopped is refused, not run on another. */
+  /** Counts the threads started: a handle of a thread that stopped is refused, not run on another. */
   private generation = 0;
 
   constructor(opts: OrtEngineOptions = {}) {
@@ -165,7 +167,8 @@ export class OrtThreadEngine implements InferenceEngine {
 
   async createSession(bytes: Uint8Array): Promise<ModelSession> {
     await this.init();
-    const sid = this.generation * 1_000_000 + this.nextId++;
+    const generation = this.generation;
+    const sid = this.nextId++;
     // The thread gets a copy: the caller's bytes stay where they are (the session cache keeps no reference).
     const copy = ownCopy(bytes);
     const a = await this.call({ op: 'load', sid, bytes: copy, options: this.options }, [
@@ -175,6 +178,7 @@ export class OrtThreadEngine implements InferenceEngine {
       inputNames: a.inputNames ?? [],
       outputNames: a.outputNames ?? [],
       sid,
+      generation,
     };
     return handle;
   }
@@ -185,6 +189,9 @@ export class OrtThreadEngine implements InferenceEngine {
     outputNames: readonly string[],
   ): Promise<Record<string, Tensor>> {
     const s = session as ThreadSession;
+    if (s.generation !== this.generation) {
+      throw new Error('onnxruntime thread: the session was lost with the thread that held it');
+    }
     const message: { name: string; type: string; dims: readonly number[]; data: TensorData }[] = [];
     const moved: ArrayBuffer[] = [];
     for (const name in feeds) {
@@ -216,7 +223,7 @@ export class OrtThreadEngine implements InferenceEngine {
   /** Frees the session in the thread, after the runs sent before (the thread answers in order). */
   async release(session: ModelSession): Promise<void> {
     const s = session as ThreadSession;
-    if (this.worker === undefined || Math.floor(s.sid / 1_000_000) !== this.generation) return;
+    if (this.worker === undefined || s.generation !== this.generation) return;
     await this.call({ op: 'release', sid: s.sid }).catch(() => undefined);
   }
 

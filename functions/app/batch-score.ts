@@ -752,7 +752,8 @@ async function readChunk(
   // The version resolved (cached) for its signature; when that fails, inferBatch fails the same way later.
   const served = await deps.predictor.resolve(job.model, String(job.version)).catch(() => undefined);
   const form = served ? rowFormOfVersion(served) : undefined;
-  // The block's values are dead once its answers are made: the scanner's next block but one reuses their arrays.
+  // The block's values are dead once its answers are made: this scanner's next block (BATCH.chunksInFlight + 1
+  // chunks later, when this one has settled) reuses their arrays.
   const scanned = form ? scannerFor(part, form).scanBlock(lines, true) : undefined;
   const texts = scanned ? scanned.texts : decodeLines(lines);
   const rejected: (RejectedRow | undefined)[] = new Array(n);
