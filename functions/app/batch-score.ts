@@ -39,7 +39,6 @@ import {
   errorFields,
   errorLine,
   hasTimeForAnotherChunk,
-  isErrorLine,
   type JobSpec,
   leaseExpired,
   type PartCursor,
@@ -535,7 +534,7 @@ export async function runBatchPart(
       throw e;
     }
     const out = scored.lines;
-    for (const line of out) if (isErrorLine(line)) failed++;
+    failed += scored.failed;
     const bytes = enc.encode(`${out.join('\n')}\n`);
     buffer.push(bytes);
     buffered += bytes.length;
@@ -610,7 +609,7 @@ export async function runBatchPart(
     }
     const read = await readChunk(deps, job, block.lines, scanners[started++ % scanners.length]!);
     const scored = scoreChunk(deps, job, read).then(
-      (lines): Scored => ({ lines }),
+      (answered): Scored => answered,
       (error: unknown): Scored => ({ error }),
     );
     inFlight.push({ scored, bytes: block.bytes });
@@ -723,7 +722,13 @@ function scannerFor(state: PartScanner, form: RowForm): RowScanner {
 }
 
 /** A chunk's answers, or why it has none. */
-type Scored = { readonly lines: string[] } | { readonly error: unknown };
+type Scored = ChunkLines | { readonly error: unknown };
+
+/** A chunk's output lines, and how many of them are error lines. */
+interface ChunkLines {
+  readonly lines: string[];
+  readonly failed: number;
+}
 
 /** A chunk's lines read for scoring: nothing in it refers to the block's bytes any more. */
 interface ReadChunk {
@@ -773,12 +778,15 @@ async function readChunk(
   return { startedAt, count: n, requests, rejected, payloadBytes };
 }
 
-/** One output line per line of a read chunk: parse errors answered as such, the rest by one `inferBatch` call. */
+/**
+ * One output line per line of a read chunk: parse errors answered as such, the rest by one `inferBatch` call;
+ * error lines counted as they are made.
+ */
 async function scoreChunk(
   deps: BatchScoreDeps,
   job: { model: string; version: number },
   chunk: ReadChunk,
-): Promise<string[]> {
+): Promise<ChunkLines> {
   const { count: n, requests, rejected } = chunk;
   const items = requests.length
     ? await deps.predictor.inferBatch(job.model, String(job.version), requests)
@@ -794,19 +802,26 @@ async function scoreChunk(
     batchRows: n,
   });
   const out: string[] = new Array(n);
+  let failed = 0;
   let j = 0;
   for (let i = 0; i < n; i++) {
     const r = rejected[i];
     if (r) {
       out[i] = JSON.stringify({ error: r.error, code: r.code });
+      failed++;
       continue;
     }
     const item = items[j++];
-    if (!item) out[i] = errorLine(new Error('no answer for this row'));
-    else if (item.ok) out[i] = item.json ?? JSON.stringify(item.response);
-    else out[i] = JSON.stringify({ error: item.error, code: item.code });
+    if (item?.ok) {
+      out[i] = item.json ?? JSON.stringify(item.response);
+      continue;
+    }
+    out[i] = item
+      ? JSON.stringify({ error: item.error, code: item.code })
+      : errorLine(new Error('no answer for this row'));
+    failed++;
   }
-  return out;
+  return { lines: out, failed };
 }
 
 /** The request of line `i` read by the row scanner: its inputs are views of the block's stacked values. */
