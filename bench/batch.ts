@@ -21,7 +21,7 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import ort from 'onnxruntime-node';
 import { MemoryBatchJobs, MemoryRangedObjects } from '../functions/adapters/memory-batch';
 import { MemoryRegistryRepository } from '../functions/adapters/memory-registry';
-import { OrtEngine, ortSessionOptions } from '../functions/adapters/ort-engine';
+import { ortSessionOptions } from '../functions/adapters/ort-engine';
 import { OrtModelInspector } from '../functions/adapters/ort-inspector';
 import { OrtThreadEngine } from '../functions/adapters/ort-thread-engine';
 import { type BatchScoreDeps, runBatchPart, startBatchJob } from '../functions/app/batch-score';

@@ -146,7 +146,14 @@ function toOrtTensor(t: Tensor): ort.Tensor {
   return tensor;
 }
 
-function fromOrtTensor(name: string, t: ort.Tensor): Tensor {
+/**
+ * The domain tensor of an onnxruntime output (an `ort.Tensor`, or its type, dims and data as the thread engine
+ * receives them).
+ */
+export function fromOrtTensor(
+  name: string,
+  t: Pick<ort.Tensor, 'type' | 'dims'> & { readonly data: unknown },
+): Tensor {
   const datatype = datatypeOfOrtType(t.type);
   if (!datatype) throw new Error(`output '${name}' has element type ${t.type}, which OIP cannot represent`);
   let data = t.data as TensorData;

@@ -13,10 +13,11 @@
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+import type * as ort from 'onnxruntime-node';
 import type { Tensor, TensorData } from '../domain/tensor';
 import type { InferenceEngine, ModelSession } from '../ports/inference';
 import {
-  datatypeOfOrtType,
+  fromOrtTensor,
   type OrtEngineOptions,
   ortSessionOptions,
   ortTypeOf,
@@ -105,7 +106,7 @@ interface Answer {
   readonly run?: boolean;
   readonly inputNames?: string[];
   readonly outputNames?: string[];
-  readonly outputs?: { name: string; type: string; dims: number[]; data: TensorData }[];
+  readonly outputs?: { name: string; type: ort.Tensor.Type; dims: number[]; data: TensorData }[];
   /** A run's input buffers, given back. */
   readonly back?: ArrayBuffer[];
 }
@@ -211,12 +212,7 @@ export class OrtThreadEngine implements InferenceEngine {
     );
     for (const b of a.back ?? []) if (this.spare.length < SPARE_BUFFERS) this.spare.push(b);
     const out: Record<string, Tensor> = {};
-    for (const o of a.outputs ?? []) {
-      const datatype = datatypeOfOrtType(o.type);
-      if (!datatype)
-        throw new Error(`output '${o.name}' has element type ${o.type}, which OIP cannot represent`);
-      out[o.name] = { datatype, shape: o.dims, data: o.data };
-    }
+    for (const o of a.outputs ?? []) out[o.name] = fromOrtTensor(o.name, o);
     return out;
   }
 
