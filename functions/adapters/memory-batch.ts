@@ -101,9 +101,7 @@ export class MemoryBatchJobs implements BatchJobRepository {
     now: string,
     leaseMs: number,
   ): Promise<string | undefined> {
-    const claim = await this.takeLease(jobId, inputTag, now, leaseMs, 'aggregationClaimedAt');
-    if (claim) this.aggregationClaims.set(jobId, (this.aggregationClaims.get(jobId) ?? 0) + 1);
-    return claim;
+    return this.takeLease(jobId, inputTag, now, leaseMs, 'aggregationClaimedAt', this.aggregationClaims);
   }
 
   async releaseAggregation(jobId: string, inputTag: string, claimId: string): Promise<void> {
@@ -116,22 +114,24 @@ export class MemoryBatchJobs implements BatchJobRepository {
     now: string,
     leaseMs: number,
   ): Promise<string | undefined> {
-    const lease = await this.takeLease(jobId, inputTag, now, leaseMs, 'assemblyLeasedAt');
-    if (lease) this.assemblyLeases.set(jobId, (this.assemblyLeases.get(jobId) ?? 0) + 1);
-    return lease;
+    return this.takeLease(jobId, inputTag, now, leaseMs, 'assemblyLeasedAt', this.assemblyLeases);
   }
 
   async releaseAssembly(jobId: string, inputTag: string, leaseId: string): Promise<void> {
     await this.dropLease(jobId, inputTag, leaseId, 'assemblyLeasedAt');
   }
 
-  /** Sets `field` (with a new id) when the job's parts are all done and it has none, or one taken `leaseMs` ago. */
+  /**
+   * Sets `field` (with a new id) when the job's parts are all done and it has none, or one taken `leaseMs` ago;
+   * each one given is counted in `given`.
+   */
   private async takeLease(
     jobId: string,
     inputTag: string,
     now: string,
     leaseMs: number,
     field: 'aggregationClaimedAt' | 'assemblyLeasedAt',
+    given: Map<string, number>,
   ): Promise<string | undefined> {
     await yieldTurn();
     const job = this.jobs.get(jobId);
@@ -143,6 +143,7 @@ export class MemoryBatchJobs implements BatchJobRepository {
     const id = `${field}-${++this.leaseIds}`;
     this.jobs.set(jobId, { ...job, [field]: now, updatedAt: now });
     this.leaseHolders.set(`${jobId}#${field}`, id);
+    given.set(jobId, (given.get(jobId) ?? 0) + 1);
     return id;
   }
 
