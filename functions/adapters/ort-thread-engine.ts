@@ -80,6 +80,10 @@ parentPort.on('message', (m) => {
       const back = [];
       for (const f of m.feeds) if (ArrayBuffer.isView(f.data) && !back.includes(f.data.buffer)) back.push(f.data.buffer);
       parentPort.postMessage({ id: m.id, outputs, back }, back);
+    } else if (m.op === 'close') {
+      for (const s of sessions.values()) s.dispose();
+      sessions.clear();
+      parentPort.close();
     } else if (m.op === 'release') {
       const s = sessions.get(m.sid);
       sessions.delete(m.sid);
@@ -223,10 +227,18 @@ export class OrtThreadEngine implements InferenceEngine {
     await this.call({ op: 'release', sid: s.sid }).catch(() => undefined);
   }
 
-  /** Stops the thread (its sessions with it). A later call starts a new one. */
+  /**
+   * Stops the thread once what was sent before is answered: it frees its sessions and ends. A later call starts a
+   * new thread. Not `terminate()`: a thread stopped during a native run aborts the process (the binding's answer
+   * fails in a thread being torn down, and node-addon-api's exception escapes).
+   */
   async close(): Promise<void> {
     const w = this.worker;
-    if (w) await w.terminate();
+    if (!w) return;
+    const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+    w.ref();
+    w.postMessage({ op: 'close', id: 0 });
+    await exited;
   }
 
   /** A spare buffer of at least `byteLength` bytes (taken from the spares), else undefined. */
