@@ -6,6 +6,11 @@
  *     this thread: a session of the same bytes and options, BATCH.ortBatchRows rows a run, as the predictor stacks
  *     them. Interleaved repeats (raw, part, part, raw, …), medians; a full collection
  *     before each timed run (untimed), so neither pays for the other's garbage. Target ≥ 0.8.
+ *   - `batchCeilingOverRaw`: the same part scored by the same code over an engine whose runs cost nothing (they
+ *     answer at once with outputs of the model's shape, every value the float32 nearest 0.1234567, so that the
+ *     answers' text is as long as the model's), over the same raw rows/s: the bound the part's own work (reading,
+ *     scanning, answering, writing) puts on `batchOverRaw` on this machine, whatever the model costs. Interleaved
+ *     with the two above.
  *   - `batchLocalRowsPerSecond`: rows/s of a job over the same rows run locally as `maas dev` runs it: DynamoDB
  *     Local + s3rver + an in-process batch queue of BATCH.maxConcurrency invocations at once, from the start of the
  *     job (partition) to its output assembled; parts sized for two parts a worker.
@@ -21,21 +26,23 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import ort from 'onnxruntime-node';
 import { MemoryBatchJobs, MemoryRangedObjects } from '../functions/adapters/memory-batch';
 import { MemoryRegistryRepository } from '../functions/adapters/memory-registry';
-import { ortSessionOptions } from '../functions/adapters/ort-engine';
+import { OrtEngine, ortSessionOptions } from '../functions/adapters/ort-engine';
 import { OrtModelInspector } from '../functions/adapters/ort-inspector';
 import { OrtThreadEngine } from '../functions/adapters/ort-thread-engine';
 import { type BatchScoreDeps, runBatchPart, startBatchJob } from '../functions/app/batch-score';
-import { createPredictor } from '../functions/app/predict';
+import { createPredictor, type Predictor } from '../functions/app/predict';
 import { registerVersion } from '../functions/app/registry';
 import { SessionCache } from '../functions/app/session-cache';
 import { S3_KEYS } from '../functions/contract/env';
 import { BATCH, BATCH_KEYS } from '../functions/contract/events';
 import type { WorkMessage } from '../functions/domain/async';
 import type { BatchStatus } from '../functions/domain/batch';
+import type { Tensor } from '../functions/domain/tensor';
 import { createAsyncWorkerHandler } from '../functions/handlers/async-worker';
 import { createEventFlows } from '../functions/handlers/event-deps';
 import { InProcessQueue } from '../functions/local/in-process-queue';
 import { buildMlp, seededRandom } from '../functions/local/onnx-builder';
+import type { InferenceEngine, ModelSession } from '../functions/ports/inference';
 import { MemoryArtifactStore } from '../test/helpers/memory-artifact-store';
 import { silentLogger } from '../test/helpers/recording-logger';
 import { startBenchEmulators } from './emulators';
@@ -96,9 +103,13 @@ export interface BatchOverRawResult {
   /** Median rows/s of raw `session.run` on the same rows, BATCH.ortBatchRows a run. */
   readonly rawRowsPerSecond: number;
   readonly batchOverRaw: number;
+  /** Median rows/s of the same part over an engine whose runs cost nothing (`InstantEngine`). */
+  readonly ceilingRowsPerSecond: number;
+  readonly batchCeilingOverRaw: number;
   /** Every timed run, rows/s, in the order run. */
   readonly partRuns: number[];
   readonly rawRuns: number[];
+  readonly ceilingRuns: number[];
 }
 
 export interface BatchOverRawOptions {
@@ -110,10 +121,57 @@ export interface BatchOverRawOptions {
   /** Intra-op threads of the session. @default 1 (the predict path's and bench/run.ts's) */
   readonly threads?: number;
   /** Called with each timed run (what, rows/s). */
-  readonly onRun?: (what: 'part' | 'raw', rowsPerSecond: number) => void;
+  readonly onRun?: (what: ScoredBy, rowsPerSecond: number) => void;
 }
 
-/** `batchOverRaw` (see the module comment). */
+/** What scores the rows of a timed run: the part on onnxruntime, raw `session.run`, the part on `InstantEngine`. */
+type ScoredBy = 'part' | 'raw' | 'ceiling';
+
+/**
+ * An engine whose runs cost nothing: sessions are created by `sessions` (their names are the model's), and a run
+ * answers at once, every output `[rows, width]` of float32 0.1234567 (its shortest text has as many digits as a
+ * model's outputs usually have). Bench only: what a part costs besides its model.
+ */
+class InstantEngine implements InferenceEngine {
+  constructor(
+    private readonly sessions: InferenceEngine,
+    private readonly width: number,
+  ) {}
+  createSession(bytes: Uint8Array): Promise<ModelSession> {
+    return this.sessions.createSession(bytes);
+  }
+  release(session: ModelSession): Promise<void> {
+    return this.sessions.release(session);
+  }
+  async run(
+    _session: ModelSession,
+    feeds: Readonly<Record<string, Tensor>>,
+    outputNames: readonly string[],
+  ): Promise<Record<string, Tensor>> {
+    const rows = Object.values(feeds)[0]?.shape[0] ?? 1;
+    const out: Record<string, Tensor> = {};
+    for (const name of outputNames) {
+      out[name] = {
+        datatype: 'FP32',
+        shape: [rows, this.width],
+        data: new Float32Array(rows * this.width).fill(0.1234567),
+      };
+    }
+    return out;
+  }
+}
+
+/** The orders of the timed runs of a repeat, in turn: every one of the three before and after each other one. */
+const ORDERS: readonly (readonly ScoredBy[])[] = [
+  ['raw', 'part', 'ceiling'],
+  ['ceiling', 'part', 'raw'],
+  ['part', 'raw', 'ceiling'],
+  ['ceiling', 'raw', 'part'],
+  ['raw', 'ceiling', 'part'],
+  ['part', 'ceiling', 'raw'],
+];
+
+/** `batchOverRaw` and `batchCeilingOverRaw` (see the module comment). */
 export async function measureBatchOverRaw(o: BatchOverRawOptions): Promise<BatchOverRawResult> {
   const modelBytes = o.modelBytes ?? buildMlp(BENCH_MLP);
   const repeats = o.repeats ?? 5;
@@ -121,12 +179,22 @@ export async function measureBatchOverRaw(o: BatchOverRawOptions): Promise<Batch
   // The part scores as the worker function does: onnxruntime in a thread of its own (event-deps.ts).
   const engine = new OrtThreadEngine({ threads: o.threads ?? 1 });
   const sessions = new SessionCache({ engine });
+  const mainEngine = new OrtEngine({ threads: o.threads ?? 1 });
+  const instantSessions = new SessionCache({
+    engine: new InstantEngine(mainEngine, BENCH_MLP.layers[BENCH_MLP.layers.length - 1]!),
+  });
   const repo = new MemoryRegistryRepository();
   const store = new MemoryArtifactStore();
   const sourceKey = S3_KEYS.upload('bench-batch', 'bench');
   await store.putObject(sourceKey, modelBytes);
   await registerVersion({ repo, store, inspector: new OrtModelInspector() }, { name: 'mlp', sourceKey });
   const predictor = createPredictor({ repo, store, sessions, maxBatchRows: BATCH.ortBatchRows });
+  const instantPredictor = createPredictor({
+    repo,
+    store,
+    sessions: instantSessions,
+    maxBatchRows: BATCH.ortBatchRows,
+  });
 
   const objects = new MemoryRangedObjects();
   const jobs = new MemoryBatchJobs();
@@ -162,11 +230,11 @@ export async function measureBatchOverRaw(o: BatchOverRawOptions): Promise<Batch
     const { type: _type, ...message } = part;
     return message;
   };
-  const scorePart = async () => {
+  const scorePart = async (on: Predictor) => {
     const message = await freshJob();
     collect();
     const t0 = performance.now();
-    const result = await runBatchPart(deps, message);
+    const result = await runBatchPart({ ...deps, predictor: on }, message);
     const ms = performance.now() - t0;
     if (result.state !== 'running' || result.partsDone !== 1) {
       throw new Error(`the bench part did not complete: ${JSON.stringify(result)}`);
@@ -176,6 +244,7 @@ export async function measureBatchOverRaw(o: BatchOverRawOptions): Promise<Batch
 
   // The predictor's session is in the scoring thread; raw runs a session of the same bytes and options on this one.
   await predictor.preload('mlp');
+  await instantPredictor.preload('mlp');
   const session = await ort.InferenceSession.create(
     modelBytes,
     ortSessionOptions({ threads: o.threads ?? 1 }),
@@ -194,25 +263,30 @@ export async function measureBatchOverRaw(o: BatchOverRawOptions): Promise<Batch
     return (data.rows / ms) * 1000;
   };
 
+  const score: Record<ScoredBy, () => Promise<number>> = {
+    raw: scoreRaw,
+    part: () => scorePart(predictor),
+    ceiling: () => scorePart(instantPredictor),
+  };
   // Untimed first runs: the session's first runs, the JIT of the part's code.
-  await scoreRaw();
-  await scorePart();
-  const partRuns: number[] = [];
-  const rawRuns: number[] = [];
+  for (const what of ['raw', 'part', 'ceiling'] as const) await score[what]();
+  const runs: Record<ScoredBy, number[]> = { raw: [], part: [], ceiling: [] };
   for (let i = 0; i < repeats; i++) {
-    // raw, part, part, raw, …: each follows the other as often as itself.
-    const order = i % 2 === 0 ? (['raw', 'part'] as const) : (['part', 'raw'] as const);
+    // Each repeat in a new order of the three, so that each follows the others as often.
+    const order = ORDERS[i % ORDERS.length]!;
     for (const what of order) {
-      const rowsPerSecond = what === 'raw' ? await scoreRaw() : await scorePart();
-      (what === 'raw' ? rawRuns : partRuns).push(round(rowsPerSecond, 1));
+      const rowsPerSecond = await score[what]();
+      runs[what].push(round(rowsPerSecond, 1));
       o.onRun?.(what, rowsPerSecond);
     }
   }
   await sessions.close();
+  await instantSessions.close();
   await engine.close();
   await session.release();
-  const partRowsPerSecond = median(partRuns);
-  const rawRowsPerSecond = median(rawRuns);
+  const partRowsPerSecond = median(runs.part);
+  const rawRowsPerSecond = median(runs.raw);
+  const ceilingRowsPerSecond = median(runs.ceiling);
   return {
     rows: data.rows,
     inputBytes: data.jsonl.length,
@@ -220,8 +294,11 @@ export async function measureBatchOverRaw(o: BatchOverRawOptions): Promise<Batch
     partRowsPerSecond: round(partRowsPerSecond, 1),
     rawRowsPerSecond: round(rawRowsPerSecond, 1),
     batchOverRaw: round(partRowsPerSecond / rawRowsPerSecond),
-    partRuns,
-    rawRuns,
+    ceilingRowsPerSecond: round(ceilingRowsPerSecond, 1),
+    batchCeilingOverRaw: round(ceilingRowsPerSecond / rawRowsPerSecond),
+    partRuns: runs.part,
+    rawRuns: runs.raw,
+    ceilingRuns: runs.ceiling,
   };
 }
 
@@ -375,6 +452,8 @@ export function batchReportLines(r: BatchBenchResult): string[] {
     `  batchOverRaw     ${o.batchOverRaw}  (one worker scoring a part, ${o.partRowsPerSecond.toFixed(0)} rows/s, over raw session.run ` +
       `${BATCH.ortBatchRows} rows a run, ${o.rawRowsPerSecond.toFixed(0)} rows/s; ${o.rows} rows, ${mb(o.inputBytes)}; ` +
       `median of ${o.repeats}; target >= 0.8)`,
+    `  batchCeilingOverRaw ${o.batchCeilingOverRaw}  (the same part over an engine whose runs cost nothing, ` +
+      `${o.ceilingRowsPerSecond.toFixed(0)} rows/s: the bound the part's own work puts on batchOverRaw here)`,
     `  batchLocalRowsPerSecond ${l.rowsPerSecond.toFixed(0)}  (${l.rows} rows in ${l.parts} parts on DynamoDB Local + s3rver, ` +
       `${l.concurrency} workers at once (peak ${l.peakInFlight}), ${l.seconds} s from start to output)`,
   ];
@@ -384,6 +463,7 @@ export function batchReportLines(r: BatchBenchResult): string[] {
 export function batchSummary(r: BatchBenchResult) {
   return {
     batchOverRaw: r.overRaw.batchOverRaw,
+    batchCeilingOverRaw: r.overRaw.batchCeilingOverRaw,
     batchLocalRowsPerSecond: r.local.rowsPerSecond,
     batch: {
       model: 'mlp 512-1024-512-10, rows of shape [1, 512] in JSONL',

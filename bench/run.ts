@@ -32,7 +32,8 @@
  *       model's). About 2 s more in all;
  *   (k) batch (bench/batch.ts): `batchOverRaw`, one worker scoring a part of 8,192 MLP rows (`runBatchPart` over the
  *       in-memory ports, the real predictor) over raw batched `session.run` of the same rows (BATCH.ortBatchRows rows
- *       a run), and `batchLocalRowsPerSecond`, a job over the same rows on DynamoDB Local + s3rver with an in-process
+ *       a run), `batchCeilingOverRaw`, the same part over an engine whose runs cost nothing (the bound the part's own
+ *       work sets), and `batchLocalRowsPerSecond`, a job over the same rows on DynamoDB Local + s3rver with an in-process
  *       batch queue of BATCH.maxConcurrency workers at once. About 12 s more.
  * `npm run bench -- --json` prints one JSON object instead of the tables.
  */
