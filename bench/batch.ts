@@ -4,8 +4,9 @@
  *     (MemoryRangedObjects, MemoryBatchJobs) with the real predictor on onnxruntime-node in a thread of its own, as
  *     the worker function scores (OrtThreadEngine) — over rows/s of raw batched `session.run` of the same rows on
  *     this thread: a session of the same bytes and options, BATCH.ortBatchRows rows a run, as the predictor stacks
- *     them. Interleaved repeats (raw, part, part, raw, …), medians; a full collection
- *     before each timed run (untimed), so neither pays for the other's garbage. Target ≥ 0.8.
+ *     them. Interleaved repeats in turning orders, medians; a collection of the young generation before each timed
+ *     run (untimed), so that none pays for the garbage of the one before (not a full one: see `collector`).
+ *     Target ≥ 0.8.
  *   - `batchCeilingOverRaw`: the same part scored by the same code over an engine whose runs cost nothing (they
  *     answer at once with outputs of the model's shape, every value the float32 nearest 0.1234567, so that the
  *     answers' text is as long as the model's), over the same raw rows/s: the bound the part's own work (reading,
@@ -86,12 +87,23 @@ const median = (xs: readonly number[]) => {
 };
 const round = (x: number, digits = 3) => Math.round(x * 10 ** digits) / 10 ** digits;
 
-/** A full collection, untimed (`gc` without --expose-gc: the flag set at run time, the function from a new context). */
+/**
+ * A collection of the young generation, untimed (`gc` without --expose-gc: the flag set at run time, the function
+ * from a new context). Not a full collection: a forced full one drops the optimised code of functions that are not
+ * running at that moment, so every part would have started with its code to compile again (23–31 TurboFan
+ * compilations in each timed part, against 0–4 after a young-generation collection or none; batchOverRaw
+ * 0.30–0.35 against 0.45–0.51, docs/performance.md), which no worker does: nothing forces a collection there, and
+ * raw `session.run` has almost no JavaScript to lose.
+ */
 function collector(): () => void {
-  const exposed = (globalThis as { gc?: () => void }).gc;
-  if (exposed) return exposed;
-  setFlagsFromString('--expose-gc');
-  return runInNewContext('gc') as () => void;
+  type Gc = (options?: { type: 'minor' | 'major' }) => void;
+  let gc = (globalThis as { gc?: Gc }).gc;
+  if (!gc) {
+    setFlagsFromString('--expose-gc');
+    gc = runInNewContext('gc') as Gc;
+  }
+  const exposed = gc;
+  return () => exposed({ type: 'minor' });
 }
 
 export interface BatchOverRawResult {
