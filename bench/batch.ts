@@ -92,7 +92,7 @@ const round = (x: number, digits = 3) => Math.round(x * 10 ** digits) / 10 ** di
  * from a new context). Not a full collection: a forced full one drops the optimised code of functions that are not
  * running at that moment, so every part would have started with its code to compile again (23–31 TurboFan
  * compilations in each timed part, against 0–4 after a young-generation collection or none; batchOverRaw
- * 0.30–0.35 against 0.45–0.51, docs/performance.md), which no worker does: nothing forces a collection there, and
+ * 0.30–0.35 against 0.45–0.54, docs/performance.md), which no worker does: nothing forces a collection there, and
  * raw `session.run` has almost no JavaScript to lose.
  */
 function collector(): () => void {
