@@ -89,9 +89,9 @@ const round = (x: number, digits = 3) => Math.round(x * 10 ** digits) / 10 ** di
 
 /**
  * A collection of the young generation, untimed (`gc` without --expose-gc: the flag set at run time, the function
- * from a new context). Not a full collection: a forced full one drops the optimised code of functions that are not
- * running at that moment, so every part would have started with its code to compile again (23–31 TurboFan
- * compilations in each timed part, against 0–4 after a young-generation collection or none; batchOverRaw
+ * from a new context). Not a full collection: after a forced full one, V8 compiled the part's functions again
+ * (23–31 TurboFan compilations in each timed part, against 0–4 after a young-generation collection or none; about
+ * half as many when the part's row scanners outlived the collection; batchOverRaw
  * 0.30–0.35 against 0.45–0.54, docs/performance.md), which no worker does: nothing forces a collection there, and
  * raw `session.run` has almost no JavaScript to lose.
  */
