@@ -552,7 +552,10 @@ export async function runBatchPart(
     while (inFlight.length > max) {
       try {
         const ended = await settle();
-        if (ended) return ended;
+        if (ended) {
+          await abandon();
+          return ended;
+        }
       } catch (e) {
         await abandon();
         throw e;
@@ -594,10 +597,7 @@ export async function runBatchPart(
         };
       }
     }
-    if (ended) {
-      await abandon();
-      return ended;
-    }
+    if (ended) return ended;
     if (chunks > 0) {
       // A cancel (or a failure, or a new input) stops the part between chunks; its segments are of no use.
       const gone = stateOf(await deps.jobs.getJob(jobId), inputTag);
@@ -614,10 +614,7 @@ export async function runBatchPart(
     );
     inFlight.push({ scored, bytes: block.bytes });
     ended = await settleTo(depth);
-    if (ended) {
-      await abandon();
-      return ended;
-    }
+    if (ended) return ended;
   }
   const ended = await settleTo(0);
   if (ended) return ended;

@@ -516,6 +516,30 @@ describe('batch scoring: failures, cancel, poison parts', () => {
     expect(s.jobs.aggregationClaims.get('j')).toBeUndefined();
   });
 
+  it('waits for the chunks still in flight when the job fails on the last ones', async () => {
+    // One part of five chunks: the fourth fails the job (its version vanished) while the fifth is still running.
+    let fifthDone = false;
+    const predictor = fakePredictor({
+      vanishAfterCalls: 3,
+      onCall: async (n) => {
+        if (n !== 5) return;
+        await new Promise((done) => setTimeout(done, 30));
+        fifthDone = true;
+      },
+    });
+    const s = await setup({ rows: 40, predictor, deps: { partBytes: 1_000_000 } });
+    await s.start();
+    const [part, ...others] = s.queue.fresh();
+    if (!part) throw new Error('no part');
+    expect(others).toEqual([]);
+    expect(await handle(s.deps, part)).toEqual({
+      state: 'failed',
+      error: 'version 7 does not exist',
+      code: 'VERSION_NOT_FOUND',
+    });
+    expect(fifthDone).toBe(true);
+  });
+
   it("rethrows errors that are not the job's fault, so the delivery is retried", async () => {
     let failing = true;
     const s = await setup({ rows: 40, predictor: fakePredictor({ flaky: () => failing }) });
