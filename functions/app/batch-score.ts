@@ -188,6 +188,27 @@ async function writeJobStatus(deps: BatchScoreDeps, job: BatchJobRecord): Promis
   }
 }
 
+/**
+ * What follows a job's end, from its ended record: `status.json` written as the record says, and the job's
+ * segments removed (kept after a failed assembly: they are what an operator inspects). Every end runs it right
+ * after its `finish`; a redelivered message (or retried S3 event) of the job's input that finds the job ended runs
+ * it again, so an end whose status write or clean-up failed half-way is completed by its retry, and `status.json`
+ * never stays `running` behind an ended record. The status's clock is the end's time: written again, it says the
+ * same.
+ */
+async function afterEnd(deps: BatchScoreDeps, job: BatchJobRecord): Promise<void> {
+  const endedAt = new Date(job.updatedAt);
+  await writeStatus(deps, batchStatusOf(job, Number.isNaN(endedAt.getTime()) ? now(deps) : endedAt));
+  if (job.code !== BATCH_AGGREGATION_FAILED) {
+    await deleteUnder(deps, BATCH_KEYS.segments(job.jobId, runOfInput(job.inputTag)));
+  }
+}
+
+/** The record when it is of `inputTag`'s job and that job has ended (its end's follow-up is run again). */
+function endedOf(job: BatchJobRecord | undefined, inputTag: string): BatchJobRecord | undefined {
+  return job && job.inputTag === inputTag && job.state !== 'running' ? job : undefined;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Start
 
@@ -278,8 +299,10 @@ async function startUnguarded(
 
   // A redelivered start of an input whose job ended (its guard record expired, or none): nothing to do.
   const standing = await deps.jobs.getJob(jobId);
-  if (standing?.inputTag === inputTag && standing.state !== 'running') {
-    return { state: 'skipped', reason: `the job of this input is already ${standing.state}` };
+  const ended = endedOf(standing, inputTag);
+  if (ended) {
+    await afterEnd(deps, ended);
+    return { state: 'skipped', reason: `the job of this input is already ${ended.state}` };
   }
   const jobBytes = await deps.blobs.get(BATCH_KEYS.job(jobId));
   if (!jobBytes) {
@@ -342,13 +365,20 @@ async function startUnguarded(
     if (job.inputTag !== inputTag)
       throw new Error(`batch ${jobId}: the job of another input started meanwhile`);
   }
-  if (job.state !== 'running')
+  if (job.state !== 'running') {
+    await afterEnd(deps, job);
     return { state: 'skipped', reason: `the job of this input is already ${job.state}` };
+  }
+  // The segments of the input this one replaces (counted parts of a job cancelled just now, or kept after a failed
+  // assembly): nobody reads them any more. Its parts still in flight remove their own.
+  if (standing && standing.inputTag !== inputTag) {
+    await deleteUnder(deps, BATCH_KEYS.segments(jobId, runOfInput(standing.inputTag)));
+  }
 
   if (job.partsTotal === 0) {
     await deps.blobs.put(BATCH_KEYS.output(jobId), new Uint8Array(), NDJSON);
     const done = await deps.jobs.finish(jobId, inputTag, 'done', now(deps).toISOString());
-    await writeJobStatus(deps, done ?? job);
+    await afterEnd(deps, done ?? job);
     return { state: 'done', total: 0, succeeded: 0, failed: 0 };
   }
 
@@ -464,6 +494,8 @@ export async function runBatchPart(
   const orphans = message.cursor?.segments ?? [];
   if (stopped || !job) {
     await deleteSegments(deps, jobId, inputTag, index, orphans);
+    const ended = endedOf(job, inputTag);
+    if (ended) await afterEnd(deps, ended);
     return { state: 'skipped', reason: `the job is ${stopped}` };
   }
   const plan = await planOf(deps, jobId, inputTag);
@@ -528,7 +560,7 @@ export async function runBatchPart(
           code,
         });
         if (!ended) return { state: 'skipped', reason: 'the job ended meanwhile' };
-        await writeJobStatus(deps, ended);
+        await afterEnd(deps, ended);
         return { state: 'failed', error, code };
       }
       throw e;
@@ -856,7 +888,11 @@ export async function aggregateBatchJob(
   const { jobId, inputTag } = message;
   const job = await deps.jobs.getJob(jobId);
   const stopped = stateOf(job, inputTag);
-  if (stopped || !job) return { state: 'skipped', reason: `the job is ${stopped}` };
+  if (stopped || !job) {
+    const ended = endedOf(job, inputTag);
+    if (ended) await afterEnd(deps, ended);
+    return { state: 'skipped', reason: `the job is ${stopped}` };
+  }
   if (job.partsDone !== job.partsTotal) {
     return { state: 'skipped', reason: `${job.partsDone} of ${job.partsTotal} parts are done` };
   }
@@ -915,9 +951,15 @@ async function assembleJob(
     throw e;
   }
   const done = await deps.jobs.finish(jobId, inputTag, 'done', now(deps).toISOString());
-  if (!done) return { state: 'skipped', reason: 'the job ended meanwhile' };
-  await writeJobStatus(deps, done);
-  await deleteUnder(deps, BATCH_KEYS.segments(jobId, run));
+  if (!done) {
+    // Another end came first (a cancel, say) while the upload completed: the job has no output, as it says. An
+    // output of the input replacing this one is that job's to write.
+    if (stateOf(await deps.jobs.getJob(jobId), inputTag) !== 'replaced') {
+      await deps.blobs.delete(BATCH_KEYS.output(jobId));
+    }
+    return { state: 'skipped', reason: 'the job ended meanwhile' };
+  }
+  await afterEnd(deps, done);
   return { state: 'done', total: done.rows, succeeded: done.rows - done.failedRows, failed: done.failedRows };
 }
 
@@ -1000,11 +1042,13 @@ async function deleteUnder(deps: BatchScoreDeps, prefix: string): Promise<void> 
 export async function cancelBatchJob(deps: BatchScoreDeps, jobId: string): Promise<BatchRunResult> {
   const job = await deps.jobs.getJob(jobId);
   if (!job) return { state: 'skipped', reason: 'there is no such job' };
-  if (job.state !== 'running') return { state: 'skipped', reason: `the job is ${job.state}` };
+  if (job.state !== 'running') {
+    await afterEnd(deps, job);
+    return { state: 'skipped', reason: `the job is ${job.state}` };
+  }
   const ended = await deps.jobs.finish(jobId, job.inputTag, 'cancelled', now(deps).toISOString());
   if (!ended) return { state: 'skipped', reason: 'the job ended meanwhile' };
-  await writeJobStatus(deps, ended);
-  await deleteUnder(deps, BATCH_KEYS.segments(jobId, runOfInput(job.inputTag)));
+  await afterEnd(deps, ended);
   return { state: 'cancelled' };
 }
 
@@ -1024,7 +1068,11 @@ export async function failBatchPart(
   const { jobId, inputTag, index } = message;
   const job = await deps.jobs.getJob(jobId);
   const stopped = stateOf(job, inputTag);
-  if (stopped) return { state: 'skipped', reason: `the job is ${stopped}` };
+  if (stopped) {
+    const ended = endedOf(job, inputTag);
+    if (ended) await afterEnd(deps, ended);
+    return { state: 'skipped', reason: `the job is ${stopped}` };
+  }
   const part = await planOf(deps, jobId, inputTag)
     .then((plan) => plan?.parts[index])
     .catch(() => undefined);
@@ -1036,8 +1084,7 @@ export async function failBatchPart(
     code: BATCH_PART_FAILED,
   });
   if (!ended) return { state: 'skipped', reason: 'the job ended meanwhile' };
-  await writeJobStatus(deps, ended);
-  await deleteUnder(deps, BATCH_KEYS.segments(jobId, runOfInput(inputTag)));
+  await afterEnd(deps, ended);
   return { state: 'failed', error, code: BATCH_PART_FAILED };
 }
 
@@ -1046,7 +1093,8 @@ export const BATCH_AGGREGATION_FAILED = 'BATCH_AGGREGATION_FAILED';
 
 /**
  * Ends the job failed when its `batch-aggregate` message failed on its last receive (the worker then rethrows, and
- * the message goes to the dead-letter queue): the segments stay for inspection until the job's next input.
+ * the message goes to the dead-letter queue): the segments stay for inspection until the job's next input
+ * (which removes them).
  */
 export async function failBatchAggregate(
   deps: BatchScoreDeps,
@@ -1055,8 +1103,13 @@ export async function failBatchAggregate(
   err: unknown,
 ): Promise<BatchRunResult> {
   const { jobId, inputTag } = message;
-  const stopped = stateOf(await deps.jobs.getJob(jobId), inputTag);
-  if (stopped) return { state: 'skipped', reason: `the job is ${stopped}` };
+  const job = await deps.jobs.getJob(jobId);
+  const stopped = stateOf(job, inputTag);
+  if (stopped) {
+    const ended = endedOf(job, inputTag);
+    if (ended) await afterEnd(deps, ended);
+    return { state: 'skipped', reason: `the job is ${stopped}` };
+  }
   const why = err instanceof Error ? err.message : String(err);
   const error = `the output could not be assembled after ${receiveCount} attempts: ${why}`;
   const ended = await deps.jobs.finish(jobId, inputTag, 'failed', now(deps).toISOString(), {
@@ -1064,6 +1117,6 @@ export async function failBatchAggregate(
     code: BATCH_AGGREGATION_FAILED,
   });
   if (!ended) return { state: 'skipped', reason: 'the job ended meanwhile' };
-  await writeJobStatus(deps, ended);
+  await afterEnd(deps, ended);
   return { state: 'failed', error, code: BATCH_AGGREGATION_FAILED };
 }

@@ -366,19 +366,29 @@ export interface CancelOutcome {
 
 /**
  * Cancels a job: writes `batch/{jobId}/cancel` and waits until `status.json` says the job has ended — cancelled,
- * or done or failed when that came first. A job that has ended already is left alone (nothing is written). Throws
- * when there is no such job, and when the job still runs after the timeout.
+ * or done or failed when that came first. A job that has ended already is left alone (nothing is written). A job
+ * submitted but not started yet (no `status.json`) is waited for first: the service cancels a job it has
+ * recorded, and a cancel created before the job's start has recorded it would find no job. Throws when there is no
+ * such job, when it has not started before the timeout (nothing written), and when it still runs after it.
  */
 export async function cancelJob(
   store: BlobStore,
   jobId: string,
   opts: WaitOptions = {},
 ): Promise<CancelOutcome> {
-  const before = await readStatus(store, jobId);
-  if (before && isFinished(before.state)) return { status: before, requested: false };
-  if (!before && !(await jobExists(store, jobId))) {
-    throw new Error(`no batch job '${jobId}' (${BATCH_KEYS.job(jobId)} does not exist)`);
+  let before = await readStatus(store, jobId);
+  if (!before) {
+    if (!(await jobExists(store, jobId))) {
+      throw new Error(`no batch job '${jobId}' (${BATCH_KEYS.job(jobId)} does not exist)`);
+    }
+    before = (await pollStatus(store, jobId, () => true, opts)).done;
+    if (!before) {
+      throw new Error(
+        `job ${jobId} has not started (no ${BATCH_KEYS.status(jobId)} yet: is its input uploaded?); nothing was cancelled`,
+      );
+    }
   }
+  if (isFinished(before.state)) return { status: before, requested: false };
   await store.put(BATCH_KEYS.cancel(jobId), JSON.stringify({ requestedAt: new Date().toISOString() }));
   const { done } = await pollStatus(store, jobId, (s) => isFinished(s.state), opts);
   if (done) return { status: done, requested: true };

@@ -483,6 +483,112 @@ describe('batch scoring: start and parts', () => {
     expect(s.objects.text(BATCH_KEYS.output('j'))).toBe(reference(text));
     expect(statusOf(s.objects)).toMatchObject({ state: 'done', total: 40 });
   });
+
+  it('removes the segments of the input it replaces, counted parts included', async () => {
+    const s = await setup({ rows: 100, deps: { maxConcurrency: 1 } });
+    await s.start();
+    const [first] = s.queue.fresh();
+    if (!first) throw new Error('no part');
+    await handle(s.deps, first);
+    const oldTag = (await s.jobs.getJob('j'))?.inputTag ?? '';
+    const oldSegments = `batch/j/parts/${runOfInput(oldTag)}/`;
+    expect(keysUnder(s.objects, oldSegments).length).toBeGreaterThan(0);
+    const text = inputText(30, 500);
+    await s.objects.put(BATCH_KEYS.input('j'), text);
+    expect(await startBatchJob(s.deps, 'j', { input: 'file' })).toMatchObject({ state: 'running' });
+    expect(keysUnder(s.objects, oldSegments)).toEqual([]);
+    await drain(s);
+    expect(s.objects.text(BATCH_KEYS.output('j'))).toBe(reference(text));
+    expect(keysUnder(s.objects, 'batch/j/parts/')).toEqual([]);
+  });
+});
+
+describe('batch scoring: an end whose status write or clean-up failed is completed by its retry', () => {
+  /** The deps with `objects` whose first write of status.json in `state` fails. */
+  function failingStatus(s: Awaited<ReturnType<typeof setup>>, state: string) {
+    let failed = 0;
+    const blobs = withMethods(s.objects, {
+      put: async (key: string, body: Uint8Array | string) => {
+        if (failed === 0 && key === BATCH_KEYS.status('j') && JSON.parse(String(body)).state === state) {
+          failed++;
+          throw new Error('SlowDown');
+        }
+        await s.objects.put(key, body);
+      },
+    });
+    return { ...s.deps, blobs };
+  }
+
+  /** Delivers the messages with `deps` (until one fails when `untilFailure`); resolves with those that failed. */
+  async function deliverAll(
+    s: Awaited<ReturnType<typeof setup>>,
+    deps: BatchScoreDeps,
+    untilFailure = false,
+  ) {
+    const failed: WorkMessage[] = [];
+    for (let m = s.queue.fresh(); m.length; m = s.queue.fresh()) {
+      for (const message of m) {
+        await handle(deps, message).catch((e: Error) => {
+          expect(e.message).toBe('SlowDown');
+          failed.push(message);
+        });
+        if (untilFailure && failed.length > 0) return failed;
+      }
+    }
+    return failed;
+  }
+
+  it('the aggregation: its redelivery writes the done status and removes the segments', async () => {
+    const s = await setup({ rows: 60 });
+    const deps = failingStatus(s, 'done');
+    await s.start();
+    const failed = await deliverAll(s, deps);
+    expect(failed.map((m) => m.type)).toEqual(['batch-aggregate']);
+    expect((await s.jobs.getJob('j'))?.state).toBe('done');
+    expect(statusOf(s.objects).state).toBe('running');
+    for (const m of failed) expect(await handle(deps, m)).toMatchObject({ state: 'skipped' });
+    expect(statusOf(s.objects)).toMatchObject({ state: 'done', total: 60 });
+    expect(keysUnder(s.objects, 'batch/j/parts/')).toEqual([]);
+    expect(s.objects.text(BATCH_KEYS.output('j'))).toBe(reference(s.text));
+  });
+
+  it('the cancel: its retried event writes the cancelled status and removes the segments', async () => {
+    const s = await setup({ rows: 60 });
+    const deps = failingStatus(s, 'cancelled');
+    await s.start();
+    const [first] = s.queue.fresh();
+    if (!first) throw new Error('no part');
+    await handle(deps, first);
+    expect(keysUnder(s.objects, 'batch/j/parts/').length).toBeGreaterThan(0);
+    await expect(cancelBatchJob(deps, 'j')).rejects.toThrow('SlowDown');
+    expect(statusOf(s.objects).state).toBe('running');
+    expect(await cancelBatchJob(deps, 'j')).toMatchObject({ state: 'skipped' });
+    expect(statusOf(s.objects).state).toBe('cancelled');
+    expect(keysUnder(s.objects, 'batch/j/parts/')).toEqual([]);
+  });
+
+  it('the empty input: its retried start writes the done status', async () => {
+    const s = await setup({ rows: 0 });
+    const deps = failingStatus(s, 'done');
+    const start = () => startBatchJob(deps, 'j', { input: 'file' });
+    await expect(start()).rejects.toThrow('SlowDown');
+    expect(s.objects.text(BATCH_KEYS.status('j'))).toBeUndefined();
+    expect(await start()).toMatchObject({ state: 'skipped' });
+    expect(statusOf(s.objects)).toMatchObject({ state: 'done', total: 0 });
+  });
+
+  it('a part that fails the job: its redelivery writes the failed status and removes the segments', async () => {
+    const s = await setup({ rows: 100, predictor: fakePredictor({ vanishAfterCalls: 3 }) });
+    const deps = failingStatus(s, 'failed');
+    await s.start();
+    const failed = await deliverAll(s, deps, true);
+    expect(failed.length).toBe(1);
+    expect((await s.jobs.getJob('j'))?.state).toBe('failed');
+    expect(statusOf(s.objects).state).toBe('running');
+    for (const m of failed) expect(await handle(deps, m)).toMatchObject({ state: 'skipped' });
+    expect(statusOf(s.objects)).toMatchObject({ state: 'failed', code: 'VERSION_NOT_FOUND' });
+    expect(keysUnder(s.objects, 'batch/j/parts/')).toEqual([]);
+  });
 });
 
 describe('batch scoring: failures, cancel, poison parts', () => {
@@ -803,6 +909,21 @@ describe('batch scoring: aggregation', () => {
     expect(a.objects.readsUnder(a.prefix)).toBeLessThan(3);
     expect(keysUnder(a.objects, a.prefix)).toEqual([]);
     expect(a.objects.openUploads).toBe(0);
+  });
+
+  it('removes the output it completed when a cancel ended the job meanwhile', async () => {
+    const s = await setup({ rows: 60 });
+    const objects = withMethods(s.objects, {
+      completeMultipart: async (...args: Parameters<MemoryRangedObjects['completeMultipart']>) => {
+        await s.objects.completeMultipart(...args);
+        expect(await cancelBatchJob(s.deps, 'j')).toEqual({ state: 'cancelled' });
+      },
+    });
+    await s.start();
+    const results = await drain({ ...s, deps: { ...s.deps, objects } });
+    expect(results.at(-1)).toEqual({ state: 'skipped', reason: 'the job ended meanwhile' });
+    expect(statusOf(s.objects).state).toBe('cancelled');
+    expect(s.objects.text(BATCH_KEYS.output('j'))).toBeUndefined();
   });
 
   it('aborts the upload when a segment is missing, and leaves the job running for the retry', async () => {

@@ -655,23 +655,44 @@ describe('maas batch cancel', () => {
     }
   });
 
-  it('cancels a submitted job that has no status yet; refuses an unknown job; gives up after the timeout', async () => {
+  it('waits for a submitted job to start before writing its cancel; refuses an unknown job; gives up after the timeout', async () => {
+    // The job's start records it (status.json, running) at the third read; its cancel is written only then.
     const submitted = new MemoryBucket();
     submitted.objects.set('batch/s/job.json', Buffer.from('{}'));
+    const status = (state: string) =>
+      Buffer.from(JSON.stringify({ jobId: 's', state, total: 0, succeeded: 0, failed: 0 }));
+    let reads = 0;
+    const get = submitted.get.bind(submitted);
+    submitted.get = async (key) => {
+      if (key === 'batch/s/status.json' && ++reads === 3) submitted.objects.set(key, status('running'));
+      return get(key);
+    };
     const put = submitted.put.bind(submitted);
     submitted.put = async (key, body, ct) => {
+      expect(submitted.objects.has('batch/s/status.json')).toBe(true);
       await put(key, body, ct);
-      if (key === 'batch/s/cancel') {
-        submitted.objects.set(
-          'batch/s/status.json',
-          Buffer.from(JSON.stringify({ jobId: 's', state: 'cancelled', total: 0, succeeded: 0, failed: 0 })),
-        );
-      }
+      if (key === 'batch/s/cancel') submitted.objects.set('batch/s/status.json', status('cancelled'));
     };
     expect(await cancelJob(submitted, 's', { pollMs: 1, sleep: noSleep })).toMatchObject({
       requested: true,
       status: { state: 'cancelled' },
     });
+    expect(reads).toBeGreaterThan(3);
+
+    const never = new MemoryBucket();
+    never.objects.set('batch/n/job.json', Buffer.from('{}'));
+    let waited = 0;
+    await expect(
+      cancelJob(never, 'n', {
+        timeoutMs: 2_000,
+        pollMs: 500,
+        now: () => waited,
+        sleep: async (ms) => {
+          waited += ms;
+        },
+      }),
+    ).rejects.toThrow(/job n has not started .*nothing was cancelled/);
+    expect(never.objects.has('batch/n/cancel')).toBe(false);
 
     await expect(cancelJob(new MemoryBucket(), 'nope', { sleep: noSleep })).rejects.toThrow(
       /no batch job 'nope' \(batch\/nope\/job.json does not exist\)/,
