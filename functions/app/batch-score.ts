@@ -72,6 +72,7 @@ import {
   type BatchJobRepository,
   type PartSegment,
   type RangedObjects,
+  S3_MAX_PART_BYTES,
   S3_MIN_PART_BYTES,
   type UploadedPart,
 } from '../ports/batch';
@@ -974,7 +975,7 @@ async function assemble(
   scratch: string,
   level = 0,
 ): Promise<void> {
-  const plan = planOutputParts(objects, S3_MIN_PART_BYTES);
+  const plan = planOutputParts(objects, S3_MIN_PART_BYTES, S3_MAX_PART_BYTES);
   if (plan.length === 0) {
     await deps.blobs.put(key, new Uint8Array(), NDJSON);
     return;

@@ -463,10 +463,26 @@ export type OutputPartPlan =
  * holds `minPartBytes`; a merge followed by a large object takes the bytes it lacks from that object's start when
  * the rest of it can still be copied (at least `minPartBytes`, or any size when it ends the output), else the
  * whole object. A merge never exceeds
- * 2 × `minPartBytes`; the last part may be small. Empty objects add nothing.
+ * 2 × `minPartBytes`; the last part may be small. Empty objects add nothing. A copy of more than `maxPartBytes`
+ * (S3 copies at most 5 GiB a part) is split into ranges of nearly equal size, each over `maxPartBytes` / 2.
  */
-export function planOutputParts(objects: readonly SizedObject[], minPartBytes: number): OutputPartPlan[] {
+export function planOutputParts(
+  objects: readonly SizedObject[],
+  minPartBytes: number,
+  maxPartBytes = Number.POSITIVE_INFINITY,
+): OutputPartPlan[] {
+  if (!(maxPartBytes >= 2 * minPartBytes)) {
+    throw new RangeError(`maxPartBytes (${maxPartBytes}) must be at least twice minPartBytes (${minPartBytes})`);
+  }
   const parts: OutputPartPlan[] = [];
+  const copy = (key: string, start: number, end: number) => {
+    const pieces = Math.max(1, Math.ceil((end - start) / maxPartBytes));
+    for (let k = 0; k < pieces; k++) {
+      const from = start + Math.floor(((end - start) * k) / pieces);
+      const to = start + Math.floor(((end - start) * (k + 1)) / pieces);
+      parts.push({ kind: 'copy', source: { key, start: from, end: to } });
+    }
+  };
   let pieces: ByteRange[] = [];
   let merged = 0;
   const flush = () => {
@@ -480,7 +496,7 @@ export function planOutputParts(objects: readonly SizedObject[], minPartBytes: n
     const n = o.sizeBytes;
     if (n === 0) continue;
     if (merged === 0) {
-      if (n >= minPartBytes) parts.push({ kind: 'copy', source: { key: o.key, start: 0, end: n } });
+      if (n >= minPartBytes) copy(o.key, 0, n);
       else {
         pieces.push({ key: o.key, start: 0, end: n });
         merged = n;
@@ -493,7 +509,7 @@ export function planOutputParts(objects: readonly SizedObject[], minPartBytes: n
       pieces.push({ key: o.key, start: 0, end: lacking });
       merged += lacking;
       flush();
-      parts.push({ kind: 'copy', source: { key: o.key, start: lacking, end: n } });
+      copy(o.key, lacking, n);
       continue;
     }
     pieces.push({ key: o.key, start: 0, end: n });

@@ -8,6 +8,9 @@
 /** S3's smallest part of a multipart upload, except the last one (5 MiB). */
 export const S3_MIN_PART_BYTES = 5 * 1024 * 1024;
 
+/** S3's largest part of a multipart upload, and largest range one `UploadPartCopy` copies (5 GiB). */
+export const S3_MAX_PART_BYTES = 5 * 1024 * 1024 * 1024;
+
 /** One object of a listing. */
 export interface ListedObject {
   readonly key: string;

@@ -278,6 +278,26 @@ describe('planOutputParts', () => {
     ]);
   });
 
+  it('splits a copy larger than the largest part into nearly equal ranges', () => {
+    const MAX = 1_000;
+    const o = objs(2_500, 30, 1_000, 4_003);
+    const plan = planOutputParts(o, MIN, MAX);
+    expectSound(o, plan);
+    expect(plan.map((p) => [p.kind, sizeOf(p)])).toEqual([
+      ['copy', 833],
+      ['copy', 833],
+      ['copy', 834],
+      ['upload', 100],
+      ['copy', 930],
+      ['copy', 800],
+      ['copy', 801],
+      ['copy', 800],
+      ['copy', 801],
+      ['copy', 801],
+    ]);
+    expect(() => planOutputParts(o, MIN, 150)).toThrow(/at least twice minPartBytes/);
+  });
+
   it('keeps the rules on generated sizes', () => {
     let seed = 11;
     const rnd = () => {
@@ -288,6 +308,9 @@ describe('planOutputParts', () => {
       const n = Math.floor(rnd() * 12);
       const o = objs(...Array.from({ length: n }, () => Math.floor(rnd() ** 2 * 400)));
       expectSound(o, planOutputParts(o, MIN));
+      const plan = planOutputParts(o, MIN, 250);
+      expectSound(o, plan);
+      for (const p of plan) expect(sizeOf(p)).toBeLessThanOrEqual(250);
     }
   });
 });
