@@ -63,6 +63,12 @@ export interface ModelStoreProps {
   readonly corsOrigins?: readonly string[];
   /** Overwritten or deleted versions of `uploads/` objects are kept this many days. @default 1 */
   readonly uploadNoncurrentVersionExpirationDays?: number;
+  /**
+   * Overwritten or deleted versions of `batch/` objects are kept this many days: the output segments a job deletes
+   * once its output is assembled, the many writes of its `status.json`, replaced inputs and outputs.
+   * @default 1
+   */
+  readonly batchNoncurrentVersionExpirationDays?: number;
   /** Server access logs go to a separate bucket under this prefix. @default 'model-store/' */
   readonly accessLogsPrefix?: string;
 }
@@ -70,7 +76,8 @@ export interface ModelStoreProps {
 /**
  * Versioned bucket, SSE-S3 encryption (S3-managed keys, so presigned PUTs need no KMS grant), all public
  * access blocked, TLS enforced by bucket policy, server access logs to a dedicated bucket, lifecycle rules
- * that expire `uploads/` (current and non-current versions) and `async/`, and CORS for presigned PUT uploads
+ * that expire `uploads/` (current and non-current versions), `async/` and the non-current versions of `batch/`,
+ * and CORS for presigned PUT uploads
  * from the origins of `corsOrigins` only (none by default). Throws a `MaasValidationError` at synth for an
  * invalid origin.
  */
@@ -124,6 +131,14 @@ export class ModelStore extends Construct {
           expiration: Duration.days(props.uploadExpirationDays ?? 1),
           // The bucket is versioned: an expired or overwritten upload stays as a non-current version; drop it too.
           noncurrentVersionExpiration: Duration.days(props.uploadNoncurrentVersionExpirationDays ?? 1),
+        },
+        {
+          id: 'expire-batch-noncurrent-versions',
+          prefix: PREFIX.batch,
+          // A deleted segment is a non-current version until this rule removes it (a delete on a versioned bucket
+          // only hides the object); then its delete marker, alone, goes too.
+          noncurrentVersionExpiration: Duration.days(props.batchNoncurrentVersionExpirationDays ?? 1),
+          expiredObjectDeleteMarker: true,
         },
         {
           id: 'expire-async-results',

@@ -110,6 +110,12 @@ describe('model store bucket', () => {
             Status: 'Enabled',
           }),
           Match.objectLike({
+            Prefix: 'batch/',
+            NoncurrentVersionExpiration: { NoncurrentDays: 1 },
+            ExpiredObjectDeleteMarker: true,
+            Status: 'Enabled',
+          }),
+          Match.objectLike({
             Prefix: 'async/',
             ExpirationInDays: ASYNC_RESULT_RETENTION_DAYS,
             Status: 'Enabled',
