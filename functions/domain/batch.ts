@@ -472,7 +472,9 @@ export function planOutputParts(
   maxPartBytes = Number.POSITIVE_INFINITY,
 ): OutputPartPlan[] {
   if (!(maxPartBytes >= 2 * minPartBytes)) {
-    throw new RangeError(`maxPartBytes (${maxPartBytes}) must be at least twice minPartBytes (${minPartBytes})`);
+    throw new RangeError(
+      `maxPartBytes (${maxPartBytes}) must be at least twice minPartBytes (${minPartBytes})`,
+    );
   }
   const parts: OutputPartPlan[] = [];
   const copy = (key: string, start: number, end: number) => {
