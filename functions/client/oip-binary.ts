@@ -192,33 +192,42 @@ const BIG_RANGE: Readonly<Record<string, readonly [bigint, bigint]>> = {
 const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8');
+/** A BYTES element's text as sent: a leading byte order mark is part of it (a plain decoder drops it). */
+const elementDecoder = new TextDecoder('utf-8', { ignoreBOM: true });
+const strictDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
+/** `x` (>= 0) rounded to an integer, ties to even. */
+function roundHalfEven(x: number): number {
+  const f = Math.floor(x);
+  const d = x - f;
+  return d > 0.5 || (d === 0.5 && f % 2 === 1) ? f + 1 : f;
+}
+
+/**
+ * The bits, without the sign, of the binary float with `mantissaBits` and exponent `bias` nearest to `a` (>= 0,
+ * not NaN): rounded once from the double (ties to even), ±Infinity past the largest finite value. Going through
+ * an FP32 first would round twice, and a number halfway between two 16-bit values after the first rounding (but
+ * not before) would go the wrong way.
+ */
+function roundedBits(a: number, mantissaBits: number, bias: number): number {
+  const infinity = (2 * bias + 1) * 2 ** mantissaBits;
+  if (a === Number.POSITIVE_INFINITY) return infinity;
+  // Subnormals count units of 2^(1 - bias - mantissaBits); the largest one rounded up is the smallest normal.
+  if (a < 2 ** (1 - bias)) return roundHalfEven(a * 2 ** (bias - 1 + mantissaBits));
+  let e = Math.floor(Math.log2(a));
+  if (2 ** e > a) e--;
+  else if (2 ** (e + 1) <= a) e++;
+  // Exact: a / 2^e is in [1, 2). A mantissa rounded up to 2^mantissaBits carries into the exponent, as it should.
+  const bits = (e + bias) * 2 ** mantissaBits + roundHalfEven((a / 2 ** e - 1) * 2 ** mantissaBits);
+  return Math.min(bits, infinity);
+}
+
 /** The IEEE 754 half (FP16) bits nearest to `v` (round to nearest even; overflow to ±Infinity). */
 export function numberToHalf(v: number): number {
-  f32[0] = v;
-  const x = u32[0] as number;
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  const mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    const m = mant | 0x800000;
-    const shift = 14 - e;
-    let half = m >>> shift;
-    const rest = m & ((1 << shift) - 1);
-    const halfway = 1 << (shift - 1);
-    if (rest > halfway || (rest === halfway && half & 1)) half++;
-    return sign | half;
-  }
-  let half = (e << 10) | (mant >>> 13);
-  const rest = mant & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && half & 1)) half++;
-  return sign | half;
+  if (Number.isNaN(v)) return 0x7e00;
+  return (v < 0 || Object.is(v, -0) ? 0x8000 : 0) | roundedBits(Math.abs(v), 10, 15);
 }
 
 /** The number an FP16 bit pattern stands for. */
@@ -231,12 +240,10 @@ export function halfToNumber(h: number): number {
   return sign * (1 + mant / 1024) * 2 ** (exp - 15);
 }
 
-/** The BF16 bits nearest to `v` (the top half of its FP32 bits, rounded to nearest even). */
+/** The BF16 bits nearest to `v` (round to nearest even; overflow to ±Infinity). */
 export function numberToBf16(v: number): number {
-  f32[0] = v;
-  const x = u32[0] as number;
-  if ((x & 0x7f800000) === 0x7f800000 && x & 0x7fffff) return (x >>> 16) | 0x40;
-  return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
+  if (Number.isNaN(v)) return 0x7fc0;
+  return (v < 0 || Object.is(v, -0) ? 0x8000 : 0) | roundedBits(Math.abs(v), 7, 127);
 }
 
 /** The number a BF16 bit pattern stands for. */
@@ -378,10 +385,20 @@ function jsonData(input: InferInput): unknown[] {
   if (input.datatype === 'FP16' || input.datatype === 'BF16') {
     throw new TypeError(`input '${input.name}': ${input.datatype} has no JSON form; send it as binary`);
   }
-  return Array.from(input.data as ArrayLike<unknown>, (v) => {
+  return Array.from(input.data as ArrayLike<unknown>, (v, i) => {
     if (typeof v === 'bigint')
       return v >= -(2n ** 53n) + 1n && v <= 2n ** 53n - 1n ? Number(v) : v.toString();
     if (input.datatype === 'BOOL' && typeof v === 'number') return v !== 0;
+    // A BYTES element of bytes is a JSON string only when they are UTF-8 text.
+    if (input.datatype === 'BYTES' && v instanceof Uint8Array) {
+      try {
+        return strictDecoder.decode(v);
+      } catch {
+        throw new TypeError(
+          `input '${input.name}': BYTES element ${i} is not UTF-8 text, which JSON cannot carry; send it as binary`,
+        );
+      }
+    }
     return v;
   });
 }
@@ -461,7 +478,7 @@ function outputData(
       if (at + 4 > bytes.length) throw new RangeError(`${what}: truncated BYTES length`);
       const length = view.getUint32(at, true);
       if (length > bytes.length - at - 4) throw new RangeError(`${what}: BYTES element overruns its data`);
-      out.push(decoder.decode(bytes.subarray(at + 4, at + 4 + length)));
+      out.push(elementDecoder.decode(bytes.subarray(at + 4, at + 4 + length)));
       at += 4 + length;
     }
     if (out.length !== n) throw new RangeError(`${what}: ${out.length} BYTES elements; shape needs ${n}`);

@@ -62,6 +62,8 @@ export interface BinaryRequest {
 const DATATYPE_SET: ReadonlySet<string> = new Set(DATATYPES);
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+/** A BYTES element's text as sent: a leading byte order mark is part of it (a plain decoder drops it). */
+const elementDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const utf8Encoder = new TextEncoder();
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
@@ -141,7 +143,7 @@ function bytesData(name: string, bytes: Uint8Array, count: number): string[] {
     }
     let s: string;
     try {
-      s = utf8Decoder.decode(bytes.subarray(at, at + length));
+      s = elementDecoder.decode(bytes.subarray(at, at + length));
     } catch {
       return bad(`input '${name}': BYTES element ${out.length} is not valid UTF-8`);
     }

@@ -63,9 +63,10 @@ const CASES: Record<Datatype, { values: unknown[]; typed: () => Tensor['data'] }
     values: [0.1, -2.5, Number.MAX_VALUE, 5e-324],
     typed: () => new Float64Array([0.1, -2.5, Number.MAX_VALUE, 5e-324]),
   },
+  // A leading byte order mark is part of an element's text: decoders drop it unless told not to.
   BYTES: {
-    values: ['', 'a', 'héllo wörld', '日本語 🌍'],
-    typed: () => ['', 'a', 'héllo wörld', '日本語 🌍'],
+    values: ['', '\uFEFFa', 'héllo wörld', '日本語 🌍'],
+    typed: () => ['', '\uFEFFa', 'héllo wörld', '日本語 🌍'],
   },
 };
 const DATATYPES = Object.keys(CASES) as Datatype[];
@@ -100,6 +101,23 @@ describe('client requests, read by the server codec', () => {
     expect(plain(parseBinaryRequest(fromTyped.body, fromTyped.headerLength).binaryInputs[0]!.data)).toEqual(
       plain(typed),
     );
+  });
+
+  it('BYTES elements given as bytes: sent as they are in binary, as their UTF-8 text in JSON', () => {
+    const bytes = [new TextEncoder().encode('\uFEFFé'), new Uint8Array([])];
+    for (const binary of [true, false]) {
+      const { body, headerLength } = encodeInferRequest({
+        inputs: [{ name: 'x', datatype: 'BYTES', shape: [2], data: bytes, binary }],
+      });
+      const parsed = parseBinaryRequest(body, headerLength);
+      const data = binary ? parsed.binaryInputs[0]!.data : parsed.request.inputs[0]!.data;
+      expect(plain(data as Tensor['data'])).toEqual(['\uFEFFé', '']);
+    }
+    expect(() =>
+      encodeInferRequest({
+        inputs: [{ name: 'x', datatype: 'BYTES', shape: [1], data: [new Uint8Array([0xff])], binary: false }],
+      }),
+    ).toThrow(/BYTES element 0 is not UTF-8 text.*send it as binary/);
   });
 
   it('every datatype in one request, mixed with JSON inputs, in order', () => {
@@ -175,6 +193,65 @@ describe('client requests, read by the server codec', () => {
     expect(bf16ToNumber(numberToBf16(1e-3))).toBeCloseTo(1e-3, 5);
     expect(numberToBf16(1 + 2 ** -8)).toBe(0x3f80); // a tie rounds to even
     expect(() => parseBinaryRequest(body, headerLength)).toThrow(BadRequestError);
+  });
+
+  /**
+   * Whether `bits` is the 16-bit float nearest to `v` (ties to the even bits), judged from its neighbours' values:
+   * no rule of the encoder's own.
+   */
+  function nearest(v: number, bits: number, value: (b: number) => number): boolean {
+    const x = value(bits);
+    if (Number.isNaN(v)) return Number.isNaN(x);
+    if (v === 0) return x === 0 && Object.is(v, -0) === Object.is(x, -0);
+    const magnitude = bits & 0x7fff;
+    const sign = bits & 0x8000;
+    const d = Math.abs(v - x);
+    for (const m of [magnitude - 1, magnitude + 1]) {
+      if (m < 0 || (m > magnitude && !Number.isFinite(x))) continue;
+      const other = Math.abs(v - value(sign | m));
+      if (!Number.isFinite(x) && Number.isFinite(value(sign | m))) {
+        // Infinity is the answer past the largest finite value and the tie above it.
+        const largest = value(sign | m);
+        const step = largest - value(sign | (m - 1));
+        if (Math.abs(v) < Math.abs(largest) + step / 2) return false;
+        continue;
+      }
+      if (other < d || (other === d && (m & 1) === 0)) return false;
+    }
+    return true;
+  }
+
+  it('rounds numbers to FP16 and BF16 once, from the double: nearest, ties to even', () => {
+    // Each halfway between two 16-bit values only once it is rounded to FP32: rounding twice goes the wrong way.
+    expect(numberToHalf(65519.99999)).toBe(0x7bff);
+    expect(numberToHalf(1.0004882813)).toBe(0x3c01);
+    expect(numberToHalf(1 + 2 ** -11 + 2 ** -40)).toBe(0x3c01);
+    expect(numberToBf16(1 + 2 ** -8 + 2 ** -30)).toBe(0x3f81);
+    expect(numberToBf16(-(1 + 2 ** -8 + 2 ** -30))).toBe(0xbf81);
+    expect(numberToHalf(65520)).toBe(0x7c00);
+    expect(numberToBf16(3.4e38)).toBe(0x7f80);
+    expect(numberToBf16(Number.POSITIVE_INFINITY)).toBe(0x7f80);
+    expect(numberToBf16(Number.NEGATIVE_INFINITY)).toBe(0xff80);
+    expect(Number.isNaN(bf16ToNumber(numberToBf16(Number.NaN)))).toBe(true);
+    expect(numberToBf16(-0)).toBe(0x8000);
+    let seed = 7;
+    const rnd = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    for (let i = 0; i < 5000; i++) {
+      const v = (rnd() - 0.5) * 2 ** Math.floor(rnd() * 80 - 40);
+      expect(nearest(v, numberToHalf(v), halfToNumber), `FP16 ${v}`).toBe(true);
+      const w = (rnd() - 0.5) * 2 ** Math.floor(rnd() * 300 - 150);
+      expect(nearest(w, numberToBf16(w), bf16ToNumber), `BF16 ${w}`).toBe(true);
+      // Exactly halfway between two BF16 values, and a hair above it.
+      const b = numberToBf16(w) & 0x7fff;
+      const mid = (bf16ToNumber(b) + bf16ToNumber(b + 1)) / 2;
+      if (Number.isFinite(mid) && b + 1 < 0x7f80) {
+        expect(numberToBf16(mid), `BF16 tie ${mid}`).toBe(b & 1 ? b + 1 : b);
+        expect(numberToBf16(mid * (1 + 2 ** -40)), `BF16 above ${mid}`).toBe(b + 1);
+      }
+    }
   });
 });
 
@@ -316,6 +393,8 @@ describe('FP16 conversions agree with the server', () => {
       1 / 3,
       65504,
       65519.99,
+      65519.99999,
+      1.0004882813,
       2 ** -24,
       2 ** -25,
       3 * 2 ** -26,
