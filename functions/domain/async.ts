@@ -46,19 +46,12 @@ export function checkRequestShape(raw: unknown): Record<string, unknown> {
  * Checks a request body of the binary tensor data extension before an async request is accepted, as far as it
  * can be without the model: the JSON header, each binary input's `binary_data_size` against its shape and
  * datatype, the sizes adding up to the body, BYTES lengths, BOOL bytes (parseBinaryRequest), then the request
- * shape as for JSON. The raw form (`headerLength` 0) needs the model's only input and is checked when it runs;
- * here only an empty raw body is refused. Throws BadRequestError (400) like the sync route.
+ * shape as for JSON. The raw form (`headerLength` 0) needs the model's only input and is checked when it runs, as
+ * the sync route checks it (an empty raw body is a tensor of no elements, which a dynamic dimension may take).
+ * Throws BadRequestError (400) like the sync route.
  */
 export function checkBinaryRequest(body: Uint8Array, headerLength: number): void {
-  if (headerLength === 0) {
-    if (body.length === 0) {
-      throw new BadRequestError(
-        'a raw binary request (Inference-Header-Content-Length 0) needs a non-empty body',
-        'INVALID_BINARY_DATA',
-      );
-    }
-    return;
-  }
+  if (headerLength === 0) return;
   checkRequestShape(parseBinaryRequest(body, headerLength).request);
 }
 
