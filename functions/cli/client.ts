@@ -170,6 +170,17 @@ export class MaasClient {
   }
 
   /**
+   * GETs a path as bytes (a binary answer, say): its status, headers and body, whatever the status.
+   */
+  async getBytes(
+    path: string,
+    accept = '*/*',
+  ): Promise<{ status: number; headers: Headers; body: Uint8Array }> {
+    const res = await this.fetch('GET', path, accept);
+    return { status: res.status, headers: res.headers, body: new Uint8Array(await res.arrayBuffer()) };
+  }
+
+  /**
    * GETs a path that is not JSON (the local `/metrics`): its status, content type and text, whatever the status.
    */
   async getText(path: string): Promise<{ status: number; contentType: string; text: string }> {

@@ -111,9 +111,17 @@ const COMMON_HEADERS = {
   'referrer-policy': 'no-referrer',
 } as const;
 
-function send(res: ServerResponse, status: number, type: string, body: string | Buffer, head = false): void {
+function send(
+  res: ServerResponse,
+  status: number,
+  type: string,
+  body: string | Buffer,
+  head = false,
+  extra: Readonly<Record<string, string>> = {},
+): void {
   const payload = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
   res.writeHead(status, {
+    ...extra,
     ...COMMON_HEADERS,
     'content-type': type,
     'content-length': String(payload.length),
@@ -211,6 +219,27 @@ const FORWARDED_HEADERS = [
   'idempotency-key',
   'x-maas-routing-key',
 ] as const;
+
+/**
+ * The answer headers `maas console` passes back to the page: the binary form's header length (without it a binary
+ * answer cannot be read), the inference's id and route, and how long to wait before a retry.
+ */
+const RETURNED_HEADERS = [
+  'inference-header-content-length',
+  'x-maas-inference-id',
+  'x-maas-route',
+  'retry-after',
+];
+
+/** The headers of `answer` among RETURNED_HEADERS. */
+function returnedHeaders(answer: Headers): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of RETURNED_HEADERS) {
+    const v = answer.get(name);
+    if (v !== null) out[name] = v;
+  }
+  return out;
+}
 
 /** Options of {@link startConsoleServer}. */
 export interface ConsoleServerOptions {
@@ -489,8 +518,16 @@ export async function startConsoleServer(opts: ConsoleServerOptions): Promise<Ru
     }
     try {
       if (method === 'GET') {
-        const answer = await client.getText(pathAndQuery);
-        return send(res, answer.status, answer.contentType || (TYPES['.json'] as string), answer.text);
+        // As bytes: an async result in the binary form is raw tensors after its JSON header.
+        const answer = await client.getBytes(pathAndQuery);
+        return send(
+          res,
+          answer.status,
+          answer.headers.get('content-type') || (TYPES['.json'] as string),
+          Buffer.from(answer.body),
+          false,
+          returnedHeaders(answer.headers),
+        );
       }
       const headers: Record<string, string> = {};
       for (const name of FORWARDED_HEADERS) {
@@ -509,6 +546,8 @@ export async function startConsoleServer(opts: ConsoleServerOptions): Promise<Ru
         answer.status,
         answer.headers.get('content-type') ?? (TYPES['.json'] as string),
         Buffer.from(answer.body),
+        false,
+        returnedHeaders(answer.headers),
       );
     } catch (e) {
       if (e instanceof MaasApiError) {

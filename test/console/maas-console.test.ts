@@ -13,6 +13,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MaasClient } from '../../functions/cli/client';
 import { consoleAuth, describeAuth } from '../../functions/cli/commands/console';
+import { decodeInferResponse, encodeInferRequest } from '../../functions/client/oip-binary';
 import {
   INFERENCE_DIMENSION_SETS,
   METRICS,
@@ -49,6 +50,17 @@ interface Seen {
 const sigV4Valid = (method: string, path: string, headers: IncomingHttpHeaders, body: Buffer) =>
   sigV4Region('execute-api', method, path, headers, body) !== undefined;
 
+/** Headers of a connection, not of a request: the stand-in for API Gateway sets its own. */
+const HOP_HEADERS = new Set([
+  'host',
+  'connection',
+  'content-length',
+  'transfer-encoding',
+  'keep-alive',
+  'authorization',
+  'content-encoding',
+]);
+
 /**
  * The stand-in for API Gateway: only the route table's routes (404 otherwise), each request's authorization checked
  * (403), then passed on to `upstream`.
@@ -80,14 +92,17 @@ async function startGateway(upstream: string) {
         res.end(JSON.stringify({ message: 'Forbidden' }));
         return;
       }
-      const answer = await fetch(`${upstream}${path}`, {
-        method,
-        headers: req.headers['content-type'] ? { 'content-type': String(req.headers['content-type']) } : {},
-        ...(body.length ? { body } : {}),
+      // Every header both ways, as API Gateway passes them (its own and the connection's aside).
+      const headers: Record<string, string> = {};
+      for (const [name, value] of Object.entries(req.headers)) {
+        if (typeof value === 'string' && !HOP_HEADERS.has(name)) headers[name] = value;
+      }
+      const answer = await fetch(`${upstream}${path}`, { method, headers, ...(body.length ? { body } : {}) });
+      const back: Record<string, string> = {};
+      answer.headers.forEach((value, name) => {
+        if (!HOP_HEADERS.has(name)) back[name] = value;
       });
-      res.writeHead(answer.status, {
-        'content-type': answer.headers.get('content-type') ?? 'application/json',
-      });
+      res.writeHead(answer.status, back);
       res.end(Buffer.from(await answer.arrayBuffer()));
     });
   });
@@ -293,6 +308,52 @@ describe('maas console against a deployed-like stack', () => {
     expect(gateway.seen.length).toBeGreaterThan(5);
     expect(gateway.seen.filter((s) => s.verdict !== 'sigv4')).toEqual([]);
     expect(problems.filter((p) => p.startsWith('page error'))).toEqual([]);
+  });
+
+  it('passes binary answers back whole, with their header length (an inference, an async result)', async () => {
+    const { body, headers } = encodeInferRequest({
+      inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 4], data: [6.7, 3.0, 5.2, 2.3] }],
+      binaryOutputs: true,
+    });
+    const post = (path: string) =>
+      fetch(`${consoleServer.url}${path}`, {
+        method: 'POST',
+        headers: { ...headers, 'x-maas-console': '1' },
+        body,
+      });
+    const read = async (r: Response) => {
+      const length = r.headers.get('inference-header-content-length');
+      expect(length).toMatch(/^\d+$/);
+      return decodeInferResponse(new Uint8Array(await r.arrayBuffer()), Number(length));
+    };
+    const label = (outputs: { name: string; data: unknown }[]) =>
+      outputs.find((o) => o.name === 'label')?.data;
+
+    const sync = await post('/v2/models/iris/infer');
+    expect(sync.status).toBe(200);
+    expect(sync.headers.get('content-type')).toBe('application/octet-stream');
+    expect(sync.headers.get('x-maas-inference-id')).toMatch(/\S/);
+    expect(label((await read(sync)).outputs)).toEqual(['virginica']);
+
+    const accepted = await post('/v2/models/iris/infer-async');
+    expect(accepted.status).toBe(202);
+    const { requestId } = (await accepted.json()) as { requestId: string };
+    await remote.services.idle();
+    const result = await fetch(`${consoleServer.url}/async/${requestId}`, {
+      headers: { 'x-maas-console': '1' },
+    });
+    expect(result.status).toBe(200);
+    // The status document is the JSON header; its result's binary outputs follow it.
+    const length = Number(result.headers.get('inference-header-content-length'));
+    const bytes = Buffer.from(await result.arrayBuffer());
+    const status = JSON.parse(bytes.subarray(0, length).toString('utf8'));
+    expect(status.status).toBe('done');
+    const resultHeader = Buffer.from(JSON.stringify(status.result), 'utf8');
+    const answer = decodeInferResponse(
+      Buffer.concat([resultHeader, bytes.subarray(length)]),
+      resultHeader.length,
+    );
+    expect(label(answer.outputs)).toEqual(['virginica']);
   });
 
   it('forwards nothing but the API routes, from its own page, on its own host', async () => {
