@@ -10,6 +10,7 @@
  *   are 1..10 000 and listed in ascending order, a copy's source and range exist. It counts the reads of each
  *   object's bytes (get, getRange, streamRange), so tests can tell which bodies a flow read.
  */
+import { createHash } from 'node:crypto';
 import { leaseExpired } from '../domain/batch';
 import {
   type BatchJobRecord,
@@ -185,6 +186,12 @@ export class MemoryBatchJobs implements BatchJobRepository {
       .map(({ inputTag: _t, ...p }) => copy(p))
       .sort((a, b) => a.index - b.index);
   }
+
+  async clearParts(jobId: string, inputTag: string): Promise<void> {
+    await yieldTurn();
+    const parts = this.parts.get(jobId);
+    for (const [k, p] of parts ?? []) if (p.inputTag === inputTag) parts?.delete(k);
+  }
 }
 
 interface StoredObject {
@@ -247,7 +254,8 @@ export class MemoryRangedObjects implements RangedObjects, BlobStore {
   async put(key: string, body: Uint8Array | string): Promise<void> {
     await yieldTurn();
     const bytes = typeof body === 'string' ? new TextEncoder().encode(body) : body.slice();
-    this.objects.set(key, { body: bytes, eTag: `e${++this.n}` });
+    // As S3 tags an object written in one PUT: the MD5 of its bytes (the same bytes again, the same ETag).
+    this.objects.set(key, { body: bytes, eTag: createHash('md5').update(bytes).digest('hex') });
   }
 
   async delete(key: string): Promise<void> {

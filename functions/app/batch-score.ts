@@ -148,7 +148,7 @@ export type BatchRunResult =
 /** The event that starts a job: which form its input has, and the tag of the created object when the event has one. */
 export interface BatchStart {
   readonly input: BatchInputForm;
-  /** `version:{id}` or `etag:{etag}` of `input.jsonl` from the event (unused for the `input/` form). */
+  /** `version:{id}` or `etag:{etag}` of the created object from the event (`input.jsonl`, or `input/_SUCCESS`). */
   readonly eventTag?: string;
 }
 
@@ -228,13 +228,20 @@ async function inputsOf(
     }
     return { inputTag, inputs: [{ key: BATCH_KEYS.input(jobId), sizeBytes: head.sizeBytes }] };
   }
+  // The marker names the start: written again (a new version of it), it starts the same files again.
+  const marker = await deps.blobs.head(BATCH_KEYS.inputMarker(jobId));
+  if (!marker) return { skipped: 'input/_SUCCESS no longer exists' };
+  const markerTag = inputTagOf(marker);
+  if (start.eventTag && start.eventTag !== markerTag) {
+    return { skipped: 'input/_SUCCESS was written again since this event; its own event starts the job' };
+  }
   const prefix = BATCH_KEYS.inputPrefix(jobId);
   const inputs = (await deps.objects.list(prefix)).filter((o) => {
     const name = o.key.slice(prefix.length);
     return !name.includes('/') && name.endsWith('.jsonl');
   });
   // The objects as they are now name the input: a new set of files (or new contents) is another job.
-  const listing = inputs.map((o) => `${o.key}\n${o.eTag ?? ''}\n${o.sizeBytes}`).join('\n');
+  const listing = [markerTag, ...inputs.map((o) => `${o.key}\n${o.eTag ?? ''}\n${o.sizeBytes}`)].join('\n');
   return {
     inputTag: `inputs:${sha256(listing).slice(0, 32)}`,
     inputs: inputs.map((o) => ({ key: o.key, sizeBytes: o.sizeBytes })),
@@ -256,8 +263,17 @@ export async function startBatchJob(
   if ('skipped' in found) return { state: 'skipped', reason: found.skipped };
   const run = () => startUnguarded(deps, jobId, start.input, found.inputTag, found.inputs);
   if (!deps.startGuard) return run();
+  // A start is guarded with the job it comes after: the same input again after another one (A, B, then A) is a new
+  // job, not a repeat of the first start of A. A repeat finds its own job standing, and takes what that follows.
+  const standing = await deps.jobs.getJob(jobId);
+  const follows =
+    standing === undefined
+      ? ''
+      : standing.inputTag === found.inputTag
+        ? (standing.follows ?? '')
+        : standing.inputTag;
   try {
-    return await deps.startGuard.once({ jobId, inputTag: found.inputTag }, run, budget);
+    return await deps.startGuard.once({ jobId, inputTag: found.inputTag, follows }, run, budget);
   } catch (e) {
     // Another delivery starts this very input right now: it owns it.
     if (e instanceof AlreadyInProgressError)
@@ -338,6 +354,9 @@ async function startUnguarded(
     if (isMaasError(e) && e.status < 500) return fail(e, spec);
     throw e;
   }
+  // A job of this very input ran before (it was replaced since, or its record is gone): its part records are of
+  // no use to this one — their segments went at its end — and would count as this job's parts.
+  if (standing?.inputTag !== inputTag) await deps.jobs.clearParts(jobId, inputTag);
   const plan: BatchPlan = { inputTag, partBytes: cut.partBytes, bytesTotal, parts: cut.parts };
   await deps.blobs.put(BATCH_KEYS.plan(jobId), JSON.stringify(plan));
   rememberPlan(deps, jobId, plan);
@@ -354,6 +373,7 @@ async function startUnguarded(
     bytesTotal,
     startedAt,
     updatedAt: startedAt,
+    ...(standing && standing.inputTag !== inputTag ? { follows: standing.inputTag } : {}),
   };
   let job = await deps.jobs.createJob(fresh);
   if (job.inputTag !== inputTag) {

@@ -94,6 +94,8 @@ export interface BatchJobRecord {
   readonly failedRows: number;
   readonly startedAt: string;
   readonly updatedAt: string;
+  /** The input tag of the job this one came after (the record it replaced), when another input's. */
+  readonly follows?: string;
   /**
    * When the aggregation was claimed (by the part that completed the job, to send the `batch-aggregate` message);
    * removed when that send failed, and set again by a caller that takes over a claim older than the lease.
@@ -190,4 +192,9 @@ export interface BatchJobRepository {
   ): Promise<BatchJobRecord | undefined>;
   /** The finished parts of a job, in index order. */
   listParts(jobId: string, inputTag: string): Promise<PartOutcome[]>;
+  /**
+   * Removes the part records of `inputTag` (those of an earlier job of the same input, which a new job of it must
+   * not take for its own: their segments are gone).
+   */
+  clearParts(jobId: string, inputTag: string): Promise<void>;
 }

@@ -392,6 +392,27 @@ describe('batch scoring: start and parts', () => {
     expect(statusOf(s.objects)).toMatchObject({ state: 'done', total: 76 });
   });
 
+  it('starts the input/ files again when input/_SUCCESS is written again; a stale event of it is skipped', async () => {
+    const s = await setup({ files: [30, 20] });
+    const markerTag = async () => `etag:${(await s.objects.head(BATCH_KEYS.inputMarker('j')))?.eTag}`;
+    const start = async (eventTag: string) => startBatchJob(s.deps, 'j', { input: 'prefix', eventTag });
+    const first = await markerTag();
+    expect(await start(first)).toMatchObject({ state: 'running' });
+    await drain(s);
+    const firstTag = (await s.jobs.getJob('j'))?.inputTag;
+    // A new version of the marker (in a versioned bucket, a new version id; here new bytes, a new ETag).
+    await s.objects.put(BATCH_KEYS.inputMarker('j'), 'again');
+    expect(await start(first)).toMatchObject({
+      state: 'skipped',
+      reason: expect.stringMatching(/written again since this event/),
+    });
+    expect(await start(await markerTag())).toMatchObject({ state: 'running' });
+    await drain(s);
+    expect((await s.jobs.getJob('j'))?.inputTag).not.toBe(firstTag);
+    expect(s.objects.text(BATCH_KEYS.output('j'))).toBe(reference(s.text));
+    expect(statusOf(s.objects)).toMatchObject({ state: 'done', total: 50 });
+  });
+
   it('applies partBytes and maxConcurrency of job.json', async () => {
     const s = await setup({ rows: 3000, job: { model: 'm', partBytes: 65_536, maxConcurrency: 2 } });
     await s.start();
@@ -482,6 +503,30 @@ describe('batch scoring: start and parts', () => {
     await drain(s);
     expect(s.objects.text(BATCH_KEYS.output('j'))).toBe(reference(text));
     expect(statusOf(s.objects)).toMatchObject({ state: 'done', total: 40 });
+  });
+
+  it('scores an input again after another one (A, B, then A again): a new job, not the first one repeated', async () => {
+    const s = await setup({ rows: 50 });
+    const output = () => s.objects.text(BATCH_KEYS.output('j'));
+    await s.start();
+    await drain(s);
+    expect(output()).toBe(reference(s.text));
+    const b = inputText(20, 700);
+    await s.objects.put(BATCH_KEYS.input('j'), b);
+    expect(await startBatchJob(s.deps, 'j', { input: 'file' })).toMatchObject({ state: 'running' });
+    await drain(s);
+    expect(output()).toBe(reference(b));
+    // The same bytes again: the same ETag, so the same input tag as the first job's.
+    await s.objects.put(BATCH_KEYS.input('j'), s.text);
+    const again = await s.start();
+    expect(again).toMatchObject({ state: 'running' });
+    await drain(s);
+    expect(output()).toBe(reference(s.text));
+    const status = statusOf(s.objects);
+    expect(status).toMatchObject({ state: 'done', total: 50, partsDone: status.partsTotal });
+    // Its start delivered again now is a repeat: nothing starts.
+    expect(await s.start()).toEqual(again);
+    expect(s.queue.fresh()).toEqual([]);
   });
 
   it('removes the segments of the input it replaces, counted parts included', async () => {
