@@ -237,6 +237,7 @@ describe('S3 events handler', () => {
 
   it('dispatches incoming models and batch inputs, ignores other keys, and fails after trying every record', async () => {
     const registered: string[] = [];
+    const batch = memoryBatch();
     const handler = createS3EventsHandler({
       upload: {
         register: async (input) => {
@@ -247,7 +248,7 @@ describe('S3 events handler', () => {
         blobs: new MemoryBlobStore(),
         guard: new MemoryGuard(),
       },
-      batch: memoryBatch(),
+      batch,
       logger: quiet,
     });
     const event = {
@@ -272,7 +273,12 @@ describe('S3 events handler', () => {
     expect(ok[2]).toMatchObject({ kind: 'batch', jobId: 'j1', state: 'skipped' });
     const cancel = await handler(s3Event('b', 'batch/j1/cancel', 'e5'), budget);
     expect(cancel).toEqual([expect.objectContaining({ kind: 'batch', jobId: 'j1' })]);
-    const marker = await handler(s3Event('b', 'batch/j2/input/_SUCCESS', 'e6'), budget);
+    // A marker that is not in the store (any more) starts nothing; one that is, with no job.json, fails its job.
+    const gone = await handler(s3Event('b', 'batch/j2/input/_SUCCESS', 'e6'), budget);
+    expect(gone).toEqual([expect.objectContaining({ kind: 'batch', jobId: 'j2', state: 'skipped' })]);
+    await batch.objects.put('batch/j2/input/_SUCCESS', '');
+    const eTag = (await batch.objects.head('batch/j2/input/_SUCCESS'))?.eTag as string;
+    const marker = await handler(s3Event('b', 'batch/j2/input/_SUCCESS', eTag), budget);
     expect(marker).toEqual([expect.objectContaining({ kind: 'batch', jobId: 'j2', state: 'failed' })]); // no job.json
   });
 });
