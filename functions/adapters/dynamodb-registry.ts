@@ -438,12 +438,18 @@ export class DynamoRegistryRepository implements RegistryRepository {
         this.get(pk, keys.aliasSk(move.alias)),
         move.version === null ? undefined : this.get(pk, keys.versionSk(move.version)),
       ]);
+      // A re-created alias's first entry follows the last one of its removed past (one query, creations only).
+      const lastHistoryAt =
+        alias === undefined && target !== undefined
+          ? (await this.aliasHistory(move.name, move.alias, 1)).items[0]?.at
+          : undefined;
       const plan = planAliasMove(
         move,
         {
           modelExists: model !== undefined,
           alias: alias ? toAlias(alias) : undefined,
           target: target ? toVersion(target) : undefined,
+          ...(lastHistoryAt !== undefined ? { lastHistoryAt } : {}),
         },
         this.clock.now().toISOString(),
       );

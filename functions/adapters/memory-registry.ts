@@ -239,12 +239,18 @@ export class MemoryRegistryRepository implements RegistryRepository {
   async moveAlias(move: AliasMove): Promise<AliasMoveResult> {
     return this.untilCommitted(`moving alias '${move.alias}' of '${move.name}'`, async () => {
       const data = this.store.models.get(move.name);
+      const alias = data?.aliases.get(move.alias);
+      const lastHistoryAt = alias
+        ? undefined
+        : (data?.history ?? []).filter((h) => h.alias === move.alias).sort((a, b) => compareHistory(b, a))[0]
+            ?.at;
       const plan = planAliasMove(
         move,
         {
           modelExists: data !== undefined,
-          alias: data?.aliases.get(move.alias),
+          alias,
           target: move.version === null ? undefined : data?.versions.get(move.version),
+          ...(lastHistoryAt !== undefined ? { lastHistoryAt } : {}),
         },
         this.clock.now().toISOString(),
       );

@@ -288,6 +288,11 @@ export interface AliasMoveState {
   readonly alias: AliasState | undefined;
   /** The version the move points the alias at; undefined when it does not exist (or the move removes the alias). */
   readonly target: ModelVersion | undefined;
+  /**
+   * When the alias does not exist: the time of its latest history entry (it was removed), if any. A re-created
+   * alias starts again at revision 1, so its first entry is dated after that one, which it must follow.
+   */
+  readonly lastHistoryAt?: string;
 }
 
 /**
@@ -359,7 +364,10 @@ export function planAliasMove(move: AliasMove, state: AliasMoveState, clockNow: 
   }
 
   const prevAt = state.alias?.updatedAt;
-  const at = prevAt !== undefined && prevAt > clockNow ? prevAt : clockNow;
+  let at = prevAt !== undefined && prevAt > clockNow ? prevAt : clockNow;
+  if (!state.alias && state.lastHistoryAt !== undefined && at <= state.lastHistoryAt) {
+    at = new Date(Date.parse(state.lastHistoryAt) + 1).toISOString();
+  }
   const nextRevision = revision + 1;
   // The split: a move to the canary version promotes it (the canary is cleared, the shadow and the key parameter
   // stay); a move to the shadow version clears the shadow (a version never shadows itself); any other move keeps

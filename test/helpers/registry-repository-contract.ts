@@ -513,6 +513,26 @@ export function registryRepositoryContract(setup: () => Promise<RegistryReposito
       expect(rolled).toMatchObject({ version: 2, previousVersion: 3 });
     });
 
+    it('keeps a re-created alias after its removal in the history, within the same millisecond', async () => {
+      await register('again', 2);
+      const frozen = harness.repository({ now: () => new Date('2026-12-02T10:00:00.000Z') });
+      await frozen.moveAlias({ name: 'again', alias: 'staging', version: 2, actor: 'a' });
+      await frozen.moveAlias({ name: 'again', alias: 'staging', version: null, actor: 'b' });
+      // Created again: revision 1 again, yet after the removal.
+      const back = await frozen.moveAlias({ name: 'again', alias: 'staging', version: 1, actor: 'c' });
+      expect(back).toMatchObject({ version: 1, previousVersion: null, revision: 1 });
+      const history = (await repo.aliasHistory('again', 'staging', 10)).items;
+      expect(history.map((h) => [h.actor, h.version, h.at])).toEqual([
+        ['c', 1, '2026-12-02T10:00:00.001Z'],
+        ['b', null, '2026-12-02T10:00:00.000Z'],
+        ['a', 2, '2026-12-02T10:00:00.000Z'],
+      ]);
+      // Its latest move is the one that created it again: nothing to roll back to.
+      await expect(
+        rollbackAlias({ repo: frozen }, { name: 'again', alias: 'staging', actor: 'ops' }),
+      ).rejects.toMatchObject({ code: 'NO_ROLLBACK_TARGET' });
+    });
+
     it('removes an alias (history kept, a null entry); a rollback restores it', async () => {
       await register('gone', 2);
       await repo.moveAlias({ name: 'gone', alias: 'staging', version: 2, actor: 'a' });
