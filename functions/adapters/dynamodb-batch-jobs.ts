@@ -25,7 +25,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import {
-  BatchWriteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -507,48 +506,6 @@ export class DynamoBatchJobRepository implements BatchJobRepository {
       start = out.LastEvaluatedKey;
     } while (start);
     return parts.sort((a, b) => a.index - b.index);
-  }
-
-  async clearParts(jobId: string, inputTag: string): Promise<void> {
-    let start: Record<string, unknown> | undefined;
-    do {
-      const out = await this.doc.send(
-        new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :prefix)',
-          FilterExpression: '#tag = :tag',
-          ExpressionAttributeNames: { '#pk': TABLE.partitionKey, '#sk': TABLE.sortKey, '#tag': 'inputTag' },
-          ExpressionAttributeValues: {
-            ':pk': keys.batchPk(jobId),
-            ':prefix': keys.batchPartSkPrefix(inputTag),
-            ':tag': inputTag,
-          },
-          ProjectionExpression: '#pk, #sk',
-          ConsistentRead: true,
-          ...(start ? { ExclusiveStartKey: start } : {}),
-        }),
-      );
-      const keysOf = (out.Items ?? []).map((item) => ({
-        [TABLE.partitionKey]: item[TABLE.partitionKey],
-        [TABLE.sortKey]: item[TABLE.sortKey],
-      }));
-      for (let i = 0; i < keysOf.length; i += 25) await this.deleteAll(keysOf.slice(i, i + 25));
-      start = out.LastEvaluatedKey;
-    } while (start);
-  }
-
-  /** Deletes up to 25 items in one BatchWriteItem, sending again what DynamoDB leaves unprocessed (throttled). */
-  private async deleteAll(itemKeys: readonly Record<string, unknown>[]): Promise<void> {
-    let requests = itemKeys.map((Key) => ({ DeleteRequest: { Key } }));
-    for (let n = 1; requests.length > 0; n++) {
-      const out = await this.doc.send(new BatchWriteCommand({ RequestItems: { [this.table]: requests } }));
-      requests = (out.UnprocessedItems?.[this.table] ?? []) as typeof requests;
-      if (requests.length === 0) return;
-      if (n >= this.maxConflictAttempts) {
-        throw new UnavailableError(`batch clearParts: ${requests.length} deletes left unprocessed; retry`, 1);
-      }
-      await sleep(Math.random() * Math.min(200, 5 * 2 ** n));
-    }
   }
 
   /**

@@ -186,12 +186,6 @@ export class MemoryBatchJobs implements BatchJobRepository {
       .map(({ inputTag: _t, ...p }) => copy(p))
       .sort((a, b) => a.index - b.index);
   }
-
-  async clearParts(jobId: string, inputTag: string): Promise<void> {
-    await yieldTurn();
-    const parts = this.parts.get(jobId);
-    for (const [k, p] of parts ?? []) if (p.inputTag === inputTag) parts?.delete(k);
-  }
 }
 
 interface StoredObject {

@@ -163,6 +163,17 @@ export function runOfInput(inputTag: string): string {
   return sha256(inputTag).slice(0, 16);
 }
 
+/**
+ * The tag of the job of an input, which its record, its messages, its part records and its segments (`{run}`) carry:
+ * the input's tag for a job that follows no other, else the input's tag and a digest of the tag of the job it
+ * follows. The same input again after another one (A, B, then A — an unversioned bucket gives the same bytes the
+ * same ETag) is then another job than the first A: late messages and part records of the first are not the new
+ * one's, and A, B, A, B gives four jobs.
+ */
+export function jobTagOf(inputTag: string, follows: string): string {
+  return follows === '' ? inputTag : `${inputTag}#after:${sha256(follows).slice(0, 16)}`;
+}
+
 /** Tag of an input object: its version id, else its ETag. */
 function inputTagOf(head: { eTag?: string; versionId?: string }): string {
   return head.versionId ? `version:${head.versionId}` : `etag:${head.eTag ?? 'none'}`;
@@ -198,10 +209,24 @@ async function writeJobStatus(deps: BatchScoreDeps, job: BatchJobRecord): Promis
  * same.
  */
 async function afterEnd(deps: BatchScoreDeps, job: BatchJobRecord): Promise<void> {
-  const endedAt = new Date(job.updatedAt);
-  await writeStatus(deps, batchStatusOf(job, Number.isNaN(endedAt.getTime()) ? now(deps) : endedAt));
+  // status.json about another input (a start that failed before it made a record) is that input's to keep.
+  const current = await deps.blobs.get(BATCH_KEYS.status(job.jobId));
+  if (current === undefined || statusInputTag(current) === job.inputTag) {
+    const endedAt = new Date(job.updatedAt);
+    await writeStatus(deps, batchStatusOf(job, Number.isNaN(endedAt.getTime()) ? now(deps) : endedAt));
+  }
   if (job.code !== BATCH_AGGREGATION_FAILED) {
     await deleteUnder(deps, BATCH_KEYS.segments(job.jobId, runOfInput(job.inputTag)));
+  }
+}
+
+/** The `inputTag` of a `status.json` document (undefined when it has none or is not JSON). */
+function statusInputTag(bytes: Uint8Array): string | undefined {
+  try {
+    const tag = (JSON.parse(dec(bytes)) as { inputTag?: unknown } | null)?.inputTag;
+    return typeof tag === 'string' ? tag : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -261,19 +286,17 @@ export async function startBatchJob(
 ): Promise<BatchRunResult> {
   const found = await inputsOf(deps, jobId, start);
   if ('skipped' in found) return { state: 'skipped', reason: found.skipped };
-  const run = () => startUnguarded(deps, jobId, start.input, found.inputTag, found.inputs);
-  if (!deps.startGuard) return run();
-  // A start is guarded with the job it comes after: the same input again after another one (A, B, then A) is a new
-  // job, not a repeat of the first start of A. A repeat finds its own job standing, and takes what that follows.
+  // A repeat of the start of the job standing now (its input, after the job it follows) is that job; any other
+  // start is a new job, which follows the one standing.
   const standing = await deps.jobs.getJob(jobId);
-  const follows =
-    standing === undefined
-      ? ''
-      : standing.inputTag === found.inputTag
-        ? (standing.follows ?? '')
-        : standing.inputTag;
+  const repeat =
+    standing !== undefined && standing.inputTag === jobTagOf(found.inputTag, standing.follows ?? '');
+  const follows = repeat ? (standing.follows ?? '') : (standing?.inputTag ?? '');
+  const jobTag = jobTagOf(found.inputTag, follows);
+  const run = () => startUnguarded(deps, jobId, start.input, jobTag, follows, found.inputs);
+  if (!deps.startGuard) return run();
   try {
-    return await deps.startGuard.once({ jobId, inputTag: found.inputTag, follows }, run, budget);
+    return await deps.startGuard.once({ jobId, inputTag: jobTag }, run, budget);
   } catch (e) {
     // Another delivery starts this very input right now: it owns it.
     if (e instanceof AlreadyInProgressError)
@@ -287,6 +310,7 @@ async function startUnguarded(
   jobId: string,
   form: BatchInputForm,
   inputTag: string,
+  follows: string,
   inputs: readonly InputObject[],
 ): Promise<BatchRunResult> {
   const startedAt = now(deps).toISOString();
@@ -354,9 +378,6 @@ async function startUnguarded(
     if (isMaasError(e) && e.status < 500) return fail(e, spec);
     throw e;
   }
-  // A job of this very input ran before (it was replaced since, or its record is gone): its part records are of
-  // no use to this one — their segments went at its end — and would count as this job's parts.
-  if (standing?.inputTag !== inputTag) await deps.jobs.clearParts(jobId, inputTag);
   const plan: BatchPlan = { inputTag, partBytes: cut.partBytes, bytesTotal, parts: cut.parts };
   await deps.blobs.put(BATCH_KEYS.plan(jobId), JSON.stringify(plan));
   rememberPlan(deps, jobId, plan);
@@ -373,7 +394,7 @@ async function startUnguarded(
     bytesTotal,
     startedAt,
     updatedAt: startedAt,
-    ...(standing && standing.inputTag !== inputTag ? { follows: standing.inputTag } : {}),
+    ...(follows !== '' ? { follows } : {}),
   };
   let job = await deps.jobs.createJob(fresh);
   if (job.inputTag !== inputTag) {
@@ -399,7 +420,9 @@ async function startUnguarded(
   if (job.partsTotal === 0) {
     await deps.blobs.put(BATCH_KEYS.output(jobId), new Uint8Array(), NDJSON);
     const done = await deps.jobs.finish(jobId, inputTag, 'done', now(deps).toISOString());
-    await afterEnd(deps, done ?? job);
+    // Another end (a cancel) came first: its record says how the job ended.
+    const ended = done ?? endedOf(await deps.jobs.getJob(jobId), inputTag);
+    if (ended) await afterEnd(deps, ended);
     return { state: 'done', total: 0, succeeded: 0, failed: 0 };
   }
 
@@ -1002,7 +1025,8 @@ async function assemble(
   }
   const maxUploadParts = deps.maxUploadParts ?? BATCH.maxParts;
   if (plan.length > maxUploadParts) {
-    // An object adds at most two parts (an uploaded piece and a copy).
+    // An object of at most 5 GiB adds at most two parts (an uploaded piece and a copy); a group of them is one
+    // object of the next level, copied in ranges of at most 5 GiB.
     const perGroup = Math.max(2, Math.floor(maxUploadParts / 2));
     const groups: SizedObject[][] = [];
     for (let i = 0; i < objects.length; i += perGroup) groups.push(objects.slice(i, i + perGroup));

@@ -94,7 +94,7 @@ export interface BatchJobRecord {
   readonly failedRows: number;
   readonly startedAt: string;
   readonly updatedAt: string;
-  /** The input tag of the job this one came after (the record it replaced), when another input's. */
+  /** The tag of the job this one came after (the record it replaced), when there was one (see `jobTagOf`). */
   readonly follows?: string;
   /**
    * When the aggregation was claimed (by the part that completed the job, to send the `batch-aggregate` message);
@@ -192,9 +192,4 @@ export interface BatchJobRepository {
   ): Promise<BatchJobRecord | undefined>;
   /** The finished parts of a job, in index order. */
   listParts(jobId: string, inputTag: string): Promise<PartOutcome[]>;
-  /**
-   * Removes the part records of `inputTag` (those of an earlier job of the same input, which a new job of it must
-   * not take for its own: their segments are gone).
-   */
-  clearParts(jobId: string, inputTag: string): Promise<void>;
 }

@@ -529,6 +529,112 @@ describe('batch scoring: start and parts', () => {
     expect(s.queue.fresh()).toEqual([]);
   });
 
+  it('A, B, A, B: four jobs, each scoring its own input', async () => {
+    const s = await setup({ rows: 50 });
+    const b = inputText(20, 700);
+    for (const text of [s.text, b, s.text, b]) {
+      await s.objects.put(BATCH_KEYS.input('j'), text);
+      expect(await startBatchJob(s.deps, 'j', { input: 'file' })).toMatchObject({ state: 'running' });
+      await drain(s);
+      expect(s.objects.text(BATCH_KEYS.output('j'))).toBe(reference(text));
+      expect(statusOf(s.objects)).toMatchObject({
+        state: 'done',
+        inputTag: (await s.jobs.getJob('j'))?.inputTag,
+      });
+    }
+  });
+
+  it('A, B, A: messages of the first A job do not touch the third', async () => {
+    const s = await setup({ rows: 60, deps: { maxConcurrency: 1 } });
+    await s.start();
+    const [p0] = s.queue.fresh();
+    // Part 0 of the first job scores one chunk, then its time runs out: a continuation is queued.
+    let calls = 0;
+    const budget = { getRemainingTimeInMillis: () => (calls++ < 1 ? 60_000 : 0) };
+    await runBatchPart(s.deps, p0 as Extract<WorkMessage, { type: 'batch-part' }>, budget);
+    const late = s.queue.fresh();
+    expect(late.map((m) => m.type === 'batch-part' && m.cursor !== undefined)).toEqual([true]);
+    await s.objects.put(BATCH_KEYS.input('j'), inputText(20, 700));
+    await startBatchJob(s.deps, 'j', { input: 'file' });
+    s.queue.fresh();
+    await s.objects.put(BATCH_KEYS.input('j'), s.text);
+    expect(await startBatchJob(s.deps, 'j', { input: 'file' })).toMatchObject({ state: 'running' });
+    const third = (await s.jobs.getJob('j'))?.inputTag;
+    expect(third).not.toBe(late[0]?.type === 'batch-part' ? late[0].inputTag : undefined);
+    for (const m of late) expect(await handle(s.deps, m)).toMatchObject({ state: 'skipped' });
+    await drain(s);
+    expect(s.objects.text(BATCH_KEYS.output('j'))).toBe(reference(s.text));
+    expect(statusOf(s.objects)).toMatchObject({ state: 'done', inputTag: third, total: 60 });
+  });
+
+  it("A, B, A: the first A job's assembly, completed late, does not end the third", async () => {
+    const s = await setup({ rows: 60 });
+    let release: (() => void) | undefined;
+    let held = false;
+    const objects = withMethods(s.objects, {
+      completeMultipart: async (...args: Parameters<MemoryRangedObjects['completeMultipart']>) => {
+        await s.objects.completeMultipart(...args);
+        if (held) return;
+        held = true;
+        await new Promise<void>((r) => {
+          release = r;
+        });
+      },
+    });
+    await s.start();
+    const first = drain({ ...s, deps: { ...s.deps, objects } });
+    while (!release) await new Promise((r) => setTimeout(r, 1));
+    await s.objects.put(BATCH_KEYS.input('j'), inputText(20, 700));
+    await startBatchJob(s.deps, 'j', { input: 'file' });
+    await s.objects.put(BATCH_KEYS.input('j'), s.text);
+    await startBatchJob(s.deps, 'j', { input: 'file' });
+    release();
+    await first;
+    await drain(s);
+    expect(s.objects.text(BATCH_KEYS.output('j'))).toBe(reference(s.text));
+    const status = statusOf(s.objects);
+    expect(status).toMatchObject({
+      state: 'done',
+      total: 60,
+      inputTag: (await s.jobs.getJob('j'))?.inputTag,
+    });
+    expect(status.partsDone).toBe(status.partsTotal);
+  });
+
+  it('a start that fails keeps its status: a late message or cancel of the job before does not write over it', async () => {
+    const s = await setup({ rows: 20 });
+    const aggregates: WorkMessage[] = [];
+    s.queue.onSend = (m) => {
+      if (m.type === 'batch-aggregate') aggregates.push(structuredClone(m));
+    };
+    await s.start();
+    await drain(s);
+    await s.objects.put(BATCH_KEYS.input('j'), inputText(5, 900));
+    const unknown = { ...s.deps, predictor: fakePredictor({ missingModel: true }) };
+    expect(await startBatchJob(unknown, 'j', { input: 'file' })).toMatchObject({ state: 'failed' });
+    for (const m of aggregates) await handle(s.deps, m);
+    await cancelBatchJob(s.deps, 'j');
+    expect(statusOf(s.objects)).toMatchObject({ state: 'failed', code: 'MODEL_NOT_FOUND' });
+  });
+
+  it('an empty input whose job a cancel ends first says cancelled', async () => {
+    const s = await setup({ rows: 0 });
+    let cancelled = false;
+    const jobs = withMethods(s.jobs, {
+      finish: async (...args: Parameters<MemoryBatchJobs['finish']>) => {
+        if (!cancelled && args[2] === 'done') {
+          cancelled = true;
+          expect(await cancelBatchJob(s.deps, 'j')).toEqual({ state: 'cancelled' });
+        }
+        return s.jobs.finish(...args);
+      },
+    });
+    await startBatchJob({ ...s.deps, jobs }, 'j', { input: 'file' });
+    expect(cancelled).toBe(true);
+    expect((await s.jobs.getJob('j'))?.state).toBe('cancelled');
+    expect(statusOf(s.objects).state).toBe('cancelled');
+  });
+
   it('removes the segments of the input it replaces, counted parts included', async () => {
     const s = await setup({ rows: 100, deps: { maxConcurrency: 1 } });
     await s.start();
