@@ -235,6 +235,16 @@ function endedOf(job: BatchJobRecord | undefined, inputTag: string): BatchJobRec
   return job && job.inputTag === inputTag && job.state !== 'running' ? job : undefined;
 }
 
+/** Runs the end's follow-up again when `job` is the record of `inputTag`'s job and that job has ended. */
+async function afterEndAgain(
+  deps: BatchScoreDeps,
+  job: BatchJobRecord | undefined,
+  inputTag: string,
+): Promise<void> {
+  const ended = endedOf(job, inputTag);
+  if (ended) await afterEnd(deps, ended);
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Start
 
@@ -421,8 +431,8 @@ async function startUnguarded(
     await deps.blobs.put(BATCH_KEYS.output(jobId), new Uint8Array(), NDJSON);
     const done = await deps.jobs.finish(jobId, inputTag, 'done', now(deps).toISOString());
     // Another end (a cancel) came first: its record says how the job ended.
-    const ended = done ?? endedOf(await deps.jobs.getJob(jobId), inputTag);
-    if (ended) await afterEnd(deps, ended);
+    if (done) await afterEnd(deps, done);
+    else await afterEndAgain(deps, await deps.jobs.getJob(jobId), inputTag);
     return { state: 'done', total: 0, succeeded: 0, failed: 0 };
   }
 
@@ -538,8 +548,7 @@ export async function runBatchPart(
   const orphans = message.cursor?.segments ?? [];
   if (stopped || !job) {
     await deleteSegments(deps, jobId, inputTag, index, orphans);
-    const ended = endedOf(job, inputTag);
-    if (ended) await afterEnd(deps, ended);
+    await afterEndAgain(deps, job, inputTag);
     return { state: 'skipped', reason: `the job is ${stopped}` };
   }
   const plan = await planOf(deps, jobId, inputTag);
@@ -933,8 +942,7 @@ export async function aggregateBatchJob(
   const job = await deps.jobs.getJob(jobId);
   const stopped = stateOf(job, inputTag);
   if (stopped || !job) {
-    const ended = endedOf(job, inputTag);
-    if (ended) await afterEnd(deps, ended);
+    await afterEndAgain(deps, job, inputTag);
     return { state: 'skipped', reason: `the job is ${stopped}` };
   }
   if (job.partsDone !== job.partsTotal) {
@@ -1114,8 +1122,7 @@ export async function failBatchPart(
   const job = await deps.jobs.getJob(jobId);
   const stopped = stateOf(job, inputTag);
   if (stopped) {
-    const ended = endedOf(job, inputTag);
-    if (ended) await afterEnd(deps, ended);
+    await afterEndAgain(deps, job, inputTag);
     return { state: 'skipped', reason: `the job is ${stopped}` };
   }
   const part = await planOf(deps, jobId, inputTag)
@@ -1151,8 +1158,7 @@ export async function failBatchAggregate(
   const job = await deps.jobs.getJob(jobId);
   const stopped = stateOf(job, inputTag);
   if (stopped) {
-    const ended = endedOf(job, inputTag);
-    if (ended) await afterEnd(deps, ended);
+    await afterEndAgain(deps, job, inputTag);
     return { state: 'skipped', reason: `the job is ${stopped}` };
   }
   const why = err instanceof Error ? err.message : String(err);
