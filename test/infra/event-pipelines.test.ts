@@ -227,6 +227,15 @@ describe('EventPipelines', () => {
     expect(pipelines.failedVersionsRule).toBeInstanceOf(events.Rule);
   });
 
+  it('lets the functions that queue work send to the work queue: the S3 events function, the worker, the async API', () => {
+    const queueArn = JSON.stringify({ 'Fn::GetAtt': [ref(pipelines.queue), 'Arn'] });
+    const onQueue = (fn: Parameters<typeof statementsOf>[0]) =>
+      actionsOf(statementsOf(fn).filter((st) => JSON.stringify(st.Resource) === queueArn));
+    for (const fn of [pipelines.s3EventsFunction, pipelines.workerFunction, pipelines.asyncApiFunction]) {
+      expect(onQueue(fn)).toContain('sqs:SendMessage');
+    }
+  });
+
   it('grants each function only what it uses', () => {
     const s3Events = statementsOf(pipelines.s3EventsFunction);
     const worker = statementsOf(pipelines.workerFunction);

@@ -334,7 +334,9 @@ describe('least privilege', () => {
     expect(actions.filter((a) => a.startsWith('dynamodb:'))).not.toEqual(
       expect.arrayContaining([expect.stringMatching(/Put|Update|Delete|Write/)]),
     );
-    for (const s of statements.filter((x) => list(x.Action).some((a) => a.startsWith('dynamodb:')))) {
+    const reads = statements.filter((x) => list(x.Action).some((a) => a.startsWith('dynamodb:')));
+    expect(reads.flatMap((s) => list(s.Action))).toEqual(expect.arrayContaining(['dynamodb:GetItem']));
+    for (const s of reads) {
       expect(list(s.Resource)).toContainEqual(tableArn);
       expect(resourceText(s)).not.toContain('index/*');
     }

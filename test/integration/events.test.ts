@@ -86,6 +86,7 @@ describe('register on upload', () => {
     const outcomes = (
       await Promise.all([env.s3Events(event), env.s3Events(event), env.s3Events(event)])
     ).flat();
+    expect(outcomes).toHaveLength(3);
     for (const o of outcomes) expect(o).toMatchObject({ kind: 'register', status: 'FAILED', name: 'broken' });
     const versions = (await repo.listVersions('broken', 100)).items;
     expect(versions).toHaveLength(1);

@@ -309,10 +309,9 @@ describe('resolveAwsEndpoint', () => {
 
   it('takes the service endpoint, then the global one, from the environment unless told to ignore them', () => {
     const env = { AWS_ENDPOINT_URL_S3: 'http://localhost:4569', AWS_ENDPOINT_URL: 'http://localhost:4566' };
-    expect(resolveAwsEndpoint('s3', 'eu-west-1', undefined, env)).toMatchObject({
-      url: new URL('http://localhost:4569'),
-      custom: true,
-    });
+    const s3 = resolveAwsEndpoint('s3', 'eu-west-1', undefined, env);
+    expect(s3.url.href).toBe('http://localhost:4569/');
+    expect(s3.custom).toBe(true);
     expect(resolveAwsEndpoint('dynamodb', 'eu-west-1', undefined, env).url.href).toBe(
       'http://localhost:4566/',
     );
