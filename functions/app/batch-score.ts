@@ -209,9 +209,11 @@ async function writeJobStatus(deps: BatchScoreDeps, job: BatchJobRecord): Promis
  * same.
  */
 async function afterEnd(deps: BatchScoreDeps, job: BatchJobRecord): Promise<void> {
-  // status.json about another input (a start that failed before it made a record) is that input's to keep.
+  // status.json of a later start (one that failed before it made a record) is that start's to keep; one of this
+  // job or of an earlier one (a late running write) gives way.
   const current = await deps.blobs.get(BATCH_KEYS.status(job.jobId));
-  if (current === undefined || statusInputTag(current) === job.inputTag) {
+  const shown = current === undefined ? undefined : statusIdentity(current);
+  if (shown === undefined || shown.inputTag === job.inputTag || !(shown.startedAt > job.startedAt)) {
     const endedAt = new Date(job.updatedAt);
     await writeStatus(deps, batchStatusOf(job, Number.isNaN(endedAt.getTime()) ? now(deps) : endedAt));
   }
@@ -220,11 +222,13 @@ async function afterEnd(deps: BatchScoreDeps, job: BatchJobRecord): Promise<void
   }
 }
 
-/** The `inputTag` of a `status.json` document (undefined when it has none or is not JSON). */
-function statusInputTag(bytes: Uint8Array): string | undefined {
+/** Which job a `status.json` document is about: its tag and start (undefined when it says neither). */
+function statusIdentity(bytes: Uint8Array): { inputTag: string; startedAt: string } | undefined {
   try {
-    const tag = (JSON.parse(dec(bytes)) as { inputTag?: unknown } | null)?.inputTag;
-    return typeof tag === 'string' ? tag : undefined;
+    const doc = JSON.parse(dec(bytes)) as { inputTag?: unknown; startedAt?: unknown } | null;
+    return typeof doc?.inputTag === 'string' && typeof doc.startedAt === 'string'
+      ? { inputTag: doc.inputTag, startedAt: doc.startedAt }
+      : undefined;
   } catch {
     return undefined;
   }

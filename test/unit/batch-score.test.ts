@@ -602,7 +602,9 @@ describe('batch scoring: start and parts', () => {
   });
 
   it('a start that fails keeps its status: a late message or cancel of the job before does not write over it', async () => {
-    const s = await setup({ rows: 20 });
+    // A clock a second further at each reading: the failed start is later than the job before, to the millisecond.
+    let t = Date.parse('2026-12-02T10:00:00Z');
+    const s = await setup({ rows: 20, deps: { clock: { now: () => new Date((t += 1000)) } } });
     const aggregates: WorkMessage[] = [];
     s.queue.onSend = (m) => {
       if (m.type === 'batch-aggregate') aggregates.push(structuredClone(m));
@@ -615,6 +617,84 @@ describe('batch scoring: start and parts', () => {
     for (const m of aggregates) await handle(s.deps, m);
     await cancelBatchJob(s.deps, 'j');
     expect(statusOf(s.objects)).toMatchObject({ state: 'failed', code: 'MODEL_NOT_FOUND' });
+  });
+
+  it('an empty input after a finished job has its own status', async () => {
+    const s = await setup({ rows: 20 });
+    await s.start();
+    await drain(s);
+    await s.objects.put(BATCH_KEYS.input('j'), '');
+    expect(await startBatchJob(s.deps, 'j', { input: 'file' })).toMatchObject({ state: 'done', total: 0 });
+    expect(statusOf(s.objects)).toMatchObject({
+      state: 'done',
+      total: 0,
+      inputTag: (await s.jobs.getJob('j'))?.inputTag,
+    });
+  });
+
+  it('a cancel landing before a new job has written its first status ends it cancelled, status and all', async () => {
+    const s = await setup({ rows: 20 });
+    await s.start();
+    await drain(s);
+    await s.objects.put(BATCH_KEYS.input('j'), inputText(30, 500));
+    let cancelled = false;
+    const jobs = withMethods(s.jobs, {
+      claimNext: async (...args: Parameters<MemoryBatchJobs['claimNext']>) => {
+        if (!cancelled) {
+          cancelled = true;
+          expect(await cancelBatchJob(s.deps, 'j')).toEqual({ state: 'cancelled' });
+        }
+        return s.jobs.claimNext(...args);
+      },
+    });
+    await startBatchJob({ ...s.deps, jobs }, 'j', { input: 'file' });
+    expect(cancelled).toBe(true);
+    expect(statusOf(s.objects)).toMatchObject({
+      state: 'cancelled',
+      inputTag: (await s.jobs.getJob('j'))?.inputTag,
+    });
+  });
+
+  it("a running status of the job before, written late, gives way to the new job's end", async () => {
+    const s = await setup({ rows: 40, deps: { maxConcurrency: 1 } });
+    await s.start();
+    const [p0] = s.queue.fresh();
+    let release: (() => void) | undefined;
+    let held = false;
+    const blobs = withMethods(s.objects, {
+      put: async (...args: Parameters<MemoryRangedObjects['put']>) => {
+        if (!held && args[0] === BATCH_KEYS.status('j')) {
+          held = true;
+          await new Promise<void>((r) => {
+            release = r;
+          });
+        }
+        return s.objects.put(...args);
+      },
+    });
+    const late = runBatchPart({ ...s.deps, blobs }, p0 as Extract<WorkMessage, { type: 'batch-part' }>);
+    while (!release) await new Promise((r) => setTimeout(r, 1));
+    s.queue.fresh();
+    const b = inputText(10, 700);
+    await s.objects.put(BATCH_KEYS.input('j'), b);
+    await startBatchJob(s.deps, 'j', { input: 'file' });
+    const aggregates: WorkMessage[] = [];
+    for (let m = s.queue.fresh(); m.length; m = s.queue.fresh()) {
+      for (const message of m) {
+        if (message.type === 'batch-aggregate') aggregates.push(message);
+        else await handle(s.deps, message);
+      }
+    }
+    release?.();
+    await late;
+    expect(statusOf(s.objects).state).toBe('running');
+    expect(aggregates).toHaveLength(1);
+    for (const m of aggregates) expect(await handle(s.deps, m)).toMatchObject({ state: 'done' });
+    expect(s.objects.text(BATCH_KEYS.output('j'))).toBe(reference(b));
+    expect(statusOf(s.objects)).toMatchObject({
+      state: 'done',
+      inputTag: (await s.jobs.getJob('j'))?.inputTag,
+    });
   });
 
   it('an empty input whose job a cancel ends first says cancelled', async () => {
