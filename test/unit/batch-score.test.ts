@@ -604,7 +604,13 @@ describe('batch scoring: start and parts', () => {
   it('a start that fails keeps its status: a late message or cancel of the job before does not write over it', async () => {
     // A clock a second further at each reading: the failed start is later than the job before, to the millisecond.
     let t = Date.parse('2026-12-02T10:00:00Z');
-    const s = await setup({ rows: 20, deps: { clock: { now: () => new Date((t += 1000)) } } });
+    const clock = {
+      now: () => {
+        t += 1000;
+        return new Date(t);
+      },
+    };
+    const s = await setup({ rows: 20, deps: { clock } });
     const aggregates: WorkMessage[] = [];
     s.queue.onSend = (m) => {
       if (m.type === 'batch-aggregate') aggregates.push(structuredClone(m));
