@@ -198,33 +198,31 @@ describe('async inference with binary tensor data', () => {
     expect(captured).toHaveLength(0);
   });
 
-  it('runs the raw form (Inference-Header-Content-Length 0) on the model’s only input', async () => {
-    const accepted = await submit('/v2/models/plus10/infer-async', bytesOf(X), {
-      'Inference-Header-Content-Length': '0',
-    });
-    expect(accepted.status).toBe(202);
-    await env.queue.drain();
-    // A raw-form request asks for nothing, so its answer is binary, every output as binary data (as /infer).
-    const done = binaryStatus(await status(accepted.body.requestId as string));
-    expect(done.header.status).toBe('done');
-    expect(done.header.result.outputs).toEqual([
-      { name: 'y', datatype: 'FP32', shape: [2, 2], parameters: { binary_data_size: 16 } },
-    ]);
-    expect(floats(done.data.get('y') as Buffer)).toEqual(Y);
-  });
-
-  it('runs an empty raw body as a tensor of no rows, as /infer does', async () => {
-    const accepted = await submit('/v2/models/plus10/infer-async', Buffer.alloc(0), {
-      'Inference-Header-Content-Length': '0',
-    });
-    expect(accepted.status).toBe(202);
-    await env.queue.drain();
-    const done = binaryStatus(await status(accepted.body.requestId as string));
-    expect(done.header.status).toBe('done');
-    expect(done.header.result.outputs).toEqual([
-      { name: 'y', datatype: 'FP32', shape: [0, 2], parameters: { binary_data_size: 0 } },
-    ]);
-  });
+  it.each([
+    ['two rows', bytesOf(X), [2, 2], Y],
+    ['no rows: an empty body, as /infer takes it', Buffer.alloc(0), [0, 2], []],
+  ])(
+    'runs the raw form (Inference-Header-Content-Length 0) on the model’s only input: %s',
+    async (_, body, shape, values) => {
+      const accepted = await submit('/v2/models/plus10/infer-async', body as Buffer, {
+        'Inference-Header-Content-Length': '0',
+      });
+      expect(accepted.status).toBe(202);
+      await env.queue.drain();
+      // A raw-form request asks for nothing, so its answer is binary, every output as binary data (as /infer).
+      const done = binaryStatus(await status(accepted.body.requestId as string));
+      expect(done.header.status).toBe('done');
+      expect(done.header.result.outputs).toEqual([
+        {
+          name: 'y',
+          datatype: 'FP32',
+          shape,
+          parameters: { binary_data_size: (values as number[]).length * 4 },
+        },
+      ]);
+      expect(floats(done.data.get('y') ?? Buffer.alloc(0))).toEqual(values);
+    },
+  );
 
   it('stores a gzip body decoded, and runs it', async () => {
     const { body, headerLength } = binaryBody(
