@@ -171,7 +171,12 @@ export function runOfInput(inputTag: string): string {
  * one's, and A, B, A, B gives four jobs.
  */
 export function jobTagOf(inputTag: string, follows: string): string {
-  return follows === '' ? inputTag : `${inputTag}#after:${sha256(follows).slice(0, 16)}`;
+  return follows === '' ? inputTag : `${inputTag}${afterSuffix(follows)}`;
+}
+
+/** What the tag of a job (or failed start) that came right after the job tagged `jobTag` ends with. */
+function afterSuffix(jobTag: string): string {
+  return `#after:${sha256(jobTag).slice(0, 16)}`;
 }
 
 /** Tag of an input object: its version id, else its ETag. */
@@ -195,7 +200,9 @@ async function writeJobStatus(deps: BatchScoreDeps, job: BatchJobRecord): Promis
   await writeStatus(deps, batchStatusOf(job, now(deps)));
   if (job.state !== 'running') return;
   const after = await deps.jobs.getJob(job.jobId);
-  if (after && after.inputTag === job.inputTag && after.state !== 'running') {
+  // Ended meanwhile, or replaced by another job (which may have ended before this write landed): the record's
+  // status is the last word.
+  if (after && (after.inputTag !== job.inputTag || after.state !== 'running')) {
     await writeStatus(deps, batchStatusOf(after, now(deps)));
   }
 }
@@ -209,11 +216,12 @@ async function writeJobStatus(deps: BatchScoreDeps, job: BatchJobRecord): Promis
  * same.
  */
 async function afterEnd(deps: BatchScoreDeps, job: BatchJobRecord): Promise<void> {
-  // status.json of a later start (one that failed before it made a record) is that start's to keep; one of this
-  // job or of an earlier one (a late running write) gives way.
+  // status.json of a start that came after this job (one that failed before it made a record: its tag ends with
+  // this job's digest) is that start's to keep; any other (this job's, an earlier one's late running write) gives
+  // way. Tags order them, not clocks.
   const current = await deps.blobs.get(BATCH_KEYS.status(job.jobId));
-  const shown = current === undefined ? undefined : statusIdentity(current);
-  if (shown === undefined || shown.inputTag === job.inputTag || !(shown.startedAt > job.startedAt)) {
+  const shown = current === undefined ? undefined : statusInputTag(current);
+  if (shown === undefined || !shown.endsWith(afterSuffix(job.inputTag))) {
     const endedAt = new Date(job.updatedAt);
     await writeStatus(deps, batchStatusOf(job, Number.isNaN(endedAt.getTime()) ? now(deps) : endedAt));
   }
@@ -222,13 +230,11 @@ async function afterEnd(deps: BatchScoreDeps, job: BatchJobRecord): Promise<void
   }
 }
 
-/** Which job a `status.json` document is about: its tag and start (undefined when it says neither). */
-function statusIdentity(bytes: Uint8Array): { inputTag: string; startedAt: string } | undefined {
+/** The `inputTag` (job tag) of a `status.json` document (undefined when it has none or is not JSON). */
+function statusInputTag(bytes: Uint8Array): string | undefined {
   try {
-    const doc = JSON.parse(dec(bytes)) as { inputTag?: unknown; startedAt?: unknown } | null;
-    return typeof doc?.inputTag === 'string' && typeof doc.startedAt === 'string'
-      ? { inputTag: doc.inputTag, startedAt: doc.startedAt }
-      : undefined;
+    const tag = (JSON.parse(dec(bytes)) as { inputTag?: unknown } | null)?.inputTag;
+    return typeof tag === 'string' ? tag : undefined;
   } catch {
     return undefined;
   }
@@ -411,8 +417,11 @@ async function startUnguarded(
     ...(follows !== '' ? { follows } : {}),
   };
   let job = await deps.jobs.createJob(fresh);
+  // The job this one replaces: the record standing when it was created (read before, or found by createJob).
+  let replaced = standing;
   if (job.inputTag !== inputTag) {
     // The job of a previous input still runs: the new input replaces it.
+    replaced = job;
     await deps.jobs.finish(job.jobId, job.inputTag, 'cancelled', now(deps).toISOString(), {
       error: 'a new input of the job replaced this one',
       code: 'BATCH_INPUT_REPLACED',
@@ -427,8 +436,8 @@ async function startUnguarded(
   }
   // The segments of the input this one replaces (counted parts of a job cancelled just now, or kept after a failed
   // assembly): nobody reads them any more. Its parts still in flight remove their own.
-  if (standing && standing.inputTag !== inputTag) {
-    await deleteUnder(deps, BATCH_KEYS.segments(jobId, runOfInput(standing.inputTag)));
+  if (replaced && replaced.inputTag !== inputTag) {
+    await deleteUnder(deps, BATCH_KEYS.segments(jobId, runOfInput(replaced.inputTag)));
   }
 
   if (job.partsTotal === 0) {

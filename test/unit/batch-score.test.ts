@@ -703,6 +703,60 @@ describe('batch scoring: start and parts', () => {
     });
   });
 
+  it('a running status of a replaced job, written after the job replacing it ended, gives way to that end', async () => {
+    const s = await setup({ rows: 40, deps: { maxConcurrency: 1 } });
+    await s.start();
+    const [p0] = s.queue.fresh();
+    let release: (() => void) | undefined;
+    let held = false;
+    const blobs = withMethods(s.objects, {
+      put: async (...args: Parameters<MemoryRangedObjects['put']>) => {
+        if (!held && args[0] === BATCH_KEYS.status('j')) {
+          held = true;
+          await new Promise<void>((r) => {
+            release = r;
+          });
+        }
+        return s.objects.put(...args);
+      },
+    });
+    const late = runBatchPart({ ...s.deps, blobs }, p0 as Extract<WorkMessage, { type: 'batch-part' }>);
+    while (!release) await new Promise((r) => setTimeout(r, 1));
+    s.queue.fresh();
+    await s.objects.put(BATCH_KEYS.input('j'), inputText(10, 700));
+    await startBatchJob(s.deps, 'j', { input: 'file' });
+    await drain(s);
+    release?.();
+    await late;
+    await drain(s);
+    const record = await s.jobs.getJob('j');
+    expect(statusOf(s.objects)).toMatchObject({ state: 'done', inputTag: record?.inputTag });
+  });
+
+  it('orders a failed start and the jobs by their tags, not their clocks', async () => {
+    // Every reading of these clocks is the same millisecond, or earlier for the later start (a clock behind).
+    const at = (iso: string) => ({ now: () => new Date(iso) });
+    const s = await setup({ rows: 0, deps: { clock: at('2026-12-02T10:00:00.005Z') } });
+    await s.start();
+    await s.objects.put(BATCH_KEYS.input('j'), inputText(5, 900));
+    const unknown = {
+      ...s.deps,
+      clock: at('2026-12-02T10:00:00.003Z'),
+      predictor: fakePredictor({ missingModel: true }),
+    };
+    expect(await startBatchJob(unknown, 'j', { input: 'file' })).toMatchObject({ state: 'failed' });
+    await cancelBatchJob(s.deps, 'j');
+    expect(statusOf(s.objects)).toMatchObject({ state: 'failed', code: 'MODEL_NOT_FOUND' });
+    // An empty input replacing a running job, on a clock behind that job's: its end is the status.
+    const t = await setup({ rows: 40, deps: { clock: at('2026-12-02T10:00:00.005Z') } });
+    await t.start();
+    await t.objects.put(BATCH_KEYS.input('j'), '');
+    await startBatchJob({ ...t.deps, clock: at('2026-12-02T10:00:00.003Z') }, 'j', { input: 'file' });
+    await drain(t);
+    const record = await t.jobs.getJob('j');
+    expect(statusOf(t.objects)).toMatchObject({ state: 'done', total: 0, inputTag: record?.inputTag });
+  });
+
   it('an empty input whose job a cancel ends first says cancelled', async () => {
     const s = await setup({ rows: 0 });
     let cancelled = false;
