@@ -271,6 +271,31 @@ async function deliver(
   return failed;
 }
 
+/**
+ * Runs the first queued part of the job with its first `status.json` write held (a write that lands late); resolves
+ * once that write waits, with the part's run and what lets the write go.
+ */
+async function firstPartWithStatusHeld(s: Awaited<ReturnType<typeof setup>>) {
+  const [first] = s.queue.fresh();
+  if (first?.type !== 'batch-part') throw new Error('no part queued');
+  let release: (() => void) | undefined;
+  let held = false;
+  const blobs = withMethods(s.objects, {
+    put: async (...args: Parameters<MemoryRangedObjects['put']>) => {
+      if (!held && args[0] === BATCH_KEYS.status('j')) {
+        held = true;
+        await new Promise<void>((r) => {
+          release = r;
+        });
+      }
+      return s.objects.put(...args);
+    },
+  });
+  const late = runBatchPart({ ...s.deps, blobs }, first);
+  while (!release) await new Promise((r) => setTimeout(r, 1));
+  return { late, release };
+}
+
 const statusOf = (objects: MemoryRangedObjects) => JSON.parse(objects.text(BATCH_KEYS.status('j')) ?? 'null');
 const keysUnder = (objects: MemoryRangedObjects, prefix: string) =>
   [...objects.objects.keys()].filter((k) => k.startsWith(prefix));
@@ -664,22 +689,7 @@ describe('batch scoring: start and parts', () => {
   it("a running status of the job before, written late, gives way to the new job's end", async () => {
     const s = await setup({ rows: 40, deps: { maxConcurrency: 1 } });
     await s.start();
-    const [p0] = s.queue.fresh();
-    let release: (() => void) | undefined;
-    let held = false;
-    const blobs = withMethods(s.objects, {
-      put: async (...args: Parameters<MemoryRangedObjects['put']>) => {
-        if (!held && args[0] === BATCH_KEYS.status('j')) {
-          held = true;
-          await new Promise<void>((r) => {
-            release = r;
-          });
-        }
-        return s.objects.put(...args);
-      },
-    });
-    const late = runBatchPart({ ...s.deps, blobs }, p0 as Extract<WorkMessage, { type: 'batch-part' }>);
-    while (!release) await new Promise((r) => setTimeout(r, 1));
+    const { late, release } = await firstPartWithStatusHeld(s);
     s.queue.fresh();
     const b = inputText(10, 700);
     await s.objects.put(BATCH_KEYS.input('j'), b);
@@ -691,7 +701,7 @@ describe('batch scoring: start and parts', () => {
         else await handle(s.deps, message);
       }
     }
-    release?.();
+    release();
     await late;
     expect(statusOf(s.objects).state).toBe('running');
     expect(aggregates).toHaveLength(1);
@@ -706,27 +716,12 @@ describe('batch scoring: start and parts', () => {
   it('a running status of a replaced job, written after the job replacing it ended, gives way to that end', async () => {
     const s = await setup({ rows: 40, deps: { maxConcurrency: 1 } });
     await s.start();
-    const [p0] = s.queue.fresh();
-    let release: (() => void) | undefined;
-    let held = false;
-    const blobs = withMethods(s.objects, {
-      put: async (...args: Parameters<MemoryRangedObjects['put']>) => {
-        if (!held && args[0] === BATCH_KEYS.status('j')) {
-          held = true;
-          await new Promise<void>((r) => {
-            release = r;
-          });
-        }
-        return s.objects.put(...args);
-      },
-    });
-    const late = runBatchPart({ ...s.deps, blobs }, p0 as Extract<WorkMessage, { type: 'batch-part' }>);
-    while (!release) await new Promise((r) => setTimeout(r, 1));
+    const { late, release } = await firstPartWithStatusHeld(s);
     s.queue.fresh();
     await s.objects.put(BATCH_KEYS.input('j'), inputText(10, 700));
     await startBatchJob(s.deps, 'j', { input: 'file' });
     await drain(s);
-    release?.();
+    release();
     await late;
     await drain(s);
     const record = await s.jobs.getJob('j');
