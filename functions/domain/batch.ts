@@ -478,10 +478,10 @@ export function planOutputParts(
   }
   const parts: OutputPartPlan[] = [];
   const copy = (key: string, start: number, end: number) => {
-    const pieces = Math.max(1, Math.ceil((end - start) / maxPartBytes));
-    for (let k = 0; k < pieces; k++) {
-      const from = start + Math.floor(((end - start) * k) / pieces);
-      const to = start + Math.floor(((end - start) * (k + 1)) / pieces);
+    const ranges = Math.max(1, Math.ceil((end - start) / maxPartBytes));
+    for (let k = 0; k < ranges; k++) {
+      const from = start + Math.floor(((end - start) * k) / ranges);
+      const to = start + Math.floor(((end - start) * (k + 1)) / ranges);
       parts.push({ kind: 'copy', source: { key, start: from, end: to } });
     }
   };
