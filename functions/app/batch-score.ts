@@ -416,6 +416,9 @@ async function startUnguarded(
     updatedAt: startedAt,
     ...(follows !== '' ? { follows } : {}),
   };
+  // A cancel written before this job: its event (delivered again, or late) must not cancel this one, and finds
+  // it gone (`cancelBatchJob`). A repeat of this job's own start leaves a cancel of it alone.
+  if (standing?.inputTag !== inputTag) await deps.blobs.delete(BATCH_KEYS.cancel(jobId));
   let job = await deps.jobs.createJob(fresh);
   // The job this one replaces: the record standing when it was created (read before, or found by createJob).
   let replaced = standing;
@@ -1104,13 +1107,21 @@ async function deleteUnder(deps: BatchScoreDeps, prefix: string): Promise<void> 
 // ---------------------------------------------------------------------------------------------------------
 // Ends: cancel, poison part
 
-/** Cancels the running job (the S3 event of `batch/{jobId}/cancel`): its remaining parts are skipped. */
+/**
+ * Cancels the running job (the S3 event of `batch/{jobId}/cancel`): its remaining parts are skipped. Only while
+ * `cancel` is there: a new job of the same id removes it before it is recorded (`startUnguarded`), so an event of
+ * a cancel written before that start (delivered again, or late) cannot cancel the job that came after.
+ */
 export async function cancelBatchJob(deps: BatchScoreDeps, jobId: string): Promise<BatchRunResult> {
   const job = await deps.jobs.getJob(jobId);
   if (!job) return { state: 'skipped', reason: 'there is no such job' };
   if (job.state !== 'running') {
     await afterEnd(deps, job);
     return { state: 'skipped', reason: `the job is ${job.state}` };
+  }
+  // Read after the record: a job recorded after its start removed `cancel` sees it only if written since.
+  if (!(await deps.blobs.head(BATCH_KEYS.cancel(jobId)))) {
+    return { state: 'skipped', reason: 'the cancel was written before the running job started' };
   }
   const ended = await deps.jobs.finish(jobId, job.inputTag, 'cancelled', now(deps).toISOString());
   if (!ended) return { state: 'skipped', reason: 'the job ended meanwhile' };

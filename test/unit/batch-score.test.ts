@@ -183,6 +183,12 @@ async function setup(o: Setup = {}) {
 
 const exhausted = { getRemainingTimeInMillis: () => 0 };
 
+/** What `maas batch cancel` does to job `j`: writes its `cancel`, whose creation event cancels the job. */
+async function cancelJob(objects: MemoryRangedObjects, deps: BatchScoreDeps): Promise<BatchRunResult> {
+  await objects.put(BATCH_KEYS.cancel('j'), '');
+  return cancelBatchJob(deps, 'j');
+}
+
 function handle(deps: BatchScoreDeps, m: WorkMessage, budget = { getRemainingTimeInMillis: () => 60_000 }) {
   if (m.type === 'batch-part') return runBatchPart(deps, m, budget);
   if (m.type === 'batch-aggregate') return aggregateBatchJob(deps, m);
@@ -646,7 +652,7 @@ describe('batch scoring: start and parts', () => {
     const unknown = { ...s.deps, predictor: fakePredictor({ missingModel: true }) };
     expect(await startBatchJob(unknown, 'j', { input: 'file' })).toMatchObject({ state: 'failed' });
     for (const m of aggregates) await handle(s.deps, m);
-    await cancelBatchJob(s.deps, 'j');
+    await cancelJob(s.objects, s.deps);
     expect(statusOf(s.objects)).toMatchObject({ state: 'failed', code: 'MODEL_NOT_FOUND' });
   });
 
@@ -673,7 +679,7 @@ describe('batch scoring: start and parts', () => {
       claimNext: async (...args: Parameters<MemoryBatchJobs['claimNext']>) => {
         if (!cancelled) {
           cancelled = true;
-          expect(await cancelBatchJob(s.deps, 'j')).toEqual({ state: 'cancelled' });
+          expect(await cancelJob(s.objects, s.deps)).toEqual({ state: 'cancelled' });
         }
         return s.jobs.claimNext(...args);
       },
@@ -740,7 +746,7 @@ describe('batch scoring: start and parts', () => {
       predictor: fakePredictor({ missingModel: true }),
     };
     expect(await startBatchJob(unknown, 'j', { input: 'file' })).toMatchObject({ state: 'failed' });
-    await cancelBatchJob(s.deps, 'j');
+    await cancelJob(s.objects, s.deps);
     expect(statusOf(s.objects)).toMatchObject({ state: 'failed', code: 'MODEL_NOT_FOUND' });
     // An empty input replacing a running job, on a clock behind that job's: its end is the status.
     const t = await setup({ rows: 40, deps: { clock: at('2026-12-02T10:00:00.005Z') } });
@@ -759,7 +765,7 @@ describe('batch scoring: start and parts', () => {
       finish: async (...args: Parameters<MemoryBatchJobs['finish']>) => {
         if (!cancelled && args[2] === 'done') {
           cancelled = true;
-          expect(await cancelBatchJob(s.deps, 'j')).toEqual({ state: 'cancelled' });
+          expect(await cancelJob(s.objects, s.deps)).toEqual({ state: 'cancelled' });
         }
         return s.jobs.finish(...args);
       },
@@ -846,7 +852,7 @@ describe('batch scoring: an end whose status write or clean-up failed is complet
     if (!first) throw new Error('no part');
     await handle(deps, first);
     expect(keysUnder(s.objects, 'batch/j/parts/').length).toBeGreaterThan(0);
-    await expect(cancelBatchJob(deps, 'j')).rejects.toThrow('SlowDown');
+    await expect(cancelJob(s.objects, deps)).rejects.toThrow('SlowDown');
     expect(statusOf(s.objects).state).toBe('running');
     expect(await cancelBatchJob(deps, 'j')).toMatchObject({ state: 'skipped' });
     expect(statusOf(s.objects).state).toBe('cancelled');
@@ -950,7 +956,7 @@ describe('batch scoring: failures, cancel, poison parts', () => {
     let s: Awaited<ReturnType<typeof setup>> | undefined;
     const predictor = fakePredictor({
       onCall: async (n) => {
-        if (n === 6 && s) expect(await cancelBatchJob(s.deps, 'j')).toEqual({ state: 'cancelled' });
+        if (n === 6 && s) expect(await cancelJob(s.objects, s.deps)).toEqual({ state: 'cancelled' });
       },
     });
     s = await setup({ rows: 300, predictor, deps: { maxConcurrency: 2 } });
@@ -964,15 +970,44 @@ describe('batch scoring: failures, cancel, poison parts', () => {
     expect(status.partsDone).toBeLessThan(status.partsTotal);
     expect(keysUnder(s.objects, 'batch/j/parts/')).toEqual([]);
     // A second cancel, and one of a job that is not there, change nothing.
-    expect(await cancelBatchJob(s.deps, 'j')).toMatchObject({ state: 'skipped' });
+    expect(await cancelJob(s.objects, s.deps)).toMatchObject({ state: 'skipped' });
     expect(await cancelBatchJob(s.deps, 'nobody')).toMatchObject({ state: 'skipped' });
+  });
+
+  it('a cancel event delivered again after a new input started the job again leaves the new job running', async () => {
+    const s = await setup({ rows: 20 });
+    await s.start();
+    expect(await cancelJob(s.objects, s.deps)).toEqual({ state: 'cancelled' });
+    await s.objects.put(BATCH_KEYS.input('j'), inputText(30, 500));
+    expect(await startBatchJob(s.deps, 'j', { input: 'file' })).toMatchObject({ state: 'running' });
+    // The new job's start removed the cancel written before it; the old cancel's event comes again.
+    expect(await s.objects.head(BATCH_KEYS.cancel('j'))).toBeUndefined();
+    expect(await cancelBatchJob(s.deps, 'j')).toEqual({
+      state: 'skipped',
+      reason: 'the cancel was written before the running job started',
+    });
+    await drain(s);
+    expect(statusOf(s.objects)).toMatchObject({ state: 'done', total: 30 });
+    // A cancel written for the new job still cancels it.
+    await s.objects.put(BATCH_KEYS.input('j'), inputText(40, 900));
+    await startBatchJob(s.deps, 'j', { input: 'file' });
+    expect(await cancelJob(s.objects, s.deps)).toEqual({ state: 'cancelled' });
+  });
+
+  it('a start delivered again while its job runs leaves a cancel of that job in place', async () => {
+    const s = await setup({ rows: 20 });
+    const unguarded = { ...s.deps, startGuard: undefined };
+    await startBatchJob(unguarded, 'j', { input: 'file' });
+    await s.objects.put(BATCH_KEYS.cancel('j'), '');
+    expect(await startBatchJob(unguarded, 'j', { input: 'file' })).toMatchObject({ state: 'running' });
+    expect(await cancelBatchJob(s.deps, 'j')).toEqual({ state: 'cancelled' });
   });
 
   it('never cancels a job that is done', async () => {
     const s = await setup({ rows: 20 });
     await s.start();
     await drain(s);
-    expect(await cancelBatchJob(s.deps, 'j')).toEqual({ state: 'skipped', reason: 'the job is done' });
+    expect(await cancelJob(s.objects, s.deps)).toEqual({ state: 'skipped', reason: 'the job is done' });
     expect(statusOf(s.objects).state).toBe('done');
   });
 
@@ -1202,7 +1237,7 @@ describe('batch scoring: aggregation', () => {
     const objects = withMethods(s.objects, {
       completeMultipart: async (...args: Parameters<MemoryRangedObjects['completeMultipart']>) => {
         await s.objects.completeMultipart(...args);
-        expect(await cancelBatchJob(s.deps, 'j')).toEqual({ state: 'cancelled' });
+        expect(await cancelJob(s.objects, s.deps)).toEqual({ state: 'cancelled' });
       },
     });
     await s.start();
