@@ -18,6 +18,7 @@ import {
   type BatchJobState,
   type ListedObject,
   type NewBatchJob,
+  ObjectChangedError,
   type PartCompletion,
   type PartOutcome,
   type RangedObjects,
@@ -265,15 +266,18 @@ export class MemoryRangedObjects implements RangedObjects, BlobStore {
 
   // RangedObjects
 
-  async getRange(key: string, start: number, end: number): Promise<Uint8Array | undefined> {
+  async getRange(key: string, start: number, end: number, eTag?: string): Promise<Uint8Array | undefined> {
     await yieldTurn();
-    return this.read(key)?.body.slice(start, end);
+    const o = this.read(key);
+    if (o && eTag !== undefined && o.eTag !== eTag) throw new ObjectChangedError(key, eTag);
+    return o?.body.slice(start, end);
   }
 
-  async *streamRange(key: string, start: number, end: number): AsyncIterable<Uint8Array> {
+  async *streamRange(key: string, start: number, end: number, eTag?: string): AsyncIterable<Uint8Array> {
     await yieldTurn();
     const o = this.read(key);
     if (!o) throw Object.assign(new Error(`NoSuchKey: ${key}`), { name: 'NoSuchKey' });
+    if (eTag !== undefined && o.eTag !== eTag) throw new ObjectChangedError(key, eTag);
     const stop = Math.min(end, o.body.length);
     for (let at = start; at < stop; at += this.streamChunkBytes) {
       yield o.body.slice(at, Math.min(stop, at + this.streamChunkBytes));

@@ -17,7 +17,7 @@ import {
   UploadPartCommand,
   UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
-import type { ListedObject, RangedObjects, UploadedPart } from '../ports/batch';
+import { type ListedObject, ObjectChangedError, type RangedObjects, type UploadedPart } from '../ports/batch';
 import type { BlobStore } from '../ports/events';
 import type { ObjectListing, ObjectReader } from '../ports/objects';
 
@@ -25,6 +25,26 @@ const isMissing = (e: unknown): boolean => {
   const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
   return err.name === 'NoSuchKey' || err.name === 'NotFound' || err.$metadata?.httpStatusCode === 404;
 };
+
+const unquoted = (eTag: string): string => eTag.replaceAll('"', '');
+
+/**
+ * A read of `key` as ETag `expected` answered with another ETag: the object was written again (its body, unread,
+ * is freed).
+ */
+function checkETag(key: string, expected: string | undefined, out: { ETag?: string; Body?: unknown }): void {
+  if (expected !== undefined && out.ETag !== undefined && unquoted(out.ETag) !== expected) {
+    (out.Body as Readable | undefined)?.destroy();
+    throw new ObjectChangedError(key, expected);
+  }
+}
+
+/** S3's 412 to an `If-Match` read as the `ObjectChangedError` it means; any other error as it is. */
+function changedOr(e: unknown, key: string, eTag: string | undefined): unknown {
+  const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
+  const failed = err.name === 'PreconditionFailed' || err.$metadata?.httpStatusCode === 412;
+  return eTag !== undefined && failed ? new ObjectChangedError(key, eTag) : e;
+}
 
 export class S3BlobStore implements BlobStore, ObjectReader {
   constructor(
@@ -57,7 +77,7 @@ export class S3BlobStore implements BlobStore, ObjectReader {
     try {
       const out = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
       return {
-        ...(out.ETag ? { eTag: out.ETag.replaceAll('"', '') } : {}),
+        ...(out.ETag ? { eTag: unquoted(out.ETag) } : {}),
         ...(out.VersionId && out.VersionId !== 'null' ? { versionId: out.VersionId } : {}),
         sizeBytes: out.ContentLength ?? 0,
       };
@@ -146,36 +166,34 @@ export class S3RangedObjects implements RangedObjects {
     this.listPageSize = opts.listPageSize ?? 1000;
   }
 
-  async getRange(key: string, start: number, end: number): Promise<Uint8Array | undefined> {
+  async getRange(key: string, start: number, end: number, eTag?: string): Promise<Uint8Array | undefined> {
     if (end <= start) {
       const found = await this.exists(key);
       return found ? new Uint8Array() : undefined;
     }
     try {
-      const out = await this.s3.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: rangeHeader(start, end) }),
-      );
+      const out = await this.s3.send(this.rangedGet(key, start, end, eTag));
+      checkETag(key, eTag, out);
       const bytes = out.Body ? await out.Body.transformToByteArray() : new Uint8Array();
       return bytes.byteLength > end - start ? bytes.subarray(0, end - start) : bytes;
     } catch (e) {
       if (isUnsatisfiableRange(e)) return new Uint8Array();
       if (isMissing(e)) return undefined;
-      throw e;
+      throw changedOr(e, key, eTag);
     }
   }
 
   /** Chunks as the connection delivers them; a missing object fails with S3's `NoSuchKey`. */
-  async *streamRange(key: string, start: number, end: number): AsyncIterable<Uint8Array> {
+  async *streamRange(key: string, start: number, end: number, eTag?: string): AsyncIterable<Uint8Array> {
     if (end <= start) return;
     let body: Readable | undefined;
     try {
-      const out = await this.s3.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: rangeHeader(start, end) }),
-      );
+      const out = await this.s3.send(this.rangedGet(key, start, end, eTag));
+      checkETag(key, eTag, out);
       body = out.Body as Readable | undefined;
     } catch (e) {
       if (isUnsatisfiableRange(e)) return;
-      throw e;
+      throw changedOr(e, key, eTag);
     }
     if (!body) return;
     let left = end - start;
@@ -195,6 +213,19 @@ export class S3RangedObjects implements RangedObjects {
     }
   }
 
+  /**
+   * The ranged GET of `[start, end)`; of the object with ETag `eTag` only, when given (`If-Match`: S3 answers 412
+   * when it has another; the answer's ETag is checked too, by `checkETag`, for stores that ignore the condition).
+   */
+  private rangedGet(key: string, start: number, end: number, eTag: string | undefined): GetObjectCommand {
+    return new GetObjectCommand({
+      Bucket: this.bucket,
+      Key: key,
+      Range: rangeHeader(start, end),
+      ...(eTag !== undefined ? { IfMatch: `"${eTag}"` } : {}),
+    });
+  }
+
   async list(prefix: string): Promise<ListedObject[]> {
     const found: ListedObject[] = [];
     let marker: string | undefined;
@@ -212,7 +243,7 @@ export class S3RangedObjects implements RangedObjects {
         found.push({
           key: o.Key,
           sizeBytes: o.Size ?? 0,
-          ...(o.ETag ? { eTag: o.ETag.replaceAll('"', '') } : {}),
+          ...(o.ETag ? { eTag: unquoted(o.ETag) } : {}),
         });
       }
       const last = found.at(-1)?.key;

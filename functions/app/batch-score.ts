@@ -70,6 +70,7 @@ import type { Tensor } from '../domain/tensor';
 import {
   type BatchJobRecord,
   type BatchJobRepository,
+  ObjectChangedError,
   type PartSegment,
   type RangedObjects,
   S3_MAX_PART_BYTES,
@@ -271,7 +272,8 @@ async function inputsOf(
     if (start.eventTag && start.eventTag !== inputTag) {
       return { skipped: 'input.jsonl was replaced since this event; its own event starts the new job' };
     }
-    return { inputTag, inputs: [{ key: BATCH_KEYS.input(jobId), sizeBytes: head.sizeBytes }] };
+    const input = { key: BATCH_KEYS.input(jobId), sizeBytes: head.sizeBytes };
+    return { inputTag, inputs: [head.eTag !== undefined ? { ...input, eTag: head.eTag } : input] };
   }
   // The marker names the start: written again (a new version of it), it starts the same files again.
   const marker = await deps.blobs.head(BATCH_KEYS.inputMarker(jobId));
@@ -289,7 +291,11 @@ async function inputsOf(
   const listing = [markerTag, ...inputs.map((o) => `${o.key}\n${o.eTag ?? ''}\n${o.sizeBytes}`)].join('\n');
   return {
     inputTag: `inputs:${sha256(listing).slice(0, 32)}`,
-    inputs: inputs.map((o) => ({ key: o.key, sizeBytes: o.sizeBytes })),
+    inputs: inputs.map((o) => ({
+      key: o.key,
+      sizeBytes: o.sizeBytes,
+      ...(o.eTag !== undefined ? { eTag: o.eTag } : {}),
+    })),
   };
 }
 
@@ -389,7 +395,7 @@ async function startUnguarded(
   try {
     cut = await partitionInputs(inputs, {
       partBytes: spec.partBytes ?? deps.partBytes ?? BATCH.partBytes,
-      readRange: (key, s, e) => deps.objects.getRange(key, s, e),
+      readRange: (key, s, e, eTag) => deps.objects.getRange(key, s, e, eTag),
       maxParts: deps.maxParts ?? BATCH.maxParts,
       scanBytes: deps.scanBytes ?? BATCH.scanBytes,
       concurrency: deps.ioConcurrency ?? BATCH.ioConcurrency,
@@ -556,6 +562,40 @@ export async function runBatchPart(
   message: Omit<BatchPartMessage, 'type'>,
   budget: TimeBudget = noBudget,
 ): Promise<BatchRunResult> {
+  try {
+    return await scorePart(deps, message, budget);
+  } catch (e) {
+    if (!(e instanceof ObjectChangedError)) throw e;
+    // The input object was written again while the job ran (the part reads the bytes the job started on, or none:
+    // `part.eTag`, checked as the ranged GET answers, before any line of it): its lines are not those the job was
+    // planned on, nor would its output be. A new input's start replaces the job anyway; an object written again
+    // without one would be scored in no order at all.
+    const { jobId, inputTag, index } = message;
+    await deleteSegments(deps, jobId, inputTag, index, message.cursor?.segments ?? []);
+    const error = `${e.key} was written again while the job ran: part ${index} cannot read the input it was planned on`;
+    return failJob(deps, jobId, inputTag, error, BATCH_INPUT_CHANGED);
+  }
+}
+
+/** Ends the job failed (a failure no retry can mend); skipped when it ended meanwhile. */
+async function failJob(
+  deps: BatchScoreDeps,
+  jobId: string,
+  inputTag: string,
+  error: string,
+  code: string,
+): Promise<BatchRunResult> {
+  const ended = await deps.jobs.finish(jobId, inputTag, 'failed', now(deps).toISOString(), { error, code });
+  if (!ended) return { state: 'skipped', reason: 'the job ended meanwhile' };
+  await afterEnd(deps, ended);
+  return { state: 'failed', error, code };
+}
+
+async function scorePart(
+  deps: BatchScoreDeps,
+  message: Omit<BatchPartMessage, 'type'>,
+  budget: TimeBudget,
+): Promise<BatchRunResult> {
   const { jobId, inputTag, index } = message;
   const job = await deps.jobs.getJob(jobId);
   const stopped = stateOf(job, inputTag);
@@ -624,13 +664,7 @@ export async function runBatchPart(
       // The model version vanished or became unservable mid-job: the job fails, it is not retried forever.
       if (isMaasError(e) && e.status < 500) {
         const { error, code } = errorFields(e);
-        const ended = await deps.jobs.finish(jobId, inputTag, 'failed', clock.now().toISOString(), {
-          error,
-          code,
-        });
-        if (!ended) return { state: 'skipped', reason: 'the job ended meanwhile' };
-        await afterEnd(deps, ended);
-        return { state: 'failed', error, code };
+        return failJob(deps, jobId, inputTag, error, code);
       }
       throw e;
     }
@@ -670,7 +704,7 @@ export async function runBatchPart(
   };
   // Each block is scanned before the next one is read: they share one array.
   for await (const block of byteLineBlocks(
-    deps.objects.streamRange(part.key, part.start + offset, part.end),
+    deps.objects.streamRange(part.key, part.start + offset, part.end, part.eTag),
     rowsPerChunk,
     true,
   )) {
@@ -1128,6 +1162,9 @@ export async function cancelBatchJob(deps: BatchScoreDeps, jobId: string): Promi
   await afterEnd(deps, ended);
   return { state: 'cancelled' };
 }
+
+/** The code of a job whose input object was written again while it ran. */
+export const BATCH_INPUT_CHANGED = 'BATCH_INPUT_CHANGED';
 
 /** The code of a job failed by a part that failed on every receive. */
 export const BATCH_PART_FAILED = 'BATCH_PART_FAILED';

@@ -20,13 +20,19 @@ import { BadRequestError } from './errors';
 export interface InputObject {
   readonly key: string;
   readonly sizeBytes: number;
+  /** The object's ETag when the job started: every read of it is of those bytes only. */
+  readonly eTag?: string;
 }
 
-/** One part of a job: bytes `[start, end)` of the input object `key`, whole lines. */
+/**
+ * One part of a job: bytes `[start, end)` of the input object `key`, whole lines; `eTag`, the object's when the job
+ * started (a part reads those bytes or none: an object written again since fails the read).
+ */
 export interface PlannedPart {
   readonly key: string;
   readonly start: number;
   readonly end: number;
+  readonly eTag?: string;
 }
 
 /** `batch/{jobId}/plan.json`, written once when the job starts. */
@@ -48,6 +54,7 @@ const PlanSchema = z.object({
       key: z.string().min(1),
       start: z.number().int().nonnegative(),
       end: z.number().int().positive(),
+      eTag: z.string().optional(),
     }),
   ),
 });
@@ -58,7 +65,12 @@ export function parsePlan(text: string): BatchPlan {
 }
 
 /** Bytes `[start, end)` of an object: fewer when it ends first, undefined when it is missing. */
-export type ReadRange = (key: string, start: number, end: number) => Promise<Uint8Array | undefined>;
+export type ReadRange = (
+  key: string,
+  start: number,
+  end: number,
+  eTag: string | undefined,
+) => Promise<Uint8Array | undefined>;
 
 /** Runs `fn` over `items` with at most `limit` calls in flight; resolves with the results in item order. */
 export async function mapConcurrent<T, R>(
@@ -140,10 +152,10 @@ export async function partitionInputs(
     }
   });
   const found = await mapConcurrent(scans, opts.concurrency ?? BATCH.ioConcurrency, async (s) => {
-    const key = (inputs[s.object] as InputObject).key;
+    const { key, eTag } = inputs[s.object] as InputObject;
     for (let pos = s.cut - 1; pos < s.limit; pos += scanBytes) {
       const end = Math.min(s.limit, pos + scanBytes);
-      const bytes = await opts.readRange(key, pos, end);
+      const bytes = await opts.readRange(key, pos, end, eTag);
       if (!bytes || bytes.length < end - pos) {
         throw new Error(`input object ${key} changed while the job started (bytes ${pos}-${end} unreadable)`);
       }
@@ -160,7 +172,9 @@ export async function partitionInputs(
   inputs.forEach((o, object) => {
     let start = 0;
     const close = (end: number) => {
-      if (end > start && end <= o.sizeBytes) parts.push({ key: o.key, start, end });
+      if (end > start && end <= o.sizeBytes) {
+        parts.push({ key: o.key, start, end, ...(o.eTag !== undefined ? { eTag: o.eTag } : {}) });
+      }
       start = Math.max(start, end);
     };
     for (; i < scans.length && scans[i]?.object === object; i++) {

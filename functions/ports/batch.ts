@@ -24,12 +24,26 @@ export interface UploadedPart {
   readonly eTag: string;
 }
 
-/** Byte-level access to the batch objects of the model bucket. */
+/** A ranged read named the object by its ETag, and the object has another one now: it was written again. */
+export class ObjectChangedError extends Error {
+  constructor(
+    readonly key: string,
+    readonly expectedETag: string,
+  ) {
+    super(`${key} was written again: its ETag is no longer ${expectedETag}`);
+    this.name = 'ObjectChangedError';
+  }
+}
+
+/**
+ * Byte-level access to the batch objects of the model bucket. A read given an `eTag` is of that object only: when
+ * the object has another ETag (it was written again since), the read fails with `ObjectChangedError`.
+ */
 export interface RangedObjects {
   /** Bytes `[start, end)` of an object (a ranged GET); fewer when the object ends first; undefined when missing. */
-  getRange(key: string, start: number, end: number): Promise<Uint8Array | undefined>;
+  getRange(key: string, start: number, end: number, eTag?: string): Promise<Uint8Array | undefined>;
   /** Bytes `[start, end)` of an object as a stream of chunks (one ranged GET), never buffered whole. */
-  streamRange(key: string, start: number, end: number): AsyncIterable<Uint8Array>;
+  streamRange(key: string, start: number, end: number, eTag?: string): AsyncIterable<Uint8Array>;
   /** Every object under `prefix`, in key order (all pages). */
   list(prefix: string): Promise<ListedObject[]>;
   /** Starts a multipart upload of `key`; resolves with its upload id. */

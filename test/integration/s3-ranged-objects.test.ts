@@ -14,7 +14,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3BlobStore, S3RangedObjects } from '../../functions/adapters/s3-blob-store';
-import { S3_MIN_PART_BYTES } from '../../functions/ports/batch';
+import { ObjectChangedError, S3_MIN_PART_BYTES } from '../../functions/ports/batch';
 import { createTestAwsEnv, type TestAwsEnv } from '../helpers/aws-env';
 
 /** Deterministic, non-repeating-looking bytes (a line of text every 100 bytes). */
@@ -141,6 +141,45 @@ describe('S3RangedObjects (s3rver)', () => {
       await expect(collect(objects.streamRange('batch/j/none.jsonl', 0, 10))).rejects.toMatchObject({
         name: 'NoSuchKey',
       });
+    });
+  });
+
+  describe('reads of the object an ETag names', () => {
+    const key = 'batch/j/pinned.jsonl';
+    const later = text(1000, 4);
+
+    it('reads the object while it has the ETag, and fails with ObjectChangedError once it was written again', async () => {
+      await blobs.put(key, small, 'application/x-ndjson');
+      const eTag = (await blobs.head(key))?.eTag;
+      if (!eTag) throw new Error('no ETag');
+      expect(Buffer.from((await objects.getRange(key, 10, 500, eTag))!).equals(small.subarray(10, 500))).toBe(
+        true,
+      );
+      expect(
+        (await collect(objects.streamRange(key, 10, 500, eTag))).bytes.equals(small.subarray(10, 500)),
+      ).toBe(true);
+      await blobs.put(key, later, 'application/x-ndjson');
+      const changed = { name: 'ObjectChangedError', key, expectedETag: eTag };
+      await expect(objects.getRange(key, 10, 500, eTag)).rejects.toMatchObject(changed);
+      await expect(objects.getRange(key, 10, 500, eTag)).rejects.toBeInstanceOf(ObjectChangedError);
+      // More refused reads than the connection pool holds: each frees its connection.
+      for (let i = 0; i < 60; i++) {
+        await expect(collect(objects.streamRange(key, 0, 1000, eTag))).rejects.toMatchObject(changed);
+      }
+      // Without an ETag, and with the new one, the new bytes.
+      expect(Buffer.from((await objects.getRange(key, 10, 500))!).equals(later.subarray(10, 500))).toBe(true);
+      const now = (await blobs.head(key))?.eTag;
+      expect(now).not.toBe(eTag);
+      expect((await collect(objects.streamRange(key, 0, 1000, now))).bytes.equals(later)).toBe(true);
+    });
+
+    it('emulator: ignores If-Match on GET (the adapter checks the answer’s ETag as well)', async () => {
+      await blobs.put(key, small, 'application/x-ndjson');
+      const out = await aws.s3.send(
+        new GetObjectCommand({ Bucket: aws.bucket, Key: key, Range: 'bytes=0-9', IfMatch: '"not-its-etag"' }),
+      );
+      expect(out.$metadata.httpStatusCode).toBe(206);
+      expect((await out.Body!.transformToByteArray()).byteLength).toBe(10);
     });
   });
 

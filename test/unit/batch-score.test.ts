@@ -8,6 +8,7 @@ import { MemoryBatchJobs, MemoryRangedObjects } from '../../functions/adapters/m
 import {
   aggregateBatchJob,
   BATCH_AGGREGATION_FAILED,
+  BATCH_INPUT_CHANGED,
   BATCH_PART_FAILED,
   type BatchRunResult,
   type BatchScoreDeps,
@@ -24,7 +25,7 @@ import type { WorkMessage } from '../../functions/domain/async';
 import { BINARY_DATA_IN_BATCH, parseRow, splitLines } from '../../functions/domain/batch';
 import { parseInferenceBody } from '../../functions/domain/body-parser';
 import { NotFoundError } from '../../functions/domain/errors';
-import { S3_MIN_PART_BYTES } from '../../functions/ports/batch';
+import { ObjectChangedError, S3_MIN_PART_BYTES } from '../../functions/ports/batch';
 import type { QueuePublisher } from '../../functions/ports/events';
 import type { InferenceReport, MetricsSink } from '../../functions/ports/telemetry';
 import { MemoryGuard } from '../helpers/events-fakes';
@@ -1001,6 +1002,70 @@ describe('batch scoring: failures, cancel, poison parts', () => {
     await s.objects.put(BATCH_KEYS.cancel('j'), '');
     expect(await startBatchJob(unguarded, 'j', { input: 'file' })).toMatchObject({ state: 'running' });
     expect(await cancelBatchJob(s.deps, 'j')).toEqual({ state: 'cancelled' });
+  });
+
+  it('fails the job BATCH_INPUT_CHANGED when its input is written again with no new start: nothing of the new bytes is scored', async () => {
+    const s = await setup({ rows: 60 });
+    await s.start();
+    const [first, ...others] = s.queue.fresh();
+    if (!first) throw new Error('no part');
+    expect(await handle(s.deps, first)).toMatchObject({ state: 'running' });
+    // The same size, other lines: read at the planned offsets they would be scored as if nothing happened.
+    await s.objects.put(BATCH_KEYS.input('j'), s.text.replaceAll('"r', '"q'));
+    const [next] = others;
+    if (!next) throw new Error('no second part');
+    expect(await handle(s.deps, next)).toEqual({
+      state: 'failed',
+      code: BATCH_INPUT_CHANGED,
+      error: `${BATCH_KEYS.input('j')} was written again while the job ran: part 1 cannot read the input it was planned on`,
+    });
+    await drain(s);
+    expect(statusOf(s.objects)).toMatchObject({ state: 'failed', code: BATCH_INPUT_CHANGED, partsDone: 1 });
+    expect(s.objects.text(BATCH_KEYS.output('j'))).toBeUndefined();
+    expect(keysUnder(s.objects, 'batch/j/parts/')).toEqual([]);
+  });
+
+  it('a part continued after its input was written again fails the job and removes the segments it wrote', async () => {
+    const s = await setup({ rows: 40, deps: { partBytes: 1_000_000, segmentBytes: 200 } });
+    await s.start();
+    const [first] = s.queue.fresh();
+    if (!first) throw new Error('no part');
+    const once = { getRemainingTimeInMillis: () => 60_000 };
+    let calls = 0;
+    // Time enough for the first chunks, then none: the part continues from its cursor.
+    const budget = { getRemainingTimeInMillis: () => (++calls < 3 ? once.getRemainingTimeInMillis() : 0) };
+    expect(await handle(s.deps, first, budget)).toMatchObject({ state: 'running', continued: {} });
+    const [continuation] = s.queue.fresh();
+    if (continuation?.type !== 'batch-part' || !continuation.cursor) throw new Error('no continuation');
+    expect(continuation.cursor.segments.length).toBeGreaterThan(0);
+    expect(keysUnder(s.objects, 'batch/j/parts/').length).toBeGreaterThan(0);
+    await s.objects.put(BATCH_KEYS.input('j'), s.text.replaceAll('"r', '"q'));
+    expect(await handle(s.deps, continuation)).toMatchObject({ state: 'failed', code: BATCH_INPUT_CHANGED });
+    expect(keysUnder(s.objects, 'batch/j/parts/')).toEqual([]);
+  });
+
+  it('an input written again while its start cuts it: the start fails for a retry, which leaves it to the new input', async () => {
+    const s = await setup({ rows: 60 });
+    let written = false;
+    const objects = withMethods(s.objects, {
+      getRange: async (...args: Parameters<MemoryRangedObjects['getRange']>) => {
+        if (!written) {
+          written = true;
+          await s.objects.put(BATCH_KEYS.input('j'), inputText(70, 300));
+        }
+        return s.objects.getRange(...args);
+      },
+    });
+    const eventTag = `etag:${(await s.objects.head(BATCH_KEYS.input('j')))?.eTag}`;
+    const start = { input: 'file', eventTag } as const;
+    await expect(startBatchJob({ ...s.deps, objects }, 'j', start)).rejects.toBeInstanceOf(
+      ObjectChangedError,
+    );
+    expect(await s.jobs.getJob('j')).toBeUndefined();
+    expect(await startBatchJob(s.deps, 'j', start)).toMatchObject({ state: 'skipped' });
+    expect(await startBatchJob(s.deps, 'j', { input: 'file' })).toMatchObject({ state: 'running' });
+    await drain(s);
+    expect(statusOf(s.objects)).toMatchObject({ state: 'done', total: 70 });
   });
 
   it('never cancels a job that is done', async () => {
