@@ -1163,6 +1163,25 @@ export async function cancelBatchJob(deps: BatchScoreDeps, jobId: string): Promi
   return { state: 'cancelled' };
 }
 
+/**
+ * What follows an end made on a message's last receive. That message goes to the dead-letter queue whatever
+ * happens here, so when the follow-up fails (`status.json` would stay `running`), a fresh message of the job is
+ * sent first: it finds the job ended and runs the follow-up again, with receives of its own.
+ */
+async function afterLastEnd(
+  deps: BatchScoreDeps,
+  ended: BatchJobRecord,
+  resend: () => Promise<unknown>,
+): Promise<void> {
+  try {
+    await afterEnd(deps, ended);
+  } catch (e) {
+    // The follow-up's own error is the one to report; a queue that refuses the message too leaves the redrive.
+    await resend().catch(() => undefined);
+    throw e;
+  }
+}
+
 /** The code of a job whose input object was written again while it ran. */
 export const BATCH_INPUT_CHANGED = 'BATCH_INPUT_CHANGED';
 
@@ -1197,7 +1216,7 @@ export async function failBatchPart(
     code: BATCH_PART_FAILED,
   });
   if (!ended) return { state: 'skipped', reason: 'the job ended meanwhile' };
-  await afterEnd(deps, ended);
+  await afterLastEnd(deps, ended, () => sendPart(deps, { jobId, inputTag, index }));
   return { state: 'failed', error, code: BATCH_PART_FAILED };
 }
 
@@ -1229,6 +1248,6 @@ export async function failBatchAggregate(
     code: BATCH_AGGREGATION_FAILED,
   });
   if (!ended) return { state: 'skipped', reason: 'the job ended meanwhile' };
-  await afterEnd(deps, ended);
+  await afterLastEnd(deps, ended, () => sendAggregate(deps, jobId, inputTag));
   return { state: 'failed', error, code: BATCH_AGGREGATION_FAILED };
 }

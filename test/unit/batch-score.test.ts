@@ -870,6 +870,49 @@ describe('batch scoring: an end whose status write or clean-up failed is complet
     expect(statusOf(s.objects)).toMatchObject({ state: 'done', total: 0 });
   });
 
+  it('a poison part whose end cannot write the status on its last receive: a fresh message of the job does', async () => {
+    const s = await setup({ rows: 100 });
+    const deps = failingStatus(s, 'failed');
+    await s.start();
+    const [first, second] = s.queue.fresh();
+    if (first?.type !== 'batch-part' || !second) throw new Error('no parts');
+    await handle(deps, second);
+    expect(keysUnder(s.objects, 'batch/j/parts/').length).toBeGreaterThan(0);
+    await expect(failBatchPart(deps, first, 3, new Error('out of memory'))).rejects.toThrow('SlowDown');
+    expect((await s.jobs.getJob('j'))?.state).toBe('failed');
+    expect(statusOf(s.objects).state).toBe('running');
+    // The message itself goes to the dead-letter queue; the fresh one completes the end.
+    const resent = s.queue.fresh();
+    expect(resent).toEqual([
+      { type: 'batch-part', jobId: 'j', inputTag: first.inputTag, index: first.index },
+    ]);
+    for (const m of resent) expect(await handle(deps, m)).toMatchObject({ state: 'skipped' });
+    expect(statusOf(s.objects)).toMatchObject({ state: 'failed', code: 'BATCH_PART_FAILED' });
+    expect(keysUnder(s.objects, 'batch/j/parts/')).toEqual([]);
+  });
+
+  it('an assembly failed on its last receive whose end cannot write the status: a fresh message of the job does', async () => {
+    const s = await setup({ rows: 30 });
+    const deps = failingStatus(s, 'failed');
+    await s.start();
+    let aggregate: WorkMessage | undefined;
+    for (let m = s.queue.fresh(); m.length; m = s.queue.fresh()) {
+      for (const message of m) {
+        if (message.type === 'batch-aggregate') aggregate = message;
+        else await handle(deps, message);
+      }
+    }
+    if (aggregate?.type !== 'batch-aggregate') throw new Error('no aggregation');
+    await expect(failBatchAggregate(deps, aggregate, 3, new Error('SlowDown'))).rejects.toThrow('SlowDown');
+    expect(statusOf(s.objects).state).toBe('running');
+    const resent = s.queue.fresh();
+    expect(resent).toEqual([{ type: 'batch-aggregate', jobId: 'j', inputTag: aggregate.inputTag }]);
+    for (const m of resent) expect(await handle(deps, m)).toMatchObject({ state: 'skipped' });
+    expect(statusOf(s.objects)).toMatchObject({ state: 'failed', code: 'BATCH_AGGREGATION_FAILED' });
+    // Kept for inspection, as after any failed assembly.
+    expect(keysUnder(s.objects, 'batch/j/parts/').length).toBeGreaterThan(0);
+  });
+
   it('a part that fails the job: its redelivery writes the failed status and removes the segments', async () => {
     const s = await setup({ rows: 100, predictor: fakePredictor({ vanishAfterCalls: 3 }) });
     const deps = failingStatus(s, 'failed');
