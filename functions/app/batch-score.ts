@@ -198,14 +198,26 @@ async function writeStatus(deps: BatchScoreDeps, status: BatchStatus): Promise<v
  * ending writer writes after its end is recorded, so whichever write comes last says how the job ended.
  */
 async function writeJobStatus(deps: BatchScoreDeps, job: BatchJobRecord): Promise<void> {
+  // A later start's status (one that failed before it made a record) stands: this job was replaced by it.
+  if (job.state === 'running' && (await laterStartShown(deps, job))) return;
   await writeStatus(deps, batchStatusOf(job, now(deps)));
   if (job.state !== 'running') return;
   const after = await deps.jobs.getJob(job.jobId);
   // Ended meanwhile, or replaced by another job (which may have ended before this write landed): the record's
-  // status is the last word.
+  // status is the last word — unless a later start failed meanwhile.
   if (after && (after.inputTag !== job.inputTag || after.state !== 'running')) {
-    await writeStatus(deps, batchStatusOf(after, now(deps)));
+    if (!(await laterStartShown(deps, after))) await writeStatus(deps, batchStatusOf(after, now(deps)));
   }
+}
+
+/**
+ * Whether `status.json` is about a start that came after `job` and failed before it made a record (its tag ends
+ * with `job`'s digest): that status is the start's to keep. Tags order them, not clocks.
+ */
+async function laterStartShown(deps: BatchScoreDeps, job: BatchJobRecord): Promise<boolean> {
+  const current = await deps.blobs.get(BATCH_KEYS.status(job.jobId));
+  const shown = current === undefined ? undefined : statusInputTag(current);
+  return shown?.endsWith(afterSuffix(job.inputTag)) === true;
 }
 
 /**
@@ -217,12 +229,9 @@ async function writeJobStatus(deps: BatchScoreDeps, job: BatchJobRecord): Promis
  * same.
  */
 async function afterEnd(deps: BatchScoreDeps, job: BatchJobRecord): Promise<void> {
-  // status.json of a start that came after this job (one that failed before it made a record: its tag ends with
-  // this job's digest) is that start's to keep; any other (this job's, an earlier one's late running write) gives
-  // way. Tags order them, not clocks.
-  const current = await deps.blobs.get(BATCH_KEYS.status(job.jobId));
-  const shown = current === undefined ? undefined : statusInputTag(current);
-  if (shown === undefined || !shown.endsWith(afterSuffix(job.inputTag))) {
+  // status.json of a later start that failed is that start's to keep; any other (this job's, an earlier one's late
+  // running write) gives way.
+  if (!(await laterStartShown(deps, job))) {
     const endedAt = new Date(job.updatedAt);
     await writeStatus(deps, batchStatusOf(job, Number.isNaN(endedAt.getTime()) ? now(deps) : endedAt));
   }
@@ -331,6 +340,9 @@ export async function startBatchJob(
   }
 }
 
+/** How a job ends when a new input of its job id replaces it. */
+const REPLACED = { error: 'a new input of the job replaced this one', code: 'BATCH_INPUT_REPLACED' } as const;
+
 async function startUnguarded(
   deps: BatchScoreDeps,
   jobId: string,
@@ -343,6 +355,14 @@ async function startUnguarded(
   const bytesTotal = inputs.reduce((n, o) => n + o.sizeBytes, 0);
   const fail = async (err: unknown, spec?: JobSpec): Promise<BatchRunResult> => {
     const { error, code } = errorFields(err);
+    // The job of the input before, still running, is replaced all the same: the job is this input's now. Ended
+    // before this status is written, so that none of its own status writes comes after it.
+    let replaced: BatchJobRecord | undefined;
+    if (standing?.state === 'running' && standing.inputTag !== inputTag) {
+      replaced =
+        (await deps.jobs.finish(jobId, standing.inputTag, 'cancelled', now(deps).toISOString(), REPLACED)) ??
+        (await deps.jobs.getJob(jobId));
+    }
     await writeStatus(deps, {
       jobId,
       inputTag,
@@ -361,6 +381,10 @@ async function startUnguarded(
       error,
       code,
     });
+    // Its segments go; its status.json gives way to this one (whose tag follows it).
+    if (replaced && replaced.inputTag === standing?.inputTag && replaced.state !== 'running') {
+      await afterEnd(deps, replaced);
+    }
     return { state: 'failed', error, code };
   };
 
@@ -431,10 +455,7 @@ async function startUnguarded(
   if (job.inputTag !== inputTag) {
     // The job of a previous input still runs: the new input replaces it.
     replaced = job;
-    await deps.jobs.finish(job.jobId, job.inputTag, 'cancelled', now(deps).toISOString(), {
-      error: 'a new input of the job replaced this one',
-      code: 'BATCH_INPUT_REPLACED',
-    });
+    await deps.jobs.finish(job.jobId, job.inputTag, 'cancelled', now(deps).toISOString(), REPLACED);
     job = await deps.jobs.createJob(fresh);
     if (job.inputTag !== inputTag)
       throw new Error(`batch ${jobId}: the job of another input started meanwhile`);

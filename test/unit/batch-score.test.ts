@@ -693,6 +693,45 @@ describe('batch scoring: start and parts', () => {
     });
   });
 
+  it('a failed start while the job before runs ends that job replaced, and its own status stands', async () => {
+    const s = await setup({ rows: 40, deps: { maxConcurrency: 1 } });
+    await s.start();
+    const [first] = s.queue.fresh();
+    if (!first) throw new Error('no part');
+    await handle(s.deps, first);
+    expect(keysUnder(s.objects, 'batch/j/parts/').length).toBeGreaterThan(0);
+    await s.objects.put(BATCH_KEYS.input('j'), inputText(5, 900));
+    const unknown = { ...s.deps, predictor: fakePredictor({ missingModel: true }) };
+    expect(await startBatchJob(unknown, 'j', { input: 'file' })).toMatchObject({
+      state: 'failed',
+      code: 'MODEL_NOT_FOUND',
+    });
+    expect(await s.jobs.getJob('j')).toMatchObject({ state: 'cancelled', code: 'BATCH_INPUT_REPLACED' });
+    expect(await drain(s)).toEqual([expect.objectContaining({ state: 'skipped' })]);
+    expect(statusOf(s.objects)).toMatchObject({ state: 'failed', code: 'MODEL_NOT_FOUND' });
+    expect(keysUnder(s.objects, 'batch/j/parts/')).toEqual([]);
+    expect(s.objects.text(BATCH_KEYS.output('j'))).toBeUndefined();
+  });
+
+  it('a running status of the job before, written after a later start failed, gives way to that start', async () => {
+    const s = await setup({ rows: 40, deps: { maxConcurrency: 1 } });
+    await s.start();
+    const [first] = s.queue.fresh();
+    if (!first) throw new Error('no part');
+    const unknown = { ...s.deps, predictor: fakePredictor({ missingModel: true }) };
+    // The part is counted; before it writes its status, a new input's start fails.
+    const jobs = withMethods(s.jobs, {
+      completePart: async (...args: Parameters<MemoryBatchJobs['completePart']>) => {
+        const counted = await s.jobs.completePart(...args);
+        await s.objects.put(BATCH_KEYS.input('j'), inputText(5, 900));
+        await startBatchJob(unknown, 'j', { input: 'file' });
+        return counted;
+      },
+    });
+    expect(await handle({ ...s.deps, jobs }, first)).toMatchObject({ state: 'running' });
+    expect(statusOf(s.objects)).toMatchObject({ state: 'failed', code: 'MODEL_NOT_FOUND' });
+  });
+
   it("a running status of the job before, written late, gives way to the new job's end", async () => {
     const s = await setup({ rows: 40, deps: { maxConcurrency: 1 } });
     await s.start();
