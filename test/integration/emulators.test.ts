@@ -36,4 +36,22 @@ describe('test harness', () => {
     expect(probs).toHaveLength(3);
     expect(probs.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
   });
+
+  it('serves the old or the new object of a key written again while it is read, never a mix (as S3 does)', async () => {
+    const bodies = [Buffer.alloc(1 << 20, 'a'), Buffer.alloc(300_000, 'b'), Buffer.alloc(700_000, 'c')];
+    const key = 'rewritten.bin';
+    await env.s3.send(new PutObjectCommand({ Bucket: env.bucket, Key: key, Body: bodies[0] }));
+    const read = async (): Promise<Buffer> => {
+      const got = await env.s3.send(new GetObjectCommand({ Bucket: env.bucket, Key: key }));
+      return Buffer.from(await got.Body!.transformToByteArray());
+    };
+    const writes = Array.from({ length: 30 }, (_, i) =>
+      env.s3.send(new PutObjectCommand({ Bucket: env.bucket, Key: key, Body: bodies[i % 3] })),
+    );
+    const reads = Array.from({ length: 60 }, () => read());
+    await Promise.all(writes);
+    const seen = await Promise.all(reads);
+    const which = seen.map((body) => bodies.findIndex((b) => b.equals(body)));
+    expect(which.filter((i) => i < 0)).toEqual([]);
+  });
 });
