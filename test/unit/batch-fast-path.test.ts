@@ -213,23 +213,33 @@ describe('batch scoring with the row scanner', () => {
       inferBatch: (name, ref, requests) => predictor.inferBatch(name, ref, requests),
     };
     const expected = await score(lines, general);
-    // Chunks are pipelined one deep: a chunk's runs start before the one before it is answered.
-    let inBatch = 0;
+    // Chunks are pipelined one deep: a chunk's runs start before the one before it is answered. The answers of
+    // chunks 1 to 6 (all of the first part; a part's chunk 0 is settled alone) are held until the next chunk
+    // starts, or 2 s pass, which only a chunk waiting for the one before it needs: each of them sees the next one
+    // start while it is in flight, however fast or slow the thread answers.
+    let started = 0;
     let overlapped = 0;
+    const waiting: (() => void)[] = [];
     const counting: BatchScoreDeps['predictor'] = {
       resolve: (name, ref) => threaded.resolve(name, ref),
       inferBatch: async (name, ref, requests) => {
-        if (++inBatch > 1) overlapped++;
-        try {
-          return await threaded.inferBatch(name, ref, requests);
-        } finally {
-          inBatch--;
+        const index = started++;
+        for (const done of waiting.splice(0)) done();
+        const items = await threaded.inferBatch(name, ref, requests);
+        if (index >= 1 && index <= 6 && started === index + 1) {
+          await new Promise<void>((done) => {
+            waiting.push(done);
+            setTimeout(done, 2000);
+          });
         }
+        if (started > index + 1) overlapped++;
+        return items;
       },
     };
     // Whole parts arrive at once: the next chunk is read before the thread can answer the one in flight.
     expect(await score(lines, counting, 1 << 20)).toBe(expected);
-    expect(overlapped).toBeGreaterThan(5);
+    expect(started).toBeGreaterThan(6);
+    expect(overlapped).toBeGreaterThanOrEqual(6);
     // Each chunk answered after a delay that shrinks from chunk to chunk: a chunk started later finishes first.
     let calls = 0;
     const reordered: BatchScoreDeps['predictor'] = {
