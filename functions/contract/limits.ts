@@ -19,6 +19,12 @@ export const LIMITS = {
   maxLabels: 100_000,
   /** Serialized size of a version's labels (they live in the version's DynamoDB item, max 400 KB). */
   maxLabelsBytes: 300_000,
+  /**
+   * Deepest nesting of arrays and objects in a request's `parameters` (of the request, an input, an output), an
+   * async request (its nested `data` too: a tensor's rank is far less) and a preprocessing declaration. Deeper
+   * JSON is a 400: serializing it overflows the stack.
+   */
+  maxNesting: 32,
   /** Model and alias names. */
   namePattern: /^[a-z0-9][a-z0-9\-_.]{0,63}$/,
   /** Default alias-resolution cache TTL of the predict path. */

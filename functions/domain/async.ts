@@ -3,16 +3,20 @@
  * documents, and the status answer of `GET /async/{requestId}`.
  */
 import { z } from 'zod';
+import { LIMITS } from '../contract/limits';
 import { BatchAggregateMessageSchema, BatchPartMessageSchema } from './batch';
 import { parseBinaryRequest } from './binary-tensors';
 import { DeriveMessageSchema } from './derive';
 import { BadRequestError } from './errors';
 import { isModelName } from './names';
+import { nestsDeeperThan } from './nesting';
 
 /**
  * Basic structure of an OIP request body, checked before an async request is accepted: an object with a
  * non-empty `inputs` array whose entries have a string `name` and `datatype`, an integer `shape` array and
- * `data`. The full check against the model's signature happens when the request runs. Throws BadRequestError.
+ * `data`, the whole nesting at most `LIMITS.maxNesting` levels more than the request's own three (the body,
+ * `inputs`, an input). The full check against the model's signature happens when the request runs. Throws
+ * BadRequestError.
  */
 export function checkRequestShape(raw: unknown): Record<string, unknown> {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
@@ -21,6 +25,14 @@ export function checkRequestShape(raw: unknown): Record<string, unknown> {
   const inputs = (raw as { inputs?: unknown }).inputs;
   if (!Array.isArray(inputs) || inputs.length === 0) {
     throw new BadRequestError("'inputs' must be a non-empty array", 'INVALID_REQUEST');
+  }
+  // Stored as JSON until it runs: a body nested deeper than any tensor or parameter is refused now. Three levels
+  // are the request's own: the body, `inputs` and an input.
+  if (nestsDeeperThan(raw, LIMITS.maxNesting + 3)) {
+    throw new BadRequestError(
+      `the request nests deeper than ${LIMITS.maxNesting} levels of 'data' or 'parameters'`,
+      'INVALID_REQUEST',
+    );
   }
   inputs.forEach((t: unknown, i) => {
     const o = t as { name?: unknown; datatype?: unknown; shape?: unknown };

@@ -25,12 +25,13 @@ function hasUnsafeInt64(body: unknown): boolean {
   return false;
 }
 
+/** Walks nested arrays with a stack of its own: a body nested thousands deep is the caller's to refuse, not a crash. */
 function containsUnsafeInteger(data: unknown[]): boolean {
-  for (const v of data) {
-    if (Array.isArray(v)) {
-      if (containsUnsafeInteger(v)) return true;
-    } else if (typeof v === 'number' && Number.isInteger(v) && !Number.isSafeInteger(v)) {
-      return true;
+  const pending: unknown[][] = [data];
+  for (let list = pending.pop(); list !== undefined; list = pending.pop()) {
+    for (const v of list) {
+      if (Array.isArray(v)) pending.push(v);
+      else if (typeof v === 'number' && Number.isInteger(v) && !Number.isSafeInteger(v)) return true;
     }
   }
   return false;

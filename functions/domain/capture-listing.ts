@@ -56,7 +56,7 @@ const ISO_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{
 
 /** An ISO 8601 time (`2026-12-01T04:00:00Z`, a date, or with an offset); 400 `INVALID_SINCE` otherwise. */
 export function parseSince(raw: string): Date {
-  const ms = ISO_TIME.test(raw) ? Date.parse(raw) : Number.NaN;
+  const ms = ISO_TIME.test(raw) && isCalendarDate(raw) ? Date.parse(raw) : Number.NaN;
   if (!Number.isFinite(ms)) {
     throw new BadRequestError(
       `invalid since '${quoted(raw)}': an ISO 8601 time such as 2026-12-01T04:00:00Z is required`,
@@ -64,6 +64,14 @@ export function parseSince(raw: string): Date {
     );
   }
   return new Date(ms);
+}
+
+/** Whether the `yyyy-mm-dd` a time starts with is a day of the calendar (`Date.parse` takes 02-31 as 03-03). */
+function isCalendarDate(raw: string): boolean {
+  const [y, m, d] = raw.slice(0, 10).split('-').map(Number) as [number, number, number];
+  const day = new Date(0);
+  day.setUTCFullYear(y, m - 1, d); // not Date.UTC, which reads years 0 to 99 as 1900 to 1999
+  return day.getUTCFullYear() === y && day.getUTCMonth() === m - 1 && day.getUTCDate() === d;
 }
 
 /** `limit`: an integer from 1 to 1000, default 100; 400 `INVALID_LIMIT` otherwise. */

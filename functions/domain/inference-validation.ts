@@ -5,6 +5,7 @@
  */
 import { LIMITS } from '../contract/limits';
 import { BadRequestError } from './errors';
+import { nestsDeeperThan } from './nesting';
 import { decodeTensor, type OipRequest } from './oip-decode';
 import type { Tensor } from './tensor';
 import { DATATYPES, type Datatype, type ModelSignature, type TensorSpec } from './types';
@@ -65,9 +66,17 @@ function isShape(shape: unknown): boolean {
   return true;
 }
 
-/** `parameters` (of the request, an input or an output) is optional, and a JSON object when given. */
+/**
+ * `parameters` (of the request, an input or an output) is optional, and a JSON object when given, nesting at most
+ * `LIMITS.maxNesting` levels.
+ */
 function checkParameters(parameters: unknown, what: string): void {
-  if (parameters === undefined || isObject(parameters)) return;
+  if (parameters === undefined) return;
+  if (isObject(parameters)) {
+    if (nestsDeeperThan(parameters, LIMITS.maxNesting))
+      bad(`${what} nests deeper than ${LIMITS.maxNesting} levels`, 'INVALID_PARAMETERS');
+    return;
+  }
   const got =
     parameters === null ? 'null' : Array.isArray(parameters) ? 'an array' : `a ${typeof parameters}`;
   bad(`${what} must be an object, got ${got}`, 'INVALID_PARAMETERS');

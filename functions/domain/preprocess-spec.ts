@@ -27,8 +27,10 @@
  * (both 400 `INVALID_PREPROCESS`), and {@link preprocessRawInputs} gives the inputs a preprocessed version
  * accepts (for its model metadata). No onnxruntime, no ONNX: the graph is built by functions/transforms/preprocess.
  */
+import { LIMITS } from '../contract/limits';
 import { BadRequestError } from './errors';
 import { quoted } from './names';
+import { nestsDeeperThan } from './nesting';
 import type { Datatype, ModelSignature, TensorSpec } from './types';
 
 /** Machine code of a refused declaration (every error of parsing and planning). */
@@ -280,6 +282,7 @@ export function parsePreprocessSpec(value: unknown): PreprocessSpec {
   if (names.length > PREPROCESS_LIMITS.maxInputs) {
     throw bad(`names ${names.length} inputs; at most ${PREPROCESS_LIMITS.maxInputs} are allowed`);
   }
+  if (nestsDeeperThan(value, LIMITS.maxNesting)) throw bad(`nests deeper than ${LIMITS.maxNesting} levels`);
   const size = new TextEncoder().encode(JSON.stringify(value)).length;
   if (size > PREPROCESS_LIMITS.maxBytes) {
     throw bad(`is ${size} bytes serialized; at most ${PREPROCESS_LIMITS.maxBytes} are allowed`);
@@ -291,6 +294,8 @@ export function parsePreprocessSpec(value: unknown): PreprocessSpec {
         `input name '${quoted(name, 40)}' must have 1 to ${PREPROCESS_LIMITS.maxInputNameLength} characters`,
       );
     }
+    // As a key of the object the declaration becomes, it would set that object's prototype and vanish.
+    if (name === '__proto__') throw bad(`input name '__proto__' is not allowed`);
     const raw = value[name];
     const list = Array.isArray(raw) ? raw : [raw];
     if (list.length === 0 || list.length > PREPROCESS_LIMITS.maxSteps) {

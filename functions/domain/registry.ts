@@ -29,7 +29,13 @@ export function parseLimit(raw: string | undefined): number {
 // Request schemas
 
 const tagsSchema = z
-  .record(z.string().min(1).max(128), z.string().max(256))
+  // A record leaves out a `__proto__` key (as a key of the object the tags become it would set its prototype):
+  // refused here rather than dropped.
+  .unknown()
+  .refine((t) => typeof t !== 'object' || t === null || !Object.hasOwn(t, '__proto__'), {
+    message: "'__proto__' is not a tag name",
+  })
+  .pipe(z.record(z.string().min(1).max(128), z.string().max(256)))
   .refine((t) => Object.keys(t).length <= LIMITS.maxTags, {
     message: `at most ${LIMITS.maxTags} tags are allowed`,
   });

@@ -86,6 +86,15 @@ const localActor = (): string => {
   }
 };
 
+/** A request's target as a URL; one that is none (`http://[`) is a 400, as API Gateway refuses it. */
+function requestUrl(req: Pick<IncomingMessage, 'url'>): URL {
+  try {
+    return new URL(req.url ?? '/', 'http://localhost');
+  } catch {
+    throw new BadRequestError('the request target is not a valid URL', 'INVALID_URL');
+  }
+}
+
 /** Builds the API Gateway v2 event for one request whose route matched. */
 export function toEvent(
   req: Pick<IncomingMessage, 'method' | 'url' | 'headers' | 'socket'>,
@@ -94,7 +103,7 @@ export function toEvent(
   actor: string = localActor(),
   now: Date = new Date(),
 ): HttpEvent {
-  const url = new URL(req.url ?? '/', 'http://localhost');
+  const url = requestUrl(req);
   const headers: Record<string, string> = {};
   let cookies: string[] | undefined;
   for (const [name, value] of Object.entries(req.headers)) {
@@ -256,7 +265,7 @@ export function createLocalServer(opts: LocalServerOptions): Server {
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = (req.method ?? 'GET').toUpperCase();
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const path = requestUrl(req).pathname;
     if (path === '/console' || path.startsWith('/console/')) {
       return (await import('./console-server')).serveConsole(req, res, { metrics: Boolean(opts.metrics) });
     }

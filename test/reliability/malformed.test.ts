@@ -174,6 +174,9 @@ const x = (over: Record<string, unknown>) => ({
   inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2], ...over }],
 });
 const xs = (over: Record<string, unknown>) => ({ ...x({}), ...over });
+/** `n` nested empty arrays: JSON nested deeper than any request means. */
+const deep = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
+const X_INPUT = '"inputs":[{"name":"x","datatype":"FP32","shape":[1,2],"data":[1,2]}]';
 const oversized = () =>
   body({ inputs: [{ name: 'x', datatype: 'BYTES', shape: [1], data: ['a'.repeat(MAX_BODY)] }] });
 
@@ -263,6 +266,24 @@ const INFER_BODIES: [string, ApiEventOptions, number, string][] = [
     400,
     'UNKNOWN_INPUT',
   ],
+  [
+    'data nested 12 000 deep',
+    body(`{"inputs":[{"name":"x","datatype":"FP32","shape":[1,2],"data":${deep(12_000)}}]}`),
+    400,
+    'DATA_LENGTH_MISMATCH',
+  ],
+  [
+    'INT64 data nested 12 000 deep',
+    body(`{"inputs":[{"name":"x","datatype":"INT64","shape":[1,2],"data":${deep(12_000)}}]}`),
+    400,
+    'DATATYPE_MISMATCH',
+  ],
+  [
+    'parameters nested 3 000 deep',
+    body(`{${X_INPUT},"parameters":{"p":${deep(3_000)}}}`),
+    400,
+    'INVALID_PARAMETERS',
+  ],
   ['body over the limit', oversized(), 413, 'PAYLOAD_TOO_LARGE'],
 ];
 
@@ -282,6 +303,17 @@ const ASYNC_BODIES = INFER_BODIES.filter(([, , , code]) =>
       ['negative dimension', body(x({ shape: [-1, 2] }))],
       ['fractional dimension', body(x({ shape: [1.5, 2] }))],
       ['no data', body(x({ data: undefined }))],
+      [
+        'data nested 3 000 deep',
+        body(`{"inputs":[{"name":"x","datatype":"FP32","shape":[1,2],"data":${deep(3_000)}}]}`),
+      ],
+      ['parameters nested 3 000 deep', body(`{${X_INPUT},"parameters":{"p":${deep(3_000)}}}`)],
+      [
+        'input parameters nested 3 000 deep',
+        body(
+          `{"inputs":[{"name":"x","datatype":"FP32","shape":[1,2],"data":[1,2],"parameters":{"p":${deep(3_000)}}}]}`,
+        ),
+      ],
     ] as [string, ApiEventOptions][]
   ).map(([what, opts]) => [what, opts, 400, 'INVALID_REQUEST'] as [string, ApiEventOptions, number, string]),
 );
@@ -520,6 +552,17 @@ for (const [what, opts, code] of [
   ['tags an array', reg({ uploadId: 'first', tags: ['a'] }), 'VALIDATION_ERROR'],
   ['tag value a number', reg({ uploadId: 'first', tags: { a: 1 } }), 'VALIDATION_ERROR'],
   ['tag with an empty key', reg({ uploadId: 'first', tags: { '': 'x' } }), 'VALIDATION_ERROR'],
+  ['tag named __proto__', () => body('{"uploadId":"first","tags":{"__proto__":"x"}}'), 'VALIDATION_ERROR'],
+  [
+    'preprocess nested 6 000 deep',
+    () => body(`{"uploadId":"first","preprocess":{"x":${deep(6_000)}}}`),
+    'INVALID_PREPROCESS',
+  ],
+  [
+    'preprocess input named __proto__',
+    () => body('{"uploadId":"first","preprocess":{"__proto__":{"normalize":{"mean":0,"std":1}}}}'),
+    'INVALID_PREPROCESS',
+  ],
   ['labels a string', reg({ uploadId: 'first', labels: 'a,b' }), 'VALIDATION_ERROR'],
   ['label a number', reg({ uploadId: 'first', labels: [1] }), 'VALIDATION_ERROR'],
   ['postprocess a string', reg({ uploadId: 'first', postprocess: 'softmax' }), 'VALIDATION_ERROR'],
@@ -710,6 +753,14 @@ const INT8 = { quantize: 'int8' };
 add(DERIVE, 'no body', 'POST', DERIVE_PATH, undefined, 400, 'MALFORMED_JSON');
 add(DERIVE, 'truncated JSON', 'POST', DERIVE_PATH, body('{"transforms":['), 400, 'MALFORMED_JSON');
 add(DERIVE, 'JSON array', 'POST', DERIVE_PATH, body([INT8]), 400, 'MALFORMED_JSON');
+add(
+  DERIVE,
+  'preprocess nested 6 000 deep',
+  'POST',
+  DERIVE_PATH,
+  body(`{"transforms":[{"preprocess":{"x":${deep(6_000)}}}]}`),
+  400,
+);
 add(DERIVE, 'no transforms', 'POST', DERIVE_PATH, body({ transforms: [] }), 400, 'VALIDATION_ERROR');
 add(
   DERIVE,
@@ -905,6 +956,8 @@ for (const [what, query, code] of [
   ['version not a number', { version: 'prod' }, 'INVALID_VERSION'],
   ['since not a time', { since: 'yesterday' }, 'INVALID_SINCE'],
   ['since relative', { since: '1h' }, 'INVALID_SINCE'],
+  ['since a day that does not exist', { since: '2026-02-31T00:00:00Z' }, 'INVALID_SINCE'],
+  ['since hour 25', { since: '2026-02-01T25:00:00Z' }, 'INVALID_SINCE'],
   ['limit zero', { limit: '0' }, 'INVALID_LIMIT'],
   ['limit over 1000', { limit: '1001' }, 'INVALID_LIMIT'],
   ['limit fractional', { limit: '1.5' }, 'INVALID_LIMIT'],

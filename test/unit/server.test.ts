@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { operationsOf, pathFor, ROUTES, routeKey } from '../../functions/contract/routes';
 import type { HttpEvent, HttpResult } from '../../functions/handlers/http';
@@ -112,6 +113,25 @@ describe('local server', () => {
     const na = await fetch(`${server.url}/models`, { method: 'DELETE' });
     expect(na.status).toBe(405);
     expect(await na.json()).toEqual({ error: expect.any(String), code: 'METHOD_NOT_ALLOWED' });
+  });
+
+  it('answers 400 INVALID_URL for a request target that is no URL, and serves the next request', async () => {
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(new URL(server.url).port), '127.0.0.1');
+      let text = '';
+      socket.on('data', (d) => {
+        text += d;
+      });
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+      socket.end('GET http://[ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({
+      error: expect.any(String),
+      code: 'INVALID_URL',
+    });
+    expect((await fetch(`${server.url}/models`)).status).toBe(201);
   });
 
   it('answers 501 for routes whose function is not wired', async () => {
