@@ -15,7 +15,7 @@ import {
   responseOutputs,
 } from '../domain/binary-tensors';
 import { ArtifactIntegrityError } from '../domain/errors';
-import { type ValidatedRequest, validateInferenceRequest } from '../domain/inference-validation';
+import { isInferenceId, type ValidatedRequest, validateInferenceRequest } from '../domain/inference-validation';
 import type { OipRequest } from '../domain/oip-decode';
 import { type OipResponse, outputToJson, outputToJsonText } from '../domain/oip-encode';
 import { applyPostprocess } from '../domain/postprocess';
@@ -296,6 +296,9 @@ export function createInference(deps: InferenceDeps): Inference {
       return { served, request: parsed.request, decoded: parsed.binaryInputs };
     }
     const parsed = parseBinaryRequest(body, headerLength, undefined, false);
+    // The request's own id names it even when it fails before it runs, as a JSON request's does.
+    const id = parsed.request.id;
+    if (obs && typeof id === 'string' && isInferenceId(id)) obs.inferenceId = id;
     return {
       served: choose(name, ref, stable, parsed.request, obs),
       request: parsed.request,

@@ -15,6 +15,7 @@
 import { z } from 'zod';
 import { BATCH, BATCH_KEYS } from '../contract/events';
 import { DEFAULT_ALIAS, LIMITS } from '../contract/limits';
+import { binaryFlag } from './binary-tensors';
 import { BadRequestError, isMaasError } from './errors';
 import type { ByteLines } from './fast-rows';
 import { isModelName } from './names';
@@ -245,17 +246,19 @@ export function parseRow(
 /** The code of a batch line that asks binary tensor data. */
 export const BINARY_DATA_IN_BATCH = 'BINARY_DATA_IN_BATCH';
 
-const paramOf = (o: unknown, key: string): unknown =>
-  (o as { parameters?: Record<string, unknown> } | null | undefined)?.parameters?.[key];
+const paramsOf = (o: unknown): unknown => (o as { parameters?: unknown } | null | undefined)?.parameters;
+const paramOf = (o: unknown, key: string): unknown => (paramsOf(o) as Record<string, unknown> | undefined)?.[key];
 
 /**
  * Why a batch line cannot be answered because it asks binary tensor data, or undefined when it does not: an input
- * with `parameters.binary_data_size` (a JSONL line carries no bytes after a header), or `binary_data_output` /
- * an output's `binary_data` set true (an answer is one JSON line). `false` asks JSON and is fine; anything else
- * is left to validation.
+ * with `parameters.binary_data_size` (a JSONL line carries no bytes after a header), or an output that would be
+ * answered binary (an answer is one JSON line): its own `binary_data`, else the request's `binary_data_output`,
+ * is true — as the encoder decides (`wantsBinaryOutput`). A flag that is not a boolean is a 400
+ * `INVALID_PARAMETERS`, as on the predict routes; anything else is left to validation.
  */
 export function jsonOnly(request: unknown): string | undefined {
-  const inputs = (request as { inputs?: unknown } | null)?.inputs;
+  const r = request as { inputs?: unknown; outputs?: unknown; parameters?: unknown } | null;
+  const inputs = r?.inputs;
   if (Array.isArray(inputs)) {
     for (const [i, input] of inputs.entries()) {
       if (paramOf(input, 'binary_data_size') === undefined) continue;
@@ -263,12 +266,20 @@ export function jsonOnly(request: unknown): string | undefined {
       return `input ${typeof name === 'string' ? `'${name}'` : i} has binary_data_size: batch lines are JSON and carry no binary data; give the input's values as 'data'`;
     }
   }
-  const why =
-    'batch answers are JSON lines: binary outputs are not available in batch; drop binary_data_output / binary_data (or set them false)';
-  if (paramOf(request, 'binary_data_output') === true) return why;
-  const outputs = (request as { outputs?: unknown } | null)?.outputs;
-  if (Array.isArray(outputs) && outputs.some((o) => paramOf(o, 'binary_data') === true)) return why;
-  return undefined;
+  const all = binaryFlag(r?.parameters, 'binary_data_output', `'parameters'`);
+  const outputs = r?.outputs;
+  // Listed outputs each decide (their own flag, else the request's); without a list every output takes the request's.
+  const binary =
+    Array.isArray(outputs) && outputs.length > 0
+      ? outputs
+          .map((o) => {
+            const name = (o as { name?: unknown } | null)?.name;
+            return binaryFlag(paramsOf(o), 'binary_data', `output '${String(name)}'`) ?? all;
+          })
+          .includes(true)
+      : all === true;
+  if (!binary) return undefined;
+  return 'batch answers are JSON lines: binary outputs are not available in batch; drop binary_data_output / binary_data (or set them false)';
 }
 
 /** The output line of a failed row. */

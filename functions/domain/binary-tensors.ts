@@ -191,7 +191,7 @@ function decodeBinary(
 }
 
 /** Checks a request's `binary_data` / `binary_data_output` parameter: a boolean when given. */
-function binaryFlag(parameters: unknown, key: string, what: string): boolean | undefined {
+export function binaryFlag(parameters: unknown, key: string, what: string): boolean | undefined {
   if (!isObject(parameters)) return undefined;
   const v = parameters[key];
   if (v === undefined || typeof v === 'boolean') return v;

@@ -82,6 +82,25 @@ function checkParameters(parameters: unknown, what: string): void {
   bad(`${what} must be an object, got ${got}`, 'INVALID_PARAMETERS');
 }
 
+/**
+ * Parameters of OIP extensions this server does not offer (`GET /v2` lists those it does): answering as if they
+ * were not there would hand the client something else than it asked, so they are a 400 `UNSUPPORTED_PARAMETER`.
+ */
+const UNSUPPORTED: Readonly<Record<string, string>> = {
+  // Triton's classification extension (an output's top classes as "score:index:label" strings).
+  classification:
+    "the classification extension is not offered; a version's postprocess (topK, labels) gives the top classes",
+  // Triton's shared-memory extensions: no memory is shared with a function.
+  shared_memory_region: 'shared memory is not offered; send the tensor in the request (JSON or binary data)',
+};
+
+function unsupported(parameters: unknown, what: string): void {
+  for (const key in parameters as Record<string, unknown>) {
+    const why = Object.hasOwn(UNSUPPORTED, key) ? UNSUPPORTED[key] : undefined;
+    if (why !== undefined) bad(`${what}: parameter '${key}': ${why}`, 'UNSUPPORTED_PARAMETER');
+  }
+}
+
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /**
@@ -136,8 +155,9 @@ export function checkRequestShape(body: unknown): OipRequest {
     if (!isShape(shape)) {
       bad(`input '${name}': shape must be an array of non-negative integers`, 'INVALID_SHAPE');
     }
-    if (input.data === undefined) bad(`input '${name}': 'data' is missing`, 'INVALID_DATA');
     checkParameters(input.parameters, `input '${name}': 'parameters'`);
+    if (input.parameters !== undefined) unsupported(input.parameters, `input '${name}'`);
+    if (input.data === undefined) bad(`input '${name}': 'data' is missing`, 'INVALID_DATA');
   }
   const outputs = body.outputs;
   if (outputs !== undefined) {
@@ -148,6 +168,7 @@ export function checkRequestShape(body: unknown): OipRequest {
         bad(`outputs[${i}] must be an object with a non-empty 'name'`, 'INVALID_REQUEST');
       }
       checkParameters(o.parameters, `output '${o.name}': 'parameters'`);
+      if (o.parameters !== undefined) unsupported(o.parameters, `output '${o.name}'`);
     }
   }
   return body as unknown as OipRequest;

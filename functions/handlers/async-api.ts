@@ -31,7 +31,7 @@ import {
   resolveOperation,
 } from './http';
 import { modelKeys } from './logging';
-import { BINARY_HEADER, binaryHeaderLength, requestBytes } from './request-body';
+import { BINARY_HEADER, binaryHeaderLength, binaryRequestBytes } from './request-body';
 
 /** What the async API's use cases read and write (async inference, feedback, the capture listing). */
 export interface AsyncApiDeps extends AsyncInferenceDeps {
@@ -70,7 +70,7 @@ export function createAsyncApiHandler(
               ? {
                   binary: {
                     headerLength: binaryHeaderLength(headerLength),
-                    bytes: requestBytes(event, deps.maxBodyBytes ?? LIMITS.maxBodyBytes),
+                    bytes: binaryRequestBytes(event, deps.maxBodyBytes ?? LIMITS.maxBodyBytes),
                   },
                 }
               : { body: parseInferenceBody(bodyText(event, deps.maxBodyBytes)) };

@@ -50,7 +50,7 @@ import {
 } from './http';
 import { modelKeys } from './logging';
 import { cachedReadiness } from './readiness';
-import { BINARY_HEADER, binaryHeaderLength, requestBytes } from './request-body';
+import { BINARY_HEADER, binaryHeaderLength, binaryRequestBytes } from './request-body';
 
 export interface PredictHandlerDeps extends PredictorDeps {
   readonly repo: PredictorDeps['repo'] & Pick<RegistryRepository, 'ping'>;
@@ -307,7 +307,7 @@ export function createPredictHandler(
     obs: InferenceObservation,
     startedAt: number,
   ): Promise<HttpResult> {
-    const bytes = requestBytes(event, maxBodyBytes);
+    const bytes = binaryRequestBytes(event, maxBodyBytes);
     // No await of its own: the answer is made in the run's continuation (one promise less per request).
     return predictor
       .inferBinary(name, ref, bytes, headerLength, obs)

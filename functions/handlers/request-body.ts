@@ -90,6 +90,22 @@ function decode(coding: string, bytes: Buffer, maxBytes: number): Buffer {
 }
 
 /**
+ * The bytes of a request of the binary tensor data extension, as `requestBytes`. A body that API Gateway passed as
+ * text (its `Content-Type` is a text type) lost on the way every byte that is not UTF-8: it is refused, not read
+ * altered, whatever its bytes.
+ */
+export function binaryRequestBytes(event: HttpEvent, maxBytes: number): Buffer {
+  if (!event.isBase64Encoded && event.body) {
+    const type = event.headers?.['content-type'];
+    throw new BadRequestError(
+      `a request with Inference-Header-Content-Length arrived as text (Content-Type ${JSON.stringify(type ?? '')}), which does not carry raw bytes intact; send it with Content-Type application/octet-stream or none`,
+      INVALID_BINARY_DATA,
+    );
+  }
+  return requestBytes(event, maxBytes);
+}
+
+/**
  * The bytes of a request body: base64-decoded when API Gateway encoded it, then decoded from its
  * `Content-Encoding`; at most `maxBytes` of them as sent and once decoded, else a 413.
  */

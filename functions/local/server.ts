@@ -122,12 +122,13 @@ export function toEvent(
   for (const key of new Set(url.searchParams.keys())) {
     queryStringParameters[key] = url.searchParams.getAll(key).join(',');
   }
-  // A body of the binary tensor data extension (its client sends no Content-Type), or a compressed one, is passed
-  // base64-encoded, as API Gateway passes binary bodies: its bytes reach the handler intact.
+  // As API Gateway: a body of a text Content-Type is passed as text, any other base64-encoded. Without a
+  // Content-Type, a body of the binary tensor data extension (its client sends none) or a compressed one is passed
+  // base64-encoded, its bytes intact; a bare JSON body as text (the handlers read both alike).
   const text =
-    headers['inference-header-content-length'] === undefined &&
-    headers['content-encoding'] === undefined &&
-    isTextContentType(headers['content-type']);
+    headers['content-type'] !== undefined
+      ? isTextContentType(headers['content-type'])
+      : headers['inference-header-content-length'] === undefined && headers['content-encoding'] === undefined;
   const method = (req.method ?? 'GET').toUpperCase();
   const requestId = randomUUID();
   const sourceIp = req.socket?.remoteAddress ?? '127.0.0.1';

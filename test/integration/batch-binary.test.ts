@@ -34,7 +34,7 @@ const x = (i: number, extra: Record<string, unknown> = {}) => ({
 
 describe('batch is JSON only', () => {
   it('answers a line asking binary data with an error line of its own; the other lines as usual', async () => {
-    const rows: [unknown, 'ok' | 'binary'][] = [
+    const rows: [unknown, 'ok' | 'binary' | 'invalid'][] = [
       [{ id: 'r0', inputs: [x(0)] }, 'ok'],
       [{ id: 'r1', inputs: [{ ...x(1), data: undefined, parameters: { binary_data_size: 8 } }] }, 'binary'],
       [{ id: 'r2', inputs: [x(2)], parameters: { binary_data_output: true } }, 'binary'],
@@ -42,6 +42,32 @@ describe('batch is JSON only', () => {
       [{ id: 'r4', inputs: [x(4)], parameters: { binary_data_output: false } }, 'ok'],
       [{ id: 'r5', inputs: [x(5)], outputs: [{ name: 'y', parameters: { binary_data: false } }] }, 'ok'],
       [{ id: 'r6', inputs: [x(6)] }, 'ok'],
+      // An output's own flag wins over the request's, as the predict routes decide.
+      [
+        {
+          id: 'r7',
+          inputs: [x(7)],
+          outputs: [{ name: 'y', parameters: { binary_data: false } }],
+          parameters: { binary_data_output: true },
+        },
+        'ok',
+      ],
+      [
+        {
+          id: 'r8',
+          inputs: [x(8)],
+          outputs: [{ name: 'y', parameters: { binary_data: true } }],
+          parameters: { binary_data_output: false },
+        },
+        'binary',
+      ],
+      [
+        { id: 'r9', inputs: [x(9)], outputs: [{ name: 'y' }], parameters: { binary_data_output: true } },
+        'binary',
+      ],
+      // Flags that are not booleans are refused, as on the predict routes.
+      [{ id: 'r10', inputs: [x(10)], parameters: { binary_data_output: 'yes' } }, 'invalid'],
+      [{ id: 'r11', inputs: [x(11)], outputs: [{ name: 'y', parameters: { binary_data: 1 } }] }, 'invalid'],
     ];
     await env.put(BATCH_KEYS.job('bin-1'), JSON.stringify({ model: 'adder' }));
     const event = await env.put(
@@ -53,13 +79,17 @@ describe('batch is JSON only', () => {
     // The start queues the part; the worker scores it and assembles the output.
     await env.batchQueue.drain();
     const status = JSON.parse((await env.getText(BATCH_KEYS.status('bin-1'))) ?? 'null');
-    expect(status).toMatchObject({ state: 'done', total: rows.length, succeeded: 4, failed: 3 });
+    expect(status).toMatchObject({ state: 'done', total: rows.length, succeeded: 5, failed: 7 });
 
     const lines = ((await env.getText(BATCH_KEYS.output('bin-1'))) ?? '').split('\n');
     expect(lines.pop()).toBe('');
     expect(lines).toHaveLength(rows.length);
     lines.forEach((line, i) => {
       const out = JSON.parse(line);
+      if (rows[i]?.[1] === 'invalid') {
+        expect(out, `line ${i}`).toEqual({ error: expect.any(String), code: 'INVALID_PARAMETERS' });
+        return;
+      }
       if (rows[i]?.[1] === 'binary') {
         expect(out, `line ${i}`).toEqual({ error: expect.any(String), code: BINARY_DATA_IN_BATCH });
         expect(out.error).toMatch(i === 1 ? /binary_data_size/ : /binary_data_output/);

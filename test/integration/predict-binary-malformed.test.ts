@@ -538,6 +538,13 @@ describe('malformed binary requests through the predict handler', () => {
     },
   );
 
+  it('names a request that fails after its header is read by its own id, as a JSON request', async () => {
+    const { body, headerLength } = binaryBody({ ...fp32Input(16, [4, 1]), id: 'bin-fails-1' }, X);
+    const r = await env.handler(binaryEvent('/v2/models/add/infer', { body, headerLength }));
+    expectJsonError(r, 400, 'SHAPE_MISMATCH');
+    expect(parseResult(r).headers['x-maas-inference-id']).toBe('bin-fails-1');
+  });
+
   it('still answers good requests after every malformed one, in JSON and in binary', async () => {
     const json = await env.call<{ outputs: { data: number[] }[] }>('POST', '/v2/models/add/infer', {
       inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2] }],
@@ -657,5 +664,30 @@ describe('over HTTP through the local server', () => {
     const err = JSON.parse(bad.body.toString('utf8')) as Record<string, unknown>;
     expect(Object.keys(err).sort()).toEqual(['code', 'error']);
     expect(err.code).toBe('INVALID_BINARY_DATA');
+  });
+
+  it('refuses a binary body of a text Content-Type, which API Gateway would pass altered, and takes a binary one', async () => {
+    // A tensor of bytes that are not UTF-8: as text they would arrive as U+FFFD.
+    const { body, headerLength } = binaryBody(fp32Input(16), Float32Array.of(Number.NaN, -1, 0.5, 3));
+    for (const type of ['application/json', 'text/plain', 'application/x-www-form-urlencoded']) {
+      const refused = await post(
+        '/v2/models/add/infer',
+        { 'Inference-Header-Content-Length': String(headerLength), 'Content-Type': type },
+        body,
+      );
+      expect(refused.status, type).toBe(400);
+      const err = JSON.parse(refused.body.toString('utf8')) as Record<string, unknown>;
+      expect(err).toEqual({
+        error: expect.stringContaining('application/octet-stream'),
+        code: 'INVALID_BINARY_DATA',
+      });
+    }
+    const taken = await post(
+      '/v2/models/add/infer',
+      { 'Inference-Header-Content-Length': String(headerLength), 'Content-Type': 'application/octet-stream' },
+      body,
+    );
+    expect(taken.status).toBe(200);
+    expect(JSON.parse(taken.body.toString('utf8')).outputs[0].data).toEqual([null, 0, 1.5, 4]);
   });
 });

@@ -284,6 +284,28 @@ const INFER_BODIES: [string, ApiEventOptions, number, string][] = [
     400,
     'INVALID_PARAMETERS',
   ],
+  [
+    'output asking classification',
+    body(xs({ outputs: [{ name: 'y', parameters: { classification: 2 } }] })),
+    400,
+    'UNSUPPORTED_PARAMETER',
+  ],
+  [
+    'output into shared memory',
+    body(
+      xs({
+        outputs: [{ name: 'y', parameters: { shared_memory_region: 'out', shared_memory_byte_size: 8 } }],
+      }),
+    ),
+    400,
+    'UNSUPPORTED_PARAMETER',
+  ],
+  [
+    'input in shared memory',
+    body(x({ data: undefined, parameters: { shared_memory_region: 'in', shared_memory_byte_size: 8 } })),
+    400,
+    'UNSUPPORTED_PARAMETER',
+  ],
   ['body over the limit', oversized(), 413, 'PAYLOAD_TOO_LARGE'],
 ];
 

@@ -5,6 +5,7 @@ import type { HttpEvent } from '../../functions/handlers/http';
 import {
   BINARY_HEADER,
   binaryHeaderLength,
+  binaryRequestBytes,
   hasContentEncoding,
   requestBytes,
 } from '../../functions/handlers/request-body';
@@ -66,6 +67,28 @@ describe('requestBytes: base64 and plain bodies', () => {
       expect(requestBytes(event(PAYLOAD, { 'content-encoding': coding }), LIMIT).equals(PAYLOAD)).toBe(true);
     },
   );
+});
+
+describe('binaryRequestBytes: bodies of the binary tensor data extension', () => {
+  it('reads a base64 body as requestBytes does, and an empty text body as no bytes (the raw form of no elements)', () => {
+    expect(binaryRequestBytes(event(PAYLOAD), LIMIT).equals(PAYLOAD)).toBe(true);
+    const empty = { headers: {}, body: '', isBase64Encoded: false } as unknown as HttpEvent;
+    expect(binaryRequestBytes(empty, LIMIT).length).toBe(0);
+  });
+
+  it('refuses a body passed as text, whatever its bytes: API Gateway does not carry bytes that are not UTF-8 in text', () => {
+    for (const body of ['{"inputs":[]}\u00ff\ufffd', 'plain ASCII']) {
+      const e = {
+        headers: { 'content-type': 'application/json' },
+        body,
+        isBase64Encoded: false,
+      } as unknown as HttpEvent;
+      expect(failure(() => binaryRequestBytes(e, LIMIT))).toEqual({
+        status: 400,
+        code: 'INVALID_BINARY_DATA',
+      });
+    }
+  });
 });
 
 describe('requestBytes: content codings', () => {
