@@ -31,7 +31,7 @@ import {
 import { errorFields } from '../domain/batch';
 import type { EncodedResponse } from '../domain/binary-tensors';
 import { parseInferenceBody } from '../domain/body-parser';
-import { isMaasError, NotFoundError } from '../domain/errors';
+import { BadRequestError, isMaasError, NotFoundError } from '../domain/errors';
 import { parseVersionRef, validateModelName } from '../domain/names';
 import type { BlobStore, QueuePublisher } from '../ports/events';
 import { type Clock, systemClock } from '../ports/index';
@@ -73,6 +73,20 @@ const toJson = (_key: string, value: unknown): unknown => {
   return value;
 };
 const enc = (v: unknown) => JSON.stringify(v, toJson);
+/**
+ * A request document as `enc` writes it, refusing a number JSON cannot keep: a literal beyond a double
+ * (`1e400`) parses as Infinity, which JSON writes as `null`; the request would run on other values than were sent.
+ */
+const encRequest = (doc: AsyncRequestDoc) =>
+  JSON.stringify(doc, (key, value: unknown) => {
+    if (typeof value === 'number' && !Number.isFinite(value)) {
+      throw new BadRequestError(
+        `the request holds a number beyond the range of a double${key && Number.isNaN(Number(key)) ? ` ('${key}')` : ''}, which cannot be kept until it runs`,
+        'NON_FINITE',
+      );
+    }
+    return toJson(key, value);
+  });
 const dec = <T>(b: Uint8Array): T => JSON.parse(new TextDecoder().decode(b)) as T;
 
 /** A request body of the binary tensor data extension, decoded from base64 and its Content-Encoding. */
@@ -114,10 +128,11 @@ export async function submitAsyncInference(
     createdAt: (deps.clock ?? systemClock).now().toISOString(),
     actor: input.actor,
   };
+  const document = encRequest(doc);
   // The body before its document: a request whose document exists always has its body.
   if (binary)
     await deps.blobs.put(ASYNC_KEYS.requestBody(requestId), binary.bytes, 'application/octet-stream');
-  await deps.blobs.put(ASYNC_KEYS.request(requestId), enc(doc));
+  await deps.blobs.put(ASYNC_KEYS.request(requestId), document);
   await deps.queue.send({ type: 'async-infer', requestId });
   return { requestId };
 }

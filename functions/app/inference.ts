@@ -15,7 +15,11 @@ import {
   responseOutputs,
 } from '../domain/binary-tensors';
 import { ArtifactIntegrityError } from '../domain/errors';
-import { isInferenceId, type ValidatedRequest, validateInferenceRequest } from '../domain/inference-validation';
+import {
+  isInferenceId,
+  type ValidatedRequest,
+  validateInferenceRequest,
+} from '../domain/inference-validation';
 import type { OipRequest } from '../domain/oip-decode';
 import { type OipResponse, outputToJson, outputToJsonText } from '../domain/oip-encode';
 import { applyPostprocess } from '../domain/postprocess';

@@ -247,7 +247,8 @@ export function parseRow(
 export const BINARY_DATA_IN_BATCH = 'BINARY_DATA_IN_BATCH';
 
 const paramsOf = (o: unknown): unknown => (o as { parameters?: unknown } | null | undefined)?.parameters;
-const paramOf = (o: unknown, key: string): unknown => (paramsOf(o) as Record<string, unknown> | undefined)?.[key];
+const paramOf = (o: unknown, key: string): unknown =>
+  (paramsOf(o) as Record<string, unknown> | undefined)?.[key];
 
 /**
  * Why a batch line cannot be answered because it asks binary tensor data, or undefined when it does not: an input

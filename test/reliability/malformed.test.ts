@@ -338,6 +338,24 @@ const ASYNC_BODIES = INFER_BODIES.filter(([, , , code]) =>
       ],
     ] as [string, ApiEventOptions][]
   ).map(([what, opts]) => [what, opts, 400, 'INVALID_REQUEST'] as [string, ApiEventOptions, number, string]),
+  // Numbers JSON cannot keep until the request runs.
+  [
+    [
+      'number literal overflowing a double',
+      body('{"inputs":[{"name":"x","datatype":"FP32","shape":[1,2],"data":[1,1e400]}]}'),
+      400,
+      'NON_FINITE',
+    ],
+    [
+      'number literal overflowing a double in a large body (read into a typed array)',
+      body(
+        `{"inputs":[{"name":"x","datatype":"FP32","shape":[1,9000],"data":[${'1,'.repeat(8999)}-1e400]}]}`,
+      ),
+      400,
+      'NON_FINITE',
+    ],
+    ['parameter overflowing a double', body(`{${X_INPUT},"parameters":{"t":1e400}}`), 400, 'NON_FINITE'],
+  ] as [string, ApiEventOptions, number, string][],
 );
 
 // ---------------------------------------------------------------------------------------------------------
