@@ -72,12 +72,18 @@ function decode(coding: string, bytes: Buffer, maxBytes: number): Buffer {
   const opts = { maxOutputLength: maxBytes };
   try {
     if (coding === 'gzip') return gunzipSync(bytes, opts);
+    let inflated: { buffer: Buffer; engine: { bytesWritten: number } };
     try {
-      return inflateSync(bytes, opts);
+      inflated = inflateSync(bytes, { ...opts, info: true }) as unknown as typeof inflated;
     } catch (e) {
       if ((e as { errno?: number }).errno !== constants.Z_DATA_ERROR) throw e;
-      return inflateRawSync(bytes, opts);
+      inflated = inflateRawSync(bytes, { ...opts, info: true }) as unknown as typeof inflated;
     }
+    // zlib stops at the end of the stream and leaves what follows unread: bytes after it are not part of the body.
+    if (inflated.engine.bytesWritten !== bytes.length) {
+      throw new Error(`${bytes.length - inflated.engine.bytesWritten} bytes follow the end of the stream`);
+    }
+    return inflated.buffer;
   } catch (e) {
     if ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
       throw new PayloadTooLargeError(`request body inflates beyond the limit of ${maxBytes} bytes`);

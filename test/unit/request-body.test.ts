@@ -173,6 +173,16 @@ describe('requestBytes: content codings', () => {
     ['gzip', 'a body that is not compressed', PAYLOAD],
     ['deflate', 'a truncated zlib body', deflateSync(PAYLOAD).subarray(0, 20)],
     ['deflate', 'bytes that are neither zlib nor raw deflate', Buffer.from([0xff, 0xff, 0xff, 0xff])],
+    [
+      'deflate',
+      'a zlib body with bytes after its end',
+      Buffer.concat([deflateSync(PAYLOAD), Buffer.from('more')]),
+    ],
+    [
+      'deflate',
+      'a raw deflate body with bytes after its end',
+      Buffer.concat([deflateRawSync(PAYLOAD), Buffer.from('more')]),
+    ],
     ['x-gzip', 'a deflate body sent as x-gzip', deflateSync(PAYLOAD)],
   ])('refuses (%s) %s with 400 INVALID_CONTENT_ENCODING', (coding, _what, sent) => {
     let message = '';
