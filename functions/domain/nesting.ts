@@ -10,6 +10,18 @@
  * body parser's numeric `data`) are leaves.
  */
 export function nestsDeeperThan(value: unknown, max: number): boolean {
+  // Most values (a request's flat `parameters`) hold no container: told without a walk or an allocation.
+  if (max >= 1 && isPlainObject(value)) {
+    let flat = true;
+    for (const key in value) {
+      const v = value[key];
+      if (typeof v === 'object' && v !== null) {
+        flat = false;
+        break;
+      }
+    }
+    if (flat) return false;
+  }
   const pending: [unknown, number][] = [[value, 0]];
   for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
     const [v, depth] = next;

@@ -12,6 +12,9 @@ describe('nestsDeeperThan', () => {
     expect(nestsDeeperThan(1, 0)).toBe(false);
     expect(nestsDeeperThan([], 0)).toBe(true);
     expect(nestsDeeperThan({}, 1)).toBe(false);
+    expect(nestsDeeperThan({ a: 1, b: 'x', c: null }, 1)).toBe(false);
+    expect(nestsDeeperThan({ a: 1, b: 'x', c: null }, 0)).toBe(true);
+    expect(nestsDeeperThan({ a: 1, b: [] }, 1)).toBe(true);
     for (const n of [1, 2, 31, 32, 33]) {
       expect(nestsDeeperThan(nested(n), 32), `${n} levels`).toBe(n > 32);
     }
