@@ -98,7 +98,9 @@ export function dynamoDocumentClient(o: ClientOptions = {}): DynamoDBDocumentCli
     requestHandler: HTTP,
   });
   const doc = DynamoDBDocumentClient.from(client, {
-    marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
+    // The marshaller tells a plain object by its `constructor`: a map of the caller's with a key `constructor`
+    // (tags `{"constructor": "x"}`) would pass for a class instance. Every object maas writes is plain data.
+    marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: true },
   });
   // Both: the repository sends through the document client, the tests' and tools' table commands through the base.
   bounded(client, 'dynamodb', o);

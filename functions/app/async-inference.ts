@@ -74,19 +74,24 @@ const toJson = (_key: string, value: unknown): unknown => {
 };
 const enc = (v: unknown) => JSON.stringify(v, toJson);
 /**
- * A request document as `enc` writes it, refusing a number JSON cannot keep: a literal beyond a double
- * (`1e400`) parses as Infinity, which JSON writes as `null`; the request would run on other values than were sent.
+ * A request document as `enc` writes it, with the numbers it was sent: a literal beyond a double (`1e400`) parses
+ * as Infinity, which JSON writes as `null`, so it is refused (the request would run on other values than were
+ * sent); `-0`, which `JSON.stringify` writes as `0`, is written `-0` (through a marker no request can hold).
  */
-const encRequest = (doc: AsyncRequestDoc) =>
-  JSON.stringify(doc, (key, value: unknown) => {
+function encRequest(doc: AsyncRequestDoc): string {
+  let negativeZero: string | undefined;
+  const text = JSON.stringify(doc, (key, value: unknown) => {
     if (typeof value === 'number' && !Number.isFinite(value)) {
       throw new BadRequestError(
         `the request holds a number beyond the range of a double${key && Number.isNaN(Number(key)) ? ` ('${key}')` : ''}, which cannot be kept until it runs`,
         'NON_FINITE',
       );
     }
+    if (value === 0 && Object.is(value, -0)) return (negativeZero ??= `-0 ${randomUUID()}`);
     return toJson(key, value);
   });
+  return negativeZero === undefined ? text : text.replaceAll(JSON.stringify(negativeZero), '-0');
+}
 const dec = <T>(b: Uint8Array): T => JSON.parse(new TextDecoder().decode(b)) as T;
 
 /** A request body of the binary tensor data extension, decoded from base64 and its Content-Encoding. */

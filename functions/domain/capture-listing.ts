@@ -7,6 +7,7 @@ import { CAPTURE_KEYS, hourPath } from '../contract/observability';
 import type { CaptureRecord } from './capture';
 import { BadRequestError } from './errors';
 import { parseVersionNumber, quoted, validateModelName } from './names';
+import { objectKeyProblem } from './registry';
 import { decodePageToken, encodePageToken } from './registry-rules';
 
 /** Records per page when `limit` is not given, and the most a page may ask for. */
@@ -97,7 +98,9 @@ export function decodeCaptureToken(token: string, model: string, version?: numbe
   const key = decodePageToken(token, (k) => {
     const names = Object.keys(k);
     if (!names.every((n) => n === 'k' || n === 'l')) return false;
-    if (typeof k.k !== 'string' || !k.k.startsWith(prefix) || k.k.length > 1024) return false;
+    // A key S3 could hold (its bytes, no control characters or lone surrogates): S3 is never asked another.
+    if (typeof k.k !== 'string' || !k.k.startsWith(prefix) || objectKeyProblem(k.k) !== undefined)
+      return false;
     return k.l === undefined || (typeof k.l === 'number' && Number.isSafeInteger(k.l) && k.l >= 0);
   });
   return { key: key.k as string, ...(key.l !== undefined ? { line: key.l as number } : {}) };

@@ -27,6 +27,7 @@ import { BadRequestError } from './errors';
 import { compileSignature, validateInferenceRequest } from './inference-validation';
 import { isModelName } from './names';
 import { parsePreprocessSpec } from './preprocess-spec';
+import { refusingProtoKey, tagsSchema } from './registry';
 import type { Tensor, TensorData } from './tensor';
 import type { ModelSignature, TensorSpec } from './types';
 
@@ -73,7 +74,9 @@ const quantizeSchema = z.strictObject({
 });
 const optimizeSchema = z.strictObject({ optimize: z.literal('basic') });
 /** The preprocessing declaration; its full check is the transformer's (a refused one ends the version FAILED). */
-const preprocessSchema = z.strictObject({ preprocess: z.record(z.string(), z.unknown()) });
+const preprocessSchema = z.strictObject({
+  preprocess: refusingProtoKey(z.record(z.string(), z.unknown()), 'model input name'),
+});
 
 /** One transform of a derive request. */
 export const transformSchema = z.union([quantizeSchema, optimizeSchema, preprocessSchema]);
@@ -110,10 +113,7 @@ export interface GateThresholds {
 export const deriveBodySchema = z.strictObject({
   transforms: z.array(transformSchema).min(1).max(3),
   description: z.string().max(1024).optional(),
-  tags: z
-    .record(z.string().min(1).max(128), z.string().max(256))
-    .refine((t) => Object.keys(t).length <= 50, { message: 'at most 50 tags are allowed' })
-    .optional(),
+  tags: tagsSchema.optional(),
   /** A JSONL of OIP requests uploaded through `POST /models/{name}/uploads`: the gate's rows, as given. */
   sample: z
     .strictObject({

@@ -253,7 +253,8 @@ export function validateInferenceRequest(
           'UNKNOWN_OUTPUT',
         );
       }
-      if (!outputs.includes(o.name)) outputs.push(o.name);
+      if (outputs.includes(o.name)) bad(`output '${o.name}' is asked more than once`, 'DUPLICATE_OUTPUT');
+      outputs.push(o.name);
     }
   }
   const feeds: Record<string, Tensor> = {};

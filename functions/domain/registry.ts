@@ -28,17 +28,25 @@ export function parseLimit(raw: string | undefined): number {
 // ---------------------------------------------------------------------------------------------
 // Request schemas
 
-const tagsSchema = z
-  // A record leaves out a `__proto__` key (as a key of the object the tags become it would set its prototype):
-  // refused here rather than dropped.
-  .unknown()
-  .refine((t) => typeof t !== 'object' || t === null || !Object.hasOwn(t, '__proto__'), {
-    message: "'__proto__' is not a tag name",
-  })
-  .pipe(z.record(z.string().min(1).max(128), z.string().max(256)))
-  .refine((t) => Object.keys(t).length <= LIMITS.maxTags, {
-    message: `at most ${LIMITS.maxTags} tags are allowed`,
-  });
+/**
+ * `schema` (a record) for a map of the caller's whose `__proto__` key is refused, not dropped: a record leaves that
+ * key out (as a key of the object the map becomes it would set the object's prototype).
+ */
+export function refusingProtoKey<T extends z.ZodType>(schema: T, what: string) {
+  return z
+    .unknown()
+    .refine((v) => typeof v !== 'object' || v === null || !Object.hasOwn(v, '__proto__'), {
+      message: `'__proto__' is not a ${what}`,
+    })
+    .pipe(schema);
+}
+
+export const tagsSchema = refusingProtoKey(
+  z.record(z.string().min(1).max(128), z.string().max(256)),
+  'tag name',
+).refine((t) => Object.keys(t).length <= LIMITS.maxTags, {
+  message: `at most ${LIMITS.maxTags} tags are allowed`,
+});
 
 const descriptionSchema = z.string().max(LIMITS.maxDescriptionLength);
 

@@ -135,16 +135,33 @@ function isDependencyUnavailable(err: unknown): boolean {
   return cause !== undefined && cause !== err && isDependencyUnavailable(cause);
 }
 
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Bytes of a body as text: bytes that are not UTF-8 are a 400, never read as U+FFFD. */
+function utf8(bytes: Uint8Array): string {
+  try {
+    return UTF8.decode(bytes);
+  } catch {
+    throw new BadRequestError('request body is not UTF-8 text', 'MALFORMED_JSON');
+  }
+}
+
 /** Raw body bytes of the event, honouring `isBase64Encoded`, with the size limit enforced. */
 export function bodyText(event: HttpEvent, maxBytes: number = LIMITS.maxBodyBytes): string {
-  if (hasContentEncoding(event)) return requestBytes(event, maxBytes).toString('utf8');
+  if (hasContentEncoding(event)) return utf8(requestBytes(event, maxBytes));
   const raw = event.body ?? '';
-  const text = event.isBase64Encoded ? Buffer.from(raw, 'base64').toString('utf8') : raw;
-  const size = event.isBase64Encoded ? Buffer.byteLength(raw, 'base64') : Buffer.byteLength(text, 'utf8');
-  if (size > maxBytes) {
-    throw new PayloadTooLargeError(`request body is ${size} bytes; the limit is ${maxBytes} bytes`);
+  if (!event.isBase64Encoded) {
+    const size = Buffer.byteLength(raw, 'utf8');
+    if (size > maxBytes) tooLarge(size, maxBytes);
+    return raw;
   }
-  return text;
+  const size = Buffer.byteLength(raw, 'base64');
+  if (size > maxBytes) tooLarge(size, maxBytes);
+  return utf8(Buffer.from(raw, 'base64'));
+}
+
+function tooLarge(size: number, maxBytes: number): never {
+  throw new PayloadTooLargeError(`request body is ${size} bytes; the limit is ${maxBytes} bytes`);
 }
 
 /** Parses a JSON object body; malformed JSON or a non-object is a 400. */

@@ -71,13 +71,18 @@ export function hasContentEncoding(event: HttpEvent): boolean {
 function decode(coding: string, bytes: Buffer, maxBytes: number): Buffer {
   const opts = { maxOutputLength: maxBytes };
   try {
-    if (coding === 'gzip') return gunzipSync(bytes, opts);
+    const withInfo = { ...opts, info: true } as const;
     let inflated: { buffer: Buffer; engine: { bytesWritten: number } };
-    try {
-      inflated = inflateSync(bytes, { ...opts, info: true }) as unknown as typeof inflated;
-    } catch (e) {
-      if ((e as { errno?: number }).errno !== constants.Z_DATA_ERROR) throw e;
-      inflated = inflateRawSync(bytes, { ...opts, info: true }) as unknown as typeof inflated;
+    if (coding === 'gzip') {
+      // Several gzip members in a row are one body (as gunzip reads them).
+      inflated = gunzipSync(bytes, withInfo) as unknown as typeof inflated;
+    } else {
+      try {
+        inflated = inflateSync(bytes, withInfo) as unknown as typeof inflated;
+      } catch (e) {
+        if ((e as { errno?: number }).errno !== constants.Z_DATA_ERROR) throw e;
+        inflated = inflateRawSync(bytes, withInfo) as unknown as typeof inflated;
+      }
     }
     // zlib stops at the end of the stream and leaves what follows unread: bytes after it are not part of the body.
     if (inflated.engine.bytesWritten !== bytes.length) {

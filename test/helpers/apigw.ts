@@ -6,7 +6,7 @@ import { matchRoute, routeKey as routeKeyOf } from '../../functions/contract/rou
 import type { HttpEvent, HttpResult } from '../../functions/handlers/http';
 
 export interface ApiEventOptions {
-  /** An object/array is JSON-encoded; a string is sent as is. */
+  /** An object/array is JSON-encoded; a string is sent as is; bytes (a Uint8Array) are sent base64-encoded. */
   readonly body?: unknown;
   /** Query parameters; they may also be written in `path` after `?`. */
   readonly query?: Record<string, string>;
@@ -33,14 +33,19 @@ export function apiEvent(method: string, path: string, opts: ApiEventOptions = {
   const found = match && 'route' in match ? match : undefined;
   const routeKey = found ? routeKeyOf(found.route) : '$default';
 
+  const bytes = opts.body instanceof Uint8Array ? Buffer.from(opts.body) : undefined;
+  const base64 = Boolean(opts.base64) || bytes !== undefined;
   let body: string | undefined;
-  if (opts.body !== undefined) body = typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
+  if (bytes) body = bytes.toString('latin1');
+  else if (opts.body !== undefined)
+    body = typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(opts.headers ?? {})) headers[k.toLowerCase()] = v;
   if (body !== undefined && headers['content-type'] === undefined)
     headers['content-type'] = 'application/json';
-  if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
-  if (opts.base64 && body !== undefined) body = Buffer.from(body, 'utf8').toString('base64');
+  if (body !== undefined) headers['content-length'] = String(bytes?.length ?? Buffer.byteLength(body));
+  if (bytes) body = bytes.toString('base64');
+  else if (base64 && body !== undefined) body = Buffer.from(body, 'utf8').toString('base64');
 
   const now = new Date();
   const authorizer = opts.actor
@@ -72,7 +77,7 @@ export function apiEvent(method: string, path: string, opts: ApiEventOptions = {
       ...(authorizer ? { authorizer } : {}),
     },
     ...(body !== undefined ? { body } : {}),
-    isBase64Encoded: Boolean(opts.base64 && body !== undefined),
+    isBase64Encoded: base64 && body !== undefined,
   };
   return event as unknown as HttpEvent;
 }

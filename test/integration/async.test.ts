@@ -94,6 +94,22 @@ describe('async inference', () => {
     expect(done.body.result.outputs[0]?.data).toEqual(data.map((v) => v + 10));
   });
 
+  it('keeps the numbers sent: -0 stays -0 in the stored request, in a small body and in a large one', async () => {
+    for (const rows of [1, 5000]) {
+      const data = Array.from({ length: rows * 2 }, (_, i) => (i % 2 === 0 ? -0 : i / 4));
+      const body = `{"inputs":[{"name":"x","shape":[${rows},2],"datatype":"FP32","data":[${data.map((v) => (Object.is(v, -0) ? '-0' : String(v))).join(',')}]}]}`;
+      const accepted = await env.call<{ requestId: string }>('POST', '/v2/models/plus10/infer-async', body);
+      expect(accepted.status).toBe(202);
+      const stored = JSON.parse((await env.getText(ASYNC_KEYS.request(accepted.body.requestId))) ?? '{}') as {
+        request: { inputs: { data: number[] }[] };
+      };
+      const kept = stored.request.inputs[0]?.data ?? [];
+      expect(kept).toHaveLength(data.length);
+      expect(kept.every((v, i) => Object.is(v, data[i]))).toBe(true);
+    }
+    await env.queue.drain();
+  });
+
   it('rejects malformed bodies with 400 and unknown or invalid ids with 404/400', async () => {
     const noInputs = await env.call('POST', '/v2/models/plus10/infer-async', { inputs: [] });
     expect(noInputs).toMatchObject({ status: 400, body: { code: 'INVALID_REQUEST' } });

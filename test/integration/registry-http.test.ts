@@ -119,6 +119,18 @@ describe('registry HTTP API', () => {
       expect(model.body).toMatchObject({ name: 'churn', latestVersion: 1, aliases: { prod: 1 } });
     });
 
+    it("keeps tags named like Object's members ('constructor', 'toString', 'hasOwnProperty'), as registered and patched", async () => {
+      const tags = { constructor: 'x', toString: 'y', hasOwnProperty: 'z', valueOf: 'w' };
+      const reg = await register('objkeys', { tags });
+      expect(reg.status).toBe(201);
+      expect(reg.body.tags).toEqual(tags);
+      const patched = await call('PATCH', '/models/objkeys/versions/1', {
+        body: { tags: { constructor: 'v' } },
+      });
+      expect(patched.status).toBe(200);
+      expect((await call('GET', '/models/objkeys/versions/1')).body.tags).toEqual({ constructor: 'v' });
+    });
+
     it('registers from an s3Uri in the service bucket and records the IAM principal as actor', async () => {
       const key = 'incoming/fraud/model.onnx';
       await deps.store.putObject(key, mlp);

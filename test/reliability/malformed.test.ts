@@ -174,6 +174,8 @@ const x = (over: Record<string, unknown>) => ({
   inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2], ...over }],
 });
 const xs = (over: Record<string, unknown>) => ({ ...x({}), ...over });
+/** `text` as Latin-1 bytes: `\u00c3(` is the byte 0xC3 then `(`, which no UTF-8 text holds. */
+const notUtf8 = (text: string) => Buffer.from(text, 'latin1');
 /** `n` nested empty arrays: JSON nested deeper than any request means. */
 const deep = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
 const X_INPUT = '"inputs":[{"name":"x","datatype":"FP32","shape":[1,2],"data":[1,2]}]';
@@ -207,6 +209,14 @@ const INFER_BODIES: [string, ApiEventOptions, number, string][] = [
   [
     'binary octet-stream',
     body('\u0000\u0001\u0002', { headers: { 'content-type': 'application/octet-stream' }, base64: true }),
+    400,
+    'MALFORMED_JSON',
+  ],
+  [
+    'JSON whose bytes are not UTF-8',
+    body(notUtf8('{"id":"\u00c3(","inputs":[{"name":"x","datatype":"FP32","shape":[1,2],"data":[1,2]}]}'), {
+      headers: { 'content-type': 'application/octet-stream' },
+    }),
     400,
     'MALFORMED_JSON',
   ],
@@ -251,6 +261,7 @@ const INFER_BODIES: [string, ApiEventOptions, number, string][] = [
   ['outputs an object', body(xs({ outputs: { name: 'y' } })), 400, 'INVALID_REQUEST'],
   ['output without name', body(xs({ outputs: [{}] })), 400, 'INVALID_REQUEST'],
   ['unknown output', body(xs({ outputs: [{ name: 'z' }] })), 400, 'UNKNOWN_OUTPUT'],
+  ['duplicate output', body(xs({ outputs: [{ name: 'y' }, { name: 'y' }] })), 400, 'DUPLICATE_OUTPUT'],
   ['parameters an array', body(xs({ parameters: [] })), 400, 'INVALID_PARAMETERS'],
   ['parameters a string', body(xs({ parameters: 'fast' })), 400, 'INVALID_PARAMETERS'],
   ['input parameters a number', body(x({ parameters: 1 })), 400, 'INVALID_PARAMETERS'],
@@ -651,6 +662,7 @@ for (const [what, b, code] of [
     'VALIDATION_ERROR',
   ],
   ['truncated JSON', '{"status":', 'MALFORMED_JSON'],
+  ['JSON whose bytes are not UTF-8', notUtf8('{"description":"caf\u00e9"}'), 'MALFORMED_JSON'],
   ['JSON array', [], undefined],
 ] as [string, unknown, string | undefined][]) {
   add(PATCH, what, 'PATCH', '/models/m/versions/1', body(b), undefined, code);
@@ -800,6 +812,24 @@ add(
   DERIVE_PATH,
   body(`{"transforms":[{"preprocess":{"x":${deep(6_000)}}}]}`),
   400,
+);
+add(
+  DERIVE,
+  'tag named __proto__',
+  'POST',
+  DERIVE_PATH,
+  body('{"transforms":[{"quantize":"int8"}],"tags":{"__proto__":"x","a":"b"}}'),
+  400,
+  'VALIDATION_ERROR',
+);
+add(
+  DERIVE,
+  'preprocess input named __proto__',
+  'POST',
+  DERIVE_PATH,
+  body('{"transforms":[{"preprocess":{"__proto__":{"clip":{"min":0}},"x":{"clip":{"min":0}}}}]}'),
+  400,
+  'VALIDATION_ERROR',
 );
 add(DERIVE, 'no transforms', 'POST', DERIVE_PATH, body({ transforms: [] }), 400, 'VALIDATION_ERROR');
 add(
@@ -1002,6 +1032,17 @@ for (const [what, query, code] of [
   ['limit over 1000', { limit: '1001' }, 'INVALID_LIMIT'],
   ['limit fractional', { limit: '1.5' }, 'INVALID_LIMIT'],
   ...BAD_TOKENS.map(([w, token]) => [`nextToken ${w}`, { nextToken: token }, 'INVALID_TOKEN']),
+  ...(
+    [
+      ['a NUL', 'capture/m/x\u0000'],
+      ['a lone surrogate', 'capture/m/\ud800'],
+      ['over 1024 UTF-8 bytes', `capture/m/${'é'.repeat(600)}`],
+    ] as const
+  ).map(([w, k]) => [
+    `nextToken naming a key with ${w}`,
+    { nextToken: Buffer.from(JSON.stringify({ k, l: 0 })).toString('base64url') },
+    'INVALID_TOKEN',
+  ]),
 ] as [string, Record<string, string>, string][]) {
   add(LIST_CAPTURE, what, 'GET', '/models/m/capture', { query }, 400, code);
 }

@@ -39,12 +39,18 @@ describe('validateInferenceRequest', () => {
     expect(v.outputs).toBeUndefined();
   });
 
-  it('keeps the requested outputs (model and post-processing), deduplicated', () => {
+  it('keeps the requested outputs (model and post-processing); one asked twice is DUPLICATE_OUTPUT', () => {
     const v = validateInferenceRequest(
-      { ...good(), outputs: [{ name: 'softmax' }, { name: 'logits' }, { name: 'softmax' }] },
+      { ...good(), outputs: [{ name: 'softmax' }, { name: 'logits' }] },
       sig,
     );
     expect(v.outputs).toEqual(['softmax', 'logits']);
+    const e = rejection({
+      ...good(),
+      outputs: [{ name: 'softmax' }, { name: 'logits' }, { name: 'softmax' }],
+    });
+    expect(e.code).toBe('DUPLICATE_OUTPUT');
+    expect(e.message).toContain("'softmax'");
   });
 
   it('names an unknown input and lists the expected ones', () => {

@@ -173,6 +173,7 @@ describe('requestBytes: content codings', () => {
     ['gzip', 'a body that is not compressed', PAYLOAD],
     ['deflate', 'a truncated zlib body', deflateSync(PAYLOAD).subarray(0, 20)],
     ['deflate', 'bytes that are neither zlib nor raw deflate', Buffer.from([0xff, 0xff, 0xff, 0xff])],
+    ['gzip', 'a gzip body with zero bytes after its end', Buffer.concat([gz, Buffer.alloc(16)])],
     [
       'deflate',
       'a zlib body with bytes after its end',
