@@ -37,13 +37,26 @@ export function decodePageToken(token: string, accept: (key: PageKey) => boolean
   return key;
 }
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/** DynamoDB's limit on a sort key's value (a partition key's is 2048): every key maas writes is far shorter. */
+const MAX_KEY_BYTES = 1024;
+
 /**
- * True when `key` has exactly the attributes `names`, all strings: a page key of a table query is `{pk, sk}`,
- * of an index query also the index's keys. Anything else would be refused by DynamoDB itself (a 500, not a 400).
+ * True when `key` has exactly the attributes `names`, all strings DynamoDB could hold as keys (well-formed text of
+ * at most 1024 UTF-8 bytes): a page key of a table query is `{pk, sk}`, of an index query also the index's keys.
+ * Anything else would be refused by DynamoDB itself (a 500, not a 400).
  */
 export function isPageKeyOf(key: PageKey, names: readonly string[]): boolean {
   const attrs = Object.keys(key);
-  return attrs.length === names.length && names.every((n) => typeof key[n] === 'string');
+  return (
+    attrs.length === names.length &&
+    names.every((n) => {
+      const v = key[n];
+      return (
+        typeof v === 'string' && Buffer.byteLength(v, 'utf8') <= MAX_KEY_BYTES && !LONE_SURROGATE.test(v)
+      );
+    })
+  );
 }
 
 /** An alias may only point at a READY version (409 otherwise). */

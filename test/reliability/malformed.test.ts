@@ -505,6 +505,22 @@ for (const [route, path] of [
     add(route, `nextToken ${what}`, 'GET', path, { query: { nextToken: token } }, 400, 'INVALID_TOKEN');
   }
 }
+// Tokens of the right shape whose sort key DynamoDB could not take (over 1024 bytes, a lone surrogate).
+for (const [what, sk] of [
+  ['a sort key over 1024 bytes', `VERSION#${'9'.repeat(1100)}`],
+  ['a sort key with a lone surrogate', 'VERSION#\ud800'],
+] as const) {
+  const token = Buffer.from(JSON.stringify({ pk: 'MODEL#m', sk })).toString('base64url');
+  add(
+    'GET /models/{name}/versions',
+    `nextToken with ${what}`,
+    'GET',
+    '/models/m/versions',
+    { query: { nextToken: token } },
+    400,
+    'INVALID_TOKEN',
+  );
+}
 add('GET /models', 'DELETE instead of GET', 'DELETE', '/models');
 
 // Registry: a model.
