@@ -5,6 +5,7 @@
  */
 import { LIMITS } from '../contract/limits';
 import { BadRequestError } from './errors';
+import { hasLoneSurrogate } from './names';
 import { nestsDeeperThan } from './nesting';
 import { decodeTensor, type OipRequest } from './oip-decode';
 import type { Tensor } from './tensor';
@@ -101,8 +102,6 @@ function unsupported(parameters: unknown, what: string): void {
   }
 }
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
 /**
  * Whether a request's `id` can be its inference id: 1 to `LIMITS.maxInferenceIdLength` characters, well-formed
  * UTF-16 (a lone surrogate has no UTF-8 form: it could be neither a header nor a stored record).
@@ -112,7 +111,7 @@ export function isInferenceId(id: string): boolean {
   // An id without surrogates (most: ASCII, Latin, CJK) needs no pattern match.
   for (let i = 0; i < id.length; i++) {
     const c = id.charCodeAt(i);
-    if (c >= 0xd800 && c <= 0xdfff) return !LONE_SURROGATE.test(id);
+    if (c >= 0xd800 && c <= 0xdfff) return !hasLoneSurrogate(id);
   }
   return true;
 }

@@ -4,6 +4,7 @@
  * which only read the registry (the predict function) stay small and start fast. Re-exported by ./registry.
  */
 import { BadRequestError, ConflictError } from './errors';
+import { hasLoneSurrogate } from './names';
 import type { ModelVersion } from './types';
 
 /** A storage key the pagination token carries (DynamoDB's LastEvaluatedKey, strings and numbers only). */
@@ -37,7 +38,6 @@ export function decodePageToken(token: string, accept: (key: PageKey) => boolean
   return key;
 }
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 /** DynamoDB's limit on a sort key's value (a partition key's is 2048): every key maas writes is far shorter. */
 const MAX_KEY_BYTES = 1024;
 
@@ -52,9 +52,7 @@ export function isPageKeyOf(key: PageKey, names: readonly string[]): boolean {
     attrs.length === names.length &&
     names.every((n) => {
       const v = key[n];
-      return (
-        typeof v === 'string' && Buffer.byteLength(v, 'utf8') <= MAX_KEY_BYTES && !LONE_SURROGATE.test(v)
-      );
+      return typeof v === 'string' && Buffer.byteLength(v, 'utf8') <= MAX_KEY_BYTES && !hasLoneSurrogate(v);
     })
   );
 }
