@@ -14,12 +14,12 @@ export function quoted(s: string, n = 80): string {
   return s.length > n ? `${s.slice(0, n)}…` : s;
 }
 
-/** True for a valid model name (`^[a-z0-9][a-z0-9-_.]{0,63}$`). */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** Whether `text` holds a lone surrogate: text that is not well-formed UTF-16 has no UTF-8 form. */
 export const hasLoneSurrogate = (text: string): boolean => LONE_SURROGATE.test(text);
 
+/** True for a valid model name (`^[a-z0-9][a-z0-9-_.]{0,63}$`). */
 export const isModelName = (name: string): boolean => LIMITS.namePattern.test(name);
 
 /** True for a valid alias name: the model-name pattern, but not all digits (those are version numbers). */

@@ -69,19 +69,19 @@ export function hasContentEncoding(event: HttpEvent): boolean {
 
 /** One coding undone, at most `maxBytes` out. `deflate` is zlib-wrapped per HTTP; raw deflate is taken too. */
 function decode(coding: string, bytes: Buffer, maxBytes: number): Buffer {
-  const opts = { maxOutputLength: maxBytes };
+  // `info`: the engine tells how many bytes of the body the stream took.
+  const opts = { maxOutputLength: maxBytes, info: true } as const;
   try {
-    const withInfo = { ...opts, info: true } as const;
     let inflated: { buffer: Buffer; engine: { bytesWritten: number } };
     if (coding === 'gzip') {
       // Several gzip members in a row are one body (as gunzip reads them).
-      inflated = gunzipSync(bytes, withInfo) as unknown as typeof inflated;
+      inflated = gunzipSync(bytes, opts) as unknown as typeof inflated;
     } else {
       try {
-        inflated = inflateSync(bytes, withInfo) as unknown as typeof inflated;
+        inflated = inflateSync(bytes, opts) as unknown as typeof inflated;
       } catch (e) {
         if ((e as { errno?: number }).errno !== constants.Z_DATA_ERROR) throw e;
-        inflated = inflateRawSync(bytes, withInfo) as unknown as typeof inflated;
+        inflated = inflateRawSync(bytes, opts) as unknown as typeof inflated;
       }
     }
     // zlib stops at the end of the stream and leaves what follows unread: bytes after it are not part of the body.
