@@ -326,3 +326,28 @@ export function uploadToPresignedUrl(
     } else writeNext();
   });
 }
+
+/** Interval (ms) between two reads of a PENDING version. */
+const POLL_MS = 1_000;
+
+/**
+ * Reads a PENDING model version until it is no longer PENDING, or `timeoutMs` passed (then it is answered as last
+ * read, PENDING). `onProgress` hears the seconds waited before each read.
+ */
+export async function waitWhilePending<V extends { status: string; name: string; version: number | string }>(
+  c: MaasClient,
+  pending: V,
+  timeoutMs: number,
+  onProgress?: (seconds: number) => void,
+): Promise<V> {
+  const started = Date.now();
+  let v = pending;
+  while (v.status === 'PENDING' && Date.now() - started < timeoutMs) {
+    onProgress?.(Math.round((Date.now() - started) / 1000));
+    await new Promise((r) =>
+      setTimeout(r, Math.min(POLL_MS, Math.max(0, timeoutMs - (Date.now() - started)))),
+    );
+    v = await c.send<V>(apiCall('getVersion', { name: v.name, version: String(v.version) }));
+  }
+  return v;
+}

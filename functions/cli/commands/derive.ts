@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { DERIVE_DEFAULTS, DERIVE_LIMITS, type DeriveBody, type TransformSpec } from '../../domain/derive';
-import { apiCall, type MaasClient, uploadToPresignedUrl } from '../client';
+import { apiCall, type MaasClient, uploadToPresignedUrl, waitWhilePending } from '../client';
 import { type CliContext, EXIT, UsageError } from '../context';
 import { type DerivedVersionJson, formatDerived } from '../format-derive';
 import { nonNegativeInt, readBytes } from '../input';
@@ -27,9 +27,6 @@ interface DeriveOptions {
   /** Seconds to wait for the outcome. */
   readonly timeout: number;
 }
-
-/** Interval (ms) between two reads of a PENDING version. */
-const POLL_MS = 1_000;
 
 /** An option parser for a share from 0 to 1. */
 const share = (name: string) => (value: string) => {
@@ -157,7 +154,7 @@ export function deriveCommands(program: Command, ctx: CliContext): void {
             ctx.io.isTty && !ctx.globals().json
               ? (s: number) => ctx.io.err(`\rderiving ${v.name} version ${v.version}: PENDING (${s} s)`)
               : undefined;
-          v = await waitForOutcome(c, v, opts.timeout * 1000, progress);
+          v = await waitWhilePending(c, v, opts.timeout * 1000, progress);
           if (progress) ctx.io.err('\n');
         }
         ctx.print(v, formatDerived);
@@ -180,23 +177,4 @@ async function uploadSample(c: MaasClient, model: string, file: string): Promise
   });
   await uploadToPresignedUrl(upload.url, bytes);
   return upload.uploadId;
-}
-
-/** Reads a PENDING version until it is no longer PENDING, or `timeoutMs` passed. */
-async function waitForOutcome(
-  c: MaasClient,
-  pending: DerivedVersionJson,
-  timeoutMs: number,
-  onProgress?: (seconds: number) => void,
-): Promise<DerivedVersionJson> {
-  const started = Date.now();
-  let v = pending;
-  while (v.status === 'PENDING' && Date.now() - started < timeoutMs) {
-    onProgress?.(Math.round((Date.now() - started) / 1000));
-    await new Promise((r) =>
-      setTimeout(r, Math.min(POLL_MS, Math.max(0, timeoutMs - (Date.now() - started)))),
-    );
-    v = await c.send<DerivedVersionJson>(apiCall('getVersion', { name: v.name, version: String(v.version) }));
-  }
-  return v;
 }

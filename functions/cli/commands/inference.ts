@@ -13,6 +13,7 @@ import {
   type OipDatatype,
   toJsonData,
 } from '../../client/oip-binary';
+import { DATATYPES } from '../../domain/types';
 import { apiCall, MaasApiError, type MaasClient } from '../client';
 import { type CliContext, EXIT } from '../context';
 import { formatPrediction } from '../format';
@@ -48,20 +49,8 @@ export async function serverSpeaksBinary(client: MaasClient): Promise<boolean> {
   }
 }
 
-const FIXED = new Set<string>([
-  'BOOL',
-  'UINT8',
-  'UINT16',
-  'UINT32',
-  'UINT64',
-  'INT8',
-  'INT16',
-  'INT32',
-  'INT64',
-  'FP16',
-  'FP32',
-  'FP64',
-]);
+/** The fixed-size datatypes a JSON request can carry (BF16 travels only as binary data). */
+const FIXED = new Set<string>(DATATYPES.filter((d) => d !== 'BYTES'));
 const FP32_MAX = 3.4028234663852886e38;
 const FP16_LIMIT = 65520; // the first magnitude that rounds to an infinite half
 

@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { apiCall, MaasApiError, type MaasClient, uploadToPresignedUrl } from '../client';
+import { apiCall, MaasApiError, uploadToPresignedUrl, waitWhilePending } from '../client';
 import { type CliContext, EXIT, UsageError } from '../context';
 import { formatModels, formatRegistered } from '../format';
 import { formatVersionsWithLineage } from '../format-derive';
@@ -36,9 +36,6 @@ interface VersionAnswer {
   readonly status: string;
   readonly failureReason?: string;
 }
-
-/** Interval (ms) between two reads of a PENDING version. */
-const POLL_MS = 1_000;
 
 interface PageOptions {
   readonly limit?: number;
@@ -126,7 +123,7 @@ export function modelCommands(program: Command, ctx: CliContext): void {
               ? (s: number) =>
                   ctx.io.err(`\rregistering ${version.name} version ${version.version}: PENDING (${s} s)`)
               : undefined;
-          version = await waitForVersion(c, version, opts.timeout * 1000, progress);
+          version = await waitWhilePending(c, version, opts.timeout * 1000, progress);
           if (progress) ctx.io.err('\n');
           if (version.status === 'PENDING') {
             ctx.io.err(
@@ -174,25 +171,6 @@ export function modelCommands(program: Command, ctx: CliContext): void {
         return EXIT.ok;
       }),
     );
-}
-
-/** Reads a PENDING version until it is no longer PENDING, or `timeoutMs` passed (then it is answered PENDING). */
-async function waitForVersion(
-  c: MaasClient,
-  pending: VersionAnswer,
-  timeoutMs: number,
-  onProgress?: (seconds: number) => void,
-): Promise<VersionAnswer> {
-  const started = Date.now();
-  let v = pending;
-  while (v.status === 'PENDING' && Date.now() - started < timeoutMs) {
-    onProgress?.(Math.round((Date.now() - started) / 1000));
-    await new Promise((r) =>
-      setTimeout(r, Math.min(POLL_MS, Math.max(0, timeoutMs - (Date.now() - started)))),
-    );
-    v = await c.send<VersionAnswer>(apiCall('getVersion', { name: v.name, version: String(v.version) }));
-  }
-  return v;
 }
 
 /** The query of a listing page. */
