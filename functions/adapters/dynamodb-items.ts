@@ -6,18 +6,22 @@
 import { keys } from '../contract/table';
 import type { CaptureConfig } from '../domain/capture';
 import type { VersionCounter, VersionState } from '../domain/registry-plans';
-import type {
-  AliasRouting,
-  AliasState,
-  HistoryEntry,
-  HistoryRecord,
-  Model,
-  ModelVersion,
-  VersionStatus,
+import {
+  type AliasRouting,
+  type AliasState,
+  type HistoryEntry,
+  type HistoryRecord,
+  type Model,
+  type ModelVersion,
+  OPTIONAL_VERSION_FIELDS,
+  type VersionStatus,
 } from '../domain/types';
 
 /** An item as the SDK's DynamoDB document converter (un)marshalls it. */
 export type Item = Record<string, unknown>;
+
+/** A version's optional fields as stored: those of its registration, and its completion's `evaluation`. */
+const STORED_OPTIONAL_FIELDS = [...OPTIONAL_VERSION_FIELDS, 'evaluation'] as const;
 
 export function toVersion(item: Item): ModelVersion {
   const v: Record<string, unknown> = {
@@ -30,17 +34,7 @@ export function toVersion(item: Item): ModelVersion {
     signature: item.signature,
     createdAt: item.createdAt,
   };
-  for (const k of [
-    'description',
-    'tags',
-    'labels',
-    'postprocess',
-    'createdBy',
-    'failureReason',
-    'derivedFrom',
-    'transforms',
-    'evaluation',
-  ]) {
+  for (const k of STORED_OPTIONAL_FIELDS) {
     if (item[k] !== undefined && item[k] !== null) v[k] = item[k];
   }
   const capture = toCapture(item.capture);

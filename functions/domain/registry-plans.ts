@@ -10,20 +10,21 @@
 import { DEFAULT_ALIAS } from '../contract/limits';
 import { ConflictError, type MaasError, NotFoundError, PreconditionFailedError } from './errors';
 import { assertAliasable } from './registry-rules';
-import type {
-  AliasMove,
-  AliasMoveResult,
-  AliasRouting,
-  AliasState,
-  HistoryEntry,
-  HistoryRecord,
-  ModelSignature,
-  ModelVersion,
-  NewVersion,
-  TensorSpec,
-  VersionCompletion,
-  VersionPatch,
-  VersionStatus,
+import {
+  type AliasMove,
+  type AliasMoveResult,
+  type AliasRouting,
+  type AliasState,
+  type HistoryEntry,
+  type HistoryRecord,
+  type ModelSignature,
+  type ModelVersion,
+  type NewVersion,
+  OPTIONAL_VERSION_FIELDS,
+  type TensorSpec,
+  type VersionCompletion,
+  type VersionPatch,
+  type VersionStatus,
 } from './types';
 
 // ---------------------------------------------------------------------------------------------
@@ -248,18 +249,6 @@ export function planVersionCompletion(
   if (!firstReady || state.defaultAliasTaken) return plan;
   return { ...plan, alias: defaultAliasWrite(completed, now) };
 }
-
-const OPTIONAL_VERSION_FIELDS = [
-  'description',
-  'tags',
-  'labels',
-  'postprocess',
-  'createdBy',
-  'failureReason',
-  // A derived version's lineage (and a registration's own preprocessing, `transforms` alone).
-  'derivedFrom',
-  'transforms',
-] as const;
 
 function versionRecord(v: NewVersion, version: number, createdAt: string): ModelVersion {
   const record: Record<string, unknown> = {

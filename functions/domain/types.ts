@@ -247,3 +247,16 @@ export interface AliasMoveResult {
   readonly previousVersion: number | null;
   readonly revision: number;
 }
+
+/** The optional fields of a version that its registration sets (`evaluation` is set later, by its completion). */
+export const OPTIONAL_VERSION_FIELDS = [
+  'description',
+  'tags',
+  'labels',
+  'postprocess',
+  'createdBy',
+  'failureReason',
+  // A derived version's lineage (and a registration's own preprocessing, `transforms` alone).
+  'derivedFrom',
+  'transforms',
+] as const;
