@@ -3,6 +3,7 @@
  * its sample model, test fixtures and benchmark models with it instead of shipping opaque binaries.
  */
 import onnxProto from 'onnx-proto';
+import { seededUniform } from '../domain/derive';
 
 const { onnx } = onnxProto;
 
@@ -138,17 +139,8 @@ export function buildModel(g: GraphSpec): Uint8Array {
   return onnx.ModelProto.encode(model).finish();
 }
 
-/** Deterministic pseudo-random numbers (mulberry32) for reproducible weights. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic pseudo-random numbers (mulberry32) for reproducible weights: the generator of the derive gate's rows. */
+export const seededRandom: (seed: number) => () => number = seededUniform;
 
 /**
  * The smallest useful model, `y = Identity(x)` on FP32 `[1]` (88 bytes): the onnxruntime engine creates a session
