@@ -3,6 +3,12 @@
  * API there itself; `maas console` forwards the same paths to the deployed stack, signed. Paths come from the
  * route table (functions/contract/routes.ts), as the CLI's do.
  */
+import {
+  CONSOLE_CONFIG_PATH,
+  CONSOLE_HEADER,
+  type ConsoleConfig,
+  LIVE_METRICS_PATH,
+} from '../../functions/contract/console';
 import { type OperationId, type PathParams, pathFor } from '../../functions/contract/routes';
 import type { LiveMetrics } from '../../functions/domain/metric-series';
 import type { Rollout as RolloutRecord } from '../../functions/domain/rollout';
@@ -14,7 +20,7 @@ export type { HistoryEntry, Model, ModelVersion };
 export type Rollout = RolloutRecord & { readonly weight?: number; readonly nextStepAt?: string };
 
 /** The header every call carries: `maas console` forwards only requests that have it (no cross-site forgery). */
-export const CONSOLE_HEADER = 'x-maas-console';
+export { CONSOLE_HEADER };
 
 /** An answer of the API that is not a success (or no answer at all: status 0, code `NETWORK_ERROR`). */
 export class ApiError extends Error {
@@ -29,23 +35,7 @@ export class ApiError extends Error {
 }
 
 /** What the server that serves the console says about the API behind it (`/console/config.json`). */
-export interface ConsoleConfig {
-  /** `local`: the local service itself; `remote`: `maas console` forwarding to a deployed stack. */
-  readonly mode: 'local' | 'remote';
-  /** The API's URL, as a client outside the console calls it. */
-  readonly endpoint: string;
-  /** How `maas console` authorizes the calls it forwards. */
-  readonly auth: 'none' | 'sigv4' | 'bearer';
-  /** The SigV4 signing region. */
-  readonly region?: string;
-  /** Whether `GET /metrics` (Prometheus text) is served. */
-  readonly metrics: boolean;
-  /**
-   * Where the Live page reads its figures: `prometheus` the local `/metrics`; `cloudwatch` CloudWatch through
-   * `maas console` ({@link liveMetrics}); `none` nowhere.
-   */
-  readonly live: 'prometheus' | 'cloudwatch' | 'none';
-}
+export type { ConsoleConfig };
 
 /** The parsed JSON of a text (the text itself when it is not JSON; undefined when empty). */
 function parse(text: string): unknown {
@@ -114,7 +104,7 @@ export async function request<T>(method: string, path: string, body?: unknown): 
 /** The path of a route-table operation (each parameter percent-encoded, as the CLI builds it). */
 export const path = <Id extends OperationId>(id: Id, params: PathParams<Id>): string => pathFor(id, params);
 
-export const getConfig = () => request<ConsoleConfig>('GET', '/console/config.json');
+export const getConfig = () => request<ConsoleConfig>('GET', CONSOLE_CONFIG_PATH);
 
 /** Every model (every page of the list). */
 export async function listModels(): Promise<Model[]> {
@@ -234,5 +224,5 @@ export const metricsText = () => send('GET', '/metrics', undefined, 'text/plain'
 export const liveMetrics = (minutes: number, model?: string) =>
   request<LiveMetrics>(
     'GET',
-    `/console/metrics.json?minutes=${minutes}${model ? `&model=${encodeURIComponent(model)}` : ''}`,
+    `${LIVE_METRICS_PATH}?minutes=${minutes}${model ? `&model=${encodeURIComponent(model)}` : ''}`,
   );

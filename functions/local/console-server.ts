@@ -17,6 +17,13 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { MaasClient } from '../cli/client';
 import { configuredRegion } from '../config/environment';
+import {
+  CONSOLE_CONFIG_PATH,
+  CONSOLE_HEADER,
+  CONSOLE_PATH,
+  type ConsoleConfig,
+  LIVE_METRICS_PATH,
+} from '../contract/console';
 import { LIMITS } from '../contract/limits';
 import { matchRoute, pathFor } from '../contract/routes';
 import {
@@ -33,20 +40,8 @@ import type { Model, ModelVersion } from '../domain/types';
 /** The local service's Prometheus text (`maas dev` serves it; a deployed stack does not). */
 const METRICS_PATH = '/metrics';
 
-/** Where the console is served. */
-export const CONSOLE_PATH = '/console';
-
-/**
- * The Live page's figures from CloudWatch (`?minutes=` the window, `&model=` one model): a {@link LiveMetrics}, or
- * `{"error","code"}`. Only `maas console` against a stack without `/metrics` answers it.
- */
-export const LIVE_METRICS_PATH = `${CONSOLE_PATH}/metrics.json`;
-
 /** Model versions the Live page reads from CloudWatch at most per request (newest first per model). */
 export const LIVE_MAX_VERSIONS = 100;
-
-/** The header the console's page sends with every API call; `maas console` forwards nothing without it. */
-export const CONSOLE_HEADER = 'x-maas-console';
 
 /** Whether a request path belongs to the console (its page, assets and config). */
 export const isConsolePath = (path: string): boolean =>
@@ -57,21 +52,6 @@ export type ConsoleAuth =
   | { readonly kind: 'none' }
   | { readonly kind: 'bearer' }
   | { readonly kind: 'sigv4'; readonly region: string };
-
-/** What the page is told about the API (`/console/config.json`; console/src/api.ts reads it). */
-export interface ConsoleConfig {
-  readonly mode: 'local' | 'remote';
-  readonly endpoint: string;
-  readonly auth: 'none' | 'sigv4' | 'bearer';
-  readonly region?: string;
-  /** Whether `GET /metrics` (the local service's Prometheus text) is served on the console's origin. */
-  readonly metrics: boolean;
-  /**
-   * Where the Live page reads its figures: `prometheus` from `/metrics`, `cloudwatch` from
-   * {@link LIVE_METRICS_PATH}, `none` nowhere (a local service that serves no `/metrics`).
-   */
-  readonly live: 'prometheus' | 'cloudwatch' | 'none';
-}
 
 /** Options of {@link serveConsole}. */
 export interface ConsoleSiteOptions {
@@ -177,10 +157,10 @@ export async function serveConsole(
     res.end();
     return;
   }
-  const name = path.slice(CONSOLE_PATH.length + 1) || 'index.html';
-  if (name === 'config.json') {
+  if (path === CONSOLE_CONFIG_PATH) {
     return sendJson(res, 200, (opts.config ?? localConfig(opts.metrics ?? true))(req), head);
   }
+  const name = path.slice(CONSOLE_PATH.length + 1) || 'index.html';
   const { ensureConsoleBuilt, DIST_DIR } = await import('../../console/build');
   const dir = opts.distDir ?? DIST_DIR;
   let assets: readonly { name: string }[];
