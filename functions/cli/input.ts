@@ -4,6 +4,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { pathFor } from '../contract/routes';
+import { withLongIntegersQuoted } from '../domain/body-parser';
 import { UsageError } from './context';
 
 /** A model reference: the model's name and, for `name@3` or `name@prod`, the version or alias. */
@@ -37,18 +38,112 @@ export function readBytes(path: string): Buffer {
   }
 }
 
-const readText = (path: string): string => readBytes(path).toString('utf8');
+const readText = (path: string | 0): string =>
+  (path === 0 ? readFileSync(0) : readBytes(path)).toString('utf8');
 
-/** Reads `--input`: inline JSON, `@file`, or the path of an existing file. */
+/**
+ * An integer literal of `--input` too long to be exact as a double (beyond 2^53 - 1): its text, which a 64-bit
+ * integer input keeps as a decimal string (as the server keeps it in a JSON body), and the number any other
+ * place reads. {@link settleRequest} and {@link toInferenceRequest} put one or the other in its place.
+ */
+export class LongInteger {
+  constructor(
+    readonly text: string,
+    readonly value: number,
+  ) {}
+  toJSON(): number {
+    return this.value;
+  }
+}
+
+/** `plain` with each unsafe integer whose text `exact` kept (a decimal string there) as a {@link LongInteger}. */
+function markLongIntegers(plain: unknown, exact: unknown): unknown {
+  if (typeof plain === 'number') {
+    return typeof exact === 'string' && Number.isInteger(plain) && !Number.isSafeInteger(plain)
+      ? new LongInteger(exact, plain)
+      : plain;
+  }
+  if (Array.isArray(plain)) return plain.map((v, i) => markLongIntegers(v, (exact as unknown[])[i]));
+  if (plain !== null && typeof plain === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(plain))
+      out[k] = markLongIntegers(v, (exact as Record<string, unknown>)[k]);
+    return out;
+  }
+  return plain;
+}
+
+/** Whether `v` holds a {@link LongInteger} anywhere. */
+function holdsLongInteger(v: unknown): boolean {
+  if (v instanceof LongInteger) return true;
+  if (Array.isArray(v)) return v.some(holdsLongInteger);
+  if (v !== null && typeof v === 'object') return Object.values(v).some(holdsLongInteger);
+  return false;
+}
+
+/** `v` with each {@link LongInteger} as its text (`asText`) or its number; `v` itself when it holds none. */
+export function settleLongIntegers(v: unknown, asText: boolean): unknown {
+  if (!holdsLongInteger(v)) return v;
+  if (v instanceof LongInteger) return asText ? v.text : v.value;
+  if (Array.isArray(v)) return v.map((x) => settleLongIntegers(x, asText));
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v as object)) out[k] = settleLongIntegers(x, asText);
+  return out;
+}
+
+const is64BitInteger = (datatype: unknown) => datatype === 'INT64' || datatype === 'UINT64';
+
+/**
+ * A full inference request of `--input` as sent: the long integers of its INT64/UINT64 inputs' `data` as decimal
+ * strings, every other one as its number (`request` itself when it holds none).
+ */
+export function settleRequest(request: Record<string, unknown>): Record<string, unknown> {
+  if (!holdsLongInteger(request)) return request;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(request)) {
+    out[k] =
+      k === 'inputs' && Array.isArray(v)
+        ? v.map((input: unknown) => {
+            if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+              return settleLongIntegers(input, false);
+            }
+            const { data, ...rest } = input as Record<string, unknown>;
+            return {
+              ...(settleLongIntegers(rest, false) as object),
+              ...(data !== undefined
+                ? { data: settleLongIntegers(data, is64BitInteger(rest.datatype)) }
+                : {}),
+            };
+          })
+        : settleLongIntegers(v, false);
+  }
+  return out;
+}
+
+/** Characters a JSON text can start with (after blanks). */
+const JSON_START = /^\s*[[{"\d-]|^\s*(?:true|false|null)\b/;
+
+/**
+ * Reads `--input`: inline JSON, `@file`, `-` (standard input), or the path of an existing file. Integers too long
+ * for a double keep their digits ({@link LongInteger}); a file's leading byte order mark is skipped.
+ */
 export function readInput(value: string): unknown {
   let text = value;
-  if (value.startsWith('@')) text = readText(value.slice(1));
+  if (value === '-') text = readText(0);
+  else if (value.startsWith('@')) text = readText(value.slice(1));
   else if (!/^\s*[[{]/.test(value) && existsSync(value)) text = readText(value);
+  else if (!JSON_START.test(value)) {
+    throw new UsageError(`--input '${value}' is neither JSON nor a file that exists`);
+  }
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  let parsed: unknown;
   try {
-    return JSON.parse(text);
+    parsed = JSON.parse(text);
   } catch (e) {
     throw new UsageError(`--input is not valid JSON: ${(e as Error).message}`, { cause: e });
   }
+  const quoted = withLongIntegersQuoted(text);
+  return quoted === text ? parsed : markLongIntegers(parsed, JSON.parse(quoted));
 }
 
 /** One input of a model as its metadata describes it. */
@@ -90,13 +185,19 @@ export function isInferenceRequest(input: unknown): input is Record<string, unkn
  * one row) for a model with one input, or `{"<input name>": rows, …}`. `inputs` are the model's inputs.
  */
 export function toInferenceRequest(input: unknown, inputs: readonly InputSpec[]): Record<string, unknown> {
-  if (isInferenceRequest(input)) return input;
+  if (isInferenceRequest(input)) return settleRequest(input);
   const tensor = (spec: InputSpec, data: unknown) => {
     if (!Array.isArray(data)) throw new UsageError(`input '${spec.name}' must be an array`);
     let shape = shapeOf(data);
     // One row for a batched model: [a, b, c, d] -> [[a, b, c, d]].
     if (shape.length === spec.shape.length - 1) shape = [1, ...shape];
-    return { name: spec.name, shape, datatype: spec.datatype, data: data.flat(Number.POSITIVE_INFINITY) };
+    const flat = data.flat(Number.POSITIVE_INFINITY);
+    return {
+      name: spec.name,
+      shape,
+      datatype: spec.datatype,
+      data: settleLongIntegers(flat, is64BitInteger(spec.datatype)),
+    };
   };
   if (Array.isArray(input)) {
     if (inputs.length !== 1) {

@@ -276,7 +276,7 @@ function asBigInt(v: unknown, datatype: string, what: string, i: number): bigint
   let b: bigint | undefined;
   if (typeof v === 'bigint') b = v;
   else if (typeof v === 'number' && Number.isSafeInteger(v)) b = BigInt(v);
-  else if (typeof v === 'string' && /^-?\d+$/.test(v)) b = BigInt(v);
+  else if (typeof v === 'string' && (datatype === 'UINT64' ? /^\d+$/ : /^-?\d+$/).test(v)) b = BigInt(v);
   if (b === undefined || b < lo || b > hi) {
     throw new RangeError(`${what}: element ${i} (${String(v)}) is not a ${datatype}`);
   }
@@ -484,14 +484,19 @@ function outputData(
     if (out.length !== n) throw new RangeError(`${what}: ${out.length} BYTES elements; shape needs ${n}`);
     return out;
   }
-  const size = SIZE[datatype];
-  if (size === undefined) throw new TypeError(`${what}: unknown datatype ${datatype}`);
+  const size = Object.hasOwn(SIZE, datatype) ? SIZE[datatype] : undefined;
+  if (size === undefined) throw new TypeError(`${what}: unknown datatype ${String(datatype)}`);
   if (bytes.length !== n * size) {
     throw new RangeError(
       `${what}: ${bytes.length} bytes; shape [${shape.join(',')}] of ${datatype} needs ${n * size}`,
     );
   }
-  if (datatype === 'BOOL') return Array.from(bytes, (b) => b !== 0);
+  if (datatype === 'BOOL') {
+    const notBool = bytes.findIndex((b) => b > 1);
+    if (notBool >= 0)
+      throw new RangeError(`${what}: BOOL element ${notBool} is byte ${bytes[notBool]}, not 0 or 1`);
+    return Array.from(bytes, (b) => b === 1);
+  }
   const Ctor = ARRAY[datatype];
   if (HOST_LITTLE_ENDIAN && bytes.byteOffset % size === 0) return new Ctor(bytes.buffer, bytes.byteOffset, n);
   const out = new Ctor(n);
@@ -500,6 +505,68 @@ function outputData(
   if (!HOST_LITTLE_ENDIAN)
     for (let i = 0; i < target.length; i += size) target.subarray(i, i + size).reverse();
   return out;
+}
+
+/** A response output as its JSON header gives it. */
+interface HeaderOutput {
+  readonly name: string;
+  readonly datatype: OipDatatype;
+  readonly shape: number[];
+  readonly data?: unknown[];
+  readonly parameters?: Record<string, unknown>;
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * The JSON header of an inference response, checked for what decoding reads of it: an object whose `outputs`
+ * (when given) are objects with a string `name` and `datatype`, a `shape` array, `data` an array and `parameters`
+ * an object when given, and not both `data` and `binary_data_size`. A TypeError or SyntaxError that says what is
+ * wrong otherwise.
+ */
+function responseHeader(
+  bytes: Uint8Array,
+  headerLength: number | undefined,
+): {
+  model_name: string;
+  model_version: string;
+  id?: string;
+  parameters?: Record<string, unknown>;
+  outputs?: HeaderOutput[];
+} {
+  let header: unknown;
+  try {
+    header = JSON.parse(decoder.decode(bytes));
+  } catch (e) {
+    throw new SyntaxError(
+      headerLength === undefined
+        ? `the response is not JSON (${(e as Error).message}); a binary response gives its header's length in ${INFERENCE_HEADER_CONTENT_LENGTH}`
+        : `the response's header (its first ${headerLength} bytes, as ${INFERENCE_HEADER_CONTENT_LENGTH} says) is not JSON: ${(e as Error).message}`,
+    );
+  }
+  if (!isRecord(header)) throw new TypeError('the response header is not a JSON object');
+  if (header.parameters !== undefined && !isRecord(header.parameters)) {
+    throw new TypeError("the response's parameters are not an object");
+  }
+  const outputs = header.outputs;
+  if (outputs === undefined) return header as ReturnType<typeof responseHeader>;
+  if (!Array.isArray(outputs)) throw new TypeError("the response's outputs are not an array");
+  outputs.forEach((o: unknown, i) => {
+    if (!isRecord(o)) throw new TypeError(`response output ${i} is not an object`);
+    const what = typeof o.name === 'string' ? `output '${o.name}'` : `response output ${i}`;
+    if (typeof o.name !== 'string') throw new TypeError(`${what} has no name`);
+    if (typeof o.datatype !== 'string') throw new TypeError(`${what} has no datatype`);
+    if (!Array.isArray(o.shape)) throw new TypeError(`${what} has no shape`);
+    if (o.parameters !== undefined && !isRecord(o.parameters)) {
+      throw new TypeError(`${what}: parameters are not an object`);
+    }
+    if (o.data !== undefined && !Array.isArray(o.data)) throw new TypeError(`${what}: data is not an array`);
+    if (o.data !== undefined && o.parameters?.binary_data_size !== undefined) {
+      throw new TypeError(`${what} has both data and binary_data_size`);
+    }
+  });
+  return header as ReturnType<typeof responseHeader>;
 }
 
 /**
@@ -517,19 +584,7 @@ export function decodeInferResponse(
       `${INFERENCE_HEADER_CONTENT_LENGTH} ${headerLength} does not fit a body of ${body.length} bytes`,
     );
   }
-  const header = JSON.parse(decoder.decode(body.subarray(0, length))) as {
-    model_name: string;
-    model_version: string;
-    id?: string;
-    parameters?: Record<string, unknown>;
-    outputs?: {
-      name: string;
-      datatype: OipDatatype;
-      shape: number[];
-      data?: unknown[];
-      parameters?: Record<string, unknown>;
-    }[];
-  };
+  const header = responseHeader(body.subarray(0, length), headerLength);
   let at = length;
   const outputs = (header.outputs ?? []).map((o): DecodedOutput => {
     const size = o.parameters?.binary_data_size;

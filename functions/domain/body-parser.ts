@@ -13,6 +13,14 @@ import { BadRequestError } from './errors';
 // exponent. Strings are matched first so their contents are never touched.
 const BIG_LITERAL = /"(?:[^"\\]|\\.)*"|(?<![\w.+-])-?\d{16,}(?![\w.+-])/g;
 
+/**
+ * `text` (JSON) with its integer literals of 16 digits or more, outside strings, written as decimal strings: read
+ * with `JSON.parse`, they keep every digit.
+ */
+export function withLongIntegersQuoted(text: string): string {
+  return text.replace(BIG_LITERAL, (m) => (m.charCodeAt(0) === 34 ? m : `"${m}"`));
+}
+
 function hasUnsafeInt64(body: unknown): boolean {
   const inputs = (body as { inputs?: unknown })?.inputs;
   if (!Array.isArray(inputs)) return false;
@@ -56,7 +64,7 @@ export function parseInferenceBody(text: string): unknown {
   }
   if (hasUnsafeInt64(body)) {
     // Only the INT64/UINT64 inputs take the exact re-read: other inputs and `parameters` keep their numbers.
-    const exact = JSON.parse(text.replace(BIG_LITERAL, (m) => (m.charCodeAt(0) === 34 ? m : `"${m}"`))) as {
+    const exact = JSON.parse(withLongIntegersQuoted(text)) as {
       inputs: { data?: unknown }[];
     };
     (body as { inputs: { datatype?: unknown; data?: unknown }[] }).inputs.forEach((input, i) => {

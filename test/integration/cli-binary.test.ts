@@ -4,22 +4,27 @@
  * `--json` and against a server that does not announce it, the same printed answer either way, refusals reported
  * as before, and a SigV4 signature that covers the binary body.
  */
+import { spawn } from 'node:child_process';
 import { createHash, createHmac } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MaasClient } from '../../functions/cli/client';
 import { predict } from '../../functions/cli/commands/inference';
 import { formatPrediction } from '../../functions/cli/format';
 import { modelPath } from '../../functions/cli/input';
 import { run } from '../../functions/cli/program';
+import { buildModel, ElemType } from '../../functions/local/onnx-builder';
 import { buildIrisModel } from '../../functions/local/sample-model';
 import { captureIo } from '../helpers/cli-io';
 import { startFakeApi } from '../helpers/fake-api';
 import { startTestLocalService, type TestLocalService } from '../helpers/local-services';
+
+const ROOT = resolve(fileURLToPath(import.meta.url), '..', '..', '..');
 
 /** One request that went through the proxy, with the answer it got. */
 interface Exchange {
@@ -140,6 +145,19 @@ describe('maas predict with binary tensor data', () => {
     );
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
+    // `y = x` on INT64 [batch, 2]: what the answer says is what the request carried.
+    writeFileSync(
+      join(dir, 'int64.onnx'),
+      buildModel({
+        name: 'identity-int64',
+        inputs: [{ name: 'x', elemType: ElemType.INT64, shape: ['batch', 2] }],
+        outputs: [{ name: 'y', elemType: ElemType.INT64, shape: ['batch', 2] }],
+        nodes: [{ opType: 'Identity', inputs: ['x'], outputs: ['y'] }],
+      }),
+    );
+    const i = await cli(svc.server.url, 'register', join(dir, 'int64.onnx'), '--name', 'same64');
+    expect(i.err).toBe('');
+    expect(i.code).toBe(0);
   });
 
   afterAll(async () => {
@@ -238,6 +256,90 @@ describe('maas predict with binary tensor data', () => {
     expect(j.code).toBe(1);
     expect(b.err).toMatch(/400 INVALID_DATA/);
     expect(b.err).toBe(j.err);
+  });
+
+  it('judges --input as --json does: 64-bit integers beyond 2^53 exact, data nested unlike its shape and parameters that are no object refused', async () => {
+    // Rows of a 64-bit model, and a full request: every digit reaches the model and comes back.
+    for (const input of [
+      '[[9223372036854775807, 9007199254740993]]',
+      '{"inputs":[{"name":"x","datatype":"INT64","shape":[1,2],"data":[[-9223372036854775808,9007199254740993]]}]}',
+    ]) {
+      const bin = await cli(proxy.url, 'predict', 'same64', '--input', input);
+      expect(infers().at(-1)!.headers['inference-header-content-length']).toBeDefined();
+      const json = await cli(proxy.url, '--json', 'predict', 'same64', '--input', input);
+      expect(bin.err).toBe('');
+      expect(json.err).toBe('');
+      const expected = input.startsWith('[')
+        ? ['9223372036854775807', '9007199254740993']
+        : ['-9223372036854775808', '9007199254740993'];
+      expect(JSON.parse(json.out).outputs[0].data).toEqual(expected);
+      expect(bin.out).toContain(JSON.stringify(expected));
+    }
+    const refused = [
+      // Nested data with the right number of elements but not the shape's nesting.
+      '{"inputs":[{"name":"features","datatype":"FP32","shape":[2,4],"data":[[1,2,3,4,5,6,7,8]]}]}',
+      '{"inputs":[{"name":"features","datatype":"FP32","shape":[1,4],"data":[[1,[2],3,4]]}]}',
+      // Parameters that are no object, of the request and of an input.
+      '{"inputs":[{"name":"features","datatype":"FP32","shape":[1,4],"data":[1,2,3,4]}],"parameters":"foo"}',
+      '{"inputs":[{"name":"features","datatype":"FP32","shape":[1,4],"data":[1,2,3,4]}],"parameters":[1]}',
+      '{"inputs":[{"name":"features","datatype":"FP32","shape":[1,4],"data":[1,2,3,4],"parameters":[5]}]}',
+    ];
+    for (const input of refused) {
+      const bin = await cli(proxy.url, 'predict', 'flowers', '--input', input);
+      expect(infers().at(-1)!.headers['inference-header-content-length'], input).toBeDefined();
+      const json = await cli(proxy.url, '--json', 'predict', 'flowers', '--input', input);
+      expect(json.code, input).toBe(1);
+      expect(json.err, input).toMatch(/\(400 [A-Z_]+\)/);
+      expect(bin.code, input).toBe(1);
+      expect(bin.err, input).toBe(json.err);
+    }
+  });
+
+  it('reads --input - from standard input (the maas command itself)', async () => {
+    const child = spawn(
+      process.execPath,
+      [join(ROOT, 'bin', 'maas.js'), '--endpoint', proxy.url, '--json', 'predict', 'flowers', '--input', '-'],
+      {
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    );
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.stdin.end(rows);
+    const code = await new Promise<number | null>((r) => child.on('close', r));
+    expect(Buffer.concat(err).toString()).toBe('');
+    expect(code).toBe(0);
+    expect(
+      JSON.parse(Buffer.concat(out).toString()).outputs.find((o: { name: string }) => o.name === 'label')
+        .data,
+    ).toEqual(['setosa', 'virginica', 'versicolor']);
+  });
+
+  it('says so when a binary answer comes without its header length', async () => {
+    const api = createServer((req, res) => {
+      if (req.url === '/v2') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ name: 'x', version: '1', extensions: ['binary_tensor_data'] }));
+        return;
+      }
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        res.end(Buffer.from('{"model_name":"iris","model_version":"1","outputs":[]}'));
+      });
+    });
+    const url = await new Promise<string>((r) =>
+      api.listen(0, '127.0.0.1', () => r(`http://127.0.0.1:${(api.address() as AddressInfo).port}`)),
+    );
+    try {
+      const r = await cli(url, 'predict', 'iris', '--input', '{"inputs":[]}');
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(/binary data without its Inference-Header-Content-Length header .*--json/);
+    } finally {
+      await new Promise<void>((r) => api.close(() => r()));
+    }
   });
 
   it('reports refusals of a binary request as before (exit 1, status and code)', async () => {

@@ -78,6 +78,46 @@ describe('CLI argument helpers', () => {
     expect(readInput(file)).toEqual([[1, 2, 3, 4]]);
     expect(() => readInput('[1,')).toThrow(/not valid JSON/);
     expect(() => readInput(`@${join(dir, 'missing.json')}`)).toThrow(/cannot read/);
+    // A path that does not exist is said to be one, not read as broken JSON.
+    expect(() => readInput(join(dir, 'missing.json'))).toThrow(/neither JSON nor a file that exists/);
+    // A file written with a byte order mark.
+    writeFileSync(file, '\uFEFF[[5,6]]');
+    expect(readInput(file)).toEqual([[5, 6]]);
+  });
+
+  it('keeps the digits of integers beyond 2^53 for 64-bit integer inputs, and the number elsewhere', () => {
+    const int64 = [{ name: 'x', datatype: 'INT64', shape: [-1, 2] }];
+    const fp32 = [{ name: 'x', datatype: 'FP32', shape: [-1, 2] }];
+    const rows = readInput('[[9223372036854775807, 9007199254740993]]');
+    expect(toInferenceRequest(rows, int64)).toEqual({
+      inputs: [
+        { name: 'x', shape: [1, 2], datatype: 'INT64', data: ['9223372036854775807', '9007199254740993'] },
+      ],
+    });
+    expect(toInferenceRequest(rows, fp32)).toEqual({
+      inputs: [{ name: 'x', shape: [1, 2], datatype: 'FP32', data: [9223372036854775807, 9007199254740993] }],
+    });
+    expect(toInferenceRequest(readInput('{"x": [[-18446744073709551615, 2]]}'), int64)).toMatchObject({
+      inputs: [{ data: ['-18446744073709551615', 2] }],
+    });
+    // A full request: only INT64/UINT64 data keep the text; parameters, other inputs and strings are as written.
+    const full = readInput(
+      '{"id":"12345678901234567890","parameters":{"seed":12345678901234567890},"inputs":[' +
+        '{"name":"a","datatype":"UINT64","shape":[2],"data":[18446744073709551615,1]},' +
+        '{"name":"b","datatype":"FP64","shape":[1],"data":[12345678901234567890]}]}',
+    );
+    expect(toInferenceRequest(full as Record<string, unknown>, int64)).toEqual({
+      id: '12345678901234567890',
+      parameters: { seed: 12345678901234567890 },
+      inputs: [
+        { name: 'a', datatype: 'UINT64', shape: [2], data: ['18446744073709551615', 1] },
+        { name: 'b', datatype: 'FP64', shape: [1], data: [12345678901234567890] },
+      ],
+    });
+    // Safe integers of 16 digits, exponents and decimals are plain numbers.
+    expect(readInput('[1000000000000000, 1e300, 12345678901234567.5]')).toEqual([
+      1e15, 1e300, 12345678901234567.5,
+    ]);
   });
 
   it('infers shapes and refuses ragged arrays', () => {

@@ -172,6 +172,9 @@ describe('client requests, read by the server codec', () => {
     expect(enc({ data: [1, 1.5] })).toThrow(RangeError);
     expect(enc({ datatype: 'UINT8', data: [0, -1] })).toThrow(RangeError);
     expect(enc({ datatype: 'UINT64', data: [0, '18446744073709551616'] })).toThrow(RangeError);
+    // A minus sign is no unsigned integer, not even on zero (the server refuses '-0' for UINT64 in JSON too).
+    expect(enc({ datatype: 'UINT64', data: [0, '-0'] })).toThrow(RangeError);
+    expect(enc({ datatype: 'INT64', data: [0, '-0'] })).not.toThrow();
     expect(enc({ datatype: 'INT64', data: [0, 2 ** 53] })).toThrow(RangeError);
     expect(enc({ datatype: 'BOOL', data: [true, 2] as unknown as boolean[] })).toThrow(RangeError);
     expect(enc({ datatype: 'BOOL', data: new Uint8Array([1, 2]) })).toThrow(RangeError);
@@ -368,6 +371,105 @@ describe('server answers, read by the client', () => {
     expect(() =>
       decodeInferResponse(bytes.body.subarray(0, bytes.body.length - 1), bytes.headerLength),
     ).toThrow(RangeError);
+  });
+});
+
+describe('malformed answers, refused with what is wrong', () => {
+  /** An answer of `header` (JSON text) followed by `tail`, with the header's length. */
+  const answer = (header: string, tail: number[] = []) => {
+    const head = new TextEncoder().encode(header);
+    const body = new Uint8Array(head.length + tail.length);
+    body.set(head);
+    body.set(tail, head.length);
+    return { body, headerLength: head.length };
+  };
+  const out = (o: Record<string, unknown>) =>
+    JSON.stringify({ model_name: 'm', model_version: '1', outputs: [o] });
+
+  it.each([
+    ['a header that is null', 'null', TypeError, /not a JSON object/],
+    ['a header that is an array', '[1]', TypeError, /not a JSON object/],
+    ['outputs that are no array', '{"model_name":"m","outputs":{}}', TypeError, /outputs are not an array/],
+    ['an output that is null', '{"model_name":"m","outputs":[null]}', TypeError, /output 0 is not an object/],
+    [
+      'parameters that are no object',
+      '{"model_name":"m","parameters":"x","outputs":[]}',
+      TypeError,
+      /parameters/,
+    ],
+    ['an output without a name', out({ datatype: 'FP32', shape: [1], data: [1] }), TypeError, /has no name/],
+    [
+      'an output without a datatype',
+      out({ name: 'y', shape: [1], data: [1] }),
+      TypeError,
+      /'y' has no datatype/,
+    ],
+    [
+      'an output whose shape is a string',
+      out({ name: 'y', datatype: 'FP32', shape: '1', data: [1] }),
+      TypeError,
+      /'y' has no shape/,
+    ],
+    [
+      'JSON data that is no array',
+      out({ name: 'y', datatype: 'FP32', shape: [1], data: 1 }),
+      TypeError,
+      /data is not an array/,
+    ],
+    [
+      'output parameters that are no object',
+      out({ name: 'y', datatype: 'FP32', shape: [1], parameters: [4] }),
+      TypeError,
+      /parameters are not an object/,
+    ],
+    [
+      'a header cut short',
+      '{"model_name":"m","outp',
+      SyntaxError,
+      /header \(its first 23 bytes.*is not JSON/,
+    ],
+  ])('%s', (_what, header, type, message) => {
+    const { body, headerLength } = answer(header);
+    expect(() => decodeInferResponse(body, headerLength)).toThrow(type);
+    expect(() => decodeInferResponse(body, headerLength)).toThrow(message);
+  });
+
+  it('refuses an output with both data and binary data, a datatype it does not know, BOOL bytes other than 0 or 1', () => {
+    const both = answer(
+      out({ name: 'y', datatype: 'INT8', shape: [1], data: [1], parameters: { binary_data_size: 1 } }),
+      [1],
+    );
+    expect(() => decodeInferResponse(both.body, both.headerLength)).toThrow(
+      /'y' has both data and binary_data_size/,
+    );
+    for (const datatype of ['toString', 'constructor', 'FP8']) {
+      const a = answer(out({ name: 'y', datatype, shape: [1], parameters: { binary_data_size: 1 } }), [1]);
+      expect(() => decodeInferResponse(a.body, a.headerLength)).toThrow(
+        `output 'y': unknown datatype ${datatype}`,
+      );
+    }
+    const bool = answer(
+      out({ name: 'b', datatype: 'BOOL', shape: [3], parameters: { binary_data_size: 3 } }),
+      [1, 0, 2],
+    );
+    expect(() => decodeInferResponse(bool.body, bool.headerLength)).toThrow(
+      /BOOL element 2 is byte 2, not 0 or 1/,
+    );
+    const fine = answer(
+      out({ name: 'b', datatype: 'BOOL', shape: [3], parameters: { binary_data_size: 3 } }),
+      [1, 0, 1],
+    );
+    expect(decodeInferResponse(fine.body, fine.headerLength).outputs[0]!.data).toEqual([true, false, true]);
+  });
+
+  it('a binary answer read without its header length says where the length should have come from', () => {
+    const { body } = answer(
+      out({ name: 'y', datatype: 'INT8', shape: [1], parameters: { binary_data_size: 1 } }),
+      [7],
+    );
+    expect(() => decodeInferResponse(body, undefined)).toThrow(
+      /the response is not JSON .*a binary response gives its header's length in Inference-Header-Content-Length/,
+    );
   });
 });
 

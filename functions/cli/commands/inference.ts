@@ -23,6 +23,7 @@ import {
   type ModelRef,
   modelPath,
   readInput,
+  settleRequest,
   toInferenceRequest,
 } from '../input';
 
@@ -54,13 +55,24 @@ const FIXED = new Set<string>(DATATYPES.filter((d) => d !== 'BYTES'));
 const FP32_MAX = 3.4028234663852886e38;
 const FP16_LIMIT = 65520; // the first magnitude that rounds to an infinite half
 
-/** Flattens nested row-major `data` when it matches `shape` exactly; undefined otherwise. */
+/**
+ * `data` flat, when it is flat with the shape's number of elements or nested exactly as `shape` (the two forms the
+ * JSON path takes); undefined otherwise.
+ */
 function flatData(data: unknown, shape: readonly number[]): unknown[] | undefined {
   if (!Array.isArray(data)) return undefined;
-  const flat = data.flat(Number.POSITIVE_INFINITY) as unknown[];
-  const count = shape.reduce((n, d) => n * d, 1);
-  return flat.length === count ? flat : undefined;
+  if (!data.some(Array.isArray)) return data.length === shape.reduce((n, d) => n * d, 1) ? data : undefined;
+  return nestedAs(data, shape, 0) ? (data.flat(shape.length - 1) as unknown[]) : undefined;
 }
+
+/** Whether `v` nests as `shape` from `depth` down: arrays of exactly its lengths, elements that are no arrays. */
+function nestedAs(v: unknown, shape: readonly number[], depth: number): boolean {
+  if (depth === shape.length) return !Array.isArray(v);
+  return Array.isArray(v) && v.length === shape[depth] && v.every((x) => nestedAs(x, shape, depth + 1));
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /** Whether every element is one the JSON path takes for `datatype` (so that binary data means the same). */
 function plainElementsFit(datatype: string, flat: readonly unknown[]): boolean {
@@ -77,9 +89,10 @@ function plainElementsFit(datatype: string, flat: readonly unknown[]): boolean {
     case 'FP16':
       return flat.every((v) => isNum(v) && Math.abs(v) < FP16_LIMIT);
     case 'INT64':
+      // Range is checked by the encoder; the decimal strings are those the JSON path takes.
+      return flat.every((v) => Number.isSafeInteger(v) || (typeof v === 'string' && /^-?\d{1,20}$/.test(v)));
     case 'UINT64':
-      // Range and form are checked by the encoder (numbers, decimal strings).
-      return flat.every((v) => Number.isSafeInteger(v) || (typeof v === 'string' && /^-?\d+$/.test(v)));
+      return flat.every((v) => Number.isSafeInteger(v) || (typeof v === 'string' && /^\d{1,20}$/.test(v)));
     default:
       return flat.every((v) => Number.isInteger(v));
   }
@@ -97,7 +110,7 @@ function asBinaryInput(input: unknown): InferInput | undefined {
   if (typeof name !== 'string' || typeof datatype !== 'string') return undefined;
   if (datatype !== 'BYTES' && !FIXED.has(datatype)) return undefined;
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) return undefined;
-  if (parameters !== undefined && (parameters === null || typeof parameters !== 'object')) return undefined;
+  if (parameters !== undefined && !isRecord(parameters)) return undefined;
   if ((parameters as Record<string, unknown> | undefined)?.binary_data_size !== undefined) return undefined;
   const flat = flatData(data, shape as number[]);
   if (!flat || !plainElementsFit(datatype, flat)) return undefined;
@@ -153,7 +166,11 @@ export function binaryRequest(request: Record<string, unknown>): {
   const head = new TextEncoder().encode(
     JSON.stringify({
       ...rest,
-      parameters: asksOwn ? parameters : { ...parameters, binary_data_output: true },
+      // Parameters that are no object go as they are, for the server to refuse as it refuses them in JSON.
+      parameters:
+        asksOwn || (parameters !== undefined && !isRecord(parameters))
+          ? parameters
+          : { ...parameters, binary_data_output: true },
       inputs: Array.isArray(inputs) ? headerInputs : inputs,
       ...(outputs !== undefined ? { outputs } : {}),
     }),
@@ -196,6 +213,11 @@ export async function predict(
   const { body, headers } = binaryRequest(request);
   const res = await client.sendBytes(apiCall('modelInfer', target), body, headers);
   const length = res.headers.get(INFERENCE_HEADER_CONTENT_LENGTH);
+  if (length === null && res.headers.get('content-type')?.startsWith('application/octet-stream')) {
+    throw new Error(
+      `the answer is binary data without its ${INFERENCE_HEADER_CONTENT_LENGTH} header (a proxy may drop it): try --json`,
+    );
+  }
   const decoded = decodeInferResponse(res.body, length === null ? undefined : Number(length));
   const answer: PredictionJson = {
     model_name: decoded.model_name,
@@ -220,7 +242,9 @@ export function inferenceCommands(program: Command, ctx: CliContext): void {
       'run inference: rows for a one-input model, {"<input>": rows}, or a full OIP request; binary tensor data when the server offers it (--json: JSON both ways)',
     )
     .argument('<model>', 'name, name@version or name@alias (default alias prod)')
-    .addOption(new Option('--input <json|@file|file>', 'the input').makeOptionMandatory())
+    .addOption(
+      new Option('--input <json|@file|file|->', 'the input (- reads standard input)').makeOptionMandatory(),
+    )
     .action(
       ctx.action(async (spec: string, opts: { input: string }) => {
         const target = modelPath(spec);
@@ -228,7 +252,7 @@ export function inferenceCommands(program: Command, ctx: CliContext): void {
         const c = ctx.client();
         let request: Record<string, unknown>;
         if (isInferenceRequest(input)) {
-          request = input;
+          request = settleRequest(input);
         } else {
           const meta = await c.send<{ inputs: InputSpec[] }>(apiCall('modelMetadata', target));
           request = toInferenceRequest(input, meta.inputs);
