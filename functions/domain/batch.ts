@@ -317,9 +317,9 @@ export interface BatchStatus {
   readonly total: number;
   readonly succeeded: number;
   readonly failed: number;
-  /** `total` over the time since the start. */
+  /** Rows over the time since the start (while running, with the parts in flight counted half done). */
   readonly rowsPerSecond: number;
-  /** While running, once a part is done: the remaining input bytes at the speed so far. */
+  /** While running, once a part is done: the remaining input bytes at the speed so far (parts in flight half done). */
   readonly etaSeconds?: number;
   /** Input bytes of the finished parts, and of the whole input. */
   readonly bytesDone: number;
@@ -341,6 +341,8 @@ export interface BatchProgress {
   readonly version: number;
   readonly partsTotal: number;
   readonly partsDone: number;
+  /** Parts handed out so far: those of them not done are in flight. */
+  readonly queued: number;
   readonly bytesTotal: number;
   readonly bytesDone: number;
   readonly rows: number;
@@ -350,14 +352,25 @@ export interface BatchProgress {
   readonly code?: string;
 }
 
-/** The status document of a job's progress at `now`. */
+/**
+ * The status document of a job's progress at `now`. While it runs, the parts in flight (handed out, not done)
+ * count half done in `rowsPerSecond` and `etaSeconds`: counted from the finished parts alone, a job whose parts
+ * all run at once looks up to `maxConcurrency` times slower than it is until its last part ends (its first parts
+ * end when most of the work is nearly done). Its rows of a part in flight are estimated at the finished parts'
+ * rows per byte. Once it has ended, `rowsPerSecond` is its rows over its time.
+ */
 export function batchStatusOf(job: BatchProgress, now: Date): BatchStatus {
   const elapsedMs = now.getTime() - Date.parse(job.startedAt);
   const seconds = Number.isFinite(elapsedMs) && elapsedMs > 0 ? elapsedMs / 1000 : 0;
-  const eta =
-    job.state === 'running' && job.bytesDone > 0 && seconds > 0
-      ? Math.round((seconds * Math.max(0, job.bytesTotal - job.bytesDone)) / job.bytesDone)
-      : undefined;
+  const estimating = job.state === 'running' && job.bytesDone > 0 && seconds > 0;
+  const inFlight = Math.max(0, Math.min(job.queued, job.partsTotal) - job.partsDone);
+  const bytesSoFar = estimating
+    ? Math.min(job.bytesTotal, job.bytesDone + (inFlight * job.bytesTotal) / Math.max(1, job.partsTotal) / 2)
+    : job.bytesDone;
+  const rowsSoFar = estimating ? (job.rows * bytesSoFar) / job.bytesDone : job.rows;
+  const eta = estimating
+    ? Math.round((seconds * Math.max(0, job.bytesTotal - bytesSoFar)) / bytesSoFar)
+    : undefined;
   return {
     jobId: job.jobId,
     inputTag: job.inputTag,
@@ -370,7 +383,7 @@ export function batchStatusOf(job: BatchProgress, now: Date): BatchStatus {
     total: job.rows,
     succeeded: job.rows - job.failedRows,
     failed: job.failedRows,
-    rowsPerSecond: seconds > 0 ? Math.round((job.rows / seconds) * 10) / 10 : 0,
+    rowsPerSecond: seconds > 0 ? Math.round((rowsSoFar / seconds) * 10) / 10 : 0,
     ...(eta !== undefined ? { etaSeconds: eta } : {}),
     bytesDone: job.bytesDone,
     bytesTotal: job.bytesTotal,

@@ -173,6 +173,21 @@ describe('S3RangedObjects (s3rver)', () => {
       expect((await collect(objects.streamRange(key, 0, 1000, now))).bytes.equals(later)).toBe(true);
     });
 
+    it('fails with ObjectChangedError when the object was written shorter than the range it named', async () => {
+      const shorter = 'batch/j/shrunk.jsonl';
+      await blobs.put(shorter, small, 'application/x-ndjson');
+      const eTag = (await blobs.head(shorter))?.eTag;
+      if (!eTag) throw new Error('no ETag');
+      await blobs.put(shorter, small.subarray(0, 100), 'application/x-ndjson');
+      // The range starts past the new end: the emulator answers 416 before it would look at If-Match.
+      const changed = { name: 'ObjectChangedError', key: shorter, expectedETag: eTag };
+      await expect(objects.getRange(shorter, 200, 500, eTag)).rejects.toMatchObject(changed);
+      await expect(collect(objects.streamRange(shorter, 200, 500, eTag))).rejects.toMatchObject(changed);
+      // Without an ETag the same range is simply empty.
+      expect((await objects.getRange(shorter, 200, 500))!.byteLength).toBe(0);
+      expect((await collect(objects.streamRange(shorter, 200, 500))).bytes.byteLength).toBe(0);
+    });
+
     it('emulator: ignores If-Match on GET (the adapter checks the answer’s ETag as well)', async () => {
       await blobs.put(key, small, 'application/x-ndjson');
       const out = await aws.s3.send(

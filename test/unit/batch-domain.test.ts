@@ -325,6 +325,7 @@ describe('batchStatusOf', () => {
     version: 3,
     partsTotal: 10,
     partsDone: 4,
+    queued: 4,
     bytesTotal: 1000,
     bytesDone: 250,
     rows: 800,
@@ -351,6 +352,38 @@ describe('batchStatusOf', () => {
       startedAt: '2026-01-01T00:00:00.000Z',
       updatedAt: '2026-01-01T00:00:20.000Z',
     });
+  });
+
+  it('counts the parts in flight half done: rows/s and ETA of parts that run at once', () => {
+    // Two parts in flight of 100 bytes each on average: 100 bytes more done, at 3.2 rows a byte.
+    const at20 = new Date('2026-01-01T00:00:20.000Z');
+    expect(batchStatusOf({ ...job, queued: 6 }, at20)).toMatchObject({
+      total: 800,
+      rowsPerSecond: 56,
+      etaSeconds: 37,
+      bytesDone: 250,
+    });
+    // Nine parts of 1 MB all at once: the first ends at 11.9 s. Counted alone it said 95 s more (and 1/9 of the
+    // rows per second); with the eight in flight half done, 9.5 s.
+    const nine = {
+      ...job,
+      partsTotal: 9,
+      queued: 9,
+      partsDone: 1,
+      bytesTotal: 9e6,
+      bytesDone: 1e6,
+      rows: 30_000,
+    };
+    const first = batchStatusOf(nine, new Date('2026-01-01T00:00:11.900Z'));
+    expect(first.etaSeconds).toBe(10);
+    expect(first.rowsPerSecond).toBe(Math.round((150_000 / 11.9) * 10) / 10);
+    expect(batchStatusOf({ ...nine, queued: 1 }, new Date('2026-01-01T00:00:11.900Z')).etaSeconds).toBe(95);
+    // Parts handed out beyond the total (a redelivery) are no more than the parts left; the estimate never passes
+    // the input.
+    const last = batchStatusOf({ ...nine, partsDone: 8, queued: 12, bytesDone: 8.9e6 }, at20);
+    expect(last.etaSeconds).toBe(0);
+    // Once ended: rows over time, whatever was in flight.
+    expect(batchStatusOf({ ...job, queued: 6, state: 'done' }, at20).rowsPerSecond).toBe(40);
   });
 
   it('has no ETA before a part is done nor once the job ended; keeps the error of a failed job', () => {
