@@ -39,6 +39,7 @@ import {
   errorFields,
   errorLine,
   hasTimeForAnotherChunk,
+  inputObjectKind,
   type JobSpec,
   leaseExpired,
   type PartCursor,
@@ -47,6 +48,7 @@ import {
   planOutputParts,
   type RejectedRow,
   type SizedObject,
+  strayInputObjects,
 } from '../domain/batch';
 import {
   type BatchPlan,
@@ -273,7 +275,7 @@ async function inputsOf(
   deps: BatchScoreDeps,
   jobId: string,
   start: BatchStart,
-): Promise<{ inputTag: string; inputs: InputObject[] } | { skipped: string }> {
+): Promise<{ inputTag: string; inputs: InputObject[]; stray?: string[] } | { skipped: string }> {
   if (start.input === 'file') {
     const head = await deps.blobs.head(BATCH_KEYS.input(jobId));
     if (!head) return { skipped: 'input.jsonl no longer exists' };
@@ -292,10 +294,11 @@ async function inputsOf(
     return { skipped: 'input/_SUCCESS was written again since this event; its own event starts the job' };
   }
   const prefix = BATCH_KEYS.inputPrefix(jobId);
-  const inputs = (await deps.objects.list(prefix)).filter((o) => {
-    const name = o.key.slice(prefix.length);
-    return !name.includes('/') && name.endsWith('.jsonl');
-  });
+  const listed = await deps.objects.list(prefix);
+  const inputs = listed.filter((o) => inputObjectKind(o.key.slice(prefix.length)) === 'input');
+  const stray = listed
+    .map((o) => o.key.slice(prefix.length))
+    .filter((name) => inputObjectKind(name) === 'other');
   // The objects as they are now name the input: a new set of files (or new contents) is another job.
   const listing = [markerTag, ...inputs.map((o) => `${o.key}\n${o.eTag ?? ''}\n${o.sizeBytes}`)].join('\n');
   return {
@@ -305,6 +308,7 @@ async function inputsOf(
       sizeBytes: o.sizeBytes,
       ...(o.eTag !== undefined ? { eTag: o.eTag } : {}),
     })),
+    ...(stray.length > 0 ? { stray } : {}),
   };
 }
 
@@ -328,7 +332,7 @@ export async function startBatchJob(
     standing !== undefined && standing.inputTag === jobTagOf(found.inputTag, standing.follows ?? '');
   const follows = repeat ? (standing.follows ?? '') : (standing?.inputTag ?? '');
   const jobTag = jobTagOf(found.inputTag, follows);
-  const run = () => startUnguarded(deps, jobId, start.input, jobTag, follows, found.inputs);
+  const run = () => startUnguarded(deps, jobId, start.input, jobTag, follows, found.inputs, found.stray);
   if (!deps.startGuard) return run();
   try {
     return await deps.startGuard.once({ jobId, inputTag: jobTag }, run, budget);
@@ -350,6 +354,7 @@ async function startUnguarded(
   inputTag: string,
   follows: string,
   inputs: readonly InputObject[],
+  stray: readonly string[] = [],
 ): Promise<BatchRunResult> {
   const startedAt = now(deps).toISOString();
   const bytesTotal = inputs.reduce((n, o) => n + o.sizeBytes, 0);
@@ -408,6 +413,8 @@ async function startUnguarded(
   } catch (e) {
     return fail(e);
   }
+  // Objects under input/ that are no input files: their rows would be missing from the output without a word.
+  if (stray.length > 0) return fail(strayInputObjects(stray), spec);
   let version: number;
   try {
     version = (await deps.predictor.resolve(spec.model, spec.ref)).version.version;

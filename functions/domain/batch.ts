@@ -21,17 +21,20 @@ import type { ByteLines } from './fast-rows';
 import { isModelName } from './names';
 
 /** `batch/{jobId}/job.json`. */
-export const JobSpecSchema = z.object({
-  model: z.string().refine(isModelName, 'model must be a valid model name'),
-  ref: z
-    .union([z.string().regex(LIMITS.namePattern), z.number().int().positive()])
-    .optional()
-    .transform((r) => (r === undefined ? DEFAULT_ALIAS : String(r))),
-  /** Input bytes per part (absent: BATCH.partBytes); raised when the input would need more than BATCH.maxParts. */
-  partBytes: z.number().int().min(BATCH.minPartBytes).max(BATCH.maxPartBytes).optional(),
-  /** Parts of the job in flight at once (absent: the service's default, BATCH.maxConcurrency). */
-  maxConcurrency: z.number().int().min(1).max(BATCH.maxConcurrencyLimit).optional(),
-});
+export const JobSpecSchema = z
+  .object({
+    model: z.string().refine(isModelName, 'model must be a valid model name'),
+    ref: z
+      .union([z.string().regex(LIMITS.namePattern), z.number().int().positive()])
+      .optional()
+      .transform((r) => (r === undefined ? DEFAULT_ALIAS : String(r))),
+    /** Input bytes per part (absent: BATCH.partBytes); raised when the input would need more than BATCH.maxParts. */
+    partBytes: z.number().int().min(BATCH.minPartBytes).max(BATCH.maxPartBytes).optional(),
+    /** Parts of the job in flight at once (absent: the service's default, BATCH.maxConcurrency). */
+    maxConcurrency: z.number().int().min(1).max(BATCH.maxConcurrencyLimit).optional(),
+  })
+  // A misspelt option (`partbytes`) is refused, not run with the default.
+  .strict();
 export type JobSpec = z.output<typeof JobSpecSchema>;
 
 /** Job ids are one S3 path segment. */
@@ -48,50 +51,73 @@ export function parseJobSpec(text: string): JobSpec {
   const parsed = JobSpecSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
+    if (issue?.code === 'unrecognized_keys') {
+      throw new BadRequestError(
+        `job.json has unknown ${issue.keys.length === 1 ? 'key' : 'keys'} ${issue.keys.map((k) => `'${k}'`).join(', ')}: it takes model, ref, partBytes and maxConcurrency`,
+        'INVALID_JOB',
+      );
+    }
     const where = issue?.path.length ? `'${issue.path.join('.')}': ` : '';
     throw new BadRequestError(`job.json ${where}${issue?.message ?? 'is invalid'}`, 'INVALID_JOB');
   }
   return parsed.data;
 }
 
-/** What a `batch/…` key means: the input that starts a job, or nothing. */
-export function batchJobIdOfInputKey(
-  key: string,
-  batchPrefix: string,
-  inputFileName: string,
-): string | undefined {
-  if (!key.startsWith(batchPrefix)) return undefined;
-  const rest = key.slice(batchPrefix.length).split('/');
-  if (rest.length !== 2 || rest[1] !== inputFileName) return undefined;
-  const jobId = rest[0] ?? '';
-  return JOB_ID_PATTERN.test(jobId) ? jobId : undefined;
+/**
+ * What an object directly under a job's `input/` is: an input file (`*.jsonl` or `*.ndjson`, any case), left
+ * alone (a name starting with `_` or `.`: `_SUCCESS`, and the markers and checksums that Hadoop and Spark write
+ * beside their files), or neither — which the job refuses rather than skip its rows. An object in a folder below
+ * `input/` is neither.
+ */
+export function inputObjectKind(name: string): 'input' | 'ignored' | 'other' {
+  if (name.includes('/')) return 'other';
+  if (name.startsWith('_') || name.startsWith('.')) return 'ignored';
+  return /\.(?:jsonl|ndjson)$/i.test(name) ? 'input' : 'other';
+}
+
+/** The refusal of a job whose `input/` holds objects that are no input files (`inputObjectKind` 'other'). */
+export function strayInputObjects(names: readonly string[]): BadRequestError {
+  const shown = names.slice(0, 5).join(', ');
+  const more = names.length > 5 ? ` and ${names.length - 5} more` : '';
+  return new BadRequestError(
+    `input/ holds objects that are not input files: ${shown}${more}. Inputs are *.jsonl or *.ndjson objects ` +
+      'directly under input/ (names starting with _ or . are left alone): rename or remove these, then write input/_SUCCESS again',
+    'INVALID_INPUT',
+  );
 }
 
 /** What the creation of a `batch/…` object asks: start a job (from `input.jsonl` or `input/*.jsonl`), cancel one. */
 export type BatchKeyEvent =
   | { readonly kind: 'start'; readonly jobId: string; readonly input: BatchInputForm }
-  | { readonly kind: 'cancel'; readonly jobId: string };
+  | { readonly kind: 'cancel'; readonly jobId: string }
+  /** A key that would start or cancel a job, under a folder whose name is no job id: nothing is done. */
+  | { readonly kind: 'invalid'; readonly jobId: string; readonly reason: string };
 
 /** A job's input: the one object `input.jsonl`, or the objects `input/*.jsonl` (key order) closed by `_SUCCESS`. */
 export type BatchInputForm = 'file' | 'prefix';
 
 /**
  * The meaning of a created key under `batchPrefix`: `{jobId}/input.jsonl` and `{jobId}/input/_SUCCESS` start the
- * job, `{jobId}/cancel` cancels it; any other key (the job's own outputs included) means nothing.
+ * job, `{jobId}/cancel` cancels it (`invalid` when `{jobId}` is no job id: nothing is done, and it is said why);
+ * any other key (the job's own outputs included) means nothing.
  */
 export function batchEventOfKey(key: string, batchPrefix: string): BatchKeyEvent | undefined {
   if (!key.startsWith(batchPrefix)) return undefined;
   const rest = key.slice(batchPrefix.length).split('/');
   const jobId = rest[0] ?? '';
-  if (!JOB_ID_PATTERN.test(jobId)) return undefined;
+  let event: BatchKeyEvent | undefined;
   if (rest.length === 2 && rest[1] === BATCH_KEYS.inputFileName)
-    return { kind: 'start', jobId, input: 'file' };
-  if (rest.length === 2 && rest[1] === BATCH_KEYS.cancelFileName) return { kind: 'cancel', jobId };
-  if (rest.length === 3 && rest[1] === 'input' && rest[2] === BATCH_KEYS.inputMarkerName) {
-    return { kind: 'start', jobId, input: 'prefix' };
+    event = { kind: 'start', jobId, input: 'file' };
+  else if (rest.length === 2 && rest[1] === BATCH_KEYS.cancelFileName) event = { kind: 'cancel', jobId };
+  else if (rest.length === 3 && rest[1] === 'input' && rest[2] === BATCH_KEYS.inputMarkerName) {
+    event = { kind: 'start', jobId, input: 'prefix' };
   }
-  return undefined;
+  if (event === undefined || JOB_ID_PATTERN.test(jobId)) return event;
+  return { kind: 'invalid', jobId, reason: JOB_ID_RULE };
 }
+
+/** What {@link JOB_ID_PATTERN} asks, in words. */
+export const JOB_ID_RULE = '1-128 characters A-Z a-z 0-9 - _ . = starting with a letter or digit';
 
 /**
  * Splits JSONL text into lines: `\n` or `\r\n` separated, a final newline ends the last line rather than

@@ -25,7 +25,7 @@ export interface S3EventsHandlerDeps {
 export type S3RecordOutcome =
   | ({ readonly kind: 'register'; readonly key: string } & UploadOutcome)
   | ({ readonly kind: 'batch'; readonly key: string; readonly jobId: string } & BatchRunResult)
-  | { readonly kind: 'ignored'; readonly key: string };
+  | { readonly kind: 'ignored'; readonly key: string; readonly reason?: string };
 
 /** S3 event keys are URL-encoded with `+` for spaces. */
 export function decodeS3Key(key: string): string {
@@ -77,6 +77,9 @@ export function createS3EventsHandler(
       const result = await cancelBatchJob(deps.batch, batch.jobId);
       return { kind: 'batch', key, jobId: batch.jobId, ...result };
     }
+    if (batch?.kind === 'invalid') {
+      return { kind: 'ignored', key, reason: `'${batch.jobId}' is no job id (${batch.reason})` };
+    }
     return { kind: 'ignored', key };
   };
 
@@ -89,10 +92,10 @@ export function createS3EventsHandler(
       try {
         const outcome = await one(record, budget);
         // A registration names its model (and version) on its line: one invocation may register several.
-        log.info('s3 event handled', {
-          ...outcome,
-          ...('name' in outcome ? { model: outcome.name } : {}),
-        });
+        const fields = { ...outcome, ...('name' in outcome ? { model: outcome.name } : {}) };
+        // A batch key under a folder that is no job id starts nothing: said where the operator looks.
+        if (outcome.kind === 'ignored' && outcome.reason) log.warn('s3 event ignored', fields);
+        else log.info('s3 event handled', fields);
         outcomes.push(outcome);
       } catch (e) {
         const key = record.s3?.object?.key ?? '?';

@@ -131,11 +131,12 @@ describe('batch flows', () => {
     const expected = await reference('concat', whole, { partBytes: PART_BYTES });
 
     await env.put(BATCH_KEYS.job('multi'), JSON.stringify({ model: 'adder', partBytes: PART_BYTES }));
-    // Written out of order; only `*.jsonl` objects directly under input/ are input.
+    // Written out of order; `*.jsonl` objects directly under input/ are input, names starting with _ or . are
+    // left alone (anything else fails the job: batch-score.test.ts).
     for (const [name, text] of [...files].reverse())
       await env.put(`${BATCH_KEYS.inputPrefix('multi')}${name}`, text);
-    await env.put(`${BATCH_KEYS.inputPrefix('multi')}notes.txt`, rows('x', 5));
-    await env.put(`${BATCH_KEYS.inputPrefix('multi')}old/0000-z.jsonl`, rows('z', 5));
+    await env.put(`${BATCH_KEYS.inputPrefix('multi')}_committed_1`, rows('x', 5));
+    await env.put(`${BATCH_KEYS.inputPrefix('multi')}.0001-a.jsonl.crc`, 'crc');
     const [outcome] = await env.s3Events(await env.put(BATCH_KEYS.inputMarker('multi'), ''));
     const plan = await planOf('multi');
     expect(outcome).toMatchObject({

@@ -324,6 +324,20 @@ describe('batch scoring', () => {
     expect(await env.getText(BATCH_KEYS.output('job-smallparts'))).toBeUndefined();
   });
 
+  it('starts nothing for an input under a folder that is no job id, and logs a warning that says why', async () => {
+    const key = 'batch/job ü/input.jsonl';
+    await env.put('batch/job ü/job.json', JSON.stringify({ model: 'adder' }));
+    const [outcome] = await env.s3Events(await env.put(key, '{"inputs": []}\n'));
+    expect(outcome).toMatchObject({ kind: 'ignored', key });
+    expect((outcome as { reason?: string }).reason).toMatch(/'job ü' is no job id \(1-128 characters/);
+    const warned = env.logs.filter((l) => l.message === 's3 event ignored');
+    expect(warned.at(-1)).toMatchObject({ level: 'WARN', extra: { key } });
+    expect(await env.getText('batch/job ü/status.json')).toBeUndefined();
+    // Other keys under batch/ are handled as before, without a warning.
+    await env.s3Events(await env.put('batch/job-x/notes.txt', 'x'));
+    expect(env.logs.filter((l) => l.message === 's3 event ignored')).toHaveLength(warned.length);
+  });
+
   it('writes an empty output for an empty input at once', async () => {
     await env.put(BATCH_KEYS.job('job-empty'), JSON.stringify({ model: 'adder' }));
     const [outcome] = await env.s3Events(await env.put(BATCH_KEYS.input('job-empty'), ''));

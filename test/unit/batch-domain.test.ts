@@ -4,14 +4,15 @@ import { BATCH, BATCH_KEYS } from '../../functions/contract/events';
 import {
   BatchPartMessageSchema,
   batchEventOfKey,
-  batchJobIdOfInputKey,
   batchStatusOf,
   byteLineBlocks,
   countOutcomes,
   decodeLines,
   errorLine,
   hasTimeForAnotherChunk,
+  inputObjectKind,
   isErrorLine,
+  JOB_ID_RULE,
   lineBlocks,
   type OutputPartPlan,
   PartCursorSchema,
@@ -53,6 +54,12 @@ describe('parseJobSpec', () => {
     ['{"model":"iris","partBytes":100000.5}', /'partBytes'/],
     ['{"model":"iris","maxConcurrency":0}', /'maxConcurrency'/],
     ['{"model":"iris","maxConcurrency":1001}', /'maxConcurrency'/],
+    // A misspelt option would otherwise run with the default.
+    [
+      '{"model":"iris","partbytes":65536}',
+      /unknown key 'partbytes': it takes model, ref, partBytes and maxConcurrency/,
+    ],
+    ['{"model":"iris","max_concurrency":2,"Ref":"x"}', /unknown keys 'max_concurrency', 'Ref'/],
   ])('rejects %s with INVALID_JOB', (text, message) => {
     try {
       parseJobSpec(text);
@@ -62,19 +69,6 @@ describe('parseJobSpec', () => {
       expect((e as BadRequestError).code).toBe('INVALID_JOB');
       expect((e as Error).message).toMatch(message);
     }
-  });
-});
-
-describe('batchJobIdOfInputKey', () => {
-  const id = (key: string) => batchJobIdOfInputKey(key, S3_KEYS.batchPrefix, BATCH_KEYS.inputFileName);
-  it('finds the job of batch/{jobId}/input.jsonl only', () => {
-    expect(id('batch/job-1/input.jsonl')).toBe('job-1');
-    expect(id(BATCH_KEYS.input('2026-01-01.a_b'))).toBe('2026-01-01.a_b');
-    expect(id('batch/job-1/output.jsonl')).toBeUndefined();
-    expect(id('batch/job-1/sub/input.jsonl')).toBeUndefined();
-    expect(id('batch/input.jsonl')).toBeUndefined();
-    expect(id('incoming/job-1/input.jsonl')).toBeUndefined();
-    expect(id('batch/../input.jsonl')).toBeUndefined();
   });
 });
 
@@ -91,12 +85,25 @@ describe('batchEventOfKey', () => {
       BATCH_KEYS.status('j-1'),
       BATCH_KEYS.plan('j-1'),
       BATCH_KEYS.segment('j-1', 'r', 0, 0, 10),
-      'batch/../cancel',
       'batch/cancel',
       'incoming/j-1/input.jsonl',
     ]) {
       expect(ev(key), key).toBeUndefined();
     }
+  });
+
+  it('says why a key that would start or cancel a job under a folder that is no job id does nothing', () => {
+    for (const jobId of ['..', '_lead', 'job ü', 'a+b', 'x'.repeat(129)]) {
+      for (const key of [
+        `batch/${jobId}/input.jsonl`,
+        `batch/${jobId}/input/_SUCCESS`,
+        `batch/${jobId}/cancel`,
+      ]) {
+        expect(ev(key), key).toEqual({ kind: 'invalid', jobId, reason: JOB_ID_RULE });
+      }
+    }
+    expect(JOB_ID_RULE).toMatch(/1-128 characters/);
+    expect(ev('batch/job ü/output.jsonl')).toBeUndefined();
   });
 });
 
@@ -312,6 +319,23 @@ describe('planOutputParts', () => {
       expectSound(o, plan);
       for (const p of plan) expect(sizeOf(p)).toBeLessThanOrEqual(250);
     }
+  });
+});
+
+describe('inputObjectKind', () => {
+  it.each([
+    ['0000-a.jsonl', 'input'],
+    ['part-00001.JSONL', 'input'],
+    ['events.ndjson', 'input'],
+    ['_SUCCESS', 'ignored'],
+    ['_committed_123', 'ignored'],
+    ['.part-00000.jsonl.crc', 'ignored'],
+    ['part-00000-abc-c000.json', 'other'],
+    ['notes.txt', 'other'],
+    ['jsonl', 'other'],
+    ['date=2026-01-01/part-0.jsonl', 'other'],
+  ] as const)('%s is %s', (name, kind) => {
+    expect(inputObjectKind(name)).toBe(kind);
   });
 });
 

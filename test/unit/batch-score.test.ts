@@ -411,8 +411,9 @@ describe('batch scoring: start and parts', () => {
 
   it('takes the input from input/*.jsonl in key order when input/_SUCCESS starts the job', async () => {
     const s = await setup({ files: [30, 0, 45, 1] });
-    await s.objects.put(`${BATCH_KEYS.inputPrefix('j')}notes.txt`, 'not an input');
-    await s.objects.put(`${BATCH_KEYS.inputPrefix('j')}sub/x.jsonl`, '{"id":"deeper"}\n');
+    // What Hadoop and Spark write beside their files (names starting with _ or .) is left alone.
+    await s.objects.put(`${BATCH_KEYS.inputPrefix('j')}_committed_42`, '{}');
+    await s.objects.put(`${BATCH_KEYS.inputPrefix('j')}.000.jsonl.crc`, 'crc');
     expect(await s.start()).toMatchObject({ state: 'running' });
     const plan = JSON.parse(s.objects.text(BATCH_KEYS.plan('j')) ?? '');
     expect(new Set(plan.parts.map((p: { key: string }) => p.key))).toEqual(
@@ -422,6 +423,27 @@ describe('batch scoring: start and parts', () => {
     await drain(s, { concurrency: 3, seed: 9 });
     expect(s.objects.text(BATCH_KEYS.output('j'))).toBe(reference(s.text));
     expect(statusOf(s.objects)).toMatchObject({ state: 'done', total: 76 });
+  });
+
+  it('takes *.ndjson and any case of .jsonl; refuses the job when input/ holds other objects, naming them', async () => {
+    const s = await setup({ files: [3, 4] });
+    await s.objects.put(`${BATCH_KEYS.inputPrefix('j')}002.NDJSON`, inputText(2, 7));
+    await s.objects.put(`${BATCH_KEYS.inputPrefix('j')}003.Jsonl`, inputText(1, 9));
+    expect(await s.start()).toMatchObject({ state: 'running' });
+    await drain(s, { concurrency: 2, seed: 3 });
+    expect(statusOf(s.objects)).toMatchObject({ state: 'done', total: 10 });
+    expect(s.objects.text(BATCH_KEYS.output('j'))).toBe(reference(inputText(10)));
+
+    // Files under input/ that are no input files would lose their rows without a word.
+    const stray = await setup({ files: [5] });
+    await stray.objects.put(`${BATCH_KEYS.inputPrefix('j')}part-00000-c000.json`, inputText(2));
+    await stray.objects.put(`${BATCH_KEYS.inputPrefix('j')}date=2026-01-01/part-0.jsonl`, inputText(2));
+    expect(await stray.start()).toMatchObject({ state: 'failed', code: 'INVALID_INPUT' });
+    const st = statusOf(stray.objects);
+    expect(st).toMatchObject({ state: 'failed', code: 'INVALID_INPUT', model: 'm', total: 0 });
+    expect(st.error).toContain('date=2026-01-01/part-0.jsonl, part-00000-c000.json');
+    expect(stray.objects.text(BATCH_KEYS.output('j'))).toBeUndefined();
+    expect(stray.queue.sent).toHaveLength(0);
   });
 
   it('starts the input/ files again when input/_SUCCESS is written again; a stale event of it is skipped', async () => {

@@ -10,7 +10,7 @@ import { accessSync, closeSync, constants, existsSync, openSync, statSync, write
 import { StringDecoder } from 'node:string_decoder';
 import type { Command } from 'commander';
 import { BATCH } from '../../contract/events';
-import { JOB_ID_PATTERN } from '../../domain/batch';
+import { JOB_ID_PATTERN, JOB_ID_RULE } from '../../domain/batch';
 import type { BatchBucket, CancelOutcome, fetchOutput as FetchOutput, JobStatus } from '../batch';
 import { resolveEndpoint } from '../client';
 import { type CliContext, EXIT, type ExitCode, UsageError } from '../context';
@@ -211,9 +211,7 @@ export function maxConcurrencyOption(value: string): number {
 /** A job id (`--job-id`, or after status / cancel): one path segment, as the service accepts it. */
 export function jobIdOption(name: string, value: string): string {
   if (!JOB_ID_PATTERN.test(value)) {
-    throw new UsageError(
-      `${name} must be 1-128 characters A-Z a-z 0-9 - _ . = starting with a letter or digit, got '${value}'`,
-    );
+    throw new UsageError(`${name} must be ${JOB_ID_RULE}, got '${value}'`);
   }
   return value;
 }
