@@ -300,7 +300,7 @@ export async function waitForJob(
   const { done } = await pollStatus(store, jobId, (s) => isFinished(s.state), opts);
   if (done) return done;
   throw new Error(
-    `job ${jobId} did not finish in time; follow it with \`maas batch status ${jobId}\` (its status is at ${BATCH_KEYS.status(jobId)}, its output will be at ${BATCH_KEYS.output(jobId)})`,
+    `job ${jobId} did not finish in time; follow it with \`maas batch status ${jobId}\`, and once it is done \`maas batch status ${jobId} --out <file>\` writes its output (its status is at ${BATCH_KEYS.status(jobId)}, its output will be at ${BATCH_KEYS.output(jobId)})`,
   );
 }
 
@@ -633,6 +633,27 @@ export function batchStore(
   } catch {
     return undefined;
   }
-  if (!local?.s3 || !local.bucket || local.api !== opts.endpoint) return undefined;
+  if (!local?.s3 || !local.bucket || !local.api || !sameEndpoint(local.api, opts.endpoint)) return undefined;
   return new S3BatchBucket(s3Client(localClientOptions(local.s3)), local.bucket);
+}
+
+/** Names of this machine's loopback interface: `maas dev` listens on 127.0.0.1, users write any of them. */
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * Whether two endpoints are the same service: the same scheme, port and path (a trailing slash aside), and the same
+ * host, any name of the loopback interface counting as one.
+ */
+export function sameEndpoint(a: string, b: string): boolean {
+  let x: URL;
+  let y: URL;
+  try {
+    x = new URL(a);
+    y = new URL(b);
+  } catch {
+    return a === b;
+  }
+  const host = (u: URL) => (LOOPBACK.has(u.hostname) ? 'loopback' : u.hostname);
+  const path = (u: URL) => u.pathname.replace(/\/+$/, '');
+  return x.protocol === y.protocol && x.port === y.port && host(x) === host(y) && path(x) === path(y);
 }

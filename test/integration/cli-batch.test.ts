@@ -73,7 +73,8 @@ describe('maas batch (the CLI process) on the local service', () => {
    * Runs the CLI in a child process (asynchronously: the service answering it runs in this process), in the
    * environment of a user's shell: nothing that points at the suite's emulators, `MAAS_HOME` naming the service.
    */
-  const maas = (...args: string[]): Promise<CliRun> => {
+  const maas = (...args: string[]): Promise<CliRun> => maasAt(server?.url ?? '', ...args);
+  const maasAt = (endpoint: string, ...args: string[]): Promise<CliRun> => {
     const env: NodeJS.ProcessEnv = {};
     for (const [k, v] of Object.entries(process.env)) {
       if (!/^(AWS_|MAAS_|VITEST|PORT$)/.test(k)) env[k] = v;
@@ -82,7 +83,7 @@ describe('maas batch (the CLI process) on the local service', () => {
     return new Promise((done) => {
       execFile(
         process.execPath,
-        [BIN, '--endpoint', server?.url ?? '', ...args],
+        [BIN, '--endpoint', endpoint, ...args],
         { cwd: dir, env, encoding: 'utf8' },
         (err, stdout, stderr) => {
           const code = err ? ((err as { code?: unknown }).code as number) : 0;
@@ -216,5 +217,44 @@ describe('maas batch (the CLI process) on the local service', () => {
     );
     // Nothing was asked of the finished job.
     expect(await blobs.head(BATCH_KEYS.cancel('two-files'))).toBeUndefined();
+  });
+  it('checks --out and the model name before uploading; status --out writes the output of a job done; --json names it', {
+    timeout: 60_000,
+  }, async () => {
+    // A folder that does not exist, a folder where a file goes, a model name the service refuses: exit 2, no job.
+    for (const [args, message] of [
+      [
+        ['iris', 'a.jsonl', '--out', 'nowhere/x.jsonl'],
+        /--out nowhere\/x.jsonl: its folder .*nowhere does not exist/,
+      ],
+      [['iris', 'a.jsonl', '--out', '.'], /--out \. is a folder: name a file/],
+      [['Iris', 'a.jsonl'], /invalid model name 'Iris'/],
+    ] as const) {
+      const r = await maas('batch', ...args, '--job-id', 'refused');
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
+    expect(await objects.list('batch/refused/')).toEqual([]);
+
+    // With --json and no --out, the status printed names where the output is.
+    const json = await maas('--json', 'batch', 'iris', 'a.jsonl', '--job-id', 'json-out');
+    expect(json.code, json.stderr).toBe(0);
+    const printed = JSON.parse(json.stdout);
+    expect(printed).toMatchObject({ state: 'done', output: { bucket, key: BATCH_KEYS.output('json-out') } });
+
+    // The output of a job that is done, written later; the endpoint spelled localhost is the same service.
+    const localhost = (server?.url ?? '').replace('127.0.0.1', 'localhost');
+    const later = await maasAt(localhost, 'batch', 'status', 'json-out', '--out', 'later.jsonl');
+    expect(later.code, later.stderr).toBe(0);
+    expect(later.stderr).toContain('job json-out: output -> later.jsonl');
+    expect(readFileSync(join(dir, 'later.jsonl'), 'utf8')).toBe(
+      Buffer.from((await blobs.get(BATCH_KEYS.output('json-out'))) ?? '').toString(),
+    );
+    expect(readFileSync(join(dir, 'later.jsonl'), 'utf8').split('\n')).toHaveLength(ROWS + 1);
+    // No job, no output: exit 1; cancel takes no --out.
+    const none = await maas('batch', 'status', 'no-such-job', '--out', 'none.jsonl');
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/no batch job 'no-such-job'/);
+    expect((await maas('batch', 'cancel', 'json-out', '--out', 'x.jsonl')).stderr).toMatch(/takes no --out/);
   });
 });

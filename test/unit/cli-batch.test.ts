@@ -22,6 +22,7 @@ import {
   progressLines,
   runBatch,
   SINGLE_PUT_BYTES,
+  sameEndpoint,
   submitBatch,
   waitForJob,
 } from '../../functions/cli/batch';
@@ -32,6 +33,7 @@ import {
   inputFiles,
   jobIdOption,
   maxConcurrencyOption,
+  outFile,
   parseBatchCall,
   parseByteSize,
   partBytesOption,
@@ -124,6 +126,16 @@ describe('maas batch arguments', () => {
       /takes no --out, --part-bytes/,
     );
     expect(() => parseBatchCall('status', ['a/b'], none)).toThrow(/the job id must be/);
+    // status takes --out (the output of a job done), and no other option of a run.
+    expect(parseBatchCall('status', ['cli-1'], { timeout: 1, out: 'o.jsonl' })).toEqual({
+      kind: 'status',
+      jobId: 'cli-1',
+    });
+    expect(() => parseBatchCall('status', ['cli-1'], { timeout: 1, out: 'o', jobId: 'x' })).toThrow(
+      /status takes no --job-id:/,
+    );
+    // A model name the service would refuse once the files are uploaded.
+    expect(() => parseBatchCall('Iris', ['a.jsonl'], none)).toThrow(/invalid model name 'Iris'/);
     // A file where a job id goes: the caller most likely meant a model named so.
     const dir = mkdtempSync(join(tmpdir(), 'maas-batch-'));
     const file = join(dir, 'rows.jsonl');
@@ -159,6 +171,27 @@ describe('maas batch arguments', () => {
     for (const bad of ['', '-x', 'a/b', 'a b', 'x'.repeat(129)]) {
       expect(() => jobIdOption('--job-id', bad)).toThrow(/--job-id must be/);
     }
+  });
+
+  it('checks --out before anything is written: a file that can be written, or a new one in a folder that exists', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'maas-batch-'));
+    writeFileSync(join(dir, 'old.jsonl'), 'x');
+    mkdirSync(join(dir, 'sub'));
+    expect(() => outFile(join(dir, 'old.jsonl'))).not.toThrow();
+    expect(() => outFile(join(dir, 'new.jsonl'))).not.toThrow();
+    expect(() => outFile(join(dir, 'sub'))).toThrow(/is a folder: name a file/);
+    expect(() => outFile(join(dir, 'missing', 'x.jsonl'))).toThrow(/its folder .*missing does not exist/);
+    expect(() => outFile(join(dir, 'old.jsonl', 'x.jsonl'))).toThrow(/(is not a folder|ENOTDIR)/);
+  });
+
+  it('takes any name of the loopback interface for the local service, and nothing else', () => {
+    expect(sameEndpoint('http://127.0.0.1:3000', 'http://localhost:3000/')).toBe(true);
+    expect(sameEndpoint('http://127.0.0.1:3000', 'http://[::1]:3000')).toBe(true);
+    expect(sameEndpoint('http://127.0.0.1:3000', 'http://127.0.0.1:3001')).toBe(false);
+    expect(sameEndpoint('http://127.0.0.1:3000', 'https://127.0.0.1:3000')).toBe(false);
+    expect(sameEndpoint('http://127.0.0.1:3000', 'http://10.0.0.1:3000')).toBe(false);
+    expect(sameEndpoint('http://127.0.0.1:3000', 'http://127.0.0.1:3000/prod')).toBe(false);
+    expect(sameEndpoint('not a url', 'not a url')).toBe(true);
   });
 
   it('checks every input file before anything is written', () => {

@@ -7,10 +7,12 @@
  * `cancel@prod` (the same as `cancel`: prod is the default alias) or `cancel@<version>`.
  */
 import { accessSync, closeSync, constants, existsSync, openSync, statSync, writeSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import type { Command } from 'commander';
-import { BATCH } from '../../contract/events';
+import { BATCH, BATCH_KEYS } from '../../contract/events';
 import { JOB_ID_PATTERN, JOB_ID_RULE } from '../../domain/batch';
+import { validateModelName } from '../../domain/names';
 import type { BatchBucket, CancelOutcome, fetchOutput as FetchOutput, JobStatus } from '../batch';
 import { resolveEndpoint } from '../client';
 import { type CliContext, EXIT, type ExitCode, UsageError } from '../context';
@@ -41,7 +43,7 @@ export type BatchCall =
   | { readonly kind: 'status'; readonly jobId: string }
   | { readonly kind: 'cancel'; readonly jobId: string };
 
-/** Options that belong to running a job only. */
+/** Options that belong to running a job only (`--out` goes with `status` too: the output of a job done). */
 const RUN_ONLY_OPTIONS = [
   ['out', '--out'],
   ['jobId', '--job-id'],
@@ -61,7 +63,9 @@ export function parseBatchCall(first: string, rest: readonly string[], opts: Bat
         `maas batch ${action} takes one job id, got ${rest.length} arguments (a model named '${action}' is written ${action}@prod)`,
       );
     }
-    const given = RUN_ONLY_OPTIONS.filter(([k]) => opts[k] !== undefined).map(([, flag]) => flag);
+    const given = RUN_ONLY_OPTIONS.filter(
+      ([k]) => opts[k] !== undefined && !(action === 'status' && k === 'out'),
+    ).map(([, flag]) => flag);
     if (given.length > 0) {
       throw new UsageError(`maas batch ${action} takes no ${given.join(', ')}: they go with a job to run`);
     }
@@ -75,6 +79,12 @@ export function parseBatchCall(first: string, rest: readonly string[], opts: Bat
     return { kind: action, jobId: jobIdOption('the job id', jobId) };
   }
   const target = modelPath(first);
+  // Refused here, before any input is uploaded, rather than by the job once it starts.
+  try {
+    validateModelName(target.name);
+  } catch (e) {
+    throw new UsageError((e as Error).message, { cause: e });
+  }
   if (rest.length === 0) throw new UsageError('give the input file(s): maas batch <model> <input...>');
   return { kind: 'run', model: target.name, ...(target.ref ? { ref: target.ref } : {}), files: rest };
 }
@@ -87,7 +97,7 @@ export function batchCommands(program: Command, ctx: CliContext): void {
       'score JSONL files (one inference request per line) with the batch pipeline and follow the job; or show or cancel a job',
     )
     .usage(
-      '[options] <model> <input...>\n       maas batch status <jobId> [--bucket <bucket>]\n       maas batch cancel <jobId> [--bucket <bucket>] [--timeout <seconds>]',
+      '[options] <model> <input...>\n       maas batch status <jobId> [--bucket <bucket>] [--out <file>]\n       maas batch cancel <jobId> [--bucket <bucket>] [--timeout <seconds>]',
     )
     .argument(
       '<model|action>',
@@ -97,7 +107,10 @@ export function batchCommands(program: Command, ctx: CliContext): void {
       '[input...]',
       '.jsonl files, scored in this order (output line n answers line n of them all); or the job id after an action',
     )
-    .option('--out <file>', 'write output.jsonl here (default: standard output)')
+    .option(
+      '--out <file>',
+      'write output.jsonl here (default: standard output; with --json, it stays in the bucket); with status, the output of a job that is done',
+    )
     .option('--job-id <id>', 'job id (default: cli-<time>-<random>)', (v) => jobIdOption('--job-id', v))
     .option(
       '--part-bytes <size>',
@@ -123,7 +136,10 @@ Inputs: one file of up to 64 MiB is written as batch/<jobId>/input.jsonl; severa
 batch/<jobId>/input/<nnnn>-<name>.jsonl in the order given, then the empty batch/<jobId>/input/_SUCCESS.
 --part-bytes and --max-concurrency go into batch/<jobId>/job.json.
 Progress: on a terminal, a bar of parts done, rows, rows/s and ETA (from status.json); otherwise a status line
-at most every 5 s; with --json none, and the final status.json is printed.
+at most every 5 s; with --json none, and the final status.json is printed (with "output": its bucket and key
+when the job is done and no --out is given).
+--out is checked before anything is uploaded; \`maas batch status <jobId> --out <file>\` writes the output of a
+job that is done (after a wait that timed out, say).
 A model named status or cancel is written status@prod or cancel@prod.
 Exit codes: 0 the job is done (status: read; cancel: cancelled); 1 the job failed or was cancelled, ended
 before the cancel took effect, or the wait timed out; 2 usage error.`,
@@ -147,7 +163,7 @@ before the cancel took effect, or the wait timed out; 2 usage error.`,
             'no bucket for batch jobs: start `maas dev`, or pass --bucket <the stack’s model bucket>',
           );
         }
-        if (call.kind === 'status') return batchStatus(ctx, store, call.jobId);
+        if (call.kind === 'status') return batchStatus(ctx, store, call.jobId, opts.out);
         if (call.kind === 'cancel') return batchCancel(ctx, store, call.jobId, opts);
         return batchRun(ctx, store, call, opts);
       }),
@@ -254,6 +270,7 @@ async function batchRun(
   const { fetchOutput, jobSpec, newJobId, progressBar, progressLines, submitBatch, waitForJob } =
     await import('../batch');
   const inputs = inputFiles(call.files);
+  if (opts.out !== undefined) outFile(opts.out);
   const jobId = opts.jobId ?? newJobId();
   const spec = jobSpec(call.model, {
     ref: call.ref,
@@ -290,9 +307,47 @@ async function batchRun(
   }
   if (st.state === 'done') await writeOutput(ctx, store, jobId, opts.out, fetchOutput);
   const { line, code } = runSummary(st, call.model, opts.out);
-  if (g.json) io.out(`${JSON.stringify(st, null, 2)}\n`);
-  else io.err(`${line}\n`);
+  if (g.json) {
+    // The output has no place of its own on standard output then: the status says where it is.
+    const output =
+      st.state === 'done' && !opts.out ? { bucket: store.bucket, key: BATCH_KEYS.output(jobId) } : undefined;
+    io.out(`${JSON.stringify(output ? { ...st, output } : st, null, 2)}\n`);
+  } else io.err(`${line}\n`);
   return code;
+}
+
+/**
+ * `--out`: a file that can be written, or created in a folder that exists and can be written; a usage error
+ * otherwise, given before anything is uploaded (found after the job, it would leave the output where the user does
+ * not look).
+ */
+export function outFile(path: string): void {
+  const code = (e: unknown) => (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+  let isDirectory: boolean;
+  try {
+    isDirectory = statSync(path).isDirectory();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new UsageError(`--out ${path}: ${code(e)}`);
+    const dir = dirname(resolve(path));
+    try {
+      if (!statSync(dir).isDirectory()) throw new UsageError(`--out ${path}: ${dir} is not a folder`);
+      accessSync(dir, constants.W_OK);
+    } catch (e2) {
+      if (e2 instanceof UsageError) throw e2;
+      throw new UsageError(
+        code(e2) === 'ENOENT'
+          ? `--out ${path}: its folder ${dir} does not exist`
+          : `--out ${path}: its folder ${dir} cannot be written to (${code(e2)})`,
+      );
+    }
+    return;
+  }
+  if (isDirectory) throw new UsageError(`--out ${path} is a folder: name a file`);
+  try {
+    accessSync(path, constants.W_OK);
+  } catch (e) {
+    throw new UsageError(`--out ${path} cannot be written (${code(e)})`);
+  }
 }
 
 /** Streams output.jsonl to `--out`, else (without --json) to standard output. */
@@ -304,13 +359,21 @@ async function writeOutput(
   fetchOutput: typeof FetchOutput,
 ): Promise<void> {
   if (out) {
-    const fd = openSync(out, 'w');
     try {
-      await fetchOutput(store, jobId, (chunk) => {
-        writeSync(fd, chunk);
-      });
-    } finally {
-      closeSync(fd);
+      const fd = openSync(out, 'w');
+      try {
+        await fetchOutput(store, jobId, (chunk) => {
+          writeSync(fd, chunk);
+        });
+      } finally {
+        closeSync(fd);
+      }
+    } catch (e) {
+      const reason = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+      throw new Error(
+        `cannot write ${out} (${reason}); the output stays at ${BATCH_KEYS.output(jobId)} in bucket ${store.bucket}: \`maas batch status ${jobId} --out <file>\` writes it`,
+        { cause: e },
+      );
     }
     return;
   }
@@ -369,17 +432,39 @@ export function cancelSummary(
   };
 }
 
-/** `maas batch status <jobId>`: the status line (or status.json with --json); a job without one yet is submitted. */
-async function batchStatus(ctx: CliContext, store: Store, jobId: string): Promise<ExitCode> {
-  const { formatProgress, jobExists, readStatus } = await import('../batch');
+/**
+ * `maas batch status <jobId>`: the status line (or status.json with --json); a job without one yet is submitted.
+ * With `--out`, the output of a job that is done is written there (exit 1, nothing written, for any other job).
+ */
+async function batchStatus(
+  ctx: CliContext,
+  store: Store,
+  jobId: string,
+  out: string | undefined,
+): Promise<ExitCode> {
+  if (out !== undefined) outFile(out);
+  const { fetchOutput, formatProgress, jobExists, readStatus } = await import('../batch');
   const st = await readStatus(store, jobId);
   if (!st) {
     if (!(await jobExists(store, jobId)))
       throw new Error(`no batch job '${jobId}' in bucket ${store.bucket}`);
     ctx.print({ jobId, state: 'submitted' }, () => `job ${jobId}: submitted, not started (no status yet)`);
-    return EXIT.ok;
+    if (out === undefined) return EXIT.ok;
+    ctx.io.err(`job ${jobId} has not started: it has no output yet\n`);
+    return EXIT.refused;
   }
   ctx.print(st, (s: JobStatus) => `job ${jobId}: ${formatProgress(s)}`);
+  if (out === undefined) return EXIT.ok;
+  if (st.state !== 'done') {
+    ctx.io.err(
+      st.state === 'running'
+        ? `job ${jobId} is running: its output can be written once it is done\n`
+        : `job ${jobId} ended ${st.state}: it has no output\n`,
+    );
+    return EXIT.refused;
+  }
+  await writeOutput(ctx, store, jobId, out, fetchOutput);
+  ctx.io.err(`job ${jobId}: output -> ${out}\n`);
   return EXIT.ok;
 }
 
