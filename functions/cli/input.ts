@@ -73,11 +73,15 @@ function markLongIntegers(plain: unknown, exact: unknown): unknown {
   return plain;
 }
 
-/** Whether `v` holds a {@link LongInteger} anywhere. */
+/** Whether `v` holds a {@link LongInteger} anywhere (a walk with its own stack: any nesting is the server's to judge). */
 function holdsLongInteger(v: unknown): boolean {
-  if (v instanceof LongInteger) return true;
-  if (Array.isArray(v)) return v.some(holdsLongInteger);
-  if (v !== null && typeof v === 'object') return Object.values(v).some(holdsLongInteger);
+  const pending: unknown[] = [v];
+  while (pending.length > 0) {
+    const x = pending.pop();
+    if (x instanceof LongInteger) return true;
+    if (x !== null && typeof x === 'object')
+      for (const y of Array.isArray(x) ? x : Object.values(x)) pending.push(y);
+  }
   return false;
 }
 
