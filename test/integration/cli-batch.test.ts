@@ -251,6 +251,13 @@ describe('maas batch (the CLI process) on the local service', () => {
       Buffer.from((await blobs.get(BATCH_KEYS.output('json-out'))) ?? '').toString(),
     );
     expect(readFileSync(join(dir, 'later.jsonl'), 'utf8').split('\n')).toHaveLength(ROWS + 1);
+    // A job done whose output is gone says so (exit 1), not an empty file.
+    await blobs.delete(BATCH_KEYS.output('json-out'));
+    const gone = await maas('batch', 'status', 'json-out', '--out', 'gone.jsonl');
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toContain(
+      `job json-out is done, but ${BATCH_KEYS.output('json-out')} is not in bucket ${bucket}`,
+    );
     // No job, no output: exit 1; cancel takes no --out.
     const none = await maas('batch', 'status', 'no-such-job', '--out', 'none.jsonl');
     expect(none.code).toBe(1);

@@ -358,30 +358,42 @@ async function writeOutput(
   out: string | undefined,
   fetchOutput: typeof FetchOutput,
 ): Promise<void> {
+  const missing = () =>
+    new Error(`job ${jobId} is done, but ${BATCH_KEYS.output(jobId)} is not in bucket ${store.bucket}`);
   if (out) {
-    try {
-      const fd = openSync(out, 'w');
-      try {
-        await fetchOutput(store, jobId, (chunk) => {
-          writeSync(fd, chunk);
-        });
-      } finally {
-        closeSync(fd);
-      }
-    } catch (e) {
-      const reason = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-      throw new Error(
-        `cannot write ${out} (${reason}); the output stays at ${BATCH_KEYS.output(jobId)} in bucket ${store.bucket}: \`maas batch status ${jobId} --out <file>\` writes it`,
+    // A file that cannot be written is said so with where the output stays; a failed read says itself.
+    const cannotWrite = (e: unknown) =>
+      new Error(
+        `cannot write ${out} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); the output stays at ${BATCH_KEYS.output(jobId)} in bucket ${store.bucket}: \`maas batch status ${jobId} --out <file>\` writes it`,
         { cause: e },
       );
+    let fd: number;
+    try {
+      fd = openSync(out, 'w');
+    } catch (e) {
+      throw cannotWrite(e);
     }
+    let found: boolean;
+    try {
+      found = await fetchOutput(store, jobId, (chunk) => {
+        try {
+          writeSync(fd, chunk);
+        } catch (e) {
+          throw cannotWrite(e);
+        }
+      });
+    } finally {
+      closeSync(fd);
+    }
+    if (!found) throw missing();
     return;
   }
   if (ctx.globals().json) return;
   const decoder = new StringDecoder('utf8');
-  await fetchOutput(store, jobId, (chunk) => ctx.io.out(decoder.write(Buffer.from(chunk))));
+  const found = await fetchOutput(store, jobId, (chunk) => ctx.io.out(decoder.write(Buffer.from(chunk))));
   const tail = decoder.end();
   if (tail) ctx.io.out(tail);
+  if (!found) throw missing();
 }
 
 /** The last line of a run (on standard error) and the run's exit code: 0 only for a job that is done. */
