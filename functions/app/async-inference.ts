@@ -87,7 +87,10 @@ function encRequest(doc: AsyncRequestDoc): string {
         'NON_FINITE',
       );
     }
-    if (value === 0 && Object.is(value, -0)) return (negativeZero ??= `-0 ${randomUUID()}`);
+    if (value === 0 && Object.is(value, -0)) {
+      negativeZero ??= `-0 ${randomUUID()}`;
+      return negativeZero;
+    }
     return toJson(key, value);
   });
   return negativeZero === undefined ? text : text.replaceAll(JSON.stringify(negativeZero), '-0');

@@ -42,86 +42,35 @@ const readText = (path: string | 0): string =>
   (path === 0 ? readFileSync(0) : readBytes(path)).toString('utf8');
 
 /**
- * An integer literal of `--input` too long to be exact as a double (beyond 2^53 - 1): its text, which a 64-bit
- * integer input keeps as a decimal string (as the server keeps it in a JSON body), and the number any other
- * place reads. {@link settleRequest} and {@link toInferenceRequest} put one or the other in its place.
+ * The parse of an `--input` that holds integer literals of 16 digits or more, with those literals as decimal
+ * strings (`withLongIntegersQuoted`), by the parse `readInput` returned: what the INT64/UINT64 inputs' `data` is
+ * taken from, so that integers beyond 2^53 - 1 keep every digit (as the server keeps them in a JSON body). Every
+ * other place keeps the plain parse's numbers.
  */
-export class LongInteger {
-  constructor(
-    readonly text: string,
-    readonly value: number,
-  ) {}
-  toJSON(): number {
-    return this.value;
-  }
-}
-
-/** `plain` with each unsafe integer whose text `exact` kept (a decimal string there) as a {@link LongInteger}. */
-function markLongIntegers(plain: unknown, exact: unknown): unknown {
-  if (typeof plain === 'number') {
-    return typeof exact === 'string' && Number.isInteger(plain) && !Number.isSafeInteger(plain)
-      ? new LongInteger(exact, plain)
-      : plain;
-  }
-  if (Array.isArray(plain)) return plain.map((v, i) => markLongIntegers(v, (exact as unknown[])[i]));
-  if (plain !== null && typeof plain === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(plain))
-      out[k] = markLongIntegers(v, (exact as Record<string, unknown>)[k]);
-    return out;
-  }
-  return plain;
-}
-
-/** Whether `v` holds a {@link LongInteger} anywhere (a walk with its own stack: any nesting is the server's to judge). */
-function holdsLongInteger(v: unknown): boolean {
-  const pending: unknown[] = [v];
-  while (pending.length > 0) {
-    const x = pending.pop();
-    if (x instanceof LongInteger) return true;
-    if (x !== null && typeof x === 'object')
-      for (const y of Array.isArray(x) ? x : Object.values(x)) pending.push(y);
-  }
-  return false;
-}
-
-/** `v` with each {@link LongInteger} as its text (`asText`) or its number; `v` itself when it holds none. */
-export function settleLongIntegers(v: unknown, asText: boolean): unknown {
-  if (!holdsLongInteger(v)) return v;
-  if (v instanceof LongInteger) return asText ? v.text : v.value;
-  if (Array.isArray(v)) return v.map((x) => settleLongIntegers(x, asText));
-  const out: Record<string, unknown> = {};
-  for (const [k, x] of Object.entries(v as object)) out[k] = settleLongIntegers(x, asText);
-  return out;
-}
+const exactTwins = new WeakMap<object, unknown>();
 
 const is64BitInteger = (datatype: unknown) => datatype === 'INT64' || datatype === 'UINT64';
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /**
- * A full inference request of `--input` as sent: the long integers of its INT64/UINT64 inputs' `data` as decimal
- * strings, every other one as its number (`request` itself when it holds none).
+ * A full inference request of `--input` as sent: the `data` of its INT64/UINT64 inputs from the exact parse when
+ * it has long integers (`request` itself otherwise).
  */
 export function settleRequest(request: Record<string, unknown>): Record<string, unknown> {
-  if (!holdsLongInteger(request)) return request;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(request)) {
-    out[k] =
-      k === 'inputs' && Array.isArray(v)
-        ? v.map((input: unknown) => {
-            if (input === null || typeof input !== 'object' || Array.isArray(input)) {
-              return settleLongIntegers(input, false);
-            }
-            const { data, ...rest } = input as Record<string, unknown>;
-            return {
-              ...(settleLongIntegers(rest, false) as object),
-              ...(data !== undefined
-                ? { data: settleLongIntegers(data, is64BitInteger(rest.datatype)) }
-                : {}),
-            };
-          })
-        : settleLongIntegers(v, false);
-  }
-  return out;
+  const exact = exactTwins.get(request);
+  const inputs = request.inputs;
+  if (!isRecord(exact) || !Array.isArray(inputs) || !Array.isArray(exact.inputs)) return request;
+  const exactInputs = exact.inputs as unknown[];
+  return {
+    ...request,
+    inputs: inputs.map((input: unknown, i) => {
+      const twin = exactInputs[i];
+      return isRecord(input) && is64BitInteger(input.datatype) && isRecord(twin) && 'data' in twin
+        ? { ...input, data: twin.data }
+        : input;
+    }),
+  };
 }
 
 /** Characters a JSON text can start with (after blanks). */
@@ -129,7 +78,8 @@ const JSON_START = /^\s*[[{"\d-]|^\s*(?:true|false|null)\b/;
 
 /**
  * Reads `--input`: inline JSON, `@file`, `-` (standard input), or the path of an existing file. Integers too long
- * for a double keep their digits ({@link LongInteger}); a file's leading byte order mark is skipped.
+ * for a double keep their digits for the 64-bit integer inputs (see {@link settleRequest},
+ * {@link toInferenceRequest}); a file's leading byte order mark is skipped.
  */
 export function readInput(value: string): unknown {
   let text = value;
@@ -147,7 +97,10 @@ export function readInput(value: string): unknown {
     throw new UsageError(`--input is not valid JSON: ${(e as Error).message}`, { cause: e });
   }
   const quoted = withLongIntegersQuoted(text);
-  return quoted === text ? parsed : markLongIntegers(parsed, JSON.parse(quoted));
+  if (quoted !== text && parsed !== null && typeof parsed === 'object') {
+    exactTwins.set(parsed, JSON.parse(quoted));
+  }
+  return parsed;
 }
 
 /** One input of a model as its metadata describes it. */
@@ -195,21 +148,20 @@ export function toInferenceRequest(input: unknown, inputs: readonly InputSpec[])
     let shape = shapeOf(data);
     // One row for a batched model: [a, b, c, d] -> [[a, b, c, d]].
     if (shape.length === spec.shape.length - 1) shape = [1, ...shape];
-    const flat = data.flat(Number.POSITIVE_INFINITY);
-    return {
-      name: spec.name,
-      shape,
-      datatype: spec.datatype,
-      data: settleLongIntegers(flat, is64BitInteger(spec.datatype)),
-    };
+    return { name: spec.name, shape, datatype: spec.datatype, data: data.flat(Number.POSITIVE_INFINITY) };
   };
+  // The rows of a 64-bit integer input come from the exact parse when there is one (same shape, long integers kept).
+  const exact = exactTwins.get(input as object);
+  const rowsOf = (spec: InputSpec, rows: unknown, exactRows: unknown) =>
+    is64BitInteger(spec.datatype) && exactRows !== undefined ? exactRows : rows;
   if (Array.isArray(input)) {
     if (inputs.length !== 1) {
       throw new UsageError(
         `the model has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}): pass {"<input>": [...], ...}`,
       );
     }
-    return { inputs: [tensor(inputs[0] as InputSpec, input)] };
+    const spec = inputs[0] as InputSpec;
+    return { inputs: [tensor(spec, rowsOf(spec, input, exact))] };
   }
   if (input !== null && typeof input === 'object') {
     return {
@@ -219,7 +171,7 @@ export function toInferenceRequest(input: unknown, inputs: readonly InputSpec[])
           throw new UsageError(
             `the model has no input '${name}' (it has ${inputs.map((i) => i.name).join(', ')})`,
           );
-        return tensor(spec, data);
+        return tensor(spec, rowsOf(spec, data, isRecord(exact) ? exact[name] : undefined));
       }),
     };
   }

@@ -95,7 +95,7 @@ describe('CLI argument helpers', () => {
       ],
     });
     expect(toInferenceRequest(rows, fp32)).toEqual({
-      inputs: [{ name: 'x', shape: [1, 2], datatype: 'FP32', data: [9223372036854775807, 9007199254740993] }],
+      inputs: [{ name: 'x', shape: [1, 2], datatype: 'FP32', data: [2 ** 63, 2 ** 53] }],
     });
     expect(toInferenceRequest(readInput('{"x": [[-18446744073709551615, 2]]}'), int64)).toMatchObject({
       inputs: [{ data: ['-18446744073709551615', 2] }],
@@ -108,16 +108,28 @@ describe('CLI argument helpers', () => {
     );
     expect(toInferenceRequest(full as Record<string, unknown>, int64)).toEqual({
       id: '12345678901234567890',
-      parameters: { seed: 12345678901234567890 },
+      parameters: { seed: Number('12345678901234567890') },
       inputs: [
         { name: 'a', datatype: 'UINT64', shape: [2], data: ['18446744073709551615', 1] },
-        { name: 'b', datatype: 'FP64', shape: [1], data: [12345678901234567890] },
+        { name: 'b', datatype: 'FP64', shape: [1], data: [Number('12345678901234567890')] },
       ],
     });
     // Safe integers of 16 digits, exponents and decimals are plain numbers.
     expect(readInput('[1000000000000000, 1e300, 12345678901234567.5]')).toEqual([
-      1e15, 1e300, 12345678901234567.5,
+      1e15,
+      1e300,
+      Number('12345678901234567.5'),
     ]);
+    // Keys are kept as they are ('__proto__' included), and any nesting is the server's to judge.
+    const proto = readInput(
+      '{"parameters":{"__proto__":{"a":1}},"inputs":[{"name":"a","datatype":"INT64","shape":[1],"data":[12345678901234567890]}]}',
+    ) as Record<string, unknown>;
+    const sent = JSON.parse(JSON.stringify(toInferenceRequest(proto, int64)));
+    expect(Object.keys(sent.parameters)).toEqual(['__proto__']);
+    expect(sent.inputs[0].data).toEqual(['12345678901234567890']);
+    const deep = `{"inputs":[{"name":"a","datatype":"INT64","shape":[1],"data":${'['.repeat(3000)}12345678901234567890${']'.repeat(3000)}}]}`;
+    const nested = toInferenceRequest(readInput(deep) as Record<string, unknown>, int64);
+    expect(JSON.stringify(nested).includes('"12345678901234567890"')).toBe(true);
   });
 
   it('infers shapes and refuses ragged arrays', () => {
