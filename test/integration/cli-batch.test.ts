@@ -7,7 +7,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DeleteTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -251,10 +251,13 @@ describe('maas batch (the CLI process) on the local service', () => {
       Buffer.from((await blobs.get(BATCH_KEYS.output('json-out'))) ?? '').toString(),
     );
     expect(readFileSync(join(dir, 'later.jsonl'), 'utf8').split('\n')).toHaveLength(ROWS + 1);
-    // A job done whose output is gone says so (exit 1), not an empty file.
+    // A job done whose output is gone says so (exit 1), and writes no file: one of that name is left as it was.
     await blobs.delete(BATCH_KEYS.output('json-out'));
-    const gone = await maas('batch', 'status', 'json-out', '--out', 'gone.jsonl');
+    writeFileSync(join(dir, 'keep.jsonl'), 'precious\n');
+    const gone = await maas('batch', 'status', 'json-out', '--out', 'keep.jsonl');
     expect(gone.code).toBe(1);
+    expect(readFileSync(join(dir, 'keep.jsonl'), 'utf8')).toBe('precious\n');
+    expect(readdirSync(dir).filter((f) => f.includes('.partial'))).toEqual([]);
     expect(gone.stderr).toContain(
       `job json-out is done, but ${BATCH_KEYS.output('json-out')} is not in bucket ${bucket}`,
     );

@@ -180,6 +180,8 @@ describe('maas batch arguments', () => {
     expect(() => outFile(join(dir, 'old.jsonl'))).not.toThrow();
     expect(() => outFile(join(dir, 'new.jsonl'))).not.toThrow();
     expect(() => outFile(join(dir, 'sub'))).toThrow(/is a folder: name a file/);
+    expect(() => outFile(`${join(dir, 'new')}/`)).toThrow(/names a folder: name a file/);
+    expect(() => outFile('')).toThrow(/--out needs a file name/);
     expect(() => outFile(join(dir, 'missing', 'x.jsonl'))).toThrow(/its folder .*missing does not exist/);
     expect(() => outFile(join(dir, 'old.jsonl', 'x.jsonl'))).toThrow(/(is not a folder|ENOTDIR)/);
   });

@@ -6,7 +6,17 @@
  * decides. `status` and `cancel` are valid model names, so they always mean the action; a model named so is written
  * `cancel@prod` (the same as `cancel`: prod is the default alias) or `cancel@<version>`.
  */
-import { accessSync, closeSync, constants, existsSync, openSync, statSync, writeSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  existsSync,
+  openSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import type { Command } from 'commander';
@@ -323,6 +333,8 @@ async function batchRun(
  */
 export function outFile(path: string): void {
   const code = (e: unknown) => (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+  if (path === '') throw new UsageError('--out needs a file name');
+  if (/[\\/]$/.test(path)) throw new UsageError(`--out ${path} names a folder: name a file`);
   let isDirectory: boolean;
   try {
     isDirectory = statSync(path).isDirectory();
@@ -367,9 +379,13 @@ async function writeOutput(
         `cannot write ${out} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); the output stays at ${BATCH_KEYS.output(jobId)} in bucket ${store.bucket}: \`maas batch status ${jobId} --out <file>\` writes it`,
         { cause: e },
       );
+    // Written beside `out` and renamed into place once whole: a file of that name is replaced by the whole output
+    // or left as it was (a missing output, a read that fails half-way).
+    const staged = `${out}.${process.pid}.partial`;
+    const discard = () => rmSync(staged, { force: true });
     let fd: number;
     try {
-      fd = openSync(out, 'w');
+      fd = openSync(staged, 'w');
     } catch (e) {
       throw cannotWrite(e);
     }
@@ -382,10 +398,22 @@ async function writeOutput(
           throw cannotWrite(e);
         }
       });
-    } finally {
+    } catch (e) {
       closeSync(fd);
+      discard();
+      throw e;
     }
-    if (!found) throw missing();
+    closeSync(fd);
+    if (!found) {
+      discard();
+      throw missing();
+    }
+    try {
+      renameSync(staged, out);
+    } catch (e) {
+      discard();
+      throw cannotWrite(e);
+    }
     return;
   }
   if (ctx.globals().json) return;
