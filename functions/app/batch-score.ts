@@ -299,8 +299,13 @@ async function inputsOf(
   const stray = listed
     .map((o) => o.key.slice(prefix.length))
     .filter((name) => inputObjectKind(name) === 'other');
-  // The objects as they are now name the input: a new set of files (or new contents) is another job.
-  const listing = [markerTag, ...inputs.map((o) => `${o.key}\n${o.eTag ?? ''}\n${o.sizeBytes}`)].join('\n');
+  // The objects as they are now name the input: a new set of files (or new contents) is another job; so are the
+  // same files once the objects refused beside them are gone.
+  const listing = [
+    markerTag,
+    ...inputs.map((o) => `${o.key}\n${o.eTag ?? ''}\n${o.sizeBytes}`),
+    ...stray.map((name) => `stray\n${name}`),
+  ].join('\n');
   return {
     inputTag: `inputs:${sha256(listing).slice(0, 32)}`,
     inputs: inputs.map((o) => ({

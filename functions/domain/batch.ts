@@ -64,14 +64,16 @@ export function parseJobSpec(text: string): JobSpec {
 }
 
 /**
- * What an object directly under a job's `input/` is: an input file (`*.jsonl` or `*.ndjson`, any case), left
- * alone (a name starting with `_` or `.`: `_SUCCESS`, and the markers and checksums that Hadoop and Spark write
- * beside their files), or neither — which the job refuses rather than skip its rows. An object in a folder below
- * `input/` is neither.
+ * What an object under a job's `input/` is (`name`: its key after `input/`): an input file (`*.jsonl` or
+ * `*.ndjson`, any case, directly under `input/`), left alone, or neither — which the job refuses rather than skip
+ * its rows. Left alone, as Hadoop and Spark leave them: a path whose first part starts with `_` or `.` (`_SUCCESS`,
+ * `_committed_…`, `.part-0.crc`, `_temporary/…`), and a folder's marker (a key ending in `/`, `input/` itself
+ * included, which the S3 console and S3A write).
  */
 export function inputObjectKind(name: string): 'input' | 'ignored' | 'other' {
-  if (name.includes('/')) return 'other';
+  if (name === '' || name.endsWith('/')) return 'ignored';
   if (name.startsWith('_') || name.startsWith('.')) return 'ignored';
+  if (name.includes('/')) return 'other';
   return /\.(?:jsonl|ndjson)$/i.test(name) ? 'input' : 'other';
 }
 
@@ -390,8 +392,10 @@ export function batchStatusOf(job: BatchProgress, now: Date): BatchStatus {
   const seconds = Number.isFinite(elapsedMs) && elapsedMs > 0 ? elapsedMs / 1000 : 0;
   const estimating = job.state === 'running' && job.bytesDone > 0 && seconds > 0;
   const inFlight = Math.max(0, Math.min(job.queued, job.partsTotal) - job.partsDone);
+  // The parts in flight hold at most the bytes not done (the last part is often shorter than the mean).
   const bytesSoFar = estimating
-    ? Math.min(job.bytesTotal, job.bytesDone + (inFlight * job.bytesTotal) / Math.max(1, job.partsTotal) / 2)
+    ? job.bytesDone +
+      Math.min((inFlight * job.bytesTotal) / Math.max(1, job.partsTotal), job.bytesTotal - job.bytesDone) / 2
     : job.bytesDone;
   const rowsSoFar = estimating ? (job.rows * bytesSoFar) / job.bytesDone : job.rows;
   const eta = estimating

@@ -334,6 +334,12 @@ describe('inputObjectKind', () => {
     ['notes.txt', 'other'],
     ['jsonl', 'other'],
     ['date=2026-01-01/part-0.jsonl', 'other'],
+    // Folder markers, and paths Hadoop and Spark hide (a first part starting with _ or .).
+    ['', 'ignored'],
+    ['sub/', 'ignored'],
+    ['_temporary/0/part-0.jsonl', 'ignored'],
+    ['.spark-staging-1/part-0.jsonl', 'ignored'],
+    ['_a.jsonl', 'ignored'],
   ] as const)('%s is %s', (name, kind) => {
     expect(inputObjectKind(name)).toBe(kind);
   });
@@ -406,6 +412,12 @@ describe('batchStatusOf', () => {
     // the input.
     const last = batchStatusOf({ ...nine, partsDone: 8, queued: 12, bytesDone: 8.9e6 }, at20);
     expect(last.etaSeconds).toBe(0);
+    // A short last part in flight counts as half of what is left, not half of a mean part: never done early.
+    const short = batchStatusOf(
+      { ...nine, partsDone: 8, queued: 9, bytesTotal: 8.2e6, bytesDone: 8e6 },
+      new Date('2026-01-01T00:01:40.000Z'),
+    );
+    expect(short.etaSeconds).toBe(1);
     // Once ended: rows over time, whatever was in flight.
     expect(batchStatusOf({ ...job, queued: 6, state: 'done' }, at20).rowsPerSecond).toBe(40);
   });

@@ -444,6 +444,18 @@ describe('batch scoring: start and parts', () => {
     expect(st.error).toContain('date=2026-01-01/part-0.jsonl, part-00000-c000.json');
     expect(stray.objects.text(BATCH_KEYS.output('j'))).toBeUndefined();
     expect(stray.queue.sent).toHaveLength(0);
+    // Once they are gone, the marker written again (an empty object: the same ETag) starts the files: the objects
+    // refused are part of what names the input.
+    await stray.objects.delete(`${BATCH_KEYS.inputPrefix('j')}part-00000-c000.json`);
+    await stray.objects.delete(`${BATCH_KEYS.inputPrefix('j')}date=2026-01-01/part-0.jsonl`);
+    await stray.objects.put(BATCH_KEYS.inputMarker('j'), '');
+    expect(await stray.start()).toMatchObject({ state: 'running' });
+    await drain(stray, { concurrency: 1, seed: 1 });
+    expect(statusOf(stray.objects)).toMatchObject({ state: 'done', total: 5 });
+    // A folder's marker (the S3 console's "Create folder" writes input/ itself) is no object of the input.
+    const folder = await setup({ files: [2] });
+    await folder.objects.put(BATCH_KEYS.inputPrefix('j'), '');
+    expect(await folder.start()).toMatchObject({ state: 'running' });
   });
 
   it('starts the input/ files again when input/_SUCCESS is written again; a stale event of it is skipped', async () => {
