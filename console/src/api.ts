@@ -12,7 +12,7 @@ import {
 import { type OperationId, type PathParams, pathFor } from '../../functions/contract/routes';
 import type { LiveMetrics } from '../../functions/domain/metric-series';
 import type { Rollout as RolloutRecord } from '../../functions/domain/rollout';
-import type { HistoryEntry, Model, ModelVersion } from '../../functions/domain/types';
+import type { AliasMoveResult, HistoryEntry, Model, ModelVersion } from '../../functions/domain/types';
 
 export type { HistoryEntry, Model, ModelVersion };
 
@@ -116,13 +116,23 @@ export async function listModels(): Promise<Model[]> {
       'GET',
       `${path('listModels', {})}${q}`,
     );
-    models.push(...page.models);
+    models.push(...page.models.map(ownMaps));
     token = page.nextToken;
   } while (token && models.length < 5000);
   return models;
 }
 
-export const getModel = (name: string) => request<Model>('GET', path('getModel', { name }));
+export const getModel = (name: string) => request<Model>('GET', path('getModel', { name })).then(ownMaps);
+
+/**
+ * A model whose `aliases` and `splits` have no prototype: an alias is any name (`constructor`, `toString` are
+ * valid ones), and looking one up that is not there must find nothing, not a property of `Object.prototype`.
+ */
+function ownMaps(m: Model): Model {
+  const own = <T>(r: Readonly<Record<string, T>>): Record<string, T> =>
+    Object.assign(Object.create(null) as Record<string, T>, r);
+  return { ...m, aliases: own(m.aliases ?? {}), ...(m.splits ? { splits: own(m.splits) } : {}) };
+}
 
 /** Every version of a model, newest first. */
 export async function listVersions(name: string): Promise<ModelVersion[]> {
@@ -174,7 +184,7 @@ export const moveAlias = (
   });
 
 export const rollbackAlias = (name: string, alias: string, reason?: string) =>
-  request('POST', path('rollbackAlias', { name, alias }), reason ? { reason } : undefined);
+  request<AliasMoveResult>('POST', path('rollbackAlias', { name, alias }), reason ? { reason } : undefined);
 
 export const archiveVersion = (name: string, version: number) =>
   request<ModelVersion>('PATCH', path('updateVersion', { name, version }), { status: 'ARCHIVED' });

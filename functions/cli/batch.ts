@@ -27,6 +27,7 @@ import { S3BlobStore } from '../adapters/s3-blob-store';
 import { EnvironmentVariables, type EnvRecord } from '../config/environment';
 import { BATCH_KEYS } from '../contract/events';
 import { localClientOptions } from '../local/emulators';
+import { LOOPBACK_NAMES } from '../local/loopback';
 import type { BlobStore } from '../ports/events';
 import { UsageError } from './context';
 import { duration } from './format';
@@ -637,12 +638,9 @@ export function batchStore(
   return new S3BatchBucket(s3Client(localClientOptions(local.s3)), local.bucket);
 }
 
-/** Names of this machine's loopback interface: `maas dev` listens on 127.0.0.1, users write any of them. */
-const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
-
 /**
  * Whether two endpoints are the same service: the same scheme, port and path (a trailing slash aside), and the same
- * host, any name of the loopback interface counting as one.
+ * host, any name of the loopback interface counting as one (`maas dev` listens on 127.0.0.1, users write any).
  */
 export function sameEndpoint(a: string, b: string): boolean {
   let x: URL;
@@ -653,7 +651,7 @@ export function sameEndpoint(a: string, b: string): boolean {
   } catch {
     return a === b;
   }
-  const host = (u: URL) => (LOOPBACK.has(u.hostname) ? 'loopback' : u.hostname);
+  const host = (u: URL) => (LOOPBACK_NAMES.has(u.hostname) ? 'loopback' : u.hostname);
   const path = (u: URL) => u.pathname.replace(/\/+$/, '');
   return x.protocol === y.protocol && x.port === y.port && host(x) === host(y) && path(x) === path(y);
 }

@@ -36,6 +36,7 @@ import {
 } from '../domain/metric-series';
 import { isModelName } from '../domain/names';
 import type { Model, ModelVersion } from '../domain/types';
+import { isLoopbackHost } from './loopback';
 
 /** The local service's Prometheus text (`maas dev` serves it; a deployed stack does not). */
 const METRICS_PATH = '/metrics';
@@ -284,12 +285,6 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined
     req.on('end', () => resolve(over ? undefined : Buffer.concat(chunks)));
     req.on('error', reject);
   });
-}
-
-/** Whether a `Host` header names this loopback server (a page on another name reached it by DNS rebinding). */
-function isOwnHost(host: string | undefined, port: number): boolean {
-  if (!host) return false;
-  return [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`].includes(host.toLowerCase());
 }
 
 /** An answer of the Live page's route: its status and JSON body. */
@@ -550,7 +545,7 @@ export async function startConsoleServer(opts: ConsoleServerOptions): Promise<Ru
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const method = (req.method ?? 'GET').toUpperCase();
     const url = new URL(req.url ?? '/', 'http://localhost');
-    if (!isOwnHost(req.headers.host, port)) {
+    if (!isLoopbackHost(req.headers.host, port)) {
       req.resume();
       return sendJson(res, 403, {
         error: `this server answers only on http://${host}:${port} (got Host ${req.headers.host ?? 'none'})`,

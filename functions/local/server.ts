@@ -17,6 +17,7 @@ import {
   PayloadTooLargeError,
 } from '../domain/errors';
 import { errorResult, type HttpEvent, type HttpResult, json } from '../handlers/http';
+import { isLoopbackHost, isLoopbackOrigin } from './loopback';
 
 /** A Lambda HTTP handler as the handler modules export it. */
 // biome-ignore lint/suspicious/noExplicitAny: Lambda handlers take a Context the local server fakes.
@@ -50,6 +51,14 @@ export interface LocalServerOptions {
    * `{alarm, state, rolledBack}`). Without it the path is a 404.
    */
   readonly alarms?: (name: string, state: LocalAlarmState) => Promise<object>;
+  /**
+   * Whether only requests to a loopback name of the server (its `Host`) are answered, and none sent by a page of
+   * another origin (its `Origin`): a web page the user visits can neither post to the service (no CORS preflight
+   * guards a form's POST) nor reach it under a name of its own (DNS rebinding). The CLI, curl and SDKs send no
+   * `Origin`; the console's page is served by the server itself.
+   * @default true (startLocalServer: true when it listens on a loopback address)
+   */
+  readonly loopbackOnly?: boolean;
 }
 
 /** The states a local alarm can be set to. */
@@ -250,6 +259,20 @@ const tooLarge = (size: number, limit: number, atLeast: boolean) =>
     `request body is ${atLeast ? 'at least ' : ''}${size} bytes; the limit is ${limit} bytes`,
   );
 
+/** Why a request is not answered by a server on a loopback address (`loopbackOnly`); undefined when it is. */
+function crossSiteRefusal(req: IncomingMessage): string | undefined {
+  const port = req.socket.localPort ?? 0;
+  const host = req.headers.host;
+  if (!isLoopbackHost(host, port)) {
+    return `this server answers only as http://127.0.0.1:${port} or http://localhost:${port} (got Host ${host ?? 'none'})`;
+  }
+  const origin = req.headers.origin;
+  if (origin !== undefined && !isLoopbackOrigin(origin, port)) {
+    return `requests from the web page at ${origin} are refused: only this server's own pages, and clients that send no Origin (the CLI, curl, SDKs), are answered`;
+  }
+  return undefined;
+}
+
 /** Creates (but does not start) the local HTTP server. */
 export function createLocalServer(opts: LocalServerOptions): Server {
   const maxBodyBytes = opts.maxBodyBytes ?? LIMITS.maxBodyBytes;
@@ -266,6 +289,14 @@ export function createLocalServer(opts: LocalServerOptions): Server {
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = (req.method ?? 'GET').toUpperCase();
+    if (opts.loopbackOnly !== false) {
+      const refused = crossSiteRefusal(req);
+      if (refused) {
+        req.resume();
+        writeResult(res, json(403, { error: refused, code: 'FORBIDDEN_ORIGIN' }));
+        return;
+      }
+    }
     const path = requestUrl(req).pathname;
     if (path === '/console' || path.startsWith('/console/')) {
       return (await import('./console-server')).serveConsole(req, res, { metrics: Boolean(opts.metrics) });
@@ -399,8 +430,11 @@ export interface RunningLocalServer {
 export function startLocalServer(
   opts: LocalServerOptions & { port: number; host?: string },
 ): Promise<RunningLocalServer> {
-  const server = createLocalServer(opts);
   const host = opts.host ?? '127.0.0.1';
+  const server = createLocalServer({
+    ...opts,
+    loopbackOnly: opts.loopbackOnly ?? ['127.0.0.1', 'localhost', '::1'].includes(host),
+  });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, host, () => {

@@ -97,6 +97,14 @@ describe('the console in a browser', () => {
       /v1 → v2.*better on the holdout/,
     );
 
+    // A split change after the move is no move: the rollback still undoes v1 → v2, as the API does, and the
+    // notice says where the API took the alias.
+    const split = await target.call('PATCH', '/models/iris/aliases/prod', {
+      routing: { canary: { version: 3, weight: 10 } },
+    });
+    expect(split.status).toBe(200);
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await page.waitForSelector('tr[data-alias="prod"] :text("v3")');
     await page.getByRole('button', { name: 'Roll back prod' }).click();
     await expect(page.getByRole('dialog').textContent()).resolves.toContain('points it at v1 again');
     await page.getByRole('dialog').getByRole('button', { name: 'Roll back prod' }).click();
@@ -129,6 +137,26 @@ describe('the console in a browser', () => {
     await page.getByRole('button', { name: 'Reload the model' }).click();
     await page.waitForSelector('tr[data-alias="prod"] .alias-version:text("v3")');
     expect((await target.call('PUT', '/models/iris/aliases/prod', { version: 1 })).status).toBe(200);
+  });
+
+  it('offers no archive of a version a shadow uses, and looks an alias named constructor up as any other', async () => {
+    const shadow = await target.call('PATCH', '/models/iris/aliases/prod', {
+      routing: { shadow: { version: 3, percent: 20 } },
+    });
+    expect(shadow.status, JSON.stringify(shadow.body)).toBe(200);
+    await open('#/models/iris');
+    await page.waitForSelector('tr[data-alias="prod"] .alias-version:text("v1")');
+    await expect(page.getByRole('button', { name: 'Archive version 3' }).count()).resolves.toBe(0);
+    expect((await target.call('PATCH', '/models/iris/aliases/prod', { routing: null })).status).toBe(200);
+    // An alias that does not exist but is a property of every object: the page says it does not exist yet.
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await page.getByRole('button', { name: 'Promote version 2' }).click();
+    await page.locator('#promote-alias').fill('constructor');
+    const dialog = page.getByRole('dialog');
+    await expect(dialog.textContent()).resolves.not.toContain('function');
+    await page.keyboard.press('Escape');
+    await open('#/models');
+    await expect(page.locator('body').textContent()).resolves.not.toContain('function Object');
   });
 
   it('archives a version through the page', async () => {
@@ -182,6 +210,21 @@ describe('the console in a browser', () => {
     const code = await refused.getAttribute('data-code');
     expect(code).toMatch(/^[A-Z_]+$/);
     await expect(refused.textContent()).resolves.toContain('HTTP 400');
+
+    // A body whose inputs are no array: the API's refusal is shown, and the page goes on working.
+    await page.getByLabel('Request body (Open Inference Protocol JSON)').fill('{"inputs": 5}');
+    await page.getByRole('button', { name: 'Run inference' }).click();
+    await page.locator('[role="alert"][data-code]', { hasText: 'HTTP 400' }).waitFor();
+    await expect(page.locator('#cmd-predict').textContent()).resolves.toContain(`--input '{"inputs":5}'`);
+    // A request that asks one output: maas predict is given the whole request, not the rows alone.
+    const one = {
+      outputs: [{ name: 'argmax' }],
+      inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 4], data: [5.1, 3.5, 1.4, 0.2] }],
+    };
+    await page.getByLabel('Request body (Open Inference Protocol JSON)').fill(JSON.stringify(one));
+    await expect(page.locator('#cmd-predict').textContent()).resolves.toContain(
+      `--input '${JSON.stringify(one)}'`,
+    );
   });
 
   it('charts requests, errors and latency per model version from /metrics', async () => {
@@ -246,6 +289,10 @@ describe('the console in a browser', () => {
     }
     await page.waitForSelector('.badge.rollout-aborted');
     expect((await target.call('GET', '/models/iris')).body.splits).toBeUndefined();
+    // Ended: no weight of a split that is gone.
+    await expect(page.locator('.weight').textContent()).resolves.toBe(
+      "– (aborted: the split is no longer the rollout's)",
+    );
     expect(problems.filter((p) => p.startsWith('page error'))).toEqual([]);
   });
 });

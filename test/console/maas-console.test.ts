@@ -277,6 +277,26 @@ describe('maas console against a deployed-like stack', () => {
       'virginica',
     ]);
     expect(gateway.seen.at(-1)).toMatchObject({ method: 'POST', verdict: 'sigv4' });
+    // With temporary credentials, the token goes as its own header, also in a shell that does not split the words
+    // of an expansion (zsh, macOS's default; bash with IFS empty does as zsh does).
+    for (const shell of [
+      ['sh', '-c', curl],
+      ['bash', '-c', `IFS=''\n${curl}`],
+    ]) {
+      const [cmd, ...args] = shell as [string, ...string[]];
+      const signed = await promisify(execFile)(cmd, args, {
+        env: {
+          ...process.env,
+          AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
+          AWS_SECRET_ACCESS_KEY: SECRET,
+          AWS_SESSION_TOKEN: 'session-token',
+        },
+      });
+      expect(JSON.parse(signed.stdout).outputs, shell.join(' ')).toBeDefined();
+      const seen = gateway.seen.at(-1);
+      expect(seen).toMatchObject({ method: 'POST', verdict: 'sigv4' });
+      expect(seen?.headers['x-amz-security-token']).toBe('session-token');
+    }
 
     // An error from behind the gateway keeps its code and message.
     await page.goto(`${consoleServer.url}/console/#/models/absent`);

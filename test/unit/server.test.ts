@@ -124,7 +124,9 @@ describe('local server', () => {
       });
       socket.on('end', () => resolve(text));
       socket.on('error', reject);
-      socket.end('GET http://[ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+      socket.end(
+        `GET http://[ HTTP/1.1\r\nHost: 127.0.0.1:${new URL(server.url).port}\r\nConnection: close\r\n\r\n`,
+      );
     });
     expect(answer).toMatch(/^HTTP\/1\.1 400 /);
     expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({
@@ -132,6 +134,81 @@ describe('local server', () => {
       code: 'INVALID_URL',
     });
     expect((await fetch(`${server.url}/models`)).status).toBe(201);
+  });
+
+  it('answers only its loopback names, and no page of another origin (cross-site posts, DNS rebinding)', async () => {
+    const port = Number(new URL(server.url).port);
+    /** A POST with these headers (node:http: Host and Origin as given), its status and code. */
+    const post = (headers: Record<string, string>) =>
+      new Promise<{ status: number; code?: string }>((resolve, reject) => {
+        const req = request(
+          {
+            host: '127.0.0.1',
+            port,
+            path: '/models/iris/versions',
+            method: 'POST',
+            headers: { 'content-type': 'text/plain', ...headers },
+          },
+          (res) => {
+            let text = '';
+            res.on('data', (d) => {
+              text += d;
+            });
+            res.on('end', () =>
+              resolve({ status: res.statusCode ?? 0, code: text ? JSON.parse(text).code : undefined }),
+            );
+          },
+        );
+        req.on('error', reject);
+        req.end('{}');
+      });
+    const before = seen.length;
+    // A form posted by a page the user visits, and a page that reached the server under a name of its own.
+    expect(await post({ origin: 'http://evil.example' })).toEqual({ status: 403, code: 'FORBIDDEN_ORIGIN' });
+    expect(await post({ origin: 'null' })).toEqual({ status: 403, code: 'FORBIDDEN_ORIGIN' });
+    expect(
+      await post({ host: `rebind.evil.example:${port}`, origin: `http://rebind.evil.example:${port}` }),
+    ).toEqual({
+      status: 403,
+      code: 'FORBIDDEN_ORIGIN',
+    });
+    expect(await post({ host: `127.0.0.1:${port + 1}` })).toEqual({ status: 403, code: 'FORBIDDEN_ORIGIN' });
+    expect(seen.length).toBe(before);
+    // Its own pages (any loopback name), and clients that send no Origin.
+    expect((await post({ origin: `http://127.0.0.1:${port}` })).status).toBe(201);
+    expect((await post({ host: `localhost:${port}`, origin: `http://localhost:${port}` })).status).toBe(201);
+    expect((await post({})).status).toBe(201);
+    expect(seen.length).toBe(before + 3);
+  });
+
+  it('answers any Host when it listens beyond the loopback interface (loopbackOnly false)', async () => {
+    const open = await startLocalServer({
+      port: 0,
+      loopbackOnly: false,
+      handlers: { registry: async () => json(201, {}) },
+    });
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = request(
+          {
+            host: '127.0.0.1',
+            port: Number(new URL(open.url).port),
+            path: '/models/iris/versions',
+            method: 'POST',
+            headers: { host: 'maas.internal:80' },
+          },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
+        req.on('error', reject);
+        req.end('{}');
+      });
+      expect(status).toBe(201);
+    } finally {
+      await open.close();
+    }
   });
 
   it('answers 501 for routes whose function is not wired', async () => {

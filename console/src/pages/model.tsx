@@ -5,6 +5,7 @@
  */
 import { useState } from 'preact/hooks';
 import type { TransformSpec } from '../../../functions/domain/derive';
+import { latestMove, rollbackTarget } from '../../../functions/domain/registry-plans';
 import {
   ApiError,
   aliasHistory,
@@ -144,16 +145,16 @@ export function ModelPage(props: { name: string }) {
 
   const data = view.data;
   /** Runs an action, then shows what it did and reads the model again. */
-  const act = async (
-    what: () => Promise<unknown>,
-    ok: string,
+  const act = async <T,>(
+    what: () => Promise<T>,
+    ok: string | ((result: T) => string),
     explain?: (e: unknown) => Notice['explain'],
   ) => {
     setDialog(undefined);
     setBusy(true);
     try {
-      await what();
-      setNotice({ ok });
+      const result = await what();
+      setNotice({ ok: typeof ok === 'string' ? ok : ok(result) });
     } catch (error) {
       setNotice({ error, explain: explain?.(error) });
     } finally {
@@ -179,7 +180,10 @@ export function ModelPage(props: { name: string }) {
   const aliases = Object.entries(model.aliases).sort(([a], [b]) => a.localeCompare(b));
   const aliasedVersions = new Set<number>([
     ...Object.values(model.aliases),
-    ...Object.values(model.splits ?? {}).flatMap((r) => (r.canary ? [r.canary.version] : [])),
+    ...Object.values(model.splits ?? {}).flatMap((r) => [
+      ...(r.canary ? [r.canary.version] : []),
+      ...(r.shadow ? [r.shadow.version] : []),
+    ]),
   ]);
 
   const promote = (version: number) => {
@@ -231,7 +235,8 @@ export function ModelPage(props: { name: string }) {
           <tbody>
             {aliases.map(([a, v]) => {
               const r = rollouts[a];
-              const last = history[a]?.[0];
+              // The move a rollback undoes: the newest that moved the alias (split changes are none), as the API finds it.
+              const target = rollbackTarget(latestMove(history[a] ?? []));
               return (
                 <tr key={a} data-alias={a}>
                   <th scope="row">
@@ -255,9 +260,7 @@ export function ModelPage(props: { name: string }) {
                       class="secondary"
                       disabled={busy}
                       aria-label={`Roll back ${a}`}
-                      onClick={() =>
-                        setDialog({ kind: 'rollback', alias: a, target: last ? last.previousVersion : null })
-                      }
+                      onClick={() => setDialog({ kind: 'rollback', alias: a, target: target ?? null })}
                     >
                       Roll back
                     </button>
@@ -405,7 +408,7 @@ export function ModelPage(props: { name: string }) {
           onConfirm={() =>
             void act(
               () => rollbackAlias(model.name, dialog.alias),
-              `${dialog.alias} was rolled back${dialog.target !== null ? ` to v${dialog.target}` : ''}.`,
+              (moved) => `${dialog.alias} was rolled back to v${moved.version}.`,
             )
           }
         >
@@ -413,7 +416,7 @@ export function ModelPage(props: { name: string }) {
             <span class="alias">{dialog.alias}</span> points at v{model.aliases[dialog.alias]}.{' '}
             {dialog.target !== null
               ? `Its last move came from v${dialog.target}: rolling back points it at v${dialog.target} again.`
-              : 'Its last move created it: there is nothing to roll back to, and the API will say so.'}
+              : 'Its last move created it (or its history shows no move): there is nothing to roll back to, and the API will say so.'}
           </p>
           <p class="muted small">
             The rollback only happens if the alias still points where its history says.

@@ -137,7 +137,9 @@ export function RolloutPage(props: { name: string; alias: string }) {
             </dd>
             <dt>Current weight</dt>
             <dd class="weight">
-              {r.weight ?? '–'}% (step {Math.min(r.step + 1, r.steps.length)} of {r.steps.length})
+              {r.status === 'running' || r.status === 'paused'
+                ? `${r.weight ?? '–'}% (step ${Math.min(r.step + 1, r.steps.length)} of ${r.steps.length})`
+                : `– (${r.status}: the split is no longer the rollout's)`}
             </dd>
             {r.nextStepAt ? (
               <>

@@ -79,9 +79,10 @@ export function curlCommand(config: ConsoleConfig, url: string, body: unknown): 
   if (config.auth === 'sigv4') {
     lines.push(`--aws-sigv4 ${shellQuote(`aws:amz:${config.region ?? '$AWS_REGION'}:execute-api`)}`);
     lines.push('--user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"');
-    // With temporary credentials only: curl would sign an empty header that it then does not send.
+    // With temporary credentials only: curl would sign an empty header that it then does not send. Two
+    // expansions, one word each: zsh does not split the words of one expansion (`-H` and the header) as bash does.
     // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion.
-    lines.push('${AWS_SESSION_TOKEN:+-H "x-amz-security-token: $AWS_SESSION_TOKEN"}');
+    lines.push('${AWS_SESSION_TOKEN:+-H} ${AWS_SESSION_TOKEN:+"x-amz-security-token: $AWS_SESSION_TOKEN"}');
   } else if (config.auth === 'bearer') {
     lines.push('-H "authorization: Bearer $MAAS_TOKEN"');
   }
@@ -90,15 +91,29 @@ export function curlCommand(config: ConsoleConfig, url: string, body: unknown): 
   return lines.join(' \\\n  ');
 }
 
-/** The `maas predict` command of a request: rows for a one-input model, else the whole request. */
-export function predictCommand(
-  config: ConsoleConfig,
-  model: string,
-  ref: string,
-  body: { inputs: Tensor[] },
-) {
-  const [only] = body.inputs;
-  const input = body.inputs.length === 1 && only ? nest(only.data, only.shape) : body;
+/**
+ * The `maas predict` command of a request: rows for a one-input request that says nothing else (no `id`,
+ * `parameters`, `outputs`), else the whole request, which `maas predict` sends as it is.
+ */
+export function predictCommand(config: ConsoleConfig, model: string, ref: string, body: unknown) {
+  const request = body !== null && typeof body === 'object' ? (body as { inputs?: unknown }) : undefined;
+  const inputs = request?.inputs;
+  const only =
+    Array.isArray(inputs) && inputs.length === 1 ? (inputs[0] as Partial<Tensor> | null) : undefined;
+  const rows =
+    request !== undefined &&
+    Object.keys(request).every((k) => k === 'inputs') &&
+    only !== undefined &&
+    only !== null &&
+    Array.isArray(only.data) &&
+    Array.isArray(only.shape) &&
+    // Rows only when the flat data fills the shape (dimensions of 1 or more: nesting is bounded by the data).
+    only.shape.every((d) => Number.isSafeInteger(d) && d >= 1) &&
+    only.shape.reduce((n, d) => n * d, 1) === only.data.length &&
+    Object.keys(only).every((k) => ['name', 'datatype', 'shape', 'data'].includes(k))
+      ? nest(only.data, only.shape)
+      : undefined;
+  const input = rows ?? body;
   const globals = [`--endpoint ${shellQuote(config.endpoint)}`];
   if (config.auth === 'bearer') globals.push('--token "$MAAS_TOKEN"');
   if (config.auth === 'sigv4' && config.region) globals.push(`--region ${config.region}`);
@@ -209,11 +224,8 @@ export function TryPage(props: { name: string; ref_?: string | undefined; config
   const built = useMemo(() => {
     if (!meta) return undefined;
     try {
-      return {
-        body: asJson
-          ? (JSON.parse(jsonText) as { inputs: Tensor[] })
-          : buildRequest(meta.inputs, cells, texts),
-      };
+      // Any JSON: the commands below send it as it is, and the API judges it.
+      return { body: asJson ? (JSON.parse(jsonText) as unknown) : buildRequest(meta.inputs, cells, texts) };
     } catch (e) {
       return { error: (e as Error).message };
     }
