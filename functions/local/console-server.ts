@@ -313,31 +313,49 @@ async function listAll<T>(
 
 /**
  * The model versions whose figures the Live page reads: the READY versions (those that can serve) of `model`, or
- * of every model (by name), newest first per model, at most {@link LIVE_MAX_VERSIONS}; `truncated` when there were
- * more (the models after the one that reached the limit are not listed). Found through the API, so a version shows
- * from its first request (CloudWatch's own metric listings lag by minutes).
+ * of every model (by name), at most {@link LIVE_MAX_VERSIONS}; per model, first those its aliases and splits
+ * serve (they carry the traffic), then the newest; `truncated` when there were more (the models after the one
+ * that reached the limit are not listed). Found through the API, so a version shows from its first request
+ * (CloudWatch's own metric listings lag by minutes).
  */
 async function servingVersions(
   client: MaasClient,
   model: string | undefined,
 ): Promise<{ versions: VersionRef[]; truncated: boolean }> {
-  const names = model
-    ? [model]
-    : (await listAll<Model>(client, pathFor('listModels', {}), 'models', 5000)).map((m) => m.name).sort();
+  const models = model
+    ? [await client.request<Model>('GET', pathFor('getModel', { name: model }))]
+    : (await listAll<Model>(client, pathFor('listModels', {}), 'models', 5000)).sort((a, b) =>
+        a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+      );
   const all: VersionRef[] = [];
   // A few models at a time, and no more once the limit is reached: a registry of many models is not asked at once.
-  for (let i = 0; i < names.length && all.length <= LIVE_MAX_VERSIONS; i += 4) {
+  for (let i = 0; i < models.length && all.length <= LIVE_MAX_VERSIONS; i += 4) {
+    const batch = models.slice(i, i + 4);
     const lists = await Promise.all(
-      names
-        .slice(i, i + 4)
-        .map((name) => listAll<ModelVersion>(client, pathFor('listVersions', { name }), 'versions', 5000)),
+      batch.map((m) =>
+        listAll<ModelVersion>(client, pathFor('listVersions', { name: m.name }), 'versions', 5000),
+      ),
     );
-    for (const versions of lists) {
-      const ready = versions.filter((v) => v.status === 'READY').sort((a, b) => b.version - a.version);
+    lists.forEach((versions, k) => {
+      const serving = servedBy(batch[k] as Model);
+      const rank = (v: ModelVersion) => (serving.has(v.version) ? 1 : 0);
+      const ready = versions
+        .filter((v) => v.status === 'READY')
+        .sort((a, b) => rank(b) - rank(a) || b.version - a.version);
       all.push(...ready.map((v) => ({ model: v.name, version: v.version })));
-    }
+    });
   }
   return { versions: all.slice(0, LIVE_MAX_VERSIONS), truncated: all.length > LIVE_MAX_VERSIONS };
+}
+
+/** The versions a model's aliases point at, and those their splits send traffic to (canary, shadow). */
+function servedBy(m: Model): Set<number> {
+  const served = new Set<number>(Object.values(m.aliases ?? {}));
+  for (const split of Object.values(m.splits ?? {})) {
+    if (split.canary) served.add(split.canary.version);
+    if (split.shadow) served.add(split.shadow.version);
+  }
+  return served;
 }
 
 /** The Live page's route against CloudWatch: reads `?minutes=` (default 10) of `?model=` (default every model). */

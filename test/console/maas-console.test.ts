@@ -463,7 +463,8 @@ describe('maas console against a deployed-like stack', () => {
       ],
     });
 
-    // What CloudWatch received: one signed GetMetricData for the READY versions, newest first, in the contract's
+    // What CloudWatch received: one signed GetMetricData for the READY versions — first the one an alias serves
+    // (prod → v2: a model of more versions than one read covers keeps it), then the newest — in the contract's
     // namespace, metric names and {model, version} dimensions, per minute and over the whole window.
     expect(cloudWatch.seen.length).toBe(before + 1);
     const call = cloudWatch.seen.at(-1) as SeenCall;
@@ -499,9 +500,10 @@ describe('maas console against a deployed-like stack', () => {
       `${v} Latency p90`,
       `${v} Latency p99`,
     ];
-    expect(asked(60)).toEqual([3, 2, 1].flatMap(perVersion));
+    expect((await remote.call('GET', '/models/iris')).body.aliases).toEqual({ prod: 2 });
+    expect(asked(60)).toEqual([2, 3, 1].flatMap(perVersion));
     expect(asked(WINDOW_SECONDS)).toEqual(
-      [3, 2, 1].flatMap((v) => [`${v} Latency p50`, `${v} Latency p90`, `${v} Latency p99`]),
+      [2, 3, 1].flatMap((v) => [`${v} Latency p50`, `${v} Latency p90`, `${v} Latency p99`]),
     );
     expect(queries).toHaveLength(27);
 

@@ -274,8 +274,9 @@ export function LivePage(props: { config: ConsoleConfig }) {
       </div>
       {data?.truncated ? (
         <p class="muted" data-truncated="true">
-          More model versions serve than one read covers: the newest of the first models are shown. Choose a
-          model to see all of its versions.
+          {model
+            ? 'This model has more READY versions than one read covers: those its aliases and splits serve are shown, then the newest.'
+            : 'More model versions serve than one read covers: those of the first models are shown (what their aliases and splits serve first, then the newest). Choose a model to see more of its versions.'}
         </p>
       ) : null}
       {!data ? (
