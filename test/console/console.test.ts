@@ -6,10 +6,15 @@
  * Each page is a screenshot under docs/ (rewritten with MAAS_UPDATE_SCREENSHOTS=1).
  */
 import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../../functions/cli/program';
+import { buildIrisModel } from '../../functions/local/sample-model';
+import { captureIo } from '../helpers/cli-io';
 import { launchBrowser, saveScreenshot, type TestBrowser } from './browser';
 import { type ConsoleTarget, startConsoleTarget } from './target';
 
@@ -157,6 +162,25 @@ describe('the console in a browser', () => {
     await page.keyboard.press('Escape');
     await open('#/models');
     await expect(page.locator('body').textContent()).resolves.not.toContain('function Object');
+  });
+
+  it('says a model has no version left when every version was deleted', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'maas-console-'));
+    writeFileSync(join(dir, 'm.onnx'), buildIrisModel());
+    const io = captureIo();
+    expect(
+      await run(
+        ['node', 'maas', '--endpoint', target.url, 'register', join(dir, 'm.onnx'), '--name', 'lonely'],
+        io,
+      ),
+    ).toBe(0);
+    expect((await target.call('DELETE', '/models/lonely/aliases/prod')).status).toBe(200);
+    const deleted = await target.call('DELETE', '/models/lonely/versions/1');
+    expect(deleted.status, JSON.stringify(deleted.body)).toBeLessThan(300);
+    await open('#/models/lonely');
+    await expect(page.locator('[data-empty="versions"]').textContent()).resolves.toContain(
+      'every version of this model was deleted',
+    );
   });
 
   it('archives a version through the page', async () => {

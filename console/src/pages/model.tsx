@@ -273,6 +273,11 @@ export function ModelPage(props: { name: string }) {
       ) : null}
 
       <h2>Versions</h2>
+      {versions.length === 0 ? (
+        <p class="muted" data-empty="versions">
+          No version: every version of this model was deleted. Register one to serve it again.
+        </p>
+      ) : null}
       <div class="table-scroll">
         <table class="versions">
           <thead>
