@@ -6,15 +6,18 @@
 /** Host names of the loopback interface (`URL.hostname` form: IPv6 in brackets). */
 export const LOOPBACK_NAMES: ReadonlySet<string> = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
-/** Whether a `Host` header names a loopback name at `port`. */
+/** A `Host` header: a loopback name, and a port or none (a forwarded port, or 80, is still this machine). */
+const LOOPBACK_HOST = /^(?:127\.0\.0\.1|localhost|\[::1\])(?::\d{1,5})?$/i;
+
+/** Whether a `Host` header names this machine's loopback interface, whatever its port. */
+export function isLoopbackName(host: string | undefined): boolean {
+  return host !== undefined && LOOPBACK_HOST.test(host);
+}
+
+/** Whether a `Host` header names a loopback name at exactly `port`. */
 export function isLoopbackHost(host: string | undefined, port: number): boolean {
   if (!host) return false;
   const h = host.toLowerCase();
   for (const name of LOOPBACK_NAMES) if (h === `${name}:${port}`) return true;
   return false;
-}
-
-/** Whether an `Origin` header is a page served by this server (`http://` a loopback name at `port`). */
-export function isLoopbackOrigin(origin: string, port: number): boolean {
-  return origin.toLowerCase().startsWith('http://') && isLoopbackHost(origin.slice('http://'.length), port);
 }

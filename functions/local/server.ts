@@ -17,7 +17,7 @@ import {
   PayloadTooLargeError,
 } from '../domain/errors';
 import { errorResult, type HttpEvent, type HttpResult, json } from '../handlers/http';
-import { isLoopbackHost, isLoopbackOrigin } from './loopback';
+import { isLoopbackName } from './loopback';
 
 /** A Lambda HTTP handler as the handler modules export it. */
 // biome-ignore lint/suspicious/noExplicitAny: Lambda handlers take a Context the local server fakes.
@@ -259,15 +259,19 @@ const tooLarge = (size: number, limit: number, atLeast: boolean) =>
     `request body is ${atLeast ? 'at least ' : ''}${size} bytes; the limit is ${limit} bytes`,
   );
 
-/** Why a request is not answered by a server on a loopback address (`loopbackOnly`); undefined when it is. */
+/**
+ * Why a request is not answered by a server on a loopback address (`loopbackOnly`); undefined when it is. The
+ * `Host` must be a loopback name (a page that reached the server under a name of its own did so by DNS
+ * rebinding), any port (a forwarded one, or 80 left out); an `Origin`, when sent, must be the request's own
+ * (`http://` and its `Host`): the server's own page, not another site's or another local server's.
+ */
 function crossSiteRefusal(req: IncomingMessage): string | undefined {
-  const port = req.socket.localPort ?? 0;
   const host = req.headers.host;
-  if (!isLoopbackHost(host, port)) {
-    return `this server answers only as http://127.0.0.1:${port} or http://localhost:${port} (got Host ${host ?? 'none'})`;
+  if (!isLoopbackName(host)) {
+    return `this server answers only under a loopback name: 127.0.0.1, localhost or [::1] (got Host ${host ?? 'none'})`;
   }
   const origin = req.headers.origin;
-  if (origin !== undefined && !isLoopbackOrigin(origin, port)) {
+  if (origin !== undefined && origin.toLowerCase() !== `http://${host?.toLowerCase()}`) {
     return `requests from the web page at ${origin} are refused: only this server's own pages, and clients that send no Origin (the CLI, curl, SDKs), are answered`;
   }
   return undefined;

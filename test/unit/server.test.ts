@@ -172,13 +172,28 @@ describe('local server', () => {
       status: 403,
       code: 'FORBIDDEN_ORIGIN',
     });
-    expect(await post({ host: `127.0.0.1:${port + 1}` })).toEqual({ status: 403, code: 'FORBIDDEN_ORIGIN' });
+    expect(await post({ host: `localhost:${port}.evil.example` })).toEqual({
+      status: 403,
+      code: 'FORBIDDEN_ORIGIN',
+    });
+    // A page of another local server (another port of this machine) is another site.
+    expect(await post({ origin: `http://127.0.0.1:${port + 1}` })).toEqual({
+      status: 403,
+      code: 'FORBIDDEN_ORIGIN',
+    });
     expect(seen.length).toBe(before);
+    // Reached through a forwarded port, or on port 80 (no port in Host and Origin): still this machine's page.
+    expect(
+      (await post({ host: `localhost:${port + 1}`, origin: `http://localhost:${port + 1}` })).status,
+    ).toBe(201);
+    expect((await post({ host: 'localhost', origin: 'http://localhost' })).status).toBe(201);
+    expect((await post({ host: '[::1]:8080' })).status).toBe(201);
+    const forwarded = 3;
     // Its own pages (any loopback name), and clients that send no Origin.
     expect((await post({ origin: `http://127.0.0.1:${port}` })).status).toBe(201);
     expect((await post({ host: `localhost:${port}`, origin: `http://localhost:${port}` })).status).toBe(201);
     expect((await post({})).status).toBe(201);
-    expect(seen.length).toBe(before + 3);
+    expect(seen.length).toBe(before + forwarded + 3);
   });
 
   it('answers any Host when it listens beyond the loopback interface (loopbackOnly false)', async () => {

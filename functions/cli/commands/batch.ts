@@ -6,17 +6,7 @@
  * decides. `status` and `cancel` are valid model names, so they always mean the action; a model named so is written
  * `cancel@prod` (the same as `cancel`: prod is the default alias) or `cancel@<version>`.
  */
-import {
-  accessSync,
-  closeSync,
-  constants,
-  existsSync,
-  openSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeSync,
-} from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, openSync, statSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import type { Command } from 'commander';
@@ -362,6 +352,9 @@ export function outFile(path: string): void {
   }
 }
 
+/** `--out` could not be written (its folder, its permissions, a full disk): said with where the output stays. */
+class OutFileError extends Error {}
+
 /** Streams output.jsonl to `--out`, else (without --json) to standard output. */
 async function writeOutput(
   ctx: CliContext,
@@ -375,17 +368,16 @@ async function writeOutput(
   if (out) {
     // A file that cannot be written is said so with where the output stays; a failed read says itself.
     const cannotWrite = (e: unknown) =>
-      new Error(
+      new OutFileError(
         `cannot write ${out} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); the output stays at ${BATCH_KEYS.output(jobId)} in bucket ${store.bucket}: \`maas batch status ${jobId} --out <file>\` writes it`,
         { cause: e },
       );
-    // Written beside `out` and renamed into place once whole: a file of that name is replaced by the whole output
-    // or left as it was (a missing output, a read that fails half-way).
-    const staged = `${out}.${process.pid}.partial`;
-    const discard = () => rmSync(staged, { force: true });
+    // The output is there before the file is opened (and emptied): a missing one leaves a file of that name as
+    // it was. Written in place, whatever `out` is (a file, a link, a device such as /dev/stdout).
+    if (!(await store.head(BATCH_KEYS.output(jobId)))) throw missing();
     let fd: number;
     try {
-      fd = openSync(staged, 'w');
+      fd = openSync(out, 'w');
     } catch (e) {
       throw cannotWrite(e);
     }
@@ -399,21 +391,16 @@ async function writeOutput(
         }
       });
     } catch (e) {
+      throw e instanceof OutFileError
+        ? e
+        : new Error(
+            `${(e as Error).message} (${out} is incomplete: write it again with \`maas batch status ${jobId} --out ${out}\`)`,
+            { cause: e },
+          );
+    } finally {
       closeSync(fd);
-      discard();
-      throw e;
     }
-    closeSync(fd);
-    if (!found) {
-      discard();
-      throw missing();
-    }
-    try {
-      renameSync(staged, out);
-    } catch (e) {
-      discard();
-      throw cannotWrite(e);
-    }
+    if (!found) throw missing();
     return;
   }
   if (ctx.globals().json) return;
