@@ -36,7 +36,7 @@ import {
 } from '../domain/metric-series';
 import { isModelName } from '../domain/names';
 import type { Model, ModelVersion } from '../domain/types';
-import { isLoopbackHost } from './loopback';
+import { isLoopbackName } from './loopback';
 
 /** The local service's Prometheus text (`maas dev` serves it; a deployed stack does not). */
 const METRICS_PATH = '/metrics';
@@ -563,10 +563,11 @@ export async function startConsoleServer(opts: ConsoleServerOptions): Promise<Ru
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const method = (req.method ?? 'GET').toUpperCase();
     const url = new URL(req.url ?? '/', 'http://localhost');
-    if (!isLoopbackHost(req.headers.host, port)) {
+    // A loopback name, any port (a forwarded one): another name reached it by DNS rebinding.
+    if (!isLoopbackName(req.headers.host)) {
       req.resume();
       return sendJson(res, 403, {
-        error: `this server answers only on http://${host}:${port} (got Host ${req.headers.host ?? 'none'})`,
+        error: `this server answers only under a loopback name, as http://${host}:${port} (got Host ${req.headers.host ?? 'none'})`,
         code: 'CONSOLE_FORBIDDEN',
       });
     }

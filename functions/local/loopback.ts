@@ -13,11 +13,3 @@ const LOOPBACK_HOST = /^(?:127\.0\.0\.1|localhost|\[::1\])(?::\d{1,5})?$/i;
 export function isLoopbackName(host: string | undefined): boolean {
   return host !== undefined && LOOPBACK_HOST.test(host);
 }
-
-/** Whether a `Host` header names a loopback name at exactly `port`. */
-export function isLoopbackHost(host: string | undefined, port: number): boolean {
-  if (!host) return false;
-  const h = host.toLowerCase();
-  for (const name of LOOPBACK_NAMES) if (h === `${name}:${port}`) return true;
-  return false;
-}

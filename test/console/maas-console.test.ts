@@ -385,6 +385,18 @@ describe('maas console against a deployed-like stack', () => {
     expect(other.status).toBe(404);
     const rebound = await getWithHost(`${consoleServer.url}/models`, `evil.example:${consoleServer.port}`);
     expect(rebound.status).toBe(403);
+    const suffixed = await getWithHost(
+      `${consoleServer.url}/models`,
+      `localhost:${consoleServer.port}.evil.example`,
+    );
+    expect(suffixed.status).toBe(403);
+    expect(gateway.seen.length).toBe(before);
+    // Through a forwarded port (another port of this machine's loopback), the page is served all the same.
+    const forwarded = await getWithHost(
+      `${consoleServer.url}/console/`,
+      `localhost:${consoleServer.port + 1}`,
+    );
+    expect(forwarded.status).toBe(200);
     expect(gateway.seen.length).toBe(before);
     const index = await fetch(`${consoleServer.url}/console/`);
     expect(index.headers.get('content-security-policy')).toContain("default-src 'self'");
