@@ -50,7 +50,8 @@ const readText = (path: string | 0): string =>
 const exactTwins = new WeakMap<object, unknown>();
 
 const is64BitInteger = (datatype: unknown) => datatype === 'INT64' || datatype === 'UINT64';
-const isRecord = (v: unknown): v is Record<string, unknown> =>
+/** A JSON object (not null, not an array). */
+export const isRecord = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /**

@@ -20,6 +20,7 @@ import { formatPrediction } from '../format';
 import {
   type InputSpec,
   isInferenceRequest,
+  isRecord,
   type ModelRef,
   modelPath,
   readInput,
@@ -70,9 +71,6 @@ function nestedAs(v: unknown, shape: readonly number[], depth: number): boolean 
   if (depth === shape.length) return !Array.isArray(v);
   return Array.isArray(v) && v.length === shape[depth] && v.every((x) => nestedAs(x, shape, depth + 1));
 }
-
-const isRecord = (v: unknown): v is Record<string, unknown> =>
-  v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /** Whether every element is one the JSON path takes for `datatype` (so that binary data means the same). */
 function plainElementsFit(datatype: string, flat: readonly unknown[]): boolean {
