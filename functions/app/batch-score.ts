@@ -72,6 +72,7 @@ import type { Tensor } from '../domain/tensor';
 import {
   type BatchJobRecord,
   type BatchJobRepository,
+  type ListedObject,
   ObjectChangedError,
   type PartSegment,
   type RangedObjects,
@@ -294,11 +295,14 @@ async function inputsOf(
     return { skipped: 'input/_SUCCESS was written again since this event; its own event starts the job' };
   }
   const prefix = BATCH_KEYS.inputPrefix(jobId);
-  const listed = await deps.objects.list(prefix);
-  const inputs = listed.filter((o) => inputObjectKind(o.key.slice(prefix.length)) === 'input');
-  const stray = listed
-    .map((o) => o.key.slice(prefix.length))
-    .filter((name) => inputObjectKind(name) === 'other');
+  const inputs: ListedObject[] = [];
+  const stray: string[] = [];
+  for (const o of await deps.objects.list(prefix)) {
+    const name = o.key.slice(prefix.length);
+    const kind = inputObjectKind(name);
+    if (kind === 'input') inputs.push(o);
+    else if (kind === 'other') stray.push(name);
+  }
   // The objects as they are now name the input: a new set of files (or new contents) is another job; so are the
   // same files once the objects refused beside them are gone.
   const listing = [

@@ -37,6 +37,11 @@ export const JobSpecSchema = z
   .strict();
 export type JobSpec = z.output<typeof JobSpecSchema>;
 
+/** The keys `job.json` takes, in words (`model, ref, partBytes and maxConcurrency`). */
+const JOB_SPEC_KEYS = Object.keys(JobSpecSchema.shape)
+  .join(', ')
+  .replace(/, (?=[^,]*$)/, ' and ');
+
 /** Job ids are one S3 path segment. */
 export const JOB_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9\-_.=]{0,127}$/;
 
@@ -53,7 +58,7 @@ export function parseJobSpec(text: string): JobSpec {
     const issue = parsed.error.issues[0];
     if (issue?.code === 'unrecognized_keys') {
       throw new BadRequestError(
-        `job.json has unknown ${issue.keys.length === 1 ? 'key' : 'keys'} ${issue.keys.map((k) => `'${k}'`).join(', ')}: it takes model, ref, partBytes and maxConcurrency`,
+        `job.json has unknown ${issue.keys.length === 1 ? 'key' : 'keys'} ${issue.keys.map((k) => `'${k}'`).join(', ')}: it takes ${JOB_SPEC_KEYS}`,
         'INVALID_JOB',
       );
     }

@@ -17,7 +17,7 @@ import {
   PayloadTooLargeError,
 } from '../domain/errors';
 import { errorResult, type HttpEvent, type HttpResult, json } from '../handlers/http';
-import { isLoopbackName } from './loopback';
+import { isLoopbackName, LOOPBACK_NAMES } from './loopback';
 
 /** A Lambda HTTP handler as the handler modules export it. */
 // biome-ignore lint/suspicious/noExplicitAny: Lambda handlers take a Context the local server fakes.
@@ -437,7 +437,8 @@ export function startLocalServer(
   const host = opts.host ?? '127.0.0.1';
   const server = createLocalServer({
     ...opts,
-    loopbackOnly: opts.loopbackOnly ?? ['127.0.0.1', 'localhost', '::1'].includes(host),
+    // A listen address in `URL.hostname` form (IPv6 in brackets) is one of the loopback names, or not.
+    loopbackOnly: opts.loopbackOnly ?? LOOPBACK_NAMES.has(host.includes(':') ? `[${host}]` : host),
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
