@@ -27,7 +27,7 @@ import { BadRequestError } from './errors';
 import { compileSignature, validateInferenceRequest } from './inference-validation';
 import { isModelName } from './names';
 import { parsePreprocessSpec } from './preprocess-spec';
-import { refusingProtoKey, tagsSchema } from './registry';
+import { descriptionSchema, refusingProtoKey, tagsSchema } from './registry';
 import type { Tensor, TensorData } from './tensor';
 import type { ModelSignature, TensorSpec } from './types';
 
@@ -112,7 +112,7 @@ export interface GateThresholds {
 /** `POST /models/{name}/versions/{v}/derive`. */
 export const deriveBodySchema = z.strictObject({
   transforms: z.array(transformSchema).min(1).max(3),
-  description: z.string().max(1024).optional(),
+  description: descriptionSchema.optional(),
   tags: tagsSchema.optional(),
   /** A JSONL of OIP requests uploaded through `POST /models/{name}/uploads`: the gate's rows, as given. */
   sample: z

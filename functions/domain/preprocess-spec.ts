@@ -29,7 +29,7 @@
  */
 import { LIMITS } from '../contract/limits';
 import { BadRequestError } from './errors';
-import { quoted } from './names';
+import { hasLoneSurrogate, quoted } from './names';
 import { nestsDeeperThan } from './nesting';
 import type { Datatype, ModelSignature, TensorSpec } from './types';
 
@@ -199,6 +199,11 @@ function categoryList(where: string, v: unknown, what: string, numbersToo: boole
     const long = (v as string[]).findIndex((c) => c.length > PREPROCESS_LIMITS.maxCategoryLength);
     if (long >= 0) {
       throw bad(`${where}[${long}] is longer than ${PREPROCESS_LIMITS.maxCategoryLength} characters`);
+    }
+    // Compiled into the model as UTF-8, a lone surrogate would become U+FFFD: an entry no request could reach.
+    const lone = (v as string[]).findIndex(hasLoneSurrogate);
+    if (lone >= 0) {
+      throw bad(`${where}[${lone}] is not well-formed text (a lone UTF-16 surrogate has no UTF-8 form)`);
     }
   }
   const seen = new Set<string | number>();

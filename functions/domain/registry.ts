@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { LIMITS } from '../contract/limits';
 import { type CaptureConfig, parseCaptureConfig } from './capture';
 import { BadRequestError, ConflictError } from './errors';
-import { quoted } from './names';
+import { hasLoneSurrogate, quoted } from './names';
 import { checkPostprocess } from './postprocess';
 import { parseRouting } from './routing';
 import type { AliasRouting, ModelSignature, ModelVersion, PostprocessSpec, VersionStatus } from './types';
@@ -41,24 +41,40 @@ export function refusingProtoKey<T extends z.ZodType>(schema: T, what: string) {
     .pipe(schema);
 }
 
-export const tagsSchema = refusingProtoKey(
-  z.record(z.string().min(1).max(128), z.string().max(256)),
-  'tag name',
-).refine((t) => Object.keys(t).length <= LIMITS.maxTags, {
-  message: `at most ${LIMITS.maxTags} tags are allowed`,
-});
+/**
+ * A caller's text that the registry stores (a DynamoDB string, a label written into the model's BYTES output):
+ * at most `max` characters of well-formed text. A lone UTF-16 surrogate has no UTF-8 form; stored, it would come
+ * back as U+FFFD, so it is refused instead of altered.
+ */
+export function storedText(max: number, min = 0) {
+  return z
+    .string()
+    .min(min)
+    .max(max)
+    .refine((s) => !hasLoneSurrogate(s), {
+      message: 'must be well-formed text (a lone UTF-16 surrogate, \\ud800-\\udfff alone, has no UTF-8 form)',
+    });
+}
 
-const descriptionSchema = z.string().max(LIMITS.maxDescriptionLength);
+export const tagsSchema = refusingProtoKey(z.record(storedText(128, 1), storedText(256)), 'tag name').refine(
+  (t) => Object.keys(t).length <= LIMITS.maxTags,
+  {
+    message: `at most ${LIMITS.maxTags} tags are allowed`,
+  },
+);
+
+/** A version's description, and the reason of an alias move or rollback. */
+export const descriptionSchema = storedText(LIMITS.maxDescriptionLength);
 
 export const postprocessSchema = z.strictObject({
-  output: z.string().min(1).max(256).optional(),
+  output: storedText(256, 1).optional(),
   softmax: z.boolean().optional(),
   argmax: z.boolean().optional(),
   topK: z.number().int().min(1).max(1000).optional(),
 });
 
 const labelsSchema = z
-  .array(z.string().max(256))
+  .array(storedText(256))
   .max(LIMITS.maxLabels)
   .refine((l) => Buffer.byteLength(JSON.stringify(l), 'utf8') <= LIMITS.maxLabelsBytes, {
     message: `labels must serialize to at most ${LIMITS.maxLabelsBytes} bytes`,
@@ -108,7 +124,7 @@ export const patchAliasBodySchema = z
     capture: z.unknown().optional(),
     routing: z.unknown().optional(),
     expectedRevision: z.number().int().min(0).optional(),
-    reason: z.string().max(LIMITS.maxDescriptionLength).optional(),
+    reason: descriptionSchema.optional(),
   })
   .refine((b) => Object.hasOwn(b, 'capture') || Object.hasOwn(b, 'routing'), {
     message: 'capture or routing is required',
@@ -147,13 +163,13 @@ export function parseCapturePatch(value: unknown): CaptureConfig | null | undefi
 export const moveAliasBodySchema = z.strictObject({
   version: z.number().int().min(1),
   expectedVersion: z.number().int().min(0).optional(),
-  reason: z.string().max(LIMITS.maxDescriptionLength).optional(),
+  reason: descriptionSchema.optional(),
 });
 export type MoveAliasBody = z.infer<typeof moveAliasBodySchema>;
 
 /** `POST /models/{name}/aliases/{alias}/rollback` (body optional). */
 export const rollbackBodySchema = z.strictObject({
-  reason: z.string().max(LIMITS.maxDescriptionLength).optional(),
+  reason: descriptionSchema.optional(),
 });
 
 /** `POST /models/{name}/uploads` (body optional). */

@@ -12,6 +12,7 @@
 import { isPercent } from './capture';
 import type { ShadowComparison } from './divergence';
 import { BadRequestError, ConflictError, NotFoundError, PreconditionFailedError } from './errors';
+import { hasLoneSurrogate } from './names';
 import { PARAMETER_NAME } from './routing';
 import type { AliasRouting } from './types';
 
@@ -207,9 +208,14 @@ export function parseRolloutSpec(body: unknown): RolloutSpec {
       throw invalid(`alarms names ${alarms.length} alarms; at most ${ROLLOUT_LIMITS.maxAlarms} are allowed`);
     }
     for (const a of alarms) {
-      if (typeof a !== 'string' || a.length < 1 || a.length > ROLLOUT_LIMITS.maxAlarmNameLength) {
+      if (
+        typeof a !== 'string' ||
+        a.length < 1 ||
+        a.length > ROLLOUT_LIMITS.maxAlarmNameLength ||
+        hasLoneSurrogate(a)
+      ) {
         throw invalid(
-          `alarms must be CloudWatch alarm names of 1-${ROLLOUT_LIMITS.maxAlarmNameLength} characters`,
+          `alarms must be CloudWatch alarm names of 1-${ROLLOUT_LIMITS.maxAlarmNameLength} characters of well-formed text`,
         );
       }
     }

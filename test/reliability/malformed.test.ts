@@ -620,6 +620,28 @@ for (const [what, opts, code] of [
   ['tag value a number', reg({ uploadId: 'first', tags: { a: 1 } }), 'VALIDATION_ERROR'],
   ['tag with an empty key', reg({ uploadId: 'first', tags: { '': 'x' } }), 'VALIDATION_ERROR'],
   ['tag named __proto__', () => body('{"uploadId":"first","tags":{"__proto__":"x"}}'), 'VALIDATION_ERROR'],
+  // Lone surrogates: text with no UTF-8 form, which DynamoDB and the model's BYTES would store as U+FFFD.
+  [
+    'description with a lone surrogate',
+    reg({ uploadId: 'first', description: 'a\ud800b' }),
+    'VALIDATION_ERROR',
+  ],
+  ['tag name with a lone surrogate', reg({ uploadId: 'first', tags: { '\udc00': 'x' } }), 'VALIDATION_ERROR'],
+  ['tag value with a lone surrogate', reg({ uploadId: 'first', tags: { t: 'x\udbff' } }), 'VALIDATION_ERROR'],
+  ['label with a lone surrogate', reg({ uploadId: 'first', labels: ['a', '\ud800'] }), 'VALIDATION_ERROR'],
+  [
+    'postprocess output with a lone surrogate',
+    reg({ uploadId: 'first', postprocess: { output: 'y\ud800', argmax: true } }),
+    'VALIDATION_ERROR',
+  ],
+  [
+    'preprocess vocabulary with a lone surrogate',
+    reg({
+      uploadId: 'first',
+      preprocess: { x: [{ stringToIndex: { vocabulary: ['a', '\ud800'], oov: 2 } }] },
+    }),
+    'INVALID_PREPROCESS',
+  ],
   [
     'preprocess nested 6 000 deep',
     () => body(`{"uploadId":"first","preprocess":{"x":${deep(6_000)}}}`),
@@ -671,6 +693,8 @@ for (const [what, b, code] of [
   ['status lower case', { status: 'archived' }, 'VALIDATION_ERROR'],
   ['unknown field', { name: 'x' }, 'VALIDATION_ERROR'],
   ['description an object', { description: {} }, 'VALIDATION_ERROR'],
+  ['description with a lone surrogate', { description: '\udfff' }, 'VALIDATION_ERROR'],
+  ['tag with a lone surrogate', { tags: { t: '\ud800' } }, 'VALIDATION_ERROR'],
   ['tags a string', { tags: 'a=b' }, 'VALIDATION_ERROR'],
   [
     'too many tags',
@@ -719,6 +743,7 @@ for (const [what, b, status, code] of [
   ['expectedVersion stale', { version: 1, expectedVersion: 7 }, 412, undefined],
   ['expectedVersion 0 for an existing alias', { version: 1, expectedVersion: 0 }, 412, undefined],
   ['reason too long', { version: 1, reason: 'r'.repeat(5000) }, 400, 'VALIDATION_ERROR'],
+  ['reason with a lone surrogate', { version: 1, reason: 'r\ud800' }, 400, 'VALIDATION_ERROR'],
   ['unknown field', { version: 1, force: true }, 400, 'VALIDATION_ERROR'],
   ['truncated JSON', '{"version": 1', 400, 'MALFORMED_JSON'],
   ['empty body', '', 400, 'MALFORMED_JSON'],
@@ -784,6 +809,7 @@ for (const [what, b, status, code] of [
   ['samplePercent huge', '{"capture":{"samplePercent":1e400}}', 400, 'INVALID_CAPTURE'],
   ['output a number', { capture: { samplePercent: 5, output: 1 } }, 400, 'INVALID_CAPTURE'],
   ['records nothing', { capture: { samplePercent: 5, input: false, output: false } }, 400, 'INVALID_CAPTURE'],
+  ['routing reason with a lone surrogate', { routing: null, reason: '\ud800' }, 400, 'VALIDATION_ERROR'],
   ['unknown capture field', { capture: { samplePercent: 5, body: true } }, 400, 'INVALID_CAPTURE'],
   ['truncated JSON', '{"capture":', 400, 'MALFORMED_JSON'],
   ['empty body', '', 400, 'MALFORMED_JSON'],
@@ -821,6 +847,15 @@ const INT8 = { quantize: 'int8' };
 add(DERIVE, 'no body', 'POST', DERIVE_PATH, undefined, 400, 'MALFORMED_JSON');
 add(DERIVE, 'truncated JSON', 'POST', DERIVE_PATH, body('{"transforms":['), 400, 'MALFORMED_JSON');
 add(DERIVE, 'JSON array', 'POST', DERIVE_PATH, body([INT8]), 400, 'MALFORMED_JSON');
+add(
+  DERIVE,
+  'description with a lone surrogate',
+  'POST',
+  DERIVE_PATH,
+  body({ transforms: [INT8], description: 'd\ud800' }),
+  400,
+  'VALIDATION_ERROR',
+);
 add(
   DERIVE,
   'preprocess nested 6 000 deep',
@@ -977,6 +1012,15 @@ add(
   'MALFORMED_JSON',
 );
 add(ROLLBACK, 'JSON array', 'POST', '/models/m/aliases/prod/rollback', body([]), 400);
+add(
+  ROLLBACK,
+  'reason with a lone surrogate',
+  'POST',
+  '/models/m/aliases/prod/rollback',
+  body({ reason: '\udc00r' }),
+  400,
+  'VALIDATION_ERROR',
+);
 add(ROLLBACK, 'no earlier move to roll back to', 'POST', '/models/m/aliases/prod/rollback', undefined, 409);
 add(ROLLBACK, 'unknown alias', 'POST', '/models/m/aliases/never/rollback', undefined, 404);
 add(ROLLBACK, 'unknown model', 'POST', '/models/ghost/aliases/prod/rollback', undefined, 404);
@@ -1122,6 +1166,7 @@ for (const [what, b, status, code] of [
   ['weight over 100', { version: 2, steps: [{ weight: 101 }] }, 400, 'INVALID_ROLLOUT'],
   ['bake negative', { version: 2, steps: [{ weight: 5, bakeSeconds: -5 }] }, 400, 'INVALID_ROLLOUT'],
   ['alarms a string', { version: 2, steps, alarms: 'errors' }, 400, 'INVALID_ROLLOUT'],
+  ['alarm name with a lone surrogate', { version: 2, steps, alarms: ['e\ud800'] }, 400, 'INVALID_ROLLOUT'],
   ['maxDivergence empty', { version: 2, steps, maxDivergence: {} }, 400, 'INVALID_ROLLOUT'],
   ['unknown field', { version: 2, steps, speed: 'fast' }, 400, 'INVALID_ROLLOUT'],
   ['expectedRevision a string', { version: 2, steps, expectedRevision: '3' }, 400, 'INVALID_ROLLOUT'],

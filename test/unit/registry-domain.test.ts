@@ -178,6 +178,19 @@ describe('request schemas', () => {
     expect(code(() => parseWith(patchVersionBodySchema, {}))).toBe('VALIDATION_ERROR');
   });
 
+  it('stored text: surrogate pairs (emoji, rare CJK) are text, a lone surrogate of either half is refused', () => {
+    const body = { description: 'café 😀 𠀀', tags: { '🏷': 'ok 😀' } };
+    expect(parseWith(patchVersionBodySchema, body)).toEqual(body);
+    for (const lone of ['\ud83d', '\ude00', 'a\ude00\ud83d', '😀\ud83d']) {
+      for (const b of [{ description: lone }, { tags: { [lone]: 'v' } }, { tags: { t: lone } }]) {
+        expect(code(() => parseWith(patchVersionBodySchema, b))).toBe('VALIDATION_ERROR');
+      }
+      expect(code(() => parseWith(moveAliasBodySchema, { version: 1, reason: lone }))).toBe(
+        'VALIDATION_ERROR',
+      );
+    }
+  });
+
   it('alias move: positive version, expectedVersion >= 0', () => {
     expect(parseWith(moveAliasBodySchema, { version: 2, expectedVersion: 0 })).toEqual({
       version: 2,
