@@ -11,6 +11,7 @@ import {
 } from '../../functions/contract/console';
 import { type OperationId, type PathParams, pathFor } from '../../functions/contract/routes';
 import type { LiveMetrics } from '../../functions/domain/metric-series';
+import { findLatestMove, type HistoryPage } from '../../functions/domain/registry-plans';
 import type { Rollout as RolloutRecord } from '../../functions/domain/rollout';
 import type { AliasMoveResult, HistoryEntry, Model, ModelVersion } from '../../functions/domain/types';
 
@@ -153,10 +154,33 @@ export async function listVersions(name: string): Promise<ModelVersion[]> {
 export const getVersion = (name: string, version: number) =>
   request<ModelVersion>('GET', path('getVersion', { name, version }));
 
-export const aliasHistory = (name: string, alias: string) =>
-  request<{ history: HistoryEntry[] }>('GET', `${path('aliasHistory', { name, alias })}?limit=100`).then(
-    (a) => a.history,
+/** One page of an alias's history, newest first. */
+async function aliasHistoryPage(name: string, alias: string, token?: string): Promise<HistoryPage> {
+  const q = token ? `?nextToken=${encodeURIComponent(token)}&limit=100` : '?limit=100';
+  const page = await request<{ history: HistoryEntry[]; nextToken?: string }>(
+    'GET',
+    `${path('aliasHistory', { name, alias })}${q}`,
   );
+  return { items: page.history, ...(page.nextToken ? { nextToken: page.nextToken } : {}) };
+}
+
+/** An alias's newest 100 history entries. */
+export const aliasHistory = (name: string, alias: string) =>
+  aliasHistoryPage(name, alias).then((p) => p.items);
+
+/**
+ * An alias's newest 100 history entries, and its latest move found as the API's rollback finds it
+ * (`findLatestMove`: past the split changes, further pages read when the first holds none), so that a rollback's
+ * preview names the version the API moves to.
+ */
+export async function aliasHistoryAndMove(
+  name: string,
+  alias: string,
+): Promise<{ readonly history: readonly HistoryEntry[]; readonly latestMove?: HistoryEntry }> {
+  const first = await aliasHistoryPage(name, alias);
+  const { latest } = await findLatestMove(first, (token) => aliasHistoryPage(name, alias, token));
+  return { history: first.items, ...(latest ? { latestMove: latest } : {}) };
+}
 
 /** The alias's current or last rollout; undefined when it never had one. */
 export async function getRollout(name: string, alias: string): Promise<Rollout | undefined> {

@@ -23,9 +23,10 @@ import {
 import { assertObjectKey, assertPostprocessFits, assertStatusChange } from '../domain/registry';
 import {
   aliasNotFound,
-  latestMove,
+  findLatestMove,
   modelNotFound,
   planRollback,
+  ROLLBACK_HISTORY_PAGES,
   versionNotFound,
 } from '../domain/registry-plans';
 import { sameRouting } from '../domain/rollout';
@@ -430,15 +431,11 @@ export async function moveAlias(
   });
 }
 
-/** History entries read per page, and pages at most, looking for the latest move past split changes. */
-const ROLLBACK_PAGE = LIMITS.maxPageSize;
-const ROLLBACK_PAGES = 10;
-
 /**
  * Moves the alias back to the version it pointed at before its latest move (409 when there is none; see
- * `planRollback`; split changes, which are not moves, are passed over). The move is conditional on the alias
- * still pointing where that history entry says, so a concurrent move makes the rollback fail with 412 instead of
- * undoing the wrong change.
+ * `planRollback`; split changes, which are not moves, are passed over, `findLatestMove`). The move is conditional
+ * on the alias still pointing where that history entry says, so a concurrent move makes the rollback fail with 412
+ * instead of undoing the wrong change.
  */
 export async function rollbackAlias(
   deps: Pick<RegistryDeps, 'repo' | 'events' | 'logger'>,
@@ -447,18 +444,13 @@ export async function rollbackAlias(
   validateModelName(input.name);
   validateAliasName(input.alias);
   await getModel(deps, input.name);
-  // The latest move, past the split changes after it (a few pages at most).
-  let page = await deps.repo.aliasHistory(input.name, input.alias, ROLLBACK_PAGE);
-  if (page.items.length === 0) return applyMove(deps, planRollback(input, undefined));
-  let latest = latestMove(page.items);
-  for (let n = 1; !latest && page.nextToken && n < ROLLBACK_PAGES; n++) {
-    page = await deps.repo.aliasHistory(input.name, input.alias, ROLLBACK_PAGE, page.nextToken);
-    latest = latestMove(page.items);
-  }
+  const read = (token?: string) => deps.repo.aliasHistory(input.name, input.alias, LIMITS.maxPageSize, token);
+  const { latest, empty } = await findLatestMove(await read(), read);
+  if (empty) return applyMove(deps, planRollback(input, undefined));
   if (!latest) {
     // Only split changes within reach: rolling back would move the alias onto its own version.
     throw new ConflictError(
-      `alias '${input.alias}' of model '${input.name}' has no move among its last ${ROLLBACK_PAGE * ROLLBACK_PAGES} history entries to roll back`,
+      `alias '${input.alias}' of model '${input.name}' has no move among its last ${LIMITS.maxPageSize * ROLLBACK_HISTORY_PAGES} history entries to roll back`,
       'NO_ROLLBACK_TARGET',
     );
   }

@@ -636,6 +636,34 @@ export function latestMove(entries: readonly HistoryEntry[]): HistoryEntry | und
   return entries.find((h) => h.version === null || h.version !== h.previousVersion);
 }
 
+/** History pages (newest first, `LIMITS.maxPageSize` entries each) a rollback reads at most for the latest move. */
+export const ROLLBACK_HISTORY_PAGES = 10;
+
+/** One page of an alias's history, newest first (the registry's `aliasHistory`). */
+export interface HistoryPage {
+  readonly items: readonly HistoryEntry[];
+  readonly nextToken?: string;
+}
+
+/**
+ * The latest move of an alias past the split changes after it (`latestMove`), reading its history page by page from
+ * `first` through `next`, at most {@link ROLLBACK_HISTORY_PAGES} pages. `found: false` when those pages hold no move;
+ * `empty` when the history holds no entry at all. The API's rollback and the console's preview of it both read
+ * this way, so the console names the version the API will move to.
+ */
+export async function findLatestMove(
+  first: HistoryPage,
+  next: (token: string) => Promise<HistoryPage>,
+): Promise<{ readonly latest?: HistoryEntry; readonly empty: boolean }> {
+  let page = first;
+  let latest = latestMove(page.items);
+  for (let n = 1; !latest && page.nextToken && n < ROLLBACK_HISTORY_PAGES; n++) {
+    page = await next(page.nextToken);
+    latest = latestMove(page.items);
+  }
+  return { ...(latest ? { latest } : {}), empty: first.items.length === 0 };
+}
+
 /**
  * Plans a rollback: the move that takes the alias back to the version it pointed at before its latest move
  * (`latest`, the newest history entry), conditional on the alias still pointing where that entry says, so a

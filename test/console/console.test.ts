@@ -122,6 +122,34 @@ describe('the console in a browser', () => {
     await shot(page, 'model', true);
   });
 
+  it('previews the rollback the API makes when more than a page of split changes follows the latest move', async () => {
+    const call = async (method: string, path: string, body?: unknown) => {
+      const r = await target.call(method, path, body);
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+    };
+    await call('PUT', '/models/iris/aliases/staging', { version: 1 });
+    await call('PUT', '/models/iris/aliases/staging', { version: 2 });
+    // 120 split changes: the page's 100 newest history entries hold no move; the API looks further.
+    for (let i = 0; i < 120; i++) {
+      await call('PATCH', '/models/iris/aliases/staging', {
+        routing: { canary: { version: 3, weight: i % 2 ? 20 : 10 } },
+      });
+    }
+    try {
+      await open('#/models/iris');
+      await page.getByRole('button', { name: 'Roll back staging' }).click();
+      const dialog = page.getByRole('dialog');
+      await expect(dialog.textContent()).resolves.toContain(
+        'Its last move came from v1: rolling back points it at v1 again',
+      );
+      await dialog.getByRole('button', { name: 'Roll back staging' }).click();
+      await page.getByText('staging was rolled back to v1.').waitFor();
+      expect((await target.call('GET', '/models/iris')).body.aliases.staging).toBe(1);
+    } finally {
+      await target.call('DELETE', '/models/iris/aliases/staging');
+    }
+  });
+
   it('explains a promotion refused because the page was stale (412)', async () => {
     await open('#/models/iris');
     await page.waitForSelector('tr[data-alias="prod"] .alias-version:text("v1")');

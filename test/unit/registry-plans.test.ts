@@ -5,6 +5,7 @@ import {
   aliasCaptureRefusal,
   allowsVersionDeletion,
   allowsVersionUpdate,
+  findLatestMove,
   latestMove,
   patchedVersion,
   planAliasMove,
@@ -13,6 +14,7 @@ import {
   planVersionCompletion,
   planVersionCreation,
   planVersionUpdate,
+  ROLLBACK_HISTORY_PAGES,
   recanariedAliases,
   retargetedAliases,
   routingReason,
@@ -670,6 +672,47 @@ describe('traffic splits', () => {
     expect(latestMove([h(null, 2)])).toEqual(h(null, 2));
     expect(latestMove([h(1, null)])).toEqual(h(1, null));
     expect(latestMove([h(1, 1)])).toBeUndefined();
+  });
+
+  it('findLatestMove reads further pages until a move, at most ROLLBACK_HISTORY_PAGES of them', async () => {
+    const h = (v: number, p: number | null) => ({
+      alias: 'prod',
+      version: v,
+      previousVersion: p,
+      at: T0,
+      actor: 'a',
+    });
+    // History pages of split changes (2 → 2), the move 1 → 2 on page `moveAt` (none when beyond the pages).
+    const history = (pages: number, moveAt: number) => {
+      const read: (string | undefined)[] = [];
+      const page = (n: number) => ({
+        items: n === moveAt ? [h(2, 2), h(2, 1), h(1, null)] : [h(2, 2), h(2, 2)],
+        ...(n + 1 < pages ? { nextToken: String(n + 1) } : {}),
+      });
+      const next = async (token: string) => {
+        read.push(token);
+        return page(Number(token));
+      };
+      return { first: page(0), next, read };
+    };
+    const onThird = history(20, 2);
+    await expect(findLatestMove(onThird.first, onThird.next)).resolves.toEqual({
+      latest: h(2, 1),
+      empty: false,
+    });
+    expect(onThird.read).toEqual(['1', '2']);
+    const last = history(20, ROLLBACK_HISTORY_PAGES - 1);
+    await expect(findLatestMove(last.first, last.next)).resolves.toEqual({ latest: h(2, 1), empty: false });
+    const beyond = history(20, ROLLBACK_HISTORY_PAGES);
+    await expect(findLatestMove(beyond.first, beyond.next)).resolves.toEqual({ empty: false });
+    expect(beyond.read).toHaveLength(ROLLBACK_HISTORY_PAGES - 1);
+    const onFirst = history(20, 0);
+    await expect(findLatestMove(onFirst.first, onFirst.next)).resolves.toEqual({
+      latest: h(2, 1),
+      empty: false,
+    });
+    expect(onFirst.read).toEqual([]);
+    await expect(findLatestMove({ items: [] }, onFirst.next)).resolves.toEqual({ empty: true });
   });
 });
 

@@ -5,10 +5,10 @@
  */
 import { useState } from 'preact/hooks';
 import type { TransformSpec } from '../../../functions/domain/derive';
-import { latestMove, rollbackTarget } from '../../../functions/domain/registry-plans';
+import { rollbackTarget } from '../../../functions/domain/registry-plans';
 import {
   ApiError,
-  aliasHistory,
+  aliasHistoryAndMove,
   archiveVersion,
   getModel,
   getRollout,
@@ -37,6 +37,8 @@ interface ModelView {
   readonly model: Model;
   readonly versions: readonly ModelVersion[];
   readonly history: Readonly<Record<string, readonly HistoryEntry[]>>;
+  /** Each alias's latest move (undefined: none within the API's reach), the one a rollback undoes. */
+  readonly moves: Readonly<Record<string, HistoryEntry | undefined>>;
   readonly rollouts: Readonly<Record<string, Rollout | undefined>>;
 }
 
@@ -44,13 +46,14 @@ async function loadModel(name: string): Promise<ModelView> {
   const [model, versions] = await Promise.all([getModel(name), listVersions(name)]);
   const aliases = Object.keys(model.aliases).sort();
   const [histories, rollouts] = await Promise.all([
-    Promise.all(aliases.map((a) => aliasHistory(name, a))),
+    Promise.all(aliases.map((a) => aliasHistoryAndMove(name, a))),
     Promise.all(aliases.map((a) => getRollout(name, a))),
   ]);
   return {
     model,
     versions,
-    history: Object.fromEntries(aliases.map((a, i) => [a, histories[i] ?? []])),
+    history: Object.fromEntries(aliases.map((a, i) => [a, histories[i]?.history ?? []])),
+    moves: Object.fromEntries(aliases.map((a, i) => [a, histories[i]?.latestMove])),
     rollouts: Object.fromEntries(aliases.map((a, i) => [a, rollouts[i]])),
   };
 }
@@ -176,7 +179,7 @@ export function ModelPage(props: { name: string }) {
     );
   }
 
-  const { model, versions, history, rollouts } = data;
+  const { model, versions, history, moves, rollouts } = data;
   const aliases = Object.entries(model.aliases).sort(([a], [b]) => a.localeCompare(b));
   const aliasedVersions = new Set<number>([
     ...Object.values(model.aliases),
@@ -236,7 +239,7 @@ export function ModelPage(props: { name: string }) {
             {aliases.map(([a, v]) => {
               const r = rollouts[a];
               // The move a rollback undoes: the newest that moved the alias (split changes are none), as the API finds it.
-              const target = rollbackTarget(latestMove(history[a] ?? []));
+              const target = rollbackTarget(moves[a]);
               return (
                 <tr key={a} data-alias={a}>
                   <th scope="row">
