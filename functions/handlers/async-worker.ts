@@ -145,7 +145,8 @@ export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandl
     }
   };
   return async (event, context) => {
-    // Records run concurrently: what is about one record goes on its own lines, not into the request's keys.
+    // Records run one after another (processInParallel: false), but a batch is one request: what is about one record
+    // goes on its own lines, not into the request's keys.
     const log = functionScope.forRequest(invocationOf(context));
     const processor = new BatchProcessor(EventType.SQS);
     return processPartialResponse(event, onRecord(context, log), processor, {
