@@ -8,6 +8,19 @@
 /** CloudWatch namespace of every metric. */
 export const METRICS_NAMESPACE = 'maas';
 
+/**
+ * Each function's service name: the `service` of its log lines and metrics, and its `POWERTOOLS_SERVICE_NAME` (the
+ * name of its traces), set by the stack. `maas dev` names its handlers' lines alike.
+ */
+export const SERVICE_NAMES = {
+  predict: 'maas-predict',
+  registry: 'maas-registry',
+  asyncApi: 'maas-async-api',
+  s3Events: 'maas-s3-events',
+  worker: 'maas-async-worker',
+  rolloutController: 'maas-rollout-controller',
+} as const;
+
 /** Metric names and their CloudWatch units. */
 export const METRICS = {
   /** One per answered request (inference, async, batch job, registry operation). */

@@ -13,7 +13,7 @@ import { submitFeedback } from '../app/feedback';
 import { EnvironmentVariables, type MaasConfig } from '../config/environment';
 import { ENV } from '../contract/env';
 import { LIMITS } from '../contract/limits';
-import { ROUTING_KEY_HEADER } from '../contract/observability';
+import { ROUTING_KEY_HEADER, SERVICE_NAMES } from '../contract/observability';
 import { operationsOf } from '../contract/routes';
 import { parseInferenceBody } from '../domain/body-parser';
 import { parseCaptureQuery } from '../domain/capture-listing';
@@ -50,7 +50,7 @@ export interface AsyncApiHandlerDeps extends AsyncApiDeps {
 const OPS = operationsOf('async');
 
 /** The function's logger (Powertools loads with the first line). */
-const functionLogger = new PowertoolsLogger({ serviceName: 'maas-async-api' });
+const functionLogger = new PowertoolsLogger({ serviceName: SERVICE_NAMES.asyncApi });
 
 export function createAsyncApiHandler(
   deps: AsyncApiHandlerDeps,

@@ -25,6 +25,7 @@ import { runShadow, type ShadowWorkerDeps } from '../app/shadow';
 import { EnvironmentVariables, type MaasConfig } from '../config/environment';
 import { ENV } from '../contract/env';
 import { QUEUE, REGISTRATION } from '../contract/events';
+import { SERVICE_NAMES } from '../contract/observability';
 import { parseWorkMessage } from '../domain/async';
 import type { TimeBudget } from '../ports/events';
 import type { Logger } from '../ports/logger';
@@ -51,7 +52,7 @@ export interface AsyncWorkerHandlerDeps {
 export type SqsHandler = (event: SQSEvent, context: Context | TimeBudget) => Promise<SQSBatchResponse>;
 
 /** The function's logger (Powertools loads with the first line). */
-const functionLogger = new PowertoolsLogger({ serviceName: 'maas-async-worker' });
+const functionLogger = new PowertoolsLogger({ serviceName: SERVICE_NAMES.worker });
 
 export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandler {
   const functionScope = deps.logger ?? functionLogger;
@@ -176,7 +177,7 @@ async function fromEnvironment(config: MaasConfig): Promise<SqsHandler> {
     logger: functionLogger,
     // Async requests and batch parts, one EMF document each, as inferences of their model version; sampled async
     // requests as capture lines on stdout (the log group's subscription delivers them, as the predict function's).
-    metrics: new EmfMetricsSink({ serviceName: 'maas-async-worker' }),
+    metrics: new EmfMetricsSink({ serviceName: SERVICE_NAMES.worker }),
     capture: new StdoutCaptureSink(),
     // Shadow comparisons count into the active rollout of their alias (a rollout bounding its divergence).
     onComparison: comparisonRecorder(rolloutDepsFromConfig(config, { logger: functionLogger })),

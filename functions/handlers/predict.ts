@@ -27,6 +27,7 @@ import {
   INFERENCE_ID_HEADER,
   ROUTE_HEADER,
   ROUTING_KEY_HEADER,
+  SERVICE_NAMES,
   STABLE_ROUTE,
 } from '../contract/observability';
 import { operationsOf } from '../contract/routes';
@@ -160,7 +161,7 @@ const LIVE = JSON.stringify({ live: true });
 const READY = JSON.stringify({ ready: true });
 
 /** The function's logger. Powertools loads with the first line: a healthy cold start writes none. */
-const functionLogger = new PowertoolsLogger({ serviceName: 'maas-predict' });
+const functionLogger = new PowertoolsLogger({ serviceName: SERVICE_NAMES.predict });
 
 /** Builds the predict handler over its ports. */
 export function createPredictHandler(
@@ -365,7 +366,7 @@ export function createPredictHandler(
 async function fromEnvironment(config: MaasConfig, initializedAhead: boolean, traced: boolean) {
   const { threads, memoryBudgetBytes } = ortEngineOptions(config);
   // X-Ray: loaded only when the function is traced; untraced, the ports are used undecorated.
-  const tracer = traced ? await loadTracer('maas-predict') : noTracer;
+  const tracer = traced ? await loadTracer(SERVICE_NAMES.predict) : noTracer;
   const engine = sharedOrtEngine({ threads });
   // onnxruntime loads and initializes in the background, overlapping the first request's DynamoDB and S3 calls.
   const warm = engine.warmUp().catch((e: unknown) => {
@@ -382,7 +383,7 @@ async function fromEnvironment(config: MaasConfig, initializedAhead: boolean, tr
     aliasTtlMs: config.aliasTtlMs,
     maxBodyBytes: config.maxBodyBytes,
     // One EMF document per inference and capture lines on stdout: CloudWatch Logs takes both from there.
-    metrics: new EmfLineSink({ serviceName: 'maas-predict', afterAnswer: true }),
+    metrics: new EmfLineSink({ serviceName: SERVICE_NAMES.predict, afterAnswer: true }),
     capture: new StdoutCaptureSink(),
     // Shadow mirrors go to the work queue (signed SendMessage, no SQS client); without a queue, none are sent.
     ...(config.queueUrl ? { mirror: new SqsShadowMirror({ queueUrl: config.queueUrl }) } : {}),

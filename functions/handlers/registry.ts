@@ -41,6 +41,7 @@ import { EnvironmentVariables, readConfig } from '../config/environment';
 import { S3_KEYS } from '../contract/env';
 import { IDEMPOTENCY, REGISTRATION } from '../contract/events';
 import { LIMITS } from '../contract/limits';
+import { SERVICE_NAMES } from '../contract/observability';
 import { type OperationOf, operationsOf, ROUTES, routeKey } from '../contract/routes';
 import { deriveBodySchema } from '../domain/derive';
 import { BadRequestError, NotFoundError } from '../domain/errors';
@@ -462,7 +463,7 @@ export const REGISTRY_ROUTE_KEYS: readonly string[] = ROUTES.filter((r) =>
 ).map(routeKey);
 
 /** The function's logger (Powertools loads with the first line). */
-const functionLogger = new PowertoolsLogger({ serviceName: 'maas-registry' });
+const functionLogger = new PowertoolsLogger({ serviceName: SERVICE_NAMES.registry });
 
 /** Builds the registry handler around injected adapters (tests, the local server, Lambda). */
 export function createRegistryHandler(
@@ -515,8 +516,8 @@ async function buildDefault(): Promise<
     const doc = dynamoDocumentClient();
     return createRegistryHandler({
       // One EMF document per request, by operation; X-Ray when the function is traced (its AWS calls as spans).
-      metrics: new EmfMetricsSink({ serviceName: 'maas-registry' }),
-      ...(env.tracingActive() ? { tracer: await loadTracer('maas-registry') } : {}),
+      metrics: new EmfMetricsSink({ serviceName: SERVICE_NAMES.registry }),
+      ...(env.tracingActive() ? { tracer: await loadTracer(SERVICE_NAMES.registry) } : {}),
       repo: new DynamoRegistryRepository({ doc, table: cfg.table }),
       rollouts: new DynamoRolloutRepository({ doc, table: cfg.table }),
       guard: registrationGuard(doc, cfg.table),

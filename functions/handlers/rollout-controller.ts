@@ -6,6 +6,7 @@
 import { PowertoolsLogger } from '../adapters/powertools-logger';
 import { onAlarm, type RolloutDeps, type TickSummary, tick } from '../app/rollout';
 import { EnvironmentVariables } from '../config/environment';
+import { SERVICE_NAMES } from '../contract/observability';
 import type { Logger } from '../ports/logger';
 import { rolloutDepsFromConfig } from './rollout-deps';
 
@@ -75,7 +76,7 @@ export function createRolloutController(
   };
 }
 
-const functionLogger = new PowertoolsLogger({ serviceName: 'maas-rollout-controller' });
+const functionLogger = new PowertoolsLogger({ serviceName: SERVICE_NAMES.rolloutController });
 
 function buildDefault(): (event: ControllerEvent) => Promise<ControllerResult> {
   try {

@@ -10,6 +10,7 @@ import { type BatchRunResult, type BatchScoreDeps, cancelBatchJob, startBatchJob
 import { type RegisterOnUploadDeps, registerOnUpload, type UploadOutcome } from '../app/register-on-upload';
 import { EnvironmentVariables, type MaasConfig } from '../config/environment';
 import { ENV, S3_KEYS } from '../contract/env';
+import { SERVICE_NAMES } from '../contract/observability';
 import { batchEventOfKey } from '../domain/batch';
 import type { TimeBudget } from '../ports/events';
 import type { Logger } from '../ports/logger';
@@ -42,7 +43,7 @@ export class S3EventRecordsFailedError extends Error {
 const noBudget: TimeBudget = { getRemainingTimeInMillis: () => Number.MAX_SAFE_INTEGER };
 
 /** The function's logger (Powertools loads with the first line). */
-const functionLogger = new PowertoolsLogger({ serviceName: 'maas-s3-events' });
+const functionLogger = new PowertoolsLogger({ serviceName: SERVICE_NAMES.s3Events });
 
 export function createS3EventsHandler(
   deps: S3EventsHandlerDeps,

@@ -27,6 +27,7 @@ import { onAlarm, type RolloutDeps, recordComparison, type TickSummary, tick } f
 import { SessionCache, sharedSessionCache } from '../app/session-cache';
 import { S3_KEYS } from '../contract/env';
 import { BATCH } from '../contract/events';
+import { SERVICE_NAMES } from '../contract/observability';
 import type { FunctionId } from '../contract/routes';
 import { createAsyncApiHandler } from '../handlers/async-api';
 import { createAsyncWorkerHandler } from '../handlers/async-worker';
@@ -134,7 +135,7 @@ export function composeLocal(res: LocalResources): LocalServices {
     repo,
     rollouts: new DynamoRolloutRepository({ doc: res.doc, table: res.table }),
     alarms,
-    logger: logger('maas-rollout-controller'),
+    logger: logger(SERVICE_NAMES.rolloutController),
   };
   let timer: NodeJS.Timeout | undefined;
   let ticking: Promise<unknown> | undefined;
@@ -183,7 +184,7 @@ export function composeLocal(res: LocalResources): LocalServices {
     inspector,
     predictor,
     batchPredictor,
-    logger: logger('maas-s3-events'),
+    logger: logger(SERVICE_NAMES.s3Events),
     metrics,
     capture,
     // The worker's shadow comparisons count into the rollout of their alias.
@@ -199,12 +200,12 @@ export function composeLocal(res: LocalResources): LocalServices {
       transformer: new OnnxModelTransformer(),
       engine: sharedOrtEngine({ threads: 1 }),
     },
-    logger: logger('maas-async-worker'),
+    logger: logger(SERVICE_NAMES.worker),
   });
   // One worker function, two event sources (the work queue and the batch queue), as in AWS.
   queue.attach(worker);
   batchQueue.attach(worker);
-  const s3Events = createS3EventsHandler({ ...flows, logger: logger('maas-s3-events') });
+  const s3Events = createS3EventsHandler({ ...flows, logger: logger(SERVICE_NAMES.s3Events) });
   const hooks: ReturnType<typeof attachS3Events>[] = [];
 
   return {
@@ -216,7 +217,7 @@ export function composeLocal(res: LocalResources): LocalServices {
         guard: registrationGuard(res.doc, res.table),
         queue,
         ...(res.registrationBudgetMs !== undefined ? { registrationBudgetMs: res.registrationBudgetMs } : {}),
-        logger: logger('maas-registry'),
+        logger: logger(SERVICE_NAMES.registry),
         metrics,
       }),
       predict: createPredictHandler({
@@ -224,13 +225,13 @@ export function composeLocal(res: LocalResources): LocalServices {
         store: artifacts,
         sessions,
         predictor,
-        logger: logger('maas-predict'),
+        logger: logger(SERVICE_NAMES.predict),
         metrics,
         capture,
         // Shadow mirrors go to the in-process work queue, as they go to SQS in AWS.
         mirror: new QueueShadowMirror(queue),
       }),
-      async: createAsyncApiHandler({ ...flows.asyncApi, logger: logger('maas-async-api') }),
+      async: createAsyncApiHandler({ ...flows.asyncApi, logger: logger(SERVICE_NAMES.asyncApi) }),
     },
     registry,
     queue,

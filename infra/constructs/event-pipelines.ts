@@ -28,6 +28,7 @@ import { Construct } from 'constructs';
 import { ENV, S3_KEYS } from '../../functions/contract/env';
 import { BATCH, BATCH_KEYS, EVENT_BUS, EVENT_HANDLER_ENTRIES, QUEUE } from '../../functions/contract/events';
 import { LIMITS } from '../../functions/contract/limits';
+import { SERVICE_NAMES } from '../../functions/contract/observability';
 import { quoted } from '../../functions/domain/names';
 import {
   type FunctionSizing,
@@ -304,7 +305,7 @@ export class EventPipelines extends Construct {
         timeout: BATCH.functionTimeoutSeconds,
         environment: { ...batchEnv, [ENV.eventBus]: this.bus.eventBusName },
         description: 'maas S3 events: register incoming models, start and cancel batch jobs',
-        serviceName: 'maas-s3-events',
+        serviceName: SERVICE_NAMES.s3Events,
         layer: true,
       },
     );
@@ -362,7 +363,7 @@ export class EventPipelines extends Construct {
         timeout: QUEUE.workerTimeoutSeconds,
         environment: batchEnv,
         description: 'maas work queue consumer: async inference, batch parts and aggregation',
-        serviceName: 'maas-worker',
+        serviceName: SERVICE_NAMES.worker,
         layer: true,
       },
     );
@@ -412,7 +413,7 @@ export class EventPipelines extends Construct {
         timeout: LIMITS.apiFunctionMaxTimeoutSeconds,
         environment: env,
         description: 'maas async inference API, feedback, capture listing',
-        serviceName: 'maas-async-api',
+        serviceName: SERVICE_NAMES.asyncApi,
         layer: false,
       },
     );

@@ -13,6 +13,7 @@ import { Construct } from 'constructs';
 import { BUNDLE_OPTIONS } from '../../functions/contract/bundling';
 import { ENV, HANDLER_ENTRIES } from '../../functions/contract/env';
 import { LIMITS } from '../../functions/contract/limits';
+import { SERVICE_NAMES } from '../../functions/contract/observability';
 import type { RegistryTable } from './model-registry-table';
 import type { ModelStore } from './model-store';
 import type { OnnxRuntimeLayer } from './onnxruntime-layer';
@@ -278,7 +279,7 @@ export class MaasFunctions extends Construct {
       timeout: LIMITS.apiFunctionMaxTimeoutSeconds,
       environment: { ...common, ...(props.preload ? { [ENV.preload]: props.preload } : {}) },
       description: 'maas inference (Open Inference Protocol v2)',
-      serviceName: 'maas-predict',
+      serviceName: SERVICE_NAMES.predict,
     });
     // The registry answers the HTTP API too: a registration that outlived API Gateway's 30 s would be
     // recorded after the caller got a 503. At 29 s the function answers first; a registration that does not
@@ -290,7 +291,7 @@ export class MaasFunctions extends Construct {
       timeout: LIMITS.apiFunctionMaxTimeoutSeconds,
       environment: common,
       description: 'maas model registry',
-      serviceName: 'maas-registry',
+      serviceName: SERVICE_NAMES.registry,
     });
 
     // predict: reads the registry and the content-addressed artifacts.

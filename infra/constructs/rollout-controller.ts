@@ -18,6 +18,7 @@ import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { ENV, HANDLER_ENTRIES } from '../../functions/contract/env';
+import { SERVICE_NAMES } from '../../functions/contract/observability';
 import { type FunctionSizing, maasNodejsFunction } from './functions';
 import type { RegistryTable } from './model-registry-table';
 import type { OnnxRuntimeLayer } from './onnxruntime-layer';
@@ -91,7 +92,7 @@ export class RolloutController extends Construct {
         [ENV.eventBus]: props.bus.eventBusName,
       },
       description: 'maas rollout controller: advances, promotes and rolls back staged rollouts',
-      serviceName: 'maas-rollout-controller',
+      serviceName: SERVICE_NAMES.rolloutController,
       ...(props.logRetention !== undefined ? { logRetention: props.logRetention } : {}),
       ...(props.tracing !== undefined ? { tracing: props.tracing } : {}),
     });

@@ -13,6 +13,7 @@ import {
   CAPTURE_KEYS,
   CAPTURE_LOG_FILTER_PATTERN,
   METRICS_NAMESPACE,
+  SERVICE_NAMES,
   STABLE_ROUTE,
 } from '../../functions/contract/observability';
 import { parseCaptureKey } from '../../functions/domain/capture-listing';
@@ -60,17 +61,20 @@ const maasFunctions = (s: MaasStack) => ({
   s3Events: s.events.s3EventsFunction,
   worker: s.events.workerFunction,
   asyncApi: s.events.asyncApiFunction,
+  rolloutController: s.rollouts.fn,
 });
 
 describe('tracing', () => {
-  it('is active on every function by default, each named for Powertools', () => {
+  it('is active on every function by default, each named for Powertools as its log lines name it', () => {
     for (const [which, fn] of Object.entries(maasFunctions(stack))) {
       const props = res[logicalId(stack, fn)]?.Properties as {
         TracingConfig?: { Mode: string };
         Environment: { Variables: Record<string, unknown> };
       };
       expect(props.TracingConfig, which).toEqual({ Mode: 'Active' });
-      expect(props.Environment.Variables.POWERTOOLS_SERVICE_NAME, which).toMatch(/^maas-/);
+      expect(props.Environment.Variables.POWERTOOLS_SERVICE_NAME, which).toBe(
+        SERVICE_NAMES[which as keyof typeof SERVICE_NAMES],
+      );
       expect(props.Environment.Variables.POWERTOOLS_TRACE_ENABLED, which).toBeUndefined();
       const role = fn.role;
       if (!role) throw new Error('function without role');

