@@ -58,10 +58,18 @@ function unsatisfiable<T>(key: string, eTag: string | undefined, empty: T): T {
 }
 
 export class S3BlobStore implements BlobStore, ObjectReader {
+  private readonly ranged: S3RangedObjects;
+
   constructor(
     private readonly s3: S3Client,
     readonly bucket: string,
-  ) {}
+  ) {
+    this.ranged = new S3RangedObjects(s3, bucket);
+  }
+
+  getRange(key: string, start: number, end: number): Promise<Uint8Array | undefined> {
+    return this.ranged.getRange(key, start, end);
+  }
 
   async get(key: string): Promise<Uint8Array | undefined> {
     try {

@@ -3,8 +3,10 @@
  * under `capture/{model}/` (or `capture/{model}/{version}/`) are listed in key order — by version, then hour —,
  * the hours before `since` are skipped by listing after the hour of `since`, at most
  * `LIMITS.maxCaptureObjectsPerPage` objects are read per page, and their records answered at or after `since`
- * are returned, at most `limit` of them and at most `LIMITS.maxCapturePageBytes` of JSON, with a token where the
- * next page starts.
+ * are returned, at most `limit` of them and at most `LIMITS.maxCapturePageBytes` of JSON (UTF-8 bytes), with a token
+ * where the next page starts (a key, and a byte offset within it when the page ended inside an object). Objects are
+ * read `LIMITS.captureReadBlockBytes` at a time by ranged GETs: a page never holds a whole object (Firehose writes
+ * up to 128 MiB), and a page that resumes inside one reads from its offset on.
  */
 import { LIMITS } from '../contract/limits';
 import type { CaptureRecord } from '../domain/capture';
@@ -15,7 +17,7 @@ import {
   isAtOrAfter,
   isBeforeSinceHour,
   parseCaptureKey,
-  parseCaptureLines,
+  parseCaptureLine,
   sinceStartKey,
 } from '../domain/capture-listing';
 import type { ObjectReader } from '../ports/objects';
@@ -31,7 +33,11 @@ export interface CaptureReadDeps {
    * @default LIMITS.maxCapturePageBytes (within Lambda's 6 MB answer)
    */
   readonly maxPageBytes?: number;
+  /** Bytes of an object read per ranged GET. @default LIMITS.captureReadBlockBytes */
+  readonly blockBytes?: number;
 }
+
+const NEWLINE = 0x0a;
 
 export interface CapturePage {
   readonly records: CaptureRecord[];
@@ -51,32 +57,52 @@ export async function listCapture(deps: CaptureReadDeps, q: CaptureQuery): Promi
   /** The listing continues after this key (a key read whole, or a jump past the hours before `since`). */
   let after = q.after?.key;
 
+  const blockBytes = deps.blockBytes ?? LIMITS.captureReadBlockBytes;
+  const decoder = new TextDecoder();
   /**
-   * Takes the records of one object from line `from` on; answers the line to resume at when the page filled up
-   * before the object's end.
+   * Takes the records of one object from byte `from` (the start of a line) on, reading it `blockBytes` at a time
+   * (more at once only for a line longer than that); answers the byte to resume at when the page filled up before
+   * the object's end.
    */
   const take = async (key: string, from: number): Promise<number | 'done' | 'full'> => {
     objectsRead++;
-    const bytes = await deps.objects.get(key);
-    if (bytes === undefined) return 'done';
-    const lines = parseCaptureLines(new TextDecoder().decode(bytes));
-    for (let i = from; i < lines.length; i++) {
-      const r = lines[i];
-      if (r === undefined || !isAtOrAfter(r, q.since)) continue;
-      const size = JSON.stringify(r).length;
-      // A full page (in bytes) resumes at this record.
-      if (records.length > 0 && pageBytes + size > maxBytes) return i;
-      pageBytes += size;
-      records.push(r);
-      if (records.length >= q.limit) return i + 1 < lines.length ? i + 1 : 'full';
+    let offset = from;
+    let want = blockBytes;
+    for (;;) {
+      const bytes = await deps.objects.getRange(key, offset, offset + want);
+      if (bytes === undefined || bytes.byteLength === 0) return 'done';
+      const atEnd = bytes.byteLength < want;
+      // The block's whole lines: up to its last line break, or all of it at the object's end.
+      const whole = atEnd ? bytes.byteLength : bytes.lastIndexOf(NEWLINE) + 1;
+      if (whole === 0) {
+        want *= 2;
+        continue;
+      }
+      for (let start = 0; start < whole; ) {
+        const nl = bytes.indexOf(NEWLINE, start);
+        const lineEnd = nl === -1 || nl >= whole ? whole : nl;
+        const next = lineEnd === whole ? whole : lineEnd + 1;
+        const r = parseCaptureLine(decoder.decode(bytes.subarray(start, lineEnd)));
+        if (r !== undefined && isAtOrAfter(r, q.since)) {
+          const size = Buffer.byteLength(JSON.stringify(r));
+          // A full page (in bytes) resumes at this record.
+          if (records.length > 0 && pageBytes + size > maxBytes) return offset + start;
+          pageBytes += size;
+          records.push(r);
+          if (records.length >= q.limit) return atEnd && next >= whole ? 'full' : offset + next;
+        }
+        start = next;
+      }
+      if (atEnd) return 'done';
+      offset += whole;
+      want = blockBytes;
     }
-    return 'done';
   };
 
-  if (q.after?.line !== undefined) {
-    const end = await take(q.after.key, q.after.line);
+  if (q.after?.offset !== undefined) {
+    const end = await take(q.after.key, q.after.offset);
     if (typeof end === 'number')
-      return { records, nextToken: encodeCaptureToken({ key: q.after.key, line: end }) };
+      return { records, nextToken: encodeCaptureToken({ key: q.after.key, offset: end }) };
     if (end === 'full') return page(records, q.after.key, await hasMore(deps.objects, prefix, q.after.key));
   }
 
@@ -101,7 +127,7 @@ export async function listCapture(deps: CaptureReadDeps, q: CaptureQuery): Promi
       }
       if (objectsRead >= maxObjects) return page(records, after, true);
       const end = await take(key, 0);
-      if (typeof end === 'number') return { records, nextToken: encodeCaptureToken({ key, line: end }) };
+      if (typeof end === 'number') return { records, nextToken: encodeCaptureToken({ key, offset: end }) };
       after = key;
       if (end === 'full') {
         const more = i + 1 < listing.keys.length || listing.truncated;

@@ -84,8 +84,13 @@ export const LIMITS = {
   captureMaxRecordBytes: 250 * 1024,
   maxFeedbackItems: 1000,
   maxCaptureObjectsPerPage: 50,
-  /** Records (as JSON) in one capture listing page at most: well within Lambda's 6 MB answer. */
+  /** Records (as JSON, UTF-8 bytes) in one capture listing page at most: well within Lambda's 6 MB answer. */
   maxCapturePageBytes: 4 * 1024 * 1024,
+  /**
+   * Bytes of a capture object read per ranged GET by a listing: objects (Firehose writes up to 128 MiB) are never
+   * read whole, so a page's memory is bounded by this and the page, not by the object.
+   */
+  captureReadBlockBytes: 4 * 1024 * 1024,
   /** How often the local service (`maas dev`) runs the rollout controller, in ms (`MAAS_ROLLOUT_TICK_MS`). */
   defaultRolloutTickMs: 5000,
   /** Lambda's memory range (MB, integers). */

@@ -13,10 +13,10 @@ import { decodePageToken, encodePageToken } from './registry-rules';
 /** Records per page when `limit` is not given, and the most a page may ask for. */
 export const CAPTURE_PAGE = { defaultLimit: 100, maxLimit: 1000 } as const;
 
-/** Where a page starts: after `key`, or, with `line`, within `key` at that line (0-based, raw lines). */
+/** Where a page starts: after `key`, or, with `offset`, within `key` at that byte (the start of a line). */
 export interface CaptureCursor {
   readonly key: string;
-  readonly line?: number;
+  readonly offset?: number;
 }
 
 export interface CaptureQuery {
@@ -89,7 +89,9 @@ export function parseCaptureLimit(raw: string | undefined): number {
 
 /** The opaque token of a cursor. */
 export function encodeCaptureToken(cursor: CaptureCursor): string {
-  return encodePageToken(cursor.line !== undefined ? { k: cursor.key, l: cursor.line } : { k: cursor.key });
+  return encodePageToken(
+    cursor.offset !== undefined ? { k: cursor.key, o: cursor.offset } : { k: cursor.key },
+  );
 }
 
 /** A token of this listing (its key under the model's, or the version's, prefix); 400 `INVALID_TOKEN` otherwise. */
@@ -97,13 +99,13 @@ export function decodeCaptureToken(token: string, model: string, version?: numbe
   const prefix = capturePrefix(model, version);
   const key = decodePageToken(token, (k) => {
     const names = Object.keys(k);
-    if (!names.every((n) => n === 'k' || n === 'l')) return false;
+    if (!names.every((n) => n === 'k' || n === 'o')) return false;
     // A key S3 could hold (its bytes, no control characters or lone surrogates): S3 is never asked another.
     if (typeof k.k !== 'string' || !k.k.startsWith(prefix) || objectKeyProblem(k.k) !== undefined)
       return false;
-    return k.l === undefined || (typeof k.l === 'number' && Number.isSafeInteger(k.l) && k.l >= 0);
+    return k.o === undefined || (typeof k.o === 'number' && Number.isSafeInteger(k.o) && k.o >= 0);
   });
-  return { key: key.k as string, ...(key.l !== undefined ? { line: key.l as number } : {}) };
+  return { key: key.k as string, ...(key.o !== undefined ? { offset: key.o as number } : {}) };
 }
 
 /** What a capture key says: the version and the hour (`yyyy/mm/dd/hh`) of the records it holds. */
@@ -132,28 +134,21 @@ export function sinceStartKey(model: string, version: number, since: Date): stri
 /** Whether a key's hour is before the hour of `since` (none of its records can be kept). */
 export const isBeforeSinceHour = (key: CaptureKey, since: Date): boolean => key.hour < hourPath(since);
 
-/**
- * The lines of a capture object: each raw line (split on `\n`) parsed as a record, or undefined for a line that
- * is blank or not a capture record. Indices are those of the raw lines, so a cursor's `line` stays stable.
- */
-export function parseCaptureLines(text: string): (CaptureRecord | undefined)[] {
-  const lines = text.split('\n');
-  if (lines.at(-1) === '') lines.pop();
-  return lines.map((line) => {
-    if (line.trim() === '') return undefined;
-    try {
-      const r = JSON.parse(line) as Partial<CaptureRecord> | null;
-      return r !== null &&
-        typeof r === 'object' &&
-        typeof r.eventMetadata === 'object' &&
-        r.eventMetadata !== null &&
-        typeof r.eventMetadata.inferenceTime === 'string'
-        ? (r as CaptureRecord)
-        : undefined;
-    } catch {
-      return undefined;
-    }
-  });
+/** One line of a capture object parsed as a record; undefined for a line that is blank or not a capture record. */
+export function parseCaptureLine(line: string): CaptureRecord | undefined {
+  if (line.trim() === '') return undefined;
+  try {
+    const r = JSON.parse(line) as Partial<CaptureRecord> | null;
+    return r !== null &&
+      typeof r === 'object' &&
+      typeof r.eventMetadata === 'object' &&
+      r.eventMetadata !== null &&
+      typeof r.eventMetadata.inferenceTime === 'string'
+      ? (r as CaptureRecord)
+      : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Whether a record was answered at or after `since` (always, without `since`). */

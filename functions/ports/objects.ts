@@ -1,6 +1,6 @@
 /**
- * Reading a prefix of the model bucket back (capture records): list keys in key order, read an object. The S3
- * adapter is `adapters/s3-blob-store.ts` (ListObjects, GetObject).
+ * Reading a prefix of the model bucket back (capture records): list keys in key order, read a byte range of an
+ * object. The S3 adapter is `adapters/s3-blob-store.ts` (ListObjects, ranged GetObject).
  */
 
 /** One page of keys under a prefix, in key (UTF-8 binary) order. */
@@ -13,6 +13,9 @@ export interface ObjectListing {
 export interface ObjectReader {
   /** Keys under `prefix` that sort after `startAfter` (exclusive), at most `maxKeys` (S3: 1000) of them. */
   list(prefix: string, opts?: { startAfter?: string; maxKeys?: number }): Promise<ObjectListing>;
-  /** The object's bytes, or undefined when it does not exist (any more). */
-  get(key: string): Promise<Uint8Array | undefined>;
+  /**
+   * Bytes `[start, end)` of the object (a ranged GET): fewer when the object ends first, none from its end on;
+   * undefined when it does not exist (any more).
+   */
+  getRange(key: string, start: number, end: number): Promise<Uint8Array | undefined>;
 }

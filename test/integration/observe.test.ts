@@ -306,6 +306,90 @@ describe('GET /models/{name}/capture', () => {
     expect(tiny.nextToken).toBeDefined();
   });
 
+  it('counts a page in UTF-8 bytes: records of multi-byte text stay within its budget', async () => {
+    // Records whose request text is 2 000 CJK characters (6 000 bytes in UTF-8, 2 000 UTF-16 units).
+    const wide = (n: number) =>
+      captureLine({
+        config: { samplePercent: 100, input: true, output: true },
+        eventId: `w-${n}`,
+        inferenceId: `w-${n}`,
+        at: new Date('2026-12-01T06:00:00.000Z'),
+        model: 'wide',
+        version: 1,
+        alias: 'prod',
+        route: 'stable',
+        status: 200,
+        request: { text: `{"note":"${'漢'.repeat(2000)}"}`, contentType: 'application/json' },
+        response: { text: '{"outputs":[]}', contentType: 'application/json' },
+      });
+    const key = `${CAPTURE_KEYS.captureHour('wide', 1, new Date('2026-12-01T06:00:00.000Z'))}a.jsonl`;
+    const body = Array.from({ length: 12 }, (_, i) => `${wide(i)}\n`).join('');
+    await aws.s3.send(new PutObjectCommand({ Bucket: aws.bucket, Key: key, Body: body }));
+    const bytes = (r: CaptureRecord) => Buffer.byteLength(JSON.stringify(r));
+    const maxPageBytes = 20_000; // three records by their UTF-16 length, one by their bytes
+    const seen: string[] = [];
+    let nextToken: string | undefined;
+    do {
+      const page = await listCapture(
+        { objects: blobs, maxPageBytes },
+        parseCaptureQuery('wide', nextToken ? { nextToken } : {}),
+      );
+      expect(page.records.length).toBeGreaterThan(0);
+      if (page.records.length > 1) {
+        expect(page.records.reduce((n, r) => n + bytes(r), 0)).toBeLessThanOrEqual(maxPageBytes);
+      }
+      seen.push(...idsOf(page.records));
+      nextToken = page.nextToken;
+    } while (nextToken && seen.length < 50);
+    expect(seen).toEqual(Array.from({ length: 12 }, (_, i) => `w-${i}`));
+  });
+
+  it('reads an object by ranged GETs of a block, never whole, and resumes a page at its byte offset', async () => {
+    // 40 records of one hour, one of them longer than the block (read by a larger range, not skipped).
+    const at = (i: number) => new Date(Date.parse('2026-12-01T07:00:00.000Z') + i * 1000).toISOString();
+    const lines = Array.from({ length: 40 }, (_, i) => record('ranged', 1, at(i), i));
+    lines[17] = lines[17]!.replace('"eventId"', `"pad":"${'x'.repeat(3000)}","eventId"`);
+    expect(lines[17]!.length).toBeGreaterThan(3000);
+    const key = `${CAPTURE_KEYS.captureHour('ranged', 1, new Date(at(0)))}a.jsonl`;
+    const body = lines.map((l) => `${l}\n`).join('');
+    await aws.s3.send(new PutObjectCommand({ Bucket: aws.bucket, Key: key, Body: body }));
+    const ranges: [number, number][] = [];
+    const objects = {
+      list: blobs.list.bind(blobs),
+      getRange: (k: string, start: number, end: number) => {
+        ranges.push([start, end]);
+        return blobs.getRange(k, start, end);
+      },
+    };
+    const blockBytes = 1024;
+    for (const limit of [1, 3, 7, 1000]) {
+      ranges.length = 0;
+      const seen: string[] = [];
+      let nextToken: string | undefined;
+      do {
+        const before = ranges.length;
+        const page = await listCapture(
+          { objects, blockBytes },
+          parseCaptureQuery('ranged', { limit: String(limit), ...(nextToken ? { nextToken } : {}) }),
+        );
+        // A page that resumes inside the object starts reading where the one before stopped: a line's start.
+        const first = ranges[before];
+        // (The body is ASCII: its byte offsets are its character offsets.)
+        if (nextToken && first) expect(body[first[0] - 1]).toBe('\n');
+        seen.push(...idsOf(page.records));
+        nextToken = page.nextToken;
+      } while (nextToken && seen.length < 100);
+      expect(seen, `limit ${limit}`).toEqual(Array.from({ length: 40 }, (_, i) => `e-ranged-1-${i}`));
+      // Every read is one block, but the one that holds the long line, which doubles until the line fits.
+      const sizes = ranges.map(([a, b]) => b - a);
+      expect(Math.max(...sizes)).toBeLessThanOrEqual(4 * blockBytes);
+      expect(sizes.filter((n) => n > blockBytes).length).toBeGreaterThan(0);
+      expect(sizes.filter((n) => n === blockBytes).length).toBeGreaterThan(sizes.length / 2);
+    }
+    // With limit 1000, the body is read once (one page), block by block.
+    expect(ranges.reduce((n, [a, b]) => n + Math.min(b, body.length) - a, 0)).toBeLessThan(3 * body.length);
+  });
+
   it('continues truncated listings and jumps past the hours before since, listing 2 keys at a time', async () => {
     const deps = { objects: blobs, listPageSize: 2 };
     const seen: string[] = [];
@@ -324,9 +408,9 @@ describe('GET /models/{name}/capture', () => {
     const read: string[] = [];
     const counting = {
       list: blobs.list.bind(blobs),
-      get: (key: string) => {
+      getRange: (key: string, start: number, end: number) => {
         read.push(key);
-        return blobs.get(key);
+        return blobs.getRange(key, start, end);
       },
     };
     const since = await listCapture(
