@@ -6,6 +6,8 @@
 import { LIMITS } from '../contract/limits';
 import type { FeedbackItem, FeedbackRecord } from './capture';
 import { BadRequestError } from './errors';
+import { isInferenceId } from './inference-validation';
+import { hasLoneSurrogate } from './names';
 
 /** Longest string label. */
 export const MAX_FEEDBACK_LABEL_LENGTH = 1024;
@@ -16,7 +18,7 @@ const FIELDS = new Set(['inferenceId', 'label', 'value']);
  * Parses a feedback body: one item `{"inferenceId", "label"|"value"}` or a JSON array of 1 to
  * `LIMITS.maxFeedbackItems` of them. Each item has a non-empty `inferenceId` of at most
  * `LIMITS.maxInferenceIdLength` characters and exactly one of `label` (a string of at most 1024 characters, a
- * finite number or a boolean) and `value` (a finite number); no other field. 400 `INVALID_FEEDBACK` otherwise,
+ * finite number — an integer within ±(2^53 − 1) — or a boolean) and `value` (a finite number); no other field. 400 `INVALID_FEEDBACK` otherwise,
  * naming the item.
  */
 export function parseFeedback(body: unknown): FeedbackItem[] {
@@ -44,6 +46,8 @@ function parseItem(value: unknown, where: string): FeedbackItem {
   if (inferenceId.length > LIMITS.maxInferenceIdLength) {
     throw bad(`${where}: inferenceId is longer than ${LIMITS.maxInferenceIdLength} characters`);
   }
+  // The ids requests can carry (a lone surrogate is refused there): any other could never match a record.
+  if (!isInferenceId(inferenceId)) throw bad(`${where}: inferenceId is not well-formed text`);
   const hasLabel = 'label' in item;
   const hasValue = 'value' in item;
   if (hasLabel === hasValue) throw bad(`${where} must have exactly one of label and value`);
@@ -55,6 +59,15 @@ function parseItem(value: unknown, where: string): FeedbackItem {
     if (!ok) {
       throw bad(
         `${where}: label must be a string of at most ${MAX_FEEDBACK_LABEL_LENGTH} characters, a finite number or a boolean`,
+      );
+    }
+    if (typeof label === 'string' && hasLoneSurrogate(label)) {
+      throw bad(`${where}: label is not well-formed text (a lone UTF-16 surrogate has no UTF-8 form)`);
+    }
+    // A JSON number beyond 2^53 is kept as the nearest double: 9007199254740993 would be stored as …992.
+    if (typeof label === 'number' && Number.isInteger(label) && !Number.isSafeInteger(label)) {
+      throw bad(
+        `${where}: label ${label} is an integer beyond ±(2^53 − 1), which a JSON number cannot carry exactly; send it as a string`,
       );
     }
     return { inferenceId, label: label as string | number | boolean };

@@ -1057,6 +1057,10 @@ for (const [what, opts, code] of [
   ['both label and value', body({ inferenceId: 'a', label: 'x', value: 1 }), 'INVALID_FEEDBACK'],
   ['label an object', body({ inferenceId: 'a', label: {} }), 'INVALID_FEEDBACK'],
   ['label too long', body({ inferenceId: 'a', label: 'x'.repeat(1025) }), 'INVALID_FEEDBACK'],
+  // Neither can be kept as sent: the integer would lose digits, the id could match no request.
+  ['label an integer beyond 2^53', body('{"inferenceId":"a","label":9007199254740993}'), 'INVALID_FEEDBACK'],
+  ['inferenceId with a lone surrogate', body('{"inferenceId":"a\\ud800","label":"x"}'), 'INVALID_FEEDBACK'],
+  ['label with a lone surrogate', body('{"inferenceId":"a","label":"\\udc00"}'), 'INVALID_FEEDBACK'],
   ['value a string', body({ inferenceId: 'a', value: '1' }), 'INVALID_FEEDBACK'],
   ['unknown field', body({ inferenceId: 'a', value: 1, extra: true }), 'INVALID_FEEDBACK'],
   [
