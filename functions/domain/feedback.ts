@@ -27,12 +27,13 @@ export function parseFeedback(body: unknown): FeedbackItem[] {
     if (body.length > LIMITS.maxFeedbackItems) {
       throw bad(`holds ${body.length} items; at most ${LIMITS.maxFeedbackItems} are accepted per request`);
     }
-    return body.map((item, i) => parseItem(item, `item ${i}`));
+    return body.map((item, i) => parseFeedbackItem(item, `item ${i}`));
   }
-  return [parseItem(body, 'body')];
+  return [parseFeedbackItem(body, 'body')];
 }
 
-function parseItem(value: unknown, where: string): FeedbackItem {
+/** One feedback item (see {@link parseFeedback}); `where` names it in the 400's message (`item 3`, `line 12`). */
+export function parseFeedbackItem(value: unknown, where: string): FeedbackItem {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw bad(`${where} must be an object {"inferenceId", "label"|"value"}`);
   }

@@ -100,11 +100,11 @@ describe('maas feedback and maas capture on the local service', () => {
     ]);
   });
 
-  it('reports a refused feedback item (exit 1, 400)', async () => {
+  it('refuses a bad feedback item before sending anything (exit 2, the check the API makes)', async () => {
     writeFileSync(join(dir, 'bad.json'), '[{"inferenceId":"a","label":"x","value":1}]');
     const r = await cli('feedback', 'iris', '--file', join(dir, 'bad.json'));
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/exactly one of label and value \(400 INVALID_FEEDBACK\)/);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/bad\.json item 0 must have exactly one of label and value/);
   });
 
   it('reads captured records back as a table and as JSON, filtered by version and since', async () => {

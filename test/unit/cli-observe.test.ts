@@ -277,6 +277,54 @@ describe('maas feedback', () => {
     expect(api.seen.length).toBe(before);
   });
 
+  it('checks every item before it sends any: a bad item of a later request is a usage error naming its line', async () => {
+    const lines = Array.from({ length: 1500 }, (_, i) =>
+      i === 1200
+        ? '{"inferenceId":"i1200","label":null}'
+        : JSON.stringify({ inferenceId: `i${i}`, label: i }),
+    );
+    writeFileSync(join(dir, 'late-bad.jsonl'), `${lines.join('\n')}\n`);
+    const before = api.seen.length;
+    const r = await cli('feedback', 'iris', '--file', join(dir, 'late-bad.jsonl'));
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/late-bad\.jsonl line 1201: label must be a string/);
+    expect(api.seen.length).toBe(before);
+    writeFileSync(
+      join(dir, 'bad-item.json'),
+      '[{"inferenceId":"a","value":1},{"inferenceId":"b","label":9007199254740993}]',
+    );
+    const j = await cli('feedback', 'iris', '--file', join(dir, 'bad-item.json'));
+    expect(j.code).toBe(2);
+    expect(j.err).toMatch(/bad-item\.json item 1: label 9007199254740992 is an integer beyond/);
+    expect(api.seen.length).toBe(before);
+  });
+
+  it('says how many items were stored when a later request fails', async () => {
+    let calls = 0;
+    const failing = fakeApi((s) => {
+      calls++;
+      return calls === 1
+        ? { status: 201, body: { accepted: (JSON.parse(s.body) as unknown[]).length } }
+        : { status: 503, body: { error: 'try again', code: 'UNAVAILABLE' } };
+    });
+    const at = await failing.start();
+    try {
+      const lines = Array.from({ length: 1500 }, (_, i) =>
+        JSON.stringify({ inferenceId: `i${i}`, value: i }),
+      );
+      writeFileSync(join(dir, 'half.jsonl'), `${lines.join('\n')}\n`);
+      const r = await cliAt(at, 'feedback', 'iris', '--file', join(dir, 'half.jsonl'));
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(
+        /^1000 of 1500 feedback item\(s\) were accepted \(the first 1000\) before this request failed; send only the rest again\n/,
+      );
+      expect(r.err).toMatch(/UNAVAILABLE/);
+      expect(r.out).toBe('');
+    } finally {
+      await failing.stop();
+    }
+  });
+
   it('reports a bad line of a JSONL file as a usage error', async () => {
     writeFileSync(join(dir, 'bad.jsonl'), '{"inferenceId":"a","value":1}\n{oops\n');
     const r = await cli('feedback', 'iris', '--file', join(dir, 'bad.jsonl'));

@@ -4,6 +4,9 @@
  */
 import type { Command } from 'commander';
 import { LIMITS } from '../../contract/limits';
+import type { FeedbackItem } from '../../domain/capture';
+import { BadRequestError } from '../../domain/errors';
+import { parseFeedbackItem } from '../../domain/feedback';
 import { apiCall, MaasApiError } from '../client';
 import { type CliContext, EXIT, UsageError } from '../context';
 import { table } from '../format';
@@ -62,11 +65,21 @@ export function observeCommands(program: Command, ctx: CliContext): void {
         let accepted = 0;
         for (let i = 0; i < items.length; i += LIMITS.maxFeedbackItems) {
           const chunk = items.slice(i, i + LIMITS.maxFeedbackItems);
-          const answer = await client.send<{ accepted: number }>(
-            apiCall('modelFeedback', { name: model }),
-            chunk,
-          );
-          accepted += answer.accepted;
+          try {
+            const answer = await client.send<{ accepted: number }>(
+              apiCall('modelFeedback', { name: model }),
+              chunk,
+            );
+            accepted += answer.accepted;
+          } catch (e) {
+            // Requests before this one were stored: say which, so that only the rest is sent again.
+            if (accepted > 0) {
+              ctx.io.err(
+                `${accepted} of ${items.length} feedback item(s) were accepted (the first ${i}) before this request failed; send only the rest again\n`,
+              );
+            }
+            throw e;
+          }
         }
         ctx.print(
           { accepted },
@@ -138,38 +151,60 @@ export function observeCommands(program: Command, ctx: CliContext): void {
 }
 
 /** The items of `maas feedback`: from --id with --label or --value, or from --file. */
-function feedbackItems(opts: FeedbackOptions): unknown[] {
+/**
+ * The items to send, each checked as the API checks it (`parseFeedbackItem`) before any is sent: a file of more
+ * than `LIMITS.maxFeedbackItems` goes in several requests, and a bad item in a later one would leave the earlier
+ * ones stored. A bad item is a usage error naming its place in the file.
+ */
+function feedbackItems(opts: FeedbackOptions): FeedbackItem[] {
   if (opts.file !== undefined) {
     if (opts.id !== undefined || opts.label !== undefined || opts.value !== undefined) {
       throw new UsageError('use --file, or --id with --label or --value, not both');
     }
     const items = readItems(opts.file);
     if (items.length === 0) throw new UsageError(`${opts.file} holds no feedback items`);
-    return items;
+    return items.map(({ item, where }) => checked(() => parseFeedbackItem(item, `${opts.file} ${where}`)));
   }
   if (opts.id === undefined)
     throw new UsageError('pass --id <inferenceId> with --label or --value, or --file');
   if ((opts.label === undefined) === (opts.value === undefined)) {
     throw new UsageError('pass exactly one of --label and --value');
   }
-  return [
-    { inferenceId: opts.id, ...(opts.label !== undefined ? { label: opts.label } : { value: opts.value }) },
-  ];
+  const item = {
+    inferenceId: opts.id,
+    ...(opts.label !== undefined ? { label: opts.label } : { value: opts.value }),
+  };
+  return [checked(() => parseFeedbackItem(item, 'the item'))];
 }
 
-/** A JSON file (one item or an array of items) or a JSONL file (one item per line). */
-function readItems(file: string): unknown[] {
+/** A domain refusal of an item as a usage error (nothing was sent). */
+function checked(parse: () => FeedbackItem): FeedbackItem {
+  try {
+    return parse();
+  } catch (e) {
+    if (e instanceof BadRequestError) throw new UsageError(e.message, { cause: e });
+    throw e;
+  }
+}
+
+/**
+ * A JSON file (one item or an array of items: `item n`, from 0) or a JSONL file (one item per line: `line n`, from
+ * 1), each item with its place in the file.
+ */
+function readItems(file: string): { item: unknown; where: string }[] {
   const text = readBytes(file).toString('utf8');
   try {
     const parsed: unknown = JSON.parse(text);
-    return Array.isArray(parsed) ? parsed : [parsed];
+    return Array.isArray(parsed)
+      ? parsed.map((item, i) => ({ item, where: `item ${i}` }))
+      : [{ item: parsed, where: 'item' }];
   } catch {
     // not one JSON document: JSON lines
   }
   return text.split(/\r?\n/).flatMap((line, i) => {
     if (line.trim() === '') return [];
     try {
-      return [JSON.parse(line) as unknown];
+      return [{ item: JSON.parse(line) as unknown, where: `line ${i + 1}` }];
     } catch (e) {
       throw new UsageError(`${file} line ${i + 1} is not valid JSON: ${(e as Error).message}`, { cause: e });
     }
