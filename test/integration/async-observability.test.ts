@@ -66,14 +66,27 @@ it('an async request is reported and captured, with its inference id', async () 
   expect(JSON.parse(record.captureData.endpointInput.data).inputs[0].data).toEqual([1, 2]);
 });
 
-it('a failed async request is reported as a client error', async () => {
+it('a failed async request is reported as a client error, and captured with its own id as a sync one is', async () => {
   docs.length = 0;
+  lines.length = 0;
   await env.call('POST', '/v2/models/plus10/infer-async', {
+    id: 'async-bad',
     inputs: [{ name: 'x', shape: [1, 3], datatype: 'FP32', data: [1, 2, 3] }],
   });
   await env.queue.drain();
+  await new Promise((r) => setImmediate(r));
   expect(docs).toHaveLength(1);
-  expect(docs[0]).toMatchObject({ model: 'plus10', version: '1', status: '400', ClientErrors: 1 });
+  expect(docs[0]).toMatchObject({
+    model: 'plus10',
+    version: '1',
+    status: '400',
+    ClientErrors: 1,
+    inferenceId: 'async-bad',
+  });
+  expect(lines).toHaveLength(1);
+  const record = JSON.parse(lines[0]!.line);
+  expect(record).toMatchObject({ model: 'plus10', version: 1, status: 400 });
+  expect(record.eventMetadata.inferenceId).toBe('async-bad');
 });
 
 it('a batch part is one request of its model version, its rows as BatchRows', async () => {
