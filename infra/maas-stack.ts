@@ -45,10 +45,10 @@ export interface MaasStackProps extends StackProps {
   readonly architecture?: lambda.Architecture;
   /**
    * Predict function sizing (memory 128-10240 MB, timeout at most 30 s, reserved/provisioned concurrency).
-   * @default {} (1769 MB, 30 seconds)
+   * @default {} (1769 MB, 29 seconds)
    */
   readonly predict?: FunctionSizing;
-  /** Registry function sizing (memory 128-10240 MB). @default {} (3008 MB, 30 seconds) */
+  /** Registry function sizing (memory 128-10240 MB). @default {} (3008 MB, 29 seconds) */
   readonly registry?: FunctionSizing;
   /**
    * `MAAS_PRELOAD` of the predict function: comma-separated `name` or `name@ref` (a version number or an

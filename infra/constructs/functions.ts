@@ -18,7 +18,7 @@ import type { RegistryTable } from './model-registry-table';
 import type { ModelStore } from './model-store';
 import type { OnnxRuntimeLayer } from './onnxruntime-layer';
 import { TracerLayer } from './tracer-layer';
-import { checkApiTimeout, checkMemorySize, checkPreload } from './validation';
+import { checkApiTimeout, checkConcurrency, checkMemorySize, checkPreload } from './validation';
 
 /**
  * Memory of a function that registers models (the registry API, the S3 events function): a registration holds
@@ -53,10 +53,12 @@ export interface FunctionSizing {
    * @default 29 seconds
    */
   readonly timeout?: Duration;
-  /** Reserved concurrency (caps the function). @default - unreserved */
+  /** Reserved concurrency (caps the function), a whole number of at least 1 (checked at synth). @default - unreserved */
   readonly reservedConcurrentExecutions?: number;
   /**
-   * Provisioned concurrency on a `live` alias of the current version; the API then invokes the alias.
+   * Provisioned concurrency on a `live` alias of the current version; the API then invokes the alias. Predict and
+   * registry only (refused at synth for the other functions, which have no such alias); at most the reserved
+   * concurrency when that is set.
    * @default - none (no alias, the API invokes $LATEST)
    */
   readonly provisionedConcurrentExecutions?: number;
@@ -70,9 +72,9 @@ export interface MaasFunctionsProps {
   readonly table: RegistryTable;
   /** The onnxruntime layer; the functions use its architecture and runtime. */
   readonly onnxRuntime: OnnxRuntimeLayer;
-  /** Predict function sizing. @default {} (1769 MB, 30 seconds, unreserved, no provisioned concurrency) */
+  /** Predict function sizing. @default {} (1769 MB, 29 seconds, unreserved, no provisioned concurrency) */
   readonly predict?: FunctionSizing;
-  /** Registry function sizing. @default {} (3008 MB, 30 seconds, unreserved, no provisioned concurrency) */
+  /** Registry function sizing. @default {} (3008 MB, 29 seconds, unreserved, no provisioned concurrency) */
   readonly registry?: FunctionSizing;
   /**
    * Sessions the predict function loads during INIT (`MAAS_PRELOAD`): comma-separated `name` or `name@ref`,
@@ -154,6 +156,12 @@ export interface MaasNodejsFunctionOptions {
    * @default - none (a function that never loads the tracer)
    */
   readonly tracerLayer?: TracerLayer;
+  /**
+   * Whether the caller puts `sizing.provisionedConcurrentExecutions` on an alias (predict and registry, through the
+   * `live` alias the API invokes); where it does not, a value is refused at synth rather than ignored.
+   * @default false
+   */
+  readonly provisionedConcurrency?: boolean;
 }
 
 /**
@@ -185,6 +193,7 @@ export function maasNodejsFunction(
     scope,
   });
   const timeout = o.sizing.timeout ?? Duration.seconds(o.timeout);
+  checkConcurrency(o.sizing, o.sizingProp, scope, o.provisionedConcurrency ?? false);
   if (o.answersApi) checkApiTimeout(timeout, { prop: `${o.sizingProp}.timeout`, scope });
   const logGroup = new logs.LogGroup(scope, `${id}Logs`, {
     retention: o.logRetention ?? logs.RetentionDays.ONE_MONTH,
@@ -314,13 +323,21 @@ export class MaasFunctions extends Construct {
     sizing: FunctionSizing,
     defaults: Omit<
       MaasNodejsFunctionOptions,
-      'entry' | 'onnxRuntime' | 'sizing' | 'logRetention' | 'layer' | 'tracing' | 'tracerLayer'
+      | 'entry'
+      | 'onnxRuntime'
+      | 'sizing'
+      | 'logRetention'
+      | 'layer'
+      | 'tracing'
+      | 'tracerLayer'
+      | 'provisionedConcurrency'
     >,
   ): MaasFunction {
     const fn = maasNodejsFunction(this, id, {
       ...defaults,
       entry,
       sizing,
+      provisionedConcurrency: true,
       onnxRuntime: props.onnxRuntime,
       layer: true,
       ...(props.logRetention !== undefined ? { logRetention: props.logRetention } : {}),

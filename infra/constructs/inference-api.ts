@@ -11,7 +11,7 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { type FunctionId, ROUTES, type RouteAccess, type RouteDef } from '../../functions/contract/routes';
-import { checkJwtAuthorization, checkJwtScope } from './validation';
+import { checkJwtAuthorization, checkJwtScope, checkThrottling } from './validation';
 
 /** The default OAuth scope a JWT must carry to call the inference routes (`access: 'infer'`). */
 export const DEFAULT_INFER_SCOPE = 'maas/infer';
@@ -55,9 +55,9 @@ export interface InferenceApiProps {
    * @default { type: 'iam' } (SigV4)
    */
   readonly authorization?: ApiAuthorization;
-  /** Stage steady-state requests per second. @default 100 */
+  /** Stage steady-state requests per second, above 0 (checked at synth). @default 100 */
   readonly throttlingRateLimit?: number;
-  /** Stage burst. @default 200 */
+  /** Stage burst, a whole number of at least 1 (checked at synth). @default 200 */
   readonly throttlingBurstLimit?: number;
   /** Days of access-log retention. @default logs.RetentionDays.ONE_MONTH */
   readonly accessLogRetention?: logs.RetentionDays;
@@ -142,14 +142,17 @@ export class InferenceApi extends Construct {
       retention: props.accessLogRetention ?? logs.RetentionDays.ONE_MONTH,
       removalPolicy: RemovalPolicy.DESTROY,
     });
+    const rateLimit = props.throttlingRateLimit ?? 100;
+    const burstLimit = props.throttlingBurstLimit ?? 200;
+    checkThrottling(rateLimit, burstLimit, this, {
+      rate: 'throttlingRateLimit',
+      burst: 'throttlingBurstLimit',
+    });
     this.stage = new apigw.HttpStage(this, 'Stage', {
       httpApi: this.httpApi,
       stageName: '$default',
       autoDeploy: true,
-      throttle: {
-        rateLimit: props.throttlingRateLimit ?? 100,
-        burstLimit: props.throttlingBurstLimit ?? 200,
-      },
+      throttle: { rateLimit, burstLimit },
       accessLogSettings: {
         destination: new apigw.LogGroupLogDestination(this.accessLogs),
         format: ACCESS_LOG_FORMAT,

@@ -350,6 +350,94 @@ export function checkRolloutTickMinutes(minutes: number, setting: Setting, raw =
   return minutes;
 }
 
+/**
+ * A function's concurrency settings: reserved concurrency a whole number of at least 1 (0 throttles every
+ * invocation: the function would never run), provisioned concurrency a whole number of at least 0 and, with both
+ * set, at most the reserved (Lambda refuses more, in the middle of the deployment). `provisionedOffered`: whether
+ * the construct puts provisioned concurrency anywhere (an alias the caller invokes); where it does not, a value
+ * would be ignored, so it is refused. Unresolved tokens pass.
+ */
+export function checkConcurrency(
+  sizing: {
+    readonly reservedConcurrentExecutions?: number;
+    readonly provisionedConcurrentExecutions?: number;
+  },
+  prefix: string,
+  scope: IConstruct,
+  provisionedOffered: boolean,
+): void {
+  const reserved = sizing.reservedConcurrentExecutions;
+  const provisioned = sizing.provisionedConcurrentExecutions;
+  const resolved = (n: number | undefined): n is number => n !== undefined && !Token.isUnresolved(n);
+  if (resolved(reserved) && (!Number.isInteger(reserved) || reserved < 1)) {
+    invalid(
+      { prop: `${prefix}.reservedConcurrentExecutions`, scope },
+      String(reserved),
+      'reserved concurrency caps the function; 0 would throttle every invocation, so the function would never run',
+      { expected: 'a whole number of at least 1, or leave it unset (unreserved)', propExample: '50' },
+    );
+  }
+  if (provisioned === undefined) return;
+  const setting = { prop: `${prefix}.provisionedConcurrentExecutions`, scope };
+  if (!provisionedOffered) {
+    invalid(
+      setting,
+      String(provisioned),
+      'provisioned concurrency is put on the `live` alias the HTTP API invokes, which only the predict and registry functions have; here it would be ignored',
+      { expected: 'nothing (leave it unset)', propExample: 'undefined' },
+    );
+  }
+  if (!resolved(provisioned)) return;
+  if (!Number.isInteger(provisioned) || provisioned < 0) {
+    invalid(setting, String(provisioned), 'provisioned concurrency is a number of execution environments', {
+      expected: 'a whole number of at least 0',
+      propExample: '2',
+    });
+  }
+  if (resolved(reserved) && provisioned > reserved) {
+    invalid(
+      setting,
+      String(provisioned),
+      `it exceeds ${prefix}.reservedConcurrentExecutions (${reserved}): Lambda refuses provisioned concurrency above the reserved, and the deployment would fail half-way`,
+      { expected: `at most ${reserved}, or raise the reserved concurrency`, propExample: String(reserved) },
+    );
+  }
+}
+
+/**
+ * The HTTP API stage's throttling: a steady rate (requests per second) above 0 and a burst of at least 1 whole
+ * request; 0 would answer every request 429, a negative value fails the deployment. Unresolved tokens pass.
+ */
+export function checkThrottling(
+  rate: number,
+  burst: number,
+  scope: IConstruct,
+  props: { readonly rate: string; readonly burst: string },
+): void {
+  if (!Token.isUnresolved(rate) && (!Number.isFinite(rate) || rate <= 0)) {
+    invalid(
+      { prop: props.rate, scope },
+      String(rate),
+      'at 0 requests per second the API would answer every request 429',
+      {
+        expected: 'a number of requests per second above 0',
+        propExample: '100',
+      },
+    );
+  }
+  if (!Token.isUnresolved(burst) && (!Number.isInteger(burst) || burst < 1)) {
+    invalid(
+      { prop: props.burst, scope },
+      String(burst),
+      'the burst is a whole number of requests the stage takes at once; below 1 the API would answer every request 429',
+      {
+        expected: 'a whole number of at least 1',
+        propExample: '200',
+      },
+    );
+  }
+}
+
 /** Two alarm sets for one `model@alias`: each alias is alarmed once. */
 export function duplicateAlias(key: string, setting: Setting): never {
   throw new MaasValidationError(

@@ -141,6 +141,39 @@ describe('MaasFunctions', () => {
   });
 });
 
+describe('concurrency', () => {
+  it('refuses reserved concurrency below 1, provisioned above reserved, and provisioned where nothing takes it', () => {
+    const zero = errorOf(() => functions({ predict: { reservedConcurrentExecutions: 0 } }));
+    expect(zero.setting).toBe('predict.reservedConcurrentExecutions');
+    expect(zero.message).toContain('would throttle every invocation');
+    expect(errorOf(() => functions({ registry: { reservedConcurrentExecutions: 2.5 } })).setting).toBe(
+      'registry.reservedConcurrentExecutions',
+    );
+    const over = errorOf(() =>
+      functions({ predict: { reservedConcurrentExecutions: 1, provisionedConcurrentExecutions: 5 } }),
+    );
+    expect(over.setting).toBe('predict.provisionedConcurrentExecutions');
+    expect(over.message).toContain('exceeds predict.reservedConcurrentExecutions (1)');
+    expect(errorOf(() => functions({ predict: { provisionedConcurrentExecutions: -1 } })).setting).toBe(
+      'predict.provisionedConcurrentExecutions',
+    );
+    for (const which of ['asyncApi', 'worker', 's3Events'] as const) {
+      const e = errorOf(() => pipelines({ [which]: { provisionedConcurrentExecutions: 3 } }));
+      expect(e.setting).toBe(`${which}.provisionedConcurrentExecutions`);
+      expect(e.message).toContain('here it would be ignored');
+    }
+  });
+
+  it('accepts reserved 1, provisioned up to the reserved, and puts it on the live alias', () => {
+    const fns = functions({
+      predict: { reservedConcurrentExecutions: 5, provisionedConcurrentExecutions: 5 },
+      registry: { reservedConcurrentExecutions: 1 },
+    });
+    expect(fns.predict.target).not.toBe(fns.predict.fn);
+    expect(() => pipelines({ worker: { reservedConcurrentExecutions: 1 } })).not.toThrow();
+  });
+});
+
 describe('EventPipelines', () => {
   it('rejects an async API timeout above 29 s and an out-of-range memory size, naming the prop', () => {
     const timeout = errorOf(() => pipelines({ asyncApi: { timeout: Duration.minutes(1) } }));
@@ -178,6 +211,18 @@ describe('InferenceApi', () => {
     const audience = errorOf(() => api({ type: 'jwt', issuer: 'https://issuer.example.com', audience: [] }));
     expect(audience.setting).toBe('authorization.audience');
     expect(audience.message).toContain('at least one audience');
+  });
+
+  it('refuses stage throttling that would answer every request 429, naming the prop', () => {
+    const stage = (p: { throttlingRateLimit?: number; throttlingBurstLimit?: number }) =>
+      new InferenceApi(new Stack(new App(), 'ApiTest'), 'Api', { functions: {}, ...p });
+    const rate = errorOf(() => stage({ throttlingRateLimit: 0 }));
+    expect(rate.setting).toBe('throttlingRateLimit');
+    expect(rate.message).toContain("invalid prop throttlingRateLimit '0'");
+    expect(errorOf(() => stage({ throttlingRateLimit: -1 })).setting).toBe('throttlingRateLimit');
+    expect(errorOf(() => stage({ throttlingBurstLimit: 0 })).setting).toBe('throttlingBurstLimit');
+    expect(errorOf(() => stage({ throttlingBurstLimit: 1.5 })).setting).toBe('throttlingBurstLimit');
+    expect(() => stage({ throttlingRateLimit: 0.5, throttlingBurstLimit: 1 })).not.toThrow();
   });
 
   it('accepts an https issuer with an audience', () => {
