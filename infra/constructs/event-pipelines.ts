@@ -345,8 +345,9 @@ export class EventPipelines extends Construct {
     props.store.grantWritePrefixes(this.s3EventsFunction, 'models', 'batch');
     props.store.grantDeletePrefixes(this.s3EventsFunction, 'batch');
     props.store.grantList(this.s3EventsFunction, 'incoming', 'models', 'batch');
-    this.queue.grantSendMessages(this.s3EventsFunction);
-    // The start queues the first parts.
+    // The start queues the first parts. (The function sends nothing to the work queue: registrations on upload run
+    // within its own time, and batch messages go to the batch queue; it reads the work queue's URL only because its
+    // configuration is the event functions' one.)
     this.batchQueue.grantSendMessages(this.s3EventsFunction);
     this.bus.grantPutEventsTo(this.s3EventsFunction);
 

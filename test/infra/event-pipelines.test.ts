@@ -227,13 +227,17 @@ describe('EventPipelines', () => {
     expect(pipelines.failedVersionsRule).toBeInstanceOf(events.Rule);
   });
 
-  it('lets the functions that queue work send to the work queue: the S3 events function, the worker, the async API', () => {
+  it('lets the functions that queue work send to the work queue (the worker, the async API), not the S3 events one', () => {
     const queueArn = JSON.stringify({ 'Fn::GetAtt': [ref(pipelines.queue), 'Arn'] });
-    const onQueue = (fn: Parameters<typeof statementsOf>[0]) =>
-      actionsOf(statementsOf(fn).filter((st) => JSON.stringify(st.Resource) === queueArn));
-    for (const fn of [pipelines.s3EventsFunction, pipelines.workerFunction, pipelines.asyncApiFunction]) {
-      expect(onQueue(fn)).toContain('sqs:SendMessage');
+    const batchArn = JSON.stringify({ 'Fn::GetAtt': [ref(pipelines.batchQueue), 'Arn'] });
+    const on = (arn: string, fn: Parameters<typeof statementsOf>[0]) =>
+      actionsOf(statementsOf(fn).filter((st) => JSON.stringify(st.Resource) === arn));
+    for (const fn of [pipelines.workerFunction, pipelines.asyncApiFunction]) {
+      expect(on(queueArn, fn)).toContain('sqs:SendMessage');
     }
+    // Registrations on upload run within its own time; a batch start sends to the batch queue only.
+    expect(on(queueArn, pipelines.s3EventsFunction)).not.toContain('sqs:SendMessage');
+    expect(on(batchArn, pipelines.s3EventsFunction)).toContain('sqs:SendMessage');
   });
 
   it('grants each function only what it uses', () => {
