@@ -62,7 +62,11 @@ export interface MaasStackProps extends StackProps {
   readonly throttlingRateLimit?: number;
   /** Stage burst. @default 200 */
   readonly throttlingBurstLimit?: number;
-  /** Removal policy of the bucket and the table. @default RemovalPolicy.RETAIN */
+  /**
+   * Removal policy of the buckets and the table. With `DESTROY`, `cdk destroy` deletes them, the buckets' objects
+   * (every version) first.
+   * @default RemovalPolicy.RETAIN
+   */
   readonly dataRemovalPolicy?: RemovalPolicy;
   /**
    * Origins allowed to PUT to the bucket with a presigned URL from a browser (`http(s)://host[:port]`).

@@ -43,7 +43,8 @@ const PREFIX: Record<StorePrefix, string> = {
 /** Props of {@link ModelStore}. */
 export interface ModelStoreProps {
   /**
-   * What happens to the bucket (and its access-log bucket) when the stack is deleted.
+   * What happens to the bucket (and its access-log bucket) when the stack is deleted. With `DESTROY` their objects
+   * (every version) are deleted first, by CDK's auto-delete custom resource, so that the buckets can go.
    * @default RemovalPolicy.RETAIN
    */
   readonly removalPolicy?: RemovalPolicy;
@@ -90,6 +91,9 @@ export class ModelStore extends Construct {
   constructor(scope: Construct, id: string, props: ModelStoreProps = {}) {
     super(scope, id);
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
+    // A bucket that still holds objects cannot be deleted: with DESTROY, CloudFormation would fail the stack's
+    // deletion half-way (the versioned model bucket and the access logs are never empty). Their objects go first.
+    const autoDeleteObjects = removalPolicy === RemovalPolicy.DESTROY;
     const corsOrigins =
       props.corsOrigins === undefined
         ? undefined
@@ -99,6 +103,7 @@ export class ModelStore extends Construct {
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       enforceSSL: true,
       removalPolicy,
+      autoDeleteObjects,
       lifecycleRules: [{ id: 'expire-access-logs', expiration: Duration.days(365) }],
     });
 
@@ -111,6 +116,7 @@ export class ModelStore extends Construct {
       serverAccessLogsBucket: this.accessLogsBucket,
       serverAccessLogsPrefix: props.accessLogsPrefix ?? 'model-store/',
       removalPolicy,
+      autoDeleteObjects,
       ...(corsOrigins?.length
         ? {
             cors: [

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { App, type CfnResource, Stack, Validations } from 'aws-cdk-lib';
+import { App, type CfnResource, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -509,6 +509,29 @@ describe('HTTP API', () => {
     template.hasOutput('ApiUrl', Match.anyValue());
     template.hasOutput('BucketName', { Value: { Ref: logicalId(stack, stack.store.bucket) } });
     template.hasOutput('TableName', { Value: { Ref: logicalId(stack, stack.registryTable.table) } });
+  });
+});
+
+describe('dataRemovalPolicy: DESTROY', () => {
+  it('empties both buckets before deleting them (a bucket with objects cannot be deleted), with no cdk-nag finding', () => {
+    const destroy = new MaasStack(new App({ context: NO_BUNDLING }), 'Destroy', {
+      dataRemovalPolicy: RemovalPolicy.DESTROY,
+    });
+    const t = Template.fromStack(destroy);
+    const buckets = [destroy.store.bucket, destroy.store.accessLogsBucket].map((b) =>
+      destroy.resolve((b.node.defaultChild as CfnResource).logicalId),
+    );
+    for (const id of buckets) expect(t.toJSON().Resources[id].DeletionPolicy).toBe('Delete');
+    const emptied = Object.values(t.findResources('Custom::S3AutoDeleteObjects')).map(
+      (r) => (r as { Properties: { BucketName: { Ref: string } } }).Properties.BucketName.Ref,
+    );
+    expect(emptied.sort()).toEqual(buckets.sort());
+    // The default keeps the data and empties nothing.
+    expect(Object.keys(template.findResources('Custom::S3AutoDeleteObjects'))).toEqual([]);
+    const report = new AwsSolutionsChecks().validateScope(destroy);
+    expect(
+      report.violations.map((v) => `${v.ruleName}: ${v.violatingResources.map((r) => r.constructPath)}`),
+    ).toEqual([]);
   });
 });
 
