@@ -344,7 +344,7 @@ export class EventPipelines extends Construct {
     props.store.grantReadPrefixes(this.s3EventsFunction, 'incoming', 'models', 'batch');
     props.store.grantWritePrefixes(this.s3EventsFunction, 'models', 'batch');
     props.store.grantDeletePrefixes(this.s3EventsFunction, 'batch');
-    props.store.grantList(this.s3EventsFunction, 'incoming', 'models', 'batch');
+    props.store.grantListBucket(this.s3EventsFunction);
     // The start queues the first parts. (The function sends nothing to the work queue: registrations on upload run
     // within its own time, and batch messages go to the batch queue; it reads the work queue's URL only because its
     // configuration is the event functions' one.)
@@ -389,7 +389,7 @@ export class EventPipelines extends Construct {
     props.store.grantReadPrefixes(this.workerFunction, 'models', 'async', 'batch', 'uploads', 'incoming');
     props.store.grantWritePrefixes(this.workerFunction, 'async', 'batch', 'models');
     props.store.grantDeletePrefixes(this.workerFunction, 'batch');
-    props.store.grantList(this.workerFunction, 'models', 'async', 'batch', 'uploads', 'incoming');
+    props.store.grantListBucket(this.workerFunction);
     // The aggregation's multipart upload of output.jsonl: abandoned when the job ended meanwhile, parts listed.
     iam.Grant.addToPrincipal({
       grantee: this.workerFunction,
@@ -422,7 +422,7 @@ export class EventPipelines extends Construct {
     // never read back); GET /models/{name}/capture lists and reads the capture records under capture/.
     props.store.grantReadPrefixes(this.asyncApiFunction, 'async', 'capture');
     props.store.grantWritePrefixes(this.asyncApiFunction, 'async', 'feedback');
-    props.store.grantList(this.asyncApiFunction, 'async', 'capture');
+    props.store.grantListBucket(this.asyncApiFunction);
     this.queue.grantSendMessages(this.asyncApiFunction);
 
     for (const fn of props.publishers ?? []) this.grantPublish(fn);

@@ -306,14 +306,14 @@ export class MaasFunctions extends Construct {
     // predict: reads the registry and the content-addressed artifacts.
     props.table.grantRead(this.predict.fn);
     props.store.grantReadPrefixes(this.predict.fn, 'models');
-    // A missing artifact must be a 404 (not S3's 403 without a list permission), listing only models/.
-    props.store.grantList(this.predict.fn, 'models');
+    // A missing artifact must be a 404, not S3's 403 without a list permission (see grantListBucket).
+    props.store.grantListBucket(this.predict.fn);
     // registry: owns the table; presigns upload PUTs, copies uploads/ and incoming/ into models/ (uploads
     // are left to the bucket's lifecycle rule, so no delete permission).
     props.table.grantReadWrite(this.registry.fn);
     props.store.grantReadPrefixes(this.registry.fn, 'models', 'uploads', 'incoming');
     props.store.grantWritePrefixes(this.registry.fn, 'models', 'uploads');
-    props.store.grantList(this.registry.fn, 'models', 'uploads', 'incoming');
+    props.store.grantListBucket(this.registry.fn);
   }
 
   private makeFunction(

@@ -197,10 +197,25 @@ export class ModelStore extends Construct {
   }
 
   /**
-   * s3:ListBucket on the bucket, limited to the given key prefixes (condition `s3:prefix` like
-   * `<prefix>/*`): without it S3 answers a GetObject or HeadObject of a missing key with 403 instead of 404,
-   * so a missing artifact or upload could not be told from a denied one. Grant it on the prefixes the
-   * function reads, no wider.
+   * s3:ListBucket on the bucket, unconditioned, for a function that reads keys which may be missing (an artifact,
+   * an async result, a batch status) or lists prefixes: S3 answers a GetObject or HeadObject of a missing key with
+   * 404 only to a caller allowed s3:ListBucket on the bucket, else with 403, and the functions must tell a missing
+   * key from a denied one. That check is made in the object request's context, which carries no `s3:prefix`, so a
+   * grant conditioned on `s3:prefix` cannot be relied on there. What it adds: the key names of the bucket, not
+   * their contents.
+   */
+  grantListBucket(grantee: iam.IGrantable): iam.Grant {
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['s3:ListBucket'],
+      resourceArns: [this.bucket.bucketArn],
+    });
+  }
+
+  /**
+   * s3:ListBucket on the bucket, limited to listings of the given key prefixes (condition `s3:prefix` like
+   * `<prefix>/*`): for a writer that only lists (a Firehose delivery stream). A function that reads keys which may
+   * be missing needs {@link grantListBucket}.
    */
   grantList(grantee: iam.IGrantable, ...prefixes: StorePrefix[]): iam.Grant {
     if (prefixes.length === 0) throw new Error('a list grant on the model store needs at least one prefix');
