@@ -121,8 +121,10 @@ export class S3BlobStore implements BlobStore, ObjectReader {
         ...(opts.maxKeys !== undefined ? { MaxKeys: opts.maxKeys } : {}),
       }),
     );
-    const keys = (out.Contents ?? []).flatMap((o) => (o.Key !== undefined ? [o.Key] : []));
-    return { keys, truncated: out.IsTruncated === true };
+    const objects = (out.Contents ?? []).flatMap((o) =>
+      o.Key !== undefined ? [{ key: o.Key, sizeBytes: o.Size ?? 0 }] : [],
+    );
+    return { objects, truncated: out.IsTruncated === true };
   }
 }
 

@@ -84,7 +84,7 @@ export async function listCapture(deps: CaptureReadDeps, q: CaptureQuery): Promi
         const next = lineEnd === whole ? whole : lineEnd + 1;
         const r = parseCaptureLine(decoder.decode(bytes.subarray(start, lineEnd)));
         if (r !== undefined && isAtOrAfter(r, q.since)) {
-          const size = Buffer.byteLength(JSON.stringify(r));
+          const size = answerBytes(r);
           // A full page (in bytes) resumes at this record.
           if (records.length > 0 && pageBytes + size > maxBytes) return offset + start;
           pageBytes += size;
@@ -112,10 +112,15 @@ export async function listCapture(deps: CaptureReadDeps, q: CaptureQuery): Promi
       maxKeys: deps.listPageSize ?? LIST_PAGE,
     });
     let jumped = false;
-    for (let i = 0; i < listing.keys.length; i++) {
-      const key = listing.keys[i] as string;
+    for (let i = 0; i < listing.objects.length; i++) {
+      const { key, sizeBytes } = listing.objects[i]!;
       const parsed = parseCaptureKey(key, q.model);
-      if (parsed === undefined || (q.version !== undefined && parsed.version !== q.version)) {
+      // An empty object holds no record (and is not read: not every S3 answers a ranged GET of one).
+      if (
+        parsed === undefined ||
+        (q.version !== undefined && parsed.version !== q.version) ||
+        sizeBytes === 0
+      ) {
         after = key;
         continue;
       }
@@ -130,12 +135,21 @@ export async function listCapture(deps: CaptureReadDeps, q: CaptureQuery): Promi
       if (typeof end === 'number') return { records, nextToken: encodeCaptureToken({ key, offset: end }) };
       after = key;
       if (end === 'full') {
-        const more = i + 1 < listing.keys.length || listing.truncated;
+        const more = i + 1 < listing.objects.length || listing.truncated;
         return page(records, key, more);
       }
     }
     if (!jumped && !listing.truncated) return { records };
   }
+}
+
+/**
+ * What a record adds to the page's answer as Lambda returns it: its JSON is the text of the HTTP body, which the
+ * function's response (`{"statusCode", "body": "…"}`) carries as a JSON string, so every `"` and `\` is escaped
+ * once more — and a record's request and answer texts are JSON inside strings already. Counted in UTF-8 bytes.
+ */
+function answerBytes(r: CaptureRecord): number {
+  return Buffer.byteLength(JSON.stringify(JSON.stringify(r))) - 2;
 }
 
 function page(records: CaptureRecord[], after: string | undefined, more: boolean): CapturePage {
@@ -145,5 +159,5 @@ function page(records: CaptureRecord[], after: string | undefined, more: boolean
 }
 
 async function hasMore(objects: ObjectReader, prefix: string, after: string): Promise<boolean> {
-  return (await objects.list(prefix, { startAfter: after, maxKeys: 1 })).keys.length > 0;
+  return (await objects.list(prefix, { startAfter: after, maxKeys: 1 })).objects.length > 0;
 }

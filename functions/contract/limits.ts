@@ -84,7 +84,10 @@ export const LIMITS = {
   captureMaxRecordBytes: 250 * 1024,
   maxFeedbackItems: 1000,
   maxCaptureObjectsPerPage: 50,
-  /** Records (as JSON, UTF-8 bytes) in one capture listing page at most: well within Lambda's 6 MB answer. */
+  /**
+   * Records in one capture listing page at most, counted as the function's response carries them (UTF-8 bytes of
+   * their JSON, escaped once more as the response's body string): well within Lambda's 6 MB answer.
+   */
   maxCapturePageBytes: 4 * 1024 * 1024,
   /**
    * Bytes of a capture object read per ranged GET by a listing: objects (Firehose writes up to 128 MiB) are never

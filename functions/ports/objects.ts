@@ -3,9 +3,9 @@
  * object. The S3 adapter is `adapters/s3-blob-store.ts` (ListObjects, ranged GetObject).
  */
 
-/** One page of keys under a prefix, in key (UTF-8 binary) order. */
+/** One page of the objects under a prefix, in key (UTF-8 binary) order. */
 export interface ObjectListing {
-  readonly keys: readonly string[];
+  readonly objects: readonly { readonly key: string; readonly sizeBytes: number }[];
   /** More keys follow the last one. */
   readonly truncated: boolean;
 }

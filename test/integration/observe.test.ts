@@ -306,8 +306,9 @@ describe('GET /models/{name}/capture', () => {
     expect(tiny.nextToken).toBeDefined();
   });
 
-  it('counts a page in UTF-8 bytes: records of multi-byte text stay within its budget', async () => {
-    // Records whose request text is 2 000 CJK characters (6 000 bytes in UTF-8, 2 000 UTF-16 units).
+  it('counts a page as Lambda answers it: UTF-8 bytes, quotes escaped once more in the response', async () => {
+    // Records whose request text is 2 000 CJK characters (6 000 bytes in UTF-8, 2 000 UTF-16 units) and 1 000
+    // quotes (each 2 bytes in the record's JSON, 4 in the function's response that carries it as a string).
     const wide = (n: number) =>
       captureLine({
         config: { samplePercent: 100, input: true, output: true },
@@ -319,14 +320,18 @@ describe('GET /models/{name}/capture', () => {
         alias: 'prod',
         route: 'stable',
         status: 200,
-        request: { text: `{"note":"${'漢'.repeat(2000)}"}`, contentType: 'application/json' },
+        request: {
+          text: `{"note":"${'漢'.repeat(2000)}","empty":[${Array(500).fill('""').join(',')}]}`,
+          contentType: 'application/json',
+        },
         response: { text: '{"outputs":[]}', contentType: 'application/json' },
       });
     const key = `${CAPTURE_KEYS.captureHour('wide', 1, new Date('2026-12-01T06:00:00.000Z'))}a.jsonl`;
     const body = Array.from({ length: 12 }, (_, i) => `${wide(i)}\n`).join('');
     await aws.s3.send(new PutObjectCommand({ Bucket: aws.bucket, Key: key, Body: body }));
-    const bytes = (r: CaptureRecord) => Buffer.byteLength(JSON.stringify(r));
-    const maxPageBytes = 20_000; // three records by their UTF-16 length, one by their bytes
+    // A record's bytes in the function's response: its JSON, as a JSON string (quotes and backslashes escaped).
+    const bytes = (r: CaptureRecord) => Buffer.byteLength(JSON.stringify(JSON.stringify(r))) - 2;
+    const maxPageBytes = 20_000; // two records by their JSON's bytes, one by the response's
     const seen: string[] = [];
     let nextToken: string | undefined;
     do {
@@ -388,6 +393,26 @@ describe('GET /models/{name}/capture', () => {
     }
     // With limit 1000, the body is read once (one page), block by block.
     expect(ranges.reduce((n, [a, b]) => n + Math.min(b, body.length) - a, 0)).toBeLessThan(3 * body.length);
+  });
+
+  it('passes over an empty object without reading it', async () => {
+    const hour = CAPTURE_KEYS.captureHour('hollow', 1, new Date('2026-12-01T08:00:00.000Z'));
+    const put = (file: string, body: string) =>
+      aws.s3.send(new PutObjectCommand({ Bucket: aws.bucket, Key: `${hour}${file}.jsonl`, Body: body }));
+    await put('a', `${record('hollow', 1, '2026-12-01T08:00:00.000Z', 0)}\n`);
+    await put('b', '');
+    await put('c', `${record('hollow', 1, '2026-12-01T08:10:00.000Z', 2)}\n`);
+    const read: string[] = [];
+    const objects = {
+      list: blobs.list.bind(blobs),
+      getRange: (k: string, start: number, end: number) => {
+        read.push(k);
+        return blobs.getRange(k, start, end);
+      },
+    };
+    const page = await listCapture({ objects }, parseCaptureQuery('hollow', {}));
+    expect(idsOf(page.records)).toEqual(['e-hollow-1-0', 'e-hollow-1-2']);
+    expect(read.some((k) => k.endsWith('/b.jsonl'))).toBe(false);
   });
 
   it('continues truncated listings and jumps past the hours before since, listing 2 keys at a time', async () => {
