@@ -63,8 +63,8 @@ export interface MaasStackProps extends StackProps {
   /** Stage burst. @default 200 */
   readonly throttlingBurstLimit?: number;
   /**
-   * Removal policy of the buckets and the table. With `DESTROY`, `cdk destroy` deletes them, the buckets' objects
-   * (every version) first.
+   * Removal policy of the model bucket and the table. With `DESTROY`, `cdk destroy` deletes them, the bucket's
+   * objects (every version) first; the access-log bucket is retained either way (its logs arrive late).
    * @default RemovalPolicy.RETAIN
    */
   readonly dataRemovalPolicy?: RemovalPolicy;

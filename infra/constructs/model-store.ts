@@ -43,8 +43,9 @@ const PREFIX: Record<StorePrefix, string> = {
 /** Props of {@link ModelStore}. */
 export interface ModelStoreProps {
   /**
-   * What happens to the bucket (and its access-log bucket) when the stack is deleted. With `DESTROY` their objects
-   * (every version) are deleted first, by CDK's auto-delete custom resource, so that the buckets can go.
+   * What happens to the bucket when the stack is deleted. With `DESTROY` its objects (every version) are deleted
+   * first, by CDK's auto-delete custom resource, so that the bucket can go. The access-log bucket is always
+   * retained: S3 delivers access logs late, so it could not be emptied reliably before its deletion.
    * @default RemovalPolicy.RETAIN
    */
   readonly removalPolicy?: RemovalPolicy;
@@ -92,7 +93,7 @@ export class ModelStore extends Construct {
     super(scope, id);
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     // A bucket that still holds objects cannot be deleted: with DESTROY, CloudFormation would fail the stack's
-    // deletion half-way (the versioned model bucket and the access logs are never empty). Their objects go first.
+    // deletion half-way (the versioned model bucket is never empty). Its objects go first.
     const autoDeleteObjects = removalPolicy === RemovalPolicy.DESTROY;
     const corsOrigins =
       props.corsOrigins === undefined
@@ -102,8 +103,9 @@ export class ModelStore extends Construct {
       encryption: s3.BucketEncryption.S3_MANAGED,
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       enforceSSL: true,
-      removalPolicy,
-      autoDeleteObjects,
+      // Kept whatever the removal policy: S3 delivers access logs late (the emptying of the model bucket is logged
+      // too), so the bucket could not be emptied reliably before its deletion, which would then fail.
+      removalPolicy: RemovalPolicy.RETAIN,
       lifecycleRules: [{ id: 'expire-access-logs', expiration: Duration.days(365) }],
     });
 
