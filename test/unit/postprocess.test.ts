@@ -68,4 +68,18 @@ describe('post-processing', () => {
     expect(checkPostprocess({ output: 'z', softmax: true }, undefined, sig)).toMatch(/'z'/);
     expect(checkPostprocess({ topK: 0 }, undefined, sig)).toMatch(/topK/);
   });
+
+  it('wants one label per class where the class count is fixed, and takes any count where it is dynamic', () => {
+    const sig = (shape: number[]): ModelSignature => ({
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 4] }],
+      outputs: [{ name: 'y', datatype: 'FP32', shape }],
+    });
+    expect(checkPostprocess({ argmax: true }, ['a', 'b', 'c'], sig([-1, 3]))).toBeUndefined();
+    expect(checkPostprocess({ argmax: true }, ['a', 'b'], sig([-1, 3]))).toBe(
+      "labels lists 2 name(s), but output 'y' has 3 classes (its last dimension); give one label per class",
+    );
+    expect(checkPostprocess(undefined, ['a', 'b', 'c', 'd'], sig([-1, 3]))).toMatch(/4 name\(s\)/);
+    expect(checkPostprocess(undefined, ['a', 'b'], sig([-1, -1]))).toBeUndefined();
+    expect(checkPostprocess({ argmax: true }, [], sig([-1, 3]))).toBeUndefined();
+  });
 });
