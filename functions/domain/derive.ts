@@ -28,6 +28,7 @@ import { compileSignature, validateInferenceRequest } from './inference-validati
 import { isModelName } from './names';
 import { parsePreprocessSpec } from './preprocess-spec';
 import { descriptionSchema, refusingProtoKey, tagsSchema } from './registry';
+import { isStorableNumber, STORABLE_NUMBER } from './stored-numbers';
 import type { Tensor, TensorData } from './tensor';
 import type { ModelSignature, TensorSpec } from './types';
 
@@ -85,12 +86,15 @@ export type QuantizeTransform = z.infer<typeof quantizeSchema>;
 export type PreprocessTransform = z.infer<typeof preprocessSchema>;
 
 /** The gate's thresholds as a request may give them. */
+/** A gate threshold, stored with the version's evaluation: a number the registry can store. */
+const threshold = () => z.number().refine(isStorableNumber, { message: `must be ${STORABLE_NUMBER}` });
+
 export const gateSchema = z.strictObject({
-  minAgreement: z.number().min(0).max(1).optional(),
-  maxAbsDiff: z.number().min(0).optional(),
-  maxRelDiff: z.number().min(0).optional(),
+  minAgreement: threshold().min(0).max(1).optional(),
+  maxAbsDiff: threshold().min(0).optional(),
+  maxRelDiff: threshold().min(0).optional(),
   rows: z.number().int().min(1).max(DERIVE_LIMITS.maxRows).optional(),
-  nearTieMargin: z.number().min(0).optional(),
+  nearTieMargin: threshold().min(0).optional(),
   seed: z
     .number()
     .int()

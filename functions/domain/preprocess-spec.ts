@@ -31,6 +31,7 @@ import { LIMITS } from '../contract/limits';
 import { BadRequestError } from './errors';
 import { hasLoneSurrogate, quoted } from './names';
 import { nestsDeeperThan } from './nesting';
+import { isStorableNumber, STORABLE_NUMBER } from './stored-numbers';
 import type { Datatype, ModelSignature, TensorSpec } from './types';
 
 /** Machine code of a refused declaration (every error of parsing and planning). */
@@ -145,6 +146,7 @@ function fields(
 
 function finite(where: string, v: unknown): number {
   if (typeof v !== 'number' || !Number.isFinite(v)) throw bad(`${where} must be a finite number`);
+  if (!isStorableNumber(v)) throw bad(`${where} is ${v}; it must be ${STORABLE_NUMBER}`);
   return v;
 }
 
@@ -362,6 +364,26 @@ function outTypeOf(where: string, step: PreprocessStep, t: Datatype): Datatype {
   return t;
 }
 
+/**
+ * A step on FP32 values has its constants written as FP32 (the graph's own type): a `std` or a `minmax` range that
+ * is > 0 as a double but rounds to 0 as FP32 would divide by zero, answering NaN for every row.
+ */
+function checkFp32Constants(where: string, step: PreprocessStep): void {
+  if ('normalize' in step) {
+    const s = featureValues(step.normalize.std).find((d) => !(Math.fround(d) > 0));
+    if (s !== undefined)
+      throw bad(`${where} (normalize): std ${s} is 0 as FP32, the input's type; use a larger std`);
+  }
+  if ('minmax' in step) {
+    const p = pairValues(step.minmax.min, step.minmax.max).find(([lo, hi]) => !(Math.fround(hi - lo) > 0));
+    if (p !== undefined) {
+      throw bad(
+        `${where} (minmax): the range ${p[0]} to ${p[1]} is 0 as FP32, the input's type; use a wider range`,
+      );
+    }
+  }
+}
+
 function checkFeatures(where: string, shape: number[], n: number): void {
   if (n <= 1) return;
   if (shape.length === 0) throw bad(`${where} has ${n} values per feature, but the input is a scalar`);
@@ -387,6 +409,7 @@ function planInput(name: string, steps: readonly PreprocessStep[], target: Tenso
   const types: Datatype[] = [rawTypeOf(steps[0]!, target)];
   steps.forEach((s, i) => {
     types.push(outTypeOf(where(i), s, types[i]!));
+    if (types[i] === 'FP32') checkFp32Constants(where(i), s);
   });
   const last = types[types.length - 1]!;
   let castTo: Datatype | undefined;

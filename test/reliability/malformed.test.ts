@@ -634,6 +634,17 @@ for (const [what, opts, code] of [
     reg({ uploadId: 'first', postprocess: { output: 'y\ud800', argmax: true } }),
     'VALIDATION_ERROR',
   ],
+  // Constants that are 0 as FP32, the input's type (fitted to the model at registration): every answer NaN.
+  [
+    'preprocess std that is 0 as FP32',
+    reg({ uploadId: 'first', preprocess: { x: { normalize: { mean: 0, std: 1e-50 } } } }),
+    'INVALID_PREPROCESS',
+  ],
+  [
+    'preprocess minmax range that is 0 as FP32',
+    reg({ uploadId: 'first', preprocess: { x: { minmax: { min: 0, max: 1e-46 } } } }),
+    'INVALID_PREPROCESS',
+  ],
   [
     'preprocess vocabulary with a lone surrogate',
     reg({
@@ -883,6 +894,33 @@ add(
   'VALIDATION_ERROR',
 );
 add(DERIVE, 'no transforms', 'POST', DERIVE_PATH, body({ transforms: [] }), 400, 'VALIDATION_ERROR');
+// Numbers the registry could not store (DynamoDB's range, the SDK's ±2^53).
+for (const [what, transform] of [
+  ['a clip bound beyond 2^53', { preprocess: { x: { clip: { max: 1e16 } } } }],
+  ['a clip bound below 1e-130', { preprocess: { x: { clip: { min: 1e-140 } } } }],
+  ['a fillMissing value beyond 2^53', { preprocess: { x: { fillMissing: { value: 1e39 } } } }],
+] as const) {
+  add(
+    DERIVE,
+    `preprocess with ${what}`,
+    'POST',
+    DERIVE_PATH,
+    body({ transforms: [transform] }),
+    400,
+    'INVALID_PREPROCESS',
+  );
+}
+for (const gate of [{ maxAbsDiff: 1e-140 }, { maxRelDiff: 1e20 }, { nearTieMargin: 1e-200 }]) {
+  add(
+    DERIVE,
+    `gate threshold the registry cannot store: ${JSON.stringify(gate)}`,
+    'POST',
+    DERIVE_PATH,
+    body({ transforms: [INT8], gate }),
+    400,
+    'VALIDATION_ERROR',
+  );
+}
 add(
   DERIVE,
   'unknown transform',
