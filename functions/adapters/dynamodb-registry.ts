@@ -443,12 +443,20 @@ export class DynamoRegistryRepository implements RegistryRepository {
         alias === undefined && target !== undefined
           ? (await this.aliasHistory(move.name, move.alias, 1)).items[0]?.at
           : undefined;
+      const current = alias ? toAlias(alias) : undefined;
+      // The shadow's version, which the alias carries no copy of: the move must not leave one that cannot answer.
+      const shadowVersion = current?.routing?.shadow?.version;
+      const shadow =
+        shadowVersion !== undefined && target !== undefined && shadowVersion !== move.version
+          ? await this.get(pk, keys.versionSk(shadowVersion))
+          : undefined;
       const plan = planAliasMove(
         move,
         {
           modelExists: model !== undefined,
-          alias: alias ? toAlias(alias) : undefined,
+          alias: current,
           target: target ? toVersion(target) : undefined,
+          ...(shadow ? { shadow: toVersion(shadow) } : {}),
           ...(lastHistoryAt !== undefined ? { lastHistoryAt } : {}),
         },
         this.clock.now().toISOString(),

@@ -244,12 +244,14 @@ export class MemoryRegistryRepository implements RegistryRepository {
         ? undefined
         : (data?.history ?? []).filter((h) => h.alias === move.alias).sort((a, b) => compareHistory(b, a))[0]
             ?.at;
+      const shadow = move.version === null ? undefined : shadowOf(data, alias);
       const plan = planAliasMove(
         move,
         {
           modelExists: data !== undefined,
           alias,
           target: move.version === null ? undefined : data?.versions.get(move.version),
+          ...(shadow ? { shadow } : {}),
           ...(lastHistoryAt !== undefined ? { lastHistoryAt } : {}),
         },
         this.clock.now().toISOString(),
@@ -444,6 +446,12 @@ export class MemoryRegistryRepository implements RegistryRepository {
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/** The version an alias's shadow names, as the DynamoDB repository reads it for a move. */
+function shadowOf(data: ModelData | undefined, alias: AliasState | undefined): ModelVersion | undefined {
+  const v = alias?.routing?.shadow?.version;
+  return v === undefined ? undefined : data?.versions.get(v);
+}
 
 function toModel(data: ModelData): Model {
   const aliases = [...data.aliases.values()];

@@ -278,6 +278,11 @@ export interface AliasMoveState {
   /** The version the move points the alias at; undefined when it does not exist (or the move removes the alias). */
   readonly target: ModelVersion | undefined;
   /**
+   * The version the alias's shadow names, when it has one and the move keeps it (read by the repository so that a
+   * move never leaves a shadow that cannot answer like the new stable version); undefined otherwise.
+   */
+  readonly shadow?: ModelVersion;
+  /**
    * When the alias does not exist: the time of its latest history entry (it was removed), if any. A re-created
    * alias starts again at revision 1, so its first entry is dated after that one, which it must follow.
    */
@@ -380,6 +385,9 @@ export function planAliasMove(move: AliasMove, state: AliasMoveState, clockNow: 
     routingChange = nextRouting ?? null;
   }
   const keepCanaryTarget = !promoted && state.alias?.canaryTarget !== undefined;
+  // A split the move keeps must still answer like the new stable version, as a split change is checked
+  // (`planAliasRouting`): else the canary's share of the callers would get errors, or no mirror could be compared.
+  if (target && nextRouting) assertSplitFits(move, target, nextRouting, state);
   return {
     name: move.name,
     alias: move.alias,
@@ -415,6 +423,32 @@ export function planAliasMove(move: AliasMove, state: AliasMoveState, clockNow: 
     routingChange,
     result: { alias: move.alias, version: move.version, previousVersion: current, revision: nextRevision },
   };
+}
+
+/** 409 `CANARY_INCOMPATIBLE` / `SHADOW_INCOMPATIBLE` when the split kept by a move cannot serve its new target. */
+function assertSplitFits(
+  move: AliasMove,
+  target: ModelVersion,
+  routing: AliasRouting,
+  state: AliasMoveState,
+): void {
+  const canary = routing.canary ? state.alias?.canaryTarget : undefined;
+  const canaryMismatch = canary && signatureMismatch(target.signature, canary.signature);
+  if (canaryMismatch) {
+    throw new ConflictError(
+      `version ${target.version} of model '${move.name}' cannot be the stable version of alias '${move.alias}' while version ${canary.version} is its canary: ${canaryMismatch}. End the canary first (maas canary ${move.name} --off --alias ${move.alias}) or promote it`,
+      'CANARY_INCOMPATIBLE',
+    );
+  }
+  const shadow =
+    routing.shadow && state.shadow?.version === routing.shadow.version ? state.shadow : undefined;
+  const shadowMismatch = shadow && signatureMismatch(target.signature, shadow.signature);
+  if (shadowMismatch) {
+    throw new ConflictError(
+      `version ${target.version} of model '${move.name}' cannot be the stable version of alias '${move.alias}' while version ${shadow.version} shadows it: ${shadowMismatch}. End the shadow first (maas shadow ${move.name} --off --alias ${move.alias})`,
+      'SHADOW_INCOMPATIBLE',
+    );
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

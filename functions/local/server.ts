@@ -328,7 +328,7 @@ export function createLocalServer(opts: LocalServerOptions): Server {
       req.resume();
       const err = match
         ? new MethodNotAllowedError(`${method} is not allowed on ${path}`)
-        : new NotFoundError(`no route for ${method} ${path}`);
+        : new NotFoundError(`no route for ${method} ${path}`, 'ROUTE_NOT_FOUND');
       writeResult(res, errorResult(err));
       return;
     }

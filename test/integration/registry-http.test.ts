@@ -648,6 +648,34 @@ describe('registry HTTP API', () => {
       expect((await call('DELETE', '/models/split-http/versions/3')).status).toBe(204);
     });
 
+    it('refuses a move that would keep a canary or shadow unable to answer like the new stable version (409), writing nothing', async () => {
+      const name = 'split-move';
+      for (let i = 0; i < 3; i++) expect((await register(name)).status).toBe(201); // v1-v3: FP32[-1,4]
+      const wide = await call('POST', `/models/${name}/versions`, {
+        body: { uploadId: await stage(name, buildMlp({ inFeatures: 5, layers: [3] })) },
+      });
+      expect(wide.body.version).toBe(4); // FP32[-1,5]
+      const patch = (body: Json) => call('PATCH', `/models/${name}/aliases/prod`, { body });
+      const move = (version: number) => call('PUT', `/models/${name}/aliases/prod`, { body: { version } });
+      expect((await patch({ routing: { canary: { version: 2, weight: 50 } } })).status).toBe(200);
+      const before = await deps.repo.getAlias(name, 'prod');
+      const canary = await move(4);
+      expectError(canary, 409, 'CANARY_INCOMPATIBLE');
+      expect(canary.body.error).toContain('while version 2 is its canary');
+      expect(canary.body.error).toContain(`maas canary ${name} --off`);
+      expect(await deps.repo.getAlias(name, 'prod')).toEqual(before);
+      // The shadow likewise; a move to a version that answers alike keeps the split.
+      expect((await patch({ routing: { shadow: { version: 2, percent: 20 } } })).status).toBe(200);
+      expectError(await move(4), 409, 'SHADOW_INCOMPATIBLE');
+      expect((await move(3)).status).toBe(200);
+      expect((await deps.repo.getAlias(name, 'prod'))?.routing).toEqual({
+        shadow: { version: 2, percent: 20 },
+      });
+      // Once the split is ended, the move goes through.
+      expect((await patch({ routing: null })).status).toBe(200);
+      expect((await move(4)).body).toMatchObject({ version: 4, previousVersion: 3 });
+    });
+
     it('refuses a malformed routing with 400 INVALID_ROUTING, and stray fields with VALIDATION_ERROR', async () => {
       expect((await register('split-bad')).status).toBe(201);
       for (const routing of [

@@ -117,6 +117,38 @@ describe('planVersionCreation', () => {
 describe('planAliasMove', () => {
   const state = { modelExists: true, alias: alias(1, 3, T0), target: version(2) };
 
+  it('refuses to keep a canary or a shadow that cannot answer like the new stable version', () => {
+    const sig = (n: number) => ({
+      inputs: [{ name: 'x', datatype: 'FP32' as const, shape: [-1, n] }],
+      outputs: [{ name: 'y', datatype: 'FP32' as const, shape: [-1, 2] }],
+    });
+    const four = (v: number) => version(v, { signature: sig(4) });
+    const split = (routing: AliasState['routing'], canary?: ModelVersion): AliasState => ({
+      ...alias(1, 3, T0),
+      routing,
+      ...(canary ? { canaryTarget: canary } : {}),
+    });
+    const move = { name: 'm', alias: 'prod', version: 5, actor: 'bob' };
+    const wide = version(5, { signature: sig(5) });
+    const withCanary = split({ canary: { version: 2, weight: 10 } }, four(2));
+    expect(() => planAliasMove(move, { modelExists: true, alias: withCanary, target: wide }, T1)).toThrow(
+      expect.objectContaining({ code: 'CANARY_INCOMPATIBLE' }),
+    );
+    const withShadow = split({ shadow: { version: 3, percent: 10 } });
+    expect(() =>
+      planAliasMove(move, { modelExists: true, alias: withShadow, target: wide, shadow: four(3) }, T1),
+    ).toThrow(expect.objectContaining({ code: 'SHADOW_INCOMPATIBLE' }));
+    // Alike, the split stays; promoting the canary or moving to the shadow ends that part of it.
+    expect(
+      planAliasMove({ ...move, version: 4 }, { modelExists: true, alias: withCanary, target: four(4) }, T1)
+        .next?.routing,
+    ).toEqual({ canary: { version: 2, weight: 10 } });
+    expect(
+      planAliasMove({ ...move, version: 2 }, { modelExists: true, alias: withCanary, target: four(2) }, T1)
+        .next?.routing,
+    ).toBeUndefined();
+  });
+
   it('chains the history: previous version, revision + 1, the alias sets that change', () => {
     const plan = planAliasMove(
       { name: 'm', alias: 'prod', version: 2, actor: 'bob', reason: 'why' },

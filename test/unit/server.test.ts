@@ -109,7 +109,7 @@ describe('local server', () => {
   it('answers 404 for unknown paths and 405 for a known path with the wrong method', async () => {
     const nf = await fetch(`${server.url}/nope`);
     expect(nf.status).toBe(404);
-    expect(await nf.json()).toEqual({ error: expect.any(String), code: 'NOT_FOUND' });
+    expect(await nf.json()).toEqual({ error: expect.any(String), code: 'ROUTE_NOT_FOUND' });
     const na = await fetch(`${server.url}/models`, { method: 'DELETE' });
     expect(na.status).toBe(405);
     expect(await na.json()).toEqual({ error: expect.any(String), code: 'METHOD_NOT_ALLOWED' });
@@ -371,7 +371,7 @@ describe('local server: GET /metrics', () => {
   it('is a 404 when no metrics are configured', async () => {
     const res = await fetch(`${without.url}/metrics`);
     expect(res.status).toBe(404);
-    expect(await res.json()).toEqual({ error: 'no route for GET /metrics', code: 'NOT_FOUND' });
+    expect(await res.json()).toEqual({ error: 'no route for GET /metrics', code: 'ROUTE_NOT_FOUND' });
   });
 });
 
