@@ -307,7 +307,7 @@ export function formatRollout(r: RolloutJson): string {
       r.status === 'paused'
         ? `, paused${r.pausedAt ? ` since ${when(r.pausedAt)}` : ''}`
         : r.awaitingSamples
-          ? `, promotion once ${r.maxDivergence?.minSamples ?? 100} rows were compared`
+          ? `, ${last ? 'promotion' : 'next step'} once ${r.maxDivergence?.minSamples ?? 100} rows were compared`
           : r.nextStepAt
             ? `, ${last ? 'promotion' : 'next step'} at ${when(r.nextStepAt)}`
             : '';

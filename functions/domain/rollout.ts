@@ -228,6 +228,11 @@ export function parseRolloutSpec(body: unknown): RolloutSpec {
     throw invalid('keyParameter must be a parameter name (letters, digits, _ . -; at most 64)');
   }
   const bounds = maxDivergence === undefined ? undefined : checkBounds(maxDivergence);
+  if (bounds && parsedSteps[0]!.weight >= 100) {
+    throw invalid(
+      'a rollout that bounds divergence needs a first step below 100: at 100 the stable version answers nothing, so no request is mirrored and compared',
+    );
+  }
   return {
     version,
     steps: parsedSteps,
@@ -439,8 +444,21 @@ export function decide(rollout: Rollout, now: Date, alarmsInAlarm: readonly stri
   if (breach) return { type: 'rollback', reason: breach };
   if (rollout.status !== 'running') return { type: 'none' };
   if (now.getTime() < stepEndsAt(rollout)) return { type: 'none' };
-  if (rollout.step + 1 < rollout.steps.length) return { type: 'advance', step: rollout.step + 1 };
+  if (rollout.step + 1 < rollout.steps.length) {
+    // At 100 % the stable version answers nothing, so nothing is mirrored and compared any more: a rollout that
+    // bounds divergence gathers its compared rows before it gets there.
+    return holdsForSamples(rollout) ? { type: 'none' } : { type: 'advance', step: rollout.step + 1 };
+  }
   return awaitingSamples(rollout) ? { type: 'none' } : { type: 'promote' };
+}
+
+/**
+ * Whether a rollout waits for compared rows before its next transition: its promotion after the last step, or its
+ * advance into a step of 100 %, after which no row can be compared.
+ */
+function holdsForSamples(r: Pick<Rollout, 'maxDivergence' | 'divergence' | 'step' | 'steps'>): boolean {
+  const next = r.steps[r.step + 1];
+  return (next === undefined || next.weight >= 100) && awaitingSamples(r);
 }
 
 /** Whether a rollout that bounds divergence still lacks the `minSamples` compared rows its promotion needs. */
@@ -551,12 +569,11 @@ export function rolloutView(r: Rollout): Rollout & {
 } {
   const weight = r.steps[r.step]?.weight ?? 0;
   const { aliasPending: _p, ...rest } = r;
-  const lastStep = r.step + 1 >= r.steps.length;
   return {
     ...rest,
     weight,
     ...(r.status === 'running' ? { nextStepAt: new Date(stepEndsAt(r)).toISOString() } : {}),
-    ...(isActive(r) && lastStep && awaitingSamples(r) ? { awaitingSamples: true as const } : {}),
+    ...(isActive(r) && holdsForSamples(r) ? { awaitingSamples: true as const } : {}),
   };
 }
 

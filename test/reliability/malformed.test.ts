@@ -1210,6 +1210,12 @@ for (const [what, b, status, code] of [
   ['alarms a string', { version: 2, steps, alarms: 'errors' }, 400, 'INVALID_ROLLOUT'],
   ['alarm name with a lone surrogate', { version: 2, steps, alarms: ['e\ud800'] }, 400, 'INVALID_ROLLOUT'],
   ['maxDivergence empty', { version: 2, steps, maxDivergence: {} }, 400, 'INVALID_ROLLOUT'],
+  [
+    'divergence bounds with a first step of 100 % (nothing could be compared)',
+    { version: 2, steps: [{ weight: 100 }], maxDivergence: { minArgmaxAgreement: 0.9 } },
+    400,
+    'INVALID_ROLLOUT',
+  ],
   ['unknown field', { version: 2, steps, speed: 'fast' }, 400, 'INVALID_ROLLOUT'],
   ['expectedRevision a string', { version: 2, steps, expectedRevision: '3' }, 400, 'INVALID_ROLLOUT'],
   ['version unknown', { version: 99, steps }, 404, 'VERSION_NOT_FOUND'],

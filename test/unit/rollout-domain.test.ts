@@ -154,8 +154,13 @@ describe('decide', () => {
   const r = newRollout('m');
 
   it('waits out the bake, then advances, then promotes after the last step', () => {
-    expect(decide(r, at('2026-01-01T00:00:59.999Z'), [])).toEqual({ type: 'none' });
-    expect(decide(r, at('2026-01-01T00:01:00.000Z'), [])).toEqual({ type: 'advance', step: 1 });
+    // (Its divergence bound was met: minSamples rows compared, all agreeing; see below for fewer.)
+    const compared: Rollout = {
+      ...r,
+      divergence: { ...ZERO_DIVERGENCE, requests: 100, rows: 100, agreeingRows: 100 },
+    };
+    expect(decide(compared, at('2026-01-01T00:00:59.999Z'), [])).toEqual({ type: 'none' });
+    expect(decide(compared, at('2026-01-01T00:01:00.000Z'), [])).toEqual({ type: 'advance', step: 1 });
     // (Its divergence bound was met: minSamples rows compared, all agreeing.)
     const last: Rollout = {
       ...r,
@@ -190,6 +195,32 @@ describe('decide', () => {
     ).toEqual({
       type: 'none',
     });
+  });
+
+  it('enters a step of 100 % only once minSamples rows were compared: after it, nothing is mirrored', () => {
+    // r: 10 % for 60 s, then 100 %; bounds divergence (default minSamples 100); no row compared yet.
+    expect(decide(r, at('2027-01-01T00:00:00Z'), [])).toEqual({ type: 'none' });
+    expect(rolloutView(r).awaitingSamples).toBe(true);
+    const three: Rollout = {
+      ...r,
+      steps: [
+        { weight: 10, bakeSeconds: 60 },
+        { weight: 50, bakeSeconds: 60 },
+        { weight: 100, bakeSeconds: 0 },
+      ],
+    };
+    // Into 50 % it goes (the stable version still answers half), into 100 % it waits.
+    expect(decide(three, at('2027-01-01T00:00:00Z'), [])).toEqual({ type: 'advance', step: 1 });
+    expect(rolloutView(three).awaitingSamples).toBeUndefined();
+    expect(decide({ ...three, step: 1 }, at('2027-01-01T00:00:00Z'), [])).toEqual({ type: 'none' });
+    const rows = { ...ZERO_DIVERGENCE, requests: 100, rows: 100, agreeingRows: 100 };
+    expect(decide({ ...three, step: 1, divergence: rows }, at('2027-01-01T00:00:00Z'), [])).toEqual({
+      type: 'advance',
+      step: 2,
+    });
+    // Without divergence bounds nothing waits.
+    const { maxDivergence: _, ...plain } = r;
+    expect(decide(plain, at('2027-01-01T00:00:00Z'), [])).toEqual({ type: 'advance', step: 1 });
   });
 
   it('promotes a rollout that bounds divergence only once minSamples rows were compared', () => {
