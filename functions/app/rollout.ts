@@ -200,46 +200,79 @@ async function current(deps: Pick<RolloutDeps, 'rollouts'>, name: string, alias:
   return r;
 }
 
+/** Reads of the rollout an action (pause, resume, abort) makes at most when the rollout keeps changing under it. */
+const ACTION_ATTEMPTS = 5;
+
+/**
+ * Runs an action on the rollout as it is now. The caller sent no precondition, so a rollout that changed between
+ * the action's read and its conditional write (the controller's tick, another caller) is read and judged again —
+ * then the action applies, or is refused for the state the rollout is in — rather than answered 412. 503
+ * `UNAVAILABLE` (retry) when it kept changing.
+ */
+async function onCurrentRollout<T>(
+  input: { name: string; alias: string },
+  act: () => Promise<T>,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await act();
+    } catch (e) {
+      if (!(e instanceof PreconditionFailedError)) throw e;
+      if (attempt >= ACTION_ATTEMPTS) {
+        throw new UnavailableError(
+          `the rollout of alias '${input.alias}' of model '${input.name}' kept changing: retry`,
+          1,
+          { cause: e },
+        );
+      }
+    }
+  }
+}
+
 /**
  * Pauses a running rollout: its step holds (alarms and divergence still roll it back). 409 `ROLLOUT_NOT_ACTIVE`
- * unless it is running; 412 when it changed meanwhile.
+ * unless it is running.
  */
-export async function pauseRollout(
+export function pauseRollout(
   deps: RolloutDeps,
   input: { name: string; alias: string; actor: string },
 ): Promise<RolloutView> {
-  const r = await current(deps, input.name, input.alias);
-  if (r.status !== 'running') throw notApplicable(r, 'paused');
-  const at = now(deps).toISOString();
-  return rolloutView(
-    await deps.rollouts.update({ ...r, status: 'paused', pausedAt: at, updatedAt: at }, r.revision),
-  );
+  return onCurrentRollout(input, async () => {
+    const r = await current(deps, input.name, input.alias);
+    if (r.status !== 'running') throw notApplicable(r, 'paused');
+    const at = now(deps).toISOString();
+    return rolloutView(
+      await deps.rollouts.update({ ...r, status: 'paused', pausedAt: at, updatedAt: at }, r.revision),
+    );
+  });
 }
 
 /**
  * Resumes a paused rollout; its step's bake goes on where it stopped (`stepStartedAt` moves on by the pause).
  * 409 `ROLLOUT_NOT_ACTIVE` unless it is paused.
  */
-export async function resumeRollout(
+export function resumeRollout(
   deps: RolloutDeps,
   input: { name: string; alias: string; actor: string },
 ): Promise<RolloutView> {
-  const r = await current(deps, input.name, input.alias);
-  if (r.status !== 'paused') throw notApplicable(r, 'resumed');
-  const t = now(deps);
-  const paused = r.pausedAt ? Math.max(0, t.getTime() - Date.parse(r.pausedAt)) : 0;
-  const { pausedAt: _p, ...rest } = r;
-  return rolloutView(
-    await deps.rollouts.update(
-      {
-        ...rest,
-        status: 'running',
-        stepStartedAt: new Date(Date.parse(r.stepStartedAt) + paused).toISOString(),
-        updatedAt: t.toISOString(),
-      },
-      r.revision,
-    ),
-  );
+  return onCurrentRollout(input, async () => {
+    const r = await current(deps, input.name, input.alias);
+    if (r.status !== 'paused') throw notApplicable(r, 'resumed');
+    const t = now(deps);
+    const paused = r.pausedAt ? Math.max(0, t.getTime() - Date.parse(r.pausedAt)) : 0;
+    const { pausedAt: _p, ...rest } = r;
+    return rolloutView(
+      await deps.rollouts.update(
+        {
+          ...rest,
+          status: 'running',
+          stepStartedAt: new Date(Date.parse(r.stepStartedAt) + paused).toISOString(),
+          updatedAt: t.toISOString(),
+        },
+        r.revision,
+      ),
+    );
+  });
 }
 
 /**
@@ -255,7 +288,14 @@ export async function abortRollout(
   input: { name: string; alias: string; actor: string },
 ): Promise<RolloutView> {
   const r = await current(deps, input.name, input.alias);
-  if (isActive(r)) return rolloutView(await endRollout(deps, r, 'aborted', 'aborted', input.actor));
+  if (isActive(r)) {
+    // Changed meanwhile: judged again as it is now (ended by another abort: 409; still active: aborted).
+    return onCurrentRollout(input, async () => {
+      const active = await current(deps, input.name, input.alias);
+      if (!isActive(active)) throw notApplicable(active, 'aborted');
+      return rolloutView(await endRollout(deps, active, 'aborted', 'aborted', input.actor));
+    });
+  }
   if (!r.aliasPending) throw notApplicable(r, 'aborted');
   const alias = await deps.repo.getAlias(r.name, r.alias);
   const settled = await settle(deps, r, alias, input.actor);

@@ -191,6 +191,46 @@ describe('pause and resume', () => {
   });
 });
 
+describe('actions racing other writers', () => {
+  /** Makes the next `count` rollout writes find the rollout changed since they read it (a tick got there first). */
+  function racedWrites(count: number) {
+    const update = rollouts.update.bind(rollouts);
+    let left = count;
+    rollouts.update = async (next, expected) => {
+      if (left-- > 0) {
+        const now = await rollouts.get(next.name, next.alias);
+        if (now)
+          await update(
+            { ...now, updatedAt: new Date(clock.now().getTime() + 1).toISOString() },
+            now.revision,
+          );
+      }
+      return update(next, expected);
+    };
+  }
+
+  it('reads the rollout again and acts on it as it is now, instead of a 412 the caller never asked for', async () => {
+    await start();
+    racedWrites(2);
+    expect(await pauseRollout(deps, { name: 'm', alias: 'prod', actor: 'bob' })).toMatchObject({
+      status: 'paused',
+    });
+    racedWrites(1);
+    expect(await resumeRollout(deps, { name: 'm', alias: 'prod', actor: 'bob' })).toMatchObject({
+      status: 'running',
+    });
+    racedWrites(1);
+    expect(await abortRollout(deps, { name: 'm', alias: 'prod', actor: 'bob' })).toMatchObject({
+      status: 'aborted',
+    });
+    // A rollout that keeps changing: 503, retry.
+    await start();
+    racedWrites(10);
+    const e = await pauseRollout(deps, { name: 'm', alias: 'prod', actor: 'bob' }).catch((x) => x);
+    expect([e.status, e.code]).toEqual([503, 'UNAVAILABLE']);
+  });
+});
+
 describe('rollbacks', () => {
   it('rolls back on an alarm read by the tick, also while paused', async () => {
     const r = await start({ keyParameter: 'user' });
