@@ -46,7 +46,11 @@ import {
   UnprocessableModelError,
 } from '../domain/errors';
 import { validateModelName } from '../domain/names';
-import { type PreprocessSpec, parsePreprocessSpec } from '../domain/preprocess-spec';
+import {
+  assertStackedPreprocessFits,
+  type PreprocessSpec,
+  parsePreprocessSpec,
+} from '../domain/preprocess-spec';
 import { assertObjectKey, assertPostprocessFits } from '../domain/registry';
 import type { Tensor } from '../domain/tensor';
 import type { ModelSignature, ModelVersion } from '../domain/types';
@@ -94,6 +98,9 @@ export async function startDerive(
       `version ${parent.version} of model '${name}' is ${parent.status}: only a READY version can be derived from`,
       'VERSION_NOT_READY',
     );
+  }
+  for (const t of body.transforms) {
+    if ('preprocess' in t) assertStackedPreprocessFits(parent.signature, t.preprocess);
   }
   let sampleKey: string | undefined;
   if (body.sample) {

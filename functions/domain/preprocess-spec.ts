@@ -500,6 +500,26 @@ export function unknownCategoryRefusal(message: string): BadRequestError | undef
 }
 
 /**
+ * Refuses (400 `INVALID_PREPROCESS`) a declaration that, stacked on the pre-processing a version already has (its
+ * inputs' `parameters.preprocess`, which a derived version keeps and extends), would be more than
+ * `PREPROCESS_LIMITS.maxBytes` serialized: the stacked declaration is what the new version's item stores, and past
+ * that size it may not fit DynamoDB's 400 KB (the derivation would then fail only after its retries).
+ */
+export function assertStackedPreprocessFits(parent: ModelSignature, declaration: unknown): void {
+  const existing = parent.inputs.flatMap((i) =>
+    i.parameters?.preprocess === undefined ? [] : [[i.name, i.parameters.preprocess]],
+  );
+  if (existing.length === 0) return;
+  const bytes = (v: unknown) => new TextEncoder().encode(JSON.stringify(v)).length;
+  const size = bytes(Object.fromEntries(existing)) + bytes(declaration);
+  if (size > PREPROCESS_LIMITS.maxBytes) {
+    throw bad(
+      `stacked on the pre-processing the version already has, is ${size} bytes serialized; at most ${PREPROCESS_LIMITS.maxBytes} are allowed: derive from a version with less pre-processing`,
+    );
+  }
+}
+
+/**
  * `signature` (a preprocessed model's, whose inputs are already the raw ones) with each preprocessed input saying
  * what is applied to it: `parameters: { preprocess: [steps] }`, as the version's model metadata lists it.
  */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { BadRequestError } from '../../functions/domain/errors';
 import {
+  assertStackedPreprocessFits,
   PREPROCESS_LIMITS,
   parsePreprocessSpec,
   planPreprocess,
@@ -257,5 +258,31 @@ describe('planPreprocess and preprocessRawInputs', () => {
       { name: 'tokens', datatype: 'BYTES', shape: [-1, 8] },
       { name: 'wide', datatype: 'FP64', shape: [-1, -1] },
     ]);
+  });
+});
+
+describe('assertStackedPreprocessFits', () => {
+  const clip = (n: number) => ({ clip: { min: Array.from({ length: n }, () => 0.125) } });
+  const parent = (steps: unknown): ModelSignature => ({
+    inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 4], parameters: { preprocess: steps as never } }],
+    outputs: [{ name: 'y', datatype: 'FP32', shape: [-1, 2] }],
+  });
+  it('refuses a declaration that, stacked on the version’s own, passes the size of one declaration', () => {
+    const half = clip(2600); // about 16 KB serialized
+    expect(() => assertStackedPreprocessFits(parent([half]), { x: half })).not.toThrow();
+    const e = (() => {
+      try {
+        assertStackedPreprocessFits(parent([half, half]), { x: half });
+      } catch (x) {
+        return x as BadRequestError;
+      }
+    })();
+    expect(e?.code).toBe('INVALID_PREPROCESS');
+    expect(e?.message).toMatch(
+      /stacked on the pre-processing the version already has, is \d+ bytes serialized/,
+    );
+    // A version without pre-processing takes any declaration parsePreprocessSpec takes.
+    const plain: ModelSignature = { inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 4] }], outputs: [] };
+    expect(() => assertStackedPreprocessFits(plain, { x: clip(4000) })).not.toThrow();
   });
 });
