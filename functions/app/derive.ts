@@ -32,6 +32,7 @@ import {
   generateFeeds,
   parseSample,
   rowsAboveMargin,
+  type SampleRow,
   seededNormal,
   splitTransforms,
   type TransformSpec,
@@ -368,7 +369,7 @@ export async function runGate(
   childBytes: Uint8Array,
   signature: ModelSignature,
   gate: GateThresholds,
-  sample?: readonly Record<string, Tensor>[],
+  sample?: readonly SampleRow[],
 ): Promise<Evaluation> {
   const parent = await engine.createSession(parentBytes);
   let child: ModelSession;
@@ -385,9 +386,16 @@ export async function runGate(
   const tally = new GateTally(sample ? 'sample' : 'generated');
   try {
     if (sample) {
-      for (const feeds of sample) {
-        const p = await engine.run(parent, feeds, outputs);
-        tally.add(p, await engine.run(child, feeds, outputs));
+      for (const { line, feeds } of sample) {
+        try {
+          const p = await engine.run(parent, feeds, outputs);
+          tally.add(p, await engine.run(child, feeds, outputs));
+        } catch (e) {
+          // A request the model refuses (a category its pre-processing does not know, …): named by its line.
+          if (isMaasError(e) && e.status < 500)
+            throw new BadRequestError(`sample line ${line}: ${e.message}`, e.code);
+          throw e;
+        }
       }
       return tally.evaluate(gate);
     }

@@ -200,18 +200,20 @@ export function assertGeneratable(signature: ModelSignature): void {
   }
 }
 
+/** One request of a validation sample: its line in the file (from 1) and its inputs. */
+export interface SampleRow {
+  readonly line: number;
+  readonly feeds: Record<string, Tensor>;
+}
+
 /**
  * The rows of a validation sample: one OIP request per non-blank line, each checked against the parent's
  * `signature` as the predict path checks a request (400 naming the line otherwise), at most
  * `DERIVE_LIMITS.maxSampleLines`. Each request is one run of the gate, its rows used as given.
  */
-export function parseSample(
-  text: string,
-  signature: ModelSignature,
-  label: string,
-): Record<string, Tensor>[] {
+export function parseSample(text: string, signature: ModelSignature, label: string): SampleRow[] {
   const sig = compileSignature(signature, label);
-  const feeds: Record<string, Tensor>[] = [];
+  const feeds: SampleRow[] = [];
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!.trim();
@@ -229,7 +231,7 @@ export function parseSample(
       throw new BadRequestError(`sample line ${i + 1} is not JSON`, 'INVALID_SAMPLE');
     }
     try {
-      feeds.push(validateInferenceRequest(body, sig).feeds);
+      feeds.push({ line: i + 1, feeds: validateInferenceRequest(body, sig).feeds });
     } catch (e) {
       throw new BadRequestError(`sample line ${i + 1}: ${(e as Error).message}`, 'INVALID_SAMPLE');
     }

@@ -7,7 +7,7 @@ import { MemoryRegistryRepository } from '../../functions/adapters/memory-regist
 import { OnnxModelTransformer } from '../../functions/adapters/onnx-transformer';
 import { sharedOrtEngine } from '../../functions/adapters/ort-engine';
 import { OrtModelInspector } from '../../functions/adapters/ort-inspector';
-import { type DeriveDeps, failDerivation, runDerive, startDerive } from '../../functions/app/derive';
+import { type DeriveDeps, failDerivation, runDerive, runGate, startDerive } from '../../functions/app/derive';
 import { registerVersion } from '../../functions/app/registry';
 import { S3_KEYS } from '../../functions/contract/env';
 import {
@@ -215,8 +215,8 @@ describe('samples', () => {
       sig,
       'm v1',
     );
-    expect(rows).toHaveLength(2);
-    expect(rows[1]?.input?.shape).toEqual([2, 2]);
+    expect(rows.map((r) => r.line)).toEqual([1, 3]);
+    expect(rows[1]?.feeds.input?.shape).toEqual([2, 2]);
   });
 
   it('a line that is not a fitting request is refused with its number', () => {
@@ -229,6 +229,37 @@ describe('samples', () => {
       ),
     ).toThrow(/sample line 1: input 'x' is not an input/);
     expect(() => parseSample('\n', sig, 'm')).toThrow(/no request/);
+  });
+});
+
+describe('runGate on a sample', () => {
+  it('names the sample line of a request the model refuses', async () => {
+    const sig: ModelSignature = {
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 1] }],
+      outputs: [{ name: 'y', datatype: 'FP32', shape: [-1, 2] }],
+    };
+    // An engine that refuses the value 99 as a category its pre-processing does not know.
+    const engine = {
+      createSession: async () => ({ inputNames: ['x'], outputNames: ['y'] }),
+      release: async () => {},
+      run: async (_s: unknown, feeds: Record<string, Tensor>) => {
+        if ((feeds.x?.data as Float32Array)[0] === 99) {
+          throw new BadRequestError("input 'x' has a category it does not know", 'UNKNOWN_CATEGORY');
+        }
+        return { y: { datatype: 'FP32', shape: [1, 2], data: Float32Array.from([1, 0]) } as Tensor };
+      },
+    };
+    const row = (v: number) =>
+      JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 1], data: [v] }] });
+    const sample = parseSample(`${row(1)}\n\n${row(99)}\n`, sig, 'm v1');
+    const e = await runGate(engine, new Uint8Array(), new Uint8Array(), sig, gateThresholds({}), sample).then(
+      () => undefined,
+      (x: unknown) => x as BadRequestError,
+    );
+    expect([e?.code, e?.message]).toEqual([
+      'UNKNOWN_CATEGORY',
+      "sample line 3: input 'x' has a category it does not know",
+    ]);
   });
 });
 
