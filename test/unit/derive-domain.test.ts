@@ -243,7 +243,7 @@ describe('runGate on a sample', () => {
       createSession: async () => ({ inputNames: ['x'], outputNames: ['y'] }),
       release: async () => {},
       run: async (_s: unknown, feeds: Record<string, Tensor>) => {
-        if ((feeds.x?.data as Float32Array)[0] === 99) {
+        if ((feeds.x!.data as Float32Array)[0] === 99) {
           throw new BadRequestError("input 'x' has a category it does not know", 'UNKNOWN_CATEGORY');
         }
         return { y: { datatype: 'FP32', shape: [1, 2], data: Float32Array.from([1, 0]) } as Tensor };
