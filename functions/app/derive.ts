@@ -100,6 +100,9 @@ export async function startDerive(
       'VERSION_NOT_READY',
     );
   }
+  // The new version keeps the parent's labels and post-processing: checked now, not after the transform and gate
+  // (a version registered before a check existed could carry a declaration that no longer passes it).
+  assertPostprocessFits(parent.postprocess, parent.labels, parent.signature);
   for (const t of body.transforms) {
     if ('preprocess' in t) assertStackedPreprocessFits(parent.signature, t.preprocess);
   }

@@ -210,12 +210,25 @@ const ACTION_ATTEMPTS = 5;
  * `UNAVAILABLE` (retry) when it kept changing.
  */
 async function onCurrentRollout<T>(
+  deps: Pick<RolloutDeps, 'rollouts'>,
   input: { name: string; alias: string },
-  act: () => Promise<T>,
+  action: string,
+  act: (r: Rollout) => Promise<T>,
+  first?: Rollout,
 ): Promise<T> {
+  let seen = first;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await act();
+      const r = await current(deps, input.name, input.alias);
+      seen ??= r;
+      // The rollout the caller acted on ended meanwhile and another one started: that one is not the caller's.
+      if (r.id !== seen.id) {
+        throw new ConflictError(
+          `the rollout ${seen.id} of alias '${input.alias}' of model '${input.name}' ended meanwhile (rollout ${r.id} runs now): it cannot be ${action}`,
+          'ROLLOUT_NOT_ACTIVE',
+        );
+      }
+      return await act(r);
     } catch (e) {
       if (!(e instanceof PreconditionFailedError)) throw e;
       if (attempt >= ACTION_ATTEMPTS) {
@@ -237,8 +250,7 @@ export function pauseRollout(
   deps: RolloutDeps,
   input: { name: string; alias: string; actor: string },
 ): Promise<RolloutView> {
-  return onCurrentRollout(input, async () => {
-    const r = await current(deps, input.name, input.alias);
+  return onCurrentRollout(deps, input, 'paused', async (r) => {
     if (r.status !== 'running') throw notApplicable(r, 'paused');
     const at = now(deps).toISOString();
     return rolloutView(
@@ -255,8 +267,7 @@ export function resumeRollout(
   deps: RolloutDeps,
   input: { name: string; alias: string; actor: string },
 ): Promise<RolloutView> {
-  return onCurrentRollout(input, async () => {
-    const r = await current(deps, input.name, input.alias);
+  return onCurrentRollout(deps, input, 'resumed', async (r) => {
     if (r.status !== 'paused') throw notApplicable(r, 'resumed');
     const t = now(deps);
     const paused = r.pausedAt ? Math.max(0, t.getTime() - Date.parse(r.pausedAt)) : 0;
@@ -290,11 +301,16 @@ export async function abortRollout(
   const r = await current(deps, input.name, input.alias);
   if (isActive(r)) {
     // Changed meanwhile: judged again as it is now (ended by another abort: 409; still active: aborted).
-    return onCurrentRollout(input, async () => {
-      const active = await current(deps, input.name, input.alias);
-      if (!isActive(active)) throw notApplicable(active, 'aborted');
-      return rolloutView(await endRollout(deps, active, 'aborted', 'aborted', input.actor));
-    });
+    return onCurrentRollout(
+      deps,
+      input,
+      'aborted',
+      async (active) => {
+        if (!isActive(active)) throw notApplicable(active, 'aborted');
+        return rolloutView(await endRollout(deps, active, 'aborted', 'aborted', input.actor));
+      },
+      r,
+    );
   }
   if (!r.aliasPending) throw notApplicable(r, 'aborted');
   const alias = await deps.repo.getAlias(r.name, r.alias);

@@ -436,7 +436,7 @@ function assertSplitFits(
   const canaryMismatch = canary && signatureMismatch(target.signature, canary.signature);
   if (canaryMismatch) {
     throw new ConflictError(
-      `version ${target.version} of model '${move.name}' cannot be the stable version of alias '${move.alias}' while version ${canary.version} is its canary: ${canaryMismatch}. End the canary first (maas canary ${move.name} --off --alias ${move.alias}) or promote it`,
+      `version ${target.version} of model '${move.name}' cannot be the stable version of alias '${move.alias}' while version ${canary.version} is its canary: ${canaryMismatch}. End the canary first — maas canary ${move.name} --off --alias ${move.alias}, or maas rollout abort ${move.name} --alias ${move.alias} when a rollout runs it — or promote it`,
       'CANARY_INCOMPATIBLE',
     );
   }
@@ -445,7 +445,7 @@ function assertSplitFits(
   const shadowMismatch = shadow && signatureMismatch(target.signature, shadow.signature);
   if (shadowMismatch) {
     throw new ConflictError(
-      `version ${target.version} of model '${move.name}' cannot be the stable version of alias '${move.alias}' while version ${shadow.version} shadows it: ${shadowMismatch}. End the shadow first (maas shadow ${move.name} --off --alias ${move.alias})`,
+      `version ${target.version} of model '${move.name}' cannot be the stable version of alias '${move.alias}' while version ${shadow.version} shadows it: ${shadowMismatch}. End the shadow first — maas shadow ${move.name} --off --alias ${move.alias}, or maas rollout abort ${move.name} --alias ${move.alias} when a rollout runs it`,
       'SHADOW_INCOMPATIBLE',
     );
   }

@@ -327,6 +327,22 @@ describe('derive use cases (in-memory registry, onnxruntime)', () => {
     expect(transformer.calls).toHaveLength(1);
   });
 
+  it('refuses at once to derive from a version whose labels no longer pass the registration check', async () => {
+    const { deps, sent, queue, parent } = await setup(fake((m) => m));
+    // A version registered before labels had to match the class count (3): written as it was then.
+    const { version: _v, createdAt: _c, ...rest } = parent;
+    const old = await deps.repo.createVersion({ ...rest, status: 'READY', labels: ['a', 'b'] });
+    const e = await startDerive(
+      deps,
+      { name: 'm', version: old.version, body: { transforms: [{ quantize: 'int8' }] } },
+      queue,
+    ).catch((x) => x);
+    expect([e.status, e.code]).toEqual([400, 'VALIDATION_ERROR']);
+    expect(e.message).toMatch(/labels lists 2 name\(s\), but output 'output' has 3 classes/);
+    expect(sent).toEqual([]);
+    expect((await deps.repo.listVersions('m', 10)).items.map((v) => v.version)).toEqual([old.version, 1]);
+  });
+
   it('the version records its transforms as the transformer applies them, READY or FAILED', async () => {
     const ranged = (m: Uint8Array) => ({
       ...fake(() => m),

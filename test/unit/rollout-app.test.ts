@@ -223,6 +223,24 @@ describe('actions racing other writers', () => {
     expect(await abortRollout(deps, { name: 'm', alias: 'prod', actor: 'bob' })).toMatchObject({
       status: 'aborted',
     });
+    // The rollout the caller meant ended, and another started, between its read and its write: not the caller's.
+    const first = await start();
+    const update = rollouts.update.bind(rollouts);
+    let raced = false;
+    rollouts.update = async (next, expected) => {
+      if (!raced) {
+        raced = true;
+        await abortRollout(deps, { name: 'm', alias: 'prod', actor: 'carol' });
+        await startRollout(deps, { name: 'm', alias: 'prod', spec: spec({ version: 3 }), actor: 'dave' });
+      }
+      return update(next, expected);
+    };
+    const late = await abortRollout(deps, { name: 'm', alias: 'prod', actor: 'bob' }).catch((x) => x);
+    rollouts.update = update;
+    expect([late.status, late.code]).toEqual([409, 'ROLLOUT_NOT_ACTIVE']);
+    const now = await getRollout(deps, 'm', 'prod');
+    expect([now.id !== first.id, now.version, now.status]).toEqual([true, 3, 'running']);
+    await abortRollout(deps, { name: 'm', alias: 'prod', actor: 'bob' });
     // A rollout that keeps changing: 503, retry.
     await start();
     racedWrites(10);
