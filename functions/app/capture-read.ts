@@ -3,10 +3,10 @@
  * under `capture/{model}/` (or `capture/{model}/{version}/`) are listed in key order — by version, then hour —,
  * the hours before `since` are skipped by listing after the hour of `since`, at most
  * `LIMITS.maxCaptureObjectsPerPage` objects are read per page, and their records answered at or after `since`
- * are returned, at most `limit` of them and at most `LIMITS.maxCapturePageBytes` of JSON (UTF-8 bytes), with a token
- * where the next page starts (a key, and a byte offset within it when the page ended inside an object). Objects are
- * read `LIMITS.captureReadBlockBytes` at a time by ranged GETs: a page never holds a whole object (Firehose writes
- * up to 128 MiB), and a page that resumes inside one reads from its offset on.
+ * are returned, at most `limit` of them and at most `LIMITS.maxCapturePageBytes` of JSON (as the response carries
+ * it, `answerBytes`), with a token where the next page starts (a key, and a byte offset within it when the page
+ * ended inside an object). Objects are read `LIMITS.captureReadBlockBytes` at a time by ranged GETs: a page never
+ * holds a whole object (Firehose writes up to 128 MiB), and a page that resumes inside one reads from its offset on.
  */
 import { LIMITS } from '../contract/limits';
 import type { CaptureRecord } from '../domain/capture';
