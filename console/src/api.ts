@@ -107,12 +107,16 @@ export const path = <Id extends OperationId>(id: Id, params: PathParams<Id>): st
 
 export const getConfig = () => request<ConsoleConfig>('GET', CONSOLE_CONFIG_PATH);
 
+/** The query of a listing page of 100 (the API's largest), after `token` when given. */
+const pageQuery = (token?: string): string =>
+  token ? `?nextToken=${encodeURIComponent(token)}&limit=100` : '?limit=100';
+
 /** Every model (every page of the list). */
 export async function listModels(): Promise<Model[]> {
   const models: Model[] = [];
   let token: string | undefined;
   do {
-    const q = token ? `?nextToken=${encodeURIComponent(token)}&limit=100` : '?limit=100';
+    const q = pageQuery(token);
     const page = await request<{ models: Model[]; nextToken?: string }>(
       'GET',
       `${path('listModels', {})}${q}`,
@@ -140,7 +144,7 @@ export async function listVersions(name: string): Promise<ModelVersion[]> {
   const versions: ModelVersion[] = [];
   let token: string | undefined;
   do {
-    const q = token ? `?nextToken=${encodeURIComponent(token)}&limit=100` : '?limit=100';
+    const q = pageQuery(token);
     const page = await request<{ versions: ModelVersion[]; nextToken?: string }>(
       'GET',
       `${path('listVersions', { name })}${q}`,
@@ -156,7 +160,7 @@ export const getVersion = (name: string, version: number) =>
 
 /** One page of an alias's history, newest first. */
 async function aliasHistoryPage(name: string, alias: string, token?: string): Promise<HistoryPage> {
-  const q = token ? `?nextToken=${encodeURIComponent(token)}&limit=100` : '?limit=100';
+  const q = pageQuery(token);
   const page = await request<{ history: HistoryEntry[]; nextToken?: string }>(
     'GET',
     `${path('aliasHistory', { name, alias })}${q}`,

@@ -32,7 +32,7 @@ import { errorFields } from '../domain/batch';
 import type { EncodedResponse } from '../domain/binary-tensors';
 import { parseInferenceBody } from '../domain/body-parser';
 import { BadRequestError, isMaasError, NotFoundError } from '../domain/errors';
-import { isInferenceId } from '../domain/inference-validation';
+import { ownInferenceId } from '../domain/inference-validation';
 import { parseVersionRef, validateModelName } from '../domain/names';
 import type { BlobStore, QueuePublisher } from '../ports/events';
 import { type Clock, systemClock } from '../ports/index';
@@ -195,8 +195,8 @@ export async function runAsyncInference(
   const obs: InferenceObservation = doc.routingKey ? { routingKey: doc.routingKey } : {};
   // The request's own id names it even when it fails before it runs (validation), as on the sync path: its
   // metrics and its capture record carry it. (A binary request's id is read from its header when it is parsed.)
-  const ownId = (doc.request as { id?: unknown } | undefined)?.id;
-  if (typeof ownId === 'string' && isInferenceId(ownId)) obs.inferenceId = ownId;
+  const ownId = ownInferenceId(doc.request);
+  if (ownId !== undefined) obs.inferenceId = ownId;
   const observed = (status: number, response: unknown, binary: boolean, code?: string) =>
     deps.observer?.answered({
       model: doc.name,

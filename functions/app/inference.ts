@@ -16,7 +16,7 @@ import {
 } from '../domain/binary-tensors';
 import { ArtifactIntegrityError } from '../domain/errors';
 import {
-  isInferenceId,
+  ownInferenceId,
   type ValidatedRequest,
   validateInferenceRequest,
 } from '../domain/inference-validation';
@@ -301,8 +301,8 @@ export function createInference(deps: InferenceDeps): Inference {
     }
     const parsed = parseBinaryRequest(body, headerLength, undefined, false);
     // The request's own id names it even when it fails before it runs, as a JSON request's does.
-    const id = parsed.request.id;
-    if (obs && typeof id === 'string' && isInferenceId(id)) obs.inferenceId = id;
+    const id = ownInferenceId(parsed.request);
+    if (obs && id !== undefined) obs.inferenceId = id;
     return {
       served: choose(name, ref, stable, parsed.request, obs),
       request: parsed.request,

@@ -85,10 +85,10 @@ export type TransformSpec = z.infer<typeof transformSchema>;
 export type QuantizeTransform = z.infer<typeof quantizeSchema>;
 export type PreprocessTransform = z.infer<typeof preprocessSchema>;
 
-/** The gate's thresholds as a request may give them. */
 /** A gate threshold, stored with the version's evaluation: a number the registry can store. */
 const threshold = () => z.number().refine(isStorableNumber, { message: `must be ${STORABLE_NUMBER}` });
 
+/** The gate's thresholds as a request may give them. */
 export const gateSchema = z.strictObject({
   minAgreement: threshold().min(0).max(1).optional(),
   maxAbsDiff: threshold().min(0).optional(),

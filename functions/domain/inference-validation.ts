@@ -117,6 +117,15 @@ export function isInferenceId(id: string): boolean {
 }
 
 /**
+ * A request's own `id` when it can be its inference id (`isInferenceId`), else undefined: what names a request even
+ * when it fails before it runs (sync, async and binary requests alike).
+ */
+export function ownInferenceId(request: unknown): string | undefined {
+  const id = (request as { id?: unknown } | null | undefined)?.id;
+  return typeof id === 'string' && isInferenceId(id) ? id : undefined;
+}
+
+/**
  * Validates the top-level structure of an OIP request (no signature needed). `parameters` of the request, of an
  * input and of an output must be objects when given (400 `INVALID_PARAMETERS`).
  */

@@ -278,10 +278,14 @@ function parseStep(where: string, raw: unknown): PreprocessStep {
   }
 }
 
+/** UTF-8 bytes of a declaration as JSON: what `PREPROCESS_LIMITS.maxBytes` bounds. */
+const serializedBytes = (v: unknown): number => new TextEncoder().encode(JSON.stringify(v)).length;
+
 /**
  * Validates a declaration from a request body: `{ [inputName]: step | step[] }`. 400 `INVALID_PREPROCESS` with
  * the input, step number and field at fault. Whether it fits a model is {@link planPreprocess}'s concern.
  */
+
 export function parsePreprocessSpec(value: unknown): PreprocessSpec {
   if (!isRecord(value)) throw bad('must be an object mapping input names to a step or a list of steps');
   const names = Object.keys(value);
@@ -290,7 +294,7 @@ export function parsePreprocessSpec(value: unknown): PreprocessSpec {
     throw bad(`names ${names.length} inputs; at most ${PREPROCESS_LIMITS.maxInputs} are allowed`);
   }
   if (nestsDeeperThan(value, LIMITS.maxNesting)) throw bad(`nests deeper than ${LIMITS.maxNesting} levels`);
-  const size = new TextEncoder().encode(JSON.stringify(value)).length;
+  const size = serializedBytes(value);
   if (size > PREPROCESS_LIMITS.maxBytes) {
     throw bad(`is ${size} bytes serialized; at most ${PREPROCESS_LIMITS.maxBytes} are allowed`);
   }
@@ -510,8 +514,7 @@ export function assertStackedPreprocessFits(parent: ModelSignature, declaration:
     i.parameters?.preprocess === undefined ? [] : [[i.name, i.parameters.preprocess]],
   );
   if (existing.length === 0) return;
-  const bytes = (v: unknown) => new TextEncoder().encode(JSON.stringify(v)).length;
-  const size = bytes(Object.fromEntries(existing)) + bytes(declaration);
+  const size = serializedBytes(Object.fromEntries(existing)) + serializedBytes(declaration);
   if (size > PREPROCESS_LIMITS.maxBytes) {
     throw bad(
       `stacked on the pre-processing the version already has, is ${size} bytes serialized; at most ${PREPROCESS_LIMITS.maxBytes} are allowed: derive from a version with less pre-processing`,

@@ -681,7 +681,7 @@ export interface HistoryPage {
 
 /**
  * The latest move of an alias past the split changes after it (`latestMove`), reading its history page by page from
- * `first` through `next`, at most {@link ROLLBACK_HISTORY_PAGES} pages. `found: false` when those pages hold no move;
+ * `first` through `next`, at most {@link ROLLBACK_HISTORY_PAGES} pages. No `latest` when those pages hold no move;
  * `empty` when the history holds no entry at all. The API's rollback and the console's preview of it both read
  * this way, so the console names the version the API will move to.
  */

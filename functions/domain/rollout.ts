@@ -444,12 +444,12 @@ export function decide(rollout: Rollout, now: Date, alarmsInAlarm: readonly stri
   if (breach) return { type: 'rollback', reason: breach };
   if (rollout.status !== 'running') return { type: 'none' };
   if (now.getTime() < stepEndsAt(rollout)) return { type: 'none' };
-  if (rollout.step + 1 < rollout.steps.length) {
-    // At 100 % the stable version answers nothing, so nothing is mirrored and compared any more: a rollout that
-    // bounds divergence gathers its compared rows before it gets there.
-    return holdsForSamples(rollout) ? { type: 'none' } : { type: 'advance', step: rollout.step + 1 };
-  }
-  return awaitingSamples(rollout) ? { type: 'none' } : { type: 'promote' };
+  // A rollout that bounds divergence is promoted, and enters a step of 100 % (where the stable version answers
+  // nothing, so nothing more is mirrored and compared), only once it has its compared rows.
+  if (holdsForSamples(rollout)) return { type: 'none' };
+  return rollout.step + 1 < rollout.steps.length
+    ? { type: 'advance', step: rollout.step + 1 }
+    : { type: 'promote' };
 }
 
 /**

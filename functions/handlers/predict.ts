@@ -34,7 +34,7 @@ import { operationsOf } from '../contract/routes';
 import type { EncodedResponse } from '../domain/binary-tensors';
 import { parseInferenceBody } from '../domain/body-parser';
 import { isMaasError, UnavailableError } from '../domain/errors';
-import { isInferenceId } from '../domain/inference-validation';
+import { ownInferenceId } from '../domain/inference-validation';
 import type { ShadowMirror } from '../ports/events';
 import type { RegistryRepository } from '../ports/index';
 import type { Invocation, Logger } from '../ports/logger';
@@ -221,8 +221,8 @@ export function createPredictHandler(
               : bodyText(event, maxBodyBytes);
           const body = parseInferenceBody(text);
           // The request's own id names it even when it fails before it runs.
-          const id = (body as { id?: unknown } | null)?.id;
-          if (typeof id === 'string' && isInferenceId(id)) obs.inferenceId = id;
+          const id = ownInferenceId(body);
+          if (id !== undefined) obs.inferenceId = id;
           if (asksBinaryOutput(body)) {
             const encoded = await predictor.inferEncoded(name, ref, body, obs);
             binary = encoded.headerLength !== undefined;

@@ -6,10 +6,10 @@
 /** Host names of the loopback interface (`URL.hostname` form: IPv6 in brackets). */
 export const LOOPBACK_NAMES: ReadonlySet<string> = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
-/** A `Host` header: a loopback name, and a port or none (a forwarded port, or 80, is still this machine). */
-const LOOPBACK_HOST = /^(?:127\.0\.0\.1|localhost|\[::1\])(?::\d{1,5})?$/i;
+/** A `Host` header's port (1 to 5 digits), if any: a forwarded port, or 80 left out, is still this machine. */
+const PORT = /:\d{1,5}$/;
 
-/** Whether a `Host` header names this machine's loopback interface, whatever its port. */
+/** Whether a `Host` header names this machine's loopback interface (`LOOPBACK_NAMES`), whatever its port. */
 export function isLoopbackName(host: string | undefined): boolean {
-  return host !== undefined && LOOPBACK_HOST.test(host);
+  return host !== undefined && LOOPBACK_NAMES.has(host.toLowerCase().replace(PORT, ''));
 }

@@ -150,9 +150,8 @@ export function observeCommands(program: Command, ctx: CliContext): void {
     );
 }
 
-/** The items of `maas feedback`: from --id with --label or --value, or from --file. */
 /**
- * The items to send, each checked as the API checks it (`parseFeedbackItem`) before any is sent: a file of more
+ * The items of `maas feedback` (from --id with --label or --value, or from --file), each checked as the API checks it (`parseFeedbackItem`) before any is sent: a file of more
  * than `LIMITS.maxFeedbackItems` goes in several requests, and a bad item in a later one would leave the earlier
  * ones stored. A bad item is a usage error naming its place in the file.
  */
