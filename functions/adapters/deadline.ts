@@ -6,7 +6,8 @@
  *
  * Lambda runs one invocation at a time per execution environment, so its entry points bind the current
  * invocation here (`bindInvocation`); the local server, which serves requests concurrently, binds none and
- * every call gets the fixed budget.
+ * every call gets the fixed budget. In a traced function, the same entry wrapper runs each invocation in its trace
+ * subsegment (`traceInvocations`, set by `loadTracer` in powertools-tracer.ts).
  */
 import { LIMITS } from '../contract/limits';
 import { UnavailableError } from '../domain/errors';
@@ -14,6 +15,20 @@ import { UnavailableError } from '../domain/errors';
 type RemainingTime = { getRemainingTimeInMillis(): number };
 
 let invocation: RemainingTime | undefined;
+
+/** Runs one invocation of an entry point: `fn(event, context)` inside whatever the tracer records around it. */
+export type InvocationTrace = <E, C, R>(fn: (event: E, context?: C) => R, event: E, context?: C) => R;
+
+/** How a traced function's invocations are run; undefined when the function is not traced. */
+let invocationTrace: InvocationTrace | undefined;
+
+/**
+ * Sets how each invocation of `withInvocationDeadline`'s entry points is traced (`loadTracer` of a traced function;
+ * `undefined` unsets it). Lambda runs one function per process: one tracer per process.
+ */
+export function traceInvocations(trace: InvocationTrace | undefined): void {
+  invocationTrace = trace;
+}
 
 /**
  * Binds the invocation whose remaining time bounds the dependency calls made until the next one is bound
@@ -49,14 +64,15 @@ export function deadlineExceeded(what: string, budgetMs: number, cause: unknown)
 
 /**
  * A Lambda entry point that binds each invocation (its context) before running `fn`: the dependency calls it makes
- * end before the invocation does.
+ * end before the invocation does. In a traced function (`traceInvocations`) `fn` runs in the invocation's trace
+ * subsegment; untraced, it is called as it is.
  */
 export function withInvocationDeadline<E, C extends object, R>(
   fn: (event: E, context?: C) => R,
 ): (event: E, context?: C) => R {
   return (event, context) => {
     bindInvocation(context);
-    const result = fn(event, context);
+    const result = invocationTrace ? invocationTrace(fn, event, context) : fn(event, context);
     // Unbound once the invocation has answered: work that goes on after it (a preload still loading, a
     // registration continued by the worker) gets the fixed budget, not an ended invocation's negative time.
     if (result instanceof Promise) {

@@ -2,6 +2,13 @@
  * The `Tracer` port on the Powertools Tracer (AWS X-Ray): subsegments of the invocation's segment, annotations,
  * and (Powertools' default) the HTTPS calls of the process as subsegments of their own.
  *
+ * Lambda's own segment of an invocation (the X-Ray SDK's facade) takes neither annotations nor metadata:
+ * Powertools drops them with a warning line. So, as Powertools' `captureLambdaHandler` does, each invocation of a
+ * traced function runs in a subsegment of its own, `## {handler}` (annotated `ColdStart` and `Service`), opened when
+ * the invocation starts and closed when it has answered: its spans are subsegments of it and its annotations go on
+ * it. The Lambda entry points run their invocations through `withInvocationDeadline` (deadline.ts), which
+ * `loadTracer` hands that subsegment to (`traceInvocations`); an untraced function sets none and pays nothing.
+ *
  * Powertools and the X-Ray SDK are loaded only when the function is traced (`loadTracer` is called by a
  * composition root that found active tracing): an untraced function never evaluates them. They are not in the
  * function bundles either (`TRACER_LAYER_EXTERNALS` in functions/contract/bundling.ts): a traced function gets
@@ -11,6 +18,7 @@
  */
 import { createRequire } from 'node:module';
 import { noTracer, type Tracer } from '../ports/telemetry';
+import { type InvocationTrace, traceInvocations } from './deadline';
 
 type PowertoolsTracerModule = typeof import('@aws-lambda-powertools/tracer');
 
@@ -26,7 +34,8 @@ const isTracerMissing = (e: unknown): boolean =>
 /**
  * Loads the Powertools Tracer for `serviceName`; `enabled` is false outside a traced Lambda invocation. A function
  * without the tracer layer (the stack attaches it wherever tracing is on, so: one deployed with tracing off) gets
- * {@link noTracer}: it records nothing, as an untraced function should.
+ * {@link noTracer}: it records nothing, as an untraced function should. An enabled tracer runs each invocation of
+ * the process's entry point in its invocation subsegment (`traceInvocations`).
  */
 export async function loadTracer(serviceName: string): Promise<Tracer> {
   let tracerModule: PowertoolsTracerModule;
@@ -38,6 +47,7 @@ export async function loadTracer(serviceName: string): Promise<Tracer> {
   }
   const { Tracer: PowertoolsTracer } = tracerModule;
   const tracer = new PowertoolsTracer({ serviceName });
+  traceInvocations(tracer.isTracingEnabled() ? invocationSubsegment(tracer) : undefined);
   return {
     enabled: tracer.isTracingEnabled(),
     async span(name, fn) {
@@ -58,5 +68,47 @@ export async function loadTracer(serviceName: string): Promise<Tracer> {
     annotate(annotations) {
       for (const [key, value] of Object.entries(annotations)) tracer.putAnnotation(key, value);
     },
+  };
+}
+
+/**
+ * Runs an invocation in its subsegment of the function's segment, named as Powertools names it (`## {handler}`):
+ * opened before the handler runs, closed (with the error the handler threw, if any) once it has answered, and the
+ * function's segment current again.
+ */
+function invocationSubsegment(tracer: InstanceType<PowertoolsTracerModule['Tracer']>): InvocationTrace {
+  const name = `## ${process.env._HANDLER ?? 'handler'}`;
+  return (fn, event, context) => {
+    const segment = tracer.getSegment();
+    if (!segment) return fn(event, context);
+    const subsegment = segment.addNewSubsegment(name);
+    tracer.setSegment(subsegment);
+    tracer.annotateColdStart();
+    tracer.addServiceNameAnnotation();
+    const end = (error?: unknown) => {
+      subsegment.close(error as Error | undefined);
+      tracer.setSegment(segment);
+    };
+    let result: ReturnType<typeof fn>;
+    try {
+      result = fn(event, context);
+    } catch (e) {
+      end(e);
+      throw e;
+    }
+    if (!(result instanceof Promise)) {
+      end();
+      return result;
+    }
+    return result.then(
+      (value: unknown) => {
+        end();
+        return value;
+      },
+      (e: unknown) => {
+        end(e);
+        throw e;
+      },
+    ) as typeof result;
   };
 }

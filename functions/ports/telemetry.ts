@@ -84,7 +84,7 @@ export interface Tracer {
   readonly enabled: boolean;
   /** Runs `fn` inside a subsegment named `name`; an error is recorded on it and rethrown. */
   span<T>(name: string, fn: () => Promise<T>): Promise<T>;
-  /** Annotates the current request's segment. */
+  /** Annotates the current request's segment (in Lambda: its invocation's subsegment; Lambda's own takes none). */
   annotate(annotations: TraceAnnotations): void;
 }
 
