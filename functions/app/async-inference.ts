@@ -13,6 +13,10 @@
  * A request the predictor rejects (unknown model, invalid inputs, …) is answered `failed` at once. Any other
  * error is thrown so the queue retries the message; on its last attempt the request is answered `failed`
  * before the message goes to the dead-letter queue, so no caller polls forever.
+ *
+ * A request is reported (and captured) once, by the attempt that answers it: a run answered `done` or `failed`
+ * reports itself; a run that failed with a 5xx is reported only if its attempt was the last
+ * (`recordLastAttemptFailure`), never when the queue retries it.
  */
 import { randomUUID } from 'node:crypto';
 import { ASYNC_KEYS, QUEUE } from '../contract/events';
@@ -176,7 +180,16 @@ export async function getAsyncStatus(
   return asyncStatusView(undefined);
 }
 
-/** Runs one queued request. Throws (so the message is retried) only for errors that are not the request's. */
+/**
+ * The report of a run that failed with a 5xx, by the error it threw: made by `recordLastAttemptFailure` when that
+ * attempt was the request's last, with the answer it got; dropped with the error when the message is retried.
+ */
+const failedRuns = new WeakMap<object, (answer: unknown) => void>();
+
+/**
+ * Runs one queued request. Throws (so the message is retried) only for errors that are not the request's; a run
+ * that failed so is reported only by `recordLastAttemptFailure` on the last receive.
+ */
 export async function runAsyncInference(
   deps: AsyncWorkerDeps,
   requestId: string,
@@ -240,12 +253,11 @@ export async function runAsyncInference(
     const binary = doc.binary !== undefined;
     const status = isMaasError(e) ? e.status : 500;
     if (!isMaasError(e) || e.status >= 500) {
-      observed(
-        status,
-        { error: 'internal error', code: 'INTERNAL' },
-        binary,
-        isMaasError(e) ? e.code : undefined,
-      );
+      // Retried unless this receive is the last: reported then, as the answer the request gets.
+      if (deps.observer && typeof e === 'object' && e !== null) {
+        const code = isMaasError(e) ? e.code : undefined;
+        failedRuns.set(e, (answer) => observed(status, answer, binary, code));
+      }
       throw e;
     }
     result = { status: 'failed', ...errorFields(e), completedAt: clock.now().toISOString() };
@@ -261,7 +273,8 @@ export async function runAsyncInference(
 
 /**
  * Called when processing a message failed: on its last receive the request is answered `failed` (best
- * effort) since the queue is about to dead-letter it.
+ * effort) since the queue is about to dead-letter it, and a run that failed with a 5xx is reported (and captured)
+ * with that answer. Earlier receives report nothing: the queue retries them.
  */
 export async function recordLastAttemptFailure(
   deps: AsyncWorkerDeps,
@@ -270,14 +283,19 @@ export async function recordLastAttemptFailure(
   err: unknown,
 ): Promise<boolean> {
   if (receiveCount < (deps.maxReceiveCount ?? QUEUE.maxReceiveCount)) return false;
-  const request = await deps.blobs.head(ASYNC_KEYS.request(requestId)).catch(() => undefined);
-  if (!request) return false;
   const result: AsyncResultDoc = {
     status: 'failed',
     error: `the request could not be processed after ${receiveCount} attempts${isMaasError(err) ? `: ${err.message}` : ''}`,
     code: 'PROCESSING_FAILED',
     completedAt: (deps.clock ?? systemClock).now().toISOString(),
   };
-  await deps.blobs.put(ASYNC_KEYS.result(requestId), enc(result)).catch(() => {});
-  return true;
+  const request = await deps.blobs.head(ASYNC_KEYS.request(requestId)).catch(() => undefined);
+  if (request) await deps.blobs.put(ASYNC_KEYS.result(requestId), enc(result)).catch(() => {});
+  // The failed run ends here, whether or not its answer could be written.
+  if (typeof err === 'object' && err !== null) {
+    const report = failedRuns.get(err);
+    failedRuns.delete(err);
+    report?.({ error: result.error, code: result.code });
+  }
+  return request !== undefined;
 }

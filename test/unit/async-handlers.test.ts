@@ -1,12 +1,16 @@
 /**
- * Event handlers over fakes: the worker reports only failing records (ReportBatchItemFailures), the async API
- * maps its routes and errors, the S3 events handler decodes keys and dispatches, and register-on-upload turns
- * deterministic failures into outcomes and waits for a concurrent delivery.
+ * Event handlers over fakes: the worker reports only failing records (ReportBatchItemFailures) and an async request
+ * once (a retried run is not reported), the async API maps its routes and errors, the S3 events handler decodes
+ * keys and dispatches, and register-on-upload turns deterministic failures into outcomes and waits for a
+ * concurrent delivery.
  */
 import { createHash } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
 import { MemoryBatchJobs, MemoryRangedObjects } from '../../functions/adapters/memory-batch';
+import type { InferenceObservation } from '../../functions/app/inference';
+import { createInferenceObserver } from '../../functions/app/observe';
 import { incomingModelName, registerOnUpload } from '../../functions/app/register-on-upload';
+import type { ServedVersion } from '../../functions/app/version-resolver';
 import { ASYNC_KEYS, QUEUE } from '../../functions/contract/events';
 import { UnavailableError, UnprocessableModelError } from '../../functions/domain/errors';
 import type { ModelVersion } from '../../functions/domain/types';
@@ -18,6 +22,7 @@ import {
   S3EventRecordsFailedError,
 } from '../../functions/handlers/s3-events';
 import { AlreadyInProgressError, type IdempotencyGuard } from '../../functions/ports/events';
+import type { InferenceReport } from '../../functions/ports/telemetry';
 import { apiEvent, parseResult } from '../helpers/apigw';
 import { MemoryBlobStore, MemoryGuard, RecordingQueue, s3Event } from '../helpers/events-fakes';
 import { recordingLogger, silentLogger } from '../helpers/recording-logger';
@@ -120,6 +125,100 @@ describe('async worker handler', () => {
     const result = JSON.parse(blobs.text(ASYNC_KEYS.result(ID(1))) ?? '');
     expect(result).toMatchObject({ status: 'failed', code: 'PROCESSING_FAILED' });
     expect(result.error).not.toMatch(/disk on fire/);
+  });
+
+  /**
+   * The worker over one request of m1 (version 1 through `prod`, captured at 100 %), reported and captured through
+   * the inference observer; `run(attempt)` answers its runs, the first being attempt 1.
+   */
+  async function observedSetup(run: (attempt: number) => Promise<unknown>) {
+    const blobs = new MemoryBlobStore();
+    await blobs.put(
+      ASYNC_KEYS.request(ID(1)),
+      JSON.stringify({
+        requestId: ID(1),
+        name: 'm1',
+        ref: 'prod',
+        request: { id: 'inference-1', inputs: [] },
+      }),
+    );
+    const reports: InferenceReport[] = [];
+    const captured: { status: number; captureData: { endpointOutput?: { data?: string } } }[] = [];
+    const observer = createInferenceObserver({
+      metrics: { inference: (r) => void reports.push(r), operation: () => {} },
+      capture: { write: (_model, _version, line) => void captured.push(JSON.parse(line)) },
+      captureOf: () => ({ samplePercent: 100, input: true, output: true }),
+    });
+    let attempts = 0;
+    const handler = createAsyncWorkerHandler({
+      worker: {
+        blobs,
+        observer,
+        predictor: {
+          async infer(_name, _ref, _body, obs) {
+            (obs as InferenceObservation).served = { version: { version: 1 } } as ServedVersion;
+            return run(++attempts) as never;
+          },
+        },
+      },
+      batch: memoryBatch(),
+      logger: quiet,
+    });
+    const receive = async (receiveCount: number) => {
+      const response = await handler(sqsEvent([{ id: 'a', body: msg(1), receiveCount }]), budget);
+      // A captured request is recorded, and reported, after its answer.
+      await new Promise((r) => setImmediate(r));
+      return response;
+    };
+    return { blobs, reports, captured, receive };
+  }
+
+  it('reports and captures a request once when a run that failed with a 5xx is retried and succeeds', async () => {
+    const { blobs, reports, captured, receive } = await observedSetup(async (attempt) => {
+      if (attempt === 1) throw new UnavailableError('registry down');
+      return { id: 'inference-1', outputs: [] };
+    });
+    expect((await receive(1)).batchItemFailures).toEqual([{ itemIdentifier: 'a' }]);
+    expect(reports).toEqual([]);
+    expect(captured).toEqual([]);
+    expect((await receive(2)).batchItemFailures).toEqual([]);
+    expect(JSON.parse(blobs.text(ASYNC_KEYS.result(ID(1))) ?? '')).toMatchObject({ status: 'done' });
+    expect(reports).toEqual([
+      expect.objectContaining({
+        model: 'm1',
+        version: 1,
+        alias: 'prod',
+        status: 200,
+        inferenceId: 'inference-1',
+      }),
+    ]);
+    expect(captured.map((c) => c.status)).toEqual([200]);
+  });
+
+  it('reports and captures a run that keeps failing with a 5xx once, on its last receive, as the answer it gets', async () => {
+    const { blobs, reports, captured, receive } = await observedSetup(async () => {
+      throw new Error('disk on fire');
+    });
+    for (let n = 1; n < QUEUE.maxReceiveCount; n++) await receive(n);
+    expect(reports).toEqual([]);
+    expect(captured).toEqual([]);
+    await receive(QUEUE.maxReceiveCount);
+    const result = JSON.parse(blobs.text(ASYNC_KEYS.result(ID(1))) ?? '');
+    expect(result).toMatchObject({ status: 'failed', code: 'PROCESSING_FAILED' });
+    expect(reports).toEqual([
+      expect.objectContaining({
+        model: 'm1',
+        version: 1,
+        alias: 'prod',
+        status: 500,
+        inferenceId: 'inference-1',
+      }),
+    ]);
+    expect(captured.map((c) => c.status)).toEqual([500]);
+    expect(JSON.parse(captured[0]?.captureData.endpointOutput?.data ?? '')).toEqual({
+      error: result.error,
+      code: 'PROCESSING_FAILED',
+    });
   });
 
   it('does not run a request twice once it has a result', async () => {
