@@ -79,7 +79,10 @@ export interface AnsweredInference {
   readonly binary?: boolean;
 }
 
-/** The `model` dimension of a request whose model is not known to exist (unknown, invalid, or not looked up). */
+/**
+ * The `model` dimension of a request no version was chosen for and whose alias or version the registry did not
+ * answer for: an unknown or invalid name, a body that could not be read, a lookup that failed.
+ */
 export const UNRESOLVED_MODEL = '-';
 
 /** Errors the registry answers only after it found the model (the alias or version was the matter). */
@@ -140,8 +143,9 @@ export function createInferenceObserver(deps: InferenceObserverDeps): InferenceO
     cold = false;
     const { obs } = a;
     // Dimensions come from names the registry knows, never from the path as sent: a request for a model that does
-    // not exist (or before its model was looked up) is counted under UNRESOLVED_MODEL, one of an alias that does
-    // not exist without its alias. Junk paths can then create neither metrics nor cached documents.
+    // not exist (or refused before a version was chosen for it: an unreadable body, a failed lookup) is counted
+    // under UNRESOLVED_MODEL, one of an alias that does not exist without its alias. Junk paths can then create
+    // neither metrics nor cached documents.
     const served = obs.served !== undefined;
     const modelKnown = served || (a.code !== undefined && MODEL_KNOWN_CODES.has(a.code));
     deps.metrics.inference({

@@ -23,13 +23,16 @@ export const SERVICE_NAMES = {
 
 /** Metric names and their CloudWatch units. */
 export const METRICS = {
-  /** One per answered request (inference, async, batch job, registry operation). */
+  /**
+   * One per answered request (sync or async inference, registry operation), and one per chunk of a batch part
+   * (`BATCH.rowsPerChunk` lines scored by one `inferBatch` call; status 200 whatever its lines' errors).
+   */
   Requests: 'Count',
   /** Requests answered 4xx (the caller's mistake). */
   ClientErrors: 'Count',
   /** Requests answered 5xx (ours, or a dependency's). */
   ServerErrors: 'Count',
-  /** Handler total, from the event to its answer. */
+  /** Handler total, from the event to its answer (a batch chunk: from its read to its answers). */
   Latency: 'Milliseconds',
   /** The onnxruntime run(s) of the request. */
   InferenceLatency: 'Milliseconds',
@@ -39,7 +42,7 @@ export const METRICS = {
   ColdStart: 'Count',
   /** Request body size. */
   PayloadBytes: 'Bytes',
-  /** Rows scored (batch jobs and async requests; a sync request's batch dimension). */
+  /** Rows scored: a request's batch dimension (sync or async), a batch chunk's lines. */
   BatchRows: 'Count',
   /** Capture records that could not be written (the inference is answered all the same). */
   CaptureErrors: 'Count',

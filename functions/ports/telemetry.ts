@@ -16,7 +16,7 @@ export interface InferenceReport {
   readonly alias?: string;
   readonly route: TrafficRoute;
   readonly status: number;
-  /** Handler total (ms). */
+  /** Handler total (ms); a batch chunk's: from its read to its answers. */
   readonly latencyMs: number;
   /** The onnxruntime run(s) (ms). */
   readonly inferenceMs?: number;
@@ -24,7 +24,7 @@ export interface InferenceReport {
   readonly modelLoadMs?: number;
   readonly coldStart: boolean;
   readonly payloadBytes: number;
-  /** Rows scored (the request's batch dimension, or a batch job's rows). */
+  /** Rows scored (the request's batch dimension, or a batch chunk's lines). */
   readonly batchRows?: number;
   /** Capture records of this request that could not be written. */
   readonly captureErrors?: number;
