@@ -159,6 +159,16 @@ export const ROUTES: readonly RouteDef[] = (Object.keys(OPERATIONS) as Operation
   },
 );
 
+/**
+ * Who answers a request that matches no route of the table (API Gateway's `$default` route): the predict
+ * function, which matches it on its path (404 `ROUTE_NOT_FOUND`, 405 `METHOD_NOT_ALLOWED` for a known path
+ * with another method), with the access of the inference routes.
+ */
+export const UNMATCHED_ROUTE = { fn: 'predict', access: 'infer' } as const satisfies {
+  readonly fn: FunctionId;
+  readonly access: Exclude<RouteAccess, 'public'>;
+};
+
 /** `routeKey` as API Gateway HTTP API writes it: `GET /models/{name}`. */
 export const routeKey = (route: Pick<RouteDef, 'method' | 'path'>): string => `${route.method} ${route.path}`;
 

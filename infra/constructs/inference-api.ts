@@ -1,5 +1,6 @@
 /**
- * InferenceApi: the API Gateway HTTP API with one route per entry of the contract's route table.
+ * InferenceApi: the API Gateway HTTP API with one route per entry of the contract's route table, and a
+ * `$default` route for everything else.
  */
 import { RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
@@ -10,7 +11,13 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { type FunctionId, ROUTES, type RouteAccess, type RouteDef } from '../../functions/contract/routes';
+import {
+  type FunctionId,
+  ROUTES,
+  type RouteAccess,
+  type RouteDef,
+  UNMATCHED_ROUTE,
+} from '../../functions/contract/routes';
 import { checkJwtAuthorization, checkJwtScope, checkThrottling } from './validation';
 
 /** The default OAuth scope a JWT must carry to call the inference routes (`access: 'infer'`). */
@@ -98,6 +105,11 @@ export class InferenceApi extends Construct {
   readonly accessLogs: logs.LogGroup;
   /** The routes created, keyed by `METHOD /path`. */
   readonly routes: ReadonlyMap<string, apigw.HttpRoute>;
+  /**
+   * The `$default` route: requests matching no route of the table go to the predict function (undefined when it
+   * is not given), which answers them 404 `ROUTE_NOT_FOUND` or 405 `METHOD_NOT_ALLOWED` like any other error.
+   */
+  readonly defaultRoute: apigw.HttpRoute | undefined;
   /** The JWT scope each non-public access class requires; undefined with IAM authorization. */
   readonly scopes: { readonly infer: string; readonly admin: string } | undefined;
   /**
@@ -202,6 +214,21 @@ export class InferenceApi extends Construct {
     }
     this.routes = routes;
     this.defs = defs;
+
+    // Without a `$default` route, API Gateway answers an unmatched path or method itself (404 {"message"}), not
+    // with the {"error","code"} body of the protocol. It is authorized as the inference routes are: with IAM,
+    // API Gateway checks the request's own method and path against the caller's grants; with JWT, the infer scope.
+    const unmatchedFn = props.functions[UNMATCHED_ROUTE.fn];
+    const unmatchedScope = this.scopes?.[UNMATCHED_ROUTE.access];
+    this.defaultRoute = unmatchedFn
+      ? new apigw.HttpRoute(this, 'DefaultRoute', {
+          httpApi: this.httpApi,
+          routeKey: apigw.HttpRouteKey.DEFAULT,
+          integration: integrationFor(UNMATCHED_ROUTE.fn, unmatchedFn),
+          authorizer,
+          ...(unmatchedScope !== undefined ? { authorizationScopes: [unmatchedScope] } : {}),
+        })
+      : undefined;
 
     if (authorization.type === 'iam') {
       this.invokePolicy = this.invokeOnlyPolicy('InvokePolicy', 'infer');

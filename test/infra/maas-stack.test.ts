@@ -380,8 +380,10 @@ describe('HTTP API', () => {
       (r) => (r as { Properties: { RouteKey: string; AuthorizationType: string } }).Properties,
     );
 
-  it('has a route for every predict and registry entry of the route table, and only route-table routes', () => {
-    const keys = routesOf(template).map((r) => r.RouteKey);
+  it('has a route for every predict and registry entry of the route table, and only route-table routes and $default', () => {
+    const keys = routesOf(template)
+      .map((r) => r.RouteKey)
+      .filter((k) => k !== '$default');
     const all = ROUTES.map((r) => `${r.method} ${r.path}`);
     for (const r of ROUTES.filter((x) => x.fn !== 'async')) expect(keys).toContain(`${r.method} ${r.path}`);
     for (const k of keys) expect(all).toContain(k);
@@ -477,8 +479,11 @@ describe('HTTP API', () => {
       const p = (r as { Properties: { RouteKey: string; AuthorizationScopes?: string[] } }).Properties;
       return [p.RouteKey, p.AuthorizationScopes] as const;
     });
-    expect(scopes.length).toBe(ROUTES.length);
-    for (const [key, granted] of scopes) {
+    expect(scopes.length).toBe(ROUTES.length + 1);
+    expect(scopes.filter(([key]) => key === '$default').map(([, granted]) => granted)).toEqual([
+      ['maas/infer'],
+    ]);
+    for (const [key, granted] of scopes.filter(([k]) => k !== '$default')) {
       const route = ROUTES.find((r) => `${r.method} ${r.path}` === key);
       const want = { public: undefined, infer: ['maas/infer'], admin: ['maas/admin'] }[
         route?.access ?? 'public'
@@ -492,6 +497,27 @@ describe('HTTP API', () => {
     expect(() =>
       jwtStack.api.grantAdmin(new iam.Role(jwtStack, 'Late', { assumedBy: new iam.AccountRootPrincipal() })),
     ).toThrow(/maas\/admin/);
+  });
+
+  it('sends every request no route matches to the predict function ($default), authorized like the inference routes', () => {
+    // Without it API Gateway answers an unmatched path or method itself: 404 {"message":"Not Found"}, no `error`.
+    for (const [t, s, type] of [
+      [template, stack, 'AWS_IAM'],
+      [jwtTemplate, jwtStack, 'JWT'],
+    ] as const) {
+      const found = Object.values(
+        t.findResources('AWS::ApiGatewayV2::Route', { Properties: { RouteKey: '$default' } }),
+      );
+      expect(found).toHaveLength(1);
+      const route = (found[0] as { Properties: { AuthorizationType: string; Target: unknown } }).Properties;
+      expect(route.AuthorizationType).toBe(type);
+      // The same integration (the predict function) as the inference routes.
+      const infer = routesOf(t).find((r) => r.RouteKey === 'POST /v2/models/{name}/infer') as unknown as {
+        Target: unknown;
+      };
+      expect(route.Target).toEqual(infer.Target);
+      expect(s.api.defaultRoute).toBeDefined();
+    }
   });
 
   it('has a throttled $default stage with JSON access logs', () => {

@@ -95,6 +95,9 @@ const CASES: [string, string, string, unknown, number, string][] = [
   ['unknown model', 'POST', '/v2/models/ghost/infer', x({}), 404, 'MODEL_NOT_FOUND'],
   ['version with leading zero', 'POST', '/v2/models/m/versions/01/infer', x({}), 400, 'INVALID_VERSION'],
   ['GET on infer', 'GET', INFER, undefined, 405, 'METHOD_NOT_ALLOWED'],
+  // What API Gateway's $default route sends the function: paths and methods of no route.
+  ['DELETE on /models', 'DELETE', '/models', undefined, 405, 'METHOD_NOT_ALLOWED'],
+  ['path of no route', 'GET', '/v2/modelz/m', undefined, 404, 'ROUTE_NOT_FOUND'],
   ['BYTES element with NUL', 'POST', IDS, ids(['ok', 'a\u0000b'], [1, 2]), 400, 'NUL_IN_BYTES'],
   ['FP16 element rounding to infinity', 'POST', IDS, ids(['a', 'b'], [1, 65520]), 400, 'NON_FINITE'],
 ];
