@@ -2,7 +2,8 @@
  * ModelInspector on onnxruntime-node: proves an artifact is a loadable ONNX model and reads its
  * signature. Before ORT sees the bytes, the protobuf is parsed (onnx-proto) and models whose tensors
  * live in external data files are rejected: a registered artifact must be self-contained, and ORT must
- * never be asked to open files next to the process.
+ * never be asked to open files next to the process. An input or output declared with no shape (any rank) is
+ * refused too: the protocol's metadata cannot describe it, and ORT reports it as a scalar.
  */
 import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
@@ -68,7 +69,25 @@ export function externalDataTensors(model: InstanceType<typeof onnx.ModelProto>)
   return found;
 }
 
-function toSpec(m: ort.InferenceSession.ValueMetadata, kind: 'input' | 'output'): TensorSpec {
+/**
+ * Names of the graph's tensor inputs and outputs declared with no shape at all (any rank: `tensor_type.shape`
+ * absent), which onnxruntime reports as rank 0, like a scalar.
+ */
+export function unknownRankTensors(model: InstanceType<typeof onnx.ModelProto>): Set<string> {
+  const found = new Set<string>();
+  const graph = model.graph;
+  for (const info of [...(graph?.input ?? []), ...(graph?.output ?? [])]) {
+    const tensor = info.type?.tensorType;
+    if (tensor && tensor.shape == null) found.add(info.name ?? '');
+  }
+  return found;
+}
+
+function toSpec(
+  m: ort.InferenceSession.ValueMetadata,
+  kind: 'input' | 'output',
+  unknownRank: ReadonlySet<string>,
+): TensorSpec {
   if (!m.isTensor) {
     throw new UnprocessableModelError(
       `${kind} '${m.name}' is not a tensor (sequences and maps are not supported by the inference protocol)`,
@@ -76,6 +95,14 @@ function toSpec(m: ort.InferenceSession.ValueMetadata, kind: 'input' | 'output')
   }
   const datatype = ORT_TO_OIP[m.type];
   if (!datatype) throw new UnprocessableModelError(`${kind} '${m.name}' has unsupported type '${m.type}'`);
+  // The protocol's metadata gives every tensor a rank: a tensor of any rank would be advertised (and validated)
+  // as a scalar.
+  if (unknownRank.has(m.name)) {
+    throw new UnprocessableModelError(
+      `${kind} '${m.name}' declares no shape (any rank), which the inference protocol cannot describe; ` +
+        'declare its shape in the model, with a symbolic dimension (e.g. "batch") for each one that varies',
+    );
+  }
   return {
     name: m.name,
     datatype,
@@ -108,10 +135,11 @@ export class OrtModelInspector implements ModelInspector {
         `onnxruntime cannot load the model: ${firstLine((e as Error).message)}`,
       );
     }
+    const unknownRank = unknownRankTensors(model);
     try {
       return {
-        inputs: session.inputMetadata.map((m) => toSpec(m, 'input')),
-        outputs: session.outputMetadata.map((m) => toSpec(m, 'output')),
+        inputs: session.inputMetadata.map((m) => toSpec(m, 'input', unknownRank)),
+        outputs: session.outputMetadata.map((m) => toSpec(m, 'output', unknownRank)),
       };
     } finally {
       await session.release().catch(() => {});

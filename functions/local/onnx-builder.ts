@@ -27,8 +27,8 @@ export type ElemTypeCode = (typeof ElemType)[keyof typeof ElemType];
 export interface ValueSpec {
   readonly name: string;
   readonly elemType: ElemTypeCode;
-  /** Numbers are fixed dims; strings are symbolic (dynamic) dims. */
-  readonly shape: readonly (number | string)[];
+  /** Numbers are fixed dims; strings are symbolic (dynamic) dims; null declares no shape at all (any rank). */
+  readonly shape: readonly (number | string)[] | null;
 }
 
 export type AttributeValue = number | string | number[] | { ints: number[] } | { floats: number[] };
@@ -71,9 +71,11 @@ function valueInfo(v: ValueSpec) {
     type: {
       tensorType: {
         elemType: v.elemType,
-        shape: {
-          dim: v.shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })),
-        },
+        ...(v.shape === null
+          ? {}
+          : {
+              shape: { dim: v.shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+            }),
       },
     },
   };

@@ -221,6 +221,20 @@ describe('registry HTTP API', () => {
       expect(r.body.error).toMatch(/external data/);
     });
 
+    it('422 for a model whose input declares no shape (any rank): FAILED, never advertised as a scalar', async () => {
+      const bytes = buildModel({
+        inputs: [{ name: 'x', elemType: ElemType.FLOAT, shape: null }],
+        outputs: [{ name: 'y', elemType: ElemType.FLOAT, shape: ['n', 'm'] }],
+        nodes: [{ opType: 'Identity', inputs: ['x'], outputs: ['y'] }],
+      });
+      const uploadId = await stage('norank', bytes);
+      const r = await call('POST', '/models/norank/versions', { body: { uploadId } });
+      expectError(r, 422, 'INVALID_MODEL');
+      expect(r.body.error).toMatch(/input 'x' declares no shape/);
+      const list = await call('GET', '/models/norank/versions');
+      expect(list.body.versions).toEqual([expect.objectContaining({ version: 1, status: 'FAILED' })]);
+    });
+
     it('400 when postprocess.output names an output the model does not have (nothing recorded)', async () => {
       const r = await register('pp', { postprocess: { output: 'nope', argmax: true } });
       expectError(r, 400, 'VALIDATION_ERROR');
