@@ -6,6 +6,7 @@
  */
 
 import type { CaptureConfig } from '../domain/capture';
+import { ArtifactIntegrityError, ConflictError } from '../domain/errors';
 import { postprocessOutputSpecs } from '../domain/postprocess';
 import type { TensorSpec } from '../domain/types';
 import type { ArtifactStore } from '../ports/index';
@@ -48,6 +49,13 @@ export interface Predictor extends Pick<Inference, 'infer' | 'inferJson' | 'infe
   /** Loads the session of `name@ref` (used for `MAAS_PRELOAD`). */
   preload(name: string, ref?: string): Promise<ServedVersion>;
   /**
+   * Whether `name@ref` can serve (`GET …/ready`): resolves it and finds its session, and that of the alias's
+   * canary, in the session cache or loads it (no I/O when version and sessions are cached). A version whose
+   * artifact cannot be loaded (missing, or failing its integrity check) is a 409 `VERSION_NOT_READY`; a load
+   * that does not finish within the dependency deadline a 503, as for an inference.
+   */
+  ready(name: string, ref?: string): Promise<ServedVersion>;
+  /**
    * The capture declaration that applies to requests for `name@ref` as last resolved: the alias's own, else the
    * served version's (undefined: nothing is captured). No I/O.
    */
@@ -66,6 +74,22 @@ export interface Predictor extends Pick<Inference, 'infer' | 'inferJson' | 'infe
 export function createPredictor(deps: PredictorDeps): Predictor {
   const resolver = createVersionResolver(deps);
   const inference = createInference({ resolver, sessions: deps.sessions, store: deps.store });
+
+  /** Finds or loads a served version's session; an artifact that cannot be loaded makes the version not ready. */
+  async function loadable(served: ServedVersion): Promise<void> {
+    if (deps.sessions.cached(served.version.sha256)) return;
+    try {
+      await inference.session(served);
+    } catch (e) {
+      if (!(e instanceof ArtifactIntegrityError)) throw e;
+      const v = served.version;
+      throw new ConflictError(
+        `model '${v.name}' version ${v.version} is not ready: ${e.message}`,
+        'VERSION_NOT_READY',
+        { cause: e },
+      );
+    }
+  }
   return {
     resolve: resolver.resolve,
     capture: resolver.capture,
@@ -83,6 +107,12 @@ export function createPredictor(deps: PredictorDeps): Predictor {
     async preload(name, ref) {
       const served = await resolver.resolve(name, ref);
       await inference.session(served);
+      return served;
+    },
+    async ready(name, ref) {
+      const served = await resolver.resolve(name, ref);
+      const canary = resolver.split(name, ref)?.canary;
+      await Promise.all([loadable(served), ...(canary ? [loadable(canary)] : [])]);
       return served;
     },
     infer: inference.infer,

@@ -265,7 +265,7 @@ export function createPredictHandler(
         case 'modelMetadata':
           return json(200, await predictor.metadata(name, ref));
         case 'modelReady': {
-          const served = await predictor.resolve(name, ref);
+          const served = await predictor.ready(name, ref);
           return json(200, { name, version: String(served.version.version), ready: true });
         }
       }

@@ -124,6 +124,25 @@ describe('a canary split', () => {
     }
   });
 
+  it("model ready on a split alias loads the canary's session with the stable one: both serve the alias", async () => {
+    await route({ canary: { version: 2, weight: 10 } });
+    const sessions = new SessionCache({ engine: new OrtEngine() });
+    const handler = createPredictHandler({
+      repo: env.reader,
+      store: env.artifacts,
+      sessions,
+      clock: { now: () => new Date(env.now) },
+    });
+    try {
+      const r = parseResult(await handler(apiEvent('GET', '/v2/models/split/ready')));
+      expect(r).toMatchObject({ status: 200, body: { name: 'split', version: '1', ready: true } });
+      for (const v of [1, 2])
+        expect(sessions.has((await env.repo.getVersion('split', v))!.sha256)).toBe(true);
+    } finally {
+      await sessions.close();
+    }
+  });
+
   it('pins /versions/{n}; a cleared split sends everything to the stable version', async () => {
     await route({ canary: { version: 2, weight: 100 } });
     expect((await infer('a')).version).toBe(2);

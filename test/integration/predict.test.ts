@@ -2,12 +2,12 @@
  * The predict path end to end: APIGW v2 events -> handler -> registry in DynamoDB Local -> artifacts in
  * s3rver -> onnxruntime-node.
  */
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoRegistryReader } from '../../functions/adapters/dynamodb-registry-reader';
 import { createPredictor } from '../../functions/app/predict';
-import { sha256Hex } from '../../functions/app/session-cache';
+import { SessionCache, sha256Hex } from '../../functions/app/session-cache';
 import { keys } from '../../functions/contract/table';
 import { createPredictHandler } from '../../functions/handlers/predict';
 import { localClientOptions } from '../../functions/local/emulators';
@@ -437,6 +437,59 @@ describe('artifact integrity', () => {
     expect(ok.status).toBe(200);
     expect(ok.body.outputs[0]!.data).toEqual([5, 5]);
     expect(env.sessions.has(v.sha256)).toBe(true);
+  });
+});
+
+describe('model readiness', () => {
+  it('loads the version: not ready (409 VERSION_NOT_READY) while its artifact is missing or tampered, ready once it loads; a warm probe reads nothing', async () => {
+    const v = await env.register('unready', addConstant(3));
+    const original = await env.store.getObject(v.s3Key);
+    let fetches = 0;
+    const sessions = new SessionCache({ engine: env.sessions.engine });
+    const handler = createPredictHandler({
+      repo: env.reader,
+      store: {
+        getObject: (key) => {
+          fetches++;
+          return env.artifacts.getObject(key);
+        },
+        getObjectHashed: (key) => {
+          fetches++;
+          return env.artifacts.getObjectHashed(key);
+        },
+      },
+      sessions,
+      logger: silentLogger,
+    });
+    const ready = async (path: string) => parseResult<ErrorBody>(await handler(apiEvent('GET', path)));
+    try {
+      await env.aws.s3.send(new DeleteObjectCommand({ Bucket: env.aws.bucket, Key: v.s3Key }));
+      expect(await ready('/v2/models/unready/ready')).toMatchObject({
+        status: 409,
+        body: { code: 'VERSION_NOT_READY', error: expect.stringMatching(/version 1 is not ready.*missing/) },
+      });
+      await env.aws.s3.send(
+        new PutObjectCommand({ Bucket: env.aws.bucket, Key: v.s3Key, Body: addConstant(4) }),
+      );
+      expect(await ready('/v2/models/unready/versions/1/ready')).toMatchObject({
+        status: 409,
+        body: { code: 'VERSION_NOT_READY', error: expect.stringMatching(/integrity check/) },
+      });
+      expect(sessions.has(v.sha256)).toBe(false);
+
+      await env.aws.s3.send(new PutObjectCommand({ Bucket: env.aws.bucket, Key: v.s3Key, Body: original }));
+      expect(await ready('/v2/models/unready/ready')).toMatchObject({
+        status: 200,
+        body: { name: 'unready', version: '1', ready: true },
+      });
+      expect(sessions.has(v.sha256)).toBe(true);
+      // Warm: version and session cached, the probe fetches nothing.
+      const before = fetches;
+      expect((await ready('/v2/models/unready/versions/1/ready')).status).toBe(200);
+      expect(fetches).toBe(before);
+    } finally {
+      await sessions.close();
+    }
   });
 });
 

@@ -614,6 +614,32 @@ describe('bounded waits on a dependency that does not answer', () => {
     }
   });
 
+  it('model ready, which loads the version, answers a stalled artifact store with 503 UNAVAILABLE and Retry-After', async () => {
+    const unused = async () => {
+      throw new Error('not reached');
+    };
+    const handler = createPredictHandler({
+      repo: oneVersionRepo(),
+      store: new S3ArtifactReader({
+        bucket: 'models-bucket',
+        region: 'eu-west-1',
+        endpoint: silentEndpoint,
+        credentials,
+        env: {},
+        deadlineMs: () => 1_000,
+      }),
+      sessions: new SessionCache({
+        engine: { createSession: unused, run: unused, release: unused } satisfies InferenceEngine,
+      }),
+      logger: silentLogger,
+    });
+    const started = performance.now();
+    const r = parseResult(await handler(apiEvent('GET', '/v2/models/m/versions/1/ready')));
+    expect(r).toMatchObject({ status: 503, body: { code: 'UNAVAILABLE' } });
+    expect(r.headers['retry-after']).toBe('1');
+    expect(performance.now() - started).toBeLessThan(3_000);
+  });
+
   it('the generated SDK clients give up at the deadline as 503 UNAVAILABLE', async () => {
     const doc = dynamoDocumentClient({
       region: 'eu-west-1',
@@ -640,6 +666,30 @@ describe('bounded waits on a dependency that does not answer', () => {
   });
 });
 
+/** A registry holding one READY version, `m` 1, whose artifact is `models/m/abc.onnx`. */
+function oneVersionRepo(): Parameters<typeof createPredictHandler>[0]['repo'] {
+  const version = {
+    name: 'm',
+    version: 1,
+    s3Key: 'models/m/abc.onnx',
+    sha256: 'abc',
+    sizeBytes: 1,
+    status: 'READY',
+    createdAt: '2026-01-01T00:00:00Z',
+    signature: {
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [-1] }],
+      outputs: [{ name: 'y', datatype: 'FP32', shape: [-1] }],
+    },
+  };
+  const repo = {
+    getVersion: async () => version,
+    getAlias: async () => undefined,
+    getModel: async () => undefined,
+    ping: async () => {},
+  };
+  return repo as unknown as Parameters<typeof createPredictHandler>[0]['repo'];
+}
+
 describe('S3ArtifactReader on a bucket the role cannot list', () => {
   const reader = () =>
     new S3ArtifactReader({ bucket: 'models-bucket', region: 'eu-west-1', endpoint, credentials, env: {} });
@@ -656,27 +706,8 @@ describe('S3ArtifactReader on a bucket the role cannot list', () => {
     const unused = async () => {
       throw new Error('not reached');
     };
-    const version = {
-      name: 'm',
-      version: 1,
-      s3Key: 'models/m/abc.onnx',
-      sha256: 'abc',
-      sizeBytes: 1,
-      status: 'READY',
-      createdAt: '2026-01-01T00:00:00Z',
-      signature: {
-        inputs: [{ name: 'x', datatype: 'FP32', shape: [-1] }],
-        outputs: [{ name: 'y', datatype: 'FP32', shape: [-1] }],
-      },
-    };
-    const repo = {
-      getVersion: async () => version,
-      getAlias: async () => undefined,
-      getModel: async () => undefined,
-      ping: async () => {},
-    };
     const handler = createPredictHandler({
-      repo: repo as unknown as Parameters<typeof createPredictHandler>[0]['repo'],
+      repo: oneVersionRepo(),
       store: reader(),
       sessions: new SessionCache({
         engine: { createSession: unused, run: unused, release: unused } satisfies InferenceEngine,
