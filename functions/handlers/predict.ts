@@ -149,6 +149,13 @@ function idHeader(id: string): string {
   return id;
 }
 
+/** Bytes of an event's body as it was sent (base64-decoded when API Gateway encoded it). */
+function sentBytes(event: HttpEvent): number {
+  const raw = event.body;
+  if (raw === undefined) return 0;
+  return event.isBase64Encoded ? Buffer.byteLength(raw, 'base64') : Buffer.byteLength(raw, 'utf8');
+}
+
 /** The route table's predict operations by route key. */
 const OPS = operationsOf('predict');
 
@@ -194,6 +201,9 @@ export function createPredictHandler(
     let obs: InferenceObservation | undefined;
     // Whether the request or its answer is in the binary form.
     let binary = false;
+    // The request body once decoded (text of a JSON request, bytes of a binary one): what a failure reports.
+    let received: string | undefined;
+    let receivedBytes: number | undefined;
     try {
       // API Gateway's routeKey names the route (no path matching, no allocation on the warm path).
       let op = OPS.get(event.routeKey);
@@ -208,7 +218,9 @@ export function createPredictHandler(
           const headerLength = event.headers?.[BINARY_HEADER];
           if (headerLength !== undefined) {
             binary = true;
-            return await inferBinary(name, ref, event, binaryHeaderLength(headerLength), obs, startedAt);
+            const bytes = binaryRequestBytes(event, maxBodyBytes);
+            receivedBytes = bytes.length;
+            return await inferBinary(name, ref, bytes, binaryHeaderLength(headerLength), obs, startedAt);
           }
           // A UTF-8 byte is at most 3 per UTF-16 unit: short bodies need no byte count.
           const raw = event.body;
@@ -219,6 +231,7 @@ export function createPredictHandler(
             event.headers?.['content-encoding'] === undefined
               ? raw
               : bodyText(event, maxBodyBytes);
+          received = text;
           const body = parseInferenceBody(text);
           // The request's own id names it even when it fails before it runs.
           const id = ownInferenceId(body);
@@ -288,8 +301,11 @@ export function createPredictHandler(
         obs,
         status: result.statusCode ?? 500,
         startedAt,
-        payloadBytes: event.body?.length ?? 0,
-        requestText: event.body ?? '',
+        // The body as decoded, as a success reports it (a compressed or base64-encoded body is never reported as
+        // it travelled); one that could not be decoded counts its bytes as sent, and is never captured (a capture
+        // needs a served version, which needs a decoded body).
+        payloadBytes: received?.length ?? receivedBytes ?? sentBytes(event),
+        requestText: received ?? '',
         requestContentType: event.headers?.['content-type'] ?? 'application/json',
         responseText: result.body ?? '',
         ...(isMaasError(e) ? { code: e.code } : {}),
@@ -303,12 +319,11 @@ export function createPredictHandler(
   function inferBinary(
     name: string,
     ref: string | undefined,
-    event: HttpEvent,
+    bytes: Buffer,
     headerLength: number,
     obs: InferenceObservation,
     startedAt: number,
   ): Promise<HttpResult> {
-    const bytes = binaryRequestBytes(event, maxBodyBytes);
     // No await of its own: the answer is made in the run's continuation (one promise less per request).
     return predictor
       .inferBinary(name, ref, bytes, headerLength, obs)

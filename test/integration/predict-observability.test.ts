@@ -3,6 +3,7 @@
  * the inference id, capture (sampling, record, sinks that fail or hang), the trace spans of a cold and a warm
  * request, and the local Prometheus metrics.
  */
+import { gzipSync } from 'node:zlib';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { BufferedCaptureSink } from '../../functions/adapters/capture-sinks';
@@ -309,6 +310,49 @@ describe('capture', () => {
     await env.call('POST', '/v2/models/adder/versions/staging/infer', X);
     await afterAnswer();
     expect(sink.lines).toHaveLength(2);
+  });
+
+  it('a failed compressed request is recorded and counted as its decoded JSON, as a successful one is', async () => {
+    await env.repo.setAliasCapture('adder', 'prod', { samplePercent: 100, input: true, output: true });
+    env.now += 60_000;
+    // Three values for a [1, 2] input: refused after the version is resolved (the request is captured).
+    const request = {
+      id: 'gz-1',
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2, 3] }],
+    };
+    const text = JSON.stringify(request);
+    const r = parseResult(
+      await env.handler(
+        apiEvent('POST', '/v2/models/adder/infer', {
+          body: gzipSync(text),
+          headers: { 'content-encoding': 'gzip', 'content-type': 'application/octet-stream' },
+        }),
+      ),
+    );
+    expect(r).toMatchObject({ status: 400, body: { code: 'DATA_LENGTH_MISMATCH' } });
+    await until(() => sink.lines.length > 0 && emf.length > 0);
+    const input = JSON.parse(sink.lines[0]!.line).captureData.endpointInput;
+    expect(input).toMatchObject({ encoding: 'JSON', observedContentType: 'application/octet-stream' });
+    expect(JSON.parse(input.data)).toEqual(request);
+    expect(metricsOf(emf[0]!).PayloadBytes).toEqual({ unit: 'Bytes', value: text.length });
+
+    // A failed binary request counts its bytes, not the characters of their base64 form.
+    emf.length = 0;
+    const header = JSON.stringify({
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3], parameters: { binary_data_size: 12 } }],
+    });
+    const bytes = Buffer.concat([Buffer.from(header), Buffer.from(new Float32Array([1, 2, 3]).buffer)]);
+    const binary = parseResult(
+      await env.handler(
+        apiEvent('POST', '/v2/models/adder/infer', {
+          body: bytes,
+          headers: { 'inference-header-content-length': String(header.length) },
+        }),
+      ),
+    );
+    expect(binary.status).toBe(400);
+    await until(() => emf.length > 0);
+    expect(metricsOf(emf[0]!).PayloadBytes).toEqual({ unit: 'Bytes', value: bytes.length });
   });
 
   it('samples by inference id: the same ids are recorded every time', async () => {
