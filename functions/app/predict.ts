@@ -31,6 +31,11 @@ export interface PredictorDeps extends VersionResolverDeps {
 /** OIP model metadata. */
 export interface ModelMetadata {
   readonly name: string;
+  /**
+   * The version `ref` resolves to, alone: the one `inputs` and `outputs` describe. Listing every READY version
+   * would take a registry query per metadata request (the predict function reads items by key only) and name
+   * versions whose signatures these `inputs` and `outputs` do not describe; the registry lists them.
+   */
   readonly versions: string[];
   readonly platform: 'onnxruntime_onnx';
   readonly inputs: readonly TensorSpec[];
