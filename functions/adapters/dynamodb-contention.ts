@@ -1,15 +1,17 @@
 /**
  * Contention on the registry table: which DynamoDB errors mean "someone else is writing the same items right
  * now; try again", what a cancelled transaction says about its items, and the retry loop (full-jitter
- * exponential backoff, a bounded number of attempts, then a 503).
+ * exponential backoff, a bounded number of attempts, then a 503). A write DynamoDB refuses because an item would
+ * exceed its 400 KB becomes a 409 `ITEM_TOO_LARGE` there, not a 500.
  */
 import { unmarshall } from '@aws-sdk/util-dynamodb';
-import { UnavailableError } from '../domain/errors';
+import { ConflictError, UnavailableError } from '../domain/errors';
 import type { Item } from './dynamodb-items';
 
 /** One entry of a cancelled transaction's `CancellationReasons`, aligned with its items. */
 interface CancellationReason {
   readonly Code?: string;
+  readonly Message?: string;
   /** The item as it was, in wire format, when ReturnValuesOnConditionCheckFailure = ALL_OLD. */
   readonly Item?: Parameters<typeof unmarshall>[0];
 }
@@ -64,6 +66,22 @@ export function isContention(e: unknown): boolean {
   );
 }
 
+/** DynamoDB's words for an item over its size limit ("Item size [to update] has exceeded the maximum allowed size"). */
+const ITEM_TOO_LARGE = /item size .*exceeded the maximum allowed size/i;
+
+/**
+ * True when DynamoDB refused a write because an item would exceed 400 KB: a single write's or a transaction's
+ * `ValidationException` (an item put whole), or a transaction cancelled with a `ValidationError` reason (an item
+ * an update makes too large). No new attempt can overcome it.
+ */
+export function isItemTooLarge(e: unknown): boolean {
+  const err = e as { name?: string; message?: string };
+  if (err?.name === 'ValidationException') return ITEM_TOO_LARGE.test(err.message ?? '');
+  return (cancellationReasons(e) ?? []).some(
+    (r) => r.Code === 'ValidationError' && ITEM_TOO_LARGE.test(r.Message ?? ''),
+  );
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Runs operations again while they fail with contention. */
@@ -73,14 +91,21 @@ export class ContentionRetry {
 
   /**
    * Runs `attempt` until it returns. A contention error is retried after a full-jitter backoff (5 ms doubling
-   * up to 250 ms) until `maxAttempts`, then becomes UnavailableError; any other error is thrown as it is.
-   * `what` names the operation in the 503's message.
+   * up to 250 ms) until `maxAttempts`, then becomes UnavailableError; an item too large for DynamoDB becomes a
+   * 409 `ITEM_TOO_LARGE`; any other error is thrown as it is. `what` names the operation in the answer's message.
    */
   async run<T>(what: string, attempt: () => Promise<T>): Promise<T> {
     for (let n = 1; ; n++) {
       try {
         return await attempt();
       } catch (e) {
+        if (isItemTooLarge(e)) {
+          throw new ConflictError(
+            `${what} was refused: a registry item would exceed DynamoDB's 400 KB item size (labels and signatures of the versions involved make up most of it)`,
+            'ITEM_TOO_LARGE',
+            { cause: e },
+          );
+        }
         if (!isContention(e)) throw e;
         if (n >= this.maxAttempts) {
           throw new UnavailableError(

@@ -7,7 +7,7 @@
  *
  * Free of the request schemas (zod), like ./registry-rules.
  */
-import { DEFAULT_ALIAS } from '../contract/limits';
+import { DEFAULT_ALIAS, LIMITS } from '../contract/limits';
 import { ConflictError, type MaasError, NotFoundError, PreconditionFailedError } from './errors';
 import { assertAliasable } from './registry-rules';
 import {
@@ -73,6 +73,35 @@ export function servingSnapshot(v: ModelVersion): ModelVersion {
     if (v[k] !== undefined && v[k] !== null) snapshot[k] = v[k];
   }
   return snapshot as unknown as ModelVersion;
+}
+
+/** UTF-8 bytes of a value's JSON: how `LIMITS.maxAliasCopiesBytes` counts an alias's serving copies. */
+function jsonBytes(value: unknown): number {
+  return value === undefined ? 0 : Buffer.byteLength(JSON.stringify(value), 'utf8');
+}
+
+/**
+ * 409 `ALIAS_TOO_LARGE` when the serving copies alias `alias` would carry, of its version (`target`) and of its
+ * canary (`canary`), come to more than `LIMITS.maxAliasCopiesBytes` together: DynamoDB could not store the alias.
+ * `fix` tells the caller what to change instead.
+ */
+function assertCopiesFit(
+  name: string,
+  alias: string,
+  target: ModelVersion | undefined,
+  canary: ModelVersion,
+  fix: string,
+): void {
+  const targetBytes = jsonBytes(target);
+  const canaryBytes = jsonBytes(canary);
+  const total = targetBytes + canaryBytes;
+  if (total <= LIMITS.maxAliasCopiesBytes) return;
+  const describe = (v: ModelVersion, bytes: number) =>
+    `version ${v.version} (${bytes} bytes, ${jsonBytes(v.labels ?? [])} of them labels)`;
+  throw new ConflictError(
+    `alias '${alias}' of model '${name}' cannot carry the serving fields of ${target ? describe(target, targetBytes) : 'its version'} and of its canary ${describe(canary, canaryBytes)} together: ${total} bytes, more than the ${LIMITS.maxAliasCopiesBytes} an alias holds. ${fix}`,
+    'ALIAS_TOO_LARGE',
+  );
 }
 
 /** An alias written by a plan, with the history entry of the move that writes it. */
@@ -330,8 +359,10 @@ export interface AliasMovePlan {
  * Plans an alias move (or removal, `version: null`). Preconditions, in order: the model exists (404);
  * `expectedVersion`, when given, is where the alias points now (0 = it must not exist; 412 otherwise);
  * `expectedRevision`, when given, is its revision (412); a removed alias exists (404); the target exists (404)
- * and is READY (409). History chains: `previousVersion` is the version the alias had, the revision goes up by
- * one, and the time is never earlier than the previous move's, even when this writer's clock lags.
+ * and is READY (409); a kept split still answers like the target (409 `CANARY_INCOMPATIBLE` /
+ * `SHADOW_INCOMPATIBLE`) and a kept canary's copy fits the alias with the target's (409 `ALIAS_TOO_LARGE`).
+ * History chains: `previousVersion` is the version the alias had, the revision goes up by one, and the time is
+ * never earlier than the previous move's, even when this writer's clock lags.
  */
 export function planAliasMove(move: AliasMove, state: AliasMoveState, clockNow: string): AliasMovePlan {
   if (!state.modelExists) throw modelNotFound(move.name);
@@ -388,6 +419,16 @@ export function planAliasMove(move: AliasMove, state: AliasMoveState, clockNow: 
   // A split the move keeps must still answer like the new stable version, as a split change is checked
   // (`planAliasRouting`): else the canary's share of the callers would get errors, or no mirror could be compared.
   if (target && nextRouting) assertSplitFits(move, target, nextRouting, state);
+  // The alias carries the copies of its new version and of the canary it keeps: together they must fit its item.
+  if (target && keepCanaryTarget) {
+    assertCopiesFit(
+      move.name,
+      move.alias,
+      servingSnapshot(target),
+      state.alias!.canaryTarget!,
+      `End the canary first — maas canary ${move.name} --off --alias ${move.alias}, or maas rollout abort ${move.name} --alias ${move.alias} when a rollout runs it — or promote it, or register the version with shorter labels`,
+    );
+  }
   return {
     name: move.name,
     alias: move.alias,
@@ -542,7 +583,8 @@ export function routingReason(routing: AliasRouting | undefined): string {
  * Plans a change of an alias's split. Preconditions, in order: the model exists (404), the alias exists (404
  * `ALIAS_NOT_FOUND`), `expectedRevision` when given is its revision (412), the canary, when named, is not the
  * alias's own version (409 `CANARY_IS_STABLE`), exists (404) and is READY (409 `VERSION_NOT_READY`) and answers
- * like the stable version (409 `CANARY_INCOMPATIBLE`); the shadow, when named, likewise (409 `SHADOW_IS_STABLE`,
+ * like the stable version (409 `CANARY_INCOMPATIBLE`) and its serving copy fits the alias with the stable version's
+ * (409 `ALIAS_TOO_LARGE`); the shadow, when named, likewise (409 `SHADOW_IS_STABLE`,
  * 404, 409 `VERSION_NOT_READY`, 409 `SHADOW_INCOMPATIBLE`; it may be the canary). Weight 0 keeps the canary
  * declared (and its version held) with no traffic. The shadow version is not held (no serving copy either).
  */
@@ -575,6 +617,13 @@ export function planAliasRouting(
         'CANARY_INCOMPATIBLE',
       );
     }
+    assertCopiesFit(
+      change.name,
+      change.alias,
+      stable,
+      servingSnapshot(canary),
+      `Register the canary or the stable version with shorter labels so that both fit, or move the alias to version ${canaryVersion} without a canary`,
+    );
   }
   const shadowVersion = routing?.shadow?.version;
   if (shadowVersion !== undefined) {

@@ -1070,6 +1070,33 @@ export function registryRepositoryContract(setup: () => Promise<RegistryReposito
       );
     });
 
+    it('refuses (409 ALIAS_TOO_LARGE) a canary or a move that would pair two serving copies too large for one alias; nothing is written', async () => {
+      // Labels of 275 001 bytes each (at most LIMITS.maxLabelsBytes): one version fits an alias, two do not (DynamoDB
+      // would refuse the ALIAS item past 400 KB).
+      const labels = Array.from({ length: 25_000 }, (_, i) => `lab${String(i).padStart(5, '0')}`);
+      await register('rt-big', 3, { labels });
+      await register('rt-big', 1);
+      const refused = { status: 409, code: 'ALIAS_TOO_LARGE' };
+      await expect(
+        repo.setAliasRouting({ name: 'rt-big', alias: 'prod', routing: split(2, 10), actor: 'a' }),
+      ).rejects.toMatchObject(refused);
+      expect(await repo.getAlias('rt-big', 'prod')).toMatchObject({ version: 1, revision: 1 });
+      expect((await repo.aliasHistory('rt-big', 'prod', 10)).items).toHaveLength(1);
+      await repo.deleteVersion('rt-big', 2);
+      // A small stable version leaves room for a big canary; a move keeping it to another big version is refused.
+      await repo.moveAlias({ name: 'rt-big', alias: 'prod', version: 4, actor: 'a' });
+      await repo.setAliasRouting({ name: 'rt-big', alias: 'prod', routing: split(3, 10), actor: 'a' });
+      await expect(
+        repo.moveAlias({ name: 'rt-big', alias: 'prod', version: 1, actor: 'a' }),
+      ).rejects.toMatchObject(refused);
+      expect(await repo.getAlias('rt-big', 'prod')).toMatchObject({ version: 4, revision: 3 });
+      // Promoting the canary leaves one copy: it fits.
+      expect(await repo.moveAlias({ name: 'rt-big', alias: 'prod', version: 3, actor: 'a' })).toMatchObject({
+        version: 3,
+        revision: 4,
+      });
+    });
+
     it('holds the canary version: no archive, no delete while it takes traffic (weight 0 included)', async () => {
       await register('rt-hold', 2);
       await repo.setAliasRouting({ name: 'rt-hold', alias: 'prod', routing: split(2, 0), actor: 'a' });

@@ -1,14 +1,18 @@
 /** The RegistryRepository contract on DynamoDB Local, and what only the DynamoDB repository does. */
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { DynamoRegistryRepository } from '../../functions/adapters/dynamodb-registry';
-import { createTestAwsEnv } from '../helpers/aws-env';
+import { keys } from '../../functions/contract/table';
+import { ConflictError } from '../../functions/domain/errors';
+import { createTestAwsEnv, type TestAwsEnv } from '../helpers/aws-env';
 import { newVersion, registryRepositoryContract } from '../helpers/registry-repository-contract';
 
 describe('DynamoRegistryRepository (DynamoDB Local)', () => {
+  let env: TestAwsEnv;
   let repo: DynamoRegistryRepository;
 
   registryRepositoryContract(async () => {
-    const env = await createTestAwsEnv('reg-repo');
+    env = await createTestAwsEnv('reg-repo');
     repo = new DynamoRegistryRepository({ doc: env.doc, table: env.table });
     return {
       repository: (clock) =>
@@ -17,7 +21,7 @@ describe('DynamoRegistryRepository (DynamoDB Local)', () => {
     };
   });
 
-  it('surfaces an item DynamoDB rejects (ValidationException) instead of retrying it', async () => {
+  it('answers an item DynamoDB refuses as too large (ValidationException) with 409 ITEM_TOO_LARGE, not retried', async () => {
     const huge = {
       inputs: [{ name: 'x'.repeat(450_000), datatype: 'FP32' as const, shape: [1] }],
       outputs: [],
@@ -25,8 +29,39 @@ describe('DynamoRegistryRepository (DynamoDB Local)', () => {
     const err = await repo
       .createVersion({ ...newVersion('huge-item'), sha256: 'x', sizeBytes: 1, s3Key: 'k', signature: huge })
       .catch((e: Error) => e);
-    expect(err).toBeInstanceOf(Error);
-    expect((err as Error).name).toBe('ValidationException');
+    expect(err).toBeInstanceOf(ConflictError);
+    expect(err).toMatchObject({ code: 'ITEM_TOO_LARGE', cause: { name: 'ValidationException' } });
+    expect((err as Error).message).toMatch(/registering a version of 'huge-item' .*400 KB/);
     expect(await repo.getModel('huge-item')).toBeUndefined();
+  });
+
+  it('answers a transaction cancelled for an item an update makes too large with 409 ITEM_TOO_LARGE; nothing is written', async () => {
+    await repo.createVersion(newVersion('grown'));
+    await repo.createVersion(newVersion('grown', { labels: ['x'.repeat(150_000)] }));
+    // An ALIAS item grown by other means: the planner's bound on the serving copies cannot see what it carries.
+    await env.doc.send(
+      new PutCommand({
+        TableName: env.table,
+        Item: {
+          ...(await repo.getAlias('grown', 'prod')),
+          pk: keys.modelPk('grown'),
+          sk: keys.aliasSk('prod'),
+          name: 'grown',
+          padding: 'p'.repeat(300_000),
+        },
+      }),
+    );
+    const err = await repo
+      .setAliasRouting({
+        name: 'grown',
+        alias: 'prod',
+        routing: { canary: { version: 2, weight: 10 } },
+        actor: 'a',
+      })
+      .catch((e: Error) => e);
+    expect(err).toBeInstanceOf(ConflictError);
+    expect(err).toMatchObject({ code: 'ITEM_TOO_LARGE', cause: { name: 'TransactionCanceledException' } });
+    expect(await repo.getAlias('grown', 'prod')).toMatchObject({ revision: 1 });
+    expect((await repo.aliasHistory('grown', 'prod', 10)).items).toHaveLength(1);
   });
 });

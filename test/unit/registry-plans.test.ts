@@ -1,5 +1,6 @@
 /** The registry planners (pure): what each decision plans from a given state, or which error it throws. */
 import { describe, expect, it } from 'vitest';
+import { LIMITS } from '../../functions/contract/limits';
 import { ConflictError, NotFoundError, PreconditionFailedError } from '../../functions/domain/errors';
 import {
   aliasCaptureRefusal,
@@ -592,6 +593,59 @@ describe('traffic splits', () => {
     );
     expect(bare.routingChange).toBeNull();
     expect(bare.next?.routing).toBeUndefined();
+  });
+
+  it('refuses (409 ALIAS_TOO_LARGE) a split or a move whose two serving copies would not fit the alias', () => {
+    // Labels of 200 005 bytes each (at most LIMITS.maxLabelsBytes): one copy fits, two do not.
+    const labels = Array.from({ length: 20_000 }, (_, i) => `l${String(i).padStart(6, '0')}`);
+    expect(Buffer.byteLength(JSON.stringify(labels))).toBeLessThanOrEqual(LIMITS.maxLabelsBytes);
+    const big = (v: number) => version(v, { labels });
+    const refusal = (f: () => unknown) => {
+      try {
+        f();
+      } catch (e) {
+        return [(e as { status: number }).status, (e as { code: string }).code, (e as Error).message];
+      }
+      return undefined;
+    };
+    const stable = { ...alias(1, 2), target: big(1) };
+    const canary = refusal(() =>
+      planAliasRouting(change(split(2, 10)), { modelExists: true, alias: stable, canary: big(2) }, T1),
+    );
+    expect(canary?.slice(0, 2)).toEqual([409, 'ALIAS_TOO_LARGE']);
+    expect(canary?.[2]).toMatch(/version 1 .*version 2 .*more than the 390000 an alias holds/);
+    expect(canary?.[2]).toMatch(/shorter labels|without a canary/);
+    // A small stable version leaves room for the big canary; a shadow is not copied.
+    const small = { ...alias(1, 2), target: version(1) };
+    expect(
+      refusal(() =>
+        planAliasRouting(change(split(2, 10)), { modelExists: true, alias: small, canary: big(2) }, T1),
+      ),
+    ).toBeUndefined();
+    expect(
+      refusal(() =>
+        planAliasRouting(
+          change({ shadow: { version: 2, percent: 10 } }),
+          { modelExists: true, alias: stable, canary: undefined, shadow: big(2) },
+          T1,
+        ),
+      ),
+    ).toBeUndefined();
+    // A move that keeps the big canary to another big version is refused; a promotion or a plain move is not.
+    const split2: AliasState = { ...small, routing: split(2, 10), canaryTarget: big(2) };
+    const move =
+      (v: number, target: ModelVersion, current: AliasState = split2) =>
+      () =>
+        planAliasMove(
+          { name: 'm', alias: 'prod', version: v, actor: 'a' },
+          { modelExists: true, alias: current, target },
+          T1,
+        );
+    const kept = refusal(move(3, big(3)));
+    expect(kept?.slice(0, 2)).toEqual([409, 'ALIAS_TOO_LARGE']);
+    expect(kept?.[2]).toMatch(/maas canary m --off --alias prod/);
+    expect(refusal(move(2, big(2)))).toBeUndefined();
+    expect(refusal(move(3, big(3), stable))).toBeUndefined();
   });
 
   it('capture changes reach the canary copies of the aliases whose canary the version is', () => {

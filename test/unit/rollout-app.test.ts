@@ -628,4 +628,18 @@ describe('refusals', () => {
     await start();
     expect(await code(start({ version: 3 }))).toBe('ROLLOUT_IN_PROGRESS');
   });
+
+  it('409 ALIAS_TOO_LARGE before anything is written when the canary and the stable version cannot share the alias', async () => {
+    // Labels of 275 001 bytes each: one version fits an alias, two do not.
+    const labels = Array.from({ length: 25_000 }, (_, i) => `lab${String(i).padStart(5, '0')}`);
+    for (let i = 0; i < 2; i++) await repo.createVersion(newVersion('big', { labels }));
+    const err = await startRollout(deps, { name: 'big', alias: 'prod', spec: spec(), actor: 'a' }).catch(
+      (e: Error) => e,
+    );
+    expect(err).toMatchObject({ status: 409, code: 'ALIAS_TOO_LARGE' });
+    expect((err as Error).message).toMatch(/shorter labels/);
+    // No rollout recorded (not even an aborted one), the alias as it was.
+    await expect(getRollout(deps, 'big', 'prod')).rejects.toMatchObject({ code: 'ROLLOUT_NOT_FOUND' });
+    expect(await repo.getAlias('big', 'prod')).toMatchObject({ version: 1, revision: 1 });
+  });
 });
