@@ -406,6 +406,7 @@ export class DynamoRegistryRepository implements RegistryRepository {
       (k) =>
         isPageKeyOf(k, [...TABLE_KEYS, idx.partitionKey, idx.sortKey]) &&
         k[idx.partitionKey] === keys.modelsGsiPk &&
+        k.pk === keys.modelPk(String(k[idx.sortKey])) &&
         k.sk === keys.modelSk,
       toModel,
     );

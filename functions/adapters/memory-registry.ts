@@ -523,7 +523,8 @@ function page<T, R = T>(
 
 /**
  * The position a token carries, checked against its listing: exactly the attributes `fixed` (with their values:
- * the same model, the same alias) and `position` (with their types). Anything else is a 400 `INVALID_TOKEN`.
+ * the same model, the same alias) and `position` (with their types; strings not empty, as DynamoDB's key values).
+ * Anything else is a 400 `INVALID_TOKEN`.
  */
 function decodeCursor(
   token: string,
@@ -535,7 +536,7 @@ function decodeCursor(
     return (
       attrs.length === Object.keys(fixed).length + Object.keys(position).length &&
       Object.entries(fixed).every(([k, v]) => key[k] === v) &&
-      Object.entries(position).every(([k, type]) => typeof key[k] === type)
+      Object.entries(position).every(([k, type]) => typeof key[k] === type && key[k] !== '')
     );
   });
 }

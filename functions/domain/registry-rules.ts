@@ -43,8 +43,8 @@ const MAX_KEY_BYTES = 1024;
 
 /**
  * True when `key` has exactly the attributes `names`, all strings DynamoDB could hold as keys (well-formed text of
- * at most 1024 UTF-8 bytes): a page key of a table query is `{pk, sk}`, of an index query also the index's keys.
- * Anything else would be refused by DynamoDB itself (a 500, not a 400).
+ * 1 to 1024 UTF-8 bytes: a key attribute is never empty): a page key of a table query is `{pk, sk}`, of an index
+ * query also the index's keys. Anything else would be refused by DynamoDB itself (a 500, not a 400).
  */
 export function isPageKeyOf(key: PageKey, names: readonly string[]): boolean {
   const attrs = Object.keys(key);
@@ -52,7 +52,12 @@ export function isPageKeyOf(key: PageKey, names: readonly string[]): boolean {
     attrs.length === names.length &&
     names.every((n) => {
       const v = key[n];
-      return typeof v === 'string' && Buffer.byteLength(v, 'utf8') <= MAX_KEY_BYTES && !hasLoneSurrogate(v);
+      return (
+        typeof v === 'string' &&
+        v.length > 0 &&
+        Buffer.byteLength(v, 'utf8') <= MAX_KEY_BYTES &&
+        !hasLoneSurrogate(v)
+      );
     })
   );
 }

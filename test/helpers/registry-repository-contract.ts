@@ -930,6 +930,16 @@ export function registryRepositoryContract(setup: () => Promise<RegistryReposito
         await invalid(repo.listModels(1, garbage));
         await invalid(repo.aliasHistory('tok-a', 'prod', 1, garbage));
       }
+      // A key attribute emptied (DynamoDB refuses empty key values).
+      const emptied = (token: string) => {
+        const key = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
+        return Object.keys(key)
+          .filter((k) => typeof key[k] === 'string')
+          .map((k) => Buffer.from(JSON.stringify({ ...key, [k]: '' })).toString('base64url'));
+      };
+      for (const t of emptied(versionsToken)) await invalid(repo.listVersions('tok-a', 1, t));
+      for (const t of emptied(modelsToken)) await invalid(repo.listModels(1, t));
+      for (const t of emptied(historyToken)) await invalid(repo.aliasHistory('tok-a', 'prod', 1, t));
       await invalid(repo.listVersions('tok-a', 1, tampered(versionsToken)));
       await invalid(repo.listModels(1, tampered(modelsToken)));
       await invalid(repo.aliasHistory('tok-a', 'prod', 1, tampered(historyToken)));

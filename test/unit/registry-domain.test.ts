@@ -17,7 +17,12 @@ import {
   registerVersionBodySchema,
 } from '../../functions/domain/registry';
 import { rollbackTarget } from '../../functions/domain/registry-plans';
-import { assertAliasable, decodePageToken, encodePageToken } from '../../functions/domain/registry-rules';
+import {
+  assertAliasable,
+  decodePageToken,
+  encodePageToken,
+  isPageKeyOf,
+} from '../../functions/domain/registry-rules';
 import { REGISTRY_ROUTE_KEYS } from '../../functions/handlers/registry';
 import { codeOf as code } from '../helpers/errors';
 
@@ -75,6 +80,12 @@ describe('path and query parameters', () => {
     ]) {
       expect(code(() => decodePageToken(bad, () => true))).toBe('INVALID_TOKEN');
     }
+    // A page key holds exactly the key attributes, each a string DynamoDB could hold as a key: never empty.
+    expect(isPageKeyOf(key, ['pk', 'sk'])).toBe(true);
+    expect(isPageKeyOf({ ...key, sk: '' }, ['pk', 'sk'])).toBe(false);
+    expect(isPageKeyOf({ ...key, pk: '' }, ['pk', 'sk'])).toBe(false);
+    expect(isPageKeyOf({ ...key, sk: 3 }, ['pk', 'sk'])).toBe(false);
+    expect(isPageKeyOf(key, ['pk', 'sk', 'gsi1sk'])).toBe(false);
   });
 
   it('parses s3:// URIs', () => {
