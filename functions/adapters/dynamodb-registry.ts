@@ -51,6 +51,7 @@ import {
   type AliasRoutingChange,
   type AliasRoutingPlan,
   aliasCaptureRefusal,
+  PATCHABLE_VERSION_FIELDS,
   assertVersionUpdate,
   patchedVersion,
   planAliasMove,
@@ -166,7 +167,7 @@ export class DynamoRegistryRepository implements RegistryRepository {
 
   /**
    * Completes a PENDING version: one transaction puts the completed VERSION item (conditioned on it still being
-   * PENDING) and, for the model's first READY version, sets `firstReadyVersion` on the MODEL item (conditioned
+   * PENDING with the description, tags and capture read, so that a change made meanwhile is planned in, not lost) and, for the model's first READY version, sets `firstReadyVersion` on the MODEL item (conditioned
    * on it being unset) and writes the default ALIAS item and its first HISTORY entry. A lost race re-reads and
    * plans again (404 / 409 `VERSION_NOT_PENDING` once another writer completed or deleted it).
    */
@@ -189,7 +190,7 @@ export class DynamoRegistryRepository implements RegistryRepository {
         },
         this.clock.now().toISOString(),
       );
-      const { items, aliasIndex } = this.completionItems(plan);
+      const { items, aliasIndex } = this.completionItems(plan, stored as Item);
       try {
         await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
         return plan.version;
@@ -659,21 +660,34 @@ export class DynamoRegistryRepository implements RegistryRepository {
   }
 
   /**
-   * A completion: the VERSION item (conditioned on PENDING) and, for the first READY version, the MODEL item's
+   * A completion: the VERSION item (conditioned on PENDING, and on the attributes a version update may change
+   * being those of `read`, the item the plan was made from) and, for the first READY version, the MODEL item's
    * `firstReadyVersion` (conditioned on being unset), the default ALIAS item and its first HISTORY entry.
    */
-  private completionItems(plan: VersionCompletionPlan): { items: TxItem[]; aliasIndex: number } {
+  private completionItems(plan: VersionCompletionPlan, read: Item): { items: TxItem[]; aliasIndex: number } {
     const pk = keys.modelPk(plan.name);
     const v = plan.version.version;
     const alias = plan.alias;
+    const conditions = ['#status = :pending'];
+    const names: Record<string, string> = { '#status': 'status' };
+    const values: Record<string, unknown> = { ':pending': 'PENDING' };
+    for (const field of PATCHABLE_VERSION_FIELDS) {
+      names[`#${field}`] = field;
+      if (read[field] === undefined) {
+        conditions.push(`attribute_not_exists(#${field})`);
+      } else {
+        conditions.push(`#${field} = :${field}`);
+        values[`:${field}`] = read[field];
+      }
+    }
     const items: TxItem[] = [
       {
         Put: {
           TableName: this.table,
           Item: versionItem(plan.version, alias ? [alias.state.alias] : []),
-          ConditionExpression: '#status = :pending',
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: { ':pending': 'PENDING' },
+          ConditionExpression: conditions.join(' AND '),
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
         },
       },
     ];

@@ -129,12 +129,13 @@ export class MemoryRegistryRepository implements RegistryRepository {
     let defaultAliasTaken = false;
     return this.untilCommitted(`completing version ${version} of '${name}'`, async () => {
       const data = this.store.models.get(name);
+      const stored = data?.versions.get(version);
       const plan = planVersionCompletion(
         name,
         version,
         completion,
         {
-          stored: data?.versions.get(version),
+          stored,
           counter: data
             ? {
                 latestVersion: data.latestVersion,
@@ -152,7 +153,7 @@ export class MemoryRegistryRepository implements RegistryRepository {
         defaultAliasTaken = true;
         throw new LostRace();
       }
-      this.commitCompletion(plan);
+      this.commitCompletion(plan, stored);
       return clone(plan.version);
     });
   }
@@ -365,10 +366,11 @@ export class MemoryRegistryRepository implements RegistryRepository {
     this.store.models.set(plan.name, data);
   }
 
-  private commitCompletion(plan: VersionCompletionPlan): void {
+  /** `read`: the version the plan was made from; a change of it since (a new record) makes the completion plan again. */
+  private commitCompletion(plan: VersionCompletionPlan, read: ModelVersion | undefined): void {
     const data = this.store.models.get(plan.name);
     const stored = data?.versions.get(plan.version.version);
-    if (!data || stored?.status !== 'PENDING') throw new LostRace();
+    if (!data || stored?.status !== 'PENDING' || stored !== read) throw new LostRace();
     if (plan.firstReady && data.firstReadyVersion !== undefined) throw new LostRace();
     if (plan.firstReady) data.firstReadyVersion = plan.version.version;
     data.versions.set(plan.version.version, clone(plan.version));

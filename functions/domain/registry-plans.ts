@@ -213,6 +213,17 @@ export interface VersionCompletionState {
 }
 
 /**
+ * The fields of a stored version that a change of it (`updateVersion`) may write besides its status: those of a
+ * PENDING version a completion must not overwrite with what it read before them.
+ */
+const PATCHABLE: Readonly<Record<Exclude<keyof VersionPatch, 'status'>, true>> = {
+  description: true,
+  tags: true,
+  capture: true,
+};
+export const PATCHABLE_VERSION_FIELDS = Object.keys(PATCHABLE) as readonly (keyof typeof PATCHABLE)[];
+
+/**
  * One completion: the version goes from PENDING to READY or FAILED, in one atomic write, or nothing happens.
  * A READY version that is the model's first READY one also records `firstReadyVersion` and takes the default
  * alias, exactly as a version registered READY at once would.
@@ -221,7 +232,11 @@ export interface VersionCompletionPlan {
   readonly name: string;
   /** The time of the write (alias and history time, the model's `updatedAt`). */
   readonly at: string;
-  /** The completed version. Condition: the stored one is still PENDING. */
+  /**
+   * The completed version: the stored one as read, with the completion's fields. Condition: the stored one is
+   * still PENDING, and its {@link PATCHABLE_VERSION_FIELDS} are still as read (a change made after the read, which
+   * was answered, is not lost: the completion reads and plans again).
+   */
   readonly version: ModelVersion;
   /** Condition: the model still has no `firstReadyVersion`; the write records this version as it. */
   readonly firstReady: boolean;

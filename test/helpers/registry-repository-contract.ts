@@ -291,6 +291,23 @@ export function registryRepositoryContract(setup: () => Promise<RegistryReposito
       expect((await repo.getModel('doomed'))?.aliases).toEqual({ prod: 2 });
     });
 
+    it('a change of a PENDING version made while it completes is kept, and the alias it takes copies its capture', async () => {
+      const HALF: CaptureConfig = { samplePercent: 50, input: true, output: false };
+      const names = Array.from({ length: 6 }, (_, i) => `patched-${i}`);
+      for (const name of names) await repo.createVersion(pending(name));
+      await Promise.all(
+        names.map(async (name) => {
+          // The change lands after the completion has read the version (before its write, in memory always).
+          const completing = repo.completeVersion(name, 1, ready);
+          const patch = { description: 'set meanwhile', tags: { by: 'patch' }, capture: HALF };
+          expect(await repo.updateVersion(name, 1, patch)).toMatchObject(patch);
+          await completing;
+          expect(await repo.getVersion(name, 1)).toMatchObject({ status: 'READY', sha256: SHA, ...patch });
+          expect((await repo.getAlias(name, 'prod'))?.target?.capture).toEqual(HALF);
+        }),
+      );
+    });
+
     it('concurrent completions of one PENDING version: exactly one applies, the others get 409', {
       timeout: 60_000,
     }, async () => {

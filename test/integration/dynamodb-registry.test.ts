@@ -1,5 +1,5 @@
 /** The RegistryRepository contract on DynamoDB Local, and what only the DynamoDB repository does. */
-import { PutCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, PutCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { DynamoRegistryRepository } from '../../functions/adapters/dynamodb-registry';
 import { keys } from '../../functions/contract/table';
@@ -19,6 +19,46 @@ describe('DynamoRegistryRepository (DynamoDB Local)', () => {
         new DynamoRegistryRepository({ doc: env.doc, table: env.table, ...(clock ? { clock } : {}) }),
       dispose: () => env.dispose(),
     };
+  });
+
+  it("a completion whose write follows another writer's change of the PENDING version plans again: the change is kept", async () => {
+    const SIG = {
+      inputs: [{ name: 'x', datatype: 'FP32' as const, shape: [1] }],
+      outputs: [{ name: 'y', datatype: 'FP32' as const, shape: [1] }],
+    };
+    await repo.createVersion(
+      newVersion('pend', { status: 'PENDING', sha256: '', signature: { inputs: [], outputs: [] } }),
+    );
+    // Another caller's change lands between the completion's read of the version and its write.
+    let writes = 0;
+    const doc = {
+      send: async (cmd: { constructor: unknown }) => {
+        if (cmd instanceof TransactWriteCommand && writes++ === 0) {
+          await repo.updateVersion('pend', 1, {
+            description: 'set meanwhile',
+            capture: { samplePercent: 50, input: true, output: true },
+          });
+        }
+        return env.doc.send(cmd as TransactWriteCommand);
+      },
+    } as unknown as DynamoDBDocumentClient;
+    const done = await new DynamoRegistryRepository({ doc, table: env.table }).completeVersion('pend', 1, {
+      status: 'READY',
+      sha256: 'abc',
+      sizeBytes: 1,
+      s3Key: 'models/pend/abc.onnx',
+      signature: SIG,
+    });
+    expect(writes).toBe(2);
+    const expected = {
+      status: 'READY',
+      sha256: 'abc',
+      description: 'set meanwhile',
+      capture: { samplePercent: 50 },
+    };
+    expect(done).toMatchObject(expected);
+    expect(await repo.getVersion('pend', 1)).toMatchObject(expected);
+    expect(await repo.getAlias('pend', 'prod')).toMatchObject({ target: { capture: { samplePercent: 50 } } });
   });
 
   it('answers an item DynamoDB refuses as too large (ValidationException) with 409 ITEM_TOO_LARGE, not retried', async () => {
