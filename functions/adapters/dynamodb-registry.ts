@@ -979,6 +979,9 @@ export class DynamoRegistryRepository implements RegistryRepository {
       new QueryCommand({
         ...input,
         TableName: this.table,
+        // Strongly consistent on the table (versions, history); a global secondary index (the models listing) can
+        // only be read eventually consistent.
+        ...(input.IndexName === undefined ? { ConsistentRead: true } : {}),
         Limit: limit,
         ...(start ? { ExclusiveStartKey: start } : {}),
       }),

@@ -1,8 +1,15 @@
 /** The RegistryRepository contract on DynamoDB Local, and what only the DynamoDB repository does. */
-import { type DynamoDBDocumentClient, PutCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  type DynamoDBDocumentClient,
+  PutCommand,
+  QueryCommand,
+  type QueryCommandInput,
+  TransactWriteCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { DynamoRegistryRepository } from '../../functions/adapters/dynamodb-registry';
-import { keys } from '../../functions/contract/table';
+import { rollbackAlias } from '../../functions/app/registry';
+import { keys, TABLE } from '../../functions/contract/table';
 import { ConflictError } from '../../functions/domain/errors';
 import { createTestAwsEnv, type TestAwsEnv } from '../helpers/aws-env';
 import { newVersion, registryRepositoryContract } from '../helpers/registry-repository-contract';
@@ -59,6 +66,44 @@ describe('DynamoRegistryRepository (DynamoDB Local)', () => {
     expect(done).toMatchObject(expected);
     expect(await repo.getVersion('pend', 1)).toMatchObject(expected);
     expect(await repo.getAlias('pend', 'prod')).toMatchObject({ target: { capture: { samplePercent: 50 } } });
+  });
+
+  it('queries the table strongly consistent (versions, history: rollback, re-creation), the models index not', async () => {
+    const queries: QueryCommandInput[] = [];
+    const doc = {
+      send: (cmd: { constructor: unknown }) => {
+        if (cmd instanceof QueryCommand) queries.push(cmd.input);
+        return env.doc.send(cmd as QueryCommand);
+      },
+    } as unknown as DynamoDBDocumentClient;
+    const recorded = new DynamoRegistryRepository({ doc, table: env.table });
+    await recorded.createVersion(newVersion('consistent'));
+    await recorded.createVersion(newVersion('consistent'));
+    await recorded.moveAlias({ name: 'consistent', alias: 'prod', version: 2, actor: 'a' });
+    const consistency = async (read: () => Promise<unknown>) => {
+      queries.length = 0;
+      await read();
+      return queries.map((q) => [q.IndexName, q.ConsistentRead]);
+    };
+    const table = [undefined, true];
+    // A rollback right after a move reads the history the move wrote.
+    expect(
+      await consistency(() =>
+        rollbackAlias({ repo: recorded }, { name: 'consistent', alias: 'prod', actor: 'a' }),
+      ),
+    ).toEqual([table]);
+    expect(await consistency(() => recorded.aliasHistory('consistent', 'prod', 1))).toEqual([table]);
+    expect(await consistency(() => recorded.listVersions('consistent', 1))).toEqual([table]);
+    // A re-created alias's first entry follows the history of the removed one.
+    await recorded.moveAlias({ name: 'consistent', alias: 'staging', version: 1, actor: 'a' });
+    await recorded.moveAlias({ name: 'consistent', alias: 'staging', version: null, actor: 'a' });
+    expect(
+      await consistency(() =>
+        recorded.moveAlias({ name: 'consistent', alias: 'staging', version: 2, actor: 'a' }),
+      ),
+    ).toEqual([table]);
+    // DynamoDB offers no consistent read of a global secondary index.
+    expect(await consistency(() => recorded.listModels(1))).toEqual([[TABLE.modelsIndex.name, undefined]]);
   });
 
   it('answers an item DynamoDB refuses as too large (ValidationException) with 409 ITEM_TOO_LARGE, not retried', async () => {
