@@ -51,8 +51,8 @@ import {
   type AliasRoutingChange,
   type AliasRoutingPlan,
   aliasCaptureRefusal,
-  PATCHABLE_VERSION_FIELDS,
   assertVersionUpdate,
+  PATCHABLE_VERSION_FIELDS,
   patchedVersion,
   planAliasMove,
   planAliasRouting,
@@ -440,10 +440,10 @@ export class DynamoRegistryRepository implements RegistryRepository {
         this.get(pk, keys.aliasSk(move.alias)),
         move.version === null ? undefined : this.get(pk, keys.versionSk(move.version)),
       ]);
-      // A re-created alias's first entry follows the last one of its removed past (one query, creations only).
-      const lastHistoryAt =
+      // A re-created alias continues from the last entry of its removed past (one query, creations only).
+      const lastHistory =
         alias === undefined && target !== undefined
-          ? (await this.aliasHistory(move.name, move.alias, 1)).items[0]?.at
+          ? await this.lastHistory(move.name, move.alias)
           : undefined;
       const current = alias ? toAlias(alias) : undefined;
       // The shadow's version, which the alias carries no copy of: the move must not leave one that cannot answer.
@@ -459,7 +459,7 @@ export class DynamoRegistryRepository implements RegistryRepository {
           alias: current,
           target: target ? toVersion(target) : undefined,
           ...(shadow ? { shadow: toVersion(shadow) } : {}),
-          ...(lastHistoryAt !== undefined ? { lastHistoryAt } : {}),
+          ...(lastHistory ? { lastHistory } : {}),
         },
         this.clock.now().toISOString(),
       );
@@ -542,6 +542,29 @@ export class DynamoRegistryRepository implements RegistryRepository {
     limit: number,
     nextToken?: string,
   ): Promise<Page<HistoryEntry>> {
+    return this.historyPage(name, alias, limit, nextToken, toHistory);
+  }
+
+  /** The time and revision of the alias's latest history entry (undefined when it has none). */
+  private async lastHistory(
+    name: string,
+    alias: string,
+  ): Promise<{ at: string; revision: number } | undefined> {
+    const page = await this.historyPage(name, alias, 1, undefined, (item) => ({
+      at: item.at as string,
+      revision: typeof item.revision === 'number' ? item.revision : 0,
+    }));
+    return page.items[0];
+  }
+
+  /** A page of the alias's HISTORY items, newest first. */
+  private historyPage<T>(
+    name: string,
+    alias: string,
+    limit: number,
+    nextToken: string | undefined,
+    map: (item: Item) => T,
+  ): Promise<Page<T>> {
     const pk = keys.modelPk(name);
     const prefix = keys.historySkPrefix(alias);
     return this.queryPage(
@@ -553,7 +576,7 @@ export class DynamoRegistryRepository implements RegistryRepository {
       limit,
       nextToken,
       (k) => isPageKeyOf(k, TABLE_KEYS) && k.pk === pk && String(k.sk).startsWith(prefix),
-      toHistory,
+      map,
     );
   }
 

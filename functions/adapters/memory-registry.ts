@@ -241,10 +241,10 @@ export class MemoryRegistryRepository implements RegistryRepository {
     return this.untilCommitted(`moving alias '${move.alias}' of '${move.name}'`, async () => {
       const data = this.store.models.get(move.name);
       const alias = data?.aliases.get(move.alias);
-      const lastHistoryAt = alias
+      const last = alias
         ? undefined
-        : (data?.history ?? []).filter((h) => h.alias === move.alias).sort((a, b) => compareHistory(b, a))[0]
-            ?.at;
+        : (data?.history ?? []).filter((h) => h.alias === move.alias).sort((a, b) => compareHistory(b, a))[0];
+      const lastHistory = last ? { at: last.at, revision: last.revision } : undefined;
       const shadow = move.version === null ? undefined : shadowOf(data, alias);
       const plan = planAliasMove(
         move,
@@ -253,7 +253,7 @@ export class MemoryRegistryRepository implements RegistryRepository {
           alias,
           target: move.version === null ? undefined : data?.versions.get(move.version),
           ...(shadow ? { shadow } : {}),
-          ...(lastHistoryAt !== undefined ? { lastHistoryAt } : {}),
+          ...(lastHistory ? { lastHistory } : {}),
         },
         this.clock.now().toISOString(),
       );

@@ -327,10 +327,11 @@ export interface AliasMoveState {
    */
   readonly shadow?: ModelVersion;
   /**
-   * When the alias does not exist: the time of its latest history entry (it was removed), if any. A re-created
-   * alias starts again at revision 1, so its first entry is dated after that one, which it must follow.
+   * When the alias does not exist: the time and revision of its latest history entry (it was removed), if any. A
+   * re-created alias continues from that revision — a revision read of the removed alias never matches the new
+   * one — and its first entry is dated after that one, which it must follow.
    */
-  readonly lastHistoryAt?: string;
+  readonly lastHistory?: { readonly at: string; readonly revision: number };
 }
 
 /**
@@ -376,8 +377,9 @@ export interface AliasMovePlan {
  * `expectedRevision`, when given, is its revision (412); a removed alias exists (404); the target exists (404)
  * and is READY (409); a kept split still answers like the target (409 `CANARY_INCOMPATIBLE` /
  * `SHADOW_INCOMPATIBLE`) and a kept canary's copy fits the alias with the target's (409 `ALIAS_TOO_LARGE`).
- * History chains: `previousVersion` is the version the alias had, the revision goes up by one, and the time is
- * never earlier than the previous move's, even when this writer's clock lags.
+ * History chains: `previousVersion` is the version the alias had, the revision goes up by one (a re-created alias's
+ * from its removed past's last entry), and the time is never earlier than the previous move's, even when this
+ * writer's clock lags.
  */
 export function planAliasMove(move: AliasMove, state: AliasMoveState, clockNow: string): AliasMovePlan {
   if (!state.modelExists) throw modelNotFound(move.name);
@@ -405,10 +407,9 @@ export function planAliasMove(move: AliasMove, state: AliasMoveState, clockNow: 
 
   const prevAt = state.alias?.updatedAt;
   let at = prevAt !== undefined && prevAt > clockNow ? prevAt : clockNow;
-  if (!state.alias && state.lastHistoryAt !== undefined && at <= state.lastHistoryAt) {
-    at = new Date(Date.parse(state.lastHistoryAt) + 1).toISOString();
-  }
-  const nextRevision = revision + 1;
+  const removed = state.alias ? undefined : state.lastHistory;
+  if (removed && at <= removed.at) at = new Date(Date.parse(removed.at) + 1).toISOString();
+  const nextRevision = (removed?.revision ?? revision) + 1;
   // The split: a move to the canary version promotes it (the canary is cleared, the shadow and the key parameter
   // stay); a move to the shadow version clears the shadow (a version never shadows itself); any other move keeps
   // the split as it is; a removal removes it.

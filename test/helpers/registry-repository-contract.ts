@@ -530,14 +530,28 @@ export function registryRepositoryContract(setup: () => Promise<RegistryReposito
       expect(rolled).toMatchObject({ version: 2, previousVersion: 3 });
     });
 
-    it('keeps a re-created alias after its removal in the history, within the same millisecond', async () => {
+    it('keeps a re-created alias after its removal in the history, within the same millisecond, and its revision going up', async () => {
       await register('again', 2);
       const frozen = harness.repository({ now: () => new Date('2026-12-02T10:00:00.000Z') });
       await frozen.moveAlias({ name: 'again', alias: 'staging', version: 2, actor: 'a' });
       await frozen.moveAlias({ name: 'again', alias: 'staging', version: null, actor: 'b' });
-      // Created again: revision 1 again, yet after the removal.
+      // Created again: after the removal, at the revision after the removal's (2).
       const back = await frozen.moveAlias({ name: 'again', alias: 'staging', version: 1, actor: 'c' });
-      expect(back).toMatchObject({ version: 1, previousVersion: null, revision: 1 });
+      expect(back).toMatchObject({ version: 1, previousVersion: null, revision: 3 });
+      expect(await repo.getAlias('again', 'staging')).toMatchObject({ revision: 3 });
+      // A caller who read revision 1 of the removed alias cannot change the new one.
+      await expect(
+        repo.moveAlias({ name: 'again', alias: 'staging', version: 2, expectedRevision: 1, actor: 'd' }),
+      ).rejects.toBeInstanceOf(PreconditionFailedError);
+      await expect(
+        repo.setAliasRouting({
+          name: 'again',
+          alias: 'staging',
+          routing: { canary: { version: 2, weight: 5 } },
+          expectedRevision: 1,
+          actor: 'd',
+        }),
+      ).rejects.toBeInstanceOf(PreconditionFailedError);
       const history = (await repo.aliasHistory('again', 'staging', 10)).items;
       expect(history.map((h) => [h.actor, h.version, h.at])).toEqual([
         ['c', 1, '2026-12-02T10:00:00.001Z'],
@@ -573,7 +587,7 @@ export function registryRepositoryContract(setup: () => Promise<RegistryReposito
       ).rejects.toMatchObject({ code: 'VERSION_NOT_READY' });
       await repo.updateVersion('gone', 2, { status: 'READY' });
       const restored = await rollbackAlias({ repo }, { name: 'gone', alias: 'staging', actor: 'ops' });
-      expect(restored).toMatchObject({ alias: 'staging', version: 2, previousVersion: null, revision: 1 });
+      expect(restored).toMatchObject({ alias: 'staging', version: 2, previousVersion: null, revision: 3 });
       expect((await repo.aliasHistory('gone', 'staging', 1)).items[0]).toMatchObject({
         version: 2,
         previousVersion: null,

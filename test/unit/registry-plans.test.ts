@@ -218,6 +218,24 @@ describe('planAliasMove', () => {
     });
   });
 
+  it('a re-created alias continues the revision of its removed past and follows its last entry', () => {
+    // Removed at revision 5 (its last entry), then created again.
+    const removedPast = { ...state, alias: undefined, lastHistory: { at: T1, revision: 5 } };
+    const again = planAliasMove({ name: 'm', alias: 'prod', version: 2, actor: 'a' }, removedPast, T0);
+    expect(again).toMatchObject({
+      expectedRevision: 0,
+      at: '2026-01-01T00:00:01.001Z',
+      next: { revision: 6 },
+      history: { revision: 6, previousVersion: null },
+      result: { revision: 6 },
+    });
+    // A revision read of the removed alias does not hold against it; "must not exist" (0) does.
+    const move = (expectedRevision: number) => () =>
+      planAliasMove({ name: 'm', alias: 'prod', version: 2, expectedRevision, actor: 'a' }, removedPast, T0);
+    expect(move(4)).toThrow(PreconditionFailedError);
+    expect(move(0)).not.toThrow();
+  });
+
   it('refuses in order: model 404, expectedVersion 412, expectedRevision 412, alias 404, version 404, not READY 409', () => {
     const err = (move: Partial<Parameters<typeof planAliasMove>[0]>, s: Partial<typeof state> = {}) => {
       try {
