@@ -7,7 +7,9 @@
  *   dynamodb-batch-jobs.ts). Reads return copies.
  * - MemoryRangedObjects: RangedObjects and BlobStore over one map of objects, enforcing S3's rules a local
  *   emulator does not: every part of a multipart upload but the last has at least S3_MIN_PART_BYTES, part numbers
- *   are 1..10 000 and listed in ascending order, a copy's source and range exist. It counts the reads of each
+ *   are 1..10 000 and listed in ascending order, a copy's source and range exist, and a copy of a byte range is
+ *   only of a source larger than S3_MIN_PART_BYTES (S3: "You can copy a range only if the source object is greater
+ *   than 5 MB"; 5 MiB here, which meets it however MB is read). It counts the reads of each
  *   object's bytes (get, getRange, streamRange), so tests can tell which bodies a flow read.
  */
 import { createHash } from 'node:crypto';
@@ -323,6 +325,11 @@ export class MemoryRangedObjects implements RangedObjects, BlobStore {
     if (range && (range.start < 0 || range.end > source.body.length || range.start >= range.end)) {
       throw new Error(
         `InvalidRange: ${range.start}-${range.end} of ${sourceKey} (${source.body.length} bytes)`,
+      );
+    }
+    if (range && source.body.length <= S3_MIN_PART_BYTES) {
+      throw new Error(
+        `InvalidRequest: The specified copy source is not supported as a byte-range copy source (${sourceKey} has ${source.body.length} bytes; a range is copied only of a source larger than ${S3_MIN_PART_BYTES})`,
       );
     }
     const body = range ? source.body.slice(range.start, range.end) : source.body.slice();

@@ -17,8 +17,9 @@
  * - aggregate (`aggregateBatchJob`, a `batch-aggregate` message): `output.jsonl` is a multipart upload whose parts
  *   are server-side copies of the segments (small ones merged first); no function reads the whole output. One
  *   delivery at a time assembles, under a lease on the job record.
- * - cancel (`cancelBatchJob`, the S3 event of `cancel`) and a poison part's last receive (`failBatchPart`) end the
- *   job; running parts see it at their next chunk, queued ones skip.
+ * - cancel (`cancelBatchJob`, the S3 event of `cancel`) and a poison part's last receive (`failBatchPart`; also
+ *   when that receive is about to be killed by the function's timeout: `BatchDelivery.lastReceive`) end the job;
+ *   running parts see it at their next chunk, queued ones skip.
  *
  * A segment's content depends only on its name (part, first and last row): chunks are counted from the part's first
  * line and a part continues between chunks only, so a redelivered or duplicated part writes the same bytes.
@@ -128,6 +129,11 @@ export interface BatchScoreDeps {
   readonly copyConcurrency?: number;
   /** @default BATCH.reserveMs */
   readonly reserveMs?: number;
+  /**
+   * How long (ms) before the invocation's end the work of a last receive, still running, ends its job (see
+   * `BatchDelivery.lastReceive`). @default BATCH.lastReceiveGuardMs
+   */
+  readonly lastReceiveGuardMs?: number;
   /** How long the aggregation's claim and the assembly's lease stand (ms). @default BATCH.aggregationLeaseMs */
   readonly aggregationLeaseMs?: number;
   /** Where each scored chunk is reported (one request of its model version, its rows as batchRows). @default none */
@@ -154,6 +160,76 @@ export interface BatchStart {
   readonly input: BatchInputForm;
   /** `version:{id}` or `etag:{etag}` of the created object from the event (`input.jsonl`, or `input/_SUCCESS`). */
   readonly eventTag?: string;
+}
+
+/**
+ * What the worker knows of the delivery of a `batch-part` or `batch-aggregate` message (SQS).
+ */
+export interface BatchDelivery {
+  /**
+   * Receives of the message, this one included (`ApproximateReceiveCount`). A part received again (its earlier
+   * receive failed or died) that finds itself counted sends again the claimed parts not counted. @default 1
+   */
+  readonly receiveCount?: number;
+  /**
+   * The message's last receive (one more failure dead-letters it). Its work still running `lastReceiveGuardMs`
+   * before the invocation's end (a chunk slower than the whole invocation, an assembly too long for it) ends the
+   * job failed, naming what failed, as a failure on the last receive does: the function's timeout kills the
+   * invocation without running any catch. The model runs in a thread of its own on the worker (OrtThreadEngine),
+   * so this thread's timer fires on time.
+   */
+  readonly lastReceive?: boolean;
+  /** Told what the end at the deadline did (or why it failed), for the worker's log. */
+  readonly onDeadline?: (outcome: { readonly result: BatchRunResult } | { readonly error: unknown }) => void;
+}
+
+/** How far a message's work has gone, for the deadline guard of its last receive. */
+interface Progress {
+  /**
+   * Its outcome is in the job: the part counted (or found counted, or the job ended), its continuation sent, the
+   * job done. What remains does not fail the job when the invocation ends.
+   */
+  handedOff: boolean;
+}
+
+/** The longest delay a timer takes (ms): beyond it, no deadline to guard (a budget without one). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * On a message's last receive (`delivery.lastReceive`), arms the end of its job `lastReceiveGuardMs` before the
+ * invocation's end: `fail` runs then unless the work has handed its outcome on (or finished: `settle`, which also
+ * waits for an end under way, so the invocation does not return half way through it).
+ */
+function guardLastReceive(
+  deps: BatchScoreDeps,
+  budget: TimeBudget,
+  delivery: BatchDelivery,
+  progress: Progress,
+  fail: (err: Error) => Promise<BatchRunResult>,
+): { settle(): Promise<void> } {
+  const marginMs = deps.lastReceiveGuardMs ?? BATCH.lastReceiveGuardMs;
+  const delay = budget.getRemainingTimeInMillis() - marginMs;
+  if (!delivery.lastReceive || !(delay < MAX_TIMER_MS)) return { settle: async () => undefined };
+  let ending: Promise<void> | undefined;
+  const timer = setTimeout(
+    () => {
+      if (progress.handedOff) return;
+      const err = new Error(
+        `the invocation ran out of time (still running ${marginMs / 1000} s before the worker's time limit)`,
+      );
+      ending = fail(err).then(
+        (result) => delivery.onDeadline?.({ result }),
+        (error: unknown) => delivery.onDeadline?.({ error }),
+      );
+    },
+    Math.max(0, delay),
+  );
+  return {
+    settle: async () => {
+      clearTimeout(timer);
+      await ending;
+    },
+  };
 }
 
 const NDJSON = 'application/x-ndjson';
@@ -224,12 +300,13 @@ async function laterStartShown(deps: BatchScoreDeps, job: BatchJobRecord): Promi
 }
 
 /**
- * What follows a job's end, from its ended record: `status.json` written as the record says, and the job's
- * segments removed (kept after a failed assembly: they are what an operator inspects). Every end runs it right
- * after its `finish`; a redelivered message (or retried S3 event) of the job's input that finds the job ended runs
- * it again, so an end whose status write or clean-up failed half-way is completed by its retry, and `status.json`
- * never stays `running` behind an ended record. The status's clock is the end's time: written again, it says the
- * same.
+ * What follows a job's end, from its ended record: `status.json` written as the record says, `output.jsonl`
+ * removed unless the job is done (a cancelled or failed job has none: one that an assembly of the job it replaced
+ * completed late goes), and the job's segments removed (kept after a failed assembly: they are what an operator
+ * inspects). Every end runs it right after its `finish`; a redelivered message (or retried S3 event) of the job's
+ * input that finds the job ended runs it again, so an end whose status write or clean-up failed half-way is
+ * completed by its retry, and `status.json` never stays `running` behind an ended record. The status's clock is
+ * the end's time: written again, it says the same.
  */
 async function afterEnd(deps: BatchScoreDeps, job: BatchJobRecord): Promise<void> {
   // status.json of a later start that failed is that start's to keep; any other (this job's, an earlier one's late
@@ -238,6 +315,7 @@ async function afterEnd(deps: BatchScoreDeps, job: BatchJobRecord): Promise<void
     const endedAt = new Date(job.updatedAt);
     await writeStatus(deps, batchStatusOf(job, Number.isNaN(endedAt.getTime()) ? now(deps) : endedAt));
   }
+  if (job.state !== 'done') await deps.blobs.delete(BATCH_KEYS.output(job.jobId));
   if (job.code !== BATCH_AGGREGATION_FAILED) {
     await deleteUnder(deps, BATCH_KEYS.segments(job.jobId, runOfInput(job.inputTag)));
   }
@@ -377,6 +455,8 @@ async function startUnguarded(
         (await deps.jobs.finish(jobId, standing.inputTag, 'cancelled', now(deps).toISOString(), REPLACED)) ??
         (await deps.jobs.getJob(jobId));
     }
+    // The output of the job before is not this failed start's (a repeat of the standing job's start keeps it).
+    if (standing?.inputTag !== inputTag) await deps.blobs.delete(BATCH_KEYS.output(jobId));
     await writeStatus(deps, {
       jobId,
       inputTag,
@@ -463,8 +543,10 @@ async function startUnguarded(
     ...(follows !== '' ? { follows } : {}),
   };
   // A cancel written before this job: its event (delivered again, or late) must not cancel this one, and finds
-  // it gone (`cancelBatchJob`). A repeat of this job's own start leaves a cancel of it alone.
-  if (standing?.inputTag !== inputTag) await deps.blobs.delete(BATCH_KEYS.cancel(jobId));
+  // it gone (`cancelBatchJob`). The output of the job before (done) is not this job's: were it left, this job,
+  // cancelled or failed, would show it as its own, and one waiting for output.jsonl would read it while this job
+  // runs. A repeat of this job's own start leaves them alone (it is this job's cancel; it has no output yet).
+  if (standing?.inputTag !== inputTag) await clearForNewJob(deps, jobId);
   let job = await deps.jobs.createJob(fresh);
   // The job this one replaces: the record standing when it was created (read before, or found by createJob).
   let replaced = standing;
@@ -512,15 +594,52 @@ async function startUnguarded(
       reason: `the job is ${claimed.inputTag !== inputTag ? 'replaced' : claimed.state}`,
     };
   }
-  const counted = new Set(
-    claimed.partsDone > 0 ? (await deps.jobs.listParts(jobId, inputTag)).map((p) => p.index) : [],
-  );
-  const toSend: number[] = [];
-  for (let i = 0; i < claimed.queued; i++) if (!counted.has(i)) toSend.push(i);
+  const toSend = await uncountedParts(deps, claimed);
   // The status first: a fast part's own status must not be overwritten by this older one.
   await writeJobStatus(deps, claimed);
-  await mapConcurrent(toSend, conc, (index) => sendPart(deps, { jobId, inputTag, index }));
+  await sendParts(deps, claimed, toSend);
   return { state: 'running', partsDone: claimed.partsDone, partsTotal: claimed.partsTotal };
+}
+
+/**
+ * The part indexes of a job that are claimed (below `queued`) and not counted: those in flight, and any whose
+ * message was lost after its claim (its send failed, or the invocation ended between the claim and the send; or
+ * the SDK's retry of a claim whose answer was lost claimed again: DynamoBatchJobRepository.claimNext).
+ */
+async function uncountedParts(deps: BatchScoreDeps, job: BatchJobRecord): Promise<number[]> {
+  const counted = new Set(
+    job.partsDone > 0 ? (await deps.jobs.listParts(job.jobId, job.inputTag)).map((p) => p.index) : [],
+  );
+  const out: number[] = [];
+  for (let i = 0; i < Math.min(job.queued, job.partsTotal); i++) if (!counted.has(i)) out.push(i);
+  return out;
+}
+
+/**
+ * Sends (again) the `batch-part` messages of these indexes. A part sent again while it is in flight is harmless:
+ * it is scored from its first line, in the same chunks, so it writes the same bytes under the same segment keys
+ * (a segment's content depends only on its name; one continued at other rows writes segments of other names,
+ * which nothing lists and the job's end removes with the rest of `parts/{run}/`); it is counted once
+ * (`completePart` puts the PART record only if absent), and its other completion is a `duplicate` that changes
+ * no count and deletes no segment. A part never sent would leave the job running for ever.
+ */
+async function sendParts(
+  deps: BatchScoreDeps,
+  job: BatchJobRecord,
+  indexes: readonly number[],
+): Promise<void> {
+  const { jobId, inputTag } = job;
+  await mapConcurrent(indexes, deps.ioConcurrency ?? BATCH.ioConcurrency, (index) =>
+    sendPart(deps, { jobId, inputTag, index }),
+  );
+}
+
+/** What a new job of `jobId` (not a repeat of the standing job's start) removes before its record. */
+async function clearForNewJob(deps: BatchScoreDeps, jobId: string): Promise<void> {
+  await Promise.all([
+    deps.blobs.delete(BATCH_KEYS.cancel(jobId)),
+    deps.blobs.delete(BATCH_KEYS.output(jobId)),
+  ]);
 }
 
 function sendPart(
@@ -593,14 +712,38 @@ function stateOf(job: BatchJobRecord | undefined, inputTag: string): string | un
 // ---------------------------------------------------------------------------------------------------------
 // Parts
 
-/** Scores one part of a job (a `batch-part` message), from its cursor when continued. */
+/**
+ * Scores one part of a job (a `batch-part` message), from its cursor when continued. On the message's last receive
+ * (`delivery`), the job is ended failed naming the part when the part still runs shortly before the invocation's
+ * end (`failBatchPart`, as when it fails then).
+ */
 export async function runBatchPart(
   deps: BatchScoreDeps,
   message: Omit<BatchPartMessage, 'type'>,
   budget: TimeBudget = noBudget,
+  delivery: BatchDelivery = {},
+): Promise<BatchRunResult> {
+  const progress: Progress = { handedOff: false };
+  const receiveCount = delivery.receiveCount ?? 1;
+  const guard = guardLastReceive(deps, budget, delivery, progress, (err) =>
+    failBatchPart(deps, message, receiveCount, err),
+  );
+  try {
+    return await runPart(deps, message, budget, progress, receiveCount);
+  } finally {
+    await guard.settle();
+  }
+}
+
+async function runPart(
+  deps: BatchScoreDeps,
+  message: Omit<BatchPartMessage, 'type'>,
+  budget: TimeBudget,
+  progress: Progress,
+  receiveCount: number,
 ): Promise<BatchRunResult> {
   try {
-    return await scorePart(deps, message, budget);
+    return await scorePart(deps, message, budget, progress, receiveCount);
   } catch (e) {
     if (!(e instanceof ObjectChangedError)) throw e;
     // The input object was written again while the job ran (the part reads the bytes the job started on, or none:
@@ -632,6 +775,8 @@ async function scorePart(
   deps: BatchScoreDeps,
   message: Omit<BatchPartMessage, 'type'>,
   budget: TimeBudget,
+  progress: Progress,
+  receiveCount: number,
 ): Promise<BatchRunResult> {
   const { jobId, inputTag, index } = message;
   const job = await deps.jobs.getJob(jobId);
@@ -761,6 +906,7 @@ async function scorePart(
       if (!ended) {
         await flush();
         await sendPart(deps, { jobId, inputTag, index, cursor: { offset, row, failed, segments } });
+        progress.handedOff = true;
         return {
           state: 'running',
           partsDone: job.partsDone,
@@ -796,13 +942,14 @@ async function scorePart(
       `batch ${jobId}: part ${index} read ${offset} of ${part.end - part.start} bytes (the input changed?)`,
     );
   }
-  return completePart(deps, jobId, inputTag, {
-    index,
-    rows: row,
-    failedRows: failed,
-    bytes: part.end - part.start,
-    segments,
-  });
+  return completePart(
+    deps,
+    jobId,
+    inputTag,
+    { index, rows: row, failedRows: failed, bytes: part.end - part.start, segments },
+    progress,
+    receiveCount,
+  );
 }
 
 async function completePart(
@@ -810,9 +957,12 @@ async function completePart(
   jobId: string,
   inputTag: string,
   outcome: { index: number; rows: number; failedRows: number; bytes: number; segments: PartSegment[] },
+  progress: Progress,
+  receiveCount: number,
 ): Promise<BatchRunResult> {
   const at = now(deps).toISOString();
   const done = await deps.jobs.completePart(jobId, inputTag, outcome, at);
+  progress.handedOff = true;
   if (done.kind === 'stopped') {
     // Nobody reads this delivery's segments: the job ended (or its output is assembled already).
     await deleteSegments(deps, jobId, inputTag, outcome.index, outcome.segments);
@@ -823,6 +973,12 @@ async function completePart(
     // shows it was (a part too many in flight is harmless; a part never queued would stall the job).
     const job = await deps.jobs.getJob(jobId);
     if (job && !stateOf(job, inputTag)) {
+      // A receive after one that failed or died: that one may have claimed the next index and never sent it (the
+      // send failed, or the invocation ended between the two), which no count shows. Every claimed part not
+      // counted is sent again, as a retried start does (`sendParts`: one in flight twice is harmless). Only on a
+      // receive after the first: the parts so sent are new messages, whose own duplicates send nothing — were
+      // every duplicate to send the parts in flight again, each of those would do the same, and so on.
+      if (receiveCount > 1) await sendParts(deps, job, await uncountedParts(deps, job));
       if (job.queued < job.partsTotal && job.queued - job.partsDone < job.maxConcurrency) {
         const next = await deps.jobs.claimNext(jobId, inputTag);
         if (next !== undefined) await sendPart(deps, { jobId, inputTag, index: next });
@@ -1019,11 +1175,30 @@ function preparedRow(form: RowForm, scanned: ScannedBlock, i: number, rows: numb
  * The delivery that assembles holds the job's assembly lease (BATCH.aggregationLeaseMs, the worker's timeout):
  * a duplicate delivered meanwhile is skipped without touching the bucket; one delivered after the lease expired
  * (the holder's invocation is gone) takes it over. An assembly that fails gives the lease back before the error
- * goes on, so the message's redelivery assembles at once.
+ * goes on, so the message's redelivery assembles at once. On the message's last receive (`delivery`), an assembly
+ * still running shortly before the invocation's end ends the job failed (`failBatchAggregate`).
  */
 export async function aggregateBatchJob(
   deps: BatchScoreDeps,
   message: Omit<BatchAggregateMessage, 'type'>,
+  budget: TimeBudget = noBudget,
+  delivery: BatchDelivery = {},
+): Promise<BatchRunResult> {
+  const progress: Progress = { handedOff: false };
+  const guard = guardLastReceive(deps, budget, delivery, progress, (err) =>
+    failBatchAggregate(deps, message, delivery.receiveCount ?? 1, err),
+  );
+  try {
+    return await aggregate(deps, message, progress);
+  } finally {
+    await guard.settle();
+  }
+}
+
+async function aggregate(
+  deps: BatchScoreDeps,
+  message: Omit<BatchAggregateMessage, 'type'>,
+  progress: Progress,
 ): Promise<BatchRunResult> {
   const { jobId, inputTag } = message;
   const job = await deps.jobs.getJob(jobId);
@@ -1046,7 +1221,7 @@ export async function aggregateBatchJob(
     };
   }
   try {
-    return await assembleJob(deps, job, inputTag);
+    return await assembleJob(deps, job, inputTag, progress);
   } catch (e) {
     await deps.jobs.releaseAssembly(jobId, inputTag, lease).catch(() => undefined);
     throw e;
@@ -1058,6 +1233,7 @@ async function assembleJob(
   deps: BatchScoreDeps,
   job: BatchJobRecord,
   inputTag: string,
+  progress: Progress,
 ): Promise<BatchRunResult> {
   const { jobId } = job;
   const run = runOfInput(inputTag);
@@ -1090,12 +1266,17 @@ async function assembleJob(
     throw e;
   }
   const done = await deps.jobs.finish(jobId, inputTag, 'done', now(deps).toISOString());
+  progress.handedOff = true;
   if (!done) {
     // Another end came first (a cancel, say) while the upload completed: the job has no output, as it says. An
-    // output of the input replacing this one is that job's to write.
-    if (stateOf(await deps.jobs.getJob(jobId), inputTag) !== 'replaced') {
-      await deps.blobs.delete(BATCH_KEYS.output(jobId));
-    }
+    // output of the input replacing this one is that job's to write once it may have written it (it is done, or
+    // all its parts are: its assembly may be under way); before, the output just completed is this job's and goes.
+    const current = await deps.jobs.getJob(jobId);
+    const successorsOutput =
+      stateOf(current, inputTag) === 'replaced' &&
+      (current?.state === 'done' ||
+        (current?.state === 'running' && current.partsDone === current.partsTotal));
+    if (!successorsOutput) await deps.blobs.delete(BATCH_KEYS.output(jobId));
     return { state: 'skipped', reason: 'the job ended meanwhile' };
   }
   await afterEnd(deps, done);

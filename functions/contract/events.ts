@@ -101,6 +101,14 @@ export const BATCH = {
   ortBatchRows: 256,
   /** Time kept in reserve (ms) at the end of an invocation for writing the segment and the continuation. */
   reserveMs: 5_000,
+  /**
+   * On a batch message's last receive, its job is ended failed (naming the part, or the assembly) this long (ms)
+   * before the invocation's end when the message's work is still running then: a function killed by its timeout
+   * runs no catch, so the message would go to the dead-letter queue with its job `running` for ever. Less than
+   * `reserveMs`, so that a part that stops in time has sent its continuation before; long enough for the end's
+   * writes (the record, `status.json`).
+   */
+  lastReceiveGuardMs: 3_000,
   /** Timeout (seconds) of the function that starts jobs (S3 events). */
   functionTimeoutSeconds: 300,
   /**

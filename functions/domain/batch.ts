@@ -522,9 +522,11 @@ export type OutputPartPlan =
  * can move: an object of at least `minPartBytes` is copied whole; smaller ones are read and merged until the merge
  * holds `minPartBytes`; a merge followed by a large object takes the bytes it lacks from that object's start when
  * the rest of it can still be copied (at least `minPartBytes`, or any size when it ends the output), else the
- * whole object. A merge never exceeds
- * 2 × `minPartBytes`; the last part may be small. Empty objects add nothing. A copy of more than `maxPartBytes`
- * (S3 copies at most 5 GiB a part) is split into ranges of nearly equal size, each over `maxPartBytes` / 2.
+ * whole object. A copy of part of an object (a byte range) is only ever of an object larger than `minPartBytes`:
+ * S3 copies a range only of a source object greater than 5 MB (`x-amz-copy-source-range`), so a last object of
+ * at most `minPartBytes` that tops up a merge is merged whole. A merge never exceeds 2 × `minPartBytes`; the last
+ * part may be small. Empty objects add nothing. A copy of more than `maxPartBytes` (S3 copies at most 5 GiB a
+ * part) is split into ranges of nearly equal size, each over `maxPartBytes` / 2.
  */
 export function planOutputParts(
   objects: readonly SizedObject[],
@@ -566,8 +568,10 @@ export function planOutputParts(
       continue;
     }
     const lacking = minPartBytes - merged;
-    // The rest of the object is copied when it is large enough, or when it ends the output (the last part).
-    if (n - lacking >= minPartBytes || (i === last && n > lacking)) {
+    // The rest of the object is copied (a byte range of it) when it is large enough, or when it ends the output
+    // (the last part) — either way only of an object larger than minPartBytes (S3 copies no range of a smaller
+    // one; `n - lacking >= minPartBytes` implies it). A smaller last object is merged whole: under 2 × min.
+    if (n - lacking >= minPartBytes || (i === last && n > minPartBytes)) {
       pieces.push({ key: o.key, start: 0, end: lacking });
       merged += lacking;
       flush();

@@ -13,6 +13,7 @@ import { PowertoolsLogger } from '../adapters/powertools-logger';
 import { type AsyncWorkerDeps, recordLastAttemptFailure, runAsyncInference } from '../app/async-inference';
 import {
   aggregateBatchJob,
+  type BatchDelivery,
   type BatchScoreDeps,
   failBatchAggregate,
   failBatchPart,
@@ -51,6 +52,36 @@ export interface AsyncWorkerHandlerDeps {
 
 export type SqsHandler = (event: SQSEvent, context: Context | TimeBudget) => Promise<SQSBatchResponse>;
 
+/**
+ * The delivery of a batch message as the batch use cases take it: its receive count (a part received again repairs
+ * a lost send of the part it claimed) and whether it is the last receive — when the function's timeout would
+ * kill the invocation (no catch runs then), the job is ended failed shortly before (`BATCH.lastReceiveGuardMs`),
+ * and logged here.
+ */
+function batchDelivery(
+  receiveCount: number,
+  lastReceive: boolean,
+  logger: Logger,
+  about: Record<string, unknown>,
+): BatchDelivery {
+  return {
+    receiveCount,
+    lastReceive,
+    onDeadline: (outcome) => {
+      if (!('result' in outcome)) {
+        logger.error('batch job not failed at the deadline', { ...about, ...describeError(outcome.error) });
+      } else if (outcome.result.state === 'failed') {
+        logger.error('batch job failed at the deadline of its last receive', { ...about, ...outcome.result });
+      } else {
+        logger.info('batch job left as it is at the deadline of its last receive', {
+          ...about,
+          ...outcome.result,
+        });
+      }
+    },
+  };
+}
+
 /** The function's logger (Powertools loads with the first line). */
 const functionLogger = new PowertoolsLogger({ serviceName: SERVICE_NAMES.worker });
 
@@ -58,6 +89,7 @@ export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandl
   const functionScope = deps.logger ?? functionLogger;
   const onRecord = (budget: TimeBudget, logger: Logger) => async (record: SQSRecord) => {
     const receiveCount = Number(record.attributes?.ApproximateReceiveCount ?? '1');
+    const lastReceive = receiveCount >= (deps.maxReceiveCount ?? QUEUE.maxReceiveCount);
     let message: ReturnType<typeof parseWorkMessage> | undefined;
     try {
       message = parseWorkMessage(record.body);
@@ -96,11 +128,15 @@ export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandl
         });
         logger.info('pending version completed', { name: message.name, version: message.version, status });
       } else if (message.type === 'batch-part') {
-        const result = await runBatchPart(deps.batch, message, budget);
-        logger.info('batch part handled', { jobId: message.jobId, part: message.index, ...result });
+        const { jobId, index } = message;
+        const delivery = batchDelivery(receiveCount, lastReceive, logger, { jobId, part: index });
+        const result = await runBatchPart(deps.batch, message, budget, delivery);
+        logger.info('batch part handled', { jobId, part: index, ...result });
       } else {
-        const result = await aggregateBatchJob(deps.batch, message);
-        logger.info('batch job aggregated', { jobId: message.jobId, ...result });
+        const { jobId } = message;
+        const delivery = batchDelivery(receiveCount, lastReceive, logger, { jobId });
+        const result = await aggregateBatchJob(deps.batch, message, budget, delivery);
+        logger.info('batch job aggregated', { jobId, ...result });
       }
     } catch (e) {
       logger.error('work message failed', { messageId: record.messageId, receiveCount, ...describeError(e) });
@@ -119,8 +155,8 @@ export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandl
           logger.error('pending version not failed', { name, version, ...describeError(err) }),
         );
       }
-      // A batch part or aggregation that fails on its last receive fails its job, naming what failed.
-      const lastReceive = receiveCount >= (deps.maxReceiveCount ?? QUEUE.maxReceiveCount);
+      // A batch part or aggregation that fails on its last receive fails its job, naming what failed (one still
+      // running when the invocation is about to time out does too: `batchDelivery`).
       if (lastReceive && (message?.type === 'batch-part' || message?.type === 'batch-aggregate')) {
         const m = message;
         const failed =

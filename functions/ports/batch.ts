@@ -51,7 +51,8 @@ export interface RangedObjects {
   /**
    * Part `partNumber` (1..10 000) of the upload as a server-side copy of `sourceKey` (all of it, or bytes
    * `[range.start, range.end)`): the bytes never pass through the caller. Every part but the last must be at least
-   * S3_MIN_PART_BYTES.
+   * S3_MIN_PART_BYTES, and a range is copied only of a source larger than S3_MIN_PART_BYTES (S3 refuses a byte-range
+   * copy of a source of 5 MB or less).
    */
   copyPart(
     key: string,

@@ -7,11 +7,12 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
 import { MemoryBatchJobs, MemoryRangedObjects } from '../../functions/adapters/memory-batch';
+import { startBatchJob } from '../../functions/app/batch-score';
 import type { InferenceObservation } from '../../functions/app/inference';
 import { createInferenceObserver } from '../../functions/app/observe';
 import { incomingModelName, registerOnUpload } from '../../functions/app/register-on-upload';
 import type { ServedVersion } from '../../functions/app/version-resolver';
-import { ASYNC_KEYS, QUEUE } from '../../functions/contract/events';
+import { ASYNC_KEYS, BATCH, BATCH_KEYS, QUEUE } from '../../functions/contract/events';
 import { UnavailableError, UnprocessableModelError } from '../../functions/domain/errors';
 import type { ModelVersion } from '../../functions/domain/types';
 import { createAsyncApiHandler } from '../../functions/handlers/async-api';
@@ -230,6 +231,65 @@ describe('async worker handler', () => {
     await handler(sqsEvent([{ id: 'a', body: msg(1) }]), budget);
     await handler(sqsEvent([{ id: 'a', body: msg(1) }]), budget);
     expect(calls).toBe(1);
+  });
+});
+
+describe('async worker handler: batch messages on their last receive', () => {
+  /** A one-part job whose model takes `ms` a chunk, its part message, and a worker handler over it. */
+  async function slowJob(ms: number) {
+    const batch = memoryBatch();
+    const predictor = {
+      resolve: async () => ({ version: { version: 7 } }) as never,
+      inferBatch: async (_name: string, _ref: string, requests: unknown[]) => {
+        await new Promise((r) => setTimeout(r, ms));
+        return requests.map(() => ({ ok: true as const, response: {} as never }));
+      },
+    };
+    const deps = { ...batch, predictor };
+    await batch.objects.put(BATCH_KEYS.job('j'), JSON.stringify({ model: 'm' }));
+    await batch.objects.put(BATCH_KEYS.input('j'), '{"inputs":[]}\n'.repeat(10));
+    await startBatchJob(deps, 'j', { input: 'file' });
+    const [part] = batch.batchQueue.sent;
+    const logger = recordingLogger();
+    const handler = createAsyncWorkerHandler({
+      worker: { blobs: new MemoryBlobStore(), predictor: {} as never },
+      batch: deps,
+      logger,
+    });
+    return { batch, part, logger, handler };
+  }
+  /** An invocation that ends `ms` from now. */
+  const endingIn = (ms: number) => {
+    const end = Date.now() + ms;
+    return { getRemainingTimeInMillis: () => end - Date.now() };
+  };
+
+  it('ends the job failed, naming the part, when the part still runs just before the invocation times out', async () => {
+    const { batch, part, logger, handler } = await slowJob(400);
+    // The function is killed at the end of its time (no catch runs): the job ends BATCH.lastReceiveGuardMs before.
+    const response = await handler(
+      sqsEvent([{ id: 'a', body: JSON.stringify(part), receiveCount: QUEUE.maxReceiveCount }]),
+      endingIn(BATCH.lastReceiveGuardMs + 100),
+    );
+    expect(response.batchItemFailures).toEqual([]);
+    const job = await batch.jobs.getJob('j');
+    expect(job).toMatchObject({ state: 'failed', code: 'BATCH_PART_FAILED', partsDone: 0 });
+    expect(job?.error).toMatch(
+      /^part 0 \(batch\/j\/input\.jsonl bytes 0-140\) failed after 3 attempts: the invocation ran out of time/,
+    );
+    expect(logger.lines.map((l) => [l.level, l.message])).toContainEqual([
+      'ERROR',
+      'batch job failed at the deadline of its last receive',
+    ]);
+  });
+
+  it('leaves the job to the next receive on an earlier one', async () => {
+    const { batch, part, handler } = await slowJob(400);
+    await handler(
+      sqsEvent([{ id: 'a', body: JSON.stringify(part), receiveCount: QUEUE.maxReceiveCount - 1 }]),
+      endingIn(BATCH.lastReceiveGuardMs + 100),
+    );
+    expect(await batch.jobs.getJob('j')).toMatchObject({ state: 'running', partsDone: 1 });
   });
 });
 

@@ -215,8 +215,17 @@ describe('planOutputParts', () => {
   const sizeOf = (p: OutputPartPlan) => (p.kind === 'copy' ? p.source.end - p.source.start : p.sizeBytes);
   const bytes = (p: OutputPartPlan) => (p.kind === 'copy' ? [p.source] : p.pieces);
 
-  /** The plan is the objects' bytes in order; every part but the last has MIN; a merge holds < 2 MIN. */
+  /**
+   * The plan is the objects' bytes in order; every part but the last has MIN; a merge holds < 2 MIN; a copy of
+   * part of an object (a byte range) is of an object larger than MIN (S3 copies no range of a source of 5 MB or less).
+   */
   function expectSound(objects: SizedObject[], plan: OutputPartPlan[]) {
+    const sizes = new Map(objects.map((o) => [o.key, o.sizeBytes]));
+    for (const p of plan) {
+      if (p.kind !== 'copy') continue;
+      const whole = p.source.start === 0 && p.source.end === sizes.get(p.source.key);
+      if (!whole) expect(sizes.get(p.source.key)).toBeGreaterThan(MIN);
+    }
     const ranges = plan.flatMap(bytes);
     const flat = objects.flatMap((o) => (o.sizeBytes ? [o] : []));
     let at = 0;
@@ -285,6 +294,56 @@ describe('planOutputParts', () => {
     ]);
   });
 
+  it('never copies a range of an object of MIN or less: a small last object is merged whole', () => {
+    // S3: "You can copy a range only if the source object is greater than 5 MB". Topping 30 up from the last object
+    // (80) and copying the rest of it would be a range of an 80-byte source.
+    expect(planOutputParts(objs(30, 80), MIN)).toEqual([
+      {
+        kind: 'upload',
+        pieces: [
+          { key: 's0', start: 0, end: 30 },
+          { key: 's1', start: 0, end: 80 },
+        ],
+        sizeBytes: 110,
+      },
+    ]);
+    expect(planOutputParts(objs(99, 100), MIN).map((p) => [p.kind, sizeOf(p)])).toEqual([['upload', 199]]);
+    // One byte more and the last object can be copied in a range.
+    expect(planOutputParts(objs(99, 101), MIN).map((p) => [p.kind, sizeOf(p)])).toEqual([
+      ['upload', 100],
+      ['copy', 100],
+    ]);
+    // The sizes of the finding, in MiB: 3 then 4 is one merged part of 7, no copy.
+    const MiB = 1024 * 1024;
+    const plan = planOutputParts(
+      [
+        { key: 'seg0', sizeBytes: 3 * MiB },
+        { key: 'seg1', sizeBytes: 4 * MiB },
+      ],
+      5 * MiB,
+      5 * 1024 * MiB,
+    );
+    expect(plan.map((p) => [p.kind, sizeOf(p)])).toEqual([['upload', 7 * MiB]]);
+  });
+
+  it('keeps the rules on every sequence of up to four sizes around MIN', () => {
+    const around = [0, 1, 70, 99, 100, 101, 199, 201];
+    let sequences = 0;
+    const walk = (prefix: number[]) => {
+      if (prefix.length > 0) {
+        const o = objs(...prefix);
+        expectSound(o, planOutputParts(o, MIN));
+        const plan = planOutputParts(o, MIN, 200);
+        expectSound(o, plan);
+        for (const p of plan) expect(sizeOf(p)).toBeLessThanOrEqual(200);
+        sequences++;
+      }
+      if (prefix.length < 4) for (const n of around) walk([...prefix, n]);
+    };
+    walk([]);
+    expect(sequences).toBe(8 + 8 ** 2 + 8 ** 3 + 8 ** 4);
+  });
+
   it('splits a copy larger than the largest part into nearly equal ranges', () => {
     const MAX = 1_000;
     const o = objs(2_500, 30, 1_000, 4_003);
@@ -311,7 +370,7 @@ describe('planOutputParts', () => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;
       return seed / 2 ** 31;
     };
-    for (let t = 0; t < 300; t++) {
+    for (let t = 0; t < 1_000; t++) {
       const n = Math.floor(rnd() * 12);
       const o = objs(...Array.from({ length: n }, () => Math.floor(rnd() ** 2 * 400)));
       expectSound(o, planOutputParts(o, MIN));

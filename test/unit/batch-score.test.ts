@@ -610,6 +610,86 @@ describe('batch scoring: start and parts', () => {
     }
   });
 
+  it('a new input removes the output of the job before: none while it runs, none once it is cancelled', async () => {
+    const s = await setup({ rows: 30 });
+    const output = () => s.objects.text(BATCH_KEYS.output('j'));
+    await s.start();
+    await drain(s);
+    expect(output()).toBe(reference(s.text));
+    // The done job's start again (its guard record expired) is no new job: its output stays.
+    const { startGuard: _g, ...bare } = s.deps;
+    expect(await startBatchJob(bare, 'j', { input: 'file' })).toMatchObject({ state: 'skipped' });
+    expect(output()).toBe(reference(s.text));
+    await s.objects.put(BATCH_KEYS.input('j'), inputText(20, 700));
+    expect(await startBatchJob(s.deps, 'j', { input: 'file' })).toMatchObject({ state: 'running' });
+    expect(output()).toBeUndefined();
+    expect(await cancelJob(s.objects, s.deps)).toEqual({ state: 'cancelled' });
+    await drain(s);
+    expect(statusOf(s.objects)).toMatchObject({ state: 'cancelled', total: 0 });
+    expect(output()).toBeUndefined();
+  });
+
+  it('a new input whose start fails, or whose job fails, leaves no output of the job before', async () => {
+    const s = await setup({ rows: 30 });
+    const output = () => s.objects.text(BATCH_KEYS.output('j'));
+    await s.start();
+    await drain(s);
+    await s.objects.put(BATCH_KEYS.job('j'), JSON.stringify({ model: 'm', partbytes: 1 }));
+    await s.objects.put(BATCH_KEYS.input('j'), inputText(20, 700));
+    expect(await startBatchJob(s.deps, 'j', { input: 'file' })).toMatchObject({
+      state: 'failed',
+      code: 'INVALID_JOB',
+    });
+    expect(statusOf(s.objects)).toMatchObject({ state: 'failed', code: 'INVALID_JOB' });
+    expect(output()).toBeUndefined();
+    // A job that runs, then fails (its version vanishes), after a done one.
+    const t = await setup({ rows: 30, predictor: fakePredictor({ vanishAfterCalls: 5 }) });
+    await t.start();
+    await drain(t);
+    expect(t.objects.text(BATCH_KEYS.output('j'))).toBe(reference(t.text));
+    await t.objects.put(BATCH_KEYS.input('j'), inputText(20, 700));
+    await startBatchJob(t.deps, 'j', { input: 'file' });
+    await drain(t);
+    expect(statusOf(t.objects)).toMatchObject({ state: 'failed', code: 'VERSION_NOT_FOUND' });
+    expect(t.objects.text(BATCH_KEYS.output('j'))).toBeUndefined();
+  });
+
+  it("the output of a replaced job's assembly, completed after the new job started, goes", async () => {
+    const s = await setup({ rows: 60 });
+    const output = () => s.objects.text(BATCH_KEYS.output('j'));
+    let release: (() => void) | undefined;
+    const objects = withMethods(s.objects, {
+      completeMultipart: async (...args: Parameters<MemoryRangedObjects['completeMultipart']>) => {
+        await new Promise<void>((r) => {
+          release = r;
+        });
+        return s.objects.completeMultipart(...args);
+      },
+    });
+    await s.start();
+    // Every part of the first job: what is left is its aggregation, whose upload completes late.
+    const aggregate: WorkMessage[] = [];
+    for (let ms = s.queue.fresh(); ms.length; ms = s.queue.fresh()) {
+      for (const m of ms) {
+        if (m.type === 'batch-aggregate') aggregate.push(m);
+        else await handle(s.deps, m);
+      }
+    }
+    const late = handle({ ...s.deps, objects }, aggregate[0]!);
+    while (!release) await new Promise((r) => setTimeout(r, 1));
+    const b = inputText(20, 700);
+    await s.objects.put(BATCH_KEYS.input('j'), b);
+    expect(await startBatchJob(s.deps, 'j', { input: 'file' })).toMatchObject({ state: 'running' });
+    const second = s.queue.fresh();
+    release();
+    expect(await late).toEqual({ state: 'skipped', reason: 'the job ended meanwhile' });
+    expect(output()).toBeUndefined();
+    for (const m of second) await handle(s.deps, m);
+    await drain(s);
+    expect(output()).toBe(reference(b));
+    expect(statusOf(s.objects)).toMatchObject({ state: 'done', total: 20 });
+  });
+
   it('A, B, A: messages of the first A job do not touch the third', async () => {
     const s = await setup({ rows: 60, deps: { maxConcurrency: 1 } });
     await s.start();
@@ -1318,6 +1398,166 @@ describe('batch scoring: a lost batch-aggregate message', () => {
   });
 });
 
+describe('batch scoring: a lost batch-part message', () => {
+  type PartMessage = Extract<WorkMessage, { type: 'batch-part' }>;
+  const indexes = (ms: WorkMessage[]) => ms.map((m) => (m.type === 'batch-part' ? m.index : m.type));
+
+  /** A job of four parts, `maxConcurrency` in flight, whose queue refuses the first `batch-part` send after the start. */
+  async function fourParts(maxConcurrency: number) {
+    const rows = 48;
+    const s = await setup({
+      rows,
+      deps: { maxConcurrency, partBytes: Math.ceil(Buffer.byteLength(inputText(rows)) / 4) },
+    });
+    await s.start();
+    expect((await s.jobs.getJob('j'))?.partsTotal).toBe(4);
+    let refuse = true;
+    const deps: BatchScoreDeps = {
+      ...s.deps,
+      batchQueue: {
+        send: async (m) => {
+          if (refuse && m.type === 'batch-part') {
+            refuse = false;
+            throw new Error('SQS is unavailable');
+          }
+          return s.queue.send(m);
+        },
+      },
+    };
+    return { ...s, deps, rows };
+  }
+
+  it('sends again, on the receive after a failed send of the next part, every claimed part not counted', async () => {
+    const s = await fourParts(1);
+    const [p0] = s.queue.fresh() as PartMessage[];
+    // Part 0 is counted and claims part 1, whose send fails: the message fails and SQS delivers it again.
+    await expect(runBatchPart(s.deps, p0!)).rejects.toThrow('SQS is unavailable');
+    expect(await s.jobs.getJob('j')).toMatchObject({ partsDone: 1, queued: 2 });
+    expect(s.queue.fresh()).toEqual([]);
+    // Its second receive finds part 0 counted, and part 1 claimed but not counted: part 1 is sent.
+    expect(await runBatchPart(s.deps, p0!, undefined, { receiveCount: 2 })).toMatchObject({
+      state: 'skipped',
+    });
+    const resent = s.queue.fresh();
+    expect(indexes(resent)).toEqual([1]);
+    for (const m of resent) await handle(s.deps, m);
+    await drain(s);
+    expect(statusOf(s.objects)).toMatchObject({ state: 'done', partsDone: 4, partsTotal: 4, total: s.rows });
+    expect(s.objects.text(BATCH_KEYS.output('j'))).toBe(reference(s.text));
+    expect(s.jobs.aggregationClaims.get('j')).toBe(1);
+  });
+
+  it('a duplicate on its first receive sends nothing again; parts in flight sent twice give the same output', async () => {
+    const s = await fourParts(3);
+    const first = s.queue.fresh() as PartMessage[];
+    expect(indexes(first)).toEqual([0, 1, 2]);
+    // Part 0 counted, part 3 claimed, its send refused.
+    await expect(runBatchPart(s.deps, first[0]!)).rejects.toThrow('SQS is unavailable');
+    // A duplicate of the message on its first receive (SQS delivers a message twice at times): parts 1 and 2 are
+    // in flight, nothing shows part 3 lost, nothing is sent — else every duplicate would multiply the parts.
+    expect(await runBatchPart(s.deps, first[0]!, undefined, { receiveCount: 1 })).toMatchObject({
+      state: 'skipped',
+    });
+    expect(s.queue.fresh()).toEqual([]);
+    // The receive after the failed one sends every claimed part not counted: 1 and 2 (in flight) and 3 (lost).
+    await runBatchPart(s.deps, first[0]!, undefined, { receiveCount: 2 });
+    const resent = s.queue.fresh();
+    expect(indexes(resent)).toEqual([1, 2, 3]);
+    // Each of 1 and 2 runs twice (shuffled): counted once, same segments, one aggregation, no more sends.
+    for (const m of [...first.slice(1), ...resent].reverse()) await handle(s.deps, m);
+    const after = s.queue.fresh();
+    expect(after.filter((m) => m.type === 'batch-part')).toEqual([]);
+    for (const m of after) await handle(s.deps, m);
+    expect(statusOf(s.objects)).toMatchObject({ state: 'done', partsDone: 4, total: s.rows });
+    expect(s.objects.text(BATCH_KEYS.output('j'))).toBe(reference(s.text));
+    expect(s.jobs.aggregationClaims.get('j')).toBe(1);
+    for (const [key, writes] of s.objects.segmentWrites) {
+      for (const w of writes) expect(Buffer.from(w).equals(Buffer.from(writes[0]!)), key).toBe(true);
+    }
+  });
+});
+
+describe('batch scoring: the deadline of a last receive', () => {
+  type PartMessage = Extract<WorkMessage, { type: 'batch-part' }>;
+  const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+  /** A predictor whose every call takes `ms`. */
+  const slow = (ms: number) => fakePredictor({ onCall: () => sleep(ms) });
+  /** An invocation that ends `ms` from now. */
+  const endingIn = (ms: number) => {
+    const end = Date.now() + ms;
+    return { getRemainingTimeInMillis: () => end - Date.now() };
+  };
+  const last = { receiveCount: QUEUE.maxReceiveCount, lastReceive: true };
+  // One chunk per part: the first chunk of an invocation always runs, however long it takes.
+  const oneChunk = { rowsPerChunk: 1_000, lastReceiveGuardMs: 50 };
+
+  it('ends the job failed, naming the part, when the part still runs shortly before its last invocation ends', async () => {
+    const s = await setup({ rows: 40, predictor: slow(300), deps: oneChunk });
+    await s.start();
+    const [m0, ...others] = s.queue.fresh() as PartMessage[];
+    const told: unknown[] = [];
+    // The invocation would be killed at 200 ms (no catch runs then): the job is ended at 150 ms.
+    const result = await runBatchPart(s.deps, m0!, endingIn(200), {
+      ...last,
+      onDeadline: (o) => told.push(o),
+    });
+    const p0 = JSON.parse(s.objects.text(BATCH_KEYS.plan('j')) ?? '').parts[0];
+    const error =
+      `part 0 (batch/j/input.jsonl bytes ${p0.start}-${p0.end}) failed after 3 attempts: ` +
+      "the invocation ran out of time (still running 0.05 s before the worker's time limit)";
+    expect(told).toEqual([{ result: { state: 'failed', error, code: BATCH_PART_FAILED } }]);
+    // The part, ending after that (here, not killed), does not count itself into the failed job: it stays failed.
+    expect(result).toEqual({ state: 'skipped', reason: 'the job is failed' });
+    expect(await s.jobs.getJob('j')).toMatchObject({ state: 'failed', partsDone: 0, error });
+    expect(statusOf(s.objects)).toMatchObject({ state: 'failed', code: 'BATCH_PART_FAILED', error });
+    expect(keysUnder(s.objects, 'batch/j/parts/')).toEqual([]);
+    for (const m of [...others, ...s.queue.fresh()]) {
+      expect(await handle(s.deps, m)).toMatchObject({ state: 'skipped' });
+    }
+    expect(statusOf(s.objects)).toMatchObject({ state: 'failed', error });
+  });
+
+  it('leaves the job running on an earlier receive (SQS delivers it again), and when the part ends in time', async () => {
+    const s = await setup({ rows: 40, predictor: slow(100), deps: oneChunk });
+    await s.start();
+    const [m0, m1, ...others] = s.queue.fresh() as PartMessage[];
+    expect(
+      await runBatchPart(s.deps, m0!, endingIn(120), { receiveCount: QUEUE.maxReceiveCount - 1 }),
+    ).toMatchObject({ state: 'running', partsDone: 1 });
+    // On the last receive, ended at 100 ms of 300: the guard (at 250 ms) is disarmed.
+    expect(await runBatchPart(s.deps, m1!, endingIn(300), last)).toMatchObject({
+      state: 'running',
+      partsDone: 2,
+    });
+    await sleep(300);
+    expect(await s.jobs.getJob('j')).toMatchObject({ state: 'running', partsDone: 2 });
+    for (const m of others) await handle(s.deps, m);
+    await drain(s);
+    expect(s.objects.text(BATCH_KEYS.output('j'))).toBe(reference(s.text));
+  });
+
+  it('does not end the job once the part is counted, though its invocation then runs out of time', async () => {
+    const s = await setup({ rows: 40, deps: oneChunk });
+    await s.start();
+    const [m0] = s.queue.fresh() as PartMessage[];
+    // The status write after the count takes longer than the invocation has left.
+    const blobs = withMethods(s.objects, {
+      put: async (...args: Parameters<MemoryRangedObjects['put']>) => {
+        if (args[0] === BATCH_KEYS.status('j')) await sleep(200);
+        return s.objects.put(...args);
+      },
+    });
+    const told: unknown[] = [];
+    const result = await runBatchPart({ ...s.deps, blobs }, m0!, endingIn(100), {
+      ...last,
+      onDeadline: (o) => told.push(o),
+    });
+    expect(result).toMatchObject({ state: 'running', partsDone: 1 });
+    expect(told).toEqual([]);
+    expect((await s.jobs.getJob('j'))?.state).toBe('running');
+  });
+});
+
 describe('batch scoring: aggregation', () => {
   /** A job of `sizes.length` parts of one segment each, of those sizes, every part done. */
   async function doneParts(sizes: number[], deps: Partial<BatchScoreDeps> = {}) {
@@ -1402,6 +1642,64 @@ describe('batch scoring: aggregation', () => {
     const topped = BATCH_KEYS.segment('j', run, 7, 0, 12 * 1024);
     expect(a.objects.reads.get(topped)).toBe(1);
     expect(a.objects.copiedParts.some((p) => p.sourceKey === topped && p.bytes === 9 * MiB)).toBe(true);
+  });
+
+  it('never asks a range copy of a segment of 5 MiB or less: a small last segment is merged whole', async () => {
+    // S3 copies a byte range only of a source greater than 5 MB; the store refuses it as S3 does.
+    const small = await doneParts([MiB]);
+    await expect(
+      small.objects.copyPart(
+        'x',
+        await small.objects.createMultipart('x', 'text/plain'),
+        1,
+        BATCH_KEYS.segment('j', runOfInput(small.inputTag), 0, 0, 1024),
+        { start: 0, end: 10 },
+      ),
+    ).rejects.toThrow(/InvalidRequest/);
+    // 3 MiB then 4 MiB: one merged part (topping the 3 up from the 4 and copying the rest would be refused).
+    const a = await doneParts([3 * MiB, 4 * MiB]);
+    expect(await aggregateBatchJob(a.deps, { jobId: 'j', inputTag: a.inputTag })).toMatchObject({
+      state: 'done',
+    });
+    expect(Buffer.from(a.objects.objects.get(BATCH_KEYS.output('j'))?.body ?? []).equals(a.all)).toBe(true);
+    expect(a.objects.copiedParts).toEqual([]);
+    expect(a.objects.uploadedParts.map((p) => p.bytes)).toEqual([7 * MiB]);
+    // A last segment larger than 5 MiB is still topped up from and its rest copied in a range.
+    const b = await doneParts([3 * MiB, 6 * MiB]);
+    expect(await aggregateBatchJob(b.deps, { jobId: 'j', inputTag: b.inputTag })).toMatchObject({
+      state: 'done',
+    });
+    expect(Buffer.from(b.objects.objects.get(BATCH_KEYS.output('j'))?.body ?? []).equals(b.all)).toBe(true);
+    expect(b.objects.uploadedParts.map((p) => p.bytes)).toEqual([S3_MIN_PART_BYTES]);
+    expect(b.objects.copiedParts.map((p) => p.bytes)).toEqual([4 * MiB]);
+  });
+
+  it('ends the job failed when its assembly still runs shortly before its last invocation ends', async () => {
+    const a = await doneParts([MiB, MiB], { lastReceiveGuardMs: 50 });
+    const objects = withMethods(a.objects, {
+      completeMultipart: async (...args: Parameters<MemoryRangedObjects['completeMultipart']>) => {
+        await new Promise((r) => setTimeout(r, 300));
+        return a.objects.completeMultipart(...args);
+      },
+    });
+    const end = Date.now() + 200;
+    const result = await aggregateBatchJob(
+      { ...a.deps, objects },
+      { jobId: 'j', inputTag: a.inputTag },
+      { getRemainingTimeInMillis: () => end - Date.now() },
+      { receiveCount: QUEUE.maxReceiveCount, lastReceive: true },
+    );
+    // The upload completed after the end: the output goes (a failed job has none), the segments stay.
+    expect(result).toEqual({ state: 'skipped', reason: 'the job ended meanwhile' });
+    expect(await a.jobs.getJob('j')).toMatchObject({
+      state: 'failed',
+      code: BATCH_AGGREGATION_FAILED,
+      error: expect.stringMatching(
+        /^the output could not be assembled after 3 attempts: the invocation ran out of time/,
+      ),
+    });
+    expect(a.objects.text(BATCH_KEYS.output('j'))).toBeUndefined();
+    expect(keysUnder(a.objects, a.prefix)).toHaveLength(2);
   });
 
   it('assembles in two levels when one upload cannot hold every part', async () => {
