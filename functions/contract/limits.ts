@@ -20,14 +20,13 @@ export const LIMITS = {
   /** Serialized size of a version's labels (they live in the version's DynamoDB item, max 400 KB). */
   maxLabelsBytes: 300_000,
   /**
-   * Serialized size (UTF-8 bytes of their JSON) of the serving copies one alias carries together: `target` (the
-   * version it points at) and `canaryTarget` (its canary), labels, signature and post-processing included. They
-   * live in the alias's DynamoDB item, and an item holds at most 400 KB (409 600 bytes of attribute names and
-   * values): JSON counts every string, map key and list at least as DynamoDB does (a small number in a list a
-   * byte less), and the alias's other attributes (keys, names, revision, times, split, capture) take under 1 KB,
-   * so 19 600 bytes are left to spare. One version's copy always fits (its labels are at most `maxLabelsBytes`);
-   * two versions with large labels may not, and the split or move that would pair them is refused (409
-   * `ALIAS_TOO_LARGE`). The shadow is not copied.
+   * Size, as DynamoDB counts it (`storedSizeBytes`, contract/table.ts), of the serving copies one alias carries
+   * together: `target` (the version it points at) and `canaryTarget` (its canary), labels, signature and
+   * post-processing included. They live in the alias's DynamoDB item, and an item holds at most 400 KB (409 600
+   * bytes of attribute names and values); the alias's other attributes (keys, names, revision, times, split,
+   * capture) take under 1 KB, so 19 600 bytes are left to spare. One version's copy always fits (its labels are at
+   * most `maxLabelsBytes`); two versions with large labels may not, and the split or move that would pair them is
+   * refused (409 `ALIAS_TOO_LARGE`). The shadow is not copied.
    */
   maxAliasCopiesBytes: 390_000,
   /**

@@ -8,6 +8,7 @@
  * Free of the request schemas (zod), like ./registry-rules.
  */
 import { DEFAULT_ALIAS, LIMITS } from '../contract/limits';
+import { storedSizeBytes } from '../contract/table';
 import { ConflictError, type MaasError, NotFoundError, PreconditionFailedError } from './errors';
 import { assertAliasable } from './registry-rules';
 import {
@@ -75,11 +76,6 @@ export function servingSnapshot(v: ModelVersion): ModelVersion {
   return snapshot as unknown as ModelVersion;
 }
 
-/** UTF-8 bytes of a value's JSON: how `LIMITS.maxAliasCopiesBytes` counts an alias's serving copies. */
-function jsonBytes(value: unknown): number {
-  return value === undefined ? 0 : Buffer.byteLength(JSON.stringify(value), 'utf8');
-}
-
 /**
  * 409 `ALIAS_TOO_LARGE` when the serving copies alias `alias` would carry, of its version (`target`) and of its
  * canary (`canary`), come to more than `LIMITS.maxAliasCopiesBytes` together: DynamoDB could not store the alias.
@@ -92,12 +88,12 @@ function assertCopiesFit(
   canary: ModelVersion,
   fix: string,
 ): void {
-  const targetBytes = jsonBytes(target);
-  const canaryBytes = jsonBytes(canary);
+  const targetBytes = storedSizeBytes(target);
+  const canaryBytes = storedSizeBytes(canary);
   const total = targetBytes + canaryBytes;
   if (total <= LIMITS.maxAliasCopiesBytes) return;
   const describe = (v: ModelVersion, bytes: number) =>
-    `version ${v.version} (${bytes} bytes, ${jsonBytes(v.labels ?? [])} of them labels)`;
+    `version ${v.version} (${bytes} bytes, ${storedSizeBytes(v.labels ?? [])} of them labels)`;
   throw new ConflictError(
     `alias '${alias}' of model '${name}' cannot carry the serving fields of ${target ? describe(target, targetBytes) : 'its version'} and of its canary ${describe(canary, canaryBytes)} together: ${total} bytes, more than the ${LIMITS.maxAliasCopiesBytes} an alias holds. ${fix}`,
     'ALIAS_TOO_LARGE',

@@ -1138,6 +1138,22 @@ export function registryRepositoryContract(setup: () => Promise<RegistryReposito
       });
     });
 
+    it('stores a canary whose copy and the stable one fit the alias as the table counts them (many short labels)', async () => {
+      // 28 000 labels of 4 characters: 196 001 bytes of JSON each, 140 003 as DynamoDB counts them.
+      const labels = Array.from({ length: 28_000 }, (_, i) => i.toString(36).padStart(4, '0'));
+      await register('rt-short', 2, { labels });
+      const routed = await repo.setAliasRouting({
+        name: 'rt-short',
+        alias: 'prod',
+        routing: split(2, 10),
+        actor: 'a',
+      });
+      expect(routed).toMatchObject({ version: 1, revision: 2, routing: split(2, 10) });
+      const stored = await repo.getAlias('rt-short', 'prod');
+      expect(stored?.target?.labels).toEqual(labels);
+      expect(stored?.canaryTarget?.labels).toEqual(labels);
+    });
+
     it('holds the canary version: no archive, no delete while it takes traffic (weight 0 included)', async () => {
       await register('rt-hold', 2);
       await repo.setAliasRouting({ name: 'rt-hold', alias: 'prod', routing: split(2, 0), actor: 'a' });

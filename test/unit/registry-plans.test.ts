@@ -1,6 +1,7 @@
 /** The registry planners (pure): what each decision plans from a given state, or which error it throws. */
 import { describe, expect, it } from 'vitest';
 import { LIMITS } from '../../functions/contract/limits';
+import { storedSizeBytes } from '../../functions/contract/table';
 import { ConflictError, NotFoundError, PreconditionFailedError } from '../../functions/domain/errors';
 import {
   aliasCaptureRefusal,
@@ -614,9 +615,11 @@ describe('traffic splits', () => {
   });
 
   it('refuses (409 ALIAS_TOO_LARGE) a split or a move whose two serving copies would not fit the alias', () => {
-    // Labels of 200 005 bytes each (at most LIMITS.maxLabelsBytes): one copy fits, two do not.
-    const labels = Array.from({ length: 20_000 }, (_, i) => `l${String(i).padStart(6, '0')}`);
+    // Labels of 275 001 bytes of JSON each (at most LIMITS.maxLabelsBytes), 225 003 as DynamoDB counts them: one
+    // copy fits, two do not.
+    const labels = Array.from({ length: 25_000 }, (_, i) => `lab${String(i).padStart(5, '0')}`);
     expect(Buffer.byteLength(JSON.stringify(labels))).toBeLessThanOrEqual(LIMITS.maxLabelsBytes);
+    expect(storedSizeBytes(labels)).toBe(225_003);
     const big = (v: number) => version(v, { labels });
     const refusal = (f: () => unknown) => {
       try {
@@ -664,6 +667,21 @@ describe('traffic splits', () => {
     expect(kept?.[2]).toMatch(/maas canary m --off --alias prod/);
     expect(refusal(move(2, big(2)))).toBeUndefined();
     expect(refusal(move(3, big(3), stable))).toBeUndefined();
+  });
+
+  it('counts the serving copies as DynamoDB does, not as JSON: many short labels that fit the item pass', () => {
+    // 28 000 labels of 4 characters: 196 001 bytes of JSON each (two: 392 002, over the bound), 140 003 as DynamoDB
+    // counts them (1 byte a list element, no quotes or commas): two copies fit the alias's item.
+    const labels = Array.from({ length: 28_000 }, (_, i) => i.toString(36).padStart(4, '0'));
+    expect(2 * Buffer.byteLength(JSON.stringify(labels))).toBeGreaterThan(LIMITS.maxAliasCopiesBytes);
+    const stable = { ...alias(1, 2), target: version(1, { labels }) };
+    expect(() =>
+      planAliasRouting(
+        change(split(2, 10)),
+        { modelExists: true, alias: stable, canary: version(2, { labels }) },
+        T1,
+      ),
+    ).not.toThrow();
   });
 
   it('capture changes reach the canary copies of the aliases whose canary the version is', () => {
