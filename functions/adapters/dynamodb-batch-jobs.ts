@@ -319,9 +319,9 @@ export class DynamoBatchJobRepository implements BatchJobRepository {
     } catch (e) {
       if (!isConditionFailure(e)) throw e;
       // The SDK's retry of a claim whose answer was lost: the claim is ours while no other came after it (one that
-      // did lets the retry claim again, and the index of the lost answer stays unqueued until a part of the job is
+      // did lets the retry claim again, and the index of the lost answer is never sent unless a part of the job is
       // received again after a failed receive, which sends every claimed index not counted: completePart in
-      // functions/app/batch-score.ts).
+      // functions/app/batch-score.ts; else the job stays running until cancelled — docs/events.md).
       const item = await this.getItem(jobId);
       return item?.[CLAIM_IDS.next] === claim ? Number(item.queued) - 1 : undefined;
     }
