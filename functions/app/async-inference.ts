@@ -16,7 +16,8 @@
  *
  * A request is reported (and captured) once, by the attempt that answers it: a run answered `done` or `failed`
  * reports itself; a run that failed with a 5xx is reported only if its attempt was the last
- * (`recordLastAttemptFailure`), never when the queue retries it.
+ * (`recordLastAttemptFailure`), never when the queue retries it. (A run answered whose result document could not be
+ * written is retried, and reports again.)
  */
 import { randomUUID } from 'node:crypto';
 import { ASYNC_KEYS, QUEUE } from '../contract/events';
