@@ -102,7 +102,7 @@ export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandl
         // unavailable is retried, and recorded as failed on its last receive (never dead-lettered).
         const c = await runShadow(deps.shadow, message, {
           budget,
-          lastAttempt: receiveCount >= (deps.maxReceiveCount ?? QUEUE.maxReceiveCount),
+          lastAttempt: lastReceive,
         });
         if (c) {
           logger.info('shadow request compared', {
@@ -144,11 +144,7 @@ export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandl
         await recordLastAttemptFailure(deps.worker, message.requestId, receiveCount, e);
       }
       // The last receive before the dead-letter queue: the version ends FAILED, never stays PENDING.
-      if (
-        message?.type === 'register-complete' &&
-        deps.registry &&
-        receiveCount >= (deps.maxReceiveCount ?? QUEUE.maxReceiveCount)
-      ) {
+      if (message?.type === 'register-complete' && deps.registry && lastReceive) {
         const { name, version } = message;
         const reason = `the registration could not be completed after ${receiveCount} attempts: ${(e as Error)?.message ?? String(e)}`;
         await failPendingVersion(deps.registry, name, version, reason).catch((err) =>
@@ -168,11 +164,7 @@ export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandl
         );
       }
       // The same for a derived version.
-      if (
-        message?.type === 'derive' &&
-        deps.derive &&
-        receiveCount >= (deps.maxReceiveCount ?? QUEUE.maxReceiveCount)
-      ) {
+      if (message?.type === 'derive' && deps.derive && lastReceive) {
         const { name, version } = message;
         await failDerivation(deps.derive, message, receiveCount, e).catch((err) =>
           logger.error('derived version not failed', { name, version, ...describeError(err) }),
