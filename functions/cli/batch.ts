@@ -30,7 +30,7 @@ import { localClientOptions } from '../local/emulators';
 import { LOOPBACK_NAMES } from '../local/loopback';
 import type { BlobStore } from '../ports/events';
 import { UsageError } from './context';
-import { duration } from './format';
+import { duration, printable } from './format';
 
 const MiB = 1024 * 1024;
 const NDJSON = 'application/x-ndjson';
@@ -442,7 +442,10 @@ export function formatProgress(s: JobStatus): string {
     ...(f.eta !== '-' ? [`ETA ${f.eta}`] : []),
   ];
   const line = parts.join(', ');
-  return s.state === 'failed' ? `${line}: ${s.error ?? 'unknown error'} (${s.code ?? 'FAILED'})` : line;
+  // A failed job's error can quote the rows it read.
+  return printable(
+    s.state === 'failed' ? `${line}: ${s.error ?? 'unknown error'} (${s.code ?? 'FAILED'})` : line,
+  );
 }
 
 /** Shows the statuses of a job while a command waits on it. */

@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { EnvironmentVariables, type EnvRecord, processEnv } from '../config/environment';
 import { MaasClient, resolveEndpoint } from './client';
+import { jsonText } from './format';
 
 /** Exit codes of the CLI: 0 ok, 1 the server (or the network) said no, 2 usage error. */
 export const EXIT = { ok: 0, refused: 1, usage: 2 } as const;
@@ -53,7 +54,10 @@ export interface CliContext {
   globals(): GlobalOptions;
   /** A client for the endpoint the global options (or the environment) name; a non-http(s) one is a usage error. */
   client(): MaasClient;
-  /** Prints an answer: pretty JSON with `--json`, else its human rendering. */
+  /**
+   * Prints an answer: pretty JSON with `--json` (`jsonText`), else its human rendering, which prints the service's
+   * text through `printable` (functions/cli/format.ts).
+   */
   print(answer: unknown, human: (answer: never) => string): void;
   /**
    * Adapts a command's action, which resolves with its exit code, to commander's (which resolves with
@@ -82,7 +86,7 @@ export function cliContext(program: Command, io: CliIo, onExitCode: (code: ExitC
       });
     },
     print(answer, human) {
-      io.out(globals().json ? `${JSON.stringify(answer, null, 2)}\n` : `${human(answer as never)}\n`);
+      io.out(globals().json ? `${jsonText(answer, 2)}\n` : `${human(answer as never)}\n`);
     },
     action:
       (fn) =>

@@ -1,6 +1,6 @@
 /** Human renderings of derived versions: `maas derive`'s outcome and `maas versions` with the lineage column. */
 import { describeTransform, type Evaluation, type TransformSpec } from '../domain/derive';
-import { table } from './format';
+import { next, printable, table } from './format';
 
 /** A version as the registry API answers it, with its lineage (what these renderings read of it). */
 export interface DerivedVersionJson {
@@ -17,7 +17,7 @@ export interface DerivedVersionJson {
   readonly evaluation?: Evaluation;
 }
 
-/** As the registry listings render sizes, times and the next page (functions/cli/format.ts). */
+/** As the registry listings render sizes and times (functions/cli/format.ts). */
 const bytes = (n: number | undefined): string => {
   if (n === undefined) return '-';
   if (n < 1024) return `${n} B`;
@@ -25,7 +25,6 @@ const bytes = (n: number | undefined): string => {
   return `${(n / 1024 / 1024).toFixed(1)} MB`;
 };
 const when = (iso: string | undefined) => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-');
-const next = (token: unknown) => (typeof token === 'string' ? `\n(more: --next-token ${token})` : '');
 
 const figure = (x: number) => (Number.isInteger(x) ? String(x) : x.toPrecision(4));
 
@@ -63,7 +62,9 @@ export function formatDerived(v: DerivedVersionJson): string {
     ...(v.sha256 ? [`  sha256       ${v.sha256}`, `  size         ${bytes(v.sizeBytes)}`] : []),
     ...(v.evaluation ? formatEvaluation(v.evaluation) : []),
     ...(v.failureReason ? [`  failed       ${v.failureReason}`] : []),
-  ].join('\n');
+  ]
+    .map(printable)
+    .join('\n');
 }
 
 /** `maas versions`: the registry's columns with where each version comes from (`FROM`). */

@@ -1,12 +1,63 @@
-/** Human output of the `maas` CLI: compact tables and one-line summaries (`--json` bypasses all of it). */
+/**
+ * Human output of the `maas` CLI: compact tables and one-line summaries (`--json` bypasses all of it). Every text
+ * from the service reaches the terminal through `printable` (or, as JSON, `jsonText`).
+ */
 import { type DivergenceBounds, type DivergenceCounters, ZERO_DIVERGENCE } from '../domain/rollout';
 
-/** Renders rows under a header as left-aligned columns separated by two spaces. */
-export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+/**
+ * What the terminal must not receive raw: the C0 controls (U+0000-U+001F, newline and tab included), DEL, the C1
+ * controls (U+0080-U+009F) and the line and paragraph separators (U+2028, U+2029); and the backslash, which
+ * starts their escapes.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are what it finds
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\\]/g;
+
+/** The same characters less the backslash and the C0 controls, which JSON.stringify escapes itself. */
+const UNESCAPED_BY_JSON = /[\u007f-\u009f\u2028\u2029]/g;
+
+/** The short escapes of JSON. */
+const SHORT_ESCAPES: Readonly<Record<string, string>> = {
+  '\\': '\\\\',
+  '\b': '\\b',
+  '\t': '\\t',
+  '\n': '\\n',
+  '\f': '\\f',
+  '\r': '\\r',
+};
+
+const escapeChar = (c: string): string =>
+  SHORT_ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+
+/**
+ * Text from the service (a name, a description, a reason, an inference id, an error message…) as the CLI prints
+ * it: each control character written as its JSON escape (`\n`, `\t`, `\u001b`, `\u009b`…) and a backslash
+ * doubled, so that stored text can neither drive the terminal (retitle it, move the cursor, erase or fake lines)
+ * nor break a table row, and `\u001b` on screen always means an ESC (the six characters are shown `\\u001b`).
+ * `--json` prints the exact text instead (as `jsonText` escapes it).
+ */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, escapeChar);
+}
+
+/**
+ * `JSON.stringify(value, null, space)` with DEL, the C1 controls and U+2028/U+2029 escaped too (JSON.stringify
+ * escapes the C0 controls only): the same JSON, which parses back to the same strings, and nothing in it that
+ * drives a terminal.
+ */
+export function jsonText(value: unknown, space?: number): string {
+  return String(JSON.stringify(value, null, space)).replace(UNESCAPED_BY_JSON, escapeChar);
+}
+
+/**
+ * Renders rows under a header as left-aligned columns separated by two spaces; every cell goes through
+ * `printable` (a newline or a tab in a cell would break its row).
+ */
+export function table(header: readonly string[], cells: readonly (readonly string[])[]): string {
+  const rows = cells.map((r) => r.map(printable));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+  const line = (row: readonly string[]) =>
+    row
+      .map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
       .join('  ')
       .trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
@@ -77,7 +128,9 @@ const size = (bytes: number | undefined): string => {
 
 const when = (iso: string | undefined) => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-');
 
-const next = (token: unknown) => (typeof token === 'string' ? `\n(more: --next-token ${token})` : '');
+/** The line that continues a listing (its token printable: it is the service's). */
+export const next = (token: unknown) =>
+  typeof token === 'string' ? `\n(more: --next-token ${printable(token)})` : '';
 
 export function formatModels(answer: { models: ModelJson[]; nextToken?: string }): string {
   if (answer.models.length === 0)
@@ -121,7 +174,7 @@ export function formatVersions(answer: { versions: VersionJson[]; nextToken?: st
 }
 
 export function formatRegistered(v: VersionJson): string {
-  return [
+  const lines = [
     `registered ${v.name} version ${v.version} (${v.status})`,
     `  sha256       ${v.sha256 ?? '-'}`,
     `  size         ${size(v.sizeBytes)}`,
@@ -131,8 +184,9 @@ export function formatRegistered(v: VersionJson): string {
           `  labels       ${v.labels.length} (${v.labels.slice(0, 5).join(', ')}${v.labels.length > 5 ? ', …' : ''})`,
         ]
       : []),
-    ...(v.postprocess ? [`  postprocess  ${JSON.stringify(v.postprocess)}`] : []),
-  ].join('\n');
+  ].map(printable);
+  if (v.postprocess) lines.push(`  postprocess  ${jsonText(v.postprocess)}`);
+  return lines.join('\n');
 }
 
 export function formatMoveResult(
@@ -142,7 +196,9 @@ export function formatMoveResult(
   const from =
     r.previousVersion === null || r.previousVersion === undefined ? 'unset' : `version ${r.previousVersion}`;
   const to = r.version === null ? 'unset' : `version ${r.version}`;
-  return `${name}@${r.alias}: ${from} -> ${to}${r.revision !== undefined ? ` (revision ${r.revision})` : ''}`;
+  return printable(
+    `${name}@${r.alias}: ${from} -> ${to}${r.revision !== undefined ? ` (revision ${r.revision})` : ''}`,
+  );
 }
 
 /** `iris@prod: capture 12.5% of requests (input, output)`, `iris version 2: capture off`. */
@@ -156,9 +212,9 @@ export function formatCaptureConfig(
 ): string {
   const who = a.alias !== undefined ? `${name}@${a.alias}` : `${name} version ${a.version ?? '?'}`;
   const c = a.capture;
-  if (!c) return `${who}: capture off`;
+  if (!c) return printable(`${who}: capture off`);
   const halves = [c.input ? 'input' : '', c.output ? 'output' : ''].filter(Boolean).join(', ');
-  return `${who}: capture ${c.samplePercent}% of requests (${halves})`;
+  return printable(`${who}: capture ${c.samplePercent}% of requests (${halves})`);
 }
 
 /**
@@ -173,7 +229,7 @@ export function formatRouting(
   const key = a.routing?.keyParameter !== undefined ? ` (key parameter '${a.routing.keyParameter}')` : '';
   const split = [...(a.routing?.canary ? [] : ['no canary']), ...splitParts(a.routing)].join(', ');
   const revision = a.revision !== undefined ? ` (revision ${a.revision})` : '';
-  return `${name}@${a.alias}: version ${a.version}, ${split}${key}${revision}`;
+  return printable(`${name}@${a.alias}: version ${a.version}, ${split}${key}${revision}`);
 }
 
 export function formatHistory(answer: {
@@ -218,10 +274,10 @@ export function formatPrediction(answer: {
   model_version: string;
   outputs: TensorJson[];
 }): string {
-  const lines = [`${answer.model_name} version ${answer.model_version}`];
+  const lines = [printable(`${answer.model_name} version ${answer.model_version}`)];
   for (const o of answer.outputs) {
     lines.push(
-      `  ${o.name} ${o.datatype}[${o.shape.join(',')}]  ${JSON.stringify(nest(o.data ?? [], o.shape))}`,
+      `${printable(`  ${o.name} ${o.datatype}[${o.shape.join(',')}]`)}  ${jsonText(nest(o.data ?? [], o.shape))}`,
     );
   }
   return lines.join('\n');
@@ -334,7 +390,7 @@ export function formatRollout(r: RolloutJson): string {
   if (!active) {
     lines.push(`  ended       ${when(r.endedAt ?? r.updatedAt)}${r.endedReason ? `: ${r.endedReason}` : ''}`);
   }
-  return lines.join('\n');
+  return lines.map(printable).join('\n');
 }
 
 /** `alarm iris-errors is ALARM; rolled back: iris@prod`, `alarm iris-errors is OK`. */
@@ -344,5 +400,7 @@ export function formatAlarm(a: { alarm: string; state: string; rolledBack?: unkn
     const o = r as { name?: string; alias?: string; id?: string };
     return `${o.name ?? '?'}@${o.alias ?? '?'}${o.id ? ` (rollout ${o.id.slice(0, 8)})` : ''}`;
   });
-  return `alarm ${a.alarm} is ${a.state}${rolledBack.length > 0 ? `; rolled back: ${rolledBack.join(', ')}` : ''}`;
+  return printable(
+    `alarm ${a.alarm} is ${a.state}${rolledBack.length > 0 ? `; rolled back: ${rolledBack.join(', ')}` : ''}`,
+  );
 }

@@ -25,6 +25,7 @@ import {
   processIo,
   UsageError,
 } from './context';
+import { jsonText, printable } from './format';
 
 /** The command groups, in the order `maas --help` lists them. */
 const COMMAND_GROUPS = [
@@ -115,22 +116,22 @@ export async function run(argv: readonly string[], io: CliIo = processIo()): Pro
       }
       return EXIT.usage; // commander already printed the message
     }
+    // An error message can echo the caller's text (the service's refusals quote it): printed as `printable`.
     if (e instanceof UsageError) {
-      io.err(`error: ${e.message}\n`);
+      io.err(`error: ${printable(e.message)}\n`);
       return EXIT.usage;
     }
     const json = Boolean(program.opts<GlobalOptions>().json);
     if (e instanceof MaasApiError) {
-      if (json && e.body !== undefined && typeof e.body === 'object')
-        io.out(`${JSON.stringify(e.body, null, 2)}\n`);
-      io.err(`error: ${e.message} (${e.status} ${e.code})\n`);
+      if (json && e.body !== undefined && typeof e.body === 'object') io.out(`${jsonText(e.body, 2)}\n`);
+      io.err(`error: ${printable(`${e.message} (${e.status} ${e.code})`)}\n`);
       return EXIT.refused;
     }
     if (e instanceof ConnectionError) {
-      io.err(`error: ${e.message}\n`);
+      io.err(`error: ${printable(e.message)}\n`);
       return EXIT.refused;
     }
-    io.err(`error: ${(e as Error)?.message ?? String(e)}\n`);
+    io.err(`error: ${printable((e as Error)?.message ?? String(e))}\n`);
     return EXIT.refused;
   }
 }

@@ -16,6 +16,7 @@ import { validateModelName } from '../../domain/names';
 import type { BatchBucket, CancelOutcome, fetchOutput as FetchOutput, JobStatus } from '../batch';
 import { resolveEndpoint } from '../client';
 import { type CliContext, EXIT, type ExitCode, UsageError } from '../context';
+import { jsonText, printable } from '../format';
 import { modelPath, nonNegativeInt } from '../input';
 
 /** The words that make `maas batch` an action on a job instead of a job to run. */
@@ -311,7 +312,7 @@ async function batchRun(
     // The output has no place of its own on standard output then: the status says where it is.
     const output =
       st.state === 'done' && !opts.out ? { bucket: store.bucket, key: BATCH_KEYS.output(jobId) } : undefined;
-    io.out(`${JSON.stringify(output ? { ...st, output } : st, null, 2)}\n`);
+    io.out(`${jsonText(output ? { ...st, output } : st, 2)}\n`);
   } else io.err(`${line}\n`);
   return code;
 }
@@ -411,8 +412,21 @@ async function writeOutput(
   if (!found) throw missing();
 }
 
-/** The last line of a run (on standard error) and the run's exit code: 0 only for a job that is done. */
+/**
+ * The last line of a run (on standard error, printable: a failed job's error can quote the rows it read) and the
+ * run's exit code: 0 only for a job that is done.
+ */
 export function runSummary(
+  st: JobStatus,
+  model: string,
+  out: string | undefined,
+): { readonly line: string; readonly code: ExitCode } {
+  const { line, code } = summary(st, model, out);
+  return { line: printable(line), code };
+}
+
+/** `runSummary` before its line is made printable. */
+function summary(
   st: JobStatus,
   model: string,
   out: string | undefined,
@@ -437,7 +451,8 @@ export function runSummary(
 
 /**
  * What `maas batch cancel` says and its exit code: 0 when the job is cancelled (now or before), 1 when it ended
- * done or failed (before the request, or before the request took effect).
+ * done or failed (before the request, or before the request took effect). `line` is printable already
+ * (`formatProgress`).
  */
 export function cancelSummary(
   jobId: string,
@@ -445,6 +460,7 @@ export function cancelSummary(
   line: string,
 ): { readonly line: string; readonly code: ExitCode } {
   const { status, requested } = outcome;
+  const state = printable(status.state);
   if (status.state === 'cancelled') {
     return {
       line: requested ? `job ${jobId} cancelled: ${line}` : `job ${jobId} was cancelled already: ${line}`,
@@ -453,8 +469,8 @@ export function cancelSummary(
   }
   return {
     line: requested
-      ? `job ${jobId} ended ${status.state} before the cancel took effect: ${line}`
-      : `job ${jobId} had ended already (${status.state}), nothing to cancel: ${line}`,
+      ? `job ${jobId} ended ${state} before the cancel took effect: ${line}`
+      : `job ${jobId} had ended already (${state}), nothing to cancel: ${line}`,
     code: EXIT.refused,
   };
 }
@@ -486,7 +502,7 @@ async function batchStatus(
     ctx.io.err(
       st.state === 'running'
         ? `job ${jobId} is running: its output can be written once it is done\n`
-        : `job ${jobId} ended ${st.state}: it has no output\n`,
+        : `job ${jobId} ended ${printable(st.state)}: it has no output\n`,
     );
     return EXIT.refused;
   }
@@ -506,7 +522,7 @@ async function batchCancel(
   const outcome = await cancelJob(store, jobId, { timeoutMs: opts.timeout * 1000 });
   const { line, code } = cancelSummary(jobId, outcome, formatProgress(outcome.status));
   if (ctx.globals().json) {
-    ctx.io.out(`${JSON.stringify(outcome.status, null, 2)}\n`);
+    ctx.io.out(`${jsonText(outcome.status, 2)}\n`);
     ctx.io.err(`${line}\n`);
   } else ctx.io.out(`${line}\n`);
   return code;

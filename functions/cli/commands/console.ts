@@ -9,6 +9,7 @@ import { configuredRegion, EnvironmentVariables } from '../../config/environment
 import type { ConsoleAuth } from '../../local/console-server';
 import { needsSigning, regionFromHost } from '../client';
 import { type CliContext, EXIT } from '../context';
+import { printable } from '../format';
 import { nonNegativeInt } from '../input';
 
 /** The port `maas console` listens on unless told otherwise. */
@@ -75,7 +76,8 @@ export function consoleCommands(program: Command, ctx: CliContext): void {
           // The Live page's CloudWatch reads go to --region when it is given (with a bearer token, or an endpoint on
           // a custom domain, nothing else names the stack's region).
           ...(g.region ? { cloudWatch: { region: g.region } } : {}),
-          onError: (line) => ctx.io.err(`${line}\n`),
+          // The line can quote a request's path and the API's refusal.
+          onError: (line) => ctx.io.err(`${printable(line)}\n`),
         });
         ctx.io.out(
           `maas console for ${client.endpoint} (requests ${describeAuth(auth)}) on ${server.url}/console/\n` +

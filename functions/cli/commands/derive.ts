@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import { DERIVE_DEFAULTS, DERIVE_LIMITS, type DeriveBody, type TransformSpec } from '../../domain/derive';
 import { apiCall, type MaasClient, uploadToPresignedUrl, waitWhilePending } from '../client';
 import { type CliContext, EXIT, UsageError } from '../context';
+import { printable } from '../format';
 import { type DerivedVersionJson, formatDerived } from '../format-derive';
 import { nonNegativeInt, readBytes } from '../input';
 
@@ -152,7 +153,8 @@ export function deriveCommands(program: Command, ctx: CliContext): void {
         if (opts.wait) {
           const progress =
             ctx.io.isTty && !ctx.globals().json
-              ? (s: number) => ctx.io.err(`\rderiving ${v.name} version ${v.version}: PENDING (${s} s)`)
+              ? (s: number) =>
+                  ctx.io.err(`\r${printable(`deriving ${v.name} version ${v.version}: PENDING (${s} s)`)}`)
               : undefined;
           v = await waitWhilePending(c, v, opts.timeout * 1000, progress);
           if (progress) ctx.io.err('\n');
@@ -160,7 +162,7 @@ export function deriveCommands(program: Command, ctx: CliContext): void {
         ctx.print(v, formatDerived);
         if (v.status === 'PENDING' && opts.wait) {
           ctx.io.err(
-            `version ${v.version} of '${v.name}' is still PENDING after ${opts.timeout} s; see \`maas versions ${v.name}\`\n`,
+            `${printable(`version ${v.version} of '${v.name}' is still PENDING after ${opts.timeout} s; see \`maas versions ${v.name}\``)}\n`,
           );
           return EXIT.refused;
         }

@@ -1,6 +1,7 @@
 /** `maas dev`: the whole service locally (DynamoDB Local + s3rver) with the sample model. */
 import type { Command } from 'commander';
 import type { CliContext } from '../context';
+import { printable } from '../format';
 import { nonNegativeInt } from '../input';
 
 /** Defines `maas dev` on `program`. */
@@ -16,7 +17,8 @@ export function devCommands(program: Command, ctx: CliContext): void {
         return runDev({
           inMemory: Boolean(opts.inMemory),
           ...(opts.port !== undefined ? { port: opts.port } : {}),
-          log: (line) => ctx.io.out(`${line}\n`),
+          // Its own lines, each printable: an error it logs can quote a request.
+          log: (text) => ctx.io.out(`${text.split('\n').map(printable).join('\n')}\n`),
         });
       }),
     );

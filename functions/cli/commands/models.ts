@@ -10,7 +10,7 @@ import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { apiCall, MaasApiError, uploadToPresignedUrl, waitWhilePending } from '../client';
 import { type CliContext, EXIT, UsageError } from '../context';
-import { formatModels, formatRegistered } from '../format';
+import { formatModels, formatRegistered, printable } from '../format';
 import { formatVersionsWithLineage } from '../format-derive';
 import { nonNegativeInt, parseJsonOption, readBytes, readLabels } from '../input';
 import { readJsonObject } from './derive';
@@ -121,13 +121,15 @@ export function modelCommands(program: Command, ctx: CliContext): void {
           const progress =
             ctx.io.isTty && !ctx.globals().json
               ? (s: number) =>
-                  ctx.io.err(`\rregistering ${version.name} version ${version.version}: PENDING (${s} s)`)
+                  ctx.io.err(
+                    `\r${printable(`registering ${version.name} version ${version.version}: PENDING (${s} s)`)}`,
+                  )
               : undefined;
           version = await waitWhilePending(c, version, opts.timeout * 1000, progress);
           if (progress) ctx.io.err('\n');
           if (version.status === 'PENDING') {
             ctx.io.err(
-              `version ${version.version} of '${version.name}' is still PENDING after ${opts.timeout} s; see \`maas versions ${version.name}\`\n`,
+              `${printable(`version ${version.version} of '${version.name}' is still PENDING after ${opts.timeout} s; see \`maas versions ${version.name}\``)}\n`,
             );
             ctx.print(version, formatRegistered);
             return EXIT.refused;

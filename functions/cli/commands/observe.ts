@@ -9,7 +9,7 @@ import { BadRequestError } from '../../domain/errors';
 import { parseFeedbackItem } from '../../domain/feedback';
 import { apiCall, MaasApiError } from '../client';
 import { type CliContext, EXIT, UsageError } from '../context';
-import { table } from '../format';
+import { printable, table } from '../format';
 import { nonNegativeInt, readBytes } from '../input';
 import { inferenceStats, parsePrometheusText, type SeriesStats } from '../prometheus';
 
@@ -81,9 +81,8 @@ export function observeCommands(program: Command, ctx: CliContext): void {
             throw e;
           }
         }
-        ctx.print(
-          { accepted },
-          (a: { accepted: number }) => `${a.accepted} feedback item(s) accepted for ${model}`,
+        ctx.print({ accepted }, (a: { accepted: number }) =>
+          printable(`${a.accepted} feedback item(s) accepted for ${model}`),
         );
         return EXIT.ok;
       }),
