@@ -33,7 +33,7 @@ import {
 import { operationsOf } from '../contract/routes';
 import type { EncodedResponse } from '../domain/binary-tensors';
 import { parseInferenceBody } from '../domain/body-parser';
-import { isMaasError, UnavailableError } from '../domain/errors';
+import { BadRequestError, isMaasError, UnavailableError } from '../domain/errors';
 import { ownInferenceId } from '../domain/inference-validation';
 import type { ShadowMirror } from '../ports/events';
 import type { RegistryRepository } from '../ports/index';
@@ -106,13 +106,39 @@ function asksBinaryOutput(body: unknown): boolean {
 }
 
 /**
+ * 400 `RESPONSE_TOO_LARGE`: an inference answer that would not fit Lambda's synchronous response
+ * (`LIMITS.maxAnswerBytes`, its body as Lambda carries it).
+ */
+function answerTooLarge(carried: number): BadRequestError {
+  return new BadRequestError(
+    `the answer is ${carried} bytes as the function returns it, more than the ${LIMITS.maxAnswerBytes} a synchronous ` +
+      'answer can hold: ask for fewer rows or outputs, or send it to /infer-async (or score it with maas batch), ' +
+      'which return answers of any size',
+    'RESPONSE_TOO_LARGE',
+  );
+}
+
+/**
+ * Throws {@link answerTooLarge} for a JSON answer whose text, escaped once more as Lambda carries it, exceeds
+ * `LIMITS.maxAnswerBytes`. A text of at most a sixth of the limit in characters fits whatever it holds (a
+ * character escapes to 6 bytes at most): only larger ones are measured.
+ */
+function assertAnswerFits(text: string): void {
+  if (text.length * 6 <= LIMITS.maxAnswerBytes) return;
+  const carried = Buffer.byteLength(JSON.stringify(text)) - 2;
+  if (carried > LIMITS.maxAnswerBytes) throw answerTooLarge(carried);
+}
+
+/**
  * The HTTP answer of an encoded response: raw tensors base64-encoded (payload 2.0), or plain JSON; with the
- * inference id and route headers.
+ * inference id and route headers. 400 `RESPONSE_TOO_LARGE` when it does not fit a synchronous answer.
  */
 function encodedResult(answer: EncodedResponse, inferenceId: string, route: string): HttpResult {
   const { body, headerLength } = answer;
   const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   if (headerLength === undefined) {
+    const text = bytes.toString('utf8');
+    assertAnswerFits(text);
     return {
       statusCode: 200,
       headers: {
@@ -120,9 +146,12 @@ function encodedResult(answer: EncodedResponse, inferenceId: string, route: stri
         [INFERENCE_ID_HEADER]: inferenceId,
         [ROUTE_HEADER]: route,
       },
-      body: bytes.toString('utf8'),
+      body: text,
     };
   }
+  // Base64: 4 characters for every 3 bytes, none escaped.
+  const carried = 4 * Math.ceil(bytes.byteLength / 3);
+  if (carried > LIMITS.maxAnswerBytes) throw answerTooLarge(carried);
   return {
     statusCode: 200,
     headers: {
@@ -242,6 +271,7 @@ export function createPredictHandler(
             return answeredEncoded(name, ref, obs, encoded, startedAt, text.length, () => text, false);
           }
           const answer = await predictor.inferJson(name, ref, body, obs);
+          assertAnswerFits(answer);
           observer.answered({
             model: name,
             ref,

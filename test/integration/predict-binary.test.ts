@@ -324,6 +324,55 @@ describe('malformed binary requests', () => {
   });
 });
 
+describe('answers larger than a synchronous answer holds', () => {
+  it('refuses (400 RESPONSE_TOO_LARGE) a JSON answer Lambda could not return; the same answer in binary fits', async () => {
+    // 200 000 rows of `0.1, 0.1`: a 1.6 MB request whose JSON answer (FP32 1.1 printed as 1.100000023841858) is
+    // about 7.6 MB; in binary it is 1.6 MB (2.1 MB of base64).
+    const rows = 200_000;
+    const data = new Array(rows * 2).fill(0.1);
+    const request = { inputs: [{ name: 'x', datatype: 'FP32', shape: [rows, 2], data }] };
+    const json = parseResult<{ error: string; code: string }>(
+      await env.handler(apiEvent('POST', '/v2/models/add/infer', { body: JSON.stringify(request) })),
+    );
+    expect(json.status).toBe(400);
+    expect(json.body.code).toBe('RESPONSE_TOO_LARGE');
+    expect(json.body.error).toMatch(/more than the \d+ a synchronous answer can hold.*infer-async/);
+    const binary = binaryAnswer(
+      await env.handler(
+        apiEvent('POST', '/v2/models/add/infer', {
+          body: JSON.stringify({ ...request, parameters: { binary_data_output: true } }),
+        }),
+      ),
+    );
+    expect(binary.data.get('y')?.length).toBe(rows * 2 * 4);
+    expect(floats(binary.data.get('y') as Buffer).slice(0, 2)).toEqual([Math.fround(1.1), Math.fround(1.1)]);
+  });
+
+  it('refuses (400 RESPONSE_TOO_LARGE) a binary answer whose base64 would not fit', async () => {
+    // 1.2 M floats: a 4.8 MB binary request whose 4.8 MB answer is 6.4 MB of base64.
+    const x = new Float32Array(1_200_000).fill(2);
+    const { body, headerLength } = binaryBody(
+      {
+        inputs: [
+          {
+            name: 'x',
+            datatype: 'FP32',
+            shape: [600_000, 2],
+            parameters: { binary_data_size: x.byteLength },
+          },
+        ],
+        parameters: { binary_data_output: true },
+      },
+      x,
+    );
+    const p = parseResult<{ error: string; code: string }>(
+      await env.handler(binaryEvent('/v2/models/add/infer', body, headerLength)),
+    );
+    expect(p.status).toBe(400);
+    expect(p.body.code).toBe('RESPONSE_TOO_LARGE');
+  });
+});
+
 describe('server metadata', () => {
   it('lists binary_tensor_data among the extensions', async () => {
     const r = await env.call<{ extensions: string[] }>('GET', '/v2');
