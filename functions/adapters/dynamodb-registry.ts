@@ -44,6 +44,7 @@ import {
   type TransactWriteCommandInput,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { LIMITS } from '../contract/limits';
 import { keys, TABLE } from '../contract/table';
 import type { CaptureConfig } from '../domain/capture';
 import {
@@ -456,6 +457,7 @@ export class DynamoRegistryRepository implements RegistryRepository {
         move,
         {
           modelExists: model !== undefined,
+          aliasCount: Object.keys((model?.aliases as Record<string, unknown> | undefined) ?? {}).length,
           alias: current,
           target: target ? toVersion(target) : undefined,
           ...(shadow ? { shadow: toVersion(shadow) } : {}),
@@ -811,6 +813,8 @@ export class DynamoRegistryRepository implements RegistryRepository {
     // The model's splits map follows the alias's split when the move changes it (it exists: the alias had one).
     const splitSet = plan.routingChange ? ', splits.#alias = :split' : '';
     const splitRemove = plan.routingChange === null ? ', splits.#alias' : '';
+    // A created alias: the model still has room for it (another created meanwhile may have taken the last place).
+    const creates = plan.next !== undefined && plan.expectedRevision === 0;
     items.push({
       Update: {
         TableName: this.table,
@@ -818,12 +822,15 @@ export class DynamoRegistryRepository implements RegistryRepository {
         UpdateExpression: plan.next
           ? `SET aliases.#alias = :version, updatedAt = :now${splitSet}${splitRemove ? ` REMOVE ${splitRemove.slice(2)}` : ''}`
           : `REMOVE aliases.#alias${splitRemove} SET updatedAt = :now`,
-        ConditionExpression: 'attribute_exists(pk)',
+        ConditionExpression: creates
+          ? 'attribute_exists(pk) AND (attribute_not_exists(aliases) OR size(aliases) < :maxAliases)'
+          : 'attribute_exists(pk)',
         ExpressionAttributeNames: { '#alias': plan.alias },
         ExpressionAttributeValues: {
           ':now': plan.at,
           ...(plan.next ? { ':version': plan.next.version } : {}),
           ...(splitSet ? { ':split': plan.routingChange } : {}),
+          ...(creates ? { ':maxAliases': LIMITS.maxAliasesPerModel } : {}),
         },
       },
     });

@@ -11,6 +11,7 @@
  * exactly like a DynamoDB writer that lost a race. Reads return copies: nothing a caller holds aliases the store.
  */
 
+import { LIMITS } from '../contract/limits';
 import type { CaptureConfig } from '../domain/capture';
 import { UnavailableError } from '../domain/errors';
 import {
@@ -250,6 +251,7 @@ export class MemoryRegistryRepository implements RegistryRepository {
         move,
         {
           modelExists: data !== undefined,
+          aliasCount: data?.aliases.size ?? 0,
           alias,
           target: move.version === null ? undefined : data?.versions.get(move.version),
           ...(shadow ? { shadow } : {}),
@@ -389,6 +391,8 @@ export class MemoryRegistryRepository implements RegistryRepository {
     if (
       revision !== plan.expectedRevision ||
       (plan.next && target?.status !== 'READY') ||
+      // Another alias created meanwhile may have taken the last place.
+      (revision === 0 && data.aliases.size >= LIMITS.maxAliasesPerModel) ||
       (plan.releases !== undefined && !data.versions.has(plan.releases))
     ) {
       throw new LostRace();

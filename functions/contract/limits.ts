@@ -39,6 +39,13 @@ export const LIMITS = {
    */
   maxAliasCopiesBytes: 390_000,
   /**
+   * Aliases a model may have. A change of a version's capture writes the version and the serving copy of every
+   * alias pointing at it or splitting to it in one DynamoDB transaction, which holds at most 100 items; an alias
+   * carries at most one copy of a version (its canary is never its own version), so 90 aliases leave room. One more
+   * is refused (409 `TOO_MANY_ALIASES`).
+   */
+  maxAliasesPerModel: 90,
+  /**
    * Deepest nesting of arrays and objects in a request's `parameters` (of the request, an input, an output), an
    * async request (its nested `data` too: a tensor's rank is far less) and a preprocessing declaration. Deeper
    * JSON is a 400: serializing it overflows the stack.

@@ -313,6 +313,8 @@ function versionRecord(v: NewVersion, version: number, createdAt: string): Model
 /** What moving an alias reads. */
 export interface AliasMoveState {
   readonly modelExists: boolean;
+  /** How many aliases the model has (a move that creates one checks `LIMITS.maxAliasesPerModel`). @default 0 */
+  readonly aliasCount?: number;
   /** The alias now; undefined when it does not exist. */
   readonly alias: AliasState | undefined;
   /** The version the move points the alias at; undefined when it does not exist (or the move removes the alias). */
@@ -371,7 +373,7 @@ export interface AliasMovePlan {
  * Plans an alias move (or removal, `version: null`). Preconditions, in order: the model exists (404);
  * `expectedVersion`, when given, is where the alias points now (0 = it must not exist; 412 otherwise);
  * `expectedRevision`, when given, is its revision (412); a removed alias exists (404); the target exists (404)
- * and is READY (409); a kept split still answers like the target (409 `CANARY_INCOMPATIBLE` /
+ * and is READY (409); a created alias is not one too many (409 `TOO_MANY_ALIASES`); a kept split still answers like the target (409 `CANARY_INCOMPATIBLE` /
  * `SHADOW_INCOMPATIBLE`) and a kept canary's copy fits the alias with the target's (409 `ALIAS_TOO_LARGE`).
  * History chains: `previousVersion` is the version the alias had, the revision goes up by one (a re-created alias's
  * from its removed past's last entry), and the time is never earlier than the previous move's, even when this
@@ -399,6 +401,12 @@ export function planAliasMove(move: AliasMove, state: AliasMoveState, clockNow: 
     target = state.target?.version === move.version ? state.target : undefined;
     if (!target) throw versionNotFound(move.name, move.version);
     assertAliasable(target);
+    if (!state.alias && (state.aliasCount ?? 0) >= LIMITS.maxAliasesPerModel) {
+      throw new ConflictError(
+        `model '${move.name}' has ${state.aliasCount} aliases, the most a model may have (${LIMITS.maxAliasesPerModel}): remove one before creating '${move.alias}'`,
+        'TOO_MANY_ALIASES',
+      );
+    }
   }
 
   const prevAt = state.alias?.updatedAt;

@@ -9,6 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rollbackAlias } from '../../functions/app/registry';
+import { LIMITS } from '../../functions/contract/limits';
 import type { CaptureConfig } from '../../functions/domain/capture';
 import {
   BadRequestError,
@@ -1152,6 +1153,41 @@ export function registryRepositoryContract(setup: () => Promise<RegistryReposito
       const stored = await repo.getAlias('rt-short', 'prod');
       expect(stored?.target?.labels).toEqual(labels);
       expect(stored?.canaryTarget?.labels).toEqual(labels);
+    });
+
+    it('refuses (409 TOO_MANY_ALIASES) one alias more than a model may have; a capture change then reaches every one', async () => {
+      await register('al-many', 2);
+      const have = Object.keys((await repo.getModel('al-many'))?.aliases ?? {}).length;
+      for (let i = have; i < LIMITS.maxAliasesPerModel - 1; i++) {
+        await repo.moveAlias({ name: 'al-many', alias: `a${i}`, version: 1, actor: 'a' });
+      }
+      // The last two places: two creations at once for one place, one wins.
+      const raced = await Promise.allSettled([
+        repo.moveAlias({ name: 'al-many', alias: 'x1', version: 1, actor: 'a' }),
+        repo.moveAlias({ name: 'al-many', alias: 'x2', version: 2, actor: 'a' }),
+      ]);
+      expect(raced.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      const refusal = raced.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+      expect(refusal.reason).toMatchObject({ status: 409, code: 'TOO_MANY_ALIASES' });
+      await expect(
+        repo.moveAlias({ name: 'al-many', alias: 'one-more', version: 1, actor: 'a' }),
+      ).rejects.toMatchObject({ status: 409, code: 'TOO_MANY_ALIASES' });
+      expect(await repo.getAlias('al-many', 'one-more')).toBeUndefined();
+      expect(Object.keys((await repo.getModel('al-many'))?.aliases ?? {})).toHaveLength(
+        LIMITS.maxAliasesPerModel,
+      );
+      // Moving an existing alias is not creating one.
+      await repo.moveAlias({ name: 'al-many', alias: 'a1', version: 2, actor: 'a' });
+      // Every alias on version 1 takes its capture change, in one transaction.
+      await repo.updateVersion('al-many', 1, { capture: { samplePercent: 5, input: true, output: true } });
+      expect((await repo.getAlias('al-many', 'a2'))?.target?.capture).toEqual({
+        samplePercent: 5,
+        input: true,
+        output: true,
+      });
+      // A removed alias frees its place.
+      await repo.moveAlias({ name: 'al-many', alias: 'a2', version: null, actor: 'a' });
+      await repo.moveAlias({ name: 'al-many', alias: 'one-more', version: 1, actor: 'a' });
     });
 
     it('holds the canary version: no archive, no delete while it takes traffic (weight 0 included)', async () => {
