@@ -1,8 +1,9 @@
 /**
  * ModelInspector on onnxruntime-node: proves an artifact is a loadable ONNX model and reads its
- * signature. Before ORT sees the bytes, the protobuf is parsed (onnx-proto) and models whose tensors
- * live in external data files are rejected: a registered artifact must be self-contained, and ORT must
- * never be asked to open files next to the process. An input or output declared with no shape (any rank) is
+ * signature. Before ORT sees the bytes, the protobuf is parsed (onnx-proto) and a model with any tensor in
+ * an external data file, wherever the tensor lives, is rejected: a registered artifact must be self-contained, and
+ * ORT must never be asked to open files next to the process (it reads a relative location from its working
+ * directory). An input or output declared with no shape (any rank) is
  * refused too: the protocol's metadata cannot describe it, and ORT reports it as a scalar.
  */
 import onnxProto from 'onnx-proto';
@@ -30,39 +31,80 @@ export const ORT_TO_OIP: Readonly<Record<string, Datatype>> = {
   string: 'BYTES',
 };
 
-type Tensor = InstanceType<typeof onnx.TensorProto>;
-type Graph = InstanceType<typeof onnx.GraphProto>;
+type Model = InstanceType<typeof onnx.ModelProto>;
+type Attribute = InstanceType<typeof onnx.AttributeProto>;
 
-/** Names of tensors (initializers, constants, subgraphs included) stored outside the model bytes. */
-export function externalDataTensors(model: InstanceType<typeof onnx.ModelProto>): string[] {
+/**
+ * The default attribute values of the model's functions (`FunctionProto.attribute_proto`, field 11 of each
+ * `ModelProto.functions` entry, field 25). onnx-proto's schema (ONNX 1.10) predates the field and its decoder
+ * drops it, while onnxruntime reads it: it is read from the wire here, so that its tensors are checked too.
+ */
+export function functionAttributeDefaults(bytes: Uint8Array): Attribute[] {
+  const found: Attribute[] = [];
+  for (const fn of lengthDelimited(bytes, 25)) {
+    for (const attribute of lengthDelimited(fn, 11)) found.push(onnx.AttributeProto.decode(attribute));
+  }
+  return found;
+}
+
+/** The values of one length-delimited field of a protobuf message's bytes (a minimal wire-format reader). */
+function lengthDelimited(bytes: Uint8Array, field: number): Uint8Array[] {
+  const values: Uint8Array[] = [];
+  let pos = 0;
+  const varint = (): number => {
+    let value = 0;
+    for (let shift = 0; ; shift += 7) {
+      if (pos >= bytes.length || shift > 63) throw new Error('truncated or malformed varint');
+      const b = bytes[pos++] as number;
+      value += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) return value;
+    }
+  };
+  while (pos < bytes.length) {
+    const tag = varint();
+    const wire = tag % 8;
+    if (wire === 0) varint();
+    else if (wire === 1) pos += 8;
+    else if (wire === 5) pos += 4;
+    else if (wire === 2) {
+      const length = varint();
+      if (pos + length > bytes.length) throw new Error('truncated length-delimited field');
+      if (Math.floor(tag / 8) === field) values.push(bytes.subarray(pos, pos + length));
+      pos += length;
+    } else throw new Error(`unsupported wire type ${wire}`);
+  }
+  if (pos > bytes.length) throw new Error('truncated field');
+  return values;
+}
+
+/**
+ * Names of the tensors stored outside the model bytes (`data_location` EXTERNAL or `external_data` entries), wherever
+ * a TensorProto can live: every field of the decoded tree is walked, at any depth — initializers and sparse
+ * initializers, node attributes (tensor, sparse tensor and their lists), subgraphs of If/Loop/Scan, function bodies,
+ * training graphs — and so are the functions' default attribute values (`functionAttributeDefaults`).
+ */
+export function externalDataTensors(model: Model, extra: readonly Attribute[] = []): string[] {
   const found: string[] = [];
   const EXTERNAL = onnx.TensorProto.DataLocation.EXTERNAL;
-  const tensor = (t: Tensor | null | undefined) => {
-    if (!t) return;
-    if (t.dataLocation === EXTERNAL || (t.externalData?.length ?? 0) > 0) found.push(t.name || '(unnamed)');
-  };
-  const graph = (g: Graph | null | undefined, depth: number) => {
-    if (!g || depth > 64) return;
-    for (const t of g.initializer ?? []) tensor(t as Tensor);
-    for (const s of g.sparseInitializer ?? []) {
-      tensor(s.values as Tensor);
-      tensor(s.indices as Tensor);
+  const isMessage = (v: object) =>
+    typeof (v as { constructor?: { encode?: unknown } }).constructor?.encode === 'function';
+  const stack: object[] = [model, ...extra];
+  for (let v = stack.pop(); v !== undefined; v = stack.pop()) {
+    if (v instanceof onnx.TensorProto) {
+      if (v.dataLocation === EXTERNAL || (v.externalData?.length ?? 0) > 0) found.push(v.name || '(unnamed)');
+      continue;
     }
-    for (const node of g.node ?? []) {
-      for (const a of node.attribute ?? []) {
-        tensor(a.t as Tensor);
-        for (const t of a.tensors ?? []) tensor(t as Tensor);
-        graph(a.g as Graph, depth + 1);
-        for (const sg of a.graphs ?? []) graph(sg as Graph, depth + 1);
-      }
-    }
-  };
-  graph(model.graph as Graph, 0);
-  for (const f of model.functions ?? []) {
-    for (const node of f.node ?? []) {
-      for (const a of node.attribute ?? []) {
-        tensor(a.t as Tensor);
-        graph(a.g as Graph, 1);
+    for (const field of Object.values(v)) {
+      if (field === null || typeof field !== 'object' || ArrayBuffer.isView(field)) continue;
+      if (!Array.isArray(field)) {
+        if (isMessage(field)) stack.push(field);
+      } else if (
+        field.length > 0 &&
+        typeof field[0] === 'object' &&
+        field[0] !== null &&
+        isMessage(field[0])
+      ) {
+        for (const item of field) stack.push(item);
       }
     }
   }
@@ -73,7 +115,7 @@ export function externalDataTensors(model: InstanceType<typeof onnx.ModelProto>)
  * Names of the graph's tensor inputs and outputs declared with no shape at all (any rank: `tensor_type.shape`
  * absent), which onnxruntime reports as rank 0, like a scalar.
  */
-export function unknownRankTensors(model: InstanceType<typeof onnx.ModelProto>): Set<string> {
+export function unknownRankTensors(model: Model): Set<string> {
   const found = new Set<string>();
   const graph = model.graph;
   for (const info of [...(graph?.input ?? []), ...(graph?.output ?? [])]) {
@@ -113,14 +155,19 @@ function toSpec(
 export class OrtModelInspector implements ModelInspector {
   /** Loads the bytes in onnxruntime-node; UnprocessableModelError when they are not a usable model. */
   async inspect(bytes: Uint8Array): Promise<ModelSignature> {
-    let model: InstanceType<typeof onnx.ModelProto>;
+    let model: Model;
     try {
       model = onnx.ModelProto.decode(bytes);
     } catch (e) {
       throw new UnprocessableModelError(`the artifact is not an ONNX model: ${(e as Error).message}`);
     }
     if (!model.graph) throw new UnprocessableModelError('the artifact is not an ONNX model: it has no graph');
-    const external = externalDataTensors(model);
+    let external: string[];
+    try {
+      external = externalDataTensors(model, functionAttributeDefaults(bytes));
+    } catch (e) {
+      throw new UnprocessableModelError(`the artifact is not an ONNX model: ${(e as Error).message}`);
+    }
     if (external.length > 0) {
       throw new UnprocessableModelError(
         `the model references external data files (tensors: ${external.slice(0, 5).join(', ')}); ` +
