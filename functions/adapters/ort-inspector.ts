@@ -3,8 +3,8 @@
  * signature. Before ORT sees the bytes, the protobuf is parsed (onnx-proto) and a model with any tensor in
  * an external data file, wherever the tensor lives, is rejected: a registered artifact must be self-contained, and
  * ORT must never be asked to open files next to the process (it reads a relative location from its working
- * directory). An input or output declared with no shape (any rank) is
- * refused too: the protocol's metadata cannot describe it, and ORT reports it as a scalar.
+ * directory). An input declared with no shape (any rank) is refused too: the protocol's metadata cannot describe it,
+ * and ORT reports it as a scalar, so every other request would be refused.
  */
 import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
@@ -112,13 +112,13 @@ export function externalDataTensors(model: Model, extra: readonly Attribute[] = 
 }
 
 /**
- * Names of the graph's tensor inputs and outputs declared with no shape at all (any rank: `tensor_type.shape`
- * absent), which onnxruntime reports as rank 0, like a scalar.
+ * Names of the graph's tensor inputs declared with no shape at all (any rank: `tensor_type.shape` absent), which
+ * onnxruntime reports as rank 0, like a scalar. An output declared so is not refused: it is listed with `shape: []`
+ * (its rank unknown), and the answers carry the dims of what the model computed.
  */
-export function unknownRankTensors(model: Model): Set<string> {
+export function unknownRankInputs(model: Model): Set<string> {
   const found = new Set<string>();
-  const graph = model.graph;
-  for (const info of [...(graph?.input ?? []), ...(graph?.output ?? [])]) {
+  for (const info of model.graph?.input ?? []) {
     const tensor = info.type?.tensorType;
     if (tensor && tensor.shape == null) found.add(info.name ?? '');
   }
@@ -137,9 +137,9 @@ function toSpec(
   }
   const datatype = ORT_TO_OIP[m.type];
   if (!datatype) throw new UnprocessableModelError(`${kind} '${m.name}' has unsupported type '${m.type}'`);
-  // The protocol's metadata gives every tensor a rank: a tensor of any rank would be advertised (and validated)
-  // as a scalar.
-  if (unknownRank.has(m.name)) {
+  // The protocol's metadata gives every tensor a rank: an input of any rank would be advertised (and requests
+  // validated) as a scalar.
+  if (kind === 'input' && unknownRank.has(m.name)) {
     throw new UnprocessableModelError(
       `${kind} '${m.name}' declares no shape (any rank), which the inference protocol cannot describe; ` +
         'declare its shape in the model, with a symbolic dimension (e.g. "batch") for each one that varies',
@@ -182,7 +182,7 @@ export class OrtModelInspector implements ModelInspector {
         `onnxruntime cannot load the model: ${firstLine((e as Error).message)}`,
       );
     }
-    const unknownRank = unknownRankTensors(model);
+    const unknownRank = unknownRankInputs(model);
     try {
       return {
         inputs: session.inputMetadata.map((m) => toSpec(m, 'input', unknownRank)),

@@ -11,7 +11,7 @@ import { SessionCache, sha256Hex } from '../../functions/app/session-cache';
 import { keys } from '../../functions/contract/table';
 import { createPredictHandler } from '../../functions/handlers/predict';
 import { localClientOptions } from '../../functions/local/emulators';
-import { buildMlp } from '../../functions/local/onnx-builder';
+import { buildMlp, buildModel, ElemType } from '../../functions/local/onnx-builder';
 import { version as packageVersion } from '../../package.json';
 import { apiEvent, parseResult } from '../helpers/apigw';
 import {
@@ -346,6 +346,65 @@ describe('post-processing', () => {
   it('lists the extra outputs in the model metadata', async () => {
     const meta = await env.call<{ outputs: { name: string }[] }>('GET', '/v2/models/classifier');
     expect(meta.body.outputs.map((o) => o.name)).toEqual(CLASSIFIER_OUTPUTS);
+  });
+});
+
+describe('an output declared with no shape (any rank)', () => {
+  // y = Reshape(x, s): the model declares no shape for y, and onnxruntime cannot infer its rank (s's length varies).
+  const shapeless = () =>
+    buildModel({
+      inputs: [
+        { name: 'x', elemType: ElemType.FLOAT, shape: ['n'] },
+        { name: 's', elemType: ElemType.INT64, shape: ['k'] },
+      ],
+      outputs: [{ name: 'y', elemType: ElemType.FLOAT, shape: null }],
+      nodes: [{ opType: 'Reshape', inputs: ['x', 's'], outputs: ['y'] }],
+    });
+  const request = (x: number[], s: number[], id?: string) => ({
+    ...(id ? { id } : {}),
+    inputs: [
+      { name: 'x', datatype: 'FP32', shape: [x.length], data: x },
+      { name: 's', datatype: 'INT64', shape: [s.length], data: s },
+    ],
+  });
+  const rows = request([1, 3, 2, 0, -1, 5], [2, 3]);
+
+  it('is listed with shape [] and answered with the dims the model computed', async () => {
+    const v = await env.register('no-rank-out', shapeless());
+    expect(v.signature.outputs).toEqual([{ name: 'y', datatype: 'FP32', shape: [] }]);
+    const meta = await env.call<{ outputs: unknown[] }>('GET', '/v2/models/no-rank-out');
+    expect(meta.body.outputs).toEqual([{ name: 'y', datatype: 'FP32', shape: [] }]);
+    const r = await env.call<InferBody>('POST', '/v2/models/no-rank-out/infer', rows);
+    expect(r.status).toBe(200);
+    expect(r.body.outputs).toEqual([
+      { name: 'y', datatype: 'FP32', shape: [2, 3], data: [1, 3, 2, 0, -1, 5] },
+    ]);
+  });
+
+  it('post-processes the computed tensor on its last axis', async () => {
+    await env.register('no-rank-pp', shapeless(), {
+      postprocess: { softmax: true, topK: 2 },
+      labels: ['a', 'b', 'c'],
+    });
+    const r = await env.call<InferBody>('POST', '/v2/models/no-rank-pp/infer', rows);
+    expect(r.status).toBe(200);
+    const by = Object.fromEntries(r.body.outputs.map((o) => [o.name, o]));
+    expect(by.softmax).toMatchObject({ shape: [2, 3] });
+    expect(by.label).toMatchObject({ shape: [2], data: ['b', 'c'] });
+    expect(by.topk_indices).toMatchObject({ shape: [2, 2], data: [1, 2, 2, 0] });
+    expect(by.topk_labels).toMatchObject({ shape: [2, 2], data: ['b', 'c', 'c', 'a'] });
+  });
+
+  it('is not stacked with other requests in a batch: each runs alone and gets its own answer', async () => {
+    const predictor = createPredictor({ repo: env.reader, store: env.artifacts, sessions: env.sessions });
+    const items = await predictor.inferBatch('no-rank-out', undefined, [
+      request([1, 2, 3], [3], 'a'),
+      request([1, 2, 3, 4, 5, 6], [3, 2], 'b'),
+    ]);
+    expect(items.map((i) => (i.ok ? i.response.outputs[0] : i))).toEqual([
+      { name: 'y', datatype: 'FP32', shape: [3], data: [1, 2, 3] },
+      { name: 'y', datatype: 'FP32', shape: [3, 2], data: [1, 2, 3, 4, 5, 6] },
+    ]);
   });
 });
 
