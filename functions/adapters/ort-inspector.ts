@@ -3,11 +3,14 @@
  * signature. Before ORT sees the bytes, the protobuf is parsed (onnx-proto) and a model with any tensor in
  * an external data file, wherever the tensor lives, is rejected: a registered artifact must be self-contained, and
  * ORT must never be asked to open files next to the process (it reads a relative location from its working
- * directory). An input declared with no shape (any rank) is refused too: the protocol's metadata cannot describe it,
- * and ORT reports it as a scalar, so every other request would be refused.
+ * directory). A model whose constant nodes would make ORT build more than `LIMITS.maxFoldedConstantBytes` when it
+ * folds constants at load is refused before ORT sees it (`foldedConstants`). An input declared with no shape (any
+ * rank) is refused too: the protocol's metadata cannot describe it, and ORT reports it as a scalar, so every other
+ * request would be refused.
  */
 import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
+import { LIMITS } from '../contract/limits';
 import { UnprocessableModelError } from '../domain/errors';
 import type { Datatype, ModelSignature, TensorSpec } from '../domain/types';
 import type { ModelInspector } from '../ports';
@@ -111,6 +114,207 @@ export function externalDataTensors(model: Model, extra: readonly Attribute[] = 
   return found;
 }
 
+type Node = InstanceType<typeof onnx.NodeProto>;
+type Tensor = InstanceType<typeof onnx.TensorProto>;
+
+/** Bytes of one element of each ONNX element type as onnxruntime holds it (a string: its `std::string`). */
+const ELEMENT_BYTES: Readonly<Record<number, number>> = {
+  1: 4,
+  2: 1,
+  3: 1,
+  4: 2,
+  5: 2,
+  6: 4,
+  7: 8,
+  8: 32,
+  9: 1,
+  10: 2,
+  11: 8,
+  12: 4,
+  13: 8,
+  14: 8,
+  15: 16,
+  16: 2,
+};
+
+/** A tensor known before the model runs: its dims, element type and, when small, its values. */
+interface Known {
+  readonly dims: readonly number[];
+  readonly dataType: number;
+  readonly values?: readonly number[];
+}
+
+/** One node whose output onnxruntime would build when it folds constants. */
+export interface FoldedConstant {
+  readonly node: string;
+  readonly opType: string;
+  readonly dims: readonly number[];
+  readonly bytes: number;
+}
+
+const toNumber = (v: unknown): number =>
+  typeof v === 'object' && v !== null && 'toNumber' in v
+    ? (v as { toNumber(): number }).toNumber()
+    : Number(v);
+
+/** The values of a small tensor (a shape, repeats, a scalar) of a numeric type; undefined otherwise. */
+function valuesOf(t: Tensor): number[] | undefined {
+  const count = (t.dims ?? []).reduce<number>((a, d) => a * toNumber(d), 1);
+  if (!(count <= 64)) return undefined;
+  const raw = t.rawData && t.rawData.length > 0 ? t.rawData : undefined;
+  const view = raw ? new DataView(raw.buffer, raw.byteOffset, raw.byteLength) : undefined;
+  const read = (
+    size: number,
+    get: (at: number) => number | bigint,
+    listed: ArrayLike<unknown> | undefined,
+  ) => {
+    if (view) {
+      if (view.byteLength < count * size) return undefined;
+      return Array.from({ length: count }, (_, i) => Number(get(i * size)));
+    }
+    return listed && listed.length >= count
+      ? Array.from({ length: count }, (_, i) => toNumber(listed[i]))
+      : undefined;
+  };
+  switch (t.dataType) {
+    case 1:
+      return read(4, (at) => view!.getFloat32(at, true), t.floatData);
+    case 6:
+      return read(4, (at) => view!.getInt32(at, true), t.int32Data);
+    case 7:
+      return read(8, (at) => view!.getBigInt64(at, true), t.int64Data);
+    case 11:
+      return read(8, (at) => view!.getFloat64(at, true), t.doubleData);
+    case 13:
+      return read(8, (at) => view!.getBigUint64(at, true), t.uint64Data);
+    default:
+      return undefined;
+  }
+}
+
+function knownTensor(t: Tensor): Known {
+  return { dims: (t.dims ?? []).map(toNumber), dataType: t.dataType ?? 0, values: valuesOf(t) };
+}
+
+/** The tensor a Constant node outputs, as far as its attribute tells. */
+function constantValue(node: Node): Known | undefined {
+  const a = node.attribute?.[0];
+  if (!a) return undefined;
+  switch (a.name) {
+    case 'value':
+      return a.t ? knownTensor(a.t as Tensor) : undefined;
+    case 'value_int':
+      return { dims: [], dataType: 7, values: [toNumber(a.i)] };
+    case 'value_ints':
+      return { dims: [a.ints?.length ?? 0], dataType: 7, values: (a.ints ?? []).map(toNumber) };
+    case 'value_float':
+      return { dims: [], dataType: 1, values: [a.f ?? 0] };
+    case 'value_floats':
+      return { dims: [a.floats?.length ?? 0], dataType: 1, values: [...(a.floats ?? [])] };
+    case 'sparse_value':
+      return {
+        dims: (a.sparseTensor?.dims ?? []).map(toNumber),
+        dataType: a.sparseTensor?.values?.dataType ?? 0,
+      };
+    default:
+      return undefined;
+  }
+}
+
+/** The output (dims, element type) of a ConstantOfShape, Expand, Tile or Range node whose inputs are all known. */
+function foldedOutput(node: Node, input: (i: number) => Known | undefined): Known | undefined {
+  const nonNegative = (d: number) => (d > 0 ? d : 0);
+  switch (node.opType) {
+    case 'ConstantOfShape': {
+      const shape = input(0)?.values;
+      if (!shape) return undefined;
+      const value = node.attribute?.find((a) => a.name === 'value')?.t;
+      return { dims: shape.map(nonNegative), dataType: value?.dataType ?? 1 };
+    }
+    case 'Expand': {
+      const [data, shape] = [input(0), input(1)?.values];
+      if (!data || !shape) return undefined;
+      const rank = Math.max(data.dims.length, shape.length);
+      const at = (dims: readonly number[], i: number) => dims[dims.length - rank + i] ?? 1;
+      const dims = Array.from({ length: rank }, (_, i) =>
+        Math.max(at(data.dims, i), nonNegative(at(shape, i))),
+      );
+      return { dims, dataType: data.dataType };
+    }
+    case 'Tile': {
+      const [data, repeats] = [input(0), input(1)?.values];
+      if (!data || !repeats) return undefined;
+      return { dims: data.dims.map((d, i) => d * nonNegative(repeats[i] ?? 1)), dataType: data.dataType };
+    }
+    case 'Range': {
+      const [start, limit, delta] = [input(0), input(1)?.values?.[0], input(2)?.values?.[0]];
+      const from = start?.values?.[0];
+      if (from === undefined || limit === undefined || !delta) return undefined;
+      return { dims: [nonNegative(Math.ceil((limit - from) / delta))], dataType: start?.dataType ?? 1 };
+    }
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The tensors onnxruntime would build when it folds constants at session creation (graph optimisation), as far as
+ * they are known without running anything: each ConstantOfShape, Expand, Tile or Range node whose inputs are all
+ * constant — initializers, Constant nodes, or outputs of such nodes (of those only their dims are known) — in the
+ * graph, its subgraphs at any depth (which see their outer graphs' constants) and the functions' bodies (each
+ * counted once). Any other node is not evaluated: a size that depends on another op's folded result is not seen.
+ */
+export function foldedConstants(model: Model): FoldedConstant[] {
+  const found: FoldedConstant[] = [];
+  type Scope = { readonly known: Map<string, Known>; readonly parent?: Scope };
+  const lookup = (scope: Scope | undefined, name: string): Known | undefined => {
+    for (let s = scope; s; s = s.parent) {
+      const k = s.known.get(name);
+      if (k) return k;
+    }
+    return undefined;
+  };
+  const work: { nodes: readonly Node[]; initializers: readonly Tensor[]; parent?: Scope }[] = [];
+  if (model.graph) {
+    work.push({
+      nodes: (model.graph.node ?? []) as Node[],
+      initializers: (model.graph.initializer ?? []) as Tensor[],
+    });
+  }
+  for (const f of model.functions ?? []) work.push({ nodes: (f.node ?? []) as Node[], initializers: [] });
+  for (let item = work.pop(); item; item = work.pop()) {
+    const scope: Scope = { known: new Map(), parent: item.parent };
+    for (const t of item.initializers) scope.known.set(t.name ?? '', knownTensor(t));
+    for (const node of item.nodes) {
+      const output = node.output?.[0];
+      if (node.opType === 'Constant' && (node.domain ?? '') === '' && output) {
+        const value = constantValue(node);
+        if (value) scope.known.set(output, value);
+      } else if ((node.domain ?? '') === '' && output) {
+        const inputs = node.input ?? [];
+        const folded = foldedOutput(node, (i) => (inputs[i] ? lookup(scope, inputs[i]) : undefined));
+        if (folded) {
+          const elements = folded.dims.reduce((a, d) => a * d, 1);
+          const bytes = elements * (ELEMENT_BYTES[folded.dataType] ?? 8);
+          found.push({ node: node.name || output, opType: node.opType ?? '', dims: folded.dims, bytes });
+          scope.known.set(output, { dims: folded.dims, dataType: folded.dataType });
+        }
+      }
+      for (const a of node.attribute ?? []) {
+        for (const g of [a.g, ...(a.graphs ?? [])]) {
+          if (g)
+            work.push({
+              nodes: (g.node ?? []) as Node[],
+              initializers: (g.initializer ?? []) as Tensor[],
+              parent: scope,
+            });
+        }
+      }
+    }
+  }
+  return found;
+}
+
 /**
  * Names of the graph's tensor inputs declared with no shape at all (any rank: `tensor_type.shape` absent), which
  * onnxruntime reports as rank 0, like a scalar. An output declared so is not refused: it is listed with `shape: []`
@@ -174,6 +378,17 @@ export class OrtModelInspector implements ModelInspector {
           'register a self-contained model (save it without external data)',
       );
     }
+    const folded = foldedConstants(model);
+    const foldedBytes = folded.reduce((a, f) => a + f.bytes, 0);
+    if (foldedBytes > LIMITS.maxFoldedConstantBytes) {
+      const largest = [...folded].sort((a, b) => b.bytes - a.bytes).slice(0, 3);
+      const named = largest.map((f) => `${f.opType} '${f.node}' [${f.dims.join(', ')}] ${mib(f.bytes)}`);
+      throw new UnprocessableModelError(
+        `the model would make onnxruntime build ${mib(foldedBytes)} of constant tensors when it loads ` +
+          `(constant folding: ${named.join(', ')}${folded.length > 3 ? ', …' : ''}), more than the ` +
+          `${mib(LIMITS.maxFoldedConstantBytes)} allowed; compute large tensors from the model's inputs instead`,
+      );
+    }
     let session: ort.InferenceSession;
     try {
       session = await ort.InferenceSession.create(bytes);
@@ -197,4 +412,8 @@ export class OrtModelInspector implements ModelInspector {
 function firstLine(s: string): string {
   const line = s.split('\n')[0] ?? s;
   return line.length > 500 ? `${line.slice(0, 500)}…` : line;
+}
+
+function mib(bytes: number): string {
+  return `${Number.isFinite(bytes) ? Math.round((bytes / 2 ** 20) * 10) / 10 : bytes} MiB`;
 }

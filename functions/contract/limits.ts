@@ -17,6 +17,16 @@ export const LIMITS = {
    * registration that does not finish within the function's time continues on the work queue (202, PENDING).
    */
   maxModelBytes: 256 * 1024 * 1024,
+  /**
+   * Bytes of the tensors a model's constant nodes may make onnxruntime build at session creation, in total: it
+   * folds constants when it loads a model (graph optimisation), so a node of a few bytes (a ConstantOfShape of
+   * [16384, 16384]) becomes a 1 GiB tensor, and folding peaks at about twice what it builds. 256 MiB thus costs
+   * about 512 MiB at load, which with a 256 MiB artifact stays within the predict function's default 1769 MB and the
+   * registry's 3008 MB. Registration refuses a model over it (422 `INVALID_MODEL`) before onnxruntime sees it,
+   * counting the nodes it can size without running anything (functions/adapters/ort-inspector.ts,
+   * `foldedConstants`).
+   */
+  maxFoldedConstantBytes: 256 * 1024 * 1024,
   /** Presigned upload URLs expire after this many seconds. */
   uploadUrlTtlSeconds: 900,
   /** Default and maximum page sizes of list routes. */

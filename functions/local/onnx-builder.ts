@@ -31,7 +31,14 @@ export interface ValueSpec {
   readonly shape: readonly (number | string)[] | null;
 }
 
-export type AttributeValue = number | string | number[] | { ints: number[] } | { floats: number[] };
+export type AttributeValue =
+  | number
+  | string
+  | number[]
+  | { ints: number[] }
+  | { floats: number[] }
+  /** A tensor attribute (e.g. Constant's `value`, ConstantOfShape's `value`). */
+  | { tensor: InitializerSpec };
 
 export interface NodeSpec {
   readonly opType: string;
@@ -88,6 +95,7 @@ function attribute(name: string, value: AttributeValue) {
   }
   if (typeof value === 'string') return { name, type: A.STRING, s: new TextEncoder().encode(value) };
   if (Array.isArray(value)) return { name, type: A.INTS, ints: value };
+  if ('tensor' in value) return { name, type: A.TENSOR, t: initializer(value.tensor) };
   if ('ints' in value) return { name, type: A.INTS, ints: value.ints };
   return { name, type: A.FLOATS, floats: value.floats };
 }

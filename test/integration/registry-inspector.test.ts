@@ -6,7 +6,13 @@ import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { OrtModelInspector } from '../../functions/adapters/ort-inspector';
 import { UnprocessableModelError } from '../../functions/domain/errors';
-import { buildMlp, buildModel, ElemType } from '../../functions/local/onnx-builder';
+import {
+  buildMlp,
+  buildModel,
+  ElemType,
+  type InitializerSpec,
+  type NodeSpec,
+} from '../../functions/local/onnx-builder';
 
 const inspector = new OrtModelInspector();
 
@@ -314,6 +320,185 @@ describe('OrtModelInspector', () => {
         await session.release();
       }
       await expect(inspector.inspect(bytes)).rejects.toThrow(/external data.*default/);
+    });
+  });
+
+  describe('constants onnxruntime would build when it loads the model (constant folding)', () => {
+    const MiB = 2 ** 20;
+    /** `y = x + ReduceSum(big)` on FP32 [1], `big` made by `nodes` from `initializers` before any input is read. */
+    const folding = (nodes: NodeSpec[], initializers: InitializerSpec[] = []) =>
+      buildModel({
+        inputs: [{ name: 'x', elemType: ElemType.FLOAT, shape: [1] }],
+        outputs: [{ name: 'y', elemType: ElemType.FLOAT, shape: [1] }],
+        nodes: [
+          ...nodes,
+          { opType: 'ReduceSum', inputs: ['big'], outputs: ['s'], attributes: { keepdims: 0 } },
+          { opType: 'Add', inputs: ['x', 's'], outputs: ['y'] },
+        ],
+        initializers,
+      });
+    const shape = (name: string, dims: number[]): InitializerSpec => ({
+      name,
+      elemType: ElemType.INT64,
+      dims: [dims.length],
+      int64s: dims,
+    });
+    const one = (value: number): { tensor: InitializerSpec } => ({
+      tensor: { name: 'v', elemType: ElemType.FLOAT, dims: [1], floats: [value] },
+    });
+
+    it('refuses three ConstantOfShape of [16384, 16384] FP32 (1 GiB each) without loading the model', async () => {
+      const nodes: NodeSpec[] = [];
+      for (let i = 0; i < 3; i++) {
+        nodes.push(
+          {
+            opType: 'ConstantOfShape',
+            inputs: ['shp'],
+            outputs: [`c${i}`],
+            attributes: { value: one(i + 1) },
+          },
+          { opType: 'ReduceSum', inputs: [`c${i}`], outputs: [`r${i}`], attributes: { keepdims: 0 } },
+        );
+      }
+      nodes.push(
+        { opType: 'Add', inputs: ['r0', 'r1'], outputs: ['r01'] },
+        { opType: 'Add', inputs: ['r01', 'r2'], outputs: ['big'] },
+      );
+      const bomb = folding(nodes, [shape('shp', [16384, 16384])]);
+      expect(bomb.length).toBeLessThan(1024);
+      const rssBefore = process.resourceUsage().maxRSS;
+      const started = performance.now();
+      const err = await inspector.inspect(bomb).catch((e) => e);
+      expect(performance.now() - started).toBeLessThan(1000);
+      // onnxruntime folding these peaks above 4 GB; refused before it sees them, the process's peak does not move.
+      expect(process.resourceUsage().maxRSS - rssBefore).toBeLessThan(200 * 1024);
+      expect(err).toBeInstanceOf(UnprocessableModelError);
+      expect(err.message).toMatch(
+        /build 3072 MiB of constant tensors.*ConstantOfShape 'ConstantOfShape_0' \[16384, 16384\] 1024 MiB.*more than the 256 MiB allowed/,
+      );
+    });
+
+    it('counts Expand, Tile and Range of constants, Constant nodes, chains and subgraphs, and the total', async () => {
+      // Each is 256 MiB + 4 bytes of FP32 (or INT64), one element over the bound.
+      const cases: [string, Uint8Array][] = [
+        [
+          'Expand',
+          folding(
+            [{ opType: 'Expand', inputs: ['v', 'shp'], outputs: ['big'] }],
+            [{ name: 'v', elemType: ElemType.FLOAT, dims: [1], floats: [1] }, shape('shp', [64 * MiB + 1])],
+          ),
+        ],
+        [
+          'Tile',
+          folding(
+            [{ opType: 'Tile', inputs: ['v', 'rep'], outputs: ['big'] }],
+            [{ name: 'v', elemType: ElemType.FLOAT, dims: [1, 1], floats: [1] }, shape('rep', [8192, 8193])],
+          ),
+        ],
+        [
+          'Range',
+          // INT64 (value_int Constant nodes): 32 Mi + 1 elements of 8 bytes
+          folding([
+            { opType: 'Constant', inputs: [], outputs: ['a'], attributes: { value_int: 0 } },
+            { opType: 'Constant', inputs: [], outputs: ['b'], attributes: { value_int: 32 * MiB + 1 } },
+            { opType: 'Constant', inputs: [], outputs: ['d'], attributes: { value_int: 1 } },
+            { opType: 'Range', inputs: ['a', 'b', 'd'], outputs: ['ints'] },
+            { opType: 'Cast', inputs: ['ints'], outputs: ['big'], attributes: { to: ElemType.FLOAT } },
+          ]),
+        ],
+        [
+          // the shape from a Constant node, the element type from the value (INT64: 8 bytes)
+          'ConstantOfShape',
+          folding([
+            { opType: 'Constant', inputs: [], outputs: ['shp'], attributes: { value_ints: [32 * MiB + 1] } },
+            {
+              opType: 'ConstantOfShape',
+              inputs: ['shp'],
+              outputs: ['ints'],
+              attributes: {
+                value: { tensor: { name: 'v', elemType: ElemType.INT64, dims: [1], int64s: [1] } },
+              },
+            },
+            { opType: 'Cast', inputs: ['ints'], outputs: ['big'], attributes: { to: ElemType.FLOAT } },
+          ]),
+        ],
+        [
+          // two of 128 MiB + 4 bytes: each under the bound, together over it
+          'in all',
+          folding(
+            [
+              { opType: 'ConstantOfShape', inputs: ['shp'], outputs: ['a'] },
+              { opType: 'ConstantOfShape', inputs: ['shp'], outputs: ['b'] },
+              { opType: 'Add', inputs: ['a', 'b'], outputs: ['big'] },
+            ],
+            [shape('shp', [32 * MiB + 1])],
+          ),
+        ],
+        [
+          // an Expand of a folded ConstantOfShape: only the dims of its input matter
+          'chain',
+          folding(
+            [
+              { opType: 'ConstantOfShape', inputs: ['small'], outputs: ['col'] },
+              { opType: 'Expand', inputs: ['col', 'shp'], outputs: ['big'] },
+            ],
+            [shape('small', [1, 1]), shape('shp', [8192, 8193])],
+          ),
+        ],
+      ];
+      for (const [label, bytes] of cases) {
+        const err = await inspector.inspect(bytes).catch((e) => e);
+        expect(err, label).toBeInstanceOf(UnprocessableModelError);
+        expect(err.message, label).toMatch(/constant folding.*more than the 256 MiB allowed/);
+      }
+
+      // In an If's branch, with the shape from the outer graph.
+      const { onnx } = onnxProto;
+      const model = onnx.ModelProto.decode(
+        folding([{ opType: 'Identity', inputs: ['inner'], outputs: ['big'] }]),
+      );
+      const branch = (name: string) => ({
+        name,
+        node: [{ opType: 'ConstantOfShape', input: ['shp'], output: ['c'] }],
+        output: [{ name: 'c', type: { tensorType: { elemType: ElemType.FLOAT } } }],
+      });
+      const G = onnx.AttributeProto.AttributeType.GRAPH;
+      model.graph?.node?.unshift({
+        opType: 'If',
+        input: ['cond'],
+        output: ['inner'],
+        attribute: [
+          { name: 'then_branch', type: G, g: branch('then') },
+          { name: 'else_branch', type: G, g: branch('else') },
+        ],
+      } as never);
+      model.graph?.initializer?.push(
+        { name: 'cond', dataType: ElemType.BOOL, dims: [], int32Data: [1] } as never,
+        { name: 'shp', dataType: ElemType.INT64, dims: [1], int64Data: [64 * MiB + 1] } as never,
+      );
+      const err = await inspector.inspect(onnx.ModelProto.encode(model).finish()).catch((e) => e);
+      expect(err.message).toMatch(/constant folding: ConstantOfShape .*\[67108865\] 256 MiB/);
+    });
+
+    it('registers a model whose constants are small', async () => {
+      const small = folding(
+        [
+          { opType: 'ConstantOfShape', inputs: ['shp'], outputs: ['c'], attributes: { value: one(2) } },
+          { opType: 'Expand', inputs: ['c', 'wide'], outputs: ['big'] },
+        ],
+        [shape('shp', [4, 1]), shape('wide', [4, 8])],
+      );
+      expect(await inspector.inspect(small)).toEqual({
+        inputs: [{ name: 'x', datatype: 'FP32', shape: [1] }],
+        outputs: [{ name: 'y', datatype: 'FP32', shape: [1] }],
+      });
+      const session = await ort.InferenceSession.create(small);
+      try {
+        const out = await session.run({ x: new ort.Tensor('float32', Float32Array.from([1]), [1]) });
+        expect(out.y?.data).toEqual(Float32Array.from([65]));
+      } finally {
+        await session.release();
+      }
     });
   });
 });
