@@ -1,6 +1,6 @@
 /**
- * BlobStore over S3 (the model bucket): batch job files, async request documents and feedback; the
- * ObjectReader the capture listing reads records back with (ListObjects); and RangedObjects, the byte-level access
+ * BlobStore over S3 (the model bucket): batch job files, async request documents and feedback; the ObjectLinks
+ * of async results too large to answer inline (presigned GETs); the ObjectReader the capture listing reads records back with (ListObjects); and RangedObjects, the byte-level access
  * of batch scoring (ranged GETs, listings, multipart uploads whose parts are server-side copies).
  */
 import type { Readable } from 'node:stream';
@@ -18,7 +18,7 @@ import {
   UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import { type ListedObject, ObjectChangedError, type RangedObjects, type UploadedPart } from '../ports/batch';
-import type { BlobStore } from '../ports/events';
+import type { BlobStore, ObjectLinks } from '../ports/events';
 import type { ObjectListing, ObjectReader } from '../ports/objects';
 
 const isMissing = (e: unknown): boolean => {
@@ -57,7 +57,7 @@ function unsatisfiable<T>(key: string, eTag: string | undefined, empty: T): T {
   return empty;
 }
 
-export class S3BlobStore implements BlobStore, ObjectReader {
+export class S3BlobStore implements BlobStore, ObjectLinks, ObjectReader {
   private readonly ranged: S3RangedObjects;
 
   constructor(
@@ -90,6 +90,17 @@ export class S3BlobStore implements BlobStore, ObjectReader {
 
   async delete(key: string): Promise<void> {
     await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+  }
+
+  /**
+   * A presigned `GET` URL of `key`, valid for `expiresInSeconds`, signed with the function's own credentials (its
+   * role's read grant is what the URL may do). The presigner is loaded with the first link.
+   */
+  async presignGet(key: string, expiresInSeconds: number): Promise<string> {
+    const { getSignedUrl } = await import('@aws-sdk/s3-request-presigner');
+    return getSignedUrl(this.s3, new GetObjectCommand({ Bucket: this.bucket, Key: key }), {
+      expiresIn: expiresInSeconds,
+    });
   }
 
   async head(key: string): Promise<{ eTag?: string; versionId?: string; sizeBytes: number } | undefined> {

@@ -1,7 +1,8 @@
 /**
  * Async inference: `POST …/infer-async` stores the request as `async/{requestId}/request.json` and queues an
  * `async-infer` message; the worker runs it with the predictor (the same code path as `/infer`) and writes
- * `async/{requestId}/result.json`; `GET /async/{requestId}` reads them back.
+ * `async/{requestId}/result.json`; `GET /async/{requestId}` reads them back, or, for a result too large for a
+ * function's answer (`LIMITS.maxResponseBytes`), answers a presigned GET of the stored object.
  *
  * Binary tensor data is stored as it came: a binary request's body (decoded from base64 and its Content-Encoding)
  * is `async/{requestId}/request.bin`, checked at submit as far as it can be without the model (a malformed body is
@@ -21,7 +22,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ASYNC_KEYS, QUEUE } from '../contract/events';
-import { DEFAULT_ALIAS } from '../contract/limits';
+import { DEFAULT_ALIAS, LIMITS } from '../contract/limits';
 import {
   type AsyncRequestDoc,
   type AsyncResultDoc,
@@ -39,7 +40,7 @@ import { parseInferenceBody } from '../domain/body-parser';
 import { BadRequestError, isMaasError, NotFoundError } from '../domain/errors';
 import { ownInferenceId } from '../domain/inference-validation';
 import { parseVersionRef, validateModelName } from '../domain/names';
-import type { BlobStore, QueuePublisher } from '../ports/events';
+import type { BlobStore, ObjectLinks, QueuePublisher } from '../ports/events';
 import { type Clock, systemClock } from '../ports/index';
 import type { InferenceObservation } from './inference';
 import type { InferenceObserver } from './observe';
@@ -158,23 +159,97 @@ export interface AsyncBinaryAnswer {
 }
 
 /**
+ * A done request whose answer is too large to answer inline (`maxResponseBytes`): where to read it instead.
+ * `url` GETs the stored result object: for a JSON answer `result.json`, the status document `{"status": "done",
+ * "result": …, "completedAt"}`; for a binary one `result.bin`, the answer as the predict path encodes it, a JSON
+ * header of `headerLength` bytes (the OIP response) then the raw tensors.
+ */
+export interface AsyncLinkedAnswer {
+  readonly status: 'done';
+  readonly download: {
+    readonly url: string;
+    /** When `url` stops working (ISO 8601). */
+    readonly expiresAt: string;
+    readonly sizeBytes: number;
+    readonly contentType: 'application/json' | 'application/octet-stream';
+    /** Binary answers only: the `Inference-Header-Content-Length` of the object. */
+    readonly headerLength?: number;
+  };
+}
+
+/** What reading an async result needs. */
+export interface AsyncResultDeps {
+  readonly blobs: BlobStore;
+  /** Presigns the GETs of results too large to answer inline. */
+  readonly links: ObjectLinks;
+  /** Largest answer body answered inline, as the response carries it. @default LIMITS.maxResponseBytes */
+  readonly maxResponseBytes?: number;
+  /** Lifetime of a result's link. @default LIMITS.resultUrlTtlSeconds */
+  readonly resultUrlTtlSeconds?: number;
+  readonly clock?: Clock;
+}
+
+/** `{"status":"done","result":` and `}`: what the binary form adds around the stored answer's JSON header. */
+const BINARY_STATUS_FRAMING = '{"status":"done","result":}'.length;
+
+/** Bytes of a binary answer body of `n` bytes as the response carries it: a string of its base64. */
+const binaryAnswerLength = (n: number) => 4 * Math.ceil(n / 3) + 2;
+
+/** Bytes of a JSON answer body as the response carries it: a string, escaped once more. */
+const jsonAnswerLength = (view: unknown) => Buffer.byteLength(JSON.stringify(JSON.stringify(view)));
+
+/**
  * `GET /async/{requestId}`: pending until the worker writes a result; NotFoundError for unknown ids. A binary
- * answer comes back as `AsyncBinaryAnswer`, everything else as the JSON status view.
+ * answer comes back as `AsyncBinaryAnswer`, everything else as the JSON status view; a done answer that would not
+ * fit `maxResponseBytes` as `AsyncLinkedAnswer`. The sizes are read first (HEAD), so a large result is never
+ * read here: a result document larger than the limit can only be a done JSON answer (a failed or binary one holds
+ * a message or a header length), and its answer would be no smaller.
  */
 export async function getAsyncStatus(
-  deps: Pick<AsyncInferenceDeps, 'blobs'>,
+  deps: AsyncResultDeps,
   requestId: string,
-): Promise<AsyncStatusView | AsyncBinaryAnswer> {
+): Promise<AsyncStatusView | AsyncBinaryAnswer | AsyncLinkedAnswer> {
   checkRequestId(requestId);
-  const result = await deps.blobs.get(ASYNC_KEYS.result(requestId));
+  const max = deps.maxResponseBytes ?? LIMITS.maxResponseBytes;
+  const link = async (
+    key: string,
+    sizeBytes: number,
+    binary?: { headerLength: number },
+  ): Promise<AsyncLinkedAnswer> => {
+    const expiresInSeconds = deps.resultUrlTtlSeconds ?? LIMITS.resultUrlTtlSeconds;
+    const expiresAt = new Date((deps.clock ?? systemClock).now().getTime() + expiresInSeconds * 1000);
+    const url = await deps.links.presignGet(key, expiresInSeconds);
+    return {
+      status: 'done',
+      download: {
+        url,
+        expiresAt: expiresAt.toISOString(),
+        sizeBytes,
+        contentType: binary ? 'application/octet-stream' : 'application/json',
+        ...(binary ? { headerLength: binary.headerLength } : {}),
+      },
+    };
+  };
+  const resultKey = ASYNC_KEYS.result(requestId);
+  const stored = await deps.blobs.head(resultKey);
+  if (stored && stored.sizeBytes > max) return link(resultKey, stored.sizeBytes);
+  const result = stored ? await deps.blobs.get(resultKey) : undefined;
   if (result) {
     const doc = dec<AsyncResultDoc>(result);
     if (doc.status === 'done' && 'binary' in doc) {
-      const stored = await deps.blobs.get(ASYNC_KEYS.resultBody(requestId));
-      if (!stored) throw new Error(`async request ${requestId} has a binary result without its body`);
-      return { status: 'done', binary: binaryStatusBody(stored, doc.binary.headerLength) };
+      const bodyKey = ASYNC_KEYS.resultBody(requestId);
+      const body = await deps.blobs.head(bodyKey);
+      if (!body) throw new Error(`async request ${requestId} has a binary result without its body`);
+      if (binaryAnswerLength(body.sizeBytes + BINARY_STATUS_FRAMING) > max) {
+        return link(bodyKey, body.sizeBytes, { headerLength: doc.binary.headerLength });
+      }
+      const bytes = await deps.blobs.get(bodyKey);
+      if (!bytes) throw new Error(`async request ${requestId} has a binary result without its body`);
+      return { status: 'done', binary: binaryStatusBody(bytes, doc.binary.headerLength) };
     }
-    return asyncStatusView(doc);
+    const view = asyncStatusView(doc);
+    if (view.status === 'done' && jsonAnswerLength(view) > max) return link(resultKey, result.byteLength);
+    return view;
   }
   const request = await deps.blobs.head(ASYNC_KEYS.request(requestId));
   if (!request) throw new NotFoundError(`no async request '${requestId}'`, 'ASYNC_REQUEST_NOT_FOUND');

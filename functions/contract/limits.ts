@@ -29,6 +29,18 @@ export const LIMITS = {
   maxFoldedConstantBytes: 256 * 1024 * 1024,
   /** Presigned upload URLs expire after this many seconds. */
   uploadUrlTtlSeconds: 900,
+  /**
+   * Largest answer body a function answers inline, as its response carries it: Lambda's synchronous response
+   * payload is at most 6 MB (6 291 456 bytes), counted as the JSON of the whole response — a JSON body as a string
+   * escaped once more, a binary body base64 (4 bytes per 3) — with the status code and headers beside it, for
+   * which 4 KiB are kept. A larger answer never reaches the caller: API Gateway answers a bare 500.
+   */
+  maxResponseBytes: 6 * 1024 * 1024 - 4096,
+  /**
+   * Presigned GET URLs of async results too large to answer inline expire after this many seconds: a link is
+   * for reading the result at once, and every poll gets a fresh one.
+   */
+  resultUrlTtlSeconds: 300,
   /** Default and maximum page sizes of list routes. */
   defaultPageSize: 50,
   maxPageSize: 100,

@@ -2,12 +2,18 @@
  * Async API Lambda: the route table's routes with fn 'async' —
  * `POST /v2/models/{name}[/versions/{ref}]/infer-async` (202 `{"requestId"}`),
  * `GET /async/{requestId}` (`{"status": "pending"|"done"|"failed", "result"?, "error"?}`; a result with binary
- * outputs in the binary tensor data form: that document as the JSON header, then the raw tensors),
+ * outputs in the binary tensor data form: that document as the JSON header, then the raw tensors; a result too
+ * large for the function's answer as `{"status": "done", "download"}`, a presigned GET of the stored object),
  * `POST /v2/models/{name}/feedback` (201 `{"accepted"}`) and `GET /models/{name}/capture` (`{"records", "nextToken"?}`).
  */
 import { withInvocationDeadline } from '../adapters/deadline';
 import { PowertoolsLogger } from '../adapters/powertools-logger';
-import { type AsyncInferenceDeps, getAsyncStatus, submitAsyncInference } from '../app/async-inference';
+import {
+  type AsyncInferenceDeps,
+  type AsyncResultDeps,
+  getAsyncStatus,
+  submitAsyncInference,
+} from '../app/async-inference';
 import { listCapture } from '../app/capture-read';
 import { submitFeedback } from '../app/feedback';
 import { EnvironmentVariables, type MaasConfig } from '../config/environment';
@@ -34,7 +40,7 @@ import { modelKeys } from './logging';
 import { BINARY_HEADER, binaryHeaderLength, binaryRequestBytes } from './request-body';
 
 /** What the async API's use cases read and write (async inference, feedback, the capture listing). */
-export interface AsyncApiDeps extends AsyncInferenceDeps {
+export interface AsyncApiDeps extends AsyncInferenceDeps, AsyncResultDeps {
   /** Where captured records are read back from (the model bucket). @default none: the capture listing fails */
   readonly objects?: ObjectReader;
 }
@@ -129,6 +135,7 @@ async function fromEnvironment(
   const blobs = new S3BlobStore(s3Client(), config.bucket);
   return createAsyncApiHandler({
     blobs,
+    links: blobs,
     objects: blobs,
     queue: aws.queueFromConfig(config),
     maxBodyBytes: config.maxBodyBytes,

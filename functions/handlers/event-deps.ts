@@ -144,7 +144,7 @@ export function createEventFlows(o: EventFlowsOptions): EventFlows {
       startGuard: guard(IDEMPOTENCY.keyPrefix.batchStart),
       ...(o.metrics ? { metrics: o.metrics } : {}),
     },
-    asyncApi: { blobs, queue: o.queue, objects: blobs },
+    asyncApi: { blobs, links: blobs, queue: o.queue, objects: blobs },
     worker: { blobs, predictor: predictor ?? noPredictor, ...(observer ? { observer } : {}) },
     shadow: {
       predictor: predictor ?? noPredictor,

@@ -31,6 +31,15 @@ export interface BlobStore {
   head(key: string): Promise<{ eTag?: string; versionId?: string; sizeBytes: number } | undefined>;
 }
 
+/** Links that let a caller read an object straight from the store (S3: presigned GETs). */
+export interface ObjectLinks {
+  /**
+   * A URL whose `GET` answers the object at `key` (its bytes, with the content type it was stored with) until it
+   * expires, `expiresInSeconds` from now. Signing reads nothing: the object need not exist.
+   */
+  presignGet(key: string, expiresInSeconds: number): Promise<string>;
+}
+
 /** The part of an AWS Lambda context the flows use (time budget). */
 export interface TimeBudget {
   getRemainingTimeInMillis(): number;

@@ -418,8 +418,9 @@ export class EventPipelines extends Construct {
         layer: false,
       },
     );
-    // Async requests and results (async/); ground truth of POST /v2/models/{name}/feedback (written to feedback/,
-    // never read back); GET /models/{name}/capture lists and reads the capture records under capture/.
+    // Async requests and results (async/: a result too large to answer inline is a presigned GET, signed with this
+    // read grant); ground truth of POST /v2/models/{name}/feedback (written to feedback/, never read back);
+    // GET /models/{name}/capture lists and reads the capture records under capture/.
     props.store.grantReadPrefixes(this.asyncApiFunction, 'async', 'capture');
     props.store.grantWritePrefixes(this.asyncApiFunction, 'async', 'feedback');
     props.store.grantListBucket(this.asyncApiFunction);

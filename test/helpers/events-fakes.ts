@@ -6,10 +6,12 @@ import {
   AlreadyInProgressError,
   type BlobStore,
   type IdempotencyGuard,
+  type ObjectLinks,
   type QueuePublisher,
 } from '../../functions/ports/events';
 
-export class MemoryBlobStore implements BlobStore {
+/** Objects in memory; its links are `memory:` URLs that `follow` reads back (as long as the object exists). */
+export class MemoryBlobStore implements BlobStore, ObjectLinks {
   readonly objects = new Map<string, { body: Uint8Array; eTag: string }>();
   private n = 0;
   async get(key: string) {
@@ -25,6 +27,14 @@ export class MemoryBlobStore implements BlobStore {
   async head(key: string) {
     const o = this.objects.get(key);
     return o ? { eTag: o.eTag, sizeBytes: o.body.byteLength } : undefined;
+  }
+  async presignGet(key: string, expiresInSeconds: number) {
+    return `memory:${encodeURIComponent(key)}?expires=${expiresInSeconds}`;
+  }
+  /** What a GET of a `presignGet` URL answers: the object's bytes, or undefined. */
+  follow(url: string): Uint8Array | undefined {
+    const key = /^memory:([^?]*)/.exec(url)?.[1];
+    return key === undefined ? undefined : this.objects.get(decodeURIComponent(key))?.body;
   }
   text(key: string): string | undefined {
     const o = this.objects.get(key);

@@ -9,6 +9,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerVersion } from '../../functions/app/registry';
 import { ASYNC_KEYS } from '../../functions/contract/events';
+import { LIMITS } from '../../functions/contract/limits';
 import type { HttpEvent, HttpResult } from '../../functions/handlers/http';
 import { apiEvent, parseResult } from '../helpers/apigw';
 import { createEventsTestEnv, type EventsTestEnv } from '../helpers/events-env';
@@ -196,6 +197,55 @@ describe('async inference with binary tensor data', () => {
     expect(floats(a.data.get('y') as Buffer)).toEqual([11, 12]);
     await new Promise((r) => setImmediate(r));
     expect(captured).toHaveLength(0);
+  });
+
+  it('answers a binary result too large for a Lambda response as a presigned GET of the stored answer', async () => {
+    // 1 250 000 FP32 values: 5 MB of tensor, 6.7 MB once base64 as the response would carry it.
+    const n = 1_250_000;
+    const body = `{"id":"big-bin","inputs":[{"name":"x","datatype":"FP32","shape":[${n / 2},2],"data":[${Array(n).fill('0').join(',')}]}],"parameters":{"binary_data_output":true}}`;
+    const accepted = await env.call<{ requestId: string }>('POST', '/v2/models/plus10/infer-async', body);
+    expect(accepted.status).toBe(202);
+    await env.queue.drain();
+    const id = accepted.body.requestId;
+    const stored = Buffer.from((await env.flows.asyncApi.blobs.get(ASYNC_KEYS.resultBody(id))) as Uint8Array);
+
+    const answer = await status(id);
+    expect(answer.isBase64Encoded).not.toBe(true);
+    const done = parseResult<{
+      status: string;
+      download: { url: string; expiresAt: string; headerLength: number };
+    }>(answer);
+    expect(done).toMatchObject({ status: 200, headers: { 'content-type': 'application/json' } });
+    expect(done.body).toEqual({
+      status: 'done',
+      download: {
+        url: expect.stringMatching(/X-Amz-Signature=/),
+        expiresAt: expect.any(String),
+        sizeBytes: stored.length,
+        contentType: 'application/octet-stream',
+        headerLength: expect.any(Number),
+      },
+    });
+    const ttl = Date.parse(done.body.download.expiresAt) - Date.now();
+    expect(ttl).toBeGreaterThan((LIMITS.resultUrlTtlSeconds - 60) * 1000);
+    expect(ttl).toBeLessThanOrEqual(LIMITS.resultUrlTtlSeconds * 1000);
+    const got = await fetch(done.body.download.url);
+    expect(got.status).toBe(200);
+    expect(got.headers.get('content-type')).toBe('application/octet-stream');
+    const bytes = Buffer.from(await got.arrayBuffer());
+    expect(bytes.equals(stored)).toBe(true);
+    // The object is the answer as /infer encodes it: its JSON header, then the tensor.
+    const { headerLength } = done.body.download;
+    const header = JSON.parse(bytes.subarray(0, headerLength).toString('utf8')) as {
+      id: string;
+      outputs: Out[];
+    };
+    expect(header).toMatchObject({
+      id: 'big-bin',
+      outputs: [{ name: 'y', datatype: 'FP32', shape: [n / 2, 2], parameters: { binary_data_size: n * 4 } }],
+    });
+    expect(bytes.length - headerLength).toBe(n * 4);
+    expect(floats(bytes.subarray(headerLength)).every((v) => v === 10)).toBe(true);
   });
 
   it.each([

@@ -7,6 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerVersion } from '../../functions/app/registry';
 import { ASYNC_KEYS, QUEUE } from '../../functions/contract/events';
+import { LIMITS } from '../../functions/contract/limits';
+import { apiEvent, parseResult } from '../helpers/apigw';
 import { createEventsTestEnv, type EventsTestEnv } from '../helpers/events-env';
 import { addConstant } from '../helpers/predict-env';
 
@@ -92,6 +94,48 @@ describe('async inference', () => {
     expect(done.body.status).toBe('done');
     expect(done.body.result.outputs[0]?.shape).toEqual([rows, 2]);
     expect(done.body.result.outputs[0]?.data).toEqual(data.map((v) => v + 10));
+  });
+
+  it('answers a result too large for a Lambda response as a presigned GET of the stored document', async () => {
+    // 400 000 FP32 values: 0.1 is 4 bytes a value in the request, 10.100000381469727 19 in the result.
+    const n = 400_000;
+    const body = `{"id":"big","inputs":[{"name":"x","shape":[${n / 2},2],"datatype":"FP32","data":[${Array(n).fill('0.1').join(',')}]}]}`;
+    const accepted = await env.call<{ requestId: string }>('POST', '/v2/models/plus10/infer-async', body);
+    expect(accepted.status).toBe(202);
+    await env.queue.drain();
+    const id = accepted.body.requestId;
+    const stored = (await env.flows.asyncApi.blobs.get(ASYNC_KEYS.result(id))) as Uint8Array;
+    expect(stored.byteLength).toBeGreaterThan(LIMITS.maxResponseBytes);
+
+    const answer = await env.asyncApi(apiEvent('GET', `/async/${id}`));
+    expect(Buffer.byteLength(answer.body ?? '')).toBeLessThan(1024);
+    const done = parseResult<{ status: string; download: { url: string; expiresAt: string } }>(answer);
+    expect(done).toMatchObject({ status: 200, headers: { 'content-type': 'application/json' } });
+    expect(done.body).toEqual({
+      status: 'done',
+      download: {
+        url: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+\/.*X-Amz-Signature=/),
+        expiresAt: expect.any(String),
+        sizeBytes: stored.byteLength,
+        contentType: 'application/json',
+      },
+    });
+    const ttl = Date.parse(done.body.download.expiresAt) - Date.now();
+    expect(ttl).toBeGreaterThan((LIMITS.resultUrlTtlSeconds - 60) * 1000);
+    expect(ttl).toBeLessThanOrEqual(LIMITS.resultUrlTtlSeconds * 1000);
+    const got = await fetch(done.body.download.url);
+    expect(got.status).toBe(200);
+    expect(got.headers.get('content-type')).toBe('application/json');
+    const bytes = Buffer.from(await got.arrayBuffer());
+    expect(bytes.equals(stored)).toBe(true);
+    const doc = JSON.parse(bytes.toString('utf8')) as {
+      status: string;
+      result: { id: string; outputs: { shape: number[]; data: number[] }[] };
+    };
+    expect(doc.status).toBe('done');
+    expect(doc.result.id).toBe('big');
+    expect(doc.result.outputs[0]?.shape).toEqual([n / 2, 2]);
+    expect(doc.result.outputs[0]?.data.every((v) => v === Math.fround(10.1))).toBe(true);
   });
 
   it('keeps the numbers sent: -0 stays -0 in the stored request, in a small body and in a large one', async () => {

@@ -28,6 +28,7 @@ beforeAll(async () => {
   blobs = new S3BlobStore(aws.s3, aws.bucket);
   handler = createAsyncApiHandler({
     blobs,
+    links: blobs,
     objects: blobs,
     queue: new RecordingQueue(),
     clock: { now: () => NOW },

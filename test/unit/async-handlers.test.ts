@@ -298,7 +298,13 @@ describe('async API handler', () => {
     const blobs = new MemoryBlobStore();
     const queue = new RecordingQueue();
     let n = 0;
-    const handler = createAsyncApiHandler({ blobs, queue, newId: () => ID(++n), logger: quiet });
+    const handler = createAsyncApiHandler({
+      blobs,
+      links: blobs,
+      queue,
+      newId: () => ID(++n),
+      logger: quiet,
+    });
     const call = async (method: string, path: string, body?: unknown) =>
       parseResult(await handler(apiEvent(method, path, body === undefined ? {} : { body })));
     return { blobs, queue, call };
@@ -324,6 +330,116 @@ describe('async API handler', () => {
       JSON.stringify({ status: 'done', result: { ok: 1 }, completedAt: 't' }),
     );
     expect((await call('GET', `/async/${ID(1)}`)).body).toEqual({ status: 'done', result: { ok: 1 } });
+  });
+
+  describe('results too large to answer inline', () => {
+    const MAX = 2000;
+    const large = () => {
+      const blobs = new MemoryBlobStore();
+      const reads: string[] = [];
+      const get = blobs.get.bind(blobs);
+      blobs.get = async (key: string) => {
+        reads.push(key);
+        return get(key);
+      };
+      const handler = createAsyncApiHandler({
+        blobs,
+        links: blobs,
+        queue: new RecordingQueue(),
+        maxResponseBytes: MAX,
+        clock: { now: () => new Date('2026-12-01T00:00:00.000Z') },
+        logger: quiet,
+      });
+      return { blobs, reads, status: (id: string) => handler(apiEvent('GET', `/async/${id}`)) };
+    };
+    const done = (result: unknown) => JSON.stringify({ status: 'done', result, completedAt: 't' });
+    /** The answer's body as Lambda counts it: the whole response as JSON, the body a string in it. */
+    const carried = (r: { body?: string }) => Buffer.byteLength(JSON.stringify(r.body ?? ''));
+
+    it('answers a JSON result inline while it fits, else a link to the stored document, never read when larger', async () => {
+      const { blobs, reads, status } = large();
+      const small = done({ outputs: [{ name: 'y', datatype: 'FP32', shape: [1], data: [1] }] });
+      await blobs.put(ASYNC_KEYS.result(ID(1)), small);
+      const inline = await status(ID(1));
+      expect(parseResult(inline).body).toEqual({ status: 'done', result: JSON.parse(small).result });
+      expect(carried(inline)).toBeLessThanOrEqual(MAX);
+
+      // Under the limit as stored, over it once escaped again as the response's body string: a link.
+      const quoted = done({
+        outputs: [{ name: 'y', datatype: 'BYTES', shape: [1], data: ['"'.repeat(900)] }],
+      });
+      expect(quoted.length).toBeLessThan(MAX);
+      await blobs.put(ASYNC_KEYS.result(ID(2)), quoted);
+      // Over the limit as stored: a link, and the document is not read.
+      const big = done({
+        outputs: [{ name: 'y', datatype: 'FP32', shape: [500], data: Array(500).fill(1.5) }],
+      });
+      expect(big.length).toBeGreaterThan(MAX);
+      await blobs.put(ASYNC_KEYS.result(ID(3)), big);
+      reads.length = 0;
+      for (const [id, text] of [
+        [ID(2), quoted],
+        [ID(3), big],
+      ] as const) {
+        const r = await status(id);
+        expect(r.statusCode).toBe(200);
+        const { download } = parseResult<{ status: string; download: { url: string } }>(r).body;
+        expect(parseResult(r).body).toEqual({
+          status: 'done',
+          download: {
+            url: download.url,
+            expiresAt: '2026-12-01T00:05:00.000Z',
+            sizeBytes: Buffer.byteLength(text),
+            contentType: 'application/json',
+          },
+        });
+        expect(carried(r)).toBeLessThanOrEqual(MAX);
+        expect(Buffer.from(blobs.follow(download.url) as Uint8Array).toString('utf8')).toBe(text);
+      }
+      expect(reads).toEqual([ASYNC_KEYS.result(ID(2))]);
+    });
+
+    it('answers a binary result inline while its base64 fits, else a link to the stored answer, never read', async () => {
+      const { blobs, reads, status } = large();
+      const header = '{"outputs":[{"name":"y"}]}';
+      const stored = (n: number) => Buffer.concat([Buffer.from(header), Buffer.alloc(n - header.length, 7)]);
+      // The binary form adds `{"status":"done","result":` and `}` (27 bytes); the response carries it as a string
+      // of its base64 (4 bytes of 3, and 2 quotes).
+      const fits = Math.floor((MAX - 2) / 4) * 3 - 27;
+      for (const [id, n] of [
+        [ID(1), fits],
+        [ID(2), fits + 1],
+      ] as const) {
+        await blobs.put(
+          ASYNC_KEYS.result(id),
+          JSON.stringify({ status: 'done', binary: { headerLength: header.length }, completedAt: 't' }),
+        );
+        await blobs.put(ASYNC_KEYS.resultBody(id), stored(n));
+      }
+      const inline = await status(ID(1));
+      expect(inline.headers).toMatchObject({ 'content-type': 'application/octet-stream' });
+      expect(Buffer.from(inline.body as string, 'base64').subarray(-(fits - header.length))).toEqual(
+        stored(fits).subarray(header.length),
+      );
+      expect(carried(inline)).toBeLessThanOrEqual(MAX);
+
+      reads.length = 0;
+      const r = await status(ID(2));
+      expect(r.headers).toMatchObject({ 'content-type': 'application/json' });
+      const { download } = parseResult<{ status: string; download: { url: string } }>(r).body;
+      expect(parseResult(r).body).toEqual({
+        status: 'done',
+        download: {
+          url: download.url,
+          expiresAt: '2026-12-01T00:05:00.000Z',
+          sizeBytes: fits + 1,
+          contentType: 'application/octet-stream',
+          headerLength: header.length,
+        },
+      });
+      expect(Buffer.from(blobs.follow(download.url) as Uint8Array)).toEqual(stored(fits + 1));
+      expect(reads).toEqual([ASYNC_KEYS.result(ID(2))]);
+    });
   });
 
   it('answers 400 for bad input, 404 for unknown ids and routes, 413 for large bodies', async () => {
@@ -373,11 +489,8 @@ describe('async API handler', () => {
 
   it('checks the capture query first, and fails (500, logged) when no object reader is configured', async () => {
     const logger = recordingLogger();
-    const handler = createAsyncApiHandler({
-      blobs: new MemoryBlobStore(),
-      queue: new RecordingQueue(),
-      logger,
-    });
+    const blobs = new MemoryBlobStore();
+    const handler = createAsyncApiHandler({ blobs, links: blobs, queue: new RecordingQueue(), logger });
     const get = async (path: string) => parseResult(await handler(apiEvent('GET', path)));
     expect(await get('/models/iris/capture?limit=0')).toMatchObject({
       status: 400,

@@ -240,7 +240,7 @@ describe('the handlers', () => {
     blobs.put = async () => {
       throw new Error('store down');
     };
-    const handler = createAsyncApiHandler({ blobs, queue: new RecordingQueue(), logger });
+    const handler = createAsyncApiHandler({ blobs, links: blobs, queue: new RecordingQueue(), logger });
     const r = parseResult(
       await handler(
         apiEvent('POST', '/v2/models/iris/versions/2/infer-async', {
