@@ -3,15 +3,6 @@ export const LIMITS = {
   /** Largest request body accepted by any handler (API Gateway/Lambda synchronous payload is 6 MB). */
   maxBodyBytes: 6 * 1024 * 1024,
   /**
-   * Largest inference answer body, as Lambda returns it: its synchronous response is at most 6 MiB (6 291 456 bytes)
-   * of JSON — `{"statusCode", "headers", "body": "…", "isBase64Encoded"}`, the body a JSON string (every `"` and `\`
-   * of a JSON answer escaped once more; a binary answer in base64, 4 bytes for 3) — and 4 KiB of it are left to the
-   * status and headers (the inference id among them, at most 256 characters, escaped). A larger answer is a 400
-   * `RESPONSE_TOO_LARGE` (the answer runs, but could not be returned): asynchronous inference and batch scoring
-   * return answers of any size.
-   */
-  maxAnswerBytes: 6 * 1024 * 1024 - 4 * 1024,
-  /**
    * Largest ONNX artifact that can be registered. Registration holds the bytes and an onnxruntime session
    * in memory: 256 MiB fits the registry function's default 3008 MB with room to spare. Through the HTTP API, a
    * registration that does not finish within the function's time continues on the work queue (202, PENDING).
@@ -33,7 +24,10 @@ export const LIMITS = {
    * Largest answer body a function answers inline, as its response carries it: Lambda's synchronous response
    * payload is at most 6 MB (6 291 456 bytes), counted as the JSON of the whole response — a JSON body as a string
    * escaped once more, a binary body base64 (4 bytes per 3) — with the status code and headers beside it, for
-   * which 4 KiB are kept. A larger answer never reaches the caller: API Gateway answers a bare 500.
+   * which 4 KiB are kept (the inference id among them, at most 256 characters, escaped). A larger answer never
+   * reaches the caller (API Gateway answers a bare 500): a larger inference answer is a 400 `RESPONSE_TOO_LARGE` (the
+   * model ran, its answer could not be returned; asynchronous inference and batch scoring return answers of any
+   * size), a larger async result a link to it.
    */
   maxResponseBytes: 6 * 1024 * 1024 - 4096,
   /**

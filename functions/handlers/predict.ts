@@ -107,11 +107,11 @@ function asksBinaryOutput(body: unknown): boolean {
 
 /**
  * 400 `RESPONSE_TOO_LARGE`: an inference answer that would not fit Lambda's synchronous response
- * (`LIMITS.maxAnswerBytes`, its body as Lambda carries it).
+ * (`LIMITS.maxResponseBytes`, its body as Lambda carries it).
  */
 function answerTooLarge(carried: number): BadRequestError {
   return new BadRequestError(
-    `the answer is ${carried} bytes as the function returns it, more than the ${LIMITS.maxAnswerBytes} a synchronous ` +
+    `the answer is ${carried} bytes as the function returns it, more than the ${LIMITS.maxResponseBytes} a synchronous ` +
       'answer can hold: ask for fewer rows or outputs, or send it to /infer-async (or score it with maas batch), ' +
       'which return answers of any size',
     'RESPONSE_TOO_LARGE',
@@ -120,13 +120,13 @@ function answerTooLarge(carried: number): BadRequestError {
 
 /**
  * Throws {@link answerTooLarge} for a JSON answer whose text, escaped once more as Lambda carries it, exceeds
- * `LIMITS.maxAnswerBytes`. A text of at most a sixth of the limit in characters fits whatever it holds (a
+ * `LIMITS.maxResponseBytes`. A text of at most a sixth of the limit in characters fits whatever it holds (a
  * character escapes to 6 bytes at most): only larger ones are measured.
  */
 function assertAnswerFits(text: string): void {
-  if (text.length * 6 <= LIMITS.maxAnswerBytes) return;
+  if (text.length * 6 <= LIMITS.maxResponseBytes) return;
   const carried = Buffer.byteLength(JSON.stringify(text)) - 2;
-  if (carried > LIMITS.maxAnswerBytes) throw answerTooLarge(carried);
+  if (carried > LIMITS.maxResponseBytes) throw answerTooLarge(carried);
 }
 
 /**
@@ -151,7 +151,7 @@ function encodedResult(answer: EncodedResponse, inferenceId: string, route: stri
   }
   // Base64: 4 characters for every 3 bytes, none escaped.
   const carried = 4 * Math.ceil(bytes.byteLength / 3);
-  if (carried > LIMITS.maxAnswerBytes) throw answerTooLarge(carried);
+  if (carried > LIMITS.maxResponseBytes) throw answerTooLarge(carried);
   return {
     statusCode: 200,
     headers: {
