@@ -264,7 +264,9 @@ const failedRuns = new WeakMap<object, (answer: unknown) => void>();
 
 /**
  * Runs one queued request. Throws (so the message is retried) only for errors that are not the request's; a run
- * that failed so is reported only by `recordLastAttemptFailure` on the last receive.
+ * that failed so is reported only by `recordLastAttemptFailure` on the last receive. A request answered while it
+ * ran (`PROCESSING_FAILED` at the deadline of its last receive) keeps that answer: the run writes and reports
+ * nothing (`duplicate`).
  */
 export async function runAsyncInference(
   deps: AsyncWorkerDeps,
@@ -303,6 +305,7 @@ export async function runAsyncInference(
     });
   let result: AsyncResultDoc;
   let answerBody: Uint8Array | undefined;
+  let report: () => void;
   try {
     let encoded: EncodedResponse | undefined;
     let response: unknown;
@@ -324,7 +327,8 @@ export async function runAsyncInference(
       if (encoded) response = parseInferenceBody(new TextDecoder().decode(encoded.body));
       result = { status: 'done', result: response, completedAt };
     }
-    observed(200, response, doc.binary !== undefined || answerBody !== undefined);
+    const binaryAnswer = doc.binary !== undefined || answerBody !== undefined;
+    report = () => observed(200, response, binaryAnswer);
   } catch (e) {
     const binary = doc.binary !== undefined;
     const status = isMaasError(e) ? e.status : 500;
@@ -337,8 +341,12 @@ export async function runAsyncInference(
       throw e;
     }
     result = { status: 'failed', ...errorFields(e), completedAt: clock.now().toISOString() };
-    observed(status, errorFields(e), binary, e.code);
+    const code = e.code;
+    report = () => observed(status, errorFields(e), binary, code);
   }
+  // The first answer written stands (the store has no conditional write: a head, then the writes).
+  if (await deps.blobs.head(ASYNC_KEYS.result(requestId))) return 'duplicate';
+  report();
   // The answer's body before the result document that points to it.
   if (answerBody) {
     await deps.blobs.put(ASYNC_KEYS.resultBody(requestId), answerBody, 'application/octet-stream');
@@ -348,9 +356,11 @@ export async function runAsyncInference(
 }
 
 /**
- * Called when processing a message failed: on its last receive the request is answered `failed` (best
- * effort) since the queue is about to dead-letter it, and a run that failed with a 5xx is reported (and captured)
- * with that answer. Earlier receives report nothing: the queue retries them.
+ * Called when processing a message failed (or was still running at the deadline of its invocation): on its last
+ * receive the request is answered `failed` (best effort) since the queue is about to dead-letter it, and a run that
+ * failed with a 5xx is reported (and captured) with that answer. A request answered already keeps its answer (the
+ * first written stands) and nothing is reported. Earlier receives report nothing: the queue retries them. Returns
+ * whether it answered the request.
  */
 export async function recordLastAttemptFailure(
   deps: AsyncWorkerDeps,
@@ -366,12 +376,15 @@ export async function recordLastAttemptFailure(
     completedAt: (deps.clock ?? systemClock).now().toISOString(),
   };
   const request = await deps.blobs.head(ASYNC_KEYS.request(requestId)).catch(() => undefined);
-  if (request) await deps.blobs.put(ASYNC_KEYS.result(requestId), enc(result)).catch(() => {});
+  const answered = request
+    ? await deps.blobs.head(ASYNC_KEYS.result(requestId)).catch(() => undefined)
+    : undefined;
+  if (request && !answered) await deps.blobs.put(ASYNC_KEYS.result(requestId), enc(result)).catch(() => {});
   // The failed run ends here, whether or not its answer could be written.
   if (typeof err === 'object' && err !== null) {
     const report = failedRuns.get(err);
     failedRuns.delete(err);
-    report?.({ error: result.error, code: result.code });
+    if (!answered) report?.({ error: result.error, code: result.code });
   }
-  return request !== undefined;
+  return request !== undefined && !answered;
 }

@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
 import { MemoryBatchJobs, MemoryRangedObjects } from '../../functions/adapters/memory-batch';
+import { recordLastAttemptFailure } from '../../functions/app/async-inference';
 import { startBatchJob } from '../../functions/app/batch-score';
 import type { InferenceObservation } from '../../functions/app/inference';
 import { createInferenceObserver } from '../../functions/app/observe';
@@ -290,6 +291,18 @@ describe('async worker handler: batch messages on their last receive', () => {
       endingIn(BATCH.lastReceiveGuardMs + 100),
     );
     expect(await batch.jobs.getJob('j')).toMatchObject({ state: 'running', partsDone: 1 });
+  });
+});
+
+describe('recordLastAttemptFailure', () => {
+  it('keeps an answer written already', async () => {
+    const blobs = new MemoryBlobStore();
+    await blobs.put(ASYNC_KEYS.request(ID(1)), JSON.stringify({ requestId: ID(1), name: 'm1', ref: 'prod' }));
+    const done = JSON.stringify({ status: 'done', result: {}, completedAt: 't' });
+    await blobs.put(ASYNC_KEYS.result(ID(1)), done);
+    const deps = { blobs, predictor: {} as never };
+    expect(await recordLastAttemptFailure(deps, ID(1), QUEUE.maxReceiveCount, new Error('late'))).toBe(false);
+    expect(blobs.text(ASYNC_KEYS.result(ID(1)))).toBe(done);
   });
 });
 
