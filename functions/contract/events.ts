@@ -61,6 +61,19 @@ export const QUEUE = {
   workerTimeoutSeconds: 120,
   /** Dead-letter messages are kept this long (seconds) for inspection and redrive. */
   dlqRetentionSeconds: 14 * 24 * 3600,
+  /**
+   * A record of a work queue delivery other than its first is not started with less than this (ms) left of the
+   * invocation: it is given back to the queue, or sent again on its last receive (docs/events.md, "The worker's
+   * time"). More than REGISTRATION.workerReserveMs, so that a registration or derivation started has time to work.
+   */
+  startReserveMs: 10_000,
+  /**
+   * This long (ms) before the invocation's end, a work queue record still running is ended as a failure on its
+   * last receive ends it (when the receive is its last), and the worker answers its delivery without waiting for
+   * it: the function's timeout kills the invocation without running any catch or returning the batch response.
+   * Long enough for the end's writes.
+   */
+  deadlineMarginMs: 3_000,
 } as const;
 
 /** Batch scoring (docs/ARCHITECTURE.md, "Batch scoring"). */

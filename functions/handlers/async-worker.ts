@@ -4,6 +4,11 @@
  * requests on their shadow version, comparing the answers (`shadow`; functions/app/shadow.ts). Records are processed by Powertools' BatchProcessor; a record that
  * throws is reported as a batch item failure, so only it is retried (and dead-lettered after
  * QUEUE.maxReceiveCount receives) while the rest of its batch succeeds.
+ *
+ * The function's timeout kills an invocation without running any catch or returning its batch response, so the
+ * worker keeps to its time (docs/events.md, "The worker's time"): records after the first are not started with
+ * less than QUEUE.startReserveMs left (`notStarted`), and QUEUE.deadlineMarginMs before the end the delivery is
+ * answered without the record still running, which is ended first when its receive is the last (`endLastReceive`).
  */
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
@@ -27,8 +32,8 @@ import { EnvironmentVariables, type MaasConfig } from '../config/environment';
 import { ENV } from '../contract/env';
 import { QUEUE, REGISTRATION } from '../contract/events';
 import { SERVICE_NAMES } from '../contract/observability';
-import { parseWorkMessage } from '../domain/async';
-import type { TimeBudget } from '../ports/events';
+import { parseWorkMessage, type WorkMessage } from '../domain/async';
+import type { QueuePublisher, TimeBudget } from '../ports/events';
 import type { Logger } from '../ports/logger';
 import { describeError, invocationOf } from './logging';
 
@@ -46,6 +51,11 @@ export interface AsyncWorkerHandlerDeps {
    * unavailable is recorded as failed. @default QUEUE.maxReceiveCount
    */
   readonly maxReceiveCount?: number;
+  /**
+   * The work queue: a record not started on its last receive (the invocation's time ran short) is sent again as a
+   * new message. None: it is ended as a failure on its last receive ends it.
+   */
+  readonly requeue?: QueuePublisher;
   /** @default the function's Powertools logger */
   readonly logger?: Logger;
 }
@@ -85,14 +95,128 @@ function batchDelivery(
 /** The function's logger (Powertools loads with the first line). */
 const functionLogger = new PowertoolsLogger({ serviceName: SERVICE_NAMES.worker });
 
+/** One record of a delivery, as the worker takes it. */
+interface Delivered {
+  readonly record: SQSRecord;
+  readonly receiveCount: number;
+  readonly lastReceive: boolean;
+  /** The record's message, or why it is none. */
+  readonly parsed: { readonly message: WorkMessage } | { readonly error: unknown };
+  /** `ended`: succeeded, failed, given back or sent again. */
+  state: 'waiting' | 'running' | 'ended';
+  /** Answered as a batch item failure. */
+  failed: boolean;
+}
+
+/** The records of one invocation, and whether one of them was started. */
+interface Invocation {
+  readonly records: Map<string, Delivered>;
+  started: boolean;
+}
+
+const isBatchMessage = (m: WorkMessage) => m.type === 'batch-part' || m.type === 'batch-aggregate';
+
+/** The longest delay a timer takes (ms): beyond it, no deadline (a budget without one). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Resolves `marginMs` before the end of `budget` (never, for a budget without an end). */
+function deadlineOf(budget: TimeBudget, marginMs: number): { reached: Promise<undefined>; clear(): void } {
+  const delay =
+    typeof budget?.getRemainingTimeInMillis === 'function'
+      ? budget.getRemainingTimeInMillis() - marginMs
+      : Number.POSITIVE_INFINITY;
+  if (!(delay < MAX_TIMER_MS)) return { reached: new Promise(() => {}), clear: () => {} };
+  let timer: NodeJS.Timeout | undefined;
+  const reached = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), Math.max(0, delay));
+  });
+  return { reached, clear: () => clearTimeout(timer) };
+}
+
 export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandler {
   const functionScope = deps.logger ?? functionLogger;
-  const onRecord = (budget: TimeBudget, logger: Logger) => async (record: SQSRecord) => {
-    const receiveCount = Number(record.attributes?.ApproximateReceiveCount ?? '1');
-    const lastReceive = receiveCount >= (deps.maxReceiveCount ?? QUEUE.maxReceiveCount);
-    let message: ReturnType<typeof parseWorkMessage> | undefined;
+  const maxReceiveCount = deps.maxReceiveCount ?? QUEUE.maxReceiveCount;
+
+  /**
+   * Ends a work queue message as its last receive's failure does, before the queue dead-letters it: an async request
+   * is answered `PROCESSING_FAILED` (`recordLastAttemptFailure`, which keeps an answer written already), a PENDING
+   * registration or derivation is completed FAILED (unless no longer PENDING). A shadow records its own failure, a
+   * batch message its job's. Never throws.
+   */
+  const endLastReceive = async (message: WorkMessage, receiveCount: number, e: unknown, logger: Logger) => {
+    if (message.type === 'async-infer') {
+      await recordLastAttemptFailure(deps.worker, message.requestId, receiveCount, e).catch((err) =>
+        logger.error('async request not failed', { requestId: message.requestId, ...describeError(err) }),
+      );
+    } else if (message.type === 'register-complete' && deps.registry) {
+      // The version ends FAILED, never stays PENDING.
+      const { name, version } = message;
+      const reason = `the registration could not be completed after ${receiveCount} attempts: ${(e as Error)?.message ?? String(e)}`;
+      await failPendingVersion(deps.registry, name, version, reason).catch((err) =>
+        logger.error('pending version not failed', { name, version, ...describeError(err) }),
+      );
+    } else if (message.type === 'derive' && deps.derive) {
+      const { name, version } = message;
+      await failDerivation(deps.derive, message, receiveCount, e).catch((err) =>
+        logger.error('derived version not failed', { name, version, ...describeError(err) }),
+      );
+    }
+  };
+
+  /**
+   * A record the invocation has no time left to start. It is given back (a batch item failure: SQS delivers it again
+   * after the visibility timeout), except on its last receive, where that would dead-letter it unrun: it is then
+   * sent again as a new message (`requeue`; its record succeeds), and only when that cannot be done ended as its
+   * last receive's failure ends it. Returns whether it succeeds.
+   */
+  const notStarted = async (d: Delivered, logger: Logger): Promise<boolean> => {
+    d.state = 'ended';
+    const about = { messageId: d.record.messageId, receiveCount: d.receiveCount };
+    if (d.lastReceive && 'message' in d.parsed) {
+      if (deps.requeue) {
+        try {
+          await deps.requeue.send(d.parsed.message);
+          logger.info('work message not started on its last receive: sent again', about);
+          return true;
+        } catch (err) {
+          logger.error('work message not sent again', { ...about, ...describeError(err) });
+        }
+      }
+      const e = new Error(`it was not started: the invocation's time ran out`);
+      logger.error('work message not started on its last receive: ended failed', about);
+      await endLastReceive(d.parsed.message, d.receiveCount, e, logger);
+    } else {
+      logger.info('work message not started: given back', about);
+    }
+    d.failed = true;
+    return false;
+  };
+
+  const onRecord = (budget: TimeBudget, logger: Logger, run: Invocation) => async (record: SQSRecord) => {
+    const d = run.records.get(record.messageId);
+    // Already answered: not started before the deadline of the invocation, which answered without it.
+    if (d?.state !== 'waiting') throw new Error('the delivery was answered without this record');
+    const { receiveCount, lastReceive } = d;
+    if (!('message' in d.parsed)) {
+      d.state = 'ended';
+      d.failed = true;
+      logger.error('work message failed', {
+        messageId: record.messageId,
+        receiveCount,
+        ...describeError(d.parsed.error),
+      });
+      throw d.parsed.error;
+    }
+    const message = d.parsed.message;
+    // The first record always runs; a later one only with QUEUE.startReserveMs left (a batch message comes
+    // alone and keeps its own time).
+    if (run.started && !isBatchMessage(message) && budget.getRemainingTimeInMillis() < QUEUE.startReserveMs) {
+      if (await notStarted(d, logger)) return;
+      throw new Error(`work message ${record.messageId} not started: the invocation's time ran out`);
+    }
+    run.started = true;
+    d.state = 'running';
     try {
-      message = parseWorkMessage(record.body);
       if (message.type === 'async-infer') {
         const status = await runAsyncInference(deps.worker, message.requestId);
         logger.info('async request handled', { requestId: message.requestId, status });
@@ -139,21 +263,15 @@ export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandl
         logger.info('batch job aggregated', { jobId, ...result });
       }
     } catch (e) {
+      d.failed = true;
       logger.error('work message failed', { messageId: record.messageId, receiveCount, ...describeError(e) });
-      if (message?.type === 'async-infer') {
-        await recordLastAttemptFailure(deps.worker, message.requestId, receiveCount, e);
-      }
-      // The last receive before the dead-letter queue: the version ends FAILED, never stays PENDING.
-      if (message?.type === 'register-complete' && deps.registry && lastReceive) {
-        const { name, version } = message;
-        const reason = `the registration could not be completed after ${receiveCount} attempts: ${(e as Error)?.message ?? String(e)}`;
-        await failPendingVersion(deps.registry, name, version, reason).catch((err) =>
-          logger.error('pending version not failed', { name, version, ...describeError(err) }),
-        );
+      // The last receive before the dead-letter queue (for an async request, recordLastAttemptFailure decides).
+      if (lastReceive || message.type === 'async-infer') {
+        await endLastReceive(message, receiveCount, e, logger);
       }
       // A batch part or aggregation that fails on its last receive fails its job, naming what failed (one still
       // running when the invocation is about to time out does too: `batchDelivery`).
-      if (lastReceive && (message?.type === 'batch-part' || message?.type === 'batch-aggregate')) {
+      if (lastReceive && (message.type === 'batch-part' || message.type === 'batch-aggregate')) {
         const m = message;
         const failed =
           m.type === 'batch-part'
@@ -163,28 +281,86 @@ export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandl
           logger.error('batch job not failed', { jobId: m.jobId, ...describeError(err) }),
         );
       }
-      // The same for a derived version.
-      if (message?.type === 'derive' && deps.derive && lastReceive) {
-        const { name, version } = message;
-        await failDerivation(deps.derive, message, receiveCount, e).catch((err) =>
-          logger.error('derived version not failed', { name, version, ...describeError(err) }),
-        );
-      }
       throw e;
+    } finally {
+      d.state = 'ended';
     }
   };
+
+  /**
+   * The delivery's answer QUEUE.deadlineMarginMs before the invocation's end, without the record still running: that
+   * one fails (and is ended first when its receive is the last: a late end of its run leaves the answer written, and
+   * a completion conditioned on PENDING finds the version FAILED), and those not started are handled as `notStarted`.
+   * Undefined for a batch message, which keeps its own guard (`batchDelivery`) and is awaited.
+   */
+  const answerAtDeadline = async (run: Invocation, logger: Logger): Promise<SQSBatchResponse | undefined> => {
+    const all = [...run.records.values()];
+    if (all.some((d) => 'message' in d.parsed && isBatchMessage(d.parsed.message))) return undefined;
+    const late = new Error(
+      `the invocation ran out of time (still running ${QUEUE.deadlineMarginMs / 1000} s before the worker's time limit)`,
+    );
+    await Promise.all(
+      all.map(async (d) => {
+        if (d.state === 'waiting') {
+          if ('message' in d.parsed) await notStarted(d, logger);
+          else Object.assign(d, { state: 'ended', failed: true });
+        } else if (d.state === 'running') {
+          d.failed = true;
+          const about = { messageId: d.record.messageId, receiveCount: d.receiveCount };
+          logger.error('work message still running at the deadline of its invocation', about);
+          if (d.lastReceive && 'message' in d.parsed) {
+            await endLastReceive(d.parsed.message, d.receiveCount, late, logger);
+          }
+        }
+      }),
+    );
+    return {
+      batchItemFailures: all.filter((d) => d.failed).map((d) => ({ itemIdentifier: d.record.messageId })),
+    };
+  };
+
   return async (event, context) => {
     // Records run one after another (processInParallel: false), but a batch is one request: what is about one record
     // goes on its own lines, not into the request's keys.
     const log = functionScope.forRequest(invocationOf(context));
+    const run: Invocation = { records: new Map(), started: false };
+    for (const record of event.Records) {
+      const receiveCount = Number(record.attributes?.ApproximateReceiveCount ?? '1');
+      let parsed: Delivered['parsed'];
+      try {
+        parsed = { message: parseWorkMessage(record.body) };
+      } catch (error) {
+        parsed = { error };
+      }
+      run.records.set(record.messageId, {
+        record,
+        receiveCount,
+        lastReceive: receiveCount >= maxReceiveCount,
+        parsed,
+        state: 'waiting',
+        failed: false,
+      });
+    }
     const processor = new BatchProcessor(EventType.SQS);
-    return processPartialResponse(event, onRecord(context, log), processor, {
+    const processing = processPartialResponse(event, onRecord(context, log, run), processor, {
       context: context as Context,
       throwOnFullBatchFailure: false,
       // One record at a time: a registration completion holds an artifact of up to 256 MiB and its session, and
       // ten of them at once would not fit the function's memory (nor its time budget).
       processInParallel: false,
     });
+    const deadline = deadlineOf(context, QUEUE.deadlineMarginMs);
+    try {
+      const done = await Promise.race([processing, deadline.reached]);
+      if (done) return done;
+      const answer = await answerAtDeadline(run, log);
+      if (!answer) return await processing;
+      // The record still running may end later (Lambda resumes it in a later invocation); nothing waits for it.
+      processing.catch(() => {});
+      return answer;
+    } finally {
+      deadline.clear();
+    }
   };
 }
 
@@ -212,6 +388,8 @@ async function fromEnvironment(config: MaasConfig): Promise<SqsHandler> {
   });
   return createAsyncWorkerHandler({
     ...flows,
+    // A record not started on its last receive goes back to the work queue as a new message.
+    requeue: flows.asyncApi.queue,
     // Derived versions: the ONNX transforms, and the process-wide engine (built by the flows with its threads) for the gate.
     ...(flows.registry
       ? { derive: { ...flows.registry, transformer: new OnnxModelTransformer(), engine: sharedOrtEngine() } }

@@ -200,6 +200,8 @@ export function composeLocal(res: LocalResources): LocalServices {
       transformer: new OnnxModelTransformer(),
       engine: sharedOrtEngine({ threads: 1 }),
     },
+    // A record not started on its last receive goes back to the work queue as a new message.
+    requeue: queue,
     logger: logger(SERVICE_NAMES.worker),
   });
   // One worker function, two event sources (the work queue and the batch queue), as in AWS.

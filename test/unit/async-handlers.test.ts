@@ -1,19 +1,22 @@
 /**
  * Event handlers over fakes: the worker reports only failing records (ReportBatchItemFailures) and an async request
- * once (a retried run is not reported), the async API maps its routes and errors, the S3 events handler decodes
- * keys and dispatches, and register-on-upload turns deterministic failures into outcomes and waits for a
- * concurrent delivery.
+ * once (a retried run is not reported) and keeps to its invocation's time, the async API maps its routes and
+ * errors, the S3 events handler decodes keys and dispatches, and register-on-upload turns deterministic failures
+ * into outcomes and waits for a concurrent delivery.
  */
 import { createHash } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
 import { MemoryBatchJobs, MemoryRangedObjects } from '../../functions/adapters/memory-batch';
+import { MemoryRegistryRepository } from '../../functions/adapters/memory-registry';
 import { recordLastAttemptFailure } from '../../functions/app/async-inference';
 import { startBatchJob } from '../../functions/app/batch-score';
 import type { InferenceObservation } from '../../functions/app/inference';
 import { createInferenceObserver } from '../../functions/app/observe';
 import { incomingModelName, registerOnUpload } from '../../functions/app/register-on-upload';
+import type { RegistryDeps } from '../../functions/app/registry';
 import type { ServedVersion } from '../../functions/app/version-resolver';
 import { ASYNC_KEYS, BATCH, BATCH_KEYS, QUEUE } from '../../functions/contract/events';
+import { gateThresholds } from '../../functions/domain/derive';
 import { UnavailableError, UnprocessableModelError } from '../../functions/domain/errors';
 import type { ModelVersion } from '../../functions/domain/types';
 import { createAsyncApiHandler } from '../../functions/handlers/async-api';
@@ -27,6 +30,7 @@ import { AlreadyInProgressError, type IdempotencyGuard } from '../../functions/p
 import type { InferenceReport } from '../../functions/ports/telemetry';
 import { apiEvent, parseResult } from '../helpers/apigw';
 import { MemoryBlobStore, MemoryGuard, RecordingQueue, s3Event } from '../helpers/events-fakes';
+import { MemoryArtifactStore } from '../helpers/memory-artifact-store';
 import { recordingLogger, silentLogger } from '../helpers/recording-logger';
 import { sqsEvent } from '../helpers/sqs-event';
 
@@ -292,6 +296,222 @@ describe('async worker handler: batch messages on their last receive', () => {
     );
     expect(await batch.jobs.getJob('j')).toMatchObject({ state: 'running', partsDone: 1 });
   });
+});
+
+describe("async worker handler: the invocation's time", () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  /** An invocation that ends `ms` from now. */
+  const endingIn = (ms: number) => {
+    const end = Date.now() + ms;
+    return { getRemainingTimeInMillis: () => end - Date.now() };
+  };
+  /** A promise the test resolves: work held until then. */
+  const held = () => {
+    let release = () => {};
+    const promise = new Promise<void>((r) => {
+      release = r;
+    });
+    return { promise, release };
+  };
+  /** `work`, or 'still waiting' after `ms` (a handler that does not answer its delivery before the deadline). */
+  const within = <T>(work: Promise<T>, ms = 1_500) =>
+    Promise.race([work, sleep(ms).then(() => 'still waiting' as const)]);
+  const msg = (n: number) => JSON.stringify({ type: 'async-infer', requestId: ID(n) });
+
+  /** Async requests 1-3 of models m1-m3 and a worker whose predictor runs `infer`. */
+  async function asyncSetup(infer: (name: string) => Promise<unknown>, requeue?: RecordingQueue) {
+    const blobs = new MemoryBlobStore();
+    for (const n of [1, 2, 3]) {
+      await blobs.put(
+        ASYNC_KEYS.request(ID(n)),
+        JSON.stringify({ requestId: ID(n), name: `m${n}`, ref: 'prod', request: { inputs: [] } }),
+      );
+    }
+    const ran: string[] = [];
+    const logger = recordingLogger();
+    const handler = createAsyncWorkerHandler({
+      worker: {
+        blobs,
+        predictor: {
+          infer: async (name) => {
+            ran.push(name);
+            return (await infer(name)) as never;
+          },
+        },
+      },
+      batch: memoryBatch(),
+      ...(requeue ? { requeue } : {}),
+      logger,
+    });
+    const result = (n: number) => {
+      const text = blobs.text(ASYNC_KEYS.result(ID(n)));
+      return text === undefined ? undefined : JSON.parse(text);
+    };
+    return { blobs, ran, logger, handler, result };
+  }
+
+  it('starts no record after the first with less than QUEUE.startReserveMs left, and gives those back', async () => {
+    const { ran, handler, result } = await asyncSetup(async (name) => {
+      await sleep(400);
+      return { model_name: name };
+    });
+    // The first request leaves less than the reserve: the other two wait for another invocation.
+    const response = await handler(
+      sqsEvent([
+        { id: 'a', body: msg(1) },
+        { id: 'b', body: msg(2) },
+        { id: 'c', body: msg(3), receiveCount: QUEUE.maxReceiveCount - 1 },
+      ]),
+      endingIn(QUEUE.startReserveMs + 300),
+    );
+    expect(response.batchItemFailures).toEqual([{ itemIdentifier: 'b' }, { itemIdentifier: 'c' }]);
+    expect(ran).toEqual(['m1']);
+    expect(result(1)).toMatchObject({ status: 'done' });
+    expect(result(2)).toBeUndefined();
+    expect(result(3)).toBeUndefined();
+  });
+
+  it('sends a record not started on its last receive again as a new message, or else answers it failed', async () => {
+    const slowFirst = async (name: string) => {
+      if (name === 'm1') await sleep(400);
+      return { model_name: name };
+    };
+    const event = sqsEvent([
+      { id: 'a', body: msg(1) },
+      { id: 'b', body: msg(2), receiveCount: QUEUE.maxReceiveCount },
+    ]);
+    // With the work queue: sent again (its record succeeds), not run, not answered.
+    const requeue = new RecordingQueue();
+    const sent = await asyncSetup(slowFirst, requeue);
+    const response = await sent.handler(event, endingIn(QUEUE.startReserveMs + 300));
+    expect(response.batchItemFailures).toEqual([]);
+    expect(requeue.sent).toEqual([{ type: 'async-infer', requestId: ID(2) }]);
+    expect(sent.ran).toEqual(['m1']);
+    expect(sent.result(2)).toBeUndefined();
+    // Without one: answered failed before the queue dead-letters it.
+    const unsent = await asyncSetup(slowFirst);
+    const last = await unsent.handler(event, endingIn(QUEUE.startReserveMs + 300));
+    expect(last.batchItemFailures).toEqual([{ itemIdentifier: 'b' }]);
+    expect(unsent.ran).toEqual(['m1']);
+    expect(unsent.result(2)).toMatchObject({ status: 'failed', code: 'PROCESSING_FAILED' });
+  });
+
+  it('answers failed (PROCESSING_FAILED) a request still running at the deadline of its last receive, and keeps that answer', async () => {
+    const run = held();
+    const { handler, logger, result } = await asyncSetup(async (name) => {
+      await run.promise;
+      return { model_name: name };
+    });
+    const response = await within(
+      handler(
+        sqsEvent([{ id: 'a', body: msg(1), receiveCount: QUEUE.maxReceiveCount }]),
+        endingIn(QUEUE.deadlineMarginMs + 100),
+      ),
+    );
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: 'a' }] });
+    const failed = result(1);
+    expect(failed).toMatchObject({ status: 'failed', code: 'PROCESSING_FAILED' });
+    expect(logger.lines.map((l) => l.message)).toContain(
+      'work message still running at the deadline of its invocation',
+    );
+    // The run ends late (Lambda would resume it in a later invocation): the first answer stands.
+    run.release();
+    await sleep(20);
+    expect(result(1)).toEqual(failed);
+  });
+
+  it('leaves a request still running at the deadline of an earlier receive to its next receive', async () => {
+    const run = held();
+    const { handler, result } = await asyncSetup(async (name) => {
+      await run.promise;
+      return { model_name: name };
+    });
+    const response = await within(
+      handler(
+        sqsEvent([{ id: 'a', body: msg(1), receiveCount: QUEUE.maxReceiveCount - 1 }]),
+        endingIn(QUEUE.deadlineMarginMs + 100),
+      ),
+    );
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: 'a' }] });
+    expect(result(1)).toBeUndefined();
+    run.release();
+    await sleep(20);
+    expect(result(1)).toMatchObject({ status: 'done' });
+  });
+
+  /**
+   * A PENDING version 1 of 'm' (a derived one: `derive`), and a worker over it whose first reads of the version
+   * wait for `release` (a registry read still running at the deadline).
+   */
+  async function pendingSetup(derived: boolean) {
+    const repo = new MemoryRegistryRepository();
+    await repo.createVersion({
+      name: 'm',
+      sha256: '',
+      sizeBytes: 0,
+      s3Key: 'uploads/m/u1.onnx',
+      signature: { inputs: [], outputs: [] },
+      status: 'PENDING',
+      ...(derived ? { derivedFrom: 1, transforms: [{ quantize: 'int8' as const }] } : {}),
+    });
+    const run = held();
+    const gated = Object.assign(Object.create(repo) as MemoryRegistryRepository, {
+      getVersion: async (name: string, version: number) => {
+        await run.promise;
+        return repo.getVersion(name, version);
+      },
+    });
+    const registry: RegistryDeps = { repo: gated, store: new MemoryArtifactStore(), inspector: {} as never };
+    const handler = createAsyncWorkerHandler({
+      worker: { blobs: new MemoryBlobStore(), predictor: {} as never },
+      batch: memoryBatch(),
+      registry,
+      derive: { ...registry, transformer: {} as never, engine: {} as never },
+      logger: quiet,
+    });
+    const body = JSON.stringify(
+      derived
+        ? { type: 'derive', name: 'm', version: 1, gate: gateThresholds() }
+        : { type: 'register-complete', name: 'm', version: 1 },
+    );
+    return { repo, run, handler, body };
+  }
+
+  for (const derived of [false, true]) {
+    const type = derived ? 'derive' : 'register-complete';
+    it(`ends FAILED the version of a ${type} still running at the deadline of its last receive`, async () => {
+      const { repo, run, handler, body } = await pendingSetup(derived);
+      const response = await within(
+        handler(
+          sqsEvent([{ id: 'a', body, receiveCount: QUEUE.maxReceiveCount }]),
+          endingIn(QUEUE.deadlineMarginMs + 100),
+        ),
+      );
+      expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: 'a' }] });
+      const failed = await repo.getVersion('m', 1);
+      expect(failed).toMatchObject({ status: 'FAILED' });
+      expect(failed?.failureReason).toMatch(
+        /could not be completed after 3 attempts: the invocation ran out of time/,
+      );
+      // The late run finds the version no longer PENDING and leaves it.
+      run.release();
+      await sleep(20);
+      expect(await repo.getVersion('m', 1)).toEqual(failed);
+    });
+
+    it(`leaves the PENDING version of a ${type} still running at the deadline of an earlier receive`, async () => {
+      const { repo, run, handler, body } = await pendingSetup(derived);
+      const response = await within(
+        handler(
+          sqsEvent([{ id: 'a', body, receiveCount: QUEUE.maxReceiveCount - 1 }]),
+          endingIn(QUEUE.deadlineMarginMs + 100),
+        ),
+      );
+      expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: 'a' }] });
+      expect(await repo.getVersion('m', 1)).toMatchObject({ status: 'PENDING' });
+      run.release();
+    });
+  }
 });
 
 describe('recordLastAttemptFailure', () => {
