@@ -5,7 +5,7 @@
  * answers from CloudWatch against a stack, so the page draws both alike.
  */
 import { histogramQuantile, parsePrometheusText } from '../../functions/cli/prometheus';
-import { prometheusName } from '../../functions/contract/observability';
+import { prometheusName, UNRESOLVED_MODEL } from '../../functions/contract/observability';
 import {
   compareSeries,
   type LiveMetrics,
@@ -45,15 +45,19 @@ const CLIENT_ERRORS = prometheusName('ClientErrors');
 const SERVER_ERRORS = prometheusName('ServerErrors');
 const LATENCY_BUCKET = `${prometheusName('Latency')}_bucket`;
 
-/** The totals per model version of a `/metrics` text (the registry's `operation` series left out). */
+/**
+ * The totals per model version of a `/metrics` text. Left out: the registry's `operation` series, and requests
+ * answered before a version was chosen (an unknown model, counted under `UNRESOLVED_MODEL`, or an unknown alias or
+ * version of a known one: no `version`), which are no model version's figures — CloudWatch's have none either.
+ */
 export function scrape(text: string, at: number): Scrape {
   const series = new Map<string, Totals>();
   for (const s of parsePrometheusText(text)) {
     const { model, version, operation } = s.labels;
-    if (model === undefined || operation !== undefined) continue;
+    if (operation !== undefined || !model || model === UNRESOLVED_MODEL || !version) continue;
     const isBucket = s.name === LATENCY_BUCKET;
     if (!isBucket && s.name !== REQUESTS && s.name !== CLIENT_ERRORS && s.name !== SERVER_ERRORS) continue;
-    const key = seriesKey(model, version ?? '?');
+    const key = seriesKey(model, version);
     let t = series.get(key);
     if (!t) {
       t = { requests: 0, clientErrors: 0, serverErrors: 0, buckets: new Map() };

@@ -20,7 +20,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { DEFAULT_ALIAS, LIMITS } from '../contract/limits';
-import { SHADOW, STABLE_ROUTE } from '../contract/observability';
+import { SHADOW, STABLE_ROUTE, UNRESOLVED_MODEL } from '../contract/observability';
 import { type CaptureConfig, captureLine, isSampled } from '../domain/capture';
 import { isVersionNumber } from '../domain/names';
 import { isShadowed } from '../domain/routing';
@@ -78,12 +78,6 @@ export interface AnsweredInference {
    */
   readonly binary?: boolean;
 }
-
-/**
- * The `model` dimension of a request no version was chosen for and whose alias or version the registry did not
- * answer for: an unknown or invalid name, a body that could not be read, a lookup that failed.
- */
-export const UNRESOLVED_MODEL = '-';
 
 /** Errors the registry answers only after it found the model (the alias or version was the matter). */
 const MODEL_KNOWN_CODES: ReadonlySet<string> = new Set([

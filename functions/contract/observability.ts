@@ -71,6 +71,12 @@ export const INFERENCE_DIMENSION_SETS = [
 ] as const;
 
 /**
+ * The `model` dimension of a request no version was chosen for and whose alias or version the registry did not
+ * answer for: an unknown or invalid name, a body that could not be read, a lookup that failed (and no `version`).
+ */
+export const UNRESOLVED_MODEL = '-';
+
+/**
  * Shadow traffic (docs/ARCHITECTURE.md, "Progressive delivery"): what the work queue's worker reports per mirrored
  * request once it ran it on the shadow version and compared the answers. `ShadowRequests` and `ShadowErrors` (a
  * shadow run that failed) once per mirrored request (once per request even when its message is delivered again); the divergence metrics once per output compared (unit None:

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { errorsPerSec, liveFromScrapes, scrape } from '../../console/src/live';
-import { PROMETHEUS, prometheusName } from '../../functions/contract/observability';
+import { PROMETHEUS, prometheusName, UNRESOLVED_MODEL } from '../../functions/contract/observability';
 
 /** A `/metrics` text of iris v1 through `prod` (and a registry series the page leaves out). */
 function text(requests: number, client: number, server: number, latencies: readonly number[]): string {
@@ -49,6 +49,22 @@ describe('liveFromScrapes', () => {
     expect(s?.totals.serverErrors).toBe(1);
     expect(s?.totals.p50Ms).toBeGreaterThan(25);
     expect(errorsPerSec(s as NonNullable<typeof s>)).toEqual([1.5, 0]);
+  });
+
+  it('leaves out requests answered before a version was chosen (unknown model, alias or version)', () => {
+    const junk = [
+      `${prometheusName('Requests')}{model="${UNRESOLVED_MODEL}",version="",alias="",route="stable"} 5`,
+      `${prometheusName('ClientErrors')}{model="${UNRESOLVED_MODEL}",version="",alias="",route="stable"} 5`,
+      `${prometheusName('Requests')}{model="iris",version="",alias="",route="stable"} 2`,
+      `${prometheusName('ClientErrors')}{model="iris",version="",alias="",route="stable"} 2`,
+      `${prometheusName('Latency')}_bucket{model="iris",version="",alias="",route="stable",le="+Inf"} 2`,
+      '',
+    ].join('\n');
+    const at = (ms: number, n: number) => scrape(`${text(n, 0, 0, Array(n).fill(3))}${junk}`, ms);
+    const live = liveFromScrapes([at(1_000, 2), at(3_000, 4)]);
+    expect(live.series.map((s) => [s.key, s.model, s.version, s.totals.requests])).toEqual([
+      ['iris@v1', 'iris', '1', 4],
+    ]);
   });
 
   it('has series but no point after one scrape, and nothing before any', () => {
