@@ -30,11 +30,11 @@ export interface Scrape {
   readonly series: ReadonlyMap<string, Totals>;
 }
 
-/** The figures of one series over one interval (null: no request in it, for latency). */
+/** The figures of one series over one interval (null: no request in it, for latency; nothing known, in a gap). */
 export interface Point {
-  readonly requestsPerSec: number;
-  readonly clientErrorsPerSec: number;
-  readonly serverErrorsPerSec: number;
+  readonly requestsPerSec: number | null;
+  readonly clientErrorsPerSec: number | null;
+  readonly serverErrorsPerSec: number | null;
   readonly p50Ms: number | null;
   readonly p90Ms: number | null;
   readonly p99Ms: number | null;
@@ -124,19 +124,57 @@ export const totalQuantile = (t: Totals, q: number): number | null =>
       )
     : null;
 
+/** Time between two scrapes of `/metrics` while the Live page is open (ms). */
+export const SCRAPE_EVERY_MS = 2000;
+
+/** How far back the local Live page draws (ms): scrapes older than this before the latest are dropped. */
+export const SCRAPE_WINDOW_MS = 10 * 60_000;
+
 /**
- * The {@link LiveMetrics} of a run of scrapes: one point per pair of consecutive scrapes (at the later one's
- * time), one series per model version seen in any of them, its totals those of the last scrape (since the service
- * started).
+ * The longest time between two scrapes that still makes a point (ms). A longer one (the page was left, or its tab
+ * slept) is a gap: its average would join the lines across time nobody watched, so it is drawn as none.
  */
-export function liveFromScrapes(scrapes: readonly Scrape[]): LiveMetrics {
+export const SCRAPE_MAX_GAP_MS = 2 * SCRAPE_EVERY_MS;
+
+/** The scrapes within `windowMs` before the latest one (all of them when none is older). */
+export function recentScrapes<S extends Scrape>(scrapes: readonly S[], windowMs = SCRAPE_WINDOW_MS): S[] {
+  const latest = scrapes.at(-1);
+  if (!latest) return [];
+  const from = scrapes.findIndex((s) => s.at >= latest.at - windowMs);
+  return scrapes.slice(from);
+}
+
+/** The point of an interval nothing is known about. */
+const GAP: Point = {
+  requestsPerSec: null,
+  clientErrorsPerSec: null,
+  serverErrorsPerSec: null,
+  p50Ms: null,
+  p90Ms: null,
+  p99Ms: null,
+};
+
+/**
+ * The {@link LiveMetrics} of a run of scrapes (oldest first): those within `windowMs` of the latest, one point per
+ * pair of consecutive scrapes (at the later one's time) — every figure null when the two are more than `maxGapMs`
+ * apart, which breaks the lines — one series per model version seen in any of them, its totals those of the last
+ * scrape (since the service started).
+ */
+export function liveFromScrapes(
+  all: readonly Scrape[],
+  {
+    windowMs = SCRAPE_WINDOW_MS,
+    maxGapMs = SCRAPE_MAX_GAP_MS,
+  }: { windowMs?: number; maxGapMs?: number } = {},
+): LiveMetrics {
+  const scrapes = recentScrapes(all, windowMs);
   const keys = [...new Set(scrapes.flatMap((s) => [...s.series.keys()]))];
   const pairs = scrapes.slice(1).map((s, i) => [scrapes[i] as Scrape, s] as const);
+  const steady = pairs.filter(([a, b]) => b.at - a.at <= maxGapMs);
   const latest = scrapes.at(-1);
-  const first = scrapes[0];
   const series = keys.map((key): LiveSeries => {
     const at = key.lastIndexOf('@v');
-    const points = pairs.map(([a, b]) => pointBetween(a, b, key));
+    const points = pairs.map(([a, b]) => (b.at - a.at > maxGapMs ? GAP : pointBetween(a, b, key)));
     const t = latest?.series.get(key);
     return {
       key,
@@ -161,8 +199,9 @@ export function liveFromScrapes(scrapes: readonly Scrape[]): LiveMetrics {
   return {
     source: 'prometheus',
     times: pairs.map(([, s]) => s.at),
-    periodSeconds:
-      latest && first && pairs.length ? Math.round((latest.at - first.at) / pairs.length) / 1000 : 0,
+    periodSeconds: steady.length
+      ? Math.round(steady.reduce((sum, [a, b]) => sum + b.at - a.at, 0) / steady.length) / 1000
+      : 0,
     totalsOver: 'service',
     series: series.sort(compareSeries),
   };

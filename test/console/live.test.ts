@@ -3,7 +3,7 @@
  * CloudWatch (no browser).
  */
 import { describe, expect, it } from 'vitest';
-import { errorsPerSec, liveFromScrapes, scrape } from '../../console/src/live';
+import { errorsPerSec, liveFromScrapes, recentScrapes, scrape } from '../../console/src/live';
 import { PROMETHEUS, prometheusName, UNRESOLVED_MODEL } from '../../functions/contract/observability';
 
 /** A `/metrics` text of iris v1 through `prod` (and a registry series the page leaves out). */
@@ -65,6 +65,47 @@ describe('liveFromScrapes', () => {
     expect(live.series.map((s) => [s.key, s.model, s.version, s.totals.requests])).toEqual([
       ['iris@v1', 'iris', '1', 4],
     ]);
+  });
+
+  it('breaks the lines where the page was not open, rather than drawing the gap as an average', () => {
+    // 5 req/s while the page is open, then 20 s without a scrape (another page), then the page again.
+    const at = (ms: number) => scrape(text(ms / 200, 0, 0, Array(ms / 200).fill(3)), ms);
+    const live = liveFromScrapes([at(2_000), at(4_000), at(6_000), at(26_000), at(28_000), at(30_000)]);
+    expect(live.times).toEqual([4_000, 6_000, 26_000, 28_000, 30_000]);
+    expect(live.periodSeconds).toBe(2);
+    const s = live.series[0] as NonNullable<(typeof live.series)[0]>;
+    expect(s.requestsPerSec).toEqual([5, 5, null, 5, 5]);
+    expect(s.clientErrorsPerSec).toEqual([0, 0, null, 0, 0]);
+    expect(errorsPerSec(s)).toEqual([0, 0, null, 0, 0]);
+    expect(s.p99Ms[2]).toBeNull();
+    expect(s.totals.requests).toBe(150);
+    // A gap of up to twice the scrape interval is still a point.
+    const slow = liveFromScrapes([at(2_000), at(6_000), at(8_000)]);
+    expect(slow.series[0]?.requestsPerSec).toEqual([5, 5]);
+  });
+
+  it('keeps the last 10 minutes of scrapes, not a number of them', () => {
+    const at = (ms: number, n: number) => scrape(text(n, 0, 0, Array(n).fill(3)), ms);
+    const minute = 60_000;
+    // Left 15 minutes ago, back for the last 4 s.
+    const live = liveFromScrapes([
+      at(0, 0),
+      at(2_000, 10),
+      at(15 * minute, 100),
+      at(15 * minute + 2_000, 110),
+    ]);
+    expect(live.times).toEqual([15 * minute + 2_000]);
+    expect(live.series[0]?.requestsPerSec).toEqual([5]);
+    expect(recentScrapes([at(0, 0), at(5 * minute, 1), at(10 * minute, 2)]).map((s) => s.at)).toEqual([
+      0,
+      5 * minute,
+      10 * minute,
+    ]);
+    expect(recentScrapes([at(0, 0), at(5 * minute, 1), at(10 * minute + 1, 2)]).map((s) => s.at)).toEqual([
+      5 * minute,
+      10 * minute + 1,
+    ]);
+    expect(recentScrapes([])).toEqual([]);
   });
 
   it('has series but no point after one scrape, and nothing before any', () => {

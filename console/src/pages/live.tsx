@@ -11,19 +11,23 @@ import type { LiveMetrics } from '../../../functions/domain/metric-series';
 import { ApiError, type ConsoleConfig, listModels, liveMetrics, metricsText } from '../api';
 import { ErrorBox, Loading } from '../components';
 import { num } from '../format';
-import { errorsPerSec, liveFromScrapes, type Scrape, scrape } from '../live';
+import {
+  errorsPerSec,
+  liveFromScrapes,
+  recentScrapes,
+  SCRAPE_EVERY_MS,
+  SCRAPE_WINDOW_MS,
+  type Scrape,
+  scrape,
+} from '../live';
 
-/** Seconds between scrapes of `/metrics`. */
-const EVERY_MS = 2000;
-/** Scrapes kept (10 minutes). */
-const KEEP = 300;
 /** Seconds between reads of CloudWatch (its figures are per minute). */
 const CLOUDWATCH_EVERY_MS = 30_000;
 /** The windows the page offers against CloudWatch (minutes). */
 const WINDOWS = [10, 30, 60, 180] as const;
 
-/** Scrapes survive leaving the page (not a reload). */
-const scrapes: Scrape[] = [];
+/** Scrapes survive leaving the page (not a reload); those older than the window are dropped. */
+let scrapes: Scrape[] = [];
 
 /** Line colours (each at least 4.5:1 against white), then dashes when there are more series. */
 const COLORS = ['#0b57d0', '#b3261e', '#146c2e', '#7d3c98', '#8a4b00', '#00696f', '#5f6368', '#a0006b'];
@@ -130,8 +134,7 @@ function usePoll(
 /** The scrapes of the local `/metrics` as {@link LiveMetrics}. */
 async function readPrometheus(): Promise<LiveMetrics> {
   const text = await metricsText();
-  scrapes.push(scrape(text, Date.now()));
-  if (scrapes.length > KEEP) scrapes.splice(0, scrapes.length - KEEP);
+  scrapes = recentScrapes([...scrapes, scrape(text, Date.now())]);
   return liveFromScrapes(scrapes);
 }
 
@@ -169,7 +172,7 @@ export function LivePage(props: { config: ConsoleConfig }) {
   const [minutes, setMinutes] = useState<number>(WINDOWS[0]);
   const [listed, setListed] = useState<readonly string[]>([]);
 
-  const local = usePoll(source === 'prometheus', EVERY_MS, readPrometheus, []);
+  const local = usePoll(source === 'prometheus', SCRAPE_EVERY_MS, readPrometheus, []);
   const remote = usePoll(
     source === 'cloudwatch',
     CLOUDWATCH_EVERY_MS,
@@ -231,9 +234,9 @@ export function LivePage(props: { config: ConsoleConfig }) {
         </p>
       ) : (
         <p class="muted">
-          From <code>/metrics</code> every {EVERY_MS / 1000} s while this page is open; the last{' '}
-          {(KEEP * (EVERY_MS / 1000)) / 60} minutes are kept. Each line is one model version (all its aliases
-          and routes).
+          From <code>/metrics</code> every {SCRAPE_EVERY_MS / 1000} s while this page is open; the last{' '}
+          {SCRAPE_WINDOW_MS / 60_000} minutes are kept, and the lines break where the page was not open. Each
+          line is one model version (all its aliases and routes).
         </p>
       )}
       {feed.error ? (
