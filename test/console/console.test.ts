@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../functions/cli/program';
+import { LIMITS } from '../../functions/contract/limits';
 import { buildIrisModel } from '../../functions/local/sample-model';
 import { captureIo } from '../helpers/cli-io';
 import { launchBrowser, saveScreenshot, type TestBrowser } from './browser';
@@ -346,5 +347,95 @@ describe('the console in a browser', () => {
       "– (aborted: the split is no longer the rollout's)",
     );
     expect(problems.filter((p) => p.startsWith('page error'))).toEqual([]);
+  });
+
+  /** A model and an alias of the longest names, whose v2 has the longest description and long tags. */
+  const LONG = { model: 'q'.repeat(64), alias: 'z'.repeat(64) };
+  let long: Promise<void> | undefined;
+  const registerLong = () => {
+    long ??= (async () => {
+      const bytes = buildIrisModel();
+      for (const extra of [
+        {},
+        {
+          description: `A description of few break points ${'x'.repeat(LIMITS.maxDescriptionLength)}`.slice(
+            0,
+            LIMITS.maxDescriptionLength,
+          ),
+          tags: { ['t'.repeat(100)]: 'v'.repeat(250) },
+        },
+      ]) {
+        const up = await target.call('POST', `/models/${LONG.model}/uploads`, { sizeBytes: bytes.length });
+        expect(up.status, JSON.stringify(up.body)).toBe(201);
+        expect((await fetch(up.body.url, { method: 'PUT', body: bytes })).ok).toBe(true);
+        const v = await target.call('POST', `/models/${LONG.model}/versions`, {
+          uploadId: up.body.uploadId,
+          ...extra,
+        });
+        expect(v.status, JSON.stringify(v.body)).toBeLessThan(300);
+      }
+      await expect
+        .poll(async () => (await target.call('GET', `/models/${LONG.model}/versions/2`)).body.status)
+        .toBe('READY');
+      for (const [alias, version] of [
+        ['prod', 1],
+        [LONG.alias, 2],
+      ] as const) {
+        const moved = await target.call('PUT', `/models/${LONG.model}/aliases/${alias}`, { version });
+        expect(moved.status, JSON.stringify(moved.body)).toBe(200);
+      }
+    })();
+    return long;
+  };
+  /** The horizontal extent of the elements `selector` finds, and the page's width and the viewport's. */
+  const extent = (selector: string) =>
+    page.evaluate(`(() => {
+      const boxes = [...document.querySelectorAll(${JSON.stringify(selector)})].map((e) => e.getBoundingClientRect());
+      return {
+        count: boxes.length,
+        left: Math.min(...boxes.map((b) => b.left)),
+        right: Math.max(...boxes.map((b) => b.right)),
+        page: document.documentElement.scrollWidth,
+        viewport: window.innerWidth,
+      };
+    })()`) as Promise<{ count: number; left: number; right: number; page: number; viewport: number }>;
+
+  it("keeps every version's actions in view beside a 1024-character description", async () => {
+    await registerLong();
+    await open(`#/models/${LONG.model}`);
+    await page.waitForSelector('tr[data-version="2"]');
+    const actions = await extent('table.versions .row-actions button, table.versions .row-actions a');
+    expect(actions.count).toBe(4); // Promote and Try of v1 and v2 (both aliased: no Archive)
+    expect(actions.left).toBeGreaterThanOrEqual(0);
+    expect(actions.right).toBeLessThanOrEqual(actions.viewport);
+    expect(actions.page).toBeLessThanOrEqual(actions.viewport);
+    // The description and tags wrap within a bounded column, the whole text kept in the page.
+    const text = await extent('tr[data-version="2"] td:has(.free-text)');
+    expect(text.right - text.left).toBeLessThan(2 * 400);
+    await expect(page.locator('tr[data-version="2"]').textContent()).resolves.toContain('x'.repeat(900));
+  });
+
+  it('keeps the pages within the window with names of the longest length', async () => {
+    await registerLong();
+    try {
+      await open('');
+      await page.waitForSelector(`tr[data-model="${LONG.model}"]`);
+      const models = await extent('table.models th, table.models td');
+      expect(models.page).toBeLessThanOrEqual(models.viewport);
+      expect(models.right).toBeLessThanOrEqual(models.viewport);
+
+      await page.setViewportSize({ width: 800, height: 900 });
+      await open(`#/models/${LONG.model}`);
+      await page.waitForSelector('tr[data-version="2"]');
+      const rollBack = await extent('table.aliases-table button');
+      expect(rollBack.count).toBe(2);
+      expect(rollBack.right).toBeLessThanOrEqual(rollBack.viewport);
+      expect(rollBack.page).toBeLessThanOrEqual(rollBack.viewport);
+      // The versions table scrolls within its box, its actions in view.
+      const actions = await extent('table.versions .row-actions button');
+      expect(actions.right).toBeLessThanOrEqual(actions.viewport);
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 900 });
+    }
   });
 });

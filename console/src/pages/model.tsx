@@ -325,12 +325,20 @@ export function ModelPage(props: { name: string }) {
                       <div class="small muted">postprocess: {JSON.stringify(v.postprocess)}</div>
                     ) : null}
                   </td>
-                  <td>{v.description ?? <span class="muted">–</span>}</td>
+                  <td>
+                    {v.description ? (
+                      <div class="free-text clamp" title={v.description}>
+                        {v.description}
+                      </div>
+                    ) : (
+                      <span class="muted">–</span>
+                    )}
+                  </td>
                   <td>
                     {v.tags && Object.keys(v.tags).length ? (
-                      <ul class="tags">
+                      <ul class="tags free-text">
                         {Object.entries(v.tags).map(([k, val]) => (
-                          <li key={k}>
+                          <li key={k} class="clamp" title={`${k}=${val}`}>
                             {k}={val}
                           </li>
                         ))}

@@ -74,7 +74,7 @@ export function ModelsPage() {
                           ))}
                       </ul>
                     </td>
-                    <td>
+                    <td class="nowrap">
                       <time dateTime={m.updatedAt} title={time(m.updatedAt)}>
                         {ago(m.updatedAt)}
                       </time>
