@@ -158,8 +158,8 @@ export async function listVersions(name: string): Promise<ModelVersion[]> {
 export const getVersion = (name: string, version: number) =>
   request<ModelVersion>('GET', path('getVersion', { name, version }));
 
-/** One page of an alias's history, newest first. */
-async function aliasHistoryPage(name: string, alias: string, token?: string): Promise<HistoryPage> {
+/** One page of an alias's history (the newest 100 entries, or the 100 after `token`: a page's `nextToken`). */
+export async function aliasHistoryPage(name: string, alias: string, token?: string): Promise<HistoryPage> {
   const q = pageQuery(token);
   const page = await request<{ history: HistoryEntry[]; nextToken?: string }>(
     'GET',
@@ -168,22 +168,50 @@ async function aliasHistoryPage(name: string, alias: string, token?: string): Pr
   return { items: page.history, ...(page.nextToken ? { nextToken: page.nextToken } : {}) };
 }
 
-/** An alias's newest 100 history entries. */
-export const aliasHistory = (name: string, alias: string) =>
-  aliasHistoryPage(name, alias).then((p) => p.items);
+/** The most pages of history {@link aliasHistory} reads (1 000 entries). */
+export const HISTORY_PAGES = 10;
 
 /**
- * An alias's newest 100 history entries, and its latest move found as the API's rollback finds it
- * (`findLatestMove`: past the split changes, further pages read when the first holds none), so that a rollback's
- * preview names the version the API moves to.
+ * An alias's history back to `since` (an ISO time), newest first: page after page until one holds an older entry
+ * or there is none, at most `maxPages`. `complete` is false when entries since `since` were left unread.
+ */
+export async function aliasHistory(
+  name: string,
+  alias: string,
+  since: string,
+  maxPages = HISTORY_PAGES,
+): Promise<{ readonly entries: readonly HistoryEntry[]; readonly complete: boolean }> {
+  const entries: HistoryEntry[] = [];
+  let token: string | undefined;
+  for (let n = 0; n < maxPages; n++) {
+    const page = await aliasHistoryPage(name, alias, token);
+    entries.push(...page.items);
+    token = page.nextToken;
+    if (!token || page.items.some((e) => e.at < since)) return { entries, complete: true };
+  }
+  return { entries, complete: false };
+}
+
+/**
+ * An alias's newest 100 history entries (with the token of the next page when there are more), and its latest
+ * move found as the API's rollback finds it (`findLatestMove`: past the split changes, further pages read when the
+ * first holds none), so that a rollback's preview names the version the API moves to.
  */
 export async function aliasHistoryAndMove(
   name: string,
   alias: string,
-): Promise<{ readonly history: readonly HistoryEntry[]; readonly latestMove?: HistoryEntry }> {
+): Promise<{
+  readonly history: readonly HistoryEntry[];
+  readonly nextToken?: string;
+  readonly latestMove?: HistoryEntry;
+}> {
   const first = await aliasHistoryPage(name, alias);
   const { latest } = await findLatestMove(first, (token) => aliasHistoryPage(name, alias, token));
-  return { history: first.items, ...(latest ? { latestMove: latest } : {}) };
+  return {
+    history: first.items,
+    ...(first.nextToken ? { nextToken: first.nextToken } : {}),
+    ...(latest ? { latestMove: latest } : {}),
+  };
 }
 
 /** The alias's current or last rollout; undefined when it never had one. */

@@ -349,6 +349,64 @@ describe('the console in a browser', () => {
     expect(problems.filter((p) => p.startsWith('page error'))).toEqual([]);
   });
 
+  /** Points `alias` of iris at v1, then moves it `moves` times between v2 and v1. */
+  const moveMany = async (alias: string, moves: number) => {
+    for (let i = 0; i <= moves; i++) {
+      const moved = await target.call('PUT', `/models/iris/aliases/${alias}`, {
+        version: i % 2 ? 2 : 1,
+        reason: `move ${i}`,
+      });
+      expect(moved.status, JSON.stringify(moved.body)).toBe(200);
+    }
+  };
+
+  it("reads an alias's older history on demand beyond its newest 100 entries", async () => {
+    await moveMany('long', 110); // 111 entries
+    try {
+      await open('#/models/iris');
+      const entries = page.locator('ol.timeline[data-alias="long"] li');
+      await entries.first().waitFor();
+      await expect(entries.count()).resolves.toBe(100);
+      const section = page.locator('section.timeline-section', { has: page.locator('[data-alias="long"]') });
+      await expect(section.getByRole('status').textContent()).resolves.toBe(
+        'Showing the newest 100 entries.',
+      );
+      await page.getByRole('button', { name: 'Show older entries of long' }).click();
+      await expect.poll(() => entries.count()).toBe(111);
+      await expect(entries.nth(100).textContent()).resolves.toContain('“move 10”');
+      await expect(entries.last().textContent()).resolves.toMatch(/created at v1.*“move 0”/);
+      await expect(section.getByRole('status').textContent()).resolves.toBe('All 111 entries shown.');
+      await expect(page.getByRole('button', { name: 'Show older entries of long' }).count()).resolves.toBe(0);
+    } finally {
+      await target.call('DELETE', '/models/iris/aliases/long');
+    }
+  });
+
+  it("shows a rollout's whole history since it started, past the first page", async () => {
+    await moveMany('wave', 0);
+    try {
+      const started = await target.call('PUT', '/models/iris/aliases/wave/rollout', {
+        version: 2,
+        steps: [
+          { weight: 10, bakeSeconds: 600 },
+          { weight: 100, bakeSeconds: 0 },
+        ],
+        alarms: [],
+      });
+      expect(started.status, JSON.stringify(started.body)).toBe(201);
+      expect((await target.call('POST', '/models/iris/aliases/wave/rollout/abort')).status).toBe(200);
+      await moveMany('wave', 109); // and 110 more moves
+      await open('#/models/iris/rollout/wave');
+      const entries = page.locator('ol.timeline li');
+      await entries.first().waitFor();
+      await expect(entries.count()).resolves.toBe(112); // the rollout's split, its end, 110 moves
+      await expect(entries.last().textContent()).resolves.toMatch(/v1.*canary v2 @ 10%/);
+      await expect(page.locator('[data-history="truncated"]').count()).resolves.toBe(0);
+    } finally {
+      await target.call('DELETE', '/models/iris/aliases/wave');
+    }
+  });
+
   /** A model and an alias of the longest names, whose v2 has the longest description and long tags. */
   const LONG = { model: 'q'.repeat(64), alias: 'z'.repeat(64) };
   let long: Promise<void> | undefined;

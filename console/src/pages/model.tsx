@@ -9,6 +9,7 @@ import { rollbackTarget } from '../../../functions/domain/registry-plans';
 import {
   ApiError,
   aliasHistoryAndMove,
+  aliasHistoryPage,
   archiveVersion,
   getModel,
   getRollout,
@@ -37,6 +38,8 @@ interface ModelView {
   readonly model: Model;
   readonly versions: readonly ModelVersion[];
   readonly history: Readonly<Record<string, readonly HistoryEntry[]>>;
+  /** Each alias's token of its history's next page, when there are older entries than those in `history`. */
+  readonly older: Readonly<Record<string, string | undefined>>;
   /** Each alias's latest move (undefined: none within the API's reach), the one a rollback undoes. */
   readonly moves: Readonly<Record<string, HistoryEntry | undefined>>;
   readonly rollouts: Readonly<Record<string, Rollout | undefined>>;
@@ -53,6 +56,7 @@ async function loadModel(name: string): Promise<ModelView> {
     model,
     versions,
     history: Object.fromEntries(aliases.map((a, i) => [a, histories[i]?.history ?? []])),
+    older: Object.fromEntries(aliases.map((a, i) => [a, histories[i]?.nextToken])),
     moves: Object.fromEntries(aliases.map((a, i) => [a, histories[i]?.latestMove])),
     rollouts: Object.fromEntries(aliases.map((a, i) => [a, rollouts[i]])),
   };
@@ -113,16 +117,52 @@ function historyLine(e: HistoryEntry): string {
   return `v${e.previousVersion} → v${e.version}`;
 }
 
-/** The moves of one alias, newest first. */
-function Timeline(props: { alias: string; entries: readonly HistoryEntry[] }) {
+/** Entries read after a first page, and the token of the page after them. */
+interface OlderEntries {
+  /** The first page they follow: a new first page (the model read again) starts over. */
+  readonly after: readonly HistoryEntry[];
+  readonly entries: readonly HistoryEntry[];
+  readonly nextToken?: string;
+}
+
+/** The moves of one alias, newest first: the first page, and older pages on demand. */
+function Timeline(props: {
+  model: string;
+  alias: string;
+  entries: readonly HistoryEntry[];
+  nextToken: string | undefined;
+}) {
+  const [read, setRead] = useState<OlderEntries | undefined>();
+  const [reading, setReading] = useState(false);
+  const [error, setError] = useState<unknown>();
+  const older = read?.after === props.entries ? read : undefined;
+  const entries = older ? [...props.entries, ...older.entries] : props.entries;
+  const nextToken = older ? older.nextToken : props.nextToken;
+  const showOlder = async () => {
+    if (!nextToken) return;
+    setReading(true);
+    setError(undefined);
+    try {
+      const page = await aliasHistoryPage(props.model, props.alias, nextToken);
+      setRead({
+        after: props.entries,
+        entries: [...(older?.entries ?? []), ...page.items],
+        ...(page.nextToken ? { nextToken: page.nextToken } : {}),
+      });
+    } catch (e) {
+      setError(e);
+    } finally {
+      setReading(false);
+    }
+  };
   return (
     <section class="timeline-section" aria-labelledby={`history-${props.alias}`}>
       <h3 id={`history-${props.alias}`}>
         <span class="alias">{props.alias}</span> history
       </h3>
-      {props.entries.length === 0 ? <p class="muted">No moves recorded.</p> : null}
+      {entries.length === 0 ? <p class="muted">No moves recorded.</p> : null}
       <ol class="timeline" data-alias={props.alias}>
-        {props.entries.map((e, i) => (
+        {entries.map((e, i) => (
           <li key={`${e.at}-${i}`}>
             <time dateTime={e.at} title={ago(e.at)}>
               {time(e.at)}
@@ -134,6 +174,27 @@ function Timeline(props: { alias: string; entries: readonly HistoryEntry[] }) {
           </li>
         ))}
       </ol>
+      {nextToken ? (
+        <p class="history-more">
+          <span class="muted" role="status">
+            Showing the newest {entries.length} entries.
+          </span>{' '}
+          <button
+            type="button"
+            class="secondary small"
+            disabled={reading}
+            aria-label={`Show older entries of ${props.alias}`}
+            onClick={() => void showOlder()}
+          >
+            Show older
+          </button>
+        </p>
+      ) : older ? (
+        <p class="muted" role="status">
+          All {entries.length} entries shown.
+        </p>
+      ) : null}
+      {error ? <ErrorBox error={error} title="Older entries could not be read" /> : null}
     </section>
   );
 }
@@ -179,7 +240,7 @@ export function ModelPage(props: { name: string }) {
     );
   }
 
-  const { model, versions, history, moves, rollouts } = data;
+  const { model, versions, history, older, moves, rollouts } = data;
   const aliases = Object.entries(model.aliases).sort(([a], [b]) => a.localeCompare(b));
   const aliasedVersions = new Set<number>([
     ...Object.values(model.aliases),
@@ -392,7 +453,7 @@ export function ModelPage(props: { name: string }) {
       <h2>Alias history</h2>
       {aliases.length === 0 ? <p class="muted">No alias yet.</p> : null}
       {aliases.map(([a]) => (
-        <Timeline key={a} alias={a} entries={history[a] ?? []} />
+        <Timeline key={a} model={model.name} alias={a} entries={history[a] ?? []} nextToken={older[a]} />
       ))}
 
       {dialog?.kind === 'promote' ? (

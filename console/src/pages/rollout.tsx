@@ -27,8 +27,10 @@ const ACTIONS: Record<Action, { label: string; what: string; danger: boolean }> 
 const seconds = (s: number): string =>
   s === 0 ? 'no bake' : s % 3600 === 0 ? `${s / 3600} h` : s % 60 === 0 ? `${s / 60} min` : `${s} s`;
 
+/** The rollout, and the alias's history back to its start (at most `HISTORY_PAGES` pages of it). */
 async function load(name: string, alias: string) {
-  const [rollout, history] = await Promise.all([getRollout(name, alias), aliasHistory(name, alias)]);
+  const rollout = await getRollout(name, alias);
+  const history = rollout ? await aliasHistory(name, alias, rollout.startedAt) : undefined;
   return { rollout, history };
 }
 
@@ -93,7 +95,8 @@ export function RolloutPage(props: { name: string; alias: string }) {
 
   const r = data.data?.rollout;
   const d = r?.divergence;
-  const since = r ? (data.data?.history ?? []).filter((e) => e.at >= r.startedAt) : [];
+  const history = data.data?.history;
+  const since = r ? (history?.entries ?? []).filter((e) => e.at >= r.startedAt) : [];
   return (
     <section aria-labelledby="rollout-title">
       <nav class="crumbs" aria-label="Breadcrumb">
@@ -203,6 +206,12 @@ export function RolloutPage(props: { name: string; alias: string }) {
           </div>
           <Steps r={r} />
           <h2>History since it started</h2>
+          {history && !history.complete ? (
+            <p class="muted" role="status" data-history="truncated">
+              Only the newest {history.entries.length} entries of the alias's history are read: older ones
+              since the rollout started are not shown.
+            </p>
+          ) : null}
           <ol class="timeline">
             {since.map((e, i) => (
               <li key={`${e.at}-${i}`}>
