@@ -239,8 +239,15 @@ export const moveAlias = (
     ...(reason ? { reason } : {}),
   });
 
-export const rollbackAlias = (name: string, alias: string, reason?: string) =>
-  request<AliasMoveResult>('POST', path('rollbackAlias', { name, alias }), reason ? { reason } : undefined);
+/**
+ * Moves `alias` back to the version its last move came from, only if it still points at `expectedVersion` (the
+ * version the page showed; 0: only if it does not exist): else 412, and nothing moves.
+ */
+export const rollbackAlias = (name: string, alias: string, expectedVersion: number, reason?: string) =>
+  request<AliasMoveResult>('POST', path('rollbackAlias', { name, alias }), {
+    expectedVersion,
+    ...(reason ? { reason } : {}),
+  });
 
 export const archiveVersion = (name: string, version: number) =>
   request<ModelVersion>('PATCH', path('updateVersion', { name, version }), { status: 'ARCHIVED' });

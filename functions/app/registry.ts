@@ -27,6 +27,7 @@ import {
   modelNotFound,
   planRollback,
   ROLLBACK_HISTORY_PAGES,
+  type RollbackInput,
   versionNotFound,
 } from '../domain/registry-plans';
 import { sameRouting } from '../domain/rollout';
@@ -435,11 +436,12 @@ export async function moveAlias(
  * Moves the alias back to the version it pointed at before its latest move (409 when there is none; see
  * `planRollback`; split changes, which are not moves, are passed over, `findLatestMove`). The move is conditional
  * on the alias still pointing where that history entry says, so a concurrent move makes the rollback fail with 412
- * instead of undoing the wrong change.
+ * instead of undoing the wrong change; and on the caller's `expectedVersion` / `expectedRevision` when given, so
+ * that a caller rolls back only the alias it saw (412 otherwise).
  */
 export async function rollbackAlias(
   deps: Pick<RegistryDeps, 'repo' | 'events' | 'logger'>,
-  input: { name: string; alias: string; actor: string; reason?: string },
+  input: RollbackInput,
 ): Promise<AliasMoveResult> {
   validateModelName(input.name);
   validateAliasName(input.alias);

@@ -767,17 +767,36 @@ export async function findLatestMove(
   return { ...(latest ? { latest } : {}), empty: first.items.length === 0 };
 }
 
+/** What a rollback is asked: the alias, and the caller's preconditions (what it saw of the alias). */
+export interface RollbackInput {
+  readonly name: string;
+  readonly alias: string;
+  readonly actor: string;
+  readonly reason?: string;
+  /** The version the alias must point at now (0 = it must not exist); 412 otherwise. */
+  readonly expectedVersion?: number;
+  /** The alias's revision the caller saw; 412 otherwise. */
+  readonly expectedRevision?: number;
+}
+
 /**
  * Plans a rollback: the move that takes the alias back to the version it pointed at before its latest move
  * (`latest`, the newest history entry), conditional on the alias still pointing where that entry says, so a
  * concurrent move makes the rollback fail with 412 instead of undoing the wrong change. 404 when the alias never
- * existed, 409 `NO_ROLLBACK_TARGET` when its latest move created it.
+ * existed, 409 `NO_ROLLBACK_TARGET` when its latest move created it. The caller's `expectedVersion` must be where
+ * that entry says the alias points (412 otherwise: the move, conditional on the entry's version, could not
+ * satisfy both); its `expectedRevision` goes with the move, checked by the same conditional write.
  */
-export function planRollback(
-  input: { readonly name: string; readonly alias: string; readonly actor: string; readonly reason?: string },
-  latest: HistoryEntry | undefined,
-): AliasMove {
+export function planRollback(input: RollbackInput, latest: HistoryEntry | undefined): AliasMove {
   if (!latest) throw aliasNotFound(input.name, input.alias);
+  const current = latest.version ?? 0;
+  if (input.expectedVersion !== undefined && input.expectedVersion !== current) {
+    throw new PreconditionFailedError(
+      latest.version === null
+        ? `alias '${input.alias}' of model '${input.name}' does not exist (its latest move removed it); expectedVersion ${input.expectedVersion} does not hold`
+        : `alias '${input.alias}' of model '${input.name}' points at version ${latest.version} (its latest move), not ${input.expectedVersion}`,
+    );
+  }
   const target = rollbackTarget(latest);
   if (target === undefined) {
     throw new ConflictError(
@@ -789,7 +808,8 @@ export function planRollback(
     name: input.name,
     alias: input.alias,
     version: target,
-    expectedVersion: latest.version ?? 0,
+    expectedVersion: current,
+    ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
     reason: input.reason ?? `rollback from ${latest.version ?? 'none'} to ${target}`,
     actor: input.actor,
   };

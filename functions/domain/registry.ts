@@ -167,8 +167,13 @@ export const moveAliasBodySchema = z.strictObject({
 });
 export type MoveAliasBody = z.infer<typeof moveAliasBodySchema>;
 
-/** `POST /models/{name}/aliases/{alias}/rollback` (body optional). */
+/**
+ * `POST /models/{name}/aliases/{alias}/rollback` (body optional). `expectedVersion` (0 = the alias must not exist)
+ * and `expectedRevision` are what the caller saw: the rollback happens only if the alias is still there (412).
+ */
 export const rollbackBodySchema = z.strictObject({
+  expectedVersion: z.number().int().min(0).optional(),
+  expectedRevision: z.number().int().min(0).optional(),
   reason: descriptionSchema.optional(),
 });
 

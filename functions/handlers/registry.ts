@@ -389,6 +389,8 @@ const operations: Record<OperationOf<'registry'>, Operation> = {
         name: n,
         alias: a,
         actor: actorOf(e),
+        ...(body.expectedVersion !== undefined ? { expectedVersion: body.expectedVersion } : {}),
+        ...(body.expectedRevision !== undefined ? { expectedRevision: body.expectedRevision } : {}),
         ...(body.reason !== undefined ? { reason: body.reason } : {}),
       }),
     );

@@ -173,6 +173,33 @@ describe('the console in a browser', () => {
     expect((await target.call('PUT', '/models/iris/aliases/prod', { version: 1 })).status).toBe(200);
   });
 
+  it('rolls back only the alias the dialog showed: a move meanwhile is refused (412), explained, and kept', async () => {
+    await open('#/models/iris');
+    await page.waitForSelector('tr[data-alias="prod"] .alias-version:text("v1")');
+    await page.getByRole('button', { name: 'Roll back prod' }).click();
+    const dialog = page.getByRole('dialog');
+    await expect(dialog.textContent()).resolves.toContain(
+      'prod points at v1. Its last move came from v3: rolling back points it at v3 again.',
+    );
+    // Someone else moves prod while the dialog is open: confirming must not undo that move.
+    const moved = await target.call('PUT', '/models/iris/aliases/prod', { version: 2 });
+    expect(moved.status).toBe(200);
+    await dialog.getByRole('button', { name: 'Roll back prod' }).click();
+    const alert = page.locator('[role="alert"][data-code="PRECONDITION_FAILED"]');
+    await alert.waitFor();
+    const text = await alert.textContent();
+    expect(text).toContain("alias 'prod' of model 'iris' points at version 2 (its latest move), not 1");
+    expect(text).toContain('This page was out of date');
+    expect(text).toContain('the rollback to v3 was sent on the condition');
+    expect(text).toContain('expectedVersion: 1');
+    expect(await prodVersion()).toBe(2);
+    const latest = (await target.call('GET', '/models/iris/aliases/prod/history?limit=1')).body.history[0];
+    expect(latest).toMatchObject({ version: 2, previousVersion: 1 });
+    await page.getByRole('button', { name: 'Reload the model' }).click();
+    await page.waitForSelector('tr[data-alias="prod"] .alias-version:text("v2")');
+    expect((await target.call('PUT', '/models/iris/aliases/prod', { version: 1 })).status).toBe(200);
+  });
+
   it('offers no archive of a version a shadow uses, and looks an alias named constructor up as any other', async () => {
     const shadow = await target.call('PATCH', '/models/iris/aliases/prod', {
       routing: { shadow: { version: 3, percent: 20 } },

@@ -623,6 +623,70 @@ export function registryRepositoryContract(setup: () => Promise<RegistryReposito
         reason: 'bad deploy',
       });
     });
+
+    it("rollback on the caller's expectedVersion / expectedRevision: 412 and nothing moved when the alias moved since", async () => {
+      await register('seen', 3);
+      // The caller saw prod at 2 (revision 2), its last move from 1; someone else moves it to 3 meanwhile.
+      await repo.moveAlias({ name: 'seen', alias: 'prod', version: 2, actor: 'a' });
+      await repo.moveAlias({ name: 'seen', alias: 'prod', version: 3, actor: 'someone else' });
+      const history = async () => (await repo.aliasHistory('seen', 'prod', 10)).items;
+      const before = await history();
+      const rollback = (pre: { expectedVersion?: number; expectedRevision?: number }) =>
+        rollbackAlias({ repo }, { name: 'seen', alias: 'prod', actor: 'ops', ...pre });
+      // Without the caller's precondition the rollback would undo the other move (3 -> 2).
+      await expect(rollback({ expectedVersion: 2 })).rejects.toMatchObject({
+        status: 412,
+        code: 'PRECONDITION_FAILED',
+        message: expect.stringContaining('points at version 3'),
+      });
+      await expect(rollback({ expectedVersion: 0 })).rejects.toBeInstanceOf(PreconditionFailedError);
+      // Moved back to 2 (revision 4): the version the caller saw, but not the alias it saw (its last move is 3 -> 2).
+      await repo.moveAlias({ name: 'seen', alias: 'prod', version: 2, actor: 'someone else' });
+      await expect(rollback({ expectedVersion: 2, expectedRevision: 2 })).rejects.toMatchObject({
+        status: 412,
+        message: expect.stringContaining('revision 4, not 2'),
+      });
+      expect(await repo.getAlias('seen', 'prod')).toMatchObject({ version: 2, revision: 4 });
+      expect((await history()).slice(1)).toEqual(before);
+      // What the caller sees now holds: the rollback applies.
+      await expect(rollback({ expectedVersion: 2, expectedRevision: 4 })).resolves.toEqual({
+        alias: 'prod',
+        version: 3,
+        previousVersion: 2,
+        revision: 5,
+      });
+    });
+
+    it("rollback: the caller's expectedRevision is checked by the move's conditional write, not by an earlier read", async () => {
+      await register('raced-rollback', 3);
+      await repo.moveAlias({ name: 'raced-rollback', alias: 'prod', version: 2, actor: 'a' });
+      // A split change (no move: the rollback target stays 1) lands between the rollback's read of the history and
+      // its move.
+      const aliasHistory: RegistryRepository['aliasHistory'] = async (...args) => {
+        const page = await repo.aliasHistory(...args);
+        await repo.setAliasRouting({
+          name: 'raced-rollback',
+          alias: 'prod',
+          routing: { canary: { version: 3, weight: 5 } },
+          actor: 'controller',
+        });
+        return page;
+      };
+      const racing = new Proxy(repo, {
+        get: (target, key) => {
+          if (key === 'aliasHistory') return aliasHistory;
+          const value = Reflect.get(target, key, target);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      });
+      await expect(
+        rollbackAlias(
+          { repo: racing },
+          { name: 'raced-rollback', alias: 'prod', actor: 'ops', expectedVersion: 2, expectedRevision: 2 },
+        ),
+      ).rejects.toBeInstanceOf(PreconditionFailedError);
+      expect(await repo.getAlias('raced-rollback', 'prod')).toMatchObject({ version: 2, revision: 3 });
+    });
   });
 
   describe('archive and delete', () => {

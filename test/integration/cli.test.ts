@@ -139,7 +139,16 @@ describe('maas CLI on the local service', () => {
     expect(p.stdout).toContain('flowers@prod: version 1 -> version 3');
     const staging = await cli('--json', 'promote', 'flowers', '1', '--alias', 'staging');
     expect(JSON.parse(staging.stdout)).toMatchObject({ alias: 'staging', version: 1, previousVersion: null });
-    const rb = await cli('rollback', 'flowers');
+    // Conditional on where the caller saw prod (and its revision): 412, exit 1, nothing moved.
+    const stale = await cli('rollback', 'flowers', '--expect', '1');
+    expect(stale.code).toBe(1);
+    expect(stale.stderr).toContain(
+      "alias 'prod' of model 'flowers' points at version 3 (its latest move), not 1",
+    );
+    expect((await cli('rollback', 'flowers', '--expect', '3', '--expect-revision', '1')).stderr).toMatch(
+      /412/,
+    );
+    const rb = await cli('rollback', 'flowers', '--expect', '3', '--expect-revision', '2');
     expect(rb.code).toBe(0);
     expect(rb.stdout).toContain('flowers@prod: version 3 -> version 1');
     const h = await cli('history', 'flowers');

@@ -453,6 +453,48 @@ describe('registry HTTP API', () => {
       const restored = await call('POST', '/models/shop/aliases/staging/rollback');
       expect(restored.body).toMatchObject({ alias: 'staging', version: 2, previousVersion: null });
     });
+
+    it('rolls back only the alias the caller saw: expectedVersion / expectedRevision (412, nothing moved), 400 when malformed', async () => {
+      for (let i = 0; i < 3; i++) expect((await register('seen')).status).toBe(201);
+      // A page shows prod at 2 (revision 2), its last move from 1; another client moves it to 3 meanwhile.
+      await call('PUT', '/models/seen/aliases/prod', { body: { version: 2 } });
+      await call('PUT', '/models/seen/aliases/prod', { body: { version: 3, reason: 'someone else' } });
+      const history = async () => (await call('GET', '/models/seen/aliases/prod/history')).body.history;
+      const before = await history();
+      const stale = await call('POST', '/models/seen/aliases/prod/rollback', {
+        body: { expectedVersion: 2, expectedRevision: 2 },
+      });
+      expectError(stale, 412, 'PRECONDITION_FAILED');
+      expect(stale.body.error).toContain('points at version 3');
+      expectError(
+        await call('POST', '/models/seen/aliases/prod/rollback', {
+          body: { expectedVersion: 3, expectedRevision: 2 },
+        }),
+        412,
+        'PRECONDITION_FAILED',
+      );
+      for (const body of [
+        { expectedVersion: -1 },
+        { expectedVersion: '3' },
+        { expectedVersion: 2.5 },
+        { expectedRevision: -1 },
+        { expectedRevision: null },
+        { expected: 3 },
+      ]) {
+        expectError(
+          await call('POST', '/models/seen/aliases/prod/rollback', { body }),
+          400,
+          'VALIDATION_ERROR',
+        );
+      }
+      expect((await call('GET', '/models/seen')).body.aliases).toEqual({ prod: 3 });
+      expect(await history()).toEqual(before);
+      // What the caller sees now holds: the rollback applies.
+      const rb = await call('POST', '/models/seen/aliases/prod/rollback', {
+        body: { expectedVersion: 3, expectedRevision: 3, reason: 'seen at 3' },
+      });
+      expect(rb.body).toEqual({ alias: 'prod', version: 2, previousVersion: 3, revision: 4 });
+    });
   });
 
   describe('capture', () => {

@@ -65,7 +65,8 @@ async function loadModel(name: string): Promise<ModelView> {
 /** The dialog open, if any. */
 type Dialog =
   | { kind: 'promote'; version: number }
-  | { kind: 'rollback'; alias: string; target: number | null }
+  /** `from`: the version the page shows the alias at, the rollback's precondition. */
+  | { kind: 'rollback'; alias: string; from: number; target: number | null }
   | { kind: 'archive'; version: number };
 
 const transformText = (t: TransformSpec): string => {
@@ -324,7 +325,9 @@ export function ModelPage(props: { name: string }) {
                       class="secondary"
                       disabled={busy}
                       aria-label={`Roll back ${a}`}
-                      onClick={() => setDialog({ kind: 'rollback', alias: a, target: target ?? null })}
+                      onClick={() =>
+                        setDialog({ kind: 'rollback', alias: a, from: v, target: target ?? null })
+                      }
                     >
                       Roll back
                     </button>
@@ -471,7 +474,7 @@ export function ModelPage(props: { name: string }) {
             void act(
               () => moveAlias(model.name, a, dialog.version, expected, reason.trim() || undefined),
               `${a} now points at v${dialog.version}.`,
-              (e) => staleExplanation(e, a, expected, dialog.version, view.reload),
+              (e) => staleExplanation(e, a, expected, `the promotion to v${dialog.version}`, view.reload),
             );
           }}
         />
@@ -484,19 +487,28 @@ export function ModelPage(props: { name: string }) {
           onCancel={() => setDialog(undefined)}
           onConfirm={() =>
             void act(
-              () => rollbackAlias(model.name, dialog.alias),
+              () => rollbackAlias(model.name, dialog.alias, dialog.from),
               (moved) => `${dialog.alias} was rolled back to v${moved.version}.`,
+              (e) =>
+                staleExplanation(
+                  e,
+                  dialog.alias,
+                  dialog.from,
+                  dialog.target !== null ? `the rollback to v${dialog.target}` : 'the rollback',
+                  view.reload,
+                ),
             )
           }
         >
           <p>
-            <span class="alias">{dialog.alias}</span> points at v{model.aliases[dialog.alias]}.{' '}
+            <span class="alias">{dialog.alias}</span> points at v{dialog.from}.{' '}
             {dialog.target !== null
               ? `Its last move came from v${dialog.target}: rolling back points it at v${dialog.target} again.`
               : 'Its last move created it (or its history shows no move): there is nothing to roll back to, and the API will say so.'}
           </p>
           <p class="muted small">
-            The rollback only happens if the alias still points where its history says.
+            The rollback only happens if <span class="alias">{dialog.alias}</span> still points at v
+            {dialog.from} when it arrives: if it was moved since, nothing changes.
           </p>
         </ConfirmDialog>
       ) : null}
@@ -520,12 +532,15 @@ export function ModelPage(props: { name: string }) {
   );
 }
 
-/** What a refused promotion means: a 412 when the alias moved after the page read it. */
+/**
+ * What a refused promotion or rollback (`action`, e.g. `the promotion to v3`) means: a 412 when the alias moved
+ * after the page read it.
+ */
 function staleExplanation(
   error: unknown,
   alias: string,
   expected: number,
-  version: number,
+  action: string,
   reload: () => void,
 ) {
   if (!(error instanceof ApiError) || error.status !== 412) return undefined;
@@ -533,8 +548,8 @@ function staleExplanation(
     <div class="explain" data-explain="stale">
       <p>
         <strong>This page was out of date.</strong> It showed <span class="alias">{alias}</span>{' '}
-        {expected === 0 ? 'as not existing' : `at v${expected}`}, and the promotion to v{version} was sent on
-        the condition that it still {expected === 0 ? 'did not exist' : `pointed there`} (
+        {expected === 0 ? 'as not existing' : `at v${expected}`}, and {action} was sent on the condition that
+        it still {expected === 0 ? 'did not exist' : `pointed there`} (
         <code>expectedVersion: {expected}</code>). Someone or something moved it since, so nothing was
         changed.
       </p>

@@ -63,18 +63,32 @@ export function aliasCommands(program: Command, ctx: CliContext): void {
     .description('move an alias (default prod) back to the version it had before')
     .argument('<name>', 'model name')
     .option('--alias <alias>', 'alias to roll back', 'prod')
+    .option(
+      '--expect <version>',
+      'only if the alias currently points at this version (0 = unset)',
+      nonNegativeInt('--expect'),
+    )
+    .option(
+      '--expect-revision <n>',
+      'only if the alias is at this revision',
+      nonNegativeInt('--expect-revision'),
+    )
     .option('--reason <text>', 'recorded in the alias history')
     .action(
-      ctx.action(async (name: string, opts: { alias: string; reason?: string }) => {
-        const answer = await ctx
-          .client()
-          .send(
-            apiCall('rollbackAlias', { name, alias: opts.alias }),
-            opts.reason !== undefined ? { reason: opts.reason } : {},
-          );
-        ctx.print(answer, (a) => formatMoveResult(name, a));
-        return EXIT.ok;
-      }),
+      ctx.action(
+        async (
+          name: string,
+          opts: { alias: string; expect?: number; expectRevision?: number; reason?: string },
+        ) => {
+          const answer = await ctx.client().send(apiCall('rollbackAlias', { name, alias: opts.alias }), {
+            ...(opts.expect !== undefined ? { expectedVersion: opts.expect } : {}),
+            ...(opts.expectRevision !== undefined ? { expectedRevision: opts.expectRevision } : {}),
+            ...(opts.reason !== undefined ? { reason: opts.reason } : {}),
+          });
+          ctx.print(answer, (a) => formatMoveResult(name, a));
+          return EXIT.ok;
+        },
+      ),
     );
 
   program
