@@ -252,8 +252,16 @@ export const rollbackAlias = (name: string, alias: string, expectedVersion: numb
 export const archiveVersion = (name: string, version: number) =>
   request<ModelVersion>('PATCH', path('updateVersion', { name, version }), { status: 'ARCHIVED' });
 
-export const rolloutAction = (name: string, alias: string, action: 'pause' | 'resume' | 'abort') =>
-  request<Rollout>('POST', path('rolloutAction', { name, alias, action }));
+/**
+ * Pauses, resumes or aborts rollout `id` (the one the page shows) of the alias: 409 `ROLLOUT_NOT_ACTIVE`, and
+ * nothing changes, when the alias's rollout is another one or not in a state for the action.
+ */
+export const rolloutAction = (
+  name: string,
+  alias: string,
+  action: 'pause' | 'resume' | 'abort',
+  id: string,
+) => request<Rollout>('POST', path('rolloutAction', { name, alias, action }), { id });
 
 /** One tensor of an OIP request or answer. */
 export interface Tensor {

@@ -203,31 +203,44 @@ async function current(deps: Pick<RolloutDeps, 'rollouts'>, name: string, alias:
 /** Reads of the rollout an action (pause, resume, abort) makes at most when the rollout keeps changing under it. */
 const ACTION_ATTEMPTS = 5;
 
+/** What a pause, resume or abort is asked. */
+export interface RolloutActionInput {
+  readonly name: string;
+  readonly alias: string;
+  readonly actor: string;
+  /** The rollout the caller acts on: another one as the alias's rollout is a 409 `ROLLOUT_NOT_ACTIVE`. */
+  readonly id?: string;
+}
+
+/** 409 `ROLLOUT_NOT_ACTIVE`: the alias's rollout `r` is not rollout `id`, the one the caller acted on. */
+function notTheRollout(id: string, r: Rollout, action: string): ConflictError {
+  return new ConflictError(
+    `rollout ${id} is not the rollout of alias '${r.alias}' of model '${r.name}' (rollout ${r.id} is, ${r.status}): it cannot be ${action}`,
+    'ROLLOUT_NOT_ACTIVE',
+  );
+}
+
 /**
- * Runs an action on the rollout as it is now. The caller sent no precondition, so a rollout that changed between
- * the action's read and its conditional write (the controller's tick, another caller) is read and judged again —
- * then the action applies, or is refused for the state the rollout is in — rather than answered 412. 503
- * `UNAVAILABLE` (retry) when it kept changing.
+ * Runs an action on the rollout as it is now: the caller's rollout (`input.id`) when it names one, else the one first
+ * read. A rollout that changed between the action's read and its conditional write (the controller's tick, another
+ * caller) is read and judged again — then the action applies, or is refused for the state the rollout is in —
+ * rather than answered 412; another rollout in its place is a 409 `ROLLOUT_NOT_ACTIVE`. 503 `UNAVAILABLE` (retry)
+ * when it kept changing.
  */
 async function onCurrentRollout<T>(
   deps: Pick<RolloutDeps, 'rollouts'>,
-  input: { name: string; alias: string },
+  input: { name: string; alias: string; id?: string },
   action: string,
   act: (r: Rollout) => Promise<T>,
-  first?: Rollout,
 ): Promise<T> {
-  let seen = first;
+  let id = input.id;
   for (let attempt = 1; ; attempt++) {
     try {
       const r = await current(deps, input.name, input.alias);
-      seen ??= r;
-      // The rollout the caller acted on ended meanwhile and another one started: that one is not the caller's.
-      if (r.id !== seen.id) {
-        throw new ConflictError(
-          `the rollout ${seen.id} of alias '${input.alias}' of model '${input.name}' ended meanwhile (rollout ${r.id} runs now): it cannot be ${action}`,
-          'ROLLOUT_NOT_ACTIVE',
-        );
-      }
+      id ??= r.id;
+      // The rollout the caller acted on ended and another one started: that one is not the caller's. The write is
+      // conditional on the revision of the rollout read, so one replacing it after this check makes it fail.
+      if (r.id !== id) throw notTheRollout(id, r, action);
       return await act(r);
     } catch (e) {
       if (!(e instanceof PreconditionFailedError)) throw e;
@@ -244,12 +257,9 @@ async function onCurrentRollout<T>(
 
 /**
  * Pauses a running rollout: its step holds (alarms and divergence still roll it back). 409 `ROLLOUT_NOT_ACTIVE`
- * unless it is running.
+ * unless it is running, or when it is not rollout `input.id`.
  */
-export function pauseRollout(
-  deps: RolloutDeps,
-  input: { name: string; alias: string; actor: string },
-): Promise<RolloutView> {
+export function pauseRollout(deps: RolloutDeps, input: RolloutActionInput): Promise<RolloutView> {
   return onCurrentRollout(deps, input, 'paused', async (r) => {
     if (r.status !== 'running') throw notApplicable(r, 'paused');
     const at = now(deps).toISOString();
@@ -261,12 +271,9 @@ export function pauseRollout(
 
 /**
  * Resumes a paused rollout; its step's bake goes on where it stopped (`stepStartedAt` moves on by the pause).
- * 409 `ROLLOUT_NOT_ACTIVE` unless it is paused.
+ * 409 `ROLLOUT_NOT_ACTIVE` unless it is paused, or when it is not rollout `input.id`.
  */
-export function resumeRollout(
-  deps: RolloutDeps,
-  input: { name: string; alias: string; actor: string },
-): Promise<RolloutView> {
+export function resumeRollout(deps: RolloutDeps, input: RolloutActionInput): Promise<RolloutView> {
   return onCurrentRollout(deps, input, 'resumed', async (r) => {
     if (r.status !== 'paused') throw notApplicable(r, 'resumed');
     const t = now(deps);
@@ -288,29 +295,22 @@ export function resumeRollout(
 
 /**
  * Aborts an active rollout: it ends `aborted` and the alias's split loses its canary and shadow (the key parameter
- * stays), history reason `rollout aborted`. 409 `ROLLOUT_NOT_ACTIVE` when it is over.
+ * stays), history reason `rollout aborted`. 409 `ROLLOUT_NOT_ACTIVE` when it is over, or when it is not rollout
+ * `input.id`.
  *
  * A rollout that ended but whose alias change is still pending (which holds the alias: no new rollout starts) is
  * not aborted — it ended already — but that change is tried again now, as the controller would (`settle`): the
  * rollout as settled, or the failure (503 `UNAVAILABLE` when the alias changed meanwhile: retry).
  */
-export async function abortRollout(
-  deps: RolloutDeps,
-  input: { name: string; alias: string; actor: string },
-): Promise<RolloutView> {
+export async function abortRollout(deps: RolloutDeps, input: RolloutActionInput): Promise<RolloutView> {
   const r = await current(deps, input.name, input.alias);
+  if (input.id !== undefined && r.id !== input.id) throw notTheRollout(input.id, r, 'aborted');
   if (isActive(r)) {
     // Changed meanwhile: judged again as it is now (ended by another abort: 409; still active: aborted).
-    return onCurrentRollout(
-      deps,
-      input,
-      'aborted',
-      async (active) => {
-        if (!isActive(active)) throw notApplicable(active, 'aborted');
-        return rolloutView(await endRollout(deps, active, 'aborted', 'aborted', input.actor));
-      },
-      r,
-    );
+    return onCurrentRollout(deps, { ...input, id: r.id }, 'aborted', async (active) => {
+      if (!isActive(active)) throw notApplicable(active, 'aborted');
+      return rolloutView(await endRollout(deps, active, 'aborted', 'aborted', input.actor));
+    });
   }
   if (!r.aliasPending) throw notApplicable(r, 'aborted');
   const alias = await deps.repo.getAlias(r.name, r.alias);

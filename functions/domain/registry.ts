@@ -177,7 +177,14 @@ export const rollbackBodySchema = z.strictObject({
   reason: descriptionSchema.optional(),
 });
 
-/** `POST /models/{name}/uploads` (body optional). */
+/**
+ * `POST /models/{name}/aliases/{alias}/rollout/{action}` (body optional): `id`, the rollout the caller acts on (409
+ * `ROLLOUT_NOT_ACTIVE` when the alias's rollout is another one).
+ */
+export const rolloutActionBodySchema = z.strictObject({
+  id: z.string().min(1).max(128).optional(),
+});
+
 /**
  * `POST /models/{name}/uploads`: `sizeBytes`, the artifact's exact size, is signed into the upload URL, so that
  * storage refuses any other size: every upload slot is capped (at most `LIMITS.maxModelBytes`).

@@ -59,6 +59,7 @@ import {
   patchVersionBodySchema,
   registerVersionBodySchema,
   rollbackBodySchema,
+  rolloutActionBodySchema,
 } from '../domain/registry';
 import { parseRolloutRequest, ROLLOUT_ACTIONS, type RolloutActionName } from '../domain/rollout';
 import type { ModelVersion } from '../domain/types';
@@ -439,7 +440,8 @@ const operations: Record<OperationOf<'registry'>, Operation> = {
         'INVALID_ACTION',
       );
     }
-    const input = { name: n, alias: a, actor: actorOf(e) };
+    const body = parseWith(rolloutActionBodySchema, optionalBody(e, d.maxBodyBytes));
+    const input = { name: n, alias: a, actor: actorOf(e), ...(body.id !== undefined ? { id: body.id } : {}) };
     const run = { pause: pauseRollout, resume: resumeRollout, abort: abortRollout }[
       action as RolloutActionName
     ];

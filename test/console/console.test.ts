@@ -2,7 +2,8 @@
  * The console in headless Chromium against the local service: the models page lists the sample, the model page
  * shows versions and alias history, promote and rollback through the page move the alias (read back through the
  * API), a stale promotion is explained, Try it returns the sample's label (and the curl it shows answers the same),
- * API errors show their code and message, Live charts the local /metrics, a rollout is paused, resumed and aborted.
+ * API errors show their code and message, Live charts the local /metrics, a rollout is paused, resumed and aborted
+ * (a rollback or an abort from a page gone stale is refused and explained).
  * Each page is a screenshot under docs/ (rewritten with MAAS_UPDATE_SCREENSHOTS=1).
  */
 import { execFile } from 'node:child_process';
@@ -522,5 +523,35 @@ describe('the console in a browser', () => {
     } finally {
       await page.setViewportSize({ width: 1280, height: 900 });
     }
+  });
+
+  it('aborts only the rollout the page shows: another one started meanwhile is refused (409), explained, and kept', async () => {
+    const steps = [{ weight: 10, bakeSeconds: 600 }, { weight: 100 }];
+    const shown = await target.call('PUT', '/models/iris/aliases/prod/rollout', { version: 2, steps });
+    expect(shown.status, JSON.stringify(shown.body)).toBe(201);
+    await open('#/models/iris/rollout/prod');
+    await page.waitForSelector('.badge.rollout-running');
+    await page.getByRole('button', { name: 'Abort', exact: true }).click();
+    await expect(page.getByRole('dialog').textContent()).resolves.toContain(
+      'It acts on this rollout only (v1 → v2',
+    );
+    // Another client aborts it and starts another (v1 → v2 again: v3 was archived above) while the dialog is open.
+    expect((await target.call('POST', '/models/iris/aliases/prod/rollout/abort')).status).toBe(200);
+    const other = await target.call('PUT', '/models/iris/aliases/prod/rollout', { version: 2, steps });
+    expect(other.status, JSON.stringify(other.body)).toBe(201);
+    expect(other.body.id).not.toBe(shown.body.id);
+    await page.getByRole('dialog').getByRole('button', { name: 'Abort the rollout' }).click();
+    const alert = page.locator('[role="alert"][data-code="ROLLOUT_NOT_ACTIVE"]');
+    await alert.waitFor();
+    const text = await alert.textContent();
+    expect(text).toContain('HTTP 409');
+    expect(text).toContain(`rollout ${shown.body.id} is not the rollout of alias 'prod'`);
+    expect(text).toContain('This page was out of date');
+    expect(text).toContain(`id: ${shown.body.id}`);
+    const now = await target.call('GET', '/models/iris/aliases/prod/rollout');
+    expect(now.body).toMatchObject({ id: other.body.id, status: 'running', revision: 1 });
+    await page.getByRole('button', { name: 'Reload the rollout' }).click();
+    await page.waitForSelector('.badge.rollout-running');
+    expect((await target.call('POST', '/models/iris/aliases/prod/rollout/abort')).status).toBe(200);
   });
 });

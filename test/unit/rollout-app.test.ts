@@ -247,6 +247,49 @@ describe('actions racing other writers', () => {
     const e = await pauseRollout(deps, { name: 'm', alias: 'prod', actor: 'bob' }).catch((x) => x);
     expect([e.status, e.code]).toEqual([503, 'UNAVAILABLE']);
   });
+
+  it('acts only on the rollout the caller names (id): another one in its place is a 409 and is left as it is', async () => {
+    // The caller shows rollout v1 -> v2; another client aborts it and starts v1 -> v3.
+    const shown = await start();
+    await abortRollout(deps, { name: 'm', alias: 'prod', actor: 'carol' });
+    const other = await start({ version: 3 });
+    const before = { rollout: await rollouts.get('m', 'prod'), alias: await repo.getAlias('m', 'prod') };
+    for (const act of [pauseRollout, resumeRollout, abortRollout]) {
+      const e = await act(deps, { name: 'm', alias: 'prod', actor: 'bob', id: shown.id }).catch((x) => x);
+      expect([e.status, e.code]).toEqual([409, 'ROLLOUT_NOT_ACTIVE']);
+      expect(e.message).toContain(`rollout ${shown.id} is not the rollout of alias 'prod'`);
+    }
+    expect({ rollout: await rollouts.get('m', 'prod'), alias: await repo.getAlias('m', 'prod') }).toEqual(
+      before,
+    );
+    // Replaced between the action's read and its write: refused too (the write is conditional on the rollout read).
+    const update = rollouts.update.bind(rollouts);
+    let raced = false;
+    rollouts.update = async (next, expected) => {
+      if (!raced) {
+        raced = true;
+        await abortRollout(deps, { name: 'm', alias: 'prod', actor: 'carol' });
+        await startRollout(deps, { name: 'm', alias: 'prod', spec: spec(), actor: 'dave' });
+      }
+      return update(next, expected);
+    };
+    const late = await pauseRollout(deps, { name: 'm', alias: 'prod', actor: 'bob', id: other.id }).catch(
+      (x) => x,
+    );
+    rollouts.update = update;
+    expect([late.status, late.code]).toEqual([409, 'ROLLOUT_NOT_ACTIVE']);
+    const third = await getRollout(deps, 'm', 'prod');
+    expect([third.id !== other.id, third.version, third.status]).toEqual([true, 2, 'running']);
+    // Named rightly, the action applies.
+    expect(await pauseRollout(deps, { name: 'm', alias: 'prod', actor: 'bob', id: third.id })).toMatchObject({
+      id: third.id,
+      status: 'paused',
+    });
+    expect(await abortRollout(deps, { name: 'm', alias: 'prod', actor: 'bob', id: third.id })).toMatchObject({
+      id: third.id,
+      status: 'aborted',
+    });
+  });
 });
 
 describe('rollbacks', () => {

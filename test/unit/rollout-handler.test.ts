@@ -113,6 +113,32 @@ describe('rollout routes', () => {
     });
   });
 
+  it("pause, resume and abort with the caller's rollout id: another rollout is a 409 left as it is, a malformed body a 400", async () => {
+    const shown = await call('PUT', '/models/m/aliases/prod/rollout', spec);
+    expect((await call('POST', '/models/m/aliases/prod/rollout/abort')).status).toBe(200);
+    const other = await call('PUT', '/models/m/aliases/prod/rollout', spec);
+    expect(other.status).toBe(201);
+    const before = await call('GET', '/models/m/aliases/prod/rollout');
+    for (const action of ['pause', 'resume', 'abort']) {
+      const r = await call('POST', `/models/m/aliases/prod/rollout/${action}`, { id: shown.body.id });
+      expect(r).toMatchObject({
+        status: 409,
+        body: {
+          error: expect.stringContaining(`rollout ${shown.body.id} is not`),
+          code: 'ROLLOUT_NOT_ACTIVE',
+        },
+      });
+    }
+    for (const body of [{ id: 5 }, { id: '' }, { rollout: other.body.id }, [other.body.id]]) {
+      const r = await call('POST', '/models/m/aliases/prod/rollout/abort', body);
+      expect(r.status, JSON.stringify(body)).toBe(400);
+      expect(Object.keys(r.body).sort()).toEqual(['code', 'error']);
+    }
+    expect((await call('GET', '/models/m/aliases/prod/rollout')).body).toEqual(before.body);
+    const paused = await call('POST', '/models/m/aliases/prod/rollout/pause', { id: other.body.id });
+    expect(paused).toMatchObject({ status: 200, body: { id: other.body.id, status: 'paused' } });
+  });
+
   it('answers 501 when the handler has no rollout repository', async () => {
     const bare = createRegistryHandler({ repo: new MemoryRegistryRepository(), store, inspector });
     const r = parseResult(await bare(apiEvent('GET', '/models/m/aliases/prod/rollout')));

@@ -3,7 +3,7 @@
  * alias's history since it started — with pause, resume and abort, each confirmed first.
  */
 import { useState } from 'preact/hooks';
-import { aliasHistory, getRollout, type Rollout, rolloutAction } from '../api';
+import { ApiError, aliasHistory, getRollout, type Rollout, rolloutAction } from '../api';
 import { ConfirmDialog, ErrorBox, Loading, type Notice, NoticeView, useAsync } from '../components';
 import { ago, num, split, time } from '../format';
 import { href } from '../routes';
@@ -74,19 +74,20 @@ function Steps(props: { r: Rollout }) {
 
 export function RolloutPage(props: { name: string; alias: string }) {
   const data = useAsync(() => load(props.name, props.alias), [props.name, props.alias]);
-  const [dialog, setDialog] = useState<Action | undefined>();
+  /** The action asked, and the rollout the page showed when it was: the only one it acts on. */
+  const [dialog, setDialog] = useState<{ action: Action; rollout: Rollout } | undefined>();
   const [notice, setNotice] = useState<Notice | undefined>();
   const [busy, setBusy] = useState(false);
   const { name, alias } = props;
 
-  const run = async (action: Action) => {
+  const run = async (action: Action, shown: Rollout) => {
     setDialog(undefined);
     setBusy(true);
     try {
-      const r = await rolloutAction(name, alias, action);
+      const r = await rolloutAction(name, alias, action, shown.id);
       setNotice({ ok: `The rollout is ${r.status}.` });
     } catch (error) {
-      setNotice({ error });
+      setNotice({ error, explain: staleExplanation(error, action, shown, data.reload) });
     } finally {
       setBusy(false);
       data.reload();
@@ -189,17 +190,30 @@ export function RolloutPage(props: { name: string; alias: string }) {
           </dl>
           <div class="actions">
             {r.status === 'running' ? (
-              <button type="button" disabled={busy} onClick={() => setDialog('pause')}>
+              <button
+                type="button"
+                disabled={busy}
+                onClick={() => setDialog({ action: 'pause', rollout: r })}
+              >
                 Pause
               </button>
             ) : null}
             {r.status === 'paused' ? (
-              <button type="button" disabled={busy} onClick={() => setDialog('resume')}>
+              <button
+                type="button"
+                disabled={busy}
+                onClick={() => setDialog({ action: 'resume', rollout: r })}
+              >
                 Resume
               </button>
             ) : null}
             {r.status === 'running' || r.status === 'paused' ? (
-              <button type="button" class="danger" disabled={busy} onClick={() => setDialog('abort')}>
+              <button
+                type="button"
+                class="danger"
+                disabled={busy}
+                onClick={() => setDialog({ action: 'abort', rollout: r })}
+              >
                 Abort
               </button>
             ) : null}
@@ -229,19 +243,45 @@ export function RolloutPage(props: { name: string; alias: string }) {
           </ol>
         </>
       ) : null}
-      {dialog && r ? (
+      {dialog ? (
         <ConfirmDialog
-          title={`${ACTIONS[dialog].label} the rollout?`}
-          confirmLabel={`${ACTIONS[dialog].label} the rollout`}
-          danger={ACTIONS[dialog].danger}
+          title={`${ACTIONS[dialog.action].label} the rollout?`}
+          confirmLabel={`${ACTIONS[dialog.action].label} the rollout`}
+          danger={ACTIONS[dialog.action].danger}
           onCancel={() => setDialog(undefined)}
-          onConfirm={() => void run(dialog)}
+          onConfirm={() => void run(dialog.action, dialog.rollout)}
         >
           <p>
-            {ACTIONS[dialog].label} {ACTIONS[dialog].what}.
+            {ACTIONS[dialog.action].label} {ACTIONS[dialog.action].what}.
+          </p>
+          <p class="muted small">
+            It acts on this rollout only (v{dialog.rollout.fromVersion} → v{dialog.rollout.version}, started{' '}
+            {time(dialog.rollout.startedAt)}): if another has taken its place, nothing changes.
           </p>
         </ConfirmDialog>
       ) : null}
     </section>
+  );
+}
+
+/**
+ * What a refused action means: a 409 `ROLLOUT_NOT_ACTIVE` when the rollout changed or ended after the page read it
+ * (another one may have started in its place).
+ */
+function staleExplanation(error: unknown, action: Action, shown: Rollout, reload: () => void) {
+  if (!(error instanceof ApiError) || error.code !== 'ROLLOUT_NOT_ACTIVE') return undefined;
+  return (
+    <div class="explain" data-explain="stale">
+      <p>
+        <strong>This page was out of date.</strong> It showed the rollout of v{shown.fromVersion} → v
+        {shown.version} {shown.status}, and the request to {action} it was sent for that rollout only (
+        <code>id: {shown.id}</code>). It has changed or ended since, or another rollout took its place, so
+        nothing was changed.
+      </p>
+      <p>Reload to see the alias's rollout now, then decide again.</p>
+      <button type="button" onClick={reload}>
+        Reload the rollout
+      </button>
+    </div>
   );
 }
