@@ -163,10 +163,26 @@ export class MaasClient {
     headers: Readonly<Record<string, string>>,
     accept = 'application/octet-stream, application/json',
   ): Promise<{ status: number; headers: Headers; body: Uint8Array }> {
+    const answer = await this.exchangeBytes(call, body, headers, accept);
+    if (answer.status < 200 || answer.status > 299) {
+      throw apiError(answer, new TextDecoder().decode(answer.body));
+    }
+    return answer;
+  }
+
+  /**
+   * Sends `body` (bytes, with `headers`) and returns the answer as it came, whatever its status: its status, headers
+   * and bytes (what `maas console` passes back to the page, failures included).
+   */
+  async exchangeBytes(
+    call: ApiCall,
+    body: Uint8Array,
+    headers: Readonly<Record<string, string>>,
+    accept = 'application/octet-stream, application/json',
+  ): Promise<{ status: number; statusText: string; headers: Headers; body: Uint8Array }> {
     const res = await this.fetch(call.method, call.path, accept, body, headers);
     const bytes = new Uint8Array(await res.arrayBuffer());
-    if (!res.ok) throw apiError(res, new TextDecoder().decode(bytes));
-    return { status: res.status, headers: res.headers, body: bytes };
+    return { status: res.status, statusText: res.statusText, headers: res.headers, body: bytes };
   }
 
   /**
@@ -254,7 +270,7 @@ function parseText(text: string): unknown {
 }
 
 /** The MaasApiError of a 4xx/5xx answer whose body is `text` (`{"error","code"}`, or `message`, or nothing). */
-function apiError(res: Response, text: string): MaasApiError {
+function apiError(res: Pick<Response, 'status' | 'statusText'>, text: string): MaasApiError {
   const parsed = parseText(text);
   const err = parsed as { error?: unknown; code?: unknown; message?: unknown } | undefined;
   const message =

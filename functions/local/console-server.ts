@@ -528,7 +528,8 @@ export async function startConsoleServer(opts: ConsoleServerOptions): Promise<Ru
         if (typeof v === 'string') headers[name] = v;
       }
       const accept = typeof req.headers.accept === 'string' ? req.headers.accept : 'application/json';
-      const answer = await client.sendBytes(
+      // Whatever the status: a refusal comes back as the API wrote it, with its headers (`retry-after` of a 503).
+      const answer = await client.exchangeBytes(
         { method: method as never, path: pathAndQuery },
         body,
         headers,
@@ -543,12 +544,6 @@ export async function startConsoleServer(opts: ConsoleServerOptions): Promise<Ru
         returnedHeaders(answer.headers),
       );
     } catch (e) {
-      if (e instanceof MaasApiError) {
-        const b = e.body;
-        return typeof b === 'string'
-          ? send(res, e.status, 'text/plain; charset=utf-8', b)
-          : sendJson(res, e.status, b ?? { error: e.message, code: e.code });
-      }
       const message = (e as Error)?.message ?? String(e);
       opts.onError?.(`${method} ${pathAndQuery}: ${message}`);
       if (e instanceof ConnectionError)

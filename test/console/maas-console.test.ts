@@ -376,6 +376,60 @@ describe('maas console against a deployed-like stack', () => {
     expect(label(answer.outputs)).toEqual(['virginica']);
   });
 
+  it('passes refusals back as the API wrote them, with the headers a client reads (retry-after of a 503 to a POST)', async () => {
+    // An API that is loading: every call is a 503 with how long to wait, and the id of the inference it refused.
+    const refusal = JSON.stringify({ error: 'model is loading, retry later', code: 'UNAVAILABLE' });
+    const upstream = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(503, {
+          'content-type': 'application/json',
+          'retry-after': '7',
+          'x-maas-inference-id': 'inf-1',
+          'x-maas-route': 'stable',
+          'x-upstream-only': 'kept back',
+        });
+        res.end(refusal);
+      });
+    });
+    const url = await new Promise<string>((r) =>
+      upstream.listen(0, '127.0.0.1', () =>
+        r(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`),
+      ),
+    );
+    const loading = await startConsoleServer({
+      client: new MaasClient({ endpoint: url }),
+      auth: { kind: 'none' },
+      metrics: false,
+    });
+    try {
+      for (const [method, path] of [
+        ['GET', '/models/iris'],
+        ['POST', '/v2/models/iris/infer'],
+        ['POST', '/models/iris/aliases/prod/rollback'],
+        ['PUT', '/models/iris/aliases/prod'],
+        ['PATCH', '/models/iris/aliases/prod'],
+      ] as const) {
+        const r = await fetch(`${loading.url}${path}`, {
+          method,
+          headers: { 'x-maas-console': '1', 'content-type': 'application/json' },
+          ...(method === 'GET' ? {} : { body: '{}' }),
+        });
+        const what = `${method} ${path}`;
+        expect(r.status, what).toBe(503);
+        expect(r.headers.get('retry-after'), what).toBe('7');
+        expect(r.headers.get('x-maas-inference-id'), what).toBe('inf-1');
+        expect(r.headers.get('content-type'), what).toBe('application/json');
+        expect(r.headers.get('x-maas-route'), what).toBe('stable');
+        expect(r.headers.get('x-upstream-only'), what).toBeNull();
+        expect(await r.text(), what).toBe(refusal);
+      }
+    } finally {
+      await loading.close();
+      await new Promise<void>((r) => upstream.close(() => r()));
+    }
+  });
+
   it('forwards nothing but the API routes, from its own page, on its own host', async () => {
     const before = gateway.seen.length;
     const bare = await fetch(`${consoleServer.url}/models`);
