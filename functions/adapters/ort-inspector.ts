@@ -142,14 +142,20 @@ interface Known {
   readonly dims: readonly number[];
   readonly dataType: number;
   readonly values?: readonly number[];
+  /** Constant (computed from constants only, so folded at load), but its dims and values are not worked out. */
+  readonly opaque?: true;
 }
+
+/** A constant whose dims and values are not worked out. */
+const OPAQUE: Known = { dims: [], dataType: 0, opaque: true };
 
 /** One node whose output onnxruntime would build when it folds constants. */
 export interface FoldedConstant {
   readonly node: string;
   readonly opType: string;
   readonly dims: readonly number[];
-  readonly bytes: number;
+  /** What it builds; undefined when its inputs are constants whose values are not worked out. */
+  readonly bytes: number | undefined;
 }
 
 const toNumber = (v: unknown): number =>
@@ -222,8 +228,23 @@ function constantValue(node: Node): Known | undefined {
 }
 
 /** The output (dims, element type) of a ConstantOfShape, Expand, Tile or Range node whose inputs are all known. */
-function foldedOutput(node: Node, input: (i: number) => Known | undefined): Known | undefined {
+function foldedOutput(
+  node: Node,
+  input: (i: number) => Known | undefined,
+): Known | 'unsized' | undefined {
   const nonNegative = (d: number) => (d > 0 ? d : 0);
+  const inputs = node.input ?? [];
+  const sized = new Set(['ConstantOfShape', 'Expand', 'Tile', 'Range']);
+  // A node of these whose inputs are all constant is folded at load, whatever they are: one whose size hangs on a
+  // constant whose values are not worked out here cannot be bounded.
+  if (
+    sized.has(node.opType ?? '') &&
+    inputs.length > 0 &&
+    inputs.every((name, i) => name === '' || input(i) !== undefined) &&
+    inputs.some((name, i) => name !== '' && input(i)?.opaque)
+  ) {
+    return 'unsized';
+  }
   switch (node.opType) {
     case 'ConstantOfShape': {
       const shape = input(0)?.values;
@@ -254,6 +275,48 @@ function foldedOutput(node: Node, input: (i: number) => Known | undefined): Know
     }
     default:
       return undefined;
+  }
+}
+
+/**
+ * The output of any other node whose inputs are all constant (onnxruntime folds it too): the values of the ops that
+ * only carry a small tensor on — Identity, Cast, Unsqueeze, Squeeze, Reshape, Flatten (the values, flattened), Concat
+ * of tensors with values, Shape of a tensor of known dims — and otherwise a constant whose values are not worked
+ * out. Undefined when an input is not constant (the node runs with the model's inputs).
+ */
+function passedConstant(node: Node, input: (i: number) => Known | undefined): Known | undefined {
+  const inputs = node.input ?? [];
+  if (inputs.length === 0) return undefined;
+  const known: (Known | undefined)[] = inputs.map((name, i) => (name === '' ? undefined : input(i)));
+  if (inputs.some((name, i) => name !== '' && known[i] === undefined)) return undefined;
+  const first = known[0];
+  if (!first || first.opaque) return OPAQUE;
+  const flat = (values: readonly number[] | undefined, dataType: number): Known =>
+    values ? { dims: [values.length], dataType, values } : OPAQUE;
+  switch (node.opType) {
+    case 'Identity':
+      return first;
+    case 'Cast': {
+      const to = node.attribute?.find((a) => a.name === 'to')?.i;
+      return { ...first, dataType: to === undefined || to === null ? first.dataType : toNumber(to) };
+    }
+    case 'Unsqueeze':
+    case 'Squeeze':
+    case 'Reshape':
+    case 'Flatten':
+      return flat(first.values, first.dataType);
+    case 'Concat': {
+      const parts = known.filter((k): k is Known => k !== undefined);
+      if (parts.some((k) => !k.values)) return OPAQUE;
+      return flat(
+        parts.flatMap((k) => k.values ?? []),
+        first.dataType,
+      );
+    }
+    case 'Shape':
+      return { dims: [first.dims.length], dataType: 7, values: first.dims };
+    default:
+      return OPAQUE;
   }
 }
 
@@ -292,12 +355,19 @@ export function foldedConstants(model: Model): FoldedConstant[] {
         if (value) scope.known.set(output, value);
       } else if ((node.domain ?? '') === '' && output) {
         const inputs = node.input ?? [];
-        const folded = foldedOutput(node, (i) => (inputs[i] ? lookup(scope, inputs[i]) : undefined));
-        if (folded) {
+        const input = (i: number) => (inputs[i] ? lookup(scope, inputs[i]) : undefined);
+        const folded = foldedOutput(node, input);
+        if (folded === 'unsized') {
+          found.push({ node: node.name || output, opType: node.opType ?? '', dims: [], bytes: undefined });
+          scope.known.set(output, OPAQUE);
+        } else if (folded) {
           const elements = folded.dims.reduce((a, d) => a * d, 1);
           const bytes = elements * (ELEMENT_BYTES[folded.dataType] ?? 8);
           found.push({ node: node.name || output, opType: node.opType ?? '', dims: folded.dims, bytes });
           scope.known.set(output, { dims: folded.dims, dataType: folded.dataType });
+        } else {
+          const passed = passedConstant(node, input);
+          if (passed) for (const o of node.output ?? []) if (o) scope.known.set(o, passed);
         }
       }
       for (const a of node.attribute ?? []) {
@@ -379,10 +449,19 @@ export class OrtModelInspector implements ModelInspector {
       );
     }
     const folded = foldedConstants(model);
-    const foldedBytes = folded.reduce((a, f) => a + f.bytes, 0);
+    const unsized = folded.filter((f) => f.bytes === undefined);
+    if (unsized.length > 0) {
+      const named = unsized.slice(0, 3).map((f) => `${f.opType} '${f.node}'`);
+      throw new UnprocessableModelError(
+        `onnxruntime would build the output of ${named.join(', ')}${unsized.length > 3 ? ', …' : ''} from ` +
+          'constants when it loads the model (constant folding), of a size that cannot be bounded before; fold the ' +
+          "model's constants when exporting it (or compute the tensor from the model's inputs)",
+      );
+    }
+    const foldedBytes = folded.reduce((a, f) => a + (f.bytes ?? 0), 0);
     if (foldedBytes > LIMITS.maxFoldedConstantBytes) {
-      const largest = [...folded].sort((a, b) => b.bytes - a.bytes).slice(0, 3);
-      const named = largest.map((f) => `${f.opType} '${f.node}' [${f.dims.join(', ')}] ${mib(f.bytes)}`);
+      const largest = [...folded].sort((a, b) => (b.bytes ?? 0) - (a.bytes ?? 0)).slice(0, 3);
+      const named = largest.map((f) => `${f.opType} '${f.node}' [${f.dims.join(', ')}] ${mib(f.bytes ?? 0)}`);
       throw new UnprocessableModelError(
         `the model would make onnxruntime build ${mib(foldedBytes)} of constant tensors when it loads ` +
           `(constant folding: ${named.join(', ')}${folded.length > 3 ? ', …' : ''}), more than the ` +

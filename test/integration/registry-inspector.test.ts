@@ -480,6 +480,65 @@ describe('OrtModelInspector', () => {
       expect(err.message).toMatch(/constant folding: ConstantOfShape .*\[67108865\] 256 MiB/);
     });
 
+    it('follows a shape through the ops that carry it on, and refuses one it cannot size', async () => {
+      const cases: [string, Uint8Array, RegExp][] = [
+        [
+          'Identity',
+          folding(
+            [
+              { opType: 'Identity', inputs: ['shp'], outputs: ['s2'] },
+              { opType: 'ConstantOfShape', inputs: ['s2'], outputs: ['big'] },
+            ],
+            [shape('shp', [16384, 16384])],
+          ),
+          /constant folding: ConstantOfShape .*\[16384, 16384\] 1024 MiB/,
+        ],
+        [
+          'Cast, Unsqueeze and Concat',
+          folding(
+            [
+              { opType: 'Cast', inputs: ['a'], outputs: ['a2'], attributes: { to: ElemType.INT64 } },
+              { opType: 'Unsqueeze', inputs: ['b', 'axes'], outputs: ['b2'] },
+              { opType: 'Concat', inputs: ['a2', 'b2'], outputs: ['s2'], attributes: { axis: 0 } },
+              { opType: 'ConstantOfShape', inputs: ['s2'], outputs: ['big'] },
+            ],
+            [
+              shape('a', [16384]),
+              { name: 'b', elemType: ElemType.INT64, dims: [], int64s: [16384] },
+              shape('axes', [0]),
+            ],
+          ),
+          /constant folding: ConstantOfShape .*\[16384, 16384\] 1024 MiB/,
+        ],
+        [
+          'a shape computed by an op not followed',
+          folding(
+            [
+              { opType: 'Add', inputs: ['shp', 'shp'], outputs: ['s2'] },
+              { opType: 'ConstantOfShape', inputs: ['s2'], outputs: ['big'] },
+            ],
+            [shape('shp', [8192, 8192])],
+          ),
+          /output of ConstantOfShape .* from constants .* cannot be bounded/,
+        ],
+      ];
+      for (const [label, bytes, message] of cases) {
+        const err = await inspector.inspect(bytes).catch((e) => e);
+        expect(err, label).toBeInstanceOf(UnprocessableModelError);
+        expect(err.message, label).toMatch(message);
+      }
+      // The shape of a small constant, carried on: sized, and registered.
+      const small = folding(
+        [
+          { opType: 'Shape', inputs: ['w'], outputs: ['sh'] },
+          { opType: 'Identity', inputs: ['sh'], outputs: ['s2'] },
+          { opType: 'ConstantOfShape', inputs: ['s2'], outputs: ['big'], attributes: { value: one(2) } },
+        ],
+        [{ name: 'w', elemType: ElemType.FLOAT, dims: [3, 4], floats: new Array(12).fill(0) }],
+      );
+      expect((await inspector.inspect(small)).inputs).toEqual([{ name: 'x', datatype: 'FP32', shape: [1] }]);
+    });
+
     it('registers a model whose constants are small', async () => {
       const small = folding(
         [
