@@ -171,11 +171,14 @@ export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandl
    */
   const notStarted = async (d: Delivered, logger: Logger): Promise<boolean> => {
     d.state = 'ended';
+    // A failure until its copy is sent: a delivery answered meanwhile (the deadline) must not acknowledge it.
+    d.failed = true;
     const about = { messageId: d.record.messageId, receiveCount: d.receiveCount };
     if (d.lastReceive && 'message' in d.parsed) {
       if (deps.requeue) {
         try {
           await deps.requeue.send(d.parsed.message);
+          d.failed = false;
           logger.info('work message not started on its last receive: sent again', about);
           return true;
         } catch (err) {
@@ -188,7 +191,6 @@ export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandl
     } else {
       logger.info('work message not started: given back', about);
     }
-    d.failed = true;
     return false;
   };
 

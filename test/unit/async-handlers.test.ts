@@ -396,6 +396,36 @@ describe("async worker handler: the invocation's time", () => {
     expect(unsent.result(2)).toMatchObject({ status: 'failed', code: 'PROCESSING_FAILED' });
   });
 
+  it('does not acknowledge a record whose copy is still being sent when the delivery is answered at the deadline', async () => {
+    const sending = held();
+    class SlowQueue extends RecordingQueue {
+      override async send(message: Parameters<RecordingQueue['send']>[0]) {
+        await sending.promise;
+        return super.send(message);
+      }
+    }
+    const requeue = new SlowQueue();
+    const { handler, ran } = await asyncSetup(async (name) => {
+      if (name === 'm1') await sleep(300);
+      return { model_name: name };
+    }, requeue);
+    const response = await within(
+      handler(
+        sqsEvent([
+          { id: 'a', body: msg(1) },
+          { id: 'b', body: msg(2), receiveCount: QUEUE.maxReceiveCount },
+        ]),
+        endingIn(QUEUE.deadlineMarginMs + 600),
+      ),
+    );
+    // Its copy not sent yet: given back, never deleted as done (it would be lost were the copy never sent).
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: 'b' }] });
+    expect(ran).toEqual(['m1']);
+    sending.release();
+    await sleep(10);
+    expect(requeue.sent).toEqual([{ type: 'async-infer', requestId: ID(2) }]);
+  });
+
   it('answers failed (PROCESSING_FAILED) a request still running at the deadline of its last receive, and keeps that answer', async () => {
     const run = held();
     const { handler, logger, result } = await asyncSetup(async (name) => {
