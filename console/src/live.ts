@@ -132,9 +132,11 @@ export const SCRAPE_WINDOW_MS = 10 * 60_000;
 
 /**
  * The longest time between two scrapes that still makes a point (ms). A longer one (the page was left, or its tab
- * slept) is a gap: its average would join the lines across time nobody watched, so it is drawn as none.
+ * slept) is a gap: its average would join the lines across time nobody watched, so it is drawn as none. Each
+ * scrape starts `SCRAPE_EVERY_MS` after the one before has answered, so a slow `/metrics` (a busy server)
+ * stretches the time between two: five times the interval leaves room for that.
  */
-export const SCRAPE_MAX_GAP_MS = 2 * SCRAPE_EVERY_MS;
+export const SCRAPE_MAX_GAP_MS = 5 * SCRAPE_EVERY_MS;
 
 /** The scrapes within `windowMs` before the latest one (all of them when none is older). */
 export function recentScrapes<S extends Scrape>(scrapes: readonly S[], windowMs = SCRAPE_WINDOW_MS): S[] {

@@ -79,9 +79,10 @@ describe('liveFromScrapes', () => {
     expect(errorsPerSec(s)).toEqual([0, 0, null, 0, 0]);
     expect(s.p99Ms[2]).toBeNull();
     expect(s.totals.requests).toBe(150);
-    // A gap of up to twice the scrape interval is still a point.
-    const slow = liveFromScrapes([at(2_000), at(6_000), at(8_000)]);
-    expect(slow.series[0]?.requestsPerSec).toEqual([5, 5]);
+    // Slow answers of /metrics (each scrape starts 2 s after the one before answered) are still points, up to five
+    // times the scrape interval.
+    const slow = liveFromScrapes([at(2_000), at(6_000), at(12_000), at(14_000)]);
+    expect(slow.series[0]?.requestsPerSec).toEqual([5, 5, 5]);
   });
 
   it('keeps the last 10 minutes of scrapes, not a number of them', () => {
