@@ -232,6 +232,23 @@ function guardLastReceive(
   };
 }
 
+/** Runs a message's `work` under the deadline guard of its last receive (`guardLastReceive`, ending with `fail`). */
+async function guarded(
+  deps: BatchScoreDeps,
+  budget: TimeBudget,
+  delivery: BatchDelivery,
+  fail: (err: Error) => Promise<BatchRunResult>,
+  work: (progress: Progress) => Promise<BatchRunResult>,
+): Promise<BatchRunResult> {
+  const progress: Progress = { handedOff: false };
+  const guard = guardLastReceive(deps, budget, delivery, progress, fail);
+  try {
+    return await work(progress);
+  } finally {
+    await guard.settle();
+  }
+}
+
 const NDJSON = 'application/x-ndjson';
 const enc = new TextEncoder();
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -723,16 +740,14 @@ export async function runBatchPart(
   budget: TimeBudget = noBudget,
   delivery: BatchDelivery = {},
 ): Promise<BatchRunResult> {
-  const progress: Progress = { handedOff: false };
   const receiveCount = delivery.receiveCount ?? 1;
-  const guard = guardLastReceive(deps, budget, delivery, progress, (err) =>
-    failBatchPart(deps, message, receiveCount, err),
+  return guarded(
+    deps,
+    budget,
+    delivery,
+    (err) => failBatchPart(deps, message, receiveCount, err),
+    (progress) => runPart(deps, message, budget, progress, receiveCount),
   );
-  try {
-    return await runPart(deps, message, budget, progress, receiveCount);
-  } finally {
-    await guard.settle();
-  }
 }
 
 async function runPart(
@@ -1184,15 +1199,13 @@ export async function aggregateBatchJob(
   budget: TimeBudget = noBudget,
   delivery: BatchDelivery = {},
 ): Promise<BatchRunResult> {
-  const progress: Progress = { handedOff: false };
-  const guard = guardLastReceive(deps, budget, delivery, progress, (err) =>
-    failBatchAggregate(deps, message, delivery.receiveCount ?? 1, err),
+  return guarded(
+    deps,
+    budget,
+    delivery,
+    (err) => failBatchAggregate(deps, message, delivery.receiveCount ?? 1, err),
+    (progress) => aggregate(deps, message, progress),
   );
-  try {
-    return await aggregate(deps, message, progress);
-  } finally {
-    await guard.settle();
-  }
 }
 
 async function aggregate(
