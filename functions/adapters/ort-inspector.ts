@@ -228,10 +228,7 @@ function constantValue(node: Node): Known | undefined {
 }
 
 /** The output (dims, element type) of a ConstantOfShape, Expand, Tile or Range node whose inputs are all known. */
-function foldedOutput(
-  node: Node,
-  input: (i: number) => Known | undefined,
-): Known | 'unsized' | undefined {
+function foldedOutput(node: Node, input: (i: number) => Known | undefined): Known | 'unsized' | undefined {
   const nonNegative = (d: number) => (d > 0 ? d : 0);
   const inputs = node.input ?? [];
   const sized = new Set(['ConstantOfShape', 'Expand', 'Tile', 'Range']);

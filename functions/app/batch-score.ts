@@ -92,6 +92,7 @@ import { type Clock, systemClock } from '../ports/index';
 import type { MetricsSink } from '../ports/telemetry';
 import { PreparedRequest } from './batch-inference';
 import type { Predictor } from './predict';
+import { noBudget, timerBefore } from './time-budget';
 import type { ServedVersion } from './version-resolver';
 
 export interface BatchScoreDeps {
@@ -192,9 +193,6 @@ interface Progress {
   handedOff: boolean;
 }
 
-/** The longest delay a timer takes (ms): beyond it, no deadline to guard (a budget without one). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 /**
  * On a message's last receive (`delivery.lastReceive`), arms the end of its job `lastReceiveGuardMs` before the
  * invocation's end: `fail` runs then unless the work has handed its outcome on (or finished: `settle`, which also
@@ -207,26 +205,22 @@ function guardLastReceive(
   progress: Progress,
   fail: (err: Error) => Promise<BatchRunResult>,
 ): { settle(): Promise<void> } {
+  if (!delivery.lastReceive) return { settle: async () => undefined };
   const marginMs = deps.lastReceiveGuardMs ?? BATCH.lastReceiveGuardMs;
-  const delay = budget.getRemainingTimeInMillis() - marginMs;
-  if (!delivery.lastReceive || !(delay < MAX_TIMER_MS)) return { settle: async () => undefined };
   let ending: Promise<void> | undefined;
-  const timer = setTimeout(
-    () => {
-      if (progress.handedOff) return;
-      const err = new Error(
-        `the invocation ran out of time (still running ${marginMs / 1000} s before the worker's time limit)`,
-      );
-      ending = fail(err).then(
-        (result) => delivery.onDeadline?.({ result }),
-        (error: unknown) => delivery.onDeadline?.({ error }),
-      );
-    },
-    Math.max(0, delay),
-  );
+  const cancel = timerBefore(budget, marginMs, () => {
+    if (progress.handedOff) return;
+    const err = new Error(
+      `the invocation ran out of time (still running ${marginMs / 1000} s before the worker's time limit)`,
+    );
+    ending = fail(err).then(
+      (result) => delivery.onDeadline?.({ result }),
+      (error: unknown) => delivery.onDeadline?.({ error }),
+    );
+  });
   return {
     settle: async () => {
-      clearTimeout(timer);
+      cancel();
       await ending;
     },
   };
@@ -252,7 +246,6 @@ async function guarded(
 const NDJSON = 'application/x-ndjson';
 const enc = new TextEncoder();
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
-const noBudget: TimeBudget = { getRemainingTimeInMillis: () => Number.MAX_SAFE_INTEGER };
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /** The name of an input's segments under `parts/` (a digest of its input tag). */

@@ -28,6 +28,7 @@ import { type DeriveDeps, failDerivation, runDerive } from '../app/derive';
 import { completePendingVersion, failPendingVersion } from '../app/registration';
 import type { RegistryDeps } from '../app/registry';
 import { runShadow, type ShadowWorkerDeps } from '../app/shadow';
+import { timerBefore } from '../app/time-budget';
 import { EnvironmentVariables, type MaasConfig } from '../config/environment';
 import { ENV } from '../contract/env';
 import { QUEUE, REGISTRATION } from '../contract/events';
@@ -116,21 +117,13 @@ interface Invocation {
 
 const isBatchMessage = (m: WorkMessage) => m.type === 'batch-part' || m.type === 'batch-aggregate';
 
-/** The longest delay a timer takes (ms): beyond it, no deadline (a budget without one). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 /** Resolves `marginMs` before the end of `budget` (never, for a budget without an end). */
 function deadlineOf(budget: TimeBudget, marginMs: number): { reached: Promise<undefined>; clear(): void } {
-  const delay =
-    typeof budget?.getRemainingTimeInMillis === 'function'
-      ? budget.getRemainingTimeInMillis() - marginMs
-      : Number.POSITIVE_INFINITY;
-  if (!(delay < MAX_TIMER_MS)) return { reached: new Promise(() => {}), clear: () => {} };
-  let timer: NodeJS.Timeout | undefined;
+  let clear = () => {};
   const reached = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), Math.max(0, delay));
+    clear = timerBefore(budget, marginMs, () => resolve(undefined));
   });
-  return { reached, clear: () => clearTimeout(timer) };
+  return { reached, clear };
 }
 
 export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandler {

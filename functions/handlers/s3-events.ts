@@ -8,6 +8,7 @@ import type { S3Event, S3EventRecord } from 'aws-lambda';
 import { PowertoolsLogger } from '../adapters/powertools-logger';
 import { type BatchRunResult, type BatchScoreDeps, cancelBatchJob, startBatchJob } from '../app/batch-score';
 import { type RegisterOnUploadDeps, registerOnUpload, type UploadOutcome } from '../app/register-on-upload';
+import { noBudget } from '../app/time-budget';
 import { EnvironmentVariables, type MaasConfig } from '../config/environment';
 import { ENV, S3_KEYS } from '../contract/env';
 import { SERVICE_NAMES } from '../contract/observability';
@@ -39,8 +40,6 @@ export class S3EventRecordsFailedError extends Error {
     this.name = 'S3EventRecordsFailedError';
   }
 }
-
-const noBudget: TimeBudget = { getRemainingTimeInMillis: () => Number.MAX_SAFE_INTEGER };
 
 /** The function's logger (Powertools loads with the first line). */
 const functionLogger = new PowertoolsLogger({ serviceName: SERVICE_NAMES.s3Events });
