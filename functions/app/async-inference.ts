@@ -22,7 +22,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ASYNC_KEYS, QUEUE } from '../contract/events';
-import { DEFAULT_ALIAS, LIMITS } from '../contract/limits';
+import { carriedBase64Bytes, carriedTextBytes, DEFAULT_ALIAS, LIMITS } from '../contract/limits';
 import {
   type AsyncRequestDoc,
   type AsyncResultDoc,
@@ -193,10 +193,10 @@ export interface AsyncResultDeps {
 const BINARY_STATUS_FRAMING = '{"status":"done","result":}'.length;
 
 /** Bytes of a binary answer body of `n` bytes as the response carries it: a string of its base64. */
-const binaryAnswerLength = (n: number) => 4 * Math.ceil(n / 3) + 2;
+const binaryAnswerLength = (n: number) => carriedBase64Bytes(n) + 2;
 
 /** Bytes of a JSON answer body as the response carries it: a string, escaped once more. */
-const jsonAnswerLength = (view: unknown) => Buffer.byteLength(JSON.stringify(JSON.stringify(view)));
+const jsonAnswerLength = (view: unknown) => carriedTextBytes(JSON.stringify(view)) + 2;
 
 /**
  * `GET /async/{requestId}`: pending until the worker writes a result; NotFoundError for unknown ids. A binary

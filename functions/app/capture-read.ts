@@ -8,7 +8,7 @@
  * ended inside an object). Objects are read `LIMITS.captureReadBlockBytes` at a time by ranged GETs: a page never
  * holds a whole object (Firehose writes up to 128 MiB), and a page that resumes inside one reads from its offset on.
  */
-import { LIMITS } from '../contract/limits';
+import { carriedTextBytes, LIMITS } from '../contract/limits';
 import type { CaptureRecord } from '../domain/capture';
 import {
   type CaptureQuery,
@@ -149,7 +149,7 @@ export async function listCapture(deps: CaptureReadDeps, q: CaptureQuery): Promi
  * once more — and a record's request and answer texts are JSON inside strings already. Counted in UTF-8 bytes.
  */
 function answerBytes(r: CaptureRecord): number {
-  return Buffer.byteLength(JSON.stringify(JSON.stringify(r))) - 2;
+  return carriedTextBytes(JSON.stringify(r));
 }
 
 function page(records: CaptureRecord[], after: string | undefined, more: boolean): CapturePage {

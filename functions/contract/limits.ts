@@ -145,3 +145,12 @@ export const LIMITS = {
 
 /** The alias served when an inference route names no version. */
 export const DEFAULT_ALIAS = 'prod';
+
+/**
+ * Bytes of a text body (`LIMITS.maxResponseBytes`'s count) as a function's response carries it: a JSON string,
+ * every `"`, `\\` and control character escaped once more (its two quotes not counted), in UTF-8.
+ */
+export const carriedTextBytes = (text: string): number => Buffer.byteLength(JSON.stringify(text)) - 2;
+
+/** Bytes of a binary body of `n` bytes as a function's response carries it: its base64 (4 for 3). */
+export const carriedBase64Bytes = (n: number): number => 4 * Math.ceil(n / 3);

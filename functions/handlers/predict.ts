@@ -22,7 +22,7 @@ import { sharedSessionCache } from '../app/session-cache';
 import { tracedEngine, tracedRegistry, tracedStore } from '../app/tracing';
 import { EnvironmentVariables, type MaasConfig, ortEngineOptions } from '../config/environment';
 import { ENV } from '../contract/env';
-import { LIMITS } from '../contract/limits';
+import { carriedBase64Bytes, carriedTextBytes, LIMITS } from '../contract/limits';
 import {
   INFERENCE_ID_HEADER,
   ROUTE_HEADER,
@@ -125,7 +125,7 @@ function answerTooLarge(carried: number): BadRequestError {
  */
 function assertAnswerFits(text: string): void {
   if (text.length * 6 <= LIMITS.maxResponseBytes) return;
-  const carried = Buffer.byteLength(JSON.stringify(text)) - 2;
+  const carried = carriedTextBytes(text);
   if (carried > LIMITS.maxResponseBytes) throw answerTooLarge(carried);
 }
 
@@ -149,8 +149,7 @@ function encodedResult(answer: EncodedResponse, inferenceId: string, route: stri
       body: text,
     };
   }
-  // Base64: 4 characters for every 3 bytes, none escaped.
-  const carried = 4 * Math.ceil(bytes.byteLength / 3);
+  const carried = carriedBase64Bytes(bytes.byteLength);
   if (carried > LIMITS.maxResponseBytes) throw answerTooLarge(carried);
   return {
     statusCode: 200,
