@@ -193,6 +193,31 @@ describe('pause and resume', () => {
 
 describe('actions racing other writers', () => {
   /** Makes the next `count` rollout writes find the rollout changed since they read it (a tick got there first). */
+  /**
+   * On the next rollout write, before it: another client aborts the rollout and starts one to `version`. Returns
+   * what puts the repository's writes back.
+   */
+  function replacedBeforeNextWrite(version?: number): () => void {
+    const update = rollouts.update.bind(rollouts);
+    let raced = false;
+    rollouts.update = async (next, expected) => {
+      if (!raced) {
+        raced = true;
+        await abortRollout(deps, { name: 'm', alias: 'prod', actor: 'carol' });
+        await startRollout(deps, {
+          name: 'm',
+          alias: 'prod',
+          spec: version === undefined ? spec() : spec({ version }),
+          actor: 'dave',
+        });
+      }
+      return update(next, expected);
+    };
+    return () => {
+      rollouts.update = update;
+    };
+  }
+
   function racedWrites(count: number) {
     const update = rollouts.update.bind(rollouts);
     let left = count;
@@ -225,18 +250,9 @@ describe('actions racing other writers', () => {
     });
     // The rollout the caller meant ended, and another started, between its read and its write: not the caller's.
     const first = await start();
-    const update = rollouts.update.bind(rollouts);
-    let raced = false;
-    rollouts.update = async (next, expected) => {
-      if (!raced) {
-        raced = true;
-        await abortRollout(deps, { name: 'm', alias: 'prod', actor: 'carol' });
-        await startRollout(deps, { name: 'm', alias: 'prod', spec: spec({ version: 3 }), actor: 'dave' });
-      }
-      return update(next, expected);
-    };
+    const restore = replacedBeforeNextWrite(3);
     const late = await abortRollout(deps, { name: 'm', alias: 'prod', actor: 'bob' }).catch((x) => x);
-    rollouts.update = update;
+    restore();
     expect([late.status, late.code]).toEqual([409, 'ROLLOUT_NOT_ACTIVE']);
     const now = await getRollout(deps, 'm', 'prod');
     expect([now.id !== first.id, now.version, now.status]).toEqual([true, 3, 'running']);
@@ -263,20 +279,11 @@ describe('actions racing other writers', () => {
       before,
     );
     // Replaced between the action's read and its write: refused too (the write is conditional on the rollout read).
-    const update = rollouts.update.bind(rollouts);
-    let raced = false;
-    rollouts.update = async (next, expected) => {
-      if (!raced) {
-        raced = true;
-        await abortRollout(deps, { name: 'm', alias: 'prod', actor: 'carol' });
-        await startRollout(deps, { name: 'm', alias: 'prod', spec: spec(), actor: 'dave' });
-      }
-      return update(next, expected);
-    };
+    const restore = replacedBeforeNextWrite();
     const late = await pauseRollout(deps, { name: 'm', alias: 'prod', actor: 'bob', id: other.id }).catch(
       (x) => x,
     );
-    rollouts.update = update;
+    restore();
     expect([late.status, late.code]).toEqual([409, 'ROLLOUT_NOT_ACTIVE']);
     const third = await getRollout(deps, 'm', 'prod');
     expect([third.id !== other.id, third.version, third.status]).toEqual([true, 2, 'running']);
