@@ -618,6 +618,15 @@ describe('async API handler', () => {
     const done = (result: unknown) => JSON.stringify({ status: 'done', result, completedAt: 't' });
     /** The answer's body as Lambda counts it: the whole response as JSON, the body a string in it. */
     const carried = (r: { body?: string }) => Buffer.byteLength(JSON.stringify(r.body ?? ''));
+    /** The link answer `r` is, with `download`'s fields besides its url; answers that url. */
+    const linked = (r: Parameters<typeof parseResult>[0], fields: Record<string, unknown>): string => {
+      const { download } = parseResult<{ status: string; download: { url: string } }>(r).body;
+      expect(parseResult(r).body).toEqual({
+        status: 'done',
+        download: { url: download.url, expiresAt: '2026-12-01T00:05:00.000Z', ...fields },
+      });
+      return download.url;
+    };
 
     it('answers a JSON result inline while it fits, else a link to the stored document, never read when larger', async () => {
       const { blobs, reads, status } = large();
@@ -646,18 +655,9 @@ describe('async API handler', () => {
       ] as const) {
         const r = await status(id);
         expect(r.statusCode).toBe(200);
-        const { download } = parseResult<{ status: string; download: { url: string } }>(r).body;
-        expect(parseResult(r).body).toEqual({
-          status: 'done',
-          download: {
-            url: download.url,
-            expiresAt: '2026-12-01T00:05:00.000Z',
-            sizeBytes: Buffer.byteLength(text),
-            contentType: 'application/json',
-          },
-        });
+        const url = linked(r, { sizeBytes: Buffer.byteLength(text), contentType: 'application/json' });
         expect(carried(r)).toBeLessThanOrEqual(MAX);
-        expect(Buffer.from(blobs.follow(download.url) as Uint8Array).toString('utf8')).toBe(text);
+        expect(Buffer.from(blobs.follow(url) as Uint8Array).toString('utf8')).toBe(text);
       }
       expect(reads).toEqual([ASYNC_KEYS.result(ID(2))]);
     });
@@ -689,18 +689,12 @@ describe('async API handler', () => {
       reads.length = 0;
       const r = await status(ID(2));
       expect(r.headers).toMatchObject({ 'content-type': 'application/json' });
-      const { download } = parseResult<{ status: string; download: { url: string } }>(r).body;
-      expect(parseResult(r).body).toEqual({
-        status: 'done',
-        download: {
-          url: download.url,
-          expiresAt: '2026-12-01T00:05:00.000Z',
-          sizeBytes: fits + 1,
-          contentType: 'application/octet-stream',
-          headerLength: header.length,
-        },
+      const url = linked(r, {
+        sizeBytes: fits + 1,
+        contentType: 'application/octet-stream',
+        headerLength: header.length,
       });
-      expect(Buffer.from(blobs.follow(download.url) as Uint8Array)).toEqual(stored(fits + 1));
+      expect(Buffer.from(blobs.follow(url) as Uint8Array)).toEqual(stored(fits + 1));
       expect(reads).toEqual([ASYNC_KEYS.result(ID(2))]);
     });
   });
