@@ -51,18 +51,15 @@ export async function loadTracer(serviceName: string): Promise<Tracer> {
   return {
     enabled: tracer.isTracingEnabled(),
     async span(name, fn) {
-      const parent = tracer.getSegment();
-      if (!parent) return fn();
-      const subsegment = parent.addNewSubsegment(name);
-      tracer.setSegment(subsegment);
+      const end = openSubsegment(tracer, name);
+      if (!end) return fn();
       try {
-        return await fn();
+        const value = await fn();
+        end();
+        return value;
       } catch (e) {
-        subsegment.addError(e as Error);
+        end(e);
         throw e;
-      } finally {
-        subsegment.close();
-        tracer.setSegment(parent);
       }
     },
     annotate(annotations) {
@@ -71,24 +68,36 @@ export async function loadTracer(serviceName: string): Promise<Tracer> {
   };
 }
 
+type PowertoolsTracer = InstanceType<PowertoolsTracerModule['Tracer']>;
+
+/**
+ * Opens subsegment `name` of the current segment and makes it current; answers what closes it (with the error that
+ * ended it, if any) and makes its parent current again. Undefined outside a segment.
+ */
+function openSubsegment(tracer: PowertoolsTracer, name: string): ((error?: unknown) => void) | undefined {
+  const parent = tracer.getSegment();
+  if (!parent) return undefined;
+  const subsegment = parent.addNewSubsegment(name);
+  tracer.setSegment(subsegment);
+  return (error) => {
+    if (error !== undefined) subsegment.addError(error as Error);
+    subsegment.close();
+    tracer.setSegment(parent);
+  };
+}
+
 /**
  * Runs an invocation in its subsegment of the function's segment, named as Powertools names it (`## {handler}`):
  * opened before the handler runs, closed (with the error the handler threw, if any) once it has answered, and the
  * function's segment current again.
  */
-function invocationSubsegment(tracer: InstanceType<PowertoolsTracerModule['Tracer']>): InvocationTrace {
+function invocationSubsegment(tracer: PowertoolsTracer): InvocationTrace {
   const name = `## ${process.env._HANDLER ?? 'handler'}`;
   return (fn, event, context) => {
-    const segment = tracer.getSegment();
-    if (!segment) return fn(event, context);
-    const subsegment = segment.addNewSubsegment(name);
-    tracer.setSegment(subsegment);
+    const end = openSubsegment(tracer, name);
+    if (!end) return fn(event, context);
     tracer.annotateColdStart();
     tracer.addServiceNameAnnotation();
-    const end = (error?: unknown) => {
-      subsegment.close(error as Error | undefined);
-      tracer.setSegment(segment);
-    };
     let result: ReturnType<typeof fn>;
     try {
       result = fn(event, context);
