@@ -7,15 +7,16 @@
  * promise besides the run's own.
  */
 import { randomUUID } from 'node:crypto';
+import { BinaryHeaderCache, type ParsedBinaryRequest } from '../domain/binary-header-cache';
 import {
+  BinaryAnswerEncoder,
   type EncodedResponse,
-  encodeResponseAfter,
   jsonString,
-  parseBinaryRequest,
   responseOutputs,
 } from '../domain/binary-tensors';
 import { ArtifactIntegrityError } from '../domain/errors';
 import {
+  type CompiledSignature,
   ownInferenceId,
   type ValidatedRequest,
   validateInferenceRequest,
@@ -126,6 +127,10 @@ export function createInference(deps: InferenceDeps): Inference {
   const { resolver, sessions } = deps;
   const engine = sessions.engine;
   const newId = deps.newId ?? randomUUID;
+  // Binary request headers seen before: the same header again skips its parsing and checks.
+  const binaryHeaders = new BinaryHeaderCache();
+  // And answers of the same outputs again: their JSON header is written once.
+  const binaryAnswers = new BinaryAnswerEncoder();
 
   function session(served: ServedVersion): Promise<CachedSession> {
     const v = served.version;
@@ -188,18 +193,21 @@ export function createInference(deps: InferenceDeps): Inference {
     request: unknown,
     obs: InferenceObservation | undefined,
   ) {
-    return load(choose(name, ref, await resolver.resolve(name, ref), request, obs), request, obs);
+    const served = choose(name, ref, await resolver.resolve(name, ref), request, obs);
+    return load(served, obs, (sig) => validateInferenceRequest(request, sig));
   }
 
-  /** A chosen version's validated request and session (loading it, timed, when it is not cached). */
+  /**
+   * A chosen version's validated request (`validate` against its signature) and session (loading it, timed, when
+   * it is not cached).
+   */
   async function load(
     served: ServedVersion,
-    request: unknown,
     obs: InferenceObservation | undefined,
-    decoded?: readonly (Tensor | undefined)[],
+    validate: (sig: CompiledSignature) => ValidatedRequest,
   ) {
     if (obs) obs.served = served;
-    const req = validateInferenceRequest(request, served.signature, decoded);
+    const req = validate(served.signature);
     let s = sessions.cached(served.version.sha256);
     if (!s) {
       const started = performance.now();
@@ -272,7 +280,7 @@ export function createInference(deps: InferenceDeps): Inference {
     const id = req.id ?? newId();
     return run(s, req, fetch, obs, id, (results) =>
       // The head as `encodeBinaryResponse` writes it: the version's constant head, then the id.
-      encodeResponseAfter(
+      binaryAnswers.encode(
         `${served.responseHead},"id":${jsonString(id)}`,
         responseOutputs(request as OipRequest, assemble(served, wanted, results, ppWanted)),
       ),
@@ -291,23 +299,17 @@ export function createInference(deps: InferenceDeps): Inference {
     body: Uint8Array,
     headerLength: number,
     obs: InferenceObservation | undefined,
-  ): { served: ServedVersion; request: OipRequest; decoded: readonly (Tensor | undefined)[] } {
-    // Unmarked: its decoded inputs go to validation as they are.
+  ): { served: ServedVersion; parsed: ParsedBinaryRequest } {
     if (headerLength === 0) {
       const served = choose(name, ref, stable, undefined, obs);
       const inputs = served.version.signature.inputs;
-      const parsed = parseBinaryRequest(body, 0, inputs.length === 1 ? inputs[0] : undefined, false);
-      return { served, request: parsed.request, decoded: parsed.binaryInputs };
+      return { served, parsed: binaryHeaders.parse(body, 0, inputs.length === 1 ? inputs[0] : undefined) };
     }
-    const parsed = parseBinaryRequest(body, headerLength, undefined, false);
+    const parsed = binaryHeaders.parse(body, headerLength);
     // The request's own id names it even when it fails before it runs, as a JSON request's does.
     const id = ownInferenceId(parsed.request);
     if (obs && id !== undefined) obs.inferenceId = id;
-    return {
-      served: choose(name, ref, stable, parsed.request, obs),
-      request: parsed.request,
-      decoded: parsed.binaryInputs,
-    };
+    return { served: choose(name, ref, stable, parsed.request, obs), parsed };
   }
 
   return {
@@ -322,24 +324,23 @@ export function createInference(deps: InferenceDeps): Inference {
       try {
         const stable = resolver.cached(name, ref);
         if (stable !== undefined) {
-          const { served, request, decoded } = parseBinary(name, ref, stable, body, headerLength, obs);
+          const { served, parsed } = parseBinary(name, ref, stable, body, headerLength, obs);
           const s = sessions.cached(served.version.sha256);
           if (s) {
             if (obs) obs.served = served;
-            const req = validateInferenceRequest(request, served.signature, decoded);
-            return runEncoded(served, s, req, request, obs);
+            return runEncoded(served, s, parsed.validate(served.signature), parsed.request, obs);
           }
-          return load(served, request, obs, decoded).then((l) =>
-            runEncoded(l.served, l.s, l.req, request, obs),
+          return load(served, obs, (sig) => parsed.validate(sig)).then((l) =>
+            runEncoded(l.served, l.s, l.req, parsed.request, obs),
           );
         }
       } catch (e) {
         return Promise.reject(e);
       }
       return resolver.resolve(name, ref).then((stable) => {
-        const { served, request, decoded } = parseBinary(name, ref, stable, body, headerLength, obs);
-        return load(served, request, obs, decoded).then((l) =>
-          runEncoded(l.served, l.s, l.req, request, obs),
+        const { served, parsed } = parseBinary(name, ref, stable, body, headerLength, obs);
+        return load(served, obs, (sig) => parsed.validate(sig)).then((l) =>
+          runEncoded(l.served, l.s, l.req, parsed.request, obs),
         );
       });
     },
@@ -367,7 +368,7 @@ export function createInference(deps: InferenceDeps): Inference {
             if (obs) obs.served = served;
             return runJson(served, s, validateInferenceRequest(request, served.signature), obs);
           }
-          loading = load(served, request, obs);
+          loading = load(served, obs, (sig) => validateInferenceRequest(request, sig));
         }
       } catch (e) {
         return Promise.reject(e);

@@ -67,6 +67,14 @@ export const LIMITS = {
    * JSON is a 400: serializing it overflows the stack.
    */
   maxNesting: 32,
+  /**
+   * Binary requests' headers kept per function instance (domain/binary-header-cache.ts), and binary answers'
+   * headers (`BinaryAnswerEncoder`, domain/binary-tensors.ts), each of at most `maxRememberedBinaryHeaderBytes`
+   * bytes: a client sending the same header again (the same inputs, shapes and outputs: what most clients do)
+   * skips its parsing and checks, and its answer's header is written once.
+   */
+  rememberedBinaryHeaders: 16,
+  maxRememberedBinaryHeaderBytes: 4096,
   /** Model and alias names. */
   namePattern: /^[a-z0-9][a-z0-9\-_.]{0,63}$/,
   /** Default alias-resolution cache TTL of the predict path. */

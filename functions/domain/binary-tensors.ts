@@ -17,6 +17,7 @@
  *
  * Pure: no I/O, no onnxruntime.
  */
+import { LIMITS } from '../contract/limits';
 import { parseInferenceBody } from './body-parser';
 import { BadRequestError } from './errors';
 import { markDecoded, type OipRequest } from './oip-decode';
@@ -163,7 +164,7 @@ function bytesData(name: string, bytes: Uint8Array, count: number): string[] {
 }
 
 /** Decodes the binary data of one input of known datatype and shape. */
-function decodeBinary(
+export function decodeBinary(
   name: string,
   datatype: Datatype,
   shape: readonly number[],
@@ -473,6 +474,89 @@ export function encodeResponseAfter(head: string, outputs: readonly ResponseOutp
     }
   }
   return { body, headerLength };
+}
+
+/** An answer's JSON header kept by `BinaryAnswerEncoder`, with what it describes. */
+interface KeptAnswerHead {
+  readonly head: string;
+  readonly outputs: readonly {
+    readonly name: string;
+    readonly datatype: Datatype;
+    readonly shape: readonly number[];
+    readonly size: number;
+  }[];
+  /** The header's bytes (ASCII or UTF-8). */
+  readonly bytes: Uint8Array;
+}
+
+/**
+ * `encodeResponseAfter` that keeps the JSON header of its last answers whose outputs are all binary data of a
+ * fixed-size datatype (on a little-endian host): an answer with the same head (model, version, id) and the same
+ * outputs (names, datatypes, shapes) has that header again, and only its tensors' bytes are written after it.
+ * That is how a client sending the same request shapes is answered; writing the header's text costs more than the
+ * rest of such an answer (docs/performance.md, "The binary path"). At most `LIMITS.rememberedBinaryHeaders`
+ * headers of at most `LIMITS.maxRememberedBinaryHeaderBytes` bytes are kept; the oldest is replaced.
+ */
+export class BinaryAnswerEncoder {
+  private readonly kept: KeptAnswerHead[] = [];
+  private next = 0;
+
+  constructor(
+    private readonly capacity: number = LIMITS.rememberedBinaryHeaders,
+    private readonly maxHeaderBytes: number = LIMITS.maxRememberedBinaryHeaderBytes,
+  ) {}
+
+  encode(head: string, outputs: readonly ResponseOutput[]): EncodedResponse {
+    for (const k of this.kept) if (sameAnswerHead(k, head, outputs)) return withHead(k.bytes, outputs);
+    const encoded = encodeResponseAfter(head, outputs);
+    const headerLength = encoded.headerLength;
+    if (headerLength !== undefined && headerLength <= this.maxHeaderBytes && LITTLE_ENDIAN) {
+      const described: KeptAnswerHead['outputs'][number][] = [];
+      for (const { name, tensor, binary } of outputs) {
+        if (!binary || tensor.datatype === 'BYTES') return encoded;
+        const d = tensor.data as Exclude<TensorData, string[]>;
+        described.push({ name, datatype: tensor.datatype, shape: [...tensor.shape], size: d.byteLength });
+      }
+      const kept = { head, outputs: described, bytes: encoded.body.slice(0, headerLength) };
+      if (this.kept.length < this.capacity) this.kept.push(kept);
+      else {
+        this.kept[this.next] = kept;
+        this.next = (this.next + 1) % this.capacity;
+      }
+    }
+    return encoded;
+  }
+}
+
+/** Whether a kept header describes an answer of `head` and `outputs` (all binary, the same datatypes and shapes). */
+function sameAnswerHead(k: KeptAnswerHead, head: string, outputs: readonly ResponseOutput[]): boolean {
+  if (outputs.length !== k.outputs.length || head !== k.head) return false;
+  for (let i = 0; i < outputs.length; i++) {
+    const { name, tensor, binary } = outputs[i]!;
+    const o = k.outputs[i]!;
+    if (!binary || name !== o.name || tensor.datatype !== o.datatype) return false;
+    const shape = tensor.shape;
+    if (shape.length !== o.shape.length) return false;
+    for (let d = 0; d < shape.length; d++) if (shape[d] !== o.shape[d]) return false;
+    // Same datatype and shape: the same number of bytes.
+  }
+  return true;
+}
+
+/** An answer of a kept header: its bytes, then each (binary, fixed-size) output's bytes as they are in memory. */
+function withHead(header: Uint8Array, outputs: readonly ResponseOutput[]): EncodedResponse {
+  let length = header.length;
+  for (const { tensor } of outputs) length += (tensor.data as Exclude<TensorData, string[]>).byteLength;
+  const pooled = Buffer.allocUnsafe(length);
+  const body = new Uint8Array(pooled.buffer, pooled.byteOffset, pooled.byteLength);
+  body.set(header, 0);
+  let at = header.length;
+  for (const { tensor } of outputs) {
+    const d = tensor.data as Exclude<TensorData, string[]>;
+    body.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), at);
+    at += d.byteLength;
+  }
+  return { body, headerLength: header.length };
 }
 
 /** The response outputs of a request: each tensor binary or JSON as `wantsBinaryOutput` says. */

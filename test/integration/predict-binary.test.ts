@@ -8,7 +8,13 @@ import type { HttpEvent, HttpResult } from '../../functions/handlers/http';
 import { buildMlp } from '../../functions/local/onnx-builder';
 import { type RunningLocalServer, startLocalServer } from '../../functions/local/server';
 import { apiEvent, parseResult } from '../helpers/apigw';
-import { addConstant, addTwoInputs, createPredictTestEnv, type PredictTestEnv } from '../helpers/predict-env';
+import {
+  addConstant,
+  addTwoInputs,
+  createPredictTestEnv,
+  identityAllTypes,
+  type PredictTestEnv,
+} from '../helpers/predict-env';
 
 type Out = {
   name: string;
@@ -214,6 +220,50 @@ describe('binary requests', () => {
     );
     expect(p.status).toBe(400);
     expect(p.body.error).toMatch(/FP64|FP32|datatype/);
+  });
+});
+
+describe('a client sending the same header again', () => {
+  it('is answered from each request’s own tensors by the version the alias serves, or refused as that version refuses it', async () => {
+    await env.register('moving', addConstant(1));
+    const header = {
+      id: 'same-header',
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], parameters: { binary_data_size: 8 } }],
+      parameters: { binary_data_output: true },
+    };
+    const send = (values: number[]) => {
+      const { body, headerLength } = binaryBody(header, new Float32Array(values));
+      return env.handler(binaryEvent('/v2/models/moving/infer', body, headerLength));
+    };
+    const answered = async (values: number[]) => {
+      const a = binaryAnswer(await send(values));
+      return { version: a.header.model_version, id: a.header.id, y: floats(a.data.get('y') as Buffer) };
+    };
+    expect(await answered([1, 2])).toEqual({ version: '1', id: 'same-header', y: [2, 3] });
+    expect(await answered([5, -5])).toEqual({ version: '1', id: 'same-header', y: [6, -4] });
+
+    // The alias moves to a version of the same signature: its answers, its version in the answer's header.
+    await env.register('moving', addConstant(10));
+    await env.moveAlias('moving', 'prod', 2);
+    env.now += 6000;
+    expect(await answered([1, 2])).toEqual({ version: '2', id: 'same-header', y: [11, 12] });
+
+    // To a version whose input has another name: refused as a first request of that header would be.
+    await env.register('moving', identityAllTypes());
+    await env.moveAlias('moving', 'prod', 3);
+    env.now += 6000;
+    for (const values of [
+      [1, 2],
+      [3, 4],
+    ]) {
+      const p = parseResult<{ error: string; code: string }>(await send(values));
+      expect(p.status).toBe(400);
+      expect(p.body.code).toBe('UNKNOWN_INPUT');
+    }
+
+    await env.moveAlias('moving', 'prod', 1);
+    env.now += 6000;
+    expect(await answered([7, 8])).toEqual({ version: '1', id: 'same-header', y: [8, 9] });
   });
 });
 
