@@ -246,9 +246,11 @@ export function createPredictHandler(
           const headerLength = event.headers?.[BINARY_HEADER];
           if (headerLength !== undefined) {
             binary = true;
-            const bytes = binaryRequestBytes(event, maxBodyBytes);
+            const length = binaryHeaderLength(headerLength);
+            // Decoded with its first tensor aligned: tensors are views over the body.
+            const bytes = binaryRequestBytes(event, maxBodyBytes, length);
             receivedBytes = bytes.length;
-            return await inferBinary(name, ref, bytes, binaryHeaderLength(headerLength), obs, startedAt);
+            return await inferBinary(name, ref, bytes, length, obs, startedAt);
           }
           // A UTF-8 byte is at most 3 per UTF-16 unit: short bodies need no byte count.
           const raw = event.body;

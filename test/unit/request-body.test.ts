@@ -76,6 +76,49 @@ describe('binaryRequestBytes: bodies of the binary tensor data extension', () =>
     expect(binaryRequestBytes(empty, LIMIT).length).toBe(0);
   });
 
+  it('decodes a base64 body with the byte after its header at a multiple of 8 in memory, its bytes as requestBytes reads them', () => {
+    const offsets = new Set<number>();
+    for (let headerLength = 0; headerLength < 40; headerLength++) {
+      for (const size of [0, 1, 7, 100, 2048 + headerLength, 9000]) {
+        const sent = Buffer.from(Array.from({ length: size }, (_, i) => (i * 31 + headerLength) & 0xff));
+        const bytes = binaryRequestBytes(event(sent), LIMIT, headerLength);
+        expect(bytes.equals(sent)).toBe(true);
+        if (size > headerLength) expect((bytes.byteOffset + headerLength) % 8).toBe(0);
+        offsets.add(bytes.byteOffset % 8);
+      }
+    }
+    // Not aligned by chance: the bodies start at every offset modulo 8.
+    expect(offsets.size).toBe(8);
+  });
+
+  it('reads base64 text that is not canonical (no padding, blanks, the URL alphabet) as Buffer.from does', () => {
+    const sent = Buffer.from('\u0000\u00ff binary \u00fe\u0001 data!', 'latin1');
+    const canonical = sent.toString('base64');
+    for (const text of [
+      canonical.replace(/=+$/, ''),
+      `${canonical.slice(0, 8)}\n${canonical.slice(8)}`,
+      ` ${canonical} `,
+      sent.toString('base64url'),
+    ]) {
+      const e = { headers: {}, body: text, isBase64Encoded: true } as unknown as HttpEvent;
+      for (const headerLength of [0, 3, 5]) {
+        expect(binaryRequestBytes(e, LIMIT, headerLength).equals(Buffer.from(text, 'base64'))).toBe(true);
+      }
+    }
+  });
+
+  it('refuses a base64 body of more than the limit (413) when aligning it, and one of exactly the limit passes', () => {
+    const at = Buffer.alloc(LIMIT, 7);
+    expect(binaryRequestBytes(event(at), LIMIT, 13).length).toBe(LIMIT);
+    expect(failure(() => binaryRequestBytes(event(Buffer.alloc(LIMIT + 1)), LIMIT, 13))).toEqual({
+      status: 413,
+      code: 'PAYLOAD_TOO_LARGE',
+    });
+    // A compressed body is inflated as requestBytes does it (zlib's buffer: its own alignment).
+    const gz = event(gzipSync(PAYLOAD), { 'content-encoding': 'gzip' });
+    expect(binaryRequestBytes(gz, LIMIT, 13).equals(PAYLOAD)).toBe(true);
+  });
+
   it('refuses a body passed as text, whatever its bytes: API Gateway does not carry bytes that are not UTF-8 in text', () => {
     for (const body of ['{"inputs":[]}\u00ff\ufffd', 'plain ASCII']) {
       const e = {
