@@ -8,12 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { BinaryHeaderCache, type ParsedBinaryRequest } from '../domain/binary-header-cache';
-import {
-  BinaryAnswerEncoder,
-  type EncodedResponse,
-  jsonString,
-  responseOutputs,
-} from '../domain/binary-tensors';
+import { BinaryAnswerEncoder, type EncodedResponse, responseOutputs } from '../domain/binary-tensors';
 import { ArtifactIntegrityError } from '../domain/errors';
 import {
   type CompiledSignature,
@@ -281,7 +276,8 @@ export function createInference(deps: InferenceDeps): Inference {
     return run(s, req, fetch, obs, id, (results) =>
       // The head as `encodeBinaryResponse` writes it: the version's constant head, then the id.
       binaryAnswers.encode(
-        `${served.responseHead},"id":${jsonString(id)}`,
+        served.responseHead,
+        id,
         responseOutputs(request as OipRequest, assemble(served, wanted, results, ppWanted)),
       ),
     );

@@ -1,6 +1,6 @@
 /**
  * Binary requests whose header was seen before. A client sends the same JSON header with every request of the
- * same inputs, shapes and outputs (tritonclient, Triton's perf_analyzer and `maas predict` all do): the header's
+ * same inputs, shapes and outputs (tritonclient does, unless given a new request id each time): the header's
  * bytes and the body's length then say all that parsing the header said, and validating it against a signature
  * gives the same answer again. Only the tensors' bytes differ from request to request.
  *
@@ -10,7 +10,8 @@
  * same `decodeBinary` as a first parse: a view when aligned, BOOL bytes and BYTES elements checked): no UTF-8
  * decoding, `JSON.parse`, structure or signature check of its header. That is about half of the binary path's own
  * time outside the model (docs/performance.md, "The binary path"). Any other request is parsed and validated as
- * always, and its header kept when every input is binary data.
+ * always; its header is kept when every input is binary data and the request parsed in full before it had the
+ * same header (so that a client whose headers all differ, each with its own id, fills the cache with nothing).
  *
  * Pure: no I/O.
  */
@@ -61,10 +62,7 @@ class KnownHeader {
   ) {}
 
   matches(body: Uint8Array, headerLength: number): boolean {
-    const bytes = this.bytes;
-    if (headerLength !== bytes.length || body.length !== this.bodyLength) return false;
-    for (let i = 0; i < headerLength; i++) if (body[i] !== bytes[i]) return false;
-    return true;
+    return body.length === this.bodyLength && sameBytes(this.bytes, body, headerLength);
   }
 
   /** `validate` of `body`, a request that `matches`: from the first validation against `sig` when there was one. */
@@ -109,6 +107,13 @@ class KnownBody implements ParsedBinaryRequest {
 
 const utf8 = new TextDecoder();
 
+/** Whether `body` starts with `header` (of `headerLength` bytes). */
+function sameBytes(header: Uint8Array, body: Uint8Array, headerLength: number): boolean {
+  if (header.length !== headerLength) return false;
+  for (let i = 0; i < headerLength; i++) if (body[i] !== header[i]) return false;
+  return true;
+}
+
 /** Freezes a parsed JSON value and everything in it. */
 function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object') {
@@ -123,6 +128,8 @@ export class BinaryHeaderCache {
   private readonly known: KnownHeader[] = [];
   /** Where the next header is kept once the cache is full (the oldest one is replaced). */
   private next = 0;
+  /** The header of the last request parsed in full that could be kept: a header is kept when seen twice in a row. */
+  private candidate: Uint8Array | undefined;
 
   constructor(
     private readonly capacity: number = LIMITS.rememberedBinaryHeaders,
@@ -157,12 +164,20 @@ export class BinaryHeaderCache {
 
   /**
    * Keeps the header of a request that parsed and validated, when it can stand for the next ones: not the raw
-   * form, every input binary data of a fixed-size or BYTES datatype, a header of at most `maxHeaderBytes`.
+   * form, every input binary data of a fixed-size or BYTES datatype, a header of at most `maxHeaderBytes`, and the
+   * header of the request parsed in full before this one too. A client that sends a new id with every request
+   * (its headers all differ) then costs a comparison of bytes per request, not a header kept and never used.
    */
   private keep(body: Uint8Array, headerLength: number, parsed: BinaryRequest): KnownHeader | undefined {
     if (headerLength === 0 || headerLength > this.maxHeaderBytes) return undefined;
     // Two requests of a new header parsed before either was validated: the first one kept stands for both.
     for (const k of this.known) if (k.matches(body, headerLength)) return k;
+    const candidate = this.candidate;
+    if (candidate === undefined || !sameBytes(candidate, body, headerLength)) {
+      this.candidate = body.slice(0, headerLength);
+      return undefined;
+    }
+    this.candidate = undefined;
     const tensors = parsed.binaryInputs;
     const sizes: number[] = [];
     for (let i = 0; i < tensors.length; i++) {

@@ -476,26 +476,27 @@ export function encodeResponseAfter(head: string, outputs: readonly ResponseOutp
   return { body, headerLength };
 }
 
-/** An answer's JSON header kept by `BinaryAnswerEncoder`, with what it describes. */
+/** An answer's JSON header kept by `BinaryAnswerEncoder`, with what it describes, in two parts around the id. */
 interface KeptAnswerHead {
   readonly head: string;
   readonly outputs: readonly {
     readonly name: string;
     readonly datatype: Datatype;
     readonly shape: readonly number[];
-    readonly size: number;
   }[];
-  /** The header's bytes (ASCII or UTF-8). */
-  readonly bytes: Uint8Array;
+  /** The header's bytes before the id's value (`{…,"id":`) and after it (`,"outputs":[…]}`). */
+  readonly before: Uint8Array;
+  readonly after: Uint8Array;
 }
 
 /**
  * `encodeResponseAfter` that keeps the JSON header of its last answers whose outputs are all binary data of a
- * fixed-size datatype (on a little-endian host): an answer with the same head (model, version, id) and the same
- * outputs (names, datatypes, shapes) has that header again, and only its tensors' bytes are written after it.
- * That is how a client sending the same request shapes is answered; writing the header's text costs more than the
- * rest of such an answer (docs/performance.md, "The binary path"). At most `LIMITS.rememberedBinaryHeaders`
- * headers of at most `LIMITS.maxRememberedBinaryHeaderBytes` bytes are kept; the oldest is replaced.
+ * fixed-size datatype (on a little-endian host): an answer with the same head (model and version) and the same
+ * outputs (names, datatypes, shapes) has that header again, its own id written into it, and its tensors' bytes
+ * after it. That is how a client sending the same request shapes is answered, with its ids or generated ones;
+ * writing the header's text costs more than the rest of such an answer (docs/performance.md, "The binary path").
+ * At most `LIMITS.rememberedBinaryHeaders` headers of at most `LIMITS.maxRememberedBinaryHeaderBytes` bytes are
+ * kept; the oldest is replaced.
  */
 export class BinaryAnswerEncoder {
   private readonly kept: KeptAnswerHead[] = [];
@@ -506,23 +507,39 @@ export class BinaryAnswerEncoder {
     private readonly maxHeaderBytes: number = LIMITS.maxRememberedBinaryHeaderBytes,
   ) {}
 
-  encode(head: string, outputs: readonly ResponseOutput[]): EncodedResponse {
-    for (const k of this.kept) if (sameAnswerHead(k, head, outputs)) return withHead(k.bytes, outputs);
-    const encoded = encodeResponseAfter(head, outputs);
+  /** Headers kept (for tests). */
+  get size(): number {
+    return this.kept.length;
+  }
+
+  /**
+   * The encoded answer of `outputs` with `head` (every member before the id, from the opening `{`, as
+   * `ServedVersion.responseHead`) and inference id `id`: the bytes `encodeResponseAfter` writes for that head and id.
+   */
+  encode(head: string, id: string, outputs: readonly ResponseOutput[]): EncodedResponse {
+    const idText = jsonString(id);
+    for (const k of this.kept) if (sameAnswerHead(k, head, outputs)) return withHead(k, idText, outputs);
+    const before = `${head},"id":`;
+    const encoded = encodeResponseAfter(before + idText, outputs);
     const headerLength = encoded.headerLength;
-    if (headerLength !== undefined && headerLength <= this.maxHeaderBytes && LITTLE_ENDIAN) {
-      const described: KeptAnswerHead['outputs'][number][] = [];
-      for (const { name, tensor, binary } of outputs) {
-        if (!binary || tensor.datatype === 'BYTES') return encoded;
-        const d = tensor.data as Exclude<TensorData, string[]>;
-        described.push({ name, datatype: tensor.datatype, shape: [...tensor.shape], size: d.byteLength });
-      }
-      const kept = { head, outputs: described, bytes: encoded.body.slice(0, headerLength) };
-      if (this.kept.length < this.capacity) this.kept.push(kept);
-      else {
-        this.kept[this.next] = kept;
-        this.next = (this.next + 1) % this.capacity;
-      }
+    if (headerLength === undefined || headerLength > this.maxHeaderBytes || !LITTLE_ENDIAN) return encoded;
+    const described: KeptAnswerHead['outputs'][number][] = [];
+    for (const { name, tensor, binary } of outputs) {
+      if (!binary || tensor.datatype === 'BYTES') return encoded;
+      described.push({ name, datatype: tensor.datatype, shape: [...tensor.shape] });
+    }
+    const beforeBytes = utf8Encoder.encode(before);
+    const afterAt = beforeBytes.length + utf8Encoder.encode(idText).length;
+    const kept: KeptAnswerHead = {
+      head,
+      outputs: described,
+      before: beforeBytes,
+      after: encoded.body.slice(afterAt, headerLength),
+    };
+    if (this.kept.length < this.capacity) this.kept.push(kept);
+    else {
+      this.kept[this.next] = kept;
+      this.next = (this.next + 1) % this.capacity;
     }
     return encoded;
   }
@@ -543,20 +560,39 @@ function sameAnswerHead(k: KeptAnswerHead, head: string, outputs: readonly Respo
   return true;
 }
 
-/** An answer of a kept header: its bytes, then each (binary, fixed-size) output's bytes as they are in memory. */
-function withHead(header: Uint8Array, outputs: readonly ResponseOutput[]): EncodedResponse {
-  let length = header.length;
+/**
+ * An answer of a kept header: its bytes before the id, the id's JSON text, its bytes after, then each (binary,
+ * fixed-size) output's bytes as they are in memory.
+ */
+function withHead(k: KeptAnswerHead, idText: string, outputs: readonly ResponseOutput[]): EncodedResponse {
+  let ascii = true;
+  for (let i = 0; i < idText.length; i++) {
+    if (idText.charCodeAt(i) > 0x7f) {
+      ascii = false;
+      break;
+    }
+  }
+  const idLength = ascii ? idText.length : Buffer.byteLength(idText, 'utf8');
+  const headerLength = k.before.length + idLength + k.after.length;
+  let length = headerLength;
   for (const { tensor } of outputs) length += (tensor.data as Exclude<TensorData, string[]>).byteLength;
   const pooled = Buffer.allocUnsafe(length);
-  const body = new Uint8Array(pooled.buffer, pooled.byteOffset, pooled.byteLength);
-  body.set(header, 0);
-  let at = header.length;
+  pooled.set(k.before, 0);
+  const idAt = k.before.length;
+  if (ascii) {
+    // Byte by byte: cheaper than a call into Buffer.write for a few dozen characters.
+    for (let i = 0; i < idLength; i++) pooled[idAt + i] = idText.charCodeAt(i);
+  } else {
+    pooled.write(idText, idAt, idLength, 'utf8');
+  }
+  pooled.set(k.after, idAt + idLength);
+  let at = headerLength;
   for (const { tensor } of outputs) {
     const d = tensor.data as Exclude<TensorData, string[]>;
-    body.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), at);
+    pooled.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), at);
     at += d.byteLength;
   }
-  return { body, headerLength: header.length };
+  return { body: new Uint8Array(pooled.buffer, pooled.byteOffset, pooled.byteLength), headerLength };
 }
 
 /** The response outputs of a request: each tensor binary or JSON as `wantsBinaryOutput` says. */

@@ -241,6 +241,8 @@ describe('a client sending the same header again', () => {
     };
     expect(await answered([1, 2])).toEqual({ version: '1', id: 'same-header', y: [2, 3] });
     expect(await answered([5, -5])).toEqual({ version: '1', id: 'same-header', y: [6, -4] });
+    // Kept after two: the third is decoded from the kept header.
+    expect(await answered([0.5, 0])).toEqual({ version: '1', id: 'same-header', y: [1.5, 1] });
 
     // The alias moves to a version of the same signature: its answers, its version in the answer's header.
     await env.register('moving', addConstant(10));

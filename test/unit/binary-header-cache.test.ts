@@ -3,6 +3,7 @@ import { BinaryHeaderCache } from '../../functions/domain/binary-header-cache';
 import {
   BinaryAnswerEncoder,
   encodeResponseAfter,
+  jsonString,
   parseBinaryRequest,
   type ResponseOutput,
 } from '../../functions/domain/binary-tensors';
@@ -82,11 +83,14 @@ const header = (id = 'r1') => ({
 });
 
 describe('BinaryHeaderCache', () => {
-  it('keeps a header that validated and decodes the next request of the same header from it, with its own bytes', () => {
+  it('keeps a header seen twice in a row and decodes the next requests of that header from it, each with its own bytes', () => {
     const cache = new BinaryHeaderCache();
     const [b1, hl] = body(header(), [f32([1, 2, 3, 4]), bytesOf(['ab', 'cde'])]);
     const first = cache.parse(b1, hl).validate(sig);
     expect(plain(first)).toEqual(plain(fresh(b1, hl, sig)));
+    expect(cache.size).toBe(0);
+    const [b0] = body(header(), [f32([0, 0, 0, 0]), bytesOf(['', 'abcde'])]);
+    expect(plain(cache.parse(b0, hl).validate(sig))).toEqual(plain(fresh(b0, hl, sig)));
     expect(cache.size).toBe(1);
 
     // Same header bytes, other tensors (BYTES elements of the same total size).
@@ -130,6 +134,8 @@ describe('BinaryHeaderCache', () => {
     const h = { inputs: [{ name: 'b', datatype: 'BOOL', shape: [3], parameters: { binary_data_size: 3 } }] };
     const [ok, hl] = body(h, [Uint8Array.of(1, 0, 1)]);
     cache.parse(ok, hl).validate(bools);
+    cache.parse(ok, hl).validate(bools);
+    expect(cache.size).toBe(1);
     const [bad] = body(h, [Uint8Array.of(1, 2, 0)]);
     expect(codeOf(() => cache.parse(bad, hl).validate(bools))).toBe('INVALID_BINARY_DATA');
 
@@ -139,6 +145,8 @@ describe('BinaryHeaderCache', () => {
     };
     const [good, hsl] = body(hs, [bytesOf(['a', 'bc'])]);
     cache.parse(good, hsl).validate(strings);
+    cache.parse(good, hsl).validate(strings);
+    expect(cache.size).toBe(2);
     // The same 11 bytes as one element of 7 bytes: the shape asks for two.
     const [one] = body(hs, [bytesOf(['abcdefg'])]);
     expect(codeOf(() => cache.parse(one, hsl).validate(strings))).toBe('INVALID_BINARY_DATA');
@@ -151,6 +159,8 @@ describe('BinaryHeaderCache', () => {
     const cache = new BinaryHeaderCache();
     const [b, hl] = body(header(), [f32([1, 2, 3, 4]), bytesOf(['ab', 'cde'])]);
     cache.parse(b, hl).validate(sig);
+    cache.parse(b, hl).validate(sig);
+    expect(cache.size).toBe(1);
     const [longer] = body(header(), [f32([1, 2, 3, 4]), bytesOf(['ab', 'cde']), Uint8Array.of(0)]);
     expect(() => cache.parse(longer, hl)).toThrow(/after the inference header.*add up to 29/);
     const shorter = b.subarray(0, b.length - 1);
@@ -160,6 +170,7 @@ describe('BinaryHeaderCache', () => {
   it('validates a known header against each signature once: another version’s refusal is its own', () => {
     const cache = new BinaryHeaderCache();
     const [b, hl] = body(header(), [f32([1, 2, 3, 4]), bytesOf(['ab', 'cde'])]);
+    cache.parse(b, hl).validate(sig);
     cache.parse(b, hl).validate(sig);
     const other = sigOf([
       { name: 'x', datatype: 'FP64', shape: [-1, 2] },
@@ -177,9 +188,11 @@ describe('BinaryHeaderCache', () => {
   it('keeps no header that failed validation, carried JSON inputs, was the raw form or is too long', () => {
     const cache = new BinaryHeaderCache(16, 300);
     const [b, hl] = body(header(), [f32([1, 2, 3, 4]), bytesOf(['ab', 'cde'])]);
-    expect(() =>
-      cache.parse(b, hl).validate(sigOf([{ name: 'x', datatype: 'FP32', shape: [-1, 2] }])),
-    ).toThrow();
+    for (let i = 0; i < 2; i++) {
+      expect(() =>
+        cache.parse(b, hl).validate(sigOf([{ name: 'x', datatype: 'FP32', shape: [-1, 2] }])),
+      ).toThrow();
+    }
     expect(cache.size).toBe(0);
 
     const mixed = {
@@ -189,21 +202,34 @@ describe('BinaryHeaderCache', () => {
       ],
     };
     const [m, ml] = body(mixed, [f32([1, 2])]);
-    expect(cache.parse(m, ml).validate(sig).feeds.s!.data).toEqual(['json']);
+    for (let i = 0; i < 2; i++) expect(cache.parse(m, ml).validate(sig).feeds.s!.data).toEqual(['json']);
     expect(cache.size).toBe(0);
 
     const only = sigOf([{ name: 'x', datatype: 'FP32', shape: [-1, 2] }]);
     const raw = f32([1, 2]);
-    const rawFeed = cache.parse(raw, 0, only.inputs.get('x')).validate(only).feeds.x?.data as Float32Array;
-    expect(Array.from(rawFeed)).toEqual([1, 2]);
+    for (let i = 0; i < 2; i++) {
+      const rawFeed = cache.parse(raw, 0, only.inputs.get('x')).validate(only).feeds.x?.data as Float32Array;
+      expect(Array.from(rawFeed)).toEqual([1, 2]);
+    }
     expect(cache.size).toBe(0);
 
     const long = { ...header(), parameters: { note: 'n'.repeat(300) } };
     const [l, ll] = body(long, [f32([1, 2, 3, 4]), bytesOf(['ab', 'cde'])]);
     cache.parse(l, ll).validate(sig);
+    cache.parse(l, ll).validate(sig);
     expect(cache.size).toBe(0);
     cache.parse(b, hl).validate(sig);
+    cache.parse(b, hl).validate(sig);
     expect(cache.size).toBe(1);
+  });
+
+  it('keeps nothing for a client whose headers all differ (a new id each time), and answers each as a first parse', () => {
+    const cache = new BinaryHeaderCache();
+    for (let i = 0; i < 50; i++) {
+      const [b, hl] = body(header(`request-${i}`), [f32([i, -i, i, -i]), bytesOf(['ab', 'cde'])]);
+      expect(plain(cache.parse(b, hl).validate(sig))).toEqual(plain(fresh(b, hl, sig)));
+    }
+    expect(cache.size).toBe(0);
   });
 
   it('keeps at most its capacity, replacing the oldest, and each kept header still answers as a first parse', () => {
@@ -211,7 +237,10 @@ describe('BinaryHeaderCache', () => {
     const requests = Array.from({ length: 7 }, (_, i) =>
       body(header(`r${i}`), [f32([i, i, i, i]), bytesOf(['ab', 'cde'])]),
     );
-    for (const [b, hl] of requests) cache.parse(b, hl).validate(sig);
+    for (const [b, hl] of requests) {
+      cache.parse(b, hl).validate(sig);
+      cache.parse(b, hl).validate(sig);
+    }
     expect(cache.size).toBe(4);
     for (const [b, hl] of [...requests, ...requests]) {
       expect(plain(cache.parse(b, hl).validate(sig))).toEqual(plain(fresh(b, hl, sig)));
@@ -266,10 +295,13 @@ describe('BinaryAnswerEncoder', () => {
     tensor: { datatype: 'FP32', shape, data: Float32Array.from(values) },
     binary,
   });
-  const head = (id: string) => `{"model_name":"m","model_version":"1","id":"${id}"`;
+  const HEAD = '{"model_name":"m","model_version":"1"';
+  /** What encodeResponseAfter writes for the head and id (the reference). */
+  const reference = (head: string, id: string, outputs: readonly ResponseOutput[]) =>
+    encodeResponseAfter(`${head},"id":${jsonString(id)}`, outputs);
   const same = (a: { body: Uint8Array; headerLength?: number }, b: typeof a) => {
     expect(a.headerLength).toBe(b.headerLength);
-    expect(Buffer.from(a.body).equals(Buffer.from(b.body))).toBe(true);
+    expect(Buffer.from(a.body).toString('latin1')).toBe(Buffer.from(b.body).toString('latin1'));
   };
 
   it('writes the same bytes as encodeResponseAfter, the header kept for answers of the same head and shapes', () => {
@@ -280,18 +312,19 @@ describe('BinaryAnswerEncoder', () => {
       [5, 6],
     ]) {
       const outputs = [out('y', [1, 2], values), out('z', [1], [values[0]! * 10])];
-      same(encoder.encode(head('a'), outputs), encodeResponseAfter(head('a'), outputs));
+      same(encoder.encode(HEAD, 'a', outputs), reference(HEAD, 'a', outputs));
     }
-    // Another id, another shape, another name, another datatype: each its own header.
+    expect(encoder.size).toBe(1);
+    // Another shape, name, datatype or head: each its own header.
     const variants: [string, ResponseOutput[]][] = [
-      [head('b'), [out('y', [1, 2], [1, 2]), out('z', [1], [3])]],
-      [head('a'), [out('y', [2, 1], [1, 2]), out('z', [1], [3])]],
-      [head('a'), [out('y', [1, 3], [1, 2, 3]), out('z', [1], [3])]],
-      [head('a'), [out('y', [1], [1]), out('z', [1], [3])]],
-      [head('a'), [out('w', [1, 2], [1, 2]), out('z', [1], [3])]],
-      [head('a'), [out('y', [1, 2], [1, 2])]],
+      [HEAD, [out('y', [2, 1], [1, 2]), out('z', [1], [3])]],
+      [HEAD, [out('y', [1, 3], [1, 2, 3]), out('z', [1], [3])]],
+      [HEAD, [out('y', [1], [1]), out('z', [1], [3])]],
+      [HEAD, [out('w', [1, 2], [1, 2]), out('z', [1], [3])]],
+      [HEAD, [out('y', [1, 2], [1, 2])]],
+      ['{"model_name":"m","model_version":"2"', [out('y', [1, 2], [1, 2]), out('z', [1], [3])]],
       [
-        head('a'),
+        HEAD,
         [
           {
             name: 'y',
@@ -303,23 +336,39 @@ describe('BinaryAnswerEncoder', () => {
       ],
     ];
     for (let round = 0; round < 2; round++) {
-      for (const [h, outputs] of variants) same(encoder.encode(h, outputs), encodeResponseAfter(h, outputs));
+      for (const [h, outputs] of variants) same(encoder.encode(h, 'a', outputs), reference(h, 'a', outputs));
     }
+    expect(encoder.size).toBe(1 + variants.length);
+  });
+
+  it('writes each answer’s own id into a kept header: generated ids, ids to escape, ids beyond ASCII', () => {
+    const encoder = new BinaryAnswerEncoder();
+    const outputs = [out('y', [1, 2], [1, 2])];
+    const ids = [
+      ...Array.from({ length: 20 }, () => crypto.randomUUID()),
+      'a"quoted"\\id',
+      'tab\there',
+      'été-Ω-😀',
+      'x',
+      'a much longer id than the others, to change the header length by far',
+    ];
+    for (const id of [...ids, ...ids]) same(encoder.encode(HEAD, id, outputs), reference(HEAD, id, outputs));
+    expect(encoder.size).toBe(1);
   });
 
   it('answers JSON and BYTES outputs as encodeResponseAfter does, never from a kept header', () => {
     const encoder = new BinaryAnswerEncoder();
     const binary = [out('y', [1, 2], [1, 2])];
-    encoder.encode(head('a'), binary);
-    const mixed = [out('y', [1, 2], [1, 2], false)];
-    const json = encoder.encode(head('a'), mixed);
-    expect(json.headerLength).toBeUndefined();
-    same(json, encodeResponseAfter(head('a'), mixed));
+    encoder.encode(HEAD, 'a', binary);
+    const json = [out('y', [1, 2], [1, 2], false)];
+    const answer = encoder.encode(HEAD, 'a', json);
+    expect(answer.headerLength).toBeUndefined();
+    same(answer, reference(HEAD, 'a', json));
     const labels: ResponseOutput[] = [
       { name: 'y', tensor: { datatype: 'BYTES', shape: [2], data: ['cat', 'é'] }, binary: true },
     ];
-    for (let i = 0; i < 2; i++)
-      same(encoder.encode(head('a'), labels), encodeResponseAfter(head('a'), labels));
-    same(encoder.encode(head('a'), binary), encodeResponseAfter(head('a'), binary));
+    for (let i = 0; i < 2; i++) same(encoder.encode(HEAD, 'a', labels), reference(HEAD, 'a', labels));
+    same(encoder.encode(HEAD, 'b', binary), reference(HEAD, 'b', binary));
+    expect(encoder.size).toBe(1);
   });
 });
