@@ -494,7 +494,7 @@ interface KeptAnswerHead {
  * fixed-size datatype (on a little-endian host): an answer with the same head (model and version) and the same
  * outputs (names, datatypes, shapes) has that header again, its own id written into it, and its tensors' bytes
  * after it. That is how a client sending the same request shapes is answered, with its ids or generated ones;
- * writing the header's text costs more than the rest of such an answer (docs/performance.md, "The binary path").
+ * writing the header's text costs more than the rest of such an answer (docs/performance.md, "Headers sent again").
  * At most `LIMITS.rememberedBinaryHeaders` headers of at most `LIMITS.maxRememberedBinaryHeaderBytes` bytes are
  * kept; the oldest is replaced.
  */

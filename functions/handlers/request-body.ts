@@ -107,8 +107,8 @@ function decode(coding: string, bytes: Buffer, maxBytes: number): Buffer {
  *
  * `alignAfter` (the JSON header's length): a base64 body is decoded so that the byte after the header, where the
  * first tensor starts, lies at a multiple of 8 in memory. Its tensors are then views over the body, not copies,
- * whatever the header's length: a 2 KiB FP32 input copied because its offset was not a multiple of 4 cost about
- * 4 µs of a request, a view 0.1 (docs/performance.md, "The binary path").
+ * whatever the header's length (docs/performance.md, "Headers sent again": a 2 KiB FP32 input copied because its
+ * offset was not a multiple of 4 cost the handler about 1 µs a request).
  */
 export function binaryRequestBytes(event: HttpEvent, maxBytes: number, alignAfter?: number): Buffer {
   if (!event.isBase64Encoded && event.body) {
