@@ -8,10 +8,11 @@
  * `LIMITS.maxRememberedBinaryHeaderBytes` bytes each) with their parse and, per signature, what validation made of
  * them. A request whose header bytes and body length equal a kept one's has only its inputs' bytes decoded (the
  * same `decodeBinary` as a first parse: a view when aligned, BOOL bytes and BYTES elements checked): no UTF-8
- * decoding, `JSON.parse`, structure or signature check of its header. That was 3.6 of the 9.5 µs the binary handler spent
- * outside the model at batch 1 (docs/performance.md, "Headers sent again"). Any other request is parsed and validated as
- * always; its header is kept when every input is binary data and the request parsed in full before it had the
- * same header (so that a client whose headers all differ, each with its own id, fills the cache with nothing).
+ * decoding, `JSON.parse`, structure or signature check of its header. That was 3.6 of the 9.5 µs the binary
+ * handler spent outside the model at batch 1 (docs/performance.md, "Headers sent again"). Any other request is
+ * parsed and validated as always; its header is kept when every input is binary data and one of the last requests
+ * parsed in full had the same header (so that a client whose headers all differ, each with its own id, fills the
+ * cache with nothing, and clients that take turns each get theirs kept).
  *
  * Pure: no I/O.
  */
@@ -114,6 +115,13 @@ function sameBytes(header: Uint8Array, body: Uint8Array, headerLength: number): 
   return true;
 }
 
+/** FNV-1a (32 bit) of the first `length` bytes of `bytes`. */
+function fnv1aBytes(bytes: Uint8Array, length: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < length; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
+  return h >>> 0;
+}
+
 /** Freezes a parsed JSON value and everything in it. */
 function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object') {
@@ -128,8 +136,11 @@ export class BinaryHeaderCache {
   private readonly known: KnownHeader[] = [];
   /** Where the next header is kept once the cache is full (the oldest one is replaced). */
   private next = 0;
-  /** The header of the last request parsed in full that could be kept: a header is kept when seen twice in a row. */
-  private candidate: Uint8Array | undefined;
+  /**
+   * Hashes of the headers of the last requests parsed in full and not kept (at most `capacity`, the newest last):
+   * a header is kept the second time it is parsed in full.
+   */
+  private readonly candidates: number[] = [];
 
   constructor(
     private readonly capacity: number = LIMITS.rememberedBinaryHeaders,
@@ -164,20 +175,23 @@ export class BinaryHeaderCache {
 
   /**
    * Keeps the header of a request that parsed and validated, when it can stand for the next ones: not the raw
-   * form, every input binary data of a fixed-size or BYTES datatype, a header of at most `maxHeaderBytes`, and the
-   * header of the request parsed in full before this one too. A client that sends a new id with every request
-   * (its headers all differ) then costs a comparison of bytes per request, not a header kept and never used.
+   * form, every input binary data of a fixed-size or BYTES datatype, a header of at most `maxHeaderBytes`, parsed
+   * in full once before (among the last `capacity` candidates). A client that sends a new id with every request
+   * (its headers all differ) then costs a hash of its header per request, not a header kept and never used.
    */
   private keep(body: Uint8Array, headerLength: number, parsed: BinaryRequest): KnownHeader | undefined {
     if (headerLength === 0 || headerLength > this.maxHeaderBytes) return undefined;
     // Two requests of a new header parsed before either was validated: the first one kept stands for both.
     for (const k of this.known) if (k.matches(body, headerLength)) return k;
-    const candidate = this.candidate;
-    if (candidate === undefined || !sameBytes(candidate, body, headerLength)) {
-      this.candidate = body.slice(0, headerLength);
+    const hash = fnv1aBytes(body, headerLength);
+    const seen = this.candidates.indexOf(hash);
+    if (seen < 0) {
+      this.candidates.push(hash);
+      if (this.candidates.length > this.capacity) this.candidates.shift();
       return undefined;
     }
-    this.candidate = undefined;
+    // (Two headers of one hash: one is kept after a single sight, which costs nothing but its place.)
+    this.candidates.splice(seen, 1);
     const tensors = parsed.binaryInputs;
     const sizes: number[] = [];
     for (let i = 0; i < tensors.length; i++) {

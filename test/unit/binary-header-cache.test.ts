@@ -223,6 +223,23 @@ describe('BinaryHeaderCache', () => {
     expect(cache.size).toBe(1);
   });
 
+  it('keeps the headers of clients that take turns, each from its second request on', () => {
+    const cache = new BinaryHeaderCache();
+    const clients = ['a', 'b', 'c'].map((id) =>
+      body(header(id), [f32([1, 2, 3, 4]), bytesOf(['ab', 'cde'])]),
+    );
+    for (const [b, hl] of clients) cache.parse(b, hl).validate(sig);
+    expect(cache.size).toBe(0);
+    for (const [b, hl] of clients) cache.parse(b, hl).validate(sig);
+    expect(cache.size).toBe(3);
+    for (const [b, hl] of clients) {
+      const parsed = cache.parse(b, hl);
+      expect(Object.isFrozen(parsed.request)).toBe(true);
+      expect(plain(parsed.validate(sig))).toEqual(plain(fresh(b, hl, sig)));
+    }
+    expect(cache.size).toBe(3);
+  });
+
   it('keeps nothing for a client whose headers all differ (a new id each time), and answers each as a first parse', () => {
     const cache = new BinaryHeaderCache();
     for (let i = 0; i < 50; i++) {
