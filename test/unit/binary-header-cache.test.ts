@@ -15,25 +15,11 @@ import {
   validateInferenceRequest,
 } from '../../functions/domain/inference-validation';
 import { seededRandom } from '../../functions/local/onnx-builder';
+import { binaryBody as body } from '../helpers/binary-body';
 import { codeOf as anyCodeOf } from '../helpers/errors';
 
 const codeOf = (fn: () => unknown) => anyCodeOf(fn, BadRequestError);
 const utf8 = new TextEncoder();
-
-/** A binary body: the header's JSON text, then the chunks, starting `pad` bytes into its buffer. */
-function body(header: unknown, chunks: readonly Uint8Array[], pad = 0): [Uint8Array, number] {
-  const h = utf8.encode(JSON.stringify(header));
-  let total = pad + h.length;
-  for (const c of chunks) total += c.length;
-  const buf = new Uint8Array(total);
-  buf.set(h, pad);
-  let at = pad + h.length;
-  for (const c of chunks) {
-    buf.set(c, at);
-    at += c.length;
-  }
-  return [buf.subarray(pad), h.length];
-}
 
 const f32 = (values: number[]) => new Uint8Array(Float32Array.from(values).buffer);
 const bytesOf = (strings: string[]) => {

@@ -10,6 +10,7 @@ import { compileSignature, validateInferenceRequest } from '../../functions/doma
 import { decodeTensor, type OipRequest } from '../../functions/domain/oip-decode';
 import type { Tensor } from '../../functions/domain/tensor';
 import type { Datatype } from '../../functions/domain/types';
+import { binaryBody as body } from '../helpers/binary-body';
 import { codeOf as anyCodeOf } from '../helpers/errors';
 
 const codeOf = (fn: () => unknown) => anyCodeOf(fn, BadRequestError);
@@ -77,21 +78,6 @@ function elementBytes(
     }
   });
   return out;
-}
-
-/** A body: the header's JSON text, then the chunks; `pad` bytes of junk before it in the same buffer. */
-function body(header: unknown, chunks: readonly Uint8Array[] = [], pad = 0): [Uint8Array, number] {
-  const h = utf8.encode(typeof header === 'string' ? header : JSON.stringify(header));
-  let total = pad + h.length;
-  for (const c of chunks) total += c.length;
-  const buf = new Uint8Array(total);
-  buf.set(h, pad);
-  let at = pad + h.length;
-  for (const c of chunks) {
-    buf.set(c, at);
-    at += c.length;
-  }
-  return [buf.subarray(pad), h.length];
 }
 
 const binaryInput = (name: string, datatype: string, shape: number[], size: number, extra = {}) => ({
