@@ -9,11 +9,11 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerVersion } from '../../functions/app/registry';
 import { ASYNC_KEYS } from '../../functions/contract/events';
-import { LIMITS } from '../../functions/contract/limits';
 import type { HttpEvent, HttpResult } from '../../functions/handlers/http';
 import { apiEvent, parseResult } from '../helpers/apigw';
 import { createEventsTestEnv, type EventsTestEnv } from '../helpers/events-env';
 import { addConstant } from '../helpers/predict-env';
+import { fetchResultLink } from '../helpers/result-link';
 
 let env: EventsTestEnv;
 const docs: object[] = [];
@@ -226,13 +226,7 @@ describe('async inference with binary tensor data', () => {
         headerLength: expect.any(Number),
       },
     });
-    const ttl = Date.parse(done.body.download.expiresAt) - Date.now();
-    expect(ttl).toBeGreaterThan((LIMITS.resultUrlTtlSeconds - 60) * 1000);
-    expect(ttl).toBeLessThanOrEqual(LIMITS.resultUrlTtlSeconds * 1000);
-    const got = await fetch(done.body.download.url);
-    expect(got.status).toBe(200);
-    expect(got.headers.get('content-type')).toBe('application/octet-stream');
-    const bytes = Buffer.from(await got.arrayBuffer());
+    const bytes = await fetchResultLink(done.body.download, 'application/octet-stream');
     expect(bytes.equals(stored)).toBe(true);
     // The object is the answer as /infer encodes it: its JSON header, then the tensor.
     const { headerLength } = done.body.download;

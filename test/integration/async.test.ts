@@ -11,6 +11,7 @@ import { LIMITS } from '../../functions/contract/limits';
 import { apiEvent, parseResult } from '../helpers/apigw';
 import { createEventsTestEnv, type EventsTestEnv } from '../helpers/events-env';
 import { addConstant } from '../helpers/predict-env';
+import { fetchResultLink } from '../helpers/result-link';
 
 let env: EventsTestEnv;
 
@@ -120,13 +121,7 @@ describe('async inference', () => {
         contentType: 'application/json',
       },
     });
-    const ttl = Date.parse(done.body.download.expiresAt) - Date.now();
-    expect(ttl).toBeGreaterThan((LIMITS.resultUrlTtlSeconds - 60) * 1000);
-    expect(ttl).toBeLessThanOrEqual(LIMITS.resultUrlTtlSeconds * 1000);
-    const got = await fetch(done.body.download.url);
-    expect(got.status).toBe(200);
-    expect(got.headers.get('content-type')).toBe('application/json');
-    const bytes = Buffer.from(await got.arrayBuffer());
+    const bytes = await fetchResultLink(done.body.download, 'application/json');
     expect(bytes.equals(stored)).toBe(true);
     const doc = JSON.parse(bytes.toString('utf8')) as {
       status: string;
