@@ -17,7 +17,7 @@
  * Pure: no I/O.
  */
 import { LIMITS } from '../contract/limits';
-import { type BinaryRequest, decodeBinary, parseBinaryRequest } from './binary-tensors';
+import { type BinaryRequest, decodeBinary, KeptList, parseBinaryRequest } from './binary-tensors';
 import {
   type CompiledSignature,
   type ValidatedRequest,
@@ -133,9 +133,7 @@ function deepFreeze<T>(value: T): T {
 
 /** Binary request headers seen before (see the module's comment). One per predictor; not shared across threads. */
 export class BinaryHeaderCache {
-  private readonly known: KnownHeader[] = [];
-  /** Where the next header is kept once the cache is full (the oldest one is replaced). */
-  private next = 0;
+  private readonly known: KeptList<KnownHeader>;
   /**
    * Hashes of the headers of the last requests parsed in full and not kept (at most `capacity`, the newest last):
    * a header is kept the second time it is parsed in full.
@@ -145,11 +143,19 @@ export class BinaryHeaderCache {
   constructor(
     private readonly capacity: number = LIMITS.rememberedBinaryHeaders,
     private readonly maxHeaderBytes: number = LIMITS.maxRememberedBinaryHeaderBytes,
-  ) {}
+  ) {
+    this.known = new KeptList(capacity);
+  }
 
   /** Headers kept (for tests). */
   get size(): number {
-    return this.known.length;
+    return this.known.items.length;
+  }
+
+  /** The kept header of `body`, if any: the same header bytes and body length. */
+  private find(body: Uint8Array, headerLength: number): KnownHeader | undefined {
+    for (const k of this.known.items) if (k.matches(body, headerLength)) return k;
+    return undefined;
   }
 
   /**
@@ -157,11 +163,8 @@ export class BinaryHeaderCache {
    * length match, else in full. `rawInput`: the raw form's only input (header length 0), never kept.
    */
   parse(body: Uint8Array, headerLength: number, rawInput?: TensorSpec): ParsedBinaryRequest {
-    if (headerLength > 0) {
-      for (const k of this.known) {
-        if (k.matches(body, headerLength)) return new KnownBody(k, body, headerLength);
-      }
-    }
+    const known = headerLength > 0 ? this.find(body, headerLength) : undefined;
+    if (known !== undefined) return new KnownBody(known, body, headerLength);
     const parsed = parseBinaryRequest(body, headerLength, rawInput, false);
     return {
       request: parsed.request,
@@ -182,7 +185,8 @@ export class BinaryHeaderCache {
   private keep(body: Uint8Array, headerLength: number, parsed: BinaryRequest): KnownHeader | undefined {
     if (headerLength === 0 || headerLength > this.maxHeaderBytes) return undefined;
     // Two requests of a new header parsed before either was validated: the first one kept stands for both.
-    for (const k of this.known) if (k.matches(body, headerLength)) return k;
+    const already = this.find(body, headerLength);
+    if (already !== undefined) return already;
     const hash = fnv1aBytes(body, headerLength);
     const seen = this.candidates.indexOf(hash);
     if (seen < 0) {
@@ -216,11 +220,7 @@ export class BinaryHeaderCache {
       offset += sizes[i]!;
     }
     const known = new KnownHeader(body.slice(0, headerLength), body.length, request, inputs);
-    if (this.known.length < this.capacity) this.known.push(known);
-    else {
-      this.known[this.next] = known;
-      this.next = (this.next + 1) % this.capacity;
-    }
+    this.known.add(known);
     return known;
   }
 }

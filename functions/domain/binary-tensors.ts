@@ -476,6 +476,30 @@ export function encodeResponseAfter(head: string, outputs: readonly ResponseOutp
   return { body, headerLength };
 }
 
+/**
+ * At most `capacity` items, the oldest replaced by each new one once full: the headers the binary path keeps
+ * (`BinaryAnswerEncoder`, and `BinaryHeaderCache` in binary-header-cache.ts).
+ */
+export class KeptList<T> {
+  private readonly kept: T[] = [];
+  private next = 0;
+
+  constructor(private readonly capacity: number) {}
+
+  /** The items, oldest place first (read only: iterate, do not change). */
+  get items(): readonly T[] {
+    return this.kept;
+  }
+
+  add(item: T): void {
+    if (this.kept.length < this.capacity) this.kept.push(item);
+    else {
+      this.kept[this.next] = item;
+      this.next = (this.next + 1) % this.capacity;
+    }
+  }
+}
+
 /** An answer's JSON header kept by `BinaryAnswerEncoder`, with what it describes, in two parts around the id. */
 interface KeptAnswerHead {
   readonly head: string;
@@ -499,17 +523,18 @@ interface KeptAnswerHead {
  * kept; the oldest is replaced.
  */
 export class BinaryAnswerEncoder {
-  private readonly kept: KeptAnswerHead[] = [];
-  private next = 0;
+  private readonly kept: KeptList<KeptAnswerHead>;
 
   constructor(
-    private readonly capacity: number = LIMITS.rememberedBinaryHeaders,
+    capacity: number = LIMITS.rememberedBinaryHeaders,
     private readonly maxHeaderBytes: number = LIMITS.maxRememberedBinaryHeaderBytes,
-  ) {}
+  ) {
+    this.kept = new KeptList(capacity);
+  }
 
   /** Headers kept (for tests). */
   get size(): number {
-    return this.kept.length;
+    return this.kept.items.length;
   }
 
   /**
@@ -518,7 +543,8 @@ export class BinaryAnswerEncoder {
    */
   encode(head: string, id: string, outputs: readonly ResponseOutput[]): EncodedResponse {
     const idText = jsonString(id);
-    for (const k of this.kept) if (sameAnswerHead(k, head, outputs)) return withHead(k, idText, outputs);
+    for (const k of this.kept.items)
+      if (sameAnswerHead(k, head, outputs)) return withHead(k, idText, outputs);
     const before = `${head},"id":`;
     const encoded = encodeResponseAfter(before + idText, outputs);
     const headerLength = encoded.headerLength;
@@ -530,17 +556,12 @@ export class BinaryAnswerEncoder {
     }
     const beforeBytes = utf8Encoder.encode(before);
     const afterAt = beforeBytes.length + utf8Encoder.encode(idText).length;
-    const kept: KeptAnswerHead = {
+    this.kept.add({
       head,
       outputs: described,
       before: beforeBytes,
       after: encoded.body.slice(afterAt, headerLength),
-    };
-    if (this.kept.length < this.capacity) this.kept.push(kept);
-    else {
-      this.kept[this.next] = kept;
-      this.next = (this.next + 1) % this.capacity;
-    }
+    });
     return encoded;
   }
 }
