@@ -9,6 +9,10 @@
  * worker keeps to its time (docs/events.md, "The worker's time"): records after the first are not started with
  * less than QUEUE.startReserveMs left (`notStarted`), and QUEUE.deadlineMarginMs before the end the delivery is
  * answered without the record still running, which is ended first when its receive is the last (`endLastReceive`).
+ *
+ * The dead-letter queues are event sources of the worker too (`deadLetterSources`): a message dead-lettered
+ * without its last receive having ended it (the invocation was killed out of memory, or any other way that runs no
+ * code) is ended here as that receive's failure would have ended it (`endDeadLetters`).
  */
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
@@ -57,9 +61,21 @@ export interface AsyncWorkerHandlerDeps {
    * new message. None: it is ended as a failure on its last receive ends it.
    */
   readonly requeue?: QueuePublisher;
+  /**
+   * The ARNs of the dead-letter queues the worker consumes: a delivery from one of them is of dead letters, each
+   * ended as its last receive's failure ends a message (`endDeadLetters`), never run. @default none
+   */
+  readonly deadLetterSources?: readonly string[];
   /** @default the function's Powertools logger */
   readonly logger?: Logger;
 }
+
+/**
+ * Why a dead letter's request, version or job failed: its worker never answered its last receive (nothing of ours
+ * runs when an invocation is killed).
+ */
+export const DEAD_LETTER_REASON =
+  'its worker was killed on its last receive (out of memory, or another way that runs no code), and the message was dead-lettered';
 
 export type SqsHandler = (event: SQSEvent, context: Context | TimeBudget) => Promise<SQSBatchResponse>;
 
@@ -115,6 +131,33 @@ interface Invocation {
   started: boolean;
 }
 
+/** What a failed end of a message is logged as, by its type. */
+const NOT_ENDED: Record<WorkMessage['type'], string> = {
+  'async-infer': 'async request not failed',
+  'register-complete': 'pending version not failed',
+  derive: 'derived version not failed',
+  'batch-part': 'batch job not failed',
+  'batch-aggregate': 'batch job not failed',
+  shadow: 'shadow comparison not ended',
+};
+
+/** The keys a message is about, for its log lines. */
+function keysOf(m: WorkMessage): Record<string, unknown> {
+  switch (m.type) {
+    case 'async-infer':
+      return { requestId: m.requestId };
+    case 'register-complete':
+    case 'derive':
+      return { name: m.name, version: m.version };
+    case 'batch-part':
+      return { jobId: m.jobId, part: m.index };
+    case 'batch-aggregate':
+      return { jobId: m.jobId };
+    case 'shadow':
+      return { model: m.model, alias: m.alias, shadowVersion: m.shadowVersion, inferenceId: m.inferenceId };
+  }
+}
+
 const isBatchMessage = (m: WorkMessage) => m.type === 'batch-part' || m.type === 'batch-aggregate';
 
 /** Resolves `marginMs` before the end of `budget` (never, for a budget without an end). */
@@ -129,31 +172,74 @@ function deadlineOf(budget: TimeBudget, marginMs: number): { reached: Promise<un
 export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandler {
   const functionScope = deps.logger ?? functionLogger;
   const maxReceiveCount = deps.maxReceiveCount ?? QUEUE.maxReceiveCount;
+  const deadLetterSources = new Set(deps.deadLetterSources ?? []);
 
   /**
    * Ends a work queue message as its last receive's failure does, before the queue dead-letters it: an async request
    * is answered `PROCESSING_FAILED` (`recordLastAttemptFailure`, which keeps an answer written already), a PENDING
-   * registration or derivation is completed FAILED (unless no longer PENDING). A shadow records its own failure, a
-   * batch message its job's. Never throws.
+   * registration or derivation is completed FAILED (unless no longer PENDING), a batch part or aggregation ends its
+   * job failed naming it (unless the job ended already). A shadow's comparison is lost: nobody waits for it. Every
+   * end is conditional, so ending a message twice changes nothing. Throws when the end fails.
    */
-  const endLastReceive = async (message: WorkMessage, receiveCount: number, e: unknown, logger: Logger) => {
-    if (message.type === 'async-infer') {
-      await recordLastAttemptFailure(deps.worker, message.requestId, receiveCount, e).catch((err) =>
-        logger.error('async request not failed', { requestId: message.requestId, ...describeError(err) }),
-      );
-    } else if (message.type === 'register-complete' && deps.registry) {
-      // The version ends FAILED, never stays PENDING.
-      const { name, version } = message;
-      const reason = `the registration could not be completed after ${receiveCount} attempts: ${(e as Error)?.message ?? String(e)}`;
-      await failPendingVersion(deps.registry, name, version, reason).catch((err) =>
-        logger.error('pending version not failed', { name, version, ...describeError(err) }),
-      );
-    } else if (message.type === 'derive' && deps.derive) {
-      const { name, version } = message;
-      await failDerivation(deps.derive, message, receiveCount, e).catch((err) =>
-        logger.error('derived version not failed', { name, version, ...describeError(err) }),
-      );
+  const endFailed = async (message: WorkMessage, receiveCount: number, e: unknown): Promise<unknown> => {
+    switch (message.type) {
+      case 'async-infer':
+        return recordLastAttemptFailure(deps.worker, message.requestId, receiveCount, e);
+      case 'register-complete': {
+        if (!deps.registry) return undefined;
+        // The version ends FAILED, never stays PENDING.
+        const reason = `the registration could not be completed after ${receiveCount} attempts: ${(e as Error)?.message ?? String(e)}`;
+        return failPendingVersion(deps.registry, message.name, message.version, reason);
+      }
+      case 'derive':
+        return deps.derive ? failDerivation(deps.derive, message, receiveCount, e) : undefined;
+      case 'batch-part':
+        return failBatchPart(deps.batch, message, receiveCount, e);
+      case 'batch-aggregate':
+        return failBatchAggregate(deps.batch, message, receiveCount, e);
+      case 'shadow':
+        return undefined;
     }
+  };
+
+  /** `endFailed`, its failure logged (never throws). */
+  const endLastReceive = async (message: WorkMessage, receiveCount: number, e: unknown, logger: Logger) => {
+    await endFailed(message, receiveCount, e).catch((err) =>
+      logger.error(NOT_ENDED[message.type], { ...keysOf(message), ...describeError(err) }),
+    );
+  };
+
+  /**
+   * A delivery from a dead-letter queue: each message is ended as its last receive's failure ends it
+   * (`endFailed`, with {@link DEAD_LETTER_REASON}), which its worker did not do if the invocation was killed.
+   * A message its last receive ended already changes nothing. A record whose end fails is given back (the
+   * dead-letter queue delivers it again after its visibility timeout); one that is no work message is logged whole
+   * and dropped (the worker logged it on each receive).
+   */
+  const endDeadLetters = async (event: SQSEvent, logger: Logger): Promise<SQSBatchResponse> => {
+    const batchItemFailures: { itemIdentifier: string }[] = [];
+    for (const record of event.Records) {
+      const about = { messageId: record.messageId, deadLetter: true };
+      let message: WorkMessage;
+      try {
+        message = parseWorkMessage(record.body);
+      } catch (e) {
+        logger.error('dead letter dropped: not a work message', {
+          ...about,
+          body: record.body,
+          ...describeError(e),
+        });
+        continue;
+      }
+      try {
+        const outcome = await endFailed(message, maxReceiveCount, new Error(DEAD_LETTER_REASON));
+        logger.warn('dead letter ended', { ...about, type: message.type, ...keysOf(message), outcome });
+      } catch (err) {
+        logger.error(NOT_ENDED[message.type], { ...about, ...keysOf(message), ...describeError(err) });
+        batchItemFailures.push({ itemIdentifier: record.messageId });
+      }
+    }
+    return { batchItemFailures };
   };
 
   /**
@@ -260,21 +346,11 @@ export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandl
     } catch (e) {
       d.failed = true;
       logger.error('work message failed', { messageId: record.messageId, receiveCount, ...describeError(e) });
-      // The last receive before the dead-letter queue (for an async request, recordLastAttemptFailure decides).
+      // The last receive before the dead-letter queue (for an async request, recordLastAttemptFailure decides). A
+      // batch part or aggregation fails its job, naming what failed (one still running when the invocation is
+      // about to time out does too: `batchDelivery`).
       if (lastReceive || message.type === 'async-infer') {
         await endLastReceive(message, receiveCount, e, logger);
-      }
-      // A batch part or aggregation that fails on its last receive fails its job, naming what failed (one still
-      // running when the invocation is about to time out does too: `batchDelivery`).
-      if (lastReceive && (message.type === 'batch-part' || message.type === 'batch-aggregate')) {
-        const m = message;
-        const failed =
-          m.type === 'batch-part'
-            ? failBatchPart(deps.batch, m, receiveCount, e)
-            : failBatchAggregate(deps.batch, m, receiveCount, e);
-        await failed.catch((err) =>
-          logger.error('batch job not failed', { jobId: m.jobId, ...describeError(err) }),
-        );
       }
       throw e;
     } finally {
@@ -318,6 +394,8 @@ export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandl
     // Records run one after another (processInParallel: false), but a batch is one request: what is about one record
     // goes on its own lines, not into the request's keys.
     const log = functionScope.forRequest(invocationOf(context));
+    const source = event.Records[0]?.eventSourceARN;
+    if (source !== undefined && deadLetterSources.has(source)) return endDeadLetters(event, log);
     const run: Invocation = { records: new Map(), started: false };
     for (const record of event.Records) {
       const receiveCount = Number(record.attributes?.ApproximateReceiveCount ?? '1');

@@ -163,12 +163,20 @@ export function composeLocal(res: LocalResources): LocalServices {
     onError: (e) => log(`capture records not written: ${(e as Error)?.message ?? String(e)}`),
   });
 
+  // The dead-letter queue of both queues, consumed by the worker (which ends what a dead letter was about), as in AWS.
+  const deadLetterQueue = new InProcessQueue({
+    queueName: 'maas-dead-letters',
+    visibilityTimeoutMs: res.visibilityTimeoutMs ?? 30_000,
+    onConsumerError: (e) => log(`dead-letter queue consumer failed: ${(e as Error)?.message ?? String(e)}`),
+  });
   const queue = new InProcessQueue({
+    deadLetterQueue,
     visibilityTimeoutMs: res.visibilityTimeoutMs ?? 30_000,
     onConsumerError: (e) => log(`work queue consumer failed: ${(e as Error)?.message ?? String(e)}`),
   });
   const batchQueue = new InProcessQueue({
     queueName: 'maas-batch',
+    deadLetterQueue,
     batchSize: 1,
     concurrency: BATCH.maxConcurrency,
     visibilityTimeoutMs: res.visibilityTimeoutMs ?? 30_000,
@@ -202,11 +210,13 @@ export function composeLocal(res: LocalResources): LocalServices {
     },
     // A record not started on its last receive goes back to the work queue as a new message.
     requeue: queue,
+    deadLetterSources: [deadLetterQueue.arn],
     logger: logger(SERVICE_NAMES.worker),
   });
-  // One worker function, two event sources (the work queue and the batch queue), as in AWS.
+  // One worker function, three event sources (the work queue, the batch queue, their dead letters), as in AWS.
   queue.attach(worker);
   batchQueue.attach(worker);
+  deadLetterQueue.attach(worker);
   const s3Events = createS3EventsHandler({ ...flows, logger: logger(SERVICE_NAMES.s3Events) });
   const hooks: ReturnType<typeof attachS3Events>[] = [];
 
@@ -275,10 +285,10 @@ export function composeLocal(res: LocalResources): LocalServices {
     async idle() {
       await Promise.all(hooks.map((h) => h.idle()));
       // Work on one queue can send to the other (a batch start queues parts, a part its aggregation).
+      const queues = [queue, batchQueue, deadLetterQueue];
       do {
-        await queue.drain();
-        await batchQueue.drain();
-      } while (queue.depth > 0 || batchQueue.depth > 0);
+        for (const q of queues) await q.drain();
+      } while (queues.some((q) => q.depth > 0));
     },
     async close() {
       if (timer) clearInterval(timer);
@@ -288,6 +298,7 @@ export function composeLocal(res: LocalResources): LocalServices {
       for (const h of hooks) h.detach();
       queue.detach();
       batchQueue.detach();
+      deadLetterQueue.detach();
       await Promise.all(hooks.map((h) => h.idle())).catch(() => {});
       await batchSessions.close();
     },

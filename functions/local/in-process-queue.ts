@@ -11,7 +11,8 @@
  * - messages answered in `batchItemFailures` (or all of them, when the consumer throws) become visible again
  *   after the visibility timeout; the others are deleted;
  * - a message received `maxReceiveCount` times without success is moved to the dead-letter queue instead of
- *   being delivered again.
+ *   being delivered again (kept in `deadLetters`, and sent to `deadLetterQueue` when there is one, whose consumer
+ *   it then reaches as SQS's redrive policy has it reach the dead-letter queue's event source).
  */
 import { randomUUID } from 'node:crypto';
 import type S3rver from '@20minutes/s3rver';
@@ -43,6 +44,8 @@ export interface InProcessQueueOptions {
   /** Most consumer invocations running at once, each with its own batch and budget (a whole number ≥ 1). @default 1 */
   readonly concurrency?: number;
   readonly queueName?: string;
+  /** Where a message goes after its last receive, besides `deadLetters`. @default - none */
+  readonly deadLetterQueue?: InProcessQueue;
   /** Called when a consumer invocation throws (the batch is then retried as a whole). */
   readonly onConsumerError?: (error: unknown) => void;
 }
@@ -75,7 +78,8 @@ export class InProcessQueue implements QueuePublisher {
   private readonly visibilityTimeoutMs: number;
   private readonly invocationBudgetMs: number;
   private readonly concurrency: number;
-  private readonly arn: string;
+  /** The queue's ARN, as its records' `eventSourceARN` carry it. */
+  readonly arn: string;
 
   constructor(private readonly opts: InProcessQueueOptions = {}) {
     this.maxReceiveCount = opts.maxReceiveCount ?? QUEUE.maxReceiveCount;
@@ -199,6 +203,7 @@ export class InProcessQueue implements QueuePublisher {
         this.remove(m);
         this.deadLetters.push(m);
         this.counts.deadLettered++;
+        this.opts.deadLetterQueue?.sendRaw(m.body);
         continue;
       }
       m.receiveCount++;

@@ -8,8 +8,11 @@ export interface TestSqsMessage {
   readonly receiveCount?: number;
 }
 
-/** An SQS event delivering `messages` from one queue, in order. */
-export function sqsEvent(messages: readonly TestSqsMessage[]): SQSEvent {
+/** A queue's ARN, as the events of `sqsEvent` carry it by default. */
+export const TEST_QUEUE_ARN = 'arn:aws:sqs:us-east-1:1:q';
+
+/** An SQS event delivering `messages` from one queue (`source`, its ARN), in order. */
+export function sqsEvent(messages: readonly TestSqsMessage[], source = TEST_QUEUE_ARN): SQSEvent {
   return {
     Records: messages.map((b) => ({
       messageId: b.id,
@@ -24,7 +27,7 @@ export function sqsEvent(messages: readonly TestSqsMessage[]): SQSEvent {
       messageAttributes: {},
       md5OfBody: '',
       eventSource: 'aws:sqs',
-      eventSourceARN: 'arn:aws:sqs:us-east-1:1:q',
+      eventSourceARN: source,
       awsRegion: 'us-east-1',
     })),
   };

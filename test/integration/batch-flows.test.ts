@@ -12,7 +12,11 @@ import { BATCH, BATCH_KEYS, QUEUE } from '../../functions/contract/events';
 import type { WorkMessage } from '../../functions/domain/async';
 import type { BatchStatus } from '../../functions/domain/batch';
 import { type BatchPlan, parsePlan } from '../../functions/domain/batch-partition';
-import { createAsyncWorkerHandler } from '../../functions/handlers/async-worker';
+import {
+  type AsyncWorkerHandlerDeps,
+  createAsyncWorkerHandler,
+  DEAD_LETTER_REASON,
+} from '../../functions/handlers/async-worker';
 import { createS3EventsHandler } from '../../functions/handlers/s3-events';
 import { InProcessQueue, type InProcessQueueOptions } from '../../functions/local/in-process-queue';
 import type { BatchJobRepository, RangedObjects } from '../../functions/ports/batch';
@@ -80,13 +84,18 @@ interface Rig {
 }
 
 function rig(
-  opts: { queue?: InProcessQueueOptions; batch?: Partial<BatchScoreDeps>; attach?: boolean } = {},
+  opts: {
+    queue?: InProcessQueueOptions;
+    batch?: Partial<BatchScoreDeps>;
+    worker?: Pick<AsyncWorkerHandlerDeps, 'deadLetterSources'>;
+    attach?: boolean;
+  } = {},
 ): Rig {
   const queue = new InProcessQueue({ visibilityTimeoutMs: 5, batchSize: 1, ...opts.queue });
   const batch: BatchScoreDeps = { ...env.flows.batch, batchQueue: queue, ...opts.batch };
   const logger = recordingLogger();
   const flows = { ...env.flows, batch, logger };
-  const worker = createAsyncWorkerHandler(flows);
+  const worker = createAsyncWorkerHandler({ ...flows, ...opts.worker });
   if (opts.attach !== false) queue.attach(worker);
   return { queue, batch, logs: logger.lines, s3Events: createS3EventsHandler(flows), worker };
 }
@@ -302,6 +311,51 @@ describe('batch flows', () => {
     expect(await env.getText(BATCH_KEYS.output('poison'))).toBeUndefined();
     expect(logged(r.logs, 'batch job aggregated', 'poison')).toEqual([]);
     expect(await segmentsLeft('poison', failed.inputTag)).toEqual([]);
+  });
+
+  it('fails the job, naming the part, when its worker is killed on every receive: the dead letter ends it', async () => {
+    const KILLED = 1;
+    const deadLetterQueue = new InProcessQueue({ queueName: 'maas-dead-letters', visibilityTimeoutMs: 5 });
+    const r = rig({
+      queue: { deadLetterQueue },
+      worker: { deadLetterSources: [deadLetterQueue.arn] },
+      attach: false,
+    });
+    // An invocation killed out of memory runs no code of ours: its record is neither answered nor ended.
+    let kills = 0;
+    r.queue.attach(async (event, context) => {
+      const m = JSON.parse(event.Records[0]?.body ?? '{}') as WorkMessage;
+      if (m.type === 'batch-part' && m.jobId === 'killed' && m.index === KILLED) {
+        kills++;
+        throw new Error('killed');
+      }
+      return r.worker(event, context);
+    });
+    deadLetterQueue.attach(r.worker);
+    await env.put(BATCH_KEYS.job('killed'), JSON.stringify({ model: 'adder', partBytes: PART_BYTES }));
+    await r.s3Events(await env.put(BATCH_KEYS.input('killed'), rows('k', 3000)));
+    do {
+      await r.queue.drain();
+      await deadLetterQueue.drain();
+    } while (r.queue.depth > 0 || deadLetterQueue.depth > 0);
+
+    expect(kills).toBe(QUEUE.maxReceiveCount);
+    expect(r.queue.deadLetters).toHaveLength(1);
+    // The dead letter was ended and left its queue.
+    expect(deadLetterQueue.stats).toMatchObject({ sent: 1, deleted: 1, deadLettered: 0 });
+    const part = (await planOf('killed')).parts[KILLED];
+    const failed = await status('killed');
+    expect(failed).toMatchObject({
+      state: 'failed',
+      code: BATCH_PART_FAILED,
+      error: `part ${KILLED} (${part?.key} bytes ${part?.start}-${part?.end}) failed after ${QUEUE.maxReceiveCount} attempts: ${DEAD_LETTER_REASON}`,
+    });
+    expect(await env.flows.batch.jobs.getJob('killed')).toMatchObject({
+      state: 'failed',
+      code: BATCH_PART_FAILED,
+    });
+    expect(await env.getText(BATCH_KEYS.output('killed'))).toBeUndefined();
+    expect(await segmentsLeft('killed', failed.inputTag)).toEqual([]);
   });
 
   it('cancels a job while parts remain: the queued ones are skipped, no output is written', async () => {

@@ -20,7 +20,7 @@ import { gateThresholds } from '../../functions/domain/derive';
 import { UnavailableError, UnprocessableModelError } from '../../functions/domain/errors';
 import type { ModelVersion } from '../../functions/domain/types';
 import { createAsyncApiHandler } from '../../functions/handlers/async-api';
-import { createAsyncWorkerHandler } from '../../functions/handlers/async-worker';
+import { createAsyncWorkerHandler, DEAD_LETTER_REASON } from '../../functions/handlers/async-worker';
 import {
   createS3EventsHandler,
   decodeS3Key,
@@ -295,6 +295,156 @@ describe('async worker handler: batch messages on their last receive', () => {
       endingIn(BATCH.lastReceiveGuardMs + 100),
     );
     expect(await batch.jobs.getJob('j')).toMatchObject({ state: 'running', partsDone: 1 });
+  });
+});
+
+describe('async worker handler: dead letters', () => {
+  const DLQ = 'arn:aws:sqs:us-east-1:1:dead-letters';
+  const body = (m: Record<string, unknown>) => JSON.stringify(m);
+
+  /**
+   * A worker consuming the dead-letter queue DLQ, over one async request (ID(1)), a PENDING version 1 of 'm' and a
+   * running one-part batch job 'j'; `runs` counts the runs of anything (a dead letter is never run).
+   */
+  async function setup() {
+    const runs: string[] = [];
+    const blobs = new MemoryBlobStore();
+    await blobs.put(
+      ASYNC_KEYS.request(ID(1)),
+      JSON.stringify({ requestId: ID(1), name: 'm1', ref: 'prod', request: { inputs: [] } }),
+    );
+    const repo = new MemoryRegistryRepository();
+    await repo.createVersion({
+      name: 'm',
+      sha256: '',
+      sizeBytes: 0,
+      s3Key: 'uploads/m/u1.onnx',
+      signature: { inputs: [], outputs: [] },
+      status: 'PENDING',
+    });
+    const registry: RegistryDeps = { repo, store: new MemoryArtifactStore(), inspector: {} as never };
+    const batch = memoryBatch();
+    const predictor = {
+      resolve: async () => ({ version: { version: 7 } }) as never,
+      inferBatch: async (_name: string, _ref: string, requests: unknown[]) => {
+        runs.push('batch');
+        return requests.map(() => ({ ok: true as const, response: {} as never }));
+      },
+    };
+    const batchDeps = { ...batch, predictor };
+    await batch.objects.put(BATCH_KEYS.job('j'), JSON.stringify({ model: 'm' }));
+    await batch.objects.put(BATCH_KEYS.input('j'), '{"inputs":[]}\n'.repeat(10));
+    await startBatchJob(batchDeps, 'j', { input: 'file' });
+    const [part] = batch.batchQueue.sent;
+    const logger = recordingLogger();
+    const handler = createAsyncWorkerHandler({
+      worker: {
+        blobs,
+        predictor: {
+          infer: async (name: string) => {
+            runs.push(name);
+            return { model_name: name } as never;
+          },
+        },
+      },
+      batch: batchDeps,
+      registry,
+      logger,
+      deadLetterSources: [DLQ],
+    });
+    return { runs, blobs, repo, batch, part, logger, handler };
+  }
+
+  it('answers failed an async request that no receive answered, without running it', async () => {
+    const { runs, blobs, handler } = await setup();
+    const response = await handler(
+      sqsEvent([{ id: 'a', body: body({ type: 'async-infer', requestId: ID(1) }) }], DLQ),
+      budget,
+    );
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect(runs).toEqual([]);
+    expect(JSON.parse(blobs.text(ASYNC_KEYS.result(ID(1))) ?? '')).toMatchObject({
+      status: 'failed',
+      code: 'PROCESSING_FAILED',
+      error: `the request could not be processed after ${QUEUE.maxReceiveCount} attempts`,
+    });
+  });
+
+  it('keeps the answer of an async request its last receive answered', async () => {
+    const { runs, blobs, handler } = await setup();
+    // The same message from the work queue runs (and answers); from the dead-letter queue it changes nothing.
+    await handler(sqsEvent([{ id: 'a', body: body({ type: 'async-infer', requestId: ID(1) }) }]), budget);
+    expect(runs).toEqual(['m1']);
+    const answered = blobs.text(ASYNC_KEYS.result(ID(1)));
+    expect(JSON.parse(answered ?? '')).toMatchObject({ status: 'done' });
+    await handler(
+      sqsEvent([{ id: 'a', body: body({ type: 'async-infer', requestId: ID(1) }) }], DLQ),
+      budget,
+    );
+    expect(blobs.text(ASYNC_KEYS.result(ID(1)))).toBe(answered);
+  });
+
+  it('ends FAILED a PENDING version whose completion was dead-lettered, and leaves a version no longer PENDING', async () => {
+    const { repo, handler } = await setup();
+    const message = body({ type: 'register-complete', name: 'm', version: 1 });
+    await handler(sqsEvent([{ id: 'a', body: message }], DLQ), budget);
+    const failed = await repo.getVersion('m', 1);
+    expect(failed).toMatchObject({ status: 'FAILED' });
+    expect(failed?.failureReason).toBe(
+      `the registration could not be completed after ${QUEUE.maxReceiveCount} attempts: ${DEAD_LETTER_REASON}`,
+    );
+    await handler(sqsEvent([{ id: 'b', body: message }], DLQ), budget);
+    expect(await repo.getVersion('m', 1)).toEqual(failed);
+  });
+
+  it("ends failed, naming the part, the job of a dead-lettered part; the job's first end stands", async () => {
+    const { runs, batch, part, handler } = await setup();
+    await handler(sqsEvent([{ id: 'a', body: JSON.stringify(part) }], DLQ), budget);
+    expect(runs).toEqual([]);
+    const job = await batch.jobs.getJob('j');
+    expect(job).toMatchObject({ state: 'failed', code: 'BATCH_PART_FAILED', partsDone: 0 });
+    expect(job?.error).toBe(
+      `part 0 (batch/j/input.jsonl bytes 0-140) failed after ${QUEUE.maxReceiveCount} attempts: ${DEAD_LETTER_REASON}`,
+    );
+    // Its aggregation dead-lettered too (a job fails once): the first end stands.
+    await handler(
+      sqsEvent(
+        [{ id: 'b', body: body({ type: 'batch-aggregate', jobId: 'j', inputTag: job?.inputTag }) }],
+        DLQ,
+      ),
+      budget,
+    );
+    expect(await batch.jobs.getJob('j')).toEqual(job);
+  });
+
+  it('gives back a dead letter whose end fails, and drops one that is no work message', async () => {
+    const { batch, part, logger, handler } = await setup();
+    const getJob = batch.jobs.getJob.bind(batch.jobs);
+    let down = true;
+    batch.jobs.getJob = async (id: string) => {
+      if (down) throw new UnavailableError('table down');
+      return getJob(id);
+    };
+    const event = sqsEvent(
+      [
+        { id: 'a', body: 'garbage' },
+        { id: 'b', body: JSON.stringify(part) },
+      ],
+      DLQ,
+    );
+    expect(await handler(event, budget)).toEqual({ batchItemFailures: [{ itemIdentifier: 'b' }] });
+    expect(await getJob('j')).toMatchObject({ state: 'running' });
+    expect(logger.lines.map((l) => [l.level, l.message])).toEqual(
+      expect.arrayContaining([
+        ['ERROR', 'dead letter dropped: not a work message'],
+        ['ERROR', 'batch job not failed'],
+      ]),
+    );
+    down = false;
+    expect(await handler(sqsEvent([{ id: 'b', body: JSON.stringify(part) }], DLQ), budget)).toEqual({
+      batchItemFailures: [],
+    });
+    expect(await getJob('j')).toMatchObject({ state: 'failed', code: 'BATCH_PART_FAILED' });
   });
 });
 
