@@ -3,6 +3,7 @@
  * app is the outermost layer and holds no business logic); nothing else.
  */
 import { CfnOutput, type Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { Construct } from 'constructs';
 import type { FunctionId } from '../functions/contract/routes';
@@ -105,6 +106,12 @@ export interface MaasStackProps extends StackProps {
    * @default BATCH.maxConcurrency (10)
    */
   readonly batchMaxConcurrency?: number;
+  /**
+   * Where the alarms on messages the service could not handle notify (dead letters the worker could not end,
+   * failed S3 events: `stack.events.alarms`), e.g. an SNS topic action.
+   * @default - none
+   */
+  readonly eventAlarmActions?: readonly cloudwatch.IAlarmAction[];
 }
 
 /**
@@ -177,6 +184,7 @@ export class MaasStack extends Stack {
       shadowMirrors: [this.functions.predict.fn],
       ...(props.batchMaxConcurrency !== undefined ? { batchMaxConcurrency: props.batchMaxConcurrency } : {}),
       ...(props.tracing !== undefined ? { tracing: props.tracing } : {}),
+      ...(props.eventAlarmActions ? { alarmActions: props.eventAlarmActions } : {}),
     });
     apiFunctions.async = this.events.asyncApiFunction;
     // ------------------------------------------------------------------------------------------------------

@@ -35,6 +35,8 @@ export interface MaasConfig {
   readonly queueUrl?: string;
   /** The batch queue (parts and aggregations of batch jobs). */
   readonly batchQueueUrl?: string;
+  /** The dead-letter queues the worker consumes (ARNs; none: no delivery is of dead letters). */
+  readonly deadLetterQueueArns: readonly string[];
   readonly eventBus?: string;
 }
 
@@ -191,6 +193,10 @@ export class EnvironmentVariables {
     const threads = this.#env[ENV.ortThreads];
     const queueUrl = this.#env[ENV.queueUrl];
     const batchQueueUrl = this.#env[ENV.batchQueueUrl];
+    const deadLetterQueueArns = (this.#env[ENV.deadLetterQueueArns] ?? '')
+      .split(',')
+      .map((arn) => arn.trim())
+      .filter((arn) => arn !== '');
     const eventBus = this.#env[ENV.eventBus];
     return {
       table,
@@ -202,6 +208,7 @@ export class EnvironmentVariables {
       memoryMb: this.memoryMb(),
       ...(queueUrl ? { queueUrl } : {}),
       ...(batchQueueUrl ? { batchQueueUrl } : {}),
+      deadLetterQueueArns,
       ...(eventBus ? { eventBus } : {}),
     };
   }

@@ -13,6 +13,11 @@ export const ENV = {
   queueUrl: 'MAAS_QUEUE_URL',
   /** The batch queue (batch parts and aggregations), set on the functions that start and score batch jobs. */
   batchQueueUrl: 'MAAS_BATCH_QUEUE_URL',
+  /**
+   * The dead-letter queues the worker consumes (comma-separated ARNs): a delivery from one of them is of dead
+   * letters, which the worker ends instead of running.
+   */
+  deadLetterQueueArns: 'MAAS_DEAD_LETTER_QUEUE_ARNS',
   eventBus: 'MAAS_EVENT_BUS',
   /** How often `maas dev` runs the rollout controller (ms). */
   rolloutTickMs: 'MAAS_ROLLOUT_TICK_MS',

@@ -62,6 +62,11 @@ export const QUEUE = {
   /** Dead-letter messages are kept this long (seconds) for inspection and redrive. */
   dlqRetentionSeconds: 14 * 24 * 3600,
   /**
+   * A dead letter still in its queue after this long (seconds) is one the worker could not end (its end is tried
+   * again every visibility timeout): the stack's dead-letter alarms fire on it (infra/constructs/event-pipelines.ts).
+   */
+  deadLetterAlarmAgeSeconds: 3600,
+  /**
    * A record of a work queue delivery other than its first is not started with less than this (ms) left of the
    * invocation: it is given back to the queue, or sent again on its last receive (docs/events.md, "The worker's
    * time"). More than REGISTRATION.workerReserveMs, so that a registration or derivation started has time to work.

@@ -463,6 +463,8 @@ async function fromEnvironment(config: MaasConfig): Promise<SqsHandler> {
     ...flows,
     // A record not started on its last receive goes back to the work queue as a new message.
     requeue: flows.asyncApi.queue,
+    // The dead-letter queues are event sources of the function too: their messages are ended, never run.
+    deadLetterSources: config.deadLetterQueueArns,
     // Derived versions: the ONNX transforms, and the process-wide engine (built by the flows with its threads) for the gate.
     ...(flows.registry
       ? { derive: { ...flows.registry, transformer: new OnnxModelTransformer(), engine: sharedOrtEngine() } }

@@ -8,12 +8,16 @@
  *   shadow comparisons mirrored by predict);
  * - the batch queue (same settings, its own dead-letter queue) of batch parts and aggregations, consumed by the
  *   same worker one message per invocation, at most `batchMaxConcurrency` invocations at once;
+ * - both dead-letter queues consumed by the worker too, which ends each dead letter as its last receive's failure
+ *   would have (an invocation killed out of memory never does), with alarms on dead letters it cannot end and on
+ *   S3 events that failed;
  * - the async API function serving the route table's routes with fn 'async';
  * - the registry event bus (EventBridge) with example rules, and `MAAS_EVENT_BUS` on the functions that
  *   publish to it.
  * Every function gets its own role and only the grants it uses. No business logic here.
  */
 import { ArnFormat, Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -168,6 +172,28 @@ export interface EventPipelinesProps {
   readonly logRetention?: logs.RetentionDays;
   /** Active X-Ray tracing of the three functions. @default true */
   readonly tracing?: boolean;
+  /**
+   * Where the alarms of {@link EventPipelines.alarms} notify when they fire and when they recover (e.g. an SNS
+   * topic action).
+   * @default - none
+   */
+  readonly alarmActions?: readonly cloudwatch.IAlarmAction[];
+}
+
+/** The alarms on messages the service could not handle (see {@link EventPipelines.alarms}). */
+export interface EventPipelineAlarms {
+  /**
+   * A dead letter of the work queue still there after QUEUE.deadLetterAlarmAgeSeconds: one the worker could not
+   * end (its async request, version or derivation may still read as pending). Named `{stack}-dead-letters`.
+   */
+  readonly deadLetters: cloudwatch.Alarm;
+  /** The same for the batch queue's dead letters (a job that may still read `running`). Named `{stack}-batch-dead-letters`. */
+  readonly batchDeadLetters: cloudwatch.Alarm;
+  /**
+   * An S3 event the S3 events function still failed after its retries (a registration or a batch start that did
+   * not happen): any message in {@link EventPipelines.failedEventsQueue}. Named `{stack}-failed-s3-events`.
+   */
+  readonly failedS3Events: cloudwatch.Alarm;
 }
 
 /**
@@ -208,6 +234,8 @@ export class EventPipelines extends Construct {
   readonly workerFunction: NodejsFunction;
   /** Serves the route table's routes with fn 'async' (the HTTP API invokes it). */
   readonly asyncApiFunction: NodejsFunction;
+  /** Alarms on messages the service could not handle: dead letters the worker could not end, failed S3 events. */
+  readonly alarms: EventPipelineAlarms;
 
   constructor(scope: Construct, id: string, props: EventPipelinesProps) {
     super(scope, id);
@@ -221,10 +249,12 @@ export class EventPipelines extends Construct {
       checkWorkerTimeout(props.worker.timeout, { prop: 'worker.timeout', scope: this });
 
     // --- queues + DLQs --------------------------------------------------------------------------------------
+    // The dead-letter queues are consumed by the worker too (it ends their messages): the same visibility timeout.
     this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: Duration.seconds(QUEUE.dlqRetentionSeconds),
+      visibilityTimeout: Duration.seconds(QUEUE.visibilityTimeoutSeconds),
     });
     this.queue = new sqs.Queue(this, 'WorkQueue', {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
@@ -238,6 +268,7 @@ export class EventPipelines extends Construct {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: Duration.seconds(QUEUE.dlqRetentionSeconds),
+      visibilityTimeout: Duration.seconds(QUEUE.visibilityTimeoutSeconds),
     });
     this.batchQueue = new sqs.Queue(this, 'BatchQueue', {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
@@ -362,7 +393,10 @@ export class EventPipelines extends Construct {
         answersApi: false,
         memorySize: REGISTRATION_MEMORY_MB,
         timeout: QUEUE.workerTimeoutSeconds,
-        environment: batchEnv,
+        environment: {
+          ...batchEnv,
+          [ENV.deadLetterQueueArns]: `${this.deadLetterQueue.queueArn},${this.batchDeadLetterQueue.queueArn}`,
+        },
         description: 'maas work queue consumer: async inference, batch parts and aggregation',
         serviceName: SERVICE_NAMES.worker,
         layer: true,
@@ -379,6 +413,13 @@ export class EventPipelines extends Construct {
         maxConcurrency: this.batchMaxConcurrency,
       }),
     );
+    // Dead letters: a message whose last receive was killed (out of memory) is ended here as that receive's failure
+    // would have ended it; one its last receive ended already changes nothing. An end that fails is given back.
+    for (const dlq of [this.deadLetterQueue, this.batchDeadLetterQueue]) {
+      this.workerFunction.addEventSource(
+        new SqsEventSource(dlq, { batchSize: QUEUE.batchSize, reportBatchItemFailures: true }),
+      );
+    }
     // Reads versions; completes PENDING versions (register-complete: it reads the upload, writes the
     // content-addressed copy and announces the outcome like the registry API); counts parts in the job record
     // (conditional updates, transactions of a part item and the job item) and lists a job's part items.
@@ -432,6 +473,50 @@ export class EventPipelines extends Construct {
     // Shadow mirrors are work messages too (type 'shadow'), sent after the answer.
     for (const fn of props.shadowMirrors ?? []) this.grantSend(fn);
     this.acknowledgeNotificationHandler();
+
+    // --- alarms on what could not be handled ----------------------------------------------------------------
+    const stackName = Stack.of(this).stackName;
+    const stuck = (id: string, queue: sqs.Queue, name: string, what: string) =>
+      new cloudwatch.Alarm(this, id, {
+        alarmName: `${stackName}-${name}`,
+        alarmDescription: `maas: a dead letter of the ${what} still waits after ${QUEUE.deadLetterAlarmAgeSeconds / 60} min: the worker could not end it (see its log lines 'dead letter …' and '… not failed')`,
+        metric: queue.metricApproximateAgeOfOldestMessage({
+          statistic: 'Maximum',
+          period: Duration.minutes(5),
+        }),
+        threshold: QUEUE.deadLetterAlarmAgeSeconds,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+    this.alarms = {
+      deadLetters: stuck('DeadLettersAlarm', this.deadLetterQueue, 'dead-letters', 'work queue'),
+      batchDeadLetters: stuck(
+        'BatchDeadLettersAlarm',
+        this.batchDeadLetterQueue,
+        'batch-dead-letters',
+        'batch queue',
+      ),
+      failedS3Events: new cloudwatch.Alarm(this, 'FailedS3EventsAlarm', {
+        alarmName: `${stackName}-failed-s3-events`,
+        alarmDescription:
+          'maas: an S3 event (a registration on upload, a batch start or cancel) failed after its retries: it waits in the FailedS3Events queue with its error',
+        metric: this.failedEventsQueue.metricApproximateNumberOfMessagesVisible({
+          statistic: 'Maximum',
+          period: Duration.minutes(5),
+        }),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+    };
+    for (const action of props.alarmActions ?? []) {
+      for (const alarm of Object.values(this.alarms)) {
+        alarm.addAlarmAction(action);
+        alarm.addOkAction(action);
+      }
+    }
   }
 
   /** Lets `fn` publish registry events: MAAS_EVENT_BUS and events:PutEvents on this bus only. */

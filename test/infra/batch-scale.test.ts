@@ -26,12 +26,16 @@ import {
 } from '../helpers/infra-stack';
 
 let stack: MaasStack;
+const ALERT_TOPIC = 'arn:aws:sns:eu-west-1:123456789012:maas-alerts';
 let template: Template;
 let defaults: Template;
 let defaultStack: MaasStack;
 
 beforeAll(() => {
-  ({ stack, template } = buildStack('BatchScale', { batchMaxConcurrency: 50 }));
+  ({ stack, template } = buildStack('BatchScale', {
+    batchMaxConcurrency: 50,
+    eventAlarmActions: [{ bind: () => ({ alarmActionArn: ALERT_TOPIC }) }],
+  }));
   ({ stack: defaultStack, template: defaults } = buildStack('BatchDefaults'));
 });
 
@@ -55,9 +59,11 @@ describe('batch queue', () => {
       },
     });
     const dlq = template.findResources('AWS::SQS::Queue')[id(stack.events.batchDeadLetterQueue)];
+    // The worker consumes it too (it ends the dead letters): the batch queue's visibility timeout.
     expect(dlq?.Properties).toEqual({
       MessageRetentionPeriod: QUEUE.dlqRetentionSeconds,
       SqsManagedSseEnabled: true,
+      VisibilityTimeout: QUEUE.visibilityTimeoutSeconds,
     });
     for (const queue of [stack.events.batchQueue, stack.events.batchDeadLetterQueue]) {
       const policies = Object.values(template.findResources('AWS::SQS::QueuePolicy')).filter(
@@ -106,6 +112,24 @@ describe('batch queue', () => {
     });
     expect(onWork?.ScalingConfig).toBeUndefined();
     expect(stack.events.batchMaxConcurrency).toBe(50);
+  });
+
+  it("notifies the stack's eventAlarmActions of dead letters the worker could not end (none by default)", () => {
+    const alarms = (t: Template) =>
+      Object.values(t.findResources('AWS::CloudWatch::Alarm')) as {
+        Properties: { AlarmName: string; AlarmActions?: unknown };
+      }[];
+    const batchDeadLetters = alarms(template).find(
+      (a) => a.Properties.AlarmName === 'BatchScale-batch-dead-letters',
+    );
+    expect(batchDeadLetters?.Properties.AlarmActions).toEqual([ALERT_TOPIC]);
+    const quiet = alarms(defaults).filter((a) => a.Properties.AlarmName.startsWith('BatchDefaults-'));
+    expect(quiet.map((a) => a.Properties.AlarmName).sort()).toEqual([
+      'BatchDefaults-batch-dead-letters',
+      'BatchDefaults-dead-letters',
+      'BatchDefaults-failed-s3-events',
+    ]);
+    for (const a of quiet) expect(a.Properties.AlarmActions).toBeUndefined();
   });
 
   it('defaults to BATCH.maxConcurrency workers', () => {

@@ -20,6 +20,7 @@ import { OnnxRuntimeLayer } from '../../infra/constructs/onnxruntime-layer';
 import { MaasValidationError } from '../../infra/constructs/validation';
 
 let stack: Stack;
+const ALERT_TOPIC = 'arn:aws:sns:eu-west-1:123456789012:maas-alerts';
 let pipelines: EventPipelines;
 let functions: MaasFunctions;
 let template: Template;
@@ -39,6 +40,7 @@ beforeAll(() => {
     publishers: [functions.registry.fn],
     registrars: [functions.registry.fn],
     onModelVersionFailed: [new targets.SqsQueue(alerts)],
+    alarmActions: [{ bind: () => ({ alarmActionArn: ALERT_TOPIC }) }],
   });
   template = Template.fromStack(stack);
 });
@@ -158,6 +160,75 @@ describe('EventPipelines', () => {
       Description: Match.stringLikeRegexp('S3 events'),
       Timeout: BATCH.functionTimeoutSeconds,
     });
+  });
+
+  it('feeds the worker from both dead-letter queues, which it names in MAAS_DEAD_LETTER_QUEUE_ARNS', () => {
+    const arn = (q: sqs.Queue) => ({ 'Fn::GetAtt': [ref(q), 'Arn'] });
+    for (const dlq of [pipelines.deadLetterQueue, pipelines.batchDeadLetterQueue]) {
+      template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+        EventSourceArn: arn(dlq),
+        FunctionName: { Ref: ref(pipelines.workerFunction) },
+        BatchSize: QUEUE.batchSize,
+        FunctionResponseTypes: ['ReportBatchItemFailures'],
+      });
+      // A dead letter in flight stays invisible for as long as the worker may hold it.
+      template.hasResourceProperties('AWS::SQS::Queue', {
+        VisibilityTimeout: QUEUE.visibilityTimeoutSeconds,
+        MessageRetentionPeriod: QUEUE.dlqRetentionSeconds,
+      });
+      expect(
+        (template.toJSON().Resources[ref(dlq)] as { Properties: Record<string, unknown> }).Properties
+          .VisibilityTimeout,
+      ).toBe(QUEUE.visibilityTimeoutSeconds);
+    }
+    // Four sources: the work queue, the batch queue, their dead letters; the worker alone receives from them.
+    const mappings = Object.values(template.findResources('AWS::Lambda::EventSourceMapping')) as {
+      Properties: { FunctionName: unknown };
+    }[];
+    expect(mappings.map((m) => m.Properties.FunctionName)).toEqual(
+      Array(4).fill({ Ref: ref(pipelines.workerFunction) }),
+    );
+    const worker = template.findResources('AWS::Lambda::Function')[ref(pipelines.workerFunction)] as {
+      Properties: { Environment: { Variables: Record<string, unknown> } };
+    };
+    expect(worker.Properties.Environment.Variables[ENV.deadLetterQueueArns]).toEqual({
+      'Fn::Join': ['', [arn(pipelines.deadLetterQueue), ',', arn(pipelines.batchDeadLetterQueue)]],
+    });
+    const received = statementsOf(pipelines.workerFunction)
+      .filter((st) => [st.Action].flat().includes('sqs:ReceiveMessage'))
+      .map((st) => st.Resource);
+    expect(received).toEqual(
+      expect.arrayContaining([pipelines.deadLetterQueue, pipelines.batchDeadLetterQueue].map(arn)),
+    );
+  });
+
+  it('alarms on dead letters the worker could not end and on failed S3 events, notifying the alarm actions', () => {
+    const alarm = (name: string, queue: sqs.Queue, metric: string, threshold: number) =>
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        AlarmName: `EventsTest-${name}`,
+        Namespace: 'AWS/SQS',
+        MetricName: metric,
+        Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [ref(queue), 'QueueName'] } }],
+        Statistic: 'Maximum',
+        Period: 300,
+        Threshold: threshold,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        EvaluationPeriods: 1,
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [ALERT_TOPIC],
+        OKActions: [ALERT_TOPIC],
+      });
+    const age = 'ApproximateAgeOfOldestMessage';
+    alarm('dead-letters', pipelines.deadLetterQueue, age, QUEUE.deadLetterAlarmAgeSeconds);
+    alarm('batch-dead-letters', pipelines.batchDeadLetterQueue, age, QUEUE.deadLetterAlarmAgeSeconds);
+    alarm('failed-s3-events', pipelines.failedEventsQueue, 'ApproximateNumberOfMessagesVisible', 1);
+    // Past the visibility timeout: a dead letter whose end failed has been tried again before the alarm fires.
+    expect(QUEUE.deadLetterAlarmAgeSeconds).toBeGreaterThan(QUEUE.visibilityTimeoutSeconds);
+    expect(Object.keys(pipelines.alarms).sort()).toEqual([
+      'batchDeadLetters',
+      'deadLetters',
+      'failedS3Events',
+    ]);
   });
 
   it("redelivers a batch message after the worker's timeout and the aggregation's lease have both run out", () => {

@@ -40,6 +40,7 @@ describe('readConfig', () => {
         [ENV.preload]: 'iris@prod, mlp , adder@2',
         [ENV.maxBodyBytes]: '1024',
         [ENV.queueUrl]: 'https://sqs.example/q',
+        [ENV.deadLetterQueueArns]: 'arn:aws:sqs:eu-west-1:1:dlq, arn:aws:sqs:eu-west-1:1:batch-dlq',
         [ENV.eventBus]: 'bus',
         [ENV.memoryMb]: '3538',
       }),
@@ -52,6 +53,7 @@ describe('readConfig', () => {
       maxBodyBytes: 1024,
       memoryMb: 3538,
       queueUrl: 'https://sqs.example/q',
+      deadLetterQueueArns: ['arn:aws:sqs:eu-west-1:1:dlq', 'arn:aws:sqs:eu-west-1:1:batch-dlq'],
       eventBus: 'bus',
     });
   });
@@ -64,6 +66,7 @@ describe('readConfig', () => {
       preload: [],
       maxBodyBytes: LIMITS.maxBodyBytes,
       memoryMb: 1769,
+      deadLetterQueueArns: [],
     };
     expect(readConfig(base)).toEqual(expected);
     const empty = {
@@ -73,6 +76,7 @@ describe('readConfig', () => {
       [ENV.preload]: '',
       [ENV.maxBodyBytes]: '',
       [ENV.queueUrl]: '',
+      [ENV.deadLetterQueueArns]: '',
       [ENV.eventBus]: '',
       [ENV.memoryMb]: '',
     };
