@@ -241,18 +241,22 @@ export function formatHistory(answer: {
     actor: string;
     reason?: string;
   }[];
+  nextToken?: string;
 }): string {
-  if (answer.history.length === 0) return 'no moves yet';
-  return table(
-    ['AT', 'ALIAS', 'FROM', 'TO', 'ACTOR', 'REASON'],
-    answer.history.map((h) => [
-      when(h.at),
-      h.alias,
-      h.previousVersion === null ? '-' : String(h.previousVersion),
-      h.version === null ? '-' : String(h.version),
-      h.actor,
-      h.reason ?? '',
-    ]),
+  if (answer.history.length === 0)
+    return answer.nextToken ? `no moves on this page${next(answer.nextToken)}` : 'no moves yet';
+  return (
+    table(
+      ['AT', 'ALIAS', 'FROM', 'TO', 'ACTOR', 'REASON'],
+      answer.history.map((h) => [
+        when(h.at),
+        h.alias,
+        h.previousVersion === null ? '-' : String(h.previousVersion),
+        h.version === null ? '-' : String(h.version),
+        h.actor,
+        h.reason ?? '',
+      ]),
+    ) + next(answer.nextToken)
   );
 }
 

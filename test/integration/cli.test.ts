@@ -154,6 +154,15 @@ describe('maas CLI on the local service', () => {
     const h = await cli('history', 'flowers');
     expect(h.stdout.split('\n')[0]).toMatch(/^AT\s+ALIAS\s+FROM\s+TO\s+ACTOR\s+REASON$/);
     expect(h.stdout).toMatch(/prod\s+1\s+3\s+\S+\s+mlp/);
+    // One move a page, newest first: the rollback, then (its token given) the promotion.
+    const first = await cli('history', 'flowers', '--limit', '1');
+    expect(first.stdout).toMatch(/prod\s+3\s+1\s+/);
+    expect(first.stdout).not.toMatch(/mlp/);
+    const token = /\(more: --next-token (\S+)\)/.exec(first.stdout)?.[1];
+    expect(token).toBeDefined();
+    const second = await cli('history', 'flowers', '--limit', '1', '--next-token', token ?? '');
+    expect(second.code).toBe(0);
+    expect(second.stdout).toMatch(/prod\s+1\s+3\s+\S+\s+mlp/);
     const models = await cli('models');
     expect(models.stdout).toMatch(/flowers\s+3\s+prod=1 staging=1/);
   });

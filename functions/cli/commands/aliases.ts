@@ -177,9 +177,14 @@ export function aliasCommands(program: Command, ctx: CliContext): void {
     .argument('<name>', 'model name')
     .option('--alias <alias>', 'alias', 'prod')
     .option('--limit <n>', 'page size', nonNegativeInt('--limit'))
+    .option('--next-token <token>', 'continue a previous listing')
     .action(
-      ctx.action(async (name: string, opts: { alias: string; limit?: number }) => {
-        const call = apiCall('aliasHistory', { name, alias: opts.alias }, { limit: opts.limit });
+      ctx.action(async (name: string, opts: { alias: string; limit?: number; nextToken?: string }) => {
+        const call = apiCall(
+          'aliasHistory',
+          { name, alias: opts.alias },
+          { limit: opts.limit, nextToken: opts.nextToken },
+        );
         ctx.print(await ctx.client().send(call), formatHistory);
         return EXIT.ok;
       }),
