@@ -241,11 +241,19 @@ export const moveAlias = (
 
 /**
  * Moves `alias` back to the version its last move came from, only if it still points at `expectedVersion` (the
- * version the page showed; 0: only if it does not exist): else 412, and nothing moves.
+ * version the page showed; 0: only if it does not exist) and, given `expectedRevision`, has not changed since the
+ * page read it (a move away and back changes the last move, and so the version a rollback goes to): else 412, and
+ * nothing moves.
  */
-export const rollbackAlias = (name: string, alias: string, expectedVersion: number, reason?: string) =>
+export const rollbackAlias = (
+  name: string,
+  alias: string,
+  expected: { readonly version: number; readonly revision?: number },
+  reason?: string,
+) =>
   request<AliasMoveResult>('POST', path('rollbackAlias', { name, alias }), {
-    expectedVersion,
+    expectedVersion: expected.version,
+    ...(expected.revision !== undefined ? { expectedRevision: expected.revision } : {}),
     ...(reason ? { reason } : {}),
   });
 

@@ -128,6 +128,7 @@ export function toHistory(item: Item): HistoryEntry {
     actor: item.actor as string,
     ...(typeof item.reason === 'string' ? { reason: item.reason } : {}),
     ...(toRouting(item.routing) ? { routing: toRouting(item.routing)! } : {}),
+    ...(typeof item.revision === 'number' ? { revision: item.revision } : {}),
   };
 }
 

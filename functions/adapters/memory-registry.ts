@@ -489,6 +489,7 @@ function toHistory(h: HistoryRecord): HistoryEntry {
     actor: h.actor,
     ...(h.reason !== undefined ? { reason: h.reason } : {}),
     ...(h.routing !== undefined ? { routing: clone(h.routing) } : {}),
+    revision: h.revision,
   };
 }
 

@@ -127,6 +127,12 @@ export interface HistoryEntry {
   readonly reason?: string;
   /** The alias's traffic split after this entry's change (absent: none). */
   readonly routing?: AliasRouting;
+  /**
+   * The alias's revision after this entry's change (every change of the alias has an entry, so the newest entry's
+   * is the alias's revision now: what a caller passes as `expectedRevision`). Absent on entries written before it
+   * was kept.
+   */
+  readonly revision?: number;
 }
 
 /**

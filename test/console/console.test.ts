@@ -201,6 +201,34 @@ describe('the console in a browser', () => {
     expect((await target.call('PUT', '/models/iris/aliases/prod', { version: 1 })).status).toBe(200);
   });
 
+  it('rolls back only the alias the dialog showed: a move away and back meanwhile is refused too', async () => {
+    await open('#/models/iris');
+    await page.waitForSelector('tr[data-alias="prod"] .alias-version:text("v1")');
+    await page.getByRole('button', { name: 'Roll back prod' }).click();
+    const dialog = page.getByRole('dialog');
+    await expect(dialog.textContent()).resolves.toContain(
+      'prod points at v1. Its last move came from v2: rolling back points it at v2 again.',
+    );
+    // Away and back while the dialog is open: prod points where the page showed it, but its last move now came
+    // from v3, so confirming would roll back to v3, not to the v2 the dialog said.
+    for (const version of [3, 1]) {
+      expect((await target.call('PUT', '/models/iris/aliases/prod', { version })).status).toBe(200);
+    }
+    await dialog.getByRole('button', { name: 'Roll back prod' }).click();
+    const alert = page.locator('[role="alert"][data-code="PRECONDITION_FAILED"]');
+    await alert.waitFor();
+    const text = await alert.textContent();
+    expect(text).toContain('HTTP 412');
+    expect(text).toContain('This page was out of date');
+    expect(text).toContain(
+      'the rollback to v2 was sent on the condition that it still pointed there and had not changed since',
+    );
+    expect(text).toMatch(/expectedVersion: 1, expectedRevision: \d+/);
+    expect(await prodVersion()).toBe(1);
+    const latest = (await target.call('GET', '/models/iris/aliases/prod/history?limit=1')).body.history[0];
+    expect(latest).toMatchObject({ version: 1, previousVersion: 3 });
+  });
+
   it('offers no archive of a version a shadow uses, and looks an alias named constructor up as any other', async () => {
     const shadow = await target.call('PATCH', '/models/iris/aliases/prod', {
       routing: { shadow: { version: 3, percent: 20 } },

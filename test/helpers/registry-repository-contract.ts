@@ -157,6 +157,7 @@ export function registryRepositoryContract(setup: () => Promise<RegistryReposito
           at: v1.createdAt,
           actor: 'arn:aws:iam::1:user/alice',
           reason: 'first READY version',
+          revision: 1,
         },
       ]);
 
@@ -367,7 +368,7 @@ export function registryRepositoryContract(setup: () => Promise<RegistryReposito
 
       const history = (await repo.aliasHistory('shop', 'prod', 10)).items;
       expect(history).toEqual([
-        { alias: 'prod', version: 2, previousVersion: 3, at: expect.any(String), actor: 'bob' },
+        { alias: 'prod', version: 2, previousVersion: 3, at: expect.any(String), actor: 'bob', revision: 3 },
         {
           alias: 'prod',
           version: 3,
@@ -375,6 +376,7 @@ export function registryRepositoryContract(setup: () => Promise<RegistryReposito
           at: expect.any(String),
           actor: 'alice',
           reason: 'promote 3',
+          revision: 2,
         },
         {
           alias: 'prod',
@@ -383,6 +385,7 @@ export function registryRepositoryContract(setup: () => Promise<RegistryReposito
           at: expect.any(String),
           actor: 'system',
           reason: 'first READY version',
+          revision: 1,
         },
       ]);
       const ats = history.map((h) => h.at);
@@ -578,6 +581,7 @@ export function registryRepositoryContract(setup: () => Promise<RegistryReposito
         previousVersion: 2,
         at: expect.any(String),
         actor: 'alice',
+        revision: 2,
       });
       // Version 2 lost the alias with it.
       await expect(repo.updateVersion('gone', 2, { status: 'ARCHIVED' })).resolves.toMatchObject({
@@ -1090,6 +1094,7 @@ export function registryRepositoryContract(setup: () => Promise<RegistryReposito
         at: set.updatedAt,
         actor: 'alice',
         reason: "canary v3 at 10% (key parameter 'user')",
+        revision: set.revision,
         routing: split(3, 10, 'user'),
       });
       expect((await repo.getModel('rt-set')) as unknown).toMatchObject({
@@ -1134,6 +1139,7 @@ export function registryRepositoryContract(setup: () => Promise<RegistryReposito
         at: cleared.updatedAt,
         actor: 'bob',
         reason: 'split cleared',
+        revision: cleared.revision,
       });
       expect(((await repo.getModel('rt-set')) as { splits?: unknown }).splits).toBeUndefined();
       await repo.deleteVersion('rt-set', 2);

@@ -47,6 +47,7 @@ export function registryShadowContract(repo: () => RegistryRepository): void {
         actor: 'alice',
         reason: 'shadow v2 at 20%',
         routing: { shadow: { version: 2, percent: 20 } },
+        revision: 2,
       });
       expect(await repo().getModel('sh-set')).toMatchObject({
         splits: { prod: { shadow: { version: 2, percent: 20 } } },

@@ -404,7 +404,14 @@ describe('registry HTTP API', () => {
       const history = await call('GET', '/models/shop/aliases/prod/history');
       expect(history.status).toBe(200);
       expect(history.body.history).toEqual([
-        { alias: 'prod', version: 2, previousVersion: 3, at: expect.any(String), actor: 'anonymous' },
+        {
+          alias: 'prod',
+          version: 2,
+          previousVersion: 3,
+          at: expect.any(String),
+          actor: 'anonymous',
+          revision: 3,
+        },
         {
           alias: 'prod',
           version: 3,
@@ -412,6 +419,7 @@ describe('registry HTTP API', () => {
           at: expect.any(String),
           actor: ALICE,
           reason: 'promote 3',
+          revision: 2,
         },
         {
           alias: 'prod',
@@ -420,6 +428,7 @@ describe('registry HTTP API', () => {
           at: expect.any(String),
           actor: 'anonymous',
           reason: expect.any(String),
+          revision: 1,
         },
       ]);
       const ats = history.body.history.map((h: Json) => h.at);
@@ -643,6 +652,7 @@ describe('registry HTTP API', () => {
         actor: ALICE,
         reason: "canary v3 at 12.5% (key parameter 'user')",
         routing: { canary: { version: 3, weight: 12.5 }, keyParameter: 'user' },
+        revision: 2,
       });
       expect((await call('GET', '/models/split-http')).body).toMatchObject({
         aliases: { prod: 1 },

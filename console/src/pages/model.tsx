@@ -65,8 +65,11 @@ async function loadModel(name: string): Promise<ModelView> {
 /** The dialog open, if any. */
 type Dialog =
   | { kind: 'promote'; version: number }
-  /** `from`: the version the page shows the alias at, the rollback's precondition. */
-  | { kind: 'rollback'; alias: string; from: number; target: number | null }
+  /**
+   * `from`: the version the page shows the alias at, and `revision`, the alias's revision its newest history
+   * entry shows (absent on entries older than revisions in history): the rollback's preconditions.
+   */
+  | { kind: 'rollback'; alias: string; from: number; revision?: number; target: number | null }
   | { kind: 'archive'; version: number };
 
 const transformText = (t: TransformSpec): string => {
@@ -325,9 +328,16 @@ export function ModelPage(props: { name: string }) {
                       class="secondary"
                       disabled={busy}
                       aria-label={`Roll back ${a}`}
-                      onClick={() =>
-                        setDialog({ kind: 'rollback', alias: a, from: v, target: target ?? null })
-                      }
+                      onClick={() => {
+                        const revision = history[a]?.[0]?.revision;
+                        setDialog({
+                          kind: 'rollback',
+                          alias: a,
+                          from: v,
+                          ...(revision !== undefined ? { revision } : {}),
+                          target: target ?? null,
+                        });
+                      }}
                     >
                       Roll back
                     </button>
@@ -487,7 +497,8 @@ export function ModelPage(props: { name: string }) {
           onCancel={() => setDialog(undefined)}
           onConfirm={() =>
             void act(
-              () => rollbackAlias(model.name, dialog.alias, dialog.from),
+              () =>
+                rollbackAlias(model.name, dialog.alias, { version: dialog.from, revision: dialog.revision }),
               (moved) => `${dialog.alias} was rolled back to v${moved.version}.`,
               (e) =>
                 staleExplanation(
@@ -496,6 +507,7 @@ export function ModelPage(props: { name: string }) {
                   dialog.from,
                   dialog.target !== null ? `the rollback to v${dialog.target}` : 'the rollback',
                   view.reload,
+                  dialog.revision,
                 ),
             )
           }
@@ -534,7 +546,7 @@ export function ModelPage(props: { name: string }) {
 
 /**
  * What a refused promotion or rollback (`action`, e.g. `the promotion to v3`) means: a 412 when the alias moved
- * after the page read it.
+ * after the page read it (for a rollback sent with the alias's `revision`, also when it moved away and back).
  */
 function staleExplanation(
   error: unknown,
@@ -542,6 +554,7 @@ function staleExplanation(
   expected: number,
   action: string,
   reload: () => void,
+  revision?: number,
 ) {
   if (!(error instanceof ApiError) || error.status !== 412) return undefined;
   return (
@@ -549,9 +562,14 @@ function staleExplanation(
       <p>
         <strong>This page was out of date.</strong> It showed <span class="alias">{alias}</span>{' '}
         {expected === 0 ? 'as not existing' : `at v${expected}`}, and {action} was sent on the condition that
-        it still {expected === 0 ? 'did not exist' : `pointed there`} (
-        <code>expectedVersion: {expected}</code>). Someone or something moved it since, so nothing was
-        changed.
+        it still {expected === 0 ? 'did not exist' : `pointed there`}
+        {revision !== undefined ? ' and had not changed since' : ''} (<code>expectedVersion: {expected}</code>
+        {revision !== undefined ? (
+          <>
+            , <code>expectedRevision: {revision}</code>
+          </>
+        ) : null}
+        ). Someone or something moved it since, so nothing was changed.
       </p>
       <p>Reload to see where it points now, then decide again.</p>
       <button type="button" onClick={reload}>
