@@ -167,6 +167,7 @@ describe('concurrent registrations of one model', () => {
         at: expect.any(String),
         actor: expect.any(String),
         reason: 'first READY version',
+        revision: 1,
       },
     ]);
   });
@@ -271,6 +272,7 @@ describe('concurrent alias moves', () => {
       at: expect.any(String),
       actor: expect.any(String),
       reason: `mover-${wi}`,
+      revision: 2,
     });
     expect(h[1]).toMatchObject({ version: 1, previousVersion: null, reason: 'first READY version' });
     expect((await call('GET', `/models/${name}`)).body.aliases).toEqual({ prod: target(wi) });
