@@ -357,10 +357,12 @@ export async function runAsyncInference(
 
 /**
  * Called when processing a message failed (or was still running at the deadline of its invocation): on its last
- * receive the request is answered `failed` (best effort) since the queue is about to dead-letter it, and a run that
- * failed with a 5xx is reported (and captured) with that answer. A request answered already keeps its answer (the
- * first written stands) and nothing is reported. Earlier receives report nothing: the queue retries them. Returns
- * whether it answered the request.
+ * receive the request is answered `failed` since the queue is about to dead-letter it, and a run that failed with a
+ * 5xx is reported (and captured) with that answer. A request answered already keeps its answer (the first written
+ * stands) and nothing is reported. Earlier receives report nothing: the queue retries them. Returns whether it
+ * answered the request. Throws when the request or its answer could not be read, or the answer written (the run is
+ * reported all the same), so that a caller that can try again does (the dead-letter path); an answer that could
+ * not be read is never written over.
  */
 export async function recordLastAttemptFailure(
   deps: AsyncWorkerDeps,
@@ -375,16 +377,22 @@ export async function recordLastAttemptFailure(
     code: 'PROCESSING_FAILED',
     completedAt: (deps.clock ?? systemClock).now().toISOString(),
   };
-  const request = await deps.blobs.head(ASYNC_KEYS.request(requestId)).catch(() => undefined);
-  const answered = request
-    ? await deps.blobs.head(ASYNC_KEYS.result(requestId)).catch(() => undefined)
-    : undefined;
-  if (request && !answered) await deps.blobs.put(ASYNC_KEYS.result(requestId), enc(result)).catch(() => {});
+  let request: unknown;
+  let answered: unknown;
+  let failure: { readonly error: unknown } | undefined;
+  try {
+    request = await deps.blobs.head(ASYNC_KEYS.request(requestId));
+    answered = request ? await deps.blobs.head(ASYNC_KEYS.result(requestId)) : undefined;
+    if (request && !answered) await deps.blobs.put(ASYNC_KEYS.result(requestId), enc(result));
+  } catch (error) {
+    failure = { error };
+  }
   // The failed run ends here, whether or not its answer could be written.
   if (typeof err === 'object' && err !== null) {
     const report = failedRuns.get(err);
     failedRuns.delete(err);
     if (!answered) report?.({ error: result.error, code: result.code });
   }
+  if (failure) throw failure.error;
   return request !== undefined && !answered;
 }

@@ -417,6 +417,31 @@ describe('async worker handler: dead letters', () => {
     expect(await batch.jobs.getJob('j')).toEqual(job);
   });
 
+  it('gives back the dead letter of an async request whose answer could not be read or written', async () => {
+    const { blobs, handler } = await setup();
+    const message = body({ type: 'async-infer', requestId: ID(1) });
+    const { head, put } = blobs;
+    const down = (what: string) => async () => {
+      throw new UnavailableError(`${what} down`);
+    };
+    // A result that cannot be read is never written over (it may be an answer); one that cannot be written is
+    // tried again.
+    for (const broken of [{ head: down('head') }, { put: down('put') }]) {
+      Object.assign(blobs, broken);
+      expect(await handler(sqsEvent([{ id: 'a', body: message }], DLQ), budget)).toEqual({
+        batchItemFailures: [{ itemIdentifier: 'a' }],
+      });
+      Object.assign(blobs, { head, put });
+      expect(blobs.text(ASYNC_KEYS.result(ID(1)))).toBeUndefined();
+    }
+    expect(await handler(sqsEvent([{ id: 'a', body: message }], DLQ), budget)).toEqual({
+      batchItemFailures: [],
+    });
+    expect(JSON.parse(blobs.text(ASYNC_KEYS.result(ID(1))) ?? '')).toMatchObject({
+      code: 'PROCESSING_FAILED',
+    });
+  });
+
   it('gives back a dead letter whose end fails, and drops one that is no work message', async () => {
     const { batch, part, logger, handler } = await setup();
     const getJob = batch.jobs.getJob.bind(batch.jobs);
