@@ -29,6 +29,7 @@ import { TRACER_LAYER_MAIN } from '../../layers/tracer/build';
 import { createTestAwsEnv, type TestAwsEnv } from '../helpers/aws-env';
 import { s3Event } from '../helpers/events-fakes';
 import { type ELEM_OF, identityAllTypes } from '../helpers/predict-env';
+import { sqsEvent } from '../helpers/sqs-event';
 import {
   cachedRuntimeDir,
   type InvokeResult,
@@ -192,10 +193,24 @@ function lambdaEnv(asset: FunctionAsset): Record<string, string> {
     ...(ENV.bucket in asset.environment && bucket ? { [ENV.bucket]: bucket } : {}),
     // The queue is referenced by the template; no flow run here sends to it (an unreachable local URL).
     ...(ENV.queueUrl in asset.environment ? { [ENV.queueUrl]: 'http://127.0.0.1:9/000000000000/smoke' } : {}),
+    // The dead-letter queues the template names, as it joins them.
+    ...(ENV.deadLetterQueueArns in asset.environment
+      ? { [ENV.deadLetterQueueArns]: SMOKE_DEAD_LETTER_QUEUES.join(',') }
+      : {}),
     AWS_LAMBDA_FUNCTION_NAME: asset.logicalId,
     AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand',
   };
 }
+
+/** The ARNs the worker is told are its dead-letter queues (the work queue's and the batch queue's). */
+const SMOKE_DEAD_LETTER_QUEUES = [
+  'arn:aws:sqs:us-east-1:000000000000:smoke-dead-letters',
+  'arn:aws:sqs:us-east-1:000000000000:smoke-batch-dead-letters',
+];
+
+/** The work queue's delivery of the async request `requestId` (from `source`, a queue's ARN). */
+const asyncMessage = (requestId: string, source = 'arn:aws:sqs:us-east-1:000000000000:smoke') =>
+  sqsEvent([{ id: randomUUID(), body: JSON.stringify({ type: 'async-infer', requestId }) }], source);
 
 /** Every invocation's result, to check what each ran on. */
 const results: { which: Which; result: InvokeResult }[] = [];
@@ -550,27 +565,7 @@ describe('synthesized Lambda artifacts', () => {
         Body: JSON.stringify(doc),
       }),
     );
-    const body = JSON.stringify({ type: 'async-infer', requestId });
-    const batch = await call<{ batchItemFailures: unknown[] }>('worker', {
-      Records: [
-        {
-          messageId: randomUUID(),
-          receiptHandle: 'smoke',
-          body,
-          attributes: {
-            ApproximateReceiveCount: '1',
-            SentTimestamp: String(Date.now()),
-            SenderId: 'smoke',
-            ApproximateFirstReceiveTimestamp: String(Date.now()),
-          },
-          messageAttributes: {},
-          md5OfBody: '',
-          eventSource: 'aws:sqs',
-          eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:smoke',
-          awsRegion: 'us-east-1',
-        },
-      ],
-    });
+    const batch = await call<{ batchItemFailures: unknown[] }>('worker', asyncMessage(requestId));
     expect(batch.batchItemFailures).toEqual([]);
     const stored = await aws.s3.send(
       new GetObjectCommand({ Bucket: aws.bucket, Key: ASYNC_KEYS.result(requestId) }),
@@ -585,6 +580,27 @@ describe('synthesized Lambda artifacts', () => {
     };
     expect(view.status).toBe('done');
     expect(view.result.outputs[0]?.data[0]).toBeCloseTo(3.5, 5);
+  });
+
+  it('the worker bundle ends a dead letter of the queues the template names: an async request reads failed', async () => {
+    const requestId = randomUUID();
+    const doc = { requestId, name, ref: '1', request: { inputs: [] }, createdAt: new Date().toISOString() };
+    await aws.s3.send(
+      new PutObjectCommand({
+        Bucket: aws.bucket,
+        Key: ASYNC_KEYS.request(requestId),
+        Body: JSON.stringify(doc),
+      }),
+    );
+    // From the batch queue's dead-letter queue, the second the template joins: ended, never run.
+    const batch = await call<{ batchItemFailures: unknown[] }>(
+      'worker',
+      asyncMessage(requestId, SMOKE_DEAD_LETTER_QUEUES[1]),
+    );
+    expect(batch.batchItemFailures).toEqual([]);
+    const res = await call('asyncApi', httpEvent('GET', '/async/{requestId}', { requestId }));
+    expect(res.statusCode, res.body).toBe(200);
+    expect(JSON.parse(res.body ?? '{}')).toMatchObject({ status: 'failed', code: 'PROCESSING_FAILED' });
   });
 
   it('the worker bundle runs a binary async request as stored and the async API bundle answers it in the binary form', async () => {
@@ -616,26 +632,7 @@ describe('synthesized Lambda artifacts', () => {
         Body: JSON.stringify(doc),
       }),
     );
-    const batch = await call<{ batchItemFailures: unknown[] }>('worker', {
-      Records: [
-        {
-          messageId: randomUUID(),
-          receiptHandle: 'smoke',
-          body: JSON.stringify({ type: 'async-infer', requestId }),
-          attributes: {
-            ApproximateReceiveCount: '1',
-            SentTimestamp: String(Date.now()),
-            SenderId: 'smoke',
-            ApproximateFirstReceiveTimestamp: String(Date.now()),
-          },
-          messageAttributes: {},
-          md5OfBody: '',
-          eventSource: 'aws:sqs',
-          eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:smoke',
-          awsRegion: 'us-east-1',
-        },
-      ],
-    });
+    const batch = await call<{ batchItemFailures: unknown[] }>('worker', asyncMessage(requestId));
     expect(batch.batchItemFailures).toEqual([]);
     const res = await call('asyncApi', httpEvent('GET', '/async/{requestId}', { requestId }));
     expect(res.statusCode, res.body).toBe(200);
