@@ -9,6 +9,7 @@
  * `--cpu-prof` on node (`node --cpu-prof --import tsx bench/profile-binary.ts`) gives a profile; with
  * `binary`, only the binary handler at batch 1 runs (a profile of that path alone).
  */
+import { randomUUID } from 'node:crypto';
 import ort from 'onnxruntime-node';
 import { MemoryRegistryRepository } from '../functions/adapters/memory-registry';
 import { OrtEngine } from '../functions/adapters/ort-engine';
@@ -134,26 +135,35 @@ async function main() {
     const jsonEvent = apiEvent('POST', path, {
       body: { id: 'bench', inputs: [{ name: 'input', datatype: 'FP32', shape: [batch, F], data: values }] },
     });
-    const header = Buffer.from(
-      JSON.stringify({
-        id: 'bench',
-        inputs: [
-          {
-            name: 'input',
-            datatype: 'FP32',
-            shape: [batch, F],
-            parameters: { binary_data_size: data.byteLength },
-          },
-        ],
-        parameters: { binary_data_output: true },
-      }),
-    );
-    const body = Buffer.concat([header, Buffer.from(data.buffer)]);
-    const binaryEvent = {
-      ...apiEvent('POST', path, { headers: { 'Inference-Header-Content-Length': String(header.length) } }),
-      body: body.toString('base64'),
-      isBase64Encoded: true,
+    /** A binary request of `data` with request id `id`: its header, body and event. */
+    const binaryRequest = (id: string) => {
+      const header = Buffer.from(
+        JSON.stringify({
+          id,
+          inputs: [
+            {
+              name: 'input',
+              datatype: 'FP32',
+              shape: [batch, F],
+              parameters: { binary_data_size: data.byteLength },
+            },
+          ],
+          parameters: { binary_data_output: true },
+        }),
+      );
+      const body = Buffer.concat([header, Buffer.from(data.buffer)]);
+      const event = {
+        ...apiEvent('POST', path, { headers: { 'Inference-Header-Content-Length': String(header.length) } }),
+        body: body.toString('base64'),
+        isBase64Encoded: true,
+      };
+      return { header, body, event };
     };
+    const { header, body, event: binaryEvent } = binaryRequest('bench');
+    // A client that sends a new id with every request (KServe's Python client): 1024 of them, in turn.
+    const idEvents = Array.from({ length: 1024 }, () => binaryRequest(randomUUID()).event);
+    let nextId = 0;
+    const newIdEvent = () => idEvents[nextId++ & 1023]!;
     const first = await handler(binaryEvent);
     if (first.statusCode !== 200) throw new Error(`binary: ${first.statusCode} ${first.body}`);
     const session = engine.ortSession((await sessions.load(sha256Hex(bytes), async () => bytes)).session);
@@ -244,7 +254,7 @@ async function main() {
         return performance.now() - t - lastRunMs;
       }, true);
     console.log(
-      `batch ${batch}, median µs outside engine.run: JSON ${await outside(() => handler(jsonEvent))}, binary ${await outside(() => handler(binaryEvent))}`,
+      `batch ${batch}, median µs outside engine.run: JSON ${await outside(() => handler(jsonEvent))}, binary ${await outside(() => handler(binaryEvent))}, binary with a new id each ${await outside(() => handler(newIdEvent()))}`,
     );
     console.log(
       `batch ${batch} (request ${body.length} bytes, answer ${encoded.body.length} bytes), median µs:`,

@@ -11,8 +11,14 @@
  * decoding, `JSON.parse`, structure or signature check of its header. That was 3.6 of the 9.5 µs the binary
  * handler spent outside the model at batch 1 (docs/performance.md, "Headers sent again"). Any other request is
  * parsed and validated as always; its header is kept when every input is binary data and one of the last requests
- * parsed in full had the same header (so that a client whose headers all differ, each with its own id, fills the
- * cache with nothing, and clients that take turns each get theirs kept).
+ * parsed in full had the same header (so that a client whose headers all differ fills the cache with nothing, and
+ * clients that take turns each get theirs kept).
+ *
+ * A client that sends a new `id` with every request (KServe's Python client sends a UUID each time) sends headers
+ * that differ in the id alone. Where a kept header's top-level `id` is, is kept too (`IdSpan`): a header of the same
+ * bytes before and after it, whose id there is plain printable ASCII (no quote, backslash or control character,
+ * at most `LIMITS.maxInferenceIdLength` characters), is that header with its own id, and counts as the same header
+ * for keeping it.
  *
  * Pure: no I/O.
  */
@@ -35,7 +41,7 @@ export interface ParsedBinaryRequest {
   validate(sig: CompiledSignature): ValidatedRequest;
 }
 
-/** Where one input's bytes are in the body. */
+/** Where one input's bytes are in the body: `offset` from the header's end. */
 interface KnownInput {
   readonly name: string;
   readonly datatype: Datatype;
@@ -44,59 +50,100 @@ interface KnownInput {
   readonly size: number;
 }
 
-/** What validation against one signature made of a header: all of a validated request but its feeds. */
+/**
+ * What validation against one signature made of a header: all of a validated request but its feeds and its id
+ * (the request's own, which a header kept with its id's place may change).
+ */
 interface Checked {
-  readonly id: string | undefined;
   readonly outputs: readonly string[] | undefined;
 }
+
+/** Where a header's top-level `id` string is: the bytes between its quotes, `start` to `end` (exclusive). */
+interface IdSpan {
+  readonly start: number;
+  readonly end: number;
+}
+
+/** The same header bytes (`true`), the same but for its id (that id), or another header (`false`). */
+type HeaderMatch = boolean | string;
 
 /** A header seen before, with its parse. */
 class KnownHeader {
   /** Per compiled signature (a served version's): the validation of the first request checked against it. */
   private readonly checked = new WeakMap<CompiledSignature, Checked>();
+  /** The bytes of its tensors, after the header. */
+  private readonly dataLength: number;
 
   constructor(
     private readonly bytes: Uint8Array,
-    private readonly bodyLength: number,
+    bodyLength: number,
     readonly request: OipRequest,
     private readonly inputs: readonly KnownInput[],
-  ) {}
-
-  matches(body: Uint8Array, headerLength: number): boolean {
-    return body.length === this.bodyLength && sameBytes(this.bytes, body, headerLength);
+    private readonly idSpan: IdSpan | undefined,
+  ) {
+    this.dataLength = bodyLength - bytes.length;
   }
 
-  /** `validate` of `body`, a request that `matches`: from the first validation against `sig` when there was one. */
-  validateBody(body: Uint8Array, sig: CompiledSignature): ValidatedRequest | undefined {
+  /** Whether `body` is a request of this header: its bytes, or (with an id span) its bytes but for a plain id. */
+  match(body: Uint8Array, headerLength: number): HeaderMatch {
+    if (body.length - headerLength !== this.dataLength) return false;
+    if (headerLength === this.bytes.length && sameBytes(this.bytes, body, 0, 0, headerLength)) return true;
+    const span = this.idSpan;
+    if (span === undefined) return false;
+    const suffix = this.bytes.length - span.end;
+    const idEnd = headerLength - suffix;
+    if (idEnd <= span.start || idEnd - span.start > LIMITS.maxInferenceIdLength) return false;
+    if (!sameBytes(this.bytes, body, 0, 0, span.start)) return false;
+    if (!sameBytes(this.bytes, body, span.end, idEnd, suffix)) return false;
+    return plainId(body, span.start, idEnd) && utf8.decode(body.subarray(span.start, idEnd));
+  }
+
+  /**
+   * `validate` of `body`, a request of this header (`id`: its own id when only that differs): from the first
+   * validation against `sig` when there was one.
+   */
+  validateBody(
+    body: Uint8Array,
+    headerLength: number,
+    sig: CompiledSignature,
+    id: string | undefined,
+  ): ValidatedRequest | undefined {
     const checked = this.checked.get(sig);
     if (checked === undefined) return undefined;
     const feeds: Record<string, Tensor> = {};
     for (const { name, datatype, shape, offset, size } of this.inputs) {
-      feeds[name] = decodeBinary(name, datatype, shape, body.subarray(offset, offset + size), false);
+      const at = headerLength + offset;
+      feeds[name] = decodeBinary(name, datatype, shape, body.subarray(at, at + size), false);
     }
-    return { id: checked.id, feeds, outputs: checked.outputs };
+    return { id: id ?? (this.request.id as string | undefined), feeds, outputs: checked.outputs };
   }
 
   /** Notes what validation against `sig` made of this header. */
   remember(sig: CompiledSignature, validated: ValidatedRequest): void {
-    this.checked.set(sig, { id: validated.id, outputs: validated.outputs });
+    this.checked.set(sig, { outputs: validated.outputs });
   }
 }
 
 /** A request whose header is known: validated from the header's first validation when there was one. */
 class KnownBody implements ParsedBinaryRequest {
+  private own: OipRequest | undefined;
+
   constructor(
     private readonly known: KnownHeader,
     private readonly body: Uint8Array,
     private readonly headerLength: number,
+    /** Its own id, when its header is the known one but for that. */
+    private readonly id: string | undefined,
   ) {}
 
   get request(): OipRequest {
-    return this.known.request;
+    if (this.id === undefined) return this.known.request;
+    this.own ??= Object.freeze({ ...this.known.request, id: this.id });
+    return this.own;
   }
 
   validate(sig: CompiledSignature): ValidatedRequest {
-    const fast = this.known.validateBody(this.body, sig);
+    const fast = this.known.validateBody(this.body, this.headerLength, sig, this.id);
     if (fast !== undefined) return fast;
     // The first request against this signature: parsed and validated in full (its errors as they would be).
     const parsed = parseBinaryRequest(this.body, this.headerLength, undefined, false);
@@ -108,18 +155,72 @@ class KnownBody implements ParsedBinaryRequest {
 
 const utf8 = new TextDecoder();
 
-/** Whether `body` starts with `header` (of `headerLength` bytes). */
-function sameBytes(header: Uint8Array, body: Uint8Array, headerLength: number): boolean {
-  if (header.length !== headerLength) return false;
-  for (let i = 0; i < headerLength; i++) if (body[i] !== header[i]) return false;
+/** Whether `length` bytes of `a` from `at` equal those of `b` from `bt`. */
+function sameBytes(a: Uint8Array, b: Uint8Array, at: number, bt: number, length: number): boolean {
+  for (let i = 0; i < length; i++) if (a[at + i] !== b[bt + i]) return false;
   return true;
 }
 
-/** FNV-1a (32 bit) of the first `length` bytes of `bytes`. */
-function fnv1aBytes(bytes: Uint8Array, length: number): number {
+/**
+ * Whether the bytes of `bytes` from `start` to `end` are the contents of a JSON string that needs no escape and is
+ * its own text: printable ASCII without a quote or a backslash (so a valid inference id of `end - start`
+ * characters). An id beyond it is parsed in full.
+ */
+function plainId(bytes: Uint8Array, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) {
+    const b = bytes[i]!;
+    if (b < 0x20 || b > 0x7e || b === 0x22 || b === 0x5c) return false;
+  }
+  return true;
+}
+
+/** `plainId` of a parsed id: a string of 1 to `LIMITS.maxInferenceIdLength` such characters. */
+function isPlainId(id: unknown): id is string {
+  if (typeof id !== 'string' || id.length === 0 || id.length > LIMITS.maxInferenceIdLength) return false;
+  for (let i = 0; i < id.length; i++) {
+    const c = id.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return false;
+  }
+  return true;
+}
+
+/** FNV-1a (32 bit) of the header's bytes, those of `skip` (its id) left out. */
+function fnv1aHeader(bytes: Uint8Array, length: number, skip: IdSpan | undefined): number {
   let h = 0x811c9dc5;
-  for (let i = 0; i < length; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
+  const from = skip?.start ?? length;
+  const to = skip?.end ?? length;
+  for (let i = 0; i < from; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
+  for (let i = to; i < length; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
   return h >>> 0;
+}
+
+/**
+ * Where the top-level `id` of a header is, when its value is a plain id (`plainId`) written as itself, once in the
+ * header (a header that is all ASCII): the token `"{id}"` found exactly once. Whether that token is the top-level
+ * id's value is checked by `idSpanHolds` before the span is kept.
+ */
+function idSpanOf(text: string, id: string): IdSpan | undefined {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7e) return undefined;
+  const token = `"${id}"`;
+  const at = text.indexOf(token);
+  if (at < 0 || text.indexOf(token, at + 1) >= 0) return undefined;
+  return { start: at + 1, end: at + 1 + id.length };
+}
+
+/**
+ * Whether `span` of `text` is its top-level id's value and nothing else: the header with another id there parses
+ * to the same request but for its id.
+ */
+function idSpanHolds(text: string, span: IdSpan, request: OipRequest): boolean {
+  const probe = request.id === 'x' ? 'y' : 'x';
+  let other: unknown;
+  try {
+    other = JSON.parse(text.slice(0, span.start) + probe + text.slice(span.end));
+  } catch {
+    return false;
+  }
+  if ((other as { id?: unknown } | null)?.id !== probe) return false;
+  return JSON.stringify({ ...(other as object), id: request.id }) === JSON.stringify(request);
 }
 
 /** Freezes a parsed JSON value and everything in it. */
@@ -152,9 +253,13 @@ export class BinaryHeaderCache {
     return this.known.items.length;
   }
 
-  /** The kept header of `body`, if any: the same header bytes and body length. */
-  private find(body: Uint8Array, headerLength: number): KnownHeader | undefined {
-    for (const k of this.known.items) if (k.matches(body, headerLength)) return k;
+  /** The kept header of `body`, if any (`KnownHeader.match`), and the request's own id when only that differs. */
+  private find(body: Uint8Array, headerLength: number): { known: KnownHeader; id?: string } | undefined {
+    for (const known of this.known.items) {
+      const m = known.match(body, headerLength);
+      if (m === true) return { known };
+      if (m !== false) return { known, id: m };
+    }
     return undefined;
   }
 
@@ -163,8 +268,8 @@ export class BinaryHeaderCache {
    * length match, else in full. `rawInput`: the raw form's only input (header length 0), never kept.
    */
   parse(body: Uint8Array, headerLength: number, rawInput?: TensorSpec): ParsedBinaryRequest {
-    const known = headerLength > 0 ? this.find(body, headerLength) : undefined;
-    if (known !== undefined) return new KnownBody(known, body, headerLength);
+    const found = headerLength > 0 ? this.find(body, headerLength) : undefined;
+    if (found !== undefined) return new KnownBody(found.known, body, headerLength, found.id);
     const parsed = parseBinaryRequest(body, headerLength, rawInput, false);
     return {
       request: parsed.request,
@@ -186,8 +291,12 @@ export class BinaryHeaderCache {
     if (headerLength === 0 || headerLength > this.maxHeaderBytes) return undefined;
     // Two requests of a new header parsed before either was validated: the first one kept stands for both.
     const already = this.find(body, headerLength);
-    if (already !== undefined) return already;
-    const hash = fnv1aBytes(body, headerLength);
+    if (already !== undefined) return already.known;
+    // A header whose id is plain counts as the same header with any other plain id there.
+    const id = parsed.request.id;
+    const text = isPlainId(id) ? utf8.decode(body.subarray(0, headerLength)) : undefined;
+    const span = text !== undefined ? idSpanOf(text, id as string) : undefined;
+    const hash = fnv1aHeader(body, headerLength, span);
     const seen = this.candidates.indexOf(hash);
     if (seen < 0) {
       this.candidates.push(hash);
@@ -205,9 +314,11 @@ export class BinaryHeaderCache {
     }
     // Parsed again from its bytes (valid UTF-8 and JSON: it just parsed): the first request's parse holds its
     // tensors (`data`) and stays that request's own.
-    const request = deepFreeze(JSON.parse(utf8.decode(body.subarray(0, headerLength))) as OipRequest);
+    const header = text ?? utf8.decode(body.subarray(0, headerLength));
+    const request = deepFreeze(JSON.parse(header) as OipRequest);
+    const idSpan = span !== undefined && idSpanHolds(header, span, request) ? span : undefined;
     const inputs: KnownInput[] = [];
-    let offset = headerLength;
+    let offset = 0;
     for (let i = 0; i < tensors.length; i++) {
       const input = request.inputs[i]!;
       inputs.push({
@@ -219,7 +330,7 @@ export class BinaryHeaderCache {
       });
       offset += sizes[i]!;
     }
-    const known = new KnownHeader(body.slice(0, headerLength), body.length, request, inputs);
+    const known = new KnownHeader(body.slice(0, headerLength), body.length, request, inputs, idSpan);
     this.known.add(known);
     return known;
   }

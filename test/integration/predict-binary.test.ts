@@ -3,6 +3,7 @@
  * form) and binary answers through the handler (API Gateway payload 2.0 base64 bodies both ways), and over real
  * HTTP through the local server.
  */
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HttpEvent, HttpResult } from '../../functions/handlers/http';
 import { buildMlp } from '../../functions/local/onnx-builder';
@@ -266,6 +267,32 @@ describe('a client sending the same header again', () => {
     await env.moveAlias('moving', 'prod', 1);
     env.now += 6000;
     expect(await answered([7, 8])).toEqual({ version: '1', id: 'same-header', y: [8, 9] });
+  });
+});
+
+describe('a client sending a new id with each request (as KServe’s client does)', () => {
+  it('is answered from each request’s own tensors, each answer with its own id', async () => {
+    await env.register('ids', addConstant(3));
+    const send = async (id: string, values: number[]) => {
+      const header = {
+        id,
+        inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], parameters: { binary_data_size: 8 } }],
+        parameters: { binary_data_output: true },
+      };
+      const { body, headerLength } = binaryBody(header, new Float32Array(values));
+      const r = await env.handler(binaryEvent('/v2/models/ids/infer', body, headerLength));
+      const a = binaryAnswer(r);
+      return {
+        id: a.header.id,
+        header: r.headers?.['x-maas-inference-id'],
+        y: floats(a.data.get('y') as Buffer),
+      };
+    };
+    // From the third request on, decoded from the header kept at the second (other ids, the same header).
+    for (let i = 0; i < 6; i++) {
+      const id = randomUUID();
+      expect(await send(id, [i, -i])).toEqual({ id, header: id, y: [i + 3, 3 - i] });
+    }
   });
 });
 

@@ -211,8 +211,9 @@ describe('BinaryHeaderCache', () => {
 
   it('keeps the headers of clients that take turns, each from its second request on', () => {
     const cache = new BinaryHeaderCache();
-    const clients = ['a', 'b', 'c'].map((id) =>
-      body(header(id), [f32([1, 2, 3, 4]), bytesOf(['ab', 'cde'])]),
+    // Clients whose headers differ beyond their ids (requests of one client with other ids: the next test).
+    const clients = ['a', 'b', 'c'].map((client) =>
+      body({ ...header(client), parameters: { client } }, [f32([1, 2, 3, 4]), bytesOf(['ab', 'cde'])]),
     );
     for (const [b, hl] of clients) cache.parse(b, hl).validate(sig);
     expect(cache.size).toBe(0);
@@ -226,19 +227,89 @@ describe('BinaryHeaderCache', () => {
     expect(cache.size).toBe(3);
   });
 
-  it('keeps nothing for a client whose headers all differ (a new id each time), and answers each as a first parse', () => {
+  it('keeps nothing for a client whose headers all differ beyond the id, and answers each as a first parse', () => {
     const cache = new BinaryHeaderCache();
     for (let i = 0; i < 50; i++) {
-      const [b, hl] = body(header(`request-${i}`), [f32([i, -i, i, -i]), bytesOf(['ab', 'cde'])]);
+      const h = { ...header(`request-${i}`), parameters: { attempt: i } };
+      const [b, hl] = body(h, [f32([i, -i, i, -i]), bytesOf(['ab', 'cde'])]);
       expect(plain(cache.parse(b, hl).validate(sig))).toEqual(plain(fresh(b, hl, sig)));
     }
     expect(cache.size).toBe(0);
   });
 
+  it('keeps the header of a client that sends a new id each time: each request decoded from it, with its own id', () => {
+    const cache = new BinaryHeaderCache();
+    const ids = Array.from({ length: 40 }, (_, i) =>
+      i % 3 === 0 ? `00000000-0000-4000-8000-${String(i).padStart(12, '0')}` : `r-${'x'.repeat(i)}`,
+    );
+    for (const [i, id] of ids.entries()) {
+      const [b, hl] = body(header(id), [f32([i, -i, i, -i]), bytesOf(['ab', 'cde'])]);
+      const parsed = cache.parse(b, hl);
+      // From the third request on, decoded from the header kept at the second: frozen, with its own id.
+      expect(Object.isFrozen(parsed.request), id).toBe(i >= 2);
+      expect(parsed.request.id).toBe(id);
+      const v = parsed.validate(sig);
+      expect(plain(v)).toEqual(plain(fresh(b, hl, sig)));
+      expect(v.id).toBe(id);
+    }
+    expect(cache.size).toBe(1);
+    // The kept header's own id still answers from it; ids that are not plain (an escape, beyond ASCII, too long)
+    // and a header without id are parsed in full, each as a first parse.
+    const others = ['r-', 'quote"d', 'caf\u00e9', 'café', 'n'.repeat(257), undefined];
+    for (const id of others) {
+      const h = id === undefined ? { ...header(), id: undefined } : header(id);
+      const [b, hl] = body(h, [f32([1, 2, 3, 4]), bytesOf(['ab', 'cde'])]);
+      const parsed = cache.parse(b, hl);
+      expect(Object.isFrozen(parsed.request), String(id)).toBe(id === 'r-');
+      const outcome = (fn: () => ValidatedRequest) => {
+        try {
+          return plain(fn());
+        } catch (e) {
+          return { error: (e as BadRequestError).code };
+        }
+      };
+      expect(outcome(() => parsed.validate(sig))).toEqual(outcome(() => fresh(b, hl, sig)));
+    }
+  });
+
+  it('merges no ids where the id is written twice or is not the top-level one as written', () => {
+    const cache = new BinaryHeaderCache();
+    // The id is also an input's name: its token is twice in the header, so only its own bytes count.
+    const same = (id: string) => body(header(id), [f32([1, 2, 3, 4]), bytesOf(['ab', 'cde'])]);
+    for (let i = 0; i < 3; i++) cache.parse(...same('x')).validate(sig);
+    expect(cache.size).toBe(1);
+    expect(Object.isFrozen(cache.parse(...same('x')).request)).toBe(true);
+    const [other, ohl] = same('w');
+    const parsed = cache.parse(other, ohl);
+    expect(Object.isFrozen(parsed.request)).toBe(false);
+    expect(parsed.validate(sig).id).toBe('w');
+    // The top-level id written with an escape, its value plain elsewhere (a parameter): changing that other place
+    // is another header, never the kept one with another id.
+    const escaped = (tag: string) => {
+      const text = JSON.stringify({ ...header('k'), parameters: { tag } }).replace(
+        '"id":"k"',
+        '"id":"\\u006b"',
+      );
+      const hb = utf8.encode(text);
+      const all = new Uint8Array(hb.length + 29);
+      all.set(hb);
+      all.set(f32([1, 2, 3, 4]), hb.length);
+      all.set(bytesOf(['ab', 'cde']), hb.length + 16);
+      return [all, hb.length] as const;
+    };
+    const fresh2 = new BinaryHeaderCache();
+    for (let i = 0; i < 3; i++) expect(fresh2.parse(...escaped('k')).validate(sig).id).toBe('k');
+    expect(fresh2.size).toBe(1);
+    const changed = fresh2.parse(...escaped('m'));
+    expect(Object.isFrozen(changed.request)).toBe(false);
+    expect(changed.request.parameters).toEqual({ tag: 'm' });
+    expect(changed.validate(sig).id).toBe('k');
+  });
+
   it('keeps at most its capacity, replacing the oldest, and each kept header still answers as a first parse', () => {
     const cache = new BinaryHeaderCache(4);
     const requests = Array.from({ length: 7 }, (_, i) =>
-      body(header(`r${i}`), [f32([i, i, i, i]), bytesOf(['ab', 'cde'])]),
+      body({ ...header(`r${i}`), parameters: { client: i } }, [f32([i, i, i, i]), bytesOf(['ab', 'cde'])]),
     );
     for (const [b, hl] of requests) {
       cache.parse(b, hl).validate(sig);
@@ -274,7 +345,8 @@ describe('BinaryHeaderCache', () => {
     for (let i = 0; i < 600; i++) {
       const n = pick([1, 2, 3]);
       const h = {
-        ...(rand() < 0.5 ? { id: pick(['p', 'q']) } : {}),
+        // Ids that differ alone (plain, of other lengths), one that is an input's name, ones parsed in full.
+        ...(rand() < 0.5 ? { id: pick(['p', 'q', 'request-17', 'a', 'b"q', 'é', '']) } : {}),
         inputs: [
           { name: 'a', datatype: 'INT32', shape: [n], parameters: { binary_data_size: 4 * n } },
           { name: 'b', datatype: pick(['UINT8', 'INT8']), shape: [2], parameters: { binary_data_size: 2 } },
