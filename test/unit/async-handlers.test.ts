@@ -50,6 +50,27 @@ function memoryBatch() {
   };
 }
 
+/**
+ * A running one-part job 'j' (ten rows) over the in-memory ports, whose model answers each chunk after `run`: its
+ * ports, its batch deps and its part message.
+ */
+async function onePartJob(run: () => Promise<void>) {
+  const batch = memoryBatch();
+  const predictor = {
+    resolve: async () => ({ version: { version: 7 } }) as never,
+    inferBatch: async (_name: string, _ref: string, requests: unknown[]) => {
+      await run();
+      return requests.map(() => ({ ok: true as const, response: {} as never }));
+    },
+  };
+  const deps = { ...batch, predictor };
+  await batch.objects.put(BATCH_KEYS.job('j'), JSON.stringify({ model: 'm' }));
+  await batch.objects.put(BATCH_KEYS.input('j'), '{"inputs":[]}\n'.repeat(10));
+  await startBatchJob(deps, 'j', { input: 'file' });
+  const [part] = batch.batchQueue.sent;
+  return { batch, deps, part };
+}
+
 describe('async worker handler', () => {
   async function setup(infer: (name: string) => Promise<unknown>) {
     const blobs = new MemoryBlobStore();
@@ -242,19 +263,7 @@ describe('async worker handler', () => {
 describe('async worker handler: batch messages on their last receive', () => {
   /** A one-part job whose model takes `ms` a chunk, its part message, and a worker handler over it. */
   async function slowJob(ms: number) {
-    const batch = memoryBatch();
-    const predictor = {
-      resolve: async () => ({ version: { version: 7 } }) as never,
-      inferBatch: async (_name: string, _ref: string, requests: unknown[]) => {
-        await new Promise((r) => setTimeout(r, ms));
-        return requests.map(() => ({ ok: true as const, response: {} as never }));
-      },
-    };
-    const deps = { ...batch, predictor };
-    await batch.objects.put(BATCH_KEYS.job('j'), JSON.stringify({ model: 'm' }));
-    await batch.objects.put(BATCH_KEYS.input('j'), '{"inputs":[]}\n'.repeat(10));
-    await startBatchJob(deps, 'j', { input: 'file' });
-    const [part] = batch.batchQueue.sent;
+    const { batch, deps, part } = await onePartJob(() => new Promise((r) => setTimeout(r, ms)));
     const logger = recordingLogger();
     const handler = createAsyncWorkerHandler({
       worker: { blobs: new MemoryBlobStore(), predictor: {} as never },
@@ -323,19 +332,13 @@ describe('async worker handler: dead letters', () => {
       status: 'PENDING',
     });
     const registry: RegistryDeps = { repo, store: new MemoryArtifactStore(), inspector: {} as never };
-    const batch = memoryBatch();
-    const predictor = {
-      resolve: async () => ({ version: { version: 7 } }) as never,
-      inferBatch: async (_name: string, _ref: string, requests: unknown[]) => {
-        runs.push('batch');
-        return requests.map(() => ({ ok: true as const, response: {} as never }));
-      },
-    };
-    const batchDeps = { ...batch, predictor };
-    await batch.objects.put(BATCH_KEYS.job('j'), JSON.stringify({ model: 'm' }));
-    await batch.objects.put(BATCH_KEYS.input('j'), '{"inputs":[]}\n'.repeat(10));
-    await startBatchJob(batchDeps, 'j', { input: 'file' });
-    const [part] = batch.batchQueue.sent;
+    const {
+      batch,
+      deps: batchDeps,
+      part,
+    } = await onePartJob(async () => {
+      runs.push('batch');
+    });
     const logger = recordingLogger();
     const handler = createAsyncWorkerHandler({
       worker: {
