@@ -50,6 +50,21 @@ function memoryBatch() {
   };
 }
 
+/** A registry in memory holding a PENDING version 1 of 'm' (a derived one: `derive`). */
+async function pendingVersion(derived: boolean): Promise<MemoryRegistryRepository> {
+  const repo = new MemoryRegistryRepository();
+  await repo.createVersion({
+    name: 'm',
+    sha256: '',
+    sizeBytes: 0,
+    s3Key: 'uploads/m/u1.onnx',
+    signature: { inputs: [], outputs: [] },
+    status: 'PENDING',
+    ...(derived ? { derivedFrom: 1, transforms: [{ quantize: 'int8' as const }] } : {}),
+  });
+  return repo;
+}
+
 /**
  * A running one-part job 'j' (ten rows) over the in-memory ports, whose model answers each chunk after `run`: its
  * ports, its batch deps and its part message.
@@ -322,15 +337,7 @@ describe('async worker handler: dead letters', () => {
       ASYNC_KEYS.request(ID(1)),
       JSON.stringify({ requestId: ID(1), name: 'm1', ref: 'prod', request: { inputs: [] } }),
     );
-    const repo = new MemoryRegistryRepository();
-    await repo.createVersion({
-      name: 'm',
-      sha256: '',
-      sizeBytes: 0,
-      s3Key: 'uploads/m/u1.onnx',
-      signature: { inputs: [], outputs: [] },
-      status: 'PENDING',
-    });
+    const repo = await pendingVersion(false);
     const registry: RegistryDeps = { repo, store: new MemoryArtifactStore(), inspector: {} as never };
     const {
       batch,
@@ -652,16 +659,7 @@ describe("async worker handler: the invocation's time", () => {
    * wait for `release` (a registry read still running at the deadline).
    */
   async function pendingSetup(derived: boolean) {
-    const repo = new MemoryRegistryRepository();
-    await repo.createVersion({
-      name: 'm',
-      sha256: '',
-      sizeBytes: 0,
-      s3Key: 'uploads/m/u1.onnx',
-      signature: { inputs: [], outputs: [] },
-      status: 'PENDING',
-      ...(derived ? { derivedFrom: 1, transforms: [{ quantize: 'int8' as const }] } : {}),
-    });
+    const repo = await pendingVersion(derived);
     const run = held();
     const gated = Object.assign(Object.create(repo) as MemoryRegistryRepository, {
       getVersion: async (name: string, version: number) => {
