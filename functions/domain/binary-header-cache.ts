@@ -35,7 +35,10 @@ import type { Datatype, TensorSpec } from './types';
 
 /** A binary request parsed: the header (read only), and its validation against a signature. */
 export interface ParsedBinaryRequest {
-  /** The request as parsed; for a header seen before, the first one's parse (frozen, inputs without `data`). */
+  /**
+   * The request as parsed; for a header seen before, the first one's parse (frozen, inputs without `data`), with
+   * this request's own id.
+   */
   readonly request: OipRequest;
   /** Validates the request against `sig` and decodes its inputs, as `validateInferenceRequest` does. */
   validate(sig: CompiledSignature): ValidatedRequest;
@@ -167,20 +170,17 @@ function sameBytes(a: Uint8Array, b: Uint8Array, at: number, bt: number, length:
  * characters). An id beyond it is parsed in full.
  */
 function plainId(bytes: Uint8Array, start: number, end: number): boolean {
-  for (let i = start; i < end; i++) {
-    const b = bytes[i]!;
-    if (b < 0x20 || b > 0x7e || b === 0x22 || b === 0x5c) return false;
-  }
+  for (let i = start; i < end; i++) if (!isPlainChar(bytes[i]!)) return false;
   return true;
 }
+
+/** A character (or byte) of a plain id: printable ASCII but `"` and `\`. */
+const isPlainChar = (c: number) => c >= 0x20 && c <= 0x7e && c !== 0x22 && c !== 0x5c;
 
 /** `plainId` of a parsed id: a string of 1 to `LIMITS.maxInferenceIdLength` such characters. */
 function isPlainId(id: unknown): id is string {
   if (typeof id !== 'string' || id.length === 0 || id.length > LIMITS.maxInferenceIdLength) return false;
-  for (let i = 0; i < id.length; i++) {
-    const c = id.charCodeAt(i);
-    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return false;
-  }
+  for (let i = 0; i < id.length; i++) if (!isPlainChar(id.charCodeAt(i))) return false;
   return true;
 }
 
@@ -264,8 +264,8 @@ export class BinaryHeaderCache {
   }
 
   /**
-   * Parses a binary request body (`parseBinaryRequest`, unmarked): from a header kept when its bytes and the body's
-   * length match, else in full. `rawInput`: the raw form's only input (header length 0), never kept.
+   * Parses a binary request body (`parseBinaryRequest`, unmarked): from a header kept when it matches
+   * (`KnownHeader.match`: its bytes and the tensors' length, or those but for a plain id), else in full. `rawInput`: the raw form's only input (header length 0), never kept.
    */
   parse(body: Uint8Array, headerLength: number, rawInput?: TensorSpec): ParsedBinaryRequest {
     const found = headerLength > 0 ? this.find(body, headerLength) : undefined;
@@ -284,8 +284,9 @@ export class BinaryHeaderCache {
   /**
    * Keeps the header of a request that parsed and validated, when it can stand for the next ones: not the raw
    * form, every input binary data of a fixed-size or BYTES datatype, a header of at most `maxHeaderBytes`, parsed
-   * in full once before (among the last `capacity` candidates). A client that sends a new id with every request
-   * (its headers all differ) then costs a hash of its header per request, not a header kept and never used.
+   * in full once before (among the last `capacity` candidates; a header with a plain id counts as the same with
+   * any other plain id there). A client whose headers all differ then costs a hash of its header per request (and,
+   * with a plain id, a search for it), not a header kept and never used.
    */
   private keep(body: Uint8Array, headerLength: number, parsed: BinaryRequest): KnownHeader | undefined {
     if (headerLength === 0 || headerLength > this.maxHeaderBytes) return undefined;
@@ -294,8 +295,12 @@ export class BinaryHeaderCache {
     if (already !== undefined) return already.known;
     // A header whose id is plain counts as the same header with any other plain id there.
     const id = parsed.request.id;
-    const text = isPlainId(id) ? utf8.decode(body.subarray(0, headerLength)) : undefined;
-    const span = text !== undefined ? idSpanOf(text, id as string) : undefined;
+    let text: string | undefined;
+    let span: IdSpan | undefined;
+    if (isPlainId(id)) {
+      text = utf8.decode(body.subarray(0, headerLength));
+      span = idSpanOf(text, id);
+    }
     const hash = fnv1aHeader(body, headerLength, span);
     const seen = this.candidates.indexOf(hash);
     if (seen < 0) {
