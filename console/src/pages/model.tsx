@@ -424,7 +424,7 @@ export function ModelPage(props: { name: string }) {
                   <td>
                     <Lineage v={v} />
                   </td>
-                  <td class="nowrap">
+                  <td>
                     <time dateTime={v.createdAt}>{time(v.createdAt)}</time>
                     {v.createdBy ? <div class="small muted">by {v.createdBy}</div> : null}
                   </td>
