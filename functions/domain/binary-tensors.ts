@@ -142,25 +142,30 @@ function bytesData(name: string, bytes: Uint8Array, count: number): string[] {
         `input '${name}': BYTES element ${out.length} declares ${length} bytes; only ${bytes.length - at} remain`,
       );
     }
-    let s: string;
-    try {
-      s = elementDecoder.decode(bytes.subarray(at, at + length));
-    } catch {
-      return bad(`input '${name}': BYTES element ${out.length} is not valid UTF-8`);
-    }
-    if (s.includes('\u0000')) {
-      bad(
-        `input '${name}': BYTES element ${out.length} contains U+0000 (NUL); BYTES elements reach the model as C strings, which end at the first NUL, so such an element cannot be passed intact`,
-        'NUL_IN_BYTES',
-      );
-    }
-    out.push(s);
+    out.push(bytesElement(name, out.length, bytes.subarray(at, at + length)));
     at += length;
   }
   if (out.length !== count) {
     bad(`input '${name}': BYTES data holds ${out.length} elements; its shape gives ${count}`);
   }
   return out;
+}
+
+/** One BYTES element's text: its bytes as UTF-8, without U+0000. */
+function bytesElement(name: string, index: number, bytes: Uint8Array): string {
+  let s: string;
+  try {
+    s = elementDecoder.decode(bytes);
+  } catch {
+    return bad(`input '${name}': BYTES element ${index} is not valid UTF-8`);
+  }
+  if (s.includes('\u0000')) {
+    bad(
+      `input '${name}': BYTES element ${index} contains U+0000 (NUL); BYTES elements reach the model as C strings, which end at the first NUL, so such an element cannot be passed intact`,
+      'NUL_IN_BYTES',
+    );
+  }
+  return s;
 }
 
 /** Decodes the binary data of one input of known datatype and shape. */
@@ -206,8 +211,7 @@ export function binaryFlag(parameters: unknown, key: string, what: string): bool
  * `parameters.binary_data_size` is given, in the order of `inputs`.
  *
  * `headerLength` 0 is the raw form: the whole body is the data of one input, whose name, datatype and shape
- * `rawInput` gives (the model's only input). One dimension of its shape may be -1: it is then taken from the
- * data (for BYTES, from the number of elements).
+ * `rawInput` gives (the model's only input); its dynamic dimensions are taken as `parseRaw` says.
  *
  * Refused (400, `INVALID_BINARY_DATA` unless said otherwise): a header length beyond the body or not a
  * non-negative integer; a header that is not JSON (`MALFORMED_JSON`) or not an object (`INVALID_REQUEST`);
@@ -290,46 +294,69 @@ export function parseBinaryRequest(
   return { request: header as unknown as OipRequest, binaryInputs };
 }
 
-/** The raw form: the whole body is `rawInput`'s data. */
+/**
+ * The raw form: the whole body is `rawInput`'s data, as Triton reads it. A fixed-size datatype's shape may have
+ * one dynamic dimension, taken from the byte count; with more, a dynamic first dimension is the batch and is 1
+ * (the extension: "treated as batch-1"), and one more may be dynamic. A BYTES body is one element, as sent (no
+ * length prefix): its shape, dynamic dimensions 1, must hold one element ("the shape must be [1]"). An empty body
+ * is refused: it holds no data for the input.
+ */
 function parseRaw(body: Uint8Array, rawInput: TensorSpec | undefined, marked: boolean): BinaryRequest {
   if (!rawInput) {
     bad(`${INFERENCE_HEADER_CONTENT_LENGTH} 0 (a raw body) needs a model with exactly one input`);
   }
   const { name, datatype } = rawInput;
-  const dynamic = rawInput.shape.filter((d) => d < 0).length;
-  if (dynamic > 1) {
+  if (body.length === 0) {
     bad(
-      `input '${name}': a raw body needs a shape with at most one dynamic dimension, not [${rawInput.shape.join(',')}]`,
+      `input '${name}': the body is empty; with ${INFERENCE_HEADER_CONTENT_LENGTH} 0 it is the input's data`,
     );
   }
-  let shape = rawInput.shape;
-  if (dynamic === 1) {
-    const known = elementCount(shape.filter((d) => d >= 0));
-    let count: number;
-    if (datatype === 'BYTES') {
-      count = 0;
-      const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
-      for (let at = 0; at + 4 <= body.length; count++) at += 4 + view.getUint32(at, true);
-    } else {
-      count = body.length / ELEMENT_SIZE[datatype];
-    }
-    const inferred = known === 0 ? 0 : count / known;
-    if (!Number.isInteger(inferred)) {
+  let tensor: Tensor;
+  if (datatype === 'BYTES') {
+    const shape = rawInput.shape.map((d) => (d < 0 ? 1 : d));
+    if (elementCount(shape) !== 1) {
       bad(
-        `input '${name}': a raw body of ${body.length} bytes is not a whole number of [${shape.join(',')}] ${datatype} tensors`,
+        `input '${name}': a raw BYTES body is one element, and shape [${rawInput.shape.join(',')}] holds more than one; send a header (binary BYTES elements are length-prefixed there)`,
       );
     }
-    shape = shape.map((d) => (d < 0 ? inferred : d));
+    const data = [bytesElement(name, 0, body)];
+    tensor = { datatype, shape, data: marked ? markDecoded(data) : data };
+  } else {
+    tensor = decodeBinary(name, datatype, rawShape(rawInput, body.length), body, marked);
   }
-  const tensor = decodeBinary(name, datatype, shape, body, marked);
   return {
     // The spec: a raw request has every output answered as binary data.
     request: {
-      inputs: [{ name, datatype, shape, data: tensor.data }],
+      inputs: [{ name, datatype, shape: tensor.shape as number[], data: tensor.data }],
       parameters: { binary_data_output: true },
     },
     binaryInputs: [tensor],
   };
+}
+
+/** The shape of a raw body of `byteLength` bytes of a fixed-size datatype (see `parseRaw`). */
+function rawShape(spec: TensorSpec, byteLength: number): readonly number[] {
+  const { name, datatype } = spec;
+  let shape = spec.shape;
+  let dynamic = shape.filter((d) => d < 0).length;
+  if (dynamic > 1 && shape[0]! < 0) {
+    shape = [1, ...shape.slice(1)];
+    dynamic--;
+  }
+  if (dynamic > 1) {
+    bad(
+      `input '${name}': a raw body needs a shape with at most one dynamic dimension besides the first (the batch), not [${spec.shape.join(',')}]`,
+    );
+  }
+  if (dynamic === 0) return shape;
+  const known = elementCount(shape.filter((d) => d >= 0));
+  const inferred = byteLength / ELEMENT_SIZE[datatype as Exclude<Datatype, 'BYTES'>] / known;
+  if (!Number.isInteger(inferred)) {
+    bad(
+      `input '${name}': a raw body of ${byteLength} bytes is not a whole number of [${shape.join(',')}] ${datatype} tensors`,
+    );
+  }
+  return shape.map((d) => (d < 0 ? inferred : d));
 }
 
 /**

@@ -365,6 +365,7 @@ const cases: readonly Case[] = [
     400,
     I,
   ],
+  ['an empty raw body', 'add', () => ({ body: Buffer.alloc(0), headerLength: 0 }), 400, I],
   // Content codings.
   [
     'a corrupt gzip body',

@@ -42,6 +42,21 @@ beforeAll(async () => {
       }),
     );
   }
+  // Raw-form shapes: one BYTES element per row, and a [batch, length] sequence.
+  for (const [name, dt, shape] of [
+    ['text', 'BYTES', ['batch']],
+    ['sequence', 'INT64', ['batch', 'length']],
+  ] as const) {
+    await env.register(
+      name,
+      buildModel({
+        name,
+        inputs: [{ name: 'x', elemType: ELEM_OF[dt], shape: [...shape] }],
+        outputs: [{ name: 'y', elemType: ELEM_OF[dt], shape: [...shape] }],
+        nodes: [{ opType: 'Identity', inputs: ['x'], outputs: ['y'] }],
+      }),
+    );
+  }
 }, 120_000);
 afterAll(async () => {
   await env?.dispose();
@@ -412,7 +427,8 @@ describe('BYTES elements', () => {
 });
 
 describe('the raw form (Inference-Header-Content-Length: 0)', () => {
-  it.each(DATATYPES)('takes a raw %s body as the only input, its batch from the data', async (dt) => {
+  const fixedSize = DATATYPES.filter((dt) => dt !== 'BYTES');
+  it.each(fixedSize)('takes a raw %s body as the only input, its batch from the data', async (dt) => {
     const sent = binaryOf(dt, VALUES[dt]);
     // The raw form is answered in binary: the identity's output is the bytes sent.
     const a = binaryAnswer(
@@ -433,6 +449,34 @@ describe('the raw form (Inference-Header-Content-Length: 0)', () => {
     ]);
     const y = a.data.get('y') as Buffer;
     expect([y.readBigInt64LE(0), y.readBigInt64LE(8)]).toEqual([1n, -(2n ** 62n)]);
+  });
+
+  it('takes a raw BYTES body as one element, its bytes as sent (no length prefix)', async () => {
+    const text = Buffer.from('h\u00e9llo w\u00f6rld \u{1f642}', 'utf8');
+    const a = binaryAnswer(await env.handler(binaryEvent('/v2/models/text/infer', text, 0)));
+    // The answer's BYTES output is binary data: the element's 4-byte length, then its bytes.
+    expect(a.header.outputs).toEqual([
+      { name: 'y', datatype: 'BYTES', shape: [1], parameters: { binary_data_size: 4 + text.length } },
+    ]);
+    expect(a.data.get('y')?.equals(binaryOf('BYTES', [text.toString('utf8')]))).toBe(true);
+  });
+
+  it('refuses a raw BYTES body for an input of more than one element', async () => {
+    const r = await env.handler(binaryEvent('/v2/models/id-bytes/infer', binaryOf('BYTES', VALUES.BYTES), 0));
+    expect(r.statusCode).toBe(400);
+    expect(JSON.parse(r.body as string)).toMatchObject({ code: 'INVALID_BINARY_DATA' });
+    expect(r.body).toContain('one element');
+  });
+
+  it('takes a raw body for a [batch, length] input as one row (batch 1), its length from the data', async () => {
+    const ids = [101n, 2023n, 2003n, 1037n, 102n];
+    const a = binaryAnswer(
+      await env.handler(binaryEvent('/v2/models/sequence/infer', binaryOf('INT64', ids), 0)),
+    );
+    expect(a.header.outputs).toEqual([
+      { name: 'y', datatype: 'INT64', shape: [1, 5], parameters: { binary_data_size: 40 } },
+    ]);
+    expect(a.data.get('y')?.equals(binaryOf('INT64', ids))).toBe(true);
   });
 });
 

@@ -275,15 +275,24 @@ describe('parseBinaryRequest', () => {
       expect(wantsBinaryOutput(request, 'y')).toBe(false);
     });
 
-    it('a dynamic dimension is taken from the data (fixed-size and BYTES)', () => {
+    it('a dynamic dimension is taken from the data', () => {
       const x = elementBytes('FP32', [1, 2, 3, 4, 5, 6]);
       expect(
         parseBinaryRequest(x, 0, { name: 'x', datatype: 'FP32', shape: [-1, 2] }).binaryInputs[0]!.shape,
       ).toEqual([3, 2]);
-      const s = elementBytes('BYTES', ['a', 'bc', '']);
-      const t = parseBinaryRequest(s, 0, { name: 's', datatype: 'BYTES', shape: [-1] }).binaryInputs[0]!;
-      expect(t.shape).toEqual([3]);
-      expect(t.data).toEqual(['a', 'bc', '']);
+      expect(
+        parseBinaryRequest(x, 0, { name: 'x', datatype: 'FP32', shape: [2, -1] }).binaryInputs[0]!.shape,
+      ).toEqual([2, 3]);
+    });
+
+    it('with two dynamic dimensions, a dynamic first one is the batch: 1, the other from the data', () => {
+      const x = elementBytes('INT64', [1n, 2n, 3n, 4n, 5n]);
+      const t = parseBinaryRequest(x, 0, { name: 'x', datatype: 'INT64', shape: [-1, -1] }).binaryInputs[0]!;
+      expect(t.shape).toEqual([1, 5]);
+      expect(t.data).toEqual(BigInt64Array.from([1n, 2n, 3n, 4n, 5n]));
+      expect(
+        parseBinaryRequest(x, 0, { name: 'x', datatype: 'INT64', shape: [-1, 5, -1] }).binaryInputs[0]!.shape,
+      ).toEqual([1, 5, 1]);
     });
 
     it('is refused without a spec, with data not a whole number of rows, or two dynamic dimensions', () => {
@@ -292,27 +301,49 @@ describe('parseBinaryRequest', () => {
       expect(codeOf(() => parseBinaryRequest(x, 0, { name: 'x', datatype: 'FP32', shape: [-1, 2] }))).toBe(
         'INVALID_BINARY_DATA',
       );
-      expect(codeOf(() => parseBinaryRequest(x, 0, { name: 'x', datatype: 'FP32', shape: [-1, -1] }))).toBe(
-        'INVALID_BINARY_DATA',
-      );
+      // Two dynamic dimensions besides the batch (or none of them first) cannot be told apart.
+      for (const shape of [
+        [2, -1, -1],
+        [-1, -1, -1],
+      ]) {
+        expect(codeOf(() => parseBinaryRequest(x, 0, { name: 'x', datatype: 'FP32', shape }))).toBe(
+          'INVALID_BINARY_DATA',
+        );
+      }
       expect(codeOf(() => parseBinaryRequest(x, 0, { name: 'x', datatype: 'FP32', shape: [2] }))).toBe(
         'INVALID_BINARY_DATA',
       );
     });
 
-    it('an empty raw body is zero rows of a dynamic dimension', () => {
-      const t = parseBinaryRequest(new Uint8Array(0), 0, { name: 'x', datatype: 'FP32', shape: [-1, 2] })
-        .binaryInputs[0]!;
-      expect(t.shape).toEqual([0, 2]);
-      expect(t.data).toHaveLength(0);
+    it.each([
+      ['FP32', [-1, 2]],
+      ['BYTES', [-1]],
+    ] as const)('refuses an empty raw body (%s): it holds no data for the input', (datatype, shape) => {
+      expect(
+        codeOf(() => parseBinaryRequest(new Uint8Array(0), 0, { name: 'x', datatype, shape: [...shape] })),
+      ).toBe('INVALID_BINARY_DATA');
     });
 
-    it.each([1, 2, 3])('refuses a raw BYTES body with %i bytes after its last element', (n) => {
-      const elements = elementBytes('BYTES', ['a', 'bc']);
-      const s = new Uint8Array(elements.length + n);
-      s.set(elements);
-      expect(codeOf(() => parseBinaryRequest(s, 0, { name: 's', datatype: 'BYTES', shape: [-1] }))).toBe(
+    it.each([[[-1]], [[1]], [[-1, 1]]])(
+      'takes a raw BYTES body as one element, its bytes as sent, for shape %j',
+      (shape) => {
+        const text = new TextEncoder().encode('h\u00e9llo \u{1f642}');
+        const t = parseBinaryRequest(text, 0, { name: 's', datatype: 'BYTES', shape }).binaryInputs[0]!;
+        expect(t.shape).toEqual(shape.map(() => 1));
+        expect(t.data).toEqual(['h\u00e9llo \u{1f642}']);
+      },
+    );
+
+    it('refuses a raw BYTES body for a shape of more than one element, or not UTF-8, or with a NUL', () => {
+      const spec = (shape: number[]) => ({ name: 's', datatype: 'BYTES' as const, shape });
+      const text = new TextEncoder().encode('ab');
+      expect(codeOf(() => parseBinaryRequest(text, 0, spec([2])))).toBe('INVALID_BINARY_DATA');
+      expect(codeOf(() => parseBinaryRequest(text, 0, spec([-1, 2])))).toBe('INVALID_BINARY_DATA');
+      expect(codeOf(() => parseBinaryRequest(Uint8Array.of(0xff, 0xfe), 0, spec([-1])))).toBe(
         'INVALID_BINARY_DATA',
+      );
+      expect(codeOf(() => parseBinaryRequest(Uint8Array.of(0x61, 0, 0x62), 0, spec([-1])))).toBe(
+        'NUL_IN_BYTES',
       );
     });
 
