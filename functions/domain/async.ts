@@ -5,52 +5,29 @@
 import { z } from 'zod';
 import { LIMITS } from '../contract/limits';
 import { BatchAggregateMessageSchema, BatchPartMessageSchema } from './batch';
-import { parseBinaryRequest } from './binary-tensors';
+import { checkRawBody, parseBinaryRequest } from './binary-tensors';
 import { DeriveMessageSchema } from './derive';
 import { BadRequestError } from './errors';
+import { checkRequestShape as checkOipRequest } from './inference-validation';
 import { isModelName } from './names';
 import { nestsDeeperThan } from './nesting';
 
 /**
- * Basic structure of an OIP request body, checked before an async request is accepted: an object with a
- * non-empty `inputs` array whose entries have a string `name` and `datatype`, an integer `shape` array and
- * `data`, the whole nesting at most `LIMITS.maxNesting` levels more than the request's own three (the body,
- * `inputs`, an input). The full check against the model's signature happens when the request runs. Throws
- * BadRequestError.
+ * An OIP request body checked before an async request is accepted, as far as it can be without the model: what
+ * the sync route checks first (inference-validation.ts `checkRequestShape`: an object with a non-empty `inputs`
+ * of named inputs with a datatype, a shape and `data`, an inference id, `parameters` objects and their binary data
+ * flags), and, since it is stored as JSON until it runs, its whole nesting at most `LIMITS.maxNesting` levels more
+ * than the request's own three (the body, `inputs`, an input). The full check against the model's signature
+ * happens when the request runs. Throws BadRequestError.
  */
 export function checkRequestShape(raw: unknown): Record<string, unknown> {
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new BadRequestError('an inference request must be a JSON object', 'INVALID_REQUEST');
-  }
-  const inputs = (raw as { inputs?: unknown }).inputs;
-  if (!Array.isArray(inputs) || inputs.length === 0) {
-    throw new BadRequestError("'inputs' must be a non-empty array", 'INVALID_REQUEST');
-  }
-  // Stored as JSON until it runs: a body nested deeper than any tensor or parameter is refused now. Three levels
-  // are the request's own: the body, `inputs` and an input.
+  checkOipRequest(raw);
   if (nestsDeeperThan(raw, LIMITS.maxNesting + 3)) {
     throw new BadRequestError(
       `the request nests deeper than ${LIMITS.maxNesting} levels of 'data' or 'parameters'`,
       'INVALID_REQUEST',
     );
   }
-  inputs.forEach((t: unknown, i) => {
-    const o = t as { name?: unknown; datatype?: unknown; shape?: unknown };
-    const ok =
-      t !== null &&
-      typeof t === 'object' &&
-      typeof o.name === 'string' &&
-      typeof o.datatype === 'string' &&
-      Array.isArray(o.shape) &&
-      o.shape.every((d) => Number.isInteger(d) && d >= 0) &&
-      'data' in t;
-    if (!ok) {
-      throw new BadRequestError(
-        `inputs[${i}] must be {"name", "datatype", "shape": [non-negative integers], "data"}`,
-        'INVALID_REQUEST',
-      );
-    }
-  });
   return raw as Record<string, unknown>;
 }
 
@@ -59,11 +36,11 @@ export function checkRequestShape(raw: unknown): Record<string, unknown> {
  * can be without the model: the JSON header, each binary input's `binary_data_size` against its shape and
  * datatype, the sizes adding up to the body, BYTES lengths, BOOL bytes (parseBinaryRequest), then the request
  * shape as for JSON. The raw form (`headerLength` 0) needs the model's only input and is checked when it runs, as
- * the sync route checks it (an empty raw body is a tensor of no elements, which a dynamic dimension may take).
+ * the sync route checks it; an empty raw body, which no input takes, is refused now.
  * Throws BadRequestError (400) like the sync route.
  */
 export function checkBinaryRequest(body: Uint8Array, headerLength: number): void {
-  if (headerLength === 0) return;
+  if (headerLength === 0) return checkRawBody(body);
   checkRequestShape(parseBinaryRequest(body, headerLength).request);
 }
 

@@ -305,12 +305,8 @@ function parseRaw(body: Uint8Array, rawInput: TensorSpec | undefined, marked: bo
   if (!rawInput) {
     bad(`${INFERENCE_HEADER_CONTENT_LENGTH} 0 (a raw body) needs a model with exactly one input`);
   }
+  checkRawBody(body);
   const { name, datatype } = rawInput;
-  if (body.length === 0) {
-    bad(
-      `input '${name}': the body is empty; with ${INFERENCE_HEADER_CONTENT_LENGTH} 0 it is the input's data`,
-    );
-  }
   let tensor: Tensor;
   if (datatype === 'BYTES') {
     const shape = rawInput.shape.map((d) => (d < 0 ? 1 : d));
@@ -332,6 +328,13 @@ function parseRaw(body: Uint8Array, rawInput: TensorSpec | undefined, marked: bo
     },
     binaryInputs: [tensor],
   };
+}
+
+/** A raw body (header length 0) is the data of the model's input: an empty one is refused. */
+export function checkRawBody(body: Uint8Array): void {
+  if (body.length === 0) {
+    bad(`the body is empty; with ${INFERENCE_HEADER_CONTENT_LENGTH} 0 it is the data of the model's input`);
+  }
 }
 
 /** The shape of a raw body of `byteLength` bytes of a fixed-size datatype (see `parseRaw`). */

@@ -4,6 +4,7 @@
  * expected. Pure.
  */
 import { LIMITS } from '../contract/limits';
+import { binaryFlag, INVALID_BINARY_DATA } from './binary-tensors';
 import { BadRequestError } from './errors';
 import { hasLoneSurrogate } from './names';
 import { nestsDeeperThan } from './nesting';
@@ -127,7 +128,8 @@ export function ownInferenceId(request: unknown): string | undefined {
 
 /**
  * Validates the top-level structure of an OIP request (no signature needed). `parameters` of the request, of an
- * input and of an output must be objects when given (400 `INVALID_PARAMETERS`).
+ * input and of an output must be objects when given, and the binary tensor data flags in them (`binary_data_output`,
+ * an output's `binary_data`) booleans, checked before anything runs or is queued (400 `INVALID_PARAMETERS`).
  */
 export function checkRequestShape(body: unknown): OipRequest {
   if (!isObject(body)) bad('request body must be a JSON object', 'INVALID_REQUEST');
@@ -141,6 +143,7 @@ export function checkRequestShape(body: unknown): OipRequest {
     );
   }
   checkParameters(body.parameters, `'parameters'`);
+  binaryFlag(body.parameters, 'binary_data_output', `'parameters'`);
   const inputs = body.inputs;
   if (!Array.isArray(inputs) || inputs.length === 0) {
     bad(`'inputs' must be a non-empty array of {name, shape, datatype, data}`, 'INVALID_REQUEST');
@@ -165,7 +168,15 @@ export function checkRequestShape(body: unknown): OipRequest {
     }
     checkParameters(input.parameters, `input '${name}': 'parameters'`);
     if (input.parameters !== undefined) unsupported(input.parameters, `input '${name}'`);
-    if (input.data === undefined) bad(`input '${name}': 'data' is missing`, 'INVALID_DATA');
+    if (input.data === undefined) {
+      if (isObject(input.parameters) && input.parameters.binary_data_size !== undefined) {
+        bad(
+          `input '${name}': binary_data_size is given, but the request carries no binary data: send the JSON header's length in bytes as Inference-Header-Content-Length, and the tensors after the header`,
+          INVALID_BINARY_DATA,
+        );
+      }
+      bad(`input '${name}': 'data' is missing`, 'INVALID_DATA');
+    }
   }
   const outputs = body.outputs;
   if (outputs !== undefined) {
@@ -176,7 +187,10 @@ export function checkRequestShape(body: unknown): OipRequest {
         bad(`outputs[${i}] must be an object with a non-empty 'name'`, 'INVALID_REQUEST');
       }
       checkParameters(o.parameters, `output '${o.name}': 'parameters'`);
-      if (o.parameters !== undefined) unsupported(o.parameters, `output '${o.name}'`);
+      if (o.parameters !== undefined) {
+        unsupported(o.parameters, `output '${o.name}'`);
+        binaryFlag(o.parameters, 'binary_data', `output '${o.name}'`);
+      }
     }
   }
   return body as unknown as OipRequest;

@@ -242,31 +242,25 @@ describe('async inference with binary tensor data', () => {
     expect(floats(bytes.subarray(headerLength)).every((v) => v === 10)).toBe(true);
   });
 
-  it.each([
-    ['two rows', bytesOf(X), [2, 2], Y],
-    ['no rows: an empty body, as /infer takes it', Buffer.alloc(0), [0, 2], []],
-  ])(
-    'runs the raw form (Inference-Header-Content-Length 0) on the model’s only input: %s',
-    async (_, body, shape, values) => {
-      const accepted = await submit('/v2/models/plus10/infer-async', body as Buffer, {
-        'Inference-Header-Content-Length': '0',
-      });
-      expect(accepted.status).toBe(202);
-      await env.queue.drain();
-      // A raw-form request asks for nothing, so its answer is binary, every output as binary data (as /infer).
-      const done = binaryStatus(await status(accepted.body.requestId as string));
-      expect(done.header.status).toBe('done');
-      expect(done.header.result.outputs).toEqual([
-        {
-          name: 'y',
-          datatype: 'FP32',
-          shape,
-          parameters: { binary_data_size: (values as number[]).length * 4 },
-        },
-      ]);
-      expect(floats(done.data.get('y') ?? Buffer.alloc(0))).toEqual(values);
-    },
-  );
+  it('runs the raw form (Inference-Header-Content-Length 0) on the model’s only input', async () => {
+    const accepted = await submit('/v2/models/plus10/infer-async', bytesOf(X), {
+      'Inference-Header-Content-Length': '0',
+    });
+    expect(accepted.status).toBe(202);
+    await env.queue.drain();
+    // A raw-form request asks for nothing, so its answer is binary, every output as binary data (as /infer).
+    const done = binaryStatus(await status(accepted.body.requestId as string));
+    expect(done.header.status).toBe('done');
+    expect(done.header.result.outputs).toEqual([
+      {
+        name: 'y',
+        datatype: 'FP32',
+        shape: [2, 2],
+        parameters: { binary_data_size: 16 },
+      },
+    ]);
+    expect(floats(done.data.get('y') ?? Buffer.alloc(0))).toEqual(Y);
+  });
 
   it('stores a gzip body decoded, and runs it', async () => {
     const { body, headerLength } = binaryBody(
@@ -302,6 +296,10 @@ describe('async inference with binary tensor data', () => {
   it('refuses a malformed binary body with a 400 at once; nothing is stored or queued', async () => {
     const header = (h: unknown) => Buffer.from(JSON.stringify(h), 'utf8');
     const oneInput = header({ inputs: [inputX] });
+    const outputFlag = header({
+      inputs: [inputX],
+      outputs: [{ name: 'y', parameters: { binary_data: 'yes' } }],
+    });
     const cases: { body: Buffer; headers: Record<string, string>; code: string }[] = [
       // sizes that do not add up to the body
       {
@@ -343,12 +341,33 @@ describe('async inference with binary tensor data', () => {
         headers: { 'inference-header-content-length': String(oneInput.length), 'content-encoding': 'gzip' },
         code: 'INVALID_CONTENT_ENCODING',
       },
+      // an output's binary_data that is not a boolean: refused before anything runs, as the request's own flag
+      {
+        body: Buffer.concat([outputFlag, bytesOf(X)]),
+        headers: { 'inference-header-content-length': String(outputFlag.length) },
+        code: 'INVALID_PARAMETERS',
+      },
+      // an empty raw body: no data for the input
+      {
+        body: Buffer.alloc(0),
+        headers: { 'inference-header-content-length': '0' },
+        code: 'INVALID_BINARY_DATA',
+      },
+      // the same in a JSON request
+      {
+        body: header({
+          inputs: [{ ...inputX, parameters: undefined, data: Array.from(X) }],
+          outputs: [{ name: 'y', parameters: { binary_data: 1 } }],
+        }),
+        headers: { 'content-type': 'application/json' },
+        code: 'INVALID_PARAMETERS',
+      },
     ];
     const before = env.queue.stats.sent;
     const listBefore = await listAsync();
     for (const c of cases) {
       const r = await submit('/v2/models/plus10/infer-async', c.body, c.headers);
-      expect(r.status, JSON.stringify(r.body)).toBe(400);
+      expect(r.status, `${c.code} ${c.body.subarray(0, 200).toString()}`).toBe(400);
       expect(r.body.code).toBe(c.code);
       expect(r.body.requestId).toBeUndefined();
     }

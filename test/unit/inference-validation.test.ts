@@ -150,6 +150,32 @@ describe('validateInferenceRequest', () => {
     }
   });
 
+  it.each([['yes'], [1], [null], [{}]])(
+    'rejects binary data flags that are not booleans (%j), before the request runs',
+    (flag) => {
+      for (const [body, message] of [
+        [{ ...good(), parameters: { binary_data_output: flag } }, "'parameters': 'binary_data_output'"],
+        [
+          { ...good(), outputs: [{ name: 'logits', parameters: { binary_data: flag } }] },
+          "output 'logits': 'binary_data'",
+        ],
+      ] as const) {
+        const e = rejection(body);
+        expect(e.code).toBe('INVALID_PARAMETERS');
+        expect(e.message).toBe(`${message} must be true or false, got ${JSON.stringify(flag)}`);
+      }
+    },
+  );
+
+  it('says an input with binary_data_size but no data needs the binary form', () => {
+    const [features, mask] = good().inputs;
+    const e = rejection({
+      inputs: [{ ...features, data: undefined, parameters: { binary_data_size: 32 } }, mask],
+    });
+    expect(e.code).toBe('INVALID_BINARY_DATA');
+    expect(e.message).toContain('Inference-Header-Content-Length');
+  });
+
   it('accepts object parameters on the request, an input and an output', () => {
     const body = {
       ...withInputParameters({ content_type: 'np' }),
