@@ -7,7 +7,7 @@
  * promise besides the run's own.
  */
 import { randomUUID } from 'node:crypto';
-import { BinaryHeaderCache, type ParsedBinaryRequest } from '../domain/binary-header-cache';
+import { BinaryHeaderCache, type ParsedBinaryRequest, refusedHeaderId } from '../domain/binary-header-cache';
 import { BinaryAnswerEncoder, type EncodedResponse, responseOutputs } from '../domain/binary-tensors';
 import { ArtifactIntegrityError } from '../domain/errors';
 import {
@@ -301,7 +301,15 @@ export function createInference(deps: InferenceDeps): Inference {
       const inputs = served.version.signature.inputs;
       return { served, parsed: binaryHeaders.parse(body, 0, inputs.length === 1 ? inputs[0] : undefined) };
     }
-    const parsed = binaryHeaders.parse(body, headerLength);
+    let parsed: ParsedBinaryRequest;
+    try {
+      parsed = binaryHeaders.parse(body, headerLength);
+    } catch (e) {
+      // A refused request's own id names it too, when its header is JSON.
+      const id = obs ? refusedHeaderId(body, headerLength) : undefined;
+      if (obs && id !== undefined) obs.inferenceId = id;
+      throw e;
+    }
     // The request's own id names it even when it fails before it runs, as a JSON request's does.
     const id = ownInferenceId(parsed.request);
     if (obs && id !== undefined) obs.inferenceId = id;

@@ -26,6 +26,7 @@ import { LIMITS } from '../contract/limits';
 import { type BinaryRequest, decodeBinary, KeptList, parseBinaryRequest } from './binary-tensors';
 import {
   type CompiledSignature,
+  ownInferenceId,
   type ValidatedRequest,
   validateInferenceRequest,
 } from './inference-validation';
@@ -157,6 +158,20 @@ class KnownBody implements ParsedBinaryRequest {
 }
 
 const utf8 = new TextDecoder();
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * The own inference id (`ownInferenceId`) in the JSON header of a binary request that was refused (its binary data
+ * malformed, say), when the header is JSON: what names such a request, as a JSON request is named by its id.
+ */
+export function refusedHeaderId(body: Uint8Array, headerLength: number): string | undefined {
+  if (headerLength <= 0 || headerLength > body.length) return undefined;
+  try {
+    return ownInferenceId(JSON.parse(strictUtf8.decode(body.subarray(0, headerLength))));
+  } catch {
+    return undefined;
+  }
+}
 
 /** Whether `length` bytes of `a` from `at` equal those of `b` from `bt`. */
 function sameBytes(a: Uint8Array, b: Uint8Array, at: number, bt: number, length: number): boolean {

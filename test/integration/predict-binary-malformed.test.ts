@@ -546,6 +546,20 @@ describe('malformed binary requests through the predict handler', () => {
     expect(parseResult(r).headers['x-maas-inference-id']).toBe('bin-fails-1');
   });
 
+  it('names a request whose binary data is malformed by its own id when its header is JSON', async () => {
+    // One byte more than the input's binary_data_size: the framing fails after the header parsed.
+    const { body, headerLength } = binaryBody({ ...fp32Input(16), id: 'bin-framing-1' }, X, Uint8Array.of(0));
+    const r = await env.handler(binaryEvent('/v2/models/add/infer', { body, headerLength }));
+    expectJsonError(r, 400, 'INVALID_BINARY_DATA');
+    expect(parseResult(r).headers['x-maas-inference-id']).toBe('bin-framing-1');
+    // A header that is not JSON has no id to name it: a generated one.
+    const broken = await env.handler(
+      binaryEvent('/v2/models/add/infer', { body: Buffer.from('{"id":"bin-framing-2",'), headerLength: 22 }),
+    );
+    expectJsonError(broken, 400, 'MALFORMED_JSON');
+    expect(parseResult(broken).headers['x-maas-inference-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
   it('still answers good requests after every malformed one, in JSON and in binary', async () => {
     const json = await env.call<{ outputs: { data: number[] }[] }>('POST', '/v2/models/add/infer', {
       inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2] }],
