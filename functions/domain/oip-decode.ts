@@ -8,10 +8,12 @@
  * sent over HTTP is exact.
  *
  * Floating-point inputs must be finite numbers (and representable: FP32/FP16 overflow is rejected; FP16 takes
- * what rounds to a finite half, |v| < 65520); integers must be in range. BYTES elements must not contain U+0000.
+ * what rounds to a finite half, |v| < 65520); integers must be in range. BYTES elements must not contain U+0000
+ * or a lone surrogate.
  * Pure: no I/O, no onnxruntime.
  */
 import { BadRequestError } from './errors';
+import { hasLoneSurrogate } from './names';
 import {
   elementCount,
   FP16_OVERFLOW,
@@ -245,6 +247,13 @@ function decodeValues(name: string, datatype: Datatype, flat: readonly unknown[]
           throw new BadRequestError(
             `input '${name}': data[${i}] contains U+0000 (NUL); BYTES elements reach the model as C strings, which end at the first NUL, so such an element cannot be passed intact`,
             'NUL_IN_BYTES',
+          );
+        }
+        // A lone surrogate has no UTF-8 form: the model would get U+FFFD in its place.
+        if (hasLoneSurrogate(v)) {
+          throw new BadRequestError(
+            `input '${name}': data[${i}] holds a lone surrogate (a \\ud800–\\udfff escape without its pair): it has no UTF-8 form, so the element cannot reach the model as sent`,
+            'INVALID_DATA',
           );
         }
         out[i] = v;

@@ -99,6 +99,7 @@ const CASES: [string, string, string, unknown, number, string][] = [
   ['DELETE on /models', 'DELETE', '/models', undefined, 405, 'METHOD_NOT_ALLOWED'],
   ['path of no route', 'GET', '/v2/modelz/m', undefined, 404, 'ROUTE_NOT_FOUND'],
   ['BYTES element with NUL', 'POST', IDS, ids(['ok', 'a\u0000b'], [1, 2]), 400, 'NUL_IN_BYTES'],
+  ['BYTES element with a lone surrogate', 'POST', IDS, ids(['ok', 'a\ud800b'], [1, 2]), 400, 'INVALID_DATA'],
   ['FP16 element rounding to infinity', 'POST', IDS, ids(['a', 'b'], [1, 65520]), 400, 'NON_FINITE'],
 ];
 

@@ -93,6 +93,20 @@ describe('decodeTensor', () => {
     expect(codeOf(() => decodeTensor('x', datatype, [1], [value]))).toBe(code);
   });
 
+  it('refuses a BYTES element holding a lone surrogate (it has no UTF-8 form), naming the element', () => {
+    for (const v of ['\ud800', 'a\udfffb', 'x\ud83d']) {
+      expect(
+        codeOf(() => decodeTensor('s', 'BYTES', [2], ['ok', v])),
+        JSON.stringify(v),
+      ).toBe('INVALID_DATA');
+    }
+    expect(() => decodeTensor('s', 'BYTES', [1], ['\ud800'])).toThrow(
+      /input 's': data\[0\] holds a lone surrogate/,
+    );
+    // A pair is one character, carried as it is.
+    expect(decodeTensor('s', 'BYTES', [1], ['\ud83d\ude42']).data).toEqual(['\u{1f642}']);
+  });
+
   it('refuses a BYTES element containing U+0000 (the model would see it cut at the NUL), naming the element', () => {
     for (const v of ['a\u0000b', '\u0000', 'end\u0000']) {
       expect(
