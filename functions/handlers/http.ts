@@ -88,6 +88,16 @@ export function errorResult(err: unknown, logger?: Pick<Logger, 'error'>): HttpR
       err instanceof UnavailableError ? { 'retry-after': String(err.retryAfterSeconds) } : {};
     return json(err.status, { error: err.message, code: err.code }, headers);
   }
+  // A library's error wrapping ours (Powertools Idempotency wraps its persistence layer's): the 503 it carries.
+  const unavailable = unavailableIn(err);
+  if (unavailable !== undefined) {
+    logger?.error(unavailable.message, { code: unavailable.code, wrappedBy: describe(err) });
+    return json(
+      503,
+      { error: unavailable.message, code: unavailable.code },
+      { 'retry-after': String(unavailable.retryAfterSeconds) },
+    );
+  }
   if (isDependencyUnavailable(err)) {
     logger?.error('dependency unavailable', { error: describe(err) });
     return json(
@@ -123,6 +133,16 @@ const THROTTLE_NAMES = new Set([
   'SlowDown',
   'TimeoutError',
 ]);
+
+/** The UnavailableError among the causes of `err` (a few levels deep), if any. */
+function unavailableIn(err: unknown): UnavailableError | undefined {
+  let e: unknown = err;
+  for (let depth = 0; depth < 8 && e instanceof Error; depth++) {
+    if (e instanceof UnavailableError) return e;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
 
 function isDependencyUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;

@@ -51,6 +51,29 @@ describe('errorResult', () => {
     ]);
   });
 
+  it('answers the 503 an error of a library carries as its cause (a stalled write under the idempotency guard)', () => {
+    const logger = recordingLogger();
+    const stalled = new UnavailableError('the model registry did not answer in time', 3);
+    // As Powertools Idempotency wraps its persistence layer's failure.
+    const wrapped = new Error('Failed to save in progress record to idempotency store', { cause: stalled });
+    wrapped.name = 'IdempotencyPersistenceLayerError';
+    const r = errorResult(wrapped, logger);
+    expect(r.statusCode).toBe(503);
+    expect(r.headers?.['retry-after']).toBe('3');
+    expect(JSON.parse(r.body ?? '')).toEqual({
+      error: 'the model registry did not answer in time',
+      code: 'UNAVAILABLE',
+    });
+    expect(logger.lines).toEqual([
+      expect.objectContaining({
+        level: 'ERROR',
+        extra: expect.objectContaining({
+          wrappedBy: expect.objectContaining({ name: 'IdempotencyPersistenceLayerError' }),
+        }),
+      }),
+    ]);
+  });
+
   it('logs a server-side domain failure without a cause too', () => {
     const logger = recordingLogger();
     const r = errorResult(new ArtifactIntegrityError('the stored artifact is missing'), logger);
