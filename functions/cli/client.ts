@@ -38,6 +38,17 @@ export class ConnectionError extends Error {
   }
 }
 
+/** The service took the connection but did not answer within the client's `timeoutMs`. */
+export class RequestTimeoutError extends ConnectionError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RequestTimeoutError';
+  }
+}
+
+/** How long a request waits for its answer: API Gateway answers within 30 s, so twice that is a stalled API. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
+
 /**
  * Where the CLI sends requests: `--endpoint`, else `MAAS_ENDPOINT`, else the `api` of a running
  * `maas dev` (`$MAAS_HOME/endpoints.json`), else http://127.0.0.1:3000.
@@ -108,6 +119,11 @@ export interface MaasClientOptions {
    * @default - none (SigV4 signing as {@link sign} says)
    */
   readonly token?: string;
+  /**
+   * How long one request waits for the API to start its answer before it fails with a RequestTimeoutError.
+   * @default DEFAULT_REQUEST_TIMEOUT_MS
+   */
+  readonly timeoutMs?: number;
 }
 
 /** A small JSON client for the maas HTTP API. */
@@ -115,9 +131,11 @@ export class MaasClient {
   readonly endpoint: string;
   private readonly signer?: SignatureV4;
   private readonly authorization?: string;
+  private readonly timeoutMs: number;
 
   constructor(opts: MaasClientOptions) {
     this.endpoint = stripSlash(opts.endpoint);
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     const url = new URL(this.endpoint);
     if (opts.token !== undefined) {
       const token = opts.token.replace(/^Bearer\s+/i, '').trim();
@@ -223,13 +241,28 @@ export class MaasClient {
     for (const [k, v] of Object.entries(extra)) headers[k.toLowerCase()] = v;
     if (this.authorization) headers.authorization = this.authorization;
     else if (this.signer) headers = await this.signHeaders(method, url, headers, payload);
+    // Bounded until the answer starts (its status and headers): a stalled API is an error, never a hang.
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), this.timeoutMs);
     try {
-      return await fetch(url, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
+      return await fetch(url, {
+        method,
+        headers,
+        signal: abort.signal,
+        ...(payload !== undefined ? { body: payload } : {}),
+      });
     } catch (e) {
+      if (abort.signal.aborted) {
+        throw new RequestTimeoutError(
+          `${this.endpoint} took the request but did not answer within ${this.timeoutMs / 1000} s`,
+        );
+      }
       const cause = (e as { cause?: { code?: string } }).cause;
       throw new ConnectionError(
         `cannot reach ${this.endpoint}${cause?.code ? ` (${cause.code})` : ''}: is \`maas dev\` running, or is --endpoint right?`,
       );
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -460,7 +460,9 @@ function liveMetricsRoute(deps: {
 
 /** Starts `maas console`'s server: the console's assets, and the API's routes forwarded through `client`. */
 export async function startConsoleServer(opts: ConsoleServerOptions): Promise<RunningConsoleServer> {
-  const { MaasApiError, ConnectionError, regionFromHost } = await import('../cli/client');
+  const { MaasApiError, ConnectionError, RequestTimeoutError, regionFromHost } = await import(
+    '../cli/client'
+  );
   const client = opts.client;
   const host = opts.host ?? '127.0.0.1';
   let port = 0;
@@ -485,6 +487,15 @@ export async function startConsoleServer(opts: ConsoleServerOptions): Promise<Ru
       const b = e.body;
       if (typeof b === 'string') send(res, e.status, 'text/plain; charset=utf-8', b);
       else sendJson(res, e.status, b ?? { error: e.message, code: e.code });
+      return true;
+    }
+    return unreachable(res, e);
+  };
+
+  /** Answers an API that could not be reached (502) or did not answer in time (504); false for other failures. */
+  const unreachable = (res: ServerResponse, e: unknown): boolean => {
+    if (e instanceof RequestTimeoutError) {
+      sendJson(res, 504, { error: e.message, code: 'UPSTREAM_TIMEOUT' });
       return true;
     }
     if (e instanceof ConnectionError) {
@@ -546,8 +557,7 @@ export async function startConsoleServer(opts: ConsoleServerOptions): Promise<Ru
     } catch (e) {
       const message = (e as Error)?.message ?? String(e);
       opts.onError?.(`${method} ${pathAndQuery}: ${message}`);
-      if (e instanceof ConnectionError)
-        return sendJson(res, 502, { error: message, code: 'UPSTREAM_UNREACHABLE' });
+      if (unreachable(res, e)) return;
       return sendJson(res, 502, {
         error: `the request could not be forwarded: ${message}`,
         code: 'FORWARD_FAILED',

@@ -430,6 +430,43 @@ describe('maas console against a deployed-like stack', () => {
     }
   });
 
+  it('answers a 504 when the API takes a call and does not answer in time, never hangs', async () => {
+    // An API that stalls: it reads the request and never answers.
+    const upstream = createServer((req) => req.resume());
+    const url = await new Promise<string>((r) =>
+      upstream.listen(0, '127.0.0.1', () =>
+        r(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`),
+      ),
+    );
+    const stalled = await startConsoleServer({
+      client: new MaasClient({ endpoint: url, timeoutMs: 300 }),
+      auth: { kind: 'none' },
+      metrics: false,
+    });
+    try {
+      for (const [method, path] of [
+        ['GET', '/models/iris'],
+        ['POST', '/v2/models/iris/infer'],
+      ] as const) {
+        const r = await fetch(`${stalled.url}${path}`, {
+          method,
+          headers: { 'x-maas-console': '1', 'content-type': 'application/json' },
+          ...(method === 'GET' ? {} : { body: '{}' }),
+          signal: AbortSignal.timeout(10_000),
+        });
+        expect(r.status, method).toBe(504);
+        expect(await r.json(), method).toEqual({
+          error: expect.stringContaining('did not answer within 0.3 s'),
+          code: 'UPSTREAM_TIMEOUT',
+        });
+      }
+    } finally {
+      await stalled.close();
+      upstream.closeAllConnections();
+      await new Promise<void>((r) => upstream.close(() => r()));
+    }
+  });
+
   it('forwards nothing but the API routes, from its own page, on its own host', async () => {
     const before = gateway.seen.length;
     const bare = await fetch(`${consoleServer.url}/models`);
