@@ -24,19 +24,52 @@ export class UsageError extends Error {
 /** Where the CLI writes; tests capture it. */
 export interface CliIo {
   readonly out: (text: string) => void;
+  /**
+   * Resolves when what `out` wrote has been taken by the reader of standard output (a pipe may hold it back);
+   * rejects once standard output has failed (EPIPE: its reader went away). @default - resolves at once
+   */
+  readonly flush?: () => Promise<void>;
   readonly err: (text: string) => void;
   readonly env: EnvRecord;
   /** Whether progress bars may be drawn. */
   readonly isTty: boolean;
 }
 
+/** Standard output's failure, once it has failed (EPIPE: its reader went away); later writes are dropped. */
+let stdoutFailure: Error | undefined;
+let watchingStdout = false;
+
+/**
+ * Resolves when everything written to standard output so far has been taken by its reader: writes to a pipe are
+ * queued while the reader is slower, and a process that exits first loses them. Rejects once it has failed.
+ */
+export function flushStdout(): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (stdoutFailure) return reject(stdoutFailure);
+    // Written in order: the callback of an empty write runs once the writes before it are done.
+    process.stdout.write('', (e) => (e ? reject(e) : resolve()));
+  });
+}
+
 /** The process's standard streams and environment (read through functions/config/environment.ts). */
-export const processIo = (): CliIo => ({
-  out: (t) => process.stdout.write(t),
-  err: (t) => process.stderr.write(t),
-  env: processEnv(),
-  isTty: Boolean(process.stderr.isTTY),
-});
+export const processIo = (): CliIo => {
+  if (!watchingStdout) {
+    watchingStdout = true;
+    // A reader that goes away (`| head`) is an EPIPE on standard output: noted, not a crash with a stack trace.
+    process.stdout.on('error', (e) => {
+      stdoutFailure ??= e;
+    });
+  }
+  return {
+    out: (t) => {
+      if (!stdoutFailure) process.stdout.write(t);
+    },
+    flush: flushStdout,
+    err: (t) => process.stderr.write(t),
+    env: processEnv(),
+    isTty: Boolean(process.stderr.isTTY),
+  };
+};
 
 /** The options of the `maas` program itself, before the command name. */
 export interface GlobalOptions {

@@ -5,7 +5,7 @@
  * queues and workers. Two input files cut into several parts give the output of their concatenation scored as
  * one file; `maas batch status` reads the finished job and `maas batch cancel` refuses it.
  */
-import { execFile } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -74,12 +74,16 @@ describe('maas batch (the CLI process) on the local service', () => {
    * environment of a user's shell: nothing that points at the suite's emulators, `MAAS_HOME` naming the service.
    */
   const maas = (...args: string[]): Promise<CliRun> => maasAt(server?.url ?? '', ...args);
-  const maasAt = (endpoint: string, ...args: string[]): Promise<CliRun> => {
+  const userEnv = (): NodeJS.ProcessEnv => {
     const env: NodeJS.ProcessEnv = {};
     for (const [k, v] of Object.entries(process.env)) {
       if (!/^(AWS_|MAAS_|VITEST|PORT$)/.test(k)) env[k] = v;
     }
     env.MAAS_HOME = home;
+    return env;
+  };
+  const maasAt = (endpoint: string, ...args: string[]): Promise<CliRun> => {
+    const env = userEnv();
     return new Promise((done) => {
       execFile(
         process.execPath,
@@ -274,5 +278,65 @@ describe('maas batch (the CLI process) on the local service', () => {
     expect(none.code).toBe(1);
     expect(none.stderr).toMatch(/no batch job 'no-such-job'/);
     expect((await maas('batch', 'cancel', 'json-out', '--out', 'x.jsonl')).stderr).toMatch(/takes no --out/);
+  });
+
+  /**
+   * Runs the CLI with its standard output a pipe that this process reads only once `reading` says so: until then
+   * the pipe fills and the CLI's writes wait, as they do for a slow reader (`| gzip`, `| ssh …`).
+   */
+  const maasPiped = (
+    args: string[],
+    reading: (child: ChildProcess, stderr: () => string) => Promise<void>,
+  ): Promise<CliRun & { readonly stdoutBytes: Buffer }> => {
+    const child = spawn(process.execPath, [BIN, '--endpoint', server?.url ?? '', ...args], {
+      cwd: dir,
+      env: userEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
+    const chunks: Buffer[] = [];
+    const exited = new Promise<number>((done) => child.on('close', (code) => done(code ?? -1)));
+    return reading(child, () => stderr).then(async () => {
+      if (!child.stdout?.destroyed) child.stdout?.on('data', (d: Buffer) => chunks.push(d));
+      const code = await exited;
+      const stdoutBytes = Buffer.concat(chunks);
+      return { code, stdout: stdoutBytes.toString('utf8'), stderr, stdoutBytes };
+    });
+  };
+
+  /** Resolves when `stderr()` matches `pattern`. */
+  const untilStderr = async (stderr: () => string, pattern: RegExp) => {
+    for (let i = 0; i < 600 && !pattern.test(stderr()); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(stderr()).toMatch(pattern);
+  };
+
+  it('writes the whole output to a pipe whose reader is slower, and ends with an error when its reader goes away', {
+    timeout: 60_000,
+  }, async () => {
+    // Read only a second after the job is done: the CLI waits for the pipe, it does not exit with writes queued.
+    const slow = await maasPiped(
+      ['batch', 'iris', 'ab.jsonl', '--job-id', 'piped'],
+      async (_child, stderr) => {
+        await untilStderr(stderr, /job piped: done \d+\/\d+ parts/);
+        await new Promise((r) => setTimeout(r, 1000));
+      },
+    );
+    expect(slow.code, slow.stderr).toBe(0);
+    const stored = Buffer.from((await blobs.get(BATCH_KEYS.output('piped'))) ?? new Uint8Array());
+    expect(stored.length).toBeGreaterThan(4 * 65_536);
+    expect(slow.stdoutBytes.equals(stored)).toBe(true);
+
+    // A reader that takes the first bytes and goes away (`| head -c 300`): exit code 1 and what to do, no stack.
+    const gone = await maasPiped(['batch', 'iris', 'ab.jsonl', '--job-id', 'head'], async (child) => {
+      await new Promise<void>((done) => child.stdout?.once('data', () => done()));
+      child.stdout?.destroy();
+    });
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toContain('standard output was closed before the whole output was written (EPIPE)');
+    expect(gone.stderr).toContain('maas batch status head --out <file>');
+    expect(gone.stderr).not.toMatch(/\n\s+at /);
   });
 });

@@ -406,9 +406,25 @@ async function writeOutput(
   }
   if (ctx.globals().json) return;
   const decoder = new StringDecoder('utf8');
-  const found = await fetchOutput(store, jobId, (chunk) => ctx.io.out(decoder.write(Buffer.from(chunk))));
+  // Each chunk taken by the reader before the next is fetched: memory stays bounded whatever the output's size,
+  // and a reader that goes away ends the run with an error, not with part of the output and exit code 0.
+  const flushed = async () => {
+    try {
+      await ctx.io.flush?.();
+    } catch (e) {
+      throw new Error(
+        `standard output was closed before the whole output was written (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); the output stays at ${BATCH_KEYS.output(jobId)} in bucket ${store.bucket}: \`maas batch status ${jobId} --out <file>\` writes it`,
+        { cause: e },
+      );
+    }
+  };
+  const found = await fetchOutput(store, jobId, async (chunk) => {
+    ctx.io.out(decoder.write(Buffer.from(chunk)));
+    await flushed();
+  });
   const tail = decoder.end();
   if (tail) ctx.io.out(tail);
+  await flushed();
   if (!found) throw missing();
 }
 
