@@ -33,7 +33,7 @@ export function parseCaptureConfig(value: unknown): CaptureConfig {
   const unknown = Object.keys(rest);
   if (unknown.length > 0) throw bad(`has unknown field(s): ${unknown.join(', ')}`);
   if (!isPercent(samplePercent, 0.01)) {
-    throw bad('samplePercent must be a number from 0 to 100 in steps of 0.01');
+    throw bad('samplePercent must be a number from 0 to 100 in steps of 0.01 (0, 0.01, 0.02 … 100)');
   }
   if (typeof input !== 'boolean' || typeof output !== 'boolean')
     throw bad('input and output must be booleans');
@@ -41,11 +41,16 @@ export function parseCaptureConfig(value: unknown): CaptureConfig {
   return { samplePercent, input, output };
 }
 
-/** Whether `value` is a percentage (0 to 100) in steps of `step` (0.1, 0.01…). */
+/**
+ * Whether `value` is a percentage (0 to 100) in steps of `step` (0.1, 0.01…): 0, or exactly the number a decimal
+ * with that many fractional digits reads as (at 0.1: `0.3`, `12.5`; not `0.05`, `1e-11` or `0.30000000000000004`).
+ * No tolerance: a number near 0 is no step, and one the registry cannot store (`1e-300`) must be refused, not written.
+ */
 export function isPercent(value: unknown, step: number): value is number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 100) return false;
-  const steps = value / step;
-  return Math.abs(Math.round(steps) - steps) <= 1e-9;
+  // n / perUnit is the double nearest to the decimal n·step, as parsing that decimal gives.
+  const perUnit = Math.round(1 / step);
+  return Math.round(value * perUnit) / perUnit === value;
 }
 
 /** FNV-1a (32 bit) of a string's UTF-16 code units (of ASCII text: the published FNV-1a of its bytes). */

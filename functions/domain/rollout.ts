@@ -14,6 +14,7 @@ import type { ShadowComparison } from './divergence';
 import { BadRequestError, ConflictError, NotFoundError, PreconditionFailedError } from './errors';
 import { hasLoneSurrogate } from './names';
 import { PARAMETER_NAME } from './routing';
+import { isStorableNumber, STORABLE_NUMBER } from './stored-numbers';
 import type { AliasRouting } from './types';
 
 /** One step of a rollout: the canary's share of the alias's traffic, held for `bakeSeconds`. */
@@ -253,7 +254,7 @@ function checkSteps(steps: unknown): RolloutStep[] {
     unknownFields(s, ['weight', 'bakeSeconds'], where);
     const { weight, bakeSeconds } = s;
     if (!isPercent(weight, 0.1) || weight <= 0) {
-      throw invalid(`${where}.weight must be a number from 0.1 to 100 in steps of 0.1`);
+      throw invalid(`${where}.weight must be a number from 0.1 to 100 in steps of 0.1 (0.1, 0.2 … 100)`);
     }
     const previous = out.at(-1);
     if (previous && weight <= previous.weight) {
@@ -296,25 +297,10 @@ function checkBounds(value: unknown): DivergenceBounds {
   );
   const { minArgmaxAgreement, maxAbsDiff, maxKlDivergence, maxShadowErrorRate, minSamples, shadowPercent } =
     value;
-  const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
-  if (
-    minArgmaxAgreement !== undefined &&
-    (!finite(minArgmaxAgreement) || minArgmaxAgreement < 0 || minArgmaxAgreement > 1)
-  ) {
-    throw invalid('maxDivergence.minArgmaxAgreement must be a number from 0 to 1');
-  }
-  if (maxAbsDiff !== undefined && (!finite(maxAbsDiff) || maxAbsDiff < 0)) {
-    throw invalid('maxDivergence.maxAbsDiff must be a number >= 0');
-  }
-  if (maxKlDivergence !== undefined && (!finite(maxKlDivergence) || maxKlDivergence < 0)) {
-    throw invalid('maxDivergence.maxKlDivergence must be a number >= 0');
-  }
-  if (
-    maxShadowErrorRate !== undefined &&
-    (!finite(maxShadowErrorRate) || maxShadowErrorRate < 0 || maxShadowErrorRate > 1)
-  ) {
-    throw invalid('maxDivergence.maxShadowErrorRate must be a number from 0 to 1');
-  }
+  checkBound(minArgmaxAgreement, 'minArgmaxAgreement', 'from 0 to 1', (v) => v >= 0 && v <= 1);
+  checkBound(maxAbsDiff, 'maxAbsDiff', '>= 0', (v) => v >= 0);
+  checkBound(maxKlDivergence, 'maxKlDivergence', '>= 0', (v) => v >= 0);
+  checkBound(maxShadowErrorRate, 'maxShadowErrorRate', 'from 0 to 1', (v) => v >= 0 && v <= 1);
   if (minArgmaxAgreement === undefined && maxAbsDiff === undefined && maxKlDivergence === undefined) {
     throw invalid('maxDivergence names no bound: give minArgmaxAgreement, maxAbsDiff and/or maxKlDivergence');
   }
@@ -325,7 +311,9 @@ function checkBounds(value: unknown): DivergenceBounds {
     throw invalid('maxDivergence.minSamples must be a positive integer');
   }
   if (shadowPercent !== undefined && (!isPercent(shadowPercent, 0.1) || shadowPercent <= 0)) {
-    throw invalid('maxDivergence.shadowPercent must be a number from 0.1 to 100 in steps of 0.1');
+    throw invalid(
+      'maxDivergence.shadowPercent must be a number from 0.1 to 100 in steps of 0.1 (0.1, 0.2 … 100)',
+    );
   }
   return {
     ...(minArgmaxAgreement !== undefined ? { minArgmaxAgreement } : {}),
@@ -335,6 +323,21 @@ function checkBounds(value: unknown): DivergenceBounds {
     ...(minSamples !== undefined ? { minSamples } : {}),
     ...(shadowPercent !== undefined ? { shadowPercent } : {}),
   } as DivergenceBounds;
+}
+
+/**
+ * One free-form bound of `maxDivergence` (absent, or a number in `range`): stored with the rollout, so it must also
+ * be a number the registry can store — the rule of the derive gate's thresholds (1e-300 or 1e300 would fail the
+ * write after the request was accepted).
+ */
+function checkBound(value: unknown, name: string, range: string, inRange: (v: number) => boolean): void {
+  if (value === undefined) return;
+  if (typeof value !== 'number' || !isStorableNumber(value) || !inRange(value)) {
+    const got = typeof value === 'number' ? ` (got ${value})` : '';
+    throw invalid(
+      `maxDivergence.${name} must be a number ${range}${got}; every bound must be ${STORABLE_NUMBER}`,
+    );
+  }
 }
 
 /** The actions of `POST /models/{name}/aliases/{alias}/rollout/{action}`. */

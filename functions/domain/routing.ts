@@ -137,7 +137,7 @@ function versionShare<S extends 'weight' | 'percent'>(
     throw bad(`${part}.version must be a version number`);
   }
   if (!isPercent(amount, 0.1)) {
-    throw bad(`${part}.${share} must be a number from 0 to 100 in steps of 0.1`);
+    throw bad(`${part}.${share} must be a number from 0 to 100 in steps of 0.1 (0, 0.1, 0.2 … 100)`);
   }
   return { version, [share]: amount } as { version: number } & Record<S, number>;
 }

@@ -70,6 +70,70 @@ describe('rollouts on the local service', () => {
     expect((await call('POST', '/local/alarms/e2e-errors', { state: 'OK' })).status).toBe(200);
   });
 
+  it('answers 400, not 500, for shares and bounds DynamoDB cannot store, and stores those at the edge', async () => {
+    for (let i = 0; i < 2; i++) await local.services.registry.repo.createVersion(newVersion('tiny'));
+    const before = await local.services.registry.repo.getAlias('tiny', 'prod');
+    const refused = async (method: string, path: string, body: unknown, code: string) => {
+      const r = await call(method, path, body);
+      expect([r.status, r.body.code], JSON.stringify(body)).toEqual([400, code]);
+      return String(r.body.error);
+    };
+    for (const weight of [1e-300, 1e-11]) {
+      const error = await refused(
+        'PATCH',
+        '/models/tiny/aliases/prod',
+        { routing: { canary: { version: 2, weight } } },
+        'INVALID_ROUTING',
+      );
+      expect(error).toContain('in steps of 0.1');
+    }
+    await refused(
+      'PATCH',
+      '/models/tiny/aliases/prod',
+      { routing: { shadow: { version: 2, percent: 1e-200 } } },
+      'INVALID_ROUTING',
+    );
+    for (const path of ['/models/tiny/aliases/prod', '/models/tiny/versions/2']) {
+      await refused('PATCH', path, { capture: { samplePercent: 1e-300 } }, 'INVALID_CAPTURE');
+    }
+    const rollout = (maxDivergence: object, weight = 10) => ({
+      version: 2,
+      steps: [{ weight, bakeSeconds: 3600 }],
+      maxDivergence,
+    });
+    await refused(
+      'PUT',
+      '/models/tiny/aliases/prod/rollout',
+      rollout({ maxAbsDiff: 1 }, 1e-300),
+      'INVALID_ROLLOUT',
+    );
+    for (const bounds of [
+      { maxAbsDiff: 1e300 },
+      { maxAbsDiff: 1e-300 },
+      { maxAbsDiff: 1, maxShadowErrorRate: 1e-300 },
+    ]) {
+      const error = await refused(
+        'PUT',
+        '/models/tiny/aliases/prod/rollout',
+        rollout(bounds),
+        'INVALID_ROLLOUT',
+      );
+      expect(error).toContain('0 or at least 1e-130 in magnitude');
+    }
+    expect(await local.services.registry.repo.getAlias('tiny', 'prod')).toEqual(before);
+    expect((await call('GET', '/models/tiny/aliases/prod/rollout')).status).toBe(404);
+
+    // The edges of the stored range are written and read back as given.
+    const edge = { maxAbsDiff: 1e-130, maxKlDivergence: Number.MAX_SAFE_INTEGER, maxShadowErrorRate: 1e-130 };
+    const started = await call('PUT', '/models/tiny/aliases/prod/rollout', rollout(edge, 0.1));
+    expect(started.status).toBe(201);
+    expect((await call('GET', '/models/tiny/aliases/prod/rollout')).body).toMatchObject({
+      weight: 0.1,
+      maxDivergence: edge,
+    });
+    expect((await call('POST', '/models/tiny/aliases/prod/rollout/abort')).status).toBe(200);
+  });
+
   it('runs the controller on its timer, and pause / resume / abort over HTTP', async () => {
     for (let i = 0; i < 2; i++) await local.services.registry.repo.createVersion(newVersion('timed'));
     const started = await call('PUT', '/models/timed/aliases/prod/rollout', {

@@ -75,6 +75,29 @@ describe('parseCaptureConfig', () => {
   ])('refuses %j with 400 INVALID_CAPTURE', (value) => {
     expect(codeOf(() => parseCaptureConfig(value))).toBe('INVALID_CAPTURE');
   });
+
+  it('accepts every step of 0.01, however the decimal reads as a double', () => {
+    const steps = Array.from({ length: 10_001 }, (_, n) => Number((n / 100).toFixed(2)));
+    const refused = steps.filter((samplePercent) => {
+      try {
+        return parseCaptureConfig({ samplePercent }).samplePercent !== samplePercent;
+      } catch {
+        return true;
+      }
+    });
+    expect(refused).toEqual([]);
+  });
+
+  // A number near 0 is no step of 0.01, and 1e-300 is one DynamoDB cannot store (a 500 at the write once).
+  it.each([1e-300, 1e-11, 1e-9, 0.005, 0.015, 0.1 + 0.2, 99.995])(
+    'refuses samplePercent %d with 400 INVALID_CAPTURE, saying what is allowed',
+    (samplePercent) => {
+      expect(codeOf(() => parseCaptureConfig({ samplePercent }))).toBe('INVALID_CAPTURE');
+      expect(() => parseCaptureConfig({ samplePercent })).toThrow(
+        'samplePercent must be a number from 0 to 100 in steps of 0.01 (0, 0.01, 0.02 … 100)',
+      );
+    },
+  );
 });
 
 describe('capture records', () => {

@@ -105,8 +105,48 @@ describe('parseRolloutSpec', () => {
       /maxDivergence has unknown field\(s\): maxAbs/,
     ],
     ['a bad key parameter', { ...ok, keyParameter: 'a b' }, /keyParameter/],
+    // Only multiples of 0.1 (a number near 0 is no step; 1e-300 is one DynamoDB cannot store).
+    ['weight 1e-300', { version: 3, steps: [{ weight: 1e-300 }] }, /weight must be .* \(0\.1, 0\.2 … 100\)/],
+    ['weight 1e-11', { version: 3, steps: [{ weight: 1e-11 }] }, /steps\[0\]\.weight .*in steps of 0\.1/],
+    ['weight 0.1 + 0.2', { version: 3, steps: [{ weight: 0.1 + 0.2 }] }, /steps\[0\]\.weight/],
+    [
+      'a later weight 1e-11 above 10',
+      { version: 3, steps: [{ weight: 10 }, { weight: 10 + 1e-11 }] },
+      /steps\[1\]\.weight .*in steps of 0\.1/,
+    ],
+    [
+      'shadowPercent 1e-200',
+      { ...ok, maxDivergence: { maxAbsDiff: 1, shadowPercent: 1e-200 } },
+      /shadowPercent must be .* \(0\.1, 0\.2 … 100\)/,
+    ],
   ])('refuses %s with 400 INVALID_ROLLOUT', (_what, body, message) => {
     expect(invalid(body)).toMatch(message);
+  });
+
+  // The free-form bounds are stored with the rollout: the derive gate's rule (0 or 1e-130 to 2^53 − 1).
+  it.each([
+    ['maxAbsDiff', 1e300],
+    ['maxAbsDiff', 1e-300],
+    ['maxAbsDiff', 2 ** 53],
+    ['maxKlDivergence', 1e-300],
+    ['maxKlDivergence', 1e200],
+    ['minArgmaxAgreement', 1e-300],
+    ['maxShadowErrorRate', 1e-300],
+  ])('refuses maxDivergence.%s %d, one the registry cannot store, saying the range', (bound, value) => {
+    const message = invalid({ ...ok, maxDivergence: { maxAbsDiff: 1, [bound]: value } });
+    expect(message).toContain(`maxDivergence.${bound} must be a number`);
+    expect(message).toContain(`(got ${value})`);
+    expect(message).toContain('within ±9007199254740991, and 0 or at least 1e-130 in magnitude');
+  });
+
+  it('accepts bounds at the edges of the stored range', () => {
+    const bounds = {
+      minArgmaxAgreement: 1e-130,
+      maxAbsDiff: Number.MAX_SAFE_INTEGER,
+      maxKlDivergence: 0,
+      maxShadowErrorRate: 1e-130,
+    };
+    expect(parseRolloutSpec({ ...ok, maxDivergence: bounds }).maxDivergence).toEqual(bounds);
   });
 });
 

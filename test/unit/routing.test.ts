@@ -103,6 +103,31 @@ describe('parseRouting', () => {
   ])('refuses %j with 400 INVALID_ROUTING', (value) => {
     expect(codeOf(() => parseRouting(value))).toBe('INVALID_ROUTING');
   });
+
+  it('accepts every step of 0.1 as a weight and a percent', () => {
+    for (let n = 0; n <= 1000; n++) {
+      const share = Number((n / 10).toFixed(1));
+      expect(
+        parseRouting({ canary: { version: 2, weight: share }, shadow: { version: 3, percent: share } }),
+      ).toEqual({ canary: { version: 2, weight: share }, shadow: { version: 3, percent: share } });
+    }
+  });
+
+  // Only 0 and multiples of 0.1: a number near 0 is refused (1e-300 is one DynamoDB cannot even store).
+  it.each([
+    ['canary', 'weight', 1e-300],
+    ['canary', 'weight', 1e-11],
+    ['canary', 'weight', 0.1 + 0.2],
+    ['canary', 'weight', 99.95],
+    ['shadow', 'percent', 1e-200],
+    ['shadow', 'percent', 1e-11],
+  ])('refuses %s.%s %d with 400 INVALID_ROUTING, saying what is allowed', (part, share, amount) => {
+    const value = { [part]: { version: 2, [share]: amount } };
+    expect(codeOf(() => parseRouting(value))).toBe('INVALID_ROUTING');
+    expect(() => parseRouting(value)).toThrow(
+      `${part}.${share} must be a number from 0 to 100 in steps of 0.1 (0, 0.1, 0.2 … 100)`,
+    );
+  });
 });
 
 describe('isShadowed', () => {
