@@ -271,15 +271,15 @@ export class MemoryRangedObjects implements RangedObjects, BlobStore {
   async getRange(key: string, start: number, end: number, eTag?: string): Promise<Uint8Array | undefined> {
     await yieldTurn();
     const o = this.read(key);
-    if (o && eTag !== undefined && o.eTag !== eTag) throw new ObjectChangedError(key, eTag);
+    if (eTag !== undefined && o?.eTag !== eTag) throw new ObjectChangedError(key, eTag, !o);
     return o?.body.slice(start, end);
   }
 
   async *streamRange(key: string, start: number, end: number, eTag?: string): AsyncIterable<Uint8Array> {
     await yieldTurn();
     const o = this.read(key);
+    if (eTag !== undefined && o?.eTag !== eTag) throw new ObjectChangedError(key, eTag, !o);
     if (!o) throw Object.assign(new Error(`NoSuchKey: ${key}`), { name: 'NoSuchKey' });
-    if (eTag !== undefined && o.eTag !== eTag) throw new ObjectChangedError(key, eTag);
     const stop = Math.min(end, o.body.length);
     for (let at = start; at < stop; at += this.streamChunkBytes) {
       yield o.body.slice(at, Math.min(stop, at + this.streamChunkBytes));

@@ -39,10 +39,14 @@ function checkETag(key: string, expected: string | undefined, out: { ETag?: stri
   }
 }
 
-/** S3's 412 to an `If-Match` read as the `ObjectChangedError` it means; any other error as it is. */
+/**
+ * S3's 412 to an `If-Match` read, or its 404 to a read that named an ETag (the object was deleted), as the
+ * `ObjectChangedError` it means; any other error as it is.
+ */
 function changedOr(e: unknown, key: string, eTag: string | undefined): unknown {
   const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
   const failed = err.name === 'PreconditionFailed' || err.$metadata?.httpStatusCode === 412;
+  if (eTag !== undefined && isMissing(e)) return new ObjectChangedError(key, eTag, true);
   return eTag !== undefined && failed ? new ObjectChangedError(key, eTag) : e;
 }
 
@@ -210,7 +214,7 @@ export class S3RangedObjects implements RangedObjects {
       return bytes.byteLength > end - start ? bytes.subarray(0, end - start) : bytes;
     } catch (e) {
       if (isUnsatisfiableRange(e)) return unsatisfiable(key, eTag, new Uint8Array());
-      if (isMissing(e)) return undefined;
+      if (isMissing(e) && eTag === undefined) return undefined;
       throw changedOr(e, key, eTag);
     }
   }

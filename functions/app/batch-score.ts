@@ -754,13 +754,13 @@ async function runPart(
     return await scorePart(deps, message, budget, progress, receiveCount);
   } catch (e) {
     if (!(e instanceof ObjectChangedError)) throw e;
-    // The input object was written again while the job ran (the part reads the bytes the job started on, or none:
+    // The input object was written again or deleted while the job ran (the part reads the bytes the job started on, or none:
     // `part.eTag`, checked as the ranged GET answers, before any line of it): its lines are not those the job was
     // planned on, nor would its output be. A new input's start replaces the job anyway; an object written again
     // without one would be scored in no order at all.
     const { jobId, inputTag, index } = message;
     await deleteSegments(deps, jobId, inputTag, index, message.cursor?.segments ?? []);
-    const error = `${e.key} was written again while the job ran: part ${index} cannot read the input it was planned on`;
+    const error = `${e.key} was ${e.deleted ? 'deleted' : 'written again'} while the job ran: part ${index} cannot read the input it was planned on`;
     return failJob(deps, jobId, inputTag, error, BATCH_INPUT_CHANGED);
   }
 }

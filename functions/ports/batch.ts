@@ -29,15 +29,22 @@ export class ObjectChangedError extends Error {
   constructor(
     readonly key: string,
     readonly expectedETag: string,
+    /** The object is gone, not written again. */
+    readonly deleted = false,
   ) {
-    super(`${key} was written again: its ETag is no longer ${expectedETag}`);
+    super(
+      deleted
+        ? `${key} was deleted: it no longer has ETag ${expectedETag}`
+        : `${key} was written again: its ETag is no longer ${expectedETag}`,
+    );
     this.name = 'ObjectChangedError';
   }
 }
 
 /**
  * Byte-level access to the batch objects of the model bucket. A read given an `eTag` is of that object only: when
- * the object has another ETag (it was written again since), the read fails with `ObjectChangedError`.
+ * the object has another ETag (it was written again since) or is gone (deleted), the read fails with
+ * `ObjectChangedError`.
  */
 export interface RangedObjects {
   /** Bytes `[start, end)` of an object (a ranged GET); fewer when the object ends first; undefined when missing. */

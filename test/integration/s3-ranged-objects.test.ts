@@ -188,6 +188,19 @@ describe('S3RangedObjects (s3rver)', () => {
       expect((await collect(objects.streamRange(shorter, 200, 500))).bytes.byteLength).toBe(0);
     });
 
+    it('fails with ObjectChangedError (deleted) when the object it names is gone; without an ETag it is missing', async () => {
+      const gone = 'batch/j/gone.jsonl';
+      await blobs.put(gone, small, 'application/x-ndjson');
+      const eTag = (await blobs.head(gone))?.eTag;
+      if (!eTag) throw new Error('no ETag');
+      await blobs.delete(gone);
+      const deleted = { name: 'ObjectChangedError', key: gone, expectedETag: eTag, deleted: true };
+      await expect(objects.getRange(gone, 0, 100, eTag)).rejects.toMatchObject(deleted);
+      await expect(collect(objects.streamRange(gone, 0, 100, eTag))).rejects.toMatchObject(deleted);
+      expect(await objects.getRange(gone, 0, 100)).toBeUndefined();
+      await expect(collect(objects.streamRange(gone, 0, 100))).rejects.toMatchObject({ name: 'NoSuchKey' });
+    });
+
     it('emulator: ignores If-Match on GET (the adapter checks the answer’s ETag as well)', async () => {
       await blobs.put(key, small, 'application/x-ndjson');
       const out = await aws.s3.send(

@@ -1221,6 +1221,22 @@ describe('batch scoring: failures, cancel, poison parts', () => {
     expect(keysUnder(s.objects, 'batch/j/parts/')).toEqual([]);
   });
 
+  it('fails the job BATCH_INPUT_CHANGED at once when its input is deleted while it runs (no retries)', async () => {
+    const s = await setup({ rows: 60 });
+    await s.start();
+    const [first, next] = s.queue.fresh();
+    if (!first || !next) throw new Error('no parts');
+    expect(await handle(s.deps, first)).toMatchObject({ state: 'running' });
+    await s.objects.delete(BATCH_KEYS.input('j'));
+    // Its first receive: a missing input is no failure a retry could mend.
+    expect(await handle(s.deps, next)).toEqual({
+      state: 'failed',
+      code: BATCH_INPUT_CHANGED,
+      error: `${BATCH_KEYS.input('j')} was deleted while the job ran: part 1 cannot read the input it was planned on`,
+    });
+    expect(statusOf(s.objects)).toMatchObject({ state: 'failed', code: BATCH_INPUT_CHANGED });
+  });
+
   it('a part continued after its input was written again fails the job and removes the segments it wrote', async () => {
     const s = await setup({ rows: 40, deps: { partBytes: 1_000_000, segmentBytes: 200 } });
     await s.start();
