@@ -320,35 +320,53 @@ const INFER_BODIES: [string, ApiEventOptions, number, string][] = [
   ['body over the limit', oversized(), 413, 'PAYLOAD_TOO_LARGE'],
 ];
 
-/** Bodies the async submission (which only checks the structure, the rest when the request runs) must refuse. */
+/**
+ * Bodies the async submission must refuse: what the sync route refuses before it needs the model, with the same
+ * codes (the rest is checked when the request runs).
+ */
 const ASYNC_BODIES = INFER_BODIES.filter(([, , , code]) =>
-  ['MALFORMED_JSON', 'PAYLOAD_TOO_LARGE'].includes(code),
+  ['MALFORMED_JSON', 'PAYLOAD_TOO_LARGE', 'UNSUPPORTED_PARAMETER'].includes(code),
 ).concat(
   (
     [
-      ['JSON array', body([])],
-      ['JSON null', body('null')],
-      ['no inputs', body({ id: 'a' })],
-      ['empty inputs', body({ inputs: [] })],
-      ['input a number', body({ inputs: [42] })],
-      ['input without name', body(x({ name: undefined }))],
-      ['shape a string', body(x({ shape: '1,2' }))],
-      ['negative dimension', body(x({ shape: [-1, 2] }))],
-      ['fractional dimension', body(x({ shape: [1.5, 2] }))],
-      ['no data', body(x({ data: undefined }))],
+      ['JSON array', body([]), 'INVALID_REQUEST'],
+      ['JSON null', body('null'), 'INVALID_REQUEST'],
+      ['no inputs', body({ id: 'a' }), 'INVALID_REQUEST'],
+      ['empty inputs', body({ inputs: [] }), 'INVALID_REQUEST'],
+      ['input a number', body({ inputs: [42] }), 'INVALID_REQUEST'],
+      ['input without name', body(x({ name: undefined })), 'INVALID_REQUEST'],
+      ['id a number', body(xs({ id: 5 })), 'INVALID_REQUEST'],
+      ['outputs a number', body(xs({ outputs: 5 })), 'INVALID_REQUEST'],
+      ['unknown datatype', body(x({ datatype: 'XX' })), 'INVALID_DATATYPE'],
+      ['shape a string', body(x({ shape: '1,2' })), 'INVALID_SHAPE'],
+      ['negative dimension', body(x({ shape: [-1, 2] })), 'INVALID_SHAPE'],
+      ['fractional dimension', body(x({ shape: [1.5, 2] })), 'INVALID_SHAPE'],
+      ['no data', body(x({ data: undefined })), 'INVALID_DATA'],
+      ['parameters an array', body(xs({ parameters: [] })), 'INVALID_PARAMETERS'],
+      [
+        'binary_data not a boolean',
+        body(xs({ outputs: [{ name: 'y', parameters: { binary_data: 'yes' } }] })),
+        'INVALID_PARAMETERS',
+      ],
       [
         'data nested 3 000 deep',
         body(`{"inputs":[{"name":"x","datatype":"FP32","shape":[1,2],"data":${deep(3_000)}}]}`),
+        'INVALID_REQUEST',
       ],
-      ['parameters nested 3 000 deep', body(`{${X_INPUT},"parameters":{"p":${deep(3_000)}}}`)],
+      [
+        'parameters nested 3 000 deep',
+        body(`{${X_INPUT},"parameters":{"p":${deep(3_000)}}}`),
+        'INVALID_PARAMETERS',
+      ],
       [
         'input parameters nested 3 000 deep',
         body(
           `{"inputs":[{"name":"x","datatype":"FP32","shape":[1,2],"data":[1,2],"parameters":{"p":${deep(3_000)}}}]}`,
         ),
+        'INVALID_PARAMETERS',
       ],
-    ] as [string, ApiEventOptions][]
-  ).map(([what, opts]) => [what, opts, 400, 'INVALID_REQUEST'] as [string, ApiEventOptions, number, string]),
+    ] as [string, ApiEventOptions, string][]
+  ).map(([what, opts, code]) => [what, opts, 400, code] as [string, ApiEventOptions, number, string]),
   // Numbers JSON cannot keep until the request runs.
   [
     [
