@@ -6,7 +6,8 @@
  * |---------------------|------------------------------------------------------------------------|
  * | `softmax: true`     | `softmax` FP32, same shape as the source                               |
  * | `argmax: true`      | `argmax` INT64, source shape without the last axis                     |
- * | `topK: k`           | `topk_indices` INT64 and `topk_scores` FP32, last axis k (best first)  |
+ * | `topK: k`           | `topk_indices` INT64 and `topk_scores` FP32, last axis k (best first); |
+ * |                     | k may not exceed a fixed class count, and is clamped to a dynamic one  |
  * | `labels` (version)  | `label` BYTES (name of the argmax class; implies argmax) and, with     |
  * |                     | `topK`, `topk_labels` BYTES                                            |
  *
@@ -86,6 +87,12 @@ export function checkPostprocess(
   }
   const clash = names.find((n) => signature.outputs.some((o) => o.name === n));
   if (clash) return `the model already has an output named '${clash}'; post-processing cannot add it`;
+  // Where the class count is fixed, topK cannot exceed it: the metadata would advertise a width (k) that no
+  // answer has (topK() clamps to the classes). Where it is dynamic, the clamp applies and the width is -1.
+  const fixedClasses = classCount(out);
+  if (spec?.topK !== undefined && fixedClasses !== undefined && spec.topK > fixedClasses) {
+    return `topK ${spec.topK} exceeds the ${fixedClasses} class${fixedClasses === 1 ? '' : 'es'} of output '${out.name}' (its last dimension); give a topK of at most ${fixedClasses}`;
+  }
   // One name per class: where the class count is fixed (the last dimension), a list of another length is a mistake
   // (classes without a name would be answered as their index, names without a class never).
   const classes = out.shape.length > 0 ? out.shape[out.shape.length - 1]! : undefined;
@@ -99,6 +106,15 @@ export function checkPostprocess(
     return `labels lists ${labels.length} name(s), but output '${out.name}' has ${classes} classes (its last dimension); give one label per class`;
   }
   return undefined;
+}
+
+/**
+ * The number of classes of a source output when its signature fixes it (its last dimension), undefined when that
+ * dimension is dynamic (-1) or the output's rank is unknown (shape `[]`, "any rank").
+ */
+function classCount(source: TensorSpec): number | undefined {
+  const last = source.shape.length > 0 ? source.shape[source.shape.length - 1]! : -1;
+  return last >= 0 ? last : undefined;
 }
 
 function toFloat64(t: Tensor): Float64Array {
@@ -226,7 +242,11 @@ export function applyPostprocess(
   return out;
 }
 
-/** OIP metadata of the extra outputs (shapes derived from the source output; -1 = dynamic). */
+/**
+ * OIP metadata of the extra outputs (shapes derived from the source output; -1 = dynamic). The top-k outputs'
+ * last axis is k clamped to the class count when that is fixed (registration refuses a larger k), -1 when it is
+ * dynamic (the answer's width is then min(k, classes), known only at run time).
+ */
 export function postprocessOutputSpecs(
   spec: PostprocessSpec | undefined,
   labels: readonly string[] | undefined,
@@ -237,7 +257,10 @@ export function postprocessOutputSpecs(
   if (names.length === 0 || !source) return [];
   const full = [...source.shape];
   const rows = full.slice(0, -1);
-  const k = spec?.topK ?? 0;
+  const classes = classCount(source);
+  const k = classes === undefined ? -1 : Math.min(spec?.topK ?? 0, classes);
+  // A source of any rank (`[]`) gives top-k outputs of any rank too, like the others derived from it.
+  const topShape = full.length === 0 ? [] : [...rows, k];
   const specOf = (name: string): TensorSpec => {
     switch (name) {
       case POSTPROCESS_OUTPUTS.softmax:
@@ -247,12 +270,24 @@ export function postprocessOutputSpecs(
       case POSTPROCESS_OUTPUTS.label:
         return { name, datatype: 'BYTES', shape: rows };
       case POSTPROCESS_OUTPUTS.topkIndices:
-        return { name, datatype: 'INT64', shape: [...rows, k] };
+        return { name, datatype: 'INT64', shape: topShape };
       case POSTPROCESS_OUTPUTS.topkScores:
-        return { name, datatype: 'FP32', shape: [...rows, k] };
+        return { name, datatype: 'FP32', shape: [...topShape] };
       default:
-        return { name, datatype: 'BYTES', shape: [...rows, k] };
+        return { name, datatype: 'BYTES', shape: [...topShape] };
     }
   };
   return names.map(specOf);
+}
+
+/**
+ * Every output a caller of the version can receive, as OIP metadata: the model's own outputs, then those of its
+ * post-processing (the version's `outputs` metadata, and the names a request may ask for).
+ */
+export function servedOutputSpecs(
+  spec: PostprocessSpec | undefined,
+  labels: readonly string[] | undefined,
+  signature: ModelSignature,
+): TensorSpec[] {
+  return [...signature.outputs, ...postprocessOutputSpecs(spec, labels, signature)];
 }

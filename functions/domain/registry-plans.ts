@@ -10,6 +10,7 @@
 import { DEFAULT_ALIAS, LIMITS } from '../contract/limits';
 import { storedSizeBytes } from '../contract/table';
 import { ConflictError, type MaasError, NotFoundError, PreconditionFailedError } from './errors';
+import { postprocessOutputNames, servedOutputSpecs } from './postprocess';
 import { assertAliasable } from './registry-rules';
 import {
   type AliasMove,
@@ -18,7 +19,6 @@ import {
   type AliasState,
   type HistoryEntry,
   type HistoryRecord,
-  type ModelSignature,
   type ModelVersion,
   type NewVersion,
   OPTIONAL_VERSION_FIELDS,
@@ -494,7 +494,7 @@ function assertSplitFits(
   state: AliasMoveState,
 ): void {
   const canary = routing.canary ? state.alias?.canaryTarget : undefined;
-  const canaryMismatch = canary && signatureMismatch(target.signature, canary.signature);
+  const canaryMismatch = canary && signatureMismatch(target, canary);
   if (canaryMismatch) {
     throw new ConflictError(
       `version ${target.version} of model '${move.name}' cannot be the stable version of alias '${move.alias}' while version ${canary.version} is its canary: ${canaryMismatch}. End the canary first — maas canary ${move.name} --off --alias ${move.alias}, or maas rollout abort ${move.name} --alias ${move.alias} when a rollout runs it — or promote it`,
@@ -503,7 +503,7 @@ function assertSplitFits(
   }
   const shadow =
     routing.shadow && state.shadow?.version === routing.shadow.version ? state.shadow : undefined;
-  const shadowMismatch = shadow && signatureMismatch(target.signature, shadow.signature);
+  const shadowMismatch = shadow && signatureMismatch(target, shadow);
   if (shadowMismatch) {
     throw new ConflictError(
       `version ${target.version} of model '${move.name}' cannot be the stable version of alias '${move.alias}' while version ${shadow.version} shadows it: ${shadowMismatch}. End the shadow first — maas shadow ${move.name} --off --alias ${move.alias}, or maas rollout abort ${move.name} --alias ${move.alias} when a rollout runs it`,
@@ -630,7 +630,7 @@ export function planAliasRouting(
     if (!canary) throw versionNotFound(change.name, canaryVersion);
     assertAliasable(canary);
     const stable = current.target?.version === current.version ? current.target : undefined;
-    const mismatch = stable && signatureMismatch(stable.signature, canary.signature);
+    const mismatch = stable && signatureMismatch(stable, canary);
     if (mismatch) {
       throw new ConflictError(
         `version ${canaryVersion} of model '${change.name}' cannot be the canary of alias '${change.alias}' (version ${current.version}): ${mismatch}; the alias's callers would get errors on the canary's share`,
@@ -657,7 +657,7 @@ export function planAliasRouting(
     if (!shadow) throw versionNotFound(change.name, shadowVersion);
     assertAliasable(shadow);
     const stable = current.target?.version === current.version ? current.target : undefined;
-    const mismatch = stable && signatureMismatch(stable.signature, shadow.signature);
+    const mismatch = stable && signatureMismatch(stable, shadow);
     if (mismatch) {
       throw new ConflictError(
         `version ${shadowVersion} of model '${change.name}' cannot shadow alias '${change.alias}' (version ${current.version}): ${mismatch}; its answers could not be compared with the alias's`,
@@ -696,29 +696,71 @@ export function planAliasRouting(
   };
 }
 
+/** What of a version decides what its callers can send and receive: its signature and post-processing. */
+export type ServedInterface = Pick<ModelVersion, 'signature' | 'labels' | 'postprocess'>;
+
 /**
- * Why a canary with signature `canary` could not answer the requests of a stable version with signature `stable`
- * (undefined when it can): it must take the same inputs (names, datatypes, shapes) and give every output of the
- * stable version with the same datatype, so that a caller cannot tell which one answered but by its values.
+ * Why `canary` could not answer the requests of the alias's stable version `stable` (undefined when it can); the
+ * canary, the shadow and the split an alias keeps when it moves are all checked with it. What the alias's callers
+ * can receive is what is compared: the model outputs AND the post-processing outputs (`servedOutputSpecs`: e.g.
+ * `argmax`, `label` BYTES, `topk_*`), so that a caller cannot tell which version answered but by its values:
+ *
+ * - the same inputs (names, datatypes, shapes, exactly);
+ * - every output the stable version serves, with its datatype and a compatible shape (same rank, and the same
+ *   size in every dimension that both fix; -1 matches any size, `[]` any rank). Missing ones are all named.
+ *
+ * The canary may serve MORE outputs than the stable version: a request without `outputs` gets them too (extra
+ * names are harmless to a caller reading the ones it knows), and a request naming one of them is already refused
+ * by the stable version, so no caller can come to depend on them. Label names and the post-processing source may
+ * differ (they change values, not what is served).
  */
-export function signatureMismatch(stable: ModelSignature, canary: ModelSignature): string | undefined {
+export function signatureMismatch(stable: ServedInterface, canary: ServedInterface): string | undefined {
   const key = (t: TensorSpec) => `${t.datatype}[${t.shape.join(',')}]`;
-  const canaryInputs = new Map(canary.inputs.map((t) => [t.name, key(t)]));
-  if (canary.inputs.length !== stable.inputs.length) {
-    return `it takes ${canary.inputs.length} input(s), the stable version ${stable.inputs.length}`;
+  const canaryInputs = new Map(canary.signature.inputs.map((t) => [t.name, key(t)]));
+  if (canary.signature.inputs.length !== stable.signature.inputs.length) {
+    return `it takes ${canary.signature.inputs.length} input(s), the stable version ${stable.signature.inputs.length}`;
   }
-  for (const t of stable.inputs) {
+  for (const t of stable.signature.inputs) {
     const c = canaryInputs.get(t.name);
     if (c === undefined) return `it has no input '${t.name}'`;
     if (c !== key(t)) return `its input '${t.name}' is ${c}, the stable version's ${key(t)}`;
   }
-  const canaryOutputs = new Map(canary.outputs.map((t) => [t.name, t.datatype]));
-  for (const t of stable.outputs) {
+  const served = (v: ServedInterface) => servedOutputSpecs(v.postprocess, v.labels, v.signature);
+  const canaryOutputs = new Map(served(canary).map((t) => [t.name, t]));
+  const stableExtras = new Set(postprocessOutputNames(stable.postprocess, stable.labels));
+  const missing: string[] = [];
+  const differing: string[] = [];
+  const fmt = (shape: readonly number[]) => `[${shape.join(',')}]`;
+  for (const t of served(stable)) {
     const c = canaryOutputs.get(t.name);
-    if (c === undefined) return `it has no output '${t.name}'`;
-    if (c !== t.datatype) return `its output '${t.name}' is ${c}, the stable version's ${t.datatype}`;
+    if (c === undefined) missing.push(t.name);
+    else if (c.datatype !== t.datatype) {
+      differing.push(`its output '${t.name}' is ${c.datatype}, the stable version's ${t.datatype}`);
+    } else if (!shapesAgree(t.shape, c.shape)) {
+      differing.push(
+        `its output '${t.name}' has shape ${fmt(c.shape)}, the stable version's ${fmt(t.shape)}`,
+      );
+    }
   }
-  return undefined;
+  const problems: string[] = [];
+  if (missing.length > 0) {
+    const names = missing.map((n) => `'${n}'`).join(', ');
+    const post = missing.every((n) => stableExtras.has(n))
+      ? ' (post-processing of the stable version: declare the same postprocess and labels on this version)'
+      : '';
+    problems.push(`it has no output${missing.length > 1 ? 's' : ''} ${names}${post}`);
+  }
+  problems.push(...differing);
+  return problems.length > 0 ? problems.join('; ') : undefined;
+}
+
+/**
+ * Whether two output shapes can describe the same answers: same rank, same size wherever both fix it. A shape `[]`
+ * (an output declared with no shape: any rank) agrees with any.
+ */
+function shapesAgree(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length === 0 || b.length === 0) return true;
+  return a.length === b.length && a.every((d, i) => d < 0 || b[i]! < 0 || d === b[i]);
 }
 
 /**

@@ -131,6 +131,14 @@ describe('registry HTTP API', () => {
       expect((await call('GET', '/models/objkeys/versions/1')).body.tags).toEqual({ constructor: 'v' });
     });
 
+    it("refuses a topK larger than the model's fixed class count (400), and takes one up to it", async () => {
+      const tooWide = await register('topk-wide', { postprocess: { topK: 4 } });
+      expectError(tooWide, 400, 'VALIDATION_ERROR');
+      expect(tooWide.body.error).toContain('topK 4 exceeds the 3 classes');
+      expect((await call('GET', '/models/topk-wide')).status).toBe(404);
+      expect((await register('topk-wide', { postprocess: { topK: 3 } })).status).toBe(201);
+    });
+
     it('registers from an s3Uri in the service bucket and records the IAM principal as actor', async () => {
       const key = 'incoming/fraud/model.onnx';
       await deps.store.putObject(key, mlp);
@@ -712,6 +720,29 @@ describe('registry HTTP API', () => {
         reason: 'done',
       });
       expect((await call('DELETE', '/models/split-http/versions/3')).status).toBe(204);
+    });
+
+    it('refuses a canary or shadow without the post-processing outputs the stable version serves (409)', async () => {
+      const name = 'split-post';
+      const labels = ['setosa', 'versicolor', 'virginica'];
+      expect((await register(name, { labels, postprocess: { argmax: true } })).status).toBe(201); // v1: prod
+      expect((await register(name)).status).toBe(201); // v2: the same model, no post-processing
+      expect((await register(name, { labels: ['a', 'b', 'c'], postprocess: { argmax: true } })).status).toBe(
+        201,
+      );
+      const patch = (body: Json) => call('PATCH', `/models/${name}/aliases/prod`, { body });
+      const before = await deps.repo.getAlias(name, 'prod');
+      const canary = await patch({ routing: { canary: { version: 2, weight: 50 } } });
+      expectError(canary, 409, 'CANARY_INCOMPATIBLE');
+      expect(canary.body.error).toContain("it has no outputs 'argmax', 'label'");
+      expectError(
+        await patch({ routing: { shadow: { version: 2, percent: 50 } } }),
+        409,
+        'SHADOW_INCOMPATIBLE',
+      );
+      expect(await deps.repo.getAlias(name, 'prod')).toEqual(before);
+      // The same post-processing (other label names) answers alike.
+      expect((await patch({ routing: { canary: { version: 3, weight: 50 } } })).status).toBe(200);
     });
 
     it('refuses a move that would keep a canary or shadow unable to answer like the new stable version (409), writing nothing', async () => {

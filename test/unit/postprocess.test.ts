@@ -5,6 +5,7 @@ import {
   checkPostprocess,
   postprocessOutputNames,
   postprocessOutputSpecs,
+  servedOutputSpecs,
   softmax,
   topK,
 } from '../../functions/domain/postprocess';
@@ -81,5 +82,49 @@ describe('post-processing', () => {
     expect(checkPostprocess(undefined, ['a', 'b', 'c', 'd'], sig([-1, 3]))).toMatch(/4 name\(s\)/);
     expect(checkPostprocess(undefined, ['a', 'b'], sig([-1, -1]))).toBeUndefined();
     expect(checkPostprocess({ argmax: true }, [], sig([-1, 3]))).toBeUndefined();
+  });
+
+  it('refuses a topK larger than a fixed class count, and advertises -1 where the class count is dynamic', () => {
+    const sig = (shape: number[]): ModelSignature => ({
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 4] }],
+      outputs: [{ name: 'y', datatype: 'FP32', shape }],
+    });
+    expect(checkPostprocess({ topK: 4 }, undefined, sig([-1, 3]))).toBe(
+      "topK 4 exceeds the 3 classes of output 'y' (its last dimension); give a topK of at most 3",
+    );
+    expect(checkPostprocess({ topK: 4 }, ['a', 'b', 'c'], sig([-1, 3]))).toMatch(/3 classes/);
+    expect(checkPostprocess({ topK: 3 }, undefined, sig([-1, 3]))).toBeUndefined();
+    expect(checkPostprocess({ topK: 1 }, undefined, sig([-1, 0]))).toBe(
+      "topK 1 exceeds the 0 classes of output 'y' (its last dimension); give a topK of at most 0",
+    );
+    // Dynamic class count: any k is taken, the run-time clamp applies, and the width is advertised as -1.
+    expect(checkPostprocess({ topK: 40 }, undefined, sig([-1, -1]))).toBeUndefined();
+    expect(postprocessOutputSpecs({ topK: 40 }, ['a'], sig([-1, -1]))).toEqual([
+      { name: 'label', datatype: 'BYTES', shape: [-1] },
+      { name: 'topk_indices', datatype: 'INT64', shape: [-1, -1] },
+      { name: 'topk_scores', datatype: 'FP32', shape: [-1, -1] },
+      { name: 'topk_labels', datatype: 'BYTES', shape: [-1, -1] },
+    ]);
+    // An output of any rank (shape []) has no fixed class count either; its top-k outputs are of any rank too.
+    expect(checkPostprocess({ topK: 40 }, undefined, sig([]))).toBeUndefined();
+    expect(postprocessOutputSpecs({ topK: 40 }, undefined, sig([])).map((o) => o.shape)).toEqual([[], []]);
+    // A version stored before the check advertises what its answers hold.
+    expect(postprocessOutputSpecs({ topK: 4 }, undefined, sig([-1, 3])).map((o) => o.shape)).toEqual([
+      [-1, 3],
+      [-1, 3],
+    ]);
+  });
+
+  it('serves the model outputs then the post-processing outputs', () => {
+    const sig: ModelSignature = {
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 4] }],
+      outputs: [{ name: 'y', datatype: 'FP32', shape: [-1, 3] }],
+    };
+    expect(servedOutputSpecs({ argmax: true }, ['a', 'b', 'c'], sig)).toEqual([
+      { name: 'y', datatype: 'FP32', shape: [-1, 3] },
+      { name: 'argmax', datatype: 'INT64', shape: [-1] },
+      { name: 'label', datatype: 'BYTES', shape: [-1] },
+    ]);
+    expect(servedOutputSpecs(undefined, undefined, sig)).toEqual(sig.outputs);
   });
 });

@@ -25,7 +25,7 @@ import {
   versionDeletionRefusal,
   versionUpdateRefusal,
 } from '../../functions/domain/registry-plans';
-import type { AliasState, ModelVersion, NewVersion } from '../../functions/domain/types';
+import type { AliasRouting, AliasState, ModelVersion, NewVersion } from '../../functions/domain/types';
 
 const T0 = '2026-01-01T00:00:00.000Z';
 const T1 = '2026-01-01T00:00:01.000Z';
@@ -842,9 +842,11 @@ describe('signatureMismatch (a canary must answer what the stable version answer
   const sig = (
     inputs: [string, string, number[]][],
     outputs: [string, string][],
-  ): import('../../functions/domain/types').ModelSignature => ({
-    inputs: inputs.map(([name, datatype, shape]) => ({ name, datatype, shape }) as never),
-    outputs: outputs.map(([name, datatype]) => ({ name, datatype, shape: [-1] }) as never),
+  ): Pick<ModelVersion, 'signature'> => ({
+    signature: {
+      inputs: inputs.map(([name, datatype, shape]) => ({ name, datatype, shape }) as never),
+      outputs: outputs.map(([name, datatype]) => ({ name, datatype, shape: [-1] }) as never),
+    },
   });
   const stable = sig([['x', 'FP32', [-1, 4]]], [['y', 'FP32']]);
 
@@ -885,5 +887,135 @@ describe('signatureMismatch (a canary must answer what the stable version answer
     [sig([['x', 'FP32', [-1, 4]]], [['y', 'FP16']]), "its output 'y' is FP16, the stable version's FP32"],
   ])('refuses %#: %s', (canary, reason) => {
     expect(signatureMismatch(stable, canary)).toContain(reason);
+  });
+
+  describe('compares what callers of the alias receive: model outputs and post-processing outputs', () => {
+    const model = {
+      inputs: [{ name: 'x', datatype: 'FP32' as const, shape: [-1, 4] }],
+      outputs: [{ name: 'probs', datatype: 'FP32' as const, shape: [-1, 3] }],
+    };
+    const served = (extra: Partial<ModelVersion> = {}) => ({ signature: model, ...extra });
+    const labels = ['setosa', 'versicolor', 'virginica'];
+
+    it('refuses a canary of the same model without the stable version’s post-processing, naming every missing output', () => {
+      const labelled = served({ labels, postprocess: { argmax: true } });
+      expect(signatureMismatch(labelled, served())).toBe(
+        "it has no outputs 'argmax', 'label' (post-processing of the stable version: declare the same postprocess and labels on this version)",
+      );
+      // Labels alone give `label` (BYTES): a canary with argmax but no labels still lacks it.
+      expect(signatureMismatch(labelled, served({ postprocess: { argmax: true } }))).toContain(
+        "it has no output 'label'",
+      );
+      expect(
+        signatureMismatch(served({ postprocess: { topK: 2 } }), served({ postprocess: { softmax: true } })),
+      ).toContain("it has no outputs 'topk_indices', 'topk_scores'");
+    });
+
+    it('refuses post-processing outputs of another datatype or shape', () => {
+      // The stable model's own `label` output is INT64; the canary's `label` comes from its labels, BYTES.
+      const ownLabel = {
+        ...model,
+        outputs: [...model.outputs, { name: 'label', datatype: 'INT64' as const, shape: [-1] }],
+      };
+      expect(signatureMismatch({ signature: ownLabel }, served({ labels }))).toBe(
+        "its output 'label' is BYTES, the stable version's INT64",
+      );
+      expect(
+        signatureMismatch(served({ postprocess: { topK: 3 } }), served({ postprocess: { topK: 2 } })),
+      ).toBe(
+        "its output 'topk_indices' has shape [-1,2], the stable version's [-1,3]; its output 'topk_scores' has shape [-1,2], the stable version's [-1,3]",
+      );
+    });
+
+    it('accepts the same post-processing (label names may differ) and a canary that serves more outputs', () => {
+      const labelled = served({ labels, postprocess: { argmax: true } });
+      expect(
+        signatureMismatch(labelled, served({ labels: ['a', 'b', 'c'], postprocess: { argmax: true } })),
+      ).toBe(undefined);
+      expect(
+        signatureMismatch(
+          labelled,
+          served({ labels, postprocess: { argmax: true, softmax: true, topK: 2 } }),
+        ),
+      ).toBeUndefined();
+      expect(signatureMismatch(served(), labelled)).toBeUndefined();
+      // An output of any rank (shape []) matches any shape.
+      const anyRank = { ...model, outputs: [{ name: 'probs', datatype: 'FP32' as const, shape: [] }] };
+      expect(signatureMismatch({ signature: anyRank }, served())).toBeUndefined();
+      expect(signatureMismatch(served(), { signature: anyRank })).toBeUndefined();
+      // A dynamic dimension matches any size.
+      const dynamic = { ...model, outputs: [{ name: 'probs', datatype: 'FP32' as const, shape: [-1, -1] }] };
+      expect(
+        signatureMismatch(
+          { signature: dynamic, postprocess: { topK: 2 } },
+          served({ postprocess: { topK: 2 } }),
+        ),
+      ).toBeUndefined();
+    });
+  });
+});
+
+describe('split compatibility covers post-processing (planAliasRouting, planAliasMove)', () => {
+  const signature = {
+    inputs: [{ name: 'x', datatype: 'FP32' as const, shape: [-1, 4] }],
+    outputs: [{ name: 'probs', datatype: 'FP32' as const, shape: [-1, 3] }],
+  };
+  const labels = ['setosa', 'versicolor', 'virginica'];
+  const labelled = (v: number) => version(v, { signature, labels, postprocess: { argmax: true } });
+  const bare = (v: number) => version(v, { signature });
+  const current: AliasState = { ...alias(1, 2, T0), target: labelled(1) };
+  const change = (routing: AliasRouting) => ({ name: 'iris', alias: 'prod', routing, actor: 'bob' });
+  const codeOf = (f: () => unknown) => {
+    try {
+      f();
+    } catch (e) {
+      return { code: (e as { code?: string }).code, message: (e as Error).message };
+    }
+    return { code: 'accepted', message: '' };
+  };
+
+  it('refuses a canary or shadow without the stable version’s argmax and label (409)', () => {
+    const canary = codeOf(() =>
+      planAliasRouting(
+        change({ canary: { version: 3, weight: 50 } }),
+        { modelExists: true, alias: current, canary: bare(3) },
+        T1,
+      ),
+    );
+    expect(canary.code).toBe('CANARY_INCOMPATIBLE');
+    expect(canary.message).toContain("it has no outputs 'argmax', 'label'");
+    const shadow = codeOf(() =>
+      planAliasRouting(
+        change({ shadow: { version: 3, percent: 50 } }),
+        { modelExists: true, alias: current, canary: undefined, shadow: bare(3) },
+        T1,
+      ),
+    );
+    expect(shadow.code).toBe('SHADOW_INCOMPATIBLE');
+    // The same post-processing, or more of it, is fine.
+    expect(
+      planAliasRouting(
+        change({ canary: { version: 3, weight: 50 } }),
+        { modelExists: true, alias: current, canary: labelled(3) },
+        T1,
+      ).next.routing,
+    ).toEqual({ canary: { version: 3, weight: 50 } });
+  });
+
+  it('refuses a move to a version whose post-processing the kept canary lacks', () => {
+    const split: AliasState = {
+      ...alias(2, 3, T0),
+      target: bare(2),
+      routing: { canary: { version: 3, weight: 10 } },
+      canaryTarget: bare(3),
+    };
+    const move = { name: 'iris', alias: 'prod', version: 1, actor: 'bob' };
+    expect(
+      codeOf(() => planAliasMove(move, { modelExists: true, alias: split, target: labelled(1) }, T1)).code,
+    ).toBe('CANARY_INCOMPATIBLE');
+    expect(
+      planAliasMove({ ...move, version: 4 }, { modelExists: true, alias: split, target: bare(4) }, T1).next
+        ?.routing,
+    ).toEqual({ canary: { version: 3, weight: 10 } });
   });
 });
