@@ -150,6 +150,25 @@ describe('other run failures', () => {
     });
   });
 
+  it('leave out where in onnxruntime’s sources the failure was raised (file, line and C++ function)', async () => {
+    // Reshape to a shape of another size: onnxruntime's message names its source file and function.
+    const reshape = buildModel({
+      inputs: [{ name: 'x', elemType: ElemType.FLOAT, shape: ['b', 'k'] }],
+      outputs: [{ name: 'y', elemType: ElemType.FLOAT, shape: null }],
+      nodes: [{ opType: 'Reshape', inputs: ['x', 'shape'], outputs: ['y'] }],
+      initializers: [{ name: 'shape', elemType: ElemType.INT64, dims: [2], int64s: [7, 3] }],
+    });
+    await withSession(reshape, async (s) => {
+      const x: Tensor = { datatype: 'FP32', shape: [1, 5], data: new Float32Array(5) };
+      const e = await failure(engine.run(s, { x }, ['y']));
+      expect(e).toMatchObject({ status: 400, code: 'INFERENCE_FAILED' });
+      expect(e.message).toContain(
+        'cannot be reshaped to the requested shape. Input shape:{1,5}, requested shape:{7,3}',
+      );
+      expect(e.message).not.toMatch(/onnxruntime_src|\.h:\d|ReshapeHelper|TensorShape&/);
+    });
+  });
+
   it('a tensor that cannot be built is not taken for a failed run', async () => {
     await withSession(preprocessed('error', 'error'), async (s) => {
       const bad = {
