@@ -215,20 +215,22 @@ export interface RouteMatch {
 export function matchRoute(
   method: string,
   path: string,
-): RouteMatch | { methodNotAllowed: true } | undefined {
-  let pathKnown = false;
+): RouteMatch | { methodNotAllowed: true; allowed: string[] } | undefined {
+  const allowed: string[] = [];
   for (const { route, names, regex } of compiled) {
     const m = regex.exec(path);
     if (!m) continue;
-    pathKnown = true;
-    if (route.method !== method.toUpperCase()) continue;
+    if (route.method !== method.toUpperCase()) {
+      if (!allowed.includes(route.method)) allowed.push(route.method);
+      continue;
+    }
     const pathParameters: Record<string, string> = {};
     names.forEach((name, i) => {
       pathParameters[name] = decodeSegment(m[i + 1] ?? '');
     });
     return { route, pathParameters };
   }
-  return pathKnown ? { methodNotAllowed: true } : undefined;
+  return allowed.length > 0 ? { methodNotAllowed: true, allowed } : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -38,6 +38,13 @@ export class NotFoundError extends MaasError {
 export class MethodNotAllowedError extends MaasError {
   readonly status = 405;
   readonly code = 'METHOD_NOT_ALLOWED';
+  constructor(
+    message: string,
+    /** The methods the path takes: the answer's `Allow` header (HTTP requires it on a 405). */
+    readonly allowed: readonly string[],
+  ) {
+    super(message);
+  }
 }
 
 export class ConflictError extends MaasError {

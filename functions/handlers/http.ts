@@ -52,7 +52,7 @@ export function resolveOperation<Op extends OperationId>(
   const method = event.requestContext?.http?.method ?? 'GET';
   const m = matchRoute(method, event.rawPath ?? '/');
   if (m && 'methodNotAllowed' in m)
-    throw new MethodNotAllowedError(`${method} is not allowed on ${event.rawPath}`);
+    throw new MethodNotAllowedError(`${method} is not allowed on ${event.rawPath}`, m.allowed);
   const found = m ? ops.get(routeKey(m.route)) : undefined;
   if (!m || found === undefined)
     throw new NotFoundError(`no route for ${method} ${event.rawPath}`, 'ROUTE_NOT_FOUND');
@@ -85,7 +85,11 @@ export function errorResult(err: unknown, logger?: Pick<Logger, 'error'>): HttpR
       });
     }
     const headers: Record<string, string> =
-      err instanceof UnavailableError ? { 'retry-after': String(err.retryAfterSeconds) } : {};
+      err instanceof UnavailableError
+        ? { 'retry-after': String(err.retryAfterSeconds) }
+        : err instanceof MethodNotAllowedError
+          ? { allow: err.allowed.join(', ') }
+          : {};
     return json(err.status, { error: err.message, code: err.code }, headers);
   }
   // A library's error wrapping ours (Powertools Idempotency wraps its persistence layer's): the 503 it carries.

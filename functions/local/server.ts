@@ -308,7 +308,10 @@ export function createLocalServer(opts: LocalServerOptions): Server {
     if (path === METRICS_PATH && opts.metrics) {
       req.resume();
       if (method !== 'GET') {
-        writeResult(res, errorResult(new MethodNotAllowedError(`${method} is not allowed on ${path}`)));
+        writeResult(
+          res,
+          errorResult(new MethodNotAllowedError(`${method} is not allowed on ${path}`, ['GET'])),
+        );
         return;
       }
       const text = await opts.metrics();
@@ -327,7 +330,7 @@ export function createLocalServer(opts: LocalServerOptions): Server {
     if (!match || 'methodNotAllowed' in match) {
       req.resume();
       const err = match
-        ? new MethodNotAllowedError(`${method} is not allowed on ${path}`)
+        ? new MethodNotAllowedError(`${method} is not allowed on ${path}`, match.allowed)
         : new NotFoundError(`no route for ${method} ${path}`, 'ROUTE_NOT_FOUND');
       writeResult(res, errorResult(err));
       return;
@@ -375,7 +378,7 @@ async function setAlarm(
   const bad = (why: string) => writeResult(res, errorResult(new BadRequestError(why, 'INVALID_ALARM')));
   if (method !== 'POST') {
     req.resume();
-    writeResult(res, errorResult(new MethodNotAllowedError(`${method} is not allowed on ${path}`)));
+    writeResult(res, errorResult(new MethodNotAllowedError(`${method} is not allowed on ${path}`, ['POST'])));
     return;
   }
   const body = await readBody(req, 64 * 1024, 1024 * 1024, 10_000);

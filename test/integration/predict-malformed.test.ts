@@ -131,5 +131,7 @@ describe('malformed inference requests', () => {
     expect(typeof r.body.error).toBe('string');
     expect(Object.keys(r.body).sort()).toEqual(['code', 'error']);
     expect(raw.body).not.toMatch(/\n\s+at /);
+    // A 405 names the methods the path takes (HTTP's Allow header).
+    if (status === 405) expect(raw.headers?.allow).toMatch(/^(GET|POST|PUT|PATCH|DELETE)(, [A-Z]+)*$/);
   });
 });

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   ArtifactIntegrityError,
   BadRequestError,
+  MethodNotAllowedError,
   NotFoundError,
   UnavailableError,
 } from '../../functions/domain/errors';
@@ -72,6 +73,13 @@ describe('errorResult', () => {
         }),
       }),
     ]);
+  });
+
+  it('answers a 405 with the Allow header HTTP requires: the methods the path takes', () => {
+    const r = errorResult(new MethodNotAllowedError('DELETE is not allowed on /x', ['POST', 'GET']));
+    expect(r.statusCode).toBe(405);
+    expect(r.headers?.allow).toBe('POST, GET');
+    expect(JSON.parse(r.body ?? '').code).toBe('METHOD_NOT_ALLOWED');
   });
 
   it('logs a server-side domain failure without a cause too', () => {

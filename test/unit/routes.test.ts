@@ -19,7 +19,12 @@ describe('route table', () => {
   });
 
   it('tells a wrong method from an unknown path', () => {
-    expect(matchRoute('DELETE', '/v2/health/live')).toEqual({ methodNotAllowed: true });
+    expect(matchRoute('DELETE', '/v2/health/live')).toEqual({ methodNotAllowed: true, allowed: ['GET'] });
+    // Every method the path takes, for the 405's Allow header.
+    expect(matchRoute('DELETE', '/models/iris/versions')).toEqual({
+      methodNotAllowed: true,
+      allowed: ['POST', 'GET'],
+    });
     expect(matchRoute('GET', '/nowhere')).toBeUndefined();
   });
 
