@@ -4,6 +4,7 @@
  * writes the handlers' results back as HTTP answers. Each event carries its route's `routeKey` as API Gateway
  * sets it, from which the handlers resolve the route's operation id exactly as in AWS.
  */
+import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -133,11 +134,14 @@ export function toEvent(
   }
   // As API Gateway: a body of a text Content-Type is passed as text, any other base64-encoded. Without a
   // Content-Type, a body of the binary tensor data extension (its client sends none) or a compressed one is passed
-  // base64-encoded, its bytes intact; a bare JSON body as text (the handlers read both alike).
+  // base64-encoded, its bytes intact; a bare JSON body as text (the handlers read both alike). Bytes that are not
+  // UTF-8 are passed base64-encoded whatever the type: as text they would become U+FFFD unseen, where the
+  // handlers' strict decoding refuses them (400).
   const text =
-    headers['content-type'] !== undefined
+    (headers['content-type'] !== undefined
       ? isTextContentType(headers['content-type'])
-      : headers['inference-header-content-length'] === undefined && headers['content-encoding'] === undefined;
+      : headers['inference-header-content-length'] === undefined &&
+        headers['content-encoding'] === undefined) && isUtf8(body);
   const method = (req.method ?? 'GET').toUpperCase();
   const requestId = randomUUID();
   const sourceIp = req.socket?.remoteAddress ?? '127.0.0.1';

@@ -169,3 +169,23 @@ describe('rollouts on the local service', () => {
     expect(alias?.routing).toBeUndefined();
   });
 });
+
+describe('the local server passing bodies to the handlers', () => {
+  it('refuses a text body that is not UTF-8 (400) instead of storing U+FFFD in its place', async () => {
+    await local.services.registry.repo.createVersion(newVersion('bytes'));
+    // "café" with é as the Latin-1 byte 0xE9: not UTF-8.
+    const body = Buffer.concat([Buffer.from('{"description":"caf'), Buffer.of(0xe9), Buffer.from('"}')]);
+    const r = await fetch(`${local.server.url}/models/bytes/versions/1`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
+    expect(r.status).toBe(400);
+    expect(await r.json()).toEqual({ error: 'request body is not UTF-8 text', code: 'MALFORMED_JSON' });
+    expect((await local.services.registry.repo.getVersion('bytes', 1))?.description).toBeUndefined();
+    // The same text in UTF-8 is stored as sent.
+    const ok = await call('PATCH', '/models/bytes/versions/1', { description: 'café' });
+    expect(ok.status).toBe(200);
+    expect((await local.services.registry.repo.getVersion('bytes', 1))?.description).toBe('café');
+  });
+});
