@@ -5,13 +5,19 @@
  * which signs what it forwards as the CLI signs; the command itself runs as a process with a bearer token (its Live reads signed for `--region`).
  */
 import { execFile, spawn } from 'node:child_process';
-import { createServer, type IncomingHttpHeaders, request, type Server } from 'node:http';
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type RequestListener,
+  request,
+  type Server,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MaasClient } from '../../functions/cli/client';
+import { MaasClient, type MaasClientOptions } from '../../functions/cli/client';
 import { consoleAuth, describeAuth } from '../../functions/cli/commands/console';
 import { decodeInferResponse, encodeInferRequest } from '../../functions/client/oip-binary';
 import {
@@ -176,6 +182,33 @@ function seedCloudWatch(cw: FakeCloudWatch): void {
     put('Latency', 2, stat, minute(7), v);
     put('Latency', 2, stat, WINDOW.start, v, WINDOW_SECONDS);
   }
+}
+
+/**
+ * `maas console` (unsigned) over an API that `handle` serves on a port of its own; `close` stops both, the API's
+ * open connections included.
+ */
+async function consoleOver(
+  handle: RequestListener,
+  client: Omit<MaasClientOptions, 'endpoint'> = {},
+): Promise<{ readonly url: string; close(): Promise<void> }> {
+  const upstream = createServer(handle);
+  const endpoint = await new Promise<string>((r) =>
+    upstream.listen(0, '127.0.0.1', () => r(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`)),
+  );
+  const server = await startConsoleServer({
+    client: new MaasClient({ endpoint, ...client }),
+    auth: { kind: 'none' },
+    metrics: false,
+  });
+  return {
+    url: server.url,
+    close: async () => {
+      await server.close();
+      upstream.closeAllConnections();
+      await new Promise<void>((r) => upstream.close(() => r()));
+    },
+  };
 }
 
 describe('maas console against a deployed-like stack', () => {
@@ -379,7 +412,7 @@ describe('maas console against a deployed-like stack', () => {
   it('passes refusals back as the API wrote them, with the headers a client reads (retry-after of a 503 to a POST)', async () => {
     // An API that is loading: every call is a 503 with how long to wait, and the id of the inference it refused.
     const refusal = JSON.stringify({ error: 'model is loading, retry later', code: 'UNAVAILABLE' });
-    const upstream = createServer((req, res) => {
+    const loading = await consoleOver((req, res) => {
       req.resume();
       req.on('end', () => {
         res.writeHead(503, {
@@ -391,16 +424,6 @@ describe('maas console against a deployed-like stack', () => {
         });
         res.end(refusal);
       });
-    });
-    const url = await new Promise<string>((r) =>
-      upstream.listen(0, '127.0.0.1', () =>
-        r(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`),
-      ),
-    );
-    const loading = await startConsoleServer({
-      client: new MaasClient({ endpoint: url }),
-      auth: { kind: 'none' },
-      metrics: false,
     });
     try {
       for (const [method, path] of [
@@ -426,23 +449,12 @@ describe('maas console against a deployed-like stack', () => {
       }
     } finally {
       await loading.close();
-      await new Promise<void>((r) => upstream.close(() => r()));
     }
   });
 
   it('answers a 504 when the API takes a call and does not answer in time, never hangs', async () => {
     // An API that stalls: it reads the request and never answers.
-    const upstream = createServer((req) => req.resume());
-    const url = await new Promise<string>((r) =>
-      upstream.listen(0, '127.0.0.1', () =>
-        r(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`),
-      ),
-    );
-    const stalled = await startConsoleServer({
-      client: new MaasClient({ endpoint: url, timeoutMs: 300 }),
-      auth: { kind: 'none' },
-      metrics: false,
-    });
+    const stalled = await consoleOver((req) => req.resume(), { timeoutMs: 300 });
     try {
       for (const [method, path] of [
         ['GET', '/models/iris'],
@@ -462,8 +474,6 @@ describe('maas console against a deployed-like stack', () => {
       }
     } finally {
       await stalled.close();
-      upstream.closeAllConnections();
-      await new Promise<void>((r) => upstream.close(() => r()));
     }
   });
 
