@@ -11,6 +11,7 @@
  *   registry), a `register-complete` message goes to the work queue, and the caller gets it at once (202); the
  *   worker verifies the artifact again and completes the version READY or FAILED (`completePendingVersion`).
  */
+import { createHash } from 'node:crypto';
 import { REGISTRATION } from '../contract/events';
 import { ConflictError, isMaasError, NotFoundError, UnprocessableModelError } from '../domain/errors';
 import type { ModelVersion, VersionStatus } from '../domain/types';
@@ -231,6 +232,28 @@ export async function withinTime<T>(
 // ---------------------------------------------------------------------------------------------
 // Idempotency
 
+/** What the idempotency record keeps of a registration's version. */
+function storedOf(v: ModelVersion, pending: boolean): StoredRegistration {
+  const failed = !pending && v.status === 'FAILED';
+  return { version: v.version, pending, ...(failed ? { failed: failedRegistration(v).message } : {}) };
+}
+
+/** The version of `name` a registration with this key (its sha-256) wrote, if any (newest first). */
+async function versionRegisteredAs(
+  deps: RegistryDeps,
+  name: string,
+  registrationKey: string,
+): Promise<ModelVersion | undefined> {
+  let token: string | undefined;
+  do {
+    const page = await deps.repo.listVersions(name, 100, token);
+    const found = page.items.find((v) => v.registrationKey === registrationKey);
+    if (found) return found;
+    token = page.nextToken;
+  } while (token !== undefined);
+  return undefined;
+}
+
 /** The stored outcome of a keyed registration: the version it wrote, and whether it was refused (422). */
 interface StoredRegistration {
   readonly version: number;
@@ -273,16 +296,16 @@ export async function registerVersionOnce(
     return { ...r, replayed: false };
   }
   const guard = opts.guard;
+  const registrationKey = createHash('sha256').update(opts.key).digest('hex');
   let fresh: ModelVersion | undefined;
   const work = async (): Promise<StoredRegistration> => {
-    const r = await registerVersionWithin(deps, input, opts.budget);
+    // A first attempt whose outcome was never known (the registry stalled during its write, answered 503) released
+    // the key, but its version may have been written: it is the answer, not a second version.
+    const written = await versionRegisteredAs(deps, input.name, registrationKey);
+    if (written) return storedOf(written, written.status === 'PENDING');
+    const r = await registerVersionWithin(deps, { ...input, registrationKey }, opts.budget);
     fresh = r.version;
-    const failed = !r.pending && r.version.status === 'FAILED';
-    return {
-      version: r.version.version,
-      pending: r.pending,
-      ...(failed ? { failed: failedRegistration(r.version).message } : {}),
-    };
+    return storedOf(r.version, r.pending);
   };
   const started = Date.now();
   const remaining = () =>

@@ -86,6 +86,8 @@ export interface RegisterVersionInput {
    */
   readonly preprocess?: PreprocessSpec;
   readonly actor?: string;
+  /** The idempotency key's sha-256, recorded on the version (`ModelVersion.registrationKey`). */
+  readonly registrationKey?: string;
 }
 
 /** A registration request checked up to its artifact's bytes (name, key, existence and size by HEAD). */
@@ -227,6 +229,7 @@ export function requestedFields(input: RegisterVersionInput) {
     ...(input.postprocess !== undefined ? { postprocess: input.postprocess } : {}),
     ...(input.preprocess !== undefined ? { transforms: [{ preprocess: input.preprocess }] } : {}),
     ...(input.actor !== undefined ? { createdBy: input.actor } : {}),
+    ...(input.registrationKey !== undefined ? { registrationKey: input.registrationKey } : {}),
   };
 }
 

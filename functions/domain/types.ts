@@ -77,6 +77,11 @@ export interface ModelVersion {
   readonly transforms?: readonly TransformSpec[];
   /** The accuracy gate's figures and verdict against `derivedFrom` (set when the derivation completed). */
   readonly evaluation?: Evaluation;
+  /**
+   * The sha-256 of the idempotency key of the registration that wrote it (its `uploadId` or `Idempotency-Key`):
+   * what a retry whose first attempt's write landed unseen finds it by. Not shown by the API.
+   */
+  readonly registrationKey?: string;
 }
 
 export interface Model {
@@ -194,6 +199,8 @@ export interface NewVersion {
   /** A derived version: its parent and transforms (see `ModelVersion.derivedFrom`). */
   readonly derivedFrom?: number;
   readonly transforms?: readonly TransformSpec[];
+  /** See `ModelVersion.registrationKey`. */
+  readonly registrationKey?: string;
 }
 
 /**
@@ -265,4 +272,5 @@ export const OPTIONAL_VERSION_FIELDS = [
   // A derived version's lineage (and a registration's own preprocessing, `transforms` alone).
   'derivedFrom',
   'transforms',
+  'registrationKey',
 ] as const;

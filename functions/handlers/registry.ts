@@ -151,8 +151,8 @@ type Operation = (
 const REGISTRABLE_PREFIXES = [S3_KEYS.uploadsPrefix, S3_KEYS.incomingPrefix] as const;
 
 /** The version as the API shows it (the storage key stays internal). */
-export function versionJson(v: ModelVersion): Omit<ModelVersion, 's3Key'> {
-  const { s3Key: _s3Key, ...rest } = v;
+export function versionJson(v: ModelVersion): Omit<ModelVersion, 's3Key' | 'registrationKey'> {
+  const { s3Key: _s3Key, registrationKey: _registrationKey, ...rest } = v;
   return rest;
 }
 

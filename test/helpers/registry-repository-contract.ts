@@ -88,6 +88,7 @@ export function registryRepositoryContract(setup: () => Promise<RegistryReposito
         labels: ['a', 'b', 'c'],
         postprocess: { softmax: false, argmax: true },
         createdBy: 'arn:aws:iam::1:user/alice',
+        registrationKey: 'b'.repeat(64),
       });
       const v1 = await repo.createVersion(full);
       expect(v1).toEqual({
@@ -103,9 +104,11 @@ export function registryRepositoryContract(setup: () => Promise<RegistryReposito
         labels: ['a', 'b', 'c'],
         postprocess: { softmax: false, argmax: true },
         createdBy: 'arn:aws:iam::1:user/alice',
+        registrationKey: 'b'.repeat(64),
         createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
       });
       expect(await repo.getVersion('written', 1)).toEqual(v1);
+      expect((await repo.listVersions('written', 10)).items.at(-1)).toEqual(v1);
       // Optional fields that are not given are absent, not undefined.
       const v2 = await repo.createVersion(newVersion('written', { description: undefined }));
       expect(v2.version).toBe(2);

@@ -120,7 +120,12 @@ describe('registration: idempotency and the time budget', () => {
       ]);
       for (const r of results) expect(r.body).toEqual(results[0]?.body);
       expect(results[0]?.body).toMatchObject({ version: 1, status: 'READY', description: 'once' });
+      // The key is kept on the version in DynamoDB, hashed (what a retry after an unseen write finds it by); the API
+      // shows it nowhere.
+      expect((await deps.repo.getVersion('dup', 1))?.registrationKey).toMatch(/^[0-9a-f]{64}$/);
+      expect(results[0]?.body.registrationKey).toBeUndefined();
       const versions = await call('GET', '/models/dup/versions');
+      expect(versions.body.versions[0].registrationKey).toBeUndefined();
       expect(versions.body.versions).toHaveLength(1);
       expect(
         events.filter((e) => e.type === 'ModelVersionRegistered' && e.detail.name === 'dup'),

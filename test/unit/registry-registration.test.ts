@@ -12,7 +12,7 @@ import {
   registerVersionWithin,
 } from '../../functions/app/registration';
 import type { RegistryDeps } from '../../functions/app/registry';
-import { UnprocessableModelError } from '../../functions/domain/errors';
+import { UnavailableError, UnprocessableModelError } from '../../functions/domain/errors';
 import type { ModelSignature } from '../../functions/domain/types';
 import type { RegistryEvent } from '../../functions/ports';
 import { MemoryGuard, RecordingQueue } from '../helpers/events-fakes';
@@ -150,6 +150,35 @@ describe('registerVersionOnce', () => {
     expect(results.filter((r) => !r.replayed)).toHaveLength(1);
     expect(inspections()).toBe(1);
     expect((await deps.repo.getModel('m'))?.latestVersion).toBe(1);
+  });
+
+  it('a retry after a 503 whose write landed unseen answers the version it wrote, not a second one', async () => {
+    // Prepare: the registry writes the version, then its answer is lost (the request is answered 503, and the
+    // guard releases the key, as Powertools does on a failure).
+    const { deps } = setup();
+    const repo = deps.repo as MemoryRegistryRepository;
+    const write = repo.createVersion.bind(repo);
+    let stalls = 1;
+    repo.createVersion = async (v) => {
+      const written = await write(v);
+      if (stalls-- > 0) throw new UnavailableError('the model registry did not answer in time', 1);
+      return written;
+    };
+    const guard = new MemoryGuard();
+    const opts = { key: 'upload:u1', payload: 'p', guard };
+    await expect(registerVersionOnce(deps, input, opts)).rejects.toBeInstanceOf(UnavailableError);
+    // Act
+    const retry = await registerVersionOnce(deps, input, opts);
+    // Assess
+    expect(retry).toMatchObject({ replayed: true, pending: false, version: { version: 1, status: 'READY' } });
+    expect((await deps.repo.getModel('m'))?.latestVersion).toBe(1);
+    // Another key registers the same artifact again: a new version.
+    const other = await registerVersionOnce(deps, input, { ...opts, key: 'upload:u2' });
+    expect(other).toMatchObject({ replayed: false, version: { version: 2 } });
+    // The key is kept hashed on the version, never as sent.
+    const v1 = await deps.repo.getVersion('m', 1);
+    expect(v1?.registrationKey).toMatch(/^[0-9a-f]{64}$/);
+    expect(JSON.stringify(v1)).not.toContain('upload:u1');
   });
 
   it('without a key every request registers', async () => {
