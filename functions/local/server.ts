@@ -134,14 +134,16 @@ export function toEvent(
   }
   // As API Gateway: a body of a text Content-Type is passed as text, any other base64-encoded. Without a
   // Content-Type, a body of the binary tensor data extension (its client sends none) or a compressed one is passed
-  // base64-encoded, its bytes intact; a bare JSON body as text (the handlers read both alike). Bytes that are not
-  // UTF-8 are passed base64-encoded whatever the type: as text they would become U+FFFD unseen, where the
-  // handlers' strict decoding refuses them (400).
+  // base64-encoded, its bytes intact; a bare JSON body as text (the handlers read both alike). A JSON body whose
+  // bytes are not UTF-8 is passed base64-encoded whatever its type: as text it would become U+FFFD unseen, where
+  // the handlers' strict decoding refuses it (400). A binary request of a text type stays text, as API Gateway
+  // passes it: the predict handler refuses any that arrives so.
+  const binary = headers['inference-header-content-length'] !== undefined;
   const text =
     (headers['content-type'] !== undefined
       ? isTextContentType(headers['content-type'])
-      : headers['inference-header-content-length'] === undefined &&
-        headers['content-encoding'] === undefined) && isUtf8(body);
+      : !binary && headers['content-encoding'] === undefined) &&
+    (binary || isUtf8(body));
   const method = (req.method ?? 'GET').toUpperCase();
   const requestId = randomUUID();
   const sourceIp = req.socket?.remoteAddress ?? '127.0.0.1';
