@@ -7,7 +7,7 @@
 
 import type { CaptureConfig } from '../domain/capture';
 import { ArtifactIntegrityError, ConflictError } from '../domain/errors';
-import { postprocessOutputSpecs } from '../domain/postprocess';
+import { servedOutputSpecs } from '../domain/postprocess';
 import type { TensorSpec } from '../domain/types';
 import type { ArtifactStore } from '../ports/index';
 import { type BatchItem, createBatchInference } from './batch-inference';
@@ -106,7 +106,7 @@ export function createPredictor(deps: PredictorDeps): Predictor {
         versions: [String(v.version)],
         platform: 'onnxruntime_onnx',
         inputs: v.signature.inputs,
-        outputs: [...v.signature.outputs, ...postprocessOutputSpecs(v.postprocess, v.labels, v.signature)],
+        outputs: servedOutputSpecs(v.postprocess, v.labels, v.signature),
       };
     },
     async preload(name, ref) {

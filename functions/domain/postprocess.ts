@@ -95,15 +95,14 @@ export function checkPostprocess(
   }
   // One name per class: where the class count is fixed (the last dimension), a list of another length is a mistake
   // (classes without a name would be answered as their index, names without a class never).
-  const classes = out.shape.length > 0 ? out.shape[out.shape.length - 1]! : undefined;
   if (
     labels !== undefined &&
     labels.length > 0 &&
-    classes !== undefined &&
-    classes > 0 &&
-    labels.length !== classes
+    fixedClasses !== undefined &&
+    fixedClasses > 0 &&
+    labels.length !== fixedClasses
   ) {
-    return `labels lists ${labels.length} name(s), but output '${out.name}' has ${classes} classes (its last dimension); give one label per class`;
+    return `labels lists ${labels.length} name(s), but output '${out.name}' has ${fixedClasses} classes (its last dimension); give one label per class`;
   }
   return undefined;
 }
