@@ -76,31 +76,24 @@ export function misconfiguredHandler(
  * dependency's failure, an unexpected error) is logged with `logger`.
  */
 export function errorResult(err: unknown, logger?: Pick<Logger, 'error'>): HttpResult {
-  if (isMaasError(err)) {
+  // Ours, or the 503 of ours a library's error wraps (Powertools Idempotency wraps its persistence layer's).
+  const own = isMaasError(err) ? err : unavailableIn(err);
+  if (own !== undefined) {
     // A caller's mistake is answered, not logged; a failure of ours is logged, with what caused it.
-    if (err.status >= 500) {
-      logger?.error(err.message, {
-        code: err.code,
-        ...(err.cause !== undefined ? { cause: describe(err.cause) } : {}),
+    if (own.status >= 500) {
+      logger?.error(own.message, {
+        code: own.code,
+        ...(own.cause !== undefined ? { cause: describe(own.cause) } : {}),
+        ...(own !== err ? { wrappedBy: describe(err) } : {}),
       });
     }
     const headers: Record<string, string> =
-      err instanceof UnavailableError
-        ? { 'retry-after': String(err.retryAfterSeconds) }
-        : err instanceof MethodNotAllowedError
-          ? { allow: err.allowed.join(', ') }
+      own instanceof UnavailableError
+        ? { 'retry-after': String(own.retryAfterSeconds) }
+        : own instanceof MethodNotAllowedError
+          ? { allow: own.allowed.join(', ') }
           : {};
-    return json(err.status, { error: err.message, code: err.code }, headers);
-  }
-  // A library's error wrapping ours (Powertools Idempotency wraps its persistence layer's): the 503 it carries.
-  const unavailable = unavailableIn(err);
-  if (unavailable !== undefined) {
-    logger?.error(unavailable.message, { code: unavailable.code, wrappedBy: describe(err) });
-    return json(
-      503,
-      { error: unavailable.message, code: unavailable.code },
-      { 'retry-after': String(unavailable.retryAfterSeconds) },
-    );
+    return json(own.status, { error: own.message, code: own.code }, headers);
   }
   if (isDependencyUnavailable(err)) {
     logger?.error('dependency unavailable', { error: describe(err) });
