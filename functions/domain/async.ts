@@ -40,8 +40,8 @@ export function checkRequestShape(raw: unknown): Record<string, unknown> {
  * Throws BadRequestError (400) like the sync route.
  */
 export function checkBinaryRequest(body: Uint8Array, headerLength: number): void {
-  if (headerLength === 0) return checkRawBody(body);
-  checkRequestShape(parseBinaryRequest(body, headerLength).request);
+  if (headerLength === 0) checkRawBody(body);
+  else checkRequestShape(parseBinaryRequest(body, headerLength).request);
 }
 
 /** Request ids are UUIDs (lower-case, as `crypto.randomUUID()` makes them). */
