@@ -27,7 +27,6 @@ import {
   type AsyncRequestDoc,
   type AsyncResultDoc,
   type AsyncStatusView,
-  asksBinaryOutput,
   asyncStatusView,
   binaryStatusBody,
   checkBinaryRequest,
@@ -35,7 +34,7 @@ import {
   checkRequestShape,
 } from '../domain/async';
 import { errorFields } from '../domain/batch';
-import type { EncodedResponse } from '../domain/binary-tensors';
+import { asksBinaryOutput, type EncodedResponse } from '../domain/binary-tensors';
 import { parseInferenceBody } from '../domain/body-parser';
 import { BadRequestError, isMaasError, NotFoundError } from '../domain/errors';
 import { ownInferenceId } from '../domain/inference-validation';

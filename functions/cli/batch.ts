@@ -403,7 +403,8 @@ export async function cancelJob(
 
 /** The figures of a status as the progress displays show them ('-' when the status has none). */
 export interface ProgressFields {
-  readonly state: JobState;
+  /** The job's state; `assembling` once every part of a running job is done (its output is being put together). */
+  readonly state: JobState | 'assembling';
   /** `12/40`, or '-' before the job is partitioned. */
   readonly parts: string;
   readonly rows: string;
@@ -415,9 +416,12 @@ export interface ProgressFields {
 const rate = (r: number): string => (r >= 10 ? String(Math.round(r)) : String(Number(r.toFixed(1))));
 
 export function progressFields(s: JobStatus): ProgressFields {
-  const running = s.state === 'running';
+  // Every part scored: what is left is the output's assembly, which has no ETA of its own.
+  const assembling =
+    s.state === 'running' && s.partsTotal !== undefined && (s.partsDone ?? 0) >= s.partsTotal;
+  const running = s.state === 'running' && !assembling;
   return {
-    state: s.state,
+    state: assembling ? 'assembling' : s.state,
     parts: s.partsTotal !== undefined ? `${s.partsDone ?? 0}/${s.partsTotal}` : '-',
     rows: String(s.total ?? 0),
     failedRows: String(s.failed ?? 0),

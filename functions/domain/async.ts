@@ -222,20 +222,3 @@ export function binaryStatusBody(
   body.set(stored.subarray(headerLength), end + 1);
   return { body, headerLength: end + 1 };
 }
-
-/**
- * Whether a JSON request asks any output as binary data (`parameters.binary_data_output`, or an output's
- * `parameters.binary_data`, whatever their value: the encoder decides and checks them).
- */
-export function asksBinaryOutput(request: unknown): boolean {
-  const r = request as
-    | { parameters?: { binary_data_output?: unknown }; outputs?: unknown }
-    | null
-    | undefined;
-  if (r?.parameters?.binary_data_output !== undefined) return true;
-  const outputs = r?.outputs;
-  if (!Array.isArray(outputs)) return false;
-  return outputs.some(
-    (o) => (o as { parameters?: { binary_data?: unknown } } | null)?.parameters?.binary_data !== undefined,
-  );
-}

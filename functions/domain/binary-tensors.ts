@@ -374,6 +374,27 @@ export function wantsBinaryOutput(request: OipRequest, outputName: string): bool
   return binaryFlag(request.parameters, 'binary_data_output', `'parameters'`) ?? false;
 }
 
+/**
+ * Whether a JSON request asks any output as binary data (`parameters.binary_data_output`, or an output's
+ * `parameters.binary_data`, whatever their value: the encoder decides and checks them). A few field reads, no
+ * allocation: the JSON predict path asks it of every request.
+ */
+export function asksBinaryOutput(request: unknown): boolean {
+  const r = request as
+    | { parameters?: { binary_data_output?: unknown }; outputs?: unknown }
+    | null
+    | undefined;
+  if (r?.parameters?.binary_data_output !== undefined) return true;
+  const outputs = r?.outputs;
+  if (!Array.isArray(outputs)) return false;
+  for (const o of outputs) {
+    if ((o as { parameters?: { binary_data?: unknown } } | null)?.parameters?.binary_data !== undefined) {
+      return true;
+    }
+  }
+  return false;
+}
+
 /** The head of an inference response: every member before `outputs`. */
 export interface ResponseHead {
   readonly model_name: string;

@@ -31,7 +31,7 @@ import {
   STABLE_ROUTE,
 } from '../contract/observability';
 import { operationsOf } from '../contract/routes';
-import type { EncodedResponse } from '../domain/binary-tensors';
+import { asksBinaryOutput, type EncodedResponse } from '../domain/binary-tensors';
 import { parseInferenceBody } from '../domain/body-parser';
 import { BadRequestError, isMaasError, UnavailableError } from '../domain/errors';
 import { ownInferenceId } from '../domain/inference-validation';
@@ -87,23 +87,6 @@ export const OIP_EXTENSIONS = [
   'infer_async',
   'batch',
 ] as const;
-
-/**
- * Whether a parsed JSON request asks any output as binary data (`parameters.binary_data_output`, or an output's
- * `parameters.binary_data`, whatever their value: the encoder decides). A few field reads; no allocation.
- */
-function asksBinaryOutput(body: unknown): boolean {
-  const b = body as { parameters?: { binary_data_output?: unknown }; outputs?: unknown } | null;
-  if (b?.parameters?.binary_data_output !== undefined) return true;
-  const outputs = b?.outputs;
-  if (!Array.isArray(outputs)) return false;
-  for (const o of outputs) {
-    if ((o as { parameters?: { binary_data?: unknown } } | null)?.parameters?.binary_data !== undefined) {
-      return true;
-    }
-  }
-  return false;
-}
 
 /**
  * 400 `RESPONSE_TOO_LARGE`: an inference answer that would not fit Lambda's synchronous response

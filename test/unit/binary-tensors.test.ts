@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  asksBinaryOutput,
   encodeBinaryResponse,
   parseBinaryRequest,
   responseOutputs,
@@ -660,6 +661,24 @@ describe('wantsBinaryOutput', () => {
     expect(codeOf(() => wantsBinaryOutput(req({ parameters: { binary_data_output: 'true' } }), 'a'))).toBe(
       'INVALID_PARAMETERS',
     );
+  });
+});
+
+describe('asksBinaryOutput', () => {
+  it('is true when a request-level or an output flag is given, whatever its value (the encoder checks it)', () => {
+    expect(asksBinaryOutput({ inputs: [] })).toBe(false);
+    expect(asksBinaryOutput({ parameters: { binary_data_output: false } })).toBe(true);
+    expect(asksBinaryOutput({ parameters: { binary_data_output: 'yes' } })).toBe(true);
+    expect(
+      asksBinaryOutput({ outputs: [{ name: 'a' }, { name: 'b', parameters: { binary_data: true } }] }),
+    ).toBe(true);
+    expect(asksBinaryOutput({ outputs: [{ name: 'a', parameters: { other: 1 } }] })).toBe(false);
+  });
+
+  it('reads odd requests without throwing: the validator refuses them', () => {
+    for (const r of [null, undefined, 5, 'x', { outputs: 5 }, { outputs: [null, 3] }, { parameters: null }]) {
+      expect(asksBinaryOutput(r)).toBe(false);
+    }
   });
 });
 

@@ -457,6 +457,20 @@ describe('progress', () => {
     ).toBe(
       'failed 1/4 parts, 500 rows, 2.3 rows/s: part 1 (batch/j/input.jsonl bytes 100-200) failed after 3 attempts: boom (BATCH_PART_FAILED)',
     );
+    // Every part done while the job still runs: the output is being assembled, and there is no ETA to show.
+    expect(
+      formatProgress({
+        jobId: 'j',
+        state: 'running',
+        total: 400_000,
+        succeeded: 400_000,
+        failed: 0,
+        partsDone: 40,
+        partsTotal: 40,
+        rowsPerSecond: 8702,
+        etaSeconds: 0,
+      }),
+    ).toBe('assembling 40/40 parts, 400000 rows, 8702 rows/s');
     // A status of an earlier release (no parts, no rate).
     expect(formatProgress({ jobId: 'j', state: 'done', total: 7, succeeded: 7, failed: 0 })).toBe(
       'done, 7 rows',
