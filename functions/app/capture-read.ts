@@ -20,6 +20,7 @@ import {
   parseCaptureLine,
   sinceStartKey,
 } from '../domain/capture-listing';
+import { BadRequestError } from '../domain/errors';
 import type { ObjectReader } from '../ports/objects';
 
 export interface CaptureReadDeps {
@@ -68,9 +69,18 @@ export async function listCapture(deps: CaptureReadDeps, q: CaptureQuery): Promi
     objectsRead++;
     let offset = from;
     let want = blockBytes;
+    // A page resumed inside an object reads the byte before its offset too: a line break there, or the token
+    // does not point at a record's start (an edited token would otherwise skip a partial record unseen).
+    let check = from > 0;
     for (;;) {
-      const bytes = await deps.objects.getRange(key, offset, offset + want);
+      const lead = check ? 1 : 0;
+      const read = await deps.objects.getRange(key, offset - lead, offset + want);
+      if (check && read !== undefined && read.byteLength > 0 && read[0] !== NEWLINE) {
+        throw new BadRequestError('invalid nextToken: it does not point at a record', 'INVALID_TOKEN');
+      }
+      const bytes = read?.subarray(lead);
       if (bytes === undefined || bytes.byteLength === 0) return 'done';
+      check = false;
       const atEnd = bytes.byteLength < want;
       // The block's whole lines: up to its last line break, or all of it at the object's end.
       const whole = atEnd ? bytes.byteLength : bytes.lastIndexOf(NEWLINE) + 1;

@@ -378,22 +378,46 @@ describe('GET /models/{name}/capture', () => {
           { objects, blockBytes },
           parseCaptureQuery('ranged', { limit: String(limit), ...(nextToken ? { nextToken } : {}) }),
         );
-        // A page that resumes inside the object starts reading where the one before stopped: a line's start.
+        // A page that resumes inside the object starts reading where the one before stopped (a line's start),
+        // from the line break before it, which it checks.
         const first = ranges[before];
         // (The body is ASCII: its byte offsets are its character offsets.)
-        if (nextToken && first) expect(body[first[0] - 1]).toBe('\n');
+        if (nextToken && first) expect(body[first[0]]).toBe('\n');
         seen.push(...idsOf(page.records));
         nextToken = page.nextToken;
       } while (nextToken && seen.length < 100);
       expect(seen, `limit ${limit}`).toEqual(Array.from({ length: 40 }, (_, i) => `e-ranged-1-${i}`));
-      // Every read is one block, but the one that holds the long line, which doubles until the line fits.
-      const sizes = ranges.map(([a, b]) => b - a);
+      // Every read is one block (with the line break before it when a page resumes inside the object), but the
+      // one that holds the long line, which doubles until the line fits.
+      const sizes = ranges.map(([a, b]) => (body[a] === '\n' && a > 0 ? b - a - 1 : b - a));
       expect(Math.max(...sizes)).toBeLessThanOrEqual(4 * blockBytes);
       expect(sizes.filter((n) => n > blockBytes).length).toBeGreaterThan(0);
       expect(sizes.filter((n) => n === blockBytes).length).toBeGreaterThan(sizes.length / 2);
     }
     // With limit 1000, the body is read once (one page), block by block.
     expect(ranges.reduce((n, [a, b]) => n + Math.min(b, body.length) - a, 0)).toBeLessThan(3 * body.length);
+  });
+
+  it('refuses a token whose offset is not at a record of its object (400 INVALID_TOKEN), and reads on from one that is', async () => {
+    const at = (i: number) => new Date(Date.parse('2026-12-01T09:00:00.000Z') + i * 1000).toISOString();
+    const lines = Array.from({ length: 3 }, (_, i) => record('edited', 1, at(i), i));
+    const key = `${CAPTURE_KEYS.captureHour('edited', 1, new Date(at(0)))}a.jsonl`;
+    await aws.s3.send(
+      new PutObjectCommand({ Bucket: aws.bucket, Key: key, Body: lines.map((l) => `${l}\n`).join('') }),
+    );
+    const token = (offset: number) =>
+      Buffer.from(JSON.stringify({ k: key, o: offset })).toString('base64url');
+    const second = lines[0]!.length + 1;
+    const ok = await call('GET', '/models/edited/capture', { query: { nextToken: token(second) } });
+    expect(ok.status).toBe(200);
+    expect(idsOf((ok.body as { records: CaptureRecord[] }).records)).toEqual([
+      'e-edited-1-1',
+      'e-edited-1-2',
+    ]);
+    for (const offset of [1, second - 1, second + 5]) {
+      const r = await call('GET', '/models/edited/capture', { query: { nextToken: token(offset) } });
+      expect(r, `offset ${offset}`).toMatchObject({ status: 400, body: { code: 'INVALID_TOKEN' } });
+    }
   });
 
   it('passes over an empty object without reading it', async () => {
