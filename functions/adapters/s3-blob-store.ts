@@ -92,6 +92,33 @@ export class S3BlobStore implements BlobStore, ObjectLinks, ObjectReader {
     );
   }
 
+  /**
+   * Writes `key` only where no object is (S3's conditional write, `If-None-Match: *`): false when one is there
+   * already, or when another conditional write of the same key is in progress (409); that object stays as it is.
+   * A store that ignores the condition (the local S3 emulator) writes it as `put` does.
+   */
+  async putNew(key: string, body: Uint8Array | string, contentType = 'application/json'): Promise<boolean> {
+    const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+    try {
+      await this.s3.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: bytes,
+          ContentType: contentType,
+          IfNoneMatch: '*',
+        }),
+      );
+      return true;
+    } catch (e) {
+      const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
+      const status = err.$metadata?.httpStatusCode;
+      if (err.name === 'PreconditionFailed' || status === 412) return false;
+      if (err.name === 'ConditionalRequestConflict' || status === 409) return false;
+      throw e;
+    }
+  }
+
   async delete(key: string): Promise<void> {
     await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
   }

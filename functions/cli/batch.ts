@@ -98,6 +98,11 @@ export interface BatchBucket extends BlobStore {
   putFile?(key: string, path: string, sizeBytes: number, onBytes?: (sent: number) => void): Promise<void>;
   /** The object's bytes as chunks; without it the CLI `get`s the whole object. */
   stream?(key: string): AsyncIterable<Uint8Array>;
+  /**
+   * Writes an object only where none is: false when one is there already. What claims a job id against another
+   * `maas batch` started at the same moment; without it, the job id is checked before it is written (`put`).
+   */
+  putNew?(key: string, body: Uint8Array | string, contentType?: string): Promise<boolean>;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -185,7 +190,8 @@ export interface UploadProgress {
 /**
  * Writes job.json, then the inputs in order, then the marker (see `inputLayout`). A job id that names an existing
  * job (its job.json or status.json exists) is refused: its status, inputs and output would be mixed with the new
- * job's.
+ * job's. job.json is written only where none is (`putNew`) when the store can: of two runs started at once with
+ * the same job id, one goes on and the other is refused, having written nothing.
  */
 export async function submitBatch(
   store: BatchBucket,
@@ -193,17 +199,19 @@ export async function submitBatch(
   opts: { onUpload?: (p: UploadProgress) => void } = {},
 ): Promise<InputLayout> {
   if (job.inputs.length === 0) throw new UsageError('give at least one input file');
-  const existing =
-    (await store.head(BATCH_KEYS.job(job.jobId))) ?? (await store.head(BATCH_KEYS.status(job.jobId)));
-  if (existing) {
-    throw new UsageError(
+  const taken = () =>
+    new UsageError(
       `job id '${job.jobId}' is taken (batch/${job.jobId}/ holds a job): choose another --job-id`,
     );
-  }
+  const existing =
+    (await store.head(BATCH_KEYS.job(job.jobId))) ?? (await store.head(BATCH_KEYS.status(job.jobId)));
+  if (existing) throw taken();
   const layout = inputLayout(job.jobId, job.inputs);
   const total = job.inputs.reduce((n, i) => n + inputSize(i), 0);
   let before = 0;
-  await store.put(BATCH_KEYS.job(job.jobId), JSON.stringify(job.spec));
+  const spec = JSON.stringify(job.spec);
+  if (!store.putNew) await store.put(BATCH_KEYS.job(job.jobId), spec);
+  else if (!(await store.putNew(BATCH_KEYS.job(job.jobId), spec))) throw taken();
   for (const { key, input } of layout.objects) {
     const size = inputSize(input);
     if ('bytes' in input) await store.put(key, input.bytes, NDJSON);

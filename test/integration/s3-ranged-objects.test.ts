@@ -10,6 +10,7 @@ import {
   CreateMultipartUploadCommand,
   GetObjectCommand,
   ListObjectsV2Command,
+  type S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -208,6 +209,36 @@ describe('S3RangedObjects (s3rver)', () => {
       );
       expect(out.$metadata.httpStatusCode).toBe(206);
       expect((await out.Body!.transformToByteArray()).byteLength).toBe(10);
+    });
+  });
+
+  describe('putNew (a write only where no object is)', () => {
+    it('writes an object where none is', async () => {
+      const key = 'batch/new/job.json';
+      expect(await blobs.putNew(key, '{"model":"m"}')).toBe(true);
+      expect(Buffer.from((await blobs.get(key))!).toString()).toBe('{"model":"m"}');
+    });
+
+    it('emulator: ignores If-None-Match on PUT and writes over the object (S3 answers 412)', async () => {
+      const key = 'batch/new/again.json';
+      await blobs.put(key, 'first');
+      expect(await blobs.putNew(key, 'second')).toBe(true);
+      expect(Buffer.from((await blobs.get(key))!).toString()).toBe('second');
+    });
+
+    it('answers false for S3’s 412 (an object is there) and 409 (a conditional write of it in progress)', async () => {
+      const failing = (name: string, httpStatusCode: number) =>
+        new S3BlobStore(
+          {
+            send: async () => {
+              throw Object.assign(new Error(name), { name, $metadata: { httpStatusCode } });
+            },
+          } as unknown as S3Client,
+          'b',
+        );
+      expect(await failing('PreconditionFailed', 412).putNew('k', 'x')).toBe(false);
+      expect(await failing('ConditionalRequestConflict', 409).putNew('k', 'x')).toBe(false);
+      await expect(failing('AccessDenied', 403).putNew('k', 'x')).rejects.toThrow('AccessDenied');
     });
   });
 

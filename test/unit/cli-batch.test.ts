@@ -84,6 +84,12 @@ class MemoryBucket implements BatchBucket {
   async delete(key: string) {
     this.objects.delete(key);
   }
+  /** As S3's conditional write: the check and the write happen at once. */
+  async putNew(key: string, body: Uint8Array | string, contentType?: string) {
+    if (this.objects.has(key)) return false;
+    await this.put(key, body, contentType);
+    return true;
+  }
   async head(key: string) {
     const o = this.objects.get(key);
     return o ? { sizeBytes: o.byteLength } : undefined;
@@ -353,6 +359,27 @@ describe('what maas batch writes', () => {
       ).rejects.toThrow(/job id 'j' is taken/);
       expect(store.puts).toEqual([]);
     }
+  });
+
+  it('of two runs started at once with the same job id, one goes on and the other is refused, writing nothing', async () => {
+    const store = new MemoryBucket();
+    const submit = (model: string) =>
+      submitBatch(store, {
+        jobId: 'j',
+        spec: { model },
+        inputs: [{ name: 'x', bytes: Buffer.from(`{"${model}":1}\n`) }],
+      });
+    // Both pass the check that the job id is free before either writes job.json.
+    const [a, b] = await Promise.allSettled([submit('first'), submit('second')]);
+    expect(a.status).toBe('fulfilled');
+    expect(b).toMatchObject({
+      status: 'rejected',
+      reason: { message: expect.stringMatching(/job id 'j' is taken/) },
+    });
+    expect(store.puts.map((p) => [p.key, p.body])).toEqual([
+      ['batch/j/job.json', '{"model":"first"}'],
+      ['batch/j/input.jsonl', '{"first":1}\n'],
+    ]);
   });
 
   it('runs several inputs to the end and returns the output (runBatch)', async () => {
