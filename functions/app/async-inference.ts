@@ -8,8 +8,8 @@
  * is `async/{requestId}/request.bin`, checked at submit as far as it can be without the model (a malformed body is
  * a 400 then, and nothing is stored or queued), and run with the predictor's binary path. An answer with binary
  * outputs (asked by `binary_data` / `binary_data_output`, in a binary or a JSON request) is stored as encoded in
- * `async/{requestId}/result.bin` and read back in the binary form (domain/async.ts `binaryStatusBody`). Binary
- * exchanges are reported but never captured, as on the sync path.
+ * `async/{requestId}/result.bin` and read back in the binary form (domain/async.ts `binaryStatusBody`). An answered
+ * binary exchange is captured in its JSON form, as on the sync path.
  *
  * A request the predictor rejects (unknown model, invalid inputs, …) is answered `failed` at once. Any other
  * error is thrown so the queue retries the message; on its last attempt the request is answered `failed`
@@ -34,14 +34,19 @@ import {
   checkRequestShape,
 } from '../domain/async';
 import { errorFields } from '../domain/batch';
-import { asksBinaryOutput, type EncodedResponse } from '../domain/binary-tensors';
+import {
+  asksBinaryOutput,
+  binaryAnswerAsJson,
+  binaryRequestAsJson,
+  type EncodedResponse,
+} from '../domain/binary-tensors';
 import { parseInferenceBody } from '../domain/body-parser';
 import { BadRequestError, isMaasError, NotFoundError } from '../domain/errors';
 import { ownInferenceId } from '../domain/inference-validation';
 import { parseVersionRef, validateModelName } from '../domain/names';
 import type { BlobStore, ObjectLinks, QueuePublisher } from '../ports/events';
 import { type Clock, systemClock } from '../ports/index';
-import type { InferenceObservation } from './inference';
+import { type InferenceObservation, rawInputOf } from './inference';
 import type { InferenceObserver } from './observe';
 import type { Predictor } from './predict';
 
@@ -287,7 +292,18 @@ export async function runAsyncInference(
   // metrics and its capture record carry it. (A binary request's id is read from its header when it is parsed.)
   const ownId = ownInferenceId(doc.request);
   if (ownId !== undefined) obs.inferenceId = ownId;
-  const observed = (status: number, response: unknown, binary: boolean, code?: string) =>
+  /**
+   * Reports the run. An answered binary exchange is captured in its JSON form (`binaryRequestAsJson`,
+   * `binaryAnswerAsJson`; a raw body is the served version's one input); a failed binary request is not captured.
+   */
+  const observed = (
+    status: number,
+    response: unknown,
+    code?: string,
+    answerBody?: Uint8Array,
+    answerHeaderLength?: number,
+  ) => {
+    const failedBinary = status !== 200 && doc.binary !== undefined;
     deps.observer?.answered({
       model: doc.name,
       ref: doc.ref,
@@ -295,13 +311,20 @@ export async function runAsyncInference(
       status,
       startedAt,
       payloadBytes: body?.byteLength ?? bytes.byteLength,
-      // Serialized only when the request is captured (a binary exchange never is).
-      requestText: () => (body ? Buffer.from(body).toString('base64') : JSON.stringify(doc.request)),
+      // Serialized only when the request is captured.
+      requestText: () =>
+        body && doc.binary
+          ? binaryRequestAsJson(body, doc.binary.headerLength, rawInputOf(obs.served))
+          : JSON.stringify(doc.request),
       requestContentType: 'application/json',
-      responseText: () => JSON.stringify(response),
+      responseText: () =>
+        answerBody && answerHeaderLength !== undefined
+          ? binaryAnswerAsJson(answerBody, answerHeaderLength)
+          : JSON.stringify(response),
       ...(code !== undefined ? { code } : {}),
-      binary,
+      binary: failedBinary,
     });
+  };
   let result: AsyncResultDoc;
   let answerBody: Uint8Array | undefined;
   let report: () => void;
@@ -326,22 +349,22 @@ export async function runAsyncInference(
       if (encoded) response = parseInferenceBody(new TextDecoder().decode(encoded.body));
       result = { status: 'done', result: response, completedAt };
     }
-    const binaryAnswer = doc.binary !== undefined || answerBody !== undefined;
-    report = () => observed(200, response, binaryAnswer);
+    const answer = answerBody;
+    const headerLength = encoded?.headerLength;
+    report = () => observed(200, response, undefined, answer, headerLength);
   } catch (e) {
-    const binary = doc.binary !== undefined;
     const status = isMaasError(e) ? e.status : 500;
     if (!isMaasError(e) || e.status >= 500) {
       // Retried unless this receive is the last: reported then, as the answer the request gets.
       if (deps.observer && typeof e === 'object' && e !== null) {
         const code = isMaasError(e) ? e.code : undefined;
-        failedRuns.set(e, (answer) => observed(status, answer, binary, code));
+        failedRuns.set(e, (answer) => observed(status, answer, code));
       }
       throw e;
     }
     result = { status: 'failed', ...errorFields(e), completedAt: clock.now().toISOString() };
     const code = e.code;
-    report = () => observed(status, errorFields(e), binary, code);
+    report = () => observed(status, errorFields(e), code);
   }
   // The first answer written stands (the store has no conditional write: a head, then the writes).
   if (await deps.blobs.head(ASYNC_KEYS.result(requestId))) return 'duplicate';

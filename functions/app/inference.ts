@@ -21,6 +21,7 @@ import { type OipResponse, outputToJson, outputToJsonText } from '../domain/oip-
 import { applyPostprocess } from '../domain/postprocess';
 import { routeOf, type SplitRoute } from '../domain/routing';
 import type { Tensor } from '../domain/tensor';
+import type { TensorSpec } from '../domain/types';
 import type { ArtifactStore } from '../ports/index';
 import type { CachedSession, SessionCache } from './session-cache';
 import type { ServedVersion, VersionResolver } from './version-resolver';
@@ -298,8 +299,7 @@ export function createInference(deps: InferenceDeps): Inference {
   ): { served: ServedVersion; parsed: ParsedBinaryRequest } {
     if (headerLength === 0) {
       const served = choose(name, ref, stable, undefined, obs);
-      const inputs = served.version.signature.inputs;
-      return { served, parsed: binaryHeaders.parse(body, 0, inputs.length === 1 ? inputs[0] : undefined) };
+      return { served, parsed: binaryHeaders.parse(body, 0, rawInputOf(served)) };
     }
     let parsed: ParsedBinaryRequest;
     try {
@@ -380,6 +380,12 @@ export function createInference(deps: InferenceDeps): Inference {
       return loading.then(({ served, s, req }) => runJson(served, s, req, obs));
     },
   };
+}
+
+/** The input a raw binary body (no JSON header) is the data of: the version's only input (none with several). */
+export function rawInputOf(served: ServedVersion | undefined): TensorSpec | undefined {
+  const inputs = served?.version.signature.inputs;
+  return inputs?.length === 1 ? inputs[0] : undefined;
 }
 
 /** A routing key from the request's `parameters[name]` (a string or a number), if the alias names one. */

@@ -73,8 +73,10 @@ export interface AnsweredInference {
   /** The error code of a failed request. */
   readonly code?: string;
   /**
-   * Whether the request or its answer is in the binary form (binary tensor data): such an exchange is reported like
-   * any other but neither captured nor mirrored to a shadow, whose records and replays hold JSON texts.
+   * Whether the texts are not JSON: a request in the binary form (binary tensor data) that failed, whose body has no
+   * JSON form. Such an exchange is reported like any other but neither captured nor mirrored to a shadow, whose
+   * records and replays hold JSON texts. (An answered binary exchange gives its JSON form, `binaryRequestAsJson` and
+   * `binaryAnswerAsJson`, and is captured and mirrored as a JSON one.)
    */
   readonly binary?: boolean;
 }

@@ -273,12 +273,18 @@ export function nest(data: readonly unknown[], shape: readonly number[]): unknow
   return out;
 }
 
+/**
+ * An answer for people: the model and version that answered, its inference id (what `maas feedback --id` joins
+ * on), then each output.
+ */
 export function formatPrediction(answer: {
   model_name: string;
   model_version: string;
+  id?: string;
   outputs: TensorJson[];
 }): string {
-  const lines = [printable(`${answer.model_name} version ${answer.model_version}`)];
+  const id = answer.id !== undefined ? `, inference id ${answer.id}` : '';
+  const lines = [printable(`${answer.model_name} version ${answer.model_version}${id}`)];
   for (const o of answer.outputs) {
     lines.push(
       `${printable(`  ${o.name} ${o.datatype}[${o.shape.join(',')}]`)}  ${jsonText(nest(o.data ?? [], o.shape))}`,

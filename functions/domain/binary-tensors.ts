@@ -21,7 +21,7 @@ import { LIMITS } from '../contract/limits';
 import { parseInferenceBody } from './body-parser';
 import { BadRequestError } from './errors';
 import { markDecoded, type OipRequest } from './oip-decode';
-import { outputToJsonText } from './oip-encode';
+import { dataToJsonValues, outputToJsonText } from './oip-encode';
 import { elementCount, type Tensor, type TensorData } from './tensor';
 import { DATATYPES, type Datatype, type TensorSpec } from './types';
 
@@ -328,6 +328,77 @@ function parseRaw(body: Uint8Array, rawInput: TensorSpec | undefined, marked: bo
     },
     binaryInputs: [tensor],
   };
+}
+
+/** `parameters` without `key`; undefined when nothing else is left (or there were none). */
+function withoutParameter(parameters: unknown, key: string): Record<string, unknown> | undefined {
+  if (!isObject(parameters)) return undefined;
+  const { [key]: _dropped, ...rest } = parameters;
+  return Object.keys(rest).length > 0 ? rest : undefined;
+}
+
+/** An OIP tensor object of the JSON form: `data` as JSON values, `binary_data_size` (and `sizeKey`) dropped. */
+function jsonTensor(object: Record<string, unknown>, tensor: Tensor | undefined, sizeKey: string) {
+  const { parameters, data, ...rest } = object;
+  const kept = withoutParameter(parameters, sizeKey);
+  return {
+    ...rest,
+    ...(kept ? { parameters: kept } : {}),
+    data: tensor ? dataToJsonValues(tensor) : data,
+  };
+}
+
+/**
+ * The JSON form of a binary inference request: its header with each binary input's data as its `data` array (its
+ * `binary_data_size` dropped), and without the flags that ask outputs as binary data (`binary_data_output`,
+ * outputs' `binary_data`): the JSON request of the same tensors, answered in JSON. What captured records and
+ * shadow replays hold, which are JSON texts. A raw body is the request of its one input (`rawInput`). Throws
+ * what `parseBinaryRequest` throws.
+ */
+export function binaryRequestAsJson(body: Uint8Array, headerLength: number, rawInput?: TensorSpec): string {
+  const { request, binaryInputs } = parseBinaryRequest(body, headerLength, rawInput, false);
+  const { inputs, outputs, parameters, ...rest } = request as unknown as Record<string, unknown>;
+  const kept = withoutParameter(parameters, 'binary_data_output');
+  return JSON.stringify({
+    ...rest,
+    inputs: (inputs as Record<string, unknown>[]).map((input, i) =>
+      isObject(input) ? jsonTensor(input, binaryInputs[i], 'binary_data_size') : input,
+    ),
+    ...(Array.isArray(outputs)
+      ? {
+          outputs: outputs.map((o: unknown) => {
+            if (!isObject(o)) return o;
+            const { parameters: own, ...output } = o;
+            const left = withoutParameter(own, 'binary_data');
+            return left ? { ...output, parameters: left } : output;
+          }),
+        }
+      : {}),
+    ...(kept ? { parameters: kept } : {}),
+  });
+}
+
+/**
+ * The JSON form of an answer in the binary form (`encodeBinaryResponse`'s body and header length): each binary
+ * output's data as its `data` array, its `binary_data_size` dropped — the JSON answer of the same tensors.
+ */
+export function binaryAnswerAsJson(body: Uint8Array, headerLength: number): string {
+  const header = JSON.parse(utf8Decoder.decode(body.subarray(0, headerLength))) as Record<string, unknown>;
+  let at = headerLength;
+  const outputs = (header.outputs as Record<string, unknown>[]).map((o) => {
+    const size = isObject(o.parameters) ? o.parameters.binary_data_size : undefined;
+    if (typeof size !== 'number') return o;
+    const tensor = decodeBinary(
+      o.name as string,
+      o.datatype as Datatype,
+      o.shape as number[],
+      body.subarray(at, at + size),
+      false,
+    );
+    at += size;
+    return jsonTensor(o, tensor, 'binary_data_size');
+  });
+  return JSON.stringify({ ...header, outputs });
 }
 
 /** A raw body (header length 0) is the data of the model's input: an empty one is refused. */

@@ -15,7 +15,7 @@ import { PowertoolsLogger } from '../adapters/powertools-logger';
 import { loadTracer } from '../adapters/powertools-tracer';
 import { S3ArtifactReader } from '../adapters/s3-artifact-reader';
 import { SqsShadowMirror } from '../adapters/shadow-mirror';
-import type { InferenceObservation } from '../app/inference';
+import { type InferenceObservation, rawInputOf } from '../app/inference';
 import { createInferenceObserver, inferenceIdHeader } from '../app/observe';
 import { createPredictor, type Predictor, type PredictorDeps } from '../app/predict';
 import { sharedSessionCache } from '../app/session-cache';
@@ -31,7 +31,12 @@ import {
   STABLE_ROUTE,
 } from '../contract/observability';
 import { operationsOf } from '../contract/routes';
-import { asksBinaryOutput, type EncodedResponse } from '../domain/binary-tensors';
+import {
+  asksBinaryOutput,
+  binaryAnswerAsJson,
+  binaryRequestAsJson,
+  type EncodedResponse,
+} from '../domain/binary-tensors';
 import { parseInferenceBody } from '../domain/body-parser';
 import { BadRequestError, isMaasError, UnavailableError } from '../domain/errors';
 import { ownInferenceId } from '../domain/inference-validation';
@@ -201,10 +206,13 @@ export function createPredictHandler(
     ...(deps.shadowBudgetMs !== undefined ? { shadowBudgetMs: deps.shadowBudgetMs } : {}),
     captureOf: predictor.capture,
   });
-  // A binary exchange is neither captured nor mirrored: its report is all the observer makes of it, and with no
-  // metrics sink and no tracer nobody reads that.
+  // Whether anybody reads what the observer makes of a binary exchange: with no metrics sink, tracer, capture or
+  // mirror, the binary path skips it (the JSON path always reports: its report is nearly free).
   const binaryObserved =
-    (deps.metrics !== undefined && deps.metrics !== noMetrics) || deps.tracer?.enabled === true;
+    (deps.metrics !== undefined && deps.metrics !== noMetrics) ||
+    deps.tracer?.enabled === true ||
+    deps.capture !== undefined ||
+    deps.mirror !== undefined;
   return async (event, context) => {
     const startedAt = performance.now();
     let params = event.pathParameters;
@@ -242,7 +250,8 @@ export function createPredictHandler(
               encoded,
               startedAt,
               bytes.length,
-              () => bytes.toString('base64'),
+              // Captured and mirrored in its JSON form (made only then); a raw body is the served version's input.
+              () => binaryRequestAsJson(bytes, length, rawInputOf(obs?.served)),
               true,
             );
           }
@@ -352,8 +361,8 @@ export function createPredictHandler(
     binaryRequest: boolean,
   ): HttpResult {
     const result = encodedResult(encoded, idHeader(obs.inferenceId as string), obs.route ?? STABLE_ROUTE);
-    const binary = binaryRequest || encoded.headerLength !== undefined;
-    if (binary && !binaryObserved) return result;
+    const { headerLength } = encoded;
+    if ((binaryRequest || headerLength !== undefined) && !binaryObserved) return result;
     observer.answered({
       model: name,
       ref,
@@ -363,10 +372,13 @@ export function createPredictHandler(
       payloadBytes,
       requestText,
       requestContentType: 'application/json',
-      // The answer's text as it is (a string, not a closure: the bundle names every closure stored in a property
-      // at run time, which costs each request a property definition).
-      responseText: result.body ?? '',
-      binary,
+      // A JSON answer's text as it is (a string, not a closure: the bundle names every closure stored in a property
+      // at run time, which costs each request a property definition); a binary one's JSON form, made if captured or
+      // mirrored.
+      responseText:
+        headerLength === undefined
+          ? (result.body ?? '')
+          : () => binaryAnswerAsJson(encoded.body, headerLength),
     });
     return result;
   }

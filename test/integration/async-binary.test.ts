@@ -3,7 +3,7 @@
  * queue: a binary request body is stored as it came (decoded from base64 and gzip), run by the worker on the
  * predictor's binary path, and answered by `GET /async/{id}` in JSON or, when outputs are asked binary, in the
  * binary form (the status document as JSON header, then the raw tensors). A malformed binary body is a 400 at
- * submit, with nothing stored or queued. Binary exchanges are reported but not captured; JSON ones still are.
+ * submit, with nothing stored or queued. Binary exchanges are reported, and captured in their JSON form, as JSON ones.
  */
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +18,15 @@ import { fetchResultLink } from '../helpers/result-link';
 let env: EventsTestEnv;
 const docs: object[] = [];
 const captured: string[] = [];
+/** The request and answer of each captured record, parsed: the JSON texts a record holds. */
+const capturedTexts = () =>
+  captured.map((line) => {
+    const { endpointInput, endpointOutput } = (
+      JSON.parse(line) as { captureData: Record<string, { data: string; encoding: string }> }
+    ).captureData;
+    expect([endpointInput?.encoding, endpointOutput?.encoding]).toEqual(['JSON', 'JSON']);
+    return { request: JSON.parse(endpointInput!.data), response: JSON.parse(endpointOutput!.data) };
+  });
 
 beforeAll(async () => {
   env = await createEventsTestEnv(
@@ -134,10 +143,15 @@ describe('async inference with binary tensor data', () => {
       },
     });
     expect(await env.flows.asyncApi.blobs.head(ASYNC_KEYS.resultBody(id))).toBeUndefined();
-    // Reported like any request, never captured (its alias captures every JSON one).
+    // Reported like any request, and captured in its JSON form (its alias captures every request).
     await new Promise((r) => setImmediate(r));
     expect(docs).toHaveLength(1);
-    expect(captured).toHaveLength(0);
+    expect(capturedTexts()).toEqual([
+      {
+        request: { id: 'ab-json', inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 2], data: [...X] }] },
+        response: done.body.result,
+      },
+    ]);
   });
 
   it('a JSON request to the same alias is still captured', async () => {
@@ -179,10 +193,20 @@ describe('async inference with binary tensor data', () => {
     const stored = Buffer.from((await env.flows.asyncApi.blobs.get(ASYNC_KEYS.resultBody(id))) as Uint8Array);
     expect(floats(stored.subarray(stored.length - 16))).toEqual(Y);
     await new Promise((r) => setImmediate(r));
-    expect(captured).toHaveLength(0);
+    expect(capturedTexts()).toEqual([
+      {
+        request: { id: 'ab-bin', inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 2], data: [...X] }] },
+        response: {
+          model_name: 'plus10',
+          model_version: '1',
+          id: 'ab-bin',
+          outputs: [{ name: 'y', datatype: 'FP32', shape: [2, 2], data: Y }],
+        },
+      },
+    ]);
   });
 
-  it('a JSON request asking a binary output is answered in the binary form too, and not captured', async () => {
+  it('a JSON request asking a binary output is answered in the binary form too, and captured in the JSON form', async () => {
     captured.length = 0;
     const accepted = await env.call<{ requestId: string }>('POST', '/v2/models/plus10/infer-async', {
       inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2] }],
@@ -196,7 +220,18 @@ describe('async inference with binary tensor data', () => {
     ]);
     expect(floats(a.data.get('y') as Buffer)).toEqual([11, 12]);
     await new Promise((r) => setImmediate(r));
-    expect(captured).toHaveLength(0);
+    expect(capturedTexts()).toEqual([
+      {
+        request: {
+          // The JSON request as sent; its answer in the JSON form.
+          inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2] }],
+          outputs: [{ name: 'y', parameters: { binary_data: true } }],
+        },
+        response: expect.objectContaining({
+          outputs: [{ name: 'y', datatype: 'FP32', shape: [1, 2], data: [11, 12] }],
+        }),
+      },
+    ]);
   });
 
   it('answers a binary result too large for a Lambda response as a presigned GET of the stored answer', async () => {

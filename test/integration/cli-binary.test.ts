@@ -202,7 +202,11 @@ describe('maas predict with binary tensor data', () => {
       'virginica',
       'versicolor',
     ]);
-    expect(bin.out).toBe(`${formatPrediction(answer)}\n`);
+    // The same print but the inference id, each answer's own (what maas feedback --id takes).
+    const id = x!.answerHeaders.get('x-maas-inference-id');
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(bin.out).toBe(`${formatPrediction({ ...answer, id })}\n`);
+    expect(bin.out).toContain(`flowers version 1, inference id ${id}\n`);
     expect(bin.out).toContain('label BYTES[3]  ["setosa","virginica","versicolor"]');
   });
 

@@ -568,59 +568,117 @@ describe('capture and reporting of binary exchanges', () => {
   afterAll(() => cenv?.dispose());
   const afterAnswer = () => new Promise((r) => setTimeout(r, 20));
 
-  it('reports binary exchanges like any other but captures none of them; JSON ones are captured', async () => {
+  /** The request and answer of each captured record, parsed: the JSON texts a record holds. */
+  const capturedTexts = () =>
+    lines.map((line) => {
+      const { endpointInput, endpointOutput } = (
+        JSON.parse(line) as { captureData: Record<string, { data: string; encoding: string }> }
+      ).captureData;
+      expect([endpointInput?.encoding, endpointOutput?.encoding]).toEqual(['JSON', 'JSON']);
+      return { request: JSON.parse(endpointInput!.data), response: JSON.parse(endpointOutput!.data) };
+    });
+
+  it('reports binary exchanges like any other and captures them in their JSON form; a failed one is not captured', async () => {
     const { body, headerLength } = binaryBody(
       {
+        id: 'cap-1',
         inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 2], parameters: { binary_data_size: 16 } }],
         parameters: { binary_data_output: true },
       },
       X,
     );
-    binaryAnswer(await cenv.handler(binaryEvent('/v2/models/captured/infer', body, headerLength)));
-    // A JSON request answered in binary is not captured either.
-    binaryAnswer(
-      await cenv.handler(
-        apiEvent('POST', '/v2/models/captured/infer', {
-          body: {
-            inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2] }],
-            parameters: { binary_data_output: true },
-          },
-        }),
-      ),
+    const answer = binaryAnswer(
+      await cenv.handler(binaryEvent('/v2/models/captured/infer', body, headerLength)),
     );
+    expect(floats(answer.data.get('y') as Buffer)).toEqual([2.5, -1, 1.25, 5]);
+    // A JSON request answered in binary: the request as sent, the answer in its JSON form.
+    const jsonAsked = {
+      id: 'cap-2',
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2] }],
+      parameters: { binary_data_output: true },
+    };
+    binaryAnswer(await cenv.handler(apiEvent('POST', '/v2/models/captured/infer', { body: jsonAsked })));
+    // The raw form (no header): its one input, answered binary.
+    binaryAnswer(await cenv.handler(binaryEvent('/v2/models/captured/infer', bytesOf(X), 0)));
     // A failed binary request is reported, not captured.
     const bad = await cenv.handler(binaryEvent('/v2/models/captured/infer', bytesOf(X), 'x'));
     expect(bad.statusCode).toBe(400);
     await afterAnswer();
-    expect(lines).toHaveLength(0);
-    expect(reports.map((r) => r.status)).toEqual([200, 200, 400]);
+    // (A captured exchange is reported once its record is written: after the failed one.)
+    expect(reports.map((r) => r.status).sort()).toEqual([200, 200, 200, 400]);
+    const head = { model_name: 'captured', model_version: '1' };
+    const texts = capturedTexts();
+    expect(texts).toHaveLength(3);
+    expect(texts[0]).toEqual({
+      request: { id: 'cap-1', inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 2], data: [...X] }] },
+      response: {
+        ...head,
+        id: 'cap-1',
+        outputs: [{ name: 'y', datatype: 'FP32', shape: [2, 2], data: [2.5, -1, 1.25, 5] }],
+      },
+    });
+    expect(texts[1]).toEqual({
+      request: jsonAsked,
+      response: {
+        ...head,
+        id: 'cap-2',
+        outputs: [{ name: 'y', datatype: 'FP32', shape: [1, 2], data: [2, 3] }],
+      },
+    });
+    expect(texts[2]?.request).toEqual({
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 2], data: [...X] }],
+    });
+    expect(texts[2]?.response.outputs).toEqual([
+      { name: 'y', datatype: 'FP32', shape: [2, 2], data: [2.5, -1, 1.25, 5] },
+    ]);
+    // The JSON form is what the same request in JSON gets captured as.
     const plain = await cenv.call('POST', '/v2/models/captured/infer', {
-      inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2] }],
+      id: 'cap-1',
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 2], data: [...X] }],
     });
     expect(plain.status).toBe(200);
     await afterAnswer();
-    expect(lines).toHaveLength(1);
-    expect(reports).toHaveLength(4);
+    expect(capturedTexts()[3]).toEqual(texts[0]);
+    expect(reports).toHaveLength(5);
   });
 
-  it('mirrors no binary exchange to the alias shadow; a JSON one is mirrored', async () => {
+  it('mirrors a binary exchange to the alias shadow in its JSON form, as a JSON one', async () => {
     const { body, headerLength } = binaryBody(
-      { inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 2], parameters: { binary_data_size: 16 } }] },
+      {
+        id: 'mir-1',
+        inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 2], parameters: { binary_data_size: 16 } }],
+        outputs: [{ name: 'y', parameters: { binary_data: true } }],
+      },
       X,
     );
-    const r = parseResult<InferBody>(
-      await cenv.handler(binaryEvent('/v2/models/shadowed/infer', body, headerLength)),
-    );
-    expect(r.status).toBe(200);
-    expect(r.body.outputs[0]?.data).toEqual([2.5, -1, 1.25, 5]);
+    const a = binaryAnswer(await cenv.handler(binaryEvent('/v2/models/shadowed/infer', body, headerLength)));
+    expect(floats(a.data.get('y') as Buffer)).toEqual([2.5, -1, 1.25, 5]);
     await afterAnswer();
-    expect(mirrored).toHaveLength(0);
+    expect(mirrored).toHaveLength(1);
+    const m = mirrored[0] as {
+      requestText: string;
+      answerText: string;
+      shadowVersion: number;
+      inferenceId: string;
+    };
+    expect(m).toMatchObject({ shadowVersion: 2, inferenceId: 'mir-1' });
+    expect(JSON.parse(m.requestText)).toEqual({
+      id: 'mir-1',
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 2], data: [...X] }],
+      outputs: [{ name: 'y' }],
+    });
+    expect(JSON.parse(m.answerText)).toEqual({
+      model_name: 'shadowed',
+      model_version: '1',
+      id: 'mir-1',
+      outputs: [{ name: 'y', datatype: 'FP32', shape: [2, 2], data: [2.5, -1, 1.25, 5] }],
+    });
     const plain = await cenv.call('POST', '/v2/models/shadowed/infer', {
       inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2] }],
     });
     expect(plain.status).toBe(200);
     await afterAnswer();
-    expect(mirrored).toHaveLength(1);
+    expect(mirrored).toHaveLength(2);
   });
 
   it('routes binary requests, raw form included, through the split alias like JSON ones', async () => {

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
   asksBinaryOutput,
+  binaryAnswerAsJson,
+  binaryRequestAsJson,
   encodeBinaryResponse,
   parseBinaryRequest,
   responseOutputs,
@@ -678,6 +680,86 @@ describe('asksBinaryOutput', () => {
   it('reads odd requests without throwing: the validator refuses them', () => {
     for (const r of [null, undefined, 5, 'x', { outputs: 5 }, { outputs: [null, 3] }, { parameters: null }]) {
       expect(asksBinaryOutput(r)).toBe(false);
+    }
+  });
+});
+
+describe('the JSON form of binary exchanges (what captures and shadow replays hold)', () => {
+  // Each datatype's elements as CASES sends them, and their JSON values as a JSON request writes them.
+  const JSON_VALUES: Record<Datatype, unknown[]> = {
+    BOOL: [true, false, true, true],
+    UINT8: [0, 7, 200, 255],
+    UINT16: [0, 1, 65535, 4660],
+    UINT32: [0, 1, 4294967295, 305419896],
+    // 64-bit integers beyond 2^53 - 1 as decimal strings, as JSON answers write them.
+    UINT64: [0, 1, '18446744073709551615', '9007199254740993'],
+    INT8: [-128, -1, 0, 127],
+    INT16: [-32768, -2, 3, 32767],
+    INT32: [-2147483648, -5, 6, 2147483647],
+    INT64: ['-9223372036854775808', -1, '9223372036854775807', '9007199254740993'],
+    FP16: [1, -2, 65504, 2 ** -24],
+    FP32: [1.5, -0.25, 3.4028234663852886e38, Math.fround(1e-45)],
+    FP64: [Math.PI, 0, Number.MAX_VALUE, 5e-324],
+    BYTES: ['', 'héllo', '日本語', '🙂x'],
+  };
+
+  it('binaryRequestAsJson: every datatype as `data`, JSON inputs and other parameters kept, binary flags dropped', () => {
+    for (const [datatype, values] of CASES) {
+      const raw = elementBytes(datatype, values);
+      const [b, h] = body(
+        {
+          id: 'r1',
+          inputs: [
+            binaryInput('a', datatype, [2, 2], raw.length, {}),
+            { name: 'j', datatype: 'INT32', shape: [1], data: [7], parameters: { note: 'x' } },
+          ],
+          outputs: [{ name: 'y', parameters: { binary_data: true, classification: 2 } }, { name: 'z' }],
+          parameters: { binary_data_output: true, trace: 'yes' },
+        },
+        [raw],
+      );
+      expect(JSON.parse(binaryRequestAsJson(b, h)), datatype).toEqual({
+        id: 'r1',
+        inputs: [
+          { name: 'a', datatype, shape: [2, 2], data: JSON_VALUES[datatype] },
+          { name: 'j', datatype: 'INT32', shape: [1], data: [7], parameters: { note: 'x' } },
+        ],
+        outputs: [{ name: 'y', parameters: { classification: 2 } }, { name: 'z' }],
+        parameters: { trace: 'yes' },
+      });
+    }
+  });
+
+  it('binaryRequestAsJson: a raw body is the request of the one input it is the data of', () => {
+    const raw = elementBytes('FP32', [1.5, -2]);
+    expect(JSON.parse(binaryRequestAsJson(raw, 0, { name: 'x', datatype: 'FP32', shape: [-1, 2] }))).toEqual({
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1.5, -2] }],
+    });
+    expect(() => binaryRequestAsJson(raw, 0)).toThrow(BadRequestError);
+  });
+
+  it('binaryAnswerAsJson: the JSON answer of the same outputs, whichever of them were binary', () => {
+    const head = { model_name: 'm', model_version: '3', id: 'r2', parameters: { a: 1 } };
+    const tensors: [string, Tensor][] = CASES.map(([datatype, , data]) => [
+      datatype.toLowerCase(),
+      { datatype, shape: [4], data } as Tensor,
+    ]);
+    const plain = encodeBinaryResponse(
+      head,
+      tensors.map(([name, tensor]) => ({ name, tensor, binary: false })),
+    );
+    expect(plain.headerLength).toBeUndefined();
+    const json = JSON.parse(new TextDecoder().decode(plain.body));
+    expect(json.outputs.map((o: { data: unknown[] }) => o.data)).toEqual(
+      CASES.map(([datatype]) => JSON_VALUES[datatype]),
+    );
+    for (const binary of [() => true, (i: number) => i % 2 === 0]) {
+      const encoded = encodeBinaryResponse(
+        head,
+        tensors.map(([name, tensor], i) => ({ name, tensor, binary: binary(i) })),
+      );
+      expect(encoded.headerLength).toBeDefined();
+      expect(JSON.parse(binaryAnswerAsJson(encoded.body, encoded.headerLength as number))).toEqual(json);
     }
   });
 });
