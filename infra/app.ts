@@ -31,15 +31,87 @@ const DEFAULT_FLAGS: Record<string, unknown> = {
   '@aws-cdk/customresources:installLatestAwsSdkDefault': false,
 };
 
+/** The `-c` keys the app reads (see {@link propsFromContext}). */
+export const CONTEXT_KEYS = [
+  'arch',
+  'memory',
+  'authorization',
+  'jwtIssuer',
+  'jwtAudience',
+  'jwtInferScope',
+  'jwtAdminScope',
+  'preload',
+  'corsOrigins',
+  'rolloutTickMinutes',
+  'batchMaxConcurrency',
+] as const;
+
+/**
+ * Context keys without a colon or a leading `@` that CDK itself puts in the context: `cli-telemetry` (cdk.json,
+ * the CLI) and `acknowledged-issue-numbers` (`cdk acknowledge`, written to cdk.json).
+ */
+const CDK_CONTEXT_KEYS: ReadonlySet<string> = new Set(['cli-telemetry', 'acknowledged-issue-numbers']);
+
+/**
+ * Whether `key` is CDK's own rather than the app's: feature flags (`@aws-cdk/…`, any `@scope/…`), the CLI's settings
+ * (`aws:cdk:…`: path and asset metadata, version reporting, bundling stacks, staging), cached lookups of
+ * cdk.context.json (`availability-zones:account=…:region=…`, every one with a colon), and `cdk-…`/`cli-…` keys
+ * (`cdk-migrate`, `cli-telemetry`). None of the app's keys has a colon or starts with `@`, `cdk-` or `cli-`.
+ */
+function isCdkContextKey(key: string): boolean {
+  return (
+    key.startsWith('@') ||
+    key.includes(':') ||
+    key.startsWith('cdk-') ||
+    key.startsWith('cli-') ||
+    CDK_CONTEXT_KEYS.has(key)
+  );
+}
+
+/** Levenshtein distance of `a` and `b`, letter case ignored (`corsorigin` is one edit from `corsOrigins`). */
+function editDistance(a: string, b: string): number {
+  const x = a.toLowerCase();
+  const y = b.toLowerCase();
+  let previous = Array.from({ length: y.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= x.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= y.length; j++) {
+      const substitution = (previous[j - 1] ?? 0) + (x[i - 1] === y[j - 1] ? 0 : 1);
+      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[y.length] ?? 0;
+}
+
+/**
+ * Refuses a context key that is neither one of {@link CONTEXT_KEYS} nor CDK's own: a misspelled `-c` key would
+ * otherwise be ignored, and the stack deployed with the default it meant to change. The message names the closest
+ * key the app reads.
+ */
+export function checkContextKeys(keys: Iterable<string>): void {
+  const known: ReadonlySet<string> = new Set(CONTEXT_KEYS);
+  for (const key of keys) {
+    if (known.has(key) || isCdkContextKey(key)) continue;
+    const closest = [...CONTEXT_KEYS].sort((a, b) => editDistance(key, a) - editDistance(key, b))[0];
+    throw new MaasValidationError(
+      { context: key },
+      `Unknown context parameter -c ${quoted(key)}: maas reads no such key, so its value would be ignored and the default deployed. Did you mean -c ${closest}? The keys are ${CONTEXT_KEYS.join(', ')} (docs/deploy.md, "Parameters").`,
+    );
+  }
+}
+
 /**
  * Reads the stack's parameters from CDK context (`-c key=value`): `arch` (x86_64 | arm64), `memory` (MB of
  * the predict function), `authorization` (iam | jwt, with `jwtIssuer` and `jwtAudience`), `preload`
  * (`name@ref,...`), `corsOrigins` (`https://host,...`: browser origins of presigned uploads) and
  * `rolloutTickMinutes` (minutes between two checks of the rollout controller, 1-60) and `batchMaxConcurrency`
- * (most worker invocations scoring batch parts at once, 2-1000). An invalid
- * value throws a {@link MaasValidationError} naming the `-c` key, so synth fails before anything is built.
+ * (most worker invocations scoring batch parts at once, 2-1000). An invalid value, or a key that is neither one of
+ * these nor CDK's own (a misspelling), throws a {@link MaasValidationError} naming the `-c` key, so synth fails
+ * before anything is built.
  */
 export function propsFromContext(app: App): MaasStackProps {
+  checkContextKeys(Object.keys(app.node.getAllContext() as Record<string, unknown>));
   const ctx = (key: string): string | undefined => {
     const v = app.node.tryGetContext(key);
     return v === undefined || v === null || v === '' ? undefined : String(v);

@@ -23,6 +23,7 @@ import { ModelStore } from './constructs/model-store';
 import { OnnxRuntimeLayer } from './constructs/onnxruntime-layer';
 import { RolloutController } from './constructs/rollout-controller';
 import { TracerLayer } from './constructs/tracer-layer';
+import { checkDataRemovalPolicy } from './constructs/validation';
 
 /** Capture delivery settings of {@link MaasStackProps.capture}. */
 export interface CaptureProps {
@@ -64,8 +65,10 @@ export interface MaasStackProps extends StackProps {
   /** Stage burst. @default 200 */
   readonly throttlingBurstLimit?: number;
   /**
-   * Removal policy of the model bucket and the table. With `DESTROY`, `cdk destroy` deletes them, the bucket's
-   * objects (every version) first; the access-log bucket is retained either way (its logs arrive late).
+   * Removal policy of the model bucket and the table: RETAIN, RETAIN_ON_UPDATE_OR_DELETE (kept on deletion, deleted
+   * when the stack's creation rolls back) or DESTROY; SNAPSHOT is refused at synth (neither has a snapshot). With
+   * `DESTROY`, `cdk destroy` deletes them, the bucket's objects (every version) first; the access-log bucket is
+   * retained either way (its logs arrive late).
    * @default RemovalPolicy.RETAIN
    */
   readonly dataRemovalPolicy?: RemovalPolicy;
@@ -107,8 +110,8 @@ export interface MaasStackProps extends StackProps {
    */
   readonly batchMaxConcurrency?: number;
   /**
-   * Where the alarms on messages the service could not handle notify (dead letters the worker could not end,
-   * failed S3 events: `stack.events.alarms`), e.g. an SNS topic action.
+   * Where the alarms on messages the service could not handle notify (dead letters nobody received or the worker
+   * could not end, failed S3 events: `stack.events.alarms`), e.g. an SNS topic action.
    * @default - none
    */
   readonly eventAlarmActions?: readonly cloudwatch.IAlarmAction[];
@@ -144,7 +147,10 @@ export class MaasStack extends Stack {
 
   constructor(scope: Construct, id: string, props: MaasStackProps = {}) {
     super(scope, id, props);
-    const removalPolicy = props.dataRemovalPolicy ?? RemovalPolicy.RETAIN;
+    const removalPolicy = checkDataRemovalPolicy(props.dataRemovalPolicy ?? RemovalPolicy.RETAIN, {
+      prop: 'dataRemovalPolicy',
+      scope: this,
+    });
     this.store = new ModelStore(this, 'ModelStore', {
       removalPolicy,
       ...(props.corsOrigins ? { corsOrigins: props.corsOrigins } : {}),

@@ -5,7 +5,8 @@
  * (functions/contract/env.ts). The service touches `process.env` here only: composition roots read what they need
  * once and hand typed values (or a record) to the adapters they build.
  */
-import { ENV } from '../contract/env';
+import { ENV, MAX_RECEIVE_COUNT_RANGE } from '../contract/env';
+import { QUEUE } from '../contract/events';
 import { LIMITS } from '../contract/limits';
 import { type PreloadEntry, parsePreload } from '../domain/names';
 
@@ -37,6 +38,11 @@ export interface MaasConfig {
   readonly batchQueueUrl?: string;
   /** The dead-letter queues the worker consumes (ARNs; none: no delivery is of dead letters). */
   readonly deadLetterQueueArns: readonly string[];
+  /**
+   * Receives before the queues dead-letter a message (`MAAS_MAX_RECEIVE_COUNT`): the worker's last receive is this
+   * one. @default QUEUE.maxReceiveCount
+   */
+  readonly maxReceiveCount: number;
   readonly eventBus?: string;
 }
 
@@ -167,6 +173,24 @@ export class EnvironmentVariables {
 
   // --- maas ------------------------------------------------------------------------------------------------
 
+  /**
+   * `MAAS_MAX_RECEIVE_COUNT`: receives before the queues dead-letter a message, a whole number in
+   * MAX_RECEIVE_COUNT_RANGE (1 to 1000, SQS's range for a redrive policy). Anything else throws, naming the variable:
+   * a worker that took another receive than the queue's last for its last would end messages SQS still delivers, or
+   * never end one on the receive before its dead-letter queue.
+   * @default QUEUE.maxReceiveCount
+   */
+  maxReceiveCount(): number {
+    const raw = this.#env[ENV.maxReceiveCount];
+    if (raw === undefined || raw === '') return QUEUE.maxReceiveCount;
+    const n = Number(raw);
+    const { min, max } = MAX_RECEIVE_COUNT_RANGE;
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new Error(`${ENV.maxReceiveCount} must be a whole number from ${min} to ${max}, got '${raw}'`);
+    }
+    return n;
+  }
+
   /** Whether `MAAS_TABLE` is set: a function's Lambda default is built only then. */
   hasTable(): boolean {
     return Boolean(this.#env[ENV.table]);
@@ -182,8 +206,8 @@ export class EnvironmentVariables {
   }
 
   /**
-   * The function's configuration. Throws when `MAAS_TABLE` or `MAAS_BUCKET` is not set (`<name> is not set`) or a
-   * number is no non-negative integer.
+   * The function's configuration. Throws when `MAAS_TABLE` or `MAAS_BUCKET` is not set (`<name> is not set`), a
+   * number is no non-negative integer, or `MAAS_MAX_RECEIVE_COUNT` is out of its range.
    */
   config(): MaasConfig {
     const table = this.#env[ENV.table];
@@ -209,6 +233,7 @@ export class EnvironmentVariables {
       ...(queueUrl ? { queueUrl } : {}),
       ...(batchQueueUrl ? { batchQueueUrl } : {}),
       deadLetterQueueArns,
+      maxReceiveCount: this.maxReceiveCount(),
       ...(eventBus ? { eventBus } : {}),
     };
   }

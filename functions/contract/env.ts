@@ -18,6 +18,11 @@ export const ENV = {
    * letters, which the worker ends instead of running.
    */
   deadLetterQueueArns: 'MAAS_DEAD_LETTER_QUEUE_ARNS',
+  /**
+   * Receives before the work queue and the batch queue dead-letter a message (their redrive policy's
+   * `maxReceiveCount`, set on the worker by the stack): the worker ends a message on its last receive.
+   */
+  maxReceiveCount: 'MAAS_MAX_RECEIVE_COUNT',
   eventBus: 'MAAS_EVENT_BUS',
   /** How often `maas dev` runs the rollout controller (ms). */
   rolloutTickMs: 'MAAS_ROLLOUT_TICK_MS',
@@ -45,6 +50,12 @@ export const ENV = {
   /** Bearer token (a JWT) the CLI sends to a stack deployed with JWT authorization. */
   cliToken: 'MAAS_TOKEN',
 } as const;
+
+/**
+ * The values `MAAS_MAX_RECEIVE_COUNT` may take: SQS's range for a redrive policy's `maxReceiveCount`. The stack checks
+ * its prop against it at synth, the worker its variable at INIT.
+ */
+export const MAX_RECEIVE_COUNT_RANGE = { min: 1, max: 1000 } as const;
 
 /** S3 key layout (docs/ARCHITECTURE.md, "Data: table keys and S3 layout"). */
 export const S3_KEYS = {

@@ -2,8 +2,8 @@
  * Work queue consumer Lambda (SQS event source with ReportBatchItemFailures): runs `async-infer` requests,
  * scores the parts of batch jobs and assembles their output (`batch-part`, `batch-aggregate`, from the batch queue), completes PENDING versions (`register-complete`) and runs mirrored
  * requests on their shadow version, comparing the answers (`shadow`; functions/app/shadow.ts). Records are processed by Powertools' BatchProcessor; a record that
- * throws is reported as a batch item failure, so only it is retried (and dead-lettered after
- * QUEUE.maxReceiveCount receives) while the rest of its batch succeeds.
+ * throws is reported as a batch item failure, so only it is retried (and dead-lettered after the queues'
+ * `maxReceiveCount` receives, `MAAS_MAX_RECEIVE_COUNT`) while the rest of its batch succeeds.
  *
  * The function's timeout kills an invocation without running any catch or returning its batch response, so the
  * worker keeps to its time (docs/events.md, "The worker's time"): records after the first are not started with
@@ -52,8 +52,11 @@ export interface AsyncWorkerHandlerDeps {
   /** Runs and compares `shadow` messages (shadow traffic); none: such messages fail. */
   readonly shadow?: ShadowWorkerDeps;
   /**
-   * Receives after which a failing `register-complete` ends its version FAILED, and a `shadow` whose dependency is
-   * unavailable is recorded as failed. @default QUEUE.maxReceiveCount
+   * Receives before the queues dead-letter a message (their redrive policy's `maxReceiveCount`; in Lambda
+   * `MAAS_MAX_RECEIVE_COUNT`): the receive with this count is the last, on which a failing message is ended (an async
+   * request answered `PROCESSING_FAILED`, a version FAILED, a batch job failed, a shadow recorded as failed). It wins
+   * over `worker.maxReceiveCount`, so that every kind of message takes the same receive for its last.
+   * @default worker.maxReceiveCount, else QUEUE.maxReceiveCount
    */
   readonly maxReceiveCount?: number;
   /**
@@ -171,7 +174,9 @@ function deadlineOf(budget: TimeBudget, marginMs: number): { reached: Promise<un
 
 export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandler {
   const functionScope = deps.logger ?? functionLogger;
-  const maxReceiveCount = deps.maxReceiveCount ?? QUEUE.maxReceiveCount;
+  const maxReceiveCount = deps.maxReceiveCount ?? deps.worker.maxReceiveCount ?? QUEUE.maxReceiveCount;
+  // Async requests decide their last receive themselves (`recordLastAttemptFailure`): with the same count.
+  const worker: AsyncWorkerDeps = { ...deps.worker, maxReceiveCount };
   const deadLetterSources = new Set(deps.deadLetterSources ?? []);
 
   /**
@@ -184,7 +189,7 @@ export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandl
   const endFailed = async (message: WorkMessage, receiveCount: number, e: unknown): Promise<unknown> => {
     switch (message.type) {
       case 'async-infer':
-        return recordLastAttemptFailure(deps.worker, message.requestId, receiveCount, e);
+        return recordLastAttemptFailure(worker, message.requestId, receiveCount, e);
       case 'register-complete': {
         if (!deps.registry) return undefined;
         // The version ends FAILED, never stays PENDING.
@@ -299,7 +304,7 @@ export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandl
     d.state = 'running';
     try {
       if (message.type === 'async-infer') {
-        const status = await runAsyncInference(deps.worker, message.requestId);
+        const status = await runAsyncInference(worker, message.requestId);
         logger.info('async request handled', { requestId: message.requestId, status });
       } else if (message.type === 'shadow') {
         if (!deps.shadow) throw new Error('shadow traffic is not configured for this worker');
@@ -440,6 +445,17 @@ export function createAsyncWorkerHandler(deps: AsyncWorkerHandlerDeps): SqsHandl
 // ---------------------------------------------------------------------------------------------------------
 // Composition root of the Lambda.
 
+/**
+ * What the handler takes from the function's configuration: the queues' `maxReceiveCount` (MAAS_MAX_RECEIVE_COUNT,
+ * which the stack sets from the queues' redrive policy), so that the worker's last receive is the queues' last, and
+ * the dead-letter queues it consumes (MAAS_DEAD_LETTER_QUEUE_ARNS).
+ */
+export function workerSettingsFromConfig(
+  config: Pick<MaasConfig, 'maxReceiveCount' | 'deadLetterQueueArns'>,
+): Pick<AsyncWorkerHandlerDeps, 'maxReceiveCount' | 'deadLetterSources'> {
+  return { maxReceiveCount: config.maxReceiveCount, deadLetterSources: config.deadLetterQueueArns };
+}
+
 async function fromEnvironment(config: MaasConfig): Promise<SqsHandler> {
   const { eventFlowsFromConfig } = await import('./event-deps');
   const { OrtModelInspector } = await import('../adapters/ort-inspector');
@@ -461,10 +477,11 @@ async function fromEnvironment(config: MaasConfig): Promise<SqsHandler> {
   });
   return createAsyncWorkerHandler({
     ...flows,
+    // The queues' redrive policy, as the stack set it (the worker's last receive is theirs), and the dead-letter
+    // queues, event sources of the function too: their messages are ended, never run.
+    ...workerSettingsFromConfig(config),
     // A record not started on its last receive goes back to the work queue as a new message.
     requeue: flows.asyncApi.queue,
-    // The dead-letter queues are event sources of the function too: their messages are ended, never run.
-    deadLetterSources: config.deadLetterQueueArns,
     // Derived versions: the ONNX transforms, and the process-wide engine (built by the flows with its threads) for the gate.
     ...(flows.registry
       ? { derive: { ...flows.registry, transformer: new OnnxModelTransformer(), engine: sharedOrtEngine() } }

@@ -57,6 +57,11 @@ export interface EventFlowsOptions {
    */
   readonly batchPredictor?: Predictor;
   readonly aliasTtlMs?: number;
+  /**
+   * Receives before the work queue dead-letters a message: an async request failing on this one is answered
+   * `PROCESSING_FAILED`. @default QUEUE.maxReceiveCount
+   */
+  readonly maxReceiveCount?: number;
   /** Where the registry use cases report what they log (an event not published). @default none */
   readonly logger?: Logger;
   /** Where async requests and batch parts are reported (as inferences of their model version). @default none */
@@ -145,7 +150,12 @@ export function createEventFlows(o: EventFlowsOptions): EventFlows {
       ...(o.metrics ? { metrics: o.metrics } : {}),
     },
     asyncApi: { blobs, links: blobs, queue: o.queue, objects: blobs },
-    worker: { blobs, predictor: predictor ?? noPredictor, ...(observer ? { observer } : {}) },
+    worker: {
+      blobs,
+      predictor: predictor ?? noPredictor,
+      ...(o.maxReceiveCount !== undefined ? { maxReceiveCount: o.maxReceiveCount } : {}),
+      ...(observer ? { observer } : {}),
+    },
     shadow: {
       predictor: predictor ?? noPredictor,
       ...(o.metrics ? { metrics: o.metrics } : {}),
@@ -179,6 +189,7 @@ export function eventFlowsFromConfig(
     ...(batchQueue ? { batchQueue } : {}),
     sessions: ortSessions(config),
     aliasTtlMs: config.aliasTtlMs,
+    maxReceiveCount: config.maxReceiveCount,
     ...extra,
   });
 }

@@ -3,14 +3,14 @@
  *
  * - S3 notifications (`incoming/*.onnx`, `batch/*\/input.jsonl`, `batch/*\/input/_SUCCESS`, `batch/*\/cancel`
  *   created) -> the S3 events function, which registers models, starts batch jobs and cancels them;
- * - the work queue (SQS, SSE, TLS only) with its dead-letter queue (after QUEUE.maxReceiveCount receives),
- *   consumed by the worker function with ReportBatchItemFailures (async requests, registrations, derivations,
- *   shadow comparisons mirrored by predict);
+ * - the work queue (SQS, SSE, TLS only) with its dead-letter queue (after `maxReceiveCount` receives, which the
+ *   worker reads from MAAS_MAX_RECEIVE_COUNT), consumed by the worker function with ReportBatchItemFailures (async
+ *   requests, registrations, derivations, shadow comparisons mirrored by predict);
  * - the batch queue (same settings, its own dead-letter queue) of batch parts and aggregations, consumed by the
  *   same worker one message per invocation, at most `batchMaxConcurrency` invocations at once;
  * - both dead-letter queues consumed by the worker too, which ends each dead letter as its last receive's failure
- *   would have (an invocation killed out of memory never does), with alarms on dead letters it cannot end and on
- *   S3 events that failed;
+ *   would have (an invocation killed out of memory never does), with alarms on dead letters nobody receives, on
+ *   dead letters it cannot end, and on S3 events that failed;
  * - the async API function serving the route table's routes with fn 'async';
  * - the registry event bus (EventBridge) with example rules, and `MAAS_EVENT_BUS` on the functions that
  *   publish to it.
@@ -29,7 +29,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { ENV, S3_KEYS } from '../../functions/contract/env';
+import { ENV, MAX_RECEIVE_COUNT_RANGE, S3_KEYS } from '../../functions/contract/env';
 import { BATCH, BATCH_KEYS, EVENT_BUS, EVENT_HANDLER_ENTRIES, QUEUE } from '../../functions/contract/events';
 import { LIMITS } from '../../functions/contract/limits';
 import { SERVICE_NAMES } from '../../functions/contract/observability';
@@ -86,13 +86,35 @@ export function checkBatchMaxConcurrency(n: number, setting: Setting, raw = Stri
 }
 
 /**
- * The worker's timeout against the batch queue's visibility timeout. A batch message whose invocation died is
- * received again a visibility timeout after its receive, and must then find the aggregation's claim or the
+ * The shortest worker timeout (seconds) the worker can keep to: QUEUE.startReserveMs (10 s) to start a work message
+ * after a delivery's first, BATCH.reserveMs (5 s) at the end of a batch part to write its segment and queue its
+ * continuation, and BATCH.lastReceiveGuardMs (3 s) to end a job whose part still runs on its last receive (18 s).
+ */
+export const WORKER_MIN_TIMEOUT_SECONDS = Math.ceil(
+  (QUEUE.startReserveMs + BATCH.reserveMs + BATCH.lastReceiveGuardMs) / 1000,
+);
+
+/**
+ * The worker's timeout, from below and from above. Below WORKER_MIN_TIMEOUT_SECONDS the time the worker keeps in
+ * reserve is all its time: no work message after the first would start, a batch part would hand on its continuation
+ * before scoring anything. Above, against the batch queue's visibility timeout: a batch message whose invocation
+ * died is received again a visibility timeout after its receive, and must then find the aggregation's claim or the
  * assembly's lease that the invocation took (BATCH.aggregationLeaseMs) expired, else it is skipped and the job stays
  * running: the timeout may be at most the visibility timeout less the lease (600 s). Unresolved tokens pass.
  */
 export function checkWorkerTimeout(timeout: Duration, setting: Setting): Duration {
   if (timeout.isUnresolved()) return timeout;
+  const min = WORKER_MIN_TIMEOUT_SECONDS;
+  if (timeout.toMilliseconds() < min * 1000) {
+    const problem = `the worker keeps ${QUEUE.startReserveMs / 1000} seconds to start a work message after a delivery's first (QUEUE.startReserveMs), ${BATCH.reserveMs / 1000} seconds at the end of a batch part to write its segment and queue its continuation (BATCH.reserveMs) and ${BATCH.lastReceiveGuardMs / 1000} seconds to end a job whose part still runs on its last receive (BATCH.lastReceiveGuardMs), so its timeout is at least ${min} seconds`;
+    const fix = `Duration.seconds(${min}) or more, e.g. Duration.seconds(${QUEUE.workerTimeoutSeconds}), or leave it unset for ${QUEUE.workerTimeoutSeconds} seconds`;
+    throw new MaasValidationError(
+      setting,
+      'prop' in setting
+        ? `invalid prop ${setting.prop} '${timeout.toHumanString()}': ${problem}. Set ${setting.prop} to ${fix}.`
+        : `Invalid context parameter -c ${setting.context}='${timeout.toHumanString()}': ${problem}.`,
+    );
+  }
   const leaseSeconds = BATCH.aggregationLeaseMs / 1000;
   const max = QUEUE.visibilityTimeoutSeconds - leaseSeconds;
   if (timeout.toSeconds() > max) {
@@ -106,6 +128,55 @@ export function checkWorkerTimeout(timeout: Duration, setting: Setting): Duratio
     );
   }
   return timeout;
+}
+
+/**
+ * The SQS event sources of the worker besides the batch queue's: the work queue and the two dead-letter queues. Each
+ * runs at least SQS_EVENT_SOURCE_MIN_CONCURRENCY invocations once it has messages.
+ */
+const OTHER_WORKER_EVENT_SOURCES = 3;
+
+/**
+ * The worker's reserved concurrency against its event sources: at least `batchMaxConcurrency` (the batch queue's
+ * event source) plus SQS_EVENT_SOURCE_MIN_CONCURRENCY for each of the three others. Below it Lambda throttles the
+ * event sources' invocations; a throttled receive still counts as a receive, so messages drift into the dead-letter
+ * queues unrun. Unset (unreserved) or an unresolved token passes.
+ */
+export function checkWorkerConcurrency(
+  reserved: number | undefined,
+  batchMaxConcurrency: number,
+  setting: Setting,
+): void {
+  if (reserved === undefined || Token.isUnresolved(reserved) || Token.isUnresolved(batchMaxConcurrency))
+    return;
+  const min = batchMaxConcurrency + OTHER_WORKER_EVENT_SOURCES * SQS_EVENT_SOURCE_MIN_CONCURRENCY;
+  if (reserved >= min) return;
+  const problem = `the worker consumes four SQS event sources: the batch queue's, up to batchMaxConcurrency (${batchMaxConcurrency}) invocations at once, and the work queue's and the two dead-letter queues', at least ${SQS_EVENT_SOURCE_MIN_CONCURRENCY} each; with less reserved concurrency than their sum (${min}) Lambda throttles their receives, each of which still counts as a receive, so messages drift into the dead-letter queues unrun`;
+  throw new MaasValidationError(
+    setting,
+    'prop' in setting
+      ? `invalid prop ${setting.prop} '${quoted(String(reserved))}': ${problem}. Set ${setting.prop} to at least ${min}, lower batchMaxConcurrency, or leave it unset (unreserved).`
+      : `Invalid context parameter -c ${setting.context}='${quoted(String(reserved))}': ${problem}. Pass at least ${min}.`,
+  );
+}
+
+/**
+ * Receives before a message of the work queue or the batch queue goes to its dead-letter queue: a whole number in
+ * MAX_RECEIVE_COUNT_RANGE (1 to 1000, SQS's range for a redrive policy). Unresolved tokens pass.
+ */
+export function checkMaxReceiveCount(n: number, setting: Setting): number {
+  if (Token.isUnresolved(n)) return n;
+  const { min, max } = MAX_RECEIVE_COUNT_RANGE;
+  if (!Number.isInteger(n) || n < min || n > max) {
+    const problem = `an SQS redrive policy moves a message to its dead-letter queue after a whole number of receives from ${min} to ${max}`;
+    throw new MaasValidationError(
+      setting,
+      'prop' in setting
+        ? `invalid prop ${setting.prop} '${quoted(String(n))}': ${problem}. Set ${setting.prop} to a whole number from ${min} to ${max}, e.g. ${QUEUE.maxReceiveCount}, or leave it unset for ${QUEUE.maxReceiveCount}.`
+        : `Invalid context parameter -c ${setting.context}='${quoted(String(n))}': ${problem}. Pass a whole number from ${min} to ${max}.`,
+    );
+  }
+  return n;
 }
 
 /** Props of {@link EventPipelines}. */
@@ -143,10 +214,12 @@ export interface EventPipelinesProps {
   /**
    * Work queue consumer: async inference, batch continuation, and the completion of registrations that went on
    * past the API's time (artifacts up to LIMITS.maxModelBytes), so it has the registry function's memory. Its
-   * timeout is at most the batch queue's visibility timeout less BATCH.aggregationLeaseMs (600 s; checked at
-   * synth); above the lease (120 s), a duplicate batch message may find the lease of an invocation that still runs
-   * expired and do its work again (the same bytes).
-   * @default REGISTRATION_MEMORY_MB (3008 MB), QUEUE.workerTimeoutSeconds
+   * timeout is at least WORKER_MIN_TIMEOUT_SECONDS (18 s, the time it keeps in reserve) and at most the batch
+   * queue's visibility timeout less BATCH.aggregationLeaseMs (600 s); above the lease (120 s), a duplicate batch
+   * message may find the lease of an invocation that still runs expired and do its work again (the same bytes). A
+   * reserved concurrency is at least `batchMaxConcurrency` + 6 (2 for each of its other three event sources). Both
+   * checked at synth.
+   * @default REGISTRATION_MEMORY_MB (3008 MB), QUEUE.workerTimeoutSeconds, unreserved
    */
   readonly worker?: FunctionSizing;
   /**
@@ -155,8 +228,9 @@ export interface EventPipelinesProps {
    */
   readonly asyncApi?: FunctionSizing;
   /**
-   * Receives before a work message or a batch message goes to its dead-letter queue.
-   * @default QUEUE.maxReceiveCount
+   * Receives before a work message or a batch message goes to its dead-letter queue: a whole number from 1 to 1000
+   * (checked at synth). The worker gets it as MAAS_MAX_RECEIVE_COUNT and ends a failing message on that receive.
+   * @default QUEUE.maxReceiveCount (3)
    */
   readonly maxReceiveCount?: number;
   /**
@@ -183,12 +257,22 @@ export interface EventPipelinesProps {
 /** The alarms on messages the service could not handle (see {@link EventPipelines.alarms}). */
 export interface EventPipelineAlarms {
   /**
-   * A dead letter of the work queue still there after QUEUE.deadLetterAlarmAgeSeconds: one the worker could not
-   * end (its async request, version or derivation may still read as pending). Named `{stack}-dead-letters`.
+   * A dead letter of the work queue that nobody received for QUEUE.deadLetterAlarmAgeSeconds (the oldest message's
+   * age): the worker does not consume the dead-letter queue (its async request, version or derivation may still
+   * read as pending). Named `{stack}-dead-letters`.
    */
   readonly deadLetters: cloudwatch.Alarm;
   /** The same for the batch queue's dead letters (a job that may still read `running`). Named `{stack}-batch-dead-letters`. */
   readonly batchDeadLetters: cloudwatch.Alarm;
+  /**
+   * A dead letter of the work queue still in its queue, waiting or in flight, through every 5-minute period of
+   * QUEUE.deadLetterAlarmAgeSeconds: one the worker keeps failing to end (each failed end gives it back, and it is
+   * received again after the visibility timeout). The age alarm cannot see it: SQS leaves a message received three
+   * times or more out of ApproximateAgeOfOldestMessage. Named `{stack}-dead-letters-not-ended`.
+   */
+  readonly deadLettersNotEnded: cloudwatch.Alarm;
+  /** The same for the batch queue's dead letters. Named `{stack}-batch-dead-letters-not-ended`. */
+  readonly batchDeadLettersNotEnded: cloudwatch.Alarm;
   /**
    * An S3 event the S3 events function still failed after its retries (a registration or a batch start that did
    * not happen): any message in {@link EventPipelines.failedEventsQueue}. Named `{stack}-failed-s3-events`.
@@ -198,8 +282,9 @@ export interface EventPipelineAlarms {
 
 /**
  * The queues, bus and functions of the event flows. Throws a `MaasValidationError` at synth for a memory size
- * outside Lambda's range, an async API timeout above the API's 30 s, a worker timeout above 600 s (see
- * checkWorkerTimeout), or a `batchMaxConcurrency` outside 2..1000.
+ * outside Lambda's range, an async API timeout above the API's 30 s, a worker timeout below 18 s or above 600 s
+ * (see checkWorkerTimeout), a worker reserved concurrency below what its event sources need (see
+ * checkWorkerConcurrency), a `batchMaxConcurrency` outside 2..1000, or a `maxReceiveCount` outside 1..1000.
  */
 export class EventPipelines extends Construct {
   /** The work queue (async requests, registrations, derivations, shadow comparisons), SSE, TLS only. */
@@ -244,9 +329,16 @@ export class EventPipelines extends Construct {
       prop: 'batchMaxConcurrency',
       scope: this,
     });
-    const maxReceiveCount = props.maxReceiveCount ?? QUEUE.maxReceiveCount;
+    const maxReceiveCount = checkMaxReceiveCount(props.maxReceiveCount ?? QUEUE.maxReceiveCount, {
+      prop: 'maxReceiveCount',
+      scope: this,
+    });
     if (props.worker?.timeout)
       checkWorkerTimeout(props.worker.timeout, { prop: 'worker.timeout', scope: this });
+    checkWorkerConcurrency(props.worker?.reservedConcurrentExecutions, this.batchMaxConcurrency, {
+      prop: 'worker.reservedConcurrentExecutions',
+      scope: this,
+    });
 
     // --- queues + DLQs --------------------------------------------------------------------------------------
     // The dead-letter queues are consumed by the worker too (it ends their messages): the same visibility timeout.
@@ -396,6 +488,10 @@ export class EventPipelines extends Construct {
         environment: {
           ...batchEnv,
           [ENV.deadLetterQueueArns]: `${this.deadLetterQueue.queueArn},${this.batchDeadLetterQueue.queueArn}`,
+          // The queues' redrive policy: the worker ends a failing message on the receive SQS takes for the last.
+          [ENV.maxReceiveCount]: Token.isUnresolved(maxReceiveCount)
+            ? Token.asString(maxReceiveCount)
+            : String(maxReceiveCount),
         },
         description: 'maas work queue consumer: async inference, batch parts and aggregation',
         serviceName: SERVICE_NAMES.worker,
@@ -431,10 +527,11 @@ export class EventPipelines extends Construct {
     props.store.grantWritePrefixes(this.workerFunction, 'async', 'batch', 'models');
     props.store.grantDeletePrefixes(this.workerFunction, 'batch');
     props.store.grantListBucket(this.workerFunction);
-    // The aggregation's multipart upload of output.jsonl: abandoned when the job ended meanwhile, parts listed.
+    // The aggregation's multipart upload of output.jsonl, abandoned when the job ended meanwhile (its parts are never
+    // listed: the aggregation keeps their ETags itself).
     iam.Grant.addToPrincipal({
       grantee: this.workerFunction,
-      actions: ['s3:AbortMultipartUpload', 's3:ListMultipartUploadParts'],
+      actions: ['s3:AbortMultipartUpload'],
       resourceArns: [props.store.objectsArn('batch')],
     });
     this.queue.grantSendMessages(this.workerFunction);
@@ -476,25 +573,61 @@ export class EventPipelines extends Construct {
 
     // --- alarms on what could not be handled ----------------------------------------------------------------
     const stackName = Stack.of(this).stackName;
-    const stuck = (id: string, queue: sqs.Queue, name: string, what: string) =>
+    const period = Duration.minutes(5);
+    const alarmMinutes = QUEUE.deadLetterAlarmAgeSeconds / 60;
+    // A dead letter nobody receives: its age grows until the alarm fires. One the worker receives and fails to end is
+    // received again every visibility timeout, and from its third receive on SQS leaves it out of the age metric.
+    const unreceived = (id: string, queue: sqs.Queue, name: string, what: string) =>
       new cloudwatch.Alarm(this, id, {
         alarmName: `${stackName}-${name}`,
-        alarmDescription: `maas: a dead letter of the ${what} still waits after ${QUEUE.deadLetterAlarmAgeSeconds / 60} min: the worker could not end it (see its log lines 'dead letter …' and '… not failed')`,
-        metric: queue.metricApproximateAgeOfOldestMessage({
-          statistic: 'Maximum',
-          period: Duration.minutes(5),
-        }),
+        alarmDescription: `maas: a dead letter of the ${what} has waited ${alarmMinutes} min without being received: the worker does not consume its dead-letter queue (is the event source disabled, or the function failing before its code runs?)`,
+        metric: queue.metricApproximateAgeOfOldestMessage({ statistic: 'Maximum', period }),
         threshold: QUEUE.deadLetterAlarmAgeSeconds,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         evaluationPeriods: 1,
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       });
+    // A dead letter the worker keeps failing to end stays in the queue, waiting or in flight, while one it ends leaves
+    // within seconds of its arrival: the queue holding a message through every period of an hour is the former (a
+    // sampled count catches a dead letter that leaves at once only by chance, never twelve periods in a row).
+    const periods = QUEUE.deadLetterAlarmAgeSeconds / period.toSeconds();
+    const notEnded = (id: string, queue: sqs.Queue, name: string, what: string) =>
+      new cloudwatch.Alarm(this, id, {
+        alarmName: `${stackName}-${name}`,
+        alarmDescription: `maas: a dead letter of the ${what} has stayed in its queue for ${alarmMinutes} min: the worker could not end it (see its log lines '… not failed' with deadLetter: true)`,
+        metric: new cloudwatch.MathExpression({
+          expression: 'waiting + inFlight',
+          usingMetrics: {
+            waiting: queue.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period }),
+            inFlight: queue.metricApproximateNumberOfMessagesNotVisible({ statistic: 'Maximum', period }),
+          },
+          label: 'dead letters waiting or in flight',
+          period,
+        }),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: periods,
+        datapointsToAlarm: periods,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
     this.alarms = {
-      deadLetters: stuck('DeadLettersAlarm', this.deadLetterQueue, 'dead-letters', 'work queue'),
-      batchDeadLetters: stuck(
+      deadLetters: unreceived('DeadLettersAlarm', this.deadLetterQueue, 'dead-letters', 'work queue'),
+      batchDeadLetters: unreceived(
         'BatchDeadLettersAlarm',
         this.batchDeadLetterQueue,
         'batch-dead-letters',
+        'batch queue',
+      ),
+      deadLettersNotEnded: notEnded(
+        'DeadLettersNotEndedAlarm',
+        this.deadLetterQueue,
+        'dead-letters-not-ended',
+        'work queue',
+      ),
+      batchDeadLettersNotEnded: notEnded(
+        'BatchDeadLettersNotEndedAlarm',
+        this.batchDeadLetterQueue,
+        'batch-dead-letters-not-ended',
         'batch queue',
       ),
       failedS3Events: new cloudwatch.Alarm(this, 'FailedS3EventsAlarm', {

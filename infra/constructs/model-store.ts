@@ -10,7 +10,7 @@ import { S3_KEYS } from '../../functions/contract/env';
 import { ASYNC_RESULT_RETENTION_DAYS } from '../../functions/contract/events';
 import { CAPTURE_KEYS } from '../../functions/contract/observability';
 import { quoted } from '../../functions/domain/names';
-import { MaasValidationError, type Setting } from './validation';
+import { checkDataRemovalPolicy, MaasValidationError, type Setting } from './validation';
 
 /** The key prefixes of the bucket (docs/ARCHITECTURE.md, "Data: table keys and S3 layout"), without trailing slash. */
 export type StorePrefix =
@@ -43,9 +43,10 @@ const PREFIX: Record<StorePrefix, string> = {
 /** Props of {@link ModelStore}. */
 export interface ModelStoreProps {
   /**
-   * What happens to the bucket when the stack is deleted. With `DESTROY` its objects (every version) are deleted
-   * first, by CDK's auto-delete custom resource, so that the bucket can go. The access-log bucket is always
-   * retained: S3 delivers access logs late, so it could not be emptied reliably before its deletion.
+   * What happens to the bucket when the stack is deleted: RETAIN, RETAIN_ON_UPDATE_OR_DELETE or DESTROY (SNAPSHOT
+   * is refused at synth: a bucket has no snapshot). With `DESTROY` its objects (every version) are deleted first, by
+   * CDK's auto-delete custom resource, so that the bucket can go. The access-log bucket is always retained: S3
+   * delivers access logs late, so it could not be emptied reliably before its deletion.
    * @default RemovalPolicy.RETAIN
    */
   readonly removalPolicy?: RemovalPolicy;
@@ -91,7 +92,10 @@ export class ModelStore extends Construct {
 
   constructor(scope: Construct, id: string, props: ModelStoreProps = {}) {
     super(scope, id);
-    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
+    const removalPolicy = checkDataRemovalPolicy(props.removalPolicy ?? RemovalPolicy.RETAIN, {
+      prop: 'removalPolicy',
+      scope: this,
+    });
     // A bucket that still holds objects cannot be deleted: with DESTROY, CloudFormation would fail the stack's
     // deletion half-way (the versioned model bucket is never empty). Its objects go first.
     const autoDeleteObjects = removalPolicy === RemovalPolicy.DESTROY;

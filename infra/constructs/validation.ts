@@ -4,7 +4,7 @@
  * {@link MaasValidationError} that names the setting, the bad value and the fix. Names and refs are checked
  * by `functions/domain/names.ts`, the same validator the functions use at run time.
  */
-import { type Duration, Token } from 'aws-cdk-lib';
+import { type Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
 import { LIMITS } from '../../functions/contract/limits';
 import { parsePreload, quoted, validateAliasName, validateModelName } from '../../functions/domain/names';
@@ -462,6 +462,32 @@ export function checkMetricPeriod(period: Duration, setting: Setting): Duration 
     );
   }
   return period;
+}
+
+/**
+ * The removal policy of the data (the model bucket, the registry table): RETAIN, RETAIN_ON_UPDATE_OR_DELETE or
+ * DESTROY. SNAPSHOT is refused: neither S3 buckets nor DynamoDB tables support a `Snapshot` DeletionPolicy, so the
+ * template would fail at deploy time (or CDK would ignore the policy with a warning and delete the data).
+ */
+export function checkDataRemovalPolicy(policy: RemovalPolicy, setting: Setting): RemovalPolicy {
+  const allowed: readonly RemovalPolicy[] = [
+    RemovalPolicy.RETAIN,
+    RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
+    RemovalPolicy.DESTROY,
+  ];
+  if (!allowed.includes(policy)) {
+    invalid(
+      setting,
+      String(policy),
+      "an S3 bucket and a DynamoDB table are kept or deleted with the stack; CloudFormation has no snapshot of either (DeletionPolicy 'Snapshot' is for databases and volumes)",
+      {
+        expected:
+          'RemovalPolicy.RETAIN (the default), RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE or RemovalPolicy.DESTROY',
+        propExample: 'RemovalPolicy.RETAIN',
+      },
+    );
+  }
+  return policy;
 }
 
 function isHttpsUrl(s: string): boolean {

@@ -119,14 +119,16 @@ describe('batch queue', () => {
       Object.values(t.findResources('AWS::CloudWatch::Alarm')) as {
         Properties: { AlarmName: string; AlarmActions?: unknown };
       }[];
-    const batchDeadLetters = alarms(template).find(
-      (a) => a.Properties.AlarmName === 'BatchScale-batch-dead-letters',
-    );
-    expect(batchDeadLetters?.Properties.AlarmActions).toEqual([ALERT_TOPIC]);
+    for (const name of ['BatchScale-batch-dead-letters', 'BatchScale-batch-dead-letters-not-ended']) {
+      const batchDeadLetters = alarms(template).find((a) => a.Properties.AlarmName === name);
+      expect(batchDeadLetters?.Properties.AlarmActions, name).toEqual([ALERT_TOPIC]);
+    }
     const quiet = alarms(defaults).filter((a) => a.Properties.AlarmName.startsWith('BatchDefaults-'));
     expect(quiet.map((a) => a.Properties.AlarmName).sort()).toEqual([
       'BatchDefaults-batch-dead-letters',
+      'BatchDefaults-batch-dead-letters-not-ended',
       'BatchDefaults-dead-letters',
+      'BatchDefaults-dead-letters-not-ended',
       'BatchDefaults-failed-s3-events',
     ]);
     for (const a of quiet) expect(a.Properties.AlarmActions).toBeUndefined();
@@ -198,10 +200,12 @@ describe('IAM of batch jobs', () => {
     expect(multipart).toEqual([
       expect.objectContaining({
         Effect: 'Allow',
-        Action: ['s3:AbortMultipartUpload', 's3:ListMultipartUploadParts'],
+        Action: 's3:AbortMultipartUpload',
         Resource: batchObjects(),
       }),
     ]);
+    // The aggregation keeps its parts' ETags: it never lists them.
+    expect(withAction(worker, 's3:ListMultipartUploadParts')).toEqual([]);
     // Listing input/ objects (and 404 for a missing key): ListBucket on the bucket.
     const list_ = withAction(worker, 's3:ListBucket');
     expect(list_).toHaveLength(1);

@@ -12,7 +12,13 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ENV } from '../../functions/contract/env';
 import { BATCH, EVENT_BUS, QUEUE } from '../../functions/contract/events';
-import { checkWorkerTimeout, EventPipelines } from '../../infra/constructs/event-pipelines';
+import { TABLE } from '../../functions/contract/table';
+import {
+  checkWorkerTimeout,
+  EventPipelines,
+  type EventPipelinesProps,
+  WORKER_MIN_TIMEOUT_SECONDS,
+} from '../../infra/constructs/event-pipelines';
 import { MaasFunctions } from '../../infra/constructs/functions';
 import { RegistryTable } from '../../infra/constructs/model-registry-table';
 import { ModelStore } from '../../infra/constructs/model-store';
@@ -44,6 +50,18 @@ beforeAll(() => {
   });
   template = Template.fromStack(stack);
 });
+
+/** EventPipelines with `props` in a stack of its own (`Sized`), and its template. */
+function build(props: Partial<EventPipelinesProps>): { events: EventPipelines; template: Template } {
+  const s = new Stack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Sized');
+  const events = new EventPipelines(s, 'Events', {
+    store: new ModelStore(s, 'Store'),
+    table: new RegistryTable(s, 'Table'),
+    onnxRuntime: new OnnxRuntimeLayer(s, 'Ort'),
+    ...props,
+  });
+  return { events, template: Template.fromStack(s) };
+}
 
 const ref = (construct: { node: { defaultChild?: unknown } }) =>
   stack.resolve((construct.node.defaultChild as { logicalId: string }).logicalId) as string;
@@ -222,13 +240,115 @@ describe('EventPipelines', () => {
     alarm('dead-letters', pipelines.deadLetterQueue, age, QUEUE.deadLetterAlarmAgeSeconds);
     alarm('batch-dead-letters', pipelines.batchDeadLetterQueue, age, QUEUE.deadLetterAlarmAgeSeconds);
     alarm('failed-s3-events', pipelines.failedEventsQueue, 'ApproximateNumberOfMessagesVisible', 1);
-    // Past the visibility timeout: a dead letter whose end failed has been tried again before the alarm fires.
-    expect(QUEUE.deadLetterAlarmAgeSeconds).toBeGreaterThan(QUEUE.visibilityTimeoutSeconds);
     expect(Object.keys(pipelines.alarms).sort()).toEqual([
       'batchDeadLetters',
+      'batchDeadLettersNotEnded',
       'deadLetters',
+      'deadLettersNotEnded',
       'failedS3Events',
     ]);
+  });
+
+  it('alarms on a dead letter the worker keeps failing to end: its queue holds a message through every period of an hour', () => {
+    // The age alarm cannot fire for it: the worker receives it again every visibility timeout, and SQS leaves a
+    // message received three times or more out of ApproximateAgeOfOldestMessage — which it is well within the hour.
+    expect(3 * QUEUE.visibilityTimeoutSeconds).toBeLessThan(QUEUE.deadLetterAlarmAgeSeconds);
+    const count = (queue: sqs.Queue, id: string, metric: string) => ({
+      Id: id,
+      MetricStat: {
+        Metric: {
+          Namespace: 'AWS/SQS',
+          MetricName: metric,
+          Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [ref(queue), 'QueueName'] } }],
+        },
+        Period: 300,
+        Stat: 'Maximum',
+      },
+      ReturnData: false,
+    });
+    for (const [name, queue] of [
+      ['dead-letters-not-ended', pipelines.deadLetterQueue],
+      ['batch-dead-letters-not-ended', pipelines.batchDeadLetterQueue],
+    ] as const) {
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        AlarmName: `EventsTest-${name}`,
+        Metrics: Match.arrayWith([
+          Match.objectLike({ Expression: 'waiting + inFlight', ReturnData: true }),
+          count(queue, 'waiting', 'ApproximateNumberOfMessagesVisible'),
+          count(queue, 'inFlight', 'ApproximateNumberOfMessagesNotVisible'),
+        ]),
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        // Every 5-minute period of the hour: a dead letter the worker ends leaves within seconds, and is caught by
+        // a sampled count only by chance.
+        EvaluationPeriods: QUEUE.deadLetterAlarmAgeSeconds / 300,
+        DatapointsToAlarm: QUEUE.deadLetterAlarmAgeSeconds / 300,
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [ALERT_TOPIC],
+        OKActions: [ALERT_TOPIC],
+      });
+    }
+  });
+
+  it('gives the worker the queues’ maxReceiveCount (MAAS_MAX_RECEIVE_COUNT), whatever the prop says', () => {
+    const envOf = (t: Template, fn: EventPipelines['workerFunction']) =>
+      (
+        t.toJSON().Resources[
+          fn.stack.resolve((fn.node.defaultChild as unknown as { logicalId: string }).logicalId)
+        ] as {
+          Properties: { Environment: { Variables: Record<string, unknown> } };
+        }
+      ).Properties.Environment.Variables;
+    expect(envOf(template, pipelines.workerFunction)[ENV.maxReceiveCount]).toBe(
+      String(QUEUE.maxReceiveCount),
+    );
+    for (const n of [2, 5]) {
+      const { events, template: t } = build({ maxReceiveCount: n });
+      expect(envOf(t, events.workerFunction)[ENV.maxReceiveCount]).toBe(String(n));
+      const redrives = Object.values(t.findResources('AWS::SQS::Queue'))
+        .map(
+          (q) =>
+            (q as { Properties: { RedrivePolicy?: { maxReceiveCount: number } } }).Properties.RedrivePolicy,
+        )
+        .filter((r) => r !== undefined);
+      // The work queue and the batch queue.
+      expect(redrives.map((r) => r.maxReceiveCount)).toEqual([n, n]);
+    }
+    for (const bad of [0, 1001, 2.5]) {
+      expect(() => build({ maxReceiveCount: bad })).toThrow(
+        `Sized/Events: invalid prop maxReceiveCount '${bad}': an SQS redrive policy moves a message to its dead-letter queue after a whole number of receives from 1 to 1000. Set maxReceiveCount to a whole number from 1 to 1000, e.g. 3, or leave it unset for 3.`,
+      );
+    }
+  });
+
+  it('refuses at synth a worker reserved concurrency below what its four SQS event sources run at once', () => {
+    // batchMaxConcurrency for the batch queue's source, at least 2 for each of the work queue's and the two
+    // dead-letter queues'.
+    expect(() =>
+      build({ batchMaxConcurrency: 50, worker: { reservedConcurrentExecutions: 56 } }),
+    ).not.toThrow();
+    expect(() => build({ batchMaxConcurrency: 50, worker: { reservedConcurrentExecutions: 55 } })).toThrow(
+      MaasValidationError,
+    );
+    expect(() => build({ worker: { reservedConcurrentExecutions: BATCH.maxConcurrency + 6 } })).not.toThrow();
+    expect(() => build({ batchMaxConcurrency: 50, worker: { reservedConcurrentExecutions: 2 } })).toThrow(
+      "Sized/Events: invalid prop worker.reservedConcurrentExecutions '2': the worker consumes four SQS event sources: the batch queue's, up to batchMaxConcurrency (50) invocations at once, and the work queue's and the two dead-letter queues', at least 2 each; with less reserved concurrency than their sum (56) Lambda throttles their receives, each of which still counts as a receive, so messages drift into the dead-letter queues unrun. Set worker.reservedConcurrentExecutions to at least 56, lower batchMaxConcurrency, or leave it unset (unreserved).",
+    );
+    // Unreserved: nothing to check.
+    expect(() => build({ batchMaxConcurrency: 1000 })).not.toThrow();
+  });
+
+  it('refuses at synth a worker timeout shorter than the time the worker keeps in reserve', () => {
+    expect(WORKER_MIN_TIMEOUT_SECONDS).toBe(
+      (QUEUE.startReserveMs + BATCH.reserveMs + BATCH.lastReceiveGuardMs) / 1000,
+    );
+    expect(() => build({ worker: { timeout: Duration.seconds(WORKER_MIN_TIMEOUT_SECONDS) } })).not.toThrow();
+    expect(() => build({ worker: { timeout: Duration.seconds(WORKER_MIN_TIMEOUT_SECONDS - 1) } })).toThrow(
+      MaasValidationError,
+    );
+    expect(() => build({ worker: { timeout: Duration.seconds(5) } })).toThrow(
+      "Sized/Events: invalid prop worker.timeout '5 seconds': the worker keeps 10 seconds to start a work message after a delivery's first (QUEUE.startReserveMs), 5 seconds at the end of a batch part to write its segment and queue its continuation (BATCH.reserveMs) and 3 seconds to end a job whose part still runs on its last receive (BATCH.lastReceiveGuardMs), so its timeout is at least 18 seconds. Set worker.timeout to Duration.seconds(18) or more, e.g. Duration.seconds(120), or leave it unset for 120 seconds.",
+    );
   });
 
   it("redelivers a batch message after the worker's timeout and the aggregation's lease have both run out", () => {
@@ -362,6 +482,43 @@ describe('EventPipelines', () => {
     // PutEvents only on this bus.
     const put = s3Events.find((s) => s.Action === 'events:PutEvents');
     expect(put?.Resource).toEqual({ 'Fn::GetAtt': [ref(pipelines.bus), 'Arn'] });
+  });
+
+  it('grants on the table exactly the DynamoDB actions the functions’ code issues', () => {
+    const [tableId] = Object.keys(template.findResources('AWS::DynamoDB::Table'));
+    const tableArn = { 'Fn::GetAtt': [tableId, 'Arn'] };
+    const indexArn = { 'Fn::Join': ['', [tableArn, `/index/${TABLE.modelsIndex.name}`]] };
+    const dynamo = (fn: Parameters<typeof statementsOf>[0]) =>
+      statementsOf(fn)
+        .filter((st) => [st.Action].flat().some((a) => String(a).startsWith('dynamodb:')))
+        .map((st) => ({ Action: [st.Action].flat().sort(), Resource: st.Resource }));
+    // predict: GetItem by key (its signed reads), on the table only.
+    expect(dynamo(functions.predict.fn)).toEqual([{ Action: ['dynamodb:GetItem'], Resource: tableArn }]);
+    // The owners of the table: the repositories' gets, queries and writes, their transactions' items (a condition
+    // check included), Powertools' idempotency records; queries of the models index. No BatchGetItem,
+    // BatchWriteItem, Scan or DescribeTable: nothing issues them.
+    const readWrite = [
+      'dynamodb:ConditionCheckItem',
+      'dynamodb:DeleteItem',
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:Query',
+      'dynamodb:UpdateItem',
+    ];
+    for (const fn of [functions.registry.fn, pipelines.s3EventsFunction, pipelines.workerFunction]) {
+      expect(dynamo(fn)).toEqual([
+        { Action: readWrite, Resource: tableArn },
+        { Action: ['dynamodb:Query'], Resource: indexArn },
+      ]);
+    }
+    // The aggregation's multipart upload is aborted, never listed (it keeps its parts' ETags).
+    const multipart = statementsOf(pipelines.workerFunction).filter((st) =>
+      [st.Action].flat().some((a) => String(a).includes('Multipart')),
+    );
+    expect(multipart.map((st) => st.Action)).toEqual(['s3:AbortMultipartUpload']);
+    for (const fn of [pipelines.s3EventsFunction, pipelines.workerFunction, pipelines.asyncApiFunction]) {
+      expect([...actionsOf(statementsOf(fn))]).not.toContain('s3:ListMultipartUploadParts');
+    }
   });
 
   it('passes cdk-nag AwsSolutions with no unacknowledged finding in the event pipelines', () => {

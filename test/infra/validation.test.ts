@@ -4,10 +4,11 @@
  * dashboard period, alarm names and thresholds) throws a MaasValidationError that names the prop
  * (or the `-c` key), the bad value and the fix; the edge values that are valid pass. Bundling is skipped.
  */
-import { App, Duration, Stack } from 'aws-cdk-lib';
+import { App, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
 import { LIMITS } from '../../functions/contract/limits';
-import { createApp, propsFromContext } from '../../infra/app';
+import { CONTEXT_KEYS, createApp, propsFromContext } from '../../infra/app';
 import { EventPipelines } from '../../infra/constructs/event-pipelines';
 import { type FunctionSizing, MaasFunctions } from '../../infra/constructs/functions';
 import { type ApiAuthorization, InferenceApi } from '../../infra/constructs/inference-api';
@@ -170,7 +171,9 @@ describe('concurrency', () => {
       registry: { reservedConcurrentExecutions: 1 },
     });
     expect(fns.predict.target).not.toBe(fns.predict.fn);
-    expect(() => pipelines({ worker: { reservedConcurrentExecutions: 1 } })).not.toThrow();
+    expect(() => pipelines({ s3Events: { reservedConcurrentExecutions: 1 } })).not.toThrow();
+    // The worker's least: what its four SQS event sources run at once (event-pipelines.test.ts).
+    expect(() => pipelines({ worker: { reservedConcurrentExecutions: 16 } })).not.toThrow();
   });
 });
 
@@ -252,8 +255,103 @@ describe('MaasStack', () => {
   });
 });
 
+describe('data removal policy', () => {
+  const outer = () => new Stack(new App({ context: NO_BUNDLING }), 'Outer');
+
+  it('refuses SNAPSHOT (no DeletionPolicy Snapshot on a bucket or a table), naming the prop and the fix', () => {
+    const e = errorOf(() => new MaasStack(outer(), 'Maas', { dataRemovalPolicy: RemovalPolicy.SNAPSHOT }));
+    expect(e.setting).toBe('dataRemovalPolicy');
+    expect(e.message).toBe(
+      "Outer/Maas: invalid prop dataRemovalPolicy 'snapshot': an S3 bucket and a DynamoDB table are kept or deleted with the stack; CloudFormation has no snapshot of either (DeletionPolicy 'Snapshot' is for databases and volumes). Set dataRemovalPolicy to RemovalPolicy.RETAIN (the default), RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE or RemovalPolicy.DESTROY, e.g. RemovalPolicy.RETAIN.",
+    );
+    // The constructs check their own prop too.
+    const s = outer();
+    expect(
+      errorOf(() => new ModelStore(s, 'Store', { removalPolicy: RemovalPolicy.SNAPSHOT })).message,
+    ).toMatch(/^Outer\/Store: invalid prop removalPolicy 'snapshot'/);
+    expect(
+      errorOf(() => new RegistryTable(s, 'Table', { removalPolicy: RemovalPolicy.SNAPSHOT })).message,
+    ).toMatch(/^Outer\/Table: invalid prop removalPolicy 'snapshot'/);
+  });
+
+  it.each([
+    [RemovalPolicy.RETAIN, 'Retain'],
+    [RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE, 'RetainExceptOnCreate'],
+    [RemovalPolicy.DESTROY, 'Delete'],
+  ])('accepts %s: the bucket and the table get DeletionPolicy %s', (policy, deletionPolicy) => {
+    const s = outer();
+    const store = new ModelStore(s, 'Store', { removalPolicy: policy });
+    const table = new RegistryTable(s, 'Table', { removalPolicy: policy });
+    const resources = Template.fromStack(s).toJSON().Resources as Record<string, { DeletionPolicy?: string }>;
+    for (const c of [store.bucket, table.table]) {
+      const id = s.resolve((c.node.defaultChild as unknown as { logicalId: string }).logicalId) as string;
+      expect(resources[id]?.DeletionPolicy).toBe(deletionPolicy);
+    }
+  });
+});
+
 describe('context parameters', () => {
   const ctx = (context: Record<string, string>) => propsFromContext(new App({ context }));
+
+  it.each([
+    ['batchMaxConcurency', 'batchMaxConcurrency'],
+    ['corsOrigin', 'corsOrigins'],
+    ['Memory', 'memory'],
+    ['architecture', 'arch'],
+    ['jwtIssuerUrl', 'jwtIssuer'],
+    ['rolloutTick', 'rolloutTickMinutes'],
+  ])('refuses the unknown key -c %s, naming the closest known key (%s)', (key, closest) => {
+    const e = errorOf(() => ctx({ [key]: '100' }));
+    expect(e.setting).toBe(key);
+    expect(e.message).toBe(
+      `Unknown context parameter -c ${key}: maas reads no such key, so its value would be ignored and the default deployed. Did you mean -c ${closest}? The keys are ${CONTEXT_KEYS.join(', ')} (docs/deploy.md, "Parameters").`,
+    );
+    // createApp (cdk synth) stops there too, before the stack is built.
+    expect(() => createApp(new App({ context: { ...NO_BUNDLING, [key]: '100' } }))).toThrow(
+      MaasValidationError,
+    );
+  });
+
+  it('refuses a misspelled key even beside valid ones, and accepts every key it reads', () => {
+    expect(() => ctx({ batchMaxConcurrency: '100', corsOrigin: 'https://app.example.com' })).toThrow(
+      /-c corsOrigin: .*Did you mean -c corsOrigins\?/,
+    );
+    expect(() =>
+      ctx({
+        arch: 'arm64',
+        memory: '3008',
+        authorization: 'jwt',
+        jwtIssuer: 'https://issuer.example.com',
+        jwtAudience: 'a',
+        jwtInferScope: 'maas/infer',
+        jwtAdminScope: 'maas/admin',
+        preload: 'iris@prod',
+        corsOrigins: 'https://app.example.com',
+        rolloutTickMinutes: '5',
+        batchMaxConcurrency: '100',
+      }),
+    ).not.toThrow();
+  });
+
+  it('accepts the keys CDK itself puts in the context (cdk.json, the CLI, cdk.context.json, feature flags)', () => {
+    const cdk = {
+      // What `cdk synth` passes with this project's cdk.json (CDK_CONTEXT_JSON).
+      '@aws-cdk/core:newStyleStackSynthesis': true,
+      'cli-telemetry': false,
+      'aws:cdk:enable-path-metadata': true,
+      'aws:cdk:enable-asset-metadata': true,
+      'aws:cdk:disable-version-reporting': true,
+      'aws:cdk:bundling-stacks': ['**'],
+      '@aws-cdk/core:failSynthOnValidationErrors': false,
+      'aws:cdk:disable-asset-staging': true,
+      // `cdk acknowledge`, cached lookups, `cdk migrate`.
+      'acknowledged-issue-numbers': [12345],
+      'availability-zones:account=123456789012:region=eu-west-1': ['eu-west-1a'],
+      'cdk-migrate': true,
+    };
+    expect(() => propsFromContext(new App({ context: { ...cdk, memory: '3008' } }))).not.toThrow();
+    expect(() => createApp(new App({ context: { ...cdk, 'aws:cdk:bundling-stacks': [] } }))).not.toThrow();
+  });
 
   it.each([
     [{ memory: '50' }, 'memory', "Invalid context parameter -c memory='50'", 'e.g. -c memory=3008'],

@@ -15,12 +15,18 @@ import { createInferenceObserver } from '../../functions/app/observe';
 import { incomingModelName, registerOnUpload } from '../../functions/app/register-on-upload';
 import type { RegistryDeps } from '../../functions/app/registry';
 import type { ServedVersion } from '../../functions/app/version-resolver';
+import { readConfig } from '../../functions/config/environment';
+import { ENV } from '../../functions/contract/env';
 import { ASYNC_KEYS, BATCH, BATCH_KEYS, QUEUE } from '../../functions/contract/events';
 import { gateThresholds } from '../../functions/domain/derive';
 import { UnavailableError, UnprocessableModelError } from '../../functions/domain/errors';
 import type { ModelVersion } from '../../functions/domain/types';
 import { createAsyncApiHandler } from '../../functions/handlers/async-api';
-import { createAsyncWorkerHandler, DEAD_LETTER_REASON } from '../../functions/handlers/async-worker';
+import {
+  createAsyncWorkerHandler,
+  DEAD_LETTER_REASON,
+  workerSettingsFromConfig,
+} from '../../functions/handlers/async-worker';
 import {
   createS3EventsHandler,
   decodeS3Key,
@@ -480,6 +486,112 @@ describe('async worker handler: dead letters', () => {
       batchItemFailures: [],
     });
     expect(await getJob('j')).toMatchObject({ state: 'failed', code: 'BATCH_PART_FAILED' });
+  });
+});
+
+describe("async worker handler: the queues' maxReceiveCount (MAAS_MAX_RECEIVE_COUNT)", () => {
+  const DLQ = 'arn:aws:sqs:us-east-1:1:dead-letters';
+  const msg = JSON.stringify({ type: 'async-infer', requestId: ID(1) });
+
+  /**
+   * The worker of a function whose environment sets MAAS_MAX_RECEIVE_COUNT to `maxReceiveCount` (and names DLQ), as
+   * its composition root builds it, over one async request that always fails.
+   */
+  async function failingRequest(maxReceiveCount: number, onWorker?: number) {
+    const settings = workerSettingsFromConfig(
+      readConfig({
+        [ENV.table]: 't',
+        [ENV.bucket]: 'b',
+        [ENV.maxReceiveCount]: String(maxReceiveCount),
+        [ENV.deadLetterQueueArns]: DLQ,
+      }),
+    );
+    const blobs = new MemoryBlobStore();
+    await blobs.put(
+      ASYNC_KEYS.request(ID(1)),
+      JSON.stringify({ requestId: ID(1), name: 'm1', ref: 'prod', request: { inputs: [] } }),
+    );
+    const handler = createAsyncWorkerHandler({
+      worker: {
+        blobs,
+        predictor: {
+          infer: async () => {
+            throw new Error('disk on fire');
+          },
+        },
+        ...(onWorker !== undefined ? { maxReceiveCount: onWorker } : {}),
+      },
+      batch: memoryBatch(),
+      logger: quiet,
+      ...settings,
+    });
+    const result = () => blobs.text(ASYNC_KEYS.result(ID(1)));
+    return { handler, result };
+  }
+
+  it('ends a failing async request on the configured last receive, not on QUEUE.maxReceiveCount', async () => {
+    // Five receives: the third is not the last, SQS delivers it twice more.
+    const { handler, result } = await failingRequest(5);
+    for (let n = 1; n < 5; n++) {
+      await handler(sqsEvent([{ id: 'a', body: msg, receiveCount: n }]), budget);
+      expect(result(), `receive ${n}`).toBeUndefined();
+    }
+    await handler(sqsEvent([{ id: 'a', body: msg, receiveCount: 5 }]), budget);
+    expect(JSON.parse(result() ?? '')).toMatchObject({
+      status: 'failed',
+      code: 'PROCESSING_FAILED',
+      error: 'the request could not be processed after 5 attempts',
+    });
+  });
+
+  it('recognises a last receive below QUEUE.maxReceiveCount', async () => {
+    const { handler, result } = await failingRequest(2);
+    await handler(sqsEvent([{ id: 'a', body: msg, receiveCount: 1 }]), budget);
+    expect(result()).toBeUndefined();
+    await handler(sqsEvent([{ id: 'a', body: msg, receiveCount: 2 }]), budget);
+    expect(JSON.parse(result() ?? '')).toMatchObject({ status: 'failed', code: 'PROCESSING_FAILED' });
+  });
+
+  it("takes the handler's count over the worker deps' own, for every kind of message", async () => {
+    const { handler, result } = await failingRequest(2, 5);
+    await handler(sqsEvent([{ id: 'a', body: msg, receiveCount: 2 }]), budget);
+    expect(JSON.parse(result() ?? '')).toMatchObject({ code: 'PROCESSING_FAILED' });
+  });
+
+  it('ends a dead letter as the configured last receive would have', async () => {
+    const { handler, result } = await failingRequest(2);
+    expect(await handler(sqsEvent([{ id: 'a', body: msg }], DLQ), budget)).toEqual({ batchItemFailures: [] });
+    expect(JSON.parse(result() ?? '')).toMatchObject({
+      code: 'PROCESSING_FAILED',
+      error: 'the request could not be processed after 2 attempts',
+    });
+  });
+
+  it("ends a batch job on the configured last receive's deadline only", async () => {
+    const endingIn = (ms: number) => {
+      const end = Date.now() + ms;
+      return { getRemainingTimeInMillis: () => end - Date.now() };
+    };
+    const receive = async (maxReceiveCount: number, receiveCount: number) => {
+      const { batch, deps, part } = await onePartJob(() => new Promise((r) => setTimeout(r, 400)));
+      const handler = createAsyncWorkerHandler({
+        worker: { blobs: new MemoryBlobStore(), predictor: {} as never },
+        batch: deps,
+        logger: quiet,
+        ...workerSettingsFromConfig(
+          readConfig({ [ENV.table]: 't', [ENV.bucket]: 'b', [ENV.maxReceiveCount]: String(maxReceiveCount) }),
+        ),
+      });
+      await handler(
+        sqsEvent([{ id: 'a', body: JSON.stringify(part), receiveCount }]),
+        endingIn(BATCH.lastReceiveGuardMs + 100),
+      );
+      return (await batch.jobs.getJob('j'))?.state;
+    };
+    // Receive 3 of 5 is not the last: the part is left to the next receive.
+    expect(await receive(5, QUEUE.maxReceiveCount)).toBe('running');
+    expect(await receive(5, 5)).toBe('failed');
+    expect(await receive(2, 2)).toBe('failed');
   });
 });
 

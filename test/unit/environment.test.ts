@@ -19,6 +19,7 @@ import {
   withoutProcessEnv,
 } from '../../functions/config/environment';
 import { ENV } from '../../functions/contract/env';
+import { QUEUE } from '../../functions/contract/events';
 import { LIMITS } from '../../functions/contract/limits';
 import { parsePreload } from '../../functions/domain/names';
 import { codeOf } from '../helpers/errors';
@@ -41,6 +42,7 @@ describe('readConfig', () => {
         [ENV.maxBodyBytes]: '1024',
         [ENV.queueUrl]: 'https://sqs.example/q',
         [ENV.deadLetterQueueArns]: 'arn:aws:sqs:eu-west-1:1:dlq, arn:aws:sqs:eu-west-1:1:batch-dlq',
+        [ENV.maxReceiveCount]: '5',
         [ENV.eventBus]: 'bus',
         [ENV.memoryMb]: '3538',
       }),
@@ -54,6 +56,7 @@ describe('readConfig', () => {
       memoryMb: 3538,
       queueUrl: 'https://sqs.example/q',
       deadLetterQueueArns: ['arn:aws:sqs:eu-west-1:1:dlq', 'arn:aws:sqs:eu-west-1:1:batch-dlq'],
+      maxReceiveCount: 5,
       eventBus: 'bus',
     });
   });
@@ -67,6 +70,7 @@ describe('readConfig', () => {
       maxBodyBytes: LIMITS.maxBodyBytes,
       memoryMb: 1769,
       deadLetterQueueArns: [],
+      maxReceiveCount: QUEUE.maxReceiveCount,
     };
     expect(readConfig(base)).toEqual(expected);
     const empty = {
@@ -77,6 +81,7 @@ describe('readConfig', () => {
       [ENV.maxBodyBytes]: '',
       [ENV.queueUrl]: '',
       [ENV.deadLetterQueueArns]: '',
+      [ENV.maxReceiveCount]: '',
       [ENV.eventBus]: '',
       [ENV.memoryMb]: '',
     };
@@ -102,6 +107,21 @@ describe('readConfig', () => {
     expect(() => readConfig({ ...base, [name]: value })).toThrow(
       new Error(`${name} must be a non-negative integer, got '${value}'`),
     );
+  });
+
+  it.each(['0', '1001', '2.5', 'three', '-1'])(
+    'refuses MAAS_MAX_RECEIVE_COUNT=%s: the queues dead-letter after 1 to 1000 receives',
+    (value) => {
+      expect(() => readConfig({ ...base, [ENV.maxReceiveCount]: value })).toThrow(
+        new Error(`MAAS_MAX_RECEIVE_COUNT must be a whole number from 1 to 1000, got '${value}'`),
+      );
+    },
+  );
+
+  it('reads MAAS_MAX_RECEIVE_COUNT from 1 to 1000', () => {
+    for (const n of [1, 2, 1000]) {
+      expect(readConfig({ ...base, [ENV.maxReceiveCount]: String(n) }).maxReceiveCount).toBe(n);
+    }
   });
 
   it('reads the process environment when given none', () => {
