@@ -503,7 +503,8 @@ export class DynamoRegistryRepository implements RegistryRepository {
    * Sets or removes the alias's traffic split: one transaction updates the ALIAS item (revision + 1, `routing`,
    * `canaryTarget`; conditioned on the revision read), appends the HISTORY entry, adds the alias to the new canary
    * VERSION item's alias set (conditioned on READY and on the capture copied) or checks the kept one, removes it
-   * from the canary it leaves, and keeps the MODEL item's `splits` map in step. A lost race plans again.
+   * from the canary it leaves, and keeps the MODEL item's `splits` map in step. A lost race plans again. The split
+   * the alias has already (an `unchanged` plan) writes nothing.
    */
   async setAliasRouting(change: AliasRoutingChange): Promise<AliasState> {
     const pk = keys.modelPk(change.name);
@@ -528,6 +529,8 @@ export class DynamoRegistryRepository implements RegistryRepository {
         },
         this.clock.now().toISOString(),
       );
+      // The split the alias has already: nothing to write, the alias is answered as read.
+      if (plan.unchanged) return plan.next;
       const hasSplits = model?.splits !== null && typeof model?.splits === 'object';
       const hadRouting = alias ? toAlias(alias).routing !== undefined : false;
       await this.doc.send(

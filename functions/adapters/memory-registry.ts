@@ -292,6 +292,8 @@ export class MemoryRegistryRepository implements RegistryRepository {
           },
           this.clock.now().toISOString(),
         );
+        // The split the alias has already: nothing to write, the alias is answered as read.
+        if (plan.unchanged) return clone(plan.next);
         await yieldTurn();
         return clone(this.commitRouting(plan));
       },

@@ -11,6 +11,7 @@ import {
   BadRequestError,
   ConflictError,
   isMaasError,
+  NotFoundError,
   PayloadTooLargeError,
   UnprocessableModelError,
 } from '../domain/errors';
@@ -28,6 +29,7 @@ import {
   planRollback,
   ROLLBACK_HISTORY_PAGES,
   type RollbackInput,
+  rollbackTargetDeleted,
   versionNotFound,
 } from '../domain/registry-plans';
 import { sameRouting } from '../domain/rollout';
@@ -436,8 +438,9 @@ export async function moveAlias(
 }
 
 /**
- * Moves the alias back to the version it pointed at before its latest move (409 when there is none; see
- * `planRollback`; split changes, which are not moves, are passed over, `findLatestMove`). The move is conditional
+ * Moves the alias back to the version it pointed at before its latest move (409 `NO_ROLLBACK_TARGET` when there is
+ * none, or when that version was deleted since; 409 `VERSION_NOT_READY` when it was archived since, as for any move;
+ * see `planRollback`; split changes, which are not moves, are passed over, `findLatestMove`). The move is conditional
  * on the alias still pointing where that history entry says, so a concurrent move makes the rollback fail with 412
  * instead of undoing the wrong change; and on the caller's `expectedVersion` / `expectedRevision` when given, so
  * that a caller rolls back only the alias it saw (412 otherwise).
@@ -459,7 +462,17 @@ export async function rollbackAlias(
       'NO_ROLLBACK_TARGET',
     );
   }
-  return applyMove(deps, planRollback(input, latest));
+  const move = planRollback(input, latest);
+  try {
+    return await applyMove(deps, move);
+  } catch (e) {
+    // The move's target is the version the alias pointed at before: deleted since, there is nothing to go back to
+    // (the request's path is right; the model was found first).
+    if (e instanceof NotFoundError && e.code === 'VERSION_NOT_FOUND' && move.version !== null) {
+      throw rollbackTargetDeleted(input.name, input.alias, move.version);
+    }
+    throw e;
+  }
 }
 
 /** Removes the alias (history kept, with a `version: null` entry). */
@@ -497,7 +510,9 @@ export interface UpdateAliasInput {
  * move: the revision stays) and/or its traffic split (a change of the alias: revision + 1 and a history entry; see
  * `planAliasRouting` for its 404 / 409 / 412). The split is changed first, so a refused split leaves the capture
  * as it was. 404 `MODEL_NOT_FOUND` / `ALIAS_NOT_FOUND`. The alias as it now is (without the serving copies). A
- * change of the split is announced (`AliasRoutingChanged`, with the split before and after) when it changed.
+ * change of the split is announced (`AliasRoutingChanged`, with the split before and after) when it changed. A split
+ * that is the alias's already (clearing one it does not have, say) is no change: nothing is written (no revision, no
+ * history entry, no event), though a stale `expectedRevision` is still a 412.
  */
 export async function updateAlias(
   deps: Pick<RegistryDeps, 'repo' | 'events' | 'logger'>,

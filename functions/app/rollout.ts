@@ -17,6 +17,7 @@ import { validateAliasName, validateModelName } from '../domain/names';
 import { aliasNotFound, planAliasRouting } from '../domain/registry-plans';
 import {
   addCounters,
+  checkRolloutVersion,
   clearedRouting,
   decide,
   desiredRouting,
@@ -24,6 +25,7 @@ import {
   divergenceDelta,
   isActive,
   isListed,
+  keptShadowConflict,
   type Rollout,
   type RolloutSpec,
   type RolloutStatus,
@@ -108,10 +110,13 @@ export interface StartRolloutInput {
 
 /**
  * Starts a rollout of `spec.version` on the alias: 404 / 409 / 412 as for a canary (`planAliasRouting`), 409
- * `ROLLOUT_IN_PROGRESS` when the alias has an active rollout. Writes the rollout (step 1, running), then the
- * alias's split (`rollout <id8>: step 1/N, canary vX at W%`). When the split cannot be written the rollout ends
- * `aborted` (`start failed: <code>`) and the error is thrown — unless the write lost (412) to the controller
- * writing the same split for the new rollout, which is a start like any other.
+ * `ROLLOUT_IN_PROGRESS` when the alias has an active rollout, 400 `INVALID_ROLLOUT` for bounds the version cannot
+ * be judged by (`checkRolloutVersion`). The alias's own shadow, which a rollout without `maxDivergence` keeps
+ * (`desiredRouting`), is checked as the split's (404 / 409 `VERSION_NOT_READY` / 409 `SHADOW_INCOMPATIBLE`) and as
+ * the shadow of the version once promoted (409 `SHADOW_INCOMPATIBLE`, `keptShadowConflict`). Writes the rollout
+ * (step 1, running), then the alias's split (`rollout <id8>: step 1/N, canary vX at W%`). When the split cannot be
+ * written the rollout ends `aborted` (`start failed: <code>`) and the error is thrown — unless the write lost (412)
+ * to the controller writing the same split for the new rollout, which is a start like any other.
  */
 export async function startRollout(deps: RolloutDeps, input: StartRolloutInput): Promise<RolloutView> {
   validate(input.name, input.alias);
@@ -136,8 +141,13 @@ export async function startRollout(deps: RolloutDeps, input: StartRolloutInput):
     divergence: ZERO_DIVERGENCE,
   };
   const routing = desiredRouting(rollout, alias.routing) ?? null;
-  // The split is checked as the registry will check it (404 / 409 / 412) before anything is written.
+  // The split is checked as the registry will check it (404 / 409 / 412) before anything is written: with the
+  // alias's own shadow when the rollout keeps it.
   const version = await deps.repo.getVersion(input.name, input.spec.version);
+  const keptShadow =
+    routing?.shadow && routing.shadow.version !== input.spec.version
+      ? await deps.repo.getVersion(input.name, routing.shadow.version)
+      : undefined;
   planAliasRouting(
     {
       name: input.name,
@@ -146,9 +156,14 @@ export async function startRollout(deps: RolloutDeps, input: StartRolloutInput):
       ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
       actor: input.actor,
     },
-    { modelExists: true, alias, canary: version },
+    { modelExists: true, alias, canary: version, ...(keptShadow ? { shadow: keptShadow } : {}) },
     at,
   );
+  if (version) {
+    checkRolloutVersion(input.spec, version);
+    const conflict = keptShadow && keptShadowConflict(rollout, version, keptShadow);
+    if (conflict) throw conflict;
+  }
   const created = await deps.rollouts.create(rollout);
   try {
     await updateAlias(deps, {
@@ -425,7 +440,9 @@ async function work(
   // A step advances (the last one promotes) only once its own split is in place: the alias is brought to it
   // first, and when that write is the one that put it in place, the step's bake starts over from now.
   if (!sameRouting(alias.routing, desiredRouting(r, alias.routing))) {
-    if (await applyRouting(deps, r, alias, CONTROLLER_ACTOR)) {
+    const applied = await applyRouting(deps, r, alias, CONTROLLER_ACTOR);
+    if (applied === 'ended') summary.aborted.push(id);
+    if (applied === 'written') {
       summary.reconciled.push(id);
       await restartBake(deps, r, at);
     }
@@ -442,7 +459,7 @@ async function work(
         r.revision,
       );
       summary.advanced.push(id);
-      await applyRouting(deps, next, alias, CONTROLLER_ACTOR);
+      if ((await applyRouting(deps, next, alias, CONTROLLER_ACTOR)) === 'ended') summary.aborted.push(id);
       return;
     }
     case 'none':
@@ -467,30 +484,67 @@ async function restartBake(deps: RolloutDeps, r: Rollout, at: Date): Promise<voi
 }
 
 /**
- * Brings the alias's split to the rollout's (conditional on the alias revision read); true when it wrote one. A
- * lost race (412) is left to the next tick.
+ * Brings the alias's split to the rollout's (conditional on the alias revision read): `written` when it wrote one,
+ * `unchanged` when it did not (a lost race, 412, is left to the next tick). A split the registry refuses (a 4xx)
+ * will not be accepted by retrying:
+ * - when the rollout's version can no longer be served (archived or deleted: possible once a split change by hand
+ *   released it), the rollout ends `aborted` (`version <v> not servable: <status>`, its abort's alias change and
+ *   log): `ended`;
+ * - else, when the split keeps the alias's own shadow of another version (archived or deleted meanwhile: it is not
+ *   held), it is written without that shadow, whose mirrors could only fail;
+ * - else the refusal is thrown (logged by the run; the next one tries again).
  */
 async function applyRouting(
   deps: RolloutDeps,
   r: Rollout,
   alias: AliasState,
   actor: string,
-): Promise<boolean> {
+): Promise<'written' | 'unchanged' | 'ended'> {
   const desired = desiredRouting(r, alias.routing);
-  if (!desired || sameRouting(alias.routing, desired)) return false;
+  if (!desired || sameRouting(alias.routing, desired)) return 'unchanged';
+  const write = async (routing: typeof desired) => {
+    try {
+      await updateAlias(deps, {
+        name: r.name,
+        alias: r.alias,
+        routing,
+        expectedRevision: alias.revision,
+        reason: stepReason(r),
+        actor,
+      });
+      return 'written' as const;
+    } catch (e) {
+      if (e instanceof PreconditionFailedError) return 'unchanged' as const;
+      throw e;
+    }
+  };
   try {
-    await updateAlias(deps, {
-      name: r.name,
-      alias: r.alias,
-      routing: desired,
-      expectedRevision: alias.revision,
-      reason: stepReason(r),
-      actor,
-    });
-    return true;
+    return await write(desired);
   } catch (e) {
-    if (e instanceof PreconditionFailedError) return false;
-    throw e;
+    if (!isMaasError(e) || e.status >= 500) throw e;
+    const version = await deps.repo.getVersion(r.name, r.version);
+    if (version?.status !== 'READY') {
+      const reason = `version ${r.version} not servable: ${version ? version.status : 'deleted'}`;
+      deps.logger?.warn('rollout aborted: its version can no longer be served', {
+        model: r.name,
+        alias: r.alias,
+        rollout: r.id,
+        version: r.version,
+        error: e.message,
+      });
+      await endRollout(deps, r, 'aborted', reason, CONTROLLER_ACTOR, alias);
+      return 'ended';
+    }
+    if (!desired.shadow || desired.shadow.version === r.version) throw e;
+    const { shadow, ...withoutShadow } = desired;
+    deps.logger?.warn("rollout split written without the alias's shadow, which was refused", {
+      model: r.name,
+      alias: r.alias,
+      rollout: r.id,
+      shadow: shadow.version,
+      error: e.message,
+    });
+    return write(withoutShadow);
   }
 }
 
@@ -568,7 +622,7 @@ async function settle(
       await updateAlias(deps, {
         name: r.name,
         alias: r.alias,
-        routing: clearedRouting(alias.routing),
+        routing: clearedRouting(alias.routing, r.version),
         expectedRevision: alias.revision,
         reason,
         actor,

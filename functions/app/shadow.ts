@@ -2,12 +2,15 @@
  * Shadow traffic, the worker's half (docs/ARCHITECTURE.md, "Progressive delivery"): a `shadow` work message (a
  * request its alias's shadow sampled, mirrored after its answer by the predict path) is run on the shadow version
  * by number, through the predictor (the same code path as `/infer`), and its answer compared with the one the caller
- * got (`compareOutputs`). The comparison is reported (`MetricsSink.shadow`: `ShadowRequests`, the divergence
- * metrics, `ShadowErrors`), the shadow's answer captured as a record of route `shadow` with the caller's inference
- * id when the alias captures and the id is sampled (the pair joins by id), and handed to `onComparison`.
+ * got (`compareOutputs`, the versions' post-processing outputs marked as such). The comparison is reported
+ * (`MetricsSink.shadow`: `ShadowRequests`, the divergence metrics, `ShadowErrors`), the shadow's answer captured as
+ * a record of route `shadow` with the caller's inference id when the alias captures and the id is sampled (the pair
+ * joins by id), and handed to `onComparison`.
  *
  * The request travels as the text the caller sent and is parsed as the predict path parses it
- * (`parseInferenceBody`: 64-bit integers exact); the answer as the text the caller got.
+ * (`parseInferenceBody`: 64-bit integers exact), and runs with the caller's inference id as its `id` when it has
+ * none (the caller's was generated), so the shadow's answer carries the id of its record; the answer travels as the
+ * text the caller got.
  *
  * A shadow that fails (archived or deleted version, a model that throws, inputs it refuses…) is a comparison with
  * `failed` (its error code in `error`): counted, never retried. A failure that may pass (`isRetryableError`: a
@@ -153,10 +156,11 @@ async function compare(
   let comparison: ShadowComparison;
   let answer: unknown;
   try {
-    const request = parseInferenceBody(m.requestText);
+    const request = withInferenceId(parseInferenceBody(m.requestText), m.inferenceId);
     const response = await deps.predictor.infer(m.model, String(m.shadowVersion), request);
     answer = response;
-    comparison = { ...head, outputs: compareOutputs(stable, response.outputs as OipOutput[]) };
+    const derived = await postprocessOutputs(deps, m);
+    comparison = { ...head, outputs: compareOutputs(stable, response.outputs as OipOutput[], derived) };
   } catch (e) {
     // A dependency that may come back: the queue delivers the message again (nothing was reported).
     if (!lastAttempt && isRetryableError(e)) throw e;
@@ -185,6 +189,35 @@ async function compare(
   }
   if (answer !== undefined && deps.capture) await captureShadow(deps, deps.capture, m, answer);
   return comparison;
+}
+
+/**
+ * The request as the shadow runs it: with the caller's inference id as its `id` when it has none (the caller's was
+ * generated), so that the shadow's answer names the id its comparison, its capture record and feedback join on.
+ */
+function withInferenceId(request: unknown, inferenceId: string): unknown {
+  if (request === null || typeof request !== 'object' || Array.isArray(request)) return request;
+  if ((request as { id?: unknown }).id !== undefined) return request;
+  return { ...request, id: inferenceId };
+}
+
+/**
+ * The names of the post-processing outputs of the shadow version (resolved by its run just before: cached) and of
+ * the served one: they are derived from the model's outputs, and compared as such (`compareOutputs`). The served
+ * version may have been archived since it answered: then the shadow's names alone.
+ */
+async function postprocessOutputs(
+  deps: ShadowWorkerDeps,
+  m: ShadowMirrorMessage,
+): Promise<ReadonlySet<string>> {
+  const names = new Set((await deps.predictor.resolve(m.model, String(m.shadowVersion))).extraOutputs ?? []);
+  try {
+    const served = await deps.predictor.resolve(m.model, String(m.servedVersion));
+    for (const n of served.extraOutputs ?? []) names.add(n);
+  } catch {
+    // Archived or deleted since it answered: its outputs are judged by the shadow's declaration.
+  }
+  return names;
 }
 
 /**

@@ -17,7 +17,13 @@
  * - Nested `data` is flattened (row-major). Different shapes, or data whose length is not the product of its shape
  *   (on either side), are a disagreement: `agreeingRows` 0 (when argmax applies), `maxAbsDiff` `MISMATCH_ABS_DIFF`,
  *   no KL; `rows` is then the stable shape's.
+ * - Post-processing outputs (`argmax`, `label`, `topk_*`, `softmax`: functions/domain/postprocess.ts), named by the
+ *   caller, are derived from the model's outputs: they are marked `postprocess` and have no argmax rows (the argmax
+ *   of a class index, or of scores sorted best first, says nothing), only `maxAbsDiff` (a class index, a label: an
+ *   exact-match figure) — except `softmax`, which is the source's scores as probabilities, class by class, and
+ *   keeps its KL divergence. A rollout judges the model's own outputs (functions/domain/rollout.ts).
  */
+import { POSTPROCESS_OUTPUTS } from './postprocess';
 import type { OipTensor } from './tensor';
 
 /** An output of an OIP response as JSON carries it (`data` flat, row-major). */
@@ -35,6 +41,8 @@ export interface OutputDivergence {
   readonly maxAbsDiff: number;
   /** Mean over rows of KL(stable ‖ shadow), only when every row of both is a probability distribution. */
   readonly klDivergence?: number;
+  /** An output of the version's post-processing, derived from a model output (no argmax rows). */
+  readonly postprocess?: true;
 }
 
 /** One mirrored request, compared. */
@@ -70,22 +78,39 @@ export const MISMATCH_ABS_DIFF = 1e100;
  */
 export const ARGMAX_TIE_TOLERANCE = 1e-6;
 
-/** Compares the outputs both answers have (by name, in the stable answer's order). */
+/**
+ * Compares the outputs both answers have (by name, in the stable answer's order); those named in `postprocess` (the
+ * post-processing outputs of either version) as post-processing outputs.
+ */
 export function compareOutputs(
   stable: readonly OipOutput[],
   shadow: readonly OipOutput[],
+  postprocess: ReadonlySet<string> = new Set(),
 ): OutputDivergence[] {
   const byName = new Map(shadow.map((o) => [o.name, o]));
   const out: OutputDivergence[] = [];
   for (const s of stable) {
     const t = byName.get(s.name);
-    if (t) out.push(compareOutput(s, t));
+    if (t) out.push(compareOutput(s, t, postprocess.has(s.name)));
   }
   return out;
 }
 
-/** One output of both answers, compared. */
-export function compareOutput(stable: OipOutput, shadow: OipOutput): OutputDivergence {
+/** One output of both answers, compared (`postprocess`: an output of the version's post-processing). */
+export function compareOutput(stable: OipOutput, shadow: OipOutput, postprocess = false): OutputDivergence {
+  const d = compareValues(stable, shadow);
+  if (!postprocess) return d;
+  const { agreeingRows: _r, argmaxAgreement: _a, klDivergence, ...rest } = d;
+  return {
+    ...rest,
+    // The softmax of the source is its scores as probabilities, class by class: its KL is the model's.
+    ...(klDivergence !== undefined && stable.name === POSTPROCESS_OUTPUTS.softmax ? { klDivergence } : {}),
+    postprocess: true,
+  };
+}
+
+/** One output of both answers, compared as figures (whatever it is derived from). */
+function compareValues(stable: OipOutput, shadow: OipOutput): OutputDivergence {
   const a = flatData(stable.data);
   const b = flatData(shadow.data);
   const shape = stable.shape;

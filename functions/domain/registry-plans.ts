@@ -540,7 +540,8 @@ export interface AliasRoutingState {
 /**
  * One change of an alias's split: the alias (revision + 1, its `routing` and `canaryTarget`), its history entry,
  * the alias sets of the canary versions it reaches and leaves, and the model's `splits` map, written in one
- * atomic write under the conditions below, or nothing is.
+ * atomic write under the conditions below, or nothing is. A split that is the alias's already (`unchanged`) is
+ * no change: nothing is written.
  */
 export interface AliasRoutingPlan {
   readonly name: string;
@@ -549,9 +550,15 @@ export interface AliasRoutingPlan {
   /** Condition: the alias is still at this revision. */
   readonly expectedRevision: number;
   /**
+   * The split asked is the one the alias has (with its canary's copy): nothing is to be written (no revision, no
+   * history entry), and `next` is the alias as it was read, the answer.
+   */
+  readonly unchanged: boolean;
+  /**
    * The alias after the change. Condition: its canary (`canaryTarget`) is still READY with the capture copied.
    */
   readonly next: AliasState;
+  /** The entry appended to the alias's history (not written when `unchanged`: the alias's revision stays). */
   readonly history: HistoryRecord;
   /** The canary version that gains the alias (undefined when the canary stays or there is none). */
   readonly gains: number | undefined;
@@ -587,6 +594,22 @@ export function normalRouting(routing: AliasRouting | null | undefined): AliasRo
 }
 
 /**
+ * Whether two splits are the same (each as stored, {@link normalRouting}): the same canary and weight, the same
+ * shadow and percent, the same key parameter.
+ */
+export function sameSplit(a: AliasRouting | null | undefined, b: AliasRouting | null | undefined): boolean {
+  const x = normalRouting(a);
+  const y = normalRouting(b);
+  return (
+    x?.canary?.version === y?.canary?.version &&
+    x?.canary?.weight === y?.canary?.weight &&
+    x?.shadow?.version === y?.shadow?.version &&
+    x?.shadow?.percent === y?.shadow?.percent &&
+    x?.keyParameter === y?.keyParameter
+  );
+}
+
+/**
  * How a history entry describes a split change (`canary v3 at 10%`, `canary v3 at 10%, shadow v4 at 20%`,
  * `shadow v4 at 20%`, `split cleared`).
  */
@@ -607,6 +630,10 @@ export function routingReason(routing: AliasRouting | undefined): string {
  * (409 `ALIAS_TOO_LARGE`); the shadow, when named, likewise (409 `SHADOW_IS_STABLE`,
  * 404, 409 `VERSION_NOT_READY`, 409 `SHADOW_INCOMPATIBLE`; it may be the canary). Weight 0 keeps the canary
  * declared (and its version held) with no traffic. The shadow version is not held (no serving copy either).
+ *
+ * A split that is the alias's already (`sameSplit`, its canary's copy in place) is no change: the plan is
+ * `unchanged`, nothing is written and the alias is answered as it is — after the same checks, so that a caller's
+ * stale `expectedRevision` is a 412 as for any change (as a move to the version the alias points at is).
  */
 export function planAliasRouting(
   change: AliasRoutingChange,
@@ -665,15 +692,41 @@ export function planAliasRouting(
       );
     }
   }
+  const unchanged =
+    sameSplit(current.routing, routing) &&
+    (canaryVersion === undefined || current.canaryTarget?.version === canaryVersion);
   const at = current.updatedAt > clockNow ? current.updatedAt : clockNow;
   const revision = current.revision + 1;
   const { routing: _r, canaryTarget: _c, ...rest } = current;
   const before = current.routing?.canary?.version;
+  if (unchanged) {
+    return {
+      name: change.name,
+      alias: change.alias,
+      at: current.updatedAt,
+      expectedRevision: current.revision,
+      unchanged: true,
+      next: current,
+      history: {
+        alias: change.alias,
+        version: current.version,
+        previousVersion: current.version,
+        at: current.updatedAt,
+        actor: change.actor,
+        reason: change.reason ?? routingReason(routing),
+        ...(routing ? { routing } : {}),
+        revision: current.revision,
+      },
+      gains: undefined,
+      releases: undefined,
+    };
+  }
   return {
     name: change.name,
     alias: change.alias,
     at,
     expectedRevision: current.revision,
+    unchanged: false,
     next: {
       ...rest,
       revision,
@@ -819,6 +872,17 @@ export interface RollbackInput {
   readonly expectedVersion?: number;
   /** The alias's revision the caller saw; 412 otherwise. */
   readonly expectedRevision?: number;
+}
+
+/**
+ * 409 `NO_ROLLBACK_TARGET`: the version a rollback would take the alias back to (where it pointed before its latest
+ * move) was deleted. (One archived since is refused as any move to it: 409 `VERSION_NOT_READY`.)
+ */
+export function rollbackTargetDeleted(name: string, alias: string, version: number): ConflictError {
+  return new ConflictError(
+    `alias '${alias}' of model '${name}' has no version to roll back to: version ${version}, where it pointed before its latest move, was deleted; move the alias to another version instead`,
+    'NO_ROLLBACK_TARGET',
+  );
 }
 
 /**

@@ -13,9 +13,10 @@ import { isPercent } from './capture';
 import type { ShadowComparison } from './divergence';
 import { BadRequestError, ConflictError, NotFoundError, PreconditionFailedError } from './errors';
 import { hasLoneSurrogate } from './names';
+import { signatureMismatch } from './registry-plans';
 import { PARAMETER_NAME } from './routing';
 import { isStorableNumber, STORABLE_NUMBER } from './stored-numbers';
-import type { AliasRouting } from './types';
+import type { AliasRouting, ModelVersion } from './types';
 
 /** One step of a rollout: the canary's share of the alias's traffic, held for `bakeSeconds`. */
 export interface RolloutStep {
@@ -29,10 +30,13 @@ export interface RolloutStep {
 export interface DivergenceBounds {
   /**
    * Least share (0-1) of compared rows whose argmax agrees; judged once `minSamples` rows were compared (by
-   * the running total over the rollout).
+   * the running total over the rollout). Needs a model output of class scores (`hasClassScores`).
    */
   readonly minArgmaxAgreement?: number;
-  /** Largest absolute difference of any output element tolerated: one comparison over it rolls back. */
+  /**
+   * Largest absolute difference of any element of the model's own outputs tolerated (post-processing outputs are
+   * derived from them, and not judged): one comparison over it rolls back.
+   */
   readonly maxAbsDiff?: number;
   /** Largest mean KL divergence (stable ‖ new) of one comparison's probability outputs: one over it rolls back. */
   readonly maxKlDivergence?: number;
@@ -42,8 +46,8 @@ export interface DivergenceBounds {
    */
   readonly maxShadowErrorRate?: number;
   /**
-   * Rows compared before the argmax agreement is judged, and before the rollout may be promoted: a rollout that
-   * bounds divergence is not promoted on comparisons it never got. @default 100
+   * Rows compared (`DivergenceCounters.rows`) before the argmax agreement is judged, and before the rollout may be
+   * promoted: a rollout that bounds divergence is not promoted on comparisons it never got. @default 100
    */
   readonly minSamples?: number;
   /** Share (percent) of the stable traffic mirrored to the new version for the comparisons. @default 10 */
@@ -73,7 +77,11 @@ export const ACTIVE_ROLLOUT_STATUSES: readonly RolloutStatus[] = ['running', 'pa
 export interface DivergenceCounters {
   /** Comparisons counted (failed ones included). */
   readonly requests: number;
-  /** Rows whose argmax was compared. */
+  /**
+   * Rows compared, of the model's own outputs: those of its class-score outputs (whose argmax was compared) when it
+   * has any, else those of its other outputs (a regression's `[N, 1]`, a rank-1 output) — what `minSamples` counts.
+   * A version's outputs are the same in every answer, so a rollout's rows are all of one kind.
+   */
   readonly rows: number;
   /** Of `rows`, those whose argmax agreed. */
   readonly agreeingRows: number;
@@ -471,31 +479,88 @@ export function awaitingSamples(r: Pick<Rollout, 'maxDivergence' | 'divergence'>
 }
 
 /**
- * The split the alias should have while the rollout is active: the version as canary at the current step's weight,
- * a shadow of the version at `shadowPercent` when the rollout bounds divergence, and the rollout's key parameter
- * (else the alias's own, from `current`). Undefined for a rollout that is over.
+ * The split the alias should have while the rollout is active: the version as canary at the current step's weight
+ * (it replaces any other canary), the rollout's key parameter (else the alias's own, from `current`), and as shadow:
+ * the version at `shadowPercent` when the rollout bounds divergence (its comparisons need it: it replaces the
+ * alias's own shadow), else the alias's own shadow as it is in `current` (a shadow experiment running beside the
+ * rollout is the alias's, not the rollout's: it is kept, and changed or ended by hand as usual). Undefined for a
+ * rollout that is over.
  */
 export function desiredRouting(rollout: Rollout, current?: AliasRouting): RolloutRouting | undefined {
   if (!isActive(rollout)) return undefined;
   const weight = rollout.steps[rollout.step]?.weight ?? 0;
   const keyParameter = rollout.keyParameter ?? current?.keyParameter;
+  const shadow: ShadowRouting | undefined = rollout.maxDivergence
+    ? {
+        version: rollout.version,
+        percent: rollout.maxDivergence.shadowPercent ?? ROLLOUT_LIMITS.defaultShadowPercent,
+      }
+    : current?.shadow;
   return {
     canary: { version: rollout.version, weight },
-    ...(rollout.maxDivergence
-      ? {
-          shadow: {
-            version: rollout.version,
-            percent: rollout.maxDivergence.shadowPercent ?? ROLLOUT_LIMITS.defaultShadowPercent,
-          },
-        }
-      : {}),
+    ...(shadow ? { shadow: { version: shadow.version, percent: shadow.percent } } : {}),
     ...(keyParameter !== undefined ? { keyParameter } : {}),
   };
 }
 
-/** A split without its canary and shadow (what a rollback or an abort leaves): the key parameter stays. */
-export function clearedRouting(current: AliasRouting | undefined): RolloutRouting | null {
-  return current?.keyParameter !== undefined ? { keyParameter: current.keyParameter } : null;
+/**
+ * A split without what names the rollout's `version` (what a rollback or an abort leaves): its canary, and its
+ * shadow when it shadows the version; another version's shadow (the alias's own experiment) and the key parameter
+ * stay.
+ */
+export function clearedRouting(current: AliasRouting | undefined, version: number): RolloutRouting | null {
+  const shadow = current?.shadow;
+  const kept = shadow && shadow.version !== version ? shadow : undefined;
+  if (!kept && current?.keyParameter === undefined) return null;
+  return {
+    ...(kept ? { shadow: { version: kept.version, percent: kept.percent } } : {}),
+    ...(current?.keyParameter !== undefined ? { keyParameter: current.keyParameter } : {}),
+  };
+}
+
+/**
+ * Whether a version's model outputs (its signature's: post-processing outputs are derived from them) include class
+ * scores, whose argmax a shadow comparison compares: a non-BYTES output of rank >= 2 whose last dimension (the
+ * classes) is >= 2 or dynamic, or of any rank (`[]`, which may be one).
+ */
+export function hasClassScores(version: Pick<ModelVersion, 'signature'>): boolean {
+  return version.signature.outputs.some((o) => {
+    if (o.datatype === 'BYTES') return false;
+    if (o.shape.length === 0) return true;
+    const last = o.shape[o.shape.length - 1] as number;
+    return o.shape.length >= 2 && (last < 0 || last >= 2);
+  });
+}
+
+/**
+ * Checks a rollout spec against the version it rolls out (read by the caller): 400 `INVALID_ROLLOUT` for a
+ * `minArgmaxAgreement` of a version without class scores (`hasClassScores`) — no row of it has an argmax, so the
+ * agreement could never be judged.
+ */
+export function checkRolloutVersion(spec: RolloutSpec, version: Pick<ModelVersion, 'signature'>): void {
+  if (spec.maxDivergence?.minArgmaxAgreement !== undefined && !hasClassScores(version)) {
+    throw invalid(
+      `maxDivergence.minArgmaxAgreement needs class scores, and no output of version ${spec.version} has them (an output of rank 2 or more whose last dimension, the classes, is 2 or more): bound maxAbsDiff or maxKlDivergence instead`,
+    );
+  }
+}
+
+/**
+ * 409 `SHADOW_INCOMPATIBLE` when the alias's own shadow, which a rollout keeps (`desiredRouting`), could not shadow
+ * the rolled-out version once it is promoted (the promotion would be refused: the alias keeps its shadow when it
+ * moves); undefined when it can.
+ */
+export function keptShadowConflict(
+  r: Pick<Rollout, 'name' | 'alias' | 'version'>,
+  version: Pick<ModelVersion, 'signature' | 'labels' | 'postprocess'>,
+  shadow: Pick<ModelVersion, 'version' | 'signature' | 'labels' | 'postprocess'>,
+): ConflictError | undefined {
+  const mismatch = signatureMismatch(version, shadow);
+  if (!mismatch) return undefined;
+  return new ConflictError(
+    `alias '${r.alias}' of model '${r.name}' has a shadow of version ${shadow.version}, which a rollout without maxDivergence keeps, but it could not shadow version ${r.version} once promoted: ${mismatch}. End the shadow first (maas shadow ${r.name} --off --alias ${r.alias}), or give the rollout maxDivergence (its own shadow replaces it)`,
+    'SHADOW_INCOMPATIBLE',
+  );
 }
 
 /** Whether two splits route the same way (canary, shadow and key parameter). */
@@ -519,24 +584,37 @@ export function routingHasRollout(r: RolloutRouting | undefined, version: number
 }
 
 /**
- * What one shadow comparison adds to a rollout's counters, judged by its bounds: its argmax rows (of the outputs
- * that have them), whether an output went over `maxAbsDiff` / `maxKlDivergence`, or a failed shadow run.
+ * What one shadow comparison adds to a rollout's counters, judged by its bounds: its rows (those of the outputs of
+ * class scores, with their argmax agreement, when it has any; else those of its other outputs), whether an output
+ * went over `maxAbsDiff` / `maxKlDivergence`, or a failed shadow run.
+ *
+ * The model's own outputs are judged; post-processing outputs (`postprocess`) add nothing but their KL (a softmax of
+ * the model's scores, the only probabilities of a model answering logits). They are derived from the model's
+ * outputs: a class index differs by up to the class count - 1 on a near-tie, a label by 1, scores sorted best first
+ * always agree at the top — their figures would overstate or hide what the scores tell, and count rows twice.
  */
 export function divergenceDelta(
   c: ShadowComparison,
   bounds: DivergenceBounds | undefined,
 ): DivergenceCounters {
   if (c.failed) return { ...ZERO_DIVERGENCE, requests: 1, shadowErrors: 1 };
-  let rows = 0;
+  let scored = false;
+  let scoreRows = 0;
+  let otherRows = 0;
   let agreeingRows = 0;
   let overAbs = false;
   let overKl = false;
   for (const o of c.outputs) {
-    if (o.agreeingRows !== undefined) {
-      rows += o.rows;
-      agreeingRows += o.agreeingRows;
+    if (!o.postprocess) {
+      if (o.agreeingRows !== undefined) {
+        scored = true;
+        scoreRows += o.rows;
+        agreeingRows += o.agreeingRows;
+      } else {
+        otherRows += o.rows;
+      }
+      if (bounds?.maxAbsDiff !== undefined && o.maxAbsDiff > bounds.maxAbsDiff) overAbs = true;
     }
-    if (bounds?.maxAbsDiff !== undefined && o.maxAbsDiff > bounds.maxAbsDiff) overAbs = true;
     if (
       bounds?.maxKlDivergence !== undefined &&
       o.klDivergence !== undefined &&
@@ -547,7 +625,7 @@ export function divergenceDelta(
   }
   return {
     requests: 1,
-    rows,
+    rows: scored ? scoreRows : otherRows,
     agreeingRows,
     overMaxAbs: overAbs ? 1 : 0,
     overKl: overKl ? 1 : 0,

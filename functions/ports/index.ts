@@ -70,7 +70,8 @@ export interface RegistryRepository {
    * Sets (or, with null, removes) the alias's traffic split (see `planAliasRouting`): a change of the alias like a
    * move — conditional on the revision read, revision + 1, a history entry — that writes its `routing` and the
    * canary's serving copy (`canaryTarget`), and holds the canary version (its alias set) while the split names it.
-   * Answers the alias as it now is.
+   * A split equal to the alias's own (`planAliasRouting`'s `unchanged`) writes nothing. Answers the alias as it now
+   * is.
    */
   setAliasRouting(change: AliasRoutingChange): Promise<AliasState>;
   /** Newest first. */

@@ -187,6 +187,40 @@ describe('shadow traffic, end to end through the work queue', () => {
     await env.repo.setAliasCapture('shadowed', 'prod', null);
   });
 
+  it('a request without an id: the shadow answers with the inference id the caller got, and its record carries it', async () => {
+    await route({ shadow: { version: 2, percent: 100 } });
+    await env.repo.setAliasCapture('shadowed', 'prod', { samplePercent: 100, input: true, output: true });
+    try {
+      const r = await call(handler, X);
+      expect(r.status).toBe(200);
+      const id = (r.body as { id?: string }).id;
+      expect(id).toEqual(expect.any(String));
+      await settle();
+      await queue.drain();
+      expect(queue.deadLetters).toHaveLength(0);
+      expect(comparisons.find((x) => x.inferenceId === id)).toMatchObject({ shadowVersion: 2 });
+      const records = captured.filter(
+        (x) => (x.record.eventMetadata as { inferenceId: string }).inferenceId === id,
+      );
+      expect(records.map((x) => [x.version, x.record.route]).sort()).toEqual([
+        [1, 'stable'],
+        [2, 'shadow'],
+      ]);
+      // Both answers, as recorded, carry the inference id of their record (feedback joins on it).
+      for (const x of records) {
+        const output = (x.record.captureData as { endpointOutput: { data: string } }).endpointOutput;
+        expect((JSON.parse(output.data) as { id?: string }).id, String(x.record.route)).toBe(id);
+      }
+      // The request is recorded as the caller sent it (without an id).
+      const shadow = records.find((x) => x.record.route === 'shadow')!;
+      const input = (shadow.record.captureData as { endpointInput: { data: string } }).endpointInput;
+      expect(JSON.parse(input.data)).toEqual(X);
+    } finally {
+      await env.repo.setAliasCapture('shadowed', 'prod', null);
+      env.now += 60_000; // past the alias cache
+    }
+  });
+
   it('a shadow version archived meanwhile: the caller notices nothing; a failed comparison, not retried', async () => {
     await route({ shadow: { version: 3, percent: 100 } });
     await env.repo.updateVersion('shadowed', 3, { status: 'ARCHIVED' });

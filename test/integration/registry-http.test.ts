@@ -471,6 +471,29 @@ describe('registry HTTP API', () => {
       expect(restored.body).toMatchObject({ alias: 'staging', version: 2, previousVersion: null });
     });
 
+    it('a rollback to a version deleted since is a 409 NO_ROLLBACK_TARGET naming it; to one archived, 409 VERSION_NOT_READY', async () => {
+      for (let i = 0; i < 8; i++) expect((await register('rb-gone')).status).toBe(201);
+      expect((await call('PUT', '/models/rb-gone/aliases/tmp', { body: { version: 8 } })).status).toBe(200);
+      expect((await call('PUT', '/models/rb-gone/aliases/tmp', { body: { version: 5 } })).status).toBe(200);
+      expect((await call('DELETE', '/models/rb-gone/versions/8')).status).toBe(204);
+      const gone = await call('POST', '/models/rb-gone/aliases/tmp/rollback');
+      expectError(gone, 409, 'NO_ROLLBACK_TARGET');
+      expect(gone.body.error).toContain('version 8');
+      expect(gone.body.error).toContain('deleted');
+      // A stale precondition is answered first, as for any rollback.
+      expectError(
+        await call('POST', '/models/rb-gone/aliases/tmp/rollback', { body: { expectedRevision: 1 } }),
+        412,
+        'PRECONDITION_FAILED',
+      );
+      expect((await call('PUT', '/models/rb-gone/aliases/tmp', { body: { version: 6 } })).status).toBe(200);
+      expect(
+        (await call('PATCH', '/models/rb-gone/versions/5', { body: { status: 'ARCHIVED' } })).status,
+      ).toBe(200);
+      expectError(await call('POST', '/models/rb-gone/aliases/tmp/rollback'), 409, 'VERSION_NOT_READY');
+      expect((await call('GET', '/models/rb-gone')).body.aliases).toMatchObject({ tmp: 6 });
+    });
+
     it('rolls back only the alias the caller saw: expectedVersion / expectedRevision (412, nothing moved), 400 when malformed', async () => {
       for (let i = 0; i < 3; i++) expect((await register('seen')).status).toBe(201);
       // A page shows prod at 2 (revision 2), its last move from 1; another client moves it to 3 meanwhile.
@@ -720,6 +743,41 @@ describe('registry HTTP API', () => {
         reason: 'done',
       });
       expect((await call('DELETE', '/models/split-http/versions/3')).status).toBe(204);
+    });
+
+    it('PATCH of a split the alias has already writes nothing: 200 with the alias as it is, 412 when stale', async () => {
+      for (let i = 0; i < 3; i++) expect((await register('split-noop')).status).toBe(201);
+      const patch = (body: Json) => call('PATCH', '/models/split-noop/aliases/prod', { body });
+      const history = async () => (await call('GET', '/models/split-noop/aliases/prod/history')).body.history;
+      const before = await history();
+      // No split to clear: `{}` or null, again and again.
+      for (const routing of [{}, null, null]) {
+        const r = await patch({ routing });
+        expect(r.status).toBe(200);
+        expect(r.body).toEqual({ alias: 'prod', version: 1, revision: 1, updatedAt: before[0].at });
+      }
+      expect(await history()).toEqual(before);
+      expectError(await patch({ routing: null, expectedRevision: 5 }), 412, 'PRECONDITION_FAILED');
+      expect((await patch({ routing: null, expectedRevision: 1 })).body.revision).toBe(1);
+      // `maas canary --off` twice then `maas shadow --off`: one entry for each change of the split.
+      const split = { canary: { version: 2, weight: 10 }, shadow: { version: 3, percent: 20 } };
+      expect((await patch({ routing: split, expectedRevision: 1 })).body.revision).toBe(2);
+      expect((await patch({ routing: split })).body.revision).toBe(2);
+      expect((await patch({ routing: { shadow: split.shadow } })).body.revision).toBe(3);
+      expect((await patch({ routing: { shadow: split.shadow } })).body.revision).toBe(3);
+      expect((await patch({ routing: null })).body.revision).toBe(4);
+      expect((await patch({ routing: null })).body.revision).toBe(4);
+      expect((await history()).map((h: Json) => [h.revision, h.reason])).toEqual([
+        [4, 'split cleared'],
+        [3, 'shadow v3 at 20%'],
+        [2, 'canary v2 at 10%, shadow v3 at 20%'],
+        [1, expect.any(String)],
+      ]);
+      expect((await call('GET', '/models/split-noop')).body.splits).toBeUndefined();
+      // With a capture: the capture is set, the split left as it is.
+      const both = await patch({ routing: null, capture: { samplePercent: 3 } });
+      expect(both.body).toMatchObject({ revision: 4, capture: { samplePercent: 3 } });
+      expect(await history()).toHaveLength(4);
     });
 
     it('refuses a canary or shadow without the post-processing outputs the stable version serves (409)', async () => {

@@ -1,13 +1,14 @@
 /**
  * The rollout controller on DynamoDB Local: concurrent runs never apply a transition twice (one history entry per
- * weight change, one promotion), an alarm event rolls back at once, a hand move supersedes.
+ * weight change, one promotion), an alarm event rolls back at once, a hand move supersedes, a version archived
+ * mid-rollout ends it, the alias's own shadow is kept.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoRegistryRepository } from '../../functions/adapters/dynamodb-registry';
 import { DynamoRolloutRepository } from '../../functions/adapters/dynamodb-rollouts';
 import { LocalAlarmStates } from '../../functions/adapters/local-alarms';
-import { moveAlias } from '../../functions/app/registry';
-import { getRollout, type RolloutDeps, startRollout } from '../../functions/app/rollout';
+import { moveAlias, updateAlias, updateVersion } from '../../functions/app/registry';
+import { abortRollout, getRollout, type RolloutDeps, startRollout } from '../../functions/app/rollout';
 import type { HistoryEntry } from '../../functions/domain/types';
 import {
   type ControllerEvent,
@@ -182,5 +183,58 @@ describe('rollout controller (DynamoDB Local)', () => {
       [3, 2, 'hotfix'],
       [3, undefined, 'rollout aborted: superseded'],
     ]);
+  });
+
+  it('ends a rollout `aborted` when its version was archived after its split was cleared by hand', async () => {
+    for (let i = 0; i < 3; i++) await repo.createVersion(newVersion('archived'));
+    at(0);
+    await startRollout(deps, {
+      name: 'archived',
+      alias: 'prod',
+      spec: { version: 2, steps: [{ weight: 10, bakeSeconds: 600 }], alarms: [] },
+      actor: 'tester',
+    });
+    // Clearing the split releases version 2, which may then be archived.
+    await updateAlias(deps, { name: 'archived', alias: 'prod', routing: null, actor: 'operator' });
+    await updateVersion(deps, 'archived', 2, { status: 'ARCHIVED' });
+    at(1);
+    const r = await controller(scheduled);
+    expect(r).toMatchObject({ aborted: ['archived@prod'], failed: [] });
+    expect(await getRollout(deps, 'archived', 'prod')).toMatchObject({
+      status: 'aborted',
+      endedReason: 'version 2 not servable: ARCHIVED',
+    });
+    expect((await deps.rollouts.listActive()).map((x) => x.name)).not.toContain('archived');
+    // The alias is free again: a new rollout starts.
+    const next = await startRollout(deps, {
+      name: 'archived',
+      alias: 'prod',
+      spec: { version: 3, steps: [{ weight: 10, bakeSeconds: 600 }], alarms: [] },
+      actor: 'tester',
+    });
+    expect(next).toMatchObject({ status: 'running', version: 3 });
+  });
+
+  it("keeps the alias's own shadow beside a rollout without maxDivergence, and after its abort", async () => {
+    for (let i = 0; i < 3; i++) await repo.createVersion(newVersion('shadowed'));
+    const shadow = { version: 3, percent: 20 };
+    await updateAlias(deps, { name: 'shadowed', alias: 'prod', routing: { shadow }, actor: 'operator' });
+    at(0);
+    await startRollout(deps, {
+      name: 'shadowed',
+      alias: 'prod',
+      spec: { version: 2, steps: [{ weight: 10, bakeSeconds: 600 }], alarms: [] },
+      actor: 'tester',
+    });
+    expect((await repo.getAlias('shadowed', 'prod'))?.routing).toEqual({
+      canary: { version: 2, weight: 10 },
+      shadow,
+    });
+    at(1);
+    const run = await controller(scheduled);
+    expect([...run.reconciled, ...run.failed]).not.toContain('shadowed@prod');
+    expect((await repo.getAlias('shadowed', 'prod'))?.routing?.shadow).toEqual(shadow);
+    await abortRollout(deps, { name: 'shadowed', alias: 'prod', actor: 'tester' });
+    expect((await repo.getAlias('shadowed', 'prod'))?.routing).toEqual({ shadow });
   });
 });

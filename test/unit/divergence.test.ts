@@ -178,6 +178,57 @@ describe('compareOutputs', () => {
     expect(nested.maxAbsDiff).toBeCloseTo(0.2, 10);
   });
 
+  it('post-processing outputs: marked, no argmax rows, softmax alone keeps its KL', () => {
+    // Two rows of class scores; row 1 a near-tie that flips (its probabilities move 0.131).
+    const probs = (data: number[]) => fp32('probs', [2, 3], data);
+    const i64 = (name: string, shape: number[], data: number[]): OipOutput => ({
+      name,
+      shape,
+      datatype: 'INT64',
+      data,
+    });
+    const bytes = (name: string, shape: number[], data: string[]): OipOutput => ({
+      name,
+      shape,
+      datatype: 'BYTES',
+      data,
+    });
+    const stable = [
+      probs([0.7, 0.2, 0.1, 0.4655, 0.4345, 0.1]),
+      i64('argmax', [2], [0, 0]),
+      bytes('label', [2], ['a', 'a']),
+      fp32('topk_scores', [2, 2], [0.7, 0.2, 0.4655, 0.4345]),
+      i64('topk_indices', [2, 2], [0, 1, 0, 1]),
+      fp32('softmax', [2, 3], [0.7, 0.2, 0.1, 0.4655, 0.4345, 0.1]),
+    ];
+    const shadow = [
+      probs([0.7, 0.2, 0.1, 0.4, 0.5, 0.1]),
+      i64('argmax', [2], [0, 1]),
+      bytes('label', [2], ['a', 'b']),
+      fp32('topk_scores', [2, 2], [0.7, 0.2, 0.5, 0.4]),
+      i64('topk_indices', [2, 2], [0, 1, 1, 0]),
+      fp32('softmax', [2, 3], [0.7, 0.2, 0.1, 0.4, 0.5, 0.1]),
+    ];
+    const derived = new Set(['argmax', 'label', 'topk_scores', 'topk_indices', 'softmax']);
+    const out = compareOutputs(stable, shadow, derived);
+    expect(out[0]).toMatchObject({ output: 'probs', rows: 2, agreeingRows: 1 });
+    expect(out[0]?.postprocess).toBeUndefined();
+    expect(out[0]?.maxAbsDiff).toBeCloseTo(0.0655, 6);
+    for (const o of out.slice(1)) {
+      expect(o.postprocess).toBe(true);
+      expect(o.agreeingRows).toBeUndefined();
+      expect(o.argmaxAgreement).toBeUndefined();
+    }
+    expect(out.map((o) => o.output)).toEqual(['probs', ...derived]);
+    expect(out[1]).toEqual({ output: 'argmax', rows: 2, maxAbsDiff: 1, postprocess: true });
+    expect(out[2]).toEqual({ output: 'label', rows: 2, maxAbsDiff: 1, postprocess: true });
+    // Sorted scores: no KL either (they are ranks, not classes); the softmax of the scores keeps it.
+    expect(out[3]?.klDivergence).toBeUndefined();
+    expect(out[5]?.klDivergence).toBeCloseTo(out[0]!.klDivergence!, 9);
+    // Without the names, every output is a model output (as before).
+    expect(compareOutputs(stable, shadow)[3]).toMatchObject({ agreeingRows: 2 });
+  });
+
   it('compares the outputs both answers have, in the stable order', () => {
     const out = compareOutputs(
       [fp32('a', [1], [1]), fp32('b', [1], [2]), fp32('c', [1], [3])],

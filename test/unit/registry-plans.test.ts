@@ -19,7 +19,9 @@ import {
   ROLLBACK_HISTORY_PAGES,
   recanariedAliases,
   retargetedAliases,
+  rollbackTargetDeleted,
   routingReason,
+  sameSplit,
   servingSnapshot,
   signatureMismatch,
   versionDeletionRefusal,
@@ -264,6 +266,21 @@ describe('planAliasMove', () => {
   });
 });
 
+describe('sameSplit', () => {
+  it('compares canary, weight, shadow, percent and key parameter; an empty split is no split', () => {
+    const r = { canary: { version: 3, weight: 10 }, shadow: { version: 2, percent: 5 }, keyParameter: 'k' };
+    expect(sameSplit(r, { ...r })).toBe(true);
+    expect(sameSplit(undefined, null)).toBe(true);
+    expect(sameSplit({}, null)).toBe(true);
+    expect(sameSplit(r, { ...r, keyParameter: undefined })).toBe(false);
+    expect(sameSplit(r, { ...r, canary: { version: 3, weight: 0 } })).toBe(false);
+    expect(sameSplit(r, { ...r, canary: { version: 4, weight: 10 } })).toBe(false);
+    expect(sameSplit(r, { ...r, shadow: { version: 2, percent: 6 } })).toBe(false);
+    expect(sameSplit(r, { canary: r.canary, keyParameter: 'k' })).toBe(false);
+    expect(sameSplit({ keyParameter: 'k' }, null)).toBe(false);
+  });
+});
+
 describe('planRollback', () => {
   const entry = (v: number | null, previousVersion: number | null) => ({
     alias: 'prod',
@@ -297,6 +314,15 @@ describe('planRollback', () => {
     expect(() => planRollback({ name: 'm', alias: 'prod', actor: 'ops' }, entry(1, null))).toThrow(
       expect.objectContaining({ code: 'NO_ROLLBACK_TARGET' }),
     );
+  });
+
+  it('a target deleted since: 409 NO_ROLLBACK_TARGET naming it', () => {
+    const e = rollbackTargetDeleted('m', 'tmp', 8);
+    expect(e).toBeInstanceOf(ConflictError);
+    expect(e).toMatchObject({ status: 409, code: 'NO_ROLLBACK_TARGET' });
+    expect(e.message).toContain("alias 'tmp' of model 'm'");
+    expect(e.message).toContain('version 8');
+    expect(e.message).toContain('deleted');
   });
 });
 
@@ -514,6 +540,7 @@ describe('traffic splits', () => {
       alias: 'prod',
       at: T1,
       expectedRevision: 3,
+      unchanged: false,
       next: {
         ...current,
         revision: 4,
@@ -552,6 +579,54 @@ describe('traffic splits', () => {
     expect(cleared.history.routing).toBeUndefined();
     // An empty split is no split.
     expect(planAliasRouting(change({}), state(), T1).next.routing).toBeUndefined();
+  });
+
+  it('the split the alias has already is unchanged: nothing to write, the alias answered as it is', () => {
+    const bare = { ...alias(1, 3), target: version(1) };
+    const none = { modelExists: true, alias: bare, canary: undefined };
+    // Clearing a split the alias does not have, however it is asked.
+    for (const routing of [null, {}, { canary: undefined, shadow: undefined }]) {
+      const plan = planAliasRouting(change(routing, { reason: 'off' }), none, T1);
+      expect(plan).toMatchObject({ unchanged: true, next: bare, expectedRevision: 3 });
+      expect([plan.gains, plan.releases]).toEqual([undefined, undefined]);
+    }
+    // The same split, its fields in another order; with the revision the caller saw.
+    const routing = {
+      canary: { version: 3, weight: 10 },
+      shadow: { version: 2, percent: 5 },
+      keyParameter: 'k',
+    };
+    const split3 = { ...bare, routing, canaryTarget: version(3) };
+    const same = planAliasRouting(
+      change(
+        { keyParameter: 'k', shadow: { percent: 5, version: 2 }, canary: { weight: 10, version: 3 } },
+        { expectedRevision: 3 },
+      ),
+      { modelExists: true, alias: split3, canary: version(3), shadow: version(2) },
+      T1,
+    );
+    expect(same).toMatchObject({ unchanged: true, next: split3 });
+    // Anything else is a change: another weight, percent or key parameter, no shadow, no split.
+    const st = { modelExists: true, alias: split3, canary: version(3), shadow: version(2) };
+    for (const other of [
+      { ...routing, canary: { version: 3, weight: 20 } },
+      { ...routing, shadow: { version: 2, percent: 6 } },
+      { canary: routing.canary, shadow: routing.shadow },
+      { canary: routing.canary, keyParameter: 'k' },
+      null,
+    ]) {
+      expect(planAliasRouting(change(other), st, T1), JSON.stringify(other)).toMatchObject({
+        unchanged: false,
+        next: { revision: 4 },
+      });
+    }
+    // A canary without its copy (written by other means) is written again.
+    const { canaryTarget: _c, ...uncopied } = split3;
+    expect(planAliasRouting(change(routing), { ...st, alias: uncopied }, T1).unchanged).toBe(false);
+    // A stale revision is a 412 all the same: the caller asked against a state it did not see.
+    expect(() => planAliasRouting(change(null, { expectedRevision: 2 }), none, T1)).toThrow(
+      PreconditionFailedError,
+    );
   });
 
   it('refuses in order: model 404, alias 404, revision 412, the stable version 409, unknown 404, not READY 409', () => {

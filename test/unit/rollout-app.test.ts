@@ -7,7 +7,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { LocalAlarmStates } from '../../functions/adapters/local-alarms';
 import { MemoryRegistryRepository } from '../../functions/adapters/memory-registry';
 import { MemoryRolloutRepository } from '../../functions/adapters/memory-rollouts';
-import { moveAlias, updateAlias } from '../../functions/app/registry';
+import { deleteVersion, moveAlias, updateAlias, updateVersion } from '../../functions/app/registry';
 import {
   abortRollout,
   getRollout,
@@ -19,11 +19,17 @@ import {
   startRollout,
   tick,
 } from '../../functions/app/rollout';
-import type { ShadowComparison } from '../../functions/domain/divergence';
-import { PreconditionFailedError } from '../../functions/domain/errors';
+import { compareOutputs, type OipOutput, type ShadowComparison } from '../../functions/domain/divergence';
+import { ConflictError, PreconditionFailedError } from '../../functions/domain/errors';
 import type { AliasRoutingChange } from '../../functions/domain/registry-plans';
 import type { RolloutSpec } from '../../functions/domain/rollout';
-import type { AliasMove, AliasMoveResult, AliasState, HistoryEntry } from '../../functions/domain/types';
+import type {
+  AliasMove,
+  AliasMoveResult,
+  AliasState,
+  HistoryEntry,
+  ModelSignature,
+} from '../../functions/domain/types';
 import type { RegistryEvent } from '../../functions/ports';
 import { newVersion } from '../helpers/registry-repository-contract';
 
@@ -691,5 +697,227 @@ describe('refusals', () => {
     // No rollout recorded (not even an aborted one), the alias as it was.
     await expect(getRollout(deps, 'big', 'prod')).rejects.toMatchObject({ code: 'ROLLOUT_NOT_FOUND' });
     expect(await repo.getAlias('big', 'prod')).toMatchObject({ version: 1, revision: 1 });
+  });
+});
+
+describe('divergence judged on the model outputs', () => {
+  it('a flipped near-tie of a model with argmax, label and top-k: judged by its scores, not the derived outputs', async () => {
+    await start({
+      steps: [{ weight: 10, bakeSeconds: 0 }],
+      maxDivergence: { minArgmaxAgreement: 0.5, maxAbsDiff: 0.5, shadowPercent: 100, minSamples: 4 },
+    });
+    // Four rows; row 3 is a near-tie whose argmax flips (its probabilities move 0.131).
+    const answer = (probs: number[][]): OipOutput[] => {
+      const argmax = probs.map((p) => p.indexOf(Math.max(...p)));
+      const top = probs.map((p) => [...p.keys()].sort((a, b) => (p[b] as number) - (p[a] as number)));
+      return [
+        { name: 'output', datatype: 'FP32', shape: [4, 3], data: probs.flat() },
+        { name: 'argmax', datatype: 'INT64', shape: [4], data: argmax },
+        { name: 'label', datatype: 'BYTES', shape: [4], data: argmax.map((i) => `class-${i}`) },
+        { name: 'topk_indices', datatype: 'INT64', shape: [4, 3], data: top.flat() },
+        {
+          name: 'topk_scores',
+          datatype: 'FP32',
+          shape: [4, 3],
+          data: top.flatMap((t, r) => t.map((i) => probs[r]![i]!)),
+        },
+        { name: 'topk_labels', datatype: 'BYTES', shape: [4, 3], data: top.flat().map((i) => `class-${i}`) },
+      ];
+    };
+    const rows = [
+      [0.8, 0.1, 0.1],
+      [0.1, 0.8, 0.1],
+      [0.1, 0.1, 0.8],
+    ];
+    const stable = answer([...rows, [0.0, 0.5, 0.5 - 1e-3]]);
+    const shadow = answer([...rows, [0.0, 0.369, 0.631]]);
+    const derived = new Set(['argmax', 'label', 'topk_indices', 'topk_scores', 'topk_labels']);
+    const c: ShadowComparison = {
+      model: 'm',
+      alias: 'prod',
+      servedVersion: 1,
+      shadowVersion: 2,
+      inferenceId: 'near-tie',
+      outputs: compareOutputs(stable, shadow, derived),
+    };
+    expect(await recordComparison(deps, c)).toBe(true);
+    // 3 of 4 rows agree (not 11 of 12 with the top-k scores' rows), nothing over maxAbsDiff (0.131 < 0.5).
+    const r = await getRollout(deps, 'm', 'prod');
+    expect(r).toMatchObject({ status: 'running' });
+    expect(r.divergence).toMatchObject({ requests: 1, rows: 4, agreeingRows: 3, overMaxAbs: 0 });
+    expect((await tick(deps, clock.at(1))).promoted).toEqual(['m@prod']);
+  });
+});
+
+describe('a model without class scores', () => {
+  const REGRESSION: ModelSignature = {
+    inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 4] }],
+    outputs: [{ name: 'y', datatype: 'FP32', shape: [-1, 1] }],
+  };
+  const regression = async () => {
+    for (let i = 0; i < 2; i++) await repo.createVersion(newVersion('reg', { signature: REGRESSION }));
+  };
+  const startReg = (maxDivergence: RolloutSpec['maxDivergence']) =>
+    startRollout(deps, {
+      name: 'reg',
+      alias: 'prod',
+      spec: spec({ steps: [{ weight: 50, bakeSeconds: 60 }], alarms: [], maxDivergence }),
+      actor: 'alice',
+    });
+
+  it('400 INVALID_ROLLOUT for minArgmaxAgreement, before anything is written', async () => {
+    await regression();
+    const err = await startReg({ minArgmaxAgreement: 0.9, maxAbsDiff: 0.5 }).catch((e) => e);
+    expect(err).toMatchObject({ status: 400, code: 'INVALID_ROLLOUT' });
+    expect(err.message).toMatch(/minArgmaxAgreement needs class scores/);
+    await expect(getRollout(deps, 'reg', 'prod')).rejects.toMatchObject({ code: 'ROLLOUT_NOT_FOUND' });
+    expect((await repo.getAlias('reg', 'prod'))?.routing).toBeUndefined();
+  });
+
+  it('bounded by maxAbsDiff: its compared rows count toward minSamples, and it is promoted', async () => {
+    await regression();
+    await startReg({ maxAbsDiff: 0.5, minSamples: 20 });
+    const c: ShadowComparison = {
+      model: 'reg',
+      alias: 'prod',
+      servedVersion: 1,
+      shadowVersion: 2,
+      inferenceId: 'r',
+      outputs: compareOutputs(
+        [{ name: 'y', datatype: 'FP32', shape: [10, 1], data: Array.from({ length: 10 }, (_, i) => i) }],
+        [
+          {
+            name: 'y',
+            datatype: 'FP32',
+            shape: [10, 1],
+            data: Array.from({ length: 10 }, (_, i) => i + 0.1),
+          },
+        ],
+      ),
+    };
+    expect(await recordComparison(deps, c)).toBe(true);
+    expect(await getRollout(deps, 'reg', 'prod')).toMatchObject({ awaitingSamples: true });
+    expect((await tick(deps, clock.at(60))).promoted).toEqual([]);
+    expect(await recordComparison(deps, c)).toBe(true);
+    expect((await getRollout(deps, 'reg', 'prod')).divergence).toMatchObject({ rows: 20, overMaxAbs: 0 });
+    expect((await tick(deps, clock.at(61))).promoted).toEqual(['reg@prod']);
+    expect((await repo.getAlias('reg', 'prod'))?.version).toBe(2);
+  });
+});
+
+describe('a rollout whose version can no longer be served', () => {
+  it('ends `aborted`, naming the version, once archived after a split change by hand released it', async () => {
+    await start({ maxDivergence: { maxAbsDiff: 1 } });
+    // The split cleared by hand releases the version, which can then be archived.
+    await updateAlias(deps, { name: 'm', alias: 'prod', routing: null, actor: 'dave' });
+    await updateVersion(deps, 'm', 2, { status: 'ARCHIVED' });
+    const warned: string[] = [];
+    deps = { ...deps, logger: { warn: (message: string) => void warned.push(message) } };
+    events.length = 0;
+    const s = await tick(deps, clock.at(10));
+    expect(s).toMatchObject({ aborted: ['m@prod'], failed: [], reconciled: [] });
+    expect(await getRollout(deps, 'm', 'prod')).toMatchObject({
+      status: 'aborted',
+      endedReason: 'version 2 not servable: ARCHIVED',
+    });
+    expect(warned).toEqual(['rollout aborted: its version can no longer be served']);
+    // Nothing to clear: no alias change, no event; the alias takes a new rollout.
+    expect(events).toEqual([]);
+    expect((await tick(deps, clock.at(11))).rollouts).toBe(0);
+    expect((await start({ version: 3 })).status).toBe('running');
+  });
+
+  it('ends `aborted` when deleted, also when the split would be written by an advance', async () => {
+    await start({ alarms: [] });
+    expect((await tick(deps, clock.at(60))).advanced).toEqual(['m@prod']);
+    await updateAlias(deps, { name: 'm', alias: 'prod', routing: null, actor: 'dave' });
+    await deleteVersion(deps, 'm', 2);
+    expect((await tick(deps, clock.at(61))).aborted).toEqual(['m@prod']);
+    expect(await getRollout(deps, 'm', 'prod')).toMatchObject({
+      status: 'aborted',
+      endedReason: 'version 2 not servable: deleted',
+    });
+  });
+
+  it('other refusals of its split are not taken for it: thrown, the rollout stays', async () => {
+    await start();
+    await updateAlias(deps, { name: 'm', alias: 'prod', routing: null, actor: 'dave' });
+    repo.setAliasRouting = () => Promise.reject(new ConflictError('too large', 'ALIAS_TOO_LARGE'));
+    expect((await tick(deps, clock.at(10))).failed).toEqual(['m@prod']);
+    expect((await getRollout(deps, 'm', 'prod')).status).toBe('running');
+  });
+});
+
+describe("the alias's own shadow", () => {
+  beforeEach(async () => {
+    // v4: a shadow experiment on prod at 20 %.
+    await repo.createVersion(newVersion('m'));
+    await updateAlias(deps, {
+      name: 'm',
+      alias: 'prod',
+      routing: { shadow: { version: 4, percent: 20 } },
+      actor: 'carol',
+    });
+  });
+
+  it('is kept by a rollout without maxDivergence, through its steps, its abort', async () => {
+    await start();
+    const shadow = { version: 4, percent: 20 };
+    expect((await repo.getAlias('m', 'prod'))?.routing).toEqual({
+      canary: { version: 2, weight: 10 },
+      shadow,
+    });
+    expect((await tick(deps, clock.at(60))).advanced).toEqual(['m@prod']);
+    expect((await repo.getAlias('m', 'prod'))?.routing).toEqual({
+      canary: { version: 2, weight: 50 },
+      shadow,
+    });
+    await abortRollout(deps, { name: 'm', alias: 'prod', actor: 'bob' });
+    expect((await repo.getAlias('m', 'prod'))?.routing).toEqual({ shadow });
+  });
+
+  it('is kept on the alias when the rollout completes', async () => {
+    await start({ steps: [{ weight: 50, bakeSeconds: 0 }] });
+    expect((await tick(deps, clock.at(1))).promoted).toEqual(['m@prod']);
+    expect(await repo.getAlias('m', 'prod')).toMatchObject({
+      version: 2,
+      routing: { shadow: { version: 4, percent: 20 } },
+    });
+  });
+
+  it("gives way to the rollout's own shadow when it bounds divergence (not restored after it)", async () => {
+    await start({ maxDivergence: { maxAbsDiff: 1 } });
+    expect((await repo.getAlias('m', 'prod'))?.routing).toEqual({
+      canary: { version: 2, weight: 10 },
+      shadow: { version: 2, percent: 10 },
+    });
+    await abortRollout(deps, { name: 'm', alias: 'prod', actor: 'bob' });
+    expect((await repo.getAlias('m', 'prod'))?.routing).toBeUndefined();
+  });
+
+  it('archived meanwhile: dropped from the split, the rollout goes on', async () => {
+    await start();
+    await updateVersion(deps, 'm', 4, { status: 'ARCHIVED' });
+    expect((await tick(deps, clock.at(60))).advanced).toEqual(['m@prod']);
+    expect((await repo.getAlias('m', 'prod'))?.routing).toEqual({ canary: { version: 2, weight: 50 } });
+    expect((await getRollout(deps, 'm', 'prod')).status).toBe('running');
+  });
+
+  it('409 SHADOW_INCOMPATIBLE at the start when it could not shadow the version once promoted', async () => {
+    // v5 serves an output more than v4 (as a canary may): promoted, v4 could not shadow it.
+    const sig: ModelSignature = {
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 4] }],
+      outputs: [
+        { name: 'output', datatype: 'FP32', shape: [-1, 3] },
+        { name: 'extra', datatype: 'FP32', shape: [-1] },
+      ],
+    };
+    await repo.createVersion(newVersion('m', { signature: sig }));
+    const err = await start({ version: 5 }).catch((e) => e);
+    expect(err).toMatchObject({ status: 409, code: 'SHADOW_INCOMPATIBLE' });
+    expect(err.message).toMatch(/shadow of version 4.*version 5 once promoted/);
+    await expect(getRollout(deps, 'm', 'prod')).rejects.toMatchObject({ code: 'ROLLOUT_NOT_FOUND' });
+    // With maxDivergence its own shadow replaces v4: it starts.
+    expect((await start({ version: 5, maxDivergence: { maxAbsDiff: 1 } })).status).toBe('running');
   });
 });

@@ -121,7 +121,8 @@ describe('updateAlias', () => {
           name: 'ev',
           alias: 'prod',
           version: 1,
-          revision: 4,
+          // The same canary again changed nothing: no revision of its own.
+          revision: 3,
           routing: null,
           previousRouting: canary,
         },

@@ -1,12 +1,18 @@
 /** The pure rollout rules: parsing specs and CLI steps, decide, the desired split, divergence counting. */
 import { describe, expect, it } from 'vitest';
+import type { ShadowComparison } from '../../functions/domain/divergence';
 import { BadRequestError } from '../../functions/domain/errors';
 import {
+  addCounters,
+  awaitingSamples,
+  checkRolloutVersion,
   clearedRouting,
   decide,
   desiredRouting,
   divergenceBreach,
   divergenceDelta,
+  hasClassScores,
+  keptShadowConflict,
   parseRolloutSpec,
   parseSteps,
   type Rollout,
@@ -15,6 +21,7 @@ import {
   stepReason,
   ZERO_DIVERGENCE,
 } from '../../functions/domain/rollout';
+import type { TensorSpec } from '../../functions/domain/types';
 import { newRollout } from '../helpers/rollout-repository-contract';
 
 const invalid = (body: unknown): string => {
@@ -325,6 +332,81 @@ describe('divergence', () => {
     });
   });
 
+  it("judges the model's own outputs: post-processing outputs feed neither maxAbsDiff nor the rows", () => {
+    // A near-tie flipped: the probabilities moved 0.131, the class index by 1, the label by 1 (exact match).
+    const pp: ShadowComparison = {
+      ...comparison,
+      outputs: [
+        { output: 'probs', rows: 4, agreeingRows: 3, argmaxAgreement: 0.75, maxAbsDiff: 0.131 },
+        { output: 'argmax', rows: 4, maxAbsDiff: 1, postprocess: true },
+        { output: 'label', rows: 4, maxAbsDiff: 1, postprocess: true },
+        { output: 'topk_scores', rows: 4, maxAbsDiff: 0.05, postprocess: true },
+        { output: 'topk_indices', rows: 4, maxAbsDiff: 2, postprocess: true },
+        { output: 'softmax', rows: 4, maxAbsDiff: 0.2, klDivergence: 0.3, postprocess: true },
+      ],
+    };
+    expect(divergenceDelta(pp, { minArgmaxAgreement: 0.5, maxAbsDiff: 0.5 })).toEqual({
+      requests: 1,
+      rows: 4,
+      agreeingRows: 3,
+      overMaxAbs: 0,
+      overKl: 0,
+      shadowErrors: 0,
+    });
+    // The softmax of the model's scores keeps its KL (a model answering logits has no other probabilities).
+    expect(divergenceDelta(pp, { maxKlDivergence: 0.1 }).overKl).toBe(1);
+  });
+
+  it('counts the rows of a model without class scores toward minSamples, so its rollout is promoted', () => {
+    // A regression [N, 1] and a rank-1 output: no argmax rows, yet compared rows.
+    const regression: ShadowComparison = {
+      ...comparison,
+      outputs: [
+        { output: 'y', rows: 30, maxAbsDiff: 0.01 },
+        { output: 'z', rows: 30, maxAbsDiff: 0.02 },
+      ],
+    };
+    const bounds = { maxAbsDiff: 0.5, minSamples: 100 };
+    const delta = divergenceDelta(regression, bounds);
+    expect(delta).toMatchObject({ requests: 1, rows: 60, agreeingRows: 0, overMaxAbs: 0 });
+    const last: Rollout = { ...newRollout('m'), step: 1, maxDivergence: bounds };
+    const once = { ...last, divergence: delta };
+    expect(awaitingSamples(once)).toBe(true);
+    const twice = { ...last, divergence: addCounters(delta, delta) };
+    expect(awaitingSamples(twice)).toBe(false);
+    expect(decide(twice, at('2027-01-01T00:00:00Z'), [])).toEqual({ type: 'promote' });
+  });
+
+  it('refuses minArgmaxAgreement for a version without class scores', () => {
+    const version = (outputs: TensorSpec[]) => ({
+      signature: { inputs: [], outputs },
+    });
+    const regression = version([
+      { name: 'y', datatype: 'FP32', shape: [-1, 1] },
+      { name: 'z', datatype: 'FP32', shape: [-1] },
+      { name: 'names', datatype: 'BYTES', shape: [-1, 3] },
+    ]);
+    expect(hasClassScores(regression)).toBe(false);
+    expect(hasClassScores(version([{ name: 'p', datatype: 'FP32', shape: [-1, 3] }]))).toBe(true);
+    expect(hasClassScores(version([{ name: 'p', datatype: 'FP32', shape: [-1, -1] }]))).toBe(true);
+    expect(hasClassScores(version([{ name: 'p', datatype: 'FP32', shape: [] }]))).toBe(true);
+    const spec = parseRolloutSpec({ ...ok, maxDivergence: { minArgmaxAgreement: 0.9 } });
+    const e = (() => {
+      try {
+        checkRolloutVersion(spec, regression);
+      } catch (err) {
+        return err as BadRequestError;
+      }
+    })();
+    expect(e).toBeInstanceOf(BadRequestError);
+    expect(e?.code).toBe('INVALID_ROLLOUT');
+    expect(e?.message).toMatch(/minArgmaxAgreement needs class scores.*version 3/);
+    // Bounds a regression can be judged by are accepted.
+    expect(() =>
+      checkRolloutVersion(parseRolloutSpec({ ...ok, maxDivergence: { maxAbsDiff: 0.1 } }), regression),
+    ).not.toThrow();
+  });
+
   it('names the bound a count breaks', () => {
     expect(divergenceBreach(bounds, { ...ZERO_DIVERGENCE, overMaxAbs: 1 })).toBe('divergence:maxAbsDiff');
     expect(divergenceBreach(bounds, { ...ZERO_DIVERGENCE, overKl: 1 })).toBe('divergence:klDivergence');
@@ -383,10 +465,54 @@ describe('desiredRouting', () => {
       false,
     );
     expect(sameRouting(undefined, null)).toBe(true);
-    expect(clearedRouting({ canary: { version: 2, weight: 10 }, keyParameter: 'k' })).toEqual({
+    expect(clearedRouting({ canary: { version: 2, weight: 10 }, keyParameter: 'k' }, 2)).toEqual({
       keyParameter: 'k',
     });
-    expect(clearedRouting({ canary: { version: 2, weight: 10 } })).toBeNull();
+    expect(clearedRouting({ canary: { version: 2, weight: 10 } }, 2)).toBeNull();
+    // The rollout's own shadow goes; another version's (the alias's own experiment) stays.
+    expect(
+      clearedRouting({ canary: { version: 2, weight: 10 }, shadow: { version: 2, percent: 10 } }, 2),
+    ).toBeNull();
+    expect(
+      clearedRouting(
+        { canary: { version: 2, weight: 10 }, shadow: { version: 4, percent: 20 }, keyParameter: 'k' },
+        2,
+      ),
+    ).toEqual({ shadow: { version: 4, percent: 20 }, keyParameter: 'k' });
+  });
+
+  it("keeps the alias's own shadow when the rollout needs none; the rollout's shadow wins when it bounds divergence", () => {
+    const r = newRollout('m');
+    const { maxDivergence: _m, ...plain } = r;
+    const current = { shadow: { version: 4, percent: 20 } };
+    expect(desiredRouting(plain, current)).toEqual({
+      canary: { version: 2, weight: 10 },
+      shadow: { version: 4, percent: 20 },
+    });
+    expect(desiredRouting(plain, { ...current, canary: { version: 3, weight: 5 } })).toEqual({
+      canary: { version: 2, weight: 10 },
+      shadow: { version: 4, percent: 20 },
+    });
+    expect(desiredRouting(r, current)).toEqual({
+      canary: { version: 2, weight: 10 },
+      shadow: { version: 2, percent: 10 },
+    });
+  });
+
+  it('refuses to keep a shadow that could not shadow the version once promoted', () => {
+    const sig = (outputs: TensorSpec[]) => ({
+      signature: { inputs: [{ name: 'x', datatype: 'FP32' as const, shape: [-1, 2] }], outputs },
+    });
+    const v2 = sig([
+      { name: 'p', datatype: 'FP32', shape: [-1, 2] },
+      { name: 'extra', datatype: 'FP32', shape: [-1] },
+    ]);
+    const v4 = { version: 4, ...sig([{ name: 'p', datatype: 'FP32', shape: [-1, 2] }]) };
+    const r = newRollout('m');
+    const e = keptShadowConflict(r, v2, v4);
+    expect(e?.code).toBe('SHADOW_INCOMPATIBLE');
+    expect(e?.message).toMatch(/shadow of version 4.*could not shadow version 2 once promoted/);
+    expect(keptShadowConflict(r, v4, v4)).toBeUndefined();
   });
 
   it('describes steps and shows the weight and the next step time', () => {

@@ -95,7 +95,8 @@ describe('runShadow', () => {
       { samplePercent: 100, input: true, output: true },
     );
     const c = await runShadow(d, message());
-    expect(calls).toEqual([['iris', '2', REQUEST]]);
+    // Replayed with the mirrored inference id when it had none: the shadow's answer carries the same id.
+    expect(calls).toEqual([['iris', '2', { ...REQUEST, id: 'id-1' }]]);
     expect(c).toEqual({
       model: 'iris',
       alias: 'prod',
@@ -159,6 +160,42 @@ describe('runShadow', () => {
       expect(handed).toEqual([c]);
       expect(lines).toHaveLength(0);
     }
+  });
+
+  it("compares the versions' post-processing outputs as such (no argmax rows), the model's as before", async () => {
+    const answer = (p: number[], argmax: number) => ({
+      model_name: 'iris',
+      outputs: [
+        { name: 'p', datatype: 'FP32', shape: [1, 2], data: p },
+        { name: 'argmax', datatype: 'INT64', shape: [1], data: [argmax] },
+        { name: 'topk_scores', datatype: 'FP32', shape: [1, 2], data: [...p].sort((a, b) => b - a) },
+      ],
+    });
+    const { d: base, handed } = deps(async () => answer([0.52, 0.48], 0));
+    const resolved: string[] = [];
+    // The shadow version declares argmax and top-k; the served one, archived since, cannot be resolved.
+    const d: ShadowWorkerDeps = {
+      ...base,
+      predictor: {
+        ...base.predictor,
+        resolve: async (_name: string, ref?: string) => {
+          resolved.push(String(ref));
+          if (ref === '1') throw new ConflictError('version 1 is ARCHIVED', 'VERSION_NOT_READY');
+          return { extraOutputs: ['argmax', 'topk_indices', 'topk_scores'] } as never;
+        },
+      },
+    };
+    const c = await runShadow(d, message({ answerText: JSON.stringify(answer([0.48, 0.52], 1)) }));
+    expect(c?.failed).toBeUndefined();
+    // The shadow version's declaration, then the served one's (then the capture's resolutions).
+    expect(resolved.slice(0, 2)).toEqual(['2', '1']);
+    expect(c?.outputs).toEqual([
+      expect.objectContaining({ output: 'p', rows: 1, agreeingRows: 0 }),
+      { output: 'argmax', rows: 1, maxAbsDiff: 1, postprocess: true },
+      expect.objectContaining({ output: 'topk_scores', rows: 1, postprocess: true }),
+    ]);
+    expect(c?.outputs[2]?.agreeingRows).toBeUndefined();
+    expect(handed).toEqual([c]);
   });
 
   it('neither a failing metrics sink, capture sink nor onComparison makes it throw', async () => {
