@@ -85,7 +85,10 @@ export interface CliContext {
   readonly io: CliIo;
   /** The global options as parsed. */
   globals(): GlobalOptions;
-  /** A client for the endpoint the global options (or the environment) name; a non-http(s) one is a usage error. */
+  /**
+   * A client for the endpoint the global options (or the environment) name; a non-http(s) one, a token with blanks
+   * and an https endpoint whose region cannot be told are usage errors.
+   */
   client(): MaasClient;
   /**
    * Prints an answer: pretty JSON with `--json` (`jsonText`), else its human rendering, which prints the service's
@@ -112,11 +115,16 @@ export function cliContext(program: Command, io: CliIo, onExitCode: (code: ExitC
         throw new UsageError(`--endpoint must be an http(s) URL, got '${endpoint}'`);
       }
       const token = g.token?.trim() || new EnvironmentVariables(io.env).cliToken();
-      return new MaasClient({
-        endpoint,
-        ...(g.region ? { region: g.region } : {}),
-        ...(token ? { token } : {}),
-      });
+      try {
+        return new MaasClient({
+          endpoint,
+          ...(g.region ? { region: g.region } : {}),
+          ...(token ? { token } : {}),
+        });
+      } catch (e) {
+        // What the client refuses is how it was called: a token with blanks, an https endpoint of unknown region.
+        throw new UsageError((e as Error)?.message ?? String(e), { cause: e });
+      }
     },
     print(answer, human) {
       io.out(globals().json ? `${jsonText(answer, 2)}\n` : `${human(answer as never)}\n`);

@@ -146,6 +146,7 @@ export function toInferenceRequest(input: unknown, inputs: readonly InputSpec[])
   if (isInferenceRequest(input)) return settleRequest(input);
   const tensor = (spec: InputSpec, data: unknown) => {
     if (!Array.isArray(data)) throw new UsageError(`input '${spec.name}' must be an array`);
+    if (data.length === 0) throw new UsageError(`input '${spec.name}' has no rows: give at least one`);
     let shape = shapeOf(data);
     // One row for a batched model: [a, b, c, d] -> [[a, b, c, d]].
     if (shape.length === spec.shape.length - 1) shape = [1, ...shape];
@@ -208,23 +209,50 @@ export function parseJsonOption(name: string, value: string | undefined): unknow
   }
 }
 
-/** An option or argument parser for non-negative integers (`--limit`, `<version>`…). */
+/**
+ * A non-negative decimal number as the options take it: digits with an optional fraction (`12`, `0.5`), nothing
+ * else — no sign, blanks, exponent, hexadecimal, `Infinity` or leading zeros (the form of a rollout step's weight). Undefined for anything else, which `Number` would turn into another value (`0x10` 16, `1e1` 10,
+ * `' 5'` 5).
+ */
+export function decimalNumber(text: string): number | undefined {
+  return DECIMAL.test(text) ? Number(text) : undefined;
+}
+
+const DECIMAL = /^(?:0|[1-9]\d*)(?:\.\d+)?$/;
+
+/** An option or argument parser for non-negative integers written in decimal (`--limit`, `<version>`…). */
 export function nonNegativeInt(name: string) {
   return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 0)
+    const n = decimalNumber(value);
+    if (n === undefined || !Number.isSafeInteger(n))
       throw new UsageError(`${name} must be a non-negative integer, got '${value}'`);
     return n;
   };
 }
 
-/** An option parser for a percentage (a number; the service checks the range and the step). */
+/** An option parser for a percentage (a decimal number; the service checks the range and the step). */
 export function percent(name: string) {
   return (value: string): number => {
-    const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n)) {
-      throw new UsageError(`${name} must be a number from 0 to 100, got '${value}'`);
+    const n = decimalNumber(value);
+    if (n === undefined) {
+      throw new UsageError(`${name} must be a decimal number from 0 to 100 (e.g. 12.5), got '${value}'`);
     }
     return n;
   };
 }
+
+/**
+ * An option parser for a measured value (`--value` of `maas feedback`): a JSON number — a decimal one, negative too,
+ * or with an exponent (`2.5e-7`), the forms a value is written in, which keep their number — and nothing else
+ * (hexadecimal, blanks, `Infinity`).
+ */
+export function signedNumber(name: string) {
+  return (value: string): number => {
+    const n = JSON_NUMBER.test(value) ? Number(value) : undefined;
+    if (n === undefined || !Number.isFinite(n))
+      throw new UsageError(`${name} must be a decimal number (e.g. -3.75 or 2.5e-7), got '${value}'`);
+    return n;
+  };
+}
+
+const JSON_NUMBER = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/;

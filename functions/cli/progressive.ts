@@ -6,6 +6,7 @@
 import { BadRequestError } from '../domain/errors';
 import { type DivergenceBounds, parseSteps as parseRolloutSteps, type RolloutStep } from '../domain/rollout';
 import { UsageError } from './context';
+import { decimalNumber } from './input';
 
 /** A split as the registry API answers it (`Model.splits[alias]`, the `routing` of an alias). */
 export interface SplitJson {
@@ -60,9 +61,9 @@ export function parseDivergence(text: string): DivergenceJson {
       );
     }
     const field = DIVERGENCE_KEYS[key];
-    const value = Number(m[2]);
-    if (!Number.isFinite(value) || (m[2] as string).trim() === '') {
-      throw new UsageError(`--max-divergence: ${key} must be a number, got '${m[2]}'`);
+    const value = decimalNumber(m[2] as string);
+    if (value === undefined) {
+      throw new UsageError(`--max-divergence: ${key} must be a decimal number (e.g. 0.5), got '${m[2]}'`);
     }
     if (field in out) throw new UsageError(`--max-divergence: ${key} is given twice`);
     out[field] = value;

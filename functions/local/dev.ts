@@ -2,10 +2,12 @@
  * `maas dev`: the whole service on one machine. Starts DynamoDB Local and s3rver, creates the table and
  * bucket from the contract, serves every route of the route table with the same handler objects Lambda
  * runs, feeds S3 object events to the event handlers, registers the bundled sample model on first start
- * and writes `$MAAS_HOME/endpoints.json` so tools and tests can find the local services.
+ * and writes `$MAAS_HOME/endpoints.json` so tools and tests can find the local services. One `maas dev` per home: a
+ * second one over a home whose `endpoints.json` names a live process is refused, and a stop removes the file only
+ * while it is still its own.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, relative, resolve } from 'node:path';
@@ -58,6 +60,54 @@ export interface LocalEndpoints {
   readonly inMemory: boolean;
 }
 
+/**
+ * Another `maas dev` runs over the same `$MAAS_HOME` (its `endpoints.json` names a live process): a second one would
+ * take its `endpoints.json` from it, and the CLI would talk to the second one, then to none once the second stops.
+ */
+export class DevAlreadyRunningError extends Error {
+  constructor(
+    readonly running: LocalEndpoints,
+    home: string,
+  ) {
+    super(
+      `maas dev already runs over ${displayPath(home)} (pid ${running.pid}, ${running.api}): use it, stop it, or start another with a home of its own, e.g. MAAS_HOME=${displayPath(home)}-2 (and another --port)`,
+    );
+    this.name = 'DevAlreadyRunningError';
+  }
+}
+
+/** Whether process `pid` is alive (one of another user, which cannot be signalled, is). */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** What `home`'s `endpoints.json` says, if it can be read. */
+function readEndpoints(home: string): Partial<LocalEndpoints> | undefined {
+  try {
+    const parsed: unknown = JSON.parse(readFileSync(join(home, ENDPOINTS_FILE), 'utf8'));
+    return parsed !== null && typeof parsed === 'object' ? (parsed as Partial<LocalEndpoints>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The `maas dev` running over `home`: the endpoints its `endpoints.json` records when the process it names is alive
+ * (undefined without one; a file left by a process that is gone is no running one).
+ */
+export function runningDev(home: string): LocalEndpoints | undefined {
+  const recorded = readEndpoints(home);
+  const pid = recorded?.pid;
+  return typeof pid === 'number' && Number.isSafeInteger(pid) && pid > 0 && isAlive(pid)
+    ? (recorded as LocalEndpoints)
+    : undefined;
+}
+
 export interface DevOptions {
   /** Keep no data: DynamoDB Local in memory, s3rver in a temporary directory deleted at stop. */
   readonly inMemory?: boolean;
@@ -93,6 +143,7 @@ export async function startDev(opts: DevOptions = {}): Promise<DevServer> {
   const port = opts.port ?? env.port() ?? DEFAULT_PORT;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid port '${port}'`);
   const host = opts.host ?? '127.0.0.1';
+  assertNotRunning(home);
   mkdirSync(home, { recursive: true });
   await assertPortFree(port, host);
 
@@ -207,8 +258,14 @@ export async function startDev(opts: DevOptions = {}): Promise<DevServer> {
       inMemory,
     };
     const endpointsPath = join(home, ENDPOINTS_FILE);
+    assertNotRunning(home); // again: another may have started meanwhile
     writeFileSync(endpointsPath, `${JSON.stringify(endpoints, null, 2)}\n`);
-    stops.push(async () => rmSync(endpointsPath, { force: true }));
+    // Removed only while it is still this server's: never the file of another that has taken the home since.
+    stops.push(async () => {
+      const recorded = readEndpoints(home);
+      if (recorded?.pid === endpoints.pid && recorded.api === endpoints.api)
+        rmSync(endpointsPath, { force: true });
+    });
 
     return {
       endpoints,
@@ -219,6 +276,12 @@ export async function startDev(opts: DevOptions = {}): Promise<DevServer> {
     await stopAll();
     throw e;
   }
+}
+
+/** Throws DevAlreadyRunningError when another `maas dev` runs over `home`. */
+function assertNotRunning(home: string): void {
+  const running = runningDev(home);
+  if (running) throw new DevAlreadyRunningError(running, home);
 }
 
 const portInUse = (port: number) =>
@@ -322,7 +385,8 @@ export async function runDev(opts: DevOptions = {}): Promise<number> {
     console.error(
       e instanceof JavaMissingError ? e.message : `maas dev: ${(e as Error)?.message ?? String(e)}`,
     );
-    return 1;
+    // Another `maas dev` over the same home is how this one was called: a usage error (exit code 2).
+    return e instanceof DevAlreadyRunningError ? 2 : 1;
   }
   if (pending) {
     shutdown(pending.why, pending.code);

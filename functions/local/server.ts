@@ -49,7 +49,8 @@ export interface LocalServerOptions {
   /**
    * Sets a local alarm's state (`POST /local/alarms/{name}` with `{"state": "ALARM" | "OK" | "INSUFFICIENT_DATA"}`,
    * the local server's own route, outside the route table; what `maas alarm` calls) and answers what it did (200
-   * `{alarm, state, rolledBack}`). Without it the path is a 404.
+   * `{alarm, state, rolledBack}`). `{name}` is one percent-encoded path segment: a `/` of the name is `%2F`. Without
+   * it the path is a 404.
    */
   readonly alarms?: (name: string, state: LocalAlarmState) => Promise<object>;
   /**
@@ -392,13 +393,18 @@ async function setAlarm(
     writeResult(res, errorResult(body.error));
     return;
   }
+  // One path segment, decoded after it is matched: a `/` of the name (CloudWatch allows it) comes as `%2F`.
+  const segment = path.slice(LOCAL_ALARMS_PATH.length);
+  if (segment.includes('/')) {
+    return bad('the alarm name must be one path segment (a / in it percent-encoded: %2F)');
+  }
   let name: string;
   try {
-    name = decodeURIComponent(path.slice(LOCAL_ALARMS_PATH.length));
+    name = decodeURIComponent(segment);
   } catch {
     return bad('the alarm name is not a valid path segment');
   }
-  if (name.length < 1 || name.length > 255 || name.includes('/')) {
+  if (name.length < 1 || name.length > 255) {
     return bad('the alarm name must be 1-255 characters (one path segment)');
   }
   let parsed: unknown;

@@ -2,8 +2,9 @@
  * The console in headless Chromium against the local service: the models page lists the sample, the model page
  * shows versions and alias history, promote and rollback through the page move the alias (read back through the
  * API), a stale promotion is explained, Try it returns the sample's label (and the curl it shows answers the same),
- * API errors show their code and message, Live charts the local /metrics, a rollout is paused, resumed and aborted
- * (a rollback or an abort from a page gone stale is refused and explained).
+ * a canary's answer is labelled with the canary's labels, API errors show their code and message (the rollout page of
+ * an unknown model or alias its 404), Live charts the local /metrics, a rollout is paused, resumed and aborted (a
+ * rollback or an abort from a page gone stale is refused and explained), long names keep the pages within the window.
  * Each page is a screenshot under docs/ (rewritten with MAAS_UPDATE_SCREENSHOTS=1).
  */
 import { execFile } from 'node:child_process';
@@ -15,7 +16,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../functions/cli/program';
 import { LIMITS } from '../../functions/contract/limits';
-import { buildIrisModel } from '../../functions/local/sample-model';
+import { buildIrisModel, SAMPLE_MODEL } from '../../functions/local/sample-model';
 import { captureIo } from '../helpers/cli-io';
 import { launchBrowser, saveScreenshot, type TestBrowser } from './browser';
 import { type ConsoleTarget, startConsoleTarget } from './target';
@@ -300,6 +301,32 @@ describe('the console in a browser', () => {
     expect(answer.outputs.find((o: { name: string }) => o.name === 'label').data).toEqual(['setosa']);
   });
 
+  it("labels a canary's answer with the labels of the version that answered, as they are written", async () => {
+    // pets: v1 (prod) labelled as the sample, v2 labelled cat, dog, bird; a canary of v2 takes every request.
+    const dir = mkdtempSync(join(tmpdir(), 'maas-console-'));
+    writeFileSync(join(dir, 'm.onnx'), buildIrisModel());
+    for (const labels of [SAMPLE_MODEL.labels.join(','), 'cat,dog,bird']) {
+      const io = captureIo();
+      const args = ['register', join(dir, 'm.onnx'), '--name', 'pets', '--labels', labels];
+      args.push('--postprocess', JSON.stringify(SAMPLE_MODEL.postprocess));
+      expect(await run(['node', 'maas', '--endpoint', target.url, ...args], io), io.stderr()).toBe(0);
+    }
+    const canary = await target.call('PATCH', '/models/pets/aliases/prod', {
+      routing: { canary: { version: 2, weight: 100 } },
+    });
+    expect(canary.status, JSON.stringify(canary.body)).toBe(200);
+    await open('#/models/pets/try');
+    const cells = page.locator('fieldset[data-input="features"] input.cell');
+    await cells.first().waitFor();
+    for (const [i, v] of ['5.1', '3.5', '1.4', '0.2'].entries()) await cells.nth(i).fill(v);
+    await page.getByRole('button', { name: 'Run inference' }).click();
+    await expect(page.locator('.prediction [data-row="0"] .predicted').textContent()).resolves.toBe('cat');
+    await expect(page.locator('.answer > p.muted').textContent()).resolves.toMatch(/^pets v2/);
+    const head = page.locator('[data-output="probabilities"] table thead th');
+    // innerText: the headers as shown (a text-transform changes them), labels being case-sensitive data.
+    await expect(head.allInnerTexts()).resolves.toEqual(['Row', 'cat', 'dog', 'bird']);
+  });
+
   it("shows an API error's code and message, never a blank page", async () => {
     await open('#/models/no-such-model');
     const alert = page.locator('[role="alert"][data-code="MODEL_NOT_FOUND"]');
@@ -403,6 +430,22 @@ describe('the console in a browser', () => {
       "– (aborted: the split is no longer the rollout's)",
     );
     expect(problems.filter((p) => p.startsWith('page error'))).toEqual([]);
+  });
+
+  it('shows the 404 of a model or an alias that does not exist on the rollout page, offering no rollout', async () => {
+    for (const [hash, code, message] of [
+      ['#/models/nope/rollout/prod', 'MODEL_NOT_FOUND', "model 'nope' not found"],
+      ['#/models/iris/rollout/nope', 'ALIAS_NOT_FOUND', "alias 'nope' of model 'iris' not found"],
+    ] as const) {
+      await open(hash);
+      const alert = page.locator(`[role="alert"][data-code="${code}"]`);
+      await alert.waitFor();
+      await expect(alert.textContent(), hash).resolves.toContain(`HTTP 404`);
+      await expect(alert.textContent(), hash).resolves.toContain(message);
+      await expect(page.locator('main').textContent(), hash).resolves.not.toContain(
+        'has never had a rollout',
+      );
+    }
   });
 
   /** Points `alias` of iris at v1, then moves it `moves` times between v2 and v1. */
@@ -548,6 +591,21 @@ describe('the console in a browser', () => {
       // The versions table scrolls within its box, its actions in view.
       const actions = await extent('table.versions .row-actions button');
       expect(actions.right).toBeLessThanOrEqual(actions.viewport);
+
+      // A phone's width: the rollout page of an alias without a rollout (the command line naming it), Try it (the
+      // alias among the options of the selector).
+      await page.setViewportSize({ width: 420, height: 900 });
+      await open(`#/models/${LONG.model}/rollout/${LONG.alias}`);
+      await page.getByText('has never had a rollout').waitFor();
+      const rollout = await extent('main p code');
+      expect(rollout.count).toBe(1);
+      expect(rollout.right).toBeLessThanOrEqual(rollout.viewport);
+      expect(rollout.page).toBeLessThanOrEqual(rollout.viewport);
+      await open(`#/models/${LONG.model}/try?ref=${LONG.alias}`);
+      await page.locator('fieldset[data-input="features"]').waitFor();
+      const select = await extent('#try-ref');
+      expect(select.right).toBeLessThanOrEqual(select.viewport);
+      expect(select.page).toBeLessThanOrEqual(select.viewport);
     } finally {
       await page.setViewportSize({ width: 1280, height: 900 });
     }

@@ -149,9 +149,13 @@ describe('maas feedback and maas capture on the local service', () => {
     expect(since.map((r) => r.eventMetadata.inferenceId)).toEqual(['req-2']);
   });
 
-  it('reports a bad --since from the server (exit 1, 400 INVALID_SINCE)', async () => {
-    const r = await cli('capture', 'wine', '--since', 'last tuesday');
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/INVALID_SINCE/);
+  it('refuses a --since the service would refuse (400 INVALID_SINCE) as a usage error naming the forms (exit 2)', async () => {
+    for (const since of ['last tuesday', '1w', '2026-02-30']) {
+      const r = await cli('capture', 'wine', '--since', since);
+      expect(r.code, since).toBe(2);
+      expect(r.stderr, since).toContain(
+        '--since must be a time ago in s, m, h or d (45s, 30m, 1h, 2d) or an ISO 8601 time',
+      );
+    }
   });
 });

@@ -156,6 +156,31 @@ describe('progressive delivery commands on the local service', () => {
     expect(abort.err).toMatch(/\(409 ROLLOUT_NOT_ACTIVE\)\n$/);
   });
 
+  it('rehearses the rollback of an alarm whose name has a / (sent as %2F)', async () => {
+    expect((await cli('promote', 'flow', '1', '--alias', 'team')).code).toBe(0);
+    const alarm = 'team/flow errors';
+    const start = await cli(
+      'rollout',
+      'flow',
+      '2',
+      '--alias',
+      'team',
+      '--steps',
+      '10:5m,100',
+      '--alarm',
+      alarm,
+    );
+    expect(start.err).toBe('');
+    expect(await cli('alarm', alarm)).toEqual({
+      code: 0,
+      out: `alarm ${alarm} is ALARM; rolled back: flow@team\n`,
+      err: '',
+    });
+    const ended = await cli('rollout', 'status', 'flow', '--alias', 'team');
+    expect(ended.out).toMatch(/rollout [0-9a-f]{8} rolled_back, version 1 -> 2/);
+    expect(ended.out).toContain(`alarm:${alarm}`);
+  });
+
   it('an alias without a rollout answers 404 with its code', async () => {
     const none = await cli('rollout', 'status', 'flow', '--alias', 'staging');
     expect(none.code).toBe(1);

@@ -343,6 +343,54 @@ describe('npm start (maas dev) and the maas CLI', () => {
     );
   }, 180_000);
 
+  it('a second maas dev over the same home is refused (exit 2), and a stop removes only its own endpoints.json', async () => {
+    const shared = mkdtempSync(join(tmpdir(), 'maas-shared-'));
+    const first = start(
+      process.execPath,
+      [BIN, 'dev', '--in-memory', '--port', '0'],
+      userEnv({ MAAS_HOME: shared }),
+    );
+    let second: Started | undefined;
+    try {
+      const file = join(shared, 'endpoints.json');
+      const recorded = await waitFor(
+        'ready',
+        async () => (existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : undefined),
+        120_000,
+        first,
+      );
+      // A second one, before any emulator starts: a usage error naming the running one and another home.
+      second = start(
+        process.execPath,
+        [BIN, 'dev', '--in-memory', '--port', String(await freePort())],
+        userEnv({ MAAS_HOME: shared }),
+      );
+      const refused = await Promise.race([
+        second.exited,
+        new Promise((r) => setTimeout(() => r('still running'), 30_000)),
+      ]);
+      expect(refused, second.output()).toBe(2);
+      expect(second.output()).toContain(
+        `maas dev already runs over ${shared} (pid ${recorded.pid}, ${recorded.api})`,
+      );
+      expect(second.output()).toContain('MAAS_HOME=');
+      expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(recorded);
+      const models = cli(['models'], userEnv({ MAAS_HOME: shared }));
+      expect(models.code, models.stderr).toBe(0);
+
+      // endpoints.json taken over by another live process (this one): the first's stop leaves it.
+      const other = { ...recorded, pid: process.pid, api: 'http://127.0.0.1:1' };
+      writeFileSync(file, JSON.stringify(other));
+      await stopWithCtrlC(first);
+      expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(other);
+    } finally {
+      for (const s of [first, second]) {
+        if (s && s.child.exitCode === null) process.kill(-(s.child.pid as number), 'SIGKILL');
+      }
+      rmSync(shared, { recursive: true, force: true });
+    }
+  }, 180_000);
+
   it('a port in use: one clear line and exit code 1, before any emulator starts', async () => {
     const blocker = createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));

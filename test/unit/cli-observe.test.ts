@@ -12,6 +12,7 @@ import { Counter, Histogram, Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PrometheusMetricsSink } from '../../functions/adapters/prometheus-metrics';
 import { resolveSince } from '../../functions/cli/commands/observe';
+import { UsageError } from '../../functions/cli/context';
 import { commandVersionOption, run } from '../../functions/cli/program';
 import {
   histogramQuantile,
@@ -166,14 +167,19 @@ describe('maas stats over the local metrics sink', () => {
 });
 
 describe('CLI argument handling', () => {
-  it('turns 30m, 1h, 2d into ISO times and passes anything else on', () => {
+  it('turns 30m, 1h, 2d into ISO times, passes an ISO time on, and refuses any other form naming the forms', () => {
     const now = new Date('2026-12-01T12:00:00.000Z');
     expect(resolveSince('30m', now)).toBe('2026-12-01T11:30:00.000Z');
     expect(resolveSince('1h', now)).toBe('2026-12-01T11:00:00.000Z');
     expect(resolveSince('2d', now)).toBe('2026-11-29T12:00:00.000Z');
     expect(resolveSince('45s', now)).toBe('2026-12-01T11:59:15.000Z');
     expect(resolveSince('2026-12-01T00:00:00Z', now)).toBe('2026-12-01T00:00:00Z');
-    expect(resolveSince('soon', now)).toBe('soon');
+    expect(resolveSince('2026-12-01', now)).toBe('2026-12-01');
+    expect(resolveSince('2026-12-01T04:00:00+02:00', now)).toBe('2026-12-01T04:00:00+02:00');
+    for (const bad of ['soon', 'tomorrow', '1w', '2026-02-30', '-1h', '']) {
+      expect(() => resolveSince(bad, now), bad).toThrow(UsageError);
+      expect(() => resolveSince(bad, now), bad).toThrow(/45s, 30m, 1h, 2d.*ISO 8601 time/);
+    }
   });
 
   it('keeps --version after a command name for the command', () => {
@@ -245,6 +251,27 @@ describe('maas feedback', () => {
     const b = await cli('--json', 'feedback', 'iris', '--id', 'req-2', '--value', '-0.5');
     expect(JSON.parse(b.out)).toEqual({ accepted: 1 });
     expect(JSON.parse(api.seen.at(-1)?.body ?? '')).toEqual([{ inferenceId: 'req-2', value: -0.5 }]);
+  });
+
+  it('takes --value as a JSON number only: hexadecimal, blanks and numbers beyond the range are usage errors', async () => {
+    const before = api.seen.length;
+    for (const value of ['0x10', ' 5', '5 ', 'Infinity', '', '+5', '.5', '05', '1e400', '1e']) {
+      const r = await cli('feedback', 'iris', '--id', 'r1', '--value', value);
+      expect(r.code, value).toBe(2);
+      expect(r.err, value).toContain(
+        `--value must be a decimal number (e.g. -3.75 or 2.5e-7), got '${value}'`,
+      );
+    }
+    expect(api.seen.length).toBe(before);
+    // A number written with an exponent is the same number.
+    for (const [value, sent] of [
+      ['16', 16],
+      ['-2.5e-7', -2.5e-7],
+      ['1E3', 1000],
+    ] as const) {
+      expect((await cli('feedback', 'iris', '--id', 'r1', '--value', value)).code).toBe(0);
+      expect(JSON.parse(api.seen.at(-1)?.body ?? '')).toEqual([{ inferenceId: 'r1', value: sent }]);
+    }
   });
 
   it('sends the items of a JSON or a JSONL file, in requests of at most maxFeedbackItems', async () => {
@@ -421,6 +448,16 @@ describe('maas capture', () => {
     const since = new URL(api.seen.at(-1)?.url ?? '', 'http://x').searchParams.get('since') ?? '';
     expect(Date.parse(since)).toBeGreaterThanOrEqual(before - 3_600_000 - 1000);
     expect(Date.parse(since)).toBeLessThanOrEqual(Date.now() - 3_600_000);
+  });
+
+  it('refuses a --since of another form before sending anything (exit 2)', async () => {
+    const before = api.seen.length;
+    for (const since of ['1w', 'tomorrow']) {
+      const r = await cli('capture', 'iris', '--since', since);
+      expect(r.code, since).toBe(2);
+      expect(r.err, since).toContain(`--since must be a time ago in s, m, h or d (45s, 30m, 1h, 2d)`);
+    }
+    expect(api.seen.length).toBe(before);
   });
 
   it('refuses a --limit out of range', async () => {

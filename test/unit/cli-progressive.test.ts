@@ -79,10 +79,24 @@ describe('rollout options', () => {
     });
     expect(parseDivergence('kl=0.05')).toEqual({ maxKlDivergence: 0.05 });
     expect(parseDivergence('maxAbs=1,errors=0.2')).toEqual({ maxAbsDiff: 1, maxShadowErrorRate: 0.2 });
-    expect(() => parseDivergence('agreement=high')).toThrow(/agreement must be a number/);
+    expect(() => parseDivergence('agreement=high')).toThrow(/agreement must be a decimal number/);
     expect(() => parseDivergence('similarity=0.9')).toThrow(/key among agreement, maxAbs, kl/);
     expect(() => parseDivergence('kl=0.1,kl=0.2')).toThrow(/given twice/);
     expect(() => parseDivergence('kl')).toThrow(/<key>=<number>/);
+    // Decimal numbers only: what Number() would read as another value is refused.
+    for (const bad of [
+      'shadow=0x10',
+      'minSamples=1e2',
+      'kl= 0.1 x',
+      'maxAbs=Infinity',
+      'agreement=.99',
+      'kl=',
+    ]) {
+      expect(() => parseDivergence(bad), bad).toThrow(/must be a decimal number|<key>=<number>/);
+    }
+    expect(() => parseDivergence('shadow=0x10')).toThrow(
+      "shadow must be a decimal number (e.g. 0.5), got '0x10'",
+    );
   });
 
   it('changes one part of a split and keeps the others; no canary and no shadow is no split', () => {
@@ -438,6 +452,12 @@ describe('commands against an HTTP API', () => {
       ['shadow', 'iris', '4'],
       ['shadow', 'iris', '--percent', '10'],
       ['shadow', 'iris', '4', '--percent', 'some'],
+      ['shadow', 'iris', '4', '--percent', '1e1'],
+      ['shadow', 'iris', '4', '--percent', '0x10'],
+      ['shadow', 'iris', '4', '--percent', ' 5'],
+      ['canary', 'iris', '2', '--weight', '0x10'],
+      ['canary', 'iris', '2', '--weight', '1e1'],
+      ['rollout', 'iris', '3', '--steps', '100', '--max-divergence', 'shadow=1e1'],
       ['shadow', 'iris', '4', '--off'],
       ['shadow', 'iris', '--off', '--percent', '5'],
       ['rollout', 'iris', '3'],

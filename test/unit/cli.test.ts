@@ -509,6 +509,70 @@ describe('CLI against an HTTP API', () => {
     }
   });
 
+  it('exits 2, sending nothing, for a port out of range, a token with blanks, an https endpoint of unknown region', async () => {
+    const saved = { AWS_REGION: process.env.AWS_REGION, AWS_DEFAULT_REGION: process.env.AWS_DEFAULT_REGION };
+    delete process.env.AWS_REGION;
+    delete process.env.AWS_DEFAULT_REGION;
+    const seen = api.seen.length;
+    try {
+      for (const [args, message] of [
+        [argv('dev', '--port', '99999'), "--port must be from 0 to 65535, got '99999'"],
+        [argv('dev', '--port', '0x10'), "--port must be a non-negative integer, got '0x10'"],
+        [
+          argv('--endpoint', url, '--token', 'a b', 'models'),
+          'the bearer token is empty or contains whitespace',
+        ],
+        [
+          argv('--endpoint', 'https://example.com', 'models'),
+          'cannot tell the AWS region of https://example.com: pass --region or set AWS_REGION',
+        ],
+      ] as const) {
+        const io = captureIo();
+        expect(await run(args, io), args.join(' ')).toBe(2);
+        expect(io.stderr(), args.join(' ')).toBe(`error: ${message}\n`);
+      }
+    } finally {
+      for (const [k, v] of Object.entries(saved)) if (v !== undefined) process.env[k] = v;
+    }
+    expect(api.seen.length).toBe(seen);
+  });
+
+  it('takes --weight and --sample as decimal numbers only (exit 2 for hexadecimal, exponents, blanks)', async () => {
+    const seen = api.seen.length;
+    for (const args of [
+      ['capture-config', 'iris', '--alias', 'exp', '--sample', '0x10'],
+      ['capture-config', 'iris', '--alias', 'exp', '--sample', '1e1'],
+      ['capture-config', 'iris', '--alias', 'exp', '--sample', ' 5'],
+      ['canary', 'iris', '2', '--weight', '0x10'],
+      ['canary', 'iris', '2', '--weight', '5 '],
+      ['history', 'iris', '--limit', '1e1'],
+    ]) {
+      const io = captureIo();
+      expect(await run(argv('--endpoint', url, ...args), io), args.join(' ')).toBe(2);
+      expect(io.stderr(), args.join(' ')).toMatch(/^error: --(sample|weight|limit) must be a /);
+    }
+    expect(api.seen.length).toBe(seen);
+  });
+
+  it('refuses an --input without rows, and --timeout without --wait (exit 2, nothing sent)', async () => {
+    const empty = captureIo();
+    expect(await run(argv('--endpoint', url, 'predict', 'iris', '--input', '[]'), empty)).toBe(2);
+    expect(empty.stderr()).toBe("error: input 'features' has no rows: give at least one\n");
+    expect(api.seen.at(-1)?.method).toBe('GET'); // the metadata was read, nothing was sent to infer
+    const seen = api.seen.length;
+    const timeout = captureIo();
+    expect(
+      await run(
+        argv('--endpoint', url, 'derive', 'iris', '1', '--optimize', 'basic', '--timeout', '5'),
+        timeout,
+      ),
+    ).toBe(2);
+    expect(timeout.stderr()).toBe(
+      'error: --timeout goes with --wait (without it the command does not wait)\n',
+    );
+    expect(api.seen.length).toBe(seen);
+  });
+
   it('prints help with exit 0', async () => {
     const io = captureIo();
     expect(await run(argv('--help'), io)).toBe(0);

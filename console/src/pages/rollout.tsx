@@ -3,7 +3,8 @@
  * alias's history since it started — with pause, resume and abort, each confirmed first.
  */
 import { useState } from 'preact/hooks';
-import { ApiError, aliasHistory, getRollout, type Rollout, rolloutAction } from '../api';
+import { aliasNotFound } from '../../../functions/domain/registry-plans';
+import { ApiError, aliasHistory, getModel, getRollout, type Rollout, rolloutAction } from '../api';
 import { ConfirmDialog, ErrorBox, Loading, type Notice, NoticeView, useAsync } from '../components';
 import { ago, num, split, time } from '../format';
 import { href } from '../routes';
@@ -27,11 +28,22 @@ const ACTIONS: Record<Action, { label: string; what: string; danger: boolean }> 
 const seconds = (s: number): string =>
   s === 0 ? 'no bake' : s % 3600 === 0 ? `${s / 3600} h` : s % 60 === 0 ? `${s / 60} min` : `${s} s`;
 
-/** The rollout, and the alias's history back to its start (at most `HISTORY_PAGES` pages of it). */
+/**
+ * The rollout, and the alias's history back to its start (at most `HISTORY_PAGES` pages of it). Without a rollout
+ * (the API says so of any model and alias, even ones that do not exist), the model is read: an unknown model is its
+ * 404 `MODEL_NOT_FOUND`, an alias it does not have the 404 `ALIAS_NOT_FOUND` the API answers for one.
+ */
 async function load(name: string, alias: string) {
   const rollout = await getRollout(name, alias);
-  const history = rollout ? await aliasHistory(name, alias, rollout.startedAt) : undefined;
-  return { rollout, history };
+  if (!rollout) {
+    const model = await getModel(name);
+    if (model.aliases[alias] === undefined) {
+      const e = aliasNotFound(name, alias);
+      throw new ApiError(e.status, e.code, e.message);
+    }
+    return { rollout, history: undefined };
+  }
+  return { rollout, history: await aliasHistory(name, alias, rollout.startedAt) };
 }
 
 function Steps(props: { r: Rollout }) {

@@ -12,6 +12,7 @@ import {
   infer,
   listVersions,
   type ModelMetadata,
+  type ModelVersion,
   modelMetadata,
   path,
   type Tensor,
@@ -36,6 +37,24 @@ async function loadTarget(name: string, ref: string | undefined) {
     number !== undefined ? getVersion(name, number) : Promise.resolve(undefined),
   ]);
   return { model, ready, ref: chosen, meta, version };
+}
+
+/**
+ * The labels of the version that answered: those of `shown` (the version the chosen ref points at) when it is that
+ * one, else read (a canary's answer comes from another version, labelled otherwise); none when they cannot be read.
+ */
+async function labelsOf(
+  name: string,
+  answer: InferAnswer,
+  shown: ModelVersion | undefined,
+): Promise<readonly string[] | undefined> {
+  const answered = Number(answer.model_version);
+  if (shown && shown.version === answered) return shown.labels;
+  if (!Number.isSafeInteger(answered) || answered < 1) return undefined;
+  return getVersion(name, answered).then(
+    (v) => v.labels,
+    () => undefined,
+  );
 }
 
 /** The request body from the form's cells (per grid input) or JSON texts; throws with what to fix. */
@@ -120,7 +139,10 @@ export function predictCommand(config: ConsoleConfig, model: string, ref: string
   return `npx maas ${globals.join(' ')} predict ${shellQuote(`${model}@${ref}`)} --input ${shellQuote(JSON.stringify(input))}`;
 }
 
-/** The rows of a 2-D output as a table, its columns named by the labels when there are as many. */
+/**
+ * The rows of a 2-D output as a table, its columns named by the labels (of the version that answered) when there are
+ * as many.
+ */
 function OutputTable(props: { tensor: Tensor; labels?: readonly string[] | undefined }) {
   const t = props.tensor;
   const width = t.shape.length === 2 ? (t.shape[1] as number) : undefined;
@@ -201,7 +223,10 @@ export function TryPage(props: { name: string; ref_?: string | undefined; config
   const [asJson, setAsJson] = useState(false);
   const [jsonText, setJsonText] = useState('');
   const [formError, setFormError] = useState<string | undefined>();
-  const [result, setResult] = useState<{ answer?: InferAnswer; error?: unknown } | undefined>();
+  /** The last answer, with the labels of the version that gave it, or the last failure. */
+  const [result, setResult] = useState<
+    { answer?: InferAnswer; labels?: readonly string[] | undefined; error?: unknown } | undefined
+  >();
   const [sending, setSending] = useState(false);
 
   // A new target starts the form anew: one empty row per grid input, `[[]]`-style JSON for the others.
@@ -265,7 +290,8 @@ export function TryPage(props: { name: string; ref_?: string | undefined; config
     setFormError(undefined);
     setSending(true);
     try {
-      setResult({ answer: await infer(model.name, ref, body) });
+      const answer = await infer(model.name, ref, body);
+      setResult({ answer, labels: await labelsOf(model.name, answer, version) });
     } catch (error) {
       setResult({ error });
     } finally {
@@ -450,7 +476,7 @@ export function TryPage(props: { name: string; ref_?: string | undefined; config
       ) : null}
       <div aria-live="polite">
         {result?.error ? <ErrorBox error={result.error} title="The inference failed" /> : null}
-        {result?.answer ? <Answer answer={result.answer} labels={version?.labels} /> : null}
+        {result?.answer ? <Answer answer={result.answer} labels={result.labels} /> : null}
       </div>
     </section>
   );

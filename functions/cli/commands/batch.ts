@@ -17,7 +17,7 @@ import type { BatchBucket, CancelOutcome, fetchOutput as FetchOutput, JobStatus 
 import { resolveEndpoint } from '../client';
 import { type CliContext, EXIT, type ExitCode, UsageError } from '../context';
 import { jsonText, printable } from '../format';
-import { modelPath, nonNegativeInt } from '../input';
+import { decimalNumber, modelPath, nonNegativeInt } from '../input';
 
 /** The words that make `maas batch` an action on a job instead of a job to run. */
 export const BATCH_ACTIONS = ['status', 'cancel'] as const;
@@ -216,8 +216,8 @@ export function partBytesOption(value: string): number {
 
 /** `--max-concurrency`: an integer from 1 to `BATCH.maxConcurrencyLimit`. */
 export function maxConcurrencyOption(value: string): number {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isInteger(n) || n < 1 || n > BATCH.maxConcurrencyLimit) {
+  const n = decimalNumber(value);
+  if (n === undefined || !Number.isInteger(n) || n < 1 || n > BATCH.maxConcurrencyLimit) {
     throw new UsageError(
       `--max-concurrency must be an integer from 1 to ${BATCH.maxConcurrencyLimit}, got '${value}'`,
     );

@@ -11,7 +11,7 @@ import { apiCall, type MaasClient, uploadToPresignedUrl, waitWhilePending } from
 import { type CliContext, EXIT, UsageError } from '../context';
 import { printable } from '../format';
 import { type DerivedVersionJson, formatDerived } from '../format-derive';
-import { nonNegativeInt, readBytes } from '../input';
+import { decimalNumber, nonNegativeInt, readBytes } from '../input';
 
 interface DeriveOptions {
   readonly quantize?: string;
@@ -25,14 +25,17 @@ interface DeriveOptions {
   readonly rows?: number;
   readonly description?: string;
   readonly wait?: boolean;
-  /** Seconds to wait for the outcome. */
-  readonly timeout: number;
+  /** Seconds to wait for the outcome (with `wait` only). */
+  readonly timeout?: number;
 }
+
+/** How long `--wait` waits without `--timeout` (seconds). */
+const DEFAULT_WAIT_SECONDS = 600;
 
 /** An option parser for a share from 0 to 1. */
 const share = (name: string) => (value: string) => {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) {
+  const n = decimalNumber(value);
+  if (n === undefined || n > 1) {
     throw new UsageError(`${name} must be a number from 0 to 1, got '${value}'`);
   }
   return n;
@@ -40,8 +43,8 @@ const share = (name: string) => (value: string) => {
 
 /** An option parser for a whole number from 1 to `max`. */
 const count = (name: string, max: number) => (value: string) => {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isInteger(n) || n < 1 || n > max) {
+  const n = decimalNumber(value);
+  if (n === undefined || !Number.isInteger(n) || n < 1 || n > max) {
     throw new UsageError(`${name} must be a whole number from 1 to ${max}, got '${value}'`);
   }
   return n;
@@ -129,9 +132,17 @@ export function deriveCommands(program: Command, ctx: CliContext): void {
     )
     .option('--description <text>', 'version description')
     .option('--wait', 'wait for the outcome and print the gate figures')
-    .option('--timeout <seconds>', 'with --wait: give up after this long', nonNegativeInt('--timeout'), 600)
+    .option(
+      '--timeout <seconds>',
+      `with --wait: give up after this long (default ${DEFAULT_WAIT_SECONDS})`,
+      nonNegativeInt('--timeout'),
+    )
     .action(
       ctx.action(async (model: string, version: number, opts: DeriveOptions) => {
+        if (opts.timeout !== undefined && !opts.wait) {
+          throw new UsageError('--timeout goes with --wait (without it the command does not wait)');
+        }
+        const timeout = opts.timeout ?? DEFAULT_WAIT_SECONDS;
         const transforms = transformsOf(opts);
         const c = ctx.client();
         const gate = {
@@ -156,13 +167,13 @@ export function deriveCommands(program: Command, ctx: CliContext): void {
               ? (s: number) =>
                   ctx.io.err(`\r${printable(`deriving ${v.name} version ${v.version}: PENDING (${s} s)`)}`)
               : undefined;
-          v = await waitWhilePending(c, v, opts.timeout * 1000, progress);
+          v = await waitWhilePending(c, v, timeout * 1000, progress);
           if (progress) ctx.io.err('\n');
         }
         ctx.print(v, formatDerived);
         if (v.status === 'PENDING' && opts.wait) {
           ctx.io.err(
-            `${printable(`version ${v.version} of '${v.name}' is still PENDING after ${opts.timeout} s; see \`maas versions ${v.name}\``)}\n`,
+            `${printable(`version ${v.version} of '${v.name}' is still PENDING after ${timeout} s; see \`maas versions ${v.name}\``)}\n`,
           );
           return EXIT.refused;
         }

@@ -5,12 +5,13 @@
 import type { Command } from 'commander';
 import { LIMITS } from '../../contract/limits';
 import type { FeedbackItem } from '../../domain/capture';
+import { parseSince } from '../../domain/capture-listing';
 import { BadRequestError } from '../../domain/errors';
 import { parseFeedbackItem } from '../../domain/feedback';
 import { apiCall, MaasApiError } from '../client';
 import { type CliContext, EXIT, UsageError } from '../context';
 import { printable, table } from '../format';
-import { nonNegativeInt, readBytes } from '../input';
+import { nonNegativeInt, readBytes, signedNumber } from '../input';
 import { inferenceStats, parsePrometheusText, type SeriesStats } from '../prometheus';
 
 /** The most records `maas capture` fetches (the API's largest page). */
@@ -56,7 +57,7 @@ export function observeCommands(program: Command, ctx: CliContext): void {
       'the inference id (the x-maas-inference-id header of the answer, or the request id)',
     )
     .option('--label <label>', 'the true label (sent as a string; use --file for numbers or booleans)')
-    .option('--value <number>', 'the true value (regression)', finiteNumber('--value'))
+    .option('--value <number>', 'the true value (regression)', signedNumber('--value'))
     .option('--file <items.json|items.jsonl>', 'a JSON item or array of items, or one item per line')
     .action(
       ctx.action(async (model: string, opts: FeedbackOptions) => {
@@ -93,7 +94,10 @@ export function observeCommands(program: Command, ctx: CliContext): void {
     .description('captured requests and responses of a model, oldest hour first')
     .argument('<model>', 'model name')
     .option('--version <n>', 'only this version', nonNegativeInt('--version'))
-    .option('--since <time>', 'only records answered since: an ISO time, or 30m, 1h, 2d… ago')
+    .option(
+      '--since <time>',
+      'only records answered since: an ISO time, or 45s, 30m, 1h, 2d… ago (s, m, h, d)',
+    )
     .option(
       '--limit <n>',
       `at most this many records (1-${MAX_CAPTURE_RECORDS})`,
@@ -211,20 +215,23 @@ function readItems(file: string): { item: unknown; where: string }[] {
 
 const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
-/** `30m`, `1h`, `2d` (ago, from `now`) as an ISO time; anything else is passed on as written (the API checks it). */
+/**
+ * `--since`: `45s`, `30m`, `1h`, `2d` (ago, from `now`) as an ISO time; an ISO time as the API takes it
+ * (`parseSince`) as written. Anything else (`1w`, `tomorrow`) is a usage error naming the forms.
+ */
 export function resolveSince(value: string, now: Date = new Date()): string {
   const m = /^(\d{1,6})([smhd])$/.exec(value.trim());
-  if (!m) return value;
-  return new Date(now.getTime() - Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS]).toISOString();
-}
-
-function finiteNumber(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n))
-      throw new UsageError(`${name} must be a number, got '${value}'`);
-    return n;
-  };
+  if (m) return new Date(now.getTime() - Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS]).toISOString();
+  try {
+    parseSince(value);
+  } catch (e) {
+    if (!(e instanceof BadRequestError)) throw e;
+    throw new UsageError(
+      `--since must be a time ago in s, m, h or d (45s, 30m, 1h, 2d) or an ISO 8601 time (2026-12-01T04:00:00Z, 2026-12-01), got '${value}'`,
+      { cause: e },
+    );
+  }
+  return value;
 }
 
 /** A short excerpt of a captured body: its first characters, or why there is none. */

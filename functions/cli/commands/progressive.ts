@@ -185,6 +185,7 @@ export function progressiveCommands(program: Command, ctx: CliContext): void {
             `maas alarm sets the alarms of the local service only; ${client.endpoint} is a deployed stack, whose alarms are CloudWatch's: aws cloudwatch set-alarm-state --alarm-name '${alarm}' --state-value ${state} --state-reason 'rollout rehearsal'`,
           );
         }
+        // One path segment: a `/` of the name (CloudWatch allows it) goes as `%2F`.
         const answer = await client.request('POST', `${LOCAL_ALARMS_PATH}/${encodeURIComponent(alarm)}`, {
           state,
         });
