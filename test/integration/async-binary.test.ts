@@ -11,6 +11,7 @@ import { registerVersion } from '../../functions/app/registry';
 import { ASYNC_KEYS } from '../../functions/contract/events';
 import type { HttpEvent, HttpResult } from '../../functions/handlers/http';
 import { apiEvent, parseResult } from '../helpers/apigw';
+import { capturedTexts } from '../helpers/captured-texts';
 import { createEventsTestEnv, type EventsTestEnv } from '../helpers/events-env';
 import { addConstant } from '../helpers/predict-env';
 import { fetchResultLink } from '../helpers/result-link';
@@ -18,15 +19,6 @@ import { fetchResultLink } from '../helpers/result-link';
 let env: EventsTestEnv;
 const docs: object[] = [];
 const captured: string[] = [];
-/** The request and answer of each captured record, parsed: the JSON texts a record holds. */
-const capturedTexts = () =>
-  captured.map((line) => {
-    const { endpointInput, endpointOutput } = (
-      JSON.parse(line) as { captureData: Record<string, { data: string; encoding: string }> }
-    ).captureData;
-    expect([endpointInput?.encoding, endpointOutput?.encoding]).toEqual(['JSON', 'JSON']);
-    return { request: JSON.parse(endpointInput!.data), response: JSON.parse(endpointOutput!.data) };
-  });
 
 beforeAll(async () => {
   env = await createEventsTestEnv(
@@ -146,7 +138,7 @@ describe('async inference with binary tensor data', () => {
     // Reported like any request, and captured in its JSON form (its alias captures every request).
     await new Promise((r) => setImmediate(r));
     expect(docs).toHaveLength(1);
-    expect(capturedTexts()).toEqual([
+    expect(capturedTexts(captured)).toEqual([
       {
         request: { id: 'ab-json', inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 2], data: [...X] }] },
         response: done.body.result,
@@ -193,7 +185,7 @@ describe('async inference with binary tensor data', () => {
     const stored = Buffer.from((await env.flows.asyncApi.blobs.get(ASYNC_KEYS.resultBody(id))) as Uint8Array);
     expect(floats(stored.subarray(stored.length - 16))).toEqual(Y);
     await new Promise((r) => setImmediate(r));
-    expect(capturedTexts()).toEqual([
+    expect(capturedTexts(captured)).toEqual([
       {
         request: { id: 'ab-bin', inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 2], data: [...X] }] },
         response: {
@@ -220,7 +212,7 @@ describe('async inference with binary tensor data', () => {
     ]);
     expect(floats(a.data.get('y') as Buffer)).toEqual([11, 12]);
     await new Promise((r) => setImmediate(r));
-    expect(capturedTexts()).toEqual([
+    expect(capturedTexts(captured)).toEqual([
       {
         request: {
           // The JSON request as sent; its answer in the JSON form.

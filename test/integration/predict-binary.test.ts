@@ -9,6 +9,7 @@ import type { HttpEvent, HttpResult } from '../../functions/handlers/http';
 import { buildMlp } from '../../functions/local/onnx-builder';
 import { type RunningLocalServer, startLocalServer } from '../../functions/local/server';
 import { apiEvent, parseResult } from '../helpers/apigw';
+import { capturedTexts } from '../helpers/captured-texts';
 import {
   addConstant,
   addTwoInputs,
@@ -568,16 +569,6 @@ describe('capture and reporting of binary exchanges', () => {
   afterAll(() => cenv?.dispose());
   const afterAnswer = () => new Promise((r) => setTimeout(r, 20));
 
-  /** The request and answer of each captured record, parsed: the JSON texts a record holds. */
-  const capturedTexts = () =>
-    lines.map((line) => {
-      const { endpointInput, endpointOutput } = (
-        JSON.parse(line) as { captureData: Record<string, { data: string; encoding: string }> }
-      ).captureData;
-      expect([endpointInput?.encoding, endpointOutput?.encoding]).toEqual(['JSON', 'JSON']);
-      return { request: JSON.parse(endpointInput!.data), response: JSON.parse(endpointOutput!.data) };
-    });
-
   it('reports binary exchanges like any other and captures them in their JSON form; a failed one is not captured', async () => {
     const { body, headerLength } = binaryBody(
       {
@@ -607,7 +598,7 @@ describe('capture and reporting of binary exchanges', () => {
     // (A captured exchange is reported once its record is written: after the failed one.)
     expect(reports.map((r) => r.status).sort()).toEqual([200, 200, 200, 400]);
     const head = { model_name: 'captured', model_version: '1' };
-    const texts = capturedTexts();
+    const texts = capturedTexts(lines);
     expect(texts).toHaveLength(3);
     expect(texts[0]).toEqual({
       request: { id: 'cap-1', inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 2], data: [...X] }] },
@@ -638,7 +629,7 @@ describe('capture and reporting of binary exchanges', () => {
     });
     expect(plain.status).toBe(200);
     await afterAnswer();
-    expect(capturedTexts()[3]).toEqual(texts[0]);
+    expect(capturedTexts(lines)[3]).toEqual(texts[0]);
     expect(reports).toHaveLength(5);
   });
 
