@@ -31,6 +31,13 @@ export const LIMITS = {
    */
   maxResponseBytes: 6 * 1024 * 1024 - 4096,
   /**
+   * Lambda's synchronous invocation payload, 6 MB (6 291 456 bytes): the JSON of the whole event API Gateway sends
+   * (a body of a text type escaped as a string, any other base64, headers beside it). A larger request never reaches
+   * the function (API Gateway answers it itself); the local server answers it 413 `PAYLOAD_TOO_LARGE` so that what
+   * passes there passes on AWS.
+   */
+  maxInvocationBytes: 6 * 1024 * 1024,
+  /**
    * Presigned GET URLs of async results too large to answer inline expire after this many seconds: a link is
    * for reading the result at once, and every poll gets a fresh one.
    */

@@ -137,14 +137,15 @@ export function toEvent(
   // Content-Type, a body of the binary tensor data extension (its client sends none) or a compressed one is passed
   // base64-encoded, its bytes intact; a bare JSON body as text (the handlers read both alike). A JSON body whose
   // bytes are not UTF-8 is passed base64-encoded whatever its type: as text it would become U+FFFD unseen, where
-  // the handlers' strict decoding refuses it (400). A binary request of a text type stays text, as API Gateway
-  // passes it: the predict handler refuses any that arrives so.
+  // the handlers' strict decoding refuses it (400). A binary request or a compressed body of a text type stays text
+  // (bytes that are not UTF-8 become U+FFFD), as API Gateway passes it: the handlers refuse any that arrives so.
   const binary = headers['inference-header-content-length'] !== undefined;
+  const encoded = headers['content-encoding'] !== undefined;
   const text =
     (headers['content-type'] !== undefined
       ? isTextContentType(headers['content-type'])
-      : !binary && headers['content-encoding'] === undefined) &&
-    (binary || isUtf8(body));
+      : !binary && !encoded) &&
+    (binary || encoded || isUtf8(body));
   const method = (req.method ?? 'GET').toUpperCase();
   const requestId = randomUUID();
   const sourceIp = req.socket?.remoteAddress ?? '127.0.0.1';
@@ -290,13 +291,35 @@ export function createLocalServer(opts: LocalServerOptions): Server {
   const drainBytes = opts.drainBytes ?? Math.max(4 * maxBodyBytes, 1024 * 1024);
   const drainMs = opts.drainMs ?? 10_000;
   const actor = opts.actor ?? localActor();
-  return createServer((req, res) => {
+  const server = createServer((req, res) => {
     void handle(req, res).catch((err) => {
       opts.onError?.('request failed', err);
       if (!res.headersSent) writeResult(res, errorResult(err));
       else res.destroy();
     });
   });
+  // A request Node's HTTP parser refuses (a malformed request line or method, headers over its limit) is answered
+  // with a JSON error like any other refusal, not Node's bare status line.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable || err.code === 'ECONNRESET') {
+      socket.destroy();
+      return;
+    }
+    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+    const status = tooLarge ? 431 : 400;
+    const body = JSON.stringify(
+      tooLarge
+        ? {
+            error: 'the request line and headers are larger than the server accepts',
+            code: 'HEADERS_TOO_LARGE',
+          }
+        : { error: 'the request is not valid HTTP', code: 'MALFORMED_REQUEST' },
+    );
+    socket.end(
+      `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  });
+  return server;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = (req.method ?? 'GET').toUpperCase();
@@ -363,6 +386,15 @@ export function createLocalServer(opts: LocalServerOptions): Server {
       return;
     }
     const event = toEvent(req, body, match, actor);
+    // Lambda's invocation payload: a request whose event is larger never reaches a function on AWS.
+    const eventBytes = Buffer.byteLength(JSON.stringify(event), 'utf8');
+    if (eventBytes > LIMITS.maxInvocationBytes) {
+      const err = new PayloadTooLargeError(
+        `the request is ${eventBytes} bytes as the function receives it (its body ${event.isBase64Encoded ? 'base64-encoded' : 'escaped as a string'}, with its headers), more than the ${LIMITS.maxInvocationBytes} a Lambda invocation carries: send a smaller body, a compressed one (Content-Encoding: gzip), or score it with a batch job`,
+      );
+      writeResult(res, errorResult(err));
+      return;
+    }
     let result: HttpResult | string | object;
     try {
       result = await handler(event, lambdaContext(match.route.fn, event.requestContext.requestId));

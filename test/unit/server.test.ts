@@ -415,3 +415,89 @@ describe('local alarms route', () => {
     }
   });
 });
+
+describe('local server: what API Gateway and Lambda refuse before a function runs', () => {
+  let server: RunningLocalServer;
+  const seen: HttpEvent[] = [];
+  beforeAll(async () => {
+    server = await startLocalServer({
+      port: 0,
+      handlers: {
+        predict: async (event) => {
+          seen.push(event);
+          return { ok: true };
+        },
+      },
+    });
+  });
+  afterAll(() => server.close());
+
+  /** One raw HTTP exchange: what the server writes back until it closes the connection. */
+  const raw = (text: string) =>
+    new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(new URL(server.url).port), '127.0.0.1');
+      let answer = '';
+      socket.on('data', (d) => {
+        answer += d.toString('latin1');
+      });
+      socket.on('error', reject);
+      socket.on('close', () => resolve(answer));
+      socket.write(text);
+    });
+
+  it('answers a request whose event would exceed Lambda’s 6 MB 413 PAYLOAD_TOO_LARGE, without calling the function', async () => {
+    const infer = `${server.url}/v2/models/m/infer`;
+    const post = (bytes: number) =>
+      fetch(infer, {
+        method: 'POST',
+        headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': '2' },
+        body: Buffer.alloc(bytes, 0x41),
+      });
+    seen.length = 0;
+    // 5 000 000 bytes: 6 666 668 once base64-encoded in the event.
+    const big = await post(5_000_000);
+    expect(big.status).toBe(413);
+    expect(await big.json()).toEqual({
+      error: expect.stringContaining('6291456'),
+      code: 'PAYLOAD_TOO_LARGE',
+    });
+    expect(seen).toHaveLength(0);
+    // 4 500 000 bytes: 6 000 000 base64, with room for the rest of the event.
+    const fits = await post(4_500_000);
+    expect(fits.status).toBe(200);
+    expect(seen).toHaveLength(1);
+  });
+
+  it('passes a compressed body of a text type as text, as API Gateway does (its bytes are not kept)', async () => {
+    seen.length = 0;
+    const gz = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0xff, 0xfe]);
+    const r = await fetch(`${server.url}/v2/models/m/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body: gz,
+    });
+    expect(r.status).toBe(200);
+    expect(seen[0]?.isBase64Encoded).toBe(false);
+    expect(seen[0]?.body).toBe(gz.toString('utf8'));
+    // Without a Content-Type it goes base64, bytes intact.
+    await fetch(`${server.url}/v2/models/m/infer`, {
+      method: 'POST',
+      headers: { 'content-encoding': 'gzip' },
+      body: gz,
+    });
+    expect(seen[1]?.isBase64Encoded).toBe(true);
+    expect(Buffer.from(seen[1]?.body ?? '', 'base64')).toEqual(gz);
+  });
+
+  it('answers requests the HTTP parser refuses with a JSON error', async () => {
+    const bad = await raw('FOO /v2/models/m HTTP/1.1\r\nhost: x\r\n\r\n');
+    expect(bad).toMatch(/^HTTP\/1\.1 400 /);
+    expect(JSON.parse(bad.slice(bad.indexOf('\r\n\r\n') + 4))).toEqual({
+      error: 'the request is not valid HTTP',
+      code: 'MALFORMED_REQUEST',
+    });
+    const long = await raw(`GET /v2/health/live HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    expect(long).toMatch(/^HTTP\/1\.1 431 /);
+    expect(JSON.parse(long.slice(long.indexOf('\r\n\r\n') + 4))).toMatchObject({ code: 'HEADERS_TOO_LARGE' });
+  });
+});
