@@ -17,6 +17,7 @@ import { S3_KEYS } from '../contract/env';
 import { LIMITS } from '../contract/limits';
 import {
   assertGeneratable,
+  assertPreprocessInputsExist,
   batchable,
   checkTransforms,
   DERIVE_LIMITS,
@@ -80,10 +81,11 @@ export interface DeriveInput {
 
 /**
  * Starts a derivation: 404 for an unknown model or version, 409 `VERSION_NOT_READY` unless the parent is READY,
- * 400 for transforms given twice or a preprocess that is not last (`INVALID_TRANSFORMS`), a sample that is not
- * uploaded (`SAMPLE_NOT_FOUND`) or none where the gate cannot generate rows (`SAMPLE_REQUIRED`), 413 for a sample
- * over `DERIVE_LIMITS.maxSampleBytes`. Writes the next version PENDING and queues its `derive` message; when the
- * message cannot be queued the version is completed FAILED at once and the error thrown.
+ * 400 for transforms given twice or a preprocess that is not last (`INVALID_TRANSFORMS`), a preprocess that is no
+ * declaration or names an input the parent does not have (`INVALID_PREPROCESS`), a sample that is not uploaded
+ * (`SAMPLE_NOT_FOUND`) or none where the gate cannot generate rows (`SAMPLE_REQUIRED`), 413 for a sample over
+ * `DERIVE_LIMITS.maxSampleBytes`; nothing is written then. Writes the next version PENDING and queues its `derive`
+ * message; when the message cannot be queued the version is completed FAILED at once and the error thrown.
  */
 export async function startDerive(
   deps: RegistryDeps,
@@ -103,6 +105,12 @@ export async function startDerive(
   // The new version keeps the parent's labels and post-processing: checked now, not after the transform and gate
   // (a version registered before a check existed could carry a declaration that no longer passes it).
   assertPostprocessFits(parent.postprocess, parent.labels, parent.signature);
+  // A preprocess naming an input the parent does not have could only end the version FAILED: refused now.
+  assertPreprocessInputsExist(
+    body.transforms,
+    parent.signature,
+    `version ${parent.version} of model '${name}'`,
+  );
   for (const t of body.transforms) {
     if ('preprocess' in t) assertStackedPreprocessFits(parent.signature, t.preprocess);
   }

@@ -8,35 +8,39 @@ import { BatchAggregateMessageSchema, BatchPartMessageSchema } from './batch';
 import { checkRawBody, parseBinaryRequest } from './binary-tensors';
 import { DeriveMessageSchema } from './derive';
 import { BadRequestError } from './errors';
-import { checkRequestShape as checkOipRequest } from './inference-validation';
+import { checkInputsData, checkRequestShape as checkOipRequest } from './inference-validation';
 import { isModelName } from './names';
 import { nestsDeeperThan } from './nesting';
 
 /**
- * An OIP request body checked before an async request is accepted, as far as it can be without the model: what
- * the sync route checks first (inference-validation.ts `checkRequestShape`: an object with a non-empty `inputs`
- * of named inputs with a datatype, a shape and `data`, an inference id, `parameters` objects and their binary data
- * flags), and, since it is stored as JSON until it runs, its whole nesting at most `LIMITS.maxNesting` levels more
- * than the request's own three (the body, `inputs`, an input). The full check against the model's signature
- * happens when the request runs. Throws BadRequestError.
+ * An OIP request body checked before an async request is accepted, as far as it can be without the model, with the
+ * sync route's own checks and codes: its structure (inference-validation.ts `checkRequestShape`: an object with a
+ * non-empty `inputs` of named inputs with a datatype, a shape of non-negative integers and `data`, an inference id,
+ * `parameters` objects and their binary data flags); since it is stored as JSON until it runs, its whole nesting at
+ * most `LIMITS.maxNesting` levels more than the request's own three (the body, `inputs`, an input); then each
+ * input's data against its own datatype and shape (`checkInputsData`: element count, element types, ranges,
+ * finiteness), in time linear in the data. What needs the model (input names, the model's datatypes and shapes,
+ * output names) is checked when the request runs. Throws BadRequestError.
  */
 export function checkRequestShape(raw: unknown): Record<string, unknown> {
-  checkOipRequest(raw);
+  const request = checkOipRequest(raw);
   if (nestsDeeperThan(raw, LIMITS.maxNesting + 3)) {
     throw new BadRequestError(
       `the request nests deeper than ${LIMITS.maxNesting} levels of 'data' or 'parameters'`,
       'INVALID_REQUEST',
     );
   }
+  checkInputsData(request);
   return raw as Record<string, unknown>;
 }
 
 /**
  * Checks a request body of the binary tensor data extension before an async request is accepted, as far as it
  * can be without the model: the JSON header, each binary input's `binary_data_size` against its shape and
- * datatype, the sizes adding up to the body, BYTES lengths, BOOL bytes (parseBinaryRequest), then the request
- * shape as for JSON. The raw form (`headerLength` 0) needs the model's only input and is checked when it runs, as
- * the sync route checks it; an empty raw body, which no input takes, is refused now.
+ * datatype, the sizes adding up to the body, BYTES lengths, BOOL bytes (parseBinaryRequest), then the request as
+ * for JSON (`checkRequestShape`), so the JSON inputs of a mixed request have their data checked too (the binary
+ * ones, decoded already, only their length). The raw form (`headerLength` 0) needs the model's only input and is
+ * checked when it runs, as the sync route checks it; an empty raw body, which no input takes, is refused now.
  * Throws BadRequestError (400) like the sync route.
  */
 export function checkBinaryRequest(body: Uint8Array, headerLength: number): void {

@@ -19,14 +19,18 @@
  *   |parent| element of the output: the difference relative to the output's range).
  * - Passed: `argmaxAgreement ≥ minAgreement`, and every output within `maxAbsDiff` / `maxRelDiff` when given. A
  *   model without decision outputs (a regressor) is held to `maxRelDiff`, `DERIVE_DEFAULTS.maxRelDiffWithoutArgmax`
- *   unless given.
+ *   unless given. Generated rows pass only when enough of them were compared (`minComparedRows`): a gate that
+ *   found near-ties almost everywhere has compared too few rows to say anything.
+ * - Bounds: `maxRelDiff` at most 1 (a derived model answering zeros is within 1 already) and `nearTieMargin` at
+ *   most 0.5 (above it, rows whose runner-up is nearer the lowest score than the winner would be left out: no
+ *   near-ties), so that no gate passes anything.
  */
 import { z } from 'zod';
 import { compareOutput } from './divergence';
 import { BadRequestError } from './errors';
 import { compileSignature, validateInferenceRequest } from './inference-validation';
-import { isModelName } from './names';
-import { parsePreprocessSpec } from './preprocess-spec';
+import { isModelName, quoted } from './names';
+import { INVALID_PREPROCESS, parsePreprocessSpec } from './preprocess-spec';
 import { descriptionSchema, refusingProtoKey, tagsSchema } from './registry';
 import { isStorableNumber, STORABLE_NUMBER } from './stored-numbers';
 import type { Tensor, TensorData } from './tensor';
@@ -61,6 +65,20 @@ export const DERIVE_LIMITS = {
   maxSampleBytes: 64 * 1024 * 1024,
   /** Rows run in one batch when generated. */
   batchRows: 250,
+  /**
+   * Largest `maxRelDiff`: a difference as large as the parent's largest |value| (a derived model answering zeros
+   * is within 1) bounds nothing.
+   */
+  maxRelDiff: 1,
+  /**
+   * Largest `nearTieMargin`: a row whose top-2 gap is at least half its range has its runner-up nearer the lowest
+   * score than the winner, which is no near-tie; a larger margin would leave out clear decisions.
+   */
+  maxNearTieMargin: 0.5,
+  /** Share of the generated rows asked for (`rows`) that must be compared for the gate to pass. */
+  minComparedShare: 0.5,
+  /** Generated rows that must be compared for the gate to pass (all of them when fewer are asked for). */
+  minComparedRows: 100,
 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -88,13 +106,22 @@ export type PreprocessTransform = z.infer<typeof preprocessSchema>;
 /** A gate threshold, stored with the version's evaluation: a number the registry can store. */
 const threshold = () => z.number().refine(isStorableNumber, { message: `must be ${STORABLE_NUMBER}` });
 
-/** The gate's thresholds as a request may give them. */
+/** A gate threshold from `min` to `max`, refused with a message that gives the range. */
+const bounded = (min: number, max: number) => {
+  const range = { message: `must be from ${min} to ${max}` };
+  return threshold().min(min, range).max(max, range);
+};
+
+/**
+ * The gate's thresholds as a request may give them. `maxAbsDiff` has no upper bound: it is in the output's own
+ * units, and it only ever adds a condition to the others.
+ */
 export const gateSchema = z.strictObject({
-  minAgreement: threshold().min(0).max(1).optional(),
+  minAgreement: bounded(0, 1).optional(),
   maxAbsDiff: threshold().min(0).optional(),
-  maxRelDiff: threshold().min(0).optional(),
+  maxRelDiff: bounded(0, DERIVE_LIMITS.maxRelDiff).optional(),
   rows: z.number().int().min(1).max(DERIVE_LIMITS.maxRows).optional(),
-  nearTieMargin: threshold().min(0).optional(),
+  nearTieMargin: bounded(0, DERIVE_LIMITS.maxNearTieMargin).optional(),
   seed: z
     .number()
     .int()
@@ -163,6 +190,28 @@ export function checkTransforms(transforms: readonly TransformSpec[]): void {
   }
   // A declaration that is not one is refused now (400 INVALID_PREPROCESS); whether it fits the model, later.
   for (const t of transforms) if ('preprocess' in t) parsePreprocessSpec(t.preprocess);
+}
+
+/**
+ * Refuses (400 `INVALID_PREPROCESS`) a `preprocess` transform naming an input that `signature` (the parent's) does
+ * not have, naming them and the inputs it has: checked before a derived version is written, rather than ending it
+ * FAILED. Whether the steps fit the inputs it names is the transformer's check, on the parent's graph.
+ */
+export function assertPreprocessInputsExist(
+  transforms: readonly TransformSpec[],
+  signature: ModelSignature,
+  label: string,
+): void {
+  for (const t of transforms) {
+    if (!('preprocess' in t)) continue;
+    const unknown = Object.keys(t.preprocess).filter((n) => !signature.inputs.some((i) => i.name === n));
+    if (unknown.length === 0) continue;
+    const known = signature.inputs.map((i) => `'${quoted(i.name, 40)}'`).join(', ');
+    throw new BadRequestError(
+      `preprocess names ${unknown.map((n) => `'${quoted(n, 40)}'`).join(', ')}, which ${label} does not have (inputs: ${known})`,
+      INVALID_PREPROCESS,
+    );
+  }
 }
 
 /** The thresholds of a request with the documented defaults applied. */
@@ -366,6 +415,7 @@ export class GateTally {
       thresholds.maxRelDiff ?? (anyDecision ? undefined : DERIVE_DEFAULTS.maxRelDiffWithoutArgmax);
     const passed =
       this.rowCount > 0 &&
+      !tooFewCompared(this.source, this.rowCount, thresholds) &&
       agreement >= thresholds.minAgreement &&
       perOutput.every(
         (o) =>
@@ -384,11 +434,30 @@ export class GateTally {
   }
 }
 
+/**
+ * Generated rows the gate must compare to pass, of `rows` asked for: at least `DERIVE_LIMITS.minComparedShare` of
+ * them and at least `DERIVE_LIMITS.minComparedRows` (all of them when fewer are asked for). With 1 000 rows, 500.
+ */
+export function minComparedRows(rows: number): number {
+  const share = Math.ceil(rows * DERIVE_LIMITS.minComparedShare);
+  return Math.min(rows, Math.max(share, DERIVE_LIMITS.minComparedRows));
+}
+
+/** Whether a gate compared too few of the rows it generated (a sample's rows are all compared, as given). */
+function tooFewCompared(source: Evaluation['source'], compared: number, t: GateThresholds): boolean {
+  return source === 'generated' && compared < minComparedRows(t.rows);
+}
+
 /** Why an evaluation failed, with its figures (a FAILED version's `failureReason`). */
 export function gateFailure(e: Evaluation): string {
   const t = e.thresholds;
   const problems: string[] = [];
   if (e.rows === 0) problems.push('no rows were compared');
+  else if (tooFewCompared(e.source, e.rows, t)) {
+    problems.push(
+      `only ${e.rows} of the ${t.rows} rows asked for were compared (${e.nearTiesExcluded} near-ties left out); at least ${minComparedRows(t.rows)} must be`,
+    );
+  }
   if (e.argmaxAgreement < t.minAgreement) {
     problems.push(`argmax agreement ${fmt(e.argmaxAgreement)} < ${t.minAgreement}`);
   }

@@ -196,6 +196,21 @@ export function checkRequestShape(body: unknown): OipRequest {
   return body as unknown as OipRequest;
 }
 
+/**
+ * Checks each input's `data` against the input's own datatype and shape, as `validateInferenceRequest` does last
+ * (oip-decode.ts `decodeTensor`: flat or nested data, length = product(shape), element types, ranges, finiteness),
+ * and discards the decoded tensors: a check that needs no model, for a request that passed `checkRequestShape`.
+ * Data of binary tensor data inputs (marked decoded) only has its length checked. Linear in the data; the sync
+ * route does not call it (validateInferenceRequest decodes the inputs itself). Throws BadRequestError.
+ */
+export function checkInputsData(req: OipRequest): void {
+  const inputs = req.inputs;
+  for (let i = 0; i < inputs.length; i++) {
+    const input = inputs[i]!;
+    decodeTensor(input.name, input.datatype as Datatype, input.shape, input.data);
+  }
+}
+
 /** Checks one request input's datatype and shape against the model's input spec. */
 function checkAgainstSpec(
   label: string,

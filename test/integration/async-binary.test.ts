@@ -320,7 +320,7 @@ describe('async inference with binary tensor data', () => {
     expect(failed.body.error).toMatch(/shape/);
   });
 
-  it('refuses a malformed binary body with a 400 at once; nothing is stored or queued', async () => {
+  it('refuses a malformed binary body, or JSON inputs of a mixed one whose data does not fit, with a 400 at once; nothing is stored or queued', async () => {
     const header = (h: unknown) => Buffer.from(JSON.stringify(h), 'utf8');
     const oneInput = header({ inputs: [inputX] });
     const outputFlag = header({
@@ -374,6 +374,21 @@ describe('async inference with binary tensor data', () => {
         headers: { 'inference-header-content-length': String(outputFlag.length) },
         code: 'INVALID_PARAMETERS',
       },
+      // a mixed request: a binary input, and a JSON input whose data does not fit its shape or its datatype
+      ...(
+        [
+          [{ datatype: 'FP32', shape: [1, 3], data: [1, 2] }, 'DATA_LENGTH_MISMATCH'],
+          [{ datatype: 'BOOL', shape: [2], data: [1, 0] }, 'INVALID_DATA'],
+          [{ datatype: 'UINT8', shape: [1], data: [256] }, 'OUT_OF_RANGE'],
+        ] as const
+      ).map(([json, code]) => {
+        const mixed = header({ inputs: [inputX, { name: 'z', ...json }] });
+        return {
+          body: Buffer.concat([mixed, bytesOf(X)]),
+          headers: { 'inference-header-content-length': String(mixed.length) },
+          code,
+        };
+      }),
       // an empty raw body: no data for the input
       {
         body: Buffer.alloc(0),

@@ -282,6 +282,39 @@ describe('the accuracy gate of derived versions (DynamoDB Local, s3rver, onnxrun
     expect(all.v.failureReason).toMatch(/^the accuracy gate failed on 1000 generated rows: argmax agreement/);
   });
 
+  it('a gate that could compare fewer than half its rows fails, naming the numbers, though every row agrees', {
+    timeout: 60_000,
+  }, async () => {
+    // Classes 0 and 1 differ by 0.07·x1 over a range of about 10 (class 2 sits at -10): a row is clear of the
+    // default margin (0.02 of its range) only when |x1| is beyond about 2.9, so nearly every candidate is a near-tie.
+    const tied = linear(
+      [
+        [1, 1, 0],
+        [0, 0.07, 0],
+        [0, 0, 0],
+        [0, 0, 0],
+      ],
+      [0, 0, -10],
+    );
+    await register('tied', tied);
+    // The derived model is the parent itself: every row compared agrees.
+    const { outcome, v } = await derive(
+      'tied',
+      { transforms: [{ quantize: 'int8' }] },
+      { transformer: answering(tied) },
+    );
+    const e = v.evaluation;
+    expect(outcome).toBe('FAILED');
+    expect(e).toMatchObject({ source: 'generated', argmaxAgreement: 1, passed: false });
+    expect(e.rows).toBeGreaterThan(0);
+    expect(e.rows).toBeLessThan(500);
+    // Every candidate the gate may generate (20 per row asked for) was tried.
+    expect(e.rows + e.nearTiesExcluded).toBe(1000 * 20);
+    expect(v.failureReason).toBe(
+      `the accuracy gate failed on ${e.rows} generated rows: only ${e.rows} of the 1000 rows asked for were compared (${e.nearTiesExcluded} near-ties left out); at least 500 must be (output: max abs diff 0, max rel diff 0)`,
+    );
+  });
+
   it('a user sample is used as given: its near-ties are compared too, none left out', {
     timeout: 60_000,
   }, async () => {

@@ -277,6 +277,36 @@ describe('derived versions (DynamoDB Local, s3rver, onnxruntime)', () => {
     expect((await call('GET', '/models/refused/versions')).body.versions).toHaveLength(1);
   });
 
+  it('refuses at once a preprocess naming an input the parent does not have, and gate bounds: nothing written', async () => {
+    await register('unnamed', small);
+    const versions = async () => (await call('GET', '/models/unnamed/versions')).body.versions;
+    const before = await versions();
+    const queued = sent.length;
+    const derive = (body: unknown) => call('POST', '/models/unnamed/versions/1/derive', { body });
+    const r = await derive({
+      transforms: [{ quantize: 'int8' }, { preprocess: { age: { normalize: { mean: 40, std: 12 } } } }],
+    });
+    expect(r).toMatchObject({
+      status: 400,
+      body: {
+        error: "preprocess names 'age', which version 1 of model 'unnamed' does not have (inputs: 'input')",
+        code: 'INVALID_PREPROCESS',
+      },
+    });
+    for (const [gate, field, range] of [
+      [{ maxRelDiff: 2 }, 'maxRelDiff', '0 to 1'],
+      [{ nearTieMargin: 0.9 }, 'nearTieMargin', '0 to 0.5'],
+    ] as const) {
+      const g = await derive({ transforms: [{ quantize: 'int8' }], gate });
+      expect(g).toMatchObject({
+        status: 400,
+        body: { error: `invalid request: gate.${field}: must be from ${range}`, code: 'VALIDATION_ERROR' },
+      });
+    }
+    expect(await versions()).toEqual(before);
+    expect(sent.length).toBe(queued);
+  });
+
   it('optimize basic then int8: READY, the lineage in order', { timeout: 60_000 }, async () => {
     await register('opt', small);
     const r = await call('POST', '/models/opt/versions/1/derive', {

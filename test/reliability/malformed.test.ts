@@ -324,8 +324,20 @@ const INFER_BODIES: [string, ApiEventOptions, number, string][] = [
  * Bodies the async submission must refuse: what the sync route refuses before it needs the model, with the same
  * codes (the rest is checked when the request runs).
  */
-const ASYNC_BODIES = INFER_BODIES.filter(([, , , code]) =>
-  ['MALFORMED_JSON', 'PAYLOAD_TOO_LARGE', 'UNSUPPORTED_PARAMETER'].includes(code),
+const ASYNC_BODIES = INFER_BODIES.filter(
+  ([what, , , code]) =>
+    ['MALFORMED_JSON', 'PAYLOAD_TOO_LARGE', 'UNSUPPORTED_PARAMETER'].includes(code) ||
+    // Data that does not fit its own datatype and shape: no model needed.
+    [
+      'data a string',
+      'null element',
+      'string element',
+      'boolean element',
+      'FP32 overflow',
+      'too much data',
+      'ragged nested data',
+      'nesting deeper than the shape',
+    ].includes(what),
 ).concat(
   (
     [
@@ -342,6 +354,10 @@ const ASYNC_BODIES = INFER_BODIES.filter(([, , , code]) =>
       ['negative dimension', body(x({ shape: [-1, 2] })), 'INVALID_SHAPE'],
       ['fractional dimension', body(x({ shape: [1.5, 2] })), 'INVALID_SHAPE'],
       ['no data', body(x({ data: undefined })), 'INVALID_DATA'],
+      ['BOOL data that is not booleans', body(x({ datatype: 'BOOL', data: [1, 0] })), 'INVALID_DATA'],
+      ['BYTES data that is numbers', body(x({ datatype: 'BYTES', data: [1, 2] })), 'INVALID_DATA'],
+      ['INT8 data out of range', body(x({ datatype: 'INT8', data: [1, 300] })), 'OUT_OF_RANGE'],
+      ['nested data short of the shape', body(x({ shape: [2, 2], data: [[1, 2]] })), 'DATA_LENGTH_MISMATCH'],
       ['parameters an array', body(xs({ parameters: [] })), 'INVALID_PARAMETERS'],
       [
         'binary_data not a boolean',
@@ -992,6 +1008,33 @@ add(
   body({ transforms: [INT8], gate: { minAgreement: 2 } }),
   400,
   'VALIDATION_ERROR',
+);
+add(
+  DERIVE,
+  'relative difference above 1',
+  'POST',
+  DERIVE_PATH,
+  body({ transforms: [INT8], gate: { maxRelDiff: 1.5 } }),
+  400,
+  'VALIDATION_ERROR',
+);
+add(
+  DERIVE,
+  'near-tie margin above 0.5',
+  'POST',
+  DERIVE_PATH,
+  body({ transforms: [INT8], gate: { nearTieMargin: 0.75 } }),
+  400,
+  'VALIDATION_ERROR',
+);
+add(
+  DERIVE,
+  'preprocess naming an input the model does not have',
+  'POST',
+  DERIVE_PATH,
+  body({ transforms: [{ preprocess: { nope: { clip: { min: 0 } } } }] }),
+  400,
+  'INVALID_PREPROCESS',
 );
 add(
   DERIVE,

@@ -13,6 +13,7 @@ import { S3_KEYS } from '../../functions/contract/env';
 import {
   checkTransforms,
   DERIVE_DEFAULTS,
+  DERIVE_LIMITS,
   type DeriveMessage,
   DeriveMessageSchema,
   deriveBodySchema,
@@ -21,6 +22,7 @@ import {
   gateFailure,
   gateThresholds,
   generateFeeds,
+  minComparedRows,
   parseSample,
   relativeTopGap,
   rowsAboveMargin,
@@ -72,6 +74,37 @@ describe('derive request', () => {
     ]) {
       expect(() => parseWith(deriveBodySchema, body), JSON.stringify(body)).toThrow(BadRequestError);
     }
+  });
+
+  it('bounds maxRelDiff by 1 and nearTieMargin by 0.5, naming the field and its range', () => {
+    const refusal = (gate: Record<string, number>) => {
+      try {
+        parseWith(deriveBodySchema, { transforms: [{ optimize: 'basic' }], gate });
+      } catch (e) {
+        expect(e).toBeInstanceOf(BadRequestError);
+        return [(e as BadRequestError).code, (e as BadRequestError).message];
+      }
+      return undefined;
+    };
+    expect(refusal({ maxRelDiff: 1.01 })).toEqual([
+      'VALIDATION_ERROR',
+      'invalid request: gate.maxRelDiff: must be from 0 to 1',
+    ]);
+    expect(refusal({ nearTieMargin: 0.6 })).toEqual([
+      'VALIDATION_ERROR',
+      'invalid request: gate.nearTieMargin: must be from 0 to 0.5',
+    ]);
+    expect(refusal({ nearTieMargin: -0.1 })?.[1]).toBe(
+      'invalid request: gate.nearTieMargin: must be from 0 to 0.5',
+    );
+    expect(refusal({ minAgreement: 1.5 })?.[1]).toBe(
+      'invalid request: gate.minAgreement: must be from 0 to 1',
+    );
+    // The bounds themselves are accepted; maxAbsDiff is in the output's units, without an upper bound.
+    expect(
+      refusal({ maxRelDiff: DERIVE_LIMITS.maxRelDiff, nearTieMargin: DERIVE_LIMITS.maxNearTieMargin }),
+    ).toBeUndefined();
+    expect(refusal({ maxAbsDiff: 1e6 })).toBeUndefined();
   });
 
   it('a kind given twice, or preprocess before another transform, is refused', () => {
@@ -176,8 +209,9 @@ describe('the gate', () => {
     expect(e.perOutput[0]?.maxRelDiff).toBeCloseTo(0.25, 6);
     expect(e.passed).toBe(false);
     expect(gateFailure(e)).toMatch(/argmax agreement 0\.75.* < 0\.99/);
-    expect(t.evaluate(gateThresholds({ minAgreement: 0.75 })).passed).toBe(true);
-    expect(t.evaluate(gateThresholds({ minAgreement: 0.5, maxAbsDiff: 0.5 })).passed).toBe(false);
+    // 4 rows compared are enough only when 4 were asked for (minComparedRows).
+    expect(t.evaluate(gateThresholds({ minAgreement: 0.75, rows: 4 })).passed).toBe(true);
+    expect(t.evaluate(gateThresholds({ minAgreement: 0.5, maxAbsDiff: 0.5, rows: 4 })).passed).toBe(false);
   });
 
   it('a regressor is held to the default relative bound', () => {
@@ -195,6 +229,44 @@ describe('the gate', () => {
 
   it('no rows compared never passes', () => {
     expect(new GateTally('generated').evaluate(gateThresholds()).passed).toBe(false);
+  });
+
+  it('rows to compare: at least half of those asked for, and at least 100 (all when fewer are asked for)', () => {
+    expect(
+      [1, 10, 99, 100, 150, 200, 201, 1000, 10_000].map((rows) => [rows, minComparedRows(rows)]),
+    ).toEqual([
+      [1, 1],
+      [10, 10],
+      [99, 99],
+      [100, 100],
+      [150, 100],
+      [200, 100],
+      [201, 101],
+      [1000, 500],
+      [10_000, 5000],
+    ]);
+  });
+
+  it('generated rows: too few compared fails, naming the numbers, however well they agree', () => {
+    /** A tally of `n` rows that all agree, `excluded` rows left out as near-ties. */
+    const agreeing = (source: 'generated' | 'sample', n: number, excluded = 0) => {
+      const t = new GateTally(source);
+      const y = f32([n, 2], Array.from({ length: n }, () => [1, 0]).flat());
+      t.add({ y }, { y });
+      t.exclude(excluded);
+      return t;
+    };
+    const few = agreeing('generated', 58, 19_942).evaluate(gateThresholds());
+    expect(few).toMatchObject({ rows: 58, argmaxAgreement: 1, nearTiesExcluded: 19_942, passed: false });
+    expect(gateFailure(few)).toBe(
+      'the accuracy gate failed on 58 generated rows: only 58 of the 1000 rows asked for were compared (19942 near-ties left out); at least 500 must be (y: max abs diff 0, max rel diff 0)',
+    );
+    expect(agreeing('generated', 499).evaluate(gateThresholds()).passed).toBe(false);
+    expect(agreeing('generated', 500).evaluate(gateThresholds()).passed).toBe(true);
+    expect(agreeing('generated', 99).evaluate(gateThresholds({ rows: 150 })).passed).toBe(false);
+    expect(agreeing('generated', 100).evaluate(gateThresholds({ rows: 150 })).passed).toBe(true);
+    // A sample's rows are all compared, as given: a small one passes.
+    expect(agreeing('sample', 8).evaluate(gateThresholds()).passed).toBe(true);
   });
 });
 
@@ -491,6 +563,37 @@ describe('derive use cases (in-memory registry, onnxruntime)', () => {
       status: 409,
       code: 'VERSION_NOT_READY',
     });
+  });
+
+  it('refuses at once a preprocess naming an input the parent does not have: 400, nothing written or queued', async () => {
+    const { deps, sent, queue } = await setup(fake((m) => m));
+    const before = (await deps.repo.listVersions('m', 10)).items;
+    for (const transforms of [
+      [{ preprocess: { nope: { clip: { min: 0 } } } }],
+      [
+        { quantize: 'int8' as const },
+        { preprocess: { input: { clip: { min: 0 } }, other: { clip: { max: 1 } } } },
+      ],
+    ]) {
+      const e = await startDerive(deps, { name: 'm', version: 1, body: { transforms } }, queue).then(
+        () => undefined,
+        (x: unknown) => x as BadRequestError,
+      );
+      if (!e) throw new Error('expected a refusal');
+      expect([e.status, e.code]).toEqual([400, 'INVALID_PREPROCESS']);
+      expect(e.message).toMatch(
+        /^preprocess names '(nope|other)', which version 1 of model 'm' does not have \(inputs: 'input'\)$/,
+      );
+    }
+    expect(sent).toEqual([]);
+    expect((await deps.repo.listVersions('m', 10)).items).toEqual(before);
+    // An input it has is taken.
+    await startDerive(
+      deps,
+      { name: 'm', version: 1, body: { transforms: [{ preprocess: { input: { clip: { min: 0 } } } }] } },
+      queue,
+    );
+    expect(sent).toHaveLength(1);
   });
 
   it('a message that cannot be queued leaves the version FAILED, never PENDING', async () => {
