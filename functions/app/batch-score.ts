@@ -73,6 +73,7 @@ import type { Tensor } from '../domain/tensor';
 import {
   type BatchJobRecord,
   type BatchJobRepository,
+  type BatchJobState,
   type ListedObject,
   ObjectChangedError,
   type PartSegment,
@@ -305,7 +306,7 @@ async function writeJobStatus(deps: BatchScoreDeps, job: BatchJobRecord): Promis
  */
 async function laterStartShown(deps: BatchScoreDeps, job: BatchJobRecord): Promise<boolean> {
   const current = await deps.blobs.get(BATCH_KEYS.status(job.jobId));
-  const shown = current === undefined ? undefined : statusInputTag(current);
+  const shown = current === undefined ? undefined : statusField(current, 'inputTag');
   return shown?.endsWith(afterSuffix(job.inputTag)) === true;
 }
 
@@ -331,11 +332,14 @@ async function afterEnd(deps: BatchScoreDeps, job: BatchJobRecord): Promise<void
   }
 }
 
-/** The `inputTag` (job tag) of a `status.json` document (undefined when it has none or is not JSON). */
-function statusInputTag(bytes: Uint8Array): string | undefined {
+/**
+ * A field of a `status.json` document: its `inputTag` (job tag) or its `state` (undefined when it has none or is not
+ * JSON).
+ */
+function statusField(bytes: Uint8Array, field: 'inputTag' | 'state'): string | undefined {
   try {
-    const tag = (JSON.parse(dec(bytes)) as { inputTag?: unknown } | null)?.inputTag;
-    return typeof tag === 'string' ? tag : undefined;
+    const value = (JSON.parse(dec(bytes)) as Record<string, unknown> | null)?.[field];
+    return typeof value === 'string' ? value : undefined;
   } catch {
     return undefined;
   }
@@ -675,15 +679,17 @@ async function claimAndSendAggregate(
   jobId: string,
   inputTag: string,
   at: string,
-): Promise<void> {
-  const claim = await deps.jobs.claimAggregation(jobId, inputTag, at, leaseMsOf(deps));
-  if (claim === undefined) return;
+  leaseMs = leaseMsOf(deps),
+): Promise<boolean> {
+  const claim = await deps.jobs.claimAggregation(jobId, inputTag, at, leaseMs);
+  if (claim === undefined) return false;
   try {
     await sendAggregate(deps, jobId, inputTag);
   } catch (e) {
     await deps.jobs.releaseAggregation(jobId, inputTag, claim).catch(() => undefined);
     throw e;
   }
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1474,4 +1480,90 @@ export async function failBatchAggregate(
   if (!ended) return { state: 'skipped', reason: 'the job ended meanwhile' };
   await afterLastEnd(deps, ended, () => sendAggregate(deps, jobId, inputTag));
   return { state: 'failed', error, code: BATCH_AGGREGATION_FAILED };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Resume: a job whose messages were lost
+
+/** The code of a running job that could not be taken up again once its messages were lost. */
+export const BATCH_NOT_RESUMED = 'BATCH_NOT_RESUMED';
+
+/** What `resumeBatchJob` did with a job. */
+export type BatchResume =
+  /** Nothing: there is no record, or the job has ended and `status.json` says so. */
+  | { readonly kind: 'none' }
+  /** The job runs on: the `batch-part` messages of `parts` were sent, or (`aggregate`) its `batch-aggregate`. */
+  | { readonly kind: 'requeued'; readonly parts: readonly number[]; readonly aggregate: boolean }
+  /**
+   * The job has ended now (an empty input: `done`), or had ended before while `status.json` still said `running`
+   * (its end's follow-up was cut short): the follow-up ran again.
+   */
+  | { readonly kind: 'ended'; readonly state: BatchJobState }
+  /** The job could not be taken up again: it ended `failed` (`BATCH_NOT_RESUMED`). */
+  | { readonly kind: 'failed'; readonly error: string; readonly code: string };
+
+/**
+ * Takes up a job all of whose queued messages were lost, as the local service's in-process queues lose theirs when
+ * it stops (SQS would deliver them again). Only for a caller that knows no delivery of the job's messages runs any
+ * more — the local service starting over its own data, one process per home —: every claim and lease on the record
+ * is taken as its holder's, who is gone.
+ *
+ * - A running job whose parts are not all done: every claimed part not counted is sent again, from its first line
+ *   (a continuation lost with its cursor is scored again whole; the segments it had written are removed with the
+ *   rest of `parts/{run}/` when the job ends), and more parts are claimed up to `maxConcurrency` in flight (a part
+ *   counted whose invocation stopped before it claimed the next). `status.json` is written first, as a start does.
+ * - A running job whose parts are all done: the aggregation's claim and the assembly's lease are taken over (a lease
+ *   of 0 ms has expired whenever it was taken) and `batch-aggregate` is sent.
+ * - A running job without the plan of its input (`plan.json` gone, or about another input): its parts cannot be
+ *   scored; it ends `failed` (`BATCH_NOT_RESUMED`), saying why.
+ * - An ended job whose `status.json` still says `running`: the end's follow-up runs again.
+ *
+ * What it sends is what the job's own messages send, so their idempotency holds: a part scored twice writes the same
+ * bytes under the same keys and is counted once; the output is assembled under one lease.
+ */
+export async function resumeBatchJob(deps: BatchScoreDeps, jobId: string): Promise<BatchResume> {
+  const job = await deps.jobs.getJob(jobId);
+  if (!job) return { kind: 'none' };
+  const { inputTag } = job;
+  if (job.state !== 'running') {
+    const shown = await deps.blobs.get(BATCH_KEYS.status(jobId));
+    if (!shown || statusField(shown, 'inputTag') !== inputTag || statusField(shown, 'state') !== 'running') {
+      return { kind: 'none' };
+    }
+    await afterEnd(deps, job);
+    return { kind: 'ended', state: job.state };
+  }
+  const plan = await planOf(deps, jobId, inputTag);
+  if (!plan || plan.parts.length !== job.partsTotal) {
+    const error =
+      'the local service stopped while the job ran, and its plan.json is missing or about another input: its parts cannot be scored again (start the job again)';
+    const ended = await failJob(deps, jobId, inputTag, error, BATCH_NOT_RESUMED);
+    return ended.state === 'failed' ? { kind: 'failed', error, code: BATCH_NOT_RESUMED } : { kind: 'none' };
+  }
+  const at = now(deps).toISOString();
+  if (job.partsTotal === 0) {
+    // Stopped between the record of an empty input and its end (startUnguarded).
+    await deps.blobs.put(BATCH_KEYS.output(jobId), new Uint8Array(), NDJSON);
+    const done = await deps.jobs.finish(jobId, inputTag, 'done', at);
+    if (!done) return { kind: 'none' };
+    await afterEnd(deps, done);
+    return { kind: 'ended', state: 'done' };
+  }
+  if (job.partsDone >= job.partsTotal) {
+    const lease = await deps.jobs.leaseAssembly(jobId, inputTag, at, 0);
+    if (lease !== undefined) await deps.jobs.releaseAssembly(jobId, inputTag, lease);
+    const sent = await claimAndSendAggregate(deps, jobId, inputTag, at, 0);
+    return sent ? { kind: 'requeued', parts: [], aggregate: true } : { kind: 'none' };
+  }
+  const parts = await uncountedParts(deps, job);
+  while (parts.length < job.maxConcurrency) {
+    const next = await deps.jobs.claimNext(jobId, inputTag);
+    if (next === undefined) break;
+    parts.push(next);
+  }
+  const claimed = (await deps.jobs.getJob(jobId)) ?? job;
+  if (stateOf(claimed, inputTag)) return { kind: 'none' };
+  await writeJobStatus(deps, claimed);
+  await sendParts(deps, claimed, parts);
+  return { kind: 'requeued', parts, aggregate: false };
 }

@@ -1,7 +1,9 @@
 /**
  * Composition root of the local service: builds the same handler objects the Lambda functions run, over
  * adapters bound to the local DynamoDB table and S3 bucket, an in-process work queue in place of SQS, and
- * the hook that feeds the object store's events to the S3 events handler (as bucket notifications do).
+ * the hook that feeds the object store's events to the S3 events handler (as bucket notifications do). The
+ * in-process queues keep nothing across a stop: a start over existing data queues again the work left unfinished
+ * (`resumeUnfinished`, functions/local/resume.ts).
  */
 
 import type S3rver from '@20minutes/s3rver';
@@ -38,6 +40,7 @@ import { createS3EventsHandler } from '../handlers/s3-events';
 import type { Logger } from '../ports/logger';
 import { localClientOptions } from './emulators';
 import { attachS3Events, InProcessQueue, isS3EventKey } from './in-process-queue';
+import { describeResume, RESUME_MAX_KEYS, type ResumeSummary, resumeUnfinished } from './resume';
 import type { LocalHttpHandler } from './server';
 
 export interface LocalResources {
@@ -63,6 +66,10 @@ export interface LocalResources {
   readonly registrationBudgetMs?: number;
   /** How often captured records are written to the bucket. @default 1000 ms */
   readonly captureFlushMs?: number;
+  /** How long `close` waits for the queues' work in flight before it lets go of it. @default 2000 ms */
+  readonly closeGraceMs?: number;
+  /** Most keys `resumeUnfinished` lists under `async/`, and most job folders under `batch/`. @default RESUME_MAX_KEYS */
+  readonly resumeMaxKeys?: number;
 }
 
 /** What setting a local alarm did (`POST /local/alarms/{name}`). */
@@ -109,7 +116,19 @@ export interface LocalServices {
   startRolloutController(intervalMs: number): void;
   /** Resolves once no S3 event delivery and no queued work is in flight. */
   idle(): Promise<void>;
-  /** Stops event delivery and the queue; called before the emulators stop. */
+  /**
+   * Queues again the work the last run over the same table and bucket accepted and did not finish, as SQS would
+   * have delivered its messages again (the in-process queues lose theirs at a stop): async requests without an
+   * answer, and the parts or aggregation of running batch jobs (functions/local/resume.ts). Logs one line when it
+   * resumed anything. Run once, at start, before requests are served, by the only service over this data: the
+   * claims and leases of running jobs are taken as their holders', gone. Never throws: what failed is in the summary.
+   * A second call answers the first one's summary.
+   */
+  resumeUnfinished(): Promise<ResumeSummary>;
+  /**
+   * Stops event delivery and the queues, and waits up to `closeGraceMs` for the work in flight (what does not end by
+   * then is resumed at the next start); called before the emulators stop.
+   */
   close(): Promise<void>;
 }
 
@@ -219,6 +238,7 @@ export function composeLocal(res: LocalResources): LocalServices {
   deadLetterQueue.attach(worker);
   const s3Events = createS3EventsHandler({ ...flows, logger: logger(SERVICE_NAMES.s3Events) });
   const hooks: ReturnType<typeof attachS3Events>[] = [];
+  let resumed: Promise<ResumeSummary> | undefined;
 
   return {
     handlers: {
@@ -290,16 +310,36 @@ export function composeLocal(res: LocalResources): LocalServices {
         for (const q of queues) await q.drain();
       } while (queues.some((q) => q.depth > 0));
     },
+    resumeUnfinished() {
+      const maxKeys = res.resumeMaxKeys ?? RESUME_MAX_KEYS;
+      resumed ??= resumeUnfinished({
+        s3: res.s3,
+        bucket: res.bucket,
+        queue,
+        batch: flows.batch,
+        maxKeys,
+      }).then((summary) => {
+        const line = describeResume(summary, maxKeys);
+        if (line) log(line);
+        return summary;
+      });
+      return resumed;
+    },
     async close() {
       if (timer) clearInterval(timer);
       timer = undefined;
       await ticking;
       await capture.flush().catch(() => {});
       for (const h of hooks) h.detach();
-      queue.detach();
-      batchQueue.detach();
-      deadLetterQueue.detach();
-      await Promise.all(hooks.map((h) => h.idle())).catch(() => {});
+      const queues = [queue, batchQueue, deadLetterQueue];
+      for (const q of queues) q.detach();
+      // The work in flight ends, for a while: what it leaves queued (or what is still running then) is resumed at
+      // the next start.
+      const graceMs = res.closeGraceMs ?? 2000;
+      await Promise.all([
+        Promise.all(hooks.map((h) => h.idle())).catch(() => {}),
+        ...queues.map((q) => q.settle(graceMs)),
+      ]);
       await batchSessions.close();
     },
   };

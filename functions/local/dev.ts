@@ -1,10 +1,11 @@
 /**
  * `maas dev`: the whole service on one machine. Starts DynamoDB Local and s3rver, creates the table and
  * bucket from the contract, serves every route of the route table with the same handler objects Lambda
- * runs, feeds S3 object events to the event handlers, registers the bundled sample model on first start
- * and writes `$MAAS_HOME/endpoints.json` so tools and tests can find the local services. One `maas dev` per home: a
- * second one over a home whose `endpoints.json` names a live process is refused, and a stop removes the file only
- * while it is still its own.
+ * runs, feeds S3 object events to the event handlers, registers the bundled sample model on first start,
+ * queues again the work a previous run left unfinished (async requests, batch jobs: the queues are in-process)
+ * and writes `$MAAS_HOME/endpoints.json` so tools and tests can find the local services. One `maas dev` per
+ * home: a second one over a home whose `endpoints.json` names a live process is refused, and a stop removes the
+ * file only while it is still its own.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -227,6 +228,9 @@ export async function startDev(opts: DevOptions = {}): Promise<DevServer> {
       await services.registry.store.deleteObject(key).catch(() => {});
       sampleRegistered = true;
     }
+    // The queues are in-process: the work the last run accepted and did not finish (its messages lost at its stop)
+    // is queued again, before any request is served.
+    await services.resumeUnfinished();
 
     let server: RunningLocalServer;
     try {

@@ -72,6 +72,8 @@ export class InProcessQueue implements QueuePublisher {
   private readonly held = new Set<QueuedMessage>();
   private timer: NodeJS.Timeout | undefined;
   private idleWaiters: (() => void)[] = [];
+  /** Called when the last running invocation returns. */
+  private settleWaiters: (() => void)[] = [];
   private counts = { sent: 0, deleted: 0, deadLettered: 0, receives: 0, invocations: 0, peakInFlight: 0 };
   private readonly maxReceiveCount: number;
   private readonly batchSize: number;
@@ -138,6 +140,25 @@ export class InProcessQueue implements QueuePublisher {
     return this.running;
   }
 
+  /**
+   * Resolves with true once no consumer invocation runs, or with false after `timeoutMs` while one still does. After
+   * `detach` none starts, so this waits for the work in flight; the messages still queued stay.
+   */
+  settle(timeoutMs: number): Promise<boolean> {
+    if (this.running === 0) return Promise.resolve(true);
+    return new Promise((res) => {
+      const waiter = () => {
+        clearTimeout(timer);
+        res(true);
+      };
+      const timer = setTimeout(() => {
+        this.settleWaiters = this.settleWaiters.filter((w) => w !== waiter);
+        res(false);
+      }, timeoutMs);
+      this.settleWaiters.push(waiter);
+    });
+  }
+
   /** Resolves when every message has been deleted or dead-lettered and no invocation is running. */
   drain(): Promise<void> {
     if (this.isIdle()) return Promise.resolve();
@@ -183,6 +204,7 @@ export class InProcessQueue implements QueuePublisher {
         void this.deliver(consumer, batch).finally(() => {
           for (const m of batch) this.held.delete(m);
           this.running--;
+          if (this.running === 0) for (const w of this.settleWaiters.splice(0)) w();
           this.schedule();
         });
       }

@@ -1,15 +1,20 @@
 /**
  * `npm start` as a user runs it: the dev server on a free port with its own DynamoDB Local and s3rver
  * (not the suite's), the sample model over HTTP, a second model registered/promoted/rolled back with the
- * CLI, Ctrl-C (SIGINT to the process group), no orphaned processes, and a second start over the same data.
+ * CLI, Ctrl-C (SIGINT to the process group), no orphaned processes, and a second start over the same data, which
+ * runs an async request the stop left unanswered.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../functions/local/emulators';
+import { s3Client } from '../../functions/adapters/aws-clients';
+import { ASYNC_KEYS } from '../../functions/contract/events';
+import { freePort, localClientOptions } from '../../functions/local/emulators';
 import { buildMlp } from '../../functions/local/onnx-builder';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -102,6 +107,8 @@ describe('npm start (maas dev) and the maas CLI', () => {
   let port: number;
   let env: NodeJS.ProcessEnv;
   let server: Started | undefined;
+  /** An async request the first run accepted and never ran (its message lost at the stop). */
+  const unanswered = randomUUID();
 
   beforeAll(async () => {
     port = await freePort();
@@ -299,6 +306,28 @@ describe('npm start (maas dev) and the maas CLI', () => {
     expect(feedback.code).toBe(0);
     expect(feedback.stdout).toContain('1 feedback item');
 
+    // An async request accepted whose message the stop loses: its document stored as the async API stores it, its
+    // message never sent. It stays pending; the next start queues it again.
+    const s3 = s3Client(localClientOptions(endpoints.s3));
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: endpoints.bucket,
+        Key: ASYNC_KEYS.request(unanswered),
+        Body: JSON.stringify({
+          requestId: unanswered,
+          name: 'iris',
+          ref: 'prod',
+          request: {
+            id: 'left-by-the-stop',
+            inputs: [{ name: 'features', shape: [1, 4], datatype: 'FP32', data: [5.1, 3.5, 1.4, 0.2] }],
+          },
+          createdAt: new Date().toISOString(),
+          actor: 'dev.test',
+        }),
+      }),
+    );
+    expect(await (await fetch(`${api}/async/${unanswered}`)).json()).toEqual({ status: 'pending' });
+
     // Ctrl-C: everything in the job's process group goes away, java included.
     const pgid = server.child.pid as number;
     await stopWithCtrlC(server);
@@ -331,6 +360,23 @@ describe('npm start (maas dev) and the maas CLI', () => {
       expect.objectContaining({ name: 'iris', latestVersion: 2, aliases: { prod: 1 } }),
     ]);
     expect(server.output()).toContain("sample model 'iris' already registered");
+    // The request the first run left unanswered is queued again at the start, and answered.
+    expect(server.output()).toContain('re-queued 1 async request left unfinished by the last stop');
+    const answered = await waitFor(
+      'the request left by the stop answered',
+      async () => {
+        const body = (await (await fetch(`${api}/async/${unanswered}`)).json()) as {
+          status: string;
+          result?: { id: string; outputs: { name: string; data: unknown[] }[] };
+        };
+        return body.status === 'pending' ? undefined : body;
+      },
+      30_000,
+      server,
+    );
+    expect(answered.status).toBe('done');
+    expect(answered.result?.id).toBe('left-by-the-stop');
+    expect(answered.result?.outputs.find((o) => o.name === 'label')?.data).toEqual(['setosa']);
     // SIGTERM to the server alone (as a service manager sends it): it must stop java itself.
     const javaPid = JSON.parse(readFileSync(join(home, 'endpoints.json'), 'utf8')).dynamodbPid as number;
     const pgid = server.child.pid as number;

@@ -115,6 +115,31 @@ describe('InProcessQueue', () => {
     expect(queue.depth).toBe(1);
     expect(queue.stats.receives).toBe(0);
   });
+
+  it('settles: after detach, waits for the invocation in flight (bounded), and starts no other', async () => {
+    const queue = new InProcessQueue({ batchSize: 1, visibilityTimeoutMs: 1 });
+    let release: () => void = () => {};
+    const held = new Promise<void>((r) => (release = r));
+    const seen: string[] = [];
+    queue.attach(async (event) => {
+      seen.push(...event.Records.map((r) => r.body));
+      await held;
+      return { batchItemFailures: [] };
+    });
+    expect(await queue.settle(1000)).toBe(true); // nothing runs
+    queue.sendRaw('a');
+    queue.sendRaw('b');
+    await new Promise((r) => setTimeout(r, 10));
+    queue.detach();
+    expect(queue.inFlight).toBe(1);
+    // Still running after the bound: false, and it goes on.
+    expect(await queue.settle(20)).toBe(false);
+    const settled = queue.settle(5000);
+    setTimeout(release, 20);
+    expect(await settled).toBe(true);
+    expect(seen).toEqual(['a']);
+    expect(queue.depth).toBe(1); // 'b' stays queued, undelivered
+  });
 });
 
 describe('S3 events from s3rver', () => {

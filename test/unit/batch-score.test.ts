@@ -9,12 +9,14 @@ import {
   aggregateBatchJob,
   BATCH_AGGREGATION_FAILED,
   BATCH_INPUT_CHANGED,
+  BATCH_NOT_RESUMED,
   BATCH_PART_FAILED,
   type BatchRunResult,
   type BatchScoreDeps,
   cancelBatchJob,
   failBatchAggregate,
   failBatchPart,
+  resumeBatchJob,
   runBatchPart,
   runOfInput,
   startBatchJob,
@@ -1857,5 +1859,108 @@ describe('batch scoring: aggregation', () => {
     expect(await first).toMatchObject({ state: 'skipped', reason: 'the job is done' });
     expect(a.objects.openUploads).toBe(0);
     expect(a.objects.completed.get(BATCH_KEYS.output('j'))).toBe(1);
+  });
+});
+
+describe('resumeBatchJob: a job whose messages were all lost (the local service stopped)', () => {
+  /**
+   * Starts a job and delivers `k` of its messages one at a time (every other one out of time, so parts continue
+   * from cursors), then loses every message still queued: what a stop does to the in-process queues.
+   */
+  async function stoppedAfter(k: number) {
+    const s = await setup({ rows: 150, deps: { maxConcurrency: 3 } });
+    await s.start();
+    const pool: WorkMessage[] = [];
+    for (let handled = 0; handled < k; handled++) {
+      pool.push(...s.queue.fresh());
+      const m = pool.shift();
+      if (!m) break;
+      await handle(s.deps, m, handled % 2 === 1 ? exhausted : undefined);
+    }
+    s.queue.fresh();
+    return s;
+  }
+
+  it('finishes the job with the output of an uninterrupted run, wherever it stopped', async () => {
+    const total = await stoppedAfter(Number.POSITIVE_INFINITY);
+    const messages = total.queue.sent.length;
+    expect(statusOf(total.objects)).toMatchObject({ state: 'done' });
+    expect(await resumeBatchJob(total.deps, 'j')).toEqual({ kind: 'none' });
+    for (let k = 0; k < messages; k++) {
+      const s = await stoppedAfter(k);
+      const resumed = await resumeBatchJob(s.deps, 'j');
+      expect(resumed.kind, `stopped after ${k} messages`).toBe('requeued');
+      if (resumed.kind === 'requeued') {
+        // At most maxConcurrency parts in flight, never a part counted.
+        expect(resumed.parts.length).toBeLessThanOrEqual(3);
+        const counted = new Set(
+          (await s.jobs.listParts('j', statusOf(s.objects).inputTag)).map((p) => p.index),
+        );
+        for (const index of resumed.parts) expect(counted.has(index)).toBe(false);
+      }
+      await drain(s);
+      expect(s.objects.text(BATCH_KEYS.output('j')), `stopped after ${k} messages`).toBe(reference(s.text));
+      expect(statusOf(s.objects)).toMatchObject({ state: 'done', total: 150 });
+      expect(s.objects.completed.get(BATCH_KEYS.output('j'))).toBe(1);
+      expect(keysUnder(s.objects, 'batch/j/parts/')).toEqual([]);
+      for (const [key, writes] of s.objects.segmentWrites) {
+        for (const w of writes)
+          expect(Buffer.from(w).equals(Buffer.from(writes[0] as Uint8Array)), key).toBe(true);
+      }
+    }
+  });
+
+  it('takes over the claim and the lease of an assembly that stopped with the service', async () => {
+    const s = await setup({ rows: 40 });
+    await s.start();
+    const pool: WorkMessage[] = [];
+    for (;;) {
+      pool.push(...s.queue.fresh());
+      const m = pool.shift();
+      if (!m || m.type === 'batch-aggregate') break;
+      await handle(s.deps, m);
+    }
+    const tag = statusOf(s.objects).inputTag;
+    expect(
+      await s.jobs.leaseAssembly('j', tag, new Date().toISOString(), BATCH.aggregationLeaseMs),
+    ).toBeDefined();
+    s.queue.fresh();
+    expect(await resumeBatchJob(s.deps, 'j')).toEqual({ kind: 'requeued', parts: [], aggregate: true });
+    await drain(s);
+    expect(s.objects.text(BATCH_KEYS.output('j'))).toBe(reference(s.text));
+    expect(statusOf(s.objects)).toMatchObject({ state: 'done' });
+  });
+
+  it('ends a running empty job done, and a job without its plan failed', async () => {
+    const s = await setup({ rows: 0 });
+    const spec = { model: 'm', ref: 'prod', version: 7, maxConcurrency: 1, partBytes: 700, bytesTotal: 0 };
+    const at = '2026-01-01T00:00:00.000Z';
+    await s.objects.put(
+      BATCH_KEYS.plan('j'),
+      JSON.stringify({ inputTag: 't0', partBytes: 700, bytesTotal: 0, parts: [] }),
+    );
+    await s.jobs.createJob({
+      ...spec,
+      jobId: 'j',
+      inputTag: 't0',
+      partsTotal: 0,
+      startedAt: at,
+      updatedAt: at,
+    });
+    expect(await resumeBatchJob(s.deps, 'j')).toEqual({ kind: 'ended', state: 'done' });
+    expect(s.objects.text(BATCH_KEYS.output('j'))).toBe('');
+    expect(statusOf(s.objects)).toMatchObject({ state: 'done', partsTotal: 0 });
+
+    await s.jobs.createJob({
+      ...spec,
+      jobId: 'k',
+      inputTag: 't1',
+      partsTotal: 2,
+      startedAt: at,
+      updatedAt: at,
+    });
+    expect(await resumeBatchJob(s.deps, 'k')).toMatchObject({ kind: 'failed', code: BATCH_NOT_RESUMED });
+    expect((await s.jobs.getJob('k'))?.state).toBe('failed');
+    expect(s.queue.fresh()).toEqual([]);
   });
 });

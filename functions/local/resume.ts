@@ -1,0 +1,192 @@
+/**
+ * What the local service takes up again when it starts over its data. Its queues are in-process: a stop (Ctrl-C, a
+ * crash) loses the messages they held, where SQS would have delivered them again. So a start looks for the work that
+ * was accepted and never finished, and queues it again:
+ *
+ * - every async request (`async/{requestId}/request.json`) without an answer (`result.json`) gets the `async-infer`
+ *   message its POST sent; the worker skips a request answered meanwhile (`runAsyncInference` reads `result.json`
+ *   first), so a message too many is harmless;
+ * - every batch job whose record still runs is taken up by `resumeBatchJob` (its lost parts, or its aggregation, sent
+ *   again; a job that cannot be resumed ended `failed`), and an ended job whose `status.json` still says `running` gets
+ *   its end's follow-up again.
+ *
+ * The listings are bounded (`maxKeys`): a start never waits long on a home that has kept many requests.
+ */
+import { ListObjectsCommand, type S3Client } from '@aws-sdk/client-s3';
+import { type BatchResume, type BatchScoreDeps, resumeBatchJob } from '../app/batch-score';
+import { S3_KEYS } from '../contract/env';
+import { ASYNC_KEYS } from '../contract/events';
+import { mapConcurrent } from '../domain/batch-partition';
+import type { QueuePublisher } from '../ports/events';
+
+/** Most keys listed under `async/`, and most job folders under `batch/`, by one start. */
+export const RESUME_MAX_KEYS = 10_000;
+
+/** Jobs taken up at once. */
+const JOB_CONCURRENCY = 8;
+
+export interface ResumeDeps {
+  readonly s3: S3Client;
+  readonly bucket: string;
+  /** The work queue: where `async-infer` messages go. */
+  readonly queue: QueuePublisher;
+  /** Batch scoring over the same table and bucket (its `batchQueue` gets the parts and aggregations). */
+  readonly batch: BatchScoreDeps;
+  /** @default RESUME_MAX_KEYS */
+  readonly maxKeys?: number;
+}
+
+export interface ResumeSummary {
+  /** Async requests without an answer, queued again. */
+  readonly asyncRequests: number;
+  /** Running batch jobs whose parts or aggregation were queued again. */
+  readonly batchJobs: number;
+  /** Running batch jobs that could not be resumed, ended `failed` (`BATCH_NOT_RESUMED`). */
+  readonly batchJobsFailed: number;
+  /** Batch jobs whose end was completed (`status.json` written as the record says, an empty input ended `done`). */
+  readonly batchJobsEnded: number;
+  /** A listing stopped at `maxKeys`: what lies beyond it was not looked at. */
+  readonly truncated: boolean;
+  /** What failed (a listing, a job), each with its reason; the rest went on. */
+  readonly errors: readonly string[];
+}
+
+const messageOf = (e: unknown) => (e as Error)?.message ?? String(e);
+
+/** Queues again the work the last run of the local service accepted and did not finish (see the module's comment). */
+export async function resumeUnfinished(deps: ResumeDeps): Promise<ResumeSummary> {
+  const maxKeys = deps.maxKeys ?? RESUME_MAX_KEYS;
+  const errors: string[] = [];
+  const [requests, jobs] = await Promise.all([
+    unansweredRequests(deps, maxKeys).catch((e: unknown) => {
+      errors.push(`async requests not listed: ${messageOf(e)}`);
+      return { ids: [], truncated: false };
+    }),
+    jobFolders(deps, maxKeys).catch((e: unknown) => {
+      errors.push(`batch jobs not listed: ${messageOf(e)}`);
+      return { ids: [], truncated: false };
+    }),
+  ]);
+  let asyncRequests = 0;
+  for (const requestId of requests.ids) {
+    try {
+      await deps.queue.send({ type: 'async-infer', requestId });
+      asyncRequests++;
+    } catch (e) {
+      errors.push(`async request ${requestId}: ${messageOf(e)}`);
+    }
+  }
+  const outcomes = await mapConcurrent(jobs.ids, JOB_CONCURRENCY, (jobId) =>
+    resumeBatchJob(deps.batch, jobId).catch((e: unknown): BatchResume => {
+      errors.push(`batch job ${jobId}: ${messageOf(e)}`);
+      return { kind: 'none' };
+    }),
+  );
+  const count = (kind: BatchResume['kind']) => outcomes.filter((o) => o.kind === kind).length;
+  return {
+    asyncRequests,
+    batchJobs: count('requeued'),
+    batchJobsFailed: count('failed'),
+    batchJobsEnded: count('ended'),
+    truncated: requests.truncated || jobs.truncated,
+    errors,
+  };
+}
+
+/** The line a start logs about what it resumed; undefined when there was nothing to resume. */
+export function describeResume(s: ResumeSummary, maxKeys = RESUME_MAX_KEYS): string | undefined {
+  const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
+  const requeued = [
+    ...(s.asyncRequests > 0 ? [plural(s.asyncRequests, 'async request')] : []),
+    ...(s.batchJobs > 0 ? [plural(s.batchJobs, 'batch job')] : []),
+  ];
+  const parts = [
+    ...(requeued.length > 0 ? [`re-queued ${requeued.join(' and ')} left unfinished by the last stop`] : []),
+    ...(s.batchJobsFailed > 0
+      ? [
+          `${plural(s.batchJobsFailed, 'batch job')} could not be resumed and ended failed (BATCH_NOT_RESUMED)`,
+        ]
+      : []),
+    ...(s.batchJobsEnded > 0
+      ? [`${plural(s.batchJobsEnded, 'batch job')} ended (status.json completed)`]
+      : []),
+    ...(s.truncated
+      ? [`only the first ${maxKeys} keys of async/ and job folders of batch/ were looked at`]
+      : []),
+    ...(s.errors.length > 0 ? [`not resumed: ${s.errors.join('; ')}`] : []),
+  ];
+  return parts.length > 0 ? parts.join('; ') : undefined;
+}
+
+/**
+ * The ids of the stored async requests without an answer, from a listing of `async/` (ListObjects v1 continued by
+ * `Marker`, as s3rver answers it) of at most `maxKeys` keys.
+ */
+async function unansweredRequests(
+  deps: ResumeDeps,
+  maxKeys: number,
+): Promise<{ ids: string[]; truncated: boolean }> {
+  const prefix = S3_KEYS.asyncPrefix;
+  const requested = new Set<string>();
+  const answered = new Set<string>();
+  let listed = 0;
+  let marker: string | undefined;
+  let truncated = false;
+  let last: string | undefined;
+  for (;;) {
+    const page = await deps.s3.send(
+      new ListObjectsCommand({
+        Bucket: deps.bucket,
+        Prefix: prefix,
+        MaxKeys: Math.min(1000, maxKeys - listed),
+        ...(marker !== undefined ? { Marker: marker } : {}),
+      }),
+    );
+    const keys = (page.Contents ?? []).flatMap((o) => (o.Key !== undefined ? [o.Key] : []));
+    for (const key of keys) {
+      const slash = key.indexOf('/', prefix.length);
+      if (slash < 0) continue;
+      const id = key.slice(prefix.length, slash);
+      last = id;
+      if (key === ASYNC_KEYS.request(id)) requested.add(id);
+      else if (key === ASYNC_KEYS.result(id)) answered.add(id);
+    }
+    listed += keys.length;
+    marker = keys.at(-1);
+    if (page.IsTruncated !== true || marker === undefined) break;
+    if (listed >= maxKeys) {
+      truncated = true;
+      // The keys of the last request seen may go on past the listing (its result among them).
+      if (last !== undefined) requested.delete(last);
+      break;
+    }
+  }
+  return { ids: [...requested].filter((id) => !answered.has(id)), truncated };
+}
+
+/** The job ids under `batch/` (the listing's common prefixes), at most `maxKeys`. */
+async function jobFolders(deps: ResumeDeps, maxKeys: number): Promise<{ ids: string[]; truncated: boolean }> {
+  const prefix = S3_KEYS.batchPrefix;
+  const ids: string[] = [];
+  let marker: string | undefined;
+  for (;;) {
+    const page = await deps.s3.send(
+      new ListObjectsCommand({
+        Bucket: deps.bucket,
+        Prefix: prefix,
+        Delimiter: '/',
+        ...(marker !== undefined ? { Marker: marker } : {}),
+      }),
+    );
+    const folders = (page.CommonPrefixes ?? []).flatMap((p) => (p.Prefix !== undefined ? [p.Prefix] : []));
+    for (const folder of folders) {
+      if (ids.length >= maxKeys) return { ids, truncated: true };
+      const id = folder.slice(prefix.length, -1);
+      if (id !== '') ids.push(id);
+    }
+    const next = page.NextMarker ?? folders.at(-1) ?? page.Contents?.at(-1)?.Key;
+    if (page.IsTruncated !== true || next === undefined || next === marker) break;
+    marker = next;
+  }
+  return { ids, truncated: false };
+}
