@@ -904,9 +904,11 @@ async function scorePart(
     rowsPerChunk,
     true,
   )) {
-    // The first chunk of an invocation is settled alone: its time bounds the next ones'.
+    // Read and scanned while the chunks in flight are scored; scored below only when there is time for it.
+    const read = await readChunk(deps, job, block.lines, scanners[started++ % scanners.length]!);
+    // The first chunk of an invocation settles before another is scored: its time bounds the next ones'.
     let ended = chunks === 0 ? await settleTo(0) : undefined;
-    // Starting a chunk needs the time of the chunks in flight and its own.
+    // Scoring a chunk needs the time of the chunks in flight and its own.
     if (
       !ended &&
       !hasTimeForAnotherChunk(
@@ -918,6 +920,7 @@ async function scorePart(
     ) {
       ended = await settleTo(0);
       if (!ended) {
+        // The chunk just read is not scored: the continuation reads it again from the cursor.
         await flush();
         await sendPart(deps, { jobId, inputTag, index, cursor: { offset, row, failed, segments } });
         progress.handedOff = true;
@@ -939,7 +942,6 @@ async function scorePart(
         return { state: 'skipped', reason: `the job is ${gone}` };
       }
     }
-    const read = await readChunk(deps, job, block.lines, scanners[started++ % scanners.length]!);
     const scored = scoreChunk(deps, job, read).then(
       (answered): Scored => answered,
       (error: unknown): Scored => ({ error }),

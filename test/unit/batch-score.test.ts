@@ -1137,6 +1137,43 @@ describe('batch scoring: failures, cancel, poison parts', () => {
     expect(fifthDone).toBe(true);
   });
 
+  it("reads an invocation's second chunk while its first is scored, and scores it only after", async () => {
+    // Each chunk read resolves the job's version once (readChunk); the first chunk's run waits for the second read.
+    const base = fakePredictor();
+    let reads = 0;
+    let scored = 0;
+    let readsWhenSecondScored = 0;
+    let secondReadSeen: () => void = () => undefined;
+    const secondRead = new Promise<void>((done) => {
+      secondReadSeen = done;
+    });
+    const predictor: typeof base = {
+      async resolve(name, ref) {
+        if (++reads === 3) secondReadSeen();
+        return base.resolve(name, ref);
+      },
+      async inferBatch(name, ref, requests) {
+        const n = ++scored;
+        // Bounded: a part that reads nothing while it scores goes on after a second, and fails below.
+        if (n === 1) await Promise.race([secondRead, new Promise((done) => setTimeout(done, 1000))]);
+        if (n === 2) readsWhenSecondScored = reads;
+        return base.inferBatch(name, ref, requests);
+      },
+    };
+    const s = await setup({ rows: 40, predictor, deps: { partBytes: 1_000_000 } });
+    await s.start();
+    const [part, ...others] = s.queue.fresh();
+    if (!part) throw new Error('no part');
+    expect(others).toEqual([]);
+    // Scored in one invocation, not continued.
+    expect(await handle(s.deps, part)).not.toHaveProperty('continued');
+    // The start resolved once; the first chunk's run ended only once the second chunk had been read.
+    expect(readsWhenSecondScored).toBeGreaterThanOrEqual(3);
+    expect(scored).toBe(5);
+    await drain(s);
+    expect(s.objects.text(BATCH_KEYS.output('j'))).toBe(reference(s.text));
+  });
+
   it("rethrows errors that are not the job's fault, so the delivery is retried", async () => {
     let failing = true;
     const s = await setup({ rows: 40, predictor: fakePredictor({ flaky: () => failing }) });
