@@ -4,7 +4,9 @@ import { expect } from 'vitest';
  * The request and answer of each captured record line, parsed: the JSON texts a record holds (each must be recorded
  * with encoding JSON).
  */
-export function capturedTexts(lines: readonly string[]): { request: unknown; response: Record<string, unknown> }[] {
+export function capturedTexts(
+  lines: readonly string[],
+): { request: unknown; response: Record<string, unknown> }[] {
   return lines.map((line) => {
     const { endpointInput, endpointOutput } = (
       JSON.parse(line) as { captureData: Record<string, { data: string; encoding: string }> }
