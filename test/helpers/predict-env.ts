@@ -125,6 +125,15 @@ export function identityAllTypes(): Uint8Array {
   });
 }
 
+/** Batch input lines for {@link addConstant} models: `n` requests, request `i` being x = [i, i]. */
+export function addConstantRows(n: number): string {
+  return Array.from(
+    { length: n },
+    (_, i) =>
+      `${JSON.stringify({ inputs: [{ name: 'x', shape: [1, 2], datatype: 'FP32', data: [i, i] }] })}\n`,
+  ).join('');
+}
+
 /** `y = x + c` on FP32 `[batch, 2]`: versions built with different `c` answer differently. */
 export function addConstant(c: number): Uint8Array {
   return buildModel({

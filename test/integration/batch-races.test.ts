@@ -11,7 +11,7 @@ import { createAsyncWorkerHandler } from '../../functions/handlers/async-worker'
 import { createS3EventsHandler } from '../../functions/handlers/s3-events';
 import { InProcessQueue } from '../../functions/local/in-process-queue';
 import { createEventsTestEnv, type EventsTestEnv } from '../helpers/events-env';
-import { addConstant } from '../helpers/predict-env';
+import { addConstant, addConstantRows } from '../helpers/predict-env';
 import { silentLogger } from '../helpers/recording-logger';
 
 let env: EventsTestEnv;
@@ -21,12 +21,7 @@ beforeAll(async () => {
   await registerVersion(env.flows.registry!, { name: 'adder', sourceKey: 'uploads/adder/a.onnx' });
 });
 afterAll(() => env?.dispose());
-const rows = (n: number) =>
-  Array.from(
-    { length: n },
-    (_, i) =>
-      `${JSON.stringify({ inputs: [{ name: 'x', shape: [1, 2], datatype: 'FP32', data: [i, i] }] })}\n`,
-  ).join('');
+const rows = addConstantRows;
 
 it('a cancel while a continued part scores its chunk leaves no segment behind', async () => {
   const queue = new InProcessQueue({ visibilityTimeoutMs: 5, batchSize: 1, invocationBudgetMs: 0 });

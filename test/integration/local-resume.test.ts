@@ -28,7 +28,7 @@ import { composeLocal, type LocalServices } from '../../functions/local/compose'
 import { localClientOptions, type RunningS3, startS3rver } from '../../functions/local/emulators';
 import { ensureBucket, ensureTable } from '../../functions/local/provision';
 import { apiEvent, parseResult } from '../helpers/apigw';
-import { addConstant } from '../helpers/predict-env';
+import { addConstant, addConstantRows } from '../helpers/predict-env';
 
 const doc = dynamoDocumentClient(localClientOptions(inject('dynamoEndpoint')));
 const homes: Home[] = [];
@@ -135,13 +135,7 @@ const text = async (run: Run, key: string) => {
   return bytes === undefined ? undefined : new TextDecoder().decode(bytes);
 };
 
-/** Request `i` of a batch input: x = [i, i]. */
-const rows = (n: number) =>
-  Array.from(
-    { length: n },
-    (_, i) =>
-      `${JSON.stringify({ inputs: [{ name: 'x', shape: [1, 2], datatype: 'FP32', data: [i, i] }] })}\n`,
-  ).join('');
+const rows = addConstantRows;
 
 async function put(run: Run, key: string, body: string): Promise<void> {
   await run.client.send(new PutObjectCommand({ Bucket: run.bucket, Key: key, Body: Buffer.from(body) }));
