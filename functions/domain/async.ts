@@ -8,7 +8,11 @@ import { BatchAggregateMessageSchema, BatchPartMessageSchema } from './batch';
 import { checkRawBody, parseBinaryRequest } from './binary-tensors';
 import { DeriveMessageSchema } from './derive';
 import { BadRequestError } from './errors';
-import { checkInputsData, checkRequestShape as checkOipRequest } from './inference-validation';
+import {
+  checkInputsData,
+  checkNamesDistinct,
+  checkRequestShape as checkOipRequest,
+} from './inference-validation';
 import { isModelName } from './names';
 import { nestsDeeperThan } from './nesting';
 
@@ -17,10 +21,11 @@ import { nestsDeeperThan } from './nesting';
  * sync route's own checks and codes: its structure (inference-validation.ts `checkRequestShape`: an object with a
  * non-empty `inputs` of named inputs with a datatype, a shape of non-negative integers and `data`, an inference id,
  * `parameters` objects and their binary data flags); since it is stored as JSON until it runs, its whole nesting at
- * most `LIMITS.maxNesting` levels more than the request's own three (the body, `inputs`, an input); then each
- * input's data against its own datatype and shape (`checkInputsData`: element count, element types, ranges,
- * finiteness), in time linear in the data. What needs the model (input names, the model's datatypes and shapes,
- * output names) is checked when the request runs. Throws BadRequestError.
+ * most `LIMITS.maxNesting` levels more than the request's own three (the body, `inputs`, an input); no input given
+ * twice and no output asked twice (`checkNamesDistinct`); then each input's data against its own datatype and shape
+ * (`checkInputsData`: element count, element types, ranges, finiteness), in time linear in the data. What needs the
+ * model (which input and output names it has, its datatypes and shapes) is checked when the request runs. Throws
+ * BadRequestError.
  */
 export function checkRequestShape(raw: unknown): Record<string, unknown> {
   const request = checkOipRequest(raw);
@@ -30,6 +35,7 @@ export function checkRequestShape(raw: unknown): Record<string, unknown> {
       'INVALID_REQUEST',
     );
   }
+  checkNamesDistinct(request);
   checkInputsData(request);
   return raw as Record<string, unknown>;
 }

@@ -211,6 +211,26 @@ export function checkInputsData(req: OipRequest): void {
   }
 }
 
+/**
+ * Refuses an input given twice or an output asked twice, as `validateInferenceRequest` does (DUPLICATE_INPUT,
+ * DUPLICATE_OUTPUT): a check that needs no model, for a request that passed `checkRequestShape`.
+ */
+export function checkNamesDistinct(req: OipRequest): void {
+  const inputs = req.inputs;
+  for (let i = 0; i < inputs.length; i++) {
+    for (let j = 0; j < i; j++) if (inputs[j]!.name === inputs[i]!.name) duplicateInput(inputs[i]!.name);
+  }
+  const outputs = req.outputs ?? [];
+  for (let i = 0; i < outputs.length; i++) {
+    for (let j = 0; j < i; j++) if (outputs[j]!.name === outputs[i]!.name) duplicateOutput(outputs[i]!.name);
+  }
+}
+
+const duplicateInput = (name: string): never =>
+  bad(`input '${name}' is given more than once`, 'DUPLICATE_INPUT');
+const duplicateOutput = (name: string): never =>
+  bad(`output '${name}' is asked more than once`, 'DUPLICATE_OUTPUT');
+
 /** Checks one request input's datatype and shape against the model's input spec. */
 function checkAgainstSpec(
   label: string,
@@ -263,8 +283,7 @@ export function validateInferenceRequest(
       );
     }
     for (let j = 0; j < i; j++) {
-      if (inputs[j]!.name === input.name)
-        bad(`input '${input.name}' is given more than once`, 'DUPLICATE_INPUT');
+      if (inputs[j]!.name === input.name) duplicateInput(input.name);
     }
     checkAgainstSpec(sig.label, input.name, input.datatype as Datatype, input.shape, spec);
   }
@@ -290,7 +309,7 @@ export function validateInferenceRequest(
           'UNKNOWN_OUTPUT',
         );
       }
-      if (outputs.includes(o.name)) bad(`output '${o.name}' is asked more than once`, 'DUPLICATE_OUTPUT');
+      if (outputs.includes(o.name)) duplicateOutput(o.name);
       outputs.push(o.name);
     }
   }

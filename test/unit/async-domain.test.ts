@@ -154,6 +154,21 @@ describe('async requests', () => {
       },
       'INVALID_DATA',
     ],
+    [
+      'an input given twice',
+      {
+        inputs: [
+          { name: 'x', datatype: 'FP32', shape: [1], data: [1] },
+          { name: 'x', datatype: 'FP32', shape: [1], data: [2] },
+        ],
+      },
+      'DUPLICATE_INPUT',
+    ],
+    [
+      'an output asked twice',
+      { ...one('FP32', [1], [1]), outputs: [{ name: 'y' }, { name: 'y' }] },
+      'DUPLICATE_OUTPUT',
+    ],
   ])('refuses %s with the code the sync route gives', (_what, body, code) => {
     expect(codeOf(() => checkRequestShape(body))).toBe(code);
     if (code !== 'INVALID_SHAPE') expect(syncCode(body)).toBe(code);
