@@ -554,7 +554,7 @@ describe('CLI against an HTTP API', () => {
     expect(api.seen.length).toBe(seen);
   });
 
-  it('refuses an --input without rows, and --timeout without --wait (exit 2, nothing sent)', async () => {
+  it('refuses an --input without rows, and --timeout without waiting (exit 2, nothing sent)', async () => {
     const empty = captureIo();
     expect(await run(argv('--endpoint', url, 'predict', 'iris', '--input', '[]'), empty)).toBe(2);
     expect(empty.stderr()).toBe("error: input 'features' has no rows: give at least one\n");
@@ -570,6 +570,14 @@ describe('CLI against an HTTP API', () => {
     expect(timeout.stderr()).toBe(
       'error: --timeout goes with --wait (without it the command does not wait)\n',
     );
+    const noWait = captureIo();
+    expect(
+      await run(
+        argv('--endpoint', url, 'register', 'model.onnx', '--name', 'm', '--no-wait', '--timeout', '5'),
+        noWait,
+      ),
+    ).toBe(2);
+    expect(noWait.stderr()).toBe('error: --timeout goes with waiting; --no-wait does not wait\n');
     expect(api.seen.length).toBe(seen);
   });
 

@@ -30,7 +30,7 @@ interface DeriveOptions {
 }
 
 /** How long `--wait` waits without `--timeout` (seconds). */
-const DEFAULT_WAIT_SECONDS = 600;
+export const DEFAULT_WAIT_SECONDS = 600;
 
 /** An option parser for a share from 0 to 1. */
 const share = (name: string) => (value: string) => {

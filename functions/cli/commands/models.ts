@@ -13,7 +13,7 @@ import { type CliContext, EXIT, UsageError } from '../context';
 import { formatModels, formatRegistered, printable } from '../format';
 import { formatVersionsWithLineage } from '../format-derive';
 import { nonNegativeInt, parseJsonOption, readBytes, readLabels } from '../input';
-import { readJsonObject } from './derive';
+import { DEFAULT_WAIT_SECONDS, readJsonObject } from './derive';
 
 interface RegisterOptions {
   readonly name: string;
@@ -25,8 +25,8 @@ interface RegisterOptions {
   readonly preprocess?: string;
   /** Commander's `--no-wait`. */
   readonly wait: boolean;
-  /** Seconds to wait for a PENDING version. */
-  readonly timeout: number;
+  /** Seconds to wait for a PENDING version (default `DEFAULT_WAIT_SECONDS`). */
+  readonly timeout?: number;
 }
 
 /** A version as the registry API answers it (what the CLI reads of it). */
@@ -79,12 +79,14 @@ export function modelCommands(program: Command, ctx: CliContext): void {
     .option('--no-wait', 'return at once when the registration continues in the background (PENDING)')
     .option(
       '--timeout <seconds>',
-      'give up waiting for a PENDING version after this long',
+      `give up waiting for a PENDING version after this long (default ${DEFAULT_WAIT_SECONDS})`,
       nonNegativeInt('--timeout'),
-      600,
     )
     .action(
       ctx.action(async (file: string, opts: RegisterOptions) => {
+        if (opts.timeout !== undefined && !opts.wait) {
+          throw new UsageError('--timeout goes with waiting; --no-wait does not wait');
+        }
         const bytes = readBytes(file);
         const labels = readLabels(opts.labels, opts.labelsFile);
         const postprocess = parseJsonOption('--postprocess', opts.postprocess);
@@ -125,7 +127,12 @@ export function modelCommands(program: Command, ctx: CliContext): void {
                     `\r${printable(`registering ${version.name} version ${version.version}: PENDING (${s} s)`)}`,
                   )
               : undefined;
-          version = await waitWhilePending(c, version, opts.timeout * 1000, progress);
+          version = await waitWhilePending(
+            c,
+            version,
+            (opts.timeout ?? DEFAULT_WAIT_SECONDS) * 1000,
+            progress,
+          );
           if (progress) ctx.io.err('\n');
           if (version.status === 'PENDING') {
             ctx.io.err(
