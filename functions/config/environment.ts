@@ -266,7 +266,7 @@ export class EnvironmentVariables {
     return this.#env[ENV.home] || '.maas';
   }
 
-  /** `PORT` as a number (not validated: `maas dev` refuses a bad port itself); undefined when unset or empty. */
+  /** `PORT` as a number (not validated here: the `dev` command refuses a bad one as a usage error); undefined when unset or empty. */
   port(): number | undefined {
     const raw = this.#env[ENV.port];
     return raw ? Number(raw) : undefined;

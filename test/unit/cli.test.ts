@@ -515,9 +515,11 @@ describe('CLI against an HTTP API', () => {
     delete process.env.AWS_DEFAULT_REGION;
     const seen = api.seen.length;
     try {
-      for (const [args, message] of [
+      for (const [args, message, env] of [
         [argv('dev', '--port', '99999'), "--port must be from 0 to 65535, got '99999'"],
         [argv('dev', '--port', '0x10'), "--port must be a non-negative integer, got '0x10'"],
+        [argv('dev'), "PORT must be from 0 to 65535, got '99999'", { PORT: '99999' }],
+        [argv('dev'), "PORT must be a non-negative integer, got 'http'", { PORT: 'http' }],
         [
           argv('--endpoint', url, '--token', 'a b', 'models'),
           'the bearer token is empty or contains whitespace',
@@ -527,7 +529,7 @@ describe('CLI against an HTTP API', () => {
           'cannot tell the AWS region of https://example.com: pass --region or set AWS_REGION',
         ],
       ] as const) {
-        const io = captureIo();
+        const io = captureIo(env);
         expect(await run(args, io), args.join(' ')).toBe(2);
         expect(io.stderr(), args.join(' ')).toBe(`error: ${message}\n`);
       }
