@@ -316,6 +316,7 @@ export function composeLocal(res: LocalResources): LocalServices {
         s3: res.s3,
         bucket: res.bucket,
         queue,
+        registry,
         batch: flows.batch,
         maxKeys,
       }).then((summary) => {

@@ -8,18 +8,24 @@
  *   first), so a message too many is harmless;
  * - every batch job whose record still runs is taken up by `resumeBatchJob` (its lost parts, or its aggregation, sent
  *   again; a job that cannot be resumed ended `failed`), and an ended job whose `status.json` still says `running` gets
- *   its end's follow-up again.
+ *   its end's follow-up again;
+ * - every PENDING version gets its `register-complete` message again (the worker verifies its upload again, as it
+ *   would on a message delivered again; a version completed meanwhile is left as it is), except a derived one: its
+ *   `derive` message carried the gate the caller asked for, which the registry does not keep, so it is ended FAILED
+ *   saying so (`DERIVATION_NOT_RESUMED`) (never left PENDING, never gated with thresholds the caller did not ask for).
  *
  * The listings are bounded (`maxKeys`): a start never waits long on a home that has kept many requests.
  */
 import { ListObjectsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { type BatchResume, type BatchScoreDeps, resumeBatchJob } from '../app/batch-score';
+import { failPendingVersion } from '../app/registration';
+import type { RegistryDeps } from '../app/registry';
 import { S3_KEYS } from '../contract/env';
 import { ASYNC_KEYS } from '../contract/events';
 import { mapConcurrent } from '../domain/batch-partition';
 import type { QueuePublisher } from '../ports/events';
 
-/** Most keys listed under `async/`, and most job folders under `batch/`, by one start. */
+/** Most keys listed under `async/`, most job folders under `batch/`, and most versions looked at, by one start. */
 export const RESUME_MAX_KEYS = 10_000;
 
 /** Jobs taken up at once. */
@@ -28,8 +34,10 @@ const JOB_CONCURRENCY = 8;
 export interface ResumeDeps {
   readonly s3: S3Client;
   readonly bucket: string;
-  /** The work queue: where `async-infer` messages go. */
+  /** The work queue: where `async-infer` and `register-complete` messages go. */
   readonly queue: QueuePublisher;
+  /** The registry whose PENDING versions are taken up. */
+  readonly registry: RegistryDeps;
   /** Batch scoring over the same table and bucket (its `batchQueue` gets the parts and aggregations). */
   readonly batch: BatchScoreDeps;
   /** @default RESUME_MAX_KEYS */
@@ -45,6 +53,10 @@ export interface ResumeSummary {
   readonly batchJobsFailed: number;
   /** Batch jobs whose end was completed (`status.json` written as the record says, an empty input ended `done`). */
   readonly batchJobsEnded: number;
+  /** PENDING registrations whose completion was queued again. */
+  readonly registrations: number;
+  /** PENDING derived versions ended FAILED (their reason `DERIVATION_NOT_RESUMED`). */
+  readonly derivationsFailed: number;
   /** A listing stopped at `maxKeys`: what lies beyond it was not looked at. */
   readonly truncated: boolean;
   /** What failed (a listing, a job), each with its reason; the rest went on. */
@@ -83,14 +95,69 @@ export async function resumeUnfinished(deps: ResumeDeps): Promise<ResumeSummary>
     }),
   );
   const count = (kind: BatchResume['kind']) => outcomes.filter((o) => o.kind === kind).length;
+  const pending = await resumePendingVersions(deps, maxKeys, errors).catch((e: unknown) => {
+    errors.push(`versions not listed: ${messageOf(e)}`);
+    return { registrations: 0, derivationsFailed: 0, truncated: false };
+  });
   return {
     asyncRequests,
     batchJobs: count('requeued'),
     batchJobsFailed: count('failed'),
     batchJobsEnded: count('ended'),
-    truncated: requests.truncated || jobs.truncated,
+    registrations: pending.registrations,
+    derivationsFailed: pending.derivationsFailed,
+    truncated: requests.truncated || jobs.truncated || pending.truncated,
     errors,
   };
+}
+
+/** The failure reason of a derived version whose derivation a stop lost. */
+export const DERIVATION_NOT_RESUMED =
+  'the local service stopped before the derivation completed, and the gate it was asked with is not kept: derive again';
+
+/**
+ * The PENDING versions of every model (at most `maxKeys` versions looked at): a registration's completion queued
+ * again, a derived version ended FAILED (reason `DERIVATION_NOT_RESUMED`). What fails for one version is added to `errors`.
+ */
+async function resumePendingVersions(
+  deps: ResumeDeps,
+  maxKeys: number,
+  errors: string[],
+): Promise<{ registrations: number; derivationsFailed: number; truncated: boolean }> {
+  const { repo } = deps.registry;
+  let registrations = 0;
+  let derivationsFailed = 0;
+  let seen = 0;
+  let models: string | undefined;
+  do {
+    const page = await repo.listModels(100, models);
+    for (const model of page.items) {
+      let versions: string | undefined;
+      do {
+        if (seen >= maxKeys) return { registrations, derivationsFailed, truncated: true };
+        const vs = await repo.listVersions(model.name, 100, versions);
+        seen += vs.items.length;
+        for (const v of vs.items) {
+          if (v.status !== 'PENDING') continue;
+          try {
+            if (v.derivedFrom !== undefined) {
+              if (await failPendingVersion(deps.registry, v.name, v.version, DERIVATION_NOT_RESUMED)) {
+                derivationsFailed++;
+              }
+            } else {
+              await deps.queue.send({ type: 'register-complete', name: v.name, version: v.version });
+              registrations++;
+            }
+          } catch (e) {
+            errors.push(`version ${v.version} of model '${v.name}': ${messageOf(e)}`);
+          }
+        }
+        versions = vs.nextToken;
+      } while (versions !== undefined);
+    }
+    models = page.nextToken;
+  } while (models !== undefined);
+  return { registrations, derivationsFailed, truncated: false };
 }
 
 /** The line a start logs about what it resumed; undefined when there was nothing to resume. */
@@ -99,6 +166,7 @@ export function describeResume(s: ResumeSummary, maxKeys = RESUME_MAX_KEYS): str
   const requeued = [
     ...(s.asyncRequests > 0 ? [plural(s.asyncRequests, 'async request')] : []),
     ...(s.batchJobs > 0 ? [plural(s.batchJobs, 'batch job')] : []),
+    ...(s.registrations > 0 ? [plural(s.registrations, 'PENDING registration')] : []),
   ];
   const parts = [
     ...(requeued.length > 0 ? [`re-queued ${requeued.join(' and ')} left unfinished by the last stop`] : []),
@@ -110,8 +178,15 @@ export function describeResume(s: ResumeSummary, maxKeys = RESUME_MAX_KEYS): str
     ...(s.batchJobsEnded > 0
       ? [`${plural(s.batchJobsEnded, 'batch job')} ended (status.json completed)`]
       : []),
+    ...(s.derivationsFailed > 0
+      ? [
+          `${plural(s.derivationsFailed, 'PENDING derived version')} ended FAILED (their gate was not kept: derive again)`,
+        ]
+      : []),
     ...(s.truncated
-      ? [`only the first ${maxKeys} keys of async/ and job folders of batch/ were looked at`]
+      ? [
+          `only the first ${maxKeys} keys of async/, job folders of batch/ and versions of the registry were looked at`,
+        ]
       : []),
     ...(s.errors.length > 0 ? [`not resumed: ${s.errors.join('; ')}`] : []),
   ];

@@ -18,6 +18,8 @@ import { dynamoDocumentClient, s3Client } from '../../functions/adapters/aws-cli
 import { OrtThreadEngine } from '../../functions/adapters/ort-thread-engine';
 import { S3BlobStore, S3RangedObjects } from '../../functions/adapters/s3-blob-store';
 import { BATCH_NOT_RESUMED, runBatchPart, runOfInput } from '../../functions/app/batch-score';
+import { startDerive } from '../../functions/app/derive';
+import { registerVersionWithin } from '../../functions/app/registration';
 import { registerVersion } from '../../functions/app/registry';
 import { SessionCache } from '../../functions/app/session-cache';
 import { ASYNC_KEYS, BATCH, BATCH_KEYS } from '../../functions/contract/events';
@@ -27,6 +29,7 @@ import type { HttpResult } from '../../functions/handlers/http';
 import { composeLocal, type LocalServices } from '../../functions/local/compose';
 import { localClientOptions, type RunningS3, startS3rver } from '../../functions/local/emulators';
 import { ensureBucket, ensureTable } from '../../functions/local/provision';
+import { DERIVATION_NOT_RESUMED } from '../../functions/local/resume';
 import { apiEvent, parseResult } from '../helpers/apigw';
 import { addConstant, addConstantRows } from '../helpers/predict-env';
 
@@ -249,7 +252,7 @@ it('looks at a bounded listing, and says so', async () => {
     // Three keys listed (one request.json each); the last one's keys might go on past the listing: left for later.
     expect(await second.services.resumeUnfinished()).toMatchObject({ asyncRequests: 2, truncated: true });
     expect(second.lines).toEqual([
-      're-queued 2 async requests left unfinished by the last stop; only the first 3 keys of async/ and job folders of batch/ were looked at',
+      're-queued 2 async requests left unfinished by the last stop; only the first 3 keys of async/, job folders of batch/ and versions of the registry were looked at',
     ]);
   } finally {
     await down(second);
@@ -398,5 +401,58 @@ it('a running job that cannot be resumed ends failed saying why; an ended job wh
     expect(JSON.parse((await text(second, BATCH_KEYS.status('ended'))) ?? '{}')).toEqual(ended);
   } finally {
     await down(second);
+  }
+});
+
+it('a PENDING registration is completed after the next start; a PENDING derived version ends FAILED saying why', async () => {
+  const home = await newHome();
+  const first = await up(home);
+  await registerAdder(first);
+  // Both continue on the work queue, whose messages the stop loses.
+  const lost = { send: async () => 'lost' };
+  const key = `uploads/later/${randomUUID()}.onnx`;
+  await first.services.registry.store.putObject(key, addConstant(2), 'application/octet-stream');
+  const registration = await registerVersionWithin(
+    first.services.registry,
+    { name: 'later', sourceKey: key },
+    { remainingMs: () => 0, queue: lost },
+  );
+  expect(registration).toMatchObject({ pending: true, version: { status: 'PENDING', version: 1 } });
+  const derived = await startDerive(
+    first.services.registry,
+    { name: 'adder', version: 1, body: { transforms: [{ optimize: 'basic' }] } },
+    lost,
+  );
+  expect(derived).toMatchObject({ status: 'PENDING', version: 2, derivedFrom: 1 });
+  await down(first);
+
+  const second = await up(home);
+  try {
+    expect(await second.services.resumeUnfinished()).toMatchObject({
+      registrations: 1,
+      derivationsFailed: 1,
+      truncated: false,
+      errors: [],
+    });
+    expect(second.lines).toEqual([
+      're-queued 1 PENDING registration left unfinished by the last stop; 1 PENDING derived version ended FAILED (their gate was not kept: derive again)',
+    ]);
+    await second.services.idle();
+    const { repo } = second.services.registry;
+    expect(await repo.getVersion('later', 1)).toMatchObject({ status: 'READY' });
+    expect(await repo.getVersion('adder', 2)).toMatchObject({
+      status: 'FAILED',
+      failureReason: DERIVATION_NOT_RESUMED,
+    });
+  } finally {
+    await down(second);
+  }
+  // Nothing PENDING is left: a start after this one finds nothing to take up.
+  const third = await up(home);
+  try {
+    expect(await third.services.resumeUnfinished()).toMatchObject({ registrations: 0, derivationsFailed: 0 });
+    expect(third.lines).toEqual([]);
+  } finally {
+    await down(third);
   }
 });
