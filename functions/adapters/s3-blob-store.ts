@@ -19,7 +19,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { type ListedObject, ObjectChangedError, type RangedObjects, type UploadedPart } from '../ports/batch';
 import type { BlobStore, ObjectLinks } from '../ports/events';
-import type { ObjectListing, ObjectReader } from '../ports/objects';
+import type { FolderListing, FolderReader, ObjectListing, ObjectReader } from '../ports/objects';
 
 const isMissing = (e: unknown): boolean => {
   const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
@@ -61,7 +61,7 @@ function unsatisfiable<T>(key: string, eTag: string | undefined, empty: T): T {
   return empty;
 }
 
-export class S3BlobStore implements BlobStore, ObjectLinks, ObjectReader {
+export class S3BlobStore implements BlobStore, ObjectLinks, ObjectReader, FolderReader {
   private readonly ranged: S3RangedObjects;
 
   constructor(
@@ -167,6 +167,32 @@ export class S3BlobStore implements BlobStore, ObjectLinks, ObjectReader {
       o.Key !== undefined ? [{ key: o.Key, sizeBytes: o.Size ?? 0 }] : [],
     );
     return { objects, truncated: out.IsTruncated === true };
+  }
+
+  /** The folders under `prefix`: ListObjects (v1, as `list`) with the delimiter `/`, its common prefixes. */
+  async folders(
+    prefix: string,
+    opts: { startAfter?: string; maxKeys?: number } = {},
+  ): Promise<FolderListing> {
+    const out = await this.s3.send(
+      new ListObjectsCommand({
+        Bucket: this.bucket,
+        Prefix: prefix,
+        Delimiter: '/',
+        ...(opts.startAfter !== undefined ? { Marker: opts.startAfter } : {}),
+        ...(opts.maxKeys !== undefined ? { MaxKeys: opts.maxKeys } : {}),
+      }),
+    );
+    const listed = (out.CommonPrefixes ?? []).flatMap((p) => (p.Prefix !== undefined ? [p.Prefix] : []));
+    // The folder `startAfter` names comes again from an emulator (its keys sort after it): not after it.
+    const folders = listed.flatMap((f) => {
+      const name = f.slice(prefix.length, -1);
+      return name === '' || f === opts.startAfter ? [] : [name];
+    });
+    // S3 answers NextMarker with a delimiter; s3rver may not: the last prefix or key listed is where it stopped.
+    const next = out.NextMarker ?? listed.at(-1) ?? out.Contents?.at(-1)?.Key;
+    const truncated = out.IsTruncated === true && next !== undefined && next !== opts.startAfter;
+    return { folders, truncated, ...(truncated ? { next } : {}) };
   }
 }
 

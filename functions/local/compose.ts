@@ -22,6 +22,7 @@ import { PowertoolsLogger } from '../adapters/powertools-logger';
 import { PrometheusMetricsSink } from '../adapters/prometheus-metrics';
 import { S3ArtifactReader } from '../adapters/s3-artifact-reader';
 import { S3ArtifactStore } from '../adapters/s3-artifact-store';
+import { S3BlobStore } from '../adapters/s3-blob-store';
 import { QueueShadowMirror } from '../adapters/shadow-mirror';
 import { createPredictor } from '../app/predict';
 import type { RegistryDeps } from '../app/registry';
@@ -313,8 +314,7 @@ export function composeLocal(res: LocalResources): LocalServices {
     resumeUnfinished() {
       const maxKeys = res.resumeMaxKeys ?? RESUME_MAX_KEYS;
       resumed ??= resumeUnfinished({
-        s3: res.s3,
-        bucket: res.bucket,
+        objects: new S3BlobStore(res.s3, res.bucket),
         queue,
         registry,
         batch: flows.batch,

@@ -16,7 +16,6 @@
  *
  * The listings are bounded (`maxKeys`): a start never waits long on a home that has kept many requests.
  */
-import { ListObjectsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { type BatchResume, type BatchScoreDeps, resumeBatchJob } from '../app/batch-score';
 import { failPendingVersion } from '../app/registration';
 import type { RegistryDeps } from '../app/registry';
@@ -24,6 +23,7 @@ import { S3_KEYS } from '../contract/env';
 import { ASYNC_KEYS } from '../contract/events';
 import { mapConcurrent } from '../domain/batch-partition';
 import type { QueuePublisher } from '../ports/events';
+import type { FolderReader, ObjectReader } from '../ports/objects';
 
 /** Most keys listed under `async/`, most job folders under `batch/`, and most versions looked at, by one start. */
 export const RESUME_MAX_KEYS = 10_000;
@@ -32,8 +32,8 @@ export const RESUME_MAX_KEYS = 10_000;
 const JOB_CONCURRENCY = 8;
 
 export interface ResumeDeps {
-  readonly s3: S3Client;
-  readonly bucket: string;
+  /** The bucket's listings (`async/`, `batch/`). */
+  readonly objects: ObjectReader & FolderReader;
   /** The work queue: where `async-infer` and `register-complete` messages go. */
   readonly queue: QueuePublisher;
   /** The registry whose PENDING versions are taken up. */
@@ -194,8 +194,7 @@ export function describeResume(s: ResumeSummary, maxKeys = RESUME_MAX_KEYS): str
 }
 
 /**
- * The ids of the stored async requests without an answer, from a listing of `async/` (ListObjects v1 continued by
- * `Marker`, as s3rver answers it) of at most `maxKeys` keys.
+ * The ids of the stored async requests without an answer, from a listing of `async/` of at most `maxKeys` keys.
  */
 async function unansweredRequests(
   deps: ResumeDeps,
@@ -205,20 +204,14 @@ async function unansweredRequests(
   const requested = new Set<string>();
   const answered = new Set<string>();
   let listed = 0;
-  let marker: string | undefined;
-  let truncated = false;
+  let startAfter: string | undefined;
   let last: string | undefined;
   for (;;) {
-    const page = await deps.s3.send(
-      new ListObjectsCommand({
-        Bucket: deps.bucket,
-        Prefix: prefix,
-        MaxKeys: Math.min(1000, maxKeys - listed),
-        ...(marker !== undefined ? { Marker: marker } : {}),
-      }),
-    );
-    const keys = (page.Contents ?? []).flatMap((o) => (o.Key !== undefined ? [o.Key] : []));
-    for (const key of keys) {
+    const page = await deps.objects.list(prefix, {
+      maxKeys: Math.min(1000, maxKeys - listed),
+      ...(startAfter !== undefined ? { startAfter } : {}),
+    });
+    for (const { key } of page.objects) {
       const slash = key.indexOf('/', prefix.length);
       if (slash < 0) continue;
       const id = key.slice(prefix.length, slash);
@@ -226,42 +219,32 @@ async function unansweredRequests(
       if (key === ASYNC_KEYS.request(id)) requested.add(id);
       else if (key === ASYNC_KEYS.result(id)) answered.add(id);
     }
-    listed += keys.length;
-    marker = keys.at(-1);
-    if (page.IsTruncated !== true || marker === undefined) break;
+    listed += page.objects.length;
+    startAfter = page.objects.at(-1)?.key;
+    if (!page.truncated || startAfter === undefined) break;
     if (listed >= maxKeys) {
-      truncated = true;
-      // The keys of the last request seen may go on past the listing (its result among them).
+      // The keys of the last request seen may go on past the listing (its result among them): left for later.
       if (last !== undefined) requested.delete(last);
-      break;
+      return { ids: [...requested].filter((id) => !answered.has(id)), truncated: true };
     }
   }
-  return { ids: [...requested].filter((id) => !answered.has(id)), truncated };
+  return { ids: [...requested].filter((id) => !answered.has(id)), truncated: false };
 }
 
-/** The job ids under `batch/` (the listing's common prefixes), at most `maxKeys`. */
+/** The job ids under `batch/` (its folders), at most `maxKeys`. */
 async function jobFolders(deps: ResumeDeps, maxKeys: number): Promise<{ ids: string[]; truncated: boolean }> {
-  const prefix = S3_KEYS.batchPrefix;
   const ids: string[] = [];
-  let marker: string | undefined;
+  let startAfter: string | undefined;
   for (;;) {
-    const page = await deps.s3.send(
-      new ListObjectsCommand({
-        Bucket: deps.bucket,
-        Prefix: prefix,
-        Delimiter: '/',
-        ...(marker !== undefined ? { Marker: marker } : {}),
-      }),
+    const page = await deps.objects.folders(
+      S3_KEYS.batchPrefix,
+      startAfter !== undefined ? { startAfter } : {},
     );
-    const folders = (page.CommonPrefixes ?? []).flatMap((p) => (p.Prefix !== undefined ? [p.Prefix] : []));
-    for (const folder of folders) {
+    for (const id of page.folders) {
       if (ids.length >= maxKeys) return { ids, truncated: true };
-      const id = folder.slice(prefix.length, -1);
-      if (id !== '') ids.push(id);
+      ids.push(id);
     }
-    const next = page.NextMarker ?? folders.at(-1) ?? page.Contents?.at(-1)?.Key;
-    if (page.IsTruncated !== true || next === undefined || next === marker) break;
-    marker = next;
+    if (!page.truncated || page.next === undefined) return { ids, truncated: false };
+    startAfter = page.next;
   }
-  return { ids, truncated: false };
 }

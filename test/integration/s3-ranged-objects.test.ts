@@ -286,6 +286,44 @@ describe('S3RangedObjects (s3rver)', () => {
     });
   });
 
+  describe('folders', () => {
+    beforeAll(async () => {
+      for (const f of ['f3', 'f1', 'f5', 'f2', 'f4']) {
+        for (const k of ['a', 'b/c']) await blobs.put(`folders/${f}/${k}`, 'x');
+      }
+      await blobs.put('folders/top', 'x');
+    });
+
+    it('lists the folders under a prefix in key order, without the keys beside them', async () => {
+      expect(await blobs.folders('folders/')).toEqual({
+        folders: ['f1', 'f2', 'f3', 'f4', 'f5'],
+        truncated: false,
+      });
+    });
+
+    it('lists the folders after startAfter only (a folder named by it is not listed again)', async () => {
+      expect(await blobs.folders('folders/', { startAfter: 'folders/f2/' })).toEqual({
+        folders: ['f3', 'f4', 'f5'],
+        truncated: false,
+      });
+      expect(await blobs.folders('folders/', { startAfter: 'folders/f2/b/c' })).toMatchObject({
+        folders: ['f3', 'f4', 'f5'],
+      });
+    });
+
+    it('emulator: answers every folder in one page, whatever MaxKeys (S3 pages them)', async () => {
+      expect(await blobs.folders('folders/', { maxKeys: 1 })).toEqual({
+        folders: ['f1', 'f2', 'f3', 'f4', 'f5'],
+        truncated: false,
+      });
+    });
+
+    it('lists no folder under a prefix without any', async () => {
+      expect(await blobs.folders('folders/f1/b/')).toEqual({ folders: [], truncated: false });
+      expect(await blobs.folders('none/')).toEqual({ folders: [], truncated: false });
+    });
+  });
+
   describe('multipart uploads', () => {
     const seg = (i: number) => `batch/M/parts/${String(i).padStart(6, '0')}/000000000-000000010.jsonl`;
     const segments = [text(S3_MIN_PART_BYTES + 3, 11), text(S3_MIN_PART_BYTES, 12), text(777, 13)];
