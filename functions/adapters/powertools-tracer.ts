@@ -35,9 +35,10 @@ const isTracerMissing = (e: unknown): boolean =>
  * Loads the Powertools Tracer for `serviceName`; `enabled` is false outside a traced Lambda invocation. A function
  * without the tracer layer (the stack attaches it wherever tracing is on, so: one deployed with tracing off) gets
  * {@link noTracer}: it records nothing, as an untraced function should. An enabled tracer runs each invocation of
- * the process's entry point in its invocation subsegment (`traceInvocations`).
+ * the process's entry point in its invocation subsegment (`traceInvocations`), named `## {handler}` after the
+ * function's handler setting (`EnvironmentVariables.lambdaHandler()`).
  */
-export async function loadTracer(serviceName: string): Promise<Tracer> {
+export async function loadTracer(serviceName: string, handler = 'handler'): Promise<Tracer> {
   let tracerModule: PowertoolsTracerModule;
   try {
     tracerModule = requireModule(TRACER_PACKAGE) as PowertoolsTracerModule;
@@ -47,7 +48,7 @@ export async function loadTracer(serviceName: string): Promise<Tracer> {
   }
   const { Tracer: PowertoolsTracer } = tracerModule;
   const tracer = new PowertoolsTracer({ serviceName });
-  traceInvocations(tracer.isTracingEnabled() ? invocationSubsegment(tracer) : undefined);
+  traceInvocations(tracer.isTracingEnabled() ? invocationSubsegment(tracer, handler) : undefined);
   return {
     enabled: tracer.isTracingEnabled(),
     async span(name, fn) {
@@ -91,8 +92,8 @@ function openSubsegment(tracer: PowertoolsTracer, name: string): ((error?: unkno
  * opened before the handler runs, closed (with the error the handler threw, if any) once it has answered, and the
  * function's segment current again.
  */
-function invocationSubsegment(tracer: PowertoolsTracer): InvocationTrace {
-  const name = `## ${process.env._HANDLER ?? 'handler'}`;
+function invocationSubsegment(tracer: PowertoolsTracer, handler: string): InvocationTrace {
+  const name = `## ${handler}`;
   return (fn, event, context) => {
     const end = openSubsegment(tracer, name);
     if (!end) return fn(event, context);

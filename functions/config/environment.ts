@@ -171,6 +171,11 @@ export class EnvironmentVariables {
     return Boolean(this.#env[ENV.xrayDaemonAddress]);
   }
 
+  /** The function's handler setting (`_HANDLER`, e.g. `index.handler`); `handler` outside Lambda. */
+  lambdaHandler(): string {
+    return this.#env[ENV.lambdaHandler] || 'handler';
+  }
+
   // --- maas ------------------------------------------------------------------------------------------------
 
   /**

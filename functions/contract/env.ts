@@ -43,6 +43,8 @@ export const ENV = {
   initializationType: 'AWS_LAMBDA_INITIALIZATION_TYPE',
   /** Set by Lambda when the function has active X-Ray tracing. */
   xrayDaemonAddress: 'AWS_XRAY_DAEMON_ADDRESS',
+  /** The function's handler setting (`index.handler`), which names its invocation subsegments. */
+  lambdaHandler: '_HANDLER',
   // The developer tools (`maas dev`, the CLI).
   home: 'MAAS_HOME',
   port: 'PORT',

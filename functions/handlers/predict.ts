@@ -389,10 +389,15 @@ export function createPredictHandler(
 // The adapters are imported statically: the bundler tree-shakes statically imported modules only (a dynamic
 // import keeps the whole module graph behind it), and onnxruntime itself still loads lazily (loadOnnxRuntime).
 
-async function fromEnvironment(config: MaasConfig, initializedAhead: boolean, traced: boolean) {
+async function fromEnvironment(
+  config: MaasConfig,
+  initializedAhead: boolean,
+  traced: boolean,
+  handlerName: string,
+) {
   const { threads, memoryBudgetBytes } = ortEngineOptions(config);
   // X-Ray: loaded only when the function is traced; untraced, the ports are used undecorated.
-  const tracer = traced ? await loadTracer(SERVICE_NAMES.predict) : noTracer;
+  const tracer = traced ? await loadTracer(SERVICE_NAMES.predict, handlerName) : noTracer;
   const engine = sharedOrtEngine({ threads });
   // onnxruntime loads and initializes in the background, overlapping the first request's DynamoDB and S3 calls.
   const warm = engine.warmUp().catch((e: unknown) => {
@@ -479,7 +484,12 @@ async function buildDefault(): Promise<(event: HttpEvent, context?: Invocation) 
   const env = new EnvironmentVariables();
   if (!env.hasTable()) return misconfiguredHandler(new Error(`${ENV.table} is not set`), functionLogger);
   try {
-    return await fromEnvironment(env.config(), env.initializedAhead(), env.tracingActive());
+    return await fromEnvironment(
+      env.config(),
+      env.initializedAhead(),
+      env.tracingActive(),
+      env.lambdaHandler(),
+    );
   } catch (e) {
     return misconfiguredHandler(e, functionLogger);
   }

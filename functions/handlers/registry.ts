@@ -521,7 +521,9 @@ async function buildDefault(): Promise<
     return createRegistryHandler({
       // One EMF document per request, by operation; X-Ray when the function is traced (its AWS calls as spans).
       metrics: new EmfMetricsSink({ serviceName: SERVICE_NAMES.registry }),
-      ...(env.tracingActive() ? { tracer: await loadTracer(SERVICE_NAMES.registry) } : {}),
+      ...(env.tracingActive()
+        ? { tracer: await loadTracer(SERVICE_NAMES.registry, env.lambdaHandler()) }
+        : {}),
       repo: new DynamoRegistryRepository({ doc, table: cfg.table }),
       rollouts: new DynamoRolloutRepository({ doc, table: cfg.table }),
       guard: registrationGuard(doc, cfg.table),

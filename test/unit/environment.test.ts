@@ -1,3 +1,6 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
 /**
  * The config module (functions/config/environment.ts): every variable it reads, the defaults, the messages of bad
  * values, the one region rule and the configured endpoints — and that the AWS adapters follow them.
@@ -266,6 +269,11 @@ describe('developer tool settings', () => {
     expect(vars({ MAAS_ENDPOINT: 'https://api.example' }).cliEndpoint()).toBe('https://api.example');
     expect(vars({ MAAS_ENDPOINT: '' }).cliEndpoint()).toBeUndefined();
   });
+
+  it("read Lambda's handler setting, which names the invocation subsegments (handler outside Lambda)", () => {
+    expect(vars({ _HANDLER: 'index.handler' }).lambdaHandler()).toBe('index.handler');
+    expect(vars({}).lambdaHandler()).toBe('handler');
+  });
 });
 
 describe('writing the process environment', () => {
@@ -333,5 +341,15 @@ describe('rollout settings', () => {
       new EnvironmentVariables({ MAAS_TABLE: 't', MAAS_EVENT_BUS: 'b' }).rolloutControllerConfig(),
     ).toEqual({ table: 't', eventBus: 'b' });
     expect(() => new EnvironmentVariables({}).rolloutControllerConfig()).toThrow('MAAS_TABLE is not set');
+  });
+});
+
+describe('one environment reader', () => {
+  it('no module of functions/ but config/ reads process.env', () => {
+    const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'functions');
+    const readers = (readdirSync(root, { recursive: true }) as string[])
+      .filter((f) => f.endsWith('.ts') && !f.startsWith(`config${sep}`))
+      .filter((f) => /\bprocess\.env\b/.test(readFileSync(join(root, f), 'utf8')));
+    expect(readers).toEqual([]);
   });
 });

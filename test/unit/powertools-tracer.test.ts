@@ -116,7 +116,7 @@ function spanningPredictor(tracer: Tracer): Predictor {
 
 describe('loadTracer in a traced Lambda', () => {
   it('runs each predict invocation in its subsegment: spans nested, annotations recorded, no line written', async () => {
-    const tracer = await loadTracer('maas-predict');
+    const tracer = await loadTracer('maas-predict', 'index.handler');
     expect(tracer.enabled).toBe(true);
     const handler = withInvocationDeadline(
       createPredictHandler({
@@ -155,7 +155,7 @@ describe('loadTracer in a traced Lambda', () => {
   });
 
   it('annotates a registry invocation with its operation on its subsegment', async () => {
-    const tracer = await loadTracer('maas-registry');
+    const tracer = await loadTracer('maas-registry', 'index.handler');
     const unused = () => {
       throw new Error('not used by this test');
     };
@@ -177,7 +177,7 @@ describe('loadTracer in a traced Lambda', () => {
   });
 
   it('closes the subsegment of an invocation that throws as a fault; the next one is not nested in it', async () => {
-    const tracer = await loadTracer('maas-predict');
+    const tracer = await loadTracer('maas-predict', 'index.handler');
     const handler = withInvocationDeadline(async (fail: boolean) => {
       await tracer.span(TRACE_SPANS.registryRead, async () => undefined);
       if (fail) throw new Error('boom');
@@ -193,7 +193,7 @@ describe('loadTracer in a traced Lambda', () => {
 
   it('with tracing disabled, records nothing: invocations run as they are', async () => {
     vi.stubEnv('POWERTOOLS_TRACE_ENABLED', 'false');
-    const tracer = await loadTracer('maas-predict');
+    const tracer = await loadTracer('maas-predict', 'index.handler');
     expect(tracer.enabled).toBe(false);
     const handler = withInvocationDeadline(async () => tracer.span(TRACE_SPANS.run, async () => 7));
     expect(await inTrace(6, () => handler(undefined))).toBe(7);
