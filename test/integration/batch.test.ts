@@ -331,7 +331,10 @@ describe('batch scoring', () => {
     expect(outcome).toMatchObject({ kind: 'ignored', key });
     expect((outcome as { reason?: string }).reason).toMatch(/'job ü' is no job id \(1-128 characters/);
     const warned = env.logs.filter((l) => l.message === 's3 event ignored');
-    expect(warned.at(-1)).toMatchObject({ level: 'WARN', extra: { key } });
+    expect(warned.at(-1)).toMatchObject({
+      level: 'WARN',
+      extra: { key, reason: expect.stringMatching(/'job ü' is no job id/) },
+    });
     expect(await env.getText('batch/job ü/status.json')).toBeUndefined();
     // Other keys under batch/ are handled as before, without a warning.
     await env.s3Events(await env.put('batch/job-x/notes.txt', 'x'));

@@ -125,6 +125,12 @@ describe('maas predict with binary tensor data', () => {
     return { code, out: c.stdout(), err: c.stderr() };
   };
   const infers = () => proxy.seen.filter((x) => x.method === 'POST' && x.path.endsWith('/infer'));
+  /** The one infer request sent since `infers()` had `before` of them. */
+  const sentSince = (before: number) => {
+    const sent = infers().slice(before);
+    expect(sent).toHaveLength(1);
+    return sent[0]!;
+  };
   const rows = '[[5.1,3.5,1.4,0.2],[6.7,3.0,5.2,2.3],[6.4,3.2,4.5,1.5]]';
 
   beforeAll(async () => {
@@ -268,8 +274,9 @@ describe('maas predict with binary tensor data', () => {
       '[[9223372036854775807, 9007199254740993]]',
       '{"inputs":[{"name":"x","datatype":"INT64","shape":[1,2],"data":[[-9223372036854775808,9007199254740993]]}]}',
     ]) {
+      const before = infers().length;
       const bin = await cli(proxy.url, 'predict', 'same64', '--input', input);
-      expect(infers().at(-1)!.headers['inference-header-content-length']).toBeDefined();
+      expect(sentSince(before).headers['inference-header-content-length']).toBeDefined();
       const json = await cli(proxy.url, '--json', 'predict', 'same64', '--input', input);
       expect(bin.err).toBe('');
       expect(json.err).toBe('');
@@ -289,8 +296,9 @@ describe('maas predict with binary tensor data', () => {
       '{"inputs":[{"name":"features","datatype":"FP32","shape":[1,4],"data":[1,2,3,4],"parameters":[5]}]}',
     ];
     for (const input of refused) {
+      const before = infers().length;
       const bin = await cli(proxy.url, 'predict', 'flowers', '--input', input);
-      expect(infers().at(-1)!.headers['inference-header-content-length'], input).toBeDefined();
+      expect(sentSince(before).headers['inference-header-content-length'], input).toBeDefined();
       const json = await cli(proxy.url, '--json', 'predict', 'flowers', '--input', input);
       expect(json.code, input).toBe(1);
       expect(json.err, input).toMatch(/\(400 [A-Z_]+\)/);
@@ -347,6 +355,7 @@ describe('maas predict with binary tensor data', () => {
   });
 
   it('reports refusals of a binary request as before (exit 1, status and code)', async () => {
+    const before = infers().length;
     const r = await cli(
       proxy.url,
       'predict',
@@ -356,7 +365,7 @@ describe('maas predict with binary tensor data', () => {
     );
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/error: .*\(400 [A-Z_]+\)/);
-    expect(infers().at(-1)!.headers['inference-header-content-length']).toBeDefined();
+    expect(sentSince(before).headers['inference-header-content-length']).toBeDefined();
     const missing = await cli(proxy.url, 'predict', 'nothing-here@1', '--input', '{"inputs":[]}');
     expect(missing.code).toBe(1);
     expect(missing.err).toMatch(/404/);

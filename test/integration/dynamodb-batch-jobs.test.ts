@@ -170,9 +170,15 @@ describe('DynamoBatchJobRepository (DynamoDB Local)', () => {
 
     it('creates one record when the same start runs several times at once', async () => {
       const job = newJob();
-      const all = await Promise.all(Array.from({ length: 8 }, () => repo.createJob(job)));
-      for (const r of all)
-        expect(r).toMatchObject({ jobId: job.jobId, inputTag: job.inputTag, state: 'running' });
+      // Each start of its own time: every caller gets the record of the one start that was written.
+      const all = await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          repo.createJob({ ...job, startedAt: `2026-01-01T00:00:0${i}.000Z` }),
+        ),
+      );
+      expect(new Set(all.map((r) => r.startedAt)).size).toBe(1);
+      expect(all[0]).toMatchObject({ jobId: job.jobId, inputTag: job.inputTag, state: 'running' });
+      expect(await repo.getJob(job.jobId)).toEqual(all[0]);
     });
   });
 
@@ -496,7 +502,7 @@ describe('DynamoBatchJobRepository (DynamoDB Local)', () => {
       const counted = results.filter((r) => r.kind === 'counted').length;
       expect(counted + results.filter((r) => r.kind === 'stopped').length).toBe(20);
       expect(results.filter((r) => r.kind === 'stopped').every((r) => r.state === 'cancelled')).toBe(true);
-      expect(cancelled).toBeDefined();
+      expect(cancelled).toMatchObject({ state: 'cancelled', partsDone: counted });
       const after = (await repo.getJob(job.jobId))!;
       expect(after).toMatchObject({ state: 'cancelled', partsDone: counted });
       expect(await repo.listParts(job.jobId, job.inputTag)).toHaveLength(counted);

@@ -45,13 +45,24 @@ describe('test harness', () => {
       const got = await env.s3.send(new GetObjectCommand({ Bucket: env.bucket, Key: key }));
       return Buffer.from(await got.Body!.transformToByteArray());
     };
-    const writes = Array.from({ length: 30 }, (_, i) =>
-      env.s3.send(new PutObjectCommand({ Bucket: env.bucket, Key: key, Body: bodies[i % 3] })),
-    );
-    const reads = Array.from({ length: 60 }, () => read());
-    await Promise.all(writes);
-    const seen = await Promise.all(reads);
+    // Four readers read the key over and over while it is written 30 times, one write after the other.
+    let writing = true;
+    const writes = (async () => {
+      for (let i = 0; i < 30; i++) {
+        await env.s3.send(new PutObjectCommand({ Bucket: env.bucket, Key: key, Body: bodies[i % 3] }));
+      }
+    })().finally(() => {
+      writing = false;
+    });
+    const seen: Buffer[] = [];
+    const reader = async () => {
+      while (writing && seen.length < 1000) seen.push(await read());
+    };
+    await Promise.all([writes, reader(), reader(), reader(), reader()]);
     const which = seen.map((body) => bodies.findIndex((b) => b.equals(body)));
     expect(which.filter((i) => i < 0)).toEqual([]);
+    // The reads overlapped the writes: they saw more than one of the objects. The last write stays.
+    expect(new Set(which).size).toBeGreaterThan(1);
+    expect((await read()).equals(bodies[29 % 3]!)).toBe(true);
   });
 });
