@@ -75,7 +75,17 @@ export function parseInferenceBody(text: string): unknown {
 }
 
 const FAST_PATH_MIN_LENGTH = 16 * 1024;
-const MARKER = '\\u0000maas-data:';
+/**
+ * Where `parseWithNumericData` leaves a numeric array it read, to put it back after `JSON.parse`: a string with a
+ * random part drawn once per process, so that no caller can write one (a caller's look-alike string in an input's
+ * `data` would otherwise receive an array read from elsewhere in the body). As written into the JSON text
+ * (`MARKER_TEXT`) and as parsed (`MARKER`).
+ */
+const MARKER_NONCE = Array.from(globalThis.crypto.getRandomValues(new Uint32Array(4)), (n) =>
+  n.toString(36),
+).join('');
+const MARKER = `\u0000maas-data:${MARKER_NONCE}:`;
+const MARKER_TEXT = `\\u0000maas-data:${MARKER_NONCE}:`;
 const POW10 = Array.from({ length: 23 }, (_, i) => 10 ** i);
 
 function skipWs(text: string, i: number): number {
@@ -206,7 +216,7 @@ function parseWithNumericData(text: string): unknown {
     if (text.charCodeAt(j) !== 91) continue;
     const read = readNumericData(text, j);
     if (!read) continue;
-    skeleton += `${text.slice(copied, j)}"${MARKER}${arrays.length}"`;
+    skeleton += `${text.slice(copied, j)}"${MARKER_TEXT}${arrays.length}"`;
     arrays.push(read.values);
     copied = read.end;
     i = read.end;
@@ -218,11 +228,10 @@ function parseWithNumericData(text: string): unknown {
   let placed = 0;
   const inputs = body?.inputs;
   if (Array.isArray(inputs)) {
-    const prefix = '\u0000maas-data:';
     for (const input of inputs) {
       const data = (input as { data?: unknown } | null)?.data;
-      if (typeof data !== 'string' || !data.startsWith(prefix)) continue;
-      const k = Number(data.slice(prefix.length));
+      if (typeof data !== 'string' || !data.startsWith(MARKER)) continue;
+      const k = Number(data.slice(MARKER.length));
       if (!(k === placed)) return undefined;
       (input as { data: unknown }).data = arrays[k];
       placed++;

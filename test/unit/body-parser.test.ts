@@ -96,4 +96,16 @@ describe('numeric data read straight from the body', () => {
     });
     expect(parseInferenceBody(text)).toEqual(JSON.parse(text));
   });
+
+  it('never gives an input the numbers of another "data" array, whatever string its own data is', () => {
+    // A large body (read by the fast path) whose input's data is a string naming a numeric array read elsewhere.
+    const filler = 'x'.repeat(17_000);
+    for (const forged of ['\u0000maas-data:0', '\u0000maas-data:0:0', 'maas-data:0']) {
+      const text = JSON.stringify({
+        parameters: { pad: filler, data: [5.1, 3.5, 1.4, 0.2] },
+        inputs: [{ name: 'features', shape: [1, 4], datatype: 'FP32', data: forged }],
+      });
+      expect(parseInferenceBody(text), JSON.stringify(forged)).toEqual(JSON.parse(text));
+    }
+  });
 });
