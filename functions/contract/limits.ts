@@ -75,6 +75,11 @@ export const LIMITS = {
    */
   maxNesting: 32,
   /**
+   * Longest error message answered (characters; longer ones end in `…`): a refusal that quotes what the caller sent
+   * stays a small answer, well within a synchronous response, whatever the caller sent.
+   */
+  maxErrorMessageChars: 2000,
+  /**
    * Binary requests' headers kept per function instance (domain/binary-header-cache.ts), and binary answers'
    * headers (`BinaryAnswerEncoder`, domain/binary-tensors.ts), each of at most `maxRememberedBinaryHeaderBytes`
    * bytes: a client sending the same header again (the same inputs, shapes and outputs: what most clients do)

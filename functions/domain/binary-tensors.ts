@@ -20,6 +20,7 @@
 import { LIMITS } from '../contract/limits';
 import { parseInferenceBody } from './body-parser';
 import { BadRequestError } from './errors';
+import { shownValue } from './names';
 import { markDecoded, type OipRequest } from './oip-decode';
 import { dataToJsonValues, outputToJsonText } from './oip-encode';
 import { elementCount, type Tensor, type TensorData } from './tensor';
@@ -201,7 +202,7 @@ export function binaryFlag(parameters: unknown, key: string, what: string): bool
   if (!isObject(parameters)) return undefined;
   const v = parameters[key];
   if (v === undefined || typeof v === 'boolean') return v;
-  return bad(`${what}: '${key}' must be true or false, got ${JSON.stringify(v)}`, 'INVALID_PARAMETERS');
+  return bad(`${what}: '${key}' must be true or false, got ${shownValue(v)}`, 'INVALID_PARAMETERS');
 }
 
 /**
@@ -258,13 +259,13 @@ export function parseBinaryRequest(
     const size = isObject(input.parameters) ? input.parameters.binary_data_size : undefined;
     if (size === undefined) continue; // a JSON input: left to JSON validation
     if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
-      bad(`input '${name}': binary_data_size must be a non-negative integer, got ${JSON.stringify(size)}`);
+      bad(`input '${name}': binary_data_size must be a non-negative integer, got ${shownValue(size)}`);
     }
     if (input.data !== undefined) bad(`input '${name}': both 'data' and binary_data_size are given`);
     const datatype = input.datatype;
     if (typeof datatype !== 'string' || !DATATYPE_SET.has(datatype)) {
       bad(
-        `input '${name}': datatype ${JSON.stringify(datatype)} is not one of ${DATATYPES.join(', ')}`,
+        `input '${name}': datatype ${shownValue(datatype)} is not one of ${DATATYPES.join(', ')}`,
         'INVALID_DATATYPE',
       );
     }

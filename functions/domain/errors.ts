@@ -4,11 +4,14 @@
  * keeps it as `cause` (logged, never answered). Anything that is not a MaasError is a 500 with a generic
  * message.
  */
+import { LIMITS } from '../contract/limits';
+
 export abstract class MaasError extends Error {
   abstract readonly status: number;
   abstract readonly code: string;
   constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
+    const max = LIMITS.maxErrorMessageChars;
+    super(message.length > max ? `${message.slice(0, max)}…` : message, options);
     this.name = new.target.name;
   }
 }

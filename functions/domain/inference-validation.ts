@@ -6,7 +6,7 @@
 import { LIMITS } from '../contract/limits';
 import { binaryFlag, INVALID_BINARY_DATA } from './binary-tensors';
 import { BadRequestError } from './errors';
-import { hasLoneSurrogate } from './names';
+import { hasLoneSurrogate, shownValue } from './names';
 import { nestsDeeperThan } from './nesting';
 import { decodeTensor, type OipRequest } from './oip-decode';
 import type { Tensor } from './tensor';
@@ -158,7 +158,7 @@ export function checkRequestShape(body: unknown): OipRequest {
     const name = input.name;
     if (typeof input.datatype !== 'string' || !DATATYPE_SET.has(input.datatype)) {
       bad(
-        `input '${name}': datatype ${JSON.stringify(input.datatype)} is not one of ${DATATYPES.join(', ')}`,
+        `input '${name}': datatype ${shownValue(input.datatype)} is not one of ${DATATYPES.join(', ')}`,
         'INVALID_DATATYPE',
       );
     }

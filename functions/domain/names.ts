@@ -9,6 +9,17 @@ import { BadRequestError } from './errors';
 const VERSION_NUMBER = /^[1-9][0-9]{0,8}$/;
 const ALL_DIGITS = /^[0-9]+$/;
 
+/**
+ * A value a caller sent, as an error message shows it: a string or a number as JSON text (a string shortened by
+ * `quoted`), an array or an object by its kind alone (its text could be huge, and a deeply nested one overflows the
+ * stack of `JSON.stringify` or `String`).
+ */
+export function shownValue(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(quoted(v));
+  if (Array.isArray(v)) return 'an array';
+  return v !== null && typeof v === 'object' ? 'an object' : String(v);
+}
+
 /** Shortens what a caller sent before it is quoted in an error message. */
 export function quoted(s: string, n = 80): string {
   return s.length > n ? `${s.slice(0, n)}…` : s;

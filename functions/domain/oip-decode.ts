@@ -13,7 +13,7 @@
  * Pure: no I/O, no onnxruntime.
  */
 import { BadRequestError } from './errors';
-import { hasLoneSurrogate } from './names';
+import { hasLoneSurrogate, shownValue } from './names';
 import {
   elementCount,
   FP16_OVERFLOW,
@@ -92,7 +92,7 @@ export function flattenData(
 }
 
 function invalid(name: string, i: number, expected: string, v: unknown, code = 'INVALID_DATA'): never {
-  const shown = typeof v === 'string' ? `'${v.length > 40 ? `${v.slice(0, 40)}…` : v}'` : String(v);
+  const shown = typeof v === 'string' ? `'${v.length > 40 ? `${v.slice(0, 40)}…` : v}'` : shownValue(v);
   throw new BadRequestError(`input '${name}': data[${i}] is ${shown}; expected ${expected}`, code);
 }
 

@@ -835,3 +835,38 @@ describe('encodeBinaryResponse', () => {
     ).toEqual([true, false]);
   });
 });
+
+describe('parseBinaryRequest: header values nested too deep to quote', () => {
+  /** JSON text of an array nested 100 000 levels (too deep for a recursive stringify). */
+  const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+  it.each([
+    [
+      'binary_data_output',
+      `{"parameters":{"binary_data_output":${deep}},"inputs":[]}`,
+      'INVALID_PARAMETERS',
+      /got an array/,
+    ],
+    [
+      'binary_data_size',
+      `{"inputs":[{"name":"x","datatype":"FP32","shape":[1],"parameters":{"binary_data_size":${deep}}}]}`,
+      'INVALID_BINARY_DATA',
+      /got an array/,
+    ],
+    [
+      'datatype',
+      `{"inputs":[{"name":"x","datatype":${deep},"shape":[1],"parameters":{"binary_data_size":4}}]}`,
+      'INVALID_DATATYPE',
+      /datatype an array is not one of/,
+    ],
+  ])('%s is refused as a 400 naming its kind', (_field, header, code, message) => {
+    const [b, hl] = body(header, [new Uint8Array(4)]);
+    let caught: unknown;
+    try {
+      parseBinaryRequest(b, hl);
+    } catch (e) {
+      caught = e;
+    }
+    expect(caught).toBeInstanceOf(BadRequestError);
+    expect(caught).toMatchObject({ code, message: expect.stringMatching(message) });
+  });
+});

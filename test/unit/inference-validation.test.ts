@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { LIMITS } from '../../functions/contract/limits';
 import { BadRequestError } from '../../functions/domain/errors';
 import { compileSignature, validateInferenceRequest } from '../../functions/domain/inference-validation';
 import type { ModelSignature } from '../../functions/domain/types';
@@ -150,22 +151,24 @@ describe('validateInferenceRequest', () => {
     }
   });
 
-  it.each([['yes'], [1], [null], [{}]])(
-    'rejects binary data flags that are not booleans (%j), before the request runs',
-    (flag) => {
-      for (const [body, message] of [
-        [{ ...good(), parameters: { binary_data_output: flag } }, "'parameters': 'binary_data_output'"],
-        [
-          { ...good(), outputs: [{ name: 'logits', parameters: { binary_data: flag } }] },
-          "output 'logits': 'binary_data'",
-        ],
-      ] as const) {
-        const e = rejection(body);
-        expect(e.code).toBe('INVALID_PARAMETERS');
-        expect(e.message).toBe(`${message} must be true or false, got ${JSON.stringify(flag)}`);
-      }
-    },
-  );
+  it.each([
+    ['yes', '"yes"'],
+    [1, '1'],
+    [null, 'null'],
+    [{}, 'an object'],
+  ])('rejects binary data flags that are not booleans (%j), before the request runs', (flag, shown) => {
+    for (const [body, message] of [
+      [{ ...good(), parameters: { binary_data_output: flag } }, "'parameters': 'binary_data_output'"],
+      [
+        { ...good(), outputs: [{ name: 'logits', parameters: { binary_data: flag } }] },
+        "output 'logits': 'binary_data'",
+      ],
+    ] as const) {
+      const e = rejection(body);
+      expect(e.code).toBe('INVALID_PARAMETERS');
+      expect(e.message).toBe(`${message} must be true or false, got ${shown}`);
+    }
+  });
 
   it('says an input with binary_data_size but no data needs the binary form', () => {
     const [features, mask] = good().inputs;
@@ -183,5 +186,43 @@ describe('validateInferenceRequest', () => {
       outputs: [{ name: 'logits', parameters: { binary_data: false } }],
     };
     expect(validateInferenceRequest(body, sig).outputs).toEqual(['logits']);
+  });
+});
+
+describe('refusals that quote what the caller sent', () => {
+  /** JSON text of an array nested `depth` levels (too deep for a recursive stringify). */
+  const deep = (depth: number) => JSON.parse(`${'['.repeat(depth)}${']'.repeat(depth)}`) as unknown;
+
+  it('name a deeply nested datatype or data element by its kind, as a 400', () => {
+    const datatype = rejection({
+      inputs: [{ name: 'features', shape: [1, 4], datatype: deep(5000), data: [1, 2, 3, 4] }],
+    });
+    expect(datatype.code).toBe('INVALID_DATATYPE');
+    expect(datatype.message).toMatch(/^input 'features': datatype an array is not one of /);
+    const element = rejection({
+      inputs: [{ ...good().inputs[0]!, data: [1, deep(5000), 3, 4] }, good().inputs[1]],
+    });
+    expect(element.code).toBe('INVALID_DATA');
+    expect(element.message).toMatch(/data\[1\] is an array; expected/);
+    const object = rejection({
+      inputs: [{ ...good().inputs[0]!, data: [1, { a: 1 }, 3, 4] }, good().inputs[1]],
+    });
+    expect(object.message).toMatch(/data\[1\] is an object; expected/);
+  });
+
+  it('quote a long string shortened, and no message is longer than LIMITS.maxErrorMessageChars', () => {
+    const datatype = rejection({
+      inputs: [{ name: 'features', shape: [1, 4], datatype: '"'.repeat(1_000_000), data: [1, 2, 3, 4] }],
+    });
+    expect(datatype.code).toBe('INVALID_DATATYPE');
+    expect(datatype.message).toContain(`datatype "${'\\"'.repeat(80)}…" is not one of`);
+    const named = rejection({
+      inputs: [{ name: 'n'.repeat(1_000_000), shape: [1, 4], datatype: 'FP33', data: [1, 2, 3, 4] }],
+    });
+    expect(named.message.length).toBe(LIMITS.maxErrorMessageChars + 1);
+    expect(named.message.endsWith('…')).toBe(true);
+    expect(new BadRequestError('x'.repeat(LIMITS.maxErrorMessageChars)).message).toBe(
+      'x'.repeat(LIMITS.maxErrorMessageChars),
+    );
   });
 });
