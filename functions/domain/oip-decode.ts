@@ -35,7 +35,11 @@ export interface OipRequest {
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 const UINT64_MAX = 2n ** 64n - 1n;
-const FP32_MAX = 3.4028234663852886e38;
+/**
+ * The least magnitude that rounds to an infinite FP32 (2^128 − 2^103, FLT_MAX plus half its last place): every
+ * number below it in magnitude is a finite FP32 once rounded, as the FP32 maximum printed short (3.4028235e38) is.
+ */
+const FP32_OVERFLOW = 3.4028235677973366e38;
 
 /** Flattens OIP `data` (flat or nested, row-major) checking that a nested layout matches `shape`. */
 export function flattenData(
@@ -193,7 +197,8 @@ function decodeValues(name: string, datatype: Datatype, flat: readonly unknown[]
       for (let i = 0; i < n; i++) {
         const v = flat[i];
         if (typeof v !== 'number') invalid(name, i, 'a finite number (FP32)', v);
-        if (!(v >= -FP32_MAX && v <= FP32_MAX)) invalid(name, i, 'a finite FP32 number', v, 'NON_FINITE');
+        if (!(v > -FP32_OVERFLOW && v < FP32_OVERFLOW))
+          invalid(name, i, 'a finite FP32 number', v, 'NON_FINITE');
         out[i] = v;
       }
       return out;

@@ -141,6 +141,32 @@ describe('decodeTensor', () => {
     expect(() => decodeTensor('h', 'FP16', [1], [65520])).toThrow(/\|v\| < 65520/);
   });
 
+  it('FP32 accepts exactly the numbers that round to a finite float, in short and long bodies alike', () => {
+    // numpy prints the FP32 maximum as 3.4028235e38: above FLT_MAX as a double, FLT_MAX once rounded.
+    const bound = 2 ** 128 - 2 ** 103;
+    const accepted = [3.4028235e38, 3.4028234663852886e38, bound - 2 ** 75];
+    for (const data of [
+      [...accepted, ...accepted.map((v) => -v)],
+      Float64Array.from([...accepted, ...accepted.map((v) => -v)]),
+    ]) {
+      const t = decodeTensor('f', 'FP32', [data.length], data);
+      expect(Array.from(t.data as Float32Array)).toEqual([
+        ...accepted.map(() => 3.4028234663852886e38),
+        ...accepted.map(() => -3.4028234663852886e38),
+      ]);
+    }
+    for (const v of [bound, -bound, 3.4028236e38, 1e39]) {
+      expect(
+        codeOf(() => decodeTensor('f', 'FP32', [1], [v])),
+        String(v),
+      ).toBe('NON_FINITE');
+      expect(
+        codeOf(() => decodeTensor('f', 'FP32', [1], Float64Array.of(v))),
+        String(v),
+      ).toBe('NON_FINITE');
+    }
+  });
+
   it('names the input and the element in its message', () => {
     expect(() => decodeTensor('pixels', 'UINT8', [2], [1, 300])).toThrow(/input 'pixels': data\[1\] is 300/);
   });
