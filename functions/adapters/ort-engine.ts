@@ -318,10 +318,11 @@ export function runFailed(e: unknown): BadRequestError {
 
 /**
  * Where in onnxruntime's sources a message was raised (`…/reshape_helper.h:91`, then the C++ function it is in when
- * named with its parameters): its internals, not the caller's business.
+ * named with its parameters, its return type too when given: `void* onnxruntime::BFCArena::AllocateRawInternal(…)`):
+ * its internals, not the caller's business.
  */
 const SOURCE_LOCATION =
-  /(?:[\w.-]*\/)*[\w.-]+\.(?:h|hpp|cc|cpp):\d+\s+(?:[\w~<>]+(?:::[\w~<>]+)+\([^()]*\)(?:\s*const)?\s+)?/g;
+  /(?:[\w.-]*\/)*[\w.-]+\.(?:h|hpp|cc|cpp):\d+\s+(?:(?:[\w:<>]+[*&]*\s+)?[\w~<>]+(?:::[\w~<>]+)+\([^()]*\)(?:\s*const)?\s+)?/g;
 
 function conciseOrtMessage(message: string): string {
   const m = message.replace(SOURCE_LOCATION, '').replace(/\s+/g, ' ').trim();

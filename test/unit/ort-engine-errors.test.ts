@@ -169,6 +169,25 @@ describe('other run failures', () => {
     });
   });
 
+  it('leave out the C++ function with its return type: an output too large to allocate', async () => {
+    // Expand to 10^6 × 10^6 floats (4 TB): onnxruntime's allocator refuses it at once, naming its function.
+    const expand = buildModel({
+      inputs: [{ name: 'x', elemType: ElemType.FLOAT, shape: [1, 1] }],
+      outputs: [{ name: 'y', elemType: ElemType.FLOAT, shape: null }],
+      nodes: [{ opType: 'Expand', inputs: ['x', 'shape'], outputs: ['y'] }],
+      initializers: [{ name: 'shape', elemType: ElemType.INT64, dims: [2], int64s: [1_000_000, 1_000_000] }],
+    });
+    await withSession(expand, async (s) => {
+      const x: Tensor = { datatype: 'FP32', shape: [1, 1], data: new Float32Array(1) };
+      const e = await failure(engine.run(s, { x }, ['y']));
+      expect(e).toMatchObject({ status: 400, code: 'INFERENCE_FAILED' });
+      expect(e.message).toMatch(
+        /Status Message: Failed to allocate memory for requested buffer of size 4000000000000$/,
+      );
+      expect(e.message).not.toMatch(/void\*|BFCArena|onnxruntime::|\.cc:\d/);
+    });
+  });
+
   it('a tensor that cannot be built is not taken for a failed run', async () => {
     await withSession(preprocessed('error', 'error'), async (s) => {
       const bad = {
