@@ -39,6 +39,14 @@ export class ConnectionError extends Error {
 }
 
 /** The service took the connection but did not answer within the client's `timeoutMs`. */
+/** The service answered a success that is not the API's (not JSON): a proxy's page, a body cut short. */
+export class UnexpectedAnswerError extends ConnectionError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnexpectedAnswerError';
+  }
+}
+
 export class RequestTimeoutError extends ConnectionError {
   constructor(message: string) {
     super(message);
@@ -120,7 +128,7 @@ export interface MaasClientOptions {
    */
   readonly token?: string;
   /**
-   * How long one request waits for the API to start its answer before it fails with a RequestTimeoutError.
+   * How long one request waits for the API's whole answer (headers and body) before it fails with a RequestTimeoutError.
    * @default DEFAULT_REQUEST_TIMEOUT_MS
    */
   readonly timeoutMs?: number;
@@ -164,10 +172,17 @@ export class MaasClient {
   /** Sends one JSON request; resolves with the parsed answer, rejects with MaasApiError on 4xx/5xx. */
   async request<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    const res = await this.fetch(method, path, 'application/json', payload);
-    const text = await res.text();
+    const { res, body: text } = await this.fetch(method, path, 'application/json', textOf, payload);
     if (!res.ok) throw apiError(res, text);
-    return parseText(text) as T;
+    // A success is JSON (or empty: 204); anything else is not this API answering (a proxy's page, a cut body).
+    const parsed = parseText(text);
+    if (typeof parsed === 'string') {
+      const type = res.headers.get('content-type');
+      throw new UnexpectedAnswerError(
+        `${this.endpoint} answered ${res.status} with a body that is not JSON${type ? ` (${type})` : ''}: is --endpoint the maas API?`,
+      );
+    }
+    return parsed as T;
   }
 
   /**
@@ -198,8 +213,7 @@ export class MaasClient {
     headers: Readonly<Record<string, string>>,
     accept = 'application/octet-stream, application/json',
   ): Promise<{ status: number; statusText: string; headers: Headers; body: Uint8Array }> {
-    const res = await this.fetch(call.method, call.path, accept, body, headers);
-    const bytes = new Uint8Array(await res.arrayBuffer());
+    const { res, body: bytes } = await this.fetch(call.method, call.path, accept, bytesOf, body, headers);
     return { status: res.status, statusText: res.statusText, headers: res.headers, body: bytes };
   }
 
@@ -210,29 +224,31 @@ export class MaasClient {
     path: string,
     accept = '*/*',
   ): Promise<{ status: number; headers: Headers; body: Uint8Array }> {
-    const res = await this.fetch('GET', path, accept);
-    return { status: res.status, headers: res.headers, body: new Uint8Array(await res.arrayBuffer()) };
+    const { res, body } = await this.fetch('GET', path, accept, bytesOf);
+    return { status: res.status, headers: res.headers, body };
   }
 
   /**
    * GETs a path that is not JSON (the local `/metrics`): its status, content type and text, whatever the status.
    */
   async getText(path: string): Promise<{ status: number; contentType: string; text: string }> {
-    const res = await this.fetch('GET', path, 'text/plain, */*');
-    return { status: res.status, contentType: res.headers.get('content-type') ?? '', text: await res.text() };
+    const { res, body: text } = await this.fetch('GET', path, 'text/plain, */*', textOf);
+    return { status: res.status, contentType: res.headers.get('content-type') ?? '', text };
   }
 
   /**
-   * Sends one request with the client's authorization; a network failure is a ConnectionError. A string payload
-   * is JSON; a byte payload goes with `extra` headers (its content type among them).
+   * Sends one request with the client's authorization and reads its answer's body with `read`; a network failure is
+   * a ConnectionError. A string payload is JSON; a byte payload goes with `extra` headers (its content type among
+   * them).
    */
-  private async fetch(
+  private async fetch<B>(
     method: string,
     path: string,
     accept: string,
+    read: (res: Response) => Promise<B>,
     payload?: string | Uint8Array,
     extra: Readonly<Record<string, string>> = {},
-  ): Promise<Response> {
+  ): Promise<{ res: Response; body: B }> {
     const url = new URL(this.endpoint + path);
     let headers: Record<string, string> = {
       accept,
@@ -241,21 +257,30 @@ export class MaasClient {
     for (const [k, v] of Object.entries(extra)) headers[k.toLowerCase()] = v;
     if (this.authorization) headers.authorization = this.authorization;
     else if (this.signer) headers = await this.signHeaders(method, url, headers, payload);
-    // Bounded until the answer starts (its status and headers): a stalled API is an error, never a hang.
+    // Bounded until the answer's last byte: a stalled API, before its headers or within its body, is an error, never
+    // a hang.
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), this.timeoutMs);
+    let res: Response | undefined;
     try {
-      return await fetch(url, {
+      res = await fetch(url, {
         method,
         headers,
         signal: abort.signal,
         ...(payload !== undefined ? { body: payload } : {}),
       });
+      const body = await read(res);
+      return { res, body };
     } catch (e) {
       if (abort.signal.aborted) {
         throw new RequestTimeoutError(
-          `${this.endpoint} took the request but did not answer within ${this.timeoutMs / 1000} s`,
+          res === undefined
+            ? `${this.endpoint} took the request but did not answer within ${this.timeoutMs / 1000} s`
+            : `${this.endpoint} started its answer but did not finish it within ${this.timeoutMs / 1000} s`,
         );
+      }
+      if (res !== undefined) {
+        throw new ConnectionError(`${this.endpoint} broke off its answer: ${(e as Error).message}`);
       }
       const cause = (e as { cause?: { code?: string } }).cause;
       throw new ConnectionError(
@@ -292,6 +317,9 @@ export class MaasClient {
     return out;
   }
 }
+
+const textOf = (res: Response): Promise<string> => res.text();
+const bytesOf = async (res: Response): Promise<Uint8Array> => new Uint8Array(await res.arrayBuffer());
 
 /** The parsed JSON of an answer's text (the text itself when it is not JSON; undefined when empty). */
 function parseText(text: string): unknown {

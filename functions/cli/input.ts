@@ -230,6 +230,13 @@ export function nonNegativeInt(name: string) {
   };
 }
 
+/** A TCP port, 0-65535 (0: any free one), as the option or variable `name` gives it. */
+export function portOf(name: string, value: string): number {
+  const n = nonNegativeInt(name)(value);
+  if (n > 65535) throw new UsageError(`${name} must be from 0 to 65535, got '${value}'`);
+  return n;
+}
+
 /** An option parser for a percentage (a decimal number; the service checks the range and the step). */
 export function percent(name: string) {
   return (value: string): number => {

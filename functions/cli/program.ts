@@ -89,7 +89,8 @@ export function commandVersionOption(argv: readonly string[]): string[] {
   for (let j = i + 1; j < out.length; j++) {
     if (out[j] === '--') break;
     const next = out[j + 1];
-    if (out[j] === '--version' && next !== undefined && !next.startsWith('-')) {
+    // A value of its own (a negative number too, which the command then refuses), not the next option.
+    if (out[j] === '--version' && next !== undefined && (!next.startsWith('-') || /^-\d/.test(next))) {
       out.splice(j, 2, `--version=${next}`);
     }
   }

@@ -521,6 +521,15 @@ describe('CLI against an HTTP API', () => {
         [argv('dev'), "PORT must be from 0 to 65535, got '99999'", { PORT: '99999' }],
         [argv('dev'), "PORT must be a non-negative integer, got 'http'", { PORT: 'http' }],
         [
+          argv('--endpoint', url, 'console', '--port', '99999'),
+          "--port must be from 0 to 65535, got '99999'",
+        ],
+        // A negative number after a command's --version is its value (refused), not the program's --version.
+        [
+          argv('--endpoint', url, 'capture', 'iris', '--version', '-1'),
+          "--version must be a non-negative integer, got '-1'",
+        ],
+        [
           argv('--endpoint', url, 'derive', 'iris', '1', '--optimize', 'basic', '--timeout', '5'),
           '--timeout goes with --wait (without it the command does not wait)',
         ],

@@ -10,7 +10,7 @@ import type { ConsoleAuth } from '../../local/console-server';
 import { needsSigning, regionFromHost } from '../client';
 import { type CliContext, EXIT } from '../context';
 import { printable } from '../format';
-import { nonNegativeInt } from '../input';
+import { portOf } from '../input';
 
 /** The port `maas console` listens on unless told otherwise. */
 export const DEFAULT_CONSOLE_PORT = 3300;
@@ -59,8 +59,8 @@ export function consoleCommands(program: Command, ctx: CliContext): void {
     )
     .option(
       '--port <port>',
-      `local port (default: ${DEFAULT_CONSOLE_PORT}; 0: any free port)`,
-      nonNegativeInt('--port'),
+      `local port, 0-65535 (default: ${DEFAULT_CONSOLE_PORT}; 0: any free port)`,
+      (v) => portOf('--port', v),
     )
     .action(
       ctx.action(async (opts: { port?: number }) => {

@@ -3,14 +3,7 @@ import type { Command } from 'commander';
 import { ENV } from '../../contract/env';
 import { type CliContext, UsageError } from '../context';
 import { printable } from '../format';
-import { nonNegativeInt } from '../input';
-
-/** A TCP port, 0-65535 (0: any free one), as `--port` or `PORT` (`name`) gives it. */
-function portOf(name: string, value: string): number {
-  const n = nonNegativeInt(name)(value);
-  if (n > 65535) throw new UsageError(`${name} must be from 0 to 65535, got '${value}'`);
-  return n;
-}
+import { portOf } from '../input';
 
 /** Defines `maas dev` on `program`. */
 export function devCommands(program: Command, ctx: CliContext): void {

@@ -13,6 +13,7 @@ import {
   type OipDatatype,
   toJsonData,
 } from '../../client/oip-binary';
+import { hasLoneSurrogate } from '../../domain/names';
 import { DATATYPES } from '../../domain/types';
 import { apiCall, MaasApiError, type MaasClient } from '../client';
 import { type CliContext, EXIT } from '../context';
@@ -77,7 +78,8 @@ function plainElementsFit(datatype: string, flat: readonly unknown[]): boolean {
   const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
   switch (datatype) {
     case 'BYTES':
-      return flat.every((v) => typeof v === 'string' && !v.includes('\u0000'));
+      // NUL and lone surrogates have no binary form the server takes: such input goes as JSON, which it refuses.
+      return flat.every((v) => typeof v === 'string' && !v.includes('\u0000') && !hasLoneSurrogate(v));
     case 'BOOL':
       return flat.every((v) => typeof v === 'boolean');
     case 'FP64':

@@ -8,7 +8,7 @@ import type { FeedbackItem } from '../../domain/capture';
 import { parseSince } from '../../domain/capture-listing';
 import { BadRequestError } from '../../domain/errors';
 import { parseFeedbackItem } from '../../domain/feedback';
-import { apiCall, MaasApiError } from '../client';
+import { apiCall, MaasApiError, UnexpectedAnswerError } from '../client';
 import { type CliContext, EXIT, UsageError } from '../context';
 import { printable, table } from '../format';
 import { nonNegativeInt, readBytes, signedNumber } from '../input';
@@ -120,7 +120,16 @@ export function observeCommands(program: Command, ctx: CliContext): void {
             { version: opts.version, since, limit: opts.limit - records.length, nextToken: token },
           );
           const page = await client.send<{ records: CapturedRecordJson[]; nextToken?: string }>(call);
+          if (!Array.isArray(page?.records)) {
+            throw new UnexpectedAnswerError(`${client.endpoint} answered a capture page without its records`);
+          }
           records.push(...page.records);
+          // A page that names the token it was asked with again would be asked for ever.
+          if (page.nextToken !== undefined && page.nextToken === token) {
+            throw new UnexpectedAnswerError(
+              `${client.endpoint} answered the same capture page again (nextToken '${printable(token)}')`,
+            );
+          }
           token = page.nextToken;
         } while (token !== undefined && records.length < opts.limit);
         ctx.print(records, formatCapture);
