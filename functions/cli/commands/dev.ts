@@ -1,7 +1,7 @@
 /** `maas dev`: the whole service locally (DynamoDB Local + s3rver) with the sample model. */
 import type { Command } from 'commander';
 import { ENV } from '../../contract/env';
-import { type CliContext, UsageError } from '../context';
+import type { CliContext } from '../context';
 import { printable } from '../format';
 import { portOf } from '../input';
 
