@@ -10,9 +10,9 @@ const VERSION_NUMBER = /^[1-9][0-9]{0,8}$/;
 const ALL_DIGITS = /^[0-9]+$/;
 
 /**
- * A value a caller sent, as an error message shows it: a string or a number as JSON text (a string shortened by
- * `quoted`), an array or an object by its kind alone (its text could be huge, and a deeply nested one overflows the
- * stack of `JSON.stringify` or `String`).
+ * A value a caller sent, as an error message shows it: a string as JSON text (shortened by `quoted`), a number or
+ * another scalar as its text, an array or an object by its kind alone (its text could be huge, and a deeply nested
+ * one overflows the stack of `JSON.stringify` or `String`).
  */
 export function shownValue(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(quoted(v));
