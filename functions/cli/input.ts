@@ -97,11 +97,29 @@ export function readInput(value: string): unknown {
   } catch (e) {
     throw new UsageError(`--input is not valid JSON: ${(e as Error).message}`, { cause: e });
   }
+  if (holdsNonFinite(parsed)) {
+    // JSON has no text for it: sent, it would travel as null.
+    throw new UsageError('--input holds a number beyond the range of a double (such as 1e400)');
+  }
   const quoted = withLongIntegersQuoted(text);
   if (quoted !== text && parsed !== null && typeof parsed === 'object') {
     exactTwins.set(parsed, JSON.parse(quoted));
   }
   return parsed;
+}
+
+/** Whether a parsed JSON value holds a number JSON.parse made infinite (walked without recursion: any depth). */
+function holdsNonFinite(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) return true;
+    } else if (v !== null && typeof v === 'object') {
+      for (const item of Object.values(v)) stack.push(item);
+    }
+  }
+  return false;
 }
 
 /** One input of a model as its metadata describes it. */

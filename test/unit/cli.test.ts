@@ -13,6 +13,7 @@ import {
   resolveEndpoint,
   uploadToPresignedUrl,
 } from '../../functions/cli/client';
+import { UsageError } from '../../functions/cli/context';
 import { nest, table } from '../../functions/cli/format';
 import { modelPath, readInput, readLabels, shapeOf, toInferenceRequest } from '../../functions/cli/input';
 import { run } from '../../functions/cli/program';
@@ -77,6 +78,11 @@ describe('CLI argument helpers', () => {
     expect(readInput(`@${file}`)).toEqual([[1, 2, 3, 4]]);
     expect(readInput(file)).toEqual([[1, 2, 3, 4]]);
     expect(() => readInput('[1,')).toThrow(/not valid JSON/);
+    // A number JSON.parse makes infinite has no JSON text to send (it would travel as null).
+    expect(() => readInput('[[1e400, 1]]')).toThrow(UsageError);
+    expect(() => readInput('{"inputs":[{"data":[[-1e999]]}]}')).toThrow(
+      '--input holds a number beyond the range of a double (such as 1e400)',
+    );
     expect(() => readInput(`@${join(dir, 'missing.json')}`)).toThrow(/cannot read/);
     // A path that does not exist is said to be one, not read as broken JSON.
     expect(() => readInput(join(dir, 'missing.json'))).toThrow(/neither JSON nor a file that exists/);
