@@ -9,7 +9,8 @@
  *   batch-partition.ts; `plan.json`), records the job and queues its first `maxConcurrency` parts on the batch
  *   queue.
  * - part (`runBatchPart`, a `batch-part` message): streams its range, scores it in chunks of
- *   BATCH.rowsPerChunk lines with the predictor's `inferBatch`, writes its output segments, and when the
+ *   BATCH.rowsPerChunk lines (the first ones smaller: `chunkRowsAt`) with the predictor's `inferBatch`, writes
+ *   its output segments, and when the
  *   invocation's time runs out queues its own continuation from a cursor. Once finished it is counted in the job
  *   record (once, however often it ran) and queues the next part: at most `maxConcurrency` parts of a job are in
  *   flight. The part that completes the job queues the aggregation (claimed by one caller; given back when the
@@ -36,6 +37,7 @@ import {
   type BatchStatus,
   batchStatusOf,
   byteLineBlocks,
+  chunkRowsAt,
   decodeLines,
   errorFields,
   errorLine,
@@ -119,6 +121,8 @@ export interface BatchScoreDeps {
   readonly scanBytes?: number;
   /** @default BATCH.rowsPerChunk */
   readonly rowsPerChunk?: number;
+  /** Lines of a part's first chunk (`chunkRowsAt`; no larger than `rowsPerChunk`). @default BATCH.firstChunkRows */
+  readonly firstChunkRows?: number;
   /** Chunks waiting for their answers while the next is read. @default BATCH.chunksInFlight */
   readonly chunksInFlight?: number;
   /** @default BATCH.segmentBytes */
@@ -812,6 +816,7 @@ async function scorePart(
   if (!part) throw new Error(`batch ${jobId}: part ${index} is not in the plan (${plan.parts.length} parts)`);
 
   const rowsPerChunk = deps.rowsPerChunk ?? BATCH.rowsPerChunk;
+  const firstChunkRows = deps.firstChunkRows ?? BATCH.firstChunkRows;
   const segmentBytes = deps.segmentBytes ?? BATCH.segmentBytes;
   const reserveMs = deps.reserveMs ?? BATCH.reserveMs;
   const clock = deps.clock ?? systemClock;
@@ -820,6 +825,7 @@ async function scorePart(
   let offset = cursor?.offset ?? 0;
   let row = cursor?.row ?? 0;
   let failed = cursor?.failed ?? 0;
+  const firstRow = row;
   const segments: PartSegment[] = [...(cursor?.segments ?? [])];
   let buffer: Uint8Array[] = [];
   let buffered = 0;
@@ -850,7 +856,7 @@ async function scorePart(
   // A scanner's arrays are reused by its next block: one scanner more than chunks in flight.
   const scanners: PartScanner[] = Array.from({ length: depth + 1 }, () => ({}));
   let started = 0;
-  const inFlight: { readonly scored: Promise<Scored>; readonly bytes: number }[] = [];
+  const inFlight: { readonly scored: Promise<Scored>; readonly bytes: number; readonly lines: number }[] = [];
   /** Takes the oldest chunk's answers; a result when the part ends here (the job failed). */
   const settle = async (): Promise<BatchRunResult | undefined> => {
     const chunk = inFlight.shift()!;
@@ -873,7 +879,8 @@ async function scorePart(
     offset += chunk.bytes;
     chunks++;
     const at = clock.now().getTime();
-    slowest = Math.max(slowest, at - lastSettled);
+    // The time of a whole chunk, from a first chunk smaller than one.
+    slowest = Math.max(slowest, ((at - lastSettled) * rowsPerChunk) / Math.max(chunk.lines, 1));
     lastSettled = at;
     if (buffered >= segmentBytes) await flush();
     return undefined;
@@ -901,7 +908,7 @@ async function scorePart(
   // Each block is scanned before the next one is read: they share one array.
   for await (const block of byteLineBlocks(
     deps.objects.streamRange(part.key, part.start + offset, part.end, part.eTag),
-    rowsPerChunk,
+    (line) => chunkRowsAt(firstRow + line, rowsPerChunk, firstChunkRows),
     true,
   )) {
     // Read and scanned while the chunks in flight are scored; scored below only when there is time for it.
@@ -946,7 +953,7 @@ async function scorePart(
       (answered): Scored => answered,
       (error: unknown): Scored => ({ error }),
     );
-    inFlight.push({ scored, bytes: block.bytes });
+    inFlight.push({ scored, bytes: block.bytes, lines: block.lines.count });
     ended = await settleTo(depth);
     if (ended) return ended;
   }

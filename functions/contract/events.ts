@@ -109,6 +109,11 @@ export const BATCH = {
   /** Lines scored per `inferBatch` call; a part is continued, when time runs out, between chunks. */
   rowsPerChunk: 512,
   /**
+   * Lines of a part's first chunk; each chunk after it twice the one before, up to `rowsPerChunk`
+   * (`chunkRowsAt`): the model's thread starts once these are read instead of a whole chunk.
+   */
+  firstChunkRows: 64,
+  /**
    * Chunks of a part waiting for their answers while the next one is read and scanned (the model runs in a thread
    * of its own on the worker: docs/performance.md, "The scoring thread").
    */

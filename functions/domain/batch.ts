@@ -8,9 +8,10 @@
  * data (an input's `binary_data_size`, `binary_data_output` or an output's `binary_data` set true) gets an error
  * line of its own (`BINARY_DATA_IN_BATCH`, see `jsonOnly`); the rest of the job runs as usual.
  *
- * A part is scored in chunks of `BATCH.rowsPerChunk` lines counted from its first line, and continued (when an
- * invocation runs out of time) between chunks only: the rows of every `inferBatch` call are the same however often
- * and in how many invocations a part is scored, so a part computed twice writes the same bytes.
+ * A part is scored in chunks of lines counted from its first line (`chunkRowsAt`: `BATCH.firstChunkRows`, then
+ * twice as many each chunk up to `BATCH.rowsPerChunk`), and continued (when an invocation runs out of time) between
+ * chunks only: the rows of every `inferBatch` call are the same however often and in how many invocations a part is
+ * scored, so a part computed twice writes the same bytes.
  */
 import { z } from 'zod';
 import { BATCH, BATCH_KEYS } from '../contract/events';
@@ -153,7 +154,25 @@ const NL = 0x0a;
 const CR = 0x0d;
 
 /**
- * The lines of a stream of byte chunks, in blocks of up to `maxLines`: `\n` separated (a line may cross chunks),
+ * Lines of the chunk of a part that starts at line `row` (counted from the part's first line, 0-based): chunk
+ * sizes are `firstRows`, then twice the size before, up to `rowsPerChunk`, which every later chunk has. A `row`
+ * inside a chunk gets the lines left in it, so chunks end at the same lines wherever a part is taken up. Small
+ * first chunks let the model start on a part's first lines while the next ones are read.
+ */
+export function chunkRowsAt(row: number, rowsPerChunk: number, firstRows: number): number {
+  let from = 0;
+  let size = Math.max(1, Math.min(firstRows, rowsPerChunk));
+  while (size < rowsPerChunk) {
+    if (row < from + size) return from + size - row;
+    from += size;
+    size = Math.min(size * 2, rowsPerChunk);
+  }
+  return rowsPerChunk - ((row - from) % rowsPerChunk);
+}
+
+/**
+ * The lines of a stream of byte chunks, in blocks of up to `maxLines` (or, given a function, of up to
+ * `maxLines(line)` for the block whose first line is `line`, 0-based): `\n` separated (a line may cross chunks),
  * a trailing `\r` dropped, a final newline ends the last line, a last line without one is a line. A block's bytes
  * are one contiguous array (its line breaks included) and its lines ranges of it. Only the current block and one
  * unfinished line are held. With `reuse`, the blocks share one array (grown when needed): a block is valid until
@@ -161,9 +180,12 @@ const CR = 0x0d;
  */
 export async function* byteLineBlocks(
   chunks: AsyncIterable<Uint8Array>,
-  maxLines: number,
+  maxLines: number | ((line: number) => number),
   reuse = false,
 ): AsyncGenerator<ByteLineBlock, void, undefined> {
+  const limitAt = typeof maxLines === 'number' ? () => maxLines : maxLines;
+  let linesBefore = 0;
+  let limit = limitAt(0);
   let pool = new Uint8Array(0);
   let pieces: Uint8Array[] = [];
   let size = 0;
@@ -195,9 +217,11 @@ export async function* byteLineBlocks(
       ends.push(size - 1);
       lineFrom = size;
       pos = nl + 1;
-      if (starts.length >= maxLines) {
+      if (starts.length >= limit) {
         pieces.push(chunk.subarray(pieceFrom, pos));
         pieceFrom = pos;
+        linesBefore += starts.length;
+        limit = limitAt(linesBefore);
         yield make();
         pieces = [];
         size = 0;

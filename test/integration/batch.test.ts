@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runOfInput } from '../../functions/app/batch-score';
 import { registerVersion } from '../../functions/app/registry';
 import { BATCH, BATCH_KEYS } from '../../functions/contract/events';
-import type { BatchStatus } from '../../functions/domain/batch';
+import { type BatchStatus, chunkRowsAt } from '../../functions/domain/batch';
 import { type BatchPlan, parsePlan } from '../../functions/domain/batch-partition';
 import { createAsyncWorkerHandler } from '../../functions/handlers/async-worker';
 import { createS3EventsHandler } from '../../functions/handlers/s3-events';
@@ -195,7 +195,12 @@ describe('batch scoring', () => {
 
     expect(await env.getText(BATCH_KEYS.output('job-2'))).toBe(output);
     const plan = await planOf('job-2');
-    const chunks = rowsPerPart(plan, input).map((rows) => Math.ceil(rows / BATCH.rowsPerChunk));
+    // Chunks are counted from each part's first line, the first ones smaller (`chunkRowsAt`).
+    const chunks = rowsPerPart(plan, input).map((rows) => {
+      let n = 0;
+      for (let r = 0; r < rows; r += chunkRowsAt(r, BATCH.rowsPerChunk, BATCH.firstChunkRows)) n++;
+      return n;
+    });
     const invocations = chunks.reduce((a, b) => a + b, 0);
     // Parts are larger than a chunk: they all continue at least once.
     expect(chunks.filter((c) => c > 1).length).toBeGreaterThanOrEqual(plan.parts.length - 1);

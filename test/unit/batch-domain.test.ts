@@ -6,6 +6,7 @@ import {
   batchEventOfKey,
   batchStatusOf,
   byteLineBlocks,
+  chunkRowsAt,
   countOutcomes,
   decodeLines,
   errorLine,
@@ -196,6 +197,44 @@ describe('byteLineBlocks', () => {
         }
       }
     }
+  });
+});
+
+describe('chunkRowsAt', () => {
+  it('grows the first chunks from firstRows to rowsPerChunk, chunks ending at the same lines wherever a part is taken up', () => {
+    const boundaries = (rows: number, per: number, first: number, from = 0) => {
+      const ends: number[] = [];
+      for (let r = from; r < rows; ) {
+        r += chunkRowsAt(r, per, first);
+        ends.push(r);
+      }
+      return ends;
+    };
+    expect(boundaries(2000, 512, 64)).toEqual([64, 192, 448, 960, 1472, 1984, 2496]);
+    // Taken up inside a chunk (a cursor is always at an end; any row is answered alike): the same ends after it.
+    expect(boundaries(2000, 512, 64, 100)).toEqual([192, 448, 960, 1472, 1984, 2496]);
+    expect(boundaries(2000, 512, 64, 1000)).toEqual([1472, 1984, 2496]);
+    // A first chunk as large as a whole one (or larger): every chunk is whole; not a number of rows below 1.
+    expect(boundaries(25, 10, 10)).toEqual([10, 20, 30]);
+    expect(boundaries(25, 10, 64)).toEqual([10, 20, 30]);
+    expect(boundaries(3, 2, 0)).toEqual([1, 3]);
+    // Sizes that do not double into rowsPerChunk reach it all the same.
+    expect(boundaries(1000, 300, 64)).toEqual([64, 192, 448, 748, 1048]);
+  });
+
+  it('splits a stream at the lines it names for each block', async () => {
+    const text = Array.from({ length: 20 }, (_, i) => `l${i}`).join('\n');
+    const counts: number[] = [];
+    const firsts: string[] = [];
+    for await (const b of byteLineBlocks(chunked(bytesOf(text), [5]), (line) =>
+      chunkRowsAt(line + 1, 8, 2),
+    )) {
+      counts.push(b.lines.count);
+      firsts.push(decodeLines(b.lines)[0]!);
+    }
+    // Line 0 of the stream is row 1 of its part: chunk ends at rows 2, 6, 14, 22.
+    expect(counts).toEqual([1, 4, 8, 7]);
+    expect(firsts).toEqual(['l0', 'l1', 'l5', 'l13']);
   });
 });
 
