@@ -308,7 +308,8 @@ it('a batch job stopped half way (a part counted, one continued, their messages 
       { jobId: 'halfway', inputTag: tag, index: 1 },
       { getRemainingTimeInMillis: () => 0 },
     );
-    expect(part1).toMatchObject({ state: 'running', continued: { index: 1, row: BATCH.rowsPerChunk } });
+    // One chunk, a part's first: BATCH.firstChunkRows lines.
+    expect(part1).toMatchObject({ state: 'running', continued: { index: 1, row: BATCH.firstChunkRows } });
     expect(before.lost.map((m) => [m.type, 'index' in m ? m.index : undefined, 'cursor' in m])).toEqual([
       ['batch-part', 1, false],
       ['batch-part', 1, true],
