@@ -3,19 +3,12 @@
  * downloads no browser of its own): Debian's `chromium` at /usr/bin/chromium (or CHROMIUM_PATH). Failing that,
  * the package is installed when the process may (root, apt-get present); otherwise the error says what to install.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
 import { type Browser, chromium, type Page } from 'playwright-core';
+import { aptInstall, canAptInstall } from '../helpers/apt';
 
 const CANDIDATES = ['/usr/bin/chromium', '/usr/bin/chromium-browser'] as const;
-const APT_TIMEOUT_MS = 15 * 60_000;
-/**
- * Held (a directory, made atomically, naming its process) while one test process installs Chromium: the browser
- * test files run in parallel processes, and two apt-get runs at once fail on apt's own lock.
- */
-const INSTALL_LOCK = join(tmpdir(), 'maas-chromium-install.lock');
 
 function runs(path: string): boolean {
   return (
@@ -38,20 +31,8 @@ export function chromiumPath(): string {
       return path;
     }
   }
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  const hasApt = spawnSync('apt-get', ['--version'], { stdio: 'ignore' }).status === 0;
-  if (isRoot && hasApt) {
-    withInstallLock(() => {
-      // Another test process may have installed it while this one waited.
-      if (runs('/usr/bin/chromium')) return;
-      const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-      execFileSync('apt-get', ['update'], { stdio: 'ignore', timeout: APT_TIMEOUT_MS, env });
-      execFileSync('apt-get', ['install', '-y', '--no-install-recommends', 'chromium'], {
-        stdio: 'ignore',
-        timeout: APT_TIMEOUT_MS,
-        env,
-      });
-    });
+  if (canAptInstall()) {
+    aptInstall('chromium', () => runs('/usr/bin/chromium'));
     if (runs('/usr/bin/chromium')) {
       found = '/usr/bin/chromium';
       return found;
@@ -61,49 +42,6 @@ export function chromiumPath(): string {
     'The console tests need Chromium: install it, e.g. `apt-get install -y chromium` on Debian/Ubuntu, ' +
       'or set CHROMIUM_PATH to a Chromium or Chrome binary.',
   );
-}
-
-/** Runs `install` holding INSTALL_LOCK: waits while a live process holds it, takes over one whose process is gone. */
-function withInstallLock(install: () => void): void {
-  const deadline = Date.now() + 2 * APT_TIMEOUT_MS;
-  const pause = new Int32Array(new SharedArrayBuffer(4));
-  for (;;) {
-    try {
-      mkdirSync(INSTALL_LOCK);
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-    if (!holderAlive()) {
-      rmSync(INSTALL_LOCK, { recursive: true, force: true });
-      continue;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`waited too long for ${INSTALL_LOCK} (another Chromium install)`);
-    Atomics.wait(pause, 0, 0, 250);
-  }
-  try {
-    writeFileSync(join(INSTALL_LOCK, 'pid'), String(process.pid));
-    install();
-  } finally {
-    rmSync(INSTALL_LOCK, { recursive: true, force: true });
-  }
-}
-
-/** Whether the process named in INSTALL_LOCK runs (a lock just made, its pid not yet written, counts as held). */
-function holderAlive(): boolean {
-  let pid: number;
-  try {
-    pid = Number(readFileSync(join(INSTALL_LOCK, 'pid'), 'utf8'));
-  } catch {
-    return existsSync(INSTALL_LOCK);
-  }
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** A headless browser, and how to end it. */

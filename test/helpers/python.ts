@@ -3,18 +3,14 @@
  * (test/clients/*.py): `python3` on PATH, then `/usr/bin/python3`; failing both, Debian's `python3-numpy` is
  * installed when the process may (root, apt-get present), otherwise the error says what to install.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { aptInstall, canAptInstall } from './apt';
 
 const CANDIDATES = ['python3', '/usr/bin/python3'] as const;
-const APT_TIMEOUT_MS = 15 * 60_000;
 
 function hasNumpy(python: string): boolean {
   const r = spawnSync(python, ['-c', 'import numpy'], { stdio: 'ignore', timeout: 60_000 });
   return r.status === 0;
-}
-
-function hasAptGet(): boolean {
-  return spawnSync('apt-get', ['--version'], { stdio: 'ignore' }).status === 0;
 }
 
 let found: string | undefined;
@@ -31,15 +27,8 @@ export function pythonWithNumpy(): string {
       return python;
     }
   }
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  if (isRoot && hasAptGet()) {
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    execFileSync('apt-get', ['update'], { stdio: 'ignore', timeout: APT_TIMEOUT_MS, env });
-    execFileSync('apt-get', ['install', '-y', '--no-install-recommends', 'python3-numpy'], {
-      stdio: 'ignore',
-      timeout: APT_TIMEOUT_MS,
-      env,
-    });
+  if (canAptInstall()) {
+    aptInstall('python3-numpy', () => hasNumpy('/usr/bin/python3'));
     if (hasNumpy('/usr/bin/python3')) {
       found = '/usr/bin/python3';
       return found;
