@@ -44,6 +44,7 @@ import {
   hasTimeForAnotherChunk,
   inputObjectKind,
   type JobSpec,
+  LineBytes,
   leaseExpired,
   type PartCursor,
   parseJobSpec,
@@ -249,7 +250,6 @@ async function guarded(
 }
 
 const NDJSON = 'application/x-ndjson';
-const enc = new TextEncoder();
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
@@ -827,22 +827,14 @@ async function scorePart(
   let failed = cursor?.failed ?? 0;
   const firstRow = row;
   const segments: PartSegment[] = [...(cursor?.segments ?? [])];
-  let buffer: Uint8Array[] = [];
-  let buffered = 0;
+  const written = new LineBytes();
   let segmentFrom = row;
   const flush = async () => {
     if (row === segmentFrom) return;
-    const body = new Uint8Array(buffered);
-    let at = 0;
-    for (const b of buffer) {
-      body.set(b, at);
-      at += b.length;
-    }
-    buffer = [];
+    const body = written.take();
     await deps.blobs.put(BATCH_KEYS.segment(jobId, run, index, segmentFrom, row), body, NDJSON);
     segments.push({ fromRow: segmentFrom, toRow: row, sizeBytes: body.length });
     segmentFrom = row;
-    buffered = 0;
   };
 
   // Scoring is pipelined: chunk k + 1 is read and scanned, and its runs started, before the answers of chunk k are
@@ -872,9 +864,7 @@ async function scorePart(
     }
     const out = scored.lines;
     failed += scored.failed;
-    const bytes = enc.encode(`${out.join('\n')}\n`);
-    buffer.push(bytes);
-    buffered += bytes.length;
+    written.append(out);
     row += out.length;
     offset += chunk.bytes;
     chunks++;
@@ -882,7 +872,7 @@ async function scorePart(
     // The time of a whole chunk, from a first chunk smaller than one.
     slowest = Math.max(slowest, ((at - lastSettled) * rowsPerChunk) / Math.max(chunk.lines, 1));
     lastSettled = at;
-    if (buffered >= segmentBytes) await flush();
+    if (written.length >= segmentBytes) await flush();
     return undefined;
   };
   /** Settles chunks until at most `max` are in flight; when the part ends on the way, waits for the rest unread. */

@@ -254,7 +254,7 @@ export function createRowScanner(form: RowForm): RowScanner {
       const tokenStart = i;
       // The sign without a branch (as likely one way as the other): a mispredicted branch a number cost about a
       // fifth of the scan (docs/performance.md, "Two number-reading costs").
-      const negative = (bytes[i]! === 0x2d) | 0;
+      const negative = +(bytes[i]! === 0x2d);
       i += negative;
       let c = bytes[i]!;
       let mantissa = 0;

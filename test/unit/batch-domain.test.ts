@@ -14,6 +14,7 @@ import {
   inputObjectKind,
   isErrorLine,
   JOB_ID_RULE,
+  LineBytes,
   lineBlocks,
   type OutputPartPlan,
   PartCursorSchema,
@@ -24,6 +25,7 @@ import {
   splitLines,
 } from '../../functions/domain/batch';
 import { BadRequestError, NotFoundError } from '../../functions/domain/errors';
+import { seededRandom } from '../../functions/local/onnx-builder';
 
 describe('parseJobSpec', () => {
   it('defaults ref to prod and accepts version numbers and aliases', () => {
@@ -235,6 +237,39 @@ describe('chunkRowsAt', () => {
     // Line 0 of the stream is row 1 of its part: chunk ends at rows 2, 6, 14, 22.
     expect(counts).toEqual([1, 4, 8, 7]);
     expect(firsts).toEqual(['l0', 'l1', 'l5', 'l13']);
+  });
+});
+
+describe('LineBytes', () => {
+  it('writes what TextEncoder makes of the lines joined by line breaks, across growths and takes', () => {
+    const rand = seededRandom(3);
+    const pieces = ['{"a":1}', 'é', '€', '😀', '\ud800', 'x\udc00y', '', 'plain text'];
+    const writer = new LineBytes(8);
+    for (let round = 0; round < 3; round++) {
+      const all: string[] = [];
+      for (let chunk = 0; chunk < 5; chunk++) {
+        const lines = Array.from({ length: 1 + Math.floor(rand() * 40) }, () =>
+          Array.from(
+            { length: Math.floor(rand() * 6) },
+            () => pieces[Math.floor(rand() * pieces.length)],
+          ).join(''),
+        );
+        writer.append(lines);
+        all.push(...lines);
+      }
+      const want = new TextEncoder().encode(`${all.join('\n')}\n`);
+      expect(writer.length).toBe(want.length);
+      const got = writer.take();
+      expect(Buffer.from(got).equals(Buffer.from(want))).toBe(true);
+      expect(writer.length).toBe(0);
+    }
+    expect(writer.take().length).toBe(0);
+  });
+
+  it('grows by what a line can take in UTF-8, three bytes a UTF-16 unit', () => {
+    const writer = new LineBytes(4);
+    writer.append(['€€€€', '😀😀']);
+    expect(Buffer.from(writer.take()).toString('utf8')).toBe('€€€€\n😀😀\n');
   });
 });
 
