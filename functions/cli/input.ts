@@ -2,7 +2,8 @@
  * What the `maas` commands read from their arguments: model references, files, `--input` JSON turned into
  * inference requests, labels, JSON and integer options. Every mistake is a UsageError (exit code 2).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
+import { LIMITS } from '../contract/limits';
 import { pathFor } from '../contract/routes';
 import { withLongIntegersQuoted } from '../domain/body-parser';
 import { UsageError } from './context';
@@ -38,8 +39,60 @@ export function readBytes(path: string): Buffer {
   }
 }
 
-const readText = (path: string | 0): string =>
-  (path === 0 ? readFileSync(0) : readBytes(path)).toString('utf8');
+/**
+ * The most bytes of text a command reads as `--input` or `--labels-file`: ten times the largest request body, room
+ * for JSON text that a binary request carries in far fewer bytes. Beyond it the read stops with a usage error, so
+ * that a file without end (`/dev/zero`, a pipe that never closes) is not read until memory runs out.
+ */
+export const MAX_TEXT_INPUT_BYTES = 10 * LIMITS.maxBodyBytes;
+
+/** The text of a file (or standard input, 0), read up to `maxBytes`; more is a usage error. */
+export function readText(path: string | 0, maxBytes: number = MAX_TEXT_INPUT_BYTES): string {
+  const name = path === 0 ? 'standard input' : path;
+  let fd: number;
+  try {
+    fd = path === 0 ? 0 : openSync(path, 'r');
+  } catch (e) {
+    throw new UsageError(
+      `cannot read ${name}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      {
+        cause: e,
+      },
+    );
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  try {
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(Math.min(1 << 20, maxBytes + 1 - total));
+      let n: number;
+      try {
+        n = readSync(fd, chunk, 0, chunk.length, null);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        // A non-blocking standard input with nothing yet: wait and read again.
+        if (code === 'EAGAIN') {
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+          continue;
+        }
+        // A pipe whose writer has gone reads as its end.
+        if (code === 'EOF') break;
+        throw new UsageError(`cannot read ${name}: ${code ?? (e as Error).message}`, { cause: e });
+      }
+      if (n === 0) break;
+      chunks.push(chunk.subarray(0, n));
+      total += n;
+      if (total > maxBytes) {
+        throw new UsageError(
+          `${name} holds more than ${maxBytes} bytes, the most read as --input or --labels-file`,
+        );
+      }
+    }
+  } finally {
+    if (path !== 0) closeSync(fd);
+  }
+  return Buffer.concat(chunks, total).toString('utf8');
+}
 
 /**
  * The parse of an `--input` that holds integer literals of 16 digits or more, with those literals as decimal

@@ -15,7 +15,15 @@ import {
 } from '../../functions/cli/client';
 import { UsageError } from '../../functions/cli/context';
 import { nest, table } from '../../functions/cli/format';
-import { modelPath, readInput, readLabels, shapeOf, toInferenceRequest } from '../../functions/cli/input';
+import {
+  MAX_TEXT_INPUT_BYTES,
+  modelPath,
+  readInput,
+  readLabels,
+  readText,
+  shapeOf,
+  toInferenceRequest,
+} from '../../functions/cli/input';
 import { run } from '../../functions/cli/program';
 import { captureIo } from '../helpers/cli-io';
 
@@ -89,6 +97,20 @@ describe('CLI argument helpers', () => {
     // A file written with a byte order mark.
     writeFileSync(file, '\uFEFF[[5,6]]');
     expect(readInput(file)).toEqual([[5, 6]]);
+  });
+
+  it('reads --input and --labels-file up to MAX_TEXT_INPUT_BYTES, and a file without end not at all', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'maas-cli-'));
+    const file = join(dir, 'in.json');
+    writeFileSync(file, '[[1,2,3,4]]');
+    expect(readText(file, 11)).toBe('[[1,2,3,4]]');
+    expect(() => readText(file, 10)).toThrow(`${file} holds more than 10 bytes`);
+    expect(() => readText(dir)).toThrow(/cannot read .*EISDIR/);
+    // /dev/zero has no end: the read stops past the bound instead of filling memory.
+    const tooMuch = `/dev/zero holds more than ${MAX_TEXT_INPUT_BYTES} bytes`;
+    expect(() => readInput('/dev/zero')).toThrow(tooMuch);
+    expect(() => readInput('@/dev/zero')).toThrow(tooMuch);
+    expect(() => readLabels(undefined, '/dev/zero')).toThrow(tooMuch);
   });
 
   it('keeps the digits of integers beyond 2^53 for 64-bit integer inputs, and the number elsewhere', () => {
