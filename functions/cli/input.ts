@@ -42,7 +42,7 @@ export function readBytes(path: string): Buffer {
 /**
  * The most bytes of text a command reads as `--input` or `--labels-file`: ten times the largest request body, room
  * for JSON text that a binary request carries in far fewer bytes. Beyond it the read stops with a usage error, so
- * that a file without end (`/dev/zero`, a pipe that never closes) is not read until memory runs out.
+ * that a source without end (`/dev/zero`, a pipe that keeps writing) is not read until memory runs out.
  */
 export const MAX_TEXT_INPUT_BYTES = 10 * LIMITS.maxBodyBytes;
 
