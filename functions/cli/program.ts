@@ -75,10 +75,15 @@ const GLOBAL_VALUE_OPTIONS = new Set(['--endpoint', '--region', '--token']);
 
 /**
  * `--version <n>` after a command's name becomes `--version=<n>`: commander recognizes the program's options after
- * the command too, so `maas capture m --version 2` would otherwise print the version of maas. Before the command's
- * name (or without a value) `--version` stays the program's.
+ * the command too, so `maas capture m --version 2` would otherwise print the version of maas. Without a value it
+ * becomes `--version=` (which the command's option refuses) after the name of a command in `ownVersion` (those
+ * with a `--version <n>` of their own): `maas capture m --version` is a version forgotten, not a question. Before
+ * the command's name, or after a command without one, `--version` stays the program's.
  */
-export function commandVersionOption(argv: readonly string[]): string[] {
+export function commandVersionOption(
+  argv: readonly string[],
+  ownVersion: ReadonlySet<string> = new Set(),
+): string[] {
   const out = [...argv];
   let i = 2;
   while (i < out.length) {
@@ -90,8 +95,11 @@ export function commandVersionOption(argv: readonly string[]): string[] {
     if (out[j] === '--') break;
     const next = out[j + 1];
     // A value of its own (a negative number too, which the command then refuses), not the next option.
-    if (out[j] === '--version' && next !== undefined && (!next.startsWith('-') || /^-\d/.test(next))) {
+    if (out[j] !== '--version') continue;
+    if (next !== undefined && (!next.startsWith('-') || /^-\d/.test(next))) {
       out.splice(j, 2, `--version=${next}`);
+    } else if (ownVersion.has(out[i] as string)) {
+      out[j] = '--version=';
     }
   }
   return out;
@@ -104,7 +112,10 @@ export async function run(argv: readonly string[], io: CliIo = processIo()): Pro
     exitCode = code;
   });
   try {
-    await program.parseAsync(commandVersionOption(argv));
+    const ownVersion = new Set(
+      program.commands.filter((c) => c.options.some((o) => o.long === '--version')).map((c) => c.name()),
+    );
+    await program.parseAsync(commandVersionOption(argv, ownVersion));
     return exitCode;
   } catch (e) {
     if (e instanceof CommanderError) {

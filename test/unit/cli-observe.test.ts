@@ -193,6 +193,33 @@ describe('CLI argument handling', () => {
     expect(commandVersionOption(argv('capture', 'm', '--version'))).toEqual(
       argv('capture', 'm', '--version'),
     );
+    // Without a value, after a command with a --version of its own: the command's option, which refuses it.
+    const own = new Set(['capture']);
+    expect(commandVersionOption(argv('capture', 'm', '--version'), own)).toEqual(
+      argv('capture', 'm', '--version='),
+    );
+    expect(commandVersionOption(argv('capture', 'm', '--version', '--json'), own)).toEqual(
+      argv('capture', 'm', '--version=', '--json'),
+    );
+    expect(commandVersionOption(argv('predict', 'm', '--version'), own)).toEqual(
+      argv('predict', 'm', '--version'),
+    );
+    expect(commandVersionOption(argv('--version', 'capture'), own)).toEqual(argv('--version', 'capture'));
+  });
+
+  it('refuses a --version without its number after capture and capture-config, and prints its own elsewhere', async () => {
+    for (const command of [
+      ['capture', 'm'],
+      ['capture-config', 'm', '--sample', '5'],
+    ]) {
+      const c = captureIo();
+      expect(await run(argv(...command, '--version'), c)).toBe(2);
+      expect(c.stderr()).toMatch(/--version must be a non-negative integer, got ''/);
+      expect(c.stdout()).toBe('');
+    }
+    const c = captureIo();
+    expect(await run(argv('models', '--version'), c)).toBe(0);
+    expect(c.stdout()).toMatch(/^\d+\.\d+\.\d+/);
   });
 });
 

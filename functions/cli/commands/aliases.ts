@@ -140,8 +140,8 @@ export function aliasCommands(program: Command, ctx: CliContext): void {
     )
     .argument('<name>', 'model name')
     .option('--alias <alias>', 'declare it for this alias')
-    // Written `--version=<n>`: a bare `--version` is the program's own option wherever it stands.
-    .option('--version <n>', 'declare it for this version (as --version=<n>)', nonNegativeInt('--version'))
+    // After the command's name `--version` is this option (`commandVersionOption` in program.ts).
+    .option('--version <n>', 'declare it for this version', nonNegativeInt('--version'))
     .option('--sample <percent>', 'share of requests recorded, 0-100 in steps of 0.01', percent('--sample'))
     .option('--no-input', 'do not record the request bodies')
     .option('--no-output', 'do not record the response bodies')
