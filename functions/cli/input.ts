@@ -25,17 +25,18 @@ export function modelPath(spec: string): ModelRef & { readonly path: string } {
   return ref ? { name, ref, path } : { name, path };
 }
 
+/** The usage error of a file (or standard input) that could not be read. */
+const cannotRead = (name: string, e: unknown) =>
+  new UsageError(`cannot read ${name}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, {
+    cause: e,
+  });
+
 /** The bytes of a file the command was given; an unreadable one is a usage error. */
 export function readBytes(path: string): Buffer {
   try {
     return readFileSync(path);
   } catch (e) {
-    throw new UsageError(
-      `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-      {
-        cause: e,
-      },
-    );
+    throw cannotRead(path, e);
   }
 }
 
@@ -53,12 +54,7 @@ export function readText(path: string | 0, maxBytes: number = MAX_TEXT_INPUT_BYT
   try {
     fd = path === 0 ? 0 : openSync(path, 'r');
   } catch (e) {
-    throw new UsageError(
-      `cannot read ${name}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-      {
-        cause: e,
-      },
-    );
+    throw cannotRead(name, e);
   }
   const chunks: Buffer[] = [];
   let total = 0;
@@ -77,7 +73,7 @@ export function readText(path: string | 0, maxBytes: number = MAX_TEXT_INPUT_BYT
         }
         // A pipe whose writer has gone reads as its end.
         if (code === 'EOF') break;
-        throw new UsageError(`cannot read ${name}: ${code ?? (e as Error).message}`, { cause: e });
+        throw cannotRead(name, e);
       }
       if (n === 0) break;
       chunks.push(chunk.subarray(0, n));
