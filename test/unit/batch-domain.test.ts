@@ -243,12 +243,12 @@ describe('chunkRowsAt', () => {
 describe('LineBytes', () => {
   it('writes what TextEncoder makes of the lines joined by line breaks, across growths and takes', () => {
     const rand = seededRandom(3);
-    const pieces = ['{"a":1}', 'é', '€', '😀', '\ud800', 'x\udc00y', '', 'plain text'];
+    const pieces = ['{"a":1}', 'é', '€', '😀', '\ud800', '\udc00', 'x\udc00y', '', 'plain text'];
     const writer = new LineBytes(8);
     for (let round = 0; round < 3; round++) {
       const all: string[] = [];
       for (let chunk = 0; chunk < 5; chunk++) {
-        const lines = Array.from({ length: 1 + Math.floor(rand() * 40) }, () =>
+        const lines = Array.from({ length: Math.floor(rand() * 40) }, () =>
           Array.from(
             { length: Math.floor(rand() * 6) },
             () => pieces[Math.floor(rand() * pieces.length)],
@@ -270,6 +270,15 @@ describe('LineBytes', () => {
     const writer = new LineBytes(4);
     writer.append(['€€€€', '😀😀']);
     expect(Buffer.from(writer.take()).toString('utf8')).toBe('€€€€\n😀😀\n');
+  });
+
+  it('writes nothing for no lines, and pairs no surrogates across lines', () => {
+    const writer = new LineBytes(4);
+    writer.append([]);
+    expect(writer.length).toBe(0);
+    writer.append(['a\ud800', '\udc00b']);
+    writer.append([]);
+    expect(Buffer.from(writer.take()).toString('utf8')).toBe('a\ufffd\n\ufffdb\n');
   });
 });
 
