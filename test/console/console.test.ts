@@ -471,7 +471,7 @@ describe('the console in a browser', () => {
         'Showing the newest 100 entries.',
       );
       await page.getByRole('button', { name: 'Show older entries of long' }).click();
-      await expect.poll(() => entries.count()).toBe(111);
+      await expect.poll(() => entries.count(), { timeout: 15_000 }).toBe(111);
       await expect(entries.nth(100).textContent()).resolves.toContain('“move 10”');
       await expect(entries.last().textContent()).resolves.toMatch(/created at v1.*“move 0”/);
       await expect(section.getByRole('status').textContent()).resolves.toBe('All 111 entries shown.');
