@@ -49,6 +49,18 @@ function start(command: string, args: string[], env: NodeJS.ProcessEnv): Started
   return { child, output: () => output, exited };
 }
 
+/**
+ * `fetch`, sent once more on a new connection when it fails before an answer (a TypeError): the CLI calls block
+ * this process's event loop (execFileSync), so fetch may reuse a kept-alive connection the server closed meanwhile.
+ * A server that is gone fails the second one too.
+ */
+function send(url: string, init?: RequestInit): Promise<Response> {
+  return fetch(url, init).catch((e: unknown) => {
+    if (!(e instanceof TypeError)) throw e;
+    return fetch(url, init);
+  });
+}
+
 async function waitFor<T>(
   what: string,
   probe: () => Promise<T | undefined>,
@@ -136,12 +148,12 @@ describe('npm start (maas dev) and the maas CLI', () => {
     expect(endpoints.dynamodb).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(endpoints.s3).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(typeof endpoints.dynamodbPid).toBe('number');
-    const ready = await fetch(`${api}/v2/health/ready`);
+    const ready = await send(`${api}/v2/health/ready`);
     expect(await ready.json()).toEqual({ ready: true });
     expect(server.output()).toContain(`curl -s ${api}/v2/models/iris/infer`);
 
     // The sample model over HTTP, exactly as the banner's curl command sends it.
-    const infer = await fetch(`${api}/v2/models/iris/infer`, {
+    const infer = await send(`${api}/v2/models/iris/infer`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({
@@ -263,7 +275,7 @@ describe('npm start (maas dev) and the maas CLI', () => {
     expect(declared.code).toBe(0);
     // The alias cache of the predict path: the declaration is seen within MAAS_ALIAS_TTL_MS (5 s).
     const observedInfer = () =>
-      fetch(`${api}/v2/models/iris/infer`, {
+      send(`${api}/v2/models/iris/infer`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({
@@ -271,9 +283,6 @@ describe('npm start (maas dev) and the maas CLI', () => {
           inputs: [{ name: 'features', shape: [1, 4], datatype: 'FP32', data: [5.1, 3.5, 1.4, 0.2] }],
         }),
       });
-    // The CLI calls above block this process's event loop (execFileSync): let it see the connections the server
-    // closed meanwhile, or fetch would reuse one of them.
-    await new Promise((r) => setTimeout(r, 50));
     const observed = await observedInfer();
     expect(observed.headers.get('x-maas-inference-id')).toBe('dev-observed-1');
     const captured = await waitFor(
@@ -294,7 +303,7 @@ describe('npm start (maas dev) and the maas CLI', () => {
       eventMetadata: { inferenceId: 'dev-observed-1' },
       captureData: { endpointInput: { mode: 'INPUT' }, endpointOutput: { mode: 'OUTPUT' } },
     });
-    const metricsText = await (await fetch(`${api}/metrics`)).text();
+    const metricsText = await (await send(`${api}/metrics`)).text();
     expect(metricsText).toMatch(
       /maas_requests_total\{model="iris",version="1",alias="prod",route="stable"\} \d+/,
     );
@@ -326,7 +335,7 @@ describe('npm start (maas dev) and the maas CLI', () => {
         }),
       }),
     );
-    expect(await (await fetch(`${api}/async/${unanswered}`)).json()).toEqual({ status: 'pending' });
+    expect(await (await send(`${api}/async/${unanswered}`)).json()).toEqual({ status: 'pending' });
 
     // Ctrl-C: everything in the job's process group goes away, java included.
     const pgid = server.child.pid as number;
@@ -353,7 +362,7 @@ describe('npm start (maas dev) and the maas CLI', () => {
       server,
     );
     const api = `http://127.0.0.1:${port}`;
-    const models = (await (await fetch(`${api}/models`)).json()) as {
+    const models = (await (await send(`${api}/models`)).json()) as {
       models: { name: string; latestVersion: number; aliases: Record<string, number> }[];
     };
     expect(models.models).toEqual([
@@ -365,7 +374,7 @@ describe('npm start (maas dev) and the maas CLI', () => {
     const answered = await waitFor(
       'the request left by the stop answered',
       async () => {
-        const body = (await (await fetch(`${api}/async/${unanswered}`)).json()) as {
+        const body = (await (await send(`${api}/async/${unanswered}`)).json()) as {
           status: string;
           result?: { id: string; outputs: { name: string; data: unknown[] }[] };
         };
