@@ -15,7 +15,7 @@ import {
 import { GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import aws4 from 'aws4';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { dynamoDocumentClient, s3Client } from '../../functions/adapters/aws-clients';
 import {
   AwsHttpClient,
@@ -432,9 +432,8 @@ describe('bounded waits on a dependency that does not answer', () => {
     expect(err).toMatchObject({ name: 'TimeoutError' });
     expect(ms).toBeGreaterThanOrEqual(LIMITS.dependencyRequestTimeoutMs - 100);
     expect(ms).toBeLessThan(LIMITS.dependencyRequestTimeoutMs + 2_000);
-    // The connection is destroyed, not left in the keep-alive pool.
-    await new Promise((r) => setTimeout(r, 100));
-    expect(sockets.size).toBe(0);
+    // The connection is destroyed, not left in the keep-alive pool (where it would stay open past this wait).
+    await vi.waitFor(() => expect(sockets.size).toBe(0), { timeout: 5_000 });
   });
 
   it('gives up at the deadline, retries included, as 503 UNAVAILABLE with the last error as cause', async () => {
@@ -490,30 +489,27 @@ describe('bounded waits on a dependency that does not answer', () => {
   });
 
   it('gives a large body its transfer time beyond the deadline, while it keeps moving', async () => {
-    // Prepare: 16 MiB (2 s at the minimum throughput) streamed over about 1.5 s, past a 1 s deadline.
-    const chunk = 'x'.repeat(1024 * 1024);
-    const chunks = 16;
+    // Prepare: 16 MiB, which has 2 s at the minimum throughput beyond a 1 s deadline. All but its last MiB goes at
+    // once; the last follows 1.2 s after the request arrived. That one timer starts after the client's deadline
+    // timer and is due later, so without the transfer time the deadline always fires first; with it, the body ends
+    // some 1.8 s before the extended deadline, and the pause stays far below the socket's idle timeout.
+    const body = Buffer.alloc(16 * 1024 * 1024, 'x');
+    const last = body.length - 1024 * 1024;
     replies = [
       (_q, res) => {
-        res.writeHead(200, { 'content-length': String(chunk.length * chunks) });
-        let sent = 0;
-        const timer = setInterval(() => {
-          res.write(chunk);
-          if (++sent === chunks) {
-            clearInterval(timer);
-            res.end();
-          }
-        }, 95);
+        res.writeHead(200, { 'content-length': String(body.length) });
+        res.write(body.subarray(0, last));
+        setTimeout(() => res.end(body.subarray(last)), 1_200);
       },
     ];
     // Act
     const started = performance.now();
-    const body = await client({ service: 's3', maxAttempts: 1, deadlineMs: () => 1_000 }).send(
+    const read = await client({ service: 's3', maxAttempts: 1, deadlineMs: () => 1_000 }).send(
       { method: 'GET', path: '/b/k' },
       readBody,
     );
     // Assess
-    expect(body.length).toBe(chunk.length * chunks);
+    expect(read.equals(body)).toBe(true);
     expect(performance.now() - started).toBeGreaterThan(1_000);
   });
 
@@ -538,9 +534,14 @@ describe('bounded waits on a dependency that does not answer', () => {
   });
 
   it('serves again as soon as the service answers: no poisoned connection, no remembered failure', async () => {
-    const c = client({ maxAttempts: 1, deadlineMs: () => 800 });
+    // The same client for both calls: a short deadline for the one that gets no answer, then a generous one, so the
+    // second fails only when it inherits something of the first (its connection, which never answers, or its
+    // failure), never because it was slow.
+    let deadlineMs = 800;
+    const c = client({ maxAttempts: 1, deadlineMs: () => deadlineMs });
     replies = [() => {}];
     await expect(getItem(c)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    deadlineMs = 10_000;
     replies = [json(200, { ok: 1 })];
     expect(await getItem(c)).toEqual({ ok: 1 });
   });
@@ -568,7 +569,10 @@ describe('bounded waits on a dependency that does not answer', () => {
         fillers.push(s);
         const connected = await new Promise<boolean>((r) => {
           s.once('connect', () => r(true));
-          setTimeout(() => r(false), 300);
+          // The kernel completes a loopback connection at once, but this process learns of it only when it next
+          // polls for I/O: after a pause of the process, the timer would run first. One more turn of the event loop
+          // (which polls) before deciding, so only an attempt still connecting counts as one that hangs.
+          setTimeout(() => setImmediate(() => r(!s.connecting)), 300);
         });
         if (!connected) break;
       }

@@ -38,17 +38,20 @@ describe('predict Lambda entry', () => {
       expect(r).toMatchObject({ status: 500, body: { error: 'internal error', code: 'INTERNAL' } });
       expect(JSON.stringify(r.body)).not.toMatch(/at .*\.ts/);
       // The cause is logged: a JSON line of the function's logger, naming the request.
-      await vi.waitFor(() => {
-        const lines = written.flatMap((w) => w.split('\n')).filter((l) => l.startsWith('{'));
-        expect(lines.map((l) => JSON.parse(l))).toContainEqual(
-          expect.objectContaining({
-            level: 'ERROR',
-            message: 'unhandled error',
-            service: 'maas-predict',
-            function_request_id: 'req-1',
-          }),
-        );
-      });
+      await vi.waitFor(
+        () => {
+          const lines = written.flatMap((w) => w.split('\n')).filter((l) => l.startsWith('{'));
+          expect(lines.map((l) => JSON.parse(l))).toContainEqual(
+            expect.objectContaining({
+              level: 'ERROR',
+              message: 'unhandled error',
+              service: 'maas-predict',
+              function_request_id: 'req-1',
+            }),
+          );
+        },
+        { timeout: 5_000 },
+      );
     } finally {
       stderr.mockRestore();
     }
