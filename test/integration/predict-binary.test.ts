@@ -17,6 +17,7 @@ import {
   identityAllTypes,
   type PredictTestEnv,
 } from '../helpers/predict-env';
+import { afterAnswer, until } from '../helpers/until';
 
 type Out = {
   name: string;
@@ -567,7 +568,15 @@ describe('capture and reporting of binary exchanges', () => {
     });
   });
   afterAll(() => cenv?.dispose());
-  const afterAnswer = () => new Promise((r) => setTimeout(r, 20));
+  /**
+   * Waits until `done()` holds (a captured request's record and report, and a mirror, are made after the answer),
+   * then one more turn: by then the requests answered so far have made all they would, and what must not be there
+   * is not.
+   */
+  const madeAfterAnswers = async (done: () => boolean) => {
+    await until(done);
+    await afterAnswer();
+  };
 
   it('reports binary exchanges like any other and captures them in their JSON form; a failed one is not captured', async () => {
     const { body, headerLength } = binaryBody(
@@ -594,7 +603,7 @@ describe('capture and reporting of binary exchanges', () => {
     // A failed binary request is reported, not captured.
     const bad = await cenv.handler(binaryEvent('/v2/models/captured/infer', bytesOf(X), 'x'));
     expect(bad.statusCode).toBe(400);
-    await afterAnswer();
+    await madeAfterAnswers(() => reports.length >= 4 && lines.length >= 3);
     // (A captured exchange is reported once its record is written: after the failed one.)
     expect(reports.map((r) => r.status).sort()).toEqual([200, 200, 200, 400]);
     const head = { model_name: 'captured', model_version: '1' };
@@ -628,7 +637,8 @@ describe('capture and reporting of binary exchanges', () => {
       inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 2], data: [...X] }],
     });
     expect(plain.status).toBe(200);
-    await afterAnswer();
+    await madeAfterAnswers(() => reports.length >= 5 && lines.length >= 4);
+    expect(lines).toHaveLength(4);
     expect(capturedTexts(lines)[3]).toEqual(texts[0]);
     expect(reports).toHaveLength(5);
   });
@@ -644,7 +654,7 @@ describe('capture and reporting of binary exchanges', () => {
     );
     const a = binaryAnswer(await cenv.handler(binaryEvent('/v2/models/shadowed/infer', body, headerLength)));
     expect(floats(a.data.get('y') as Buffer)).toEqual([2.5, -1, 1.25, 5]);
-    await afterAnswer();
+    await madeAfterAnswers(() => mirrored.length >= 1);
     expect(mirrored).toHaveLength(1);
     const m = mirrored[0] as {
       requestText: string;
@@ -668,7 +678,7 @@ describe('capture and reporting of binary exchanges', () => {
       inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2] }],
     });
     expect(plain.status).toBe(200);
-    await afterAnswer();
+    await madeAfterAnswers(() => mirrored.length >= 2);
     expect(mirrored).toHaveLength(2);
   });
 

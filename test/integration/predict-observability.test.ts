@@ -18,6 +18,7 @@ import type { CaptureSink } from '../../functions/ports/telemetry';
 import { apiEvent, parseResult } from '../helpers/apigw';
 import { addConstant, createPredictTestEnv, type PredictTestEnv } from '../helpers/predict-env';
 import { RecordingTracer } from '../helpers/recording-tracer';
+import { afterAnswer, until } from '../helpers/until';
 
 interface Emf {
   _aws: {
@@ -73,18 +74,6 @@ beforeEach(() => {
   sink.lines.length = 0;
   sink.mode = 'ok';
 });
-
-/** Waits until `done()` holds (a sampled request is captured and reported after its answer). */
-async function until(done: () => boolean, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-/** Lets the work scheduled after an answer run. */
-const afterAnswer = () => new Promise((r) => setImmediate(r));
 
 const metricsOf = (doc: Emf) =>
   Object.fromEntries(
