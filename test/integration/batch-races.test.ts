@@ -57,6 +57,9 @@ it('a part’s running status written after the cancel does not stand: status.js
   const queue = new InProcessQueue({ visibilityTimeoutMs: 5, batchSize: 1 });
   let release: () => void = () => {};
   const gate = new Promise<void>((r) => (release = r));
+  // The part's first status write comes after its count: once it waits, the part is counted.
+  let held: () => void = () => {};
+  const counted = new Promise<void>((r) => (held = r));
   const blobs = env.flows.batch.blobs;
   let n = 0;
   const batchS3 = { ...env.flows.batch, batchQueue: queue };
@@ -67,7 +70,10 @@ it('a part’s running status written after the cancel does not stand: status.js
       head: (k) => blobs.head(k),
       delete: (k) => blobs.delete(k),
       put: async (k, b, c) => {
-        if (k === BATCH_KEYS.status('regress') && ++n === 1) await gate;
+        if (k === BATCH_KEYS.status('regress') && ++n === 1) {
+          held();
+          await gate;
+        }
         return blobs.put(k, b, c);
       },
     },
@@ -78,8 +84,8 @@ it('a part’s running status written after the cancel does not stand: status.js
   const cancels: unknown[] = [];
   queue.attach(async (e, c) => {
     const p = worker(e, c);
-    // once the first part is counted (its status write held), cancel
-    await new Promise((r) => setTimeout(r, 1500));
+    // The cancel comes between the first part's count and its status write (held until then).
+    await counted;
     const [o] = await s3Events(await env.put(BATCH_KEYS.cancel('regress'), ''));
     cancels.push(o);
     release();

@@ -282,10 +282,14 @@ describe('async worker handler', () => {
 });
 
 describe('async worker handler: batch messages on their last receive', () => {
-  /** A one-part job whose model takes `ms` a chunk, its part message, and a worker handler over it. */
-  async function slowJob(ms: number) {
-    const { batch, deps, part } = await onePartJob(() => new Promise((r) => setTimeout(r, ms)));
-    const logger = recordingLogger();
+  /**
+   * A one-part job whose model answers each chunk once `answered` resolves, its part message, and a worker handler
+   * over it that logs to `logger`.
+   */
+  async function slowJob(answered: () => Promise<unknown>, logger = recordingLogger()) {
+    const { batch, deps, part } = await onePartJob(async () => {
+      await answered();
+    });
     const handler = createAsyncWorkerHandler({
       worker: { blobs: new MemoryBlobStore(), predictor: {} as never },
       batch: deps,
@@ -300,7 +304,18 @@ describe('async worker handler: batch messages on their last receive', () => {
   };
 
   it('ends the job failed, naming the part, when the part still runs just before the invocation times out', async () => {
-    const { batch, part, logger, handler } = await slowJob(400);
+    // The model answers only once the guard has ended the job (a chunk slower than the whole invocation), so the
+    // part carries on after that end however late the timers fire.
+    const logger = recordingLogger();
+    const failedAtDeadline = ['ERROR', 'batch job failed at the deadline of its last receive'];
+    const { batch, part, handler } = await slowJob(
+      () =>
+        vi.waitFor(
+          () => expect(logger.lines.map((l) => [l.level, l.message])).toContainEqual(failedAtDeadline),
+          { timeout: 5_000 },
+        ),
+      logger,
+    );
     // The function is killed at the end of its time (no catch runs): the job ends BATCH.lastReceiveGuardMs before.
     const response = await handler(
       sqsEvent([{ id: 'a', body: JSON.stringify(part), receiveCount: QUEUE.maxReceiveCount }]),
@@ -312,14 +327,12 @@ describe('async worker handler: batch messages on their last receive', () => {
     expect(job?.error).toMatch(
       /^part 0 \(batch\/j\/input\.jsonl bytes 0-140\) failed after 3 attempts: the invocation ran out of time/,
     );
-    expect(logger.lines.map((l) => [l.level, l.message])).toContainEqual([
-      'ERROR',
-      'batch job failed at the deadline of its last receive',
-    ]);
+    expect(logger.lines.map((l) => [l.level, l.message])).toContainEqual(failedAtDeadline);
   });
 
   it('leaves the job to the next receive on an earlier one', async () => {
-    const { batch, part, handler } = await slowJob(400);
+    // The model answers after the time a last receive's guard would have ended the job at.
+    const { batch, part, handler } = await slowJob(() => new Promise((r) => setTimeout(r, 400)));
     await handler(
       sqsEvent([{ id: 'a', body: JSON.stringify(part), receiveCount: QUEUE.maxReceiveCount - 1 }]),
       endingIn(BATCH.lastReceiveGuardMs + 100),
@@ -1217,7 +1230,9 @@ describe('async API Lambda entry', () => {
       const r = parseResult(await handler(apiEvent('GET', '/async/0123456789abcdef0123456789abcdef')));
       // Assess
       expect(r).toMatchObject({ status: 500, body: { error: 'internal error', code: 'INTERNAL' } });
-      await vi.waitFor(() => expect(written.join('')).toContain('MAAS_BUCKET is not set'));
+      await vi.waitFor(() => expect(written.join('')).toContain('MAAS_BUCKET is not set'), {
+        timeout: 5_000,
+      });
     } finally {
       vi.restoreAllMocks();
       vi.unstubAllEnvs();

@@ -3,7 +3,7 @@
  * into parts scored concurrently, shuffled, duplicated and redelivered, continued when time runs out, cancelled,
  * failed by a poison part, aggregated by copies; against one inferBatch-like pass over every line.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { MemoryBatchJobs, MemoryRangedObjects } from '../../functions/adapters/memory-batch';
 import {
   aggregateBatchJob,
@@ -246,6 +246,21 @@ function withMethods<T extends object>(real: T, over: Partial<T>): T {
     },
   });
 }
+
+/** A step held until the test lets it go: `opened` resolves once `open` is called. */
+function gate(): { opened: Promise<void>; open: () => void } {
+  let open = () => {};
+  const opened = new Promise<void>((r) => {
+    open = r;
+  });
+  return { opened, open };
+}
+
+/**
+ * Puts `setTimeout` and the clock (the invocation's budget, the guard's timer) in the test's hands: they move only
+ * when it advances them. `setImmediate`, with which the stores in memory yield, stays real.
+ */
+const holdTheClock = () => vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
 
 /** `real` with a count of the calls of each of its methods made through `proxy`. */
 function counting<T extends object>(real: T): { proxy: T; calls: Map<string, number> } {
@@ -1553,14 +1568,24 @@ describe('batch scoring: the deadline of a last receive', () => {
   const oneChunk = { rowsPerChunk: 1_000, lastReceiveGuardMs: 50 };
 
   it('ends the job failed, naming the part, when the part still runs shortly before its last invocation ends', async () => {
-    const s = await setup({ rows: 40, predictor: slow(300), deps: oneChunk });
+    // The model answers only once the guard has ended the job (a chunk slower than the whole invocation), so the
+    // part carries on after that end however late the timers fire.
+    const ended = gate();
+    const s = await setup({
+      rows: 40,
+      predictor: fakePredictor({ onCall: () => ended.opened }),
+      deps: oneChunk,
+    });
     await s.start();
     const [m0, ...others] = s.queue.fresh() as PartMessage[];
     const told: unknown[] = [];
     // The invocation would be killed at 200 ms (no catch runs then): the job is ended at 150 ms.
     const result = await runBatchPart(s.deps, m0!, endingIn(200), {
       ...last,
-      onDeadline: (o) => told.push(o),
+      onDeadline: (o) => {
+        told.push(o);
+        ended.open();
+      },
     });
     const p0 = JSON.parse(s.objects.text(BATCH_KEYS.plan('j')) ?? '').parts[0];
     const error =
@@ -1585,12 +1610,18 @@ describe('batch scoring: the deadline of a last receive', () => {
     expect(
       await runBatchPart(s.deps, m0!, endingIn(120), { receiveCount: QUEUE.maxReceiveCount - 1 }),
     ).toMatchObject({ state: 'running', partsDone: 1 });
-    // On the last receive, ended at 100 ms of 300: the guard (at 250 ms) is disarmed.
-    expect(await runBatchPart(s.deps, m1!, endingIn(300), last)).toMatchObject({
-      state: 'running',
-      partsDone: 2,
-    });
-    await sleep(300);
+    // On the last receive, a part that ends well before the guard (at 1 950 ms of 2 000) disarms it: once the
+    // invocation's end has passed, the job still runs.
+    const budget = endingIn(2_000);
+    const told: unknown[] = [];
+    expect(
+      await runBatchPart({ ...s.deps, predictor: fakePredictor() }, m1!, budget, {
+        ...last,
+        onDeadline: (o) => told.push(o),
+      }),
+    ).toMatchObject({ state: 'running', partsDone: 2 });
+    await sleep(budget.getRemainingTimeInMillis() + 100);
+    expect(told).toEqual([]);
     expect(await s.jobs.getJob('j')).toMatchObject({ state: 'running', partsDone: 2 });
     for (const m of others) await handle(s.deps, m);
     await drain(s);
@@ -1601,21 +1632,36 @@ describe('batch scoring: the deadline of a last receive', () => {
     const s = await setup({ rows: 40, deps: oneChunk });
     await s.start();
     const [m0] = s.queue.fresh() as PartMessage[];
-    // The status write after the count takes longer than the invocation has left.
+    // The status write after the count is held while the invocation's end comes and goes: the guard's time comes
+    // once the part is counted, and before the part has returned.
+    const writing = gate();
+    const written = gate();
     const blobs = withMethods(s.objects, {
       put: async (...args: Parameters<MemoryRangedObjects['put']>) => {
-        if (args[0] === BATCH_KEYS.status('j')) await sleep(200);
+        if (args[0] === BATCH_KEYS.status('j')) {
+          writing.open();
+          await written.opened;
+        }
         return s.objects.put(...args);
       },
     });
-    const told: unknown[] = [];
-    const result = await runBatchPart({ ...s.deps, blobs }, m0!, endingIn(100), {
-      ...last,
-      onDeadline: (o) => told.push(o),
-    });
-    expect(result).toMatchObject({ state: 'running', partsDone: 1 });
-    expect(told).toEqual([]);
-    expect((await s.jobs.getJob('j'))?.state).toBe('running');
+    holdTheClock();
+    try {
+      const told: unknown[] = [];
+      const running = runBatchPart({ ...s.deps, blobs }, m0!, endingIn(100), {
+        ...last,
+        onDeadline: (o) => told.push(o),
+      });
+      await writing.opened;
+      expect(await s.jobs.getJob('j')).toMatchObject({ state: 'running', partsDone: 1 });
+      vi.advanceTimersByTime(100);
+      written.open();
+      expect(await running).toMatchObject({ state: 'running', partsDone: 1 });
+      expect(told).toEqual([]);
+      expect((await s.jobs.getJob('j'))?.state).toBe('running');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 
@@ -1737,19 +1783,33 @@ describe('batch scoring: aggregation', () => {
 
   it('ends the job failed when its assembly still runs shortly before its last invocation ends', async () => {
     const a = await doneParts([MiB, MiB], { lastReceiveGuardMs: 50 });
+    // The upload's completion is under way when the invocation's end comes near, and lands only once the guard
+    // has ended the job.
+    const completing = gate();
+    const ended = gate();
     const objects = withMethods(a.objects, {
       completeMultipart: async (...args: Parameters<MemoryRangedObjects['completeMultipart']>) => {
-        await new Promise((r) => setTimeout(r, 300));
+        completing.open();
+        await ended.opened;
         return a.objects.completeMultipart(...args);
       },
     });
-    const end = Date.now() + 200;
-    const result = await aggregateBatchJob(
-      { ...a.deps, objects },
-      { jobId: 'j', inputTag: a.inputTag },
-      { getRemainingTimeInMillis: () => end - Date.now() },
-      { receiveCount: QUEUE.maxReceiveCount, lastReceive: true },
-    );
+    holdTheClock();
+    let result: BatchRunResult;
+    try {
+      const end = Date.now() + 200;
+      const assembling = aggregateBatchJob(
+        { ...a.deps, objects },
+        { jobId: 'j', inputTag: a.inputTag },
+        { getRemainingTimeInMillis: () => end - Date.now() },
+        { receiveCount: QUEUE.maxReceiveCount, lastReceive: true, onDeadline: () => ended.open() },
+      );
+      await completing.opened;
+      vi.advanceTimersByTime(200);
+      result = await assembling;
+    } finally {
+      vi.useRealTimers();
+    }
     // The upload completed after the end: the output goes (a failed job has none), the segments stay.
     expect(result).toEqual({ state: 'skipped', reason: 'the job ended meanwhile' });
     expect(await a.jobs.getJob('j')).toMatchObject({
