@@ -54,32 +54,29 @@ export function flattenData(
   }
   if (data.length === 0 || !Array.isArray(data[0])) return data;
   const out: unknown[] = [];
+  const deeper = () =>
+    new BadRequestError(
+      `input '${name}': nested data is deeper than shape [${shape.join(',')}]`,
+      'DATA_LENGTH_MISMATCH',
+    );
+  const notOfLength = (level: unknown[], path: string, expected: number) =>
+    new BadRequestError(
+      `input '${name}': nested data${path} has ${level.length} elements; shape [${shape.join(',')}] expects ${expected}`,
+      'DATA_LENGTH_MISMATCH',
+    );
   const walk = (level: unknown[], depth: number, path: string): void => {
-    const expected = shape[depth];
-    if (depth >= shape.length - 1 && depth > 0) {
-      if (level.length !== expected) {
-        throw new BadRequestError(
-          `input '${name}': nested data${path} has ${level.length} elements; shape [${shape.join(',')}] expects ${expected}`,
-          'DATA_LENGTH_MISMATCH',
-        );
-      }
+    if (depth >= shape.length) throw deeper();
+    const expected = shape[depth]!;
+    if (depth === shape.length - 1 && depth > 0) {
+      // Arrays among the last dimension's values are a deeper nesting, whatever the length.
       for (const v of level) {
-        if (Array.isArray(v)) {
-          throw new BadRequestError(
-            `input '${name}': nested data is deeper than shape [${shape.join(',')}]`,
-            'DATA_LENGTH_MISMATCH',
-          );
-        }
+        if (Array.isArray(v)) throw deeper();
         out.push(v);
       }
+      if (level.length !== expected) throw notOfLength(level, path, expected);
       return;
     }
-    if (expected === undefined || level.length !== expected) {
-      throw new BadRequestError(
-        `input '${name}': nested data${path} has ${level.length} elements; shape [${shape.join(',')}] expects ${expected ?? 'no nesting'}`,
-        'DATA_LENGTH_MISMATCH',
-      );
-    }
+    if (level.length !== expected) throw notOfLength(level, path, expected);
     for (let i = 0; i < level.length; i++) {
       const v = level[i];
       if (!Array.isArray(v)) {

@@ -70,6 +70,36 @@ describe('decodeTensor', () => {
     ).toBe('DATA_LENGTH_MISMATCH');
   });
 
+  it.each([
+    ['a rank-1 shape', [2], [[1], [1]]],
+    ['a rank-0 shape', [], [[1]]],
+    ['one level too many', [1, 4], [[[1, 2, 3, 4]]]],
+    ['arrays among the last values', [1, 2], [[1, [2]]]],
+  ])('names nested data deeper than the shape as such (%s)', (_what, shape, data) => {
+    expect(() => flattenData('x', shape, data)).toThrow(
+      expect.objectContaining({
+        code: 'DATA_LENGTH_MISMATCH',
+        message: `input 'x': nested data is deeper than shape [${shape.join(',')}]`,
+      }),
+    );
+  });
+
+  it('names the level whose length differs from the shape', () => {
+    expect(() =>
+      flattenData(
+        'x',
+        [2, 3],
+        [
+          [1, 2, 3],
+          [4, 5],
+        ],
+      ),
+    ).toThrow("input 'x': nested data[1] has 2 elements; shape [2,3] expects 3");
+    expect(() => flattenData('x', [3, 1], [[1], [2]])).toThrow(
+      "input 'x': nested data has 2 elements; shape [3,1] expects 3",
+    );
+  });
+
   it('rejects a data length that is not the product of the shape', () => {
     expect(codeOf(() => decodeTensor('x', 'FP32', [2, 2], [1, 2, 3]))).toBe('DATA_LENGTH_MISMATCH');
   });
