@@ -110,6 +110,9 @@ export function ConfirmDialog(props: {
     const d = ref.current;
     if (d && !d.open) d.showModal();
     return () => {
+      // Closed first: while a modal dialog is open, the rest of the page is inert and cannot take the focus (this
+      // runs before the dialog leaves the page).
+      if (d?.open) d.close();
       if (opener?.isConnected) opener.focus();
     };
   }, []);

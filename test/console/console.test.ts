@@ -89,10 +89,15 @@ describe('the console in a browser', () => {
     await page.keyboard.press('Enter');
     const dialog = page.getByRole('dialog');
     await dialog.waitFor();
-    await expect(page.evaluate('document.activeElement.id')).resolves.toBe('promote-alias');
+    // The dialog is opened as a modal, and the focus moved into it, after it is on the page (an effect).
+    await expect
+      .poll(() => page.evaluate('document.activeElement.id'), { timeout: 15_000 })
+      .toBe('promote-alias');
     await page.keyboard.press('Escape');
     await dialog.waitFor({ state: 'detached' });
-    await expect(promote2.evaluate((b) => b === b.ownerDocument.activeElement)).resolves.toBe(true);
+    await expect
+      .poll(() => promote2.evaluate((b) => b === b.ownerDocument.activeElement), { timeout: 15_000 })
+      .toBe(true);
     await promote2.click();
     await expect(dialog.textContent()).resolves.toContain('prod points at v1 on this page');
     await page.getByLabel('Reason (kept in the alias history)').fill('better on the holdout');
