@@ -67,7 +67,7 @@ export function flattenData(
   const walk = (level: unknown[], depth: number, path: string): void => {
     if (depth >= shape.length) throw deeper();
     const expected = shape[depth]!;
-    if (depth === shape.length - 1 && depth > 0) {
+    if (depth === shape.length - 1) {
       // Arrays among the last dimension's values are a deeper nesting, whatever the length.
       for (const v of level) {
         if (Array.isArray(v)) throw deeper();
