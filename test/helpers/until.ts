@@ -1,14 +1,20 @@
 /**
- * Waiting for what an answered request leaves behind after its answer (a captured request's report, its capture
- * record, its shadow mirror and what comes of it): the observer makes it on a later turn, after the answer has
- * gone, so a test waits for it to be there rather than for a time that may or may not be long enough.
+ * Waiting for what work done after an answer or in the background leaves behind (a captured request's report, its
+ * capture record, its shadow mirror, a batch part queued or a job's status written): a test waits for it to be
+ * there rather than for a time that may or may not be long enough.
  */
 
-/** Waits until `done()` holds, checking every few milliseconds; throws after `timeoutMs`. */
-export async function until(done: () => boolean, timeoutMs = 5000): Promise<void> {
+/**
+ * Waits until `done()` holds (a check that reads the emulators may be async), checking every few milliseconds;
+ * throws after `timeoutMs`, naming `what` (the check's source when not given).
+ */
+export async function until(
+  done: () => boolean | Promise<boolean>,
+  { timeoutMs = 5000, what }: { timeoutMs?: number; what?: string } = {},
+): Promise<void> {
   const deadline = performance.now() + timeoutMs;
-  while (!done()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${done}`);
+  while (!(await done())) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what ?? String(done)}`);
     await new Promise((r) => setTimeout(r, 5));
   }
 }

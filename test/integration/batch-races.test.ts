@@ -11,6 +11,7 @@ import { createAsyncWorkerHandler } from '../../functions/handlers/async-worker'
 import { createS3EventsHandler } from '../../functions/handlers/s3-events';
 import { InProcessQueue } from '../../functions/local/in-process-queue';
 import { createEventsTestEnv, type EventsTestEnv } from '../helpers/events-env';
+import { gate } from '../helpers/gate';
 import { addConstant, addConstantRows } from '../helpers/predict-env';
 import { silentLogger } from '../helpers/recording-logger';
 
@@ -55,11 +56,9 @@ it('a cancel while a continued part scores its chunk leaves no segment behind', 
 
 it('a part’s running status written after the cancel does not stand: status.json says cancelled', async () => {
   const queue = new InProcessQueue({ visibilityTimeoutMs: 5, batchSize: 1 });
-  let release: () => void = () => {};
-  const gate = new Promise<void>((r) => (release = r));
+  const cancelled = gate();
   // The part's first status write comes after its count: once it waits, the part is counted.
-  let held: () => void = () => {};
-  const counted = new Promise<void>((r) => (held = r));
+  const counted = gate();
   const blobs = env.flows.batch.blobs;
   let n = 0;
   const batchS3 = { ...env.flows.batch, batchQueue: queue };
@@ -71,8 +70,8 @@ it('a part’s running status written after the cancel does not stand: status.js
       delete: (k) => blobs.delete(k),
       put: async (k, b, c) => {
         if (k === BATCH_KEYS.status('regress') && ++n === 1) {
-          held();
-          await gate;
+          counted.open();
+          await cancelled.opened;
         }
         return blobs.put(k, b, c);
       },
@@ -85,10 +84,10 @@ it('a part’s running status written after the cancel does not stand: status.js
   queue.attach(async (e, c) => {
     const p = worker(e, c);
     // The cancel comes between the first part's count and its status write (held until then).
-    await counted;
+    await counted.opened;
     const [o] = await s3Events(await env.put(BATCH_KEYS.cancel('regress'), ''));
     cancels.push(o);
-    release();
+    cancelled.open();
     return p;
   });
   await env.put(BATCH_KEYS.job('regress'), JSON.stringify({ model: 'adder', maxConcurrency: 1 }));

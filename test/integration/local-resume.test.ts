@@ -32,6 +32,7 @@ import { ensureBucket, ensureTable } from '../../functions/local/provision';
 import { DERIVATION_NOT_RESUMED } from '../../functions/local/resume';
 import { apiEvent, parseResult } from '../helpers/apigw';
 import { addConstant, addConstantRows } from '../helpers/predict-env';
+import { until } from '../helpers/until';
 
 const doc = dynamoDocumentClient(localClientOptions(inject('dynamoEndpoint')));
 const homes: Home[] = [];
@@ -144,18 +145,6 @@ async function put(run: Run, key: string, body: string): Promise<void> {
   await run.client.send(new PutObjectCommand({ Bucket: run.bucket, Key: key, Body: Buffer.from(body) }));
 }
 
-async function until(
-  what: string,
-  probe: () => boolean | Promise<boolean>,
-  timeoutMs = 20_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`${what}: timed out`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /**
  * Starts batch job `jobId` of `n` rows (parts of 64 KiB, `maxConcurrency` in flight) on a run whose batch queue has
  * no worker: the start queues its first parts, which nothing runs. Resolves with the job tag.
@@ -168,7 +157,10 @@ async function startStalledJob(run: Run, jobId: string, n: number, maxConcurrenc
     JSON.stringify({ model: 'adder', partBytes: 65_536, maxConcurrency }),
   );
   await put(run, BATCH_KEYS.input(jobId), rows(n));
-  await until('the first parts queued', () => run.services.batchQueue.depth === maxConcurrency);
+  await until(() => run.services.batchQueue.depth === maxConcurrency, {
+    timeoutMs: 20_000,
+    what: 'the first parts queued',
+  });
   const status = JSON.parse((await text(run, BATCH_KEYS.status(jobId))) ?? '{}');
   expect(status).toMatchObject({ state: 'running', partsDone: 0 });
   return status.inputTag as string;
@@ -378,8 +370,8 @@ it('a running job that cannot be resumed ends failed saying why; an ended job wh
   await put(first, BATCH_KEYS.job('ended'), JSON.stringify({ model: 'adder' }));
   await put(first, BATCH_KEYS.input('ended'), '');
   await until(
-    'the empty job done',
     async () => JSON.parse((await text(first, BATCH_KEYS.status('ended'))) ?? '{}').state === 'done',
+    { timeoutMs: 20_000, what: 'the empty job done' },
   );
   const ended = JSON.parse((await text(first, BATCH_KEYS.status('ended'))) ?? '{}');
   expect(ended.state).toBe('done');

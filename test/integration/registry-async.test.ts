@@ -23,6 +23,7 @@ import { buildMlp } from '../../functions/local/onnx-builder';
 import type { ModelInspector, RegistryEvent } from '../../functions/ports';
 import { type ApiEventOptions, apiEvent, parseResult } from '../helpers/apigw';
 import { createTestAwsEnv, type TestAwsEnv } from '../helpers/aws-env';
+import { gate } from '../helpers/gate';
 
 // biome-ignore lint/suspicious/noExplicitAny: response bodies are inspected loosely in assertions
 type Json = Record<string, any>;
@@ -192,10 +193,8 @@ describe('registration: idempotency and the time budget', () => {
     }, async () => {
       // The inspection waits until the test lets it go: the answers below come while it is still held, so they
       // did not wait for it.
-      let release = () => {};
-      held = new Promise((r) => {
-        release = r;
-      });
+      const inspection = gate();
+      held = inspection.opened;
       try {
         const uploadId = await stage('slow');
         const r = await call('POST', '/models/slow/versions', {
@@ -219,7 +218,7 @@ describe('registration: idempotency and the time budget', () => {
         });
         expect(retry.status).toBe(202);
         expect(retry.body.version).toBe(1);
-        release();
+        inspection.open();
         held = undefined;
 
         const message = sent.at(-1);
@@ -241,7 +240,7 @@ describe('registration: idempotency and the time budget', () => {
         });
         expect([after.status, after.body.status, after.body.version]).toEqual([200, 'READY', 1]);
       } finally {
-        release();
+        inspection.open();
         held = undefined;
       }
     });

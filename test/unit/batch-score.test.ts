@@ -31,6 +31,7 @@ import { ObjectChangedError, S3_MIN_PART_BYTES } from '../../functions/ports/bat
 import type { QueuePublisher } from '../../functions/ports/events';
 import type { InferenceReport, MetricsSink } from '../../functions/ports/telemetry';
 import { MemoryGuard } from '../helpers/events-fakes';
+import { gate } from '../helpers/gate';
 
 type Answer = Awaited<ReturnType<Predictor['inferBatch']>>[number];
 
@@ -245,15 +246,6 @@ function withMethods<T extends object>(real: T, over: Partial<T>): T {
       return typeof value === 'function' ? value.bind(target) : value;
     },
   });
-}
-
-/** A step held until the test lets it go: `opened` resolves once `open` is called. */
-function gate(): { opened: Promise<void>; open: () => void } {
-  let open = () => {};
-  const opened = new Promise<void>((r) => {
-    open = r;
-  });
-  return { opened, open };
 }
 
 /**
